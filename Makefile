@@ -1,0 +1,84 @@
+# Samsa: top-level wrapper around CMake. `make run` and `make test` work on a
+# fresh Debian 12 machine: they install what is missing, build, then run.
+
+SHARED ?= ../shared
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 60
+JOBS ?= $(shell nproc)
+
+# Debian packages the build and the tests need (checked with dpkg, installed
+# with apt-get when running as root).
+DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
+	librdkafka-dev kcat zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev \
+	python3 python3-venv
+
+.PHONY: all deps build run test test-unit test-asan fuzz protocol protocol-check \
+	format format-check clean
+
+all: build
+
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "missing packages; run: sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	mkdir -p data
+	./$(BUILD)/bin/samsa-server
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test: test-unit
+
+$(BUILD_ASAN)/build.ninja:
+	CC=clang cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSAMSA_SANITIZE=ON
+
+test-asan: deps $(BUILD_ASAN)/build.ninja
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+$(BUILD_FUZZ)/build.ninja:
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAMSA_FUZZ=ON
+
+fuzz: deps $(BUILD_FUZZ)/build.ninja
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_requests
+	mkdir -p $(BUILD_FUZZ)/corpus
+	./$(BUILD_FUZZ)/bin/fuzz_requests -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	  -print_final_stats=1 $(BUILD_FUZZ)/corpus tests/fuzz/seeds
+
+protocol:
+	python3 tools/gen_protocol.py --schemas $(SHARED)/kafka-protocol --out src/protocol/gen
+
+# Fails when the committed generated code differs from a fresh generation.
+protocol-check:
+	@tmp=$$(mktemp -d) && \
+	python3 tools/gen_protocol.py --schemas $(SHARED)/kafka-protocol --out $$tmp && \
+	if diff -r -q $$tmp src/protocol/gen; then echo "protocol: generated code is current"; \
+	else echo "protocol: src/protocol/gen differs from the schemas; run make protocol"; \
+	  rm -rf $$tmp; exit 1; fi; rm -rf $$tmp
+
+FORMAT_FILES = $(shell git ls-files '*.c' '*.h' | grep -v '^src/protocol/gen/')
+format:
+	clang-format -i $(FORMAT_FILES)
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
