@@ -1,0 +1,244 @@
+/*
+ * Applying metadata records to the in-memory image (see image.h).
+ */
+#include "metadata/image.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "protocol/gen/config_record.h"
+#include "protocol/gen/partition_change_record.h"
+#include "protocol/gen/partition_record.h"
+#include "protocol/gen/producer_ids_record.h"
+#include "protocol/gen/remove_topic_record.h"
+#include "protocol/gen/topic_record.h"
+
+int meta_image_init(meta_image_t *img) {
+    memset(img, 0, sizeof(*img));
+    if (pthread_rwlock_init(&img->lock, NULL)) return SM_ERR;
+    sm_map_init(&img->topics_by_name);
+    sm_map_init(&img->topics_by_id);
+    sm_map_init(&img->broker_configs);
+    img->last_offset = -1;
+    return SM_OK;
+}
+
+static void free_config_map(sm_map_t *m) {
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(m, &it, NULL, NULL, &v)) free(v);
+    sm_map_free(m);
+}
+
+static void topic_free(meta_topic_t *t) {
+    for (int32_t i = 0; i < t->n_partitions; i++) {
+        free(t->partitions[i].replicas);
+        free(t->partitions[i].isr);
+    }
+    free(t->partitions);
+    free_config_map(&t->configs);
+    free(t->name);
+    free(t);
+}
+
+void meta_image_free(meta_image_t *img) {
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&img->topics_by_name, &it, NULL, NULL, &v)) topic_free(v);
+    sm_map_free(&img->topics_by_name);
+    sm_map_free(&img->topics_by_id);
+    free_config_map(&img->broker_configs);
+    pthread_rwlock_destroy(&img->lock);
+}
+
+meta_topic_t *meta_image_topic(const meta_image_t *img, sm_str_t name) {
+    if (name.len < 0) return NULL;
+    return sm_map_get(&img->topics_by_name, name.ptr, (size_t)name.len);
+}
+
+meta_topic_t *meta_image_topic_by_id(const meta_image_t *img, const sm_uuid_t *id) {
+    return sm_map_get(&img->topics_by_id, id->b, 16);
+}
+
+const char *meta_topic_config(const meta_topic_t *t, const char *name) {
+    return sm_map_get(&t->configs, name, strlen(name));
+}
+
+static int set_config(sm_map_t *m, sm_str_t name, sm_str_t value) {
+    if (name.len < 0) return SM_ERR_PARSE;
+    if (value.len < 0) {
+        free(sm_map_del(m, name.ptr, (size_t)name.len));
+        return SM_OK;
+    }
+    char *v = malloc((size_t)value.len + 1);
+    if (!v) return SM_ERR_NOMEM;
+    memcpy(v, value.ptr, (size_t)value.len);
+    v[value.len] = 0;
+    char *old = sm_map_get(m, name.ptr, (size_t)name.len);
+    int rc = sm_map_put(m, name.ptr, (size_t)name.len, v);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    free(old);
+    return SM_OK;
+}
+
+static int32_t *dup_i32(const sm_i32_array_t *a, int32_t *n) {
+    *n = a->n > 0 ? a->n : 0;
+    int32_t *p = malloc(sizeof(int32_t) * (size_t)(*n ? *n : 1));
+    if (p && *n) memcpy(p, a->v, sizeof(int32_t) * (size_t)*n);
+    return p;
+}
+
+static int apply_topic(meta_image_t *img, const proto_topic_record_t *r) {
+    if (meta_image_topic_by_id(img, &r->topic_id)) return SM_ERR_EXISTS;
+    meta_topic_t *t = calloc(1, sizeof(*t));
+    if (!t) return SM_ERR_NOMEM;
+    t->name = malloc((size_t)r->name.len + 1);
+    if (!t->name) {
+        free(t);
+        return SM_ERR_NOMEM;
+    }
+    memcpy(t->name, r->name.ptr, (size_t)r->name.len);
+    t->name[r->name.len] = 0;
+    t->id = r->topic_id;
+    sm_map_init(&t->configs);
+    t->internal = strcmp(t->name, "__consumer_offsets") == 0 ||
+                  strcmp(t->name, "__transaction_state") == 0;
+    if (sm_map_put(&img->topics_by_name, t->name, (size_t)r->name.len, t) ||
+        sm_map_put(&img->topics_by_id, t->id.b, 16, t)) {
+        sm_map_del(&img->topics_by_name, t->name, (size_t)r->name.len);
+        topic_free(t);
+        return SM_ERR_NOMEM;
+    }
+    return SM_OK;
+}
+
+static int apply_partition(meta_image_t *img, const proto_partition_record_t *r) {
+    meta_topic_t *t = meta_image_topic_by_id(img, &r->topic_id);
+    if (!t) return SM_ERR_NOTFOUND;
+    if (r->partition_id < 0) return SM_ERR_PARSE;
+    if (r->partition_id >= t->n_partitions) {
+        int32_t n = r->partition_id + 1;
+        meta_partition_t *p = realloc(t->partitions, sizeof(*p) * (size_t)n);
+        if (!p) return SM_ERR_NOMEM;
+        memset(p + t->n_partitions, 0, sizeof(*p) * (size_t)(n - t->n_partitions));
+        for (int32_t i = t->n_partitions; i < n; i++) {
+            p[i].id = i;
+            p[i].leader = -1;
+        }
+        t->partitions = p;
+        t->n_partitions = n;
+    }
+    meta_partition_t *p = &t->partitions[r->partition_id];
+    free(p->replicas);
+    free(p->isr);
+    p->replicas = dup_i32(&r->replicas, &p->n_replicas);
+    p->isr = dup_i32(&r->isr, &p->n_isr);
+    if (!p->replicas || !p->isr) return SM_ERR_NOMEM;
+    p->leader = r->leader;
+    p->leader_epoch = r->leader_epoch;
+    p->partition_epoch = r->partition_epoch;
+    return SM_OK;
+}
+
+static int apply_partition_change(meta_image_t *img, const proto_partition_change_record_t *r) {
+    meta_topic_t *t = meta_image_topic_by_id(img, &r->topic_id);
+    if (!t || r->partition_id < 0 || r->partition_id >= t->n_partitions) return SM_ERR_NOTFOUND;
+    meta_partition_t *p = &t->partitions[r->partition_id];
+    /* Leader -2 means "unchanged" in PartitionChangeRecord. */
+    if (r->leader != -2) {
+        p->leader = r->leader;
+        p->leader_epoch++;
+    }
+    if (r->isr.n >= 0) {
+        free(p->isr);
+        p->isr = dup_i32(&r->isr, &p->n_isr);
+        if (!p->isr) return SM_ERR_NOMEM;
+    }
+    if (r->replicas.n >= 0) {
+        free(p->replicas);
+        p->replicas = dup_i32(&r->replicas, &p->n_replicas);
+        if (!p->replicas) return SM_ERR_NOMEM;
+    }
+    p->partition_epoch++;
+    return SM_OK;
+}
+
+static int apply_remove_topic(meta_image_t *img, const proto_remove_topic_record_t *r) {
+    meta_topic_t *t = sm_map_del(&img->topics_by_id, r->topic_id.b, 16);
+    if (!t) return SM_ERR_NOTFOUND;
+    sm_map_del(&img->topics_by_name, t->name, strlen(t->name));
+    topic_free(t);
+    return SM_OK;
+}
+
+static int apply_config(meta_image_t *img, const proto_config_record_t *r) {
+    if (r->resource_type == META_RESOURCE_TOPIC) {
+        meta_topic_t *t = meta_image_topic(img, r->resource_name);
+        if (!t) return SM_ERR_NOTFOUND;
+        return set_config(&t->configs, r->name, r->value);
+    }
+    if (r->resource_type == META_RESOURCE_BROKER) return set_config(&img->broker_configs, r->name, r->value);
+    return SM_OK;
+}
+
+int meta_image_apply(meta_image_t *img, int16_t type, const void *msg, int64_t offset) {
+    int rc = SM_OK;
+    switch (type) {
+    case PROTO_TOPIC_RECORD_API_KEY:
+        rc = apply_topic(img, msg);
+        img->topics_version++;
+        break;
+    case PROTO_PARTITION_RECORD_API_KEY:
+        rc = apply_partition(img, msg);
+        img->topics_version++;
+        break;
+    case PROTO_PARTITION_CHANGE_RECORD_API_KEY:
+        rc = apply_partition_change(img, msg);
+        img->topics_version++;
+        break;
+    case PROTO_REMOVE_TOPIC_RECORD_API_KEY:
+        rc = apply_remove_topic(img, msg);
+        img->topics_version++;
+        break;
+    case PROTO_CONFIG_RECORD_API_KEY:
+        rc = apply_config(img, msg);
+        break;
+    case PROTO_PRODUCER_IDS_RECORD_API_KEY: {
+        const proto_producer_ids_record_t *r = msg;
+        if (r->next_producer_id > img->next_producer_id) img->next_producer_id = r->next_producer_id;
+        break;
+    }
+    default:
+        break;
+    }
+    if (rc == SM_OK) img->last_offset = offset;
+    return rc;
+}
+
+bool meta_topic_name_valid(sm_str_t name) {
+    if (name.len <= 0 || name.len > 249) return false;
+    if ((name.len == 1 && name.ptr[0] == '.') ||
+        (name.len == 2 && name.ptr[0] == '.' && name.ptr[1] == '.'))
+        return false;
+    for (int32_t i = 0; i < name.len; i++) {
+        char c = name.ptr[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+bool meta_topic_names_collide(sm_str_t a, sm_str_t b) {
+    if (a.len != b.len) return false;
+    for (int32_t i = 0; i < a.len; i++) {
+        char x = a.ptr[i] == '.' ? '_' : a.ptr[i];
+        char y = b.ptr[i] == '.' ? '_' : b.ptr[i];
+        if (x != y) return false;
+    }
+    return true;
+}

@@ -1,0 +1,79 @@
+/*
+ * The metadata image: the in-memory state built by applying metadata log
+ * records (TopicRecord, PartitionRecord, ConfigRecord, ...) in order. Every
+ * reader (Metadata, Produce, Fetch handlers) looks things up here; only the
+ * controller changes it, and only by applying records it has appended to the
+ * metadata log. Thread-safety: readers take meta_image_rdlock, the applier the
+ * write lock; pointers obtained under the lock stay valid until unlock (topics
+ * are freed only by RemoveTopicRecord under the write lock).
+ */
+#ifndef META_IMAGE_H
+#define META_IMAGE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/map.h"
+#include "base/types.h"
+
+typedef struct meta_partition {
+    int32_t id;
+    int32_t leader;
+    int32_t leader_epoch;
+    int32_t partition_epoch;
+    int32_t n_replicas;
+    int32_t *replicas;
+    int32_t n_isr;
+    int32_t *isr;
+} meta_partition_t;
+
+typedef struct meta_topic {
+    char *name; /* NUL-terminated */
+    sm_uuid_t id;
+    int32_t n_partitions;
+    meta_partition_t *partitions; /* indexed by partition id */
+    sm_map_t configs;             /* config name -> char* value (topic overrides) */
+    bool internal;                /* __consumer_offsets, __transaction_state */
+} meta_topic_t;
+
+typedef struct meta_image {
+    pthread_rwlock_t lock;
+    sm_map_t topics_by_name; /* name -> meta_topic_t* */
+    sm_map_t topics_by_id;   /* 16-byte uuid -> meta_topic_t* */
+    sm_map_t broker_configs; /* dynamic broker configs: name -> char* value */
+    int64_t next_producer_id; /* first id of the next producer id block */
+    int64_t last_offset;      /* offset of the last applied record, -1 if none */
+    int64_t topics_version;   /* bumped on every topic/partition change */
+} meta_image_t;
+
+/* ConfigRecord resource types (Kafka's ConfigResource.Type). */
+enum { META_RESOURCE_TOPIC = 2, META_RESOURCE_BROKER = 4 };
+
+int meta_image_init(meta_image_t *img);
+void meta_image_free(meta_image_t *img);
+
+static inline void meta_image_rdlock(meta_image_t *img) { pthread_rwlock_rdlock(&img->lock); }
+static inline void meta_image_wrlock(meta_image_t *img) { pthread_rwlock_wrlock(&img->lock); }
+static inline void meta_image_unlock(meta_image_t *img) { pthread_rwlock_unlock(&img->lock); }
+
+/* Lookups; the caller holds a lock. */
+meta_topic_t *meta_image_topic(const meta_image_t *img, sm_str_t name);
+meta_topic_t *meta_image_topic_by_id(const meta_image_t *img, const sm_uuid_t *id);
+const char *meta_topic_config(const meta_topic_t *t, const char *name);
+
+/*
+ * Applies one decoded metadata record (type = record api key, msg = the
+ * generated struct). Caller holds the write lock. Records of types the image
+ * does not track are accepted and ignored. Returns SM_OK, SM_ERR_NOTFOUND for a
+ * record about an unknown topic, or SM_ERR_NOMEM.
+ */
+int meta_image_apply(meta_image_t *img, int16_t type, const void *msg, int64_t offset);
+
+/* True when name is a legal topic name (Kafka's rules: 1..249 chars of
+ * [a-zA-Z0-9._-], not "." or ".."). */
+bool meta_topic_name_valid(sm_str_t name);
+/* Kafka warns when topic names collide after replacing '.' with '_'. */
+bool meta_topic_names_collide(sm_str_t a, sm_str_t b);
+
+#endif
