@@ -1,0 +1,146 @@
+/*
+ * The table of topic-level configs and their validation (see topic_config.h).
+ * Defaults are Kafka 4.x's.
+ */
+#include "metadata/topic_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const cleanup_policies[] = {"delete", "compact", NULL};
+static const char *const compression_types[] = {"uncompressed", "zstd", "lz4", "snappy", "gzip",
+                                                "producer", NULL};
+static const char *const timestamp_types[] = {"CreateTime", "LogAppendTime", NULL};
+
+#define I64MAX "9223372036854775807"
+
+const meta_topic_config_def_t meta_topic_configs[] = {
+    {"cleanup.policy", META_CFG_LIST, "log.cleanup.policy", "delete", 0, cleanup_policies, true},
+    {"compression.type", META_CFG_STRING, "compression.type", "producer", 0, compression_types, false},
+    {"compression.gzip.level", META_CFG_INT, "compression.gzip.level", "-1", -1, NULL, false},
+    {"compression.lz4.level", META_CFG_INT, "compression.lz4.level", "9", 1, NULL, false},
+    {"compression.zstd.level", META_CFG_INT, "compression.zstd.level", "3", -131072, NULL, false},
+    {"delete.retention.ms", META_CFG_LONG, "log.cleaner.delete.retention.ms", "86400000", 0, NULL, false},
+    {"file.delete.delay.ms", META_CFG_LONG, "log.segment.delete.delay.ms", "60000", 0, NULL, true},
+    {"flush.messages", META_CFG_LONG, "log.flush.interval.messages", I64MAX, 1, NULL, true},
+    {"flush.ms", META_CFG_LONG, "log.flush.interval.ms", I64MAX, 0, NULL, true},
+    {"index.interval.bytes", META_CFG_INT, "log.index.interval.bytes", "4096", 0, NULL, true},
+    {"max.compaction.lag.ms", META_CFG_LONG, "log.cleaner.max.compaction.lag.ms", I64MAX, 1, NULL, false},
+    {"max.message.bytes", META_CFG_INT, "message.max.bytes", "1048588", 0, NULL, true},
+    {"message.timestamp.after.max.ms", META_CFG_LONG, "log.message.timestamp.after.max.ms", "3600000", 0, NULL, true},
+    {"message.timestamp.before.max.ms", META_CFG_LONG, "log.message.timestamp.before.max.ms", I64MAX, 0, NULL, true},
+    {"message.timestamp.type", META_CFG_STRING, "log.message.timestamp.type", "CreateTime", 0, timestamp_types, true},
+    {"min.cleanable.dirty.ratio", META_CFG_DOUBLE, "log.cleaner.min.cleanable.ratio", "0.5", 0, NULL, false},
+    {"min.compaction.lag.ms", META_CFG_LONG, "log.cleaner.min.compaction.lag.ms", "0", 0, NULL, false},
+    {"min.insync.replicas", META_CFG_INT, "min.insync.replicas", "1", 1, NULL, true},
+    {"preallocate", META_CFG_BOOL, "log.preallocate", "false", 0, NULL, false},
+    {"remote.storage.enable", META_CFG_BOOL, NULL, "false", 0, NULL, false},
+    {"retention.bytes", META_CFG_LONG, "log.retention.bytes", "-1", -1, NULL, true},
+    {"retention.ms", META_CFG_LONG, "log.retention.ms", "604800000", -1, NULL, true},
+    {"segment.bytes", META_CFG_INT, "log.segment.bytes", "1073741824", 14, NULL, true},
+    {"segment.index.bytes", META_CFG_INT, "log.index.size.max.bytes", "10485760", 4, NULL, true},
+    {"segment.jitter.ms", META_CFG_LONG, "log.roll.jitter.ms", "0", 0, NULL, false},
+    {"segment.ms", META_CFG_LONG, "log.roll.ms", "604800000", 1, NULL, true},
+    {"unclean.leader.election.enable", META_CFG_BOOL, "unclean.leader.election.enable", "false", 0, NULL, false},
+    {"message.downconversion.enable", META_CFG_BOOL, NULL, "true", 0, NULL, false},
+    {"local.retention.ms", META_CFG_LONG, "log.local.retention.ms", "-2", -2, NULL, false},
+    {"local.retention.bytes", META_CFG_LONG, "log.local.retention.bytes", "-2", -2, NULL, false},
+    {"follower.replication.throttled.replicas", META_CFG_LIST, NULL, "", 0, NULL, false},
+    {"leader.replication.throttled.replicas", META_CFG_LIST, NULL, "", 0, NULL, false},
+};
+const size_t meta_topic_configs_count = sizeof(meta_topic_configs) / sizeof(meta_topic_configs[0]);
+
+const meta_topic_config_def_t *meta_topic_config_def(const char *name, size_t len) {
+    for (size_t i = 0; i < meta_topic_configs_count; i++)
+        if (strlen(meta_topic_configs[i].name) == len && memcmp(meta_topic_configs[i].name, name, len) == 0)
+            return &meta_topic_configs[i];
+    return NULL;
+}
+
+static bool in_choices(const char *const *choices, const char *v, size_t len) {
+    for (; *choices; choices++)
+        if (strlen(*choices) == len && strncmp(*choices, v, len) == 0) return true;
+    return false;
+}
+
+bool meta_topic_config_validate(const char *name, size_t name_len, const char *value,
+                                size_t value_len, char *err, size_t errlen) {
+    const meta_topic_config_def_t *d = meta_topic_config_def(name, name_len);
+    if (!d) {
+        snprintf(err, errlen, "Unknown topic config name: %.*s", (int)name_len, name);
+        return false;
+    }
+    char buf[256];
+    if (value_len >= sizeof(buf)) {
+        snprintf(err, errlen, "Invalid value for configuration %s: too long", d->name);
+        return false;
+    }
+    memcpy(buf, value, value_len);
+    buf[value_len] = 0;
+    switch (d->type) {
+    case META_CFG_BOOL:
+        if (strcasecmp(buf, "true") && strcasecmp(buf, "false")) {
+            snprintf(err, errlen, "Invalid value %s for configuration %s: Expected value to be either true or false", buf, d->name);
+            return false;
+        }
+        return true;
+    case META_CFG_INT:
+    case META_CFG_LONG: {
+        char *end;
+        errno = 0;
+        long long x = strtoll(buf, &end, 10);
+        bool bad = errno || end == buf || *end;
+        if (!bad && d->type == META_CFG_INT && (x < INT32_MIN || x > INT32_MAX)) bad = true;
+        if (bad) {
+            snprintf(err, errlen, "Invalid value %s for configuration %s: Not a number of type %s", buf, d->name,
+                     d->type == META_CFG_INT ? "INT" : "LONG");
+            return false;
+        }
+        if (x < d->min) {
+            snprintf(err, errlen, "Invalid value %s for configuration %s: Value must be at least %lld", buf, d->name,
+                     (long long)d->min);
+            return false;
+        }
+        return true;
+    }
+    case META_CFG_DOUBLE: {
+        char *end;
+        double x = strtod(buf, &end);
+        if (end == buf || *end || x < 0 || x > 1) {
+            snprintf(err, errlen, "Invalid value %s for configuration %s: Value must be between 0 and 1", buf, d->name);
+            return false;
+        }
+        return true;
+    }
+    case META_CFG_STRING:
+        if (d->choices && !in_choices(d->choices, buf, value_len)) {
+            snprintf(err, errlen, "Invalid value %s for configuration %s: String must be one of the allowed values", buf,
+                     d->name);
+            return false;
+        }
+        return true;
+    case META_CFG_LIST:
+        if (d->choices) {
+            const char *p = buf;
+            while (*p) {
+                const char *c = strchr(p, ',');
+                size_t n = c ? (size_t)(c - p) : strlen(p);
+                while (n && *p == ' ') p++, n--;
+                while (n && p[n - 1] == ' ') n--;
+                if (!in_choices(d->choices, p, n)) {
+                    snprintf(err, errlen, "Invalid value %s for configuration %s: List must contain only allowed values",
+                             buf, d->name);
+                    return false;
+                }
+                if (!c) break;
+                p = c + 1;
+            }
+        }
+        return true;
+    case META_CFG_CLASS:
+        return true;
+    }
+    return true;
+}
