@@ -14,7 +14,7 @@ DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
 	librdkafka-dev kcat zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev \
 	python3 python3-venv
 
-.PHONY: all deps build run test test-unit test-asan fuzz protocol protocol-check \
+.PHONY: all deps build run test test-unit test-integration test-java test-asan fuzz protocol protocol-check \
 	format format-check clean
 
 all: build
@@ -43,6 +43,20 @@ run: build
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+VENV ?= .venv
+$(VENV)/.installed: tests/integration/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r tests/integration/requirements.txt
+	touch $@
+
+# Integration tests: real clients against a real samsa-server.
+test-integration: build $(VENV)/.installed
+	$(VENV)/bin/pytest -q tests/integration
+
+# Java client compatibility (kafka-clients 4.x from Maven Central).
+test-java: build
+	cd tests/compat/java && mvn -q -B test
 
 test: test-unit
 
