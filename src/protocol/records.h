@@ -112,7 +112,7 @@ typedef struct proto_batch_iter {
 
 void proto_batch_iter_init(proto_batch_iter_t *it, const uint8_t *data, size_t len);
 /*
- * Returns 1 with *batch/*len/*h set for the next complete batch (header parsed,
+ * Returns 1 with batch, len and h set for the next complete batch (header parsed,
  * not CRC-checked), 0 at a clean end, SM_ERR_PARSE when a partial batch is left
  * (it->p then points at it: Fetch responses may end with one), or another
  * negative status for a corrupt header.

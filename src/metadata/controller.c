@@ -1,0 +1,447 @@
+/*
+ * Controller operations (see controller.h). Every operation: lock, validate
+ * against the image, build records, append them as one batch through the
+ * quorum, apply them to the image under its write lock, notify the listener.
+ */
+#include "metadata/controller.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "metadata/topic_config.h"
+#include "protocol/errors.h"
+#include "protocol/gen/config_record.h"
+#include "protocol/gen/partition_record.h"
+#include "protocol/gen/producer_ids_record.h"
+#include "protocol/gen/remove_topic_record.h"
+#include "protocol/gen/topic_record.h"
+#include "protocol/records.h"
+
+#define MAX_PARTITIONS_PER_REQUEST 100000
+#define PRODUCER_ID_BLOCK 1000
+
+int meta_controller_init(meta_controller_t *c, meta_image_t *img, int32_t node_id,
+                         meta_quorum_t quorum, meta_listener_t listener) {
+    memset(c, 0, sizeof(*c));
+    if (pthread_mutex_init(&c->mu, NULL)) return SM_ERR;
+    c->img = img;
+    c->node_id = node_id;
+    c->quorum = quorum;
+    c->listener = listener;
+    return SM_OK;
+}
+
+void meta_controller_free(meta_controller_t *c) { pthread_mutex_destroy(&c->mu); }
+
+static void set_result(meta_result_t *res, int16_t error, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_result(meta_result_t *res, int16_t error, const char *fmt, ...) {
+    res->error = error;
+    res->message[0] = 0;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(res->message, sizeof(res->message), fmt, ap);
+        va_end(ap);
+    }
+}
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void random_topic_id(sm_uuid_t *id) {
+    do {
+        if (getrandom(id->b, 16, 0) != 16) {
+            for (int i = 0; i < 16; i++) id->b[i] = (uint8_t)rand();
+        }
+        id->b[6] = (uint8_t)((id->b[6] & 0x0f) | 0x40); /* version 4 */
+        id->b[8] = (uint8_t)((id->b[8] & 0x3f) | 0x80); /* IETF variant */
+        /* Kafka avoids ids whose base64 form starts with '-'. */
+    } while (sm_uuid_is_zero(id) || (id->b[0] >> 2) == 62);
+}
+
+/*
+ * Appends records as one batch through the quorum and applies them to the
+ * image. Called with c->mu held.
+ */
+static int commit_records(meta_controller_t *c, const meta_record_t *recs, int32_t n) {
+    size_t cap = PROTO_BATCH_HEADER_SIZE;
+    for (int32_t i = 0; i < n; i++) cap += meta_record_size(&recs[i]) + 32;
+    uint8_t *values = NULL, *batch = malloc(cap);
+    size_t *offs = calloc((size_t)n + 1, sizeof(size_t));
+    int rc = SM_ERR_NOMEM;
+    if (!batch || !offs) goto out;
+    size_t vcap = 0;
+    for (int32_t i = 0; i < n; i++) vcap += meta_record_size(&recs[i]);
+    values = malloc(vcap ? vcap : 1);
+    if (!values) goto out;
+    sm_writer_t vw = sm_writer_make(values, vcap);
+    for (int32_t i = 0; i < n; i++) {
+        offs[i] = (size_t)(vw.p - values);
+        if ((rc = meta_record_write(&vw, &recs[i])) != SM_OK) goto out;
+    }
+    offs[n] = (size_t)(vw.p - values);
+    int64_t ts = now_ms();
+    proto_batch_builder_t bb;
+    proto_batch_builder_opts_t opts = {
+        .base_offset = c->next_offset,
+        .partition_leader_epoch = 0,
+        .attributes = 0,
+        .base_timestamp = ts,
+        .producer_id = -1,
+        .producer_epoch = -1,
+        .base_sequence = -1,
+    };
+    proto_batch_builder_init(&bb, batch, cap, &opts);
+    for (int32_t i = 0; i < n; i++) {
+        sm_bytes_t v = {values + offs[i], (int32_t)(offs[i + 1] - offs[i])};
+        proto_batch_builder_add(&bb, ts, SM_BYTES_NULL, v, NULL, 0);
+    }
+    size_t len;
+    if ((rc = proto_batch_builder_finish(&bb, &len)) != SM_OK) goto out;
+    int64_t base;
+    if ((rc = c->quorum.append(c->quorum.ctx, batch, len, &base)) != SM_OK) {
+        sm_error("controller", "metadata log append failed: %s", sm_strerror(rc));
+        goto out;
+    }
+    c->next_offset = base + n;
+    meta_image_wrlock(c->img);
+    for (int32_t i = 0; i < n; i++) {
+        int arc = meta_image_apply(c->img, recs[i].type, recs[i].msg, base + i);
+        if (arc != SM_OK)
+            sm_error("controller", "applying record type %d failed: %s", recs[i].type,
+                     sm_strerror(arc));
+    }
+    meta_image_unlock(c->img);
+    rc = SM_OK;
+out:
+    free(values);
+    free(offs);
+    free(batch);
+    return rc;
+}
+
+int meta_controller_replay_batch(meta_controller_t *c, const uint8_t *batch, size_t len) {
+    proto_batch_header_t h;
+    int rc = proto_batch_validate(batch, len, &h);
+    if (rc != SM_OK) return rc;
+    if (h.attributes & PROTO_ATTR_CONTROL) {
+        c->next_offset = proto_batch_last_offset(&h) + 1;
+        return SM_OK;
+    }
+    if (proto_batch_compression(&h) != PROTO_COMPRESSION_NONE) return SM_ERR_CORRUPT;
+    proto_record_iter_t it;
+    proto_record_iter_init(&it, batch + PROTO_BATCH_HEADER_SIZE, len - PROTO_BATCH_HEADER_SIZE,
+                           h.records_count);
+    proto_record_t rec;
+    sm_arena_t a;
+    sm_arena_init(&a, 0);
+    meta_image_wrlock(c->img);
+    while ((rc = proto_record_iter_next(&it, &rec)) == 1) {
+        int16_t type, version;
+        void *msg;
+        if (rec.value.len < 0) continue;
+        rc = meta_record_read(rec.value.ptr, (size_t)rec.value.len, &a, &type, &version, &msg);
+        if (rc == SM_ERR_VERSION) continue; /* a record type this version does not know */
+        if (rc != SM_OK) break;
+        int64_t off = h.base_offset + rec.offset_delta;
+        int arc = meta_image_apply(c->img, type, msg, off);
+        if (arc != SM_OK)
+            sm_warn("controller", "replay: record type %d at offset %lld: %s", type,
+                    (long long)off, sm_strerror(arc));
+    }
+    meta_image_unlock(c->img);
+    sm_arena_free(&a);
+    if (rc < 0) return rc;
+    c->next_offset = proto_batch_last_offset(&h) + 1;
+    return SM_OK;
+}
+
+static bool validate_configs(const meta_config_kv_t *configs, int32_t n, meta_result_t *res) {
+    for (int32_t i = 0; i < n; i++) {
+        char err[200];
+        if (configs[i].name.len < 0) {
+            set_result(res, PROTO_ERR_INVALID_CONFIG, "Null config name");
+            return false;
+        }
+        if (configs[i].value.len < 0) continue;
+        if (!meta_topic_config_validate(configs[i].name.ptr, (size_t)configs[i].name.len,
+                                        configs[i].value.ptr, (size_t)configs[i].value.len, err,
+                                        sizeof(err))) {
+            set_result(res, PROTO_ERR_INVALID_CONFIG, "%s", err);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void notify_created(meta_controller_t *c, sm_str_t name, int32_t first) {
+    if (!c->listener.topic_created) return;
+    meta_image_rdlock(c->img);
+    meta_topic_t *t = meta_image_topic(c->img, name);
+    if (t) c->listener.topic_created(c->listener.ctx, t, first);
+    meta_image_unlock(c->img);
+}
+
+void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
+                       int16_t replication_factor, const meta_config_kv_t *configs,
+                       int32_t nconfigs, bool validate_only, sm_uuid_t *topic_id,
+                       meta_result_t *res) {
+    set_result(res, PROTO_ERR_NONE, NULL);
+    if (!meta_topic_name_valid(name)) {
+        set_result(res, PROTO_ERR_INVALID_TOPIC_EXCEPTION,
+                   "Topic name \"%.*s\" is illegal, it contains a character other than ASCII "
+                   "alphanumerics, '.', '_' and '-', or is empty, '.', '..' or too long",
+                   name.len < 0 ? 0 : (int)name.len, name.ptr ? name.ptr : "");
+        return;
+    }
+    if (partitions == 0 || partitions < -1 || partitions > MAX_PARTITIONS_PER_REQUEST) {
+        set_result(res, PROTO_ERR_INVALID_PARTITIONS, "Number of partitions must be larger than 0.");
+        return;
+    }
+    if (replication_factor == 0 || replication_factor < -1) {
+        set_result(res, PROTO_ERR_INVALID_REPLICATION_FACTOR,
+                   "Replication factor must be larger than 0, or -1 to use the default value.");
+        return;
+    }
+    if (replication_factor > 1) {
+        set_result(res, PROTO_ERR_INVALID_REPLICATION_FACTOR,
+                   "Unable to replicate the partition %d time(s): The target replication factor "
+                   "of %d cannot be reached because only 1 broker(s) are registered.",
+                   replication_factor, replication_factor);
+        return;
+    }
+    if (!validate_configs(configs, nconfigs, res)) return;
+    if (partitions < 0) partitions = 1; /* callers resolve -1 to num.partitions first */
+
+    pthread_mutex_lock(&c->mu);
+    meta_image_rdlock(c->img);
+    bool exists = meta_image_topic(c->img, name) != NULL;
+    bool collides = false;
+    if (!exists) {
+        size_t it = 0;
+        const void *k;
+        size_t kl;
+        while (sm_map_next(&c->img->topics_by_name, &it, &k, &kl, NULL))
+            if (meta_topic_names_collide(name, (sm_str_t){k, (int32_t)kl})) collides = true;
+    }
+    meta_image_unlock(c->img);
+    if (exists) {
+        set_result(res, PROTO_ERR_TOPIC_ALREADY_EXISTS, "Topic '%.*s' already exists.",
+                   (int)name.len, name.ptr);
+        goto out;
+    }
+    if (collides) {
+        set_result(res, PROTO_ERR_INVALID_TOPIC_EXCEPTION,
+                   "Topic '%.*s' collides with an existing topic: names that differ only in '.' "
+                   "and '_' collide.",
+                   (int)name.len, name.ptr);
+        goto out;
+    }
+    if (validate_only) goto out;
+
+    int32_t nrecs = 1 + partitions + nconfigs;
+    meta_record_t *recs = calloc((size_t)nrecs, sizeof(*recs));
+    proto_partition_record_t *prs = calloc((size_t)partitions, sizeof(*prs));
+    proto_config_record_t *crs = calloc((size_t)(nconfigs ? nconfigs : 1), sizeof(*crs));
+    proto_topic_record_t tr;
+    int32_t one = c->node_id;
+    if (!recs || !prs || !crs) {
+        set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
+        goto free_recs;
+    }
+    proto_topic_record_init(&tr);
+    tr.name = name;
+    random_topic_id(&tr.topic_id);
+    recs[0] = (meta_record_t){PROTO_TOPIC_RECORD_API_KEY, 0, &tr};
+    for (int32_t p = 0; p < partitions; p++) {
+        proto_partition_record_init(&prs[p]);
+        prs[p].partition_id = p;
+        prs[p].topic_id = tr.topic_id;
+        prs[p].replicas = (sm_i32_array_t){1, &one};
+        prs[p].isr = (sm_i32_array_t){1, &one};
+        prs[p].leader = c->node_id;
+        prs[p].leader_epoch = 0;
+        prs[p].partition_epoch = 0;
+        recs[1 + p] = (meta_record_t){PROTO_PARTITION_RECORD_API_KEY, 0, &prs[p]};
+    }
+    int32_t nc = 0;
+    for (int32_t i = 0; i < nconfigs; i++) {
+        if (configs[i].value.len < 0) continue;
+        proto_config_record_init(&crs[nc]);
+        crs[nc].resource_type = META_RESOURCE_TOPIC;
+        crs[nc].resource_name = name;
+        crs[nc].name = configs[i].name;
+        crs[nc].value = configs[i].value;
+        recs[1 + partitions + nc] = (meta_record_t){PROTO_CONFIG_RECORD_API_KEY, 0, &crs[nc]};
+        nc++;
+    }
+    if (commit_records(c, recs, 1 + partitions + nc) != SM_OK) {
+        set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+        goto free_recs;
+    }
+    *topic_id = tr.topic_id;
+    notify_created(c, name, 0);
+free_recs:
+    free(recs);
+    free(prs);
+    free(crs);
+out:
+    pthread_mutex_unlock(&c->mu);
+}
+
+void meta_delete_topic(meta_controller_t *c, sm_str_t name, const sm_uuid_t *id,
+                       meta_result_t *res) {
+    set_result(res, PROTO_ERR_NONE, NULL);
+    pthread_mutex_lock(&c->mu);
+    meta_image_rdlock(c->img);
+    meta_topic_t *t = id ? meta_image_topic_by_id(c->img, id) : meta_image_topic(c->img, name);
+    sm_uuid_t tid = t ? t->id : (sm_uuid_t){{0}};
+    meta_image_unlock(c->img);
+    if (!t) {
+        if (id)
+            set_result(res, PROTO_ERR_UNKNOWN_TOPIC_ID, "This server does not host this topic ID.");
+        else
+            set_result(res, PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION,
+                       "This server does not host this topic-partition.");
+        goto out;
+    }
+    /* Tell the broker first, while the topic is still in the image, so it can
+     * take its partitions offline; the data is removed off the request path. */
+    if (c->listener.topic_deleted) {
+        meta_image_rdlock(c->img);
+        t = meta_image_topic_by_id(c->img, &tid);
+        if (t) c->listener.topic_deleted(c->listener.ctx, t);
+        meta_image_unlock(c->img);
+    }
+    proto_remove_topic_record_t rr;
+    proto_remove_topic_record_init(&rr);
+    rr.topic_id = tid;
+    meta_record_t rec = {PROTO_REMOVE_TOPIC_RECORD_API_KEY, 0, &rr};
+    if (commit_records(c, &rec, 1) != SM_OK)
+        set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+out:
+    pthread_mutex_unlock(&c->mu);
+}
+
+void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total,
+                            bool validate_only, meta_result_t *res) {
+    set_result(res, PROTO_ERR_NONE, NULL);
+    pthread_mutex_lock(&c->mu);
+    meta_image_rdlock(c->img);
+    meta_topic_t *t = meta_image_topic(c->img, name);
+    int32_t current = t ? t->n_partitions : 0;
+    sm_uuid_t tid = t ? t->id : (sm_uuid_t){{0}};
+    meta_image_unlock(c->img);
+    if (!t) {
+        set_result(res, PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION, "The topic '%.*s' does not exist.",
+                   (int)name.len, name.ptr);
+        goto out;
+    }
+    if (total <= current) {
+        if (total == current)
+            set_result(res, PROTO_ERR_INVALID_PARTITIONS, "Topic already has %d partitions.",
+                       current);
+        else
+            set_result(res, PROTO_ERR_INVALID_PARTITIONS,
+                       "The topic %.*s currently has %d partition(s); %d would not be an "
+                       "increase.",
+                       (int)name.len, name.ptr, current, total);
+        goto out;
+    }
+    if (total - current > MAX_PARTITIONS_PER_REQUEST) {
+        set_result(res, PROTO_ERR_INVALID_PARTITIONS, "Too many partitions requested.");
+        goto out;
+    }
+    if (validate_only) goto out;
+    int32_t n = total - current;
+    meta_record_t *recs = calloc((size_t)n, sizeof(*recs));
+    proto_partition_record_t *prs = calloc((size_t)n, sizeof(*prs));
+    int32_t one = c->node_id;
+    if (!recs || !prs) {
+        set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
+    } else {
+        for (int32_t i = 0; i < n; i++) {
+            proto_partition_record_init(&prs[i]);
+            prs[i].partition_id = current + i;
+            prs[i].topic_id = tid;
+            prs[i].replicas = (sm_i32_array_t){1, &one};
+            prs[i].isr = (sm_i32_array_t){1, &one};
+            prs[i].leader = c->node_id;
+            recs[i] = (meta_record_t){PROTO_PARTITION_RECORD_API_KEY, 0, &prs[i]};
+        }
+        if (commit_records(c, recs, n) != SM_OK)
+            set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+        else
+            notify_created(c, name, current);
+    }
+    free(recs);
+    free(prs);
+out:
+    pthread_mutex_unlock(&c->mu);
+}
+
+void meta_alter_topic_configs(meta_controller_t *c, sm_str_t name, const meta_config_kv_t *kv,
+                              int32_t n, bool validate_only, meta_result_t *res) {
+    set_result(res, PROTO_ERR_NONE, NULL);
+    if (!validate_configs(kv, n, res)) return;
+    pthread_mutex_lock(&c->mu);
+    meta_image_rdlock(c->img);
+    bool exists = meta_image_topic(c->img, name) != NULL;
+    meta_image_unlock(c->img);
+    if (!exists) {
+        set_result(res, PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION, "The topic '%.*s' does not exist.",
+                   (int)name.len, name.ptr);
+        goto out;
+    }
+    if (validate_only || n == 0) goto out;
+    meta_record_t *recs = calloc((size_t)n, sizeof(*recs));
+    proto_config_record_t *crs = calloc((size_t)n, sizeof(*crs));
+    if (!recs || !crs) {
+        set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
+    } else {
+        for (int32_t i = 0; i < n; i++) {
+            proto_config_record_init(&crs[i]);
+            crs[i].resource_type = META_RESOURCE_TOPIC;
+            crs[i].resource_name = name;
+            crs[i].name = kv[i].name;
+            crs[i].value = kv[i].value;
+            recs[i] = (meta_record_t){PROTO_CONFIG_RECORD_API_KEY, 0, &crs[i]};
+        }
+        if (commit_records(c, recs, n) != SM_OK)
+            set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+    }
+    free(recs);
+    free(crs);
+out:
+    pthread_mutex_unlock(&c->mu);
+}
+
+void meta_allocate_producer_ids(meta_controller_t *c, int32_t count, int64_t *first,
+                                meta_result_t *res) {
+    set_result(res, PROTO_ERR_NONE, NULL);
+    if (count <= 0) count = PRODUCER_ID_BLOCK;
+    pthread_mutex_lock(&c->mu);
+    meta_image_rdlock(c->img);
+    int64_t start = c->img->next_producer_id;
+    meta_image_unlock(c->img);
+    proto_producer_ids_record_t pr;
+    proto_producer_ids_record_init(&pr);
+    pr.broker_id = c->node_id;
+    pr.broker_epoch = 0;
+    pr.next_producer_id = start + count;
+    meta_record_t rec = {PROTO_PRODUCER_IDS_RECORD_API_KEY, 0, &pr};
+    if (commit_records(c, &rec, 1) != SM_OK)
+        set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+    else
+        *first = start;
+    pthread_mutex_unlock(&c->mu);
+}

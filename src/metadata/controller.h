@@ -1,0 +1,86 @@
+/*
+ * The controller: the only writer of cluster metadata. Each change (create or
+ * delete a topic, add partitions, alter configs, allocate producer ids) is
+ * validated against the image, turned into metadata records, appended as one
+ * batch through the quorum (the metadata log; a single voter on one node, the
+ * seam for Raft later), and applied to the image once committed. Changes are
+ * serialised by the controller's mutex; callers are event-loop threads.
+ */
+#ifndef META_CONTROLLER_H
+#define META_CONTROLLER_H
+
+#include <pthread.h>
+
+#include "metadata/image.h"
+#include "metadata/record.h"
+
+/*
+ * The quorum seam: appends a batch of framed records (a record-batch v2 blob
+ * built by the controller) durably and returns the offset of its first record.
+ * Single voter: append + fsync. Raft: replicate to a majority.
+ */
+typedef struct meta_quorum {
+    int (*append)(void *ctx, uint8_t *batch, size_t len, int64_t *base_offset);
+    void *ctx;
+} meta_quorum_t;
+
+/* Told about topics appearing and disappearing (the broker creates and
+ * deletes partition logs). Called with the controller mutex held, after the
+ * image changed; topic pointers are valid for the call only. */
+typedef struct meta_listener {
+    void (*topic_created)(void *ctx, const meta_topic_t *t, int32_t first_new_partition);
+    void (*topic_deleted)(void *ctx, const meta_topic_t *t);
+    void *ctx;
+} meta_listener_t;
+
+typedef struct meta_controller {
+    pthread_mutex_t mu;
+    meta_image_t *img;
+    meta_quorum_t quorum;
+    meta_listener_t listener;
+    int32_t node_id;
+    int64_t next_offset; /* metadata log end */
+} meta_controller_t;
+
+typedef struct meta_config_kv {
+    sm_str_t name;
+    sm_str_t value; /* len < 0: delete the override */
+} meta_config_kv_t;
+
+/* Result of a change: a Kafka error code and message (message may be NULL). */
+typedef struct meta_result {
+    int16_t error;
+    char message[256];
+} meta_result_t;
+
+int meta_controller_init(meta_controller_t *c, meta_image_t *img, int32_t node_id,
+                         meta_quorum_t quorum, meta_listener_t listener);
+void meta_controller_free(meta_controller_t *c);
+
+/*
+ * Replays one committed batch (from the metadata log at start-up) into the
+ * image. Returns SM_OK or an error for a corrupt record.
+ */
+int meta_controller_replay_batch(meta_controller_t *c, const uint8_t *batch, size_t len);
+
+/* Creates a topic. partitions/replication_factor < 0 mean the broker default
+ * passed in defaults_*; validate_only checks without changing anything. On
+ * success *topic_id is set. */
+void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
+                       int16_t replication_factor, const meta_config_kv_t *configs,
+                       int32_t nconfigs, bool validate_only, sm_uuid_t *topic_id,
+                       meta_result_t *res);
+/* Deletes a topic by name (id == NULL) or by id. */
+void meta_delete_topic(meta_controller_t *c, sm_str_t name, const sm_uuid_t *id,
+                       meta_result_t *res);
+/* Grows a topic to total partitions. */
+void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total,
+                            bool validate_only, meta_result_t *res);
+/* Sets (value != NULL) or deletes topic config overrides, all or nothing. */
+void meta_alter_topic_configs(meta_controller_t *c, sm_str_t name, const meta_config_kv_t *kv,
+                              int32_t n, bool validate_only, meta_result_t *res);
+/* Reserves a block of count producer ids; returns the first in *first. */
+void meta_allocate_producer_ids(meta_controller_t *c, int32_t count, int64_t *first,
+                                meta_result_t *res);
+
+#endif
