@@ -1,0 +1,30 @@
+/*
+ * File I/O helpers that handle EINTR and short reads/writes in one place, plus
+ * small whole-file reads/writes and atomic replacement (temp file, fsync,
+ * rename, fsync of the directory). Tests can inject failures (short writes,
+ * ENOSPC, EIO) through fio_fault.
+ */
+#ifndef SM_FILEIO_H
+#define SM_FILEIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fault injection for tests: after `after` more successful write calls, the
+ * next write fails with errno = err (0 disables). Process-wide. */
+void fio_fault_set(int after, int err);
+
+int fio_pwrite_all(int fd, const void *buf, size_t len, int64_t off);
+int fio_pread_all(int fd, void *buf, size_t len, int64_t off);
+int fio_write_all(int fd, const void *buf, size_t len);
+/* Reads a whole file of at most max bytes into a new malloc'd buffer. */
+int fio_read_file(const char *path, uint8_t **data, size_t *len, size_t max);
+/* Writes a whole file; with atomic, through a temp file renamed into place
+ * after fsync, then fsyncs the directory. */
+int fio_write_file(const char *path, const void *data, size_t len, bool atomic);
+int fio_fsync_dir(const char *dir);
+/* Removes a directory tree (used for deleted partitions). */
+int fio_remove_tree(const char *path);
+
+#endif

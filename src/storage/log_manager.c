@@ -1,0 +1,557 @@
+/*
+ * The log manager (see log_manager.h). Lock order: m->mu, then a log's own
+ * mutex (taken inside log_* calls). The background thread never holds m->mu
+ * while it runs maintenance on a log: it copies the list of logs first.
+ */
+#include "storage/log_manager.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/fileio.h"
+#include "base/log.h"
+#include "base/map.h"
+
+#define CLEAN_MARKER ".kafka_cleanshutdown"
+#define RECOVERY_CHECKPOINT "recovery-point-offset-checkpoint"
+#define START_CHECKPOINT "log-start-offset-checkpoint"
+
+typedef struct entry {
+    char *topic;
+    int32_t partition;
+    int dir; /* index into m->dirs */
+    log_t *log;
+} entry_t;
+
+typedef struct doomed {
+    char *path;
+    log_t *log;
+} doomed_t;
+
+struct log_manager {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    char **dirs;
+    int ndirs;
+    int *dir_counts;
+    log_config_t defaults;
+    sm_map_t logs; /* "topic-partition" -> entry_t* */
+    doomed_t *doomed;
+    int ndoomed, cap_doomed;
+    int64_t retention_check_ms;
+    int64_t checkpoint_interval_ms;
+    bool stopping;
+    pthread_t thread;
+    bool thread_started;
+};
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool log_manager_parse_dir_name(const char *name, char *topic, size_t topic_cap,
+                                int32_t *partition) {
+    const char *dash = strrchr(name, '-');
+    if (!dash || dash == name || !dash[1]) return false;
+    char *end;
+    long p = strtol(dash + 1, &end, 10);
+    if (*end || p < 0 || p > INT32_MAX) return false;
+    for (const char *c = dash + 1; *c; c++)
+        if (*c < '0' || *c > '9') return false;
+    size_t n = (size_t)(dash - name);
+    if (n + 1 > topic_cap) return false;
+    memcpy(topic, name, n);
+    topic[n] = 0;
+    *partition = (int32_t)p;
+    return true;
+}
+
+static int key_of(char *buf, size_t cap, const char *topic, int32_t partition) {
+    return snprintf(buf, cap, "%s-%d", topic, partition);
+}
+
+/* ---- checkpoint files: "0\n<count>\n<topic> <partition> <offset>\n..." ---- */
+
+typedef struct ckpt {
+    sm_map_t offsets; /* "topic-partition" -> int64_t* */
+} ckpt_t;
+
+static void ckpt_free(ckpt_t *c) {
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&c->offsets, &it, NULL, NULL, &v)) free(v);
+    sm_map_free(&c->offsets);
+}
+
+static void ckpt_read(const char *dir, const char *name, ckpt_t *c) {
+    sm_map_init(&c->offsets);
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    uint8_t *data;
+    size_t len;
+    if (fio_read_file(path, &data, &len, 256 << 20)) return;
+    char *text = malloc(len + 1);
+    if (!text) {
+        free(data);
+        return;
+    }
+    memcpy(text, data, len);
+    text[len] = 0;
+    free(data);
+    char *save = NULL;
+    char *line = strtok_r(text, "\n", &save);
+    int lineno = 0;
+    long expected = -1, got = 0;
+    for (; line; line = strtok_r(NULL, "\n", &save), lineno++) {
+        if (lineno == 0) {
+            if (strcmp(line, "0") != 0) break; /* unknown version: ignore the file */
+            continue;
+        }
+        if (lineno == 1) {
+            expected = strtol(line, NULL, 10);
+            continue;
+        }
+        char topic[256];
+        int32_t p;
+        long long off;
+        if (sscanf(line, "%255s %d %lld", topic, &p, &off) != 3) break;
+        char key[300];
+        key_of(key, sizeof(key), topic, p);
+        int64_t *v = malloc(sizeof(*v));
+        if (!v) break;
+        *v = off;
+        free(sm_map_get(&c->offsets, key, strlen(key)));
+        sm_map_put(&c->offsets, key, strlen(key), v);
+        got++;
+    }
+    if (expected >= 0 && got != expected)
+        sm_warn("storage", "%s: checkpoint lists %ld entries but has %ld", path, expected, got);
+    free(text);
+}
+
+static int64_t ckpt_get(ckpt_t *c, const char *key, int64_t dflt) {
+    int64_t *v = sm_map_get(&c->offsets, key, strlen(key));
+    return v ? *v : dflt;
+}
+
+/* ---- loading ---- */
+
+typedef struct load_job {
+    char path[4096];
+    char topic[256];
+    int32_t partition;
+    int dir;
+    bool clean;
+    int64_t recovery_point, log_start;
+    log_t *log;
+    int rc;
+} load_job_t;
+
+typedef struct load_pool {
+    pthread_mutex_t mu;
+    load_job_t *jobs;
+    int njobs, next;
+    const log_config_t *cfg;
+} load_pool_t;
+
+static void *load_worker(void *arg) {
+    load_pool_t *p = arg;
+    for (;;) {
+        pthread_mutex_lock(&p->mu);
+        int i = p->next < p->njobs ? p->next++ : -1;
+        pthread_mutex_unlock(&p->mu);
+        if (i < 0) return NULL;
+        load_job_t *j = &p->jobs[i];
+        j->rc = log_open(j->path, p->cfg, j->clean, j->recovery_point, j->log_start, &j->log);
+    }
+}
+
+static int add_entry(log_manager_t *m, const char *topic, int32_t partition, int dir, log_t *l) {
+    entry_t *e = calloc(1, sizeof(*e));
+    if (!e || !(e->topic = strdup(topic))) {
+        free(e);
+        return SM_ERR_NOMEM;
+    }
+    e->partition = partition;
+    e->dir = dir;
+    e->log = l;
+    char key[300];
+    key_of(key, sizeof(key), topic, partition);
+    if (sm_map_put(&m->logs, key, strlen(key), e)) {
+        free(e->topic);
+        free(e);
+        return SM_ERR_NOMEM;
+    }
+    m->dir_counts[dir]++;
+    return SM_OK;
+}
+
+static int push_doomed(log_manager_t *m, char *path, log_t *l) {
+    if (m->ndoomed == m->cap_doomed) {
+        int cap = m->cap_doomed ? m->cap_doomed * 2 : 8;
+        doomed_t *n = realloc(m->doomed, sizeof(*n) * (size_t)cap);
+        if (!n) return SM_ERR_NOMEM;
+        m->doomed = n;
+        m->cap_doomed = cap;
+    }
+    m->doomed[m->ndoomed++] = (doomed_t){path, l};
+    return SM_OK;
+}
+
+static int load_dirs(log_manager_t *m, int threads) {
+    load_job_t *jobs = NULL;
+    int njobs = 0, cap = 0, rc = SM_OK;
+    for (int d = 0; d < m->ndirs; d++) {
+        char marker[4096];
+        snprintf(marker, sizeof(marker), "%s/%s", m->dirs[d], CLEAN_MARKER);
+        bool clean = access(marker, F_OK) == 0;
+        ckpt_t rp, ls;
+        ckpt_read(m->dirs[d], RECOVERY_CHECKPOINT, &rp);
+        ckpt_read(m->dirs[d], START_CHECKPOINT, &ls);
+        DIR *dir = opendir(m->dirs[d]);
+        if (!dir) {
+            ckpt_free(&rp);
+            ckpt_free(&ls);
+            return SM_ERR_IO;
+        }
+        struct dirent *e;
+        while ((e = readdir(dir))) {
+            if (e->d_name[0] == '.') continue;
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s", m->dirs[d], e->d_name);
+            struct stat st;
+            if (stat(path, &st) || !S_ISDIR(st.st_mode)) continue;
+            size_t n = strlen(e->d_name);
+            if (n > 7 && strcmp(e->d_name + n - 7, "-delete") == 0) {
+                char *p = strdup(path);
+                if (p) push_doomed(m, p, NULL);
+                continue;
+            }
+            char topic[256];
+            int32_t part;
+            if (!log_manager_parse_dir_name(e->d_name, topic, sizeof(topic), &part)) continue;
+            if (njobs == cap) {
+                cap = cap ? cap * 2 : 64;
+                load_job_t *nj = realloc(jobs, sizeof(*nj) * (size_t)cap);
+                if (!nj) {
+                    rc = SM_ERR_NOMEM;
+                    break;
+                }
+                jobs = nj;
+            }
+            load_job_t *j = &jobs[njobs++];
+            memset(j, 0, sizeof(*j));
+            snprintf(j->path, sizeof(j->path), "%s", path);
+            snprintf(j->topic, sizeof(j->topic), "%s", topic);
+            j->partition = part;
+            j->dir = d;
+            char key[300];
+            key_of(key, sizeof(key), topic, part);
+            /* Without a checkpoint entry nothing is known to be flushed. */
+            j->recovery_point = ckpt_get(&rp, key, 0);
+            j->log_start = ckpt_get(&ls, key, -1);
+            j->clean = clean && sm_map_get(&rp.offsets, key, strlen(key)) != NULL;
+        }
+        closedir(dir);
+        ckpt_free(&rp);
+        ckpt_free(&ls);
+        /* From now on a crash is an unclean stop. */
+        unlink(marker);
+        if (rc) break;
+    }
+    if (rc == SM_OK && njobs) {
+        load_pool_t pool = {.jobs = jobs, .njobs = njobs, .next = 0, .cfg = &m->defaults};
+        pthread_mutex_init(&pool.mu, NULL);
+        int nt = threads < 1 ? 1 : threads;
+        if (nt > njobs) nt = njobs;
+        pthread_t *tids = calloc((size_t)nt, sizeof(*tids));
+        int started = 0;
+        for (int i = 0; tids && i < nt; i++)
+            if (pthread_create(&tids[i], NULL, load_worker, &pool) == 0) started++;
+        if (!started) load_worker(&pool);
+        for (int i = 0; i < started; i++) pthread_join(tids[i], NULL);
+        free(tids);
+        pthread_mutex_destroy(&pool.mu);
+        for (int i = 0; i < njobs; i++) {
+            if (jobs[i].rc) {
+                sm_error("storage", "%s: cannot open the log: %s", jobs[i].path,
+                         sm_strerror(jobs[i].rc));
+                rc = jobs[i].rc;
+                continue;
+            }
+            if (rc == SM_OK) rc = add_entry(m, jobs[i].topic, jobs[i].partition, jobs[i].dir, jobs[i].log);
+            else log_close(jobs[i].log);
+        }
+    }
+    free(jobs);
+    return rc;
+}
+
+/* ---- background work ---- */
+
+static void maintenance_pass(log_manager_t *m, bool checkpoint) {
+    pthread_mutex_lock(&m->mu);
+    size_t n = sm_map_size(&m->logs), it = 0, i = 0;
+    log_t **logs = calloc(n + 1, sizeof(*logs));
+    void *v;
+    while (logs && sm_map_next(&m->logs, &it, NULL, NULL, &v)) logs[i++] = ((entry_t *)v)->log;
+    /* Folders of deleted partitions go now (their logs are closed here). */
+    doomed_t *doomed = m->doomed;
+    int ndoomed = m->ndoomed;
+    m->doomed = NULL;
+    m->ndoomed = m->cap_doomed = 0;
+    pthread_mutex_unlock(&m->mu);
+    int64_t now = now_ms();
+    for (size_t k = 0; k < i; k++) log_run_maintenance(logs[k], now);
+    free(logs);
+    for (int k = 0; k < ndoomed; k++) {
+        if (doomed[k].log) log_abandon(doomed[k].log);
+        if (fio_remove_tree(doomed[k].path))
+            sm_warn("storage", "%s: cannot remove: %s", doomed[k].path, strerror(errno));
+        free(doomed[k].path);
+    }
+    free(doomed);
+    if (checkpoint) log_manager_write_checkpoints(m);
+}
+
+static void *background(void *arg) {
+    log_manager_t *m = arg;
+    int64_t next_retention = now_ms() + m->retention_check_ms;
+    int64_t next_ckpt = now_ms() + m->checkpoint_interval_ms;
+    pthread_mutex_lock(&m->mu);
+    while (!m->stopping) {
+        int64_t now = now_ms();
+        /* flush.ms needs a finer tick than retention: check each second. */
+        int64_t wake = next_retention < next_ckpt ? next_retention : next_ckpt;
+        if (wake > now + 1000) wake = now + 1000;
+        if (m->ndoomed) wake = now;
+        struct timespec ts = {wake / 1000, (wake % 1000) * 1000000};
+        if (wake > now) pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+        if (m->stopping) break;
+        now = now_ms();
+        bool ckpt = now >= next_ckpt;
+        pthread_mutex_unlock(&m->mu);
+        maintenance_pass(m, ckpt);
+        pthread_mutex_lock(&m->mu);
+        if (now >= next_retention) next_retention = now + m->retention_check_ms;
+        if (ckpt) next_ckpt = now + m->checkpoint_interval_ms;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return NULL;
+}
+
+int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
+    log_manager_t *m = calloc(1, sizeof(*m));
+    if (!m) return SM_ERR_NOMEM;
+    pthread_mutex_init(&m->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_cond_init(&m->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    sm_map_init(&m->logs);
+    m->defaults = o->defaults;
+    m->retention_check_ms = o->retention_check_ms > 0 ? o->retention_check_ms : 300000;
+    m->checkpoint_interval_ms = o->checkpoint_interval_ms > 0 ? o->checkpoint_interval_ms : 60000;
+    m->ndirs = o->ndirs;
+    m->dirs = calloc((size_t)o->ndirs, sizeof(char *));
+    m->dir_counts = calloc((size_t)o->ndirs, sizeof(int));
+    int rc = SM_ERR_NOMEM;
+    if (!m->dirs || !m->dir_counts) goto fail;
+    for (int i = 0; i < o->ndirs; i++) {
+        if (!(m->dirs[i] = strdup(o->dirs[i]))) goto fail;
+        if (mkdir(m->dirs[i], 0755) && errno != EEXIST) {
+            sm_error("storage", "%s: cannot create the log dir: %s", m->dirs[i], strerror(errno));
+            rc = SM_ERR_IO;
+            goto fail;
+        }
+    }
+    if ((rc = load_dirs(m, o->recovery_threads * o->ndirs))) goto fail;
+    if (pthread_create(&m->thread, NULL, background, m) == 0) m->thread_started = true;
+    *out = m;
+    return SM_OK;
+fail:
+    log_manager_close(m);
+    return rc;
+}
+
+int log_manager_write_checkpoints(log_manager_t *m) {
+    int rc = SM_OK;
+    pthread_mutex_lock(&m->mu);
+    for (int d = 0; d < m->ndirs; d++) {
+        size_t cap = 64 + sm_map_size(&m->logs) * 300, n1 = 0, n2 = 0;
+        char *rp = malloc(cap), *ls = malloc(cap);
+        if (!rp || !ls) {
+            free(rp);
+            free(ls);
+            rc = SM_ERR_NOMEM;
+            break;
+        }
+        int count = 0;
+        size_t it = 0;
+        void *v;
+        while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
+            if (((entry_t *)v)->dir == d) count++;
+        n1 += (size_t)snprintf(rp + n1, cap - n1, "0\n%d\n", count);
+        n2 += (size_t)snprintf(ls + n2, cap - n2, "0\n%d\n", count);
+        it = 0;
+        while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+            entry_t *e = v;
+            if (e->dir != d) continue;
+            n1 += (size_t)snprintf(rp + n1, cap - n1, "%s %d %" PRId64 "\n", e->topic, e->partition,
+                                   log_flushed_offset(e->log));
+            n2 += (size_t)snprintf(ls + n2, cap - n2, "%s %d %" PRId64 "\n", e->topic, e->partition,
+                                   log_start_offset(e->log));
+        }
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", m->dirs[d], RECOVERY_CHECKPOINT);
+        if (fio_write_file(path, rp, n1, true)) rc = SM_ERR_IO;
+        snprintf(path, sizeof(path), "%s/%s", m->dirs[d], START_CHECKPOINT);
+        if (fio_write_file(path, ls, n2, true)) rc = SM_ERR_IO;
+        free(rp);
+        free(ls);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int log_manager_close(log_manager_t *m) {
+    pthread_mutex_lock(&m->mu);
+    m->stopping = true;
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    if (m->thread_started) pthread_join(m->thread, NULL);
+    int rc = SM_OK;
+    /* Flush everything so the recovery points cover all data. */
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
+        if (log_flush(((entry_t *)v)->log)) rc = SM_ERR_IO;
+    if (m->dirs && rc == SM_OK && m->thread_started) rc = log_manager_write_checkpoints(m);
+    it = 0;
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+        entry_t *e = v;
+        if (log_close(e->log)) rc = SM_ERR_IO;
+        free(e->topic);
+        free(e);
+    }
+    for (int k = 0; k < m->ndoomed; k++) {
+        if (m->doomed[k].log) log_abandon(m->doomed[k].log);
+        fio_remove_tree(m->doomed[k].path);
+        free(m->doomed[k].path);
+    }
+    free(m->doomed);
+    if (m->thread_started && rc == SM_OK) {
+        for (int d = 0; d < m->ndirs; d++) {
+            char marker[4096];
+            snprintf(marker, sizeof(marker), "%s/%s", m->dirs[d], CLEAN_MARKER);
+            fio_write_file(marker, "", 0, true);
+        }
+    }
+    for (int d = 0; m->dirs && d < m->ndirs; d++) free(m->dirs[d]);
+    free(m->dirs);
+    free(m->dir_counts);
+    sm_map_free(&m->logs);
+    pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+    return rc;
+}
+
+log_t *log_manager_get(log_manager_t *m, const char *topic, int32_t partition) {
+    char key[300];
+    key_of(key, sizeof(key), topic, partition);
+    pthread_mutex_lock(&m->mu);
+    entry_t *e = sm_map_get(&m->logs, key, strlen(key));
+    log_t *l = e ? e->log : NULL;
+    pthread_mutex_unlock(&m->mu);
+    return l;
+}
+
+int log_manager_get_or_create(log_manager_t *m, const char *topic, int32_t partition,
+                              const log_config_t *cfg, log_t **out) {
+    char key[300];
+    key_of(key, sizeof(key), topic, partition);
+    pthread_mutex_lock(&m->mu);
+    entry_t *e = sm_map_get(&m->logs, key, strlen(key));
+    int rc = SM_OK;
+    if (e) {
+        *out = e->log;
+        goto out;
+    }
+    int best = 0;
+    for (int d = 1; d < m->ndirs; d++)
+        if (m->dir_counts[d] < m->dir_counts[best]) best = d;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", m->dirs[best], key);
+    log_t *l;
+    if ((rc = log_open(path, cfg ? cfg : &m->defaults, false, 0, -1, &l))) goto out;
+    fio_fsync_dir(m->dirs[best]);
+    if ((rc = add_entry(m, topic, partition, best, l))) {
+        log_close(l);
+        goto out;
+    }
+    *out = l;
+out:
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+int log_manager_delete(log_manager_t *m, const char *topic, int32_t partition) {
+    char key[300];
+    key_of(key, sizeof(key), topic, partition);
+    pthread_mutex_lock(&m->mu);
+    entry_t *e = sm_map_del(&m->logs, key, strlen(key));
+    int rc = SM_OK;
+    if (!e) {
+        rc = SM_ERR_NOTFOUND;
+        goto out;
+    }
+    m->dir_counts[e->dir]--;
+    uint8_t rnd[8] = {0};
+    if (getrandom(rnd, sizeof(rnd), 0) < 0) rnd[0] = (uint8_t)now_ms();
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s.%02x%02x%02x%02x%02x%02x%02x%02x-delete", m->dirs[e->dir],
+             key, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    if (log_rename_for_delete(e->log, path)) {
+        sm_warn("storage", "%s: cannot rename for deletion: %s", key, strerror(errno));
+        char *p = strdup(log_dir(e->log));
+        if (p) push_doomed(m, p, e->log);
+    } else {
+        fio_fsync_dir(m->dirs[e->dir]);
+        char *p = strdup(path);
+        if (p) push_doomed(m, p, e->log);
+    }
+    pthread_cond_broadcast(&m->cv);
+    free(e->topic);
+    free(e);
+out:
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+void log_manager_foreach(log_manager_t *m,
+                         void (*fn)(void *arg, const char *topic, int32_t partition, log_t *l),
+                         void *arg) {
+    pthread_mutex_lock(&m->mu);
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+        entry_t *e = v;
+        fn(arg, e->topic, e->partition, e->log);
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+void log_manager_run_maintenance(log_manager_t *m) { maintenance_pass(m, false); }
