@@ -1,0 +1,364 @@
+/*
+ * server.properties parsing and the table of broker keys (see config.h).
+ * Defaults are Kafka 4.x's, except where a single-node Samsa needs another
+ * (listeners, log.dirs, node.id, replication factors of internal topics):
+ * those rows say so in their doc.
+ */
+#include "base/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+
+#define I64MAX INT64_MAX
+#define I32MAX INT32_MAX
+
+static const char *const timestamp_types[] = {"CreateTime", "LogAppendTime", NULL};
+static const char *const cleanup_policies[] = {"delete", "compact", NULL};
+static const char *const compression_types[] = {"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer", NULL};
+static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+
+const sm_config_key_t sm_config_keys[] = {
+    {"node.id", SM_CFG_INT, "1", 0, I32MAX, NULL, "This node's id (Kafka has no default; Samsa uses 1)."},
+    {"broker.id", SM_CFG_INT, NULL, -1, I32MAX, NULL, "Alias of node.id."},
+    {"process.roles", SM_CFG_LIST, "broker,controller", 0, 0, NULL, "Roles of this node; Samsa is always a combined node."},
+    {"listeners", SM_CFG_LIST, "PLAINTEXT://localhost:9092", 0, 0, NULL, "Listener URIs (Samsa default: PLAINTEXT://localhost:9092)."},
+    {"advertised.listeners", SM_CFG_LIST, NULL, 0, 0, NULL, "Listeners given to clients; default: listeners."},
+    {"controller.listener.names", SM_CFG_LIST, NULL, 0, 0, NULL, "Accepted; Samsa's controller has no listener of its own."},
+    {"controller.quorum.voters", SM_CFG_LIST, NULL, 0, 0, NULL, "Accepted; one voter."},
+    {"controller.quorum.bootstrap.servers", SM_CFG_LIST, NULL, 0, 0, NULL, "Accepted; one voter."},
+    {"listener.security.protocol.map", SM_CFG_LIST, "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT", 0, 0, NULL, "Only PLAINTEXT is served."},
+    {"inter.broker.listener.name", SM_CFG_STRING, NULL, 0, 0, NULL, "Accepted."},
+    {"log.dirs", SM_CFG_LIST, NULL, 0, 0, NULL, "Log directories; default: log.dir."},
+    {"log.dir", SM_CFG_STRING, "./data", 0, 0, NULL, "Log directory when log.dirs is unset (Samsa default ./data; Kafka /tmp/kafka-logs)."},
+    {"num.partitions", SM_CFG_INT, "1", 1, I32MAX, NULL, "Partitions of auto-created topics."},
+    {"default.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL, "Replication factor of auto-created topics."},
+    {"auto.create.topics.enable", SM_CFG_BOOL, "true", 0, 0, NULL, "Create topics on Metadata requests."},
+    {"delete.topic.enable", SM_CFG_BOOL, "true", 0, 0, NULL, "Allow DeleteTopics."},
+    {"log.retention.hours", SM_CFG_INT, "168", -1, I32MAX, NULL, "Retention time in hours."},
+    {"log.retention.minutes", SM_CFG_INT, NULL, -1, I32MAX, NULL, "Retention in minutes (over hours)."},
+    {"log.retention.ms", SM_CFG_LONG, NULL, -1, I64MAX, NULL, "Retention in ms (over minutes); -1 keeps forever."},
+    {"log.retention.bytes", SM_CFG_LONG, "-1", -1, I64MAX, NULL, "Size bound per partition; -1 unbounded."},
+    {"log.retention.check.interval.ms", SM_CFG_LONG, "300000", 1, I64MAX, NULL, "How often retention runs."},
+    {"log.segment.bytes", SM_CFG_INT, "1073741824", 14, I32MAX, NULL, "Segment size."},
+    {"log.roll.hours", SM_CFG_INT, "168", 1, I32MAX, NULL, "Roll a segment after this many hours."},
+    {"log.roll.ms", SM_CFG_LONG, NULL, 1, I64MAX, NULL, "Roll time in ms (over hours)."},
+    {"log.roll.jitter.hours", SM_CFG_INT, "0", 0, I32MAX, NULL, "Accepted; not applied."},
+    {"log.index.interval.bytes", SM_CFG_INT, "4096", 0, I32MAX, NULL, "Bytes between offset index entries."},
+    {"log.index.size.max.bytes", SM_CFG_INT, "10485760", 4, I32MAX, NULL, "Maximum index file size."},
+    {"log.flush.interval.messages", SM_CFG_LONG, "9223372036854775807", 1, I64MAX, NULL, "fsync after this many messages."},
+    {"log.flush.interval.ms", SM_CFG_LONG, NULL, 0, I64MAX, NULL, "fsync when unflushed data is older than this."},
+    {"log.flush.scheduler.interval.ms", SM_CFG_LONG, "9223372036854775807", 0, I64MAX, NULL, "Accepted."},
+    {"log.flush.offset.checkpoint.interval.ms", SM_CFG_INT, "60000", 0, I32MAX, NULL, "How often recovery points are checkpointed."},
+    {"log.segment.delete.delay.ms", SM_CFG_LONG, "60000", 0, I64MAX, NULL, "Delay before deleting a retired segment's files."},
+    {"log.cleanup.policy", SM_CFG_LIST, "delete", 0, 0, cleanup_policies, "delete or compact."},
+    {"log.message.timestamp.type", SM_CFG_STRING, "CreateTime", 0, 0, timestamp_types, "CreateTime or LogAppendTime."},
+    {"log.message.timestamp.before.max.ms", SM_CFG_LONG, "9223372036854775807", 0, I64MAX, NULL, "Largest allowed age of a record timestamp."},
+    {"log.message.timestamp.after.max.ms", SM_CFG_LONG, "3600000", 0, I64MAX, NULL, "Largest allowed future skew of a record timestamp."},
+    {"log.preallocate", SM_CFG_BOOL, "false", 0, 0, NULL, "Accepted; not applied."},
+    {"message.max.bytes", SM_CFG_INT, "1048588", 0, I32MAX, NULL, "Largest record batch."},
+    {"replica.fetch.max.bytes", SM_CFG_INT, "1048576", 0, I32MAX, NULL, "Accepted."},
+    {"fetch.max.bytes", SM_CFG_INT, "57671680", 1024, I32MAX, NULL, "Largest Fetch response."},
+    {"socket.request.max.bytes", SM_CFG_INT, "104857600", 1, I32MAX, NULL, "Largest request frame."},
+    {"socket.send.buffer.bytes", SM_CFG_INT, "102400", -1, I32MAX, NULL, "Accepted."},
+    {"socket.receive.buffer.bytes", SM_CFG_INT, "102400", -1, I32MAX, NULL, "Accepted."},
+    {"num.network.threads", SM_CFG_INT, "0", 0, 1024, NULL, "Event-loop threads; 0 = number of cores (Kafka's default is 3)."},
+    {"num.io.threads", SM_CFG_INT, "8", 1, 1024, NULL, "Accepted; requests run on the event loops."},
+    {"num.recovery.threads.per.data.dir", SM_CFG_INT, "2", 1, 1024, NULL, "Log recovery threads per log dir (Kafka's default is 2 in 4.x)."},
+    {"queued.max.requests", SM_CFG_INT, "500", 1, I32MAX, NULL, "In-flight requests per connection before reading pauses."},
+    {"queued.max.request.bytes", SM_CFG_LONG, "-1", -1, I64MAX, NULL, "In-flight request bytes before reading pauses; -1: Samsa bounds it at 512 MiB."},
+    {"connections.max.idle.ms", SM_CFG_LONG, "600000", -1, I64MAX, NULL, "Idle connections are closed after this."},
+    {"offsets.topic.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL, "Partitions of __consumer_offsets."},
+    {"offsets.topic.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL, "Replication of __consumer_offsets (Samsa default 1; Kafka 3)."},
+    {"offsets.retention.minutes", SM_CFG_INT, "10080", 1, I32MAX, NULL, "Committed offsets of empty groups expire after this."},
+    {"offsets.commit.timeout.ms", SM_CFG_INT, "5000", 1, I32MAX, NULL, "Accepted."},
+    {"group.initial.rebalance.delay.ms", SM_CFG_INT, "3000", 0, I32MAX, NULL, "Delay of a new group's first rebalance."},
+    {"group.min.session.timeout.ms", SM_CFG_INT, "6000", 0, I32MAX, NULL, "Smallest session timeout."},
+    {"group.max.session.timeout.ms", SM_CFG_INT, "1800000", 0, I32MAX, NULL, "Largest session timeout."},
+    {"group.max.size", SM_CFG_INT, "2147483647", 1, I32MAX, NULL, "Members per group."},
+    {"transaction.state.log.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL, "Partitions of __transaction_state."},
+    {"transaction.state.log.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL, "Samsa default 1; Kafka 3."},
+    {"transaction.state.log.min.isr", SM_CFG_INT, "1", 1, I32MAX, NULL, "Samsa default 1; Kafka 2."},
+    {"transactional.id.expiration.ms", SM_CFG_INT, "604800000", 1, I32MAX, NULL, "Accepted."},
+    {"producer.id.expiration.ms", SM_CFG_INT, "86400000", 1, I32MAX, NULL, "Idle producer state expires after this."},
+    {"min.insync.replicas", SM_CFG_INT, "1", 1, I32MAX, NULL, "acks=all needs this many in-sync replicas."},
+    {"unclean.leader.election.enable", SM_CFG_BOOL, "false", 0, 0, NULL, "Accepted."},
+    {"compression.type", SM_CFG_STRING, "producer", 0, 0, compression_types, "Stored as produced ('producer'); others accepted, not applied yet."},
+    {"cluster.id", SM_CFG_STRING, NULL, 0, 0, NULL, "Samsa: cluster id for a new data dir (default: random)."},
+    {"samsa.log.fsync.before.ack", SM_CFG_BOOL, "false", 0, 0, NULL, "Samsa: fsync a produce before acknowledging it (group commit)."},
+    {"samsa.log.level", SM_CFG_STRING, "info", 0, 0, log_levels, "Samsa: debug, info, warn or error."},
+};
+const size_t sm_config_keys_count = sizeof(sm_config_keys) / sizeof(sm_config_keys[0]);
+
+/* Kafka keys an operator's file may carry that Samsa accepts without acting on. */
+static const char *const ignored_prefixes[] = {
+    "ssl.", "sasl.", "security.", "authorizer.", "super.users", "zookeeper.", "metric.",
+    "metrics.", "kafka.metrics.", "confluent.", "remote.log.", "log.cleaner.", "quota.",
+    "replica.", "controlled.shutdown.", "leader.imbalance.", "auto.leader.rebalance.",
+    "delegation.token.", "client.quota.", "principal.builder.", "sasl_", "listener.name.",
+    "max.connections", "num.replica.", "group.coordinator.", "group.consumer.", "group.share.",
+    "share.", "broker.rack", "background.threads", "reserved.broker.max.id", "metadata.",
+    "controller.", "initial.broker.registration.timeout.ms", "broker.heartbeat.interval.ms",
+    "broker.session.timeout.ms", "transaction.", "compression.", "log.local.retention.",
+    "log.message.downconversion.", "connection.failed.authentication.delay.ms", "alter.",
+    "create.topic.policy.", "offsets.", "telemetry.", "unstable.", "eligible.leader.replicas.",
+    "num.replica.alter.log.dirs.threads", "log.dir.failure.timeout.ms", "socket.",
+    "node.", "fetch.", "producer.", "request.timeout.ms", "queued.max.requests",
+    NULL,
+};
+
+typedef struct entry {
+    char *value;
+    sm_config_source_t source;
+} entry_t;
+
+struct sm_config {
+    entry_t *values; /* parallel to sm_config_keys */
+};
+
+static int key_index(const char *name) {
+    for (size_t i = 0; i < sm_config_keys_count; i++)
+        if (strcmp(sm_config_keys[i].name, name) == 0) return (int)i;
+    return -1;
+}
+
+sm_config_t *sm_config_new(void) {
+    sm_config_t *c = calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->values = calloc(sm_config_keys_count, sizeof(entry_t));
+    if (!c->values) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void sm_config_free(sm_config_t *c) {
+    if (!c) return;
+    for (size_t i = 0; i < sm_config_keys_count; i++) free(c->values[i].value);
+    free(c->values);
+    free(c);
+}
+
+static bool ignored_key(const char *key) {
+    for (const char *const *p = ignored_prefixes; *p; p++)
+        if (strncmp(key, *p, strlen(*p)) == 0) return true;
+    return false;
+}
+
+static int validate(const sm_config_key_t *k, const char *v, char *err, size_t errlen) {
+    switch (k->type) {
+    case SM_CFG_INT:
+    case SM_CFG_LONG: {
+        char *end;
+        errno = 0;
+        long long x = strtoll(v, &end, 10);
+        if (errno || end == v || *end) {
+            snprintf(err, errlen, "config: %s: value \"%s\" is not an integer", k->name, v);
+            return -1;
+        }
+        if (x < k->min || x > k->max) {
+            snprintf(err, errlen, "config: %s: value %s is outside %lld..%lld", k->name, v,
+                     (long long)k->min, (long long)k->max);
+            return -1;
+        }
+        return 0;
+    }
+    case SM_CFG_BOOL:
+        if (strcmp(v, "true") && strcmp(v, "false")) {
+            snprintf(err, errlen, "config: %s: value \"%s\" is not true or false", k->name, v);
+            return -1;
+        }
+        return 0;
+    case SM_CFG_DOUBLE: {
+        char *end;
+        strtod(v, &end);
+        if (end == v || *end) {
+            snprintf(err, errlen, "config: %s: value \"%s\" is not a number", k->name, v);
+            return -1;
+        }
+        return 0;
+    }
+    case SM_CFG_STRING:
+    case SM_CFG_LIST:
+        if (k->choices) {
+            char buf[512];
+            snprintf(buf, sizeof(buf), "%s", v);
+            char *save = NULL;
+            for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+                while (*t == ' ') t++;
+                bool ok = false;
+                for (const char *const *ch = k->choices; *ch; ch++)
+                    if (strcasecmp(*ch, t) == 0) ok = true;
+                if (!ok) {
+                    snprintf(err, errlen, "config: %s: value \"%s\" is not one of the allowed values", k->name, t);
+                    return -1;
+                }
+                if (k->type == SM_CFG_STRING) break;
+            }
+        }
+        return 0;
+    }
+    return 0;
+}
+
+int sm_config_set(sm_config_t *c, const char *key, const char *value, sm_config_source_t src,
+                  char *err, size_t errlen) {
+    int i = key_index(key);
+    if (i < 0) {
+        if (ignored_key(key)) {
+            sm_warn("config", "%s: Kafka setting not used by Samsa; ignored", key);
+            return 0;
+        }
+        snprintf(err, errlen, "config: %s: unknown key", key);
+        return -1;
+    }
+    if (validate(&sm_config_keys[i], value, err, errlen)) return -1;
+    char *v = strdup(value);
+    if (!v) {
+        snprintf(err, errlen, "config: %s: out of memory", key);
+        return -1;
+    }
+    free(c->values[i].value);
+    c->values[i].value = v;
+    c->values[i].source = src;
+    return 0;
+}
+
+static char *trim(char *s) {
+    while (*s == ' ' || *s == '\t' || *s == '\f') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = 0;
+    return s;
+}
+
+/* Splits a properties line at the first unescaped '=' or ':' (or whitespace). */
+static int split_kv(char *line, char **key, char **value) {
+    char *p = line;
+    while (*p && *p != '=' && *p != ':' && *p != ' ' && *p != '\t') {
+        if (*p == '\\' && p[1]) p++;
+        p++;
+    }
+    char *k_end = p;
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p == '=' || *p == ':') p++;
+    *k_end = 0;
+    *key = trim(line);
+    *value = trim(p);
+    return **key ? 0 : -1;
+}
+
+/* Drops backslash escapes (\t \n \\ and line continuations were handled). */
+static void unescape(char *s) {
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (*p == '\\' && p[1]) {
+            p++;
+            *o++ = *p == 't' ? '\t' : *p == 'n' ? '\n' : *p;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = 0;
+}
+
+int sm_config_load_file(sm_config_t *c, const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "config: %s: cannot read: %s", path, strerror(errno));
+        return -1;
+    }
+    char line[8192], logical[65536];
+    size_t ll = 0;
+    int rc = 0;
+    while (fgets(line, sizeof(line), f)) {
+        char *t = trim(line);
+        if (ll == 0 && (*t == '#' || *t == '!' || *t == 0)) continue;
+        size_t n = strlen(t);
+        bool cont = n && t[n - 1] == '\\' && (n < 2 || t[n - 2] != '\\');
+        if (cont) t[--n] = 0;
+        if (ll + n + 1 >= sizeof(logical)) {
+            snprintf(err, errlen, "config: %s: line too long", path);
+            rc = -1;
+            break;
+        }
+        memcpy(logical + ll, t, n);
+        ll += n;
+        logical[ll] = 0;
+        if (cont) continue;
+        char *key, *value;
+        ll = 0;
+        if (split_kv(logical, &key, &value)) continue;
+        unescape(key);
+        unescape(value);
+        if (sm_config_set(c, key, value, SM_CONFIG_FILE, err, errlen)) {
+            rc = -1;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+int sm_config_set_override(sm_config_t *c, const char *kv, char *err, size_t errlen) {
+    const char *eq = strchr(kv, '=');
+    if (!eq || eq == kv) {
+        snprintf(err, errlen, "config: --override %s: expected key=value", kv);
+        return -1;
+    }
+    char key[256];
+    size_t n = (size_t)(eq - kv);
+    if (n >= sizeof(key)) {
+        snprintf(err, errlen, "config: --override: key too long");
+        return -1;
+    }
+    memcpy(key, kv, n);
+    key[n] = 0;
+    return sm_config_set(c, trim(key), eq + 1, SM_CONFIG_OVERRIDE, err, errlen);
+}
+
+const char *sm_config_str(const sm_config_t *c, const char *key) {
+    int i = key_index(key);
+    if (i < 0) return NULL;
+    return c->values[i].value ? c->values[i].value : sm_config_keys[i].default_value;
+}
+
+int64_t sm_config_long(const sm_config_t *c, const char *key) {
+    const char *v = sm_config_str(c, key);
+    return v ? strtoll(v, NULL, 10) : -1;
+}
+
+int32_t sm_config_int(const sm_config_t *c, const char *key) { return (int32_t)sm_config_long(c, key); }
+
+bool sm_config_bool(const sm_config_t *c, const char *key) {
+    const char *v = sm_config_str(c, key);
+    return v && strcmp(v, "true") == 0;
+}
+
+bool sm_config_is_set(const sm_config_t *c, const char *key) {
+    int i = key_index(key);
+    return i >= 0 && c->values[i].value != NULL;
+}
+
+sm_config_source_t sm_config_source(const sm_config_t *c, const char *key) {
+    int i = key_index(key);
+    return i >= 0 && c->values[i].value ? c->values[i].source : SM_CONFIG_DEFAULT;
+}
+
+int64_t sm_config_retention_ms(const sm_config_t *c) {
+    if (sm_config_is_set(c, "log.retention.ms")) return sm_config_long(c, "log.retention.ms");
+    if (sm_config_is_set(c, "log.retention.minutes")) {
+        int64_t m = sm_config_long(c, "log.retention.minutes");
+        return m < 0 ? -1 : m * 60000;
+    }
+    int64_t h = sm_config_long(c, "log.retention.hours");
+    return h < 0 ? -1 : h * 3600000;
+}
+
+int64_t sm_config_roll_ms(const sm_config_t *c) {
+    if (sm_config_is_set(c, "log.roll.ms")) return sm_config_long(c, "log.roll.ms");
+    return sm_config_long(c, "log.roll.hours") * 3600000;
+}

@@ -1,0 +1,67 @@
+/*
+ * Broker configuration as Kafka's server.properties: Java-properties parsing,
+ * a table of known keys with Kafka's types and defaults, validation with one
+ * clear line per problem, --override key=value, and typed getters. Keys Kafka
+ * knows that Samsa does not act on (ssl.*, sasl.*, ...) are accepted with a
+ * warning so an operator's existing file works.
+ */
+#ifndef SM_CONFIG_H
+#define SM_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum sm_config_source {
+    SM_CONFIG_DEFAULT = 0,
+    SM_CONFIG_FILE = 1,
+    SM_CONFIG_OVERRIDE = 2,
+} sm_config_source_t;
+
+typedef enum sm_config_type {
+    SM_CFG_STRING,
+    SM_CFG_INT,
+    SM_CFG_LONG,
+    SM_CFG_BOOL,
+    SM_CFG_DOUBLE,
+    SM_CFG_LIST,
+} sm_config_type_t;
+
+typedef struct sm_config_key {
+    const char *name;
+    sm_config_type_t type;
+    const char *default_value; /* NULL: no default (unset) */
+    int64_t min, max;          /* numeric bounds, inclusive */
+    const char *const *choices; /* allowed values, NULL-terminated, or NULL */
+    const char *doc;
+} sm_config_key_t;
+
+typedef struct sm_config sm_config_t;
+
+extern const sm_config_key_t sm_config_keys[];
+extern const size_t sm_config_keys_count;
+
+sm_config_t *sm_config_new(void);
+void sm_config_free(sm_config_t *c);
+
+/* Each returns 0, or -1 with one line naming the key and the problem in err. */
+int sm_config_load_file(sm_config_t *c, const char *path, char *err, size_t errlen);
+int sm_config_set(sm_config_t *c, const char *key, const char *value, sm_config_source_t src,
+                  char *err, size_t errlen);
+/* Parses "key=value" (for --override). */
+int sm_config_set_override(sm_config_t *c, const char *kv, char *err, size_t errlen);
+
+/* Typed getters for known keys (defaults apply); unset strings give NULL. */
+const char *sm_config_str(const sm_config_t *c, const char *key);
+int64_t sm_config_long(const sm_config_t *c, const char *key);
+int32_t sm_config_int(const sm_config_t *c, const char *key);
+bool sm_config_bool(const sm_config_t *c, const char *key);
+bool sm_config_is_set(const sm_config_t *c, const char *key);
+sm_config_source_t sm_config_source(const sm_config_t *c, const char *key);
+
+/* Kafka's precedence: log.retention.ms > .minutes > .hours; -1 = forever. */
+int64_t sm_config_retention_ms(const sm_config_t *c);
+/* log.roll.ms > log.roll.hours. */
+int64_t sm_config_roll_ms(const sm_config_t *c);
+
+#endif
