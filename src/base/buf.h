@@ -21,16 +21,25 @@ typedef struct sm_reader {
     const uint8_t *end; /* one past the last readable byte */
 } sm_reader_t;
 
+/* Places in an encoded message where record bytes are to be spliced in from
+ * elsewhere (a file range sent with sendfile) instead of being copied. */
+typedef struct sm_holes {
+    size_t n, cap;
+    size_t *pos; /* offset in the output where the k-th hole's bytes belong */
+} sm_holes_t;
+
 typedef struct sm_writer {
     uint8_t *p;
     uint8_t *end;
+    uint8_t *base;      /* start of the output, for hole positions */
+    sm_holes_t *holes;  /* NULL: records are always copied */
 } sm_writer_t;
 
 static inline sm_reader_t sm_reader_make(const void *data, size_t len) {
     return (sm_reader_t){(const uint8_t *)data, (const uint8_t *)data + len};
 }
 static inline sm_writer_t sm_writer_make(void *data, size_t len) {
-    return (sm_writer_t){(uint8_t *)data, (uint8_t *)data + len};
+    return (sm_writer_t){(uint8_t *)data, (uint8_t *)data + len, (uint8_t *)data, NULL};
 }
 static inline size_t sm_rd_left(const sm_reader_t *r) { return (size_t)(r->end - r->p); }
 
@@ -325,6 +334,22 @@ static inline int sm_wr_bytes(sm_writer_t *w, sm_bytes_t b, bool compact) {
     if (rc || b.len <= 0) return rc;
     return sm_wr_raw(w, b.ptr, (size_t)b.len);
 }
+/*
+ * A records field. With holes set on the writer, a value with ptr == NULL and
+ * len > 0 writes only its length prefix and records a hole where its len bytes
+ * belong; the caller sends those bytes separately (zero copy). Otherwise the
+ * same as sm_wr_bytes.
+ */
+static inline int sm_wr_records(sm_writer_t *w, sm_bytes_t b, bool compact) {
+    if (b.ptr || b.len <= 0 || !w->holes) return sm_wr_bytes(w, b, compact);
+    int rc = compact ? sm_wr_uvarint(w, (uint32_t)(b.len + 1)) : sm_wr_i32(w, b.len);
+    if (rc) return rc;
+    sm_holes_t *h = w->holes;
+    if (h->n == h->cap) return SM_ERR_SPACE;
+    h->pos[h->n++] = (size_t)(w->p - w->base);
+    return SM_OK;
+}
+
 static inline int sm_wr_array_len(sm_writer_t *w, int32_t n, bool compact) {
     return compact ? sm_wr_uvarint(w, (uint32_t)(n + 1)) : sm_wr_i32(w, n);
 }

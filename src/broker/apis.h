@@ -6,6 +6,7 @@
 #ifndef BROKER_APIS_H
 #define BROKER_APIS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct broker_req broker_req_t;

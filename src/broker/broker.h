@@ -8,29 +8,98 @@
 #ifndef BROKER_BROKER_H
 #define BROKER_BROKER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "base/arena.h"
+#include "base/config.h"
+#include "base/map.h"
 #include "broker/apis.h"
+#include "metadata/controller.h"
 #include "metadata/image.h"
+#include "net/net.h"
 #include "protocol/request.h"
+#include "storage/log.h"
+#include "storage/log_manager.h"
 
 typedef struct broker broker_t;
+typedef struct broker_partition broker_partition_t;
+typedef struct broker_delayed broker_delayed_t;
+
+/* Settings the handlers read, resolved from the configuration at start. */
+typedef struct broker_settings {
+    int32_t node_id;
+    char listen_host[256];
+    int32_t listen_port;
+    char advertised_host[256];
+    int32_t advertised_port;
+    int32_t num_partitions;
+    int16_t default_replication_factor;
+    bool auto_create_topics;
+    bool delete_topic_enable;
+    int32_t message_max_bytes;
+    bool log_append_time;
+    int64_t timestamp_before_max_ms;
+    int64_t timestamp_after_max_ms;
+    int32_t fetch_max_bytes;
+    bool fsync_before_ack;
+    int32_t min_insync_replicas;
+    int64_t producer_id_expiration_ms;
+} broker_settings_t;
 
 /* One request in flight. Lives in its own arena, freed after the response is
- * written (or dropped). */
+ * handed to the network layer (or dropped). */
 struct broker_req {
     broker_t *b;
     sm_arena_t arena;
     proto_request_t req;  /* header and decoded body */
     int16_t version;      /* == req.header.request_api_version */
     void *resp;           /* response body (api's response type), initialised */
-    void *conn;           /* network connection (net layer's handle) */
-    void *net_req;        /* network request handle, to complete */
-    int64_t received_ms;  /* monotonic receive time */
+    net_request_t *net;   /* the network request to complete */
+    void *state;          /* handler state across re-evaluations (parked requests) */
+    /* Zero-copy record ranges for Fetch responses, in encoding order. */
+    log_range_t *ranges;
+    int nranges, cap_ranges;
 };
 
+struct broker {
+    broker_settings_t s;
+    sm_config_t *cfg;
+    char cluster_id[32];
+    meta_image_t image;
+    meta_controller_t controller;
+    log_t *metadata_log;
+    log_manager_t *logs;
+    log_config_t log_defaults;
+    pthread_mutex_t partitions_mu;
+    sm_map_t partitions; /* topic id + partition index -> broker_partition_t* */
+    broker_delayed_t *delayed;
+    net_server_t *net;
+    pthread_mutex_t pid_mu; /* producer id block */
+    int64_t pid_next, pid_end;
+};
+
+/* Starts the broker: storage, metadata replay, network. Returns SM_OK or an
+ * error after logging why. */
+int broker_start(broker_t *b, sm_config_t *cfg);
+/* Stops accepting, completes parked requests, flushes and closes the logs. */
+void broker_stop(broker_t *b);
+
 static inline void *broker_body(broker_req_t *r) { return r->req.body; }
+
+/* Sends r's response (encodes r->resp) and frees r. Any thread. */
+void broker_req_finish(broker_req_t *r);
+/* Frees r without a response (acks=0). */
+void broker_req_finish_none(broker_req_t *r);
+/* Records a zero-copy range for the next hole; returns the sm_bytes_t to put in
+ * the records field ({NULL, len}). The range is released after sending. */
+sm_bytes_t broker_req_add_range(broker_req_t *r, log_range_t *range);
+
+/* Allocates the next producer id (blocks of 1000 from the controller). */
+int broker_next_producer_id(broker_t *b, int64_t *pid);
+
+/* Current wall-clock time in ms. */
+int64_t broker_now_ms(void);
 
 #endif

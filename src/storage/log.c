@@ -498,7 +498,7 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
     }
     closedir(d);
     d = NULL;
-    qsort(bases, (size_t)nb, sizeof(*bases), cmp_i64);
+    if (nb) qsort(bases, (size_t)nb, sizeof(*bases), cmp_i64);
 
     int64_t truncated_bytes = 0, dropped_segments = 0;
     bool cut = false;

@@ -59,3 +59,8 @@ int proto_add_offsets_to_txn_response_encode(sm_writer_t *w, int16_t v, const pr
     if (v < 0 || v > 4) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_add_offsets_to_txn_response_set_error(void *m, int16_t code) {
+    ((proto_add_offsets_to_txn_response_t *)m)->error_code = code;
+    return SM_OK;
+}

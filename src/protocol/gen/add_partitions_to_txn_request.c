@@ -281,3 +281,9 @@ int proto_add_partitions_to_txn_request_encode(sm_writer_t *w, int16_t v, const 
     if (v < 0 || v > 5) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_add_partitions_to_txn_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

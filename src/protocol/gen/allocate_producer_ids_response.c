@@ -67,3 +67,8 @@ int proto_allocate_producer_ids_response_encode(sm_writer_t *w, int16_t v, const
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_allocate_producer_ids_response_set_error(void *m, int16_t code) {
+    ((proto_allocate_producer_ids_response_t *)m)->error_code = code;
+    return SM_OK;
+}

@@ -228,3 +228,8 @@ int proto_alter_partition_response_encode(sm_writer_t *w, int16_t v, const proto
     if (v < 0 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_alter_partition_response_set_error(void *m, int16_t code) {
+    ((proto_alter_partition_response_t *)m)->error_code = code;
+    return SM_OK;
+}

@@ -180,3 +180,9 @@ int proto_alter_replica_log_dirs_request_encode(sm_writer_t *w, int16_t v, const
     if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_alter_replica_log_dirs_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -189,3 +189,9 @@ int proto_alter_user_scram_credentials_request_encode(sm_writer_t *w, int16_t v,
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_alter_user_scram_credentials_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -17,6 +17,7 @@ typedef struct proto_msg_desc {
     int (*decode)(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m);
     size_t (*size)(int16_t v, const void *m);
     int (*encode)(sm_writer_t *w, int16_t v, const void *m);
+    int (*set_error)(void *m, int16_t code);
 } proto_msg_desc_t;
 
 typedef struct proto_api_desc {

@@ -75,3 +75,9 @@ int proto_api_versions_request_encode(sm_writer_t *w, int16_t v, const proto_api
     if (v < 0 || v > 4) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_api_versions_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

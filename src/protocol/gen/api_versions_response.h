@@ -74,5 +74,7 @@ int proto_api_versions_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v,
 /* Bytes proto_api_versions_response_encode writes for version v. */
 size_t proto_api_versions_response_size(int16_t v, const proto_api_versions_response_t *m);
 int proto_api_versions_response_encode(sm_writer_t *w, int16_t v, const proto_api_versions_response_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_api_versions_response_set_error(void *m, int16_t code);
 
 #endif

@@ -91,3 +91,9 @@ int proto_begin_transaction_record_encode(sm_writer_t *w, int16_t v, const proto
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_begin_transaction_record_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

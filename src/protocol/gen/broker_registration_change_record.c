@@ -154,3 +154,9 @@ int proto_broker_registration_change_record_encode(sm_writer_t *w, int16_t v, co
     if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_broker_registration_change_record_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -248,3 +248,9 @@ int proto_broker_registration_request_encode(sm_writer_t *w, int16_t v, const pr
     if (v < 0 || v > 4) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_broker_registration_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -72,3 +72,9 @@ int proto_config_record_encode(sm_writer_t *w, int16_t v, const proto_config_rec
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_config_record_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

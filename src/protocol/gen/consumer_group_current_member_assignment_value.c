@@ -148,3 +148,9 @@ int proto_consumer_group_current_member_assignment_value_encode(sm_writer_t *w, 
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_consumer_group_current_member_assignment_value_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

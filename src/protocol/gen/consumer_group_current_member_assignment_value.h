@@ -44,5 +44,7 @@ int proto_consumer_group_current_member_assignment_value_decode(sm_reader_t *r, 
 /* Bytes proto_consumer_group_current_member_assignment_value_encode writes for version v. */
 size_t proto_consumer_group_current_member_assignment_value_size(int16_t v, const proto_consumer_group_current_member_assignment_value_t *m);
 int proto_consumer_group_current_member_assignment_value_encode(sm_writer_t *w, int16_t v, const proto_consumer_group_current_member_assignment_value_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_consumer_group_current_member_assignment_value_set_error(void *m, int16_t code);
 
 #endif

@@ -43,3 +43,9 @@ int proto_consumer_group_metadata_key_encode(sm_writer_t *w, int16_t v, const pr
     if (v < 3 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_consumer_group_metadata_key_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

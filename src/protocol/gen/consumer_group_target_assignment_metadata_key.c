@@ -43,3 +43,9 @@ int proto_consumer_group_target_assignment_metadata_key_encode(sm_writer_t *w, i
     if (v < 6 || v > 6) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_consumer_group_target_assignment_metadata_key_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -27,5 +27,7 @@ int proto_consumer_group_target_assignment_metadata_key_decode(sm_reader_t *r, s
 /* Bytes proto_consumer_group_target_assignment_metadata_key_encode writes for version v. */
 size_t proto_consumer_group_target_assignment_metadata_key_size(int16_t v, const proto_consumer_group_target_assignment_metadata_key_t *m);
 int proto_consumer_group_target_assignment_metadata_key_encode(sm_writer_t *w, int16_t v, const proto_consumer_group_target_assignment_metadata_key_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_consumer_group_target_assignment_metadata_key_set_error(void *m, int16_t code);
 
 #endif

@@ -100,3 +100,9 @@ int proto_consumer_protocol_assignment_encode(sm_writer_t *w, int16_t v, const p
     if (v < 0 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_consumer_protocol_assignment_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

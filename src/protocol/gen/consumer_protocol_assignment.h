@@ -39,5 +39,7 @@ int proto_consumer_protocol_assignment_decode(sm_reader_t *r, sm_arena_t *a, int
 /* Bytes proto_consumer_protocol_assignment_encode writes for version v. */
 size_t proto_consumer_protocol_assignment_size(int16_t v, const proto_consumer_protocol_assignment_t *m);
 int proto_consumer_protocol_assignment_encode(sm_writer_t *w, int16_t v, const proto_consumer_protocol_assignment_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_consumer_protocol_assignment_set_error(void *m, int16_t code);
 
 #endif

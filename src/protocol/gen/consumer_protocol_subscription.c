@@ -156,3 +156,9 @@ int proto_consumer_protocol_subscription_encode(sm_writer_t *w, int16_t v, const
     if (v < 0 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_consumer_protocol_subscription_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -42,5 +42,7 @@ int proto_consumer_protocol_subscription_decode(sm_reader_t *r, sm_arena_t *a, i
 /* Bytes proto_consumer_protocol_subscription_encode writes for version v. */
 size_t proto_consumer_protocol_subscription_size(int16_t v, const proto_consumer_protocol_subscription_t *m);
 int proto_consumer_protocol_subscription_encode(sm_writer_t *w, int16_t v, const proto_consumer_protocol_subscription_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_consumer_protocol_subscription_set_error(void *m, int16_t code);
 
 #endif

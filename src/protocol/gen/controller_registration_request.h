@@ -60,5 +60,7 @@ int proto_controller_registration_request_decode(sm_reader_t *r, sm_arena_t *a, 
 /* Bytes proto_controller_registration_request_encode writes for version v. */
 size_t proto_controller_registration_request_size(int16_t v, const proto_controller_registration_request_t *m);
 int proto_controller_registration_request_encode(sm_writer_t *w, int16_t v, const proto_controller_registration_request_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_controller_registration_request_set_error(void *m, int16_t code);
 
 #endif

@@ -142,3 +142,9 @@ int proto_create_delegation_token_request_encode(sm_writer_t *w, int16_t v, cons
     if (v < 0 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_create_delegation_token_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

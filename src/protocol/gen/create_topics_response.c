@@ -316,3 +316,9 @@ int proto_create_topics_response_encode(sm_writer_t *w, int16_t v, const proto_c
     if (v < 0 || v > 7) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_create_topics_response_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -67,3 +67,9 @@ int proto_default_principal_data_encode(sm_writer_t *w, int16_t v, const proto_d
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_default_principal_data_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

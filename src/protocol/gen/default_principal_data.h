@@ -30,5 +30,7 @@ int proto_default_principal_data_decode(sm_reader_t *r, sm_arena_t *a, int16_t v
 /* Bytes proto_default_principal_data_encode writes for version v. */
 size_t proto_default_principal_data_size(int16_t v, const proto_default_principal_data_t *m);
 int proto_default_principal_data_encode(sm_writer_t *w, int16_t v, const proto_default_principal_data_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_default_principal_data_set_error(void *m, int16_t code);
 
 #endif

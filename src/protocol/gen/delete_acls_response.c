@@ -216,3 +216,9 @@ int proto_delete_acls_response_encode(sm_writer_t *w, int16_t v, const proto_del
     if (v < 0 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_delete_acls_response_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

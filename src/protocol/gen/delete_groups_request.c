@@ -66,3 +66,9 @@ int proto_delete_groups_request_encode(sm_writer_t *w, int16_t v, const proto_de
     if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_delete_groups_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -161,3 +161,8 @@ int proto_describe_cluster_response_encode(sm_writer_t *w, int16_t v, const prot
     if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_describe_cluster_response_set_error(void *m, int16_t code) {
+    ((proto_describe_cluster_response_t *)m)->error_code = code;
+    return SM_OK;
+}

@@ -72,5 +72,7 @@ int proto_describe_producers_response_decode(sm_reader_t *r, sm_arena_t *a, int1
 /* Bytes proto_describe_producers_response_encode writes for version v. */
 size_t proto_describe_producers_response_size(int16_t v, const proto_describe_producers_response_t *m);
 int proto_describe_producers_response_encode(sm_writer_t *w, int16_t v, const proto_describe_producers_response_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_describe_producers_response_set_error(void *m, int16_t code);
 
 #endif

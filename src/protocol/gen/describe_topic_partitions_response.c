@@ -335,3 +335,9 @@ int proto_describe_topic_partitions_response_encode(sm_writer_t *w, int16_t v, c
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_describe_topic_partitions_response_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -189,3 +189,8 @@ int proto_describe_user_scram_credentials_response_encode(sm_writer_t *w, int16_
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_describe_user_scram_credentials_response_set_error(void *m, int16_t code) {
+    ((proto_describe_user_scram_credentials_response_t *)m)->error_code = code;
+    return SM_OK;
+}

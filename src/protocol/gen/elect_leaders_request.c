@@ -137,3 +137,9 @@ int proto_elect_leaders_request_encode(sm_writer_t *w, int16_t v, const proto_el
     if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_elect_leaders_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -186,3 +186,8 @@ int proto_elect_leaders_response_encode(sm_writer_t *w, int16_t v, const proto_e
     if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_elect_leaders_response_set_error(void *m, int16_t code) {
+    ((proto_elect_leaders_response_t *)m)->error_code = code;
+    return SM_OK;
+}

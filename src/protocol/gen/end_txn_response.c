@@ -81,3 +81,8 @@ int proto_end_txn_response_encode(sm_writer_t *w, int16_t v, const proto_end_txn
     if (v < 0 || v > 5) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_end_txn_response_set_error(void *m, int16_t code) {
+    ((proto_end_txn_response_t *)m)->error_code = code;
+    return SM_OK;
+}

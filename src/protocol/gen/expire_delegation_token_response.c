@@ -63,3 +63,8 @@ int proto_expire_delegation_token_response_encode(sm_writer_t *w, int16_t v, con
     if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_expire_delegation_token_response_set_error(void *m, int16_t code) {
+    ((proto_expire_delegation_token_response_t *)m)->error_code = code;
+    return SM_OK;
+}

@@ -61,3 +61,9 @@ int proto_feature_level_record_encode(sm_writer_t *w, int16_t v, const proto_fea
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_feature_level_record_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -509,7 +509,7 @@ static int enc_partition_data(sm_writer_t *w, int16_t v, const proto_fetch_respo
     if (v >= 11) {
         TRY(sm_wr_i32(w, o->preferred_read_replica));
     }
-    TRY(sm_wr_bytes(w, o->records, flex));
+    TRY(sm_wr_records(w, o->records, flex));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         const bool has0 = (v >= 12) && !(o->diverging_epoch == NULL);
@@ -758,4 +758,9 @@ size_t proto_fetch_response_size(int16_t v, const proto_fetch_response_t *m) { r
 int proto_fetch_response_encode(sm_writer_t *w, int16_t v, const proto_fetch_response_t *m) {
     if (v < 0 || v > 17) return SM_ERR_VERSION;
     return enc_m(w, v, m);
+}
+
+int proto_fetch_response_set_error(void *m, int16_t code) {
+    ((proto_fetch_response_t *)m)->error_code = code;
+    return SM_OK;
 }

@@ -281,7 +281,7 @@ static int enc_partition_snapshot(sm_writer_t *w, int16_t v, const proto_fetch_s
     TRY(sm_wr_i64(w, o->size));
     TRY(sm_wr_i64(w, o->position));
     if (o->unaligned_records.len < 0) return SM_ERR_RANGE;
-    TRY(sm_wr_bytes(w, o->unaligned_records, flex));
+    TRY(sm_wr_records(w, o->unaligned_records, flex));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         const bool has0 = (true) && !(o->current_leader == NULL);
@@ -472,4 +472,9 @@ size_t proto_fetch_snapshot_response_size(int16_t v, const proto_fetch_snapshot_
 int proto_fetch_snapshot_response_encode(sm_writer_t *w, int16_t v, const proto_fetch_snapshot_response_t *m) {
     if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
+}
+
+int proto_fetch_snapshot_response_set_error(void *m, int16_t code) {
+    ((proto_fetch_snapshot_response_t *)m)->error_code = code;
+    return SM_OK;
 }

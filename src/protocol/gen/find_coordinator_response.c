@@ -238,3 +238,8 @@ int proto_find_coordinator_response_encode(sm_writer_t *w, int16_t v, const prot
     if (v < 0 || v > 6) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_find_coordinator_response_set_error(void *m, int16_t code) {
+    ((proto_find_coordinator_response_t *)m)->error_code = code;
+    return SM_OK;
+}

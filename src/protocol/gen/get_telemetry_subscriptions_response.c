@@ -109,3 +109,8 @@ int proto_get_telemetry_subscriptions_response_encode(sm_writer_t *w, int16_t v,
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_get_telemetry_subscriptions_response_set_error(void *m, int16_t code) {
+    ((proto_get_telemetry_subscriptions_response_t *)m)->error_code = code;
+    return SM_OK;
+}

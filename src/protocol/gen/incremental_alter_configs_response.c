@@ -125,3 +125,9 @@ int proto_incremental_alter_configs_response_encode(sm_writer_t *w, int16_t v, c
     if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_incremental_alter_configs_response_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -44,5 +44,7 @@ int proto_incremental_alter_configs_response_decode(sm_reader_t *r, sm_arena_t *
 /* Bytes proto_incremental_alter_configs_response_encode writes for version v. */
 size_t proto_incremental_alter_configs_response_size(int16_t v, const proto_incremental_alter_configs_response_t *m);
 int proto_incremental_alter_configs_response_encode(sm_writer_t *w, int16_t v, const proto_incremental_alter_configs_response_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_incremental_alter_configs_response_set_error(void *m, int16_t code);
 
 #endif

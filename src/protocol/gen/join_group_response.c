@@ -185,3 +185,8 @@ int proto_join_group_response_encode(sm_writer_t *w, int16_t v, const proto_join
     if (v < 0 || v > 9) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_join_group_response_set_error(void *m, int16_t code) {
+    ((proto_join_group_response_t *)m)->error_code = code;
+    return SM_OK;
+}

@@ -436,3 +436,9 @@ int proto_leader_and_isr_request_encode(sm_writer_t *w, int16_t v, const proto_l
     if (v < 0 || v > 7) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_leader_and_isr_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -139,3 +139,9 @@ int proto_leader_change_message_encode(sm_writer_t *w, int16_t v, const proto_le
     if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_leader_change_message_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -43,5 +43,7 @@ int proto_leader_change_message_decode(sm_reader_t *r, sm_arena_t *a, int16_t v,
 /* Bytes proto_leader_change_message_encode writes for version v. */
 size_t proto_leader_change_message_size(int16_t v, const proto_leader_change_message_t *m);
 int proto_leader_change_message_encode(sm_writer_t *w, int16_t v, const proto_leader_change_message_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_leader_change_message_set_error(void *m, int16_t code);
 
 #endif

@@ -51,3 +51,9 @@ int proto_list_client_metrics_resources_request_encode(sm_writer_t *w, int16_t v
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_list_client_metrics_resources_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -149,3 +149,9 @@ int proto_metadata_request_encode(sm_writer_t *w, int16_t v, const proto_metadat
     if (v < 0 || v > 12) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_metadata_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -389,3 +389,9 @@ int proto_metadata_response_encode(sm_writer_t *w, int16_t v, const proto_metada
     if (v < 0 || v > 12) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_metadata_response_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -133,3 +133,8 @@ int proto_offset_delete_response_encode(sm_writer_t *w, int16_t v, const proto_o
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_offset_delete_response_set_error(void *m, int16_t code) {
+    ((proto_offset_delete_response_t *)m)->error_code = code;
+    return SM_OK;
+}

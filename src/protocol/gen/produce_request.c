@@ -45,7 +45,7 @@ static size_t size_partition_produce_data(int16_t v, const proto_produce_request
 static int enc_partition_produce_data(sm_writer_t *w, int16_t v, const proto_produce_request_partition_produce_data_t *o) {
     const bool flex = v >= 9;
     TRY(sm_wr_i32(w, o->index));
-    TRY(sm_wr_bytes(w, o->records, flex));
+    TRY(sm_wr_records(w, o->records, flex));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -187,4 +187,10 @@ size_t proto_produce_request_size(int16_t v, const proto_produce_request_t *m) {
 int proto_produce_request_encode(sm_writer_t *w, int16_t v, const proto_produce_request_t *m) {
     if (v < 0 || v > 11) return SM_ERR_VERSION;
     return enc_m(w, v, m);
+}
+
+int proto_produce_request_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
 }

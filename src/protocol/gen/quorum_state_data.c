@@ -165,3 +165,9 @@ int proto_quorum_state_data_encode(sm_writer_t *w, int16_t v, const proto_quorum
     if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_quorum_state_data_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -45,5 +45,7 @@ int proto_quorum_state_data_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, pro
 /* Bytes proto_quorum_state_data_encode writes for version v. */
 size_t proto_quorum_state_data_size(int16_t v, const proto_quorum_state_data_t *m);
 int proto_quorum_state_data_encode(sm_writer_t *w, int16_t v, const proto_quorum_state_data_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_quorum_state_data_set_error(void *m, int16_t code);
 
 #endif

@@ -28,5 +28,7 @@ int proto_response_header_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto
 /* Bytes proto_response_header_encode writes for version v. */
 size_t proto_response_header_size(int16_t v, const proto_response_header_t *m);
 int proto_response_header_encode(sm_writer_t *w, int16_t v, const proto_response_header_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_response_header_set_error(void *m, int16_t code);
 
 #endif

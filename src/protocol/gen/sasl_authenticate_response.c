@@ -76,3 +76,8 @@ int proto_sasl_authenticate_response_encode(sm_writer_t *w, int16_t v, const pro
     if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_sasl_authenticate_response_set_error(void *m, int16_t code) {
+    ((proto_sasl_authenticate_response_t *)m)->error_code = code;
+    return SM_OK;
+}

@@ -56,3 +56,8 @@ int proto_sasl_handshake_response_encode(sm_writer_t *w, int16_t v, const proto_
     if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_sasl_handshake_response_set_error(void *m, int16_t code) {
+    ((proto_sasl_handshake_response_t *)m)->error_code = code;
+    return SM_OK;
+}

@@ -85,5 +85,7 @@ int proto_share_acknowledge_response_decode(sm_reader_t *r, sm_arena_t *a, int16
 /* Bytes proto_share_acknowledge_response_encode writes for version v. */
 size_t proto_share_acknowledge_response_size(int16_t v, const proto_share_acknowledge_response_t *m);
 int proto_share_acknowledge_response_encode(sm_writer_t *w, int16_t v, const proto_share_acknowledge_response_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_share_acknowledge_response_set_error(void *m, int16_t code);
 
 #endif

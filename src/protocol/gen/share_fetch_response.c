@@ -242,7 +242,7 @@ static int enc_partition_data(sm_writer_t *w, int16_t v, const proto_share_fetch
     TRY(sm_wr_i16(w, o->acknowledge_error_code));
     TRY(sm_wr_string(w, o->acknowledge_error_message, flex));
     TRY(enc_leader_id_and_epoch_or_default(w, v, o->current_leader));
-    TRY(sm_wr_bytes(w, o->records, flex));
+    TRY(sm_wr_records(w, o->records, flex));
     if (o->acquired_records.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->acquired_records.n < 0 ? -1 : o->acquired_records.n, flex));
     for (int32_t i = 0; i < o->acquired_records.n; i++)
@@ -394,4 +394,9 @@ size_t proto_share_fetch_response_size(int16_t v, const proto_share_fetch_respon
 int proto_share_fetch_response_encode(sm_writer_t *w, int16_t v, const proto_share_fetch_response_t *m) {
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
+}
+
+int proto_share_fetch_response_set_error(void *m, int16_t code) {
+    ((proto_share_fetch_response_t *)m)->error_code = code;
+    return SM_OK;
 }

@@ -49,3 +49,9 @@ int proto_share_group_current_member_assignment_key_encode(sm_writer_t *w, int16
     if (v < 14 || v > 14) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_share_group_current_member_assignment_key_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -83,3 +83,9 @@ int proto_share_group_member_metadata_value_encode(sm_writer_t *w, int16_t v, co
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_share_group_member_metadata_value_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -54,5 +54,7 @@ int proto_share_group_partition_metadata_value_decode(sm_reader_t *r, sm_arena_t
 /* Bytes proto_share_group_partition_metadata_value_encode writes for version v. */
 size_t proto_share_group_partition_metadata_value_size(int16_t v, const proto_share_group_partition_metadata_value_t *m);
 int proto_share_group_partition_metadata_value_encode(sm_writer_t *w, int16_t v, const proto_share_group_partition_metadata_value_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_share_group_partition_metadata_value_set_error(void *m, int16_t code);
 
 #endif

@@ -49,3 +49,9 @@ int proto_share_group_target_assignment_member_key_encode(sm_writer_t *w, int16_
     if (v < 13 || v > 13) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_share_group_target_assignment_member_key_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -121,3 +121,9 @@ int proto_share_group_target_assignment_member_value_encode(sm_writer_t *w, int1
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_share_group_target_assignment_member_value_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -29,5 +29,7 @@ int proto_share_snapshot_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, pr
 /* Bytes proto_share_snapshot_key_encode writes for version v. */
 size_t proto_share_snapshot_key_size(int16_t v, const proto_share_snapshot_key_t *m);
 int proto_share_snapshot_key_encode(sm_writer_t *w, int16_t v, const proto_share_snapshot_key_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_share_snapshot_key_set_error(void *m, int16_t code);
 
 #endif

@@ -51,3 +51,9 @@ int proto_share_update_key_encode(sm_writer_t *w, int16_t v, const proto_share_u
     if (v < 1 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_share_update_key_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

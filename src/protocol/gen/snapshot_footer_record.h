@@ -28,5 +28,7 @@ int proto_snapshot_footer_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v
 /* Bytes proto_snapshot_footer_record_encode writes for version v. */
 size_t proto_snapshot_footer_record_size(int16_t v, const proto_snapshot_footer_record_t *m);
 int proto_snapshot_footer_record_encode(sm_writer_t *w, int16_t v, const proto_snapshot_footer_record_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_snapshot_footer_record_set_error(void *m, int16_t code);
 
 #endif

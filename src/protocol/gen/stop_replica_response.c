@@ -120,3 +120,8 @@ int proto_stop_replica_response_encode(sm_writer_t *w, int16_t v, const proto_st
     if (v < 0 || v > 4) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_stop_replica_response_set_error(void *m, int16_t code) {
+    ((proto_stop_replica_response_t *)m)->error_code = code;
+    return SM_OK;
+}

@@ -231,3 +231,9 @@ int proto_transaction_log_value_encode(sm_writer_t *w, int16_t v, const proto_tr
     if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_transaction_log_value_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

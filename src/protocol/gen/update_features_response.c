@@ -136,3 +136,8 @@ int proto_update_features_response_encode(sm_writer_t *w, int16_t v, const proto
     if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_update_features_response_set_error(void *m, int16_t code) {
+    ((proto_update_features_response_t *)m)->error_code = code;
+    return SM_OK;
+}

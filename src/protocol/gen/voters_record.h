@@ -68,5 +68,7 @@ int proto_voters_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_v
 /* Bytes proto_voters_record_encode writes for version v. */
 size_t proto_voters_record_size(int16_t v, const proto_voters_record_t *m);
 int proto_voters_record_encode(sm_writer_t *w, int16_t v, const proto_voters_record_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_voters_record_set_error(void *m, int16_t code);
 
 #endif

@@ -170,3 +170,9 @@ int proto_write_share_group_state_response_encode(sm_writer_t *w, int16_t v, con
     if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
+
+int proto_write_share_group_state_response_set_error(void *m, int16_t code) {
+    (void)m;
+    (void)code;
+    return SM_ERR_NOTFOUND;
+}

@@ -29,5 +29,7 @@ int proto_zk_migration_state_record_decode(sm_reader_t *r, sm_arena_t *a, int16_
 /* Bytes proto_zk_migration_state_record_encode writes for version v. */
 size_t proto_zk_migration_state_record_size(int16_t v, const proto_zk_migration_state_record_t *m);
 int proto_zk_migration_state_record_encode(sm_writer_t *w, int16_t v, const proto_zk_migration_state_record_t *m);
+/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */
+int proto_zk_migration_state_record_set_error(void *m, int16_t code);
 
 #endif

@@ -1,0 +1,33 @@
+/*
+ * The served API table (see apis.h). Kafka 4.x advertises Produce from v0 so
+ * that old librdkafka versions keep compression on, yet answers v0-v2 with
+ * UNSUPPORTED_VERSION; we do the same.
+ */
+#include "broker/apis.h"
+
+#include <stddef.h>
+
+#include "broker/handlers/handlers.h"
+
+static const broker_api_t apis[] = {
+    {0, 0, 11, 3, broker_handle_produce},
+    {1, 4, 17, 4, broker_handle_fetch},
+    {2, 1, 10, 1, broker_handle_list_offsets},
+    {3, 0, 12, 0, broker_handle_metadata},
+    {18, 0, 4, 0, broker_handle_api_versions},
+    {19, 0, 7, 0, broker_handle_create_topics},
+    {20, 0, 6, 0, broker_handle_delete_topics},
+    {22, 0, 5, 0, broker_handle_init_producer_id},
+    {23, 0, 4, 0, broker_handle_offset_for_leader_epoch},
+};
+
+const broker_api_t *broker_api_find(int16_t api_key) {
+    for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++)
+        if (apis[i].api_key == api_key) return &apis[i];
+    return NULL;
+}
+
+const broker_api_t *broker_apis(size_t *count) {
+    *count = sizeof(apis) / sizeof(apis[0]);
+    return apis;
+}

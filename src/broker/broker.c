@@ -1,0 +1,378 @@
+/*
+ * Broker start-up and shutdown: settings from the configuration, the cluster
+ * id in meta.properties, the metadata log (__cluster_metadata-0, a one-voter
+ * quorum) replayed into the image, partition logs, the delayed-request threads
+ * and the network.
+ */
+#include "broker/broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/fileio.h"
+#include "base/log.h"
+#include "broker/delayed.h"
+#include "broker/partition.h"
+#include "protocol/records.h"
+
+void broker_on_request(net_request_t *nreq, void *arg);
+
+int64_t broker_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* "PLAINTEXT://host:port" -> host, port. */
+static int parse_listener(const char *uri, char *host, size_t cap, int32_t *port) {
+    const char *p = strstr(uri, "://");
+    p = p ? p + 3 : uri;
+    const char *colon = strrchr(p, ':');
+    if (!colon) return -1;
+    size_t n = (size_t)(colon - p);
+    if (n >= cap) return -1;
+    memcpy(host, p, n);
+    host[n] = 0;
+    if (host[0] == '[') { /* [::1] */
+        memmove(host, host + 1, n);
+        char *e = strchr(host, ']');
+        if (e) *e = 0;
+    }
+    char *end;
+    long v = strtol(colon + 1, &end, 10);
+    if ((*end && *end != ',') || v < 0 || v > 65535) return -1;
+    *port = (int32_t)v;
+    return 0;
+}
+
+static void first_item(const char *list, char *out, size_t cap) {
+    snprintf(out, cap, "%s", list ? list : "");
+    char *c = strchr(out, ',');
+    if (c) *c = 0;
+}
+
+static int load_settings(broker_t *b, sm_config_t *c) {
+    broker_settings_t *s = &b->s;
+    s->node_id = sm_config_is_set(c, "broker.id") && !sm_config_is_set(c, "node.id")
+                     ? sm_config_int(c, "broker.id")
+                     : sm_config_int(c, "node.id");
+    char first[512];
+    first_item(sm_config_str(c, "listeners"), first, sizeof(first));
+    if (parse_listener(first, s->listen_host, sizeof(s->listen_host), &s->listen_port)) {
+        fprintf(stderr, "config: listeners: cannot parse \"%s\"\n", first);
+        return SM_ERR_PARSE;
+    }
+    const char *adv = sm_config_str(c, "advertised.listeners");
+    if (adv) first_item(adv, first, sizeof(first));
+    if (parse_listener(first, s->advertised_host, sizeof(s->advertised_host), &s->advertised_port)) {
+        fprintf(stderr, "config: advertised.listeners: cannot parse \"%s\"\n", first);
+        return SM_ERR_PARSE;
+    }
+    if (!s->advertised_host[0] || strcmp(s->advertised_host, "0.0.0.0") == 0) {
+        if (gethostname(s->advertised_host, sizeof(s->advertised_host))) snprintf(s->advertised_host, sizeof(s->advertised_host), "localhost");
+    }
+    s->num_partitions = sm_config_int(c, "num.partitions");
+    s->default_replication_factor = (int16_t)sm_config_int(c, "default.replication.factor");
+    s->auto_create_topics = sm_config_bool(c, "auto.create.topics.enable");
+    s->delete_topic_enable = sm_config_bool(c, "delete.topic.enable");
+    s->message_max_bytes = sm_config_int(c, "message.max.bytes");
+    s->log_append_time = strcmp(sm_config_str(c, "log.message.timestamp.type"), "LogAppendTime") == 0;
+    s->timestamp_before_max_ms = sm_config_long(c, "log.message.timestamp.before.max.ms");
+    s->timestamp_after_max_ms = sm_config_long(c, "log.message.timestamp.after.max.ms");
+    s->fetch_max_bytes = sm_config_int(c, "fetch.max.bytes");
+    s->fsync_before_ack = sm_config_bool(c, "samsa.log.fsync.before.ack");
+    s->min_insync_replicas = sm_config_int(c, "min.insync.replicas");
+    s->producer_id_expiration_ms = sm_config_long(c, "producer.id.expiration.ms");
+
+    log_config_t *d = &b->log_defaults;
+    log_config_default(d);
+    d->segment_bytes = sm_config_long(c, "log.segment.bytes");
+    d->segment_ms = sm_config_roll_ms(c);
+    d->index_interval_bytes = sm_config_int(c, "log.index.interval.bytes");
+    d->segment_index_bytes = sm_config_int(c, "log.index.size.max.bytes");
+    d->retention_ms = sm_config_retention_ms(c);
+    d->retention_bytes = sm_config_long(c, "log.retention.bytes");
+    d->flush_interval_messages = sm_config_long(c, "log.flush.interval.messages");
+    d->flush_interval_ms = sm_config_is_set(c, "log.flush.interval.ms") ? sm_config_long(c, "log.flush.interval.ms") : INT64_MAX;
+    d->file_delete_delay_ms = sm_config_long(c, "log.segment.delete.delay.ms");
+    d->fsync_before_ack = s->fsync_before_ack;
+    return SM_OK;
+}
+
+/* ---- meta.properties: the cluster id, as Kafka keeps it in each log dir ---- */
+
+static void random_cluster_id(char *out) {
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t u[16];
+    if (getrandom(u, 16, 0) != 16)
+        for (int i = 0; i < 16; i++) u[i] = (uint8_t)rand();
+    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
+    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
+    int o = 0;
+    for (int i = 0; i < 16; i += 3) {
+        uint32_t v = (uint32_t)u[i] << 16 | (i + 1 < 16 ? (uint32_t)u[i + 1] << 8 : 0) | (i + 2 < 16 ? u[i + 2] : 0);
+        out[o++] = b64[(v >> 18) & 63];
+        out[o++] = b64[(v >> 12) & 63];
+        if (i + 1 < 16) out[o++] = b64[(v >> 6) & 63];
+        if (i + 2 < 16) out[o++] = b64[v & 63];
+    }
+    out[o] = 0; /* 22 characters, url-safe base64 without padding */
+}
+
+static int load_cluster_id(broker_t *b, char **dirs, int ndirs) {
+    char found[64] = "";
+    for (int i = 0; i < ndirs; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/meta.properties", dirs[i]);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        char line[512];
+        while (fgets(line, sizeof(line), f)) {
+            if (strncmp(line, "cluster.id=", 11) == 0) {
+                char id[64];
+                size_t idl = strcspn(line + 11, "\r\n");
+                if (idl >= sizeof(id)) idl = sizeof(id) - 1;
+                memcpy(id, line + 11, idl);
+                id[idl] = 0;
+                id[strcspn(id, "\r\n")] = 0;
+                if (found[0] && strcmp(found, id) != 0) {
+                    fclose(f);
+                    sm_error("broker", "%s: cluster.id %s differs from %s in another log dir", path, id, found);
+                    return SM_ERR;
+                }
+                snprintf(found, sizeof(found), "%s", id);
+            }
+        }
+        fclose(f);
+    }
+    const char *cfg_id = sm_config_str(b->cfg, "cluster.id");
+    if (!found[0]) {
+        if (cfg_id) snprintf(found, sizeof(found), "%s", cfg_id);
+        else random_cluster_id(found);
+    }
+    snprintf(b->cluster_id, sizeof(b->cluster_id), "%s", found);
+    for (int i = 0; i < ndirs; i++) {
+        char path[4096], text[512];
+        snprintf(path, sizeof(path), "%s/meta.properties", dirs[i]);
+        if (access(path, F_OK) == 0) continue;
+        int n = snprintf(text, sizeof(text), "#\n#Written by samsa-server\nnode.id=%d\nversion=1\ncluster.id=%s\n",
+                         b->s.node_id, found);
+        if (fio_write_file(path, text, (size_t)n, true)) return SM_ERR_IO;
+    }
+    return SM_OK;
+}
+
+/* ---- the metadata log: a one-voter quorum ---- */
+
+static int quorum_append(void *ctx, uint8_t *batch, size_t len, int64_t *base) {
+    broker_t *b = ctx;
+    int64_t last;
+    int rc = log_append(b->metadata_log, batch, len, 0, base, &last);
+    if (rc == SM_OK) rc = log_flush(b->metadata_log);
+    return rc;
+}
+
+static int replay_metadata(broker_t *b) {
+    int64_t off = log_start_offset(b->metadata_log), end = log_end_offset(b->metadata_log);
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int rc = SM_OK;
+    while (off < end) {
+        log_range_t r;
+        if ((rc = log_read(b->metadata_log, off, 1 << 20, true, &r))) break;
+        if (r.len == 0) {
+            log_range_release(&r);
+            break;
+        }
+        if (r.len > cap) {
+            uint8_t *n = realloc(buf, r.len);
+            if (!n) {
+                log_range_release(&r);
+                rc = SM_ERR_NOMEM;
+                break;
+            }
+            buf = n;
+            cap = r.len;
+        }
+        int64_t got = log_range_copy(&r, buf, r.len);
+        log_range_release(&r);
+        if (got <= 0) {
+            rc = SM_ERR_IO;
+            break;
+        }
+        proto_batch_iter_t it;
+        proto_batch_iter_init(&it, buf, (size_t)got);
+        const uint8_t *bp;
+        size_t blen;
+        proto_batch_header_t h;
+        int64_t next = off;
+        while (proto_batch_iter_next(&it, &bp, &blen, &h) == 1) {
+            if ((rc = meta_controller_replay_batch(&b->controller, bp, blen))) break;
+            next = proto_batch_last_offset(&h) + 1;
+        }
+        if (rc || next <= off) break;
+        off = next;
+    }
+    free(buf);
+    return rc;
+}
+
+static void on_topic_created(void *ctx, const meta_topic_t *t, int32_t first) {
+    broker_partitions_create(ctx, t, first);
+}
+
+static void on_topic_deleted(void *ctx, const meta_topic_t *t) { broker_partitions_delete(ctx, t); }
+
+static void on_conn_close(net_conn_t *c, void *arg) {
+    (void)c;
+    (void)arg;
+}
+
+int broker_next_producer_id(broker_t *b, int64_t *pid) {
+    pthread_mutex_lock(&b->pid_mu);
+    int rc = SM_OK;
+    if (b->pid_next >= b->pid_end) {
+        meta_result_t res;
+        int64_t first = 0;
+        meta_allocate_producer_ids(&b->controller, 1000, &first, &res);
+        if (res.error) {
+            rc = SM_ERR_IO;
+            goto out;
+        }
+        b->pid_next = first;
+        b->pid_end = first + 1000;
+    }
+    *pid = b->pid_next++;
+out:
+    pthread_mutex_unlock(&b->pid_mu);
+    return rc;
+}
+
+static char **split_dirs(const char *list, int *n) {
+    char *copy = strdup(list ? list : "");
+    char **out = calloc(strlen(list ? list : "") / 2 + 2, sizeof(char *));
+    *n = 0;
+    if (!copy || !out) {
+        free(copy);
+        free(out);
+        return NULL;
+    }
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        size_t l = strlen(t);
+        while (l && t[l - 1] == ' ') t[--l] = 0;
+        if (*t) out[(*n)++] = strdup(t);
+    }
+    free(copy);
+    return out;
+}
+
+int broker_start(broker_t *b, sm_config_t *cfg) {
+    memset(b, 0, sizeof(*b));
+    b->cfg = cfg;
+    int rc = load_settings(b, cfg);
+    if (rc) return rc;
+    pthread_mutex_init(&b->partitions_mu, NULL);
+    pthread_mutex_init(&b->pid_mu, NULL);
+    sm_map_init(&b->partitions);
+    meta_image_init(&b->image);
+
+    int ndirs = 0;
+    const char *dirs_cfg = sm_config_is_set(cfg, "log.dirs") ? sm_config_str(cfg, "log.dirs") : sm_config_str(cfg, "log.dir");
+    char **dirs = split_dirs(dirs_cfg, &ndirs);
+    if (!dirs || ndirs == 0) {
+        fprintf(stderr, "config: log.dirs: no log directory given\n");
+        return SM_ERR_PARSE;
+    }
+    for (int i = 0; i < ndirs; i++) {
+        if (mkdir(dirs[i], 0755) && errno != EEXIST) {
+            sm_error("broker", "%s: cannot create the log dir: %s", dirs[i], strerror(errno));
+            rc = SM_ERR_IO;
+            goto out;
+        }
+    }
+    if ((rc = load_cluster_id(b, dirs, ndirs))) goto out;
+
+    /* The metadata log lives beside the partition logs, like KRaft's. */
+    char mdir[4096];
+    snprintf(mdir, sizeof(mdir), "%s/__cluster_metadata-0", dirs[0]);
+    log_config_t mcfg;
+    log_config_default(&mcfg);
+    mcfg.retention_ms = -1;
+    mcfg.segment_bytes = 64 << 20;
+    if ((rc = log_open(mdir, &mcfg, false, 0, -1, &b->metadata_log))) {
+        sm_error("broker", "%s: cannot open the metadata log: %s", mdir, sm_strerror(rc));
+        goto out;
+    }
+    meta_quorum_t q = {quorum_append, b};
+    meta_listener_t listener = {on_topic_created, on_topic_deleted, b};
+    meta_controller_init(&b->controller, &b->image, b->s.node_id, q, listener);
+    if ((rc = replay_metadata(b))) {
+        sm_error("broker", "metadata log replay failed: %s", sm_strerror(rc));
+        goto out;
+    }
+
+    log_manager_opts_t lo = {.dirs = (const char *const *)dirs,
+                             .ndirs = ndirs,
+                             .defaults = b->log_defaults,
+                             .recovery_threads = sm_config_int(cfg, "num.recovery.threads.per.data.dir"),
+                             .retention_check_ms = sm_config_long(cfg, "log.retention.check.interval.ms"),
+                             .checkpoint_interval_ms = sm_config_long(cfg, "log.flush.offset.checkpoint.interval.ms")};
+    if ((rc = log_manager_open(&lo, &b->logs))) goto out;
+
+    /* Partitions of every topic in the image. */
+    meta_image_rdlock(&b->image);
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&b->image.topics_by_name, &it, NULL, NULL, &v)) {
+        if ((rc = broker_partitions_create(b, v, 0))) break;
+    }
+    meta_image_unlock(&b->image);
+    if (rc) goto out;
+    if ((rc = broker_delayed_start(b))) goto out;
+
+    net_opts_t no;
+    net_opts_default(&no);
+    no.host = b->s.listen_host;
+    no.port = b->s.listen_port;
+    no.threads = sm_config_int(cfg, "num.network.threads");
+    no.max_request_bytes = sm_config_int(cfg, "socket.request.max.bytes");
+    no.idle_ms = sm_config_long(cfg, "connections.max.idle.ms");
+    no.max_inflight_per_conn = sm_config_int(cfg, "queued.max.requests");
+    int64_t qb = sm_config_long(cfg, "queued.max.request.bytes");
+    no.max_inflight_bytes = qb > 0 ? (size_t)qb : 512u << 20;
+    no.on_request = broker_on_request;
+    no.on_close = on_conn_close;
+    no.arg = b;
+    if ((rc = net_server_start(&no, &b->net))) goto out;
+    if (b->s.advertised_port == 0) b->s.advertised_port = net_server_port(b->net);
+    sm_info("broker", "samsa-server node %d serving on %s:%d (cluster %s, %zu topics)", b->s.node_id,
+            b->s.listen_host[0] ? b->s.listen_host : "*", net_server_port(b->net), b->cluster_id,
+            sm_map_size(&b->image.topics_by_name));
+out:
+    for (int i = 0; i < ndirs; i++) free(dirs[i]);
+    free(dirs);
+    return rc;
+}
+
+void broker_stop(broker_t *b) {
+    /* Parked requests answer first, then the network drains and stops. */
+    if (b->delayed) broker_delayed_stop(b);
+    if (b->net) net_server_stop(b->net, 5000);
+    b->net = NULL;
+    broker_partitions_close_all(b);
+    if (b->logs && log_manager_close(b->logs)) sm_error("broker", "closing the logs reported errors");
+    b->logs = NULL;
+    if (b->metadata_log) log_close(b->metadata_log);
+    b->metadata_log = NULL;
+    meta_controller_free(&b->controller);
+    meta_image_free(&b->image);
+    sm_map_free(&b->partitions);
+}

@@ -1,0 +1,303 @@
+/*
+ * Parked fetches and the flusher (see delayed.h).
+ *
+ * A parked request has one waiter node on each of its partitions (under the
+ * partition's mu). An append moves nothing: it marks the parked request woken
+ * and queues it for the delayed thread, which alone evaluates and completes
+ * parked requests, so no request is evaluated twice at once. Lock order:
+ * a partition's mu, then d->mu.
+ */
+#include "broker/delayed.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+
+typedef struct parked parked_t;
+
+struct broker_waiter {
+    broker_waiter_t *next;
+    parked_t *pk;
+};
+
+struct parked {
+    broker_req_t *r;
+    broker_retry_fn retry;
+    int64_t deadline;
+    int nparts;
+    broker_partition_t **parts;
+    broker_waiter_t *nodes; /* one per partition */
+    bool queued;            /* on the ready queue (under d->mu) */
+    parked_t *next_ready;
+    parked_t *prev, *next;  /* all parked (under d->mu) */
+};
+
+typedef struct flush_job {
+    broker_req_t *r;
+    broker_partition_t **parts;
+    int n;
+    struct flush_job *next;
+} flush_job_t;
+
+struct broker_delayed {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_cond_t flush_cv;
+    parked_t *all;
+    parked_t *ready;
+    flush_job_t *flush_head, *flush_tail;
+    bool stopping;
+    pthread_t thread, flusher;
+};
+
+int64_t broker_mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void unregister(parked_t *pk) {
+    for (int i = 0; i < pk->nparts; i++) {
+        broker_partition_t *p = pk->parts[i];
+        pthread_mutex_lock(&p->mu);
+        broker_waiter_t **w = &p->waiters;
+        while (*w && *w != &pk->nodes[i]) w = &(*w)->next;
+        if (*w) *w = pk->nodes[i].next;
+        pthread_mutex_unlock(&p->mu);
+        broker_partition_put(p);
+    }
+    free(pk->parts);
+    free(pk->nodes);
+}
+
+/* Evaluates pk on the delayed thread; frees it once it has responded. */
+static void evaluate(broker_delayed_t *d, parked_t *pk, bool final) {
+    if (!pk->retry(pk->r, final)) return;
+    pthread_mutex_lock(&d->mu);
+    if (pk->prev) pk->prev->next = pk->next;
+    else d->all = pk->next;
+    if (pk->next) pk->next->prev = pk->prev;
+    pthread_mutex_unlock(&d->mu);
+    unregister(pk);
+    free(pk);
+}
+
+static void *delayed_main(void *arg) {
+    broker_t *b = arg;
+    broker_delayed_t *d = b->delayed;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        if (d->stopping) break;
+        int64_t now = broker_mono_ms();
+        /* Expired ones join the ready queue. */
+        int64_t next_deadline = INT64_MAX;
+        for (parked_t *pk = d->all; pk; pk = pk->next) {
+            if (pk->deadline <= now && !pk->queued) {
+                pk->queued = true;
+                pk->next_ready = d->ready;
+                d->ready = pk;
+            } else if (pk->deadline < next_deadline) {
+                next_deadline = pk->deadline;
+            }
+        }
+        if (!d->ready) {
+            if (next_deadline == INT64_MAX) {
+                pthread_cond_wait(&d->cv, &d->mu);
+            } else {
+                struct timespec ts;
+                clock_gettime(CLOCK_MONOTONIC, &ts);
+                int64_t wait = next_deadline - now;
+                ts.tv_sec += wait / 1000;
+                ts.tv_nsec += (wait % 1000) * 1000000;
+                if (ts.tv_nsec >= 1000000000) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000;
+                }
+                pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+            }
+            continue;
+        }
+        parked_t *list = d->ready;
+        d->ready = NULL;
+        for (parked_t *pk = list; pk; pk = pk->next_ready) pk->queued = false;
+        pthread_mutex_unlock(&d->mu);
+        now = broker_mono_ms();
+        while (list) {
+            parked_t *next = list->next_ready;
+            evaluate(d, list, list->deadline <= now);
+            list = next;
+        }
+        pthread_mutex_lock(&d->mu);
+    }
+    /* Stopping: everything parked answers now. */
+    while (d->all) {
+        parked_t *pk = d->all;
+        pthread_mutex_unlock(&d->mu);
+        pk->retry(pk->r, true);
+        pthread_mutex_lock(&d->mu);
+        d->all = pk->next;
+        if (d->all) d->all->prev = NULL;
+        pthread_mutex_unlock(&d->mu);
+        unregister(pk);
+        free(pk);
+        pthread_mutex_lock(&d->mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+static void *flusher_main(void *arg) {
+    broker_t *b = arg;
+    broker_delayed_t *d = b->delayed;
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        while (!d->flush_head && !d->stopping) pthread_cond_wait(&d->flush_cv, &d->mu);
+        if (!d->flush_head && d->stopping) break;
+        flush_job_t *jobs = d->flush_head;
+        d->flush_head = d->flush_tail = NULL;
+        pthread_mutex_unlock(&d->mu);
+        /* Group commit: one fsync per log covers every job queued so far;
+         * log_flush returns at once for logs already flushed past their end. */
+        for (flush_job_t *j = jobs; j; j = j->next)
+            for (int i = 0; i < j->n; i++) log_flush(j->parts[i]->log);
+        while (jobs) {
+            flush_job_t *next = jobs->next;
+            broker_req_finish(jobs->r);
+            for (int i = 0; i < jobs->n; i++) broker_partition_put(jobs->parts[i]);
+            free(jobs->parts);
+            free(jobs);
+            jobs = next;
+        }
+        pthread_mutex_lock(&d->mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+int broker_delayed_start(broker_t *b) {
+    broker_delayed_t *d = calloc(1, sizeof(*d));
+    if (!d) return SM_ERR_NOMEM;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&d->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_cond_init(&d->flush_cv, NULL);
+    b->delayed = d;
+    if (pthread_create(&d->thread, NULL, delayed_main, b)) return SM_ERR;
+    if (pthread_create(&d->flusher, NULL, flusher_main, b)) return SM_ERR;
+    return SM_OK;
+}
+
+void broker_delayed_stop(broker_t *b) {
+    broker_delayed_t *d = b->delayed;
+    if (!d) return;
+    pthread_mutex_lock(&d->mu);
+    d->stopping = true;
+    pthread_cond_broadcast(&d->cv);
+    pthread_cond_broadcast(&d->flush_cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->thread, NULL);
+    pthread_join(d->flusher, NULL);
+    pthread_cond_destroy(&d->cv);
+    pthread_cond_destroy(&d->flush_cv);
+    pthread_mutex_destroy(&d->mu);
+    free(d);
+    b->delayed = NULL;
+}
+
+void broker_park(broker_t *b, broker_req_t *r, broker_partition_t **parts, int nparts,
+                 int64_t deadline_ms, broker_retry_fn retry) {
+    broker_delayed_t *d = b->delayed;
+    parked_t *pk = calloc(1, sizeof(*pk));
+    broker_partition_t **ps = calloc((size_t)(nparts ? nparts : 1), sizeof(*ps));
+    broker_waiter_t *nodes = calloc((size_t)(nparts ? nparts : 1), sizeof(*nodes));
+    if (!pk || !ps || !nodes) {
+        free(pk);
+        free(ps);
+        free(nodes);
+        retry(r, true);
+        return;
+    }
+    pk->r = r;
+    pk->retry = retry;
+    pk->deadline = deadline_ms;
+    pk->nparts = nparts;
+    pk->parts = ps;
+    pk->nodes = nodes;
+    pthread_mutex_lock(&d->mu);
+    pk->next = d->all;
+    if (d->all) d->all->prev = pk;
+    d->all = pk;
+    pthread_mutex_unlock(&d->mu);
+    for (int i = 0; i < nparts; i++) {
+        broker_partition_t *p = parts[i];
+        atomic_fetch_add(&p->refs, 1);
+        ps[i] = p;
+        nodes[i].pk = pk;
+        pthread_mutex_lock(&p->mu);
+        nodes[i].next = p->waiters;
+        p->waiters = &nodes[i];
+        pthread_mutex_unlock(&p->mu);
+    }
+    /* Data may have arrived between the evaluation and the registration:
+     * evaluate once more on the delayed thread. */
+    pthread_mutex_lock(&d->mu);
+    if (!pk->queued) {
+        pk->queued = true;
+        pk->next_ready = d->ready;
+        d->ready = pk;
+    }
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+void broker_wake(broker_t *b, broker_partition_t *p) {
+    broker_delayed_t *d = b->delayed;
+    pthread_mutex_lock(&p->mu);
+    if (!p->waiters) {
+        pthread_mutex_unlock(&p->mu);
+        return;
+    }
+    pthread_mutex_lock(&d->mu);
+    for (broker_waiter_t *w = p->waiters; w; w = w->next) {
+        parked_t *pk = w->pk;
+        if (!pk->queued) {
+            pk->queued = true;
+            pk->next_ready = d->ready;
+            d->ready = pk;
+        }
+    }
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void broker_flush_then_finish(broker_t *b, broker_req_t *r, broker_partition_t **parts, int n) {
+    broker_delayed_t *d = b->delayed;
+    flush_job_t *j = calloc(1, sizeof(*j));
+    broker_partition_t **ps = calloc((size_t)(n ? n : 1), sizeof(*ps));
+    if (!j || !ps) {
+        free(j);
+        free(ps);
+        for (int i = 0; i < n; i++) log_flush(parts[i]->log);
+        broker_req_finish(r);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        atomic_fetch_add(&parts[i]->refs, 1);
+        ps[i] = parts[i];
+    }
+    j->r = r;
+    j->parts = ps;
+    j->n = n;
+    pthread_mutex_lock(&d->mu);
+    if (d->flush_tail) d->flush_tail->next = j;
+    else d->flush_head = j;
+    d->flush_tail = j;
+    pthread_cond_signal(&d->flush_cv);
+    pthread_mutex_unlock(&d->mu);
+}

@@ -1,0 +1,115 @@
+/*
+ * CreateTopics: validates and creates each topic through the controller
+ * (partitions and replication factor -1 take num.partitions and
+ * default.replication.factor), honouring validateOnly. v5+ responses describe
+ * the created topic: partition count, replication factor and its configs.
+ */
+#include <string.h>
+
+#include "broker/handlers/handlers.h"
+#include "metadata/topic_config.h"
+#include "protocol/errors.h"
+
+typedef proto_create_topics_request_t req_t;
+typedef proto_create_topics_response_t resp_t;
+typedef proto_create_topics_response_creatable_topic_result_t result_t;
+
+static sm_str_t copy_msg(sm_arena_t *a, const char *msg) {
+    if (!msg || !*msg) return SM_STR_NULL;
+    size_t n = strlen(msg);
+    char *p = sm_arena_strndup(a, msg, n);
+    return p ? (sm_str_t){p, (int32_t)n} : SM_STR_NULL;
+}
+
+/* v5+: the topic's effective configs (its overrides, else the defaults). */
+static void fill_configs(broker_req_t *r, const proto_create_topics_request_creatable_topic_t *t,
+                         result_t *out) {
+    size_t n = meta_topic_configs_count;
+    out->configs.v = sm_arena_calloc(&r->arena, n, sizeof(*out->configs.v));
+    if (!out->configs.v) return;
+    out->configs.n = 0;
+    for (size_t i = 0; i < n; i++) {
+        const meta_topic_config_def_t *d = &meta_topic_configs[i];
+        proto_create_topics_response_creatable_topic_configs_t *c = &out->configs.v[out->configs.n++];
+        c->name = sm_str_from(d->name);
+        c->value = sm_str_from(d->default_value);
+        c->config_source = 5; /* DEFAULT_CONFIG */
+        c->read_only = false;
+        c->is_sensitive = false;
+        for (int32_t k = 0; k < t->configs.n; k++) {
+            if (sm_str_eq(t->configs.v[k].name, c->name) && t->configs.v[k].value.len >= 0) {
+                c->value = t->configs.v[k].value;
+                c->config_source = 1; /* TOPIC_CONFIG */
+            }
+        }
+    }
+}
+
+int broker_handle_create_topics(broker_req_t *r) {
+    broker_t *b = r->b;
+    req_t *req = broker_body(r);
+    resp_t *resp = r->resp;
+    int32_t n = req->topics.n > 0 ? req->topics.n : 0;
+    resp->topics.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(result_t));
+    if (!resp->topics.v) return BROKER_CLOSE;
+    resp->topics.n = n;
+    for (int32_t i = 0; i < n; i++) {
+        const proto_create_topics_request_creatable_topic_t *t = &req->topics.v[i];
+        result_t *out = &resp->topics.v[i];
+        out->name = t->name;
+        out->configs.n = -1;
+        out->num_partitions = -1;
+        out->replication_factor = -1;
+        /* The same name twice in one request is refused for both. */
+        bool dup = false;
+        for (int32_t j = 0; j < n; j++)
+            if (j != i && sm_str_eq(req->topics.v[j].name, t->name)) dup = true;
+        if (dup) {
+            out->error_code = PROTO_ERR_INVALID_REQUEST;
+            out->error_message = copy_msg(&r->arena, "Duplicate topic name.");
+            continue;
+        }
+        if (t->assignments.n > 0) {
+            /* Manual assignment: every partition must name exactly this broker. */
+            bool ok = t->num_partitions == -1 && t->replication_factor == -1;
+            for (int32_t k = 0; ok && k < t->assignments.n; k++) {
+                const sm_i32_array_t *ids = &t->assignments.v[k].broker_ids;
+                if (t->assignments.v[k].partition_index != k || ids->n != 1 ||
+                    ids->v[0] != b->s.node_id)
+                    ok = false;
+            }
+            if (!ok) {
+                out->error_code = PROTO_ERR_INVALID_REPLICA_ASSIGNMENT;
+                out->error_message = copy_msg(&r->arena, "Invalid replica assignment: only this "
+                                                         "broker can hold replicas.");
+                continue;
+            }
+        }
+        int32_t partitions = t->assignments.n > 0 ? t->assignments.n : t->num_partitions;
+        if (partitions == -1) partitions = b->s.num_partitions;
+        int16_t rf = t->replication_factor == -1 ? b->s.default_replication_factor
+                                                 : t->replication_factor;
+        meta_config_kv_t *kv = NULL;
+        if (t->configs.n > 0) {
+            kv = sm_arena_calloc(&r->arena, (size_t)t->configs.n, sizeof(*kv));
+            if (!kv) return BROKER_CLOSE;
+            for (int32_t k = 0; k < t->configs.n; k++)
+                kv[k] = (meta_config_kv_t){t->configs.v[k].name, t->configs.v[k].value};
+        }
+        meta_result_t res;
+        sm_uuid_t id = {{0}};
+        meta_create_topic(&b->controller, t->name, partitions, rf, kv,
+                          t->configs.n > 0 ? t->configs.n : 0, req->validate_only, &id, &res);
+        out->error_code = res.error;
+        out->error_message = copy_msg(&r->arena, res.message);
+        if (res.error == PROTO_ERR_NONE) {
+            out->topic_id = id;
+            if (r->version >= 5) {
+                out->num_partitions = partitions;
+                out->replication_factor = rf;
+                fill_configs(r, t, out);
+            }
+        }
+    }
+    return BROKER_RESPOND;
+}

@@ -1,0 +1,21 @@
+/*
+ * One handler per API, each in broker/handlers/<api>.c. A handler reads the
+ * decoded request (broker_body(r)), fills the initialised response (r->resp)
+ * and returns a broker_outcome.
+ */
+#ifndef BROKER_HANDLERS_H
+#define BROKER_HANDLERS_H
+
+#include "broker/broker.h"
+
+int broker_handle_api_versions(broker_req_t *r);
+int broker_handle_metadata(broker_req_t *r);
+int broker_handle_produce(broker_req_t *r);
+int broker_handle_fetch(broker_req_t *r);
+int broker_handle_list_offsets(broker_req_t *r);
+int broker_handle_create_topics(broker_req_t *r);
+int broker_handle_delete_topics(broker_req_t *r);
+int broker_handle_init_producer_id(broker_req_t *r);
+int broker_handle_offset_for_leader_epoch(broker_req_t *r);
+
+#endif

@@ -1,0 +1,91 @@
+/*
+ * ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), earliest
+ * local (-4, v8+: the same as earliest without tiered storage), latest tiered
+ * (-5, v9+: none, so -1), or the first offset with a timestamp >= T through
+ * the time index. v0's old-style offset lists are not served.
+ */
+#include "broker/handlers/handlers.h"
+#include "broker/partition.h"
+#include "protocol/errors.h"
+
+typedef proto_list_offsets_request_t req_t;
+typedef proto_list_offsets_response_t resp_t;
+typedef proto_list_offsets_response_list_offsets_partition_response_t presp_t;
+
+static void lookup(broker_partition_t *p, int64_t ts, int16_t v, presp_t *out) {
+    out->leader_epoch = p->leader_epoch;
+    out->timestamp = -1;
+    if (ts == -1) {
+        out->offset = log_end_offset(p->log);
+    } else if (ts == -2 || (ts == -4 && v >= 8)) {
+        out->offset = log_start_offset(p->log);
+    } else if (ts == -3 && v >= 7) {
+        int64_t off, mts;
+        log_max_timestamp(p->log, &off, &mts);
+        out->offset = off;
+        out->timestamp = mts;
+    } else if (ts == -5 && v >= 9) {
+        out->offset = -1;
+    } else if (ts < 0) {
+        out->error_code = PROTO_ERR_INVALID_REQUEST;
+        out->offset = -1;
+    } else {
+        int64_t off, fts;
+        if (log_offset_for_timestamp(p->log, ts, &off, &fts) != SM_OK) {
+            out->error_code = PROTO_ERR_KAFKA_STORAGE_ERROR;
+            out->offset = -1;
+            return;
+        }
+        out->offset = off;
+        out->timestamp = fts;
+        if (off < 0) out->leader_epoch = -1;
+    }
+}
+
+int broker_handle_list_offsets(broker_req_t *r) {
+    broker_t *b = r->b;
+    req_t *req = broker_body(r);
+    resp_t *resp = r->resp;
+    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
+    resp->topics.v = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
+    if (!resp->topics.v) return BROKER_CLOSE;
+    resp->topics.n = nt;
+    for (int32_t i = 0; i < nt; i++) {
+        const proto_list_offsets_request_list_offsets_topic_t *rt = &req->topics.v[i];
+        proto_list_offsets_response_list_offsets_topic_response_t *tr = &resp->topics.v[i];
+        tr->name = rt->name;
+        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
+        tr->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(presp_t));
+        if (!tr->partitions.v) return BROKER_CLOSE;
+        tr->partitions.n = np;
+        meta_image_rdlock(&b->image);
+        meta_topic_t *t = meta_image_topic(&b->image, rt->name);
+        sm_uuid_t tid = t ? t->id : (sm_uuid_t){{0}};
+        int32_t n = t ? t->n_partitions : 0;
+        meta_image_unlock(&b->image);
+        for (int32_t k = 0; k < np; k++) {
+            const proto_list_offsets_request_list_offsets_partition_t *rp = &rt->partitions.v[k];
+            presp_t *out = &tr->partitions.v[k];
+            out->partition_index = rp->partition_index;
+            out->timestamp = -1;
+            out->offset = -1;
+            out->leader_epoch = -1;
+            out->old_style_offsets.n = 0;
+            broker_partition_t *p = (t && rp->partition_index >= 0 && rp->partition_index < n)
+                                        ? broker_partition_get(b, &tid, rp->partition_index)
+                                        : NULL;
+            if (!p) {
+                out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            if (r->version >= 4 && rp->current_leader_epoch >= 0 && rp->current_leader_epoch != p->leader_epoch) {
+                out->error_code = rp->current_leader_epoch < p->leader_epoch ? PROTO_ERR_FENCED_LEADER_EPOCH
+                                                                              : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
+            } else {
+                lookup(p, rp->timestamp, r->version, out);
+            }
+            broker_partition_put(p);
+        }
+    }
+    return BROKER_RESPOND;
+}

@@ -1,0 +1,57 @@
+/*
+ * OffsetForLeaderEpoch: the end offset of the requested leader epoch. A single
+ * node never changes leader, so every partition has one epoch whose end is the
+ * log end; an older epoch than the current ends where the current begins (the
+ * log start), a newer one is unknown (-1, -1), as Kafka answers.
+ */
+#include "broker/handlers/handlers.h"
+#include "broker/partition.h"
+#include "protocol/errors.h"
+
+int broker_handle_offset_for_leader_epoch(broker_req_t *r) {
+    broker_t *b = r->b;
+    proto_offset_for_leader_epoch_request_t *req = broker_body(r);
+    proto_offset_for_leader_epoch_response_t *resp = r->resp;
+    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
+    resp->topics.v = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
+    if (!resp->topics.v) return BROKER_CLOSE;
+    resp->topics.n = nt;
+    for (int32_t i = 0; i < nt; i++) {
+        const proto_offset_for_leader_epoch_request_offset_for_leader_topic_t *rt = &req->topics.v[i];
+        proto_offset_for_leader_epoch_response_offset_for_leader_topic_result_t *tr = &resp->topics.v[i];
+        tr->topic = rt->topic;
+        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
+        tr->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*tr->partitions.v));
+        if (!tr->partitions.v) return BROKER_CLOSE;
+        tr->partitions.n = np;
+        meta_image_rdlock(&b->image);
+        meta_topic_t *t = meta_image_topic(&b->image, rt->topic);
+        sm_uuid_t tid = t ? t->id : (sm_uuid_t){{0}};
+        int32_t n = t ? t->n_partitions : 0;
+        meta_image_unlock(&b->image);
+        for (int32_t k = 0; k < np; k++) {
+            const proto_offset_for_leader_epoch_request_offset_for_leader_partition_t *rp = &rt->partitions.v[k];
+            proto_offset_for_leader_epoch_response_epoch_end_offset_t *out = &tr->partitions.v[k];
+            out->partition = rp->partition;
+            out->leader_epoch = -1;
+            out->end_offset = -1;
+            broker_partition_t *p = (t && rp->partition >= 0 && rp->partition < n) ? broker_partition_get(b, &tid, rp->partition) : NULL;
+            if (!p) {
+                out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            if (r->version >= 2 && rp->current_leader_epoch >= 0 && rp->current_leader_epoch != p->leader_epoch) {
+                out->error_code = rp->current_leader_epoch < p->leader_epoch ? PROTO_ERR_FENCED_LEADER_EPOCH
+                                                                              : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
+            } else if (rp->leader_epoch == p->leader_epoch) {
+                out->leader_epoch = p->leader_epoch;
+                out->end_offset = log_end_offset(p->log);
+            } else if (rp->leader_epoch < p->leader_epoch) {
+                out->leader_epoch = rp->leader_epoch;
+                out->end_offset = log_start_offset(p->log);
+            }
+            broker_partition_put(p);
+        }
+    }
+    return BROKER_RESPOND;
+}

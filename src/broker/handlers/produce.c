@@ -1,0 +1,233 @@
+/*
+ * Produce: validates each partition's record batch (exactly one magic-v2
+ * batch from v3 on, CRC, sizes, record structure, max.message.bytes,
+ * timestamps), checks idempotent producers' sequences, appends it to the
+ * partition log (batches are stored as produced; base offset, leader epoch and
+ * for LogAppendTime the timestamp are patched in place), and answers per
+ * partition. acks=0 gets no response; with samsa.log.fsync.before.ack the
+ * answer waits for the flusher (group commit). Produce v0-v2 are advertised,
+ * as Kafka 4 does, but answered with UNSUPPORTED_VERSION.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/delayed.h"
+#include "broker/handlers/handlers.h"
+#include "broker/partition.h"
+#include "protocol/compress.h"
+#include "protocol/errors.h"
+#include "protocol/records.h"
+
+typedef proto_produce_request_t req_t;
+typedef proto_produce_response_t resp_t;
+typedef proto_produce_response_partition_produce_response_t presp_t;
+
+static sm_str_t msg(sm_arena_t *a, const char *s) {
+    size_t n = strlen(s);
+    char *p = sm_arena_strndup(a, s, n);
+    return p ? (sm_str_t){p, (int32_t)n} : SM_STR_NULL;
+}
+
+/* Validates the records of one partition; returns a Kafka error code. */
+static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, size_t len,
+                        proto_batch_header_t *h, presp_t *out) {
+    broker_t *b = r->b;
+    if (!data || len == 0) {
+        out->error_message = msg(&r->arena, "Produce request has no records");
+        return PROTO_ERR_CORRUPT_MESSAGE;
+    }
+    proto_batch_iter_t it;
+    const uint8_t *bp;
+    size_t blen;
+    proto_batch_iter_init(&it, data, len);
+    int rc = proto_batch_iter_next(&it, &bp, &blen, h);
+    if (rc == SM_ERR_VERSION) return PROTO_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    if (rc != 1) return PROTO_ERR_CORRUPT_MESSAGE;
+    if (blen != len) {
+        out->error_message = msg(&r->arena, "Produce requests with version 3 or later must contain exactly one record batch");
+        return PROTO_ERR_INVALID_RECORD;
+    }
+    if ((int64_t)len > p->max_message_bytes) {
+        out->error_message = msg(&r->arena, "The record batch is larger than max.message.bytes");
+        return PROTO_ERR_MESSAGE_TOO_LARGE;
+    }
+    rc = proto_batch_validate(data, len, h);
+    if (rc == SM_ERR_VERSION) return PROTO_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
+    if (rc != SM_OK) {
+        out->error_message = msg(&r->arena, "Record batch failed validation (size, CRC or record structure)");
+        return PROTO_ERR_CORRUPT_MESSAGE;
+    }
+    if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE) {
+        /* Decompress into a bounded buffer to check every record; a batch that
+         * would expand past the bound is refused, not allocated. */
+        size_t cap = (size_t)p->max_message_bytes * 16;
+        if (cap < (1u << 20)) cap = 1u << 20;
+        if (cap > (256u << 20)) cap = 256u << 20;
+        rc = proto_batch_validate_compressed(data, len, cap);
+        if (rc == SM_ERR_RANGE) {
+            out->error_message = msg(&r->arena, "Decompressed record batch exceeds the broker's bound");
+            return PROTO_ERR_RECORD_LIST_TOO_LARGE;
+        }
+        if (rc == SM_ERR_VERSION) return PROTO_ERR_UNSUPPORTED_COMPRESSION_TYPE;
+        if (rc != SM_OK) {
+            out->error_message = msg(&r->arena, "Compressed record batch failed validation");
+            return PROTO_ERR_CORRUPT_MESSAGE;
+        }
+    }
+    if (h->records_count == 0) {
+        out->error_message = msg(&r->arena, "Record batch has no records");
+        return PROTO_ERR_INVALID_RECORD;
+    }
+    if (h->attributes & PROTO_ATTR_CONTROL) {
+        out->error_message = msg(&r->arena, "Clients cannot produce control batches");
+        return PROTO_ERR_INVALID_RECORD;
+    }
+    if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
+        out->error_message = msg(&r->arena, "Transactions are not supported yet");
+        return PROTO_ERR_INVALID_TXN_STATE;
+    }
+    if (h->producer_id >= 0 && h->base_sequence < 0) {
+        out->error_message = msg(&r->arena, "Idempotent batch without a base sequence");
+        return PROTO_ERR_INVALID_RECORD;
+    }
+    if (!p->log_append_time) {
+        int64_t now = broker_now_ms();
+        if ((b->s.timestamp_before_max_ms < INT64_MAX && now - h->base_timestamp > b->s.timestamp_before_max_ms) ||
+            h->max_timestamp - now > b->s.timestamp_after_max_ms) {
+            out->error_message = msg(&r->arena, "Timestamp of the record batch is out of the accepted range");
+            return PROTO_ERR_INVALID_TIMESTAMP;
+        }
+    }
+    return PROTO_ERR_NONE;
+}
+
+/* Appends one validated batch with the idempotence checks; under p->mu. */
+static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, size_t len,
+                      const proto_batch_header_t *h, presp_t *out, bool *appended) {
+    int16_t err = PROTO_ERR_NONE;
+    pthread_mutex_lock(&p->mu);
+    if (h->producer_id >= 0) {
+        int64_t dup = -1;
+        int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) % ((int64_t)INT32_MAX + 1));
+        switch (txn_producer_state_check(&p->producers, h->producer_id, h->producer_epoch,
+                                         h->base_sequence, last_seq, &dup)) {
+        case TXN_APPEND:
+            break;
+        case TXN_DUPLICATE:
+            out->base_offset = dup;
+            out->log_start_offset = log_start_offset(p->log);
+            goto out;
+        case TXN_OUT_OF_ORDER:
+            err = PROTO_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+            goto out;
+        case TXN_FENCED_EPOCH:
+            err = PROTO_ERR_INVALID_PRODUCER_EPOCH;
+            goto out;
+        case TXN_UNKNOWN_PRODUCER:
+            err = PROTO_ERR_UNKNOWN_PRODUCER_ID;
+            goto out;
+        }
+    }
+    int64_t now = broker_now_ms();
+    if (p->log_append_time) {
+        proto_batch_set_log_append_time(data, len, now);
+        out->log_append_time_ms = now;
+    }
+    int64_t first, last;
+    int rc = log_append(p->log, data, len, p->leader_epoch, &first, &last);
+    if (rc != SM_OK) {
+        err = PROTO_ERR_KAFKA_STORAGE_ERROR;
+        out->error_message = msg(&r->arena, "The partition's log is offline after an I/O error");
+        goto out;
+    }
+    if (h->producer_id >= 0) {
+        int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) % ((int64_t)INT32_MAX + 1));
+        txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch, h->base_sequence,
+                                  last_seq, first, last, p->log_append_time ? now : h->max_timestamp);
+    }
+    out->base_offset = first;
+    out->log_start_offset = log_start_offset(p->log);
+    *appended = true;
+out:
+    pthread_mutex_unlock(&p->mu);
+    return err;
+}
+
+int broker_handle_produce(broker_req_t *r) {
+    broker_t *b = r->b;
+    req_t *req = broker_body(r);
+    resp_t *resp = r->resp;
+    int32_t nt = req->topic_data.n > 0 ? req->topic_data.n : 0;
+    resp->responses.v = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*resp->responses.v));
+    if (!resp->responses.v) return BROKER_CLOSE;
+    resp->responses.n = nt;
+    int16_t all_err = PROTO_ERR_NONE;
+    if (r->version < 3) all_err = PROTO_ERR_UNSUPPORTED_VERSION;
+    else if (req->acks != 0 && req->acks != 1 && req->acks != -1) all_err = PROTO_ERR_INVALID_REQUIRED_ACKS;
+    else if (req->transactional_id.len >= 0) all_err = PROTO_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+
+    int total_parts = 0;
+    for (int32_t i = 0; i < nt; i++) total_parts += req->topic_data.v[i].partition_data.n > 0 ? req->topic_data.v[i].partition_data.n : 0;
+    broker_partition_t **touched = sm_arena_calloc(&r->arena, (size_t)total_parts + 1, sizeof(*touched));
+    if (!touched) return BROKER_CLOSE;
+    int ntouched = 0;
+
+    for (int32_t i = 0; i < nt; i++) {
+        const proto_produce_request_topic_produce_data_t *td = &req->topic_data.v[i];
+        proto_produce_response_topic_produce_response_t *tr = &resp->responses.v[i];
+        tr->name = td->name;
+        int32_t np = td->partition_data.n > 0 ? td->partition_data.n : 0;
+        tr->partition_responses.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(presp_t));
+        if (!tr->partition_responses.v) return BROKER_CLOSE;
+        tr->partition_responses.n = np;
+        sm_uuid_t tid = {{0}};
+        int32_t nparts = -1;
+        meta_image_rdlock(&b->image);
+        meta_topic_t *t = meta_image_topic(&b->image, td->name);
+        if (t) {
+            tid = t->id;
+            nparts = t->n_partitions;
+        }
+        meta_image_unlock(&b->image);
+        for (int32_t k = 0; k < np; k++) {
+            const proto_produce_request_partition_produce_data_t *pd = &td->partition_data.v[k];
+            presp_t *out = &tr->partition_responses.v[k];
+            out->index = pd->index;
+            out->base_offset = -1;
+            out->log_append_time_ms = -1;
+            out->log_start_offset = -1;
+            out->error_message = SM_STR_NULL;
+            out->record_errors.n = 0;
+            if (all_err) {
+                out->error_code = all_err;
+                continue;
+            }
+            broker_partition_t *p = (t && pd->index >= 0 && pd->index < nparts) ? broker_partition_get(b, &tid, pd->index) : NULL;
+            if (!p) {
+                out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            uint8_t *data = (uint8_t *)pd->records.ptr;
+            size_t len = pd->records.len > 0 ? (size_t)pd->records.len : 0;
+            proto_batch_header_t h;
+            out->error_code = validate(r, p, data, len, &h, out);
+            bool appended = false;
+            if (out->error_code == PROTO_ERR_NONE) out->error_code = append(r, p, data, len, &h, out, &appended);
+            if (appended) {
+                broker_wake(b, p);
+                touched[ntouched++] = p;
+            } else {
+                broker_partition_put(p);
+            }
+        }
+    }
+    int outcome = BROKER_RESPOND;
+    if (req->acks == 0 && all_err == PROTO_ERR_NONE) {
+        outcome = BROKER_NO_RESPONSE;
+    } else if (b->s.fsync_before_ack && ntouched > 0) {
+        broker_flush_then_finish(b, r, touched, ntouched);
+        outcome = BROKER_PARKED;
+    }
+    for (int i = 0; i < ntouched; i++) broker_partition_put(touched[i]);
+    return outcome;
+}

@@ -1,0 +1,241 @@
+/*
+ * The registry of partitions this broker leads (see partition.h). Lock order:
+ * b->partitions_mu, then a partition's mu; the image lock is never taken while
+ * holding either.
+ */
+#include "broker/partition.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "metadata/topic_config.h"
+#include "protocol/records.h"
+
+typedef struct pkey {
+    uint8_t id[16];
+    int32_t index;
+} pkey_t;
+
+static pkey_t make_key(const sm_uuid_t *id, int32_t index) {
+    pkey_t k;
+    memset(&k, 0, sizeof(k));
+    memcpy(k.id, id->b, 16);
+    k.index = index;
+    return k;
+}
+
+broker_partition_t *broker_partition_get(broker_t *b, const sm_uuid_t *topic_id, int32_t index) {
+    pkey_t k = make_key(topic_id, index);
+    pthread_mutex_lock(&b->partitions_mu);
+    broker_partition_t *p = sm_map_get(&b->partitions, &k, sizeof(k));
+    if (p) atomic_fetch_add(&p->refs, 1);
+    pthread_mutex_unlock(&b->partitions_mu);
+    return p;
+}
+
+static void snapshot_path(broker_partition_t *p, int64_t offset, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s/%020lld.snapshot", log_dir(p->log), (long long)offset);
+}
+
+/* Writes the producer state snapshot at the log end and removes older ones. */
+static void write_snapshot(broker_partition_t *p) {
+    int64_t end = log_end_offset(p->log);
+    if (end == p->last_snapshot_offset || sm_map_size(&p->producers.producers) == 0) return;
+    char path[4096];
+    snapshot_path(p, end, path, sizeof(path));
+    if (txn_producer_state_write_snapshot(&p->producers, path) == SM_OK) {
+        if (p->last_snapshot_offset >= 0 && p->last_snapshot_offset != end) {
+            char old[4096];
+            snapshot_path(p, p->last_snapshot_offset, old, sizeof(old));
+            unlink(old);
+        }
+        p->last_snapshot_offset = end;
+    }
+}
+
+void broker_partition_put(broker_partition_t *p) {
+    if (atomic_fetch_sub(&p->refs, 1) != 1) return;
+    broker_t *b = p->b;
+    if (atomic_load(&p->deleted)) {
+        log_manager_delete(b->logs, p->topic, p->index);
+    } else {
+        write_snapshot(p);
+    }
+    txn_producer_state_free(&p->producers);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+void broker_topic_log_config(broker_t *b, const meta_topic_t *t, log_config_t *out) {
+    *out = b->log_defaults;
+    const char *v;
+    if ((v = meta_topic_config(t, "retention.ms"))) out->retention_ms = strtoll(v, NULL, 10);
+    if ((v = meta_topic_config(t, "retention.bytes"))) out->retention_bytes = strtoll(v, NULL, 10);
+    if ((v = meta_topic_config(t, "segment.bytes"))) out->segment_bytes = strtoll(v, NULL, 10);
+    if ((v = meta_topic_config(t, "segment.ms"))) out->segment_ms = strtoll(v, NULL, 10);
+    if ((v = meta_topic_config(t, "segment.index.bytes"))) out->segment_index_bytes = (int32_t)strtol(v, NULL, 10);
+    if ((v = meta_topic_config(t, "index.interval.bytes"))) out->index_interval_bytes = (int32_t)strtol(v, NULL, 10);
+    if ((v = meta_topic_config(t, "flush.messages"))) out->flush_interval_messages = strtoll(v, NULL, 10);
+    if ((v = meta_topic_config(t, "flush.ms"))) out->flush_interval_ms = strtoll(v, NULL, 10);
+    if ((v = meta_topic_config(t, "file.delete.delay.ms"))) out->file_delete_delay_ms = strtoll(v, NULL, 10);
+}
+
+static void topic_produce_configs(broker_t *b, const meta_topic_t *t, int32_t *max_bytes, bool *lat) {
+    const char *v;
+    *max_bytes = b->s.message_max_bytes;
+    *lat = b->s.log_append_time;
+    if ((v = meta_topic_config(t, "max.message.bytes"))) *max_bytes = (int32_t)strtol(v, NULL, 10);
+    if ((v = meta_topic_config(t, "message.timestamp.type"))) *lat = strcmp(v, "LogAppendTime") == 0;
+}
+
+/* Loads the newest producer snapshot and replays batches appended after it. */
+static void restore_producers(broker_partition_t *p) {
+    DIR *d = opendir(log_dir(p->log));
+    int64_t best = -1;
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            if (n == 29 && strcmp(e->d_name + 20, ".snapshot") == 0) {
+                int64_t off = strtoll(e->d_name, NULL, 10);
+                if (off > best) best = off;
+            }
+        }
+        closedir(d);
+    }
+    int64_t from = log_start_offset(p->log);
+    if (best >= 0 && best <= log_end_offset(p->log)) {
+        char path[4096];
+        snapshot_path(p, best, path, sizeof(path));
+        if (txn_producer_state_read_snapshot(&p->producers, path) == SM_OK) {
+            from = best;
+            p->last_snapshot_offset = best;
+        }
+    }
+    /* Replay idempotent batches after the snapshot (headers only). */
+    int64_t end = log_end_offset(p->log);
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    while (from < end) {
+        log_range_t r;
+        if (log_read(p->log, from, 1 << 20, true, &r) || r.len == 0) {
+            log_range_release(&r);
+            break;
+        }
+        if (r.len > cap) {
+            uint8_t *nb = realloc(buf, r.len);
+            if (!nb) {
+                log_range_release(&r);
+                break;
+            }
+            buf = nb;
+            cap = r.len;
+        }
+        int64_t n = log_range_copy(&r, buf, r.len);
+        log_range_release(&r);
+        if (n <= 0) break;
+        proto_batch_iter_t it;
+        proto_batch_iter_init(&it, buf, (size_t)n);
+        const uint8_t *bp;
+        size_t blen;
+        proto_batch_header_t h;
+        int64_t next = from;
+        while (proto_batch_iter_next(&it, &bp, &blen, &h) == 1) {
+            if (h.producer_id >= 0 && h.base_sequence >= 0 && proto_batch_last_offset(&h) >= from)
+                txn_producer_state_update(&p->producers, h.producer_id, h.producer_epoch,
+                                          h.base_sequence, h.base_sequence + h.last_offset_delta,
+                                          h.base_offset, proto_batch_last_offset(&h),
+                                          h.max_timestamp);
+            next = proto_batch_last_offset(&h) + 1;
+        }
+        if (next <= from) break;
+        from = next;
+    }
+    free(buf);
+}
+
+int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) {
+    log_config_t cfg;
+    broker_topic_log_config(b, t, &cfg);
+    for (int32_t i = first; i < t->n_partitions; i++) {
+        pkey_t k = make_key(&t->id, i);
+        pthread_mutex_lock(&b->partitions_mu);
+        bool exists = sm_map_get(&b->partitions, &k, sizeof(k)) != NULL;
+        pthread_mutex_unlock(&b->partitions_mu);
+        if (exists) continue;
+        broker_partition_t *p = calloc(1, sizeof(*p));
+        if (!p) return SM_ERR_NOMEM;
+        p->b = b;
+        p->topic_id = t->id;
+        p->index = i;
+        snprintf(p->topic, sizeof(p->topic), "%s", t->name);
+        atomic_init(&p->refs, 1);
+        atomic_init(&p->deleted, false);
+        pthread_mutex_init(&p->mu, NULL);
+        p->leader_epoch = t->partitions[i].leader_epoch;
+        p->last_snapshot_offset = -1;
+        txn_producer_state_init(&p->producers);
+        topic_produce_configs(b, t, &p->max_message_bytes, &p->log_append_time);
+        int rc = log_manager_get_or_create(b->logs, t->name, i, &cfg, &p->log);
+        if (rc) {
+            sm_error("broker", "%s-%d: cannot open the log: %s", t->name, i, sm_strerror(rc));
+            pthread_mutex_destroy(&p->mu);
+            free(p);
+            return rc;
+        }
+        log_set_config(p->log, &cfg);
+        restore_producers(p);
+        pthread_mutex_lock(&b->partitions_mu);
+        rc = sm_map_put(&b->partitions, &k, sizeof(k), p);
+        pthread_mutex_unlock(&b->partitions_mu);
+        if (rc) {
+            broker_partition_put(p);
+            return rc;
+        }
+    }
+    return SM_OK;
+}
+
+void broker_partitions_delete(broker_t *b, const meta_topic_t *t) {
+    for (int32_t i = 0; i < t->n_partitions; i++) {
+        pkey_t k = make_key(&t->id, i);
+        pthread_mutex_lock(&b->partitions_mu);
+        broker_partition_t *p = sm_map_del(&b->partitions, &k, sizeof(k));
+        pthread_mutex_unlock(&b->partitions_mu);
+        if (!p) continue;
+        atomic_store(&p->deleted, true);
+        broker_partition_put(p); /* the registry's reference */
+    }
+}
+
+void broker_partitions_reconfigure(broker_t *b, const meta_topic_t *t) {
+    log_config_t cfg;
+    broker_topic_log_config(b, t, &cfg);
+    for (int32_t i = 0; i < t->n_partitions; i++) {
+        broker_partition_t *p = broker_partition_get(b, &t->id, i);
+        if (!p) continue;
+        pthread_mutex_lock(&p->mu);
+        topic_produce_configs(b, t, &p->max_message_bytes, &p->log_append_time);
+        pthread_mutex_unlock(&p->mu);
+        log_set_config(p->log, &cfg);
+        broker_partition_put(p);
+    }
+}
+
+void broker_partitions_close_all(broker_t *b) {
+    pthread_mutex_lock(&b->partitions_mu);
+    size_t it = 0;
+    void *v;
+    broker_partition_t **all = calloc(sm_map_size(&b->partitions) + 1, sizeof(*all));
+    size_t n = 0;
+    while (all && sm_map_next(&b->partitions, &it, NULL, NULL, &v)) all[n++] = v;
+    sm_map_free(&b->partitions);
+    sm_map_init(&b->partitions);
+    pthread_mutex_unlock(&b->partitions_mu);
+    for (size_t i = 0; i < n; i++) broker_partition_put(all[i]);
+    free(all);
+}

@@ -1,0 +1,54 @@
+/*
+ * A partition this broker leads: its log, leader epoch, idempotent producer
+ * state and the fetches parked on it. Reference-counted: handlers and parked
+ * requests hold references; the log is removed when a deleted partition's last
+ * reference goes. Thread-safety: mu covers the producer state and serialises
+ * appends with their sequence checks.
+ */
+#ifndef BROKER_PARTITION_H
+#define BROKER_PARTITION_H
+
+#include <stdatomic.h>
+
+#include "broker/broker.h"
+#include "txn/producer_state.h"
+
+typedef struct broker_waiter broker_waiter_t;
+
+struct broker_partition {
+    broker_t *b;
+    sm_uuid_t topic_id;
+    int32_t index;
+    char topic[256];
+    atomic_int refs;
+    atomic_bool deleted;
+    pthread_mutex_t mu;
+    log_t *log;
+    int32_t leader_epoch;
+    txn_producer_state_t producers;
+    int64_t last_snapshot_offset;
+    /* topic configs that matter on the produce path */
+    int32_t max_message_bytes;
+    bool log_append_time;
+    broker_waiter_t *waiters; /* parked fetches (under mu) */
+};
+
+/* Looks up (and references) the partition, or NULL. */
+broker_partition_t *broker_partition_get(broker_t *b, const sm_uuid_t *topic_id, int32_t index);
+void broker_partition_put(broker_partition_t *p);
+
+/* Creates the partition objects (and logs) for a topic's partitions from
+ * first on; called from the controller's listener and at start-up. */
+int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first);
+/* Detaches every partition of the topic; logs go once unreferenced. */
+void broker_partitions_delete(broker_t *b, const meta_topic_t *t);
+/* Refreshes the produce-path topic configs of a topic's partitions. */
+void broker_partitions_reconfigure(broker_t *b, const meta_topic_t *t);
+/* Closes every partition (shutdown): snapshots producer state. */
+void broker_partitions_close_all(broker_t *b);
+
+/* The log config for a topic: broker defaults overridden by topic configs.
+ * Caller holds the image lock. */
+void broker_topic_log_config(broker_t *b, const meta_topic_t *t, log_config_t *out);
+
+#endif
