@@ -509,7 +509,10 @@ class Emitter(Gen):
             w(f"TRY(sm_wr_string(w, {val}, {cp}));")
         else:
             self.null_check(f"{val}.len < 0", nul, ind)
-            w(f"TRY(sm_wr_bytes(w, {val}, {cp}));")
+            if f.elem == "records":
+                w(f"TRY(sm_wr_records(w, {val}, {cp}));")
+            else:
+                w(f"TRY(sm_wr_bytes(w, {val}, {cp}));")
 
     def size_expr(self, f, val, ind, acc="n"):
         """Statements adding the encoded size of val to acc."""
@@ -761,6 +764,8 @@ class Emitter(Gen):
         self.w(f"/* Bytes {p}_encode writes for version v. */")
         self.w(f"size_t {p}_size(int16_t v, const {t} *m);")
         self.w(f"int {p}_encode(sm_writer_t *w, int16_t v, const {t} *m);")
+        self.w(f"/* Sets the top-level ErrorCode; returns SM_ERR_NOTFOUND when there is none. */")
+        self.w(f"int {p}_set_error(void *m, int16_t code);")
         self.w()
         self.w(f"#endif")
         return "\n".join(self.out) + "\n"
@@ -796,6 +801,17 @@ class Emitter(Gen):
         self.w(f"int {p}_encode(sm_writer_t *w, int16_t v, const {t} *m) {{")
         self.w(f"    if (v < {m.valid[0]} || v > {m.valid[1]}) return SM_ERR_VERSION;")
         self.w("    return enc_m(w, v, m);")
+        self.w("}")
+        self.w()
+        errf = [f for f in m.root.fields if f.name == "ErrorCode" and f.type == "int16"]
+        self.w(f"int {p}_set_error(void *m, int16_t code) {{")
+        if errf:
+            self.w(f"    (({t} *)m)->error_code = code;")
+            self.w("    return SM_OK;")
+        else:
+            self.w("    (void)m;")
+            self.w("    (void)code;")
+            self.w("    return SM_ERR_NOTFOUND;")
         self.w("}")
         return "\n".join(self.out) + "\n"
 
@@ -991,6 +1007,7 @@ def gen_api(msgs):
     h.append("    int (*decode)(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m);")
     h.append("    size_t (*size)(int16_t v, const void *m);")
     h.append("    int (*encode)(sm_writer_t *w, int16_t v, const void *m);")
+    h.append("    int (*set_error)(void *m, int16_t code);")
     h.append("} proto_msg_desc_t;")
     h.append("")
     h.append("typedef struct proto_api_desc {")
@@ -1035,7 +1052,7 @@ def gen_api(msgs):
         ak = m.api_key if m.api_key is not None else -1
         fl = m.flex[0] if m.flex else -1
         c.append(f'    {{"{m.name}", "{m.kind}", {ak}, {m.valid[0]}, {m.valid[1]}, {fl}, sizeof({m.root.ctype}),')
-        c.append(f"     w_{m.file}_init, w_{m.file}_decode, w_{m.file}_size, w_{m.file}_encode}},")
+        c.append(f"     w_{m.file}_init, w_{m.file}_decode, w_{m.file}_size, w_{m.file}_encode, {m.prefix}_set_error}},")
     c.append("};")
     c.append(f"const size_t proto_msgs_count = {len(msgs)};")
     c.append("")

@@ -242,6 +242,8 @@ static int load_dirs(log_manager_t *m, int threads) {
             char topic[256];
             int32_t part;
             if (!log_manager_parse_dir_name(e->d_name, topic, sizeof(topic), &part)) continue;
+            /* The metadata log belongs to the controller, not to the manager. */
+            if (strcmp(topic, "__cluster_metadata") == 0) continue;
             if (njobs == cap) {
                 cap = cap ? cap * 2 : 64;
                 load_job_t *nj = realloc(jobs, sizeof(*nj) * (size_t)cap);
