@@ -12,7 +12,7 @@ JOBS ?= $(shell nproc)
 # with apt-get when running as root).
 DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
 	librdkafka-dev kcat zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev \
-	python3 python3-venv
+	python3 python3-venv maven default-jdk-headless
 
 .PHONY: all deps build run test test-unit test-integration test-java test-asan fuzz protocol protocol-check \
 	format format-check clean
@@ -52,13 +52,13 @@ $(VENV)/.installed: tests/integration/requirements.txt
 
 # Integration tests: real clients against a real samsa-server.
 test-integration: build $(VENV)/.installed
-	$(VENV)/bin/pytest -q tests/integration
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration
 
 # Java client compatibility (kafka-clients 4.x from Maven Central).
 test-java: build
-	cd tests/compat/java && mvn -q -B test
+	cd tests/compat/java && mvn -B -ntp test
 
-test: test-unit
+test: test-unit test-integration test-java
 
 $(BUILD_ASAN)/build.ninja:
 	CC=clang cmake -S . -B $(BUILD_ASAN) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSAMSA_SANITIZE=ON

@@ -5,6 +5,7 @@
  * Runs on the event-loop thread that read the frame; broker_req_finish may
  * run on any thread.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -162,9 +163,17 @@ void broker_on_request(net_request_t *nreq, void *arg) {
     }
     sm_reader_t rd = sm_reader_make(r->req.body_start, r->req.body_len);
     rc = api->request->decode(&rd, &r->arena, r->version, r->req.body);
-    if (rc != SM_OK || sm_rd_left(&rd) != 0) {
-        close_req(r, rc == SM_ERR_NOMEM ? "request decodes beyond its memory bound"
-                                        : "malformed request body");
+    /* Bytes after the body are ignored, as Kafka does: some clients (librdkafka's
+     * "all topics" Metadata request) send a few. */
+    if (rc != SM_OK) {
+        char why[160];
+        snprintf(why, sizeof(why), "%s %s v%d request (%zu bytes left)",
+                 rc == SM_ERR_NOMEM ? "oversized" : "malformed", api->name, r->version, sm_rd_left(&rd));
+        char hex[2 * 96 + 1];
+        size_t n = nreq->len < 96 ? nreq->len : 96;
+        for (size_t i = 0; i < n; i++) snprintf(hex + 2 * i, 3, "%02x", nreq->frame[i]);
+        sm_debug("broker", "%s: frame starts %s", why, hex);
+        close_req(r, why);
         return;
     }
     r->resp = sm_arena_alloc(&r->arena, api->response->struct_size);

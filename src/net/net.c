@@ -358,8 +358,12 @@ static void process_frames(net_conn_t *c) {
         memmove(c->rbuf, c->rbuf + off, c->rlen - off);
         c->rlen -= off;
     }
-    /* Shrink a buffer grown for one large frame. */
-    if (c->rcap > RBUF_MIN && c->rlen <= RBUF_MIN) {
+    /* Shrink a buffer grown for one large frame, unless the partial frame
+     * waiting in it still needs the room. */
+    size_t need = 0;
+    if (c->rlen >= 4)
+        need = 4 + ((uint32_t)c->rbuf[0] << 24 | (uint32_t)c->rbuf[1] << 16 | (uint32_t)c->rbuf[2] << 8 | c->rbuf[3]);
+    if (c->rcap > RBUF_MIN && c->rlen <= RBUF_MIN && need <= RBUF_MIN) {
         uint8_t *n = realloc(c->rbuf, RBUF_MIN);
         if (n) {
             c->rbuf = n;

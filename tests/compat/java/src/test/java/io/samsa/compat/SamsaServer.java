@@ -1,0 +1,68 @@
+package io.samsa.compat;
+
+import java.io.File;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/** A samsa-server process on a free port with a temporary data directory. */
+final class SamsaServer implements AutoCloseable {
+    final int port;
+    final Path dataDir;
+    private final Process process;
+
+    SamsaServer(String... overrides) throws Exception {
+        String bin = System.getProperty("samsa.server", "../../../build/bin/samsa-server");
+        try (ServerSocket s = new ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+        dataDir = Files.createTempDirectory("samsa-java-");
+        List<String> cmd = new ArrayList<>();
+        cmd.add(new File(bin).getCanonicalPath());
+        cmd.add("--override");
+        cmd.add("listeners=PLAINTEXT://127.0.0.1:" + port);
+        cmd.add("--override");
+        cmd.add("log.dirs=" + dataDir);
+        for (String o : overrides) {
+            cmd.add("--override");
+            cmd.add(o);
+        }
+        process = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(dataDir.resolve("server.log").toFile()).start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (System.nanoTime() < deadline) {
+            if (!process.isAlive()) {
+                throw new IllegalStateException("samsa-server exited: " + Files.readString(dataDir.resolve("server.log")));
+            }
+            try (Socket sock = new Socket()) {
+                sock.connect(new InetSocketAddress("127.0.0.1", port), 200);
+                return;
+            } catch (IOException notYet) {
+                Thread.sleep(20);
+            }
+        }
+        throw new IllegalStateException("samsa-server did not start");
+    }
+
+    String bootstrap() {
+        return "127.0.0.1:" + port;
+    }
+
+    @Override
+    public void close() throws Exception {
+        process.destroy();
+        if (!process.waitFor(30, TimeUnit.SECONDS)) {
+            process.destroyForcibly();
+        }
+        try (var files = Files.walk(dataDir)) {
+            files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
+    }
+}
