@@ -12,7 +12,7 @@ JOBS ?= $(shell nproc)
 # with apt-get when running as root).
 DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
 	librdkafka-dev kcat zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev \
-	python3 python3-venv maven default-jdk-headless
+	python3 python3-venv maven openjdk-17-jdk-headless
 
 .PHONY: all deps build run test test-unit test-integration test-java test-asan fuzz protocol protocol-check \
 	format format-check clean
