@@ -1,0 +1,332 @@
+/*
+ * Network layer: in-order responses for requests completed out of order from
+ * another thread, pipelining, file-range segments, oversized frames closing
+ * only their connection, many connections, backpressure and idle timeout.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "net/net.h"
+#include "test.h"
+
+/* ---- the test handler ---- */
+
+static int file_fd = -1;
+static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t q_cv = PTHREAD_COND_INITIALIZER;
+static net_request_t *deferred[4096];
+static int ndeferred;
+
+static void free_buf(void *p) { free(p); }
+
+/* Echo: the response is the request frame, size-prefixed. Frames starting with
+ * 'D' are deferred to another thread, 'F' answers with a file range, 'N' with
+ * nothing, 'C' closes. */
+static void respond_echo(net_request_t *req) {
+    uint8_t *out = malloc(req->len + 4);
+    uint32_t n = htonl((uint32_t)req->len);
+    memcpy(out, &n, 4);
+    memcpy(out + 4, req->frame, req->len);
+    net_segment_t seg = {out, req->len + 4, -1, 0, free_buf, out};
+    net_request_respond(req, &seg, 1);
+}
+
+static void on_request(net_request_t *req, void *arg) {
+    (void)arg;
+    switch (req->frame[0]) {
+    case 'D':
+        pthread_mutex_lock(&q_mu);
+        deferred[ndeferred++] = req;
+        pthread_cond_signal(&q_cv);
+        pthread_mutex_unlock(&q_mu);
+        break;
+    case 'F': {
+        static uint8_t hdr[4];
+        uint32_t n = htonl(1000);
+        memcpy(hdr, &n, 4);
+        net_segment_t segs[2] = {{hdr, 4, -1, 0, NULL, NULL}, {NULL, 1000, file_fd, 500, NULL, NULL}};
+        net_request_respond(req, segs, 2);
+        break;
+    }
+    case 'N':
+        net_request_respond_none(req);
+        break;
+    case 'C':
+        net_request_close(req);
+        break;
+    default:
+        respond_echo(req);
+    }
+}
+
+/* Completes deferred requests in reverse order from this thread. */
+static void *completer(void *arg) {
+    int want = *(int *)arg;
+    pthread_mutex_lock(&q_mu);
+    while (ndeferred < want) pthread_cond_wait(&q_cv, &q_mu);
+    for (int i = ndeferred - 1; i >= 0; i--) respond_echo(deferred[i]);
+    ndeferred = 0;
+    pthread_mutex_unlock(&q_mu);
+    return NULL;
+}
+
+/* ---- client helpers ---- */
+
+static int connect_to(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+        close(fd);
+        return -1;
+    }
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+static void send_frame(int fd, const void *data, uint32_t len) {
+    uint32_t n = htonl(len);
+    if (write(fd, &n, 4) != 4 || write(fd, data, len) != (ssize_t)len) abort();
+}
+
+static int read_exact(int fd, void *buf, size_t len) {
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, (uint8_t *)buf + got, len - got);
+        if (r <= 0) return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Reads one frame into buf; returns its length or -1 on close. */
+static int read_frame(int fd, uint8_t *buf, size_t cap) {
+    uint32_t n;
+    if (read_exact(fd, &n, 4)) return -1;
+    n = ntohl(n);
+    if (n > cap || read_exact(fd, buf, n)) return -1;
+    return (int)n;
+}
+
+/* True when the peer closed (read returns 0 or an error) within 10 s. */
+static bool closed_by_peer(int fd) {
+    uint8_t b[256];
+    for (;;) {
+        ssize_t r = read(fd, b, sizeof(b));
+        if (r == 0) return true;
+        if (r < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+    }
+}
+
+static net_server_t *start(int idle_ms, int per_conn, size_t queued) {
+    net_opts_t o;
+    net_opts_default(&o);
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.threads = 2;
+    o.max_request_bytes = 1 << 20;
+    o.idle_ms = idle_ms;
+    o.on_request = on_request;
+    if (per_conn) o.max_inflight_per_conn = per_conn;
+    if (queued) o.max_queued_bytes_per_conn = queued;
+    net_server_t *s;
+    if (net_server_start(&o, &s)) abort();
+    return s;
+}
+
+static void test_out_of_order_completion_answers_in_order(void) {
+    net_server_t *s = start(0, 0, 0);
+    int fd = connect_to(net_server_port(s));
+    REQUIRE(fd >= 0);
+    int want = 20;
+    pthread_t th;
+    pthread_create(&th, NULL, completer, &want);
+    char msg[32];
+    for (int i = 0; i < 20; i++) {
+        int n = snprintf(msg, sizeof(msg), "D%02d", i);
+        send_frame(fd, msg, (uint32_t)n);
+        /* interleave inline answers */
+        n = snprintf(msg, sizeof(msg), "E%02d", i);
+        send_frame(fd, msg, (uint32_t)n);
+    }
+    uint8_t buf[64];
+    for (int i = 0; i < 20; i++) {
+        int n = read_frame(fd, buf, sizeof(buf));
+        CHECK(n == 3 && buf[0] == 'D' && (buf[1] - '0') * 10 + (buf[2] - '0') == i);
+        n = read_frame(fd, buf, sizeof(buf));
+        CHECK(n == 3 && buf[0] == 'E' && (buf[1] - '0') * 10 + (buf[2] - '0') == i);
+    }
+    pthread_join(th, NULL);
+    close(fd);
+    net_server_stop(s, 1000);
+}
+
+static void test_pipelining_and_no_response(void) {
+    net_server_t *s = start(0, 0, 0);
+    int fd = connect_to(net_server_port(s));
+    char msg[32];
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(msg, sizeof(msg), "%c%d", i % 7 == 3 ? 'N' : 'E', i);
+        send_frame(fd, msg, (uint32_t)n);
+    }
+    uint8_t buf[64];
+    for (int i = 0; i < 1000; i++) {
+        if (i % 7 == 3) continue;
+        int n = read_frame(fd, buf, sizeof(buf));
+        char expect[32];
+        int en = snprintf(expect, sizeof(expect), "E%d", i);
+        CHECK(n == en && memcmp(buf, expect, (size_t)en) == 0);
+    }
+    close(fd);
+    net_server_stop(s, 1000);
+}
+
+static void test_file_range_response(void) {
+    char path[] = "/tmp/samsa-net-XXXXXX";
+    file_fd = mkstemp(path);
+    uint8_t data[2000];
+    for (int i = 0; i < 2000; i++) data[i] = (uint8_t)(i * 7);
+    REQUIRE(write(file_fd, data, sizeof(data)) == sizeof(data));
+    net_server_t *s = start(0, 0, 0);
+    int fd = connect_to(net_server_port(s));
+    send_frame(fd, "F", 1);
+    uint8_t buf[2000];
+    int n = read_frame(fd, buf, sizeof(buf));
+    CHECK_EQ_INT(1000, n);
+    CHECK_EQ_MEM(data + 500, buf, 1000);
+    close(fd);
+    net_server_stop(s, 1000);
+    close(file_fd);
+    unlink(path);
+}
+
+static void test_bad_frames_close_only_their_connection(void) {
+    net_server_t *s = start(0, 0, 0);
+    int port = net_server_port(s);
+    int good = connect_to(port);
+    int bad = connect_to(port);
+    uint32_t huge = htonl(2u << 20); /* over max_request_bytes */
+    REQUIRE(write(bad, &huge, 4) == 4);
+    CHECK(closed_by_peer(bad));
+    close(bad);
+    bad = connect_to(port);
+    uint32_t neg = htonl(0xffffffffu);
+    REQUIRE(write(bad, &neg, 4) == 4);
+    CHECK(closed_by_peer(bad));
+    close(bad);
+    bad = connect_to(port);
+    send_frame(bad, "C", 1);
+    CHECK(closed_by_peer(bad));
+    close(bad);
+    /* truncated frame then close from the client side */
+    bad = connect_to(port);
+    uint32_t ten = htonl(10);
+    REQUIRE(write(bad, &ten, 4) == 4 && write(bad, "abc", 3) == 3);
+    close(bad);
+    send_frame(good, "Ehello", 6);
+    uint8_t buf[64];
+    CHECK_EQ_INT(6, read_frame(good, buf, sizeof(buf)));
+    close(good);
+    net_stats_t st;
+    net_server_stats(s, &st);
+    CHECK(st.accepted >= 5);
+    net_server_stop(s, 1000);
+}
+
+static void test_many_connections(void) {
+    net_server_t *s = start(0, 0, 0);
+    int port = net_server_port(s);
+    int fds[200];
+    for (int i = 0; i < 200; i++) {
+        fds[i] = connect_to(port);
+        REQUIRE(fds[i] >= 0);
+        char msg[16];
+        int n = snprintf(msg, sizeof(msg), "E%d", i);
+        send_frame(fds[i], msg, (uint32_t)n);
+    }
+    for (int i = 0; i < 200; i++) {
+        uint8_t buf[16];
+        char msg[16];
+        int n = snprintf(msg, sizeof(msg), "E%d", i);
+        CHECK(read_frame(fds[i], buf, sizeof(buf)) == n && memcmp(buf, msg, (size_t)n) == 0);
+        close(fds[i]);
+    }
+    net_server_stop(s, 1000);
+}
+
+static void test_backpressure_bounds_a_slow_reader(void) {
+    /* A client that never reads: the server stops reading from it once its
+     * queued responses pass 256 KiB, so memory stays bounded, and others are
+     * served meanwhile. */
+    net_server_t *s = start(0, 0, 256 * 1024);
+    int port = net_server_port(s);
+    int slow = connect_to(port);
+    int rcv = 4096;
+    setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    fcntl(slow, F_SETFL, O_NONBLOCK);
+    static uint8_t big[60000];
+    memset(big, 'E', sizeof(big));
+    size_t sent = 0;
+    int64_t deadline = time(NULL) + 10;
+    /* Send until our own socket buffer fills: the server has stopped reading. */
+    while (time(NULL) < deadline) {
+        uint32_t n = htonl(sizeof(big));
+        struct pollfd p = {slow, POLLOUT, 0};
+        if (poll(&p, 1, 200) <= 0) break;
+        if (write(slow, &n, 4) != 4) break;
+        ssize_t w = 0;
+        size_t off = 0;
+        while (off < sizeof(big)) {
+            w = write(slow, big + off, sizeof(big) - off);
+            if (w <= 0) {
+                struct pollfd q = {slow, POLLOUT, 0};
+                if (poll(&q, 1, 200) <= 0) break;
+                continue;
+            }
+            off += (size_t)w;
+        }
+        if (off < sizeof(big)) break;
+        sent += sizeof(big);
+    }
+    CHECK(sent < (size_t)64 << 20); /* the server did not buffer without bound */
+    int good = connect_to(port);
+    send_frame(good, "Eok", 3);
+    uint8_t buf[16];
+    CHECK_EQ_INT(3, read_frame(good, buf, sizeof(buf)));
+    close(good);
+    close(slow);
+    net_server_stop(s, 1000);
+}
+
+static void test_idle_timeout(void) {
+    net_server_t *s = start(200, 0, 0);
+    int fd = connect_to(net_server_port(s));
+    /* The server closes the idle connection; the read returns 0 (bounded by
+     * the 10 s receive timeout, far above the idle time). */
+    CHECK(closed_by_peer(fd));
+    close(fd);
+    net_server_stop(s, 1000);
+}
+
+int main(void) {
+    sm_log_set_level(SM_LOG_ERROR);
+    RUN(test_out_of_order_completion_answers_in_order);
+    RUN(test_pipelining_and_no_response);
+    RUN(test_file_range_response);
+    RUN(test_bad_frames_close_only_their_connection);
+    RUN(test_many_connections);
+    RUN(test_backpressure_bounds_a_slow_reader);
+    RUN(test_idle_timeout);
+    return t_summary("net");
+}
