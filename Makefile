@@ -75,7 +75,7 @@ fuzz: deps $(BUILD_FUZZ)/build.ninja
 	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_requests
 	mkdir -p $(BUILD_FUZZ)/corpus
 	./$(BUILD_FUZZ)/bin/fuzz_requests -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
-	  -print_final_stats=1 $(BUILD_FUZZ)/corpus tests/fuzz/seeds
+	  -print_final_stats=1 $(BUILD_FUZZ)/corpus tests/fuzz/seeds $(wildcard tests/vectors/*)
 
 protocol:
 	python3 tools/gen_protocol.py --schemas $(SHARED)/kafka-protocol --out src/protocol/gen
