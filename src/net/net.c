@@ -611,6 +611,12 @@ static void *loop_main(void *arg) {
             sm_error("net", "epoll_wait: %s", strerror(errno));
             break;
         }
+        /* Every connection with an event in this batch stays allocated until
+         * the batch is done, even if handling an earlier event closes it. */
+        for (int i = 0; i < n; i++) {
+            void *ptr = evs[i].data.ptr;
+            if (ptr != &l->listen_fd && ptr != &l->evfd) ((net_conn_t *)ptr)->refs++;
+        }
         for (int i = 0; i < n; i++) {
             void *ptr = evs[i].data.ptr;
             if (ptr == &l->listen_fd) {
@@ -628,6 +634,10 @@ static void *loop_main(void *arg) {
                 if (!c->closed && (evs[i].events & (EPOLLIN | EPOLLRDHUP)) && c->in_armed)
                     conn_read(c);
             }
+        }
+        for (int i = 0; i < n; i++) {
+            void *ptr = evs[i].data.ptr;
+            if (ptr != &l->listen_fd && ptr != &l->evfd) conn_unref(ptr);
         }
         now = mono_ms();
         if (now >= next_sweep) {
