@@ -61,6 +61,7 @@ const sm_config_key_t sm_config_keys[] = {
     {"log.preallocate", SM_CFG_BOOL, "false", 0, 0, NULL, "Accepted; not applied."},
     {"message.max.bytes", SM_CFG_INT, "1048588", 0, I32MAX, NULL, "Largest record batch."},
     {"replica.fetch.max.bytes", SM_CFG_INT, "1048576", 0, I32MAX, NULL, "Accepted."},
+    {"max.incremental.fetch.session.cache.slots", SM_CFG_INT, "1000", 0, I32MAX, NULL, "Fetch sessions kept (KIP-227)."},
     {"fetch.max.bytes", SM_CFG_INT, "57671680", 1024, I32MAX, NULL, "Largest Fetch response."},
     {"socket.request.max.bytes", SM_CFG_INT, "104857600", 1, I32MAX, NULL, "Largest request frame."},
     {"socket.send.buffer.bytes", SM_CFG_INT, "102400", -1, I32MAX, NULL, "Accepted."},

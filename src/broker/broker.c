@@ -89,6 +89,7 @@ static int load_settings(broker_t *b, sm_config_t *c) {
     s->fsync_before_ack = sm_config_bool(c, "samsa.log.fsync.before.ack");
     s->min_insync_replicas = sm_config_int(c, "min.insync.replicas");
     s->producer_id_expiration_ms = sm_config_long(c, "producer.id.expiration.ms");
+    s->fetch_session_slots = sm_config_int(c, "max.incremental.fetch.session.cache.slots");
 
     log_config_t *d = &b->log_defaults;
     log_config_default(d);
@@ -364,6 +365,7 @@ out:
 
 void broker_stop(broker_t *b) {
     /* Parked requests answer first, then the network drains and stops. */
+    atomic_store(&b->stopping, true);
     if (b->delayed) broker_delayed_stop(b);
     if (b->net) net_server_stop(b->net, 5000);
     b->net = NULL;

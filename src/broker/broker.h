@@ -9,6 +9,7 @@
 #define BROKER_BROKER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,6 +47,7 @@ typedef struct broker_settings {
     bool fsync_before_ack;
     int32_t min_insync_replicas;
     int64_t producer_id_expiration_ms;
+    int32_t fetch_session_slots; /* max.incremental.fetch.session.cache.slots */
 } broker_settings_t;
 
 /* One request in flight. Lives in its own arena, freed after the response is
@@ -65,6 +67,7 @@ struct broker_req {
 
 struct broker {
     broker_settings_t s;
+    atomic_bool stopping; /* no request parks any more */
     sm_config_t *cfg;
     char cluster_id[32];
     meta_image_t image;

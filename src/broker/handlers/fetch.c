@@ -1,20 +1,25 @@
 /*
- * Fetch: for each requested partition, the segment range from the batch that
- * holds the fetch offset (a whole batch even when the offset is inside it, as
- * Kafka does), up to partition max bytes and the response's max bytes (the
+ * Fetch: for each partition, the segment range from the batch that holds the
+ * fetch offset (a whole batch even when the offset is inside it, as Kafka
+ * does), up to the partition's max bytes and the response's max bytes (the
  * first partition with data always gets at least one whole batch, KIP-74),
  * sent from the file with sendfile. Long poll: with fewer than min bytes
  * available the request is parked until an append to one of its partitions or
- * max wait. Topic ids from v13. No fetch sessions are kept: every response has
- * session id 0, which clients handle as a full fetch each time (KIP-227
- * allows a broker to decline sessions). Isolation levels read the same data:
- * there are no transactions yet, so the last stable offset is the high
- * watermark.
+ * max wait. Topic ids from v13.
+ *
+ * Fetch sessions (KIP-227, v7+): epoch 0 opens a session holding the request's
+ * partitions; later requests (epoch > 0) name only partitions that changed
+ * and forgotten ones, and the response lists only partitions with news
+ * (records, an error, or a changed high watermark / log start / last stable
+ * offset). Epoch -1 fetches without a session. Isolation levels read the same
+ * data: without transactions the last stable offset is the high watermark.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "broker/delayed.h"
+#include "broker/fetch_session.h"
 #include "broker/handlers/handlers.h"
 #include "broker/partition.h"
 #include "protocol/errors.h"
@@ -22,169 +27,349 @@
 typedef proto_fetch_request_t req_t;
 typedef proto_fetch_response_t resp_t;
 typedef proto_fetch_response_partition_data_t pdata_t;
+typedef proto_fetch_response_fetchable_topic_response_t tresp_t;
 
-/* Per-request state kept across re-evaluations (in the request's arena). */
+/* One partition this request reads. */
+typedef struct fpart {
+    sm_str_t topic;
+    sm_uuid_t topic_id;
+    int32_t partition;
+    int64_t fetch_offset;
+    int32_t max_bytes;
+    int32_t current_leader_epoch;
+    broker_partition_t *p; /* NULL: unknown partition */
+    pdata_t *out;
+} fpart_t;
+
 typedef struct fetch_state {
     int64_t deadline;
-    int nparts;
-    broker_partition_t **parts; /* NULL entries for unknown partitions */
+    int n;
+    fpart_t *parts;
+    int32_t session_id;  /* 0: no session */
+    bool incremental;
 } fetch_state_t;
+
+static fetch_sessions_t session_cache;
+static pthread_once_t session_once = PTHREAD_ONCE_INIT;
+static int session_slots = 1000;
+static void session_init(void) { fetch_sessions_init(&session_cache, session_slots); }
+
+static fetch_sessions_t *cache_of(broker_t *b) {
+    session_slots = b->s.fetch_session_slots;
+    pthread_once(&session_once, session_init);
+    return &session_cache;
+}
 
 static void release_ranges(broker_req_t *r) {
     for (int i = 0; i < r->nranges; i++) log_range_release(&r->ranges[i]);
     r->nranges = 0;
 }
 
-/* Builds the response from the current state of the logs; returns the number
- * of record bytes it carries. */
+static void release_parts(fetch_state_t *st) {
+    for (int i = 0; i < st->n; i++)
+        if (st->parts[i].p) broker_partition_put(st->parts[i].p);
+    st->n = 0;
+}
+
+/* Fills every partition's response from the logs now; returns record bytes. */
 static size_t build(broker_req_t *r, fetch_state_t *st) {
     broker_t *b = r->b;
     req_t *req = broker_body(r);
-    resp_t *resp = r->resp;
     int16_t v = r->version;
     release_ranges(r);
     size_t budget = req->max_bytes > 0 ? (size_t)req->max_bytes : (size_t)b->s.fetch_max_bytes;
-    if (v < 3) budget = SIZE_MAX;
     if (budget > (size_t)b->s.fetch_max_bytes) budget = (size_t)b->s.fetch_max_bytes;
     size_t total = 0;
     bool first_data = true;
-    int idx = 0;
-    resp->error_code = PROTO_ERR_NONE;
-    resp->session_id = 0;
-    for (int32_t i = 0; i < resp->responses.n; i++) {
-        const proto_fetch_request_fetch_topic_t *rt = &req->topics.v[i];
-        proto_fetch_response_fetchable_topic_response_t *tr = &resp->responses.v[i];
-        for (int32_t k = 0; k < tr->partitions.n; k++, idx++) {
-            const proto_fetch_request_fetch_partition_t *rp = &rt->partitions.v[k];
-            pdata_t *out = &tr->partitions.v[k];
-            broker_partition_t *p = st->parts[idx];
-            out->partition_index = rp->partition;
-            out->records = (sm_bytes_t){NULL, 0};
-            out->aborted_transactions.n = -1;
-            out->preferred_read_replica = -1;
-            out->high_watermark = -1;
-            out->last_stable_offset = -1;
-            out->log_start_offset = -1;
-            if (!p) {
-                out->error_code = v >= 13 ? PROTO_ERR_UNKNOWN_TOPIC_ID : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
-                continue;
-            }
-            if (rp->current_leader_epoch >= 0 && v >= 9) {
-                if (rp->current_leader_epoch < p->leader_epoch) {
-                    out->error_code = PROTO_ERR_FENCED_LEADER_EPOCH;
-                    continue;
-                }
-                if (rp->current_leader_epoch > p->leader_epoch) {
-                    out->error_code = PROTO_ERR_UNKNOWN_LEADER_EPOCH;
-                    continue;
-                }
-            }
-            int64_t hw = log_end_offset(p->log);
-            out->high_watermark = hw;
-            out->last_stable_offset = hw;
-            out->log_start_offset = log_start_offset(p->log);
-            out->aborted_transactions.n = v >= 4 ? 0 : -1;
-            if (rp->fetch_offset < out->log_start_offset || rp->fetch_offset > hw) {
-                out->error_code = PROTO_ERR_OFFSET_OUT_OF_RANGE;
-                continue;
-            }
-            out->error_code = PROTO_ERR_NONE;
-            if (rp->fetch_offset == hw || (total >= budget && !first_data)) continue;
-            size_t max = rp->partition_max_bytes > 0 ? (size_t)rp->partition_max_bytes : 0;
-            if (budget - total < max) max = budget - total;
-            if (max == 0 && !first_data) continue;
-            log_range_t range;
-            int rc = log_read(p->log, rp->fetch_offset, max, first_data, &range);
-            if (rc == SM_ERR_RANGE) {
-                out->error_code = PROTO_ERR_OFFSET_OUT_OF_RANGE;
-                continue;
-            }
-            if (rc != SM_OK) {
-                out->error_code = PROTO_ERR_KAFKA_STORAGE_ERROR;
-                continue;
-            }
-            if (range.len == 0) {
-                log_range_release(&range);
-                continue;
-            }
-            total += range.len;
-            first_data = false;
-            out->records = broker_req_add_range(r, &range);
+    for (int i = 0; i < st->n; i++) {
+        fpart_t *fp = &st->parts[i];
+        pdata_t *out = fp->out;
+        broker_partition_t *p = fp->p;
+        out->partition_index = fp->partition;
+        out->records = (sm_bytes_t){NULL, 0};
+        out->aborted_transactions.n = -1;
+        out->preferred_read_replica = -1;
+        out->high_watermark = -1;
+        out->last_stable_offset = -1;
+        out->log_start_offset = -1;
+        if (!p) {
+            out->error_code = v >= 13 ? PROTO_ERR_UNKNOWN_TOPIC_ID : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            continue;
         }
+        if (fp->current_leader_epoch >= 0 && v >= 9 && fp->current_leader_epoch != p->leader_epoch) {
+            out->error_code = fp->current_leader_epoch < p->leader_epoch ? PROTO_ERR_FENCED_LEADER_EPOCH
+                                                                          : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
+            continue;
+        }
+        int64_t hw = log_end_offset(p->log);
+        out->high_watermark = hw;
+        out->last_stable_offset = hw;
+        out->log_start_offset = log_start_offset(p->log);
+        out->aborted_transactions.n = 0;
+        if (fp->fetch_offset < out->log_start_offset || fp->fetch_offset > hw) {
+            out->error_code = PROTO_ERR_OFFSET_OUT_OF_RANGE;
+            continue;
+        }
+        out->error_code = PROTO_ERR_NONE;
+        if (fp->fetch_offset == hw || (total >= budget && !first_data)) continue;
+        size_t max = fp->max_bytes > 0 ? (size_t)fp->max_bytes : 0;
+        if (budget - total < max) max = budget - total;
+        if (max == 0 && !first_data) continue;
+        log_range_t range;
+        int rc = log_read(p->log, fp->fetch_offset, max, first_data, &range);
+        if (rc == SM_ERR_RANGE) {
+            out->error_code = PROTO_ERR_OFFSET_OUT_OF_RANGE;
+            continue;
+        }
+        if (rc != SM_OK) {
+            out->error_code = PROTO_ERR_KAFKA_STORAGE_ERROR;
+            continue;
+        }
+        if (range.len == 0) {
+            log_range_release(&range);
+            continue;
+        }
+        total += range.len;
+        first_data = false;
+        out->records = broker_req_add_range(r, &range);
     }
     return total;
+}
+
+/* Session bookkeeping at response time: remembers what the client is told
+ * and, for incremental fetches, drops partitions without news. */
+static void settle_session(broker_req_t *r, fetch_state_t *st) {
+    resp_t *resp = r->resp;
+    resp->session_id = st->session_id;
+    if (!st->session_id) return;
+    fetch_sessions_t *c = cache_of(r->b);
+    pthread_mutex_lock(&c->mu);
+    fetch_session_t *s = fetch_session_get(c, st->session_id);
+    for (int i = 0; s && i < st->n; i++) {
+        fpart_t *fp = &st->parts[i];
+        pdata_t *out = fp->out;
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", fp->topic.len > 0 ? (int)fp->topic.len : 0, fp->topic.ptr ? fp->topic.ptr : "");
+        fs_part_t *sp = fetch_session_upsert(s, name, &fp->topic_id, fp->partition);
+        bool news = out->records.len > 0 || out->error_code != PROTO_ERR_NONE || !sp ||
+                    sp->sent_hw != out->high_watermark || sp->sent_lso != out->last_stable_offset ||
+                    sp->sent_log_start != out->log_start_offset;
+        if (sp) {
+            sp->sent_hw = out->high_watermark;
+            sp->sent_lso = out->last_stable_offset;
+            sp->sent_log_start = out->log_start_offset;
+        }
+        /* Marked for removal from the response with partition_index < 0. */
+        if (st->incremental && !news) out->partition_index = -1;
+    }
+    if (s) s->last_used = broker_mono_ms();
+    pthread_mutex_unlock(&c->mu);
+    if (!st->incremental) return;
+    for (int32_t i = 0; i < resp->responses.n; i++) {
+        tresp_t *tr = &resp->responses.v[i];
+        int32_t k = 0;
+        for (int32_t j = 0; j < tr->partitions.n; j++)
+            if (tr->partitions.v[j].partition_index >= 0) tr->partitions.v[k++] = tr->partitions.v[j];
+        tr->partitions.n = k;
+    }
+    int32_t k = 0;
+    for (int32_t i = 0; i < resp->responses.n; i++)
+        if (resp->responses.v[i].partitions.n > 0) resp->responses.v[k++] = resp->responses.v[i];
+    resp->responses.n = k;
+}
+
+static void finish(broker_req_t *r, fetch_state_t *st) {
+    settle_session(r, st);
+    release_parts(st);
+    broker_req_finish(r);
 }
 
 static bool retry(broker_req_t *r, bool final) {
     req_t *req = broker_body(r);
     fetch_state_t *st = r->state;
     size_t got = build(r, st);
-    if (!final && got < (size_t)(req->min_bytes > 0 ? req->min_bytes : 1) &&
-        broker_mono_ms() < st->deadline) {
+    if (!final && got < (size_t)(req->min_bytes > 0 ? req->min_bytes : 1) && broker_mono_ms() < st->deadline) {
         release_ranges(r);
         return false;
     }
-    for (int i = 0; i < st->nparts; i++)
-        if (st->parts[i]) broker_partition_put(st->parts[i]);
-    st->nparts = 0;
-    broker_req_finish(r);
+    finish(r, st);
     return true;
+}
+
+/* Lays out the response topics for the partitions in st (grouped by topic in
+ * order of first appearance) and points each part at its response slot. */
+static int layout_response(broker_req_t *r, fetch_state_t *st) {
+    resp_t *resp = r->resp;
+    resp->responses.v = sm_arena_calloc(&r->arena, (size_t)st->n + 1, sizeof(tresp_t));
+    int32_t *count = sm_arena_calloc(&r->arena, (size_t)st->n + 1, sizeof(int32_t));
+    int32_t *topic_of = sm_arena_calloc(&r->arena, (size_t)st->n + 1, sizeof(int32_t));
+    if (!resp->responses.v || !count || !topic_of) return SM_ERR_NOMEM;
+    int32_t nt = 0;
+    for (int i = 0; i < st->n; i++) {
+        fpart_t *fp = &st->parts[i];
+        int32_t t = -1;
+        for (int32_t k = 0; k < nt; k++) {
+            tresp_t *tr = &resp->responses.v[k];
+            bool same = r->version >= 13 ? memcmp(tr->topic_id.b, fp->topic_id.b, 16) == 0
+                                         : sm_str_eq(tr->topic, fp->topic);
+            if (same) {
+                t = k;
+                break;
+            }
+        }
+        if (t < 0) {
+            t = nt++;
+            resp->responses.v[t].topic = fp->topic;
+            resp->responses.v[t].topic_id = fp->topic_id;
+        }
+        topic_of[i] = t;
+        count[t]++;
+    }
+    resp->responses.n = nt;
+    for (int32_t k = 0; k < nt; k++) {
+        resp->responses.v[k].partitions.v = sm_arena_calloc(&r->arena, (size_t)count[k] + 1, sizeof(pdata_t));
+        if (!resp->responses.v[k].partitions.v) return SM_ERR_NOMEM;
+        resp->responses.v[k].partitions.n = 0;
+    }
+    for (int i = 0; i < st->n; i++) {
+        tresp_t *tr = &resp->responses.v[topic_of[i]];
+        st->parts[i].out = &tr->partitions.v[tr->partitions.n++];
+    }
+    return SM_OK;
+}
+
+static void resolve(broker_t *b, int16_t v, fpart_t *fp) {
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = v >= 13 ? meta_image_topic_by_id(&b->image, &fp->topic_id) : meta_image_topic(&b->image, fp->topic);
+    sm_uuid_t tid = t ? t->id : (sm_uuid_t){{0}};
+    int32_t n = t ? t->n_partitions : 0;
+    meta_image_unlock(&b->image);
+    fp->p = (t && fp->partition >= 0 && fp->partition < n) ? broker_partition_get(b, &tid, fp->partition) : NULL;
+}
+
+/* The partitions of a full fetch: the request's own. */
+static int parts_from_request(broker_req_t *r, fetch_state_t *st) {
+    req_t *req = broker_body(r);
+    int total = 0;
+    for (int32_t i = 0; i < req->topics.n; i++) total += req->topics.v[i].partitions.n > 0 ? req->topics.v[i].partitions.n : 0;
+    st->parts = sm_arena_calloc(&r->arena, (size_t)total + 1, sizeof(fpart_t));
+    if (!st->parts) return SM_ERR_NOMEM;
+    for (int32_t i = 0; i < req->topics.n; i++) {
+        const proto_fetch_request_fetch_topic_t *rt = &req->topics.v[i];
+        for (int32_t k = 0; k < rt->partitions.n; k++) {
+            const proto_fetch_request_fetch_partition_t *rp = &rt->partitions.v[k];
+            st->parts[st->n++] = (fpart_t){rt->topic, rt->topic_id, rp->partition, rp->fetch_offset,
+                                           rp->partition_max_bytes, rp->current_leader_epoch, NULL, NULL};
+        }
+    }
+    return SM_OK;
+}
+
+/* Records the request's partitions in session s (fetch positions and max
+ * bytes) and removes the forgotten ones. Caller holds the cache mutex. */
+static void update_session(broker_req_t *r, fetch_session_t *s) {
+    req_t *req = broker_body(r);
+    char name[256];
+    for (int32_t i = 0; i < req->topics.n; i++) {
+        const proto_fetch_request_fetch_topic_t *rt = &req->topics.v[i];
+        snprintf(name, sizeof(name), "%.*s", rt->topic.len > 0 ? (int)rt->topic.len : 0, rt->topic.ptr ? rt->topic.ptr : "");
+        for (int32_t k = 0; k < rt->partitions.n; k++) {
+            fs_part_t *sp = fetch_session_upsert(s, name, &rt->topic_id, rt->partitions.v[k].partition);
+            if (!sp) continue;
+            sp->fetch_offset = rt->partitions.v[k].fetch_offset;
+            sp->max_bytes = rt->partitions.v[k].partition_max_bytes;
+        }
+    }
+    for (int32_t i = 0; i < req->forgotten_topics_data.n; i++) {
+        const proto_fetch_request_forgotten_topic_t *ft = &req->forgotten_topics_data.v[i];
+        snprintf(name, sizeof(name), "%.*s", ft->topic.len > 0 ? (int)ft->topic.len : 0, ft->topic.ptr ? ft->topic.ptr : "");
+        for (int32_t k = 0; k < ft->partitions.n; k++)
+            fetch_session_forget(s, name, &ft->topic_id, ft->partitions.v[k]);
+    }
+}
+
+/* Opens, continues or closes the request's fetch session; returns a top-level
+ * Kafka error (the response then carries no partitions). */
+static int16_t handle_session(broker_req_t *r, fetch_state_t *st) {
+    req_t *req = broker_body(r);
+    if (r->version < 7) return parts_from_request(r, st) ? PROTO_ERR_UNKNOWN_SERVER_ERROR : PROTO_ERR_NONE;
+    fetch_sessions_t *c = cache_of(r->b);
+    int64_t now = broker_mono_ms();
+    int16_t err = PROTO_ERR_NONE;
+    pthread_mutex_lock(&c->mu);
+    if (req->session_epoch == -1 || req->session_epoch == 0) {
+        /* Full fetch: closes the named session; epoch 0 opens a new one. */
+        if (req->session_id != 0) fetch_session_remove(c, req->session_id);
+        if (parts_from_request(r, st)) {
+            err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
+        } else if (req->session_epoch == 0) {
+            fetch_session_t *s = fetch_session_create(c, now);
+            if (s) {
+                update_session(r, s);
+                st->session_id = s->id;
+            }
+        }
+    } else {
+        fetch_session_t *s = fetch_session_get(c, req->session_id);
+        if (!s) {
+            err = PROTO_ERR_FETCH_SESSION_ID_NOT_FOUND;
+        } else if (s->epoch != req->session_epoch) {
+            err = PROTO_ERR_INVALID_FETCH_SESSION_EPOCH;
+        } else {
+            update_session(r, s);
+            s->epoch = s->epoch == INT32_MAX ? 1 : s->epoch + 1;
+            s->last_used = now;
+            st->session_id = s->id;
+            st->incremental = true;
+            st->parts = sm_arena_calloc(&r->arena, (size_t)s->n + 1, sizeof(fpart_t));
+            if (!st->parts) {
+                err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
+            } else {
+                for (int i = 0; i < s->n; i++) {
+                    const fs_part_t *sp = &s->parts[i];
+                    size_t tl = strlen(sp->topic);
+                    char *name = sm_arena_strndup(&r->arena, sp->topic, tl);
+                    st->parts[st->n++] = (fpart_t){{name, (int32_t)tl}, sp->topic_id, sp->partition,
+                                                   sp->fetch_offset, sp->max_bytes, -1, NULL, NULL};
+                }
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return err;
 }
 
 int broker_handle_fetch(broker_req_t *r) {
     broker_t *b = r->b;
     req_t *req = broker_body(r);
     resp_t *resp = r->resp;
-    int16_t v = r->version;
-    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
-    resp->responses.v = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*resp->responses.v));
-    if (!resp->responses.v) return BROKER_CLOSE;
-    resp->responses.n = nt;
-    int total_parts = 0;
-    for (int32_t i = 0; i < nt; i++) total_parts += req->topics.v[i].partitions.n > 0 ? req->topics.v[i].partitions.n : 0;
     fetch_state_t *st = sm_arena_alloc(&r->arena, sizeof(*st));
     if (!st) return BROKER_CLOSE;
-    st->parts = sm_arena_calloc(&r->arena, (size_t)total_parts + 1, sizeof(*st->parts));
-    if (!st->parts) return BROKER_CLOSE;
-    st->nparts = total_parts;
     r->state = st;
-    int idx = 0;
-    for (int32_t i = 0; i < nt; i++) {
-        const proto_fetch_request_fetch_topic_t *rt = &req->topics.v[i];
-        proto_fetch_response_fetchable_topic_response_t *tr = &resp->responses.v[i];
-        tr->topic = rt->topic;
-        tr->topic_id = rt->topic_id;
-        int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
-        tr->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(pdata_t));
-        if (!tr->partitions.v) return BROKER_CLOSE;
-        tr->partitions.n = np;
-        meta_image_rdlock(&b->image);
-        meta_topic_t *t = v >= 13 ? meta_image_topic_by_id(&b->image, &rt->topic_id)
-                                  : meta_image_topic(&b->image, rt->topic);
-        sm_uuid_t tid = t ? t->id : (sm_uuid_t){{0}};
-        int32_t n = t ? t->n_partitions : 0;
-        meta_image_unlock(&b->image);
-        for (int32_t k = 0; k < np; k++, idx++) {
-            int32_t pi = rt->partitions.v[k].partition;
-            st->parts[idx] = (t && pi >= 0 && pi < n) ? broker_partition_get(b, &tid, pi) : NULL;
-        }
+    int16_t err = handle_session(r, st);
+    if (err != PROTO_ERR_NONE) {
+        resp->error_code = err;
+        resp->session_id = 0;
+        resp->responses.n = 0;
+        return BROKER_RESPOND;
     }
+    if (layout_response(r, st)) return BROKER_CLOSE;
+    for (int i = 0; i < st->n; i++) resolve(b, r->version, &st->parts[i]);
     int32_t wait = req->max_wait_ms > 0 ? req->max_wait_ms : 0;
     st->deadline = broker_mono_ms() + wait;
     size_t got = build(r, st);
     bool enough = got >= (size_t)(req->min_bytes > 0 ? req->min_bytes : 1);
-    if (enough || wait == 0 || total_parts == 0) {
-        for (int i = 0; i < st->nparts; i++)
-            if (st->parts[i]) broker_partition_put(st->parts[i]);
-        st->nparts = 0;
+    if (enough || wait == 0 || st->n == 0 || atomic_load(&b->stopping)) {
+        settle_session(r, st);
+        release_parts(st);
         return BROKER_RESPOND;
     }
     /* Long poll: park on the known partitions. */
     release_ranges(r);
-    broker_partition_t **known = sm_arena_calloc(&r->arena, (size_t)total_parts + 1, sizeof(*known));
+    broker_partition_t **known = sm_arena_calloc(&r->arena, (size_t)st->n + 1, sizeof(*known));
     int nk = 0;
-    for (int i = 0; known && i < st->nparts; i++)
-        if (st->parts[i]) known[nk++] = st->parts[i];
+    for (int i = 0; known && i < st->n; i++)
+        if (st->parts[i].p) known[nk++] = st->parts[i].p;
     broker_park(b, r, known, nk, st->deadline, retry);
     return BROKER_PARKED;
 }

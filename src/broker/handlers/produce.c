@@ -222,9 +222,11 @@ int broker_handle_produce(broker_req_t *r) {
         }
     }
     int outcome = BROKER_RESPOND;
+    if (b->s.fsync_before_ack && ntouched > 0 && atomic_load(&b->stopping))
+        for (int i = 0; i < ntouched; i++) log_flush(touched[i]->log);
     if (req->acks == 0 && all_err == PROTO_ERR_NONE) {
         outcome = BROKER_NO_RESPONSE;
-    } else if (b->s.fsync_before_ack && ntouched > 0) {
+    } else if (b->s.fsync_before_ack && ntouched > 0 && !atomic_load(&b->stopping)) {
         broker_flush_then_finish(b, r, touched, ntouched);
         outcome = BROKER_PARKED;
     }
