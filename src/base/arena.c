@@ -80,3 +80,10 @@ void sm_arena_reset(sm_arena_t *a) {
 }
 
 void sm_arena_free(sm_arena_t *a) { sm_arena_reset(a); }
+
+sm_str_t sm_arena_str(sm_arena_t *a, const char *s) {
+    if (!s) return SM_STR_NULL;
+    size_t n = strlen(s);
+    char *p = sm_arena_strndup(a, s, n);
+    return p ? (sm_str_t){p, (int32_t)n} : SM_STR_NULL;
+}

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "base/types.h"
+
 typedef struct sm_arena_chunk sm_arena_chunk_t;
 
 typedef struct sm_arena {
@@ -23,6 +25,8 @@ void *sm_arena_alloc(sm_arena_t *a, size_t size);
 /* Allocates n elements of size each, failing on overflow. */
 void *sm_arena_calloc(sm_arena_t *a, size_t n, size_t size);
 char *sm_arena_strndup(sm_arena_t *a, const char *s, size_t n);
+/* A copy of the C string s as an sm_str_t (null for s == NULL or no memory). */
+sm_str_t sm_arena_str(sm_arena_t *a, const char *s);
 /* Releases every chunk; the arena can be used again afterwards. */
 void sm_arena_reset(sm_arena_t *a);
 void sm_arena_free(sm_arena_t *a);

@@ -179,49 +179,13 @@ static int quorum_append(void *ctx, uint8_t *batch, size_t len, int64_t *base) {
     return rc;
 }
 
+static int replay_batch(void *arg, const uint8_t *batch, size_t len, const proto_batch_header_t *h) {
+    (void)h;
+    return meta_controller_replay_batch(arg, batch, len);
+}
+
 static int replay_metadata(broker_t *b) {
-    int64_t off = log_start_offset(b->metadata_log), end = log_end_offset(b->metadata_log);
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    int rc = SM_OK;
-    while (off < end) {
-        log_range_t r;
-        if ((rc = log_read(b->metadata_log, off, 1 << 20, true, &r))) break;
-        if (r.len == 0) {
-            log_range_release(&r);
-            break;
-        }
-        if (r.len > cap) {
-            uint8_t *n = realloc(buf, r.len);
-            if (!n) {
-                log_range_release(&r);
-                rc = SM_ERR_NOMEM;
-                break;
-            }
-            buf = n;
-            cap = r.len;
-        }
-        int64_t got = log_range_copy(&r, buf, r.len);
-        log_range_release(&r);
-        if (got <= 0) {
-            rc = SM_ERR_IO;
-            break;
-        }
-        proto_batch_iter_t it;
-        proto_batch_iter_init(&it, buf, (size_t)got);
-        const uint8_t *bp;
-        size_t blen;
-        proto_batch_header_t h;
-        int64_t next = off;
-        while (proto_batch_iter_next(&it, &bp, &blen, &h) == 1) {
-            if ((rc = meta_controller_replay_batch(&b->controller, bp, blen))) break;
-            next = proto_batch_last_offset(&h) + 1;
-        }
-        if (rc || next <= off) break;
-        off = next;
-    }
-    free(buf);
-    return rc;
+    return log_for_each_batch(b->metadata_log, 0, replay_batch, &b->controller);
 }
 
 static void on_topic_created(void *ctx, const meta_topic_t *t, int32_t first) {

@@ -37,6 +37,17 @@ broker_partition_t *broker_partition_get(broker_t *b, const sm_uuid_t *topic_id,
     return p;
 }
 
+broker_partition_t *broker_partition_lookup(broker_t *b, sm_str_t topic, const sm_uuid_t *id,
+                                            int32_t index) {
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = id && !sm_uuid_is_zero(id) ? meta_image_topic_by_id(&b->image, id)
+                                                 : meta_image_topic(&b->image, topic);
+    bool ok = t && index >= 0 && index < t->n_partitions;
+    sm_uuid_t tid = t ? t->id : (sm_uuid_t){{0}};
+    meta_image_unlock(&b->image);
+    return ok ? broker_partition_get(b, &tid, index) : NULL;
+}
+
 static void snapshot_path(broker_partition_t *p, int64_t offset, char *buf, size_t cap) {
     snprintf(buf, cap, "%s/%020lld.snapshot", log_dir(p->log), (long long)offset);
 }
@@ -92,6 +103,18 @@ static void topic_produce_configs(broker_t *b, const meta_topic_t *t, int32_t *m
     if ((v = meta_topic_config(t, "message.timestamp.type"))) *lat = strcmp(v, "LogAppendTime") == 0;
 }
 
+static int replay_producer_batch(void *arg, const uint8_t *batch, size_t len,
+                                 const proto_batch_header_t *h) {
+    broker_partition_t *p = arg;
+    (void)batch;
+    (void)len;
+    if (h->producer_id >= 0 && h->base_sequence >= 0)
+        txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch, h->base_sequence,
+                                  h->base_sequence + h->last_offset_delta, h->base_offset,
+                                  proto_batch_last_offset(h), h->max_timestamp);
+    return SM_OK;
+}
+
 /* Loads the newest producer snapshot and replays batches appended after it. */
 static void restore_producers(broker_partition_t *p) {
     DIR *d = opendir(log_dir(p->log));
@@ -117,45 +140,7 @@ static void restore_producers(broker_partition_t *p) {
         }
     }
     /* Replay idempotent batches after the snapshot (headers only). */
-    int64_t end = log_end_offset(p->log);
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    while (from < end) {
-        log_range_t r;
-        if (log_read(p->log, from, 1 << 20, true, &r) || r.len == 0) {
-            log_range_release(&r);
-            break;
-        }
-        if (r.len > cap) {
-            uint8_t *nb = realloc(buf, r.len);
-            if (!nb) {
-                log_range_release(&r);
-                break;
-            }
-            buf = nb;
-            cap = r.len;
-        }
-        int64_t n = log_range_copy(&r, buf, r.len);
-        log_range_release(&r);
-        if (n <= 0) break;
-        proto_batch_iter_t it;
-        proto_batch_iter_init(&it, buf, (size_t)n);
-        const uint8_t *bp;
-        size_t blen;
-        proto_batch_header_t h;
-        int64_t next = from;
-        while (proto_batch_iter_next(&it, &bp, &blen, &h) == 1) {
-            if (h.producer_id >= 0 && h.base_sequence >= 0 && proto_batch_last_offset(&h) >= from)
-                txn_producer_state_update(&p->producers, h.producer_id, h.producer_epoch,
-                                          h.base_sequence, h.base_sequence + h.last_offset_delta,
-                                          h.base_offset, proto_batch_last_offset(&h),
-                                          h.max_timestamp);
-            next = proto_batch_last_offset(&h) + 1;
-        }
-        if (next <= from) break;
-        from = next;
-    }
-    free(buf);
+    log_for_each_batch(p->log, from, replay_producer_batch, p);
 }
 
 int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) {

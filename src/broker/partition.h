@@ -36,6 +36,10 @@ struct broker_partition {
 /* Looks up (and references) the partition, or NULL. */
 broker_partition_t *broker_partition_get(broker_t *b, const sm_uuid_t *topic_id, int32_t index);
 void broker_partition_put(broker_partition_t *p);
+/* Looks up (and references) a partition by topic id when id is given and not
+ * zero, otherwise by topic name; NULL when there is no such partition. */
+broker_partition_t *broker_partition_lookup(broker_t *b, sm_str_t topic, const sm_uuid_t *id,
+                                            int32_t index);
 
 /* Creates the partition objects (and logs) for a topic's partitions from
  * first on; called from the controller's listener and at start-up. */

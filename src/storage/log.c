@@ -862,6 +862,55 @@ int64_t log_range_copy(const log_range_t *r, uint8_t *buf, size_t cap) {
     return (int64_t)n;
 }
 
+int log_for_each_batch(log_t *l, int64_t from,
+                       int (*fn)(void *arg, const uint8_t *batch, size_t len,
+                                 const struct proto_batch_header *h),
+                       void *arg) {
+    uint8_t *buf = NULL;
+    size_t cap = 0;
+    int rc = SM_OK;
+    int64_t start = log_start_offset(l);
+    if (from < start) from = start;
+    while (rc == SM_OK && from < log_end_offset(l)) {
+        log_range_t r;
+        if ((rc = log_read(l, from, 1 << 20, true, &r))) break;
+        if (r.len == 0) {
+            log_range_release(&r);
+            break;
+        }
+        if (r.len > cap) {
+            uint8_t *n = realloc(buf, r.len);
+            if (!n) {
+                log_range_release(&r);
+                rc = SM_ERR_NOMEM;
+                break;
+            }
+            buf = n;
+            cap = r.len;
+        }
+        int64_t got = log_range_copy(&r, buf, r.len);
+        log_range_release(&r);
+        if (got <= 0) {
+            rc = SM_ERR_IO;
+            break;
+        }
+        proto_batch_iter_t it;
+        proto_batch_iter_init(&it, buf, (size_t)got);
+        const uint8_t *bp;
+        size_t blen;
+        proto_batch_header_t h;
+        int64_t next = from;
+        while (rc == SM_OK && proto_batch_iter_next(&it, &bp, &blen, &h) == 1) {
+            rc = fn(arg, bp, blen, &h);
+            next = proto_batch_last_offset(&h) + 1;
+        }
+        if (next <= from) break;
+        from = next;
+    }
+    free(buf);
+    return rc;
+}
+
 int log_offset_for_timestamp(log_t *l, int64_t ts, int64_t *offset, int64_t *found_ts) {
     *offset = -1;
     *found_ts = -1;

@@ -37,6 +37,7 @@ typedef struct log_config {
 void log_config_default(log_config_t *cfg);
 
 typedef struct log_segment log_segment_t;
+struct proto_batch_header;
 typedef struct log log_t;
 
 /* A byte range of a segment file to send (sendfile) or copy. Holds a segment
@@ -101,6 +102,16 @@ int log_read(log_t *l, int64_t offset, size_t max_bytes, bool min_one, log_range
 void log_range_release(log_range_t *r);
 /* Copies up to cap bytes of the range into buf; returns bytes copied or < 0. */
 int64_t log_range_copy(const log_range_t *r, uint8_t *buf, size_t cap);
+
+/*
+ * Calls fn for every batch from the one holding offset from to the log end,
+ * in order, with the batch bytes copied out (headers parsed, not validated).
+ * fn returns SM_OK to go on, or a status that stops the walk and is returned.
+ */
+int log_for_each_batch(log_t *l, int64_t from,
+                       int (*fn)(void *arg, const uint8_t *batch, size_t len,
+                                 const struct proto_batch_header *h),
+                       void *arg);
 
 /*
  * ListOffsets by timestamp: the first offset whose batch max timestamp is >= ts

@@ -14,13 +14,6 @@ typedef proto_create_topics_request_t req_t;
 typedef proto_create_topics_response_t resp_t;
 typedef proto_create_topics_response_creatable_topic_result_t result_t;
 
-static sm_str_t copy_msg(sm_arena_t *a, const char *msg) {
-    if (!msg || !*msg) return SM_STR_NULL;
-    size_t n = strlen(msg);
-    char *p = sm_arena_strndup(a, msg, n);
-    return p ? (sm_str_t){p, (int32_t)n} : SM_STR_NULL;
-}
-
 /* v5+: the topic's effective configs (its overrides, else the defaults). */
 static void fill_configs(broker_req_t *r, const proto_create_topics_request_creatable_topic_t *t,
                          result_t *out) {
@@ -66,7 +59,7 @@ int broker_handle_create_topics(broker_req_t *r) {
             if (j != i && sm_str_eq(req->topics.v[j].name, t->name)) dup = true;
         if (dup) {
             out->error_code = PROTO_ERR_INVALID_REQUEST;
-            out->error_message = copy_msg(&r->arena, "Duplicate topic name.");
+            out->error_message = sm_arena_str(&r->arena, "Duplicate topic name.");
             continue;
         }
         if (t->assignments.n > 0) {
@@ -80,7 +73,7 @@ int broker_handle_create_topics(broker_req_t *r) {
             }
             if (!ok) {
                 out->error_code = PROTO_ERR_INVALID_REPLICA_ASSIGNMENT;
-                out->error_message = copy_msg(&r->arena, "Invalid replica assignment: only this "
+                out->error_message = sm_arena_str(&r->arena, "Invalid replica assignment: only this "
                                                          "broker can hold replicas.");
                 continue;
             }
@@ -101,7 +94,7 @@ int broker_handle_create_topics(broker_req_t *r) {
         meta_create_topic(&b->controller, t->name, partitions, rf, kv,
                           t->configs.n > 0 ? t->configs.n : 0, req->validate_only, &id, &res);
         out->error_code = res.error;
-        out->error_message = copy_msg(&r->arena, res.message);
+        out->error_message = res.message[0] ? sm_arena_str(&r->arena, res.message) : SM_STR_NULL;
         if (res.error == PROTO_ERR_NONE) {
             out->topic_id = id;
             if (r->version >= 5) {

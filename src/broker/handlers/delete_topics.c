@@ -25,11 +25,7 @@ static void delete_one(broker_req_t *r, sm_str_t name, const sm_uuid_t *id, resu
         /* Answer with the name too, as Kafka does. */
         meta_image_rdlock(&b->image);
         meta_topic_t *t = meta_image_topic_by_id(&b->image, id);
-        if (t) {
-            size_t n = strlen(t->name);
-            char *p = sm_arena_strndup(&r->arena, t->name, n);
-            if (p) out->name = (sm_str_t){p, (int32_t)n};
-        }
+        if (t) out->name = sm_arena_str(&r->arena, t->name);
         meta_image_unlock(&b->image);
     } else if (!id) {
         meta_image_rdlock(&b->image);
@@ -40,13 +36,7 @@ static void delete_one(broker_req_t *r, sm_str_t name, const sm_uuid_t *id, resu
     meta_result_t res;
     meta_delete_topic(&b->controller, name, id, &res);
     out->error_code = res.error;
-    if (res.message[0]) {
-        size_t n = strlen(res.message);
-        char *p = sm_arena_strndup(&r->arena, res.message, n);
-        out->error_message = p ? (sm_str_t){p, (int32_t)n} : SM_STR_NULL;
-    } else {
-        out->error_message = SM_STR_NULL;
-    }
+    out->error_message = res.message[0] ? sm_arena_str(&r->arena, res.message) : SM_STR_NULL;
 }
 
 int broker_handle_delete_topics(broker_req_t *r) {

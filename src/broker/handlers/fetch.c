@@ -239,12 +239,7 @@ static int layout_response(broker_req_t *r, fetch_state_t *st) {
 }
 
 static void resolve(broker_t *b, int16_t v, fpart_t *fp) {
-    meta_image_rdlock(&b->image);
-    meta_topic_t *t = v >= 13 ? meta_image_topic_by_id(&b->image, &fp->topic_id) : meta_image_topic(&b->image, fp->topic);
-    sm_uuid_t tid = t ? t->id : (sm_uuid_t){{0}};
-    int32_t n = t ? t->n_partitions : 0;
-    meta_image_unlock(&b->image);
-    fp->p = (t && fp->partition >= 0 && fp->partition < n) ? broker_partition_get(b, &tid, fp->partition) : NULL;
+    fp->p = broker_partition_lookup(b, fp->topic, v >= 13 ? &fp->topic_id : NULL, fp->partition);
 }
 
 /* The partitions of a full fetch: the request's own. */

@@ -58,11 +58,6 @@ int broker_handle_list_offsets(broker_req_t *r) {
         tr->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(presp_t));
         if (!tr->partitions.v) return BROKER_CLOSE;
         tr->partitions.n = np;
-        meta_image_rdlock(&b->image);
-        meta_topic_t *t = meta_image_topic(&b->image, rt->name);
-        sm_uuid_t tid = t ? t->id : (sm_uuid_t){{0}};
-        int32_t n = t ? t->n_partitions : 0;
-        meta_image_unlock(&b->image);
         for (int32_t k = 0; k < np; k++) {
             const proto_list_offsets_request_list_offsets_partition_t *rp = &rt->partitions.v[k];
             presp_t *out = &tr->partitions.v[k];
@@ -71,9 +66,7 @@ int broker_handle_list_offsets(broker_req_t *r) {
             out->offset = -1;
             out->leader_epoch = -1;
             out->old_style_offsets.n = 0;
-            broker_partition_t *p = (t && rp->partition_index >= 0 && rp->partition_index < n)
-                                        ? broker_partition_get(b, &tid, rp->partition_index)
-                                        : NULL;
+            broker_partition_t *p = broker_partition_lookup(b, rt->name, NULL, rp->partition_index);
             if (!p) {
                 out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;

@@ -15,12 +15,6 @@ typedef proto_metadata_response_t resp_t;
 typedef proto_metadata_response_metadata_response_topic_t topic_t;
 typedef proto_metadata_response_metadata_response_partition_t part_t;
 
-static sm_str_t arena_str(sm_arena_t *a, const char *s) {
-    size_t n = strlen(s);
-    char *p = sm_arena_strndup(a, s, n);
-    return p ? (sm_str_t){p, (int32_t)n} : SM_STR_NULL;
-}
-
 static sm_i32_array_t arena_i32(sm_arena_t *a, const int32_t *v, int32_t n) {
     sm_i32_array_t out = {0, NULL};
     if (n > 0 && (out.v = sm_arena_calloc(a, (size_t)n, sizeof(int32_t)))) {
@@ -33,7 +27,7 @@ static sm_i32_array_t arena_i32(sm_arena_t *a, const int32_t *v, int32_t n) {
 /* Fills out from the image's topic; caller holds the image read lock. */
 static void describe_topic(broker_req_t *r, const meta_topic_t *t, topic_t *out) {
     out->error_code = PROTO_ERR_NONE;
-    out->name = arena_str(&r->arena, t->name);
+    out->name = sm_arena_str(&r->arena, t->name);
     out->topic_id = t->id;
     out->is_internal = t->internal;
     out->partitions.n = t->n_partitions;
@@ -74,10 +68,10 @@ int broker_handle_metadata(broker_req_t *r) {
     resp->brokers.v = sm_arena_calloc(&r->arena, 1, sizeof(*resp->brokers.v));
     if (!resp->brokers.v) return BROKER_CLOSE;
     resp->brokers.v[0].node_id = b->s.node_id;
-    resp->brokers.v[0].host = arena_str(&r->arena, b->s.advertised_host);
+    resp->brokers.v[0].host = sm_arena_str(&r->arena, b->s.advertised_host);
     resp->brokers.v[0].port = b->s.advertised_port;
     resp->brokers.v[0].rack = SM_STR_NULL;
-    resp->cluster_id = arena_str(&r->arena, b->cluster_id);
+    resp->cluster_id = sm_arena_str(&r->arena, b->cluster_id);
     resp->controller_id = b->s.node_id;
 
     /* v0: an empty list means all topics; v1+: null means all topics. */

@@ -24,18 +24,13 @@ int broker_handle_offset_for_leader_epoch(broker_req_t *r) {
         tr->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*tr->partitions.v));
         if (!tr->partitions.v) return BROKER_CLOSE;
         tr->partitions.n = np;
-        meta_image_rdlock(&b->image);
-        meta_topic_t *t = meta_image_topic(&b->image, rt->topic);
-        sm_uuid_t tid = t ? t->id : (sm_uuid_t){{0}};
-        int32_t n = t ? t->n_partitions : 0;
-        meta_image_unlock(&b->image);
         for (int32_t k = 0; k < np; k++) {
             const proto_offset_for_leader_epoch_request_offset_for_leader_partition_t *rp = &rt->partitions.v[k];
             proto_offset_for_leader_epoch_response_epoch_end_offset_t *out = &tr->partitions.v[k];
             out->partition = rp->partition;
             out->leader_epoch = -1;
             out->end_offset = -1;
-            broker_partition_t *p = (t && rp->partition >= 0 && rp->partition < n) ? broker_partition_get(b, &tid, rp->partition) : NULL;
+            broker_partition_t *p = broker_partition_lookup(b, rt->topic, NULL, rp->partition);
             if (!p) {
                 out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;

@@ -22,18 +22,12 @@ typedef proto_produce_request_t req_t;
 typedef proto_produce_response_t resp_t;
 typedef proto_produce_response_partition_produce_response_t presp_t;
 
-static sm_str_t msg(sm_arena_t *a, const char *s) {
-    size_t n = strlen(s);
-    char *p = sm_arena_strndup(a, s, n);
-    return p ? (sm_str_t){p, (int32_t)n} : SM_STR_NULL;
-}
-
 /* Validates the records of one partition; returns a Kafka error code. */
 static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, size_t len,
                         proto_batch_header_t *h, presp_t *out) {
     broker_t *b = r->b;
     if (!data || len == 0) {
-        out->error_message = msg(&r->arena, "Produce request has no records");
+        out->error_message = sm_arena_str(&r->arena, "Produce request has no records");
         return PROTO_ERR_CORRUPT_MESSAGE;
     }
     proto_batch_iter_t it;
@@ -44,17 +38,17 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
     if (rc == SM_ERR_VERSION) return PROTO_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
     if (rc != 1) return PROTO_ERR_CORRUPT_MESSAGE;
     if (blen != len) {
-        out->error_message = msg(&r->arena, "Produce requests with version 3 or later must contain exactly one record batch");
+        out->error_message = sm_arena_str(&r->arena, "Produce requests with version 3 or later must contain exactly one record batch");
         return PROTO_ERR_INVALID_RECORD;
     }
     if ((int64_t)len > p->max_message_bytes) {
-        out->error_message = msg(&r->arena, "The record batch is larger than max.message.bytes");
+        out->error_message = sm_arena_str(&r->arena, "The record batch is larger than max.message.bytes");
         return PROTO_ERR_MESSAGE_TOO_LARGE;
     }
     rc = proto_batch_validate(data, len, h);
     if (rc == SM_ERR_VERSION) return PROTO_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
     if (rc != SM_OK) {
-        out->error_message = msg(&r->arena, "Record batch failed validation (size, CRC or record structure)");
+        out->error_message = sm_arena_str(&r->arena, "Record batch failed validation (size, CRC or record structure)");
         return PROTO_ERR_CORRUPT_MESSAGE;
     }
     if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE) {
@@ -65,36 +59,36 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
         if (cap > (256u << 20)) cap = 256u << 20;
         rc = proto_batch_validate_compressed(data, len, cap);
         if (rc == SM_ERR_RANGE) {
-            out->error_message = msg(&r->arena, "Decompressed record batch exceeds the broker's bound");
+            out->error_message = sm_arena_str(&r->arena, "Decompressed record batch exceeds the broker's bound");
             return PROTO_ERR_RECORD_LIST_TOO_LARGE;
         }
         if (rc == SM_ERR_VERSION) return PROTO_ERR_UNSUPPORTED_COMPRESSION_TYPE;
         if (rc != SM_OK) {
-            out->error_message = msg(&r->arena, "Compressed record batch failed validation");
+            out->error_message = sm_arena_str(&r->arena, "Compressed record batch failed validation");
             return PROTO_ERR_CORRUPT_MESSAGE;
         }
     }
     if (h->records_count == 0) {
-        out->error_message = msg(&r->arena, "Record batch has no records");
+        out->error_message = sm_arena_str(&r->arena, "Record batch has no records");
         return PROTO_ERR_INVALID_RECORD;
     }
     if (h->attributes & PROTO_ATTR_CONTROL) {
-        out->error_message = msg(&r->arena, "Clients cannot produce control batches");
+        out->error_message = sm_arena_str(&r->arena, "Clients cannot produce control batches");
         return PROTO_ERR_INVALID_RECORD;
     }
     if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
-        out->error_message = msg(&r->arena, "Transactions are not supported yet");
+        out->error_message = sm_arena_str(&r->arena, "Transactions are not supported yet");
         return PROTO_ERR_INVALID_TXN_STATE;
     }
     if (h->producer_id >= 0 && h->base_sequence < 0) {
-        out->error_message = msg(&r->arena, "Idempotent batch without a base sequence");
+        out->error_message = sm_arena_str(&r->arena, "Idempotent batch without a base sequence");
         return PROTO_ERR_INVALID_RECORD;
     }
     if (!p->log_append_time) {
         int64_t now = broker_now_ms();
         if ((b->s.timestamp_before_max_ms < INT64_MAX && now - h->base_timestamp > b->s.timestamp_before_max_ms) ||
             h->max_timestamp - now > b->s.timestamp_after_max_ms) {
-            out->error_message = msg(&r->arena, "Timestamp of the record batch is out of the accepted range");
+            out->error_message = sm_arena_str(&r->arena, "Timestamp of the record batch is out of the accepted range");
             return PROTO_ERR_INVALID_TIMESTAMP;
         }
     }
@@ -137,7 +131,7 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
     int rc = log_append(p->log, data, len, p->leader_epoch, &first, &last);
     if (rc != SM_OK) {
         err = PROTO_ERR_KAFKA_STORAGE_ERROR;
-        out->error_message = msg(&r->arena, "The partition's log is offline after an I/O error");
+        out->error_message = sm_arena_str(&r->arena, "The partition's log is offline after an I/O error");
         goto out;
     }
     if (h->producer_id >= 0) {
@@ -180,15 +174,6 @@ int broker_handle_produce(broker_req_t *r) {
         tr->partition_responses.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(presp_t));
         if (!tr->partition_responses.v) return BROKER_CLOSE;
         tr->partition_responses.n = np;
-        sm_uuid_t tid = {{0}};
-        int32_t nparts = -1;
-        meta_image_rdlock(&b->image);
-        meta_topic_t *t = meta_image_topic(&b->image, td->name);
-        if (t) {
-            tid = t->id;
-            nparts = t->n_partitions;
-        }
-        meta_image_unlock(&b->image);
         for (int32_t k = 0; k < np; k++) {
             const proto_produce_request_partition_produce_data_t *pd = &td->partition_data.v[k];
             presp_t *out = &tr->partition_responses.v[k];
@@ -202,7 +187,7 @@ int broker_handle_produce(broker_req_t *r) {
                 out->error_code = all_err;
                 continue;
             }
-            broker_partition_t *p = (t && pd->index >= 0 && pd->index < nparts) ? broker_partition_get(b, &tid, pd->index) : NULL;
+            broker_partition_t *p = broker_partition_lookup(b, td->name, NULL, pd->index);
             if (!p) {
                 out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
