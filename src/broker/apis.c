@@ -14,11 +14,22 @@ static const broker_api_t apis[] = {
     {1, 4, 17, 4, broker_handle_fetch},
     {2, 1, 10, 1, broker_handle_list_offsets},
     {3, 0, 12, 0, broker_handle_metadata},
+    {8, 0, 9, 0, broker_handle_offset_commit},
+    {9, 0, 9, 0, broker_handle_offset_fetch},
+    {10, 0, 6, 0, broker_handle_find_coordinator},
+    {11, 0, 9, 0, broker_handle_join_group},
+    {12, 0, 4, 0, broker_handle_heartbeat},
+    {13, 0, 5, 0, broker_handle_leave_group},
+    {14, 0, 5, 0, broker_handle_sync_group},
+    {15, 0, 5, 0, broker_handle_describe_groups},
+    {16, 0, 5, 0, broker_handle_list_groups},
     {18, 0, 4, 0, broker_handle_api_versions},
     {19, 0, 7, 0, broker_handle_create_topics},
     {20, 0, 6, 0, broker_handle_delete_topics},
     {22, 0, 5, 0, broker_handle_init_producer_id},
     {23, 0, 4, 0, broker_handle_offset_for_leader_epoch},
+    {42, 0, 2, 0, broker_handle_delete_groups},
+    {47, 0, 0, 0, broker_handle_offset_delete},
 };
 
 const broker_api_t *broker_api_find(int16_t api_key) {

@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "broker/delayed.h"
 #include "broker/partition.h"
+#include "group/coordinator.h"
 #include "protocol/records.h"
 
 void broker_on_request(net_request_t *nreq, void *arg);
@@ -302,6 +303,7 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     meta_image_unlock(&b->image);
     if (rc) goto out;
     if ((rc = broker_delayed_start(b))) goto out;
+    if ((rc = group_coordinator_start(b))) goto out;
 
     net_opts_t no;
     net_opts_default(&no);
@@ -330,6 +332,7 @@ out:
 void broker_stop(broker_t *b) {
     /* Parked requests answer first, then the network drains and stops. */
     atomic_store(&b->stopping, true);
+    group_coordinator_stop(b);
     if (b->delayed) broker_delayed_stop(b);
     if (b->net) net_server_stop(b->net, 5000);
     b->net = NULL;

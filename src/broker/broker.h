@@ -27,6 +27,7 @@
 typedef struct broker broker_t;
 typedef struct broker_partition broker_partition_t;
 typedef struct broker_delayed broker_delayed_t;
+typedef struct group_coordinator group_coordinator_t;
 
 /* Settings the handlers read, resolved from the configuration at start. */
 typedef struct broker_settings {
@@ -78,6 +79,7 @@ struct broker {
     pthread_mutex_t partitions_mu;
     sm_map_t partitions; /* topic id + partition index -> broker_partition_t* */
     broker_delayed_t *delayed;
+    group_coordinator_t *groups;
     net_server_t *net;
     pthread_mutex_t pid_mu; /* producer id block */
     int64_t pid_next, pid_end;

@@ -17,5 +17,17 @@ int broker_handle_create_topics(broker_req_t *r);
 int broker_handle_delete_topics(broker_req_t *r);
 int broker_handle_init_producer_id(broker_req_t *r);
 int broker_handle_offset_for_leader_epoch(broker_req_t *r);
+/* Consumer groups and offsets: src/group/coordinator.c */
+int broker_handle_find_coordinator(broker_req_t *r);
+int broker_handle_join_group(broker_req_t *r);
+int broker_handle_sync_group(broker_req_t *r);
+int broker_handle_heartbeat(broker_req_t *r);
+int broker_handle_leave_group(broker_req_t *r);
+int broker_handle_offset_commit(broker_req_t *r);
+int broker_handle_offset_fetch(broker_req_t *r);
+int broker_handle_offset_delete(broker_req_t *r);
+int broker_handle_list_groups(broker_req_t *r);
+int broker_handle_describe_groups(broker_req_t *r);
+int broker_handle_delete_groups(broker_req_t *r);
 
 #endif

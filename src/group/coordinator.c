@@ -1,0 +1,1542 @@
+/*
+ * The group coordinator (see coordinator.h for the state machine). Handlers of
+ * the group APIs live here too, since they are the coordinator's interface.
+ *
+ * Invariants, under c->mu:
+ *  1. A member's join_req / sync_req is non-NULL only while that request is
+ *     parked; it is answered exactly once and then cleared.
+ *  2. state == PREPARING implies rebalance_deadline > 0.
+ *  3. generation grows by one per completed join phase.
+ */
+#include "group/coordinator.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "broker/delayed.h"
+#include "broker/handlers/handlers.h"
+#include "broker/partition.h"
+#include "metadata/topic_config.h"
+#include "protocol/errors.h"
+#include "protocol/records.h"
+
+#define OFFSETS_TOPIC "__consumer_offsets"
+#define MAX_METADATA 4096
+
+enum { EMPTY = 0, PREPARING, COMPLETING, STABLE, DEAD };
+static const char *const state_names[] = {"Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead"};
+
+typedef struct protocol {
+    char *name;
+    uint8_t *meta;
+    int32_t meta_len;
+} protocol_t;
+
+typedef struct member {
+    char *id;
+    char *instance_id; /* NULL: dynamic member */
+    char *client_id;
+    char *client_host;
+    int32_t session_timeout;
+    int32_t rebalance_timeout;
+    int nprotocols;
+    protocol_t *protocols;
+    uint8_t *assignment;
+    int32_t assignment_len;
+    int64_t last_seen;
+    broker_req_t *join_req;
+    broker_req_t *sync_req;
+    struct member *next;
+} member_t;
+
+typedef struct offset_entry {
+    int64_t offset;
+    int32_t leader_epoch;
+    char *metadata;
+    int64_t commit_ts;
+} offset_entry_t;
+
+typedef struct pending_id {
+    char *id;
+    int64_t expires;
+    struct pending_id *next;
+} pending_id_t;
+
+typedef struct group {
+    char *id;
+    int state;
+    char *protocol_type;
+    char *protocol;
+    int32_t generation;
+    char *leader;
+    member_t *members;
+    int nmembers;
+    pending_id_t *pending; /* member ids handed out with MEMBER_ID_REQUIRED */
+    sm_map_t offsets;      /* "topic" NUL int32 partition -> offset_entry_t* */
+    int64_t rebalance_deadline;
+    int64_t rebalance_max; /* initial-delay window may not pass this */
+    int64_t state_ts;
+} group_t;
+
+struct group_coordinator {
+    broker_t *b;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sm_map_t groups;
+    bool stopping;
+    pthread_t timer;
+    sm_uuid_t topic_id;
+    int32_t partitions;
+    int32_t initial_delay;
+    int32_t min_session, max_session, max_size;
+};
+
+static int64_t now_ms(void) { return broker_mono_ms(); }
+
+static char *dupstr(sm_str_t s) {
+    if (s.len < 0) return NULL;
+    char *p = malloc((size_t)s.len + 1);
+    if (p) {
+        memcpy(p, s.ptr, (size_t)s.len);
+        p[s.len] = 0;
+    }
+    return p;
+}
+
+static bool streq(const char *c, sm_str_t s) {
+    if (!c) return s.len < 0;
+    return s.len >= 0 && strlen(c) == (size_t)s.len && memcmp(c, s.ptr, (size_t)s.len) == 0;
+}
+
+static sm_str_t S(const char *c) { return c ? (sm_str_t){c, (int32_t)strlen(c)} : SM_STR_NULL; }
+
+int32_t group_partition_for(sm_str_t id, int32_t partitions) {
+    /* Java's String.hashCode over UTF-16 code units; group ids are ASCII in
+     * practice, and bytes >= 0x80 are taken as Latin-1 like Kafka's own
+     * tooling would see them after decoding. */
+    int32_t h = 0;
+    for (int32_t i = 0; i < id.len; i++) h = (int32_t)((uint32_t)h * 31u + (uint8_t)id.ptr[i]);
+    int32_t a = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+    return a % partitions;
+}
+
+/* ---------------------------------------------------------------- groups */
+
+static void member_free(member_t *m) {
+    for (int i = 0; i < m->nprotocols; i++) {
+        free(m->protocols[i].name);
+        free(m->protocols[i].meta);
+    }
+    free(m->protocols);
+    free(m->assignment);
+    free(m->id);
+    free(m->instance_id);
+    free(m->client_id);
+    free(m->client_host);
+    free(m);
+}
+
+static group_t *group_get(group_coordinator_t *c, sm_str_t id) {
+    return id.len < 0 ? NULL : sm_map_get(&c->groups, id.ptr, (size_t)id.len);
+}
+
+static group_t *group_get_or_create(group_coordinator_t *c, sm_str_t id) {
+    group_t *g = group_get(c, id);
+    if (g) return g;
+    g = calloc(1, sizeof(*g));
+    if (!g || !(g->id = dupstr(id))) {
+        free(g);
+        return NULL;
+    }
+    sm_map_init(&g->offsets);
+    g->state = EMPTY;
+    g->state_ts = broker_now_ms();
+    if (sm_map_put(&c->groups, id.ptr, (size_t)id.len, g)) {
+        free(g->id);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static void group_free(group_t *g) {
+    while (g->members) {
+        member_t *m = g->members;
+        g->members = m->next;
+        member_free(m);
+    }
+    while (g->pending) {
+        pending_id_t *p = g->pending;
+        g->pending = p->next;
+        free(p->id);
+        free(p);
+    }
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&g->offsets, &it, NULL, NULL, &v)) {
+        free(((offset_entry_t *)v)->metadata);
+        free(v);
+    }
+    sm_map_free(&g->offsets);
+    free(g->id);
+    free(g->protocol_type);
+    free(g->protocol);
+    free(g->leader);
+    free(g);
+}
+
+static member_t *member_find(group_t *g, sm_str_t id) {
+    for (member_t *m = g->members; m; m = m->next)
+        if (streq(m->id, id)) return m;
+    return NULL;
+}
+
+static member_t *member_by_instance(group_t *g, sm_str_t instance) {
+    if (instance.len < 0) return NULL;
+    for (member_t *m = g->members; m; m = m->next)
+        if (m->instance_id && streq(m->instance_id, instance)) return m;
+    return NULL;
+}
+
+static void member_remove(group_t *g, member_t *m) {
+    member_t **pp = &g->members;
+    while (*pp && *pp != m) pp = &(*pp)->next;
+    if (*pp) *pp = m->next;
+    g->nmembers--;
+    member_free(m);
+}
+
+static void set_state(group_t *g, int s) {
+    g->state = s;
+    g->state_ts = broker_now_ms();
+}
+
+static size_t offset_key(char *buf, size_t cap, sm_str_t topic, int32_t partition) {
+    size_t n = topic.len > 0 ? (size_t)topic.len : 0;
+    if (n + 5 > cap) n = cap - 5;
+    memcpy(buf, topic.ptr, n);
+    buf[n] = 0;
+    memcpy(buf + n + 1, &partition, 4);
+    return n + 5;
+}
+
+/* ---------------------------------------------------------------- persistence */
+
+typedef struct rec {
+    uint8_t *key;
+    size_t key_len;
+    uint8_t *value; /* NULL: tombstone */
+    size_t value_len;
+} rec_t;
+
+/* Encodes "int16 version + message" with a generated codec. */
+static int encode_versioned(const proto_msg_desc_t *d, int16_t v, const void *msg, uint8_t **out, size_t *len) {
+    size_t n = 2 + d->size(v, msg);
+    uint8_t *buf = malloc(n);
+    if (!buf) return SM_ERR_NOMEM;
+    sm_writer_t w = sm_writer_make(buf, n);
+    if (sm_wr_i16(&w, v) || d->encode(&w, v, msg)) {
+        free(buf);
+        return SM_ERR;
+    }
+    *out = buf;
+    *len = n;
+    return SM_OK;
+}
+
+static int offset_record(sm_str_t group, sm_str_t topic, int32_t partition, const offset_entry_t *e, rec_t *r) {
+    proto_offset_commit_key_t k;
+    proto_offset_commit_key_init(&k);
+    k.group = group;
+    k.topic = topic;
+    k.partition = partition;
+    memset(r, 0, sizeof(*r));
+    int rc = encode_versioned(proto_msg_lookup("OffsetCommitKey"), 1, &k, &r->key, &r->key_len);
+    if (rc || !e) return rc;
+    proto_offset_commit_value_t v;
+    proto_offset_commit_value_init(&v);
+    v.offset = e->offset;
+    v.leader_epoch = e->leader_epoch;
+    v.metadata = S(e->metadata ? e->metadata : "");
+    v.commit_timestamp = e->commit_ts;
+    return encode_versioned(proto_msg_lookup("OffsetCommitValue"), 3, &v, &r->value, &r->value_len);
+}
+
+static int group_record(group_t *g, bool tombstone, rec_t *r) {
+    proto_group_metadata_key_t k;
+    proto_group_metadata_key_init(&k);
+    k.group = S(g->id);
+    memset(r, 0, sizeof(*r));
+    int rc = encode_versioned(proto_msg_lookup("GroupMetadataKey"), 2, &k, &r->key, &r->key_len);
+    if (rc || tombstone) return rc;
+    proto_group_metadata_value_t v;
+    proto_group_metadata_value_init(&v);
+    v.protocol_type = S(g->protocol_type ? g->protocol_type : "");
+    v.generation = g->generation;
+    v.protocol = S(g->protocol);
+    v.leader = S(g->leader);
+    v.current_state_timestamp = g->state_ts;
+    proto_group_metadata_value_member_metadata_t *mm = calloc((size_t)g->nmembers + 1, sizeof(*mm));
+    if (!mm) return SM_ERR_NOMEM;
+    int i = 0;
+    for (member_t *m = g->members; m; m = m->next, i++) {
+        mm[i].member_id = S(m->id);
+        mm[i].group_instance_id = S(m->instance_id);
+        mm[i].client_id = S(m->client_id);
+        mm[i].client_host = S(m->client_host);
+        mm[i].rebalance_timeout = m->rebalance_timeout;
+        mm[i].session_timeout = m->session_timeout;
+        mm[i].subscription = (sm_bytes_t){NULL, 0};
+        for (int k2 = 0; k2 < m->nprotocols; k2++)
+            if (g->protocol && strcmp(m->protocols[k2].name, g->protocol) == 0)
+                mm[i].subscription = (sm_bytes_t){m->protocols[k2].meta, m->protocols[k2].meta_len};
+        mm[i].assignment = (sm_bytes_t){m->assignment, m->assignment ? m->assignment_len : 0};
+    }
+    v.members = (proto_group_metadata_value_member_metadata_array_t){i, mm};
+    rc = encode_versioned(proto_msg_lookup("GroupMetadataValue"), 3, &v, &r->value, &r->value_len);
+    free(mm);
+    return rc;
+}
+
+static void recs_free(rec_t *r, int n) {
+    for (int i = 0; i < n; i++) {
+        free(r[i].key);
+        free(r[i].value);
+    }
+}
+
+/* Appends records to the group's __consumer_offsets partition (fsynced when
+ * the broker acknowledges only flushed data). Returns a Kafka error code. */
+static int16_t append_records(group_coordinator_t *c, sm_str_t group, rec_t *recs, int n) {
+    if (n == 0) return PROTO_ERR_NONE;
+    size_t cap = PROTO_BATCH_HEADER_SIZE;
+    for (int i = 0; i < n; i++) cap += recs[i].key_len + recs[i].value_len + 32;
+    uint8_t *buf = malloc(cap);
+    if (!buf) return PROTO_ERR_UNKNOWN_SERVER_ERROR;
+    int64_t ts = broker_now_ms();
+    proto_batch_builder_t bb;
+    proto_batch_builder_opts_t o = {0, 0, 0, ts, -1, -1, -1};
+    proto_batch_builder_init(&bb, buf, cap, &o);
+    for (int i = 0; i < n; i++)
+        proto_batch_builder_add(&bb, ts, (sm_bytes_t){recs[i].key, (int32_t)recs[i].key_len},
+                                recs[i].value ? (sm_bytes_t){recs[i].value, (int32_t)recs[i].value_len} : SM_BYTES_NULL,
+                                NULL, 0);
+    size_t len;
+    int16_t err = PROTO_ERR_NONE;
+    broker_partition_t *p = broker_partition_get(c->b, &c->topic_id, group_partition_for(group, c->partitions));
+    if (proto_batch_builder_finish(&bb, &len) || !p) {
+        err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    } else {
+        int64_t first, last;
+        pthread_mutex_lock(&p->mu);
+        int rc = log_append(p->log, buf, len, p->leader_epoch, &first, &last);
+        pthread_mutex_unlock(&p->mu);
+        if (rc == SM_OK && c->b->s.fsync_before_ack) rc = log_flush(p->log);
+        if (rc) err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+        else broker_wake(c->b, p);
+    }
+    if (p) broker_partition_put(p);
+    free(buf);
+    return err;
+}
+
+static int16_t persist_group(group_coordinator_t *c, group_t *g) {
+    rec_t r;
+    if (group_record(g, false, &r)) return PROTO_ERR_UNKNOWN_SERVER_ERROR;
+    int16_t err = append_records(c, S(g->id), &r, 1);
+    recs_free(&r, 1);
+    return err;
+}
+
+/* ---- loading ---- */
+
+static int load_record(group_coordinator_t *c, sm_bytes_t key, sm_bytes_t value) {
+    if (key.len < 2) return SM_OK;
+    sm_reader_t r = sm_reader_make(key.ptr, (size_t)key.len);
+    int16_t kv;
+    sm_rd_i16(&r, &kv);
+    sm_arena_t a;
+    sm_arena_init(&a, 0);
+    if (kv == 0 || kv == 1) {
+        proto_offset_commit_key_t k;
+        if (proto_offset_commit_key_decode(&r, &a, kv, &k) == SM_OK) {
+            group_t *g = group_get_or_create(c, k.group);
+            char kb[300];
+            size_t kl = offset_key(kb, sizeof(kb), k.topic, k.partition);
+            offset_entry_t *old = g ? sm_map_del(&g->offsets, kb, kl) : NULL;
+            if (old) {
+                free(old->metadata);
+                free(old);
+            }
+            if (g && value.len >= 2) {
+                sm_reader_t vr = sm_reader_make(value.ptr, (size_t)value.len);
+                int16_t vv;
+                proto_offset_commit_value_t v;
+                sm_rd_i16(&vr, &vv);
+                offset_entry_t *e = calloc(1, sizeof(*e));
+                if (e && proto_offset_commit_value_decode(&vr, &a, vv, &v) == SM_OK) {
+                    e->offset = v.offset;
+                    e->leader_epoch = v.leader_epoch;
+                    e->metadata = dupstr(v.metadata);
+                    e->commit_ts = v.commit_timestamp;
+                    if (sm_map_put(&g->offsets, kb, kl, e)) free(e);
+                } else {
+                    free(e);
+                }
+            }
+        }
+    } else if (kv == 2) {
+        proto_group_metadata_key_t k;
+        if (proto_group_metadata_key_decode(&r, &a, kv, &k) == SM_OK) {
+            group_t *g = group_get_or_create(c, k.group);
+            if (g && value.len >= 2) {
+                sm_reader_t vr = sm_reader_make(value.ptr, (size_t)value.len);
+                int16_t vv;
+                proto_group_metadata_value_t v;
+                sm_rd_i16(&vr, &vv);
+                if (proto_group_metadata_value_decode(&vr, &a, vv, &v) == SM_OK) {
+                    free(g->protocol_type);
+                    free(g->protocol);
+                    free(g->leader);
+                    g->protocol_type = dupstr(v.protocol_type);
+                    g->protocol = dupstr(v.protocol);
+                    g->leader = dupstr(v.leader);
+                    g->generation = v.generation;
+                    /* Members are not restored: they rejoin after a restart
+                     * (their sessions did not survive it), which starts a
+                     * rebalance of the next generation. */
+                }
+            } else if (g && value.len < 0) {
+                sm_str_t gid = S(g->id);
+                sm_map_del(&c->groups, gid.ptr, (size_t)gid.len);
+                group_free(g);
+            }
+        }
+    }
+    sm_arena_free(&a);
+    return SM_OK;
+}
+
+static int load_batch(void *arg, const uint8_t *batch, size_t len, const proto_batch_header_t *h) {
+    group_coordinator_t *c = arg;
+    if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE || (h->attributes & PROTO_ATTR_CONTROL)) return SM_OK;
+    proto_record_iter_t it;
+    proto_record_t rec;
+    proto_record_iter_init(&it, batch + PROTO_BATCH_HEADER_SIZE, len - PROTO_BATCH_HEADER_SIZE, h->records_count);
+    while (proto_record_iter_next(&it, &rec) == 1) load_record(c, rec.key, rec.value);
+    return SM_OK;
+}
+
+/* ---------------------------------------------------------------- rebalancing */
+
+static void respond_join_error(broker_req_t *r, int16_t err, const char *member_id) {
+    proto_join_group_response_t *resp = r->resp;
+    resp->error_code = err;
+    resp->generation_id = -1;
+    resp->member_id = member_id ? sm_arena_str(&r->arena, member_id) : SM_STR_LIT("");
+    resp->leader = SM_STR_LIT("");
+    resp->protocol_name = r->version >= 7 ? SM_STR_NULL : SM_STR_LIT("");
+    resp->protocol_type = SM_STR_NULL;
+    broker_req_finish(r);
+}
+
+static void respond_sync(broker_req_t *r, int16_t err, group_t *g, member_t *m) {
+    proto_sync_group_response_t *resp = r->resp;
+    resp->error_code = err;
+    resp->protocol_type = g && g->protocol_type && !err ? sm_arena_str(&r->arena, g->protocol_type) : SM_STR_NULL;
+    resp->protocol_name = g && g->protocol && !err ? sm_arena_str(&r->arena, g->protocol) : SM_STR_NULL;
+    resp->assignment = (sm_bytes_t){NULL, 0};
+    if (!err && m && m->assignment) {
+        uint8_t *p = sm_arena_alloc(&r->arena, (size_t)m->assignment_len + 1);
+        if (p) {
+            memcpy(p, m->assignment, (size_t)m->assignment_len);
+            resp->assignment = (sm_bytes_t){p, m->assignment_len};
+        }
+    }
+    broker_req_finish(r);
+}
+
+/* The protocol every member supports that most members prefer. */
+static const char *select_protocol(group_t *g) {
+    member_t *first = g->members;
+    if (!first) return NULL;
+    const char *best = NULL;
+    int best_votes = -1;
+    for (int i = 0; i < first->nprotocols; i++) {
+        const char *cand = first->protocols[i].name;
+        bool all = true;
+        for (member_t *m = g->members; m && all; m = m->next) {
+            bool has = false;
+            for (int k = 0; k < m->nprotocols; k++)
+                if (strcmp(m->protocols[k].name, cand) == 0) has = true;
+            all = has;
+        }
+        if (!all) continue;
+        int votes = 0;
+        for (member_t *m = g->members; m; m = m->next) {
+            /* a member votes for its most preferred protocol all support */
+            for (int k = 0; k < m->nprotocols; k++) {
+                const char *p = m->protocols[k].name;
+                bool supported = true;
+                for (member_t *o = g->members; o && supported; o = o->next) {
+                    bool has = false;
+                    for (int j = 0; j < o->nprotocols; j++)
+                        if (strcmp(o->protocols[j].name, p) == 0) has = true;
+                    supported = has;
+                }
+                if (supported) {
+                    if (strcmp(p, cand) == 0) votes++;
+                    break;
+                }
+            }
+        }
+        if (votes > best_votes) {
+            best = cand;
+            best_votes = votes;
+        }
+    }
+    return best;
+}
+
+static void fill_join_response(broker_req_t *r, group_t *g, member_t *m) {
+    proto_join_group_response_t *resp = r->resp;
+    resp->error_code = PROTO_ERR_NONE;
+    resp->generation_id = g->generation;
+    resp->protocol_type = sm_arena_str(&r->arena, g->protocol_type);
+    resp->protocol_name = sm_arena_str(&r->arena, g->protocol);
+    resp->leader = sm_arena_str(&r->arena, g->leader);
+    resp->member_id = sm_arena_str(&r->arena, m->id);
+    resp->skip_assignment = false;
+    resp->members.n = 0;
+    if (g->leader && strcmp(g->leader, m->id) == 0) {
+        resp->members.v = sm_arena_calloc(&r->arena, (size_t)g->nmembers + 1, sizeof(*resp->members.v));
+        int i = 0;
+        for (member_t *o = g->members; resp->members.v && o; o = o->next) {
+            resp->members.v[i].member_id = sm_arena_str(&r->arena, o->id);
+            resp->members.v[i].group_instance_id = sm_arena_str(&r->arena, o->instance_id);
+            for (int k = 0; k < o->nprotocols; k++) {
+                if (strcmp(o->protocols[k].name, g->protocol) == 0) {
+                    uint8_t *p = sm_arena_alloc(&r->arena, (size_t)o->protocols[k].meta_len + 1);
+                    if (p) memcpy(p, o->protocols[k].meta, (size_t)o->protocols[k].meta_len);
+                    resp->members.v[i].metadata = (sm_bytes_t){p, p ? o->protocols[k].meta_len : 0};
+                }
+            }
+            i++;
+        }
+        resp->members.n = i;
+    }
+}
+
+/* Ends the join phase: members that did not rejoin leave, a new generation
+ * starts, every parked JoinGroup is answered. */
+static void complete_join(group_coordinator_t *c, group_t *g) {
+    for (member_t *m = g->members, *n; m; m = n) {
+        n = m->next;
+        if (!m->join_req) member_remove(g, m);
+    }
+    g->rebalance_deadline = 0;
+    g->generation++;
+    if (!g->members) {
+        free(g->protocol);
+        g->protocol = NULL;
+        free(g->leader);
+        g->leader = NULL;
+        set_state(g, EMPTY);
+        persist_group(c, g);
+        return;
+    }
+    free(g->protocol);
+    const char *p = select_protocol(g);
+    g->protocol = p ? strdup(p) : NULL;
+    if (!g->leader || !member_find(g, S(g->leader))) {
+        free(g->leader);
+        g->leader = strdup(g->members->id);
+    }
+    set_state(g, COMPLETING);
+    for (member_t *m = g->members; m; m = m->next) {
+        broker_req_t *r = m->join_req;
+        m->join_req = NULL;
+        fill_join_response(r, g, m);
+        broker_req_finish(r);
+    }
+}
+
+static void prepare_rebalance(group_coordinator_t *c, group_t *g, bool initial) {
+    /* Parked syncs of the old generation learn about the rebalance. */
+    for (member_t *m = g->members; m; m = m->next) {
+        if (m->sync_req) {
+            respond_sync(m->sync_req, PROTO_ERR_REBALANCE_IN_PROGRESS, g, m);
+            m->sync_req = NULL;
+        }
+    }
+    int32_t max_rt = 0;
+    for (member_t *m = g->members; m; m = m->next)
+        if (m->rebalance_timeout > max_rt) max_rt = m->rebalance_timeout;
+    int64_t now = now_ms();
+    g->rebalance_max = now + max_rt;
+    g->rebalance_deadline = initial && c->initial_delay > 0 ? now + c->initial_delay : now + max_rt;
+    if (g->rebalance_deadline > g->rebalance_max) g->rebalance_deadline = g->rebalance_max;
+    set_state(g, PREPARING);
+    pthread_cond_signal(&c->cv);
+}
+
+static bool all_joined(group_t *g) {
+    for (member_t *m = g->members; m; m = m->next)
+        if (!m->join_req) return false;
+    return true;
+}
+
+/* After a member joined, left or expired while PREPARING. */
+static void maybe_complete_join(group_coordinator_t *c, group_t *g, bool initial_window) {
+    if (g->state != PREPARING) return;
+    if (all_joined(g) && !initial_window) complete_join(c, g);
+}
+
+static void member_gone(group_coordinator_t *c, group_t *g, member_t *m) {
+    if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_UNKNOWN_MEMBER_ID, NULL);
+    if (m->sync_req) respond_sync(m->sync_req, PROTO_ERR_UNKNOWN_MEMBER_ID, NULL, NULL);
+    m->join_req = m->sync_req = NULL;
+    member_remove(g, m);
+    if (g->state == STABLE || g->state == COMPLETING) {
+        if (!g->members) {
+            g->generation++;
+            free(g->leader);
+            g->leader = NULL;
+            set_state(g, EMPTY);
+            persist_group(c, g);
+        } else {
+            prepare_rebalance(c, g, false);
+        }
+    } else if (g->state == PREPARING) {
+        if (!g->members) complete_join(c, g);
+        else maybe_complete_join(c, g, false);
+    }
+}
+
+static void *timer_main(void *arg) {
+    group_coordinator_t *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stopping) {
+        int64_t now = now_ms(), next = now + 1000;
+        size_t it = 0;
+        void *v;
+        while (sm_map_next(&c->groups, &it, NULL, NULL, &v)) {
+            group_t *g = v;
+            if (g->state == PREPARING && g->rebalance_deadline) {
+                if (now >= g->rebalance_deadline) {
+                    complete_join(c, g);
+                } else if (g->rebalance_deadline < next) {
+                    next = g->rebalance_deadline;
+                }
+            }
+            for (member_t *m = g->members, *n; m; m = n) {
+                n = m->next;
+                /* A member waiting in JoinGroup is not expired meanwhile. */
+                if (m->join_req) continue;
+                int64_t exp = m->last_seen + m->session_timeout;
+                if (now >= exp) {
+                    sm_info("group", "%s: member %s expired after %d ms without heartbeat", g->id, m->id,
+                            m->session_timeout);
+                    member_gone(c, g, m);
+                } else if (exp < next) {
+                    next = exp;
+                }
+            }
+            for (pending_id_t **pp = &g->pending; *pp;) {
+                if (now >= (*pp)->expires) {
+                    pending_id_t *d = *pp;
+                    *pp = d->next;
+                    free(d->id);
+                    free(d);
+                } else {
+                    pp = &(*pp)->next;
+                }
+            }
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t wait = next - now_ms();
+        if (wait < 1) wait = 1;
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (wait % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- start/stop */
+
+static group_coordinator_t *coord(broker_t *b) { return b->groups; }
+
+int group_coordinator_start(broker_t *b) {
+    group_coordinator_t *c = calloc(1, sizeof(*c));
+    if (!c) return SM_ERR_NOMEM;
+    c->b = b;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    sm_map_init(&c->groups);
+    c->initial_delay = sm_config_int(b->cfg, "group.initial.rebalance.delay.ms");
+    c->min_session = sm_config_int(b->cfg, "group.min.session.timeout.ms");
+    c->max_session = sm_config_int(b->cfg, "group.max.session.timeout.ms");
+    c->max_size = sm_config_int(b->cfg, "group.max.size");
+    b->groups = c;
+    /* __consumer_offsets: created on first start, like Kafka's, compacted. */
+    sm_str_t name = SM_STR_LIT(OFFSETS_TOPIC);
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = meta_image_topic(&b->image, name);
+    bool exists = t != NULL;
+    meta_image_unlock(&b->image);
+    if (!exists) {
+        meta_config_kv_t kv[] = {{SM_STR_LIT("cleanup.policy"), SM_STR_LIT("compact")},
+                                 {SM_STR_LIT("segment.bytes"), SM_STR_LIT("104857600")}};
+        meta_result_t res;
+        sm_uuid_t id;
+        meta_create_topic(&b->controller, name, sm_config_int(b->cfg, "offsets.topic.num.partitions"), 1, kv, 2,
+                          false, &id, &res);
+        if (res.error) {
+            sm_error("group", "cannot create %s: %s", OFFSETS_TOPIC, res.message);
+            return SM_ERR;
+        }
+    }
+    meta_image_rdlock(&b->image);
+    t = meta_image_topic(&b->image, name);
+    if (t) {
+        c->topic_id = t->id;
+        c->partitions = t->n_partitions;
+    }
+    meta_image_unlock(&b->image);
+    if (!t) return SM_ERR;
+    for (int32_t p = 0; p < c->partitions; p++) {
+        broker_partition_t *bp = broker_partition_get(b, &c->topic_id, p);
+        if (!bp) continue;
+        log_for_each_batch(bp->log, 0, load_batch, c);
+        broker_partition_put(bp);
+    }
+    if (sm_map_size(&c->groups)) sm_info("group", "loaded %zu groups from %s", sm_map_size(&c->groups), OFFSETS_TOPIC);
+    if (pthread_create(&c->timer, NULL, timer_main, c)) return SM_ERR;
+    return SM_OK;
+}
+
+void group_coordinator_stop(broker_t *b) {
+    group_coordinator_t *c = b->groups;
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->cv);
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&c->groups, &it, NULL, NULL, &v)) {
+        group_t *g = v;
+        for (member_t *m = g->members; m; m = m->next) {
+            if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_COORDINATOR_NOT_AVAILABLE, NULL);
+            if (m->sync_req) respond_sync(m->sync_req, PROTO_ERR_COORDINATOR_NOT_AVAILABLE, NULL, NULL);
+            m->join_req = m->sync_req = NULL;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    pthread_join(c->timer, NULL);
+    it = 0;
+    while (sm_map_next(&c->groups, &it, NULL, NULL, &v)) group_free(v);
+    sm_map_free(&c->groups);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+    b->groups = NULL;
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+int broker_handle_find_coordinator(broker_req_t *r) {
+    broker_t *b = r->b;
+    proto_find_coordinator_request_t *req = broker_body(r);
+    proto_find_coordinator_response_t *resp = r->resp;
+    int16_t err = req->key_type == 0 ? PROTO_ERR_NONE : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    sm_str_t host = sm_arena_str(&r->arena, b->s.advertised_host);
+    if (r->version < 4) {
+        resp->error_code = err;
+        resp->error_message = err ? SM_STR_LIT("Transactions are not supported yet") : SM_STR_NULL;
+        resp->node_id = err ? -1 : b->s.node_id;
+        resp->host = err ? SM_STR_LIT("") : host;
+        resp->port = err ? -1 : b->s.advertised_port;
+        return BROKER_RESPOND;
+    }
+    int32_t n = req->coordinator_keys.n > 0 ? req->coordinator_keys.n : 0;
+    resp->coordinators.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(*resp->coordinators.v));
+    if (!resp->coordinators.v) return BROKER_CLOSE;
+    resp->coordinators.n = n;
+    for (int32_t i = 0; i < n; i++) {
+        proto_find_coordinator_response_coordinator_t *o = &resp->coordinators.v[i];
+        o->key = req->coordinator_keys.v[i];
+        o->error_code = err;
+        o->error_message = err ? SM_STR_LIT("Transactions are not supported yet") : SM_STR_NULL;
+        o->node_id = err ? -1 : b->s.node_id;
+        o->host = err ? SM_STR_LIT("") : host;
+        o->port = err ? -1 : b->s.advertised_port;
+    }
+    return BROKER_RESPOND;
+}
+
+static member_t *new_member(sm_str_t id, const proto_join_group_request_t *req, broker_req_t *r) {
+    member_t *m = calloc(1, sizeof(*m));
+    if (!m) return NULL;
+    m->id = dupstr(id);
+    m->instance_id = dupstr(req->group_instance_id);
+    m->client_id = dupstr(r->req.header.client_id.len >= 0 ? r->req.header.client_id : SM_STR_LIT(""));
+    const char *peer = net_conn_peer(r->net->conn);
+    const char *colon = strrchr(peer, ':');
+    char host[80];
+    snprintf(host, sizeof(host), "/%.*s", colon ? (int)(colon - peer) : (int)strlen(peer), peer);
+    m->client_host = strdup(host);
+    return m;
+}
+
+static int set_protocols(member_t *m, const proto_join_group_request_t *req) {
+    for (int i = 0; i < m->nprotocols; i++) {
+        free(m->protocols[i].name);
+        free(m->protocols[i].meta);
+    }
+    free(m->protocols);
+    m->nprotocols = 0;
+    m->protocols = calloc((size_t)req->protocols.n + 1, sizeof(protocol_t));
+    if (!m->protocols) return SM_ERR_NOMEM;
+    for (int32_t i = 0; i < req->protocols.n; i++) {
+        const proto_join_group_request_join_group_request_protocol_t *p = &req->protocols.v[i];
+        m->protocols[i].name = dupstr(p->name);
+        int32_t ml = p->metadata.len > 0 ? p->metadata.len : 0;
+        m->protocols[i].meta = malloc((size_t)ml + 1);
+        if (m->protocols[i].meta && ml) memcpy(m->protocols[i].meta, p->metadata.ptr, (size_t)ml);
+        m->protocols[i].meta_len = ml;
+        m->nprotocols++;
+    }
+    return SM_OK;
+}
+
+static bool protocols_compatible(group_t *g, const proto_join_group_request_t *req) {
+    if (!g->members) return true;
+    if (!g->protocol_type || !streq(g->protocol_type, req->protocol_type)) return false;
+    /* At least one protocol every member (and this one) supports. */
+    for (int32_t i = 0; i < req->protocols.n; i++) {
+        bool all = true;
+        for (member_t *m = g->members; m && all; m = m->next) {
+            bool has = false;
+            for (int k = 0; k < m->nprotocols; k++)
+                if (streq(m->protocols[k].name, req->protocols.v[i].name)) has = true;
+            all = has;
+        }
+        if (all) return true;
+    }
+    return false;
+}
+
+static char *make_member_id(sm_str_t client_id, sm_str_t instance) {
+    uint8_t u[16];
+    if (getrandom(u, 16, 0) != 16)
+        for (int i = 0; i < 16; i++) u[i] = (uint8_t)rand();
+    sm_str_t prefix = instance.len >= 0 ? instance : client_id;
+    char *id = malloc((size_t)(prefix.len > 0 ? prefix.len : 0) + 40);
+    if (!id) return NULL;
+    int n = snprintf(id, 8, "%s", "");
+    memcpy(id, prefix.ptr, prefix.len > 0 ? (size_t)prefix.len : 0);
+    n = prefix.len > 0 ? prefix.len : 0;
+    n += sprintf(id + n, "-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
+                 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+    (void)n;
+    return id;
+}
+
+int broker_handle_join_group(broker_req_t *r) {
+    group_coordinator_t *c = coord(r->b);
+    proto_join_group_request_t *req = broker_body(r);
+    int16_t v = r->version;
+    if (req->group_id.len <= 0) {
+        respond_join_error(r, PROTO_ERR_INVALID_GROUP_ID, NULL);
+        return BROKER_PARKED;
+    }
+    if (req->session_timeout_ms < c->min_session || req->session_timeout_ms > c->max_session) {
+        respond_join_error(r, PROTO_ERR_INVALID_SESSION_TIMEOUT, NULL);
+        return BROKER_PARKED;
+    }
+    if (req->protocol_type.len <= 0 || req->protocols.n <= 0) {
+        respond_join_error(r, PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL, NULL);
+        return BROKER_PARKED;
+    }
+    int32_t rebalance_timeout = v >= 1 ? req->rebalance_timeout_ms : req->session_timeout_ms;
+    pthread_mutex_lock(&c->mu);
+    group_t *g = group_get_or_create(c, req->group_id);
+    if (!g) {
+        pthread_mutex_unlock(&c->mu);
+        respond_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NULL);
+        return BROKER_PARKED;
+    }
+    if (!protocols_compatible(g, req)) {
+        pthread_mutex_unlock(&c->mu);
+        respond_join_error(r, PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL, NULL);
+        return BROKER_PARKED;
+    }
+    member_t *m = NULL;
+    bool is_static = req->group_instance_id.len >= 0;
+    if (req->member_id.len == 0) {
+        member_t *old = is_static ? member_by_instance(g, req->group_instance_id) : NULL;
+        char *id = make_member_id(r->req.header.client_id, req->group_instance_id);
+        if (!id) {
+            pthread_mutex_unlock(&c->mu);
+            respond_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NULL);
+            return BROKER_PARKED;
+        }
+        if (old) {
+            /* KIP-345: a static member restarting takes its place back under
+             * a new member id; the old id is fenced. No rebalance when the
+             * group is stable and the protocols are unchanged. */
+            if (old->join_req) respond_join_error(old->join_req, PROTO_ERR_FENCED_INSTANCE_ID, NULL);
+            if (old->sync_req) respond_sync(old->sync_req, PROTO_ERR_FENCED_INSTANCE_ID, NULL, NULL);
+            old->join_req = old->sync_req = NULL;
+            bool was_leader = g->leader && strcmp(g->leader, old->id) == 0;
+            free(old->id);
+            old->id = id;
+            if (was_leader) {
+                free(g->leader);
+                g->leader = strdup(id);
+            }
+            old->session_timeout = req->session_timeout_ms;
+            old->rebalance_timeout = rebalance_timeout;
+            old->last_seen = now_ms();
+            if (g->state == STABLE) {
+                set_protocols(old, req);
+                fill_join_response(r, g, old);
+                /* The leader learns the members again only on a real rebalance. */
+                ((proto_join_group_response_t *)r->resp)->members.n = 0;
+                ((proto_join_group_response_t *)r->resp)->skip_assignment = was_leader && v >= 9;
+                pthread_mutex_unlock(&c->mu);
+                broker_req_finish(r);
+                return BROKER_PARKED;
+            }
+            m = old;
+        } else if (!is_static && v >= 4) {
+            /* KIP-394: a new dynamic member first gets its id. */
+            pending_id_t *p = calloc(1, sizeof(*p));
+            if (p) {
+                p->id = id;
+                p->expires = now_ms() + req->session_timeout_ms;
+                p->next = g->pending;
+                g->pending = p;
+            }
+            pthread_mutex_unlock(&c->mu);
+            respond_join_error(r, PROTO_ERR_MEMBER_ID_REQUIRED, id);
+            if (!p) free(id);
+            return BROKER_PARKED;
+        } else {
+            if (c->max_size > 0 && g->nmembers >= c->max_size) {
+                free(id);
+                pthread_mutex_unlock(&c->mu);
+                respond_join_error(r, PROTO_ERR_GROUP_MAX_SIZE_REACHED, NULL);
+                return BROKER_PARKED;
+            }
+            m = new_member(S(id), req, r);
+            free(id);
+            if (!m) {
+                pthread_mutex_unlock(&c->mu);
+                respond_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NULL);
+                return BROKER_PARKED;
+            }
+            m->next = g->members;
+            g->members = m;
+            g->nmembers++;
+        }
+    } else {
+        m = member_find(g, req->member_id);
+        if (!m) {
+            /* A member id handed out with MEMBER_ID_REQUIRED. */
+            pending_id_t **pp = &g->pending;
+            while (*pp && !streq((*pp)->id, req->member_id)) pp = &(*pp)->next;
+            if (*pp) {
+                if (c->max_size > 0 && g->nmembers >= c->max_size) {
+                    pthread_mutex_unlock(&c->mu);
+                    respond_join_error(r, PROTO_ERR_GROUP_MAX_SIZE_REACHED, NULL);
+                    return BROKER_PARKED;
+                }
+                pending_id_t *p = *pp;
+                *pp = p->next;
+                m = new_member(S(p->id), req, r);
+                free(p->id);
+                free(p);
+                if (m) {
+                    m->next = g->members;
+                    g->members = m;
+                    g->nmembers++;
+                }
+            }
+        } else if (is_static && (!m->instance_id || !streq(m->instance_id, req->group_instance_id))) {
+            pthread_mutex_unlock(&c->mu);
+            respond_join_error(r, PROTO_ERR_FENCED_INSTANCE_ID, NULL);
+            return BROKER_PARKED;
+        }
+        if (!m) {
+            int16_t err = is_static && member_by_instance(g, req->group_instance_id) ? PROTO_ERR_FENCED_INSTANCE_ID
+                                                                                       : PROTO_ERR_UNKNOWN_MEMBER_ID;
+            pthread_mutex_unlock(&c->mu);
+            respond_join_error(r, err, NULL);
+            return BROKER_PARKED;
+        }
+    }
+    if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_REBALANCE_IN_PROGRESS, NULL);
+    set_protocols(m, req);
+    m->session_timeout = req->session_timeout_ms;
+    m->rebalance_timeout = rebalance_timeout;
+    m->last_seen = now_ms();
+    m->join_req = r;
+    if (!g->protocol_type || !streq(g->protocol_type, req->protocol_type)) {
+        free(g->protocol_type);
+        g->protocol_type = dupstr(req->protocol_type);
+    }
+    bool initial = false;
+    if (g->state == EMPTY) {
+        initial = true;
+        prepare_rebalance(c, g, true);
+    } else if (g->state == STABLE || g->state == COMPLETING) {
+        prepare_rebalance(c, g, false);
+    } else if (g->state == PREPARING && c->initial_delay > 0 && g->generation == 0) {
+        /* Initial delay: each new member extends the wait, up to the timeout. */
+        int64_t d = now_ms() + c->initial_delay;
+        g->rebalance_deadline = d < g->rebalance_max ? d : g->rebalance_max;
+        initial = true;
+        pthread_cond_signal(&c->cv);
+    }
+    if (!(initial && c->initial_delay > 0)) maybe_complete_join(c, g, false);
+    pthread_mutex_unlock(&c->mu);
+    return BROKER_PARKED;
+}
+
+int broker_handle_sync_group(broker_req_t *r) {
+    group_coordinator_t *c = coord(r->b);
+    proto_sync_group_request_t *req = broker_body(r);
+    pthread_mutex_lock(&c->mu);
+    group_t *g = group_get(c, req->group_id);
+    member_t *m = g ? member_find(g, req->member_id) : NULL;
+    int16_t err = PROTO_ERR_NONE;
+    if (!g || !m) {
+        err = g && req->group_instance_id.len >= 0 && member_by_instance(g, req->group_instance_id)
+                  ? PROTO_ERR_FENCED_INSTANCE_ID
+                  : PROTO_ERR_UNKNOWN_MEMBER_ID;
+    } else if (req->generation_id != g->generation) {
+        err = PROTO_ERR_ILLEGAL_GENERATION;
+    } else if ((req->protocol_type.len >= 0 && !streq(g->protocol_type, req->protocol_type)) ||
+               (req->protocol_name.len >= 0 && !streq(g->protocol, req->protocol_name))) {
+        err = PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL;
+    } else if (g->state == PREPARING) {
+        err = PROTO_ERR_REBALANCE_IN_PROGRESS;
+    }
+    if (err) {
+        pthread_mutex_unlock(&c->mu);
+        respond_sync(r, err, NULL, NULL);
+        return BROKER_PARKED;
+    }
+    m->last_seen = now_ms();
+    if (g->state == STABLE) {
+        respond_sync(r, PROTO_ERR_NONE, g, m);
+        pthread_mutex_unlock(&c->mu);
+        return BROKER_PARKED;
+    }
+    /* COMPLETING */
+    if (m->sync_req) respond_sync(m->sync_req, PROTO_ERR_REBALANCE_IN_PROGRESS, NULL, NULL);
+    m->sync_req = r;
+    if (g->leader && strcmp(g->leader, m->id) == 0) {
+        for (member_t *o = g->members; o; o = o->next) {
+            free(o->assignment);
+            o->assignment = NULL;
+            o->assignment_len = 0;
+        }
+        for (int32_t i = 0; i < req->assignments.n; i++) {
+            member_t *o = member_find(g, req->assignments.v[i].member_id);
+            sm_bytes_t a = req->assignments.v[i].assignment;
+            if (!o || a.len < 0) continue;
+            o->assignment = malloc((size_t)a.len + 1);
+            if (o->assignment) {
+                memcpy(o->assignment, a.ptr, (size_t)a.len);
+                o->assignment_len = a.len;
+            }
+        }
+        int16_t perr = persist_group(c, g);
+        set_state(g, STABLE);
+        for (member_t *o = g->members; o; o = o->next) {
+            if (!o->sync_req) continue;
+            respond_sync(o->sync_req, perr, g, o);
+            o->sync_req = NULL;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return BROKER_PARKED;
+}
+
+int broker_handle_heartbeat(broker_req_t *r) {
+    group_coordinator_t *c = coord(r->b);
+    proto_heartbeat_request_t *req = broker_body(r);
+    proto_heartbeat_response_t *resp = r->resp;
+    pthread_mutex_lock(&c->mu);
+    group_t *g = group_get(c, req->group_id);
+    member_t *m = g ? member_find(g, req->member_id) : NULL;
+    if (!g || !m) {
+        resp->error_code = g && req->group_instance_id.len >= 0 && member_by_instance(g, req->group_instance_id)
+                               ? PROTO_ERR_FENCED_INSTANCE_ID
+                               : PROTO_ERR_UNKNOWN_MEMBER_ID;
+    } else if (req->generation_id != g->generation && g->state != PREPARING) {
+        resp->error_code = PROTO_ERR_ILLEGAL_GENERATION;
+    } else {
+        m->last_seen = now_ms();
+        resp->error_code = g->state == PREPARING ? PROTO_ERR_REBALANCE_IN_PROGRESS : PROTO_ERR_NONE;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return BROKER_RESPOND;
+}
+
+int broker_handle_leave_group(broker_req_t *r) {
+    group_coordinator_t *c = coord(r->b);
+    proto_leave_group_request_t *req = broker_body(r);
+    proto_leave_group_response_t *resp = r->resp;
+    pthread_mutex_lock(&c->mu);
+    group_t *g = group_get(c, req->group_id);
+    if (r->version < 3) {
+        member_t *m = g ? member_find(g, req->member_id) : NULL;
+        resp->error_code = m ? PROTO_ERR_NONE : PROTO_ERR_UNKNOWN_MEMBER_ID;
+        if (m) member_gone(c, g, m);
+    } else {
+        int32_t n = req->members.n > 0 ? req->members.n : 0;
+        resp->members.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(*resp->members.v));
+        resp->members.n = resp->members.v ? n : 0;
+        resp->error_code = g ? PROTO_ERR_NONE : PROTO_ERR_UNKNOWN_MEMBER_ID;
+        for (int32_t i = 0; i < resp->members.n; i++) {
+            const proto_leave_group_request_member_identity_t *id = &req->members.v[i];
+            proto_leave_group_response_member_response_t *o = &resp->members.v[i];
+            o->member_id = id->member_id;
+            o->group_instance_id = id->group_instance_id;
+            member_t *m = NULL;
+            if (g && id->group_instance_id.len >= 0) {
+                m = member_by_instance(g, id->group_instance_id);
+                if (m && id->member_id.len > 0 && !streq(m->id, id->member_id)) {
+                    o->error_code = PROTO_ERR_FENCED_INSTANCE_ID;
+                    continue;
+                }
+            } else if (g) {
+                m = member_find(g, id->member_id);
+            }
+            o->error_code = m ? PROTO_ERR_NONE : PROTO_ERR_UNKNOWN_MEMBER_ID;
+            if (m) member_gone(c, g, m);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return BROKER_RESPOND;
+}
+
+/* ---- offsets ---- */
+
+/* Checks a commit's membership; returns a Kafka error. Caller holds c->mu. */
+static int16_t commit_allowed(group_t *g, int32_t generation, sm_str_t member_id, sm_str_t instance_id) {
+    if (generation < 0 && member_id.len <= 0) {
+        /* A simple commit: only for a group without active members. */
+        return g->members ? PROTO_ERR_UNKNOWN_MEMBER_ID : PROTO_ERR_NONE;
+    }
+    member_t *m = member_find(g, member_id);
+    if (!m) {
+        if (instance_id.len >= 0 && member_by_instance(g, instance_id)) return PROTO_ERR_FENCED_INSTANCE_ID;
+        return PROTO_ERR_UNKNOWN_MEMBER_ID;
+    }
+    if (generation != g->generation) return PROTO_ERR_ILLEGAL_GENERATION;
+    if (g->state == PREPARING || g->state == COMPLETING) return PROTO_ERR_REBALANCE_IN_PROGRESS;
+    m->last_seen = now_ms();
+    return PROTO_ERR_NONE;
+}
+
+int broker_handle_offset_commit(broker_req_t *r) {
+    group_coordinator_t *c = coord(r->b);
+    proto_offset_commit_request_t *req = broker_body(r);
+    proto_offset_commit_response_t *resp = r->resp;
+    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
+    resp->topics.v = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
+    if (!resp->topics.v) return BROKER_CLOSE;
+    resp->topics.n = nt;
+    int total = 0;
+    for (int32_t i = 0; i < nt; i++) total += req->topics.v[i].partitions.n > 0 ? req->topics.v[i].partitions.n : 0;
+    rec_t *recs = calloc((size_t)total + 1, sizeof(rec_t));
+    if (!recs) return BROKER_CLOSE;
+    int nrecs = 0;
+    pthread_mutex_lock(&c->mu);
+    int16_t gerr = PROTO_ERR_NONE;
+    group_t *g = NULL;
+    if (req->group_id.len <= 0) {
+        gerr = PROTO_ERR_INVALID_GROUP_ID;
+    } else {
+        g = group_get(c, req->group_id);
+        if (!g && (r->version == 0 || req->generation_id_or_member_epoch < 0)) g = group_get_or_create(c, req->group_id);
+        if (!g) gerr = req->generation_id_or_member_epoch >= 0 ? PROTO_ERR_ILLEGAL_GENERATION : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+        else if (r->version >= 1) gerr = commit_allowed(g, req->generation_id_or_member_epoch, req->member_id, req->group_instance_id);
+    }
+    int64_t now = broker_now_ms();
+    for (int32_t i = 0; i < nt; i++) {
+        const proto_offset_commit_request_offset_commit_request_topic_t *t = &req->topics.v[i];
+        proto_offset_commit_response_offset_commit_response_topic_t *o = &resp->topics.v[i];
+        o->name = t->name;
+        int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
+        o->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
+        o->partitions.n = o->partitions.v ? np : 0;
+        for (int32_t k = 0; k < o->partitions.n; k++) {
+            const proto_offset_commit_request_offset_commit_request_partition_t *p = &t->partitions.v[k];
+            o->partitions.v[k].partition_index = p->partition_index;
+            if (gerr) {
+                o->partitions.v[k].error_code = gerr;
+                continue;
+            }
+            if (p->committed_metadata.len > MAX_METADATA) {
+                o->partitions.v[k].error_code = PROTO_ERR_OFFSET_METADATA_TOO_LARGE;
+                continue;
+            }
+            offset_entry_t e = {p->committed_offset, r->version >= 6 ? p->committed_leader_epoch : -1,
+                                (char *)"", now};
+            char meta[MAX_METADATA + 1];
+            snprintf(meta, sizeof(meta), "%.*s", p->committed_metadata.len > 0 ? (int)p->committed_metadata.len : 0,
+                     p->committed_metadata.ptr ? p->committed_metadata.ptr : "");
+            e.metadata = meta;
+            if (offset_record(req->group_id, t->name, p->partition_index, &e, &recs[nrecs]) == SM_OK) nrecs++;
+            o->partitions.v[k].error_code = PROTO_ERR_NONE;
+        }
+    }
+    /* The commit is acknowledged only after it is appended. */
+    int16_t aerr = gerr ? gerr : append_records(c, req->group_id, recs, nrecs);
+    if (!gerr && aerr == PROTO_ERR_NONE) {
+        for (int32_t i = 0; i < nt; i++) {
+            const proto_offset_commit_request_offset_commit_request_topic_t *t = &req->topics.v[i];
+            for (int32_t k = 0; k < resp->topics.v[i].partitions.n; k++) {
+                if (resp->topics.v[i].partitions.v[k].error_code) continue;
+                const proto_offset_commit_request_offset_commit_request_partition_t *p = &t->partitions.v[k];
+                char kb[300];
+                size_t kl = offset_key(kb, sizeof(kb), t->name, p->partition_index);
+                offset_entry_t *e = sm_map_get(&g->offsets, kb, kl);
+                if (!e) {
+                    e = calloc(1, sizeof(*e));
+                    if (!e || sm_map_put(&g->offsets, kb, kl, e)) {
+                        free(e);
+                        continue;
+                    }
+                }
+                free(e->metadata);
+                e->offset = p->committed_offset;
+                e->leader_epoch = r->version >= 6 ? p->committed_leader_epoch : -1;
+                e->metadata = dupstr(p->committed_metadata.len >= 0 ? p->committed_metadata : SM_STR_LIT(""));
+                e->commit_ts = now;
+            }
+        }
+    } else if (aerr) {
+        for (int32_t i = 0; i < nt; i++)
+            for (int32_t k = 0; k < resp->topics.v[i].partitions.n; k++)
+                if (!resp->topics.v[i].partitions.v[k].error_code) resp->topics.v[i].partitions.v[k].error_code = aerr;
+    }
+    pthread_mutex_unlock(&c->mu);
+    recs_free(recs, nrecs);
+    free(recs);
+    return BROKER_RESPOND;
+}
+
+/* Fills one group's offsets for OffsetFetch (v8+ layout); topics == NULL: all. */
+static void fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_t group_id,
+                                const proto_offset_fetch_request_offset_fetch_request_topics_array_t *topics,
+                                proto_offset_fetch_response_offset_fetch_response_group_t *out) {
+    out->group_id = group_id;
+    out->error_code = PROTO_ERR_NONE;
+    group_t *g = group_get(c, group_id);
+    if (topics->n >= 0) {
+        out->topics.v = sm_arena_calloc(&r->arena, (size_t)topics->n + 1, sizeof(*out->topics.v));
+        out->topics.n = out->topics.v ? topics->n : 0;
+        for (int32_t i = 0; i < out->topics.n; i++) {
+            const proto_offset_fetch_request_offset_fetch_request_topics_t *t = &topics->v[i];
+            proto_offset_fetch_response_offset_fetch_response_topics_t *o = &out->topics.v[i];
+            o->name = t->name;
+            int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
+            o->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
+            o->partitions.n = o->partitions.v ? np : 0;
+            for (int32_t k = 0; k < o->partitions.n; k++) {
+                proto_offset_fetch_response_offset_fetch_response_partitions_t *p = &o->partitions.v[k];
+                p->partition_index = t->partition_indexes.v[k];
+                char kb[300];
+                size_t kl = offset_key(kb, sizeof(kb), t->name, p->partition_index);
+                offset_entry_t *e = g ? sm_map_get(&g->offsets, kb, kl) : NULL;
+                p->committed_offset = e ? e->offset : -1;
+                p->committed_leader_epoch = e ? e->leader_epoch : -1;
+                p->metadata = e ? sm_arena_str(&r->arena, e->metadata ? e->metadata : "") : SM_STR_LIT("");
+                p->error_code = PROTO_ERR_NONE;
+            }
+        }
+        return;
+    }
+    /* All committed offsets of the group, one topic entry per partition. */
+    size_t n = g ? sm_map_size(&g->offsets) : 0, it = 0, i = 0;
+    out->topics.v = sm_arena_calloc(&r->arena, n + 1, sizeof(*out->topics.v));
+    const void *k;
+    size_t kl;
+    void *v;
+    while (g && out->topics.v && sm_map_next(&g->offsets, &it, &k, &kl, &v) && i < n) {
+        const char *topic = k;
+        offset_entry_t *e = v;
+        int32_t part;
+        memcpy(&part, (const char *)k + kl - 4, 4);
+        proto_offset_fetch_response_offset_fetch_response_topics_t *o = &out->topics.v[i++];
+        o->name = sm_arena_str(&r->arena, topic);
+        o->partitions.v = sm_arena_calloc(&r->arena, 1, sizeof(*o->partitions.v));
+        o->partitions.n = o->partitions.v ? 1 : 0;
+        if (o->partitions.v) {
+            o->partitions.v[0].partition_index = part;
+            o->partitions.v[0].committed_offset = e->offset;
+            o->partitions.v[0].committed_leader_epoch = e->leader_epoch;
+            o->partitions.v[0].metadata = sm_arena_str(&r->arena, e->metadata ? e->metadata : "");
+        }
+    }
+    out->topics.n = (int32_t)i;
+}
+
+int broker_handle_offset_fetch(broker_req_t *r) {
+    group_coordinator_t *c = coord(r->b);
+    proto_offset_fetch_request_t *req = broker_body(r);
+    proto_offset_fetch_response_t *resp = r->resp;
+    pthread_mutex_lock(&c->mu);
+    if (r->version >= 8) {
+        int32_t n = req->groups.n > 0 ? req->groups.n : 0;
+        resp->groups.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(*resp->groups.v));
+        resp->groups.n = resp->groups.v ? n : 0;
+        for (int32_t i = 0; i < resp->groups.n; i++)
+            fetch_group_offsets(r, c, req->groups.v[i].group_id, &req->groups.v[i].topics, &resp->groups.v[i]);
+    } else {
+        /* Older layout: translate through the v8 shape. */
+        proto_offset_fetch_request_offset_fetch_request_topics_array_t topics = {-1, NULL};
+        if (req->topics.n >= 0) {
+            topics.v = sm_arena_calloc(&r->arena, (size_t)req->topics.n + 1, sizeof(*topics.v));
+            topics.n = topics.v ? req->topics.n : 0;
+            for (int32_t i = 0; i < topics.n; i++) {
+                topics.v[i].name = req->topics.v[i].name;
+                topics.v[i].partition_indexes = req->topics.v[i].partition_indexes;
+            }
+        }
+        proto_offset_fetch_response_offset_fetch_response_group_t one;
+        memset(&one, 0, sizeof(one));
+        fetch_group_offsets(r, c, req->group_id, &topics, &one);
+        resp->error_code = PROTO_ERR_NONE;
+        resp->topics.v = sm_arena_calloc(&r->arena, (size_t)one.topics.n + 1, sizeof(*resp->topics.v));
+        resp->topics.n = resp->topics.v ? one.topics.n : 0;
+        for (int32_t i = 0; i < resp->topics.n; i++) {
+            resp->topics.v[i].name = one.topics.v[i].name;
+            int32_t np = one.topics.v[i].partitions.n;
+            resp->topics.v[i].partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*resp->topics.v[i].partitions.v));
+            resp->topics.v[i].partitions.n = resp->topics.v[i].partitions.v ? np : 0;
+            for (int32_t k = 0; k < resp->topics.v[i].partitions.n; k++) {
+                const proto_offset_fetch_response_offset_fetch_response_partitions_t *s = &one.topics.v[i].partitions.v[k];
+                proto_offset_fetch_response_offset_fetch_response_partition_t *d = &resp->topics.v[i].partitions.v[k];
+                d->partition_index = s->partition_index;
+                d->committed_offset = s->committed_offset;
+                d->committed_leader_epoch = s->committed_leader_epoch;
+                d->metadata = s->metadata;
+                d->error_code = s->error_code;
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return BROKER_RESPOND;
+}
+
+int broker_handle_offset_delete(broker_req_t *r) {
+    group_coordinator_t *c = coord(r->b);
+    proto_offset_delete_request_t *req = broker_body(r);
+    proto_offset_delete_response_t *resp = r->resp;
+    pthread_mutex_lock(&c->mu);
+    group_t *g = group_get(c, req->group_id);
+    if (!g) {
+        resp->error_code = PROTO_ERR_GROUP_ID_NOT_FOUND;
+        pthread_mutex_unlock(&c->mu);
+        return BROKER_RESPOND;
+    }
+    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
+    resp->topics.v = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
+    resp->topics.n = resp->topics.v ? nt : 0;
+    for (int32_t i = 0; i < resp->topics.n; i++) {
+        const proto_offset_delete_request_offset_delete_request_topic_t *t = &req->topics.v[i];
+        proto_offset_delete_response_offset_delete_response_topic_t *o = &resp->topics.v[i];
+        o->name = t->name;
+        int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
+        o->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
+        o->partitions.n = o->partitions.v ? np : 0;
+        /* An active consumer group may not lose offsets of topics it reads:
+         * its members' subscriptions name them (checked loosely by name). */
+        bool subscribed = false;
+        if (g->state != EMPTY && g->state != DEAD)
+            for (member_t *m = g->members; m && !subscribed; m = m->next)
+                for (int k = 0; k < m->nprotocols && !subscribed; k++)
+                    if (t->name.len > 0 && memmem(m->protocols[k].meta, (size_t)m->protocols[k].meta_len, t->name.ptr,
+                                                  (size_t)t->name.len))
+                        subscribed = true;
+        for (int32_t k = 0; k < o->partitions.n; k++) {
+            int32_t part = t->partitions.v[k].partition_index;
+            o->partitions.v[k].partition_index = part;
+            if (subscribed) {
+                o->partitions.v[k].error_code = PROTO_ERR_GROUP_SUBSCRIBED_TO_TOPIC;
+                continue;
+            }
+            char kb[300];
+            size_t kl = offset_key(kb, sizeof(kb), t->name, part);
+            offset_entry_t *e = sm_map_del(&g->offsets, kb, kl);
+            if (e) {
+                rec_t rec;
+                if (offset_record(req->group_id, t->name, part, NULL, &rec) == SM_OK) {
+                    append_records(c, req->group_id, &rec, 1);
+                    recs_free(&rec, 1);
+                }
+                free(e->metadata);
+                free(e);
+            }
+            o->partitions.v[k].error_code = PROTO_ERR_NONE;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return BROKER_RESPOND;
+}
+
+/* ---- admin ---- */
+
+int broker_handle_list_groups(broker_req_t *r) {
+    group_coordinator_t *c = coord(r->b);
+    proto_list_groups_request_t *req = broker_body(r);
+    proto_list_groups_response_t *resp = r->resp;
+    pthread_mutex_lock(&c->mu);
+    size_t n = sm_map_size(&c->groups), it = 0, i = 0;
+    resp->groups.v = sm_arena_calloc(&r->arena, n + 1, sizeof(*resp->groups.v));
+    void *v;
+    while (resp->groups.v && sm_map_next(&c->groups, &it, NULL, NULL, &v)) {
+        group_t *g = v;
+        const char *state = state_names[g->state];
+        bool keep = req->states_filter.n <= 0;
+        for (int32_t k = 0; k < req->states_filter.n; k++)
+            if (streq(state, req->states_filter.v[k]) ||
+                (req->states_filter.v[k].len == (int32_t)strlen(state) &&
+                 strncasecmp(state, req->states_filter.v[k].ptr, strlen(state)) == 0))
+                keep = true;
+        bool type_ok = req->types_filter.n <= 0;
+        for (int32_t k = 0; k < req->types_filter.n; k++)
+            if (req->types_filter.v[k].len == 7 && strncasecmp(req->types_filter.v[k].ptr, "classic", 7) == 0) type_ok = true;
+        if (!keep || !type_ok) continue;
+        resp->groups.v[i].group_id = sm_arena_str(&r->arena, g->id);
+        resp->groups.v[i].protocol_type = sm_arena_str(&r->arena, g->protocol_type ? g->protocol_type : "");
+        resp->groups.v[i].group_state = sm_arena_str(&r->arena, state);
+        resp->groups.v[i].group_type = SM_STR_LIT("classic");
+        i++;
+    }
+    resp->groups.n = (int32_t)i;
+    resp->error_code = PROTO_ERR_NONE;
+    pthread_mutex_unlock(&c->mu);
+    return BROKER_RESPOND;
+}
+
+int broker_handle_describe_groups(broker_req_t *r) {
+    group_coordinator_t *c = coord(r->b);
+    proto_describe_groups_request_t *req = broker_body(r);
+    proto_describe_groups_response_t *resp = r->resp;
+    int32_t n = req->groups.n > 0 ? req->groups.n : 0;
+    resp->groups.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(*resp->groups.v));
+    if (!resp->groups.v) return BROKER_CLOSE;
+    resp->groups.n = n;
+    pthread_mutex_lock(&c->mu);
+    for (int32_t i = 0; i < n; i++) {
+        proto_describe_groups_response_described_group_t *o = &resp->groups.v[i];
+        group_t *g = group_get(c, req->groups.v[i]);
+        o->group_id = req->groups.v[i];
+        o->authorized_operations = INT32_MIN;
+        if (!g) {
+            o->error_code = r->version >= 6 ? PROTO_ERR_GROUP_ID_NOT_FOUND : PROTO_ERR_NONE;
+            o->group_state = SM_STR_LIT("Dead");
+            o->protocol_type = SM_STR_LIT("");
+            o->protocol_data = SM_STR_LIT("");
+            continue;
+        }
+        o->error_code = PROTO_ERR_NONE;
+        o->group_state = sm_arena_str(&r->arena, state_names[g->state]);
+        o->protocol_type = sm_arena_str(&r->arena, g->protocol_type ? g->protocol_type : "");
+        o->protocol_data = sm_arena_str(&r->arena, g->state == STABLE && g->protocol ? g->protocol : "");
+        o->members.v = sm_arena_calloc(&r->arena, (size_t)g->nmembers + 1, sizeof(*o->members.v));
+        int k = 0;
+        for (member_t *m = g->members; o->members.v && m; m = m->next, k++) {
+            proto_describe_groups_response_described_group_member_t *d = &o->members.v[k];
+            d->member_id = sm_arena_str(&r->arena, m->id);
+            d->group_instance_id = sm_arena_str(&r->arena, m->instance_id);
+            d->client_id = sm_arena_str(&r->arena, m->client_id);
+            d->client_host = sm_arena_str(&r->arena, m->client_host);
+            d->member_metadata = (sm_bytes_t){NULL, 0};
+            for (int j = 0; j < m->nprotocols; j++)
+                if (g->protocol && strcmp(m->protocols[j].name, g->protocol) == 0) {
+                    uint8_t *p = sm_arena_alloc(&r->arena, (size_t)m->protocols[j].meta_len + 1);
+                    if (p) memcpy(p, m->protocols[j].meta, (size_t)m->protocols[j].meta_len);
+                    d->member_metadata = (sm_bytes_t){p, p ? m->protocols[j].meta_len : 0};
+                }
+            d->member_assignment = (sm_bytes_t){NULL, 0};
+            if (m->assignment && g->state == STABLE) {
+                uint8_t *p = sm_arena_alloc(&r->arena, (size_t)m->assignment_len + 1);
+                if (p) memcpy(p, m->assignment, (size_t)m->assignment_len);
+                d->member_assignment = (sm_bytes_t){p, p ? m->assignment_len : 0};
+            }
+        }
+        o->members.n = o->members.v ? k : 0;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return BROKER_RESPOND;
+}
+
+int broker_handle_delete_groups(broker_req_t *r) {
+    group_coordinator_t *c = coord(r->b);
+    proto_delete_groups_request_t *req = broker_body(r);
+    proto_delete_groups_response_t *resp = r->resp;
+    int32_t n = req->groups_names.n > 0 ? req->groups_names.n : 0;
+    resp->results.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(*resp->results.v));
+    if (!resp->results.v) return BROKER_CLOSE;
+    resp->results.n = n;
+    pthread_mutex_lock(&c->mu);
+    for (int32_t i = 0; i < n; i++) {
+        sm_str_t id = req->groups_names.v[i];
+        resp->results.v[i].group_id = id;
+        group_t *g = group_get(c, id);
+        if (!g) {
+            resp->results.v[i].error_code = PROTO_ERR_GROUP_ID_NOT_FOUND;
+            continue;
+        }
+        if (g->members) {
+            resp->results.v[i].error_code = PROTO_ERR_NON_EMPTY_GROUP;
+            continue;
+        }
+        /* Tombstones for every offset and for the group itself. */
+        size_t cnt = sm_map_size(&g->offsets) + 1, it = 0;
+        rec_t *recs = calloc(cnt, sizeof(rec_t));
+        int nr = 0;
+        const void *k;
+        size_t kl;
+        while (recs && sm_map_next(&g->offsets, &it, &k, &kl, NULL)) {
+            int32_t part;
+            memcpy(&part, (const char *)k + kl - 4, 4);
+            if (offset_record(id, S(k), part, NULL, &recs[nr]) == SM_OK) nr++;
+        }
+        if (recs && group_record(g, true, &recs[nr]) == SM_OK) nr++;
+        int16_t err = recs ? append_records(c, id, recs, nr) : PROTO_ERR_UNKNOWN_SERVER_ERROR;
+        if (recs) recs_free(recs, nr);
+        free(recs);
+        resp->results.v[i].error_code = err;
+        if (!err) {
+            sm_map_del(&c->groups, id.ptr, (size_t)id.len);
+            group_free(g);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return BROKER_RESPOND;
+}
