@@ -557,6 +557,8 @@ static void complete_join(group_coordinator_t *c, group_t *g) {
         g->leader = strdup(g->members->id);
     }
     set_state(g, COMPLETING);
+    sm_debug("group", "%s: generation %d with %d members, protocol %s, leader %s", g->id, g->generation,
+             g->nmembers, g->protocol ? g->protocol : "-", g->leader);
     for (member_t *m = g->members; m; m = m->next) {
         broker_req_t *r = m->join_req;
         m->join_req = NULL;
@@ -581,6 +583,7 @@ static void prepare_rebalance(group_coordinator_t *c, group_t *g, bool initial) 
     g->rebalance_deadline = initial && c->initial_delay > 0 ? now + c->initial_delay : now + max_rt;
     if (g->rebalance_deadline > g->rebalance_max) g->rebalance_deadline = g->rebalance_max;
     set_state(g, PREPARING);
+    sm_debug("group", "%s: preparing rebalance (generation %d, %d members)", g->id, g->generation, g->nmembers);
     pthread_cond_signal(&c->cv);
 }
 
@@ -597,6 +600,7 @@ static void maybe_complete_join(group_coordinator_t *c, group_t *g, bool initial
 }
 
 static void member_gone(group_coordinator_t *c, group_t *g, member_t *m) {
+    sm_debug("group", "%s: member %s leaves", g->id, m->id);
     if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_UNKNOWN_MEMBER_ID, NULL);
     if (m->sync_req) respond_sync(m->sync_req, PROTO_ERR_UNKNOWN_MEMBER_ID, NULL, NULL);
     m->join_req = m->sync_req = NULL;
@@ -1070,6 +1074,7 @@ int broker_handle_sync_group(broker_req_t *r) {
         }
         int16_t perr = persist_group(c, g);
         set_state(g, STABLE);
+        sm_debug("group", "%s: stable at generation %d", g->id, g->generation);
         for (member_t *o = g->members; o; o = o->next) {
             if (!o->sync_req) continue;
             respond_sync(o->sync_req, perr, g, o);
@@ -1097,6 +1102,8 @@ int broker_handle_heartbeat(broker_req_t *r) {
         m->last_seen = now_ms();
         resp->error_code = g->state == PREPARING ? PROTO_ERR_REBALANCE_IN_PROGRESS : PROTO_ERR_NONE;
     }
+    sm_debug("group", "heartbeat %.*s gen %d: %d", (int)req->member_id.len, req->member_id.ptr, req->generation_id,
+             resp->error_code);
     pthread_mutex_unlock(&c->mu);
     return BROKER_RESPOND;
 }

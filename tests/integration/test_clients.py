@@ -87,8 +87,7 @@ def test_kafka_python_round_trip_100k(broker):
 def test_every_compression_codec(broker, codec):
     """Batches compressed with each codec, by librdkafka and by kafka-python,
     are validated, stored as produced and consumed intact. (librdkafka turns
-    lz4 on only when the broker serves FindCoordinator, which comes with
-    consumer groups: until then kafka-python supplies the lz4 batches.)"""
+    lz4 on only when the broker serves FindCoordinator.)"""
     recs = make_records(5000, tag=codec)
     topic = f"codec-{codec}"
     ck_create_topic(broker.bootstrap, topic, 1)

@@ -22,6 +22,7 @@
 #include "broker/fetch_session.h"
 #include "broker/handlers/handlers.h"
 #include "broker/partition.h"
+#include "base/log.h"
 #include "protocol/errors.h"
 
 typedef proto_fetch_request_t req_t;
@@ -131,6 +132,9 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         }
         total += range.len;
         first_data = false;
+        sm_debug("fetch", "%.*s-%d: fetch at %lld returns %zu bytes from batch %lld (end %lld)",
+                 fp->topic.len > 0 ? (int)fp->topic.len : 0, fp->topic.ptr ? fp->topic.ptr : "", fp->partition,
+                 (long long)fp->fetch_offset, range.len, (long long)range.first_offset, (long long)hw);
         out->records = broker_req_add_range(r, &range);
     }
     return total;
