@@ -878,6 +878,8 @@ int broker_handle_join_group(broker_req_t *r) {
         return BROKER_PARKED;
     }
     int32_t rebalance_timeout = v >= 1 ? req->rebalance_timeout_ms : req->session_timeout_ms;
+    sm_debug("group", "%.*s: JoinGroup v%d from '%.*s'", (int)req->group_id.len, req->group_id.ptr, v,
+             (int)req->member_id.len, req->member_id.ptr ? req->member_id.ptr : "");
     pthread_mutex_lock(&c->mu);
     group_t *g = group_get_or_create(c, req->group_id);
     if (!g) {
@@ -1096,7 +1098,7 @@ int broker_handle_heartbeat(broker_req_t *r) {
         resp->error_code = g && req->group_instance_id.len >= 0 && member_by_instance(g, req->group_instance_id)
                                ? PROTO_ERR_FENCED_INSTANCE_ID
                                : PROTO_ERR_UNKNOWN_MEMBER_ID;
-    } else if (req->generation_id != g->generation && g->state != PREPARING) {
+    } else if (req->generation_id != g->generation) {
         resp->error_code = PROTO_ERR_ILLEGAL_GENERATION;
     } else {
         m->last_seen = now_ms();
