@@ -152,8 +152,7 @@ void broker_on_request(net_request_t *nreq, void *arg) {
         return;
     }
     if (!served || r->version < served->min_version || r->version > served->max_version) {
-        error_response(r, api, r->version,
-                       served ? PROTO_ERR_UNSUPPORTED_VERSION : PROTO_ERR_UNSUPPORTED_VERSION);
+        error_response(r, api, r->version, PROTO_ERR_UNSUPPORTED_VERSION);
         return;
     }
     r->req.body = sm_arena_alloc(&r->arena, api->request->struct_size);

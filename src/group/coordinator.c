@@ -849,15 +849,14 @@ static char *make_member_id(sm_str_t client_id, sm_str_t instance) {
     uint8_t u[16];
     if (getrandom(u, 16, 0) != 16)
         for (int i = 0; i < 16; i++) u[i] = (uint8_t)rand();
+    /* Kafka's shape: <group.instance.id or client.id>-<uuid> */
     sm_str_t prefix = instance.len >= 0 ? instance : client_id;
-    char *id = malloc((size_t)(prefix.len > 0 ? prefix.len : 0) + 40);
+    int plen = prefix.len > 0 ? prefix.len : 0;
+    char *id = malloc((size_t)plen + 40);
     if (!id) return NULL;
-    int n = snprintf(id, 8, "%s", "");
-    memcpy(id, prefix.ptr, prefix.len > 0 ? (size_t)prefix.len : 0);
-    n = prefix.len > 0 ? prefix.len : 0;
-    n += sprintf(id + n, "-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1], u[2],
-                 u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-    (void)n;
+    snprintf(id, (size_t)plen + 40, "%.*s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", plen,
+             plen ? prefix.ptr : "", u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+             u[13], u[14], u[15]);
     return id;
 }
 
