@@ -75,6 +75,8 @@ const sm_config_key_t sm_config_keys[] = {
     {"offsets.topic.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL, "Partitions of __consumer_offsets."},
     {"offsets.topic.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL, "Replication of __consumer_offsets (Samsa default 1; Kafka 3)."},
     {"offsets.retention.minutes", SM_CFG_INT, "10080", 1, I32MAX, NULL, "Committed offsets of empty groups expire after this."},
+    {"offsets.retention.check.interval.ms", SM_CFG_LONG, "600000", 1, I64MAX, NULL, "How often expired offsets are removed."},
+    {"samsa.offsets.retention.ms", SM_CFG_LONG, NULL, 1, I64MAX, NULL, "Samsa: offsets retention in ms (over offsets.retention.minutes)."},
     {"offsets.commit.timeout.ms", SM_CFG_INT, "5000", 1, I32MAX, NULL, "Accepted."},
     {"group.initial.rebalance.delay.ms", SM_CFG_INT, "3000", 0, I32MAX, NULL, "Delay of a new group's first rebalance."},
     {"group.min.session.timeout.ms", SM_CFG_INT, "6000", 0, I32MAX, NULL, "Smallest session timeout."},

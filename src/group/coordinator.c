@@ -93,6 +93,9 @@ struct group_coordinator {
     int32_t partitions;
     int32_t initial_delay;
     int32_t min_session, max_session, max_size;
+    int64_t retention_ms;        /* offsets.retention.minutes (or samsa.offsets.retention.ms) */
+    int64_t retention_check_ms;  /* offsets.retention.check.interval.ms */
+    int64_t next_retention_check;
 };
 
 static int64_t now_ms(void) { return broker_mono_ms(); }
@@ -621,11 +624,82 @@ static void member_gone(group_coordinator_t *c, group_t *g, member_t *m) {
     }
 }
 
+/*
+ * Offset expiry (KIP-211): offsets of an empty group expire retention_ms after
+ * the later of the group becoming empty and their commit; a group that never
+ * had members (simple commits) expires each offset retention_ms after its
+ * commit. Groups left with neither members nor offsets are deleted. Writes
+ * tombstones. Caller holds c->mu.
+ */
+static void expire_offsets(group_coordinator_t *c, int64_t now) {
+    sm_str_t *dead = NULL;
+    size_t ndead = 0, it = 0;
+    void *v;
+    while (sm_map_next(&c->groups, &it, NULL, NULL, &v)) {
+        group_t *g = v;
+        if (g->state != EMPTY || g->members) continue;
+        size_t n = sm_map_size(&g->offsets), oit = 0, ne = 0;
+        rec_t *recs = calloc(n + 2, sizeof(rec_t));
+        char **keys = calloc(n + 1, sizeof(char *));
+        size_t *klens = calloc(n + 1, sizeof(size_t));
+        const void *k;
+        size_t kl;
+        void *ov;
+        while (recs && keys && klens && sm_map_next(&g->offsets, &oit, &k, &kl, &ov)) {
+            offset_entry_t *e = ov;
+            int64_t base = g->protocol_type && e->commit_ts < g->state_ts ? g->state_ts : e->commit_ts;
+            if (now - base < c->retention_ms) continue;
+            int32_t part;
+            memcpy(&part, (const char *)k + kl - 4, 4);
+            if (offset_record(S(g->id), S(k), part, NULL, &recs[ne]) != SM_OK) continue;
+            keys[ne] = malloc(kl);
+            if (keys[ne]) memcpy(keys[ne], k, kl);
+            klens[ne] = kl;
+            ne++;
+        }
+        bool drop_group = recs && sm_map_size(&g->offsets) == ne;
+        int nr = (int)ne;
+        if (drop_group && group_record(g, true, &recs[nr]) == SM_OK) nr++;
+        if (nr && append_records(c, S(g->id), recs, nr) == PROTO_ERR_NONE) {
+            for (size_t i = 0; i < ne; i++) {
+                offset_entry_t *e = keys[i] ? sm_map_del(&g->offsets, keys[i], klens[i]) : NULL;
+                if (e) {
+                    free(e->metadata);
+                    free(e);
+                }
+            }
+            if (ne) sm_info("group", "%s: %zu committed offset(s) expired", g->id, ne);
+            if (drop_group) {
+                sm_str_t *nd = realloc(dead, sizeof(*nd) * (ndead + 1));
+                if (nd) {
+                    dead = nd;
+                    dead[ndead++] = S(g->id);
+                }
+            }
+        }
+        if (recs) recs_free(recs, nr);
+        for (size_t i = 0; keys && i < ne; i++) free(keys[i]);
+        free(recs);
+        free(keys);
+        free(klens);
+    }
+    for (size_t i = 0; i < ndead; i++) {
+        group_t *g = sm_map_del(&c->groups, dead[i].ptr, (size_t)dead[i].len);
+        if (g) group_free(g);
+    }
+    free(dead);
+}
+
 static void *timer_main(void *arg) {
     group_coordinator_t *c = arg;
     pthread_mutex_lock(&c->mu);
     while (!c->stopping) {
         int64_t now = now_ms(), next = now + 1000;
+        if (now >= c->next_retention_check) {
+            expire_offsets(c, broker_now_ms());
+            c->next_retention_check = now + c->retention_check_ms;
+        }
+        if (c->next_retention_check < next) next = c->next_retention_check;
         size_t it = 0;
         void *v;
         while (sm_map_next(&c->groups, &it, NULL, NULL, &v)) {
@@ -696,6 +770,11 @@ int group_coordinator_start(broker_t *b) {
     c->min_session = sm_config_int(b->cfg, "group.min.session.timeout.ms");
     c->max_session = sm_config_int(b->cfg, "group.max.session.timeout.ms");
     c->max_size = sm_config_int(b->cfg, "group.max.size");
+    c->retention_ms = sm_config_is_set(b->cfg, "samsa.offsets.retention.ms")
+                          ? sm_config_long(b->cfg, "samsa.offsets.retention.ms")
+                          : (int64_t)sm_config_int(b->cfg, "offsets.retention.minutes") * 60000;
+    c->retention_check_ms = sm_config_long(b->cfg, "offsets.retention.check.interval.ms");
+    c->next_retention_check = now_ms() + c->retention_check_ms;
     b->groups = c;
     /* __consumer_offsets: created on first start, like Kafka's, compacted. */
     sm_str_t name = SM_STR_LIT(OFFSETS_TOPIC);

@@ -224,3 +224,25 @@ def offset_delete(port, group, topic, partitions):
         parts.append(struct.unpack(">ih", r[i:i + 6]))
         i += 6
     return err, parts
+
+
+def test_offsets_expire_only_for_empty_groups(make_broker):
+    """Offsets of an empty group expire after the retention (KIP-211); those of
+    a group with a member stay."""
+    b = make_broker({**FAST, "samsa.offsets.retention.ms": "1500", "offsets.retention.check.interval.ms": "200"})
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    ck_create_topic(b.bootstrap, "ret", 1)
+    ck_produce(b.bootstrap, "ret", [(None, b"r", None)] * 5, partition=0)
+    active = consumer(b, "g-active")
+    active.subscribe(["ret"])
+    wait_for(lambda: active.poll(0.2) is not None and len(assigned(active)) == 1, timeout=30, what="assignment")
+    active.commit(offsets=[TopicPartition("ret", 0, 4)], asynchronous=False)
+    gone = consumer(b, "g-gone")
+    gone.commit(offsets=[TopicPartition("ret", 0, 3)], asynchronous=False)
+    gone.close()
+    wait_for(lambda: committed(b, "g-gone", "ret", [0]) == {0: -1001}, timeout=20, what="expiry")
+    wait_for(lambda: "g-gone" not in {g.group_id for g in admin.list_consumer_groups().result(10).valid},
+             timeout=20, what="the expired group to go")
+    active.poll(0.1)  # keeps its session
+    assert committed(b, "g-active", "ret", [0]) == {0: 4}
+    active.close()
