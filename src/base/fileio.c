@@ -20,25 +20,62 @@
 
 static atomic_int fault_after;
 static atomic_int fault_err;
+static _Atomic size_t fault_partial;
+static atomic_int sync_after;
+static atomic_int sync_err;
 
-void fio_fault_set(int after, int err) {
+void fio_fault_set(int after, int err) { fio_fault_set_short(after, 0, err); }
+
+void fio_fault_set_short(int after, size_t partial, int err) {
+    atomic_store(&fault_err, 0);
     atomic_store(&fault_after, after);
+    atomic_store(&fault_partial, partial);
     atomic_store(&fault_err, err);
 }
 
-/* True when an injected fault should fire now (and sets errno). */
-static bool fault_now(void) {
+void fio_fault_set_sync(int after, int err) {
+    atomic_store(&sync_err, 0);
+    atomic_store(&sync_after, after);
+    atomic_store(&sync_err, err);
+}
+
+/* True when an injected fault should fire now; *partial: bytes the failing call
+ * still writes first. The caller sets errno after that write. */
+static bool fault_now(size_t *partial) {
     int err = atomic_load(&fault_err);
     if (!err) return false;
     if (atomic_fetch_sub(&fault_after, 1) > 0) return false;
+    *partial = atomic_load(&fault_partial);
+    return true;
+}
+
+static bool sync_fault_now(void) {
+    int err = atomic_load(&sync_err);
+    if (!err) return false;
+    if (atomic_fetch_sub(&sync_after, 1) > 0) return false;
     errno = err;
     return true;
+}
+
+int fio_fsync(int fd) {
+    if (sync_fault_now()) return SM_ERR_IO;
+    return fsync(fd) ? SM_ERR_IO : SM_OK; /* no EINTR retry: Linux fsync is not interrupted */
+}
+
+int fio_fdatasync(int fd) {
+    if (sync_fault_now()) return SM_ERR_IO;
+    return fdatasync(fd) ? SM_ERR_IO : SM_OK;
 }
 
 int fio_pwrite_all(int fd, const void *buf, size_t len, int64_t off) {
     const uint8_t *p = buf;
     while (len) {
-        if (fault_now()) return SM_ERR_IO;
+        size_t partial;
+        if (fault_now(&partial)) {
+            if (partial) (void)!pwrite(fd, p, partial < len ? partial : len, (off_t)off);
+            errno = atomic_load(&fault_err) ? atomic_load(&fault_err) : EIO;
+            return SM_ERR_IO;
+        }
         ssize_t w = pwrite(fd, p, len, (off_t)off);
         if (w < 0) {
             if (errno == EINTR) continue;
@@ -54,7 +91,12 @@ int fio_pwrite_all(int fd, const void *buf, size_t len, int64_t off) {
 int fio_write_all(int fd, const void *buf, size_t len) {
     const uint8_t *p = buf;
     while (len) {
-        if (fault_now()) return SM_ERR_IO;
+        size_t partial;
+        if (fault_now(&partial)) {
+            if (partial) (void)!write(fd, p, partial < len ? partial : len);
+            errno = atomic_load(&fault_err) ? atomic_load(&fault_err) : EIO;
+            return SM_ERR_IO;
+        }
         ssize_t w = write(fd, p, len);
         if (w < 0) {
             if (errno == EINTR) continue;
@@ -110,7 +152,7 @@ int fio_read_file(const char *path, uint8_t **data, size_t *len, size_t max) {
 int fio_fsync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return SM_ERR_IO;
-    int rc = fsync(fd) ? SM_ERR_IO : SM_OK;
+    int rc = fio_fsync(fd);
     close(fd);
     return rc;
 }
@@ -125,7 +167,7 @@ int fio_write_file(const char *path, const void *data, size_t len, bool atomic) 
     int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return SM_ERR_IO;
     int rc = fio_write_all(fd, data, len);
-    if (!rc && atomic && fsync(fd)) rc = SM_ERR_IO;
+    if (!rc && atomic) rc = fio_fsync(fd);
     if (close(fd) && !rc) rc = SM_ERR_IO;
     if (rc) {
         if (atomic) unlink(tmp);

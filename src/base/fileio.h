@@ -14,6 +14,16 @@
 /* Fault injection for tests: after `after` more successful write calls, the
  * next write fails with errno = err (0 disables). Process-wide. */
 void fio_fault_set(int after, int err);
+/* Like fio_fault_set, but the failing call first writes `partial` bytes of its
+ * buffer (a torn write), then fails with err. */
+void fio_fault_set_short(int after, size_t partial, int err);
+/* After `after` more successful fsync/fdatasync calls, the next fails with err
+ * (0 disables). */
+void fio_fault_set_sync(int after, int err);
+
+/* fsync / fdatasync through the fault injector. */
+int fio_fsync(int fd);
+int fio_fdatasync(int fd);
 
 int fio_pwrite_all(int fd, const void *buf, size_t len, int64_t off);
 int fio_pread_all(int fd, void *buf, size_t len, int64_t off);

@@ -2,6 +2,8 @@
  * The log manager (see log_manager.h). Lock order: m->mu, then a log's own
  * mutex (taken inside log_* calls). The background thread never holds m->mu
  * while it runs maintenance on a log: it copies the list of logs first.
+ * Threads: callers (any), the background thread, the flusher pool, and at
+ * open a short-lived pool that recovers partitions in parallel.
  */
 #include "storage/log_manager.h"
 
@@ -17,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/fileio.h"
 #include "base/log.h"
@@ -53,13 +56,10 @@ struct log_manager {
     bool stopping;
     pthread_t thread;
     bool thread_started;
+    log_flusher_t *flusher;
 };
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t now_ms(void) { return sm_time_ms(); }
 
 bool log_manager_parse_dir_name(const char *name, char *topic, size_t topic_cap,
                                 int32_t *partition) {
@@ -195,6 +195,7 @@ static int add_entry(log_manager_t *m, const char *topic, int32_t partition, int
         return SM_ERR_NOMEM;
     }
     m->dir_counts[dir]++;
+    if (m->flusher) log_attach_flusher(l, m->flusher);
     return SM_OK;
 }
 
@@ -303,7 +304,7 @@ static int load_dirs(log_manager_t *m, int threads) {
 
 /* ---- background work ---- */
 
-static void maintenance_pass(log_manager_t *m, bool checkpoint) {
+static void maintenance_pass(log_manager_t *m, bool retention, bool checkpoint) {
     pthread_mutex_lock(&m->mu);
     size_t n = sm_map_size(&m->logs), it = 0, i = 0;
     log_t **logs = calloc(n + 1, sizeof(*logs));
@@ -316,7 +317,10 @@ static void maintenance_pass(log_manager_t *m, bool checkpoint) {
     m->ndoomed = m->cap_doomed = 0;
     pthread_mutex_unlock(&m->mu);
     int64_t now = now_ms();
-    for (size_t k = 0; k < i; k++) log_run_maintenance(logs[k], now);
+    for (size_t k = 0; k < i; k++) {
+        if (retention) log_run_retention(logs[k], now);
+        log_run_flush_policy(logs[k], now);
+    }
     free(logs);
     for (int k = 0; k < ndoomed; k++) {
         if (doomed[k].log) log_abandon(doomed[k].log);
@@ -345,7 +349,7 @@ static void *background(void *arg) {
         now = now_ms();
         bool ckpt = now >= next_ckpt;
         pthread_mutex_unlock(&m->mu);
-        maintenance_pass(m, ckpt);
+        maintenance_pass(m, now >= next_retention, ckpt);
         pthread_mutex_lock(&m->mu);
         if (now >= next_retention) next_retention = now + m->retention_check_ms;
         if (ckpt) next_ckpt = now + m->checkpoint_interval_ms;
@@ -379,6 +383,9 @@ int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
             goto fail;
         }
     }
+    if (o->max_open_segments > 0) log_set_open_segment_limit(o->max_open_segments);
+    if ((rc = log_flusher_start(o->flush_threads > 0 ? o->flush_threads : o->ndirs, &m->flusher)))
+        goto fail;
     if ((rc = load_dirs(m, o->recovery_threads * o->ndirs))) goto fail;
     if (pthread_create(&m->thread, NULL, background, m) == 0) m->thread_started = true;
     *out = m;
@@ -434,10 +441,15 @@ int log_manager_close(log_manager_t *m) {
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
     if (m->thread_started) pthread_join(m->thread, NULL);
+    /* Pending flush requests are served before the logs close. */
+    log_flusher_stop(m->flusher);
+    m->flusher = NULL;
     int rc = SM_OK;
-    /* Flush everything so the recovery points cover all data. */
     size_t it = 0;
     void *v;
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) log_attach_flusher(((entry_t *)v)->log, NULL);
+    /* Flush everything so the recovery points cover all data. */
+    it = 0;
     while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
         if (log_flush(((entry_t *)v)->log)) rc = SM_ERR_IO;
     if (m->dirs && rc == SM_OK && m->thread_started) rc = log_manager_write_checkpoints(m);
@@ -556,4 +568,6 @@ void log_manager_foreach(log_manager_t *m,
     pthread_mutex_unlock(&m->mu);
 }
 
-void log_manager_run_maintenance(log_manager_t *m) { maintenance_pass(m, false); }
+void log_manager_run_maintenance(log_manager_t *m) { maintenance_pass(m, true, false); }
+
+log_flusher_t *log_manager_flusher(log_manager_t *m) { return m->flusher; }

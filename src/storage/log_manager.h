@@ -2,8 +2,9 @@
  * All partition logs of a broker across its log.dirs: loading (with parallel
  * recovery after an unclean stop), creation and deletion of partition folders,
  * Kafka's checkpoint files (recovery-point-offset-checkpoint,
- * log-start-offset-checkpoint), the clean-shutdown marker, and one background
- * thread for retention, flush.ms and checkpoints. Thread-safe.
+ * log-start-offset-checkpoint), the clean-shutdown marker, a pool of flusher
+ * threads for group commit (log_flush_request), and one background thread
+ * for retention, flush.ms, deferred deletions and checkpoints. Thread-safe.
  */
 #ifndef STORAGE_LOG_MANAGER_H
 #define STORAGE_LOG_MANAGER_H
@@ -22,6 +23,8 @@ typedef struct log_manager_opts {
     int recovery_threads;          /* num.recovery.threads.per.data.dir */
     int64_t retention_check_ms;    /* log.retention.check.interval.ms */
     int64_t checkpoint_interval_ms; /* log.flush.offset.checkpoint.interval.ms */
+    int flush_threads;              /* flusher threads; 0: one per log dir */
+    int max_open_segments;          /* inactive segments with open files; 0: default */
 } log_manager_opts_t;
 
 int log_manager_open(const log_manager_opts_t *opts, log_manager_t **out);
@@ -32,6 +35,8 @@ int log_manager_close(log_manager_t *m);
 /* The log of topic-partition, or NULL. The pointer stays valid until the
  * partition is deleted or the manager closed. */
 log_t *log_manager_get(log_manager_t *m, const char *topic, int32_t partition);
+/* The flusher pool every log of the manager uses (for log_flush_request). */
+log_flusher_t *log_manager_flusher(log_manager_t *m);
 /* Opens or creates the log (in the log dir holding the fewest partitions). */
 int log_manager_get_or_create(log_manager_t *m, const char *topic, int32_t partition,
                               const log_config_t *cfg, log_t **out);
