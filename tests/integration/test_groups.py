@@ -246,3 +246,54 @@ def test_offsets_expire_only_for_empty_groups(make_broker):
     active.poll(0.1)  # keeps its session
     assert committed(b, "g-active", "ret", [0]) == {0: 4}
     active.close()
+
+
+def test_kafka_python_group(make_broker):
+    """Two kafka-python consumers, each on its own thread as applications run
+    them, share a 4-partition topic and read every record. (Driving several
+    kafka-python 3.0 consumers from one thread with short polls keeps them
+    rejoining against Apache Kafka as well: a JoinGroup that outlasts a poll is
+    sent again.)"""
+    import threading
+    from kafka import KafkaConsumer
+    b = make_broker(FAST)
+    ck_create_topic(b.bootstrap, "kpg", 4)
+    ck_produce(b.bootstrap, "kpg", [(None, f"p{i}".encode(), None) for i in range(400)])
+    stop = threading.Event()
+    lock = threading.Lock()
+    values, assigns, errors = set(), {}, []
+
+    def run(i):
+        try:
+            c = KafkaConsumer("kpg", bootstrap_servers=b.bootstrap, group_id="g-kp", auto_offset_reset="earliest",
+                              enable_auto_commit=False)
+            while not stop.is_set():
+                for recs in c.poll(timeout_ms=200).values():
+                    with lock:
+                        values.update(r.value for r in recs)
+                with lock:
+                    assigns[i] = sorted(tp.partition for tp in c.assignment())
+                try:
+                    c.commit()
+                except Exception:  # noqa: BLE001 - a commit during a rebalance fails
+                    pass
+            c.close()
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+
+    def done():
+        with lock:
+            return len(values) == 400 and len(assigns) == 2 and all(len(a) == 2 for a in assigns.values())
+
+    try:
+        wait_for(done, timeout=60, what="kafka-python members sharing the partitions")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert not errors, errors
+    assert sorted(assigns[0] + assigns[1]) == [0, 1, 2, 3]
