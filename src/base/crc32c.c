@@ -77,7 +77,8 @@ static int hw_ok(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("sse4.2");
 }
-#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#elif defined(__aarch64__) && defined(__ARM_FEATURE_CRC32) &&                                      \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 #include <arm_acle.h>
 static uint32_t crc32c_hw(uint32_t crc, const void *data, size_t len) {
     const uint8_t *p = data;
