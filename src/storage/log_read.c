@@ -47,7 +47,7 @@ int log_walk_to_offset(int fd, int64_t pos, int64_t size, int64_t offset, int64_
 /* Picks the segment holding offset; returns it referenced with its size, or
  * NULL with *rc (SM_OK and nothing to read at the end of the log). */
 static log_segment_t *pick_segment(log_t *l, int64_t offset, int64_t *size, int32_t *interval,
-                                   int *rc) {
+                                   unsigned *gen, int *rc) {
     log_segment_t *s = NULL;
     *rc = SM_OK;
     pthread_mutex_lock(&l->mu);
@@ -63,6 +63,7 @@ static log_segment_t *pick_segment(log_t *l, int64_t offset, int64_t *size, int3
         if (i < l->nsegs) {
             s = l->segs[i];
             seg_ref(s);
+            *gen = atomic_load(&s->truncations);
             *size = atomic_load(&s->size);
             *interval = l->cfg.index_interval_bytes;
         }
@@ -74,18 +75,20 @@ static log_segment_t *pick_segment(log_t *l, int64_t offset, int64_t *size, int3
 int log_read(log_t *l, int64_t offset, size_t max_bytes, bool min_one, log_range_t *out) {
     memset(out, 0, sizeof(*out));
     out->fd = -1;
-    for (int attempt = 0; attempt < 4; attempt++) {
+    bool index_rebuilt = false;
+    for (;;) {
         int64_t size = 0;
         int32_t interval = 0;
+        unsigned gen = 0;
         int rc;
-        log_segment_t *s = pick_segment(l, offset, &size, &interval, &rc);
+        log_segment_t *s = pick_segment(l, offset, &size, &interval, &gen, &rc);
         if (!s) return rc;
-        int64_t pos;
+        int64_t pos, from = 0;
         int fd = -1;
         proto_batch_header_t h;
         if ((rc = seg_lookup_position(s, interval, offset, &pos)) == SM_OK &&
             (rc = seg_fd_acquire(s, &fd)) == SM_OK) {
-            int64_t from = pos;
+            from = pos;
             rc = log_walk_to_offset(fd, pos, size, offset, &pos, &h);
             if (rc == SM_OK) {
                 size_t avail = (size_t)(size - pos);
@@ -100,22 +103,34 @@ int log_read(log_t *l, int64_t offset, size_t max_bytes, bool min_one, log_range
                 return SM_OK;
             }
             seg_fd_release(s);
-            bool truncated = atomic_load(&s->size) < size;
-            if (!truncated && from != 0) {
-                /* Garbage where the index pointed: the index is wrong. */
-                seg_mark_index_corrupt(s);
-            } else if (!truncated) {
+        }
+        bool truncated = atomic_load(&s->truncations) != gen;
+        if (rc == SM_ERR_IO && seg_retired(s)) {
+            /* Deleted (and maybe unlinked) since it was picked: the next pick
+             * answers from the log as it is now. */
+            seg_unref(s);
+            continue;
+        }
+        if (rc == SM_ERR_CORRUPT || rc == SM_ERR_NOTFOUND) {
+            if (truncated) {
+                /* Truncated under us: the next pick sees the new end. */
                 seg_unref(s);
-                sm_error("storage", "%s: no valid batch for offset %lld in segment %lld", l->dir,
-                         (long long)offset, (long long)s->base);
-                return SM_ERR_CORRUPT;
+                continue;
             }
-            /* Truncated under us, or the index is rebuilt: try again. */
+            if (from != 0 && !index_rebuilt) {
+                /* Garbage where the index pointed: rebuild it, once. */
+                seg_mark_index_corrupt(s);
+                index_rebuilt = true;
+                seg_unref(s);
+                continue;
+            }
+            sm_error("storage", "%s: no valid batch for offset %lld in segment %lld", l->dir,
+                     (long long)offset, (long long)s->base);
+            rc = SM_ERR_CORRUPT;
         }
         seg_unref(s);
-        if (rc != SM_ERR_CORRUPT && rc != SM_ERR_NOTFOUND) return rc;
+        return rc;
     }
-    return SM_ERR_CORRUPT;
 }
 
 void log_range_release(log_range_t *r) {
@@ -349,7 +364,7 @@ static int search_segment(log_segment_t *s, int64_t size, int32_t interval, int6
     return rc;
 }
 
-int log_offset_for_timestamp(log_t *l, int64_t ts, int64_t *offset, int64_t *found_ts) {
+static int offset_for_timestamp_once(log_t *l, int64_t ts, int64_t *offset, int64_t *found_ts) {
     *offset = -1;
     *found_ts = -1;
     log_segment_t **v;
@@ -377,7 +392,7 @@ int log_offset_for_timestamp(log_t *l, int64_t ts, int64_t *offset, int64_t *fou
     return rc;
 }
 
-int log_max_timestamp(log_t *l, int64_t *offset, int64_t *ts) {
+static int max_timestamp_once(log_t *l, int64_t *offset, int64_t *ts) {
     *offset = -1;
     *ts = -1;
     log_segment_t **v;
@@ -422,5 +437,21 @@ int log_max_timestamp(log_t *l, int64_t *offset, int64_t *ts) {
     for (int i = 0; i < n; i++) seg_unref(v[i]);
     free(v);
     free(sizes);
+    return rc;
+}
+
+/* A truncation racing with a lookup can make it read past the new end: such a
+ * lookup answers SM_ERR_CORRUPT and is simply made again. */
+int log_offset_for_timestamp(log_t *l, int64_t ts, int64_t *offset, int64_t *found_ts) {
+    int rc = SM_ERR_CORRUPT;
+    for (int attempt = 0; attempt < 8 && rc == SM_ERR_CORRUPT; attempt++)
+        rc = offset_for_timestamp_once(l, ts, offset, found_ts);
+    return rc;
+}
+
+int log_max_timestamp(log_t *l, int64_t *offset, int64_t *ts) {
+    int rc = SM_ERR_CORRUPT;
+    for (int attempt = 0; attempt < 8 && rc == SM_ERR_CORRUPT; attempt++)
+        rc = max_timestamp_once(l, offset, ts);
     return rc;
 }

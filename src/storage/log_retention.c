@@ -106,6 +106,10 @@ int log_truncate_to(log_t *l, int64_t offset) {
         ngone = 0;
         goto out;
     }
+    /* Renamed now, under the mutex: the next roll may create a segment with
+     * the same base as one of these. */
+    for (int i = 0; i < ngone; i++)
+        if (seg_rename_deleted(gone[i], now + l->cfg.file_delete_delay_ms)) seg_unlink_files(gone[i]);
     log_segment_t *s = log_active(l);
     if (!s->pinned && (rc = seg_pin_active(s, l->cfg.index_interval_bytes))) {
         log_go_offline(l, "reopening a segment for truncation", errno);
@@ -125,6 +129,7 @@ int log_truncate_to(log_t *l, int64_t offset) {
         }
     }
     if (cut < size) {
+        atomic_fetch_add(&s->truncations, 1);
         if (ftruncate(s->fd, cut)) {
             log_go_offline(l, "truncate", errno);
             rc = SM_ERR_IO;

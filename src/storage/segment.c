@@ -725,6 +725,13 @@ int seg_rename_deleted(log_segment_t *s, int64_t delete_after_ms) {
     return rc;
 }
 
+bool seg_retired(log_segment_t *s) {
+    pthread_mutex_lock(&s->fmu);
+    bool d = s->deleted;
+    pthread_mutex_unlock(&s->fmu);
+    return d;
+}
+
 void seg_unlink_files(log_segment_t *s) {
     pthread_mutex_lock(&s->fmu);
     for (int i = 0; i < 3; i++) {

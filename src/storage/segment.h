@@ -42,6 +42,7 @@ typedef struct log_segment log_segment_t;
 struct log_segment {
     int64_t base;
     _Atomic int64_t size;
+    atomic_uint truncations; /* bumped before each truncation: readers notice */
     int64_t next_offset;
     int64_t bytes_since_index;
     int64_t created_ms;
@@ -137,6 +138,8 @@ int seg_truncate_indexes(log_segment_t *s, int fd, int64_t offset, int64_t pos);
 
 /* Renames the three files to *.deleted (deletion delayed like Kafka's). */
 int seg_rename_deleted(log_segment_t *s, int64_t delete_after_ms);
+/* True once the segment was renamed for deletion (retention, truncation). */
+bool seg_retired(log_segment_t *s);
 /* Unlinks the files (with their .deleted suffix when renamed). */
 void seg_unlink_files(log_segment_t *s);
 /* The folder was renamed: files now live under dir. */
