@@ -226,20 +226,42 @@ static size_t varbytes_size(sm_bytes_t v) {
     return v.len < 0 ? sm_varint_size(-1) : sm_varint_size(v.len) + (size_t)v.len;
 }
 
+/* Bytes of a record after its length prefix; SIZE_MAX for a null header key
+ * (Kafka requires header keys) or a body beyond int32. */
+static size_t record_body_size(int64_t ts_delta, int32_t offset_delta, sm_bytes_t key,
+                               sm_bytes_t value, const proto_record_header_t *headers,
+                               int32_t nheaders) {
+    size_t body = 1 + sm_varlong_size(ts_delta) + sm_varint_size(offset_delta) +
+                  varbytes_size(key) + varbytes_size(value) + sm_varint_size(nheaders);
+    for (int32_t i = 0; i < nheaders; i++) {
+        if (headers[i].key.len < 0) return SIZE_MAX;
+        size_t kl = (size_t)headers[i].key.len;
+        body += sm_varint_size(headers[i].key.len) + kl + varbytes_size(headers[i].value);
+    }
+    return body > INT32_MAX ? SIZE_MAX : body;
+}
+
+size_t proto_record_size(int64_t timestamp_delta, int32_t offset_delta, sm_bytes_t key,
+                         sm_bytes_t value, const proto_record_header_t *headers, int32_t nheaders) {
+    if (nheaders < 0 || (nheaders > 0 && !headers)) return 0;
+    size_t body = record_body_size(timestamp_delta, offset_delta, key, value, headers, nheaders);
+    if (body == SIZE_MAX) return 0;
+    return sm_varint_size((int32_t)body) + body;
+}
+
 int proto_batch_builder_add(proto_batch_builder_t *b, int64_t timestamp, sm_bytes_t key,
                             sm_bytes_t value, const proto_record_header_t *headers,
                             int32_t nheaders) {
     if (b->status) return b->status;
-    int64_t ts_delta = timestamp - b->base_timestamp;
-    size_t body = 1 + sm_varlong_size(ts_delta) + sm_varint_size(b->count) + varbytes_size(key) +
-                  varbytes_size(value) + sm_varint_size(nheaders);
-    for (int32_t i = 0; i < nheaders; i++) {
-        size_t kl = headers[i].key.len < 0 ? 0 : (size_t)headers[i].key.len;
-        body += sm_varint_size((int32_t)kl) + kl + varbytes_size(headers[i].value);
-    }
-    if (body > INT32_MAX) return b->status = SM_ERR_RANGE;
+    int64_t ts_delta;
+    if (__builtin_sub_overflow(timestamp, b->base_timestamp, &ts_delta) || b->count == INT32_MAX ||
+        nheaders < 0 || (nheaders > 0 && !headers))
+        return b->status = SM_ERR_RANGE;
+    size_t body = record_body_size(ts_delta, b->count, key, value, headers, nheaders);
+    if (body == SIZE_MAX) return b->status = SM_ERR_RANGE;
     size_t total = sm_varint_size((int32_t)body) + body;
     if (b->cap - b->len < total) return b->status = SM_ERR_SPACE;
+    /* Sized exactly above, so none of these writes can fail. */
     sm_writer_t w = sm_writer_make(b->buf + b->len, total);
     sm_wr_varint(&w, (int32_t)body);
     sm_wr_i8(&w, 0);
@@ -251,9 +273,8 @@ int proto_batch_builder_add(proto_batch_builder_t *b, int64_t timestamp, sm_byte
     if (value.len > 0) sm_wr_raw(&w, value.ptr, (size_t)value.len);
     sm_wr_varint(&w, nheaders);
     for (int32_t i = 0; i < nheaders; i++) {
-        int32_t kl = headers[i].key.len < 0 ? 0 : headers[i].key.len;
-        sm_wr_varint(&w, kl);
-        if (kl) sm_wr_raw(&w, headers[i].key.ptr, (size_t)kl);
+        sm_wr_varint(&w, headers[i].key.len);
+        if (headers[i].key.len > 0) sm_wr_raw(&w, headers[i].key.ptr, (size_t)headers[i].key.len);
         sm_wr_varint(&w, headers[i].value.len < 0 ? -1 : headers[i].value.len);
         if (headers[i].value.len > 0)
             sm_wr_raw(&w, headers[i].value.ptr, (size_t)headers[i].value.len);

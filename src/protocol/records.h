@@ -88,7 +88,11 @@ int proto_batch_parse_header(const uint8_t *buf, size_t len, proto_batch_header_
  * last_offset_delta consistent with the count when the batch is not compressed,
  * and for uncompressed batches every record decodes within the batch with
  * offset deltas 0..count-1 ascending and lengths that add up exactly.
- * Fills *h. Returns SM_OK or SM_ERR_PARSE / SM_ERR_CORRUPT / SM_ERR_VERSION.
+ * Compressed batches (codec 1..4) get the header, size and CRC checks only;
+ * codecs above 4 are SM_ERR_CORRUPT. This is the producer's contract: batches
+ * rewritten by a log cleaner (offset gaps, last_offset_delta past count-1)
+ * would not pass. Fills *h. Returns SM_OK or SM_ERR_PARSE / SM_ERR_CORRUPT /
+ * SM_ERR_VERSION.
  */
 int proto_batch_validate(const uint8_t *buf, size_t len, proto_batch_header_t *h);
 
@@ -184,12 +188,20 @@ typedef struct proto_batch_builder_opts {
 void proto_batch_builder_init(proto_batch_builder_t *b, uint8_t *buf, size_t cap,
                               const proto_batch_builder_opts_t *opts);
 /* Appends a record with the next offset delta. headers may be NULL when
- * nheaders is 0. Errors (SM_ERR_SPACE) are sticky and reported by finish. */
+ * nheaders is 0. A record that does not fit gives SM_ERR_SPACE; a null header
+ * key, nheaders < 0 or a timestamp delta beyond int64 gives SM_ERR_RANGE. Errors
+ * are sticky: later adds do nothing and finish reports the first one. */
 int proto_batch_builder_add(proto_batch_builder_t *b, int64_t timestamp, sm_bytes_t key,
                             sm_bytes_t value, const proto_record_header_t *headers,
                             int32_t nheaders);
 /* Writes length, last offset delta, max timestamp, count and CRC; returns the
  * status and the total batch size in *len. */
 int proto_batch_builder_finish(proto_batch_builder_t *b, size_t *len);
+
+/* Encoded size of one record, length prefix included (what builder_add takes
+ * for it), so callers can size a buffer exactly; 0 for a record builder_add
+ * would refuse with SM_ERR_RANGE. */
+size_t proto_record_size(int64_t timestamp_delta, int32_t offset_delta, sm_bytes_t key,
+                         sm_bytes_t value, const proto_record_header_t *headers, int32_t nheaders);
 
 #endif
