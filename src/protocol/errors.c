@@ -5,7 +5,7 @@
 
 const char *proto_error_name(int16_t code) {
     switch (code) {
-#define NAME_CASE(c, name, retriable) \
+#define NAME_CASE(c, name, retriable)                                                              \
     case (c): return #name;
         PROTO_ERRORS(NAME_CASE)
 #undef NAME_CASE
@@ -15,7 +15,7 @@ const char *proto_error_name(int16_t code) {
 
 bool proto_error_retriable(int16_t code) {
     switch (code) {
-#define RETRY_CASE(c, name, retriable) \
+#define RETRY_CASE(c, name, retriable)                                                             \
     case (c): return (retriable) != 0;
         PROTO_ERRORS(RETRY_CASE)
 #undef RETRY_CASE

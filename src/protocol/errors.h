@@ -8,7 +8,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* X(code, NAME, retriable) */
+/* X(code, NAME, retriable): the codes of Kafka 4.x's error table; retriable is
+ * its "Retriable" column. */
+/* clang-format off */
 #define PROTO_ERRORS(X) \
     X(-1, UNKNOWN_SERVER_ERROR, 0) \
     X(0, NONE, 0) \
@@ -140,7 +142,12 @@
     X(126, DUPLICATE_VOTER, 0) \
     X(127, VOTER_NOT_FOUND, 0) \
     X(128, INVALID_REGULAR_EXPRESSION, 0) \
-    X(129, REBOOTSTRAP_REQUIRED, 0)
+    X(129, REBOOTSTRAP_REQUIRED, 0) \
+    X(130, STREAMS_INVALID_TOPOLOGY, 0) \
+    X(131, STREAMS_INVALID_TOPOLOGY_EPOCH, 0) \
+    X(132, STREAMS_TOPOLOGY_FENCED, 0) \
+    X(133, SHARE_SESSION_LIMIT_REACHED, 1)
+/* clang-format on */
 
 enum proto_error {
 #define PROTO_ERR_ENUM(code, name, retriable) PROTO_ERR_##name = (code),
