@@ -72,8 +72,10 @@ void proto_batch_set_leader_epoch(uint8_t *buf, int32_t epoch) {
 }
 
 void proto_batch_set_log_append_time(uint8_t *buf, size_t len, int64_t ts) {
-    uint16_t attrs = (uint16_t)((uint16_t)buf[PROTO_BATCH_OFF_ATTRIBUTES] << 8 |
-                                buf[PROTO_BATCH_OFF_ATTRIBUTES + 1]);
+    if (len < PROTO_BATCH_HEADER_SIZE) return; /* not a batch: nothing to patch */
+    sm_reader_t r = sm_reader_make(buf + PROTO_BATCH_OFF_ATTRIBUTES, 2);
+    uint16_t attrs = 0;
+    sm_rd_u16(&r, &attrs);
     put_u16(buf + PROTO_BATCH_OFF_ATTRIBUTES, attrs | PROTO_ATTR_LOG_APPEND_TIME);
     put_u64(buf + PROTO_BATCH_OFF_MAX_TIMESTAMP, (uint64_t)ts);
     proto_batch_update_crc(buf, len);

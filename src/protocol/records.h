@@ -101,7 +101,8 @@ uint32_t proto_batch_compute_crc(const uint8_t *buf, size_t len);
 /* Rewrites the stored CRC after header fields under it changed. */
 void proto_batch_update_crc(uint8_t *buf, size_t len);
 
-/* In-place patches. Base offset and leader epoch are outside the CRC. */
+/* In-place patches of a batch (buf holds at least its header). Base offset and
+ * leader epoch are outside the CRC. */
 void proto_batch_set_base_offset(uint8_t *buf, int64_t base_offset);
 void proto_batch_set_leader_epoch(uint8_t *buf, int32_t epoch);
 /* Sets LogAppendTime: attribute bit and max timestamp (= ts), then the CRC. */
