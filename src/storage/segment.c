@@ -132,8 +132,10 @@ static void cache_evict(void) {
     }
 }
 
-/* Marks an unpinned segment as recently used (it holds resources). */
-static void cache_touch(log_segment_t *s) {
+/* Marks an unpinned segment as recently used (it holds resources). May evict
+ * others: the caller must not hold any segment's imu or fmu (eviction takes
+ * them), unless evict is false. */
+static void cache_touch_ex(log_segment_t *s, bool evict) {
     bool over = false;
     pthread_mutex_lock(&s->fmu);
     if (!s->pinned) {
@@ -144,8 +146,10 @@ static void cache_touch(log_segment_t *s) {
         pthread_mutex_unlock(&cache_mu);
     }
     pthread_mutex_unlock(&s->fmu);
-    if (over) cache_evict();
+    if (over && evict) cache_evict();
 }
+
+static void cache_touch(log_segment_t *s) { cache_touch_ex(s, true); }
 
 void seg_cache_set_limit(int n) {
     pthread_mutex_lock(&cache_mu);
@@ -234,7 +238,7 @@ int seg_create_files(log_segment_t *s) {
     return rc;
 }
 
-int seg_fd_acquire(log_segment_t *s, int *fd) {
+static int fd_acquire(log_segment_t *s, int *fd, bool evict) {
     pthread_mutex_lock(&s->fmu);
     if (s->fd < 0) {
         char p[4200];
@@ -249,9 +253,11 @@ int seg_fd_acquire(log_segment_t *s, int *fd) {
     *fd = s->fd;
     bool pinned = s->pinned;
     pthread_mutex_unlock(&s->fmu);
-    if (!pinned) cache_touch(s);
+    if (!pinned) cache_touch_ex(s, evict);
     return SM_OK;
 }
+
+int seg_fd_acquire(log_segment_t *s, int *fd) { return fd_acquire(s, fd, true); }
 
 void seg_fd_release(log_segment_t *s) {
     pthread_mutex_lock(&s->fmu);
@@ -499,7 +505,10 @@ static int scan_locked(log_segment_t *s, int fd, int32_t interval, bool validate
         if (h.base_offset <= prev_last || h.base_offset < s->base ||
             proto_batch_last_offset(&h) - s->base > INT32_MAX)
             goto out;
-        if (validate && proto_batch_validate(buf + (pos - bstart), (size_t)need, &h)) goto out;
+        /* Recovery checks what Kafka's does: size and CRC. Record-level rules
+         * are the producer's contract and do not hold for compacted batches. */
+        if (validate && proto_batch_compute_crc(buf + (pos - bstart), (size_t)need) != h.crc)
+            goto out;
         if ((rc = note_batch_locked(s, interval, pos, &h, &st->bytes_since_index))) goto out;
         prev_last = proto_batch_last_offset(&h);
         st->next_offset = prev_last + 1;
@@ -548,7 +557,7 @@ static int ensure_index_locked(log_segment_t *s, int32_t interval) {
     seg_file_path(s, ".index", p, sizeof(p));
     sm_warn("storage", "%s: index missing or corrupt, rebuilding it from the segment", p);
     int fd;
-    int rc = seg_fd_acquire(s, &fd);
+    int rc = fd_acquire(s, &fd, false); /* imu is held: no eviction here */
     if (rc) return rc;
     scan_state_t st;
     rc = scan_locked(s, fd, interval, false, size, &st);

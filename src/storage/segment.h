@@ -107,7 +107,7 @@ int seg_write_index_files(log_segment_t *s);
 
 /*
  * Rebuilds the in-memory indexes by reading the .log from position 0 through
- * fd. validate: check every batch (size, CRC, records); otherwise headers and
+ * fd. validate: check every batch's size and CRC; otherwise headers and
  * sizes only. *valid_end: where whole valid batches end. Also sets next_offset,
  * bytes_since_index and the max timestamp. Single-threaded use (open, or under
  * the log's mutex with imu held by the caller when with_imu is false).
