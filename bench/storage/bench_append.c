@@ -5,7 +5,8 @@
  * the end, inside the timing), "sync" (one producer, fsync before every
  * acknowledgement), "group" (PRODUCERS threads, fsync before ack through the
  * flusher: group commit).
- * usage: bench_append DIR TOTAL_MB RECORD_BYTES cache|sync|group [PRODUCERS]
+ * Mode "size" prints the batch length (for a baseline writing the same sizes).
+ * usage: bench_append DIR TOTAL_MB RECORD_BYTES cache|sync|group|size [PRODUCERS]
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -106,6 +107,11 @@ int main(int argc, char **argv) {
     int producers = argc > 5 ? atoi(argv[5]) : 1;
     bool group = strcmp(mode, "group") == 0, sync = strcmp(mode, "sync") == 0;
     if (!group) producers = 1;
+    if (strcmp(mode, "size") == 0) {
+        build_batch(rec);
+        printf("%zu\n", batch_len);
+        return 0;
+    }
     sm_log_set_level(SM_LOG_ERROR);
     log_config_t cfg;
     log_config_default(&cfg);
@@ -147,8 +153,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     size_t appended = (size_t)(log_end_offset(l) / batch_records) * batch_len;
-    printf("%zu-byte records, %d per batch, %s%s: %.1f MB/s (%.0f records/s, %zu MB)\n", rec,
-           batch_records, mode, group ? (producers > 1 ? " commit" : "") : "", appended / dt / 1e6,
+    printf("%zu-byte records, %d per batch (%zu bytes), %s%s: %.1f MB/s (%.0f records/s, %zu MB)\n",
+           rec, batch_records, batch_len, mode, group ? (producers > 1 ? " commit" : "") : "", appended / dt / 1e6,
            (double)log_end_offset(l) / dt, appended >> 20);
     if (group) printf("  (%d producers sharing fsyncs)\n", producers);
     log_flusher_stop(fl);

@@ -357,8 +357,11 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
     atomic_store(&l->end_offset, log_active(l)->next_offset);
     atomic_store(&l->flushed_offset, log_active(l)->next_offset);
     l->start_offset = l->segs[0]->base;
-    if (log_start > l->start_offset && log_start <= log_active(l)->next_offset)
-        l->start_offset = log_start;
+    /* A start beyond the end (recovery cut data above it) leaves nothing
+     * readable below the end: records below the start stay deleted. */
+    if (log_start > l->start_offset)
+        l->start_offset = log_start < log_active(l)->next_offset ? log_start
+                                                                 : log_active(l)->next_offset;
     free(bases);
     *out = l;
     return SM_OK;
