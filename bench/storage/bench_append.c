@@ -85,7 +85,8 @@ static void *produce(void *arg) {
         int rc = log_flush_request(p->f, p->l, la + 1, on_durable, p);
         if (rc == SM_ERR_AGAIN) {
             pthread_mutex_lock(&p->mu);
-            while (p->pending) pthread_cond_wait(&p->cv, &p->mu);
+            while (p->pending)
+                pthread_cond_wait(&p->cv, &p->mu);
             pthread_mutex_unlock(&p->mu);
         } else if (rc) {
             p->rc = rc;
@@ -137,8 +138,13 @@ int main(int argc, char **argv) {
         free(work);
     } else {
         for (int i = 0; i < producers; i++) {
-            ps[i] = (producer_t){l, group ? fl : NULL, total / (size_t)producers,
-                                 PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+            ps[i] = (producer_t){l,
+                                 group ? fl : NULL,
+                                 total / (size_t)producers,
+                                 PTHREAD_MUTEX_INITIALIZER,
+                                 PTHREAD_COND_INITIALIZER,
+                                 0,
+                                 0};
             pthread_create(&tids[i], NULL, produce, &ps[i]);
         }
         for (int i = 0; i < producers; i++) {
@@ -154,8 +160,8 @@ int main(int argc, char **argv) {
     }
     size_t appended = (size_t)(log_end_offset(l) / batch_records) * batch_len;
     printf("%zu-byte records, %d per batch (%zu bytes), %s%s: %.1f MB/s (%.0f records/s, %zu MB)\n",
-           rec, batch_records, batch_len, mode, group ? (producers > 1 ? " commit" : "") : "", appended / dt / 1e6,
-           (double)log_end_offset(l) / dt, appended >> 20);
+           rec, batch_records, batch_len, mode, group ? (producers > 1 ? " commit" : "") : "",
+           appended / dt / 1e6, (double)log_end_offset(l) / dt, appended >> 20);
     if (group) printf("  (%d producers sharing fsyncs)\n", producers);
     log_flusher_stop(fl);
     log_attach_flusher(l, NULL);

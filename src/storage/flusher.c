@@ -27,8 +27,10 @@ struct log_flusher {
 
 static void queue_push(log_flusher_t *f, log_t *l) {
     l->fq_next = NULL;
-    if (f->tail) f->tail->fq_next = l;
-    else f->head = l;
+    if (f->tail)
+        f->tail->fq_next = l;
+    else
+        f->head = l;
     f->tail = l;
     pthread_cond_signal(&f->cv);
 }
@@ -46,7 +48,8 @@ static void *flusher_main(void *arg) {
     log_flusher_t *f = arg;
     pthread_mutex_lock(&f->mu);
     for (;;) {
-        while (!f->head && !f->stopping) pthread_cond_wait(&f->cv, &f->mu);
+        while (!f->head && !f->stopping)
+            pthread_cond_wait(&f->cv, &f->mu);
         if (!f->head) break; /* stopping and drained */
         log_t *l = f->head;
         f->head = l->fq_next;
@@ -132,7 +135,8 @@ void log_flusher_stop(log_flusher_t *f) {
     f->stopping = true;
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
-    for (int i = 0; i < f->nthreads; i++) pthread_join(f->threads[i], NULL);
+    for (int i = 0; i < f->nthreads; i++)
+        pthread_join(f->threads[i], NULL);
     pthread_mutex_destroy(&f->mu);
     pthread_cond_destroy(&f->cv);
     free(f->threads);
@@ -155,8 +159,10 @@ static int flush_request(log_flusher_t *f, log_t *l, int64_t offset, log_flush_c
     }
     *w = (log_waiter_t){offset, cb, arg, NULL};
     pthread_mutex_lock(&l->wmu);
-    if (l->waiters_tail) l->waiters_tail->next = w;
-    else l->waiters = w;
+    if (l->waiters_tail)
+        l->waiters_tail->next = w;
+    else
+        l->waiters = w;
     l->waiters_tail = w;
     if (!l->fq_queued && !l->fq_busy) {
         l->fq_queued = true;
@@ -182,6 +188,7 @@ void log_flush_async(log_t *l) {
 
 void log_flush_quiesce(log_t *l) {
     pthread_mutex_lock(&l->wmu);
-    while (l->fq_queued || l->fq_busy || l->waiters) pthread_cond_wait(&l->wcv, &l->wmu);
+    while (l->fq_queued || l->fq_busy || l->waiters)
+        pthread_cond_wait(&l->wcv, &l->wmu);
     pthread_mutex_unlock(&l->wmu);
 }

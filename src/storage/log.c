@@ -92,8 +92,8 @@ void log_retire_segments(log_t *l, log_segment_t **v, int n, int64_t now) {
          * rename leaves the files for the next start to find (their offsets
          * are below the log start by then). */
         if (seg_rename_deleted(v[i], after))
-            sm_warn("storage", "%s: cannot rename segment %020" PRId64 " for deletion: %s",
-                    l->dir, v[i]->base, strerror(errno));
+            sm_warn("storage", "%s: cannot rename segment %020" PRId64 " for deletion: %s", l->dir,
+                    v[i]->base, strerror(errno));
     }
     pthread_mutex_lock(&l->mu);
     for (int i = 0; i < n; i++) {
@@ -360,14 +360,15 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
     /* A start beyond the end (recovery cut data above it) leaves nothing
      * readable below the end: records below the start stay deleted. */
     if (log_start > l->start_offset)
-        l->start_offset = log_start < log_active(l)->next_offset ? log_start
-                                                                 : log_active(l)->next_offset;
+        l->start_offset =
+            log_start < log_active(l)->next_offset ? log_start : log_active(l)->next_offset;
     free(bases);
     *out = l;
     return SM_OK;
 fail:
     free(bases);
-    for (int i = 0; i < l->nsegs; i++) seg_unref(l->segs[i]);
+    for (int i = 0; i < l->nsegs; i++)
+        seg_unref(l->segs[i]);
     free(l->segs);
     free(l->dir);
     pthread_mutex_destroy(&l->mu);
@@ -381,7 +382,8 @@ fail:
 /* ---------------------------------------------------------------- close */
 
 static void free_log(log_t *l) {
-    for (int i = 0; i < l->nsegs; i++) seg_unref(l->segs[i]);
+    for (int i = 0; i < l->nsegs; i++)
+        seg_unref(l->segs[i]);
     for (int i = 0; i < l->ntrash; i++) {
         seg_unlink_files(l->trash[i]);
         seg_unref(l->trash[i]);
@@ -450,7 +452,8 @@ int64_t log_start_offset(log_t *l) {
 int64_t log_size_bytes(log_t *l) {
     pthread_mutex_lock(&l->mu);
     int64_t total = 0;
-    for (int i = 0; i < l->nsegs; i++) total += atomic_load(&l->segs[i]->size);
+    for (int i = 0; i < l->nsegs; i++)
+        total += atomic_load(&l->segs[i]->size);
     pthread_mutex_unlock(&l->mu);
     return total;
 }
@@ -495,8 +498,10 @@ int log_roll_locked(log_t *l) {
 int log_roll(log_t *l) {
     pthread_mutex_lock(&l->mu);
     int rc = SM_OK;
-    if (atomic_load(&l->offline)) rc = SM_ERR_IO;
-    else if (atomic_load(&log_active(l)->size) > 0) rc = log_roll_locked(l);
+    if (atomic_load(&l->offline))
+        rc = SM_ERR_IO;
+    else if (atomic_load(&log_active(l)->size) > 0)
+        rc = log_roll_locked(l);
     pthread_mutex_unlock(&l->mu);
     if (rc == SM_OK) log_flush_async(l);
     return rc;
@@ -582,8 +587,10 @@ out:
     if (rc == SM_OK && flush_now) {
         /* flush.messages: Kafka flushes on the appending thread; with a
          * flusher attached the flush happens there instead. */
-        if (l->flusher) log_flush_async(l);
-        else rc = log_flush(l);
+        if (l->flusher)
+            log_flush_async(l);
+        else
+            rc = log_flush(l);
     } else if (rc == SM_OK && rolled) {
         log_flush_async(l);
     }
@@ -618,7 +625,9 @@ int log_flush_locked(log_t *l, int64_t limit) {
         seg_ref(l->segs[i]);
         v[n++] = l->segs[i];
     }
-    log_segment_t *act = log_active(l);
+    /* The active segment is compared by base: it may be rolled and even
+     * retired (freed) while the fsyncs run. */
+    int64_t act_base = log_active(l)->base;
     bool dir_dirty = l->dir_dirty;
     l->dir_dirty = false;
     pthread_mutex_unlock(&l->mu);
@@ -636,7 +645,7 @@ int log_flush_locked(log_t *l, int64_t limit) {
         }
         if ((rc = fio_fdatasync(fd))) err = errno;
         seg_fd_release(v[i]);
-        if (rc == SM_OK && v[i] != act && v[i]->pinned) {
+        if (rc == SM_OK && v[i]->base != act_base && v[i]->pinned) {
             /* A rolled segment is complete: its index files go out once.
              * (pinned changes only under flush_mu, which is held.) */
             if ((rc = seg_write_index_files(v[i]))) {
@@ -656,7 +665,7 @@ int log_flush_locked(log_t *l, int64_t limit) {
         if (target > atomic_load(&l->flushed_offset)) atomic_store(&l->flushed_offset, target);
         /* A roll during the fsyncs left the segment active at the snapshot
          * unfinished. */
-        l->unfinished_base = log_active(l) != act ? act->base : INT64_MAX;
+        l->unfinished_base = log_active(l)->base != act_base ? act_base : INT64_MAX;
         if (target >= atomic_load(&l->end_offset)) {
             l->unflushed_msgs = 0;
             l->first_unflushed_ms = 0;
@@ -664,7 +673,7 @@ int log_flush_locked(log_t *l, int64_t limit) {
     }
     pthread_mutex_unlock(&l->mu);
     for (int i = 0; i < n; i++) {
-        if (rc == SM_OK && v[i] != act && v[i]->pinned) seg_unpin(v[i]);
+        if (rc == SM_OK && v[i]->base != act_base && v[i]->pinned) seg_unpin(v[i]);
         seg_unref(v[i]);
     }
     free(v);

@@ -22,17 +22,17 @@
 #include <stdint.h>
 
 typedef struct log_config {
-    int64_t segment_bytes;        /* segment.bytes / log.segment.bytes */
-    int64_t segment_ms;           /* segment.ms / log.roll.ms */
-    int32_t index_interval_bytes; /* index.interval.bytes */
-    int32_t segment_index_bytes;  /* segment.index.bytes: max index file size */
-    int64_t retention_ms;         /* -1: forever */
-    int64_t retention_bytes;      /* -1: unlimited */
+    int64_t segment_bytes;           /* segment.bytes / log.segment.bytes */
+    int64_t segment_ms;              /* segment.ms / log.roll.ms */
+    int32_t index_interval_bytes;    /* index.interval.bytes */
+    int32_t segment_index_bytes;     /* segment.index.bytes: max index file size */
+    int64_t retention_ms;            /* -1: forever */
+    int64_t retention_bytes;         /* -1: unlimited */
     int64_t flush_interval_messages; /* flush.messages: fsync after this many */
-    int64_t flush_interval_ms;    /* flush.ms: fsync when the oldest unflushed is older */
-    int64_t file_delete_delay_ms; /* file.delete.delay.ms */
-    bool fsync_before_ack;        /* samsa.log.fsync.before.ack: the caller syncs
-                                     (log_flush_request) before acknowledging */
+    int64_t flush_interval_ms;       /* flush.ms: fsync when the oldest unflushed is older */
+    int64_t file_delete_delay_ms;    /* file.delete.delay.ms */
+    bool fsync_before_ack;           /* samsa.log.fsync.before.ack: the caller syncs
+                                        (log_flush_request) before acknowledging */
 } log_config_t;
 
 /* Kafka's defaults. */
@@ -49,8 +49,8 @@ typedef struct log_range {
     log_segment_t *seg;
     int fd;
     int64_t file_pos;
-    size_t len;            /* 0 when nothing is available at the offset */
-    int64_t first_offset;  /* base offset of the first batch in the range */
+    size_t len;           /* 0 when nothing is available at the offset */
+    int64_t first_offset; /* base offset of the first batch in the range */
 } log_range_t;
 
 /*

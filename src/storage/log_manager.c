@@ -91,7 +91,8 @@ typedef struct ckpt {
 static void ckpt_free(ckpt_t *c) {
     size_t it = 0;
     void *v;
-    while (sm_map_next(&c->offsets, &it, NULL, NULL, &v)) free(v);
+    while (sm_map_next(&c->offsets, &it, NULL, NULL, &v))
+        free(v);
     sm_map_free(&c->offsets);
 }
 
@@ -284,7 +285,8 @@ static int load_dirs(log_manager_t *m, int threads) {
         for (int i = 0; tids && i < nt; i++)
             if (pthread_create(&tids[i], NULL, load_worker, &pool) == 0) started++;
         if (!started) load_worker(&pool);
-        for (int i = 0; i < started; i++) pthread_join(tids[i], NULL);
+        for (int i = 0; i < started; i++)
+            pthread_join(tids[i], NULL);
         free(tids);
         pthread_mutex_destroy(&pool.mu);
         for (int i = 0; i < njobs; i++) {
@@ -294,8 +296,10 @@ static int load_dirs(log_manager_t *m, int threads) {
                 rc = jobs[i].rc;
                 continue;
             }
-            if (rc == SM_OK) rc = add_entry(m, jobs[i].topic, jobs[i].partition, jobs[i].dir, jobs[i].log);
-            else log_close(jobs[i].log);
+            if (rc == SM_OK)
+                rc = add_entry(m, jobs[i].topic, jobs[i].partition, jobs[i].dir, jobs[i].log);
+            else
+                log_close(jobs[i].log);
         }
     }
     free(jobs);
@@ -309,7 +313,8 @@ static void maintenance_pass(log_manager_t *m, bool retention, bool checkpoint) 
     size_t n = sm_map_size(&m->logs), it = 0, i = 0;
     log_t **logs = calloc(n + 1, sizeof(*logs));
     void *v;
-    while (logs && sm_map_next(&m->logs, &it, NULL, NULL, &v)) logs[i++] = ((entry_t *)v)->log;
+    while (logs && sm_map_next(&m->logs, &it, NULL, NULL, &v))
+        logs[i++] = ((entry_t *)v)->log;
     /* Folders of deleted partitions go now (their logs are closed here). */
     doomed_t *doomed = m->doomed;
     int ndoomed = m->ndoomed;
@@ -447,7 +452,8 @@ int log_manager_close(log_manager_t *m) {
     int rc = SM_OK;
     size_t it = 0;
     void *v;
-    while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) log_attach_flusher(((entry_t *)v)->log, NULL);
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
+        log_attach_flusher(((entry_t *)v)->log, NULL);
     /* Flush everything so the recovery points cover all data. */
     it = 0;
     while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
@@ -473,7 +479,8 @@ int log_manager_close(log_manager_t *m) {
             fio_write_file(marker, "", 0, true);
         }
     }
-    for (int d = 0; m->dirs && d < m->ndirs; d++) free(m->dirs[d]);
+    for (int d = 0; m->dirs && d < m->ndirs; d++)
+        free(m->dirs[d]);
     free(m->dirs);
     free(m->dir_counts);
     sm_map_free(&m->logs);

@@ -20,8 +20,8 @@ typedef struct log_manager_opts {
     const char *const *dirs; /* log.dirs */
     int ndirs;
     log_config_t defaults;
-    int recovery_threads;          /* num.recovery.threads.per.data.dir */
-    int64_t retention_check_ms;    /* log.retention.check.interval.ms */
+    int recovery_threads;           /* num.recovery.threads.per.data.dir */
+    int64_t retention_check_ms;     /* log.retention.check.interval.ms */
     int64_t checkpoint_interval_ms; /* log.flush.offset.checkpoint.interval.ms */
     int flush_threads;              /* flusher threads; 0: one per log dir */
     int max_open_segments;          /* inactive segments with open files; 0: default */

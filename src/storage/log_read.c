@@ -20,12 +20,13 @@
 /* Reads a few KiB at a time so that small batches cost one pread per chunk,
  * not one per header. */
 int log_walk_to_offset(int fd, int64_t pos, int64_t size, int64_t offset, int64_t *found_pos,
-                          proto_batch_header_t *h) {
+                       proto_batch_header_t *h) {
     uint8_t chunk[8192];
     int64_t cstart = 0, clen = 0;
     while (pos < size) {
         if (pos < cstart || pos + PROTO_BATCH_HEADER_SIZE > cstart + clen) {
-            int64_t want = size - pos < (int64_t)sizeof(chunk) ? size - pos : (int64_t)sizeof(chunk);
+            int64_t want =
+                size - pos < (int64_t)sizeof(chunk) ? size - pos : (int64_t)sizeof(chunk);
             if (want < PROTO_BATCH_HEADER_SIZE) return SM_ERR_CORRUPT;
             if (seg_pread(fd, chunk, (size_t)want, pos)) return SM_ERR_CORRUPT;
             cstart = pos;
@@ -59,7 +60,8 @@ static log_segment_t *pick_segment(log_t *l, int64_t offset, int64_t *size, int3
     } else if (offset < end) {
         int i = log_find_segment(l, offset);
         /* A segment cut short by recovery may end before the next one begins. */
-        while (i < l->nsegs && l->segs[i]->next_offset <= offset) i++;
+        while (i < l->nsegs && l->segs[i]->next_offset <= offset)
+            i++;
         if (i < l->nsegs) {
             s = l->segs[i];
             seg_ref(s);
@@ -344,8 +346,8 @@ static int search_segment(log_segment_t *s, int64_t size, int32_t interval, int6
             continue;
         }
         int r = read_batch(fd, at, &h, &buf, &cap);
-        if (r == SM_OK) r = batch_find_record(buf, proto_batch_total_size(&h), &h, from, ts, exact,
-                                              off, rts);
+        if (r == SM_OK)
+            r = batch_find_record(buf, proto_batch_total_size(&h), &h, from, ts, exact, off, rts);
         if (r == SM_OK || r == SM_ERR_NOMEM || r == SM_ERR_IO) {
             rc = r;
             break;
@@ -386,7 +388,8 @@ static int offset_for_timestamp_once(log_t *l, int64_t ts, int64_t *offset, int6
         if (rc != SM_ERR_NOTFOUND) break;
         rc = SM_OK;
     }
-    for (int i = 0; i < n; i++) seg_unref(v[i]);
+    for (int i = 0; i < n; i++)
+        seg_unref(v[i]);
     free(v);
     free(sizes);
     return rc;
@@ -434,7 +437,8 @@ static int max_timestamp_once(log_t *l, int64_t *offset, int64_t *ts) {
         }
         *offset = best_off;
     }
-    for (int i = 0; i < n; i++) seg_unref(v[i]);
+    for (int i = 0; i < n; i++)
+        seg_unref(v[i]);
     free(v);
     free(sizes);
     return rc;

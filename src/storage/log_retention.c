@@ -45,8 +45,7 @@ static int truncate_fully_locked(log_t *l, int64_t offset, int64_t now) {
         return n;
     }
     for (int i = 0; i < n; i++)
-        if (seg_rename_deleted(old[i], now + l->cfg.file_delete_delay_ms))
-            seg_unlink_files(old[i]);
+        if (seg_rename_deleted(old[i], now + l->cfg.file_delete_delay_ms)) seg_unlink_files(old[i]);
     int rc = seg_create_files(s);
     if (rc == SM_OK) {
         l->segs[0] = s; /* cap >= 1: the list was never empty */
@@ -109,7 +108,8 @@ int log_truncate_to(log_t *l, int64_t offset) {
     /* Renamed now, under the mutex: the next roll may create a segment with
      * the same base as one of these. */
     for (int i = 0; i < ngone; i++)
-        if (seg_rename_deleted(gone[i], now + l->cfg.file_delete_delay_ms)) seg_unlink_files(gone[i]);
+        if (seg_rename_deleted(gone[i], now + l->cfg.file_delete_delay_ms))
+            seg_unlink_files(gone[i]);
     log_segment_t *s = log_active(l);
     if (!s->pinned && (rc = seg_pin_active(s, l->cfg.index_interval_bytes))) {
         log_go_offline(l, "reopening a segment for truncation", errno);
@@ -171,7 +171,8 @@ int log_delete_records_before(log_t *l, int64_t offset) {
     l->start_offset = offset;
     /* Whole segments that end at or below the new start go away. */
     int drop = 0;
-    while (drop < l->nsegs - 1 && l->segs[drop]->next_offset <= offset) drop++;
+    while (drop < l->nsegs - 1 && l->segs[drop]->next_offset <= offset)
+        drop++;
     if (drop == l->nsegs - 1 && log_active(l)->next_offset <= offset &&
         atomic_load(&log_active(l)->size) > 0) {
         /* Even the active segment is below: roll so it can go too. */
@@ -213,7 +214,8 @@ static int retention_pick(log_segment_t **v, const int64_t *sizes, int n, const 
     }
     if (cfg->retention_bytes >= 0) {
         int64_t total = 0;
-        for (int i = 0; i < n; i++) total += sizes[i];
+        for (int i = 0; i < n; i++)
+            total += sizes[i];
         /* Kafka drops the oldest while the rest still reaches the bound. */
         while (drop_s < n - 1 && total - sizes[drop_s] >= cfg->retention_bytes) {
             total -= sizes[drop_s];
@@ -255,7 +257,8 @@ int log_run_retention(log_t *l, int64_t now) {
     /* The list may have changed meanwhile (truncation, DeleteRecords): only
      * the part of the snapshot still at the head of the log counts. */
     int same = 0;
-    while (same < drop && same < l->nsegs && l->segs[same] == v[same]) same++;
+    while (same < drop && same < l->nsegs && l->segs[same] == v[same])
+        same++;
     drop = same;
     if (drop > 0 && drop == l->nsegs) {
         /* Everything expired, the active segment too: roll so it can go (if
@@ -270,7 +273,8 @@ int log_run_retention(log_t *l, int64_t now) {
     pthread_mutex_unlock(&l->mu);
     if (removed) log_retire_segments(l, gone, removed, now);
     if (rolled) log_flush_async(l);
-    for (int i = 0; i < n; i++) seg_unref(v[i]);
+    for (int i = 0; i < n; i++)
+        seg_unref(v[i]);
     free(v);
     free(sizes);
     return removed;
@@ -283,8 +287,10 @@ void log_run_flush_policy(log_t *l, int64_t now) {
     log_segment_t **expired = l->ntrash ? malloc(sizeof(*expired) * (size_t)l->ntrash) : NULL;
     for (int i = 0; i < l->ntrash; i++) {
         log_segment_t *s = l->trash[i];
-        if (expired && now >= s->delete_after_ms) expired[nexp++] = s;
-        else l->trash[keep++] = s;
+        if (expired && now >= s->delete_after_ms)
+            expired[nexp++] = s;
+        else
+            l->trash[keep++] = s;
     }
     l->ntrash = keep;
     bool flush = !atomic_load(&l->offline) &&
@@ -299,8 +305,10 @@ void log_run_flush_policy(log_t *l, int64_t now) {
     free(expired);
     /* flush.ms, and rolled segments still waiting for their flush. */
     if (flush) {
-        if (l->flusher) log_flush_async(l);
-        else log_flush(l);
+        if (l->flusher)
+            log_flush_async(l);
+        else
+            log_flush(l);
     }
 }
 
@@ -317,8 +325,10 @@ int log_rename_for_delete(log_t *l, const char *new_dir) {
     if (d) {
         free(l->dir);
         l->dir = d;
-        for (int i = 0; i < l->nsegs; i++) seg_set_dir(l->segs[i], d);
-        for (int i = 0; i < l->ntrash; i++) seg_set_dir(l->trash[i], d);
+        for (int i = 0; i < l->nsegs; i++)
+            seg_set_dir(l->segs[i], d);
+        for (int i = 0; i < l->ntrash; i++)
+            seg_set_dir(l->trash[i], d);
     }
     pthread_mutex_unlock(&l->mu);
     return rc;

@@ -20,7 +20,8 @@ static void uuid_to_b64(const uint8_t id[16], char out[23]) {
         if (i + 1 < 16) v |= (uint32_t)id[i + 1] << 8;
         if (i + 2 < 16) v |= id[i + 2];
         int chars = i + 2 < 16 ? 4 : (i + 1 < 16 ? 3 : 2);
-        for (int k = 0; k < chars; k++) out[o++] = b64url[(v >> (18 - 6 * k)) & 63];
+        for (int k = 0; k < chars; k++)
+            out[o++] = b64url[(v >> (18 - 6 * k)) & 63];
     }
     out[o] = 0; /* 22 characters */
 }

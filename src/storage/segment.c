@@ -64,10 +64,14 @@ static int cache_limit = 2048;
 
 static void lru_remove(log_segment_t *s) {
     if (!s->in_lru) return;
-    if (s->lru_prev) s->lru_prev->lru_next = s->lru_next;
-    else lru_head = s->lru_next;
-    if (s->lru_next) s->lru_next->lru_prev = s->lru_prev;
-    else lru_tail = s->lru_prev;
+    if (s->lru_prev)
+        s->lru_prev->lru_next = s->lru_next;
+    else
+        lru_head = s->lru_next;
+    if (s->lru_next)
+        s->lru_next->lru_prev = s->lru_prev;
+    else
+        lru_tail = s->lru_prev;
     s->lru_prev = s->lru_next = NULL;
     s->in_lru = false;
     cache_n--;
@@ -91,8 +95,10 @@ static bool try_ref(log_segment_t *s) {
 }
 
 static void index_free(seg_index_t *x) {
-    if (x->cap) free(x->data);
-    else if (x->map_len) munmap(x->data, x->map_len);
+    if (x->cap)
+        free(x->data);
+    else if (x->map_len)
+        munmap(x->data, x->map_len);
     memset(x, 0, sizeof(*x));
 }
 
@@ -106,7 +112,8 @@ static void cache_evict(void) {
             return;
         }
         log_segment_t *v = lru_tail;
-        while (v && !try_ref(v)) v = v->lru_prev;
+        while (v && !try_ref(v))
+            v = v->lru_prev;
         if (!v) {
             pthread_mutex_unlock(&cache_mu);
             return;
@@ -292,7 +299,8 @@ static int index_reserve(seg_index_t *x, size_t esz, int32_t more) {
     }
     if (need <= x->cap) return SM_OK;
     size_t cap = x->cap ? x->cap * 2 : 64 * esz;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     uint8_t *d = realloc(x->data, cap);
     if (!d) return SM_ERR_NOMEM;
     x->data = d;
@@ -404,8 +412,10 @@ static int32_t nonzero_prefix(const uint8_t *d, int32_t n, size_t esz) {
     if (n == 0) return 0;
     while (lo < hi) {
         int32_t mid = lo + (hi - lo) / 2;
-        if (memcmp(d + (size_t)mid * esz, zero, esz) != 0) lo = mid + 1;
-        else hi = mid;
+        if (memcmp(d + (size_t)mid * esz, zero, esz) != 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return lo;
 }
@@ -417,8 +427,10 @@ static int map_index_file(log_segment_t *s, const char *ext, size_t esz, seg_ind
     if (fd < 0) return errno == ENOENT ? SM_ERR_NOTFOUND : SM_ERR_IO;
     struct stat st;
     int rc = SM_OK;
-    if (fstat(fd, &st)) rc = SM_ERR_IO;
-    else if (st.st_size % (off_t)esz || st.st_size / (off_t)esz > INT32_MAX) rc = SM_ERR_CORRUPT;
+    if (fstat(fd, &st))
+        rc = SM_ERR_IO;
+    else if (st.st_size % (off_t)esz || st.st_size / (off_t)esz > INT32_MAX)
+        rc = SM_ERR_CORRUPT;
     else if (st.st_size > 0) {
         void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
         if (m == MAP_FAILED) {
@@ -459,8 +471,8 @@ typedef struct scan_state {
 } scan_state_t;
 
 /* The scanner behind seg_scan; imu held. */
-static int scan_locked(log_segment_t *s, int fd, int32_t interval, bool validate,
-                       int64_t file_size, scan_state_t *st) {
+static int scan_locked(log_segment_t *s, int fd, int32_t interval, bool validate, int64_t file_size,
+                       scan_state_t *st) {
     index_free(&s->idx);
     index_free(&s->tidx);
     s->max_ts = s->max_ts_offset = -1;
@@ -685,10 +697,12 @@ int seg_max_timestamp(log_segment_t *s, int32_t interval, int64_t *ts, int64_t *
 int seg_truncate_indexes(log_segment_t *s, int fd, int64_t offset, int64_t pos) {
     pthread_mutex_lock(&s->imu);
     int32_t n = s->idx.n;
-    while (n > 0 && idx_pos(s, n - 1) >= pos) n--;
+    while (n > 0 && idx_pos(s, n - 1) >= pos)
+        n--;
     s->idx.n = n;
     int32_t t = s->tidx.n;
-    while (t > 0 && s->base + tidx_rel(s, t - 1) >= offset) t--;
+    while (t > 0 && s->base + tidx_rel(s, t - 1) >= offset)
+        t--;
     s->tidx.n = t;
     s->max_ts = t ? tidx_ts(s, t - 1) : -1;
     s->max_ts_offset = t ? s->base + tidx_rel(s, t - 1) : -1;

@@ -42,7 +42,7 @@ static inline uint64_t su_seed(uint64_t dflt) {
 /* Builds a batch of n records; record i has timestamp ts + i (or ts_of[i]
  * when given) and a value of vlen bytes starting with tag and i. */
 static inline size_t su_batch(uint8_t *buf, size_t cap, int n, int64_t ts, const int64_t *ts_of,
-                       uint32_t tag, size_t vlen) {
+                              uint32_t tag, size_t vlen) {
     proto_batch_builder_t b;
     proto_batch_builder_opts_t o = {0, 0, 0, ts_of ? ts_of[0] : ts, -1, -1, -1};
     proto_batch_builder_init(&b, buf, cap, &o);
@@ -71,13 +71,14 @@ static inline uint32_t su_tag(const uint8_t *batch, size_t len) {
     proto_record_iter_init(&it, batch + PROTO_BATCH_HEADER_SIZE, len - PROTO_BATCH_HEADER_SIZE,
                            h.records_count);
     uint32_t tag = 0xffffffffu;
-    if (proto_record_iter_next(&it, &rec) == 1 && rec.value.len >= 4) memcpy(&tag, rec.value.ptr, 4);
+    if (proto_record_iter_next(&it, &rec) == 1 && rec.value.len >= 4)
+        memcpy(&tag, rec.value.ptr, 4);
     return tag;
 }
 
 /* Reads the batch holding offset into buf (copy path) and validates it. */
 static inline int su_read_batch(log_t *l, int64_t offset, uint8_t *buf, size_t cap,
-                         proto_batch_header_t *h) {
+                                proto_batch_header_t *h) {
     log_range_t r;
     int rc = log_read(l, offset, 1, true, &r);
     if (rc) return rc;
@@ -114,7 +115,8 @@ static inline int su_count_files(const char *dir, const char *needle) {
 /* Open descriptors of this process. */
 static inline int su_open_fds(void) { return su_count_files("/proc/self/fd", "") - 3; }
 
-static inline void su_seg_path(char *buf, size_t cap, const char *dir, int64_t base, const char *ext) {
+static inline void su_seg_path(char *buf, size_t cap, const char *dir, int64_t base,
+                               const char *ext) {
     snprintf(buf, cap, "%s/%020lld%s", dir, (long long)base, ext);
 }
 

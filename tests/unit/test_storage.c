@@ -55,15 +55,19 @@ static int model_find(const model_t *m, int64_t off) {
     int lo = 0, hi = m->n - 1;
     while (lo <= hi) {
         int mid = (lo + hi) / 2;
-        if (m->b[mid].base + m->b[mid].count <= off) lo = mid + 1;
-        else if (m->b[mid].base > off) hi = mid - 1;
-        else return mid;
+        if (m->b[mid].base + m->b[mid].count <= off)
+            lo = mid + 1;
+        else if (m->b[mid].base > off)
+            hi = mid - 1;
+        else
+            return mid;
     }
     return -1;
 }
 
 static void model_cut(model_t *m, int k) {
-    for (int i = k; i < m->n; i++) free(m->b[i].bytes);
+    for (int i = k; i < m->n; i++)
+        free(m->b[i].bytes);
     m->n = k;
 }
 
@@ -80,7 +84,8 @@ static void model_ts_lookup(const model_t *m, int64_t ts, int64_t *off, int64_t 
         proto_record_iter_init(&it, x->bytes + PROTO_BATCH_HEADER_SIZE,
                                x->len - PROTO_BATCH_HEADER_SIZE, h.records_count);
         while (proto_record_iter_next(&it, &rec) == 1) {
-            int64_t o = h.base_offset + rec.offset_delta, t = h.base_timestamp + rec.timestamp_delta;
+            int64_t o = h.base_offset + rec.offset_delta,
+                    t = h.base_timestamp + rec.timestamp_delta;
             if (o >= m->start && t >= ts) {
                 *off = o;
                 *found = t;
@@ -105,8 +110,10 @@ static void check_read(log_t *l, const model_t *m, int64_t off, size_t maxb, boo
     REQUIRE(k >= 0);
     CHECK_EQ_INT(m->b[k].base, r.first_offset);
     CHECK(r.len > 0);
-    if (min_one && maxb < m->b[k].len) CHECK_EQ_INT(m->b[k].len, r.len);
-    else CHECK(r.len <= maxb);
+    if (min_one && maxb < m->b[k].len)
+        CHECK_EQ_INT(m->b[k].len, r.len);
+    else
+        CHECK(r.len <= maxb);
     size_t want = r.len < cap ? r.len : cap;
     int64_t got = log_range_copy(&r, buf, want);
     log_range_release(&r);
@@ -150,7 +157,8 @@ static void test_model(void) {
             for (int j = 0; j < nb; j++) {
                 int64_t ts_of[8];
                 int n = 1 + (int)(su_rand(&s) % 6);
-                for (int i = 0; i < n; i++) ts_of[i] = 1000000 + step * 10 + (int64_t)(su_rand(&s) % 50);
+                for (int i = 0; i < n; i++)
+                    ts_of[i] = 1000000 + step * 10 + (int64_t)(su_rand(&s) % 50);
                 len += su_batch(buf + len, sizeof(buf) - len, n, 0, ts_of, (uint32_t)step,
                                 10 + su_rand(&s) % 300);
             }
@@ -213,8 +221,10 @@ static void test_model(void) {
             REQUIRE(log_open(dir, &cfg, clean, rp, m.start, &l) == SM_OK);
             restarts++;
         } else if (op < 88) {
-            if (su_rand(&s) % 2) CHECK_EQ_INT(SM_OK, log_flush(l));
-            else log_run_flush_policy(l, sm_time_ms());
+            if (su_rand(&s) % 2)
+                CHECK_EQ_INT(SM_OK, log_flush(l));
+            else
+                log_run_flush_policy(l, sm_time_ms());
         } else if (op < 90) {
             /* a lost index file is rebuilt when needed */
             char p[600];
@@ -224,7 +234,8 @@ static void test_model(void) {
                 for (int64_t b = m.b[k].base; b >= 0; b--) {
                     su_seg_path(p, sizeof(p), dir, b, ".log");
                     if (access(p, F_OK) == 0) {
-                        su_seg_path(p, sizeof(p), dir, b, su_rand(&s) % 2 ? ".index" : ".timeindex");
+                        su_seg_path(p, sizeof(p), dir, b,
+                                    su_rand(&s) % 2 ? ".index" : ".timeindex");
                         unlink(p);
                         break;
                     }
@@ -669,8 +680,10 @@ typedef struct flush_wait {
 static void on_flushed(void *arg, int status) {
     flush_wait_t *w = arg;
     pthread_mutex_lock(&w->mu);
-    if (status == SM_OK) w->done++;
-    else w->failed++;
+    if (status == SM_OK)
+        w->done++;
+    else
+        w->failed++;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
@@ -682,7 +695,8 @@ static bool wait_flushes(flush_wait_t *w, int n) {
     dl.tv_sec += 30;
     pthread_mutex_lock(&w->mu);
     int rc = 0;
-    while (w->done + w->failed < n && rc == 0) rc = pthread_cond_timedwait(&w->cv, &w->mu, &dl);
+    while (w->done + w->failed < n && rc == 0)
+        rc = pthread_cond_timedwait(&w->cv, &w->mu, &dl);
     bool ok = w->done + w->failed >= n;
     pthread_mutex_unlock(&w->mu);
     return ok;
@@ -777,7 +791,8 @@ static void test_manager_checkpoints_and_delete(void) {
         append_n(l, p + 1, 1, 10);
     }
     uint8_t id[16], back[16];
-    for (int i = 0; i < 16; i++) id[i] = (uint8_t)(i * 37 + 1);
+    for (int i = 0; i < 16; i++)
+        id[i] = (uint8_t)(i * 37 + 1);
     CHECK_EQ_INT(SM_OK, log_write_partition_metadata(log_dir(log_manager_get(m, "orders", 0)), id));
     REQUIRE(log_manager_close(m) == SM_OK);
     char path[600];
@@ -799,7 +814,8 @@ static void test_manager_checkpoints_and_delete(void) {
         REQUIRE(l);
         CHECK_EQ_INT(p + 1, log_end_offset(l));
     }
-    CHECK_EQ_INT(SM_OK, log_read_partition_metadata(log_dir(log_manager_get(m, "orders", 0)), back));
+    CHECK_EQ_INT(SM_OK,
+                 log_read_partition_metadata(log_dir(log_manager_get(m, "orders", 0)), back));
     CHECK_EQ_MEM(id, back, 16);
     CHECK_EQ_INT(SM_ERR_NOTFOUND,
                  log_read_partition_metadata(log_dir(log_manager_get(m, "orders", 1)), back));
@@ -871,8 +887,8 @@ static void test_manager_many_partitions(void) {
     su_path(d1, sizeof(d1), "many-a");
     su_path(d2, sizeof(d2), "many-b");
     const char *dirs[] = {d1, d2};
-    log_manager_opts_t o = {.dirs = dirs, .ndirs = 2, .recovery_threads = 2,
-                            .max_open_segments = 16};
+    log_manager_opts_t o = {
+        .dirs = dirs, .ndirs = 2, .recovery_threads = 2, .max_open_segments = 16};
     log_config_default(&o.defaults);
     o.defaults.segment_bytes = 1000;
     int fds0 = su_open_fds();
@@ -887,7 +903,8 @@ static void test_manager_many_partitions(void) {
     }
     /* Rolled segments keep their descriptor until their flush (on the
      * flusher threads) is done: wait for those. */
-    for (int p = 0; p < np; p += 10) CHECK_EQ_INT(SM_OK, log_flush(log_manager_get(m, "many", p)));
+    for (int p = 0; p < np; p += 10)
+        CHECK_EQ_INT(SM_OK, log_flush(log_manager_get(m, "many", p)));
     int fds = su_open_fds() - fds0;
     CHECK(fds <= np + 16 + 8);
     for (int p = 0; p < np; p += 10) {

@@ -181,9 +181,11 @@ static void test_concurrent(void) {
         }
         REQUIRE(pthread_create(&tm, NULL, maintainer, sh) == 0);
         /* A phase ends when its appends are done. */
-        for (int i = 0; i < 3; i++) pthread_join(ta[i], NULL);
+        for (int i = 0; i < 3; i++)
+            pthread_join(ta[i], NULL);
         atomic_store(&sh->stop, true);
-        for (int i = 0; i < 3; i++) pthread_join(tr[i], NULL);
+        for (int i = 0; i < 3; i++)
+            pthread_join(tr[i], NULL);
         pthread_join(tm, NULL);
     }
     log_flusher_stop(sh->f);

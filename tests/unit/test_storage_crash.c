@@ -59,7 +59,8 @@ static void *producer_main(void *arg) {
         int rc = log_flush_request(log_manager_flusher(p->m), p->l, a.last + 1, on_durable, p);
         if (rc == SM_ERR_AGAIN) {
             pthread_mutex_lock(&p->mu);
-            while (p->status == 1) pthread_cond_wait(&p->cv, &p->mu);
+            while (p->status == 1)
+                pthread_cond_wait(&p->cv, &p->mu);
             rc = p->status;
             pthread_mutex_unlock(&p->mu);
         }
@@ -72,8 +73,11 @@ static void *producer_main(void *arg) {
 
 static void child_main(const char *dir, int wfd) {
     const char *dirs[] = {dir};
-    log_manager_opts_t o = {.dirs = dirs, .ndirs = 1, .recovery_threads = 1,
-                            .checkpoint_interval_ms = 20, .flush_threads = 1};
+    log_manager_opts_t o = {.dirs = dirs,
+                            .ndirs = 1,
+                            .recovery_threads = 1,
+                            .checkpoint_interval_ms = 20,
+                            .flush_threads = 1};
     log_config_default(&o.defaults);
     o.defaults.segment_bytes = 20000;
     o.defaults.index_interval_bytes = 1000;
@@ -84,7 +88,8 @@ static void child_main(const char *dir, int wfd) {
     static producer_t ps[4];
     pthread_t tids[4];
     for (int i = 0; i < 4; i++) {
-        ps[i] = (producer_t){m, l, wfd, i + 1, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+        ps[i] =
+            (producer_t){m, l, wfd, i + 1, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
         if (pthread_create(&tids[i], NULL, producer_main, &ps[i])) _exit(7);
     }
     pthread_join(tids[0], NULL);
@@ -94,7 +99,8 @@ static void child_main(const char *dir, int wfd) {
 static void spin_us(int64_t us) {
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    do clock_gettime(CLOCK_MONOTONIC, &b);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &b);
     while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000 < us);
 }
 
@@ -148,7 +154,8 @@ static void test_crash_kill9(void) {
         spin_us((int64_t)(su_rand(&s) % 3000));
         kill(pid, SIGKILL);
         ack_t a;
-        while (read(p[0], &a, sizeof(a)) == sizeof(a) && nacked < 200000) acked[nacked++] = a;
+        while (read(p[0], &a, sizeof(a)) == sizeof(a) && nacked < 200000)
+            acked[nacked++] = a;
         close(p[0]);
         int status;
         waitpid(pid, &status, 0);
@@ -252,8 +259,8 @@ static void test_corrupt_tail_every_cut(void) {
     REQUIRE(log_open(dir, &cfg, false, 0, -1, &l) == SM_OK);
     uint8_t buf[4096];
     int64_t f, la;
-    CHECK_EQ_INT(SM_OK, log_append(l, buf, su_batch(buf, sizeof(buf), 1, 1, NULL, 9, 10), 0, &f,
-                                   &la));
+    CHECK_EQ_INT(SM_OK,
+                 log_append(l, buf, su_batch(buf, sizeof(buf), 1, 1, NULL, 9, 10), 0, &f, &la));
     CHECK_EQ_INT(4, f);
     log_close(l);
     free(orig);
@@ -404,8 +411,8 @@ static void test_leftovers(void) {
     CHECK_EQ_INT(0, su_count_files(dir, ".swap"));
     CHECK_EQ_INT(0, su_count_files(dir, "00077."));
     CHECK_EQ_INT(0, su_count_files(dir, "00002."));
-    CHECK_EQ_INT(SM_OK, log_append(l, buf, su_batch(buf, sizeof(buf), 1, 1, NULL, 9, 10), 0, &f,
-                                   &la));
+    CHECK_EQ_INT(SM_OK,
+                 log_append(l, buf, su_batch(buf, sizeof(buf), 1, 1, NULL, 9, 10), 0, &f, &la));
     CHECK_EQ_INT(4, f);
     log_close(l);
     expect_after_recovery(dir, &cfg, 5);
