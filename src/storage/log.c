@@ -391,6 +391,7 @@ static void free_log(log_t *l) {
     free(l->trash);
     free(l->segs);
     free(l->dir);
+    free(l->old_dir);
     pthread_mutex_destroy(&l->mu);
     pthread_mutex_destroy(&l->flush_mu);
     pthread_mutex_destroy(&l->wmu);

@@ -323,7 +323,9 @@ int log_rename_for_delete(log_t *l, const char *new_dir) {
     int rc = rename(l->dir, new_dir) ? SM_ERR_IO : SM_OK;
     char *d = rc == SM_OK ? strdup(new_dir) : NULL;
     if (d) {
-        free(l->dir);
+        /* Threads may still be printing or fsyncing the old name: keep it. */
+        free(l->old_dir);
+        l->old_dir = l->dir;
         l->dir = d;
         for (int i = 0; i < l->nsegs; i++)
             seg_set_dir(l->segs[i], d);
