@@ -33,8 +33,8 @@ typedef struct log_waiter {
 struct log {
     pthread_mutex_t mu;
     pthread_mutex_t flush_mu; /* one flush or truncation at a time */
-    char *_Atomic dir; /* read without the mutex; replaced only by a folder rename */
-    char *old_dir;     /* the name before that rename, freed with the log */
+    char *_Atomic dir;        /* read without the mutex; replaced only by a folder rename */
+    char *old_dir;            /* the name before that rename, freed with the log */
     log_config_t cfg;
     log_segment_t **segs;
     int nsegs, cap;
