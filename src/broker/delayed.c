@@ -161,7 +161,9 @@ static void *flusher_main(void *arg) {
         /* Group commit: one fsync per log covers every job queued so far;
          * log_flush returns at once for logs already flushed past their end. */
         for (flush_job_t *j = jobs; j; j = j->next)
-            for (int i = 0; i < j->n; i++) log_flush(j->parts[i]->log);
+            for (int i = 0; i < j->n; i++)
+                /* A failed fsync must not be acknowledged as durable. */
+                if (log_flush(j->parts[i]->log) != SM_OK) broker_produce_unflushed(j->r, j->parts[i]);
         while (jobs) {
             flush_job_t *next = jobs->next;
             broker_req_finish(jobs->r);
@@ -283,7 +285,8 @@ void broker_flush_then_finish(broker_t *b, broker_req_t *r, broker_partition_t *
     if (!j || !ps) {
         free(j);
         free(ps);
-        for (int i = 0; i < n; i++) log_flush(parts[i]->log);
+        for (int i = 0; i < n; i++)
+            if (log_flush(parts[i]->log) != SM_OK) broker_produce_unflushed(r, parts[i]);
         broker_req_finish(r);
         return;
     }

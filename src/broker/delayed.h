@@ -36,4 +36,8 @@ void broker_flush_then_finish(broker_t *b, broker_req_t *r, broker_partition_t *
 
 int64_t broker_mono_ms(void);
 
+/* Produce: marks the partition p in r's response as not durable
+ * (KAFKA_STORAGE_ERROR) after its fsync failed. In handlers/produce.c. */
+void broker_produce_unflushed(broker_req_t *r, broker_partition_t *p);
+
 #endif

@@ -208,7 +208,8 @@ int broker_handle_produce(broker_req_t *r) {
     }
     int outcome = BROKER_RESPOND;
     if (b->s.fsync_before_ack && ntouched > 0 && atomic_load(&b->stopping))
-        for (int i = 0; i < ntouched; i++) log_flush(touched[i]->log);
+        for (int i = 0; i < ntouched; i++)
+            if (log_flush(touched[i]->log) != SM_OK) broker_produce_unflushed(r, touched[i]);
     if (req->acks == 0 && all_err == PROTO_ERR_NONE) {
         outcome = BROKER_NO_RESPONSE;
     } else if (b->s.fsync_before_ack && ntouched > 0 && !atomic_load(&b->stopping)) {
@@ -217,4 +218,20 @@ int broker_handle_produce(broker_req_t *r) {
     }
     for (int i = 0; i < ntouched; i++) broker_partition_put(touched[i]);
     return outcome;
+}
+
+void broker_produce_unflushed(broker_req_t *r, broker_partition_t *p) {
+    proto_produce_response_t *resp = r->resp;
+    sm_str_t topic = sm_str_from(p->topic);
+    for (int32_t i = 0; i < resp->responses.n; i++) {
+        proto_produce_response_topic_produce_response_t *t = &resp->responses.v[i];
+        if (!sm_str_eq(t->name, topic)) continue;
+        for (int32_t k = 0; k < t->partition_responses.n; k++) {
+            presp_t *o = &t->partition_responses.v[k];
+            if (o->index != p->index || o->error_code != PROTO_ERR_NONE) continue;
+            o->error_code = PROTO_ERR_KAFKA_STORAGE_ERROR;
+            o->base_offset = -1;
+            o->error_message = sm_arena_str(&r->arena, "The append could not be flushed to disk");
+        }
+    }
 }
