@@ -1,0 +1,38 @@
+/*
+ * samsa, the command-line tool: the subcommands and the little they share.
+ * Each subcommand lives in its own file (topics.c, produce.c, ...) and gets
+ * argv from its own name on (argv[0] = "topics"). Exit codes are Kafka
+ * operators' expectations: 0 ok, 1 the operation failed, 2 a usage error.
+ */
+#ifndef SAMSA_CLI_H
+#define SAMSA_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+int cli_topics(int argc, char **argv);
+int cli_produce(int argc, char **argv);
+int cli_consume(int argc, char **argv);
+int cli_groups(int argc, char **argv);
+int cli_configs(int argc, char **argv);
+int cli_cluster(int argc, char **argv);
+int cli_perf(int argc, char **argv);
+
+/* Prints "samsa: <message>" as one line on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A librdkafka configuration with bootstrap.servers set, then each "key=value"
+ * of props applied in order. On a bad property prints one line naming it and
+ * returns NULL (the caller exits CLI_USAGE).
+ */
+rd_kafka_conf_t *cli_rk_conf(const char *bootstrap, char *const *props, size_t nprops);
+
+/* True when stderr is a terminal (progress lines are shown only then). */
+bool cli_progress_wanted(void);
+
+#endif
