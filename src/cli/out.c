@@ -168,6 +168,26 @@ void oj_null(out_json_t *j) {
     fputs("null", j->f);
 }
 
+void oj_kstr(out_json_t *j, const char *key, const char *s) {
+    oj_key(j, key);
+    oj_str(j, s);
+}
+
+void oj_ksstr(out_json_t *j, const char *key, sm_str_t s) {
+    oj_key(j, key);
+    oj_sstr(j, s);
+}
+
+void oj_kint(out_json_t *j, const char *key, int64_t v) {
+    oj_key(j, key);
+    oj_int(j, v);
+}
+
+void oj_kbool(out_json_t *j, const char *key, bool v) {
+    oj_key(j, key);
+    oj_bool(j, v);
+}
+
 void out_kafka_error(const char *what, int16_t code, sm_str_t message) {
     if (message.len > 0)
         cli_error("%s: %s: %.*s", what, proto_error_name(code), (int)message.len, message.ptr);

@@ -51,6 +51,11 @@ void oj_sstr(out_json_t *j, sm_str_t s);   /* len < 0: null */
 void oj_int(out_json_t *j, int64_t v);
 void oj_bool(out_json_t *j, bool v);
 void oj_null(out_json_t *j);
+/* A key and its value in one call. */
+void oj_kstr(out_json_t *j, const char *key, const char *s);
+void oj_ksstr(out_json_t *j, const char *key, sm_str_t s);
+void oj_kint(out_json_t *j, const char *key, int64_t v);
+void oj_kbool(out_json_t *j, const char *key, bool v);
 
 /* "samsa: <what>: <ERROR_NAME>: <message>" on stderr (message left out when
  * the broker sent none). */

@@ -126,10 +126,8 @@ static int topics_create(int argc, char **argv) {
         oj_init(&j, stdout);
         char id[23];
         oj_obj(&j);
-        oj_key(&j, "topic");
-        oj_str(&j, topic);
-        oj_key(&j, "created");
-        oj_bool(&j, !existed);
+        oj_kstr(&j, "topic", topic);
+        oj_kbool(&j, "created", !existed);
         oj_key(&j, "topic_id");
         if (existed || sm_uuid_is_zero(&r->topic_id)) {
             oj_null(&j);
@@ -189,16 +187,11 @@ static int topics_list(int argc, char **argv) {
             char id[23];
             out_uuid(&tp->topic_id, id);
             oj_obj(&j);
-            oj_key(&j, "topic");
-            oj_sstr(&j, tp->name);
-            oj_key(&j, "topic_id");
-            oj_str(&j, id);
-            oj_key(&j, "partitions");
-            oj_int(&j, tp->partitions.n);
-            oj_key(&j, "replication_factor");
-            oj_int(&j, replication_factor(tp));
-            oj_key(&j, "internal");
-            oj_bool(&j, tp->is_internal);
+            oj_ksstr(&j, "topic", tp->name);
+            oj_kstr(&j, "topic_id", id);
+            oj_kint(&j, "partitions", tp->partitions.n);
+            oj_kint(&j, "replication_factor", replication_factor(tp));
+            oj_kbool(&j, "internal", tp->is_internal);
             oj_obj_end(&j);
         } else {
             out_table_str(&t, tp->name);
@@ -274,16 +267,11 @@ static void describe_json(out_json_t *j, const md_topic_t *tp, const adm_config_
     char id[23];
     out_uuid(&tp->topic_id, id);
     oj_obj(j);
-    oj_key(j, "topic");
-    oj_sstr(j, tp->name);
-    oj_key(j, "topic_id");
-    oj_str(j, id);
-    oj_key(j, "internal");
-    oj_bool(j, tp->is_internal);
-    oj_key(j, "partition_count");
-    oj_int(j, tp->partitions.n);
-    oj_key(j, "replication_factor");
-    oj_int(j, replication_factor(tp));
+    oj_ksstr(j, "topic", tp->name);
+    oj_kstr(j, "topic_id", id);
+    oj_kbool(j, "internal", tp->is_internal);
+    oj_kint(j, "partition_count", tp->partitions.n);
+    oj_kint(j, "replication_factor", replication_factor(tp));
     oj_key(j, "configs");
     oj_obj(j);
     for (int32_t i = 0; cfg && i < cfg->configs.n; i++) {
@@ -302,8 +290,7 @@ static void describe_json(out_json_t *j, const md_topic_t *tp, const adm_config_
     for (int32_t p = 0; p < tp->partitions.n; p++) {
         const md_part_t *pt = &tp->partitions.v[p];
         oj_obj(j);
-        oj_key(j, "partition");
-        oj_int(j, pt->partition_index);
+        oj_kint(j, "partition", pt->partition_index);
         oj_key(j, "leader");
         if (pt->leader_id < 0)
             oj_null(j);
@@ -424,10 +411,8 @@ static int topics_delete(int argc, char **argv) {
         }
         if (m.c.json) {
             oj_obj(&j);
-            oj_key(&j, "topic");
-            oj_str(&j, name);
-            oj_key(&j, "deleted");
-            oj_bool(&j, !missing);
+            oj_kstr(&j, "topic", name);
+            oj_kbool(&j, "deleted", !missing);
             oj_obj_end(&j);
         } else if (missing) {
             printf("Topic %s does not exist.\n", name);
@@ -517,15 +502,13 @@ static int topics_alter(int argc, char **argv) {
         out_json_t j;
         oj_init(&j, stdout);
         oj_obj(&j);
-        oj_key(&j, "topic");
-        oj_str(&j, topic);
+        oj_kstr(&j, "topic", topic);
         oj_key(&j, "partitions");
         if (want_parts)
             oj_int(&j, partitions);
         else
             oj_null(&j);
-        oj_key(&j, "configs_changed");
-        oj_int(&j, (int64_t)nops);
+        oj_kint(&j, "configs_changed", (int64_t)nops);
         oj_obj_end(&j);
     } else {
         if (nops) printf("Updated %zu config(s) of topic %s.\n", nops, topic);
