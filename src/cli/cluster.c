@@ -1,11 +1,177 @@
 /*
- * samsa cluster: not built yet.
+ * samsa cluster describe: the cluster id, the controller, the brokers and,
+ * with --api-versions, the API versions the bootstrap broker supports. Uses
+ * DescribeCluster (KIP-700) and falls back to Metadata on brokers without it.
  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/adm_args.h"
 #include "cli/cli.h"
+#include "cli/out.h"
+
+#define NOPTS(o) (sizeof(o) / sizeof((o)[0]))
+
+/* The cluster as either answer gives it. */
+typedef struct cluster_view {
+    sm_str_t cluster_id;
+    int32_t controller_id;
+    int32_t n;
+    int32_t *ids;
+    sm_str_t *hosts;
+    int32_t *ports;
+    sm_str_t *racks;
+} cluster_view_t;
+
+static int view_alloc(adm_cmd_t *m, cluster_view_t *cv, int32_t n) {
+    size_t k = n > 0 ? (size_t)n : 1;
+    cv->n = n > 0 ? n : 0;
+    cv->ids = sm_arena_calloc(&m->a, k, sizeof(*cv->ids));
+    cv->hosts = sm_arena_calloc(&m->a, k, sizeof(*cv->hosts));
+    cv->ports = sm_arena_calloc(&m->a, k, sizeof(*cv->ports));
+    cv->racks = sm_arena_calloc(&m->a, k, sizeof(*cv->racks));
+    return cv->ids && cv->hosts && cv->ports && cv->racks ? CLI_OK : CLI_FAIL;
+}
+
+static int fetch_view(adm_cmd_t *m, cluster_view_t *cv) {
+    if (kc_api_max(&m->kc, PROTO_DESCRIBE_CLUSTER_REQUEST_API_KEY) >= 0) {
+        proto_describe_cluster_request_t req;
+        proto_describe_cluster_request_init(&req);
+        req.endpoint_type = 1; /* brokers */
+        proto_describe_cluster_response_t resp;
+        int rc = kc_call(&m->kc, -1, PROTO_DESCRIBE_CLUSTER_REQUEST_API_KEY, 1, &req, &resp, &m->a,
+                         NULL);
+        if (adm_check_one(m, rc, "cluster", "DescribeCluster", 1, rc == SM_OK ? resp.error_code : 0,
+                          rc == SM_OK ? resp.error_message : SM_STR_NULL) != CLI_OK)
+            return CLI_FAIL;
+        cv->cluster_id = resp.cluster_id;
+        cv->controller_id = resp.controller_id;
+        if (view_alloc(m, cv, resp.brokers.n) != CLI_OK) return CLI_FAIL;
+        for (int32_t i = 0; i < cv->n; i++) {
+            cv->ids[i] = resp.brokers.v[i].broker_id;
+            cv->hosts[i] = resp.brokers.v[i].host;
+            cv->ports[i] = resp.brokers.v[i].port;
+            cv->racks[i] = resp.brokers.v[i].rack;
+        }
+        return CLI_OK;
+    }
+    static const char *const none[1] = {NULL};
+    proto_metadata_response_t md;
+    if (kc_metadata(&m->kc, none, 0, &m->a, &md) != SM_OK) {
+        cli_error("%s", m->kc.err);
+        return CLI_FAIL;
+    }
+    cv->cluster_id = md.cluster_id;
+    cv->controller_id = md.controller_id;
+    if (view_alloc(m, cv, md.brokers.n) != CLI_OK) return CLI_FAIL;
+    for (int32_t i = 0; i < cv->n; i++) {
+        cv->ids[i] = md.brokers.v[i].node_id;
+        cv->hosts[i] = md.brokers.v[i].host;
+        cv->ports[i] = md.brokers.v[i].port;
+        cv->racks[i] = md.brokers.v[i].rack;
+    }
+    return CLI_OK;
+}
+
+static const char *api_name(int16_t key) {
+    const proto_api_desc_t *api = proto_api_lookup(key);
+    return api && api->name ? api->name : "Unknown";
+}
+
+static void print_json(adm_cmd_t *m, const cluster_view_t *cv, bool versions) {
+    out_json_t j;
+    oj_init(&j, stdout);
+    oj_obj(&j);
+    oj_ksstr(&j, "cluster_id", cv->cluster_id);
+    oj_kint(&j, "controller_id", cv->controller_id);
+    oj_key(&j, "brokers");
+    oj_arr(&j);
+    for (int32_t i = 0; i < cv->n; i++) {
+        oj_obj(&j);
+        oj_kint(&j, "id", cv->ids[i]);
+        oj_ksstr(&j, "host", cv->hosts[i]);
+        oj_kint(&j, "port", cv->ports[i]);
+        oj_ksstr(&j, "rack", cv->racks[i]);
+        oj_obj_end(&j);
+    }
+    oj_arr_end(&j);
+    if (versions) {
+        oj_key(&j, "api_versions");
+        oj_arr(&j);
+        for (int16_t k = 0; k < KC_MAX_API; k++) {
+            if (kc_api_max(&m->kc, k) < 0) continue;
+            oj_obj(&j);
+            oj_kstr(&j, "api", api_name(k));
+            oj_kint(&j, "key", k);
+            oj_kint(&j, "min", kc_api_min(&m->kc, k));
+            oj_kint(&j, "max", kc_api_max(&m->kc, k));
+            oj_obj_end(&j);
+        }
+        oj_arr_end(&j);
+    }
+    oj_obj_end(&j);
+}
+
+static void print_text(adm_cmd_t *m, const cluster_view_t *cv, bool versions) {
+    printf("Cluster ID: %.*s\n", cv->cluster_id.len > 0 ? (int)cv->cluster_id.len : 1,
+           cv->cluster_id.len > 0 ? cv->cluster_id.ptr : "-");
+    if (cv->controller_id >= 0)
+        printf("Controller ID: %d\n\n", cv->controller_id);
+    else
+        printf("Controller ID: -\n\n");
+    static const char *const hdr[] = {"BROKER", "HOST", "PORT", "RACK"};
+    out_table_t t;
+    out_table_init(&t, 4, hdr);
+    for (int32_t i = 0; i < cv->n; i++) {
+        out_table_cell(&t, "%d", cv->ids[i]);
+        out_table_str(&t, cv->hosts[i]);
+        out_table_cell(&t, "%d", cv->ports[i]);
+        out_table_str(&t, cv->racks[i]);
+    }
+    out_table_print(&t, stdout);
+    out_table_free(&t);
+    if (!versions) return;
+    printf("\nAPI versions of %s:\n", m->kc.boot.addr);
+    static const char *const vhdr[] = {"API", "KEY", "MIN", "MAX"};
+    out_table_init(&t, 4, vhdr);
+    for (int16_t k = 0; k < KC_MAX_API; k++) {
+        if (kc_api_max(&m->kc, k) < 0) continue;
+        out_table_cell(&t, "%s", api_name(k));
+        out_table_cell(&t, "%d", k);
+        out_table_cell(&t, "%d", kc_api_min(&m->kc, k));
+        out_table_cell(&t, "%d", kc_api_max(&m->kc, k));
+    }
+    out_table_print(&t, stdout);
+    out_table_free(&t);
+}
+
+static int cluster_describe(int argc, char **argv) {
+    adm_cmd_t m;
+    bool versions = false;
+    adm_opt_t opts[] = {
+        ADM_COMMON_OPTS(&m.c),
+        {"--api-versions", ADM_FLAG, &versions, "", "also list the supported API versions", false},
+    };
+    int ret = adm_start(&m, argc, argv,
+                        "samsa cluster describe --bootstrap-server HOST:PORT [--api-versions]",
+                        opts, NOPTS(opts), NULL);
+    if (ret != CLI_OK) goto done;
+    if ((ret = adm_connect(&m)) != CLI_OK) goto done;
+    cluster_view_t cv;
+    memset(&cv, 0, sizeof(cv));
+    if ((ret = fetch_view(&m, &cv)) != CLI_OK) goto done;
+    if (m.c.json)
+        print_json(&m, &cv, versions);
+    else
+        print_text(&m, &cv, versions);
+done:
+    return adm_finish(&m, opts, NOPTS(opts), ret);
+}
 
 int cli_cluster(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    cli_error("cluster: not built yet");
-    return CLI_FAIL;
+    static const adm_sub_t subs[] = {
+        {"describe", cluster_describe, "cluster id, controller, brokers, API versions"},
+    };
+    return adm_dispatch(argc, argv, "cluster", subs, sizeof(subs) / sizeof(subs[0]));
 }
