@@ -69,7 +69,9 @@ struct broker_req {
 struct broker {
     broker_settings_t s;
     atomic_bool stopping; /* no request parks any more */
-    sm_config_t *cfg;
+    sm_config_t *cfg;          /* static: server.properties and --override */
+    pthread_mutex_t settings_mu; /* eff, log_defaults and the topic-default settings */
+    sm_config_t *eff;          /* cfg with the dynamic broker configs applied */
     char cluster_id[32];
     meta_image_t image;
     meta_controller_t controller;
