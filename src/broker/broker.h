@@ -72,7 +72,7 @@ struct broker {
     sm_config_t *cfg;          /* static: server.properties and --override */
     pthread_mutex_t settings_mu; /* eff, log_defaults and the topic-default settings */
     sm_config_t *eff;          /* cfg with the dynamic broker configs applied */
-    char cluster_id[32];
+    char cluster_id[64];
     meta_image_t image;
     meta_controller_t controller;
     log_t *metadata_log;
