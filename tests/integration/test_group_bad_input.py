@@ -1,6 +1,7 @@
 """Bad input to the group coordinator on raw sockets: JoinGroup with a
 protocol type the group does not use or with no protocols, Heartbeat and
-SyncGroup with a wrong generation, garbage member ids, huge member metadata.
+SyncGroup with a wrong generation, garbage member ids, huge member metadata;
+and a group of another protocol type ("connect").
 Each gets Kafka's error code; the broker keeps serving a real consumer group
 at the same time."""
 
@@ -72,11 +73,11 @@ def join(c, group, member=b"", ptype=b"consumer", protocols=((b"range", b"meta")
     return err, gen, member_id, leader
 
 
-def join_fully(c, group):
+def join_fully(c, group, ptype=b"consumer", protocols=((b"range", b"meta"),)):
     """Joins as a new member (MEMBER_ID_REQUIRED, then again with the id)."""
-    err, _, member, _ = join(c, group)
+    err, _, member, _ = join(c, group, ptype=ptype, protocols=protocols)
     assert err == MEMBER_ID_REQUIRED
-    err, gen, member2, leader = join(c, group, member)
+    err, gen, member2, leader = join(c, group, member, ptype=ptype, protocols=protocols)
     assert (err, member2, leader) == (NONE, member, member)
     return gen, member
 
@@ -144,6 +145,13 @@ def test_group_misuse_gets_kafka_errors(make_broker):
 
         # The well-formed member is still in its group.
         assert heartbeat(c, b"g1", gen, member) == NONE
+
+        # Groups of other protocol types work as "consumer" ones do (Kafka
+        # Connect's workers use "connect"); a consumer cannot join them.
+        cgen, cmember = join_fully(c, b"connect-cluster", ptype=b"connect", protocols=((b"sessioned", b"w1"),))
+        assert sync(c, b"connect-cluster", cgen, cmember, b"assignment") == NONE
+        assert heartbeat(c, b"connect-cluster", cgen, cmember) == NONE
+        assert join(c, b"connect-cluster")[0] == INCONSISTENT_GROUP_PROTOCOL
     finally:
         c.close()
     wait_for(consumed_all, timeout=60, what="the real consumer group to read every record")
