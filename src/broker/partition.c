@@ -84,8 +84,10 @@ void broker_partition_put(broker_partition_t *p) {
 void broker_topic_log_config(broker_t *b, const meta_topic_t *t, log_config_t *out) {
     pthread_mutex_lock(&b->settings_mu);
     *out = b->log_defaults;
+    bool deletes = b->cleanup_delete_default;
     pthread_mutex_unlock(&b->settings_mu);
     const char *v;
+    if ((v = meta_topic_config(t, "cleanup.policy"))) deletes = strstr(v, "delete") != NULL;
     if ((v = meta_topic_config(t, "retention.ms"))) out->retention_ms = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "retention.bytes"))) out->retention_bytes = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "segment.bytes"))) out->segment_bytes = strtoll(v, NULL, 10);
@@ -99,6 +101,12 @@ void broker_topic_log_config(broker_t *b, const meta_topic_t *t, log_config_t *o
     if ((v = meta_topic_config(t, "flush.ms"))) out->flush_interval_ms = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "file.delete.delay.ms")))
         out->file_delete_delay_ms = strtoll(v, NULL, 10);
+    if (!deletes) {
+        /* cleanup.policy=compact alone: nothing goes by age or size (compaction
+         * would clean the log; until it exists the log is kept whole). */
+        out->retention_ms = -1;
+        out->retention_bytes = -1;
+    }
 }
 
 /* The produce-path configs of a topic into p; caller holds p->mu. */
