@@ -4,6 +4,7 @@
  * total and usable bytes. Replicas are never behind (offset lag 0) and
  * never moving between directories (no future replicas).
  */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
@@ -30,6 +31,7 @@ typedef struct walk {
     int ndirs;
     found_t *v;
     size_t n, cap;
+    bool failed; /* out of memory */
 } walk_t;
 
 static bool asked(const req_t *req, const char *topic, int32_t partition) {
@@ -48,7 +50,10 @@ static void collect(void *arg, const char *topic, int32_t partition, log_t *l) {
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 64;
         found_t *v = sm_arena_calloc(&w->r->arena, cap, sizeof(*v));
-        if (!v) return;
+        if (!v) {
+            w->failed = true;
+            return;
+        }
         if (w->n) memcpy(v, w->v, w->n * sizeof(*v));
         w->v = v;
         w->cap = cap;
@@ -64,6 +69,14 @@ static void collect(void *arg, const char *topic, int32_t partition, log_t *l) {
                              log_size_bytes(l), dir};
 }
 
+static int by_dir_topic_partition(const void *x, const void *y) {
+    const found_t *a = x, *b = y;
+    if (a->dir != b->dir) return a->dir < b->dir ? -1 : 1;
+    int c = strcmp(a->topic, b->topic);
+    if (c) return c;
+    return (a->partition > b->partition) - (a->partition < b->partition);
+}
+
 int broker_handle_describe_log_dirs(broker_req_t *r) {
     broker_t *b = r->b;
     req_t *req = broker_body(r);
@@ -71,6 +84,8 @@ int broker_handle_describe_log_dirs(broker_req_t *r) {
     walk_t w = {.r = r, .req = req};
     w.ndirs = log_manager_dirs(b->logs, &w.dirs);
     log_manager_foreach(b->logs, collect, &w);
+    if (w.failed) return BROKER_CLOSE;
+    if (w.n) qsort(w.v, w.n, sizeof(*w.v), by_dir_topic_partition);
     resp->error_code = PROTO_ERR_NONE;
     resp->results.v = sm_arena_calloc(&r->arena, (size_t)w.ndirs + 1, sizeof(dir_result_t));
     if (!resp->results.v) return BROKER_CLOSE;
@@ -86,27 +101,33 @@ int broker_handle_describe_log_dirs(broker_req_t *r) {
             out->error_code = PROTO_ERR_KAFKA_STORAGE_ERROR;
             out->total_bytes = out->usable_bytes = -1;
         }
-        /* Group this dir's partitions by topic (w.v is small: one entry per partition). */
-        out->topics.v = sm_arena_calloc(&r->arena, w.n + 1, sizeof(topic_result_t));
+        /* w.v is sorted by dir, topic, partition: each run of a topic is one entry. */
+        size_t first = 0, ntopics = 0;
+        while (first < w.n && w.v[first].dir < d)
+            first++;
+        size_t end = first;
+        for (; end < w.n && w.v[end].dir == d; end++)
+            if (end == first || strcmp(w.v[end].topic, w.v[end - 1].topic) != 0) ntopics++;
+        out->topics.v = sm_arena_calloc(&r->arena, ntopics + 1, sizeof(topic_result_t));
         if (!out->topics.v) return BROKER_CLOSE;
         out->topics.n = 0;
-        for (size_t i = 0; i < w.n; i++) {
-            if (w.v[i].dir != d) continue;
-            topic_result_t *t = NULL;
-            for (int32_t k = 0; k < out->topics.n; k++)
-                if (strcmp(out->topics.v[k].name.ptr, w.v[i].topic) == 0) t = &out->topics.v[k];
-            if (!t) {
-                t = &out->topics.v[out->topics.n++];
-                t->name = sm_str_from(w.v[i].topic);
-                t->partitions.v = sm_arena_calloc(&r->arena, w.n + 1, sizeof(part_result_t));
-                if (!t->partitions.v) return BROKER_CLOSE;
-                t->partitions.n = 0;
+        for (size_t i = first; i < end;) {
+            size_t run = i;
+            while (run < end && strcmp(w.v[run].topic, w.v[i].topic) == 0)
+                run++;
+            topic_result_t *t = &out->topics.v[out->topics.n++];
+            t->name = sm_str_from(w.v[i].topic);
+            t->partitions.v = sm_arena_calloc(&r->arena, run - i, sizeof(part_result_t));
+            if (!t->partitions.v) return BROKER_CLOSE;
+            t->partitions.n = (int32_t)(run - i);
+            for (size_t k = i; k < run; k++) {
+                part_result_t *p = &t->partitions.v[k - i];
+                p->partition_index = w.v[k].partition;
+                p->partition_size = w.v[k].size;
+                p->offset_lag = 0;
+                p->is_future_key = false;
             }
-            part_result_t *p = &t->partitions.v[t->partitions.n++];
-            p->partition_index = w.v[i].partition;
-            p->partition_size = w.v[i].size;
-            p->offset_lag = 0;
-            p->is_future_key = false;
+            i = run;
         }
     }
     return BROKER_RESPOND;
