@@ -72,10 +72,12 @@ $(BUILD_FUZZ)/build.ninja:
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAMSA_FUZZ=ON
 
 fuzz: deps $(BUILD_FUZZ)/build.ninja
-	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_requests
-	mkdir -p $(BUILD_FUZZ)/corpus
-	./$(BUILD_FUZZ)/bin/fuzz_requests -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_requests fuzz_records
+	mkdir -p $(BUILD_FUZZ)/corpus $(BUILD_FUZZ)/corpus-records
+	./$(BUILD_FUZZ)/bin/fuzz_requests -max_total_time=$$(( $(FUZZ_SECONDS) / 2 )) -max_len=4096 \
 	  -print_final_stats=1 $(BUILD_FUZZ)/corpus tests/fuzz/seeds $(wildcard tests/vectors/*)
+	./$(BUILD_FUZZ)/bin/fuzz_records -max_total_time=$$(( $(FUZZ_SECONDS) / 2 )) -max_len=8192 \
+	  -print_final_stats=1 $(BUILD_FUZZ)/corpus-records tests/fuzz/seeds-records
 
 protocol:
 	python3 tools/gen_protocol.py --schemas $(SHARED)/kafka-protocol --out src/protocol/gen

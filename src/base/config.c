@@ -18,98 +18,190 @@
 
 static const char *const timestamp_types[] = {"CreateTime", "LogAppendTime", NULL};
 static const char *const cleanup_policies[] = {"delete", "compact", NULL};
-static const char *const compression_types[] = {"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer", NULL};
+static const char *const compression_types[] = {"uncompressed", "zstd",     "lz4", "snappy",
+                                                "gzip",         "producer", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 const sm_config_key_t sm_config_keys[] = {
-    {"node.id", SM_CFG_INT, "1", 0, I32MAX, NULL, "This node's id (Kafka has no default; Samsa uses 1)."},
+    {"node.id", SM_CFG_INT, "1", 0, I32MAX, NULL,
+     "This node's id (Kafka has no default; Samsa uses 1)."},
     {"broker.id", SM_CFG_INT, NULL, -1, I32MAX, NULL, "Alias of node.id."},
-    {"process.roles", SM_CFG_LIST, "broker,controller", 0, 0, NULL, "Roles of this node; Samsa is always a combined node."},
-    {"listeners", SM_CFG_LIST, "PLAINTEXT://localhost:9092", 0, 0, NULL, "Listener URIs (Samsa default: PLAINTEXT://localhost:9092)."},
-    {"advertised.listeners", SM_CFG_LIST, NULL, 0, 0, NULL, "Listeners given to clients; default: listeners."},
-    {"controller.listener.names", SM_CFG_LIST, NULL, 0, 0, NULL, "Accepted; Samsa's controller has no listener of its own."},
+    {"process.roles", SM_CFG_LIST, "broker,controller", 0, 0, NULL,
+     "Roles of this node; Samsa is always a combined node."},
+    {"listeners", SM_CFG_LIST, "PLAINTEXT://localhost:9092", 0, 0, NULL,
+     "Listener URIs (Samsa default: PLAINTEXT://localhost:9092)."},
+    {"advertised.listeners", SM_CFG_LIST, NULL, 0, 0, NULL,
+     "Listeners given to clients; default: listeners."},
+    {"controller.listener.names", SM_CFG_LIST, NULL, 0, 0, NULL,
+     "Accepted; Samsa's controller has no listener of its own."},
     {"controller.quorum.voters", SM_CFG_LIST, NULL, 0, 0, NULL, "Accepted; one voter."},
     {"controller.quorum.bootstrap.servers", SM_CFG_LIST, NULL, 0, 0, NULL, "Accepted; one voter."},
-    {"listener.security.protocol.map", SM_CFG_LIST, "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT", 0, 0, NULL, "Only PLAINTEXT is served."},
+    {"listener.security.protocol.map", SM_CFG_LIST, "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT", 0,
+     0, NULL, "Only PLAINTEXT is served."},
     {"inter.broker.listener.name", SM_CFG_STRING, NULL, 0, 0, NULL, "Accepted."},
     {"log.dirs", SM_CFG_LIST, NULL, 0, 0, NULL, "Log directories; default: log.dir."},
-    {"log.dir", SM_CFG_STRING, "./data", 0, 0, NULL, "Log directory when log.dirs is unset (Samsa default ./data; Kafka /tmp/kafka-logs)."},
+    {"log.dir", SM_CFG_STRING, "./data", 0, 0, NULL,
+     "Log directory when log.dirs is unset (Samsa default ./data; Kafka /tmp/kafka-logs)."},
     {"num.partitions", SM_CFG_INT, "1", 1, I32MAX, NULL, "Partitions of auto-created topics."},
-    {"default.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL, "Replication factor of auto-created topics."},
-    {"auto.create.topics.enable", SM_CFG_BOOL, "true", 0, 0, NULL, "Create topics on Metadata requests."},
+    {"default.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL,
+     "Replication factor of auto-created topics."},
+    {"auto.create.topics.enable", SM_CFG_BOOL, "true", 0, 0, NULL,
+     "Create topics on Metadata requests."},
     {"delete.topic.enable", SM_CFG_BOOL, "true", 0, 0, NULL, "Allow DeleteTopics."},
     {"log.retention.hours", SM_CFG_INT, "168", -1, I32MAX, NULL, "Retention time in hours."},
-    {"log.retention.minutes", SM_CFG_INT, NULL, -1, I32MAX, NULL, "Retention in minutes (over hours)."},
-    {"log.retention.ms", SM_CFG_LONG, NULL, -1, I64MAX, NULL, "Retention in ms (over minutes); -1 keeps forever."},
-    {"log.retention.bytes", SM_CFG_LONG, "-1", -1, I64MAX, NULL, "Size bound per partition; -1 unbounded."},
-    {"log.retention.check.interval.ms", SM_CFG_LONG, "300000", 1, I64MAX, NULL, "How often retention runs."},
+    {"log.retention.minutes", SM_CFG_INT, NULL, -1, I32MAX, NULL,
+     "Retention in minutes (over hours)."},
+    {"log.retention.ms", SM_CFG_LONG, NULL, -1, I64MAX, NULL,
+     "Retention in ms (over minutes); -1 keeps forever."},
+    {"log.retention.bytes", SM_CFG_LONG, "-1", -1, I64MAX, NULL,
+     "Size bound per partition; -1 unbounded."},
+    {"log.retention.check.interval.ms", SM_CFG_LONG, "300000", 1, I64MAX, NULL,
+     "How often retention runs."},
     {"log.segment.bytes", SM_CFG_INT, "1073741824", 14, I32MAX, NULL, "Segment size."},
     {"log.roll.hours", SM_CFG_INT, "168", 1, I32MAX, NULL, "Roll a segment after this many hours."},
     {"log.roll.ms", SM_CFG_LONG, NULL, 1, I64MAX, NULL, "Roll time in ms (over hours)."},
     {"log.roll.jitter.hours", SM_CFG_INT, "0", 0, I32MAX, NULL, "Accepted; not applied."},
-    {"log.index.interval.bytes", SM_CFG_INT, "4096", 0, I32MAX, NULL, "Bytes between offset index entries."},
-    {"log.index.size.max.bytes", SM_CFG_INT, "10485760", 4, I32MAX, NULL, "Maximum index file size."},
-    {"log.flush.interval.messages", SM_CFG_LONG, "9223372036854775807", 1, I64MAX, NULL, "fsync after this many messages."},
-    {"log.flush.interval.ms", SM_CFG_LONG, NULL, 0, I64MAX, NULL, "fsync when unflushed data is older than this."},
-    {"log.flush.scheduler.interval.ms", SM_CFG_LONG, "9223372036854775807", 0, I64MAX, NULL, "Accepted."},
-    {"log.flush.offset.checkpoint.interval.ms", SM_CFG_INT, "60000", 0, I32MAX, NULL, "How often recovery points are checkpointed."},
-    {"log.segment.delete.delay.ms", SM_CFG_LONG, "60000", 0, I64MAX, NULL, "Delay before deleting a retired segment's files."},
+    {"log.index.interval.bytes", SM_CFG_INT, "4096", 0, I32MAX, NULL,
+     "Bytes between offset index entries."},
+    {"log.index.size.max.bytes", SM_CFG_INT, "10485760", 4, I32MAX, NULL,
+     "Maximum index file size."},
+    {"log.flush.interval.messages", SM_CFG_LONG, "9223372036854775807", 1, I64MAX, NULL,
+     "fsync after this many messages."},
+    {"log.flush.interval.ms", SM_CFG_LONG, NULL, 0, I64MAX, NULL,
+     "fsync when unflushed data is older than this."},
+    {"log.flush.scheduler.interval.ms", SM_CFG_LONG, "9223372036854775807", 0, I64MAX, NULL,
+     "Accepted."},
+    {"log.flush.offset.checkpoint.interval.ms", SM_CFG_INT, "60000", 0, I32MAX, NULL,
+     "How often recovery points are checkpointed."},
+    {"log.segment.delete.delay.ms", SM_CFG_LONG, "60000", 0, I64MAX, NULL,
+     "Delay before deleting a retired segment's files."},
     {"log.cleanup.policy", SM_CFG_LIST, "delete", 0, 0, cleanup_policies, "delete or compact."},
-    {"log.message.timestamp.type", SM_CFG_STRING, "CreateTime", 0, 0, timestamp_types, "CreateTime or LogAppendTime."},
-    {"log.message.timestamp.before.max.ms", SM_CFG_LONG, "9223372036854775807", 0, I64MAX, NULL, "Largest allowed age of a record timestamp."},
-    {"log.message.timestamp.after.max.ms", SM_CFG_LONG, "3600000", 0, I64MAX, NULL, "Largest allowed future skew of a record timestamp."},
+    {"log.message.timestamp.type", SM_CFG_STRING, "CreateTime", 0, 0, timestamp_types,
+     "CreateTime or LogAppendTime."},
+    {"log.message.timestamp.before.max.ms", SM_CFG_LONG, "9223372036854775807", 0, I64MAX, NULL,
+     "Largest allowed age of a record timestamp."},
+    {"log.message.timestamp.after.max.ms", SM_CFG_LONG, "3600000", 0, I64MAX, NULL,
+     "Largest allowed future skew of a record timestamp."},
     {"log.preallocate", SM_CFG_BOOL, "false", 0, 0, NULL, "Accepted; not applied."},
     {"message.max.bytes", SM_CFG_INT, "1048588", 0, I32MAX, NULL, "Largest record batch."},
     {"replica.fetch.max.bytes", SM_CFG_INT, "1048576", 0, I32MAX, NULL, "Accepted."},
-    {"max.incremental.fetch.session.cache.slots", SM_CFG_INT, "1000", 0, I32MAX, NULL, "Fetch sessions kept (KIP-227)."},
+    {"max.incremental.fetch.session.cache.slots", SM_CFG_INT, "1000", 0, I32MAX, NULL,
+     "Fetch sessions kept (KIP-227)."},
     {"fetch.max.bytes", SM_CFG_INT, "57671680", 1024, I32MAX, NULL, "Largest Fetch response."},
-    {"socket.request.max.bytes", SM_CFG_INT, "104857600", 1, I32MAX, NULL, "Largest request frame."},
+    {"socket.request.max.bytes", SM_CFG_INT, "104857600", 1, I32MAX, NULL,
+     "Largest request frame."},
     {"socket.send.buffer.bytes", SM_CFG_INT, "102400", -1, I32MAX, NULL, "Accepted."},
     {"socket.receive.buffer.bytes", SM_CFG_INT, "102400", -1, I32MAX, NULL, "Accepted."},
-    {"num.network.threads", SM_CFG_INT, "0", 0, 1024, NULL, "Event-loop threads; 0 = number of cores (Kafka's default is 3)."},
-    {"num.io.threads", SM_CFG_INT, "8", 1, 1024, NULL, "Accepted; requests run on the event loops."},
-    {"num.recovery.threads.per.data.dir", SM_CFG_INT, "2", 1, 1024, NULL, "Log recovery threads per log dir (Kafka's default is 2 in 4.x)."},
-    {"queued.max.requests", SM_CFG_INT, "500", 1, I32MAX, NULL, "In-flight requests per connection before reading pauses."},
-    {"queued.max.request.bytes", SM_CFG_LONG, "-1", -1, I64MAX, NULL, "In-flight request bytes before reading pauses; -1: Samsa bounds it at 512 MiB."},
-    {"connections.max.idle.ms", SM_CFG_LONG, "600000", -1, I64MAX, NULL, "Idle connections are closed after this."},
-    {"offsets.topic.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL, "Partitions of __consumer_offsets."},
-    {"offsets.topic.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL, "Replication of __consumer_offsets (Samsa default 1; Kafka 3)."},
-    {"offsets.retention.minutes", SM_CFG_INT, "10080", 1, I32MAX, NULL, "Committed offsets of empty groups expire after this."},
-    {"offsets.retention.check.interval.ms", SM_CFG_LONG, "600000", 1, I64MAX, NULL, "How often expired offsets are removed."},
-    {"samsa.offsets.retention.ms", SM_CFG_LONG, NULL, 1, I64MAX, NULL, "Samsa: offsets retention in ms (over offsets.retention.minutes)."},
+    {"num.network.threads", SM_CFG_INT, "0", 0, 1024, NULL,
+     "Event-loop threads; 0 = number of cores (Kafka's default is 3)."},
+    {"num.io.threads", SM_CFG_INT, "8", 1, 1024, NULL,
+     "Accepted; requests run on the event loops."},
+    {"num.recovery.threads.per.data.dir", SM_CFG_INT, "2", 1, 1024, NULL,
+     "Log recovery threads per log dir (Kafka's default is 2 in 4.x)."},
+    {"queued.max.requests", SM_CFG_INT, "500", 1, I32MAX, NULL,
+     "In-flight requests per connection before reading pauses."},
+    {"queued.max.request.bytes", SM_CFG_LONG, "-1", -1, I64MAX, NULL,
+     "In-flight request bytes before reading pauses; -1: Samsa bounds it at 512 MiB."},
+    {"connections.max.idle.ms", SM_CFG_LONG, "600000", -1, I64MAX, NULL,
+     "Idle connections are closed after this."},
+    {"offsets.topic.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL,
+     "Partitions of __consumer_offsets."},
+    {"offsets.topic.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL,
+     "Replication of __consumer_offsets (Samsa default 1; Kafka 3)."},
+    {"offsets.retention.minutes", SM_CFG_INT, "10080", 1, I32MAX, NULL,
+     "Committed offsets of empty groups expire after this."},
+    {"offsets.retention.check.interval.ms", SM_CFG_LONG, "600000", 1, I64MAX, NULL,
+     "How often expired offsets are removed."},
+    {"samsa.offsets.retention.ms", SM_CFG_LONG, NULL, 1, I64MAX, NULL,
+     "Samsa: offsets retention in ms (over offsets.retention.minutes)."},
     {"offsets.commit.timeout.ms", SM_CFG_INT, "5000", 1, I32MAX, NULL, "Accepted."},
-    {"group.initial.rebalance.delay.ms", SM_CFG_INT, "3000", 0, I32MAX, NULL, "Delay of a new group's first rebalance."},
-    {"group.min.session.timeout.ms", SM_CFG_INT, "6000", 0, I32MAX, NULL, "Smallest session timeout."},
-    {"group.max.session.timeout.ms", SM_CFG_INT, "1800000", 0, I32MAX, NULL, "Largest session timeout."},
+    {"group.initial.rebalance.delay.ms", SM_CFG_INT, "3000", 0, I32MAX, NULL,
+     "Delay of a new group's first rebalance."},
+    {"group.min.session.timeout.ms", SM_CFG_INT, "6000", 0, I32MAX, NULL,
+     "Smallest session timeout."},
+    {"group.max.session.timeout.ms", SM_CFG_INT, "1800000", 0, I32MAX, NULL,
+     "Largest session timeout."},
     {"group.max.size", SM_CFG_INT, "2147483647", 1, I32MAX, NULL, "Members per group."},
-    {"transaction.state.log.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL, "Partitions of __transaction_state."},
-    {"transaction.state.log.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL, "Samsa default 1; Kafka 3."},
-    {"transaction.state.log.min.isr", SM_CFG_INT, "1", 1, I32MAX, NULL, "Samsa default 1; Kafka 2."},
+    {"transaction.state.log.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL,
+     "Partitions of __transaction_state."},
+    {"transaction.state.log.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL,
+     "Samsa default 1; Kafka 3."},
+    {"transaction.state.log.min.isr", SM_CFG_INT, "1", 1, I32MAX, NULL,
+     "Samsa default 1; Kafka 2."},
     {"transactional.id.expiration.ms", SM_CFG_INT, "604800000", 1, I32MAX, NULL, "Accepted."},
-    {"producer.id.expiration.ms", SM_CFG_INT, "86400000", 1, I32MAX, NULL, "Idle producer state expires after this."},
-    {"min.insync.replicas", SM_CFG_INT, "1", 1, I32MAX, NULL, "acks=all needs this many in-sync replicas."},
+    {"producer.id.expiration.ms", SM_CFG_INT, "86400000", 1, I32MAX, NULL,
+     "Idle producer state expires after this."},
+    {"min.insync.replicas", SM_CFG_INT, "1", 1, I32MAX, NULL,
+     "acks=all needs this many in-sync replicas."},
     {"unclean.leader.election.enable", SM_CFG_BOOL, "false", 0, 0, NULL, "Accepted."},
-    {"compression.type", SM_CFG_STRING, "producer", 0, 0, compression_types, "Stored as produced ('producer'); others accepted, not applied yet."},
-    {"cluster.id", SM_CFG_STRING, NULL, 0, 0, NULL, "Samsa: cluster id for a new data dir (default: random)."},
-    {"samsa.log.fsync.before.ack", SM_CFG_BOOL, "false", 0, 0, NULL, "Samsa: fsync a produce before acknowledging it (group commit)."},
-    {"samsa.log.level", SM_CFG_STRING, "info", 0, 0, log_levels, "Samsa: debug, info, warn or error."},
+    {"compression.type", SM_CFG_STRING, "producer", 0, 0, compression_types,
+     "Stored as produced ('producer'); others accepted, not applied yet."},
+    {"cluster.id", SM_CFG_STRING, NULL, 0, 0, NULL,
+     "Samsa: cluster id for a new data dir (default: random)."},
+    {"samsa.log.fsync.before.ack", SM_CFG_BOOL, "false", 0, 0, NULL,
+     "Samsa: fsync a produce before acknowledging it (group commit)."},
+    {"samsa.log.level", SM_CFG_STRING, "info", 0, 0, log_levels,
+     "Samsa: debug, info, warn or error."},
 };
 const size_t sm_config_keys_count = sizeof(sm_config_keys) / sizeof(sm_config_keys[0]);
 
 /* Kafka keys an operator's file may carry that Samsa accepts without acting on. */
 static const char *const ignored_prefixes[] = {
-    "ssl.", "sasl.", "security.", "authorizer.", "super.users", "zookeeper.", "metric.",
-    "metrics.", "kafka.metrics.", "confluent.", "remote.log.", "log.cleaner.", "quota.",
-    "replica.", "controlled.shutdown.", "leader.imbalance.", "auto.leader.rebalance.",
-    "delegation.token.", "client.quota.", "principal.builder.", "sasl_", "listener.name.",
-    "max.connections", "num.replica.", "group.coordinator.", "group.consumer.", "group.share.",
-    "share.", "broker.rack", "background.threads", "reserved.broker.max.id", "metadata.",
-    "controller.", "initial.broker.registration.timeout.ms", "broker.heartbeat.interval.ms",
-    "broker.session.timeout.ms", "transaction.", "compression.", "log.local.retention.",
-    "log.message.downconversion.", "connection.failed.authentication.delay.ms", "alter.",
-    "create.topic.policy.", "offsets.", "telemetry.", "unstable.", "eligible.leader.replicas.",
-    "num.replica.alter.log.dirs.threads", "log.dir.failure.timeout.ms", "socket.",
-    "node.", "fetch.", "producer.", "request.timeout.ms", "queued.max.requests",
+    "ssl.",
+    "sasl.",
+    "security.",
+    "authorizer.",
+    "super.users",
+    "zookeeper.",
+    "metric.",
+    "metrics.",
+    "kafka.metrics.",
+    "confluent.",
+    "remote.log.",
+    "log.cleaner.",
+    "quota.",
+    "replica.",
+    "controlled.shutdown.",
+    "leader.imbalance.",
+    "auto.leader.rebalance.",
+    "delegation.token.",
+    "client.quota.",
+    "principal.builder.",
+    "sasl_",
+    "listener.name.",
+    "max.connections",
+    "num.replica.",
+    "group.coordinator.",
+    "group.consumer.",
+    "group.share.",
+    "share.",
+    "broker.rack",
+    "background.threads",
+    "reserved.broker.max.id",
+    "metadata.",
+    "controller.",
+    "initial.broker.registration.timeout.ms",
+    "broker.heartbeat.interval.ms",
+    "broker.session.timeout.ms",
+    "transaction.",
+    "compression.",
+    "log.local.retention.",
+    "log.message.downconversion.",
+    "connection.failed.authentication.delay.ms",
+    "alter.",
+    "create.topic.policy.",
+    "offsets.",
+    "telemetry.",
+    "unstable.",
+    "eligible.leader.replicas.",
+    "num.replica.alter.log.dirs.threads",
+    "log.dir.failure.timeout.ms",
+    "socket.",
+    "node.",
+    "fetch.",
+    "producer.",
+    "request.timeout.ms",
+    "queued.max.requests",
     NULL,
 };
 
@@ -128,6 +220,67 @@ static int key_index(const char *name) {
     return -1;
 }
 
+const sm_config_key_t *sm_config_key(const char *key) {
+    int i = key_index(key);
+    return i < 0 ? NULL : &sm_config_keys[i];
+}
+
+/* Broker keys whose changes take effect at run time: they are the defaults of
+ * topic configs, read again whenever the dynamic configs change. */
+static const char *const dynamic_keys[] = {
+    "log.retention.hours",
+    "log.retention.minutes",
+    "log.retention.ms",
+    "log.retention.bytes",
+    "log.segment.bytes",
+    "log.roll.hours",
+    "log.roll.ms",
+    "log.index.interval.bytes",
+    "log.index.size.max.bytes",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.segment.delete.delay.ms",
+    "log.cleanup.policy",
+    "log.message.timestamp.type",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
+    "message.max.bytes",
+    "compression.type",
+    "min.insync.replicas",
+    "log.preallocate",
+    "unclean.leader.election.enable",
+    NULL,
+};
+
+bool sm_config_key_dynamic(const char *key) {
+    for (const char *const *k = dynamic_keys; *k; k++)
+        if (strcmp(*k, key) == 0) return true;
+    return false;
+}
+
+sm_config_t *sm_config_dup(const sm_config_t *c) {
+    sm_config_t *d = sm_config_new();
+    if (!d) return NULL;
+    for (size_t i = 0; i < sm_config_keys_count; i++) {
+        if (!c->values[i].value) continue;
+        d->values[i].value = strdup(c->values[i].value);
+        d->values[i].source = c->values[i].source;
+        if (!d->values[i].value) {
+            sm_config_free(d);
+            return NULL;
+        }
+    }
+    return d;
+}
+
+void sm_config_unset(sm_config_t *c, const char *key) {
+    int i = key_index(key);
+    if (i < 0) return;
+    free(c->values[i].value);
+    c->values[i].value = NULL;
+    c->values[i].source = SM_CONFIG_DEFAULT;
+}
+
 sm_config_t *sm_config_new(void) {
     sm_config_t *c = calloc(1, sizeof(*c));
     if (!c) return NULL;
@@ -141,7 +294,8 @@ sm_config_t *sm_config_new(void) {
 
 void sm_config_free(sm_config_t *c) {
     if (!c) return;
-    for (size_t i = 0; i < sm_config_keys_count; i++) free(c->values[i].value);
+    for (size_t i = 0; i < sm_config_keys_count; i++)
+        free(c->values[i].value);
     free(c->values);
     free(c);
 }
@@ -192,12 +346,15 @@ static int validate(const sm_config_key_t *k, const char *v, char *err, size_t e
             snprintf(buf, sizeof(buf), "%s", v);
             char *save = NULL;
             for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                while (*t == ' ') t++;
+                while (*t == ' ')
+                    t++;
                 bool ok = false;
                 for (const char *const *ch = k->choices; *ch; ch++)
                     if (strcasecmp(*ch, t) == 0) ok = true;
                 if (!ok) {
-                    snprintf(err, errlen, "config: %s: value \"%s\" is not one of the allowed values", k->name, t);
+                    snprintf(err, errlen,
+                             "config: %s: value \"%s\" is not one of the allowed values", k->name,
+                             t);
                     return -1;
                 }
                 if (k->type == SM_CFG_STRING) break;
@@ -232,9 +389,11 @@ int sm_config_set(sm_config_t *c, const char *key, const char *value, sm_config_
 }
 
 static char *trim(char *s) {
-    while (*s == ' ' || *s == '\t' || *s == '\f') s++;
+    while (*s == ' ' || *s == '\t' || *s == '\f')
+        s++;
     size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = 0;
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = 0;
     return s;
 }
 
@@ -246,7 +405,8 @@ static int split_kv(char *line, char **key, char **value) {
         p++;
     }
     char *k_end = p;
-    while (*p == ' ' || *p == '\t') p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
     if (*p == '=' || *p == ':') p++;
     *k_end = 0;
     *key = trim(line);
@@ -334,7 +494,9 @@ int64_t sm_config_long(const sm_config_t *c, const char *key) {
     return v ? strtoll(v, NULL, 10) : -1;
 }
 
-int32_t sm_config_int(const sm_config_t *c, const char *key) { return (int32_t)sm_config_long(c, key); }
+int32_t sm_config_int(const sm_config_t *c, const char *key) {
+    return (int32_t)sm_config_long(c, key);
+}
 
 bool sm_config_bool(const sm_config_t *c, const char *key) {
     const char *v = sm_config_str(c, key);

@@ -16,6 +16,8 @@ typedef enum sm_config_source {
     SM_CONFIG_DEFAULT = 0,
     SM_CONFIG_FILE = 1,
     SM_CONFIG_OVERRIDE = 2,
+    SM_CONFIG_DYNAMIC_DEFAULT = 3, /* cluster-wide dynamic broker default (metadata log) */
+    SM_CONFIG_DYNAMIC = 4,         /* this broker's dynamic config (metadata log) */
 } sm_config_source_t;
 
 typedef enum sm_config_type {
@@ -43,6 +45,15 @@ extern const size_t sm_config_keys_count;
 
 sm_config_t *sm_config_new(void);
 void sm_config_free(sm_config_t *c);
+/* A copy of c (values and their sources), or NULL when out of memory. */
+sm_config_t *sm_config_dup(const sm_config_t *c);
+/* Removes key's value so its default applies again. */
+void sm_config_unset(sm_config_t *c, const char *key);
+/* The table entry of a known key, or NULL. */
+const sm_config_key_t *sm_config_key(const char *key);
+/* True for keys an operator may change at run time (IncrementalAlterConfigs on
+ * a broker resource): the broker-wide defaults of topic configs. */
+bool sm_config_key_dynamic(const char *key);
 
 /* Each returns 0, or -1 with one line naming the key and the problem in err. */
 int sm_config_load_file(sm_config_t *c, const char *path, char *err, size_t errlen);

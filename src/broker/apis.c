@@ -26,10 +26,19 @@ static const broker_api_t apis[] = {
     {18, 0, 4, 0, broker_handle_api_versions},
     {19, 0, 7, 0, broker_handle_create_topics},
     {20, 0, 6, 0, broker_handle_delete_topics},
+    {21, 0, 2, 0, broker_handle_delete_records},
     {22, 0, 5, 0, broker_handle_init_producer_id},
     {23, 0, 4, 0, broker_handle_offset_for_leader_epoch},
+    {32, 0, 4, 0, broker_handle_describe_configs},
+    {33, 0, 2, 0, broker_handle_alter_configs},
+    {35, 0, 4, 0, broker_handle_describe_log_dirs},
+    {37, 0, 3, 0, broker_handle_create_partitions},
     {42, 0, 2, 0, broker_handle_delete_groups},
+    {43, 0, 2, 0, broker_handle_elect_leaders},
+    {44, 0, 1, 0, broker_handle_incremental_alter_configs},
     {47, 0, 0, 0, broker_handle_offset_delete},
+    {60, 0, 1, 0, broker_handle_describe_cluster},
+    {61, 0, 0, 0, broker_handle_describe_producers},
 };
 
 const broker_api_t *broker_api_find(int16_t api_key) {

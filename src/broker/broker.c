@@ -5,6 +5,7 @@
  * and the network.
  */
 #include "broker/broker.h"
+#include "broker/configs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -71,39 +72,23 @@ static int load_settings(broker_t *b, sm_config_t *c) {
     }
     const char *adv = sm_config_str(c, "advertised.listeners");
     if (adv) first_item(adv, first, sizeof(first));
-    if (parse_listener(first, s->advertised_host, sizeof(s->advertised_host), &s->advertised_port)) {
+    if (parse_listener(first, s->advertised_host, sizeof(s->advertised_host),
+                       &s->advertised_port)) {
         fprintf(stderr, "config: advertised.listeners: cannot parse \"%s\"\n", first);
         return SM_ERR_PARSE;
     }
     if (!s->advertised_host[0] || strcmp(s->advertised_host, "0.0.0.0") == 0) {
-        if (gethostname(s->advertised_host, sizeof(s->advertised_host))) snprintf(s->advertised_host, sizeof(s->advertised_host), "localhost");
+        if (gethostname(s->advertised_host, sizeof(s->advertised_host)))
+            snprintf(s->advertised_host, sizeof(s->advertised_host), "localhost");
     }
     s->num_partitions = sm_config_int(c, "num.partitions");
     s->default_replication_factor = (int16_t)sm_config_int(c, "default.replication.factor");
     s->auto_create_topics = sm_config_bool(c, "auto.create.topics.enable");
     s->delete_topic_enable = sm_config_bool(c, "delete.topic.enable");
-    s->message_max_bytes = sm_config_int(c, "message.max.bytes");
-    s->log_append_time = strcmp(sm_config_str(c, "log.message.timestamp.type"), "LogAppendTime") == 0;
-    s->timestamp_before_max_ms = sm_config_long(c, "log.message.timestamp.before.max.ms");
-    s->timestamp_after_max_ms = sm_config_long(c, "log.message.timestamp.after.max.ms");
     s->fetch_max_bytes = sm_config_int(c, "fetch.max.bytes");
     s->fsync_before_ack = sm_config_bool(c, "samsa.log.fsync.before.ack");
-    s->min_insync_replicas = sm_config_int(c, "min.insync.replicas");
     s->producer_id_expiration_ms = sm_config_long(c, "producer.id.expiration.ms");
     s->fetch_session_slots = sm_config_int(c, "max.incremental.fetch.session.cache.slots");
-
-    log_config_t *d = &b->log_defaults;
-    log_config_default(d);
-    d->segment_bytes = sm_config_long(c, "log.segment.bytes");
-    d->segment_ms = sm_config_roll_ms(c);
-    d->index_interval_bytes = sm_config_int(c, "log.index.interval.bytes");
-    d->segment_index_bytes = sm_config_int(c, "log.index.size.max.bytes");
-    d->retention_ms = sm_config_retention_ms(c);
-    d->retention_bytes = sm_config_long(c, "log.retention.bytes");
-    d->flush_interval_messages = sm_config_long(c, "log.flush.interval.messages");
-    d->flush_interval_ms = sm_config_is_set(c, "log.flush.interval.ms") ? sm_config_long(c, "log.flush.interval.ms") : INT64_MAX;
-    d->file_delete_delay_ms = sm_config_long(c, "log.segment.delete.delay.ms");
-    d->fsync_before_ack = s->fsync_before_ack;
     return SM_OK;
 }
 
@@ -113,12 +98,14 @@ static void random_cluster_id(char *out) {
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t u[16];
     if (getrandom(u, 16, 0) != 16)
-        for (int i = 0; i < 16; i++) u[i] = (uint8_t)rand();
+        for (int i = 0; i < 16; i++)
+            u[i] = (uint8_t)rand();
     u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
     u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
     int o = 0;
     for (int i = 0; i < 16; i += 3) {
-        uint32_t v = (uint32_t)u[i] << 16 | (i + 1 < 16 ? (uint32_t)u[i + 1] << 8 : 0) | (i + 2 < 16 ? u[i + 2] : 0);
+        uint32_t v = (uint32_t)u[i] << 16 | (i + 1 < 16 ? (uint32_t)u[i + 1] << 8 : 0) |
+                     (i + 2 < 16 ? u[i + 2] : 0);
         out[o++] = b64[(v >> 18) & 63];
         out[o++] = b64[(v >> 12) & 63];
         if (i + 1 < 16) out[o++] = b64[(v >> 6) & 63];
@@ -145,7 +132,8 @@ static int load_cluster_id(broker_t *b, char **dirs, int ndirs) {
                 id[strcspn(id, "\r\n")] = 0;
                 if (found[0] && strcmp(found, id) != 0) {
                     fclose(f);
-                    sm_error("broker", "%s: cluster.id %s differs from %s in another log dir", path, id, found);
+                    sm_error("broker", "%s: cluster.id %s differs from %s in another log dir", path,
+                             id, found);
                     return SM_ERR;
                 }
                 snprintf(found, sizeof(found), "%s", id);
@@ -155,15 +143,18 @@ static int load_cluster_id(broker_t *b, char **dirs, int ndirs) {
     }
     const char *cfg_id = sm_config_str(b->cfg, "cluster.id");
     if (!found[0]) {
-        if (cfg_id) snprintf(found, sizeof(found), "%s", cfg_id);
-        else random_cluster_id(found);
+        if (cfg_id)
+            snprintf(found, sizeof(found), "%s", cfg_id);
+        else
+            random_cluster_id(found);
     }
     snprintf(b->cluster_id, sizeof(b->cluster_id), "%s", found);
     for (int i = 0; i < ndirs; i++) {
         char path[4096], text[512];
         snprintf(path, sizeof(path), "%s/meta.properties", dirs[i]);
         if (access(path, F_OK) == 0) continue;
-        int n = snprintf(text, sizeof(text), "#\n#Written by samsa-server\nnode.id=%d\nversion=1\ncluster.id=%s\n",
+        int n = snprintf(text, sizeof(text),
+                         "#\n#Written by samsa-server\nnode.id=%d\nversion=1\ncluster.id=%s\n",
                          b->s.node_id, found);
         if (fio_write_file(path, text, (size_t)n, true)) return SM_ERR_IO;
     }
@@ -180,7 +171,8 @@ static int quorum_append(void *ctx, uint8_t *batch, size_t len, int64_t *base) {
     return rc;
 }
 
-static int replay_batch(void *arg, const uint8_t *batch, size_t len, const proto_batch_header_t *h) {
+static int replay_batch(void *arg, const uint8_t *batch, size_t len,
+                        const proto_batch_header_t *h) {
     (void)h;
     return meta_controller_replay_batch(arg, batch, len);
 }
@@ -194,6 +186,13 @@ static void on_topic_created(void *ctx, const meta_topic_t *t, int32_t first) {
 }
 
 static void on_topic_deleted(void *ctx, const meta_topic_t *t) { broker_partitions_delete(ctx, t); }
+
+static void on_configs_changed(void *ctx, const meta_topic_t *t) {
+    if (t)
+        broker_partitions_reconfigure(ctx, t);
+    else if (broker_configs_refresh(ctx))
+        sm_error("broker", "dynamic broker configs not applied: out of memory");
+}
 
 static void on_conn_close(net_conn_t *c, void *arg) {
     (void)c;
@@ -231,9 +230,11 @@ static char **split_dirs(const char *list, int *n) {
     }
     char *save = NULL;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ') t++;
+        while (*t == ' ')
+            t++;
         size_t l = strlen(t);
-        while (l && t[l - 1] == ' ') t[--l] = 0;
+        while (l && t[l - 1] == ' ')
+            t[--l] = 0;
         if (*t) out[(*n)++] = strdup(t);
     }
     free(copy);
@@ -247,11 +248,13 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     if (rc) return rc;
     pthread_mutex_init(&b->partitions_mu, NULL);
     pthread_mutex_init(&b->pid_mu, NULL);
+    pthread_mutex_init(&b->settings_mu, NULL);
     sm_map_init(&b->partitions);
     meta_image_init(&b->image);
 
     int ndirs = 0;
-    const char *dirs_cfg = sm_config_is_set(cfg, "log.dirs") ? sm_config_str(cfg, "log.dirs") : sm_config_str(cfg, "log.dir");
+    const char *dirs_cfg = sm_config_is_set(cfg, "log.dirs") ? sm_config_str(cfg, "log.dirs")
+                                                             : sm_config_str(cfg, "log.dir");
     char **dirs = split_dirs(dirs_cfg, &ndirs);
     if (!dirs || ndirs == 0) {
         fprintf(stderr, "config: log.dirs: no log directory given\n");
@@ -278,19 +281,24 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
         goto out;
     }
     meta_quorum_t q = {quorum_append, b};
-    meta_listener_t listener = {on_topic_created, on_topic_deleted, b};
+    meta_listener_t listener = {on_topic_created, on_topic_deleted, on_configs_changed, b};
     meta_controller_init(&b->controller, &b->image, b->s.node_id, q, listener);
     if ((rc = replay_metadata(b))) {
         sm_error("broker", "metadata log replay failed: %s", sm_strerror(rc));
         goto out;
     }
+    meta_image_rdlock(&b->image);
+    rc = broker_configs_refresh(b); /* no partitions yet: only the defaults */
+    meta_image_unlock(&b->image);
+    if (rc) goto out;
 
-    log_manager_opts_t lo = {.dirs = (const char *const *)dirs,
-                             .ndirs = ndirs,
-                             .defaults = b->log_defaults,
-                             .recovery_threads = sm_config_int(cfg, "num.recovery.threads.per.data.dir"),
-                             .retention_check_ms = sm_config_long(cfg, "log.retention.check.interval.ms"),
-                             .checkpoint_interval_ms = sm_config_long(cfg, "log.flush.offset.checkpoint.interval.ms")};
+    log_manager_opts_t lo = {
+        .dirs = (const char *const *)dirs,
+        .ndirs = ndirs,
+        .defaults = b->log_defaults,
+        .recovery_threads = sm_config_int(cfg, "num.recovery.threads.per.data.dir"),
+        .retention_check_ms = sm_config_long(cfg, "log.retention.check.interval.ms"),
+        .checkpoint_interval_ms = sm_config_long(cfg, "log.flush.offset.checkpoint.interval.ms")};
     if ((rc = log_manager_open(&lo, &b->logs))) goto out;
 
     /* Partitions of every topic in the image. */
@@ -320,11 +328,12 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     no.arg = b;
     if ((rc = net_server_start(&no, &b->net))) goto out;
     if (b->s.advertised_port == 0) b->s.advertised_port = net_server_port(b->net);
-    sm_info("broker", "samsa-server node %d serving on %s:%d (cluster %s, %zu topics)", b->s.node_id,
-            b->s.listen_host[0] ? b->s.listen_host : "*", net_server_port(b->net), b->cluster_id,
-            sm_map_size(&b->image.topics_by_name));
+    sm_info("broker", "samsa-server node %d serving on %s:%d (cluster %s, %zu topics)",
+            b->s.node_id, b->s.listen_host[0] ? b->s.listen_host : "*", net_server_port(b->net),
+            b->cluster_id, sm_map_size(&b->image.topics_by_name));
 out:
-    for (int i = 0; i < ndirs; i++) free(dirs[i]);
+    for (int i = 0; i < ndirs; i++)
+        free(dirs[i]);
     free(dirs);
     return rc;
 }
@@ -337,11 +346,14 @@ void broker_stop(broker_t *b) {
     if (b->net) net_server_stop(b->net, 5000);
     b->net = NULL;
     broker_partitions_close_all(b);
-    if (b->logs && log_manager_close(b->logs)) sm_error("broker", "closing the logs reported errors");
+    if (b->logs && log_manager_close(b->logs))
+        sm_error("broker", "closing the logs reported errors");
     b->logs = NULL;
     if (b->metadata_log) log_close(b->metadata_log);
     b->metadata_log = NULL;
     meta_controller_free(&b->controller);
     meta_image_free(&b->image);
     sm_map_free(&b->partitions);
+    sm_config_free(b->eff);
+    b->eff = NULL;
 }

@@ -69,13 +69,16 @@ struct broker_req {
 struct broker {
     broker_settings_t s;
     atomic_bool stopping; /* no request parks any more */
-    sm_config_t *cfg;
-    char cluster_id[32];
+    sm_config_t *cfg;          /* static: server.properties and --override */
+    pthread_mutex_t settings_mu; /* eff, log_defaults and the topic-default settings */
+    sm_config_t *eff;          /* cfg with the dynamic broker configs applied */
+    char cluster_id[64];
     meta_image_t image;
     meta_controller_t controller;
     log_t *metadata_log;
     log_manager_t *logs;
     log_config_t log_defaults;
+    bool cleanup_delete_default; /* log.cleanup.policy includes "delete" */
     pthread_mutex_t partitions_mu;
     sm_map_t partitions; /* topic id + partition index -> broker_partition_t* */
     broker_delayed_t *delayed;

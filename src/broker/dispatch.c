@@ -175,6 +175,10 @@ void broker_on_request(net_request_t *nreq, void *arg) {
         close_req(r, why);
         return;
     }
+    /* The frame bounded what decoding could allocate; a response scales with
+     * the broker's state (all topics' metadata, every log dir), not with the
+     * request, so handlers are not held to that bound. */
+    r->arena.limit = 0;
     r->resp = sm_arena_alloc(&r->arena, api->response->struct_size);
     if (!r->resp) {
         close_req(r, "out of memory");

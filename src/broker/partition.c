@@ -82,25 +82,50 @@ void broker_partition_put(broker_partition_t *p) {
 }
 
 void broker_topic_log_config(broker_t *b, const meta_topic_t *t, log_config_t *out) {
+    pthread_mutex_lock(&b->settings_mu);
     *out = b->log_defaults;
+    bool deletes = b->cleanup_delete_default;
+    pthread_mutex_unlock(&b->settings_mu);
     const char *v;
+    if ((v = meta_topic_config(t, "cleanup.policy"))) deletes = strstr(v, "delete") != NULL;
     if ((v = meta_topic_config(t, "retention.ms"))) out->retention_ms = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "retention.bytes"))) out->retention_bytes = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "segment.bytes"))) out->segment_bytes = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "segment.ms"))) out->segment_ms = strtoll(v, NULL, 10);
-    if ((v = meta_topic_config(t, "segment.index.bytes"))) out->segment_index_bytes = (int32_t)strtol(v, NULL, 10);
-    if ((v = meta_topic_config(t, "index.interval.bytes"))) out->index_interval_bytes = (int32_t)strtol(v, NULL, 10);
-    if ((v = meta_topic_config(t, "flush.messages"))) out->flush_interval_messages = strtoll(v, NULL, 10);
+    if ((v = meta_topic_config(t, "segment.index.bytes")))
+        out->segment_index_bytes = (int32_t)strtol(v, NULL, 10);
+    if ((v = meta_topic_config(t, "index.interval.bytes")))
+        out->index_interval_bytes = (int32_t)strtol(v, NULL, 10);
+    if ((v = meta_topic_config(t, "flush.messages")))
+        out->flush_interval_messages = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "flush.ms"))) out->flush_interval_ms = strtoll(v, NULL, 10);
-    if ((v = meta_topic_config(t, "file.delete.delay.ms"))) out->file_delete_delay_ms = strtoll(v, NULL, 10);
+    if ((v = meta_topic_config(t, "file.delete.delay.ms")))
+        out->file_delete_delay_ms = strtoll(v, NULL, 10);
+    if (!deletes) {
+        /* cleanup.policy=compact alone: nothing goes by age or size (compaction
+         * would clean the log; until it exists the log is kept whole). */
+        out->retention_ms = -1;
+        out->retention_bytes = -1;
+    }
 }
 
-static void topic_produce_configs(broker_t *b, const meta_topic_t *t, int32_t *max_bytes, bool *lat) {
+/* The produce-path configs of a topic into p; caller holds p->mu. */
+static void topic_produce_configs(broker_t *b, const meta_topic_t *t, broker_partition_t *p) {
     const char *v;
-    *max_bytes = b->s.message_max_bytes;
-    *lat = b->s.log_append_time;
-    if ((v = meta_topic_config(t, "max.message.bytes"))) *max_bytes = (int32_t)strtol(v, NULL, 10);
-    if ((v = meta_topic_config(t, "message.timestamp.type"))) *lat = strcmp(v, "LogAppendTime") == 0;
+    pthread_mutex_lock(&b->settings_mu);
+    p->max_message_bytes = b->s.message_max_bytes;
+    p->log_append_time = b->s.log_append_time;
+    p->timestamp_before_max_ms = b->s.timestamp_before_max_ms;
+    p->timestamp_after_max_ms = b->s.timestamp_after_max_ms;
+    pthread_mutex_unlock(&b->settings_mu);
+    if ((v = meta_topic_config(t, "max.message.bytes")))
+        p->max_message_bytes = (int32_t)strtol(v, NULL, 10);
+    if ((v = meta_topic_config(t, "message.timestamp.type")))
+        p->log_append_time = strcmp(v, "LogAppendTime") == 0;
+    if ((v = meta_topic_config(t, "message.timestamp.before.max.ms")))
+        p->timestamp_before_max_ms = strtoll(v, NULL, 10);
+    if ((v = meta_topic_config(t, "message.timestamp.after.max.ms")))
+        p->timestamp_after_max_ms = strtoll(v, NULL, 10);
 }
 
 static int replay_producer_batch(void *arg, const uint8_t *batch, size_t len,
@@ -109,9 +134,9 @@ static int replay_producer_batch(void *arg, const uint8_t *batch, size_t len,
     (void)batch;
     (void)len;
     if (h->producer_id >= 0 && h->base_sequence >= 0)
-        txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch, h->base_sequence,
-                                  h->base_sequence + h->last_offset_delta, h->base_offset,
-                                  proto_batch_last_offset(h), h->max_timestamp);
+        txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch,
+                                  h->base_sequence, h->base_sequence + h->last_offset_delta,
+                                  h->base_offset, proto_batch_last_offset(h), h->max_timestamp);
     return SM_OK;
 }
 
@@ -164,7 +189,7 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         p->leader_epoch = t->partitions[i].leader_epoch;
         p->last_snapshot_offset = -1;
         txn_producer_state_init(&p->producers);
-        topic_produce_configs(b, t, &p->max_message_bytes, &p->log_append_time);
+        topic_produce_configs(b, t, p);
         int rc = log_manager_get_or_create(b->logs, t->name, i, &cfg, &p->log);
         if (rc) {
             sm_error("broker", "%s-%d: cannot open the log: %s", t->name, i, sm_strerror(rc));
@@ -204,7 +229,7 @@ void broker_partitions_reconfigure(broker_t *b, const meta_topic_t *t) {
         broker_partition_t *p = broker_partition_get(b, &t->id, i);
         if (!p) continue;
         pthread_mutex_lock(&p->mu);
-        topic_produce_configs(b, t, &p->max_message_bytes, &p->log_append_time);
+        topic_produce_configs(b, t, p);
         pthread_mutex_unlock(&p->mu);
         log_set_config(p->log, &cfg);
         broker_partition_put(p);
@@ -217,10 +242,12 @@ void broker_partitions_close_all(broker_t *b) {
     void *v;
     broker_partition_t **all = calloc(sm_map_size(&b->partitions) + 1, sizeof(*all));
     size_t n = 0;
-    while (all && sm_map_next(&b->partitions, &it, NULL, NULL, &v)) all[n++] = v;
+    while (all && sm_map_next(&b->partitions, &it, NULL, NULL, &v))
+        all[n++] = v;
     sm_map_free(&b->partitions);
     sm_map_init(&b->partitions);
     pthread_mutex_unlock(&b->partitions_mu);
-    for (size_t i = 0; i < n; i++) broker_partition_put(all[i]);
+    for (size_t i = 0; i < n; i++)
+        broker_partition_put(all[i]);
     free(all);
 }

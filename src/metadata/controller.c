@@ -60,7 +60,8 @@ static int64_t now_ms(void) {
 static void random_topic_id(sm_uuid_t *id) {
     do {
         if (getrandom(id->b, 16, 0) != 16) {
-            for (int i = 0; i < 16; i++) id->b[i] = (uint8_t)rand();
+            for (int i = 0; i < 16; i++)
+                id->b[i] = (uint8_t)rand();
         }
         id->b[6] = (uint8_t)((id->b[6] & 0x0f) | 0x40); /* version 4 */
         id->b[8] = (uint8_t)((id->b[8] & 0x3f) | 0x80); /* IETF variant */
@@ -74,13 +75,15 @@ static void random_topic_id(sm_uuid_t *id) {
  */
 static int commit_records(meta_controller_t *c, const meta_record_t *recs, int32_t n) {
     size_t cap = PROTO_BATCH_HEADER_SIZE;
-    for (int32_t i = 0; i < n; i++) cap += meta_record_size(&recs[i]) + 32;
+    for (int32_t i = 0; i < n; i++)
+        cap += meta_record_size(&recs[i]) + 32;
     uint8_t *values = NULL, *batch = malloc(cap);
     size_t *offs = calloc((size_t)n + 1, sizeof(size_t));
     int rc = SM_ERR_NOMEM;
     if (!batch || !offs) goto out;
     size_t vcap = 0;
-    for (int32_t i = 0; i < n; i++) vcap += meta_record_size(&recs[i]);
+    for (int32_t i = 0; i < n; i++)
+        vcap += meta_record_size(&recs[i]);
     values = malloc(vcap ? vcap : 1);
     if (!values) goto out;
     sm_writer_t vw = sm_writer_make(values, vcap);
@@ -155,8 +158,8 @@ int meta_controller_replay_batch(meta_controller_t *c, const uint8_t *batch, siz
         int64_t off = h.base_offset + rec.offset_delta;
         int arc = meta_image_apply(c->img, type, msg, off);
         if (arc != SM_OK)
-            sm_warn("controller", "replay: record type %d at offset %lld: %s", type,
-                    (long long)off, sm_strerror(arc));
+            sm_warn("controller", "replay: record type %d at offset %lld: %s", type, (long long)off,
+                    sm_strerror(arc));
     }
     meta_image_unlock(c->img);
     sm_arena_free(&a);
@@ -204,7 +207,8 @@ void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
         return;
     }
     if (partitions == 0 || partitions < -1 || partitions > MAX_PARTITIONS_PER_REQUEST) {
-        set_result(res, PROTO_ERR_INVALID_PARTITIONS, "Number of partitions must be larger than 0.");
+        set_result(res, PROTO_ERR_INVALID_PARTITIONS,
+                   "Number of partitions must be larger than 0.");
         return;
     }
     if (replication_factor == 0 || replication_factor < -1) {
@@ -332,8 +336,8 @@ out:
     pthread_mutex_unlock(&c->mu);
 }
 
-void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total,
-                            bool validate_only, meta_result_t *res) {
+void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total, bool validate_only,
+                            meta_result_t *res) {
     set_result(res, PROTO_ERR_NONE, NULL);
     pthread_mutex_lock(&c->mu);
     meta_image_rdlock(c->img);
@@ -389,6 +393,39 @@ out:
     pthread_mutex_unlock(&c->mu);
 }
 
+static void notify_configs(meta_controller_t *c, const sm_str_t *topic) {
+    if (!c->listener.configs_changed) return;
+    meta_image_rdlock(c->img);
+    meta_topic_t *t = topic ? meta_image_topic(c->img, *topic) : NULL;
+    if (t || !topic) c->listener.configs_changed(c->listener.ctx, t);
+    meta_image_unlock(c->img);
+}
+
+/* Appends one ConfigRecord per kv for the resource; the caller holds c->mu. */
+static void commit_configs(meta_controller_t *c, int8_t type, sm_str_t resource,
+                           const meta_config_kv_t *kv, int32_t n, meta_result_t *res) {
+    meta_record_t *recs = calloc((size_t)n, sizeof(*recs));
+    proto_config_record_t *crs = calloc((size_t)n, sizeof(*crs));
+    if (!recs || !crs) {
+        set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
+    } else {
+        for (int32_t i = 0; i < n; i++) {
+            proto_config_record_init(&crs[i]);
+            crs[i].resource_type = type;
+            crs[i].resource_name = resource;
+            crs[i].name = kv[i].name;
+            crs[i].value = kv[i].value;
+            recs[i] = (meta_record_t){PROTO_CONFIG_RECORD_API_KEY, 0, &crs[i]};
+        }
+        if (commit_records(c, recs, n) != SM_OK)
+            set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+        else
+            notify_configs(c, type == META_RESOURCE_TOPIC ? &resource : NULL);
+    }
+    free(recs);
+    free(crs);
+}
+
 void meta_alter_topic_configs(meta_controller_t *c, sm_str_t name, const meta_config_kv_t *kv,
                               int32_t n, bool validate_only, meta_result_t *res) {
     set_result(res, PROTO_ERR_NONE, NULL);
@@ -400,28 +437,19 @@ void meta_alter_topic_configs(meta_controller_t *c, sm_str_t name, const meta_co
     if (!exists) {
         set_result(res, PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION, "The topic '%.*s' does not exist.",
                    (int)name.len, name.ptr);
-        goto out;
+    } else if (!validate_only && n > 0) {
+        commit_configs(c, META_RESOURCE_TOPIC, name, kv, n, res);
     }
-    if (validate_only || n == 0) goto out;
-    meta_record_t *recs = calloc((size_t)n, sizeof(*recs));
-    proto_config_record_t *crs = calloc((size_t)n, sizeof(*crs));
-    if (!recs || !crs) {
-        set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
-    } else {
-        for (int32_t i = 0; i < n; i++) {
-            proto_config_record_init(&crs[i]);
-            crs[i].resource_type = META_RESOURCE_TOPIC;
-            crs[i].resource_name = name;
-            crs[i].name = kv[i].name;
-            crs[i].value = kv[i].value;
-            recs[i] = (meta_record_t){PROTO_CONFIG_RECORD_API_KEY, 0, &crs[i]};
-        }
-        if (commit_records(c, recs, n) != SM_OK)
-            set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
-    }
-    free(recs);
-    free(crs);
-out:
+    pthread_mutex_unlock(&c->mu);
+}
+
+void meta_alter_broker_configs(meta_controller_t *c, sm_str_t resource_name,
+                               const meta_config_kv_t *kv, int32_t n, bool validate_only,
+                               meta_result_t *res) {
+    set_result(res, PROTO_ERR_NONE, NULL);
+    if (validate_only || n == 0) return;
+    pthread_mutex_lock(&c->mu);
+    commit_configs(c, META_RESOURCE_BROKER, resource_name, kv, n, res);
     pthread_mutex_unlock(&c->mu);
 }
 

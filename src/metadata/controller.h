@@ -30,6 +30,9 @@ typedef struct meta_quorum {
 typedef struct meta_listener {
     void (*topic_created)(void *ctx, const meta_topic_t *t, int32_t first_new_partition);
     void (*topic_deleted)(void *ctx, const meta_topic_t *t);
+    /* A topic's config overrides changed (t), or the dynamic broker configs
+     * (t == NULL). Called with the image read lock held. */
+    void (*configs_changed)(void *ctx, const meta_topic_t *t);
     void *ctx;
 } meta_listener_t;
 
@@ -79,6 +82,12 @@ void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total,
 /* Sets (value != NULL) or deletes topic config overrides, all or nothing. */
 void meta_alter_topic_configs(meta_controller_t *c, sm_str_t name, const meta_config_kv_t *kv,
                               int32_t n, bool validate_only, meta_result_t *res);
+/* Sets (value != NULL) or deletes dynamic broker configs of resource_name (a
+ * node id, or "" for the cluster-wide default), all or nothing. The caller has
+ * validated names and values against the broker's config table. */
+void meta_alter_broker_configs(meta_controller_t *c, sm_str_t resource_name,
+                               const meta_config_kv_t *kv, int32_t n, bool validate_only,
+                               meta_result_t *res);
 /* Reserves a block of count producer ids; returns the first in *first. */
 void meta_allocate_producer_ids(meta_controller_t *c, int32_t count, int64_t *first,
                                 meta_result_t *res);

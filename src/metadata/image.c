@@ -20,6 +20,7 @@ int meta_image_init(meta_image_t *img) {
     sm_map_init(&img->topics_by_name);
     sm_map_init(&img->topics_by_id);
     sm_map_init(&img->broker_configs);
+    sm_map_init(&img->broker_default_configs);
     img->last_offset = -1;
     return SM_OK;
 }
@@ -49,6 +50,7 @@ void meta_image_free(meta_image_t *img) {
     sm_map_free(&img->topics_by_name);
     sm_map_free(&img->topics_by_id);
     free_config_map(&img->broker_configs);
+    free_config_map(&img->broker_default_configs);
     pthread_rwlock_destroy(&img->lock);
 }
 
@@ -181,7 +183,9 @@ static int apply_config(meta_image_t *img, const proto_config_record_t *r) {
         if (!t) return SM_ERR_NOTFOUND;
         return set_config(&t->configs, r->name, r->value);
     }
-    if (r->resource_type == META_RESOURCE_BROKER) return set_config(&img->broker_configs, r->name, r->value);
+    if (r->resource_type == META_RESOURCE_BROKER)
+        return set_config(r->resource_name.len > 0 ? &img->broker_configs : &img->broker_default_configs,
+                          r->name, r->value);
     return SM_OK;
 }
 

@@ -41,7 +41,8 @@ typedef struct meta_image {
     pthread_rwlock_t lock;
     sm_map_t topics_by_name; /* name -> meta_topic_t* */
     sm_map_t topics_by_id;   /* 16-byte uuid -> meta_topic_t* */
-    sm_map_t broker_configs; /* dynamic broker configs: name -> char* value */
+    sm_map_t broker_configs;         /* dynamic configs of this broker: name -> char* value */
+    sm_map_t broker_default_configs; /* dynamic cluster-wide broker defaults (resource "") */
     int64_t next_producer_id; /* first id of the next producer id block */
     int64_t last_offset;      /* offset of the last applied record, -1 if none */
     int64_t topics_version;   /* bumped on every topic/partition change */

@@ -28,6 +28,7 @@ typedef struct meta_topic_config_def {
     int64_t min;                /* inclusive lower bound for numbers */
     const char *const *choices; /* NULL-terminated allowed values (STRING/LIST), or NULL */
     bool implemented;           /* false: accepted and stored, not yet acted on */
+    const char *doc;            /* one line for DescribeConfigs' documentation */
 } meta_topic_config_def_t;
 
 extern const meta_topic_config_def_t meta_topic_configs[];

@@ -577,4 +577,9 @@ void log_manager_foreach(log_manager_t *m,
 
 void log_manager_run_maintenance(log_manager_t *m) { maintenance_pass(m, true, false); }
 
+int log_manager_dirs(const log_manager_t *m, const char *const **dirs) {
+    *dirs = (const char *const *)m->dirs;
+    return m->ndirs;
+}
+
 log_flusher_t *log_manager_flusher(log_manager_t *m) { return m->flusher; }

@@ -35,6 +35,8 @@ int log_manager_close(log_manager_t *m);
 /* The log of topic-partition, or NULL. The pointer stays valid until the
  * partition is deleted or the manager closed. */
 log_t *log_manager_get(log_manager_t *m, const char *topic, int32_t partition);
+/* The log directories, in configuration order; returns their count. */
+int log_manager_dirs(const log_manager_t *m, const char *const **dirs);
 /* The flusher pool every log of the manager uses (for log_flush_request). */
 log_flusher_t *log_manager_flusher(log_manager_t *m);
 /* Opens or creates the log (in the log dir holding the fewest partitions). */

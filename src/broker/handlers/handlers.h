@@ -17,6 +17,16 @@ int broker_handle_create_topics(broker_req_t *r);
 int broker_handle_delete_topics(broker_req_t *r);
 int broker_handle_init_producer_id(broker_req_t *r);
 int broker_handle_offset_for_leader_epoch(broker_req_t *r);
+/* Admin */
+int broker_handle_describe_configs(broker_req_t *r);
+int broker_handle_alter_configs(broker_req_t *r);
+int broker_handle_incremental_alter_configs(broker_req_t *r);
+int broker_handle_create_partitions(broker_req_t *r);
+int broker_handle_delete_records(broker_req_t *r);
+int broker_handle_describe_cluster(broker_req_t *r);
+int broker_handle_describe_log_dirs(broker_req_t *r);
+int broker_handle_elect_leaders(broker_req_t *r);
+int broker_handle_describe_producers(broker_req_t *r);
 /* Consumer groups and offsets: src/group/coordinator.c */
 int broker_handle_find_coordinator(broker_req_t *r);
 int broker_handle_join_group(broker_req_t *r);

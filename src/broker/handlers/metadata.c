@@ -107,10 +107,19 @@ int broker_handle_metadata(broker_req_t *r) {
             const proto_metadata_request_metadata_request_topic_t *rt = &req->topics.v[i];
             topic_t *out = &resp->topics.v[i];
             out->topic_authorized_operations = INT32_MIN;
-            out->partitions = (proto_metadata_response_metadata_response_partition_array_t){0, NULL};
+            out->partitions =
+                (proto_metadata_response_metadata_response_partition_array_t){0, NULL};
             out->name = rt->name;
             meta_topic_t *t = NULL;
-            bool by_id = rt->name.len < 0 && v >= 10;
+            if (rt->name.len < 0 && v < 12) {
+                /* v10-11 carry topic ids but cannot answer a topic without a
+                 * name (the response's name is nullable from v12), so Kafka
+                 * refuses those requests. */
+                out->name = (sm_str_t){"", 0};
+                out->error_code = PROTO_ERR_INVALID_REQUEST;
+                continue;
+            }
+            bool by_id = rt->name.len < 0;
             if (by_id)
                 t = meta_image_topic_by_id(&b->image, &rt->topic_id);
             else

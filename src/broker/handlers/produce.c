@@ -25,7 +25,6 @@ typedef proto_produce_response_partition_produce_response_t presp_t;
 /* Validates the records of one partition; returns a Kafka error code. */
 static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, size_t len,
                         proto_batch_header_t *h, presp_t *out) {
-    broker_t *b = r->b;
     if (!data || len == 0) {
         out->error_message = sm_arena_str(&r->arena, "Produce request has no records");
         return PROTO_ERR_CORRUPT_MESSAGE;
@@ -86,8 +85,8 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
     }
     if (!p->log_append_time) {
         int64_t now = broker_now_ms();
-        if ((b->s.timestamp_before_max_ms < INT64_MAX && now - h->base_timestamp > b->s.timestamp_before_max_ms) ||
-            h->max_timestamp - now > b->s.timestamp_after_max_ms) {
+        if ((p->timestamp_before_max_ms < INT64_MAX && now - h->base_timestamp > p->timestamp_before_max_ms) ||
+            h->max_timestamp - now > p->timestamp_after_max_ms) {
             out->error_message = sm_arena_str(&r->arena, "Timestamp of the record batch is out of the accepted range");
             return PROTO_ERR_INVALID_TIMESTAMP;
         }

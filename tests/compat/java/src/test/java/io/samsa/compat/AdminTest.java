@@ -13,6 +13,7 @@ import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.ListTopicsOptions;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.errors.TopicExistsException;
@@ -49,6 +50,15 @@ class AdminTest {
                 Set<String> after = admin.listTopics().names().get();
                 assertFalse(after.contains("orders"), after.toString());
                 assertTrue(after.contains("audit"));
+                assertFalse(after.contains("__consumer_offsets"), "internal topics are listed only when asked");
+
+                // The offsets topic is internal, as Kafka's.
+                Set<String> all = admin.listTopics(new ListTopicsOptions().listInternal(true)).names().get();
+                assertTrue(all.contains("__consumer_offsets"), all.toString());
+                TopicDescription offsets = admin.describeTopics(List.of("__consumer_offsets"))
+                        .allTopicNames().get().get("__consumer_offsets");
+                assertTrue(offsets.isInternal());
+                assertEquals(50, offsets.partitions().size());
             }
         }
     }

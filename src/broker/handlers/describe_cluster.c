@@ -1,0 +1,58 @@
+/*
+ * DescribeCluster: the cluster id, the controller (this node: it is a
+ * combined broker and controller) and the brokers (this one). Controller
+ * endpoints (v1 EndpointType 2) are served by Kafka's controllers only, so a
+ * broker refuses them as Kafka does.
+ */
+#include "broker/handlers/handlers.h"
+#include "protocol/errors.h"
+
+/* AclOperation codes that apply to the cluster resource. */
+enum {
+    OP_CREATE = 5,
+    OP_ALTER = 7,
+    OP_DESCRIBE = 8,
+    OP_CLUSTER_ACTION = 9,
+    OP_DESCRIBE_CONFIGS = 10,
+    OP_ALTER_CONFIGS = 11,
+    OP_IDEMPOTENT_WRITE = 12,
+    OP_CREATE_TOKENS = 13,
+    OP_DESCRIBE_TOKENS = 14
+};
+
+int broker_handle_describe_cluster(broker_req_t *r) {
+    broker_t *b = r->b;
+    proto_describe_cluster_request_t *req = broker_body(r);
+    proto_describe_cluster_response_t *resp = r->resp;
+    resp->endpoint_type = r->version >= 1 ? req->endpoint_type : 1;
+    resp->cluster_id = sm_str_from(b->cluster_id);
+    resp->controller_id = b->s.node_id;
+    if (r->version >= 1 && req->endpoint_type != 1) {
+        resp->error_code = PROTO_ERR_UNSUPPORTED_ENDPOINT_TYPE;
+        resp->error_message = sm_arena_str(&r->arena, "The broker only handles BROKER endpoints.");
+        resp->controller_id = -1;
+        resp->brokers.n = 0;
+        return BROKER_RESPOND;
+    }
+    resp->brokers.v = sm_arena_calloc(&r->arena, 1, sizeof(*resp->brokers.v));
+    if (!resp->brokers.v) return BROKER_CLOSE;
+    resp->brokers.n = 1;
+    resp->brokers.v[0].broker_id = b->s.node_id;
+    resp->brokers.v[0].host = sm_str_from(b->s.advertised_host);
+    resp->brokers.v[0].port = b->s.advertised_port;
+    resp->brokers.v[0].rack = (sm_str_t){NULL, -1};
+    if (req->include_cluster_authorized_operations) {
+        /* No authorizer: every cluster operation is allowed. */
+        const int ops[] = {
+            OP_CREATE,           OP_ALTER,         OP_DESCRIBE,         OP_CLUSTER_ACTION,
+            OP_DESCRIBE_CONFIGS, OP_ALTER_CONFIGS, OP_IDEMPOTENT_WRITE, OP_CREATE_TOKENS,
+            OP_DESCRIBE_TOKENS};
+        int32_t mask = 0;
+        for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+            mask |= 1 << ops[i];
+        resp->cluster_authorized_operations = mask;
+    } else {
+        resp->cluster_authorized_operations = INT32_MIN;
+    }
+    return BROKER_RESPOND;
+}

@@ -1,0 +1,207 @@
+/*
+ * DescribeConfigs: the configs of topics (each topic config with its
+ * effective value and where it comes from: the topic's override, a dynamic or
+ * static broker setting it inherits, or Kafka's default) and of this broker
+ * (every key of server.properties Samsa knows; read-only unless it can be
+ * changed at run time). Synonyms (v1+) list the broker keys a topic config
+ * inherits from; documentation (v3+) one line per key.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/configs.h"
+#include "broker/handlers/handlers.h"
+#include "protocol/errors.h"
+
+typedef proto_describe_configs_request_t req_t;
+typedef proto_describe_configs_response_t resp_t;
+typedef proto_describe_configs_response_describe_configs_result_t result_t;
+typedef proto_describe_configs_response_describe_configs_resource_result_t entry_t;
+typedef proto_describe_configs_response_describe_configs_synonym_t synonym_t;
+
+/* DescribeConfigs ConfigType values (Kafka's). */
+enum {
+    TYPE_BOOLEAN = 1,
+    TYPE_STRING = 2,
+    TYPE_INT = 3,
+    TYPE_LONG = 5,
+    TYPE_DOUBLE = 6,
+    TYPE_LIST = 7,
+    TYPE_CLASS = 8
+};
+
+static int8_t topic_type(meta_cfg_type_t t) {
+    switch (t) {
+    case META_CFG_BOOL: return TYPE_BOOLEAN;
+    case META_CFG_INT: return TYPE_INT;
+    case META_CFG_LONG: return TYPE_LONG;
+    case META_CFG_DOUBLE: return TYPE_DOUBLE;
+    case META_CFG_LIST: return TYPE_LIST;
+    case META_CFG_CLASS: return TYPE_CLASS;
+    default: return TYPE_STRING;
+    }
+}
+
+static int8_t broker_type(sm_config_type_t t) {
+    switch (t) {
+    case SM_CFG_BOOL: return TYPE_BOOLEAN;
+    case SM_CFG_INT: return TYPE_INT;
+    case SM_CFG_LONG: return TYPE_LONG;
+    case SM_CFG_DOUBLE: return TYPE_DOUBLE;
+    case SM_CFG_LIST: return TYPE_LIST;
+    default: return TYPE_STRING;
+    }
+}
+
+/* True when the request asks for this key (null key list: every key). */
+static bool wanted(const proto_describe_configs_request_describe_configs_resource_t *res,
+                   const char *name) {
+    if (res->configuration_keys.n < 0) return true;
+    for (int32_t i = 0; i < res->configuration_keys.n; i++)
+        if (sm_str_eq(res->configuration_keys.v[i], sm_str_from(name))) return true;
+    return false;
+}
+
+static sm_str_t astr(broker_req_t *r, const char *s) {
+    return s ? sm_arena_str(&r->arena, s) : (sm_str_t){NULL, -1};
+}
+
+static void add_synonym(broker_req_t *r, entry_t *e, const char *name, const char *value,
+                        int8_t source) {
+    synonym_t *s = &e->synonyms.v[e->synonyms.n++];
+    s->name = sm_str_from(name);
+    s->value = astr(r, value);
+    s->source = source;
+}
+
+static void fill_entry(broker_req_t *r, entry_t *e, const char *name, const char *value,
+                       int8_t source, bool read_only, int8_t type, const char *doc, bool docs) {
+    e->name = sm_str_from(name);
+    e->value = astr(r, value);
+    e->read_only = read_only;
+    e->is_default = source == BROKER_CFG_SRC_DEFAULT;
+    e->config_source = source;
+    e->is_sensitive = false;
+    e->config_type = type;
+    e->documentation = docs && doc ? sm_str_from(doc) : (sm_str_t){NULL, -1};
+    e->synonyms.n = 0;
+    e->synonyms.v = NULL;
+}
+
+static void describe_topic(broker_req_t *r, const req_t *req,
+                           const proto_describe_configs_request_describe_configs_resource_t *res,
+                           result_t *out, const sm_config_t *eff) {
+    broker_t *b = r->b;
+    const meta_topic_t *t = meta_image_topic(&b->image, res->resource_name);
+    if (!t) {
+        out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        char msg[400];
+        snprintf(msg, sizeof(msg), "Topic '%.*s' does not exist.", (int)res->resource_name.len,
+                 res->resource_name.ptr);
+        out->error_message = sm_arena_str(&r->arena, msg);
+        return;
+    }
+    out->configs.v = sm_arena_calloc(&r->arena, meta_topic_configs_count, sizeof(entry_t));
+    out->configs.n = 0;
+    if (!out->configs.v) return;
+    for (size_t i = 0; i < meta_topic_configs_count; i++) {
+        const meta_topic_config_def_t *d = &meta_topic_configs[i];
+        if (!wanted(res, d->name)) continue;
+        char value[256];
+        int8_t source;
+        broker_topic_config_value(eff, t, d, value, sizeof(value), &source);
+        entry_t *e = &out->configs.v[out->configs.n++];
+        fill_entry(r, e, d->name, value, source, false, topic_type(d->type), d->doc,
+                   req->include_documentation);
+        if (!req->include_synonyms || r->version < 1) continue;
+        const char *syn[3];
+        int nsyn = broker_topic_config_synonyms(d, syn);
+        e->synonyms.v = sm_arena_calloc(&r->arena, (size_t)nsyn + 2, sizeof(synonym_t));
+        if (!e->synonyms.v) continue;
+        if (source == BROKER_CFG_SRC_TOPIC) add_synonym(r, e, d->name, value, BROKER_CFG_SRC_TOPIC);
+        bool defaulted = false;
+        for (int k = 0; k < nsyn; k++) {
+            const sm_config_key_t *key = sm_config_key(syn[k]);
+            if (!key) continue;
+            if (sm_config_is_set(eff, syn[k]))
+                add_synonym(r, e, syn[k], sm_config_str(eff, syn[k]),
+                            broker_config_source(eff, syn[k]));
+            else if (!defaulted && key->default_value) {
+                add_synonym(r, e, syn[k], key->default_value, BROKER_CFG_SRC_DEFAULT);
+                defaulted = true;
+            }
+        }
+    }
+}
+
+static void describe_broker(broker_req_t *r, const req_t *req,
+                            const proto_describe_configs_request_describe_configs_resource_t *res,
+                            result_t *out, const sm_config_t *eff) {
+    broker_t *b = r->b;
+    char id[16];
+    snprintf(id, sizeof(id), "%d", b->s.node_id);
+    bool defaults_only = res->resource_name.len == 0;
+    if (!defaults_only && !sm_str_eq(res->resource_name, sm_str_from(id))) {
+        char msg[300];
+        snprintf(msg, sizeof(msg),
+                 "Unexpected broker id, expected %s or empty string, but received %.*s", id,
+                 (int)res->resource_name.len, res->resource_name.ptr);
+        out->error_code = PROTO_ERR_INVALID_REQUEST;
+        out->error_message = sm_arena_str(&r->arena, msg);
+        return;
+    }
+    out->configs.v = sm_arena_calloc(&r->arena, sm_config_keys_count, sizeof(entry_t));
+    out->configs.n = 0;
+    if (!out->configs.v) return;
+    for (size_t i = 0; i < sm_config_keys_count; i++) {
+        const sm_config_key_t *k = &sm_config_keys[i];
+        if (!wanted(res, k->name)) continue;
+        int8_t source = broker_config_source(eff, k->name);
+        if (defaults_only && source != BROKER_CFG_SRC_DYNAMIC_DEFAULT_BROKER) continue;
+        entry_t *e = &out->configs.v[out->configs.n++];
+        fill_entry(r, e, k->name, sm_config_str(eff, k->name), source,
+                   !sm_config_key_dynamic(k->name), broker_type(k->type), k->doc,
+                   req->include_documentation);
+        if (!req->include_synonyms || r->version < 1) continue;
+        e->synonyms.v = sm_arena_calloc(&r->arena, 2, sizeof(synonym_t));
+        if (!e->synonyms.v) continue;
+        if (source != BROKER_CFG_SRC_DEFAULT)
+            add_synonym(r, e, k->name, sm_config_str(eff, k->name), source);
+        if (k->default_value) add_synonym(r, e, k->name, k->default_value, BROKER_CFG_SRC_DEFAULT);
+    }
+}
+
+int broker_handle_describe_configs(broker_req_t *r) {
+    broker_t *b = r->b;
+    req_t *req = broker_body(r);
+    resp_t *resp = r->resp;
+    int32_t n = req->resources.n > 0 ? req->resources.n : 0;
+    resp->results.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(result_t));
+    if (!resp->results.v) return BROKER_CLOSE;
+    resp->results.n = n;
+    /* Lock order: image, then the effective config (as the config listener). */
+    meta_image_rdlock(&b->image);
+    const sm_config_t *eff = broker_configs_acquire(b);
+    for (int32_t i = 0; i < n; i++) {
+        const proto_describe_configs_request_describe_configs_resource_t *res =
+            &req->resources.v[i];
+        result_t *out = &resp->results.v[i];
+        out->error_message = (sm_str_t){NULL, -1};
+        out->resource_type = res->resource_type;
+        out->resource_name = res->resource_name;
+        out->configs.n = 0;
+        if (res->resource_type == META_RESOURCE_TOPIC) {
+            describe_topic(r, req, res, out, eff);
+        } else if (res->resource_type == META_RESOURCE_BROKER) {
+            describe_broker(r, req, res, out, eff);
+        } else {
+            out->error_code = PROTO_ERR_INVALID_REQUEST;
+            out->error_message =
+                sm_arena_str(&r->arena, "Unsupported resource type for DescribeConfigs.");
+        }
+    }
+    broker_configs_release(b);
+    meta_image_unlock(&b->image);
+    return BROKER_RESPOND;
+}
