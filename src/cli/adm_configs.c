@@ -23,29 +23,32 @@ const char *adm_config_source_name(int8_t source) {
     }
 }
 
-int adm_describe_configs(kc_client_t *kc, sm_arena_t *a, int8_t type, const char *name,
-                         adm_config_result_t **out) {
+int adm_describe_configs(kc_client_t *kc, sm_arena_t *a, int8_t type, const char *const *names,
+                         size_t n, proto_describe_configs_response_t **out) {
     proto_describe_configs_request_t req;
     proto_describe_configs_request_init(&req);
-    proto_describe_configs_request_describe_configs_resource_t res;
-    memset(&res, 0, sizeof(res));
-    res.resource_type = type;
-    res.resource_name = sm_arena_str(a, name);
-    res.configuration_keys.n = -1;
-    req.resources.n = 1;
-    req.resources.v = &res;
-    req.include_synonyms = false;
+    req.resources.n = (int32_t)n;
+    req.resources.v = sm_arena_calloc(a, n + 1, sizeof(*req.resources.v));
     proto_describe_configs_response_t *resp = sm_arena_alloc(a, sizeof(*resp));
-    if (!resp) return SM_ERR_NOMEM;
+    if (!req.resources.v || !resp) return SM_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        req.resources.v[i].resource_type = type;
+        req.resources.v[i].resource_name = sm_arena_str(a, names[i]);
+        req.resources.v[i].configuration_keys.n = -1;
+    }
+    req.include_synonyms = false;
     int rc = kc_call(kc, -1, PROTO_DESCRIBE_CONFIGS_REQUEST_API_KEY, 4, &req, resp, a, NULL);
     if (rc != SM_OK) return rc;
-    if (resp->results.n != 1) {
-        snprintf(kc->err, sizeof(kc->err), "DescribeConfigs: expected 1 result, got %d",
-                 resp->results.n);
-        return SM_ERR_PARSE;
-    }
-    *out = &resp->results.v[0];
+    *out = resp;
     return SM_OK;
+}
+
+const adm_config_result_t *adm_config_result(const proto_describe_configs_response_t *resp,
+                                             const char *name) {
+    for (int32_t i = 0; i < resp->results.n; i++)
+        if (sm_str_eq(resp->results.v[i].resource_name, sm_str_from(name)))
+            return &resp->results.v[i];
+    return NULL;
 }
 
 int adm_config_ops_parse(const adm_list_t *items, int8_t op, const char *flag, adm_config_op_t *ops,

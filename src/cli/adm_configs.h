@@ -25,11 +25,15 @@ typedef proto_describe_configs_response_describe_configs_resource_result_t adm_c
 const char *adm_config_source_name(int8_t source);
 
 /*
- * DescribeConfigs for one resource (all keys). On success *out points into
- * arena a; a Kafka error in the result is left for the caller to check.
+ * DescribeConfigs for n resources of one type (all keys), in one request. On
+ * success *out points into arena a; Kafka errors in the results are left for
+ * the caller (adm_config_result finds each).
  */
-int adm_describe_configs(kc_client_t *kc, sm_arena_t *a, int8_t type, const char *name,
-                         adm_config_result_t **out);
+int adm_describe_configs(kc_client_t *kc, sm_arena_t *a, int8_t type, const char *const *names,
+                         size_t n, proto_describe_configs_response_t **out);
+/* The result for the resource named name, or NULL when the answer lacks it. */
+const adm_config_result_t *adm_config_result(const proto_describe_configs_response_t *resp,
+                                             const char *name);
 
 /* One change: key, value (NULL for DELETE) and operation. */
 typedef struct adm_config_op {

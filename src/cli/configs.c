@@ -71,13 +71,12 @@ static bool shown(const entity_t *e, const char *name, const adm_config_entry_t 
 }
 
 static int describe_one(adm_cmd_t *m, const entity_t *e, const char *name, bool all,
-                        out_json_t *j) {
-    adm_config_result_t *r;
+                        const proto_describe_configs_response_t *resp, out_json_t *j) {
     char what[300];
     entity_what(e, name, what, sizeof(what));
-    int rc = adm_describe_configs(&m->kc, &m->a, e->type, name, &r);
-    if (adm_check_one(m, rc, what, "DescribeConfigs", 1, rc == SM_OK ? r->error_code : 0,
-                      rc == SM_OK ? r->error_message : SM_STR_NULL) != CLI_OK)
+    const adm_config_result_t *r = adm_config_result(resp, name);
+    if (adm_check_one(m, SM_OK, what, "DescribeConfigs", r ? 1 : 0, r ? r->error_code : 0,
+                      r ? r->error_message : SM_STR_NULL) != CLI_OK)
         return CLI_FAIL;
     if (m->c.json) {
         oj_obj(j);
@@ -163,12 +162,18 @@ static int configs_describe(int argc, char **argv) {
             }
         }
     }
+    proto_describe_configs_response_t *resp;
+    ret = CLI_FAIL;
+    if (adm_describe_configs(&m.kc, &m.a, e.type, names, n, &resp) != SM_OK) {
+        cli_error("%s", m.kc.err);
+        goto done;
+    }
     out_json_t j;
     oj_init(&j, stdout);
     if (m.c.json) oj_arr(&j);
     ret = CLI_OK;
     for (size_t i = 0; i < n && ret == CLI_OK; i++)
-        ret = describe_one(&m, &e, names[i], all, &j);
+        ret = describe_one(&m, &e, names[i], all, resp, &j);
     if (m.c.json && ret == CLI_OK) oj_arr_end(&j);
 done:
     return adm_finish(&m, opts, NOPTS(opts), ret);

@@ -210,23 +210,34 @@ done:
     return adm_finish(&m, opts, NOPTS(opts), ret);
 }
 
-/* The topic's dynamic config overrides, "k=v,k2=v2" (or JSON members). An
- * old broker without DescribeConfigs gives none. */
-static int topic_overrides(kc_client_t *kc, sm_arena_t *a, const md_topic_t *tp,
-                           adm_config_result_t **out) {
-    char name[256];
-    out_cstr(tp->name, name, sizeof(name));
+/* The config overrides of the topics in md, in one DescribeConfigs; *out
+ * stays NULL for an old broker without DescribeConfigs. */
+static int topics_overrides(adm_cmd_t *m, const proto_metadata_response_t *md,
+                            proto_describe_configs_response_t **out) {
     *out = NULL;
-    if (kc_api_max(kc, PROTO_DESCRIBE_CONFIGS_REQUEST_API_KEY) < 0) return SM_OK;
-    int rc = adm_describe_configs(kc, a, ADM_RES_TOPIC, name, out);
-    if (rc == SM_OK && (*out)->error_code != PROTO_ERR_NONE) {
-        char what[300];
-        snprintf(what, sizeof(what), "topic '%s'", name);
-        out_kafka_error(what, (*out)->error_code, (*out)->error_message);
-        return SM_ERR;
+    if (kc_api_max(&m->kc, PROTO_DESCRIBE_CONFIGS_REQUEST_API_KEY) < 0 || md->topics.n == 0)
+        return CLI_OK;
+    const char **names = sm_arena_calloc(&m->a, (size_t)md->topics.n, sizeof(*names));
+    if (!names) return CLI_FAIL;
+    for (int32_t i = 0; i < md->topics.n; i++)
+        names[i] =
+            sm_arena_strndup(&m->a, md->topics.v[i].name.ptr, (size_t)md->topics.v[i].name.len);
+    out_progress("describing the configs of %d topics", md->topics.n);
+    if (adm_describe_configs(&m->kc, &m->a, ADM_RES_TOPIC, names, (size_t)md->topics.n, out) !=
+        SM_OK) {
+        cli_error("%s", m->kc.err);
+        return CLI_FAIL;
     }
-    if (rc != SM_OK) cli_error("topic '%s': %s", name, kc->err);
-    return rc;
+    out_progress_end();
+    for (int32_t i = 0; i < (*out)->results.n; i++) {
+        const adm_config_result_t *r = &(*out)->results.v[i];
+        if (r->error_code == PROTO_ERR_NONE) continue;
+        char what[300], name[256];
+        snprintf(what, sizeof(what), "topic '%s'", out_cstr(r->resource_name, name, sizeof(name)));
+        out_kafka_error(what, r->error_code, r->error_message);
+        return CLI_FAIL;
+    }
+    return CLI_OK;
 }
 
 static bool is_override(const adm_config_entry_t *e) {
@@ -343,14 +354,22 @@ static int topics_describe(int argc, char **argv) {
             goto done;
         }
     }
+    if (exclude_internal) {
+        int32_t k = 0;
+        for (int32_t i = 0; i < md.topics.n; i++)
+            if (!md.topics.v[i].is_internal) md.topics.v[k++] = md.topics.v[i];
+        md.topics.n = k;
+    }
+    proto_describe_configs_response_t *cfgs;
+    if (topics_overrides(&m, &md, &cfgs) != CLI_OK) goto done;
     out_json_t j;
     oj_init(&j, stdout);
     if (m.c.json) oj_arr(&j);
     for (int32_t i = 0; i < md.topics.n; i++) {
         const md_topic_t *tp = &md.topics.v[i];
-        if (exclude_internal && tp->is_internal) continue;
-        adm_config_result_t *cfg;
-        if (topic_overrides(&m.kc, &m.a, tp, &cfg) != SM_OK) goto done;
+        char name[256];
+        const adm_config_result_t *cfg =
+            cfgs ? adm_config_result(cfgs, out_cstr(tp->name, name, sizeof(name))) : NULL;
         if (m.c.json)
             describe_json(&j, tp, cfg);
         else
