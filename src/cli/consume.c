@@ -382,22 +382,13 @@ static int offsets_at_time(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *part
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
     consumer_t *c = opaque;
-    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        /* When the look-up fails (it said so on stderr) the group's committed
-         * offsets are used instead. */
-        if (offsets_at_time(rk, parts, c->from_ts, c->timeout_ms))
-            for (int i = 0; i < parts->cnt; i++)
-                parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
-        if (coop)
-            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
-        else
-            rd_kafka_assign(rk, parts);
-    } else if (coop) {
-        rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
-    } else {
-        rd_kafka_assign(rk, NULL);
-    }
+    /* When the look-up fails (it said so on stderr) the group's committed
+     * offsets are used instead. */
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS &&
+        offsets_at_time(rk, parts, c->from_ts, c->timeout_ms))
+        for (int i = 0; i < parts->cnt; i++)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    io_rebalance_apply(rk, err, parts);
 }
 
 /* Without a group: start the partitions [first, last] at start (or the
@@ -612,16 +603,7 @@ int cli_consume(int argc, char **argv) {
     }
     started = true;
     if (c.group) {
-        rd_kafka_poll_set_consumer(c.rk);
-        rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
-        rd_kafka_resp_err_t err = rd_kafka_subscribe(c.rk, sub);
-        rd_kafka_topic_partition_list_destroy(sub);
-        if (err) {
-            cli_error("consume: subscribe: %s: %s", rd_kafka_err2name(err), rd_kafka_err2str(err));
-            rc = CLI_FAIL;
-            goto out;
-        }
+        if ((rc = io_subscribe("consume", c.rk, topic))) goto out;
     } else {
         c.first = partition >= 0 ? (int32_t)partition : 0;
         c.last = partition >= 0 ? (int32_t)partition : partitions - 1;

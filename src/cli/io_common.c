@@ -350,6 +350,65 @@ rd_kafka_t *io_rk_new(rd_kafka_type_t type, rd_kafka_conf_t *conf) {
     return rk;
 }
 
+int io_producer_defaults(const char *cmd, rd_kafka_conf_t *conf, const io_arg_t *props,
+                         const char *acks) {
+    if (!acks) acks = io_prop_get(props, "acks");
+    if (!acks) acks = io_prop_get(props, "request.required.acks");
+    bool acks_all = !acks || strcmp(acks, "all") == 0 || strcmp(acks, "-1") == 0;
+    const char *inflight = io_prop_get(props, "max.in.flight.requests.per.connection");
+    if (!inflight) inflight = io_prop_get(props, "max.in.flight");
+    /* Like Kafka's producer: idempotent unless an explicit setting conflicts
+     * with it (acks other than all, more than 5 requests in flight). */
+    bool idempotent = acks_all && (!inflight || atoi(inflight) <= 5);
+    struct {
+        const char *key, *value;
+        bool apply;
+    } sets[] = {
+        {"acks", acks, acks != NULL},
+        {"enable.idempotence", idempotent ? "true" : "false",
+         !io_prop_get(props, "enable.idempotence")},
+        /* Kafka's delivery.timeout.ms default; librdkafka's is 300 s. */
+        {"message.timeout.ms", "120000",
+         !io_prop_get(props, "message.timeout.ms") && !io_prop_get(props, "delivery.timeout.ms")},
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+        if (!sets[i].apply) continue;
+        if (rd_kafka_conf_set(conf, sets[i].key, sets[i].value, err, sizeof(err)) !=
+            RD_KAFKA_CONF_OK) {
+            cli_error("%s: %s: %s", cmd, sets[i].key, err);
+            return CLI_USAGE;
+        }
+    }
+    return 0;
+}
+
+int io_subscribe(const char *cmd, rd_kafka_t *rk, const char *topic) {
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (!err) return 0;
+    cli_error("%s: subscribe: %s: %s", cmd, rd_kafka_err2name(err), rd_kafka_err2str(err));
+    return CLI_FAIL;
+}
+
+void io_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                        rd_kafka_topic_partition_list_t *parts) {
+    bool coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        if (coop)
+            rd_kafka_error_destroy(rd_kafka_incremental_assign(rk, parts));
+        else
+            rd_kafka_assign(rk, parts);
+    } else if (coop) {
+        rd_kafka_error_destroy(rd_kafka_incremental_unassign(rk, parts));
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
 int64_t io_now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

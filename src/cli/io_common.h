@@ -102,6 +102,25 @@ const char *io_last_error(void);
  */
 int io_wait_topic(rd_kafka_t *rk, const char *topic, int timeout_ms, int *partitions);
 
+/*
+ * Kafka's producer defaults on a configuration the user's properties were
+ * already applied to: acks (when the --acks flag gave it), idempotence on
+ * unless acks or max.in.flight conflict with it or the user set it, and
+ * Kafka's 120 s delivery timeout. CLI_USAGE after a message on a bad value.
+ */
+int io_producer_defaults(const char *cmd, rd_kafka_conf_t *conf, const io_arg_t *props,
+                         const char *acks);
+
+/*
+ * Group consumers: io_subscribe sends the consumer's events to its poll
+ * queue and subscribes to one topic (CLI_FAIL after a message);
+ * io_rebalance_apply takes or gives up partitions as a rebalance callback
+ * must, for eager and cooperative protocols alike.
+ */
+int io_subscribe(const char *cmd, rd_kafka_t *rk, const char *topic);
+void io_rebalance_apply(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                        rd_kafka_topic_partition_list_t *parts);
+
 /* Monotonic and wall clocks in microseconds. */
 int64_t io_now_us(void);
 int64_t io_wall_us(void);

@@ -86,7 +86,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
     if (st->failed++ == 0)
         snprintf(st->first_error, sizeof(st->first_error), "%s: %s", rd_kafka_err2name(m->err),
-                 rd_kafka_message_errstr(m));
+                 rd_kafka_err2str(m->err));
 }
 
 static const void *find_sep(const char *s, size_t n, const char *sep) {
@@ -242,47 +242,23 @@ static int send_record(rd_kafka_t *rk, const char *topic, int32_t partition, lin
     }
 }
 
-static bool user_set(const io_arg_t *props, const char *a, const char *b) {
-    return io_prop_get(props, a) || (b && io_prop_get(props, b));
-}
-
 static rd_kafka_conf_t *producer_conf(io_arg_t *args) {
     io_arg_t *pp = &args[A_PRODUCER_PROP];
     rd_kafka_conf_t *conf =
         cli_rk_conf(args[A_BOOTSTRAP].value, (char *const *)pp->values, pp->nvalues);
     if (!conf) return NULL;
     char err[512];
-    const char *acks = args[A_ACKS].seen ? args[A_ACKS].value : NULL;
-    if (!acks) acks = io_prop_get(pp, "acks");
-    if (!acks) acks = io_prop_get(pp, "request.required.acks");
-    bool acks_all = !acks || strcmp(acks, "all") == 0 || strcmp(acks, "-1") == 0;
-    const char *inflight = io_prop_get(pp, "max.in.flight.requests.per.connection");
-    if (!inflight) inflight = io_prop_get(pp, "max.in.flight");
-    /* Like Kafka's producer: idempotent by default, unless an explicit
-     * setting conflicts with it (acks other than all, more than 5 in flight). */
-    bool idempotent = acks_all && (!inflight || atoi(inflight) <= 5);
-    struct {
-        const char *key, *value;
-        bool apply;
-    } sets[] = {
-        {"enable.idempotence", idempotent ? "true" : "false",
-         !user_set(pp, "enable.idempotence", NULL)},
-        /* Kafka's delivery.timeout.ms default; librdkafka's is 300 s. */
-        {"message.timeout.ms", "120000",
-         !user_set(pp, "message.timeout.ms", "delivery.timeout.ms")},
-        {"acks", acks, args[A_ACKS].seen},
-        {"compression.type", args[A_COMPRESSION].value, args[A_COMPRESSION].seen},
-    };
-    for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
-        if (!sets[i].apply) continue;
-        if (rd_kafka_conf_set(conf, sets[i].key, sets[i].value, err, sizeof(err)) !=
+    if (io_producer_defaults("produce", conf, pp, args[A_ACKS].value)) goto fail;
+    if (args[A_COMPRESSION].seen &&
+        rd_kafka_conf_set(conf, "compression.type", args[A_COMPRESSION].value, err, sizeof(err)) !=
             RD_KAFKA_CONF_OK) {
-            cli_error("produce: %s: %s", sets[i].key, err);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
+        cli_error("produce: --compression-type: %s", err);
+        goto fail;
     }
     return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
 }
 
 static int check_args(io_arg_t *args, line_format_t *f, long long *partition, long long *timeout) {
