@@ -118,6 +118,7 @@ static int start_receiver(rd_kafka_t *rk, const char *topic, int partitions, int
     return 0;
 }
 
+/* Sends n records at rate, serving delivery reports as it goes. */
 static void send_timed(rd_kafka_t *rk, const char *topic, unsigned char *payload, size_t size,
                        long long n, double rate, send_errors_t *errs) {
     perf_throttle_t th;
@@ -138,8 +139,20 @@ static void send_timed(rd_kafka_t *rk, const char *topic, unsigned char *payload
                      rd_kafka_err2str(err));
         rd_kafka_poll(rk, 0);
     }
-    while (rd_kafka_outq_len(rk) > 0 && !io_stop_requested())
+}
+
+/* Waits until the deadline for the last acknowledgements; what is still
+ * unacknowledged then counts as failed. */
+static void await_acks(rd_kafka_t *rk, int64_t deadline, long long timeout_ms,
+                       send_errors_t *errs) {
+    while (rd_kafka_outq_len(rk) > 0 && !io_stop_requested() && io_now_us() < deadline)
         rd_kafka_poll(rk, 50);
+    int left = rd_kafka_outq_len(rk);
+    if (left <= 0) return;
+    if (errs->failed == 0)
+        snprintf(errs->first_error, sizeof(errs->first_error),
+                 "not acknowledged within %lld ms of the last send", timeout_ms);
+    errs->failed += left;
 }
 
 static void print_summary(const perf_hist_t *h, bool json) {
@@ -251,7 +264,9 @@ int perf_e2e(int argc, char **argv) {
     }
     thread_started = true;
     send_timed(prod, topic, payload, (size_t)size, n, rate, &errs);
-    atomic_store(&recv.deadline_us, io_now_us() + timeout * 1000);
+    int64_t deadline = io_now_us() + timeout * 1000;
+    atomic_store(&recv.deadline_us, deadline);
+    await_acks(prod, deadline, timeout, &errs);
     pthread_join(receiver, NULL);
     thread_started = false;
     print_summary(&recv.hist, json);

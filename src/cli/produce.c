@@ -29,6 +29,7 @@ static const char usage[] =
     "      headers.separator=S     between headers (default: ,)\n"
     "      headers.key.separator=S between a header's key and value (default: :)\n"
     "      null.marker=S           a key, value or header value equal to S is null\n"
+    "                              (default with --format base64: -)\n"
     "      ignore.error=true       a line without a separator is sent whole as the value\n"
     "  --format text|base64      base64: key, value and header values are base64 on\n"
     "                            input (header keys stay text), so any bytes can be sent\n"
@@ -303,7 +304,10 @@ static int check_args(io_arg_t *args, line_format_t *f, long long *partition, lo
     f->hdr_sep = io_prop_get(p, "headers.separator") ? io_prop_get(p, "headers.separator") : ",";
     f->hdr_key_sep =
         io_prop_get(p, "headers.key.separator") ? io_prop_get(p, "headers.key.separator") : ":";
+    /* In base64 "-" cannot be data, and it is what consume --format base64
+     * prints for null, so its output can be produced again. */
     f->null_marker = io_prop_get(p, "null.marker");
+    if (!f->null_marker && f->base64) f->null_marker = "-";
     if ((f->parse_key && !f->key_sep[0]) ||
         (f->parse_headers && (!f->hdr_delim[0] || !f->hdr_sep[0] || !f->hdr_key_sep[0]))) {
         cli_error("produce: --property: separators must not be empty");
