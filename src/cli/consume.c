@@ -547,19 +547,19 @@ static int consumer_finish(consumer_t *c) {
 
 int cli_consume(int argc, char **argv) {
     io_arg_t args[A_COUNT] = {
-        [A_BOOTSTRAP] = {"--bootstrap-server", NULL, IO_ARG_ONE},
-        [A_TOPIC] = {"--topic", NULL, IO_ARG_ONE},
-        [A_GROUP] = {"--group", NULL, IO_ARG_ONE},
-        [A_FROM_BEGINNING] = {"--from-beginning", NULL, IO_ARG_FLAG},
-        [A_PARTITION] = {"--partition", NULL, IO_ARG_ONE},
-        [A_OFFSET] = {"--offset", NULL, IO_ARG_ONE},
-        [A_FROM_TS] = {"--from-timestamp", NULL, IO_ARG_ONE},
-        [A_MAX] = {"--max-messages", NULL, IO_ARG_ONE},
-        [A_TIMEOUT] = {"--timeout-ms", NULL, IO_ARG_ONE},
-        [A_PROPERTY] = {"--property", "--formatter-property", IO_ARG_MANY},
-        [A_FORMAT] = {"--format", NULL, IO_ARG_ONE},
-        [A_ISOLATION] = {"--isolation-level", NULL, IO_ARG_ONE},
-        [A_CONSUMER_PROP] = {"--consumer-property", "--command-property", IO_ARG_MANY},
+        [A_BOOTSTRAP] = IO_ARG("--bootstrap-server", NULL, IO_ARG_ONE),
+        [A_TOPIC] = IO_ARG("--topic", NULL, IO_ARG_ONE),
+        [A_GROUP] = IO_ARG("--group", NULL, IO_ARG_ONE),
+        [A_FROM_BEGINNING] = IO_ARG("--from-beginning", NULL, IO_ARG_FLAG),
+        [A_PARTITION] = IO_ARG("--partition", NULL, IO_ARG_ONE),
+        [A_OFFSET] = IO_ARG("--offset", NULL, IO_ARG_ONE),
+        [A_FROM_TS] = IO_ARG("--from-timestamp", NULL, IO_ARG_ONE),
+        [A_MAX] = IO_ARG("--max-messages", NULL, IO_ARG_ONE),
+        [A_TIMEOUT] = IO_ARG("--timeout-ms", NULL, IO_ARG_ONE),
+        [A_PROPERTY] = IO_ARG("--property", "--formatter-property", IO_ARG_MANY),
+        [A_FORMAT] = IO_ARG("--format", NULL, IO_ARG_ONE),
+        [A_ISOLATION] = IO_ARG("--isolation-level", NULL, IO_ARG_ONE),
+        [A_CONSUMER_PROP] = IO_ARG("--consumer-property", "--command-property", IO_ARG_MANY),
     };
     bool help;
     out_format_t fmt;

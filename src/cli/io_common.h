@@ -37,6 +37,10 @@ typedef struct {
     size_t nvalues;
 } io_arg_t;
 
+/* An option table entry: IO_ARG("--topic", NULL, IO_ARG_ONE). */
+#define IO_ARG(name_, alias_, kind_)                                                               \
+    { .name = (name_), .alias = (alias_), .kind = (kind_) }
+
 /*
  * Parses argv[1..argc) (argv[0] is the command's name, used in messages).
  * Accepts "--name value" and "--name=value". On --help or -h prints usage to

@@ -270,15 +270,15 @@ enum { P_BOOTSTRAP, P_TOPIC, P_NUM, P_SIZE, P_RATE, P_PROPS, P_ACKS, P_OUTPUT, P
 static int perf_produce(int argc, char **argv) {
     static const char cmd[] = "perf produce";
     io_arg_t args[P_COUNT] = {
-        [P_BOOTSTRAP] = {"--bootstrap-server", NULL, IO_ARG_ONE},
-        [P_TOPIC] = {"--topic", NULL, IO_ARG_ONE},
-        [P_NUM] = {"--num-records", NULL, IO_ARG_ONE},
-        [P_SIZE] = {"--record-size", NULL, IO_ARG_ONE},
-        [P_RATE] = {"--throughput", NULL, IO_ARG_ONE},
-        [P_PROPS] = {"--producer-props", "--command-property", IO_ARG_MULTI},
-        [P_ACKS] = {"--acks", NULL, IO_ARG_ONE},
-        [P_OUTPUT] = {"--output", NULL, IO_ARG_ONE},
-        [P_TIMEOUT] = {"--timeout-ms", NULL, IO_ARG_ONE},
+        [P_BOOTSTRAP] = IO_ARG("--bootstrap-server", NULL, IO_ARG_ONE),
+        [P_TOPIC] = IO_ARG("--topic", NULL, IO_ARG_ONE),
+        [P_NUM] = IO_ARG("--num-records", NULL, IO_ARG_ONE),
+        [P_SIZE] = IO_ARG("--record-size", NULL, IO_ARG_ONE),
+        [P_RATE] = IO_ARG("--throughput", NULL, IO_ARG_ONE),
+        [P_PROPS] = IO_ARG("--producer-props", "--command-property", IO_ARG_MULTI),
+        [P_ACKS] = IO_ARG("--acks", NULL, IO_ARG_ONE),
+        [P_OUTPUT] = IO_ARG("--output", NULL, IO_ARG_ONE),
+        [P_TIMEOUT] = IO_ARG("--timeout-ms", NULL, IO_ARG_ONE),
     };
     bool help, json = false;
     long long n = 0, size = 0, timeout = IO_DEFAULT_TIMEOUT_MS;
@@ -456,14 +456,14 @@ enum { C_BOOTSTRAP, C_TOPIC, C_NUM, C_GROUP, C_PROPS, C_TIMEOUT, C_OUTPUT, C_HID
 static int perf_consume(int argc, char **argv) {
     static const char cmd[] = "perf consume";
     io_arg_t args[C_COUNT] = {
-        [C_BOOTSTRAP] = {"--bootstrap-server", NULL, IO_ARG_ONE},
-        [C_TOPIC] = {"--topic", NULL, IO_ARG_ONE},
-        [C_NUM] = {"--messages", "--num-records", IO_ARG_ONE},
-        [C_GROUP] = {"--group", NULL, IO_ARG_ONE},
-        [C_PROPS] = {"--consumer-props", "--command-property", IO_ARG_MULTI},
-        [C_TIMEOUT] = {"--timeout-ms", "--timeout", IO_ARG_ONE},
-        [C_OUTPUT] = {"--output", NULL, IO_ARG_ONE},
-        [C_HIDE] = {"--hide-header", NULL, IO_ARG_FLAG},
+        [C_BOOTSTRAP] = IO_ARG("--bootstrap-server", NULL, IO_ARG_ONE),
+        [C_TOPIC] = IO_ARG("--topic", NULL, IO_ARG_ONE),
+        [C_NUM] = IO_ARG("--messages", "--num-records", IO_ARG_ONE),
+        [C_GROUP] = IO_ARG("--group", NULL, IO_ARG_ONE),
+        [C_PROPS] = IO_ARG("--consumer-props", "--command-property", IO_ARG_MULTI),
+        [C_TIMEOUT] = IO_ARG("--timeout-ms", "--timeout", IO_ARG_ONE),
+        [C_OUTPUT] = IO_ARG("--output", NULL, IO_ARG_ONE),
+        [C_HIDE] = IO_ARG("--hide-header", NULL, IO_ARG_FLAG),
     };
     bool help, json = false;
     long long n = 0, timeout = IO_DEFAULT_TIMEOUT_MS;

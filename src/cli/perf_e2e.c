@@ -207,16 +207,16 @@ static rd_kafka_t *make_client(rd_kafka_type_t type, io_arg_t *args, int props,
 int perf_e2e(int argc, char **argv) {
     static const char cmd[] = "perf e2e";
     io_arg_t args[E_COUNT] = {
-        [E_BOOTSTRAP] = {"--bootstrap-server", NULL, IO_ARG_ONE},
-        [E_TOPIC] = {"--topic", NULL, IO_ARG_ONE},
-        [E_NUM] = {"--num-records", NULL, IO_ARG_ONE},
-        [E_SIZE] = {"--record-size", NULL, IO_ARG_ONE},
-        [E_RATE] = {"--throughput", NULL, IO_ARG_ONE},
-        [E_PPROPS] = {"--producer-props", NULL, IO_ARG_MULTI},
-        [E_CPROPS] = {"--consumer-props", NULL, IO_ARG_MULTI},
-        [E_OUTPUT] = {"--output", NULL, IO_ARG_ONE},
-        [E_CSV] = {"--latency-csv", NULL, IO_ARG_ONE},
-        [E_TIMEOUT] = {"--timeout-ms", NULL, IO_ARG_ONE},
+        [E_BOOTSTRAP] = IO_ARG("--bootstrap-server", NULL, IO_ARG_ONE),
+        [E_TOPIC] = IO_ARG("--topic", NULL, IO_ARG_ONE),
+        [E_NUM] = IO_ARG("--num-records", NULL, IO_ARG_ONE),
+        [E_SIZE] = IO_ARG("--record-size", NULL, IO_ARG_ONE),
+        [E_RATE] = IO_ARG("--throughput", NULL, IO_ARG_ONE),
+        [E_PPROPS] = IO_ARG("--producer-props", NULL, IO_ARG_MULTI),
+        [E_CPROPS] = IO_ARG("--consumer-props", NULL, IO_ARG_MULTI),
+        [E_OUTPUT] = IO_ARG("--output", NULL, IO_ARG_ONE),
+        [E_CSV] = IO_ARG("--latency-csv", NULL, IO_ARG_ONE),
+        [E_TIMEOUT] = IO_ARG("--timeout-ms", NULL, IO_ARG_ONE),
     };
     bool help, json = false, hist_ok = false, thread_started = false;
     long long n = 0, size = 0, timeout = IO_DEFAULT_TIMEOUT_MS;

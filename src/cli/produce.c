@@ -356,16 +356,16 @@ static int send_lines(rd_kafka_t *rk, const char *topic, int32_t partition, cons
 
 int cli_produce(int argc, char **argv) {
     io_arg_t args[A_COUNT] = {
-        [A_BOOTSTRAP] = {"--bootstrap-server", NULL, IO_ARG_ONE},
-        [A_TOPIC] = {"--topic", NULL, IO_ARG_ONE},
-        [A_PROPERTY] = {"--property", "--reader-property", IO_ARG_MANY},
-        [A_FORMAT] = {"--format", NULL, IO_ARG_ONE},
-        [A_COMPRESSION] = {"--compression-type", "--compression-codec", IO_ARG_ONE},
-        [A_ACKS] = {"--acks", "--request-required-acks", IO_ARG_ONE},
-        [A_PARTITION] = {"--partition", NULL, IO_ARG_ONE},
-        [A_PRODUCER_PROP] = {"--producer-property", "--command-property", IO_ARG_MANY},
-        [A_SYNC] = {"--sync", NULL, IO_ARG_FLAG},
-        [A_TIMEOUT] = {"--timeout-ms", NULL, IO_ARG_ONE},
+        [A_BOOTSTRAP] = IO_ARG("--bootstrap-server", NULL, IO_ARG_ONE),
+        [A_TOPIC] = IO_ARG("--topic", NULL, IO_ARG_ONE),
+        [A_PROPERTY] = IO_ARG("--property", "--reader-property", IO_ARG_MANY),
+        [A_FORMAT] = IO_ARG("--format", NULL, IO_ARG_ONE),
+        [A_COMPRESSION] = IO_ARG("--compression-type", "--compression-codec", IO_ARG_ONE),
+        [A_ACKS] = IO_ARG("--acks", "--request-required-acks", IO_ARG_ONE),
+        [A_PARTITION] = IO_ARG("--partition", NULL, IO_ARG_ONE),
+        [A_PRODUCER_PROP] = IO_ARG("--producer-property", "--command-property", IO_ARG_MANY),
+        [A_SYNC] = IO_ARG("--sync", NULL, IO_ARG_FLAG),
+        [A_TIMEOUT] = IO_ARG("--timeout-ms", NULL, IO_ARG_ONE),
     };
     bool help;
     line_format_t fmt;
