@@ -71,7 +71,14 @@ int io_args_parse(const char *cmd, int argc, char **argv, io_arg_t *args, size_t
         }
         const char *v = eq ? eq + 1 : NULL;
         if (!v) {
-            if (i + 1 >= argc || (strncmp(argv[i + 1], "--", 2) == 0 && a->kind != IO_ARG_ONE)) {
+            /* A value may start with "--" (a separator, say), but not be
+             * another option's name: "--topic --partition 1" lacks a topic. */
+            const char *next = i + 1 < argc ? argv[i + 1] : NULL;
+            bool is_option =
+                next && strncmp(next, "--", 2) == 0 &&
+                (a->kind != IO_ARG_ONE || find_arg(args, nargs, next, strcspn(next, "=")) ||
+                 strcmp(next, "--help") == 0);
+            if (!next || is_option) {
                 cli_error("%s: %s needs a value", cmd, a->name);
                 return CLI_USAGE;
             }

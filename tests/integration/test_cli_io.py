@@ -307,6 +307,7 @@ def test_help(cmd):
     (["consume", "--bootstrap-server", "127.0.0.1:1", "--topic", "t", "--max-messages", "ten"],
      "--max-messages"),
     (["produce", "--bootstrap-server", "127.0.0.1:1"], "--topic"),
+    (["produce", "--bootstrap-server", "127.0.0.1:1", "--topic", "--partition", "1"], "--topic"),
     (["consume", "--bootstrap-server", "127.0.0.1:1"], "--topic"),
     (["consume", "--bootstrap-server", "127.0.0.1:1", "--topic", "t", "--offset", "3"],
      "--offset"),
