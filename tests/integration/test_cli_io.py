@@ -420,17 +420,13 @@ def check_csv(path):
 E2E_LINE = re.compile(r"^(\d+) records, avg ([\d.]+) ms, p50 ([\d.]+) ms, p99 ([\d.]+) ms, "
                       r"p99\.9 ([\d.]+) ms, max ([\d.]+) ms\.$")
 
-# fetch.wait.max.ms=0: the broker then never parks a fetch, which sidesteps a
-# crash in src/broker/delayed.c when an append wakes a fetch being evaluated
-# (see test_perf_e2e_with_long_poll).
-NO_LONG_POLL = ["--consumer-props", "fetch.wait.max.ms=0"]
 
 
 def test_perf_e2e(broker, tmp_path):
     """perf e2e receives every record it sent and reports percentiles, JSON and a CSV curve."""
     base = ["--bootstrap-server", broker.bootstrap, "--topic", "e2e", "--record-size", "64"]
     rc, out, err = samsa("perf", "e2e", *base, "--num-records", "300", "--throughput", "1000",
-                         "--latency-csv", str(tmp_path / "lat.csv"), *NO_LONG_POLL)
+                         "--latency-csv", str(tmp_path / "lat.csv"))
     assert rc == 0, err
     m = E2E_LINE.match(out.decode().strip())
     assert m and int(m.group(1)) == 300, out
@@ -439,17 +435,16 @@ def test_perf_e2e(broker, tmp_path):
     check_csv(tmp_path / "lat.csv")
 
     rc, out, err = samsa("perf", "e2e", *base, "--num-records", "200", "--throughput", "-1",
-                         "--output", "json", *NO_LONG_POLL)
+                         "--output", "json")
     assert rc == 0, err
     s = json.loads(out)
     assert set(s) == {"records", "p50_ms", "p99_ms", "p999_ms", "max_ms", "avg_ms"}
     assert s["records"] == 200 and s["p50_ms"] <= s["p99_ms"] <= s["max_ms"]
 
 
-@pytest.mark.xfail(reason="samsa-server crashes (src/broker/delayed.c:124-130): a parked fetch "
-                          "woken while the delayed thread evaluates its ready list", strict=False)
 def test_perf_e2e_with_long_poll(broker):
-    """perf e2e with the consumer's default long-polling fetches (a broker regression test)."""
+    """perf e2e with the consumer's default long-polling fetches: appends wake parked
+    fetches while the broker evaluates others (a broker regression test: this crashed it)."""
     rc, out, err = samsa("perf", "e2e", "--bootstrap-server", broker.bootstrap, "--topic", "e2e",
                          "--record-size", "64", "--num-records", "1000", "--throughput", "1000",
                          "--output", "json")
