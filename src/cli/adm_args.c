@@ -80,6 +80,11 @@ int adm_parse(int argc, char **argv, const char *usage, adm_opt_t *opts, size_t 
                 return CLI_USAGE;
             }
             val = argv[++i];
+            /* "--topic --partitions 3": the value is missing, not "--partitions". */
+            if (strncmp(val, "--", 2) == 0) {
+                cli_error("%s needs a value (%s)", o->name, o->arg);
+                return CLI_USAGE;
+            }
         }
         if (o->kind == ADM_STR) {
             *(const char **)o->dst = val;

@@ -122,6 +122,8 @@ def test_usage_errors_exit_2_with_one_line_naming_the_flag():
         (["configs", "alter", "--bootstrap-server", "x:1", "--entity-type", "topics",
           "--entity-name", "t", "--add-config", "novalue"], "--add-config"),
         (["topics", "list", "--bootstrap-server", "x:1", "--output", "yaml"], "--output"),
+        (["topics", "create", "--bootstrap-server", "x:1", "--topic", "--partitions", "3"],
+         "--topic needs a value"),
     ]
     for args, flag in cases:
         r = run(*args)
