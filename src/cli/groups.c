@@ -317,6 +317,18 @@ done:
     return adm_finish(&m, opts, NOPTS(opts), ret);
 }
 
+/* DeleteGroups and OffsetDelete carry no error message; say what the
+ * group-level codes mean here. */
+static sm_str_t group_error_text(int16_t code, const char *group, char *buf, size_t cap) {
+    if (code == PROTO_ERR_NON_EMPTY_GROUP)
+        snprintf(buf, cap, "Consumer group '%s' has active members; stop them first.", group);
+    else if (code == PROTO_ERR_GROUP_ID_NOT_FOUND)
+        snprintf(buf, cap, "Consumer group '%s' does not exist.", group);
+    else
+        return SM_STR_NULL;
+    return sm_str_from(buf);
+}
+
 static int groups_delete(int argc, char **argv) {
     adm_cmd_t m;
     adm_list_t groups = {0};
@@ -336,7 +348,7 @@ static int groups_delete(int argc, char **argv) {
     if (m.c.json) oj_arr(&j);
     for (size_t i = 0; i < groups.n; i++) {
         int32_t node;
-        char what[300];
+        char what[300], msg[400];
         snprintf(what, sizeof(what), "group '%s'", groups.v[i]);
         if (adm_coordinator(&m, groups.v[i], &node) != CLI_OK) {
             failed++;
@@ -352,7 +364,9 @@ static int groups_delete(int argc, char **argv) {
             kc_call(&m.kc, node, PROTO_DELETE_GROUPS_REQUEST_API_KEY, 2, &req, &resp, &m.a, NULL);
         bool one = rc == SM_OK && resp.results.n == 1;
         if (adm_check_one(&m, rc, what, "DeleteGroups", rc == SM_OK ? resp.results.n : 1,
-                          one ? resp.results.v[0].error_code : 0, SM_STR_NULL) != CLI_OK) {
+                          one ? resp.results.v[0].error_code : 0,
+                          group_error_text(one ? resp.results.v[0].error_code : 0, groups.v[i], msg,
+                                           sizeof(msg))) != CLI_OK) {
             failed++;
             continue;
         }
@@ -417,8 +431,10 @@ static int groups_delete_offsets(int argc, char **argv) {
     char what[300];
     snprintf(what, sizeof(what), "group '%s'", group);
     int rc = kc_call(&m.kc, node, PROTO_OFFSET_DELETE_REQUEST_API_KEY, 0, &req, &resp, &m.a, NULL);
-    if (adm_check_one(&m, rc, what, "OffsetDelete", 1, rc == SM_OK ? resp.error_code : 0,
-                      SM_STR_NULL) != CLI_OK)
+    char msg[400];
+    int16_t top = rc == SM_OK ? resp.error_code : 0;
+    if (adm_check_one(&m, rc, what, "OffsetDelete", 1, top,
+                      group_error_text(top, group, msg, sizeof(msg))) != CLI_OK)
         goto done;
     int failed = 0;
     out_json_t j;
