@@ -22,11 +22,12 @@ import subprocess
 import uuid
 
 import pytest
-from confluent_kafka import (Consumer, ElectionType, KafkaError, KafkaException, Producer,
+from confluent_kafka import (ElectionType, KafkaError, KafkaException, Producer, TopicCollection,
                              TopicPartition)
 from confluent_kafka.admin import (AclOperation, AlterConfigOpType, ConfigEntry, ConfigResource,
                                    ConfigSource, NewPartitions, OffsetSpec, ResourceType)
 
+import raw_kafka
 from conftest import ROOT, api_versions_ok
 from helpers import ck_admin, ck_consume, ck_create_topic, ck_produce, wait_for
 
@@ -191,11 +192,44 @@ def topic_overrides(admin, topic):
             if e.source == DYNAMIC_TOPIC}
 
 
+def settled(get, want, what):
+    """Waits until get() == want, then asserts it: a Kafka broker applies a
+    committed config change shortly after the controller answered."""
+    def ok():
+        try:
+            return get() == want
+        except KafkaException:  # e.g. the topic not yet known after a restart
+            return False
+    try:
+        wait_for(ok, timeout=10, what=what)
+    except AssertionError:
+        pass
+    assert get() == want, what
+
+
+def assert_overrides(admin, topic, want):
+    settled(lambda: topic_overrides(admin, topic), want, f"overrides of {topic}")
+
+
 def earliest_latest(admin, topic, partition=0):
     tp = TopicPartition(topic, partition)
     lo = admin.list_offsets({tp: OffsetSpec.earliest()})[tp].result(30).offset
     hi = admin.list_offsets({tp: OffsetSpec.latest()})[tp].result(30).offset
     return lo, hi
+
+
+def create_visible(target, topic, partitions=1, config=None):
+    """Creates a topic and waits until Metadata lists it with a leader: a
+    Kafka broker learns of a new topic shortly after CreateTopics answers,
+    and raw requests do not retry."""
+    ck_create_topic(target.bootstrap, topic, partitions, config)
+    admin = ck_admin(target.bootstrap)
+
+    def visible():
+        t = admin.list_topics(topic, timeout=10).topics.get(topic)
+        return (t is not None and t.error is None and len(t.partitions) == partitions
+                and all(p.leader >= 0 for p in t.partitions.values()))
+    wait_for(visible, what=f"topic {topic} in Metadata")
 
 
 def partition_count(admin, topic):
@@ -209,7 +243,7 @@ APPEND, SUBTRACT = AlterConfigOpType.APPEND, AlterConfigOpType.SUBTRACT
 def test_describe_topic_configs(target):
     admin = ck_admin(target.bootstrap)
     topic = unique("described")
-    ck_create_topic(target.bootstrap, topic, 1, {"retention.ms": "123456"})
+    create_visible(target, topic, 1, {"retention.ms": "123456"})
     entries = describe(admin, ResourceType.TOPIC, topic)
 
     missing, extra = set(KAFKA_TOPIC_DEFAULTS) - set(entries), set(entries) - set(KAFKA_TOPIC_DEFAULTS)
@@ -253,14 +287,14 @@ def test_describe_broker_configs(target):
 def test_incremental_alter_topic_configs(target):
     admin = ck_admin(target.bootstrap)
     topic = unique("altered")
-    ck_create_topic(target.bootstrap, topic)
+    create_visible(target, topic)
 
     incremental(admin, topic, [("retention.ms", "1000", SET)], validate_only=True).result(30)
-    assert topic_overrides(admin, topic) == {}
+    assert_overrides(admin, topic, {})
 
     incremental(admin, topic, [("retention.ms", "1000", SET),
                                ("max.message.bytes", "2000", SET)]).result(30)
-    assert topic_overrides(admin, topic) == {"retention.ms": "1000", "max.message.bytes": "2000"}
+    assert_overrides(admin, topic, {"retention.ms": "1000", "max.message.bytes": "2000"})
 
     # cleanup.policy is a list: APPEND adds a missing item, SUBTRACT removes
     # one; neither fails when there is nothing to do.
@@ -269,15 +303,15 @@ def test_incremental_alter_topic_configs(target):
              (SUBTRACT, "compact", "")]
     for op, item, want in steps:
         incremental(admin, topic, [("cleanup.policy", item, op)]).result(30)
-        e = describe(admin, ResourceType.TOPIC, topic)["cleanup.policy"]
-        assert (e.value, e.source) == (want, DYNAMIC_TOPIC), (op, item)
+        entry = lambda: describe(admin, ResourceType.TOPIC, topic)["cleanup.policy"]  # noqa: E731
+        settled(lambda: (entry().value, entry().source), (want, DYNAMIC_TOPIC), f"{op} {item}")
 
     incremental(admin, topic, [("retention.ms", None, DELETE), ("cleanup.policy", None, DELETE),
                                ("retention.bytes", None, DELETE)]).result(30)
+    assert_overrides(admin, topic, {"max.message.bytes": "2000"})
     entries = describe(admin, ResourceType.TOPIC, topic)
     assert (entries["retention.ms"].value, entries["retention.ms"].source) == ("604800000", DEFAULT)
     assert (entries["cleanup.policy"].value, entries["cleanup.policy"].source) == ("delete", DEFAULT)
-    assert topic_overrides(admin, topic) == {"max.message.bytes": "2000"}
 
     # Metadata of the topic is unchanged by config changes.
     assert partition_count(admin, topic) == 1
@@ -294,10 +328,10 @@ def test_incremental_alter_topic_configs(target):
 def test_incremental_alter_invalid(target, key, value, op):
     admin = ck_admin(target.bootstrap)
     topic = unique("invalid")
-    ck_create_topic(target.bootstrap, topic)
+    create_visible(target, topic)
     err = error_of(incremental(admin, topic, [(key, value, op)]))
     assert err is not None and err.code() == KafkaError.INVALID_CONFIG, err
-    assert topic_overrides(admin, topic) == {}
+    assert_overrides(admin, topic, {})
 
 
 def test_incremental_alter_unknown_topic(target):
@@ -309,19 +343,20 @@ def test_incremental_alter_unknown_topic(target):
 def test_altered_config_survives_restart(target):
     admin = ck_admin(target.bootstrap)
     topic = unique("durable")
-    ck_create_topic(target.bootstrap, topic)
+    create_visible(target, topic)
     incremental(admin, topic, [("retention.ms", "4242", SET), ("cleanup.policy", "compact", APPEND)]).result(30)
     target.restart()
     admin = ck_admin(target.bootstrap)
-    assert topic_overrides(admin, topic) == {"retention.ms": "4242", "cleanup.policy": "delete,compact"}
+    assert_overrides(admin, topic, {"retention.ms": "4242", "cleanup.policy": "delete,compact"})
 
 
 def test_max_message_bytes_takes_effect_at_once(target):
     admin = ck_admin(target.bootstrap)
     topic = unique("small")
-    ck_create_topic(target.bootstrap, topic)
+    create_visible(target, topic)
     ck_produce(target.bootstrap, topic, [(None, b"x" * 2000, None)])
     incremental(admin, topic, [("max.message.bytes", "1000", SET)]).result(30)
+    assert_overrides(admin, topic, {"max.message.bytes": "1000"})
 
     p = Producer({"bootstrap.servers": target.bootstrap, "linger.ms": 0, "retries": 0})
     reports = []
@@ -331,6 +366,7 @@ def test_max_message_bytes_takes_effect_at_once(target):
     ck_produce(target.bootstrap, topic, [(None, b"z" * 500, None)])
 
     incremental(admin, topic, [("max.message.bytes", None, DELETE)]).result(30)
+    assert_overrides(admin, topic, {})
     ck_produce(target.bootstrap, topic, [(None, b"w" * 2000, None)])
     assert earliest_latest(admin, topic) == (0, 3)
 
@@ -338,7 +374,7 @@ def test_max_message_bytes_takes_effect_at_once(target):
 def test_retention_takes_effect_at_once(target):
     admin = ck_admin(target.bootstrap)
     topic = unique("retained")
-    ck_create_topic(target.bootstrap, topic, 1, {"segment.bytes": "1048576"})
+    create_visible(target, topic, 1, {"segment.bytes": "1048576"})
     # 45 records of 100 kB, one per batch: 1 MiB segments of ten records.
     ck_produce(target.bootstrap, topic, [(None, bytes([i]) * 100_000, None) for i in range(45)],
                partition=0, **{"linger.ms": 0, "batch.num.messages": 1})
@@ -353,6 +389,7 @@ def test_retention_takes_effect_at_once(target):
     # deletes all of them.
     wait_for(lambda: earliest_latest(admin, topic) == (45, 45), timeout=30, what="time retention")
     incremental(admin, topic, [("retention.ms", None, DELETE)]).result(30)
+    assert_overrides(admin, topic, {"segment.bytes": "1048576"})
     ck_produce(target.bootstrap, topic, [(None, b"after", None)], partition=0)
     first = ck_consume(target.bootstrap, topic, [0], 1, offset=-2)  # OFFSET_BEGINNING
     assert (first[0].offset(), first[0].value()) == (45, b"after")
@@ -361,25 +398,25 @@ def test_retention_takes_effect_at_once(target):
 def test_legacy_alter_configs_replaces_the_set(target):
     admin = ck_admin(target.bootstrap)
     topic = unique("legacy")
-    ck_create_topic(target.bootstrap, topic)
+    create_visible(target, topic)
     legacy_alter(admin, topic, {"retention.ms": "7777", "cleanup.policy": "compact"}).result(30)
-    assert topic_overrides(admin, topic) == {"retention.ms": "7777", "cleanup.policy": "compact"}
+    assert_overrides(admin, topic, {"retention.ms": "7777", "cleanup.policy": "compact"})
     legacy_alter(admin, topic, {"max.message.bytes": "5000"}).result(30)
-    assert topic_overrides(admin, topic) == {"max.message.bytes": "5000"}
+    assert_overrides(admin, topic, {"max.message.bytes": "5000"})
 
     legacy_alter(admin, topic, {"retention.ms": "8888"}, validate_only=True).result(30)
-    assert topic_overrides(admin, topic) == {"max.message.bytes": "5000"}
+    assert_overrides(admin, topic, {"max.message.bytes": "5000"})
     err = error_of(legacy_alter(admin, topic, {"retention.ms": "x"}))
     assert err is not None and err.code() == KafkaError.INVALID_CONFIG, err
     err = error_of(legacy_alter(admin, unique("absent"), {"retention.ms": "1"}))
     assert err is not None and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART, err
-    assert topic_overrides(admin, topic) == {"max.message.bytes": "5000"}
+    assert_overrides(admin, topic, {"max.message.bytes": "5000"})
 
 
 def test_create_partitions(target):
     admin = ck_admin(target.bootstrap)
     topic = unique("growing")
-    ck_create_topic(target.bootstrap, topic)
+    create_visible(target, topic)
 
     admin.create_partitions([NewPartitions(topic, 3)], validate_only=True)[topic].result(30)
     assert partition_count(admin, topic) == 1
@@ -401,7 +438,7 @@ def test_create_partitions(target):
 def test_delete_records(target):
     admin = ck_admin(target.bootstrap)
     topic = unique("trimmed")
-    ck_create_topic(target.bootstrap, topic, 2)
+    create_visible(target, topic, 2)
     ck_produce(target.bootstrap, topic, [(None, b"r%d" % i, None) for i in range(10)], partition=0)
 
     def delete_before(partition, offset):
@@ -439,7 +476,7 @@ def test_describe_cluster(target):
 def test_elect_leaders(target):
     admin = ck_admin(target.bootstrap)
     topic = unique("elected")
-    ck_create_topic(target.bootstrap, topic, 2)
+    create_visible(target, topic, 2)
     tps = [TopicPartition(topic, 0), TopicPartition(topic, 1)]
     for kind in (ElectionType.PREFERRED, ElectionType.UNCLEAN):
         result = admin.elect_leaders(kind, tps).result(30)
@@ -450,3 +487,83 @@ def test_elect_leaders(target):
     assert [err.code() for err in result.values()] == [KafkaError.UNKNOWN_TOPIC_OR_PART]
     # All partitions: none needs an election, so none is listed.
     assert admin.elect_leaders(ElectionType.PREFERRED, None).result(30) == {}
+
+
+def test_describe_topics_authorized_operations(target):
+    admin = ck_admin(target.bootstrap)
+    topic = unique("ops")
+    create_visible(target, topic)
+    desc = admin.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic].result(30)
+    assert set(desc.authorized_operations or []) == {
+        AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE, AclOperation.DELETE, AclOperation.ALTER,
+        AclOperation.DESCRIBE, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS}
+
+
+def test_admin_api_versions(target):
+    """The highest version of each admin API is Kafka 4.4's (clients use the
+    highest both sides know). Kafka 4.4 no longer serves DescribeConfigs v0 or
+    DescribeLogDirs v0; serving them too is not checked here."""
+    r = raw_kafka.exchange(target.port, 18, 0, b"", False)
+    assert r.raw("h") == 0
+    served = {}
+    for _ in range(r.raw("i")):
+        key, _lo, hi = r.raw("h"), r.raw("h"), r.raw("h")
+        served[key] = hi
+    kafka_max = {"DeleteRecords": (21, 2), "DescribeConfigs": (32, 4), "AlterConfigs": (33, 2),
+                 "DescribeLogDirs": (35, 5), "CreatePartitions": (37, 3), "ElectLeaders": (43, 2),
+                 "IncrementalAlterConfigs": (44, 1), "DescribeCluster": (60, 2),
+                 "DescribeProducers": (61, 0)}
+    assert {name: served.get(key) for name, (key, _) in kafka_max.items()} == \
+        {name: hi for name, (_, hi) in kafka_max.items()}
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
+def test_describe_configs_each_version(target, version):
+    admin = ck_admin(target.bootstrap)
+    topic = unique("raw")
+    create_visible(target, topic, 1, {"retention.ms": "123456"})
+    [res] = raw_kafka.describe_configs(target.port, version, [(2, topic, ["retention.ms", "cleanup.policy", "nope"])],
+                                       synonyms=True, documentation=True)
+    assert (res["error_code"], res["resource_type"], res["resource_name"]) == (0, 2, topic)
+    configs = {c["name"]: c for c in res["configs"]}
+    assert sorted(configs) == ["cleanup.policy", "retention.ms"]
+    ret, pol = configs["retention.ms"], configs["cleanup.policy"]
+    assert (ret["value"], ret["read_only"], ret["sensitive"], ret["source"]) == ("123456", False, False, DYNAMIC_TOPIC)
+    assert (pol["value"], pol["source"]) == ("delete", DEFAULT)
+    assert ret["synonyms"] == [{"name": "retention.ms", "value": "123456", "source": DYNAMIC_TOPIC}]
+    assert pol["synonyms"] == [{"name": "log.cleanup.policy", "value": "delete", "source": DEFAULT}]
+    if version >= 3:
+        assert (ret["type"], pol["type"]) == (5, 7)  # LONG, LIST
+        assert ret["documentation"] and pol["documentation"]
+    # Without synonyms asked for: none. An empty key list means every key.
+    [plain] = raw_kafka.describe_configs(target.port, version, [(2, topic, [])])
+    assert len(plain["configs"]) == len(describe(admin, ResourceType.TOPIC, topic))
+    if version >= 1:
+        assert all(c["synonyms"] == [] for c in plain["configs"])
+    # Kafka answers an empty (not null) message on success.
+    assert (res["error_message"], plain["error_message"]) == ("", "")
+
+
+def test_describe_configs_bad_resources(target):
+    """Per-resource errors as Kafka 4.4 answers them (DescribeConfigs v4)."""
+    absent = unique("absent")
+    asked = [(4, "2", None), (4, "abc", None), (2, "", None), (2, absent, None)]
+    results = raw_kafka.describe_configs(target.port, 4, asked)
+    assert [(r["resource_type"], r["resource_name"], r["error_code"], r["configs"]) for r in results] == [
+        (4, "2", KafkaError.INVALID_REQUEST, []),
+        (4, "abc", KafkaError.INVALID_REQUEST, []),
+        (2, "", KafkaError.TOPIC_EXCEPTION, []),
+        (2, absent, KafkaError.UNKNOWN_TOPIC_OR_PART, []),
+    ]
+    # An unknown resource type fails every resource of the request.
+    topic = unique("present")
+    create_visible(target, topic)
+    results = raw_kafka.describe_configs(target.port, 4, [(2, topic, ["retention.ms"]), (99, "x", None)])
+    assert [(r["resource_name"], r["error_code"], r["configs"]) for r in results] == [
+        (topic, KafkaError.INVALID_REQUEST, []), ("x", KafkaError.INVALID_REQUEST, [])]
+    # The empty broker name is the cluster-wide default, where num.partitions
+    # is not set; BROKER_LOGGER lists the broker's loggers.
+    [default_broker, loggers] = raw_kafka.describe_configs(target.port, 4, [(4, "", ["num.partitions"]), (8, "1", None)])
+    assert default_broker["configs"] == []
+    assert (default_broker["error_code"], loggers["error_code"]) == (0, 0)
+    assert loggers["configs"], "no loggers described"

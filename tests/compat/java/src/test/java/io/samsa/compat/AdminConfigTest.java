@@ -19,6 +19,7 @@ import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.UUID;
+import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.function.Function;
@@ -176,8 +177,36 @@ class AdminConfigTest {
                 .collect(Collectors.toList());
     }
 
+    /** Polls until check holds (10 s at most); a Kafka broker applies what its controller committed shortly
+     *  after the controller answered, so changes are awaited before they are looked at. */
+    static void await(Callable<Boolean> check) throws Exception {
+        long deadline = System.currentTimeMillis() + 10_000;
+        while (System.currentTimeMillis() < deadline) {
+            try {
+                if (check.call()) return;
+            } catch (ExecutionException notYet) {
+                /* e.g. the topic not yet known to the broker */
+            }
+            Thread.sleep(20);
+        }
+    }
+
+    /** Waits until the broker describes the topic with that many partitions, each with a leader. */
+    static void awaitTopic(Admin admin, String name, int partitions) throws Exception {
+        await(() -> {
+            var d = admin.describeTopics(List.of(name)).allTopicNames().get().get(name);
+            return d.partitions().size() == partitions && d.partitions().stream().allMatch(p -> p.leader() != null);
+        });
+    }
+
+    static void awaitOverrides(Admin admin, String name, Map<String, String> want) throws Exception {
+        await(() -> overrides(admin, name).equals(want));
+        assertEquals(want, overrides(admin, name));
+    }
+
     static void createTopic(Admin admin, String name, int partitions) throws Exception {
         admin.createTopics(List.of(new NewTopic(name, partitions, (short) 1))).all().get();
+        awaitTopic(admin, name, partitions);
     }
 
     static long earliest(Admin admin, TopicPartition tp) throws Exception {
@@ -191,6 +220,7 @@ class AdminConfigTest {
             CreateTopicsResult created = admin.createTopics(
                     List.of(new NewTopic(name, 1, (short) 1).configs(Map.of("retention.ms", "123456"))));
             created.all().get();
+            awaitTopic(admin, name, 1);
             // CreateTopics v5+ answers with the new topic's configs.
             Config fromCreate = created.config(name).get();
             assertEquals(ConfigSource.DYNAMIC_TOPIC_CONFIG, fromCreate.get("retention.ms").source());
@@ -289,16 +319,16 @@ class AdminConfigTest {
             String name = unique("altered");
             createTopic(admin, name, 1);
             alter(admin, name, true, op("retention.ms", "1000", AlterConfigOp.OpType.SET));
-            assertEquals(Map.of(), overrides(admin, name));
+            awaitOverrides(admin, name, Map.of());
 
             alter(admin, name, false, op("retention.ms", "1000", AlterConfigOp.OpType.SET),
                     op("max.message.bytes", "2000", AlterConfigOp.OpType.SET),
                     op("cleanup.policy", "compact", AlterConfigOp.OpType.APPEND));
-            assertEquals(Map.of("retention.ms", "1000", "max.message.bytes", "2000", "cleanup.policy", "delete,compact"),
-                    overrides(admin, name));
+            awaitOverrides(admin, name,
+                    Map.of("retention.ms", "1000", "max.message.bytes", "2000", "cleanup.policy", "delete,compact"));
             alter(admin, name, false, op("cleanup.policy", "delete", AlterConfigOp.OpType.SUBTRACT),
                     op("retention.ms", null, AlterConfigOp.OpType.DELETE));
-            assertEquals(Map.of("max.message.bytes", "2000", "cleanup.policy", "compact"), overrides(admin, name));
+            awaitOverrides(admin, name, Map.of("max.message.bytes", "2000", "cleanup.policy", "compact"));
             ConfigEntry retention = describe(admin, topic(name), true).get("retention.ms");
             assertEquals("604800000", retention.value());
             assertEquals(ConfigSource.DEFAULT_CONFIG, retention.source());
@@ -309,7 +339,7 @@ class AdminConfigTest {
             assertInstanceOf(InvalidConfigurationException.class, refused.apply(op("no.such.key", "1", AlterConfigOp.OpType.SET)));
             assertInstanceOf(InvalidConfigurationException.class, refused.apply(op("retention.ms", "5", AlterConfigOp.OpType.APPEND)));
             assertInstanceOf(InvalidConfigurationException.class, refused.apply(op("segment.bytes", "1024", AlterConfigOp.OpType.SET)));
-            assertEquals(Map.of("max.message.bytes", "2000", "cleanup.policy", "compact"), overrides(admin, name));
+            awaitOverrides(admin, name, Map.of("max.message.bytes", "2000", "cleanup.policy", "compact"));
 
             ConfigResource absent = topic(unique("absent"));
             Throwable unknown = failure(admin.incrementalAlterConfigs(
@@ -326,6 +356,7 @@ class AdminConfigTest {
             createTopic(admin, name, 1);
             prod.send(new ProducerRecord<>(name, 0, null, new byte[2000])).get();
             alter(admin, name, false, op("max.message.bytes", "1000", AlterConfigOp.OpType.SET));
+            awaitOverrides(admin, name, Map.of("max.message.bytes", "1000"));
             Throwable tooLarge = failure(prod.send(new ProducerRecord<>(name, 0, null, new byte[2000])));
             assertInstanceOf(RecordTooLargeException.class, tooLarge);
             assertEquals(1, prod.send(new ProducerRecord<>(name, 0, null, new byte[500])).get().offset());
@@ -341,6 +372,7 @@ class AdminConfigTest {
                     .all().get();
             assertEquals(1, admin.describeTopics(List.of(name)).allTopicNames().get().get(name).partitions().size());
             admin.createPartitions(Map.of(name, NewPartitions.increaseTo(3))).all().get();
+            awaitTopic(admin, name, 3);
             var parts = admin.describeTopics(List.of(name)).allTopicNames().get().get(name).partitions();
             assertEquals(List.of(0, 1, 2), parts.stream().map(p -> p.partition()).collect(Collectors.toList()));
             parts.forEach(p -> assertEquals(1, p.leader().id()));
