@@ -72,15 +72,22 @@ static void unregister(parked_t *pk) {
     free(pk->nodes);
 }
 
-/* Evaluates pk on the delayed thread; frees it once it has responded. */
+/* Evaluates pk on the delayed thread; frees it once it has responded. pk is
+ * not on the ready queue when called, but a wake may queue it again until its
+ * waiters are gone, so they go first, then pk leaves both lists. */
 static void evaluate(broker_delayed_t *d, parked_t *pk, bool final) {
     if (!pk->retry(pk->r, final)) return;
+    unregister(pk);
     pthread_mutex_lock(&d->mu);
     if (pk->prev) pk->prev->next = pk->next;
     else d->all = pk->next;
     if (pk->next) pk->next->prev = pk->prev;
+    if (pk->queued) {
+        parked_t **q = &d->ready;
+        while (*q && *q != pk) q = &(*q)->next_ready;
+        if (*q) *q = pk->next_ready;
+    }
     pthread_mutex_unlock(&d->mu);
-    unregister(pk);
     free(pk);
 }
 
@@ -119,17 +126,17 @@ static void *delayed_main(void *arg) {
             }
             continue;
         }
-        parked_t *list = d->ready;
-        d->ready = NULL;
-        for (parked_t *pk = list; pk; pk = pk->next_ready) pk->queued = false;
-        pthread_mutex_unlock(&d->mu);
-        now = broker_mono_ms();
-        while (list) {
-            parked_t *next = list->next_ready;
-            evaluate(d, list, list->deadline <= now);
-            list = next;
+        /* One at a time: once unlocked, a wake may queue any parked request
+         * again, so no list taken from the queue stays valid. */
+        while (d->ready && !d->stopping) {
+            parked_t *pk = d->ready;
+            d->ready = pk->next_ready;
+            pk->next_ready = NULL;
+            pk->queued = false;
+            pthread_mutex_unlock(&d->mu);
+            evaluate(d, pk, pk->deadline <= broker_mono_ms());
+            pthread_mutex_lock(&d->mu);
         }
-        pthread_mutex_lock(&d->mu);
     }
     /* Stopping: everything parked answers now. */
     while (d->all) {
