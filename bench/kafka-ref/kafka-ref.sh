@@ -143,8 +143,10 @@ EOF
     local log4j="-Dlog4j2.configurationFile=$here/log4j2.properties"
     if [ ! -f "$data/logs/meta.properties" ]; then
         local cluster
-        cluster=$("$java" -cp "$cp" "$log4j" kafka.tools.StorageTool random-uuid 2> /dev/null) ||
+        # The tool's log lines go to stdout too: the id is its last line.
+        cluster=$("$java" -cp "$cp" "$log4j" kafka.tools.StorageTool random-uuid 2> /dev/null | tail -n 1) ||
             die "StorageTool random-uuid failed"
+        [[ $cluster =~ ^[A-Za-z0-9_-]{22}$ ]] || die "StorageTool random-uuid printed no cluster id"
         "$java" -cp "$cp" "$log4j" kafka.tools.StorageTool format -t "$cluster" \
             -c "$data/server.properties" > "$data/format.log" 2>&1 ||
             die "formatting the storage failed; see $data/format.log"

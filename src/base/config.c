@@ -57,7 +57,7 @@ const sm_config_key_t sm_config_keys[] = {
      "Size bound per partition; -1 unbounded."},
     {"log.retention.check.interval.ms", SM_CFG_LONG, "300000", 1, I64MAX, NULL,
      "How often retention runs."},
-    {"log.segment.bytes", SM_CFG_INT, "1073741824", 14, I32MAX, NULL, "Segment size."},
+    {"log.segment.bytes", SM_CFG_INT, "1073741824", 1048576, I32MAX, NULL, "Segment size."},
     {"log.roll.hours", SM_CFG_INT, "168", 1, I32MAX, NULL, "Roll a segment after this many hours."},
     {"log.roll.ms", SM_CFG_LONG, NULL, 1, I64MAX, NULL, "Roll time in ms (over hours)."},
     {"log.roll.jitter.hours", SM_CFG_INT, "0", 0, I32MAX, NULL, "Accepted; not applied."},
@@ -228,12 +228,9 @@ const sm_config_key_t *sm_config_key(const char *key) {
 /* Broker keys whose changes take effect at run time: they are the defaults of
  * topic configs, read again whenever the dynamic configs change. */
 static const char *const dynamic_keys[] = {
-    "log.retention.hours",
-    "log.retention.minutes",
     "log.retention.ms",
     "log.retention.bytes",
     "log.segment.bytes",
-    "log.roll.hours",
     "log.roll.ms",
     "log.index.interval.bytes",
     "log.index.size.max.bytes",

@@ -241,6 +241,24 @@ static char **split_dirs(const char *list, int *n) {
     return out;
 }
 
+/* mkdir -p, as Kafka creates missing log directories with their parents. */
+static int mkdir_parents(const char *dir) {
+    char path[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(path, dir, n + 1);
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(path, 0755) && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(path, 0755);
+}
+
 int broker_start(broker_t *b, sm_config_t *cfg) {
     memset(b, 0, sizeof(*b));
     b->cfg = cfg;
@@ -261,7 +279,7 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
         return SM_ERR_PARSE;
     }
     for (int i = 0; i < ndirs; i++) {
-        if (mkdir(dirs[i], 0755) && errno != EEXIST) {
+        if (mkdir_parents(dirs[i]) && errno != EEXIST) {
             sm_error("broker", "%s: cannot create the log dir: %s", dirs[i], strerror(errno));
             rc = SM_ERR_IO;
             goto out;

@@ -56,11 +56,11 @@ typedef struct broker_settings {
 struct broker_req {
     broker_t *b;
     sm_arena_t arena;
-    proto_request_t req;  /* header and decoded body */
-    int16_t version;      /* == req.header.request_api_version */
-    void *resp;           /* response body (api's response type), initialised */
-    net_request_t *net;   /* the network request to complete */
-    void *state;          /* handler state across re-evaluations (parked requests) */
+    proto_request_t req; /* header and decoded body */
+    int16_t version;     /* == req.header.request_api_version */
+    void *resp;          /* response body (api's response type), initialised */
+    net_request_t *net;  /* the network request to complete */
+    void *state;         /* handler state across re-evaluations (parked requests) */
     /* Zero-copy record ranges for Fetch responses, in encoding order. */
     log_range_t *ranges;
     int nranges, cap_ranges;
@@ -68,10 +68,10 @@ struct broker_req {
 
 struct broker {
     broker_settings_t s;
-    atomic_bool stopping; /* no request parks any more */
-    sm_config_t *cfg;          /* static: server.properties and --override */
+    atomic_bool stopping;        /* no request parks any more */
+    sm_config_t *cfg;            /* static: server.properties and --override */
     pthread_mutex_t settings_mu; /* eff, log_defaults and the topic-default settings */
-    sm_config_t *eff;          /* cfg with the dynamic broker configs applied */
+    sm_config_t *eff;            /* cfg with the dynamic broker configs applied */
     char cluster_id[64];
     meta_image_t image;
     meta_controller_t controller;
@@ -87,6 +87,16 @@ struct broker {
     pthread_mutex_t pid_mu; /* producer id block */
     int64_t pid_next, pid_end;
 };
+
+/* Authorized-operation bit sets (1 << AclOperation code) reported without an
+ * authorizer: every operation on a topic (READ, WRITE, CREATE, DELETE, ALTER,
+ * DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS) and on the cluster (CREATE,
+ * ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
+ * IDEMPOTENT_WRITE), as Kafka reports them. */
+#define BROKER_TOPIC_OPS                                                                           \
+    ((1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11))
+#define BROKER_CLUSTER_OPS                                                                         \
+    ((1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12))
 
 /* Starts the broker: storage, metadata replay, network. Returns SM_OK or an
  * error after logging why. */

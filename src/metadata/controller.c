@@ -380,6 +380,8 @@ void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total, 
             prs[i].replicas = (sm_i32_array_t){1, &one};
             prs[i].isr = (sm_i32_array_t){1, &one};
             prs[i].leader = c->node_id;
+            prs[i].leader_epoch = 0;
+            prs[i].partition_epoch = 0;
             recs[i] = (meta_record_t){PROTO_PARTITION_RECORD_API_KEY, 0, &prs[i]};
         }
         if (commit_records(c, recs, n) != SM_OK)

@@ -28,7 +28,8 @@ int meta_image_init(meta_image_t *img) {
 static void free_config_map(sm_map_t *m) {
     size_t it = 0;
     void *v;
-    while (sm_map_next(m, &it, NULL, NULL, &v)) free(v);
+    while (sm_map_next(m, &it, NULL, NULL, &v))
+        free(v);
     sm_map_free(m);
 }
 
@@ -46,7 +47,8 @@ static void topic_free(meta_topic_t *t) {
 void meta_image_free(meta_image_t *img) {
     size_t it = 0;
     void *v;
-    while (sm_map_next(&img->topics_by_name, &it, NULL, NULL, &v)) topic_free(v);
+    while (sm_map_next(&img->topics_by_name, &it, NULL, NULL, &v))
+        topic_free(v);
     sm_map_free(&img->topics_by_name);
     sm_map_free(&img->topics_by_id);
     free_config_map(&img->broker_configs);
@@ -107,8 +109,8 @@ static int apply_topic(meta_image_t *img, const proto_topic_record_t *r) {
     t->name[r->name.len] = 0;
     t->id = r->topic_id;
     sm_map_init(&t->configs);
-    t->internal = strcmp(t->name, "__consumer_offsets") == 0 ||
-                  strcmp(t->name, "__transaction_state") == 0;
+    t->internal =
+        strcmp(t->name, "__consumer_offsets") == 0 || strcmp(t->name, "__transaction_state") == 0;
     if (sm_map_put(&img->topics_by_name, t->name, (size_t)r->name.len, t) ||
         sm_map_put(&img->topics_by_id, t->id.b, 16, t)) {
         sm_map_del(&img->topics_by_name, t->name, (size_t)r->name.len);
@@ -184,7 +186,8 @@ static int apply_config(meta_image_t *img, const proto_config_record_t *r) {
         return set_config(&t->configs, r->name, r->value);
     }
     if (r->resource_type == META_RESOURCE_BROKER)
-        return set_config(r->resource_name.len > 0 ? &img->broker_configs : &img->broker_default_configs,
+        return set_config(r->resource_name.len > 0 ? &img->broker_configs
+                                                   : &img->broker_default_configs,
                           r->name, r->value);
     return SM_OK;
 }
@@ -208,16 +211,14 @@ int meta_image_apply(meta_image_t *img, int16_t type, const void *msg, int64_t o
         rc = apply_remove_topic(img, msg);
         img->topics_version++;
         break;
-    case PROTO_CONFIG_RECORD_API_KEY:
-        rc = apply_config(img, msg);
-        break;
+    case PROTO_CONFIG_RECORD_API_KEY: rc = apply_config(img, msg); break;
     case PROTO_PRODUCER_IDS_RECORD_API_KEY: {
         const proto_producer_ids_record_t *r = msg;
-        if (r->next_producer_id > img->next_producer_id) img->next_producer_id = r->next_producer_id;
+        if (r->next_producer_id > img->next_producer_id)
+            img->next_producer_id = r->next_producer_id;
         break;
     }
-    default:
-        break;
+    default: break;
     }
     if (rc == SM_OK) img->last_offset = offset;
     return rc;

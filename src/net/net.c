@@ -649,7 +649,10 @@ static void *loop_main(void *arg) {
     return NULL;
 }
 
-static int listen_socket(const char *host, int port, int *bound_port) {
+/* Binds (and, unless probe, listens on) host:port. The loops' sockets share
+ * the port with SO_REUSEPORT; a probe binds without it first, so a port that
+ * another process already listens on is refused instead of silently shared. */
+static int listen_socket(const char *host, int port, bool probe, int *bound_port) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res;
     char ps[16];
@@ -661,8 +664,8 @@ static int listen_socket(const char *host, int port, int *bound_port) {
         if (fd < 0) continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 1024) == 0) {
+        if (!probe) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && (probe || listen(fd, 1024) == 0)) {
             struct sockaddr_storage ss;
             socklen_t sl = sizeof(ss);
             getsockname(fd, (struct sockaddr *)&ss, &sl);
@@ -694,13 +697,24 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
     }
     int port = o->port;
     int rc = SM_OK;
+    if (port > 0) {
+        int unused;
+        int probe = listen_socket(o->host, port, true, &unused);
+        if (probe < 0) {
+            sm_error("net", "cannot listen on %s:%d: %s", o->host && *o->host ? o->host : "*", port, strerror(errno));
+            free(s->loops);
+            free(s);
+            return SM_ERR_IO;
+        }
+        close(probe);
+    }
     for (int i = 0; i < n; i++) {
         loop_t *l = &s->loops[i];
         l->srv = s;
         l->epfd = l->evfd = l->listen_fd = -1;
         pthread_mutex_init(&l->cq_mu, NULL);
         int bound = 0;
-        l->listen_fd = listen_socket(o->host, port, &bound);
+        l->listen_fd = listen_socket(o->host, port, false, &bound);
         if (l->listen_fd < 0) {
             sm_error("net", "cannot listen on %s:%d: %s", o->host && *o->host ? o->host : "*", port,
                      strerror(errno));

@@ -160,3 +160,16 @@ def test_bad_config_exits_2_with_one_line(tmp_path):
     props.write_text("# comment\nlog.retention.hours = 12\nbogus.key=1\n")
     p = subprocess.run([SERVER_BIN, str(props)], capture_output=True, text=True, timeout=10)
     assert p.returncode == 2 and "bogus.key" in p.stderr
+
+
+def test_port_in_use_is_refused(broker, tmp_path):
+    """A second broker on a port the first one serves fails to start with one
+    clear line (SO_REUSEPORT must not let it share the port silently)."""
+    import subprocess
+    from conftest import SERVER_BIN
+    p = subprocess.run([SERVER_BIN, "--override", f"listeners=PLAINTEXT://127.0.0.1:{broker.port}",
+                        "--override", f"log.dirs={tmp_path}/deep/new/dir"],
+                       capture_output=True, timeout=30)
+    assert p.returncode != 0
+    assert b"Address already in use" in p.stderr
+    assert (tmp_path / "deep" / "new" / "dir").is_dir()  # missing parents are created, as Kafka does

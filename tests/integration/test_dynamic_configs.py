@@ -19,11 +19,11 @@ def low_watermark(bootstrap, topic):
         c.close()
 
 
-def fill(bootstrap, topic, n=60):
-    """Enough 300-byte records for many 1 KiB segments."""
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "batch.num.messages": 1})
+def fill(bootstrap, topic, n=3500):
+    """Enough 1000-byte records for three of the smallest segments (1 MiB)."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
     for i in range(n):
-        p.produce(topic, b"r" * 300, partition=0)
+        p.produce(topic, b"r" * 1000, partition=0)
         p.poll(0)
     assert p.flush(30) == 0
 
@@ -41,14 +41,16 @@ def describe(admin, rtype, name):
 
 def test_cleanup_policy_governs_retention(make_broker):
     b = make_broker(FAST_RETENTION)
-    small = {"segment.bytes": "1024", "retention.ms": "1"}
+    small = {"segment.bytes": "1048576", "retention.ms": "1"}
     ck_create_topic(b.bootstrap, "deleting", 1, dict(small, **{"cleanup.policy": "delete"}))
     ck_create_topic(b.bootstrap, "compacted", 1, dict(small, **{"cleanup.policy": "compact"}))
     fill(b.bootstrap, "deleting")
     fill(b.bootstrap, "compacted")
-    # Once retention has run over the deleting topic, it has run over both.
-    wait_for(lambda: low_watermark(b.bootstrap, "deleting") > 0, timeout=30, what="retention of 'deleting'")
-    wait_for(lambda: low_watermark(b.bootstrap, "deleting") > 40, timeout=30, what="more retention passes")
+    # Retention ran over the deleting topic; then new segments of it went too,
+    # in a later pass that ran wholly after both topics were filled.
+    first = wait_for(lambda: low_watermark(b.bootstrap, "deleting"), timeout=30, what="retention of 'deleting'")
+    fill(b.bootstrap, "deleting")
+    wait_for(lambda: low_watermark(b.bootstrap, "deleting") > first, timeout=30, what="a later retention pass")
     assert low_watermark(b.bootstrap, "compacted") == 0
 
     # Adding "delete" to the policy at run time turns retention on.
@@ -60,7 +62,7 @@ def test_cleanup_policy_governs_retention(make_broker):
 
 def test_dynamic_broker_default_reaches_existing_topics(make_broker):
     b = make_broker(FAST_RETENTION)
-    ck_create_topic(b.bootstrap, "plain", 1, {"segment.bytes": "1024"})
+    ck_create_topic(b.bootstrap, "plain", 1, {"segment.bytes": "1048576"})
     fill(b.bootstrap, "plain")
     admin = ck_admin(b.bootstrap)
     assert describe(admin, ResourceType.TOPIC, "plain")["retention.ms"].value == "604800000"

@@ -23,7 +23,8 @@ static void fill_configs(broker_req_t *r, const proto_create_topics_request_crea
     out->configs.n = 0;
     for (size_t i = 0; i < n; i++) {
         const meta_topic_config_def_t *d = &meta_topic_configs[i];
-        proto_create_topics_response_creatable_topic_configs_t *c = &out->configs.v[out->configs.n++];
+        proto_create_topics_response_creatable_topic_configs_t *c =
+            &out->configs.v[out->configs.n++];
         c->name = sm_str_from(d->name);
         c->value = sm_str_from(d->default_value);
         c->config_source = 5; /* DEFAULT_CONFIG */
@@ -73,15 +74,16 @@ int broker_handle_create_topics(broker_req_t *r) {
             }
             if (!ok) {
                 out->error_code = PROTO_ERR_INVALID_REPLICA_ASSIGNMENT;
-                out->error_message = sm_arena_str(&r->arena, "Invalid replica assignment: only this "
-                                                         "broker can hold replicas.");
+                out->error_message =
+                    sm_arena_str(&r->arena, "Invalid replica assignment: only this "
+                                            "broker can hold replicas.");
                 continue;
             }
         }
         int32_t partitions = t->assignments.n > 0 ? t->assignments.n : t->num_partitions;
         if (partitions == -1) partitions = b->s.num_partitions;
-        int16_t rf = t->replication_factor == -1 ? b->s.default_replication_factor
-                                                 : t->replication_factor;
+        int16_t rf =
+            t->replication_factor == -1 ? b->s.default_replication_factor : t->replication_factor;
         meta_config_kv_t *kv = NULL;
         if (t->configs.n > 0) {
             kv = sm_arena_calloc(&r->arena, (size_t)t->configs.n, sizeof(*kv));

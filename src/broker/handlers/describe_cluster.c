@@ -7,19 +7,6 @@
 #include "broker/handlers/handlers.h"
 #include "protocol/errors.h"
 
-/* AclOperation codes that apply to the cluster resource. */
-enum {
-    OP_CREATE = 5,
-    OP_ALTER = 7,
-    OP_DESCRIBE = 8,
-    OP_CLUSTER_ACTION = 9,
-    OP_DESCRIBE_CONFIGS = 10,
-    OP_ALTER_CONFIGS = 11,
-    OP_IDEMPOTENT_WRITE = 12,
-    OP_CREATE_TOKENS = 13,
-    OP_DESCRIBE_TOKENS = 14
-};
-
 int broker_handle_describe_cluster(broker_req_t *r) {
     broker_t *b = r->b;
     proto_describe_cluster_request_t *req = broker_body(r);
@@ -41,18 +28,8 @@ int broker_handle_describe_cluster(broker_req_t *r) {
     resp->brokers.v[0].host = sm_str_from(b->s.advertised_host);
     resp->brokers.v[0].port = b->s.advertised_port;
     resp->brokers.v[0].rack = (sm_str_t){NULL, -1};
-    if (req->include_cluster_authorized_operations) {
-        /* No authorizer: every cluster operation is allowed. */
-        const int ops[] = {
-            OP_CREATE,           OP_ALTER,         OP_DESCRIBE,         OP_CLUSTER_ACTION,
-            OP_DESCRIBE_CONFIGS, OP_ALTER_CONFIGS, OP_IDEMPOTENT_WRITE, OP_CREATE_TOKENS,
-            OP_DESCRIBE_TOKENS};
-        int32_t mask = 0;
-        for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
-            mask |= 1 << ops[i];
-        resp->cluster_authorized_operations = mask;
-    } else {
-        resp->cluster_authorized_operations = INT32_MIN;
-    }
+    /* No authorizer: every cluster operation is allowed. */
+    resp->cluster_authorized_operations =
+        req->include_cluster_authorized_operations ? BROKER_CLUSTER_OPS : INT32_MIN;
     return BROKER_RESPOND;
 }

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "broker/configs.h"
 #include "broker/handlers/handlers.h"
 #include "protocol/errors.h"
@@ -57,7 +58,7 @@ static int8_t broker_type(sm_config_type_t t) {
 /* True when the request asks for this key (null key list: every key). */
 static bool wanted(const proto_describe_configs_request_describe_configs_resource_t *res,
                    const char *name) {
-    if (res->configuration_keys.n < 0) return true;
+    if (res->configuration_keys.n <= 0) return true; /* null or empty: every key */
     for (int32_t i = 0; i < res->configuration_keys.n; i++)
         if (sm_str_eq(res->configuration_keys.v[i], sm_str_from(name))) return true;
     return false;
@@ -93,6 +94,11 @@ static void describe_topic(broker_req_t *r, const req_t *req,
                            const proto_describe_configs_request_describe_configs_resource_t *res,
                            result_t *out, const sm_config_t *eff) {
     broker_t *b = r->b;
+    if (res->resource_name.len <= 0) {
+        out->error_code = PROTO_ERR_INVALID_TOPIC_EXCEPTION;
+        out->error_message = sm_arena_str(&r->arena, "Topic name is empty.");
+        return;
+    }
     const meta_topic_t *t = meta_image_topic(&b->image, res->resource_name);
     if (!t) {
         out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -119,16 +125,23 @@ static void describe_topic(broker_req_t *r, const req_t *req,
         int nsyn = broker_topic_config_synonyms(d, syn);
         e->synonyms.v = sm_arena_calloc(&r->arena, (size_t)nsyn + 2, sizeof(synonym_t));
         if (!e->synonyms.v) continue;
+        /* As Kafka lists them: the override, the broker keys set dynamically
+         * or statically, and, for a key the topic does not override, the
+         * default of the broker key it inherits (none for segment.ms and
+         * segment.jitter.ms, whose broker defaults are in hours). */
         if (source == BROKER_CFG_SRC_TOPIC) add_synonym(r, e, d->name, value, BROKER_CFG_SRC_TOPIC);
-        bool defaulted = false;
+        bool defaulted = source == BROKER_CFG_SRC_TOPIC || strcmp(d->name, "segment.ms") == 0 ||
+                         strcmp(d->name, "segment.jitter.ms") == 0;
         for (int k = 0; k < nsyn; k++) {
             const sm_config_key_t *key = sm_config_key(syn[k]);
-            if (!key) continue;
-            if (sm_config_is_set(eff, syn[k]))
+            if (key && sm_config_is_set(eff, syn[k])) {
                 add_synonym(r, e, syn[k], sm_config_str(eff, syn[k]),
                             broker_config_source(eff, syn[k]));
-            else if (!defaulted && key->default_value) {
-                add_synonym(r, e, syn[k], key->default_value, BROKER_CFG_SRC_DEFAULT);
+            } else if (!defaulted && (key ? key->default_value != NULL : nsyn == 1)) {
+                /* Broker keys Samsa does not read (log.cleaner.*) default to the topic's default.
+                 */
+                add_synonym(r, e, syn[k], key ? key->default_value : d->default_value,
+                            BROKER_CFG_SRC_DEFAULT);
                 defaulted = true;
             }
         }
@@ -158,18 +171,53 @@ static void describe_broker(broker_req_t *r, const req_t *req,
         const sm_config_key_t *k = &sm_config_keys[i];
         if (!wanted(res, k->name)) continue;
         int8_t source = broker_config_source(eff, k->name);
+        const char *value = sm_config_str(eff, k->name);
+        if (strcmp(k->name, "broker.id") == 0 && !value) {
+            /* Kafka reports node.id as broker.id too. */
+            value = id;
+            source = broker_config_source(eff, "node.id");
+        }
         if (defaults_only && source != BROKER_CFG_SRC_DYNAMIC_DEFAULT_BROKER) continue;
         entry_t *e = &out->configs.v[out->configs.n++];
-        fill_entry(r, e, k->name, sm_config_str(eff, k->name), source,
-                   !sm_config_key_dynamic(k->name), broker_type(k->type), k->doc,
-                   req->include_documentation);
+        fill_entry(r, e, k->name, value, source, !sm_config_key_dynamic(k->name),
+                   broker_type(k->type), k->doc, req->include_documentation);
         if (!req->include_synonyms || r->version < 1) continue;
         e->synonyms.v = sm_arena_calloc(&r->arena, 2, sizeof(synonym_t));
         if (!e->synonyms.v) continue;
-        if (source != BROKER_CFG_SRC_DEFAULT)
-            add_synonym(r, e, k->name, sm_config_str(eff, k->name), source);
-        if (k->default_value) add_synonym(r, e, k->name, k->default_value, BROKER_CFG_SRC_DEFAULT);
+        if (source != BROKER_CFG_SRC_DEFAULT) add_synonym(r, e, k->name, value, source);
+        /* node.id has no default in Kafka (Samsa's 1 is a convenience). */
+        if (k->default_value && strcmp(k->name, "node.id") != 0)
+            add_synonym(r, e, k->name, k->default_value, BROKER_CFG_SRC_DEFAULT);
     }
+}
+
+/* BROKER_LOGGER: Samsa's log modules, each at the broker's level. */
+static void describe_loggers(broker_req_t *r,
+                             const proto_describe_configs_request_describe_configs_resource_t *res,
+                             result_t *out) {
+    static const char *const modules[] = {"broker", "config", "controller", "fetch",
+                                          "group",  "net",    "server",     "storage"};
+    static const char *const levels[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+    char id[16];
+    snprintf(id, sizeof(id), "%d", r->b->s.node_id);
+    if (!sm_str_eq(res->resource_name, sm_str_from(id))) {
+        out->error_code = PROTO_ERR_INVALID_REQUEST;
+        out->error_message = sm_arena_str(&r->arena, "Unexpected broker id for BROKER_LOGGER.");
+        return;
+    }
+    size_t n = sizeof(modules) / sizeof(modules[0]);
+    out->configs.v = sm_arena_calloc(&r->arena, n, sizeof(entry_t));
+    if (!out->configs.v) return;
+    int lvl = sm_log_min_level < 0 ? 0 : sm_log_min_level > 3 ? 3 : sm_log_min_level;
+    for (size_t i = 0; i < n; i++) {
+        if (!wanted(res, modules[i])) continue;
+        fill_entry(r, &out->configs.v[out->configs.n++], modules[i], levels[lvl],
+                   6 /* DYNAMIC_BROKER_LOGGER */, true, TYPE_STRING, NULL, false);
+    }
+}
+
+static bool known_resource_type(int8_t t) {
+    return t == META_RESOURCE_TOPIC || t == META_RESOURCE_BROKER || t == 8 /* BROKER_LOGGER */;
 }
 
 int broker_handle_describe_configs(broker_req_t *r) {
@@ -183,15 +231,25 @@ int broker_handle_describe_configs(broker_req_t *r) {
     /* Lock order: image, then the effective config (as the config listener). */
     meta_image_rdlock(&b->image);
     const sm_config_t *eff = broker_configs_acquire(b);
+    /* One resource of an unknown type fails the whole request, as in Kafka. */
+    bool bad_type = false;
+    for (int32_t i = 0; i < n; i++)
+        bad_type |= !known_resource_type(req->resources.v[i].resource_type);
     for (int32_t i = 0; i < n; i++) {
         const proto_describe_configs_request_describe_configs_resource_t *res =
             &req->resources.v[i];
         result_t *out = &resp->results.v[i];
-        out->error_message = (sm_str_t){NULL, -1};
+        out->error_message = (sm_str_t){"", 0}; /* Kafka: empty, not null, on success */
         out->resource_type = res->resource_type;
         out->resource_name = res->resource_name;
         out->configs.n = 0;
-        if (res->resource_type == META_RESOURCE_TOPIC) {
+        if (bad_type) {
+            out->error_code = PROTO_ERR_INVALID_REQUEST;
+            out->error_message =
+                sm_arena_str(&r->arena, "Unsupported resource type in DescribeConfigs.");
+        } else if (res->resource_type == 8) {
+            describe_loggers(r, res, out);
+        } else if (res->resource_type == META_RESOURCE_TOPIC) {
             describe_topic(r, req, res, out, eff);
         } else if (res->resource_type == META_RESOURCE_BROKER) {
             describe_broker(r, req, res, out, eff);

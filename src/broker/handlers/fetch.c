@@ -46,7 +46,7 @@ typedef struct fetch_state {
     int64_t deadline;
     int n;
     fpart_t *parts;
-    int32_t session_id;  /* 0: no session */
+    int32_t session_id; /* 0: no session */
     bool incremental;
 } fetch_state_t;
 
@@ -62,7 +62,8 @@ static fetch_sessions_t *cache_of(broker_t *b) {
 }
 
 static void release_ranges(broker_req_t *r) {
-    for (int i = 0; i < r->nranges; i++) log_range_release(&r->ranges[i]);
+    for (int i = 0; i < r->nranges; i++)
+        log_range_release(&r->ranges[i]);
     r->nranges = 0;
 }
 
@@ -94,12 +95,15 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         out->last_stable_offset = -1;
         out->log_start_offset = -1;
         if (!p) {
-            out->error_code = v >= 13 ? PROTO_ERR_UNKNOWN_TOPIC_ID : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            out->error_code =
+                v >= 13 ? PROTO_ERR_UNKNOWN_TOPIC_ID : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
             continue;
         }
-        if (fp->current_leader_epoch >= 0 && v >= 9 && fp->current_leader_epoch != p->leader_epoch) {
-            out->error_code = fp->current_leader_epoch < p->leader_epoch ? PROTO_ERR_FENCED_LEADER_EPOCH
-                                                                          : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
+        if (fp->current_leader_epoch >= 0 && v >= 9 &&
+            fp->current_leader_epoch != p->leader_epoch) {
+            out->error_code = fp->current_leader_epoch < p->leader_epoch
+                                  ? PROTO_ERR_FENCED_LEADER_EPOCH
+                                  : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
             continue;
         }
         int64_t hw = log_end_offset(p->log);
@@ -133,8 +137,9 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         total += range.len;
         first_data = false;
         sm_debug("fetch", "%.*s-%d: fetch at %lld returns %zu bytes from batch %lld (end %lld)",
-                 fp->topic.len > 0 ? (int)fp->topic.len : 0, fp->topic.ptr ? fp->topic.ptr : "", fp->partition,
-                 (long long)fp->fetch_offset, range.len, (long long)range.first_offset, (long long)hw);
+                 fp->topic.len > 0 ? (int)fp->topic.len : 0, fp->topic.ptr ? fp->topic.ptr : "",
+                 fp->partition, (long long)fp->fetch_offset, range.len,
+                 (long long)range.first_offset, (long long)hw);
         out->records = broker_req_add_range(r, &range);
     }
     return total;
@@ -153,7 +158,8 @@ static void settle_session(broker_req_t *r, fetch_state_t *st) {
         fpart_t *fp = &st->parts[i];
         pdata_t *out = fp->out;
         char name[256];
-        snprintf(name, sizeof(name), "%.*s", fp->topic.len > 0 ? (int)fp->topic.len : 0, fp->topic.ptr ? fp->topic.ptr : "");
+        snprintf(name, sizeof(name), "%.*s", fp->topic.len > 0 ? (int)fp->topic.len : 0,
+                 fp->topic.ptr ? fp->topic.ptr : "");
         fs_part_t *sp = fetch_session_upsert(s, name, &fp->topic_id, fp->partition);
         bool news = out->records.len > 0 || out->error_code != PROTO_ERR_NONE || !sp ||
                     sp->sent_hw != out->high_watermark || sp->sent_lso != out->last_stable_offset ||
@@ -173,7 +179,8 @@ static void settle_session(broker_req_t *r, fetch_state_t *st) {
         tresp_t *tr = &resp->responses.v[i];
         int32_t k = 0;
         for (int32_t j = 0; j < tr->partitions.n; j++)
-            if (tr->partitions.v[j].partition_index >= 0) tr->partitions.v[k++] = tr->partitions.v[j];
+            if (tr->partitions.v[j].partition_index >= 0)
+                tr->partitions.v[k++] = tr->partitions.v[j];
         tr->partitions.n = k;
     }
     int32_t k = 0;
@@ -192,7 +199,8 @@ static bool retry(broker_req_t *r, bool final) {
     req_t *req = broker_body(r);
     fetch_state_t *st = r->state;
     size_t got = build(r, st);
-    if (!final && got < (size_t)(req->min_bytes > 0 ? req->min_bytes : 1) && broker_mono_ms() < st->deadline) {
+    if (!final && got < (size_t)(req->min_bytes > 0 ? req->min_bytes : 1) &&
+        broker_mono_ms() < st->deadline) {
         release_ranges(r);
         return false;
     }
@@ -231,7 +239,8 @@ static int layout_response(broker_req_t *r, fetch_state_t *st) {
     }
     resp->responses.n = nt;
     for (int32_t k = 0; k < nt; k++) {
-        resp->responses.v[k].partitions.v = sm_arena_calloc(&r->arena, (size_t)count[k] + 1, sizeof(pdata_t));
+        resp->responses.v[k].partitions.v =
+            sm_arena_calloc(&r->arena, (size_t)count[k] + 1, sizeof(pdata_t));
         if (!resp->responses.v[k].partitions.v) return SM_ERR_NOMEM;
         resp->responses.v[k].partitions.n = 0;
     }
@@ -250,15 +259,22 @@ static void resolve(broker_t *b, int16_t v, fpart_t *fp) {
 static int parts_from_request(broker_req_t *r, fetch_state_t *st) {
     req_t *req = broker_body(r);
     int total = 0;
-    for (int32_t i = 0; i < req->topics.n; i++) total += req->topics.v[i].partitions.n > 0 ? req->topics.v[i].partitions.n : 0;
+    for (int32_t i = 0; i < req->topics.n; i++)
+        total += req->topics.v[i].partitions.n > 0 ? req->topics.v[i].partitions.n : 0;
     st->parts = sm_arena_calloc(&r->arena, (size_t)total + 1, sizeof(fpart_t));
     if (!st->parts) return SM_ERR_NOMEM;
     for (int32_t i = 0; i < req->topics.n; i++) {
         const proto_fetch_request_fetch_topic_t *rt = &req->topics.v[i];
         for (int32_t k = 0; k < rt->partitions.n; k++) {
             const proto_fetch_request_fetch_partition_t *rp = &rt->partitions.v[k];
-            st->parts[st->n++] = (fpart_t){rt->topic, rt->topic_id, rp->partition, rp->fetch_offset,
-                                           rp->partition_max_bytes, rp->current_leader_epoch, NULL, NULL};
+            st->parts[st->n++] = (fpart_t){rt->topic,
+                                           rt->topic_id,
+                                           rp->partition,
+                                           rp->fetch_offset,
+                                           rp->partition_max_bytes,
+                                           rp->current_leader_epoch,
+                                           NULL,
+                                           NULL};
         }
     }
     return SM_OK;
@@ -271,9 +287,11 @@ static void update_session(broker_req_t *r, fetch_session_t *s) {
     char name[256];
     for (int32_t i = 0; i < req->topics.n; i++) {
         const proto_fetch_request_fetch_topic_t *rt = &req->topics.v[i];
-        snprintf(name, sizeof(name), "%.*s", rt->topic.len > 0 ? (int)rt->topic.len : 0, rt->topic.ptr ? rt->topic.ptr : "");
+        snprintf(name, sizeof(name), "%.*s", rt->topic.len > 0 ? (int)rt->topic.len : 0,
+                 rt->topic.ptr ? rt->topic.ptr : "");
         for (int32_t k = 0; k < rt->partitions.n; k++) {
-            fs_part_t *sp = fetch_session_upsert(s, name, &rt->topic_id, rt->partitions.v[k].partition);
+            fs_part_t *sp =
+                fetch_session_upsert(s, name, &rt->topic_id, rt->partitions.v[k].partition);
             if (!sp) continue;
             sp->fetch_offset = rt->partitions.v[k].fetch_offset;
             sp->max_bytes = rt->partitions.v[k].partition_max_bytes;
@@ -281,7 +299,8 @@ static void update_session(broker_req_t *r, fetch_session_t *s) {
     }
     for (int32_t i = 0; i < req->forgotten_topics_data.n; i++) {
         const proto_fetch_request_forgotten_topic_t *ft = &req->forgotten_topics_data.v[i];
-        snprintf(name, sizeof(name), "%.*s", ft->topic.len > 0 ? (int)ft->topic.len : 0, ft->topic.ptr ? ft->topic.ptr : "");
+        snprintf(name, sizeof(name), "%.*s", ft->topic.len > 0 ? (int)ft->topic.len : 0,
+                 ft->topic.ptr ? ft->topic.ptr : "");
         for (int32_t k = 0; k < ft->partitions.n; k++)
             fetch_session_forget(s, name, &ft->topic_id, ft->partitions.v[k]);
     }
@@ -291,7 +310,8 @@ static void update_session(broker_req_t *r, fetch_session_t *s) {
  * Kafka error (the response then carries no partitions). */
 static int16_t handle_session(broker_req_t *r, fetch_state_t *st) {
     req_t *req = broker_body(r);
-    if (r->version < 7) return parts_from_request(r, st) ? PROTO_ERR_UNKNOWN_SERVER_ERROR : PROTO_ERR_NONE;
+    if (r->version < 7)
+        return parts_from_request(r, st) ? PROTO_ERR_UNKNOWN_SERVER_ERROR : PROTO_ERR_NONE;
     fetch_sessions_t *c = cache_of(r->b);
     int64_t now = broker_mono_ms();
     int16_t err = PROTO_ERR_NONE;
@@ -328,8 +348,9 @@ static int16_t handle_session(broker_req_t *r, fetch_state_t *st) {
                     const fs_part_t *sp = &s->parts[i];
                     size_t tl = strlen(sp->topic);
                     char *name = sm_arena_strndup(&r->arena, sp->topic, tl);
-                    st->parts[st->n++] = (fpart_t){{name, (int32_t)tl}, sp->topic_id, sp->partition,
-                                                   sp->fetch_offset, sp->max_bytes, -1, NULL, NULL};
+                    st->parts[st->n++] = (fpart_t){
+                        {name, (int32_t)tl}, sp->topic_id, sp->partition, sp->fetch_offset,
+                        sp->max_bytes,       -1,           NULL,          NULL};
                 }
             }
         }
@@ -353,7 +374,8 @@ int broker_handle_fetch(broker_req_t *r) {
         return BROKER_RESPOND;
     }
     if (layout_response(r, st)) return BROKER_CLOSE;
-    for (int i = 0; i < st->n; i++) resolve(b, r->version, &st->parts[i]);
+    for (int i = 0; i < st->n; i++)
+        resolve(b, r->version, &st->parts[i]);
     int32_t wait = req->max_wait_ms > 0 ? req->max_wait_ms : 0;
     st->deadline = broker_mono_ms() + wait;
     size_t got = build(r, st);

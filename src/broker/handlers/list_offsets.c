@@ -71,9 +71,11 @@ int broker_handle_list_offsets(broker_req_t *r) {
                 out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            if (r->version >= 4 && rp->current_leader_epoch >= 0 && rp->current_leader_epoch != p->leader_epoch) {
-                out->error_code = rp->current_leader_epoch < p->leader_epoch ? PROTO_ERR_FENCED_LEADER_EPOCH
-                                                                              : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
+            if (r->version >= 4 && rp->current_leader_epoch >= 0 &&
+                rp->current_leader_epoch != p->leader_epoch) {
+                out->error_code = rp->current_leader_epoch < p->leader_epoch
+                                      ? PROTO_ERR_FENCED_LEADER_EPOCH
+                                      : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
             } else {
                 lookup(p, rp->timestamp, r->version, out);
             }

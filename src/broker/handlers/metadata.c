@@ -137,8 +137,14 @@ int broker_handle_metadata(broker_req_t *r) {
             }
         }
     }
+    /* No authorizer: every operation is allowed, and said so when asked. */
+    int32_t topic_ops =
+        v >= 8 && req->include_topic_authorized_operations ? BROKER_TOPIC_OPS : INT32_MIN;
     for (int32_t i = 0; i < resp->topics.n; i++)
-        resp->topics.v[i].topic_authorized_operations = INT32_MIN;
+        resp->topics.v[i].topic_authorized_operations = topic_ops;
+    resp->cluster_authorized_operations =
+        v >= 8 && v <= 10 && req->include_cluster_authorized_operations ? BROKER_CLUSTER_OPS
+                                                                        : INT32_MIN;
     meta_image_unlock(&b->image);
     return BROKER_RESPOND;
 nomem:

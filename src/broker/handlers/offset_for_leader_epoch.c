@@ -17,15 +17,18 @@ int broker_handle_offset_for_leader_epoch(broker_req_t *r) {
     if (!resp->topics.v) return BROKER_CLOSE;
     resp->topics.n = nt;
     for (int32_t i = 0; i < nt; i++) {
-        const proto_offset_for_leader_epoch_request_offset_for_leader_topic_t *rt = &req->topics.v[i];
-        proto_offset_for_leader_epoch_response_offset_for_leader_topic_result_t *tr = &resp->topics.v[i];
+        const proto_offset_for_leader_epoch_request_offset_for_leader_topic_t *rt =
+            &req->topics.v[i];
+        proto_offset_for_leader_epoch_response_offset_for_leader_topic_result_t *tr =
+            &resp->topics.v[i];
         tr->topic = rt->topic;
         int32_t np = rt->partitions.n > 0 ? rt->partitions.n : 0;
         tr->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*tr->partitions.v));
         if (!tr->partitions.v) return BROKER_CLOSE;
         tr->partitions.n = np;
         for (int32_t k = 0; k < np; k++) {
-            const proto_offset_for_leader_epoch_request_offset_for_leader_partition_t *rp = &rt->partitions.v[k];
+            const proto_offset_for_leader_epoch_request_offset_for_leader_partition_t *rp =
+                &rt->partitions.v[k];
             proto_offset_for_leader_epoch_response_epoch_end_offset_t *out = &tr->partitions.v[k];
             out->partition = rp->partition;
             out->leader_epoch = -1;
@@ -35,9 +38,11 @@ int broker_handle_offset_for_leader_epoch(broker_req_t *r) {
                 out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
-            if (r->version >= 2 && rp->current_leader_epoch >= 0 && rp->current_leader_epoch != p->leader_epoch) {
-                out->error_code = rp->current_leader_epoch < p->leader_epoch ? PROTO_ERR_FENCED_LEADER_EPOCH
-                                                                              : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
+            if (r->version >= 2 && rp->current_leader_epoch >= 0 &&
+                rp->current_leader_epoch != p->leader_epoch) {
+                out->error_code = rp->current_leader_epoch < p->leader_epoch
+                                      ? PROTO_ERR_FENCED_LEADER_EPOCH
+                                      : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
             } else if (rp->leader_epoch == p->leader_epoch) {
                 out->leader_epoch = p->leader_epoch;
                 out->end_offset = log_end_offset(p->log);

@@ -37,17 +37,21 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
     if (rc == SM_ERR_VERSION) return PROTO_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
     if (rc != 1) return PROTO_ERR_CORRUPT_MESSAGE;
     if (blen != len) {
-        out->error_message = sm_arena_str(&r->arena, "Produce requests with version 3 or later must contain exactly one record batch");
+        out->error_message = sm_arena_str(
+            &r->arena,
+            "Produce requests with version 3 or later must contain exactly one record batch");
         return PROTO_ERR_INVALID_RECORD;
     }
     if ((int64_t)len > p->max_message_bytes) {
-        out->error_message = sm_arena_str(&r->arena, "The record batch is larger than max.message.bytes");
+        out->error_message =
+            sm_arena_str(&r->arena, "The record batch is larger than max.message.bytes");
         return PROTO_ERR_MESSAGE_TOO_LARGE;
     }
     rc = proto_batch_validate(data, len, h);
     if (rc == SM_ERR_VERSION) return PROTO_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT;
     if (rc != SM_OK) {
-        out->error_message = sm_arena_str(&r->arena, "Record batch failed validation (size, CRC or record structure)");
+        out->error_message = sm_arena_str(
+            &r->arena, "Record batch failed validation (size, CRC or record structure)");
         return PROTO_ERR_CORRUPT_MESSAGE;
     }
     if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE) {
@@ -58,12 +62,14 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
         if (cap > (256u << 20)) cap = 256u << 20;
         rc = proto_batch_validate_compressed(data, len, cap);
         if (rc == SM_ERR_RANGE) {
-            out->error_message = sm_arena_str(&r->arena, "Decompressed record batch exceeds the broker's bound");
+            out->error_message =
+                sm_arena_str(&r->arena, "Decompressed record batch exceeds the broker's bound");
             return PROTO_ERR_RECORD_LIST_TOO_LARGE;
         }
         if (rc == SM_ERR_VERSION) return PROTO_ERR_UNSUPPORTED_COMPRESSION_TYPE;
         if (rc != SM_OK) {
-            out->error_message = sm_arena_str(&r->arena, "Compressed record batch failed validation");
+            out->error_message =
+                sm_arena_str(&r->arena, "Compressed record batch failed validation");
             return PROTO_ERR_CORRUPT_MESSAGE;
         }
     }
@@ -85,9 +91,11 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
     }
     if (!p->log_append_time) {
         int64_t now = broker_now_ms();
-        if ((p->timestamp_before_max_ms < INT64_MAX && now - h->base_timestamp > p->timestamp_before_max_ms) ||
+        if ((p->timestamp_before_max_ms < INT64_MAX &&
+             now - h->base_timestamp > p->timestamp_before_max_ms) ||
             h->max_timestamp - now > p->timestamp_after_max_ms) {
-            out->error_message = sm_arena_str(&r->arena, "Timestamp of the record batch is out of the accepted range");
+            out->error_message = sm_arena_str(
+                &r->arena, "Timestamp of the record batch is out of the accepted range");
             return PROTO_ERR_INVALID_TIMESTAMP;
         }
     }
@@ -101,24 +109,18 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
     pthread_mutex_lock(&p->mu);
     if (h->producer_id >= 0) {
         int64_t dup = -1;
-        int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) % ((int64_t)INT32_MAX + 1));
+        int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) %
+                                     ((int64_t)INT32_MAX + 1));
         switch (txn_producer_state_check(&p->producers, h->producer_id, h->producer_epoch,
                                          h->base_sequence, last_seq, &dup)) {
-        case TXN_APPEND:
-            break;
+        case TXN_APPEND: break;
         case TXN_DUPLICATE:
             out->base_offset = dup;
             out->log_start_offset = log_start_offset(p->log);
             goto out;
-        case TXN_OUT_OF_ORDER:
-            err = PROTO_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
-            goto out;
-        case TXN_FENCED_EPOCH:
-            err = PROTO_ERR_INVALID_PRODUCER_EPOCH;
-            goto out;
-        case TXN_UNKNOWN_PRODUCER:
-            err = PROTO_ERR_UNKNOWN_PRODUCER_ID;
-            goto out;
+        case TXN_OUT_OF_ORDER: err = PROTO_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER; goto out;
+        case TXN_FENCED_EPOCH: err = PROTO_ERR_INVALID_PRODUCER_EPOCH; goto out;
+        case TXN_UNKNOWN_PRODUCER: err = PROTO_ERR_UNKNOWN_PRODUCER_ID; goto out;
         }
     }
     int64_t now = broker_now_ms();
@@ -130,13 +132,16 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
     int rc = log_append(p->log, data, len, p->leader_epoch, &first, &last);
     if (rc != SM_OK) {
         err = PROTO_ERR_KAFKA_STORAGE_ERROR;
-        out->error_message = sm_arena_str(&r->arena, "The partition's log is offline after an I/O error");
+        out->error_message =
+            sm_arena_str(&r->arena, "The partition's log is offline after an I/O error");
         goto out;
     }
     if (h->producer_id >= 0) {
-        int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) % ((int64_t)INT32_MAX + 1));
-        txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch, h->base_sequence,
-                                  last_seq, first, last, p->log_append_time ? now : h->max_timestamp);
+        int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) %
+                                     ((int64_t)INT32_MAX + 1));
+        txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch,
+                                  h->base_sequence, last_seq, first, last,
+                                  p->log_append_time ? now : h->max_timestamp);
     }
     out->base_offset = first;
     out->log_start_offset = log_start_offset(p->log);
@@ -155,13 +160,19 @@ int broker_handle_produce(broker_req_t *r) {
     if (!resp->responses.v) return BROKER_CLOSE;
     resp->responses.n = nt;
     int16_t all_err = PROTO_ERR_NONE;
-    if (r->version < 3) all_err = PROTO_ERR_UNSUPPORTED_VERSION;
-    else if (req->acks != 0 && req->acks != 1 && req->acks != -1) all_err = PROTO_ERR_INVALID_REQUIRED_ACKS;
-    else if (req->transactional_id.len >= 0) all_err = PROTO_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    if (r->version < 3)
+        all_err = PROTO_ERR_UNSUPPORTED_VERSION;
+    else if (req->acks != 0 && req->acks != 1 && req->acks != -1)
+        all_err = PROTO_ERR_INVALID_REQUIRED_ACKS;
+    else if (req->transactional_id.len >= 0)
+        all_err = PROTO_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 
     int total_parts = 0;
-    for (int32_t i = 0; i < nt; i++) total_parts += req->topic_data.v[i].partition_data.n > 0 ? req->topic_data.v[i].partition_data.n : 0;
-    broker_partition_t **touched = sm_arena_calloc(&r->arena, (size_t)total_parts + 1, sizeof(*touched));
+    for (int32_t i = 0; i < nt; i++)
+        total_parts +=
+            req->topic_data.v[i].partition_data.n > 0 ? req->topic_data.v[i].partition_data.n : 0;
+    broker_partition_t **touched =
+        sm_arena_calloc(&r->arena, (size_t)total_parts + 1, sizeof(*touched));
     if (!touched) return BROKER_CLOSE;
     int ntouched = 0;
 
@@ -196,7 +207,8 @@ int broker_handle_produce(broker_req_t *r) {
             proto_batch_header_t h;
             out->error_code = validate(r, p, data, len, &h, out);
             bool appended = false;
-            if (out->error_code == PROTO_ERR_NONE) out->error_code = append(r, p, data, len, &h, out, &appended);
+            if (out->error_code == PROTO_ERR_NONE)
+                out->error_code = append(r, p, data, len, &h, out, &appended);
             if (appended) {
                 broker_wake(b, p);
                 touched[ntouched++] = p;
@@ -215,7 +227,8 @@ int broker_handle_produce(broker_req_t *r) {
         broker_flush_then_finish(b, r, touched, ntouched);
         outcome = BROKER_PARKED;
     }
-    for (int i = 0; i < ntouched; i++) broker_partition_put(touched[i]);
+    for (int i = 0; i < ntouched; i++)
+        broker_partition_put(touched[i]);
     return outcome;
 }
 
