@@ -52,13 +52,19 @@ static void snapshot_path(broker_partition_t *p, int64_t offset, char *buf, size
     snprintf(buf, cap, "%s/%020lld.snapshot", log_dir(p->log), (long long)offset);
 }
 
-/* Writes the producer state snapshot at the log end and removes older ones. */
-static void write_snapshot(broker_partition_t *p) {
+/*
+ * Writes the producer state snapshot at the log end and removes older ones.
+ * An empty state is written too: a restart then replays nothing instead of
+ * every batch header from the log start (minutes for a large log). Only an
+ * empty log needs no snapshot.
+ */
+static void write_snapshot(broker_partition_t *p, bool durable) {
     int64_t end = log_end_offset(p->log);
-    if (end == p->last_snapshot_offset || sm_map_size(&p->producers.producers) == 0) return;
+    if (end == p->last_snapshot_offset) return;
+    if (end == log_start_offset(p->log) && sm_map_size(&p->producers.producers) == 0) return;
     char path[4096];
     snapshot_path(p, end, path, sizeof(path));
-    if (txn_producer_state_write_snapshot(&p->producers, path) == SM_OK) {
+    if (txn_producer_state_write_snapshot(&p->producers, path, durable) == SM_OK) {
         if (p->last_snapshot_offset >= 0 && p->last_snapshot_offset != end) {
             char old[4096];
             snapshot_path(p, p->last_snapshot_offset, old, sizeof(old));
@@ -68,13 +74,23 @@ static void write_snapshot(broker_partition_t *p) {
     }
 }
 
+void broker_partition_after_append(broker_partition_t *p) {
+    int segs = log_segment_count(p->log);
+    if (segs == p->snapshot_segments) return;
+    /* A segment rolled (or retention removed some): a snapshot here bounds
+     * what recovery after a crash replays to the newest segment, as Kafka's
+     * snapshot at each roll. Not fsynced: a lost one costs a longer replay. */
+    write_snapshot(p, false);
+    p->snapshot_segments = segs;
+}
+
 void broker_partition_put(broker_partition_t *p) {
     if (atomic_fetch_sub(&p->refs, 1) != 1) return;
     broker_t *b = p->b;
     if (atomic_load(&p->deleted)) {
         log_manager_delete(b->logs, p->topic, p->index);
     } else {
-        write_snapshot(p);
+        write_snapshot(p, true);
     }
     txn_producer_state_free(&p->producers);
     pthread_mutex_destroy(&p->mu);
@@ -199,6 +215,7 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         }
         log_set_config(p->log, &cfg);
         restore_producers(p);
+        p->snapshot_segments = log_segment_count(p->log);
         pthread_mutex_lock(&b->partitions_mu);
         rc = sm_map_put(&b->partitions, &k, sizeof(k), p);
         pthread_mutex_unlock(&b->partitions_mu);

@@ -27,6 +27,7 @@ struct broker_partition {
     int32_t leader_epoch;
     txn_producer_state_t producers;
     int64_t last_snapshot_offset;
+    int snapshot_segments; /* segment count when the last snapshot was taken */
     /* topic configs that matter on the produce path */
     int32_t max_message_bytes;
     bool log_append_time;
@@ -34,6 +35,10 @@ struct broker_partition {
     int64_t timestamp_after_max_ms;
     broker_waiter_t *waiters; /* parked fetches (under mu) */
 };
+
+/* After an append, under p->mu: snapshots the producer state when a segment
+ * rolled since the last snapshot. */
+void broker_partition_after_append(broker_partition_t *p);
 
 /* Looks up (and references) the partition, or NULL. */
 broker_partition_t *broker_partition_get(broker_t *b, const sm_uuid_t *topic_id, int32_t index);

@@ -24,7 +24,8 @@ void txn_producer_state_init(txn_producer_state_t *s) { sm_map_init(&s->producer
 static void clear(txn_producer_state_t *s) {
     size_t it = 0;
     void *v;
-    while (sm_map_next(&s->producers, &it, NULL, NULL, &v)) free(v);
+    while (sm_map_next(&s->producers, &it, NULL, NULL, &v))
+        free(v);
     sm_map_free(&s->producers);
     sm_map_init(&s->producers);
 }
@@ -104,7 +105,8 @@ void txn_producer_state_truncate(txn_producer_state_t *s, int64_t offset) {
             p->n_batches = keep;
             if (keep == 0) drop[nd++] = p->producer_id;
         }
-        for (int i = 0; i < nd; i++) free(sm_map_del(&s->producers, &drop[i], sizeof(drop[i])));
+        for (int i = 0; i < nd; i++)
+            free(sm_map_del(&s->producers, &drop[i], sizeof(drop[i])));
     } while (nd == 64);
 }
 
@@ -120,7 +122,8 @@ void txn_producer_state_expire(txn_producer_state_t *s, int64_t min_timestamp) {
             if (p->last_timestamp < min_timestamp && p->current_txn_first_offset < 0)
                 drop[nd++] = p->producer_id;
         }
-        for (int i = 0; i < nd; i++) free(sm_map_del(&s->producers, &drop[i], sizeof(drop[i])));
+        for (int i = 0; i < nd; i++)
+            free(sm_map_del(&s->producers, &drop[i], sizeof(drop[i])));
     } while (nd == 64);
 }
 
@@ -137,7 +140,8 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
     return SM_OK;
 }
 
-int txn_producer_state_write_snapshot(const txn_producer_state_t *s, const char *path) {
+int txn_producer_state_write_snapshot(const txn_producer_state_t *s, const char *path,
+                                      bool durable) {
     size_t n = sm_map_size(&s->producers);
     size_t len = 2 + 4 + 4 + n * ENTRY_SIZE;
     uint8_t *buf = malloc(len);
@@ -155,7 +159,9 @@ int txn_producer_state_write_snapshot(const txn_producer_state_t *s, const char 
         sm_wr_i16(&w, p->epoch);
         sm_wr_i32(&w, last ? last->last_seq : -1);
         sm_wr_i64(&w, last ? last->last_offset : -1);
-        sm_wr_i32(&w, last && last->first_offset >= 0 ? (int32_t)(last->last_offset - last->first_offset) : 0);
+        sm_wr_i32(&w, last && last->first_offset >= 0
+                          ? (int32_t)(last->last_offset - last->first_offset)
+                          : 0);
         sm_wr_i64(&w, p->last_timestamp);
         sm_wr_i32(&w, p->coordinator_epoch);
         sm_wr_i64(&w, p->current_txn_first_offset);
@@ -169,7 +175,7 @@ int txn_producer_state_write_snapshot(const txn_producer_state_t *s, const char 
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) goto out;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) goto out;
-    if (write_all(fd, buf, len) || fsync(fd)) {
+    if (write_all(fd, buf, len) || (durable && fsync(fd))) {
         close(fd);
         unlink(tmp);
         goto out;
@@ -181,7 +187,7 @@ int txn_producer_state_write_snapshot(const txn_producer_state_t *s, const char 
     }
     char dir[4096];
     snprintf(dir, sizeof(dir), "%s", path);
-    int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dfd = durable ? open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (dfd >= 0) {
         fsync(dfd);
         close(dfd);
@@ -240,8 +246,8 @@ int txn_producer_state_read_snapshot(txn_producer_state_t *s, const char *path) 
         int64_t fs = (int64_t)last_seq - delta;
         int32_t first_seq = (int32_t)(fs < 0 ? fs + INT32_MAX + 1 : fs);
         if (last_seq >= 0) {
-            if (txn_producer_state_update(s, pid, epoch, first_seq, last_seq,
-                                          last_offset - delta, last_offset, ts)) {
+            if (txn_producer_state_update(s, pid, epoch, first_seq, last_seq, last_offset - delta,
+                                          last_offset, ts)) {
                 rc = SM_ERR_NOMEM;
                 goto out;
             }

@@ -75,9 +75,10 @@ void txn_producer_state_expire(txn_producer_state_t *s, int64_t min_timestamp);
  * int32 count, then per producer: int64 id, int16 epoch, int32 last sequence,
  * int64 last offset, int32 offset delta (last - first), int64 timestamp,
  * int32 coordinator epoch, int64 current transaction first offset.
- * Written atomically (temp file, fsync, rename, fsync dir).
+ * Written atomically (temp file, rename); durable adds the fsyncs of the file
+ * before the rename and of the directory after it.
  */
-int txn_producer_state_write_snapshot(const txn_producer_state_t *s, const char *path);
+int txn_producer_state_write_snapshot(const txn_producer_state_t *s, const char *path, bool durable);
 /* Replaces s with the snapshot's contents. SM_ERR_CORRUPT on a bad CRC or size. */
 int txn_producer_state_read_snapshot(txn_producer_state_t *s, const char *path);
 

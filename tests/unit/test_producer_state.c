@@ -50,7 +50,7 @@ static void test_snapshot_roundtrip(void) {
     int fd = mkstemp(path);
     REQUIRE(fd >= 0);
     close(fd);
-    CHECK_EQ_INT(SM_OK, txn_producer_state_write_snapshot(&s, path));
+    CHECK_EQ_INT(SM_OK, txn_producer_state_write_snapshot(&s, path, true));
     CHECK_EQ_INT(SM_OK, txn_producer_state_read_snapshot(&r, path));
     for (int64_t pid = 0; pid < 50; pid++) {
         const txn_producer_t *p = txn_producer_state_get(&r, pid);

@@ -143,6 +143,7 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
                                   h->base_sequence, last_seq, first, last,
                                   p->log_append_time ? now : h->max_timestamp);
     }
+    broker_partition_after_append(p);
     out->base_offset = first;
     out->log_start_offset = log_start_offset(p->log);
     *appended = true;
