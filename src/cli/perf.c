@@ -181,9 +181,16 @@ static void on_perf_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *
  * it. Ends when sending is done and nothing is left in flight. */
 static void *poll_deliveries(void *arg) {
     produce_run_t *r = arg;
+    int64_t stop_seen = 0;
     for (;;) {
         bool done = atomic_load(&r->sending_done);
         if (done && rd_kafka_outq_len(r->rk) == 0) break;
+        /* Interrupted: acknowledgements in flight get 2 s (a second signal: none). */
+        if (io_stop_requested() && !stop_seen) stop_seen = io_now_us();
+        if (stop_seen && (io_stop_count() > 1 || io_now_us() - stop_seen > 2000000)) {
+            rd_kafka_purge(r->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            break;
+        }
         int served = rd_kafka_poll(r->rk, 20);
         if (served > 0) {
             pthread_mutex_lock(&r->lock);
@@ -224,6 +231,7 @@ static long long send_records(produce_run_t *r, const char *topic, const unsigne
                                   RD_KAFKA_V_VALUE((void *)payload, r->record_size),
                                   RD_KAFKA_V_OPAQUE((void *)(intptr_t)sent), RD_KAFKA_V_END);
             if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                if (io_stop_requested()) return i;
                 wait_for_room(r);
                 continue;
             }
