@@ -15,7 +15,7 @@ DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
 	python3 python3-venv maven openjdk-17-jdk-headless
 
 .PHONY: all deps build run test test-unit test-integration test-java test-asan fuzz protocol protocol-check \
-	format format-check clean
+	format format-check clean bench bench-quick
 
 all: build
 
@@ -98,3 +98,19 @@ format-check:
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
+
+# Samsa against Apache Kafka 4.4 on this machine (bench/run.py; writes bench/results/
+# and the comparison section of docs/BENCHMARKS.md). bench-quick: a short subset.
+BENCH_VENV ?= bench/.venv
+$(BENCH_VENV)/.installed: bench/requirements.txt
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q -r bench/requirements.txt
+	touch $@
+
+bench bench-quick: build $(BENCH_VENV)/.installed
+	@missing=""; for p in fio iperf3 util-linux; do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+	bench/kafka-ref/kafka-ref.sh setup
+	$(BENCH_VENV)/bin/python bench/run.py $(if $(filter bench-quick,$@),--quick)
