@@ -37,9 +37,9 @@
 typedef struct loop loop_t;
 
 typedef struct pending {
-    net_request_t req; /* first: net_request_t* converts to pending_t* */
-    struct pending *next;     /* FIFO of the connection */
-    struct pending *cq_next;  /* completion queue */
+    net_request_t req;       /* first: net_request_t* converts to pending_t* */
+    struct pending *next;    /* FIFO of the connection */
+    struct pending *cq_next; /* completion queue */
     bool done;
     bool no_response;
     bool close_conn;
@@ -58,6 +58,11 @@ struct net_conn {
     void *user;
     uint8_t *rbuf;
     size_t rlen, rcap;
+    /* A frame larger than the read buffer is read straight into its own
+     * buffer (handed to the request as is), so its bytes are never copied or
+     * moved in user space: fbuf holds fgot of its fsize bytes. */
+    uint8_t *fbuf;
+    size_t fgot, fsize;
     pending_t *head, *tail;
     int npending;
     size_t queued_bytes;
@@ -147,6 +152,7 @@ static void release_segments(pending_t *p, int from) {
 static void conn_unref(net_conn_t *c) {
     if (--c->refs > 0) return;
     free(c->rbuf);
+    free(c->fbuf);
     free(c);
 }
 
@@ -175,16 +181,20 @@ static void conn_close(net_conn_t *c, const char *why) {
             c->refs--; /* cannot reach 0: the open reference is still held */
         } else {
             p->next = NULL;
-            if (keep_tail) keep_tail->next = p;
-            else keep = p;
+            if (keep_tail)
+                keep_tail->next = p;
+            else
+                keep = p;
             keep_tail = p;
         }
         p = next;
     }
     c->head = keep;
     c->tail = keep_tail;
-    if (c->prev) c->prev->next = c->next;
-    else l->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     l->nconns--;
     conn_unref(c);
@@ -212,8 +222,10 @@ static void dispatch(net_conn_t *c, uint8_t *frame, size_t len) {
     p->frame_bytes = len;
     atomic_fetch_add(&s->inflight_bytes, len);
     atomic_fetch_add(&s->requests, 1);
-    if (c->tail) c->tail->next = p;
-    else c->head = p;
+    if (c->tail)
+        c->tail->next = p;
+    else
+        c->head = p;
     c->tail = p;
     c->npending++;
     c->refs++;
@@ -232,7 +244,8 @@ static void complete_on_loop(pending_t *p) {
     p->frame_bytes = 0;
     if (c->closed) {
         /* The connection went away while this request was out. */
-        if (c->head == p) c->head = p->next;
+        if (c->head == p)
+            c->head = p->next;
         else
             for (pending_t *q = c->head; q; q = q->next)
                 if (q->next == p) {
@@ -248,7 +261,8 @@ static void complete_on_loop(pending_t *p) {
     c->queued_bytes += p->resp_bytes;
     if (!c->in_dispatch) conn_flush(c);
     /* A global bound may have held other connections of this loop. */
-    if (prev >= s->o.max_inflight_bytes && atomic_load(&s->inflight_bytes) < s->o.max_inflight_bytes) {
+    if (prev >= s->o.max_inflight_bytes &&
+        atomic_load(&s->inflight_bytes) < s->o.max_inflight_bytes) {
         for (int i = 0; i < s->nloops; i++) {
             uint64_t one = 1;
             if (&s->loops[i] != c->loop && write(s->loops[i].evfd, &one, 8) < 0) {
@@ -286,7 +300,8 @@ void net_request_respond(net_request_t *req, const net_segment_t *segs, int nseg
         } else {
             memcpy(p->segs, segs, sizeof(*segs) * (size_t)nsegs);
             p->nsegs = nsegs;
-            for (int i = 0; i < nsegs; i++) p->resp_bytes += segs[i].len;
+            for (int i = 0; i < nsegs; i++)
+                p->resp_bytes += segs[i].len;
         }
     }
     complete(p);
@@ -314,10 +329,16 @@ static void process_frames(net_conn_t *c) {
     net_server_t *s = c->loop->srv;
     size_t off = 0;
     c->in_dispatch = true;
-    while (!c->closed && c->rlen - off >= 4) {
+    if (c->fbuf && c->fgot == c->fsize) {
+        uint8_t *frame = c->fbuf;
+        c->fbuf = NULL;
+        dispatch(c, frame, c->fsize);
+    }
+    while (!c->closed && !c->fbuf && c->rlen - off >= 4) {
         if (over_limits(c)) break;
         const uint8_t *q = c->rbuf + off;
-        int32_t size = (int32_t)((uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3]);
+        int32_t size =
+            (int32_t)((uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3]);
         if (size <= 0 || size > s->o.max_request_bytes) {
             sm_warn("net", "closing connection from %s: frame size %d outside 1..%d", c->peer, size,
                     s->o.max_request_bytes);
@@ -326,19 +347,20 @@ static void process_frames(net_conn_t *c) {
             return;
         }
         if (c->rlen - off - 4 < (size_t)size) {
-            /* Incomplete: make room for the whole frame. */
+            /* Incomplete. One that does not fit the read buffer continues in
+             * a buffer of its own: the bytes so far move there once. */
             if ((size_t)size + 4 > c->rcap) {
-                memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-                c->rlen -= off;
-                off = 0;
-                uint8_t *n = realloc(c->rbuf, (size_t)size + 4);
-                if (!n) {
+                uint8_t *f = malloc((size_t)size);
+                if (!f) {
                     c->in_dispatch = false;
                     conn_close(c, "out of memory");
                     return;
                 }
-                c->rbuf = n;
-                c->rcap = (size_t)size + 4;
+                c->fgot = c->rlen - off - 4;
+                memcpy(f, q + 4, c->fgot);
+                c->fbuf = f;
+                c->fsize = (size_t)size;
+                off = c->rlen;
             }
             break;
         }
@@ -362,7 +384,8 @@ static void process_frames(net_conn_t *c) {
      * waiting in it still needs the room. */
     size_t need = 0;
     if (c->rlen >= 4)
-        need = 4 + ((uint32_t)c->rbuf[0] << 24 | (uint32_t)c->rbuf[1] << 16 | (uint32_t)c->rbuf[2] << 8 | c->rbuf[3]);
+        need = 4 + ((uint32_t)c->rbuf[0] << 24 | (uint32_t)c->rbuf[1] << 16 |
+                    (uint32_t)c->rbuf[2] << 8 | c->rbuf[3]);
     if (c->rcap > RBUF_MIN && c->rlen <= RBUF_MIN && need <= RBUF_MIN) {
         uint8_t *n = realloc(c->rbuf, RBUF_MIN);
         if (n) {
@@ -372,7 +395,8 @@ static void process_frames(net_conn_t *c) {
     }
     if (over_limits(c)) {
         set_in(c, false);
-        if (atomic_load(&s->inflight_bytes) >= s->o.max_inflight_bytes) c->loop->global_paused = true;
+        if (atomic_load(&s->inflight_bytes) >= s->o.max_inflight_bytes)
+            c->loop->global_paused = true;
     } else {
         set_in(c, true);
     }
@@ -382,6 +406,23 @@ static void process_frames(net_conn_t *c) {
 static void conn_read(net_conn_t *c) {
     for (;;) {
         if (c->closed || over_limits(c)) break;
+        if (c->fbuf) {
+            ssize_t n = read(c->fd, c->fbuf + c->fgot, c->fsize - c->fgot);
+            if (n > 0) {
+                c->fgot += (size_t)n;
+                c->last_active = mono_ms();
+                if (c->fgot == c->fsize) process_frames(c);
+                continue;
+            }
+            if (n == 0) {
+                conn_close(c, "peer closed");
+                return;
+            }
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) break;
+            conn_close(c, strerror(errno));
+            return;
+        }
         if (c->rlen == c->rcap) {
             process_frames(c);
             if (c->closed || c->rlen == c->rcap) break;
@@ -430,7 +471,8 @@ static void conn_flush(net_conn_t *c) {
             } else {
                 struct iovec iov[IOV_MAX_BATCH];
                 int k = 0;
-                for (int i = p->seg_idx; i < p->nsegs && k < IOV_MAX_BATCH && p->segs[i].fd < 0; i++) {
+                for (int i = p->seg_idx; i < p->nsegs && k < IOV_MAX_BATCH && p->segs[i].fd < 0;
+                     i++) {
                     size_t skip = i == p->seg_idx ? p->seg_off : 0;
                     iov[k].iov_base = (void *)(p->segs[i].data + skip);
                     iov[k].iov_len = p->segs[i].len - skip;
@@ -466,7 +508,8 @@ static void conn_flush(net_conn_t *c) {
             }
             /* Skip empty segments. */
             while (p->seg_idx < p->nsegs && p->segs[p->seg_idx].len == 0) {
-                if (p->segs[p->seg_idx].release) p->segs[p->seg_idx].release(p->segs[p->seg_idx].release_arg);
+                if (p->segs[p->seg_idx].release)
+                    p->segs[p->seg_idx].release(p->segs[p->seg_idx].release_arg);
                 p->segs[p->seg_idx].release = NULL;
                 p->seg_idx++;
             }
@@ -645,7 +688,8 @@ static void *loop_main(void *arg) {
             next_sweep = now + sweep_every;
         }
     }
-    while (l->conns) conn_close(l->conns, "server stopping");
+    while (l->conns)
+        conn_close(l->conns, "server stopping");
     return NULL;
 }
 
@@ -653,7 +697,8 @@ static void *loop_main(void *arg) {
  * the port with SO_REUSEPORT; a probe binds without it first, so a port that
  * another process already listens on is refused instead of silently shared. */
 static int listen_socket(const char *host, int port, bool probe, int *bound_port) {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res;
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
@@ -701,7 +746,8 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
         int unused;
         int probe = listen_socket(o->host, port, true, &unused);
         if (probe < 0) {
-            sm_error("net", "cannot listen on %s:%d: %s", o->host && *o->host ? o->host : "*", port, strerror(errno));
+            sm_error("net", "cannot listen on %s:%d: %s", o->host && *o->host ? o->host : "*", port,
+                     strerror(errno));
             free(s->loops);
             free(s);
             return SM_ERR_IO;
@@ -776,7 +822,8 @@ void net_server_stop(net_server_t *s, int64_t grace_ms) {
         if (write(s->loops[i].evfd, &one, 8) < 0) {
         }
     }
-    for (int i = 0; i < s->nloops; i++) pthread_join(s->loops[i].thread, NULL);
+    for (int i = 0; i < s->nloops; i++)
+        pthread_join(s->loops[i].thread, NULL);
     for (int i = 0; i < s->nloops; i++) {
         loop_t *l = &s->loops[i];
         /* Completions that arrived after the loop ended. */

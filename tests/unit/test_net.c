@@ -54,18 +54,14 @@ static void on_request(net_request_t *req, void *arg) {
         static uint8_t hdr[4];
         uint32_t n = htonl(1000);
         memcpy(hdr, &n, 4);
-        net_segment_t segs[2] = {{hdr, 4, -1, 0, NULL, NULL}, {NULL, 1000, file_fd, 500, NULL, NULL}};
+        net_segment_t segs[2] = {{hdr, 4, -1, 0, NULL, NULL},
+                                 {NULL, 1000, file_fd, 500, NULL, NULL}};
         net_request_respond(req, segs, 2);
         break;
     }
-    case 'N':
-        net_request_respond_none(req);
-        break;
-    case 'C':
-        net_request_close(req);
-        break;
-    default:
-        respond_echo(req);
+    case 'N': net_request_respond_none(req); break;
+    case 'C': net_request_close(req); break;
+    default: respond_echo(req);
     }
 }
 
@@ -73,8 +69,10 @@ static void on_request(net_request_t *req, void *arg) {
 static void *completer(void *arg) {
     int want = *(int *)arg;
     pthread_mutex_lock(&q_mu);
-    while (ndeferred < want) pthread_cond_wait(&q_cv, &q_mu);
-    for (int i = ndeferred - 1; i >= 0; i--) respond_echo(deferred[i]);
+    while (ndeferred < want)
+        pthread_cond_wait(&q_cv, &q_mu);
+    for (int i = ndeferred - 1; i >= 0; i--)
+        respond_echo(deferred[i]);
     ndeferred = 0;
     pthread_mutex_unlock(&q_mu);
     return NULL;
@@ -196,7 +194,8 @@ static void test_file_range_response(void) {
     char path[] = "/tmp/samsa-net-XXXXXX";
     file_fd = mkstemp(path);
     uint8_t data[2000];
-    for (int i = 0; i < 2000; i++) data[i] = (uint8_t)(i * 7);
+    for (int i = 0; i < 2000; i++)
+        data[i] = (uint8_t)(i * 7);
     REQUIRE(write(file_fd, data, sizeof(data)) == sizeof(data));
     net_server_t *s = start(0, 0, 0);
     int fd = connect_to(net_server_port(s));
@@ -325,10 +324,67 @@ static void test_idle_timeout(void) {
     net_server_stop(s, 1000);
 }
 
+/* Frames larger than the read buffer (read into buffers of their own) mixed
+ * with small ones, written in odd-sized pieces while answers are read. */
+typedef struct stream {
+    int fd;
+    const uint8_t *data;
+    size_t len;
+} stream_t;
+
+static void *write_in_pieces(void *arg) {
+    stream_t *st = arg;
+    for (size_t off = 0; off < st->len;) {
+        size_t n = st->len - off < 7777 ? st->len - off : 7777;
+        ssize_t w = write(st->fd, st->data + off, n);
+        if (w <= 0) break;
+        off += (size_t)w;
+    }
+    return NULL;
+}
+
+static void test_large_frames_in_pieces(void) {
+    static const uint32_t sizes[] = {3, 70000, 5, 300000, 65532, 65533, 900000, 4};
+    enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+    size_t total = 0;
+    for (int i = 0; i < N; i++)
+        total += 4 + sizes[i];
+    uint8_t *stream = malloc(total), *buf = malloc(1 << 20);
+    REQUIRE(stream && buf);
+    size_t at = 0;
+    for (int i = 0; i < N; i++) {
+        uint32_t n = htonl(sizes[i]);
+        memcpy(stream + at, &n, 4);
+        for (uint32_t k = 0; k < sizes[i]; k++)
+            stream[at + 4 + k] = (uint8_t)('a' + (k * 7 + (uint32_t)i) % 26);
+        stream[at + 4] = 'E';
+        at += 4 + sizes[i];
+    }
+    net_server_t *s = start(0, 0, 0);
+    int fd = connect_to(net_server_port(s));
+    REQUIRE(fd >= 0);
+    stream_t st = {fd, stream, total};
+    pthread_t th;
+    pthread_create(&th, NULL, write_in_pieces, &st);
+    at = 0;
+    for (int i = 0; i < N; i++) {
+        int n = read_frame(fd, buf, 1 << 20);
+        CHECK_EQ_INT(sizes[i], n);
+        if (n == (int)sizes[i]) CHECK_EQ_MEM(stream + at + 4, buf, sizes[i]);
+        at += 4 + sizes[i];
+    }
+    pthread_join(th, NULL);
+    close(fd);
+    net_server_stop(s, 1000);
+    free(stream);
+    free(buf);
+}
+
 int main(void) {
     sm_log_set_level(SM_LOG_ERROR);
     RUN(test_out_of_order_completion_answers_in_order);
     RUN(test_pipelining_and_no_response);
+    RUN(test_large_frames_in_pieces);
     RUN(test_file_range_response);
     RUN(test_bad_frames_close_only_their_connection);
     RUN(test_many_connections);
