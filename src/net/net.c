@@ -406,33 +406,24 @@ static void process_frames(net_conn_t *c) {
 static void conn_read(net_conn_t *c) {
     for (;;) {
         if (c->closed || over_limits(c)) break;
-        if (c->fbuf) {
-            ssize_t n = read(c->fd, c->fbuf + c->fgot, c->fsize - c->fgot);
-            if (n > 0) {
-                c->fgot += (size_t)n;
-                c->last_active = mono_ms();
-                if (c->fgot == c->fsize) process_frames(c);
-                continue;
-            }
-            if (n == 0) {
-                conn_close(c, "peer closed");
-                return;
-            }
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN) break;
-            conn_close(c, strerror(errno));
-            return;
-        }
-        if (c->rlen == c->rcap) {
+        if (!c->fbuf && c->rlen == c->rcap) {
             process_frames(c);
-            if (c->closed || c->rlen == c->rcap) break;
+            if (c->closed || (!c->fbuf && c->rlen == c->rcap)) break;
             continue;
         }
-        ssize_t n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        /* Into the large frame being read, else into the read buffer. */
+        uint8_t *dst = c->fbuf ? c->fbuf + c->fgot : c->rbuf + c->rlen;
+        size_t room = c->fbuf ? c->fsize - c->fgot : c->rcap - c->rlen;
+        ssize_t n = read(c->fd, dst, room);
         if (n > 0) {
-            c->rlen += (size_t)n;
             c->last_active = mono_ms();
-            if (c->rlen == c->rcap || (size_t)n < 4096) process_frames(c);
+            if (c->fbuf) {
+                c->fgot += (size_t)n;
+                if (c->fgot == c->fsize) process_frames(c);
+            } else {
+                c->rlen += (size_t)n;
+                if (c->rlen == c->rcap || (size_t)n < 4096) process_frames(c);
+            }
             continue;
         }
         if (n == 0) {
