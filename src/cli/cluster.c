@@ -34,6 +34,24 @@ static int view_alloc(adm_cmd_t *m, cluster_view_t *cv, int32_t n) {
     return cv->ids && cv->hosts && cv->ports && cv->racks ? CLI_OK : CLI_FAIL;
 }
 
+/* Fills cv from a DescribeCluster or Metadata response (their broker arrays
+ * differ in the generated type and the id field's name); sets rc to CLI_OK
+ * or CLI_FAIL. */
+#define VIEW_FILL(m, cv, resp, id_field, rc)                                                       \
+    do {                                                                                           \
+        (rc) = CLI_FAIL;                                                                           \
+        (cv)->cluster_id = (resp).cluster_id;                                                      \
+        (cv)->controller_id = (resp).controller_id;                                                \
+        if (view_alloc((m), (cv), (resp).brokers.n) != CLI_OK) break;                              \
+        for (int32_t i_ = 0; i_ < (cv)->n; i_++) {                                                 \
+            (cv)->ids[i_] = (resp).brokers.v[i_].id_field;                                         \
+            (cv)->hosts[i_] = (resp).brokers.v[i_].host;                                           \
+            (cv)->ports[i_] = (resp).brokers.v[i_].port;                                           \
+            (cv)->racks[i_] = (resp).brokers.v[i_].rack;                                           \
+        }                                                                                          \
+        (rc) = CLI_OK;                                                                             \
+    } while (0)
+
 static int fetch_view(adm_cmd_t *m, cluster_view_t *cv) {
     if (kc_api_max(&m->kc, PROTO_DESCRIBE_CLUSTER_REQUEST_API_KEY) >= 0) {
         proto_describe_cluster_request_t req;
@@ -45,16 +63,8 @@ static int fetch_view(adm_cmd_t *m, cluster_view_t *cv) {
         if (adm_check_one(m, rc, "cluster", "DescribeCluster", 1, rc == SM_OK ? resp.error_code : 0,
                           rc == SM_OK ? resp.error_message : SM_STR_NULL) != CLI_OK)
             return CLI_FAIL;
-        cv->cluster_id = resp.cluster_id;
-        cv->controller_id = resp.controller_id;
-        if (view_alloc(m, cv, resp.brokers.n) != CLI_OK) return CLI_FAIL;
-        for (int32_t i = 0; i < cv->n; i++) {
-            cv->ids[i] = resp.brokers.v[i].broker_id;
-            cv->hosts[i] = resp.brokers.v[i].host;
-            cv->ports[i] = resp.brokers.v[i].port;
-            cv->racks[i] = resp.brokers.v[i].rack;
-        }
-        return CLI_OK;
+        VIEW_FILL(m, cv, resp, broker_id, rc);
+        return rc;
     }
     static const char *const none[1] = {NULL};
     proto_metadata_response_t md;
@@ -62,16 +72,9 @@ static int fetch_view(adm_cmd_t *m, cluster_view_t *cv) {
         cli_error("%s", m->kc.err);
         return CLI_FAIL;
     }
-    cv->cluster_id = md.cluster_id;
-    cv->controller_id = md.controller_id;
-    if (view_alloc(m, cv, md.brokers.n) != CLI_OK) return CLI_FAIL;
-    for (int32_t i = 0; i < cv->n; i++) {
-        cv->ids[i] = md.brokers.v[i].node_id;
-        cv->hosts[i] = md.brokers.v[i].host;
-        cv->ports[i] = md.brokers.v[i].port;
-        cv->racks[i] = md.brokers.v[i].rack;
-    }
-    return CLI_OK;
+    int rc;
+    VIEW_FILL(m, cv, md, node_id, rc);
+    return rc;
 }
 
 static const char *api_name(int16_t key) {

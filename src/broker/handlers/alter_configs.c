@@ -104,6 +104,28 @@ static bool duplicate_names(const change_t *c, int32_t n) {
     return false;
 }
 
+/*
+ * Legacy AlterConfigs replaces a resource's whole set: every current override
+ * (current) the request does not name is deleted. Appends those deletions to
+ * kv (room for them is the caller's) and returns the new count.
+ */
+static int32_t delete_unnamed(broker_req_t *r, const sm_map_t *current, const change_t *c,
+                              int32_t n, meta_config_kv_t *kv, int32_t nkv) {
+    size_t it = 0;
+    const void *key;
+    size_t klen;
+    while (sm_map_next(current, &it, &key, &klen, NULL)) {
+        bool named = false;
+        for (int32_t i = 0; i < n; i++)
+            if (c[i].name.len == (int32_t)klen && memcmp(c[i].name.ptr, key, klen) == 0)
+                named = true;
+        if (!named)
+            kv[nkv++] = (meta_config_kv_t){{sm_arena_strndup(&r->arena, key, klen), (int32_t)klen},
+                                           {NULL, -1}};
+    }
+    return nkv;
+}
+
 static void alter_topic(broker_req_t *r, sm_str_t topic, const change_t *c, int32_t n, bool replace,
                         bool validate_only, outcome_t *o) {
     broker_t *b = r->b;
@@ -163,21 +185,7 @@ static void alter_topic(broker_req_t *r, sm_str_t topic, const change_t *c, int3
         }
     }
     broker_configs_release(b);
-    if (!o->error && replace) {
-        /* Legacy AlterConfigs: overrides not named in the request go. */
-        size_t it = 0;
-        const void *key;
-        size_t klen;
-        while (sm_map_next(&t->configs, &it, &key, &klen, NULL)) {
-            bool named = false;
-            for (int32_t i = 0; i < n; i++)
-                if (c[i].name.len == (int32_t)klen && memcmp(c[i].name.ptr, key, klen) == 0)
-                    named = true;
-            if (!named)
-                kv[nkv++] = (meta_config_kv_t){
-                    {sm_arena_strndup(&r->arena, key, klen), (int32_t)klen}, {NULL, -1}};
-        }
-    }
+    if (!o->error && replace) nkv = delete_unnamed(r, &t->configs, c, n, kv, nkv);
 out:
     meta_image_unlock(&b->image);
     if (o->error) return;
@@ -251,20 +259,7 @@ static void alter_broker(broker_req_t *r, sm_str_t name, const change_t *c, int3
     }
     broker_configs_release(b);
     sm_config_free(scratch);
-    if (!o->error && replace) {
-        size_t it = 0;
-        const void *key;
-        size_t klen;
-        while (sm_map_next(current, &it, &key, &klen, NULL)) {
-            bool named = false;
-            for (int32_t i = 0; i < n; i++)
-                if (c[i].name.len == (int32_t)klen && memcmp(c[i].name.ptr, key, klen) == 0)
-                    named = true;
-            if (!named)
-                kv[nkv++] = (meta_config_kv_t){
-                    {sm_arena_strndup(&r->arena, key, klen), (int32_t)klen}, {NULL, -1}};
-        }
-    }
+    if (!o->error && replace) nkv = delete_unnamed(r, current, c, n, kv, nkv);
     meta_image_unlock(&b->image);
     if (o->error) return;
     meta_result_t res;
@@ -289,35 +284,43 @@ static void alter_resource(broker_req_t *r, int8_t type, sm_str_t name, const ch
              type);
 }
 
-static sm_str_t outcome_message(broker_req_t *r, const outcome_t *o) {
-    return o->error ? sm_arena_str(&r->arena, o->message) : (sm_str_t){NULL, -1};
+/* Room for count (< 0: none) elements of size in the request's arena; *n
+ * gets the element count. NULL when out of memory. */
+static void *arena_array(broker_req_t *r, int32_t count, size_t size, int32_t *n) {
+    *n = count > 0 ? count : 0;
+    return sm_arena_calloc(&r->arena, (size_t)*n + 1, size);
+}
+
+/* Applies one resource's changes and writes its error fields; the caller
+ * fills the rest of its answer (the two APIs' response types differ). */
+static void answer_resource(broker_req_t *r, int8_t type, sm_str_t name, const change_t *c,
+                            int32_t n, bool replace, bool validate_only, int16_t *error_code,
+                            sm_str_t *error_message) {
+    outcome_t o;
+    alter_resource(r, type, name, c, n, replace, validate_only, &o);
+    *error_code = o.error;
+    *error_message = o.error ? sm_arena_str(&r->arena, o.message) : (sm_str_t){NULL, -1};
 }
 
 int broker_handle_incremental_alter_configs(broker_req_t *r) {
     proto_incremental_alter_configs_request_t *req = broker_body(r);
     proto_incremental_alter_configs_response_t *resp = r->resp;
-    int32_t n = req->resources.n > 0 ? req->resources.n : 0;
-    resp->responses.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(*resp->responses.v));
+    resp->responses.v =
+        arena_array(r, req->resources.n, sizeof(*resp->responses.v), &resp->responses.n);
     if (!resp->responses.v) return BROKER_CLOSE;
-    resp->responses.n = n;
-    for (int32_t i = 0; i < n; i++) {
+    for (int32_t i = 0; i < resp->responses.n; i++) {
         const proto_incremental_alter_configs_request_alter_configs_resource_t *res =
             &req->resources.v[i];
-        int32_t nc = res->configs.n > 0 ? res->configs.n : 0;
-        change_t *c = sm_arena_calloc(&r->arena, (size_t)nc + 1, sizeof(*c));
+        int32_t nc;
+        change_t *c = arena_array(r, res->configs.n, sizeof(*c), &nc);
         if (!c) return BROKER_CLOSE;
         for (int32_t k = 0; k < nc; k++)
             c[k] = (change_t){res->configs.v[k].name, res->configs.v[k].config_operation,
                               res->configs.v[k].value};
-        outcome_t o;
-        alter_resource(r, res->resource_type, res->resource_name, c, nc, false, req->validate_only,
-                       &o);
-        proto_incremental_alter_configs_response_alter_configs_resource_response_t *out =
-            &resp->responses.v[i];
-        out->error_code = o.error;
-        out->error_message = outcome_message(r, &o);
-        out->resource_type = res->resource_type;
-        out->resource_name = res->resource_name;
+        resp->responses.v[i].resource_type = res->resource_type;
+        resp->responses.v[i].resource_name = res->resource_name;
+        answer_resource(r, res->resource_type, res->resource_name, c, nc, false, req->validate_only,
+                        &resp->responses.v[i].error_code, &resp->responses.v[i].error_message);
     }
     return BROKER_RESPOND;
 }
@@ -325,27 +328,23 @@ int broker_handle_incremental_alter_configs(broker_req_t *r) {
 int broker_handle_alter_configs(broker_req_t *r) {
     proto_alter_configs_request_t *req = broker_body(r);
     proto_alter_configs_response_t *resp = r->resp;
-    int32_t n = req->resources.n > 0 ? req->resources.n : 0;
-    resp->responses.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(*resp->responses.v));
+    resp->responses.v =
+        arena_array(r, req->resources.n, sizeof(*resp->responses.v), &resp->responses.n);
     if (!resp->responses.v) return BROKER_CLOSE;
-    resp->responses.n = n;
-    for (int32_t i = 0; i < n; i++) {
+    for (int32_t i = 0; i < resp->responses.n; i++) {
         const proto_alter_configs_request_alter_configs_resource_t *res = &req->resources.v[i];
-        int32_t nc = res->configs.n > 0 ? res->configs.n : 0;
-        change_t *c = sm_arena_calloc(&r->arena, (size_t)nc + 1, sizeof(*c));
+        int32_t nc;
+        change_t *c = arena_array(r, res->configs.n, sizeof(*c), &nc);
         if (!c) return BROKER_CLOSE;
+        /* The legacy call replaces the set: a null value removes the key. */
         for (int32_t k = 0; k < nc; k++) {
             sm_str_t v = res->configs.v[k].value;
             c[k] = (change_t){res->configs.v[k].name, v.len < 0 ? OP_DELETE : OP_SET, v};
         }
-        outcome_t o;
-        alter_resource(r, res->resource_type, res->resource_name, c, nc, true, req->validate_only,
-                       &o);
-        proto_alter_configs_response_alter_configs_resource_response_t *out = &resp->responses.v[i];
-        out->error_code = o.error;
-        out->error_message = outcome_message(r, &o);
-        out->resource_type = res->resource_type;
-        out->resource_name = res->resource_name;
+        resp->responses.v[i].resource_type = res->resource_type;
+        resp->responses.v[i].resource_name = res->resource_name;
+        answer_resource(r, res->resource_type, res->resource_name, c, nc, true, req->validate_only,
+                        &resp->responses.v[i].error_code, &resp->responses.v[i].error_message);
     }
     return BROKER_RESPOND;
 }
