@@ -560,7 +560,7 @@ static void complete_join(group_coordinator_t *c, group_t *g) {
         g->leader = strdup(g->members->id);
     }
     set_state(g, COMPLETING);
-    sm_debug("group", "%s: generation %d with %d members, protocol %s, leader %s", g->id, g->generation,
+    sm_info("group", "%s: rebalanced: generation %d with %d members, protocol %s, leader %s", g->id, g->generation,
              g->nmembers, g->protocol ? g->protocol : "-", g->leader);
     for (member_t *m = g->members; m; m = m->next) {
         broker_req_t *r = m->join_req;
@@ -586,7 +586,7 @@ static void prepare_rebalance(group_coordinator_t *c, group_t *g, bool initial) 
     g->rebalance_deadline = initial && c->initial_delay > 0 ? now + c->initial_delay : now + max_rt;
     if (g->rebalance_deadline > g->rebalance_max) g->rebalance_deadline = g->rebalance_max;
     set_state(g, PREPARING);
-    sm_debug("group", "%s: preparing rebalance (generation %d, %d members)", g->id, g->generation, g->nmembers);
+    sm_info("group", "%s: preparing rebalance (generation %d, %d members)", g->id, g->generation, g->nmembers);
     pthread_cond_signal(&c->cv);
 }
 
@@ -847,13 +847,13 @@ int broker_handle_find_coordinator(broker_req_t *r) {
     proto_find_coordinator_request_t *req = broker_body(r);
     proto_find_coordinator_response_t *resp = r->resp;
     int16_t err = req->key_type == 0 ? PROTO_ERR_NONE : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
-    sm_str_t host = sm_arena_str(&r->arena, b->s.advertised_host);
+    sm_str_t host = sm_arena_str(&r->arena, broker_req_host(r));
     if (r->version < 4) {
         resp->error_code = err;
         resp->error_message = err ? SM_STR_LIT("Transactions are not supported yet") : SM_STR_NULL;
         resp->node_id = err ? -1 : b->s.node_id;
         resp->host = err ? SM_STR_LIT("") : host;
-        resp->port = err ? -1 : b->s.advertised_port;
+        resp->port = err ? -1 : broker_req_port(r);
         return BROKER_RESPOND;
     }
     int32_t n = req->coordinator_keys.n > 0 ? req->coordinator_keys.n : 0;
@@ -867,7 +867,7 @@ int broker_handle_find_coordinator(broker_req_t *r) {
         o->error_message = err ? SM_STR_LIT("Transactions are not supported yet") : SM_STR_NULL;
         o->node_id = err ? -1 : b->s.node_id;
         o->host = err ? SM_STR_LIT("") : host;
-        o->port = err ? -1 : b->s.advertised_port;
+        o->port = err ? -1 : broker_req_port(r);
     }
     return BROKER_RESPOND;
 }
