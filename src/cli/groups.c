@@ -42,7 +42,7 @@ static int groups_list(int argc, char **argv) {
          "only groups in these states (Empty, Stable, PreparingRebalance, ...)", false},
     };
     int ret =
-        adm_start(&m, argc, argv, "samsa groups list --bootstrap-server HOST:PORT [--state S]",
+        adm_start(&m, argc, argv, "samsa groups list [-b HOST:PORT] [--state S]",
                   opts, NOPTS(opts), NULL);
     if (ret != CLI_OK) goto done;
     for (size_t i = 0; i < states_arg.n; i++)
@@ -275,7 +275,7 @@ static int groups_describe(int argc, char **argv) {
     };
     static const char *const required[] = {"--group", NULL};
     int ret = adm_start(&m, argc, argv,
-                        "samsa groups describe --bootstrap-server HOST:PORT --group GROUP "
+                        "samsa groups describe [-b HOST:PORT] --group GROUP "
                         "[--offsets|--members|--state]",
                         opts, NOPTS(opts), required);
     if (ret != CLI_OK) goto done;
@@ -338,7 +338,7 @@ static int groups_delete(int argc, char **argv) {
     };
     static const char *const required[] = {"--group", NULL};
     int ret = adm_start(&m, argc, argv,
-                        "samsa groups delete --bootstrap-server HOST:PORT --group GROUP...", opts,
+                        "samsa groups delete [-b HOST:PORT] --group GROUP...", opts,
                         NOPTS(opts), required);
     if (ret != CLI_OK) goto done;
     if ((ret = adm_connect(&m)) != CLI_OK) goto done;
@@ -397,7 +397,7 @@ static int groups_delete_offsets(int argc, char **argv) {
     };
     static const char *const required[] = {"--group", "--topic", NULL};
     int ret = adm_start(&m, argc, argv,
-                        "samsa groups delete-offsets --bootstrap-server HOST:PORT --group GROUP "
+                        "samsa groups delete-offsets [-b HOST:PORT] --group GROUP "
                         "--topic TOPIC[:P,P]...",
                         opts, NOPTS(opts), required);
     if (ret != CLI_OK) goto done;
