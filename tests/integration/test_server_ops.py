@@ -247,3 +247,18 @@ def test_topics_configs_and_rebalances_are_logged(broker):
         f.result(20)
     wait_for(lambda: "deleting topic orders (3 partitions)" in broker.read_log(),
              what="topic deletion line")
+
+
+# ---------------------------------------------------------------- make run
+
+
+def test_make_run_passes_args_and_the_readme_keeps_two_setup_commands():
+    r = subprocess.run(["make", "-n", "run", "ARGS=--override listeners=PLAINTEXT://:19092"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD_S)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1].endswith(
+        "bin/samsa-server --override listeners=PLAINTEXT://:19092"), r.stdout
+    with open(os.path.join(ROOT, "README.md")) as f:
+        setup = re.search(r"## Setup\n\n```sh\n(.*?)```", f.read(), re.S).group(1)
+    assert [l.split()[0:2] for l in setup.strip().splitlines()] == [["make", "run"],
+                                                                    ["make", "test"]]
