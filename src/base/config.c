@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/log.h"
 
@@ -40,8 +41,7 @@ const sm_config_key_t sm_config_keys[] = {
      "Not in effect: the quorum is this node alone."},
     {"listener.security.protocol.map", SM_CFG_LIST, "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT", 0,
      0, NULL, "Listener name to security protocol; only PLAINTEXT is served."},
-    {"inter.broker.listener.name", SM_CFG_STRING, NULL, 0, 0, NULL,
-     "Not in effect: one broker."},
+    {"inter.broker.listener.name", SM_CFG_STRING, NULL, 0, 0, NULL, "Not in effect: one broker."},
     {"log.dirs", SM_CFG_LIST, NULL, 0, 0, NULL, "Log directories; default: log.dir."},
     {"log.dir", SM_CFG_STRING, "./data", 0, 0, NULL,
      "Log directory when log.dirs is unset (Samsa default ./data; Kafka /tmp/kafka-logs)."},
@@ -63,7 +63,8 @@ const sm_config_key_t sm_config_keys[] = {
     {"log.segment.bytes", SM_CFG_INT, "1073741824", 1048576, I32MAX, NULL, "Segment size."},
     {"log.roll.hours", SM_CFG_INT, "168", 1, I32MAX, NULL, "Roll a segment after this many hours."},
     {"log.roll.ms", SM_CFG_LONG, NULL, 1, I64MAX, NULL, "Roll time in ms (over hours)."},
-    {"log.roll.jitter.hours", SM_CFG_INT, "0", 0, I32MAX, NULL, "Not in effect: segments roll without jitter."},
+    {"log.roll.jitter.hours", SM_CFG_INT, "0", 0, I32MAX, NULL,
+     "Not in effect: segments roll without jitter."},
     {"log.index.interval.bytes", SM_CFG_INT, "4096", 0, I32MAX, NULL,
      "Bytes between offset index entries."},
     {"log.index.size.max.bytes", SM_CFG_INT, "10485760", 4, I32MAX, NULL,
@@ -534,6 +535,12 @@ int sm_config_warn_inert(const sm_config_t *c) {
         if (wl && why[wl - 1] == '.') wl--;
         sm_warn("config", "%s: Kafka setting Samsa does not act on; ignored (%.*s)", k->name,
                 (int)wl, why);
+        n++;
+    }
+    const char *ct = sm_config_str(c, "compression.type");
+    if (sm_config_is_set(c, "compression.type") && strcasecmp(ct, "producer") != 0) {
+        sm_warn("config", "compression.type=%s: Samsa stores batches as produced; not recompressed",
+                ct);
         n++;
     }
     return n;

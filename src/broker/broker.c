@@ -324,8 +324,7 @@ static void on_topic_created(void *ctx, const meta_topic_t *t, int32_t first) {
         sm_info("broker", "created topic %s with %d partitions (configs: %s)", t->name,
                 t->n_partitions, cfgs);
     else
-        sm_info("broker", "topic %s: added partitions %d..%d", t->name, first,
-                t->n_partitions - 1);
+        sm_info("broker", "topic %s: added partitions %d..%d", t->name, first, t->n_partitions - 1);
     if (first == 0 && !t->internal)
         sm_config_warn_uncompacted(t->name, meta_topic_config(t, "cleanup.policy"));
     broker_partitions_create(ctx, t, first);
@@ -352,7 +351,8 @@ static void on_configs_changed(void *ctx, const meta_topic_t *t) {
     format_configs(&b->image.broker_configs, mine, sizeof(mine));
     sm_info("broker", "dynamic broker configs changed; cluster-wide: %s; this broker: %s", cfgs,
             mine);
-    if (broker_configs_refresh(ctx)) sm_error("broker", "dynamic broker configs not applied: out of memory");
+    if (broker_configs_refresh(ctx))
+        sm_error("broker", "dynamic broker configs not applied: out of memory");
 }
 
 static void on_conn_close(net_conn_t *c, void *arg) {
@@ -477,8 +477,8 @@ static int prepare_dir(broker_t *b, const char *dir) {
         return SM_ERR_IO;
     }
     if (!S_ISDIR(st.st_mode)) {
-        sm_error("broker", "log dir %s exists and is not a directory (log.dirs must name directories)",
-                 dir);
+        sm_error("broker",
+                 "log dir %s exists and is not a directory (log.dirs must name directories)", dir);
         return SM_ERR_IO;
     }
     if (access(dir, R_OK | W_OK | X_OK)) {

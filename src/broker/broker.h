@@ -70,12 +70,12 @@ typedef struct broker_settings {
 struct broker_req {
     broker_t *b;
     sm_arena_t arena;
-    proto_request_t req; /* header and decoded body */
-    int16_t version;     /* == req.header.request_api_version */
-    void *resp;          /* response body (api's response type), initialised */
-    net_request_t *net;  /* the network request to complete */
+    proto_request_t req;               /* header and decoded body */
+    int16_t version;                   /* == req.header.request_api_version */
+    void *resp;                        /* response body (api's response type), initialised */
+    net_request_t *net;                /* the network request to complete */
     const broker_listener_t *listener; /* the listener the request came through */
-    void *state;         /* handler state across re-evaluations (parked requests) */
+    void *state;                       /* handler state across re-evaluations (parked requests) */
     /* Zero-copy record ranges for Fetch responses, in encoding order. */
     log_range_t *ranges;
     int nranges, cap_ranges;

@@ -47,7 +47,7 @@ typedef struct adm_common {
      ADM_STR,                                                                                      \
      &(c)->bootstrap,                                                                              \
      "HOST:PORT",                                                                                  \
-     "broker(s) to connect to, comma-separated (default $SAMSA_BOOTSTRAP or localhost:9092)",                                        \
+     "broker(s) to connect to, comma-separated (default $SAMSA_BOOTSTRAP or localhost:9092)",      \
      false},                                                                                       \
         {"--timeout-ms",                                                                           \
          ADM_INT,                                                                                  \

@@ -19,7 +19,8 @@ static const char usage[] =
     "Prints records to stdout, one per line.\n"
     "\n"
     "options:\n"
-    "  --bootstrap-server B      broker(s) to connect to (default: $SAMSA_BOOTSTRAP, else localhost:9092)\n"
+    "  --bootstrap-server B      broker(s) to connect to (default: $SAMSA_BOOTSTRAP, else "
+    "localhost:9092)\n"
     "  --topic T                 topic to read (required)\n"
     "  --group G                 consume in group G and commit offsets; without it the\n"
     "                            partitions are assigned directly and nothing is committed\n"
@@ -79,8 +80,8 @@ typedef struct {
     rd_kafka_topic_t *rkt;   /* without a group */
     int32_t first, last;     /* without a group: the partitions started */
     const char *topic;
-    int64_t *next;           /* without a group: next offset per partition (< 0: symbolic) */
-    bool told_waiting;       /* the "waiting for records" note was shown */
+    int64_t *next;     /* without a group: next offset per partition (< 0: symbolic) */
+    bool told_waiting; /* the "waiting for records" note was shown */
     bool group;
     int64_t from_ts; /* -1 unless --from-timestamp */
     int timeout_ms;  /* for offset look-ups */
@@ -417,8 +418,7 @@ static void tell_waiting(consumer_t *c) {
     if (c->group || !c->next || !cli_progress_wanted()) return;
     for (int32_t p = c->first; p <= c->last && p - c->first < 8; p++) {
         int64_t lo = 0, hi = 0;
-        if (rd_kafka_query_watermark_offsets(c->rk, c->topic, p, &lo, &hi, c->timeout_ms))
-            continue;
+        if (rd_kafka_query_watermark_offsets(c->rk, c->topic, p, &lo, &hi, c->timeout_ms)) continue;
         int64_t at = c->next[p - c->first];
         if (at == RD_KAFKA_OFFSET_END) at = hi;
         if (at == RD_KAFKA_OFFSET_BEGINNING) at = lo;
@@ -507,8 +507,7 @@ static int consume_loop(consumer_t *c, const out_format_t *f, long long max, lon
             if (unflushed) fflush(stdout);
             unflushed = false;
             if (!assigned && (assigned = has_assignment(c))) last = io_now_us();
-            if (!c->told_waiting && io_now_us() - last >= WAITING_NOTE_MS * 1000LL)
-                tell_waiting(c);
+            if (!c->told_waiting && io_now_us() - last >= WAITING_NOTE_MS * 1000LL) tell_waiting(c);
             continue;
         }
         assigned = true;

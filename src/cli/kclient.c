@@ -265,8 +265,8 @@ static int conn_negotiate(kc_client_t *kc, kc_conn_t *c, const char *host, int p
     for (int i = 0; i < 2; i++) {
         sm_arena_t a;
         sm_arena_init(&a, 0);
-        int connect_ms = kc->timeout_ms < CLI_CONNECT_TIMEOUT_MS ? kc->timeout_ms
-                                                                 : CLI_CONNECT_TIMEOUT_MS;
+        int connect_ms =
+            kc->timeout_ms < CLI_CONNECT_TIMEOUT_MS ? kc->timeout_ms : CLI_CONNECT_TIMEOUT_MS;
         if (c->fd < 0 && conn_connect(kc, c, host, port, kc_now_ms() + connect_ms) != SM_OK) {
             sm_arena_free(&a);
             return SM_ERR_IO;

@@ -41,7 +41,8 @@ static const char bash_completion[] =
     "    local cur=${COMP_WORDS[COMP_CWORD]} words='' sub='' i\n"
     "    local cmd=${COMP_WORDS[1]}\n"
     "    if [ \"$COMP_CWORD\" -eq 1 ]; then\n"
-    "        words=$(samsa --help 2>/dev/null | awk '/^commands:/{f=1;next} f&&/^  [a-z]/{print $1}')\n"
+    "        words=$(samsa --help 2>/dev/null | awk '/^commands:/{f=1;next} f&&/^  [a-z]/{print "
+    "$1}')\n"
     "    else\n"
     "        local subs\n"
     "        subs=$(samsa \"$cmd\" --help 2>/dev/null | awk '/^(subcommands|tests):/{f=1;next} "
@@ -52,10 +53,12 @@ static const char bash_completion[] =
     "        if [ -n \"$subs\" ] && [ -z \"$sub\" ] && [[ $cur != -* ]]; then\n"
     "            words=$subs\n"
     "        elif [ \"$cmd\" = help ] || [ \"$cmd\" = completion ]; then\n"
-    "            words=$( [ \"$cmd\" = help ] && samsa --help 2>/dev/null | awk '/^commands:/{f=1;next} "
+    "            words=$( [ \"$cmd\" = help ] && samsa --help 2>/dev/null | awk "
+    "'/^commands:/{f=1;next} "
     "f&&/^  [a-z]/{print $1}' || echo 'bash zsh')\n"
     "        else\n"
-    "            words=$(samsa \"$cmd\" $sub --help 2>/dev/null | grep -o -- '--[a-z][a-z0-9-]*' | sort -u)\n"
+    "            words=$(samsa \"$cmd\" $sub --help 2>/dev/null | grep -o -- '--[a-z][a-z0-9-]*' | "
+    "sort -u)\n"
     "        fi\n"
     "    fi\n"
     "    COMPREPLY=($(compgen -W \"$words\" -- \"$cur\"))\n"
@@ -155,8 +158,10 @@ const char *cli_expand_short(const char *w, bool (*known)(const char *name, void
         char letter;
         const char *names[2];
     } shorts[] = {
-        {'b', {"--bootstrap-server", NULL}}, {'t', {"--topic", NULL}},
-        {'g', {"--group", NULL}},            {'p', {"--partition", "--partitions"}},
+        {'b', {"--bootstrap-server", NULL}},
+        {'t', {"--topic", NULL}},
+        {'g', {"--group", NULL}},
+        {'p', {"--partition", "--partitions"}},
         {'o', {"--offset", "--output"}},
     };
     if (w[0] != '-' || !w[1] || w[1] == '-' || w[2]) return NULL;
