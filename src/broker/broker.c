@@ -593,6 +593,7 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
             SAMSA_VERSION, b->s.node_id, b->cluster_id, sm_map_size(&b->image.topics_by_name),
             dirs_cfg);
 out:
+    if (rc && !b->logs) unlock_dirs(b); /* nothing of the dirs is open yet */
     for (int i = 0; i < ndirs; i++)
         free(dirs[i]);
     free(dirs);
