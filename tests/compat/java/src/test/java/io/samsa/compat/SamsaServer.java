@@ -19,10 +19,13 @@ final class SamsaServer implements AutoCloseable {
     private final Process process;
 
     SamsaServer(String... overrides) throws Exception {
+        this(freePort(), overrides);
+    }
+
+    /** On the given port (overrides may add listeners beside it). */
+    SamsaServer(int port, String... overrides) throws Exception {
         String bin = System.getProperty("samsa.server", "../../../build/bin/samsa-server");
-        try (ServerSocket s = new ServerSocket(0)) {
-            port = s.getLocalPort();
-        }
+        this.port = port;
         dataDir = Files.createTempDirectory("samsa-java-");
         List<String> cmd = new ArrayList<>();
         cmd.add(new File(bin).getCanonicalPath());
@@ -49,6 +52,12 @@ final class SamsaServer implements AutoCloseable {
             }
         }
         throw new IllegalStateException("samsa-server did not start");
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
     }
 
     String bootstrap() {
