@@ -65,7 +65,6 @@ int broker_handle_list_offsets(broker_req_t *r) {
             out->timestamp = -1;
             out->offset = -1;
             out->leader_epoch = -1;
-            out->old_style_offsets.n = 0;
             broker_partition_t *p = broker_partition_lookup(b, rt->name, NULL, rp->partition_index);
             if (!p) {
                 out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;

@@ -6,7 +6,8 @@
  * for LogAppendTime the timestamp are patched in place), and answers per
  * partition. acks=0 gets no response; with samsa.log.fsync.before.ack the
  * answer waits for the flusher (group commit). Produce v0-v2 are advertised,
- * as Kafka 4 does, but answered with UNSUPPORTED_VERSION.
+ * as Kafka 4.4 does, but not decodable: such a request closes the connection
+ * (dispatch.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -161,9 +162,7 @@ int broker_handle_produce(broker_req_t *r) {
     if (!resp->responses.v) return BROKER_CLOSE;
     resp->responses.n = nt;
     int16_t all_err = PROTO_ERR_NONE;
-    if (r->version < 3)
-        all_err = PROTO_ERR_UNSUPPORTED_VERSION;
-    else if (req->acks != 0 && req->acks != 1 && req->acks != -1)
+    if (req->acks != 0 && req->acks != 1 && req->acks != -1)
         all_err = PROTO_ERR_INVALID_REQUIRED_ACKS;
     else if (req->transactional_id.len >= 0)
         all_err = PROTO_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
