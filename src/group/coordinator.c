@@ -1245,6 +1245,26 @@ static int16_t commit_allowed(group_t *g, int32_t generation, sm_str_t member_id
     return PROTO_ERR_NONE;
 }
 
+/* OffsetCommit and OffsetFetch v10+ name topics by id (KIP-848); offsets stay
+ * keyed by topic name. The name of a topic id, copied into the request's
+ * arena, or a null string when no topic has that id. */
+static sm_str_t topic_name_of(broker_req_t *r, const sm_uuid_t *id) {
+    meta_image_rdlock(&r->b->image);
+    meta_topic_t *t = sm_uuid_is_zero(id) ? NULL : meta_image_topic_by_id(&r->b->image, id);
+    sm_str_t name = t ? sm_arena_str(&r->arena, t->name) : SM_STR_NULL;
+    meta_image_unlock(&r->b->image);
+    return name;
+}
+
+/* The id of a topic name; false when no such topic exists. */
+static bool topic_id_of(broker_t *b, sm_str_t name, sm_uuid_t *id) {
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = meta_image_topic(&b->image, name);
+    if (t) *id = t->id;
+    meta_image_unlock(&b->image);
+    return t != NULL;
+}
+
 int broker_handle_offset_commit(broker_req_t *r) {
     group_coordinator_t *c = coord(r->b);
     proto_offset_commit_request_t *req = broker_body(r);
@@ -1257,6 +1277,11 @@ int broker_handle_offset_commit(broker_req_t *r) {
     for (int32_t i = 0; i < nt; i++) total += req->topics.v[i].partitions.n > 0 ? req->topics.v[i].partitions.n : 0;
     rec_t *recs = calloc((size_t)total + 1, sizeof(rec_t));
     if (!recs) return BROKER_CLOSE;
+    sm_str_t *names = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*names));
+    if (!names) {
+        free(recs);
+        return BROKER_CLOSE;
+    }
     int nrecs = 0;
     pthread_mutex_lock(&c->mu);
     int16_t gerr = PROTO_ERR_NONE;
@@ -1274,6 +1299,10 @@ int broker_handle_offset_commit(broker_req_t *r) {
         const proto_offset_commit_request_offset_commit_request_topic_t *t = &req->topics.v[i];
         proto_offset_commit_response_offset_commit_response_topic_t *o = &resp->topics.v[i];
         o->name = t->name;
+        o->topic_id = t->topic_id;
+        /* The name the offsets are kept under (resolved from the id at v10+). */
+        sm_str_t name = r->version >= 10 ? topic_name_of(r, &t->topic_id) : t->name;
+        names[i] = name;
         int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
         o->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
         o->partitions.n = o->partitions.v ? np : 0;
@@ -1282,6 +1311,10 @@ int broker_handle_offset_commit(broker_req_t *r) {
             o->partitions.v[k].partition_index = p->partition_index;
             if (gerr) {
                 o->partitions.v[k].error_code = gerr;
+                continue;
+            }
+            if (name.len < 0) {
+                o->partitions.v[k].error_code = PROTO_ERR_UNKNOWN_TOPIC_ID;
                 continue;
             }
             if (p->committed_metadata.len > MAX_METADATA) {
@@ -1294,7 +1327,7 @@ int broker_handle_offset_commit(broker_req_t *r) {
             snprintf(meta, sizeof(meta), "%.*s", p->committed_metadata.len > 0 ? (int)p->committed_metadata.len : 0,
                      p->committed_metadata.ptr ? p->committed_metadata.ptr : "");
             e.metadata = meta;
-            if (offset_record(req->group_id, t->name, p->partition_index, &e, &recs[nrecs]) == SM_OK) nrecs++;
+            if (offset_record(req->group_id, name, p->partition_index, &e, &recs[nrecs]) == SM_OK) nrecs++;
             o->partitions.v[k].error_code = PROTO_ERR_NONE;
         }
     }
@@ -1307,7 +1340,7 @@ int broker_handle_offset_commit(broker_req_t *r) {
                 if (resp->topics.v[i].partitions.v[k].error_code) continue;
                 const proto_offset_commit_request_offset_commit_request_partition_t *p = &t->partitions.v[k];
                 char kb[300];
-                size_t kl = offset_key(kb, sizeof(kb), t->name, p->partition_index);
+                size_t kl = offset_key(kb, sizeof(kb), names[i], p->partition_index);
                 offset_entry_t *e = sm_map_get(&g->offsets, kb, kl);
                 if (!e) {
                     e = calloc(1, sizeof(*e));
@@ -1348,14 +1381,23 @@ static void fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_
             const proto_offset_fetch_request_offset_fetch_request_topics_t *t = &topics->v[i];
             proto_offset_fetch_response_offset_fetch_response_topics_t *o = &out->topics.v[i];
             o->name = t->name;
+            o->topic_id = t->topic_id;
+            sm_str_t name = r->version >= 10 ? topic_name_of(r, &t->topic_id) : t->name;
             int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
             o->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
             o->partitions.n = o->partitions.v ? np : 0;
             for (int32_t k = 0; k < o->partitions.n; k++) {
                 proto_offset_fetch_response_offset_fetch_response_partitions_t *p = &o->partitions.v[k];
                 p->partition_index = t->partition_indexes.v[k];
+                if (name.len < 0) {
+                    p->committed_offset = -1;
+                    p->committed_leader_epoch = -1;
+                    p->metadata = SM_STR_LIT("");
+                    p->error_code = PROTO_ERR_UNKNOWN_TOPIC_ID;
+                    continue;
+                }
                 char kb[300];
-                size_t kl = offset_key(kb, sizeof(kb), t->name, p->partition_index);
+                size_t kl = offset_key(kb, sizeof(kb), name, p->partition_index);
                 offset_entry_t *e = g ? sm_map_get(&g->offsets, kb, kl) : NULL;
                 p->committed_offset = e ? e->offset : -1;
                 p->committed_leader_epoch = e ? e->leader_epoch : -1;
@@ -1376,8 +1418,12 @@ static void fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_
         offset_entry_t *e = v;
         int32_t part;
         memcpy(&part, (const char *)k + kl - 4, 4);
+        sm_uuid_t tid = {{0}};
+        /* v10+ answers by topic id: offsets of a deleted topic have none. */
+        if (r->version >= 10 && !topic_id_of(r->b, S(topic), &tid)) continue;
         proto_offset_fetch_response_offset_fetch_response_topics_t *o = &out->topics.v[i++];
         o->name = sm_arena_str(&r->arena, topic);
+        o->topic_id = tid;
         o->partitions.v = sm_arena_calloc(&r->arena, 1, sizeof(*o->partitions.v));
         o->partitions.n = o->partitions.v ? 1 : 0;
         if (o->partitions.v) {
@@ -1529,6 +1575,15 @@ int broker_handle_list_groups(broker_req_t *r) {
     return BROKER_RESPOND;
 }
 
+/* The message of GROUP_ID_NOT_FOUND (DescribeGroups v6+, DeleteGroups v3+;
+ * older versions do not carry it). */
+static sm_str_t group_not_found(broker_req_t *r, sm_str_t id) {
+    char msg[300];
+    snprintf(msg, sizeof(msg), "Group %.*s not found.", id.len > 0 ? (int)(id.len > 250 ? 250 : id.len) : 0,
+             id.ptr ? id.ptr : "");
+    return sm_arena_str(&r->arena, msg);
+}
+
 int broker_handle_describe_groups(broker_req_t *r) {
     group_coordinator_t *c = coord(r->b);
     proto_describe_groups_request_t *req = broker_body(r);
@@ -1545,6 +1600,7 @@ int broker_handle_describe_groups(broker_req_t *r) {
         o->authorized_operations = INT32_MIN;
         if (!g) {
             o->error_code = r->version >= 6 ? PROTO_ERR_GROUP_ID_NOT_FOUND : PROTO_ERR_NONE;
+            if (r->version >= 6) o->error_message = group_not_found(r, o->group_id);
             o->group_state = SM_STR_LIT("Dead");
             o->protocol_type = SM_STR_LIT("");
             o->protocol_data = SM_STR_LIT("");
@@ -1597,10 +1653,12 @@ int broker_handle_delete_groups(broker_req_t *r) {
         group_t *g = group_get(c, id);
         if (!g) {
             resp->results.v[i].error_code = PROTO_ERR_GROUP_ID_NOT_FOUND;
+            resp->results.v[i].error_message = group_not_found(r, id);
             continue;
         }
         if (g->members) {
             resp->results.v[i].error_code = PROTO_ERR_NON_EMPTY_GROUP;
+            resp->results.v[i].error_message = sm_arena_str(&r->arena, "The group is not empty.");
             continue;
         }
         /* Tombstones for every offset and for the group itself. */
