@@ -236,13 +236,17 @@ typedef struct rec {
     size_t value_len;
 } rec_t;
 
-/* Encodes "int16 version + message" with a generated codec. */
-static int encode_versioned(const proto_msg_desc_t *d, int16_t v, const void *msg, uint8_t **out, size_t *len) {
+/* Encodes "int16 prefix + message at version v" with a generated codec. A
+ * key's prefix is its record type (the schema's apiKey: 1 offset commit, 2
+ * group metadata) and the key schema is at version 0; a value's prefix is its
+ * version. */
+static int encode_prefixed(const proto_msg_desc_t *d, int16_t prefix, int16_t v, const void *msg, uint8_t **out,
+                           size_t *len) {
     size_t n = 2 + d->size(v, msg);
     uint8_t *buf = malloc(n);
     if (!buf) return SM_ERR_NOMEM;
     sm_writer_t w = sm_writer_make(buf, n);
-    if (sm_wr_i16(&w, v) || d->encode(&w, v, msg)) {
+    if (sm_wr_i16(&w, prefix) || d->encode(&w, v, msg)) {
         free(buf);
         return SM_ERR;
     }
@@ -258,7 +262,8 @@ static int offset_record(sm_str_t group, sm_str_t topic, int32_t partition, cons
     k.topic = topic;
     k.partition = partition;
     memset(r, 0, sizeof(*r));
-    int rc = encode_versioned(proto_msg_lookup("OffsetCommitKey"), 1, &k, &r->key, &r->key_len);
+    const proto_msg_desc_t *kd = proto_msg_lookup("OffsetCommitKey");
+    int rc = encode_prefixed(kd, kd->api_key, 0, &k, &r->key, &r->key_len);
     if (rc || !e) return rc;
     proto_offset_commit_value_t v;
     proto_offset_commit_value_init(&v);
@@ -266,7 +271,7 @@ static int offset_record(sm_str_t group, sm_str_t topic, int32_t partition, cons
     v.leader_epoch = e->leader_epoch;
     v.metadata = S(e->metadata ? e->metadata : "");
     v.commit_timestamp = e->commit_ts;
-    return encode_versioned(proto_msg_lookup("OffsetCommitValue"), 3, &v, &r->value, &r->value_len);
+    return encode_prefixed(proto_msg_lookup("OffsetCommitValue"), 3, 3, &v, &r->value, &r->value_len);
 }
 
 static int group_record(group_t *g, bool tombstone, rec_t *r) {
@@ -274,7 +279,8 @@ static int group_record(group_t *g, bool tombstone, rec_t *r) {
     proto_group_metadata_key_init(&k);
     k.group = S(g->id);
     memset(r, 0, sizeof(*r));
-    int rc = encode_versioned(proto_msg_lookup("GroupMetadataKey"), 2, &k, &r->key, &r->key_len);
+    const proto_msg_desc_t *kd = proto_msg_lookup("GroupMetadataKey");
+    int rc = encode_prefixed(kd, kd->api_key, 0, &k, &r->key, &r->key_len);
     if (rc || tombstone) return rc;
     proto_group_metadata_value_t v;
     proto_group_metadata_value_init(&v);
@@ -300,7 +306,7 @@ static int group_record(group_t *g, bool tombstone, rec_t *r) {
         mm[i].assignment = (sm_bytes_t){m->assignment, m->assignment ? m->assignment_len : 0};
     }
     v.members = (proto_group_metadata_value_member_metadata_array_t){i, mm};
-    rc = encode_versioned(proto_msg_lookup("GroupMetadataValue"), 3, &v, &r->value, &r->value_len);
+    rc = encode_prefixed(proto_msg_lookup("GroupMetadataValue"), 3, 3, &v, &r->value, &r->value_len);
     free(mm);
     return rc;
 }
@@ -364,9 +370,11 @@ static int load_record(group_coordinator_t *c, sm_bytes_t key, sm_bytes_t value)
     sm_rd_i16(&r, &kv);
     sm_arena_t a;
     sm_arena_init(&a, 0);
+    /* The prefix is the record type: 0 (Kafka's legacy offset commit key) and
+     * 1 share the offset commit key's layout, 2 is group metadata. */
     if (kv == 0 || kv == 1) {
         proto_offset_commit_key_t k;
-        if (proto_offset_commit_key_decode(&r, &a, kv, &k) == SM_OK) {
+        if (proto_offset_commit_key_decode(&r, &a, 0, &k) == SM_OK) {
             group_t *g = group_get_or_create(c, k.group);
             char kb[300];
             size_t kl = offset_key(kb, sizeof(kb), k.topic, k.partition);
@@ -394,7 +402,7 @@ static int load_record(group_coordinator_t *c, sm_bytes_t key, sm_bytes_t value)
         }
     } else if (kv == 2) {
         proto_group_metadata_key_t k;
-        if (proto_group_metadata_key_decode(&r, &a, kv, &k) == SM_OK) {
+        if (proto_group_metadata_key_decode(&r, &a, 0, &k) == SM_OK) {
             group_t *g = group_get_or_create(c, k.group);
             if (g && value.len >= 2) {
                 sm_reader_t vr = sm_reader_make(value.ptr, (size_t)value.len);
