@@ -1,8 +1,11 @@
 /*
- * Broker start-up and shutdown: settings from the configuration, the cluster
- * id in meta.properties, the metadata log (__cluster_metadata-0, a one-voter
- * quorum) replayed into the image, partition logs, the delayed-request threads
- * and the network.
+ * Broker start-up and shutdown: settings from the configuration (every
+ * listener served or refused), the lock on each log dir, the cluster id in
+ * meta.properties, the metadata log (__cluster_metadata-0, a one-voter quorum)
+ * replayed into the image, partition logs, the delayed-request threads and one
+ * network server per listener; and the operator's log lines for topic and
+ * config changes. The locks are held from start to the end of broker_stop,
+ * after the logs are closed.
  */
 #include "broker/broker.h"
 #include "broker/configs.h"
