@@ -755,6 +755,20 @@ static void *timer_main(void *arg) {
 
 static group_coordinator_t *coord(broker_t *b) { return b->groups; }
 
+int32_t group_offsets_partition(broker_t *b, sm_str_t group_id) {
+    group_coordinator_t *c = coord(b);
+    return c && group_id.len > 0 ? group_partition_for(group_id, c->partitions) : -1;
+}
+
+void group_txn_marker(broker_t *b, int32_t partition, int64_t producer_id, bool commit) {
+    /* Transactional offset commits (TxnOffsetCommit) are not served yet, so
+     * no offsets wait for a marker. */
+    (void)b;
+    (void)partition;
+    (void)producer_id;
+    (void)commit;
+}
+
 int group_coordinator_start(broker_t *b) {
     group_coordinator_t *c = calloc(1, sizeof(*c));
     if (!c) return SM_ERR_NOMEM;
@@ -846,11 +860,15 @@ int broker_handle_find_coordinator(broker_req_t *r) {
     broker_t *b = r->b;
     proto_find_coordinator_request_t *req = broker_body(r);
     proto_find_coordinator_response_t *resp = r->resp;
-    int16_t err = req->key_type == 0 ? PROTO_ERR_NONE : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    /* Key types: 0 groups, 1 transactional ids (both here), 2 share groups. */
+    int16_t err = req->key_type == 0 || (req->key_type == 1 && b->txns)
+                      ? PROTO_ERR_NONE
+                      : req->key_type > 2 ? PROTO_ERR_INVALID_REQUEST
+                                          : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
     sm_str_t host = sm_arena_str(&r->arena, b->s.advertised_host);
     if (r->version < 4) {
         resp->error_code = err;
-        resp->error_message = err ? SM_STR_LIT("Transactions are not supported yet") : SM_STR_NULL;
+        resp->error_message = err ? SM_STR_LIT("No coordinator for this key type") : SM_STR_NULL;
         resp->node_id = err ? -1 : b->s.node_id;
         resp->host = err ? SM_STR_LIT("") : host;
         resp->port = err ? -1 : b->s.advertised_port;
@@ -864,7 +882,7 @@ int broker_handle_find_coordinator(broker_req_t *r) {
         proto_find_coordinator_response_coordinator_t *o = &resp->coordinators.v[i];
         o->key = req->coordinator_keys.v[i];
         o->error_code = err;
-        o->error_message = err ? SM_STR_LIT("Transactions are not supported yet") : SM_STR_NULL;
+        o->error_message = err ? SM_STR_LIT("No coordinator for this key type") : SM_STR_NULL;
         o->node_id = err ? -1 : b->s.node_id;
         o->host = err ? SM_STR_LIT("") : host;
         o->port = err ? -1 : b->s.advertised_port;

@@ -17,6 +17,8 @@
 #include "protocol/compress.h"
 #include "protocol/errors.h"
 #include "protocol/records.h"
+#include "txn/coordinator.h"
+#include "base/log.h"
 
 typedef proto_produce_request_t req_t;
 typedef proto_produce_response_t resp_t;
@@ -81,9 +83,9 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
         out->error_message = sm_arena_str(&r->arena, "Clients cannot produce control batches");
         return PROTO_ERR_INVALID_RECORD;
     }
-    if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
-        out->error_message = sm_arena_str(&r->arena, "Transactions are not supported yet");
-        return PROTO_ERR_INVALID_TXN_STATE;
+    if ((h->attributes & PROTO_ATTR_TRANSACTIONAL) && h->producer_id < 0) {
+        out->error_message = sm_arena_str(&r->arena, "Transactional batch without a producer id");
+        return PROTO_ERR_INVALID_RECORD;
     }
     if (h->producer_id >= 0 && h->base_sequence < 0) {
         out->error_message = sm_arena_str(&r->arena, "Idempotent batch without a base sequence");
@@ -123,6 +125,21 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
         case TXN_UNKNOWN_PRODUCER: err = PROTO_ERR_UNKNOWN_PRODUCER_ID; goto out;
         }
     }
+    if ((h->attributes & PROTO_ATTR_TRANSACTIONAL)) {
+        /* KIP-890 part 1: the first batch of a transaction on this partition
+         * is written only once the coordinator has it in the transaction. */
+        const txn_producer_t *tp = txn_producer_state_get(&p->producers, h->producer_id);
+        if (!tp || tp->current_txn_first_offset < 0 || tp->epoch != h->producer_epoch) {
+            proto_produce_request_t *req = broker_body(r);
+            err = txn_coordinator_verify(r->b, req->transactional_id, h->producer_id,
+                                         h->producer_epoch, sm_str_from(p->topic), p->index,
+                                         r->version);
+            if (err == PROTO_ERR_INVALID_TXN_STATE || err == PROTO_ERR_TRANSACTION_ABORTABLE)
+                out->error_message =
+                    sm_arena_str(&r->arena, "Partition was not added to the transaction");
+            if (err) goto out;
+        }
+    }
     int64_t now = broker_now_ms();
     if (p->log_append_time) {
         proto_batch_set_log_append_time(data, len, now);
@@ -136,13 +153,10 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
             sm_arena_str(&r->arena, "The partition's log is offline after an I/O error");
         goto out;
     }
-    if (h->producer_id >= 0) {
-        int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) %
-                                     ((int64_t)INT32_MAX + 1));
-        txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch,
-                                  h->base_sequence, last_seq, first, last,
-                                  p->log_append_time ? now : h->max_timestamp);
-    }
+    if (broker_partition_track_batch(p, h, first, last,
+                                     p->log_append_time ? now : h->max_timestamp) != SM_OK)
+        sm_warn("produce", "%s-%d: producer state not updated at %lld (out of memory)", p->topic,
+                p->index, (long long)first);
     broker_partition_after_append(p);
     out->base_offset = first;
     out->log_start_offset = log_start_offset(p->log);
@@ -165,8 +179,6 @@ int broker_handle_produce(broker_req_t *r) {
         all_err = PROTO_ERR_UNSUPPORTED_VERSION;
     else if (req->acks != 0 && req->acks != 1 && req->acks != -1)
         all_err = PROTO_ERR_INVALID_REQUIRED_ACKS;
-    else if (req->transactional_id.len >= 0)
-        all_err = PROTO_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 
     int total_parts = 0;
     for (int32_t i = 0; i < nt; i++)

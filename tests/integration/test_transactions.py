@@ -1,0 +1,197 @@
+"""Transactions against a real samsa-server with librdkafka (confluent-kafka):
+committed and aborted transactions as read_committed and read_uncommitted
+consumers see them, zombie fencing by a successor, recovery of transaction
+state across restarts and kill -9, timeouts, and the admin view."""
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from helpers import ck_create_topic, wait_for
+from raw_kafka import Writer, exchange
+
+FAST = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200",
+        "group.initial.rebalance.delay.ms": "0"}
+
+
+def txn_producer(b, txn_id, **extra):
+    conf = {"bootstrap.servers": b.bootstrap, "transactional.id": txn_id, "linger.ms": 5,
+            "transaction.timeout.ms": 60000}
+    conf.update(extra)
+    p = Producer(conf)
+    p.init_transactions(30)
+    return p
+
+
+def read_all(b, topic, partitions, isolation, timeout=15.0, expect=None):
+    """Reads every record of the partitions up to their end (as the isolation
+    level sees it): returns the values in offset order per partition."""
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "txn-reader",
+                  "enable.auto.commit": False, "isolation.level": isolation,
+                  "enable.partition.eof": True})
+    c.assign([TopicPartition(topic, p, 0) for p in partitions])
+    out = {p: [] for p in partitions}
+    eof = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    eof.add(m.partition())
+                    total = sum(len(v) for v in out.values())
+                    if len(eof) == len(partitions) and (expect is None or total >= expect):
+                        break
+                    continue
+                raise KafkaException(m.error())
+            out[m.partition()].append(m.value())
+            eof.discard(m.partition())
+    finally:
+        c.close()
+    return out
+
+
+def test_commit_and_abort_as_each_isolation_level_sees_them(make_broker):
+    """Alternating committed and aborted transactions over two partitions:
+    read_committed sees exactly the committed records, in order, and
+    read_uncommitted sees every record; no control record reaches the app."""
+    b = make_broker(FAST)
+    ck_create_topic(b.bootstrap, "tx", partitions=2)
+    p = txn_producer(b, "tx-alternating")
+    committed = {0: [], 1: []}
+    every = {0: [], 1: []}
+    for t in range(20):
+        p.begin_transaction()
+        for i in range(10):
+            part = i % 2
+            v = f"t{t}-r{i}".encode()
+            p.produce("tx", value=v, partition=part)
+            every[part].append(v)
+            if t % 2 == 0:
+                committed[part].append(v)
+        if t % 2 == 0:
+            p.commit_transaction(30)
+        else:
+            p.flush(10)  # in the log before the abort (abort purges unsent records)
+            p.abort_transaction(30)
+    p.flush(10)
+    got = read_all(b, "tx", [0, 1], "read_committed", expect=100)
+    assert got == committed
+    got = read_all(b, "tx", [0, 1], "read_uncommitted", expect=200)
+    assert got == every
+
+
+def test_open_transaction_holds_back_read_committed(make_broker):
+    """A read_committed consumer stops at the first open transaction (the last
+    stable offset) while read_uncommitted reads past it; the records appear
+    once the transaction commits."""
+    b = make_broker(FAST)
+    ck_create_topic(b.bootstrap, "lso", partitions=1)
+    plain = Producer({"bootstrap.servers": b.bootstrap})
+    plain.produce("lso", value=b"before", partition=0)
+    plain.flush(10)
+    p = txn_producer(b, "lso-tx")
+    p.begin_transaction()
+    p.produce("lso", value=b"inside", partition=0)
+    p.flush(10)
+    plain.produce("lso", value=b"after", partition=0)
+    plain.flush(10)
+    assert read_all(b, "lso", [0], "read_committed", timeout=3.0) == {0: [b"before"]}
+    assert read_all(b, "lso", [0], "read_uncommitted", expect=3) == {0: [b"before", b"inside", b"after"]}
+    # ListOffsets with read_committed: the end is the last stable offset.
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "x", "isolation.level": "read_committed"})
+    lo, hi = c.get_watermark_offsets(TopicPartition("lso", 0), timeout=10)
+    c.close()
+    assert hi in (1, 3)  # librdkafka asks the high watermark; see the LSO test below
+    p.commit_transaction(30)
+    assert read_all(b, "lso", [0], "read_committed", expect=3) == {0: [b"before", b"inside", b"after"]}
+
+
+def test_successor_fences_zombie_and_aborts_its_transaction(make_broker):
+    """A second producer with the same transactional id fences the first: the
+    first's open transaction is aborted, its further sends fail as fenced."""
+    b = make_broker(FAST)
+    ck_create_topic(b.bootstrap, "fence", partitions=1)
+    zombie = txn_producer(b, "fence-tx")
+    zombie.begin_transaction()
+    zombie.produce("fence", value=b"zombie", partition=0)
+    zombie.flush(10)
+    successor = txn_producer(b, "fence-tx")
+    successor.begin_transaction()
+    successor.produce("fence", value=b"successor", partition=0)
+    successor.commit_transaction(30)
+    with pytest.raises(KafkaException) as e:
+        zombie.produce("fence", value=b"late", partition=0)
+        zombie.commit_transaction(10)
+    assert e.value.args[0].fatal() or e.value.args[0].code() in (
+        KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
+    assert read_all(b, "fence", [0], "read_committed", expect=1) == {0: [b"successor"]}
+
+
+def test_state_survives_kill_and_prepared_commit_completes(make_broker):
+    """Transaction state is reloaded after kill -9: committed data stays
+    visible, an open transaction of a killed broker is aborted by the timeout,
+    and the same transactional id continues with a higher epoch."""
+    b = make_broker(FAST)
+    ck_create_topic(b.bootstrap, "crash", partitions=1)
+    p = txn_producer(b, "crash-tx", **{"transaction.timeout.ms": 2000})
+    p.begin_transaction()
+    p.produce("crash", value=b"one", partition=0)
+    p.commit_transaction(30)
+    p.begin_transaction()
+    p.produce("crash", value=b"open", partition=0)
+    p.flush(10)
+    b.kill()
+    b.start()
+    # The open transaction times out (2 s) and is aborted by the coordinator.
+    wait_for(lambda: read_all(b, "crash", [0], "read_committed", timeout=2.0) == {0: [b"one"]}
+             and describe_state(b, "crash-tx") == "CompleteAbort", timeout=30,
+             what="the open transaction aborted after restart")
+    p2 = txn_producer(b, "crash-tx")
+    p2.begin_transaction()
+    p2.produce("crash", value=b"two", partition=0)
+    p2.commit_transaction(30)
+    assert read_all(b, "crash", [0], "read_committed", expect=2) == {0: [b"one", b"two"]}
+    b.stop()
+    b.start()
+    assert read_all(b, "crash", [0], "read_committed", expect=2) == {0: [b"one", b"two"]}
+    assert describe_state(b, "crash-tx") == "CompleteCommit"
+
+
+DESCRIBE_TRANSACTIONS = 65
+
+
+def describe_transaction(port, txn_id):
+    """DescribeTransactions v0 for one id: (error code, state, producer id,
+    epoch, {topic: [partitions]})."""
+    body = Writer(True).array([txn_id], lambda w, s: w.string(s)).tags().out
+    r = exchange(port, DESCRIBE_TRANSACTIONS, 0, bytes(body), True)
+    r.raw("i")  # throttle
+
+    def state(rr):
+        err = rr.raw("h")
+        rr.string()
+        st = rr.string()
+        rr.raw("i")
+        rr.raw("q")
+        pid = rr.raw("q")
+        epoch = rr.raw("h")
+
+        def topic(t):
+            name = t.string()
+            parts = t.array(lambda x: x.raw("i"))
+            t.tags()
+            return name, parts
+        topics = dict(rr.array(topic))
+        rr.tags()
+        return err, st, pid, epoch, topics
+    return r.array(state)[0]
+
+
+def describe_state(b, txn_id):
+    """The transaction's state as DescribeTransactions reports it."""
+    return describe_transaction(b.port, txn_id)[1]
