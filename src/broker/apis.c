@@ -33,6 +33,7 @@ static const broker_api_t apis[] = {
     {25, 0, 4, 0, broker_handle_add_offsets_to_txn},
     {26, 0, 4, 0, broker_handle_end_txn},
     {27, 0, 1, 0, broker_handle_write_txn_markers},
+    {28, 0, 4, 0, broker_handle_txn_offset_commit},
     {32, 0, 4, 0, broker_handle_describe_configs},
     {33, 0, 2, 0, broker_handle_alter_configs},
     {35, 0, 4, 0, broker_handle_describe_log_dirs},

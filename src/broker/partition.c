@@ -149,13 +149,16 @@ static void topic_produce_configs(broker_t *b, const meta_topic_t *t, broker_par
 
 int broker_partition_track_batch(broker_partition_t *p, const proto_batch_header_t *h,
                                  int64_t first, int64_t last, int64_t timestamp) {
-    if (h->producer_id < 0 || h->base_sequence < 0) return SM_OK;
-    int32_t last_seq =
-        (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) % ((int64_t)INT32_MAX + 1));
-    int rc = txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch,
+    if (h->producer_id < 0) return SM_OK;
+    int rc = SM_OK;
+    if (h->base_sequence >= 0) {
+        int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) %
+                                     ((int64_t)INT32_MAX + 1));
+        rc = txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch,
                                        h->base_sequence, last_seq, first, last, timestamp);
+    }
     if (rc == SM_OK && (h->attributes & PROTO_ATTR_TRANSACTIONAL))
-        rc = txn_producer_state_begin_txn(&p->producers, h->producer_id, first);
+        rc = txn_producer_state_begin_txn(&p->producers, h->producer_id, h->producer_epoch, first);
     return rc;
 }
 

@@ -99,10 +99,10 @@ int txn_producer_state_update(txn_producer_state_t *s, int64_t producer_id, int1
     return SM_OK;
 }
 
-int txn_producer_state_begin_txn(txn_producer_state_t *s, int64_t producer_id,
+int txn_producer_state_begin_txn(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
                                  int64_t first_offset) {
-    txn_producer_t *p = sm_map_get(&s->producers, &producer_id, sizeof(producer_id));
-    if (!p) return SM_ERR_NOTFOUND;
+    txn_producer_t *p = entry(s, producer_id, epoch);
+    if (!p) return SM_ERR_NOMEM;
     if (p->current_txn_first_offset < 0) {
         p->current_txn_first_offset = first_offset;
         s->n_open++;

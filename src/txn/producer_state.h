@@ -70,14 +70,16 @@ int txn_producer_state_update(txn_producer_state_t *s, int64_t producer_id, int1
  * (COMMIT/ABORT marker) closes it. The first offset of the oldest open
  * transaction bounds the last stable offset.
  *
- * begin: after txn_producer_state_update of a transactional batch.
+ * begin: after txn_producer_state_update of a transactional batch (or for
+ * one without sequences, such as TxnOffsetCommit's: the producer's entry is
+ * created then).
  * end: for a marker at marker_offset; *first_offset gets the closed
  * transaction's first offset (-1: none was open, e.g. an abort for a
  * transaction that never wrote here). SM_ERR_FENCED for a marker of an older
  * producer epoch than known (INVALID_PRODUCER_EPOCH), SM_ERR_STALE for an older
  * coordinator epoch (TRANSACTION_COORDINATOR_FENCED); nothing changes then.
  */
-int txn_producer_state_begin_txn(txn_producer_state_t *s, int64_t producer_id,
+int txn_producer_state_begin_txn(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
                                  int64_t first_offset);
 int txn_producer_state_end_txn(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
                                int32_t coordinator_epoch, int64_t marker_offset,
