@@ -195,3 +195,187 @@ def describe_transaction(port, txn_id):
 def describe_state(b, txn_id):
     """The transaction's state as DescribeTransactions reports it."""
     return describe_transaction(b.port, txn_id)[1]
+
+
+# ---- raw requests: each refused request changes nothing ----
+
+INIT_PRODUCER_ID, ADD_PARTITIONS, ADD_OFFSETS, END_TXN, WRITE_MARKERS, TXN_OFFSET_COMMIT = 22, 24, 25, 26, 27, 28
+
+
+def init_pid(port, txn_id, timeout_ms=60000, pid=-1, epoch=-1):
+    w = Writer(True).string(txn_id).raw("i", timeout_ms).raw("q", pid).raw("h", epoch).tags()
+    r = exchange(port, INIT_PRODUCER_ID, 4, bytes(w.out), True)
+    r.raw("i")
+    return r.raw("h"), r.raw("q"), r.raw("h")
+
+
+def add_partitions(port, txn_id, pid, epoch, topic, parts):
+    def t(w, _):
+        w.string(topic).array(parts, lambda ww, p: ww.raw("i", p)).tags()
+    w = Writer(True).string(txn_id).raw("q", pid).raw("h", epoch).array([0], t).tags()
+    r = exchange(port, ADD_PARTITIONS, 3, bytes(w.out), True)
+    r.raw("i")
+
+    def topic_result(rr):
+        rr.string()
+
+        def part(p):
+            idx, err = p.raw("i"), p.raw("h")
+            p.tags()
+            return idx, err
+        out = rr.array(part)
+        rr.tags()
+        return out
+    return dict(r.array(topic_result)[0])
+
+
+def end_txn(port, txn_id, pid, epoch, commit):
+    w = Writer(True).string(txn_id).raw("q", pid).raw("h", epoch).raw("b", 1 if commit else 0).tags()
+    r = exchange(port, END_TXN, 3, bytes(w.out), True)
+    r.raw("i")
+    return r.raw("h")
+
+
+def add_offsets(port, txn_id, pid, epoch, group):
+    w = Writer(True).string(txn_id).raw("q", pid).raw("h", epoch).string(group).tags()
+    r = exchange(port, ADD_OFFSETS, 3, bytes(w.out), True)
+    r.raw("i")
+    return r.raw("h")
+
+
+def txn_offset_commit(port, txn_id, group, pid, epoch, topic, partition, offset):
+    def part(w, _):
+        w.raw("i", partition).raw("q", offset).raw("i", -1).string("").tags()
+
+    def t(w, _):
+        w.string(topic).array([0], part).tags()
+    w = (Writer(True).string(txn_id).string(group).raw("q", pid).raw("h", epoch).raw("i", -1)
+         .string("").string(None).array([0], t).tags())
+    r = exchange(port, TXN_OFFSET_COMMIT, 3, bytes(w.out), True)
+    r.raw("i")
+
+    def topic_result(rr):
+        rr.string()
+
+        def p(pp):
+            pp.raw("i")
+            e = pp.raw("h")
+            pp.tags()
+            return e
+        out = rr.array(p)
+        rr.tags()
+        return out
+    return r.array(topic_result)[0][0]
+
+
+def write_marker(port, pid, epoch, commit, topic, partition, coordinator_epoch=0):
+    def t(w, _):
+        w.string(topic).array([partition], lambda ww, p: ww.raw("i", p)).tags()
+
+    def marker(w, _):
+        w.raw("q", pid).raw("h", epoch).raw("b", 1 if commit else 0).array([0], t).raw("i", coordinator_epoch).tags()
+    w = Writer(True).array([0], marker).tags()
+    r = exchange(port, WRITE_MARKERS, 1, bytes(w.out), True)
+
+    def result(rr):
+        rr.raw("q")
+
+        def topic(tt):
+            tt.string()
+
+            def p(pp):
+                pp.raw("i")
+                e = pp.raw("h")
+                pp.tags()
+                return e
+            out = tt.array(p)
+            tt.tags()
+            return out
+        out = rr.array(topic)
+        rr.tags()
+        return out
+    return r.array(result)[0][0][0]
+
+
+# Kafka error codes
+NONE, UNKNOWN_TOPIC_OR_PARTITION, INVALID_REQUEST = 0, 3, 42
+INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING = 47, 48, 49
+INVALID_TRANSACTION_TIMEOUT, PRODUCER_FENCED, TRANSACTIONAL_ID_NOT_FOUND = 50, 90, 105
+
+
+def test_bad_transaction_requests_get_kafkas_errors_and_change_nothing(make_broker):
+    """Out-of-order EndTxn, unknown ids and producers, stale epochs after
+    fencing, offsets for a group the transaction did not add, markers of an
+    older epoch, bad timeouts: Kafka's error codes, and the transaction's
+    state as before."""
+    b = make_broker(FAST)
+    ck_create_topic(b.bootstrap, "bad", partitions=1)
+    port = b.port
+    assert init_pid(port, "")[0] == INVALID_REQUEST
+    assert init_pid(port, "t1", timeout_ms=10**9)[0] == INVALID_TRANSACTION_TIMEOUT
+    assert describe_transaction(port, "t1")[0] == TRANSACTIONAL_ID_NOT_FOUND
+    err, pid, epoch = init_pid(port, "t1")
+    assert (err, epoch) == (NONE, 0) and pid >= 0
+    # EndTxn with nothing begun, or for an unknown id / producer.
+    assert end_txn(port, "t1", pid, epoch, True) == INVALID_TXN_STATE
+    assert end_txn(port, "nobody", pid, epoch, True) == INVALID_PRODUCER_ID_MAPPING
+    assert end_txn(port, "t1", pid + 1000, epoch, True) == INVALID_PRODUCER_ID_MAPPING
+    assert describe_transaction(port, "t1")[1] == "Empty"
+    # Partitions of an unknown topic: nothing is added.
+    assert add_partitions(port, "t1", pid, epoch, "no-such-topic", [0]) == {0: UNKNOWN_TOPIC_OR_PARTITION}
+    assert describe_transaction(port, "t1")[1] == "Empty"
+    assert add_partitions(port, "t1", pid, epoch, "bad", [0]) == {0: NONE}
+    st = describe_transaction(port, "t1")
+    assert st[1] == "Ongoing" and st[4] == {"bad": [0]}
+    # Offsets for a group the transaction did not add are refused.
+    assert txn_offset_commit(port, "t1", "g-not-added", pid, epoch, "bad", 0, 5) == INVALID_TXN_STATE
+    # A successor fences the producer: its transaction is aborted, and the old
+    # epoch's requests are refused without changing anything.
+    err2, pid2, epoch2 = init_pid(port, "t1")
+    wait_for(lambda: init_pid(port, "t1")[0] == NONE, what="the fenced transaction aborted")
+    st = describe_transaction(port, "t1")
+    assert st[1] == "Empty" and st[2] == pid and st[3] > epoch
+    assert add_partitions(port, "t1", pid, epoch, "bad", [0]) == {0: PRODUCER_FENCED}
+    assert end_txn(port, "t1", pid, epoch, True) == PRODUCER_FENCED
+    assert add_offsets(port, "t1", pid, epoch, "g") == PRODUCER_FENCED
+    assert describe_transaction(port, "t1")[1] == "Empty"
+    # A marker of an epoch older than the partition knows is refused; one for
+    # an unknown partition names it.
+    assert write_marker(port, pid, 0, True, "bad", 0) == INVALID_PRODUCER_EPOCH
+    assert write_marker(port, pid, 99, True, "no-such-topic", 0) == UNKNOWN_TOPIC_OR_PARTITION
+    # The broker still serves a real transactional producer.
+    p = txn_producer(b, "after-bad")
+    p.begin_transaction()
+    p.produce("bad", value=b"ok", partition=0)
+    p.commit_transaction(30)
+    assert read_all(b, "bad", [0], "read_committed", expect=1) == {0: [b"ok"]}
+
+
+def test_offsets_in_a_transaction_become_visible_on_commit(make_broker):
+    """TxnOffsetCommit: the offset is invisible (and unstable for
+    require_stable readers) until the commit, dropped by an abort, and
+    survives a restart once committed."""
+    b = make_broker(FAST)
+    ck_create_topic(b.bootstrap, "src", partitions=1)
+    p = txn_producer(b, "offs")
+    from confluent_kafka import TopicPartition as TP
+
+    def committed(group):
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group})
+        try:
+            return c.committed([TP("src", 0)], timeout=10)[0].offset
+        finally:
+            c.close()
+
+    meta = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g1"}).consumer_group_metadata()
+    p.begin_transaction()
+    p.send_offsets_to_transaction([TP("src", 0, 42)], meta, 30)
+    p.abort_transaction(30)
+    assert committed("g1") < 0
+    p.begin_transaction()
+    p.send_offsets_to_transaction([TP("src", 0, 17)], meta, 30)
+    p.commit_transaction(30)
+    assert committed("g1") == 17
+    b.kill()
+    b.start()
+    assert committed("g1") == 17
