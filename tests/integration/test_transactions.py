@@ -379,3 +379,65 @@ def test_offsets_in_a_transaction_become_visible_on_commit(make_broker):
     b.kill()
     b.start()
     assert committed("g1") == 17
+
+
+# ---- the tools: samsa transactions and Kafka's kafka-transactions.sh ----
+
+import json
+import os
+import shutil
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SAMSA = os.path.join(ROOT, "build", "bin", "samsa")
+KAFKA_REF = os.path.join(ROOT, "bench", "kafka-ref", "kafka-ref.sh")
+
+
+def kafka_transactions(b, *args):
+    """Kafka 4.4's kafka-transactions.sh (TransactionsCommand) against b."""
+    subprocess.run([KAFKA_REF, "setup"], check=True, capture_output=True, timeout=600)
+    cp = subprocess.run([KAFKA_REF, "classpath"], check=True, capture_output=True,
+                        text=True).stdout.strip()
+    return subprocess.run(["java", "-cp", cp, "org.apache.kafka.tools.TransactionsCommand",
+                           "--bootstrap-server", b.bootstrap, *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_samsa_and_kafka_tools_list_describe_and_abort(make_broker):
+    """samsa transactions and kafka-transactions.sh list and describe an open
+    transaction; abort by start offset unblocks read_committed readers."""
+    b = make_broker(FAST)
+    ck_create_topic(b.bootstrap, "hang", partitions=1)
+    p = txn_producer(b, "hanging-tx")
+    p.begin_transaction()
+    p.produce("hang", value=b"stuck", partition=0)
+    p.flush(10)
+    out = subprocess.run([SAMSA, "transactions", "list", "--bootstrap-server", b.bootstrap,
+                          "--output", "json"], capture_output=True, text=True, check=True).stdout
+    assert {"transactional_id": "hanging-tx", "producer_id": json.loads(out)[0]["producer_id"],
+            "state": "Ongoing"} in json.loads(out)
+    out = subprocess.run([SAMSA, "transactions", "describe", "--bootstrap-server", b.bootstrap,
+                          "--transactional-id", "hanging-tx", "--output", "json"],
+                         capture_output=True, text=True, check=True).stdout
+    d = json.loads(out)
+    assert d["state"] == "Ongoing" and d["partitions"] == [{"topic": "hang", "partition": 0}]
+    missing = subprocess.run([SAMSA, "transactions", "describe", "--bootstrap-server", b.bootstrap,
+                              "--transactional-id", "nobody"], capture_output=True, text=True)
+    assert missing.returncode == 1 and "TRANSACTIONAL_ID_NOT_FOUND" in missing.stderr
+    if shutil.which("java"):
+        r = kafka_transactions(b, "list")
+        assert r.returncode == 0, r.stderr
+        assert "hanging-tx" in r.stdout and "Ongoing" in r.stdout
+        r = kafka_transactions(b, "describe", "--transactional-id", "hanging-tx")
+        assert r.returncode == 0, r.stderr
+        assert "Ongoing" in r.stdout and "hang-0" in r.stdout
+    assert read_all(b, "hang", [0], "read_committed", timeout=2.0) == {0: []}
+    r = subprocess.run([SAMSA, "transactions", "abort", "--bootstrap-server", b.bootstrap,
+                        "--topic", "hang", "--partition", "0", "--start-offset", "0"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # The partition is no longer held back: the LSO moved past the aborted records.
+    plain = Producer({"bootstrap.servers": b.bootstrap})
+    plain.produce("hang", value=b"later", partition=0)
+    plain.flush(10)
+    assert read_all(b, "hang", [0], "read_committed", expect=1) == {0: [b"later"]}
