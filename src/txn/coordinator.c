@@ -34,6 +34,7 @@
  */
 #include "txn/coordinator.h"
 
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1325,6 +1326,18 @@ int broker_handle_list_transactions(broker_req_t *r) {
                 known = state_ok[s] = true;
         if (!known) resp->unknown_state_filters.v[resp->unknown_state_filters.n++] = req->state_filters.v[i];
     }
+    /* v2: a regular expression over the ids (POSIX extended here; the
+     * patterns admin tools send, such as "app-.*", mean the same). */
+    regex_t re;
+    bool use_re = r->version >= 2 && req->transactional_id_pattern.len > 0;
+    if (use_re) {
+        char *pat = sm_arena_strndup(&r->arena, req->transactional_id_pattern.ptr,
+                                     (size_t)req->transactional_id_pattern.len);
+        if (!pat || regcomp(&re, pat, REG_EXTENDED | REG_NOSUB)) {
+            resp->error_code = PROTO_ERR_INVALID_REQUEST;
+            return BROKER_RESPOND;
+        }
+    }
     int64_t now = wall_ms();
     pthread_mutex_lock(&c->mu);
     resp->transaction_states.v = sm_arena_calloc(&r->arena, sm_map_size(&c->txns) + 1,
@@ -1338,6 +1351,7 @@ int broker_handle_list_transactions(broker_req_t *r) {
         for (int32_t i = 0; !pid_ok && i < req->producer_id_filters.n; i++)
             pid_ok = req->producer_id_filters.v[i] == m->s.pid;
         if (!pid_ok) continue;
+        if (use_re && regexec(&re, m->id, 0, NULL, 0) != 0) continue;
         /* KIP-994: only transactions running longer than the filter. */
         if (r->version >= 1 && req->duration_filter >= 0 &&
             (m->s.state != ST_ONGOING || now - m->s.start_ts <= req->duration_filter))
@@ -1350,6 +1364,7 @@ int broker_handle_list_transactions(broker_req_t *r) {
         o->transaction_state = sm_arena_str(&r->arena, state_names[m->s.state]);
     }
     pthread_mutex_unlock(&c->mu);
+    if (use_re) regfree(&re);
     resp->error_code = PROTO_ERR_NONE;
     return BROKER_RESPOND;
 }
