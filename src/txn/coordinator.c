@@ -78,12 +78,14 @@ typedef struct tp {
 /* The state of one transactional id (or a proposed next state). */
 typedef struct txn_state {
     int64_t pid, prev_pid;
+    int64_t next_pid; /* V2: the producer id that follows an exhausted epoch at Complete, or -1 */
     int16_t epoch, last_epoch;
     int32_t timeout_ms;
     int state;
     tp_t *parts;
     int nparts;
     int64_t start_ts, update_ts;
+    int16_t tv; /* the client's transaction version: 2 = KIP-890 part 2 (epoch bump per EndTxn) */
 } txn_state_t;
 
 typedef struct txn {
@@ -188,7 +190,7 @@ static txn_t *txn_new(txn_coordinator_t *c, sm_str_t id) {
     memcpy(m->id, id.ptr, (size_t)id.len);
     m->id[id.len] = 0;
     m->id_len = id.len;
-    m->s.pid = m->s.prev_pid = -1;
+    m->s.pid = m->s.prev_pid = m->s.next_pid = -1;
     m->s.epoch = m->s.last_epoch = -1;
     m->s.start_ts = -1;
     if (sm_map_put(&c->txns, id.ptr, (size_t)id.len, m)) {
@@ -228,6 +230,9 @@ static int state_record(sm_str_t id, const txn_state_t *s, bool tombstone, uint8
     v.transaction_status = (int8_t)s->state;
     v.transaction_last_update_timestamp_ms = s->update_ts;
     v.transaction_start_timestamp_ms = s->start_ts;
+    v.previous_producer_id = s->prev_pid;
+    v.next_producer_id = s->next_pid;
+    v.client_transaction_version = s->tv;
     /* Partitions grouped by topic, as Kafka writes them. */
     proto_transaction_log_value_partitions_schema_t *ps =
         calloc((size_t)s->nparts + 1, sizeof(*ps));
@@ -250,7 +255,10 @@ static int state_record(sm_str_t id, const txn_state_t *s, bool tombstone, uint8
         nt++;
     }
     v.transaction_partitions = (proto_transaction_log_value_partitions_schema_array_t){nt, ps};
-    rc = proto_encode_versioned(proto_msg_lookup("TransactionLogValue"), 0, &v, value, value_len);
+    /* Version 1 (flexible, with the client's transaction version) for
+     * transactions V2, version 0 otherwise, as Kafka writes them. */
+    rc = proto_encode_versioned(proto_msg_lookup("TransactionLogValue"), s->tv >= 2 ? 1 : 0, &v,
+                                value, value_len);
 out:
     free(ps);
     free(ids);
@@ -273,6 +281,7 @@ typedef struct write_op {
     int16_t answer_err; /* error to answer with when the write succeeds */
     int64_t ans_pid;    /* the id's producer after the write (for the answer) */
     int16_t ans_epoch;
+    int *out_status; /* synchronous writers learn the outcome here */
     broker_partition_t *p;
     int status;
 } write_op_t;
@@ -290,8 +299,8 @@ static void write_done(write_op_t *op) {
         state_clear(&m->s);
         m->s = op->next;
         memset(&op->next, 0, sizeof(op->next));
-        op->ans_pid = m->s.pid;
-        op->ans_epoch = m->s.epoch;
+        op->ans_pid = m->s.next_pid >= 0 ? m->s.next_pid : m->s.pid;
+        op->ans_epoch = m->s.next_pid >= 0 ? 0 : m->s.epoch;
         if (m->s.state == ST_PREPARE_COMMIT || m->s.state == ST_PREPARE_ABORT)
             enqueue_markers(c, m); /* stays pending until the markers are out */
         else
@@ -302,6 +311,7 @@ static void write_done(write_op_t *op) {
         m->pending = false;
     }
     pthread_mutex_unlock(&c->mu);
+    if (op->out_status) *op->out_status = op->status;
     if (op->r) answer(op, err);
     state_clear(&op->next);
     if (op->p) broker_partition_put(op->p);
@@ -457,6 +467,13 @@ static bool complete_transaction(txn_coordinator_t *c, txn_t *m) {
     parts_free(s.parts, s.nparts);
     next.state = commit ? ST_COMPLETE_COMMIT : ST_COMPLETE_ABORT;
     next.update_ts = wall_ms();
+    if (next.next_pid >= 0) {
+        next.prev_pid = next.pid;
+        next.pid = next.next_pid;
+        next.next_pid = -1;
+        next.epoch = 0;
+        next.last_epoch = -1;
+    }
     pthread_mutex_lock(&c->mu);
     write_op_t *op = prepare_write(c, m, &next, NULL, ANSWER_NONE);
     pthread_mutex_unlock(&c->mu);
@@ -613,6 +630,8 @@ static int load_record(txn_coordinator_t *c, sm_bytes_t key, sm_bytes_t value) {
     m->s.state = v.transaction_status;
     m->s.start_ts = v.transaction_start_timestamp_ms;
     m->s.update_ts = v.transaction_last_update_timestamp_ms;
+    m->s.tv = vv >= 1 ? v.client_transaction_version : 0;
+    m->s.next_pid = vv >= 1 ? v.next_producer_id : -1;
     for (int32_t i = 0; i < v.transaction_partitions.n && rc == SM_OK; i++) {
         const proto_transaction_log_value_partitions_schema_t *ps = &v.transaction_partitions.v[i];
         for (int32_t j = 0; j < ps->partition_ids.n && rc == SM_OK; j++)
@@ -742,6 +761,54 @@ int16_t txn_coordinator_verify(broker_t *b, sm_str_t id, int64_t producer_id, in
     }
     pthread_mutex_unlock(&c->mu);
     return err;
+}
+
+/*
+ * Transactions V2 (KIP-890 part 2): a partition the producer writes to (a
+ * transactional Produce v12+, TxnOffsetCommit v5+) joins its transaction
+ * without AddPartitionsToTxn. Blocking: returns once the transition is
+ * written (and flushed when the broker acknowledges only flushed data).
+ * Error codes as txn_coordinator_verify's.
+ */
+int16_t txn_coordinator_add_implicit(broker_t *b, sm_str_t id, int64_t producer_id, int16_t epoch,
+                                     sm_str_t topic, int32_t partition) {
+    txn_coordinator_t *c = b->txns;
+    if (!c) return PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (id.len <= 0) return PROTO_ERR_INVALID_TXN_STATE;
+    int16_t err = PROTO_ERR_NONE;
+    write_op_t *op = NULL;
+    pthread_mutex_lock(&c->mu);
+    txn_t *m = txn_get(c, id);
+    if (!m || m->s.pid != producer_id) {
+        err = PROTO_ERR_INVALID_PRODUCER_ID_MAPPING;
+    } else if (m->s.epoch != epoch) {
+        err = PROTO_ERR_INVALID_PRODUCER_EPOCH;
+    } else if (m->pending || m->s.state == ST_PREPARE_COMMIT || m->s.state == ST_PREPARE_ABORT) {
+        err = PROTO_ERR_NOT_ENOUGH_REPLICAS;
+    } else if (m->s.state != ST_ONGOING || !has_part(&m->s, topic, partition)) {
+        txn_state_t next;
+        if (state_copy(&next, &m->s)) {
+            err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+        } else {
+            if (next.state != ST_ONGOING) {
+                state_clear(&next);
+                next.start_ts = wall_ms();
+            }
+            next.state = ST_ONGOING;
+            next.tv = 2;
+            next.update_ts = wall_ms();
+            if (add_part(&next, topic, partition) || !(op = prepare_write(c, m, &next, NULL, 0))) {
+                state_clear(&next);
+                err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+            }
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!op) return err;
+    int status = SM_ERR;
+    op->out_status = &status;
+    write_transition(op, true);
+    return status == SM_OK ? PROTO_ERR_NONE : PROTO_ERR_NOT_ENOUGH_REPLICAS;
 }
 
 /* ------------------------------------------------------------ answers */
@@ -1162,24 +1229,68 @@ int broker_handle_end_txn(broker_req_t *r) {
         resp->error_code = PROTO_ERR_INVALID_REQUEST;
         return BROKER_RESPOND;
     }
+    /* Transactions V2 (KIP-890 part 2, EndTxn v5+): every EndTxn bumps the
+     * epoch (its markers carry the new one, fencing the old epoch's late
+     * writes) and answers with it; an exhausted epoch moves to a new producer
+     * id. A retry by the previous epoch of what was done succeeds. */
+    bool v2 = r->version >= 5;
+    int64_t new_pid = -1;
+    if (v2) {
+        pthread_mutex_lock(&c->mu);
+        txn_t *m0 = txn_get(c, req->transactional_id);
+        bool need = m0 && m0->s.epoch >= EPOCH_EXHAUSTED - 1;
+        pthread_mutex_unlock(&c->mu);
+        if (need && broker_next_producer_id(r->b, &new_pid) != SM_OK) {
+            resp->error_code = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+            return BROKER_RESPOND;
+        }
+    }
     int16_t err = PROTO_ERR_NONE;
     write_op_t *op = NULL;
     pthread_mutex_lock(&c->mu);
     txn_t *m = txn_get(c, req->transactional_id);
     int st = m ? m->s.state : -1;
-    if (!m || m->s.pid != req->producer_id) {
+    bool retry = v2 && m && !m->pending && req->producer_epoch == m->s.last_epoch &&
+                 (req->producer_id == m->s.pid || req->producer_id == m->s.prev_pid) &&
+                 ((st == ST_COMPLETE_COMMIT && req->committed) ||
+                  (st == ST_COMPLETE_ABORT && !req->committed));
+    bool retry_pending = v2 && m && req->producer_epoch == m->s.last_epoch &&
+                         req->producer_id == m->s.pid &&
+                         ((st == ST_PREPARE_COMMIT && req->committed) ||
+                          (st == ST_PREPARE_ABORT && !req->committed));
+    if (retry) {
+        err = PROTO_ERR_NONE;
+    } else if (retry_pending) {
+        err = PROTO_ERR_CONCURRENT_TRANSACTIONS;
+    } else if (!m || m->s.pid != req->producer_id) {
         err = PROTO_ERR_INVALID_PRODUCER_ID_MAPPING;
     } else if (m->s.epoch != req->producer_epoch) {
         err = fenced(r->version, 2);
     } else if (m->pending && st != ST_PREPARE_COMMIT && st != ST_PREPARE_ABORT) {
         err = PROTO_ERR_CONCURRENT_TRANSACTIONS;
-    } else if (st == ST_ONGOING) {
+    } else if (st == ST_ONGOING || (v2 && !m->pending &&
+                                    (st == ST_EMPTY || st == ST_COMPLETE_COMMIT ||
+                                     st == ST_COMPLETE_ABORT))) {
+        /* (V2: a transaction that wrote nothing still ends with an epoch bump.) */
         txn_state_t next;
         if (state_copy(&next, &m->s)) {
             err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
         } else {
+            if (st != ST_ONGOING) state_clear(&next);
             next.state = req->committed ? ST_PREPARE_COMMIT : ST_PREPARE_ABORT;
             next.update_ts = wall_ms();
+            if (v2) {
+                next.tv = 2;
+                next.last_epoch = next.epoch;
+                /* An exhausted epoch: the markers still go out under the
+                 * old producer id's next epoch; the answer, and the id once
+                 * complete, name the new producer id. */
+                next.epoch++;
+                if (next.epoch >= EPOCH_EXHAUSTED && new_pid >= 0) {
+                    next.next_pid = new_pid;
+                    new_pid = -1;
+                }
+            }
             if (!(op = prepare_write(c, m, &next, r, ANSWER_END_TXN))) {
                 state_clear(&next);
                 err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;

@@ -44,6 +44,15 @@ int16_t txn_coordinator_verify(broker_t *b, sm_str_t transactional_id, int64_t p
                                int16_t produce_version);
 
 /*
+ * Transactions V2 (KIP-890 part 2): adds topic-partition to the producer's
+ * transaction (Produce v12+, TxnOffsetCommit v5+ name no AddPartitionsToTxn).
+ * Blocks until the transition is written; the same error codes as
+ * txn_coordinator_verify (NOT_ENOUGH_REPLICAS when it could not be written).
+ */
+int16_t txn_coordinator_add_implicit(broker_t *b, sm_str_t transactional_id, int64_t producer_id,
+                                     int16_t epoch, sm_str_t topic, int32_t partition);
+
+/*
  * Writes a marker on a partition of this broker and, for __consumer_offsets,
  * lets the group coordinator apply or drop the transaction's offsets. Flushed
  * before returning when the broker acknowledges only flushed data. Blocking:

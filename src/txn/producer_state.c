@@ -126,6 +126,7 @@ int txn_producer_state_end_txn(txn_producer_state_t *s, int64_t producer_id, int
     }
     p->coordinator_epoch = coordinator_epoch;
     p->last_timestamp = timestamp;
+    p->markers++;
     if (p->current_txn_first_offset >= 0) {
         *first_offset = p->current_txn_first_offset;
         p->current_txn_first_offset = -1;

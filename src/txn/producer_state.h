@@ -33,6 +33,7 @@ typedef struct txn_producer {
     int64_t last_timestamp;
     int32_t coordinator_epoch;
     int64_t current_txn_first_offset; /* -1: no open transaction */
+    uint32_t markers;                 /* markers seen for this producer (not persisted) */
 } txn_producer_t;
 
 typedef struct txn_producer_state {

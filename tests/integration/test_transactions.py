@@ -441,3 +441,36 @@ def test_samsa_and_kafka_tools_list_describe_and_abort(make_broker):
     plain.produce("hang", value=b"later", partition=0)
     plain.flush(10)
     assert read_all(b, "hang", [0], "read_committed", expect=1) == {0: [b"later"]}
+
+
+def end_txn_v5(port, txn_id, pid, epoch, commit):
+    """EndTxn v5 (transactions V2): (error, producer id, epoch) of the answer."""
+    w = Writer(True).string(txn_id).raw("q", pid).raw("h", epoch).raw("b", 1 if commit else 0).tags()
+    r = exchange(port, END_TXN, 5, bytes(w.out), True)
+    r.raw("i")
+    return r.raw("h"), r.raw("q"), r.raw("h")
+
+
+def test_transactions_v2_bump_the_epoch_at_every_end(make_broker):
+    """KIP-890 part 2 (EndTxn v5): each commit or abort answers with the next
+    epoch, its markers carry it (the old epoch is fenced on the partition), a
+    retry by the old epoch of a completed end succeeds with the new one, and a
+    transaction that wrote nothing still ends with a bump."""
+    b = make_broker(FAST)
+    ck_create_topic(b.bootstrap, "v2", partitions=1)
+    port = b.port
+    err, pid, epoch = init_pid(port, "v2-tx")
+    assert err == NONE
+    assert add_partitions(port, "v2-tx", pid, epoch, "v2", [0]) == {0: NONE}
+    err, pid2, epoch2 = end_txn_v5(port, "v2-tx", pid, epoch, True)
+    assert (err, pid2, epoch2) == (NONE, pid, epoch + 1)
+    wait_for(lambda: describe_transaction(port, "v2-tx")[1] == "CompleteCommit", what="completed")
+    assert describe_transaction(port, "v2-tx")[3] == epoch + 1
+    # The retry of the same EndTxn by the old epoch: done, with the new epoch.
+    assert end_txn_v5(port, "v2-tx", pid, epoch, True) == (NONE, pid, epoch + 1)
+    # The old epoch is fenced everywhere; the marker fenced it on the partition.
+    assert add_partitions(port, "v2-tx", pid, epoch, "v2", [0]) == {0: PRODUCER_FENCED}
+    assert write_marker(port, pid, epoch, False, "v2", 0) == INVALID_PRODUCER_EPOCH
+    # An empty transaction ends with a bump too.
+    assert end_txn_v5(port, "v2-tx", pid, epoch + 1, False) == (NONE, pid, epoch + 2)
+    wait_for(lambda: describe_transaction(port, "v2-tx")[1] == "CompleteAbort", what="aborted")

@@ -106,11 +106,51 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
     return PROTO_ERR_NONE;
 }
 
+/*
+ * The first batch of a transaction on a partition is written only once the
+ * coordinator has the partition in that transaction: KIP-890 part 1 checks it
+ * (Produce up to v11), part 2 adds it (v12+: transactions V2 name no
+ * AddPartitionsToTxn). Later batches of the same open transaction need
+ * nothing. Not under p->mu: the coordinator may write and flush. *guard gets
+ * the producer's marker count here: a marker appended between this check and
+ * the append ended the transaction the check was about (the append then refuses
+ * a batch that would open a transaction nobody ends, as Kafka's verification
+ * guard).
+ */
+static int16_t check_transaction(broker_req_t *r, broker_partition_t *p,
+                                 const proto_batch_header_t *h, presp_t *out, uint64_t *guard) {
+    if (!(h->attributes & PROTO_ATTR_TRANSACTIONAL)) return PROTO_ERR_NONE;
+    pthread_mutex_lock(&p->mu);
+    const txn_producer_t *tp = txn_producer_state_get(&p->producers, h->producer_id);
+    bool open = tp && tp->current_txn_first_offset >= 0 && tp->epoch == h->producer_epoch;
+    *guard = tp ? tp->markers : 0;
+    pthread_mutex_unlock(&p->mu);
+    if (open) return PROTO_ERR_NONE;
+    proto_produce_request_t *req = broker_body(r);
+    sm_str_t topic = sm_str_from(p->topic);
+    int16_t err = r->version >= 12
+                      ? txn_coordinator_add_implicit(r->b, req->transactional_id, h->producer_id,
+                                                     h->producer_epoch, topic, p->index)
+                      : txn_coordinator_verify(r->b, req->transactional_id, h->producer_id,
+                                               h->producer_epoch, topic, p->index, r->version);
+    if (err == PROTO_ERR_INVALID_TXN_STATE || err == PROTO_ERR_TRANSACTION_ABORTABLE)
+        out->error_message = sm_arena_str(&r->arena, "Partition was not added to the transaction");
+    return err;
+}
+
 /* Appends one validated batch with the idempotence checks; under p->mu. */
 static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, size_t len,
-                      const proto_batch_header_t *h, presp_t *out, bool *appended) {
+                      const proto_batch_header_t *h, presp_t *out, bool *appended,
+                      uint64_t guard) {
     int16_t err = PROTO_ERR_NONE;
     pthread_mutex_lock(&p->mu);
+    if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
+        const txn_producer_t *tp = txn_producer_state_get(&p->producers, h->producer_id);
+        if (tp && tp->markers != guard && tp->current_txn_first_offset < 0) {
+            err = r->version > 10 ? PROTO_ERR_TRANSACTION_ABORTABLE : PROTO_ERR_INVALID_TXN_STATE;
+            goto out;
+        }
+    }
     if (h->producer_id >= 0) {
         int64_t dup = -1;
         int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) %
@@ -125,21 +165,6 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
         case TXN_OUT_OF_ORDER: err = PROTO_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER; goto out;
         case TXN_FENCED_EPOCH: err = PROTO_ERR_INVALID_PRODUCER_EPOCH; goto out;
         case TXN_UNKNOWN_PRODUCER: err = PROTO_ERR_UNKNOWN_PRODUCER_ID; goto out;
-        }
-    }
-    if ((h->attributes & PROTO_ATTR_TRANSACTIONAL)) {
-        /* KIP-890 part 1: the first batch of a transaction on this partition
-         * is written only once the coordinator has it in the transaction. */
-        const txn_producer_t *tp = txn_producer_state_get(&p->producers, h->producer_id);
-        if (!tp || tp->current_txn_first_offset < 0 || tp->epoch != h->producer_epoch) {
-            proto_produce_request_t *req = broker_body(r);
-            err = txn_coordinator_verify(r->b, req->transactional_id, h->producer_id,
-                                         h->producer_epoch, sm_str_from(p->topic), p->index,
-                                         r->version);
-            if (err == PROTO_ERR_INVALID_TXN_STATE || err == PROTO_ERR_TRANSACTION_ABORTABLE)
-                out->error_message =
-                    sm_arena_str(&r->arena, "Partition was not added to the transaction");
-            if (err) goto out;
         }
     }
     int64_t now = broker_now_ms();
@@ -225,8 +250,11 @@ int broker_handle_produce(broker_req_t *r) {
             proto_batch_header_t h;
             out->error_code = validate(r, p, data, len, &h, out);
             bool appended = false;
+            uint64_t guard = 0;
             if (out->error_code == PROTO_ERR_NONE)
-                out->error_code = append(r, p, data, len, &h, out, &appended);
+                out->error_code = check_transaction(r, p, &h, out, &guard);
+            if (out->error_code == PROTO_ERR_NONE)
+                out->error_code = append(r, p, data, len, &h, out, &appended, guard);
             if (appended) {
                 broker_wake(b, p);
                 touched[ntouched++] = p;
