@@ -1424,9 +1424,13 @@ int broker_handle_txn_offset_commit(broker_req_t *r) {
         gerr = PROTO_ERR_INVALID_GROUP_ID;
     } else {
         gp = group_partition_for(req->group_id, c->partitions);
-        gerr = txn_coordinator_verify(b, req->transactional_id, req->producer_id,
-                                      req->producer_epoch, SM_STR_LIT(OFFSETS_TOPIC), gp,
-                                      r->version >= 5 ? 11 : 10);
+        /* v5+ (transactions V2) adds the partition itself, as AddOffsetsToTxn. */
+        gerr = r->version >= 5
+                   ? txn_coordinator_add_implicit(b, req->transactional_id, req->producer_id,
+                                                  req->producer_epoch, SM_STR_LIT(OFFSETS_TOPIC), gp)
+                   : txn_coordinator_verify(b, req->transactional_id, req->producer_id,
+                                            req->producer_epoch, SM_STR_LIT(OFFSETS_TOPIC), gp,
+                                            10);
         if (gerr == PROTO_ERR_NOT_ENOUGH_REPLICAS) gerr = PROTO_ERR_CONCURRENT_TRANSACTIONS;
         if (gerr == PROTO_ERR_INVALID_PRODUCER_EPOCH && r->version >= 3)
             gerr = PROTO_ERR_PRODUCER_FENCED;

@@ -92,6 +92,9 @@ typedef struct txn {
     char *id;
     int32_t id_len;
     txn_state_t s;
+    broker_req_t *end_req; /* an EndTxn answered once its markers are written */
+    int64_t end_pid;
+    int16_t end_epoch;
     bool pending;
     bool queued;
     struct txn *next_q;
@@ -287,6 +290,7 @@ typedef struct write_op {
 } write_op_t;
 
 static void answer(write_op_t *op, int16_t err);
+static void answer_req(broker_req_t *r, int kind, int16_t err, int64_t pid, int16_t epoch);
 static void enqueue_markers(txn_coordinator_t *c, txn_t *m);
 
 /* Applies a written transition, answers and frees op. */
@@ -301,8 +305,19 @@ static void write_done(write_op_t *op) {
         memset(&op->next, 0, sizeof(op->next));
         op->ans_pid = m->s.next_pid >= 0 ? m->s.next_pid : m->s.pid;
         op->ans_epoch = m->s.next_pid >= 0 ? 0 : m->s.epoch;
-        if (m->s.state == ST_PREPARE_COMMIT || m->s.state == ST_PREPARE_ABORT)
+        if (m->s.state == ST_PREPARE_COMMIT || m->s.state == ST_PREPARE_ABORT) {
             enqueue_markers(c, m); /* stays pending until the markers are out */
+            if (op->answer == ANSWER_END_TXN) {
+                /* Answered once the markers are written: a client that
+                 * begins its next transaction at once then finds the id
+                 * ready instead of CONCURRENT_TRANSACTIONS (the decision
+                 * is durable already; see end_answer). */
+                m->end_req = op->r;
+                m->end_pid = op->ans_pid;
+                m->end_epoch = op->ans_epoch;
+                op->r = NULL;
+            }
+        }
         else
             m->pending = false;
     } else {
@@ -427,6 +442,18 @@ static int32_t coordinator_epoch(txn_coordinator_t *c, sm_str_t id) {
     return e;
 }
 
+/* Sends the EndTxn answer waiting on m's markers (success: the Prepare record
+ * holding the decision is durable). Marker thread. */
+static void end_answer(txn_coordinator_t *c, txn_t *m) {
+    pthread_mutex_lock(&c->mu);
+    broker_req_t *r = m->end_req;
+    int64_t pid = m->end_pid;
+    int16_t epoch = m->end_epoch;
+    m->end_req = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (r) answer_req(r, ANSWER_END_TXN, PROTO_ERR_NONE, pid, epoch);
+}
+
 /* Writes the markers of m's prepared transaction, then its Complete record.
  * Marker thread; called without c->mu. Returns false to retry later. */
 static bool complete_transaction(txn_coordinator_t *c, txn_t *m) {
@@ -481,6 +508,7 @@ static bool complete_transaction(txn_coordinator_t *c, txn_t *m) {
     sm_debug("txn", "%s: %s (producer %lld epoch %d)", m->id, commit ? "committed" : "aborted",
              (long long)op->next.pid, op->next.epoch);
     write_transition(op, true);
+    end_answer(c, m);
     return true;
 }
 
@@ -559,6 +587,7 @@ static void *marker_main(void *arg) {
             m->queued = false;
             pthread_mutex_unlock(&c->mu);
             bool done = complete_transaction(c, m);
+            if (!done) end_answer(c, m); /* decided; the markers follow later */
             pthread_mutex_lock(&c->mu);
             if (!done && !c->stopping) {
                 /* Retried after the other queued ones, at most once a second. */
@@ -732,8 +761,14 @@ void txn_coordinator_stop(broker_t *b) {
     b->txns = NULL;
     size_t it = 0;
     void *v;
-    while (sm_map_next(&c->txns, &it, NULL, NULL, &v))
-        txn_free(v);
+    while (sm_map_next(&c->txns, &it, NULL, NULL, &v)) {
+        txn_t *m = v;
+        /* Decided (its Prepare record is durable); the markers follow at the
+         * next start. */
+        if (m->end_req) answer_req(m->end_req, ANSWER_END_TXN, PROTO_ERR_NONE, m->end_pid,
+                                   m->end_epoch);
+        txn_free(m);
+    }
     sm_map_free(&c->txns);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
@@ -831,13 +866,16 @@ static void fill_topic_results(topic_results_t *tr, int16_t err) {
 }
 
 static void answer(write_op_t *op, int16_t err) {
-    broker_req_t *r = op->r;
-    switch (op->answer) {
+    answer_req(op->r, op->answer, err, op->ans_pid, op->ans_epoch);
+}
+
+static void answer_req(broker_req_t *r, int kind, int16_t err, int64_t pid, int16_t epoch) {
+    switch (kind) {
     case ANSWER_INIT_PID: {
         proto_init_producer_id_response_t *resp = r->resp;
         resp->error_code = err;
-        resp->producer_id = err ? -1 : op->ans_pid;
-        resp->producer_epoch = err ? -1 : op->ans_epoch;
+        resp->producer_id = err ? -1 : pid;
+        resp->producer_epoch = err ? -1 : epoch;
         break;
     }
     case ANSWER_ADD_PARTITIONS: {
@@ -851,8 +889,8 @@ static void answer(write_op_t *op, int16_t err) {
     case ANSWER_END_TXN: {
         proto_end_txn_response_t *resp = r->resp;
         resp->error_code = err;
-        resp->producer_id = err ? -1 : op->ans_pid;
-        resp->producer_epoch = err ? -1 : op->ans_epoch;
+        resp->producer_id = err ? -1 : pid;
+        resp->producer_epoch = err ? -1 : epoch;
         break;
     }
     default: break;
