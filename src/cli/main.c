@@ -27,6 +27,7 @@ static const struct {
     {"groups", cli_groups, "list, describe, delete consumer groups; reset their offsets"},
     {"configs", cli_configs, "describe and alter topic and broker configs"},
     {"cluster", cli_cluster, "describe the cluster: brokers, controller, id, versions"},
+    {"transactions", cli_transactions, "list, describe and abort transactions"},
     {"perf", cli_perf, "producer and consumer performance tests"},
     {"help", cli_help, "samsa help COMMAND [SUBCOMMAND]: the options of a command"},
     {"completion", cli_completion, "samsa completion bash|zsh: a shell completion script"},
@@ -103,7 +104,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: samsa <command> [options]   (samsa <command> --help for its "
                "options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nshort forms (as kcat): -b --bootstrap-server, -t --topic, -g --group,\n"
                "  -p --partition (or --partitions), -o --offset (or --output)\n"
                "bootstrap servers default to $SAMSA_BOOTSTRAP, else " CLI_DEFAULT_BOOTSTRAP "\n");
