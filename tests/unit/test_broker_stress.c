@@ -261,8 +261,10 @@ typedef struct load {
     int32_t partitions;
     int32_t max_wait;
     atomic_bool *stop;
-    /* results */
-    long answered, errors, closed, undecodable;
+    /* results: answered is watched while the load runs, the rest read after
+     * the join */
+    atomic_long answered;
+    long errors, closed, undecodable;
     long answered_after_stop_flag;
     atomic_bool *stopping_flag; /* set by the test before broker_stop, may be NULL */
 } load_t;
@@ -276,7 +278,7 @@ static void *fetcher(void *arg) {
         int rc = fetch(fd, l->topic, l->partitions, offs, l->max_wait, &errs);
         bool flagged = l->stopping_flag && atomic_load(l->stopping_flag);
         if (rc == 1) {
-            l->answered++;
+            atomic_fetch_add(&l->answered, 1);
             if (flagged) l->answered_after_stop_flag++;
             l->errors += errs;
             if (errs) /* the topic was deleted or re-created: start over */
@@ -304,7 +306,7 @@ static void *producer(void *arg) {
             close(fd);
             fd = connect_to(l->port);
         } else {
-            l->answered++;
+            atomic_fetch_add(&l->answered, 1);
             if (err) l->errors++;
         }
     }
@@ -345,7 +347,7 @@ static void test_parked_fetch_storm(void) {
         nanosleep(&ts, NULL);
         answered = 0;
         for (int i = 0; i < FETCHERS; i++)
-            answered += __atomic_load_n(&f[i].answered, __ATOMIC_RELAXED);
+            answered += atomic_load(&f[i].answered);
     }
     atomic_store(&halt, true);
     long closed = 0, undecodable = 0, errors = 0, produced = 0;
@@ -559,7 +561,7 @@ static void test_stop_with_parked_requests(void) {
     for (;;) {
         long busy = 0;
         for (int i = PARKED; i < PARKED + BUSY; i++)
-            busy += __atomic_load_n(&f[i].answered, __ATOMIC_RELAXED);
+            busy += atomic_load(&f[i].answered);
         if (busy >= 200 || mono_ms() > deadline) break;
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
