@@ -328,6 +328,15 @@ void broker_wake(broker_t *b, broker_partition_t *p) {
     pthread_mutex_unlock(&p->mu);
 }
 
+int broker_parked_on(broker_partition_t *p) {
+    int n = 0;
+    pthread_mutex_lock(&p->mu);
+    for (broker_waiter_t *w = p->waiters; w; w = w->next)
+        n++;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 void broker_flush_then_finish(broker_t *b, broker_req_t *r, broker_partition_t **parts, int n) {
     broker_delayed_t *d = b->delayed;
     flush_job_t *j = calloc(1, sizeof(*j));

@@ -39,6 +39,9 @@ void broker_wake(broker_t *b, broker_partition_t *p);
  * (references to the partitions are taken and released). */
 void broker_flush_then_finish(broker_t *b, broker_req_t *r, broker_partition_t **parts, int n);
 
+/* Requests parked on p now (tests). */
+int broker_parked_on(broker_partition_t *p);
+
 int64_t broker_mono_ms(void);
 
 /* Produce: marks the partition p in r's response as not durable

@@ -26,6 +26,7 @@
 #include "base/config.h"
 #include "base/log.h"
 #include "broker/broker.h"
+#include "broker/delayed.h"
 #include "broker/partition.h"
 #include "protocol/gen/api.h"
 #include "protocol/gen/create_topics_request.h"
@@ -44,12 +45,6 @@
 #include "test.h"
 
 #define IO_TIMEOUT_MS 20000
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* One request and its response on fd. Returns 1 with *resp decoded into a,
  * 0 when the connection closed or nothing came, -1 when the response does
@@ -261,10 +256,10 @@ typedef struct load {
     int32_t partitions;
     int32_t max_wait;
     atomic_bool *stop;
-    /* results: answered is watched while the load runs, the rest read after
-     * the join */
-    atomic_long answered;
-    long errors, closed, undecodable;
+    /* results: answered and closed are watched while the load runs, the
+     * rest read after the join */
+    atomic_long answered, closed;
+    long errors, undecodable;
     long answered_after_stop_flag;
     atomic_bool *stopping_flag; /* set by the test before broker_stop, may be NULL */
 } load_t;
@@ -285,7 +280,7 @@ static void *fetcher(void *arg) {
                 memset(offs, 0, sizeof(*offs) * (size_t)l->partitions);
         } else {
             if (rc < 0) l->undecodable++;
-            l->closed++;
+            atomic_fetch_add(&l->closed, 1);
             close(fd);
             fd = connect_to(l->port);
         }
@@ -302,7 +297,7 @@ static void *producer(void *arg) {
     while (fd >= 0 && !atomic_load(l->stop)) {
         int16_t err = produce(fd, l->topic, (int32_t)(rand_r(&seed) % (unsigned)l->partitions), 1);
         if (err < 0) {
-            l->closed++;
+            atomic_fetch_add(&l->closed, 1);
             close(fd);
             fd = connect_to(l->port);
         } else {
@@ -339,15 +334,17 @@ static void test_parked_fetch_storm(void) {
         p[i] = (load_t){.port = h.port, .topic = "storm", .partitions = 500, .stop = &halt};
         REQUIRE(pthread_create(&pt[i], NULL, producer, &p[i]) == 0);
     }
-    /* Runs until enough fetches went through (a crash ends it sooner). */
-    long answered = 0;
-    int64_t deadline = mono_ms() + 60000;
-    while (answered < 10000 && mono_ms() < deadline) {
+    /* Runs until enough fetches went through, or one connection failed (a
+     * crash ends it anyway; a hang is bounded by the clients' read timeout). */
+    long answered = 0, failed = 0;
+    while (answered < 10000 && failed == 0) {
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);
-        answered = 0;
-        for (int i = 0; i < FETCHERS; i++)
+        answered = failed = 0;
+        for (int i = 0; i < FETCHERS; i++) {
             answered += atomic_load(&f[i].answered);
+            failed += atomic_load(&f[i].closed);
+        }
     }
     atomic_store(&halt, true);
     long closed = 0, undecodable = 0, errors = 0, produced = 0;
@@ -537,7 +534,8 @@ static void test_stop_with_parked_requests(void) {
     REQUIRE(start(&h, ovr));
     int fd = connect_to(h.port);
     REQUIRE(fd >= 0);
-    REQUIRE(create_topic(fd, "quit", 4, NULL) == 0);
+    sm_uuid_t quit_id;
+    REQUIRE(create_topic(fd, "quit", 4, &quit_id) == 0);
     REQUIRE(create_topic(fd, "quit-other", 2, NULL) == 0);
     close(fd);
     enum { PARKED = 8, BUSY = 4, PRODUCERS = 2 };
@@ -545,27 +543,30 @@ static void test_stop_with_parked_requests(void) {
     load_t f[PARKED + BUSY], p[PRODUCERS];
     pthread_t ft[PARKED + BUSY], pt[PRODUCERS];
     for (int i = 0; i < PARKED + BUSY; i++) {
-        /* The first ones park for a minute; the others poll briefly. */
-        f[i] = (load_t){.port = h.port, .topic = "quit", .partitions = 4,
-                        .max_wait = i < PARKED ? 60000 : 2, .stop = &halt,
-                        .stopping_flag = &stopping};
+        /* The first ones park on "quit" for a minute; the others poll the
+         * topic the producers write to, briefly. */
+        f[i] = (load_t){.port = h.port, .topic = i < PARKED ? "quit" : "quit-other",
+                        .partitions = i < PARKED ? 4 : 2, .max_wait = i < PARKED ? 60000 : 2,
+                        .stop = &halt, .stopping_flag = &stopping};
         REQUIRE(pthread_create(&ft[i], NULL, fetcher, &f[i]) == 0);
     }
     for (int i = 0; i < PRODUCERS; i++) {
         p[i] = (load_t){.port = h.port, .topic = "quit-other", .partitions = 2, .stop = &halt};
         REQUIRE(pthread_create(&pt[i], NULL, producer, &p[i]) == 0);
     }
-    /* Waits until the brief pollers are answered often: the long ones have
-     * had their time to park too. */
-    int64_t deadline = mono_ms() + 30000;
+    /* Waits until every long poll is parked (PARKED waiters on quit-0) and
+     * the brief pollers are answered often. */
+    broker_partition_t *q0 = broker_partition_get(&h.b, &quit_id, 0);
+    REQUIRE(q0);
     for (;;) {
         long busy = 0;
         for (int i = PARKED; i < PARKED + BUSY; i++)
             busy += atomic_load(&f[i].answered);
-        if (busy >= 200 || mono_ms() > deadline) break;
+        if (busy >= 100 && broker_parked_on(q0) == PARKED) break;
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }
+    broker_partition_put(q0);
     atomic_store(&stopping, true);
     stop(&h);
     atomic_store(&halt, true);
