@@ -381,14 +381,16 @@ out:
 void broker_stop(broker_t *b) {
     /* Parked requests answer first, then the network drains and stops: the
      * loops dispatch requests until then, and a request that would park or
-     * wait for the flusher completes on its loop (the delayed module stays
-     * allocated, its threads gone). Only then is the module freed. */
+     * wait for the flusher completes on its loop (the delayed module and the
+     * group coordinator stay allocated, their threads gone). Only then are
+     * they freed. */
     atomic_store(&b->stopping, true);
     group_coordinator_stop(b);
     broker_delayed_stop(b);
     if (b->net) net_server_stop(b->net, 5000);
     b->net = NULL;
     broker_delayed_free(b);
+    group_coordinator_free(b);
     broker_partitions_close_all(b);
     if (b->logs && log_manager_close(b->logs))
         sm_error("broker", "closing the logs reported errors");

@@ -35,6 +35,8 @@
 #include "protocol/gen/delete_topics_response.h"
 #include "protocol/gen/fetch_request.h"
 #include "protocol/gen/fetch_response.h"
+#include "protocol/gen/heartbeat_request.h"
+#include "protocol/gen/heartbeat_response.h"
 #include "protocol/gen/produce_request.h"
 #include "protocol/gen/produce_response.h"
 #include "protocol/errors.h"
@@ -585,6 +587,69 @@ static void test_stop_with_parked_requests(void) {
     cleanup(&h);
 }
 
+/* Heartbeats of unknown members, in a loop: group requests the coordinator
+ * answers at once. */
+static void *heartbeater(void *arg) {
+    load_t *l = arg;
+    int fd = connect_to(l->port);
+    while (fd >= 0 && !atomic_load(l->stop)) {
+        sm_arena_t a;
+        sm_arena_init(&a, 0);
+        proto_heartbeat_request_t req;
+        proto_heartbeat_request_init(&req);
+        req.group_id = (sm_str_t){"stress-group", 12};
+        req.generation_id = 1;
+        req.member_id = (sm_str_t){"nobody", 6};
+        proto_heartbeat_response_t *resp = NULL;
+        int rc = rpc(fd, 12, 0, &req, &a, (void **)&resp);
+        sm_arena_free(&a);
+        if (rc == 1) {
+            atomic_fetch_add(&l->answered, 1);
+        } else {
+            if (rc < 0) l->undecodable++;
+            atomic_fetch_add(&l->closed, 1);
+            close(fd);
+            fd = connect_to(l->port);
+        }
+    }
+    if (fd >= 0) close(fd);
+    return NULL;
+}
+
+/* Stops the broker while group requests keep arriving: the network drains
+ * after the coordinator stopped, so the requests it still dispatches must
+ * find a coordinator that answers them, not a freed one. */
+static void test_stop_with_group_requests(void) {
+    harness_t h = {0};
+    const char *ovr[] = {"group.initial.rebalance.delay.ms=0", "offsets.topic.num.partitions=1",
+                         NULL};
+    REQUIRE(start(&h, ovr));
+    enum { CLIENTS = 6 };
+    atomic_bool halt = false;
+    load_t g[CLIENTS];
+    pthread_t gt[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        g[i] = (load_t){.port = h.port, .stop = &halt};
+        REQUIRE(pthread_create(&gt[i], NULL, heartbeater, &g[i]) == 0);
+    }
+    for (long answered = 0; answered < 200;) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+        answered = 0;
+        for (int i = 0; i < CLIENTS; i++)
+            answered += atomic_load(&g[i].answered);
+    }
+    stop(&h);
+    atomic_store(&halt, true);
+    long undecodable = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(gt[i], NULL);
+        undecodable += g[i].undecodable;
+    }
+    CHECK_EQ_INT(0, undecodable);
+    cleanup(&h);
+}
+
 int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     sm_log_set_level(SM_LOG_ERROR);
@@ -596,5 +661,6 @@ int main(int argc, char **argv) {
     RUN_IF(test_delete_recreate_under_load);
     RUN_IF(test_restart_with_orphan_folder);
     RUN_IF(test_stop_with_parked_requests);
+    RUN_IF(test_stop_with_group_requests);
     return t_summary("broker_stress");
 }
