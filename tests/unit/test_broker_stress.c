@@ -206,11 +206,12 @@ static int16_t produce(int fd, const char *topic, int32_t partition, int count) 
     return err;
 }
 
-/* Fetch v4 of partitions [0, n) of topic at offs[i], waiting up to max_wait.
+/* Fetch (v4 to v12: by topic name; from v7 without a session) of partitions
+ * [0, n) of topic at offs[i], waiting up to max_wait.
  * On an answer, offs[i] moves to each partition's high watermark. Returns 1
  * answered (errors counted in *errors), 0 closed, -1 undecodable. */
-static int fetch(int fd, const char *topic, int32_t n, int64_t *offs, int32_t max_wait,
-                 int *errors) {
+static int fetch(int fd, int16_t version, const char *topic, int32_t n, int64_t *offs,
+                 int32_t max_wait, int *errors) {
     sm_arena_t a;
     sm_arena_init(&a, 0);
     proto_fetch_request_t req;
@@ -231,8 +232,9 @@ static int fetch(int fd, const char *topic, int32_t n, int64_t *offs, int32_t ma
     req.min_bytes = 1;
     req.max_bytes = 1 << 20;
     req.topics = (proto_fetch_request_fetch_topic_array_t){1, &t};
+    req.session_epoch = -1;
     proto_fetch_response_t *resp = NULL;
-    int rc = rpc(fd, 1, 4, &req, &a, (void **)&resp);
+    int rc = rpc(fd, 1, version, &req, &a, (void **)&resp);
     if (rc == 1) {
         for (int32_t k = 0; k < resp->responses.n; k++) {
             proto_fetch_response_fetchable_topic_response_t *tr = &resp->responses.v[k];
@@ -257,6 +259,7 @@ typedef struct load {
     const char *topic;
     int32_t partitions;
     int32_t max_wait;
+    int16_t version; /* Fetch version; 0: v4 */
     atomic_bool *stop;
     /* results: answered and closed are watched while the load runs, the
      * rest read after the join */
@@ -272,7 +275,8 @@ static void *fetcher(void *arg) {
     int fd = connect_to(l->port);
     while (offs && fd >= 0 && !atomic_load(l->stop)) {
         int errs = 0;
-        int rc = fetch(fd, l->topic, l->partitions, offs, l->max_wait, &errs);
+        int rc = fetch(fd, l->version ? l->version : 4, l->topic, l->partitions, offs, l->max_wait,
+                       &errs);
         bool flagged = l->stopping_flag && atomic_load(l->stopping_flag);
         if (rc == 1) {
             atomic_fetch_add(&l->answered, 1);
@@ -436,8 +440,9 @@ static void test_delete_recreate_under_load(void) {
     load_t f[FETCHERS], p[PRODUCERS];
     pthread_t ft[FETCHERS], pt[PRODUCERS];
     for (int i = 0; i < FETCHERS; i++) {
+        /* Half without, half with fetch-session support (v12, no session). */
         f[i] = (load_t){.port = h.port, .topic = "churn", .partitions = PARTS, .max_wait = 20,
-                        .stop = &halt};
+                        .version = i % 2 ? 12 : 4, .stop = &halt};
         REQUIRE(pthread_create(&ft[i], NULL, fetcher, &f[i]) == 0);
     }
     for (int i = 0; i < PRODUCERS; i++) {

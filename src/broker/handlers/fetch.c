@@ -55,11 +55,12 @@ typedef struct fetch_state {
 
 static fetch_sessions_t session_cache;
 static pthread_once_t session_once = PTHREAD_ONCE_INIT;
-static int session_slots = 1000;
-static void session_init(void) { fetch_sessions_init(&session_cache, session_slots); }
+/* Every event loop writes it before the one-time init reads it: atomic. */
+static atomic_int session_slots = 1000;
+static void session_init(void) { fetch_sessions_init(&session_cache, atomic_load(&session_slots)); }
 
 static fetch_sessions_t *cache_of(broker_t *b) {
-    session_slots = b->s.fetch_session_slots;
+    atomic_store(&session_slots, b->s.fetch_session_slots);
     pthread_once(&session_once, session_init);
     return &session_cache;
 }
