@@ -479,10 +479,32 @@ static void test_delete_recreate_under_load(void) {
     cleanup(&h);
 }
 
+/* The 5 records in a partition folder whose partition.metadata names id. */
+static bool write_foreign_folder(const char *path, const sm_uuid_t *id) {
+    log_config_t lc;
+    log_config_default(&lc);
+    log_t *l;
+    if (log_open(path, &lc, false, 0, -1, &l) != SM_OK) return false;
+    uint8_t batch[512];
+    proto_batch_builder_t bb;
+    proto_batch_builder_opts_t o = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
+    proto_batch_builder_init(&bb, batch, sizeof(batch), &o);
+    for (int i = 0; i < 5; i++)
+        proto_batch_builder_add(&bb, 1, SM_BYTES_NULL, (sm_bytes_t){(const uint8_t *)"x", 1}, NULL,
+                                0);
+    size_t len;
+    int64_t base, last;
+    bool ok = proto_batch_builder_finish(&bb, &len) == SM_OK &&
+              log_append(l, batch, len, 0, &base, &last) == SM_OK;
+    return log_close(l) == SM_OK && ok && log_write_partition_metadata(path, id->b) == SM_OK;
+}
+
 /* A folder whose partition.metadata names another topic id than the image's
  * topic of that name (the topic was deleted and re-created while this
  * broker's folder stayed behind) is not served for the topic: its data does
- * not appear, and the folder's own data is kept aside, not deleted. */
+ * not appear, and the folder's own data is kept aside, not deleted. A folder
+ * of a name no topic has is left alone at start and not adopted by a topic
+ * created later under that name. */
 static void test_restart_with_orphan_folder(void) {
     harness_t h = {0};
     REQUIRE(start(&h, NULL));
@@ -492,30 +514,20 @@ static void test_restart_with_orphan_folder(void) {
     REQUIRE(create_topic(fd, "orphan", 1, &id) == 0);
     close(fd);
     stop(&h);
-    /* Replace the folder with one of another topic id holding 5 records. */
+    /* Replace the folder with one of another topic id holding 5 records,
+     * and add ghost-0 (no topic of that name) of yet another id. */
     char path[256], cmd[600];
     snprintf(path, sizeof(path), "%s/orphan-0", h.dir);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", path);
     REQUIRE(system(cmd) == 0);
-    log_config_t lc;
-    log_config_default(&lc);
-    log_t *l;
-    REQUIRE(log_open(path, &lc, false, 0, -1, &l) == SM_OK);
-    uint8_t batch[512];
-    proto_batch_builder_t bb;
-    proto_batch_builder_opts_t o = {.producer_id = -1, .producer_epoch = -1, .base_sequence = -1};
-    proto_batch_builder_init(&bb, batch, sizeof(batch), &o);
-    for (int i = 0; i < 5; i++)
-        proto_batch_builder_add(&bb, 1, SM_BYTES_NULL, (sm_bytes_t){(const uint8_t *)"x", 1}, NULL,
-                                0);
-    size_t len;
-    REQUIRE(proto_batch_builder_finish(&bb, &len) == SM_OK);
-    int64_t base, last;
-    REQUIRE(log_append(l, batch, len, 0, &base, &last) == SM_OK);
-    REQUIRE(log_close(l) == SM_OK);
     sm_uuid_t other = id;
     other.b[15] ^= 0x5a;
-    REQUIRE(log_write_partition_metadata(path, other.b) == SM_OK);
+    REQUIRE(write_foreign_folder(path, &other));
+    char ghost[256];
+    snprintf(ghost, sizeof(ghost), "%s/ghost-0", h.dir);
+    sm_uuid_t ghost_id = id;
+    ghost_id.b[14] ^= 0x33;
+    REQUIRE(write_foreign_folder(ghost, &ghost_id));
 
     REQUIRE(start(&h, NULL));
     broker_partition_t *p = broker_partition_get(&h.b, &id, 0);
@@ -524,12 +536,27 @@ static void test_restart_with_orphan_folder(void) {
     sm_uuid_t on_disk = {{0}};
     CHECK(read_topic_id(log_dir(p->log), &on_disk) && memcmp(on_disk.b, id.b, 16) == 0);
     broker_partition_put(p);
+    /* ghost-0 is left alone at start; a new topic of that name gets a
+     * folder of its own, not the ghost's records. */
+    CHECK(read_topic_id(ghost, &on_disk) && memcmp(on_disk.b, ghost_id.b, 16) == 0);
+    fd = connect_to(h.port);
+    REQUIRE(fd >= 0);
+    sm_uuid_t gid;
+    REQUIRE(create_topic(fd, "ghost", 1, &gid) == 0);
+    close(fd);
+    p = broker_partition_get(&h.b, &gid, 0);
+    REQUIRE(p);
+    CHECK_EQ_INT(0, log_end_offset(p->log));
+    CHECK(read_topic_id(ghost, &on_disk) && memcmp(on_disk.b, gid.b, 16) == 0);
+    broker_partition_put(p);
     stop(&h);
-    /* The orphan's data is still on disk, beside the topic's folder. */
-    snprintf(cmd, sizeof(cmd), "ls -d %s/orphan-0.*-stray >/dev/null 2>&1", h.dir);
+    /* The strays' data is still on disk, beside the topics' folders. */
+    snprintf(cmd, sizeof(cmd), "ls -d %s/orphan-0.*-stray %s/ghost-0.*-stray >/dev/null 2>&1",
+             h.dir, h.dir);
     CHECK(system(cmd) == 0);
     cleanup(&h);
 }
+
 
 /* Stops the broker while fetches are parked and fetches and fsynced produces
  * keep arriving on other connections: parked fetches are answered, requests
