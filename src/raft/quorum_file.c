@@ -37,7 +37,8 @@ typedef struct scan {
 } scan_t;
 
 static void ws(scan_t *s) {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r')) s->p++;
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\r'))
+        s->p++;
 }
 
 static bool eat(scan_t *s, char c) {
@@ -77,7 +78,9 @@ static bool num(scan_t *s, int64_t *v) {
     return true;
 }
 
-static bool key_is(const char *b, size_t n, const char *k) { return strlen(k) == n && !memcmp(b, k, n); }
+static bool key_is(const char *b, size_t n, const char *k) {
+    return strlen(k) == n && !memcmp(b, k, n);
+}
 
 static bool int32_val(scan_t *s, int32_t *out) {
     int64_t v;
@@ -100,8 +103,8 @@ static bool voters_val(scan_t *s, int32_t *voters, int *n) {
     do {
         const char *k;
         size_t kn;
-        if (*n == RAFT_MAX_VOTERS || !eat(s, '{') || !str(s, &k, &kn) || !key_is(k, kn, "voterId") ||
-            !eat(s, ':') || !int32_val(s, &voters[*n]) || !eat(s, '}'))
+        if (*n == RAFT_MAX_VOTERS || !eat(s, '{') || !str(s, &k, &kn) ||
+            !key_is(k, kn, "voterId") || !eat(s, ':') || !int32_val(s, &voters[*n]) || !eat(s, '}'))
             return false;
         (*n)++;
     } while (eat(s, ','));
@@ -125,14 +128,22 @@ int raft_quorum_file_parse(const char *text, size_t len, raft_quorum_state_t *st
             int64_t v;
             if (!str(&s, &k, &kn) || !eat(&s, ':')) return SM_ERR_PARSE;
             bool ok;
-            if (key_is(k, kn, "leaderId")) ok = int32_val(&s, &st->leader_id);
-            else if (key_is(k, kn, "leaderEpoch")) ok = int32_val(&s, &st->epoch);
-            else if (key_is(k, kn, "votedId")) ok = int32_val(&s, &st->voted_id);
-            else if (key_is(k, kn, "appliedOffset")) ok = num(&s, &v);
-            else if (key_is(k, kn, "data_version")) ok = num(&s, &version);
-            else if (key_is(k, kn, "clusterId") || key_is(k, kn, "votedDirectoryId")) ok = str(&s, &sv, &svn);
-            else if (key_is(k, kn, "currentVoters")) ok = voters_val(&s, voters, n_voters);
-            else ok = false;
+            if (key_is(k, kn, "leaderId"))
+                ok = int32_val(&s, &st->leader_id);
+            else if (key_is(k, kn, "leaderEpoch"))
+                ok = int32_val(&s, &st->epoch);
+            else if (key_is(k, kn, "votedId"))
+                ok = int32_val(&s, &st->voted_id);
+            else if (key_is(k, kn, "appliedOffset"))
+                ok = num(&s, &v);
+            else if (key_is(k, kn, "data_version"))
+                ok = num(&s, &version);
+            else if (key_is(k, kn, "clusterId") || key_is(k, kn, "votedDirectoryId"))
+                ok = str(&s, &sv, &svn);
+            else if (key_is(k, kn, "currentVoters"))
+                ok = voters_val(&s, voters, n_voters);
+            else
+                ok = false;
             if (!ok) return SM_ERR_PARSE;
         } while (eat(&s, ','));
         if (!eat(&s, '}')) return SM_ERR_PARSE;

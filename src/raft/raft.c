@@ -6,18 +6,29 @@
  *
  * States and transitions (function that moves, in brackets):
  *
- *                 higher epoch seen / EndQuorumEpoch of a higher epoch [become_unattached]
- *     +-------------------------------------------------------------------------+
- *     v                                                                         |
- *  Unattached --election timeout (voter)--> Prospective --pre-vote majority--> Candidate
- *     |   ^                                  |   ^  ^ (timeout: new round)        |  |
- *     |   |                 fetch timeout    |   |  +--election timeout-----------+  |
- *     |   |            +--(voter)------------+   |                                   |
- *     |   |            |                         | resigned timeout                  | vote
- *     |   +-(observer)-+                         |                                   | majority
- *     |                |                       Resigned <--resign / lost quorum-- Leader
- *     +--leader learnt-+-> Follower  <--BeginQuorumEpoch / response naming the leader---+
- *          (any state but Leader/Resigned of that epoch) [become_follower]
+ *                       any state, on seeing a higher epoch [become_unattached]
+ *        +----------------------------------------------------------------+
+ *        v                                                                |
+ *   Unattached --election timeout--> Prospective --pre-votes--> Candidate --votes--> Leader
+ *        |                            ^   |    ^                  |                    |
+ *        |                            |   |    +--election timeout+    resign / quorum lost
+ *        |              fetch timeout |   | pre-vote lost                              v
+ *        +-------leader learnt---> Follower <-+                                    Resigned
+ *                                                                                      |
+ *                                     Prospective <-------election timeout-------------+
+ *
+ *  from                      to           on                                   [function]
+ *  Unattached                Prospective  election timeout (voters only)       become_prospective
+ *  Follower                  Prospective  fetch timeout (observers: Unattached)
+ *  Resigned                  Prospective  election timeout (unless shutting down)
+ *  Candidate                 Prospective  election timeout (KIP-996)
+ *  Prospective               Candidate    pre-votes of a majority              become_candidate
+ *  Prospective               Follower     pre-vote lost, had a leader          become_follower
+ *  Unattached/Prospective/   Follower     BeginQuorumEpoch, or an answer naming
+ *    Candidate                            the leader of this or a later epoch
+ *  Candidate                 Leader       votes of a majority                  become_leader
+ *  Leader                    Resigned     raft_resign, or check-quorum failed  become_resigned
+ *  any                       Unattached   a higher epoch without its leader    become_unattached
  *
  *  Observers (not in the voter set) only move between Unattached and Follower.
  *
@@ -54,10 +65,10 @@ typedef struct raft_peer {
     int64_t end_offset; /* leader: offset of the last valid fetch; -1 unknown */
     int64_t last_fetch_ms;
     int64_t last_caught_up_ms;
-    bool acked;            /* leader: fetched or acknowledged BeginQuorumEpoch this epoch */
-    int64_t retry_at;      /* next resend of BeginQuorumEpoch / Vote */
-    int8_t vote;           /* prospective/candidate: 0 none, 1 granted, -1 rejected */
-    bool parked;           /* leader: a Fetch waits for data (long poll) */
+    bool acked;       /* leader: fetched or acknowledged BeginQuorumEpoch this epoch */
+    int64_t retry_at; /* next resend of BeginQuorumEpoch / Vote */
+    int8_t vote;      /* prospective/candidate: 0 none, 1 granted, -1 rejected */
+    bool parked;      /* leader: a Fetch waits for data (long poll) */
     uint64_t parked_corr;
     int64_t parked_offset;
     int64_t parked_deadline;
@@ -126,7 +137,9 @@ static uint64_t rng_next(raft_t *r) {
     return z ^ (z >> 31);
 }
 
-static int64_t rng_range(raft_t *r, int64_t n) { return n > 0 ? (int64_t)(rng_next(r) % (uint64_t)n) : 0; }
+static int64_t rng_range(raft_t *r, int64_t n) {
+    return n > 0 ? (int64_t)(rng_next(r) % (uint64_t)n) : 0;
+}
 
 static int voter_index(const raft_t *r, int32_t id) {
     for (int i = 0; i < r->n_voters; i++)
@@ -179,7 +192,8 @@ static out_node_t *out_push(raft_t *r, raft_action_kind_t kind) {
 static void out_node_free(out_node_t *o) {
     if (o->a.kind == RAFT_ACT_SEND) raft_msg_release(&o->a.msg);
     if (o->owned_entries) {
-        for (int i = 0; i < o->a.n_entries; i++) free(o->owned_entries[i].data);
+        for (int i = 0; i < o->a.n_entries; i++)
+            free(o->owned_entries[i].data);
         free(o->owned_entries);
     }
     free(o->owned_data);
@@ -206,7 +220,8 @@ static void emit_leader_change(raft_t *r) {
 /* Queues the quorum-state write when it changed; everything queued after depends on it. */
 static void persist(raft_t *r) {
     if (memcmp(&r->qs, &r->persisted, sizeof(r->qs)) == 0) return;
-    bool leader_changed = r->qs.epoch != r->persisted.epoch || r->qs.leader_id != r->persisted.leader_id;
+    bool leader_changed =
+        r->qs.epoch != r->persisted.epoch || r->qs.leader_id != r->persisted.leader_id;
     out_node_t *o = out_push(r, RAFT_ACT_PERSIST_STATE);
     o->a.state = r->qs;
     r->persisted = r->qs;
@@ -251,14 +266,16 @@ static void emit_offset(raft_t *r, raft_action_kind_t kind, int64_t offset) {
 /* Logs a refused request once per (error, sender, kind); the refusal changes no state. */
 static void refuse_log(raft_t *r, const raft_msg_t *m, int16_t err, const char *why) {
     for (int i = 0; i < r->n_refused; i++)
-        if (r->refused[i].err == err && r->refused[i].from == m->from && r->refused[i].kind == m->kind)
+        if (r->refused[i].err == err && r->refused[i].from == m->from &&
+            r->refused[i].kind == m->kind)
             return;
     int slot = r->n_refused < 8 ? r->n_refused++ : (int)(rng_next(r) % 8);
     r->refused[slot].err = err;
     r->refused[slot].from = m->from;
     r->refused[slot].kind = m->kind;
     sm_warn(MOD, "node %d: refused %s from node %d (epoch %d, ours %d): %s (%s)", r->cfg.node_id,
-            raft_msg_kind_name(m->kind), m->from, m->epoch, r->qs.epoch, proto_error_name(err), why);
+            raft_msg_kind_name(m->kind), m->from, m->epoch, r->qs.epoch, proto_error_name(err),
+            why);
 }
 
 /* ---- the high watermark and snapshots ---- */
@@ -267,8 +284,8 @@ static void maybe_request_snapshot(raft_t *r, int64_t now) {
     if (r->snapshot_pending || r->hw <= r->snapshot.offset) return;
     bool by_size = r->cfg.snapshot_min_entries > 0 &&
                    r->hw - r->snapshot.offset >= r->cfg.snapshot_min_entries;
-    bool by_time = r->cfg.snapshot_interval_ms > 0 &&
-                   now - r->last_snapshot_ms >= r->cfg.snapshot_interval_ms;
+    bool by_time =
+        r->cfg.snapshot_interval_ms > 0 && now - r->last_snapshot_ms >= r->cfg.snapshot_interval_ms;
     if (!by_size && !by_time) return;
     int32_t ep = raft_log_epoch_before(&r->log, r->hw);
     if (ep < 0) return;
@@ -382,7 +399,8 @@ static void solicit(raft_t *r, int64_t now, bool pre_vote) {
 
 static int tally(const raft_t *r, int8_t want) {
     int n = 0;
-    for (int i = 0; i < r->n_voters; i++) n += r->voters[i].vote == want;
+    for (int i = 0; i < r->n_voters; i++)
+        n += r->voters[i].vote == want;
     return n;
 }
 
@@ -434,7 +452,8 @@ static void become_leader(raft_t *r, int64_t now) {
      * every earlier entry (only entries of the current epoch move the high watermark). */
     uint8_t body[4] = {(uint8_t)(r->cfg.node_id >> 24), (uint8_t)(r->cfg.node_id >> 16),
                        (uint8_t)(r->cfg.node_id >> 8), (uint8_t)r->cfg.node_id};
-    raft_entry_t e = {.epoch = r->qs.epoch, .control = RAFT_CONTROL_LEADER_CHANGE, .len = 4, .data = body};
+    raft_entry_t e = {
+        .epoch = r->qs.epoch, .control = RAFT_CONTROL_LEADER_CHANGE, .len = 4, .data = body};
     if (raft_log_append(&r->log, &e) != SM_OK) abort();
     emit_append(r, r->epoch_start_offset, &e, 1);
     sm_info(MOD, "node %d: leader of epoch %d at offset %lld", r->cfg.node_id, r->qs.epoch,
@@ -512,8 +531,10 @@ static void follower_maybe_fetch(raft_t *r, int64_t now) {
     if (r->inflight_corr || now < r->next_fetch_ms) return;
     if (r->state == RAFT_FOLLOWER) {
         if (r->leader_resigned) return;
-        if (r->fetching_snapshot) send_fetch_snapshot(r, now);
-        else if (r->flushed >= log_end(r)) send_fetch(r, now, r->qs.leader_id);
+        if (r->fetching_snapshot)
+            send_fetch_snapshot(r, now);
+        else if (r->flushed >= log_end(r))
+            send_fetch(r, now, r->qs.leader_id);
     } else if (r->state == RAFT_UNATTACHED && r->self_idx < 0) {
         /* an observer finds the leader by asking any voter (KRaft's bootstrap fetch) */
         send_fetch(r, now, r->voters[rng_range(r, r->n_voters)].id);
@@ -542,18 +563,16 @@ static bool handle_epoch_info(raft_t *r, int64_t now, int32_t epoch, int32_t lea
         become_follower(r, now, epoch, leader);
         return true;
     case RAFT_UNATTACHED:
-    case RAFT_CANDIDATE:
-        become_follower(r, now, epoch, leader);
-        return true;
+    case RAFT_CANDIDATE: become_follower(r, now, epoch, leader); return true;
     case RAFT_FOLLOWER:
         if (r->qs.leader_id == leader) return false;
-        sm_error(MOD, "node %d: two leaders named for epoch %d: %d and %d", r->cfg.node_id,
-                 epoch, r->qs.leader_id, leader);
+        sm_error(MOD, "node %d: two leaders named for epoch %d: %d and %d", r->cfg.node_id, epoch,
+                 r->qs.leader_id, leader);
         return true;
     case RAFT_LEADER:
     case RAFT_RESIGNED:
-        sm_error(MOD, "node %d: leader of epoch %d told node %d leads it", r->cfg.node_id,
-                 epoch, leader);
+        sm_error(MOD, "node %d: leader of epoch %d told node %d leads it", r->cfg.node_id, epoch,
+                 leader);
         return true;
     }
     return true;
@@ -593,12 +612,15 @@ static void handle_vote_req(raft_t *r, int64_t now, const raft_msg_t *m) {
     const char *why = NULL;
     bool pre = m->u.vote_req.pre_vote;
     raft_offset_epoch_t last = m->u.vote_req.last;
-    if (!cluster_ok(r, m)) err = PROTO_ERR_INCONSISTENT_CLUSTER_ID, why = "cluster id";
+    if (!cluster_ok(r, m))
+        err = PROTO_ERR_INCONSISTENT_CLUSTER_ID, why = "cluster id";
     else if (r->self_idx < 0 || !is_voter_id(r, m->from))
         err = PROTO_ERR_INCONSISTENT_VOTER_SET, why = "not a voter";
-    else if (last.offset < 0 || last.epoch < 0 || (pre ? last.epoch > m->epoch : last.epoch >= m->epoch))
+    else if (last.offset < 0 || last.epoch < 0 ||
+             (pre ? last.epoch > m->epoch : last.epoch >= m->epoch))
         err = PROTO_ERR_INVALID_REQUEST, why = "log position";
-    else if (m->epoch < r->qs.epoch) err = PROTO_ERR_FENCED_LEADER_EPOCH, why = "stale epoch";
+    else if (m->epoch < r->qs.epoch)
+        err = PROTO_ERR_FENCED_LEADER_EPOCH, why = "stale epoch";
     if (err != PROTO_ERR_NONE) {
         refuse_log(r, m, err, why);
         raft_msg_t *resp = reply_new(r, m, RAFT_MSG_VOTE_RESP, err);
@@ -627,12 +649,16 @@ static void handle_vote_resp(raft_t *r, int64_t now, const raft_msg_t *m) {
     if (i < 0 || i == r->self_idx) return;
     r->voters[i].vote = (m->error == PROTO_ERR_NONE && m->u.vote_resp.granted) ? 1 : -1;
     if (tally(r, 1) >= majority(r)) {
-        if (pre) become_candidate(r, now);
-        else become_leader(r, now);
+        if (pre)
+            become_candidate(r, now);
+        else
+            become_leader(r, now);
     } else if (pre && tally(r, -1) >= majority(r)) {
         /* the pre-vote lost: back to the leader we followed, or wait unattached */
-        if (r->qs.leader_id >= 0) become_follower(r, now, r->qs.epoch, r->qs.leader_id);
-        else become_unattached(r, now, r->qs.epoch, r->qs.voted_id);
+        if (r->qs.leader_id >= 0)
+            become_follower(r, now, r->qs.epoch, r->qs.leader_id);
+        else
+            become_unattached(r, now, r->qs.epoch, r->qs.voted_id);
     }
 }
 
@@ -660,7 +686,8 @@ static void handle_begin_epoch(raft_t *r, int64_t now, const raft_msg_t *m) {
         reply_new(r, m, RAFT_MSG_BEGIN_EPOCH_RESP, err);
         return;
     }
-    if (!(r->state == RAFT_FOLLOWER && r->qs.epoch == m->epoch)) become_follower(r, now, m->epoch, m->from);
+    if (!(r->state == RAFT_FOLLOWER && r->qs.epoch == m->epoch))
+        become_follower(r, now, m->epoch, m->from);
     r->last_leader_contact_ms = now;
     r->fetch_deadline = now + r->cfg.fetch_timeout_ms;
     reply_new(r, m, RAFT_MSG_BEGIN_EPOCH_RESP, PROTO_ERR_NONE);
@@ -774,8 +801,8 @@ static void handle_fetch_req(raft_t *r, int64_t now, const raft_msg_t *m) {
     int16_t err = check_leader_request(r, m);
     int64_t off = m->u.fetch_req.fetch_offset;
     int32_t last_epoch = m->u.fetch_req.last_fetched_epoch;
-    if (err == PROTO_ERR_NONE && (off < 0 || last_epoch < 0 || last_epoch > r->qs.epoch ||
-                                  m->from == r->cfg.node_id))
+    if (err == PROTO_ERR_NONE &&
+        (off < 0 || last_epoch < 0 || last_epoch > r->qs.epoch || m->from == r->cfg.node_id))
         err = PROTO_ERR_INVALID_REQUEST;
     if (err != PROTO_ERR_NONE) {
         if (err != PROTO_ERR_NOT_LEADER_OR_FOLLOWER && err != PROTO_ERR_FENCED_LEADER_EPOCH)
@@ -785,10 +812,11 @@ static void handle_fetch_req(raft_t *r, int64_t now, const raft_msg_t *m) {
     }
     /* where does the replica's log stand against ours? */
     raft_offset_epoch_t end, diverging = {-1, -1};
-    bool need_snapshot = off < r->log.start ||
-                         (off == r->log.start && r->log.start > 0 && last_epoch != r->log.start_epoch);
+    bool need_snapshot = off < r->log.start || (off == r->log.start && r->log.start > 0 &&
+                                                last_epoch != r->log.start_epoch);
     if (!need_snapshot && !(off == 0 && last_epoch == 0)) {
-        if (!raft_log_end_for_epoch(&r->log, last_epoch, &end)) need_snapshot = true;
+        if (!raft_log_end_for_epoch(&r->log, last_epoch, &end))
+            need_snapshot = true;
         else if (end.epoch != last_epoch || off > end.offset) {
             diverging = end;
             if (end.offset < r->log.start) need_snapshot = true;
@@ -797,8 +825,10 @@ static void handle_fetch_req(raft_t *r, int64_t now, const raft_msg_t *m) {
     if (need_snapshot || diverging.offset >= 0) {
         raft_msg_t *resp = reply_new(r, m, RAFT_MSG_FETCH_RESP, PROTO_ERR_NONE);
         fill_fetch_data(r, resp, log_end(r));
-        if (need_snapshot) resp->u.fetch_resp.snapshot_id = r->snapshot;
-        else resp->u.fetch_resp.diverging = diverging;
+        if (need_snapshot)
+            resp->u.fetch_resp.snapshot_id = r->snapshot;
+        else
+            resp->u.fetch_resp.diverging = diverging;
         return;
     }
     /* a valid position: it is what the replica holds durably */
@@ -845,7 +875,8 @@ static void handle_fetch_resp(raft_t *r, int64_t now, const raft_msg_t *m) {
         if (raft_log_end_for_epoch(&r->log, div.epoch, &mine_end) && mine_end.offset < t)
             t = mine_end.offset;
         if (t < r->hw) {
-            sm_error(MOD, "node %d: leader %d asks to truncate below the high watermark (%lld < %lld)",
+            sm_error(MOD,
+                     "node %d: leader %d asks to truncate below the high watermark (%lld < %lld)",
                      r->cfg.node_id, m->from, (long long)t, (long long)r->hw);
             t = r->hw;
         }
@@ -895,8 +926,8 @@ static void handle_fetch_snapshot_req(raft_t *r, int64_t now, const raft_msg_t *
     if (!buf) abort();
     uint32_t n = 0;
     int64_t size = 0;
-    if (m->u.snap_req.position < 0 ||
-        r->cfg.snapshot_read(r->cfg.ctx, id, m->u.snap_req.position, buf, max, &n, &size) != SM_OK) {
+    if (m->u.snap_req.position < 0 || r->cfg.snapshot_read(r->cfg.ctx, id, m->u.snap_req.position,
+                                                           buf, max, &n, &size) != SM_OK) {
         free(buf);
         resp->error = PROTO_ERR_SNAPSHOT_NOT_FOUND;
         return;
@@ -1017,8 +1048,10 @@ void raft_tick(raft_t *r, int64_t now) {
         break;
     case RAFT_FOLLOWER:
         if (now >= r->fetch_deadline) {
-            if (r->self_idx >= 0) become_prospective(r, now);
-            else become_unattached(r, now, r->qs.epoch, RAFT_NO_NODE);
+            if (r->self_idx >= 0)
+                become_prospective(r, now);
+            else
+                become_unattached(r, now, r->qs.epoch, RAFT_NO_NODE);
         }
         break;
     case RAFT_LEADER: leader_tick(r, now); break;
@@ -1062,7 +1095,8 @@ int64_t raft_next_deadline(const raft_t *r) {
         if (!r->shutting_down) d = r->election_deadline;
         break;
     }
-    if (r->inflight_corr) d = min64(d, r->inflight_expiry);
+    if (r->inflight_corr)
+        d = min64(d, r->inflight_expiry);
     else if ((r->state == RAFT_FOLLOWER && !r->leader_resigned &&
               (r->fetching_snapshot || r->flushed >= raft_log_end_offset(&r->log))) ||
              (r->state == RAFT_UNATTACHED && r->self_idx < 0))
@@ -1076,8 +1110,10 @@ void raft_log_flushed(raft_t *r, int64_t now, int64_t offset) {
     if (offset > log_end(r)) offset = log_end(r);
     if (offset <= r->flushed) return;
     r->flushed = offset;
-    if (r->state == RAFT_LEADER) leader_update_hw(r, now);
-    else follower_maybe_fetch(r, now);
+    if (r->state == RAFT_LEADER)
+        leader_update_hw(r, now);
+    else
+        follower_maybe_fetch(r, now);
 }
 
 void raft_snapshot_created(raft_t *r, int64_t now, raft_offset_epoch_t id) {
@@ -1094,7 +1130,8 @@ void raft_snapshot_created(raft_t *r, int64_t now, raft_offset_epoch_t id) {
 
 int raft_propose(raft_t *r, int64_t now, const void *data, uint32_t len, int64_t *offset) {
     if (r->state != RAFT_LEADER) return SM_ERR_AGAIN;
-    raft_entry_t e = {.epoch = r->qs.epoch, .control = RAFT_CONTROL_NONE, .len = len, .data = (uint8_t *)data};
+    raft_entry_t e = {
+        .epoch = r->qs.epoch, .control = RAFT_CONTROL_NONE, .len = len, .data = (uint8_t *)data};
     int64_t off = log_end(r);
     int rc = raft_log_append(&r->log, &e);
     if (rc != SM_OK) return rc;
@@ -1144,8 +1181,10 @@ int raft_new(const raft_config_t *cfg, const raft_restore_t *rs, int64_t now, ra
             if (cfg->voters[i] == cfg->voters[j] || cfg->voters[i] < 0) goto out;
     if (rs && rs->have_state && rs->state_voters &&
         !same_voter_set(rs->state_voters, rs->n_state_voters, cfg->voters, cfg->n_voters)) {
-        sm_error(MOD, "node %d: the quorum-state file names another voter set than "
-                      "controller.quorum.voters; refusing to start", cfg->node_id);
+        sm_error(MOD,
+                 "node %d: the quorum-state file names another voter set than "
+                 "controller.quorum.voters; refusing to start",
+                 cfg->node_id);
         goto out;
     }
     rc = SM_ERR_NOMEM;
@@ -1185,7 +1224,8 @@ int raft_new(const raft_config_t *cfg, const raft_restore_t *rs, int64_t now, ra
         r->state = RAFT_RESIGNED;
         r->election_deadline = now + election_timeout(r);
         reset_peers(r, now);
-    } else if (r->qs.leader_id >= 0 && is_voter_id(r, r->qs.leader_id) && r->qs.leader_id != cfg->node_id) {
+    } else if (r->qs.leader_id >= 0 && is_voter_id(r, r->qs.leader_id) &&
+               r->qs.leader_id != cfg->node_id) {
         become_follower(r, now, r->qs.epoch, r->qs.leader_id);
     } else {
         become_unattached(r, now, r->qs.epoch, r->qs.voted_id);
@@ -1202,7 +1242,8 @@ out:
 void raft_free(raft_t *r) {
     if (!r) return;
     if (r->polled_valid) out_node_free(&r->polled);
-    for (int i = 0; i < r->out_n; i++) out_node_free(&r->out[r->out_head + i]);
+    for (int i = 0; i < r->out_n; i++)
+        out_node_free(&r->out[r->out_head + i]);
     free(r->out);
     raft_log_destroy(&r->log);
     free(r);
@@ -1216,7 +1257,9 @@ int64_t raft_high_watermark(const raft_t *r) { return r->hw; }
 int64_t raft_log_start(const raft_t *r) { return r->log.start; }
 int64_t raft_log_end(const raft_t *r) { return log_end(r); }
 raft_offset_epoch_t raft_last_position(const raft_t *r) { return last_position(r); }
-const raft_entry_t *raft_entry_at(const raft_t *r, int64_t offset) { return raft_log_at(&r->log, offset); }
+const raft_entry_t *raft_entry_at(const raft_t *r, int64_t offset) {
+    return raft_log_at(&r->log, offset);
+}
 bool raft_is_voter(const raft_t *r) { return r->self_idx >= 0; }
 
 static void replica_info(const raft_t *r, const raft_peer_t *p, bool self, raft_replica_info_t *o) {
@@ -1233,9 +1276,11 @@ int16_t raft_describe_quorum(const raft_t *r, raft_quorum_info_t *out) {
     out->epoch = r->qs.epoch;
     out->high_watermark = r->hw;
     out->n_voters = r->n_voters;
-    for (int i = 0; i < r->n_voters; i++) replica_info(r, &r->voters[i], i == r->self_idx, &out->voters[i]);
+    for (int i = 0; i < r->n_voters; i++)
+        replica_info(r, &r->voters[i], i == r->self_idx, &out->voters[i]);
     out->n_observers = r->n_observers;
-    for (int i = 0; i < r->n_observers; i++) replica_info(r, &r->observers[i], false, &out->observers[i]);
+    for (int i = 0; i < r->n_observers; i++)
+        replica_info(r, &r->observers[i], false, &out->observers[i]);
     return PROTO_ERR_NONE;
 }
 
@@ -1279,18 +1324,21 @@ int raft_check_invariants(const raft_t *r, const char **why) {
         if (r->self_idx < 0) BROKEN(4, "observer in an election");
         break;
     case RAFT_FOLLOWER:
-        if (q->leader_id < 0 || q->leader_id == r->cfg.node_id) BROKEN(4, "follower without a leader");
+        if (q->leader_id < 0 || q->leader_id == r->cfg.node_id)
+            BROKEN(4, "follower without a leader");
         break;
     case RAFT_RESIGNED:
         if (q->leader_id != r->cfg.node_id) BROKEN(4, "resigned but not the leader");
         break;
     }
-    if (memcmp(&r->qs, &r->persisted, sizeof(r->qs)) != 0) BROKEN(5, "quorum state not queued for the file");
+    if (memcmp(&r->qs, &r->persisted, sizeof(r->qs)) != 0)
+        BROKEN(5, "quorum state not queued for the file");
     if (r->hw < r->hw_max) BROKEN(6, "high watermark went back");
     if (r->state == RAFT_LEADER && r->hw != r->hw_at_election && r->hw <= r->epoch_start_offset)
         BROKEN(7, "high watermark moved by an entry of an older epoch");
     int granted = 0;
-    for (int i = 0; i < r->n_voters; i++) granted += r->voters[i].vote == 1;
+    for (int i = 0; i < r->n_voters; i++)
+        granted += r->voters[i].vote == 1;
     if (granted > r->n_voters) BROKEN(8, "more grants than voters");
     return 0;
 }

@@ -23,8 +23,8 @@ typedef enum raft_state_kind {
     RAFT_PROSPECTIVE,    /* pre-vote round at the current epoch (KIP-996) */
     RAFT_CANDIDATE,      /* epoch bumped, voted for itself, asking for votes */
     RAFT_LEADER,
-    RAFT_FOLLOWER,       /* knows the leader of its epoch and fetches from it */
-    RAFT_RESIGNED,       /* was leader of this epoch; stepping down (shutdown or lost quorum) */
+    RAFT_FOLLOWER, /* knows the leader of its epoch and fetches from it */
+    RAFT_RESIGNED, /* was leader of this epoch; stepping down (shutdown or lost quorum) */
 } raft_state_kind_t;
 
 /* (end offset, epoch): a log position as KRaft compares them (epoch first). */
@@ -68,9 +68,9 @@ typedef enum raft_msg_kind {
 typedef struct raft_msg {
     raft_msg_kind_t kind;
     int32_t from, to;
-    uint64_t corr;  /* request id; a response echoes its request's */
-    int32_t epoch;  /* sender's epoch (candidate epoch of a Vote; replica epoch of a pre-vote) */
-    int16_t error;  /* responses: Kafka error code */
+    uint64_t corr;     /* request id; a response echoes its request's */
+    int32_t epoch;     /* sender's epoch (candidate epoch of a Vote; replica epoch of a pre-vote) */
+    int16_t error;     /* responses: Kafka error code */
     int32_t leader_id; /* responses: the responder's known leader */
     char cluster_id[RAFT_CLUSTER_ID_MAX];
     union {
@@ -94,7 +94,7 @@ typedef struct raft_msg {
         struct {
             int64_t high_watermark;
             int64_t log_start_offset;
-            raft_offset_epoch_t diverging; /* offset < 0: none */
+            raft_offset_epoch_t diverging;   /* offset < 0: none */
             raft_offset_epoch_t snapshot_id; /* offset < 0: none */
             int64_t base_offset;             /* offset of entries[0] */
             raft_entry_t *entries;
@@ -149,9 +149,9 @@ typedef enum raft_action_kind {
 
 typedef struct raft_action {
     raft_action_kind_t kind;
-    raft_quorum_state_t state;    /* PERSIST_STATE, LEADER_CHANGE */
-    int64_t offset;               /* APPEND (first offset), TRUNCATE, COMMIT, LOG_START */
-    const raft_entry_t *entries;  /* APPEND */
+    raft_quorum_state_t state;   /* PERSIST_STATE, LEADER_CHANGE */
+    int64_t offset;              /* APPEND (first offset), TRUNCATE, COMMIT, LOG_START */
+    const raft_entry_t *entries; /* APPEND */
     int n_entries;
     raft_msg_t msg;               /* SEND */
     raft_offset_epoch_t snapshot; /* SNAPSHOT_* */
@@ -175,9 +175,9 @@ typedef struct raft_config {
     int64_t fetch_max_wait_ms;       /* long-poll of a follower's Fetch (500) */
     int max_fetch_entries;           /* entries per Fetch response */
     uint32_t snapshot_chunk_bytes;   /* bytes per FetchSnapshot response */
-    int64_t snapshot_min_entries;    /* metadata.log.max.record.bytes.between.snapshots, in entries */
-    int64_t snapshot_interval_ms;    /* metadata.log.max.snapshot.interval.ms (0: off) */
-    uint64_t rng_seed;               /* election jitter; the caller seeds it */
+    int64_t snapshot_min_entries; /* metadata.log.max.record.bytes.between.snapshots, in entries */
+    int64_t snapshot_interval_ms; /* metadata.log.max.snapshot.interval.ms (0: off) */
+    uint64_t rng_seed;            /* election jitter; the caller seeds it */
     /* Reads bytes of a local snapshot to serve FetchSnapshot. Returns 0 and fills *n and
      * *size, or a negative status when the snapshot is gone. Synchronous. */
     int (*snapshot_read)(void *ctx, raft_offset_epoch_t id, int64_t position, uint8_t *buf,
@@ -207,8 +207,7 @@ typedef struct raft raft_t;
 
 /* Creates a node. Fails (SM_ERR_RANGE) when the configuration is unusable or the
  * quorum-state file's voter set disagrees with the configured one. */
-int raft_new(const raft_config_t *cfg, const raft_restore_t *restore, int64_t now_ms,
-             raft_t **out);
+int raft_new(const raft_config_t *cfg, const raft_restore_t *restore, int64_t now_ms, raft_t **out);
 void raft_free(raft_t *r);
 
 /* Feeds one inbound message (borrowed). Bad input is answered with Kafka's error codes. */

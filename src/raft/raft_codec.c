@@ -22,66 +22,68 @@ static sm_str_t cluster_str(const raft_msg_t *m) {
 
 static void cluster_copy(raft_msg_t *m, sm_str_t s) {
     memset(m->cluster_id, 0, sizeof(m->cluster_id));
-    if (s.len > 0) memcpy(m->cluster_id, s.ptr, (size_t)(s.len < RAFT_CLUSTER_ID_MAX - 1 ? s.len : RAFT_CLUSTER_ID_MAX - 1));
+    if (s.len > 0)
+        memcpy(m->cluster_id, s.ptr,
+               (size_t)(s.len < RAFT_CLUSTER_ID_MAX - 1 ? s.len : RAFT_CLUSTER_ID_MAX - 1));
 }
 
 static bool is_metadata_topic(sm_str_t s) { return sm_str_eq(s, SM_STR_LIT(RAFT_METADATA_TOPIC)); }
 
 /* One topic holding one partition, allocated in the arena: the shape of every KRaft body. */
-#define ONE_PARTITION(arr_topics, topic_t, part_t, topic_field, a, part)                        \
-    do {                                                                                       \
-        topic_t *t_ = sm_arena_calloc((a), 1, sizeof(topic_t));                                \
-        part = sm_arena_calloc((a), 1, sizeof(part_t));                                        \
-        if (!t_ || !part) return SM_ERR_NOMEM;                                                 \
-        t_->topic_field = SM_STR_LIT(RAFT_METADATA_TOPIC);                                     \
-        t_->partitions.n = 1;                                                                  \
-        t_->partitions.v = part;                                                               \
-        (arr_topics).n = 1;                                                                    \
-        (arr_topics).v = t_;                                                                   \
+#define ONE_PARTITION(arr_topics, topic_t, part_t, topic_field, a, part)                           \
+    do {                                                                                           \
+        topic_t *t_ = sm_arena_calloc((a), 1, sizeof(topic_t));                                    \
+        part = sm_arena_calloc((a), 1, sizeof(part_t));                                            \
+        if (!t_ || !part) return SM_ERR_NOMEM;                                                     \
+        t_->topic_field = SM_STR_LIT(RAFT_METADATA_TOPIC);                                         \
+        t_->partitions.n = 1;                                                                      \
+        t_->partitions.v = part;                                                                   \
+        (arr_topics).n = 1;                                                                        \
+        (arr_topics).v = t_;                                                                       \
     } while (0)
 
 /* The single partition of a decoded body, or a parse error. */
-#define THE_PARTITION(arr_topics, topic_field, part)                                           \
-    do {                                                                                       \
-        if ((arr_topics).n != 1 || !is_metadata_topic((arr_topics).v[0].topic_field) ||       \
-            (arr_topics).v[0].partitions.n != 1)                                               \
-            return SM_ERR_PARSE;                                                               \
-        part = &(arr_topics).v[0].partitions.v[0];                                             \
+#define THE_PARTITION(arr_topics, topic_field, part)                                               \
+    do {                                                                                           \
+        if ((arr_topics).n != 1 || !is_metadata_topic((arr_topics).v[0].topic_field) ||            \
+            (arr_topics).v[0].partitions.n != 1)                                                   \
+            return SM_ERR_PARSE;                                                                   \
+        part = &(arr_topics).v[0].partitions.v[0];                                                 \
     } while (0)
 
 /* Decodes a request a leader sends (BeginQuorumEpoch, EndQuorumEpoch) up to its partition. */
-#define DECODE_FROM_LEADER(T, q, p)                                                            \
-    do {                                                                                       \
-        int rc_ = T##_decode(r, a, v, &q);                                                     \
-        if (rc_ != SM_OK) return rc_;                                                          \
-        THE_PARTITION(q.topics, topic_name, p);                                                \
-        cluster_copy(m, q.cluster_id);                                                         \
-        if (p->leader_id != m->from) return SM_ERR_PARSE;                                      \
-        m->epoch = p->leader_epoch;                                                            \
+#define DECODE_FROM_LEADER(T, q, p)                                                                \
+    do {                                                                                           \
+        int rc_ = T##_decode(r, a, v, &q);                                                         \
+        if (rc_ != SM_OK) return rc_;                                                              \
+        THE_PARTITION(q.topics, topic_name, p);                                                    \
+        cluster_copy(m, q.cluster_id);                                                             \
+        if (p->leader_id != m->from) return SM_ERR_PARSE;                                          \
+        m->epoch = p->leader_epoch;                                                                \
     } while (0)
 
 /* The BeginQuorumEpoch and EndQuorumEpoch responses have one shape: error, leader, epoch. */
-#define EPOCH_RESPONSE_CODEC(name, T)                                                          \
-    static int enc_##name(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer_t *w) {     \
-        T##_t q;                                                                               \
-        T##_partition_data_t *p;                                                               \
-        T##_init(&q);                                                                          \
-        ONE_PARTITION(q.topics, T##_topic_data_t, T##_partition_data_t, topic_name, a, p);     \
-        p->error_code = m->error;                                                              \
-        p->leader_id = m->leader_id;                                                           \
-        p->leader_epoch = m->epoch;                                                            \
-        return T##_encode(w, v, &q);                                                           \
-    }                                                                                          \
-    static int dec_##name(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m) {           \
-        T##_t q;                                                                               \
-        const T##_partition_data_t *p;                                                         \
-        int rc = T##_decode(r, a, v, &q);                                                      \
-        if (rc != SM_OK) return rc;                                                            \
-        THE_PARTITION(q.topics, topic_name, p);                                                \
-        m->error = q.error_code ? q.error_code : p->error_code;                                \
-        m->leader_id = p->leader_id;                                                           \
-        m->epoch = p->leader_epoch;                                                            \
-        return SM_OK;                                                                          \
+#define EPOCH_RESPONSE_CODEC(name, T)                                                              \
+    static int enc_##name(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer_t *w) {         \
+        T##_t q;                                                                                   \
+        T##_partition_data_t *p;                                                                   \
+        T##_init(&q);                                                                              \
+        ONE_PARTITION(q.topics, T##_topic_data_t, T##_partition_data_t, topic_name, a, p);         \
+        p->error_code = m->error;                                                                  \
+        p->leader_id = m->leader_id;                                                               \
+        p->leader_epoch = m->epoch;                                                                \
+        return T##_encode(w, v, &q);                                                               \
+    }                                                                                              \
+    static int dec_##name(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m) {               \
+        T##_t q;                                                                                   \
+        const T##_partition_data_t *p;                                                             \
+        int rc = T##_decode(r, a, v, &q);                                                          \
+        if (rc != SM_OK) return rc;                                                                \
+        THE_PARTITION(q.topics, topic_name, p);                                                    \
+        m->error = q.error_code ? q.error_code : p->error_code;                                    \
+        m->leader_id = p->leader_id;                                                               \
+        m->epoch = p->leader_epoch;                                                                \
+        return SM_OK;                                                                              \
     }
 
 EPOCH_RESPONSE_CODEC(begin_resp, proto_begin_quorum_epoch_response)

@@ -17,7 +17,8 @@ void raft_log_init(raft_log_t *l, raft_offset_epoch_t snapshot) {
 }
 
 static void entries_free(raft_entry_t *e, int64_t n) {
-    for (int64_t i = 0; i < n; i++) free(e[i].data);
+    for (int64_t i = 0; i < n; i++)
+        free(e[i].data);
 }
 
 void raft_log_destroy(raft_log_t *l) {
@@ -97,8 +98,10 @@ bool raft_log_end_for_epoch(const raft_log_t *l, int32_t epoch, raft_offset_epoc
     int64_t lo = 0, hi = l->n;
     while (lo < hi) {
         int64_t mid = lo + (hi - lo) / 2;
-        if (l->e[mid].epoch <= epoch) lo = mid + 1;
-        else hi = mid;
+        if (l->e[mid].epoch <= epoch)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     out->offset = l->start + lo;
     out->epoch = lo > 0 ? l->e[lo - 1].epoch : l->start_epoch;

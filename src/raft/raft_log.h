@@ -11,8 +11,8 @@
 typedef struct raft_log {
     raft_entry_t *e; /* e[i] is the entry at offset start + i */
     int64_t n, cap;
-    int64_t start;          /* log start offset: end offset of the latest snapshot */
-    int32_t start_epoch;    /* epoch of the entry at start - 1 (the snapshot's epoch); 0 */
+    int64_t start;       /* log start offset: end offset of the latest snapshot */
+    int32_t start_epoch; /* epoch of the entry at start - 1 (the snapshot's epoch); 0 */
 } raft_log_t;
 
 void raft_log_init(raft_log_t *l, raft_offset_epoch_t snapshot);

@@ -53,7 +53,8 @@ static uint64_t entry_chain(uint64_t prev, int64_t offset, const raft_entry_t *e
     uint64_t h = mix(prev, (uint64_t)offset);
     h = mix(h, (uint64_t)e->epoch);
     h = mix(h, e->control);
-    for (uint32_t i = 0; i < e->len; i++) h = mix(h, e->data[i]);
+    for (uint32_t i = 0; i < e->len; i++)
+        h = mix(h, e->data[i]);
     return h;
 }
 
@@ -125,7 +126,7 @@ typedef struct world {
     int32_t cap_votes;
     struct {
         uint64_t key, chain;
-    } *lm; /* log matching: (offset, epoch) -> chain hash */
+    } * lm; /* log matching: (offset, epoch) -> chain hash */
     int64_t lm_cap, lm_n;
     uint64_t next_payload;
     uint64_t first_payload_after_heal, max_committed_payload;
@@ -227,7 +228,8 @@ static void check_log_matching(int64_t offset, int32_t epoch, uint64_t chain, in
         for (int64_t i = 0; i < W.lm_cap; i++) {
             if (!W.lm[i].key) continue;
             int64_t j = (int64_t)(W.lm[i].key % (uint64_t)cap);
-            while (t[j].key) j = (j + 1) % cap;
+            while (t[j].key)
+                j = (j + 1) % cap;
             t[j] = W.lm[i];
         }
         free(W.lm);
@@ -236,7 +238,8 @@ static void check_log_matching(int64_t offset, int32_t epoch, uint64_t chain, in
     }
     uint64_t k = lm_key(offset, epoch);
     int64_t j = (int64_t)(k % (uint64_t)W.lm_cap);
-    while (W.lm[j].key && W.lm[j].key != k) j = (j + 1) % W.lm_cap;
+    while (W.lm[j].key && W.lm[j].key != k)
+        j = (j + 1) % W.lm_cap;
     if (!W.lm[j].key) {
         W.lm[j].key = k;
         W.lm[j].chain = chain;
@@ -250,11 +253,13 @@ static void check_log_matching(int64_t offset, int32_t epoch, uint64_t chain, in
 static int32_t *vote_slot(int32_t epoch, int node_idx) {
     if (epoch >= W.cap_votes) {
         int32_t cap = W.cap_votes ? W.cap_votes : 64;
-        while (cap <= epoch) cap *= 2;
+        while (cap <= epoch)
+            cap *= 2;
         W.votes = realloc(W.votes, (size_t)cap * sizeof(*W.votes));
         if (!W.votes) abort();
         for (int32_t e = W.cap_votes; e < cap; e++)
-            for (int i = 0; i < MAX_NODES; i++) W.votes[e][i] = -1;
+            for (int i = 0; i < MAX_NODES; i++)
+                W.votes[e][i] = -1;
         W.cap_votes = cap;
     }
     return &W.votes[epoch][node_idx];
@@ -268,7 +273,8 @@ static uint64_t disk_chain_before(const node_t *n, int64_t offset) {
 /* A node applies committed entries: each must extend or equal the committed sequence. */
 static void apply_to(node_t *n, int64_t hw) {
     if (hw < n->applied) {
-        fail("node %d: high watermark went back from %" PRId64 " to %" PRId64, n->id, n->applied, hw);
+        fail("node %d: high watermark went back from %" PRId64 " to %" PRId64, n->id, n->applied,
+             hw);
         return;
     }
     for (int64_t o = n->applied; o < hw && !W.failure[0]; o++) {
@@ -279,7 +285,8 @@ static void apply_to(node_t *n, int64_t hw) {
         const disk_entry_t *d = &n->disk[o - n->disk_start];
         if (o < W.n_committed) {
             if (W.cchain[o + 1] != d->chain)
-                fail("state machine safety: node %d applies another entry at offset %" PRId64, n->id, o);
+                fail("state machine safety: node %d applies another entry at offset %" PRId64,
+                     n->id, o);
         } else if (o == W.n_committed) {
             /* the high watermark a node learns comes from the leader of its own epoch */
             int32_t epoch = raft_quorum_state(n->r).epoch;
@@ -289,8 +296,10 @@ static void apply_to(node_t *n, int64_t hw) {
                 leader_rec_t *L = &W.leaders[i];
                 if (L->epoch <= epoch || o < L->start) continue;
                 if (o >= L->start + L->n || L->chain[o - L->start] != d->chain)
-                    fail("leader completeness: leader %d of epoch %d lacks committed offset %" PRId64
-                         " (epoch %d)", L->node, L->epoch, o, d->e.epoch);
+                    fail(
+                        "leader completeness: leader %d of epoch %d lacks committed offset %" PRId64
+                        " (epoch %d)",
+                        L->node, L->epoch, o, d->e.epoch);
             }
             if (d->e.control == RAFT_CONTROL_NONE && d->e.len == 8) {
                 uint64_t id;
@@ -298,7 +307,8 @@ static void apply_to(node_t *n, int64_t hw) {
                 if (id > W.max_committed_payload) W.max_committed_payload = id;
             }
         } else {
-            fail("node %d applies offset %" PRId64 " beyond the committed %" PRId64, n->id, o, W.n_committed);
+            fail("node %d applies offset %" PRId64 " beyond the committed %" PRId64, n->id, o,
+                 W.n_committed);
         }
         n->applied = o + 1;
         n->applied_chain = d->chain;
@@ -310,7 +320,8 @@ static void check_new_leader(node_t *n) {
     for (int i = 0; i < W.n_leaders; i++) {
         if (W.leaders[i].epoch != q.epoch) continue;
         if (W.leaders[i].node != n->id)
-            fail("election safety: nodes %d and %d both lead epoch %d", W.leaders[i].node, n->id, q.epoch);
+            fail("election safety: nodes %d and %d both lead epoch %d", W.leaders[i].node, n->id,
+                 q.epoch);
         return;
     }
     W.elections++;
@@ -318,7 +329,8 @@ static void check_new_leader(node_t *n) {
     /* leader completeness at election: it holds every entry committed in earlier epochs */
     int64_t end = n->disk_start + n->n_disk;
     for (int64_t o = n->disk_start; o < W.n_committed; o++)
-        if (W.cepoch[o] < q.epoch && (o >= end || n->disk[o - n->disk_start].chain != W.cchain[o + 1])) {
+        if (W.cepoch[o] < q.epoch &&
+            (o >= end || n->disk[o - n->disk_start].chain != W.cchain[o + 1])) {
             fail("leader completeness: leader %d of epoch %d differs at committed offset %" PRId64,
                  n->id, q.epoch, o);
             break;
@@ -335,14 +347,16 @@ static void check_new_leader(node_t *n) {
     L->n = n->n_disk;
     L->chain = malloc((size_t)(n->n_disk ? n->n_disk : 1) * sizeof(uint64_t));
     if (!L->chain) abort();
-    for (int64_t i = 0; i < n->n_disk; i++) L->chain[i] = n->disk[i].chain;
+    for (int64_t i = 0; i < n->n_disk; i++)
+        L->chain[i] = n->disk[i].chain;
 }
 
 /* ---- a node's disk ---- */
 
 static void disk_truncate(node_t *n, int64_t offset) {
     if (offset < n->disk_start) offset = n->disk_start;
-    while (n->disk_start + n->n_disk > offset) free(n->disk[--n->n_disk].e.data);
+    while (n->disk_start + n->n_disk > offset)
+        free(n->disk[--n->n_disk].e.data);
     if (n->durable_end > offset) n->durable_end = offset;
 }
 
@@ -375,7 +389,8 @@ static void disk_drop_prefix(node_t *n, int64_t offset) {
     }
     int64_t k = offset - n->disk_start;
     uint64_t chain = n->disk[k - 1].chain;
-    for (int64_t i = 0; i < k; i++) free(n->disk[i].e.data);
+    for (int64_t i = 0; i < k; i++)
+        free(n->disk[i].e.data);
     memmove(n->disk, n->disk + k, (size_t)(n->n_disk - k) * sizeof(*n->disk));
     n->n_disk -= k;
     n->disk_start = offset;
@@ -388,7 +403,8 @@ static void snap_encode(uint8_t *b, raft_offset_epoch_t id, uint64_t chain) {
     memcpy(b, &id.offset, 8);
     memcpy(b + 8, &id.epoch, 4);
     memcpy(b + 12, &chain, 8);
-    for (int i = 20; i < SNAP_BYTES; i++) b[i] = (uint8_t)(chain >> (i % 8)) ^ (uint8_t)i;
+    for (int i = 20; i < SNAP_BYTES; i++)
+        b[i] = (uint8_t)(chain >> (i % 8)) ^ (uint8_t)i;
 }
 
 static int snap_read(void *ctx, raft_offset_epoch_t id, int64_t pos, uint8_t *buf, uint32_t max,
@@ -470,7 +486,8 @@ static void drain(node_t *n) {
             break;
         }
         case RAFT_ACT_APPEND:
-            for (int i = 0; i < a.n_entries; i++) disk_append(n, a.offset + i, &a.entries[i]);
+            for (int i = 0; i < a.n_entries; i++)
+                disk_append(n, a.offset + i, &a.entries[i]);
             if (!n->flush_pending) {
                 n->flush_pending = true;
                 n->flush_at = W.now + rnd(W.max_flush + 1);
@@ -487,8 +504,10 @@ static void drain(node_t *n) {
                   raft_msg_kind_name(a.msg.kind), a.msg.epoch, a.msg.error, a.msg.leader_id,
                   a.msg.kind == RAFT_MSG_VOTE_RESP && a.msg.u.vote_resp.granted ? " granted" : "",
                   (a.msg.kind == RAFT_MSG_VOTE_RESP || a.msg.kind == RAFT_MSG_VOTE_REQ) &&
-                          (a.msg.kind == RAFT_MSG_VOTE_REQ ? a.msg.u.vote_req.pre_vote : a.msg.u.vote_resp.pre_vote)
-                      ? " pre" : "");
+                          (a.msg.kind == RAFT_MSG_VOTE_REQ ? a.msg.u.vote_req.pre_vote
+                                                           : a.msg.u.vote_resp.pre_vote)
+                      ? " pre"
+                      : "");
             deliver_later(&a.msg);
             break;
         case RAFT_ACT_COMMIT: apply_to(n, a.offset); break;
@@ -518,7 +537,8 @@ static void drain(node_t *n) {
             memcpy(&chain, n->in_snap + 12, 8);
             if (off != a.snapshot.offset || off > W.n_committed || W.cchain[off] != chain) {
                 fail("state machine safety: node %d installs a snapshot at %" PRId64
-                     " that is not the committed state", n->id, a.snapshot.offset);
+                     " that is not the committed state",
+                     n->id, a.snapshot.offset);
                 break;
             }
             if (off < n->applied) fail("node %d installs a snapshot behind what it applied", n->id);
@@ -543,7 +563,8 @@ static void after_step(node_t *n) {
     if (!n->up) return;
     if (raft_state(n->r) != n->last_state) {
         n->last_state = raft_state(n->r);
-        trace("node %d is %s in epoch %d", n->id, raft_state_name(n->last_state), raft_quorum_state(n->r).epoch);
+        trace("node %d is %s in epoch %d", n->id, raft_state_name(n->last_state),
+              raft_quorum_state(n->r).epoch);
     }
     const char *why = NULL;
     int inv = raft_check_invariants(n->r, &why);
@@ -551,7 +572,8 @@ static void after_step(node_t *n) {
     if (raft_state(n->r) == RAFT_LEADER) check_new_leader(n);
     if (raft_log_end(n->r) != n->disk_start + n->n_disk || raft_log_start(n->r) != n->disk_start)
         fail("node %d: in-memory log [%" PRId64 ",%" PRId64 ") differs from its disk [%" PRId64
-             ",%" PRId64 ")", n->id, raft_log_start(n->r), raft_log_end(n->r), n->disk_start,
+             ",%" PRId64 ")",
+             n->id, raft_log_start(n->r), raft_log_end(n->r), n->disk_start,
              n->disk_start + n->n_disk);
 }
 
@@ -560,7 +582,8 @@ static raft_config_t config_for(node_t *n) {
     raft_config_defaults(&c);
     c.node_id = n->id;
     c.n_voters = W.n_voters;
-    for (int i = 0; i < W.n_voters; i++) c.voters[i] = W.nodes[i].id;
+    for (int i = 0; i < W.n_voters; i++)
+        c.voters[i] = W.nodes[i].id;
     snprintf(c.cluster_id, sizeof(c.cluster_id), "%s", CLUSTER);
     c.election_timeout_ms = 150;
     c.fetch_timeout_ms = 300;
@@ -591,9 +614,11 @@ static void start(node_t *n) {
     }
     raft_entry_t *es = calloc((size_t)(n->n_disk ? n->n_disk : 1), sizeof(*es));
     if (!es) abort();
-    for (int64_t i = 0; i < n->n_disk; i++) es[i] = n->disk[i].e;
+    for (int64_t i = 0; i < n->n_disk; i++)
+        es[i] = n->disk[i].e;
     int32_t voters[RAFT_MAX_VOTERS];
-    for (int i = 0; i < W.n_voters; i++) voters[i] = W.nodes[i].id;
+    for (int i = 0; i < W.n_voters; i++)
+        voters[i] = W.nodes[i].id;
     raft_restore_t rs = {.state = n->qfile,
                          .have_state = n->have_qfile,
                          .state_voters = voters,
@@ -648,7 +673,8 @@ static void random_fault(void) {
     } else if (k < 5) { /* symmetric partition into two random sides */
         uint32_t side = (uint32_t)prng();
         for (int i = 0; i < W.n_nodes; i++)
-            for (int j = 0; j < W.n_nodes; j++) W.blocked[i][j] = ((side >> i) & 1) != ((side >> j) & 1);
+            for (int j = 0; j < W.n_nodes; j++)
+                W.blocked[i][j] = ((side >> i) & 1) != ((side >> j) & 1);
         trace("partition %x", side & ((1u << W.n_nodes) - 1));
     } else if (k < 7) { /* one-way link failure */
         int a = (int)rnd(W.n_nodes), b = (int)rnd(W.n_nodes);
@@ -657,7 +683,8 @@ static void random_fault(void) {
     } else if (k < 8) { /* isolate the leader */
         node_t *l = current_leader();
         if (l) {
-            for (int j = 0; j < W.n_nodes; j++) W.blocked[idx_of(l)][j] = W.blocked[j][idx_of(l)] = j != idx_of(l);
+            for (int j = 0; j < W.n_nodes; j++)
+                W.blocked[idx_of(l)][j] = W.blocked[j][idx_of(l)] = j != idx_of(l);
             trace("leader %d isolated", l->id);
         }
     } else if (k < 9) {
@@ -677,11 +704,13 @@ static void world_free(void) {
         disk_truncate(n, n->disk_start);
         free(n->disk);
     }
-    for (int i = 0; i < W.n_ev; i++) raft_msg_release(&W.ev[i].m);
+    for (int i = 0; i < W.n_ev; i++)
+        raft_msg_release(&W.ev[i].m);
     free(W.ev);
     free(W.cchain);
     free(W.cepoch);
-    for (int i = 0; i < W.n_leaders; i++) free(W.leaders[i].chain);
+    for (int i = 0; i < W.n_leaders; i++)
+        free(W.leaders[i].chain);
     free(W.leaders);
     free(W.votes);
     free(W.lm);
@@ -723,7 +752,8 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
         W.nodes[i].id = i + 1;
         W.nodes[i].start_chain = CHAIN0;
     }
-    for (int i = 0; i < W.n_nodes; i++) start(&W.nodes[i]);
+    for (int i = 0; i < W.n_nodes; i++)
+        start(&W.nodes[i]);
     int64_t heal_at = o->fault_ms, end_at = o->fault_ms + o->live_ms;
     int64_t next_fault = rnd(300), next_propose = rnd(20);
     bool healed = false;
@@ -737,10 +767,12 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
         for (int i = 0; i < W.n_nodes; i++) {
             node_t *n = &W.nodes[i];
             if (!n->up) {
-                if (n->restart_at < t) t = n->restart_at, restart_node = n, tick_node = flush_node = NULL;
+                if (n->restart_at < t)
+                    t = n->restart_at, restart_node = n, tick_node = flush_node = NULL;
                 continue;
             }
-            if (n->flush_pending && n->flush_at < t) t = n->flush_at, flush_node = n, tick_node = restart_node = NULL;
+            if (n->flush_pending && n->flush_at < t)
+                t = n->flush_at, flush_node = n, tick_node = restart_node = NULL;
             int64_t d = raft_next_deadline(n->r);
             if (d < t) t = d, tick_node = n, flush_node = restart_node = NULL;
         }
@@ -789,7 +821,8 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
      * heal committed, and every node applied the same committed log */
     if (!W.failure[0]) {
         node_t *l = current_leader();
-        if (!l) fail("liveness: no leader %" PRId64 " ms after the faults stopped", o->live_ms);
+        if (!l)
+            fail("liveness: no leader %" PRId64 " ms after the faults stopped", o->live_ms);
         else if (W.max_committed_payload < W.first_payload_after_heal)
             fail("liveness: nothing proposed after the faults stopped committed");
         else
@@ -801,13 +834,15 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
         raft_quorum_info_t qi;
         if (!W.failure[0] && raft_describe_quorum(l->r, &qi) != PROTO_ERR_NONE)
             fail("DescribeQuorum refused by the leader");
-        if (!W.failure[0] && (qi.leader_id != l->id || qi.high_watermark != W.n_committed ||
-                              qi.n_voters != W.n_voters || qi.n_observers != W.n_nodes - W.n_voters))
+        if (!W.failure[0] &&
+            (qi.leader_id != l->id || qi.high_watermark != W.n_committed ||
+             qi.n_voters != W.n_voters || qi.n_observers != W.n_nodes - W.n_voters))
             fail("DescribeQuorum: leader %d hw %" PRId64 " voters %d observers %d", qi.leader_id,
                  qi.high_watermark, qi.n_voters, qi.n_observers);
         for (int i = 0; !W.failure[0] && i < qi.n_voters; i++)
             if (qi.voters[i].log_end_offset < W.n_committed)
-                fail("DescribeQuorum: voter %d at %" PRId64, qi.voters[i].id, qi.voters[i].log_end_offset);
+                fail("DescribeQuorum: voter %d at %" PRId64, qi.voters[i].id,
+                     qi.voters[i].log_end_offset);
     }
     int rc = W.failure[0] ? 1 : 0;
     if (failure) snprintf(failure, failure_len, "%s", W.failure);
@@ -815,8 +850,12 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
 }
 
 static sim_opts_t opts_for(uint64_t seed, int n_voters, int bug) {
-    sim_opts_t o = {.seed = seed, .n_voters = n_voters, .observer = (seed & 1) != 0, .bug = bug,
-                    .fault_ms = 4000, .live_ms = 4000};
+    sim_opts_t o = {.seed = seed,
+                    .n_voters = n_voters,
+                    .observer = (seed & 1) != 0,
+                    .bug = bug,
+                    .fault_ms = 4000,
+                    .live_ms = 4000};
     return o;
 }
 
@@ -831,8 +870,9 @@ static int run_many(uint64_t start, uint64_t n, int n_voters, struct totals *tot
         char why[512];
         if (run_seed(&o, why, sizeof(why))) {
             failed++;
-            fprintf(stderr, "seed %" PRIu64 " (%d voters) FAILED: %s\n  reproduce: "
-                            "build/tests/test_raft_sim --seed %" PRIu64 " --nodes %d --trace\n",
+            fprintf(stderr,
+                    "seed %" PRIu64 " (%d voters) FAILED: %s\n  reproduce: "
+                    "build/tests/test_raft_sim --seed %" PRIu64 " --nodes %d --trace\n",
                     s, n_voters, why, s, n_voters);
         }
         tot->steps += W.steps;
@@ -865,16 +905,20 @@ static int run_many(uint64_t start, uint64_t n, int n_voters, struct totals *tot
 static void test_sim_3_voters(void) {
     struct totals t = {0};
     CHECK_EQ_INT(0, run_many(1, SEEDS_3, 3, &t));
-    fprintf(stderr, "  3 voters: %d seeds, %lld steps, %lld elections, %lld crashes, %lld snapshot "
-                    "installs, %lld entries committed\n", SEEDS_3, t.steps, t.elections, t.crashes, t.snaps, t.committed);
+    fprintf(stderr,
+            "  3 voters: %d seeds, %lld steps, %lld elections, %lld crashes, %lld snapshot "
+            "installs, %lld entries committed\n",
+            SEEDS_3, t.steps, t.elections, t.crashes, t.snaps, t.committed);
     CHECK(t.crashes > 0 && t.snaps > 0 && t.elections > SEEDS_3);
 }
 
 static void test_sim_5_voters(void) {
     struct totals t = {0};
     CHECK_EQ_INT(0, run_many(100001, SEEDS_5, 5, &t));
-    fprintf(stderr, "  5 voters: %d seeds, %lld steps, %lld elections, %lld crashes, %lld snapshot "
-                    "installs, %lld entries committed\n", SEEDS_5, t.steps, t.elections, t.crashes, t.snaps, t.committed);
+    fprintf(stderr,
+            "  5 voters: %d seeds, %lld steps, %lld elections, %lld crashes, %lld snapshot "
+            "installs, %lld entries committed\n",
+            SEEDS_5, t.steps, t.elections, t.crashes, t.snaps, t.committed);
     CHECK(t.crashes > 0 && t.snaps > 0);
 }
 
@@ -900,7 +944,8 @@ static void test_checker_catches_commit_without_majority(void) {
 static void test_checker_catches_double_vote(void) {
     expect_caught(RAFT_BUG_DOUBLE_VOTE, 5, false, "two votes in one epoch");
     /* without the direct vote check, its consequence: two leaders of one epoch */
-    expect_caught(RAFT_BUG_DOUBLE_VOTE, 5, true, "two votes in one epoch (its consequence, without the vote check)");
+    expect_caught(RAFT_BUG_DOUBLE_VOTE, 5, true,
+                  "two votes in one epoch (its consequence, without the vote check)");
 }
 
 /* ---- bad input: refused with Kafka's error codes, no state change ---- */
@@ -911,7 +956,8 @@ static raft_config_t small_config(int32_t id, int n_voters) {
     raft_config_defaults(&c);
     c.node_id = id;
     c.n_voters = n_voters;
-    for (int i = 0; i < n_voters; i++) c.voters[i] = i + 1;
+    for (int i = 0; i < n_voters; i++)
+        c.voters[i] = i + 1;
     snprintf(c.cluster_id, sizeof(c.cluster_id), "%s", CLUSTER);
     return c;
 }
@@ -921,7 +967,8 @@ static raft_t *lone_node(int32_t id, int64_t now) {
     raft_t *r = NULL;
     if (raft_new(&c, NULL, now, &r) != SM_OK) return NULL;
     raft_action_t a;
-    while (raft_poll(r, &a)) {}
+    while (raft_poll(r, &a)) {
+    }
     return r;
 }
 
@@ -932,8 +979,10 @@ static int16_t answer_of(raft_t *r, const raft_msg_t *m, bool *other_actions) {
     int16_t err = -100;
     *other_actions = false;
     while (raft_poll(r, &a)) {
-        if (a.kind == RAFT_ACT_SEND && a.msg.to == m->from) err = a.msg.error;
-        else *other_actions = true;
+        if (a.kind == RAFT_ACT_SEND && a.msg.to == m->from)
+            err = a.msg.error;
+        else
+            *other_actions = true;
     }
     return err;
 }
@@ -1006,8 +1055,8 @@ static void test_bad_input_refused(void) {
 static void test_voter_set_disagreement_refuses_start(void) {
     raft_config_t c = small_config(1, 3);
     int32_t file_voters[3] = {1, 2, 4};
-    raft_restore_t rs = {.state = {3, -1, -1}, .have_state = true, .state_voters = file_voters,
-                         .n_state_voters = 3};
+    raft_restore_t rs = {
+        .state = {3, -1, -1}, .have_state = true, .state_voters = file_voters, .n_state_voters = 3};
     raft_t *r = NULL;
     CHECK_EQ_INT(SM_ERR_RANGE, raft_new(&c, &rs, 0, &r));
     CHECK(r == NULL);
@@ -1066,7 +1115,10 @@ static void test_quorum_state_file(void) {
     CHECK_EQ_INT(SM_OK, raft_quorum_file_parse(v1, strlen(v1), &got, v, &n));
     CHECK_EQ_INT(4, got.epoch);
     CHECK_EQ_INT(-1, n);
-    const char *bad[] = {"", "{", "{\"leaderEpoch\":4}", "{\"leaderEpoch\":4,\"data_version\":2}",
+    const char *bad[] = {"",
+                         "{",
+                         "{\"leaderEpoch\":4}",
+                         "{\"leaderEpoch\":4,\"data_version\":2}",
                          "{\"leaderEpoch\":99999999999,\"data_version\":0}",
                          "{\"leaderEpoch\":1,\"data_version\":0,\"x\":1}",
                          "{\"leaderEpoch\":1,\"data_version\":0} trailing"};
@@ -1074,13 +1126,14 @@ static void test_quorum_state_file(void) {
         CHECK_EQ_INT(SM_ERR_PARSE, raft_quorum_file_parse(bad[i], strlen(bad[i]), &got, v, &n));
     CHECK_EQ_INT(SM_ERR_SPACE, raft_quorum_file_format(&st, voters, 3, buf, 20, &len));
     char name[64];
-    CHECK_EQ_INT(SM_OK, raft_snapshot_file_name((raft_offset_epoch_t){12345, 7}, name, sizeof(name)));
+    CHECK_EQ_INT(SM_OK,
+                 raft_snapshot_file_name((raft_offset_epoch_t){12345, 7}, name, sizeof(name)));
     CHECK(strcmp(name, "00000000000000012345-0000000007.checkpoint") == 0);
 }
 
 /* Encodes m at version v with the generated codec and decodes it back. */
-static int codec_round_trip(const raft_msg_t *m, int16_t v, raft_msg_t *out, uint8_t *buf, size_t cap,
-                            sm_arena_t *a) {
+static int codec_round_trip(const raft_msg_t *m, int16_t v, raft_msg_t *out, uint8_t *buf,
+                            size_t cap, sm_arena_t *a) {
     sm_writer_t w = sm_writer_make(buf, cap);
     int rc = raft_codec_encode(m, a, v, &w);
     if (rc != SM_OK) return rc;
@@ -1170,19 +1223,26 @@ int main(int argc, char **argv) {
     int nodes = 0, bug = 0;
     bool one = false, tr = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--seed") && i + 1 < argc) seed = strtoull(argv[++i], NULL, 10), one = true;
-        else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) seeds = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--start") && i + 1 < argc) start_seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--nodes") && i + 1 < argc) nodes = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--bug") && i + 1 < argc) bug = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--trace")) tr = true;
+        if (!strcmp(argv[i], "--seed") && i + 1 < argc)
+            seed = strtoull(argv[++i], NULL, 10), one = true;
+        else if (!strcmp(argv[i], "--seeds") && i + 1 < argc)
+            seeds = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--start") && i + 1 < argc)
+            start_seed = strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
+            nodes = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--bug") && i + 1 < argc)
+            bug = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--trace"))
+            tr = true;
     }
     if (one) {
         sim_opts_t o = opts_for(seed, nodes ? nodes : 3, bug);
         o.trace = tr;
         char why[512];
         int rc = run_seed(&o, why, sizeof(why));
-        fprintf(stderr, "seed %" PRIu64 ": %s (%lld steps, %lld elections, %" PRId64 " committed)\n", seed,
+        fprintf(stderr,
+                "seed %" PRIu64 ": %s (%lld steps, %lld elections, %" PRId64 " committed)\n", seed,
                 rc ? why : "ok", W.steps, W.elections, W.n_committed);
         world_free();
         return rc;
@@ -1195,9 +1255,11 @@ int main(int argc, char **argv) {
         if (nodes != 5) failed += run_many(start_seed, seeds, 3, &t);
         if (nodes != 3) failed += run_many(start_seed, seeds, 5, &t);
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        fprintf(stderr, "%d failed; %lld steps, %lld elections, %lld crashes, %lld snapshot installs, "
-                        "%lld committed; %.1f s\n", failed, t.steps, t.elections, t.crashes, t.snaps,
-                t.committed, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+        fprintf(stderr,
+                "%d failed; %lld steps, %lld elections, %lld crashes, %lld snapshot installs, "
+                "%lld committed; %.1f s\n",
+                failed, t.steps, t.elections, t.crashes, t.snaps, t.committed,
+                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         return failed ? 1 : 0;
     }
     RUN(test_single_voter_commits_after_flush);
