@@ -320,7 +320,9 @@ static void leader_update_hw(raft_t *r, int64_t now) {
         }
     int64_t candidate = v[majority(r) - 1];
     if (r->cfg.test_bug == RAFT_BUG_COMMIT_WITHOUT_MAJORITY) candidate = r->flushed;
-    if (candidate > r->epoch_start_offset && candidate > r->hw) {
+    bool own_epoch =
+        candidate > r->epoch_start_offset || r->cfg.test_bug == RAFT_BUG_COMMIT_OLD_EPOCH;
+    if (own_epoch && candidate > r->hw) {
         set_hw(r, now, candidate);
         complete_parked(r, now, true);
     }
@@ -817,7 +819,8 @@ static void handle_fetch_req(raft_t *r, int64_t now, const raft_msg_t *m) {
     if (!need_snapshot && !(off == 0 && last_epoch == 0)) {
         if (!raft_log_end_for_epoch(&r->log, last_epoch, &end))
             need_snapshot = true;
-        else if (end.epoch != last_epoch || off > end.offset) {
+        else if ((end.epoch != last_epoch || off > end.offset) &&
+                 r->cfg.test_bug != RAFT_BUG_SKIP_CONSISTENCY) {
             diverging = end;
             if (end.offset < r->log.start) need_snapshot = true;
         }

@@ -187,7 +187,13 @@ typedef struct raft_config {
     int test_bug;
 } raft_config_t;
 
-enum { RAFT_BUG_NONE = 0, RAFT_BUG_COMMIT_WITHOUT_MAJORITY = 1, RAFT_BUG_DOUBLE_VOTE = 2 };
+enum {
+    RAFT_BUG_NONE = 0,
+    RAFT_BUG_COMMIT_WITHOUT_MAJORITY = 1, /* the leader commits what it alone holds */
+    RAFT_BUG_DOUBLE_VOTE = 2,             /* a voter grants a second vote in one epoch */
+    RAFT_BUG_COMMIT_OLD_EPOCH = 3,        /* the high watermark moves by older epochs' entries */
+    RAFT_BUG_SKIP_CONSISTENCY = 4,        /* the leader serves a Fetch without checking its epoch */
+};
 
 /* Kafka's defaults for the timing fields; the caller sets ids, voters, cluster id, seed. */
 void raft_config_defaults(raft_config_t *c);

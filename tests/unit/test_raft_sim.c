@@ -115,6 +115,8 @@ typedef struct world {
     bool blocked[MAX_NODES][MAX_NODES];
     double p_drop, p_dup, p_crash_action;
     int64_t max_delay, max_flush;
+    int max_fetch_entries;
+    uint32_t snapshot_chunk;
     bool faults;
     /* checker state */
     uint64_t *cchain; /* cchain[o] = chain hash of the committed log below offset o */
@@ -132,7 +134,7 @@ typedef struct world {
     uint64_t first_payload_after_heal, max_committed_payload;
     char failure[512];
     /* figures */
-    long long steps, elections, crashes, snapshots_installed;
+    long long steps, elections, crashes, snapshots_installed, truncations, resignations;
 } world_t;
 
 static world_t W;
@@ -497,6 +499,7 @@ static void drain(node_t *n) {
             if (a.offset < n->applied)
                 fail("node %d truncates to %" PRId64 " below what it applied (%" PRId64 ")", n->id,
                      a.offset, n->applied);
+            if (a.offset < n->disk_start + n->n_disk) W.truncations++;
             disk_truncate(n, a.offset);
             break;
         case RAFT_ACT_SEND:
@@ -508,6 +511,15 @@ static void drain(node_t *n) {
                                                            : a.msg.u.vote_resp.pre_vote)
                       ? " pre"
                       : "");
+            if (a.msg.kind == RAFT_MSG_FETCH_REQ)
+                trace("   fetch offset %" PRId64 " last epoch %d", a.msg.u.fetch_req.fetch_offset,
+                      a.msg.u.fetch_req.last_fetched_epoch);
+            if (a.msg.kind == RAFT_MSG_FETCH_RESP)
+                trace("   base %" PRId64 " n %d hw %" PRId64 " diverging %" PRId64
+                      " snapshot %" PRId64,
+                      a.msg.u.fetch_resp.base_offset, a.msg.u.fetch_resp.n_entries,
+                      a.msg.u.fetch_resp.high_watermark, a.msg.u.fetch_resp.diverging.offset,
+                      a.msg.u.fetch_resp.snapshot_id.offset);
             deliver_later(&a.msg);
             break;
         case RAFT_ACT_COMMIT: apply_to(n, a.offset); break;
@@ -562,6 +574,7 @@ static void after_step(node_t *n) {
     drain(n);
     if (!n->up) return;
     if (raft_state(n->r) != n->last_state) {
+        if (n->last_state == RAFT_LEADER && raft_state(n->r) == RAFT_RESIGNED) W.resignations++;
         n->last_state = raft_state(n->r);
         trace("node %d is %s in epoch %d", n->id, raft_state_name(n->last_state),
               raft_quorum_state(n->r).epoch);
@@ -591,8 +604,8 @@ static raft_config_t config_for(node_t *n) {
     c.request_timeout_ms = 100;
     c.retry_backoff_ms = 10;
     c.fetch_max_wait_ms = 80;
-    c.max_fetch_entries = 16;
-    c.snapshot_chunk_bytes = 40;
+    c.max_fetch_entries = W.max_fetch_entries;
+    c.snapshot_chunk_bytes = W.snapshot_chunk;
     c.snapshot_min_entries = 40;
     c.rng_seed = W.seed * 1000003 + (uint64_t)n->id;
     c.snapshot_read = snap_read;
@@ -743,6 +756,8 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
     W.p_crash_action = (double)rnd(3) / 1000.0;
     W.max_delay = 1 + rnd(30);
     W.max_flush = rnd(20);
+    W.max_fetch_entries = 4 + (int)rnd(13); /* fewer makes catching up outlast the test */
+    W.snapshot_chunk = 7 + (uint32_t)rnd(60);
     W.cap_committed = 1024;
     W.cchain = malloc((size_t)W.cap_committed * sizeof(uint64_t));
     W.cepoch = malloc((size_t)W.cap_committed * sizeof(int32_t));
@@ -759,7 +774,8 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
     bool healed = false;
     while (!W.failure[0] && W.now < end_at) {
         /* the next thing to happen: a message, a flush, a restart, a timer, a fault, a proposal */
-        int64_t t = next_propose < end_at - 1000 ? next_propose : end_at;
+        /* the client stops a second after the faults, leaving the rest to catch up */
+        int64_t t = next_propose < heal_at + 1000 ? next_propose : end_at;
         if (!healed && heal_at < t) t = heal_at;
         if (!healed && next_fault < t) t = next_fault;
         if (W.n_ev && W.ev[0].at < t) t = W.ev[0].at;
@@ -855,12 +871,12 @@ static sim_opts_t opts_for(uint64_t seed, int n_voters, int bug) {
                     .observer = (seed & 1) != 0,
                     .bug = bug,
                     .fault_ms = 4000,
-                    .live_ms = 4000};
+                    .live_ms = 6000};
     return o;
 }
 
 struct totals {
-    long long steps, elections, crashes, snaps, committed;
+    long long steps, elections, crashes, snaps, committed, truncations, resignations;
 };
 
 static int run_many(uint64_t start, uint64_t n, int n_voters, struct totals *tot) {
@@ -880,6 +896,8 @@ static int run_many(uint64_t start, uint64_t n, int n_voters, struct totals *tot
         tot->crashes += W.crashes;
         tot->snaps += W.snapshots_installed;
         tot->committed += W.n_committed;
+        tot->truncations += W.truncations;
+        tot->resignations += W.resignations;
         world_free();
     }
     return failed;
@@ -902,34 +920,36 @@ static int run_many(uint64_t start, uint64_t n, int n_voters, struct totals *tot
 #define SEEDS_3 (2000 / SEED_SHARE)
 #define SEEDS_5 (1500 / SEED_SHARE)
 
-static void test_sim_3_voters(void) {
+/* Runs a batch of seeds and checks the faults reached the paths they are for: crashes,
+ * elections, divergent tails truncated, snapshots installed, leaders resigning. */
+static void sim_suite(uint64_t start, int seeds, int n_voters) {
     struct totals t = {0};
-    CHECK_EQ_INT(0, run_many(1, SEEDS_3, 3, &t));
+    CHECK_EQ_INT(0, run_many(start, (uint64_t)seeds, n_voters, &t));
     fprintf(stderr,
-            "  3 voters: %d seeds, %lld steps, %lld elections, %lld crashes, %lld snapshot "
-            "installs, %lld entries committed\n",
-            SEEDS_3, t.steps, t.elections, t.crashes, t.snaps, t.committed);
-    CHECK(t.crashes > 0 && t.snaps > 0 && t.elections > SEEDS_3);
+            "  %d voters: %d seeds, %lld steps, %lld elections, %lld crashes, %lld truncations, "
+            "%lld snapshot installs, %lld resignations, %lld entries committed\n",
+            n_voters, seeds, t.steps, t.elections, t.crashes, t.truncations, t.snaps,
+            t.resignations, t.committed);
+    CHECK(t.elections > seeds);
+    CHECK(t.crashes > 0);
+    CHECK(t.truncations > 0);
+    CHECK(t.snaps > 0);
+    CHECK(t.resignations > 0);
 }
 
-static void test_sim_5_voters(void) {
-    struct totals t = {0};
-    CHECK_EQ_INT(0, run_many(100001, SEEDS_5, 5, &t));
-    fprintf(stderr,
-            "  5 voters: %d seeds, %lld steps, %lld elections, %lld crashes, %lld snapshot "
-            "installs, %lld entries committed\n",
-            SEEDS_5, t.steps, t.elections, t.crashes, t.snaps, t.committed);
-    CHECK(t.crashes > 0 && t.snaps > 0);
-}
+static void test_sim_3_voters(void) { sim_suite(1, SEEDS_3, 3); }
+static void test_sim_5_voters(void) { sim_suite(100001, SEEDS_5, 5); }
 
 /* The checker is only worth something if it fails on a broken rule. */
-static void expect_caught(int bug, int n_voters, bool no_vote_check, const char *what) {
+enum { ALL_CHECKS = 0, NO_VOTE_CHECK = 1 };
+
+static void expect_caught(int bug, int n_voters, int leave_out, const char *what) {
     int caught = 0;
     uint64_t first = 0;
     char why[512];
     for (uint64_t s = 1; s <= 300 && !caught; s++) {
         sim_opts_t o = opts_for(s, n_voters, bug);
-        o.no_vote_check = no_vote_check;
+        o.no_vote_check = (leave_out & NO_VOTE_CHECK) != 0;
         if (run_seed(&o, why, sizeof(why))) caught++, first = s;
         world_free();
     }
@@ -938,13 +958,21 @@ static void expect_caught(int bug, int n_voters, bool no_vote_check, const char 
 }
 
 static void test_checker_catches_commit_without_majority(void) {
-    expect_caught(RAFT_BUG_COMMIT_WITHOUT_MAJORITY, 3, false, "commit without a majority");
+    expect_caught(RAFT_BUG_COMMIT_WITHOUT_MAJORITY, 3, ALL_CHECKS, "commit without a majority");
+}
+
+static void test_checker_catches_commit_of_old_epoch(void) {
+    expect_caught(RAFT_BUG_COMMIT_OLD_EPOCH, 5, ALL_CHECKS, "commit by an older epoch's entries");
+}
+
+static void test_checker_catches_skipped_consistency_check(void) {
+    expect_caught(RAFT_BUG_SKIP_CONSISTENCY, 3, ALL_CHECKS, "fetch served without the epoch check");
 }
 
 static void test_checker_catches_double_vote(void) {
-    expect_caught(RAFT_BUG_DOUBLE_VOTE, 5, false, "two votes in one epoch");
+    expect_caught(RAFT_BUG_DOUBLE_VOTE, 5, ALL_CHECKS, "two votes in one epoch");
     /* without the direct vote check, its consequence: two leaders of one epoch */
-    expect_caught(RAFT_BUG_DOUBLE_VOTE, 5, true,
+    expect_caught(RAFT_BUG_DOUBLE_VOTE, 5, NO_VOTE_CHECK,
                   "two votes in one epoch (its consequence, without the vote check)");
 }
 
@@ -1256,9 +1284,10 @@ int main(int argc, char **argv) {
         if (nodes != 3) failed += run_many(start_seed, seeds, 5, &t);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         fprintf(stderr,
-                "%d failed; %lld steps, %lld elections, %lld crashes, %lld snapshot installs, "
-                "%lld committed; %.1f s\n",
-                failed, t.steps, t.elections, t.crashes, t.snaps, t.committed,
+                "%d failed; %lld steps, %lld elections, %lld crashes, %lld truncations, %lld "
+                "snapshot installs, %lld resignations, %lld committed; %.1f s\n",
+                failed, t.steps, t.elections, t.crashes, t.truncations, t.snaps, t.resignations,
+                t.committed,
                 (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         return failed ? 1 : 0;
     }
@@ -1271,5 +1300,7 @@ int main(int argc, char **argv) {
     RUN(test_sim_5_voters);
     RUN(test_checker_catches_commit_without_majority);
     RUN(test_checker_catches_double_vote);
+    RUN(test_checker_catches_commit_of_old_epoch);
+    RUN(test_checker_catches_skipped_consistency_check);
     return t_summary("test_raft_sim");
 }
