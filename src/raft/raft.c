@@ -902,6 +902,17 @@ static void handle_fetch_resp(raft_t *r, int64_t now, const raft_msg_t *m) {
     int n = m->u.fetch_resp.n_entries;
     if (n > 0) {
         if (m->u.fetch_resp.base_offset != log_end(r)) return; /* not where we asked */
+        /* epochs must continue ours and stay within the leader's: anything else is not a
+         * log this leader can have, and is dropped rather than stored */
+        int32_t prev = raft_log_last_epoch(&r->log);
+        for (int i = 0; i < n; i++) {
+            int32_t e = m->u.fetch_resp.entries[i].epoch;
+            if (e < prev || e > r->qs.epoch) {
+                refuse_log(r, m, PROTO_ERR_CORRUPT_MESSAGE, "entry epochs out of order");
+                return;
+            }
+            prev = e;
+        }
         for (int i = 0; i < n; i++)
             if (raft_log_append(&r->log, &m->u.fetch_resp.entries[i]) != SM_OK) abort();
         emit_append(r, m->u.fetch_resp.base_offset, m->u.fetch_resp.entries, n);
@@ -994,6 +1005,10 @@ static void handle_fetch_snapshot_resp(raft_t *r, int64_t now, const raft_msg_t 
 
 void raft_step(raft_t *r, int64_t now, const raft_msg_t *m) {
     if (m->to != r->cfg.node_id) return;
+    if (m->from == r->cfg.node_id || m->from < 0) { /* not a peer: nothing to answer */
+        refuse_log(r, m, PROTO_ERR_INVALID_REQUEST, "sender is not a peer");
+        return;
+    }
     switch (m->kind) {
     case RAFT_MSG_VOTE_REQ: handle_vote_req(r, now, m); break;
     case RAFT_MSG_VOTE_RESP: handle_vote_resp(r, now, m); break;

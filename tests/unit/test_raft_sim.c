@@ -1118,6 +1118,100 @@ static void test_single_voter_commits_after_flush(void) {
     raft_free(r);
 }
 
+/* Any message, however wrong its fields (kinds, senders, epochs, offsets, entries, snapshot
+ * chunks), leaves a node's invariants intact and never crashes it; ticks are mixed in so it
+ * passes through every state. */
+static void test_random_messages_keep_invariants(void) {
+    prng_state = 424242;
+    for (int round = 0; round < 100; round++) {
+        raft_t *r = lone_node(1 + (int32_t)(round % 4), 0); /* node 4: an observer */
+        REQUIRE(r != NULL);
+        int64_t now = 0;
+        uint64_t last_corr = 0;
+        for (int i = 0; i < 3000; i++) {
+            now += rnd(60);
+            if (chance(0.2)) {
+                raft_tick(r, now);
+            } else if (chance(0.05)) {
+                int64_t off;
+                raft_propose(r, now, "p", 1, &off);
+            } else {
+                raft_msg_t m = request((raft_msg_kind_t)(1 + rnd(10)), (int32_t)rnd(6),
+                                       1 + (int32_t)(round % 4), (int32_t)rnd(8) - 1);
+                /* often a plausible answer: to the last request, from the known leader */
+                m.corr = chance(0.6) ? last_corr : (uint64_t)rnd(4);
+                if (chance(0.6) && raft_quorum_state(r).leader_id >= 0)
+                    m.from = raft_quorum_state(r).leader_id;
+                if (chance(0.6)) m.epoch = raft_quorum_state(r).epoch;
+                m.error = chance(0.7) ? 0 : (int16_t)rnd(120);
+                m.leader_id = (int32_t)rnd(6) - 1;
+                if (chance(0.05)) m.cluster_id[0] = 'X';
+                raft_entry_t es[4];
+                uint8_t data[16] = {0};
+                switch (m.kind) {
+                case RAFT_MSG_VOTE_REQ:
+                case RAFT_MSG_VOTE_RESP:
+                    m.u.vote_req.pre_vote = chance(0.5);
+                    m.u.vote_req.last = (raft_offset_epoch_t){rnd(40) - 2, (int32_t)rnd(8) - 1};
+                    if (m.kind == RAFT_MSG_VOTE_RESP) m.u.vote_resp.granted = chance(0.5);
+                    break;
+                case RAFT_MSG_END_EPOCH_REQ:
+                    m.u.end_epoch_req.n_preferred = (int)rnd(4);
+                    for (int k = 0; k < 4; k++)
+                        m.u.end_epoch_req.preferred[k] = (int32_t)rnd(5);
+                    break;
+                case RAFT_MSG_FETCH_REQ:
+                    m.u.fetch_req.fetch_offset = rnd(40) - 2;
+                    m.u.fetch_req.last_fetched_epoch = (int32_t)rnd(8) - 1;
+                    m.u.fetch_req.max_wait_ms = rnd(3) * 50;
+                    break;
+                case RAFT_MSG_FETCH_RESP:
+                    m.u.fetch_resp.high_watermark = rnd(40) - 2;
+                    m.u.fetch_resp.diverging = chance(0.2)
+                                                   ? (raft_offset_epoch_t){rnd(40), (int32_t)rnd(8)}
+                                                   : (raft_offset_epoch_t){-1, -1};
+                    m.u.fetch_resp.snapshot_id =
+                        chance(0.1) ? (raft_offset_epoch_t){rnd(40), (int32_t)rnd(8)}
+                                    : (raft_offset_epoch_t){-1, -1};
+                    m.u.fetch_resp.base_offset = chance(0.6) ? raft_log_end(r) : rnd(40);
+                    m.u.fetch_resp.n_entries = (int)rnd(5);
+                    for (int k = 0; k < m.u.fetch_resp.n_entries; k++)
+                        es[k] = (raft_entry_t){.epoch = (int32_t)rnd(8), .len = 1, .data = data};
+                    m.u.fetch_resp.entries = es;
+                    break;
+                case RAFT_MSG_FETCH_SNAPSHOT_REQ:
+                    m.u.snap_req.snapshot_id = (raft_offset_epoch_t){rnd(40), (int32_t)rnd(8)};
+                    m.u.snap_req.position = rnd(40) - 2;
+                    break;
+                case RAFT_MSG_FETCH_SNAPSHOT_RESP:
+                    m.u.snap_resp.snapshot_id = (raft_offset_epoch_t){rnd(40), (int32_t)rnd(8)};
+                    m.u.snap_resp.size = rnd(40) - 2;
+                    m.u.snap_resp.position = rnd(40) - 2;
+                    m.u.snap_resp.data = data;
+                    m.u.snap_resp.len = (uint32_t)rnd(17);
+                    break;
+                default: break;
+                }
+                raft_step(r, now, &m);
+            }
+            raft_action_t a;
+            while (raft_poll(r, &a)) {
+                if (a.kind == RAFT_ACT_SEND) last_corr = a.msg.corr;
+                if (a.kind == RAFT_ACT_APPEND && chance(0.5))
+                    raft_log_flushed(r, now, raft_log_end(r));
+            }
+            const char *why = NULL;
+            int inv = raft_check_invariants(r, &why);
+            if (inv) {
+                fprintf(stderr, "round %d step %d: invariant %d: %s\n", round, i, inv, why);
+                CHECK_EQ_INT(0, inv);
+                break;
+            }
+        }
+        raft_free(r);
+    }
+}
+
 /* The quorum-state file as Kafka writes it (data_version 0, static voters) round-trips;
  * Kafka's KIP-853 form (data_version 1) parses; damaged files are refused. */
 static void test_quorum_state_file(void) {
@@ -1296,6 +1390,7 @@ int main(int argc, char **argv) {
     RUN(test_voter_set_disagreement_refuses_start);
     RUN(test_quorum_state_file);
     RUN(test_codec_adapter_round_trips);
+    RUN(test_random_messages_keep_invariants);
     RUN(test_sim_3_voters);
     RUN(test_sim_5_voters);
     RUN(test_checker_catches_commit_without_majority);
