@@ -3,8 +3,9 @@
  * The caller feeds it inbound messages (raft_step), time (raft_tick) and completions
  * (raft_log_flushed, raft_snapshot_created), and drains an ordered outbox (raft_poll) of
  * actions: quorum-state writes, log appends and truncations, messages to send, commit
- * notifications, snapshot requests. It never does I/O, never reads a clock, never allocates
- * randomness of its own. States, transitions and invariants: the top of raft.c, docs/raft.md.
+ * notifications, snapshot requests. It never does I/O, never reads a clock, and draws its
+ * election jitter from a seed the caller gives. States, transitions and invariants: the top
+ * of raft.c, docs/raft.md. Not thread-safe: one owner calls everything.
  */
 #ifndef RAFT_RAFT_H
 #define RAFT_RAFT_H
