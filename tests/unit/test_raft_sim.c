@@ -774,8 +774,12 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
     bool healed = false;
     while (!W.failure[0] && W.now < end_at) {
         /* the next thing to happen: a message, a flush, a restart, a timer, a fault, a proposal */
-        /* the client stops a second after the faults, leaving the rest to catch up */
-        int64_t t = next_propose < heal_at + 1000 ? next_propose : end_at;
+        /* the client goes on for a second after the faults, and until something it proposed
+         * after them committed (at most until 3 s before the end), leaving time to catch up */
+        bool client_done =
+            W.now >= heal_at + 1000 &&
+            (W.max_committed_payload >= W.first_payload_after_heal || W.now >= end_at - 3000);
+        int64_t t = client_done ? end_at : next_propose;
         if (!healed && heal_at < t) t = heal_at;
         if (!healed && next_fault < t) t = next_fault;
         if (W.n_ev && W.ev[0].at < t) t = W.ev[0].at;
