@@ -21,7 +21,7 @@
  *  Unattached                Prospective  election timeout (voters only)       become_prospective
  *  Follower                  Prospective  fetch timeout (observers: Unattached)
  *  Resigned                  Prospective  election timeout (unless shutting down)
- *  Candidate                 Prospective  election timeout (KIP-996)
+ *  Candidate                 Prospective  election timeout, or lost after a backoff
  *  Prospective               Candidate    pre-votes of a majority              become_candidate
  *  Prospective               Follower     pre-vote lost, had a leader          become_follower
  *  Unattached/Prospective/   Follower     BeginQuorumEpoch, or an answer naming
@@ -112,6 +112,7 @@ struct raft {
     raft_peer_t observers[RAFT_MAX_OBSERVERS];
     int n_observers;
     bool shutting_down;
+    int elections_lost; /* consecutive lost elections, for the backoff */
     uint64_t rng;
     uint64_t next_corr;
     /* outbox */
@@ -369,6 +370,7 @@ static void send_fetch(raft_t *r, int64_t now, int32_t to);
 static void become_follower(raft_t *r, int64_t now, int32_t epoch, int32_t leader) {
     if (epoch != r->qs.epoch) r->qs.voted_id = RAFT_NO_NODE;
     r->state = RAFT_FOLLOWER;
+    r->elections_lost = 0;
     r->qs.epoch = epoch;
     r->qs.leader_id = leader;
     r->fetch_deadline = now + r->cfg.fetch_timeout_ms;
@@ -444,6 +446,7 @@ static void send_begin_epoch(raft_t *r, int64_t now, raft_peer_t *p) {
 
 static void become_leader(raft_t *r, int64_t now) {
     r->state = RAFT_LEADER;
+    r->elections_lost = 0;
     r->qs.leader_id = r->cfg.node_id;
     persist(r);
     reset_peers(r, now);
@@ -649,13 +652,24 @@ static void handle_vote_resp(raft_t *r, int64_t now, const raft_msg_t *m) {
     if (!(pre ? r->state == RAFT_PROSPECTIVE : r->state == RAFT_CANDIDATE)) return;
     int i = voter_index(r, m->from);
     if (i < 0 || i == r->self_idx) return;
+    int8_t before = r->voters[i].vote;
     r->voters[i].vote = (m->error == PROTO_ERR_NONE && m->u.vote_resp.granted) ? 1 : -1;
+    bool just_lost = before != -1 && r->voters[i].vote == -1 && tally(r, -1) == majority(r);
     if (tally(r, 1) >= majority(r)) {
         if (pre)
             become_candidate(r, now);
         else
             become_leader(r, now);
-    } else if (pre && tally(r, -1) >= majority(r)) {
+    } else if (!pre && just_lost) {
+        /* the election is lost: back off (binary exponential, election.backoff.max.ms) and
+         * pre-vote again, so candidates that split the votes do not collide again */
+        int shift = r->elections_lost < 20 ? r->elections_lost : 20;
+        int64_t cap = r->cfg.retry_backoff_ms << shift;
+        if (cap > r->cfg.election_backoff_max_ms) cap = r->cfg.election_backoff_max_ms;
+        int64_t at = now + 1 + rng_range(r, cap);
+        if (at < r->election_deadline) r->election_deadline = at;
+        r->elections_lost++;
+    } else if (pre && just_lost) {
         /* the pre-vote lost: back to the leader we followed, or wait unattached */
         if (r->qs.leader_id >= 0)
             become_follower(r, now, r->qs.epoch, r->qs.leader_id);
