@@ -1,5 +1,5 @@
 /*
- * raft_msg_t <-> generated codec structs for BeginQuorumEpoch, EndQuorumEpoch and
+ * raft_msg_t <-> generated codec structs for Vote, BeginQuorumEpoch, EndQuorumEpoch and
  * FetchSnapshot (see raft_codec.h). Each body carries one topic (__cluster_metadata) with
  * one partition (0); anything else is refused as a parse error, as Kafka answers
  * INVALID_REQUEST for another topic partition.
@@ -15,6 +15,8 @@
 #include "protocol/gen/end_quorum_epoch_response.h"
 #include "protocol/gen/fetch_snapshot_request.h"
 #include "protocol/gen/fetch_snapshot_response.h"
+#include "protocol/gen/vote_request.h"
+#include "protocol/gen/vote_response.h"
 
 static sm_str_t cluster_str(const raft_msg_t *m) {
     return (sm_str_t){m->cluster_id, (int32_t)strnlen(m->cluster_id, RAFT_CLUSTER_ID_MAX)};
@@ -169,8 +171,39 @@ static int encode_snapshot(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_wri
     return proto_fetch_snapshot_response_encode(w, v, &q);
 }
 
+static int encode_vote(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer_t *w) {
+    if (m->kind == RAFT_MSG_VOTE_REQ) {
+        if (m->u.vote_req.pre_vote && v < 2) return SM_ERR_VERSION; /* PreVote is v2+ */
+        proto_vote_request_t q;
+        proto_vote_request_partition_data_t *p;
+        proto_vote_request_init(&q);
+        q.cluster_id = cluster_str(m);
+        q.voter_id = m->to;
+        ONE_PARTITION(q.topics, proto_vote_request_topic_data_t,
+                      proto_vote_request_partition_data_t, topic_name, a, p);
+        p->replica_epoch = m->epoch;
+        p->replica_id = m->from;
+        p->last_offset_epoch = m->u.vote_req.last.epoch;
+        p->last_offset = m->u.vote_req.last.offset;
+        p->pre_vote = m->u.vote_req.pre_vote;
+        return proto_vote_request_encode(w, v, &q);
+    }
+    proto_vote_response_t q;
+    proto_vote_response_partition_data_t *p;
+    proto_vote_response_init(&q);
+    ONE_PARTITION(q.topics, proto_vote_response_topic_data_t, proto_vote_response_partition_data_t,
+                  topic_name, a, p);
+    p->error_code = m->error;
+    p->leader_id = m->leader_id;
+    p->leader_epoch = m->epoch;
+    p->vote_granted = m->u.vote_resp.granted;
+    return proto_vote_response_encode(w, v, &q);
+}
+
 int raft_codec_encode(const raft_msg_t *m, sm_arena_t *a, int16_t version, sm_writer_t *w) {
     switch (m->kind) {
+    case RAFT_MSG_VOTE_REQ:
+    case RAFT_MSG_VOTE_RESP: return encode_vote(m, a, version, w);
     case RAFT_MSG_BEGIN_EPOCH_REQ:
     case RAFT_MSG_BEGIN_EPOCH_RESP: return encode_begin(m, a, version, w);
     case RAFT_MSG_END_EPOCH_REQ:
@@ -241,6 +274,33 @@ static int decode_snapshot(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t 
     return SM_OK;
 }
 
+static int decode_vote(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m) {
+    if (m->kind == RAFT_MSG_VOTE_REQ) {
+        proto_vote_request_t q;
+        const proto_vote_request_partition_data_t *p;
+        int rc = proto_vote_request_decode(r, a, v, &q);
+        if (rc != SM_OK) return rc;
+        THE_PARTITION(q.topics, topic_name, p);
+        if (p->replica_id != m->from) return SM_ERR_PARSE;
+        cluster_copy(m, q.cluster_id);
+        m->epoch = p->replica_epoch;
+        m->u.vote_req.last.epoch = p->last_offset_epoch;
+        m->u.vote_req.last.offset = p->last_offset;
+        m->u.vote_req.pre_vote = v >= 2 && p->pre_vote;
+        return SM_OK;
+    }
+    proto_vote_response_t q;
+    const proto_vote_response_partition_data_t *p;
+    int rc = proto_vote_response_decode(r, a, v, &q);
+    if (rc != SM_OK) return rc;
+    THE_PARTITION(q.topics, topic_name, p);
+    m->error = q.error_code ? q.error_code : p->error_code;
+    m->leader_id = p->leader_id;
+    m->epoch = p->leader_epoch;
+    m->u.vote_resp.granted = p->vote_granted;
+    return SM_OK;
+}
+
 int raft_codec_decode(raft_msg_kind_t kind, sm_reader_t *r, sm_arena_t *a, int16_t version,
                       int32_t from, int32_t to, raft_msg_t *m) {
     memset(m, 0, sizeof(*m));
@@ -249,6 +309,8 @@ int raft_codec_decode(raft_msg_kind_t kind, sm_reader_t *r, sm_arena_t *a, int16
     m->to = to;
     m->leader_id = RAFT_NO_NODE;
     switch (kind) {
+    case RAFT_MSG_VOTE_REQ:
+    case RAFT_MSG_VOTE_RESP: return decode_vote(r, a, version, m);
     case RAFT_MSG_BEGIN_EPOCH_REQ:
     case RAFT_MSG_BEGIN_EPOCH_RESP: return decode_begin(r, a, version, m);
     case RAFT_MSG_END_EPOCH_REQ:
