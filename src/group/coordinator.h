@@ -33,5 +33,10 @@ void group_coordinator_stop(broker_t *b);
 
 /* Kafka's partition of __consumer_offsets for a group: abs(hashCode) % n. */
 int32_t group_partition_for(sm_str_t group_id, int32_t partitions);
+/* The __consumer_offsets partition of a group, or -1 without a coordinator. */
+int32_t group_offsets_partition(broker_t *b, sm_str_t group_id);
+/* A transaction marker was written on __consumer_offsets partition: its
+ * producer's pending transactional offsets are applied (commit) or dropped. */
+void group_txn_marker(broker_t *b, int32_t partition, int64_t producer_id, bool commit);
 
 #endif
