@@ -943,7 +943,13 @@ void group_coordinator_stop(broker_t *b) {
     }
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->timer, NULL);
-    it = 0;
+}
+
+void group_coordinator_free(broker_t *b) {
+    group_coordinator_t *c = b->groups;
+    if (!c) return;
+    size_t it = 0;
+    void *v;
     while (sm_map_next(&c->groups, &it, NULL, NULL, &v)) group_free(v);
     sm_map_free(&c->groups);
     group_txn_offsets_free(&c->txn_offsets);
@@ -1076,6 +1082,12 @@ int broker_handle_join_group(broker_req_t *r) {
     sm_debug("group", "%.*s: JoinGroup v%d from '%.*s'", (int)req->group_id.len, req->group_id.ptr, v,
              (int)req->member_id.len, req->member_id.ptr ? req->member_id.ptr : "");
     pthread_mutex_lock(&c->mu);
+    if (c->stopping) {
+        /* Nothing would complete a join parked now: the timer is gone. */
+        pthread_mutex_unlock(&c->mu);
+        respond_join_error(r, PROTO_ERR_COORDINATOR_NOT_AVAILABLE, NULL);
+        return BROKER_PARKED;
+    }
     group_t *g = group_get_or_create(c, req->group_id);
     if (!g) {
         pthread_mutex_unlock(&c->mu);
@@ -1227,7 +1239,9 @@ int broker_handle_sync_group(broker_req_t *r) {
     group_t *g = group_get(c, req->group_id);
     member_t *m = g ? member_find(g, req->member_id) : NULL;
     int16_t err = PROTO_ERR_NONE;
-    if (!g || !m) {
+    if (c->stopping) {
+        err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE; /* no sync may park now */
+    } else if (!g || !m) {
         err = g && req->group_instance_id.len >= 0 && member_by_instance(g, req->group_instance_id)
                   ? PROTO_ERR_FENCED_INSTANCE_ID
                   : PROTO_ERR_UNKNOWN_MEMBER_ID;

@@ -911,10 +911,10 @@ static int run_many(uint64_t start, uint64_t n, int n_voters, struct totals *tot
 
 /* Seeds per `make test` run (a few seconds); sanitizer builds, about ten times slower, run a
  * quarter of them (they look for memory errors, the seeds are for `make raft-sim`). */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SEED_SHARE 4
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define SEED_SHARE 4
 #endif
 #endif
