@@ -316,7 +316,17 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
         .defaults = b->log_defaults,
         .recovery_threads = sm_config_int(cfg, "num.recovery.threads.per.data.dir"),
         .retention_check_ms = sm_config_long(cfg, "log.retention.check.interval.ms"),
-        .checkpoint_interval_ms = sm_config_long(cfg, "log.flush.offset.checkpoint.interval.ms")};
+        .checkpoint_interval_ms = sm_config_long(cfg, "log.flush.offset.checkpoint.interval.ms"),
+        .cleaner = {
+            .enable = sm_config_bool(cfg, "log.cleaner.enable"),
+            .threads = sm_config_int(cfg, "log.cleaner.threads"),
+            .backoff_ms = sm_config_long(cfg, "log.cleaner.backoff.ms"),
+            .dedupe_buffer_size = sm_config_long(cfg, "log.cleaner.dedupe.buffer.size"),
+            .io_buffer_size = sm_config_int(cfg, "log.cleaner.io.buffer.size"),
+            .load_factor = strtod(sm_config_str(cfg, "log.cleaner.io.buffer.load.factor"), NULL),
+            .io_max_bytes_per_second =
+                strtod(sm_config_str(cfg, "log.cleaner.io.max.bytes.per.second"), NULL),
+        }};
     if ((rc = log_manager_open(&lo, &b->logs))) goto out;
 
     /* Partitions of every topic in the image. */
