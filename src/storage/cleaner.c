@@ -869,26 +869,27 @@ out:
 
 /* ---------------------------------------------------------------- recovery */
 
-/* The offset after the last batch of a complete .swap file (its base when empty). */
+/* The offset after the last batch of a .swap file (its base when empty).
+ * SM_ERR_CORRUPT unless it is whole batches with valid CRCs, as the cleaner
+ * writes it before the rename: anything else did not come from a cleaning. */
 static int swap_next_offset(const char *path, int64_t base, int64_t *next) {
     *next = base;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return SM_ERR_IO;
-    struct stat st;
-    int rc = fstat(fd, &st) ? SM_ERR_IO : SM_OK;
-    int64_t pos = 0;
-    uint8_t hb[PROTO_BATCH_HEADER_SIZE];
-    while (rc == SM_OK && pos + PROTO_BATCH_HEADER_SIZE <= st.st_size) {
-        proto_batch_header_t h;
-        if (fio_pread_all(fd, hb, sizeof(hb), pos) || proto_batch_parse_header(hb, sizeof(hb), &h)) {
-            rc = SM_ERR_CORRUPT;
-            break;
-        }
+    uint8_t *data;
+    size_t len;
+    if (fio_read_file(path, &data, &len, (size_t)INT32_MAX)) return SM_ERR_IO;
+    proto_batch_iter_t it;
+    proto_batch_iter_init(&it, data, len);
+    const uint8_t *b;
+    size_t blen, used = 0;
+    proto_batch_header_t h;
+    int rc;
+    while ((rc = proto_batch_iter_next(&it, &b, &blen, &h)) == 1) {
+        if (proto_batch_compute_crc(b, blen) != h.crc || h.base_offset < *next) break;
         *next = proto_batch_last_offset(&h) + 1;
-        pos += (int64_t)proto_batch_total_size(&h);
+        used = (size_t)(b - data) + blen;
     }
-    close(fd);
-    return rc;
+    free(data);
+    return used == len ? SM_OK : SM_ERR_CORRUPT;
 }
 
 static bool name_base(const char *name, const char *ext, int64_t *base) {
@@ -942,10 +943,17 @@ int log_cleaner_complete_swaps(const char *dir) {
         char swap[4200], cleaned[4200], logp[4200];
         swap_paths(dir, swaps[i], cleaned, swap, logp, sizeof(swap));
         int64_t next;
-        if (swap_next_offset(swap, swaps[i], &next)) {
-            sm_warn("storage", "%s: unreadable %s dropped", dir, swap);
+        int src = swap_next_offset(swap, swaps[i], &next);
+        if (src == SM_ERR_CORRUPT) {
+            sm_warn("storage", "%s: %s is not a cleaned segment; removed", dir, swap);
             unlink(swap);
             continue;
+        }
+        if (src) {
+            /* Old segments may be gone already: the swap must not be lost. */
+            sm_error("storage", "%s: cannot read %s to complete a cleaning", dir, swap);
+            rc = src;
+            break;
         }
         /* The swap replaces its own base and every segment inside its range. */
         remove_segment_files(dir, swaps[i]);
