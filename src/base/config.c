@@ -126,6 +126,8 @@ const sm_config_key_t sm_config_keys[] = {
      "Idle connections are closed after this."},
     {"offsets.topic.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL,
      "Partitions of __consumer_offsets."},
+    {"offsets.topic.segment.bytes", SM_CFG_INT, "104857600", 1, I32MAX, NULL,
+     "Segment size of __consumer_offsets (compacted)."},
     {"offsets.topic.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL,
      "Replication of __consumer_offsets (Samsa default 1; Kafka 3)."},
     {"offsets.retention.minutes", SM_CFG_INT, "10080", 1, I32MAX, NULL,

@@ -290,7 +290,7 @@ typedef struct breader {
 static int br_next(breader_t *r, const uint8_t **batch, proto_batch_header_t *h, int64_t *pos) {
     ctx_t *c = r->c;
     if (r->pos >= r->size) return 0;
-    for (int pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 3; pass++) { /* header, then a buffer grown to the batch */
         int64_t off = r->pos - r->bstart;
         if (r->pos >= r->bstart && off + PROTO_BATCH_HEADER_SIZE <= (int64_t)r->have) {
             if (proto_batch_parse_header(c->rbuf + off, r->have - (size_t)off, h))

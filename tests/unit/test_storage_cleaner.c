@@ -381,7 +381,7 @@ static void model_run(uint64_t seed, int ops) {
             log_clean_opts_t o = {.map = su_rand(&rng) % 3 ? map : tiny,
                                   .now_ms = now,
                                   .force = su_rand(&rng) % 2,
-                                  .io_buffer_size = 1000 + su_rand(&rng) % 5000};
+                                  .io_buffer_size = 64 + su_rand(&rng) % 3000};
             bool did;
             int rc = log_clean(l, &o, &did);
             CHECK(rc == SM_OK || rc == SM_ERR_SPACE);

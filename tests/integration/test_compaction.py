@@ -1,0 +1,176 @@
+"""Log compaction against a real samsa-server: librdkafka (confluent-kafka)
+producers and consumers on compacted topics with small segments, tombstones,
+headers and compression; __consumer_offsets compacted and reloaded after a
+restart; a policy switched to compact at run time."""
+
+import os
+import random
+import time
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import ConfigResource, AlterConfigOpType, ConfigEntry
+
+from helpers import ck_admin, ck_create_topic, ck_produce, wait_for
+
+SEG = 1048576
+FAST_CLEANER = {"log.cleaner.backoff.ms": "50"}
+
+
+def log_bytes(broker, topic, partition=0):
+    """Sum of the .log files of a partition folder (what the cleaner shrinks)."""
+    d = os.path.join(broker.data_dir, f"{topic}-{partition}")
+    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".log"))
+
+
+def keyed_records(rounds, keys, size, tombstone_keys=()):
+    """rounds x keys records, key k<j>, value '<round>:<key>:' and random
+    (incompressible) bytes; the last round writes tombstones for tombstone_keys."""
+    rnd = random.Random(7)
+    out = []
+    for r in range(rounds):
+        for j in range(keys):
+            key = f"k{j}".encode()
+            if r == rounds - 1 and j in tombstone_keys:
+                out.append((key, None, [("h", b"tomb")]))
+            else:
+                out.append((key, f"{r}:{j}:".encode() + rnd.randbytes(size), [("round", str(r).encode())]))
+    return out
+
+
+def read_all(bootstrap, topic, offset=0, timeout=60):
+    """Every record from offset to the end (the end is the high watermark)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "compaction-reader",
+                  "enable.auto.commit": False, "enable.partition.eof": True})
+    c.assign([TopicPartition(topic, 0, offset)])
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    return out
+                raise AssertionError(m.error())
+            out.append(m)
+    finally:
+        c.close()
+    raise AssertionError("no end of partition reached")
+
+
+def check_latest(msgs, rounds, keys, tombstone_keys):
+    """Each key's latest value is there; offsets increase; tombstoned keys end
+    deleted (or with their tombstone)."""
+    offs = [m.offset() for m in msgs]
+    assert offs == sorted(set(offs)), "offsets must strictly increase"
+    last = {}
+    for m in msgs:
+        last[m.key()] = m
+    for j in range(keys):
+        key = f"k{j}".encode()
+        if j in tombstone_keys:
+            assert key not in last or last[key].value() is None, key
+        else:
+            assert key in last, key
+            assert last[key].value().startswith(f"{rounds - 1}:{j}:".encode()), last[key].value()[:20]
+            assert dict(last[key].headers())["round"] == str(rounds - 1).encode()
+
+
+def test_compacted_topic_librdkafka(make_broker):
+    """A compacted topic with 1 MiB segments shrinks; a librdkafka consumer at
+    offset 0 and at offsets inside removed ranges reads each key's latest value
+    with headers, and tombstones go after delete.retention.ms."""
+    b = make_broker(FAST_CLEANER)
+    ck_create_topic(b.bootstrap, "table", config={
+        "cleanup.policy": "compact", "segment.bytes": str(SEG),
+        "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "500"})
+    rounds, keys = 12, 200
+    tomb = set(range(190, 200))
+    ck_produce(b.bootstrap, "table", keyed_records(rounds, keys, 1500, tomb),
+               **{"compression.type": "lz4"})
+    produced = rounds * keys
+    before = log_bytes(b, "table")
+    wait_for(lambda: log_bytes(b, "table") < before // 2, timeout=60, what="the log to shrink")
+    msgs = read_all(b.bootstrap, "table")
+    assert len(msgs) < produced
+    check_latest(msgs, rounds, keys, tomb)
+    # Consumers starting anywhere (also inside removed ranges) get the rest.
+    for start in (1, keys * 3 + 7, produced // 2, produced - keys - 1):
+        tail = read_all(b.bootstrap, "table", offset=start)
+        assert tail and tail[0].offset() >= start
+        assert [m.offset() for m in tail] == [m.offset() for m in msgs if m.offset() >= start]
+    # After a restart the cleaned log reads the same.
+    b.restart()
+    again = read_all(b.bootstrap, "table")
+    assert [(m.offset(), m.key(), m.value()) for m in again] == \
+           [(m.offset(), m.key(), m.value()) for m in msgs]
+
+
+def test_tombstones_removed_after_retention(make_broker):
+    """Tombstones stay for delete.retention.ms after their first cleaning, then
+    the next cleaning removes them (and the records they deleted)."""
+    b = make_broker(FAST_CLEANER)
+    ck_create_topic(b.bootstrap, "tomb", config={
+        "cleanup.policy": "compact", "segment.bytes": str(SEG),
+        "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "300"})
+    rnd = random.Random(8)
+    recs = [(f"k{j}".encode(), rnd.randbytes(2000), None) for j in range(600)]
+    recs += [(f"k{j}".encode(), None, None) for j in range(600)]
+    # Enough after the tombstones that they leave the active segment.
+    recs += [(f"z{j}".encode(), rnd.randbytes(2000), None) for j in range(600)]
+    ck_produce(b.bootstrap, "tomb", recs)
+
+    def no_tombstones():
+        msgs = read_all(b.bootstrap, "tomb")
+        ks = [m.key() for m in msgs]
+        return not any(k.startswith(b"k") for k in ks) and msgs
+    msgs = wait_for(no_tombstones, timeout=60, what="tombstones to be removed")
+    assert {m.key() for m in msgs} >= {f"z{j}".encode() for j in range(400)}
+
+
+def test_policy_switched_to_compact_at_run_time(make_broker):
+    """IncrementalAlterConfigs cleanup.policy=compact takes effect without a
+    restart: the next cleaning shrinks the log."""
+    b = make_broker(FAST_CLEANER)
+    ck_create_topic(b.bootstrap, "later", config={"segment.bytes": str(SEG)})
+    ck_produce(b.bootstrap, "later", keyed_records(8, 100, 3000))
+    before = log_bytes(b, "later")
+    admin = ck_admin(b.bootstrap)
+    res = ConfigResource("TOPIC", "later", incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("min.cleanable.dirty.ratio", "0.01",
+                    incremental_operation=AlterConfigOpType.SET)])
+    for f in admin.incremental_alter_configs([res]).values():
+        f.result(30)
+    wait_for(lambda: log_bytes(b, "later") < before // 2, timeout=60, what="the log to shrink")
+    check_latest(read_all(b.bootstrap, "later"), 8, 100, ())
+
+
+def test_consumer_offsets_compacted_and_reloaded(make_broker):
+    """__consumer_offsets with 1 MiB segments is compacted while a group commits
+    over and over; after a restart the group's committed offsets are the last
+    ones committed."""
+    b = make_broker({**FAST_CLEANER, "offsets.topic.num.partitions": "1",
+                     "offsets.topic.segment.bytes": str(SEG)})
+    ck_create_topic(b.bootstrap, "wide", partitions=64)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "committer",
+                  "enable.auto.commit": False})
+    try:
+        for i in range(1, 1501):
+            c.commit(offsets=[TopicPartition("wide", p, i * 10 + p) for p in range(64)],
+                     asynchronous=False)
+    finally:
+        c.close()
+    # 96000 offset commits take several MiB uncompacted; compacted, the 64
+    # keys' latest records plus at most the active segment remain.
+    wait_for(lambda: log_bytes(b, "__consumer_offsets") < 2 * SEG, timeout=60,
+             what="__consumer_offsets to be compacted")
+    b.restart()
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "committer",
+                  "enable.auto.commit": False})
+    try:
+        got = c.committed([TopicPartition("wide", p) for p in range(64)], timeout=30)
+    finally:
+        c.close()
+    assert [tp.offset for tp in got] == [15000 + p for p in range(64)]
