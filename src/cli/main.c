@@ -23,6 +23,7 @@ static const struct {
     {"configs", cli_configs, "describe and alter topic and broker configs"},
     {"cluster", cli_cluster, "describe the cluster: brokers, controller, id, versions"},
     {"perf", cli_perf, "producer and consumer performance tests"},
+    {"logs", cli_logs, "the log cleaner's state of compacted partitions in a log dir"},
 };
 
 static void usage(FILE *f) {

@@ -30,6 +30,7 @@
 #define RECOVERY_CHECKPOINT "recovery-point-offset-checkpoint"
 #define START_CHECKPOINT "log-start-offset-checkpoint"
 #define CLEANER_CHECKPOINT "cleaner-offset-checkpoint"
+#define CLEANER_STATE "samsa-cleaner-state"
 
 typedef struct entry {
     char *topic;
@@ -444,6 +445,40 @@ fail:
     return rc;
 }
 
+/* Samsa's cleaner-state file (read by `samsa logs`): one line per compacted
+ * log of dir d with what log_clean_info reports; m->mu held. Best effort. */
+static void write_cleaner_state(log_manager_t *m, int d) {
+    size_t cap = 256 + sm_map_size(&m->logs) * 400, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return;
+    int64_t now = now_ms();
+    n += (size_t)snprintf(buf, cap,
+                          "# written_ms=%" PRId64 "\n# topic partition clean_point first_uncleanable "
+                          "clean_bytes dirty_bytes dirty_ratio runs last_run_ms last_duration_ms "
+                          "bytes_read bytes_written records_removed\n",
+                          now);
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+        entry_t *e = v;
+        log_clean_info_t ci;
+        if (e->dir != d) continue;
+        log_clean_info(e->log, now, &ci);
+        if (!ci.compact || n + 400 > cap) continue;
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "%s %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %.4f %" PRId64
+                              " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n",
+                              e->topic, e->partition, ci.clean_point, ci.first_uncleanable,
+                              ci.clean_bytes, ci.dirty_bytes, ci.dirty_ratio, ci.last.runs,
+                              ci.last.last_run_ms, ci.last.last_duration_ms, ci.last.bytes_read,
+                              ci.last.bytes_written, ci.last.records_removed);
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", m->dirs[d], CLEANER_STATE);
+    fio_write_file(path, buf, n, true);
+    free(buf);
+}
+
 int log_manager_write_checkpoints(log_manager_t *m) {
     int rc = SM_OK;
     pthread_mutex_lock(&m->mu);
@@ -494,6 +529,7 @@ int log_manager_write_checkpoints(log_manager_t *m) {
             }
             snprintf(path, sizeof(path), "%s/%s", m->dirs[d], CLEANER_CHECKPOINT);
             if (fio_write_file(path, rp, n1, true)) rc = SM_ERR_IO;
+            write_cleaner_state(m, d);
         }
         free(rp);
         free(ls);

@@ -198,3 +198,28 @@ def test_consumer_offsets_compacted_and_reloaded(make_broker):
     finally:
         c.close()
     assert [tp.offset for tp in got] == [15000 + p for p in range(64)]
+
+
+def test_samsa_logs_cleaner_shows_state(make_broker):
+    """`samsa logs cleaner --log-dir` lists a compacted partition with its dirty
+    ratio and last cleaning once the broker checkpointed it."""
+    import subprocess
+    from conftest import ROOT
+    cli = os.path.join(ROOT, "build", "bin", "samsa")
+    b = make_broker({**FAST_CLEANER, "log.flush.offset.checkpoint.interval.ms": "100"})
+    ck_create_topic(b.bootstrap, "shown", config={
+        "cleanup.policy": "compact", "segment.bytes": str(SEG), "min.cleanable.dirty.ratio": "0.01"})
+    ck_produce(b.bootstrap, "shown", keyed_records(6, 100, 3000))
+
+    def cleaned_row():
+        out = subprocess.run([cli, "logs", "cleaner", "--log-dir", b.data_dir, "--topic", "shown"],
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            return None
+        rows = [line.split() for line in out.stdout.splitlines() if line.startswith("shown ")]
+        return rows[0] if rows and int(rows[0][6]) >= 1 else None
+    row = wait_for(cleaned_row, timeout=60, what="a cleaning in samsa logs cleaner")
+    assert row[1] == "0"
+    assert 0.0 <= float(row[2]) <= 1.0
+    bad = subprocess.run([cli, "logs", "cleaner"], capture_output=True, text=True)
+    assert bad.returncode == 2
