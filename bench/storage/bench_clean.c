@@ -102,8 +102,8 @@ int main(int argc, char **argv) {
     printf("cleaned %.1f MB (%ld keys, %zu B values, %s) in %.3f s: %.1f MB/s; read %.1f MB, "
            "wrote %.1f MB, %lld records removed, log now %.1f MB%s\n",
            before / 1e6, keys, vlen, argv[5], dt, before / 1e6 / dt, ci.last.bytes_read / 1e6,
-           ci.last.bytes_written / 1e6, (long long)ci.last.records_removed,
-           log_size_bytes(l) / 1e6, rc ? " (cleaning FAILED)" : "");
+           ci.last.bytes_written / 1e6, (long long)ci.last.records_removed, log_size_bytes(l) / 1e6,
+           rc ? " (cleaning FAILED)" : "");
     clean_map_free(map);
     log_close(l);
     fio_remove_tree(dir);

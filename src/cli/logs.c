@@ -53,9 +53,9 @@ int cli_logs(int argc, char **argv) {
                   path);
         return CLI_FAIL;
     }
-    static const char *const hdr[] = {"TOPIC",      "PARTITION", "DIRTY-RATIO", "CLEAN-BYTES",
-                                      "DIRTY-BYTES", "CLEAN-POINT", "RUNS",       "LAST-RUN",
-                                      "LAST-MS",     "REMOVED",     "READ",       "WRITTEN"};
+    static const char *const hdr[] = {"TOPIC",       "PARTITION",   "DIRTY-RATIO", "CLEAN-BYTES",
+                                      "DIRTY-BYTES", "CLEAN-POINT", "RUNS",        "LAST-RUN",
+                                      "LAST-MS",     "REMOVED",     "READ",        "WRITTEN"};
     out_table_t t;
     out_table_init(&t, sizeof(hdr) / sizeof(hdr[0]), hdr);
     char line[1024];

@@ -281,12 +281,13 @@ typedef struct breader {
     ctx_t *c;
     int fd;
     int64_t size;
-    int64_t pos;     /* next batch */
-    int64_t bstart;  /* file position of rbuf[0] */
-    size_t have;     /* valid bytes in rbuf */
+    int64_t pos;    /* next batch */
+    int64_t bstart; /* file position of rbuf[0] */
+    size_t have;    /* valid bytes in rbuf */
 } breader_t;
 
-/* 1 with the batch, its header and position, 0 at the end, < 0 on error (SM_ERR_CORRUPT for garbage). */
+/* 1 with the batch, its header and position, 0 at the end, < 0 on error (SM_ERR_CORRUPT for
+ * garbage). */
 static int br_next(breader_t *r, const uint8_t **batch, proto_batch_header_t *h, int64_t *pos) {
     ctx_t *c = r->c;
     if (r->pos >= r->size) return 0;
@@ -307,8 +308,8 @@ static int br_next(breader_t *r, const uint8_t **batch, proto_batch_header_t *h,
             if (rc) return rc;
         }
         /* Refill from pos. */
-        size_t bufsz = c->o->io_buffer_size > PROTO_BATCH_HEADER_SIZE ? c->o->io_buffer_size
-                                                                      : (size_t)1 << 20;
+        size_t bufsz =
+            c->o->io_buffer_size > PROTO_BATCH_HEADER_SIZE ? c->o->io_buffer_size : (size_t)1 << 20;
         int erc = ensure(&c->rbuf, &c->rcap, bufsz);
         if (erc) return erc;
         size_t want = c->rcap;
@@ -596,7 +597,7 @@ static int clean_batch(ctx_t *c, out_t *w, const uint8_t *batch, size_t len,
     c->st.records_kept += nkept;
     c->st.records_removed += total - nkept;
     bool set_horizon = tombstones && !has_horizon;
-    int64_t horizon = set_horizon ? c->now + c->p->cfg.delete_retention_ms
+    int64_t horizon = set_horizon   ? c->now + c->p->cfg.delete_retention_ms
                       : has_horizon ? h->base_timestamp
                                     : 0;
     if (tombstones && horizon > c->now && (c->min_horizon == 0 || horizon < c->min_horizon))
@@ -630,7 +631,8 @@ static int clean_batch(ctx_t *c, out_t *w, const uint8_t *batch, size_t len,
     size_t rn = 0;
     for (int32_t i = 0; i < nkept; i++) {
         if (set_horizon) {
-            rn += reencode_record(&kept[i], h->base_timestamp + kept[i].ts_delta - base_ts, dst + rn);
+            rn +=
+                reencode_record(&kept[i], h->base_timestamp + kept[i].ts_delta - base_ts, dst + rn);
         } else {
             memcpy(dst + rn, kept[i].p, kept[i].len);
             rn += kept[i].len;
@@ -683,8 +685,8 @@ static int swap_in(ctx_t *c, int a, int b, log_segment_t *ns, const char *swap, 
     int at = -1, rc = SM_OK;
     for (int i = 0; i < l->nsegs; i++)
         if (l->segs[i] == p->segs[a]) at = i;
-    bool same = at >= 0 && at + n < l->nsegs && !atomic_load(&l->offline) &&
-                !atomic_load(&l->clean_abort);
+    bool same =
+        at >= 0 && at + n < l->nsegs && !atomic_load(&l->offline) && !atomic_load(&l->clean_abort);
     for (int i = 0; same && i < n; i++)
         same = l->segs[at + i] == p->segs[a + i];
     if (!same) {
@@ -717,8 +719,9 @@ static int swap_in(ctx_t *c, int a, int b, log_segment_t *ns, const char *swap, 
     char *dir = atomic_load(&l->dir);
     fio_fsync_dir(dir);
     if (seg_write_index_files(ns))
-        sm_warn("storage", "%s: cannot write the indexes of cleaned segment %020" PRId64
-                           " (rebuilt when needed): %s",
+        sm_warn("storage",
+                "%s: cannot write the indexes of cleaned segment %020" PRId64
+                " (rebuilt when needed): %s",
                 dir, ns->base, strerror(errno));
     step("indexed");
     log_retire_segments(l, old, n, now);

@@ -16,11 +16,11 @@ typedef struct log log_t;
 
 /* What the last cleaning of a log did (also shown by `samsa logs`). */
 typedef struct log_clean_stats {
-    int64_t runs;           /* cleanings completed since the log was opened */
-    int64_t last_run_ms;    /* wall clock at the end of the last cleaning, 0 never */
+    int64_t runs;        /* cleanings completed since the log was opened */
+    int64_t last_run_ms; /* wall clock at the end of the last cleaning, 0 never */
     int64_t last_duration_ms;
-    int64_t bytes_read;     /* last cleaning: segment bytes read (map and rewrite) */
-    int64_t bytes_written;  /* last cleaning: bytes of the rewritten segments */
+    int64_t bytes_read;    /* last cleaning: segment bytes read (map and rewrite) */
+    int64_t bytes_written; /* last cleaning: bytes of the rewritten segments */
     int64_t records_removed;
     int64_t records_kept;
     double ratio_before; /* dirty ratio when the cleaning started */
@@ -62,7 +62,7 @@ typedef struct log_clean_opts {
     clean_map_t *map;
     clean_throttle_t *throttle; /* NULL: unthrottled */
     int64_t now_ms;
-    bool force; /* clean even below min.cleanable.dirty.ratio (tests, max lag) */
+    bool force;            /* clean even below min.cleanable.dirty.ratio (tests, max lag) */
     size_t io_buffer_size; /* log.cleaner.io.buffer.size: read buffer */
 } log_clean_opts_t;
 
@@ -101,11 +101,11 @@ void log_cleaner_set_test_hook(void (*hook)(const char *step));
 /* ---- the pool of cleaner threads (cleaner_pool.c) ---- */
 
 typedef struct log_cleaner_opts {
-    bool enable;                /* log.cleaner.enable */
-    int threads;                /* log.cleaner.threads */
-    int64_t dedupe_buffer_size; /* log.cleaner.dedupe.buffer.size, shared by the threads */
-    double load_factor;         /* log.cleaner.io.buffer.load.factor */
-    int64_t io_buffer_size;     /* log.cleaner.io.buffer.size */
+    bool enable;                    /* log.cleaner.enable */
+    int threads;                    /* log.cleaner.threads */
+    int64_t dedupe_buffer_size;     /* log.cleaner.dedupe.buffer.size, shared by the threads */
+    double load_factor;             /* log.cleaner.io.buffer.load.factor */
+    int64_t io_buffer_size;         /* log.cleaner.io.buffer.size */
     double io_max_bytes_per_second; /* log.cleaner.io.max.bytes.per.second */
     int64_t backoff_ms;             /* log.cleaner.backoff.ms */
 } log_cleaner_opts_t;

@@ -22,7 +22,7 @@ typedef struct slot {
 
 struct clean_map {
     slot_t *slots;
-    size_t nslots;  /* power of two */
+    size_t nslots; /* power of two */
     size_t maxslots;
     size_t n;
     size_t max_entries;

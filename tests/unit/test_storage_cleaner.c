@@ -23,9 +23,9 @@
 /* ---------------------------------------------------------------- model */
 
 typedef struct mrec {
-    int32_t key;        /* -1: no key */
+    int32_t key; /* -1: no key */
     bool tombstone;
-    uint32_t id;        /* value and header carry it */
+    uint32_t id; /* value and header carry it */
     int64_t ts;
     int64_t appended_at; /* simulated clock at the append */
 } mrec_t;
@@ -55,8 +55,8 @@ static size_t build_batch(uint8_t *out, size_t cap, const mrec_t *r, int n, int 
                           int32_t seq) {
     uint8_t plain[65536];
     proto_batch_builder_t b;
-    proto_batch_builder_opts_t o = {0, 0, 0, r[0].ts, pid, (int16_t)(pid >= 0 ? 0 : -1),
-                                    pid >= 0 ? seq : -1};
+    proto_batch_builder_opts_t o = {
+        0, 0, 0, r[0].ts, pid, (int16_t)(pid >= 0 ? 0 : -1), pid >= 0 ? seq : -1};
     proto_batch_builder_init(&b, plain, sizeof(plain), &o);
     for (int i = 0; i < n; i++) {
         char k[32];
@@ -66,11 +66,10 @@ static size_t build_batch(uint8_t *out, size_t cap, const mrec_t *r, int n, int 
         memcpy(val, &r[i].id, 4);
         size_t vlen = 8 + r[i].id % 40;
         proto_record_header_t h = {SM_STR_LIT("id"), {(const uint8_t *)&r[i].id, 4}};
-        proto_batch_builder_add(&b, r[i].ts,
-                                r[i].key >= 0 ? (sm_bytes_t){(const uint8_t *)k, (int32_t)strlen(k)}
-                                              : SM_BYTES_NULL,
-                                r[i].tombstone ? SM_BYTES_NULL : (sm_bytes_t){val, (int32_t)vlen},
-                                &h, 1);
+        proto_batch_builder_add(
+            &b, r[i].ts,
+            r[i].key >= 0 ? (sm_bytes_t){(const uint8_t *)k, (int32_t)strlen(k)} : SM_BYTES_NULL,
+            r[i].tombstone ? SM_BYTES_NULL : (sm_bytes_t){val, (int32_t)vlen}, &h, 1);
     }
     size_t plen = 0;
     if (proto_batch_builder_finish(&b, &plen)) abort();
@@ -194,8 +193,8 @@ static int read_all(log_t *l, int64_t from, size_t max_bytes, scan_t *s) {
 }
 
 /* Checks the log against the model (see the file comment). */
-static void verify(log_t *l, const model_t *m, int64_t now, int64_t delete_retention,
-                   uint64_t *rng, bool every_offset) {
+static void verify(log_t *l, const model_t *m, int64_t now, int64_t delete_retention, uint64_t *rng,
+                   bool every_offset) {
     scan_t full = {0};
     int rc = read_all(l, log_start_offset(l), 1 << 20, &full);
     CHECK_EQ_INT(SM_OK, rc);
@@ -228,7 +227,8 @@ static void verify(log_t *l, const model_t *m, int64_t now, int64_t delete_reten
      * delete.retention.ms); keyless records may go. */
     bool *present = calloc((size_t)m->n + 1, 1);
     for (int64_t i = 0; i < full.n; i++)
-        if (full.recs[i].offset >= 0 && full.recs[i].offset < m->n) present[full.recs[i].offset] = 1;
+        if (full.recs[i].offset >= 0 && full.recs[i].offset < m->n)
+            present[full.recs[i].offset] = 1;
     int32_t maxkey = 0;
     for (int64_t i = 0; i < m->n; i++)
         if (m->recs[i].key > maxkey) maxkey = m->recs[i].key;
@@ -290,7 +290,8 @@ static void verify(log_t *l, const model_t *m, int64_t now, int64_t delete_reten
             bad_reads++;
         else if (j < one.n && (idx >= full.n || one.recs[j].offset != full.recs[idx].offset))
             bad_reads++;
-        else if (j == one.n && idx < full.n && full.recs[idx].offset <= one.batches[one.nb - 1].last)
+        else if (j == one.n && idx < full.n &&
+                 full.recs[idx].offset <= one.batches[one.nb - 1].last)
             bad_reads++;
         scan_free(&one);
     }
@@ -452,7 +453,8 @@ static void test_model(void) {
         uint64_t seed = base + (uint64_t)i;
         int before = t_failures;
         model_run(seed, 1500);
-        if (t_failures != before) fprintf(stderr, "  failing seed: %llu\n", (unsigned long long)seed);
+        if (t_failures != before)
+            fprintf(stderr, "  failing seed: %llu\n", (unsigned long long)seed);
     }
     fprintf(stderr, "  model: %d seed(s) from %llu, %lld ops, %lld cleanings\n", seeds,
             (unsigned long long)base, (long long)model_ops_total, (long long)model_cleanings_total);
@@ -494,8 +496,8 @@ static void crash_hook(const char *step) {
 static void crash_append(log_t *l, int b, int codec) {
     mrec_t r[5];
     for (int i = 0; i < 5; i++)
-        r[i] = (mrec_t){(b * 7 + i) % 50, (b * 5 + i) % 9 == 0, (uint32_t)(b * 100 + i), 1000 + b,
-                        0};
+        r[i] =
+            (mrec_t){(b * 7 + i) % 50, (b * 5 + i) % 9 == 0, (uint32_t)(b * 100 + i), 1000 + b, 0};
     uint8_t buf[8192];
     size_t len = build_batch(buf, sizeof(buf), r, 5, codec, -1, 0);
     int64_t f, x;
@@ -539,8 +541,8 @@ static int crash_check(const char *dir, const log_config_t *cfg, int nbatches) {
         bool found = false;
         for (int64_t i = 0; i < s.n; i++)
             if (s.recs[i].offset == latest[k])
-                found = s.recs[i].key == k && s.recs[i].id == (uint32_t)((latest[k] / 5) * 100 +
-                                                                           latest[k] % 5);
+                found = s.recs[i].key == k &&
+                        s.recs[i].id == (uint32_t)((latest[k] / 5) * 100 + latest[k] % 5);
         if (!found) bad++;
     }
     for (int64_t i = 1; i < s.n; i++)
@@ -572,7 +574,8 @@ static void test_crash_every_step(void) {
             clean_map_new(24 * 64, 0.9, &map);
             crash_countdown = step;
             log_cleaner_set_test_hook(crash_hook);
-            log_clean_opts_t o = {.map = map, .now_ms = 5000, .force = true, .io_buffer_size = 4096};
+            log_clean_opts_t o = {
+                .map = map, .now_ms = 5000, .force = true, .io_buffer_size = 4096};
             bool did;
             for (int i = 0; i < 3; i++)
                 if (log_clean(l, &o, &did)) _exit(4);
@@ -635,8 +638,8 @@ static void test_crash_kill9(void) {
                 for (int k = 0; k < 20; k++, b++)
                     crash_append(l, b, 0);
                 log_flush(l);
-                log_clean_opts_t o = {.map = map, .now_ms = 5000, .force = true,
-                                      .io_buffer_size = 2048};
+                log_clean_opts_t o = {
+                    .map = map, .now_ms = 5000, .force = true, .io_buffer_size = 2048};
                 bool did;
                 if (log_clean(l, &o, &did)) _exit(4);
             }
