@@ -448,7 +448,7 @@ static void model_run(uint64_t seed, int ops) {
 static void test_model(void) {
     uint64_t base = su_seed(20261207);
     const char *e = getenv("SAMSA_CLEANER_SEEDS");
-    int seeds = e ? atoi(e) : 12;
+    int seeds = e ? atoi(e) : 8;
     for (int i = 0; i < seeds && t_failures == 0; i++) {
         uint64_t seed = base + (uint64_t)i;
         int before = t_failures;
