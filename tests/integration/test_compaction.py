@@ -223,3 +223,21 @@ def test_samsa_logs_cleaner_shows_state(make_broker):
     assert 0.0 <= float(row[2]) <= 1.0
     bad = subprocess.run([cli, "logs", "cleaner"], capture_output=True, text=True)
     assert bad.returncode == 2
+
+
+def test_keyless_record_refused_by_compacted_topic(make_broker):
+    """As Kafka: a record without a key in a compacted topic fails with
+    INVALID_RECORD (the cleaner would drop it); keyed records are accepted."""
+    from confluent_kafka import Producer
+    b = make_broker()
+    ck_create_topic(b.bootstrap, "needs-keys", config={"cleanup.policy": "compact,delete"})
+    errors = []
+    p = Producer({"bootstrap.servers": b.bootstrap, "linger.ms": 0, "compression.type": "zstd",
+                  "retries": 0, "enable.idempotence": False})
+    # Two batches: Kafka refuses the whole batch that holds a keyless record.
+    p.produce("needs-keys", b"no key", on_delivery=lambda err, msg: errors.append(err))
+    assert p.flush(30) == 0
+    p.produce("needs-keys", b"keyed", key=b"k", on_delivery=lambda err, msg: errors.append(err))
+    assert p.flush(30) == 0
+    assert errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD, errors
+    assert errors[1] is None, errors
