@@ -128,6 +128,11 @@ void broker_topic_log_config(broker_t *b, const meta_topic_t *t, log_config_t *o
     if ((v = meta_topic_config(t, "flush.ms"))) out->flush_interval_ms = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "file.delete.delay.ms")))
         out->file_delete_delay_ms = strtoll(v, NULL, 10);
+    /* Kafka's maxSegmentMs: a compacted log rolls by max.compaction.lag.ms
+     * too, so a record never waits longer than that in the active segment. */
+    if (out->compact && out->max_compaction_lag_ms > 0 &&
+        out->max_compaction_lag_ms < out->segment_ms)
+        out->segment_ms = out->max_compaction_lag_ms;
     if (!deletes) {
         /* cleanup.policy=compact alone: nothing goes by age or size, the
          * cleaner keeps each key's latest record (compact,delete does both). */

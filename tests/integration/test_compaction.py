@@ -241,3 +241,20 @@ def test_keyless_record_refused_by_compacted_topic(make_broker):
     assert p.flush(30) == 0
     assert errors[0] is not None and errors[0].code() == KafkaError.INVALID_RECORD, errors
     assert errors[1] is None, errors
+
+
+def test_max_compaction_lag_rolls_and_cleans(make_broker):
+    """max.compaction.lag.ms: a compacted log's active segment rolls once its
+    records are that old (at the next append, as Kafka's maxSegmentMs), so they
+    get cleaned although the segment is far from segment.bytes."""
+    b = make_broker(FAST_CLEANER)
+    ck_create_topic(b.bootstrap, "lagged", config={
+        "cleanup.policy": "compact", "segment.bytes": str(SEG), "max.compaction.lag.ms": "500"})
+    ck_produce(b.bootstrap, "lagged", keyed_records(3, 100, 2000))
+    before = log_bytes(b, "lagged")
+    assert before < SEG  # all in the active segment
+
+    def shrunk():
+        ck_produce(b.bootstrap, "lagged", [(b"tick", b"t", None)])
+        return log_bytes(b, "lagged") < before // 2
+    wait_for(shrunk, timeout=30, interval=0.2, what="the lagged segment to roll and be cleaned")
