@@ -697,6 +697,7 @@ static void test_manager_cleaner_threads(void) {
     o.cleaner.backoff_ms = 20;
     log_manager_t *m;
     REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    REQUIRE(log_manager_start_cleaner(m) == SM_OK);
     log_config_t cfg;
     log_config_default(&cfg);
     cfg.segment_bytes = 3000;
@@ -705,8 +706,8 @@ static void test_manager_cleaner_threads(void) {
     log_config_t plain = cfg;
     plain.compact = false;
     log_t *l, *p;
-    REQUIRE(log_manager_get_or_create(m, "compacted", 0, &cfg, &l) == SM_OK);
-    REQUIRE(log_manager_get_or_create(m, "plain", 0, &plain, &p) == SM_OK);
+    REQUIRE(log_manager_get_or_create(m, "compacted", 0, NULL, &cfg, &l) == SM_OK);
+    REQUIRE(log_manager_get_or_create(m, "plain", 0, NULL, &plain, &p) == SM_OK);
     crash_fill(l, 80);
     crash_fill(p, 80);
     log_roll(l);
