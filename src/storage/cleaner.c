@@ -28,9 +28,12 @@
  *     .deleted before the swap is renamed over the first one's name, so every
  *     crash leaves either the old segments or the new one (plus old ones past
  *     its range, which only hold records the new one also lost on purpose).
- * Transactions do not exist yet: control batches are kept as they are; the
- * removal of aborted transactions' records and of markers belongs in
- * clean_batch when they do.
+ * Transactions: transactional batches and markers are kept as they are and
+ * their keys stay out of the map (an open or aborted transaction's record
+ * must not remove a committed one), and a segment with an aborted
+ * transaction's index (.txnindex) ends the cleanable part. Removing aborted
+ * records, markers and committed transactional records (Kafka does) belongs in
+ * clean_batch and plan_make.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -149,6 +152,21 @@ static int plan_make(log_t *l, int64_t now, plan_t *p) {
                 p->n = i;
                 break;
             }
+        }
+    }
+    /* A segment holding an aborted transaction's marker has its .txnindex
+     * (txn/aborted_index.c), which a rewrite would not carry over: the
+     * cleanable part ends before it. */
+    for (int i = 0; i < p->n; i++) {
+        char tp[4200];
+        struct stat st;
+        seg_file_path(p->segs[i], ".txnindex", tp, sizeof(tp));
+        if (stat(tp, &st) == 0 && st.st_size > 0) {
+            p->first_uncleanable = p->segs[i]->base;
+            for (int k = i; k < p->n; k++)
+                seg_unref(p->segs[k]);
+            p->n = i;
+            break;
         }
     }
     int64_t first = p->n ? p->segs[0]->base : p->first_uncleanable;
@@ -381,7 +399,9 @@ static int map_batch(ctx_t *c, const uint8_t *batch, size_t len, const proto_bat
         int rc = pid_note(c, h->producer_id, proto_batch_last_offset(h));
         if (rc) return rc;
     }
-    if (h->attributes & PROTO_ATTR_CONTROL) return SM_OK;
+    /* Transactional records never supersede others: their transaction may
+     * be open or aborted (Kafka keeps aborted ones out of the map too). */
+    if (h->attributes & (PROTO_ATTR_CONTROL | PROTO_ATTR_TRANSACTIONAL)) return SM_OK;
     if (h->records_count > 0 && (size_t)h->records_count > clean_map_room(c->map))
         return SM_ERR_SPACE;
     const uint8_t *data;
@@ -545,7 +565,8 @@ static size_t reencode_record(const kept_t *k, int64_t new_delta, uint8_t *dst) 
 /* Cleans one batch below clean_upto into w (see the invariants above). */
 static int clean_batch(ctx_t *c, out_t *w, const uint8_t *batch, size_t len,
                        const proto_batch_header_t *h) {
-    if (h->base_offset >= c->clean_upto || (h->attributes & PROTO_ATTR_CONTROL))
+    if (h->base_offset >= c->clean_upto ||
+        (h->attributes & (PROTO_ATTR_CONTROL | PROTO_ATTR_TRANSACTIONAL)))
         return out_batch(c, w, batch, len);
     const uint8_t *data;
     size_t dlen;

@@ -668,6 +668,67 @@ static void test_crash_kill9(void) {
     fio_remove_tree(dir);
 }
 
+/* Appends one record of key `key` (value id), transactional or not. */
+static void append_one(log_t *l, int32_t key, uint32_t id, bool txn) {
+    mrec_t r = {key, false, id, 1000, 0};
+    uint8_t buf[4096];
+    size_t len = build_batch(buf, sizeof(buf), &r, 1, 0, txn ? 7 : -1, (int32_t)id);
+    if (txn) {
+        buf[PROTO_BATCH_OFF_ATTRIBUTES + 1] |= PROTO_ATTR_TRANSACTIONAL;
+        proto_batch_update_crc(buf, len);
+    }
+    int64_t f, x;
+    if (log_append(l, buf, len, 0, &f, &x)) abort();
+}
+
+/* A transactional record never removes an earlier committed one (its
+ * transaction may be open or aborted), and a segment with an aborted
+ * transaction's index is not cleaned. */
+static void test_transactions_kept(void) {
+    char dir[300];
+    snprintf(dir, sizeof(dir), "%s/txn", su_root);
+    log_config_t cfg = crash_config(1 << 20);
+    log_t *l;
+    REQUIRE(log_open(dir, &cfg, false, 0, -1, &l) == SM_OK);
+    append_one(l, 1, 100, false); /* offset 0 */
+    append_one(l, 1, 101, true);  /* offset 1: transactional, same key */
+    append_one(l, 2, 102, false); /* offset 2 */
+    log_roll(l);
+    append_one(l, 2, 103, false); /* offset 3: supersedes offset 2 */
+    append_one(l, 3, 104, false); /* offset 4 */
+    log_roll(l);
+    log_flush(l);
+    clean_map_t *map;
+    REQUIRE(clean_map_new(1 << 20, 0.9, &map) == SM_OK);
+    log_clean_opts_t o = {.map = map, .now_ms = 5000, .force = true, .io_buffer_size = 4096};
+    bool did;
+    CHECK_EQ_INT(SM_OK, log_clean(l, &o, &did));
+    scan_t s = {0};
+    CHECK_EQ_INT(SM_OK, read_all(l, 0, 1 << 20, &s));
+    CHECK_EQ_INT(4, s.n); /* 0, 1, 3, 4: only offset 2 went */
+    CHECK(s.n == 4 && s.recs[0].offset == 0 && s.recs[1].offset == 1 && s.recs[2].offset == 3);
+    scan_free(&s);
+    /* An aborted transaction's index in the first segment: it stays as it is. */
+    append_one(l, 3, 105, false); /* offset 5 supersedes 4 */
+    log_roll(l);
+    log_flush(l);
+    char tx[400];
+    su_seg_path(tx, sizeof(tx), dir, 0, ".txnindex");
+    uint8_t entry[34] = {0};
+    REQUIRE(fio_write_file(tx, entry, sizeof(entry), false) == SM_OK);
+    log_clean_info_t ci;
+    log_clean_info(l, 5000, &ci);
+    CHECK_EQ_INT(0, ci.first_uncleanable);
+    CHECK_EQ_INT(SM_OK, log_clean(l, &o, &did));
+    CHECK(!did);
+    CHECK_EQ_INT(SM_OK, read_all(l, 0, 1 << 20, &s));
+    CHECK_EQ_INT(5, s.n); /* offset 4 stays: nothing after the txnindex is cleaned */
+    scan_free(&s);
+    clean_map_free(map);
+    log_close(l);
+    fio_remove_tree(dir);
+}
+
 /* ---------------------------------------------------------------- manager */
 
 /* Waits (waking the cleaners) until a cleaning of l completed and its size
@@ -754,6 +815,7 @@ int main(void) {
     RUN(test_model);
     RUN(test_crash_every_step);
     RUN(test_crash_kill9);
+    RUN(test_transactions_kept);
     RUN(test_manager_cleaner_threads);
     fio_remove_tree(su_root);
     return t_summary("storage_cleaner");
