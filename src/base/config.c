@@ -80,6 +80,26 @@ const sm_config_key_t sm_config_keys[] = {
     {"log.segment.delete.delay.ms", SM_CFG_LONG, "60000", 0, I64MAX, NULL,
      "Delay before deleting a retired segment's files."},
     {"log.cleanup.policy", SM_CFG_LIST, "delete", 0, 0, cleanup_policies, "delete or compact."},
+    {"log.cleaner.enable", SM_CFG_BOOL, "true", 0, 0, NULL, "Run the log cleaner (compaction)."},
+    {"log.cleaner.threads", SM_CFG_INT, "1", 0, 1024, NULL, "Log cleaner threads."},
+    {"log.cleaner.backoff.ms", SM_CFG_LONG, "15000", 0, I64MAX, NULL,
+     "Sleep of a cleaner thread when no log is cleanable."},
+    {"log.cleaner.dedupe.buffer.size", SM_CFG_LONG, "134217728", 0, I64MAX, NULL,
+     "Memory of the cleaners' key maps, shared by the threads."},
+    {"log.cleaner.io.buffer.size", SM_CFG_INT, "524288", 0, I32MAX, NULL,
+     "Cleaner read and write buffer size."},
+    {"log.cleaner.io.buffer.load.factor", SM_CFG_DOUBLE, "0.9", 0, 0, NULL,
+     "How full a cleaner's key map may get."},
+    {"log.cleaner.io.max.bytes.per.second", SM_CFG_DOUBLE, "1.7976931348623157E308", 0, 0, NULL,
+     "Cleaner I/O limit (read plus write), all threads together."},
+    {"log.cleaner.min.cleanable.ratio", SM_CFG_DOUBLE, "0.5", 0, 0, NULL,
+     "Default min.cleanable.dirty.ratio."},
+    {"log.cleaner.min.compaction.lag.ms", SM_CFG_LONG, "0", 0, I64MAX, NULL,
+     "Default min.compaction.lag.ms."},
+    {"log.cleaner.max.compaction.lag.ms", SM_CFG_LONG, "9223372036854775807", 1, I64MAX, NULL,
+     "Default max.compaction.lag.ms."},
+    {"log.cleaner.delete.retention.ms", SM_CFG_LONG, "86400000", 0, I64MAX, NULL,
+     "Default delete.retention.ms."},
     {"log.message.timestamp.type", SM_CFG_STRING, "CreateTime", 0, 0, timestamp_types,
      "CreateTime or LogAppendTime."},
     {"log.message.timestamp.before.max.ms", SM_CFG_LONG, "9223372036854775807", 0, I64MAX, NULL,
@@ -113,6 +133,8 @@ const sm_config_key_t sm_config_keys[] = {
      "Idle connections are closed after this."},
     {"offsets.topic.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL,
      "Partitions of __consumer_offsets."},
+    {"offsets.topic.segment.bytes", SM_CFG_INT, "104857600", 1, I32MAX, NULL,
+     "Segment size of __consumer_offsets (compacted)."},
     {"offsets.topic.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL,
      "Not in effect: one broker keeps one replica (Kafka's default is 3)."},
     {"offsets.retention.minutes", SM_CFG_INT, "10080", 1, I32MAX, NULL,
@@ -552,14 +574,6 @@ int sm_config_warn_inert(const sm_config_t *c) {
         n++;
     }
     return n;
-}
-
-void sm_config_warn_uncompacted(const char *what, const char *policy) {
-    if (policy && strstr(policy, "compact"))
-        sm_warn("config",
-                "%s: cleanup.policy=%s: Samsa does not compact logs yet; nothing is removed "
-                "by key",
-                what, policy);
 }
 
 int64_t sm_config_retention_ms(const sm_config_t *c) {

@@ -77,10 +77,6 @@ bool sm_config_key_inert(const char *key);
 /* One warning per inert key set in c (file or --override); returns how many.
  * Keys matched only by a Kafka prefix (ssl.*, ...) warn as they are set. */
 int sm_config_warn_inert(const sm_config_t *c);
-/* Warns that cleanup.policy `policy` of `what` (a topic, or the broker
- * default) asks for compaction, which Samsa does not do yet. Nothing when
- * policy has no "compact". */
-void sm_config_warn_uncompacted(const char *what, const char *policy);
 
 /* Kafka's precedence: log.retention.ms > .minutes > .hours; -1 = forever. */
 int64_t sm_config_retention_ms(const sm_config_t *c);

@@ -67,7 +67,6 @@ int main(int argc, char **argv) {
     int lvl = sm_log_level_parse(sm_config_str(cfg, "samsa.log.level"));
     if (lvl >= 0) sm_log_set_level(lvl);
     sm_config_warn_inert(cfg);
-    sm_config_warn_uncompacted("log.cleanup.policy", sm_config_str(cfg, "log.cleanup.policy"));
 
     /* Signals are taken synchronously by the main thread; other threads never
      * see them. */

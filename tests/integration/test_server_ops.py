@@ -207,17 +207,6 @@ def test_the_stock_file_as_is_refuses_its_controller_listener_clearly(tmp_path):
     assert "CONTROLLER://:9093 is a controller listener" in out, out
 
 
-def test_compaction_asked_for_warns(make_broker):
-    b = make_broker({"log.cleanup.policy": "compact,delete"})
-    ck_create_topic(b.bootstrap, "kv", config={"cleanup.policy": "compact"})
-    log = b.read_log()
-    assert ("log.cleanup.policy: cleanup.policy=compact,delete: Samsa does not compact logs "
-            "yet") in log, log
-    wait_for(lambda: "kv: cleanup.policy=compact: Samsa does not compact" in b.read_log(),
-             what="the topic's compaction warning")
-    assert "__consumer_offsets: cleanup.policy" not in b.read_log()
-
-
 # ---------------------------------------------------------------- log lines
 
 
