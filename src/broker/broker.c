@@ -341,6 +341,9 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     no.max_inflight_per_conn = sm_config_int(cfg, "queued.max.requests");
     int64_t qb = sm_config_long(cfg, "queued.max.request.bytes");
     no.max_inflight_bytes = qb > 0 ? (size_t)qb : 512u << 20;
+    no.max_connections = sm_config_int(cfg, "max.connections");
+    no.max_connections_per_ip = sm_config_int(cfg, "max.connections.per.ip");
+    no.ip_overrides = sm_config_str(cfg, "max.connections.per.ip.overrides");
     no.on_request = broker_on_request;
     no.on_close = on_conn_close;
     no.arg = b;
