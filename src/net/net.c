@@ -34,6 +34,7 @@
 
 #define RBUF_MIN 65536
 #define FRAME_MIN 4096 /* first allocation for a frame not yet at hand */
+#define SLOW_FRAME_MS 1000
 #define IOV_MAX_BATCH 64
 
 typedef struct loop loop_t;
@@ -71,6 +72,7 @@ struct net_conn {
     uint8_t *stash;
     size_t slen, soff;
     size_t need;        /* budget bytes waited for while budget_paused */
+    int64_t frame_t0;   /* when the frame being received started */
     bool budget_paused; /* reading stopped until the budget has room */
     pending_t *head, *tail;
     int npending;
@@ -110,11 +112,12 @@ struct net_server {
     /* Bytes of request frames held: dispatched, being received, stashed. */
     atomic_size_t inflight_bytes;
     atomic_bool budget_wait; /* some connection waits for inflight_bytes to drop */
+    atomic_size_t reclaim;   /* bytes waited for: slow frames are closed to free them */
     atomic_int nconns;
     pthread_mutex_t ip_mu;
     sm_map_t per_ip;      /* address -> connections (intptr_t) */
     sm_map_t ip_override; /* address -> limit (intptr_t), max.connections.per.ip.overrides */
-    atomic_uint_fast64_t refused;
+    atomic_uint_fast64_t refused, slow_closed;
     atomic_int_fast64_t last_refusal_log;
     atomic_uint_fast64_t accepted, closed, requests;
     int64_t stop_deadline;
@@ -185,6 +188,7 @@ static void pending_free(pending_t *p) {
 
 static void rx_release(net_conn_t *c);
 static void ip_count(net_server_t *s, const char *ip, int delta);
+static void reclaim_sub(net_server_t *s, size_t n);
 
 static void conn_close(net_conn_t *c, const char *why) {
     if (c->closed) return;
@@ -196,7 +200,10 @@ static void conn_close(net_conn_t *c, const char *why) {
     c->fd = -1;
     c->closed = true;
     rx_release(c);
-    if (c->budget_paused) l->nbudget_paused--;
+    if (c->budget_paused) {
+        l->nbudget_paused--;
+        reclaim_sub(l->srv, c->need);
+    }
     c->budget_paused = false;
     ip_count(l->srv, c->ip, -1);
     atomic_fetch_sub(&l->srv->nconns, 1);
@@ -398,12 +405,44 @@ static void wait_budget(net_conn_t *c, size_t need) {
     loop_t *l = c->loop;
     net_server_t *s = l->srv;
     c->need = need;
-    if (!c->budget_paused) l->nbudget_paused++;
-    c->budget_paused = true;
     set_in(c, false);
     atomic_store(&s->budget_wait, true);
-    /* Bytes given back between the failed take and the flag: retry now. */
-    if (budget_fits(s, need)) poke(l);
+    if (!c->budget_paused) {
+        l->nbudget_paused++;
+        c->budget_paused = true;
+        /* Every loop looks for slow frames to close (reclaim_slow_frames). */
+        atomic_fetch_add(&s->reclaim, need);
+        for (int i = 0; i < s->nloops; i++)
+            poke(&s->loops[i]);
+    } else if (budget_fits(s, need)) {
+        /* Bytes given back between the failed take and the flag. */
+        poke(l);
+    }
+}
+
+static void reclaim_sub(net_server_t *s, size_t n) {
+    size_t cur = atomic_load(&s->reclaim);
+    while (cur && !atomic_compare_exchange_weak(&s->reclaim, &cur, cur > n ? cur - n : 0)) {
+    }
+}
+
+/* Slowloris defence: while connections wait for the budget, frames that
+ * have been arriving for more than SLOW_FRAME_MS lose their connection, until
+ * the bytes waited for are freed. A client sending at the speed of its link
+ * completes a frame long before; one that trickles a huge frame holds the
+ * budget hostage and is the one to go. */
+static void reclaim_slow_frames(loop_t *l, int64_t now) {
+    net_server_t *s = l->srv;
+    for (net_conn_t *c = l->conns, *n; c && atomic_load(&s->reclaim) > 0; c = n) {
+        n = c->next;
+        if (!c->fbuf || now - c->frame_t0 < SLOW_FRAME_MS) continue;
+        size_t held = c->fcap;
+        sm_debug("net", "closing %s: frame of %zu bytes still arriving after %lld ms while the "
+                        "request budget is exhausted", c->peer, c->fsize, (long long)(now - c->frame_t0));
+        atomic_fetch_add(&s->slow_closed, 1);
+        conn_close(c, NULL);
+        reclaim_sub(s, held);
+    }
 }
 
 /* Frees what the connection holds of frames not yet dispatched. */
@@ -466,6 +505,7 @@ static bool frame_start(net_conn_t *c, size_t avail) {
     }
     c->fcap = cap;
     c->fsize = (size_t)size;
+    c->frame_t0 = mono_ms();
     c->fgot = 0;
     return true;
 }
@@ -829,6 +869,7 @@ static void budget_resume(loop_t *l) {
             continue;
         }
         c->budget_paused = false;
+        reclaim_sub(s, c->need);
         c->need = 0;
         l->nbudget_paused--;
         c->refs++; /* n stays valid: only c can be closed by reading it */
@@ -855,6 +896,7 @@ static void drain_completions(loop_t *l) {
         complete_on_loop(p);
         p = next;
     }
+    if (atomic_load(&l->srv->reclaim) > 0) reclaim_slow_frames(l, mono_ms());
     if (l->nbudget_paused > 0) budget_resume(l);
 }
 
@@ -933,6 +975,7 @@ static void *loop_main(void *arg) {
         listen_resume(l, now);
         if (now >= next_sweep) {
             idle_sweep(l, now);
+            if (atomic_load(&s->reclaim) > 0) reclaim_slow_frames(l, now);
             next_sweep = now + sweep_every;
         }
     }
@@ -1150,4 +1193,5 @@ void net_server_stats(net_server_t *s, net_stats_t *out) {
     out->requests = atomic_load(&s->requests);
     out->inflight_bytes = atomic_load(&s->inflight_bytes);
     out->refused = atomic_load(&s->refused);
+    out->slow_closed = atomic_load(&s->slow_closed);
 }

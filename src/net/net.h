@@ -91,6 +91,7 @@ typedef struct net_stats {
     uint64_t requests;
     uint64_t inflight_bytes; /* request frame bytes held (the budget in use) */
     uint64_t refused;        /* connections refused: limits, out of descriptors */
+    uint64_t slow_closed;    /* closed for a frame arriving too slowly when the budget ran out */
 } net_stats_t;
 void net_server_stats(net_server_t *s, net_stats_t *out);
 
