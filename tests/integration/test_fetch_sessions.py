@@ -12,18 +12,18 @@ from test_bad_input import header
 def fetch_v7(port, session_id, epoch, topics, forgotten=(), max_wait=0):
     """topics: {name: [(partition, offset)]}; returns (error, session_id,
     {(topic, partition): (error, hw, record_bytes)})."""
-    body = struct.pack(">iiiibii", -1, max_wait, 1, 1 << 20, 0, session_id, epoch)
-    body += struct.pack(">i", len(topics))
+    body = [struct.pack(">iiiibii", -1, max_wait, 1, 1 << 20, 0, session_id, epoch)]
+    body.append(struct.pack(">i", len(topics)))
     for name, parts in topics.items():
-        body += struct.pack(">h", len(name)) + name.encode() + struct.pack(">i", len(parts))
+        body.append(struct.pack(">h", len(name)) + name.encode() + struct.pack(">i", len(parts)))
         for p, off in parts:
-            body += struct.pack(">iqqi", p, off, -1, 1 << 20)
-    body += struct.pack(">i", len(forgotten))
+            body.append(struct.pack(">iqqi", p, off, -1, 1 << 20))
+    body.append(struct.pack(">i", len(forgotten)))
     for name, parts in forgotten:
-        body += struct.pack(">h", len(name)) + name.encode() + struct.pack(">i", len(parts))
+        body.append(struct.pack(">h", len(name)) + name.encode() + struct.pack(">i", len(parts)))
         for p in parts:
-            body += struct.pack(">i", p)
-    frame = header(1, 7) + body
+            body.append(struct.pack(">i", p))
+    frame = header(1, 7) + b"".join(body)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(struct.pack(">i", len(frame)) + frame)
         n = struct.unpack(">i", recv(s, 4))[0]
