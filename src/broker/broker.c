@@ -324,7 +324,10 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     size_t it = 0;
     void *v;
     while (sm_map_next(&b->image.topics_by_name, &it, NULL, NULL, &v)) {
-        if ((rc = broker_partitions_create(b, v, 0))) break;
+        /* A partition whose log cannot open is offline alone (logged); only
+         * running out of memory stops the start. */
+        if ((rc = broker_partitions_create(b, v, 0)) == SM_ERR_NOMEM) break;
+        rc = SM_OK;
     }
     meta_image_unlock(&b->image);
     if (rc) goto out;

@@ -246,11 +246,14 @@ static bool over_limits(net_conn_t *c) {
            c->queued_bytes >= s->o.max_queued_bytes_per_conn || c->out_armed;
 }
 
+static void budget_give(net_server_t *s, size_t n);
+
 static void dispatch(net_conn_t *c, uint8_t *frame, size_t len) {
     net_server_t *s = c->loop->srv;
     pending_t *p = calloc(1, sizeof(*p));
     if (!p) {
         free(frame);
+        budget_give(s, len);
         conn_close(c, "out of memory");
         return;
     }
@@ -273,7 +276,6 @@ static void dispatch(net_conn_t *c, uint8_t *frame, size_t len) {
 /* Writes what can be written, in request order, and resumes reading a
  * connection that has come back below its limits. */
 static void conn_flush(net_conn_t *c);
-static void budget_give(net_server_t *s, size_t n);
 
 /* Marks p complete; on the loop thread. */
 static void complete_on_loop(pending_t *p) {
