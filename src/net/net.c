@@ -73,6 +73,8 @@ struct net_conn {
     size_t slen, soff;
     size_t need;        /* budget bytes waited for while budget_paused */
     int64_t frame_t0;   /* when the frame being received started */
+    int64_t paused_ms;  /* of that, time spent waiting for the budget (not the client's fault) */
+    int64_t paused_at;  /* when budget_paused was set */
     bool budget_paused; /* reading stopped until the budget has room */
     pending_t *head, *tail;
     int npending;
@@ -412,6 +414,7 @@ static void wait_budget(net_conn_t *c, size_t need) {
     if (!c->budget_paused) {
         l->nbudget_paused++;
         c->budget_paused = true;
+        c->paused_at = mono_ms();
         /* Every loop looks for slow frames to close (reclaim_slow_frames). */
         atomic_fetch_add(&s->reclaim, need);
         for (int i = 0; i < s->nloops; i++)
@@ -433,11 +436,32 @@ static void reclaim_sub(net_server_t *s, size_t n) {
  * the bytes waited for are freed. A client sending at the speed of its link
  * completes a frame long before; one that trickles a huge frame holds the
  * budget hostage and is the one to go. */
+/* How long the client has taken over its frame, leaving out the time the
+ * broker made it wait for the budget. */
+static int64_t frame_slowness(const net_conn_t *c, int64_t now) {
+    return now - c->frame_t0 - c->paused_ms - (c->budget_paused ? now - c->paused_at : 0);
+}
+
+static __thread int64_t reclaim_now; /* for by_slowness (qsort has no context) */
+static int by_slowness(const void *a, const void *b) {
+    int64_t x = frame_slowness(*(net_conn_t *const *)a, reclaim_now);
+    int64_t y = frame_slowness(*(net_conn_t *const *)b, reclaim_now);
+    return x > y ? -1 : x < y;
+}
+
 static void reclaim_slow_frames(loop_t *l, int64_t now) {
     net_server_t *s = l->srv;
-    for (net_conn_t *c = l->conns, *n; c && atomic_load(&s->reclaim) > 0; c = n) {
-        n = c->next;
-        if (!c->fbuf || now - c->frame_t0 < SLOW_FRAME_MS) continue;
+    /* Slowest first, counting only the time the client itself took: a
+     * frame held up by the budget is waiting its turn, not trickling. */
+    net_conn_t **v = malloc(sizeof(*v) * (size_t)(l->nconns + 1));
+    if (!v) return;
+    int n = 0;
+    for (net_conn_t *c = l->conns; c; c = c->next)
+        if (c->fbuf && frame_slowness(c, now) >= SLOW_FRAME_MS) v[n++] = c;
+    reclaim_now = now;
+    qsort(v, (size_t)n, sizeof(*v), by_slowness);
+    for (int i = 0; i < n && atomic_load(&s->reclaim) > 0; i++) {
+        net_conn_t *c = v[i];
         size_t held = c->fcap;
         sm_debug("net", "closing %s: frame of %zu bytes still arriving after %lld ms while the "
                         "request budget is exhausted", c->peer, c->fsize, (long long)(now - c->frame_t0));
@@ -445,6 +469,7 @@ static void reclaim_slow_frames(loop_t *l, int64_t now) {
         conn_close(c, NULL);
         reclaim_sub(s, held);
     }
+    free(v);
 }
 
 /* Frees what the connection holds of frames not yet dispatched. */
@@ -508,6 +533,7 @@ static bool frame_start(net_conn_t *c, size_t avail) {
     c->fcap = cap;
     c->fsize = (size_t)size;
     c->frame_t0 = mono_ms();
+    c->paused_ms = 0;
     c->fgot = 0;
     return true;
 }
@@ -866,11 +892,15 @@ static void budget_resume(loop_t *l) {
         n = c->next;
         if (!c->budget_paused) continue;
         if (!budget_fits(s, c->need)) {
-            /* Still waiting: make sure the next give wakes this loop. */
+            /* Still waiting (others took what was given back): the next
+             * give wakes this loop, and slow frames are asked for again. */
             atomic_store(&s->budget_wait, true);
+            size_t none = 0;
+            atomic_compare_exchange_strong(&s->reclaim, &none, c->need);
             continue;
         }
         c->budget_paused = false;
+        c->paused_ms += mono_ms() - c->paused_at;
         reclaim_sub(s, c->need);
         c->need = 0;
         l->nbudget_paused--;
