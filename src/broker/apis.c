@@ -30,6 +30,11 @@ static const broker_api_t apis[] = {
     {21, 0, 2, broker_handle_delete_records},
     {22, 0, 5, broker_handle_init_producer_id},
     {23, 2, 4, broker_handle_offset_for_leader_epoch},
+    {24, 0, 5, broker_handle_add_partitions_to_txn},
+    {25, 0, 4, broker_handle_add_offsets_to_txn},
+    {26, 0, 5, broker_handle_end_txn},
+    {27, 1, 2, broker_handle_write_txn_markers},
+    {28, 0, 6, broker_handle_txn_offset_commit},
     {32, 1, 4, broker_handle_describe_configs},
     {33, 0, 2, broker_handle_alter_configs},
     {35, 1, 5, broker_handle_describe_log_dirs},
@@ -40,6 +45,8 @@ static const broker_api_t apis[] = {
     {47, 0, 0, broker_handle_offset_delete},
     {60, 0, 2, broker_handle_describe_cluster},
     {61, 0, 0, broker_handle_describe_producers},
+    {65, 0, 0, broker_handle_describe_transactions},
+    {66, 0, 2, broker_handle_list_transactions},
 };
 
 const broker_api_t *broker_api_find(int16_t api_key) {
