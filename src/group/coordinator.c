@@ -894,8 +894,10 @@ int group_coordinator_start(broker_t *b) {
     bool exists = t != NULL;
     meta_image_unlock(&b->image);
     if (!exists) {
+        char seg[24];
+        snprintf(seg, sizeof(seg), "%d", sm_config_int(b->cfg, "offsets.topic.segment.bytes"));
         meta_config_kv_t kv[] = {{SM_STR_LIT("cleanup.policy"), SM_STR_LIT("compact")},
-                                 {SM_STR_LIT("segment.bytes"), SM_STR_LIT("104857600")}};
+                                 {SM_STR_LIT("segment.bytes"), sm_str_from(seg)}};
         meta_result_t res;
         sm_uuid_t id;
         meta_create_topic(&b->controller, name, sm_config_int(b->cfg, "offsets.topic.num.partitions"), 1, kv, 2,
