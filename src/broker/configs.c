@@ -53,6 +53,7 @@ static void derive_topic_defaults(broker_t *b, const sm_config_t *c) {
     d->file_delete_delay_ms = sm_config_long(c, "log.segment.delete.delay.ms");
     d->fsync_before_ack = s->fsync_before_ack;
     b->cleanup_delete_default = strstr(sm_config_str(c, "log.cleanup.policy"), "delete") != NULL;
+    b->cleanup_compact_default = strstr(sm_config_str(c, "log.cleanup.policy"), "compact") != NULL;
 }
 
 int broker_configs_refresh(broker_t *b) {
