@@ -40,6 +40,8 @@ static const broker_api_t apis[] = {
     {43, 0, 2, 0, broker_handle_elect_leaders},
     {44, 0, 1, 0, broker_handle_incremental_alter_configs},
     {47, 0, 0, 0, broker_handle_offset_delete},
+    {48, 0, 1, 0, broker_handle_describe_client_quotas},
+    {49, 0, 1, 0, broker_handle_alter_client_quotas},
     {50, 0, 0, 0, broker_handle_describe_user_scram_credentials},
     {51, 0, 0, 0, broker_handle_alter_user_scram_credentials},
     {57, 0, 2, 0, broker_handle_update_features},

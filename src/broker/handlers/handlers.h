@@ -30,6 +30,9 @@ int broker_handle_describe_cluster(broker_req_t *r);
 int broker_handle_describe_log_dirs(broker_req_t *r);
 int broker_handle_elect_leaders(broker_req_t *r);
 int broker_handle_describe_producers(broker_req_t *r);
+/* Client quotas (stored, not enforced): handlers/client_quotas.c */
+int broker_handle_describe_client_quotas(broker_req_t *r);
+int broker_handle_alter_client_quotas(broker_req_t *r);
 /* Security without an authorizer or SCRAM: handlers/security.c */
 int broker_handle_describe_acls(broker_req_t *r);
 int broker_handle_create_acls(broker_req_t *r);
