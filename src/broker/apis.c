@@ -47,6 +47,7 @@ static const broker_api_t apis[] = {
     {57, 0, 2, 0, broker_handle_update_features},
     {60, 0, 1, 0, broker_handle_describe_cluster},
     {61, 0, 0, 0, broker_handle_describe_producers},
+    {75, 0, 0, 0, broker_handle_describe_topic_partitions},
 };
 
 const broker_api_t *broker_api_find(int16_t api_key) {

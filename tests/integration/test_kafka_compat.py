@@ -24,7 +24,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions
 
 from conftest import api_versions_ok
 from helpers import ck_admin, ck_create_topic, wait_for
-from raw_kafka import Reader
+from raw_kafka import Reader, Writer, exchange
 from test_group_bad_input import Conn, join, join_answer, join_body, nullable, s16
 
 KAFKA_PORT = os.environ.get("SAMSA_TEST_AGAINST_KAFKA")
@@ -293,3 +293,71 @@ def test_compacted_topic_rejects_keyless_records(target):
         assert reports[i] is not None and reports[i].code() == KafkaError.INVALID_RECORD, reports
     # librdkafka reports the batch's error for each record; the per-record
     # messages (KIP-467) are checked with the Java client (ProducerConsumerTest).
+
+
+# ---------------------------------------------------------------- 13b: DescribeTopicPartitions
+
+DESCRIBE_TOPIC_PARTITIONS = 75
+
+
+def describe_topic_partitions(port, topics, limit, cursor=None):
+    """DescribeTopicPartitions v0: ([(error, name, internal, [(partition,
+    leader, replicas, isr)])], next cursor or None)."""
+    w = Writer(True)
+    w.array(topics, lambda w, t: w.string(t).tags())
+    w.raw("i", limit)
+    if cursor is None:
+        w.raw("b", -1)
+    else:
+        w.raw("b", 1).string(cursor[0]).raw("i", cursor[1]).tags()
+    w.tags()
+    r = exchange(port, DESCRIBE_TOPIC_PARTITIONS, 0, bytes(w.out), True)
+    r.raw("i")
+
+    def ints(r):
+        return r.array(lambda r: r.raw("i"))
+
+    def partition(r):
+        err, idx, leader, _epoch = r.raw("h"), r.raw("i"), r.raw("i"), r.raw("i")
+        replicas, isr, elr, last_elr, offline = ints(r), ints(r), ints(r), ints(r), ints(r)
+        r.tags()
+        assert err == NONE and offline == [] and elr in ([], None) and last_elr in ([], None)
+        return idx, leader, replicas, isr
+
+    def topic(r):
+        err, name = r.raw("h"), r.string()
+        r.pos += 16
+        internal = r.raw("?")
+        parts = r.array(partition)
+        r.raw("i")
+        r.tags()
+        return err, name, internal, parts
+    out = r.array(topic)
+    nxt = None
+    if r.raw("b") >= 0:
+        nxt = (r.string(), r.raw("i"))
+        r.tags()
+    return out, nxt
+
+
+def test_describe_topic_partitions_pages(target):
+    """Sorted by name, at most the limit of partitions per answer, a cursor to
+    go on from; unknown topics answered in their place."""
+    a, b = sorted([unique("dtp-a"), unique("dtp-b")])
+    create_topic(target, a, 3)
+    create_topic(target, b, 2)
+    missing = unique("dtp-missing")  # sorts after a and b
+    asked = [b, missing, a]
+    got, nxt = describe_topic_partitions(target.port, asked, 2)
+    node = got[0][3][0][1]
+    want = [(i, node, [node], [node]) for i in range(3)]
+    assert (got, nxt) == ([(NONE, a, False, want[:2])], (a, 2))
+    got, nxt = describe_topic_partitions(target.port, asked, 2, nxt)
+    assert (got, nxt) == ([(NONE, a, False, want[2:]), (NONE, b, False, want[:1])], (b, 1))
+    got, nxt = describe_topic_partitions(target.port, asked, 2, nxt)
+    assert (got, nxt) == ([(NONE, b, False, want[1:2]), (UNKNOWN_TOPIC_OR_PARTITION, missing, False, [])], None)
+    # All topics: sorted, the internal __consumer_offsets among them, flagged.
+    every, nxt = describe_topic_partitions(target.port, [], 2000)
+    names = [t[1] for t in every]
+    assert nxt is None and names == sorted(names) and a in names and b in names
+    assert [t[2] for t in every if t[1] == "__consumer_offsets"] in ([], [True])
