@@ -26,8 +26,8 @@ typedef struct quota_key {
 } quota_key_t;
 
 static const quota_key_t quota_keys[] = {
-    {"producer_byte_rate", false, true},       {"consumer_byte_rate", false, true},
-    {"request_percentage", false, false},      {"controller_mutation_rate", false, false},
+    {"producer_byte_rate", false, true},      {"consumer_byte_rate", false, true},
+    {"request_percentage", false, false},     {"controller_mutation_rate", false, false},
     {"connection_creation_rate", true, true},
 };
 
@@ -38,12 +38,14 @@ static bool known_type(sm_str_t t) {
 
 static void set_msg(broker_req_t *r, sm_str_t *out, const char *fmt, sm_str_t arg) {
     char msg[300];
-    snprintf(msg, sizeof(msg), fmt, arg.len > 100 ? 100 : (arg.len > 0 ? (int)arg.len : 0), arg.ptr ? arg.ptr : "");
+    snprintf(msg, sizeof(msg), fmt, arg.len > 100 ? 100 : (arg.len > 0 ? (int)arg.len : 0),
+             arg.ptr ? arg.ptr : "");
     *out = sm_arena_str(&r->arena, msg);
 }
 
 /* Whether one stored entity (parts) matches the request's components. */
-static bool entity_matches(const meta_quota_part_t *parts, int n, const proto_describe_client_quotas_request_t *req) {
+static bool entity_matches(const meta_quota_part_t *parts, int n,
+                           const proto_describe_client_quotas_request_t *req) {
     int32_t nc = req->components.n > 0 ? req->components.n : 0;
     if (req->strict && nc != n) return false;
     for (int32_t i = 0; i < nc; i++) {
@@ -52,7 +54,8 @@ static bool entity_matches(const meta_quota_part_t *parts, int n, const proto_de
         for (int k = 0; k < n && !p; k++)
             if (sm_str_eq(parts[k].type, c->entity_type)) p = &parts[k];
         if (!p) return false;
-        if (c->match_type == MATCH_EXACT && (p->name.len < 0 || !sm_str_eq(p->name, c->match))) return false;
+        if (c->match_type == MATCH_EXACT && (p->name.len < 0 || !sm_str_eq(p->name, c->match)))
+            return false;
         if (c->match_type == MATCH_DEFAULT && p->name.len >= 0) return false;
     }
     return true;
@@ -68,28 +71,34 @@ int broker_handle_describe_client_quotas(broker_req_t *r) {
         const proto_describe_client_quotas_request_component_data_t *c = &req->components.v[i];
         if (!known_type(c->entity_type)) {
             resp->error_code = PROTO_ERR_INVALID_REQUEST;
-            set_msg(r, &resp->error_message, "Custom entity type '%.*s' not supported", c->entity_type);
+            set_msg(r, &resp->error_message, "Custom entity type '%.*s' not supported",
+                    c->entity_type);
             return BROKER_RESPOND;
         }
         for (int32_t k = 0; k < i; k++)
             if (sm_str_eq(req->components.v[k].entity_type, c->entity_type)) {
                 resp->error_code = PROTO_ERR_INVALID_REQUEST;
-                set_msg(r, &resp->error_message, "Duplicate filter component entity type: %.*s", c->entity_type);
+                set_msg(r, &resp->error_message, "Duplicate filter component entity type: %.*s",
+                        c->entity_type);
                 return BROKER_RESPOND;
             }
         if (c->match_type < MATCH_EXACT || c->match_type > MATCH_ANY ||
             (c->match_type == MATCH_EXACT && c->match.len < 0)) {
             resp->error_code = PROTO_ERR_INVALID_REQUEST;
-            set_msg(r, &resp->error_message, "Invalid match type for entity type %.*s", c->entity_type);
+            set_msg(r, &resp->error_message, "Invalid match type for entity type %.*s",
+                    c->entity_type);
             return BROKER_RESPOND;
         }
-        if (sm_str_eq(c->entity_type, SM_STR_LIT("ip"))) has_ip = true;
-        else has_other = true;
+        if (sm_str_eq(c->entity_type, SM_STR_LIT("ip")))
+            has_ip = true;
+        else
+            has_other = true;
     }
     if (has_ip && has_other) {
         resp->error_code = PROTO_ERR_INVALID_REQUEST;
-        resp->error_message = SM_STR_LIT("Invalid entity filter component combination, IP filter component should "
-                                         "not be used with user or clientId filter component.");
+        resp->error_message =
+            SM_STR_LIT("Invalid entity filter component combination, IP filter component should "
+                       "not be used with user or clientId filter component.");
         return BROKER_RESPOND;
     }
     meta_image_t *img = &r->b->image;
@@ -115,12 +124,14 @@ int broker_handle_describe_client_quotas(broker_req_t *r) {
         }
         e->entity.n = np;
         for (int k = 0; k < np; k++) {
-            e->entity.v[k].entity_type = (sm_str_t){sm_arena_strndup(&r->arena, parts[k].type.ptr,
-                                                                     (size_t)parts[k].type.len), parts[k].type.len};
+            e->entity.v[k].entity_type = (sm_str_t){
+                sm_arena_strndup(&r->arena, parts[k].type.ptr, (size_t)parts[k].type.len),
+                parts[k].type.len};
             e->entity.v[k].entity_name =
                 parts[k].name.len < 0 ? SM_STR_NULL
                                       : (sm_str_t){sm_arena_strndup(&r->arena, parts[k].name.ptr,
-                                                                    (size_t)parts[k].name.len), parts[k].name.len};
+                                                                    (size_t)parts[k].name.len),
+                                                   parts[k].name.len};
         }
         size_t vit = 0;
         const void *qk;
@@ -160,25 +171,30 @@ static int16_t check_entry(broker_req_t *r, const proto_alter_client_quotas_requ
                 set_msg(r, msg, "Duplicate entity type: %.*s", t);
                 return PROTO_ERR_INVALID_REQUEST;
             }
-        if (sm_str_eq(t, SM_STR_LIT("ip"))) ip = true;
-        else other = true;
+        if (sm_str_eq(t, SM_STR_LIT("ip")))
+            ip = true;
+        else
+            other = true;
         parts[i] = (meta_quota_part_t){t, e->entity.v[i].entity_name};
     }
     if (ip && other) {
-        *msg = SM_STR_LIT("Invalid quota entity combination, IP entity should not be combined with User or "
-                          "ClientId entities.");
+        *msg = SM_STR_LIT(
+            "Invalid quota entity combination, IP entity should not be combined with User or "
+            "ClientId entities.");
         return PROTO_ERR_INVALID_REQUEST;
     }
     for (int32_t i = 0; i < e->ops.n; i++) {
         const proto_alter_client_quotas_request_op_data_t *op = &e->ops.v[i];
         const quota_key_t *qk = NULL;
         for (size_t k = 0; k < sizeof(quota_keys) / sizeof(quota_keys[0]) && !qk; k++)
-            if (sm_str_eq(op->key, sm_str_from(quota_keys[k].name)) && quota_keys[k].ip == ip) qk = &quota_keys[k];
+            if (sm_str_eq(op->key, sm_str_from(quota_keys[k].name)) && quota_keys[k].ip == ip)
+                qk = &quota_keys[k];
         if (!qk) {
             set_msg(r, msg, "Unknown quota key: %.*s", op->key);
             return PROTO_ERR_INVALID_REQUEST;
         }
-        if (!op->remove && (isnan(op->value) || isinf(op->value) || (qk->whole && op->value != floor(op->value)))) {
+        if (!op->remove && (isnan(op->value) || isinf(op->value) ||
+                            (qk->whole && op->value != floor(op->value)))) {
             set_msg(r, msg, "%.*s cannot be a fractional value.", op->key);
             return PROTO_ERR_INVALID_REQUEST;
         }

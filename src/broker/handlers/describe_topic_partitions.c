@@ -14,7 +14,8 @@
 #include "protocol/errors.h"
 
 typedef proto_describe_topic_partitions_response_describe_topic_partitions_response_topic_t topic_t;
-typedef proto_describe_topic_partitions_response_describe_topic_partitions_response_partition_t part_t;
+typedef proto_describe_topic_partitions_response_describe_topic_partitions_response_partition_t
+    part_t;
 
 enum { PARTITION_LIMIT_MAX = 2000 };
 
@@ -36,7 +37,8 @@ static sm_i32_array_t arena_i32(sm_arena_t *a, const int32_t *v, int32_t n) {
 
 /* The names to describe, sorted and without duplicates, from the cursor's
  * topic on; caller holds the image lock. NULL when out of memory. */
-static sm_str_t *names_to_describe(broker_req_t *r, const proto_describe_topic_partitions_request_t *req,
+static sm_str_t *names_to_describe(broker_req_t *r,
+                                   const proto_describe_topic_partitions_request_t *req,
                                    int32_t *count) {
     const meta_image_t *img = &r->b->image;
     bool all = req->topics.n <= 0;
@@ -49,7 +51,8 @@ static sm_str_t *names_to_describe(broker_req_t *r, const proto_describe_topic_p
         while (k < n && sm_map_next(&img->topics_by_name, &it, NULL, NULL, &v))
             names[k++] = sm_str_from(((const meta_topic_t *)v)->name);
     else
-        for (; k < n; k++) names[k] = req->topics.v[k].name.len >= 0 ? req->topics.v[k].name : SM_STR_LIT("");
+        for (; k < n; k++)
+            names[k] = req->topics.v[k].name.len >= 0 ? req->topics.v[k].name : SM_STR_LIT("");
     qsort(names, k, sizeof(*names), name_cmp);
     size_t out = 0;
     for (size_t i = 0; i < k; i++) {
@@ -92,18 +95,22 @@ int broker_handle_describe_topic_partitions(broker_req_t *r) {
     int32_t nt = 0, left = limit;
     for (int32_t i = 0; i < n; i++) {
         const meta_topic_t *t = meta_image_topic(img, names[i]);
-        int32_t first = req->cursor && sm_str_eq(names[i], req->cursor->topic_name) ? req->cursor->partition_index : 0;
+        int32_t first = req->cursor && sm_str_eq(names[i], req->cursor->topic_name)
+                            ? req->cursor->partition_index
+                            : 0;
         if (left == 0) {
             resp->next_cursor = sm_arena_calloc(&r->arena, 1, sizeof(*resp->next_cursor));
             if (resp->next_cursor)
                 *resp->next_cursor = (proto_describe_topic_partitions_response_cursor_t){
-                    .topic_name = (sm_str_t){sm_arena_strndup(&r->arena, names[i].ptr, (size_t)names[i].len),
-                                             names[i].len},
+                    .topic_name =
+                        (sm_str_t){sm_arena_strndup(&r->arena, names[i].ptr, (size_t)names[i].len),
+                                   names[i].len},
                     .partition_index = first};
             break;
         }
         topic_t *o = &topics[nt++];
-        o->name = (sm_str_t){sm_arena_strndup(&r->arena, names[i].ptr, (size_t)names[i].len), names[i].len};
+        o->name = (sm_str_t){sm_arena_strndup(&r->arena, names[i].ptr, (size_t)names[i].len),
+                             names[i].len};
         o->topic_authorized_operations = BROKER_TOPIC_OPS;
         if (!t) {
             o->error_code = meta_topic_name_valid(names[i]) ? PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION
@@ -121,19 +128,20 @@ int broker_handle_describe_topic_partitions(broker_req_t *r) {
             return BROKER_CLOSE;
         }
         o->partitions.n = count;
-        for (int32_t k = 0; k < count; k++) fill_partition(r, &t->partitions[first + k], &o->partitions.v[k]);
+        for (int32_t k = 0; k < count; k++)
+            fill_partition(r, &t->partitions[first + k], &o->partitions.v[k]);
         left -= count;
         if (first + count < t->n_partitions) {
             resp->next_cursor = sm_arena_calloc(&r->arena, 1, sizeof(*resp->next_cursor));
             if (resp->next_cursor)
-                *resp->next_cursor =
-                    (proto_describe_topic_partitions_response_cursor_t){.topic_name = o->name,
-                                                                       .partition_index = first + count};
+                *resp->next_cursor = (proto_describe_topic_partitions_response_cursor_t){
+                    .topic_name = o->name, .partition_index = first + count};
             break;
         }
     }
     meta_image_unlock(img);
-    resp->topics = (proto_describe_topic_partitions_response_describe_topic_partitions_response_topic_array_t){nt,
-                                                                                                              topics};
+    resp->topics =
+        (proto_describe_topic_partitions_response_describe_topic_partitions_response_topic_array_t){
+            nt, topics};
     return BROKER_RESPOND;
 }

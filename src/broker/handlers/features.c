@@ -83,13 +83,15 @@ enum { UPGRADE = 1, SAFE_DOWNGRADE = 2, UNSAFE_DOWNGRADE = 3 };
 
 /* Checks one update against the supported range and the finalized level;
  * returns a Kafka error with its message in msg. */
-static int16_t check_update(const meta_image_t *img, const proto_update_features_request_feature_update_key_t *u,
+static int16_t check_update(const meta_image_t *img,
+                            const proto_update_features_request_feature_update_key_t *u,
                             int16_t version, char *msg, size_t cap) {
     const feature_t *f = feature_find(u->feature);
     int flen = u->feature.len > 0 ? (u->feature.len > 100 ? 100 : (int)u->feature.len) : 0;
     const char *fname = u->feature.ptr ? u->feature.ptr : "";
     if (!f) {
-        snprintf(msg, cap, "Invalid update version %d for feature %.*s. Controller supports versions 0-0",
+        snprintf(msg, cap,
+                 "Invalid update version %d for feature %.*s. Controller supports versions 0-0",
                  u->max_version_level, flen, fname);
         return PROTO_ERR_INVALID_UPDATE_VERSION;
     }
@@ -97,18 +99,23 @@ static int16_t check_update(const meta_image_t *img, const proto_update_features
     int16_t want = u->max_version_level;
     bool downgrade_ok = version == 0 ? u->allow_downgrade : u->upgrade_type != UPGRADE;
     if (want != 0 && (want < f->min || want > f->max)) {
-        snprintf(msg, cap, "Invalid update version %d for feature %s. Controller supports versions %d-%d", want,
-                 f->name, f->min, f->max);
+        snprintf(msg, cap,
+                 "Invalid update version %d for feature %s. Controller supports versions %d-%d",
+                 want, f->name, f->min, f->max);
         return PROTO_ERR_INVALID_UPDATE_VERSION;
     }
     if (want == 0 && f->min > 0) {
-        snprintf(msg, cap, "Invalid update version %d for feature %s. Controller supports versions %d-%d", want,
-                 f->name, f->min, f->max);
+        snprintf(msg, cap,
+                 "Invalid update version %d for feature %s. Controller supports versions %d-%d",
+                 want, f->name, f->min, f->max);
         return PROTO_ERR_INVALID_UPDATE_VERSION;
     }
     if (want < cur && !downgrade_ok) {
-        snprintf(msg, cap, "Invalid update version %d for feature %s. Can't downgrade the version of this feature "
-                 "without setting the upgrade type to either safe or unsafe downgrade.", want, f->name);
+        snprintf(
+            msg, cap,
+            "Invalid update version %d for feature %s. Can't downgrade the version of this feature "
+            "without setting the upgrade type to either safe or unsafe downgrade.",
+            want, f->name);
         return PROTO_ERR_INVALID_UPDATE_VERSION;
     }
     return PROTO_ERR_NONE;
@@ -164,7 +171,8 @@ int broker_handle_update_features(broker_req_t *r) {
     if (res.error) {
         resp->error_code = res.error;
         resp->error_message = sm_arena_str(&r->arena, res.message);
-        for (int32_t i = 0; i < n; i++) resp->results.v[i].error_code = res.error;
+        for (int32_t i = 0; i < n; i++)
+            resp->results.v[i].error_code = res.error;
     }
     return BROKER_RESPOND;
 }

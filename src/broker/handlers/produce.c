@@ -45,7 +45,8 @@ static int16_t check_keys(broker_req_t *r, broker_partition_t *p, const uint8_t 
     uint8_t *plain = NULL;
     int codec = proto_batch_compression(h);
     if (codec != PROTO_COMPRESSION_NONE) {
-        if (proto_decompress_alloc(codec, area, area_len, decompressed_bound(p), &plain, &area_len) != SM_OK)
+        if (proto_decompress_alloc(codec, area, area_len, decompressed_bound(p), &plain,
+                                   &area_len) != SM_OK)
             return PROTO_ERR_CORRUPT_MESSAGE;
         area = plain;
     }
@@ -53,7 +54,8 @@ static int16_t check_keys(broker_req_t *r, broker_partition_t *p, const uint8_t 
     proto_produce_response_batch_index_and_error_message_t *errs =
         sm_arena_calloc(&r->arena, (size_t)h->records_count + 1, sizeof(*errs));
     char msg[400];
-    snprintf(msg, sizeof(msg), "Compacted topic cannot accept message without key in topic partition %s-%d", p->topic,
+    snprintf(msg, sizeof(msg),
+             "Compacted topic cannot accept message without key in topic partition %s-%d", p->topic,
              p->index);
     sm_str_t key_msg = sm_arena_str(&r->arena, msg);
     proto_record_iter_t it;
@@ -73,13 +75,15 @@ static int16_t check_keys(broker_req_t *r, broker_partition_t *p, const uint8_t 
     size_t cap = 200 + 3 * (sizeof(msg) + 40), used;
     char *sum = sm_arena_alloc(&r->arena, cap);
     if (!sum) return PROTO_ERR_INVALID_RECORD;
-    used = (size_t)snprintf(sum, cap,
-                            "One or more records have been rejected due to %d record errors in total, and only "
-                            "showing the first three errors at most: [",
-                            n);
+    used = (size_t)snprintf(
+        sum, cap,
+        "One or more records have been rejected due to %d record errors in total, and only "
+        "showing the first three errors at most: [",
+        n);
     for (int32_t i = 0; i < n && i < 3; i++)
-        used += (size_t)snprintf(sum + used, cap - used, "%sRecordError(batchIndex=%d, message='%s')", i ? ", " : "",
-                                 errs[i].batch_index, msg);
+        used +=
+            (size_t)snprintf(sum + used, cap - used, "%sRecordError(batchIndex=%d, message='%s')",
+                             i ? ", " : "", errs[i].batch_index, msg);
     snprintf(sum + used, cap - used, "]");
     out->error_message = sm_str_from(sum);
     return PROTO_ERR_INVALID_RECORD;
