@@ -29,7 +29,7 @@ from test_group_bad_input import Conn, join, join_answer, join_body, nullable, s
 
 KAFKA_PORT = os.environ.get("SAMSA_TEST_AGAINST_KAFKA")
 
-NONE, UNKNOWN_TOPIC_OR_PARTITION, REBALANCE_IN_PROGRESS, INVALID_RECORD = 0, 3, 27, 87
+NONE, UNKNOWN_TOPIC_OR_PARTITION, REBALANCE_IN_PROGRESS, INVALID_REQUEST, INVALID_RECORD = 0, 3, 27, 42, 87
 MEMBER_ID_REQUIRED = 79
 OFFSET_COMMIT, OFFSET_FETCH, JOIN, SYNC, DESCRIBE_GROUPS, LIST_GROUPS = 8, 9, 11, 14, 15, 16
 
@@ -361,3 +361,6 @@ def test_describe_topic_partitions_pages(target):
     names = [t[1] for t in every]
     assert nxt is None and names == sorted(names) and a in names and b in names
     assert [t[2] for t in every if t[1] == "__consumer_offsets"] in ([], [True])
+    # A cursor on a topic the request does not name is refused per topic.
+    got, nxt = describe_topic_partitions(target.port, [a], 10, (b, 0))
+    assert (got, nxt) == ([(INVALID_REQUEST, a, False, [])], None)

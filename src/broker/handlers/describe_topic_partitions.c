@@ -76,11 +76,37 @@ static void fill_partition(broker_req_t *r, const meta_partition_t *mp, part_t *
     p->offline_replicas = (sm_i32_array_t){0, NULL};
 }
 
+/* Kafka refuses a cursor with a negative partition, or naming a topic the
+ * request's topic list does not hold, with INVALID_REQUEST for each topic. */
+static bool cursor_valid(const proto_describe_topic_partitions_request_t *req) {
+    if (!req->cursor) return true;
+    if (req->cursor->partition_index < 0) return false;
+    if (req->topics.n <= 0) return true;
+    for (int32_t i = 0; i < req->topics.n; i++)
+        if (sm_str_eq(req->topics.v[i].name, req->cursor->topic_name)) return true;
+    return false;
+}
+
+static int refuse(broker_req_t *r, const proto_describe_topic_partitions_request_t *req) {
+    proto_describe_topic_partitions_response_t *resp = r->resp;
+    int32_t n = req->topics.n > 0 ? req->topics.n : 0;
+    topic_t *topics = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(*topics));
+    if (!topics) return BROKER_CLOSE;
+    for (int32_t i = 0; i < n; i++) {
+        topics[i].error_code = PROTO_ERR_INVALID_REQUEST;
+        topics[i].name = req->topics.v[i].name;
+        topics[i].topic_authorized_operations = INT32_MIN;
+    }
+    resp->topics = (proto_describe_topic_partitions_response_describe_topic_partitions_response_topic_array_t){n,
+                                                                                                              topics};
+    return BROKER_RESPOND;
+}
+
 int broker_handle_describe_topic_partitions(broker_req_t *r) {
     proto_describe_topic_partitions_request_t *req = broker_body(r);
     proto_describe_topic_partitions_response_t *resp = r->resp;
     resp->next_cursor = NULL;
-    if (req->cursor && req->cursor->partition_index < 0) return BROKER_CLOSE;
+    if (!cursor_valid(req)) return refuse(r, req);
     int32_t limit = req->response_partition_limit;
     if (limit <= 0 || limit > PARTITION_LIMIT_MAX) limit = PARTITION_LIMIT_MAX;
     meta_image_t *img = &r->b->image;
