@@ -276,13 +276,17 @@ typedef struct rec {
     size_t value_len;
 } rec_t;
 
-/* Encodes "int16 version + message" with a generated codec. */
-static int encode_versioned(const proto_msg_desc_t *d, int16_t v, const void *msg, uint8_t **out, size_t *len) {
+/* Encodes "int16 prefix + message at version v" with a generated codec. A
+ * key's prefix is its record type (the schema's apiKey: 1 offset commit, 2
+ * group metadata) and the key schema is at version 0; a value's prefix is its
+ * version. */
+static int encode_prefixed(const proto_msg_desc_t *d, int16_t prefix, int16_t v, const void *msg, uint8_t **out,
+                           size_t *len) {
     size_t n = 2 + d->size(v, msg);
     uint8_t *buf = malloc(n);
     if (!buf) return SM_ERR_NOMEM;
     sm_writer_t w = sm_writer_make(buf, n);
-    if (sm_wr_i16(&w, v) || d->encode(&w, v, msg)) {
+    if (sm_wr_i16(&w, prefix) || d->encode(&w, v, msg)) {
         free(buf);
         return SM_ERR;
     }
@@ -298,7 +302,8 @@ static int offset_record(sm_str_t group, sm_str_t topic, int32_t partition, cons
     k.topic = topic;
     k.partition = partition;
     memset(r, 0, sizeof(*r));
-    int rc = encode_versioned(proto_msg_lookup("OffsetCommitKey"), 1, &k, &r->key, &r->key_len);
+    const proto_msg_desc_t *kd = proto_msg_lookup("OffsetCommitKey");
+    int rc = encode_prefixed(kd, kd->api_key, 0, &k, &r->key, &r->key_len);
     if (rc || !e) return rc;
     proto_offset_commit_value_t v;
     proto_offset_commit_value_init(&v);
@@ -306,7 +311,7 @@ static int offset_record(sm_str_t group, sm_str_t topic, int32_t partition, cons
     v.leader_epoch = e->leader_epoch;
     v.metadata = V0(e->metadata);
     v.commit_timestamp = e->commit_ts;
-    return encode_versioned(proto_msg_lookup("OffsetCommitValue"), 3, &v, &r->value, &r->value_len);
+    return encode_prefixed(proto_msg_lookup("OffsetCommitValue"), 3, 3, &v, &r->value, &r->value_len);
 }
 
 static int group_record(group_t *g, bool tombstone, rec_t *r) {
@@ -314,7 +319,8 @@ static int group_record(group_t *g, bool tombstone, rec_t *r) {
     proto_group_metadata_key_init(&k);
     k.group = V(g->id);
     memset(r, 0, sizeof(*r));
-    int rc = encode_versioned(proto_msg_lookup("GroupMetadataKey"), 2, &k, &r->key, &r->key_len);
+    const proto_msg_desc_t *kd = proto_msg_lookup("GroupMetadataKey");
+    int rc = encode_prefixed(kd, kd->api_key, 0, &k, &r->key, &r->key_len);
     if (rc || tombstone) return rc;
     proto_group_metadata_value_t v;
     proto_group_metadata_value_init(&v);
@@ -340,7 +346,7 @@ static int group_record(group_t *g, bool tombstone, rec_t *r) {
         mm[i].assignment = (sm_bytes_t){m->assignment, m->assignment ? m->assignment_len : 0};
     }
     v.members = (proto_group_metadata_value_member_metadata_array_t){i, mm};
-    rc = encode_versioned(proto_msg_lookup("GroupMetadataValue"), 3, &v, &r->value, &r->value_len);
+    rc = encode_prefixed(proto_msg_lookup("GroupMetadataValue"), 3, 3, &v, &r->value, &r->value_len);
     free(mm);
     return rc;
 }
@@ -404,9 +410,11 @@ static int load_record(group_coordinator_t *c, sm_bytes_t key, sm_bytes_t value)
     sm_rd_i16(&r, &kv);
     sm_arena_t a;
     sm_arena_init(&a, 0);
+    /* The prefix is the record type: 0 (Kafka's legacy offset commit key) and
+     * 1 share the offset commit key's layout, 2 is group metadata. */
     if (kv == 0 || kv == 1) {
         proto_offset_commit_key_t k;
-        if (proto_offset_commit_key_decode(&r, &a, kv, &k) == SM_OK) {
+        if (proto_offset_commit_key_decode(&r, &a, 0, &k) == SM_OK) {
             group_t *g = group_get_or_create(c, k.group);
             char kb[300];
             size_t kl = offset_key(kb, sizeof(kb), k.topic, k.partition);
@@ -434,7 +442,7 @@ static int load_record(group_coordinator_t *c, sm_bytes_t key, sm_bytes_t value)
         }
     } else if (kv == 2) {
         proto_group_metadata_key_t k;
-        if (proto_group_metadata_key_decode(&r, &a, kv, &k) == SM_OK) {
+        if (proto_group_metadata_key_decode(&r, &a, 0, &k) == SM_OK) {
             group_t *g = group_get_or_create(c, k.group);
             if (g && value.len >= 2) {
                 sm_reader_t vr = sm_reader_make(value.ptr, (size_t)value.len);
@@ -1287,6 +1295,26 @@ static int16_t commit_partition_known(broker_t *b, sm_str_t topic, int32_t parti
     return known ? PROTO_ERR_NONE : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 }
 
+/* OffsetCommit and OffsetFetch v10+ name topics by id (KIP-848); offsets stay
+ * keyed by topic name. The name of a topic id, copied into the request's
+ * arena, or a null string when no topic has that id. */
+static sm_str_t topic_name_of(broker_req_t *r, const sm_uuid_t *id) {
+    meta_image_rdlock(&r->b->image);
+    meta_topic_t *t = sm_uuid_is_zero(id) ? NULL : meta_image_topic_by_id(&r->b->image, id);
+    sm_str_t name = t ? sm_arena_str(&r->arena, t->name) : SM_STR_NULL;
+    meta_image_unlock(&r->b->image);
+    return name;
+}
+
+/* The id of a topic name; false when no such topic exists. */
+static bool topic_id_of(broker_t *b, sm_str_t name, sm_uuid_t *id) {
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = meta_image_topic(&b->image, name);
+    if (t) *id = t->id;
+    meta_image_unlock(&b->image);
+    return t != NULL;
+}
+
 int broker_handle_offset_commit(broker_req_t *r) {
     group_coordinator_t *c = coord(r->b);
     proto_offset_commit_request_t *req = broker_body(r);
@@ -1299,6 +1327,11 @@ int broker_handle_offset_commit(broker_req_t *r) {
     for (int32_t i = 0; i < nt; i++) total += req->topics.v[i].partitions.n > 0 ? req->topics.v[i].partitions.n : 0;
     rec_t *recs = calloc((size_t)total + 1, sizeof(rec_t));
     if (!recs) return BROKER_CLOSE;
+    sm_str_t *names = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*names));
+    if (!names) {
+        free(recs);
+        return BROKER_CLOSE;
+    }
     int nrecs = 0;
     pthread_mutex_lock(&c->mu);
     int16_t gerr = PROTO_ERR_NONE;
@@ -1316,13 +1349,18 @@ int broker_handle_offset_commit(broker_req_t *r) {
         const proto_offset_commit_request_offset_commit_request_topic_t *t = &req->topics.v[i];
         proto_offset_commit_response_offset_commit_response_topic_t *o = &resp->topics.v[i];
         o->name = t->name;
+        o->topic_id = t->topic_id;
+        /* The name the offsets are kept under (resolved from the id at v10+). */
+        sm_str_t name = r->version >= 10 ? topic_name_of(r, &t->topic_id) : t->name;
+        names[i] = name;
         int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
         o->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
         o->partitions.n = o->partitions.v ? np : 0;
         for (int32_t k = 0; k < o->partitions.n; k++) {
             const proto_offset_commit_request_offset_commit_request_partition_t *p = &t->partitions.v[k];
             o->partitions.v[k].partition_index = p->partition_index;
-            int16_t perr = commit_partition_known(r->b, t->name, p->partition_index);
+            int16_t perr = name.len < 0 ? PROTO_ERR_UNKNOWN_TOPIC_ID
+                                        : commit_partition_known(r->b, name, p->partition_index);
             if (perr || gerr) {
                 o->partitions.v[k].error_code = perr ? perr : gerr;
                 continue;
@@ -1335,7 +1373,7 @@ int broker_handle_offset_commit(broker_req_t *r) {
             offset_entry_t e = {p->committed_offset, r->version >= 6 ? p->committed_leader_epoch : -1,
                                 {(char *)p->committed_metadata.ptr, p->committed_metadata.len}, now};
             if (p->committed_metadata.len < 0) e.metadata = NO_ID;
-            if (offset_record(req->group_id, t->name, p->partition_index, &e, &recs[nrecs]) == SM_OK) nrecs++;
+            if (offset_record(req->group_id, name, p->partition_index, &e, &recs[nrecs]) == SM_OK) nrecs++;
             o->partitions.v[k].error_code = PROTO_ERR_NONE;
         }
     }
@@ -1348,7 +1386,7 @@ int broker_handle_offset_commit(broker_req_t *r) {
                 if (resp->topics.v[i].partitions.v[k].error_code) continue;
                 const proto_offset_commit_request_offset_commit_request_partition_t *p = &t->partitions.v[k];
                 char kb[300];
-                size_t kl = offset_key(kb, sizeof(kb), t->name, p->partition_index);
+                size_t kl = offset_key(kb, sizeof(kb), names[i], p->partition_index);
                 offset_entry_t *e = sm_map_get(&g->offsets, kb, kl);
                 if (!e) {
                     e = calloc(1, sizeof(*e));
@@ -1388,14 +1426,23 @@ static void fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_
             const proto_offset_fetch_request_offset_fetch_request_topics_t *t = &topics->v[i];
             proto_offset_fetch_response_offset_fetch_response_topics_t *o = &out->topics.v[i];
             o->name = t->name;
+            o->topic_id = t->topic_id;
+            sm_str_t name = r->version >= 10 ? topic_name_of(r, &t->topic_id) : t->name;
             int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
             o->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
             o->partitions.n = o->partitions.v ? np : 0;
             for (int32_t k = 0; k < o->partitions.n; k++) {
                 proto_offset_fetch_response_offset_fetch_response_partitions_t *p = &o->partitions.v[k];
                 p->partition_index = t->partition_indexes.v[k];
+                if (name.len < 0) {
+                    p->committed_offset = -1;
+                    p->committed_leader_epoch = -1;
+                    p->metadata = SM_STR_LIT("");
+                    p->error_code = PROTO_ERR_UNKNOWN_TOPIC_ID;
+                    continue;
+                }
                 char kb[300];
-                size_t kl = offset_key(kb, sizeof(kb), t->name, p->partition_index);
+                size_t kl = offset_key(kb, sizeof(kb), name, p->partition_index);
                 offset_entry_t *e = g ? sm_map_get(&g->offsets, kb, kl) : NULL;
                 p->committed_offset = e ? e->offset : -1;
                 p->committed_leader_epoch = e ? e->leader_epoch : -1;
@@ -1415,9 +1462,13 @@ static void fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_
         offset_entry_t *e = v;
         int32_t part;
         memcpy(&part, (const char *)k + kl - 4, 4);
-        proto_offset_fetch_response_offset_fetch_response_topics_t *o = &out->topics.v[i++];
         sm_str_t topic = offset_key_topic(k, kl);
+        sm_uuid_t tid = {{0}};
+        /* v10+ answers by topic id: offsets of a deleted topic have none. */
+        if (r->version >= 10 && !topic_id_of(r->b, topic, &tid)) continue;
+        proto_offset_fetch_response_offset_fetch_response_topics_t *o = &out->topics.v[i++];
         o->name = (sm_str_t){sm_arena_strndup(&r->arena, topic.ptr, (size_t)topic.len), topic.len};
+        o->topic_id = tid;
         o->partitions.v = sm_arena_calloc(&r->arena, 1, sizeof(*o->partitions.v));
         o->partitions.n = o->partitions.v ? 1 : 0;
         if (o->partitions.v) {
@@ -1568,6 +1619,15 @@ int broker_handle_list_groups(broker_req_t *r) {
     return BROKER_RESPOND;
 }
 
+/* The message of GROUP_ID_NOT_FOUND (DescribeGroups v6+, DeleteGroups v3+;
+ * older versions do not carry it). */
+static sm_str_t group_not_found(broker_req_t *r, sm_str_t id) {
+    char msg[300];
+    snprintf(msg, sizeof(msg), "Group %.*s not found.", id.len > 0 ? (int)(id.len > 250 ? 250 : id.len) : 0,
+             id.ptr ? id.ptr : "");
+    return sm_arena_str(&r->arena, msg);
+}
+
 int broker_handle_describe_groups(broker_req_t *r) {
     group_coordinator_t *c = coord(r->b);
     proto_describe_groups_request_t *req = broker_body(r);
@@ -1584,6 +1644,7 @@ int broker_handle_describe_groups(broker_req_t *r) {
         o->authorized_operations = INT32_MIN;
         if (!g) {
             o->error_code = r->version >= 6 ? PROTO_ERR_GROUP_ID_NOT_FOUND : PROTO_ERR_NONE;
+            if (r->version >= 6) o->error_message = group_not_found(r, o->group_id);
             o->group_state = SM_STR_LIT("Dead");
             o->protocol_type = SM_STR_LIT("");
             o->protocol_data = SM_STR_LIT("");
@@ -1636,10 +1697,12 @@ int broker_handle_delete_groups(broker_req_t *r) {
         group_t *g = group_get(c, id);
         if (!g) {
             resp->results.v[i].error_code = PROTO_ERR_GROUP_ID_NOT_FOUND;
+            resp->results.v[i].error_message = group_not_found(r, id);
             continue;
         }
         if (g->members) {
             resp->results.v[i].error_code = PROTO_ERR_NON_EMPTY_GROUP;
+            resp->results.v[i].error_message = sm_arena_str(&r->arena, "The group is not empty.");
             continue;
         }
         /* Tombstones for every offset and for the group itself. */

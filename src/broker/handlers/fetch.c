@@ -5,7 +5,8 @@
  * first partition with data always gets at least one whole batch, KIP-74),
  * sent from the file with sendfile. Long poll: with fewer than min bytes
  * available the request is parked until an append to one of its partitions or
- * max wait. Topic ids from v13.
+ * max wait. Topic ids from v13. A fenced leader epoch names the current
+ * leader and epoch (v12+) and, from v16, the leader's endpoint (KIP-951).
  *
  * Fetch sessions (KIP-227, v7+): epoch 0 opens a session holding the request's
  * partitions; later requests (epoch > 0) name only partitions that changed
@@ -82,12 +83,13 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
     size_t budget = req->max_bytes > 0 ? (size_t)req->max_bytes : (size_t)b->s.fetch_max_bytes;
     if (budget > (size_t)b->s.fetch_max_bytes) budget = (size_t)b->s.fetch_max_bytes;
     size_t total = 0;
-    bool first_data = true;
+    bool first_data = true, fenced = false;
     for (int i = 0; i < st->n; i++) {
         fpart_t *fp = &st->parts[i];
         pdata_t *out = fp->out;
         broker_partition_t *p = fp->p;
         out->partition_index = fp->partition;
+        out->current_leader = NULL;
         out->records = (sm_bytes_t){NULL, 0};
         out->aborted_transactions.n = -1;
         out->preferred_read_replica = -1;
@@ -104,6 +106,14 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
             out->error_code = fp->current_leader_epoch < p->leader_epoch
                                   ? PROTO_ERR_FENCED_LEADER_EPOCH
                                   : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
+            /* KIP-951: name the current leader (this node) and its epoch. */
+            if (out->error_code == PROTO_ERR_FENCED_LEADER_EPOCH)
+                out->current_leader = sm_arena_calloc(&r->arena, 1, sizeof(*out->current_leader));
+            if (out->current_leader) {
+                out->current_leader->leader_id = b->s.node_id;
+                out->current_leader->leader_epoch = p->leader_epoch;
+                fenced = true;
+            }
             continue;
         }
         int64_t hw = log_end_offset(p->log);
@@ -141,6 +151,19 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
                  fp->partition, (long long)fp->fetch_offset, range.len,
                  (long long)range.first_offset, (long long)hw);
         out->records = broker_req_add_range(r, &range);
+    }
+    /* KIP-951 (v16+): the endpoints of the leaders named above. */
+    resp_t *resp = r->resp;
+    resp->node_endpoints.n = 0;
+    if (fenced && v >= 16) {
+        resp->node_endpoints.v = sm_arena_calloc(&r->arena, 1, sizeof(*resp->node_endpoints.v));
+        if (resp->node_endpoints.v) {
+            resp->node_endpoints.n = 1;
+            resp->node_endpoints.v[0].node_id = b->s.node_id;
+            resp->node_endpoints.v[0].host = sm_str_from(b->s.advertised_host);
+            resp->node_endpoints.v[0].port = b->s.advertised_port;
+            resp->node_endpoints.v[0].rack = SM_STR_NULL;
+        }
     }
     return total;
 }

@@ -1,8 +1,10 @@
 /*
  * ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), earliest
  * local (-4, v8+: the same as earliest without tiered storage), latest tiered
- * (-5, v9+: none, so -1), or the first offset with a timestamp >= T through
- * the time index. v0's old-style offset lists are not served.
+ * (-5, v9+) and earliest pending upload (-6, v11+, KIP-1023): without tiered
+ * storage there is none, so -1; or the first offset with a timestamp >= T
+ * through the time index. An unknown negative timestamp (or one below its
+ * version) is INVALID_REQUEST.
  */
 #include "broker/handlers/handlers.h"
 #include "broker/partition.h"
@@ -24,7 +26,7 @@ static void lookup(broker_partition_t *p, int64_t ts, int16_t v, presp_t *out) {
         log_max_timestamp(p->log, &off, &mts);
         out->offset = off;
         out->timestamp = mts;
-    } else if (ts == -5 && v >= 9) {
+    } else if ((ts == -5 && v >= 9) || (ts == -6 && v >= 11)) {
         out->offset = -1;
     } else if (ts < 0) {
         out->error_code = PROTO_ERR_INVALID_REQUEST;
@@ -65,7 +67,6 @@ int broker_handle_list_offsets(broker_req_t *r) {
             out->timestamp = -1;
             out->offset = -1;
             out->leader_epoch = -1;
-            out->old_style_offsets.n = 0;
             broker_partition_t *p = broker_partition_lookup(b, rt->name, NULL, rp->partition_index);
             if (!p) {
                 out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;

@@ -4,9 +4,11 @@
  * timestamps), checks idempotent producers' sequences, appends it to the
  * partition log (batches are stored as produced; base offset, leader epoch and
  * for LogAppendTime the timestamp are patched in place), and answers per
- * partition. acks=0 gets no response; with samsa.log.fsync.before.ack the
- * answer waits for the flusher (group commit). Produce v0-v2 are advertised,
- * as Kafka 4 does, but answered with UNSUPPORTED_VERSION.
+ * partition; from v13 topics are named by id (KIP-516). acks=0 gets no
+ * response; with samsa.log.fsync.before.ack the answer waits for the flusher
+ * (group commit). Produce v0-v2 are advertised,
+ * as Kafka 4.4 does, but not decodable: such a request closes the connection
+ * (dispatch.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,9 +231,7 @@ int broker_handle_produce(broker_req_t *r) {
     if (!resp->responses.v) return BROKER_CLOSE;
     resp->responses.n = nt;
     int16_t all_err = PROTO_ERR_NONE;
-    if (r->version < 3)
-        all_err = PROTO_ERR_UNSUPPORTED_VERSION;
-    else if (req->acks != 0 && req->acks != 1 && req->acks != -1)
+    if (req->acks != 0 && req->acks != 1 && req->acks != -1)
         all_err = PROTO_ERR_INVALID_REQUIRED_ACKS;
     else if (req->transactional_id.len >= 0)
         all_err = PROTO_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
@@ -249,6 +249,7 @@ int broker_handle_produce(broker_req_t *r) {
         const proto_produce_request_topic_produce_data_t *td = &req->topic_data.v[i];
         proto_produce_response_topic_produce_response_t *tr = &resp->responses.v[i];
         tr->name = td->name;
+        tr->topic_id = td->topic_id;
         int32_t np = td->partition_data.n > 0 ? td->partition_data.n : 0;
         tr->partition_responses.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(presp_t));
         if (!tr->partition_responses.v) return BROKER_CLOSE;
@@ -266,9 +267,13 @@ int broker_handle_produce(broker_req_t *r) {
                 out->error_code = all_err;
                 continue;
             }
-            broker_partition_t *p = broker_partition_lookup(b, td->name, NULL, pd->index);
+            /* v13+ names topics by id only (KIP-516). */
+            bool by_id = r->version >= 13;
+            broker_partition_t *p =
+                broker_partition_lookup(b, td->name, by_id ? &td->topic_id : NULL, pd->index);
             if (!p) {
-                out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                out->error_code =
+                    by_id ? PROTO_ERR_UNKNOWN_TOPIC_ID : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
             uint8_t *data = (uint8_t *)pd->records.ptr;
@@ -306,7 +311,9 @@ void broker_produce_unflushed(broker_req_t *r, broker_partition_t *p) {
     sm_str_t topic = sm_str_from(p->topic);
     for (int32_t i = 0; i < resp->responses.n; i++) {
         proto_produce_response_topic_produce_response_t *t = &resp->responses.v[i];
-        if (!sm_str_eq(t->name, topic)) continue;
+        if (r->version >= 13 ? memcmp(t->topic_id.b, p->topic_id.b, 16) != 0
+                             : !sm_str_eq(t->name, topic))
+            continue;
         for (int32_t k = 0; k < t->partition_responses.n; k++) {
             presp_t *o = &t->partition_responses.v[k];
             if (o->index != p->index || o->error_code != PROTO_ERR_NONE) continue;
