@@ -320,8 +320,10 @@ static int apply_client_quota(meta_image_t *img, const proto_client_quota_record
         double *old = sm_map_get(m, r->key.ptr, (size_t)r->key.len);
         if (v) *v = r->value;
         rc = !v ? SM_ERR_NOMEM : sm_map_put(m, r->key.ptr, (size_t)r->key.len, v);
-        if (rc) free(v);
-        else free(old);
+        if (rc)
+            free(v);
+        else
+            free(old);
     }
     drop_if_empty(&img->client_quotas, key, kl);
     return rc;

@@ -97,8 +97,9 @@ static int refuse(broker_req_t *r, const proto_describe_topic_partitions_request
         topics[i].name = req->topics.v[i].name;
         topics[i].topic_authorized_operations = INT32_MIN;
     }
-    resp->topics = (proto_describe_topic_partitions_response_describe_topic_partitions_response_topic_array_t){n,
-                                                                                                              topics};
+    resp->topics =
+        (proto_describe_topic_partitions_response_describe_topic_partitions_response_topic_array_t){
+            n, topics};
     return BROKER_RESPOND;
 }
 
