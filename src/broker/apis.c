@@ -30,6 +30,11 @@ static const broker_api_t apis[] = {
     {21, 0, 2, broker_handle_delete_records},
     {22, 0, 5, broker_handle_init_producer_id},
     {23, 2, 4, broker_handle_offset_for_leader_epoch},
+    {24, 0, 5, broker_handle_add_partitions_to_txn},
+    {25, 0, 4, broker_handle_add_offsets_to_txn},
+    {26, 0, 5, broker_handle_end_txn},
+    {27, 1, 2, broker_handle_write_txn_markers},
+    {28, 0, 6, broker_handle_txn_offset_commit},
     {29, 1, 3, broker_handle_describe_acls},
     {30, 1, 3, broker_handle_create_acls},
     {31, 1, 3, broker_handle_delete_acls},
@@ -48,6 +53,8 @@ static const broker_api_t apis[] = {
     {57, 0, 2, broker_handle_update_features},
     {60, 0, 2, broker_handle_describe_cluster},
     {61, 0, 0, broker_handle_describe_producers},
+    {65, 0, 0, broker_handle_describe_transactions},
+    {66, 0, 2, broker_handle_list_transactions},
     {75, 0, 0, broker_handle_describe_topic_partitions},
 };
 

@@ -21,6 +21,7 @@
 #include "broker/delayed.h"
 #include "broker/partition.h"
 #include "group/coordinator.h"
+#include "txn/coordinator.h"
 #include "protocol/records.h"
 
 void broker_on_request(net_request_t *nreq, void *arg);
@@ -199,6 +200,32 @@ static void on_conn_close(net_conn_t *c, void *arg) {
     (void)arg;
 }
 
+int broker_internal_topic(broker_t *b, const char *name, int32_t partitions,
+                          const meta_config_kv_t *kv, int nkv, sm_uuid_t *id, int32_t *nparts) {
+    sm_str_t n = sm_str_from(name);
+    meta_image_rdlock(&b->image);
+    bool exists = meta_image_topic(&b->image, n) != NULL;
+    meta_image_unlock(&b->image);
+    if (!exists) {
+        meta_result_t res;
+        sm_uuid_t created;
+        meta_create_topic(&b->controller, n, partitions, 1, kv, nkv, false, &created, &res);
+        if (res.error) {
+            sm_error("broker", "cannot create %s: %s", name, res.message);
+            return SM_ERR;
+        }
+    }
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = meta_image_topic(&b->image, n);
+    if (t) {
+        *id = t->id;
+        *nparts = t->n_partitions;
+    }
+    meta_image_unlock(&b->image);
+    if (!t) sm_error("broker", "%s is missing from the metadata image after its creation", name);
+    return t ? SM_OK : SM_ERR;
+}
+
 int broker_next_producer_id(broker_t *b, int64_t *pid) {
     pthread_mutex_lock(&b->pid_mu);
     int rc = SM_OK;
@@ -259,6 +286,23 @@ static int mkdir_parents(const char *dir) {
     return mkdir(path, 0755);
 }
 
+/* True when the image has the partition folder's topic: by id when the
+ * folder names one, else by name. Caller holds the image lock. */
+static bool claimed_by_image(void *arg, const char *topic, int32_t partition,
+                             const uint8_t *topic_id) {
+    meta_image_t *img = arg;
+    meta_topic_t *t;
+    if (topic_id) {
+        sm_uuid_t id;
+        memcpy(id.b, topic_id, 16);
+        t = meta_image_topic_by_id(img, &id);
+        if (t && strcmp(t->name, topic) != 0) t = NULL;
+    } else {
+        t = meta_image_topic(img, (sm_str_t){topic, (int32_t)strlen(topic)});
+    }
+    return t && partition >= 0 && partition < t->n_partitions;
+}
+
 int broker_start(broker_t *b, sm_config_t *cfg) {
     memset(b, 0, sizeof(*b));
     b->cfg = cfg;
@@ -302,7 +346,10 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     meta_listener_t listener = {on_topic_created, on_topic_deleted, on_configs_changed, b};
     meta_controller_init(&b->controller, &b->image, b->s.node_id, q, listener);
     if ((rc = replay_metadata(b))) {
-        sm_error("broker", "metadata log replay failed: %s", sm_strerror(rc));
+        sm_error("broker",
+                 "%s: the metadata log cannot be replayed (%s): not starting with an image that "
+                 "does not match it",
+                 mdir, sm_strerror(rc));
         goto out;
     }
     meta_image_rdlock(&b->image);
@@ -319,17 +366,20 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
         .checkpoint_interval_ms = sm_config_long(cfg, "log.flush.offset.checkpoint.interval.ms")};
     if ((rc = log_manager_open(&lo, &b->logs))) goto out;
 
-    /* Partitions of every topic in the image. */
+    /* Partitions of every topic in the image; then the folders no topic
+     * claims are closed and left on disk as they are. */
     meta_image_rdlock(&b->image);
     size_t it = 0;
     void *v;
     while (sm_map_next(&b->image.topics_by_name, &it, NULL, NULL, &v)) {
         if ((rc = broker_partitions_create(b, v, 0))) break;
     }
+    if (rc == SM_OK) log_manager_close_unclaimed(b->logs, claimed_by_image, &b->image);
     meta_image_unlock(&b->image);
     if (rc) goto out;
     if ((rc = broker_delayed_start(b))) goto out;
     if ((rc = group_coordinator_start(b))) goto out;
+    if ((rc = txn_coordinator_start(b))) goto out;
 
     net_opts_t no;
     net_opts_default(&no);
@@ -357,12 +407,22 @@ out:
 }
 
 void broker_stop(broker_t *b) {
-    /* Parked requests answer first, then the network drains and stops. */
+    /* Parked requests answer first, then the network drains and stops: the
+     * loops dispatch requests until then, and a request that would park or
+     * wait for the flusher completes on its loop (the delayed module and the
+     * group coordinator stay allocated, their threads gone). Only then are
+     * they freed. */
     atomic_store(&b->stopping, true);
     group_coordinator_stop(b);
-    if (b->delayed) broker_delayed_stop(b);
+    broker_delayed_stop(b);
     if (b->net) net_server_stop(b->net, 5000);
     b->net = NULL;
+    /* After the network: no handler reaches it any more; its marker thread
+     * still writes to the partitions (and tells the group coordinator of
+     * markers on __consumer_offsets), closed next. */
+    txn_coordinator_stop(b);
+    broker_delayed_free(b);
+    group_coordinator_free(b);
     broker_partitions_close_all(b);
     if (b->logs && log_manager_close(b->logs))
         sm_error("broker", "closing the logs reported errors");

@@ -9,6 +9,8 @@
  *  3. generation grows by one per completed join phase.
  */
 #include "group/coordinator.h"
+#include "group/txn_offsets.h"
+#include "txn/coordinator.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +105,7 @@ struct group_coordinator {
     int64_t retention_ms;        /* offsets.retention.minutes (or samsa.offsets.retention.ms) */
     int64_t retention_check_ms;  /* offsets.retention.check.interval.ms */
     int64_t next_retention_check;
+    group_txn_offsets_t txn_offsets; /* TxnOffsetCommit offsets awaiting markers */
 };
 
 static int64_t now_ms(void) { return broker_mono_ms(); }
@@ -360,7 +363,17 @@ static void recs_free(rec_t *r, int n) {
 
 /* Appends records to the group's __consumer_offsets partition (fsynced when
  * the broker acknowledges only flushed data). Returns a Kafka error code. */
+static int16_t append_records_as(group_coordinator_t *c, sm_str_t group, rec_t *recs, int n,
+                                 int64_t producer_id, int16_t producer_epoch);
+
 static int16_t append_records(group_coordinator_t *c, sm_str_t group, rec_t *recs, int n) {
+    return append_records_as(c, group, recs, n, -1, -1);
+}
+
+/* producer_id >= 0: a transactional batch of that producer (TxnOffsetCommit),
+ * which the partition's producer state tracks until its marker. */
+static int16_t append_records_as(group_coordinator_t *c, sm_str_t group, rec_t *recs, int n,
+                                 int64_t producer_id, int16_t producer_epoch) {
     if (n == 0) return PROTO_ERR_NONE;
     size_t cap = PROTO_BATCH_HEADER_SIZE;
     for (int i = 0; i < n; i++) cap += recs[i].key_len + recs[i].value_len + 32;
@@ -368,7 +381,8 @@ static int16_t append_records(group_coordinator_t *c, sm_str_t group, rec_t *rec
     if (!buf) return PROTO_ERR_UNKNOWN_SERVER_ERROR;
     int64_t ts = broker_now_ms();
     proto_batch_builder_t bb;
-    proto_batch_builder_opts_t o = {0, 0, 0, ts, -1, -1, -1};
+    proto_batch_builder_opts_t o = {0, 0, producer_id >= 0 ? PROTO_ATTR_TRANSACTIONAL : 0, ts,
+                                    producer_id, producer_id >= 0 ? producer_epoch : -1, -1};
     proto_batch_builder_init(&bb, buf, cap, &o);
     for (int i = 0; i < n; i++)
         proto_batch_builder_add(&bb, ts, (sm_bytes_t){recs[i].key, (int32_t)recs[i].key_len},
@@ -383,6 +397,11 @@ static int16_t append_records(group_coordinator_t *c, sm_str_t group, rec_t *rec
         int64_t first, last;
         pthread_mutex_lock(&p->mu);
         int rc = log_append(p->log, buf, len, p->leader_epoch, &first, &last);
+        if (rc == SM_OK && producer_id >= 0) {
+            proto_batch_header_t h;
+            if (proto_batch_parse_header(buf, len, &h) == SM_OK)
+                rc = broker_partition_track_batch(p, &h, first, last, ts);
+        }
         pthread_mutex_unlock(&p->mu);
         if (rc == SM_OK && c->b->s.fsync_before_ack) rc = log_flush(p->log);
         if (rc) err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
@@ -469,13 +488,56 @@ static int load_record(group_coordinator_t *c, sm_bytes_t key, sm_bytes_t value)
     return SM_OK;
 }
 
+static void apply_txn_offset(void *arg, const group_txn_offset_t *e);
+
+/* A transactional offset commit read back at start: pending until its marker. */
+static void load_txn_record(group_coordinator_t *c, int32_t partition, int64_t pid, sm_bytes_t key,
+                            sm_bytes_t value) {
+    sm_reader_t r = sm_reader_make(key.ptr, (size_t)key.len);
+    int16_t kv;
+    if (key.len < 2 || sm_rd_i16(&r, &kv) || (kv != 0 && kv != 1) || value.len < 2) return;
+    sm_arena_t a;
+    sm_arena_init(&a, 0);
+    proto_offset_commit_key_t k;
+    sm_reader_t vr = sm_reader_make(value.ptr, (size_t)value.len);
+    int16_t vv;
+    proto_offset_commit_value_t v;
+    if (proto_offset_commit_key_decode(&r, &a, 0, &k) == SM_OK && sm_rd_i16(&vr, &vv) == SM_OK &&
+        proto_offset_commit_value_decode(&vr, &a, vv, &v) == SM_OK) {
+        group_txn_offset_t e = {{(const uint8_t *)k.group.ptr, k.group.len},
+                                {(const uint8_t *)k.topic.ptr, k.topic.len},
+                                {(const uint8_t *)v.metadata.ptr, v.metadata.len},
+                                k.partition, v.offset, v.leader_epoch, v.commit_timestamp, partition};
+        group_txn_offsets_add(&c->txn_offsets, pid, &e);
+    }
+    sm_arena_free(&a);
+}
+
+typedef struct load_ctx {
+    group_coordinator_t *c;
+    int32_t partition;
+} load_ctx_t;
+
 static int load_batch(void *arg, const uint8_t *batch, size_t len, const proto_batch_header_t *h) {
-    group_coordinator_t *c = arg;
-    if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE || (h->attributes & PROTO_ATTR_CONTROL)) return SM_OK;
+    load_ctx_t *lc = arg;
+    group_coordinator_t *c = lc->c;
+    if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE) return SM_OK;
+    if (h->attributes & PROTO_ATTR_CONTROL) {
+        int32_t ce;
+        int type = proto_control_batch_type(batch, len, &ce);
+        if (type == PROTO_CONTROL_COMMIT || type == PROTO_CONTROL_ABORT)
+            group_txn_offsets_complete(&c->txn_offsets, h->producer_id, lc->partition,
+                                       type == PROTO_CONTROL_COMMIT, apply_txn_offset, c);
+        return SM_OK;
+    }
+    bool txn = (h->attributes & PROTO_ATTR_TRANSACTIONAL) && h->producer_id >= 0;
     proto_record_iter_t it;
     proto_record_t rec;
     proto_record_iter_init(&it, batch + PROTO_BATCH_HEADER_SIZE, len - PROTO_BATCH_HEADER_SIZE, h->records_count);
-    while (proto_record_iter_next(&it, &rec) == 1) load_record(c, rec.key, rec.value);
+    while (proto_record_iter_next(&it, &rec) == 1) {
+        if (txn) load_txn_record(c, lc->partition, h->producer_id, rec.key, rec.value);
+        else load_record(c, rec.key, rec.value);
+    }
     return SM_OK;
 }
 
@@ -795,6 +857,46 @@ static void *timer_main(void *arg) {
 
 static group_coordinator_t *coord(broker_t *b) { return b->groups; }
 
+int32_t group_offsets_partition(broker_t *b, sm_str_t group_id) {
+    group_coordinator_t *c = coord(b);
+    return c && group_id.len > 0 ? group_partition_for(group_id, c->partitions) : -1;
+}
+
+/* A committed transactional offset becomes the group's committed offset
+ * (under c->mu). */
+static void apply_txn_offset(void *arg, const group_txn_offset_t *e) {
+    group_coordinator_t *c = arg;
+    group_t *g = group_get_or_create(c, (sm_str_t){(const char *)e->group.ptr, e->group.len});
+    if (!g) return;
+    char kb[300];
+    size_t kl = offset_key(kb, sizeof(kb), (sm_str_t){(const char *)e->topic.ptr, e->topic.len},
+                           e->partition);
+    offset_entry_t *n = calloc(1, sizeof(*n));
+    if (!n) return;
+    n->offset = e->offset;
+    n->leader_epoch = e->leader_epoch;
+    n->metadata = gs_dup((sm_str_t){(const char *)e->metadata.ptr, e->metadata.len});
+    n->commit_ts = e->commit_ts;
+    offset_entry_t *old = sm_map_get(&g->offsets, kb, kl);
+    if (sm_map_put(&g->offsets, kb, kl, n)) {
+        gs_free(&n->metadata);
+        free(n);
+        return;
+    }
+    if (old) {
+        gs_free(&old->metadata);
+        free(old);
+    }
+}
+
+void group_txn_marker(broker_t *b, int32_t partition, int64_t producer_id, bool commit) {
+    group_coordinator_t *c = coord(b);
+    if (!c) return;
+    pthread_mutex_lock(&c->mu);
+    group_txn_offsets_complete(&c->txn_offsets, producer_id, partition, commit, apply_txn_offset, c);
+    pthread_mutex_unlock(&c->mu);
+}
+
 int group_coordinator_start(broker_t *b) {
     group_coordinator_t *c = calloc(1, sizeof(*c));
     if (!c) return SM_ERR_NOMEM;
@@ -806,6 +908,7 @@ int group_coordinator_start(broker_t *b) {
     pthread_cond_init(&c->cv, &ca);
     pthread_condattr_destroy(&ca);
     sm_map_init(&c->groups);
+    group_txn_offsets_init(&c->txn_offsets);
     c->initial_delay = sm_config_int(b->cfg, "group.initial.rebalance.delay.ms");
     c->min_session = sm_config_int(b->cfg, "group.min.session.timeout.ms");
     c->max_session = sm_config_int(b->cfg, "group.max.session.timeout.ms");
@@ -845,7 +948,8 @@ int group_coordinator_start(broker_t *b) {
     for (int32_t p = 0; p < c->partitions; p++) {
         broker_partition_t *bp = broker_partition_get(b, &c->topic_id, p);
         if (!bp) continue;
-        log_for_each_batch(bp->log, 0, load_batch, c);
+        load_ctx_t lc = {c, p};
+        log_for_each_batch(bp->log, 0, load_batch, &lc);
         broker_partition_put(bp);
     }
     if (sm_map_size(&c->groups)) sm_info("group", "loaded %zu groups from %s", sm_map_size(&c->groups), OFFSETS_TOPIC);
@@ -871,9 +975,16 @@ void group_coordinator_stop(broker_t *b) {
     }
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->timer, NULL);
-    it = 0;
+}
+
+void group_coordinator_free(broker_t *b) {
+    group_coordinator_t *c = b->groups;
+    if (!c) return;
+    size_t it = 0;
+    void *v;
     while (sm_map_next(&c->groups, &it, NULL, NULL, &v)) group_free(v);
     sm_map_free(&c->groups);
+    group_txn_offsets_free(&c->txn_offsets);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -886,11 +997,15 @@ int broker_handle_find_coordinator(broker_req_t *r) {
     broker_t *b = r->b;
     proto_find_coordinator_request_t *req = broker_body(r);
     proto_find_coordinator_response_t *resp = r->resp;
-    int16_t err = req->key_type == 0 ? PROTO_ERR_NONE : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    /* Key types: 0 groups, 1 transactional ids (both here), 2 share groups. */
+    int16_t err = req->key_type == 0 || (req->key_type == 1 && b->txns)
+                      ? PROTO_ERR_NONE
+                      : req->key_type > 2 ? PROTO_ERR_INVALID_REQUEST
+                                          : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
     sm_str_t host = sm_arena_str(&r->arena, b->s.advertised_host);
     if (r->version < 4) {
         resp->error_code = err;
-        resp->error_message = err ? SM_STR_LIT("Transactions are not supported yet") : SM_STR_NULL;
+        resp->error_message = err ? SM_STR_LIT("No coordinator for this key type") : SM_STR_NULL;
         resp->node_id = err ? -1 : b->s.node_id;
         resp->host = err ? SM_STR_LIT("") : host;
         resp->port = err ? -1 : b->s.advertised_port;
@@ -904,7 +1019,7 @@ int broker_handle_find_coordinator(broker_req_t *r) {
         proto_find_coordinator_response_coordinator_t *o = &resp->coordinators.v[i];
         o->key = req->coordinator_keys.v[i];
         o->error_code = err;
-        o->error_message = err ? SM_STR_LIT("Transactions are not supported yet") : SM_STR_NULL;
+        o->error_message = err ? SM_STR_LIT("No coordinator for this key type") : SM_STR_NULL;
         o->node_id = err ? -1 : b->s.node_id;
         o->host = err ? SM_STR_LIT("") : host;
         o->port = err ? -1 : b->s.advertised_port;
@@ -1001,6 +1116,12 @@ int broker_handle_join_group(broker_req_t *r) {
     sm_debug("group", "%.*s: JoinGroup v%d from '%.*s'", (int)req->group_id.len, req->group_id.ptr, v,
              (int)req->member_id.len, req->member_id.ptr ? req->member_id.ptr : "");
     pthread_mutex_lock(&c->mu);
+    if (c->stopping) {
+        /* Nothing would complete a join parked now: the timer is gone. */
+        pthread_mutex_unlock(&c->mu);
+        respond_join_error(r, PROTO_ERR_COORDINATOR_NOT_AVAILABLE, NO_ID);
+        return BROKER_PARKED;
+    }
     group_t *g = group_get_or_create(c, req->group_id);
     if (!g) {
         pthread_mutex_unlock(&c->mu);
@@ -1146,7 +1267,9 @@ int broker_handle_sync_group(broker_req_t *r) {
     group_t *g = group_get(c, req->group_id);
     member_t *m = g ? member_find(g, req->member_id) : NULL;
     int16_t err = PROTO_ERR_NONE;
-    if (!g || !m) {
+    if (c->stopping) {
+        err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE; /* no sync may park now */
+    } else if (!g || !m) {
         err = g && req->group_instance_id.len >= 0 && member_by_instance(g, req->group_instance_id)
                   ? PROTO_ERR_FENCED_INSTANCE_ID
                   : PROTO_ERR_UNKNOWN_MEMBER_ID;
@@ -1315,6 +1438,122 @@ static bool topic_id_of(broker_t *b, sm_str_t name, sm_uuid_t *id) {
     return t != NULL;
 }
 
+/*
+ * TxnOffsetCommit (KIP-98, member fields KIP-447): offsets written as a
+ * transactional batch of the producer to the group's __consumer_offsets
+ * partition, visible only once the transaction commits. The partition must
+ * be in the transaction (AddOffsetsToTxn first), checked with the
+ * transaction coordinator as Kafka's verification does.
+ */
+int broker_handle_txn_offset_commit(broker_req_t *r) {
+    broker_t *b = r->b;
+    group_coordinator_t *c = coord(b);
+    proto_txn_offset_commit_request_t *req = broker_body(r);
+    proto_txn_offset_commit_response_t *resp = r->resp;
+    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
+    resp->topics.v = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
+    if (!resp->topics.v) return BROKER_CLOSE;
+    resp->topics.n = nt;
+    int total = 0;
+    /* v6 names topics by id (KIP-1319); offsets stay keyed by name. */
+    sm_str_t *names = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*names));
+    if (!names) return BROKER_CLOSE;
+    for (int32_t i = 0; i < nt; i++) {
+        const proto_txn_offset_commit_request_txn_offset_commit_request_topic_t *t = &req->topics.v[i];
+        int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
+        names[i] = r->version >= 6 ? topic_name_of(r, &t->topic_id) : t->name;
+        resp->topics.v[i].name = t->name;
+        resp->topics.v[i].topic_id = t->topic_id;
+        resp->topics.v[i].partitions.v =
+            sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*resp->topics.v[i].partitions.v));
+        if (!resp->topics.v[i].partitions.v) return BROKER_CLOSE;
+        resp->topics.v[i].partitions.n = np;
+        for (int32_t k = 0; k < np; k++)
+            resp->topics.v[i].partitions.v[k].partition_index = t->partitions.v[k].partition_index;
+        total += np;
+    }
+    int16_t gerr = PROTO_ERR_NONE;
+    int32_t gp = -1;
+    if (!c) {
+        gerr = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    } else if (req->group_id.len <= 0) {
+        gerr = PROTO_ERR_INVALID_GROUP_ID;
+    } else {
+        gp = group_partition_for(req->group_id, c->partitions);
+        /* v5+ (transactions V2) adds the partition itself, as AddOffsetsToTxn. */
+        gerr = r->version >= 5
+                   ? txn_coordinator_add_implicit(b, req->transactional_id, req->producer_id,
+                                                  req->producer_epoch, SM_STR_LIT(OFFSETS_TOPIC), gp)
+                   : txn_coordinator_verify(b, req->transactional_id, req->producer_id,
+                                            req->producer_epoch, SM_STR_LIT(OFFSETS_TOPIC), gp,
+                                            10);
+        if (gerr == PROTO_ERR_NOT_ENOUGH_REPLICAS) gerr = PROTO_ERR_CONCURRENT_TRANSACTIONS;
+        if (gerr == PROTO_ERR_INVALID_PRODUCER_EPOCH && r->version >= 3)
+            gerr = PROTO_ERR_PRODUCER_FENCED;
+    }
+    rec_t *recs = gerr ? NULL : calloc((size_t)total + 1, sizeof(rec_t));
+    group_txn_offset_t *pend = gerr ? NULL : calloc((size_t)total + 1, sizeof(*pend));
+    if (!gerr && (!recs || !pend)) gerr = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    int nrecs = 0;
+    if (c) pthread_mutex_lock(&c->mu);
+    if (!gerr && r->version >= 3 && (req->member_id.len > 0 || req->generation_id_or_member_epoch >= 0)) {
+        group_t *g = group_get(c, req->group_id);
+        gerr = g ? commit_allowed(g, req->generation_id_or_member_epoch, req->member_id, req->group_instance_id)
+                 : PROTO_ERR_ILLEGAL_GENERATION;
+    }
+    int64_t now = broker_now_ms();
+    for (int32_t i = 0; i < nt; i++) {
+        const proto_txn_offset_commit_request_txn_offset_commit_request_topic_t *t = &req->topics.v[i];
+        for (int32_t k = 0; k < resp->topics.v[i].partitions.n; k++) {
+            const proto_txn_offset_commit_request_txn_offset_commit_request_partition_t *p =
+                &t->partitions.v[k];
+            int16_t *err = &resp->topics.v[i].partitions.v[k].error_code;
+            *err = gerr;
+            if (gerr) continue;
+            if (names[i].len < 0) {
+                *err = PROTO_ERR_UNKNOWN_TOPIC_ID;
+                continue;
+            }
+            if (p->committed_metadata.len > MAX_METADATA) {
+                *err = PROTO_ERR_OFFSET_METADATA_TOO_LARGE;
+                continue;
+            }
+            int32_t epoch = r->version >= 2 ? p->committed_leader_epoch : -1;
+            /* e borrows the request's metadata bytes for the record only. */
+            offset_entry_t e = {p->committed_offset, epoch,
+                                {(char *)p->committed_metadata.ptr, p->committed_metadata.len}, now};
+            if (p->committed_metadata.len < 0) e.metadata = NO_ID;
+            if (offset_record(req->group_id, names[i], p->partition_index, &e, &recs[nrecs])) {
+                *err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+                continue;
+            }
+            pend[nrecs] = (group_txn_offset_t){
+                {(const uint8_t *)req->group_id.ptr, req->group_id.len},
+                {(const uint8_t *)names[i].ptr, names[i].len},
+                {(const uint8_t *)p->committed_metadata.ptr,
+                 p->committed_metadata.len < 0 ? 0 : p->committed_metadata.len},
+                p->partition_index, p->committed_offset, epoch, now, gp};
+            nrecs++;
+        }
+    }
+    int16_t aerr = gerr || !nrecs ? gerr
+                                  : append_records_as(c, req->group_id, recs, nrecs,
+                                                      req->producer_id, req->producer_epoch);
+    for (int i = 0; !aerr && i < nrecs; i++)
+        if (group_txn_offsets_add(&c->txn_offsets, req->producer_id, &pend[i]))
+            aerr = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (aerr && !gerr)
+        for (int32_t i = 0; i < nt; i++)
+            for (int32_t k = 0; k < resp->topics.v[i].partitions.n; k++)
+                if (!resp->topics.v[i].partitions.v[k].error_code)
+                    resp->topics.v[i].partitions.v[k].error_code = aerr;
+    if (c) pthread_mutex_unlock(&c->mu);
+    if (recs) recs_free(recs, nrecs);
+    free(recs);
+    free(pend);
+    return BROKER_RESPOND;
+}
+
 int broker_handle_offset_commit(broker_req_t *r) {
     group_coordinator_t *c = coord(r->b);
     proto_offset_commit_request_t *req = broker_body(r);
@@ -1413,7 +1652,7 @@ int broker_handle_offset_commit(broker_req_t *r) {
 }
 
 /* Fills one group's offsets for OffsetFetch (v8+ layout); topics == NULL: all. */
-static void fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_t group_id,
+static void fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_t group_id, bool stable,
                                 const proto_offset_fetch_request_offset_fetch_request_topics_array_t *topics,
                                 proto_offset_fetch_response_offset_fetch_response_group_t *out) {
     out->group_id = group_id;
@@ -1447,7 +1686,15 @@ static void fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_
                 p->committed_offset = e ? e->offset : -1;
                 p->committed_leader_epoch = e ? e->leader_epoch : -1;
                 p->metadata = e && e->metadata.p ? gs_arena(r, e->metadata) : SM_STR_LIT("");
-                p->error_code = PROTO_ERR_NONE;
+                /* KIP-447: a reader asking for stable offsets waits while a
+                 * transaction holds an offset of this partition. */
+                p->error_code = stable && group_txn_offsets_pending(
+                                              &c->txn_offsets,
+                                              (sm_bytes_t){(const uint8_t *)group_id.ptr, group_id.len},
+                                              (sm_bytes_t){(const uint8_t *)t->name.ptr, t->name.len},
+                                              p->partition_index)
+                                    ? PROTO_ERR_UNSTABLE_OFFSET_COMMIT
+                                    : PROTO_ERR_NONE;
             }
         }
         return;
@@ -1491,7 +1738,8 @@ int broker_handle_offset_fetch(broker_req_t *r) {
         resp->groups.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(*resp->groups.v));
         resp->groups.n = resp->groups.v ? n : 0;
         for (int32_t i = 0; i < resp->groups.n; i++)
-            fetch_group_offsets(r, c, req->groups.v[i].group_id, &req->groups.v[i].topics, &resp->groups.v[i]);
+            fetch_group_offsets(r, c, req->groups.v[i].group_id, req->require_stable,
+                                &req->groups.v[i].topics, &resp->groups.v[i]);
     } else {
         /* Older layout: translate through the v8 shape. */
         proto_offset_fetch_request_offset_fetch_request_topics_array_t topics = {-1, NULL};
@@ -1505,7 +1753,8 @@ int broker_handle_offset_fetch(broker_req_t *r) {
         }
         proto_offset_fetch_response_offset_fetch_response_group_t one;
         memset(&one, 0, sizeof(one));
-        fetch_group_offsets(r, c, req->group_id, &topics, &one);
+        fetch_group_offsets(r, c, req->group_id, r->version >= 7 && req->require_stable, &topics,
+                            &one);
         resp->error_code = PROTO_ERR_NONE;
         resp->topics.v = sm_arena_calloc(&r->arena, (size_t)one.topics.n + 1, sizeof(*resp->topics.v));
         resp->topics.n = resp->topics.v ? one.topics.n : 0;

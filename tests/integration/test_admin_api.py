@@ -512,6 +512,9 @@ KAFKA_44_VERSIONS = {
     "AlterConfigs": (33, 0, 2), "DescribeLogDirs": (35, 1, 5), "CreatePartitions": (37, 0, 3),
     "DeleteGroups": (42, 0, 3), "ElectLeaders": (43, 0, 2), "IncrementalAlterConfigs": (44, 0, 1),
     "OffsetDelete": (47, 0, 0), "DescribeCluster": (60, 0, 2), "DescribeProducers": (61, 0, 0),
+    "AddPartitionsToTxn": (24, 0, 5), "AddOffsetsToTxn": (25, 0, 4), "EndTxn": (26, 0, 5),
+    "WriteTxnMarkers": (27, 1, 2), "TxnOffsetCommit": (28, 0, 6), "DescribeTransactions": (65, 0, 0),
+    "ListTransactions": (66, 0, 2),
 }
 
 
