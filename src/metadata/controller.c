@@ -506,6 +506,14 @@ void meta_alter_group_configs(meta_controller_t *c, sm_str_t group, const meta_c
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Commits records under c->mu; a failure becomes the request's result. */
+static void commit_locked(meta_controller_t *c, const meta_record_t *recs, int32_t n, meta_result_t *res) {
+    pthread_mutex_lock(&c->mu);
+    int how = commit_records(c, recs, n);
+    if (how != COMMIT_OK) commit_error(res, how);
+    pthread_mutex_unlock(&c->mu);
+}
+
 void meta_alter_client_quotas(meta_controller_t *c, const meta_quota_part_t *parts, int nparts,
                               const meta_quota_op_t *ops, int32_t n, meta_result_t *res) {
     set_result(res, PROTO_ERR_NONE, NULL);
@@ -529,10 +537,7 @@ void meta_alter_client_quotas(meta_controller_t *c, const meta_quota_part_t *par
             qrs[i].remove = ops[i].remove;
             recs[i] = (meta_record_t){PROTO_CLIENT_QUOTA_RECORD_API_KEY, 0, &qrs[i]};
         }
-        pthread_mutex_lock(&c->mu);
-        if (commit_records(c, recs, n) != SM_OK)
-            set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
-        pthread_mutex_unlock(&c->mu);
+        commit_locked(c, recs, n, res);
     }
     free(recs);
     free(qrs);
@@ -553,10 +558,7 @@ void meta_set_feature_levels(meta_controller_t *c, const sm_str_t *names, const 
             frs[i].feature_level = levels[i];
             recs[i] = (meta_record_t){PROTO_FEATURE_LEVEL_RECORD_API_KEY, 0, &frs[i]};
         }
-        pthread_mutex_lock(&c->mu);
-        if (commit_records(c, recs, n) != SM_OK)
-            set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
-        pthread_mutex_unlock(&c->mu);
+        commit_locked(c, recs, n, res);
     }
     free(recs);
     free(frs);
