@@ -67,12 +67,12 @@ def test_features_and_acls(make_broker, tool):
     rc, out = tool(FEATURES, *boot, "describe")
     assert rc == 0, out
     # Kafka 4.4 lists the same seven features; Samsa supports level 0 of all
-    # but metadata.version (see docs/broker.md).
+    # but metadata.version and transaction.version (see docs/broker.md).
     assert feature_lines(out) == {
         "metadata.version": ("4.4-IV2", "4.4-IV2", "4.4-IV2"),
         "kraft.version": ("0", "0", "0"),
         "group.version": ("0", "0", "0"),
-        "transaction.version": ("0", "0", "0"),
+        "transaction.version": ("0", "2", "2"),
         "eligible.leader.replicas.version": ("0", "0", "0"),
         "share.version": ("0", "0", "0"),
         "streams.version": ("0", "0", "0"),

@@ -6,11 +6,14 @@
  *  - metadata.version 4.4-IV2 (level 33), the only level it supports: Kafka's
  *    tools and clients require a finalized metadata.version, and Samsa speaks
  *    Kafka 4.4's protocol; it cannot run at the older levels Kafka can.
+ *  - transaction.version 0-2, finalized at 2 as Kafka 4.4's: transactions V2
+ *    (KIP-890 part 2, txn/coordinator.c), which Kafka 4 clients then use;
+ *    older clients keep the V1 protocol, which is served too.
  *  - kraft.version, group.version (KIP-848 consumer groups),
- *    transaction.version (KIP-890), eligible.leader.replicas.version
- *    (KIP-966), share.version (KIP-932) and streams.version (KIP-1071) are
- *    supported at level 0 only: their features do not exist in Samsa (one
- *    node with a static quorum, classic groups, no transactions).
+ *    eligible.leader.replicas.version (KIP-966), share.version (KIP-932)
+ *    and streams.version (KIP-1071) are supported at level 0 only: their
+ *    features do not exist in Samsa yet (one node with a static quorum,
+ *    classic groups).
  * The finalized level of metadata.version is 33 unless a FeatureLevelRecord in
  * the metadata log says otherwise; UpdateFeatures writes FeatureLevelRecords.
  * The finalized epoch is the offset of the last applied metadata record, as
@@ -32,7 +35,7 @@ static const feature_t features[] = {
     {"metadata.version", 33, 33, 33},
     {"kraft.version", 0, 0, 0},
     {"group.version", 0, 0, 0},
-    {"transaction.version", 0, 0, 0},
+    {"transaction.version", 0, 2, 2},
     {"eligible.leader.replicas.version", 0, 0, 0},
     {"share.version", 0, 0, 0},
     {"streams.version", 0, 0, 0},
