@@ -129,6 +129,12 @@ const sm_config_key_t sm_config_keys[] = {
      "In-flight requests per connection before reading pauses."},
     {"queued.max.request.bytes", SM_CFG_LONG, "-1", -1, I64MAX, NULL,
      "In-flight request bytes before reading pauses; -1: Samsa bounds it at 512 MiB."},
+    {"max.connections", SM_CFG_INT, "2147483647", 0, I32MAX, NULL,
+     "Connections the broker holds; beyond it new ones are accepted and closed at once."},
+    {"max.connections.per.ip", SM_CFG_INT, "2147483647", 0, I32MAX, NULL,
+     "Connections from one address; beyond it new ones are closed at once."},
+    {"max.connections.per.ip.overrides", SM_CFG_STRING, "", 0, 0, NULL,
+     "Per-address limits, \"address:count\" separated by commas."},
     {"connections.max.idle.ms", SM_CFG_LONG, "600000", -1, I64MAX, NULL,
      "Idle connections are closed after this."},
     {"offsets.topic.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL,
@@ -209,7 +215,6 @@ static const char *const ignored_prefixes[] = {
     "principal.builder.",
     "sasl_",
     "listener.name.",
-    "max.connections",
     "num.replica.",
     "group.coordinator.",
     "group.consumer.",
@@ -288,6 +293,86 @@ static const char *const dynamic_keys[] = {
     "unclean.leader.election.enable",
     NULL,
 };
+
+static const char *const stored_only_keys[] = {
+    "num.io.threads",
+    "num.network.threads",
+    "num.replica.fetchers",
+    "num.recovery.threads.per.data.dir",
+    "background.threads",
+    "log.cleaner.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.buffer.size",
+    "log.cleaner.io.buffer.load.factor",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.local.retention.ms",
+    "log.local.retention.bytes",
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "max.connection.creation.rate",
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+    "metric.reporters",
+    "producer.id.expiration.ms",
+    "transaction.partition.verification.enable",
+    NULL,
+};
+
+/* Prefixes of the SSL, SASL and per-listener settings Kafka reconfigures. */
+static const char *const stored_only_prefixes[] = {"ssl.", "sasl.", "listener.name.", NULL};
+
+static bool ignored_key(const char *key);
+static int key_index(const char *name);
+
+/* A key neither Samsa's table nor its lists of Kafka keys know: Kafka stores
+ * such custom keys too (and describes them as sensitive). */
+static bool custom_key(const char *key) { return *key && key_index(key) < 0 && !ignored_key(key); }
+
+static bool listed_stored_only(const char *key) {
+    for (const char *const *k = stored_only_keys; *k; k++)
+        if (strcmp(*k, key) == 0) return true;
+    for (const char *const *p = stored_only_prefixes; *p; p++)
+        if (strncmp(key, *p, strlen(*p)) == 0 && key[strlen(*p)]) return true;
+    return false;
+}
+
+bool sm_config_key_stored_only(const char *key) {
+    return listed_stored_only(key) || custom_key(key);
+}
+
+bool sm_config_key_listener_only(const char *key) {
+    static const char *const keys[] = {"ssl.keystore.type",
+                                       "ssl.keystore.location",
+                                       "ssl.keystore.password",
+                                       "ssl.key.password",
+                                       "ssl.truststore.type",
+                                       "ssl.truststore.location",
+                                       "ssl.truststore.password",
+                                       "ssl.keystore.key",
+                                       "ssl.keystore.certificate.chain",
+                                       "ssl.truststore.certificates",
+                                       NULL};
+    for (const char *const *k = keys; *k; k++)
+        if (strcmp(*k, key) == 0) return true;
+    return false;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+bool sm_config_key_sensitive(const char *key) {
+    return ends_with(key, "password") || ends_with(key, "jaas.config") ||
+           ends_with(key, "keystore.key") || (custom_key(key) && !listed_stored_only(key));
+}
 
 bool sm_config_key_dynamic(const char *key) {
     for (const char *const *k = dynamic_keys; *k; k++)

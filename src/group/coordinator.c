@@ -32,17 +32,24 @@
 enum { EMPTY = 0, PREPARING, COMPLETING, STABLE, DEAD };
 static const char *const state_names[] = {"Empty", "PreparingRebalance", "CompletingRebalance", "Stable", "Dead"};
 
+/* A string the coordinator owns. Kafka strings may hold NUL bytes, so every
+ * string of a group carries its length; p == NULL is a null string. */
+typedef struct gstr {
+    char *p;
+    int32_t len;
+} gstr_t;
+
 typedef struct protocol {
-    char *name;
+    gstr_t name;
     uint8_t *meta;
     int32_t meta_len;
 } protocol_t;
 
 typedef struct member {
-    char *id;
-    char *instance_id; /* NULL: dynamic member */
-    char *client_id;
-    char *client_host;
+    gstr_t id;
+    gstr_t instance_id; /* null: dynamic member */
+    gstr_t client_id;
+    gstr_t client_host;
     int32_t session_timeout;
     int32_t rebalance_timeout;
     int nprotocols;
@@ -58,23 +65,23 @@ typedef struct member {
 typedef struct offset_entry {
     int64_t offset;
     int32_t leader_epoch;
-    char *metadata;
+    gstr_t metadata;
     int64_t commit_ts;
 } offset_entry_t;
 
 typedef struct pending_id {
-    char *id;
+    gstr_t id;
     int64_t expires;
     struct pending_id *next;
 } pending_id_t;
 
 typedef struct group {
-    char *id;
+    gstr_t id;
     int state;
-    char *protocol_type;
-    char *protocol;
+    gstr_t protocol_type;
+    gstr_t protocol;
     int32_t generation;
-    char *leader;
+    gstr_t leader;
     member_t *members;
     int nmembers;
     pending_id_t *pending; /* member ids handed out with MEMBER_ID_REQUIRED */
@@ -103,19 +110,49 @@ struct group_coordinator {
 
 static int64_t now_ms(void) { return broker_mono_ms(); }
 
-static char *dupstr(sm_str_t s) {
-    if (s.len < 0) return NULL;
-    char *p = malloc((size_t)s.len + 1);
-    if (p) {
-        memcpy(p, s.ptr, (size_t)s.len);
-        p[s.len] = 0;
+/* A copy of s; *out is null for a null s. Returns SM_ERR_NOMEM. */
+static int gs_set(gstr_t *out, sm_str_t s) {
+    gstr_t n = {NULL, 0};
+    if (s.len >= 0) {
+        n.p = malloc((size_t)s.len + 1);
+        if (!n.p) return SM_ERR_NOMEM;
+        if (s.len) memcpy(n.p, s.ptr, (size_t)s.len);
+        n.p[s.len] = 0;
+        n.len = s.len;
     }
-    return p;
+    free(out->p);
+    *out = n;
+    return SM_OK;
 }
 
-static bool streq(const char *c, sm_str_t s) {
-    if (!c) return s.len < 0;
-    return s.len >= 0 && strlen(c) == (size_t)s.len && memcmp(c, s.ptr, (size_t)s.len) == 0;
+static gstr_t gs_dup(sm_str_t s) {
+    gstr_t n = {NULL, 0};
+    gs_set(&n, s);
+    return n;
+}
+
+static void gs_free(gstr_t *s) {
+    free(s->p);
+    s->p = NULL;
+    s->len = 0;
+}
+
+#define NO_ID ((gstr_t){NULL, 0})
+
+static sm_str_t V(gstr_t s) { return s.p ? (sm_str_t){s.p, s.len} : SM_STR_NULL; }
+
+/* V(s), or "" for a null s. */
+static sm_str_t V0(gstr_t s) { return s.p ? (sm_str_t){s.p, s.len} : SM_STR_LIT(""); }
+
+static bool streq(gstr_t c, sm_str_t s) { return c.p ? sm_str_eq(V(c), s) : s.len < 0; }
+
+static bool gs_eq(gstr_t a, gstr_t b) { return a.p && b.p && sm_str_eq(V(a), V(b)); }
+
+/* A copy in the response's arena: responses are written after c->mu is released. */
+static sm_str_t gs_arena(broker_req_t *r, gstr_t s) {
+    if (!s.p) return SM_STR_NULL;
+    char *p = sm_arena_strndup(&r->arena, s.p, (size_t)s.len);
+    return p ? (sm_str_t){p, s.len} : SM_STR_NULL;
 }
 
 static sm_str_t S(const char *c) { return c ? (sm_str_t){c, (int32_t)strlen(c)} : SM_STR_NULL; }
@@ -134,15 +171,15 @@ int32_t group_partition_for(sm_str_t id, int32_t partitions) {
 
 static void member_free(member_t *m) {
     for (int i = 0; i < m->nprotocols; i++) {
-        free(m->protocols[i].name);
+        gs_free(&m->protocols[i].name);
         free(m->protocols[i].meta);
     }
     free(m->protocols);
     free(m->assignment);
-    free(m->id);
-    free(m->instance_id);
-    free(m->client_id);
-    free(m->client_host);
+    gs_free(&m->id);
+    gs_free(&m->instance_id);
+    gs_free(&m->client_id);
+    gs_free(&m->client_host);
     free(m);
 }
 
@@ -154,7 +191,7 @@ static group_t *group_get_or_create(group_coordinator_t *c, sm_str_t id) {
     group_t *g = group_get(c, id);
     if (g) return g;
     g = calloc(1, sizeof(*g));
-    if (!g || !(g->id = dupstr(id))) {
+    if (!g || gs_set(&g->id, id)) {
         free(g);
         return NULL;
     }
@@ -162,7 +199,7 @@ static group_t *group_get_or_create(group_coordinator_t *c, sm_str_t id) {
     g->state = EMPTY;
     g->state_ts = broker_now_ms();
     if (sm_map_put(&c->groups, id.ptr, (size_t)id.len, g)) {
-        free(g->id);
+        gs_free(&g->id);
         free(g);
         return NULL;
     }
@@ -178,20 +215,20 @@ static void group_free(group_t *g) {
     while (g->pending) {
         pending_id_t *p = g->pending;
         g->pending = p->next;
-        free(p->id);
+        gs_free(&p->id);
         free(p);
     }
     size_t it = 0;
     void *v;
     while (sm_map_next(&g->offsets, &it, NULL, NULL, &v)) {
-        free(((offset_entry_t *)v)->metadata);
+        gs_free(&((offset_entry_t *)v)->metadata);
         free(v);
     }
     sm_map_free(&g->offsets);
-    free(g->id);
-    free(g->protocol_type);
-    free(g->protocol);
-    free(g->leader);
+    gs_free(&g->id);
+    gs_free(&g->protocol_type);
+    gs_free(&g->protocol);
+    gs_free(&g->leader);
     free(g);
 }
 
@@ -204,7 +241,7 @@ static member_t *member_find(group_t *g, sm_str_t id) {
 static member_t *member_by_instance(group_t *g, sm_str_t instance) {
     if (instance.len < 0) return NULL;
     for (member_t *m = g->members; m; m = m->next)
-        if (m->instance_id && streq(m->instance_id, instance)) return m;
+        if (m->instance_id.p && streq(m->instance_id, instance)) return m;
     return NULL;
 }
 
@@ -220,6 +257,9 @@ static void set_state(group_t *g, int s) {
     g->state = s;
     g->state_ts = broker_now_ms();
 }
+
+/* The topic of an offsets map key. */
+static sm_str_t offset_key_topic(const void *key, size_t len) { return (sm_str_t){key, (int32_t)len - 5}; }
 
 static size_t offset_key(char *buf, size_t cap, sm_str_t topic, int32_t partition) {
     size_t n = topic.len > 0 ? (size_t)topic.len : 0;
@@ -272,7 +312,7 @@ static int offset_record(sm_str_t group, sm_str_t topic, int32_t partition, cons
     proto_offset_commit_value_init(&v);
     v.offset = e->offset;
     v.leader_epoch = e->leader_epoch;
-    v.metadata = S(e->metadata ? e->metadata : "");
+    v.metadata = V0(e->metadata);
     v.commit_timestamp = e->commit_ts;
     return encode_prefixed(proto_msg_lookup("OffsetCommitValue"), 3, 3, &v, &r->value, &r->value_len);
 }
@@ -280,31 +320,31 @@ static int offset_record(sm_str_t group, sm_str_t topic, int32_t partition, cons
 static int group_record(group_t *g, bool tombstone, rec_t *r) {
     proto_group_metadata_key_t k;
     proto_group_metadata_key_init(&k);
-    k.group = S(g->id);
+    k.group = V(g->id);
     memset(r, 0, sizeof(*r));
     const proto_msg_desc_t *kd = proto_msg_lookup("GroupMetadataKey");
     int rc = encode_prefixed(kd, kd->api_key, 0, &k, &r->key, &r->key_len);
     if (rc || tombstone) return rc;
     proto_group_metadata_value_t v;
     proto_group_metadata_value_init(&v);
-    v.protocol_type = S(g->protocol_type ? g->protocol_type : "");
+    v.protocol_type = V0(g->protocol_type);
     v.generation = g->generation;
-    v.protocol = S(g->protocol);
-    v.leader = S(g->leader);
+    v.protocol = V(g->protocol);
+    v.leader = V(g->leader);
     v.current_state_timestamp = g->state_ts;
     proto_group_metadata_value_member_metadata_t *mm = calloc((size_t)g->nmembers + 1, sizeof(*mm));
     if (!mm) return SM_ERR_NOMEM;
     int i = 0;
     for (member_t *m = g->members; m; m = m->next, i++) {
-        mm[i].member_id = S(m->id);
-        mm[i].group_instance_id = S(m->instance_id);
-        mm[i].client_id = S(m->client_id);
-        mm[i].client_host = S(m->client_host);
+        mm[i].member_id = V(m->id);
+        mm[i].group_instance_id = V(m->instance_id);
+        mm[i].client_id = V(m->client_id);
+        mm[i].client_host = V(m->client_host);
         mm[i].rebalance_timeout = m->rebalance_timeout;
         mm[i].session_timeout = m->session_timeout;
         mm[i].subscription = (sm_bytes_t){NULL, 0};
         for (int k2 = 0; k2 < m->nprotocols; k2++)
-            if (g->protocol && strcmp(m->protocols[k2].name, g->protocol) == 0)
+            if (gs_eq(m->protocols[k2].name, g->protocol))
                 mm[i].subscription = (sm_bytes_t){m->protocols[k2].meta, m->protocols[k2].meta_len};
         mm[i].assignment = (sm_bytes_t){m->assignment, m->assignment ? m->assignment_len : 0};
     }
@@ -375,7 +415,7 @@ static int16_t append_records_as(group_coordinator_t *c, sm_str_t group, rec_t *
 static int16_t persist_group(group_coordinator_t *c, group_t *g) {
     rec_t r;
     if (group_record(g, false, &r)) return PROTO_ERR_UNKNOWN_SERVER_ERROR;
-    int16_t err = append_records(c, S(g->id), &r, 1);
+    int16_t err = append_records(c, V(g->id), &r, 1);
     recs_free(&r, 1);
     return err;
 }
@@ -399,7 +439,7 @@ static int load_record(group_coordinator_t *c, sm_bytes_t key, sm_bytes_t value)
             size_t kl = offset_key(kb, sizeof(kb), k.topic, k.partition);
             offset_entry_t *old = g ? sm_map_del(&g->offsets, kb, kl) : NULL;
             if (old) {
-                free(old->metadata);
+                gs_free(&old->metadata);
                 free(old);
             }
             if (g && value.len >= 2) {
@@ -411,7 +451,7 @@ static int load_record(group_coordinator_t *c, sm_bytes_t key, sm_bytes_t value)
                 if (e && proto_offset_commit_value_decode(&vr, &a, vv, &v) == SM_OK) {
                     e->offset = v.offset;
                     e->leader_epoch = v.leader_epoch;
-                    e->metadata = dupstr(v.metadata);
+                    e->metadata = gs_dup(v.metadata);
                     e->commit_ts = v.commit_timestamp;
                     if (sm_map_put(&g->offsets, kb, kl, e)) free(e);
                 } else {
@@ -429,19 +469,16 @@ static int load_record(group_coordinator_t *c, sm_bytes_t key, sm_bytes_t value)
                 proto_group_metadata_value_t v;
                 sm_rd_i16(&vr, &vv);
                 if (proto_group_metadata_value_decode(&vr, &a, vv, &v) == SM_OK) {
-                    free(g->protocol_type);
-                    free(g->protocol);
-                    free(g->leader);
-                    g->protocol_type = dupstr(v.protocol_type);
-                    g->protocol = dupstr(v.protocol);
-                    g->leader = dupstr(v.leader);
+                    gs_set(&g->protocol_type, v.protocol_type);
+                    gs_set(&g->protocol, v.protocol);
+                    gs_set(&g->leader, v.leader);
                     g->generation = v.generation;
                     /* Members are not restored: they rejoin after a restart
                      * (their sessions did not survive it), which starts a
                      * rebalance of the next generation. */
                 }
             } else if (g && value.len < 0) {
-                sm_str_t gid = S(g->id);
+                sm_str_t gid = V(g->id);
                 sm_map_del(&c->groups, gid.ptr, (size_t)gid.len);
                 group_free(g);
             }
@@ -506,11 +543,11 @@ static int load_batch(void *arg, const uint8_t *batch, size_t len, const proto_b
 
 /* ---------------------------------------------------------------- rebalancing */
 
-static void respond_join_error(broker_req_t *r, int16_t err, const char *member_id) {
+static void respond_join_error(broker_req_t *r, int16_t err, gstr_t member_id) {
     proto_join_group_response_t *resp = r->resp;
     resp->error_code = err;
     resp->generation_id = -1;
-    resp->member_id = member_id ? sm_arena_str(&r->arena, member_id) : SM_STR_LIT("");
+    resp->member_id = member_id.p ? gs_arena(r, member_id) : SM_STR_LIT("");
     resp->leader = SM_STR_LIT("");
     resp->protocol_name = r->version >= 7 ? SM_STR_NULL : SM_STR_LIT("");
     resp->protocol_type = SM_STR_NULL;
@@ -520,8 +557,8 @@ static void respond_join_error(broker_req_t *r, int16_t err, const char *member_
 static void respond_sync(broker_req_t *r, int16_t err, group_t *g, member_t *m) {
     proto_sync_group_response_t *resp = r->resp;
     resp->error_code = err;
-    resp->protocol_type = g && g->protocol_type && !err ? sm_arena_str(&r->arena, g->protocol_type) : SM_STR_NULL;
-    resp->protocol_name = g && g->protocol && !err ? sm_arena_str(&r->arena, g->protocol) : SM_STR_NULL;
+    resp->protocol_type = g && !err ? gs_arena(r, g->protocol_type) : SM_STR_NULL;
+    resp->protocol_name = g && !err ? gs_arena(r, g->protocol) : SM_STR_NULL;
     resp->assignment = (sm_bytes_t){NULL, 0};
     if (!err && m && m->assignment) {
         uint8_t *p = sm_arena_alloc(&r->arena, (size_t)m->assignment_len + 1);
@@ -534,18 +571,18 @@ static void respond_sync(broker_req_t *r, int16_t err, group_t *g, member_t *m) 
 }
 
 /* The protocol every member supports that most members prefer. */
-static const char *select_protocol(group_t *g) {
+static const gstr_t *select_protocol(group_t *g) {
     member_t *first = g->members;
     if (!first) return NULL;
-    const char *best = NULL;
+    const gstr_t *best = NULL;
     int best_votes = -1;
     for (int i = 0; i < first->nprotocols; i++) {
-        const char *cand = first->protocols[i].name;
+        const gstr_t *cand = &first->protocols[i].name;
         bool all = true;
         for (member_t *m = g->members; m && all; m = m->next) {
             bool has = false;
             for (int k = 0; k < m->nprotocols; k++)
-                if (strcmp(m->protocols[k].name, cand) == 0) has = true;
+                if (gs_eq(m->protocols[k].name, *cand)) has = true;
             all = has;
         }
         if (!all) continue;
@@ -553,16 +590,16 @@ static const char *select_protocol(group_t *g) {
         for (member_t *m = g->members; m; m = m->next) {
             /* a member votes for its most preferred protocol all support */
             for (int k = 0; k < m->nprotocols; k++) {
-                const char *p = m->protocols[k].name;
+                const gstr_t *p = &m->protocols[k].name;
                 bool supported = true;
                 for (member_t *o = g->members; o && supported; o = o->next) {
                     bool has = false;
                     for (int j = 0; j < o->nprotocols; j++)
-                        if (strcmp(o->protocols[j].name, p) == 0) has = true;
+                        if (gs_eq(o->protocols[j].name, *p)) has = true;
                     supported = has;
                 }
                 if (supported) {
-                    if (strcmp(p, cand) == 0) votes++;
+                    if (gs_eq(*p, *cand)) votes++;
                     break;
                 }
             }
@@ -579,20 +616,20 @@ static void fill_join_response(broker_req_t *r, group_t *g, member_t *m) {
     proto_join_group_response_t *resp = r->resp;
     resp->error_code = PROTO_ERR_NONE;
     resp->generation_id = g->generation;
-    resp->protocol_type = sm_arena_str(&r->arena, g->protocol_type);
-    resp->protocol_name = sm_arena_str(&r->arena, g->protocol);
-    resp->leader = sm_arena_str(&r->arena, g->leader);
-    resp->member_id = sm_arena_str(&r->arena, m->id);
+    resp->protocol_type = gs_arena(r, g->protocol_type);
+    resp->protocol_name = gs_arena(r, g->protocol);
+    resp->leader = gs_arena(r, g->leader);
+    resp->member_id = gs_arena(r, m->id);
     resp->skip_assignment = false;
     resp->members.n = 0;
-    if (g->leader && strcmp(g->leader, m->id) == 0) {
+    if (gs_eq(g->leader, m->id)) {
         resp->members.v = sm_arena_calloc(&r->arena, (size_t)g->nmembers + 1, sizeof(*resp->members.v));
         int i = 0;
         for (member_t *o = g->members; resp->members.v && o; o = o->next) {
-            resp->members.v[i].member_id = sm_arena_str(&r->arena, o->id);
-            resp->members.v[i].group_instance_id = sm_arena_str(&r->arena, o->instance_id);
+            resp->members.v[i].member_id = gs_arena(r, o->id);
+            resp->members.v[i].group_instance_id = gs_arena(r, o->instance_id);
             for (int k = 0; k < o->nprotocols; k++) {
-                if (strcmp(o->protocols[k].name, g->protocol) == 0) {
+                if (gs_eq(o->protocols[k].name, g->protocol)) {
                     uint8_t *p = sm_arena_alloc(&r->arena, (size_t)o->protocols[k].meta_len + 1);
                     if (p) memcpy(p, o->protocols[k].meta, (size_t)o->protocols[k].meta_len);
                     resp->members.v[i].metadata = (sm_bytes_t){p, p ? o->protocols[k].meta_len : 0};
@@ -614,24 +651,19 @@ static void complete_join(group_coordinator_t *c, group_t *g) {
     g->rebalance_deadline = 0;
     g->generation++;
     if (!g->members) {
-        free(g->protocol);
-        g->protocol = NULL;
-        free(g->leader);
-        g->leader = NULL;
+        gs_free(&g->protocol);
+        gs_free(&g->leader);
         set_state(g, EMPTY);
         persist_group(c, g);
         return;
     }
-    free(g->protocol);
-    const char *p = select_protocol(g);
-    g->protocol = p ? strdup(p) : NULL;
-    if (!g->leader || !member_find(g, S(g->leader))) {
-        free(g->leader);
-        g->leader = strdup(g->members->id);
-    }
+    const gstr_t *p = select_protocol(g);
+    gs_set(&g->protocol, p ? V(*p) : SM_STR_NULL);
+    if (!g->leader.p || !member_find(g, V(g->leader))) gs_set(&g->leader, V(g->members->id));
     set_state(g, COMPLETING);
-    sm_info("group", "%s: rebalanced: generation %d with %d members, protocol %s, leader %s", g->id, g->generation,
-             g->nmembers, g->protocol ? g->protocol : "-", g->leader);
+    sm_info("group", "%.*s: rebalanced: generation %d with %d members, protocol %.*s, leader %.*s", (int)g->id.len, g->id.p,
+             g->generation, g->nmembers, (int)g->protocol.len, g->protocol.p ? g->protocol.p : "",
+             (int)g->leader.len, g->leader.p);
     for (member_t *m = g->members; m; m = m->next) {
         broker_req_t *r = m->join_req;
         m->join_req = NULL;
@@ -656,7 +688,8 @@ static void prepare_rebalance(group_coordinator_t *c, group_t *g, bool initial) 
     g->rebalance_deadline = initial && c->initial_delay > 0 ? now + c->initial_delay : now + max_rt;
     if (g->rebalance_deadline > g->rebalance_max) g->rebalance_deadline = g->rebalance_max;
     set_state(g, PREPARING);
-    sm_info("group", "%s: preparing rebalance (generation %d, %d members)", g->id, g->generation, g->nmembers);
+    sm_info("group", "%.*s: preparing rebalance (generation %d, %d members)", (int)g->id.len, g->id.p,
+             g->generation, g->nmembers);
     pthread_cond_signal(&c->cv);
 }
 
@@ -673,16 +706,15 @@ static void maybe_complete_join(group_coordinator_t *c, group_t *g, bool initial
 }
 
 static void member_gone(group_coordinator_t *c, group_t *g, member_t *m) {
-    sm_debug("group", "%s: member %s leaves", g->id, m->id);
-    if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_UNKNOWN_MEMBER_ID, NULL);
+    sm_debug("group", "%.*s: member %.*s leaves", (int)g->id.len, g->id.p, (int)m->id.len, m->id.p);
+    if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_UNKNOWN_MEMBER_ID, NO_ID);
     if (m->sync_req) respond_sync(m->sync_req, PROTO_ERR_UNKNOWN_MEMBER_ID, NULL, NULL);
     m->join_req = m->sync_req = NULL;
     member_remove(g, m);
     if (g->state == STABLE || g->state == COMPLETING) {
         if (!g->members) {
             g->generation++;
-            free(g->leader);
-            g->leader = NULL;
+            gs_free(&g->leader);
             set_state(g, EMPTY);
             persist_group(c, g);
         } else {
@@ -717,11 +749,11 @@ static void expire_offsets(group_coordinator_t *c, int64_t now) {
         void *ov;
         while (recs && keys && klens && sm_map_next(&g->offsets, &oit, &k, &kl, &ov)) {
             offset_entry_t *e = ov;
-            int64_t base = g->protocol_type && e->commit_ts < g->state_ts ? g->state_ts : e->commit_ts;
+            int64_t base = g->protocol_type.p && e->commit_ts < g->state_ts ? g->state_ts : e->commit_ts;
             if (now - base < c->retention_ms) continue;
             int32_t part;
             memcpy(&part, (const char *)k + kl - 4, 4);
-            if (offset_record(S(g->id), S(k), part, NULL, &recs[ne]) != SM_OK) continue;
+            if (offset_record(V(g->id), offset_key_topic(k, kl), part, NULL, &recs[ne]) != SM_OK) continue;
             keys[ne] = malloc(kl);
             if (keys[ne]) memcpy(keys[ne], k, kl);
             klens[ne] = kl;
@@ -730,20 +762,20 @@ static void expire_offsets(group_coordinator_t *c, int64_t now) {
         bool drop_group = recs && sm_map_size(&g->offsets) == ne;
         int nr = (int)ne;
         if (drop_group && group_record(g, true, &recs[nr]) == SM_OK) nr++;
-        if (nr && append_records(c, S(g->id), recs, nr) == PROTO_ERR_NONE) {
+        if (nr && append_records(c, V(g->id), recs, nr) == PROTO_ERR_NONE) {
             for (size_t i = 0; i < ne; i++) {
                 offset_entry_t *e = keys[i] ? sm_map_del(&g->offsets, keys[i], klens[i]) : NULL;
                 if (e) {
-                    free(e->metadata);
+                    gs_free(&e->metadata);
                     free(e);
                 }
             }
-            if (ne) sm_info("group", "%s: %zu committed offset(s) expired", g->id, ne);
+            if (ne) sm_info("group", "%.*s: %zu committed offset(s) expired", (int)g->id.len, g->id.p, ne);
             if (drop_group) {
                 sm_str_t *nd = realloc(dead, sizeof(*nd) * (ndead + 1));
                 if (nd) {
                     dead = nd;
-                    dead[ndead++] = S(g->id);
+                    dead[ndead++] = V(g->id);
                 }
             }
         }
@@ -787,8 +819,8 @@ static void *timer_main(void *arg) {
                 if (m->join_req) continue;
                 int64_t exp = m->last_seen + m->session_timeout;
                 if (now >= exp) {
-                    sm_info("group", "%s: member %s expired after %d ms without heartbeat", g->id, m->id,
-                            m->session_timeout);
+                    sm_info("group", "%.*s: member %.*s expired after %d ms without heartbeat", (int)g->id.len,
+                            g->id.p, (int)m->id.len, m->id.p, m->session_timeout);
                     member_gone(c, g, m);
                 } else if (exp < next) {
                     next = exp;
@@ -798,7 +830,7 @@ static void *timer_main(void *arg) {
                 if (now >= (*pp)->expires) {
                     pending_id_t *d = *pp;
                     *pp = d->next;
-                    free(d->id);
+                    gs_free(&d->id);
                     free(d);
                 } else {
                     pp = &(*pp)->next;
@@ -843,16 +875,16 @@ static void apply_txn_offset(void *arg, const group_txn_offset_t *e) {
     if (!n) return;
     n->offset = e->offset;
     n->leader_epoch = e->leader_epoch;
-    n->metadata = dupstr((sm_str_t){(const char *)e->metadata.ptr, e->metadata.len});
+    n->metadata = gs_dup((sm_str_t){(const char *)e->metadata.ptr, e->metadata.len});
     n->commit_ts = e->commit_ts;
     offset_entry_t *old = sm_map_get(&g->offsets, kb, kl);
     if (sm_map_put(&g->offsets, kb, kl, n)) {
-        free(n->metadata);
+        gs_free(&n->metadata);
         free(n);
         return;
     }
     if (old) {
-        free(old->metadata);
+        gs_free(&old->metadata);
         free(old);
     }
 }
@@ -938,7 +970,7 @@ void group_coordinator_stop(broker_t *b) {
     while (sm_map_next(&c->groups, &it, NULL, NULL, &v)) {
         group_t *g = v;
         for (member_t *m = g->members; m; m = m->next) {
-            if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_COORDINATOR_NOT_AVAILABLE, NULL);
+            if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_COORDINATOR_NOT_AVAILABLE, NO_ID);
             if (m->sync_req) respond_sync(m->sync_req, PROTO_ERR_COORDINATOR_NOT_AVAILABLE, NULL, NULL);
             m->join_req = m->sync_req = NULL;
         }
@@ -1000,20 +1032,20 @@ int broker_handle_find_coordinator(broker_req_t *r) {
 static member_t *new_member(sm_str_t id, const proto_join_group_request_t *req, broker_req_t *r) {
     member_t *m = calloc(1, sizeof(*m));
     if (!m) return NULL;
-    m->id = dupstr(id);
-    m->instance_id = dupstr(req->group_instance_id);
-    m->client_id = dupstr(r->req.header.client_id.len >= 0 ? r->req.header.client_id : SM_STR_LIT(""));
+    m->id = gs_dup(id);
+    m->instance_id = gs_dup(req->group_instance_id);
+    m->client_id = gs_dup(r->req.header.client_id.len >= 0 ? r->req.header.client_id : SM_STR_LIT(""));
     const char *peer = net_conn_peer(r->net->conn);
     const char *colon = strrchr(peer, ':');
     char host[80];
     snprintf(host, sizeof(host), "/%.*s", colon ? (int)(colon - peer) : (int)strlen(peer), peer);
-    m->client_host = strdup(host);
+    m->client_host = gs_dup(S(host));
     return m;
 }
 
 static int set_protocols(member_t *m, const proto_join_group_request_t *req) {
     for (int i = 0; i < m->nprotocols; i++) {
-        free(m->protocols[i].name);
+        gs_free(&m->protocols[i].name);
         free(m->protocols[i].meta);
     }
     free(m->protocols);
@@ -1022,7 +1054,7 @@ static int set_protocols(member_t *m, const proto_join_group_request_t *req) {
     if (!m->protocols) return SM_ERR_NOMEM;
     for (int32_t i = 0; i < req->protocols.n; i++) {
         const proto_join_group_request_join_group_request_protocol_t *p = &req->protocols.v[i];
-        m->protocols[i].name = dupstr(p->name);
+        m->protocols[i].name = gs_dup(p->name);
         int32_t ml = p->metadata.len > 0 ? p->metadata.len : 0;
         m->protocols[i].meta = malloc((size_t)ml + 1);
         if (m->protocols[i].meta && ml) memcpy(m->protocols[i].meta, p->metadata.ptr, (size_t)ml);
@@ -1034,7 +1066,7 @@ static int set_protocols(member_t *m, const proto_join_group_request_t *req) {
 
 static bool protocols_compatible(group_t *g, const proto_join_group_request_t *req) {
     if (!g->members) return true;
-    if (!g->protocol_type || !streq(g->protocol_type, req->protocol_type)) return false;
+    if (!g->protocol_type.p || !streq(g->protocol_type, req->protocol_type)) return false;
     /* At least one protocol every member (and this one) supports. */
     for (int32_t i = 0; i < req->protocols.n; i++) {
         bool all = true;
@@ -1049,18 +1081,20 @@ static bool protocols_compatible(group_t *g, const proto_join_group_request_t *r
     return false;
 }
 
-static char *make_member_id(sm_str_t client_id, sm_str_t instance) {
+/* Kafka's shape: <group.instance.id or client.id>-<uuid>; the prefix is
+ * copied as bytes (it may hold NUL). id.p is NULL when out of memory. */
+static gstr_t make_member_id(sm_str_t client_id, sm_str_t instance) {
     uint8_t u[16];
     if (getrandom(u, 16, 0) != 16)
         for (int i = 0; i < 16; i++) u[i] = (uint8_t)rand();
-    /* Kafka's shape: <group.instance.id or client.id>-<uuid> */
     sm_str_t prefix = instance.len >= 0 ? instance : client_id;
-    int plen = prefix.len > 0 ? prefix.len : 0;
-    char *id = malloc((size_t)plen + 40);
-    if (!id) return NULL;
-    snprintf(id, (size_t)plen + 40, "%.*s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", plen,
-             plen ? prefix.ptr : "", u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-             u[13], u[14], u[15]);
+    int32_t plen = prefix.len > 0 ? prefix.len : 0;
+    gstr_t id = {malloc((size_t)plen + 40), 0};
+    if (!id.p) return id;
+    if (plen) memcpy(id.p, prefix.ptr, (size_t)plen);
+    int n = snprintf(id.p + plen, 40, "-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+                     u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
+    id.len = plen + n;
     return id;
 }
 
@@ -1069,15 +1103,15 @@ int broker_handle_join_group(broker_req_t *r) {
     proto_join_group_request_t *req = broker_body(r);
     int16_t v = r->version;
     if (req->group_id.len <= 0) {
-        respond_join_error(r, PROTO_ERR_INVALID_GROUP_ID, NULL);
+        respond_join_error(r, PROTO_ERR_INVALID_GROUP_ID, NO_ID);
         return BROKER_PARKED;
     }
     if (req->session_timeout_ms < c->min_session || req->session_timeout_ms > c->max_session) {
-        respond_join_error(r, PROTO_ERR_INVALID_SESSION_TIMEOUT, NULL);
+        respond_join_error(r, PROTO_ERR_INVALID_SESSION_TIMEOUT, NO_ID);
         return BROKER_PARKED;
     }
     if (req->protocol_type.len <= 0 || req->protocols.n <= 0) {
-        respond_join_error(r, PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL, NULL);
+        respond_join_error(r, PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL, NO_ID);
         return BROKER_PARKED;
     }
     int32_t rebalance_timeout = v >= 1 ? req->rebalance_timeout_ms : req->session_timeout_ms;
@@ -1087,44 +1121,41 @@ int broker_handle_join_group(broker_req_t *r) {
     if (c->stopping) {
         /* Nothing would complete a join parked now: the timer is gone. */
         pthread_mutex_unlock(&c->mu);
-        respond_join_error(r, PROTO_ERR_COORDINATOR_NOT_AVAILABLE, NULL);
+        respond_join_error(r, PROTO_ERR_COORDINATOR_NOT_AVAILABLE, NO_ID);
         return BROKER_PARKED;
     }
     group_t *g = group_get_or_create(c, req->group_id);
     if (!g) {
         pthread_mutex_unlock(&c->mu);
-        respond_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NULL);
+        respond_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NO_ID);
         return BROKER_PARKED;
     }
     if (!protocols_compatible(g, req)) {
         pthread_mutex_unlock(&c->mu);
-        respond_join_error(r, PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL, NULL);
+        respond_join_error(r, PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL, NO_ID);
         return BROKER_PARKED;
     }
     member_t *m = NULL;
     bool is_static = req->group_instance_id.len >= 0;
     if (req->member_id.len == 0) {
         member_t *old = is_static ? member_by_instance(g, req->group_instance_id) : NULL;
-        char *id = make_member_id(r->req.header.client_id, req->group_instance_id);
-        if (!id) {
+        gstr_t id = make_member_id(r->req.header.client_id, req->group_instance_id);
+        if (!id.p) {
             pthread_mutex_unlock(&c->mu);
-            respond_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NULL);
+            respond_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NO_ID);
             return BROKER_PARKED;
         }
         if (old) {
             /* KIP-345: a static member restarting takes its place back under
              * a new member id; the old id is fenced. No rebalance when the
              * group is stable and the protocols are unchanged. */
-            if (old->join_req) respond_join_error(old->join_req, PROTO_ERR_FENCED_INSTANCE_ID, NULL);
+            if (old->join_req) respond_join_error(old->join_req, PROTO_ERR_FENCED_INSTANCE_ID, NO_ID);
             if (old->sync_req) respond_sync(old->sync_req, PROTO_ERR_FENCED_INSTANCE_ID, NULL, NULL);
             old->join_req = old->sync_req = NULL;
-            bool was_leader = g->leader && strcmp(g->leader, old->id) == 0;
-            free(old->id);
+            bool was_leader = gs_eq(g->leader, old->id);
+            gs_free(&old->id);
             old->id = id;
-            if (was_leader) {
-                free(g->leader);
-                g->leader = strdup(id);
-            }
+            if (was_leader) gs_set(&g->leader, V(id));
             old->session_timeout = req->session_timeout_ms;
             old->rebalance_timeout = rebalance_timeout;
             old->last_seen = now_ms();
@@ -1150,20 +1181,20 @@ int broker_handle_join_group(broker_req_t *r) {
             }
             pthread_mutex_unlock(&c->mu);
             respond_join_error(r, PROTO_ERR_MEMBER_ID_REQUIRED, id);
-            if (!p) free(id);
+            if (!p) gs_free(&id);
             return BROKER_PARKED;
         } else {
             if (c->max_size > 0 && g->nmembers >= c->max_size) {
-                free(id);
+                gs_free(&id);
                 pthread_mutex_unlock(&c->mu);
-                respond_join_error(r, PROTO_ERR_GROUP_MAX_SIZE_REACHED, NULL);
+                respond_join_error(r, PROTO_ERR_GROUP_MAX_SIZE_REACHED, NO_ID);
                 return BROKER_PARKED;
             }
-            m = new_member(S(id), req, r);
-            free(id);
+            m = new_member(V(id), req, r);
+            gs_free(&id);
             if (!m) {
                 pthread_mutex_unlock(&c->mu);
-                respond_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NULL);
+                respond_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NO_ID);
                 return BROKER_PARKED;
             }
             m->next = g->members;
@@ -1179,13 +1210,13 @@ int broker_handle_join_group(broker_req_t *r) {
             if (*pp) {
                 if (c->max_size > 0 && g->nmembers >= c->max_size) {
                     pthread_mutex_unlock(&c->mu);
-                    respond_join_error(r, PROTO_ERR_GROUP_MAX_SIZE_REACHED, NULL);
+                    respond_join_error(r, PROTO_ERR_GROUP_MAX_SIZE_REACHED, NO_ID);
                     return BROKER_PARKED;
                 }
                 pending_id_t *p = *pp;
                 *pp = p->next;
-                m = new_member(S(p->id), req, r);
-                free(p->id);
+                m = new_member(V(p->id), req, r);
+                gs_free(&p->id);
                 free(p);
                 if (m) {
                     m->next = g->members;
@@ -1193,29 +1224,26 @@ int broker_handle_join_group(broker_req_t *r) {
                     g->nmembers++;
                 }
             }
-        } else if (is_static && (!m->instance_id || !streq(m->instance_id, req->group_instance_id))) {
+        } else if (is_static && (!m->instance_id.p || !streq(m->instance_id, req->group_instance_id))) {
             pthread_mutex_unlock(&c->mu);
-            respond_join_error(r, PROTO_ERR_FENCED_INSTANCE_ID, NULL);
+            respond_join_error(r, PROTO_ERR_FENCED_INSTANCE_ID, NO_ID);
             return BROKER_PARKED;
         }
         if (!m) {
             int16_t err = is_static && member_by_instance(g, req->group_instance_id) ? PROTO_ERR_FENCED_INSTANCE_ID
                                                                                        : PROTO_ERR_UNKNOWN_MEMBER_ID;
             pthread_mutex_unlock(&c->mu);
-            respond_join_error(r, err, NULL);
+            respond_join_error(r, err, NO_ID);
             return BROKER_PARKED;
         }
     }
-    if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_REBALANCE_IN_PROGRESS, NULL);
+    if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_REBALANCE_IN_PROGRESS, NO_ID);
     set_protocols(m, req);
     m->session_timeout = req->session_timeout_ms;
     m->rebalance_timeout = rebalance_timeout;
     m->last_seen = now_ms();
     m->join_req = r;
-    if (!g->protocol_type || !streq(g->protocol_type, req->protocol_type)) {
-        free(g->protocol_type);
-        g->protocol_type = dupstr(req->protocol_type);
-    }
+    if (!g->protocol_type.p || !streq(g->protocol_type, req->protocol_type)) gs_set(&g->protocol_type, req->protocol_type);
     bool initial = false;
     if (g->state == EMPTY) {
         initial = true;
@@ -1269,7 +1297,7 @@ int broker_handle_sync_group(broker_req_t *r) {
     /* COMPLETING */
     if (m->sync_req) respond_sync(m->sync_req, PROTO_ERR_REBALANCE_IN_PROGRESS, NULL, NULL);
     m->sync_req = r;
-    if (g->leader && strcmp(g->leader, m->id) == 0) {
+    if (gs_eq(g->leader, m->id)) {
         for (member_t *o = g->members; o; o = o->next) {
             free(o->assignment);
             o->assignment = NULL;
@@ -1287,7 +1315,7 @@ int broker_handle_sync_group(broker_req_t *r) {
         }
         int16_t perr = persist_group(c, g);
         set_state(g, STABLE);
-        sm_debug("group", "%s: stable at generation %d", g->id, g->generation);
+        sm_debug("group", "%.*s: stable at generation %d", (int)g->id.len, g->id.p, g->generation);
         for (member_t *o = g->members; o; o = o->next) {
             if (!o->sync_req) continue;
             respond_sync(o->sync_req, perr, g, o);
@@ -1373,9 +1401,23 @@ static int16_t commit_allowed(group_t *g, int32_t generation, sm_str_t member_id
         return PROTO_ERR_UNKNOWN_MEMBER_ID;
     }
     if (generation != g->generation) return PROTO_ERR_ILLEGAL_GENERATION;
-    if (g->state == PREPARING || g->state == COMPLETING) return PROTO_ERR_REBALANCE_IN_PROGRESS;
+    /* Kafka's classic coordinator: a member of the current generation may
+     * still commit while the group prepares a rebalance (it commits what it
+     * consumed before its partitions are revoked); only once the join phase
+     * completed, while the group awaits SyncGroup, is the commit refused. */
+    if (g->state == COMPLETING) return PROTO_ERR_REBALANCE_IN_PROGRESS;
     m->last_seen = now_ms();
     return PROTO_ERR_NONE;
+}
+
+/* UNKNOWN_TOPIC_OR_PARTITION for a partition the image does not hold, as
+ * Kafka answers before the commit reaches its coordinator. */
+static int16_t commit_partition_known(broker_t *b, sm_str_t topic, int32_t partition) {
+    meta_image_rdlock(&b->image);
+    const meta_topic_t *t = meta_image_topic(&b->image, topic);
+    bool known = t && partition >= 0 && partition < t->n_partitions;
+    meta_image_unlock(&b->image);
+    return known ? PROTO_ERR_NONE : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 }
 
 /* OffsetCommit and OffsetFetch v10+ name topics by id (KIP-848); offsets stay
@@ -1478,12 +1520,11 @@ int broker_handle_txn_offset_commit(broker_req_t *r) {
                 *err = PROTO_ERR_OFFSET_METADATA_TOO_LARGE;
                 continue;
             }
-            char meta[MAX_METADATA + 1];
-            snprintf(meta, sizeof(meta), "%.*s",
-                     p->committed_metadata.len > 0 ? (int)p->committed_metadata.len : 0,
-                     p->committed_metadata.ptr ? p->committed_metadata.ptr : "");
             int32_t epoch = r->version >= 2 ? p->committed_leader_epoch : -1;
-            offset_entry_t e = {p->committed_offset, epoch, meta, now};
+            /* e borrows the request's metadata bytes for the record only. */
+            offset_entry_t e = {p->committed_offset, epoch,
+                                {(char *)p->committed_metadata.ptr, p->committed_metadata.len}, now};
+            if (p->committed_metadata.len < 0) e.metadata = NO_ID;
             if (offset_record(req->group_id, names[i], p->partition_index, &e, &recs[nrecs])) {
                 *err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
                 continue;
@@ -1559,24 +1600,20 @@ int broker_handle_offset_commit(broker_req_t *r) {
         for (int32_t k = 0; k < o->partitions.n; k++) {
             const proto_offset_commit_request_offset_commit_request_partition_t *p = &t->partitions.v[k];
             o->partitions.v[k].partition_index = p->partition_index;
-            if (gerr) {
-                o->partitions.v[k].error_code = gerr;
-                continue;
-            }
-            if (name.len < 0) {
-                o->partitions.v[k].error_code = PROTO_ERR_UNKNOWN_TOPIC_ID;
+            int16_t perr = name.len < 0 ? PROTO_ERR_UNKNOWN_TOPIC_ID
+                                        : commit_partition_known(r->b, name, p->partition_index);
+            if (perr || gerr) {
+                o->partitions.v[k].error_code = perr ? perr : gerr;
                 continue;
             }
             if (p->committed_metadata.len > MAX_METADATA) {
                 o->partitions.v[k].error_code = PROTO_ERR_OFFSET_METADATA_TOO_LARGE;
                 continue;
             }
+            /* e borrows the request's metadata bytes for the record only. */
             offset_entry_t e = {p->committed_offset, r->version >= 6 ? p->committed_leader_epoch : -1,
-                                (char *)"", now};
-            char meta[MAX_METADATA + 1];
-            snprintf(meta, sizeof(meta), "%.*s", p->committed_metadata.len > 0 ? (int)p->committed_metadata.len : 0,
-                     p->committed_metadata.ptr ? p->committed_metadata.ptr : "");
-            e.metadata = meta;
+                                {(char *)p->committed_metadata.ptr, p->committed_metadata.len}, now};
+            if (p->committed_metadata.len < 0) e.metadata = NO_ID;
             if (offset_record(req->group_id, name, p->partition_index, &e, &recs[nrecs]) == SM_OK) nrecs++;
             o->partitions.v[k].error_code = PROTO_ERR_NONE;
         }
@@ -1599,10 +1636,9 @@ int broker_handle_offset_commit(broker_req_t *r) {
                         continue;
                     }
                 }
-                free(e->metadata);
                 e->offset = p->committed_offset;
                 e->leader_epoch = r->version >= 6 ? p->committed_leader_epoch : -1;
-                e->metadata = dupstr(p->committed_metadata.len >= 0 ? p->committed_metadata : SM_STR_LIT(""));
+                gs_set(&e->metadata, p->committed_metadata.len >= 0 ? p->committed_metadata : SM_STR_LIT(""));
                 e->commit_ts = now;
             }
         }
@@ -1651,7 +1687,7 @@ static void fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_
                 offset_entry_t *e = g ? sm_map_get(&g->offsets, kb, kl) : NULL;
                 p->committed_offset = e ? e->offset : -1;
                 p->committed_leader_epoch = e ? e->leader_epoch : -1;
-                p->metadata = e ? sm_arena_str(&r->arena, e->metadata ? e->metadata : "") : SM_STR_LIT("");
+                p->metadata = e && e->metadata.p ? gs_arena(r, e->metadata) : SM_STR_LIT("");
                 /* KIP-447: a reader asking for stable offsets waits while a
                  * transaction holds an offset of this partition. */
                 p->error_code = stable && group_txn_offsets_pending(
@@ -1672,15 +1708,15 @@ static void fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_
     size_t kl;
     void *v;
     while (g && out->topics.v && sm_map_next(&g->offsets, &it, &k, &kl, &v) && i < n) {
-        const char *topic = k;
         offset_entry_t *e = v;
         int32_t part;
         memcpy(&part, (const char *)k + kl - 4, 4);
+        sm_str_t topic = offset_key_topic(k, kl);
         sm_uuid_t tid = {{0}};
         /* v10+ answers by topic id: offsets of a deleted topic have none. */
-        if (r->version >= 10 && !topic_id_of(r->b, S(topic), &tid)) continue;
+        if (r->version >= 10 && !topic_id_of(r->b, topic, &tid)) continue;
         proto_offset_fetch_response_offset_fetch_response_topics_t *o = &out->topics.v[i++];
-        o->name = sm_arena_str(&r->arena, topic);
+        o->name = (sm_str_t){sm_arena_strndup(&r->arena, topic.ptr, (size_t)topic.len), topic.len};
         o->topic_id = tid;
         o->partitions.v = sm_arena_calloc(&r->arena, 1, sizeof(*o->partitions.v));
         o->partitions.n = o->partitions.v ? 1 : 0;
@@ -1688,7 +1724,7 @@ static void fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_
             o->partitions.v[0].partition_index = part;
             o->partitions.v[0].committed_offset = e->offset;
             o->partitions.v[0].committed_leader_epoch = e->leader_epoch;
-            o->partitions.v[0].metadata = sm_arena_str(&r->arena, e->metadata ? e->metadata : "");
+            o->partitions.v[0].metadata = e->metadata.p ? gs_arena(r, e->metadata) : SM_STR_LIT("");
         }
     }
     out->topics.n = (int32_t)i;
@@ -1790,7 +1826,7 @@ int broker_handle_offset_delete(broker_req_t *r) {
                     append_records(c, req->group_id, &rec, 1);
                     recs_free(&rec, 1);
                 }
-                free(e->metadata);
+                gs_free(&e->metadata);
                 free(e);
             }
             o->partitions.v[k].error_code = PROTO_ERR_NONE;
@@ -1815,16 +1851,15 @@ int broker_handle_list_groups(broker_req_t *r) {
         const char *state = state_names[g->state];
         bool keep = req->states_filter.n <= 0;
         for (int32_t k = 0; k < req->states_filter.n; k++)
-            if (streq(state, req->states_filter.v[k]) ||
-                (req->states_filter.v[k].len == (int32_t)strlen(state) &&
-                 strncasecmp(state, req->states_filter.v[k].ptr, strlen(state)) == 0))
+            if (req->states_filter.v[k].len == (int32_t)strlen(state) &&
+                strncasecmp(state, req->states_filter.v[k].ptr, strlen(state)) == 0)
                 keep = true;
         bool type_ok = req->types_filter.n <= 0;
         for (int32_t k = 0; k < req->types_filter.n; k++)
             if (req->types_filter.v[k].len == 7 && strncasecmp(req->types_filter.v[k].ptr, "classic", 7) == 0) type_ok = true;
         if (!keep || !type_ok) continue;
-        resp->groups.v[i].group_id = sm_arena_str(&r->arena, g->id);
-        resp->groups.v[i].protocol_type = sm_arena_str(&r->arena, g->protocol_type ? g->protocol_type : "");
+        resp->groups.v[i].group_id = gs_arena(r, g->id);
+        resp->groups.v[i].protocol_type = g->protocol_type.p ? gs_arena(r, g->protocol_type) : SM_STR_LIT("");
         resp->groups.v[i].group_state = sm_arena_str(&r->arena, state);
         resp->groups.v[i].group_type = SM_STR_LIT("classic");
         i++;
@@ -1868,19 +1903,19 @@ int broker_handle_describe_groups(broker_req_t *r) {
         }
         o->error_code = PROTO_ERR_NONE;
         o->group_state = sm_arena_str(&r->arena, state_names[g->state]);
-        o->protocol_type = sm_arena_str(&r->arena, g->protocol_type ? g->protocol_type : "");
-        o->protocol_data = sm_arena_str(&r->arena, g->state == STABLE && g->protocol ? g->protocol : "");
+        o->protocol_type = g->protocol_type.p ? gs_arena(r, g->protocol_type) : SM_STR_LIT("");
+        o->protocol_data = g->state == STABLE && g->protocol.p ? gs_arena(r, g->protocol) : SM_STR_LIT("");
         o->members.v = sm_arena_calloc(&r->arena, (size_t)g->nmembers + 1, sizeof(*o->members.v));
         int k = 0;
         for (member_t *m = g->members; o->members.v && m; m = m->next, k++) {
             proto_describe_groups_response_described_group_member_t *d = &o->members.v[k];
-            d->member_id = sm_arena_str(&r->arena, m->id);
-            d->group_instance_id = sm_arena_str(&r->arena, m->instance_id);
-            d->client_id = sm_arena_str(&r->arena, m->client_id);
-            d->client_host = sm_arena_str(&r->arena, m->client_host);
+            d->member_id = gs_arena(r, m->id);
+            d->group_instance_id = gs_arena(r, m->instance_id);
+            d->client_id = gs_arena(r, m->client_id);
+            d->client_host = gs_arena(r, m->client_host);
             d->member_metadata = (sm_bytes_t){NULL, 0};
             for (int j = 0; j < m->nprotocols; j++)
-                if (g->protocol && strcmp(m->protocols[j].name, g->protocol) == 0) {
+                if (gs_eq(m->protocols[j].name, g->protocol)) {
                     uint8_t *p = sm_arena_alloc(&r->arena, (size_t)m->protocols[j].meta_len + 1);
                     if (p) memcpy(p, m->protocols[j].meta, (size_t)m->protocols[j].meta_len);
                     d->member_metadata = (sm_bytes_t){p, p ? m->protocols[j].meta_len : 0};
@@ -1930,7 +1965,7 @@ int broker_handle_delete_groups(broker_req_t *r) {
         while (recs && sm_map_next(&g->offsets, &it, &k, &kl, NULL)) {
             int32_t part;
             memcpy(&part, (const char *)k + kl - 4, 4);
-            if (offset_record(id, S(k), part, NULL, &recs[nr]) == SM_OK) nr++;
+            if (offset_record(id, offset_key_topic(k, kl), part, NULL, &recs[nr]) == SM_OK) nr++;
         }
         if (recs && group_record(g, true, &recs[nr]) == SM_OK) nr++;
         int16_t err = recs ? append_records(c, id, recs, nr) : PROTO_ERR_UNKNOWN_SERVER_ERROR;
