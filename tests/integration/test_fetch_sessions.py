@@ -9,9 +9,10 @@ from helpers import ck_create_topic, ck_produce
 from test_bad_input import header
 
 
-def fetch_v7(port, session_id, epoch, topics, forgotten=(), max_wait=0):
+def fetch_v7(port, session_id, epoch, topics, forgotten=(), max_wait=0, raw=None):
     """topics: {name: [(partition, offset)]}; returns (error, session_id,
-    {(topic, partition): (error, hw, record_bytes)})."""
+    {(topic, partition): (error, hw, record_bytes)}); raw, a dict, gets each
+    partition's record bytes."""
     body = [struct.pack(">iiiibii", -1, max_wait, 1, 1 << 20, 0, session_id, epoch)]
     body.append(struct.pack(">i", len(topics)))
     for name, parts in topics.items():
@@ -46,6 +47,8 @@ def fetch_v7(port, session_id, epoch, topics, forgotten=(), max_wait=0):
             (na,) = struct.unpack(">i", r[i:i + 4])
             i += 4 + max(na, 0) * 16
             (rl,) = struct.unpack(">i", r[i:i + 4])
+            if raw is not None:
+                raw[(name, p)] = r[i + 4:i + 4 + max(rl, 0)]
             i += 4 + max(rl, 0)
             out[(name, p)] = (perr, hw, max(rl, 0))
     return err, sid, out
@@ -117,3 +120,39 @@ def test_session_of_twenty_thousand_partitions_and_the_cap(broker):
     big = {"a": [(p, 0) for p in range(25001)], "b": [(p, 0) for p in range(25001)]}
     err, sid, out = fetch_v7(broker.port, 0, 0, big)
     assert err == 0 and sid == 0 and len(out) == 50002, (err, sid, len(out))
+
+
+def batches(data):
+    """(base offset, batch bytes) of each whole batch in a records field."""
+    out, i = [], 0
+    while i + 12 <= len(data):
+        base, length = struct.unpack(">qi", data[i:i + 12])
+        out.append((base, data[i:i + 12 + length]))
+        i += 12 + length
+    assert i == len(data), "the records field ends inside a batch"
+    return out
+
+
+def test_session_interleaving_topics_gets_each_partitions_own_records(broker):
+    """A session whose partitions interleave topics (A-0, B-0, then A-1 added
+    incrementally) is answered topic by topic, and every partition's records
+    field holds that partition's batches (their record bytes were once sent in
+    request order, which put B-0's records under A-1)."""
+    ck_create_topic(broker.bootstrap, "ia", 2)
+    ck_create_topic(broker.bootstrap, "ib", 1)
+    port = broker.port
+    err, sid, _ = fetch_v7(port, 0, 0, {"ia": [(0, 0)], "ib": [(0, 0)]})
+    assert err == 0 and sid != 0
+    err, _, _ = fetch_v7(port, sid, 1, {"ia": [(1, 0)]})
+    assert err == 0
+    sizes = {("ia", 0): 10, ("ib", 0): 700, ("ia", 1): 90}
+    for (t, p), size in sizes.items():
+        ck_produce(broker.bootstrap, t, [(None, bytes([65 + p]) * size, None)] * 3, partition=p)
+    raw = {}
+    err, _, parts = fetch_v7(port, sid, 2, {}, raw=raw)
+    assert err == 0 and set(parts) == set(sizes)
+    for tp, size in sizes.items():
+        got = batches(raw[tp])
+        assert got and got[0][0] == 0, (tp, got[:1])
+        value = bytes([65 + tp[1]]) * size
+        assert all(value in b for _, b in got), f"{tp} holds another partition's records"

@@ -320,10 +320,23 @@ static int layout_response(broker_req_t *r, fetch_state_t *st) {
         if (!resp->responses.v[k].partitions.v) return SM_ERR_NOMEM;
         resp->responses.v[k].partitions.n = 0;
     }
+    /* The parts in response order (topic by topic): build() adds record
+     * ranges in parts order, and the ranges fill the response's record holes
+     * in encoding order, so the two orders must be the same (a session's
+     * parts can interleave topics). */
+    fpart_t *ordered = sm_arena_calloc(&r->arena, (size_t)st->n + 1, sizeof(fpart_t));
+    int32_t *next = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(int32_t));
+    if (!ordered || !next) return SM_ERR_NOMEM;
+    for (int32_t k = 1; k < nt; k++)
+        next[k] = next[k - 1] + count[k - 1];
     for (int i = 0; i < st->n; i++) {
-        tresp_t *tr = &resp->responses.v[topic_of[i]];
-        st->parts[i].out = &tr->partitions.v[tr->partitions.n++];
+        int32_t t = topic_of[i];
+        tresp_t *tr = &resp->responses.v[t];
+        fpart_t *fp = &ordered[next[t]++];
+        *fp = st->parts[i];
+        fp->out = &tr->partitions.v[tr->partitions.n++];
     }
+    st->parts = ordered;
     return SM_OK;
 }
 
