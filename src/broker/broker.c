@@ -20,7 +20,7 @@
 #include "base/log.h"
 #include "broker/delayed.h"
 #include "broker/partition.h"
-#include "group/coordinator.h"
+#include "broker/group_host.h"
 #include "protocol/records.h"
 
 void broker_on_request(net_request_t *nreq, void *arg);
@@ -329,7 +329,7 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     meta_image_unlock(&b->image);
     if (rc) goto out;
     if ((rc = broker_delayed_start(b))) goto out;
-    if ((rc = group_coordinator_start(b))) goto out;
+    if ((rc = broker_groups_start(b))) goto out;
 
     net_opts_t no;
     net_opts_default(&no);
@@ -359,7 +359,7 @@ out:
 void broker_stop(broker_t *b) {
     /* Parked requests answer first, then the network drains and stops. */
     atomic_store(&b->stopping, true);
-    group_coordinator_stop(b);
+    broker_groups_stop(b);
     if (b->delayed) broker_delayed_stop(b);
     if (b->net) net_server_stop(b->net, 5000);
     b->net = NULL;

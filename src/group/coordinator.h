@@ -1,35 +1,36 @@
 /*
- * The group coordinator: the classic consumer group protocol (JoinGroup,
+ * The group coordinator: consumer groups of the classic protocol (JoinGroup,
  * SyncGroup, Heartbeat, LeaveGroup, static membership KIP-345), committed
- * offsets, and the admin views of groups. State is kept in memory and every
- * change that must survive a restart is appended to __consumer_offsets in
- * Kafka's record formats (OffsetCommitKey/Value, GroupMetadataKey/Value),
- * which is read back, newest record wins, at start.
+ * offsets and the admin views of groups, persisted in __consumer_offsets in
+ * Kafka's record formats and read back at start. It reaches the broker only
+ * through group_host_t (host.h); the group APIs' handlers (declared in
+ * broker/handlers/handlers.h) take the coordinator from the broker.
  *
- * Threads: handlers run on event-loop threads, the coordinator's timer thread
- * expires sessions and rebalance deadlines; one mutex guards all groups.
- * Parked JoinGroup and SyncGroup requests are completed by whichever thread
- * moves the group on.
- *
- * State machine of a group (Kafka's):
- *
- *   Empty --join--> PreparingRebalance --all joined / timeout--> CompletingRebalance
- *     ^                 ^       |                                     |
- *     |                 |       +--every member gone--> Empty         | leader's SyncGroup
- *     |                 +--join, leave, session expiry----------------+--> Stable
- *     +--last member leaves / expires (from Stable or Completing)---------+
+ * Its parts: runtime.c (shards per partition of __consumer_offsets, the write
+ * path, the timer, loading), records.c (the records), classic.c (the classic
+ * protocol's state machine), offsets.c (committed offsets), admin.c (list,
+ * describe, delete, find coordinator).
  */
 #ifndef GROUP_COORDINATOR_H
 #define GROUP_COORDINATOR_H
 
-#include "broker/broker.h"
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/config.h"
+#include "group/host.h"
 
 typedef struct group_coordinator group_coordinator_t;
 
-/* Creates __consumer_offsets when missing, loads the groups, starts the timer. */
-int group_coordinator_start(broker_t *b);
-/* Answers parked requests and stops the timer thread. */
-void group_coordinator_stop(broker_t *b);
+/* Loads the groups of every partition through host (borrowed: copied),
+ * reads the group.* and offsets.* settings of cfg, starts the timer. */
+int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm_config_t *cfg,
+                          group_coordinator_t **out);
+/* Answers parked requests (COORDINATOR_NOT_AVAILABLE), stops the timer, frees. */
+void group_coordinator_free(group_coordinator_t *c);
+/* Tests: replaces the host (old receives the previous one); call while no
+ * request is in flight. */
+void group_coordinator_swap_host(group_coordinator_t *c, const group_host_t *h, group_host_t *old);
 
 /* Kafka's partition of __consumer_offsets for a group: abs(hashCode) % n. */
 int32_t group_partition_for(sm_str_t group_id, int32_t partitions);

@@ -28,59 +28,13 @@
 #include "protocol/gen/produce_request.h"
 #include "protocol/gen_testing.h"
 #include "protocol/request.h"
+#include "sock_util.h"
 #include "test.h"
 
 #define ROUNDS_PER_VERSION 40
 
 const char *pt_last_failure; /* used by the generated eq helpers */
 #define READ_TIMEOUT_MS 2000
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-        getsockname(fd, (struct sockaddr *)&a, &len)) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int connect_to(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) return fd;
-    if (fd >= 0) close(fd);
-    return -1;
-}
-
-/* Reads exactly n bytes within the deadline; false on close or timeout. */
-static bool read_full(int fd, uint8_t *p, size_t n) {
-    while (n) {
-        struct pollfd pfd = {fd, POLLIN, 0};
-        if (poll(&pfd, 1, READ_TIMEOUT_MS) <= 0) return false;
-        ssize_t got = read(fd, p, n);
-        if (got <= 0) return false;
-        p += got;
-        n -= (size_t)got;
-    }
-    return true;
-}
-
-static bool write_full(int fd, const uint8_t *p, size_t n) {
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
 
 static const pt_msg_fns_t *fill_for(const proto_msg_desc_t *d) {
     for (size_t i = 0; i < proto_msgs_count; i++)
@@ -150,11 +104,11 @@ static int send_random(int port, const proto_api_desc_t *api, int16_t v, pt_rng_
     if (fd < 0) goto out;
     result = 0;
     uint8_t size[4];
-    if (write_full(fd, frame, 4 + hn + bn) && read_full(fd, size, 4)) {
+    if (write_full(fd, frame, 4 + hn + bn) && read_full(fd, size, 4, READ_TIMEOUT_MS)) {
         uint32_t n =
             (uint32_t)size[0] << 24 | (uint32_t)size[1] << 16 | (uint32_t)size[2] << 8 | size[3];
         uint8_t *resp = n < (64u << 20) ? malloc(n ? n : 1) : NULL;
-        if (resp && read_full(fd, resp, n)) {
+        if (resp && read_full(fd, resp, n, READ_TIMEOUT_MS)) {
             int rhv = proto_response_header_version(api->api_key, v);
             size_t skip = proto_resp_header_len(rhv);
             void *rb = sm_arena_alloc(&a, api->response->struct_size);

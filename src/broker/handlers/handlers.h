@@ -27,7 +27,7 @@ int broker_handle_describe_cluster(broker_req_t *r);
 int broker_handle_describe_log_dirs(broker_req_t *r);
 int broker_handle_elect_leaders(broker_req_t *r);
 int broker_handle_describe_producers(broker_req_t *r);
-/* Consumer groups and offsets: src/group/coordinator.c */
+/* Consumer groups and offsets: src/group/ (classic.c, offsets.c, admin.c) */
 int broker_handle_find_coordinator(broker_req_t *r);
 int broker_handle_join_group(broker_req_t *r);
 int broker_handle_sync_group(broker_req_t *r);

@@ -1,0 +1,38 @@
+/*
+ * What a coordinator needs from the broker, and nothing more: append a batch
+ * to a partition of its internal topic, learn when a written offset is
+ * durable, read a partition back at start. The group coordinator uses it; the
+ * transaction coordinator and share groups are meant to take the same shape.
+ * The broker implements it (broker/group_host.c); tests wrap it to inject
+ * failed appends and slow flushes.
+ */
+#ifndef GROUP_HOST_H
+#define GROUP_HOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+
+/* err: a Kafka error code (PROTO_ERR_NONE when durable). */
+typedef void (*group_durable_fn)(void *arg, int16_t err);
+/* One record read back; value.len < 0 is a tombstone. */
+typedef void (*group_record_fn)(void *arg, sm_bytes_t key, sm_bytes_t value);
+
+typedef struct group_host {
+    void *ctx;
+    /* Appends one record batch to partition p (the host may rewrite its
+     * offsets in place); *end is the log end after it.
+     * Returns PROTO_ERR_NONE or the Kafka error of the failed append (nothing
+     * was appended then). Any thread; takes only the host's own locks. */
+    int16_t (*append)(void *ctx, int32_t p, uint8_t *batch, size_t len, int64_t *end);
+    /* Calls done(arg, err) exactly once when every offset of p below end is
+     * as durable as the broker acknowledges writes (fsynced with
+     * fsync-before-ack): at once on this thread when it already is, else
+     * later from another thread holding no lock of the caller's. */
+    void (*when_durable)(void *ctx, int32_t p, int64_t end, group_durable_fn done, void *arg);
+    /* Reads every record of p from its start, in log order. */
+    int (*read_all)(void *ctx, int32_t p, group_record_fn fn, void *arg);
+} group_host_t;
+
+#endif
