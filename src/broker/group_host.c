@@ -104,6 +104,18 @@ static int host_read_all(void *ctx, int32_t part, group_record_fn fn, void *arg)
     return r;
 }
 
+static bool host_topic(void *ctx, sm_str_t name, sm_uuid_t *id, int32_t *partitions) {
+    group_host_ctx_t *h = ctx;
+    meta_image_rdlock(&h->b->image);
+    meta_topic_t *t = meta_image_topic(&h->b->image, name);
+    if (t) {
+        *id = t->id;
+        *partitions = t->n_partitions;
+    }
+    meta_image_unlock(&h->b->image);
+    return t != NULL;
+}
+
 /* __consumer_offsets: created on first start, like Kafka's, compacted. */
 static int offsets_topic(broker_t *b, sm_uuid_t *id, int32_t *partitions) {
     sm_str_t name = SM_STR_LIT(OFFSETS_TOPIC);
@@ -137,7 +149,7 @@ int broker_groups_start(broker_t *b) {
     host_ctx.b = b;
     int32_t partitions = 0;
     if (offsets_topic(b, &host_ctx.topic_id, &partitions)) return SM_ERR;
-    group_host_t host = {&host_ctx, host_append, host_when_durable, host_read_all};
+    group_host_t host = {&host_ctx, host_append, host_when_durable, host_read_all, host_topic};
     return group_coordinator_new(&host, partitions, b->cfg, &b->groups);
 }
 

@@ -54,11 +54,11 @@ static bool state_matches(const proto_list_groups_request_t *req, const char *st
     return false;
 }
 
-static bool type_matches(const proto_list_groups_request_t *req) {
+static bool type_matches(const proto_list_groups_request_t *req, const char *type) {
     if (req->types_filter.n <= 0) return true;
     for (int32_t k = 0; k < req->types_filter.n; k++)
-        if (req->types_filter.v[k].len == 7 &&
-            strncasecmp(req->types_filter.v[k].ptr, "classic", 7) == 0)
+        if (req->types_filter.v[k].len == (int32_t)strlen(type) &&
+            strncasecmp(req->types_filter.v[k].ptr, type, strlen(type)) == 0)
             return true;
     return false;
 }
@@ -70,16 +70,16 @@ int broker_handle_list_groups(broker_req_t *r) {
     resp->error_code = PROTO_ERR_NONE;
     resp->groups.n = 0;
     int32_t cap = 0;
-    bool types_ok = type_matches(req);
-    for (int32_t si = 0; si < c->nshards && types_ok; si++) {
+    for (int32_t si = 0; si < c->nshards; si++) {
         group_shard_t *s = &c->shards[si];
         pthread_mutex_lock(&s->mu);
         size_t it = 0;
         void *v;
         while (!group_shard_error(s) && sm_map_next(&s->groups, &it, NULL, NULL, &v)) {
             group_t *g = v;
-            const char *state = group_state_names[g->state];
-            if (!state_matches(req, state)) continue;
+            const char *state = g->cg ? group_consumer_state(g) : group_state_names[g->state];
+            const char *type = g->cg ? "consumer" : "classic";
+            if (!state_matches(req, state) || !type_matches(req, type)) continue;
             if (resp->groups.n == cap) {
                 int32_t ncap = cap ? cap * 2 : 16;
                 void *nv = sm_arena_calloc(&r->arena, (size_t)ncap, sizeof(*resp->groups.v));
@@ -90,9 +90,11 @@ int broker_handle_list_groups(broker_req_t *r) {
             }
             proto_list_groups_response_listed_group_t *o = &resp->groups.v[resp->groups.n++];
             o->group_id = sm_arena_str(&r->arena, g->id);
-            o->protocol_type = sm_arena_str(&r->arena, g->protocol_type ? g->protocol_type : "");
+            o->protocol_type =
+                g->cg ? SM_STR_LIT("consumer")
+                      : sm_arena_str(&r->arena, g->protocol_type ? g->protocol_type : "");
             o->group_state = sm_arena_str(&r->arena, state);
-            o->group_type = SM_STR_LIT("classic");
+            o->group_type = sm_arena_str(&r->arena, type);
         }
         pthread_mutex_unlock(&s->mu);
     }
@@ -147,7 +149,13 @@ int broker_handle_describe_groups(broker_req_t *r) {
         pthread_mutex_lock(&s->mu);
         int16_t err = group_shard_error(s);
         group_t *g = err ? NULL : group_get(s, req->groups.v[i]);
-        if (g) {
+        if (g && g->cg) {
+            /* Kafka: DescribeGroups describes classic groups only. */
+            o->error_code = r->version >= 6 ? PROTO_ERR_GROUP_ID_NOT_FOUND : PROTO_ERR_NONE;
+            o->group_state = SM_STR_LIT("Dead");
+            o->protocol_type = SM_STR_LIT("");
+            o->protocol_data = SM_STR_LIT("");
+        } else if (g) {
             describe_group(r, g, o);
         } else {
             o->error_code = err               ? err
@@ -165,7 +173,7 @@ int broker_handle_describe_groups(broker_req_t *r) {
 /* Writes the tombstones of every offset of g and of g; forgets g when they
  * were appended. Returns the Kafka error; *end is the log end to wait for. */
 static int16_t delete_group(group_coordinator_t *c, group_shard_t *s, group_t *g, int64_t *end) {
-    if (g->members) return PROTO_ERR_NON_EMPTY_GROUP;
+    if (g->members || (g->cg && g->cg->nmembers)) return PROTO_ERR_NON_EMPTY_GROUP;
     size_t cnt = sm_map_size(&g->offsets) + 1, it = 0;
     group_rec_t *recs = calloc(cnt, sizeof(*recs));
     if (!recs) return PROTO_ERR_UNKNOWN_SERVER_ERROR;

@@ -64,6 +64,7 @@ void group_free(group_t *g) {
         free(p);
     }
     group_offsets_free(g);
+    group_consumer_free(g->cg);
     free(g->id);
     free(g->protocol_type);
     free(g->protocol);
@@ -565,6 +566,12 @@ int broker_handle_join_group(broker_req_t *r) {
     int16_t err = group_shard_error(s);
     group_t *g = err ? NULL : group_get_or_create(s, req->group_id);
     if (!err && !g) err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
+    if (!err && g->cg && g->cg->nmembers) err = PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL;
+    if (!err && g->cg) {
+        /* An empty consumer group becomes a classic one again. */
+        group_consumer_free(g->cg);
+        g->cg = NULL;
+    }
     if (!err && !protocols_compatible(g, req)) err = PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL;
     if (err) {
         pthread_mutex_unlock(&s->mu);

@@ -65,8 +65,44 @@ typedef struct group_pending_id {
     struct group_pending_id *next;
 } group_pending_id_t;
 
+/* A consumer group's (KIP-848) partition sets: sorted, no duplicates. */
+typedef struct group_tp {
+    sm_uuid_t topic;
+    int32_t p;
+} group_tp_t;
+typedef struct group_tps {
+    group_tp_t *v;
+    int n, cap;
+} group_tps_t;
+
+typedef struct group_cmember {
+    char *id;
+    char *instance_id; /* NULL: dynamic member */
+    char *rack, *client_id, *client_host;
+    char *assignor; /* server assignor the member asks for, or NULL */
+    char **topics;  /* subscribed topic names, in the member's order */
+    int ntopics;
+    int32_t epoch, prev_epoch; /* epoch -2: a static member that left */
+    int32_t rebalance_timeout;
+    int state;            /* consumer.c: CM_STABLE, CM_UNREVOKED, CM_UNRELEASED */
+    group_tps_t assigned; /* what the member owns */
+    group_tps_t revoking; /* what it must give up (UNREVOKED) */
+    group_tps_t target;   /* what the assignor gave it */
+    int64_t last_seen, revoke_deadline;
+    bool send_assignment; /* assigned changed since the last answer */
+    struct group_cmember *next;
+} group_cmember_t;
+
+typedef struct group_cgroup {
+    int32_t epoch, assignment_epoch;
+    uint64_t topics_hash; /* subscribed topics' ids and partition counts */
+    group_cmember_t *members;
+    int nmembers;
+} group_cgroup_t;
+
 typedef struct group {
     char *id;
+    group_cgroup_t *cg; /* non-NULL: a consumer group (KIP-848), classic fields unused */
     int state;
     char *protocol_type;
     char *protocol;
@@ -102,6 +138,9 @@ struct group_coordinator {
     int32_t min_session, max_session, max_size;
     int64_t retention_ms;       /* offsets.retention.minutes (or samsa.offsets.retention.ms) */
     int64_t retention_check_ms; /* offsets.retention.check.interval.ms */
+    char assignors[2][16];      /* group.consumer.assignors, short names */
+    int nassignors;
+    int32_t consumer_session, consumer_heartbeat, consumer_max_size;
     /* timer */
     pthread_mutex_t tmu;
     pthread_cond_t tcv;
@@ -185,6 +224,16 @@ void group_classic_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, in
                         int64_t *next);
 /* Answers every parked request of g with err (stopping). */
 void group_classic_abort(group_t *g, int16_t err);
+
+/* ---- consumer.c ---- */
+void group_consumer_free(group_cgroup_t *cg);
+const char *group_consumer_state(const group_t *g);
+int16_t group_consumer_commit_allowed(group_t *g, int32_t epoch, sm_str_t member_id);
+/* Replays one consumer group record (key version kv, key after the version). */
+void group_consumer_load(group_shard_t *s, int16_t kv, sm_reader_t *kr, sm_bytes_t value,
+                         sm_arena_t *a);
+void group_consumer_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, int64_t now,
+                         int64_t *next);
 
 /* ---- offsets.c ---- */
 void group_offsets_free(group_t *g);

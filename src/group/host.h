@@ -1,7 +1,7 @@
 /*
  * What a coordinator needs from the broker, and nothing more: append a batch
  * to a partition of its internal topic, learn when a written offset is
- * durable, read a partition back at start. The group coordinator uses it; the
+ * durable, read a partition back at start, look a topic up. The group coordinator uses it; the
  * transaction coordinator and share groups are meant to take the same shape.
  * The broker implements it (broker/group_host.c); tests wrap it to inject
  * failed appends and slow flushes.
@@ -9,6 +9,7 @@
 #ifndef GROUP_HOST_H
 #define GROUP_HOST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,9 @@ typedef struct group_host {
     void (*when_durable)(void *ctx, int32_t p, int64_t end, group_durable_fn done, void *arg);
     /* Reads every record of p from its start, in log order. */
     int (*read_all)(void *ctx, int32_t p, group_record_fn fn, void *arg);
+    /* A topic's id and partition count; returns false when there is no such
+     * topic (consumer groups' assignors read the metadata through this). */
+    bool (*topic)(void *ctx, sm_str_t name, sm_uuid_t *id, int32_t *partitions);
 } group_host_t;
 
 #endif

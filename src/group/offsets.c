@@ -99,7 +99,9 @@ static group_t *commit_group(group_shard_t *s, const proto_offset_commit_request
                                                        : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
         return NULL;
     }
-    if (version >= 1)
+    if (g->cg)
+        *err = group_consumer_commit_allowed(g, req->generation_id_or_member_epoch, req->member_id);
+    else if (version >= 1)
         *err = commit_allowed(g, req->generation_id_or_member_epoch, req->member_id,
                               req->group_instance_id);
     return *err ? NULL : g;
@@ -450,7 +452,7 @@ void group_offsets_expire(group_coordinator_t *c, group_shard_t *s, int64_t now)
     void *v;
     while (sm_map_next(&s->groups, &it, NULL, NULL, &v)) {
         group_t *g = v;
-        if (g->state != GROUP_EMPTY || g->members) continue;
+        if (g->state != GROUP_EMPTY || g->members || (g->cg && g->cg->nmembers)) continue;
         bool drop;
         expire_group(c, s, g, now, &drop);
         if (!drop) continue;

@@ -214,5 +214,7 @@ void group_load_record(group_shard_t *s, sm_bytes_t key, sm_bytes_t value) {
         load_offset(s, &r, &a, kv, value);
     else if (kv == 2)
         load_group(s, &r, &a, kv, value);
+    else if (kv >= 3 && kv <= 8)
+        group_consumer_load(s, kv, &r, value, &a);
     sm_arena_free(&a);
 }

@@ -23,6 +23,7 @@
  * timer thread visits the shards one at a time; answers run on whichever
  * thread the host completes them on.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -199,8 +200,12 @@ static void *timer_main(void *arg) {
                 if (retention) group_offsets_expire(c, s, group_wall_ms());
                 size_t it = 0;
                 void *v;
-                while (sm_map_next(&s->groups, &it, NULL, NULL, &v))
-                    group_classic_tick(c, s, v, now, &next);
+                while (sm_map_next(&s->groups, &it, NULL, NULL, &v)) {
+                    if (((group_t *)v)->cg)
+                        group_consumer_tick(c, s, v, now, &next);
+                    else
+                        group_classic_tick(c, s, v, now, &next);
+                }
             }
             pthread_mutex_unlock(&s->mu);
         }
@@ -227,6 +232,25 @@ static void *timer_main(void *arg) {
 
 static void load_one(void *arg, sm_bytes_t key, sm_bytes_t value) {
     group_load_record(arg, key, value);
+}
+
+/* group.consumer.assignors: short names or Kafka's class names. */
+static void read_assignors(group_coordinator_t *c, const char *list) {
+    c->nassignors = 0;
+    for (const char *p = list ? list : ""; *p && c->nassignors < 2;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        const char *name = NULL;
+        if ((n == 7 && strncmp(p, "uniform", 7) == 0) ||
+            (n > 15 && memmem(p, n, "UniformAssignor", 15)))
+            name = "uniform";
+        else if ((n == 5 && strncmp(p, "range", 5) == 0) ||
+                 (n > 13 && memmem(p, n, "RangeAssignor", 13)))
+            name = "range";
+        if (name) snprintf(c->assignors[c->nassignors++], sizeof(c->assignors[0]), "%s", name);
+        p += n + (e ? 1 : 0);
+    }
+    if (!c->nassignors) snprintf(c->assignors[c->nassignors++], sizeof(c->assignors[0]), "uniform");
 }
 
 int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm_config_t *cfg,
@@ -261,6 +285,10 @@ int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm
                           : (int64_t)sm_config_int(cfg, "offsets.retention.minutes") * 60000;
     c->retention_check_ms = sm_config_long(cfg, "offsets.retention.check.interval.ms");
     c->next_retention_check = group_now_ms() + c->retention_check_ms;
+    read_assignors(c, sm_config_str(cfg, "group.consumer.assignors"));
+    c->consumer_session = sm_config_int(cfg, "group.consumer.session.timeout.ms");
+    c->consumer_heartbeat = sm_config_int(cfg, "group.consumer.heartbeat.interval.ms");
+    c->consumer_max_size = sm_config_int(cfg, "group.consumer.max.size");
     size_t ngroups = 0;
     for (int32_t i = 0; i < partitions; i++) {
         c->host.read_all(c->host.ctx, i, load_one, &c->shards[i]);
