@@ -40,6 +40,7 @@ static const broker_api_t apis[] = {
     {60, 0, 1, 0, broker_handle_describe_cluster},
     {61, 0, 0, 0, broker_handle_describe_producers},
     {68, 0, 1, 0, broker_handle_consumer_group_heartbeat},
+    {69, 0, 0, 0, broker_handle_consumer_group_describe},
 };
 
 const broker_api_t *broker_api_find(int16_t api_key) {

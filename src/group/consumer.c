@@ -1074,3 +1074,95 @@ void group_consumer_load(group_shard_t *s, int16_t kv, sm_reader_t *kr, sm_bytes
         load_member_record(s, kv, gid, mid, &vr, tomb, a);
     }
 }
+
+/* ---------------------------------------------------------------- ConsumerGroupDescribe */
+
+/* A partition set as the answer's assignment, topic names from the members'
+ * subscriptions (a partition of a topic no member subscribes to any more
+ * keeps an empty name). */
+static proto_consumer_group_describe_response_assignment_t *
+describe_assignment(broker_req_t *r, group_coordinator_t *c, const group_cgroup_t *cg,
+                    const group_tps_t *set) {
+    proto_consumer_group_describe_response_assignment_t *as =
+        sm_arena_calloc(&r->arena, 1, sizeof(*as));
+    if (!as) return NULL;
+    TPS_ARRAY(proto_consumer_group_describe_response_topic_partitions_t, &r->arena, set,
+              as->topic_partitions);
+    for (int32_t i = 0; i < as->topic_partitions.n; i++) {
+        proto_consumer_group_describe_response_topic_partitions_t *t = &as->topic_partitions.v[i];
+        t->topic_name = SM_STR_LIT("");
+        for (const group_cmember_t *m = cg->members; m && !t->topic_name.len; m = m->next)
+            for (int k = 0; k < m->ntopics; k++) {
+                sm_uuid_t id;
+                int32_t n;
+                if (c->host.topic(c->host.ctx, S(m->topics[k]), &id, &n) &&
+                    !memcmp(id.b, t->topic_id.b, 16)) {
+                    t->topic_name = sm_arena_str(&r->arena, m->topics[k]);
+                    break;
+                }
+            }
+    }
+    return as;
+}
+
+static void describe_cgroup(broker_req_t *r, group_coordinator_t *c, const group_t *g,
+                            proto_consumer_group_describe_response_described_group_t *o) {
+    const group_cgroup_t *cg = g->cg;
+    o->group_state = sm_arena_str(&r->arena, group_consumer_state(g));
+    o->group_epoch = cg->epoch;
+    o->assignment_epoch = cg->assignment_epoch;
+    const char *assignor = c->assignors[0];
+    for (const group_cmember_t *m = cg->members; m; m = m->next)
+        if (m->assignor) assignor = m->assignor;
+    o->assignor_name = sm_arena_str(&r->arena, assignor);
+    o->members.v = sm_arena_calloc(&r->arena, (size_t)cg->nmembers + 1, sizeof(*o->members.v));
+    int k = 0;
+    for (const group_cmember_t *m = cg->members; o->members.v && m; m = m->next, k++) {
+        proto_consumer_group_describe_response_member_t *d = &o->members.v[k];
+        d->member_id = sm_arena_str(&r->arena, m->id);
+        d->instance_id = sm_arena_str(&r->arena, m->instance_id);
+        d->rack_id = sm_arena_str(&r->arena, m->rack);
+        d->member_epoch = m->epoch;
+        d->client_id = sm_arena_str(&r->arena, m->client_id ? m->client_id : "");
+        d->client_host = sm_arena_str(&r->arena, m->client_host ? m->client_host : "");
+        sm_str_t *names = sm_arena_calloc(&r->arena, (size_t)m->ntopics + 1, sizeof(*names));
+        for (int i = 0; names && i < m->ntopics; i++)
+            names[i] = sm_arena_str(&r->arena, m->topics[i]);
+        d->subscribed_topic_names = (sm_str_array_t){names ? m->ntopics : 0, names};
+        d->subscribed_topic_regex = SM_STR_NULL;
+        d->assignment = describe_assignment(r, c, cg, &m->assigned);
+        d->target_assignment = describe_assignment(r, c, cg, &m->target);
+    }
+    o->members.n = o->members.v ? k : 0;
+}
+
+int broker_handle_consumer_group_describe(broker_req_t *r) {
+    group_coordinator_t *c = r->b->groups;
+    proto_consumer_group_describe_request_t *req = broker_body(r);
+    proto_consumer_group_describe_response_t *resp = r->resp;
+    int32_t n = req->group_ids.n > 0 ? req->group_ids.n : 0;
+    resp->groups.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(*resp->groups.v));
+    if (!resp->groups.v) return BROKER_CLOSE;
+    resp->groups.n = n;
+    for (int32_t i = 0; i < n; i++) {
+        proto_consumer_group_describe_response_described_group_t *o = &resp->groups.v[i];
+        sm_str_t id = req->group_ids.v[i];
+        o->group_id = id;
+        o->authorized_operations = INT32_MIN;
+        o->group_state = SM_STR_LIT("Dead");
+        o->assignor_name = SM_STR_LIT("");
+        group_shard_t *s = group_shard_for(c, id);
+        pthread_mutex_lock(&s->mu);
+        o->error_code = group_shard_error(s);
+        group_t *g = o->error_code ? NULL : group_get(s, id);
+        if (g && g->cg) {
+            describe_cgroup(r, c, g, o);
+        } else if (!o->error_code) {
+            o->error_code = PROTO_ERR_GROUP_ID_NOT_FOUND;
+            o->error_message = g ? SM_STR_LIT("The group is not a consumer group.")
+                                 : SM_STR_LIT("The group does not exist.");
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    return BROKER_RESPOND;
+}

@@ -81,6 +81,10 @@ def test_members_join_and_leave_one_by_one(make_broker):
     listed = {g.group_id: g for g in admin.list_consumer_groups().result(10).valid}
     assert "g-848" in listed
     assert "CONSUMER" in str(listed["g-848"].type).upper()
+    d = admin.describe_consumer_groups(["g-848"])["g-848"].result(10)
+    assert len(d.members) == 3
+    described = sorted((tp.topic, tp.partition) for m in d.members for tp in m.assignment.topic_partitions)
+    assert described == [("kip848", p) for p in range(6)], described
     # ... and leave one by one.
     for leaving, target in ((members[0], 5000), (members[1], total)):
         leaving.commit()

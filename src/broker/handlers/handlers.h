@@ -40,5 +40,6 @@ int broker_handle_list_groups(broker_req_t *r);
 int broker_handle_describe_groups(broker_req_t *r);
 int broker_handle_delete_groups(broker_req_t *r);
 int broker_handle_consumer_group_heartbeat(broker_req_t *r);
+int broker_handle_consumer_group_describe(broker_req_t *r);
 
 #endif
