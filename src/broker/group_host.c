@@ -8,6 +8,7 @@
 #include "broker/group_host.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/log.h"
 #include "broker/delayed.h"
@@ -116,6 +117,18 @@ static bool host_topic(void *ctx, sm_str_t name, sm_uuid_t *id, int32_t *partiti
     return t != NULL;
 }
 
+static void host_for_each_topic(void *ctx, void (*fn)(void *arg, sm_str_t name), void *arg) {
+    group_host_ctx_t *h = ctx;
+    meta_image_rdlock(&h->b->image);
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&h->b->image.topics_by_name, &it, NULL, NULL, &v)) {
+        meta_topic_t *t = v;
+        if (!t->internal) fn(arg, (sm_str_t){t->name, (int32_t)strlen(t->name)});
+    }
+    meta_image_unlock(&h->b->image);
+}
+
 /* __consumer_offsets: created on first start, like Kafka's, compacted. */
 static int offsets_topic(broker_t *b, sm_uuid_t *id, int32_t *partitions) {
     sm_str_t name = SM_STR_LIT(OFFSETS_TOPIC);
@@ -149,7 +162,8 @@ int broker_groups_start(broker_t *b) {
     host_ctx.b = b;
     int32_t partitions = 0;
     if (offsets_topic(b, &host_ctx.topic_id, &partitions)) return SM_ERR;
-    group_host_t host = {&host_ctx, host_append, host_when_durable, host_read_all, host_topic};
+    group_host_t host = {&host_ctx,     host_append, host_when_durable,
+                         host_read_all, host_topic,  host_for_each_topic};
     return group_coordinator_new(&host, partitions, b->cfg, &b->groups);
 }
 

@@ -33,6 +33,7 @@
 #include <sys/random.h>
 
 #include "base/log.h"
+#include "base/regex.h"
 #include "broker/handlers/handlers.h"
 #include "group/group_impl.h"
 #include "protocol/errors.h"
@@ -89,6 +90,8 @@ static void cmember_free(group_cmember_t *m) {
     free(m->client_id);
     free(m->client_host);
     free(m->assignor);
+    free(m->regex);
+    sm_regex_free(m->re);
     for (int i = 0; i < m->ntopics; i++)
         free(m->topics[i]);
     free(m->topics);
@@ -111,6 +114,9 @@ static group_cmember_t *cmember_clone(const group_cmember_t *m) {
     c->client_id = dup_or_null(m->client_id);
     c->client_host = dup_or_null(m->client_host);
     c->assignor = dup_or_null(m->assignor);
+    c->regex = dup_or_null(m->regex);
+    c->re = NULL;
+    if (c->regex && sm_regex_compile(c->regex, strlen(c->regex), &c->re)) c->re = NULL;
     c->topics = calloc((size_t)m->ntopics + 1, sizeof(char *));
     for (int i = 0; c->topics && i < m->ntopics; i++)
         c->topics[i] = strdup(m->topics[i]);
@@ -275,6 +281,10 @@ static void assign_uniform(group_cmember_t **ms, int nm, const topic_view_t *t, 
             for (int i = 0; i < nt && !tv; i++)
                 if (memcmp(t[i].id.b, tp->topic.b, 16) == 0) tv = &t[i];
             if (!tv || tp->p >= tv->partitions || !subscribes(ms[k], tv->name)) continue;
+            bool dup = false; /* two previous targets never share, but loaded ones might */
+            for (int d = 0; d < taken.n && !dup; d++)
+                dup = tp_cmp(&taken.v[d], tp) == 0;
+            if (dup) continue;
             if (keep >= quota) {
                 if (extra <= 0 || keep > quota) break;
                 extra--;
@@ -375,7 +385,8 @@ static void reconcile(group_cgroup_t *cg, group_cmember_t *m, const group_tps_t 
     bool unreleased = false;
     for (int i = 0; i < m->target.n; i++) {
         const group_tp_t *tp = &m->target.v[i];
-        if (tp_has(&keep, tp)) continue;
+        /* keep holds assigned ∩ target so far (and is unsorted from here). */
+        if (tp_has(&m->assigned, tp)) continue;
         if (owned_elsewhere(cg, m, tp))
             unreleased = true;
         else
@@ -469,8 +480,10 @@ static void member_records(rec_list_t *l, sm_arena_t *a, const group_t *g, const
                            const group_cmember_t *old, bool target_changed) {
     sm_str_t gid = S(g->id), mid = S(m->id);
     group_rec_t *r;
-    bool meta_changed =
-        !old || old->ntopics != m->ntopics || old->rebalance_timeout != m->rebalance_timeout;
+    bool meta_changed = !old || old->ntopics != m->ntopics ||
+                        old->rebalance_timeout != m->rebalance_timeout ||
+                        (old->regex == NULL) != (m->regex == NULL) ||
+                        (m->regex && strcmp(old->regex, m->regex) != 0);
     for (int i = 0; !meta_changed && i < m->ntopics; i++)
         meta_changed = strcmp(old->topics[i], m->topics[i]) != 0;
     if (meta_changed && (r = rec_next(l))) {
@@ -484,7 +497,8 @@ static void member_records(rec_list_t *l, sm_arena_t *a, const group_t *g, const
         sm_str_t *names = sm_arena_calloc(a, (size_t)m->ntopics + 1, sizeof(*names));
         for (int i = 0; names && i < m->ntopics; i++)
             names[i] = S(m->topics[i]);
-        v.subscribed_topic_names = (sm_str_array_t){names ? m->ntopics : 0, names};
+        v.subscribed_topic_names = (sm_str_array_t){names && !m->regex ? m->ntopics : 0, names};
+        v.subscribed_topic_regex = S(m->regex);
         v.rebalance_timeout_ms = m->rebalance_timeout;
         v.server_assignor = S(m->assignor);
         rec_push(l, encode_rec("ConsumerGroupMemberMetadataKey", 5, &k,
@@ -593,9 +607,47 @@ static int16_t commit_or_rollback(group_coordinator_t *c, group_shard_t *s, grou
 
 /* ---------------------------------------------------------------- the group */
 
+typedef struct regex_scan {
+    const sm_regex_t *re;
+    char **names;
+    int n, cap;
+} regex_scan_t;
+
+static void regex_visit(void *arg, sm_str_t name) {
+    regex_scan_t *rs = arg;
+    if (!sm_regex_matches(rs->re, name.ptr, (size_t)name.len)) return;
+    if (rs->n == rs->cap) {
+        int cap = rs->cap ? rs->cap * 2 : 8;
+        char **nn = realloc(rs->names, (size_t)cap * sizeof(char *));
+        if (!nn) return;
+        rs->names = nn;
+        rs->cap = cap;
+    }
+    if ((rs->names[rs->n] = group_dupstr(name))) rs->n++;
+}
+
+static int str_cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A regex member's topics: the topics its regex matches now (the regex is
+ * matched in linear time: base/regex.h), sorted. */
+static void resolve_regex(group_coordinator_t *c, group_cmember_t *m) {
+    regex_scan_t rs = {m->re, NULL, 0, 0};
+    c->host.for_each_topic(c->host.ctx, regex_visit, &rs);
+    if (rs.n > 1) qsort(rs.names, (size_t)rs.n, sizeof(char *), str_cmp);
+    for (int i = 0; i < m->ntopics; i++)
+        free(m->topics[i]);
+    free(m->topics);
+    m->topics = rs.names;
+    m->ntopics = rs.n;
+}
+
 /* Recomputes the target when the epoch moved or the subscribed topics'
- * partitions changed. */
+ * partitions changed; regex subscriptions are resolved again first. */
 static int refresh_target(group_coordinator_t *c, group_cgroup_t *cg) {
+    for (group_cmember_t *m = cg->members; m; m = m->next)
+        if (m->re) resolve_regex(c, m);
     topic_view_t *t = NULL;
     int nt = 0;
     uint64_t hash;
@@ -618,14 +670,36 @@ const char *group_consumer_state(const group_t *g) {
     return "Stable";
 }
 
-int16_t group_consumer_commit_allowed(group_t *g, int32_t epoch, sm_str_t member_id) {
-    if (epoch < 0 && member_id.len <= 0)
+/* True when m owns every partition the commit names. */
+static bool owns_all(group_coordinator_t *c, const group_cmember_t *m,
+                     const proto_offset_commit_request_t *req) {
+    for (int32_t i = 0; i < req->topics.n; i++) {
+        group_tp_t tp;
+        int32_t n;
+        if (!c->host.topic(c->host.ctx, req->topics.v[i].name, &tp.topic, &n)) return false;
+        for (int32_t k = 0; k < req->topics.v[i].partitions.n; k++) {
+            tp.p = req->topics.v[i].partitions.v[k].partition_index;
+            if (!tp_has(&m->assigned, &tp) && !tp_has(&m->revoking, &tp)) return false;
+        }
+    }
+    return true;
+}
+
+int16_t group_consumer_commit_allowed(group_coordinator_t *c, group_t *g,
+                                      const proto_offset_commit_request_t *req) {
+    int32_t epoch = req->generation_id_or_member_epoch;
+    if (epoch < 0 && req->member_id.len <= 0)
         return g->cg && g->cg->members ? PROTO_ERR_UNKNOWN_MEMBER_ID : PROTO_ERR_NONE;
-    group_cmember_t *m = g->cg ? cmember_find(g->cg, member_id) : NULL;
+    group_cmember_t *m = g->cg ? cmember_find(g->cg, req->member_id) : NULL;
     if (!m) return PROTO_ERR_UNKNOWN_MEMBER_ID;
-    if (epoch != m->epoch)
-        return epoch > m->epoch ? PROTO_ERR_FENCED_MEMBER_EPOCH : PROTO_ERR_STALE_MEMBER_EPOCH;
-    return PROTO_ERR_NONE;
+    if (epoch == m->epoch) return PROTO_ERR_NONE;
+    if (epoch > m->epoch) return PROTO_ERR_FENCED_MEMBER_EPOCH;
+    /* A commit sent before the member learned its new epoch (the heartbeat
+     * that moved it raced the commit) is taken when the member still owns
+     * every partition it names: its epoch moved only after it released what
+     * it lost, so nothing it commits belongs to another member yet. */
+    if (epoch == m->prev_epoch && owns_all(c, m, req)) return PROTO_ERR_NONE;
+    return PROTO_ERR_STALE_MEMBER_EPOCH;
 }
 
 void group_consumer_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, int64_t now,
@@ -714,7 +788,20 @@ static bool update_member(group_cmember_t *m, const proto_consumer_group_heartbe
         m->assignor = group_dupstr(req->server_assignor);
         changed = true;
     }
-    if (req->subscribed_topic_names.n >= 0) {
+    if (req->subscribed_topic_regex.len >= 0 &&
+        !group_streq(m->regex, req->subscribed_topic_regex)) {
+        free(m->regex);
+        sm_regex_free(m->re);
+        m->regex = NULL;
+        m->re = NULL;
+        /* An empty regex ends the regex subscription. */
+        if (req->subscribed_topic_regex.len > 0) {
+            m->regex = group_dupstr(req->subscribed_topic_regex);
+            if (m->regex && sm_regex_compile(m->regex, strlen(m->regex), &m->re)) m->re = NULL;
+        }
+        changed = true;
+    }
+    if (req->subscribed_topic_names.n >= 0 && !m->regex) {
         bool same = req->subscribed_topic_names.n == m->ntopics;
         for (int32_t i = 0; same && i < m->ntopics; i++)
             same = group_streq(m->topics[i], req->subscribed_topic_names.v[i]);
@@ -751,9 +838,14 @@ static int16_t validate(group_coordinator_t *c, const proto_consumer_group_heart
     } else if (req->member_id.len <= 0) {
         return *why = "MemberId can't be empty.", PROTO_ERR_INVALID_REQUEST;
     }
-    if (req->subscribed_topic_regex.len > 0)
-        return *why = "Regular expression subscriptions are not supported yet.",
-               PROTO_ERR_INVALID_REGULAR_EXPRESSION;
+    if (req->subscribed_topic_regex.len > 0) {
+        sm_regex_t *re;
+        if (sm_regex_compile(req->subscribed_topic_regex.ptr,
+                             (size_t)req->subscribed_topic_regex.len, &re))
+            return *why = "SubscribedTopicRegex is not a valid regular expression.",
+                   PROTO_ERR_INVALID_REGULAR_EXPRESSION;
+        sm_regex_free(re);
+    }
     if (req->server_assignor.len >= 0) {
         bool known = false;
         for (int i = 0; i < c->nassignors && !known; i++)
@@ -988,6 +1080,11 @@ static void load_member_record(group_shard_t *s, int16_t kv, sm_str_t gid, sm_st
         m->client_host = group_dupstr(v.client_host);
         m->assignor = group_dupstr(v.server_assignor);
         m->rebalance_timeout = v.rebalance_timeout_ms;
+        free(m->regex);
+        sm_regex_free(m->re);
+        m->re = NULL;
+        m->regex = v.subscribed_topic_regex.len > 0 ? group_dupstr(v.subscribed_topic_regex) : NULL;
+        if (m->regex && sm_regex_compile(m->regex, strlen(m->regex), &m->re)) m->re = NULL;
         for (int i = 0; i < m->ntopics; i++)
             free(m->topics[i]);
         free(m->topics);
@@ -1129,7 +1226,7 @@ static void describe_cgroup(broker_req_t *r, group_coordinator_t *c, const group
         for (int i = 0; names && i < m->ntopics; i++)
             names[i] = sm_arena_str(&r->arena, m->topics[i]);
         d->subscribed_topic_names = (sm_str_array_t){names ? m->ntopics : 0, names};
-        d->subscribed_topic_regex = SM_STR_NULL;
+        d->subscribed_topic_regex = sm_arena_str(&r->arena, m->regex);
         d->assignment = describe_assignment(r, c, cg, &m->assigned);
         d->target_assignment = describe_assignment(r, c, cg, &m->target);
     }

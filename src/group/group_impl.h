@@ -80,7 +80,9 @@ typedef struct group_cmember {
     char *instance_id; /* NULL: dynamic member */
     char *rack, *client_id, *client_host;
     char *assignor; /* server assignor the member asks for, or NULL */
-    char **topics;  /* subscribed topic names, in the member's order */
+    char *regex;    /* SubscribedTopicRegex, or NULL */
+    struct sm_regex *re;
+    char **topics; /* subscribed topic names (with a regex: the topics it matches, sorted) */
     int ntopics;
     int32_t epoch, prev_epoch; /* epoch -2: a static member that left */
     int32_t rebalance_timeout;
@@ -228,7 +230,8 @@ void group_classic_abort(group_t *g, int16_t err);
 /* ---- consumer.c ---- */
 void group_consumer_free(group_cgroup_t *cg);
 const char *group_consumer_state(const group_t *g);
-int16_t group_consumer_commit_allowed(group_t *g, int32_t epoch, sm_str_t member_id);
+int16_t group_consumer_commit_allowed(group_coordinator_t *c, group_t *g,
+                                      const proto_offset_commit_request_t *req);
 /* Replays one consumer group record (key version kv, key after the version). */
 void group_consumer_load(group_shard_t *s, int16_t kv, sm_reader_t *kr, sm_bytes_t value,
                          sm_arena_t *a);

@@ -37,6 +37,8 @@ typedef struct group_host {
     /* A topic's id and partition count; returns false when there is no such
      * topic (consumer groups' assignors read the metadata through this). */
     bool (*topic)(void *ctx, sm_str_t name, sm_uuid_t *id, int32_t *partitions);
+    /* Calls fn with the name of every topic that is not internal. */
+    void (*for_each_topic)(void *ctx, void (*fn)(void *arg, sm_str_t name), void *arg);
 } group_host_t;
 
 #endif

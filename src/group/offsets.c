@@ -83,8 +83,9 @@ static int16_t commit_allowed(group_t *g, int32_t generation, sm_str_t member_id
 }
 
 /* The group a commit goes to, or NULL with *err set. */
-static group_t *commit_group(group_shard_t *s, const proto_offset_commit_request_t *req,
-                             int16_t version, int16_t *err) {
+static group_t *commit_group(group_coordinator_t *c, group_shard_t *s,
+                             const proto_offset_commit_request_t *req, int16_t version,
+                             int16_t *err) {
     *err = group_shard_error(s);
     if (*err) return NULL;
     if (req->group_id.len <= 0) {
@@ -100,7 +101,7 @@ static group_t *commit_group(group_shard_t *s, const proto_offset_commit_request
         return NULL;
     }
     if (g->cg)
-        *err = group_consumer_commit_allowed(g, req->generation_id_or_member_epoch, req->member_id);
+        *err = group_consumer_commit_allowed(c, g, req);
     else if (version >= 1)
         *err = commit_allowed(g, req->generation_id_or_member_epoch, req->member_id,
                               req->group_instance_id);
@@ -149,7 +150,7 @@ int broker_handle_offset_commit(broker_req_t *r) {
     group_shard_t *s = group_shard_for(c, req->group_id);
     pthread_mutex_lock(&s->mu);
     int16_t gerr;
-    group_t *g = commit_group(s, req, r->version, &gerr);
+    group_t *g = commit_group(c, s, req, r->version, &gerr);
     int64_t now = group_wall_ms();
     for (int32_t i = 0; i < nt; i++) {
         const proto_offset_commit_request_offset_commit_request_topic_t *t = &req->topics.v[i];

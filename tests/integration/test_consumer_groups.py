@@ -118,3 +118,29 @@ def test_consumer_group_survives_restart(make_broker):
     run([m2], seen, 300)
     assert sorted(seen[200:]) == sorted(f"b{i}".encode() for i in range(100))
     m2.c.close()
+
+
+def test_regex_subscription(make_broker):
+    """A regex subscription (KIP-848, matched on the broker in linear time)
+    reads the topics it matches, including one created after the member
+    joined, and nothing else."""
+    b = make_broker({"group.initial.rebalance.delay.ms": "0", **BROKER})
+    for t in ("rx-a", "rx-b", "other"):
+        ck_create_topic(b.bootstrap, t, 2)
+        ck_produce(b.bootstrap, t, [(None, f"{t}:{i}".encode(), None) for i in range(50)])
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-rx", "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 500})
+    c.subscribe(["^rx-.*"])
+    seen = set()
+
+    def got(n):
+        for m in c.consume(100, 0.2):
+            if not m.error():
+                seen.add(m.value().decode())
+        return len(seen) >= n
+    wait_for(lambda: got(100), timeout=30, what="the two matching topics")
+    ck_create_topic(b.bootstrap, "rx-c", 1)
+    ck_produce(b.bootstrap, "rx-c", [(None, f"rx-c:{i}".encode(), None) for i in range(50)])
+    wait_for(lambda: got(150), timeout=30, what="the topic created later")
+    assert {v.split(":")[0] for v in seen} == {"rx-a", "rx-b", "rx-c"}
+    c.close()
