@@ -80,12 +80,12 @@ fuzz: deps $(BUILD_FUZZ)/build.ninja
 	  -print_final_stats=1 $(BUILD_FUZZ)/corpus-records tests/fuzz/seeds-records
 
 protocol:
-	python3 tools/gen_protocol.py --schemas $(SHARED)/kafka-protocol --out src/protocol/gen
+	python3 tools/gen_protocol.py --schemas $(SHARED)/kafka-protocol-4.4 --out src/protocol/gen
 
 # Fails when the committed generated code differs from a fresh generation.
 protocol-check:
 	@tmp=$$(mktemp -d) && \
-	python3 tools/gen_protocol.py --schemas $(SHARED)/kafka-protocol --out $$tmp && \
+	python3 tools/gen_protocol.py --schemas $(SHARED)/kafka-protocol-4.4 --out $$tmp && \
 	if diff -r -q $$tmp src/protocol/gen; then echo "protocol: generated code is current"; \
 	else echo "protocol: src/protocol/gen differs from the schemas; run make protocol"; \
 	  rm -rf $$tmp; exit 1; fi; rm -rf $$tmp

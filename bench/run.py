@@ -54,6 +54,8 @@ MODES = {
         recovery_load_s=5,
         many_partitions=10000,
         many_records=50000,
+        txn_sizes=(10, 100, 1000),
+        txn_transactions=300,
     ),
     "quick": dict(
         rounds=1,
@@ -66,6 +68,8 @@ MODES = {
         recovery_load_s=2,
         many_partitions=1000,
         many_records=20000,
+        txn_sizes=(10, 1000),
+        txn_transactions=60,
     ),
 }
 
@@ -360,6 +364,17 @@ class Clients:
                    "--producer-props", *props])
         return json.loads(out.strip().splitlines()[-1])
 
+    def produce_txn(self, broker, topic, per_txn, transactions, size, txn_id):
+        """samsa perf produce in transactions of per_txn records (librdkafka's
+        transactional producer: idempotent, acks=all); records/s and commit latency."""
+        out = run([SAMSA, "perf", "produce", "--bootstrap-server", broker.bootstrap,
+                   "--topic", topic, "--num-records", str(per_txn * transactions),
+                   "--record-size", str(size), "--throughput", "-1", "--output", "json",
+                   "--transaction-records", str(per_txn), "--transactional-id", txn_id,
+                   "--producer-props", "linger.ms=5", "batch.size=65536"])
+        lines = [json.loads(ln) for ln in out.strip().splitlines() if ln.startswith("{")]
+        return {**lines[-2], **lines[-1]}
+
     def consume(self, client, broker, topic, n, group):
         if client == "java":
             out = self.java("ConsumerPerformance", [
@@ -553,6 +568,24 @@ def sc_consume(cfg, brokers, clients, sampler, R):
         if r:
             res.append({"round": rnd, "client": client, "broker": b.name, **r})
     R["consume"] = {"bytes": n * size, "records": n, "partitions": parts, "runs": res}
+
+
+def sc_transactions(cfg, brokers, clients, sampler, R):
+    """Transactional produce, 100 B records, N records per transaction, the
+    same librdkafka client against both brokers (A B A B)."""
+    res = []
+    for rnd in range(cfg["rounds"]):
+        for per in cfg["txn_sizes"]:
+            for b in brokers:
+                topic = f"txn{per}-r{rnd}"
+                progress(f"transactions of {per} records -> {b.name} (round {rnd + 1})")
+                r = guarded(b, f"transactions {topic}", lambda: (
+                    create_topic(b, topic, 1),
+                    clients.produce_txn(b, topic, per, cfg["txn_transactions"], 100,
+                                        f"bench-{topic}-{time.time_ns()}"))[1])
+                if r:
+                    res.append({"round": rnd, "per_txn": per, "broker": b.name, **r})
+    R["transactions"] = res
 
 
 def produce_rate(R, broker, client):
@@ -1024,6 +1057,25 @@ def report(R, mode, outdir, cmdline):
     a(f"| peak RSS while producing, MiB | {fmt((s or 0) / MIB)} | {fmt((k or 0) / MIB)} | "
       f"{ratio(s, k)} |\n")
 
+    # 8. transactions
+    a("### 8. Transactions\n")
+    a(f"`samsa perf produce --transaction-records N` (librdkafka's transactional producer: "
+      f"idempotent, acks=all, linger 5 ms) writes 100 B records to a one-partition topic in "
+      f"{R['config'].get('txn_transactions', 0)} transactions of N records each; commit latency "
+      "is the time `commit_transaction` takes (flushing the transaction's records, EndTxn, the "
+      "markers).\n")
+    a("| records per transaction | Samsa records/s | Kafka records/s | ratio | Samsa commit p99 ms | "
+      "Kafka commit p99 ms | ratio |")
+    a("| --- | --- | --- | --- | --- | --- | --- |")
+    for per in R["config"].get("txn_sizes", ()):
+        s = pick(R["transactions"], "records_per_sec", per_txn=per, broker="samsa")
+        k = pick(R["transactions"], "records_per_sec", per_txn=per, broker="kafka")
+        sp = pick(R["transactions"], "commit_p99_ms", per_txn=per, broker="samsa")
+        kp = pick(R["transactions"], "commit_p99_ms", per_txn=per, broker="kafka")
+        a(f"| {per} | {cell(s, 0)} | {cell(k, 0)} | {ratio(med(s), med(k))} | {cell(sp, 2)} | "
+          f"{cell(kp, 2)} | {ratio(med(sp), med(kp))} |")
+    a("")
+
     a("### Failures during the run\n")
     if not R["failures"]:
         a("None: every measurement completed.\n")
@@ -1080,6 +1132,15 @@ def goals(R):
     out.append("Broker RSS ≤ 1/10 of Kafka's (ratio ≤ 0.10): " + ", ".join(rr) + ".")
     s = med([r["seconds"] * 1000 for r in R["startup_empty"]["runs"] if r["broker"] == "samsa"])
     out.append(f"Start-up ≤ 50 ms empty: Samsa's median {fmt(s, 0)} ms.")
+    tr = []
+    for per in R["config"].get("txn_sizes", ()):
+        s = med(pick(R["transactions"], "records_per_sec", per_txn=per, broker="samsa"))
+        k = med(pick(R["transactions"], "records_per_sec", per_txn=per, broker="kafka"))
+        sp = med(pick(R["transactions"], "commit_p99_ms", per_txn=per, broker="samsa"))
+        kp = med(pick(R["transactions"], "commit_p99_ms", per_txn=per, broker="kafka"))
+        tr.append(f"{per}/txn: {s / k:.2f}× throughput, commit p99 {sp / kp:.2f}"
+                  if s and k and sp and kp else f"{per}/txn: -")
+    out.append("Transactions ≥ 2× throughput and commit p99 ≤ 1/5 of Kafka's: " + ", ".join(tr) + ".")
     return out
 
 
@@ -1101,6 +1162,9 @@ def main():
                     "(default: bench/results/tmp, on the repository's disk)")
     ap.add_argument("--keep", action="store_true", help="keep the brokers' data at the end")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/BENCHMARKS.md")
+    ap.add_argument("--only", default=None, metavar="N",
+                    help="run only scenario N (e.g. 8) and print its results as JSON; "
+                         "no report, no doc")
     args = ap.parse_args()
     mode = "quick" if args.quick else "full"
     cfg = MODES[mode]
@@ -1119,7 +1183,8 @@ def main():
     n_produce = cfg["rounds"] * len(cfg["produce_cases"]) * 4
     r = cfg["rounds"]
     STEP[1] = (4 + n_produce + (2 + 4 * r) + 4 * r + 2 * r
-               + (2 * r + (2 if cfg["startup_partitions"] else 0)) + 2 * r + (2 + 4 * r) + 1)
+               + (2 * r + (2 if cfg["startup_partitions"] else 0)) + 2 * r + (2 + 4 * r)
+               + 2 * r * len(cfg["txn_sizes"]) + 1)
     R = {"mode": mode, "config": {k: v for k, v in cfg.items() if k != "produce_cases"},
          "machine": machine_info()}
     R["config"]["produce_cases"] = [list(c) for c in cfg["produce_cases"]]
@@ -1161,6 +1226,9 @@ def main():
         "--bootstrap-server B --topic consume --num-records N --group NEW --timeout 60000",
         f"taskset -c {CLIENT_CPU} build/bin/samsa perf consume --bootstrap-server B --topic "
         "consume --messages N --group NEW --timeout-ms 60000 --output json",
+        f"taskset -c {CLIENT_CPU} build/bin/samsa perf produce --bootstrap-server B --topic T "
+        "--num-records N*TXNS --record-size 100 --throughput -1 --output json "
+        "--transaction-records N --transactional-id ID --producer-props linger.ms=5 batch.size=65536",
         f"taskset -c {CLIENT_CPU} build/bin/samsa perf e2e --bootstrap-server B --topic T "
         "--num-records N --record-size 1024 --throughput RATE --producer-props acks=1 "
         "linger.ms=0 enable.idempotence=false --output json --latency-csv FILE",
@@ -1170,6 +1238,8 @@ def main():
     R["resources"] = {}
 
     def scenario(label, fn, *a):
+        if args.only and not label.startswith(args.only):
+            return
         sampler.begin(label)
         try:
             fn(*a)
@@ -1197,6 +1267,7 @@ def main():
                  "loaded")
         scenario("6 recovery (kill -9)", sc_recovery, cfg, brokers, clients, sampler, R)
         scenario("7 many partitions", sc_many, cfg, brokers, clients, sampler, R)
+        scenario("8 transactions", sc_transactions, cfg, brokers, clients, sampler, R)
     finally:
         sampler.stopping.set()
         for b in brokers:
@@ -1204,6 +1275,10 @@ def main():
                 b.stop()
             except Exception as e:  # keep stopping the other one
                 print(f"bench: stopping {b.name}: {e}", file=sys.stderr)
+    if args.only:
+        print(json.dumps({k: v for k, v in R.items() if k not in ("machine", "config", "commands")},
+                         indent=1, default=str))
+        return
     R["failures"] = FAILURES
     # a scenario that failed outright leaves empty tables, not a broken report
     R.setdefault("produce", [])
@@ -1211,6 +1286,7 @@ def main():
     R.setdefault("latency", {"rates": {"samsa": 0, "java": 0}, "runs": []})
     R.setdefault("startup_empty", {"runs": [], "data": {}})
     R.setdefault("recovery", [])
+    R.setdefault("transactions", [])
     R.setdefault("many", {"partitions": cfg["many_partitions"], "records": cfg["many_records"],
                           "create": {b: {"create_s": None, "rss_after_create": None}
                                      for b in ("samsa", "kafka")}, "runs": []})

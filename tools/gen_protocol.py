@@ -2,8 +2,10 @@
 """Generates Samsa's C codecs for Kafka's protocol from Kafka's JSON schemas.
 
 Reads message/ (requests, responses, headers), metadata/ (KRaft metadata log
-records), coordinator/ (__consumer_offsets and __transaction_state records) and
-raft/ under --schemas, and writes under --out:
+records), coordinator/ (__consumer_offsets, __share_group_state and
+__transaction_state records), raft/, storage/ (producer snapshots, tiered-storage
+metadata records) and streams/ under --schemas (Kafka 4.4's schemas), and
+writes under --out:
 
   <message>.h / <message>.c   one pair per schema: a struct per (nested) struct,
                               and init / decode / encode / size functions that
@@ -25,6 +27,11 @@ import re
 import sys
 
 MAXV = 0x7FFF
+
+# Folders of Kafka's schemas read, in this order. storage/ holds the producer
+# snapshot file and the tiered-storage metadata records; streams/ Kafka
+# Streams' subscription user data.
+SCHEMA_FOLDERS = ("message", "metadata", "coordinator", "raft", "storage", "streams")
 
 PRIMS = {
     # type: (C type, reader, writer, fixed size, array type)
@@ -147,13 +154,16 @@ class Struct:
 
 
 class Message:
-    def __init__(self, path, spec):
+    def __init__(self, path, spec, folder):
         self.path = path
         self.spec = spec
+        self.folder = folder  # message, metadata, coordinator, raft, storage, streams
         self.name = spec["name"]
         self.kind = spec["type"]  # request, response, header, metadata, data
         self.api_key = spec.get("apiKey")
         self.valid = parse_versions(spec["validVersions"])
+        # Kafka serves a request's newest version only once it is stable.
+        self.unstable_latest = bool(spec.get("latestVersionUnstable", False))
         self.flex = parse_versions(spec.get("flexibleVersions", "none"))
         self.file = snake(self.name)
         self.prefix = "proto_" + self.file
@@ -782,6 +792,11 @@ class Emitter(Gen):
             self.w(f"static int dec_{st.fn}(sm_reader_t *r, sm_arena_t *a, int16_t v, {st.ctype} *o);")
             self.w(f"static size_t size_{st.fn}(int16_t v, const {st.ctype} *o);")
             self.w(f"static int enc_{st.fn}(sm_writer_t *w, int16_t v, const {st.ctype} *o);")
+            if st is not m.root and self.needs_default_wrapper(st):
+                # A struct may be used before its definition (a common
+                # struct referenced from two nestings).
+                self.w(f"static size_t size_{st.fn}_or_default(int16_t v, const {st.ctype} *o);")
+                self.w(f"static int enc_{st.fn}_or_default(sm_writer_t *w, int16_t v, const {st.ctype} *o);")
         self.w()
         for st in reversed(m.order):
             if st is not m.root:
@@ -1001,6 +1016,7 @@ def gen_api(msgs):
     h.append("    int16_t api_key;  /* api key or record type; -1 when the schema has none */")
     h.append("    int16_t min_version;")
     h.append("    int16_t max_version;")
+    h.append("    int16_t max_stable_version; /* max_version, or one less when the schema marks its latest version unstable */")
     h.append("    int16_t first_flexible_version; /* -1: no flexible version */")
     h.append("    size_t struct_size;")
     h.append("    void (*init)(void *m);")
@@ -1051,7 +1067,8 @@ def gen_api(msgs):
         idx[m.name] = i
         ak = m.api_key if m.api_key is not None else -1
         fl = m.flex[0] if m.flex else -1
-        c.append(f'    {{"{m.name}", "{m.kind}", {ak}, {m.valid[0]}, {m.valid[1]}, {fl}, sizeof({m.root.ctype}),')
+        stable = m.valid[1] - 1 if m.unstable_latest else m.valid[1]
+        c.append(f'    {{"{m.name}", "{m.kind}", {ak}, {m.valid[0]}, {m.valid[1]}, {stable}, {fl}, sizeof({m.root.ctype}),')
         c.append(f"     w_{m.file}_init, w_{m.file}_decode, w_{m.file}_size, w_{m.file}_encode, {m.prefix}_set_error}},")
     c.append("};")
     c.append(f"const size_t proto_msgs_count = {len(msgs)};")
@@ -1081,7 +1098,10 @@ def gen_api(msgs):
     c.append("")
     c.append("const proto_msg_desc_t *proto_metadata_record_lookup(int16_t type) {")
     c.append("    switch (type) {")
-    for m in sorted([m for m in msgs if m.kind == "metadata"], key=lambda m: m.api_key):
+    # storage/'s tiered-storage records are also of type "metadata", with
+    # their own numbering: only metadata/ holds the KRaft log's records.
+    kraft = [m for m in msgs if m.kind == "metadata" and m.folder == "metadata"]
+    for m in sorted(kraft, key=lambda m: m.api_key):
         c.append(f"    case {m.api_key}: return &proto_msgs[{idx[m.name]}];")
     c.append("    default: return NULL;")
     c.append("    }")
@@ -1114,19 +1134,26 @@ def gen_testing_table(msgs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--schemas", required=True, help="kafka-protocol folder")
+    ap.add_argument("--schemas", required=True, help="Kafka 4.4 schema folder (../shared/kafka-protocol-4.4)")
     ap.add_argument("--out", required=True, help="output folder (src/protocol/gen)")
     args = ap.parse_args()
 
     msgs = []
-    for sub in ("message", "metadata", "coordinator", "raft"):
+    removed = []
+    for sub in SCHEMA_FOLDERS:
         d = os.path.join(args.schemas, sub)
         if not os.path.isdir(d):
             sys.exit(f"gen_protocol: {d}: no such folder")
         for fn in sorted(os.listdir(d)):
             if fn.endswith(".json"):
                 path = os.path.join(d, fn)
-                msgs.append(Message(path, load_json_with_comments(path)))
+                spec = load_json_with_comments(path)
+                if parse_versions(spec.get("validVersions")) is None:
+                    # An API Kafka removed keeps its key reserved in a schema
+                    # with "validVersions": "none" and no fields: no codec.
+                    removed.append(spec["name"])
+                    continue
+                msgs.append(Message(path, spec, sub))
     msgs.sort(key=lambda m: m.file)
     names = [m.file for m in msgs]
     dup = {n for n in names if names.count(n) > 1}
@@ -1161,7 +1188,8 @@ def main():
             p = os.path.normpath(os.path.join(root, fn))
             if p not in written and (fn.endswith(".c") or fn.endswith(".h")):
                 os.remove(p)
-    print(f"gen_protocol: {len(msgs)} schemas -> {args.out}")
+    print(f"gen_protocol: {len(msgs)} schemas -> {args.out}; no codec for the removed "
+          f"APIs {', '.join(sorted(removed))}")
 
 
 if __name__ == "__main__":

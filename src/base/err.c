@@ -15,6 +15,8 @@ const char *sm_strerror(int status) {
     case SM_ERR_NOTFOUND: return "not found";
     case SM_ERR_EXISTS: return "already exists";
     case SM_ERR_SPACE: return "buffer too small";
+    case SM_ERR_FENCED: return "fenced by a newer epoch";
+    case SM_ERR_STALE: return "stale epoch";
     default: return "unknown status";
     }
 }

@@ -19,6 +19,8 @@ enum sm_status {
     SM_ERR_NOTFOUND = -9, /* no such entry */
     SM_ERR_EXISTS = -10,  /* entry already exists */
     SM_ERR_SPACE = -11,   /* a buffer is too small for the output */
+    SM_ERR_FENCED = -12,  /* a newer epoch of the same owner exists */
+    SM_ERR_STALE = -13,   /* an epoch older than the one in force */
 };
 
 const char *sm_strerror(int status);

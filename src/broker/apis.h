@@ -1,7 +1,8 @@
 /*
  * The APIs this broker serves: for each api key the version range it
  * advertises in ApiVersions and the handler that answers it. The ranges are
- * the schema's ranges clipped to what the handlers implement.
+ * those a Kafka 4.4 broker advertises (its schemas' valid versions, except
+ * the unstable latest ones), clipped to what the handlers implement.
  */
 #ifndef BROKER_APIS_H
 #define BROKER_APIS_H
@@ -23,11 +24,11 @@ typedef int (*broker_handler_fn)(broker_req_t *r);
 
 typedef struct broker_api {
     int16_t api_key;
-    int16_t min_version; /* advertised range */
+    /* Advertised range. Below the schema's own minimum (Produce v0-v2, kept
+     * for old librdkafka's feature checks as Kafka 4.4 does) a request
+     * cannot be decoded and closes the connection, as in Kafka. */
+    int16_t min_version;
     int16_t max_version;
-    /* Versions below this are advertised (for old clients' feature checks)
-     * but answered with UNSUPPORTED_VERSION: Produce v0-v2. */
-    int16_t min_served_version;
     broker_handler_fn handler;
 } broker_api_t;
 

@@ -21,6 +21,7 @@
 #include "broker/delayed.h"
 #include "broker/partition.h"
 #include "broker/group_host.h"
+#include "txn/coordinator.h"
 #include "protocol/records.h"
 
 void broker_on_request(net_request_t *nreq, void *arg);
@@ -199,6 +200,32 @@ static void on_conn_close(net_conn_t *c, void *arg) {
     (void)arg;
 }
 
+int broker_internal_topic(broker_t *b, const char *name, int32_t partitions,
+                          const meta_config_kv_t *kv, int nkv, sm_uuid_t *id, int32_t *nparts) {
+    sm_str_t n = sm_str_from(name);
+    meta_image_rdlock(&b->image);
+    bool exists = meta_image_topic(&b->image, n) != NULL;
+    meta_image_unlock(&b->image);
+    if (!exists) {
+        meta_result_t res;
+        sm_uuid_t created;
+        meta_create_topic(&b->controller, n, partitions, 1, kv, nkv, false, &created, &res);
+        if (res.error) {
+            sm_error("broker", "cannot create %s: %s", name, res.message);
+            return SM_ERR;
+        }
+    }
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = meta_image_topic(&b->image, n);
+    if (t) {
+        *id = t->id;
+        *nparts = t->n_partitions;
+    }
+    meta_image_unlock(&b->image);
+    if (!t) sm_error("broker", "%s is missing from the metadata image after its creation", name);
+    return t ? SM_OK : SM_ERR;
+}
+
 int broker_next_producer_id(broker_t *b, int64_t *pid) {
     pthread_mutex_lock(&b->pid_mu);
     int rc = SM_OK;
@@ -330,6 +357,7 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     if (rc) goto out;
     if ((rc = broker_delayed_start(b))) goto out;
     if ((rc = broker_groups_start(b))) goto out;
+    if ((rc = txn_coordinator_start(b))) goto out;
 
     net_opts_t no;
     net_opts_default(&no);
@@ -363,6 +391,9 @@ void broker_stop(broker_t *b) {
     if (b->delayed) broker_delayed_stop(b);
     if (b->net) net_server_stop(b->net, 5000);
     b->net = NULL;
+    /* After the network: no handler reaches it any more; its marker thread
+     * still writes to the partitions, closed next. */
+    txn_coordinator_stop(b);
     broker_partitions_close_all(b);
     if (b->logs && log_manager_close(b->logs))
         sm_error("broker", "closing the logs reported errors");

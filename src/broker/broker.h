@@ -28,6 +28,7 @@ typedef struct broker broker_t;
 typedef struct broker_partition broker_partition_t;
 typedef struct broker_delayed broker_delayed_t;
 typedef struct group_coordinator group_coordinator_t;
+typedef struct txn_coordinator txn_coordinator_t;
 
 /* Settings the handlers read, resolved from the configuration at start. */
 typedef struct broker_settings {
@@ -83,6 +84,7 @@ struct broker {
     sm_map_t partitions; /* topic id + partition index -> broker_partition_t* */
     broker_delayed_t *delayed;
     group_coordinator_t *groups;
+    txn_coordinator_t *txns;
     net_server_t *net;
     pthread_mutex_t pid_mu; /* producer id block */
     int64_t pid_next, pid_end;
@@ -113,6 +115,11 @@ void broker_req_finish_none(broker_req_t *r);
 /* Records a zero-copy range for the next hole; returns the sm_bytes_t to put in
  * the records field ({NULL, len}). The range is released after sending. */
 sm_bytes_t broker_req_add_range(broker_req_t *r, log_range_t *range);
+
+/* Creates an internal topic (__consumer_offsets, __transaction_state) on first
+ * start; returns its id and partition count. Logs and fails when it cannot. */
+int broker_internal_topic(broker_t *b, const char *name, int32_t partitions,
+                          const meta_config_kv_t *kv, int nkv, sm_uuid_t *id, int32_t *nparts);
 
 /* Allocates the next producer id (blocks of 1000 from the controller). */
 int broker_next_producer_id(broker_t *b, int64_t *pid);

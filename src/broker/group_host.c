@@ -7,6 +7,7 @@
  */
 #include "broker/group_host.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,7 @@
 typedef struct group_host_ctx {
     broker_t *b;
     sm_uuid_t topic_id;
+    int32_t partitions;
 } group_host_ctx_t;
 
 static group_host_ctx_t host_ctx; /* one broker per process */
@@ -36,6 +38,15 @@ static int16_t host_append(void *ctx, int32_t part, uint8_t *batch, size_t len, 
     pthread_mutex_lock(&p->mu);
     int rc = log_append(p->log, batch, len, p->leader_epoch, &first, &last);
     pthread_mutex_unlock(&p->mu);
+    /* A transactional batch (TxnOffsetCommit) joins its producer's open
+     * transaction in the partition's producer state, as a produce would. */
+    proto_batch_header_t bh;
+    if (rc == SM_OK && proto_batch_parse_header(batch, len, &bh) == SM_OK &&
+        (bh.attributes & PROTO_ATTR_TRANSACTIONAL) && bh.producer_id >= 0) {
+        pthread_mutex_lock(&p->mu);
+        rc = broker_partition_track_batch(p, &bh, first, last, bh.max_timestamp);
+        pthread_mutex_unlock(&p->mu);
+    }
     if (rc == SM_OK) {
         *end = last + 1;
         broker_wake(h->b, p);
@@ -76,33 +87,43 @@ static void host_when_durable(void *ctx, int32_t part, int64_t end, group_durabl
     if (rc != SM_ERR_AGAIN) flushed(w, rc);
 }
 
-typedef struct read_ctx {
-    group_record_fn fn;
-    void *arg;
-} read_ctx_t;
-
 static int read_batch(void *arg, const uint8_t *batch, size_t len, const proto_batch_header_t *h) {
-    read_ctx_t *rc = arg;
-    if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE ||
-        (h->attributes & PROTO_ATTR_CONTROL))
+    const group_reader_t *rd = arg;
+    if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE) return SM_OK;
+    if (h->attributes & PROTO_ATTR_CONTROL) {
+        int32_t ce;
+        int type = proto_control_batch_type(batch, len, &ce);
+        if (type == PROTO_CONTROL_COMMIT || type == PROTO_CONTROL_ABORT)
+            rd->marker(rd->arg, h->producer_id, type == PROTO_CONTROL_COMMIT);
         return SM_OK;
+    }
+    int64_t txn_pid =
+        (h->attributes & PROTO_ATTR_TRANSACTIONAL) && h->producer_id >= 0 ? h->producer_id : -1;
     proto_record_iter_t it;
     proto_record_t rec;
     proto_record_iter_init(&it, batch + PROTO_BATCH_HEADER_SIZE, len - PROTO_BATCH_HEADER_SIZE,
                            h->records_count);
     while (proto_record_iter_next(&it, &rec) == 1)
-        rc->fn(rc->arg, rec.key, rec.value);
+        rd->record(rd->arg, rec.key, rec.value, txn_pid);
     return SM_OK;
 }
 
-static int host_read_all(void *ctx, int32_t part, group_record_fn fn, void *arg) {
+static int host_read_all(void *ctx, int32_t part, const group_reader_t *reader) {
     group_host_ctx_t *h = ctx;
     broker_partition_t *p = broker_partition_get(h->b, &h->topic_id, part);
     if (!p) return SM_ERR;
-    read_ctx_t rc = {fn, arg};
-    int r = log_for_each_batch(p->log, 0, read_batch, &rc);
+    int r = log_for_each_batch(p->log, 0, read_batch, (void *)reader);
     broker_partition_put(p);
     return r;
+}
+
+static bool host_topic_name(void *ctx, const sm_uuid_t *id, char *name, size_t cap) {
+    group_host_ctx_t *h = ctx;
+    meta_image_rdlock(&h->b->image);
+    meta_topic_t *t = sm_uuid_is_zero(id) ? NULL : meta_image_topic_by_id(&h->b->image, id);
+    if (t) snprintf(name, cap, "%s", t->name);
+    meta_image_unlock(&h->b->image);
+    return t != NULL;
 }
 
 static bool host_topic(void *ctx, sm_str_t name, sm_uuid_t *id, int32_t *partitions) {
@@ -162,9 +183,18 @@ int broker_groups_start(broker_t *b) {
     host_ctx.b = b;
     int32_t partitions = 0;
     if (offsets_topic(b, &host_ctx.topic_id, &partitions)) return SM_ERR;
-    group_host_t host = {&host_ctx,     host_append, host_when_durable,
-                         host_read_all, host_topic,  host_for_each_topic};
+    host_ctx.partitions = partitions;
+    group_host_t host = {&host_ctx,  host_append,     host_when_durable,  host_read_all,
+                         host_topic, host_topic_name, host_for_each_topic};
     return group_coordinator_new(&host, partitions, b->cfg, &b->groups);
+}
+
+int32_t group_offsets_partition(struct broker *b, sm_str_t group_id) {
+    return b->groups && group_id.len > 0 ? group_partition_for(group_id, host_ctx.partitions) : -1;
+}
+
+void group_txn_marker(struct broker *b, int32_t partition, int64_t producer_id, bool commit) {
+    if (b->groups) group_coordinator_txn_marker(b->groups, partition, producer_id, commit);
 }
 
 void broker_groups_stop(broker_t *b) {

@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "broker/delayed.h"
 #include "metadata/topic_config.h"
+#include "protocol/errors.h"
 #include "protocol/records.h"
 
 typedef struct pkey {
@@ -93,6 +95,7 @@ void broker_partition_put(broker_partition_t *p) {
         write_snapshot(p, true);
     }
     txn_producer_state_free(&p->producers);
+    txn_aborted_index_free(&p->aborted);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -144,15 +147,88 @@ static void topic_produce_configs(broker_t *b, const meta_topic_t *t, broker_par
         p->timestamp_after_max_ms = strtoll(v, NULL, 10);
 }
 
+int broker_partition_track_batch(broker_partition_t *p, const proto_batch_header_t *h,
+                                 int64_t first, int64_t last, int64_t timestamp) {
+    if (h->producer_id < 0) return SM_OK;
+    int rc = SM_OK;
+    if (h->base_sequence >= 0) {
+        int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) %
+                                     ((int64_t)INT32_MAX + 1));
+        rc = txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch,
+                                       h->base_sequence, last_seq, first, last, timestamp);
+    }
+    if (rc == SM_OK && (h->attributes & PROTO_ATTR_TRANSACTIONAL))
+        rc = txn_producer_state_begin_txn(&p->producers, h->producer_id, h->producer_epoch, first);
+    return rc;
+}
+
+int64_t broker_partition_lso(broker_partition_t *p) {
+    int64_t first = txn_producer_state_first_open_txn(&p->producers);
+    int64_t hw = log_end_offset(p->log);
+    return first >= 0 && first < hw ? first : hw;
+}
+
+int broker_partition_track_marker(broker_partition_t *p, int64_t producer_id, int16_t epoch,
+                                  int32_t coordinator_epoch, bool commit, int64_t offset,
+                                  int64_t timestamp) {
+    int64_t first;
+    int rc = txn_producer_state_end_txn(&p->producers, producer_id, epoch, coordinator_epoch,
+                                        offset, timestamp, &first);
+    if (rc != SM_OK || commit || first < 0) return rc;
+    /* The LSO once this transaction is closed: the next open one's start, or
+     * the offset after the marker. */
+    int64_t next = txn_producer_state_first_open_txn(&p->producers);
+    txn_aborted_t e = {producer_id, first, offset, next >= 0 && next <= offset ? next : offset + 1};
+    if (txn_aborted_index_add(&p->aborted, &e, log_dir(p->log),
+                              log_segment_base_of(p->log, offset)) != SM_OK)
+        sm_warn("broker", "%s-%d: cannot write the aborted-transaction index at %lld", p->topic,
+                p->index, (long long)offset);
+    return SM_OK;
+}
+
+int16_t broker_partition_write_marker(broker_partition_t *p, int64_t producer_id, int16_t epoch,
+                                      int32_t coordinator_epoch, bool commit) {
+    uint8_t buf[128];
+    int64_t now = broker_now_ms();
+    size_t len = proto_control_batch_build(buf, sizeof(buf), producer_id, epoch, coordinator_epoch,
+                                           commit ? PROTO_CONTROL_COMMIT : PROTO_CONTROL_ABORT, now);
+    if (!len) return PROTO_ERR_UNKNOWN_SERVER_ERROR;
+    int16_t err = PROTO_ERR_NONE;
+    pthread_mutex_lock(&p->mu);
+    const txn_producer_t *known = txn_producer_state_get(&p->producers, producer_id);
+    int64_t first, last;
+    if (known && epoch < known->epoch) {
+        err = PROTO_ERR_INVALID_PRODUCER_EPOCH;
+    } else if (known && coordinator_epoch < known->coordinator_epoch) {
+        err = PROTO_ERR_TRANSACTION_COORDINATOR_FENCED;
+    } else if (log_append(p->log, buf, len, p->leader_epoch, &first, &last) != SM_OK) {
+        err = PROTO_ERR_KAFKA_STORAGE_ERROR;
+    } else {
+        /* Checked above, so the marker cannot be refused any more. */
+        broker_partition_track_marker(p, producer_id, epoch, coordinator_epoch, commit, first, now);
+        broker_partition_after_append(p);
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (err == PROTO_ERR_NONE) broker_wake(p->b, p);
+    return err;
+}
+
 static int replay_producer_batch(void *arg, const uint8_t *batch, size_t len,
                                  const proto_batch_header_t *h) {
     broker_partition_t *p = arg;
-    (void)batch;
-    (void)len;
-    if (h->producer_id >= 0 && h->base_sequence >= 0)
-        txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch,
-                                  h->base_sequence, h->base_sequence + h->last_offset_delta,
-                                  h->base_offset, proto_batch_last_offset(h), h->max_timestamp);
+    if (h->producer_id < 0) return SM_OK;
+    if (h->attributes & PROTO_ATTR_CONTROL) {
+        int32_t coord_epoch;
+        int type = proto_control_batch_type(batch, len, &coord_epoch);
+        if (type == PROTO_CONTROL_ABORT || type == PROTO_CONTROL_COMMIT) {
+            broker_partition_track_marker(p, h->producer_id, h->producer_epoch, coord_epoch,
+                                          type == PROTO_CONTROL_COMMIT, h->base_offset,
+                                          h->max_timestamp);
+        }
+        return SM_OK;
+    }
+    broker_partition_track_batch(p, h, h->base_offset, proto_batch_last_offset(h),
+                                 h->max_timestamp);
     return SM_OK;
 }
 
@@ -180,7 +256,13 @@ static void restore_producers(broker_partition_t *p) {
             p->last_snapshot_offset = best;
         }
     }
-    /* Replay idempotent batches after the snapshot (headers only). */
+    /* The aborted-transaction index up to the snapshot; the replay re-adds
+     * what lies after it. */
+    if (txn_aborted_index_load(&p->aborted, log_dir(p->log), from) != SM_OK)
+        sm_warn("broker", "%s-%d: the aborted-transaction index could not be read whole",
+                p->topic, p->index);
+    txn_aborted_index_drop_before(&p->aborted, log_start_offset(p->log));
+    /* Replay producer batches and markers after the snapshot. */
     log_for_each_batch(p->log, from, replay_producer_batch, p);
 }
 
@@ -205,6 +287,7 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         p->leader_epoch = t->partitions[i].leader_epoch;
         p->last_snapshot_offset = -1;
         txn_producer_state_init(&p->producers);
+        txn_aborted_index_init(&p->aborted);
         topic_produce_configs(b, t, p);
         int rc = log_manager_get_or_create(b->logs, t->name, i, &cfg, &p->log);
         if (rc) {

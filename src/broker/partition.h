@@ -11,6 +11,8 @@
 #include <stdatomic.h>
 
 #include "broker/broker.h"
+#include "protocol/records.h"
+#include "txn/aborted_index.h"
 #include "txn/producer_state.h"
 
 typedef struct broker_waiter broker_waiter_t;
@@ -26,6 +28,7 @@ struct broker_partition {
     log_t *log;
     int32_t leader_epoch;
     txn_producer_state_t producers;
+    txn_aborted_index_t aborted; /* aborted transactions (under mu) */
     int64_t last_snapshot_offset;
     int snapshot_segments; /* segment count when the last snapshot was taken */
     /* topic configs that matter on the produce path */
@@ -40,6 +43,27 @@ struct broker_partition {
  * rolled since the last snapshot. */
 void broker_partition_after_append(broker_partition_t *p);
 
+/* Producer state of a batch just appended at first..last (data batches;
+ * transactional ones open their producer's transaction). Under p->mu. */
+int broker_partition_track_batch(broker_partition_t *p, const proto_batch_header_t *h,
+                                 int64_t first, int64_t last, int64_t timestamp);
+/* Producer state and aborted index for a marker appended at offset. Under
+ * p->mu. Returns SM_OK, SM_ERR_FENCED or SM_ERR_STALE (see txn_producer_state_end_txn). */
+int broker_partition_track_marker(broker_partition_t *p, int64_t producer_id, int16_t epoch,
+                                  int32_t coordinator_epoch, bool commit, int64_t offset,
+                                  int64_t timestamp);
+/* The last stable offset: the first offset of the oldest open transaction, or
+ * the high watermark when none is open. Under p->mu. */
+int64_t broker_partition_lso(broker_partition_t *p);
+/*
+ * Appends a COMMIT or ABORT marker (a control batch) for producer_id at epoch
+ * and closes its transaction here (WriteTxnMarkers). Returns a Kafka error
+ * code: INVALID_PRODUCER_EPOCH for an epoch older than the partition knows,
+ * TRANSACTION_COORDINATOR_FENCED for an older coordinator epoch,
+ * KAFKA_STORAGE_ERROR when the log is offline. Takes p->mu; wakes fetches.
+ */
+int16_t broker_partition_write_marker(broker_partition_t *p, int64_t producer_id, int16_t epoch,
+                                      int32_t coordinator_epoch, bool commit);
 /* Looks up (and references) the partition, or NULL. */
 broker_partition_t *broker_partition_get(broker_t *b, const sm_uuid_t *topic_id, int32_t index);
 void broker_partition_put(broker_partition_t *p);

@@ -273,7 +273,6 @@ static int list_offsets(adm_cmd_t *m, adm_parts_t *ps, int64_t ts, int want) {
             p->partition_index = ps->v[i].partition;
             p->current_leader_epoch = -1;
             p->timestamp = ts;
-            p->max_num_offsets = 1;
             t->partitions.n++;
         }
         proto_list_offsets_response_t resp;
@@ -361,7 +360,6 @@ int adm_commit_targets(adm_cmd_t *m, int32_t node, const char *group, const adm_
         parts[i].partition_index = ps->v[i].partition;
         parts[i].committed_offset = ps->v[i].target;
         parts[i].committed_leader_epoch = -1;
-        parts[i].commit_timestamp = -1;
         parts[i].committed_metadata = SM_STR_LIT("");
         t->partitions.n++;
     }

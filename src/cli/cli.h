@@ -20,6 +20,7 @@ int cli_consume(int argc, char **argv);
 int cli_groups(int argc, char **argv);
 int cli_configs(int argc, char **argv);
 int cli_cluster(int argc, char **argv);
+int cli_transactions(int argc, char **argv);
 int cli_perf(int argc, char **argv);
 
 /* Prints "samsa: <message>" as one line on stderr. */

@@ -22,6 +22,7 @@ static const struct {
     {"groups", cli_groups, "list, describe, delete consumer groups; reset their offsets"},
     {"configs", cli_configs, "describe and alter topic and broker configs"},
     {"cluster", cli_cluster, "describe the cluster: brokers, controller, id, versions"},
+    {"transactions", cli_transactions, "list, describe and abort transactions"},
     {"perf", cli_perf, "producer and consumer performance tests"},
 };
 
@@ -29,7 +30,7 @@ static void usage(FILE *f) {
     fprintf(f, "usage: samsa <command> [options]   (samsa <command> --help for its "
                "options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\nexit codes: 0 ok, 1 the operation failed, 2 usage error\n");
 }
 

@@ -5,6 +5,7 @@
  * Not for the protocols themselves (classic.c, offsets.c).
  */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,11 +20,14 @@ int broker_handle_find_coordinator(broker_req_t *r) {
     broker_t *b = r->b;
     proto_find_coordinator_request_t *req = broker_body(r);
     proto_find_coordinator_response_t *resp = r->resp;
-    int16_t err = req->key_type == 0 ? PROTO_ERR_NONE : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    /* Key types: 0 groups, 1 transactional ids (both here), 2 share groups. */
+    int16_t err = req->key_type == 0 || (req->key_type == 1 && b->txns) ? PROTO_ERR_NONE
+                  : req->key_type > 2                                   ? PROTO_ERR_INVALID_REQUEST
+                                      : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
     sm_str_t host = sm_arena_str(&r->arena, b->s.advertised_host);
     if (r->version < 4) {
         resp->error_code = err;
-        resp->error_message = err ? SM_STR_LIT("Transactions are not supported yet") : SM_STR_NULL;
+        resp->error_message = err ? SM_STR_LIT("No coordinator for this key type") : SM_STR_NULL;
         resp->node_id = err ? -1 : b->s.node_id;
         resp->host = err ? SM_STR_LIT("") : host;
         resp->port = err ? -1 : b->s.advertised_port;
@@ -37,7 +41,7 @@ int broker_handle_find_coordinator(broker_req_t *r) {
         proto_find_coordinator_response_coordinator_t *o = &resp->coordinators.v[i];
         o->key = req->coordinator_keys.v[i];
         o->error_code = err;
-        o->error_message = err ? SM_STR_LIT("Transactions are not supported yet") : SM_STR_NULL;
+        o->error_message = err ? SM_STR_LIT("No coordinator for this key type") : SM_STR_NULL;
         o->node_id = err ? -1 : b->s.node_id;
         o->host = err ? SM_STR_LIT("") : host;
         o->port = err ? -1 : b->s.advertised_port;
@@ -101,6 +105,15 @@ int broker_handle_list_groups(broker_req_t *r) {
     return BROKER_RESPOND;
 }
 
+/* The message of GROUP_ID_NOT_FOUND (DescribeGroups v6+, DeleteGroups v3+;
+ * older versions do not carry it). */
+static sm_str_t group_not_found(broker_req_t *r, sm_str_t id) {
+    char msg[300];
+    snprintf(msg, sizeof(msg), "Group %.*s not found.",
+             id.len > 0 ? (int)(id.len > 250 ? 250 : id.len) : 0, id.ptr ? id.ptr : "");
+    return sm_arena_str(&r->arena, msg);
+}
+
 static sm_bytes_t arena_bytes(broker_req_t *r, const uint8_t *p, int32_t len) {
     uint8_t *d = sm_arena_alloc(&r->arena, (size_t)len + 1);
     if (d && len) memcpy(d, p, (size_t)len);
@@ -152,6 +165,7 @@ int broker_handle_describe_groups(broker_req_t *r) {
         if (g && g->cg) {
             /* Kafka: DescribeGroups describes classic groups only. */
             o->error_code = r->version >= 6 ? PROTO_ERR_GROUP_ID_NOT_FOUND : PROTO_ERR_NONE;
+            if (r->version >= 6) o->error_message = SM_STR_LIT("The group is not a classic group.");
             o->group_state = SM_STR_LIT("Dead");
             o->protocol_type = SM_STR_LIT("");
             o->protocol_data = SM_STR_LIT("");
@@ -161,6 +175,7 @@ int broker_handle_describe_groups(broker_req_t *r) {
             o->error_code = err               ? err
                             : r->version >= 6 ? PROTO_ERR_GROUP_ID_NOT_FOUND
                                               : PROTO_ERR_NONE;
+            if (!err && r->version >= 6) o->error_message = group_not_found(r, o->group_id);
             o->group_state = SM_STR_LIT("Dead");
             o->protocol_type = SM_STR_LIT("");
             o->protocol_data = SM_STR_LIT("");
@@ -233,6 +248,10 @@ int broker_handle_delete_groups(broker_req_t *r) {
         if (end > ends[s->partition]) ends[s->partition] = end;
         pthread_mutex_unlock(&s->mu);
         resp->results.v[i].error_code = err;
+        if (err == PROTO_ERR_GROUP_ID_NOT_FOUND)
+            resp->results.v[i].error_message = group_not_found(r, id);
+        else if (err == PROTO_ERR_NON_EMPTY_GROUP)
+            resp->results.v[i].error_message = SM_STR_LIT("The group is not empty.");
     }
     /* One count more than the shards waited for, dropped last, so the
      * answer cannot go before every wait is registered. */

@@ -405,30 +405,16 @@ static void reconcile(group_cgroup_t *cg, group_cmember_t *m, const group_tps_t 
 
 /* ---------------------------------------------------------------- records */
 
-static int encode_rec(const char *key_msg, int16_t kv, const void *key, const char *val_msg,
-                      const void *val, group_rec_t *r) {
+static int encode_rec(const char *key_msg, const void *key, const char *val_msg, const void *val,
+                      group_rec_t *r) {
     memset(r, 0, sizeof(*r));
-    const proto_msg_desc_t *kd = proto_msg_lookup(key_msg);
-    size_t kn = 2 + kd->size(kv, key);
-    r->key = malloc(kn);
-    if (!r->key) return SM_ERR_NOMEM;
-    sm_writer_t w = sm_writer_make(r->key, kn);
-    if (sm_wr_i16(&w, kv) || kd->encode(&w, kv, key)) goto fail;
-    r->key_len = kn;
-    if (!val) return SM_OK;
-    const proto_msg_desc_t *vd = proto_msg_lookup(val_msg);
-    size_t vn = 2 + vd->size(0, val);
-    r->value = malloc(vn);
-    if (!r->value) goto fail;
-    w = sm_writer_make(r->value, vn);
-    if (sm_wr_i16(&w, 0) || vd->encode(&w, 0, val)) goto fail;
-    r->value_len = vn;
+    if (group_encode_key(key_msg, key, &r->key, &r->key_len)) return SM_ERR;
+    if (val && group_encode_value(val_msg, 0, val, &r->value, &r->value_len)) {
+        free(r->key);
+        memset(r, 0, sizeof(*r));
+        return SM_ERR;
+    }
     return SM_OK;
-fail:
-    free(r->key);
-    free(r->value);
-    memset(r, 0, sizeof(*r));
-    return SM_ERR;
 }
 
 typedef struct rec_list {
@@ -501,7 +487,7 @@ static void member_records(rec_list_t *l, sm_arena_t *a, const group_t *g, const
         v.subscribed_topic_regex = S(m->regex);
         v.rebalance_timeout_ms = m->rebalance_timeout;
         v.server_assignor = S(m->assignor);
-        rec_push(l, encode_rec("ConsumerGroupMemberMetadataKey", 5, &k,
+        rec_push(l, encode_rec("ConsumerGroupMemberMetadataKey", &k,
                                "ConsumerGroupMemberMetadataValue", &v, r));
     }
     if ((target_changed && (!old || !tp_eq(&old->target, &m->target))) && (r = rec_next(l))) {
@@ -510,7 +496,7 @@ static void member_records(rec_list_t *l, sm_arena_t *a, const group_t *g, const
         proto_consumer_group_target_assignment_member_value_init(&v);
         TPS_ARRAY(proto_consumer_group_target_assignment_member_value_topic_partition_t, a,
                   &m->target, v.topic_partitions);
-        rec_push(l, encode_rec("ConsumerGroupTargetAssignmentMemberKey", 7, &k,
+        rec_push(l, encode_rec("ConsumerGroupTargetAssignmentMemberKey", &k,
                                "ConsumerGroupTargetAssignmentMemberValue", &v, r));
     }
     bool cur_changed = !old || old->epoch != m->epoch || old->state != m->state ||
@@ -527,7 +513,7 @@ static void member_records(rec_list_t *l, sm_arena_t *a, const group_t *g, const
                   &m->assigned, v.assigned_partitions);
         TPS_ARRAY(proto_consumer_group_current_member_assignment_value_topic_partitions_t, a,
                   &m->revoking, v.partitions_pending_revocation);
-        rec_push(l, encode_rec("ConsumerGroupCurrentMemberAssignmentKey", 8, &k,
+        rec_push(l, encode_rec("ConsumerGroupCurrentMemberAssignmentKey", &k,
                                "ConsumerGroupCurrentMemberAssignmentValue", &v, r));
     }
 }
@@ -537,13 +523,13 @@ static void member_tombstones(rec_list_t *l, const group_t *g, const group_cmemb
     group_rec_t *r;
     proto_consumer_group_current_member_assignment_key_t ck = {.group_id = gid, .member_id = mid};
     if ((r = rec_next(l)))
-        rec_push(l, encode_rec("ConsumerGroupCurrentMemberAssignmentKey", 8, &ck, NULL, NULL, r));
+        rec_push(l, encode_rec("ConsumerGroupCurrentMemberAssignmentKey", &ck, NULL, NULL, r));
     proto_consumer_group_target_assignment_member_key_t tk = {.group_id = gid, .member_id = mid};
     if ((r = rec_next(l)))
-        rec_push(l, encode_rec("ConsumerGroupTargetAssignmentMemberKey", 7, &tk, NULL, NULL, r));
+        rec_push(l, encode_rec("ConsumerGroupTargetAssignmentMemberKey", &tk, NULL, NULL, r));
     proto_consumer_group_member_metadata_key_t mk = {.group_id = gid, .member_id = mid};
     if ((r = rec_next(l)))
-        rec_push(l, encode_rec("ConsumerGroupMemberMetadataKey", 5, &mk, NULL, NULL, r));
+        rec_push(l, encode_rec("ConsumerGroupMemberMetadataKey", &mk, NULL, NULL, r));
 }
 
 /* The records that take the group from old to g's current state. */
@@ -556,8 +542,8 @@ static void diff_records(rec_list_t *l, sm_arena_t *a, const group_t *g,
         proto_consumer_group_metadata_value_t v;
         proto_consumer_group_metadata_value_init(&v);
         v.epoch = cg->epoch;
-        rec_push(
-            l, encode_rec("ConsumerGroupMetadataKey", 3, &k, "ConsumerGroupMetadataValue", &v, r));
+        rec_push(l,
+                 encode_rec("ConsumerGroupMetadataKey", &k, "ConsumerGroupMetadataValue", &v, r));
     }
     bool target_changed = !old || old->assignment_epoch != cg->assignment_epoch;
     for (const group_cmember_t *m = cg->members; m; m = m->next) {
@@ -577,7 +563,7 @@ static void diff_records(rec_list_t *l, sm_arena_t *a, const group_t *g,
         proto_consumer_group_target_assignment_metadata_value_t v;
         proto_consumer_group_target_assignment_metadata_value_init(&v);
         v.assignment_epoch = cg->assignment_epoch;
-        rec_push(l, encode_rec("ConsumerGroupTargetAssignmentMetadataKey", 6, &k,
+        rec_push(l, encode_rec("ConsumerGroupTargetAssignmentMetadataKey", &k,
                                "ConsumerGroupTargetAssignmentMetadataValue", &v, r));
     }
 }
@@ -670,13 +656,23 @@ const char *group_consumer_state(const group_t *g) {
     return "Stable";
 }
 
+int16_t group_consumer_commit_epoch(group_t *g, sm_str_t member_id, int32_t epoch) {
+    group_cmember_t *m = g->cg ? cmember_find(g->cg, member_id) : NULL;
+    if (!m) return PROTO_ERR_UNKNOWN_MEMBER_ID;
+    if (epoch == m->epoch) return PROTO_ERR_NONE;
+    return epoch > m->epoch ? PROTO_ERR_FENCED_MEMBER_EPOCH : PROTO_ERR_STALE_MEMBER_EPOCH;
+}
+
 /* True when m owns every partition the commit names. */
 static bool owns_all(group_coordinator_t *c, const group_cmember_t *m,
                      const proto_offset_commit_request_t *req) {
     for (int32_t i = 0; i < req->topics.n; i++) {
         group_tp_t tp;
         int32_t n;
-        if (!c->host.topic(c->host.ctx, req->topics.v[i].name, &tp.topic, &n)) return false;
+        if (!sm_uuid_is_zero(&req->topics.v[i].topic_id))
+            tp.topic = req->topics.v[i].topic_id;
+        else if (!c->host.topic(c->host.ctx, req->topics.v[i].name, &tp.topic, &n))
+            return false;
         for (int32_t k = 0; k < req->topics.v[i].partitions.n; k++) {
             tp.p = req->topics.v[i].partitions.v[k].partition_index;
             if (!tp_has(&m->assigned, &tp) && !tp_has(&m->revoking, &tp)) return false;
@@ -1129,11 +1125,11 @@ void group_consumer_load(group_shard_t *s, int16_t kv, sm_reader_t *kr, sm_bytes
         sm_str_t gid;
         if (kv == 3) {
             proto_consumer_group_metadata_key_t k;
-            if (proto_consumer_group_metadata_key_decode(kr, a, kv, &k)) return;
+            if (proto_consumer_group_metadata_key_decode(kr, a, 0, &k)) return;
             gid = k.group_id;
         } else {
             proto_consumer_group_target_assignment_metadata_key_t k;
-            if (proto_consumer_group_target_assignment_metadata_key_decode(kr, a, kv, &k)) return;
+            if (proto_consumer_group_target_assignment_metadata_key_decode(kr, a, 0, &k)) return;
             gid = k.group_id;
         }
         group_t *g;
@@ -1157,15 +1153,15 @@ void group_consumer_load(group_shard_t *s, int16_t kv, sm_reader_t *kr, sm_bytes
         sm_str_t gid, mid;
         if (kv == 5) {
             proto_consumer_group_member_metadata_key_t k;
-            if (proto_consumer_group_member_metadata_key_decode(kr, a, kv, &k)) return;
+            if (proto_consumer_group_member_metadata_key_decode(kr, a, 0, &k)) return;
             gid = k.group_id, mid = k.member_id;
         } else if (kv == 7) {
             proto_consumer_group_target_assignment_member_key_t k;
-            if (proto_consumer_group_target_assignment_member_key_decode(kr, a, kv, &k)) return;
+            if (proto_consumer_group_target_assignment_member_key_decode(kr, a, 0, &k)) return;
             gid = k.group_id, mid = k.member_id;
         } else {
             proto_consumer_group_current_member_assignment_key_t k;
-            if (proto_consumer_group_current_member_assignment_key_decode(kr, a, kv, &k)) return;
+            if (proto_consumer_group_current_member_assignment_key_decode(kr, a, 0, &k)) return;
             gid = k.group_id, mid = k.member_id;
         }
         load_member_record(s, kv, gid, mid, &vr, tomb, a);

@@ -14,6 +14,7 @@
 #ifndef GROUP_COORDINATOR_H
 #define GROUP_COORDINATOR_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "base/buf.h"
@@ -34,5 +35,15 @@ void group_coordinator_swap_host(group_coordinator_t *c, const group_host_t *h, 
 
 /* Kafka's partition of __consumer_offsets for a group: abs(hashCode) % n. */
 int32_t group_partition_for(sm_str_t group_id, int32_t partitions);
+/* A transaction marker was written on __consumer_offsets partition: its
+ * producer's pending transactional offsets are applied (commit) or dropped. */
+void group_coordinator_txn_marker(group_coordinator_t *c, int32_t partition, int64_t producer_id,
+                                  bool commit);
+/* The broker's side (broker/group_host.c), for the transaction coordinator:
+ * the __consumer_offsets partition of a group (-1 without a coordinator),
+ * and group_coordinator_txn_marker on the broker's coordinator. */
+struct broker;
+int32_t group_offsets_partition(struct broker *b, sm_str_t group_id);
+void group_txn_marker(struct broker *b, int32_t partition, int64_t producer_id, bool commit);
 
 #endif

@@ -22,6 +22,7 @@
 #include "broker/broker.h"
 #include "group/coordinator.h"
 #include "group/host.h"
+#include "group/txn_offsets.h"
 
 #define GROUP_MAX_METADATA 4096
 
@@ -129,6 +130,7 @@ typedef struct group_shard {
      * answers NOT_COORDINATOR until the broker restarts and reloads it. Set
      * from flush callbacks without mu, read under mu. */
     atomic_bool failed;
+    group_txn_offsets_t txn; /* TxnOffsetCommit offsets of this partition awaiting markers */
 } group_shard_t;
 
 struct group_coordinator {
@@ -184,6 +186,9 @@ void group_timer_kick(group_coordinator_t *c);
  */
 int16_t group_append(group_coordinator_t *c, group_shard_t *s, group_rec_t *recs, int n,
                      int64_t *end);
+/* group_append as a transactional batch of the producer (TxnOffsetCommit). */
+int16_t group_append_txn(group_coordinator_t *c, group_shard_t *s, group_rec_t *recs, int n,
+                         int64_t producer_id, int16_t producer_epoch, int64_t *end);
 /* Fills err (when not NONE) into r's response, then sends it. */
 typedef void (*group_answer_fn)(broker_req_t *r, int16_t err);
 /* Answers r through fn once the partition is durable up to end (at once
@@ -212,10 +217,19 @@ typedef struct group_meta_view {
 } group_meta_view_t;
 int group_meta_record(const group_t *g, const group_meta_view_t *v, bool tombstone, group_rec_t *r);
 void group_recs_free(group_rec_t *r, int n);
-/* Builds one record batch of recs (malloc'd into *out). */
-int group_batch_build(const group_rec_t *recs, int n, int64_t ts, uint8_t **out, size_t *len);
-/* Applies one loaded record (newest wins) to shard s. */
-void group_load_record(group_shard_t *s, sm_bytes_t key, sm_bytes_t value);
+/* Builds one record batch of recs (malloc'd into *out); producer_id >= 0: a
+ * transactional batch of that producer and epoch. */
+int group_batch_build(const group_rec_t *recs, int n, int64_t ts, int64_t producer_id,
+                      int16_t producer_epoch, uint8_t **out, size_t *len);
+/* Applies one loaded record (newest wins) to shard s; txn_pid >= 0: a
+ * transactional offset commit, pending until its marker. */
+void group_load_record(group_shard_t *s, sm_bytes_t key, sm_bytes_t value, int64_t txn_pid);
+/* Encodes a coordinator record key: "int16 record type + key at version 0"
+ * (Kafka 4.4's form: the type is the key schema's apiKey). */
+int group_encode_key(const char *key_msg, const void *key, uint8_t **out, size_t *len);
+/* Encodes a value: "int16 version + value at that version". */
+int group_encode_value(const char *value_msg, int16_t version, const void *value, uint8_t **out,
+                       size_t *len);
 
 /* ---- classic.c ---- */
 void group_free(group_t *g);
@@ -230,6 +244,8 @@ void group_classic_abort(group_t *g, int16_t err);
 /* ---- consumer.c ---- */
 void group_consumer_free(group_cgroup_t *cg);
 const char *group_consumer_state(const group_t *g);
+/* A consumer group member's epoch check (TxnOffsetCommit): exact. */
+int16_t group_consumer_commit_epoch(group_t *g, sm_str_t member_id, int32_t epoch);
 int16_t group_consumer_commit_allowed(group_coordinator_t *c, group_t *g,
                                       const proto_offset_commit_request_t *req);
 /* Replays one consumer group record (key version kv, key after the version). */
@@ -239,6 +255,8 @@ void group_consumer_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, i
                          int64_t *next);
 
 /* ---- offsets.c ---- */
+/* A committed transactional offset becomes the group's offset (shard's mu). */
+void group_offsets_apply_txn(void *shard, const group_txn_offset_t *e);
 void group_offsets_free(group_t *g);
 /* KIP-211 expiry over one shard. */
 void group_offsets_expire(group_coordinator_t *c, group_shard_t *s, int64_t now_wall);

@@ -14,6 +14,7 @@
 
 #include "base/log.h"
 #include "broker/handlers/handlers.h"
+#include "txn/coordinator.h"
 #include "group/group_impl.h"
 #include "protocol/errors.h"
 
@@ -58,6 +59,15 @@ static int32_t key_partition(const void *k, size_t kl) {
     int32_t part;
     memcpy(&part, (const char *)k + kl - 4, 4);
     return part;
+}
+
+/* OffsetCommit and OffsetFetch v10+ (and TxnOffsetCommit v6) name topics by
+ * id (KIP-848); offsets stay keyed by topic name. The name of a topic id,
+ * copied into the request's arena, or a null string when no topic has it. */
+static sm_str_t topic_name_of(group_coordinator_t *c, broker_req_t *r, const sm_uuid_t *id) {
+    char name[256];
+    if (!c->host.topic_name(c->host.ctx, id, name, sizeof(name))) return SM_STR_NULL;
+    return sm_arena_str(&r->arena, name);
 }
 
 /* ---------------------------------------------------------------- OffsetCommit */
@@ -144,7 +154,11 @@ int broker_handle_offset_commit(broker_req_t *r) {
     for (int32_t i = 0; i < nt; i++)
         total += req->topics.v[i].partitions.n > 0 ? req->topics.v[i].partitions.n : 0;
     group_rec_t *recs = calloc((size_t)total + 1, sizeof(group_rec_t));
-    if (!recs) return BROKER_CLOSE;
+    sm_str_t *names = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*names));
+    if (!recs || !names) {
+        free(recs);
+        return BROKER_CLOSE;
+    }
     int nrecs = 0;
     char meta[GROUP_MAX_METADATA + 1];
     group_shard_t *s = group_shard_for(c, req->group_id);
@@ -156,6 +170,9 @@ int broker_handle_offset_commit(broker_req_t *r) {
         const proto_offset_commit_request_offset_commit_request_topic_t *t = &req->topics.v[i];
         proto_offset_commit_response_offset_commit_response_topic_t *o = &resp->topics.v[i];
         o->name = t->name;
+        o->topic_id = t->topic_id;
+        /* The name the offsets are kept under (resolved from the id at v10+). */
+        names[i] = r->version >= 10 ? topic_name_of(c, r, &t->topic_id) : t->name;
         int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
         o->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
         o->partitions.n = o->partitions.v ? np : 0;
@@ -165,12 +182,16 @@ int broker_handle_offset_commit(broker_req_t *r) {
             o->partitions.v[k].partition_index = p->partition_index;
             o->partitions.v[k].error_code = gerr;
             if (gerr) continue;
+            if (names[i].len < 0) {
+                o->partitions.v[k].error_code = PROTO_ERR_UNKNOWN_TOPIC_ID;
+                continue;
+            }
             if (p->committed_metadata.len > GROUP_MAX_METADATA) {
                 o->partitions.v[k].error_code = PROTO_ERR_OFFSET_METADATA_TOO_LARGE;
                 continue;
             }
             group_offset_t e = commit_value(r, p, meta, now);
-            if (group_offset_record(req->group_id, t->name, p->partition_index, &e, &recs[nrecs]))
+            if (group_offset_record(req->group_id, names[i], p->partition_index, &e, &recs[nrecs]))
                 o->partitions.v[k].error_code = PROTO_ERR_UNKNOWN_SERVER_ERROR;
             else
                 nrecs++;
@@ -186,7 +207,7 @@ int broker_handle_offset_commit(broker_req_t *r) {
                 const proto_offset_commit_request_offset_commit_request_partition_t *p =
                     &req->topics.v[i].partitions.v[k];
                 group_offset_t e = commit_value(r, p, meta, now);
-                offset_put(g, req->topics.v[i].name, p->partition_index, &e);
+                offset_put(g, names[i], p->partition_index, &e);
             }
         if (end) g->write_end = end;
     } else if (aerr) {
@@ -201,20 +222,35 @@ int broker_handle_offset_commit(broker_req_t *r) {
 
 /* ---------------------------------------------------------------- OffsetFetch */
 
-static void fetch_partition(broker_req_t *r, group_t *g, sm_str_t topic,
+static void fetch_partition(broker_req_t *r, group_shard_t *s, group_t *g, sm_str_t group_id,
+                            sm_str_t topic, bool stable,
                             proto_offset_fetch_response_offset_fetch_response_partitions_t *p) {
+    if (topic.len < 0) {
+        p->committed_offset = -1;
+        p->committed_leader_epoch = -1;
+        p->metadata = SM_STR_LIT("");
+        p->error_code = PROTO_ERR_UNKNOWN_TOPIC_ID;
+        return;
+    }
     char kb[300];
     size_t kl = group_offset_key(kb, sizeof(kb), topic, p->partition_index);
     group_offset_t *e = g ? sm_map_get(&g->offsets, kb, kl) : NULL;
     p->committed_offset = e ? e->offset : -1;
     p->committed_leader_epoch = e ? e->leader_epoch : -1;
     p->metadata = e ? sm_arena_str(&r->arena, e->metadata ? e->metadata : "") : SM_STR_LIT("");
-    p->error_code = PROTO_ERR_NONE;
+    /* KIP-447: a reader asking for stable offsets waits while a transaction
+     * holds an offset of this partition. */
+    p->error_code =
+        stable && group_txn_offsets_pending(
+                      &s->txn, (sm_bytes_t){(const uint8_t *)group_id.ptr, group_id.len},
+                      (sm_bytes_t){(const uint8_t *)topic.ptr, topic.len}, p->partition_index)
+            ? PROTO_ERR_UNSTABLE_OFFSET_COMMIT
+            : PROTO_ERR_NONE;
 }
 
 /* Fills one group's offsets for OffsetFetch (v8+ layout); topics->n < 0: all. */
 static void
-fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_t group_id,
+fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_t group_id, bool stable,
                     const proto_offset_fetch_request_offset_fetch_request_topics_array_t *topics,
                     proto_offset_fetch_response_offset_fetch_response_group_t *out) {
     out->group_id = group_id;
@@ -229,12 +265,14 @@ fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_t group_id,
             const proto_offset_fetch_request_offset_fetch_request_topics_t *t = &topics->v[i];
             proto_offset_fetch_response_offset_fetch_response_topics_t *o = &out->topics.v[i];
             o->name = t->name;
+            o->topic_id = t->topic_id;
+            sm_str_t name = r->version >= 10 ? topic_name_of(c, r, &t->topic_id) : t->name;
             int32_t np = t->partition_indexes.n > 0 ? t->partition_indexes.n : 0;
             o->partitions.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*o->partitions.v));
             o->partitions.n = o->partitions.v ? np : 0;
             for (int32_t k = 0; k < o->partitions.n; k++) {
                 o->partitions.v[k].partition_index = t->partition_indexes.v[k];
-                fetch_partition(r, g, t->name, &o->partitions.v[k]);
+                fetch_partition(r, s, g, group_id, name, stable, &o->partitions.v[k]);
             }
         }
         pthread_mutex_unlock(&s->mu);
@@ -246,13 +284,18 @@ fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_t group_id,
     const void *k;
     size_t kl;
     while (g && out->topics.v && i < n && sm_map_next(&g->offsets, &it, &k, &kl, NULL)) {
+        sm_uuid_t tid = {{0}};
+        int32_t nparts;
+        /* v10+ answers by topic id: offsets of a deleted topic have none. */
+        if (r->version >= 10 && !c->host.topic(c->host.ctx, S(k), &tid, &nparts)) continue;
         proto_offset_fetch_response_offset_fetch_response_topics_t *o = &out->topics.v[i++];
         o->name = sm_arena_str(&r->arena, k);
+        o->topic_id = tid;
         o->partitions.v = sm_arena_calloc(&r->arena, 1, sizeof(*o->partitions.v));
         o->partitions.n = o->partitions.v ? 1 : 0;
         if (o->partitions.v) {
             o->partitions.v[0].partition_index = key_partition(k, kl);
-            fetch_partition(r, g, o->name, &o->partitions.v[0]);
+            fetch_partition(r, s, g, group_id, o->name, stable, &o->partitions.v[0]);
         }
     }
     out->topics.n = (int32_t)i;
@@ -268,8 +311,8 @@ int broker_handle_offset_fetch(broker_req_t *r) {
         resp->groups.v = sm_arena_calloc(&r->arena, (size_t)n + 1, sizeof(*resp->groups.v));
         resp->groups.n = resp->groups.v ? n : 0;
         for (int32_t i = 0; i < resp->groups.n; i++)
-            fetch_group_offsets(r, c, req->groups.v[i].group_id, &req->groups.v[i].topics,
-                                &resp->groups.v[i]);
+            fetch_group_offsets(r, c, req->groups.v[i].group_id, req->require_stable,
+                                &req->groups.v[i].topics, &resp->groups.v[i]);
         return BROKER_RESPOND;
     }
     /* Older layout: translate through the v8 shape. */
@@ -284,7 +327,7 @@ int broker_handle_offset_fetch(broker_req_t *r) {
     }
     proto_offset_fetch_response_offset_fetch_response_group_t one;
     memset(&one, 0, sizeof(one));
-    fetch_group_offsets(r, c, req->group_id, &topics, &one);
+    fetch_group_offsets(r, c, req->group_id, r->version >= 7 && req->require_stable, &topics, &one);
     resp->error_code = one.error_code;
     resp->topics.v = sm_arena_calloc(&r->arena, (size_t)one.topics.n + 1, sizeof(*resp->topics.v));
     resp->topics.n = resp->topics.v ? one.topics.n : 0;
@@ -466,4 +509,164 @@ void group_offsets_expire(group_coordinator_t *c, group_shard_t *s, int64_t now)
     for (size_t i = 0; i < ndead; i++)
         group_remove(s, dead[i]);
     free(dead);
+}
+
+/* ---------------------------------------------------------------- transactions */
+
+static void txn_commit_answer(broker_req_t *r, int16_t err) {
+    proto_txn_offset_commit_response_t *resp = r->resp;
+    for (int32_t i = 0; err && i < resp->topics.n; i++)
+        for (int32_t k = 0; k < resp->topics.v[i].partitions.n; k++)
+            if (!resp->topics.v[i].partitions.v[k].error_code)
+                resp->topics.v[i].partitions.v[k].error_code = err;
+    broker_req_finish(r);
+}
+
+void group_offsets_apply_txn(void *shard, const group_txn_offset_t *e) {
+    group_t *g = group_get_or_create(shard, (sm_str_t){(const char *)e->group.ptr, e->group.len});
+    if (!g) return;
+    char meta[GROUP_MAX_METADATA + 1];
+    snprintf(meta, sizeof(meta), "%.*s", e->metadata.len > 0 ? (int)e->metadata.len : 0,
+             e->metadata.ptr ? (const char *)e->metadata.ptr : "");
+    group_offset_t v = {e->offset, e->leader_epoch, meta, e->commit_ts};
+    offset_put(g, (sm_str_t){(const char *)e->topic.ptr, e->topic.len}, e->partition, &v);
+}
+
+/* The member check of a TxnOffsetCommit (KIP-447), under the shard's mu. */
+static int16_t txn_commit_allowed(group_shard_t *s, const proto_txn_offset_commit_request_t *req,
+                                  int16_t version) {
+    if (version < 3 || (req->member_id.len <= 0 && req->generation_id_or_member_epoch < 0))
+        return PROTO_ERR_NONE;
+    group_t *g = group_get(s, req->group_id);
+    if (!g) return PROTO_ERR_ILLEGAL_GENERATION;
+    if (g->cg) {
+        int16_t err =
+            group_consumer_commit_epoch(g, req->member_id, req->generation_id_or_member_epoch);
+        return err;
+    }
+    return commit_allowed(g, req->generation_id_or_member_epoch, req->member_id,
+                          req->group_instance_id);
+}
+
+/*
+ * TxnOffsetCommit (KIP-98, member fields KIP-447): offsets written as a
+ * transactional batch of the producer to the group's __consumer_offsets
+ * partition, visible only once the transaction commits (the marker reaches
+ * the partition: group_coordinator_txn_marker). The partition must be in the
+ * transaction (AddOffsetsToTxn first, or implicitly from v5), checked with the
+ * transaction coordinator as Kafka's verification does.
+ */
+int broker_handle_txn_offset_commit(broker_req_t *r) {
+    broker_t *b = r->b;
+    group_coordinator_t *c = b->groups;
+    proto_txn_offset_commit_request_t *req = broker_body(r);
+    proto_txn_offset_commit_response_t *resp = r->resp;
+    int32_t nt = req->topics.n > 0 ? req->topics.n : 0;
+    resp->topics.v = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*resp->topics.v));
+    /* v6 names topics by id (KIP-1319); offsets stay keyed by name. */
+    sm_str_t *names = sm_arena_calloc(&r->arena, (size_t)nt + 1, sizeof(*names));
+    if (!resp->topics.v || !names) return BROKER_CLOSE;
+    resp->topics.n = nt;
+    int total = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        const proto_txn_offset_commit_request_txn_offset_commit_request_topic_t *t =
+            &req->topics.v[i];
+        int32_t np = t->partitions.n > 0 ? t->partitions.n : 0;
+        names[i] = r->version >= 6 ? topic_name_of(c, r, &t->topic_id) : t->name;
+        resp->topics.v[i].name = t->name;
+        resp->topics.v[i].topic_id = t->topic_id;
+        resp->topics.v[i].partitions.v =
+            sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(*resp->topics.v[i].partitions.v));
+        if (!resp->topics.v[i].partitions.v) return BROKER_CLOSE;
+        resp->topics.v[i].partitions.n = np;
+        for (int32_t k = 0; k < np; k++)
+            resp->topics.v[i].partitions.v[k].partition_index = t->partitions.v[k].partition_index;
+        total += np;
+    }
+    int16_t gerr = PROTO_ERR_NONE;
+    int32_t gp = -1;
+    if (req->group_id.len <= 0) {
+        gerr = PROTO_ERR_INVALID_GROUP_ID;
+    } else {
+        gp = group_partition_for(req->group_id, c->nshards);
+        /* v5+ (transactions V2) adds the partition itself, as AddOffsetsToTxn. */
+        gerr = r->version >= 5 ? txn_coordinator_add_implicit(b, req->transactional_id,
+                                                              req->producer_id, req->producer_epoch,
+                                                              SM_STR_LIT("__consumer_offsets"), gp)
+                               : txn_coordinator_verify(b, req->transactional_id, req->producer_id,
+                                                        req->producer_epoch,
+                                                        SM_STR_LIT("__consumer_offsets"), gp, 10);
+        if (gerr == PROTO_ERR_NOT_ENOUGH_REPLICAS) gerr = PROTO_ERR_CONCURRENT_TRANSACTIONS;
+        if (gerr == PROTO_ERR_INVALID_PRODUCER_EPOCH && r->version >= 3)
+            gerr = PROTO_ERR_PRODUCER_FENCED;
+    }
+    group_rec_t *recs = gerr ? NULL : calloc((size_t)total + 1, sizeof(*recs));
+    group_txn_offset_t *pend = gerr ? NULL : calloc((size_t)total + 1, sizeof(*pend));
+    if (!gerr && (!recs || !pend)) gerr = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    int nrecs = 0;
+    group_shard_t *s = group_shard_for(c, req->group_id);
+    pthread_mutex_lock(&s->mu);
+    if (!gerr) gerr = group_shard_error(s);
+    if (!gerr) gerr = txn_commit_allowed(s, req, r->version);
+    int64_t now = group_wall_ms();
+    for (int32_t i = 0; i < nt; i++) {
+        const proto_txn_offset_commit_request_txn_offset_commit_request_topic_t *t =
+            &req->topics.v[i];
+        for (int32_t k = 0; k < resp->topics.v[i].partitions.n; k++) {
+            const proto_txn_offset_commit_request_txn_offset_commit_request_partition_t *p =
+                &t->partitions.v[k];
+            int16_t *err = &resp->topics.v[i].partitions.v[k].error_code;
+            *err = gerr;
+            if (gerr) continue;
+            if (names[i].len < 0) {
+                *err = PROTO_ERR_UNKNOWN_TOPIC_ID;
+                continue;
+            }
+            if (p->committed_metadata.len > GROUP_MAX_METADATA) {
+                *err = PROTO_ERR_OFFSET_METADATA_TOO_LARGE;
+                continue;
+            }
+            char meta[GROUP_MAX_METADATA + 1];
+            snprintf(meta, sizeof(meta), "%.*s",
+                     p->committed_metadata.len > 0 ? (int)p->committed_metadata.len : 0,
+                     p->committed_metadata.ptr ? p->committed_metadata.ptr : "");
+            int32_t epoch = r->version >= 2 ? p->committed_leader_epoch : -1;
+            group_offset_t e = {p->committed_offset, epoch, meta, now};
+            if (group_offset_record(req->group_id, names[i], p->partition_index, &e,
+                                    &recs[nrecs])) {
+                *err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+                continue;
+            }
+            pend[nrecs] = (group_txn_offset_t){
+                {(const uint8_t *)req->group_id.ptr, req->group_id.len},
+                {(const uint8_t *)names[i].ptr, names[i].len},
+                {(const uint8_t *)p->committed_metadata.ptr,
+                 p->committed_metadata.len < 0 ? 0 : p->committed_metadata.len},
+                p->partition_index,
+                p->committed_offset,
+                epoch,
+                now,
+                gp};
+            nrecs++;
+        }
+    }
+    /* Written first; pending until the marker, and only when written. */
+    int64_t end = 0;
+    int16_t aerr = gerr || !nrecs ? gerr
+                                  : group_append_txn(c, s, recs, nrecs, req->producer_id,
+                                                     req->producer_epoch, &end);
+    for (int i = 0; !aerr && i < nrecs; i++)
+        if (group_txn_offsets_add(&s->txn, req->producer_id, &pend[i]))
+            aerr = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (aerr && !gerr)
+        for (int32_t i = 0; i < nt; i++)
+            for (int32_t k = 0; k < resp->topics.v[i].partitions.n; k++)
+                if (!resp->topics.v[i].partitions.v[k].error_code)
+                    resp->topics.v[i].partitions.v[k].error_code = aerr;
+    if (recs) group_recs_free(recs, nrecs);
+    free(recs);
+    free(pend);
+    group_answer_after(c, s, aerr ? 0 : end, r, txn_commit_answer);
+    pthread_mutex_unlock(&s->mu);
+    return BROKER_PARKED;
 }

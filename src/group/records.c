@@ -22,20 +22,30 @@ size_t group_offset_key(char *buf, size_t cap, sm_str_t topic, int32_t partition
     return n + 5;
 }
 
-/* Encodes "int16 version + message" with a generated codec. */
-static int encode_versioned(const proto_msg_desc_t *d, int16_t v, const void *msg, uint8_t **out,
-                            size_t *len) {
+/* Encodes "int16 prefix + message at version v" with a generated codec. */
+static int encode_prefixed(const proto_msg_desc_t *d, int16_t prefix, int16_t v, const void *msg,
+                           uint8_t **out, size_t *len) {
     size_t n = 2 + d->size(v, msg);
     uint8_t *buf = malloc(n);
     if (!buf) return SM_ERR_NOMEM;
     sm_writer_t w = sm_writer_make(buf, n);
-    if (sm_wr_i16(&w, v) || d->encode(&w, v, msg)) {
+    if (sm_wr_i16(&w, prefix) || d->encode(&w, v, msg)) {
         free(buf);
         return SM_ERR;
     }
     *out = buf;
     *len = n;
     return SM_OK;
+}
+
+int group_encode_key(const char *key_msg, const void *key, uint8_t **out, size_t *len) {
+    const proto_msg_desc_t *d = proto_msg_lookup(key_msg);
+    return encode_prefixed(d, d->api_key, 0, key, out, len);
+}
+
+int group_encode_value(const char *value_msg, int16_t version, const void *value, uint8_t **out,
+                       size_t *len) {
+    return encode_prefixed(proto_msg_lookup(value_msg), version, version, value, out, len);
 }
 
 int group_offset_record(sm_str_t group, sm_str_t topic, int32_t partition, const group_offset_t *e,
@@ -46,7 +56,7 @@ int group_offset_record(sm_str_t group, sm_str_t topic, int32_t partition, const
     k.topic = topic;
     k.partition = partition;
     memset(r, 0, sizeof(*r));
-    int rc = encode_versioned(proto_msg_lookup("OffsetCommitKey"), 1, &k, &r->key, &r->key_len);
+    int rc = group_encode_key("OffsetCommitKey", &k, &r->key, &r->key_len);
     if (rc || !e) return rc;
     proto_offset_commit_value_t v;
     proto_offset_commit_value_init(&v);
@@ -54,7 +64,7 @@ int group_offset_record(sm_str_t group, sm_str_t topic, int32_t partition, const
     v.leader_epoch = e->leader_epoch;
     v.metadata = group_S(e->metadata ? e->metadata : "");
     v.commit_timestamp = e->commit_ts;
-    rc = encode_versioned(proto_msg_lookup("OffsetCommitValue"), 3, &v, &r->value, &r->value_len);
+    rc = group_encode_value("OffsetCommitValue", 3, &v, &r->value, &r->value_len);
     if (rc) {
         free(r->key);
         r->key = NULL;
@@ -68,7 +78,7 @@ int group_meta_record(const group_t *g, const group_meta_view_t *view, bool tomb
     proto_group_metadata_key_init(&k);
     k.group = group_S(g->id);
     memset(r, 0, sizeof(*r));
-    int rc = encode_versioned(proto_msg_lookup("GroupMetadataKey"), 2, &k, &r->key, &r->key_len);
+    int rc = group_encode_key("GroupMetadataKey", &k, &r->key, &r->key_len);
     if (rc || tombstone) return rc;
     proto_group_metadata_value_t v;
     proto_group_metadata_value_init(&v);
@@ -102,7 +112,7 @@ int group_meta_record(const group_t *g, const group_meta_view_t *view, bool tomb
             mm[i].assignment = (sm_bytes_t){m->assignment, m->assignment ? m->assignment_len : 0};
     }
     v.members = (proto_group_metadata_value_member_metadata_array_t){i, mm};
-    rc = encode_versioned(proto_msg_lookup("GroupMetadataValue"), 3, &v, &r->value, &r->value_len);
+    rc = group_encode_value("GroupMetadataValue", 3, &v, &r->value, &r->value_len);
     free(mm);
     if (rc) {
         free(r->key);
@@ -118,14 +128,18 @@ void group_recs_free(group_rec_t *r, int n) {
     }
 }
 
-int group_batch_build(const group_rec_t *recs, int n, int64_t ts, uint8_t **out, size_t *len) {
+int group_batch_build(const group_rec_t *recs, int n, int64_t ts, int64_t producer_id,
+                      int16_t producer_epoch, uint8_t **out, size_t *len) {
     size_t cap = PROTO_BATCH_HEADER_SIZE;
     for (int i = 0; i < n; i++)
         cap += recs[i].key_len + recs[i].value_len + 32;
     uint8_t *buf = malloc(cap);
     if (!buf) return SM_ERR_NOMEM;
     proto_batch_builder_t bb;
-    proto_batch_builder_opts_t o = {0, 0, 0, ts, -1, -1, -1};
+    proto_batch_builder_opts_t o = {
+        0,  0,           producer_id >= 0 ? PROTO_ATTR_TRANSACTIONAL : 0,
+        ts, producer_id, producer_id >= 0 ? producer_epoch : -1,
+        -1};
     proto_batch_builder_init(&bb, buf, cap, &o);
     for (int i = 0; i < n; i++) {
         sm_bytes_t value =
@@ -146,7 +160,7 @@ int group_batch_build(const group_rec_t *recs, int n, int64_t ts, uint8_t **out,
 static void load_offset(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, int16_t kv,
                         sm_bytes_t value) {
     proto_offset_commit_key_t k;
-    if (proto_offset_commit_key_decode(r, a, kv, &k) != SM_OK) return;
+    if (proto_offset_commit_key_decode(r, a, 0, &k) != SM_OK) return;
     group_t *g = group_get_or_create(s, k.group);
     if (!g) return;
     char kb[300];
@@ -179,7 +193,7 @@ static void load_offset(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, int16_t
 static void load_group(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, int16_t kv,
                        sm_bytes_t value) {
     proto_group_metadata_key_t k;
-    if (proto_group_metadata_key_decode(r, a, kv, &k) != SM_OK) return;
+    if (proto_group_metadata_key_decode(r, a, 0, &k) != SM_OK) return;
     group_t *g = group_get_or_create(s, k.group);
     if (!g) return;
     if (value.len < 0) {
@@ -203,14 +217,40 @@ static void load_group(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, int16_t 
      * did not survive it), which starts a rebalance of the next generation. */
 }
 
-void group_load_record(group_shard_t *s, sm_bytes_t key, sm_bytes_t value) {
+/* A transactional offset commit read back: pending until its marker. */
+static void load_txn_offset(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, sm_bytes_t value,
+                            int64_t pid) {
+    proto_offset_commit_key_t k;
+    sm_reader_t vr = sm_reader_make(value.ptr, value.len > 0 ? (size_t)value.len : 0);
+    int16_t vv;
+    proto_offset_commit_value_t v;
+    if (value.len < 2 || proto_offset_commit_key_decode(r, a, 0, &k) != SM_OK ||
+        sm_rd_i16(&vr, &vv) != SM_OK || proto_offset_commit_value_decode(&vr, a, vv, &v) != SM_OK)
+        return;
+    group_txn_offset_t e = {{(const uint8_t *)k.group.ptr, k.group.len},
+                            {(const uint8_t *)k.topic.ptr, k.topic.len},
+                            {(const uint8_t *)v.metadata.ptr, v.metadata.len},
+                            k.partition,
+                            v.offset,
+                            v.leader_epoch,
+                            v.commit_timestamp,
+                            s->partition};
+    group_txn_offsets_add(&s->txn, pid, &e);
+}
+
+void group_load_record(group_shard_t *s, sm_bytes_t key, sm_bytes_t value, int64_t txn_pid) {
     if (key.len < 2) return;
     sm_reader_t r = sm_reader_make(key.ptr, (size_t)key.len);
     int16_t kv;
     sm_rd_i16(&r, &kv);
     sm_arena_t a;
     sm_arena_init(&a, 0);
-    if (kv == 0 || kv == 1)
+    /* The prefix is the record type: 0 (Kafka's legacy offset commit key) and
+     * 1 share the offset commit key's layout, 2 is group metadata, 3-8 are
+     * the consumer group records. */
+    if (txn_pid >= 0 && (kv == 0 || kv == 1))
+        load_txn_offset(s, &r, &a, value, txn_pid);
+    else if (kv == 0 || kv == 1)
         load_offset(s, &r, &a, kv, value);
     else if (kv == 2)
         load_group(s, &r, &a, kv, value);

@@ -115,12 +115,17 @@ int16_t group_shard_error(group_shard_t *s) {
 
 int16_t group_append(group_coordinator_t *c, group_shard_t *s, group_rec_t *recs, int n,
                      int64_t *end) {
+    return group_append_txn(c, s, recs, n, -1, -1, end);
+}
+
+int16_t group_append_txn(group_coordinator_t *c, group_shard_t *s, group_rec_t *recs, int n,
+                         int64_t producer_id, int16_t producer_epoch, int64_t *end) {
     *end = 0;
     if (n == 0) return PROTO_ERR_NONE;
     if (atomic_load(&s->failed)) return PROTO_ERR_NOT_COORDINATOR;
     uint8_t *batch;
     size_t len;
-    if (group_batch_build(recs, n, group_wall_ms(), &batch, &len))
+    if (group_batch_build(recs, n, group_wall_ms(), producer_id, producer_epoch, &batch, &len))
         return PROTO_ERR_UNKNOWN_SERVER_ERROR;
     int16_t err = c->host.append(c->host.ctx, s->partition, batch, len, end);
     free(batch);
@@ -230,8 +235,23 @@ static void *timer_main(void *arg) {
 
 /* ---------------------------------------------------------------- start/stop */
 
-static void load_one(void *arg, sm_bytes_t key, sm_bytes_t value) {
-    group_load_record(arg, key, value);
+static void load_one(void *arg, sm_bytes_t key, sm_bytes_t value, int64_t txn_pid) {
+    group_load_record(arg, key, value, txn_pid);
+}
+
+static void load_marker(void *arg, int64_t producer_id, bool commit) {
+    group_shard_t *s = arg;
+    group_txn_offsets_complete(&s->txn, producer_id, s->partition, commit, group_offsets_apply_txn,
+                               s);
+}
+
+void group_coordinator_txn_marker(group_coordinator_t *c, int32_t partition, int64_t producer_id,
+                                  bool commit) {
+    if (partition < 0 || partition >= c->nshards) return;
+    group_shard_t *s = &c->shards[partition];
+    pthread_mutex_lock(&s->mu);
+    group_txn_offsets_complete(&s->txn, producer_id, partition, commit, group_offsets_apply_txn, s);
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* group.consumer.assignors: short names or Kafka's class names. */
@@ -269,6 +289,7 @@ int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm
         pthread_mutex_init(&c->shards[i].mu, NULL);
         c->shards[i].partition = i;
         sm_map_init(&c->shards[i].groups);
+        group_txn_offsets_init(&c->shards[i].txn);
     }
     pthread_mutex_init(&c->tmu, NULL);
     pthread_condattr_t ca;
@@ -291,7 +312,8 @@ int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm
     c->consumer_max_size = sm_config_int(cfg, "group.consumer.max.size");
     size_t ngroups = 0;
     for (int32_t i = 0; i < partitions; i++) {
-        c->host.read_all(c->host.ctx, i, load_one, &c->shards[i]);
+        group_reader_t reader = {load_one, load_marker, &c->shards[i]};
+        c->host.read_all(c->host.ctx, i, &reader);
         ngroups += sm_map_size(&c->shards[i].groups);
     }
     if (ngroups) sm_info("group", "loaded %zu groups from __consumer_offsets", ngroups);
@@ -333,6 +355,7 @@ void group_coordinator_free(group_coordinator_t *c) {
         while (sm_map_next(&s->groups, &it, NULL, NULL, &v))
             group_free(v);
         sm_map_free(&s->groups);
+        group_txn_offsets_free(&s->txn);
         pthread_mutex_destroy(&s->mu);
     }
     free(c->shards);

@@ -299,3 +299,43 @@ int proto_batch_builder_finish(proto_batch_builder_t *b, size_t *len) {
     *len = b->len;
     return SM_OK;
 }
+
+int proto_control_batch_type(const uint8_t *batch, size_t len, int32_t *coordinator_epoch) {
+    proto_batch_header_t h;
+    *coordinator_epoch = -1;
+    if (len < PROTO_BATCH_HEADER_SIZE || proto_batch_parse_header(batch, len, &h) ||
+        !(h.attributes & PROTO_ATTR_CONTROL) || proto_batch_compression(&h) != PROTO_COMPRESSION_NONE)
+        return SM_ERR_PARSE;
+    proto_record_iter_t it;
+    proto_record_t rec;
+    proto_record_iter_init(&it, batch + PROTO_BATCH_HEADER_SIZE, len - PROTO_BATCH_HEADER_SIZE,
+                           h.records_count);
+    if (proto_record_iter_next(&it, &rec) != 1 || rec.key.len < 4) return SM_ERR_PARSE;
+    sm_reader_t r = sm_reader_make(rec.key.ptr, (size_t)rec.key.len);
+    int16_t version, type;
+    if (sm_rd_i16(&r, &version) || sm_rd_i16(&r, &type) || version < 0) return SM_ERR_PARSE;
+    if (rec.value.len >= 6) {
+        sm_reader_t vr = sm_reader_make(rec.value.ptr, (size_t)rec.value.len);
+        int16_t vversion;
+        if (sm_rd_i16(&vr, &vversion) == SM_OK) sm_rd_i32(&vr, coordinator_epoch);
+    }
+    return type;
+}
+
+size_t proto_control_batch_build(uint8_t *buf, size_t cap, int64_t producer_id, int16_t epoch,
+                                 int32_t coordinator_epoch, int type, int64_t timestamp) {
+    uint8_t key[4], value[6];
+    sm_writer_t kw = sm_writer_make(key, sizeof(key)), vw = sm_writer_make(value, sizeof(value));
+    sm_wr_i16(&kw, 0);
+    sm_wr_i16(&kw, (int16_t)type);
+    sm_wr_i16(&vw, 0);
+    sm_wr_i32(&vw, coordinator_epoch);
+    proto_batch_builder_t b;
+    proto_batch_builder_opts_t o = {0, 0, PROTO_ATTR_TRANSACTIONAL | PROTO_ATTR_CONTROL,
+                                    timestamp, producer_id, epoch, -1};
+    proto_batch_builder_init(&b, buf, cap, &o);
+    proto_batch_builder_add(&b, timestamp, (sm_bytes_t){key, sizeof(key)},
+                            (sm_bytes_t){value, sizeof(value)}, NULL, 0);
+    size_t len = 0;
+    return proto_batch_builder_finish(&b, &len) == SM_OK ? len : 0;
+}

@@ -165,6 +165,19 @@ void proto_header_iter_init(proto_header_iter_t *it, const proto_record_t *rec);
 /* 1 = *hdr filled, 0 = done, SM_ERR_PARSE = malformed. */
 int proto_header_iter_next(proto_header_iter_t *it, proto_record_header_t *hdr);
 
+/* Control records (KIP-98): a marker's key is int16 version 0, int16 type. */
+enum { PROTO_CONTROL_ABORT = 0, PROTO_CONTROL_COMMIT = 1 };
+/* The type of a control batch's first record (an uncompressed batch of len
+ * bytes): PROTO_CONTROL_ABORT / PROTO_CONTROL_COMMIT (or another type a newer
+ * Kafka writes), SM_ERR_PARSE when it holds no readable control record. A
+ * marker's coordinator epoch goes to *coordinator_epoch (-1 if absent). */
+int proto_control_batch_type(const uint8_t *batch, size_t len, int32_t *coordinator_epoch);
+/* Builds a marker batch (attributes transactional|control, one record; value:
+ * int16 version 0, int32 coordinator epoch) into buf (cap >= 128); returns
+ * its length, or 0 when cap is too small. */
+size_t proto_control_batch_build(uint8_t *buf, size_t cap, int64_t producer_id, int16_t epoch,
+                                 int32_t coordinator_epoch, int type, int64_t timestamp);
+
 /* Builds one uncompressed batch into a caller buffer. */
 typedef struct proto_batch_builder {
     uint8_t *buf;

@@ -167,7 +167,8 @@ static int list_segments(const char *dir, int64_t **out, int *nout) {
                    (n > 8 && strcmp(name + n - 8, ".cleaned") == 0) ||
                    (n > 5 && strcmp(name + n - 5, ".swap") == 0)) {
             remove_file(dir, name); /* left over from before a restart */
-        } else if (parse_seg_name(name, ".index", &b) || parse_seg_name(name, ".timeindex", &b)) {
+        } else if (parse_seg_name(name, ".index", &b) || parse_seg_name(name, ".timeindex", &b) ||
+                   parse_seg_name(name, ".txnindex", &b)) {
             if (no == capo) {
                 capo = capo ? capo * 2 : 16;
                 char **no_ = realloc(orphans, sizeof(*orphans) * (size_t)capo);
@@ -188,8 +189,9 @@ static int list_segments(const char *dir, int64_t **out, int *nout) {
     if (nb) qsort(bases, (size_t)nb, sizeof(*bases), cmp_i64);
     for (int i = 0; i < no; i++) {
         int64_t b;
-        if (rc == SM_OK && !parse_seg_name(orphans[i], ".index", &b))
-            parse_seg_name(orphans[i], ".timeindex", &b);
+        if (rc == SM_OK && !parse_seg_name(orphans[i], ".index", &b) &&
+            !parse_seg_name(orphans[i], ".timeindex", &b))
+            parse_seg_name(orphans[i], ".txnindex", &b);
         if (rc == SM_OK && !has_base(bases, nb, b)) remove_file(dir, orphans[i]);
         free(orphans[i]);
     }
@@ -464,6 +466,13 @@ int log_segment_count(log_t *l) {
     int n = l->nsegs;
     pthread_mutex_unlock(&l->mu);
     return n;
+}
+
+int64_t log_segment_base_of(log_t *l, int64_t offset) {
+    pthread_mutex_lock(&l->mu);
+    int64_t base = l->nsegs ? l->segs[log_find_segment(l, offset)]->base : -1;
+    pthread_mutex_unlock(&l->mu);
+    return base;
 }
 
 void log_set_open_segment_limit(int n) { seg_cache_set_limit(n); }

@@ -136,6 +136,13 @@ void log_attach_flusher(log_t *l, log_flusher_t *f);
  * holds garbage where a batch should be.
  */
 int log_read(log_t *l, int64_t offset, size_t max_bytes, bool min_one, log_range_t *out);
+/* log_read bounded above: nothing at or past end_offset (a batch boundary:
+ * the high watermark or the last stable offset) is in the range. */
+int log_read_upto(log_t *l, int64_t offset, int64_t end_offset, size_t max_bytes, bool min_one,
+                  log_range_t *out);
+/* Base offset of the segment holding offset (the active segment's when offset
+ * is the log end), or -1. */
+int64_t log_segment_base_of(log_t *l, int64_t offset);
 void log_range_release(log_range_t *r);
 /* Copies up to cap bytes of the range into buf; returns bytes copied or < 0. */
 int64_t log_range_copy(const log_range_t *r, uint8_t *buf, size_t cap);

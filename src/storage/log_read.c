@@ -74,7 +74,25 @@ static log_segment_t *pick_segment(log_t *l, int64_t offset, int64_t *size, int3
     return s;
 }
 
+/* The file position in s (size bytes long) of the batch holding end_offset,
+ * or size when the segment ends before it. */
+static int64_t bound_position(log_segment_t *s, int fd, int32_t interval, int64_t size,
+                              int64_t end_offset) {
+    int64_t pos, found;
+    proto_batch_header_t h;
+    if (seg_lookup_position(s, interval, end_offset, &pos) != SM_OK) return size;
+    if (log_walk_to_offset(fd, pos, size, end_offset, &found, &h) != SM_OK) return size;
+    /* A batch that straddles the bound (end_offset inside it) ends the read
+     * before it: bounds are batch boundaries (high watermark, LSO). */
+    return found;
+}
+
 int log_read(log_t *l, int64_t offset, size_t max_bytes, bool min_one, log_range_t *out) {
+    return log_read_upto(l, offset, INT64_MAX, max_bytes, min_one, out);
+}
+
+int log_read_upto(log_t *l, int64_t offset, int64_t end_offset, size_t max_bytes, bool min_one,
+                  log_range_t *out) {
     memset(out, 0, sizeof(*out));
     out->fd = -1;
     bool index_rebuilt = false;
@@ -92,8 +110,18 @@ int log_read(log_t *l, int64_t offset, size_t max_bytes, bool min_one, log_range
             (rc = seg_fd_acquire(s, &fd)) == SM_OK) {
             from = pos;
             rc = log_walk_to_offset(fd, pos, size, offset, &pos, &h);
+            if (rc == SM_OK && h.base_offset >= end_offset) {
+                /* Nothing below the bound: an empty range at the bound. */
+                seg_fd_release(s);
+                seg_unref(s);
+                out->first_offset = h.base_offset;
+                return SM_OK;
+            }
             if (rc == SM_OK) {
-                size_t avail = (size_t)(size - pos);
+                int64_t limit = end_offset != INT64_MAX
+                                    ? bound_position(s, fd, interval, size, end_offset)
+                                    : size;
+                size_t avail = (size_t)(limit - pos);
                 size_t len = avail < max_bytes ? avail : max_bytes;
                 size_t first = proto_batch_total_size(&h);
                 if (min_one && len < first) len = first;

@@ -729,13 +729,16 @@ int seg_truncate_indexes(log_segment_t *s, int fd, int64_t offset, int64_t pos) 
 
 /* ------------------------------------------------------------ files */
 
-static const char *const seg_exts[] = {".log", ".index", ".timeindex"};
+/* .txnindex: the aborted-transaction index (txn/aborted_index.c) shares the
+ * segment's life: renamed and unlinked with it. */
+static const char *const seg_exts[] = {".log", ".index", ".timeindex", ".txnindex"};
+#define SEG_NEXTS ((int)(sizeof(seg_exts) / sizeof(seg_exts[0])))
 
 int seg_rename_deleted(log_segment_t *s, int64_t delete_after_ms) {
     int rc = SM_OK;
     pthread_mutex_lock(&s->fmu);
     if (!s->deleted) {
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < SEG_NEXTS; i++) {
             char from[4200], to[4300];
             snprintf(from, sizeof(from), "%s%s", s->path, seg_exts[i]);
             snprintf(to, sizeof(to), "%s%s.deleted", s->path, seg_exts[i]);
@@ -757,7 +760,7 @@ bool seg_retired(log_segment_t *s) {
 
 void seg_unlink_files(log_segment_t *s) {
     pthread_mutex_lock(&s->fmu);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < SEG_NEXTS; i++) {
         char p[4200];
         path_locked(s, seg_exts[i], p, sizeof(p));
         unlink(p);

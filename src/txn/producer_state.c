@@ -19,9 +19,13 @@
 #include "base/crc32c.h"
 #include "base/err.h"
 
-void txn_producer_state_init(txn_producer_state_t *s) { sm_map_init(&s->producers); }
+void txn_producer_state_init(txn_producer_state_t *s) {
+    sm_map_init(&s->producers);
+    s->n_open = 0;
+}
 
 static void clear(txn_producer_state_t *s) {
+    s->n_open = 0;
     size_t it = 0;
     void *v;
     while (sm_map_next(&s->producers, &it, NULL, NULL, &v))
@@ -45,8 +49,11 @@ txn_check_t txn_producer_state_check(const txn_producer_state_t *s, int64_t prod
                                      int16_t epoch, int32_t first_seq, int32_t last_seq,
                                      int64_t *dup_offset) {
     const txn_producer_t *p = txn_producer_state_get(s, producer_id);
-    if (!p || p->n_batches == 0) return TXN_APPEND;
+    if (!p) return TXN_APPEND;
+    /* Also for a producer known only by a marker that bumped its epoch: the
+     * fenced zombie's writes are refused. */
     if (epoch < p->epoch) return TXN_FENCED_EPOCH;
+    if (p->n_batches == 0) return TXN_APPEND;
     if (epoch > p->epoch) return first_seq == 0 ? TXN_APPEND : TXN_OUT_OF_ORDER;
     for (int32_t i = 0; i < p->n_batches; i++) {
         const txn_batch_meta_t *b = &p->batches[i];
@@ -59,21 +66,27 @@ txn_check_t txn_producer_state_check(const txn_producer_state_t *s, int64_t prod
     return first_seq == next_seq(last) ? TXN_APPEND : TXN_OUT_OF_ORDER;
 }
 
+static txn_producer_t *entry(txn_producer_state_t *s, int64_t producer_id, int16_t epoch) {
+    txn_producer_t *p = sm_map_get(&s->producers, &producer_id, sizeof(producer_id));
+    if (p) return p;
+    p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    p->producer_id = producer_id;
+    p->epoch = epoch;
+    p->coordinator_epoch = -1;
+    p->current_txn_first_offset = -1;
+    if (sm_map_put(&s->producers, &producer_id, sizeof(producer_id), p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
 int txn_producer_state_update(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
                               int32_t first_seq, int32_t last_seq, int64_t first_offset,
                               int64_t last_offset, int64_t timestamp) {
-    txn_producer_t *p = sm_map_get(&s->producers, &producer_id, sizeof(producer_id));
-    if (!p) {
-        p = calloc(1, sizeof(*p));
-        if (!p) return SM_ERR_NOMEM;
-        p->producer_id = producer_id;
-        p->coordinator_epoch = -1;
-        p->current_txn_first_offset = -1;
-        if (sm_map_put(&s->producers, &producer_id, sizeof(producer_id), p)) {
-            free(p);
-            return SM_ERR_NOMEM;
-        }
-    }
+    txn_producer_t *p = entry(s, producer_id, epoch);
+    if (!p) return SM_ERR_NOMEM;
     if (epoch != p->epoch) p->n_batches = 0;
     p->epoch = epoch;
     if (p->n_batches == TXN_BATCHES_KEPT) {
@@ -84,6 +97,65 @@ int txn_producer_state_update(txn_producer_state_t *s, int64_t producer_id, int1
         (txn_batch_meta_t){first_seq, last_seq, first_offset, last_offset, timestamp};
     p->last_timestamp = timestamp;
     return SM_OK;
+}
+
+int txn_producer_state_begin_txn(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
+                                 int64_t first_offset) {
+    txn_producer_t *p = entry(s, producer_id, epoch);
+    if (!p) return SM_ERR_NOMEM;
+    if (p->current_txn_first_offset < 0) {
+        p->current_txn_first_offset = first_offset;
+        s->n_open++;
+    }
+    return SM_OK;
+}
+
+int txn_producer_state_end_txn(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
+                               int32_t coordinator_epoch, int64_t marker_offset,
+                               int64_t timestamp, int64_t *first_offset) {
+    *first_offset = -1;
+    txn_producer_t *p = entry(s, producer_id, epoch);
+    if (!p) return SM_ERR_NOMEM;
+    if (epoch < p->epoch) return SM_ERR_FENCED;
+    if (coordinator_epoch < p->coordinator_epoch) return SM_ERR_STALE;
+    if (epoch > p->epoch) {
+        /* A marker of a bumped epoch (the coordinator fenced the producer):
+         * sequences of the new epoch start again at 0. */
+        p->epoch = epoch;
+        p->n_batches = 0;
+    }
+    p->coordinator_epoch = coordinator_epoch;
+    p->last_timestamp = timestamp;
+    p->markers++;
+    if (p->current_txn_first_offset >= 0) {
+        *first_offset = p->current_txn_first_offset;
+        p->current_txn_first_offset = -1;
+        s->n_open--;
+    }
+    (void)marker_offset;
+    return SM_OK;
+}
+
+int64_t txn_producer_state_first_open_txn(const txn_producer_state_t *s) {
+    if (s->n_open == 0) return -1;
+    int64_t first = -1;
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&s->producers, &it, NULL, NULL, &v)) {
+        const txn_producer_t *p = v;
+        if (p->current_txn_first_offset >= 0 &&
+            (first < 0 || p->current_txn_first_offset < first))
+            first = p->current_txn_first_offset;
+    }
+    return first;
+}
+
+static void count_open(txn_producer_state_t *s) {
+    s->n_open = 0;
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&s->producers, &it, NULL, NULL, &v))
+        if (((txn_producer_t *)v)->current_txn_first_offset >= 0) s->n_open++;
 }
 
 void txn_producer_state_truncate(txn_producer_state_t *s, int64_t offset) {
@@ -108,6 +180,14 @@ void txn_producer_state_truncate(txn_producer_state_t *s, int64_t offset) {
         for (int i = 0; i < nd; i++)
             free(sm_map_del(&s->producers, &drop[i], sizeof(drop[i])));
     } while (nd == 64);
+    /* A transaction that began at or after the cut is gone with its batches. */
+    size_t it2 = 0;
+    void *v2;
+    while (sm_map_next(&s->producers, &it2, NULL, NULL, &v2)) {
+        txn_producer_t *p = v2;
+        if (p->current_txn_first_offset >= offset) p->current_txn_first_offset = -1;
+    }
+    count_open(s);
 }
 
 void txn_producer_state_expire(txn_producer_state_t *s, int64_t min_timestamp) {
@@ -245,17 +325,20 @@ int txn_producer_state_read_snapshot(txn_producer_state_t *s, const char *path) 
         /* Sequences wrap at INT32_MAX like offsets' deltas. */
         int64_t fs = (int64_t)last_seq - delta;
         int32_t first_seq = (int32_t)(fs < 0 ? fs + INT32_MAX + 1 : fs);
-        if (last_seq >= 0) {
-            if (txn_producer_state_update(s, pid, epoch, first_seq, last_seq, last_offset - delta,
-                                          last_offset, ts)) {
-                rc = SM_ERR_NOMEM;
-                goto out;
-            }
-            txn_producer_t *p = sm_map_get(&s->producers, &pid, sizeof(pid));
-            p->coordinator_epoch = coord_epoch;
-            p->current_txn_first_offset = txn_first;
+        /* An entry without batches (last sequence -1) is a producer known by
+         * its epoch only, e.g. fenced by a marker: kept so the fence holds. */
+        if (last_seq >= 0 ? txn_producer_state_update(s, pid, epoch, first_seq, last_seq,
+                                                      last_offset - delta, last_offset, ts)
+                          : !entry(s, pid, epoch)) {
+            rc = SM_ERR_NOMEM;
+            goto out;
         }
+        txn_producer_t *p = sm_map_get(&s->producers, &pid, sizeof(pid));
+        p->coordinator_epoch = coord_epoch;
+        p->current_txn_first_offset = txn_first;
+        p->last_timestamp = ts;
     }
+    count_open(s);
     rc = SM_OK;
 out:
     free(buf);

@@ -33,10 +33,12 @@ typedef struct txn_producer {
     int64_t last_timestamp;
     int32_t coordinator_epoch;
     int64_t current_txn_first_offset; /* -1: no open transaction */
+    uint32_t markers;                 /* markers seen for this producer (not persisted) */
 } txn_producer_t;
 
 typedef struct txn_producer_state {
     sm_map_t producers; /* 8-byte producer id -> txn_producer_t* */
+    int n_open;         /* producers with current_txn_first_offset >= 0 */
 } txn_producer_state_t;
 
 /* Outcome of checking a batch before it is appended. */
@@ -63,6 +65,29 @@ txn_check_t txn_producer_state_check(const txn_producer_state_t *s, int64_t prod
 int txn_producer_state_update(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
                               int32_t first_seq, int32_t last_seq, int64_t first_offset,
                               int64_t last_offset, int64_t timestamp);
+/*
+ * Transactions (KIP-98). A producer's first transactional batch after a
+ * marker opens its transaction at that batch's first offset; a control batch
+ * (COMMIT/ABORT marker) closes it. The first offset of the oldest open
+ * transaction bounds the last stable offset.
+ *
+ * begin: after txn_producer_state_update of a transactional batch (or for
+ * one without sequences, such as TxnOffsetCommit's: the producer's entry is
+ * created then).
+ * end: for a marker at marker_offset; *first_offset gets the closed
+ * transaction's first offset (-1: none was open, e.g. an abort for a
+ * transaction that never wrote here). SM_ERR_FENCED for a marker of an older
+ * producer epoch than known (INVALID_PRODUCER_EPOCH), SM_ERR_STALE for an older
+ * coordinator epoch (TRANSACTION_COORDINATOR_FENCED); nothing changes then.
+ */
+int txn_producer_state_begin_txn(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
+                                 int64_t first_offset);
+int txn_producer_state_end_txn(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
+                               int32_t coordinator_epoch, int64_t marker_offset,
+                               int64_t timestamp, int64_t *first_offset);
+/* First offset of the oldest open transaction, or -1 when none is open. */
+int64_t txn_producer_state_first_open_txn(const txn_producer_state_t *s);
+
 /* Forgets producers whose last batch is at or beyond offset (log truncation),
  * or below it (log start moved past them, keep_above = true). */
 void txn_producer_state_truncate(txn_producer_state_t *s, int64_t offset);

@@ -117,7 +117,7 @@ static int send_random(int port, const proto_api_desc_t *api, int16_t v, pt_rng_
                                               (uint32_t)resp[2] << 8 | resp[3])
                                   : -1;
             /* ApiVersions answers a version it does not serve with v0. */
-            int16_t rv = api->api_key == 18 && v > 4 ? 0 : v;
+            int16_t rv = api->api_key == 18 && v > broker_api_find(18)->max_version ? 0 : v;
             result = n >= skip && corr == h.correlation_id && rb &&
                              api->response->decode(&r, &a, rv, rb) == SM_OK
                          ? 1
@@ -159,7 +159,13 @@ static void test_random_requests_to_every_api(void) {
     for (size_t i = 0; i < napis; i++) {
         const proto_api_desc_t *api = proto_api_lookup(apis[i].api_key);
         REQUIRE(api);
-        for (int16_t v = apis[i].min_version; v <= apis[i].max_version; v++) {
+        /* Kafka serves no version its schema marks unstable. */
+        CHECK(apis[i].max_version <= api->request->max_stable_version);
+        /* Advertised versions below the schema (Produce v0-v2) cannot be
+         * encoded; the broker closes the connection on them. */
+        int16_t lo = apis[i].min_version > api->request->min_version ? apis[i].min_version
+                                                                      : api->request->min_version;
+        for (int16_t v = lo; v <= apis[i].max_version; v++) {
             for (int k = 0; k < ROUNDS_PER_VERSION; k++) {
                 int rc = send_random(port, api, v, &g);
                 CHECK(rc >= 0);

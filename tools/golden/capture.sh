@@ -11,7 +11,7 @@
 # confluent_kafka; default: .venv if it has it, else a venv in /tmp made with pip).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-schemas=${SHARED:-$root/../shared}/kafka-protocol
+schemas=${SHARED:-$root/../shared}/kafka-protocol-4.4
 kref="$root/bench/kafka-ref/kafka-ref.sh"
 kport=${KREF_PORT:-29092}
 pport=${PROXY_PORT:-29192}

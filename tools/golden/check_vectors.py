@@ -34,7 +34,7 @@ from kafka_schema import (  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 DEFAULT_SCHEMAS = os.path.join(
-    os.environ.get("SHARED") or os.path.join(ROOT, "..", "shared"), "kafka-protocol"
+    os.environ.get("SHARED") or os.path.join(ROOT, "..", "shared"), "kafka-protocol-4.4"
 )
 PRODUCE, FETCH, METADATA = 0, 1, 3
 UNSUPPORTED_VERSION = b"\x00\x23"  # error code 35

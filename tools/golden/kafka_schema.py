@@ -1,6 +1,6 @@
 """Kafka's JSON message schemas, read generically, for the golden-vector tools.
 
-Loads /work/shared/kafka-protocol/message/*.json (comments stripped), answers
+Loads /work/shared/kafka-protocol-4.4/message/*.json (comments stripped), answers
 which header versions a request/response uses, and decodes a message body by
 walking its schema. Standard library only. This is a checking aid for
 tools/golden/, not a codec: Samsa's codecs are generated C (tools/gen_protocol.py).

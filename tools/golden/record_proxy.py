@@ -40,7 +40,7 @@ UNSUPPORTED_VERSION = 35
 DEFAULT_SCHEMAS = os.path.join(
     os.environ.get("SHARED")
     or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared"),
-    "kafka-protocol",
+    "kafka-protocol-4.4",
 )
 
 

@@ -2,7 +2,9 @@
  * DescribeCluster: the cluster id, the controller (this node: it is a
  * combined broker and controller) and the brokers (this one). Controller
  * endpoints (v1 EndpointType 2) are served by Kafka's controllers only, so a
- * broker refuses them as Kafka does.
+ * broker refuses them as Kafka does. v2 (KIP-1073) marks fenced brokers and
+ * lists them only when IncludeFencedBrokers asks: the one broker here is
+ * serving, so it is unfenced and there is no fenced one to add.
  */
 #include "broker/handlers/handlers.h"
 #include "protocol/errors.h"
@@ -28,6 +30,7 @@ int broker_handle_describe_cluster(broker_req_t *r) {
     resp->brokers.v[0].host = sm_str_from(b->s.advertised_host);
     resp->brokers.v[0].port = b->s.advertised_port;
     resp->brokers.v[0].rack = (sm_str_t){NULL, -1};
+    resp->brokers.v[0].is_fenced = false;
     /* No authorizer: every cluster operation is allowed. */
     resp->cluster_authorized_operations =
         req->include_cluster_authorized_operations ? BROKER_CLUSTER_OPS : INT32_MIN;

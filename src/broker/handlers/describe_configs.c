@@ -81,7 +81,6 @@ static void fill_entry(broker_req_t *r, entry_t *e, const char *name, const char
     e->name = sm_str_from(name);
     e->value = astr(r, value);
     e->read_only = read_only;
-    e->is_default = source == BROKER_CFG_SRC_DEFAULT;
     e->config_source = source;
     e->is_sensitive = false;
     e->config_type = type;

@@ -2,7 +2,9 @@
  * DescribeLogDirs: for each log directory, the partitions it holds (all, or
  * those asked for) with their sizes on disk, and (v4+) the file system's
  * total and usable bytes. Replicas are never behind (offset lag 0) and
- * never moving between directories (no future replicas).
+ * never moving between directories (no future replicas). v5's IsCordoned
+ * (KIP-1066) is false: directories cannot be cordoned here, every one takes
+ * new partitions.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +95,7 @@ int broker_handle_describe_log_dirs(broker_req_t *r) {
     for (int d = 0; d < w.ndirs; d++) {
         dir_result_t *out = &resp->results.v[d];
         out->log_dir = sm_str_from(w.dirs[d]);
+        out->is_cordoned = false;
         struct statvfs st;
         if (statvfs(w.dirs[d], &st) == 0) {
             out->total_bytes = (int64_t)st.f_blocks * (int64_t)st.f_frsize;

@@ -5,14 +5,16 @@
  * first partition with data always gets at least one whole batch, KIP-74),
  * sent from the file with sendfile. Long poll: with fewer than min bytes
  * available the request is parked until an append to one of its partitions or
- * max wait. Topic ids from v13.
+ * max wait. Topic ids from v13. A fenced leader epoch names the current
+ * leader and epoch (v12+) and, from v16, the leader's endpoint (KIP-951).
  *
  * Fetch sessions (KIP-227, v7+): epoch 0 opens a session holding the request's
  * partitions; later requests (epoch > 0) name only partitions that changed
  * and forgotten ones, and the response lists only partitions with news
  * (records, an error, or a changed high watermark / log start / last stable
- * offset). Epoch -1 fetches without a session. Isolation levels read the same
- * data: without transactions the last stable offset is the high watermark.
+ * offset). Epoch -1 fetches without a session. read_committed fetches stop at
+ * the last stable offset and carry the aborted transactions of what they read
+ * (KIP-98); read_uncommitted ones read up to the high watermark.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +75,36 @@ static void release_parts(fetch_state_t *st) {
     st->n = 0;
 }
 
+typedef struct aborted_fill {
+    pdata_t *out;
+    int32_t cap;
+} aborted_fill_t;
+
+static void add_aborted(void *arg, const txn_aborted_t *e) {
+    aborted_fill_t *f = arg;
+    if (f->out->aborted_transactions.n >= f->cap) return;
+    proto_fetch_response_aborted_transaction_t *a =
+        &f->out->aborted_transactions.v[f->out->aborted_transactions.n++];
+    a->producer_id = e->producer_id;
+    a->first_offset = e->first_offset;
+}
+
+/* The aborted transactions a read_committed reader of [from, upto) must know
+ * to drop their records (those that end at or after from and began before
+ * upto). */
+static void aborted_in_range(broker_req_t *r, broker_partition_t *p, int64_t from, int64_t upto,
+                             pdata_t *out) {
+    pthread_mutex_lock(&p->mu);
+    int32_t n = 0;
+    for (size_t i = 0; i < p->aborted.n; i++)
+        if (p->aborted.v[i].last_offset >= from && p->aborted.v[i].first_offset < upto) n++;
+    out->aborted_transactions.v =
+        n ? sm_arena_calloc(&r->arena, (size_t)n, sizeof(*out->aborted_transactions.v)) : NULL;
+    aborted_fill_t f = {out, out->aborted_transactions.v ? n : 0};
+    if (f.cap) txn_aborted_index_collect(&p->aborted, from, upto, add_aborted, &f);
+    pthread_mutex_unlock(&p->mu);
+}
+
 /* Fills every partition's response from the logs now; returns record bytes. */
 static size_t build(broker_req_t *r, fetch_state_t *st) {
     broker_t *b = r->b;
@@ -82,12 +114,14 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
     size_t budget = req->max_bytes > 0 ? (size_t)req->max_bytes : (size_t)b->s.fetch_max_bytes;
     if (budget > (size_t)b->s.fetch_max_bytes) budget = (size_t)b->s.fetch_max_bytes;
     size_t total = 0;
-    bool first_data = true;
+    bool first_data = true, fenced = false;
+    bool committed = req->isolation_level == 1;
     for (int i = 0; i < st->n; i++) {
         fpart_t *fp = &st->parts[i];
         pdata_t *out = fp->out;
         broker_partition_t *p = fp->p;
         out->partition_index = fp->partition;
+        out->current_leader = NULL;
         out->records = (sm_bytes_t){NULL, 0};
         out->aborted_transactions.n = -1;
         out->preferred_read_replica = -1;
@@ -104,24 +138,39 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
             out->error_code = fp->current_leader_epoch < p->leader_epoch
                                   ? PROTO_ERR_FENCED_LEADER_EPOCH
                                   : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
+            /* KIP-951: name the current leader (this node) and its epoch. */
+            if (out->error_code == PROTO_ERR_FENCED_LEADER_EPOCH)
+                out->current_leader = sm_arena_calloc(&r->arena, 1, sizeof(*out->current_leader));
+            if (out->current_leader) {
+                out->current_leader->leader_id = b->s.node_id;
+                out->current_leader->leader_epoch = p->leader_epoch;
+                fenced = true;
+            }
             continue;
         }
         int64_t hw = log_end_offset(p->log);
+        pthread_mutex_lock(&p->mu);
+        int64_t lso = broker_partition_lso(p);
+        pthread_mutex_unlock(&p->mu);
+        if (lso > hw) lso = hw;
         out->high_watermark = hw;
-        out->last_stable_offset = hw;
+        out->last_stable_offset = lso;
         out->log_start_offset = log_start_offset(p->log);
         out->aborted_transactions.n = 0;
+        /* read_committed (KIP-98) reads only below the last stable offset. */
+        int64_t end = committed ? lso : hw;
         if (fp->fetch_offset < out->log_start_offset || fp->fetch_offset > hw) {
             out->error_code = PROTO_ERR_OFFSET_OUT_OF_RANGE;
             continue;
         }
         out->error_code = PROTO_ERR_NONE;
-        if (fp->fetch_offset == hw || (total >= budget && !first_data)) continue;
+        if (fp->fetch_offset >= end || (total >= budget && !first_data)) continue;
         size_t max = fp->max_bytes > 0 ? (size_t)fp->max_bytes : 0;
         if (budget - total < max) max = budget - total;
         if (max == 0 && !first_data) continue;
         log_range_t range;
-        int rc = log_read(p->log, fp->fetch_offset, max, first_data, &range);
+        int rc = log_read_upto(p->log, fp->fetch_offset, committed ? end : INT64_MAX, max,
+                               first_data, &range);
         if (rc == SM_ERR_RANGE) {
             out->error_code = PROTO_ERR_OFFSET_OUT_OF_RANGE;
             continue;
@@ -141,6 +190,20 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
                  fp->partition, (long long)fp->fetch_offset, range.len,
                  (long long)range.first_offset, (long long)hw);
         out->records = broker_req_add_range(r, &range);
+        if (committed) aborted_in_range(r, p, fp->fetch_offset, end, out);
+    }
+    /* KIP-951 (v16+): the endpoints of the leaders named above. */
+    resp_t *resp = r->resp;
+    resp->node_endpoints.n = 0;
+    if (fenced && v >= 16) {
+        resp->node_endpoints.v = sm_arena_calloc(&r->arena, 1, sizeof(*resp->node_endpoints.v));
+        if (resp->node_endpoints.v) {
+            resp->node_endpoints.n = 1;
+            resp->node_endpoints.v[0].node_id = b->s.node_id;
+            resp->node_endpoints.v[0].host = sm_str_from(b->s.advertised_host);
+            resp->node_endpoints.v[0].port = b->s.advertised_port;
+            resp->node_endpoints.v[0].rack = SM_STR_NULL;
+        }
     }
     return total;
 }

@@ -41,5 +41,13 @@ int broker_handle_describe_groups(broker_req_t *r);
 int broker_handle_delete_groups(broker_req_t *r);
 int broker_handle_consumer_group_heartbeat(broker_req_t *r);
 int broker_handle_consumer_group_describe(broker_req_t *r);
+int broker_handle_txn_offset_commit(broker_req_t *r);
+/* Transactions: src/txn/coordinator.c */
+int broker_handle_add_partitions_to_txn(broker_req_t *r);
+int broker_handle_add_offsets_to_txn(broker_req_t *r);
+int broker_handle_end_txn(broker_req_t *r);
+int broker_handle_write_txn_markers(broker_req_t *r);
+int broker_handle_describe_transactions(broker_req_t *r);
+int broker_handle_list_transactions(broker_req_t *r);
 
 #endif

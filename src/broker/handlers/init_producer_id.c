@@ -2,21 +2,18 @@
  * InitProducerId for idempotent producers: a new producer id from the blocks
  * the controller allocates, epoch 0; a producer that names its current id and
  * epoch (KIP-360, v3+) gets the same id with the epoch bumped. Transactional
- * ids need the transaction coordinator, which does not exist yet: they get
- * COORDINATOR_NOT_AVAILABLE.
+ * ids go to the transaction coordinator (txn/coordinator.c).
  */
 #include "broker/handlers/handlers.h"
 #include "protocol/errors.h"
+#include "txn/coordinator.h"
 
 int broker_handle_init_producer_id(broker_req_t *r) {
     proto_init_producer_id_request_t *req = broker_body(r);
     proto_init_producer_id_response_t *resp = r->resp;
     resp->producer_id = -1;
     resp->producer_epoch = -1;
-    if (req->transactional_id.len >= 0) {
-        resp->error_code = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
-        return BROKER_RESPOND;
-    }
+    if (req->transactional_id.len >= 0) return txn_handle_init_producer_id(r);
     if (r->version >= 3 && req->producer_id >= 0 && req->producer_epoch >= 0 &&
         req->producer_epoch < INT16_MAX - 1) {
         resp->producer_id = req->producer_id;

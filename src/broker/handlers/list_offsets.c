@@ -1,8 +1,11 @@
 /*
  * ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), earliest
  * local (-4, v8+: the same as earliest without tiered storage), latest tiered
- * (-5, v9+: none, so -1), or the first offset with a timestamp >= T through
- * the time index. v0's old-style offset lists are not served.
+ * (-5, v9+) and earliest pending upload (-6, v11+, KIP-1023): without tiered
+ * storage there is none, so -1; or the first offset with a timestamp >= T
+ * through the time index. An unknown negative timestamp (or one below its
+ * version) is INVALID_REQUEST. Latest is the last stable offset for read_committed
+ * (v2+).
  */
 #include "broker/handlers/handlers.h"
 #include "broker/partition.h"
@@ -12,11 +15,18 @@ typedef proto_list_offsets_request_t req_t;
 typedef proto_list_offsets_response_t resp_t;
 typedef proto_list_offsets_response_list_offsets_partition_response_t presp_t;
 
-static void lookup(broker_partition_t *p, int64_t ts, int16_t v, presp_t *out) {
+static void lookup(broker_partition_t *p, int64_t ts, int16_t v, bool committed, presp_t *out) {
     out->leader_epoch = p->leader_epoch;
     out->timestamp = -1;
     if (ts == -1) {
-        out->offset = log_end_offset(p->log);
+        /* read_committed: the last stable offset (KIP-98). */
+        if (committed) {
+            pthread_mutex_lock(&p->mu);
+            out->offset = broker_partition_lso(p);
+            pthread_mutex_unlock(&p->mu);
+        } else {
+            out->offset = log_end_offset(p->log);
+        }
     } else if (ts == -2 || (ts == -4 && v >= 8)) {
         out->offset = log_start_offset(p->log);
     } else if (ts == -3 && v >= 7) {
@@ -24,7 +34,7 @@ static void lookup(broker_partition_t *p, int64_t ts, int16_t v, presp_t *out) {
         log_max_timestamp(p->log, &off, &mts);
         out->offset = off;
         out->timestamp = mts;
-    } else if (ts == -5 && v >= 9) {
+    } else if ((ts == -5 && v >= 9) || (ts == -6 && v >= 11)) {
         out->offset = -1;
     } else if (ts < 0) {
         out->error_code = PROTO_ERR_INVALID_REQUEST;
@@ -65,7 +75,6 @@ int broker_handle_list_offsets(broker_req_t *r) {
             out->timestamp = -1;
             out->offset = -1;
             out->leader_epoch = -1;
-            out->old_style_offsets.n = 0;
             broker_partition_t *p = broker_partition_lookup(b, rt->name, NULL, rp->partition_index);
             if (!p) {
                 out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
@@ -77,7 +86,7 @@ int broker_handle_list_offsets(broker_req_t *r) {
                                       ? PROTO_ERR_FENCED_LEADER_EPOCH
                                       : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
             } else {
-                lookup(p, rp->timestamp, r->version, out);
+                lookup(p, rp->timestamp, r->version, r->version >= 2 && req->isolation_level == 1, out);
             }
             broker_partition_put(p);
         }

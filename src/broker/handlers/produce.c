@@ -4,9 +4,11 @@
  * timestamps), checks idempotent producers' sequences, appends it to the
  * partition log (batches are stored as produced; base offset, leader epoch and
  * for LogAppendTime the timestamp are patched in place), and answers per
- * partition. acks=0 gets no response; with samsa.log.fsync.before.ack the
- * answer waits for the flusher (group commit). Produce v0-v2 are advertised,
- * as Kafka 4 does, but answered with UNSUPPORTED_VERSION.
+ * partition; from v13 topics are named by id (KIP-516). acks=0 gets no
+ * response; with samsa.log.fsync.before.ack the answer waits for the flusher
+ * (group commit). Produce v0-v2 are advertised,
+ * as Kafka 4.4 does, but not decodable: such a request closes the connection
+ * (dispatch.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,8 @@
 #include "protocol/compress.h"
 #include "protocol/errors.h"
 #include "protocol/records.h"
+#include "txn/coordinator.h"
+#include "base/log.h"
 
 typedef proto_produce_request_t req_t;
 typedef proto_produce_response_t resp_t;
@@ -81,9 +85,9 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
         out->error_message = sm_arena_str(&r->arena, "Clients cannot produce control batches");
         return PROTO_ERR_INVALID_RECORD;
     }
-    if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
-        out->error_message = sm_arena_str(&r->arena, "Transactions are not supported yet");
-        return PROTO_ERR_INVALID_TXN_STATE;
+    if ((h->attributes & PROTO_ATTR_TRANSACTIONAL) && h->producer_id < 0) {
+        out->error_message = sm_arena_str(&r->arena, "Transactional batch without a producer id");
+        return PROTO_ERR_INVALID_RECORD;
     }
     if (h->producer_id >= 0 && h->base_sequence < 0) {
         out->error_message = sm_arena_str(&r->arena, "Idempotent batch without a base sequence");
@@ -102,11 +106,51 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
     return PROTO_ERR_NONE;
 }
 
+/*
+ * The first batch of a transaction on a partition is written only once the
+ * coordinator has the partition in that transaction: KIP-890 part 1 checks it
+ * (Produce up to v11), part 2 adds it (v12+: transactions V2 name no
+ * AddPartitionsToTxn). Later batches of the same open transaction need
+ * nothing. Not under p->mu: the coordinator may write and flush. *guard gets
+ * the producer's marker count here: a marker appended between this check and
+ * the append ended the transaction the check was about (the append then refuses
+ * a batch that would open a transaction nobody ends, as Kafka's verification
+ * guard).
+ */
+static int16_t check_transaction(broker_req_t *r, broker_partition_t *p,
+                                 const proto_batch_header_t *h, presp_t *out, uint64_t *guard) {
+    if (!(h->attributes & PROTO_ATTR_TRANSACTIONAL)) return PROTO_ERR_NONE;
+    pthread_mutex_lock(&p->mu);
+    const txn_producer_t *tp = txn_producer_state_get(&p->producers, h->producer_id);
+    bool open = tp && tp->current_txn_first_offset >= 0 && tp->epoch == h->producer_epoch;
+    *guard = tp ? tp->markers : 0;
+    pthread_mutex_unlock(&p->mu);
+    if (open) return PROTO_ERR_NONE;
+    proto_produce_request_t *req = broker_body(r);
+    sm_str_t topic = sm_str_from(p->topic);
+    int16_t err = r->version >= 12
+                      ? txn_coordinator_add_implicit(r->b, req->transactional_id, h->producer_id,
+                                                     h->producer_epoch, topic, p->index)
+                      : txn_coordinator_verify(r->b, req->transactional_id, h->producer_id,
+                                               h->producer_epoch, topic, p->index, r->version);
+    if (err == PROTO_ERR_INVALID_TXN_STATE || err == PROTO_ERR_TRANSACTION_ABORTABLE)
+        out->error_message = sm_arena_str(&r->arena, "Partition was not added to the transaction");
+    return err;
+}
+
 /* Appends one validated batch with the idempotence checks; under p->mu. */
 static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, size_t len,
-                      const proto_batch_header_t *h, presp_t *out, bool *appended) {
+                      const proto_batch_header_t *h, presp_t *out, bool *appended,
+                      uint64_t guard) {
     int16_t err = PROTO_ERR_NONE;
     pthread_mutex_lock(&p->mu);
+    if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
+        const txn_producer_t *tp = txn_producer_state_get(&p->producers, h->producer_id);
+        if (tp && tp->markers != guard && tp->current_txn_first_offset < 0) {
+            err = r->version > 10 ? PROTO_ERR_TRANSACTION_ABORTABLE : PROTO_ERR_INVALID_TXN_STATE;
+            goto out;
+        }
+    }
     if (h->producer_id >= 0) {
         int64_t dup = -1;
         int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) %
@@ -136,13 +180,10 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
             sm_arena_str(&r->arena, "The partition's log is offline after an I/O error");
         goto out;
     }
-    if (h->producer_id >= 0) {
-        int32_t last_seq = (int32_t)(((int64_t)h->base_sequence + h->last_offset_delta) %
-                                     ((int64_t)INT32_MAX + 1));
-        txn_producer_state_update(&p->producers, h->producer_id, h->producer_epoch,
-                                  h->base_sequence, last_seq, first, last,
-                                  p->log_append_time ? now : h->max_timestamp);
-    }
+    if (broker_partition_track_batch(p, h, first, last,
+                                     p->log_append_time ? now : h->max_timestamp) != SM_OK)
+        sm_warn("produce", "%s-%d: producer state not updated at %lld (out of memory)", p->topic,
+                p->index, (long long)first);
     broker_partition_after_append(p);
     out->base_offset = first;
     out->log_start_offset = log_start_offset(p->log);
@@ -161,12 +202,8 @@ int broker_handle_produce(broker_req_t *r) {
     if (!resp->responses.v) return BROKER_CLOSE;
     resp->responses.n = nt;
     int16_t all_err = PROTO_ERR_NONE;
-    if (r->version < 3)
-        all_err = PROTO_ERR_UNSUPPORTED_VERSION;
-    else if (req->acks != 0 && req->acks != 1 && req->acks != -1)
+    if (req->acks != 0 && req->acks != 1 && req->acks != -1)
         all_err = PROTO_ERR_INVALID_REQUIRED_ACKS;
-    else if (req->transactional_id.len >= 0)
-        all_err = PROTO_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
 
     int total_parts = 0;
     for (int32_t i = 0; i < nt; i++)
@@ -181,6 +218,7 @@ int broker_handle_produce(broker_req_t *r) {
         const proto_produce_request_topic_produce_data_t *td = &req->topic_data.v[i];
         proto_produce_response_topic_produce_response_t *tr = &resp->responses.v[i];
         tr->name = td->name;
+        tr->topic_id = td->topic_id;
         int32_t np = td->partition_data.n > 0 ? td->partition_data.n : 0;
         tr->partition_responses.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(presp_t));
         if (!tr->partition_responses.v) return BROKER_CLOSE;
@@ -198,9 +236,13 @@ int broker_handle_produce(broker_req_t *r) {
                 out->error_code = all_err;
                 continue;
             }
-            broker_partition_t *p = broker_partition_lookup(b, td->name, NULL, pd->index);
+            /* v13+ names topics by id only (KIP-516). */
+            bool by_id = r->version >= 13;
+            broker_partition_t *p =
+                broker_partition_lookup(b, td->name, by_id ? &td->topic_id : NULL, pd->index);
             if (!p) {
-                out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                out->error_code =
+                    by_id ? PROTO_ERR_UNKNOWN_TOPIC_ID : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
             uint8_t *data = (uint8_t *)pd->records.ptr;
@@ -208,8 +250,11 @@ int broker_handle_produce(broker_req_t *r) {
             proto_batch_header_t h;
             out->error_code = validate(r, p, data, len, &h, out);
             bool appended = false;
+            uint64_t guard = 0;
             if (out->error_code == PROTO_ERR_NONE)
-                out->error_code = append(r, p, data, len, &h, out, &appended);
+                out->error_code = check_transaction(r, p, &h, out, &guard);
+            if (out->error_code == PROTO_ERR_NONE)
+                out->error_code = append(r, p, data, len, &h, out, &appended, guard);
             if (appended) {
                 broker_wake(b, p);
                 touched[ntouched++] = p;
@@ -238,7 +283,9 @@ void broker_produce_unflushed(broker_req_t *r, broker_partition_t *p) {
     sm_str_t topic = sm_str_from(p->topic);
     for (int32_t i = 0; i < resp->responses.n; i++) {
         proto_produce_response_topic_produce_response_t *t = &resp->responses.v[i];
-        if (!sm_str_eq(t->name, topic)) continue;
+        if (r->version >= 13 ? memcmp(t->topic_id.b, p->topic_id.b, 16) != 0
+                             : !sm_str_eq(t->name, topic))
+            continue;
         for (int32_t k = 0; k < t->partition_responses.n; k++) {
             presp_t *o = &t->partition_responses.v[k];
             if (o->index != p->index || o->error_code != PROTO_ERR_NONE) continue;

@@ -62,6 +62,7 @@ static void init_m(proto_add_raft_voter_request_t *o) {
     memset(o, 0, sizeof(*o));
     o->cluster_id = (sm_str_t){"", 0};
     o->listeners.n = 0;
+    o->ack_when_committed = true;
 }
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_add_raft_voter_request_t *o) {
@@ -83,6 +84,10 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_add_raft_voter_
         for (int32_t i = 0; i < o->listeners.n; i++)
             TRY(dec_listener(r, a, v, &o->listeners.v[i]));
     }
+    /* AckWhenCommitted: bool, v1+ */
+    if (v >= 1) {
+        TRY(sm_rd_bool(r, &o->ack_when_committed));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -96,6 +101,9 @@ static size_t size_m(int16_t v, const proto_add_raft_voter_request_t *o) {
     n += 16;
     n += sm_array_len_size(o->listeners.n < 0 ? -1 : o->listeners.n, flex);
     for (int32_t i = 0; i < o->listeners.n; i++) n += size_listener(v, &o->listeners.v[i]);
+    if (v >= 1) {
+        n += 1;
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -113,6 +121,9 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_add_raft_voter_request_t
     TRY(sm_wr_array_len(w, o->listeners.n < 0 ? -1 : o->listeners.n, flex));
     for (int32_t i = 0; i < o->listeners.n; i++)
         TRY(enc_listener(w, v, &o->listeners.v[i]));
+    if (v >= 1) {
+        TRY(sm_wr_bool(w, o->ack_when_committed));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -125,14 +136,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_add_raft_voter_request_t
 void proto_add_raft_voter_request_init(proto_add_raft_voter_request_t *m) { init_m(m); }
 
 int proto_add_raft_voter_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_add_raft_voter_request_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_add_raft_voter_request_size(int16_t v, const proto_add_raft_voter_request_t *m) { return size_m(v, m); }
 
 int proto_add_raft_voter_request_encode(sm_writer_t *w, int16_t v, const proto_add_raft_voter_request_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

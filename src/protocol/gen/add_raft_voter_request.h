@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_ADD_RAFT_VOTER_REQUEST_MIN_VERSION 0
-#define PROTO_ADD_RAFT_VOTER_REQUEST_MAX_VERSION 0
+#define PROTO_ADD_RAFT_VOTER_REQUEST_MAX_VERSION 1
 #define PROTO_ADD_RAFT_VOTER_REQUEST_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_ADD_RAFT_VOTER_REQUEST_API_KEY 80
 
@@ -35,6 +35,7 @@ struct proto_add_raft_voter_request {
     int32_t voter_id; /* VoterId: int32, v0+ */
     sm_uuid_t voter_directory_id; /* VoterDirectoryId: uuid, v0+ */
     proto_add_raft_voter_request_listener_array_t listeners; /* Listeners: []Listener, v0+ */
+    bool ack_when_committed; /* AckWhenCommitted: bool, v1+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

@@ -120,6 +120,7 @@ static int enc_reassignable_topic(sm_writer_t *w, int16_t v, const proto_alter_p
 static void init_m(proto_alter_partition_reassignments_request_t *o) {
     memset(o, 0, sizeof(*o));
     o->timeout_ms = 60000;
+    o->allow_replication_factor_change = true;
     o->topics.n = 0;
 }
 
@@ -128,6 +129,10 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_partition
     init_m(o);
     /* TimeoutMs: int32, v0+ */
     TRY(sm_rd_i32(r, &o->timeout_ms));
+    /* AllowReplicationFactorChange: bool, v1+ */
+    if (v >= 1) {
+        TRY(sm_rd_bool(r, &o->allow_replication_factor_change));
+    }
     /* Topics: []ReassignableTopic, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 3, &o->topics.n));
     if (o->topics.n > 0) {
@@ -144,6 +149,9 @@ static size_t size_m(int16_t v, const proto_alter_partition_reassignments_reques
     const bool flex = true;
     size_t n = 0;
     n += 4;
+    if (v >= 1) {
+        n += 1;
+    }
     n += sm_array_len_size(o->topics.n < 0 ? -1 : o->topics.n, flex);
     for (int32_t i = 0; i < o->topics.n; i++) n += size_reassignable_topic(v, &o->topics.v[i]);
     if (flex) {
@@ -156,6 +164,9 @@ static size_t size_m(int16_t v, const proto_alter_partition_reassignments_reques
 static int enc_m(sm_writer_t *w, int16_t v, const proto_alter_partition_reassignments_request_t *o) {
     const bool flex = true;
     TRY(sm_wr_i32(w, o->timeout_ms));
+    if (v >= 1) {
+        TRY(sm_wr_bool(w, o->allow_replication_factor_change));
+    }
     if (o->topics.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->topics.n < 0 ? -1 : o->topics.n, flex));
     for (int32_t i = 0; i < o->topics.n; i++)
@@ -172,14 +183,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_alter_partition_reassign
 void proto_alter_partition_reassignments_request_init(proto_alter_partition_reassignments_request_t *m) { init_m(m); }
 
 int proto_alter_partition_reassignments_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_partition_reassignments_request_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_alter_partition_reassignments_request_size(int16_t v, const proto_alter_partition_reassignments_request_t *m) { return size_m(v, m); }
 
 int proto_alter_partition_reassignments_request_encode(sm_writer_t *w, int16_t v, const proto_alter_partition_reassignments_request_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

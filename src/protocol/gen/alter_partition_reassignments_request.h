@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_ALTER_PARTITION_REASSIGNMENTS_REQUEST_MIN_VERSION 0
-#define PROTO_ALTER_PARTITION_REASSIGNMENTS_REQUEST_MAX_VERSION 0
+#define PROTO_ALTER_PARTITION_REASSIGNMENTS_REQUEST_MAX_VERSION 1
 #define PROTO_ALTER_PARTITION_REASSIGNMENTS_REQUEST_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_ALTER_PARTITION_REASSIGNMENTS_REQUEST_API_KEY 45
 
@@ -42,6 +42,7 @@ struct proto_alter_partition_reassignments_request_reassignable_topic {
 /* AlterPartitionReassignmentsRequest */
 struct proto_alter_partition_reassignments_request {
     int32_t timeout_ms; /* TimeoutMs: int32, v0+ */
+    bool allow_replication_factor_change; /* AllowReplicationFactorChange: bool, v1+ */
     proto_alter_partition_reassignments_request_reassignable_topic_array_t topics; /* Topics: []ReassignableTopic, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };

@@ -114,6 +114,7 @@ static int enc_reassignable_topic_response(sm_writer_t *w, int16_t v, const prot
 
 static void init_m(proto_alter_partition_reassignments_response_t *o) {
     memset(o, 0, sizeof(*o));
+    o->allow_replication_factor_change = true;
     o->error_message = (sm_str_t){"", 0};
     o->responses.n = 0;
 }
@@ -123,6 +124,10 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_partition
     init_m(o);
     /* ThrottleTimeMs: int32, v0+ */
     TRY(sm_rd_i32(r, &o->throttle_time_ms));
+    /* AllowReplicationFactorChange: bool, v1+ */
+    if (v >= 1) {
+        TRY(sm_rd_bool(r, &o->allow_replication_factor_change));
+    }
     /* ErrorCode: int16, v0+ */
     TRY(sm_rd_i16(r, &o->error_code));
     /* ErrorMessage: string, v0+, nullable 0+ */
@@ -143,6 +148,9 @@ static size_t size_m(int16_t v, const proto_alter_partition_reassignments_respon
     const bool flex = true;
     size_t n = 0;
     n += 4;
+    if (v >= 1) {
+        n += 1;
+    }
     n += 2;
     n += sm_string_size(o->error_message, flex);
     n += sm_array_len_size(o->responses.n < 0 ? -1 : o->responses.n, flex);
@@ -157,6 +165,9 @@ static size_t size_m(int16_t v, const proto_alter_partition_reassignments_respon
 static int enc_m(sm_writer_t *w, int16_t v, const proto_alter_partition_reassignments_response_t *o) {
     const bool flex = true;
     TRY(sm_wr_i32(w, o->throttle_time_ms));
+    if (v >= 1) {
+        TRY(sm_wr_bool(w, o->allow_replication_factor_change));
+    }
     TRY(sm_wr_i16(w, o->error_code));
     TRY(sm_wr_string(w, o->error_message, flex));
     if (o->responses.n < 0) return SM_ERR_RANGE;
@@ -175,14 +186,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_alter_partition_reassign
 void proto_alter_partition_reassignments_response_init(proto_alter_partition_reassignments_response_t *m) { init_m(m); }
 
 int proto_alter_partition_reassignments_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_partition_reassignments_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_alter_partition_reassignments_response_size(int16_t v, const proto_alter_partition_reassignments_response_t *m) { return size_m(v, m); }
 
 int proto_alter_partition_reassignments_response_encode(sm_writer_t *w, int16_t v, const proto_alter_partition_reassignments_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_ALTER_PARTITION_REASSIGNMENTS_RESPONSE_MIN_VERSION 0
-#define PROTO_ALTER_PARTITION_REASSIGNMENTS_RESPONSE_MAX_VERSION 0
+#define PROTO_ALTER_PARTITION_REASSIGNMENTS_RESPONSE_MAX_VERSION 1
 #define PROTO_ALTER_PARTITION_REASSIGNMENTS_RESPONSE_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_ALTER_PARTITION_REASSIGNMENTS_RESPONSE_API_KEY 45
 
@@ -43,6 +43,7 @@ struct proto_alter_partition_reassignments_response_reassignable_topic_response 
 /* AlterPartitionReassignmentsResponse */
 struct proto_alter_partition_reassignments_response {
     int32_t throttle_time_ms; /* ThrottleTimeMs: int32, v0+ */
+    bool allow_replication_factor_change; /* AllowReplicationFactorChange: bool, v1+ */
     int16_t error_code; /* ErrorCode: int16, v0+ */
     sm_str_t error_message; /* ErrorMessage: string, v0+, nullable 0+ */
     proto_alter_partition_reassignments_response_reassignable_topic_response_array_t responses; /* Responses: []ReassignableTopicResponse, v0+ */

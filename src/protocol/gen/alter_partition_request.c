@@ -105,9 +105,7 @@ static int dec_partition_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_al
         }
     }
     /* LeaderRecoveryState: int8, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i8(r, &o->leader_recovery_state));
-    }
+    TRY(sm_rd_i8(r, &o->leader_recovery_state));
     /* PartitionEpoch: int32, v0+ */
     TRY(sm_rd_i32(r, &o->partition_epoch));
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
@@ -127,9 +125,7 @@ static size_t size_partition_data(int16_t v, const proto_alter_partition_request
         n += sm_array_len_size(o->new_isr_with_epochs.n < 0 ? -1 : o->new_isr_with_epochs.n, flex);
         for (int32_t i = 0; i < o->new_isr_with_epochs.n; i++) n += size_broker_state(v, &o->new_isr_with_epochs.v[i]);
     }
-    if (v >= 1) {
-        n += 1;
-    }
+    n += 1;
     n += 4;
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -154,9 +150,7 @@ static int enc_partition_data(sm_writer_t *w, int16_t v, const proto_alter_parti
         for (int32_t i = 0; i < o->new_isr_with_epochs.n; i++)
             TRY(enc_broker_state(w, v, &o->new_isr_with_epochs.v[i]));
     }
-    if (v >= 1) {
-        TRY(sm_wr_i8(w, o->leader_recovery_state));
-    }
+    TRY(sm_wr_i8(w, o->leader_recovery_state));
     TRY(sm_wr_i32(w, o->partition_epoch));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -169,23 +163,16 @@ static int enc_partition_data(sm_writer_t *w, int16_t v, const proto_alter_parti
 
 static void init_topic_data(proto_alter_partition_request_topic_data_t *o) {
     memset(o, 0, sizeof(*o));
-    o->topic_name = (sm_str_t){"", 0};
     o->partitions.n = 0;
 }
 
 static int dec_topic_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_partition_request_topic_data_t *o) {
     const bool flex = true;
     init_topic_data(o);
-    /* TopicName: string, v0-1 */
-    if (v <= 1) {
-        TRY(sm_rd_string(r, flex, false, &o->topic_name));
-    }
     /* TopicId: uuid, v2+ */
-    if (v >= 2) {
-        TRY(sm_rd_uuid(r, &o->topic_id));
-    }
+    TRY(sm_rd_uuid(r, &o->topic_id));
     /* Partitions: []PartitionData, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 14, &o->partitions.n));
+    TRY(sm_rd_array_len(r, flex, false, 15, &o->partitions.n));
     if (o->partitions.n > 0) {
         o->partitions.v = sm_arena_calloc(a, (size_t)o->partitions.n, sizeof(*o->partitions.v));
         if (!o->partitions.v) return SM_ERR_NOMEM;
@@ -199,12 +186,7 @@ static int dec_topic_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_
 static size_t size_topic_data(int16_t v, const proto_alter_partition_request_topic_data_t *o) {
     const bool flex = true;
     size_t n = 0;
-    if (v <= 1) {
-        n += sm_string_size(o->topic_name, flex);
-    }
-    if (v >= 2) {
-        n += 16;
-    }
+    n += 16;
     n += sm_array_len_size(o->partitions.n < 0 ? -1 : o->partitions.n, flex);
     for (int32_t i = 0; i < o->partitions.n; i++) n += size_partition_data(v, &o->partitions.v[i]);
     if (flex) {
@@ -216,13 +198,7 @@ static size_t size_topic_data(int16_t v, const proto_alter_partition_request_top
 
 static int enc_topic_data(sm_writer_t *w, int16_t v, const proto_alter_partition_request_topic_data_t *o) {
     const bool flex = true;
-    if (v <= 1) {
-        if (o->topic_name.len < 0) return SM_ERR_RANGE;
-        TRY(sm_wr_string(w, o->topic_name, flex));
-    }
-    if (v >= 2) {
-        TRY(sm_wr_uuid(w, &o->topic_id));
-    }
+    TRY(sm_wr_uuid(w, &o->topic_id));
     if (o->partitions.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->partitions.n < 0 ? -1 : o->partitions.n, flex));
     for (int32_t i = 0; i < o->partitions.n; i++)
@@ -250,7 +226,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_partition
     /* BrokerEpoch: int64, v0+ */
     TRY(sm_rd_i64(r, &o->broker_epoch));
     /* Topics: []TopicData, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 3, &o->topics.n));
+    TRY(sm_rd_array_len(r, flex, false, 18, &o->topics.n));
     if (o->topics.n > 0) {
         o->topics.v = sm_arena_calloc(a, (size_t)o->topics.n, sizeof(*o->topics.v));
         if (!o->topics.v) return SM_ERR_NOMEM;
@@ -295,14 +271,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_alter_partition_request_
 void proto_alter_partition_request_init(proto_alter_partition_request_t *m) { init_m(m); }
 
 int proto_alter_partition_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_partition_request_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 2 || v > 3) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_alter_partition_request_size(int16_t v, const proto_alter_partition_request_t *m) { return size_m(v, m); }
 
 int proto_alter_partition_request_encode(sm_writer_t *w, int16_t v, const proto_alter_partition_request_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 2 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

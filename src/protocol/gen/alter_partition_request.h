@@ -4,7 +4,7 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_ALTER_PARTITION_REQUEST_MIN_VERSION 0
+#define PROTO_ALTER_PARTITION_REQUEST_MIN_VERSION 2
 #define PROTO_ALTER_PARTITION_REQUEST_MAX_VERSION 3
 #define PROTO_ALTER_PARTITION_REQUEST_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_ALTER_PARTITION_REQUEST_API_KEY 56
@@ -50,7 +50,6 @@ struct proto_alter_partition_request_partition_data {
 
 /* AlterPartitionRequest.TopicData */
 struct proto_alter_partition_request_topic_data {
-    sm_str_t topic_name; /* TopicName: string, v0-1 */
     sm_uuid_t topic_id; /* TopicId: uuid, v2+ */
     proto_alter_partition_request_partition_data_array_t partitions; /* Partitions: []PartitionData, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */

@@ -39,9 +39,7 @@ static int dec_partition_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_al
             TRY(sm_rd_i32(r, &o->isr.v[i]));
     }
     /* LeaderRecoveryState: int8, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i8(r, &o->leader_recovery_state));
-    }
+    TRY(sm_rd_i8(r, &o->leader_recovery_state));
     /* PartitionEpoch: int32, v0+ */
     TRY(sm_rd_i32(r, &o->partition_epoch));
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
@@ -57,9 +55,7 @@ static size_t size_partition_data(int16_t v, const proto_alter_partition_respons
     n += 4;
     n += sm_array_len_size(o->isr.n < 0 ? -1 : o->isr.n, flex);
     if (o->isr.n > 0) n += (size_t)o->isr.n * 4;
-    if (v >= 1) {
-        n += 1;
-    }
+    n += 1;
     n += 4;
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -78,9 +74,7 @@ static int enc_partition_data(sm_writer_t *w, int16_t v, const proto_alter_parti
     TRY(sm_wr_array_len(w, o->isr.n < 0 ? -1 : o->isr.n, flex));
     for (int32_t i = 0; i < o->isr.n; i++)
         TRY(sm_wr_i32(w, o->isr.v[i]));
-    if (v >= 1) {
-        TRY(sm_wr_i8(w, o->leader_recovery_state));
-    }
+    TRY(sm_wr_i8(w, o->leader_recovery_state));
     TRY(sm_wr_i32(w, o->partition_epoch));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -93,23 +87,16 @@ static int enc_partition_data(sm_writer_t *w, int16_t v, const proto_alter_parti
 
 static void init_topic_data(proto_alter_partition_response_topic_data_t *o) {
     memset(o, 0, sizeof(*o));
-    o->topic_name = (sm_str_t){"", 0};
     o->partitions.n = 0;
 }
 
 static int dec_topic_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_partition_response_topic_data_t *o) {
     const bool flex = true;
     init_topic_data(o);
-    /* TopicName: string, v0-1 */
-    if (v <= 1) {
-        TRY(sm_rd_string(r, flex, false, &o->topic_name));
-    }
     /* TopicId: uuid, v2+ */
-    if (v >= 2) {
-        TRY(sm_rd_uuid(r, &o->topic_id));
-    }
+    TRY(sm_rd_uuid(r, &o->topic_id));
     /* Partitions: []PartitionData, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 20, &o->partitions.n));
+    TRY(sm_rd_array_len(r, flex, false, 21, &o->partitions.n));
     if (o->partitions.n > 0) {
         o->partitions.v = sm_arena_calloc(a, (size_t)o->partitions.n, sizeof(*o->partitions.v));
         if (!o->partitions.v) return SM_ERR_NOMEM;
@@ -123,12 +110,7 @@ static int dec_topic_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_
 static size_t size_topic_data(int16_t v, const proto_alter_partition_response_topic_data_t *o) {
     const bool flex = true;
     size_t n = 0;
-    if (v <= 1) {
-        n += sm_string_size(o->topic_name, flex);
-    }
-    if (v >= 2) {
-        n += 16;
-    }
+    n += 16;
     n += sm_array_len_size(o->partitions.n < 0 ? -1 : o->partitions.n, flex);
     for (int32_t i = 0; i < o->partitions.n; i++) n += size_partition_data(v, &o->partitions.v[i]);
     if (flex) {
@@ -140,13 +122,7 @@ static size_t size_topic_data(int16_t v, const proto_alter_partition_response_to
 
 static int enc_topic_data(sm_writer_t *w, int16_t v, const proto_alter_partition_response_topic_data_t *o) {
     const bool flex = true;
-    if (v <= 1) {
-        if (o->topic_name.len < 0) return SM_ERR_RANGE;
-        TRY(sm_wr_string(w, o->topic_name, flex));
-    }
-    if (v >= 2) {
-        TRY(sm_wr_uuid(w, &o->topic_id));
-    }
+    TRY(sm_wr_uuid(w, &o->topic_id));
     if (o->partitions.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->partitions.n < 0 ? -1 : o->partitions.n, flex));
     for (int32_t i = 0; i < o->partitions.n; i++)
@@ -173,7 +149,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_partition
     /* ErrorCode: int16, v0+ */
     TRY(sm_rd_i16(r, &o->error_code));
     /* Topics: []TopicData, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 3, &o->topics.n));
+    TRY(sm_rd_array_len(r, flex, false, 18, &o->topics.n));
     if (o->topics.n > 0) {
         o->topics.v = sm_arena_calloc(a, (size_t)o->topics.n, sizeof(*o->topics.v));
         if (!o->topics.v) return SM_ERR_NOMEM;
@@ -218,14 +194,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_alter_partition_response
 void proto_alter_partition_response_init(proto_alter_partition_response_t *m) { init_m(m); }
 
 int proto_alter_partition_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_alter_partition_response_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 2 || v > 3) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_alter_partition_response_size(int16_t v, const proto_alter_partition_response_t *m) { return size_m(v, m); }
 
 int proto_alter_partition_response_encode(sm_writer_t *w, int16_t v, const proto_alter_partition_response_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 2 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

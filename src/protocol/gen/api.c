@@ -7,6 +7,10 @@ static void w_abort_transaction_record_init(void *m) { proto_abort_transaction_r
 static int w_abort_transaction_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_abort_transaction_record_decode(r, a, v, (proto_abort_transaction_record_t *)m); }
 static size_t w_abort_transaction_record_size(int16_t v, const void *m) { return proto_abort_transaction_record_size(v, (const proto_abort_transaction_record_t *)m); }
 static int w_abort_transaction_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_abort_transaction_record_encode(w, v, (const proto_abort_transaction_record_t *)m); }
+static void w_aborted_txn_init(void *m) { proto_aborted_txn_init((proto_aborted_txn_t *)m); }
+static int w_aborted_txn_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_aborted_txn_decode(r, a, v, (proto_aborted_txn_t *)m); }
+static size_t w_aborted_txn_size(int16_t v, const void *m) { return proto_aborted_txn_size(v, (const proto_aborted_txn_t *)m); }
+static int w_aborted_txn_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_aborted_txn_encode(w, v, (const proto_aborted_txn_t *)m); }
 static void w_access_control_entry_record_init(void *m) { proto_access_control_entry_record_init((proto_access_control_entry_record_t *)m); }
 static int w_access_control_entry_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_access_control_entry_record_decode(r, a, v, (proto_access_control_entry_record_t *)m); }
 static size_t w_access_control_entry_record_size(int16_t v, const void *m) { return proto_access_control_entry_record_size(v, (const proto_access_control_entry_record_t *)m); }
@@ -83,6 +87,14 @@ static void w_alter_replica_log_dirs_response_init(void *m) { proto_alter_replic
 static int w_alter_replica_log_dirs_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_alter_replica_log_dirs_response_decode(r, a, v, (proto_alter_replica_log_dirs_response_t *)m); }
 static size_t w_alter_replica_log_dirs_response_size(int16_t v, const void *m) { return proto_alter_replica_log_dirs_response_size(v, (const proto_alter_replica_log_dirs_response_t *)m); }
 static int w_alter_replica_log_dirs_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_alter_replica_log_dirs_response_encode(w, v, (const proto_alter_replica_log_dirs_response_t *)m); }
+static void w_alter_share_group_offsets_request_init(void *m) { proto_alter_share_group_offsets_request_init((proto_alter_share_group_offsets_request_t *)m); }
+static int w_alter_share_group_offsets_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_alter_share_group_offsets_request_decode(r, a, v, (proto_alter_share_group_offsets_request_t *)m); }
+static size_t w_alter_share_group_offsets_request_size(int16_t v, const void *m) { return proto_alter_share_group_offsets_request_size(v, (const proto_alter_share_group_offsets_request_t *)m); }
+static int w_alter_share_group_offsets_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_alter_share_group_offsets_request_encode(w, v, (const proto_alter_share_group_offsets_request_t *)m); }
+static void w_alter_share_group_offsets_response_init(void *m) { proto_alter_share_group_offsets_response_init((proto_alter_share_group_offsets_response_t *)m); }
+static int w_alter_share_group_offsets_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_alter_share_group_offsets_response_decode(r, a, v, (proto_alter_share_group_offsets_response_t *)m); }
+static size_t w_alter_share_group_offsets_response_size(int16_t v, const void *m) { return proto_alter_share_group_offsets_response_size(v, (const proto_alter_share_group_offsets_response_t *)m); }
+static int w_alter_share_group_offsets_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_alter_share_group_offsets_response_encode(w, v, (const proto_alter_share_group_offsets_response_t *)m); }
 static void w_alter_user_scram_credentials_request_init(void *m) { proto_alter_user_scram_credentials_request_init((proto_alter_user_scram_credentials_request_t *)m); }
 static int w_alter_user_scram_credentials_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_alter_user_scram_credentials_request_decode(r, a, v, (proto_alter_user_scram_credentials_request_t *)m); }
 static size_t w_alter_user_scram_credentials_request_size(int16_t v, const void *m) { return proto_alter_user_scram_credentials_request_size(v, (const proto_alter_user_scram_credentials_request_t *)m); }
@@ -139,6 +151,10 @@ static void w_broker_registration_response_init(void *m) { proto_broker_registra
 static int w_broker_registration_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_broker_registration_response_decode(r, a, v, (proto_broker_registration_response_t *)m); }
 static size_t w_broker_registration_response_size(int16_t v, const void *m) { return proto_broker_registration_response_size(v, (const proto_broker_registration_response_t *)m); }
 static int w_broker_registration_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_broker_registration_response_encode(w, v, (const proto_broker_registration_response_t *)m); }
+static void w_clear_elr_record_init(void *m) { proto_clear_elr_record_init((proto_clear_elr_record_t *)m); }
+static int w_clear_elr_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_clear_elr_record_decode(r, a, v, (proto_clear_elr_record_t *)m); }
+static size_t w_clear_elr_record_size(int16_t v, const void *m) { return proto_clear_elr_record_size(v, (const proto_clear_elr_record_t *)m); }
+static int w_clear_elr_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_clear_elr_record_encode(w, v, (const proto_clear_elr_record_t *)m); }
 static void w_client_quota_record_init(void *m) { proto_client_quota_record_init((proto_client_quota_record_t *)m); }
 static int w_client_quota_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_client_quota_record_decode(r, a, v, (proto_client_quota_record_t *)m); }
 static size_t w_client_quota_record_size(int16_t v, const void *m) { return proto_client_quota_record_size(v, (const proto_client_quota_record_t *)m); }
@@ -195,6 +211,14 @@ static void w_consumer_group_partition_metadata_value_init(void *m) { proto_cons
 static int w_consumer_group_partition_metadata_value_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_consumer_group_partition_metadata_value_decode(r, a, v, (proto_consumer_group_partition_metadata_value_t *)m); }
 static size_t w_consumer_group_partition_metadata_value_size(int16_t v, const void *m) { return proto_consumer_group_partition_metadata_value_size(v, (const proto_consumer_group_partition_metadata_value_t *)m); }
 static int w_consumer_group_partition_metadata_value_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_consumer_group_partition_metadata_value_encode(w, v, (const proto_consumer_group_partition_metadata_value_t *)m); }
+static void w_consumer_group_regular_expression_key_init(void *m) { proto_consumer_group_regular_expression_key_init((proto_consumer_group_regular_expression_key_t *)m); }
+static int w_consumer_group_regular_expression_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_consumer_group_regular_expression_key_decode(r, a, v, (proto_consumer_group_regular_expression_key_t *)m); }
+static size_t w_consumer_group_regular_expression_key_size(int16_t v, const void *m) { return proto_consumer_group_regular_expression_key_size(v, (const proto_consumer_group_regular_expression_key_t *)m); }
+static int w_consumer_group_regular_expression_key_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_consumer_group_regular_expression_key_encode(w, v, (const proto_consumer_group_regular_expression_key_t *)m); }
+static void w_consumer_group_regular_expression_value_init(void *m) { proto_consumer_group_regular_expression_value_init((proto_consumer_group_regular_expression_value_t *)m); }
+static int w_consumer_group_regular_expression_value_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_consumer_group_regular_expression_value_decode(r, a, v, (proto_consumer_group_regular_expression_value_t *)m); }
+static size_t w_consumer_group_regular_expression_value_size(int16_t v, const void *m) { return proto_consumer_group_regular_expression_value_size(v, (const proto_consumer_group_regular_expression_value_t *)m); }
+static int w_consumer_group_regular_expression_value_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_consumer_group_regular_expression_value_encode(w, v, (const proto_consumer_group_regular_expression_value_t *)m); }
 static void w_consumer_group_target_assignment_member_key_init(void *m) { proto_consumer_group_target_assignment_member_key_init((proto_consumer_group_target_assignment_member_key_t *)m); }
 static int w_consumer_group_target_assignment_member_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_consumer_group_target_assignment_member_key_decode(r, a, v, (proto_consumer_group_target_assignment_member_key_t *)m); }
 static size_t w_consumer_group_target_assignment_member_key_size(int16_t v, const void *m) { return proto_consumer_group_target_assignment_member_key_size(v, (const proto_consumer_group_target_assignment_member_key_t *)m); }
@@ -219,14 +243,10 @@ static void w_consumer_protocol_subscription_init(void *m) { proto_consumer_prot
 static int w_consumer_protocol_subscription_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_consumer_protocol_subscription_decode(r, a, v, (proto_consumer_protocol_subscription_t *)m); }
 static size_t w_consumer_protocol_subscription_size(int16_t v, const void *m) { return proto_consumer_protocol_subscription_size(v, (const proto_consumer_protocol_subscription_t *)m); }
 static int w_consumer_protocol_subscription_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_consumer_protocol_subscription_encode(w, v, (const proto_consumer_protocol_subscription_t *)m); }
-static void w_controlled_shutdown_request_init(void *m) { proto_controlled_shutdown_request_init((proto_controlled_shutdown_request_t *)m); }
-static int w_controlled_shutdown_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_controlled_shutdown_request_decode(r, a, v, (proto_controlled_shutdown_request_t *)m); }
-static size_t w_controlled_shutdown_request_size(int16_t v, const void *m) { return proto_controlled_shutdown_request_size(v, (const proto_controlled_shutdown_request_t *)m); }
-static int w_controlled_shutdown_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_controlled_shutdown_request_encode(w, v, (const proto_controlled_shutdown_request_t *)m); }
-static void w_controlled_shutdown_response_init(void *m) { proto_controlled_shutdown_response_init((proto_controlled_shutdown_response_t *)m); }
-static int w_controlled_shutdown_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_controlled_shutdown_response_decode(r, a, v, (proto_controlled_shutdown_response_t *)m); }
-static size_t w_controlled_shutdown_response_size(int16_t v, const void *m) { return proto_controlled_shutdown_response_size(v, (const proto_controlled_shutdown_response_t *)m); }
-static int w_controlled_shutdown_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_controlled_shutdown_response_encode(w, v, (const proto_controlled_shutdown_response_t *)m); }
+static void w_control_record_type_schema_init(void *m) { proto_control_record_type_schema_init((proto_control_record_type_schema_t *)m); }
+static int w_control_record_type_schema_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_control_record_type_schema_decode(r, a, v, (proto_control_record_type_schema_t *)m); }
+static size_t w_control_record_type_schema_size(int16_t v, const void *m) { return proto_control_record_type_schema_size(v, (const proto_control_record_type_schema_t *)m); }
+static int w_control_record_type_schema_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_control_record_type_schema_encode(w, v, (const proto_control_record_type_schema_t *)m); }
 static void w_controller_registration_request_init(void *m) { proto_controller_registration_request_init((proto_controller_registration_request_t *)m); }
 static int w_controller_registration_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_controller_registration_request_decode(r, a, v, (proto_controller_registration_request_t *)m); }
 static size_t w_controller_registration_request_size(int16_t v, const void *m) { return proto_controller_registration_request_size(v, (const proto_controller_registration_request_t *)m); }
@@ -299,6 +319,14 @@ static void w_delete_records_response_init(void *m) { proto_delete_records_respo
 static int w_delete_records_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_delete_records_response_decode(r, a, v, (proto_delete_records_response_t *)m); }
 static size_t w_delete_records_response_size(int16_t v, const void *m) { return proto_delete_records_response_size(v, (const proto_delete_records_response_t *)m); }
 static int w_delete_records_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_delete_records_response_encode(w, v, (const proto_delete_records_response_t *)m); }
+static void w_delete_share_group_offsets_request_init(void *m) { proto_delete_share_group_offsets_request_init((proto_delete_share_group_offsets_request_t *)m); }
+static int w_delete_share_group_offsets_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_delete_share_group_offsets_request_decode(r, a, v, (proto_delete_share_group_offsets_request_t *)m); }
+static size_t w_delete_share_group_offsets_request_size(int16_t v, const void *m) { return proto_delete_share_group_offsets_request_size(v, (const proto_delete_share_group_offsets_request_t *)m); }
+static int w_delete_share_group_offsets_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_delete_share_group_offsets_request_encode(w, v, (const proto_delete_share_group_offsets_request_t *)m); }
+static void w_delete_share_group_offsets_response_init(void *m) { proto_delete_share_group_offsets_response_init((proto_delete_share_group_offsets_response_t *)m); }
+static int w_delete_share_group_offsets_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_delete_share_group_offsets_response_decode(r, a, v, (proto_delete_share_group_offsets_response_t *)m); }
+static size_t w_delete_share_group_offsets_response_size(int16_t v, const void *m) { return proto_delete_share_group_offsets_response_size(v, (const proto_delete_share_group_offsets_response_t *)m); }
+static int w_delete_share_group_offsets_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_delete_share_group_offsets_response_encode(w, v, (const proto_delete_share_group_offsets_response_t *)m); }
 static void w_delete_share_group_state_request_init(void *m) { proto_delete_share_group_state_request_init((proto_delete_share_group_state_request_t *)m); }
 static int w_delete_share_group_state_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_delete_share_group_state_request_decode(r, a, v, (proto_delete_share_group_state_request_t *)m); }
 static size_t w_delete_share_group_state_request_size(int16_t v, const void *m) { return proto_delete_share_group_state_request_size(v, (const proto_delete_share_group_state_request_t *)m); }
@@ -387,6 +415,14 @@ static void w_describe_quorum_response_init(void *m) { proto_describe_quorum_res
 static int w_describe_quorum_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_describe_quorum_response_decode(r, a, v, (proto_describe_quorum_response_t *)m); }
 static size_t w_describe_quorum_response_size(int16_t v, const void *m) { return proto_describe_quorum_response_size(v, (const proto_describe_quorum_response_t *)m); }
 static int w_describe_quorum_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_describe_quorum_response_encode(w, v, (const proto_describe_quorum_response_t *)m); }
+static void w_describe_share_group_offsets_request_init(void *m) { proto_describe_share_group_offsets_request_init((proto_describe_share_group_offsets_request_t *)m); }
+static int w_describe_share_group_offsets_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_describe_share_group_offsets_request_decode(r, a, v, (proto_describe_share_group_offsets_request_t *)m); }
+static size_t w_describe_share_group_offsets_request_size(int16_t v, const void *m) { return proto_describe_share_group_offsets_request_size(v, (const proto_describe_share_group_offsets_request_t *)m); }
+static int w_describe_share_group_offsets_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_describe_share_group_offsets_request_encode(w, v, (const proto_describe_share_group_offsets_request_t *)m); }
+static void w_describe_share_group_offsets_response_init(void *m) { proto_describe_share_group_offsets_response_init((proto_describe_share_group_offsets_response_t *)m); }
+static int w_describe_share_group_offsets_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_describe_share_group_offsets_response_decode(r, a, v, (proto_describe_share_group_offsets_response_t *)m); }
+static size_t w_describe_share_group_offsets_response_size(int16_t v, const void *m) { return proto_describe_share_group_offsets_response_size(v, (const proto_describe_share_group_offsets_response_t *)m); }
+static int w_describe_share_group_offsets_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_describe_share_group_offsets_response_encode(w, v, (const proto_describe_share_group_offsets_response_t *)m); }
 static void w_describe_topic_partitions_request_init(void *m) { proto_describe_topic_partitions_request_init((proto_describe_topic_partitions_request_t *)m); }
 static int w_describe_topic_partitions_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_describe_topic_partitions_request_decode(r, a, v, (proto_describe_topic_partitions_request_t *)m); }
 static size_t w_describe_topic_partitions_request_size(int16_t v, const void *m) { return proto_describe_topic_partitions_request_size(v, (const proto_describe_topic_partitions_request_t *)m); }
@@ -431,6 +467,10 @@ static void w_end_transaction_record_init(void *m) { proto_end_transaction_recor
 static int w_end_transaction_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_end_transaction_record_decode(r, a, v, (proto_end_transaction_record_t *)m); }
 static size_t w_end_transaction_record_size(int16_t v, const void *m) { return proto_end_transaction_record_size(v, (const proto_end_transaction_record_t *)m); }
 static int w_end_transaction_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_end_transaction_record_encode(w, v, (const proto_end_transaction_record_t *)m); }
+static void w_end_txn_marker_init(void *m) { proto_end_txn_marker_init((proto_end_txn_marker_t *)m); }
+static int w_end_txn_marker_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_end_txn_marker_decode(r, a, v, (proto_end_txn_marker_t *)m); }
+static size_t w_end_txn_marker_size(int16_t v, const void *m) { return proto_end_txn_marker_size(v, (const proto_end_txn_marker_t *)m); }
+static int w_end_txn_marker_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_end_txn_marker_encode(w, v, (const proto_end_txn_marker_t *)m); }
 static void w_end_txn_request_init(void *m) { proto_end_txn_request_init((proto_end_txn_request_t *)m); }
 static int w_end_txn_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_end_txn_request_decode(r, a, v, (proto_end_txn_request_t *)m); }
 static size_t w_end_txn_request_size(int16_t v, const void *m) { return proto_end_txn_request_size(v, (const proto_end_txn_request_t *)m); }
@@ -547,14 +587,6 @@ static void w_kraft_version_record_init(void *m) { proto_kraft_version_record_in
 static int w_kraft_version_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_kraft_version_record_decode(r, a, v, (proto_kraft_version_record_t *)m); }
 static size_t w_kraft_version_record_size(int16_t v, const void *m) { return proto_kraft_version_record_size(v, (const proto_kraft_version_record_t *)m); }
 static int w_kraft_version_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_kraft_version_record_encode(w, v, (const proto_kraft_version_record_t *)m); }
-static void w_leader_and_isr_request_init(void *m) { proto_leader_and_isr_request_init((proto_leader_and_isr_request_t *)m); }
-static int w_leader_and_isr_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_leader_and_isr_request_decode(r, a, v, (proto_leader_and_isr_request_t *)m); }
-static size_t w_leader_and_isr_request_size(int16_t v, const void *m) { return proto_leader_and_isr_request_size(v, (const proto_leader_and_isr_request_t *)m); }
-static int w_leader_and_isr_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_leader_and_isr_request_encode(w, v, (const proto_leader_and_isr_request_t *)m); }
-static void w_leader_and_isr_response_init(void *m) { proto_leader_and_isr_response_init((proto_leader_and_isr_response_t *)m); }
-static int w_leader_and_isr_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_leader_and_isr_response_decode(r, a, v, (proto_leader_and_isr_response_t *)m); }
-static size_t w_leader_and_isr_response_size(int16_t v, const void *m) { return proto_leader_and_isr_response_size(v, (const proto_leader_and_isr_response_t *)m); }
-static int w_leader_and_isr_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_leader_and_isr_response_encode(w, v, (const proto_leader_and_isr_response_t *)m); }
 static void w_leader_change_message_init(void *m) { proto_leader_change_message_init((proto_leader_change_message_t *)m); }
 static int w_leader_change_message_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_leader_change_message_decode(r, a, v, (proto_leader_change_message_t *)m); }
 static size_t w_leader_change_message_size(int16_t v, const void *m) { return proto_leader_change_message_size(v, (const proto_leader_change_message_t *)m); }
@@ -567,14 +599,22 @@ static void w_leave_group_response_init(void *m) { proto_leave_group_response_in
 static int w_leave_group_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_leave_group_response_decode(r, a, v, (proto_leave_group_response_t *)m); }
 static size_t w_leave_group_response_size(int16_t v, const void *m) { return proto_leave_group_response_size(v, (const proto_leave_group_response_t *)m); }
 static int w_leave_group_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_leave_group_response_encode(w, v, (const proto_leave_group_response_t *)m); }
-static void w_list_client_metrics_resources_request_init(void *m) { proto_list_client_metrics_resources_request_init((proto_list_client_metrics_resources_request_t *)m); }
-static int w_list_client_metrics_resources_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_list_client_metrics_resources_request_decode(r, a, v, (proto_list_client_metrics_resources_request_t *)m); }
-static size_t w_list_client_metrics_resources_request_size(int16_t v, const void *m) { return proto_list_client_metrics_resources_request_size(v, (const proto_list_client_metrics_resources_request_t *)m); }
-static int w_list_client_metrics_resources_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_list_client_metrics_resources_request_encode(w, v, (const proto_list_client_metrics_resources_request_t *)m); }
-static void w_list_client_metrics_resources_response_init(void *m) { proto_list_client_metrics_resources_response_init((proto_list_client_metrics_resources_response_t *)m); }
-static int w_list_client_metrics_resources_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_list_client_metrics_resources_response_decode(r, a, v, (proto_list_client_metrics_resources_response_t *)m); }
-static size_t w_list_client_metrics_resources_response_size(int16_t v, const void *m) { return proto_list_client_metrics_resources_response_size(v, (const proto_list_client_metrics_resources_response_t *)m); }
-static int w_list_client_metrics_resources_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_list_client_metrics_resources_response_encode(w, v, (const proto_list_client_metrics_resources_response_t *)m); }
+static void w_legacy_offset_commit_key_init(void *m) { proto_legacy_offset_commit_key_init((proto_legacy_offset_commit_key_t *)m); }
+static int w_legacy_offset_commit_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_legacy_offset_commit_key_decode(r, a, v, (proto_legacy_offset_commit_key_t *)m); }
+static size_t w_legacy_offset_commit_key_size(int16_t v, const void *m) { return proto_legacy_offset_commit_key_size(v, (const proto_legacy_offset_commit_key_t *)m); }
+static int w_legacy_offset_commit_key_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_legacy_offset_commit_key_encode(w, v, (const proto_legacy_offset_commit_key_t *)m); }
+static void w_legacy_offset_commit_value_init(void *m) { proto_legacy_offset_commit_value_init((proto_legacy_offset_commit_value_t *)m); }
+static int w_legacy_offset_commit_value_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_legacy_offset_commit_value_decode(r, a, v, (proto_legacy_offset_commit_value_t *)m); }
+static size_t w_legacy_offset_commit_value_size(int16_t v, const void *m) { return proto_legacy_offset_commit_value_size(v, (const proto_legacy_offset_commit_value_t *)m); }
+static int w_legacy_offset_commit_value_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_legacy_offset_commit_value_encode(w, v, (const proto_legacy_offset_commit_value_t *)m); }
+static void w_list_config_resources_request_init(void *m) { proto_list_config_resources_request_init((proto_list_config_resources_request_t *)m); }
+static int w_list_config_resources_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_list_config_resources_request_decode(r, a, v, (proto_list_config_resources_request_t *)m); }
+static size_t w_list_config_resources_request_size(int16_t v, const void *m) { return proto_list_config_resources_request_size(v, (const proto_list_config_resources_request_t *)m); }
+static int w_list_config_resources_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_list_config_resources_request_encode(w, v, (const proto_list_config_resources_request_t *)m); }
+static void w_list_config_resources_response_init(void *m) { proto_list_config_resources_response_init((proto_list_config_resources_response_t *)m); }
+static int w_list_config_resources_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_list_config_resources_response_decode(r, a, v, (proto_list_config_resources_response_t *)m); }
+static size_t w_list_config_resources_response_size(int16_t v, const void *m) { return proto_list_config_resources_response_size(v, (const proto_list_config_resources_response_t *)m); }
+static int w_list_config_resources_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_list_config_resources_response_encode(w, v, (const proto_list_config_resources_response_t *)m); }
 static void w_list_groups_request_init(void *m) { proto_list_groups_request_init((proto_list_groups_request_t *)m); }
 static int w_list_groups_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_list_groups_request_decode(r, a, v, (proto_list_groups_request_t *)m); }
 static size_t w_list_groups_request_size(int16_t v, const void *m) { return proto_list_groups_request_size(v, (const proto_list_groups_request_t *)m); }
@@ -679,6 +719,10 @@ static void w_producer_ids_record_init(void *m) { proto_producer_ids_record_init
 static int w_producer_ids_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_producer_ids_record_decode(r, a, v, (proto_producer_ids_record_t *)m); }
 static size_t w_producer_ids_record_size(int16_t v, const void *m) { return proto_producer_ids_record_size(v, (const proto_producer_ids_record_t *)m); }
 static int w_producer_ids_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_producer_ids_record_encode(w, v, (const proto_producer_ids_record_t *)m); }
+static void w_producer_snapshot_init(void *m) { proto_producer_snapshot_init((proto_producer_snapshot_t *)m); }
+static int w_producer_snapshot_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_producer_snapshot_decode(r, a, v, (proto_producer_snapshot_t *)m); }
+static size_t w_producer_snapshot_size(int16_t v, const void *m) { return proto_producer_snapshot_size(v, (const proto_producer_snapshot_t *)m); }
+static int w_producer_snapshot_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_producer_snapshot_encode(w, v, (const proto_producer_snapshot_t *)m); }
 static void w_push_telemetry_request_init(void *m) { proto_push_telemetry_request_init((proto_push_telemetry_request_t *)m); }
 static int w_push_telemetry_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_push_telemetry_request_decode(r, a, v, (proto_push_telemetry_request_t *)m); }
 static size_t w_push_telemetry_request_size(int16_t v, const void *m) { return proto_push_telemetry_request_size(v, (const proto_push_telemetry_request_t *)m); }
@@ -715,6 +759,22 @@ static void w_register_controller_record_init(void *m) { proto_register_controll
 static int w_register_controller_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_register_controller_record_decode(r, a, v, (proto_register_controller_record_t *)m); }
 static size_t w_register_controller_record_size(int16_t v, const void *m) { return proto_register_controller_record_size(v, (const proto_register_controller_record_t *)m); }
 static int w_register_controller_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_register_controller_record_encode(w, v, (const proto_register_controller_record_t *)m); }
+static void w_remote_log_segment_metadata_record_init(void *m) { proto_remote_log_segment_metadata_record_init((proto_remote_log_segment_metadata_record_t *)m); }
+static int w_remote_log_segment_metadata_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_remote_log_segment_metadata_record_decode(r, a, v, (proto_remote_log_segment_metadata_record_t *)m); }
+static size_t w_remote_log_segment_metadata_record_size(int16_t v, const void *m) { return proto_remote_log_segment_metadata_record_size(v, (const proto_remote_log_segment_metadata_record_t *)m); }
+static int w_remote_log_segment_metadata_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_remote_log_segment_metadata_record_encode(w, v, (const proto_remote_log_segment_metadata_record_t *)m); }
+static void w_remote_log_segment_metadata_snapshot_record_init(void *m) { proto_remote_log_segment_metadata_snapshot_record_init((proto_remote_log_segment_metadata_snapshot_record_t *)m); }
+static int w_remote_log_segment_metadata_snapshot_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_remote_log_segment_metadata_snapshot_record_decode(r, a, v, (proto_remote_log_segment_metadata_snapshot_record_t *)m); }
+static size_t w_remote_log_segment_metadata_snapshot_record_size(int16_t v, const void *m) { return proto_remote_log_segment_metadata_snapshot_record_size(v, (const proto_remote_log_segment_metadata_snapshot_record_t *)m); }
+static int w_remote_log_segment_metadata_snapshot_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_remote_log_segment_metadata_snapshot_record_encode(w, v, (const proto_remote_log_segment_metadata_snapshot_record_t *)m); }
+static void w_remote_log_segment_metadata_update_record_init(void *m) { proto_remote_log_segment_metadata_update_record_init((proto_remote_log_segment_metadata_update_record_t *)m); }
+static int w_remote_log_segment_metadata_update_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_remote_log_segment_metadata_update_record_decode(r, a, v, (proto_remote_log_segment_metadata_update_record_t *)m); }
+static size_t w_remote_log_segment_metadata_update_record_size(int16_t v, const void *m) { return proto_remote_log_segment_metadata_update_record_size(v, (const proto_remote_log_segment_metadata_update_record_t *)m); }
+static int w_remote_log_segment_metadata_update_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_remote_log_segment_metadata_update_record_encode(w, v, (const proto_remote_log_segment_metadata_update_record_t *)m); }
+static void w_remote_partition_delete_metadata_record_init(void *m) { proto_remote_partition_delete_metadata_record_init((proto_remote_partition_delete_metadata_record_t *)m); }
+static int w_remote_partition_delete_metadata_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_remote_partition_delete_metadata_record_decode(r, a, v, (proto_remote_partition_delete_metadata_record_t *)m); }
+static size_t w_remote_partition_delete_metadata_record_size(int16_t v, const void *m) { return proto_remote_partition_delete_metadata_record_size(v, (const proto_remote_partition_delete_metadata_record_t *)m); }
+static int w_remote_partition_delete_metadata_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_remote_partition_delete_metadata_record_encode(w, v, (const proto_remote_partition_delete_metadata_record_t *)m); }
 static void w_remove_access_control_entry_record_init(void *m) { proto_remove_access_control_entry_record_init((proto_remove_access_control_entry_record_t *)m); }
 static int w_remove_access_control_entry_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_remove_access_control_entry_record_decode(r, a, v, (proto_remove_access_control_entry_record_t *)m); }
 static size_t w_remove_access_control_entry_record_size(int16_t v, const void *m) { return proto_remove_access_control_entry_record_size(v, (const proto_remove_access_control_entry_record_t *)m); }
@@ -827,14 +887,6 @@ static void w_share_group_metadata_value_init(void *m) { proto_share_group_metad
 static int w_share_group_metadata_value_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_share_group_metadata_value_decode(r, a, v, (proto_share_group_metadata_value_t *)m); }
 static size_t w_share_group_metadata_value_size(int16_t v, const void *m) { return proto_share_group_metadata_value_size(v, (const proto_share_group_metadata_value_t *)m); }
 static int w_share_group_metadata_value_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_share_group_metadata_value_encode(w, v, (const proto_share_group_metadata_value_t *)m); }
-static void w_share_group_partition_metadata_key_init(void *m) { proto_share_group_partition_metadata_key_init((proto_share_group_partition_metadata_key_t *)m); }
-static int w_share_group_partition_metadata_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_share_group_partition_metadata_key_decode(r, a, v, (proto_share_group_partition_metadata_key_t *)m); }
-static size_t w_share_group_partition_metadata_key_size(int16_t v, const void *m) { return proto_share_group_partition_metadata_key_size(v, (const proto_share_group_partition_metadata_key_t *)m); }
-static int w_share_group_partition_metadata_key_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_share_group_partition_metadata_key_encode(w, v, (const proto_share_group_partition_metadata_key_t *)m); }
-static void w_share_group_partition_metadata_value_init(void *m) { proto_share_group_partition_metadata_value_init((proto_share_group_partition_metadata_value_t *)m); }
-static int w_share_group_partition_metadata_value_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_share_group_partition_metadata_value_decode(r, a, v, (proto_share_group_partition_metadata_value_t *)m); }
-static size_t w_share_group_partition_metadata_value_size(int16_t v, const void *m) { return proto_share_group_partition_metadata_value_size(v, (const proto_share_group_partition_metadata_value_t *)m); }
-static int w_share_group_partition_metadata_value_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_share_group_partition_metadata_value_encode(w, v, (const proto_share_group_partition_metadata_value_t *)m); }
 static void w_share_group_state_partition_metadata_key_init(void *m) { proto_share_group_state_partition_metadata_key_init((proto_share_group_state_partition_metadata_key_t *)m); }
 static int w_share_group_state_partition_metadata_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_share_group_state_partition_metadata_key_decode(r, a, v, (proto_share_group_state_partition_metadata_key_t *)m); }
 static size_t w_share_group_state_partition_metadata_key_size(int16_t v, const void *m) { return proto_share_group_state_partition_metadata_key_size(v, (const proto_share_group_state_partition_metadata_key_t *)m); }
@@ -883,14 +935,82 @@ static void w_snapshot_header_record_init(void *m) { proto_snapshot_header_recor
 static int w_snapshot_header_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_snapshot_header_record_decode(r, a, v, (proto_snapshot_header_record_t *)m); }
 static size_t w_snapshot_header_record_size(int16_t v, const void *m) { return proto_snapshot_header_record_size(v, (const proto_snapshot_header_record_t *)m); }
 static int w_snapshot_header_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_snapshot_header_record_encode(w, v, (const proto_snapshot_header_record_t *)m); }
-static void w_stop_replica_request_init(void *m) { proto_stop_replica_request_init((proto_stop_replica_request_t *)m); }
-static int w_stop_replica_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_stop_replica_request_decode(r, a, v, (proto_stop_replica_request_t *)m); }
-static size_t w_stop_replica_request_size(int16_t v, const void *m) { return proto_stop_replica_request_size(v, (const proto_stop_replica_request_t *)m); }
-static int w_stop_replica_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_stop_replica_request_encode(w, v, (const proto_stop_replica_request_t *)m); }
-static void w_stop_replica_response_init(void *m) { proto_stop_replica_response_init((proto_stop_replica_response_t *)m); }
-static int w_stop_replica_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_stop_replica_response_decode(r, a, v, (proto_stop_replica_response_t *)m); }
-static size_t w_stop_replica_response_size(int16_t v, const void *m) { return proto_stop_replica_response_size(v, (const proto_stop_replica_response_t *)m); }
-static int w_stop_replica_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_stop_replica_response_encode(w, v, (const proto_stop_replica_response_t *)m); }
+static void w_streams_group_current_member_assignment_key_init(void *m) { proto_streams_group_current_member_assignment_key_init((proto_streams_group_current_member_assignment_key_t *)m); }
+static int w_streams_group_current_member_assignment_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_current_member_assignment_key_decode(r, a, v, (proto_streams_group_current_member_assignment_key_t *)m); }
+static size_t w_streams_group_current_member_assignment_key_size(int16_t v, const void *m) { return proto_streams_group_current_member_assignment_key_size(v, (const proto_streams_group_current_member_assignment_key_t *)m); }
+static int w_streams_group_current_member_assignment_key_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_current_member_assignment_key_encode(w, v, (const proto_streams_group_current_member_assignment_key_t *)m); }
+static void w_streams_group_current_member_assignment_value_init(void *m) { proto_streams_group_current_member_assignment_value_init((proto_streams_group_current_member_assignment_value_t *)m); }
+static int w_streams_group_current_member_assignment_value_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_current_member_assignment_value_decode(r, a, v, (proto_streams_group_current_member_assignment_value_t *)m); }
+static size_t w_streams_group_current_member_assignment_value_size(int16_t v, const void *m) { return proto_streams_group_current_member_assignment_value_size(v, (const proto_streams_group_current_member_assignment_value_t *)m); }
+static int w_streams_group_current_member_assignment_value_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_current_member_assignment_value_encode(w, v, (const proto_streams_group_current_member_assignment_value_t *)m); }
+static void w_streams_group_describe_request_init(void *m) { proto_streams_group_describe_request_init((proto_streams_group_describe_request_t *)m); }
+static int w_streams_group_describe_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_describe_request_decode(r, a, v, (proto_streams_group_describe_request_t *)m); }
+static size_t w_streams_group_describe_request_size(int16_t v, const void *m) { return proto_streams_group_describe_request_size(v, (const proto_streams_group_describe_request_t *)m); }
+static int w_streams_group_describe_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_describe_request_encode(w, v, (const proto_streams_group_describe_request_t *)m); }
+static void w_streams_group_describe_response_init(void *m) { proto_streams_group_describe_response_init((proto_streams_group_describe_response_t *)m); }
+static int w_streams_group_describe_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_describe_response_decode(r, a, v, (proto_streams_group_describe_response_t *)m); }
+static size_t w_streams_group_describe_response_size(int16_t v, const void *m) { return proto_streams_group_describe_response_size(v, (const proto_streams_group_describe_response_t *)m); }
+static int w_streams_group_describe_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_describe_response_encode(w, v, (const proto_streams_group_describe_response_t *)m); }
+static void w_streams_group_heartbeat_request_init(void *m) { proto_streams_group_heartbeat_request_init((proto_streams_group_heartbeat_request_t *)m); }
+static int w_streams_group_heartbeat_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_heartbeat_request_decode(r, a, v, (proto_streams_group_heartbeat_request_t *)m); }
+static size_t w_streams_group_heartbeat_request_size(int16_t v, const void *m) { return proto_streams_group_heartbeat_request_size(v, (const proto_streams_group_heartbeat_request_t *)m); }
+static int w_streams_group_heartbeat_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_heartbeat_request_encode(w, v, (const proto_streams_group_heartbeat_request_t *)m); }
+static void w_streams_group_heartbeat_response_init(void *m) { proto_streams_group_heartbeat_response_init((proto_streams_group_heartbeat_response_t *)m); }
+static int w_streams_group_heartbeat_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_heartbeat_response_decode(r, a, v, (proto_streams_group_heartbeat_response_t *)m); }
+static size_t w_streams_group_heartbeat_response_size(int16_t v, const void *m) { return proto_streams_group_heartbeat_response_size(v, (const proto_streams_group_heartbeat_response_t *)m); }
+static int w_streams_group_heartbeat_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_heartbeat_response_encode(w, v, (const proto_streams_group_heartbeat_response_t *)m); }
+static void w_streams_group_member_metadata_key_init(void *m) { proto_streams_group_member_metadata_key_init((proto_streams_group_member_metadata_key_t *)m); }
+static int w_streams_group_member_metadata_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_member_metadata_key_decode(r, a, v, (proto_streams_group_member_metadata_key_t *)m); }
+static size_t w_streams_group_member_metadata_key_size(int16_t v, const void *m) { return proto_streams_group_member_metadata_key_size(v, (const proto_streams_group_member_metadata_key_t *)m); }
+static int w_streams_group_member_metadata_key_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_member_metadata_key_encode(w, v, (const proto_streams_group_member_metadata_key_t *)m); }
+static void w_streams_group_member_metadata_value_init(void *m) { proto_streams_group_member_metadata_value_init((proto_streams_group_member_metadata_value_t *)m); }
+static int w_streams_group_member_metadata_value_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_member_metadata_value_decode(r, a, v, (proto_streams_group_member_metadata_value_t *)m); }
+static size_t w_streams_group_member_metadata_value_size(int16_t v, const void *m) { return proto_streams_group_member_metadata_value_size(v, (const proto_streams_group_member_metadata_value_t *)m); }
+static int w_streams_group_member_metadata_value_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_member_metadata_value_encode(w, v, (const proto_streams_group_member_metadata_value_t *)m); }
+static void w_streams_group_metadata_key_init(void *m) { proto_streams_group_metadata_key_init((proto_streams_group_metadata_key_t *)m); }
+static int w_streams_group_metadata_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_metadata_key_decode(r, a, v, (proto_streams_group_metadata_key_t *)m); }
+static size_t w_streams_group_metadata_key_size(int16_t v, const void *m) { return proto_streams_group_metadata_key_size(v, (const proto_streams_group_metadata_key_t *)m); }
+static int w_streams_group_metadata_key_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_metadata_key_encode(w, v, (const proto_streams_group_metadata_key_t *)m); }
+static void w_streams_group_metadata_value_init(void *m) { proto_streams_group_metadata_value_init((proto_streams_group_metadata_value_t *)m); }
+static int w_streams_group_metadata_value_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_metadata_value_decode(r, a, v, (proto_streams_group_metadata_value_t *)m); }
+static size_t w_streams_group_metadata_value_size(int16_t v, const void *m) { return proto_streams_group_metadata_value_size(v, (const proto_streams_group_metadata_value_t *)m); }
+static int w_streams_group_metadata_value_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_metadata_value_encode(w, v, (const proto_streams_group_metadata_value_t *)m); }
+static void w_streams_group_target_assignment_member_key_init(void *m) { proto_streams_group_target_assignment_member_key_init((proto_streams_group_target_assignment_member_key_t *)m); }
+static int w_streams_group_target_assignment_member_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_target_assignment_member_key_decode(r, a, v, (proto_streams_group_target_assignment_member_key_t *)m); }
+static size_t w_streams_group_target_assignment_member_key_size(int16_t v, const void *m) { return proto_streams_group_target_assignment_member_key_size(v, (const proto_streams_group_target_assignment_member_key_t *)m); }
+static int w_streams_group_target_assignment_member_key_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_target_assignment_member_key_encode(w, v, (const proto_streams_group_target_assignment_member_key_t *)m); }
+static void w_streams_group_target_assignment_member_value_init(void *m) { proto_streams_group_target_assignment_member_value_init((proto_streams_group_target_assignment_member_value_t *)m); }
+static int w_streams_group_target_assignment_member_value_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_target_assignment_member_value_decode(r, a, v, (proto_streams_group_target_assignment_member_value_t *)m); }
+static size_t w_streams_group_target_assignment_member_value_size(int16_t v, const void *m) { return proto_streams_group_target_assignment_member_value_size(v, (const proto_streams_group_target_assignment_member_value_t *)m); }
+static int w_streams_group_target_assignment_member_value_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_target_assignment_member_value_encode(w, v, (const proto_streams_group_target_assignment_member_value_t *)m); }
+static void w_streams_group_target_assignment_metadata_key_init(void *m) { proto_streams_group_target_assignment_metadata_key_init((proto_streams_group_target_assignment_metadata_key_t *)m); }
+static int w_streams_group_target_assignment_metadata_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_target_assignment_metadata_key_decode(r, a, v, (proto_streams_group_target_assignment_metadata_key_t *)m); }
+static size_t w_streams_group_target_assignment_metadata_key_size(int16_t v, const void *m) { return proto_streams_group_target_assignment_metadata_key_size(v, (const proto_streams_group_target_assignment_metadata_key_t *)m); }
+static int w_streams_group_target_assignment_metadata_key_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_target_assignment_metadata_key_encode(w, v, (const proto_streams_group_target_assignment_metadata_key_t *)m); }
+static void w_streams_group_target_assignment_metadata_value_init(void *m) { proto_streams_group_target_assignment_metadata_value_init((proto_streams_group_target_assignment_metadata_value_t *)m); }
+static int w_streams_group_target_assignment_metadata_value_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_target_assignment_metadata_value_decode(r, a, v, (proto_streams_group_target_assignment_metadata_value_t *)m); }
+static size_t w_streams_group_target_assignment_metadata_value_size(int16_t v, const void *m) { return proto_streams_group_target_assignment_metadata_value_size(v, (const proto_streams_group_target_assignment_metadata_value_t *)m); }
+static int w_streams_group_target_assignment_metadata_value_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_target_assignment_metadata_value_encode(w, v, (const proto_streams_group_target_assignment_metadata_value_t *)m); }
+static void w_streams_group_topology_description_update_request_init(void *m) { proto_streams_group_topology_description_update_request_init((proto_streams_group_topology_description_update_request_t *)m); }
+static int w_streams_group_topology_description_update_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_topology_description_update_request_decode(r, a, v, (proto_streams_group_topology_description_update_request_t *)m); }
+static size_t w_streams_group_topology_description_update_request_size(int16_t v, const void *m) { return proto_streams_group_topology_description_update_request_size(v, (const proto_streams_group_topology_description_update_request_t *)m); }
+static int w_streams_group_topology_description_update_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_topology_description_update_request_encode(w, v, (const proto_streams_group_topology_description_update_request_t *)m); }
+static void w_streams_group_topology_description_update_response_init(void *m) { proto_streams_group_topology_description_update_response_init((proto_streams_group_topology_description_update_response_t *)m); }
+static int w_streams_group_topology_description_update_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_topology_description_update_response_decode(r, a, v, (proto_streams_group_topology_description_update_response_t *)m); }
+static size_t w_streams_group_topology_description_update_response_size(int16_t v, const void *m) { return proto_streams_group_topology_description_update_response_size(v, (const proto_streams_group_topology_description_update_response_t *)m); }
+static int w_streams_group_topology_description_update_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_topology_description_update_response_encode(w, v, (const proto_streams_group_topology_description_update_response_t *)m); }
+static void w_streams_group_topology_key_init(void *m) { proto_streams_group_topology_key_init((proto_streams_group_topology_key_t *)m); }
+static int w_streams_group_topology_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_topology_key_decode(r, a, v, (proto_streams_group_topology_key_t *)m); }
+static size_t w_streams_group_topology_key_size(int16_t v, const void *m) { return proto_streams_group_topology_key_size(v, (const proto_streams_group_topology_key_t *)m); }
+static int w_streams_group_topology_key_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_topology_key_encode(w, v, (const proto_streams_group_topology_key_t *)m); }
+static void w_streams_group_topology_value_init(void *m) { proto_streams_group_topology_value_init((proto_streams_group_topology_value_t *)m); }
+static int w_streams_group_topology_value_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_streams_group_topology_value_decode(r, a, v, (proto_streams_group_topology_value_t *)m); }
+static size_t w_streams_group_topology_value_size(int16_t v, const void *m) { return proto_streams_group_topology_value_size(v, (const proto_streams_group_topology_value_t *)m); }
+static int w_streams_group_topology_value_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_streams_group_topology_value_encode(w, v, (const proto_streams_group_topology_value_t *)m); }
+static void w_subscription_info_data_init(void *m) { proto_subscription_info_data_init((proto_subscription_info_data_t *)m); }
+static int w_subscription_info_data_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_subscription_info_data_decode(r, a, v, (proto_subscription_info_data_t *)m); }
+static size_t w_subscription_info_data_size(int16_t v, const void *m) { return proto_subscription_info_data_size(v, (const proto_subscription_info_data_t *)m); }
+static int w_subscription_info_data_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_subscription_info_data_encode(w, v, (const proto_subscription_info_data_t *)m); }
 static void w_sync_group_request_init(void *m) { proto_sync_group_request_init((proto_sync_group_request_t *)m); }
 static int w_sync_group_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_sync_group_request_decode(r, a, v, (proto_sync_group_request_t *)m); }
 static size_t w_sync_group_request_size(int16_t v, const void *m) { return proto_sync_group_request_size(v, (const proto_sync_group_request_t *)m); }
@@ -935,6 +1055,18 @@ static void w_unregister_broker_response_init(void *m) { proto_unregister_broker
 static int w_unregister_broker_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_unregister_broker_response_decode(r, a, v, (proto_unregister_broker_response_t *)m); }
 static size_t w_unregister_broker_response_size(int16_t v, const void *m) { return proto_unregister_broker_response_size(v, (const proto_unregister_broker_response_t *)m); }
 static int w_unregister_broker_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_unregister_broker_response_encode(w, v, (const proto_unregister_broker_response_t *)m); }
+static void w_unregister_controller_record_init(void *m) { proto_unregister_controller_record_init((proto_unregister_controller_record_t *)m); }
+static int w_unregister_controller_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_unregister_controller_record_decode(r, a, v, (proto_unregister_controller_record_t *)m); }
+static size_t w_unregister_controller_record_size(int16_t v, const void *m) { return proto_unregister_controller_record_size(v, (const proto_unregister_controller_record_t *)m); }
+static int w_unregister_controller_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_unregister_controller_record_encode(w, v, (const proto_unregister_controller_record_t *)m); }
+static void w_unregister_controller_request_init(void *m) { proto_unregister_controller_request_init((proto_unregister_controller_request_t *)m); }
+static int w_unregister_controller_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_unregister_controller_request_decode(r, a, v, (proto_unregister_controller_request_t *)m); }
+static size_t w_unregister_controller_request_size(int16_t v, const void *m) { return proto_unregister_controller_request_size(v, (const proto_unregister_controller_request_t *)m); }
+static int w_unregister_controller_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_unregister_controller_request_encode(w, v, (const proto_unregister_controller_request_t *)m); }
+static void w_unregister_controller_response_init(void *m) { proto_unregister_controller_response_init((proto_unregister_controller_response_t *)m); }
+static int w_unregister_controller_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_unregister_controller_response_decode(r, a, v, (proto_unregister_controller_response_t *)m); }
+static size_t w_unregister_controller_response_size(int16_t v, const void *m) { return proto_unregister_controller_response_size(v, (const proto_unregister_controller_response_t *)m); }
+static int w_unregister_controller_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_unregister_controller_response_encode(w, v, (const proto_unregister_controller_response_t *)m); }
 static void w_update_features_request_init(void *m) { proto_update_features_request_init((proto_update_features_request_t *)m); }
 static int w_update_features_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_update_features_request_decode(r, a, v, (proto_update_features_request_t *)m); }
 static size_t w_update_features_request_size(int16_t v, const void *m) { return proto_update_features_request_size(v, (const proto_update_features_request_t *)m); }
@@ -943,14 +1075,6 @@ static void w_update_features_response_init(void *m) { proto_update_features_res
 static int w_update_features_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_update_features_response_decode(r, a, v, (proto_update_features_response_t *)m); }
 static size_t w_update_features_response_size(int16_t v, const void *m) { return proto_update_features_response_size(v, (const proto_update_features_response_t *)m); }
 static int w_update_features_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_update_features_response_encode(w, v, (const proto_update_features_response_t *)m); }
-static void w_update_metadata_request_init(void *m) { proto_update_metadata_request_init((proto_update_metadata_request_t *)m); }
-static int w_update_metadata_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_update_metadata_request_decode(r, a, v, (proto_update_metadata_request_t *)m); }
-static size_t w_update_metadata_request_size(int16_t v, const void *m) { return proto_update_metadata_request_size(v, (const proto_update_metadata_request_t *)m); }
-static int w_update_metadata_request_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_update_metadata_request_encode(w, v, (const proto_update_metadata_request_t *)m); }
-static void w_update_metadata_response_init(void *m) { proto_update_metadata_response_init((proto_update_metadata_response_t *)m); }
-static int w_update_metadata_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_update_metadata_response_decode(r, a, v, (proto_update_metadata_response_t *)m); }
-static size_t w_update_metadata_response_size(int16_t v, const void *m) { return proto_update_metadata_response_size(v, (const proto_update_metadata_response_t *)m); }
-static int w_update_metadata_response_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_update_metadata_response_encode(w, v, (const proto_update_metadata_response_t *)m); }
 static void w_update_raft_voter_request_init(void *m) { proto_update_raft_voter_request_init((proto_update_raft_voter_request_t *)m); }
 static int w_update_raft_voter_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, void *m) { return proto_update_raft_voter_request_decode(r, a, v, (proto_update_raft_voter_request_t *)m); }
 static size_t w_update_raft_voter_request_size(int16_t v, const void *m) { return proto_update_raft_voter_request_size(v, (const proto_update_raft_voter_request_t *)m); }
@@ -997,596 +1121,665 @@ static size_t w_zk_migration_state_record_size(int16_t v, const void *m) { retur
 static int w_zk_migration_state_record_encode(sm_writer_t *w, int16_t v, const void *m) { return proto_zk_migration_state_record_encode(w, v, (const proto_zk_migration_state_record_t *)m); }
 
 const proto_msg_desc_t proto_msgs[] = {
-    {"AbortTransactionRecord", "metadata", 25, 0, 0, 0, sizeof(proto_abort_transaction_record_t),
+    {"AbortTransactionRecord", "metadata", 25, 0, 0, 0, 0, sizeof(proto_abort_transaction_record_t),
      w_abort_transaction_record_init, w_abort_transaction_record_decode, w_abort_transaction_record_size, w_abort_transaction_record_encode, proto_abort_transaction_record_set_error},
-    {"AccessControlEntryRecord", "metadata", 18, 0, 0, 0, sizeof(proto_access_control_entry_record_t),
+    {"AbortedTxn", "data", -1, 0, 0, 0, -1, sizeof(proto_aborted_txn_t),
+     w_aborted_txn_init, w_aborted_txn_decode, w_aborted_txn_size, w_aborted_txn_encode, proto_aborted_txn_set_error},
+    {"AccessControlEntryRecord", "metadata", 18, 0, 0, 0, 0, sizeof(proto_access_control_entry_record_t),
      w_access_control_entry_record_init, w_access_control_entry_record_decode, w_access_control_entry_record_size, w_access_control_entry_record_encode, proto_access_control_entry_record_set_error},
-    {"AddOffsetsToTxnRequest", "request", 25, 0, 4, 3, sizeof(proto_add_offsets_to_txn_request_t),
+    {"AddOffsetsToTxnRequest", "request", 25, 0, 4, 4, 3, sizeof(proto_add_offsets_to_txn_request_t),
      w_add_offsets_to_txn_request_init, w_add_offsets_to_txn_request_decode, w_add_offsets_to_txn_request_size, w_add_offsets_to_txn_request_encode, proto_add_offsets_to_txn_request_set_error},
-    {"AddOffsetsToTxnResponse", "response", 25, 0, 4, 3, sizeof(proto_add_offsets_to_txn_response_t),
+    {"AddOffsetsToTxnResponse", "response", 25, 0, 4, 4, 3, sizeof(proto_add_offsets_to_txn_response_t),
      w_add_offsets_to_txn_response_init, w_add_offsets_to_txn_response_decode, w_add_offsets_to_txn_response_size, w_add_offsets_to_txn_response_encode, proto_add_offsets_to_txn_response_set_error},
-    {"AddPartitionsToTxnRequest", "request", 24, 0, 5, 3, sizeof(proto_add_partitions_to_txn_request_t),
+    {"AddPartitionsToTxnRequest", "request", 24, 0, 5, 5, 3, sizeof(proto_add_partitions_to_txn_request_t),
      w_add_partitions_to_txn_request_init, w_add_partitions_to_txn_request_decode, w_add_partitions_to_txn_request_size, w_add_partitions_to_txn_request_encode, proto_add_partitions_to_txn_request_set_error},
-    {"AddPartitionsToTxnResponse", "response", 24, 0, 5, 3, sizeof(proto_add_partitions_to_txn_response_t),
+    {"AddPartitionsToTxnResponse", "response", 24, 0, 5, 5, 3, sizeof(proto_add_partitions_to_txn_response_t),
      w_add_partitions_to_txn_response_init, w_add_partitions_to_txn_response_decode, w_add_partitions_to_txn_response_size, w_add_partitions_to_txn_response_encode, proto_add_partitions_to_txn_response_set_error},
-    {"AddRaftVoterRequest", "request", 80, 0, 0, 0, sizeof(proto_add_raft_voter_request_t),
+    {"AddRaftVoterRequest", "request", 80, 0, 1, 1, 0, sizeof(proto_add_raft_voter_request_t),
      w_add_raft_voter_request_init, w_add_raft_voter_request_decode, w_add_raft_voter_request_size, w_add_raft_voter_request_encode, proto_add_raft_voter_request_set_error},
-    {"AddRaftVoterResponse", "response", 80, 0, 0, 0, sizeof(proto_add_raft_voter_response_t),
+    {"AddRaftVoterResponse", "response", 80, 0, 1, 1, 0, sizeof(proto_add_raft_voter_response_t),
      w_add_raft_voter_response_init, w_add_raft_voter_response_decode, w_add_raft_voter_response_size, w_add_raft_voter_response_encode, proto_add_raft_voter_response_set_error},
-    {"AllocateProducerIdsRequest", "request", 67, 0, 0, 0, sizeof(proto_allocate_producer_ids_request_t),
+    {"AllocateProducerIdsRequest", "request", 67, 0, 0, 0, 0, sizeof(proto_allocate_producer_ids_request_t),
      w_allocate_producer_ids_request_init, w_allocate_producer_ids_request_decode, w_allocate_producer_ids_request_size, w_allocate_producer_ids_request_encode, proto_allocate_producer_ids_request_set_error},
-    {"AllocateProducerIdsResponse", "response", 67, 0, 0, 0, sizeof(proto_allocate_producer_ids_response_t),
+    {"AllocateProducerIdsResponse", "response", 67, 0, 0, 0, 0, sizeof(proto_allocate_producer_ids_response_t),
      w_allocate_producer_ids_response_init, w_allocate_producer_ids_response_decode, w_allocate_producer_ids_response_size, w_allocate_producer_ids_response_encode, proto_allocate_producer_ids_response_set_error},
-    {"AlterClientQuotasRequest", "request", 49, 0, 1, 1, sizeof(proto_alter_client_quotas_request_t),
+    {"AlterClientQuotasRequest", "request", 49, 0, 1, 1, 1, sizeof(proto_alter_client_quotas_request_t),
      w_alter_client_quotas_request_init, w_alter_client_quotas_request_decode, w_alter_client_quotas_request_size, w_alter_client_quotas_request_encode, proto_alter_client_quotas_request_set_error},
-    {"AlterClientQuotasResponse", "response", 49, 0, 1, 1, sizeof(proto_alter_client_quotas_response_t),
+    {"AlterClientQuotasResponse", "response", 49, 0, 1, 1, 1, sizeof(proto_alter_client_quotas_response_t),
      w_alter_client_quotas_response_init, w_alter_client_quotas_response_decode, w_alter_client_quotas_response_size, w_alter_client_quotas_response_encode, proto_alter_client_quotas_response_set_error},
-    {"AlterConfigsRequest", "request", 33, 0, 2, 2, sizeof(proto_alter_configs_request_t),
+    {"AlterConfigsRequest", "request", 33, 0, 2, 2, 2, sizeof(proto_alter_configs_request_t),
      w_alter_configs_request_init, w_alter_configs_request_decode, w_alter_configs_request_size, w_alter_configs_request_encode, proto_alter_configs_request_set_error},
-    {"AlterConfigsResponse", "response", 33, 0, 2, 2, sizeof(proto_alter_configs_response_t),
+    {"AlterConfigsResponse", "response", 33, 0, 2, 2, 2, sizeof(proto_alter_configs_response_t),
      w_alter_configs_response_init, w_alter_configs_response_decode, w_alter_configs_response_size, w_alter_configs_response_encode, proto_alter_configs_response_set_error},
-    {"AlterPartitionReassignmentsRequest", "request", 45, 0, 0, 0, sizeof(proto_alter_partition_reassignments_request_t),
+    {"AlterPartitionReassignmentsRequest", "request", 45, 0, 1, 1, 0, sizeof(proto_alter_partition_reassignments_request_t),
      w_alter_partition_reassignments_request_init, w_alter_partition_reassignments_request_decode, w_alter_partition_reassignments_request_size, w_alter_partition_reassignments_request_encode, proto_alter_partition_reassignments_request_set_error},
-    {"AlterPartitionReassignmentsResponse", "response", 45, 0, 0, 0, sizeof(proto_alter_partition_reassignments_response_t),
+    {"AlterPartitionReassignmentsResponse", "response", 45, 0, 1, 1, 0, sizeof(proto_alter_partition_reassignments_response_t),
      w_alter_partition_reassignments_response_init, w_alter_partition_reassignments_response_decode, w_alter_partition_reassignments_response_size, w_alter_partition_reassignments_response_encode, proto_alter_partition_reassignments_response_set_error},
-    {"AlterPartitionRequest", "request", 56, 0, 3, 0, sizeof(proto_alter_partition_request_t),
+    {"AlterPartitionRequest", "request", 56, 2, 3, 3, 0, sizeof(proto_alter_partition_request_t),
      w_alter_partition_request_init, w_alter_partition_request_decode, w_alter_partition_request_size, w_alter_partition_request_encode, proto_alter_partition_request_set_error},
-    {"AlterPartitionResponse", "response", 56, 0, 3, 0, sizeof(proto_alter_partition_response_t),
+    {"AlterPartitionResponse", "response", 56, 2, 3, 3, 0, sizeof(proto_alter_partition_response_t),
      w_alter_partition_response_init, w_alter_partition_response_decode, w_alter_partition_response_size, w_alter_partition_response_encode, proto_alter_partition_response_set_error},
-    {"AlterReplicaLogDirsRequest", "request", 34, 0, 2, 2, sizeof(proto_alter_replica_log_dirs_request_t),
+    {"AlterReplicaLogDirsRequest", "request", 34, 1, 2, 2, 2, sizeof(proto_alter_replica_log_dirs_request_t),
      w_alter_replica_log_dirs_request_init, w_alter_replica_log_dirs_request_decode, w_alter_replica_log_dirs_request_size, w_alter_replica_log_dirs_request_encode, proto_alter_replica_log_dirs_request_set_error},
-    {"AlterReplicaLogDirsResponse", "response", 34, 0, 2, 2, sizeof(proto_alter_replica_log_dirs_response_t),
+    {"AlterReplicaLogDirsResponse", "response", 34, 1, 2, 2, 2, sizeof(proto_alter_replica_log_dirs_response_t),
      w_alter_replica_log_dirs_response_init, w_alter_replica_log_dirs_response_decode, w_alter_replica_log_dirs_response_size, w_alter_replica_log_dirs_response_encode, proto_alter_replica_log_dirs_response_set_error},
-    {"AlterUserScramCredentialsRequest", "request", 51, 0, 0, 0, sizeof(proto_alter_user_scram_credentials_request_t),
+    {"AlterShareGroupOffsetsRequest", "request", 91, 0, 0, 0, 0, sizeof(proto_alter_share_group_offsets_request_t),
+     w_alter_share_group_offsets_request_init, w_alter_share_group_offsets_request_decode, w_alter_share_group_offsets_request_size, w_alter_share_group_offsets_request_encode, proto_alter_share_group_offsets_request_set_error},
+    {"AlterShareGroupOffsetsResponse", "response", 91, 0, 0, 0, 0, sizeof(proto_alter_share_group_offsets_response_t),
+     w_alter_share_group_offsets_response_init, w_alter_share_group_offsets_response_decode, w_alter_share_group_offsets_response_size, w_alter_share_group_offsets_response_encode, proto_alter_share_group_offsets_response_set_error},
+    {"AlterUserScramCredentialsRequest", "request", 51, 0, 0, 0, 0, sizeof(proto_alter_user_scram_credentials_request_t),
      w_alter_user_scram_credentials_request_init, w_alter_user_scram_credentials_request_decode, w_alter_user_scram_credentials_request_size, w_alter_user_scram_credentials_request_encode, proto_alter_user_scram_credentials_request_set_error},
-    {"AlterUserScramCredentialsResponse", "response", 51, 0, 0, 0, sizeof(proto_alter_user_scram_credentials_response_t),
+    {"AlterUserScramCredentialsResponse", "response", 51, 0, 0, 0, 0, sizeof(proto_alter_user_scram_credentials_response_t),
      w_alter_user_scram_credentials_response_init, w_alter_user_scram_credentials_response_decode, w_alter_user_scram_credentials_response_size, w_alter_user_scram_credentials_response_encode, proto_alter_user_scram_credentials_response_set_error},
-    {"ApiVersionsRequest", "request", 18, 0, 4, 3, sizeof(proto_api_versions_request_t),
+    {"ApiVersionsRequest", "request", 18, 0, 5, 5, 3, sizeof(proto_api_versions_request_t),
      w_api_versions_request_init, w_api_versions_request_decode, w_api_versions_request_size, w_api_versions_request_encode, proto_api_versions_request_set_error},
-    {"ApiVersionsResponse", "response", 18, 0, 4, 3, sizeof(proto_api_versions_response_t),
+    {"ApiVersionsResponse", "response", 18, 0, 5, 5, 3, sizeof(proto_api_versions_response_t),
      w_api_versions_response_init, w_api_versions_response_decode, w_api_versions_response_size, w_api_versions_response_encode, proto_api_versions_response_set_error},
-    {"AssignReplicasToDirsRequest", "request", 73, 0, 0, 0, sizeof(proto_assign_replicas_to_dirs_request_t),
+    {"AssignReplicasToDirsRequest", "request", 73, 0, 0, 0, 0, sizeof(proto_assign_replicas_to_dirs_request_t),
      w_assign_replicas_to_dirs_request_init, w_assign_replicas_to_dirs_request_decode, w_assign_replicas_to_dirs_request_size, w_assign_replicas_to_dirs_request_encode, proto_assign_replicas_to_dirs_request_set_error},
-    {"AssignReplicasToDirsResponse", "response", 73, 0, 0, 0, sizeof(proto_assign_replicas_to_dirs_response_t),
+    {"AssignReplicasToDirsResponse", "response", 73, 0, 0, 0, 0, sizeof(proto_assign_replicas_to_dirs_response_t),
      w_assign_replicas_to_dirs_response_init, w_assign_replicas_to_dirs_response_decode, w_assign_replicas_to_dirs_response_size, w_assign_replicas_to_dirs_response_encode, proto_assign_replicas_to_dirs_response_set_error},
-    {"BeginQuorumEpochRequest", "request", 53, 0, 1, 1, sizeof(proto_begin_quorum_epoch_request_t),
+    {"BeginQuorumEpochRequest", "request", 53, 0, 1, 1, 1, sizeof(proto_begin_quorum_epoch_request_t),
      w_begin_quorum_epoch_request_init, w_begin_quorum_epoch_request_decode, w_begin_quorum_epoch_request_size, w_begin_quorum_epoch_request_encode, proto_begin_quorum_epoch_request_set_error},
-    {"BeginQuorumEpochResponse", "response", 53, 0, 1, 1, sizeof(proto_begin_quorum_epoch_response_t),
+    {"BeginQuorumEpochResponse", "response", 53, 0, 1, 1, 1, sizeof(proto_begin_quorum_epoch_response_t),
      w_begin_quorum_epoch_response_init, w_begin_quorum_epoch_response_decode, w_begin_quorum_epoch_response_size, w_begin_quorum_epoch_response_encode, proto_begin_quorum_epoch_response_set_error},
-    {"BeginTransactionRecord", "metadata", 23, 0, 0, 0, sizeof(proto_begin_transaction_record_t),
+    {"BeginTransactionRecord", "metadata", 23, 0, 0, 0, 0, sizeof(proto_begin_transaction_record_t),
      w_begin_transaction_record_init, w_begin_transaction_record_decode, w_begin_transaction_record_size, w_begin_transaction_record_encode, proto_begin_transaction_record_set_error},
-    {"BrokerHeartbeatRequest", "request", 63, 0, 1, 0, sizeof(proto_broker_heartbeat_request_t),
+    {"BrokerHeartbeatRequest", "request", 63, 0, 2, 2, 0, sizeof(proto_broker_heartbeat_request_t),
      w_broker_heartbeat_request_init, w_broker_heartbeat_request_decode, w_broker_heartbeat_request_size, w_broker_heartbeat_request_encode, proto_broker_heartbeat_request_set_error},
-    {"BrokerHeartbeatResponse", "response", 63, 0, 1, 0, sizeof(proto_broker_heartbeat_response_t),
+    {"BrokerHeartbeatResponse", "response", 63, 0, 2, 2, 0, sizeof(proto_broker_heartbeat_response_t),
      w_broker_heartbeat_response_init, w_broker_heartbeat_response_decode, w_broker_heartbeat_response_size, w_broker_heartbeat_response_encode, proto_broker_heartbeat_response_set_error},
-    {"BrokerRegistrationChangeRecord", "metadata", 17, 0, 2, 0, sizeof(proto_broker_registration_change_record_t),
+    {"BrokerRegistrationChangeRecord", "metadata", 17, 0, 3, 3, 0, sizeof(proto_broker_registration_change_record_t),
      w_broker_registration_change_record_init, w_broker_registration_change_record_decode, w_broker_registration_change_record_size, w_broker_registration_change_record_encode, proto_broker_registration_change_record_set_error},
-    {"BrokerRegistrationRequest", "request", 62, 0, 4, 0, sizeof(proto_broker_registration_request_t),
+    {"BrokerRegistrationRequest", "request", 62, 0, 4, 4, 0, sizeof(proto_broker_registration_request_t),
      w_broker_registration_request_init, w_broker_registration_request_decode, w_broker_registration_request_size, w_broker_registration_request_encode, proto_broker_registration_request_set_error},
-    {"BrokerRegistrationResponse", "response", 62, 0, 4, 0, sizeof(proto_broker_registration_response_t),
+    {"BrokerRegistrationResponse", "response", 62, 0, 4, 4, 0, sizeof(proto_broker_registration_response_t),
      w_broker_registration_response_init, w_broker_registration_response_decode, w_broker_registration_response_size, w_broker_registration_response_encode, proto_broker_registration_response_set_error},
-    {"ClientQuotaRecord", "metadata", 14, 0, 0, 0, sizeof(proto_client_quota_record_t),
+    {"ClearElrRecord", "metadata", 28, 0, 0, 0, 0, sizeof(proto_clear_elr_record_t),
+     w_clear_elr_record_init, w_clear_elr_record_decode, w_clear_elr_record_size, w_clear_elr_record_encode, proto_clear_elr_record_set_error},
+    {"ClientQuotaRecord", "metadata", 14, 0, 0, 0, 0, sizeof(proto_client_quota_record_t),
      w_client_quota_record_init, w_client_quota_record_decode, w_client_quota_record_size, w_client_quota_record_encode, proto_client_quota_record_set_error},
-    {"ConfigRecord", "metadata", 4, 0, 0, 0, sizeof(proto_config_record_t),
+    {"ConfigRecord", "metadata", 4, 0, 0, 0, 0, sizeof(proto_config_record_t),
      w_config_record_init, w_config_record_decode, w_config_record_size, w_config_record_encode, proto_config_record_set_error},
-    {"ConsumerGroupCurrentMemberAssignmentKey", "data", -1, 8, 8, -1, sizeof(proto_consumer_group_current_member_assignment_key_t),
+    {"ConsumerGroupCurrentMemberAssignmentKey", "coordinator-key", 8, 0, 0, 0, -1, sizeof(proto_consumer_group_current_member_assignment_key_t),
      w_consumer_group_current_member_assignment_key_init, w_consumer_group_current_member_assignment_key_decode, w_consumer_group_current_member_assignment_key_size, w_consumer_group_current_member_assignment_key_encode, proto_consumer_group_current_member_assignment_key_set_error},
-    {"ConsumerGroupCurrentMemberAssignmentValue", "data", -1, 0, 0, 0, sizeof(proto_consumer_group_current_member_assignment_value_t),
+    {"ConsumerGroupCurrentMemberAssignmentValue", "coordinator-value", 8, 0, 0, 0, 0, sizeof(proto_consumer_group_current_member_assignment_value_t),
      w_consumer_group_current_member_assignment_value_init, w_consumer_group_current_member_assignment_value_decode, w_consumer_group_current_member_assignment_value_size, w_consumer_group_current_member_assignment_value_encode, proto_consumer_group_current_member_assignment_value_set_error},
-    {"ConsumerGroupDescribeRequest", "request", 69, 0, 0, 0, sizeof(proto_consumer_group_describe_request_t),
+    {"ConsumerGroupDescribeRequest", "request", 69, 0, 1, 1, 0, sizeof(proto_consumer_group_describe_request_t),
      w_consumer_group_describe_request_init, w_consumer_group_describe_request_decode, w_consumer_group_describe_request_size, w_consumer_group_describe_request_encode, proto_consumer_group_describe_request_set_error},
-    {"ConsumerGroupDescribeResponse", "response", 69, 0, 0, 0, sizeof(proto_consumer_group_describe_response_t),
+    {"ConsumerGroupDescribeResponse", "response", 69, 0, 1, 1, 0, sizeof(proto_consumer_group_describe_response_t),
      w_consumer_group_describe_response_init, w_consumer_group_describe_response_decode, w_consumer_group_describe_response_size, w_consumer_group_describe_response_encode, proto_consumer_group_describe_response_set_error},
-    {"ConsumerGroupHeartbeatRequest", "request", 68, 0, 1, 0, sizeof(proto_consumer_group_heartbeat_request_t),
+    {"ConsumerGroupHeartbeatRequest", "request", 68, 0, 1, 1, 0, sizeof(proto_consumer_group_heartbeat_request_t),
      w_consumer_group_heartbeat_request_init, w_consumer_group_heartbeat_request_decode, w_consumer_group_heartbeat_request_size, w_consumer_group_heartbeat_request_encode, proto_consumer_group_heartbeat_request_set_error},
-    {"ConsumerGroupHeartbeatResponse", "response", 68, 0, 1, 0, sizeof(proto_consumer_group_heartbeat_response_t),
+    {"ConsumerGroupHeartbeatResponse", "response", 68, 0, 1, 1, 0, sizeof(proto_consumer_group_heartbeat_response_t),
      w_consumer_group_heartbeat_response_init, w_consumer_group_heartbeat_response_decode, w_consumer_group_heartbeat_response_size, w_consumer_group_heartbeat_response_encode, proto_consumer_group_heartbeat_response_set_error},
-    {"ConsumerGroupMemberMetadataKey", "data", -1, 5, 5, -1, sizeof(proto_consumer_group_member_metadata_key_t),
+    {"ConsumerGroupMemberMetadataKey", "coordinator-key", 5, 0, 0, 0, -1, sizeof(proto_consumer_group_member_metadata_key_t),
      w_consumer_group_member_metadata_key_init, w_consumer_group_member_metadata_key_decode, w_consumer_group_member_metadata_key_size, w_consumer_group_member_metadata_key_encode, proto_consumer_group_member_metadata_key_set_error},
-    {"ConsumerGroupMemberMetadataValue", "data", -1, 0, 0, 0, sizeof(proto_consumer_group_member_metadata_value_t),
+    {"ConsumerGroupMemberMetadataValue", "coordinator-value", 5, 0, 0, 0, 0, sizeof(proto_consumer_group_member_metadata_value_t),
      w_consumer_group_member_metadata_value_init, w_consumer_group_member_metadata_value_decode, w_consumer_group_member_metadata_value_size, w_consumer_group_member_metadata_value_encode, proto_consumer_group_member_metadata_value_set_error},
-    {"ConsumerGroupMetadataKey", "data", -1, 3, 3, -1, sizeof(proto_consumer_group_metadata_key_t),
+    {"ConsumerGroupMetadataKey", "coordinator-key", 3, 0, 0, 0, -1, sizeof(proto_consumer_group_metadata_key_t),
      w_consumer_group_metadata_key_init, w_consumer_group_metadata_key_decode, w_consumer_group_metadata_key_size, w_consumer_group_metadata_key_encode, proto_consumer_group_metadata_key_set_error},
-    {"ConsumerGroupMetadataValue", "data", -1, 0, 0, 0, sizeof(proto_consumer_group_metadata_value_t),
+    {"ConsumerGroupMetadataValue", "coordinator-value", 3, 0, 0, 0, 0, sizeof(proto_consumer_group_metadata_value_t),
      w_consumer_group_metadata_value_init, w_consumer_group_metadata_value_decode, w_consumer_group_metadata_value_size, w_consumer_group_metadata_value_encode, proto_consumer_group_metadata_value_set_error},
-    {"ConsumerGroupPartitionMetadataKey", "data", -1, 4, 4, -1, sizeof(proto_consumer_group_partition_metadata_key_t),
+    {"ConsumerGroupPartitionMetadataKey", "coordinator-key", 4, 0, 0, 0, -1, sizeof(proto_consumer_group_partition_metadata_key_t),
      w_consumer_group_partition_metadata_key_init, w_consumer_group_partition_metadata_key_decode, w_consumer_group_partition_metadata_key_size, w_consumer_group_partition_metadata_key_encode, proto_consumer_group_partition_metadata_key_set_error},
-    {"ConsumerGroupPartitionMetadataValue", "data", -1, 0, 0, 0, sizeof(proto_consumer_group_partition_metadata_value_t),
+    {"ConsumerGroupPartitionMetadataValue", "coordinator-value", 4, 0, 0, 0, 0, sizeof(proto_consumer_group_partition_metadata_value_t),
      w_consumer_group_partition_metadata_value_init, w_consumer_group_partition_metadata_value_decode, w_consumer_group_partition_metadata_value_size, w_consumer_group_partition_metadata_value_encode, proto_consumer_group_partition_metadata_value_set_error},
-    {"ConsumerGroupTargetAssignmentMemberKey", "data", -1, 7, 7, -1, sizeof(proto_consumer_group_target_assignment_member_key_t),
+    {"ConsumerGroupRegularExpressionKey", "coordinator-key", 16, 0, 0, 0, -1, sizeof(proto_consumer_group_regular_expression_key_t),
+     w_consumer_group_regular_expression_key_init, w_consumer_group_regular_expression_key_decode, w_consumer_group_regular_expression_key_size, w_consumer_group_regular_expression_key_encode, proto_consumer_group_regular_expression_key_set_error},
+    {"ConsumerGroupRegularExpressionValue", "coordinator-value", 16, 0, 0, 0, 0, sizeof(proto_consumer_group_regular_expression_value_t),
+     w_consumer_group_regular_expression_value_init, w_consumer_group_regular_expression_value_decode, w_consumer_group_regular_expression_value_size, w_consumer_group_regular_expression_value_encode, proto_consumer_group_regular_expression_value_set_error},
+    {"ConsumerGroupTargetAssignmentMemberKey", "coordinator-key", 7, 0, 0, 0, -1, sizeof(proto_consumer_group_target_assignment_member_key_t),
      w_consumer_group_target_assignment_member_key_init, w_consumer_group_target_assignment_member_key_decode, w_consumer_group_target_assignment_member_key_size, w_consumer_group_target_assignment_member_key_encode, proto_consumer_group_target_assignment_member_key_set_error},
-    {"ConsumerGroupTargetAssignmentMemberValue", "data", -1, 0, 0, 0, sizeof(proto_consumer_group_target_assignment_member_value_t),
+    {"ConsumerGroupTargetAssignmentMemberValue", "coordinator-value", 7, 0, 0, 0, 0, sizeof(proto_consumer_group_target_assignment_member_value_t),
      w_consumer_group_target_assignment_member_value_init, w_consumer_group_target_assignment_member_value_decode, w_consumer_group_target_assignment_member_value_size, w_consumer_group_target_assignment_member_value_encode, proto_consumer_group_target_assignment_member_value_set_error},
-    {"ConsumerGroupTargetAssignmentMetadataKey", "data", -1, 6, 6, -1, sizeof(proto_consumer_group_target_assignment_metadata_key_t),
+    {"ConsumerGroupTargetAssignmentMetadataKey", "coordinator-key", 6, 0, 0, 0, -1, sizeof(proto_consumer_group_target_assignment_metadata_key_t),
      w_consumer_group_target_assignment_metadata_key_init, w_consumer_group_target_assignment_metadata_key_decode, w_consumer_group_target_assignment_metadata_key_size, w_consumer_group_target_assignment_metadata_key_encode, proto_consumer_group_target_assignment_metadata_key_set_error},
-    {"ConsumerGroupTargetAssignmentMetadataValue", "data", -1, 0, 0, 0, sizeof(proto_consumer_group_target_assignment_metadata_value_t),
+    {"ConsumerGroupTargetAssignmentMetadataValue", "coordinator-value", 6, 0, 0, 0, 0, sizeof(proto_consumer_group_target_assignment_metadata_value_t),
      w_consumer_group_target_assignment_metadata_value_init, w_consumer_group_target_assignment_metadata_value_decode, w_consumer_group_target_assignment_metadata_value_size, w_consumer_group_target_assignment_metadata_value_encode, proto_consumer_group_target_assignment_metadata_value_set_error},
-    {"ConsumerProtocolAssignment", "data", -1, 0, 3, -1, sizeof(proto_consumer_protocol_assignment_t),
+    {"ConsumerProtocolAssignment", "data", -1, 0, 3, 3, -1, sizeof(proto_consumer_protocol_assignment_t),
      w_consumer_protocol_assignment_init, w_consumer_protocol_assignment_decode, w_consumer_protocol_assignment_size, w_consumer_protocol_assignment_encode, proto_consumer_protocol_assignment_set_error},
-    {"ConsumerProtocolSubscription", "data", -1, 0, 3, -1, sizeof(proto_consumer_protocol_subscription_t),
+    {"ConsumerProtocolSubscription", "data", -1, 0, 3, 3, -1, sizeof(proto_consumer_protocol_subscription_t),
      w_consumer_protocol_subscription_init, w_consumer_protocol_subscription_decode, w_consumer_protocol_subscription_size, w_consumer_protocol_subscription_encode, proto_consumer_protocol_subscription_set_error},
-    {"ControlledShutdownRequest", "request", 7, 0, 3, 3, sizeof(proto_controlled_shutdown_request_t),
-     w_controlled_shutdown_request_init, w_controlled_shutdown_request_decode, w_controlled_shutdown_request_size, w_controlled_shutdown_request_encode, proto_controlled_shutdown_request_set_error},
-    {"ControlledShutdownResponse", "response", 7, 0, 3, 3, sizeof(proto_controlled_shutdown_response_t),
-     w_controlled_shutdown_response_init, w_controlled_shutdown_response_decode, w_controlled_shutdown_response_size, w_controlled_shutdown_response_encode, proto_controlled_shutdown_response_set_error},
-    {"ControllerRegistrationRequest", "request", 70, 0, 0, 0, sizeof(proto_controller_registration_request_t),
+    {"ControlRecordTypeSchema", "data", -1, 0, 0, 0, -1, sizeof(proto_control_record_type_schema_t),
+     w_control_record_type_schema_init, w_control_record_type_schema_decode, w_control_record_type_schema_size, w_control_record_type_schema_encode, proto_control_record_type_schema_set_error},
+    {"ControllerRegistrationRequest", "request", 70, 0, 0, 0, 0, sizeof(proto_controller_registration_request_t),
      w_controller_registration_request_init, w_controller_registration_request_decode, w_controller_registration_request_size, w_controller_registration_request_encode, proto_controller_registration_request_set_error},
-    {"ControllerRegistrationResponse", "response", 70, 0, 0, 0, sizeof(proto_controller_registration_response_t),
+    {"ControllerRegistrationResponse", "response", 70, 0, 0, 0, 0, sizeof(proto_controller_registration_response_t),
      w_controller_registration_response_init, w_controller_registration_response_decode, w_controller_registration_response_size, w_controller_registration_response_encode, proto_controller_registration_response_set_error},
-    {"CreateAclsRequest", "request", 30, 0, 3, 2, sizeof(proto_create_acls_request_t),
+    {"CreateAclsRequest", "request", 30, 1, 3, 3, 2, sizeof(proto_create_acls_request_t),
      w_create_acls_request_init, w_create_acls_request_decode, w_create_acls_request_size, w_create_acls_request_encode, proto_create_acls_request_set_error},
-    {"CreateAclsResponse", "response", 30, 0, 3, 2, sizeof(proto_create_acls_response_t),
+    {"CreateAclsResponse", "response", 30, 1, 3, 3, 2, sizeof(proto_create_acls_response_t),
      w_create_acls_response_init, w_create_acls_response_decode, w_create_acls_response_size, w_create_acls_response_encode, proto_create_acls_response_set_error},
-    {"CreateDelegationTokenRequest", "request", 38, 0, 3, 2, sizeof(proto_create_delegation_token_request_t),
+    {"CreateDelegationTokenRequest", "request", 38, 1, 3, 3, 2, sizeof(proto_create_delegation_token_request_t),
      w_create_delegation_token_request_init, w_create_delegation_token_request_decode, w_create_delegation_token_request_size, w_create_delegation_token_request_encode, proto_create_delegation_token_request_set_error},
-    {"CreateDelegationTokenResponse", "response", 38, 0, 3, 2, sizeof(proto_create_delegation_token_response_t),
+    {"CreateDelegationTokenResponse", "response", 38, 1, 3, 3, 2, sizeof(proto_create_delegation_token_response_t),
      w_create_delegation_token_response_init, w_create_delegation_token_response_decode, w_create_delegation_token_response_size, w_create_delegation_token_response_encode, proto_create_delegation_token_response_set_error},
-    {"CreatePartitionsRequest", "request", 37, 0, 3, 2, sizeof(proto_create_partitions_request_t),
+    {"CreatePartitionsRequest", "request", 37, 0, 3, 3, 2, sizeof(proto_create_partitions_request_t),
      w_create_partitions_request_init, w_create_partitions_request_decode, w_create_partitions_request_size, w_create_partitions_request_encode, proto_create_partitions_request_set_error},
-    {"CreatePartitionsResponse", "response", 37, 0, 3, 2, sizeof(proto_create_partitions_response_t),
+    {"CreatePartitionsResponse", "response", 37, 0, 3, 3, 2, sizeof(proto_create_partitions_response_t),
      w_create_partitions_response_init, w_create_partitions_response_decode, w_create_partitions_response_size, w_create_partitions_response_encode, proto_create_partitions_response_set_error},
-    {"CreateTopicsRequest", "request", 19, 0, 7, 5, sizeof(proto_create_topics_request_t),
+    {"CreateTopicsRequest", "request", 19, 2, 7, 7, 5, sizeof(proto_create_topics_request_t),
      w_create_topics_request_init, w_create_topics_request_decode, w_create_topics_request_size, w_create_topics_request_encode, proto_create_topics_request_set_error},
-    {"CreateTopicsResponse", "response", 19, 0, 7, 5, sizeof(proto_create_topics_response_t),
+    {"CreateTopicsResponse", "response", 19, 2, 7, 7, 5, sizeof(proto_create_topics_response_t),
      w_create_topics_response_init, w_create_topics_response_decode, w_create_topics_response_size, w_create_topics_response_encode, proto_create_topics_response_set_error},
-    {"DefaultPrincipalData", "data", -1, 0, 0, 0, sizeof(proto_default_principal_data_t),
+    {"DefaultPrincipalData", "data", -1, 0, 0, 0, 0, sizeof(proto_default_principal_data_t),
      w_default_principal_data_init, w_default_principal_data_decode, w_default_principal_data_size, w_default_principal_data_encode, proto_default_principal_data_set_error},
-    {"DelegationTokenRecord", "metadata", 10, 0, 0, 0, sizeof(proto_delegation_token_record_t),
+    {"DelegationTokenRecord", "metadata", 10, 0, 0, 0, 0, sizeof(proto_delegation_token_record_t),
      w_delegation_token_record_init, w_delegation_token_record_decode, w_delegation_token_record_size, w_delegation_token_record_encode, proto_delegation_token_record_set_error},
-    {"DeleteAclsRequest", "request", 31, 0, 3, 2, sizeof(proto_delete_acls_request_t),
+    {"DeleteAclsRequest", "request", 31, 1, 3, 3, 2, sizeof(proto_delete_acls_request_t),
      w_delete_acls_request_init, w_delete_acls_request_decode, w_delete_acls_request_size, w_delete_acls_request_encode, proto_delete_acls_request_set_error},
-    {"DeleteAclsResponse", "response", 31, 0, 3, 2, sizeof(proto_delete_acls_response_t),
+    {"DeleteAclsResponse", "response", 31, 1, 3, 3, 2, sizeof(proto_delete_acls_response_t),
      w_delete_acls_response_init, w_delete_acls_response_decode, w_delete_acls_response_size, w_delete_acls_response_encode, proto_delete_acls_response_set_error},
-    {"DeleteGroupsRequest", "request", 42, 0, 2, 2, sizeof(proto_delete_groups_request_t),
+    {"DeleteGroupsRequest", "request", 42, 0, 3, 3, 2, sizeof(proto_delete_groups_request_t),
      w_delete_groups_request_init, w_delete_groups_request_decode, w_delete_groups_request_size, w_delete_groups_request_encode, proto_delete_groups_request_set_error},
-    {"DeleteGroupsResponse", "response", 42, 0, 2, 2, sizeof(proto_delete_groups_response_t),
+    {"DeleteGroupsResponse", "response", 42, 0, 3, 3, 2, sizeof(proto_delete_groups_response_t),
      w_delete_groups_response_init, w_delete_groups_response_decode, w_delete_groups_response_size, w_delete_groups_response_encode, proto_delete_groups_response_set_error},
-    {"DeleteRecordsRequest", "request", 21, 0, 2, 2, sizeof(proto_delete_records_request_t),
+    {"DeleteRecordsRequest", "request", 21, 0, 2, 2, 2, sizeof(proto_delete_records_request_t),
      w_delete_records_request_init, w_delete_records_request_decode, w_delete_records_request_size, w_delete_records_request_encode, proto_delete_records_request_set_error},
-    {"DeleteRecordsResponse", "response", 21, 0, 2, 2, sizeof(proto_delete_records_response_t),
+    {"DeleteRecordsResponse", "response", 21, 0, 2, 2, 2, sizeof(proto_delete_records_response_t),
      w_delete_records_response_init, w_delete_records_response_decode, w_delete_records_response_size, w_delete_records_response_encode, proto_delete_records_response_set_error},
-    {"DeleteShareGroupStateRequest", "request", 86, 0, 0, 0, sizeof(proto_delete_share_group_state_request_t),
+    {"DeleteShareGroupOffsetsRequest", "request", 92, 0, 0, 0, 0, sizeof(proto_delete_share_group_offsets_request_t),
+     w_delete_share_group_offsets_request_init, w_delete_share_group_offsets_request_decode, w_delete_share_group_offsets_request_size, w_delete_share_group_offsets_request_encode, proto_delete_share_group_offsets_request_set_error},
+    {"DeleteShareGroupOffsetsResponse", "response", 92, 0, 0, 0, 0, sizeof(proto_delete_share_group_offsets_response_t),
+     w_delete_share_group_offsets_response_init, w_delete_share_group_offsets_response_decode, w_delete_share_group_offsets_response_size, w_delete_share_group_offsets_response_encode, proto_delete_share_group_offsets_response_set_error},
+    {"DeleteShareGroupStateRequest", "request", 86, 0, 0, 0, 0, sizeof(proto_delete_share_group_state_request_t),
      w_delete_share_group_state_request_init, w_delete_share_group_state_request_decode, w_delete_share_group_state_request_size, w_delete_share_group_state_request_encode, proto_delete_share_group_state_request_set_error},
-    {"DeleteShareGroupStateResponse", "response", 86, 0, 0, 0, sizeof(proto_delete_share_group_state_response_t),
+    {"DeleteShareGroupStateResponse", "response", 86, 0, 0, 0, 0, sizeof(proto_delete_share_group_state_response_t),
      w_delete_share_group_state_response_init, w_delete_share_group_state_response_decode, w_delete_share_group_state_response_size, w_delete_share_group_state_response_encode, proto_delete_share_group_state_response_set_error},
-    {"DeleteTopicsRequest", "request", 20, 0, 6, 4, sizeof(proto_delete_topics_request_t),
+    {"DeleteTopicsRequest", "request", 20, 1, 6, 6, 4, sizeof(proto_delete_topics_request_t),
      w_delete_topics_request_init, w_delete_topics_request_decode, w_delete_topics_request_size, w_delete_topics_request_encode, proto_delete_topics_request_set_error},
-    {"DeleteTopicsResponse", "response", 20, 0, 6, 4, sizeof(proto_delete_topics_response_t),
+    {"DeleteTopicsResponse", "response", 20, 1, 6, 6, 4, sizeof(proto_delete_topics_response_t),
      w_delete_topics_response_init, w_delete_topics_response_decode, w_delete_topics_response_size, w_delete_topics_response_encode, proto_delete_topics_response_set_error},
-    {"DescribeAclsRequest", "request", 29, 0, 3, 2, sizeof(proto_describe_acls_request_t),
+    {"DescribeAclsRequest", "request", 29, 1, 3, 3, 2, sizeof(proto_describe_acls_request_t),
      w_describe_acls_request_init, w_describe_acls_request_decode, w_describe_acls_request_size, w_describe_acls_request_encode, proto_describe_acls_request_set_error},
-    {"DescribeAclsResponse", "response", 29, 0, 3, 2, sizeof(proto_describe_acls_response_t),
+    {"DescribeAclsResponse", "response", 29, 1, 3, 3, 2, sizeof(proto_describe_acls_response_t),
      w_describe_acls_response_init, w_describe_acls_response_decode, w_describe_acls_response_size, w_describe_acls_response_encode, proto_describe_acls_response_set_error},
-    {"DescribeClientQuotasRequest", "request", 48, 0, 1, 1, sizeof(proto_describe_client_quotas_request_t),
+    {"DescribeClientQuotasRequest", "request", 48, 0, 1, 1, 1, sizeof(proto_describe_client_quotas_request_t),
      w_describe_client_quotas_request_init, w_describe_client_quotas_request_decode, w_describe_client_quotas_request_size, w_describe_client_quotas_request_encode, proto_describe_client_quotas_request_set_error},
-    {"DescribeClientQuotasResponse", "response", 48, 0, 1, 1, sizeof(proto_describe_client_quotas_response_t),
+    {"DescribeClientQuotasResponse", "response", 48, 0, 1, 1, 1, sizeof(proto_describe_client_quotas_response_t),
      w_describe_client_quotas_response_init, w_describe_client_quotas_response_decode, w_describe_client_quotas_response_size, w_describe_client_quotas_response_encode, proto_describe_client_quotas_response_set_error},
-    {"DescribeClusterRequest", "request", 60, 0, 1, 0, sizeof(proto_describe_cluster_request_t),
+    {"DescribeClusterRequest", "request", 60, 0, 2, 2, 0, sizeof(proto_describe_cluster_request_t),
      w_describe_cluster_request_init, w_describe_cluster_request_decode, w_describe_cluster_request_size, w_describe_cluster_request_encode, proto_describe_cluster_request_set_error},
-    {"DescribeClusterResponse", "response", 60, 0, 1, 0, sizeof(proto_describe_cluster_response_t),
+    {"DescribeClusterResponse", "response", 60, 0, 2, 2, 0, sizeof(proto_describe_cluster_response_t),
      w_describe_cluster_response_init, w_describe_cluster_response_decode, w_describe_cluster_response_size, w_describe_cluster_response_encode, proto_describe_cluster_response_set_error},
-    {"DescribeConfigsRequest", "request", 32, 0, 4, 4, sizeof(proto_describe_configs_request_t),
+    {"DescribeConfigsRequest", "request", 32, 1, 4, 4, 4, sizeof(proto_describe_configs_request_t),
      w_describe_configs_request_init, w_describe_configs_request_decode, w_describe_configs_request_size, w_describe_configs_request_encode, proto_describe_configs_request_set_error},
-    {"DescribeConfigsResponse", "response", 32, 0, 4, 4, sizeof(proto_describe_configs_response_t),
+    {"DescribeConfigsResponse", "response", 32, 1, 4, 4, 4, sizeof(proto_describe_configs_response_t),
      w_describe_configs_response_init, w_describe_configs_response_decode, w_describe_configs_response_size, w_describe_configs_response_encode, proto_describe_configs_response_set_error},
-    {"DescribeDelegationTokenRequest", "request", 41, 0, 3, 2, sizeof(proto_describe_delegation_token_request_t),
+    {"DescribeDelegationTokenRequest", "request", 41, 1, 3, 3, 2, sizeof(proto_describe_delegation_token_request_t),
      w_describe_delegation_token_request_init, w_describe_delegation_token_request_decode, w_describe_delegation_token_request_size, w_describe_delegation_token_request_encode, proto_describe_delegation_token_request_set_error},
-    {"DescribeDelegationTokenResponse", "response", 41, 0, 3, 2, sizeof(proto_describe_delegation_token_response_t),
+    {"DescribeDelegationTokenResponse", "response", 41, 1, 3, 3, 2, sizeof(proto_describe_delegation_token_response_t),
      w_describe_delegation_token_response_init, w_describe_delegation_token_response_decode, w_describe_delegation_token_response_size, w_describe_delegation_token_response_encode, proto_describe_delegation_token_response_set_error},
-    {"DescribeGroupsRequest", "request", 15, 0, 5, 5, sizeof(proto_describe_groups_request_t),
+    {"DescribeGroupsRequest", "request", 15, 0, 6, 6, 5, sizeof(proto_describe_groups_request_t),
      w_describe_groups_request_init, w_describe_groups_request_decode, w_describe_groups_request_size, w_describe_groups_request_encode, proto_describe_groups_request_set_error},
-    {"DescribeGroupsResponse", "response", 15, 0, 5, 5, sizeof(proto_describe_groups_response_t),
+    {"DescribeGroupsResponse", "response", 15, 0, 6, 6, 5, sizeof(proto_describe_groups_response_t),
      w_describe_groups_response_init, w_describe_groups_response_decode, w_describe_groups_response_size, w_describe_groups_response_encode, proto_describe_groups_response_set_error},
-    {"DescribeLogDirsRequest", "request", 35, 0, 4, 2, sizeof(proto_describe_log_dirs_request_t),
+    {"DescribeLogDirsRequest", "request", 35, 1, 5, 5, 2, sizeof(proto_describe_log_dirs_request_t),
      w_describe_log_dirs_request_init, w_describe_log_dirs_request_decode, w_describe_log_dirs_request_size, w_describe_log_dirs_request_encode, proto_describe_log_dirs_request_set_error},
-    {"DescribeLogDirsResponse", "response", 35, 0, 4, 2, sizeof(proto_describe_log_dirs_response_t),
+    {"DescribeLogDirsResponse", "response", 35, 1, 5, 5, 2, sizeof(proto_describe_log_dirs_response_t),
      w_describe_log_dirs_response_init, w_describe_log_dirs_response_decode, w_describe_log_dirs_response_size, w_describe_log_dirs_response_encode, proto_describe_log_dirs_response_set_error},
-    {"DescribeProducersRequest", "request", 61, 0, 0, 0, sizeof(proto_describe_producers_request_t),
+    {"DescribeProducersRequest", "request", 61, 0, 0, 0, 0, sizeof(proto_describe_producers_request_t),
      w_describe_producers_request_init, w_describe_producers_request_decode, w_describe_producers_request_size, w_describe_producers_request_encode, proto_describe_producers_request_set_error},
-    {"DescribeProducersResponse", "response", 61, 0, 0, 0, sizeof(proto_describe_producers_response_t),
+    {"DescribeProducersResponse", "response", 61, 0, 0, 0, 0, sizeof(proto_describe_producers_response_t),
      w_describe_producers_response_init, w_describe_producers_response_decode, w_describe_producers_response_size, w_describe_producers_response_encode, proto_describe_producers_response_set_error},
-    {"DescribeQuorumRequest", "request", 55, 0, 2, 0, sizeof(proto_describe_quorum_request_t),
+    {"DescribeQuorumRequest", "request", 55, 0, 2, 2, 0, sizeof(proto_describe_quorum_request_t),
      w_describe_quorum_request_init, w_describe_quorum_request_decode, w_describe_quorum_request_size, w_describe_quorum_request_encode, proto_describe_quorum_request_set_error},
-    {"DescribeQuorumResponse", "response", 55, 0, 2, 0, sizeof(proto_describe_quorum_response_t),
+    {"DescribeQuorumResponse", "response", 55, 0, 2, 2, 0, sizeof(proto_describe_quorum_response_t),
      w_describe_quorum_response_init, w_describe_quorum_response_decode, w_describe_quorum_response_size, w_describe_quorum_response_encode, proto_describe_quorum_response_set_error},
-    {"DescribeTopicPartitionsRequest", "request", 75, 0, 0, 0, sizeof(proto_describe_topic_partitions_request_t),
+    {"DescribeShareGroupOffsetsRequest", "request", 90, 0, 1, 1, 0, sizeof(proto_describe_share_group_offsets_request_t),
+     w_describe_share_group_offsets_request_init, w_describe_share_group_offsets_request_decode, w_describe_share_group_offsets_request_size, w_describe_share_group_offsets_request_encode, proto_describe_share_group_offsets_request_set_error},
+    {"DescribeShareGroupOffsetsResponse", "response", 90, 0, 1, 1, 0, sizeof(proto_describe_share_group_offsets_response_t),
+     w_describe_share_group_offsets_response_init, w_describe_share_group_offsets_response_decode, w_describe_share_group_offsets_response_size, w_describe_share_group_offsets_response_encode, proto_describe_share_group_offsets_response_set_error},
+    {"DescribeTopicPartitionsRequest", "request", 75, 0, 0, 0, 0, sizeof(proto_describe_topic_partitions_request_t),
      w_describe_topic_partitions_request_init, w_describe_topic_partitions_request_decode, w_describe_topic_partitions_request_size, w_describe_topic_partitions_request_encode, proto_describe_topic_partitions_request_set_error},
-    {"DescribeTopicPartitionsResponse", "response", 75, 0, 0, 0, sizeof(proto_describe_topic_partitions_response_t),
+    {"DescribeTopicPartitionsResponse", "response", 75, 0, 0, 0, 0, sizeof(proto_describe_topic_partitions_response_t),
      w_describe_topic_partitions_response_init, w_describe_topic_partitions_response_decode, w_describe_topic_partitions_response_size, w_describe_topic_partitions_response_encode, proto_describe_topic_partitions_response_set_error},
-    {"DescribeTransactionsRequest", "request", 65, 0, 0, 0, sizeof(proto_describe_transactions_request_t),
+    {"DescribeTransactionsRequest", "request", 65, 0, 0, 0, 0, sizeof(proto_describe_transactions_request_t),
      w_describe_transactions_request_init, w_describe_transactions_request_decode, w_describe_transactions_request_size, w_describe_transactions_request_encode, proto_describe_transactions_request_set_error},
-    {"DescribeTransactionsResponse", "response", 65, 0, 0, 0, sizeof(proto_describe_transactions_response_t),
+    {"DescribeTransactionsResponse", "response", 65, 0, 0, 0, 0, sizeof(proto_describe_transactions_response_t),
      w_describe_transactions_response_init, w_describe_transactions_response_decode, w_describe_transactions_response_size, w_describe_transactions_response_encode, proto_describe_transactions_response_set_error},
-    {"DescribeUserScramCredentialsRequest", "request", 50, 0, 0, 0, sizeof(proto_describe_user_scram_credentials_request_t),
+    {"DescribeUserScramCredentialsRequest", "request", 50, 0, 0, 0, 0, sizeof(proto_describe_user_scram_credentials_request_t),
      w_describe_user_scram_credentials_request_init, w_describe_user_scram_credentials_request_decode, w_describe_user_scram_credentials_request_size, w_describe_user_scram_credentials_request_encode, proto_describe_user_scram_credentials_request_set_error},
-    {"DescribeUserScramCredentialsResponse", "response", 50, 0, 0, 0, sizeof(proto_describe_user_scram_credentials_response_t),
+    {"DescribeUserScramCredentialsResponse", "response", 50, 0, 0, 0, 0, sizeof(proto_describe_user_scram_credentials_response_t),
      w_describe_user_scram_credentials_response_init, w_describe_user_scram_credentials_response_decode, w_describe_user_scram_credentials_response_size, w_describe_user_scram_credentials_response_encode, proto_describe_user_scram_credentials_response_set_error},
-    {"ElectLeadersRequest", "request", 43, 0, 2, 2, sizeof(proto_elect_leaders_request_t),
+    {"ElectLeadersRequest", "request", 43, 0, 2, 2, 2, sizeof(proto_elect_leaders_request_t),
      w_elect_leaders_request_init, w_elect_leaders_request_decode, w_elect_leaders_request_size, w_elect_leaders_request_encode, proto_elect_leaders_request_set_error},
-    {"ElectLeadersResponse", "response", 43, 0, 2, 2, sizeof(proto_elect_leaders_response_t),
+    {"ElectLeadersResponse", "response", 43, 0, 2, 2, 2, sizeof(proto_elect_leaders_response_t),
      w_elect_leaders_response_init, w_elect_leaders_response_decode, w_elect_leaders_response_size, w_elect_leaders_response_encode, proto_elect_leaders_response_set_error},
-    {"EndQuorumEpochRequest", "request", 54, 0, 1, 1, sizeof(proto_end_quorum_epoch_request_t),
+    {"EndQuorumEpochRequest", "request", 54, 0, 1, 1, 1, sizeof(proto_end_quorum_epoch_request_t),
      w_end_quorum_epoch_request_init, w_end_quorum_epoch_request_decode, w_end_quorum_epoch_request_size, w_end_quorum_epoch_request_encode, proto_end_quorum_epoch_request_set_error},
-    {"EndQuorumEpochResponse", "response", 54, 0, 1, 1, sizeof(proto_end_quorum_epoch_response_t),
+    {"EndQuorumEpochResponse", "response", 54, 0, 1, 1, 1, sizeof(proto_end_quorum_epoch_response_t),
      w_end_quorum_epoch_response_init, w_end_quorum_epoch_response_decode, w_end_quorum_epoch_response_size, w_end_quorum_epoch_response_encode, proto_end_quorum_epoch_response_set_error},
-    {"EndTransactionRecord", "metadata", 24, 0, 0, 0, sizeof(proto_end_transaction_record_t),
+    {"EndTransactionRecord", "metadata", 24, 0, 0, 0, 0, sizeof(proto_end_transaction_record_t),
      w_end_transaction_record_init, w_end_transaction_record_decode, w_end_transaction_record_size, w_end_transaction_record_encode, proto_end_transaction_record_set_error},
-    {"EndTxnRequest", "request", 26, 0, 5, 3, sizeof(proto_end_txn_request_t),
+    {"EndTxnMarker", "data", -1, 0, 0, 0, -1, sizeof(proto_end_txn_marker_t),
+     w_end_txn_marker_init, w_end_txn_marker_decode, w_end_txn_marker_size, w_end_txn_marker_encode, proto_end_txn_marker_set_error},
+    {"EndTxnRequest", "request", 26, 0, 5, 5, 3, sizeof(proto_end_txn_request_t),
      w_end_txn_request_init, w_end_txn_request_decode, w_end_txn_request_size, w_end_txn_request_encode, proto_end_txn_request_set_error},
-    {"EndTxnResponse", "response", 26, 0, 5, 3, sizeof(proto_end_txn_response_t),
+    {"EndTxnResponse", "response", 26, 0, 5, 5, 3, sizeof(proto_end_txn_response_t),
      w_end_txn_response_init, w_end_txn_response_decode, w_end_txn_response_size, w_end_txn_response_encode, proto_end_txn_response_set_error},
-    {"EnvelopeRequest", "request", 58, 0, 0, 0, sizeof(proto_envelope_request_t),
+    {"EnvelopeRequest", "request", 58, 0, 0, 0, 0, sizeof(proto_envelope_request_t),
      w_envelope_request_init, w_envelope_request_decode, w_envelope_request_size, w_envelope_request_encode, proto_envelope_request_set_error},
-    {"EnvelopeResponse", "response", 58, 0, 0, 0, sizeof(proto_envelope_response_t),
+    {"EnvelopeResponse", "response", 58, 0, 0, 0, 0, sizeof(proto_envelope_response_t),
      w_envelope_response_init, w_envelope_response_decode, w_envelope_response_size, w_envelope_response_encode, proto_envelope_response_set_error},
-    {"ExpireDelegationTokenRequest", "request", 40, 0, 2, 2, sizeof(proto_expire_delegation_token_request_t),
+    {"ExpireDelegationTokenRequest", "request", 40, 1, 2, 2, 2, sizeof(proto_expire_delegation_token_request_t),
      w_expire_delegation_token_request_init, w_expire_delegation_token_request_decode, w_expire_delegation_token_request_size, w_expire_delegation_token_request_encode, proto_expire_delegation_token_request_set_error},
-    {"ExpireDelegationTokenResponse", "response", 40, 0, 2, 2, sizeof(proto_expire_delegation_token_response_t),
+    {"ExpireDelegationTokenResponse", "response", 40, 1, 2, 2, 2, sizeof(proto_expire_delegation_token_response_t),
      w_expire_delegation_token_response_init, w_expire_delegation_token_response_decode, w_expire_delegation_token_response_size, w_expire_delegation_token_response_encode, proto_expire_delegation_token_response_set_error},
-    {"FeatureLevelRecord", "metadata", 12, 0, 0, 0, sizeof(proto_feature_level_record_t),
+    {"FeatureLevelRecord", "metadata", 12, 0, 0, 0, 0, sizeof(proto_feature_level_record_t),
      w_feature_level_record_init, w_feature_level_record_decode, w_feature_level_record_size, w_feature_level_record_encode, proto_feature_level_record_set_error},
-    {"FenceBrokerRecord", "metadata", 7, 0, 0, 0, sizeof(proto_fence_broker_record_t),
+    {"FenceBrokerRecord", "metadata", 7, 0, 0, 0, 0, sizeof(proto_fence_broker_record_t),
      w_fence_broker_record_init, w_fence_broker_record_decode, w_fence_broker_record_size, w_fence_broker_record_encode, proto_fence_broker_record_set_error},
-    {"FetchRequest", "request", 1, 0, 17, 12, sizeof(proto_fetch_request_t),
+    {"FetchRequest", "request", 1, 4, 18, 18, 12, sizeof(proto_fetch_request_t),
      w_fetch_request_init, w_fetch_request_decode, w_fetch_request_size, w_fetch_request_encode, proto_fetch_request_set_error},
-    {"FetchResponse", "response", 1, 0, 17, 12, sizeof(proto_fetch_response_t),
+    {"FetchResponse", "response", 1, 4, 18, 18, 12, sizeof(proto_fetch_response_t),
      w_fetch_response_init, w_fetch_response_decode, w_fetch_response_size, w_fetch_response_encode, proto_fetch_response_set_error},
-    {"FetchSnapshotRequest", "request", 59, 0, 1, 0, sizeof(proto_fetch_snapshot_request_t),
+    {"FetchSnapshotRequest", "request", 59, 0, 1, 1, 0, sizeof(proto_fetch_snapshot_request_t),
      w_fetch_snapshot_request_init, w_fetch_snapshot_request_decode, w_fetch_snapshot_request_size, w_fetch_snapshot_request_encode, proto_fetch_snapshot_request_set_error},
-    {"FetchSnapshotResponse", "response", 59, 0, 1, 0, sizeof(proto_fetch_snapshot_response_t),
+    {"FetchSnapshotResponse", "response", 59, 0, 1, 1, 0, sizeof(proto_fetch_snapshot_response_t),
      w_fetch_snapshot_response_init, w_fetch_snapshot_response_decode, w_fetch_snapshot_response_size, w_fetch_snapshot_response_encode, proto_fetch_snapshot_response_set_error},
-    {"FindCoordinatorRequest", "request", 10, 0, 6, 3, sizeof(proto_find_coordinator_request_t),
+    {"FindCoordinatorRequest", "request", 10, 0, 6, 6, 3, sizeof(proto_find_coordinator_request_t),
      w_find_coordinator_request_init, w_find_coordinator_request_decode, w_find_coordinator_request_size, w_find_coordinator_request_encode, proto_find_coordinator_request_set_error},
-    {"FindCoordinatorResponse", "response", 10, 0, 6, 3, sizeof(proto_find_coordinator_response_t),
+    {"FindCoordinatorResponse", "response", 10, 0, 6, 6, 3, sizeof(proto_find_coordinator_response_t),
      w_find_coordinator_response_init, w_find_coordinator_response_decode, w_find_coordinator_response_size, w_find_coordinator_response_encode, proto_find_coordinator_response_set_error},
-    {"GetTelemetrySubscriptionsRequest", "request", 71, 0, 0, 0, sizeof(proto_get_telemetry_subscriptions_request_t),
+    {"GetTelemetrySubscriptionsRequest", "request", 71, 0, 0, 0, 0, sizeof(proto_get_telemetry_subscriptions_request_t),
      w_get_telemetry_subscriptions_request_init, w_get_telemetry_subscriptions_request_decode, w_get_telemetry_subscriptions_request_size, w_get_telemetry_subscriptions_request_encode, proto_get_telemetry_subscriptions_request_set_error},
-    {"GetTelemetrySubscriptionsResponse", "response", 71, 0, 0, 0, sizeof(proto_get_telemetry_subscriptions_response_t),
+    {"GetTelemetrySubscriptionsResponse", "response", 71, 0, 0, 0, 0, sizeof(proto_get_telemetry_subscriptions_response_t),
      w_get_telemetry_subscriptions_response_init, w_get_telemetry_subscriptions_response_decode, w_get_telemetry_subscriptions_response_size, w_get_telemetry_subscriptions_response_encode, proto_get_telemetry_subscriptions_response_set_error},
-    {"GroupMetadataKey", "data", -1, 2, 2, -1, sizeof(proto_group_metadata_key_t),
+    {"GroupMetadataKey", "coordinator-key", 2, 0, 0, 0, -1, sizeof(proto_group_metadata_key_t),
      w_group_metadata_key_init, w_group_metadata_key_decode, w_group_metadata_key_size, w_group_metadata_key_encode, proto_group_metadata_key_set_error},
-    {"GroupMetadataValue", "data", -1, 0, 4, 4, sizeof(proto_group_metadata_value_t),
+    {"GroupMetadataValue", "coordinator-value", 2, 0, 4, 4, 4, sizeof(proto_group_metadata_value_t),
      w_group_metadata_value_init, w_group_metadata_value_decode, w_group_metadata_value_size, w_group_metadata_value_encode, proto_group_metadata_value_set_error},
-    {"HeartbeatRequest", "request", 12, 0, 4, 4, sizeof(proto_heartbeat_request_t),
+    {"HeartbeatRequest", "request", 12, 0, 4, 4, 4, sizeof(proto_heartbeat_request_t),
      w_heartbeat_request_init, w_heartbeat_request_decode, w_heartbeat_request_size, w_heartbeat_request_encode, proto_heartbeat_request_set_error},
-    {"HeartbeatResponse", "response", 12, 0, 4, 4, sizeof(proto_heartbeat_response_t),
+    {"HeartbeatResponse", "response", 12, 0, 4, 4, 4, sizeof(proto_heartbeat_response_t),
      w_heartbeat_response_init, w_heartbeat_response_decode, w_heartbeat_response_size, w_heartbeat_response_encode, proto_heartbeat_response_set_error},
-    {"IncrementalAlterConfigsRequest", "request", 44, 0, 1, 1, sizeof(proto_incremental_alter_configs_request_t),
+    {"IncrementalAlterConfigsRequest", "request", 44, 0, 1, 1, 1, sizeof(proto_incremental_alter_configs_request_t),
      w_incremental_alter_configs_request_init, w_incremental_alter_configs_request_decode, w_incremental_alter_configs_request_size, w_incremental_alter_configs_request_encode, proto_incremental_alter_configs_request_set_error},
-    {"IncrementalAlterConfigsResponse", "response", 44, 0, 1, 1, sizeof(proto_incremental_alter_configs_response_t),
+    {"IncrementalAlterConfigsResponse", "response", 44, 0, 1, 1, 1, sizeof(proto_incremental_alter_configs_response_t),
      w_incremental_alter_configs_response_init, w_incremental_alter_configs_response_decode, w_incremental_alter_configs_response_size, w_incremental_alter_configs_response_encode, proto_incremental_alter_configs_response_set_error},
-    {"InitProducerIdRequest", "request", 22, 0, 5, 2, sizeof(proto_init_producer_id_request_t),
+    {"InitProducerIdRequest", "request", 22, 0, 6, 5, 2, sizeof(proto_init_producer_id_request_t),
      w_init_producer_id_request_init, w_init_producer_id_request_decode, w_init_producer_id_request_size, w_init_producer_id_request_encode, proto_init_producer_id_request_set_error},
-    {"InitProducerIdResponse", "response", 22, 0, 5, 2, sizeof(proto_init_producer_id_response_t),
+    {"InitProducerIdResponse", "response", 22, 0, 6, 6, 2, sizeof(proto_init_producer_id_response_t),
      w_init_producer_id_response_init, w_init_producer_id_response_decode, w_init_producer_id_response_size, w_init_producer_id_response_encode, proto_init_producer_id_response_set_error},
-    {"InitializeShareGroupStateRequest", "request", 83, 0, 0, 0, sizeof(proto_initialize_share_group_state_request_t),
+    {"InitializeShareGroupStateRequest", "request", 83, 0, 0, 0, 0, sizeof(proto_initialize_share_group_state_request_t),
      w_initialize_share_group_state_request_init, w_initialize_share_group_state_request_decode, w_initialize_share_group_state_request_size, w_initialize_share_group_state_request_encode, proto_initialize_share_group_state_request_set_error},
-    {"InitializeShareGroupStateResponse", "response", 83, 0, 0, 0, sizeof(proto_initialize_share_group_state_response_t),
+    {"InitializeShareGroupStateResponse", "response", 83, 0, 0, 0, 0, sizeof(proto_initialize_share_group_state_response_t),
      w_initialize_share_group_state_response_init, w_initialize_share_group_state_response_decode, w_initialize_share_group_state_response_size, w_initialize_share_group_state_response_encode, proto_initialize_share_group_state_response_set_error},
-    {"JoinGroupRequest", "request", 11, 0, 9, 6, sizeof(proto_join_group_request_t),
+    {"JoinGroupRequest", "request", 11, 0, 9, 9, 6, sizeof(proto_join_group_request_t),
      w_join_group_request_init, w_join_group_request_decode, w_join_group_request_size, w_join_group_request_encode, proto_join_group_request_set_error},
-    {"JoinGroupResponse", "response", 11, 0, 9, 6, sizeof(proto_join_group_response_t),
+    {"JoinGroupResponse", "response", 11, 0, 9, 9, 6, sizeof(proto_join_group_response_t),
      w_join_group_response_init, w_join_group_response_decode, w_join_group_response_size, w_join_group_response_encode, proto_join_group_response_set_error},
-    {"KRaftVersionRecord", "data", -1, 0, 0, 0, sizeof(proto_kraft_version_record_t),
+    {"KRaftVersionRecord", "data", -1, 0, 0, 0, 0, sizeof(proto_kraft_version_record_t),
      w_kraft_version_record_init, w_kraft_version_record_decode, w_kraft_version_record_size, w_kraft_version_record_encode, proto_kraft_version_record_set_error},
-    {"LeaderAndIsrRequest", "request", 4, 0, 7, 4, sizeof(proto_leader_and_isr_request_t),
-     w_leader_and_isr_request_init, w_leader_and_isr_request_decode, w_leader_and_isr_request_size, w_leader_and_isr_request_encode, proto_leader_and_isr_request_set_error},
-    {"LeaderAndIsrResponse", "response", 4, 0, 7, 4, sizeof(proto_leader_and_isr_response_t),
-     w_leader_and_isr_response_init, w_leader_and_isr_response_decode, w_leader_and_isr_response_size, w_leader_and_isr_response_encode, proto_leader_and_isr_response_set_error},
-    {"LeaderChangeMessage", "data", -1, 0, 1, 0, sizeof(proto_leader_change_message_t),
+    {"LeaderChangeMessage", "data", -1, 0, 1, 1, 0, sizeof(proto_leader_change_message_t),
      w_leader_change_message_init, w_leader_change_message_decode, w_leader_change_message_size, w_leader_change_message_encode, proto_leader_change_message_set_error},
-    {"LeaveGroupRequest", "request", 13, 0, 5, 4, sizeof(proto_leave_group_request_t),
+    {"LeaveGroupRequest", "request", 13, 0, 5, 5, 4, sizeof(proto_leave_group_request_t),
      w_leave_group_request_init, w_leave_group_request_decode, w_leave_group_request_size, w_leave_group_request_encode, proto_leave_group_request_set_error},
-    {"LeaveGroupResponse", "response", 13, 0, 5, 4, sizeof(proto_leave_group_response_t),
+    {"LeaveGroupResponse", "response", 13, 0, 5, 5, 4, sizeof(proto_leave_group_response_t),
      w_leave_group_response_init, w_leave_group_response_decode, w_leave_group_response_size, w_leave_group_response_encode, proto_leave_group_response_set_error},
-    {"ListClientMetricsResourcesRequest", "request", 74, 0, 0, 0, sizeof(proto_list_client_metrics_resources_request_t),
-     w_list_client_metrics_resources_request_init, w_list_client_metrics_resources_request_decode, w_list_client_metrics_resources_request_size, w_list_client_metrics_resources_request_encode, proto_list_client_metrics_resources_request_set_error},
-    {"ListClientMetricsResourcesResponse", "response", 74, 0, 0, 0, sizeof(proto_list_client_metrics_resources_response_t),
-     w_list_client_metrics_resources_response_init, w_list_client_metrics_resources_response_decode, w_list_client_metrics_resources_response_size, w_list_client_metrics_resources_response_encode, proto_list_client_metrics_resources_response_set_error},
-    {"ListGroupsRequest", "request", 16, 0, 5, 3, sizeof(proto_list_groups_request_t),
+    {"LegacyOffsetCommitKey", "coordinator-key", 0, 0, 0, 0, -1, sizeof(proto_legacy_offset_commit_key_t),
+     w_legacy_offset_commit_key_init, w_legacy_offset_commit_key_decode, w_legacy_offset_commit_key_size, w_legacy_offset_commit_key_encode, proto_legacy_offset_commit_key_set_error},
+    {"LegacyOffsetCommitValue", "coordinator-value", 0, 0, 0, 0, -1, sizeof(proto_legacy_offset_commit_value_t),
+     w_legacy_offset_commit_value_init, w_legacy_offset_commit_value_decode, w_legacy_offset_commit_value_size, w_legacy_offset_commit_value_encode, proto_legacy_offset_commit_value_set_error},
+    {"ListConfigResourcesRequest", "request", 74, 0, 1, 1, 0, sizeof(proto_list_config_resources_request_t),
+     w_list_config_resources_request_init, w_list_config_resources_request_decode, w_list_config_resources_request_size, w_list_config_resources_request_encode, proto_list_config_resources_request_set_error},
+    {"ListConfigResourcesResponse", "response", 74, 0, 1, 1, 0, sizeof(proto_list_config_resources_response_t),
+     w_list_config_resources_response_init, w_list_config_resources_response_decode, w_list_config_resources_response_size, w_list_config_resources_response_encode, proto_list_config_resources_response_set_error},
+    {"ListGroupsRequest", "request", 16, 0, 5, 5, 3, sizeof(proto_list_groups_request_t),
      w_list_groups_request_init, w_list_groups_request_decode, w_list_groups_request_size, w_list_groups_request_encode, proto_list_groups_request_set_error},
-    {"ListGroupsResponse", "response", 16, 0, 5, 3, sizeof(proto_list_groups_response_t),
+    {"ListGroupsResponse", "response", 16, 0, 5, 5, 3, sizeof(proto_list_groups_response_t),
      w_list_groups_response_init, w_list_groups_response_decode, w_list_groups_response_size, w_list_groups_response_encode, proto_list_groups_response_set_error},
-    {"ListOffsetsRequest", "request", 2, 0, 10, 6, sizeof(proto_list_offsets_request_t),
+    {"ListOffsetsRequest", "request", 2, 1, 11, 11, 6, sizeof(proto_list_offsets_request_t),
      w_list_offsets_request_init, w_list_offsets_request_decode, w_list_offsets_request_size, w_list_offsets_request_encode, proto_list_offsets_request_set_error},
-    {"ListOffsetsResponse", "response", 2, 0, 10, 6, sizeof(proto_list_offsets_response_t),
+    {"ListOffsetsResponse", "response", 2, 1, 11, 11, 6, sizeof(proto_list_offsets_response_t),
      w_list_offsets_response_init, w_list_offsets_response_decode, w_list_offsets_response_size, w_list_offsets_response_encode, proto_list_offsets_response_set_error},
-    {"ListPartitionReassignmentsRequest", "request", 46, 0, 0, 0, sizeof(proto_list_partition_reassignments_request_t),
+    {"ListPartitionReassignmentsRequest", "request", 46, 0, 0, 0, 0, sizeof(proto_list_partition_reassignments_request_t),
      w_list_partition_reassignments_request_init, w_list_partition_reassignments_request_decode, w_list_partition_reassignments_request_size, w_list_partition_reassignments_request_encode, proto_list_partition_reassignments_request_set_error},
-    {"ListPartitionReassignmentsResponse", "response", 46, 0, 0, 0, sizeof(proto_list_partition_reassignments_response_t),
+    {"ListPartitionReassignmentsResponse", "response", 46, 0, 0, 0, 0, sizeof(proto_list_partition_reassignments_response_t),
      w_list_partition_reassignments_response_init, w_list_partition_reassignments_response_decode, w_list_partition_reassignments_response_size, w_list_partition_reassignments_response_encode, proto_list_partition_reassignments_response_set_error},
-    {"ListTransactionsRequest", "request", 66, 0, 1, 0, sizeof(proto_list_transactions_request_t),
+    {"ListTransactionsRequest", "request", 66, 0, 2, 2, 0, sizeof(proto_list_transactions_request_t),
      w_list_transactions_request_init, w_list_transactions_request_decode, w_list_transactions_request_size, w_list_transactions_request_encode, proto_list_transactions_request_set_error},
-    {"ListTransactionsResponse", "response", 66, 0, 1, 0, sizeof(proto_list_transactions_response_t),
+    {"ListTransactionsResponse", "response", 66, 0, 2, 2, 0, sizeof(proto_list_transactions_response_t),
      w_list_transactions_response_init, w_list_transactions_response_decode, w_list_transactions_response_size, w_list_transactions_response_encode, proto_list_transactions_response_set_error},
-    {"MetadataRequest", "request", 3, 0, 12, 9, sizeof(proto_metadata_request_t),
+    {"MetadataRequest", "request", 3, 0, 13, 13, 9, sizeof(proto_metadata_request_t),
      w_metadata_request_init, w_metadata_request_decode, w_metadata_request_size, w_metadata_request_encode, proto_metadata_request_set_error},
-    {"MetadataResponse", "response", 3, 0, 12, 9, sizeof(proto_metadata_response_t),
+    {"MetadataResponse", "response", 3, 0, 13, 13, 9, sizeof(proto_metadata_response_t),
      w_metadata_response_init, w_metadata_response_decode, w_metadata_response_size, w_metadata_response_encode, proto_metadata_response_set_error},
-    {"NoOpRecord", "metadata", 20, 0, 0, 0, sizeof(proto_no_op_record_t),
+    {"NoOpRecord", "metadata", 20, 0, 0, 0, 0, sizeof(proto_no_op_record_t),
      w_no_op_record_init, w_no_op_record_decode, w_no_op_record_size, w_no_op_record_encode, proto_no_op_record_set_error},
-    {"OffsetCommitKey", "data", -1, 0, 1, -1, sizeof(proto_offset_commit_key_t),
+    {"OffsetCommitKey", "coordinator-key", 1, 0, 0, 0, -1, sizeof(proto_offset_commit_key_t),
      w_offset_commit_key_init, w_offset_commit_key_decode, w_offset_commit_key_size, w_offset_commit_key_encode, proto_offset_commit_key_set_error},
-    {"OffsetCommitRequest", "request", 8, 0, 9, 8, sizeof(proto_offset_commit_request_t),
+    {"OffsetCommitRequest", "request", 8, 2, 10, 10, 8, sizeof(proto_offset_commit_request_t),
      w_offset_commit_request_init, w_offset_commit_request_decode, w_offset_commit_request_size, w_offset_commit_request_encode, proto_offset_commit_request_set_error},
-    {"OffsetCommitResponse", "response", 8, 0, 9, 8, sizeof(proto_offset_commit_response_t),
+    {"OffsetCommitResponse", "response", 8, 2, 10, 10, 8, sizeof(proto_offset_commit_response_t),
      w_offset_commit_response_init, w_offset_commit_response_decode, w_offset_commit_response_size, w_offset_commit_response_encode, proto_offset_commit_response_set_error},
-    {"OffsetCommitValue", "data", -1, 0, 4, 4, sizeof(proto_offset_commit_value_t),
+    {"OffsetCommitValue", "coordinator-value", 1, 0, 4, 4, 4, sizeof(proto_offset_commit_value_t),
      w_offset_commit_value_init, w_offset_commit_value_decode, w_offset_commit_value_size, w_offset_commit_value_encode, proto_offset_commit_value_set_error},
-    {"OffsetDeleteRequest", "request", 47, 0, 0, -1, sizeof(proto_offset_delete_request_t),
+    {"OffsetDeleteRequest", "request", 47, 0, 0, 0, -1, sizeof(proto_offset_delete_request_t),
      w_offset_delete_request_init, w_offset_delete_request_decode, w_offset_delete_request_size, w_offset_delete_request_encode, proto_offset_delete_request_set_error},
-    {"OffsetDeleteResponse", "response", 47, 0, 0, -1, sizeof(proto_offset_delete_response_t),
+    {"OffsetDeleteResponse", "response", 47, 0, 0, 0, -1, sizeof(proto_offset_delete_response_t),
      w_offset_delete_response_init, w_offset_delete_response_decode, w_offset_delete_response_size, w_offset_delete_response_encode, proto_offset_delete_response_set_error},
-    {"OffsetFetchRequest", "request", 9, 0, 9, 6, sizeof(proto_offset_fetch_request_t),
+    {"OffsetFetchRequest", "request", 9, 1, 10, 10, 6, sizeof(proto_offset_fetch_request_t),
      w_offset_fetch_request_init, w_offset_fetch_request_decode, w_offset_fetch_request_size, w_offset_fetch_request_encode, proto_offset_fetch_request_set_error},
-    {"OffsetFetchResponse", "response", 9, 0, 9, 6, sizeof(proto_offset_fetch_response_t),
+    {"OffsetFetchResponse", "response", 9, 1, 10, 10, 6, sizeof(proto_offset_fetch_response_t),
      w_offset_fetch_response_init, w_offset_fetch_response_decode, w_offset_fetch_response_size, w_offset_fetch_response_encode, proto_offset_fetch_response_set_error},
-    {"OffsetForLeaderEpochRequest", "request", 23, 0, 4, 4, sizeof(proto_offset_for_leader_epoch_request_t),
+    {"OffsetForLeaderEpochRequest", "request", 23, 2, 4, 4, 4, sizeof(proto_offset_for_leader_epoch_request_t),
      w_offset_for_leader_epoch_request_init, w_offset_for_leader_epoch_request_decode, w_offset_for_leader_epoch_request_size, w_offset_for_leader_epoch_request_encode, proto_offset_for_leader_epoch_request_set_error},
-    {"OffsetForLeaderEpochResponse", "response", 23, 0, 4, 4, sizeof(proto_offset_for_leader_epoch_response_t),
+    {"OffsetForLeaderEpochResponse", "response", 23, 2, 4, 4, 4, sizeof(proto_offset_for_leader_epoch_response_t),
      w_offset_for_leader_epoch_response_init, w_offset_for_leader_epoch_response_decode, w_offset_for_leader_epoch_response_size, w_offset_for_leader_epoch_response_encode, proto_offset_for_leader_epoch_response_set_error},
-    {"PartitionChangeRecord", "metadata", 5, 0, 2, 0, sizeof(proto_partition_change_record_t),
+    {"PartitionChangeRecord", "metadata", 5, 0, 2, 2, 0, sizeof(proto_partition_change_record_t),
      w_partition_change_record_init, w_partition_change_record_decode, w_partition_change_record_size, w_partition_change_record_encode, proto_partition_change_record_set_error},
-    {"PartitionRecord", "metadata", 3, 0, 2, 0, sizeof(proto_partition_record_t),
+    {"PartitionRecord", "metadata", 3, 0, 2, 2, 0, sizeof(proto_partition_record_t),
      w_partition_record_init, w_partition_record_decode, w_partition_record_size, w_partition_record_encode, proto_partition_record_set_error},
-    {"ProduceRequest", "request", 0, 0, 11, 9, sizeof(proto_produce_request_t),
+    {"ProduceRequest", "request", 0, 3, 13, 13, 9, sizeof(proto_produce_request_t),
      w_produce_request_init, w_produce_request_decode, w_produce_request_size, w_produce_request_encode, proto_produce_request_set_error},
-    {"ProduceResponse", "response", 0, 0, 11, 9, sizeof(proto_produce_response_t),
+    {"ProduceResponse", "response", 0, 3, 13, 13, 9, sizeof(proto_produce_response_t),
      w_produce_response_init, w_produce_response_decode, w_produce_response_size, w_produce_response_encode, proto_produce_response_set_error},
-    {"ProducerIdsRecord", "metadata", 15, 0, 0, 0, sizeof(proto_producer_ids_record_t),
+    {"ProducerIdsRecord", "metadata", 15, 0, 0, 0, 0, sizeof(proto_producer_ids_record_t),
      w_producer_ids_record_init, w_producer_ids_record_decode, w_producer_ids_record_size, w_producer_ids_record_encode, proto_producer_ids_record_set_error},
-    {"PushTelemetryRequest", "request", 72, 0, 0, 0, sizeof(proto_push_telemetry_request_t),
+    {"ProducerSnapshot", "data", -1, 1, 1, 1, -1, sizeof(proto_producer_snapshot_t),
+     w_producer_snapshot_init, w_producer_snapshot_decode, w_producer_snapshot_size, w_producer_snapshot_encode, proto_producer_snapshot_set_error},
+    {"PushTelemetryRequest", "request", 72, 0, 0, 0, 0, sizeof(proto_push_telemetry_request_t),
      w_push_telemetry_request_init, w_push_telemetry_request_decode, w_push_telemetry_request_size, w_push_telemetry_request_encode, proto_push_telemetry_request_set_error},
-    {"PushTelemetryResponse", "response", 72, 0, 0, 0, sizeof(proto_push_telemetry_response_t),
+    {"PushTelemetryResponse", "response", 72, 0, 0, 0, 0, sizeof(proto_push_telemetry_response_t),
      w_push_telemetry_response_init, w_push_telemetry_response_decode, w_push_telemetry_response_size, w_push_telemetry_response_encode, proto_push_telemetry_response_set_error},
-    {"QuorumStateData", "data", -1, 0, 1, 0, sizeof(proto_quorum_state_data_t),
+    {"QuorumStateData", "data", -1, 0, 1, 1, 0, sizeof(proto_quorum_state_data_t),
      w_quorum_state_data_init, w_quorum_state_data_decode, w_quorum_state_data_size, w_quorum_state_data_encode, proto_quorum_state_data_set_error},
-    {"ReadShareGroupStateRequest", "request", 84, 0, 0, 0, sizeof(proto_read_share_group_state_request_t),
+    {"ReadShareGroupStateRequest", "request", 84, 0, 0, 0, 0, sizeof(proto_read_share_group_state_request_t),
      w_read_share_group_state_request_init, w_read_share_group_state_request_decode, w_read_share_group_state_request_size, w_read_share_group_state_request_encode, proto_read_share_group_state_request_set_error},
-    {"ReadShareGroupStateResponse", "response", 84, 0, 0, 0, sizeof(proto_read_share_group_state_response_t),
+    {"ReadShareGroupStateResponse", "response", 84, 0, 0, 0, 0, sizeof(proto_read_share_group_state_response_t),
      w_read_share_group_state_response_init, w_read_share_group_state_response_decode, w_read_share_group_state_response_size, w_read_share_group_state_response_encode, proto_read_share_group_state_response_set_error},
-    {"ReadShareGroupStateSummaryRequest", "request", 87, 0, 0, 0, sizeof(proto_read_share_group_state_summary_request_t),
+    {"ReadShareGroupStateSummaryRequest", "request", 87, 0, 1, 1, 0, sizeof(proto_read_share_group_state_summary_request_t),
      w_read_share_group_state_summary_request_init, w_read_share_group_state_summary_request_decode, w_read_share_group_state_summary_request_size, w_read_share_group_state_summary_request_encode, proto_read_share_group_state_summary_request_set_error},
-    {"ReadShareGroupStateSummaryResponse", "response", 87, 0, 0, 0, sizeof(proto_read_share_group_state_summary_response_t),
+    {"ReadShareGroupStateSummaryResponse", "response", 87, 0, 1, 1, 0, sizeof(proto_read_share_group_state_summary_response_t),
      w_read_share_group_state_summary_response_init, w_read_share_group_state_summary_response_decode, w_read_share_group_state_summary_response_size, w_read_share_group_state_summary_response_encode, proto_read_share_group_state_summary_response_set_error},
-    {"RegisterBrokerRecord", "metadata", 0, 0, 3, 0, sizeof(proto_register_broker_record_t),
+    {"RegisterBrokerRecord", "metadata", 0, 0, 4, 4, 0, sizeof(proto_register_broker_record_t),
      w_register_broker_record_init, w_register_broker_record_decode, w_register_broker_record_size, w_register_broker_record_encode, proto_register_broker_record_set_error},
-    {"RegisterControllerRecord", "metadata", 27, 0, 0, 0, sizeof(proto_register_controller_record_t),
+    {"RegisterControllerRecord", "metadata", 27, 0, 0, 0, 0, sizeof(proto_register_controller_record_t),
      w_register_controller_record_init, w_register_controller_record_decode, w_register_controller_record_size, w_register_controller_record_encode, proto_register_controller_record_set_error},
-    {"RemoveAccessControlEntryRecord", "metadata", 19, 0, 0, 0, sizeof(proto_remove_access_control_entry_record_t),
+    {"RemoteLogSegmentMetadataRecord", "metadata", 0, 0, 0, 0, 0, sizeof(proto_remote_log_segment_metadata_record_t),
+     w_remote_log_segment_metadata_record_init, w_remote_log_segment_metadata_record_decode, w_remote_log_segment_metadata_record_size, w_remote_log_segment_metadata_record_encode, proto_remote_log_segment_metadata_record_set_error},
+    {"RemoteLogSegmentMetadataSnapshotRecord", "metadata", 3, 0, 0, 0, 0, sizeof(proto_remote_log_segment_metadata_snapshot_record_t),
+     w_remote_log_segment_metadata_snapshot_record_init, w_remote_log_segment_metadata_snapshot_record_decode, w_remote_log_segment_metadata_snapshot_record_size, w_remote_log_segment_metadata_snapshot_record_encode, proto_remote_log_segment_metadata_snapshot_record_set_error},
+    {"RemoteLogSegmentMetadataUpdateRecord", "metadata", 1, 0, 0, 0, 0, sizeof(proto_remote_log_segment_metadata_update_record_t),
+     w_remote_log_segment_metadata_update_record_init, w_remote_log_segment_metadata_update_record_decode, w_remote_log_segment_metadata_update_record_size, w_remote_log_segment_metadata_update_record_encode, proto_remote_log_segment_metadata_update_record_set_error},
+    {"RemotePartitionDeleteMetadataRecord", "metadata", 2, 0, 0, 0, 0, sizeof(proto_remote_partition_delete_metadata_record_t),
+     w_remote_partition_delete_metadata_record_init, w_remote_partition_delete_metadata_record_decode, w_remote_partition_delete_metadata_record_size, w_remote_partition_delete_metadata_record_encode, proto_remote_partition_delete_metadata_record_set_error},
+    {"RemoveAccessControlEntryRecord", "metadata", 19, 0, 0, 0, 0, sizeof(proto_remove_access_control_entry_record_t),
      w_remove_access_control_entry_record_init, w_remove_access_control_entry_record_decode, w_remove_access_control_entry_record_size, w_remove_access_control_entry_record_encode, proto_remove_access_control_entry_record_set_error},
-    {"RemoveDelegationTokenRecord", "metadata", 26, 0, 0, 0, sizeof(proto_remove_delegation_token_record_t),
+    {"RemoveDelegationTokenRecord", "metadata", 26, 0, 0, 0, 0, sizeof(proto_remove_delegation_token_record_t),
      w_remove_delegation_token_record_init, w_remove_delegation_token_record_decode, w_remove_delegation_token_record_size, w_remove_delegation_token_record_encode, proto_remove_delegation_token_record_set_error},
-    {"RemoveRaftVoterRequest", "request", 81, 0, 0, 0, sizeof(proto_remove_raft_voter_request_t),
+    {"RemoveRaftVoterRequest", "request", 81, 0, 0, 0, 0, sizeof(proto_remove_raft_voter_request_t),
      w_remove_raft_voter_request_init, w_remove_raft_voter_request_decode, w_remove_raft_voter_request_size, w_remove_raft_voter_request_encode, proto_remove_raft_voter_request_set_error},
-    {"RemoveRaftVoterResponse", "response", 81, 0, 0, 0, sizeof(proto_remove_raft_voter_response_t),
+    {"RemoveRaftVoterResponse", "response", 81, 0, 0, 0, 0, sizeof(proto_remove_raft_voter_response_t),
      w_remove_raft_voter_response_init, w_remove_raft_voter_response_decode, w_remove_raft_voter_response_size, w_remove_raft_voter_response_encode, proto_remove_raft_voter_response_set_error},
-    {"RemoveTopicRecord", "metadata", 9, 0, 0, 0, sizeof(proto_remove_topic_record_t),
+    {"RemoveTopicRecord", "metadata", 9, 0, 0, 0, 0, sizeof(proto_remove_topic_record_t),
      w_remove_topic_record_init, w_remove_topic_record_decode, w_remove_topic_record_size, w_remove_topic_record_encode, proto_remove_topic_record_set_error},
-    {"RemoveUserScramCredentialRecord", "metadata", 22, 0, 0, 0, sizeof(proto_remove_user_scram_credential_record_t),
+    {"RemoveUserScramCredentialRecord", "metadata", 22, 0, 0, 0, 0, sizeof(proto_remove_user_scram_credential_record_t),
      w_remove_user_scram_credential_record_init, w_remove_user_scram_credential_record_decode, w_remove_user_scram_credential_record_size, w_remove_user_scram_credential_record_encode, proto_remove_user_scram_credential_record_set_error},
-    {"RenewDelegationTokenRequest", "request", 39, 0, 2, 2, sizeof(proto_renew_delegation_token_request_t),
+    {"RenewDelegationTokenRequest", "request", 39, 1, 2, 2, 2, sizeof(proto_renew_delegation_token_request_t),
      w_renew_delegation_token_request_init, w_renew_delegation_token_request_decode, w_renew_delegation_token_request_size, w_renew_delegation_token_request_encode, proto_renew_delegation_token_request_set_error},
-    {"RenewDelegationTokenResponse", "response", 39, 0, 2, 2, sizeof(proto_renew_delegation_token_response_t),
+    {"RenewDelegationTokenResponse", "response", 39, 1, 2, 2, 2, sizeof(proto_renew_delegation_token_response_t),
      w_renew_delegation_token_response_init, w_renew_delegation_token_response_decode, w_renew_delegation_token_response_size, w_renew_delegation_token_response_encode, proto_renew_delegation_token_response_set_error},
-    {"RequestHeader", "header", -1, 0, 2, 2, sizeof(proto_request_header_t),
+    {"RequestHeader", "header", -1, 1, 2, 2, 2, sizeof(proto_request_header_t),
      w_request_header_init, w_request_header_decode, w_request_header_size, w_request_header_encode, proto_request_header_set_error},
-    {"ResponseHeader", "header", -1, 0, 1, 1, sizeof(proto_response_header_t),
+    {"ResponseHeader", "header", -1, 0, 1, 1, 1, sizeof(proto_response_header_t),
      w_response_header_init, w_response_header_decode, w_response_header_size, w_response_header_encode, proto_response_header_set_error},
-    {"SaslAuthenticateRequest", "request", 36, 0, 2, 2, sizeof(proto_sasl_authenticate_request_t),
+    {"SaslAuthenticateRequest", "request", 36, 0, 2, 2, 2, sizeof(proto_sasl_authenticate_request_t),
      w_sasl_authenticate_request_init, w_sasl_authenticate_request_decode, w_sasl_authenticate_request_size, w_sasl_authenticate_request_encode, proto_sasl_authenticate_request_set_error},
-    {"SaslAuthenticateResponse", "response", 36, 0, 2, 2, sizeof(proto_sasl_authenticate_response_t),
+    {"SaslAuthenticateResponse", "response", 36, 0, 2, 2, 2, sizeof(proto_sasl_authenticate_response_t),
      w_sasl_authenticate_response_init, w_sasl_authenticate_response_decode, w_sasl_authenticate_response_size, w_sasl_authenticate_response_encode, proto_sasl_authenticate_response_set_error},
-    {"SaslHandshakeRequest", "request", 17, 0, 1, -1, sizeof(proto_sasl_handshake_request_t),
+    {"SaslHandshakeRequest", "request", 17, 0, 1, 1, -1, sizeof(proto_sasl_handshake_request_t),
      w_sasl_handshake_request_init, w_sasl_handshake_request_decode, w_sasl_handshake_request_size, w_sasl_handshake_request_encode, proto_sasl_handshake_request_set_error},
-    {"SaslHandshakeResponse", "response", 17, 0, 1, -1, sizeof(proto_sasl_handshake_response_t),
+    {"SaslHandshakeResponse", "response", 17, 0, 1, 1, -1, sizeof(proto_sasl_handshake_response_t),
      w_sasl_handshake_response_init, w_sasl_handshake_response_decode, w_sasl_handshake_response_size, w_sasl_handshake_response_encode, proto_sasl_handshake_response_set_error},
-    {"ShareAcknowledgeRequest", "request", 79, 0, 0, 0, sizeof(proto_share_acknowledge_request_t),
+    {"ShareAcknowledgeRequest", "request", 79, 1, 2, 2, 0, sizeof(proto_share_acknowledge_request_t),
      w_share_acknowledge_request_init, w_share_acknowledge_request_decode, w_share_acknowledge_request_size, w_share_acknowledge_request_encode, proto_share_acknowledge_request_set_error},
-    {"ShareAcknowledgeResponse", "response", 79, 0, 0, 0, sizeof(proto_share_acknowledge_response_t),
+    {"ShareAcknowledgeResponse", "response", 79, 1, 2, 2, 0, sizeof(proto_share_acknowledge_response_t),
      w_share_acknowledge_response_init, w_share_acknowledge_response_decode, w_share_acknowledge_response_size, w_share_acknowledge_response_encode, proto_share_acknowledge_response_set_error},
-    {"ShareFetchRequest", "request", 78, 0, 0, 0, sizeof(proto_share_fetch_request_t),
+    {"ShareFetchRequest", "request", 78, 1, 2, 2, 0, sizeof(proto_share_fetch_request_t),
      w_share_fetch_request_init, w_share_fetch_request_decode, w_share_fetch_request_size, w_share_fetch_request_encode, proto_share_fetch_request_set_error},
-    {"ShareFetchResponse", "response", 78, 0, 0, 0, sizeof(proto_share_fetch_response_t),
+    {"ShareFetchResponse", "response", 78, 1, 2, 2, 0, sizeof(proto_share_fetch_response_t),
      w_share_fetch_response_init, w_share_fetch_response_decode, w_share_fetch_response_size, w_share_fetch_response_encode, proto_share_fetch_response_set_error},
-    {"ShareGroupCurrentMemberAssignmentKey", "data", -1, 14, 14, -1, sizeof(proto_share_group_current_member_assignment_key_t),
+    {"ShareGroupCurrentMemberAssignmentKey", "coordinator-key", 14, 0, 0, 0, -1, sizeof(proto_share_group_current_member_assignment_key_t),
      w_share_group_current_member_assignment_key_init, w_share_group_current_member_assignment_key_decode, w_share_group_current_member_assignment_key_size, w_share_group_current_member_assignment_key_encode, proto_share_group_current_member_assignment_key_set_error},
-    {"ShareGroupCurrentMemberAssignmentValue", "data", -1, 0, 0, 0, sizeof(proto_share_group_current_member_assignment_value_t),
+    {"ShareGroupCurrentMemberAssignmentValue", "coordinator-value", 14, 0, 0, 0, 0, sizeof(proto_share_group_current_member_assignment_value_t),
      w_share_group_current_member_assignment_value_init, w_share_group_current_member_assignment_value_decode, w_share_group_current_member_assignment_value_size, w_share_group_current_member_assignment_value_encode, proto_share_group_current_member_assignment_value_set_error},
-    {"ShareGroupDescribeRequest", "request", 77, 0, 0, 0, sizeof(proto_share_group_describe_request_t),
+    {"ShareGroupDescribeRequest", "request", 77, 1, 1, 1, 0, sizeof(proto_share_group_describe_request_t),
      w_share_group_describe_request_init, w_share_group_describe_request_decode, w_share_group_describe_request_size, w_share_group_describe_request_encode, proto_share_group_describe_request_set_error},
-    {"ShareGroupDescribeResponse", "response", 77, 0, 0, 0, sizeof(proto_share_group_describe_response_t),
+    {"ShareGroupDescribeResponse", "response", 77, 1, 1, 1, 0, sizeof(proto_share_group_describe_response_t),
      w_share_group_describe_response_init, w_share_group_describe_response_decode, w_share_group_describe_response_size, w_share_group_describe_response_encode, proto_share_group_describe_response_set_error},
-    {"ShareGroupHeartbeatRequest", "request", 76, 0, 0, 0, sizeof(proto_share_group_heartbeat_request_t),
+    {"ShareGroupHeartbeatRequest", "request", 76, 1, 1, 1, 0, sizeof(proto_share_group_heartbeat_request_t),
      w_share_group_heartbeat_request_init, w_share_group_heartbeat_request_decode, w_share_group_heartbeat_request_size, w_share_group_heartbeat_request_encode, proto_share_group_heartbeat_request_set_error},
-    {"ShareGroupHeartbeatResponse", "response", 76, 0, 0, 0, sizeof(proto_share_group_heartbeat_response_t),
+    {"ShareGroupHeartbeatResponse", "response", 76, 1, 1, 1, 0, sizeof(proto_share_group_heartbeat_response_t),
      w_share_group_heartbeat_response_init, w_share_group_heartbeat_response_decode, w_share_group_heartbeat_response_size, w_share_group_heartbeat_response_encode, proto_share_group_heartbeat_response_set_error},
-    {"ShareGroupMemberMetadataKey", "data", -1, 10, 10, -1, sizeof(proto_share_group_member_metadata_key_t),
+    {"ShareGroupMemberMetadataKey", "coordinator-key", 10, 0, 0, 0, -1, sizeof(proto_share_group_member_metadata_key_t),
      w_share_group_member_metadata_key_init, w_share_group_member_metadata_key_decode, w_share_group_member_metadata_key_size, w_share_group_member_metadata_key_encode, proto_share_group_member_metadata_key_set_error},
-    {"ShareGroupMemberMetadataValue", "data", -1, 0, 0, 0, sizeof(proto_share_group_member_metadata_value_t),
+    {"ShareGroupMemberMetadataValue", "coordinator-value", 10, 0, 0, 0, 0, sizeof(proto_share_group_member_metadata_value_t),
      w_share_group_member_metadata_value_init, w_share_group_member_metadata_value_decode, w_share_group_member_metadata_value_size, w_share_group_member_metadata_value_encode, proto_share_group_member_metadata_value_set_error},
-    {"ShareGroupMetadataKey", "data", -1, 11, 11, -1, sizeof(proto_share_group_metadata_key_t),
+    {"ShareGroupMetadataKey", "coordinator-key", 11, 0, 0, 0, -1, sizeof(proto_share_group_metadata_key_t),
      w_share_group_metadata_key_init, w_share_group_metadata_key_decode, w_share_group_metadata_key_size, w_share_group_metadata_key_encode, proto_share_group_metadata_key_set_error},
-    {"ShareGroupMetadataValue", "data", -1, 0, 0, 0, sizeof(proto_share_group_metadata_value_t),
+    {"ShareGroupMetadataValue", "coordinator-value", 11, 0, 0, 0, 0, sizeof(proto_share_group_metadata_value_t),
      w_share_group_metadata_value_init, w_share_group_metadata_value_decode, w_share_group_metadata_value_size, w_share_group_metadata_value_encode, proto_share_group_metadata_value_set_error},
-    {"ShareGroupPartitionMetadataKey", "data", -1, 9, 9, -1, sizeof(proto_share_group_partition_metadata_key_t),
-     w_share_group_partition_metadata_key_init, w_share_group_partition_metadata_key_decode, w_share_group_partition_metadata_key_size, w_share_group_partition_metadata_key_encode, proto_share_group_partition_metadata_key_set_error},
-    {"ShareGroupPartitionMetadataValue", "data", -1, 0, 0, 0, sizeof(proto_share_group_partition_metadata_value_t),
-     w_share_group_partition_metadata_value_init, w_share_group_partition_metadata_value_decode, w_share_group_partition_metadata_value_size, w_share_group_partition_metadata_value_encode, proto_share_group_partition_metadata_value_set_error},
-    {"ShareGroupStatePartitionMetadataKey", "data", -1, 15, 15, -1, sizeof(proto_share_group_state_partition_metadata_key_t),
+    {"ShareGroupStatePartitionMetadataKey", "coordinator-key", 15, 0, 0, 0, -1, sizeof(proto_share_group_state_partition_metadata_key_t),
      w_share_group_state_partition_metadata_key_init, w_share_group_state_partition_metadata_key_decode, w_share_group_state_partition_metadata_key_size, w_share_group_state_partition_metadata_key_encode, proto_share_group_state_partition_metadata_key_set_error},
-    {"ShareGroupStatePartitionMetadataValue", "data", -1, 0, 0, 0, sizeof(proto_share_group_state_partition_metadata_value_t),
+    {"ShareGroupStatePartitionMetadataValue", "coordinator-value", 15, 0, 0, 0, 0, sizeof(proto_share_group_state_partition_metadata_value_t),
      w_share_group_state_partition_metadata_value_init, w_share_group_state_partition_metadata_value_decode, w_share_group_state_partition_metadata_value_size, w_share_group_state_partition_metadata_value_encode, proto_share_group_state_partition_metadata_value_set_error},
-    {"ShareGroupTargetAssignmentMemberKey", "data", -1, 13, 13, -1, sizeof(proto_share_group_target_assignment_member_key_t),
+    {"ShareGroupTargetAssignmentMemberKey", "coordinator-key", 13, 0, 0, 0, -1, sizeof(proto_share_group_target_assignment_member_key_t),
      w_share_group_target_assignment_member_key_init, w_share_group_target_assignment_member_key_decode, w_share_group_target_assignment_member_key_size, w_share_group_target_assignment_member_key_encode, proto_share_group_target_assignment_member_key_set_error},
-    {"ShareGroupTargetAssignmentMemberValue", "data", -1, 0, 0, 0, sizeof(proto_share_group_target_assignment_member_value_t),
+    {"ShareGroupTargetAssignmentMemberValue", "coordinator-value", 13, 0, 0, 0, 0, sizeof(proto_share_group_target_assignment_member_value_t),
      w_share_group_target_assignment_member_value_init, w_share_group_target_assignment_member_value_decode, w_share_group_target_assignment_member_value_size, w_share_group_target_assignment_member_value_encode, proto_share_group_target_assignment_member_value_set_error},
-    {"ShareGroupTargetAssignmentMetadataKey", "data", -1, 12, 12, -1, sizeof(proto_share_group_target_assignment_metadata_key_t),
+    {"ShareGroupTargetAssignmentMetadataKey", "coordinator-key", 12, 0, 0, 0, -1, sizeof(proto_share_group_target_assignment_metadata_key_t),
      w_share_group_target_assignment_metadata_key_init, w_share_group_target_assignment_metadata_key_decode, w_share_group_target_assignment_metadata_key_size, w_share_group_target_assignment_metadata_key_encode, proto_share_group_target_assignment_metadata_key_set_error},
-    {"ShareGroupTargetAssignmentMetadataValue", "data", -1, 0, 0, 0, sizeof(proto_share_group_target_assignment_metadata_value_t),
+    {"ShareGroupTargetAssignmentMetadataValue", "coordinator-value", 12, 0, 0, 0, 0, sizeof(proto_share_group_target_assignment_metadata_value_t),
      w_share_group_target_assignment_metadata_value_init, w_share_group_target_assignment_metadata_value_decode, w_share_group_target_assignment_metadata_value_size, w_share_group_target_assignment_metadata_value_encode, proto_share_group_target_assignment_metadata_value_set_error},
-    {"ShareSnapshotKey", "data", -1, 0, 0, -1, sizeof(proto_share_snapshot_key_t),
+    {"ShareSnapshotKey", "coordinator-key", 0, 0, 0, 0, -1, sizeof(proto_share_snapshot_key_t),
      w_share_snapshot_key_init, w_share_snapshot_key_decode, w_share_snapshot_key_size, w_share_snapshot_key_encode, proto_share_snapshot_key_set_error},
-    {"ShareSnapshotValue", "data", -1, 0, 0, 0, sizeof(proto_share_snapshot_value_t),
+    {"ShareSnapshotValue", "coordinator-value", 0, 0, 0, 0, 0, sizeof(proto_share_snapshot_value_t),
      w_share_snapshot_value_init, w_share_snapshot_value_decode, w_share_snapshot_value_size, w_share_snapshot_value_encode, proto_share_snapshot_value_set_error},
-    {"ShareUpdateKey", "data", -1, 1, 1, -1, sizeof(proto_share_update_key_t),
+    {"ShareUpdateKey", "coordinator-key", 1, 0, 0, 0, -1, sizeof(proto_share_update_key_t),
      w_share_update_key_init, w_share_update_key_decode, w_share_update_key_size, w_share_update_key_encode, proto_share_update_key_set_error},
-    {"ShareUpdateValue", "data", -1, 0, 0, 0, sizeof(proto_share_update_value_t),
+    {"ShareUpdateValue", "coordinator-value", 1, 0, 0, 0, 0, sizeof(proto_share_update_value_t),
      w_share_update_value_init, w_share_update_value_decode, w_share_update_value_size, w_share_update_value_encode, proto_share_update_value_set_error},
-    {"SnapshotFooterRecord", "data", -1, 0, 0, 0, sizeof(proto_snapshot_footer_record_t),
+    {"SnapshotFooterRecord", "data", -1, 0, 0, 0, 0, sizeof(proto_snapshot_footer_record_t),
      w_snapshot_footer_record_init, w_snapshot_footer_record_decode, w_snapshot_footer_record_size, w_snapshot_footer_record_encode, proto_snapshot_footer_record_set_error},
-    {"SnapshotHeaderRecord", "data", -1, 0, 0, 0, sizeof(proto_snapshot_header_record_t),
+    {"SnapshotHeaderRecord", "data", -1, 0, 0, 0, 0, sizeof(proto_snapshot_header_record_t),
      w_snapshot_header_record_init, w_snapshot_header_record_decode, w_snapshot_header_record_size, w_snapshot_header_record_encode, proto_snapshot_header_record_set_error},
-    {"StopReplicaRequest", "request", 5, 0, 4, 2, sizeof(proto_stop_replica_request_t),
-     w_stop_replica_request_init, w_stop_replica_request_decode, w_stop_replica_request_size, w_stop_replica_request_encode, proto_stop_replica_request_set_error},
-    {"StopReplicaResponse", "response", 5, 0, 4, 2, sizeof(proto_stop_replica_response_t),
-     w_stop_replica_response_init, w_stop_replica_response_decode, w_stop_replica_response_size, w_stop_replica_response_encode, proto_stop_replica_response_set_error},
-    {"SyncGroupRequest", "request", 14, 0, 5, 4, sizeof(proto_sync_group_request_t),
+    {"StreamsGroupCurrentMemberAssignmentKey", "coordinator-key", 22, 0, 0, 0, -1, sizeof(proto_streams_group_current_member_assignment_key_t),
+     w_streams_group_current_member_assignment_key_init, w_streams_group_current_member_assignment_key_decode, w_streams_group_current_member_assignment_key_size, w_streams_group_current_member_assignment_key_encode, proto_streams_group_current_member_assignment_key_set_error},
+    {"StreamsGroupCurrentMemberAssignmentValue", "coordinator-value", 22, 0, 0, 0, 0, sizeof(proto_streams_group_current_member_assignment_value_t),
+     w_streams_group_current_member_assignment_value_init, w_streams_group_current_member_assignment_value_decode, w_streams_group_current_member_assignment_value_size, w_streams_group_current_member_assignment_value_encode, proto_streams_group_current_member_assignment_value_set_error},
+    {"StreamsGroupDescribeRequest", "request", 89, 0, 1, 1, 0, sizeof(proto_streams_group_describe_request_t),
+     w_streams_group_describe_request_init, w_streams_group_describe_request_decode, w_streams_group_describe_request_size, w_streams_group_describe_request_encode, proto_streams_group_describe_request_set_error},
+    {"StreamsGroupDescribeResponse", "response", 89, 0, 1, 1, 0, sizeof(proto_streams_group_describe_response_t),
+     w_streams_group_describe_response_init, w_streams_group_describe_response_decode, w_streams_group_describe_response_size, w_streams_group_describe_response_encode, proto_streams_group_describe_response_set_error},
+    {"StreamsGroupHeartbeatRequest", "request", 88, 0, 1, 1, 0, sizeof(proto_streams_group_heartbeat_request_t),
+     w_streams_group_heartbeat_request_init, w_streams_group_heartbeat_request_decode, w_streams_group_heartbeat_request_size, w_streams_group_heartbeat_request_encode, proto_streams_group_heartbeat_request_set_error},
+    {"StreamsGroupHeartbeatResponse", "response", 88, 0, 1, 1, 0, sizeof(proto_streams_group_heartbeat_response_t),
+     w_streams_group_heartbeat_response_init, w_streams_group_heartbeat_response_decode, w_streams_group_heartbeat_response_size, w_streams_group_heartbeat_response_encode, proto_streams_group_heartbeat_response_set_error},
+    {"StreamsGroupMemberMetadataKey", "coordinator-key", 19, 0, 0, 0, -1, sizeof(proto_streams_group_member_metadata_key_t),
+     w_streams_group_member_metadata_key_init, w_streams_group_member_metadata_key_decode, w_streams_group_member_metadata_key_size, w_streams_group_member_metadata_key_encode, proto_streams_group_member_metadata_key_set_error},
+    {"StreamsGroupMemberMetadataValue", "coordinator-value", 19, 0, 0, 0, 0, sizeof(proto_streams_group_member_metadata_value_t),
+     w_streams_group_member_metadata_value_init, w_streams_group_member_metadata_value_decode, w_streams_group_member_metadata_value_size, w_streams_group_member_metadata_value_encode, proto_streams_group_member_metadata_value_set_error},
+    {"StreamsGroupMetadataKey", "coordinator-key", 17, 0, 0, 0, -1, sizeof(proto_streams_group_metadata_key_t),
+     w_streams_group_metadata_key_init, w_streams_group_metadata_key_decode, w_streams_group_metadata_key_size, w_streams_group_metadata_key_encode, proto_streams_group_metadata_key_set_error},
+    {"StreamsGroupMetadataValue", "coordinator-value", 17, 0, 0, 0, 0, sizeof(proto_streams_group_metadata_value_t),
+     w_streams_group_metadata_value_init, w_streams_group_metadata_value_decode, w_streams_group_metadata_value_size, w_streams_group_metadata_value_encode, proto_streams_group_metadata_value_set_error},
+    {"StreamsGroupTargetAssignmentMemberKey", "coordinator-key", 21, 0, 0, 0, -1, sizeof(proto_streams_group_target_assignment_member_key_t),
+     w_streams_group_target_assignment_member_key_init, w_streams_group_target_assignment_member_key_decode, w_streams_group_target_assignment_member_key_size, w_streams_group_target_assignment_member_key_encode, proto_streams_group_target_assignment_member_key_set_error},
+    {"StreamsGroupTargetAssignmentMemberValue", "coordinator-value", 21, 0, 0, 0, 0, sizeof(proto_streams_group_target_assignment_member_value_t),
+     w_streams_group_target_assignment_member_value_init, w_streams_group_target_assignment_member_value_decode, w_streams_group_target_assignment_member_value_size, w_streams_group_target_assignment_member_value_encode, proto_streams_group_target_assignment_member_value_set_error},
+    {"StreamsGroupTargetAssignmentMetadataKey", "coordinator-key", 20, 0, 0, 0, -1, sizeof(proto_streams_group_target_assignment_metadata_key_t),
+     w_streams_group_target_assignment_metadata_key_init, w_streams_group_target_assignment_metadata_key_decode, w_streams_group_target_assignment_metadata_key_size, w_streams_group_target_assignment_metadata_key_encode, proto_streams_group_target_assignment_metadata_key_set_error},
+    {"StreamsGroupTargetAssignmentMetadataValue", "coordinator-value", 20, 0, 0, 0, 0, sizeof(proto_streams_group_target_assignment_metadata_value_t),
+     w_streams_group_target_assignment_metadata_value_init, w_streams_group_target_assignment_metadata_value_decode, w_streams_group_target_assignment_metadata_value_size, w_streams_group_target_assignment_metadata_value_encode, proto_streams_group_target_assignment_metadata_value_set_error},
+    {"StreamsGroupTopologyDescriptionUpdateRequest", "request", 93, 0, 0, 0, 0, sizeof(proto_streams_group_topology_description_update_request_t),
+     w_streams_group_topology_description_update_request_init, w_streams_group_topology_description_update_request_decode, w_streams_group_topology_description_update_request_size, w_streams_group_topology_description_update_request_encode, proto_streams_group_topology_description_update_request_set_error},
+    {"StreamsGroupTopologyDescriptionUpdateResponse", "response", 93, 0, 0, 0, 0, sizeof(proto_streams_group_topology_description_update_response_t),
+     w_streams_group_topology_description_update_response_init, w_streams_group_topology_description_update_response_decode, w_streams_group_topology_description_update_response_size, w_streams_group_topology_description_update_response_encode, proto_streams_group_topology_description_update_response_set_error},
+    {"StreamsGroupTopologyKey", "coordinator-key", 23, 0, 0, 0, -1, sizeof(proto_streams_group_topology_key_t),
+     w_streams_group_topology_key_init, w_streams_group_topology_key_decode, w_streams_group_topology_key_size, w_streams_group_topology_key_encode, proto_streams_group_topology_key_set_error},
+    {"StreamsGroupTopologyValue", "coordinator-value", 23, 0, 0, 0, 0, sizeof(proto_streams_group_topology_value_t),
+     w_streams_group_topology_value_init, w_streams_group_topology_value_decode, w_streams_group_topology_value_size, w_streams_group_topology_value_encode, proto_streams_group_topology_value_set_error},
+    {"SubscriptionInfoData", "data", -1, 1, 11, 11, -1, sizeof(proto_subscription_info_data_t),
+     w_subscription_info_data_init, w_subscription_info_data_decode, w_subscription_info_data_size, w_subscription_info_data_encode, proto_subscription_info_data_set_error},
+    {"SyncGroupRequest", "request", 14, 0, 5, 5, 4, sizeof(proto_sync_group_request_t),
      w_sync_group_request_init, w_sync_group_request_decode, w_sync_group_request_size, w_sync_group_request_encode, proto_sync_group_request_set_error},
-    {"SyncGroupResponse", "response", 14, 0, 5, 4, sizeof(proto_sync_group_response_t),
+    {"SyncGroupResponse", "response", 14, 0, 5, 5, 4, sizeof(proto_sync_group_response_t),
      w_sync_group_response_init, w_sync_group_response_decode, w_sync_group_response_size, w_sync_group_response_encode, proto_sync_group_response_set_error},
-    {"TopicRecord", "metadata", 2, 0, 0, 0, sizeof(proto_topic_record_t),
+    {"TopicRecord", "metadata", 2, 0, 0, 0, 0, sizeof(proto_topic_record_t),
      w_topic_record_init, w_topic_record_decode, w_topic_record_size, w_topic_record_encode, proto_topic_record_set_error},
-    {"TransactionLogKey", "data", -1, 0, 0, -1, sizeof(proto_transaction_log_key_t),
+    {"TransactionLogKey", "coordinator-key", 0, 0, 0, 0, -1, sizeof(proto_transaction_log_key_t),
      w_transaction_log_key_init, w_transaction_log_key_decode, w_transaction_log_key_size, w_transaction_log_key_encode, proto_transaction_log_key_set_error},
-    {"TransactionLogValue", "data", -1, 0, 1, 1, sizeof(proto_transaction_log_value_t),
+    {"TransactionLogValue", "coordinator-value", 0, 0, 1, 1, 1, sizeof(proto_transaction_log_value_t),
      w_transaction_log_value_init, w_transaction_log_value_decode, w_transaction_log_value_size, w_transaction_log_value_encode, proto_transaction_log_value_set_error},
-    {"TxnOffsetCommitRequest", "request", 28, 0, 4, 3, sizeof(proto_txn_offset_commit_request_t),
+    {"TxnOffsetCommitRequest", "request", 28, 0, 6, 6, 3, sizeof(proto_txn_offset_commit_request_t),
      w_txn_offset_commit_request_init, w_txn_offset_commit_request_decode, w_txn_offset_commit_request_size, w_txn_offset_commit_request_encode, proto_txn_offset_commit_request_set_error},
-    {"TxnOffsetCommitResponse", "response", 28, 0, 4, 3, sizeof(proto_txn_offset_commit_response_t),
+    {"TxnOffsetCommitResponse", "response", 28, 0, 6, 6, 3, sizeof(proto_txn_offset_commit_response_t),
      w_txn_offset_commit_response_init, w_txn_offset_commit_response_decode, w_txn_offset_commit_response_size, w_txn_offset_commit_response_encode, proto_txn_offset_commit_response_set_error},
-    {"UnfenceBrokerRecord", "metadata", 8, 0, 0, 0, sizeof(proto_unfence_broker_record_t),
+    {"UnfenceBrokerRecord", "metadata", 8, 0, 0, 0, 0, sizeof(proto_unfence_broker_record_t),
      w_unfence_broker_record_init, w_unfence_broker_record_decode, w_unfence_broker_record_size, w_unfence_broker_record_encode, proto_unfence_broker_record_set_error},
-    {"UnregisterBrokerRecord", "metadata", 1, 0, 0, 0, sizeof(proto_unregister_broker_record_t),
+    {"UnregisterBrokerRecord", "metadata", 1, 0, 0, 0, 0, sizeof(proto_unregister_broker_record_t),
      w_unregister_broker_record_init, w_unregister_broker_record_decode, w_unregister_broker_record_size, w_unregister_broker_record_encode, proto_unregister_broker_record_set_error},
-    {"UnregisterBrokerRequest", "request", 64, 0, 0, 0, sizeof(proto_unregister_broker_request_t),
+    {"UnregisterBrokerRequest", "request", 64, 0, 0, 0, 0, sizeof(proto_unregister_broker_request_t),
      w_unregister_broker_request_init, w_unregister_broker_request_decode, w_unregister_broker_request_size, w_unregister_broker_request_encode, proto_unregister_broker_request_set_error},
-    {"UnregisterBrokerResponse", "response", 64, 0, 0, 0, sizeof(proto_unregister_broker_response_t),
+    {"UnregisterBrokerResponse", "response", 64, 0, 0, 0, 0, sizeof(proto_unregister_broker_response_t),
      w_unregister_broker_response_init, w_unregister_broker_response_decode, w_unregister_broker_response_size, w_unregister_broker_response_encode, proto_unregister_broker_response_set_error},
-    {"UpdateFeaturesRequest", "request", 57, 0, 2, 0, sizeof(proto_update_features_request_t),
+    {"UnregisterControllerRecord", "metadata", 29, 0, 0, 0, 0, sizeof(proto_unregister_controller_record_t),
+     w_unregister_controller_record_init, w_unregister_controller_record_decode, w_unregister_controller_record_size, w_unregister_controller_record_encode, proto_unregister_controller_record_set_error},
+    {"UnregisterControllerRequest", "request", 94, 0, 0, 0, 0, sizeof(proto_unregister_controller_request_t),
+     w_unregister_controller_request_init, w_unregister_controller_request_decode, w_unregister_controller_request_size, w_unregister_controller_request_encode, proto_unregister_controller_request_set_error},
+    {"UnregisterControllerResponse", "response", 94, 0, 0, 0, 0, sizeof(proto_unregister_controller_response_t),
+     w_unregister_controller_response_init, w_unregister_controller_response_decode, w_unregister_controller_response_size, w_unregister_controller_response_encode, proto_unregister_controller_response_set_error},
+    {"UpdateFeaturesRequest", "request", 57, 0, 2, 2, 0, sizeof(proto_update_features_request_t),
      w_update_features_request_init, w_update_features_request_decode, w_update_features_request_size, w_update_features_request_encode, proto_update_features_request_set_error},
-    {"UpdateFeaturesResponse", "response", 57, 0, 2, 0, sizeof(proto_update_features_response_t),
+    {"UpdateFeaturesResponse", "response", 57, 0, 2, 2, 0, sizeof(proto_update_features_response_t),
      w_update_features_response_init, w_update_features_response_decode, w_update_features_response_size, w_update_features_response_encode, proto_update_features_response_set_error},
-    {"UpdateMetadataRequest", "request", 6, 0, 8, 6, sizeof(proto_update_metadata_request_t),
-     w_update_metadata_request_init, w_update_metadata_request_decode, w_update_metadata_request_size, w_update_metadata_request_encode, proto_update_metadata_request_set_error},
-    {"UpdateMetadataResponse", "response", 6, 0, 8, 6, sizeof(proto_update_metadata_response_t),
-     w_update_metadata_response_init, w_update_metadata_response_decode, w_update_metadata_response_size, w_update_metadata_response_encode, proto_update_metadata_response_set_error},
-    {"UpdateRaftVoterRequest", "request", 82, 0, 0, 0, sizeof(proto_update_raft_voter_request_t),
+    {"UpdateRaftVoterRequest", "request", 82, 0, 0, 0, 0, sizeof(proto_update_raft_voter_request_t),
      w_update_raft_voter_request_init, w_update_raft_voter_request_decode, w_update_raft_voter_request_size, w_update_raft_voter_request_encode, proto_update_raft_voter_request_set_error},
-    {"UpdateRaftVoterResponse", "response", 82, 0, 0, 0, sizeof(proto_update_raft_voter_response_t),
+    {"UpdateRaftVoterResponse", "response", 82, 0, 0, 0, 0, sizeof(proto_update_raft_voter_response_t),
      w_update_raft_voter_response_init, w_update_raft_voter_response_decode, w_update_raft_voter_response_size, w_update_raft_voter_response_encode, proto_update_raft_voter_response_set_error},
-    {"UserScramCredentialRecord", "metadata", 11, 0, 0, 0, sizeof(proto_user_scram_credential_record_t),
+    {"UserScramCredentialRecord", "metadata", 11, 0, 0, 0, 0, sizeof(proto_user_scram_credential_record_t),
      w_user_scram_credential_record_init, w_user_scram_credential_record_decode, w_user_scram_credential_record_size, w_user_scram_credential_record_encode, proto_user_scram_credential_record_set_error},
-    {"VoteRequest", "request", 52, 0, 1, 0, sizeof(proto_vote_request_t),
+    {"VoteRequest", "request", 52, 0, 2, 2, 0, sizeof(proto_vote_request_t),
      w_vote_request_init, w_vote_request_decode, w_vote_request_size, w_vote_request_encode, proto_vote_request_set_error},
-    {"VoteResponse", "response", 52, 0, 1, 0, sizeof(proto_vote_response_t),
+    {"VoteResponse", "response", 52, 0, 2, 2, 0, sizeof(proto_vote_response_t),
      w_vote_response_init, w_vote_response_decode, w_vote_response_size, w_vote_response_encode, proto_vote_response_set_error},
-    {"VotersRecord", "data", -1, 0, 0, 0, sizeof(proto_voters_record_t),
+    {"VotersRecord", "data", -1, 0, 0, 0, 0, sizeof(proto_voters_record_t),
      w_voters_record_init, w_voters_record_decode, w_voters_record_size, w_voters_record_encode, proto_voters_record_set_error},
-    {"WriteShareGroupStateRequest", "request", 85, 0, 0, 0, sizeof(proto_write_share_group_state_request_t),
+    {"WriteShareGroupStateRequest", "request", 85, 0, 1, 1, 0, sizeof(proto_write_share_group_state_request_t),
      w_write_share_group_state_request_init, w_write_share_group_state_request_decode, w_write_share_group_state_request_size, w_write_share_group_state_request_encode, proto_write_share_group_state_request_set_error},
-    {"WriteShareGroupStateResponse", "response", 85, 0, 0, 0, sizeof(proto_write_share_group_state_response_t),
+    {"WriteShareGroupStateResponse", "response", 85, 0, 1, 1, 0, sizeof(proto_write_share_group_state_response_t),
      w_write_share_group_state_response_init, w_write_share_group_state_response_decode, w_write_share_group_state_response_size, w_write_share_group_state_response_encode, proto_write_share_group_state_response_set_error},
-    {"WriteTxnMarkersRequest", "request", 27, 0, 1, 1, sizeof(proto_write_txn_markers_request_t),
+    {"WriteTxnMarkersRequest", "request", 27, 1, 2, 2, 1, sizeof(proto_write_txn_markers_request_t),
      w_write_txn_markers_request_init, w_write_txn_markers_request_decode, w_write_txn_markers_request_size, w_write_txn_markers_request_encode, proto_write_txn_markers_request_set_error},
-    {"WriteTxnMarkersResponse", "response", 27, 0, 1, 1, sizeof(proto_write_txn_markers_response_t),
+    {"WriteTxnMarkersResponse", "response", 27, 1, 2, 2, 1, sizeof(proto_write_txn_markers_response_t),
      w_write_txn_markers_response_init, w_write_txn_markers_response_decode, w_write_txn_markers_response_size, w_write_txn_markers_response_encode, proto_write_txn_markers_response_set_error},
-    {"ZkMigrationStateRecord", "metadata", 21, 0, 0, 0, sizeof(proto_zk_migration_state_record_t),
+    {"ZkMigrationStateRecord", "metadata", 21, 0, 0, 0, 0, sizeof(proto_zk_migration_state_record_t),
      w_zk_migration_state_record_init, w_zk_migration_state_record_decode, w_zk_migration_state_record_size, w_zk_migration_state_record_encode, proto_zk_migration_state_record_set_error},
 };
-const size_t proto_msgs_count = 248;
+const size_t proto_msgs_count = 279;
 
 const proto_api_desc_t proto_apis[] = {
-    {0, "Produce", &proto_msgs[166], &proto_msgs[167]},
-    {1, "Fetch", &proto_msgs[115], &proto_msgs[116]},
-    {2, "ListOffsets", &proto_msgs[145], &proto_msgs[146]},
-    {3, "Metadata", &proto_msgs[151], &proto_msgs[152]},
-    {4, "LeaderAndIsr", &proto_msgs[136], &proto_msgs[137]},
-    {5, "StopReplica", &proto_msgs[220], &proto_msgs[221]},
-    {6, "UpdateMetadata", &proto_msgs[235], &proto_msgs[236]},
-    {7, "ControlledShutdown", &proto_msgs[54], &proto_msgs[55]},
-    {8, "OffsetCommit", &proto_msgs[155], &proto_msgs[156]},
-    {9, "OffsetFetch", &proto_msgs[160], &proto_msgs[161]},
-    {10, "FindCoordinator", &proto_msgs[119], &proto_msgs[120]},
-    {11, "JoinGroup", &proto_msgs[133], &proto_msgs[134]},
-    {12, "Heartbeat", &proto_msgs[125], &proto_msgs[126]},
-    {13, "LeaveGroup", &proto_msgs[139], &proto_msgs[140]},
-    {14, "SyncGroup", &proto_msgs[222], &proto_msgs[223]},
-    {15, "DescribeGroups", &proto_msgs[88], &proto_msgs[89]},
-    {16, "ListGroups", &proto_msgs[143], &proto_msgs[144]},
-    {17, "SaslHandshake", &proto_msgs[190], &proto_msgs[191]},
-    {18, "ApiVersions", &proto_msgs[22], &proto_msgs[23]},
-    {19, "CreateTopics", &proto_msgs[64], &proto_msgs[65]},
-    {20, "DeleteTopics", &proto_msgs[76], &proto_msgs[77]},
-    {21, "DeleteRecords", &proto_msgs[72], &proto_msgs[73]},
-    {22, "InitProducerId", &proto_msgs[129], &proto_msgs[130]},
-    {23, "OffsetForLeaderEpoch", &proto_msgs[162], &proto_msgs[163]},
-    {24, "AddPartitionsToTxn", &proto_msgs[4], &proto_msgs[5]},
-    {25, "AddOffsetsToTxn", &proto_msgs[2], &proto_msgs[3]},
-    {26, "EndTxn", &proto_msgs[107], &proto_msgs[108]},
-    {27, "WriteTxnMarkers", &proto_msgs[245], &proto_msgs[246]},
-    {28, "TxnOffsetCommit", &proto_msgs[227], &proto_msgs[228]},
-    {29, "DescribeAcls", &proto_msgs[78], &proto_msgs[79]},
-    {30, "CreateAcls", &proto_msgs[58], &proto_msgs[59]},
-    {31, "DeleteAcls", &proto_msgs[68], &proto_msgs[69]},
-    {32, "DescribeConfigs", &proto_msgs[84], &proto_msgs[85]},
-    {33, "AlterConfigs", &proto_msgs[12], &proto_msgs[13]},
-    {34, "AlterReplicaLogDirs", &proto_msgs[18], &proto_msgs[19]},
-    {35, "DescribeLogDirs", &proto_msgs[90], &proto_msgs[91]},
-    {36, "SaslAuthenticate", &proto_msgs[188], &proto_msgs[189]},
-    {37, "CreatePartitions", &proto_msgs[62], &proto_msgs[63]},
-    {38, "CreateDelegationToken", &proto_msgs[60], &proto_msgs[61]},
-    {39, "RenewDelegationToken", &proto_msgs[184], &proto_msgs[185]},
-    {40, "ExpireDelegationToken", &proto_msgs[111], &proto_msgs[112]},
-    {41, "DescribeDelegationToken", &proto_msgs[86], &proto_msgs[87]},
-    {42, "DeleteGroups", &proto_msgs[70], &proto_msgs[71]},
-    {43, "ElectLeaders", &proto_msgs[102], &proto_msgs[103]},
-    {44, "IncrementalAlterConfigs", &proto_msgs[127], &proto_msgs[128]},
-    {45, "AlterPartitionReassignments", &proto_msgs[14], &proto_msgs[15]},
-    {46, "ListPartitionReassignments", &proto_msgs[147], &proto_msgs[148]},
-    {47, "OffsetDelete", &proto_msgs[158], &proto_msgs[159]},
-    {48, "DescribeClientQuotas", &proto_msgs[80], &proto_msgs[81]},
-    {49, "AlterClientQuotas", &proto_msgs[10], &proto_msgs[11]},
-    {50, "DescribeUserScramCredentials", &proto_msgs[100], &proto_msgs[101]},
-    {51, "AlterUserScramCredentials", &proto_msgs[20], &proto_msgs[21]},
-    {52, "Vote", &proto_msgs[240], &proto_msgs[241]},
-    {53, "BeginQuorumEpoch", &proto_msgs[26], &proto_msgs[27]},
-    {54, "EndQuorumEpoch", &proto_msgs[104], &proto_msgs[105]},
-    {55, "DescribeQuorum", &proto_msgs[94], &proto_msgs[95]},
-    {56, "AlterPartition", &proto_msgs[16], &proto_msgs[17]},
-    {57, "UpdateFeatures", &proto_msgs[233], &proto_msgs[234]},
-    {58, "Envelope", &proto_msgs[109], &proto_msgs[110]},
-    {59, "FetchSnapshot", &proto_msgs[117], &proto_msgs[118]},
-    {60, "DescribeCluster", &proto_msgs[82], &proto_msgs[83]},
-    {61, "DescribeProducers", &proto_msgs[92], &proto_msgs[93]},
-    {62, "BrokerRegistration", &proto_msgs[32], &proto_msgs[33]},
-    {63, "BrokerHeartbeat", &proto_msgs[29], &proto_msgs[30]},
-    {64, "UnregisterBroker", &proto_msgs[231], &proto_msgs[232]},
-    {65, "DescribeTransactions", &proto_msgs[98], &proto_msgs[99]},
-    {66, "ListTransactions", &proto_msgs[149], &proto_msgs[150]},
-    {67, "AllocateProducerIds", &proto_msgs[8], &proto_msgs[9]},
-    {68, "ConsumerGroupHeartbeat", &proto_msgs[40], &proto_msgs[41]},
-    {69, "ConsumerGroupDescribe", &proto_msgs[38], &proto_msgs[39]},
-    {70, "ControllerRegistration", &proto_msgs[56], &proto_msgs[57]},
-    {71, "GetTelemetrySubscriptions", &proto_msgs[121], &proto_msgs[122]},
-    {72, "PushTelemetry", &proto_msgs[169], &proto_msgs[170]},
-    {73, "AssignReplicasToDirs", &proto_msgs[24], &proto_msgs[25]},
-    {74, "ListClientMetricsResources", &proto_msgs[141], &proto_msgs[142]},
-    {75, "DescribeTopicPartitions", &proto_msgs[96], &proto_msgs[97]},
-    {76, "ShareGroupHeartbeat", &proto_msgs[200], &proto_msgs[201]},
-    {77, "ShareGroupDescribe", &proto_msgs[198], &proto_msgs[199]},
-    {78, "ShareFetch", &proto_msgs[194], &proto_msgs[195]},
-    {79, "ShareAcknowledge", &proto_msgs[192], &proto_msgs[193]},
-    {80, "AddRaftVoter", &proto_msgs[6], &proto_msgs[7]},
-    {81, "RemoveRaftVoter", &proto_msgs[180], &proto_msgs[181]},
-    {82, "UpdateRaftVoter", &proto_msgs[237], &proto_msgs[238]},
-    {83, "InitializeShareGroupState", &proto_msgs[131], &proto_msgs[132]},
-    {84, "ReadShareGroupState", &proto_msgs[172], &proto_msgs[173]},
-    {85, "WriteShareGroupState", &proto_msgs[243], &proto_msgs[244]},
-    {86, "DeleteShareGroupState", &proto_msgs[74], &proto_msgs[75]},
-    {87, "ReadShareGroupStateSummary", &proto_msgs[174], &proto_msgs[175]},
+    {0, "Produce", &proto_msgs[176], &proto_msgs[177]},
+    {1, "Fetch", &proto_msgs[125], &proto_msgs[126]},
+    {2, "ListOffsets", &proto_msgs[155], &proto_msgs[156]},
+    {3, "Metadata", &proto_msgs[161], &proto_msgs[162]},
+    {4, NULL, NULL, NULL},
+    {5, NULL, NULL, NULL},
+    {6, NULL, NULL, NULL},
+    {7, NULL, NULL, NULL},
+    {8, "OffsetCommit", &proto_msgs[165], &proto_msgs[166]},
+    {9, "OffsetFetch", &proto_msgs[170], &proto_msgs[171]},
+    {10, "FindCoordinator", &proto_msgs[129], &proto_msgs[130]},
+    {11, "JoinGroup", &proto_msgs[143], &proto_msgs[144]},
+    {12, "Heartbeat", &proto_msgs[135], &proto_msgs[136]},
+    {13, "LeaveGroup", &proto_msgs[147], &proto_msgs[148]},
+    {14, "SyncGroup", &proto_msgs[252], &proto_msgs[253]},
+    {15, "DescribeGroups", &proto_msgs[95], &proto_msgs[96]},
+    {16, "ListGroups", &proto_msgs[153], &proto_msgs[154]},
+    {17, "SaslHandshake", &proto_msgs[205], &proto_msgs[206]},
+    {18, "ApiVersions", &proto_msgs[25], &proto_msgs[26]},
+    {19, "CreateTopics", &proto_msgs[69], &proto_msgs[70]},
+    {20, "DeleteTopics", &proto_msgs[83], &proto_msgs[84]},
+    {21, "DeleteRecords", &proto_msgs[77], &proto_msgs[78]},
+    {22, "InitProducerId", &proto_msgs[139], &proto_msgs[140]},
+    {23, "OffsetForLeaderEpoch", &proto_msgs[172], &proto_msgs[173]},
+    {24, "AddPartitionsToTxn", &proto_msgs[5], &proto_msgs[6]},
+    {25, "AddOffsetsToTxn", &proto_msgs[3], &proto_msgs[4]},
+    {26, "EndTxn", &proto_msgs[117], &proto_msgs[118]},
+    {27, "WriteTxnMarkers", &proto_msgs[276], &proto_msgs[277]},
+    {28, "TxnOffsetCommit", &proto_msgs[257], &proto_msgs[258]},
+    {29, "DescribeAcls", &proto_msgs[85], &proto_msgs[86]},
+    {30, "CreateAcls", &proto_msgs[63], &proto_msgs[64]},
+    {31, "DeleteAcls", &proto_msgs[73], &proto_msgs[74]},
+    {32, "DescribeConfigs", &proto_msgs[91], &proto_msgs[92]},
+    {33, "AlterConfigs", &proto_msgs[13], &proto_msgs[14]},
+    {34, "AlterReplicaLogDirs", &proto_msgs[19], &proto_msgs[20]},
+    {35, "DescribeLogDirs", &proto_msgs[97], &proto_msgs[98]},
+    {36, "SaslAuthenticate", &proto_msgs[203], &proto_msgs[204]},
+    {37, "CreatePartitions", &proto_msgs[67], &proto_msgs[68]},
+    {38, "CreateDelegationToken", &proto_msgs[65], &proto_msgs[66]},
+    {39, "RenewDelegationToken", &proto_msgs[199], &proto_msgs[200]},
+    {40, "ExpireDelegationToken", &proto_msgs[121], &proto_msgs[122]},
+    {41, "DescribeDelegationToken", &proto_msgs[93], &proto_msgs[94]},
+    {42, "DeleteGroups", &proto_msgs[75], &proto_msgs[76]},
+    {43, "ElectLeaders", &proto_msgs[111], &proto_msgs[112]},
+    {44, "IncrementalAlterConfigs", &proto_msgs[137], &proto_msgs[138]},
+    {45, "AlterPartitionReassignments", &proto_msgs[15], &proto_msgs[16]},
+    {46, "ListPartitionReassignments", &proto_msgs[157], &proto_msgs[158]},
+    {47, "OffsetDelete", &proto_msgs[168], &proto_msgs[169]},
+    {48, "DescribeClientQuotas", &proto_msgs[87], &proto_msgs[88]},
+    {49, "AlterClientQuotas", &proto_msgs[11], &proto_msgs[12]},
+    {50, "DescribeUserScramCredentials", &proto_msgs[109], &proto_msgs[110]},
+    {51, "AlterUserScramCredentials", &proto_msgs[23], &proto_msgs[24]},
+    {52, "Vote", &proto_msgs[271], &proto_msgs[272]},
+    {53, "BeginQuorumEpoch", &proto_msgs[29], &proto_msgs[30]},
+    {54, "EndQuorumEpoch", &proto_msgs[113], &proto_msgs[114]},
+    {55, "DescribeQuorum", &proto_msgs[101], &proto_msgs[102]},
+    {56, "AlterPartition", &proto_msgs[17], &proto_msgs[18]},
+    {57, "UpdateFeatures", &proto_msgs[266], &proto_msgs[267]},
+    {58, "Envelope", &proto_msgs[119], &proto_msgs[120]},
+    {59, "FetchSnapshot", &proto_msgs[127], &proto_msgs[128]},
+    {60, "DescribeCluster", &proto_msgs[89], &proto_msgs[90]},
+    {61, "DescribeProducers", &proto_msgs[99], &proto_msgs[100]},
+    {62, "BrokerRegistration", &proto_msgs[35], &proto_msgs[36]},
+    {63, "BrokerHeartbeat", &proto_msgs[32], &proto_msgs[33]},
+    {64, "UnregisterBroker", &proto_msgs[261], &proto_msgs[262]},
+    {65, "DescribeTransactions", &proto_msgs[107], &proto_msgs[108]},
+    {66, "ListTransactions", &proto_msgs[159], &proto_msgs[160]},
+    {67, "AllocateProducerIds", &proto_msgs[9], &proto_msgs[10]},
+    {68, "ConsumerGroupHeartbeat", &proto_msgs[44], &proto_msgs[45]},
+    {69, "ConsumerGroupDescribe", &proto_msgs[42], &proto_msgs[43]},
+    {70, "ControllerRegistration", &proto_msgs[61], &proto_msgs[62]},
+    {71, "GetTelemetrySubscriptions", &proto_msgs[131], &proto_msgs[132]},
+    {72, "PushTelemetry", &proto_msgs[180], &proto_msgs[181]},
+    {73, "AssignReplicasToDirs", &proto_msgs[27], &proto_msgs[28]},
+    {74, "ListConfigResources", &proto_msgs[151], &proto_msgs[152]},
+    {75, "DescribeTopicPartitions", &proto_msgs[105], &proto_msgs[106]},
+    {76, "ShareGroupHeartbeat", &proto_msgs[215], &proto_msgs[216]},
+    {77, "ShareGroupDescribe", &proto_msgs[213], &proto_msgs[214]},
+    {78, "ShareFetch", &proto_msgs[209], &proto_msgs[210]},
+    {79, "ShareAcknowledge", &proto_msgs[207], &proto_msgs[208]},
+    {80, "AddRaftVoter", &proto_msgs[7], &proto_msgs[8]},
+    {81, "RemoveRaftVoter", &proto_msgs[195], &proto_msgs[196]},
+    {82, "UpdateRaftVoter", &proto_msgs[268], &proto_msgs[269]},
+    {83, "InitializeShareGroupState", &proto_msgs[141], &proto_msgs[142]},
+    {84, "ReadShareGroupState", &proto_msgs[183], &proto_msgs[184]},
+    {85, "WriteShareGroupState", &proto_msgs[274], &proto_msgs[275]},
+    {86, "DeleteShareGroupState", &proto_msgs[81], &proto_msgs[82]},
+    {87, "ReadShareGroupStateSummary", &proto_msgs[185], &proto_msgs[186]},
+    {88, "StreamsGroupHeartbeat", &proto_msgs[237], &proto_msgs[238]},
+    {89, "StreamsGroupDescribe", &proto_msgs[235], &proto_msgs[236]},
+    {90, "DescribeShareGroupOffsets", &proto_msgs[103], &proto_msgs[104]},
+    {91, "AlterShareGroupOffsets", &proto_msgs[21], &proto_msgs[22]},
+    {92, "DeleteShareGroupOffsets", &proto_msgs[79], &proto_msgs[80]},
+    {93, "StreamsGroupTopologyDescriptionUpdate", &proto_msgs[247], &proto_msgs[248]},
+    {94, "UnregisterController", &proto_msgs[264], &proto_msgs[265]},
 };
-const size_t proto_apis_count = 88;
+const size_t proto_apis_count = 95;
 
 const proto_api_desc_t *proto_api_lookup(int16_t api_key) {
     if (api_key < 0 || (size_t)api_key >= proto_apis_count) return NULL;
@@ -1596,31 +1789,33 @@ const proto_api_desc_t *proto_api_lookup(int16_t api_key) {
 
 const proto_msg_desc_t *proto_metadata_record_lookup(int16_t type) {
     switch (type) {
-    case 0: return &proto_msgs[176];
-    case 1: return &proto_msgs[230];
-    case 2: return &proto_msgs[224];
-    case 3: return &proto_msgs[165];
-    case 4: return &proto_msgs[35];
-    case 5: return &proto_msgs[164];
-    case 7: return &proto_msgs[114];
-    case 8: return &proto_msgs[229];
-    case 9: return &proto_msgs[182];
-    case 10: return &proto_msgs[67];
-    case 11: return &proto_msgs[239];
-    case 12: return &proto_msgs[113];
-    case 14: return &proto_msgs[34];
-    case 15: return &proto_msgs[168];
-    case 17: return &proto_msgs[31];
-    case 18: return &proto_msgs[1];
-    case 19: return &proto_msgs[178];
-    case 20: return &proto_msgs[153];
-    case 21: return &proto_msgs[247];
-    case 22: return &proto_msgs[183];
-    case 23: return &proto_msgs[28];
-    case 24: return &proto_msgs[106];
+    case 0: return &proto_msgs[187];
+    case 1: return &proto_msgs[260];
+    case 2: return &proto_msgs[254];
+    case 3: return &proto_msgs[175];
+    case 4: return &proto_msgs[39];
+    case 5: return &proto_msgs[174];
+    case 7: return &proto_msgs[124];
+    case 8: return &proto_msgs[259];
+    case 9: return &proto_msgs[197];
+    case 10: return &proto_msgs[72];
+    case 11: return &proto_msgs[270];
+    case 12: return &proto_msgs[123];
+    case 14: return &proto_msgs[38];
+    case 15: return &proto_msgs[178];
+    case 17: return &proto_msgs[34];
+    case 18: return &proto_msgs[2];
+    case 19: return &proto_msgs[193];
+    case 20: return &proto_msgs[163];
+    case 21: return &proto_msgs[278];
+    case 22: return &proto_msgs[198];
+    case 23: return &proto_msgs[31];
+    case 24: return &proto_msgs[115];
     case 25: return &proto_msgs[0];
-    case 26: return &proto_msgs[179];
-    case 27: return &proto_msgs[177];
+    case 26: return &proto_msgs[194];
+    case 27: return &proto_msgs[188];
+    case 28: return &proto_msgs[37];
+    case 29: return &proto_msgs[263];
     default: return NULL;
     }
 }

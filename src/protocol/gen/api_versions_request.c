@@ -10,6 +10,8 @@ static void init_m(proto_api_versions_request_t *o) {
     memset(o, 0, sizeof(*o));
     o->client_software_name = (sm_str_t){"", 0};
     o->client_software_version = (sm_str_t){"", 0};
+    o->cluster_id = SM_STR_NULL;
+    o->node_id = -1;
 }
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_api_versions_request_t *o) {
@@ -23,6 +25,14 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_api_versions_re
     if (v >= 3) {
         TRY(sm_rd_string(r, flex, false, &o->client_software_version));
     }
+    /* ClusterId: string, v5+, nullable 5+ */
+    if (v >= 5) {
+        TRY(sm_rd_string(r, flex, v >= 5, &o->cluster_id));
+    }
+    /* NodeId: int32, v5+ */
+    if (v >= 5) {
+        TRY(sm_rd_i32(r, &o->node_id));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -35,6 +45,12 @@ static size_t size_m(int16_t v, const proto_api_versions_request_t *o) {
     }
     if (v >= 3) {
         n += sm_string_size(o->client_software_version, flex);
+    }
+    if (v >= 5) {
+        n += sm_string_size(o->cluster_id, flex);
+    }
+    if (v >= 5) {
+        n += 4;
     }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -53,6 +69,13 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_api_versions_request_t *
         if (o->client_software_version.len < 0) return SM_ERR_RANGE;
         TRY(sm_wr_string(w, o->client_software_version, flex));
     }
+    if (v >= 5) {
+        if (o->cluster_id.len < 0 && !(v >= 5)) return SM_ERR_RANGE;
+        TRY(sm_wr_string(w, o->cluster_id, flex));
+    }
+    if (v >= 5) {
+        TRY(sm_wr_i32(w, o->node_id));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -65,14 +88,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_api_versions_request_t *
 void proto_api_versions_request_init(proto_api_versions_request_t *m) { init_m(m); }
 
 int proto_api_versions_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_api_versions_request_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 0 || v > 5) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_api_versions_request_size(int16_t v, const proto_api_versions_request_t *m) { return size_m(v, m); }
 
 int proto_api_versions_request_encode(sm_writer_t *w, int16_t v, const proto_api_versions_request_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 0 || v > 5) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_API_VERSIONS_REQUEST_MIN_VERSION 0
-#define PROTO_API_VERSIONS_REQUEST_MAX_VERSION 4
+#define PROTO_API_VERSIONS_REQUEST_MAX_VERSION 5
 #define PROTO_API_VERSIONS_REQUEST_FIRST_FLEXIBLE_VERSION 3
 #define PROTO_API_VERSIONS_REQUEST_API_KEY 18
 
@@ -19,6 +19,8 @@ typedef struct proto_api_versions_request_array {
 struct proto_api_versions_request {
     sm_str_t client_software_name; /* ClientSoftwareName: string, v3+ */
     sm_str_t client_software_version; /* ClientSoftwareVersion: string, v3+ */
+    sm_str_t cluster_id; /* ClusterId: string, v5+, nullable 5+ */
+    int32_t node_id; /* NodeId: int32, v5+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

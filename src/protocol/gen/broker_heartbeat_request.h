@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_BROKER_HEARTBEAT_REQUEST_MIN_VERSION 0
-#define PROTO_BROKER_HEARTBEAT_REQUEST_MAX_VERSION 1
+#define PROTO_BROKER_HEARTBEAT_REQUEST_MAX_VERSION 2
 #define PROTO_BROKER_HEARTBEAT_REQUEST_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_BROKER_HEARTBEAT_REQUEST_API_KEY 63
 
@@ -23,6 +23,7 @@ struct proto_broker_heartbeat_request {
     bool want_fence; /* WantFence: bool, v0+ */
     bool want_shut_down; /* WantShutDown: bool, v0+ */
     sm_uuid_array_t offline_log_dirs; /* OfflineLogDirs: []uuid, v1+, tag 0 */
+    sm_uuid_array_t cordoned_log_dirs; /* CordonedLogDirs: []uuid, v2+, nullable 2+, tag 1 */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

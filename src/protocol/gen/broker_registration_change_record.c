@@ -9,6 +9,7 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_broker_registration_chan
 static void init_m(proto_broker_registration_change_record_t *o) {
     memset(o, 0, sizeof(*o));
     o->log_dirs.n = 0;
+    o->cordoned_log_dirs.n = -1;
 }
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_broker_registration_change_record_t *o) {
@@ -54,6 +55,18 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_broker_registra
                     continue;
                 }
                 break;
+            case 3: /* CordonedLogDirs: []uuid, v3+, nullable 3+, tag 3 */
+                if (v >= 3) {
+                    TRY(sm_rd_array_len(&sub, flex, v >= 3, 16, &o->cordoned_log_dirs.n));
+                    if (o->cordoned_log_dirs.n > 0) {
+                        o->cordoned_log_dirs.v = sm_arena_calloc(a, (size_t)o->cordoned_log_dirs.n, sizeof(*o->cordoned_log_dirs.v));
+                        if (!o->cordoned_log_dirs.v) return SM_ERR_NOMEM;
+                        for (int32_t i = 0; i < o->cordoned_log_dirs.n; i++)
+                            TRY(sm_rd_uuid(&sub, &o->cordoned_log_dirs.v[i]));
+                    }
+                    continue;
+                }
+                break;
             default:
                 break;
             }
@@ -89,6 +102,13 @@ static size_t size_m(int16_t v, const proto_broker_registration_change_record_t 
             n += sm_uvarint_size(2) + sm_uvarint_size((uint32_t)fs) + fs;
             ntags++;
         }
+        if ((v >= 3) && !(o->cordoned_log_dirs.n < 0)) {
+            size_t fs = 0;
+            fs += sm_array_len_size(o->cordoned_log_dirs.n < 0 ? -1 : o->cordoned_log_dirs.n, flex);
+            if (o->cordoned_log_dirs.n > 0) fs += (size_t)o->cordoned_log_dirs.n * 16;
+            n += sm_uvarint_size(3) + sm_uvarint_size((uint32_t)fs) + fs;
+            ntags++;
+        }
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
     }
     return n;
@@ -106,6 +126,8 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_broker_registration_chan
         ntags += has1;
         const bool has2 = (v >= 2) && !(o->log_dirs.n == 0);
         ntags += has2;
+        const bool has3 = (v >= 3) && !(o->cordoned_log_dirs.n < 0);
+        ntags += has3;
         TRY(sm_wr_uvarint(w, ntags));
         int32_t u = 0;
         if (has0) {
@@ -136,6 +158,18 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_broker_registration_chan
             for (int32_t i = 0; i < o->log_dirs.n; i++)
                 TRY(sm_wr_uuid(w, &o->log_dirs.v[i]));
         }
+        if (has3) {
+            TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, 3));
+            size_t fs = 0;
+            fs += sm_array_len_size(o->cordoned_log_dirs.n < 0 ? -1 : o->cordoned_log_dirs.n, flex);
+            if (o->cordoned_log_dirs.n > 0) fs += (size_t)o->cordoned_log_dirs.n * 16;
+            TRY(sm_wr_uvarint(w, 3));
+            TRY(sm_wr_uvarint(w, (uint32_t)fs));
+            if (o->cordoned_log_dirs.n < 0 && !(v >= 3)) return SM_ERR_RANGE;
+            TRY(sm_wr_array_len(w, o->cordoned_log_dirs.n < 0 ? -1 : o->cordoned_log_dirs.n, flex));
+            for (int32_t i = 0; i < o->cordoned_log_dirs.n; i++)
+                TRY(sm_wr_uuid(w, &o->cordoned_log_dirs.v[i]));
+        }
         TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, UINT64_MAX));
     }
     return SM_OK;
@@ -144,14 +178,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_broker_registration_chan
 void proto_broker_registration_change_record_init(proto_broker_registration_change_record_t *m) { init_m(m); }
 
 int proto_broker_registration_change_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_broker_registration_change_record_t *m) {
-    if (v < 0 || v > 2) return SM_ERR_VERSION;
+    if (v < 0 || v > 3) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_broker_registration_change_record_size(int16_t v, const proto_broker_registration_change_record_t *m) { return size_m(v, m); }
 
 int proto_broker_registration_change_record_encode(sm_writer_t *w, int16_t v, const proto_broker_registration_change_record_t *m) {
-    if (v < 0 || v > 2) return SM_ERR_VERSION;
+    if (v < 0 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

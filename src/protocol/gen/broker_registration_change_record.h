@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_BROKER_REGISTRATION_CHANGE_RECORD_MIN_VERSION 0
-#define PROTO_BROKER_REGISTRATION_CHANGE_RECORD_MAX_VERSION 2
+#define PROTO_BROKER_REGISTRATION_CHANGE_RECORD_MAX_VERSION 3
 #define PROTO_BROKER_REGISTRATION_CHANGE_RECORD_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_BROKER_REGISTRATION_CHANGE_RECORD_API_KEY 17
 
@@ -22,6 +22,7 @@ struct proto_broker_registration_change_record {
     int8_t fenced; /* Fenced: int8, v0+, tag 0 */
     int8_t in_controlled_shutdown; /* InControlledShutdown: int8, v1+, tag 1 */
     sm_uuid_array_t log_dirs; /* LogDirs: []uuid, v2+, tag 2 */
+    sm_uuid_array_t cordoned_log_dirs; /* CordonedLogDirs: []uuid, v3+, nullable 3+, tag 3 */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

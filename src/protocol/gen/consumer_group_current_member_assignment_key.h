@@ -4,9 +4,10 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_KEY_MIN_VERSION 8
-#define PROTO_CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_KEY_MAX_VERSION 8
+#define PROTO_CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_KEY_MIN_VERSION 0
+#define PROTO_CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_KEY_MAX_VERSION 0
 #define PROTO_CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_KEY_FIRST_FLEXIBLE_VERSION -1
+#define PROTO_CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_KEY_API_KEY 8
 
 typedef struct proto_consumer_group_current_member_assignment_key proto_consumer_group_current_member_assignment_key_t;
 typedef struct proto_consumer_group_current_member_assignment_key_array {
@@ -16,8 +17,8 @@ typedef struct proto_consumer_group_current_member_assignment_key_array {
 
 /* ConsumerGroupCurrentMemberAssignmentKey */
 struct proto_consumer_group_current_member_assignment_key {
-    sm_str_t group_id; /* GroupId: string, v8-8 */
-    sm_str_t member_id; /* MemberId: string, v8-8 */
+    sm_str_t group_id; /* GroupId: string, v0-0 */
+    sm_str_t member_id; /* MemberId: string, v0-0 */
 };
 
 /* Sets every field to its default. */

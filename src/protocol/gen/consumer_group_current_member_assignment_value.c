@@ -13,6 +13,7 @@ static int enc_topic_partitions(sm_writer_t *w, int16_t v, const proto_consumer_
 static void init_topic_partitions(proto_consumer_group_current_member_assignment_value_topic_partitions_t *o) {
     memset(o, 0, sizeof(*o));
     o->partitions.n = 0;
+    o->assignment_epochs.n = 0;
 }
 
 static int dec_topic_partitions(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_consumer_group_current_member_assignment_value_topic_partitions_t *o) {
@@ -28,7 +29,36 @@ static int dec_topic_partitions(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_
         for (int32_t i = 0; i < o->partitions.n; i++)
             TRY(sm_rd_i32(r, &o->partitions.v[i]));
     }
-    if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
+    if (flex) {
+        uint32_t ntags;
+        TRY(sm_rd_uvarint(r, &ntags));
+        if (ntags > sm_rd_left(r) / 2) return SM_ERR_PARSE;
+        for (uint32_t t = 0; t < ntags; t++) {
+            uint32_t tag, tsize;
+            const uint8_t *tp;
+            TRY(sm_rd_uvarint(r, &tag));
+            TRY(sm_rd_uvarint(r, &tsize));
+            TRY(sm_rd_slice(r, tsize, &tp));
+            sm_reader_t sub = sm_reader_make(tp, tsize);
+            switch (tag) {
+            case 0: /* AssignmentEpochs: []int32, v0+, nullable 0+, tag 0 */
+                if (true) {
+                    TRY(sm_rd_array_len(&sub, flex, true, 4, &o->assignment_epochs.n));
+                    if (o->assignment_epochs.n > 0) {
+                        o->assignment_epochs.v = sm_arena_calloc(a, (size_t)o->assignment_epochs.n, sizeof(*o->assignment_epochs.v));
+                        if (!o->assignment_epochs.v) return SM_ERR_NOMEM;
+                        for (int32_t i = 0; i < o->assignment_epochs.n; i++)
+                            TRY(sm_rd_i32(&sub, &o->assignment_epochs.v[i]));
+                    }
+                    continue;
+                }
+                break;
+            default:
+                break;
+            }
+            TRY(proto_tags_keep(a, &o->_unknown_tags, ntags, tag, tp, tsize));
+        }
+    }
     return SM_OK;
 }
 
@@ -40,6 +70,13 @@ static size_t size_topic_partitions(int16_t v, const proto_consumer_group_curren
     if (o->partitions.n > 0) n += (size_t)o->partitions.n * 4;
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
+        if ((true) && !(o->assignment_epochs.n == 0)) {
+            size_t fs = 0;
+            fs += sm_array_len_size(o->assignment_epochs.n < 0 ? -1 : o->assignment_epochs.n, flex);
+            if (o->assignment_epochs.n > 0) fs += (size_t)o->assignment_epochs.n * 4;
+            n += sm_uvarint_size(0) + sm_uvarint_size((uint32_t)fs) + fs;
+            ntags++;
+        }
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
     }
     return n;
@@ -54,8 +91,21 @@ static int enc_topic_partitions(sm_writer_t *w, int16_t v, const proto_consumer_
         TRY(sm_wr_i32(w, o->partitions.v[i]));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
+        const bool has0 = (true) && !(o->assignment_epochs.n == 0);
+        ntags += has0;
         TRY(sm_wr_uvarint(w, ntags));
         int32_t u = 0;
+        if (has0) {
+            TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, 0));
+            size_t fs = 0;
+            fs += sm_array_len_size(o->assignment_epochs.n < 0 ? -1 : o->assignment_epochs.n, flex);
+            if (o->assignment_epochs.n > 0) fs += (size_t)o->assignment_epochs.n * 4;
+            TRY(sm_wr_uvarint(w, 0));
+            TRY(sm_wr_uvarint(w, (uint32_t)fs));
+            TRY(sm_wr_array_len(w, o->assignment_epochs.n < 0 ? -1 : o->assignment_epochs.n, flex));
+            for (int32_t i = 0; i < o->assignment_epochs.n; i++)
+                TRY(sm_wr_i32(w, o->assignment_epochs.v[i]));
+        }
         TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, UINT64_MAX));
     }
     return SM_OK;

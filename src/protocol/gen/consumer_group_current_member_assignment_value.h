@@ -7,6 +7,7 @@
 #define PROTO_CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_VALUE_MIN_VERSION 0
 #define PROTO_CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_VALUE_MAX_VERSION 0
 #define PROTO_CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_VALUE_FIRST_FLEXIBLE_VERSION 0
+#define PROTO_CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_VALUE_API_KEY 8
 
 typedef struct proto_consumer_group_current_member_assignment_value proto_consumer_group_current_member_assignment_value_t;
 typedef struct proto_consumer_group_current_member_assignment_value_array {
@@ -23,6 +24,7 @@ typedef struct proto_consumer_group_current_member_assignment_value_topic_partit
 struct proto_consumer_group_current_member_assignment_value_topic_partitions {
     sm_uuid_t topic_id; /* TopicId: uuid, v0+ */
     sm_i32_array_t partitions; /* Partitions: []int32, v0+ */
+    sm_i32_array_t assignment_epochs; /* AssignmentEpochs: []int32, v0+, nullable 0+, tag 0 */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

@@ -17,6 +17,8 @@ static void init_assignment(proto_consumer_group_describe_response_assignment_t 
 static int dec_assignment(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_consumer_group_describe_response_assignment_t *o);
 static size_t size_assignment(int16_t v, const proto_consumer_group_describe_response_assignment_t *o);
 static int enc_assignment(sm_writer_t *w, int16_t v, const proto_consumer_group_describe_response_assignment_t *o);
+static size_t size_assignment_or_default(int16_t v, const proto_consumer_group_describe_response_assignment_t *o);
+static int enc_assignment_or_default(sm_writer_t *w, int16_t v, const proto_consumer_group_describe_response_assignment_t *o);
 static void init_topic_partitions(proto_consumer_group_describe_response_topic_partitions_t *o);
 static int dec_topic_partitions(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_consumer_group_describe_response_topic_partitions_t *o);
 static size_t size_topic_partitions(int16_t v, const proto_consumer_group_describe_response_topic_partitions_t *o);
@@ -151,6 +153,7 @@ static void init_member(proto_consumer_group_describe_response_member_t *o) {
     o->subscribed_topic_regex = SM_STR_NULL;
     o->assignment = NULL;
     o->target_assignment = NULL;
+    o->member_type = -1;
 }
 
 static int dec_member(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_consumer_group_describe_response_member_t *o) {
@@ -186,6 +189,10 @@ static int dec_member(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_consumer_g
     o->target_assignment = sm_arena_alloc(a, sizeof(*o->target_assignment));
     if (!o->target_assignment) return SM_ERR_NOMEM;
     TRY(dec_assignment(r, a, v, o->target_assignment));
+    /* MemberType: int8, v1+ */
+    if (v >= 1) {
+        TRY(sm_rd_i8(r, &o->member_type));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -204,6 +211,9 @@ static size_t size_member(int16_t v, const proto_consumer_group_describe_respons
     n += sm_string_size(o->subscribed_topic_regex, flex);
     n += size_assignment_or_default(v, o->assignment);
     n += size_assignment_or_default(v, o->target_assignment);
+    if (v >= 1) {
+        n += 1;
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -229,6 +239,9 @@ static int enc_member(sm_writer_t *w, int16_t v, const proto_consumer_group_desc
     TRY(sm_wr_string(w, o->subscribed_topic_regex, flex));
     TRY(enc_assignment_or_default(w, v, o->assignment));
     TRY(enc_assignment_or_default(w, v, o->target_assignment));
+    if (v >= 1) {
+        TRY(sm_wr_i8(w, o->member_type));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -379,14 +392,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_consumer_group_describe_
 void proto_consumer_group_describe_response_init(proto_consumer_group_describe_response_t *m) { init_m(m); }
 
 int proto_consumer_group_describe_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_consumer_group_describe_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_consumer_group_describe_response_size(int16_t v, const proto_consumer_group_describe_response_t *m) { return size_m(v, m); }
 
 int proto_consumer_group_describe_response_encode(sm_writer_t *w, int16_t v, const proto_consumer_group_describe_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_CONSUMER_GROUP_DESCRIBE_RESPONSE_MIN_VERSION 0
-#define PROTO_CONSUMER_GROUP_DESCRIBE_RESPONSE_MAX_VERSION 0
+#define PROTO_CONSUMER_GROUP_DESCRIBE_RESPONSE_MAX_VERSION 1
 #define PROTO_CONSUMER_GROUP_DESCRIBE_RESPONSE_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_CONSUMER_GROUP_DESCRIBE_RESPONSE_API_KEY 69
 
@@ -61,6 +61,7 @@ struct proto_consumer_group_describe_response_member {
     sm_str_t subscribed_topic_regex; /* SubscribedTopicRegex: string, v0+, nullable 0+ */
     proto_consumer_group_describe_response_assignment_t *assignment; /* Assignment: Assignment, v0+ */
     proto_consumer_group_describe_response_assignment_t *target_assignment; /* TargetAssignment: Assignment, v0+ */
+    int8_t member_type; /* MemberType: int8, v1+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

@@ -7,6 +7,7 @@
 #define PROTO_CONSUMER_GROUP_METADATA_VALUE_MIN_VERSION 0
 #define PROTO_CONSUMER_GROUP_METADATA_VALUE_MAX_VERSION 0
 #define PROTO_CONSUMER_GROUP_METADATA_VALUE_FIRST_FLEXIBLE_VERSION 0
+#define PROTO_CONSUMER_GROUP_METADATA_VALUE_API_KEY 3
 
 typedef struct proto_consumer_group_metadata_value proto_consumer_group_metadata_value_t;
 typedef struct proto_consumer_group_metadata_value_array {
@@ -17,6 +18,7 @@ typedef struct proto_consumer_group_metadata_value_array {
 /* ConsumerGroupMetadataValue */
 struct proto_consumer_group_metadata_value {
     int32_t epoch; /* Epoch: int32, v0+ */
+    int64_t metadata_hash; /* MetadataHash: int64, v0+, tag 0 */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

@@ -4,9 +4,10 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_CONSUMER_GROUP_PARTITION_METADATA_KEY_MIN_VERSION 4
-#define PROTO_CONSUMER_GROUP_PARTITION_METADATA_KEY_MAX_VERSION 4
+#define PROTO_CONSUMER_GROUP_PARTITION_METADATA_KEY_MIN_VERSION 0
+#define PROTO_CONSUMER_GROUP_PARTITION_METADATA_KEY_MAX_VERSION 0
 #define PROTO_CONSUMER_GROUP_PARTITION_METADATA_KEY_FIRST_FLEXIBLE_VERSION -1
+#define PROTO_CONSUMER_GROUP_PARTITION_METADATA_KEY_API_KEY 4
 
 typedef struct proto_consumer_group_partition_metadata_key proto_consumer_group_partition_metadata_key_t;
 typedef struct proto_consumer_group_partition_metadata_key_array {
@@ -16,7 +17,7 @@ typedef struct proto_consumer_group_partition_metadata_key_array {
 
 /* ConsumerGroupPartitionMetadataKey */
 struct proto_consumer_group_partition_metadata_key {
-    sm_str_t group_id; /* GroupId: string, v4-4 */
+    sm_str_t group_id; /* GroupId: string, v0-0 */
 };
 
 /* Sets every field to its default. */

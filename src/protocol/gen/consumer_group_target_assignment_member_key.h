@@ -4,9 +4,10 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_KEY_MIN_VERSION 7
-#define PROTO_CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_KEY_MAX_VERSION 7
+#define PROTO_CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_KEY_MIN_VERSION 0
+#define PROTO_CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_KEY_MAX_VERSION 0
 #define PROTO_CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_KEY_FIRST_FLEXIBLE_VERSION -1
+#define PROTO_CONSUMER_GROUP_TARGET_ASSIGNMENT_MEMBER_KEY_API_KEY 7
 
 typedef struct proto_consumer_group_target_assignment_member_key proto_consumer_group_target_assignment_member_key_t;
 typedef struct proto_consumer_group_target_assignment_member_key_array {
@@ -16,8 +17,8 @@ typedef struct proto_consumer_group_target_assignment_member_key_array {
 
 /* ConsumerGroupTargetAssignmentMemberKey */
 struct proto_consumer_group_target_assignment_member_key {
-    sm_str_t group_id; /* GroupId: string, v7-7 */
-    sm_str_t member_id; /* MemberId: string, v7-7 */
+    sm_str_t group_id; /* GroupId: string, v0-0 */
+    sm_str_t member_id; /* MemberId: string, v0-0 */
 };
 
 /* Sets every field to its default. */

@@ -26,9 +26,7 @@ static int dec_acl_creation(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_crea
     /* ResourceName: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->resource_name));
     /* ResourcePatternType: int8, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i8(r, &o->resource_pattern_type));
-    }
+    TRY(sm_rd_i8(r, &o->resource_pattern_type));
     /* Principal: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->principal));
     /* Host: string, v0+ */
@@ -46,9 +44,7 @@ static size_t size_acl_creation(int16_t v, const proto_create_acls_request_acl_c
     size_t n = 0;
     n += 1;
     n += sm_string_size(o->resource_name, flex);
-    if (v >= 1) {
-        n += 1;
-    }
+    n += 1;
     n += sm_string_size(o->principal, flex);
     n += sm_string_size(o->host, flex);
     n += 1;
@@ -65,9 +61,7 @@ static int enc_acl_creation(sm_writer_t *w, int16_t v, const proto_create_acls_r
     TRY(sm_wr_i8(w, o->resource_type));
     if (o->resource_name.len < 0) return SM_ERR_RANGE;
     TRY(sm_wr_string(w, o->resource_name, flex));
-    if (v >= 1) {
-        TRY(sm_wr_i8(w, o->resource_pattern_type));
-    }
+    TRY(sm_wr_i8(w, o->resource_pattern_type));
     if (o->principal.len < 0) return SM_ERR_RANGE;
     TRY(sm_wr_string(w, o->principal, flex));
     if (o->host.len < 0) return SM_ERR_RANGE;
@@ -133,14 +127,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_create_acls_request_t *o
 void proto_create_acls_request_init(proto_create_acls_request_t *m) { init_m(m); }
 
 int proto_create_acls_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_create_acls_request_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 1 || v > 3) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_create_acls_request_size(int16_t v, const proto_create_acls_request_t *m) { return size_m(v, m); }
 
 int proto_create_acls_request_encode(sm_writer_t *w, int16_t v, const proto_create_acls_request_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 1 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -109,14 +109,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_create_delegation_token_
 void proto_create_delegation_token_response_init(proto_create_delegation_token_response_t *m) { init_m(m); }
 
 int proto_create_delegation_token_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_create_delegation_token_response_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 1 || v > 3) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_create_delegation_token_response_size(int16_t v, const proto_create_delegation_token_response_t *m) { return size_m(v, m); }
 
 int proto_create_delegation_token_response_encode(sm_writer_t *w, int16_t v, const proto_create_delegation_token_response_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 1 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -208,9 +208,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_create_topics_r
     /* timeoutMs: int32, v0+ */
     TRY(sm_rd_i32(r, &o->timeout_ms));
     /* validateOnly: bool, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_bool(r, &o->validate_only));
-    }
+    TRY(sm_rd_bool(r, &o->validate_only));
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -221,9 +219,7 @@ static size_t size_m(int16_t v, const proto_create_topics_request_t *o) {
     n += sm_array_len_size(o->topics.n < 0 ? -1 : o->topics.n, flex);
     for (int32_t i = 0; i < o->topics.n; i++) n += size_creatable_topic(v, &o->topics.v[i]);
     n += 4;
-    if (v >= 1) {
-        n += 1;
-    }
+    n += 1;
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -238,9 +234,7 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_create_topics_request_t 
     for (int32_t i = 0; i < o->topics.n; i++)
         TRY(enc_creatable_topic(w, v, &o->topics.v[i]));
     TRY(sm_wr_i32(w, o->timeout_ms));
-    if (v >= 1) {
-        TRY(sm_wr_bool(w, o->validate_only));
-    }
+    TRY(sm_wr_bool(w, o->validate_only));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -253,14 +247,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_create_topics_request_t 
 void proto_create_topics_request_init(proto_create_topics_request_t *m) { init_m(m); }
 
 int proto_create_topics_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_create_topics_request_t *m) {
-    if (v < 0 || v > 7) return SM_ERR_VERSION;
+    if (v < 2 || v > 7) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_create_topics_request_size(int16_t v, const proto_create_topics_request_t *m) { return size_m(v, m); }
 
 int proto_create_topics_request_encode(sm_writer_t *w, int16_t v, const proto_create_topics_request_t *m) {
-    if (v < 0 || v > 7) return SM_ERR_VERSION;
+    if (v < 2 || v > 7) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

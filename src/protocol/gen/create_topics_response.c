@@ -122,9 +122,7 @@ static int dec_creatable_topic_result(sm_reader_t *r, sm_arena_t *a, int16_t v, 
     /* ErrorCode: int16, v0+ */
     TRY(sm_rd_i16(r, &o->error_code));
     /* ErrorMessage: string, v1+, nullable 0+ */
-    if (v >= 1) {
-        TRY(sm_rd_string(r, flex, true, &o->error_message));
-    }
+    TRY(sm_rd_string(r, flex, true, &o->error_message));
     /* NumPartitions: int32, v5+ */
     if (v >= 5) {
         TRY(sm_rd_i32(r, &o->num_partitions));
@@ -178,9 +176,7 @@ static size_t size_creatable_topic_result(int16_t v, const proto_create_topics_r
         n += 16;
     }
     n += 2;
-    if (v >= 1) {
-        n += sm_string_size(o->error_message, flex);
-    }
+    n += sm_string_size(o->error_message, flex);
     if (v >= 5) {
         n += 4;
     }
@@ -212,9 +208,7 @@ static int enc_creatable_topic_result(sm_writer_t *w, int16_t v, const proto_cre
         TRY(sm_wr_uuid(w, &o->topic_id));
     }
     TRY(sm_wr_i16(w, o->error_code));
-    if (v >= 1) {
-        TRY(sm_wr_string(w, o->error_message, flex));
-    }
+    TRY(sm_wr_string(w, o->error_message, flex));
     if (v >= 5) {
         TRY(sm_wr_i32(w, o->num_partitions));
     }
@@ -255,11 +249,9 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_create_topics_r
     const bool flex = v >= 5;
     init_m(o);
     /* ThrottleTimeMs: int32, v2+ */
-    if (v >= 2) {
-        TRY(sm_rd_i32(r, &o->throttle_time_ms));
-    }
+    TRY(sm_rd_i32(r, &o->throttle_time_ms));
     /* Topics: []CreatableTopicResult, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 4, &o->topics.n));
+    TRY(sm_rd_array_len(r, flex, false, 6, &o->topics.n));
     if (o->topics.n > 0) {
         o->topics.v = sm_arena_calloc(a, (size_t)o->topics.n, sizeof(*o->topics.v));
         if (!o->topics.v) return SM_ERR_NOMEM;
@@ -273,9 +265,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_create_topics_r
 static size_t size_m(int16_t v, const proto_create_topics_response_t *o) {
     const bool flex = v >= 5;
     size_t n = 0;
-    if (v >= 2) {
-        n += 4;
-    }
+    n += 4;
     n += sm_array_len_size(o->topics.n < 0 ? -1 : o->topics.n, flex);
     for (int32_t i = 0; i < o->topics.n; i++) n += size_creatable_topic_result(v, &o->topics.v[i]);
     if (flex) {
@@ -287,9 +277,7 @@ static size_t size_m(int16_t v, const proto_create_topics_response_t *o) {
 
 static int enc_m(sm_writer_t *w, int16_t v, const proto_create_topics_response_t *o) {
     const bool flex = v >= 5;
-    if (v >= 2) {
-        TRY(sm_wr_i32(w, o->throttle_time_ms));
-    }
+    TRY(sm_wr_i32(w, o->throttle_time_ms));
     if (o->topics.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->topics.n < 0 ? -1 : o->topics.n, flex));
     for (int32_t i = 0; i < o->topics.n; i++)
@@ -306,14 +294,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_create_topics_response_t
 void proto_create_topics_response_init(proto_create_topics_response_t *m) { init_m(m); }
 
 int proto_create_topics_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_create_topics_response_t *m) {
-    if (v < 0 || v > 7) return SM_ERR_VERSION;
+    if (v < 2 || v > 7) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_create_topics_response_size(int16_t v, const proto_create_topics_response_t *m) { return size_m(v, m); }
 
 int proto_create_topics_response_encode(sm_writer_t *w, int16_t v, const proto_create_topics_response_t *m) {
-    if (v < 0 || v > 7) return SM_ERR_VERSION;
+    if (v < 2 || v > 7) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

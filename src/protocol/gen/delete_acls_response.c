@@ -35,9 +35,7 @@ static int dec_delete_acls_matching_acl(sm_reader_t *r, sm_arena_t *a, int16_t v
     /* ResourceName: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->resource_name));
     /* PatternType: int8, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i8(r, &o->pattern_type));
-    }
+    TRY(sm_rd_i8(r, &o->pattern_type));
     /* Principal: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->principal));
     /* Host: string, v0+ */
@@ -57,9 +55,7 @@ static size_t size_delete_acls_matching_acl(int16_t v, const proto_delete_acls_r
     n += sm_string_size(o->error_message, flex);
     n += 1;
     n += sm_string_size(o->resource_name, flex);
-    if (v >= 1) {
-        n += 1;
-    }
+    n += 1;
     n += sm_string_size(o->principal, flex);
     n += sm_string_size(o->host, flex);
     n += 1;
@@ -78,9 +74,7 @@ static int enc_delete_acls_matching_acl(sm_writer_t *w, int16_t v, const proto_d
     TRY(sm_wr_i8(w, o->resource_type));
     if (o->resource_name.len < 0) return SM_ERR_RANGE;
     TRY(sm_wr_string(w, o->resource_name, flex));
-    if (v >= 1) {
-        TRY(sm_wr_i8(w, o->pattern_type));
-    }
+    TRY(sm_wr_i8(w, o->pattern_type));
     if (o->principal.len < 0) return SM_ERR_RANGE;
     TRY(sm_wr_string(w, o->principal, flex));
     if (o->host.len < 0) return SM_ERR_RANGE;
@@ -206,14 +200,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_delete_acls_response_t *
 void proto_delete_acls_response_init(proto_delete_acls_response_t *m) { init_m(m); }
 
 int proto_delete_acls_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_delete_acls_response_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 1 || v > 3) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_delete_acls_response_size(int16_t v, const proto_delete_acls_response_t *m) { return size_m(v, m); }
 
 int proto_delete_acls_response_encode(sm_writer_t *w, int16_t v, const proto_delete_acls_response_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 1 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -13,6 +13,7 @@ static int enc_deletable_group_result(sm_writer_t *w, int16_t v, const proto_del
 static void init_deletable_group_result(proto_delete_groups_response_deletable_group_result_t *o) {
     memset(o, 0, sizeof(*o));
     o->group_id = (sm_str_t){"", 0};
+    o->error_message = SM_STR_NULL;
 }
 
 static int dec_deletable_group_result(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_delete_groups_response_deletable_group_result_t *o) {
@@ -22,6 +23,10 @@ static int dec_deletable_group_result(sm_reader_t *r, sm_arena_t *a, int16_t v, 
     TRY(sm_rd_string(r, flex, false, &o->group_id));
     /* ErrorCode: int16, v0+ */
     TRY(sm_rd_i16(r, &o->error_code));
+    /* ErrorMessage: string, v3+, nullable 3+ */
+    if (v >= 3) {
+        TRY(sm_rd_string(r, flex, v >= 3, &o->error_message));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -31,6 +36,9 @@ static size_t size_deletable_group_result(int16_t v, const proto_delete_groups_r
     size_t n = 0;
     n += sm_string_size(o->group_id, flex);
     n += 2;
+    if (v >= 3) {
+        n += sm_string_size(o->error_message, flex);
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -43,6 +51,10 @@ static int enc_deletable_group_result(sm_writer_t *w, int16_t v, const proto_del
     if (o->group_id.len < 0) return SM_ERR_RANGE;
     TRY(sm_wr_string(w, o->group_id, flex));
     TRY(sm_wr_i16(w, o->error_code));
+    if (v >= 3) {
+        if (o->error_message.len < 0 && !(v >= 3)) return SM_ERR_RANGE;
+        TRY(sm_wr_string(w, o->error_message, flex));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -106,14 +118,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_delete_groups_response_t
 void proto_delete_groups_response_init(proto_delete_groups_response_t *m) { init_m(m); }
 
 int proto_delete_groups_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_delete_groups_response_t *m) {
-    if (v < 0 || v > 2) return SM_ERR_VERSION;
+    if (v < 0 || v > 3) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_delete_groups_response_size(int16_t v, const proto_delete_groups_response_t *m) { return size_m(v, m); }
 
 int proto_delete_groups_response_encode(sm_writer_t *w, int16_t v, const proto_delete_groups_response_t *m) {
-    if (v < 0 || v > 2) return SM_ERR_VERSION;
+    if (v < 0 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_DELETE_GROUPS_RESPONSE_MIN_VERSION 0
-#define PROTO_DELETE_GROUPS_RESPONSE_MAX_VERSION 2
+#define PROTO_DELETE_GROUPS_RESPONSE_MAX_VERSION 3
 #define PROTO_DELETE_GROUPS_RESPONSE_FIRST_FLEXIBLE_VERSION 2
 #define PROTO_DELETE_GROUPS_RESPONSE_API_KEY 42
 
@@ -24,6 +24,7 @@ typedef struct proto_delete_groups_response_deletable_group_result_array {
 struct proto_delete_groups_response_deletable_group_result {
     sm_str_t group_id; /* GroupId: string, v0+ */
     int16_t error_code; /* ErrorCode: int16, v0+ */
+    sm_str_t error_message; /* ErrorMessage: string, v3+, nullable 3+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

@@ -145,14 +145,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_delete_topics_request_t 
 void proto_delete_topics_request_init(proto_delete_topics_request_t *m) { init_m(m); }
 
 int proto_delete_topics_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_delete_topics_request_t *m) {
-    if (v < 0 || v > 6) return SM_ERR_VERSION;
+    if (v < 1 || v > 6) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_delete_topics_request_size(int16_t v, const proto_delete_topics_request_t *m) { return size_m(v, m); }
 
 int proto_delete_topics_request_encode(sm_writer_t *w, int16_t v, const proto_delete_topics_request_t *m) {
-    if (v < 0 || v > 6) return SM_ERR_VERSION;
+    if (v < 1 || v > 6) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -83,9 +83,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_delete_topics_r
     const bool flex = v >= 4;
     init_m(o);
     /* ThrottleTimeMs: int32, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i32(r, &o->throttle_time_ms));
-    }
+    TRY(sm_rd_i32(r, &o->throttle_time_ms));
     /* Responses: []DeletableTopicResult, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 4, &o->responses.n));
     if (o->responses.n > 0) {
@@ -101,9 +99,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_delete_topics_r
 static size_t size_m(int16_t v, const proto_delete_topics_response_t *o) {
     const bool flex = v >= 4;
     size_t n = 0;
-    if (v >= 1) {
-        n += 4;
-    }
+    n += 4;
     n += sm_array_len_size(o->responses.n < 0 ? -1 : o->responses.n, flex);
     for (int32_t i = 0; i < o->responses.n; i++) n += size_deletable_topic_result(v, &o->responses.v[i]);
     if (flex) {
@@ -115,9 +111,7 @@ static size_t size_m(int16_t v, const proto_delete_topics_response_t *o) {
 
 static int enc_m(sm_writer_t *w, int16_t v, const proto_delete_topics_response_t *o) {
     const bool flex = v >= 4;
-    if (v >= 1) {
-        TRY(sm_wr_i32(w, o->throttle_time_ms));
-    }
+    TRY(sm_wr_i32(w, o->throttle_time_ms));
     if (o->responses.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->responses.n < 0 ? -1 : o->responses.n, flex));
     for (int32_t i = 0; i < o->responses.n; i++)
@@ -134,14 +128,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_delete_topics_response_t
 void proto_delete_topics_response_init(proto_delete_topics_response_t *m) { init_m(m); }
 
 int proto_delete_topics_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_delete_topics_response_t *m) {
-    if (v < 0 || v > 6) return SM_ERR_VERSION;
+    if (v < 1 || v > 6) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_delete_topics_response_size(int16_t v, const proto_delete_topics_response_t *m) { return size_m(v, m); }
 
 int proto_delete_topics_response_encode(sm_writer_t *w, int16_t v, const proto_delete_topics_response_t *m) {
-    if (v < 0 || v > 6) return SM_ERR_VERSION;
+    if (v < 1 || v > 6) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

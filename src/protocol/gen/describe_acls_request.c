@@ -22,9 +22,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_describe_acls_r
     /* ResourceNameFilter: string, v0+, nullable 0+ */
     TRY(sm_rd_string(r, flex, true, &o->resource_name_filter));
     /* PatternTypeFilter: int8, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i8(r, &o->pattern_type_filter));
-    }
+    TRY(sm_rd_i8(r, &o->pattern_type_filter));
     /* PrincipalFilter: string, v0+, nullable 0+ */
     TRY(sm_rd_string(r, flex, true, &o->principal_filter));
     /* HostFilter: string, v0+, nullable 0+ */
@@ -42,9 +40,7 @@ static size_t size_m(int16_t v, const proto_describe_acls_request_t *o) {
     size_t n = 0;
     n += 1;
     n += sm_string_size(o->resource_name_filter, flex);
-    if (v >= 1) {
-        n += 1;
-    }
+    n += 1;
     n += sm_string_size(o->principal_filter, flex);
     n += sm_string_size(o->host_filter, flex);
     n += 1;
@@ -60,9 +56,7 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_describe_acls_request_t 
     const bool flex = v >= 2;
     TRY(sm_wr_i8(w, o->resource_type_filter));
     TRY(sm_wr_string(w, o->resource_name_filter, flex));
-    if (v >= 1) {
-        TRY(sm_wr_i8(w, o->pattern_type_filter));
-    }
+    TRY(sm_wr_i8(w, o->pattern_type_filter));
     TRY(sm_wr_string(w, o->principal_filter, flex));
     TRY(sm_wr_string(w, o->host_filter, flex));
     TRY(sm_wr_i8(w, o->operation));
@@ -79,14 +73,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_describe_acls_request_t 
 void proto_describe_acls_request_init(proto_describe_acls_request_t *m) { init_m(m); }
 
 int proto_describe_acls_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_describe_acls_request_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 1 || v > 3) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_describe_acls_request_size(int16_t v, const proto_describe_acls_request_t *m) { return size_m(v, m); }
 
 int proto_describe_acls_request_encode(sm_writer_t *w, int16_t v, const proto_describe_acls_request_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 1 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -81,9 +81,7 @@ static int dec_describe_acls_resource(sm_reader_t *r, sm_arena_t *a, int16_t v, 
     /* ResourceName: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->resource_name));
     /* PatternType: int8, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i8(r, &o->pattern_type));
-    }
+    TRY(sm_rd_i8(r, &o->pattern_type));
     /* Acls: []AclDescription, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 5, &o->acls.n));
     if (o->acls.n > 0) {
@@ -101,9 +99,7 @@ static size_t size_describe_acls_resource(int16_t v, const proto_describe_acls_r
     size_t n = 0;
     n += 1;
     n += sm_string_size(o->resource_name, flex);
-    if (v >= 1) {
-        n += 1;
-    }
+    n += 1;
     n += sm_array_len_size(o->acls.n < 0 ? -1 : o->acls.n, flex);
     for (int32_t i = 0; i < o->acls.n; i++) n += size_acl_description(v, &o->acls.v[i]);
     if (flex) {
@@ -118,9 +114,7 @@ static int enc_describe_acls_resource(sm_writer_t *w, int16_t v, const proto_des
     TRY(sm_wr_i8(w, o->resource_type));
     if (o->resource_name.len < 0) return SM_ERR_RANGE;
     TRY(sm_wr_string(w, o->resource_name, flex));
-    if (v >= 1) {
-        TRY(sm_wr_i8(w, o->pattern_type));
-    }
+    TRY(sm_wr_i8(w, o->pattern_type));
     if (o->acls.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->acls.n < 0 ? -1 : o->acls.n, flex));
     for (int32_t i = 0; i < o->acls.n; i++)
@@ -197,14 +191,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_describe_acls_response_t
 void proto_describe_acls_response_init(proto_describe_acls_response_t *m) { init_m(m); }
 
 int proto_describe_acls_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_describe_acls_response_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 1 || v > 3) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_describe_acls_response_size(int16_t v, const proto_describe_acls_response_t *m) { return size_m(v, m); }
 
 int proto_describe_acls_response_encode(sm_writer_t *w, int16_t v, const proto_describe_acls_response_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 1 || v > 3) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -20,6 +20,10 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_describe_cluste
     if (v >= 1) {
         TRY(sm_rd_i8(r, &o->endpoint_type));
     }
+    /* IncludeFencedBrokers: bool, v2+ */
+    if (v >= 2) {
+        TRY(sm_rd_bool(r, &o->include_fenced_brokers));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -29,6 +33,9 @@ static size_t size_m(int16_t v, const proto_describe_cluster_request_t *o) {
     size_t n = 0;
     n += 1;
     if (v >= 1) {
+        n += 1;
+    }
+    if (v >= 2) {
         n += 1;
     }
     if (flex) {
@@ -44,6 +51,9 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_describe_cluster_request
     if (v >= 1) {
         TRY(sm_wr_i8(w, o->endpoint_type));
     }
+    if (v >= 2) {
+        TRY(sm_wr_bool(w, o->include_fenced_brokers));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -56,14 +66,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_describe_cluster_request
 void proto_describe_cluster_request_init(proto_describe_cluster_request_t *m) { init_m(m); }
 
 int proto_describe_cluster_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_describe_cluster_request_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_describe_cluster_request_size(int16_t v, const proto_describe_cluster_request_t *m) { return size_m(v, m); }
 
 int proto_describe_cluster_request_encode(sm_writer_t *w, int16_t v, const proto_describe_cluster_request_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

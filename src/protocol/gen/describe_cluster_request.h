@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_DESCRIBE_CLUSTER_REQUEST_MIN_VERSION 0
-#define PROTO_DESCRIBE_CLUSTER_REQUEST_MAX_VERSION 1
+#define PROTO_DESCRIBE_CLUSTER_REQUEST_MAX_VERSION 2
 #define PROTO_DESCRIBE_CLUSTER_REQUEST_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_DESCRIBE_CLUSTER_REQUEST_API_KEY 60
 
@@ -19,6 +19,7 @@ typedef struct proto_describe_cluster_request_array {
 struct proto_describe_cluster_request {
     bool include_cluster_authorized_operations; /* IncludeClusterAuthorizedOperations: bool, v0+ */
     int8_t endpoint_type; /* EndpointType: int8, v1+ */
+    bool include_fenced_brokers; /* IncludeFencedBrokers: bool, v2+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

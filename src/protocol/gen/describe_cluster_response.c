@@ -27,6 +27,10 @@ static int dec_describe_cluster_broker(sm_reader_t *r, sm_arena_t *a, int16_t v,
     TRY(sm_rd_i32(r, &o->port));
     /* Rack: string, v0+, nullable 0+ */
     TRY(sm_rd_string(r, flex, true, &o->rack));
+    /* IsFenced: bool, v2+ */
+    if (v >= 2) {
+        TRY(sm_rd_bool(r, &o->is_fenced));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -38,6 +42,9 @@ static size_t size_describe_cluster_broker(int16_t v, const proto_describe_clust
     n += sm_string_size(o->host, flex);
     n += 4;
     n += sm_string_size(o->rack, flex);
+    if (v >= 2) {
+        n += 1;
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -52,6 +59,9 @@ static int enc_describe_cluster_broker(sm_writer_t *w, int16_t v, const proto_de
     TRY(sm_wr_string(w, o->host, flex));
     TRY(sm_wr_i32(w, o->port));
     TRY(sm_wr_string(w, o->rack, flex));
+    if (v >= 2) {
+        TRY(sm_wr_bool(w, o->is_fenced));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -151,14 +161,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_describe_cluster_respons
 void proto_describe_cluster_response_init(proto_describe_cluster_response_t *m) { init_m(m); }
 
 int proto_describe_cluster_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_describe_cluster_response_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_describe_cluster_response_size(int16_t v, const proto_describe_cluster_response_t *m) { return size_m(v, m); }
 
 int proto_describe_cluster_response_encode(sm_writer_t *w, int16_t v, const proto_describe_cluster_response_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

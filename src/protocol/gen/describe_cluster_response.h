@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_DESCRIBE_CLUSTER_RESPONSE_MIN_VERSION 0
-#define PROTO_DESCRIBE_CLUSTER_RESPONSE_MAX_VERSION 1
+#define PROTO_DESCRIBE_CLUSTER_RESPONSE_MAX_VERSION 2
 #define PROTO_DESCRIBE_CLUSTER_RESPONSE_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_DESCRIBE_CLUSTER_RESPONSE_API_KEY 60
 
@@ -26,6 +26,7 @@ struct proto_describe_cluster_response_describe_cluster_broker {
     sm_str_t host; /* Host: string, v0+ */
     int32_t port; /* Port: int32, v0+ */
     sm_str_t rack; /* Rack: string, v0+, nullable 0+ */
+    bool is_fenced; /* IsFenced: bool, v2+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

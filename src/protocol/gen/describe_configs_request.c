@@ -83,9 +83,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_describe_config
             TRY(dec_describe_configs_resource(r, a, v, &o->resources.v[i]));
     }
     /* IncludeSynonyms: bool, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_bool(r, &o->include_synonyms));
-    }
+    TRY(sm_rd_bool(r, &o->include_synonyms));
     /* IncludeDocumentation: bool, v3+ */
     if (v >= 3) {
         TRY(sm_rd_bool(r, &o->include_documentation));
@@ -99,9 +97,7 @@ static size_t size_m(int16_t v, const proto_describe_configs_request_t *o) {
     size_t n = 0;
     n += sm_array_len_size(o->resources.n < 0 ? -1 : o->resources.n, flex);
     for (int32_t i = 0; i < o->resources.n; i++) n += size_describe_configs_resource(v, &o->resources.v[i]);
-    if (v >= 1) {
-        n += 1;
-    }
+    n += 1;
     if (v >= 3) {
         n += 1;
     }
@@ -118,9 +114,7 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_describe_configs_request
     TRY(sm_wr_array_len(w, o->resources.n < 0 ? -1 : o->resources.n, flex));
     for (int32_t i = 0; i < o->resources.n; i++)
         TRY(enc_describe_configs_resource(w, v, &o->resources.v[i]));
-    if (v >= 1) {
-        TRY(sm_wr_bool(w, o->include_synonyms));
-    }
+    TRY(sm_wr_bool(w, o->include_synonyms));
     if (v >= 3) {
         TRY(sm_wr_bool(w, o->include_documentation));
     }
@@ -136,14 +130,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_describe_configs_request
 void proto_describe_configs_request_init(proto_describe_configs_request_t *m) { init_m(m); }
 
 int proto_describe_configs_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_describe_configs_request_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 1 || v > 4) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_describe_configs_request_size(int16_t v, const proto_describe_configs_request_t *m) { return size_m(v, m); }
 
 int proto_describe_configs_request_encode(sm_writer_t *w, int16_t v, const proto_describe_configs_request_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 1 || v > 4) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

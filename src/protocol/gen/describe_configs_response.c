@@ -28,17 +28,11 @@ static int dec_describe_configs_synonym(sm_reader_t *r, sm_arena_t *a, int16_t v
     const bool flex = v >= 4;
     init_describe_configs_synonym(o);
     /* Name: string, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_string(r, flex, false, &o->name));
-    }
+    TRY(sm_rd_string(r, flex, false, &o->name));
     /* Value: string, v1+, nullable 0+ */
-    if (v >= 1) {
-        TRY(sm_rd_string(r, flex, true, &o->value));
-    }
+    TRY(sm_rd_string(r, flex, true, &o->value));
     /* Source: int8, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i8(r, &o->source));
-    }
+    TRY(sm_rd_i8(r, &o->source));
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -46,15 +40,9 @@ static int dec_describe_configs_synonym(sm_reader_t *r, sm_arena_t *a, int16_t v
 static size_t size_describe_configs_synonym(int16_t v, const proto_describe_configs_response_describe_configs_synonym_t *o) {
     const bool flex = v >= 4;
     size_t n = 0;
-    if (v >= 1) {
-        n += sm_string_size(o->name, flex);
-    }
-    if (v >= 1) {
-        n += sm_string_size(o->value, flex);
-    }
-    if (v >= 1) {
-        n += 1;
-    }
+    n += sm_string_size(o->name, flex);
+    n += sm_string_size(o->value, flex);
+    n += 1;
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -64,16 +52,10 @@ static size_t size_describe_configs_synonym(int16_t v, const proto_describe_conf
 
 static int enc_describe_configs_synonym(sm_writer_t *w, int16_t v, const proto_describe_configs_response_describe_configs_synonym_t *o) {
     const bool flex = v >= 4;
-    if (v >= 1) {
-        if (o->name.len < 0) return SM_ERR_RANGE;
-        TRY(sm_wr_string(w, o->name, flex));
-    }
-    if (v >= 1) {
-        TRY(sm_wr_string(w, o->value, flex));
-    }
-    if (v >= 1) {
-        TRY(sm_wr_i8(w, o->source));
-    }
+    if (o->name.len < 0) return SM_ERR_RANGE;
+    TRY(sm_wr_string(w, o->name, flex));
+    TRY(sm_wr_string(w, o->value, flex));
+    TRY(sm_wr_i8(w, o->source));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -101,25 +83,17 @@ static int dec_describe_configs_resource_result(sm_reader_t *r, sm_arena_t *a, i
     TRY(sm_rd_string(r, flex, true, &o->value));
     /* ReadOnly: bool, v0+ */
     TRY(sm_rd_bool(r, &o->read_only));
-    /* IsDefault: bool, v0-0 */
-    if (v <= 0) {
-        TRY(sm_rd_bool(r, &o->is_default));
-    }
     /* ConfigSource: int8, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i8(r, &o->config_source));
-    }
+    TRY(sm_rd_i8(r, &o->config_source));
     /* IsSensitive: bool, v0+ */
     TRY(sm_rd_bool(r, &o->is_sensitive));
     /* Synonyms: []DescribeConfigsSynonym, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_array_len(r, flex, false, 0, &o->synonyms.n));
-        if (o->synonyms.n > 0) {
-            o->synonyms.v = sm_arena_calloc(a, (size_t)o->synonyms.n, sizeof(*o->synonyms.v));
-            if (!o->synonyms.v) return SM_ERR_NOMEM;
-            for (int32_t i = 0; i < o->synonyms.n; i++)
-                TRY(dec_describe_configs_synonym(r, a, v, &o->synonyms.v[i]));
-        }
+    TRY(sm_rd_array_len(r, flex, false, 4, &o->synonyms.n));
+    if (o->synonyms.n > 0) {
+        o->synonyms.v = sm_arena_calloc(a, (size_t)o->synonyms.n, sizeof(*o->synonyms.v));
+        if (!o->synonyms.v) return SM_ERR_NOMEM;
+        for (int32_t i = 0; i < o->synonyms.n; i++)
+            TRY(dec_describe_configs_synonym(r, a, v, &o->synonyms.v[i]));
     }
     /* ConfigType: int8, v3+ */
     if (v >= 3) {
@@ -139,17 +113,10 @@ static size_t size_describe_configs_resource_result(int16_t v, const proto_descr
     n += sm_string_size(o->name, flex);
     n += sm_string_size(o->value, flex);
     n += 1;
-    if (v <= 0) {
-        n += 1;
-    }
-    if (v >= 1) {
-        n += 1;
-    }
     n += 1;
-    if (v >= 1) {
-        n += sm_array_len_size(o->synonyms.n < 0 ? -1 : o->synonyms.n, flex);
-        for (int32_t i = 0; i < o->synonyms.n; i++) n += size_describe_configs_synonym(v, &o->synonyms.v[i]);
-    }
+    n += 1;
+    n += sm_array_len_size(o->synonyms.n < 0 ? -1 : o->synonyms.n, flex);
+    for (int32_t i = 0; i < o->synonyms.n; i++) n += size_describe_configs_synonym(v, &o->synonyms.v[i]);
     if (v >= 3) {
         n += 1;
     }
@@ -169,19 +136,12 @@ static int enc_describe_configs_resource_result(sm_writer_t *w, int16_t v, const
     TRY(sm_wr_string(w, o->name, flex));
     TRY(sm_wr_string(w, o->value, flex));
     TRY(sm_wr_bool(w, o->read_only));
-    if (v <= 0) {
-        TRY(sm_wr_bool(w, o->is_default));
-    }
-    if (v >= 1) {
-        TRY(sm_wr_i8(w, o->config_source));
-    }
+    TRY(sm_wr_i8(w, o->config_source));
     TRY(sm_wr_bool(w, o->is_sensitive));
-    if (v >= 1) {
-        if (o->synonyms.n < 0) return SM_ERR_RANGE;
-        TRY(sm_wr_array_len(w, o->synonyms.n < 0 ? -1 : o->synonyms.n, flex));
-        for (int32_t i = 0; i < o->synonyms.n; i++)
-            TRY(enc_describe_configs_synonym(w, v, &o->synonyms.v[i]));
-    }
+    if (o->synonyms.n < 0) return SM_ERR_RANGE;
+    TRY(sm_wr_array_len(w, o->synonyms.n < 0 ? -1 : o->synonyms.n, flex));
+    for (int32_t i = 0; i < o->synonyms.n; i++)
+        TRY(enc_describe_configs_synonym(w, v, &o->synonyms.v[i]));
     if (v >= 3) {
         TRY(sm_wr_i8(w, o->config_type));
     }
@@ -216,7 +176,7 @@ static int dec_describe_configs_result(sm_reader_t *r, sm_arena_t *a, int16_t v,
     /* ResourceName: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->resource_name));
     /* Configs: []DescribeConfigsResourceResult, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 7, &o->configs.n));
+    TRY(sm_rd_array_len(r, flex, false, 9, &o->configs.n));
     if (o->configs.n > 0) {
         o->configs.v = sm_arena_calloc(a, (size_t)o->configs.n, sizeof(*o->configs.v));
         if (!o->configs.v) return SM_ERR_NOMEM;
@@ -317,14 +277,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_describe_configs_respons
 void proto_describe_configs_response_init(proto_describe_configs_response_t *m) { init_m(m); }
 
 int proto_describe_configs_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_describe_configs_response_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 1 || v > 4) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_describe_configs_response_size(int16_t v, const proto_describe_configs_response_t *m) { return size_m(v, m); }
 
 int proto_describe_configs_response_encode(sm_writer_t *w, int16_t v, const proto_describe_configs_response_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 1 || v > 4) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -4,7 +4,7 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_DESCRIBE_CONFIGS_RESPONSE_MIN_VERSION 0
+#define PROTO_DESCRIBE_CONFIGS_RESPONSE_MIN_VERSION 1
 #define PROTO_DESCRIBE_CONFIGS_RESPONSE_MAX_VERSION 4
 #define PROTO_DESCRIBE_CONFIGS_RESPONSE_FIRST_FLEXIBLE_VERSION 4
 #define PROTO_DESCRIBE_CONFIGS_RESPONSE_API_KEY 32
@@ -43,7 +43,6 @@ struct proto_describe_configs_response_describe_configs_resource_result {
     sm_str_t name; /* Name: string, v0+ */
     sm_str_t value; /* Value: string, v0+, nullable 0+ */
     bool read_only; /* ReadOnly: bool, v0+ */
-    bool is_default; /* IsDefault: bool, v0-0 */
     int8_t config_source; /* ConfigSource: int8, v1+ */
     bool is_sensitive; /* IsSensitive: bool, v0+ */
     proto_describe_configs_response_describe_configs_synonym_array_t synonyms; /* Synonyms: []DescribeConfigsSynonym, v1+ */

@@ -90,6 +90,7 @@ static int enc_described_group_member(sm_writer_t *w, int16_t v, const proto_des
 
 static void init_described_group(proto_describe_groups_response_described_group_t *o) {
     memset(o, 0, sizeof(*o));
+    o->error_message = SM_STR_NULL;
     o->group_id = (sm_str_t){"", 0};
     o->group_state = (sm_str_t){"", 0};
     o->protocol_type = (sm_str_t){"", 0};
@@ -103,6 +104,10 @@ static int dec_described_group(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_d
     init_described_group(o);
     /* ErrorCode: int16, v0+ */
     TRY(sm_rd_i16(r, &o->error_code));
+    /* ErrorMessage: string, v6+, nullable 6+ */
+    if (v >= 6) {
+        TRY(sm_rd_string(r, flex, v >= 6, &o->error_message));
+    }
     /* GroupId: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->group_id));
     /* GroupState: string, v0+ */
@@ -131,6 +136,9 @@ static size_t size_described_group(int16_t v, const proto_describe_groups_respon
     const bool flex = v >= 5;
     size_t n = 0;
     n += 2;
+    if (v >= 6) {
+        n += sm_string_size(o->error_message, flex);
+    }
     n += sm_string_size(o->group_id, flex);
     n += sm_string_size(o->group_state, flex);
     n += sm_string_size(o->protocol_type, flex);
@@ -150,6 +158,10 @@ static size_t size_described_group(int16_t v, const proto_describe_groups_respon
 static int enc_described_group(sm_writer_t *w, int16_t v, const proto_describe_groups_response_described_group_t *o) {
     const bool flex = v >= 5;
     TRY(sm_wr_i16(w, o->error_code));
+    if (v >= 6) {
+        if (o->error_message.len < 0 && !(v >= 6)) return SM_ERR_RANGE;
+        TRY(sm_wr_string(w, o->error_message, flex));
+    }
     if (o->group_id.len < 0) return SM_ERR_RANGE;
     TRY(sm_wr_string(w, o->group_id, flex));
     if (o->group_state.len < 0) return SM_ERR_RANGE;
@@ -234,14 +246,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_describe_groups_response
 void proto_describe_groups_response_init(proto_describe_groups_response_t *m) { init_m(m); }
 
 int proto_describe_groups_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_describe_groups_response_t *m) {
-    if (v < 0 || v > 5) return SM_ERR_VERSION;
+    if (v < 0 || v > 6) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_describe_groups_response_size(int16_t v, const proto_describe_groups_response_t *m) { return size_m(v, m); }
 
 int proto_describe_groups_response_encode(sm_writer_t *w, int16_t v, const proto_describe_groups_response_t *m) {
-    if (v < 0 || v > 5) return SM_ERR_VERSION;
+    if (v < 0 || v > 6) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

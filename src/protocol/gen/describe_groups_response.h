@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_DESCRIBE_GROUPS_RESPONSE_MIN_VERSION 0
-#define PROTO_DESCRIBE_GROUPS_RESPONSE_MAX_VERSION 5
+#define PROTO_DESCRIBE_GROUPS_RESPONSE_MAX_VERSION 6
 #define PROTO_DESCRIBE_GROUPS_RESPONSE_FIRST_FLEXIBLE_VERSION 5
 #define PROTO_DESCRIBE_GROUPS_RESPONSE_API_KEY 15
 
@@ -39,6 +39,7 @@ struct proto_describe_groups_response_described_group_member {
 /* DescribeGroupsResponse.DescribedGroup */
 struct proto_describe_groups_response_described_group {
     int16_t error_code; /* ErrorCode: int16, v0+ */
+    sm_str_t error_message; /* ErrorMessage: string, v6+, nullable 6+ */
     sm_str_t group_id; /* GroupId: string, v0+ */
     sm_str_t group_state; /* GroupState: string, v0+ */
     sm_str_t protocol_type; /* ProtocolType: string, v0+ */

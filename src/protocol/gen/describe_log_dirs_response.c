@@ -150,6 +150,10 @@ static int dec_describe_log_dirs_result(sm_reader_t *r, sm_arena_t *a, int16_t v
     if (v >= 4) {
         TRY(sm_rd_i64(r, &o->usable_bytes));
     }
+    /* IsCordoned: bool, v5+ */
+    if (v >= 5) {
+        TRY(sm_rd_bool(r, &o->is_cordoned));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -166,6 +170,9 @@ static size_t size_describe_log_dirs_result(int16_t v, const proto_describe_log_
     }
     if (v >= 4) {
         n += 8;
+    }
+    if (v >= 5) {
+        n += 1;
     }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -188,6 +195,9 @@ static int enc_describe_log_dirs_result(sm_writer_t *w, int16_t v, const proto_d
     }
     if (v >= 4) {
         TRY(sm_wr_i64(w, o->usable_bytes));
+    }
+    if (v >= 5) {
+        TRY(sm_wr_bool(w, o->is_cordoned));
     }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -262,14 +272,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_describe_log_dirs_respon
 void proto_describe_log_dirs_response_init(proto_describe_log_dirs_response_t *m) { init_m(m); }
 
 int proto_describe_log_dirs_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_describe_log_dirs_response_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 1 || v > 5) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_describe_log_dirs_response_size(int16_t v, const proto_describe_log_dirs_response_t *m) { return size_m(v, m); }
 
 int proto_describe_log_dirs_response_encode(sm_writer_t *w, int16_t v, const proto_describe_log_dirs_response_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 1 || v > 5) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_DESCRIBE_LOG_DIRS_RESPONSE_MIN_VERSION 0
-#define PROTO_DESCRIBE_LOG_DIRS_RESPONSE_MAX_VERSION 4
+#define PROTO_DESCRIBE_LOG_DIRS_RESPONSE_MIN_VERSION 1
+#define PROTO_DESCRIBE_LOG_DIRS_RESPONSE_MAX_VERSION 5
 #define PROTO_DESCRIBE_LOG_DIRS_RESPONSE_FIRST_FLEXIBLE_VERSION 2
 #define PROTO_DESCRIBE_LOG_DIRS_RESPONSE_API_KEY 35
 
@@ -53,6 +53,7 @@ struct proto_describe_log_dirs_response_describe_log_dirs_result {
     proto_describe_log_dirs_response_describe_log_dirs_topic_array_t topics; /* Topics: []DescribeLogDirsTopic, v0+ */
     int64_t total_bytes; /* TotalBytes: int64, v4+ */
     int64_t usable_bytes; /* UsableBytes: int64, v4+ */
+    bool is_cordoned; /* IsCordoned: bool, v5+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

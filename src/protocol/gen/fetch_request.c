@@ -9,6 +9,8 @@ static void init_replica_state(proto_fetch_request_replica_state_t *o);
 static int dec_replica_state(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_request_replica_state_t *o);
 static size_t size_replica_state(int16_t v, const proto_fetch_request_replica_state_t *o);
 static int enc_replica_state(sm_writer_t *w, int16_t v, const proto_fetch_request_replica_state_t *o);
+static size_t size_replica_state_or_default(int16_t v, const proto_fetch_request_replica_state_t *o);
+static int enc_replica_state_or_default(sm_writer_t *w, int16_t v, const proto_fetch_request_replica_state_t *o);
 static void init_fetch_topic(proto_fetch_request_fetch_topic_t *o);
 static int dec_fetch_topic(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_request_fetch_topic_t *o);
 static size_t size_fetch_topic(int16_t v, const proto_fetch_request_fetch_topic_t *o);
@@ -102,6 +104,7 @@ static void init_fetch_partition(proto_fetch_request_fetch_partition_t *o) {
     o->current_leader_epoch = -1;
     o->last_fetched_epoch = -1;
     o->log_start_offset = INT64_C(-1);
+    o->high_watermark = INT64_C(9223372036854775807);
 }
 
 static int dec_fetch_partition(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_request_fetch_partition_t *o) {
@@ -143,6 +146,12 @@ static int dec_fetch_partition(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_f
                     continue;
                 }
                 break;
+            case 1: /* HighWatermark: int64, v18+, tag 1 */
+                if (v >= 18) {
+                    TRY(sm_rd_i64(&sub, &o->high_watermark));
+                    continue;
+                }
+                break;
             default:
                 break;
             }
@@ -175,6 +184,12 @@ static size_t size_fetch_partition(int16_t v, const proto_fetch_request_fetch_pa
             n += sm_uvarint_size(0) + sm_uvarint_size((uint32_t)fs) + fs;
             ntags++;
         }
+        if ((v >= 18) && !(o->high_watermark == INT64_C(9223372036854775807))) {
+            size_t fs = 0;
+            fs += 8;
+            n += sm_uvarint_size(1) + sm_uvarint_size((uint32_t)fs) + fs;
+            ntags++;
+        }
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
     }
     return n;
@@ -198,6 +213,8 @@ static int enc_fetch_partition(sm_writer_t *w, int16_t v, const proto_fetch_requ
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         const bool has0 = (v >= 17) && !sm_uuid_is_zero(&o->replica_directory_id);
         ntags += has0;
+        const bool has1 = (v >= 18) && !(o->high_watermark == INT64_C(9223372036854775807));
+        ntags += has1;
         TRY(sm_wr_uvarint(w, ntags));
         int32_t u = 0;
         if (has0) {
@@ -207,6 +224,14 @@ static int enc_fetch_partition(sm_writer_t *w, int16_t v, const proto_fetch_requ
             TRY(sm_wr_uvarint(w, 0));
             TRY(sm_wr_uvarint(w, (uint32_t)fs));
             TRY(sm_wr_uuid(w, &o->replica_directory_id));
+        }
+        if (has1) {
+            TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, 1));
+            size_t fs = 0;
+            fs += 8;
+            TRY(sm_wr_uvarint(w, 1));
+            TRY(sm_wr_uvarint(w, (uint32_t)fs));
+            TRY(sm_wr_i64(w, o->high_watermark));
         }
         TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, UINT64_MAX));
     }
@@ -374,13 +399,9 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_request_t
     /* MinBytes: int32, v0+ */
     TRY(sm_rd_i32(r, &o->min_bytes));
     /* MaxBytes: int32, v3+ */
-    if (v >= 3) {
-        TRY(sm_rd_i32(r, &o->max_bytes));
-    }
+    TRY(sm_rd_i32(r, &o->max_bytes));
     /* IsolationLevel: int8, v4+ */
-    if (v >= 4) {
-        TRY(sm_rd_i8(r, &o->isolation_level));
-    }
+    TRY(sm_rd_i8(r, &o->isolation_level));
     /* SessionId: int32, v7+ */
     if (v >= 7) {
         TRY(sm_rd_i32(r, &o->session_id));
@@ -454,12 +475,8 @@ static size_t size_m(int16_t v, const proto_fetch_request_t *o) {
     }
     n += 4;
     n += 4;
-    if (v >= 3) {
-        n += 4;
-    }
-    if (v >= 4) {
-        n += 1;
-    }
+    n += 4;
+    n += 1;
     if (v >= 7) {
         n += 4;
     }
@@ -501,12 +518,8 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_fetch_request_t *o) {
     }
     TRY(sm_wr_i32(w, o->max_wait_ms));
     TRY(sm_wr_i32(w, o->min_bytes));
-    if (v >= 3) {
-        TRY(sm_wr_i32(w, o->max_bytes));
-    }
-    if (v >= 4) {
-        TRY(sm_wr_i8(w, o->isolation_level));
-    }
+    TRY(sm_wr_i32(w, o->max_bytes));
+    TRY(sm_wr_i8(w, o->isolation_level));
     if (v >= 7) {
         TRY(sm_wr_i32(w, o->session_id));
     }
@@ -560,14 +573,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_fetch_request_t *o) {
 void proto_fetch_request_init(proto_fetch_request_t *m) { init_m(m); }
 
 int proto_fetch_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_request_t *m) {
-    if (v < 0 || v > 17) return SM_ERR_VERSION;
+    if (v < 4 || v > 18) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_fetch_request_size(int16_t v, const proto_fetch_request_t *m) { return size_m(v, m); }
 
 int proto_fetch_request_encode(sm_writer_t *w, int16_t v, const proto_fetch_request_t *m) {
-    if (v < 0 || v > 17) return SM_ERR_VERSION;
+    if (v < 4 || v > 18) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_FETCH_REQUEST_MIN_VERSION 0
-#define PROTO_FETCH_REQUEST_MAX_VERSION 17
+#define PROTO_FETCH_REQUEST_MIN_VERSION 4
+#define PROTO_FETCH_REQUEST_MAX_VERSION 18
 #define PROTO_FETCH_REQUEST_FIRST_FLEXIBLE_VERSION 12
 #define PROTO_FETCH_REQUEST_API_KEY 1
 
@@ -52,6 +52,7 @@ struct proto_fetch_request_fetch_partition {
     int64_t log_start_offset; /* LogStartOffset: int64, v5+ */
     int32_t partition_max_bytes; /* PartitionMaxBytes: int32, v0+ */
     sm_uuid_t replica_directory_id; /* ReplicaDirectoryId: uuid, v17+, tag 0 */
+    int64_t high_watermark; /* HighWatermark: int64, v18+, tag 1 */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

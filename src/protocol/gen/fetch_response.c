@@ -17,14 +17,20 @@ static void init_epoch_end_offset(proto_fetch_response_epoch_end_offset_t *o);
 static int dec_epoch_end_offset(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_response_epoch_end_offset_t *o);
 static size_t size_epoch_end_offset(int16_t v, const proto_fetch_response_epoch_end_offset_t *o);
 static int enc_epoch_end_offset(sm_writer_t *w, int16_t v, const proto_fetch_response_epoch_end_offset_t *o);
+static size_t size_epoch_end_offset_or_default(int16_t v, const proto_fetch_response_epoch_end_offset_t *o);
+static int enc_epoch_end_offset_or_default(sm_writer_t *w, int16_t v, const proto_fetch_response_epoch_end_offset_t *o);
 static void init_leader_id_and_epoch(proto_fetch_response_leader_id_and_epoch_t *o);
 static int dec_leader_id_and_epoch(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_response_leader_id_and_epoch_t *o);
 static size_t size_leader_id_and_epoch(int16_t v, const proto_fetch_response_leader_id_and_epoch_t *o);
 static int enc_leader_id_and_epoch(sm_writer_t *w, int16_t v, const proto_fetch_response_leader_id_and_epoch_t *o);
+static size_t size_leader_id_and_epoch_or_default(int16_t v, const proto_fetch_response_leader_id_and_epoch_t *o);
+static int enc_leader_id_and_epoch_or_default(sm_writer_t *w, int16_t v, const proto_fetch_response_leader_id_and_epoch_t *o);
 static void init_snapshot_id(proto_fetch_response_snapshot_id_t *o);
 static int dec_snapshot_id(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_response_snapshot_id_t *o);
 static size_t size_snapshot_id(int16_t v, const proto_fetch_response_snapshot_id_t *o);
 static int enc_snapshot_id(sm_writer_t *w, int16_t v, const proto_fetch_response_snapshot_id_t *o);
+static size_t size_snapshot_id_or_default(int16_t v, const proto_fetch_response_snapshot_id_t *o);
+static int enc_snapshot_id_or_default(sm_writer_t *w, int16_t v, const proto_fetch_response_snapshot_id_t *o);
 static void init_aborted_transaction(proto_fetch_response_aborted_transaction_t *o);
 static int dec_aborted_transaction(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_response_aborted_transaction_t *o);
 static size_t size_aborted_transaction(int16_t v, const proto_fetch_response_aborted_transaction_t *o);
@@ -118,13 +124,9 @@ static int dec_aborted_transaction(sm_reader_t *r, sm_arena_t *a, int16_t v, pro
     const bool flex = v >= 12;
     init_aborted_transaction(o);
     /* ProducerId: int64, v4+ */
-    if (v >= 4) {
-        TRY(sm_rd_i64(r, &o->producer_id));
-    }
+    TRY(sm_rd_i64(r, &o->producer_id));
     /* FirstOffset: int64, v4+ */
-    if (v >= 4) {
-        TRY(sm_rd_i64(r, &o->first_offset));
-    }
+    TRY(sm_rd_i64(r, &o->first_offset));
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -132,12 +134,8 @@ static int dec_aborted_transaction(sm_reader_t *r, sm_arena_t *a, int16_t v, pro
 static size_t size_aborted_transaction(int16_t v, const proto_fetch_response_aborted_transaction_t *o) {
     const bool flex = v >= 12;
     size_t n = 0;
-    if (v >= 4) {
-        n += 8;
-    }
-    if (v >= 4) {
-        n += 8;
-    }
+    n += 8;
+    n += 8;
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -147,12 +145,8 @@ static size_t size_aborted_transaction(int16_t v, const proto_fetch_response_abo
 
 static int enc_aborted_transaction(sm_writer_t *w, int16_t v, const proto_fetch_response_aborted_transaction_t *o) {
     const bool flex = v >= 12;
-    if (v >= 4) {
-        TRY(sm_wr_i64(w, o->producer_id));
-    }
-    if (v >= 4) {
-        TRY(sm_wr_i64(w, o->first_offset));
-    }
+    TRY(sm_wr_i64(w, o->producer_id));
+    TRY(sm_wr_i64(w, o->first_offset));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -376,22 +370,18 @@ static int dec_partition_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fe
     /* HighWatermark: int64, v0+ */
     TRY(sm_rd_i64(r, &o->high_watermark));
     /* LastStableOffset: int64, v4+ */
-    if (v >= 4) {
-        TRY(sm_rd_i64(r, &o->last_stable_offset));
-    }
+    TRY(sm_rd_i64(r, &o->last_stable_offset));
     /* LogStartOffset: int64, v5+ */
     if (v >= 5) {
         TRY(sm_rd_i64(r, &o->log_start_offset));
     }
     /* AbortedTransactions: []AbortedTransaction, v4+, nullable 4+ */
-    if (v >= 4) {
-        TRY(sm_rd_array_len(r, flex, v >= 4, 0, &o->aborted_transactions.n));
-        if (o->aborted_transactions.n > 0) {
-            o->aborted_transactions.v = sm_arena_calloc(a, (size_t)o->aborted_transactions.n, sizeof(*o->aborted_transactions.v));
-            if (!o->aborted_transactions.v) return SM_ERR_NOMEM;
-            for (int32_t i = 0; i < o->aborted_transactions.n; i++)
-                TRY(dec_aborted_transaction(r, a, v, &o->aborted_transactions.v[i]));
-        }
+    TRY(sm_rd_array_len(r, flex, true, 16, &o->aborted_transactions.n));
+    if (o->aborted_transactions.n > 0) {
+        o->aborted_transactions.v = sm_arena_calloc(a, (size_t)o->aborted_transactions.n, sizeof(*o->aborted_transactions.v));
+        if (!o->aborted_transactions.v) return SM_ERR_NOMEM;
+        for (int32_t i = 0; i < o->aborted_transactions.n; i++)
+            TRY(dec_aborted_transaction(r, a, v, &o->aborted_transactions.v[i]));
     }
     /* PreferredReadReplica: int32, v11+ */
     if (v >= 11) {
@@ -450,16 +440,12 @@ static size_t size_partition_data(int16_t v, const proto_fetch_response_partitio
     n += 4;
     n += 2;
     n += 8;
-    if (v >= 4) {
-        n += 8;
-    }
+    n += 8;
     if (v >= 5) {
         n += 8;
     }
-    if (v >= 4) {
-        n += sm_array_len_size(o->aborted_transactions.n < 0 ? -1 : o->aborted_transactions.n, flex);
-        for (int32_t i = 0; i < o->aborted_transactions.n; i++) n += size_aborted_transaction(v, &o->aborted_transactions.v[i]);
-    }
+    n += sm_array_len_size(o->aborted_transactions.n < 0 ? -1 : o->aborted_transactions.n, flex);
+    for (int32_t i = 0; i < o->aborted_transactions.n; i++) n += size_aborted_transaction(v, &o->aborted_transactions.v[i]);
     if (v >= 11) {
         n += 4;
     }
@@ -494,18 +480,13 @@ static int enc_partition_data(sm_writer_t *w, int16_t v, const proto_fetch_respo
     TRY(sm_wr_i32(w, o->partition_index));
     TRY(sm_wr_i16(w, o->error_code));
     TRY(sm_wr_i64(w, o->high_watermark));
-    if (v >= 4) {
-        TRY(sm_wr_i64(w, o->last_stable_offset));
-    }
+    TRY(sm_wr_i64(w, o->last_stable_offset));
     if (v >= 5) {
         TRY(sm_wr_i64(w, o->log_start_offset));
     }
-    if (v >= 4) {
-        if (o->aborted_transactions.n < 0 && !(v >= 4)) return SM_ERR_RANGE;
-        TRY(sm_wr_array_len(w, o->aborted_transactions.n < 0 ? -1 : o->aborted_transactions.n, flex));
-        for (int32_t i = 0; i < o->aborted_transactions.n; i++)
-            TRY(enc_aborted_transaction(w, v, &o->aborted_transactions.v[i]));
-    }
+    TRY(sm_wr_array_len(w, o->aborted_transactions.n < 0 ? -1 : o->aborted_transactions.n, flex));
+    for (int32_t i = 0; i < o->aborted_transactions.n; i++)
+        TRY(enc_aborted_transaction(w, v, &o->aborted_transactions.v[i]));
     if (v >= 11) {
         TRY(sm_wr_i32(w, o->preferred_read_replica));
     }
@@ -567,7 +548,7 @@ static int dec_fetchable_topic_response(sm_reader_t *r, sm_arena_t *a, int16_t v
         TRY(sm_rd_uuid(r, &o->topic_id));
     }
     /* Partitions: []PartitionData, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 18, &o->partitions.n));
+    TRY(sm_rd_array_len(r, flex, false, 30, &o->partitions.n));
     if (o->partitions.n > 0) {
         o->partitions.v = sm_arena_calloc(a, (size_t)o->partitions.n, sizeof(*o->partitions.v));
         if (!o->partitions.v) return SM_ERR_NOMEM;
@@ -628,9 +609,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_response_
     const bool flex = v >= 12;
     init_m(o);
     /* ThrottleTimeMs: int32, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i32(r, &o->throttle_time_ms));
-    }
+    TRY(sm_rd_i32(r, &o->throttle_time_ms));
     /* ErrorCode: int16, v7+ */
     if (v >= 7) {
         TRY(sm_rd_i16(r, &o->error_code));
@@ -683,9 +662,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_response_
 static size_t size_m(int16_t v, const proto_fetch_response_t *o) {
     const bool flex = v >= 12;
     size_t n = 0;
-    if (v >= 1) {
-        n += 4;
-    }
+    n += 4;
     if (v >= 7) {
         n += 2;
     }
@@ -710,9 +687,7 @@ static size_t size_m(int16_t v, const proto_fetch_response_t *o) {
 
 static int enc_m(sm_writer_t *w, int16_t v, const proto_fetch_response_t *o) {
     const bool flex = v >= 12;
-    if (v >= 1) {
-        TRY(sm_wr_i32(w, o->throttle_time_ms));
-    }
+    TRY(sm_wr_i32(w, o->throttle_time_ms));
     if (v >= 7) {
         TRY(sm_wr_i16(w, o->error_code));
     }
@@ -749,14 +724,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_fetch_response_t *o) {
 void proto_fetch_response_init(proto_fetch_response_t *m) { init_m(m); }
 
 int proto_fetch_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_response_t *m) {
-    if (v < 0 || v > 17) return SM_ERR_VERSION;
+    if (v < 4 || v > 18) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_fetch_response_size(int16_t v, const proto_fetch_response_t *m) { return size_m(v, m); }
 
 int proto_fetch_response_encode(sm_writer_t *w, int16_t v, const proto_fetch_response_t *m) {
-    if (v < 0 || v > 17) return SM_ERR_VERSION;
+    if (v < 4 || v > 18) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

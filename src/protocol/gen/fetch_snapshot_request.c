@@ -17,6 +17,8 @@ static void init_snapshot_id(proto_fetch_snapshot_request_snapshot_id_t *o);
 static int dec_snapshot_id(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_fetch_snapshot_request_snapshot_id_t *o);
 static size_t size_snapshot_id(int16_t v, const proto_fetch_snapshot_request_snapshot_id_t *o);
 static int enc_snapshot_id(sm_writer_t *w, int16_t v, const proto_fetch_snapshot_request_snapshot_id_t *o);
+static size_t size_snapshot_id_or_default(int16_t v, const proto_fetch_snapshot_request_snapshot_id_t *o);
+static int enc_snapshot_id_or_default(sm_writer_t *w, int16_t v, const proto_fetch_snapshot_request_snapshot_id_t *o);
 
 static void init_snapshot_id(proto_fetch_snapshot_request_snapshot_id_t *o) {
     memset(o, 0, sizeof(*o));

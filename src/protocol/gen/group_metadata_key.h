@@ -4,9 +4,10 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_GROUP_METADATA_KEY_MIN_VERSION 2
-#define PROTO_GROUP_METADATA_KEY_MAX_VERSION 2
+#define PROTO_GROUP_METADATA_KEY_MIN_VERSION 0
+#define PROTO_GROUP_METADATA_KEY_MAX_VERSION 0
 #define PROTO_GROUP_METADATA_KEY_FIRST_FLEXIBLE_VERSION -1
+#define PROTO_GROUP_METADATA_KEY_API_KEY 2
 
 typedef struct proto_group_metadata_key proto_group_metadata_key_t;
 typedef struct proto_group_metadata_key_array {
@@ -16,7 +17,7 @@ typedef struct proto_group_metadata_key_array {
 
 /* GroupMetadataKey */
 struct proto_group_metadata_key {
-    sm_str_t group; /* group: string, v2-2 */
+    sm_str_t group; /* group: string, v0-0 */
 };
 
 /* Sets every field to its default. */

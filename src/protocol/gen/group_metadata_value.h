@@ -7,6 +7,7 @@
 #define PROTO_GROUP_METADATA_VALUE_MIN_VERSION 0
 #define PROTO_GROUP_METADATA_VALUE_MAX_VERSION 4
 #define PROTO_GROUP_METADATA_VALUE_FIRST_FLEXIBLE_VERSION 4
+#define PROTO_GROUP_METADATA_VALUE_API_KEY 2
 
 typedef struct proto_group_metadata_value proto_group_metadata_value_t;
 typedef struct proto_group_metadata_value_array {

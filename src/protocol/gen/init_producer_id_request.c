@@ -28,6 +28,14 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_init_producer_i
     if (v >= 3) {
         TRY(sm_rd_i16(r, &o->producer_epoch));
     }
+    /* Enable2Pc: bool, v6+ */
+    if (v >= 6) {
+        TRY(sm_rd_bool(r, &o->enable2_pc));
+    }
+    /* KeepPreparedTxn: bool, v6+ */
+    if (v >= 6) {
+        TRY(sm_rd_bool(r, &o->keep_prepared_txn));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -42,6 +50,12 @@ static size_t size_m(int16_t v, const proto_init_producer_id_request_t *o) {
     }
     if (v >= 3) {
         n += 2;
+    }
+    if (v >= 6) {
+        n += 1;
+    }
+    if (v >= 6) {
+        n += 1;
     }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -60,6 +74,12 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_init_producer_id_request
     if (v >= 3) {
         TRY(sm_wr_i16(w, o->producer_epoch));
     }
+    if (v >= 6) {
+        TRY(sm_wr_bool(w, o->enable2_pc));
+    }
+    if (v >= 6) {
+        TRY(sm_wr_bool(w, o->keep_prepared_txn));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -72,14 +92,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_init_producer_id_request
 void proto_init_producer_id_request_init(proto_init_producer_id_request_t *m) { init_m(m); }
 
 int proto_init_producer_id_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_init_producer_id_request_t *m) {
-    if (v < 0 || v > 5) return SM_ERR_VERSION;
+    if (v < 0 || v > 6) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_init_producer_id_request_size(int16_t v, const proto_init_producer_id_request_t *m) { return size_m(v, m); }
 
 int proto_init_producer_id_request_encode(sm_writer_t *w, int16_t v, const proto_init_producer_id_request_t *m) {
-    if (v < 0 || v > 5) return SM_ERR_VERSION;
+    if (v < 0 || v > 6) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_INIT_PRODUCER_ID_REQUEST_MIN_VERSION 0
-#define PROTO_INIT_PRODUCER_ID_REQUEST_MAX_VERSION 5
+#define PROTO_INIT_PRODUCER_ID_REQUEST_MAX_VERSION 6
 #define PROTO_INIT_PRODUCER_ID_REQUEST_FIRST_FLEXIBLE_VERSION 2
 #define PROTO_INIT_PRODUCER_ID_REQUEST_API_KEY 22
 
@@ -21,6 +21,8 @@ struct proto_init_producer_id_request {
     int32_t transaction_timeout_ms; /* TransactionTimeoutMs: int32, v0+ */
     int64_t producer_id; /* ProducerId: int64, v3+ */
     int16_t producer_epoch; /* ProducerEpoch: int16, v3+ */
+    bool enable2_pc; /* Enable2Pc: bool, v6+ */
+    bool keep_prepared_txn; /* KeepPreparedTxn: bool, v6+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

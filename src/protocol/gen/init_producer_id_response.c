@@ -9,6 +9,8 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_init_producer_id_respons
 static void init_m(proto_init_producer_id_response_t *o) {
     memset(o, 0, sizeof(*o));
     o->producer_id = INT64_C(-1);
+    o->ongoing_txn_producer_id = INT64_C(-1);
+    o->ongoing_txn_producer_epoch = -1;
 }
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_init_producer_id_response_t *o) {
@@ -22,6 +24,14 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_init_producer_i
     TRY(sm_rd_i64(r, &o->producer_id));
     /* ProducerEpoch: int16, v0+ */
     TRY(sm_rd_i16(r, &o->producer_epoch));
+    /* OngoingTxnProducerId: int64, v6+ */
+    if (v >= 6) {
+        TRY(sm_rd_i64(r, &o->ongoing_txn_producer_id));
+    }
+    /* OngoingTxnProducerEpoch: int16, v6+ */
+    if (v >= 6) {
+        TRY(sm_rd_i16(r, &o->ongoing_txn_producer_epoch));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -33,6 +43,12 @@ static size_t size_m(int16_t v, const proto_init_producer_id_response_t *o) {
     n += 2;
     n += 8;
     n += 2;
+    if (v >= 6) {
+        n += 8;
+    }
+    if (v >= 6) {
+        n += 2;
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -46,6 +62,12 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_init_producer_id_respons
     TRY(sm_wr_i16(w, o->error_code));
     TRY(sm_wr_i64(w, o->producer_id));
     TRY(sm_wr_i16(w, o->producer_epoch));
+    if (v >= 6) {
+        TRY(sm_wr_i64(w, o->ongoing_txn_producer_id));
+    }
+    if (v >= 6) {
+        TRY(sm_wr_i16(w, o->ongoing_txn_producer_epoch));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -58,14 +80,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_init_producer_id_respons
 void proto_init_producer_id_response_init(proto_init_producer_id_response_t *m) { init_m(m); }
 
 int proto_init_producer_id_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_init_producer_id_response_t *m) {
-    if (v < 0 || v > 5) return SM_ERR_VERSION;
+    if (v < 0 || v > 6) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_init_producer_id_response_size(int16_t v, const proto_init_producer_id_response_t *m) { return size_m(v, m); }
 
 int proto_init_producer_id_response_encode(sm_writer_t *w, int16_t v, const proto_init_producer_id_response_t *m) {
-    if (v < 0 || v > 5) return SM_ERR_VERSION;
+    if (v < 0 || v > 6) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

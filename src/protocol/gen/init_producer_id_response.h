@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_INIT_PRODUCER_ID_RESPONSE_MIN_VERSION 0
-#define PROTO_INIT_PRODUCER_ID_RESPONSE_MAX_VERSION 5
+#define PROTO_INIT_PRODUCER_ID_RESPONSE_MAX_VERSION 6
 #define PROTO_INIT_PRODUCER_ID_RESPONSE_FIRST_FLEXIBLE_VERSION 2
 #define PROTO_INIT_PRODUCER_ID_RESPONSE_API_KEY 22
 
@@ -21,6 +21,8 @@ struct proto_init_producer_id_response {
     int16_t error_code; /* ErrorCode: int16, v0+ */
     int64_t producer_id; /* ProducerId: int64, v0+ */
     int16_t producer_epoch; /* ProducerEpoch: int16, v0+ */
+    int64_t ongoing_txn_producer_id; /* OngoingTxnProducerId: int64, v6+ */
+    int16_t ongoing_txn_producer_epoch; /* OngoingTxnProducerEpoch: int16, v6+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

@@ -17,7 +17,6 @@ static int enc_list_offsets_partition(sm_writer_t *w, int16_t v, const proto_lis
 static void init_list_offsets_partition(proto_list_offsets_request_list_offsets_partition_t *o) {
     memset(o, 0, sizeof(*o));
     o->current_leader_epoch = -1;
-    o->max_num_offsets = 1;
 }
 
 static int dec_list_offsets_partition(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_list_offsets_request_list_offsets_partition_t *o) {
@@ -31,10 +30,6 @@ static int dec_list_offsets_partition(sm_reader_t *r, sm_arena_t *a, int16_t v, 
     }
     /* Timestamp: int64, v0+ */
     TRY(sm_rd_i64(r, &o->timestamp));
-    /* MaxNumOffsets: int32, v0-0 */
-    if (v <= 0) {
-        TRY(sm_rd_i32(r, &o->max_num_offsets));
-    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -47,9 +42,6 @@ static size_t size_list_offsets_partition(int16_t v, const proto_list_offsets_re
         n += 4;
     }
     n += 8;
-    if (v <= 0) {
-        n += 4;
-    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -64,9 +56,6 @@ static int enc_list_offsets_partition(sm_writer_t *w, int16_t v, const proto_lis
         TRY(sm_wr_i32(w, o->current_leader_epoch));
     }
     TRY(sm_wr_i64(w, o->timestamp));
-    if (v <= 0) {
-        TRY(sm_wr_i32(w, o->max_num_offsets));
-    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -203,14 +192,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_list_offsets_request_t *
 void proto_list_offsets_request_init(proto_list_offsets_request_t *m) { init_m(m); }
 
 int proto_list_offsets_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_list_offsets_request_t *m) {
-    if (v < 0 || v > 10) return SM_ERR_VERSION;
+    if (v < 1 || v > 11) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_list_offsets_request_size(int16_t v, const proto_list_offsets_request_t *m) { return size_m(v, m); }
 
 int proto_list_offsets_request_encode(sm_writer_t *w, int16_t v, const proto_list_offsets_request_t *m) {
-    if (v < 0 || v > 10) return SM_ERR_VERSION;
+    if (v < 1 || v > 11) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_LIST_OFFSETS_REQUEST_MIN_VERSION 0
-#define PROTO_LIST_OFFSETS_REQUEST_MAX_VERSION 10
+#define PROTO_LIST_OFFSETS_REQUEST_MIN_VERSION 1
+#define PROTO_LIST_OFFSETS_REQUEST_MAX_VERSION 11
 #define PROTO_LIST_OFFSETS_REQUEST_FIRST_FLEXIBLE_VERSION 6
 #define PROTO_LIST_OFFSETS_REQUEST_API_KEY 2
 
@@ -30,7 +30,6 @@ struct proto_list_offsets_request_list_offsets_partition {
     int32_t partition_index; /* PartitionIndex: int32, v0+ */
     int32_t current_leader_epoch; /* CurrentLeaderEpoch: int32, v4+ */
     int64_t timestamp; /* Timestamp: int64, v0+ */
-    int32_t max_num_offsets; /* MaxNumOffsets: int32, v0-0 */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

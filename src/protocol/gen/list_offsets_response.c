@@ -16,7 +16,6 @@ static int enc_list_offsets_partition_response(sm_writer_t *w, int16_t v, const 
 
 static void init_list_offsets_partition_response(proto_list_offsets_response_list_offsets_partition_response_t *o) {
     memset(o, 0, sizeof(*o));
-    o->old_style_offsets.n = 0;
     o->timestamp = INT64_C(-1);
     o->offset = INT64_C(-1);
     o->leader_epoch = -1;
@@ -29,24 +28,10 @@ static int dec_list_offsets_partition_response(sm_reader_t *r, sm_arena_t *a, in
     TRY(sm_rd_i32(r, &o->partition_index));
     /* ErrorCode: int16, v0+ */
     TRY(sm_rd_i16(r, &o->error_code));
-    /* OldStyleOffsets: []int64, v0-0 */
-    if (v <= 0) {
-        TRY(sm_rd_array_len(r, flex, false, 8, &o->old_style_offsets.n));
-        if (o->old_style_offsets.n > 0) {
-            o->old_style_offsets.v = sm_arena_calloc(a, (size_t)o->old_style_offsets.n, sizeof(*o->old_style_offsets.v));
-            if (!o->old_style_offsets.v) return SM_ERR_NOMEM;
-            for (int32_t i = 0; i < o->old_style_offsets.n; i++)
-                TRY(sm_rd_i64(r, &o->old_style_offsets.v[i]));
-        }
-    }
     /* Timestamp: int64, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i64(r, &o->timestamp));
-    }
+    TRY(sm_rd_i64(r, &o->timestamp));
     /* Offset: int64, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i64(r, &o->offset));
-    }
+    TRY(sm_rd_i64(r, &o->offset));
     /* LeaderEpoch: int32, v4+ */
     if (v >= 4) {
         TRY(sm_rd_i32(r, &o->leader_epoch));
@@ -60,16 +45,8 @@ static size_t size_list_offsets_partition_response(int16_t v, const proto_list_o
     size_t n = 0;
     n += 4;
     n += 2;
-    if (v <= 0) {
-        n += sm_array_len_size(o->old_style_offsets.n < 0 ? -1 : o->old_style_offsets.n, flex);
-        if (o->old_style_offsets.n > 0) n += (size_t)o->old_style_offsets.n * 8;
-    }
-    if (v >= 1) {
-        n += 8;
-    }
-    if (v >= 1) {
-        n += 8;
-    }
+    n += 8;
+    n += 8;
     if (v >= 4) {
         n += 4;
     }
@@ -84,18 +61,8 @@ static int enc_list_offsets_partition_response(sm_writer_t *w, int16_t v, const 
     const bool flex = v >= 6;
     TRY(sm_wr_i32(w, o->partition_index));
     TRY(sm_wr_i16(w, o->error_code));
-    if (v <= 0) {
-        if (o->old_style_offsets.n < 0) return SM_ERR_RANGE;
-        TRY(sm_wr_array_len(w, o->old_style_offsets.n < 0 ? -1 : o->old_style_offsets.n, flex));
-        for (int32_t i = 0; i < o->old_style_offsets.n; i++)
-            TRY(sm_wr_i64(w, o->old_style_offsets.v[i]));
-    }
-    if (v >= 1) {
-        TRY(sm_wr_i64(w, o->timestamp));
-    }
-    if (v >= 1) {
-        TRY(sm_wr_i64(w, o->offset));
-    }
+    TRY(sm_wr_i64(w, o->timestamp));
+    TRY(sm_wr_i64(w, o->offset));
     if (v >= 4) {
         TRY(sm_wr_i32(w, o->leader_epoch));
     }
@@ -120,7 +87,7 @@ static int dec_list_offsets_topic_response(sm_reader_t *r, sm_arena_t *a, int16_
     /* Name: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->name));
     /* Partitions: []ListOffsetsPartitionResponse, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 10, &o->partitions.n));
+    TRY(sm_rd_array_len(r, flex, false, 22, &o->partitions.n));
     if (o->partitions.n > 0) {
         o->partitions.v = sm_arena_calloc(a, (size_t)o->partitions.n, sizeof(*o->partitions.v));
         if (!o->partitions.v) return SM_ERR_NOMEM;
@@ -221,14 +188,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_list_offsets_response_t 
 void proto_list_offsets_response_init(proto_list_offsets_response_t *m) { init_m(m); }
 
 int proto_list_offsets_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_list_offsets_response_t *m) {
-    if (v < 0 || v > 10) return SM_ERR_VERSION;
+    if (v < 1 || v > 11) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_list_offsets_response_size(int16_t v, const proto_list_offsets_response_t *m) { return size_m(v, m); }
 
 int proto_list_offsets_response_encode(sm_writer_t *w, int16_t v, const proto_list_offsets_response_t *m) {
-    if (v < 0 || v > 10) return SM_ERR_VERSION;
+    if (v < 1 || v > 11) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_LIST_OFFSETS_RESPONSE_MIN_VERSION 0
-#define PROTO_LIST_OFFSETS_RESPONSE_MAX_VERSION 10
+#define PROTO_LIST_OFFSETS_RESPONSE_MIN_VERSION 1
+#define PROTO_LIST_OFFSETS_RESPONSE_MAX_VERSION 11
 #define PROTO_LIST_OFFSETS_RESPONSE_FIRST_FLEXIBLE_VERSION 6
 #define PROTO_LIST_OFFSETS_RESPONSE_API_KEY 2
 
@@ -29,7 +29,6 @@ typedef struct proto_list_offsets_response_list_offsets_partition_response_array
 struct proto_list_offsets_response_list_offsets_partition_response {
     int32_t partition_index; /* PartitionIndex: int32, v0+ */
     int16_t error_code; /* ErrorCode: int16, v0+ */
-    sm_i64_array_t old_style_offsets; /* OldStyleOffsets: []int64, v0-0 */
     int64_t timestamp; /* Timestamp: int64, v1+ */
     int64_t offset; /* Offset: int64, v1+ */
     int32_t leader_epoch; /* LeaderEpoch: int32, v4+ */

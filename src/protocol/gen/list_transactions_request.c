@@ -11,6 +11,7 @@ static void init_m(proto_list_transactions_request_t *o) {
     o->state_filters.n = 0;
     o->producer_id_filters.n = 0;
     o->duration_filter = INT64_C(-1);
+    o->transactional_id_pattern = SM_STR_NULL;
 }
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_list_transactions_request_t *o) {
@@ -36,6 +37,10 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_list_transactio
     if (v >= 1) {
         TRY(sm_rd_i64(r, &o->duration_filter));
     }
+    /* TransactionalIdPattern: string, v2+, nullable 2+ */
+    if (v >= 2) {
+        TRY(sm_rd_string(r, flex, v >= 2, &o->transactional_id_pattern));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -49,6 +54,9 @@ static size_t size_m(int16_t v, const proto_list_transactions_request_t *o) {
     if (o->producer_id_filters.n > 0) n += (size_t)o->producer_id_filters.n * 8;
     if (v >= 1) {
         n += 8;
+    }
+    if (v >= 2) {
+        n += sm_string_size(o->transactional_id_pattern, flex);
     }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -70,6 +78,10 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_list_transactions_reques
     if (v >= 1) {
         TRY(sm_wr_i64(w, o->duration_filter));
     }
+    if (v >= 2) {
+        if (o->transactional_id_pattern.len < 0 && !(v >= 2)) return SM_ERR_RANGE;
+        TRY(sm_wr_string(w, o->transactional_id_pattern, flex));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -82,14 +94,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_list_transactions_reques
 void proto_list_transactions_request_init(proto_list_transactions_request_t *m) { init_m(m); }
 
 int proto_list_transactions_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_list_transactions_request_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_list_transactions_request_size(int16_t v, const proto_list_transactions_request_t *m) { return size_m(v, m); }
 
 int proto_list_transactions_request_encode(sm_writer_t *w, int16_t v, const proto_list_transactions_request_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_LIST_TRANSACTIONS_REQUEST_MIN_VERSION 0
-#define PROTO_LIST_TRANSACTIONS_REQUEST_MAX_VERSION 1
+#define PROTO_LIST_TRANSACTIONS_REQUEST_MAX_VERSION 2
 #define PROTO_LIST_TRANSACTIONS_REQUEST_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_LIST_TRANSACTIONS_REQUEST_API_KEY 66
 
@@ -20,6 +20,7 @@ struct proto_list_transactions_request {
     sm_str_array_t state_filters; /* StateFilters: []string, v0+ */
     sm_i64_array_t producer_id_filters; /* ProducerIdFilters: []int64, v0+ */
     int64_t duration_filter; /* DurationFilter: int64, v1+ */
+    sm_str_t transactional_id_pattern; /* TransactionalIdPattern: string, v2+, nullable 2+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

@@ -314,6 +314,10 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_metadata_respon
     if (v >= 8 && v <= 10) {
         TRY(sm_rd_i32(r, &o->cluster_authorized_operations));
     }
+    /* ErrorCode: int16, v13+ */
+    if (v >= 13) {
+        TRY(sm_rd_i16(r, &o->error_code));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -336,6 +340,9 @@ static size_t size_m(int16_t v, const proto_metadata_response_t *o) {
     for (int32_t i = 0; i < o->topics.n; i++) n += size_metadata_response_topic(v, &o->topics.v[i]);
     if (v >= 8 && v <= 10) {
         n += 4;
+    }
+    if (v >= 13) {
+        n += 2;
     }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -367,6 +374,9 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_metadata_response_t *o) 
     if (v >= 8 && v <= 10) {
         TRY(sm_wr_i32(w, o->cluster_authorized_operations));
     }
+    if (v >= 13) {
+        TRY(sm_wr_i16(w, o->error_code));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -379,19 +389,18 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_metadata_response_t *o) 
 void proto_metadata_response_init(proto_metadata_response_t *m) { init_m(m); }
 
 int proto_metadata_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_metadata_response_t *m) {
-    if (v < 0 || v > 12) return SM_ERR_VERSION;
+    if (v < 0 || v > 13) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_metadata_response_size(int16_t v, const proto_metadata_response_t *m) { return size_m(v, m); }
 
 int proto_metadata_response_encode(sm_writer_t *w, int16_t v, const proto_metadata_response_t *m) {
-    if (v < 0 || v > 12) return SM_ERR_VERSION;
+    if (v < 0 || v > 13) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 
 int proto_metadata_response_set_error(void *m, int16_t code) {
-    (void)m;
-    (void)code;
-    return SM_ERR_NOTFOUND;
+    ((proto_metadata_response_t *)m)->error_code = code;
+    return SM_OK;
 }

@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_METADATA_RESPONSE_MIN_VERSION 0
-#define PROTO_METADATA_RESPONSE_MAX_VERSION 12
+#define PROTO_METADATA_RESPONSE_MAX_VERSION 13
 #define PROTO_METADATA_RESPONSE_FIRST_FLEXIBLE_VERSION 9
 #define PROTO_METADATA_RESPONSE_API_KEY 3
 
@@ -70,6 +70,7 @@ struct proto_metadata_response {
     int32_t controller_id; /* ControllerId: int32, v1+ */
     proto_metadata_response_metadata_response_topic_array_t topics; /* Topics: []MetadataResponseTopic, v0+ */
     int32_t cluster_authorized_operations; /* ClusterAuthorizedOperations: int32, v8-10 */
+    int16_t error_code; /* ErrorCode: int16, v13+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

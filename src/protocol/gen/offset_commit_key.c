@@ -14,11 +14,11 @@ static void init_m(proto_offset_commit_key_t *o) {
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_commit_key_t *o) {
     init_m(o);
-    /* group: string, v0-1 */
+    /* group: string, v0-0 */
     TRY(sm_rd_string(r, false, false, &o->group));
-    /* topic: string, v0-1 */
+    /* topic: string, v0-0 */
     TRY(sm_rd_string(r, false, false, &o->topic));
-    /* partition: int32, v0-1 */
+    /* partition: int32, v0-0 */
     TRY(sm_rd_i32(r, &o->partition));
     return SM_OK;
 }
@@ -43,14 +43,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_offset_commit_key_t *o) 
 void proto_offset_commit_key_init(proto_offset_commit_key_t *m) { init_m(m); }
 
 int proto_offset_commit_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_commit_key_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 0) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_offset_commit_key_size(int16_t v, const proto_offset_commit_key_t *m) { return size_m(v, m); }
 
 int proto_offset_commit_key_encode(sm_writer_t *w, int16_t v, const proto_offset_commit_key_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

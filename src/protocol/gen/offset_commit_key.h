@@ -5,8 +5,9 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_OFFSET_COMMIT_KEY_MIN_VERSION 0
-#define PROTO_OFFSET_COMMIT_KEY_MAX_VERSION 1
+#define PROTO_OFFSET_COMMIT_KEY_MAX_VERSION 0
 #define PROTO_OFFSET_COMMIT_KEY_FIRST_FLEXIBLE_VERSION -1
+#define PROTO_OFFSET_COMMIT_KEY_API_KEY 1
 
 typedef struct proto_offset_commit_key proto_offset_commit_key_t;
 typedef struct proto_offset_commit_key_array {
@@ -16,9 +17,9 @@ typedef struct proto_offset_commit_key_array {
 
 /* OffsetCommitKey */
 struct proto_offset_commit_key {
-    sm_str_t group; /* group: string, v0-1 */
-    sm_str_t topic; /* topic: string, v0-1 */
-    int32_t partition; /* partition: int32, v0-1 */
+    sm_str_t group; /* group: string, v0-0 */
+    sm_str_t topic; /* topic: string, v0-0 */
+    int32_t partition; /* partition: int32, v0-0 */
 };
 
 /* Sets every field to its default. */

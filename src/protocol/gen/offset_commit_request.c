@@ -17,7 +17,6 @@ static int enc_offset_commit_request_partition(sm_writer_t *w, int16_t v, const 
 static void init_offset_commit_request_partition(proto_offset_commit_request_offset_commit_request_partition_t *o) {
     memset(o, 0, sizeof(*o));
     o->committed_leader_epoch = -1;
-    o->commit_timestamp = INT64_C(-1);
     o->committed_metadata = (sm_str_t){"", 0};
 }
 
@@ -31,10 +30,6 @@ static int dec_offset_commit_request_partition(sm_reader_t *r, sm_arena_t *a, in
     /* CommittedLeaderEpoch: int32, v6+ */
     if (v >= 6) {
         TRY(sm_rd_i32(r, &o->committed_leader_epoch));
-    }
-    /* CommitTimestamp: int64, v1-1 */
-    if (v >= 1 && v <= 1) {
-        TRY(sm_rd_i64(r, &o->commit_timestamp));
     }
     /* CommittedMetadata: string, v0+, nullable 0+ */
     TRY(sm_rd_string(r, flex, true, &o->committed_metadata));
@@ -50,9 +45,6 @@ static size_t size_offset_commit_request_partition(int16_t v, const proto_offset
     if (v >= 6) {
         n += 4;
     }
-    if (v >= 1 && v <= 1) {
-        n += 8;
-    }
     n += sm_string_size(o->committed_metadata, flex);
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -67,9 +59,6 @@ static int enc_offset_commit_request_partition(sm_writer_t *w, int16_t v, const 
     TRY(sm_wr_i64(w, o->committed_offset));
     if (v >= 6) {
         TRY(sm_wr_i32(w, o->committed_leader_epoch));
-    }
-    if (v >= 1 && v <= 1) {
-        TRY(sm_wr_i64(w, o->commit_timestamp));
     }
     TRY(sm_wr_string(w, o->committed_metadata, flex));
     if (flex) {
@@ -90,8 +79,14 @@ static void init_offset_commit_request_topic(proto_offset_commit_request_offset_
 static int dec_offset_commit_request_topic(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_commit_request_offset_commit_request_topic_t *o) {
     const bool flex = v >= 8;
     init_offset_commit_request_topic(o);
-    /* Name: string, v0+ */
-    TRY(sm_rd_string(r, flex, false, &o->name));
+    /* Name: string, v0-9 */
+    if (v <= 9) {
+        TRY(sm_rd_string(r, flex, false, &o->name));
+    }
+    /* TopicId: uuid, v10+ */
+    if (v >= 10) {
+        TRY(sm_rd_uuid(r, &o->topic_id));
+    }
     /* Partitions: []OffsetCommitRequestPartition, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 14, &o->partitions.n));
     if (o->partitions.n > 0) {
@@ -107,7 +102,12 @@ static int dec_offset_commit_request_topic(sm_reader_t *r, sm_arena_t *a, int16_
 static size_t size_offset_commit_request_topic(int16_t v, const proto_offset_commit_request_offset_commit_request_topic_t *o) {
     const bool flex = v >= 8;
     size_t n = 0;
-    n += sm_string_size(o->name, flex);
+    if (v <= 9) {
+        n += sm_string_size(o->name, flex);
+    }
+    if (v >= 10) {
+        n += 16;
+    }
     n += sm_array_len_size(o->partitions.n < 0 ? -1 : o->partitions.n, flex);
     for (int32_t i = 0; i < o->partitions.n; i++) n += size_offset_commit_request_partition(v, &o->partitions.v[i]);
     if (flex) {
@@ -119,8 +119,13 @@ static size_t size_offset_commit_request_topic(int16_t v, const proto_offset_com
 
 static int enc_offset_commit_request_topic(sm_writer_t *w, int16_t v, const proto_offset_commit_request_offset_commit_request_topic_t *o) {
     const bool flex = v >= 8;
-    if (o->name.len < 0) return SM_ERR_RANGE;
-    TRY(sm_wr_string(w, o->name, flex));
+    if (v <= 9) {
+        if (o->name.len < 0) return SM_ERR_RANGE;
+        TRY(sm_wr_string(w, o->name, flex));
+    }
+    if (v >= 10) {
+        TRY(sm_wr_uuid(w, &o->topic_id));
+    }
     if (o->partitions.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->partitions.n < 0 ? -1 : o->partitions.n, flex));
     for (int32_t i = 0; i < o->partitions.n; i++)
@@ -150,19 +155,15 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_commit_r
     /* GroupId: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->group_id));
     /* GenerationIdOrMemberEpoch: int32, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i32(r, &o->generation_id_or_member_epoch));
-    }
+    TRY(sm_rd_i32(r, &o->generation_id_or_member_epoch));
     /* MemberId: string, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_string(r, flex, false, &o->member_id));
-    }
+    TRY(sm_rd_string(r, flex, false, &o->member_id));
     /* GroupInstanceId: string, v7+, nullable 7+ */
     if (v >= 7) {
         TRY(sm_rd_string(r, flex, v >= 7, &o->group_instance_id));
     }
     /* RetentionTimeMs: int64, v2-4 */
-    if (v >= 2 && v <= 4) {
+    if (v <= 4) {
         TRY(sm_rd_i64(r, &o->retention_time_ms));
     }
     /* Topics: []OffsetCommitRequestTopic, v0+ */
@@ -181,16 +182,12 @@ static size_t size_m(int16_t v, const proto_offset_commit_request_t *o) {
     const bool flex = v >= 8;
     size_t n = 0;
     n += sm_string_size(o->group_id, flex);
-    if (v >= 1) {
-        n += 4;
-    }
-    if (v >= 1) {
-        n += sm_string_size(o->member_id, flex);
-    }
+    n += 4;
+    n += sm_string_size(o->member_id, flex);
     if (v >= 7) {
         n += sm_string_size(o->group_instance_id, flex);
     }
-    if (v >= 2 && v <= 4) {
+    if (v <= 4) {
         n += 8;
     }
     n += sm_array_len_size(o->topics.n < 0 ? -1 : o->topics.n, flex);
@@ -206,18 +203,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_offset_commit_request_t 
     const bool flex = v >= 8;
     if (o->group_id.len < 0) return SM_ERR_RANGE;
     TRY(sm_wr_string(w, o->group_id, flex));
-    if (v >= 1) {
-        TRY(sm_wr_i32(w, o->generation_id_or_member_epoch));
-    }
-    if (v >= 1) {
-        if (o->member_id.len < 0) return SM_ERR_RANGE;
-        TRY(sm_wr_string(w, o->member_id, flex));
-    }
+    TRY(sm_wr_i32(w, o->generation_id_or_member_epoch));
+    if (o->member_id.len < 0) return SM_ERR_RANGE;
+    TRY(sm_wr_string(w, o->member_id, flex));
     if (v >= 7) {
         if (o->group_instance_id.len < 0 && !(v >= 7)) return SM_ERR_RANGE;
         TRY(sm_wr_string(w, o->group_instance_id, flex));
     }
-    if (v >= 2 && v <= 4) {
+    if (v <= 4) {
         TRY(sm_wr_i64(w, o->retention_time_ms));
     }
     if (o->topics.n < 0) return SM_ERR_RANGE;
@@ -236,14 +229,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_offset_commit_request_t 
 void proto_offset_commit_request_init(proto_offset_commit_request_t *m) { init_m(m); }
 
 int proto_offset_commit_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_commit_request_t *m) {
-    if (v < 0 || v > 9) return SM_ERR_VERSION;
+    if (v < 2 || v > 10) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_offset_commit_request_size(int16_t v, const proto_offset_commit_request_t *m) { return size_m(v, m); }
 
 int proto_offset_commit_request_encode(sm_writer_t *w, int16_t v, const proto_offset_commit_request_t *m) {
-    if (v < 0 || v > 9) return SM_ERR_VERSION;
+    if (v < 2 || v > 10) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_OFFSET_COMMIT_REQUEST_MIN_VERSION 0
-#define PROTO_OFFSET_COMMIT_REQUEST_MAX_VERSION 9
+#define PROTO_OFFSET_COMMIT_REQUEST_MIN_VERSION 2
+#define PROTO_OFFSET_COMMIT_REQUEST_MAX_VERSION 10
 #define PROTO_OFFSET_COMMIT_REQUEST_FIRST_FLEXIBLE_VERSION 8
 #define PROTO_OFFSET_COMMIT_REQUEST_API_KEY 8
 
@@ -30,14 +30,14 @@ struct proto_offset_commit_request_offset_commit_request_partition {
     int32_t partition_index; /* PartitionIndex: int32, v0+ */
     int64_t committed_offset; /* CommittedOffset: int64, v0+ */
     int32_t committed_leader_epoch; /* CommittedLeaderEpoch: int32, v6+ */
-    int64_t commit_timestamp; /* CommitTimestamp: int64, v1-1 */
     sm_str_t committed_metadata; /* CommittedMetadata: string, v0+, nullable 0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 
 /* OffsetCommitRequest.OffsetCommitRequestTopic */
 struct proto_offset_commit_request_offset_commit_request_topic {
-    sm_str_t name; /* Name: string, v0+ */
+    sm_str_t name; /* Name: string, v0-9 */
+    sm_uuid_t topic_id; /* TopicId: uuid, v10+ */
     proto_offset_commit_request_offset_commit_request_partition_array_t partitions; /* Partitions: []OffsetCommitRequestPartition, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };

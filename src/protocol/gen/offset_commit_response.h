@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_OFFSET_COMMIT_RESPONSE_MIN_VERSION 0
-#define PROTO_OFFSET_COMMIT_RESPONSE_MAX_VERSION 9
+#define PROTO_OFFSET_COMMIT_RESPONSE_MIN_VERSION 2
+#define PROTO_OFFSET_COMMIT_RESPONSE_MAX_VERSION 10
 #define PROTO_OFFSET_COMMIT_RESPONSE_FIRST_FLEXIBLE_VERSION 8
 #define PROTO_OFFSET_COMMIT_RESPONSE_API_KEY 8
 
@@ -34,7 +34,8 @@ struct proto_offset_commit_response_offset_commit_response_partition {
 
 /* OffsetCommitResponse.OffsetCommitResponseTopic */
 struct proto_offset_commit_response_offset_commit_response_topic {
-    sm_str_t name; /* Name: string, v0+ */
+    sm_str_t name; /* Name: string, v0-9 */
+    sm_uuid_t topic_id; /* TopicId: uuid, v10+ */
     proto_offset_commit_response_offset_commit_response_partition_array_t partitions; /* Partitions: []OffsetCommitResponsePartition, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };

@@ -30,7 +30,30 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_commit_v
     if (v >= 1 && v <= 1) {
         TRY(sm_rd_i64(r, &o->expire_timestamp));
     }
-    if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
+    if (flex) {
+        uint32_t ntags;
+        TRY(sm_rd_uvarint(r, &ntags));
+        if (ntags > sm_rd_left(r) / 2) return SM_ERR_PARSE;
+        for (uint32_t t = 0; t < ntags; t++) {
+            uint32_t tag, tsize;
+            const uint8_t *tp;
+            TRY(sm_rd_uvarint(r, &tag));
+            TRY(sm_rd_uvarint(r, &tsize));
+            TRY(sm_rd_slice(r, tsize, &tp));
+            sm_reader_t sub = sm_reader_make(tp, tsize);
+            switch (tag) {
+            case 0: /* topicId: uuid, v4+, tag 0 */
+                if (v >= 4) {
+                    TRY(sm_rd_uuid(&sub, &o->topic_id));
+                    continue;
+                }
+                break;
+            default:
+                break;
+            }
+            TRY(proto_tags_keep(a, &o->_unknown_tags, ntags, tag, tp, tsize));
+        }
+    }
     return SM_OK;
 }
 
@@ -48,6 +71,12 @@ static size_t size_m(int16_t v, const proto_offset_commit_value_t *o) {
     }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
+        if ((v >= 4) && !sm_uuid_is_zero(&o->topic_id)) {
+            size_t fs = 0;
+            fs += 16;
+            n += sm_uvarint_size(0) + sm_uvarint_size((uint32_t)fs) + fs;
+            ntags++;
+        }
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
     }
     return n;
@@ -67,8 +96,18 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_offset_commit_value_t *o
     }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
+        const bool has0 = (v >= 4) && !sm_uuid_is_zero(&o->topic_id);
+        ntags += has0;
         TRY(sm_wr_uvarint(w, ntags));
         int32_t u = 0;
+        if (has0) {
+            TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, 0));
+            size_t fs = 0;
+            fs += 16;
+            TRY(sm_wr_uvarint(w, 0));
+            TRY(sm_wr_uvarint(w, (uint32_t)fs));
+            TRY(sm_wr_uuid(w, &o->topic_id));
+        }
         TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, UINT64_MAX));
     }
     return SM_OK;

@@ -7,6 +7,7 @@
 #define PROTO_OFFSET_COMMIT_VALUE_MIN_VERSION 0
 #define PROTO_OFFSET_COMMIT_VALUE_MAX_VERSION 4
 #define PROTO_OFFSET_COMMIT_VALUE_FIRST_FLEXIBLE_VERSION 4
+#define PROTO_OFFSET_COMMIT_VALUE_API_KEY 1
 
 typedef struct proto_offset_commit_value proto_offset_commit_value_t;
 typedef struct proto_offset_commit_value_array {
@@ -21,6 +22,7 @@ struct proto_offset_commit_value {
     sm_str_t metadata; /* metadata: string, v0+ */
     int64_t commit_timestamp; /* commitTimestamp: int64, v0+ */
     int64_t expire_timestamp; /* expireTimestamp: int64, v1-1 */
+    sm_uuid_t topic_id; /* topicId: uuid, v4+, tag 0 */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

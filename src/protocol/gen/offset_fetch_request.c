@@ -27,9 +27,13 @@ static void init_offset_fetch_request_topics(proto_offset_fetch_request_offset_f
 static int dec_offset_fetch_request_topics(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_fetch_request_offset_fetch_request_topics_t *o) {
     const bool flex = v >= 6;
     init_offset_fetch_request_topics(o);
-    /* Name: string, v8+ */
-    if (v >= 8) {
+    /* Name: string, v8-9 */
+    if (v >= 8 && v <= 9) {
         TRY(sm_rd_string(r, flex, false, &o->name));
+    }
+    /* TopicId: uuid, v10+ */
+    if (v >= 10) {
+        TRY(sm_rd_uuid(r, &o->topic_id));
     }
     /* PartitionIndexes: []int32, v8+ */
     if (v >= 8) {
@@ -48,8 +52,11 @@ static int dec_offset_fetch_request_topics(sm_reader_t *r, sm_arena_t *a, int16_
 static size_t size_offset_fetch_request_topics(int16_t v, const proto_offset_fetch_request_offset_fetch_request_topics_t *o) {
     const bool flex = v >= 6;
     size_t n = 0;
-    if (v >= 8) {
+    if (v >= 8 && v <= 9) {
         n += sm_string_size(o->name, flex);
+    }
+    if (v >= 10) {
+        n += 16;
     }
     if (v >= 8) {
         n += sm_array_len_size(o->partition_indexes.n < 0 ? -1 : o->partition_indexes.n, flex);
@@ -64,9 +71,12 @@ static size_t size_offset_fetch_request_topics(int16_t v, const proto_offset_fet
 
 static int enc_offset_fetch_request_topics(sm_writer_t *w, int16_t v, const proto_offset_fetch_request_offset_fetch_request_topics_t *o) {
     const bool flex = v >= 6;
-    if (v >= 8) {
+    if (v >= 8 && v <= 9) {
         if (o->name.len < 0) return SM_ERR_RANGE;
         TRY(sm_wr_string(w, o->name, flex));
+    }
+    if (v >= 10) {
+        TRY(sm_wr_uuid(w, &o->topic_id));
     }
     if (v >= 8) {
         if (o->partition_indexes.n < 0) return SM_ERR_RANGE;
@@ -335,14 +345,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_offset_fetch_request_t *
 void proto_offset_fetch_request_init(proto_offset_fetch_request_t *m) { init_m(m); }
 
 int proto_offset_fetch_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_fetch_request_t *m) {
-    if (v < 0 || v > 9) return SM_ERR_VERSION;
+    if (v < 1 || v > 10) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_offset_fetch_request_size(int16_t v, const proto_offset_fetch_request_t *m) { return size_m(v, m); }
 
 int proto_offset_fetch_request_encode(sm_writer_t *w, int16_t v, const proto_offset_fetch_request_t *m) {
-    if (v < 0 || v > 9) return SM_ERR_VERSION;
+    if (v < 1 || v > 10) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

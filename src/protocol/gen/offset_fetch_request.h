@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_OFFSET_FETCH_REQUEST_MIN_VERSION 0
-#define PROTO_OFFSET_FETCH_REQUEST_MAX_VERSION 9
+#define PROTO_OFFSET_FETCH_REQUEST_MIN_VERSION 1
+#define PROTO_OFFSET_FETCH_REQUEST_MAX_VERSION 10
 #define PROTO_OFFSET_FETCH_REQUEST_FIRST_FLEXIBLE_VERSION 6
 #define PROTO_OFFSET_FETCH_REQUEST_API_KEY 9
 
@@ -32,7 +32,8 @@ typedef struct proto_offset_fetch_request_offset_fetch_request_topics_array {
 
 /* OffsetFetchRequest.OffsetFetchRequestTopics */
 struct proto_offset_fetch_request_offset_fetch_request_topics {
-    sm_str_t name; /* Name: string, v8+ */
+    sm_str_t name; /* Name: string, v8-9 */
+    sm_uuid_t topic_id; /* TopicId: uuid, v10+ */
     sm_i32_array_t partition_indexes; /* PartitionIndexes: []int32, v8+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };

@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_OFFSET_FETCH_RESPONSE_MIN_VERSION 0
-#define PROTO_OFFSET_FETCH_RESPONSE_MAX_VERSION 9
+#define PROTO_OFFSET_FETCH_RESPONSE_MIN_VERSION 1
+#define PROTO_OFFSET_FETCH_RESPONSE_MAX_VERSION 10
 #define PROTO_OFFSET_FETCH_RESPONSE_FIRST_FLEXIBLE_VERSION 6
 #define PROTO_OFFSET_FETCH_RESPONSE_API_KEY 9
 
@@ -52,7 +52,8 @@ struct proto_offset_fetch_response_offset_fetch_response_partitions {
 
 /* OffsetFetchResponse.OffsetFetchResponseTopics */
 struct proto_offset_fetch_response_offset_fetch_response_topics {
-    sm_str_t name; /* Name: string, v8+ */
+    sm_str_t name; /* Name: string, v8-9 */
+    sm_uuid_t topic_id; /* TopicId: uuid, v10+ */
     proto_offset_fetch_response_offset_fetch_response_partitions_array_t partitions; /* Partitions: []OffsetFetchResponsePartitions, v8+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };

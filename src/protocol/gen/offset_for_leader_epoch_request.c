@@ -25,9 +25,7 @@ static int dec_offset_for_leader_partition(sm_reader_t *r, sm_arena_t *a, int16_
     /* Partition: int32, v0+ */
     TRY(sm_rd_i32(r, &o->partition));
     /* CurrentLeaderEpoch: int32, v2+ */
-    if (v >= 2) {
-        TRY(sm_rd_i32(r, &o->current_leader_epoch));
-    }
+    TRY(sm_rd_i32(r, &o->current_leader_epoch));
     /* LeaderEpoch: int32, v0+ */
     TRY(sm_rd_i32(r, &o->leader_epoch));
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
@@ -38,9 +36,7 @@ static size_t size_offset_for_leader_partition(int16_t v, const proto_offset_for
     const bool flex = v >= 4;
     size_t n = 0;
     n += 4;
-    if (v >= 2) {
-        n += 4;
-    }
+    n += 4;
     n += 4;
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -52,9 +48,7 @@ static size_t size_offset_for_leader_partition(int16_t v, const proto_offset_for
 static int enc_offset_for_leader_partition(sm_writer_t *w, int16_t v, const proto_offset_for_leader_epoch_request_offset_for_leader_partition_t *o) {
     const bool flex = v >= 4;
     TRY(sm_wr_i32(w, o->partition));
-    if (v >= 2) {
-        TRY(sm_wr_i32(w, o->current_leader_epoch));
-    }
+    TRY(sm_wr_i32(w, o->current_leader_epoch));
     TRY(sm_wr_i32(w, o->leader_epoch));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -77,7 +71,7 @@ static int dec_offset_for_leader_topic(sm_reader_t *r, sm_arena_t *a, int16_t v,
     /* Topic: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->topic));
     /* Partitions: []OffsetForLeaderPartition, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 8, &o->partitions.n));
+    TRY(sm_rd_array_len(r, flex, false, 12, &o->partitions.n));
     if (o->partitions.n > 0) {
         o->partitions.v = sm_arena_calloc(a, (size_t)o->partitions.n, sizeof(*o->partitions.v));
         if (!o->partitions.v) return SM_ERR_NOMEM;
@@ -179,14 +173,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_offset_for_leader_epoch_
 void proto_offset_for_leader_epoch_request_init(proto_offset_for_leader_epoch_request_t *m) { init_m(m); }
 
 int proto_offset_for_leader_epoch_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_for_leader_epoch_request_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 2 || v > 4) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_offset_for_leader_epoch_request_size(int16_t v, const proto_offset_for_leader_epoch_request_t *m) { return size_m(v, m); }
 
 int proto_offset_for_leader_epoch_request_encode(sm_writer_t *w, int16_t v, const proto_offset_for_leader_epoch_request_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 2 || v > 4) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -28,9 +28,7 @@ static int dec_epoch_end_offset(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_
     /* Partition: int32, v0+ */
     TRY(sm_rd_i32(r, &o->partition));
     /* LeaderEpoch: int32, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i32(r, &o->leader_epoch));
-    }
+    TRY(sm_rd_i32(r, &o->leader_epoch));
     /* EndOffset: int64, v0+ */
     TRY(sm_rd_i64(r, &o->end_offset));
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
@@ -42,9 +40,7 @@ static size_t size_epoch_end_offset(int16_t v, const proto_offset_for_leader_epo
     size_t n = 0;
     n += 2;
     n += 4;
-    if (v >= 1) {
-        n += 4;
-    }
+    n += 4;
     n += 8;
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -57,9 +53,7 @@ static int enc_epoch_end_offset(sm_writer_t *w, int16_t v, const proto_offset_fo
     const bool flex = v >= 4;
     TRY(sm_wr_i16(w, o->error_code));
     TRY(sm_wr_i32(w, o->partition));
-    if (v >= 1) {
-        TRY(sm_wr_i32(w, o->leader_epoch));
-    }
+    TRY(sm_wr_i32(w, o->leader_epoch));
     TRY(sm_wr_i64(w, o->end_offset));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
@@ -82,7 +76,7 @@ static int dec_offset_for_leader_topic_result(sm_reader_t *r, sm_arena_t *a, int
     /* Topic: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->topic));
     /* Partitions: []EpochEndOffset, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 14, &o->partitions.n));
+    TRY(sm_rd_array_len(r, flex, false, 18, &o->partitions.n));
     if (o->partitions.n > 0) {
         o->partitions.v = sm_arena_calloc(a, (size_t)o->partitions.n, sizeof(*o->partitions.v));
         if (!o->partitions.v) return SM_ERR_NOMEM;
@@ -132,9 +126,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_for_lead
     const bool flex = v >= 4;
     init_m(o);
     /* ThrottleTimeMs: int32, v2+ */
-    if (v >= 2) {
-        TRY(sm_rd_i32(r, &o->throttle_time_ms));
-    }
+    TRY(sm_rd_i32(r, &o->throttle_time_ms));
     /* Topics: []OffsetForLeaderTopicResult, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 3, &o->topics.n));
     if (o->topics.n > 0) {
@@ -150,9 +142,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_for_lead
 static size_t size_m(int16_t v, const proto_offset_for_leader_epoch_response_t *o) {
     const bool flex = v >= 4;
     size_t n = 0;
-    if (v >= 2) {
-        n += 4;
-    }
+    n += 4;
     n += sm_array_len_size(o->topics.n < 0 ? -1 : o->topics.n, flex);
     for (int32_t i = 0; i < o->topics.n; i++) n += size_offset_for_leader_topic_result(v, &o->topics.v[i]);
     if (flex) {
@@ -164,9 +154,7 @@ static size_t size_m(int16_t v, const proto_offset_for_leader_epoch_response_t *
 
 static int enc_m(sm_writer_t *w, int16_t v, const proto_offset_for_leader_epoch_response_t *o) {
     const bool flex = v >= 4;
-    if (v >= 2) {
-        TRY(sm_wr_i32(w, o->throttle_time_ms));
-    }
+    TRY(sm_wr_i32(w, o->throttle_time_ms));
     if (o->topics.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->topics.n < 0 ? -1 : o->topics.n, flex));
     for (int32_t i = 0; i < o->topics.n; i++)
@@ -183,14 +171,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_offset_for_leader_epoch_
 void proto_offset_for_leader_epoch_response_init(proto_offset_for_leader_epoch_response_t *m) { init_m(m); }
 
 int proto_offset_for_leader_epoch_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_offset_for_leader_epoch_response_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 2 || v > 4) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_offset_for_leader_epoch_response_size(int16_t v, const proto_offset_for_leader_epoch_response_t *m) { return size_m(v, m); }
 
 int proto_offset_for_leader_epoch_response_encode(sm_writer_t *w, int16_t v, const proto_offset_for_leader_epoch_response_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 2 || v > 4) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

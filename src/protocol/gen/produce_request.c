@@ -64,8 +64,14 @@ static void init_topic_produce_data(proto_produce_request_topic_produce_data_t *
 static int dec_topic_produce_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_produce_request_topic_produce_data_t *o) {
     const bool flex = v >= 9;
     init_topic_produce_data(o);
-    /* Name: string, v0+ */
-    TRY(sm_rd_string(r, flex, false, &o->name));
+    /* Name: string, v0-12 */
+    if (v <= 12) {
+        TRY(sm_rd_string(r, flex, false, &o->name));
+    }
+    /* TopicId: uuid, v13+ */
+    if (v >= 13) {
+        TRY(sm_rd_uuid(r, &o->topic_id));
+    }
     /* PartitionData: []PartitionProduceData, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 6, &o->partition_data.n));
     if (o->partition_data.n > 0) {
@@ -81,7 +87,12 @@ static int dec_topic_produce_data(sm_reader_t *r, sm_arena_t *a, int16_t v, prot
 static size_t size_topic_produce_data(int16_t v, const proto_produce_request_topic_produce_data_t *o) {
     const bool flex = v >= 9;
     size_t n = 0;
-    n += sm_string_size(o->name, flex);
+    if (v <= 12) {
+        n += sm_string_size(o->name, flex);
+    }
+    if (v >= 13) {
+        n += 16;
+    }
     n += sm_array_len_size(o->partition_data.n < 0 ? -1 : o->partition_data.n, flex);
     for (int32_t i = 0; i < o->partition_data.n; i++) n += size_partition_produce_data(v, &o->partition_data.v[i]);
     if (flex) {
@@ -93,8 +104,13 @@ static size_t size_topic_produce_data(int16_t v, const proto_produce_request_top
 
 static int enc_topic_produce_data(sm_writer_t *w, int16_t v, const proto_produce_request_topic_produce_data_t *o) {
     const bool flex = v >= 9;
-    if (o->name.len < 0) return SM_ERR_RANGE;
-    TRY(sm_wr_string(w, o->name, flex));
+    if (v <= 12) {
+        if (o->name.len < 0) return SM_ERR_RANGE;
+        TRY(sm_wr_string(w, o->name, flex));
+    }
+    if (v >= 13) {
+        TRY(sm_wr_uuid(w, &o->topic_id));
+    }
     if (o->partition_data.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->partition_data.n < 0 ? -1 : o->partition_data.n, flex));
     for (int32_t i = 0; i < o->partition_data.n; i++)
@@ -118,9 +134,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_produce_request
     const bool flex = v >= 9;
     init_m(o);
     /* TransactionalId: string, v3+, nullable 3+ */
-    if (v >= 3) {
-        TRY(sm_rd_string(r, flex, v >= 3, &o->transactional_id));
-    }
+    TRY(sm_rd_string(r, flex, true, &o->transactional_id));
     /* Acks: int16, v0+ */
     TRY(sm_rd_i16(r, &o->acks));
     /* TimeoutMs: int32, v0+ */
@@ -140,9 +154,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_produce_request
 static size_t size_m(int16_t v, const proto_produce_request_t *o) {
     const bool flex = v >= 9;
     size_t n = 0;
-    if (v >= 3) {
-        n += sm_string_size(o->transactional_id, flex);
-    }
+    n += sm_string_size(o->transactional_id, flex);
     n += 2;
     n += 4;
     n += sm_array_len_size(o->topic_data.n < 0 ? -1 : o->topic_data.n, flex);
@@ -156,10 +168,7 @@ static size_t size_m(int16_t v, const proto_produce_request_t *o) {
 
 static int enc_m(sm_writer_t *w, int16_t v, const proto_produce_request_t *o) {
     const bool flex = v >= 9;
-    if (v >= 3) {
-        if (o->transactional_id.len < 0 && !(v >= 3)) return SM_ERR_RANGE;
-        TRY(sm_wr_string(w, o->transactional_id, flex));
-    }
+    TRY(sm_wr_string(w, o->transactional_id, flex));
     TRY(sm_wr_i16(w, o->acks));
     TRY(sm_wr_i32(w, o->timeout_ms));
     if (o->topic_data.n < 0) return SM_ERR_RANGE;
@@ -178,14 +187,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_produce_request_t *o) {
 void proto_produce_request_init(proto_produce_request_t *m) { init_m(m); }
 
 int proto_produce_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_produce_request_t *m) {
-    if (v < 0 || v > 11) return SM_ERR_VERSION;
+    if (v < 3 || v > 13) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_produce_request_size(int16_t v, const proto_produce_request_t *m) { return size_m(v, m); }
 
 int proto_produce_request_encode(sm_writer_t *w, int16_t v, const proto_produce_request_t *m) {
-    if (v < 0 || v > 11) return SM_ERR_VERSION;
+    if (v < 3 || v > 13) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_PRODUCE_REQUEST_MIN_VERSION 0
-#define PROTO_PRODUCE_REQUEST_MAX_VERSION 11
+#define PROTO_PRODUCE_REQUEST_MIN_VERSION 3
+#define PROTO_PRODUCE_REQUEST_MAX_VERSION 13
 #define PROTO_PRODUCE_REQUEST_FIRST_FLEXIBLE_VERSION 9
 #define PROTO_PRODUCE_REQUEST_API_KEY 0
 
@@ -34,7 +34,8 @@ struct proto_produce_request_partition_produce_data {
 
 /* ProduceRequest.TopicProduceData */
 struct proto_produce_request_topic_produce_data {
-    sm_str_t name; /* Name: string, v0+ */
+    sm_str_t name; /* Name: string, v0-12 */
+    sm_uuid_t topic_id; /* TopicId: uuid, v13+ */
     proto_produce_request_partition_produce_data_array_t partition_data; /* PartitionData: []PartitionProduceData, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };

@@ -21,6 +21,8 @@ static void init_leader_id_and_epoch(proto_produce_response_leader_id_and_epoch_
 static int dec_leader_id_and_epoch(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_produce_response_leader_id_and_epoch_t *o);
 static size_t size_leader_id_and_epoch(int16_t v, const proto_produce_response_leader_id_and_epoch_t *o);
 static int enc_leader_id_and_epoch(sm_writer_t *w, int16_t v, const proto_produce_response_leader_id_and_epoch_t *o);
+static size_t size_leader_id_and_epoch_or_default(int16_t v, const proto_produce_response_leader_id_and_epoch_t *o);
+static int enc_leader_id_and_epoch_or_default(sm_writer_t *w, int16_t v, const proto_produce_response_leader_id_and_epoch_t *o);
 static void init_node_endpoint(proto_produce_response_node_endpoint_t *o);
 static int dec_node_endpoint(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_produce_response_node_endpoint_t *o);
 static size_t size_node_endpoint(int16_t v, const proto_produce_response_node_endpoint_t *o);
@@ -243,9 +245,7 @@ static int dec_partition_produce_response(sm_reader_t *r, sm_arena_t *a, int16_t
     /* BaseOffset: int64, v0+ */
     TRY(sm_rd_i64(r, &o->base_offset));
     /* LogAppendTimeMs: int64, v2+ */
-    if (v >= 2) {
-        TRY(sm_rd_i64(r, &o->log_append_time_ms));
-    }
+    TRY(sm_rd_i64(r, &o->log_append_time_ms));
     /* LogStartOffset: int64, v5+ */
     if (v >= 5) {
         TRY(sm_rd_i64(r, &o->log_start_offset));
@@ -299,9 +299,7 @@ static size_t size_partition_produce_response(int16_t v, const proto_produce_res
     n += 4;
     n += 2;
     n += 8;
-    if (v >= 2) {
-        n += 8;
-    }
+    n += 8;
     if (v >= 5) {
         n += 8;
     }
@@ -330,9 +328,7 @@ static int enc_partition_produce_response(sm_writer_t *w, int16_t v, const proto
     TRY(sm_wr_i32(w, o->index));
     TRY(sm_wr_i16(w, o->error_code));
     TRY(sm_wr_i64(w, o->base_offset));
-    if (v >= 2) {
-        TRY(sm_wr_i64(w, o->log_append_time_ms));
-    }
+    TRY(sm_wr_i64(w, o->log_append_time_ms));
     if (v >= 5) {
         TRY(sm_wr_i64(w, o->log_start_offset));
     }
@@ -374,10 +370,16 @@ static void init_topic_produce_response(proto_produce_response_topic_produce_res
 static int dec_topic_produce_response(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_produce_response_topic_produce_response_t *o) {
     const bool flex = v >= 9;
     init_topic_produce_response(o);
-    /* Name: string, v0+ */
-    TRY(sm_rd_string(r, flex, false, &o->name));
+    /* Name: string, v0-12 */
+    if (v <= 12) {
+        TRY(sm_rd_string(r, flex, false, &o->name));
+    }
+    /* TopicId: uuid, v13+ */
+    if (v >= 13) {
+        TRY(sm_rd_uuid(r, &o->topic_id));
+    }
     /* PartitionResponses: []PartitionProduceResponse, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 14, &o->partition_responses.n));
+    TRY(sm_rd_array_len(r, flex, false, 22, &o->partition_responses.n));
     if (o->partition_responses.n > 0) {
         o->partition_responses.v = sm_arena_calloc(a, (size_t)o->partition_responses.n, sizeof(*o->partition_responses.v));
         if (!o->partition_responses.v) return SM_ERR_NOMEM;
@@ -391,7 +393,12 @@ static int dec_topic_produce_response(sm_reader_t *r, sm_arena_t *a, int16_t v, 
 static size_t size_topic_produce_response(int16_t v, const proto_produce_response_topic_produce_response_t *o) {
     const bool flex = v >= 9;
     size_t n = 0;
-    n += sm_string_size(o->name, flex);
+    if (v <= 12) {
+        n += sm_string_size(o->name, flex);
+    }
+    if (v >= 13) {
+        n += 16;
+    }
     n += sm_array_len_size(o->partition_responses.n < 0 ? -1 : o->partition_responses.n, flex);
     for (int32_t i = 0; i < o->partition_responses.n; i++) n += size_partition_produce_response(v, &o->partition_responses.v[i]);
     if (flex) {
@@ -403,8 +410,13 @@ static size_t size_topic_produce_response(int16_t v, const proto_produce_respons
 
 static int enc_topic_produce_response(sm_writer_t *w, int16_t v, const proto_produce_response_topic_produce_response_t *o) {
     const bool flex = v >= 9;
-    if (o->name.len < 0) return SM_ERR_RANGE;
-    TRY(sm_wr_string(w, o->name, flex));
+    if (v <= 12) {
+        if (o->name.len < 0) return SM_ERR_RANGE;
+        TRY(sm_wr_string(w, o->name, flex));
+    }
+    if (v >= 13) {
+        TRY(sm_wr_uuid(w, &o->topic_id));
+    }
     if (o->partition_responses.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->partition_responses.n < 0 ? -1 : o->partition_responses.n, flex));
     for (int32_t i = 0; i < o->partition_responses.n; i++)
@@ -436,9 +448,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_produce_respons
             TRY(dec_topic_produce_response(r, a, v, &o->responses.v[i]));
     }
     /* ThrottleTimeMs: int32, v1+ */
-    if (v >= 1) {
-        TRY(sm_rd_i32(r, &o->throttle_time_ms));
-    }
+    TRY(sm_rd_i32(r, &o->throttle_time_ms));
     if (flex) {
         uint32_t ntags;
         TRY(sm_rd_uvarint(r, &ntags));
@@ -477,9 +487,7 @@ static size_t size_m(int16_t v, const proto_produce_response_t *o) {
     size_t n = 0;
     n += sm_array_len_size(o->responses.n < 0 ? -1 : o->responses.n, flex);
     for (int32_t i = 0; i < o->responses.n; i++) n += size_topic_produce_response(v, &o->responses.v[i]);
-    if (v >= 1) {
-        n += 4;
-    }
+    n += 4;
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         if ((v >= 10) && !(o->node_endpoints.n == 0)) {
@@ -500,9 +508,7 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_produce_response_t *o) {
     TRY(sm_wr_array_len(w, o->responses.n < 0 ? -1 : o->responses.n, flex));
     for (int32_t i = 0; i < o->responses.n; i++)
         TRY(enc_topic_produce_response(w, v, &o->responses.v[i]));
-    if (v >= 1) {
-        TRY(sm_wr_i32(w, o->throttle_time_ms));
-    }
+    TRY(sm_wr_i32(w, o->throttle_time_ms));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         const bool has0 = (v >= 10) && !(o->node_endpoints.n == 0);
@@ -529,14 +535,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_produce_response_t *o) {
 void proto_produce_response_init(proto_produce_response_t *m) { init_m(m); }
 
 int proto_produce_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_produce_response_t *m) {
-    if (v < 0 || v > 11) return SM_ERR_VERSION;
+    if (v < 3 || v > 13) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_produce_response_size(int16_t v, const proto_produce_response_t *m) { return size_m(v, m); }
 
 int proto_produce_response_encode(sm_writer_t *w, int16_t v, const proto_produce_response_t *m) {
-    if (v < 0 || v > 11) return SM_ERR_VERSION;
+    if (v < 3 || v > 13) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_PRODUCE_RESPONSE_MIN_VERSION 0
-#define PROTO_PRODUCE_RESPONSE_MAX_VERSION 11
+#define PROTO_PRODUCE_RESPONSE_MIN_VERSION 3
+#define PROTO_PRODUCE_RESPONSE_MAX_VERSION 13
 #define PROTO_PRODUCE_RESPONSE_FIRST_FLEXIBLE_VERSION 9
 #define PROTO_PRODUCE_RESPONSE_API_KEY 0
 
@@ -78,7 +78,8 @@ struct proto_produce_response_partition_produce_response {
 
 /* ProduceResponse.TopicProduceResponse */
 struct proto_produce_response_topic_produce_response {
-    sm_str_t name; /* Name: string, v0+ */
+    sm_str_t name; /* Name: string, v0-12 */
+    sm_uuid_t topic_id; /* TopicId: uuid, v13+ */
     proto_produce_response_partition_produce_response_array_t partition_responses; /* PartitionResponses: []PartitionProduceResponse, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };

@@ -17,6 +17,7 @@ static int enc_partition_result(sm_writer_t *w, int16_t v, const proto_read_shar
 static void init_partition_result(proto_read_share_group_state_summary_response_partition_result_t *o) {
     memset(o, 0, sizeof(*o));
     o->error_message = SM_STR_NULL;
+    o->delivery_complete_count = -1;
 }
 
 static int dec_partition_result(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_read_share_group_state_summary_response_partition_result_t *o) {
@@ -30,8 +31,14 @@ static int dec_partition_result(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_
     TRY(sm_rd_string(r, flex, true, &o->error_message));
     /* StateEpoch: int32, v0+ */
     TRY(sm_rd_i32(r, &o->state_epoch));
+    /* LeaderEpoch: int32, v0+ */
+    TRY(sm_rd_i32(r, &o->leader_epoch));
     /* StartOffset: int64, v0+ */
     TRY(sm_rd_i64(r, &o->start_offset));
+    /* DeliveryCompleteCount: int32, v1+ */
+    if (v >= 1) {
+        TRY(sm_rd_i32(r, &o->delivery_complete_count));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -43,7 +50,11 @@ static size_t size_partition_result(int16_t v, const proto_read_share_group_stat
     n += 2;
     n += sm_string_size(o->error_message, flex);
     n += 4;
+    n += 4;
     n += 8;
+    if (v >= 1) {
+        n += 4;
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -57,7 +68,11 @@ static int enc_partition_result(sm_writer_t *w, int16_t v, const proto_read_shar
     TRY(sm_wr_i16(w, o->error_code));
     TRY(sm_wr_string(w, o->error_message, flex));
     TRY(sm_wr_i32(w, o->state_epoch));
+    TRY(sm_wr_i32(w, o->leader_epoch));
     TRY(sm_wr_i64(w, o->start_offset));
+    if (v >= 1) {
+        TRY(sm_wr_i32(w, o->delivery_complete_count));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -78,7 +93,7 @@ static int dec_read_state_summary_result(sm_reader_t *r, sm_arena_t *a, int16_t 
     /* TopicId: uuid, v0+ */
     TRY(sm_rd_uuid(r, &o->topic_id));
     /* Partitions: []PartitionResult, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 20, &o->partitions.n));
+    TRY(sm_rd_array_len(r, flex, false, 24, &o->partitions.n));
     if (o->partitions.n > 0) {
         o->partitions.v = sm_arena_calloc(a, (size_t)o->partitions.n, sizeof(*o->partitions.v));
         if (!o->partitions.v) return SM_ERR_NOMEM;
@@ -168,14 +183,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_read_share_group_state_s
 void proto_read_share_group_state_summary_response_init(proto_read_share_group_state_summary_response_t *m) { init_m(m); }
 
 int proto_read_share_group_state_summary_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_read_share_group_state_summary_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_read_share_group_state_summary_response_size(int16_t v, const proto_read_share_group_state_summary_response_t *m) { return size_m(v, m); }
 
 int proto_read_share_group_state_summary_response_encode(sm_writer_t *w, int16_t v, const proto_read_share_group_state_summary_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_READ_SHARE_GROUP_STATE_SUMMARY_RESPONSE_MIN_VERSION 0
-#define PROTO_READ_SHARE_GROUP_STATE_SUMMARY_RESPONSE_MAX_VERSION 0
+#define PROTO_READ_SHARE_GROUP_STATE_SUMMARY_RESPONSE_MAX_VERSION 1
 #define PROTO_READ_SHARE_GROUP_STATE_SUMMARY_RESPONSE_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_READ_SHARE_GROUP_STATE_SUMMARY_RESPONSE_API_KEY 87
 
@@ -31,7 +31,9 @@ struct proto_read_share_group_state_summary_response_partition_result {
     int16_t error_code; /* ErrorCode: int16, v0+ */
     sm_str_t error_message; /* ErrorMessage: string, v0+, nullable 0+ */
     int32_t state_epoch; /* StateEpoch: int32, v0+ */
+    int32_t leader_epoch; /* LeaderEpoch: int32, v0+ */
     int64_t start_offset; /* StartOffset: int64, v0+ */
+    int32_t delivery_complete_count; /* DeliveryCompleteCount: int32, v1+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

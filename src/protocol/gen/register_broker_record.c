@@ -119,6 +119,7 @@ static void init_m(proto_register_broker_record_t *o) {
     o->rack = (sm_str_t){"", 0};
     o->fenced = true;
     o->log_dirs.n = 0;
+    o->cordoned_log_dirs.n = -1;
 }
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_register_broker_record_t *o) {
@@ -182,6 +183,18 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_register_broker
                     continue;
                 }
                 break;
+            case 1: /* CordonedLogDirs: []uuid, v4+, nullable 4+, tag 1 */
+                if (v >= 4) {
+                    TRY(sm_rd_array_len(&sub, flex, v >= 4, 16, &o->cordoned_log_dirs.n));
+                    if (o->cordoned_log_dirs.n > 0) {
+                        o->cordoned_log_dirs.v = sm_arena_calloc(a, (size_t)o->cordoned_log_dirs.n, sizeof(*o->cordoned_log_dirs.v));
+                        if (!o->cordoned_log_dirs.v) return SM_ERR_NOMEM;
+                        for (int32_t i = 0; i < o->cordoned_log_dirs.n; i++)
+                            TRY(sm_rd_uuid(&sub, &o->cordoned_log_dirs.v[i]));
+                    }
+                    continue;
+                }
+                break;
             default:
                 break;
             }
@@ -218,6 +231,13 @@ static size_t size_m(int16_t v, const proto_register_broker_record_t *o) {
             n += sm_uvarint_size(0) + sm_uvarint_size((uint32_t)fs) + fs;
             ntags++;
         }
+        if ((v >= 4) && !(o->cordoned_log_dirs.n < 0)) {
+            size_t fs = 0;
+            fs += sm_array_len_size(o->cordoned_log_dirs.n < 0 ? -1 : o->cordoned_log_dirs.n, flex);
+            if (o->cordoned_log_dirs.n > 0) fs += (size_t)o->cordoned_log_dirs.n * 16;
+            n += sm_uvarint_size(1) + sm_uvarint_size((uint32_t)fs) + fs;
+            ntags++;
+        }
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
     }
     return n;
@@ -248,6 +268,8 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_register_broker_record_t
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         const bool has0 = (v >= 3) && !(o->log_dirs.n == 0);
         ntags += has0;
+        const bool has1 = (v >= 4) && !(o->cordoned_log_dirs.n < 0);
+        ntags += has1;
         TRY(sm_wr_uvarint(w, ntags));
         int32_t u = 0;
         if (has0) {
@@ -262,6 +284,18 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_register_broker_record_t
             for (int32_t i = 0; i < o->log_dirs.n; i++)
                 TRY(sm_wr_uuid(w, &o->log_dirs.v[i]));
         }
+        if (has1) {
+            TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, 1));
+            size_t fs = 0;
+            fs += sm_array_len_size(o->cordoned_log_dirs.n < 0 ? -1 : o->cordoned_log_dirs.n, flex);
+            if (o->cordoned_log_dirs.n > 0) fs += (size_t)o->cordoned_log_dirs.n * 16;
+            TRY(sm_wr_uvarint(w, 1));
+            TRY(sm_wr_uvarint(w, (uint32_t)fs));
+            if (o->cordoned_log_dirs.n < 0 && !(v >= 4)) return SM_ERR_RANGE;
+            TRY(sm_wr_array_len(w, o->cordoned_log_dirs.n < 0 ? -1 : o->cordoned_log_dirs.n, flex));
+            for (int32_t i = 0; i < o->cordoned_log_dirs.n; i++)
+                TRY(sm_wr_uuid(w, &o->cordoned_log_dirs.v[i]));
+        }
         TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, UINT64_MAX));
     }
     return SM_OK;
@@ -270,14 +304,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_register_broker_record_t
 void proto_register_broker_record_init(proto_register_broker_record_t *m) { init_m(m); }
 
 int proto_register_broker_record_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_register_broker_record_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 0 || v > 4) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_register_broker_record_size(int16_t v, const proto_register_broker_record_t *m) { return size_m(v, m); }
 
 int proto_register_broker_record_encode(sm_writer_t *w, int16_t v, const proto_register_broker_record_t *m) {
-    if (v < 0 || v > 3) return SM_ERR_VERSION;
+    if (v < 0 || v > 4) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_REGISTER_BROKER_RECORD_MIN_VERSION 0
-#define PROTO_REGISTER_BROKER_RECORD_MAX_VERSION 3
+#define PROTO_REGISTER_BROKER_RECORD_MAX_VERSION 4
 #define PROTO_REGISTER_BROKER_RECORD_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_REGISTER_BROKER_RECORD_API_KEY 0
 
@@ -54,6 +54,7 @@ struct proto_register_broker_record {
     bool fenced; /* Fenced: bool, v0+ */
     bool in_controlled_shutdown; /* InControlledShutdown: bool, v1+ */
     sm_uuid_array_t log_dirs; /* LogDirs: []uuid, v3+, tag 0 */
+    sm_uuid_array_t cordoned_log_dirs; /* CordonedLogDirs: []uuid, v4+, nullable 4+, tag 1 */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

@@ -21,9 +21,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_request_header_
     /* CorrelationId: int32, v0+ */
     TRY(sm_rd_i32(r, &o->correlation_id));
     /* ClientId: string, v1+, nullable 1+ */
-    if (v >= 1) {
-        TRY(sm_rd_string(r, false, v >= 1, &o->client_id));
-    }
+    TRY(sm_rd_string(r, false, true, &o->client_id));
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -34,9 +32,7 @@ static size_t size_m(int16_t v, const proto_request_header_t *o) {
     n += 2;
     n += 2;
     n += 4;
-    if (v >= 1) {
-        n += sm_string_size(o->client_id, false);
-    }
+    n += sm_string_size(o->client_id, false);
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -49,10 +45,7 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_request_header_t *o) {
     TRY(sm_wr_i16(w, o->request_api_key));
     TRY(sm_wr_i16(w, o->request_api_version));
     TRY(sm_wr_i32(w, o->correlation_id));
-    if (v >= 1) {
-        if (o->client_id.len < 0 && !(v >= 1)) return SM_ERR_RANGE;
-        TRY(sm_wr_string(w, o->client_id, false));
-    }
+    TRY(sm_wr_string(w, o->client_id, false));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -65,14 +58,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_request_header_t *o) {
 void proto_request_header_init(proto_request_header_t *m) { init_m(m); }
 
 int proto_request_header_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_request_header_t *m) {
-    if (v < 0 || v > 2) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_request_header_size(int16_t v, const proto_request_header_t *m) { return size_m(v, m); }
 
 int proto_request_header_encode(sm_writer_t *w, int16_t v, const proto_request_header_t *m) {
-    if (v < 0 || v > 2) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

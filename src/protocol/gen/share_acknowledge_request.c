@@ -191,6 +191,10 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_acknowled
     TRY(sm_rd_string(r, flex, true, &o->member_id));
     /* ShareSessionEpoch: int32, v0+ */
     TRY(sm_rd_i32(r, &o->share_session_epoch));
+    /* IsRenewAck: bool, v2+ */
+    if (v >= 2) {
+        TRY(sm_rd_bool(r, &o->is_renew_ack));
+    }
     /* Topics: []AcknowledgeTopic, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 18, &o->topics.n));
     if (o->topics.n > 0) {
@@ -209,6 +213,9 @@ static size_t size_m(int16_t v, const proto_share_acknowledge_request_t *o) {
     n += sm_string_size(o->group_id, flex);
     n += sm_string_size(o->member_id, flex);
     n += 4;
+    if (v >= 2) {
+        n += 1;
+    }
     n += sm_array_len_size(o->topics.n < 0 ? -1 : o->topics.n, flex);
     for (int32_t i = 0; i < o->topics.n; i++) n += size_acknowledge_topic(v, &o->topics.v[i]);
     if (flex) {
@@ -223,6 +230,9 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_acknowledge_reques
     TRY(sm_wr_string(w, o->group_id, flex));
     TRY(sm_wr_string(w, o->member_id, flex));
     TRY(sm_wr_i32(w, o->share_session_epoch));
+    if (v >= 2) {
+        TRY(sm_wr_bool(w, o->is_renew_ack));
+    }
     if (o->topics.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->topics.n < 0 ? -1 : o->topics.n, flex));
     for (int32_t i = 0; i < o->topics.n; i++)
@@ -239,14 +249,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_acknowledge_reques
 void proto_share_acknowledge_request_init(proto_share_acknowledge_request_t *m) { init_m(m); }
 
 int proto_share_acknowledge_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_acknowledge_request_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_share_acknowledge_request_size(int16_t v, const proto_share_acknowledge_request_t *m) { return size_m(v, m); }
 
 int proto_share_acknowledge_request_encode(sm_writer_t *w, int16_t v, const proto_share_acknowledge_request_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

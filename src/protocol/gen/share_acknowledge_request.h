@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_SHARE_ACKNOWLEDGE_REQUEST_MIN_VERSION 0
-#define PROTO_SHARE_ACKNOWLEDGE_REQUEST_MAX_VERSION 0
+#define PROTO_SHARE_ACKNOWLEDGE_REQUEST_MIN_VERSION 1
+#define PROTO_SHARE_ACKNOWLEDGE_REQUEST_MAX_VERSION 2
 #define PROTO_SHARE_ACKNOWLEDGE_REQUEST_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_SHARE_ACKNOWLEDGE_REQUEST_API_KEY 79
 
@@ -57,6 +57,7 @@ struct proto_share_acknowledge_request {
     sm_str_t group_id; /* GroupId: string, v0+, nullable 0+ */
     sm_str_t member_id; /* MemberId: string, v0+, nullable 0+ */
     int32_t share_session_epoch; /* ShareSessionEpoch: int32, v0+ */
+    bool is_renew_ack; /* IsRenewAck: bool, v2+ */
     proto_share_acknowledge_request_acknowledge_topic_array_t topics; /* Topics: []AcknowledgeTopic, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };

@@ -17,6 +17,8 @@ static void init_leader_id_and_epoch(proto_share_acknowledge_response_leader_id_
 static int dec_leader_id_and_epoch(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_acknowledge_response_leader_id_and_epoch_t *o);
 static size_t size_leader_id_and_epoch(int16_t v, const proto_share_acknowledge_response_leader_id_and_epoch_t *o);
 static int enc_leader_id_and_epoch(sm_writer_t *w, int16_t v, const proto_share_acknowledge_response_leader_id_and_epoch_t *o);
+static size_t size_leader_id_and_epoch_or_default(int16_t v, const proto_share_acknowledge_response_leader_id_and_epoch_t *o);
+static int enc_leader_id_and_epoch_or_default(sm_writer_t *w, int16_t v, const proto_share_acknowledge_response_leader_id_and_epoch_t *o);
 static void init_node_endpoint(proto_share_acknowledge_response_node_endpoint_t *o);
 static int dec_node_endpoint(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_acknowledge_response_node_endpoint_t *o);
 static size_t size_node_endpoint(int16_t v, const proto_share_acknowledge_response_node_endpoint_t *o);
@@ -246,6 +248,10 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_acknowled
     TRY(sm_rd_i16(r, &o->error_code));
     /* ErrorMessage: string, v0+, nullable 0+ */
     TRY(sm_rd_string(r, flex, true, &o->error_message));
+    /* AcquisitionLockTimeoutMs: int32, v2+ */
+    if (v >= 2) {
+        TRY(sm_rd_i32(r, &o->acquisition_lock_timeout_ms));
+    }
     /* Responses: []ShareAcknowledgeTopicResponse, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 18, &o->responses.n));
     if (o->responses.n > 0) {
@@ -272,6 +278,9 @@ static size_t size_m(int16_t v, const proto_share_acknowledge_response_t *o) {
     n += 4;
     n += 2;
     n += sm_string_size(o->error_message, flex);
+    if (v >= 2) {
+        n += 4;
+    }
     n += sm_array_len_size(o->responses.n < 0 ? -1 : o->responses.n, flex);
     for (int32_t i = 0; i < o->responses.n; i++) n += size_share_acknowledge_topic_response(v, &o->responses.v[i]);
     n += sm_array_len_size(o->node_endpoints.n < 0 ? -1 : o->node_endpoints.n, flex);
@@ -288,6 +297,9 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_acknowledge_respon
     TRY(sm_wr_i32(w, o->throttle_time_ms));
     TRY(sm_wr_i16(w, o->error_code));
     TRY(sm_wr_string(w, o->error_message, flex));
+    if (v >= 2) {
+        TRY(sm_wr_i32(w, o->acquisition_lock_timeout_ms));
+    }
     if (o->responses.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->responses.n < 0 ? -1 : o->responses.n, flex));
     for (int32_t i = 0; i < o->responses.n; i++)
@@ -308,14 +320,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_acknowledge_respon
 void proto_share_acknowledge_response_init(proto_share_acknowledge_response_t *m) { init_m(m); }
 
 int proto_share_acknowledge_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_acknowledge_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_share_acknowledge_response_size(int16_t v, const proto_share_acknowledge_response_t *m) { return size_m(v, m); }
 
 int proto_share_acknowledge_response_encode(sm_writer_t *w, int16_t v, const proto_share_acknowledge_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_SHARE_ACKNOWLEDGE_RESPONSE_MIN_VERSION 0
-#define PROTO_SHARE_ACKNOWLEDGE_RESPONSE_MAX_VERSION 0
+#define PROTO_SHARE_ACKNOWLEDGE_RESPONSE_MIN_VERSION 1
+#define PROTO_SHARE_ACKNOWLEDGE_RESPONSE_MAX_VERSION 2
 #define PROTO_SHARE_ACKNOWLEDGE_RESPONSE_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_SHARE_ACKNOWLEDGE_RESPONSE_API_KEY 79
 
@@ -72,6 +72,7 @@ struct proto_share_acknowledge_response {
     int32_t throttle_time_ms; /* ThrottleTimeMs: int32, v0+ */
     int16_t error_code; /* ErrorCode: int16, v0+ */
     sm_str_t error_message; /* ErrorMessage: string, v0+, nullable 0+ */
+    int32_t acquisition_lock_timeout_ms; /* AcquisitionLockTimeoutMs: int32, v2+ */
     proto_share_acknowledge_response_share_acknowledge_topic_response_array_t responses; /* Responses: []ShareAcknowledgeTopicResponse, v0+ */
     proto_share_acknowledge_response_node_endpoint_array_t node_endpoints; /* NodeEndpoints: []NodeEndpoint, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */

@@ -138,8 +138,6 @@ static int dec_fetch_partition(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_s
     init_fetch_partition(o);
     /* PartitionIndex: int32, v0+ */
     TRY(sm_rd_i32(r, &o->partition_index));
-    /* PartitionMaxBytes: int32, v0+ */
-    TRY(sm_rd_i32(r, &o->partition_max_bytes));
     /* AcknowledgementBatches: []AcknowledgementBatch, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 18, &o->acknowledgement_batches.n));
     if (o->acknowledgement_batches.n > 0) {
@@ -156,7 +154,6 @@ static size_t size_fetch_partition(int16_t v, const proto_share_fetch_request_fe
     const bool flex = true;
     size_t n = 0;
     n += 4;
-    n += 4;
     n += sm_array_len_size(o->acknowledgement_batches.n < 0 ? -1 : o->acknowledgement_batches.n, flex);
     for (int32_t i = 0; i < o->acknowledgement_batches.n; i++) n += size_acknowledgement_batch(v, &o->acknowledgement_batches.v[i]);
     if (flex) {
@@ -169,7 +166,6 @@ static size_t size_fetch_partition(int16_t v, const proto_share_fetch_request_fe
 static int enc_fetch_partition(sm_writer_t *w, int16_t v, const proto_share_fetch_request_fetch_partition_t *o) {
     const bool flex = true;
     TRY(sm_wr_i32(w, o->partition_index));
-    TRY(sm_wr_i32(w, o->partition_max_bytes));
     if (o->acknowledgement_batches.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->acknowledgement_batches.n < 0 ? -1 : o->acknowledgement_batches.n, flex));
     for (int32_t i = 0; i < o->acknowledgement_batches.n; i++)
@@ -194,7 +190,7 @@ static int dec_fetch_topic(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share
     /* TopicId: uuid, v0+ */
     TRY(sm_rd_uuid(r, &o->topic_id));
     /* Partitions: []FetchPartition, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 10, &o->partitions.n));
+    TRY(sm_rd_array_len(r, flex, false, 6, &o->partitions.n));
     if (o->partitions.n > 0) {
         o->partitions.v = sm_arena_calloc(a, (size_t)o->partitions.n, sizeof(*o->partitions.v));
         if (!o->partitions.v) return SM_ERR_NOMEM;
@@ -258,6 +254,18 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_fetch_req
     TRY(sm_rd_i32(r, &o->min_bytes));
     /* MaxBytes: int32, v0+ */
     TRY(sm_rd_i32(r, &o->max_bytes));
+    /* MaxRecords: int32, v1+ */
+    TRY(sm_rd_i32(r, &o->max_records));
+    /* BatchSize: int32, v1+ */
+    TRY(sm_rd_i32(r, &o->batch_size));
+    /* ShareAcquireMode: int8, v2+ */
+    if (v >= 2) {
+        TRY(sm_rd_i8(r, &o->share_acquire_mode));
+    }
+    /* IsRenewAck: bool, v2+ */
+    if (v >= 2) {
+        TRY(sm_rd_bool(r, &o->is_renew_ack));
+    }
     /* Topics: []FetchTopic, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 18, &o->topics.n));
     if (o->topics.n > 0) {
@@ -287,6 +295,14 @@ static size_t size_m(int16_t v, const proto_share_fetch_request_t *o) {
     n += 4;
     n += 4;
     n += 4;
+    n += 4;
+    n += 4;
+    if (v >= 2) {
+        n += 1;
+    }
+    if (v >= 2) {
+        n += 1;
+    }
     n += sm_array_len_size(o->topics.n < 0 ? -1 : o->topics.n, flex);
     for (int32_t i = 0; i < o->topics.n; i++) n += size_fetch_topic(v, &o->topics.v[i]);
     n += sm_array_len_size(o->forgotten_topics_data.n < 0 ? -1 : o->forgotten_topics_data.n, flex);
@@ -306,6 +322,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_fetch_request_t *o
     TRY(sm_wr_i32(w, o->max_wait_ms));
     TRY(sm_wr_i32(w, o->min_bytes));
     TRY(sm_wr_i32(w, o->max_bytes));
+    TRY(sm_wr_i32(w, o->max_records));
+    TRY(sm_wr_i32(w, o->batch_size));
+    if (v >= 2) {
+        TRY(sm_wr_i8(w, o->share_acquire_mode));
+    }
+    if (v >= 2) {
+        TRY(sm_wr_bool(w, o->is_renew_ack));
+    }
     if (o->topics.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->topics.n < 0 ? -1 : o->topics.n, flex));
     for (int32_t i = 0; i < o->topics.n; i++)
@@ -326,14 +350,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_fetch_request_t *o
 void proto_share_fetch_request_init(proto_share_fetch_request_t *m) { init_m(m); }
 
 int proto_share_fetch_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_fetch_request_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_share_fetch_request_size(int16_t v, const proto_share_fetch_request_t *m) { return size_m(v, m); }
 
 int proto_share_fetch_request_encode(sm_writer_t *w, int16_t v, const proto_share_fetch_request_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

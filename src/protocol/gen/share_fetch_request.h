@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_SHARE_FETCH_REQUEST_MIN_VERSION 0
-#define PROTO_SHARE_FETCH_REQUEST_MAX_VERSION 0
+#define PROTO_SHARE_FETCH_REQUEST_MIN_VERSION 1
+#define PROTO_SHARE_FETCH_REQUEST_MAX_VERSION 2
 #define PROTO_SHARE_FETCH_REQUEST_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_SHARE_FETCH_REQUEST_API_KEY 78
 
@@ -53,7 +53,7 @@ struct proto_share_fetch_request_acknowledgement_batch {
 /* ShareFetchRequest.FetchPartition */
 struct proto_share_fetch_request_fetch_partition {
     int32_t partition_index; /* PartitionIndex: int32, v0+ */
-    int32_t partition_max_bytes; /* PartitionMaxBytes: int32, v0+ */
+    int32_t partition_max_bytes; /* PartitionMaxBytes: int32, v0-0 */
     proto_share_fetch_request_acknowledgement_batch_array_t acknowledgement_batches; /* AcknowledgementBatches: []AcknowledgementBatch, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
@@ -73,6 +73,10 @@ struct proto_share_fetch_request {
     int32_t max_wait_ms; /* MaxWaitMs: int32, v0+ */
     int32_t min_bytes; /* MinBytes: int32, v0+ */
     int32_t max_bytes; /* MaxBytes: int32, v0+ */
+    int32_t max_records; /* MaxRecords: int32, v1+ */
+    int32_t batch_size; /* BatchSize: int32, v1+ */
+    int8_t share_acquire_mode; /* ShareAcquireMode: int8, v2+ */
+    bool is_renew_ack; /* IsRenewAck: bool, v2+ */
     proto_share_fetch_request_fetch_topic_array_t topics; /* Topics: []FetchTopic, v0+ */
     proto_share_fetch_request_forgotten_topic_array_t forgotten_topics_data; /* ForgottenTopicsData: []ForgottenTopic, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */

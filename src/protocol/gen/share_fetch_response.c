@@ -17,6 +17,8 @@ static void init_leader_id_and_epoch(proto_share_fetch_response_leader_id_and_ep
 static int dec_leader_id_and_epoch(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_fetch_response_leader_id_and_epoch_t *o);
 static size_t size_leader_id_and_epoch(int16_t v, const proto_share_fetch_response_leader_id_and_epoch_t *o);
 static int enc_leader_id_and_epoch(sm_writer_t *w, int16_t v, const proto_share_fetch_response_leader_id_and_epoch_t *o);
+static size_t size_leader_id_and_epoch_or_default(int16_t v, const proto_share_fetch_response_leader_id_and_epoch_t *o);
+static int enc_leader_id_and_epoch_or_default(sm_writer_t *w, int16_t v, const proto_share_fetch_response_leader_id_and_epoch_t *o);
 static void init_acquired_records(proto_share_fetch_response_acquired_records_t *o);
 static int dec_acquired_records(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_fetch_response_acquired_records_t *o);
 static size_t size_acquired_records(int16_t v, const proto_share_fetch_response_acquired_records_t *o);
@@ -201,8 +203,8 @@ static int dec_partition_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_sh
     o->current_leader = sm_arena_alloc(a, sizeof(*o->current_leader));
     if (!o->current_leader) return SM_ERR_NOMEM;
     TRY(dec_leader_id_and_epoch(r, a, v, o->current_leader));
-    /* Records: records, v0+, nullable 0+ */
-    TRY(sm_rd_bytes(r, flex, true, &o->records));
+    /* Records: records, v0+, nullable 0-0 */
+    TRY(sm_rd_bytes(r, flex, false, &o->records));
     /* AcquiredRecords: []AcquiredRecords, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 19, &o->acquired_records.n));
     if (o->acquired_records.n > 0) {
@@ -242,6 +244,7 @@ static int enc_partition_data(sm_writer_t *w, int16_t v, const proto_share_fetch
     TRY(sm_wr_i16(w, o->acknowledge_error_code));
     TRY(sm_wr_string(w, o->acknowledge_error_message, flex));
     TRY(enc_leader_id_and_epoch_or_default(w, v, o->current_leader));
+    if (o->records.len < 0) return SM_ERR_RANGE;
     TRY(sm_wr_records(w, o->records, flex));
     if (o->acquired_records.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->acquired_records.n < 0 ? -1 : o->acquired_records.n, flex));
@@ -323,6 +326,8 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_fetch_res
     TRY(sm_rd_i16(r, &o->error_code));
     /* ErrorMessage: string, v0+, nullable 0+ */
     TRY(sm_rd_string(r, flex, true, &o->error_message));
+    /* AcquisitionLockTimeoutMs: int32, v1+ */
+    TRY(sm_rd_i32(r, &o->acquisition_lock_timeout_ms));
     /* Responses: []ShareFetchableTopicResponse, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 18, &o->responses.n));
     if (o->responses.n > 0) {
@@ -349,6 +354,7 @@ static size_t size_m(int16_t v, const proto_share_fetch_response_t *o) {
     n += 4;
     n += 2;
     n += sm_string_size(o->error_message, flex);
+    n += 4;
     n += sm_array_len_size(o->responses.n < 0 ? -1 : o->responses.n, flex);
     for (int32_t i = 0; i < o->responses.n; i++) n += size_share_fetchable_topic_response(v, &o->responses.v[i]);
     n += sm_array_len_size(o->node_endpoints.n < 0 ? -1 : o->node_endpoints.n, flex);
@@ -365,6 +371,7 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_fetch_response_t *
     TRY(sm_wr_i32(w, o->throttle_time_ms));
     TRY(sm_wr_i16(w, o->error_code));
     TRY(sm_wr_string(w, o->error_message, flex));
+    TRY(sm_wr_i32(w, o->acquisition_lock_timeout_ms));
     if (o->responses.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->responses.n < 0 ? -1 : o->responses.n, flex));
     for (int32_t i = 0; i < o->responses.n; i++)
@@ -385,14 +392,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_fetch_response_t *
 void proto_share_fetch_response_init(proto_share_fetch_response_t *m) { init_m(m); }
 
 int proto_share_fetch_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_fetch_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_share_fetch_response_size(int16_t v, const proto_share_fetch_response_t *m) { return size_m(v, m); }
 
 int proto_share_fetch_response_encode(sm_writer_t *w, int16_t v, const proto_share_fetch_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

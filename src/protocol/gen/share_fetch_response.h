@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_SHARE_FETCH_RESPONSE_MIN_VERSION 0
-#define PROTO_SHARE_FETCH_RESPONSE_MAX_VERSION 0
+#define PROTO_SHARE_FETCH_RESPONSE_MIN_VERSION 1
+#define PROTO_SHARE_FETCH_RESPONSE_MAX_VERSION 2
 #define PROTO_SHARE_FETCH_RESPONSE_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_SHARE_FETCH_RESPONSE_API_KEY 78
 
@@ -72,7 +72,7 @@ struct proto_share_fetch_response_partition_data {
     int16_t acknowledge_error_code; /* AcknowledgeErrorCode: int16, v0+ */
     sm_str_t acknowledge_error_message; /* AcknowledgeErrorMessage: string, v0+, nullable 0+ */
     proto_share_fetch_response_leader_id_and_epoch_t *current_leader; /* CurrentLeader: LeaderIdAndEpoch, v0+ */
-    sm_bytes_t records; /* Records: records, v0+, nullable 0+ */
+    sm_bytes_t records; /* Records: records, v0+, nullable 0-0 */
     proto_share_fetch_response_acquired_records_array_t acquired_records; /* AcquiredRecords: []AcquiredRecords, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
@@ -89,6 +89,7 @@ struct proto_share_fetch_response {
     int32_t throttle_time_ms; /* ThrottleTimeMs: int32, v0+ */
     int16_t error_code; /* ErrorCode: int16, v0+ */
     sm_str_t error_message; /* ErrorMessage: string, v0+, nullable 0+ */
+    int32_t acquisition_lock_timeout_ms; /* AcquisitionLockTimeoutMs: int32, v1+ */
     proto_share_fetch_response_share_fetchable_topic_response_array_t responses; /* Responses: []ShareFetchableTopicResponse, v0+ */
     proto_share_fetch_response_node_endpoint_array_t node_endpoints; /* NodeEndpoints: []NodeEndpoint, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */

@@ -14,9 +14,9 @@ static void init_m(proto_share_group_current_member_assignment_key_t *o) {
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_group_current_member_assignment_key_t *o) {
     init_m(o);
-    /* GroupId: string, v14-14 */
+    /* GroupId: string, v0-0 */
     TRY(sm_rd_string(r, false, false, &o->group_id));
-    /* MemberId: string, v14-14 */
+    /* MemberId: string, v0-0 */
     TRY(sm_rd_string(r, false, false, &o->member_id));
     return SM_OK;
 }
@@ -39,14 +39,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_group_current_memb
 void proto_share_group_current_member_assignment_key_init(proto_share_group_current_member_assignment_key_t *m) { init_m(m); }
 
 int proto_share_group_current_member_assignment_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_group_current_member_assignment_key_t *m) {
-    if (v < 14 || v > 14) return SM_ERR_VERSION;
+    if (v < 0 || v > 0) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_share_group_current_member_assignment_key_size(int16_t v, const proto_share_group_current_member_assignment_key_t *m) { return size_m(v, m); }
 
 int proto_share_group_current_member_assignment_key_encode(sm_writer_t *w, int16_t v, const proto_share_group_current_member_assignment_key_t *m) {
-    if (v < 14 || v > 14) return SM_ERR_VERSION;
+    if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -17,6 +17,8 @@ static void init_assignment(proto_share_group_describe_response_assignment_t *o)
 static int dec_assignment(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_group_describe_response_assignment_t *o);
 static size_t size_assignment(int16_t v, const proto_share_group_describe_response_assignment_t *o);
 static int enc_assignment(sm_writer_t *w, int16_t v, const proto_share_group_describe_response_assignment_t *o);
+static size_t size_assignment_or_default(int16_t v, const proto_share_group_describe_response_assignment_t *o);
+static int enc_assignment_or_default(sm_writer_t *w, int16_t v, const proto_share_group_describe_response_assignment_t *o);
 static void init_topic_partitions(proto_share_group_describe_response_topic_partitions_t *o);
 static int dec_topic_partitions(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_group_describe_response_topic_partitions_t *o);
 static size_t size_topic_partitions(int16_t v, const proto_share_group_describe_response_topic_partitions_t *o);
@@ -362,14 +364,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_group_describe_res
 void proto_share_group_describe_response_init(proto_share_group_describe_response_t *m) { init_m(m); }
 
 int proto_share_group_describe_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_group_describe_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 1 || v > 1) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_share_group_describe_response_size(int16_t v, const proto_share_group_describe_response_t *m) { return size_m(v, m); }
 
 int proto_share_group_describe_response_encode(sm_writer_t *w, int16_t v, const proto_share_group_describe_response_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 1 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -4,9 +4,10 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_SHARE_GROUP_MEMBER_METADATA_KEY_MIN_VERSION 10
-#define PROTO_SHARE_GROUP_MEMBER_METADATA_KEY_MAX_VERSION 10
+#define PROTO_SHARE_GROUP_MEMBER_METADATA_KEY_MIN_VERSION 0
+#define PROTO_SHARE_GROUP_MEMBER_METADATA_KEY_MAX_VERSION 0
 #define PROTO_SHARE_GROUP_MEMBER_METADATA_KEY_FIRST_FLEXIBLE_VERSION -1
+#define PROTO_SHARE_GROUP_MEMBER_METADATA_KEY_API_KEY 10
 
 typedef struct proto_share_group_member_metadata_key proto_share_group_member_metadata_key_t;
 typedef struct proto_share_group_member_metadata_key_array {
@@ -16,8 +17,8 @@ typedef struct proto_share_group_member_metadata_key_array {
 
 /* ShareGroupMemberMetadataKey */
 struct proto_share_group_member_metadata_key {
-    sm_str_t group_id; /* GroupId: string, v10-10 */
-    sm_str_t member_id; /* MemberId: string, v10-10 */
+    sm_str_t group_id; /* GroupId: string, v0-0 */
+    sm_str_t member_id; /* MemberId: string, v0-0 */
 };
 
 /* Sets every field to its default. */

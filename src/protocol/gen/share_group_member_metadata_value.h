@@ -7,6 +7,7 @@
 #define PROTO_SHARE_GROUP_MEMBER_METADATA_VALUE_MIN_VERSION 0
 #define PROTO_SHARE_GROUP_MEMBER_METADATA_VALUE_MAX_VERSION 0
 #define PROTO_SHARE_GROUP_MEMBER_METADATA_VALUE_FIRST_FLEXIBLE_VERSION 0
+#define PROTO_SHARE_GROUP_MEMBER_METADATA_VALUE_API_KEY 10
 
 typedef struct proto_share_group_member_metadata_value proto_share_group_member_metadata_value_t;
 typedef struct proto_share_group_member_metadata_value_array {

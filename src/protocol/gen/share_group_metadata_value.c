@@ -15,6 +15,8 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_group_met
     init_m(o);
     /* Epoch: int32, v0+ */
     TRY(sm_rd_i32(r, &o->epoch));
+    /* MetadataHash: int64, v0+ */
+    TRY(sm_rd_i64(r, &o->metadata_hash));
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -23,6 +25,7 @@ static size_t size_m(int16_t v, const proto_share_group_metadata_value_t *o) {
     const bool flex = true;
     size_t n = 0;
     n += 4;
+    n += 8;
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -33,6 +36,7 @@ static size_t size_m(int16_t v, const proto_share_group_metadata_value_t *o) {
 static int enc_m(sm_writer_t *w, int16_t v, const proto_share_group_metadata_value_t *o) {
     const bool flex = true;
     TRY(sm_wr_i32(w, o->epoch));
+    TRY(sm_wr_i64(w, o->metadata_hash));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));

@@ -4,9 +4,10 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_SHARE_GROUP_STATE_PARTITION_METADATA_KEY_MIN_VERSION 15
-#define PROTO_SHARE_GROUP_STATE_PARTITION_METADATA_KEY_MAX_VERSION 15
+#define PROTO_SHARE_GROUP_STATE_PARTITION_METADATA_KEY_MIN_VERSION 0
+#define PROTO_SHARE_GROUP_STATE_PARTITION_METADATA_KEY_MAX_VERSION 0
 #define PROTO_SHARE_GROUP_STATE_PARTITION_METADATA_KEY_FIRST_FLEXIBLE_VERSION -1
+#define PROTO_SHARE_GROUP_STATE_PARTITION_METADATA_KEY_API_KEY 15
 
 typedef struct proto_share_group_state_partition_metadata_key proto_share_group_state_partition_metadata_key_t;
 typedef struct proto_share_group_state_partition_metadata_key_array {
@@ -16,7 +17,7 @@ typedef struct proto_share_group_state_partition_metadata_key_array {
 
 /* ShareGroupStatePartitionMetadataKey */
 struct proto_share_group_state_partition_metadata_key {
-    sm_str_t group_id; /* GroupId: string, v15-15 */
+    sm_str_t group_id; /* GroupId: string, v0-0 */
 };
 
 /* Sets every field to its default. */

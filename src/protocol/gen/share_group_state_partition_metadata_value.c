@@ -115,6 +115,7 @@ static int enc_topic_partitions_info(sm_writer_t *w, int16_t v, const proto_shar
 
 static void init_m(proto_share_group_state_partition_metadata_value_t *o) {
     memset(o, 0, sizeof(*o));
+    o->initializing_topics.n = 0;
     o->initialized_topics.n = 0;
     o->deleting_topics.n = 0;
 }
@@ -122,6 +123,14 @@ static void init_m(proto_share_group_state_partition_metadata_value_t *o) {
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_group_state_partition_metadata_value_t *o) {
     const bool flex = true;
     init_m(o);
+    /* InitializingTopics: []TopicPartitionsInfo, v0+ */
+    TRY(sm_rd_array_len(r, flex, false, 19, &o->initializing_topics.n));
+    if (o->initializing_topics.n > 0) {
+        o->initializing_topics.v = sm_arena_calloc(a, (size_t)o->initializing_topics.n, sizeof(*o->initializing_topics.v));
+        if (!o->initializing_topics.v) return SM_ERR_NOMEM;
+        for (int32_t i = 0; i < o->initializing_topics.n; i++)
+            TRY(dec_topic_partitions_info(r, a, v, &o->initializing_topics.v[i]));
+    }
     /* InitializedTopics: []TopicPartitionsInfo, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 19, &o->initialized_topics.n));
     if (o->initialized_topics.n > 0) {
@@ -145,6 +154,8 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_group_sta
 static size_t size_m(int16_t v, const proto_share_group_state_partition_metadata_value_t *o) {
     const bool flex = true;
     size_t n = 0;
+    n += sm_array_len_size(o->initializing_topics.n < 0 ? -1 : o->initializing_topics.n, flex);
+    for (int32_t i = 0; i < o->initializing_topics.n; i++) n += size_topic_partitions_info(v, &o->initializing_topics.v[i]);
     n += sm_array_len_size(o->initialized_topics.n < 0 ? -1 : o->initialized_topics.n, flex);
     for (int32_t i = 0; i < o->initialized_topics.n; i++) n += size_topic_partitions_info(v, &o->initialized_topics.v[i]);
     n += sm_array_len_size(o->deleting_topics.n < 0 ? -1 : o->deleting_topics.n, flex);
@@ -158,6 +169,10 @@ static size_t size_m(int16_t v, const proto_share_group_state_partition_metadata
 
 static int enc_m(sm_writer_t *w, int16_t v, const proto_share_group_state_partition_metadata_value_t *o) {
     const bool flex = true;
+    if (o->initializing_topics.n < 0) return SM_ERR_RANGE;
+    TRY(sm_wr_array_len(w, o->initializing_topics.n < 0 ? -1 : o->initializing_topics.n, flex));
+    for (int32_t i = 0; i < o->initializing_topics.n; i++)
+        TRY(enc_topic_partitions_info(w, v, &o->initializing_topics.v[i]));
     if (o->initialized_topics.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->initialized_topics.n < 0 ? -1 : o->initialized_topics.n, flex));
     for (int32_t i = 0; i < o->initialized_topics.n; i++)

@@ -7,6 +7,7 @@
 #define PROTO_SHARE_GROUP_STATE_PARTITION_METADATA_VALUE_MIN_VERSION 0
 #define PROTO_SHARE_GROUP_STATE_PARTITION_METADATA_VALUE_MAX_VERSION 0
 #define PROTO_SHARE_GROUP_STATE_PARTITION_METADATA_VALUE_FIRST_FLEXIBLE_VERSION 0
+#define PROTO_SHARE_GROUP_STATE_PARTITION_METADATA_VALUE_API_KEY 15
 
 typedef struct proto_share_group_state_partition_metadata_value proto_share_group_state_partition_metadata_value_t;
 typedef struct proto_share_group_state_partition_metadata_value_array {
@@ -41,6 +42,7 @@ struct proto_share_group_state_partition_metadata_value_topic_partitions_info {
 
 /* ShareGroupStatePartitionMetadataValue */
 struct proto_share_group_state_partition_metadata_value {
+    proto_share_group_state_partition_metadata_value_topic_partitions_info_array_t initializing_topics; /* InitializingTopics: []TopicPartitionsInfo, v0+ */
     proto_share_group_state_partition_metadata_value_topic_partitions_info_array_t initialized_topics; /* InitializedTopics: []TopicPartitionsInfo, v0+ */
     proto_share_group_state_partition_metadata_value_topic_info_array_t deleting_topics; /* DeletingTopics: []TopicInfo, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */

@@ -13,7 +13,7 @@ static void init_m(proto_share_group_target_assignment_metadata_key_t *o) {
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_group_target_assignment_metadata_key_t *o) {
     init_m(o);
-    /* GroupId: string, v12-12 */
+    /* GroupId: string, v0-0 */
     TRY(sm_rd_string(r, false, false, &o->group_id));
     return SM_OK;
 }
@@ -33,14 +33,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_group_target_assig
 void proto_share_group_target_assignment_metadata_key_init(proto_share_group_target_assignment_metadata_key_t *m) { init_m(m); }
 
 int proto_share_group_target_assignment_metadata_key_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_group_target_assignment_metadata_key_t *m) {
-    if (v < 12 || v > 12) return SM_ERR_VERSION;
+    if (v < 0 || v > 0) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_share_group_target_assignment_metadata_key_size(int16_t v, const proto_share_group_target_assignment_metadata_key_t *m) { return size_m(v, m); }
 
 int proto_share_group_target_assignment_metadata_key_encode(sm_writer_t *w, int16_t v, const proto_share_group_target_assignment_metadata_key_t *m) {
-    if (v < 12 || v > 12) return SM_ERR_VERSION;
+    if (v < 0 || v > 0) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -15,7 +15,30 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_group_tar
     init_m(o);
     /* AssignmentEpoch: int32, v0+ */
     TRY(sm_rd_i32(r, &o->assignment_epoch));
-    if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
+    if (flex) {
+        uint32_t ntags;
+        TRY(sm_rd_uvarint(r, &ntags));
+        if (ntags > sm_rd_left(r) / 2) return SM_ERR_PARSE;
+        for (uint32_t t = 0; t < ntags; t++) {
+            uint32_t tag, tsize;
+            const uint8_t *tp;
+            TRY(sm_rd_uvarint(r, &tag));
+            TRY(sm_rd_uvarint(r, &tsize));
+            TRY(sm_rd_slice(r, tsize, &tp));
+            sm_reader_t sub = sm_reader_make(tp, tsize);
+            switch (tag) {
+            case 0: /* AssignmentTimestamp: int64, v0+, tag 0 */
+                if (true) {
+                    TRY(sm_rd_i64(&sub, &o->assignment_timestamp));
+                    continue;
+                }
+                break;
+            default:
+                break;
+            }
+            TRY(proto_tags_keep(a, &o->_unknown_tags, ntags, tag, tp, tsize));
+        }
+    }
     return SM_OK;
 }
 
@@ -25,6 +48,12 @@ static size_t size_m(int16_t v, const proto_share_group_target_assignment_metada
     n += 4;
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
+        if ((true) && !(o->assignment_timestamp == INT64_C(0))) {
+            size_t fs = 0;
+            fs += 8;
+            n += sm_uvarint_size(0) + sm_uvarint_size((uint32_t)fs) + fs;
+            ntags++;
+        }
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
     }
     return n;
@@ -35,8 +64,18 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_group_target_assig
     TRY(sm_wr_i32(w, o->assignment_epoch));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
+        const bool has0 = (true) && !(o->assignment_timestamp == INT64_C(0));
+        ntags += has0;
         TRY(sm_wr_uvarint(w, ntags));
         int32_t u = 0;
+        if (has0) {
+            TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, 0));
+            size_t fs = 0;
+            fs += 8;
+            TRY(sm_wr_uvarint(w, 0));
+            TRY(sm_wr_uvarint(w, (uint32_t)fs));
+            TRY(sm_wr_i64(w, o->assignment_timestamp));
+        }
         TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, UINT64_MAX));
     }
     return SM_OK;

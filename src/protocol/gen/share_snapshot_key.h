@@ -7,6 +7,7 @@
 #define PROTO_SHARE_SNAPSHOT_KEY_MIN_VERSION 0
 #define PROTO_SHARE_SNAPSHOT_KEY_MAX_VERSION 0
 #define PROTO_SHARE_SNAPSHOT_KEY_FIRST_FLEXIBLE_VERSION -1
+#define PROTO_SHARE_SNAPSHOT_KEY_API_KEY 0
 
 typedef struct proto_share_snapshot_key proto_share_snapshot_key_t;
 typedef struct proto_share_snapshot_key_array {

@@ -7,6 +7,7 @@
 #define PROTO_SHARE_SNAPSHOT_VALUE_MIN_VERSION 0
 #define PROTO_SHARE_SNAPSHOT_VALUE_MAX_VERSION 0
 #define PROTO_SHARE_SNAPSHOT_VALUE_FIRST_FLEXIBLE_VERSION 0
+#define PROTO_SHARE_SNAPSHOT_VALUE_API_KEY 0
 
 typedef struct proto_share_snapshot_value proto_share_snapshot_value_t;
 typedef struct proto_share_snapshot_value_array {
@@ -21,20 +22,23 @@ typedef struct proto_share_snapshot_value_state_batch_array {
 
 /* ShareSnapshotValue.StateBatch */
 struct proto_share_snapshot_value_state_batch {
-    int64_t first_offset; /* FirstOffset: int64, v0-0 */
-    int64_t last_offset; /* LastOffset: int64, v0-0 */
-    int8_t delivery_state; /* DeliveryState: int8, v0-0 */
-    int16_t delivery_count; /* DeliveryCount: int16, v0-0 */
+    int64_t first_offset; /* FirstOffset: int64, v0+ */
+    int64_t last_offset; /* LastOffset: int64, v0+ */
+    int8_t delivery_state; /* DeliveryState: int8, v0+ */
+    int16_t delivery_count; /* DeliveryCount: int16, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 
 /* ShareSnapshotValue */
 struct proto_share_snapshot_value {
-    uint16_t snapshot_epoch; /* SnapshotEpoch: uint16, v0-0 */
+    int32_t snapshot_epoch; /* SnapshotEpoch: int32, v0+ */
     int32_t state_epoch; /* StateEpoch: int32, v0+ */
     int32_t leader_epoch; /* LeaderEpoch: int32, v0+ */
-    int64_t start_offset; /* StartOffset: int64, v0-0 */
-    proto_share_snapshot_value_state_batch_array_t state_batches; /* StateBatches: []StateBatch, v0-0 */
+    int64_t start_offset; /* StartOffset: int64, v0+ */
+    int32_t delivery_complete_count; /* DeliveryCompleteCount: int32, v0+, tag 0 */
+    int64_t create_timestamp; /* CreateTimestamp: int64, v0+ */
+    int64_t write_timestamp; /* WriteTimestamp: int64, v0+ */
+    proto_share_snapshot_value_state_batch_array_t state_batches; /* StateBatches: []StateBatch, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

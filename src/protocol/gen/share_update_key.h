@@ -4,9 +4,10 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_SHARE_UPDATE_KEY_MIN_VERSION 1
-#define PROTO_SHARE_UPDATE_KEY_MAX_VERSION 1
+#define PROTO_SHARE_UPDATE_KEY_MIN_VERSION 0
+#define PROTO_SHARE_UPDATE_KEY_MAX_VERSION 0
 #define PROTO_SHARE_UPDATE_KEY_FIRST_FLEXIBLE_VERSION -1
+#define PROTO_SHARE_UPDATE_KEY_API_KEY 1
 
 typedef struct proto_share_update_key proto_share_update_key_t;
 typedef struct proto_share_update_key_array {
@@ -16,9 +17,9 @@ typedef struct proto_share_update_key_array {
 
 /* ShareUpdateKey */
 struct proto_share_update_key {
-    sm_str_t group_id; /* GroupId: string, v1-1 */
-    sm_uuid_t topic_id; /* TopicId: uuid, v1-1 */
-    int32_t partition; /* Partition: int32, v1-1 */
+    sm_str_t group_id; /* GroupId: string, v0-0 */
+    sm_uuid_t topic_id; /* TopicId: uuid, v0-0 */
+    int32_t partition; /* Partition: int32, v0-0 */
 };
 
 /* Sets every field to its default. */

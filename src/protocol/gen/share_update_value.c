@@ -17,13 +17,13 @@ static void init_state_batch(proto_share_update_value_state_batch_t *o) {
 static int dec_state_batch(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_update_value_state_batch_t *o) {
     const bool flex = true;
     init_state_batch(o);
-    /* FirstOffset: int64, v0-0 */
+    /* FirstOffset: int64, v0+ */
     TRY(sm_rd_i64(r, &o->first_offset));
-    /* LastOffset: int64, v0-0 */
+    /* LastOffset: int64, v0+ */
     TRY(sm_rd_i64(r, &o->last_offset));
-    /* DeliveryState: int8, v0-0 */
+    /* DeliveryState: int8, v0+ */
     TRY(sm_rd_i8(r, &o->delivery_state));
-    /* DeliveryCount: int16, v0-0 */
+    /* DeliveryCount: int16, v0+ */
     TRY(sm_rd_i16(r, &o->delivery_count));
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
@@ -60,19 +60,20 @@ static int enc_state_batch(sm_writer_t *w, int16_t v, const proto_share_update_v
 
 static void init_m(proto_share_update_value_t *o) {
     memset(o, 0, sizeof(*o));
+    o->delivery_complete_count = -1;
     o->state_batches.n = 0;
 }
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_update_value_t *o) {
     const bool flex = true;
     init_m(o);
-    /* SnapshotEpoch: uint16, v0-0 */
-    TRY(sm_rd_u16(r, &o->snapshot_epoch));
+    /* SnapshotEpoch: int32, v0+ */
+    TRY(sm_rd_i32(r, &o->snapshot_epoch));
     /* LeaderEpoch: int32, v0+ */
     TRY(sm_rd_i32(r, &o->leader_epoch));
-    /* StartOffset: int64, v0-0 */
+    /* StartOffset: int64, v0+ */
     TRY(sm_rd_i64(r, &o->start_offset));
-    /* StateBatches: []StateBatch, v0-0 */
+    /* StateBatches: []StateBatch, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 20, &o->state_batches.n));
     if (o->state_batches.n > 0) {
         o->state_batches.v = sm_arena_calloc(a, (size_t)o->state_batches.n, sizeof(*o->state_batches.v));
@@ -80,20 +81,49 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_share_update_va
         for (int32_t i = 0; i < o->state_batches.n; i++)
             TRY(dec_state_batch(r, a, v, &o->state_batches.v[i]));
     }
-    if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
+    if (flex) {
+        uint32_t ntags;
+        TRY(sm_rd_uvarint(r, &ntags));
+        if (ntags > sm_rd_left(r) / 2) return SM_ERR_PARSE;
+        for (uint32_t t = 0; t < ntags; t++) {
+            uint32_t tag, tsize;
+            const uint8_t *tp;
+            TRY(sm_rd_uvarint(r, &tag));
+            TRY(sm_rd_uvarint(r, &tsize));
+            TRY(sm_rd_slice(r, tsize, &tp));
+            sm_reader_t sub = sm_reader_make(tp, tsize);
+            switch (tag) {
+            case 0: /* DeliveryCompleteCount: int32, v0+, tag 0 */
+                if (true) {
+                    TRY(sm_rd_i32(&sub, &o->delivery_complete_count));
+                    continue;
+                }
+                break;
+            default:
+                break;
+            }
+            TRY(proto_tags_keep(a, &o->_unknown_tags, ntags, tag, tp, tsize));
+        }
+    }
     return SM_OK;
 }
 
 static size_t size_m(int16_t v, const proto_share_update_value_t *o) {
     const bool flex = true;
     size_t n = 0;
-    n += 2;
+    n += 4;
     n += 4;
     n += 8;
     n += sm_array_len_size(o->state_batches.n < 0 ? -1 : o->state_batches.n, flex);
     for (int32_t i = 0; i < o->state_batches.n; i++) n += size_state_batch(v, &o->state_batches.v[i]);
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
+        if ((true) && !(o->delivery_complete_count == -1)) {
+            size_t fs = 0;
+            fs += 4;
+            n += sm_uvarint_size(0) + sm_uvarint_size((uint32_t)fs) + fs;
+            ntags++;
+        }
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
     }
     return n;
@@ -101,7 +131,7 @@ static size_t size_m(int16_t v, const proto_share_update_value_t *o) {
 
 static int enc_m(sm_writer_t *w, int16_t v, const proto_share_update_value_t *o) {
     const bool flex = true;
-    TRY(sm_wr_u16(w, o->snapshot_epoch));
+    TRY(sm_wr_i32(w, o->snapshot_epoch));
     TRY(sm_wr_i32(w, o->leader_epoch));
     TRY(sm_wr_i64(w, o->start_offset));
     if (o->state_batches.n < 0) return SM_ERR_RANGE;
@@ -110,8 +140,18 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_share_update_value_t *o)
         TRY(enc_state_batch(w, v, &o->state_batches.v[i]));
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
+        const bool has0 = (true) && !(o->delivery_complete_count == -1);
+        ntags += has0;
         TRY(sm_wr_uvarint(w, ntags));
         int32_t u = 0;
+        if (has0) {
+            TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, 0));
+            size_t fs = 0;
+            fs += 4;
+            TRY(sm_wr_uvarint(w, 0));
+            TRY(sm_wr_uvarint(w, (uint32_t)fs));
+            TRY(sm_wr_i32(w, o->delivery_complete_count));
+        }
         TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, UINT64_MAX));
     }
     return SM_OK;

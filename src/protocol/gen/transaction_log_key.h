@@ -7,6 +7,7 @@
 #define PROTO_TRANSACTION_LOG_KEY_MIN_VERSION 0
 #define PROTO_TRANSACTION_LOG_KEY_MAX_VERSION 0
 #define PROTO_TRANSACTION_LOG_KEY_FIRST_FLEXIBLE_VERSION -1
+#define PROTO_TRANSACTION_LOG_KEY_API_KEY 0
 
 typedef struct proto_transaction_log_key proto_transaction_log_key_t;
 typedef struct proto_transaction_log_key_array {

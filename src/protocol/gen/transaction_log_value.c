@@ -67,6 +67,7 @@ static void init_m(proto_transaction_log_value_t *o) {
     memset(o, 0, sizeof(*o));
     o->previous_producer_id = INT64_C(-1);
     o->next_producer_id = INT64_C(-1);
+    o->next_producer_epoch = -1;
     o->transaction_partitions.n = 0;
 }
 
@@ -123,6 +124,12 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_transaction_log
                     continue;
                 }
                 break;
+            case 3: /* NextProducerEpoch: int16, v1+, tag 3 */
+                if (v >= 1) {
+                    TRY(sm_rd_i16(&sub, &o->next_producer_epoch));
+                    continue;
+                }
+                break;
             default:
                 break;
             }
@@ -163,6 +170,12 @@ static size_t size_m(int16_t v, const proto_transaction_log_value_t *o) {
             n += sm_uvarint_size(2) + sm_uvarint_size((uint32_t)fs) + fs;
             ntags++;
         }
+        if ((v >= 1) && !(o->next_producer_epoch == -1)) {
+            size_t fs = 0;
+            fs += 2;
+            n += sm_uvarint_size(3) + sm_uvarint_size((uint32_t)fs) + fs;
+            ntags++;
+        }
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
     }
     return n;
@@ -187,6 +200,8 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_transaction_log_value_t 
         ntags += has1;
         const bool has2 = (v >= 1) && !(o->client_transaction_version == 0);
         ntags += has2;
+        const bool has3 = (v >= 1) && !(o->next_producer_epoch == -1);
+        ntags += has3;
         TRY(sm_wr_uvarint(w, ntags));
         int32_t u = 0;
         if (has0) {
@@ -212,6 +227,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_transaction_log_value_t 
             TRY(sm_wr_uvarint(w, 2));
             TRY(sm_wr_uvarint(w, (uint32_t)fs));
             TRY(sm_wr_i16(w, o->client_transaction_version));
+        }
+        if (has3) {
+            TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, 3));
+            size_t fs = 0;
+            fs += 2;
+            TRY(sm_wr_uvarint(w, 3));
+            TRY(sm_wr_uvarint(w, (uint32_t)fs));
+            TRY(sm_wr_i16(w, o->next_producer_epoch));
         }
         TRY(proto_tags_write_below(w, &o->_unknown_tags, &u, UINT64_MAX));
     }

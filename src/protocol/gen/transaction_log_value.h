@@ -7,6 +7,7 @@
 #define PROTO_TRANSACTION_LOG_VALUE_MIN_VERSION 0
 #define PROTO_TRANSACTION_LOG_VALUE_MAX_VERSION 1
 #define PROTO_TRANSACTION_LOG_VALUE_FIRST_FLEXIBLE_VERSION 1
+#define PROTO_TRANSACTION_LOG_VALUE_API_KEY 0
 
 typedef struct proto_transaction_log_value proto_transaction_log_value_t;
 typedef struct proto_transaction_log_value_array {
@@ -32,6 +33,7 @@ struct proto_transaction_log_value {
     int64_t previous_producer_id; /* PreviousProducerId: int64, v1+, tag 0 */
     int64_t next_producer_id; /* NextProducerId: int64, v1+, tag 1 */
     int16_t producer_epoch; /* ProducerEpoch: int16, v0+ */
+    int16_t next_producer_epoch; /* NextProducerEpoch: int16, v1+, tag 3 */
     int32_t transaction_timeout_ms; /* TransactionTimeoutMs: int32, v0+ */
     int8_t transaction_status; /* TransactionStatus: int8, v0+ */
     proto_transaction_log_value_partitions_schema_array_t transaction_partitions; /* TransactionPartitions: []PartitionsSchema, v0+, nullable 0+ */

@@ -79,8 +79,14 @@ static void init_txn_offset_commit_request_topic(proto_txn_offset_commit_request
 static int dec_txn_offset_commit_request_topic(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_txn_offset_commit_request_txn_offset_commit_request_topic_t *o) {
     const bool flex = v >= 3;
     init_txn_offset_commit_request_topic(o);
-    /* Name: string, v0+ */
-    TRY(sm_rd_string(r, flex, false, &o->name));
+    /* Name: string, v0-5 */
+    if (v <= 5) {
+        TRY(sm_rd_string(r, flex, false, &o->name));
+    }
+    /* TopicId: uuid, v6+ */
+    if (v >= 6) {
+        TRY(sm_rd_uuid(r, &o->topic_id));
+    }
     /* Partitions: []TxnOffsetCommitRequestPartition, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 14, &o->partitions.n));
     if (o->partitions.n > 0) {
@@ -96,7 +102,12 @@ static int dec_txn_offset_commit_request_topic(sm_reader_t *r, sm_arena_t *a, in
 static size_t size_txn_offset_commit_request_topic(int16_t v, const proto_txn_offset_commit_request_txn_offset_commit_request_topic_t *o) {
     const bool flex = v >= 3;
     size_t n = 0;
-    n += sm_string_size(o->name, flex);
+    if (v <= 5) {
+        n += sm_string_size(o->name, flex);
+    }
+    if (v >= 6) {
+        n += 16;
+    }
     n += sm_array_len_size(o->partitions.n < 0 ? -1 : o->partitions.n, flex);
     for (int32_t i = 0; i < o->partitions.n; i++) n += size_txn_offset_commit_request_partition(v, &o->partitions.v[i]);
     if (flex) {
@@ -108,8 +119,13 @@ static size_t size_txn_offset_commit_request_topic(int16_t v, const proto_txn_of
 
 static int enc_txn_offset_commit_request_topic(sm_writer_t *w, int16_t v, const proto_txn_offset_commit_request_txn_offset_commit_request_topic_t *o) {
     const bool flex = v >= 3;
-    if (o->name.len < 0) return SM_ERR_RANGE;
-    TRY(sm_wr_string(w, o->name, flex));
+    if (v <= 5) {
+        if (o->name.len < 0) return SM_ERR_RANGE;
+        TRY(sm_wr_string(w, o->name, flex));
+    }
+    if (v >= 6) {
+        TRY(sm_wr_uuid(w, &o->topic_id));
+    }
     if (o->partitions.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->partitions.n < 0 ? -1 : o->partitions.n, flex));
     for (int32_t i = 0; i < o->partitions.n; i++)
@@ -127,7 +143,7 @@ static void init_m(proto_txn_offset_commit_request_t *o) {
     memset(o, 0, sizeof(*o));
     o->transactional_id = (sm_str_t){"", 0};
     o->group_id = (sm_str_t){"", 0};
-    o->generation_id = -1;
+    o->generation_id_or_member_epoch = -1;
     o->member_id = (sm_str_t){"", 0};
     o->group_instance_id = SM_STR_NULL;
     o->topics.n = 0;
@@ -144,9 +160,9 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_txn_offset_comm
     TRY(sm_rd_i64(r, &o->producer_id));
     /* ProducerEpoch: int16, v0+ */
     TRY(sm_rd_i16(r, &o->producer_epoch));
-    /* GenerationId: int32, v3+ */
+    /* GenerationIdOrMemberEpoch: int32, v3+ */
     if (v >= 3) {
-        TRY(sm_rd_i32(r, &o->generation_id));
+        TRY(sm_rd_i32(r, &o->generation_id_or_member_epoch));
     }
     /* MemberId: string, v3+ */
     if (v >= 3) {
@@ -202,7 +218,7 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_txn_offset_commit_reques
     TRY(sm_wr_i64(w, o->producer_id));
     TRY(sm_wr_i16(w, o->producer_epoch));
     if (v >= 3) {
-        TRY(sm_wr_i32(w, o->generation_id));
+        TRY(sm_wr_i32(w, o->generation_id_or_member_epoch));
     }
     if (v >= 3) {
         if (o->member_id.len < 0) return SM_ERR_RANGE;
@@ -228,14 +244,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_txn_offset_commit_reques
 void proto_txn_offset_commit_request_init(proto_txn_offset_commit_request_t *m) { init_m(m); }
 
 int proto_txn_offset_commit_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_txn_offset_commit_request_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 0 || v > 6) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_txn_offset_commit_request_size(int16_t v, const proto_txn_offset_commit_request_t *m) { return size_m(v, m); }
 
 int proto_txn_offset_commit_request_encode(sm_writer_t *w, int16_t v, const proto_txn_offset_commit_request_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 0 || v > 6) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_TXN_OFFSET_COMMIT_REQUEST_MIN_VERSION 0
-#define PROTO_TXN_OFFSET_COMMIT_REQUEST_MAX_VERSION 4
+#define PROTO_TXN_OFFSET_COMMIT_REQUEST_MAX_VERSION 6
 #define PROTO_TXN_OFFSET_COMMIT_REQUEST_FIRST_FLEXIBLE_VERSION 3
 #define PROTO_TXN_OFFSET_COMMIT_REQUEST_API_KEY 28
 
@@ -36,7 +36,8 @@ struct proto_txn_offset_commit_request_txn_offset_commit_request_partition {
 
 /* TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic */
 struct proto_txn_offset_commit_request_txn_offset_commit_request_topic {
-    sm_str_t name; /* Name: string, v0+ */
+    sm_str_t name; /* Name: string, v0-5 */
+    sm_uuid_t topic_id; /* TopicId: uuid, v6+ */
     proto_txn_offset_commit_request_txn_offset_commit_request_partition_array_t partitions; /* Partitions: []TxnOffsetCommitRequestPartition, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
@@ -47,7 +48,7 @@ struct proto_txn_offset_commit_request {
     sm_str_t group_id; /* GroupId: string, v0+ */
     int64_t producer_id; /* ProducerId: int64, v0+ */
     int16_t producer_epoch; /* ProducerEpoch: int16, v0+ */
-    int32_t generation_id; /* GenerationId: int32, v3+ */
+    int32_t generation_id_or_member_epoch; /* GenerationIdOrMemberEpoch: int32, v3+ */
     sm_str_t member_id; /* MemberId: string, v3+ */
     sm_str_t group_instance_id; /* GroupInstanceId: string, v3+, nullable 3+ */
     proto_txn_offset_commit_request_txn_offset_commit_request_topic_array_t topics; /* Topics: []TxnOffsetCommitRequestTopic, v0+ */

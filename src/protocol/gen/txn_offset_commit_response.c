@@ -63,8 +63,14 @@ static void init_txn_offset_commit_response_topic(proto_txn_offset_commit_respon
 static int dec_txn_offset_commit_response_topic(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_txn_offset_commit_response_txn_offset_commit_response_topic_t *o) {
     const bool flex = v >= 3;
     init_txn_offset_commit_response_topic(o);
-    /* Name: string, v0+ */
-    TRY(sm_rd_string(r, flex, false, &o->name));
+    /* Name: string, v0-5 */
+    if (v <= 5) {
+        TRY(sm_rd_string(r, flex, false, &o->name));
+    }
+    /* TopicId: uuid, v6+ */
+    if (v >= 6) {
+        TRY(sm_rd_uuid(r, &o->topic_id));
+    }
     /* Partitions: []TxnOffsetCommitResponsePartition, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 6, &o->partitions.n));
     if (o->partitions.n > 0) {
@@ -80,7 +86,12 @@ static int dec_txn_offset_commit_response_topic(sm_reader_t *r, sm_arena_t *a, i
 static size_t size_txn_offset_commit_response_topic(int16_t v, const proto_txn_offset_commit_response_txn_offset_commit_response_topic_t *o) {
     const bool flex = v >= 3;
     size_t n = 0;
-    n += sm_string_size(o->name, flex);
+    if (v <= 5) {
+        n += sm_string_size(o->name, flex);
+    }
+    if (v >= 6) {
+        n += 16;
+    }
     n += sm_array_len_size(o->partitions.n < 0 ? -1 : o->partitions.n, flex);
     for (int32_t i = 0; i < o->partitions.n; i++) n += size_txn_offset_commit_response_partition(v, &o->partitions.v[i]);
     if (flex) {
@@ -92,8 +103,13 @@ static size_t size_txn_offset_commit_response_topic(int16_t v, const proto_txn_o
 
 static int enc_txn_offset_commit_response_topic(sm_writer_t *w, int16_t v, const proto_txn_offset_commit_response_txn_offset_commit_response_topic_t *o) {
     const bool flex = v >= 3;
-    if (o->name.len < 0) return SM_ERR_RANGE;
-    TRY(sm_wr_string(w, o->name, flex));
+    if (v <= 5) {
+        if (o->name.len < 0) return SM_ERR_RANGE;
+        TRY(sm_wr_string(w, o->name, flex));
+    }
+    if (v >= 6) {
+        TRY(sm_wr_uuid(w, &o->topic_id));
+    }
     if (o->partitions.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->partitions.n < 0 ? -1 : o->partitions.n, flex));
     for (int32_t i = 0; i < o->partitions.n; i++)
@@ -161,14 +177,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_txn_offset_commit_respon
 void proto_txn_offset_commit_response_init(proto_txn_offset_commit_response_t *m) { init_m(m); }
 
 int proto_txn_offset_commit_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_txn_offset_commit_response_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 0 || v > 6) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_txn_offset_commit_response_size(int16_t v, const proto_txn_offset_commit_response_t *m) { return size_m(v, m); }
 
 int proto_txn_offset_commit_response_encode(sm_writer_t *w, int16_t v, const proto_txn_offset_commit_response_t *m) {
-    if (v < 0 || v > 4) return SM_ERR_VERSION;
+    if (v < 0 || v > 6) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_TXN_OFFSET_COMMIT_RESPONSE_MIN_VERSION 0
-#define PROTO_TXN_OFFSET_COMMIT_RESPONSE_MAX_VERSION 4
+#define PROTO_TXN_OFFSET_COMMIT_RESPONSE_MAX_VERSION 6
 #define PROTO_TXN_OFFSET_COMMIT_RESPONSE_FIRST_FLEXIBLE_VERSION 3
 #define PROTO_TXN_OFFSET_COMMIT_RESPONSE_API_KEY 28
 
@@ -34,7 +34,8 @@ struct proto_txn_offset_commit_response_txn_offset_commit_response_partition {
 
 /* TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic */
 struct proto_txn_offset_commit_response_txn_offset_commit_response_topic {
-    sm_str_t name; /* Name: string, v0+ */
+    sm_str_t name; /* Name: string, v0-5 */
+    sm_uuid_t topic_id; /* TopicId: uuid, v6+ */
     proto_txn_offset_commit_response_txn_offset_commit_response_partition_array_t partitions; /* Partitions: []TxnOffsetCommitResponsePartition, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };

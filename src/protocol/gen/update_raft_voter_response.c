@@ -9,6 +9,8 @@ static void init_current_leader(proto_update_raft_voter_response_current_leader_
 static int dec_current_leader(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_update_raft_voter_response_current_leader_t *o);
 static size_t size_current_leader(int16_t v, const proto_update_raft_voter_response_current_leader_t *o);
 static int enc_current_leader(sm_writer_t *w, int16_t v, const proto_update_raft_voter_response_current_leader_t *o);
+static size_t size_current_leader_or_default(int16_t v, const proto_update_raft_voter_response_current_leader_t *o);
+static int enc_current_leader_or_default(sm_writer_t *w, int16_t v, const proto_update_raft_voter_response_current_leader_t *o);
 
 static void init_current_leader(proto_update_raft_voter_response_current_leader_t *o) {
     memset(o, 0, sizeof(*o));

@@ -23,13 +23,13 @@ static int dec_partition_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_vo
     init_partition_data(o);
     /* PartitionIndex: int32, v0+ */
     TRY(sm_rd_i32(r, &o->partition_index));
-    /* CandidateEpoch: int32, v0+ */
-    TRY(sm_rd_i32(r, &o->candidate_epoch));
-    /* CandidateId: int32, v0+ */
-    TRY(sm_rd_i32(r, &o->candidate_id));
-    /* CandidateDirectoryId: uuid, v1+ */
+    /* ReplicaEpoch: int32, v0+ */
+    TRY(sm_rd_i32(r, &o->replica_epoch));
+    /* ReplicaId: int32, v0+ */
+    TRY(sm_rd_i32(r, &o->replica_id));
+    /* ReplicaDirectoryId: uuid, v1+ */
     if (v >= 1) {
-        TRY(sm_rd_uuid(r, &o->candidate_directory_id));
+        TRY(sm_rd_uuid(r, &o->replica_directory_id));
     }
     /* VoterDirectoryId: uuid, v1+ */
     if (v >= 1) {
@@ -39,6 +39,10 @@ static int dec_partition_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_vo
     TRY(sm_rd_i32(r, &o->last_offset_epoch));
     /* LastOffset: int64, v0+ */
     TRY(sm_rd_i64(r, &o->last_offset));
+    /* PreVote: bool, v2+ */
+    if (v >= 2) {
+        TRY(sm_rd_bool(r, &o->pre_vote));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
@@ -57,6 +61,9 @@ static size_t size_partition_data(int16_t v, const proto_vote_request_partition_
     }
     n += 4;
     n += 8;
+    if (v >= 2) {
+        n += 1;
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -67,16 +74,19 @@ static size_t size_partition_data(int16_t v, const proto_vote_request_partition_
 static int enc_partition_data(sm_writer_t *w, int16_t v, const proto_vote_request_partition_data_t *o) {
     const bool flex = true;
     TRY(sm_wr_i32(w, o->partition_index));
-    TRY(sm_wr_i32(w, o->candidate_epoch));
-    TRY(sm_wr_i32(w, o->candidate_id));
+    TRY(sm_wr_i32(w, o->replica_epoch));
+    TRY(sm_wr_i32(w, o->replica_id));
     if (v >= 1) {
-        TRY(sm_wr_uuid(w, &o->candidate_directory_id));
+        TRY(sm_wr_uuid(w, &o->replica_directory_id));
     }
     if (v >= 1) {
         TRY(sm_wr_uuid(w, &o->voter_directory_id));
     }
     TRY(sm_wr_i32(w, o->last_offset_epoch));
     TRY(sm_wr_i64(w, o->last_offset));
+    if (v >= 2) {
+        TRY(sm_wr_bool(w, o->pre_vote));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -205,14 +215,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_vote_request_t *o) {
 void proto_vote_request_init(proto_vote_request_t *m) { init_m(m); }
 
 int proto_vote_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_vote_request_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_vote_request_size(int16_t v, const proto_vote_request_t *m) { return size_m(v, m); }
 
 int proto_vote_request_encode(sm_writer_t *w, int16_t v, const proto_vote_request_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

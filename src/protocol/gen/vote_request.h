@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_VOTE_REQUEST_MIN_VERSION 0
-#define PROTO_VOTE_REQUEST_MAX_VERSION 1
+#define PROTO_VOTE_REQUEST_MAX_VERSION 2
 #define PROTO_VOTE_REQUEST_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_VOTE_REQUEST_API_KEY 52
 
@@ -28,12 +28,13 @@ typedef struct proto_vote_request_partition_data_array {
 /* VoteRequest.PartitionData */
 struct proto_vote_request_partition_data {
     int32_t partition_index; /* PartitionIndex: int32, v0+ */
-    int32_t candidate_epoch; /* CandidateEpoch: int32, v0+ */
-    int32_t candidate_id; /* CandidateId: int32, v0+ */
-    sm_uuid_t candidate_directory_id; /* CandidateDirectoryId: uuid, v1+ */
+    int32_t replica_epoch; /* ReplicaEpoch: int32, v0+ */
+    int32_t replica_id; /* ReplicaId: int32, v0+ */
+    sm_uuid_t replica_directory_id; /* ReplicaDirectoryId: uuid, v1+ */
     sm_uuid_t voter_directory_id; /* VoterDirectoryId: uuid, v1+ */
     int32_t last_offset_epoch; /* LastOffsetEpoch: int32, v0+ */
     int64_t last_offset; /* LastOffset: int64, v0+ */
+    bool pre_vote; /* PreVote: bool, v2+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

@@ -292,14 +292,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_vote_response_t *o) {
 void proto_vote_response_init(proto_vote_response_t *m) { init_m(m); }
 
 int proto_vote_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_vote_response_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_vote_response_size(int16_t v, const proto_vote_response_t *m) { return size_m(v, m); }
 
 int proto_vote_response_encode(sm_writer_t *w, int16_t v, const proto_vote_response_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 0 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -17,6 +17,8 @@ static void init_kraft_version_feature(proto_voters_record_kraft_version_feature
 static int dec_kraft_version_feature(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_voters_record_kraft_version_feature_t *o);
 static size_t size_kraft_version_feature(int16_t v, const proto_voters_record_kraft_version_feature_t *o);
 static int enc_kraft_version_feature(sm_writer_t *w, int16_t v, const proto_voters_record_kraft_version_feature_t *o);
+static size_t size_kraft_version_feature_or_default(int16_t v, const proto_voters_record_kraft_version_feature_t *o);
+static int enc_kraft_version_feature_or_default(sm_writer_t *w, int16_t v, const proto_voters_record_kraft_version_feature_t *o);
 
 static void init_kraft_version_feature(proto_voters_record_kraft_version_feature_t *o) {
     memset(o, 0, sizeof(*o));

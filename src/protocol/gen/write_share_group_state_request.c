@@ -68,6 +68,7 @@ static int enc_state_batch(sm_writer_t *w, int16_t v, const proto_write_share_gr
 
 static void init_partition_data(proto_write_share_group_state_request_partition_data_t *o) {
     memset(o, 0, sizeof(*o));
+    o->delivery_complete_count = -1;
     o->state_batches.n = 0;
 }
 
@@ -82,6 +83,10 @@ static int dec_partition_data(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_wr
     TRY(sm_rd_i32(r, &o->leader_epoch));
     /* StartOffset: int64, v0+ */
     TRY(sm_rd_i64(r, &o->start_offset));
+    /* DeliveryCompleteCount: int32, v1+ */
+    if (v >= 1) {
+        TRY(sm_rd_i32(r, &o->delivery_complete_count));
+    }
     /* StateBatches: []StateBatch, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 20, &o->state_batches.n));
     if (o->state_batches.n > 0) {
@@ -101,6 +106,9 @@ static size_t size_partition_data(int16_t v, const proto_write_share_group_state
     n += 4;
     n += 4;
     n += 8;
+    if (v >= 1) {
+        n += 4;
+    }
     n += sm_array_len_size(o->state_batches.n < 0 ? -1 : o->state_batches.n, flex);
     for (int32_t i = 0; i < o->state_batches.n; i++) n += size_state_batch(v, &o->state_batches.v[i]);
     if (flex) {
@@ -116,6 +124,9 @@ static int enc_partition_data(sm_writer_t *w, int16_t v, const proto_write_share
     TRY(sm_wr_i32(w, o->state_epoch));
     TRY(sm_wr_i32(w, o->leader_epoch));
     TRY(sm_wr_i64(w, o->start_offset));
+    if (v >= 1) {
+        TRY(sm_wr_i32(w, o->delivery_complete_count));
+    }
     if (o->state_batches.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->state_batches.n < 0 ? -1 : o->state_batches.n, flex));
     for (int32_t i = 0; i < o->state_batches.n; i++)
@@ -236,14 +247,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_write_share_group_state_
 void proto_write_share_group_state_request_init(proto_write_share_group_state_request_t *m) { init_m(m); }
 
 int proto_write_share_group_state_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_share_group_state_request_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_write_share_group_state_request_size(int16_t v, const proto_write_share_group_state_request_t *m) { return size_m(v, m); }
 
 int proto_write_share_group_state_request_encode(sm_writer_t *w, int16_t v, const proto_write_share_group_state_request_t *m) {
-    if (v < 0 || v > 0) return SM_ERR_VERSION;
+    if (v < 0 || v > 1) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

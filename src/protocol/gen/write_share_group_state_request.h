@@ -5,7 +5,7 @@
 #include "protocol/gen_support.h"
 
 #define PROTO_WRITE_SHARE_GROUP_STATE_REQUEST_MIN_VERSION 0
-#define PROTO_WRITE_SHARE_GROUP_STATE_REQUEST_MAX_VERSION 0
+#define PROTO_WRITE_SHARE_GROUP_STATE_REQUEST_MAX_VERSION 1
 #define PROTO_WRITE_SHARE_GROUP_STATE_REQUEST_FIRST_FLEXIBLE_VERSION 0
 #define PROTO_WRITE_SHARE_GROUP_STATE_REQUEST_API_KEY 85
 
@@ -45,6 +45,7 @@ struct proto_write_share_group_state_request_partition_data {
     int32_t state_epoch; /* StateEpoch: int32, v0+ */
     int32_t leader_epoch; /* LeaderEpoch: int32, v0+ */
     int64_t start_offset; /* StartOffset: int64, v0+ */
+    int32_t delivery_complete_count; /* DeliveryCompleteCount: int32, v1+ */
     proto_write_share_group_state_request_state_batch_array_t state_batches; /* StateBatches: []StateBatch, v0+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };

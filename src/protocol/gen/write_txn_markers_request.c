@@ -21,7 +21,7 @@ static void init_writable_txn_marker_topic(proto_write_txn_markers_request_writa
 }
 
 static int dec_writable_txn_marker_topic(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_txn_markers_request_writable_txn_marker_topic_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     init_writable_txn_marker_topic(o);
     /* Name: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->name));
@@ -38,7 +38,7 @@ static int dec_writable_txn_marker_topic(sm_reader_t *r, sm_arena_t *a, int16_t 
 }
 
 static size_t size_writable_txn_marker_topic(int16_t v, const proto_write_txn_markers_request_writable_txn_marker_topic_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     size_t n = 0;
     n += sm_string_size(o->name, flex);
     n += sm_array_len_size(o->partition_indexes.n < 0 ? -1 : o->partition_indexes.n, flex);
@@ -51,7 +51,7 @@ static size_t size_writable_txn_marker_topic(int16_t v, const proto_write_txn_ma
 }
 
 static int enc_writable_txn_marker_topic(sm_writer_t *w, int16_t v, const proto_write_txn_markers_request_writable_txn_marker_topic_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     if (o->name.len < 0) return SM_ERR_RANGE;
     TRY(sm_wr_string(w, o->name, flex));
     if (o->partition_indexes.n < 0) return SM_ERR_RANGE;
@@ -73,7 +73,7 @@ static void init_writable_txn_marker(proto_write_txn_markers_request_writable_tx
 }
 
 static int dec_writable_txn_marker(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_txn_markers_request_writable_txn_marker_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     init_writable_txn_marker(o);
     /* ProducerId: int64, v0+ */
     TRY(sm_rd_i64(r, &o->producer_id));
@@ -91,12 +91,16 @@ static int dec_writable_txn_marker(sm_reader_t *r, sm_arena_t *a, int16_t v, pro
     }
     /* CoordinatorEpoch: int32, v0+ */
     TRY(sm_rd_i32(r, &o->coordinator_epoch));
+    /* TransactionVersion: int8, v2+ */
+    if (v >= 2) {
+        TRY(sm_rd_i8(r, &o->transaction_version));
+    }
     if (flex) TRY(proto_tags_read_unknown(r, a, &o->_unknown_tags));
     return SM_OK;
 }
 
 static size_t size_writable_txn_marker(int16_t v, const proto_write_txn_markers_request_writable_txn_marker_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     size_t n = 0;
     n += 8;
     n += 2;
@@ -104,6 +108,9 @@ static size_t size_writable_txn_marker(int16_t v, const proto_write_txn_markers_
     n += sm_array_len_size(o->topics.n < 0 ? -1 : o->topics.n, flex);
     for (int32_t i = 0; i < o->topics.n; i++) n += size_writable_txn_marker_topic(v, &o->topics.v[i]);
     n += 4;
+    if (v >= 2) {
+        n += 1;
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         n += sm_uvarint_size(ntags) + proto_tags_size(&o->_unknown_tags);
@@ -112,7 +119,7 @@ static size_t size_writable_txn_marker(int16_t v, const proto_write_txn_markers_
 }
 
 static int enc_writable_txn_marker(sm_writer_t *w, int16_t v, const proto_write_txn_markers_request_writable_txn_marker_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     TRY(sm_wr_i64(w, o->producer_id));
     TRY(sm_wr_i16(w, o->producer_epoch));
     TRY(sm_wr_bool(w, o->transaction_result));
@@ -121,6 +128,9 @@ static int enc_writable_txn_marker(sm_writer_t *w, int16_t v, const proto_write_
     for (int32_t i = 0; i < o->topics.n; i++)
         TRY(enc_writable_txn_marker_topic(w, v, &o->topics.v[i]));
     TRY(sm_wr_i32(w, o->coordinator_epoch));
+    if (v >= 2) {
+        TRY(sm_wr_i8(w, o->transaction_version));
+    }
     if (flex) {
         uint32_t ntags = o->_unknown_tags.n > 0 ? (uint32_t)o->_unknown_tags.n : 0;
         TRY(sm_wr_uvarint(w, ntags));
@@ -136,7 +146,7 @@ static void init_m(proto_write_txn_markers_request_t *o) {
 }
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_txn_markers_request_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     init_m(o);
     /* Markers: []WritableTxnMarker, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 17, &o->markers.n));
@@ -151,7 +161,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_txn_marke
 }
 
 static size_t size_m(int16_t v, const proto_write_txn_markers_request_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     size_t n = 0;
     n += sm_array_len_size(o->markers.n < 0 ? -1 : o->markers.n, flex);
     for (int32_t i = 0; i < o->markers.n; i++) n += size_writable_txn_marker(v, &o->markers.v[i]);
@@ -163,7 +173,7 @@ static size_t size_m(int16_t v, const proto_write_txn_markers_request_t *o) {
 }
 
 static int enc_m(sm_writer_t *w, int16_t v, const proto_write_txn_markers_request_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     if (o->markers.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->markers.n < 0 ? -1 : o->markers.n, flex));
     for (int32_t i = 0; i < o->markers.n; i++)
@@ -180,14 +190,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_write_txn_markers_reques
 void proto_write_txn_markers_request_init(proto_write_txn_markers_request_t *m) { init_m(m); }
 
 int proto_write_txn_markers_request_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_txn_markers_request_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_write_txn_markers_request_size(int16_t v, const proto_write_txn_markers_request_t *m) { return size_m(v, m); }
 
 int proto_write_txn_markers_request_encode(sm_writer_t *w, int16_t v, const proto_write_txn_markers_request_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

@@ -4,8 +4,8 @@
 
 #include "protocol/gen_support.h"
 
-#define PROTO_WRITE_TXN_MARKERS_REQUEST_MIN_VERSION 0
-#define PROTO_WRITE_TXN_MARKERS_REQUEST_MAX_VERSION 1
+#define PROTO_WRITE_TXN_MARKERS_REQUEST_MIN_VERSION 1
+#define PROTO_WRITE_TXN_MARKERS_REQUEST_MAX_VERSION 2
 #define PROTO_WRITE_TXN_MARKERS_REQUEST_FIRST_FLEXIBLE_VERSION 1
 #define PROTO_WRITE_TXN_MARKERS_REQUEST_API_KEY 27
 
@@ -39,6 +39,7 @@ struct proto_write_txn_markers_request_writable_txn_marker {
     bool transaction_result; /* TransactionResult: bool, v0+ */
     proto_write_txn_markers_request_writable_txn_marker_topic_array_t topics; /* Topics: []WritableTxnMarkerTopic, v0+ */
     int32_t coordinator_epoch; /* CoordinatorEpoch: int32, v0+ */
+    int8_t transaction_version; /* TransactionVersion: int8, v2+ */
     sm_raw_tags_t _unknown_tags; /* tagged fields this codec does not know */
 };
 

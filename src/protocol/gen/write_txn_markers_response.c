@@ -23,7 +23,7 @@ static void init_writable_txn_marker_partition_result(proto_write_txn_markers_re
 }
 
 static int dec_writable_txn_marker_partition_result(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_txn_markers_response_writable_txn_marker_partition_result_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     init_writable_txn_marker_partition_result(o);
     /* PartitionIndex: int32, v0+ */
     TRY(sm_rd_i32(r, &o->partition_index));
@@ -34,7 +34,7 @@ static int dec_writable_txn_marker_partition_result(sm_reader_t *r, sm_arena_t *
 }
 
 static size_t size_writable_txn_marker_partition_result(int16_t v, const proto_write_txn_markers_response_writable_txn_marker_partition_result_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     size_t n = 0;
     n += 4;
     n += 2;
@@ -46,7 +46,7 @@ static size_t size_writable_txn_marker_partition_result(int16_t v, const proto_w
 }
 
 static int enc_writable_txn_marker_partition_result(sm_writer_t *w, int16_t v, const proto_write_txn_markers_response_writable_txn_marker_partition_result_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     TRY(sm_wr_i32(w, o->partition_index));
     TRY(sm_wr_i16(w, o->error_code));
     if (flex) {
@@ -65,12 +65,12 @@ static void init_writable_txn_marker_topic_result(proto_write_txn_markers_respon
 }
 
 static int dec_writable_txn_marker_topic_result(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_txn_markers_response_writable_txn_marker_topic_result_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     init_writable_txn_marker_topic_result(o);
     /* Name: string, v0+ */
     TRY(sm_rd_string(r, flex, false, &o->name));
     /* Partitions: []WritableTxnMarkerPartitionResult, v0+ */
-    TRY(sm_rd_array_len(r, flex, false, 6, &o->partitions.n));
+    TRY(sm_rd_array_len(r, flex, false, 7, &o->partitions.n));
     if (o->partitions.n > 0) {
         o->partitions.v = sm_arena_calloc(a, (size_t)o->partitions.n, sizeof(*o->partitions.v));
         if (!o->partitions.v) return SM_ERR_NOMEM;
@@ -82,7 +82,7 @@ static int dec_writable_txn_marker_topic_result(sm_reader_t *r, sm_arena_t *a, i
 }
 
 static size_t size_writable_txn_marker_topic_result(int16_t v, const proto_write_txn_markers_response_writable_txn_marker_topic_result_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     size_t n = 0;
     n += sm_string_size(o->name, flex);
     n += sm_array_len_size(o->partitions.n < 0 ? -1 : o->partitions.n, flex);
@@ -95,7 +95,7 @@ static size_t size_writable_txn_marker_topic_result(int16_t v, const proto_write
 }
 
 static int enc_writable_txn_marker_topic_result(sm_writer_t *w, int16_t v, const proto_write_txn_markers_response_writable_txn_marker_topic_result_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     if (o->name.len < 0) return SM_ERR_RANGE;
     TRY(sm_wr_string(w, o->name, flex));
     if (o->partitions.n < 0) return SM_ERR_RANGE;
@@ -117,7 +117,7 @@ static void init_writable_txn_marker_result(proto_write_txn_markers_response_wri
 }
 
 static int dec_writable_txn_marker_result(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_txn_markers_response_writable_txn_marker_result_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     init_writable_txn_marker_result(o);
     /* ProducerId: int64, v0+ */
     TRY(sm_rd_i64(r, &o->producer_id));
@@ -134,7 +134,7 @@ static int dec_writable_txn_marker_result(sm_reader_t *r, sm_arena_t *a, int16_t
 }
 
 static size_t size_writable_txn_marker_result(int16_t v, const proto_write_txn_markers_response_writable_txn_marker_result_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     size_t n = 0;
     n += 8;
     n += sm_array_len_size(o->topics.n < 0 ? -1 : o->topics.n, flex);
@@ -147,7 +147,7 @@ static size_t size_writable_txn_marker_result(int16_t v, const proto_write_txn_m
 }
 
 static int enc_writable_txn_marker_result(sm_writer_t *w, int16_t v, const proto_write_txn_markers_response_writable_txn_marker_result_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     TRY(sm_wr_i64(w, o->producer_id));
     if (o->topics.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->topics.n < 0 ? -1 : o->topics.n, flex));
@@ -168,7 +168,7 @@ static void init_m(proto_write_txn_markers_response_t *o) {
 }
 
 static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_txn_markers_response_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     init_m(o);
     /* Markers: []WritableTxnMarkerResult, v0+ */
     TRY(sm_rd_array_len(r, flex, false, 10, &o->markers.n));
@@ -183,7 +183,7 @@ static int dec_m(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_txn_marke
 }
 
 static size_t size_m(int16_t v, const proto_write_txn_markers_response_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     size_t n = 0;
     n += sm_array_len_size(o->markers.n < 0 ? -1 : o->markers.n, flex);
     for (int32_t i = 0; i < o->markers.n; i++) n += size_writable_txn_marker_result(v, &o->markers.v[i]);
@@ -195,7 +195,7 @@ static size_t size_m(int16_t v, const proto_write_txn_markers_response_t *o) {
 }
 
 static int enc_m(sm_writer_t *w, int16_t v, const proto_write_txn_markers_response_t *o) {
-    const bool flex = v >= 1;
+    const bool flex = true;
     if (o->markers.n < 0) return SM_ERR_RANGE;
     TRY(sm_wr_array_len(w, o->markers.n < 0 ? -1 : o->markers.n, flex));
     for (int32_t i = 0; i < o->markers.n; i++)
@@ -212,14 +212,14 @@ static int enc_m(sm_writer_t *w, int16_t v, const proto_write_txn_markers_respon
 void proto_write_txn_markers_response_init(proto_write_txn_markers_response_t *m) { init_m(m); }
 
 int proto_write_txn_markers_response_decode(sm_reader_t *r, sm_arena_t *a, int16_t v, proto_write_txn_markers_response_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return dec_m(r, a, v, m);
 }
 
 size_t proto_write_txn_markers_response_size(int16_t v, const proto_write_txn_markers_response_t *m) { return size_m(v, m); }
 
 int proto_write_txn_markers_response_encode(sm_writer_t *w, int16_t v, const proto_write_txn_markers_response_t *m) {
-    if (v < 0 || v > 1) return SM_ERR_VERSION;
+    if (v < 1 || v > 2) return SM_ERR_VERSION;
     return enc_m(w, v, m);
 }
 

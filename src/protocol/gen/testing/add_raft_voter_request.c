@@ -13,6 +13,7 @@ static void init_m(proto_add_raft_voter_request_t *o) {
     memset(o, 0, sizeof(*o));
     o->cluster_id = (sm_str_t){"", 0};
     o->listeners.n = 0;
+    o->ack_when_committed = true;
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_m(int16_t v, bool null_ok, const proto_add_raft_voter_request_t *x, const proto_add_raft_voter_request_t *y) {
@@ -65,6 +66,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_add_raft_voter_r
             }
         }
     }
+    if (v >= 1) {
+        o->ack_when_committed = (bool)(pt_next(g) & 1);
+    }
 }
 
 static bool eq_m(int16_t v, const proto_add_raft_voter_request_t *x, const proto_add_raft_voter_request_t *y) {
@@ -86,6 +90,9 @@ static bool eq_m(int16_t v, const proto_add_raft_voter_request_t *x, const proto
         for (int32_t i = 0; i < x->listeners.n; i++) {
             if (!eq_listener(v, &x->listeners.v[i], &y->listeners.v[i])) return pt_fail("Listeners[]");
         }
+    }
+    if (v >= 1) {
+        if (memcmp(&x->ack_when_committed, &y->ack_when_committed, sizeof(x->ack_when_committed)) != 0) return pt_fail("AckWhenCommitted");
     }
     return true;
 }

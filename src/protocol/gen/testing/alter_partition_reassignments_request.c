@@ -15,6 +15,7 @@ static void init_reassignable_partition(proto_alter_partition_reassignments_requ
 static void init_m(proto_alter_partition_reassignments_request_t *o) {
     memset(o, 0, sizeof(*o));
     o->timeout_ms = 60000;
+    o->allow_replication_factor_change = true;
     o->topics.n = 0;
 }
 
@@ -61,6 +62,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_alter_partition_
     if (true) {
         o->timeout_ms = (int32_t)pt_next(g);
     }
+    if (v >= 1) {
+        o->allow_replication_factor_change = (bool)(pt_next(g) & 1);
+    }
     if (true) {
         if ((false) && pt_coin(g, 6)) {
             o->topics.n = -1;
@@ -78,6 +82,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_alter_partition_
 static bool eq_m(int16_t v, const proto_alter_partition_reassignments_request_t *x, const proto_alter_partition_reassignments_request_t *y) {
     if (true) {
         if (memcmp(&x->timeout_ms, &y->timeout_ms, sizeof(x->timeout_ms)) != 0) return pt_fail("TimeoutMs");
+    }
+    if (v >= 1) {
+        if (memcmp(&x->allow_replication_factor_change, &y->allow_replication_factor_change, sizeof(x->allow_replication_factor_change)) != 0) return pt_fail("AllowReplicationFactorChange");
     }
     if (true) {
         if ((x->topics.n < 0) != (y->topics.n < 0)) return pt_fail("Topics: null");

@@ -14,6 +14,7 @@ static void init_reassignable_partition_response(proto_alter_partition_reassignm
 
 static void init_m(proto_alter_partition_reassignments_response_t *o) {
     memset(o, 0, sizeof(*o));
+    o->allow_replication_factor_change = true;
     o->error_message = (sm_str_t){"", 0};
     o->responses.n = 0;
 }
@@ -61,6 +62,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_alter_partition_
     if (true) {
         o->throttle_time_ms = (int32_t)pt_next(g);
     }
+    if (v >= 1) {
+        o->allow_replication_factor_change = (bool)(pt_next(g) & 1);
+    }
     if (true) {
         o->error_code = (int16_t)pt_next(g);
     }
@@ -84,6 +88,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_alter_partition_
 static bool eq_m(int16_t v, const proto_alter_partition_reassignments_response_t *x, const proto_alter_partition_reassignments_response_t *y) {
     if (true) {
         if (memcmp(&x->throttle_time_ms, &y->throttle_time_ms, sizeof(x->throttle_time_ms)) != 0) return pt_fail("ThrottleTimeMs");
+    }
+    if (v >= 1) {
+        if (memcmp(&x->allow_replication_factor_change, &y->allow_replication_factor_change, sizeof(x->allow_replication_factor_change)) != 0) return pt_fail("AllowReplicationFactorChange");
     }
     if (true) {
         if (memcmp(&x->error_code, &y->error_code, sizeof(x->error_code)) != 0) return pt_fail("ErrorCode");

@@ -28,7 +28,6 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_m(int16_t v, bool null_ok, const pro
 
 static void init_topic_data(proto_alter_partition_response_topic_data_t *o) {
     memset(o, 0, sizeof(*o));
-    o->topic_name = (sm_str_t){"", 0};
     o->partitions.n = 0;
 }
 
@@ -96,10 +95,7 @@ static bool eq_m(int16_t v, const proto_alter_partition_response_t *x, const pro
 
 static void fill_topic_data(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_alter_partition_response_topic_data_t *o, int depth) {
     init_topic_data(o);
-    if (v <= 1) {
-        o->topic_name = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
-    }
-    if (v >= 2) {
+    if (true) {
         pt_uuid(g, &o->topic_id);
     }
     if (true) {
@@ -117,10 +113,7 @@ static void fill_topic_data(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_alter_p
 }
 
 static bool eq_topic_data(int16_t v, const proto_alter_partition_response_topic_data_t *x, const proto_alter_partition_response_topic_data_t *y) {
-    if (v <= 1) {
-        if (!sm_str_eq(x->topic_name, y->topic_name)) return pt_fail("TopicName");
-    }
-    if (v >= 2) {
+    if (true) {
         if (memcmp(x->topic_id.b, y->topic_id.b, 16) != 0) return pt_fail("TopicId");
     }
     if (true) {
@@ -158,7 +151,7 @@ static void fill_partition_data(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_alt
             }
         }
     }
-    if (v >= 1) {
+    if (true) {
         o->leader_recovery_state = (int8_t)pt_next(g);
     }
     if (true) {
@@ -186,7 +179,7 @@ static bool eq_partition_data(int16_t v, const proto_alter_partition_response_pa
             if (memcmp(&x->isr.v[i], &y->isr.v[i], sizeof(x->isr.v[i])) != 0) return pt_fail("Isr[]");
         }
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->leader_recovery_state, &y->leader_recovery_state, sizeof(x->leader_recovery_state)) != 0) return pt_fail("LeaderRecoveryState");
     }
     if (true) {

@@ -10,6 +10,8 @@ static void init_m(proto_api_versions_request_t *o) {
     memset(o, 0, sizeof(*o));
     o->client_software_name = (sm_str_t){"", 0};
     o->client_software_version = (sm_str_t){"", 0};
+    o->cluster_id = SM_STR_NULL;
+    o->node_id = -1;
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_m(int16_t v, bool null_ok, const proto_api_versions_request_t *x, const proto_api_versions_request_t *y) {
@@ -29,6 +31,12 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_api_versions_req
     if (v >= 3) {
         o->client_software_version = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
+    if (v >= 5) {
+        o->cluster_id = ((v >= 5) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    }
+    if (v >= 5) {
+        o->node_id = (int32_t)pt_next(g);
+    }
 }
 
 static bool eq_m(int16_t v, const proto_api_versions_request_t *x, const proto_api_versions_request_t *y) {
@@ -37,6 +45,12 @@ static bool eq_m(int16_t v, const proto_api_versions_request_t *x, const proto_a
     }
     if (v >= 3) {
         if (!sm_str_eq(x->client_software_version, y->client_software_version)) return pt_fail("ClientSoftwareVersion");
+    }
+    if (v >= 5) {
+        if (!sm_str_eq(x->cluster_id, y->cluster_id)) return pt_fail("ClusterId");
+    }
+    if (v >= 5) {
+        if (memcmp(&x->node_id, &y->node_id, sizeof(x->node_id)) != 0) return pt_fail("NodeId");
     }
     return true;
 }

@@ -9,6 +9,7 @@ static void init_m(proto_broker_registration_change_record_t *o);
 static void init_m(proto_broker_registration_change_record_t *o) {
     memset(o, 0, sizeof(*o));
     o->log_dirs.n = 0;
+    o->cordoned_log_dirs.n = -1;
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_m(int16_t v, bool null_ok, const proto_broker_registration_change_record_t *x, const proto_broker_registration_change_record_t *y) {
@@ -45,6 +46,17 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_broker_registrat
             }
         }
     }
+    if (v >= 3) {
+        if ((v >= 3) && pt_coin(g, 6)) {
+            o->cordoned_log_dirs.n = -1;
+        } else {
+            o->cordoned_log_dirs.n = (int32_t)pt_rand(g, 4);
+            o->cordoned_log_dirs.v = sm_arena_calloc(a, (size_t)o->cordoned_log_dirs.n + 1, sizeof(*o->cordoned_log_dirs.v));
+            for (int32_t i = 0; i < o->cordoned_log_dirs.n; i++) {
+                pt_uuid(g, &o->cordoned_log_dirs.v[i]);
+            }
+        }
+    }
 }
 
 static bool eq_m(int16_t v, const proto_broker_registration_change_record_t *x, const proto_broker_registration_change_record_t *y) {
@@ -65,6 +77,13 @@ static bool eq_m(int16_t v, const proto_broker_registration_change_record_t *x, 
         if (x->log_dirs.n >= 0 && x->log_dirs.n != y->log_dirs.n) return pt_fail("LogDirs: count");
         for (int32_t i = 0; i < x->log_dirs.n; i++) {
             if (memcmp(x->log_dirs.v[i].b, y->log_dirs.v[i].b, 16) != 0) return pt_fail("LogDirs[]");
+        }
+    }
+    if (v >= 3) {
+        if ((x->cordoned_log_dirs.n < 0) != (y->cordoned_log_dirs.n < 0)) return pt_fail("CordonedLogDirs: null");
+        if (x->cordoned_log_dirs.n >= 0 && x->cordoned_log_dirs.n != y->cordoned_log_dirs.n) return pt_fail("CordonedLogDirs: count");
+        for (int32_t i = 0; i < x->cordoned_log_dirs.n; i++) {
+            if (memcmp(x->cordoned_log_dirs.v[i].b, y->cordoned_log_dirs.v[i].b, 16) != 0) return pt_fail("CordonedLogDirs[]");
         }
     }
     return true;

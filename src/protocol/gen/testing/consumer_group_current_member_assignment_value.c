@@ -27,6 +27,7 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_m(int16_t v, bool null_ok, const pro
 static void init_topic_partitions(proto_consumer_group_current_member_assignment_value_topic_partitions_t *o) {
     memset(o, 0, sizeof(*o));
     o->partitions.n = 0;
+    o->assignment_epochs.n = 0;
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_topic_partitions(int16_t v, bool null_ok, const proto_consumer_group_current_member_assignment_value_topic_partitions_t *x, const proto_consumer_group_current_member_assignment_value_topic_partitions_t *y) {
@@ -118,6 +119,17 @@ static void fill_topic_partitions(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_c
             }
         }
     }
+    if (true) {
+        if ((true) && pt_coin(g, 6)) {
+            o->assignment_epochs.n = -1;
+        } else {
+            o->assignment_epochs.n = (int32_t)pt_rand(g, 4);
+            o->assignment_epochs.v = sm_arena_calloc(a, (size_t)o->assignment_epochs.n + 1, sizeof(*o->assignment_epochs.v));
+            for (int32_t i = 0; i < o->assignment_epochs.n; i++) {
+                o->assignment_epochs.v[i] = (int32_t)pt_next(g);
+            }
+        }
+    }
 }
 
 static bool eq_topic_partitions(int16_t v, const proto_consumer_group_current_member_assignment_value_topic_partitions_t *x, const proto_consumer_group_current_member_assignment_value_topic_partitions_t *y) {
@@ -129,6 +141,13 @@ static bool eq_topic_partitions(int16_t v, const proto_consumer_group_current_me
         if (x->partitions.n >= 0 && x->partitions.n != y->partitions.n) return pt_fail("Partitions: count");
         for (int32_t i = 0; i < x->partitions.n; i++) {
             if (memcmp(&x->partitions.v[i], &y->partitions.v[i], sizeof(x->partitions.v[i])) != 0) return pt_fail("Partitions[]");
+        }
+    }
+    if (true) {
+        if ((x->assignment_epochs.n < 0) != (y->assignment_epochs.n < 0)) return pt_fail("AssignmentEpochs: null");
+        if (x->assignment_epochs.n >= 0 && x->assignment_epochs.n != y->assignment_epochs.n) return pt_fail("AssignmentEpochs: count");
+        for (int32_t i = 0; i < x->assignment_epochs.n; i++) {
+            if (memcmp(&x->assignment_epochs.v[i], &y->assignment_epochs.v[i], sizeof(x->assignment_epochs.v[i])) != 0) return pt_fail("AssignmentEpochs[]");
         }
     }
     return true;

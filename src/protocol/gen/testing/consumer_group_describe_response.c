@@ -62,6 +62,7 @@ static void init_member(proto_consumer_group_describe_response_member_t *o) {
     o->subscribed_topic_regex = SM_STR_NULL;
     o->assignment = NULL;
     o->target_assignment = NULL;
+    o->member_type = -1;
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_member(int16_t v, bool null_ok, const proto_consumer_group_describe_response_member_t *x, const proto_consumer_group_describe_response_member_t *y) {
@@ -260,6 +261,9 @@ static void fill_member(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_consumer_gr
             fill_assignment(g, a, v, o->target_assignment, depth + 1);
         }
     }
+    if (v >= 1) {
+        o->member_type = (int8_t)pt_next(g);
+    }
 }
 
 static bool eq_member(int16_t v, const proto_consumer_group_describe_response_member_t *x, const proto_consumer_group_describe_response_member_t *y) {
@@ -296,6 +300,9 @@ static bool eq_member(int16_t v, const proto_consumer_group_describe_response_me
     }
     if (true) {
         if (!pt_struct_eq_assignment(v, (false) || false, x->target_assignment, y->target_assignment)) return pt_fail("TargetAssignment");
+    }
+    if (v >= 1) {
+        if (memcmp(&x->member_type, &y->member_type, sizeof(x->member_type)) != 0) return pt_fail("MemberType");
     }
     return true;
 }

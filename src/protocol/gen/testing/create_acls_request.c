@@ -75,7 +75,7 @@ static void fill_acl_creation(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_creat
     if (true) {
         o->resource_name = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
-    if (v >= 1) {
+    if (true) {
         o->resource_pattern_type = (int8_t)pt_next(g);
     }
     if (true) {
@@ -99,7 +99,7 @@ static bool eq_acl_creation(int16_t v, const proto_create_acls_request_acl_creat
     if (true) {
         if (!sm_str_eq(x->resource_name, y->resource_name)) return pt_fail("ResourceName");
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->resource_pattern_type, &y->resource_pattern_type, sizeof(x->resource_pattern_type)) != 0) return pt_fail("ResourcePatternType");
     }
     if (true) {

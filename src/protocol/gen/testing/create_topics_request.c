@@ -92,7 +92,7 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_create_topics_re
     if (true) {
         o->timeout_ms = (int32_t)pt_next(g);
     }
-    if (v >= 1) {
+    if (true) {
         o->validate_only = (bool)(pt_next(g) & 1);
     }
 }
@@ -108,7 +108,7 @@ static bool eq_m(int16_t v, const proto_create_topics_request_t *x, const proto_
     if (true) {
         if (memcmp(&x->timeout_ms, &y->timeout_ms, sizeof(x->timeout_ms)) != 0) return pt_fail("timeoutMs");
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->validate_only, &y->validate_only, sizeof(x->validate_only)) != 0) return pt_fail("validateOnly");
     }
     return true;

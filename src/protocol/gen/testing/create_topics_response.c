@@ -62,7 +62,7 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_creatable_topic_configs(int16_t v, b
 
 static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_create_topics_response_t *o, int depth) {
     init_m(o);
-    if (v >= 2) {
+    if (true) {
         o->throttle_time_ms = (int32_t)pt_next(g);
     }
     if (true) {
@@ -80,7 +80,7 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_create_topics_re
 }
 
 static bool eq_m(int16_t v, const proto_create_topics_response_t *x, const proto_create_topics_response_t *y) {
-    if (v >= 2) {
+    if (true) {
         if (memcmp(&x->throttle_time_ms, &y->throttle_time_ms, sizeof(x->throttle_time_ms)) != 0) return pt_fail("ThrottleTimeMs");
     }
     if (true) {
@@ -104,7 +104,7 @@ static void fill_creatable_topic_result(pt_rng_t *g, sm_arena_t *a, int16_t v, p
     if (true) {
         o->error_code = (int16_t)pt_next(g);
     }
-    if (v >= 1) {
+    if (true) {
         o->error_message = ((true) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
     if (v >= 5) {
@@ -140,7 +140,7 @@ static bool eq_creatable_topic_result(int16_t v, const proto_create_topics_respo
     if (true) {
         if (memcmp(&x->error_code, &y->error_code, sizeof(x->error_code)) != 0) return pt_fail("ErrorCode");
     }
-    if (v >= 1) {
+    if (true) {
         if (!sm_str_eq(x->error_message, y->error_message)) return pt_fail("ErrorMessage");
     }
     if (v >= 5) {

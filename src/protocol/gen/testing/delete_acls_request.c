@@ -75,7 +75,7 @@ static void fill_delete_acls_filter(pt_rng_t *g, sm_arena_t *a, int16_t v, proto
     if (true) {
         o->resource_name_filter = ((true) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
-    if (v >= 1) {
+    if (true) {
         o->pattern_type_filter = (int8_t)pt_next(g);
     }
     if (true) {
@@ -99,7 +99,7 @@ static bool eq_delete_acls_filter(int16_t v, const proto_delete_acls_request_del
     if (true) {
         if (!sm_str_eq(x->resource_name_filter, y->resource_name_filter)) return pt_fail("ResourceNameFilter");
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->pattern_type_filter, &y->pattern_type_filter, sizeof(x->pattern_type_filter)) != 0) return pt_fail("PatternTypeFilter");
     }
     if (true) {

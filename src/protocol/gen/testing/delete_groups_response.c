@@ -26,6 +26,7 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_m(int16_t v, bool null_ok, const pro
 static void init_deletable_group_result(proto_delete_groups_response_deletable_group_result_t *o) {
     memset(o, 0, sizeof(*o));
     o->group_id = (sm_str_t){"", 0};
+    o->error_message = SM_STR_NULL;
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_deletable_group_result(int16_t v, bool null_ok, const proto_delete_groups_response_deletable_group_result_t *x, const proto_delete_groups_response_deletable_group_result_t *y) {
@@ -78,6 +79,9 @@ static void fill_deletable_group_result(pt_rng_t *g, sm_arena_t *a, int16_t v, p
     if (true) {
         o->error_code = (int16_t)pt_next(g);
     }
+    if (v >= 3) {
+        o->error_message = ((v >= 3) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    }
 }
 
 static bool eq_deletable_group_result(int16_t v, const proto_delete_groups_response_deletable_group_result_t *x, const proto_delete_groups_response_deletable_group_result_t *y) {
@@ -86,6 +90,9 @@ static bool eq_deletable_group_result(int16_t v, const proto_delete_groups_respo
     }
     if (true) {
         if (memcmp(&x->error_code, &y->error_code, sizeof(x->error_code)) != 0) return pt_fail("ErrorCode");
+    }
+    if (v >= 3) {
+        if (!sm_str_eq(x->error_message, y->error_message)) return pt_fail("ErrorMessage");
     }
     return true;
 }

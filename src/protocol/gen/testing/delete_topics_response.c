@@ -40,7 +40,7 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_deletable_topic_result(int16_t v, bo
 
 static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_delete_topics_response_t *o, int depth) {
     init_m(o);
-    if (v >= 1) {
+    if (true) {
         o->throttle_time_ms = (int32_t)pt_next(g);
     }
     if (true) {
@@ -58,7 +58,7 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_delete_topics_re
 }
 
 static bool eq_m(int16_t v, const proto_delete_topics_response_t *x, const proto_delete_topics_response_t *y) {
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->throttle_time_ms, &y->throttle_time_ms, sizeof(x->throttle_time_ms)) != 0) return pt_fail("ThrottleTimeMs");
     }
     if (true) {

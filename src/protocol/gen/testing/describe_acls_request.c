@@ -31,7 +31,7 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_describe_acls_re
     if (true) {
         o->resource_name_filter = ((true) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
-    if (v >= 1) {
+    if (true) {
         o->pattern_type_filter = (int8_t)pt_next(g);
     }
     if (true) {
@@ -55,7 +55,7 @@ static bool eq_m(int16_t v, const proto_describe_acls_request_t *x, const proto_
     if (true) {
         if (!sm_str_eq(x->resource_name_filter, y->resource_name_filter)) return pt_fail("ResourceNameFilter");
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->pattern_type_filter, &y->pattern_type_filter, sizeof(x->pattern_type_filter)) != 0) return pt_fail("PatternTypeFilter");
     }
     if (true) {

@@ -111,7 +111,7 @@ static void fill_describe_acls_resource(pt_rng_t *g, sm_arena_t *a, int16_t v, p
     if (true) {
         o->resource_name = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
-    if (v >= 1) {
+    if (true) {
         o->pattern_type = (int8_t)pt_next(g);
     }
     if (true) {
@@ -135,7 +135,7 @@ static bool eq_describe_acls_resource(int16_t v, const proto_describe_acls_respo
     if (true) {
         if (!sm_str_eq(x->resource_name, y->resource_name)) return pt_fail("ResourceName");
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->pattern_type, &y->pattern_type, sizeof(x->pattern_type)) != 0) return pt_fail("PatternType");
     }
     if (true) {

@@ -28,6 +28,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_describe_cluster
     if (v >= 1) {
         o->endpoint_type = (int8_t)pt_next(g);
     }
+    if (v >= 2) {
+        o->include_fenced_brokers = (bool)(pt_next(g) & 1);
+    }
 }
 
 static bool eq_m(int16_t v, const proto_describe_cluster_request_t *x, const proto_describe_cluster_request_t *y) {
@@ -36,6 +39,9 @@ static bool eq_m(int16_t v, const proto_describe_cluster_request_t *x, const pro
     }
     if (v >= 1) {
         if (memcmp(&x->endpoint_type, &y->endpoint_type, sizeof(x->endpoint_type)) != 0) return pt_fail("EndpointType");
+    }
+    if (v >= 2) {
+        if (memcmp(&x->include_fenced_brokers, &y->include_fenced_brokers, sizeof(x->include_fenced_brokers)) != 0) return pt_fail("IncludeFencedBrokers");
     }
     return true;
 }

@@ -126,6 +126,9 @@ static void fill_describe_cluster_broker(pt_rng_t *g, sm_arena_t *a, int16_t v, 
     if (true) {
         o->rack = ((true) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
+    if (v >= 2) {
+        o->is_fenced = (bool)(pt_next(g) & 1);
+    }
 }
 
 static bool eq_describe_cluster_broker(int16_t v, const proto_describe_cluster_response_describe_cluster_broker_t *x, const proto_describe_cluster_response_describe_cluster_broker_t *y) {
@@ -140,6 +143,9 @@ static bool eq_describe_cluster_broker(int16_t v, const proto_describe_cluster_r
     }
     if (true) {
         if (!sm_str_eq(x->rack, y->rack)) return pt_fail("Rack");
+    }
+    if (v >= 2) {
+        if (memcmp(&x->is_fenced, &y->is_fenced, sizeof(x->is_fenced)) != 0) return pt_fail("IsFenced");
     }
     return true;
 }

@@ -52,7 +52,7 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_describe_configs
             }
         }
     }
-    if (v >= 1) {
+    if (true) {
         o->include_synonyms = (bool)(pt_next(g) & 1);
     }
     if (v >= 3) {
@@ -68,7 +68,7 @@ static bool eq_m(int16_t v, const proto_describe_configs_request_t *x, const pro
             if (!eq_describe_configs_resource(v, &x->resources.v[i], &y->resources.v[i])) return pt_fail("Resources[]");
         }
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->include_synonyms, &y->include_synonyms, sizeof(x->include_synonyms)) != 0) return pt_fail("IncludeSynonyms");
     }
     if (v >= 3) {

@@ -173,16 +173,13 @@ static void fill_describe_configs_resource_result(pt_rng_t *g, sm_arena_t *a, in
     if (true) {
         o->read_only = (bool)(pt_next(g) & 1);
     }
-    if (v <= 0) {
-        o->is_default = (bool)(pt_next(g) & 1);
-    }
-    if (v >= 1) {
+    if (true) {
         o->config_source = (int8_t)pt_next(g);
     }
     if (true) {
         o->is_sensitive = (bool)(pt_next(g) & 1);
     }
-    if (v >= 1) {
+    if (true) {
         if ((false) && pt_coin(g, 6)) {
             o->synonyms.n = -1;
         } else {
@@ -212,16 +209,13 @@ static bool eq_describe_configs_resource_result(int16_t v, const proto_describe_
     if (true) {
         if (memcmp(&x->read_only, &y->read_only, sizeof(x->read_only)) != 0) return pt_fail("ReadOnly");
     }
-    if (v <= 0) {
-        if (memcmp(&x->is_default, &y->is_default, sizeof(x->is_default)) != 0) return pt_fail("IsDefault");
-    }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->config_source, &y->config_source, sizeof(x->config_source)) != 0) return pt_fail("ConfigSource");
     }
     if (true) {
         if (memcmp(&x->is_sensitive, &y->is_sensitive, sizeof(x->is_sensitive)) != 0) return pt_fail("IsSensitive");
     }
-    if (v >= 1) {
+    if (true) {
         if ((x->synonyms.n < 0) != (y->synonyms.n < 0)) return pt_fail("Synonyms: null");
         if (x->synonyms.n >= 0 && x->synonyms.n != y->synonyms.n) return pt_fail("Synonyms: count");
         for (int32_t i = 0; i < x->synonyms.n; i++) {
@@ -239,25 +233,25 @@ static bool eq_describe_configs_resource_result(int16_t v, const proto_describe_
 
 static void fill_describe_configs_synonym(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_describe_configs_response_describe_configs_synonym_t *o, int depth) {
     init_describe_configs_synonym(o);
-    if (v >= 1) {
+    if (true) {
         o->name = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
-    if (v >= 1) {
+    if (true) {
         o->value = ((true) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
-    if (v >= 1) {
+    if (true) {
         o->source = (int8_t)pt_next(g);
     }
 }
 
 static bool eq_describe_configs_synonym(int16_t v, const proto_describe_configs_response_describe_configs_synonym_t *x, const proto_describe_configs_response_describe_configs_synonym_t *y) {
-    if (v >= 1) {
+    if (true) {
         if (!sm_str_eq(x->name, y->name)) return pt_fail("Name");
     }
-    if (v >= 1) {
+    if (true) {
         if (!sm_str_eq(x->value, y->value)) return pt_fail("Value");
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->source, &y->source, sizeof(x->source)) != 0) return pt_fail("Source");
     }
     return true;

@@ -28,6 +28,7 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_m(int16_t v, bool null_ok, const pro
 
 static void init_described_group(proto_describe_groups_response_described_group_t *o) {
     memset(o, 0, sizeof(*o));
+    o->error_message = SM_STR_NULL;
     o->group_id = (sm_str_t){"", 0};
     o->group_state = (sm_str_t){"", 0};
     o->protocol_type = (sm_str_t){"", 0};
@@ -102,6 +103,9 @@ static void fill_described_group(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_de
     if (true) {
         o->error_code = (int16_t)pt_next(g);
     }
+    if (v >= 6) {
+        o->error_message = ((v >= 6) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    }
     if (true) {
         o->group_id = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
@@ -134,6 +138,9 @@ static void fill_described_group(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_de
 static bool eq_described_group(int16_t v, const proto_describe_groups_response_described_group_t *x, const proto_describe_groups_response_described_group_t *y) {
     if (true) {
         if (memcmp(&x->error_code, &y->error_code, sizeof(x->error_code)) != 0) return pt_fail("ErrorCode");
+    }
+    if (v >= 6) {
+        if (!sm_str_eq(x->error_message, y->error_message)) return pt_fail("ErrorMessage");
     }
     if (true) {
         if (!sm_str_eq(x->group_id, y->group_id)) return pt_fail("GroupId");

@@ -139,6 +139,9 @@ static void fill_describe_log_dirs_result(pt_rng_t *g, sm_arena_t *a, int16_t v,
     if (v >= 4) {
         o->usable_bytes = (int64_t)pt_next(g);
     }
+    if (v >= 5) {
+        o->is_cordoned = (bool)(pt_next(g) & 1);
+    }
 }
 
 static bool eq_describe_log_dirs_result(int16_t v, const proto_describe_log_dirs_response_describe_log_dirs_result_t *x, const proto_describe_log_dirs_response_describe_log_dirs_result_t *y) {
@@ -160,6 +163,9 @@ static bool eq_describe_log_dirs_result(int16_t v, const proto_describe_log_dirs
     }
     if (v >= 4) {
         if (memcmp(&x->usable_bytes, &y->usable_bytes, sizeof(x->usable_bytes)) != 0) return pt_fail("UsableBytes");
+    }
+    if (v >= 5) {
+        if (memcmp(&x->is_cordoned, &y->is_cordoned, sizeof(x->is_cordoned)) != 0) return pt_fail("IsCordoned");
     }
     return true;
 }

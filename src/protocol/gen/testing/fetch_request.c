@@ -74,6 +74,7 @@ static void init_fetch_partition(proto_fetch_request_fetch_partition_t *o) {
     o->current_leader_epoch = -1;
     o->last_fetched_epoch = -1;
     o->log_start_offset = INT64_C(-1);
+    o->high_watermark = INT64_C(9223372036854775807);
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_fetch_partition(int16_t v, bool null_ok, const proto_fetch_request_fetch_partition_t *x, const proto_fetch_request_fetch_partition_t *y) {
@@ -122,10 +123,10 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_fetch_request_t 
     if (true) {
         o->min_bytes = (int32_t)pt_next(g);
     }
-    if (v >= 3) {
+    if (true) {
         o->max_bytes = (int32_t)pt_next(g);
     }
-    if (v >= 4) {
+    if (true) {
         o->isolation_level = (int8_t)pt_next(g);
     }
     if (v >= 7) {
@@ -179,10 +180,10 @@ static bool eq_m(int16_t v, const proto_fetch_request_t *x, const proto_fetch_re
     if (true) {
         if (memcmp(&x->min_bytes, &y->min_bytes, sizeof(x->min_bytes)) != 0) return pt_fail("MinBytes");
     }
-    if (v >= 3) {
+    if (true) {
         if (memcmp(&x->max_bytes, &y->max_bytes, sizeof(x->max_bytes)) != 0) return pt_fail("MaxBytes");
     }
-    if (v >= 4) {
+    if (true) {
         if (memcmp(&x->isolation_level, &y->isolation_level, sizeof(x->isolation_level)) != 0) return pt_fail("IsolationLevel");
     }
     if (v >= 7) {
@@ -293,6 +294,9 @@ static void fill_fetch_partition(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_fe
     if (v >= 17) {
         pt_uuid(g, &o->replica_directory_id);
     }
+    if (v >= 18) {
+        o->high_watermark = (int64_t)pt_next(g);
+    }
 }
 
 static bool eq_fetch_partition(int16_t v, const proto_fetch_request_fetch_partition_t *x, const proto_fetch_request_fetch_partition_t *y) {
@@ -316,6 +320,9 @@ static bool eq_fetch_partition(int16_t v, const proto_fetch_request_fetch_partit
     }
     if (v >= 17) {
         if (memcmp(x->replica_directory_id.b, y->replica_directory_id.b, 16) != 0) return pt_fail("ReplicaDirectoryId");
+    }
+    if (v >= 18) {
+        if (memcmp(&x->high_watermark, &y->high_watermark, sizeof(x->high_watermark)) != 0) return pt_fail("HighWatermark");
     }
     return true;
 }

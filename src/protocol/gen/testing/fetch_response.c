@@ -153,7 +153,7 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_node_endpoint(int16_t v, bool null_o
 
 static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_fetch_response_t *o, int depth) {
     init_m(o);
-    if (v >= 1) {
+    if (true) {
         o->throttle_time_ms = (int32_t)pt_next(g);
     }
     if (v >= 7) {
@@ -189,7 +189,7 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_fetch_response_t
 }
 
 static bool eq_m(int16_t v, const proto_fetch_response_t *x, const proto_fetch_response_t *y) {
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->throttle_time_ms, &y->throttle_time_ms, sizeof(x->throttle_time_ms)) != 0) return pt_fail("ThrottleTimeMs");
     }
     if (v >= 7) {
@@ -265,7 +265,7 @@ static void fill_partition_data(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_fet
     if (true) {
         o->high_watermark = (int64_t)pt_next(g);
     }
-    if (v >= 4) {
+    if (true) {
         o->last_stable_offset = (int64_t)pt_next(g);
     }
     if (v >= 5) {
@@ -295,8 +295,8 @@ static void fill_partition_data(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_fet
             fill_snapshot_id(g, a, v, o->snapshot_id, depth + 1);
         }
     }
-    if (v >= 4) {
-        if ((v >= 4) && pt_coin(g, 6)) {
+    if (true) {
+        if ((true) && pt_coin(g, 6)) {
             o->aborted_transactions.n = -1;
         } else {
             o->aborted_transactions.n = (int32_t)pt_rand(g, 4);
@@ -325,7 +325,7 @@ static bool eq_partition_data(int16_t v, const proto_fetch_response_partition_da
     if (true) {
         if (memcmp(&x->high_watermark, &y->high_watermark, sizeof(x->high_watermark)) != 0) return pt_fail("HighWatermark");
     }
-    if (v >= 4) {
+    if (true) {
         if (memcmp(&x->last_stable_offset, &y->last_stable_offset, sizeof(x->last_stable_offset)) != 0) return pt_fail("LastStableOffset");
     }
     if (v >= 5) {
@@ -340,7 +340,7 @@ static bool eq_partition_data(int16_t v, const proto_fetch_response_partition_da
     if (v >= 12) {
         if (!pt_struct_eq_snapshot_id(v, (false) || true, x->snapshot_id, y->snapshot_id)) return pt_fail("SnapshotId");
     }
-    if (v >= 4) {
+    if (true) {
         if ((x->aborted_transactions.n < 0) != (y->aborted_transactions.n < 0)) return pt_fail("AbortedTransactions: null");
         if (x->aborted_transactions.n >= 0 && x->aborted_transactions.n != y->aborted_transactions.n) return pt_fail("AbortedTransactions: count");
         for (int32_t i = 0; i < x->aborted_transactions.n; i++) {
@@ -418,19 +418,19 @@ static bool eq_snapshot_id(int16_t v, const proto_fetch_response_snapshot_id_t *
 
 static void fill_aborted_transaction(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_fetch_response_aborted_transaction_t *o, int depth) {
     init_aborted_transaction(o);
-    if (v >= 4) {
+    if (true) {
         o->producer_id = (int64_t)pt_next(g);
     }
-    if (v >= 4) {
+    if (true) {
         o->first_offset = (int64_t)pt_next(g);
     }
 }
 
 static bool eq_aborted_transaction(int16_t v, const proto_fetch_response_aborted_transaction_t *x, const proto_fetch_response_aborted_transaction_t *y) {
-    if (v >= 4) {
+    if (true) {
         if (memcmp(&x->producer_id, &y->producer_id, sizeof(x->producer_id)) != 0) return pt_fail("ProducerId");
     }
-    if (v >= 4) {
+    if (true) {
         if (memcmp(&x->first_offset, &y->first_offset, sizeof(x->first_offset)) != 0) return pt_fail("FirstOffset");
     }
     return true;

@@ -36,6 +36,12 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_init_producer_id
     if (v >= 3) {
         o->producer_epoch = (int16_t)pt_next(g);
     }
+    if (v >= 6) {
+        o->enable2_pc = (bool)(pt_next(g) & 1);
+    }
+    if (v >= 6) {
+        o->keep_prepared_txn = (bool)(pt_next(g) & 1);
+    }
 }
 
 static bool eq_m(int16_t v, const proto_init_producer_id_request_t *x, const proto_init_producer_id_request_t *y) {
@@ -50,6 +56,12 @@ static bool eq_m(int16_t v, const proto_init_producer_id_request_t *x, const pro
     }
     if (v >= 3) {
         if (memcmp(&x->producer_epoch, &y->producer_epoch, sizeof(x->producer_epoch)) != 0) return pt_fail("ProducerEpoch");
+    }
+    if (v >= 6) {
+        if (memcmp(&x->enable2_pc, &y->enable2_pc, sizeof(x->enable2_pc)) != 0) return pt_fail("Enable2Pc");
+    }
+    if (v >= 6) {
+        if (memcmp(&x->keep_prepared_txn, &y->keep_prepared_txn, sizeof(x->keep_prepared_txn)) != 0) return pt_fail("KeepPreparedTxn");
     }
     return true;
 }

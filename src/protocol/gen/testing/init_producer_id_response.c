@@ -9,6 +9,8 @@ static void init_m(proto_init_producer_id_response_t *o);
 static void init_m(proto_init_producer_id_response_t *o) {
     memset(o, 0, sizeof(*o));
     o->producer_id = INT64_C(-1);
+    o->ongoing_txn_producer_id = INT64_C(-1);
+    o->ongoing_txn_producer_epoch = -1;
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_m(int16_t v, bool null_ok, const proto_init_producer_id_response_t *x, const proto_init_producer_id_response_t *y) {
@@ -34,6 +36,12 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_init_producer_id
     if (true) {
         o->producer_epoch = (int16_t)pt_next(g);
     }
+    if (v >= 6) {
+        o->ongoing_txn_producer_id = (int64_t)pt_next(g);
+    }
+    if (v >= 6) {
+        o->ongoing_txn_producer_epoch = (int16_t)pt_next(g);
+    }
 }
 
 static bool eq_m(int16_t v, const proto_init_producer_id_response_t *x, const proto_init_producer_id_response_t *y) {
@@ -48,6 +56,12 @@ static bool eq_m(int16_t v, const proto_init_producer_id_response_t *x, const pr
     }
     if (true) {
         if (memcmp(&x->producer_epoch, &y->producer_epoch, sizeof(x->producer_epoch)) != 0) return pt_fail("ProducerEpoch");
+    }
+    if (v >= 6) {
+        if (memcmp(&x->ongoing_txn_producer_id, &y->ongoing_txn_producer_id, sizeof(x->ongoing_txn_producer_id)) != 0) return pt_fail("OngoingTxnProducerId");
+    }
+    if (v >= 6) {
+        if (memcmp(&x->ongoing_txn_producer_epoch, &y->ongoing_txn_producer_epoch, sizeof(x->ongoing_txn_producer_epoch)) != 0) return pt_fail("OngoingTxnProducerEpoch");
     }
     return true;
 }

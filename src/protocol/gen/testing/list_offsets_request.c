@@ -44,7 +44,6 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_list_offsets_topic(int16_t v, bool n
 static void init_list_offsets_partition(proto_list_offsets_request_list_offsets_partition_t *o) {
     memset(o, 0, sizeof(*o));
     o->current_leader_epoch = -1;
-    o->max_num_offsets = 1;
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_list_offsets_partition(int16_t v, bool null_ok, const proto_list_offsets_request_list_offsets_partition_t *x, const proto_list_offsets_request_list_offsets_partition_t *y) {
@@ -145,9 +144,6 @@ static void fill_list_offsets_partition(pt_rng_t *g, sm_arena_t *a, int16_t v, p
     if (true) {
         o->timestamp = (int64_t)pt_next(g);
     }
-    if (v <= 0) {
-        o->max_num_offsets = (int32_t)pt_next(g);
-    }
 }
 
 static bool eq_list_offsets_partition(int16_t v, const proto_list_offsets_request_list_offsets_partition_t *x, const proto_list_offsets_request_list_offsets_partition_t *y) {
@@ -159,9 +155,6 @@ static bool eq_list_offsets_partition(int16_t v, const proto_list_offsets_reques
     }
     if (true) {
         if (memcmp(&x->timestamp, &y->timestamp, sizeof(x->timestamp)) != 0) return pt_fail("Timestamp");
-    }
-    if (v <= 0) {
-        if (memcmp(&x->max_num_offsets, &y->max_num_offsets, sizeof(x->max_num_offsets)) != 0) return pt_fail("MaxNumOffsets");
     }
     return true;
 }

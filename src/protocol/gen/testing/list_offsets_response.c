@@ -43,7 +43,6 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_list_offsets_topic_response(int16_t 
 
 static void init_list_offsets_partition_response(proto_list_offsets_response_list_offsets_partition_response_t *o) {
     memset(o, 0, sizeof(*o));
-    o->old_style_offsets.n = 0;
     o->timestamp = INT64_C(-1);
     o->offset = INT64_C(-1);
     o->leader_epoch = -1;
@@ -132,21 +131,10 @@ static void fill_list_offsets_partition_response(pt_rng_t *g, sm_arena_t *a, int
     if (true) {
         o->error_code = (int16_t)pt_next(g);
     }
-    if (v <= 0) {
-        if ((false) && pt_coin(g, 6)) {
-            o->old_style_offsets.n = -1;
-        } else {
-            o->old_style_offsets.n = (int32_t)pt_rand(g, 4);
-            o->old_style_offsets.v = sm_arena_calloc(a, (size_t)o->old_style_offsets.n + 1, sizeof(*o->old_style_offsets.v));
-            for (int32_t i = 0; i < o->old_style_offsets.n; i++) {
-                o->old_style_offsets.v[i] = (int64_t)pt_next(g);
-            }
-        }
-    }
-    if (v >= 1) {
+    if (true) {
         o->timestamp = (int64_t)pt_next(g);
     }
-    if (v >= 1) {
+    if (true) {
         o->offset = (int64_t)pt_next(g);
     }
     if (v >= 4) {
@@ -161,17 +149,10 @@ static bool eq_list_offsets_partition_response(int16_t v, const proto_list_offse
     if (true) {
         if (memcmp(&x->error_code, &y->error_code, sizeof(x->error_code)) != 0) return pt_fail("ErrorCode");
     }
-    if (v <= 0) {
-        if ((x->old_style_offsets.n < 0) != (y->old_style_offsets.n < 0)) return pt_fail("OldStyleOffsets: null");
-        if (x->old_style_offsets.n >= 0 && x->old_style_offsets.n != y->old_style_offsets.n) return pt_fail("OldStyleOffsets: count");
-        for (int32_t i = 0; i < x->old_style_offsets.n; i++) {
-            if (memcmp(&x->old_style_offsets.v[i], &y->old_style_offsets.v[i], sizeof(x->old_style_offsets.v[i])) != 0) return pt_fail("OldStyleOffsets[]");
-        }
-    }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->timestamp, &y->timestamp, sizeof(x->timestamp)) != 0) return pt_fail("Timestamp");
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->offset, &y->offset, sizeof(x->offset)) != 0) return pt_fail("Offset");
     }
     if (v >= 4) {

@@ -11,6 +11,7 @@ static void init_m(proto_list_transactions_request_t *o) {
     o->state_filters.n = 0;
     o->producer_id_filters.n = 0;
     o->duration_filter = INT64_C(-1);
+    o->transactional_id_pattern = SM_STR_NULL;
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_m(int16_t v, bool null_ok, const proto_list_transactions_request_t *x, const proto_list_transactions_request_t *y) {
@@ -49,6 +50,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_list_transaction
     if (v >= 1) {
         o->duration_filter = (int64_t)pt_next(g);
     }
+    if (v >= 2) {
+        o->transactional_id_pattern = ((v >= 2) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    }
 }
 
 static bool eq_m(int16_t v, const proto_list_transactions_request_t *x, const proto_list_transactions_request_t *y) {
@@ -68,6 +72,9 @@ static bool eq_m(int16_t v, const proto_list_transactions_request_t *x, const pr
     }
     if (v >= 1) {
         if (memcmp(&x->duration_filter, &y->duration_filter, sizeof(x->duration_filter)) != 0) return pt_fail("DurationFilter");
+    }
+    if (v >= 2) {
+        if (!sm_str_eq(x->transactional_id_pattern, y->transactional_id_pattern)) return pt_fail("TransactionalIdPattern");
     }
     return true;
 }

@@ -119,6 +119,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_metadata_respons
     if (v >= 8 && v <= 10) {
         o->cluster_authorized_operations = (int32_t)pt_next(g);
     }
+    if (v >= 13) {
+        o->error_code = (int16_t)pt_next(g);
+    }
 }
 
 static bool eq_m(int16_t v, const proto_metadata_response_t *x, const proto_metadata_response_t *y) {
@@ -147,6 +150,9 @@ static bool eq_m(int16_t v, const proto_metadata_response_t *x, const proto_meta
     }
     if (v >= 8 && v <= 10) {
         if (memcmp(&x->cluster_authorized_operations, &y->cluster_authorized_operations, sizeof(x->cluster_authorized_operations)) != 0) return pt_fail("ClusterAuthorizedOperations");
+    }
+    if (v >= 13) {
+        if (memcmp(&x->error_code, &y->error_code, sizeof(x->error_code)) != 0) return pt_fail("ErrorCode");
     }
     return true;
 }

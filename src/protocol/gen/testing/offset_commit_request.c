@@ -49,7 +49,6 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_offset_commit_request_topic(int16_t 
 static void init_offset_commit_request_partition(proto_offset_commit_request_offset_commit_request_partition_t *o) {
     memset(o, 0, sizeof(*o));
     o->committed_leader_epoch = -1;
-    o->commit_timestamp = INT64_C(-1);
     o->committed_metadata = (sm_str_t){"", 0};
 }
 
@@ -67,16 +66,16 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_offset_commit_re
     if (true) {
         o->group_id = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
-    if (v >= 1) {
+    if (true) {
         o->generation_id_or_member_epoch = (int32_t)pt_next(g);
     }
-    if (v >= 1) {
+    if (true) {
         o->member_id = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
     if (v >= 7) {
         o->group_instance_id = ((v >= 7) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
-    if (v >= 2 && v <= 4) {
+    if (v <= 4) {
         o->retention_time_ms = (int64_t)pt_next(g);
     }
     if (true) {
@@ -97,16 +96,16 @@ static bool eq_m(int16_t v, const proto_offset_commit_request_t *x, const proto_
     if (true) {
         if (!sm_str_eq(x->group_id, y->group_id)) return pt_fail("GroupId");
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->generation_id_or_member_epoch, &y->generation_id_or_member_epoch, sizeof(x->generation_id_or_member_epoch)) != 0) return pt_fail("GenerationIdOrMemberEpoch");
     }
-    if (v >= 1) {
+    if (true) {
         if (!sm_str_eq(x->member_id, y->member_id)) return pt_fail("MemberId");
     }
     if (v >= 7) {
         if (!sm_str_eq(x->group_instance_id, y->group_instance_id)) return pt_fail("GroupInstanceId");
     }
-    if (v >= 2 && v <= 4) {
+    if (v <= 4) {
         if (memcmp(&x->retention_time_ms, &y->retention_time_ms, sizeof(x->retention_time_ms)) != 0) return pt_fail("RetentionTimeMs");
     }
     if (true) {
@@ -121,8 +120,11 @@ static bool eq_m(int16_t v, const proto_offset_commit_request_t *x, const proto_
 
 static void fill_offset_commit_request_topic(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_offset_commit_request_offset_commit_request_topic_t *o, int depth) {
     init_offset_commit_request_topic(o);
-    if (true) {
+    if (v <= 9) {
         o->name = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    }
+    if (v >= 10) {
+        pt_uuid(g, &o->topic_id);
     }
     if (true) {
         if ((false) && pt_coin(g, 6)) {
@@ -139,8 +141,11 @@ static void fill_offset_commit_request_topic(pt_rng_t *g, sm_arena_t *a, int16_t
 }
 
 static bool eq_offset_commit_request_topic(int16_t v, const proto_offset_commit_request_offset_commit_request_topic_t *x, const proto_offset_commit_request_offset_commit_request_topic_t *y) {
-    if (true) {
+    if (v <= 9) {
         if (!sm_str_eq(x->name, y->name)) return pt_fail("Name");
+    }
+    if (v >= 10) {
+        if (memcmp(x->topic_id.b, y->topic_id.b, 16) != 0) return pt_fail("TopicId");
     }
     if (true) {
         if ((x->partitions.n < 0) != (y->partitions.n < 0)) return pt_fail("Partitions: null");
@@ -163,9 +168,6 @@ static void fill_offset_commit_request_partition(pt_rng_t *g, sm_arena_t *a, int
     if (v >= 6) {
         o->committed_leader_epoch = (int32_t)pt_next(g);
     }
-    if (v >= 1 && v <= 1) {
-        o->commit_timestamp = (int64_t)pt_next(g);
-    }
     if (true) {
         o->committed_metadata = ((true) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
@@ -180,9 +182,6 @@ static bool eq_offset_commit_request_partition(int16_t v, const proto_offset_com
     }
     if (v >= 6) {
         if (memcmp(&x->committed_leader_epoch, &y->committed_leader_epoch, sizeof(x->committed_leader_epoch)) != 0) return pt_fail("CommittedLeaderEpoch");
-    }
-    if (v >= 1 && v <= 1) {
-        if (memcmp(&x->commit_timestamp, &y->commit_timestamp, sizeof(x->commit_timestamp)) != 0) return pt_fail("CommitTimestamp");
     }
     if (true) {
         if (!sm_str_eq(x->committed_metadata, y->committed_metadata)) return pt_fail("CommittedMetadata");

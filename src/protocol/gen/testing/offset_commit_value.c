@@ -39,6 +39,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_offset_commit_va
     if (v >= 1 && v <= 1) {
         o->expire_timestamp = (int64_t)pt_next(g);
     }
+    if (v >= 4) {
+        pt_uuid(g, &o->topic_id);
+    }
 }
 
 static bool eq_m(int16_t v, const proto_offset_commit_value_t *x, const proto_offset_commit_value_t *y) {
@@ -56,6 +59,9 @@ static bool eq_m(int16_t v, const proto_offset_commit_value_t *x, const proto_of
     }
     if (v >= 1 && v <= 1) {
         if (memcmp(&x->expire_timestamp, &y->expire_timestamp, sizeof(x->expire_timestamp)) != 0) return pt_fail("expireTimestamp");
+    }
+    if (v >= 4) {
+        if (memcmp(x->topic_id.b, y->topic_id.b, 16) != 0) return pt_fail("topicId");
     }
     return true;
 }

@@ -215,8 +215,11 @@ static bool eq_offset_fetch_request_group(int16_t v, const proto_offset_fetch_re
 
 static void fill_offset_fetch_request_topics(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_offset_fetch_request_offset_fetch_request_topics_t *o, int depth) {
     init_offset_fetch_request_topics(o);
-    if (v >= 8) {
+    if (v >= 8 && v <= 9) {
         o->name = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    }
+    if (v >= 10) {
+        pt_uuid(g, &o->topic_id);
     }
     if (v >= 8) {
         if ((false) && pt_coin(g, 6)) {
@@ -232,8 +235,11 @@ static void fill_offset_fetch_request_topics(pt_rng_t *g, sm_arena_t *a, int16_t
 }
 
 static bool eq_offset_fetch_request_topics(int16_t v, const proto_offset_fetch_request_offset_fetch_request_topics_t *x, const proto_offset_fetch_request_offset_fetch_request_topics_t *y) {
-    if (v >= 8) {
+    if (v >= 8 && v <= 9) {
         if (!sm_str_eq(x->name, y->name)) return pt_fail("Name");
+    }
+    if (v >= 10) {
+        if (memcmp(x->topic_id.b, y->topic_id.b, 16) != 0) return pt_fail("TopicId");
     }
     if (v >= 8) {
         if ((x->partition_indexes.n < 0) != (y->partition_indexes.n < 0)) return pt_fail("PartitionIndexes: null");

@@ -281,8 +281,11 @@ static bool eq_offset_fetch_response_group(int16_t v, const proto_offset_fetch_r
 
 static void fill_offset_fetch_response_topics(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_offset_fetch_response_offset_fetch_response_topics_t *o, int depth) {
     init_offset_fetch_response_topics(o);
-    if (v >= 8) {
+    if (v >= 8 && v <= 9) {
         o->name = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    }
+    if (v >= 10) {
+        pt_uuid(g, &o->topic_id);
     }
     if (v >= 8) {
         if ((false) && pt_coin(g, 6)) {
@@ -299,8 +302,11 @@ static void fill_offset_fetch_response_topics(pt_rng_t *g, sm_arena_t *a, int16_
 }
 
 static bool eq_offset_fetch_response_topics(int16_t v, const proto_offset_fetch_response_offset_fetch_response_topics_t *x, const proto_offset_fetch_response_offset_fetch_response_topics_t *y) {
-    if (v >= 8) {
+    if (v >= 8 && v <= 9) {
         if (!sm_str_eq(x->name, y->name)) return pt_fail("Name");
+    }
+    if (v >= 10) {
+        if (memcmp(x->topic_id.b, y->topic_id.b, 16) != 0) return pt_fail("TopicId");
     }
     if (v >= 8) {
         if ((x->partitions.n < 0) != (y->partitions.n < 0)) return pt_fail("Partitions: null");

@@ -127,7 +127,7 @@ static void fill_offset_for_leader_partition(pt_rng_t *g, sm_arena_t *a, int16_t
     if (true) {
         o->partition = (int32_t)pt_next(g);
     }
-    if (v >= 2) {
+    if (true) {
         o->current_leader_epoch = (int32_t)pt_next(g);
     }
     if (true) {
@@ -139,7 +139,7 @@ static bool eq_offset_for_leader_partition(int16_t v, const proto_offset_for_lea
     if (true) {
         if (memcmp(&x->partition, &y->partition, sizeof(x->partition)) != 0) return pt_fail("Partition");
     }
-    if (v >= 2) {
+    if (true) {
         if (memcmp(&x->current_leader_epoch, &y->current_leader_epoch, sizeof(x->current_leader_epoch)) != 0) return pt_fail("CurrentLeaderEpoch");
     }
     if (true) {

@@ -58,7 +58,7 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_epoch_end_offset(int16_t v, bool nul
 
 static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_offset_for_leader_epoch_response_t *o, int depth) {
     init_m(o);
-    if (v >= 2) {
+    if (true) {
         o->throttle_time_ms = (int32_t)pt_next(g);
     }
     if (true) {
@@ -76,7 +76,7 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_offset_for_leade
 }
 
 static bool eq_m(int16_t v, const proto_offset_for_leader_epoch_response_t *x, const proto_offset_for_leader_epoch_response_t *y) {
-    if (v >= 2) {
+    if (true) {
         if (memcmp(&x->throttle_time_ms, &y->throttle_time_ms, sizeof(x->throttle_time_ms)) != 0) return pt_fail("ThrottleTimeMs");
     }
     if (true) {
@@ -130,7 +130,7 @@ static void fill_epoch_end_offset(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_o
     if (true) {
         o->partition = (int32_t)pt_next(g);
     }
-    if (v >= 1) {
+    if (true) {
         o->leader_epoch = (int32_t)pt_next(g);
     }
     if (true) {
@@ -145,7 +145,7 @@ static bool eq_epoch_end_offset(int16_t v, const proto_offset_for_leader_epoch_r
     if (true) {
         if (memcmp(&x->partition, &y->partition, sizeof(x->partition)) != 0) return pt_fail("Partition");
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->leader_epoch, &y->leader_epoch, sizeof(x->leader_epoch)) != 0) return pt_fail("LeaderEpoch");
     }
     if (true) {

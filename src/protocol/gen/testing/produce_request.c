@@ -58,8 +58,8 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_partition_produce_data(int16_t v, bo
 
 static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_produce_request_t *o, int depth) {
     init_m(o);
-    if (v >= 3) {
-        o->transactional_id = ((v >= 3) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    if (true) {
+        o->transactional_id = ((true) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
     if (true) {
         o->acks = (int16_t)pt_next(g);
@@ -82,7 +82,7 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_produce_request_
 }
 
 static bool eq_m(int16_t v, const proto_produce_request_t *x, const proto_produce_request_t *y) {
-    if (v >= 3) {
+    if (true) {
         if (!sm_str_eq(x->transactional_id, y->transactional_id)) return pt_fail("TransactionalId");
     }
     if (true) {
@@ -103,8 +103,11 @@ static bool eq_m(int16_t v, const proto_produce_request_t *x, const proto_produc
 
 static void fill_topic_produce_data(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_produce_request_topic_produce_data_t *o, int depth) {
     init_topic_produce_data(o);
-    if (true) {
+    if (v <= 12) {
         o->name = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    }
+    if (v >= 13) {
+        pt_uuid(g, &o->topic_id);
     }
     if (true) {
         if ((false) && pt_coin(g, 6)) {
@@ -121,8 +124,11 @@ static void fill_topic_produce_data(pt_rng_t *g, sm_arena_t *a, int16_t v, proto
 }
 
 static bool eq_topic_produce_data(int16_t v, const proto_produce_request_topic_produce_data_t *x, const proto_produce_request_topic_produce_data_t *y) {
-    if (true) {
+    if (v <= 12) {
         if (!sm_str_eq(x->name, y->name)) return pt_fail("Name");
+    }
+    if (v >= 13) {
+        if (memcmp(x->topic_id.b, y->topic_id.b, 16) != 0) return pt_fail("TopicId");
     }
     if (true) {
         if ((x->partition_data.n < 0) != (y->partition_data.n < 0)) return pt_fail("PartitionData: null");

@@ -127,7 +127,7 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_produce_response
             }
         }
     }
-    if (v >= 1) {
+    if (true) {
         o->throttle_time_ms = (int32_t)pt_next(g);
     }
     if (v >= 10) {
@@ -152,7 +152,7 @@ static bool eq_m(int16_t v, const proto_produce_response_t *x, const proto_produ
             if (!eq_topic_produce_response(v, &x->responses.v[i], &y->responses.v[i])) return pt_fail("Responses[]");
         }
     }
-    if (v >= 1) {
+    if (true) {
         if (memcmp(&x->throttle_time_ms, &y->throttle_time_ms, sizeof(x->throttle_time_ms)) != 0) return pt_fail("ThrottleTimeMs");
     }
     if (v >= 10) {
@@ -167,8 +167,11 @@ static bool eq_m(int16_t v, const proto_produce_response_t *x, const proto_produ
 
 static void fill_topic_produce_response(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_produce_response_topic_produce_response_t *o, int depth) {
     init_topic_produce_response(o);
-    if (true) {
+    if (v <= 12) {
         o->name = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    }
+    if (v >= 13) {
+        pt_uuid(g, &o->topic_id);
     }
     if (true) {
         if ((false) && pt_coin(g, 6)) {
@@ -185,8 +188,11 @@ static void fill_topic_produce_response(pt_rng_t *g, sm_arena_t *a, int16_t v, p
 }
 
 static bool eq_topic_produce_response(int16_t v, const proto_produce_response_topic_produce_response_t *x, const proto_produce_response_topic_produce_response_t *y) {
-    if (true) {
+    if (v <= 12) {
         if (!sm_str_eq(x->name, y->name)) return pt_fail("Name");
+    }
+    if (v >= 13) {
+        if (memcmp(x->topic_id.b, y->topic_id.b, 16) != 0) return pt_fail("TopicId");
     }
     if (true) {
         if ((x->partition_responses.n < 0) != (y->partition_responses.n < 0)) return pt_fail("PartitionResponses: null");
@@ -209,7 +215,7 @@ static void fill_partition_produce_response(pt_rng_t *g, sm_arena_t *a, int16_t 
     if (true) {
         o->base_offset = (int64_t)pt_next(g);
     }
-    if (v >= 2) {
+    if (true) {
         o->log_append_time_ms = (int64_t)pt_next(g);
     }
     if (v >= 5) {
@@ -250,7 +256,7 @@ static bool eq_partition_produce_response(int16_t v, const proto_produce_respons
     if (true) {
         if (memcmp(&x->base_offset, &y->base_offset, sizeof(x->base_offset)) != 0) return pt_fail("BaseOffset");
     }
-    if (v >= 2) {
+    if (true) {
         if (memcmp(&x->log_append_time_ms, &y->log_append_time_ms, sizeof(x->log_append_time_ms)) != 0) return pt_fail("LogAppendTimeMs");
     }
     if (v >= 5) {

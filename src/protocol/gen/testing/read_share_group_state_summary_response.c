@@ -43,6 +43,7 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_read_state_summary_result(int16_t v,
 static void init_partition_result(proto_read_share_group_state_summary_response_partition_result_t *o) {
     memset(o, 0, sizeof(*o));
     o->error_message = SM_STR_NULL;
+    o->delivery_complete_count = -1;
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_partition_result(int16_t v, bool null_ok, const proto_read_share_group_state_summary_response_partition_result_t *x, const proto_read_share_group_state_summary_response_partition_result_t *y) {
@@ -129,7 +130,13 @@ static void fill_partition_result(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_r
         o->state_epoch = (int32_t)pt_next(g);
     }
     if (true) {
+        o->leader_epoch = (int32_t)pt_next(g);
+    }
+    if (true) {
         o->start_offset = (int64_t)pt_next(g);
+    }
+    if (v >= 1) {
+        o->delivery_complete_count = (int32_t)pt_next(g);
     }
 }
 
@@ -147,7 +154,13 @@ static bool eq_partition_result(int16_t v, const proto_read_share_group_state_su
         if (memcmp(&x->state_epoch, &y->state_epoch, sizeof(x->state_epoch)) != 0) return pt_fail("StateEpoch");
     }
     if (true) {
+        if (memcmp(&x->leader_epoch, &y->leader_epoch, sizeof(x->leader_epoch)) != 0) return pt_fail("LeaderEpoch");
+    }
+    if (true) {
         if (memcmp(&x->start_offset, &y->start_offset, sizeof(x->start_offset)) != 0) return pt_fail("StartOffset");
+    }
+    if (v >= 1) {
+        if (memcmp(&x->delivery_complete_count, &y->delivery_complete_count, sizeof(x->delivery_complete_count)) != 0) return pt_fail("DeliveryCompleteCount");
     }
     return true;
 }

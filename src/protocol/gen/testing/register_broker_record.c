@@ -19,6 +19,7 @@ static void init_m(proto_register_broker_record_t *o) {
     o->rack = (sm_str_t){"", 0};
     o->fenced = true;
     o->log_dirs.n = 0;
+    o->cordoned_log_dirs.n = -1;
 }
 
 PROTO_MAYBE_UNUSED static bool pt_struct_eq_m(int16_t v, bool null_ok, const proto_register_broker_record_t *x, const proto_register_broker_record_t *y) {
@@ -117,6 +118,17 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_register_broker_
             }
         }
     }
+    if (v >= 4) {
+        if ((v >= 4) && pt_coin(g, 6)) {
+            o->cordoned_log_dirs.n = -1;
+        } else {
+            o->cordoned_log_dirs.n = (int32_t)pt_rand(g, 4);
+            o->cordoned_log_dirs.v = sm_arena_calloc(a, (size_t)o->cordoned_log_dirs.n + 1, sizeof(*o->cordoned_log_dirs.v));
+            for (int32_t i = 0; i < o->cordoned_log_dirs.n; i++) {
+                pt_uuid(g, &o->cordoned_log_dirs.v[i]);
+            }
+        }
+    }
 }
 
 static bool eq_m(int16_t v, const proto_register_broker_record_t *x, const proto_register_broker_record_t *y) {
@@ -160,6 +172,13 @@ static bool eq_m(int16_t v, const proto_register_broker_record_t *x, const proto
         if (x->log_dirs.n >= 0 && x->log_dirs.n != y->log_dirs.n) return pt_fail("LogDirs: count");
         for (int32_t i = 0; i < x->log_dirs.n; i++) {
             if (memcmp(x->log_dirs.v[i].b, y->log_dirs.v[i].b, 16) != 0) return pt_fail("LogDirs[]");
+        }
+    }
+    if (v >= 4) {
+        if ((x->cordoned_log_dirs.n < 0) != (y->cordoned_log_dirs.n < 0)) return pt_fail("CordonedLogDirs: null");
+        if (x->cordoned_log_dirs.n >= 0 && x->cordoned_log_dirs.n != y->cordoned_log_dirs.n) return pt_fail("CordonedLogDirs: count");
+        for (int32_t i = 0; i < x->cordoned_log_dirs.n; i++) {
+            if (memcmp(x->cordoned_log_dirs.v[i].b, y->cordoned_log_dirs.v[i].b, 16) != 0) return pt_fail("CordonedLogDirs[]");
         }
     }
     return true;

@@ -31,8 +31,8 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_request_header_t
     if (true) {
         o->correlation_id = (int32_t)pt_next(g);
     }
-    if (v >= 1) {
-        o->client_id = ((v >= 1) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    if (true) {
+        o->client_id = ((true) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
 }
 
@@ -46,7 +46,7 @@ static bool eq_m(int16_t v, const proto_request_header_t *x, const proto_request
     if (true) {
         if (memcmp(&x->correlation_id, &y->correlation_id, sizeof(x->correlation_id)) != 0) return pt_fail("CorrelationId");
     }
-    if (v >= 1) {
+    if (true) {
         if (!sm_str_eq(x->client_id, y->client_id)) return pt_fail("ClientId");
     }
     return true;

@@ -84,6 +84,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_share_acknowledg
     if (true) {
         o->share_session_epoch = (int32_t)pt_next(g);
     }
+    if (v >= 2) {
+        o->is_renew_ack = (bool)(pt_next(g) & 1);
+    }
     if (true) {
         if ((false) && pt_coin(g, 6)) {
             o->topics.n = -1;
@@ -107,6 +110,9 @@ static bool eq_m(int16_t v, const proto_share_acknowledge_request_t *x, const pr
     }
     if (true) {
         if (memcmp(&x->share_session_epoch, &y->share_session_epoch, sizeof(x->share_session_epoch)) != 0) return pt_fail("ShareSessionEpoch");
+    }
+    if (v >= 2) {
+        if (memcmp(&x->is_renew_ack, &y->is_renew_ack, sizeof(x->is_renew_ack)) != 0) return pt_fail("IsRenewAck");
     }
     if (true) {
         if ((x->topics.n < 0) != (y->topics.n < 0)) return pt_fail("Topics: null");

@@ -102,6 +102,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_share_acknowledg
     if (true) {
         o->error_message = ((true) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
     }
+    if (v >= 2) {
+        o->acquisition_lock_timeout_ms = (int32_t)pt_next(g);
+    }
     if (true) {
         if ((false) && pt_coin(g, 6)) {
             o->responses.n = -1;
@@ -137,6 +140,9 @@ static bool eq_m(int16_t v, const proto_share_acknowledge_response_t *x, const p
     }
     if (true) {
         if (!sm_str_eq(x->error_message, y->error_message)) return pt_fail("ErrorMessage");
+    }
+    if (v >= 2) {
+        if (memcmp(&x->acquisition_lock_timeout_ms, &y->acquisition_lock_timeout_ms, sizeof(x->acquisition_lock_timeout_ms)) != 0) return pt_fail("AcquisitionLockTimeoutMs");
     }
     if (true) {
         if ((x->responses.n < 0) != (y->responses.n < 0)) return pt_fail("Responses: null");

@@ -113,6 +113,18 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_share_fetch_requ
         o->max_bytes = (int32_t)pt_next(g);
     }
     if (true) {
+        o->max_records = (int32_t)pt_next(g);
+    }
+    if (true) {
+        o->batch_size = (int32_t)pt_next(g);
+    }
+    if (v >= 2) {
+        o->share_acquire_mode = (int8_t)pt_next(g);
+    }
+    if (v >= 2) {
+        o->is_renew_ack = (bool)(pt_next(g) & 1);
+    }
+    if (true) {
         if ((false) && pt_coin(g, 6)) {
             o->topics.n = -1;
         } else {
@@ -156,6 +168,18 @@ static bool eq_m(int16_t v, const proto_share_fetch_request_t *x, const proto_sh
     }
     if (true) {
         if (memcmp(&x->max_bytes, &y->max_bytes, sizeof(x->max_bytes)) != 0) return pt_fail("MaxBytes");
+    }
+    if (true) {
+        if (memcmp(&x->max_records, &y->max_records, sizeof(x->max_records)) != 0) return pt_fail("MaxRecords");
+    }
+    if (true) {
+        if (memcmp(&x->batch_size, &y->batch_size, sizeof(x->batch_size)) != 0) return pt_fail("BatchSize");
+    }
+    if (v >= 2) {
+        if (memcmp(&x->share_acquire_mode, &y->share_acquire_mode, sizeof(x->share_acquire_mode)) != 0) return pt_fail("ShareAcquireMode");
+    }
+    if (v >= 2) {
+        if (memcmp(&x->is_renew_ack, &y->is_renew_ack, sizeof(x->is_renew_ack)) != 0) return pt_fail("IsRenewAck");
     }
     if (true) {
         if ((x->topics.n < 0) != (y->topics.n < 0)) return pt_fail("Topics: null");
@@ -213,9 +237,6 @@ static void fill_fetch_partition(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_sh
         o->partition_index = (int32_t)pt_next(g);
     }
     if (true) {
-        o->partition_max_bytes = (int32_t)pt_next(g);
-    }
-    if (true) {
         if ((false) && pt_coin(g, 6)) {
             o->acknowledgement_batches.n = -1;
         } else {
@@ -232,9 +253,6 @@ static void fill_fetch_partition(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_sh
 static bool eq_fetch_partition(int16_t v, const proto_share_fetch_request_fetch_partition_t *x, const proto_share_fetch_request_fetch_partition_t *y) {
     if (true) {
         if (memcmp(&x->partition_index, &y->partition_index, sizeof(x->partition_index)) != 0) return pt_fail("PartitionIndex");
-    }
-    if (true) {
-        if (memcmp(&x->partition_max_bytes, &y->partition_max_bytes, sizeof(x->partition_max_bytes)) != 0) return pt_fail("PartitionMaxBytes");
     }
     if (true) {
         if ((x->acknowledgement_batches.n < 0) != (y->acknowledgement_batches.n < 0)) return pt_fail("AcknowledgementBatches: null");

@@ -24,11 +24,17 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_share_group_meta
     if (true) {
         o->epoch = (int32_t)pt_next(g);
     }
+    if (true) {
+        o->metadata_hash = (int64_t)pt_next(g);
+    }
 }
 
 static bool eq_m(int16_t v, const proto_share_group_metadata_value_t *x, const proto_share_group_metadata_value_t *y) {
     if (true) {
         if (memcmp(&x->epoch, &y->epoch, sizeof(x->epoch)) != 0) return pt_fail("Epoch");
+    }
+    if (true) {
+        if (memcmp(&x->metadata_hash, &y->metadata_hash, sizeof(x->metadata_hash)) != 0) return pt_fail("MetadataHash");
     }
     return true;
 }

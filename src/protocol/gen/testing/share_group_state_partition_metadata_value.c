@@ -14,6 +14,7 @@ static void init_topic_info(proto_share_group_state_partition_metadata_value_top
 
 static void init_m(proto_share_group_state_partition_metadata_value_t *o) {
     memset(o, 0, sizeof(*o));
+    o->initializing_topics.n = 0;
     o->initialized_topics.n = 0;
     o->deleting_topics.n = 0;
 }
@@ -60,6 +61,18 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_share_group_stat
     init_m(o);
     if (true) {
         if ((false) && pt_coin(g, 6)) {
+            o->initializing_topics.n = -1;
+        } else {
+            o->initializing_topics.n = (int32_t)pt_rand(g, 4);
+            o->initializing_topics.v = sm_arena_calloc(a, (size_t)o->initializing_topics.n + 1, sizeof(*o->initializing_topics.v));
+            for (int32_t i = 0; i < o->initializing_topics.n; i++) {
+                if (depth < 4) fill_topic_partitions_info(g, a, v, &o->initializing_topics.v[i], depth + 1);
+                else init_topic_partitions_info(&o->initializing_topics.v[i]);
+            }
+        }
+    }
+    if (true) {
+        if ((false) && pt_coin(g, 6)) {
             o->initialized_topics.n = -1;
         } else {
             o->initialized_topics.n = (int32_t)pt_rand(g, 4);
@@ -85,6 +98,13 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_share_group_stat
 }
 
 static bool eq_m(int16_t v, const proto_share_group_state_partition_metadata_value_t *x, const proto_share_group_state_partition_metadata_value_t *y) {
+    if (true) {
+        if ((x->initializing_topics.n < 0) != (y->initializing_topics.n < 0)) return pt_fail("InitializingTopics: null");
+        if (x->initializing_topics.n >= 0 && x->initializing_topics.n != y->initializing_topics.n) return pt_fail("InitializingTopics: count");
+        for (int32_t i = 0; i < x->initializing_topics.n; i++) {
+            if (!eq_topic_partitions_info(v, &x->initializing_topics.v[i], &y->initializing_topics.v[i])) return pt_fail("InitializingTopics[]");
+        }
+    }
     if (true) {
         if ((x->initialized_topics.n < 0) != (y->initialized_topics.n < 0)) return pt_fail("InitializedTopics: null");
         if (x->initialized_topics.n >= 0 && x->initialized_topics.n != y->initialized_topics.n) return pt_fail("InitializedTopics: count");

@@ -24,11 +24,17 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_share_group_targ
     if (true) {
         o->assignment_epoch = (int32_t)pt_next(g);
     }
+    if (true) {
+        o->assignment_timestamp = (int64_t)pt_next(g);
+    }
 }
 
 static bool eq_m(int16_t v, const proto_share_group_target_assignment_metadata_value_t *x, const proto_share_group_target_assignment_metadata_value_t *y) {
     if (true) {
         if (memcmp(&x->assignment_epoch, &y->assignment_epoch, sizeof(x->assignment_epoch)) != 0) return pt_fail("AssignmentEpoch");
+    }
+    if (true) {
+        if (memcmp(&x->assignment_timestamp, &y->assignment_timestamp, sizeof(x->assignment_timestamp)) != 0) return pt_fail("AssignmentTimestamp");
     }
     return true;
 }

@@ -11,6 +11,7 @@ static void init_state_batch(proto_share_snapshot_value_state_batch_t *o);
 
 static void init_m(proto_share_snapshot_value_t *o) {
     memset(o, 0, sizeof(*o));
+    o->delivery_complete_count = -1;
     o->state_batches.n = 0;
 }
 
@@ -39,7 +40,7 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_state_batch(int16_t v, bool null_ok,
 static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_share_snapshot_value_t *o, int depth) {
     init_m(o);
     if (true) {
-        o->snapshot_epoch = (uint16_t)pt_next(g);
+        o->snapshot_epoch = (int32_t)pt_next(g);
     }
     if (true) {
         o->state_epoch = (int32_t)pt_next(g);
@@ -49,6 +50,15 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_share_snapshot_v
     }
     if (true) {
         o->start_offset = (int64_t)pt_next(g);
+    }
+    if (true) {
+        o->delivery_complete_count = (int32_t)pt_next(g);
+    }
+    if (true) {
+        o->create_timestamp = (int64_t)pt_next(g);
+    }
+    if (true) {
+        o->write_timestamp = (int64_t)pt_next(g);
     }
     if (true) {
         if ((false) && pt_coin(g, 6)) {
@@ -76,6 +86,15 @@ static bool eq_m(int16_t v, const proto_share_snapshot_value_t *x, const proto_s
     }
     if (true) {
         if (memcmp(&x->start_offset, &y->start_offset, sizeof(x->start_offset)) != 0) return pt_fail("StartOffset");
+    }
+    if (true) {
+        if (memcmp(&x->delivery_complete_count, &y->delivery_complete_count, sizeof(x->delivery_complete_count)) != 0) return pt_fail("DeliveryCompleteCount");
+    }
+    if (true) {
+        if (memcmp(&x->create_timestamp, &y->create_timestamp, sizeof(x->create_timestamp)) != 0) return pt_fail("CreateTimestamp");
+    }
+    if (true) {
+        if (memcmp(&x->write_timestamp, &y->write_timestamp, sizeof(x->write_timestamp)) != 0) return pt_fail("WriteTimestamp");
     }
     if (true) {
         if ((x->state_batches.n < 0) != (y->state_batches.n < 0)) return pt_fail("StateBatches: null");

@@ -11,6 +11,7 @@ static void init_state_batch(proto_share_update_value_state_batch_t *o);
 
 static void init_m(proto_share_update_value_t *o) {
     memset(o, 0, sizeof(*o));
+    o->delivery_complete_count = -1;
     o->state_batches.n = 0;
 }
 
@@ -39,13 +40,16 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_state_batch(int16_t v, bool null_ok,
 static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_share_update_value_t *o, int depth) {
     init_m(o);
     if (true) {
-        o->snapshot_epoch = (uint16_t)pt_next(g);
+        o->snapshot_epoch = (int32_t)pt_next(g);
     }
     if (true) {
         o->leader_epoch = (int32_t)pt_next(g);
     }
     if (true) {
         o->start_offset = (int64_t)pt_next(g);
+    }
+    if (true) {
+        o->delivery_complete_count = (int32_t)pt_next(g);
     }
     if (true) {
         if ((false) && pt_coin(g, 6)) {
@@ -70,6 +74,9 @@ static bool eq_m(int16_t v, const proto_share_update_value_t *x, const proto_sha
     }
     if (true) {
         if (memcmp(&x->start_offset, &y->start_offset, sizeof(x->start_offset)) != 0) return pt_fail("StartOffset");
+    }
+    if (true) {
+        if (memcmp(&x->delivery_complete_count, &y->delivery_complete_count, sizeof(x->delivery_complete_count)) != 0) return pt_fail("DeliveryCompleteCount");
     }
     if (true) {
         if ((x->state_batches.n < 0) != (y->state_batches.n < 0)) return pt_fail("StateBatches: null");

@@ -3,6 +3,8 @@
 
 void proto_abort_transaction_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_abort_transaction_record_eq(int16_t v, const void *x, const void *y);
+void proto_aborted_txn_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_aborted_txn_eq(int16_t v, const void *x, const void *y);
 void proto_access_control_entry_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_access_control_entry_record_eq(int16_t v, const void *x, const void *y);
 void proto_add_offsets_to_txn_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -41,6 +43,10 @@ void proto_alter_replica_log_dirs_request_fill(pt_rng_t *g, sm_arena_t *a, int16
 bool proto_alter_replica_log_dirs_request_eq(int16_t v, const void *x, const void *y);
 void proto_alter_replica_log_dirs_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_alter_replica_log_dirs_response_eq(int16_t v, const void *x, const void *y);
+void proto_alter_share_group_offsets_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_alter_share_group_offsets_request_eq(int16_t v, const void *x, const void *y);
+void proto_alter_share_group_offsets_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_alter_share_group_offsets_response_eq(int16_t v, const void *x, const void *y);
 void proto_alter_user_scram_credentials_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_alter_user_scram_credentials_request_eq(int16_t v, const void *x, const void *y);
 void proto_alter_user_scram_credentials_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -69,6 +75,8 @@ void proto_broker_registration_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t 
 bool proto_broker_registration_request_eq(int16_t v, const void *x, const void *y);
 void proto_broker_registration_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_broker_registration_response_eq(int16_t v, const void *x, const void *y);
+void proto_clear_elr_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_clear_elr_record_eq(int16_t v, const void *x, const void *y);
 void proto_client_quota_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_client_quota_record_eq(int16_t v, const void *x, const void *y);
 void proto_config_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -97,6 +105,10 @@ void proto_consumer_group_partition_metadata_key_fill(pt_rng_t *g, sm_arena_t *a
 bool proto_consumer_group_partition_metadata_key_eq(int16_t v, const void *x, const void *y);
 void proto_consumer_group_partition_metadata_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_consumer_group_partition_metadata_value_eq(int16_t v, const void *x, const void *y);
+void proto_consumer_group_regular_expression_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_consumer_group_regular_expression_key_eq(int16_t v, const void *x, const void *y);
+void proto_consumer_group_regular_expression_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_consumer_group_regular_expression_value_eq(int16_t v, const void *x, const void *y);
 void proto_consumer_group_target_assignment_member_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_consumer_group_target_assignment_member_key_eq(int16_t v, const void *x, const void *y);
 void proto_consumer_group_target_assignment_member_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -109,10 +121,8 @@ void proto_consumer_protocol_assignment_fill(pt_rng_t *g, sm_arena_t *a, int16_t
 bool proto_consumer_protocol_assignment_eq(int16_t v, const void *x, const void *y);
 void proto_consumer_protocol_subscription_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_consumer_protocol_subscription_eq(int16_t v, const void *x, const void *y);
-void proto_controlled_shutdown_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_controlled_shutdown_request_eq(int16_t v, const void *x, const void *y);
-void proto_controlled_shutdown_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_controlled_shutdown_response_eq(int16_t v, const void *x, const void *y);
+void proto_control_record_type_schema_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_control_record_type_schema_eq(int16_t v, const void *x, const void *y);
 void proto_controller_registration_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_controller_registration_request_eq(int16_t v, const void *x, const void *y);
 void proto_controller_registration_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -149,6 +159,10 @@ void proto_delete_records_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, vo
 bool proto_delete_records_request_eq(int16_t v, const void *x, const void *y);
 void proto_delete_records_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_delete_records_response_eq(int16_t v, const void *x, const void *y);
+void proto_delete_share_group_offsets_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_delete_share_group_offsets_request_eq(int16_t v, const void *x, const void *y);
+void proto_delete_share_group_offsets_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_delete_share_group_offsets_response_eq(int16_t v, const void *x, const void *y);
 void proto_delete_share_group_state_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_delete_share_group_state_request_eq(int16_t v, const void *x, const void *y);
 void proto_delete_share_group_state_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -193,6 +207,10 @@ void proto_describe_quorum_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, v
 bool proto_describe_quorum_request_eq(int16_t v, const void *x, const void *y);
 void proto_describe_quorum_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_describe_quorum_response_eq(int16_t v, const void *x, const void *y);
+void proto_describe_share_group_offsets_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_describe_share_group_offsets_request_eq(int16_t v, const void *x, const void *y);
+void proto_describe_share_group_offsets_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_describe_share_group_offsets_response_eq(int16_t v, const void *x, const void *y);
 void proto_describe_topic_partitions_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_describe_topic_partitions_request_eq(int16_t v, const void *x, const void *y);
 void proto_describe_topic_partitions_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -215,6 +233,8 @@ void proto_end_quorum_epoch_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v,
 bool proto_end_quorum_epoch_response_eq(int16_t v, const void *x, const void *y);
 void proto_end_transaction_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_end_transaction_record_eq(int16_t v, const void *x, const void *y);
+void proto_end_txn_marker_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_end_txn_marker_eq(int16_t v, const void *x, const void *y);
 void proto_end_txn_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_end_txn_request_eq(int16_t v, const void *x, const void *y);
 void proto_end_txn_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -273,20 +293,20 @@ void proto_join_group_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void 
 bool proto_join_group_response_eq(int16_t v, const void *x, const void *y);
 void proto_kraft_version_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_kraft_version_record_eq(int16_t v, const void *x, const void *y);
-void proto_leader_and_isr_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_leader_and_isr_request_eq(int16_t v, const void *x, const void *y);
-void proto_leader_and_isr_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_leader_and_isr_response_eq(int16_t v, const void *x, const void *y);
 void proto_leader_change_message_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_leader_change_message_eq(int16_t v, const void *x, const void *y);
 void proto_leave_group_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_leave_group_request_eq(int16_t v, const void *x, const void *y);
 void proto_leave_group_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_leave_group_response_eq(int16_t v, const void *x, const void *y);
-void proto_list_client_metrics_resources_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_list_client_metrics_resources_request_eq(int16_t v, const void *x, const void *y);
-void proto_list_client_metrics_resources_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_list_client_metrics_resources_response_eq(int16_t v, const void *x, const void *y);
+void proto_legacy_offset_commit_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_legacy_offset_commit_key_eq(int16_t v, const void *x, const void *y);
+void proto_legacy_offset_commit_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_legacy_offset_commit_value_eq(int16_t v, const void *x, const void *y);
+void proto_list_config_resources_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_list_config_resources_request_eq(int16_t v, const void *x, const void *y);
+void proto_list_config_resources_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_list_config_resources_response_eq(int16_t v, const void *x, const void *y);
 void proto_list_groups_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_list_groups_request_eq(int16_t v, const void *x, const void *y);
 void proto_list_groups_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -339,6 +359,8 @@ void proto_produce_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m)
 bool proto_produce_response_eq(int16_t v, const void *x, const void *y);
 void proto_producer_ids_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_producer_ids_record_eq(int16_t v, const void *x, const void *y);
+void proto_producer_snapshot_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_producer_snapshot_eq(int16_t v, const void *x, const void *y);
 void proto_push_telemetry_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_push_telemetry_request_eq(int16_t v, const void *x, const void *y);
 void proto_push_telemetry_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -357,6 +379,14 @@ void proto_register_broker_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, vo
 bool proto_register_broker_record_eq(int16_t v, const void *x, const void *y);
 void proto_register_controller_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_register_controller_record_eq(int16_t v, const void *x, const void *y);
+void proto_remote_log_segment_metadata_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_remote_log_segment_metadata_record_eq(int16_t v, const void *x, const void *y);
+void proto_remote_log_segment_metadata_snapshot_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_remote_log_segment_metadata_snapshot_record_eq(int16_t v, const void *x, const void *y);
+void proto_remote_log_segment_metadata_update_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_remote_log_segment_metadata_update_record_eq(int16_t v, const void *x, const void *y);
+void proto_remote_partition_delete_metadata_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_remote_partition_delete_metadata_record_eq(int16_t v, const void *x, const void *y);
 void proto_remove_access_control_entry_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_remove_access_control_entry_record_eq(int16_t v, const void *x, const void *y);
 void proto_remove_delegation_token_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -413,10 +443,6 @@ void proto_share_group_metadata_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, 
 bool proto_share_group_metadata_key_eq(int16_t v, const void *x, const void *y);
 void proto_share_group_metadata_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_share_group_metadata_value_eq(int16_t v, const void *x, const void *y);
-void proto_share_group_partition_metadata_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_share_group_partition_metadata_key_eq(int16_t v, const void *x, const void *y);
-void proto_share_group_partition_metadata_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_share_group_partition_metadata_value_eq(int16_t v, const void *x, const void *y);
 void proto_share_group_state_partition_metadata_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_share_group_state_partition_metadata_key_eq(int16_t v, const void *x, const void *y);
 void proto_share_group_state_partition_metadata_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -441,10 +467,44 @@ void proto_snapshot_footer_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, vo
 bool proto_snapshot_footer_record_eq(int16_t v, const void *x, const void *y);
 void proto_snapshot_header_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_snapshot_header_record_eq(int16_t v, const void *x, const void *y);
-void proto_stop_replica_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_stop_replica_request_eq(int16_t v, const void *x, const void *y);
-void proto_stop_replica_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_stop_replica_response_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_current_member_assignment_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_current_member_assignment_key_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_current_member_assignment_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_current_member_assignment_value_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_describe_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_describe_request_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_describe_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_describe_response_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_heartbeat_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_heartbeat_request_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_heartbeat_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_heartbeat_response_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_member_metadata_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_member_metadata_key_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_member_metadata_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_member_metadata_value_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_metadata_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_metadata_key_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_metadata_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_metadata_value_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_target_assignment_member_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_target_assignment_member_key_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_target_assignment_member_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_target_assignment_member_value_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_target_assignment_metadata_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_target_assignment_metadata_key_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_target_assignment_metadata_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_target_assignment_metadata_value_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_topology_description_update_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_topology_description_update_request_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_topology_description_update_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_topology_description_update_response_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_topology_key_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_topology_key_eq(int16_t v, const void *x, const void *y);
+void proto_streams_group_topology_value_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_streams_group_topology_value_eq(int16_t v, const void *x, const void *y);
+void proto_subscription_info_data_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_subscription_info_data_eq(int16_t v, const void *x, const void *y);
 void proto_sync_group_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_sync_group_request_eq(int16_t v, const void *x, const void *y);
 void proto_sync_group_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -467,14 +527,16 @@ void proto_unregister_broker_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v,
 bool proto_unregister_broker_request_eq(int16_t v, const void *x, const void *y);
 void proto_unregister_broker_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_unregister_broker_response_eq(int16_t v, const void *x, const void *y);
+void proto_unregister_controller_record_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_unregister_controller_record_eq(int16_t v, const void *x, const void *y);
+void proto_unregister_controller_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_unregister_controller_request_eq(int16_t v, const void *x, const void *y);
+void proto_unregister_controller_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
+bool proto_unregister_controller_response_eq(int16_t v, const void *x, const void *y);
 void proto_update_features_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_update_features_request_eq(int16_t v, const void *x, const void *y);
 void proto_update_features_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_update_features_response_eq(int16_t v, const void *x, const void *y);
-void proto_update_metadata_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_update_metadata_request_eq(int16_t v, const void *x, const void *y);
-void proto_update_metadata_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
-bool proto_update_metadata_response_eq(int16_t v, const void *x, const void *y);
 void proto_update_raft_voter_request_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
 bool proto_update_raft_voter_request_eq(int16_t v, const void *x, const void *y);
 void proto_update_raft_voter_response_fill(pt_rng_t *g, sm_arena_t *a, int16_t v, void *m);
@@ -500,6 +562,7 @@ bool proto_zk_migration_state_record_eq(int16_t v, const void *x, const void *y)
 
 const pt_msg_fns_t pt_msg_fns[] = {
     {"AbortTransactionRecord", proto_abort_transaction_record_fill, proto_abort_transaction_record_eq},
+    {"AbortedTxn", proto_aborted_txn_fill, proto_aborted_txn_eq},
     {"AccessControlEntryRecord", proto_access_control_entry_record_fill, proto_access_control_entry_record_eq},
     {"AddOffsetsToTxnRequest", proto_add_offsets_to_txn_request_fill, proto_add_offsets_to_txn_request_eq},
     {"AddOffsetsToTxnResponse", proto_add_offsets_to_txn_response_fill, proto_add_offsets_to_txn_response_eq},
@@ -519,6 +582,8 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"AlterPartitionResponse", proto_alter_partition_response_fill, proto_alter_partition_response_eq},
     {"AlterReplicaLogDirsRequest", proto_alter_replica_log_dirs_request_fill, proto_alter_replica_log_dirs_request_eq},
     {"AlterReplicaLogDirsResponse", proto_alter_replica_log_dirs_response_fill, proto_alter_replica_log_dirs_response_eq},
+    {"AlterShareGroupOffsetsRequest", proto_alter_share_group_offsets_request_fill, proto_alter_share_group_offsets_request_eq},
+    {"AlterShareGroupOffsetsResponse", proto_alter_share_group_offsets_response_fill, proto_alter_share_group_offsets_response_eq},
     {"AlterUserScramCredentialsRequest", proto_alter_user_scram_credentials_request_fill, proto_alter_user_scram_credentials_request_eq},
     {"AlterUserScramCredentialsResponse", proto_alter_user_scram_credentials_response_fill, proto_alter_user_scram_credentials_response_eq},
     {"ApiVersionsRequest", proto_api_versions_request_fill, proto_api_versions_request_eq},
@@ -533,6 +598,7 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"BrokerRegistrationChangeRecord", proto_broker_registration_change_record_fill, proto_broker_registration_change_record_eq},
     {"BrokerRegistrationRequest", proto_broker_registration_request_fill, proto_broker_registration_request_eq},
     {"BrokerRegistrationResponse", proto_broker_registration_response_fill, proto_broker_registration_response_eq},
+    {"ClearElrRecord", proto_clear_elr_record_fill, proto_clear_elr_record_eq},
     {"ClientQuotaRecord", proto_client_quota_record_fill, proto_client_quota_record_eq},
     {"ConfigRecord", proto_config_record_fill, proto_config_record_eq},
     {"ConsumerGroupCurrentMemberAssignmentKey", proto_consumer_group_current_member_assignment_key_fill, proto_consumer_group_current_member_assignment_key_eq},
@@ -547,14 +613,15 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"ConsumerGroupMetadataValue", proto_consumer_group_metadata_value_fill, proto_consumer_group_metadata_value_eq},
     {"ConsumerGroupPartitionMetadataKey", proto_consumer_group_partition_metadata_key_fill, proto_consumer_group_partition_metadata_key_eq},
     {"ConsumerGroupPartitionMetadataValue", proto_consumer_group_partition_metadata_value_fill, proto_consumer_group_partition_metadata_value_eq},
+    {"ConsumerGroupRegularExpressionKey", proto_consumer_group_regular_expression_key_fill, proto_consumer_group_regular_expression_key_eq},
+    {"ConsumerGroupRegularExpressionValue", proto_consumer_group_regular_expression_value_fill, proto_consumer_group_regular_expression_value_eq},
     {"ConsumerGroupTargetAssignmentMemberKey", proto_consumer_group_target_assignment_member_key_fill, proto_consumer_group_target_assignment_member_key_eq},
     {"ConsumerGroupTargetAssignmentMemberValue", proto_consumer_group_target_assignment_member_value_fill, proto_consumer_group_target_assignment_member_value_eq},
     {"ConsumerGroupTargetAssignmentMetadataKey", proto_consumer_group_target_assignment_metadata_key_fill, proto_consumer_group_target_assignment_metadata_key_eq},
     {"ConsumerGroupTargetAssignmentMetadataValue", proto_consumer_group_target_assignment_metadata_value_fill, proto_consumer_group_target_assignment_metadata_value_eq},
     {"ConsumerProtocolAssignment", proto_consumer_protocol_assignment_fill, proto_consumer_protocol_assignment_eq},
     {"ConsumerProtocolSubscription", proto_consumer_protocol_subscription_fill, proto_consumer_protocol_subscription_eq},
-    {"ControlledShutdownRequest", proto_controlled_shutdown_request_fill, proto_controlled_shutdown_request_eq},
-    {"ControlledShutdownResponse", proto_controlled_shutdown_response_fill, proto_controlled_shutdown_response_eq},
+    {"ControlRecordTypeSchema", proto_control_record_type_schema_fill, proto_control_record_type_schema_eq},
     {"ControllerRegistrationRequest", proto_controller_registration_request_fill, proto_controller_registration_request_eq},
     {"ControllerRegistrationResponse", proto_controller_registration_response_fill, proto_controller_registration_response_eq},
     {"CreateAclsRequest", proto_create_acls_request_fill, proto_create_acls_request_eq},
@@ -573,6 +640,8 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"DeleteGroupsResponse", proto_delete_groups_response_fill, proto_delete_groups_response_eq},
     {"DeleteRecordsRequest", proto_delete_records_request_fill, proto_delete_records_request_eq},
     {"DeleteRecordsResponse", proto_delete_records_response_fill, proto_delete_records_response_eq},
+    {"DeleteShareGroupOffsetsRequest", proto_delete_share_group_offsets_request_fill, proto_delete_share_group_offsets_request_eq},
+    {"DeleteShareGroupOffsetsResponse", proto_delete_share_group_offsets_response_fill, proto_delete_share_group_offsets_response_eq},
     {"DeleteShareGroupStateRequest", proto_delete_share_group_state_request_fill, proto_delete_share_group_state_request_eq},
     {"DeleteShareGroupStateResponse", proto_delete_share_group_state_response_fill, proto_delete_share_group_state_response_eq},
     {"DeleteTopicsRequest", proto_delete_topics_request_fill, proto_delete_topics_request_eq},
@@ -595,6 +664,8 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"DescribeProducersResponse", proto_describe_producers_response_fill, proto_describe_producers_response_eq},
     {"DescribeQuorumRequest", proto_describe_quorum_request_fill, proto_describe_quorum_request_eq},
     {"DescribeQuorumResponse", proto_describe_quorum_response_fill, proto_describe_quorum_response_eq},
+    {"DescribeShareGroupOffsetsRequest", proto_describe_share_group_offsets_request_fill, proto_describe_share_group_offsets_request_eq},
+    {"DescribeShareGroupOffsetsResponse", proto_describe_share_group_offsets_response_fill, proto_describe_share_group_offsets_response_eq},
     {"DescribeTopicPartitionsRequest", proto_describe_topic_partitions_request_fill, proto_describe_topic_partitions_request_eq},
     {"DescribeTopicPartitionsResponse", proto_describe_topic_partitions_response_fill, proto_describe_topic_partitions_response_eq},
     {"DescribeTransactionsRequest", proto_describe_transactions_request_fill, proto_describe_transactions_request_eq},
@@ -606,6 +677,7 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"EndQuorumEpochRequest", proto_end_quorum_epoch_request_fill, proto_end_quorum_epoch_request_eq},
     {"EndQuorumEpochResponse", proto_end_quorum_epoch_response_fill, proto_end_quorum_epoch_response_eq},
     {"EndTransactionRecord", proto_end_transaction_record_fill, proto_end_transaction_record_eq},
+    {"EndTxnMarker", proto_end_txn_marker_fill, proto_end_txn_marker_eq},
     {"EndTxnRequest", proto_end_txn_request_fill, proto_end_txn_request_eq},
     {"EndTxnResponse", proto_end_txn_response_fill, proto_end_txn_response_eq},
     {"EnvelopeRequest", proto_envelope_request_fill, proto_envelope_request_eq},
@@ -635,13 +707,13 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"JoinGroupRequest", proto_join_group_request_fill, proto_join_group_request_eq},
     {"JoinGroupResponse", proto_join_group_response_fill, proto_join_group_response_eq},
     {"KRaftVersionRecord", proto_kraft_version_record_fill, proto_kraft_version_record_eq},
-    {"LeaderAndIsrRequest", proto_leader_and_isr_request_fill, proto_leader_and_isr_request_eq},
-    {"LeaderAndIsrResponse", proto_leader_and_isr_response_fill, proto_leader_and_isr_response_eq},
     {"LeaderChangeMessage", proto_leader_change_message_fill, proto_leader_change_message_eq},
     {"LeaveGroupRequest", proto_leave_group_request_fill, proto_leave_group_request_eq},
     {"LeaveGroupResponse", proto_leave_group_response_fill, proto_leave_group_response_eq},
-    {"ListClientMetricsResourcesRequest", proto_list_client_metrics_resources_request_fill, proto_list_client_metrics_resources_request_eq},
-    {"ListClientMetricsResourcesResponse", proto_list_client_metrics_resources_response_fill, proto_list_client_metrics_resources_response_eq},
+    {"LegacyOffsetCommitKey", proto_legacy_offset_commit_key_fill, proto_legacy_offset_commit_key_eq},
+    {"LegacyOffsetCommitValue", proto_legacy_offset_commit_value_fill, proto_legacy_offset_commit_value_eq},
+    {"ListConfigResourcesRequest", proto_list_config_resources_request_fill, proto_list_config_resources_request_eq},
+    {"ListConfigResourcesResponse", proto_list_config_resources_response_fill, proto_list_config_resources_response_eq},
     {"ListGroupsRequest", proto_list_groups_request_fill, proto_list_groups_request_eq},
     {"ListGroupsResponse", proto_list_groups_response_fill, proto_list_groups_response_eq},
     {"ListOffsetsRequest", proto_list_offsets_request_fill, proto_list_offsets_request_eq},
@@ -668,6 +740,7 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"ProduceRequest", proto_produce_request_fill, proto_produce_request_eq},
     {"ProduceResponse", proto_produce_response_fill, proto_produce_response_eq},
     {"ProducerIdsRecord", proto_producer_ids_record_fill, proto_producer_ids_record_eq},
+    {"ProducerSnapshot", proto_producer_snapshot_fill, proto_producer_snapshot_eq},
     {"PushTelemetryRequest", proto_push_telemetry_request_fill, proto_push_telemetry_request_eq},
     {"PushTelemetryResponse", proto_push_telemetry_response_fill, proto_push_telemetry_response_eq},
     {"QuorumStateData", proto_quorum_state_data_fill, proto_quorum_state_data_eq},
@@ -677,6 +750,10 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"ReadShareGroupStateSummaryResponse", proto_read_share_group_state_summary_response_fill, proto_read_share_group_state_summary_response_eq},
     {"RegisterBrokerRecord", proto_register_broker_record_fill, proto_register_broker_record_eq},
     {"RegisterControllerRecord", proto_register_controller_record_fill, proto_register_controller_record_eq},
+    {"RemoteLogSegmentMetadataRecord", proto_remote_log_segment_metadata_record_fill, proto_remote_log_segment_metadata_record_eq},
+    {"RemoteLogSegmentMetadataSnapshotRecord", proto_remote_log_segment_metadata_snapshot_record_fill, proto_remote_log_segment_metadata_snapshot_record_eq},
+    {"RemoteLogSegmentMetadataUpdateRecord", proto_remote_log_segment_metadata_update_record_fill, proto_remote_log_segment_metadata_update_record_eq},
+    {"RemotePartitionDeleteMetadataRecord", proto_remote_partition_delete_metadata_record_fill, proto_remote_partition_delete_metadata_record_eq},
     {"RemoveAccessControlEntryRecord", proto_remove_access_control_entry_record_fill, proto_remove_access_control_entry_record_eq},
     {"RemoveDelegationTokenRecord", proto_remove_delegation_token_record_fill, proto_remove_delegation_token_record_eq},
     {"RemoveRaftVoterRequest", proto_remove_raft_voter_request_fill, proto_remove_raft_voter_request_eq},
@@ -705,8 +782,6 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"ShareGroupMemberMetadataValue", proto_share_group_member_metadata_value_fill, proto_share_group_member_metadata_value_eq},
     {"ShareGroupMetadataKey", proto_share_group_metadata_key_fill, proto_share_group_metadata_key_eq},
     {"ShareGroupMetadataValue", proto_share_group_metadata_value_fill, proto_share_group_metadata_value_eq},
-    {"ShareGroupPartitionMetadataKey", proto_share_group_partition_metadata_key_fill, proto_share_group_partition_metadata_key_eq},
-    {"ShareGroupPartitionMetadataValue", proto_share_group_partition_metadata_value_fill, proto_share_group_partition_metadata_value_eq},
     {"ShareGroupStatePartitionMetadataKey", proto_share_group_state_partition_metadata_key_fill, proto_share_group_state_partition_metadata_key_eq},
     {"ShareGroupStatePartitionMetadataValue", proto_share_group_state_partition_metadata_value_fill, proto_share_group_state_partition_metadata_value_eq},
     {"ShareGroupTargetAssignmentMemberKey", proto_share_group_target_assignment_member_key_fill, proto_share_group_target_assignment_member_key_eq},
@@ -719,8 +794,25 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"ShareUpdateValue", proto_share_update_value_fill, proto_share_update_value_eq},
     {"SnapshotFooterRecord", proto_snapshot_footer_record_fill, proto_snapshot_footer_record_eq},
     {"SnapshotHeaderRecord", proto_snapshot_header_record_fill, proto_snapshot_header_record_eq},
-    {"StopReplicaRequest", proto_stop_replica_request_fill, proto_stop_replica_request_eq},
-    {"StopReplicaResponse", proto_stop_replica_response_fill, proto_stop_replica_response_eq},
+    {"StreamsGroupCurrentMemberAssignmentKey", proto_streams_group_current_member_assignment_key_fill, proto_streams_group_current_member_assignment_key_eq},
+    {"StreamsGroupCurrentMemberAssignmentValue", proto_streams_group_current_member_assignment_value_fill, proto_streams_group_current_member_assignment_value_eq},
+    {"StreamsGroupDescribeRequest", proto_streams_group_describe_request_fill, proto_streams_group_describe_request_eq},
+    {"StreamsGroupDescribeResponse", proto_streams_group_describe_response_fill, proto_streams_group_describe_response_eq},
+    {"StreamsGroupHeartbeatRequest", proto_streams_group_heartbeat_request_fill, proto_streams_group_heartbeat_request_eq},
+    {"StreamsGroupHeartbeatResponse", proto_streams_group_heartbeat_response_fill, proto_streams_group_heartbeat_response_eq},
+    {"StreamsGroupMemberMetadataKey", proto_streams_group_member_metadata_key_fill, proto_streams_group_member_metadata_key_eq},
+    {"StreamsGroupMemberMetadataValue", proto_streams_group_member_metadata_value_fill, proto_streams_group_member_metadata_value_eq},
+    {"StreamsGroupMetadataKey", proto_streams_group_metadata_key_fill, proto_streams_group_metadata_key_eq},
+    {"StreamsGroupMetadataValue", proto_streams_group_metadata_value_fill, proto_streams_group_metadata_value_eq},
+    {"StreamsGroupTargetAssignmentMemberKey", proto_streams_group_target_assignment_member_key_fill, proto_streams_group_target_assignment_member_key_eq},
+    {"StreamsGroupTargetAssignmentMemberValue", proto_streams_group_target_assignment_member_value_fill, proto_streams_group_target_assignment_member_value_eq},
+    {"StreamsGroupTargetAssignmentMetadataKey", proto_streams_group_target_assignment_metadata_key_fill, proto_streams_group_target_assignment_metadata_key_eq},
+    {"StreamsGroupTargetAssignmentMetadataValue", proto_streams_group_target_assignment_metadata_value_fill, proto_streams_group_target_assignment_metadata_value_eq},
+    {"StreamsGroupTopologyDescriptionUpdateRequest", proto_streams_group_topology_description_update_request_fill, proto_streams_group_topology_description_update_request_eq},
+    {"StreamsGroupTopologyDescriptionUpdateResponse", proto_streams_group_topology_description_update_response_fill, proto_streams_group_topology_description_update_response_eq},
+    {"StreamsGroupTopologyKey", proto_streams_group_topology_key_fill, proto_streams_group_topology_key_eq},
+    {"StreamsGroupTopologyValue", proto_streams_group_topology_value_fill, proto_streams_group_topology_value_eq},
+    {"SubscriptionInfoData", proto_subscription_info_data_fill, proto_subscription_info_data_eq},
     {"SyncGroupRequest", proto_sync_group_request_fill, proto_sync_group_request_eq},
     {"SyncGroupResponse", proto_sync_group_response_fill, proto_sync_group_response_eq},
     {"TopicRecord", proto_topic_record_fill, proto_topic_record_eq},
@@ -732,10 +824,11 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"UnregisterBrokerRecord", proto_unregister_broker_record_fill, proto_unregister_broker_record_eq},
     {"UnregisterBrokerRequest", proto_unregister_broker_request_fill, proto_unregister_broker_request_eq},
     {"UnregisterBrokerResponse", proto_unregister_broker_response_fill, proto_unregister_broker_response_eq},
+    {"UnregisterControllerRecord", proto_unregister_controller_record_fill, proto_unregister_controller_record_eq},
+    {"UnregisterControllerRequest", proto_unregister_controller_request_fill, proto_unregister_controller_request_eq},
+    {"UnregisterControllerResponse", proto_unregister_controller_response_fill, proto_unregister_controller_response_eq},
     {"UpdateFeaturesRequest", proto_update_features_request_fill, proto_update_features_request_eq},
     {"UpdateFeaturesResponse", proto_update_features_response_fill, proto_update_features_response_eq},
-    {"UpdateMetadataRequest", proto_update_metadata_request_fill, proto_update_metadata_request_eq},
-    {"UpdateMetadataResponse", proto_update_metadata_response_fill, proto_update_metadata_response_eq},
     {"UpdateRaftVoterRequest", proto_update_raft_voter_request_fill, proto_update_raft_voter_request_eq},
     {"UpdateRaftVoterResponse", proto_update_raft_voter_response_fill, proto_update_raft_voter_response_eq},
     {"UserScramCredentialRecord", proto_user_scram_credential_record_fill, proto_user_scram_credential_record_eq},
@@ -748,4 +841,4 @@ const pt_msg_fns_t pt_msg_fns[] = {
     {"WriteTxnMarkersResponse", proto_write_txn_markers_response_fill, proto_write_txn_markers_response_eq},
     {"ZkMigrationStateRecord", proto_zk_migration_state_record_fill, proto_zk_migration_state_record_eq},
 };
-const size_t pt_msg_fns_count = 248;
+const size_t pt_msg_fns_count = 279;

@@ -13,6 +13,7 @@ static void init_m(proto_transaction_log_value_t *o) {
     memset(o, 0, sizeof(*o));
     o->previous_producer_id = INT64_C(-1);
     o->next_producer_id = INT64_C(-1);
+    o->next_producer_epoch = -1;
     o->transaction_partitions.n = 0;
 }
 
@@ -53,6 +54,9 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_transaction_log_
     }
     if (true) {
         o->producer_epoch = (int16_t)pt_next(g);
+    }
+    if (v >= 1) {
+        o->next_producer_epoch = (int16_t)pt_next(g);
     }
     if (true) {
         o->transaction_timeout_ms = (int32_t)pt_next(g);
@@ -95,6 +99,9 @@ static bool eq_m(int16_t v, const proto_transaction_log_value_t *x, const proto_
     }
     if (true) {
         if (memcmp(&x->producer_epoch, &y->producer_epoch, sizeof(x->producer_epoch)) != 0) return pt_fail("ProducerEpoch");
+    }
+    if (v >= 1) {
+        if (memcmp(&x->next_producer_epoch, &y->next_producer_epoch, sizeof(x->next_producer_epoch)) != 0) return pt_fail("NextProducerEpoch");
     }
     if (true) {
         if (memcmp(&x->transaction_timeout_ms, &y->transaction_timeout_ms, sizeof(x->transaction_timeout_ms)) != 0) return pt_fail("TransactionTimeoutMs");

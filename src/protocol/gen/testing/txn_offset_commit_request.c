@@ -16,7 +16,7 @@ static void init_m(proto_txn_offset_commit_request_t *o) {
     memset(o, 0, sizeof(*o));
     o->transactional_id = (sm_str_t){"", 0};
     o->group_id = (sm_str_t){"", 0};
-    o->generation_id = -1;
+    o->generation_id_or_member_epoch = -1;
     o->member_id = (sm_str_t){"", 0};
     o->group_instance_id = SM_STR_NULL;
     o->topics.n = 0;
@@ -76,7 +76,7 @@ static void fill_m(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_txn_offset_commi
         o->producer_epoch = (int16_t)pt_next(g);
     }
     if (v >= 3) {
-        o->generation_id = (int32_t)pt_next(g);
+        o->generation_id_or_member_epoch = (int32_t)pt_next(g);
     }
     if (v >= 3) {
         o->member_id = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
@@ -112,7 +112,7 @@ static bool eq_m(int16_t v, const proto_txn_offset_commit_request_t *x, const pr
         if (memcmp(&x->producer_epoch, &y->producer_epoch, sizeof(x->producer_epoch)) != 0) return pt_fail("ProducerEpoch");
     }
     if (v >= 3) {
-        if (memcmp(&x->generation_id, &y->generation_id, sizeof(x->generation_id)) != 0) return pt_fail("GenerationId");
+        if (memcmp(&x->generation_id_or_member_epoch, &y->generation_id_or_member_epoch, sizeof(x->generation_id_or_member_epoch)) != 0) return pt_fail("GenerationIdOrMemberEpoch");
     }
     if (v >= 3) {
         if (!sm_str_eq(x->member_id, y->member_id)) return pt_fail("MemberId");
@@ -132,8 +132,11 @@ static bool eq_m(int16_t v, const proto_txn_offset_commit_request_t *x, const pr
 
 static void fill_txn_offset_commit_request_topic(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_txn_offset_commit_request_txn_offset_commit_request_topic_t *o, int depth) {
     init_txn_offset_commit_request_topic(o);
-    if (true) {
+    if (v <= 5) {
         o->name = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    }
+    if (v >= 6) {
+        pt_uuid(g, &o->topic_id);
     }
     if (true) {
         if ((false) && pt_coin(g, 6)) {
@@ -150,8 +153,11 @@ static void fill_txn_offset_commit_request_topic(pt_rng_t *g, sm_arena_t *a, int
 }
 
 static bool eq_txn_offset_commit_request_topic(int16_t v, const proto_txn_offset_commit_request_txn_offset_commit_request_topic_t *x, const proto_txn_offset_commit_request_txn_offset_commit_request_topic_t *y) {
-    if (true) {
+    if (v <= 5) {
         if (!sm_str_eq(x->name, y->name)) return pt_fail("Name");
+    }
+    if (v >= 6) {
+        if (memcmp(x->topic_id.b, y->topic_id.b, 16) != 0) return pt_fail("TopicId");
     }
     if (true) {
         if ((x->partitions.n < 0) != (y->partitions.n < 0)) return pt_fail("Partitions: null");

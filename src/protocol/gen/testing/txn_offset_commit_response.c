@@ -89,8 +89,11 @@ static bool eq_m(int16_t v, const proto_txn_offset_commit_response_t *x, const p
 
 static void fill_txn_offset_commit_response_topic(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_txn_offset_commit_response_txn_offset_commit_response_topic_t *o, int depth) {
     init_txn_offset_commit_response_topic(o);
-    if (true) {
+    if (v <= 5) {
         o->name = ((false) && pt_coin(g, 5)) ? SM_STR_NULL : pt_str(g, a);
+    }
+    if (v >= 6) {
+        pt_uuid(g, &o->topic_id);
     }
     if (true) {
         if ((false) && pt_coin(g, 6)) {
@@ -107,8 +110,11 @@ static void fill_txn_offset_commit_response_topic(pt_rng_t *g, sm_arena_t *a, in
 }
 
 static bool eq_txn_offset_commit_response_topic(int16_t v, const proto_txn_offset_commit_response_txn_offset_commit_response_topic_t *x, const proto_txn_offset_commit_response_txn_offset_commit_response_topic_t *y) {
-    if (true) {
+    if (v <= 5) {
         if (!sm_str_eq(x->name, y->name)) return pt_fail("Name");
+    }
+    if (v >= 6) {
+        if (memcmp(x->topic_id.b, y->topic_id.b, 16) != 0) return pt_fail("TopicId");
     }
     if (true) {
         if ((x->partitions.n < 0) != (y->partitions.n < 0)) return pt_fail("Partitions: null");

@@ -134,13 +134,13 @@ static void fill_partition_data(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_vot
         o->partition_index = (int32_t)pt_next(g);
     }
     if (true) {
-        o->candidate_epoch = (int32_t)pt_next(g);
+        o->replica_epoch = (int32_t)pt_next(g);
     }
     if (true) {
-        o->candidate_id = (int32_t)pt_next(g);
+        o->replica_id = (int32_t)pt_next(g);
     }
     if (v >= 1) {
-        pt_uuid(g, &o->candidate_directory_id);
+        pt_uuid(g, &o->replica_directory_id);
     }
     if (v >= 1) {
         pt_uuid(g, &o->voter_directory_id);
@@ -151,6 +151,9 @@ static void fill_partition_data(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_vot
     if (true) {
         o->last_offset = (int64_t)pt_next(g);
     }
+    if (v >= 2) {
+        o->pre_vote = (bool)(pt_next(g) & 1);
+    }
 }
 
 static bool eq_partition_data(int16_t v, const proto_vote_request_partition_data_t *x, const proto_vote_request_partition_data_t *y) {
@@ -158,13 +161,13 @@ static bool eq_partition_data(int16_t v, const proto_vote_request_partition_data
         if (memcmp(&x->partition_index, &y->partition_index, sizeof(x->partition_index)) != 0) return pt_fail("PartitionIndex");
     }
     if (true) {
-        if (memcmp(&x->candidate_epoch, &y->candidate_epoch, sizeof(x->candidate_epoch)) != 0) return pt_fail("CandidateEpoch");
+        if (memcmp(&x->replica_epoch, &y->replica_epoch, sizeof(x->replica_epoch)) != 0) return pt_fail("ReplicaEpoch");
     }
     if (true) {
-        if (memcmp(&x->candidate_id, &y->candidate_id, sizeof(x->candidate_id)) != 0) return pt_fail("CandidateId");
+        if (memcmp(&x->replica_id, &y->replica_id, sizeof(x->replica_id)) != 0) return pt_fail("ReplicaId");
     }
     if (v >= 1) {
-        if (memcmp(x->candidate_directory_id.b, y->candidate_directory_id.b, 16) != 0) return pt_fail("CandidateDirectoryId");
+        if (memcmp(x->replica_directory_id.b, y->replica_directory_id.b, 16) != 0) return pt_fail("ReplicaDirectoryId");
     }
     if (v >= 1) {
         if (memcmp(x->voter_directory_id.b, y->voter_directory_id.b, 16) != 0) return pt_fail("VoterDirectoryId");
@@ -174,6 +177,9 @@ static bool eq_partition_data(int16_t v, const proto_vote_request_partition_data
     }
     if (true) {
         if (memcmp(&x->last_offset, &y->last_offset, sizeof(x->last_offset)) != 0) return pt_fail("LastOffset");
+    }
+    if (v >= 2) {
+        if (memcmp(&x->pre_vote, &y->pre_vote, sizeof(x->pre_vote)) != 0) return pt_fail("PreVote");
     }
     return true;
 }

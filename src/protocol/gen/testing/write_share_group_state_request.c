@@ -46,6 +46,7 @@ PROTO_MAYBE_UNUSED static bool pt_struct_eq_write_state_data(int16_t v, bool nul
 
 static void init_partition_data(proto_write_share_group_state_request_partition_data_t *o) {
     memset(o, 0, sizeof(*o));
+    o->delivery_complete_count = -1;
     o->state_batches.n = 0;
 }
 
@@ -151,6 +152,9 @@ static void fill_partition_data(pt_rng_t *g, sm_arena_t *a, int16_t v, proto_wri
     if (true) {
         o->start_offset = (int64_t)pt_next(g);
     }
+    if (v >= 1) {
+        o->delivery_complete_count = (int32_t)pt_next(g);
+    }
     if (true) {
         if ((false) && pt_coin(g, 6)) {
             o->state_batches.n = -1;
@@ -177,6 +181,9 @@ static bool eq_partition_data(int16_t v, const proto_write_share_group_state_req
     }
     if (true) {
         if (memcmp(&x->start_offset, &y->start_offset, sizeof(x->start_offset)) != 0) return pt_fail("StartOffset");
+    }
+    if (v >= 1) {
+        if (memcmp(&x->delivery_complete_count, &y->delivery_complete_count, sizeof(x->delivery_complete_count)) != 0) return pt_fail("DeliveryCompleteCount");
     }
     if (true) {
         if ((x->state_batches.n < 0) != (y->state_batches.n < 0)) return pt_fail("StateBatches: null");

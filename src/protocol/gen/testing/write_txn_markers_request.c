@@ -108,6 +108,9 @@ static void fill_writable_txn_marker(pt_rng_t *g, sm_arena_t *a, int16_t v, prot
     if (true) {
         o->coordinator_epoch = (int32_t)pt_next(g);
     }
+    if (v >= 2) {
+        o->transaction_version = (int8_t)pt_next(g);
+    }
 }
 
 static bool eq_writable_txn_marker(int16_t v, const proto_write_txn_markers_request_writable_txn_marker_t *x, const proto_write_txn_markers_request_writable_txn_marker_t *y) {
@@ -129,6 +132,9 @@ static bool eq_writable_txn_marker(int16_t v, const proto_write_txn_markers_requ
     }
     if (true) {
         if (memcmp(&x->coordinator_epoch, &y->coordinator_epoch, sizeof(x->coordinator_epoch)) != 0) return pt_fail("CoordinatorEpoch");
+    }
+    if (v >= 2) {
+        if (memcmp(&x->transaction_version, &y->transaction_version, sizeof(x->transaction_version)) != 0) return pt_fail("TransactionVersion");
     }
     return true;
 }

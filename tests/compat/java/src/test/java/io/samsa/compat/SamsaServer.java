@@ -16,14 +16,27 @@ import java.util.concurrent.TimeUnit;
 final class SamsaServer implements AutoCloseable {
     final int port;
     final Path dataDir;
-    private final Process process;
+    private final String[] overrides;
+    private Process process;
 
     SamsaServer(String... overrides) throws Exception {
-        String bin = System.getProperty("samsa.server", "../../../build/bin/samsa-server");
         try (ServerSocket s = new ServerSocket(0)) {
             port = s.getLocalPort();
         }
         dataDir = Files.createTempDirectory("samsa-java-");
+        this.overrides = overrides;
+        start();
+    }
+
+    /** kill -9, then the same server again on the same port and data directory. */
+    void killAndRestart() throws Exception {
+        process.destroyForcibly();
+        process.waitFor(30, TimeUnit.SECONDS);
+        start();
+    }
+
+    private void start() throws Exception {
+        String bin = System.getProperty("samsa.server", "../../../build/bin/samsa-server");
         List<String> cmd = new ArrayList<>();
         cmd.add(new File(bin).getCanonicalPath());
         cmd.add("--override");
@@ -35,7 +48,7 @@ final class SamsaServer implements AutoCloseable {
             cmd.add(o);
         }
         process = new ProcessBuilder(cmd).redirectErrorStream(true)
-                .redirectOutput(dataDir.resolve("server.log").toFile()).start();
+                .redirectOutput(ProcessBuilder.Redirect.appendTo(dataDir.resolve("server.log").toFile())).start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (System.nanoTime() < deadline) {
             if (!process.isAlive()) {
