@@ -93,10 +93,10 @@ int broker_handle_list_groups(broker_req_t *r) {
                 cap = ncap;
             }
             proto_list_groups_response_listed_group_t *o = &resp->groups.v[resp->groups.n++];
-            o->group_id = sm_arena_str(&r->arena, g->id);
+            o->group_id = gs_arena(r, g->id);
             o->protocol_type =
                 g->cg ? SM_STR_LIT("consumer")
-                      : sm_arena_str(&r->arena, g->protocol_type ? g->protocol_type : "");
+                      : (g->protocol_type ? gs_arena(r, g->protocol_type) : SM_STR_LIT(""));
             o->group_state = sm_arena_str(&r->arena, state);
             o->group_type = sm_arena_str(&r->arena, type);
         }
@@ -124,20 +124,20 @@ static void describe_group(broker_req_t *r, group_t *g,
                            proto_describe_groups_response_described_group_t *o) {
     o->error_code = PROTO_ERR_NONE;
     o->group_state = sm_arena_str(&r->arena, group_state_names[g->state]);
-    o->protocol_type = sm_arena_str(&r->arena, g->protocol_type ? g->protocol_type : "");
+    o->protocol_type = g->protocol_type ? gs_arena(r, g->protocol_type) : SM_STR_LIT("");
     o->protocol_data =
-        sm_arena_str(&r->arena, g->state == GROUP_STABLE && g->protocol ? g->protocol : "");
+        g->state == GROUP_STABLE && g->protocol ? gs_arena(r, g->protocol) : SM_STR_LIT("");
     o->members.v = sm_arena_calloc(&r->arena, (size_t)g->nmembers + 1, sizeof(*o->members.v));
     int k = 0;
     for (group_member_t *m = g->members; o->members.v && m; m = m->next, k++) {
         proto_describe_groups_response_described_group_member_t *d = &o->members.v[k];
-        d->member_id = sm_arena_str(&r->arena, m->id);
-        d->group_instance_id = sm_arena_str(&r->arena, m->instance_id);
-        d->client_id = sm_arena_str(&r->arena, m->client_id);
-        d->client_host = sm_arena_str(&r->arena, m->client_host);
+        d->member_id = gs_arena(r, m->id);
+        d->group_instance_id = gs_arena(r, m->instance_id);
+        d->client_id = gs_arena(r, m->client_id);
+        d->client_host = gs_arena(r, m->client_host);
         d->member_metadata = (sm_bytes_t){NULL, 0};
         for (int j = 0; j < m->nprotocols; j++)
-            if (g->protocol && strcmp(m->protocols[j].name, g->protocol) == 0)
+            if (gs_eq(m->protocols[j].name, g->protocol))
                 d->member_metadata = arena_bytes(r, m->protocols[j].meta, m->protocols[j].meta_len);
         d->member_assignment = (sm_bytes_t){NULL, 0};
         if (m->assignment && g->state == GROUP_STABLE)
@@ -198,7 +198,9 @@ static int16_t delete_group(group_coordinator_t *c, group_shard_t *s, group_t *g
     while (sm_map_next(&g->offsets, &it, &k, &kl, NULL)) {
         int32_t part;
         memcpy(&part, (const char *)k + kl - 4, 4);
-        if (group_offset_record(S(g->id), S(k), part, NULL, &recs[nr]) == SM_OK) nr++;
+        if (group_offset_record(S(g->id), (sm_str_t){k, (int32_t)kl - 5}, part, NULL, &recs[nr]) ==
+            SM_OK)
+            nr++;
     }
     group_meta_view_t none = {0};
     if (group_meta_record(g, &none, true, &recs[nr]) == SM_OK) nr++;

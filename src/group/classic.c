@@ -39,15 +39,15 @@
 
 static void member_free(group_member_t *m) {
     for (int i = 0; i < m->nprotocols; i++) {
-        free(m->protocols[i].name);
+        gs_free(m->protocols[i].name);
         free(m->protocols[i].meta);
     }
     free(m->protocols);
     free(m->assignment);
-    free(m->id);
-    free(m->instance_id);
-    free(m->client_id);
-    free(m->client_host);
+    gs_free(m->id);
+    gs_free(m->instance_id);
+    gs_free(m->client_id);
+    gs_free(m->client_host);
     free(m);
 }
 
@@ -60,15 +60,15 @@ void group_free(group_t *g) {
     while (g->pending) {
         group_pending_id_t *p = g->pending;
         g->pending = p->next;
-        free(p->id);
+        gs_free(p->id);
         free(p);
     }
     group_offsets_free(g);
     group_consumer_free(g->cg);
-    free(g->id);
-    free(g->protocol_type);
-    free(g->protocol);
-    free(g->leader);
+    gs_free(g->id);
+    gs_free(g->protocol_type);
+    gs_free(g->protocol);
+    gs_free(g->leader);
     free(g);
 }
 
@@ -105,7 +105,7 @@ static void respond_join_error(broker_req_t *r, int16_t err, const char *member_
     proto_join_group_response_t *resp = r->resp;
     resp->error_code = err;
     resp->generation_id = -1;
-    resp->member_id = member_id ? sm_arena_str(&r->arena, member_id) : SM_STR_LIT("");
+    resp->member_id = member_id ? gs_arena(r, member_id) : SM_STR_LIT("");
     resp->leader = SM_STR_LIT("");
     resp->protocol_name = r->version >= 7 ? SM_STR_NULL : SM_STR_LIT("");
     resp->protocol_type = SM_STR_NULL;
@@ -116,9 +116,8 @@ static void respond_join_error(broker_req_t *r, int16_t err, const char *member_
 static void fill_sync(broker_req_t *r, group_t *g, group_member_t *m) {
     proto_sync_group_response_t *resp = r->resp;
     resp->error_code = PROTO_ERR_NONE;
-    resp->protocol_type =
-        g->protocol_type ? sm_arena_str(&r->arena, g->protocol_type) : SM_STR_NULL;
-    resp->protocol_name = g->protocol ? sm_arena_str(&r->arena, g->protocol) : SM_STR_NULL;
+    resp->protocol_type = g->protocol_type ? gs_arena(r, g->protocol_type) : SM_STR_NULL;
+    resp->protocol_name = g->protocol ? gs_arena(r, g->protocol) : SM_STR_NULL;
     resp->assignment = (sm_bytes_t){NULL, 0};
     if (m && m->assignment) {
         uint8_t *p = sm_arena_alloc(&r->arena, (size_t)m->assignment_len + 1);
@@ -148,7 +147,7 @@ static bool all_support(group_t *g, const char *p) {
     for (group_member_t *o = g->members; o; o = o->next) {
         bool has = false;
         for (int j = 0; j < o->nprotocols && !has; j++)
-            has = strcmp(o->protocols[j].name, p) == 0;
+            has = gs_eq(o->protocols[j].name, p);
         if (!has) return false;
     }
     return true;
@@ -167,7 +166,7 @@ static const char *select_protocol(group_t *g) {
         for (group_member_t *m = g->members; m; m = m->next)
             for (int k = 0; k < m->nprotocols; k++)
                 if (all_support(g, m->protocols[k].name)) {
-                    votes += strcmp(m->protocols[k].name, cand) == 0;
+                    votes += gs_eq(m->protocols[k].name, cand);
                     break;
                 }
         if (votes > best_votes) {
@@ -182,20 +181,20 @@ static void fill_join_response(broker_req_t *r, group_t *g, group_member_t *m) {
     proto_join_group_response_t *resp = r->resp;
     resp->error_code = PROTO_ERR_NONE;
     resp->generation_id = g->generation;
-    resp->protocol_type = sm_arena_str(&r->arena, g->protocol_type);
-    resp->protocol_name = sm_arena_str(&r->arena, g->protocol);
-    resp->leader = sm_arena_str(&r->arena, g->leader);
-    resp->member_id = sm_arena_str(&r->arena, m->id);
+    resp->protocol_type = gs_arena(r, g->protocol_type);
+    resp->protocol_name = gs_arena(r, g->protocol);
+    resp->leader = gs_arena(r, g->leader);
+    resp->member_id = gs_arena(r, m->id);
     resp->skip_assignment = false;
     resp->members.n = 0;
-    if (!g->leader || strcmp(g->leader, m->id) != 0) return;
+    if (!gs_eq(g->leader, m->id)) return;
     resp->members.v = sm_arena_calloc(&r->arena, (size_t)g->nmembers + 1, sizeof(*resp->members.v));
     int i = 0;
     for (group_member_t *o = g->members; resp->members.v && o; o = o->next, i++) {
-        resp->members.v[i].member_id = sm_arena_str(&r->arena, o->id);
-        resp->members.v[i].group_instance_id = sm_arena_str(&r->arena, o->instance_id);
+        resp->members.v[i].member_id = gs_arena(r, o->id);
+        resp->members.v[i].group_instance_id = gs_arena(r, o->instance_id);
         for (int k = 0; k < o->nprotocols; k++) {
-            if (strcmp(o->protocols[k].name, g->protocol) != 0) continue;
+            if (!gs_eq(o->protocols[k].name, g->protocol)) continue;
             uint8_t *p = sm_arena_alloc(&r->arena, (size_t)o->protocols[k].meta_len + 1);
             if (p) memcpy(p, o->protocols[k].meta, (size_t)o->protocols[k].meta_len);
             resp->members.v[i].metadata = (sm_bytes_t){p, p ? o->protocols[k].meta_len : 0};
@@ -226,9 +225,9 @@ static int16_t become_empty(group_coordinator_t *c, group_shard_t *s, group_t *g
     }
     g->generation++;
     g->rebalance_deadline = 0;
-    free(g->protocol);
+    gs_free(g->protocol);
     g->protocol = NULL;
-    free(g->leader);
+    gs_free(g->leader);
     g->leader = NULL;
     g->write_end = end;
     set_state(g, GROUP_EMPTY);
@@ -253,12 +252,12 @@ static int16_t complete_join(group_coordinator_t *c, group_shard_t *s, group_t *
     }
     g->rebalance_deadline = 0;
     g->generation++;
-    free(g->protocol);
+    gs_free(g->protocol);
     const char *p = select_protocol(g);
-    g->protocol = p ? strdup(p) : NULL;
+    g->protocol = gs_copy(p);
     if (!g->leader || !group_member_find(g, S(g->leader))) {
-        free(g->leader);
-        g->leader = strdup(g->members->id);
+        gs_free(g->leader);
+        g->leader = gs_copy(g->members->id);
     }
     set_state(g, GROUP_COMPLETING);
     sm_debug("group", "%s: generation %d with %d members, protocol %s, leader %s", g->id,
@@ -345,7 +344,7 @@ void group_classic_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, in
         if (now >= (*pp)->expires) {
             group_pending_id_t *d = *pp;
             *pp = d->next;
-            free(d->id);
+            gs_free(d->id);
             free(d);
         } else {
             pp = &(*pp)->next;
@@ -375,13 +374,13 @@ static group_member_t *new_member(sm_str_t id, const proto_join_group_request_t 
     const char *colon = strrchr(peer, ':');
     char host[80];
     snprintf(host, sizeof(host), "/%.*s", colon ? (int)(colon - peer) : (int)strlen(peer), peer);
-    m->client_host = strdup(host);
+    m->client_host = gs_cstr(host);
     return m;
 }
 
 static int set_protocols(group_member_t *m, const proto_join_group_request_t *req) {
     for (int i = 0; i < m->nprotocols; i++) {
-        free(m->protocols[i].name);
+        gs_free(m->protocols[i].name);
         free(m->protocols[i].meta);
     }
     free(m->protocols);
@@ -417,20 +416,26 @@ static bool protocols_compatible(group_t *g, const proto_join_group_request_t *r
     return false;
 }
 
+/* Kafka's shape: <group.instance.id or client.id>-<uuid>, byte for byte (a
+ * client id may hold NUL bytes). Returns a group string. */
 static char *make_member_id(sm_str_t client_id, sm_str_t instance) {
     uint8_t u[16];
     if (getrandom(u, 16, 0) != 16)
         for (int i = 0; i < 16; i++)
             u[i] = (uint8_t)rand();
-    /* Kafka's shape: <group.instance.id or client.id>-<uuid> */
     sm_str_t prefix = instance.len >= 0 ? instance : client_id;
     int plen = prefix.len > 0 ? prefix.len : 0;
-    char *id = malloc((size_t)plen + 40);
-    if (!id) return NULL;
-    snprintf(id, (size_t)plen + 40,
-             "%.*s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", plen,
-             plen ? prefix.ptr : "", u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
-             u[10], u[11], u[12], u[13], u[14], u[15]);
+    char uuid[40];
+    int ulen = snprintf(uuid, sizeof(uuid),
+                        "-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                        u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+                        u[12], u[13], u[14], u[15]);
+    char *buf = malloc((size_t)plen + (size_t)ulen + 1);
+    if (!buf) return NULL;
+    if (plen) memcpy(buf, prefix.ptr, (size_t)plen);
+    memcpy(buf + plen, uuid, (size_t)ulen);
+    char *id = gs_new(buf, plen + ulen);
+    free(buf);
     return id;
 }
 
@@ -454,12 +459,12 @@ static bool rejoin_static(group_t *g, group_member_t *old, char *id,
     if (old->join_req) respond_join_error(old->join_req, PROTO_ERR_FENCED_INSTANCE_ID, NULL);
     if (old->sync_req) respond_sync_error(old->sync_req, PROTO_ERR_FENCED_INSTANCE_ID);
     old->join_req = old->sync_req = NULL;
-    bool was_leader = g->leader && strcmp(g->leader, old->id) == 0;
-    free(old->id);
+    bool was_leader = gs_eq(g->leader, old->id);
+    gs_free(old->id);
     old->id = id;
     if (was_leader) {
-        free(g->leader);
-        g->leader = strdup(id);
+        gs_free(g->leader);
+        g->leader = gs_copy(id);
     }
     old->session_timeout = req->session_timeout_ms;
     old->rebalance_timeout = rebalance_timeout;
@@ -499,7 +504,7 @@ static group_member_t *join_member(group_coordinator_t *c, group_t *g,
                 g->pending = p;
             }
             respond_join_error(r, PROTO_ERR_MEMBER_ID_REQUIRED, id);
-            if (!p) free(id);
+            if (!p) gs_free(id);
             return NULL;
         }
         group_member_t *m = NULL;
@@ -508,7 +513,7 @@ static group_member_t *join_member(group_coordinator_t *c, group_t *g,
             err = PROTO_ERR_GROUP_MAX_SIZE_REACHED;
         else
             m = add_member(g, S(id), req, r);
-        free(id);
+        gs_free(id);
         if (!m) respond_join_error(r, err, NULL);
         return m;
     }
@@ -531,7 +536,7 @@ static group_member_t *join_member(group_coordinator_t *c, group_t *g,
             group_pending_id_t *p = *pp;
             *pp = p->next;
             m = add_member(g, S(p->id), req, r);
-            free(p->id);
+            gs_free(p->id);
             free(p);
         }
     }
@@ -590,7 +595,7 @@ int broker_handle_join_group(broker_req_t *r) {
     m->last_seen = group_now_ms();
     m->join_req = r;
     if (!g->protocol_type || !group_streq(g->protocol_type, req->protocol_type)) {
-        free(g->protocol_type);
+        gs_free(g->protocol_type);
         g->protocol_type = group_dupstr(req->protocol_type);
     }
     bool initial = false;
@@ -728,7 +733,7 @@ int broker_handle_sync_group(broker_req_t *r) {
     /* CompletingRebalance: wait for the leader. */
     if (m->sync_req) respond_sync_error(m->sync_req, PROTO_ERR_REBALANCE_IN_PROGRESS);
     m->sync_req = r;
-    if (g->leader && strcmp(g->leader, m->id) == 0) complete_sync(c, s, g, req);
+    if (gs_eq(g->leader, m->id)) complete_sync(c, s, g, req);
     pthread_mutex_unlock(&s->mu);
     return BROKER_PARKED;
 }

@@ -84,16 +84,16 @@ static int tp_copy(group_tps_t *dst, const group_tps_t *src) {
 /* ---------------------------------------------------------------- members */
 
 static void cmember_free(group_cmember_t *m) {
-    free(m->id);
-    free(m->instance_id);
-    free(m->rack);
-    free(m->client_id);
-    free(m->client_host);
-    free(m->assignor);
-    free(m->regex);
+    gs_free(m->id);
+    gs_free(m->instance_id);
+    gs_free(m->rack);
+    gs_free(m->client_id);
+    gs_free(m->client_host);
+    gs_free(m->assignor);
+    gs_free(m->regex);
     sm_regex_free(m->re);
     for (int i = 0; i < m->ntopics; i++)
-        free(m->topics[i]);
+        gs_free(m->topics[i]);
     free(m->topics);
     free(m->assigned.v);
     free(m->revoking.v);
@@ -101,7 +101,7 @@ static void cmember_free(group_cmember_t *m) {
     free(m);
 }
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) { return gs_copy(s); }
 
 static group_cmember_t *cmember_clone(const group_cmember_t *m) {
     group_cmember_t *c = calloc(1, sizeof(*c));
@@ -119,7 +119,7 @@ static group_cmember_t *cmember_clone(const group_cmember_t *m) {
     if (c->regex && sm_regex_compile(c->regex, strlen(c->regex), &c->re)) c->re = NULL;
     c->topics = calloc((size_t)m->ntopics + 1, sizeof(char *));
     for (int i = 0; c->topics && i < m->ntopics; i++)
-        c->topics[i] = strdup(m->topics[i]);
+        c->topics[i] = gs_copy(m->topics[i]);
     c->assigned = c->revoking = c->target = (group_tps_t){0};
     if (!c->topics || tp_copy(&c->assigned, &m->assigned) || tp_copy(&c->revoking, &m->revoking) ||
         tp_copy(&c->target, &m->target)) {
@@ -241,7 +241,7 @@ static int subscribed_topics(group_coordinator_t *c, group_cgroup_t *cg, topic_v
 }
 
 static int member_id_cmp(const void *a, const void *b) {
-    return strcmp((*(group_cmember_t *const *)a)->id, (*(group_cmember_t *const *)b)->id);
+    return gs_cmp((*(group_cmember_t *const *)a)->id, (*(group_cmember_t *const *)b)->id);
 }
 
 /* Range: per topic, its subscribers sorted by member id get contiguous
@@ -466,10 +466,9 @@ static void member_records(rec_list_t *l, sm_arena_t *a, const group_t *g, const
                            const group_cmember_t *old, bool target_changed) {
     sm_str_t gid = S(g->id), mid = S(m->id);
     group_rec_t *r;
-    bool meta_changed = !old || old->ntopics != m->ntopics ||
-                        old->rebalance_timeout != m->rebalance_timeout ||
-                        (old->regex == NULL) != (m->regex == NULL) ||
-                        (m->regex && strcmp(old->regex, m->regex) != 0);
+    bool meta_changed =
+        !old || old->ntopics != m->ntopics || old->rebalance_timeout != m->rebalance_timeout ||
+        (old->regex == NULL) != (m->regex == NULL) || (m->regex && !gs_eq(old->regex, m->regex));
     for (int i = 0; !meta_changed && i < m->ntopics; i++)
         meta_changed = strcmp(old->topics[i], m->topics[i]) != 0;
     if (meta_changed && (r = rec_next(l))) {
@@ -478,8 +477,8 @@ static void member_records(rec_list_t *l, sm_arena_t *a, const group_t *g, const
         proto_consumer_group_member_metadata_value_init(&v);
         v.instance_id = S(m->instance_id);
         v.rack_id = S(m->rack);
-        v.client_id = S(m->client_id ? m->client_id : "");
-        v.client_host = S(m->client_host ? m->client_host : "");
+        v.client_id = group_S0(m->client_id);
+        v.client_host = group_S0(m->client_host);
         sm_str_t *names = sm_arena_calloc(a, (size_t)m->ntopics + 1, sizeof(*names));
         for (int i = 0; names && i < m->ntopics; i++)
             names[i] = S(m->topics[i]);
@@ -549,13 +548,13 @@ static void diff_records(rec_list_t *l, sm_arena_t *a, const group_t *g,
     for (const group_cmember_t *m = cg->members; m; m = m->next) {
         const group_cmember_t *o = NULL;
         for (const group_cmember_t *x = old ? old->members : NULL; x && !o; x = x->next)
-            if (strcmp(x->id, m->id) == 0) o = x;
+            if (gs_eq(x->id, m->id)) o = x;
         member_records(l, a, g, m, o, target_changed);
     }
     for (const group_cmember_t *x = old ? old->members : NULL; x; x = x->next) {
         bool gone = true;
         for (const group_cmember_t *m = cg->members; m && gone; m = m->next)
-            gone = strcmp(x->id, m->id) != 0;
+            gone = !gs_eq(x->id, m->id);
         if (gone) member_tombstones(l, g, x);
     }
     if (target_changed && (r = rec_next(l))) {
@@ -623,7 +622,7 @@ static void resolve_regex(group_coordinator_t *c, group_cmember_t *m) {
     c->host.for_each_topic(c->host.ctx, regex_visit, &rs);
     if (rs.n > 1) qsort(rs.names, (size_t)rs.n, sizeof(char *), str_cmp);
     for (int i = 0; i < m->ntopics; i++)
-        free(m->topics[i]);
+        gs_free(m->topics[i]);
     free(m->topics);
     m->topics = rs.names;
     m->ntopics = rs.n;
@@ -760,15 +759,14 @@ static char *new_member_id(void) {
         for (int i = 0; i < 16; i++)
             u[i] = (uint8_t)rand();
     static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    char *id = malloc(23);
-    if (!id) return NULL;
+    char id[23];
     for (int i = 0; i < 22; i++) {
         int bit = i * 6, byte = bit / 8, off = bit % 8;
         unsigned v = ((unsigned)u[byte] << 8 | (byte + 1 < 16 ? u[byte + 1] : 0)) >> (10 - off);
         id[i] = b64[v & 63];
     }
     id[22] = 0;
-    return id;
+    return gs_new(id, 22);
 }
 
 /* Applies a join or a heartbeat's fields to m; true when its subscription changed. */
@@ -776,17 +774,17 @@ static bool update_member(group_cmember_t *m, const proto_consumer_group_heartbe
     bool changed = false;
     if (req->rebalance_timeout_ms > 0) m->rebalance_timeout = req->rebalance_timeout_ms;
     if (req->rack_id.len >= 0 && !group_streq(m->rack, req->rack_id)) {
-        free(m->rack);
+        gs_free(m->rack);
         m->rack = group_dupstr(req->rack_id);
     }
     if (req->server_assignor.len >= 0 && !group_streq(m->assignor, req->server_assignor)) {
-        free(m->assignor);
+        gs_free(m->assignor);
         m->assignor = group_dupstr(req->server_assignor);
         changed = true;
     }
     if (req->subscribed_topic_regex.len >= 0 &&
         !group_streq(m->regex, req->subscribed_topic_regex)) {
-        free(m->regex);
+        gs_free(m->regex);
         sm_regex_free(m->re);
         m->regex = NULL;
         m->re = NULL;
@@ -803,7 +801,7 @@ static bool update_member(group_cmember_t *m, const proto_consumer_group_heartbe
             same = group_streq(m->topics[i], req->subscribed_topic_names.v[i]);
         if (!same) {
             for (int i = 0; i < m->ntopics; i++)
-                free(m->topics[i]);
+                gs_free(m->topics[i]);
             free(m->topics);
             m->ntopics = 0;
             m->topics = calloc((size_t)req->subscribed_topic_names.n + 1, sizeof(char *));
@@ -876,7 +874,7 @@ static group_cmember_t *heartbeat_member(group_coordinator_t *c, group_cgroup_t 
                 *err = PROTO_ERR_UNRELEASED_INSTANCE_ID;
                 return NULL;
             }
-            free(old->id);
+            gs_free(old->id);
             old->id = req->member_id.len > 0 ? group_dupstr(req->member_id) : new_member_id();
             old->epoch = old->prev_epoch = 0;
             old->state = CM_STABLE;
@@ -911,7 +909,7 @@ static group_cmember_t *heartbeat_member(group_coordinator_t *c, group_cgroup_t 
         char host[80];
         snprintf(host, sizeof(host), "/%.*s", colon ? (int)(colon - peer) : (int)strlen(peer),
                  peer);
-        m->client_host = strdup(host);
+        m->client_host = gs_cstr(host);
         m->send_assignment = true;
         m->next = cg->members;
         cg->members = m;
@@ -969,7 +967,7 @@ int broker_handle_consumer_group_heartbeat(broker_req_t *r) {
         if (req->member_epoch == -1 || req->member_epoch == -2) {
             /* Leaving: a static member (-2) keeps its place for its session. */
             resp->member_epoch = req->member_epoch;
-            resp->member_id = sm_arena_str(&r->arena, m->id);
+            resp->member_id = gs_arena(r, m->id);
             if (req->member_epoch == -2 && m->instance_id) {
                 m->epoch = -2;
                 m->assigned.n = m->revoking.n = 0;
@@ -996,7 +994,7 @@ int broker_handle_consumer_group_heartbeat(broker_req_t *r) {
         m = NULL;
     }
     if (m && !err) {
-        resp->member_id = sm_arena_str(&r->arena, m->id);
+        resp->member_id = gs_arena(r, m->id);
         resp->member_epoch = m->epoch;
         if (m->send_assignment || req->member_epoch == 0 || has_owned) fill_assignment(r, m);
         m->send_assignment = false;
@@ -1065,24 +1063,24 @@ static void load_member_record(group_shard_t *s, int16_t kv, sm_str_t gid, sm_st
     if (kv == 5) {
         proto_consumer_group_member_metadata_value_t v;
         if (proto_consumer_group_member_metadata_value_decode(vr, a, 0, &v)) return;
-        free(m->instance_id);
-        free(m->rack);
-        free(m->client_id);
-        free(m->client_host);
-        free(m->assignor);
+        gs_free(m->instance_id);
+        gs_free(m->rack);
+        gs_free(m->client_id);
+        gs_free(m->client_host);
+        gs_free(m->assignor);
         m->instance_id = group_dupstr(v.instance_id);
         m->rack = group_dupstr(v.rack_id);
         m->client_id = group_dupstr(v.client_id);
         m->client_host = group_dupstr(v.client_host);
         m->assignor = group_dupstr(v.server_assignor);
         m->rebalance_timeout = v.rebalance_timeout_ms;
-        free(m->regex);
+        gs_free(m->regex);
         sm_regex_free(m->re);
         m->re = NULL;
         m->regex = v.subscribed_topic_regex.len > 0 ? group_dupstr(v.subscribed_topic_regex) : NULL;
         if (m->regex && sm_regex_compile(m->regex, strlen(m->regex), &m->re)) m->re = NULL;
         for (int i = 0; i < m->ntopics; i++)
-            free(m->topics[i]);
+            gs_free(m->topics[i]);
         free(m->topics);
         m->ntopics = 0;
         m->topics =
@@ -1212,17 +1210,17 @@ static void describe_cgroup(broker_req_t *r, group_coordinator_t *c, const group
     int k = 0;
     for (const group_cmember_t *m = cg->members; o->members.v && m; m = m->next, k++) {
         proto_consumer_group_describe_response_member_t *d = &o->members.v[k];
-        d->member_id = sm_arena_str(&r->arena, m->id);
-        d->instance_id = sm_arena_str(&r->arena, m->instance_id);
-        d->rack_id = sm_arena_str(&r->arena, m->rack);
+        d->member_id = gs_arena(r, m->id);
+        d->instance_id = gs_arena(r, m->instance_id);
+        d->rack_id = gs_arena(r, m->rack);
         d->member_epoch = m->epoch;
-        d->client_id = sm_arena_str(&r->arena, m->client_id ? m->client_id : "");
-        d->client_host = sm_arena_str(&r->arena, m->client_host ? m->client_host : "");
+        d->client_id = m->client_id ? gs_arena(r, m->client_id) : SM_STR_LIT("");
+        d->client_host = m->client_host ? gs_arena(r, m->client_host) : SM_STR_LIT("");
         sm_str_t *names = sm_arena_calloc(&r->arena, (size_t)m->ntopics + 1, sizeof(*names));
         for (int i = 0; names && i < m->ntopics; i++)
             names[i] = sm_arena_str(&r->arena, m->topics[i]);
         d->subscribed_topic_names = (sm_str_array_t){names ? m->ntopics : 0, names};
-        d->subscribed_topic_regex = sm_arena_str(&r->arena, m->regex);
+        d->subscribed_topic_regex = gs_arena(r, m->regex);
         d->assignment = describe_assignment(r, c, cg, &m->assigned);
         d->target_assignment = describe_assignment(r, c, cg, &m->target);
     }

@@ -166,9 +166,21 @@ typedef struct group_rec {
 /* ---- runtime.c ---- */
 int64_t group_now_ms(void);  /* monotonic, for deadlines */
 int64_t group_wall_ms(void); /* wall clock, for records */
+/* Group strings (every string a group keeps): NUL-safe, their length kept
+ * before the bytes (gs_len); made by gs_new / group_dupstr / gs_copy /
+ * gs_cstr, freed by gs_free, compared by gs_eq / group_streq. */
+char *gs_new(const char *p, int32_t len); /* len < 0: NULL */
+int32_t gs_len(const char *g);
+void gs_free(char *g);
+char *gs_copy(const char *g);
+char *gs_cstr(const char *c);
+bool gs_eq(const char *a, const char *b);          /* false when either is NULL */
+int gs_cmp(const char *a, const char *b);          /* byte order; neither NULL */
+sm_str_t gs_arena(broker_req_t *r, const char *g); /* a copy in r's arena */
 char *group_dupstr(sm_str_t s);
-bool group_streq(const char *c, sm_str_t s);
-sm_str_t group_S(const char *c);
+bool group_streq(const char *g, sm_str_t s);
+sm_str_t group_S(const char *g);  /* NULL: a null string */
+sm_str_t group_S0(const char *g); /* NULL: "" */
 
 group_shard_t *group_shard_for(group_coordinator_t *c, sm_str_t group_id);
 group_t *group_get(group_shard_t *s, sm_str_t id);

@@ -24,7 +24,7 @@ void group_offsets_free(group_t *g) {
     size_t it = 0;
     void *v;
     while (sm_map_next(&g->offsets, &it, NULL, NULL, &v)) {
-        free(((group_offset_t *)v)->metadata);
+        gs_free(((group_offset_t *)v)->metadata);
         free(v);
     }
     sm_map_free(&g->offsets);
@@ -41,18 +41,21 @@ static void offset_put(group_t *g, sm_str_t topic, int32_t partition, const grou
             return;
         }
     }
-    free(e->metadata);
+    gs_free(e->metadata);
     *e = *val;
-    e->metadata = strdup(val->metadata ? val->metadata : "");
+    e->metadata = val->metadata ? gs_copy(val->metadata) : gs_new("", 0);
 }
 
 static void offset_drop(group_t *g, const void *key, size_t klen) {
     group_offset_t *e = sm_map_del(&g->offsets, key, klen);
     if (e) {
-        free(e->metadata);
+        gs_free(e->metadata);
         free(e);
     }
 }
+
+/* The topic of a map key ("topic" NUL int32). */
+static sm_str_t key_topic(const void *k, size_t kl) { return (sm_str_t){k, (int32_t)kl - 5}; }
 
 /* The partition of a map key ("topic" NUL int32). */
 static int32_t key_partition(const void *k, size_t kl) {
@@ -68,6 +71,14 @@ static sm_str_t topic_name_of(group_coordinator_t *c, broker_req_t *r, const sm_
     char name[256];
     if (!c->host.topic_name(c->host.ctx, id, name, sizeof(name))) return SM_STR_NULL;
     return sm_arena_str(&r->arena, name);
+}
+
+/* UNKNOWN_TOPIC_OR_PARTITION for a partition the metadata does not hold. */
+static int16_t partition_known(group_coordinator_t *c, sm_str_t topic, int32_t partition) {
+    sm_uuid_t id;
+    int32_t n = 0;
+    bool known = c->host.topic(c->host.ctx, topic, &id, &n) && partition >= 0 && partition < n;
+    return known ? PROTO_ERR_NONE : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
 }
 
 /* ---------------------------------------------------------------- OffsetCommit */
@@ -86,8 +97,10 @@ static int16_t commit_allowed(group_t *g, int32_t generation, sm_str_t member_id
         return PROTO_ERR_UNKNOWN_MEMBER_ID;
     }
     if (generation != g->generation) return PROTO_ERR_ILLEGAL_GENERATION;
-    if (g->state == GROUP_PREPARING || g->state == GROUP_COMPLETING)
-        return PROTO_ERR_REBALANCE_IN_PROGRESS;
+    /* A member of the current generation may commit while the group prepares
+     * a rebalance (it is revoking its partitions), not while it awaits
+     * SyncGroup, as Kafka's classic coordinator. */
+    if (g->state == GROUP_COMPLETING) return PROTO_ERR_REBALANCE_IN_PROGRESS;
     m->last_seen = group_now_ms();
     return PROTO_ERR_NONE;
 }
@@ -131,13 +144,13 @@ static void commit_answer(broker_req_t *r, int16_t err) {
     broker_req_finish(r);
 }
 
+/* A committed value; its metadata is a new group string (NUL bytes kept;
+ * null metadata is ""): the caller frees it. */
 static group_offset_t
 commit_value(const broker_req_t *r,
-             const proto_offset_commit_request_offset_commit_request_partition_t *p, char *meta,
-             int64_t now) {
-    snprintf(meta, GROUP_MAX_METADATA + 1, "%.*s",
-             p->committed_metadata.len > 0 ? (int)p->committed_metadata.len : 0,
-             p->committed_metadata.ptr ? p->committed_metadata.ptr : "");
+             const proto_offset_commit_request_offset_commit_request_partition_t *p, int64_t now) {
+    char *meta =
+        p->committed_metadata.len >= 0 ? group_dupstr(p->committed_metadata) : gs_new("", 0);
     return (group_offset_t){p->committed_offset, r->version >= 6 ? p->committed_leader_epoch : -1,
                             meta, now};
 }
@@ -160,7 +173,6 @@ int broker_handle_offset_commit(broker_req_t *r) {
         return BROKER_CLOSE;
     }
     int nrecs = 0;
-    char meta[GROUP_MAX_METADATA + 1];
     group_shard_t *s = group_shard_for(c, req->group_id);
     pthread_mutex_lock(&s->mu);
     int16_t gerr;
@@ -180,21 +192,23 @@ int broker_handle_offset_commit(broker_req_t *r) {
             const proto_offset_commit_request_offset_commit_request_partition_t *p =
                 &t->partitions.v[k];
             o->partitions.v[k].partition_index = p->partition_index;
-            o->partitions.v[k].error_code = gerr;
-            if (gerr) continue;
-            if (names[i].len < 0) {
-                o->partitions.v[k].error_code = PROTO_ERR_UNKNOWN_TOPIC_ID;
-                continue;
-            }
+            /* Unknown topics and partitions are answered before the group's
+             * errors, as Kafka checks them before the commit reaches its
+             * coordinator. */
+            int16_t perr = names[i].len < 0 ? PROTO_ERR_UNKNOWN_TOPIC_ID
+                                            : partition_known(c, names[i], p->partition_index);
+            o->partitions.v[k].error_code = perr ? perr : gerr;
+            if (perr || gerr) continue;
             if (p->committed_metadata.len > GROUP_MAX_METADATA) {
                 o->partitions.v[k].error_code = PROTO_ERR_OFFSET_METADATA_TOO_LARGE;
                 continue;
             }
-            group_offset_t e = commit_value(r, p, meta, now);
+            group_offset_t e = commit_value(r, p, now);
             if (group_offset_record(req->group_id, names[i], p->partition_index, &e, &recs[nrecs]))
                 o->partitions.v[k].error_code = PROTO_ERR_UNKNOWN_SERVER_ERROR;
             else
                 nrecs++;
+            gs_free(e.metadata);
         }
     }
     /* Append first; the offsets change only when it succeeded. */
@@ -206,8 +220,9 @@ int broker_handle_offset_commit(broker_req_t *r) {
                 if (resp->topics.v[i].partitions.v[k].error_code) continue;
                 const proto_offset_commit_request_offset_commit_request_partition_t *p =
                     &req->topics.v[i].partitions.v[k];
-                group_offset_t e = commit_value(r, p, meta, now);
+                group_offset_t e = commit_value(r, p, now);
                 offset_put(g, names[i], p->partition_index, &e);
+                gs_free(e.metadata);
             }
         if (end) g->write_end = end;
     } else if (aerr) {
@@ -237,7 +252,7 @@ static void fetch_partition(broker_req_t *r, group_shard_t *s, group_t *g, sm_st
     group_offset_t *e = g ? sm_map_get(&g->offsets, kb, kl) : NULL;
     p->committed_offset = e ? e->offset : -1;
     p->committed_leader_epoch = e ? e->leader_epoch : -1;
-    p->metadata = e ? sm_arena_str(&r->arena, e->metadata ? e->metadata : "") : SM_STR_LIT("");
+    p->metadata = e && e->metadata ? gs_arena(r, e->metadata) : SM_STR_LIT("");
     /* KIP-447: a reader asking for stable offsets waits while a transaction
      * holds an offset of this partition. */
     p->error_code =
@@ -287,9 +302,10 @@ fetch_group_offsets(broker_req_t *r, group_coordinator_t *c, sm_str_t group_id, 
         sm_uuid_t tid = {{0}};
         int32_t nparts;
         /* v10+ answers by topic id: offsets of a deleted topic have none. */
-        if (r->version >= 10 && !c->host.topic(c->host.ctx, S(k), &tid, &nparts)) continue;
+        if (r->version >= 10 && !c->host.topic(c->host.ctx, key_topic(k, kl), &tid, &nparts))
+            continue;
         proto_offset_fetch_response_offset_fetch_response_topics_t *o = &out->topics.v[i++];
-        o->name = sm_arena_str(&r->arena, k);
+        o->name = sm_arena_str(&r->arena, k); /* topic names hold no NUL */
         o->topic_id = tid;
         o->partitions.v = sm_arena_calloc(&r->arena, 1, sizeof(*o->partitions.v));
         o->partitions.n = o->partitions.v ? 1 : 0;
@@ -464,7 +480,8 @@ static void expire_group(group_coordinator_t *c, group_shard_t *s, group_t *g, i
         if (!(keys[ne] = malloc(kl))) continue;
         memcpy(keys[ne], k, kl);
         klens[ne] = kl;
-        if (group_offset_record(S(g->id), S(k), key_partition(k, kl), NULL, &recs[ne]) != SM_OK) {
+        if (group_offset_record(S(g->id), key_topic(k, kl), key_partition(k, kl), NULL,
+                                &recs[ne]) != SM_OK) {
             free(keys[ne]);
             continue;
         }
@@ -525,11 +542,12 @@ static void txn_commit_answer(broker_req_t *r, int16_t err) {
 void group_offsets_apply_txn(void *shard, const group_txn_offset_t *e) {
     group_t *g = group_get_or_create(shard, (sm_str_t){(const char *)e->group.ptr, e->group.len});
     if (!g) return;
-    char meta[GROUP_MAX_METADATA + 1];
-    snprintf(meta, sizeof(meta), "%.*s", e->metadata.len > 0 ? (int)e->metadata.len : 0,
-             e->metadata.ptr ? (const char *)e->metadata.ptr : "");
-    group_offset_t v = {e->offset, e->leader_epoch, meta, e->commit_ts};
+    group_offset_t v = {
+        e->offset, e->leader_epoch,
+        gs_new((const char *)e->metadata.ptr, e->metadata.len < 0 ? 0 : e->metadata.len),
+        e->commit_ts};
     offset_put(g, (sm_str_t){(const char *)e->topic.ptr, e->topic.len}, e->partition, &v);
+    gs_free(v.metadata);
 }
 
 /* The member check of a TxnOffsetCommit (KIP-447), under the shard's mu. */
@@ -626,14 +644,15 @@ int broker_handle_txn_offset_commit(broker_req_t *r) {
                 *err = PROTO_ERR_OFFSET_METADATA_TOO_LARGE;
                 continue;
             }
-            char meta[GROUP_MAX_METADATA + 1];
-            snprintf(meta, sizeof(meta), "%.*s",
-                     p->committed_metadata.len > 0 ? (int)p->committed_metadata.len : 0,
-                     p->committed_metadata.ptr ? p->committed_metadata.ptr : "");
             int32_t epoch = r->version >= 2 ? p->committed_leader_epoch : -1;
-            group_offset_t e = {p->committed_offset, epoch, meta, now};
-            if (group_offset_record(req->group_id, names[i], p->partition_index, &e,
-                                    &recs[nrecs])) {
+            group_offset_t e = {p->committed_offset, epoch,
+                                p->committed_metadata.len >= 0 ? group_dupstr(p->committed_metadata)
+                                                               : gs_new("", 0),
+                                now};
+            int rc =
+                group_offset_record(req->group_id, names[i], p->partition_index, &e, &recs[nrecs]);
+            gs_free(e.metadata);
+            if (rc) {
                 *err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
                 continue;
             }

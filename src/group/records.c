@@ -62,7 +62,7 @@ int group_offset_record(sm_str_t group, sm_str_t topic, int32_t partition, const
     proto_offset_commit_value_init(&v);
     v.offset = e->offset;
     v.leader_epoch = e->leader_epoch;
-    v.metadata = group_S(e->metadata ? e->metadata : "");
+    v.metadata = group_S0(e->metadata);
     v.commit_timestamp = e->commit_ts;
     rc = group_encode_value("OffsetCommitValue", 3, &v, &r->value, &r->value_len);
     if (rc) {
@@ -82,7 +82,7 @@ int group_meta_record(const group_t *g, const group_meta_view_t *view, bool tomb
     if (rc || tombstone) return rc;
     proto_group_metadata_value_t v;
     proto_group_metadata_value_init(&v);
-    v.protocol_type = group_S(g->protocol_type ? g->protocol_type : "");
+    v.protocol_type = group_S0(g->protocol_type);
     v.generation = view->generation;
     v.protocol = group_S(view->protocol);
     v.leader = group_S(view->leader);
@@ -104,7 +104,7 @@ int group_meta_record(const group_t *g, const group_meta_view_t *view, bool tomb
         mm[i].session_timeout = m->session_timeout;
         mm[i].subscription = (sm_bytes_t){NULL, 0};
         for (int p = 0; p < m->nprotocols; p++)
-            if (view->protocol && strcmp(m->protocols[p].name, view->protocol) == 0)
+            if (gs_eq(m->protocols[p].name, view->protocol))
                 mm[i].subscription = (sm_bytes_t){m->protocols[p].meta, m->protocols[p].meta_len};
         if (view->assign)
             mm[i].assignment = view->assign[i].len >= 0 ? view->assign[i] : (sm_bytes_t){NULL, 0};
@@ -167,7 +167,7 @@ static void load_offset(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, int16_t
     size_t kl = group_offset_key(kb, sizeof(kb), k.topic, k.partition);
     group_offset_t *old = sm_map_del(&g->offsets, kb, kl);
     if (old) {
-        free(old->metadata);
+        gs_free(old->metadata);
         free(old);
     }
     if (value.len < 2) return;
@@ -182,7 +182,7 @@ static void load_offset(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, int16_t
         e->metadata = group_dupstr(v.metadata);
         e->commit_ts = v.commit_timestamp;
         if (sm_map_put(&g->offsets, kb, kl, e)) {
-            free(e->metadata);
+            gs_free(e->metadata);
             free(e);
         }
     } else {
@@ -206,9 +206,9 @@ static void load_group(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, int16_t 
     proto_group_metadata_value_t v;
     sm_rd_i16(&vr, &vv);
     if (proto_group_metadata_value_decode(&vr, a, vv, &v) != SM_OK) return;
-    free(g->protocol_type);
-    free(g->protocol);
-    free(g->leader);
+    gs_free(g->protocol_type);
+    gs_free(g->protocol);
+    gs_free(g->leader);
     g->protocol_type = group_dupstr(v.protocol_type);
     g->protocol = group_dupstr(v.protocol);
     g->leader = group_dupstr(v.leader);

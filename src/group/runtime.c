@@ -44,22 +44,61 @@ static int64_t clock_ms(clockid_t id) {
 int64_t group_now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 int64_t group_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
-char *group_dupstr(sm_str_t s) {
-    if (s.len < 0) return NULL;
-    char *p = malloc((size_t)s.len + 1);
-    if (p) {
-        memcpy(p, s.ptr, (size_t)s.len);
-        p[s.len] = 0;
-    }
-    return p;
+/* A group string: the bytes, a NUL, and the length kept in the 8 bytes
+ * before them, so Kafka strings holding NUL bytes keep them. */
+char *gs_new(const char *p, int32_t len) {
+    if (len < 0) return NULL;
+    char *b = malloc(8 + (size_t)len + 1);
+    if (!b) return NULL;
+    int64_t n = len;
+    memcpy(b, &n, 8);
+    if (len) memcpy(b + 8, p, (size_t)len);
+    b[8 + len] = 0;
+    return b + 8;
 }
 
-bool group_streq(const char *c, sm_str_t s) {
-    if (!c) return s.len < 0;
-    return s.len >= 0 && strlen(c) == (size_t)s.len && memcmp(c, s.ptr, (size_t)s.len) == 0;
+int32_t gs_len(const char *g) {
+    int64_t n;
+    memcpy(&n, g - 8, 8);
+    return (int32_t)n;
 }
 
-sm_str_t group_S(const char *c) { return c ? (sm_str_t){c, (int32_t)strlen(c)} : SM_STR_NULL; }
+void gs_free(char *g) {
+    if (g) free(g - 8);
+}
+
+char *gs_copy(const char *g) { return g ? gs_new(g, gs_len(g)) : NULL; }
+
+char *gs_cstr(const char *c) { return c ? gs_new(c, (int32_t)strlen(c)) : NULL; }
+
+bool gs_eq(const char *a, const char *b) {
+    return a && b && gs_len(a) == gs_len(b) && memcmp(a, b, (size_t)gs_len(a)) == 0;
+}
+
+int gs_cmp(const char *a, const char *b) {
+    int32_t la = gs_len(a), lb = gs_len(b);
+    int c = memcmp(a, b, (size_t)(la < lb ? la : lb));
+    return c ? c : (la > lb) - (la < lb);
+}
+
+sm_str_t gs_arena(broker_req_t *r, const char *g) {
+    if (!g) return SM_STR_NULL;
+    char *p = sm_arena_alloc(&r->arena, (size_t)gs_len(g) + 1);
+    if (!p) return SM_STR_NULL;
+    memcpy(p, g, (size_t)gs_len(g) + 1);
+    return (sm_str_t){p, gs_len(g)};
+}
+
+char *group_dupstr(sm_str_t s) { return gs_new(s.ptr, s.len); }
+
+bool group_streq(const char *g, sm_str_t s) {
+    if (!g) return s.len < 0;
+    return s.len == gs_len(g) && memcmp(g, s.ptr, (size_t)s.len) == 0;
+}
+
+sm_str_t group_S(const char *g) { return g ? (sm_str_t){g, gs_len(g)} : SM_STR_NULL; }
+
+sm_str_t group_S0(const char *g) { return g ? group_S(g) : SM_STR_LIT(""); }
 
 int32_t group_partition_for(sm_str_t id, int32_t partitions) {
     /* Java's String.hashCode over UTF-16 code units; group ids are ASCII in
@@ -95,7 +134,7 @@ group_t *group_get_or_create(group_shard_t *s, sm_str_t id) {
     g->state = GROUP_EMPTY;
     g->state_ts = group_wall_ms();
     if (sm_map_put(&s->groups, id.ptr, (size_t)id.len, g)) {
-        free(g->id);
+        gs_free(g->id);
         free(g);
         return NULL;
     }
@@ -103,7 +142,7 @@ group_t *group_get_or_create(group_shard_t *s, sm_str_t id) {
 }
 
 void group_remove(group_shard_t *s, group_t *g) {
-    sm_map_del(&s->groups, g->id, strlen(g->id));
+    sm_map_del(&s->groups, g->id, (size_t)gs_len(g->id));
     group_free(g);
 }
 
