@@ -14,7 +14,6 @@ import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.clients.consumer.SubscriptionPattern;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.junit.jupiter.api.Test;
@@ -28,10 +27,6 @@ class ConsumerGroupProtocolTest {
         boolean pending;
 
         Member(SamsaServer s, List<String> seen) {
-            this(s, seen, null);
-        }
-
-        Member(SamsaServer s, List<String> seen, String pattern) {
             Properties p = new Properties();
             p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, s.bootstrap());
             p.put(ConsumerConfig.GROUP_ID_CONFIG, "jg848");
@@ -42,8 +37,7 @@ class ConsumerGroupProtocolTest {
             p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
             this.c = new KafkaConsumer<>(p);
             this.seen = seen;
-            if (pattern == null) c.subscribe(List.of("j848"), this);
-            else c.subscribe(new SubscriptionPattern(pattern), this);
+            c.subscribe(List.of("j848"), this);
         }
 
         void commit() {
@@ -114,25 +108,6 @@ class ConsumerGroupProtocolTest {
             assertEquals(total, seen.size(), "records read");
             assertEquals(total, new HashSet<>(seen).size(), "distinct records read");
             for (Member m : ms) m.c.close();
-        }
-    }
-
-    /** A broker-side regex subscription (SubscriptionPattern, RE2/J syntax) reads the topics it matches. */
-    @Test
-    void brokerSideRegexSubscription() throws Exception {
-        try (SamsaServer s = new SamsaServer("group.initial.rebalance.delay.ms=0",
-                "group.consumer.heartbeat.interval.ms=300")) {
-            GroupsTest.produce(s, "jrx-a", 2, 100);
-            GroupsTest.produce(s, "jrx-b", 2, 100);
-            GroupsTest.produce(s, "other", 2, 100);
-            List<String> seen = new ArrayList<>();
-            Member m = new Member(s, seen, "jrx-.*");
-            run(List.of(m), seen, 200);
-            Set<String> topics = new HashSet<>();
-            m.c.assignment().forEach(tp -> topics.add(tp.topic()));
-            assertEquals(Set.of("jrx-a", "jrx-b"), topics);
-            assertEquals(200, seen.size());
-            m.c.close();
         }
     }
 }
