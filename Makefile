@@ -4,6 +4,7 @@
 SHARED ?= ../shared
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_TSAN ?= build-tsan
 BUILD_FUZZ ?= build-fuzz
 FUZZ_SECONDS ?= 60
 JOBS ?= $(shell nproc)
@@ -14,7 +15,7 @@ DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
 	librdkafka-dev kcat zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev \
 	python3 python3-venv maven openjdk-17-jdk-headless
 
-.PHONY: all deps build run test test-unit test-integration test-java test-asan fuzz protocol protocol-check \
+.PHONY: all deps build run test test-unit test-integration test-java test-asan test-tsan fuzz protocol protocol-check \
 	format format-check clean bench bench-quick
 
 all: build
@@ -66,6 +67,16 @@ $(BUILD_ASAN)/build.ninja:
 test-asan: deps $(BUILD_ASAN)/build.ninja
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS)
+
+$(BUILD_TSAN)/build.ninja:
+	CC=clang cmake -S . -B $(BUILD_TSAN) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAMSA_TSAN=ON
+
+# ThreadSanitizer over the unit and stress tests. Suppressions (proven false
+# positives only, each justified) are in tests/tsan.supp.
+test-tsan: deps $(BUILD_TSAN)/build.ninja
+	cmake --build $(BUILD_TSAN) -j $(JOBS)
+	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	  ctest --output-on-failure -j $(JOBS)
 
 $(BUILD_FUZZ)/build.ninja:

@@ -286,6 +286,23 @@ static int mkdir_parents(const char *dir) {
     return mkdir(path, 0755);
 }
 
+/* True when the image has the partition folder's topic: by id when the
+ * folder names one, else by name. Caller holds the image lock. */
+static bool claimed_by_image(void *arg, const char *topic, int32_t partition,
+                             const uint8_t *topic_id) {
+    meta_image_t *img = arg;
+    meta_topic_t *t;
+    if (topic_id) {
+        sm_uuid_t id;
+        memcpy(id.b, topic_id, 16);
+        t = meta_image_topic_by_id(img, &id);
+        if (t && strcmp(t->name, topic) != 0) t = NULL;
+    } else {
+        t = meta_image_topic(img, (sm_str_t){topic, (int32_t)strlen(topic)});
+    }
+    return t && partition >= 0 && partition < t->n_partitions;
+}
+
 int broker_start(broker_t *b, sm_config_t *cfg) {
     memset(b, 0, sizeof(*b));
     b->cfg = cfg;
@@ -329,7 +346,10 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     meta_listener_t listener = {on_topic_created, on_topic_deleted, on_configs_changed, b};
     meta_controller_init(&b->controller, &b->image, b->s.node_id, q, listener);
     if ((rc = replay_metadata(b))) {
-        sm_error("broker", "metadata log replay failed: %s", sm_strerror(rc));
+        sm_error("broker",
+                 "%s: the metadata log cannot be replayed (%s): not starting with an image that "
+                 "does not match it",
+                 mdir, sm_strerror(rc));
         goto out;
     }
     meta_image_rdlock(&b->image);
@@ -346,13 +366,15 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
         .checkpoint_interval_ms = sm_config_long(cfg, "log.flush.offset.checkpoint.interval.ms")};
     if ((rc = log_manager_open(&lo, &b->logs))) goto out;
 
-    /* Partitions of every topic in the image. */
+    /* Partitions of every topic in the image; then the folders no topic
+     * claims are closed and left on disk as they are. */
     meta_image_rdlock(&b->image);
     size_t it = 0;
     void *v;
     while (sm_map_next(&b->image.topics_by_name, &it, NULL, NULL, &v)) {
         if ((rc = broker_partitions_create(b, v, 0))) break;
     }
+    if (rc == SM_OK) log_manager_close_unclaimed(b->logs, claimed_by_image, &b->image);
     meta_image_unlock(&b->image);
     if (rc) goto out;
     if ((rc = broker_delayed_start(b))) goto out;
@@ -385,15 +407,22 @@ out:
 }
 
 void broker_stop(broker_t *b) {
-    /* Parked requests answer first, then the network drains and stops. */
+    /* Parked requests answer first, then the network drains and stops: the
+     * loops dispatch requests until then, and a request that would park or
+     * wait for the flusher completes on its loop (the delayed module and the
+     * group coordinator stay allocated, their threads gone). Only then are
+     * they freed. */
     atomic_store(&b->stopping, true);
     broker_groups_stop(b);
-    if (b->delayed) broker_delayed_stop(b);
+    broker_delayed_stop(b);
     if (b->net) net_server_stop(b->net, 5000);
     b->net = NULL;
     /* After the network: no handler reaches it any more; its marker thread
-     * still writes to the partitions, closed next. */
+     * still writes to the partitions (and tells the group coordinator of
+     * markers on __consumer_offsets), closed next. */
     txn_coordinator_stop(b);
+    broker_delayed_free(b);
+    broker_groups_free(b);
     broker_partitions_close_all(b);
     if (b->logs && log_manager_close(b->logs))
         sm_error("broker", "closing the logs reported errors");

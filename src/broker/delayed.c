@@ -6,6 +6,23 @@
  * and queues it for the delayed thread, which alone evaluates and completes
  * parked requests, so no request is evaluated twice at once. Lock order:
  * a partition's mu, then d->mu.
+ *
+ * Life of a parked request (pk):
+ *   registering: broker_park fills pk and links its waiter nodes; pk->queued
+ *     is already true, so a wake leaves it alone, and it is on no list of d,
+ *     so neither a deadline nor the stop can reach it;
+ *   published: on d->all and on the ready queue (one evaluation is due: data
+ *     may have arrived before the waiters were linked); from here on only
+ *     the delayed thread evaluates, answers, unregisters and frees it.
+ * Invariants: a pk on d->all has all its waiters linked; a pk on the ready
+ * queue has queued == true; every pk on d->all is answered exactly once.
+ *
+ * Stopping: broker_delayed_stop answers everything parked and joins the
+ * threads; each thread marks its side closed (parked_closed, flush_closed)
+ * under d->mu when it leaves, and from then on broker_park and
+ * broker_flush_then_finish complete on the caller's thread, so requests that
+ * the event loops still dispatch while the network drains never wait on a
+ * thread that is gone. broker_delayed_free runs after the loops stopped.
  */
 #include "broker/delayed.h"
 
@@ -49,6 +66,8 @@ struct broker_delayed {
     parked_t *ready;
     flush_job_t *flush_head, *flush_tail;
     bool stopping;
+    bool parked_closed; /* the delayed thread has left: park answers inline */
+    bool flush_closed;  /* the flusher has left: flush_then_finish flushes inline */
     pthread_t thread, flusher;
 };
 
@@ -138,21 +157,45 @@ static void *delayed_main(void *arg) {
             pthread_mutex_lock(&d->mu);
         }
     }
-    /* Stopping: everything parked answers now. */
+    /* Stopping: everything parked answers now. Each is taken off both lists
+     * under the lock (a park may still publish meanwhile: it goes first). */
     while (d->all) {
         parked_t *pk = d->all;
-        pthread_mutex_unlock(&d->mu);
-        pk->retry(pk->r, true);
-        pthread_mutex_lock(&d->mu);
         d->all = pk->next;
         if (d->all) d->all->prev = NULL;
+        if (pk->queued) {
+            parked_t **q = &d->ready;
+            while (*q && *q != pk) q = &(*q)->next_ready;
+            if (*q) *q = pk->next_ready;
+        }
         pthread_mutex_unlock(&d->mu);
+        pk->retry(pk->r, true);
         unregister(pk);
         free(pk);
         pthread_mutex_lock(&d->mu);
     }
+    d->parked_closed = true;
     pthread_mutex_unlock(&d->mu);
     return NULL;
+}
+
+/* Flushes the logs of a list of jobs, then answers and frees the jobs. Group
+ * commit: one fsync per log covers every job queued so far; log_flush returns
+ * at once for logs already flushed past their end. */
+static void run_flush_jobs(flush_job_t *jobs) {
+    for (flush_job_t *j = jobs; j; j = j->next)
+        for (int i = 0; i < j->n; i++)
+            /* A failed fsync must not be acknowledged as durable. */
+            if (log_flush(j->parts[i]->log) != SM_OK) broker_produce_unflushed(j->r, j->parts[i]);
+    while (jobs) {
+        flush_job_t *next = jobs->next;
+        broker_req_finish(jobs->r);
+        for (int i = 0; i < jobs->n; i++)
+            broker_partition_put(jobs->parts[i]);
+        free(jobs->parts);
+        free(jobs);
+        jobs = next;
+    }
 }
 
 static void *flusher_main(void *arg) {
@@ -161,24 +204,14 @@ static void *flusher_main(void *arg) {
     pthread_mutex_lock(&d->mu);
     for (;;) {
         while (!d->flush_head && !d->stopping) pthread_cond_wait(&d->flush_cv, &d->mu);
-        if (!d->flush_head && d->stopping) break;
+        if (!d->flush_head && d->stopping) {
+            d->flush_closed = true;
+            break;
+        }
         flush_job_t *jobs = d->flush_head;
         d->flush_head = d->flush_tail = NULL;
         pthread_mutex_unlock(&d->mu);
-        /* Group commit: one fsync per log covers every job queued so far;
-         * log_flush returns at once for logs already flushed past their end. */
-        for (flush_job_t *j = jobs; j; j = j->next)
-            for (int i = 0; i < j->n; i++)
-                /* A failed fsync must not be acknowledged as durable. */
-                if (log_flush(j->parts[i]->log) != SM_OK) broker_produce_unflushed(j->r, j->parts[i]);
-        while (jobs) {
-            flush_job_t *next = jobs->next;
-            broker_req_finish(jobs->r);
-            for (int i = 0; i < jobs->n; i++) broker_partition_put(jobs->parts[i]);
-            free(jobs->parts);
-            free(jobs);
-            jobs = next;
-        }
+        run_flush_jobs(jobs);
         pthread_mutex_lock(&d->mu);
     }
     pthread_mutex_unlock(&d->mu);
@@ -211,6 +244,11 @@ void broker_delayed_stop(broker_t *b) {
     pthread_mutex_unlock(&d->mu);
     pthread_join(d->thread, NULL);
     pthread_join(d->flusher, NULL);
+}
+
+void broker_delayed_free(broker_t *b) {
+    broker_delayed_t *d = b->delayed;
+    if (!d) return;
     pthread_cond_destroy(&d->cv);
     pthread_cond_destroy(&d->flush_cv);
     pthread_mutex_destroy(&d->mu);
@@ -237,11 +275,8 @@ void broker_park(broker_t *b, broker_req_t *r, broker_partition_t **parts, int n
     pk->nparts = nparts;
     pk->parts = ps;
     pk->nodes = nodes;
-    pthread_mutex_lock(&d->mu);
-    pk->next = d->all;
-    if (d->all) d->all->prev = pk;
-    d->all = pk;
-    pthread_mutex_unlock(&d->mu);
+    /* Registering: queued keeps wakes off until pk is published below. */
+    pk->queued = true;
     for (int i = 0; i < nparts; i++) {
         broker_partition_t *p = parts[i];
         atomic_fetch_add(&p->refs, 1);
@@ -252,14 +287,22 @@ void broker_park(broker_t *b, broker_req_t *r, broker_partition_t **parts, int n
         p->waiters = &nodes[i];
         pthread_mutex_unlock(&p->mu);
     }
-    /* Data may have arrived between the evaluation and the registration:
-     * evaluate once more on the delayed thread. */
     pthread_mutex_lock(&d->mu);
-    if (!pk->queued) {
-        pk->queued = true;
-        pk->next_ready = d->ready;
-        d->ready = pk;
+    if (d->parked_closed) {
+        /* The delayed thread is gone (broker stopping): answer now. */
+        pthread_mutex_unlock(&d->mu);
+        unregister(pk);
+        free(pk);
+        retry(r, true);
+        return;
     }
+    /* Published, with one evaluation due: data may have arrived between the
+     * handler's evaluation and the registration. */
+    pk->next = d->all;
+    if (d->all) d->all->prev = pk;
+    d->all = pk;
+    pk->next_ready = d->ready;
+    d->ready = pk;
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
@@ -285,6 +328,15 @@ void broker_wake(broker_t *b, broker_partition_t *p) {
     pthread_mutex_unlock(&p->mu);
 }
 
+int broker_parked_on(broker_partition_t *p) {
+    int n = 0;
+    pthread_mutex_lock(&p->mu);
+    for (broker_waiter_t *w = p->waiters; w; w = w->next)
+        n++;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 void broker_flush_then_finish(broker_t *b, broker_req_t *r, broker_partition_t **parts, int n) {
     broker_delayed_t *d = b->delayed;
     flush_job_t *j = calloc(1, sizeof(*j));
@@ -305,6 +357,12 @@ void broker_flush_then_finish(broker_t *b, broker_req_t *r, broker_partition_t *
     j->parts = ps;
     j->n = n;
     pthread_mutex_lock(&d->mu);
+    if (d->flush_closed) {
+        /* The flusher is gone (broker stopping): flush on this thread. */
+        pthread_mutex_unlock(&d->mu);
+        run_flush_jobs(j);
+        return;
+    }
     if (d->flush_tail) d->flush_tail->next = j;
     else d->flush_head = j;
     d->flush_tail = j;

@@ -20,8 +20,13 @@
 typedef bool (*broker_retry_fn)(broker_req_t *r, bool final);
 
 int broker_delayed_start(broker_t *b);
-/* Completes everything parked (final evaluation) and joins the threads. */
+/* Completes everything parked (final evaluation) and joins the threads. From
+ * then on broker_park and broker_flush_then_finish complete requests on the
+ * caller's thread, so the event loops may keep dispatching until they stop. */
 void broker_delayed_stop(broker_t *b);
+/* Frees the module; after broker_delayed_stop and after the event loops
+ * stopped (nothing may call into it any more). */
+void broker_delayed_free(broker_t *b);
 
 /* Parks r until an append to one of parts (references are taken), or
  * deadline_ms (monotonic). retry is called on the delayed thread. */
@@ -33,6 +38,9 @@ void broker_wake(broker_t *b, broker_partition_t *p);
 /* Queues r to be finished once every log in logs is flushed up to its end
  * (references to the partitions are taken and released). */
 void broker_flush_then_finish(broker_t *b, broker_req_t *r, broker_partition_t **parts, int n);
+
+/* Requests parked on p now (tests). */
+int broker_parked_on(broker_partition_t *p);
 
 int64_t broker_mono_ms(void);
 

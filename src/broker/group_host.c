@@ -198,6 +198,10 @@ void group_txn_marker(struct broker *b, int32_t partition, int64_t producer_id, 
 }
 
 void broker_groups_stop(broker_t *b) {
+    if (b->groups) group_coordinator_stop(b->groups);
+}
+
+void broker_groups_free(broker_t *b) {
     group_coordinator_free(b->groups);
     b->groups = NULL;
 }

@@ -9,7 +9,10 @@
 #include "broker/broker.h"
 
 int broker_groups_start(broker_t *b);
-/* Answers the coordinator's parked requests and frees it. */
+/* Answers the coordinator's parked requests and stops its timer; it stays
+ * allocated while the event loops still dispatch requests. */
 void broker_groups_stop(broker_t *b);
+/* Frees it, after the event loops stopped. */
+void broker_groups_free(broker_t *b);
 
 #endif

@@ -90,7 +90,8 @@ void broker_partition_put(broker_partition_t *p) {
     if (atomic_fetch_sub(&p->refs, 1) != 1) return;
     broker_t *b = p->b;
     if (atomic_load(&p->deleted)) {
-        log_manager_delete(b->logs, p->topic, p->index);
+        /* Detached (renamed) at delete time; closed and removed now. */
+        log_manager_dispose(b->logs, p->log);
     } else {
         write_snapshot(p, true);
     }
@@ -289,7 +290,7 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         txn_producer_state_init(&p->producers);
         txn_aborted_index_init(&p->aborted);
         topic_produce_configs(b, t, p);
-        int rc = log_manager_get_or_create(b->logs, t->name, i, &cfg, &p->log);
+        int rc = log_manager_get_or_create(b->logs, t->name, i, t->id.b, &cfg, &p->log);
         if (rc) {
             sm_error("broker", "%s-%d: cannot open the log: %s", t->name, i, sm_strerror(rc));
             pthread_mutex_destroy(&p->mu);
@@ -317,7 +318,17 @@ void broker_partitions_delete(broker_t *b, const meta_topic_t *t) {
         broker_partition_t *p = sm_map_del(&b->partitions, &k, sizeof(k));
         pthread_mutex_unlock(&b->partitions_mu);
         if (!p) continue;
-        atomic_store(&p->deleted, true);
+        /* The folder is renamed now, so a topic re-created under this name
+         * gets a folder of its own; the log stays open for requests that
+         * still hold the partition and goes with the last reference. */
+        log_t *l;
+        if (log_manager_detach(b->logs, p->topic, p->index, p->topic_id.b, &l) == SM_OK)
+            atomic_store(&p->deleted, true);
+        else
+            sm_error("broker", "%s-%d: the log is not registered under this topic id: kept",
+                     p->topic, p->index);
+        /* Parked fetches answer now (the partition is gone for them). */
+        broker_wake(b, p);
         broker_partition_put(p); /* the registry's reference */
     }
 }

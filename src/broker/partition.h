@@ -1,8 +1,9 @@
 /*
  * A partition this broker leads: its log, leader epoch, idempotent producer
  * state and the fetches parked on it. Reference-counted: handlers and parked
- * requests hold references; the log is removed when a deleted partition's last
- * reference goes. Thread-safety: mu covers the producer state and serialises
+ * requests hold references. Deleting the topic detaches the log at once (its
+ * folder renamed <topic>-<p>.<uuid>-delete, the name free for a new topic);
+ * the log itself stays open until the partition's last reference goes. Thread-safety: mu covers the producer state and serialises
  * appends with their sequence checks.
  */
 #ifndef BROKER_PARTITION_H

@@ -569,6 +569,8 @@ int broker_handle_join_group(broker_req_t *r) {
     group_shard_t *s = group_shard_for(c, req->group_id);
     pthread_mutex_lock(&s->mu);
     int16_t err = group_shard_error(s);
+    /* Nothing would complete a join parked now: the timer is gone. */
+    if (!err && atomic_load(&s->stopping)) err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
     group_t *g = err ? NULL : group_get_or_create(s, req->group_id);
     if (!err && !g) err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
     if (!err && g->cg && g->cg->nmembers) err = PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL;
@@ -711,6 +713,8 @@ int broker_handle_sync_group(broker_req_t *r) {
     group_member_t *m = generation_member(s, req->group_id, req->member_id, req->group_instance_id,
                                           req->generation_id, &g, &err);
     if (!m) {
+    } else if (atomic_load(&s->stopping)) {
+        err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE; /* no sync may park now */
     } else if ((req->protocol_type.len >= 0 &&
                 !group_streq(g->protocol_type, req->protocol_type)) ||
                (req->protocol_name.len >= 0 && !group_streq(g->protocol, req->protocol_name))) {

@@ -27,7 +27,13 @@ typedef struct group_coordinator group_coordinator_t;
  * reads the group.* and offsets.* settings of cfg, starts the timer. */
 int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm_config_t *cfg,
                           group_coordinator_t **out);
-/* Answers parked requests (COORDINATOR_NOT_AVAILABLE), stops the timer, frees. */
+/* Answers parked requests (COORDINATOR_NOT_AVAILABLE) and stops the timer.
+ * The coordinator stays allocated: requests the event loops still dispatch
+ * are answered (a join or sync with COORDINATOR_NOT_AVAILABLE: none parks
+ * any more). */
+void group_coordinator_stop(group_coordinator_t *c);
+/* Frees the coordinator, after the event loops stopped (waits for answers
+ * still waiting on the host's flushes). */
 void group_coordinator_free(group_coordinator_t *c);
 /* Tests: replaces the host (old receives the previous one); call while no
  * request is in flight. */

@@ -130,6 +130,7 @@ typedef struct group_shard {
      * answers NOT_COORDINATOR until the broker restarts and reloads it. Set
      * from flush callbacks without mu, read under mu. */
     atomic_bool failed;
+    atomic_bool stopping;    /* the coordinator stops: no request parks any more */
     group_txn_offsets_t txn; /* TxnOffsetCommit offsets of this partition awaiting markers */
 } group_shard_t;
 

@@ -366,22 +366,29 @@ int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm
     return SM_OK;
 }
 
-void group_coordinator_free(group_coordinator_t *c) {
+void group_coordinator_stop(group_coordinator_t *c) {
     if (!c) return;
     pthread_mutex_lock(&c->tmu);
     c->stopping = true;
     pthread_cond_broadcast(&c->tcv);
     pthread_mutex_unlock(&c->tmu);
     if (c->timer_started) pthread_join(c->timer, NULL);
+    c->timer_started = false;
     for (int32_t i = 0; i < c->nshards; i++) {
         group_shard_t *s = &c->shards[i];
         pthread_mutex_lock(&s->mu);
+        atomic_store(&s->stopping, true);
         size_t it = 0;
         void *v;
         while (sm_map_next(&s->groups, &it, NULL, NULL, &v))
             group_classic_abort(v, PROTO_ERR_COORDINATOR_NOT_AVAILABLE);
         pthread_mutex_unlock(&s->mu);
     }
+}
+
+void group_coordinator_free(group_coordinator_t *c) {
+    if (!c) return;
+    group_coordinator_stop(c);
     /* Answers waiting for a flush come from the host's threads. */
     pthread_mutex_lock(&c->tmu);
     while (c->inflight > 0)

@@ -2,6 +2,13 @@
  * Controller operations (see controller.h). Every operation: lock, validate
  * against the image, build records, append them as one batch through the
  * quorum, apply them to the image under its write lock, notify the listener.
+ *
+ * The metadata log is the single source of truth: nothing reaches the image
+ * or the listener (partition logs on disk) before its records are durable in
+ * the log, and nothing is done when the append fails. Records that were
+ * committed but do not apply mean the image no longer matches the log: the
+ * request gets an error and a loud line is logged; at start-up (replay) the
+ * same is fatal.
  */
 #include "metadata/controller.h"
 
@@ -69,9 +76,22 @@ static void random_topic_id(sm_uuid_t *id) {
     } while (sm_uuid_is_zero(id) || (id->b[0] >> 2) == 62);
 }
 
+/* Why commit_records failed, for the request's result. */
+enum { COMMIT_OK = 0, COMMIT_APPEND_FAILED = 1, COMMIT_APPLY_FAILED = 2 };
+
+static void commit_error(meta_result_t *res, int how) {
+    if (how == COMMIT_APPEND_FAILED)
+        set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+    else
+        set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR,
+                   "Committed metadata records could not be applied");
+}
+
 /*
- * Appends records as one batch through the quorum and applies them to the
- * image. Called with c->mu held.
+ * Appends records as one batch through the quorum (durable when it returns),
+ * then applies them to the image. Returns COMMIT_OK, COMMIT_APPEND_FAILED
+ * (nothing changed) or COMMIT_APPLY_FAILED (committed, but the image does not
+ * follow: logged). Called with c->mu held.
  */
 static int commit_records(meta_controller_t *c, const meta_record_t *recs, int32_t n) {
     size_t cap = PROTO_BATCH_HEADER_SIZE;
@@ -79,7 +99,7 @@ static int commit_records(meta_controller_t *c, const meta_record_t *recs, int32
         cap += meta_record_size(&recs[i]) + 32;
     uint8_t *values = NULL, *batch = malloc(cap);
     size_t *offs = calloc((size_t)n + 1, sizeof(size_t));
-    int rc = SM_ERR_NOMEM;
+    int rc = SM_ERR_NOMEM, how = COMMIT_APPEND_FAILED;
     if (!batch || !offs) goto out;
     size_t vcap = 0;
     for (int32_t i = 0; i < n; i++)
@@ -116,20 +136,24 @@ static int commit_records(meta_controller_t *c, const meta_record_t *recs, int32
         goto out;
     }
     c->next_offset = base + n;
+    how = COMMIT_OK;
     meta_image_wrlock(c->img);
-    for (int32_t i = 0; i < n; i++) {
+    for (int32_t i = 0; i < n && how == COMMIT_OK; i++) {
         int arc = meta_image_apply(c->img, recs[i].type, recs[i].msg, base + i);
-        if (arc != SM_OK)
-            sm_error("controller", "applying record type %d failed: %s", recs[i].type,
-                     sm_strerror(arc));
+        if (arc != SM_OK) {
+            sm_error("controller",
+                     "metadata record type %d at offset %lld is committed but cannot be applied: "
+                     "%s; the image no longer matches the metadata log",
+                     recs[i].type, (long long)(base + i), sm_strerror(arc));
+            how = COMMIT_APPLY_FAILED;
+        }
     }
     meta_image_unlock(c->img);
-    rc = SM_OK;
 out:
     free(values);
     free(offs);
     free(batch);
-    return rc;
+    return how;
 }
 
 int meta_controller_replay_batch(meta_controller_t *c, const uint8_t *batch, size_t len) {
@@ -157,9 +181,14 @@ int meta_controller_replay_batch(meta_controller_t *c, const uint8_t *batch, siz
         if (rc != SM_OK) break;
         int64_t off = h.base_offset + rec.offset_delta;
         int arc = meta_image_apply(c->img, type, msg, off);
-        if (arc != SM_OK)
-            sm_warn("controller", "replay: record type %d at offset %lld: %s", type, (long long)off,
-                    sm_strerror(arc));
+        if (arc != SM_OK) {
+            /* The log is the truth: an image that skips a record is wrong. */
+            sm_error("controller",
+                     "metadata log replay: record type %d at offset %lld cannot be applied: %s",
+                     type, (long long)off, sm_strerror(arc));
+            rc = arc;
+            break;
+        }
     }
     meta_image_unlock(c->img);
     sm_arena_free(&a);
@@ -288,8 +317,9 @@ void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
         recs[1 + partitions + nc] = (meta_record_t){PROTO_CONFIG_RECORD_API_KEY, 0, &crs[nc]};
         nc++;
     }
-    if (commit_records(c, recs, 1 + partitions + nc) != SM_OK) {
-        set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+    int how = commit_records(c, recs, 1 + partitions + nc);
+    if (how != COMMIT_OK) {
+        commit_error(res, how);
         goto free_recs;
     }
     *topic_id = tr.topic_id;
@@ -318,20 +348,28 @@ void meta_delete_topic(meta_controller_t *c, sm_str_t name, const sm_uuid_t *id,
                        "This server does not host this topic-partition.");
         goto out;
     }
-    /* Tell the broker first, while the topic is still in the image, so it can
-     * take its partitions offline; the data is removed off the request path. */
-    if (c->listener.topic_deleted) {
-        meta_image_rdlock(c->img);
-        t = meta_image_topic_by_id(c->img, &tid);
-        if (t) c->listener.topic_deleted(c->listener.ctx, t);
-        meta_image_unlock(c->img);
+    /* What the listener needs once the topic is gone from the image. Only
+     * this thread (holding c->mu) changes the image, so it holds until the
+     * commit. */
+    meta_image_rdlock(c->img);
+    t = meta_image_topic_by_id(c->img, &tid);
+    meta_topic_t gone = {.name = strdup(t->name), .id = tid, .n_partitions = t->n_partitions};
+    meta_image_unlock(c->img);
+    if (!gone.name) {
+        set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
+        goto out;
     }
     proto_remove_topic_record_t rr;
     proto_remove_topic_record_init(&rr);
     rr.topic_id = tid;
     meta_record_t rec = {PROTO_REMOVE_TOPIC_RECORD_API_KEY, 0, &rr};
-    if (commit_records(c, &rec, 1) != SM_OK)
-        set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+    /* Committed and applied first; only then do the partitions go. */
+    int how = commit_records(c, &rec, 1);
+    if (how != COMMIT_OK)
+        commit_error(res, how);
+    else if (c->listener.topic_deleted)
+        c->listener.topic_deleted(c->listener.ctx, &gone);
+    free(gone.name);
 out:
     pthread_mutex_unlock(&c->mu);
 }
@@ -384,8 +422,9 @@ void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total, 
             prs[i].partition_epoch = 0;
             recs[i] = (meta_record_t){PROTO_PARTITION_RECORD_API_KEY, 0, &prs[i]};
         }
-        if (commit_records(c, recs, n) != SM_OK)
-            set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+        int how = commit_records(c, recs, n);
+        if (how != COMMIT_OK)
+            commit_error(res, how);
         else
             notify_created(c, name, current);
     }
@@ -419,8 +458,9 @@ static void commit_configs(meta_controller_t *c, int8_t type, sm_str_t resource,
             crs[i].value = kv[i].value;
             recs[i] = (meta_record_t){PROTO_CONFIG_RECORD_API_KEY, 0, &crs[i]};
         }
-        if (commit_records(c, recs, n) != SM_OK)
-            set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+        int how = commit_records(c, recs, n);
+        if (how != COMMIT_OK)
+            commit_error(res, how);
         else
             notify_configs(c, type == META_RESOURCE_TOPIC ? &resource : NULL);
     }
@@ -469,8 +509,9 @@ void meta_allocate_producer_ids(meta_controller_t *c, int32_t count, int64_t *fi
     pr.broker_epoch = 0;
     pr.next_producer_id = start + count;
     meta_record_t rec = {PROTO_PRODUCER_IDS_RECORD_API_KEY, 0, &pr};
-    if (commit_records(c, &rec, 1) != SM_OK)
-        set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
+    int how = commit_records(c, &rec, 1);
+    if (how != COMMIT_OK)
+        commit_error(res, how);
     else
         *first = start;
     pthread_mutex_unlock(&c->mu);

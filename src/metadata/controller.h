@@ -26,7 +26,10 @@ typedef struct meta_quorum {
 
 /* Told about topics appearing and disappearing (the broker creates and
  * deletes partition logs). Called with the controller mutex held, after the
- * image changed; topic pointers are valid for the call only. */
+ * records are durable in the metadata log and applied to the image; topic
+ * pointers are valid for the call only. topic_deleted gets the topic as it
+ * was (name, id, partition count; no partitions or configs): it is no longer
+ * in the image. */
 typedef struct meta_listener {
     void (*topic_created)(void *ctx, const meta_topic_t *t, int32_t first_new_partition);
     void (*topic_deleted)(void *ctx, const meta_topic_t *t);
@@ -62,7 +65,8 @@ void meta_controller_free(meta_controller_t *c);
 
 /*
  * Replays one committed batch (from the metadata log at start-up) into the
- * image. Returns SM_OK or an error for a corrupt record.
+ * image. Returns SM_OK, or an error for a corrupt record or a record that
+ * cannot be applied (the image would not match the log: fatal at start).
  */
 int meta_controller_replay_batch(meta_controller_t *c, const uint8_t *batch, size_t len);
 

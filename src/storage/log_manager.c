@@ -1,6 +1,18 @@
 /*
  * The log manager (see log_manager.h). Lock order: m->mu, then a log's own
- * mutex (taken inside log_* calls). The background thread never holds m->mu
+ * mutex (taken inside log_* calls).
+ *
+ * A partition folder belongs to one topic id, written in its partition.metadata
+ * (Kafka's file: version 0, topic_id) when the folder is created. The map holds
+ * at most one live folder per "<topic>-<partition>" name; an entry serves only
+ * the topic id it names (an entry without an id is a folder written before
+ * partition.metadata existed and is adopted, with the file written, by the
+ * first topic that asks for it). A folder of another id is never served: it is
+ * set aside as "<topic>-<partition>.<uuid>-stray" with its data when a topic
+ * needs the name. A deleted partition's folder is renamed to
+ * "<topic>-<partition>.<uuid>-delete" at once (the name is free for a new
+ * topic at once) while its log stays open for whoever still holds it; it is
+ * closed and removed by the background thread once disposed. The background thread never holds m->mu
  * while it runs maintenance on a log: it copies the list of logs first.
  * Threads: callers (any), the background thread, the flusher pool, and at
  * open a short-lived pool that recovers partitions in parallel.
@@ -34,6 +46,8 @@ typedef struct entry {
     int32_t partition;
     int dir; /* index into m->dirs */
     log_t *log;
+    bool has_id; /* partition.metadata read or written */
+    uint8_t topic_id[16];
 } entry_t;
 
 typedef struct doomed {
@@ -155,6 +169,8 @@ typedef struct load_job {
     int32_t partition;
     int dir;
     bool clean;
+    bool has_id;
+    uint8_t topic_id[16];
     int64_t recovery_point, log_start;
     log_t *log;
     int rc;
@@ -175,11 +191,13 @@ static void *load_worker(void *arg) {
         pthread_mutex_unlock(&p->mu);
         if (i < 0) return NULL;
         load_job_t *j = &p->jobs[i];
+        j->has_id = log_read_partition_metadata(j->path, j->topic_id) == SM_OK;
         j->rc = log_open(j->path, p->cfg, j->clean, j->recovery_point, j->log_start, &j->log);
     }
 }
 
-static int add_entry(log_manager_t *m, const char *topic, int32_t partition, int dir, log_t *l) {
+static int add_entry(log_manager_t *m, const char *topic, int32_t partition, int dir, log_t *l,
+                     const uint8_t *topic_id) {
     entry_t *e = calloc(1, sizeof(*e));
     if (!e || !(e->topic = strdup(topic))) {
         free(e);
@@ -188,6 +206,10 @@ static int add_entry(log_manager_t *m, const char *topic, int32_t partition, int
     e->partition = partition;
     e->dir = dir;
     e->log = l;
+    if (topic_id) {
+        e->has_id = true;
+        memcpy(e->topic_id, topic_id, 16);
+    }
     char key[300];
     key_of(key, sizeof(key), topic, partition);
     if (sm_map_put(&m->logs, key, strlen(key), e)) {
@@ -241,6 +263,8 @@ static int load_dirs(log_manager_t *m, int threads) {
                 if (p) push_doomed(m, p, NULL);
                 continue;
             }
+            /* Set aside with its data: not ours to serve nor to delete. */
+            if (n > 6 && strcmp(e->d_name + n - 6, "-stray") == 0) continue;
             char topic[256];
             int32_t part;
             if (!log_manager_parse_dir_name(e->d_name, topic, sizeof(topic), &part)) continue;
@@ -297,7 +321,8 @@ static int load_dirs(log_manager_t *m, int threads) {
                 continue;
             }
             if (rc == SM_OK)
-                rc = add_entry(m, jobs[i].topic, jobs[i].partition, jobs[i].dir, jobs[i].log);
+                rc = add_entry(m, jobs[i].topic, jobs[i].partition, jobs[i].dir, jobs[i].log,
+                               jobs[i].has_id ? jobs[i].topic_id : NULL);
             else
                 log_close(jobs[i].log);
         }
@@ -500,26 +525,96 @@ log_t *log_manager_get(log_manager_t *m, const char *topic, int32_t partition) {
     return l;
 }
 
+/* "<dir>/<key>.<32 hex digits>-<suffix>": a random UUID without dashes, as
+ * Kafka names the folders of deleted and stray partitions. */
+static void aside_path(char *path, size_t cap, const char *dir, const char *key,
+                       const char *suffix) {
+    uint8_t rnd[16] = {0};
+    if (getrandom(rnd, sizeof(rnd), 0) < 0)
+        for (int i = 0; i < 16; i++)
+            rnd[i] = (uint8_t)(now_ms() >> (i % 8));
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    snprintf(path, cap, "%s/%s.%s-%s", dir, key, hex, suffix);
+}
+
+static void id_text(const uint8_t *id, char out[33]) {
+    for (int i = 0; i < 16; i++)
+        snprintf(out + 2 * i, 3, "%02x", id[i]);
+}
+
+/* Moves a folder that belongs to another topic id out of the way of a new
+ * partition, data kept. Caller holds m->mu. */
+static int set_aside(log_manager_t *m, int dir, const char *key, const char *why) {
+    char from[4096], to[4200];
+    snprintf(from, sizeof(from), "%s/%s", m->dirs[dir], key);
+    aside_path(to, sizeof(to), m->dirs[dir], key, "stray");
+    if (rename(from, to)) {
+        sm_error("storage", "%s: %s; cannot move it aside: %s", from, why, strerror(errno));
+        return SM_ERR_IO;
+    }
+    fio_fsync_dir(m->dirs[dir]);
+    sm_warn("storage", "%s: %s; moved aside to %s, not served", from, why, to);
+    return SM_OK;
+}
+
 int log_manager_get_or_create(log_manager_t *m, const char *topic, int32_t partition,
-                              const log_config_t *cfg, log_t **out) {
-    char key[300];
+                              const uint8_t *topic_id, const log_config_t *cfg, log_t **out) {
+    char key[300], idt[33] = "";
     key_of(key, sizeof(key), topic, partition);
+    if (topic_id) id_text(topic_id, idt);
     pthread_mutex_lock(&m->mu);
     entry_t *e = sm_map_get(&m->logs, key, strlen(key));
     int rc = SM_OK;
-    if (e) {
+    if (e && (!topic_id || (e->has_id && memcmp(e->topic_id, topic_id, 16) == 0))) {
         *out = e->log;
         goto out;
+    }
+    if (e && !e->has_id) {
+        /* A folder from before partition.metadata: the topic of its name
+         * adopts it, as Kafka does with logs older than topic ids. */
+        if ((rc = log_write_partition_metadata(log_dir(e->log), topic_id))) goto out;
+        e->has_id = true;
+        memcpy(e->topic_id, topic_id, 16);
+        *out = e->log;
+        goto out;
+    }
+    if (e) {
+        /* Loaded at start but of another topic id: a stray. */
+        sm_map_del(&m->logs, key, strlen(key));
+        m->dir_counts[e->dir]--;
+        log_close(e->log);
+        char why[128];
+        snprintf(why, sizeof(why), "belongs to another topic id than %s", idt);
+        rc = set_aside(m, e->dir, key, why);
+        free(e->topic);
+        free(e);
+        if (rc) goto out;
     }
     int best = 0;
     for (int d = 1; d < m->ndirs; d++)
         if (m->dir_counts[d] < m->dir_counts[best]) best = d;
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", m->dirs[best], key);
+    /* A folder left on disk that the manager does not serve (closed as
+     * unclaimed at start) is adopted only if its partition.metadata names
+     * this very id. */
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        uint8_t found[16];
+        bool same = topic_id && log_read_partition_metadata(path, found) == SM_OK &&
+                    memcmp(found, topic_id, 16) == 0;
+        if (!same && (rc = set_aside(m, best, key, "left by another topic"))) goto out;
+    }
     log_t *l;
     if ((rc = log_open(path, cfg ? cfg : &m->defaults, false, 0, -1, &l))) goto out;
+    if (topic_id && (rc = log_write_partition_metadata(path, topic_id))) {
+        log_close(l);
+        goto out;
+    }
     fio_fsync_dir(m->dirs[best]);
-    if ((rc = add_entry(m, topic, partition, best, l))) {
+    if ((rc = add_entry(m, topic, partition, best, l, topic_id))) {
         log_close(l);
         goto out;
     }
@@ -529,37 +624,77 @@ out:
     return rc;
 }
 
-int log_manager_delete(log_manager_t *m, const char *topic, int32_t partition) {
+int log_manager_detach(log_manager_t *m, const char *topic, int32_t partition,
+                       const uint8_t *topic_id, log_t **out) {
     char key[300];
     key_of(key, sizeof(key), topic, partition);
     pthread_mutex_lock(&m->mu);
-    entry_t *e = sm_map_del(&m->logs, key, strlen(key));
+    entry_t *e = sm_map_get(&m->logs, key, strlen(key));
     int rc = SM_OK;
-    if (!e) {
+    if (!e || (topic_id && e->has_id && memcmp(e->topic_id, topic_id, 16) != 0)) {
         rc = SM_ERR_NOTFOUND;
         goto out;
     }
+    sm_map_del(&m->logs, key, strlen(key));
     m->dir_counts[e->dir]--;
-    uint8_t rnd[8] = {0};
-    if (getrandom(rnd, sizeof(rnd), 0) < 0) rnd[0] = (uint8_t)now_ms();
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s.%02x%02x%02x%02x%02x%02x%02x%02x-delete", m->dirs[e->dir],
-             key, rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-    if (log_rename_for_delete(e->log, path)) {
+    char path[4200];
+    aside_path(path, sizeof(path), m->dirs[e->dir], key, "delete");
+    if (log_rename_for_delete(e->log, path))
         sm_warn("storage", "%s: cannot rename for deletion: %s", key, strerror(errno));
-        char *p = strdup(log_dir(e->log));
-        if (p) push_doomed(m, p, e->log);
-    } else {
+    else
         fio_fsync_dir(m->dirs[e->dir]);
-        char *p = strdup(path);
-        if (p) push_doomed(m, p, e->log);
-    }
-    pthread_cond_broadcast(&m->cv);
+    *out = e->log;
     free(e->topic);
     free(e);
 out:
     pthread_mutex_unlock(&m->mu);
     return rc;
+}
+
+void log_manager_dispose(log_manager_t *m, log_t *l) {
+    pthread_mutex_lock(&m->mu);
+    char *p = strdup(log_dir(l));
+    if (!p || push_doomed(m, p, l)) {
+        free(p);
+        sm_warn("storage", "%s: out of memory: left on disk", log_dir(l));
+        log_abandon(l);
+    }
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+}
+
+int log_manager_delete(log_manager_t *m, const char *topic, int32_t partition) {
+    log_t *l;
+    int rc = log_manager_detach(m, topic, partition, NULL, &l);
+    if (rc == SM_OK) log_manager_dispose(m, l);
+    return rc;
+}
+
+int log_manager_close_unclaimed(log_manager_t *m,
+                                bool (*claimed)(void *arg, const char *topic, int32_t partition,
+                                                const uint8_t *topic_id),
+                                void *arg) {
+    pthread_mutex_lock(&m->mu);
+    int n = 0;
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+        entry_t *e = v;
+        if (claimed(arg, e->topic, e->partition, e->has_id ? e->topic_id : NULL)) continue;
+        sm_warn("storage", "%s: no topic of this %s in the metadata: left on disk, not served",
+                log_dir(e->log), e->has_id ? "id" : "name");
+        char key[300];
+        key_of(key, sizeof(key), e->topic, e->partition);
+        sm_map_del(&m->logs, key, strlen(key));
+        m->dir_counts[e->dir]--;
+        log_close(e->log);
+        free(e->topic);
+        free(e);
+        it = 0; /* the map changed: start over */
+        n++;
+    }
+    pthread_mutex_unlock(&m->mu);
+    return n;
 }
 
 void log_manager_foreach(log_manager_t *m,

@@ -39,13 +39,31 @@ log_t *log_manager_get(log_manager_t *m, const char *topic, int32_t partition);
 int log_manager_dirs(const log_manager_t *m, const char *const **dirs);
 /* The flusher pool every log of the manager uses (for log_flush_request). */
 log_flusher_t *log_manager_flusher(log_manager_t *m);
-/* Opens or creates the log (in the log dir holding the fewest partitions). */
+/* Opens or creates the log of topic-partition for topic_id (16 bytes; NULL
+ * for a log without an id: tests). A new folder gets a partition.metadata
+ * naming topic_id (in the log dir holding the fewest partitions). A folder of
+ * the same name but another topic id is never served: it is moved aside to
+ * <topic>-<p>.<uuid>-stray with its data and a fresh folder created. */
 int log_manager_get_or_create(log_manager_t *m, const char *topic, int32_t partition,
-                              const log_config_t *cfg, log_t **out);
-/* Removes the partition: its folder is renamed to <topic>-<p>.<id>-delete at
- * once and deleted by the background thread. The caller guarantees no one
- * uses the log any more (pending reads keep their segment references). */
+                              const uint8_t *topic_id, const log_config_t *cfg, log_t **out);
+/* Takes the partition of topic_id (NULL: whatever id) out of the manager:
+ * its folder is renamed to <topic>-<p>.<uuid>-delete at once, so the name is
+ * free for a new topic, but the log stays open for those still using it
+ * until log_manager_dispose. SM_ERR_NOTFOUND if there is no such partition. */
+int log_manager_detach(log_manager_t *m, const char *topic, int32_t partition,
+                       const uint8_t *topic_id, log_t **out);
+/* Closes and removes a detached log on the background thread; the caller
+ * guarantees no one uses it any more (pending reads keep their segments). */
+void log_manager_dispose(log_manager_t *m, log_t *l);
+/* Detach and dispose at once. */
 int log_manager_delete(log_manager_t *m, const char *topic, int32_t partition);
+/* Closes every loaded partition that claimed() does not recognise (topic id,
+ * or name when the folder has no id) and leaves its folder on disk as it is,
+ * logged; returns how many. At start, once the metadata image is known. */
+int log_manager_close_unclaimed(log_manager_t *m,
+                                bool (*claimed)(void *arg, const char *topic, int32_t partition,
+                                                const uint8_t *topic_id),
+                                void *arg);
 
 /* Calls fn for every loaded partition (under the manager's lock: fn must not
  * call back into the manager). */

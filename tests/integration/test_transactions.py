@@ -474,3 +474,47 @@ def test_transactions_v2_bump_the_epoch_at_every_end(make_broker):
     # An empty transaction ends with a bump too.
     assert end_txn_v5(port, "v2-tx", pid, epoch + 1, False) == (NONE, pid, epoch + 2)
     wait_for(lambda: describe_transaction(port, "v2-tx")[1] == "CompleteAbort", what="aborted")
+
+
+def offset_fetch_stable(port, group, topic, partition):
+    """OffsetFetch v7 with require_stable: (partition error, committed offset)."""
+    def t(w, _):
+        w.string(topic).array([partition], lambda ww, p: ww.raw("i", p)).tags()
+    w = Writer(True).string(group).array([0], t).raw("b", 1).tags()
+    r = exchange(port, 9, 7, bytes(w.out), True)
+    r.raw("i")
+
+    def topic_result(rr):
+        rr.string()
+
+        def p(pp):
+            pp.raw("i")
+            off = pp.raw("q")
+            pp.raw("i")
+            pp.string()
+            err = pp.raw("h")
+            pp.tags()
+            return err, off
+        out = rr.array(p)
+        rr.tags()
+        return out
+    return r.array(topic_result)[0][0]
+
+
+UNSTABLE_OFFSET_COMMIT = 88
+
+
+def test_require_stable_waits_for_the_transaction(make_broker):
+    """While a transaction holds an offset of a group's partition, OffsetFetch
+    with require_stable answers UNSTABLE_OFFSET_COMMIT for it; after the
+    commit it gets the new offset."""
+    b = make_broker(FAST)
+    ck_create_topic(b.bootstrap, "stable", partitions=1)
+    port = b.port
+    err, pid, epoch = init_pid(port, "stable-tx")
+    assert add_offsets(port, "stable-tx", pid, epoch, "sg") == NONE
+    assert txn_offset_commit(port, "stable-tx", "sg", pid, epoch, "stable", 0, 9) == NONE
+    assert offset_fetch_stable(port, "sg", "stable", 0) == (UNSTABLE_OFFSET_COMMIT, -1)
+    assert end_txn(port, "stable-tx", pid, epoch, True) == NONE
+    wait_for(lambda: offset_fetch_stable(port, "sg", "stable", 0) == (NONE, 9),
+             what="the committed transactional offset")

@@ -1,7 +1,6 @@
 /*
- * Loopback socket helpers for unit tests that talk to a broker running in
- * the test process: a free port, a connection, full reads with a deadline
- * and full writes.
+ * Socket helpers for the unit tests that talk to an in-process broker over
+ * loopback: a free port, a connection, and whole reads and writes.
  */
 #ifndef SM_TEST_SOCK_UTIL_H
 #define SM_TEST_SOCK_UTIL_H
@@ -15,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static int free_port(void) {
+static inline int free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof(a);
@@ -28,7 +27,7 @@ static int free_port(void) {
     return ntohs(a.sin_port);
 }
 
-static int connect_to(int port) {
+static inline int connect_to(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
@@ -38,8 +37,9 @@ static int connect_to(int port) {
     return -1;
 }
 
-/* Reads exactly n bytes, each wait at most timeout_ms; false on close or timeout. */
-static bool read_full(int fd, uint8_t *p, size_t n, int timeout_ms) {
+/* Reads exactly n bytes, waiting at most timeout_ms for each chunk; false on
+ * close or timeout. */
+static inline bool read_full(int fd, uint8_t *p, size_t n, int timeout_ms) {
     while (n) {
         struct pollfd pfd = {fd, POLLIN, 0};
         if (poll(&pfd, 1, timeout_ms) <= 0) return false;
@@ -51,7 +51,7 @@ static bool read_full(int fd, uint8_t *p, size_t n, int timeout_ms) {
     return true;
 }
 
-static bool write_full(int fd, const uint8_t *p, size_t n) {
+static inline bool write_full(int fd, const uint8_t *p, size_t n) {
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR) continue;

@@ -468,7 +468,7 @@ static void test_delete_records(void) {
     log_manager_t *m;
     REQUIRE(log_manager_open(&o, &m) == SM_OK);
     log_t *l;
-    REQUIRE(log_manager_get_or_create(m, "dr", 0, NULL, &l) == SM_OK);
+    REQUIRE(log_manager_get_or_create(m, "dr", 0, NULL, NULL, &l) == SM_OK);
     append_n(l, 30, 1000, 200); /* 3 batches of ~270 bytes per segment */
     int segs = log_segment_count(l);
     CHECK_EQ_INT(10, segs);
@@ -787,7 +787,7 @@ static void test_manager_checkpoints_and_delete(void) {
     REQUIRE(log_manager_open(&o, &m) == SM_OK);
     for (int p = 0; p < 6; p++) {
         log_t *l;
-        REQUIRE(log_manager_get_or_create(m, "orders", p, NULL, &l) == SM_OK);
+        REQUIRE(log_manager_get_or_create(m, "orders", p, NULL, NULL, &l) == SM_OK);
         append_n(l, p + 1, 1, 10);
     }
     uint8_t id[16], back[16];
@@ -849,7 +849,7 @@ static void test_manager_clean_start_reads_nothing(void) {
     REQUIRE(log_manager_open(&o, &m) == SM_OK);
     for (int p = 0; p < 8; p++) {
         log_t *l;
-        REQUIRE(log_manager_get_or_create(m, "c", p, NULL, &l) == SM_OK);
+        REQUIRE(log_manager_get_or_create(m, "c", p, NULL, NULL, &l) == SM_OK);
         append_n(l, 60, 1000, 300); /* ~6 segments each */
     }
     REQUIRE(log_manager_close(m) == SM_OK);
@@ -898,7 +898,7 @@ static void test_manager_many_partitions(void) {
     const int np = 1000;
     for (int p = 0; p < np; p++) {
         log_t *l;
-        REQUIRE(log_manager_get_or_create(m, "many", p, NULL, &l) == SM_OK);
+        REQUIRE(log_manager_get_or_create(m, "many", p, NULL, NULL, &l) == SM_OK);
         append_n(l, p % 10 == 0 ? 12 : 1, 1000, 300); /* every tenth has 4 segments */
     }
     /* Rolled segments keep their descriptor until their flush (on the

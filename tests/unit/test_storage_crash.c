@@ -84,7 +84,7 @@ static void child_main(const char *dir, int wfd) {
     o.defaults.fsync_before_ack = true;
     log_manager_t *m;
     log_t *l;
-    if (log_manager_open(&o, &m) || log_manager_get_or_create(m, "crash", 0, NULL, &l)) _exit(3);
+    if (log_manager_open(&o, &m) || log_manager_get_or_create(m, "crash", 0, NULL, NULL, &l)) _exit(3);
     static producer_t ps[4];
     pthread_t tids[4];
     for (int i = 0; i < 4; i++) {

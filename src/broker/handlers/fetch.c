@@ -4,9 +4,12 @@
  * does), up to the partition's max bytes and the response's max bytes (the
  * first partition with data always gets at least one whole batch, KIP-74),
  * sent from the file with sendfile. Long poll: with fewer than min bytes
- * available the request is parked until an append to one of its partitions or
- * max wait. Topic ids from v13. A fenced leader epoch names the current
- * leader and epoch (v12+) and, from v16, the leader's endpoint (KIP-951).
+ * available the request is parked until an append to one of its partitions,
+ * the deletion of one, or max wait. A partition error (unknown or deleted
+ * partition, offset out of range, fenced epoch) answers at once, as Kafka's
+ * delayed fetch completes on one. Topic ids from v13. A fenced leader epoch
+ * names the current leader and epoch (v12+) and, from v16, the leader's
+ * endpoint (KIP-951).
  *
  * Fetch sessions (KIP-227, v7+): epoch 0 opens a session holding the request's
  * partitions; later requests (epoch > 0) name only partitions that changed
@@ -50,15 +53,17 @@ typedef struct fetch_state {
     fpart_t *parts;
     int32_t session_id; /* 0: no session */
     bool incremental;
+    bool failed; /* a partition has an error: answer now, as Kafka does */
 } fetch_state_t;
 
 static fetch_sessions_t session_cache;
 static pthread_once_t session_once = PTHREAD_ONCE_INIT;
-static int session_slots = 1000;
-static void session_init(void) { fetch_sessions_init(&session_cache, session_slots); }
+/* Every event loop writes it before the one-time init reads it: atomic. */
+static atomic_int session_slots = 1000;
+static void session_init(void) { fetch_sessions_init(&session_cache, atomic_load(&session_slots)); }
 
 static fetch_sessions_t *cache_of(broker_t *b) {
-    session_slots = b->s.fetch_session_slots;
+    atomic_store(&session_slots, b->s.fetch_session_slots);
     pthread_once(&session_once, session_init);
     return &session_cache;
 }
@@ -116,6 +121,7 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
     size_t total = 0;
     bool first_data = true, fenced = false;
     bool committed = req->isolation_level == 1;
+    st->failed = false;
     for (int i = 0; i < st->n; i++) {
         fpart_t *fp = &st->parts[i];
         pdata_t *out = fp->out;
@@ -128,9 +134,11 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         out->high_watermark = -1;
         out->last_stable_offset = -1;
         out->log_start_offset = -1;
-        if (!p) {
+        /* A partition deleted since the request resolved it is unknown now. */
+        if (!p || atomic_load(&p->deleted)) {
             out->error_code =
                 v >= 13 ? PROTO_ERR_UNKNOWN_TOPIC_ID : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            st->failed = true;
             continue;
         }
         if (fp->current_leader_epoch >= 0 && v >= 9 &&
@@ -138,6 +146,7 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
             out->error_code = fp->current_leader_epoch < p->leader_epoch
                                   ? PROTO_ERR_FENCED_LEADER_EPOCH
                                   : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
+            st->failed = true;
             /* KIP-951: name the current leader (this node) and its epoch. */
             if (out->error_code == PROTO_ERR_FENCED_LEADER_EPOCH)
                 out->current_leader = sm_arena_calloc(&r->arena, 1, sizeof(*out->current_leader));
@@ -161,6 +170,7 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         int64_t end = committed ? lso : hw;
         if (fp->fetch_offset < out->log_start_offset || fp->fetch_offset > hw) {
             out->error_code = PROTO_ERR_OFFSET_OUT_OF_RANGE;
+            st->failed = true;
             continue;
         }
         out->error_code = PROTO_ERR_NONE;
@@ -171,12 +181,10 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         log_range_t range;
         int rc = log_read_upto(p->log, fp->fetch_offset, committed ? end : INT64_MAX, max,
                                first_data, &range);
-        if (rc == SM_ERR_RANGE) {
-            out->error_code = PROTO_ERR_OFFSET_OUT_OF_RANGE;
-            continue;
-        }
         if (rc != SM_OK) {
-            out->error_code = PROTO_ERR_KAFKA_STORAGE_ERROR;
+            out->error_code =
+                rc == SM_ERR_RANGE ? PROTO_ERR_OFFSET_OUT_OF_RANGE : PROTO_ERR_KAFKA_STORAGE_ERROR;
+            st->failed = true;
             continue;
         }
         if (range.len == 0) {
@@ -262,7 +270,7 @@ static bool retry(broker_req_t *r, bool final) {
     req_t *req = broker_body(r);
     fetch_state_t *st = r->state;
     size_t got = build(r, st);
-    if (!final && got < (size_t)(req->min_bytes > 0 ? req->min_bytes : 1) &&
+    if (!final && !st->failed && got < (size_t)(req->min_bytes > 0 ? req->min_bytes : 1) &&
         broker_mono_ms() < st->deadline) {
         release_ranges(r);
         return false;
@@ -443,7 +451,7 @@ int broker_handle_fetch(broker_req_t *r) {
     st->deadline = broker_mono_ms() + wait;
     size_t got = build(r, st);
     bool enough = got >= (size_t)(req->min_bytes > 0 ? req->min_bytes : 1);
-    if (enough || wait == 0 || st->n == 0 || atomic_load(&b->stopping)) {
+    if (enough || st->failed || wait == 0 || st->n == 0 || atomic_load(&b->stopping)) {
         settle_session(r, st);
         release_parts(st);
         return BROKER_RESPOND;
