@@ -16,7 +16,7 @@ DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
 	python3 python3-venv maven openjdk-17-jdk-headless
 
 .PHONY: all deps build run test test-unit test-integration test-java test-asan test-tsan fuzz protocol protocol-check \
-	format format-check clean bench bench-quick
+	format format-check clean bench bench-quick raft-sim
 
 all: build
 
@@ -78,6 +78,14 @@ test-tsan: deps $(BUILD_TSAN)/build.ninja
 	cmake --build $(BUILD_TSAN) -j $(JOBS)
 	cd $(BUILD_TSAN) && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp" \
 	  ctest --output-on-failure -j $(JOBS)
+
+# The Raft simulation on more seeds than `make test` runs (docs/raft.md):
+# make raft-sim SEEDS=100000 [SEED_START=1] [NODES=3|5]
+SEEDS ?= 20000
+SEED_START ?= 1
+raft-sim: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target test_raft_sim
+	./$(BUILD)/tests/test_raft_sim --seeds $(SEEDS) --start $(SEED_START) $(if $(NODES),--nodes $(NODES))
 
 $(BUILD_FUZZ)/build.ninja:
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAMSA_FUZZ=ON

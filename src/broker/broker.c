@@ -363,7 +363,17 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
         .defaults = b->log_defaults,
         .recovery_threads = sm_config_int(cfg, "num.recovery.threads.per.data.dir"),
         .retention_check_ms = sm_config_long(cfg, "log.retention.check.interval.ms"),
-        .checkpoint_interval_ms = sm_config_long(cfg, "log.flush.offset.checkpoint.interval.ms")};
+        .checkpoint_interval_ms = sm_config_long(cfg, "log.flush.offset.checkpoint.interval.ms"),
+        .cleaner = {
+            .enable = sm_config_bool(cfg, "log.cleaner.enable"),
+            .threads = sm_config_int(cfg, "log.cleaner.threads"),
+            .backoff_ms = sm_config_long(cfg, "log.cleaner.backoff.ms"),
+            .dedupe_buffer_size = sm_config_long(cfg, "log.cleaner.dedupe.buffer.size"),
+            .io_buffer_size = sm_config_int(cfg, "log.cleaner.io.buffer.size"),
+            .load_factor = strtod(sm_config_str(cfg, "log.cleaner.io.buffer.load.factor"), NULL),
+            .io_max_bytes_per_second =
+                strtod(sm_config_str(cfg, "log.cleaner.io.max.bytes.per.second"), NULL),
+        }};
     if ((rc = log_manager_open(&lo, &b->logs))) goto out;
 
     /* Partitions of every topic in the image; then the folders no topic
@@ -376,6 +386,7 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     }
     if (rc == SM_OK) log_manager_close_unclaimed(b->logs, claimed_by_image, &b->image);
     meta_image_unlock(&b->image);
+    if (rc == SM_OK) rc = log_manager_start_cleaner(b->logs);
     if (rc) goto out;
     if ((rc = broker_delayed_start(b))) goto out;
     if ((rc = broker_groups_start(b))) goto out;

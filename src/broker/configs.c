@@ -53,6 +53,11 @@ static void derive_topic_defaults(broker_t *b, const sm_config_t *c) {
     d->file_delete_delay_ms = sm_config_long(c, "log.segment.delete.delay.ms");
     d->fsync_before_ack = s->fsync_before_ack;
     b->cleanup_delete_default = strstr(sm_config_str(c, "log.cleanup.policy"), "delete") != NULL;
+    d->compact = strstr(sm_config_str(c, "log.cleanup.policy"), "compact") != NULL;
+    d->min_cleanable_ratio = strtod(sm_config_str(c, "log.cleaner.min.cleanable.ratio"), NULL);
+    d->min_compaction_lag_ms = sm_config_long(c, "log.cleaner.min.compaction.lag.ms");
+    d->max_compaction_lag_ms = sm_config_long(c, "log.cleaner.max.compaction.lag.ms");
+    d->delete_retention_ms = sm_config_long(c, "log.cleaner.delete.retention.ms");
 }
 
 int broker_configs_refresh(broker_t *b) {

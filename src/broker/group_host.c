@@ -157,8 +157,10 @@ static int offsets_topic(broker_t *b, sm_uuid_t *id, int32_t *partitions) {
     bool exists = meta_image_topic(&b->image, name) != NULL;
     meta_image_unlock(&b->image);
     if (!exists) {
+        char seg[24];
+        snprintf(seg, sizeof(seg), "%d", sm_config_int(b->cfg, "offsets.topic.segment.bytes"));
         meta_config_kv_t kv[] = {{SM_STR_LIT("cleanup.policy"), SM_STR_LIT("compact")},
-                                 {SM_STR_LIT("segment.bytes"), SM_STR_LIT("104857600")}};
+                                 {SM_STR_LIT("segment.bytes"), sm_str_from(seg)}};
         meta_result_t res;
         sm_uuid_t created;
         meta_create_topic(&b->controller, name,

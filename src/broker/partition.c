@@ -107,7 +107,18 @@ void broker_topic_log_config(broker_t *b, const meta_topic_t *t, log_config_t *o
     bool deletes = b->cleanup_delete_default;
     pthread_mutex_unlock(&b->settings_mu);
     const char *v;
-    if ((v = meta_topic_config(t, "cleanup.policy"))) deletes = strstr(v, "delete") != NULL;
+    if ((v = meta_topic_config(t, "cleanup.policy"))) {
+        deletes = strstr(v, "delete") != NULL;
+        out->compact = strstr(v, "compact") != NULL;
+    }
+    if ((v = meta_topic_config(t, "min.cleanable.dirty.ratio")))
+        out->min_cleanable_ratio = strtod(v, NULL);
+    if ((v = meta_topic_config(t, "min.compaction.lag.ms")))
+        out->min_compaction_lag_ms = strtoll(v, NULL, 10);
+    if ((v = meta_topic_config(t, "max.compaction.lag.ms")))
+        out->max_compaction_lag_ms = strtoll(v, NULL, 10);
+    if ((v = meta_topic_config(t, "delete.retention.ms")))
+        out->delete_retention_ms = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "retention.ms"))) out->retention_ms = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "retention.bytes"))) out->retention_bytes = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "segment.bytes"))) out->segment_bytes = strtoll(v, NULL, 10);
@@ -121,9 +132,14 @@ void broker_topic_log_config(broker_t *b, const meta_topic_t *t, log_config_t *o
     if ((v = meta_topic_config(t, "flush.ms"))) out->flush_interval_ms = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "file.delete.delay.ms")))
         out->file_delete_delay_ms = strtoll(v, NULL, 10);
+    /* Kafka's maxSegmentMs: a compacted log rolls by max.compaction.lag.ms
+     * too, so a record never waits longer than that in the active segment. */
+    if (out->compact && out->max_compaction_lag_ms > 0 &&
+        out->max_compaction_lag_ms < out->segment_ms)
+        out->segment_ms = out->max_compaction_lag_ms;
     if (!deletes) {
-        /* cleanup.policy=compact alone: nothing goes by age or size (compaction
-         * would clean the log; until it exists the log is kept whole). */
+        /* cleanup.policy=compact alone: nothing goes by age or size, the
+         * cleaner keeps each key's latest record (compact,delete does both). */
         out->retention_ms = -1;
         out->retention_bytes = -1;
     }
@@ -137,7 +153,9 @@ static void topic_produce_configs(broker_t *b, const meta_topic_t *t, broker_par
     p->log_append_time = b->s.log_append_time;
     p->timestamp_before_max_ms = b->s.timestamp_before_max_ms;
     p->timestamp_after_max_ms = b->s.timestamp_after_max_ms;
+    p->compacted = b->log_defaults.compact;
     pthread_mutex_unlock(&b->settings_mu);
+    if ((v = meta_topic_config(t, "cleanup.policy"))) p->compacted = strstr(v, "compact") != NULL;
     if ((v = meta_topic_config(t, "max.message.bytes")))
         p->max_message_bytes = (int32_t)strtol(v, NULL, 10);
     if ((v = meta_topic_config(t, "message.timestamp.type")))
@@ -345,6 +363,8 @@ void broker_partitions_reconfigure(broker_t *b, const meta_topic_t *t) {
         log_set_config(p->log, &cfg);
         broker_partition_put(p);
     }
+    /* A policy or ratio change is seen at once, not after the backoff. */
+    if (b->logs) log_cleaner_wake(log_manager_cleaner(b->logs));
 }
 
 void broker_partitions_close_all(broker_t *b) {

@@ -35,6 +35,7 @@ struct broker_partition {
     /* topic configs that matter on the produce path */
     int32_t max_message_bytes;
     bool log_append_time;
+    bool compacted; /* cleanup.policy holds compact: every record needs a key */
     int64_t timestamp_before_max_ms;
     int64_t timestamp_after_max_ms;
     broker_waiter_t *waiters; /* parked fetches (under mu) */

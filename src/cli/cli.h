@@ -22,6 +22,7 @@ int cli_configs(int argc, char **argv);
 int cli_cluster(int argc, char **argv);
 int cli_transactions(int argc, char **argv);
 int cli_perf(int argc, char **argv);
+int cli_logs(int argc, char **argv);
 
 /* Prints "samsa: <message>" as one line on stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

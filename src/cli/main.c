@@ -24,6 +24,7 @@ static const struct {
     {"cluster", cli_cluster, "describe the cluster: brokers, controller, id, versions"},
     {"transactions", cli_transactions, "list, describe and abort transactions"},
     {"perf", cli_perf, "producer and consumer performance tests"},
+    {"logs", cli_logs, "the log cleaner's state of compacted partitions in a log dir"},
 };
 
 static void usage(FILE *f) {

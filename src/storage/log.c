@@ -31,6 +31,11 @@ void log_config_default(log_config_t *c) {
     c->flush_interval_ms = INT64_MAX;
     c->file_delete_delay_ms = 60000;
     c->fsync_before_ack = false;
+    c->compact = false;
+    c->min_cleanable_ratio = 0.5;
+    c->min_compaction_lag_ms = 0;
+    c->max_compaction_lag_ms = INT64_MAX;
+    c->delete_retention_ms = 86400000;
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -251,9 +256,13 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
     l->dir = strdup(dir);
     l->cfg = *cfg;
     l->unfinished_base = INT64_MAX;
+    l->clean_point = -1;
     int64_t *bases = NULL;
     int nb = 0;
-    int rc = l->dir ? list_segments(dir, &bases, &nb) : SM_ERR_NOMEM;
+    /* A cleaning interrupted after its .swap file was complete is finished
+     * first; list_segments then removes what is left of others. */
+    int rc = l->dir ? log_cleaner_complete_swaps(dir) : SM_ERR_NOMEM;
+    if (rc == SM_OK) rc = list_segments(dir, &bases, &nb);
     if (rc) goto fail;
 
     recovery_report_t rep = {0};

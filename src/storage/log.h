@@ -33,6 +33,12 @@ typedef struct log_config {
     int64_t file_delete_delay_ms;    /* file.delete.delay.ms */
     bool fsync_before_ack;           /* samsa.log.fsync.before.ack: the caller syncs
                                         (log_flush_request) before acknowledging */
+    /* Compaction (storage/cleaner.c). */
+    bool compact;                  /* cleanup.policy holds compact */
+    double min_cleanable_ratio;    /* min.cleanable.dirty.ratio */
+    int64_t min_compaction_lag_ms; /* min.compaction.lag.ms */
+    int64_t max_compaction_lag_ms; /* max.compaction.lag.ms */
+    int64_t delete_retention_ms;   /* delete.retention.ms: how long tombstones stay */
 } log_config_t;
 
 /* Kafka's defaults. */

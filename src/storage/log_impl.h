@@ -20,6 +20,7 @@
 
 #include <stdatomic.h>
 
+#include "storage/cleaner.h"
 #include "storage/log.h"
 #include "storage/segment.h"
 
@@ -56,6 +57,13 @@ struct log {
     bool fq_queued, fq_busy;
     log_t *fq_next; /* flusher queue link (flusher mutex) */
     log_flusher_t *flusher;
+
+    /* Compaction (cleaner.c). clean_point and clean_stats under mu. */
+    int64_t clean_point;     /* offsets below were cleaned (cleaner-offset-checkpoint); -1 none */
+    int64_t clean_horizon;   /* earliest delete horizon of retained tombstones; 0 none */
+    log_clean_stats_t clean_stats;
+    atomic_bool cleaning;    /* a cleaner thread holds the log (set under the manager's mutex) */
+    atomic_bool clean_abort; /* stop cleaning it (deleted, shutdown) */
 };
 
 static inline log_segment_t *log_active(log_t *l) { return l->segs[l->nsegs - 1]; }

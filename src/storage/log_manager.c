@@ -36,10 +36,13 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/map.h"
+#include "storage/log_impl.h"
 
 #define CLEAN_MARKER ".kafka_cleanshutdown"
 #define RECOVERY_CHECKPOINT "recovery-point-offset-checkpoint"
 #define START_CHECKPOINT "log-start-offset-checkpoint"
+#define CLEANER_CHECKPOINT "cleaner-offset-checkpoint"
+#define CLEANER_STATE "samsa-cleaner-state"
 
 typedef struct entry {
     char *topic;
@@ -71,6 +74,8 @@ struct log_manager {
     pthread_t thread;
     bool thread_started;
     log_flusher_t *flusher;
+    log_cleaner_t *cleaner;
+    log_cleaner_opts_t cleaner_opts;
 };
 
 static int64_t now_ms(void) { return sm_time_ms(); }
@@ -171,7 +176,7 @@ typedef struct load_job {
     bool clean;
     bool has_id;
     uint8_t topic_id[16];
-    int64_t recovery_point, log_start;
+    int64_t recovery_point, log_start, clean_point;
     log_t *log;
     int rc;
 } load_job_t;
@@ -241,13 +246,15 @@ static int load_dirs(log_manager_t *m, int threads) {
         char marker[4096];
         snprintf(marker, sizeof(marker), "%s/%s", m->dirs[d], CLEAN_MARKER);
         bool clean = access(marker, F_OK) == 0;
-        ckpt_t rp, ls;
+        ckpt_t rp, ls, cl;
         ckpt_read(m->dirs[d], RECOVERY_CHECKPOINT, &rp);
         ckpt_read(m->dirs[d], START_CHECKPOINT, &ls);
+        ckpt_read(m->dirs[d], CLEANER_CHECKPOINT, &cl);
         DIR *dir = opendir(m->dirs[d]);
         if (!dir) {
             ckpt_free(&rp);
             ckpt_free(&ls);
+            ckpt_free(&cl);
             return SM_ERR_IO;
         }
         struct dirent *e;
@@ -290,11 +297,13 @@ static int load_dirs(log_manager_t *m, int threads) {
             /* Without a checkpoint entry nothing is known to be flushed. */
             j->recovery_point = ckpt_get(&rp, key, 0);
             j->log_start = ckpt_get(&ls, key, -1);
+            j->clean_point = ckpt_get(&cl, key, -1);
             j->clean = clean && sm_map_get(&rp.offsets, key, strlen(key)) != NULL;
         }
         closedir(dir);
         ckpt_free(&rp);
         ckpt_free(&ls);
+        ckpt_free(&cl);
         /* From now on a crash is an unclean stop. */
         unlink(marker);
         if (rc) break;
@@ -320,6 +329,7 @@ static int load_dirs(log_manager_t *m, int threads) {
                 rc = jobs[i].rc;
                 continue;
             }
+            log_set_clean_point(jobs[i].log, jobs[i].clean_point);
             if (rc == SM_OK)
                 rc = add_entry(m, jobs[i].topic, jobs[i].partition, jobs[i].dir, jobs[i].log,
                                jobs[i].has_id ? jobs[i].topic_id : NULL);
@@ -353,6 +363,13 @@ static void maintenance_pass(log_manager_t *m, bool retention, bool checkpoint) 
     }
     free(logs);
     for (int k = 0; k < ndoomed; k++) {
+        if (doomed[k].log && atomic_load(&doomed[k].log->cleaning)) {
+            /* A cleaner thread is still on it (aborting): next pass. */
+            pthread_mutex_lock(&m->mu);
+            push_doomed(m, doomed[k].path, doomed[k].log);
+            pthread_mutex_unlock(&m->mu);
+            continue;
+        }
         if (doomed[k].log) log_abandon(doomed[k].log);
         if (fio_remove_tree(doomed[k].path))
             sm_warn("storage", "%s: cannot remove: %s", doomed[k].path, strerror(errno));
@@ -388,6 +405,39 @@ static void *background(void *arg) {
     return NULL;
 }
 
+/* The cleaner pool's pick: the best-scored log not being cleaned, marked as
+ * being cleaned under m->mu (so log_manager_delete sees it). */
+static log_t *cleaner_pick(void *arg, log_cleaner_score_fn score, void *sarg) {
+    log_manager_t *m = arg;
+    log_t *best = NULL;
+    double best_score = -1;
+    pthread_mutex_lock(&m->mu);
+    size_t it = 0;
+    void *v;
+    while (!m->stopping && sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+        log_t *l = ((entry_t *)v)->log;
+        if (atomic_load(&l->cleaning)) continue;
+        double s = score(sarg, l);
+        if (s >= 0 && s > best_score) {
+            best = l;
+            best_score = s;
+        }
+    }
+    if (best) {
+        atomic_store(&best->clean_abort, false);
+        atomic_store(&best->cleaning, true);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return best;
+}
+
+log_cleaner_t *log_manager_cleaner(log_manager_t *m) { return m->cleaner; }
+
+int log_manager_start_cleaner(log_manager_t *m) {
+    if (m->cleaner) return SM_OK;
+    return log_cleaner_start(&m->cleaner_opts, cleaner_pick, m, &m->cleaner);
+}
+
 int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
     log_manager_t *m = calloc(1, sizeof(*m));
     if (!m) return SM_ERR_NOMEM;
@@ -418,11 +468,46 @@ int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
         goto fail;
     if ((rc = load_dirs(m, o->recovery_threads * o->ndirs))) goto fail;
     if (pthread_create(&m->thread, NULL, background, m) == 0) m->thread_started = true;
+    m->cleaner_opts = o->cleaner;
     *out = m;
     return SM_OK;
 fail:
     log_manager_close(m);
     return rc;
+}
+
+/* Samsa's cleaner-state file (read by `samsa logs`): one line per compacted
+ * log of dir d with what log_clean_info reports; m->mu held. Best effort. */
+static void write_cleaner_state(log_manager_t *m, int d) {
+    size_t cap = 256 + sm_map_size(&m->logs) * 400, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return;
+    int64_t now = now_ms();
+    n += (size_t)snprintf(buf, cap,
+                          "# written_ms=%" PRId64 "\n# topic partition clean_point first_uncleanable "
+                          "clean_bytes dirty_bytes dirty_ratio runs last_run_ms last_duration_ms "
+                          "bytes_read bytes_written records_removed\n",
+                          now);
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+        entry_t *e = v;
+        log_clean_info_t ci;
+        if (e->dir != d) continue;
+        log_clean_info(e->log, now, &ci);
+        if (!ci.compact || n + 400 > cap) continue;
+        n += (size_t)snprintf(buf + n, cap - n,
+                              "%s %d %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %.4f %" PRId64
+                              " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 "\n",
+                              e->topic, e->partition, ci.clean_point, ci.first_uncleanable,
+                              ci.clean_bytes, ci.dirty_bytes, ci.dirty_ratio, ci.last.runs,
+                              ci.last.last_run_ms, ci.last.last_duration_ms, ci.last.bytes_read,
+                              ci.last.bytes_written, ci.last.records_removed);
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", m->dirs[d], CLEANER_STATE);
+    fio_write_file(path, buf, n, true);
+    free(buf);
 }
 
 int log_manager_write_checkpoints(log_manager_t *m) {
@@ -437,11 +522,14 @@ int log_manager_write_checkpoints(log_manager_t *m) {
             rc = SM_ERR_NOMEM;
             break;
         }
-        int count = 0;
+        int count = 0, ncl = 0;
         size_t it = 0;
         void *v;
         while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
-            if (((entry_t *)v)->dir == d) count++;
+            if (((entry_t *)v)->dir == d) {
+                count++;
+                if (log_clean_point(((entry_t *)v)->log) >= 0) ncl++;
+            }
         n1 += (size_t)snprintf(rp + n1, cap - n1, "0\n%d\n", count);
         n2 += (size_t)snprintf(ls + n2, cap - n2, "0\n%d\n", count);
         it = 0;
@@ -458,6 +546,22 @@ int log_manager_write_checkpoints(log_manager_t *m) {
         if (fio_write_file(path, rp, n1, true)) rc = SM_ERR_IO;
         snprintf(path, sizeof(path), "%s/%s", m->dirs[d], START_CHECKPOINT);
         if (fio_write_file(path, ls, n2, true)) rc = SM_ERR_IO;
+        if (ncl) {
+            /* Kafka's cleaner-offset-checkpoint: the first dirty offset of
+             * each compacted log (rp's buffer is free again). */
+            n1 = (size_t)snprintf(rp, cap, "0\n%d\n", ncl);
+            it = 0;
+            while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+                entry_t *e = v;
+                int64_t cp = e->dir == d ? log_clean_point(e->log) : -1;
+                if (cp >= 0)
+                    n1 += (size_t)snprintf(rp + n1, cap - n1, "%s %d %" PRId64 "\n", e->topic,
+                                           e->partition, cp);
+            }
+            snprintf(path, sizeof(path), "%s/%s", m->dirs[d], CLEANER_CHECKPOINT);
+            if (fio_write_file(path, rp, n1, true)) rc = SM_ERR_IO;
+            write_cleaner_state(m, d);
+        }
         free(rp);
         free(ls);
     }
@@ -471,6 +575,8 @@ int log_manager_close(log_manager_t *m) {
     pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
     if (m->thread_started) pthread_join(m->thread, NULL);
+    log_cleaner_stop(m->cleaner);
+    m->cleaner = NULL;
     /* Pending flush requests are served before the logs close. */
     log_flusher_stop(m->flusher);
     m->flusher = NULL;
@@ -637,6 +743,7 @@ int log_manager_detach(log_manager_t *m, const char *topic, int32_t partition,
     }
     sm_map_del(&m->logs, key, strlen(key));
     m->dir_counts[e->dir]--;
+    atomic_store(&e->log->clean_abort, true); /* a cleaning in progress stops */
     char path[4200];
     aside_path(path, sizeof(path), m->dirs[e->dir], key, "delete");
     if (log_rename_for_delete(e->log, path))

@@ -4,7 +4,8 @@
  * Kafka's checkpoint files (recovery-point-offset-checkpoint,
  * log-start-offset-checkpoint), the clean-shutdown marker, a pool of flusher
  * threads for group commit (log_flush_request), and one background thread
- * for retention, flush.ms, deferred deletions and checkpoints. Thread-safe.
+ * for retention, flush.ms, deferred deletions and checkpoints, and the log
+ * cleaner's threads (compaction, cleaner-offset-checkpoint). Thread-safe.
  */
 #ifndef STORAGE_LOG_MANAGER_H
 #define STORAGE_LOG_MANAGER_H
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "storage/cleaner.h"
 #include "storage/log.h"
 
 typedef struct log_manager log_manager_t;
@@ -25,6 +27,7 @@ typedef struct log_manager_opts {
     int64_t checkpoint_interval_ms; /* log.flush.offset.checkpoint.interval.ms */
     int flush_threads;              /* flusher threads; 0: one per log dir */
     int max_open_segments;          /* inactive segments with open files; 0: default */
+    log_cleaner_opts_t cleaner;     /* log.cleaner.*; zeroed: no cleaner threads */
 } log_manager_opts_t;
 
 int log_manager_open(const log_manager_opts_t *opts, log_manager_t **out);
@@ -71,6 +74,12 @@ void log_manager_foreach(log_manager_t *m,
                          void (*fn)(void *arg, const char *topic, int32_t partition, log_t *l),
                          void *arg);
 int log_manager_write_checkpoints(log_manager_t *m);
+/* Starts the cleaner threads of opts.cleaner (after log_manager_close_unclaimed:
+ * a log a thread cleans is never closed under it). */
+int log_manager_start_cleaner(log_manager_t *m);
+/* The cleaner threads (NULL when not started or log.cleaner.enable=false): wake them after
+ * a config change; tests wait on log_cleaner_runs. */
+log_cleaner_t *log_manager_cleaner(log_manager_t *m);
 /* Runs one maintenance pass now (tests). */
 void log_manager_run_maintenance(log_manager_t *m);
 

@@ -74,6 +74,22 @@ static log_segment_t *pick_segment(log_t *l, int64_t offset, int64_t *size, int3
     return s;
 }
 
+/* Where a read of offset goes on when segment s holds nothing at or after it:
+ * the next segment's base, offset itself when s left the list, -1 when s is
+ * the last segment (then the data is missing, not compacted away). */
+static int64_t skip_gap(log_t *l, log_segment_t *s, int64_t offset) {
+    int64_t r = offset;
+    pthread_mutex_lock(&l->mu);
+    for (int i = 0; i < l->nsegs; i++) {
+        if (l->segs[i] != s) continue;
+        r = i + 1 < l->nsegs ? l->segs[i + 1]->base : -1;
+        if (r >= 0 && r < offset) r = offset;
+        break;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return r;
+}
+
 /* The file position in s (size bytes long) of the batch holding end_offset,
  * or size when the segment ends before it. */
 static int64_t bound_position(log_segment_t *s, int fd, int32_t interval, int64_t size,
@@ -140,6 +156,17 @@ int log_read_upto(log_t *l, int64_t offset, int64_t end_offset, size_t max_bytes
              * answers from the log as it is now. */
             seg_unref(s);
             continue;
+        }
+        if (rc == SM_ERR_NOTFOUND && !truncated) {
+            /* Compaction removed everything from offset to the segment's
+             * end: the next segment answers (or, when the cleaner swapped
+             * this one out, the next pick). */
+            int64_t skip = skip_gap(l, s, offset);
+            if (skip >= 0) {
+                offset = skip;
+                seg_unref(s);
+                continue;
+            }
         }
         if (rc == SM_ERR_CORRUPT || rc == SM_ERR_NOTFOUND) {
             if (truncated) {

@@ -207,7 +207,9 @@ static int retention_pick(log_segment_t **v, const int64_t *sizes, int n, const 
     int drop_t = 0, drop_s = 0;
     *all_expired = false;
     if (cfg->retention_ms >= 0) {
-        while (drop_t < n && sizes[drop_t] > 0 &&
+        /* An empty segment below the active one (all its records compacted
+         * away) ages by its file's time, as Kafka's. */
+        while (drop_t < n && (sizes[drop_t] > 0 || drop_t < n - 1) &&
                now - segment_newest_ms(v[drop_t], cfg->index_interval_bytes) > cfg->retention_ms)
             drop_t++;
         *all_expired = drop_t == n;

@@ -20,10 +20,11 @@ def low_watermark(bootstrap, topic):
 
 
 def fill(bootstrap, topic, n=3500):
-    """Enough 1000-byte records for three of the smallest segments (1 MiB)."""
+    """Enough 1000-byte records for three of the smallest segments (1 MiB), with
+    distinct keys (a compacted topic refuses records without a key)."""
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0})
     for i in range(n):
-        p.produce(topic, b"r" * 1000, partition=0)
+        p.produce(topic, b"r" * 1000, key=str(i).encode(), partition=0)
         p.poll(0)
     assert p.flush(30) == 0
 

@@ -15,6 +15,7 @@
 
 #include "base/err.h"
 #include "base/fileio.h"
+#include "protocol/compress.h"
 #include "protocol/records.h"
 #include "storage/log.h"
 
@@ -60,6 +61,26 @@ static inline size_t su_batch(uint8_t *buf, size_t cap, int n, int64_t ts, const
     size_t len = 0;
     if (proto_batch_builder_finish(&b, &len)) abort();
     return len;
+}
+
+/* Compresses the records of the uncompressed batch plain (plen bytes) with
+ * codec into out: header copied, length, attributes and CRC updated. */
+static inline size_t su_compress_batch(uint8_t *out, size_t cap, const uint8_t *plain, size_t plen,
+                                       int codec) {
+    size_t clen = 0;
+    memcpy(out, plain, PROTO_BATCH_HEADER_SIZE);
+    if (proto_compress(codec, -1, plain + PROTO_BATCH_HEADER_SIZE, plen - PROTO_BATCH_HEADER_SIZE,
+                       out + PROTO_BATCH_HEADER_SIZE, cap - PROTO_BATCH_HEADER_SIZE, &clen))
+        abort();
+    size_t total = PROTO_BATCH_HEADER_SIZE + clen;
+    int32_t blen = (int32_t)(total - PROTO_BATCH_LOG_OVERHEAD);
+    out[8] = (uint8_t)(blen >> 24);
+    out[9] = (uint8_t)(blen >> 16);
+    out[10] = (uint8_t)(blen >> 8);
+    out[11] = (uint8_t)blen;
+    out[PROTO_BATCH_OFF_ATTRIBUTES + 1] |= (uint8_t)codec;
+    proto_batch_update_crc(out, total);
+    return total;
 }
 
 /* The tag of a stored batch (from its first record's value). */

@@ -574,20 +574,7 @@ static void test_truncate(void) {
 static size_t compressed_batch(uint8_t *out, size_t cap, const int64_t *ts, int n, int codec) {
     uint8_t plain[8192];
     size_t plen = su_batch(plain, sizeof(plain), n, 0, ts, 77, 40);
-    size_t rlen = plen - PROTO_BATCH_HEADER_SIZE, clen = 0;
-    memcpy(out, plain, PROTO_BATCH_HEADER_SIZE);
-    if (proto_compress(codec, -1, plain + PROTO_BATCH_HEADER_SIZE, rlen,
-                       out + PROTO_BATCH_HEADER_SIZE, cap - PROTO_BATCH_HEADER_SIZE, &clen))
-        abort();
-    size_t total = PROTO_BATCH_HEADER_SIZE + clen;
-    int32_t blen = (int32_t)(total - PROTO_BATCH_LOG_OVERHEAD);
-    out[8] = (uint8_t)(blen >> 24);
-    out[9] = (uint8_t)(blen >> 16);
-    out[10] = (uint8_t)(blen >> 8);
-    out[11] = (uint8_t)blen;
-    out[PROTO_BATCH_OFF_ATTRIBUTES + 1] |= (uint8_t)codec;
-    proto_batch_update_crc(out, total);
-    return total;
+    return su_compress_batch(out, cap, plain, plen, codec);
 }
 
 static void test_timestamp_lookup(void) {

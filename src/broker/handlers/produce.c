@@ -26,6 +26,28 @@ typedef proto_produce_request_t req_t;
 typedef proto_produce_response_t resp_t;
 typedef proto_produce_response_partition_produce_response_t presp_t;
 
+/* True when a record of the batch (validated, decompressing within cap) has
+ * no key: a compacted topic refuses it, as Kafka's LogValidator does. */
+static bool has_keyless_record(const uint8_t *data, size_t len, const proto_batch_header_t *h,
+                               size_t cap) {
+    const uint8_t *recs = data + PROTO_BATCH_HEADER_SIZE;
+    size_t rlen = len - PROTO_BATCH_HEADER_SIZE;
+    uint8_t *owned = NULL;
+    if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE) {
+        if (proto_decompress_alloc(proto_batch_compression(h), recs, rlen, cap, &owned, &rlen))
+            return true;
+        recs = owned;
+    }
+    proto_record_iter_t it;
+    proto_record_t rec;
+    proto_record_iter_init(&it, recs, rlen, h->records_count);
+    bool keyless = false;
+    while (!keyless && proto_record_iter_next(&it, &rec) == 1)
+        keyless = rec.key.len < 0;
+    free(owned);
+    return keyless;
+}
+
 /* Validates the records of one partition; returns a Kafka error code. */
 static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, size_t len,
                         proto_batch_header_t *h, presp_t *out) {
@@ -58,12 +80,12 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
             &r->arena, "Record batch failed validation (size, CRC or record structure)");
         return PROTO_ERR_CORRUPT_MESSAGE;
     }
+    /* Decompression goes into a bounded buffer to check every record; a batch
+     * that would expand past the bound is refused, not allocated. */
+    size_t cap = (size_t)p->max_message_bytes * 16;
+    if (cap < (1u << 20)) cap = 1u << 20;
+    if (cap > (256u << 20)) cap = 256u << 20;
     if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE) {
-        /* Decompress into a bounded buffer to check every record; a batch that
-         * would expand past the bound is refused, not allocated. */
-        size_t cap = (size_t)p->max_message_bytes * 16;
-        if (cap < (1u << 20)) cap = 1u << 20;
-        if (cap > (256u << 20)) cap = 256u << 20;
         rc = proto_batch_validate_compressed(data, len, cap);
         if (rc == SM_ERR_RANGE) {
             out->error_message =
@@ -87,6 +109,11 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
     }
     if ((h->attributes & PROTO_ATTR_TRANSACTIONAL) && h->producer_id < 0) {
         out->error_message = sm_arena_str(&r->arena, "Transactional batch without a producer id");
+        return PROTO_ERR_INVALID_RECORD;
+    }
+    if (p->compacted && has_keyless_record(data, len, h, cap)) {
+        out->error_message = sm_arena_str(
+            &r->arena, "Compacted topic cannot accept message without key in topic partition");
         return PROTO_ERR_INVALID_RECORD;
     }
     if (h->producer_id >= 0 && h->base_sequence < 0) {

@@ -1,0 +1,322 @@
+/*
+ * raft_msg_t <-> generated codec structs for Vote, BeginQuorumEpoch, EndQuorumEpoch and
+ * FetchSnapshot (see raft_codec.h). Each body carries one topic (__cluster_metadata) with
+ * one partition (0); anything else is refused as a parse error, as Kafka answers
+ * INVALID_REQUEST for another topic partition.
+ */
+#include "raft/raft_codec.h"
+
+#include <string.h>
+
+#include "base/err.h"
+#include "protocol/gen/begin_quorum_epoch_request.h"
+#include "protocol/gen/begin_quorum_epoch_response.h"
+#include "protocol/gen/end_quorum_epoch_request.h"
+#include "protocol/gen/end_quorum_epoch_response.h"
+#include "protocol/gen/fetch_snapshot_request.h"
+#include "protocol/gen/fetch_snapshot_response.h"
+#include "protocol/gen/vote_request.h"
+#include "protocol/gen/vote_response.h"
+
+static sm_str_t cluster_str(const raft_msg_t *m) {
+    return (sm_str_t){m->cluster_id, (int32_t)strnlen(m->cluster_id, RAFT_CLUSTER_ID_MAX)};
+}
+
+static void cluster_copy(raft_msg_t *m, sm_str_t s) {
+    memset(m->cluster_id, 0, sizeof(m->cluster_id));
+    if (s.len > 0)
+        memcpy(m->cluster_id, s.ptr,
+               (size_t)(s.len < RAFT_CLUSTER_ID_MAX - 1 ? s.len : RAFT_CLUSTER_ID_MAX - 1));
+}
+
+static bool is_metadata_topic(sm_str_t s) { return sm_str_eq(s, SM_STR_LIT(RAFT_METADATA_TOPIC)); }
+
+/* One topic holding one partition, allocated in the arena: the shape of every KRaft body. */
+#define ONE_PARTITION(arr_topics, topic_t, part_t, topic_field, a, part)                           \
+    do {                                                                                           \
+        topic_t *t_ = sm_arena_calloc((a), 1, sizeof(topic_t));                                    \
+        part = sm_arena_calloc((a), 1, sizeof(part_t));                                            \
+        if (!t_ || !part) return SM_ERR_NOMEM;                                                     \
+        t_->topic_field = SM_STR_LIT(RAFT_METADATA_TOPIC);                                         \
+        t_->partitions.n = 1;                                                                      \
+        t_->partitions.v = part;                                                                   \
+        (arr_topics).n = 1;                                                                        \
+        (arr_topics).v = t_;                                                                       \
+    } while (0)
+
+/* The single partition of a decoded body, or a parse error. */
+#define THE_PARTITION(arr_topics, topic_field, part)                                               \
+    do {                                                                                           \
+        if ((arr_topics).n != 1 || !is_metadata_topic((arr_topics).v[0].topic_field) ||            \
+            (arr_topics).v[0].partitions.n != 1)                                                   \
+            return SM_ERR_PARSE;                                                                   \
+        part = &(arr_topics).v[0].partitions.v[0];                                                 \
+    } while (0)
+
+/* Decodes a request a leader sends (BeginQuorumEpoch, EndQuorumEpoch) up to its partition. */
+#define DECODE_FROM_LEADER(T, q, p)                                                                \
+    do {                                                                                           \
+        int rc_ = T##_decode(r, a, v, &q);                                                         \
+        if (rc_ != SM_OK) return rc_;                                                              \
+        THE_PARTITION(q.topics, topic_name, p);                                                    \
+        cluster_copy(m, q.cluster_id);                                                             \
+        if (p->leader_id != m->from) return SM_ERR_PARSE;                                          \
+        m->epoch = p->leader_epoch;                                                                \
+    } while (0)
+
+/* The BeginQuorumEpoch and EndQuorumEpoch responses have one shape: error, leader, epoch. */
+#define EPOCH_RESPONSE_CODEC(name, T)                                                              \
+    static int enc_##name(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer_t *w) {         \
+        T##_t q;                                                                                   \
+        T##_partition_data_t *p;                                                                   \
+        T##_init(&q);                                                                              \
+        ONE_PARTITION(q.topics, T##_topic_data_t, T##_partition_data_t, topic_name, a, p);         \
+        p->error_code = m->error;                                                                  \
+        p->leader_id = m->leader_id;                                                               \
+        p->leader_epoch = m->epoch;                                                                \
+        return T##_encode(w, v, &q);                                                               \
+    }                                                                                              \
+    static int dec_##name(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m) {               \
+        T##_t q;                                                                                   \
+        const T##_partition_data_t *p;                                                             \
+        int rc = T##_decode(r, a, v, &q);                                                          \
+        if (rc != SM_OK) return rc;                                                                \
+        THE_PARTITION(q.topics, topic_name, p);                                                    \
+        m->error = q.error_code ? q.error_code : p->error_code;                                    \
+        m->leader_id = p->leader_id;                                                               \
+        m->epoch = p->leader_epoch;                                                                \
+        return SM_OK;                                                                              \
+    }
+
+EPOCH_RESPONSE_CODEC(begin_resp, proto_begin_quorum_epoch_response)
+EPOCH_RESPONSE_CODEC(end_resp, proto_end_quorum_epoch_response)
+
+static int encode_begin(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer_t *w) {
+    if (m->kind == RAFT_MSG_BEGIN_EPOCH_REQ) {
+        proto_begin_quorum_epoch_request_t q;
+        proto_begin_quorum_epoch_request_partition_data_t *p;
+        proto_begin_quorum_epoch_request_init(&q);
+        q.cluster_id = cluster_str(m);
+        q.voter_id = m->to;
+        ONE_PARTITION(q.topics, proto_begin_quorum_epoch_request_topic_data_t,
+                      proto_begin_quorum_epoch_request_partition_data_t, topic_name, a, p);
+        p->leader_id = m->from;
+        p->leader_epoch = m->epoch;
+        return proto_begin_quorum_epoch_request_encode(w, v, &q);
+    }
+    return enc_begin_resp(m, a, v, w);
+}
+
+static int encode_end(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer_t *w) {
+    if (m->kind == RAFT_MSG_END_EPOCH_REQ) {
+        proto_end_quorum_epoch_request_t q;
+        proto_end_quorum_epoch_request_partition_data_t *p;
+        proto_end_quorum_epoch_request_init(&q);
+        q.cluster_id = cluster_str(m);
+        ONE_PARTITION(q.topics, proto_end_quorum_epoch_request_topic_data_t,
+                      proto_end_quorum_epoch_request_partition_data_t, topic_name, a, p);
+        p->leader_id = m->from;
+        p->leader_epoch = m->epoch;
+        int n = m->u.end_epoch_req.n_preferred;
+        if (n < 0 || n > RAFT_MAX_VOTERS) return SM_ERR_RANGE;
+        p->preferred_successors.n = n;
+        p->preferred_successors.v = sm_arena_calloc(a, (size_t)(n ? n : 1), sizeof(int32_t));
+        p->preferred_candidates.n = n;
+        p->preferred_candidates.v =
+            sm_arena_calloc(a, (size_t)(n ? n : 1), sizeof(*p->preferred_candidates.v));
+        if (!p->preferred_successors.v || !p->preferred_candidates.v) return SM_ERR_NOMEM;
+        for (int i = 0; i < n; i++) {
+            p->preferred_successors.v[i] = m->u.end_epoch_req.preferred[i];
+            p->preferred_candidates.v[i].candidate_id = m->u.end_epoch_req.preferred[i];
+        }
+        return proto_end_quorum_epoch_request_encode(w, v, &q);
+    }
+    return enc_end_resp(m, a, v, w);
+}
+
+static int encode_snapshot(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer_t *w) {
+    if (m->kind == RAFT_MSG_FETCH_SNAPSHOT_REQ) {
+        proto_fetch_snapshot_request_t q;
+        proto_fetch_snapshot_request_partition_snapshot_t *p;
+        proto_fetch_snapshot_request_init(&q);
+        q.cluster_id = cluster_str(m);
+        q.replica_id = m->from;
+        q.max_bytes = INT32_MAX;
+        ONE_PARTITION(q.topics, proto_fetch_snapshot_request_topic_snapshot_t,
+                      proto_fetch_snapshot_request_partition_snapshot_t, name, a, p);
+        p->current_leader_epoch = m->epoch;
+        p->snapshot_id = sm_arena_calloc(a, 1, sizeof(*p->snapshot_id));
+        if (!p->snapshot_id) return SM_ERR_NOMEM;
+        p->snapshot_id->end_offset = m->u.snap_req.snapshot_id.offset;
+        p->snapshot_id->epoch = m->u.snap_req.snapshot_id.epoch;
+        p->position = m->u.snap_req.position;
+        return proto_fetch_snapshot_request_encode(w, v, &q);
+    }
+    proto_fetch_snapshot_response_t q;
+    proto_fetch_snapshot_response_partition_snapshot_t *p;
+    proto_fetch_snapshot_response_init(&q);
+    ONE_PARTITION(q.topics, proto_fetch_snapshot_response_topic_snapshot_t,
+                  proto_fetch_snapshot_response_partition_snapshot_t, name, a, p);
+    p->error_code = m->error;
+    p->snapshot_id = sm_arena_calloc(a, 1, sizeof(*p->snapshot_id));
+    p->current_leader = sm_arena_calloc(a, 1, sizeof(*p->current_leader));
+    if (!p->snapshot_id || !p->current_leader) return SM_ERR_NOMEM;
+    p->snapshot_id->end_offset = m->u.snap_resp.snapshot_id.offset;
+    p->snapshot_id->epoch = m->u.snap_resp.snapshot_id.epoch;
+    p->current_leader->leader_id = m->leader_id;
+    p->current_leader->leader_epoch = m->epoch;
+    p->size = m->u.snap_resp.size;
+    p->position = m->u.snap_resp.position;
+    p->unaligned_records = (sm_bytes_t){m->u.snap_resp.data, (int32_t)m->u.snap_resp.len};
+    return proto_fetch_snapshot_response_encode(w, v, &q);
+}
+
+static int encode_vote(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer_t *w) {
+    if (m->kind == RAFT_MSG_VOTE_REQ) {
+        if (m->u.vote_req.pre_vote && v < 2) return SM_ERR_VERSION; /* PreVote is v2+ */
+        proto_vote_request_t q;
+        proto_vote_request_partition_data_t *p;
+        proto_vote_request_init(&q);
+        q.cluster_id = cluster_str(m);
+        q.voter_id = m->to;
+        ONE_PARTITION(q.topics, proto_vote_request_topic_data_t,
+                      proto_vote_request_partition_data_t, topic_name, a, p);
+        p->replica_epoch = m->epoch;
+        p->replica_id = m->from;
+        p->last_offset_epoch = m->u.vote_req.last.epoch;
+        p->last_offset = m->u.vote_req.last.offset;
+        p->pre_vote = m->u.vote_req.pre_vote;
+        return proto_vote_request_encode(w, v, &q);
+    }
+    proto_vote_response_t q;
+    proto_vote_response_partition_data_t *p;
+    proto_vote_response_init(&q);
+    ONE_PARTITION(q.topics, proto_vote_response_topic_data_t, proto_vote_response_partition_data_t,
+                  topic_name, a, p);
+    p->error_code = m->error;
+    p->leader_id = m->leader_id;
+    p->leader_epoch = m->epoch;
+    p->vote_granted = m->u.vote_resp.granted;
+    return proto_vote_response_encode(w, v, &q);
+}
+
+int raft_codec_encode(const raft_msg_t *m, sm_arena_t *a, int16_t version, sm_writer_t *w) {
+    switch (m->kind) {
+    case RAFT_MSG_VOTE_REQ:
+    case RAFT_MSG_VOTE_RESP: return encode_vote(m, a, version, w);
+    case RAFT_MSG_BEGIN_EPOCH_REQ:
+    case RAFT_MSG_BEGIN_EPOCH_RESP: return encode_begin(m, a, version, w);
+    case RAFT_MSG_END_EPOCH_REQ:
+    case RAFT_MSG_END_EPOCH_RESP: return encode_end(m, a, version, w);
+    case RAFT_MSG_FETCH_SNAPSHOT_REQ:
+    case RAFT_MSG_FETCH_SNAPSHOT_RESP: return encode_snapshot(m, a, version, w);
+    default: return SM_ERR_VERSION;
+    }
+}
+
+static int decode_begin(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m) {
+    if (m->kind == RAFT_MSG_BEGIN_EPOCH_REQ) {
+        proto_begin_quorum_epoch_request_t q;
+        const proto_begin_quorum_epoch_request_partition_data_t *p;
+        DECODE_FROM_LEADER(proto_begin_quorum_epoch_request, q, p);
+        return SM_OK;
+    }
+    return dec_begin_resp(r, a, v, m);
+}
+
+static int decode_end(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m) {
+    if (m->kind == RAFT_MSG_END_EPOCH_REQ) {
+        proto_end_quorum_epoch_request_t q;
+        const proto_end_quorum_epoch_request_partition_data_t *p;
+        DECODE_FROM_LEADER(proto_end_quorum_epoch_request, q, p);
+        int n = v >= 1 ? p->preferred_candidates.n : p->preferred_successors.n;
+        if (n < 0) n = 0;
+        if (n > RAFT_MAX_VOTERS) n = RAFT_MAX_VOTERS;
+        m->u.end_epoch_req.n_preferred = n;
+        for (int i = 0; i < n; i++)
+            m->u.end_epoch_req.preferred[i] =
+                v >= 1 ? p->preferred_candidates.v[i].candidate_id : p->preferred_successors.v[i];
+        return SM_OK;
+    }
+    return dec_end_resp(r, a, v, m);
+}
+
+static int decode_snapshot(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m) {
+    if (m->kind == RAFT_MSG_FETCH_SNAPSHOT_REQ) {
+        proto_fetch_snapshot_request_t q;
+        const proto_fetch_snapshot_request_partition_snapshot_t *p;
+        int rc = proto_fetch_snapshot_request_decode(r, a, v, &q);
+        if (rc != SM_OK) return rc;
+        THE_PARTITION(q.topics, name, p);
+        if (p->partition != 0 || !p->snapshot_id || q.replica_id != m->from) return SM_ERR_PARSE;
+        cluster_copy(m, q.cluster_id);
+        m->epoch = p->current_leader_epoch;
+        m->u.snap_req.snapshot_id.offset = p->snapshot_id->end_offset;
+        m->u.snap_req.snapshot_id.epoch = p->snapshot_id->epoch;
+        m->u.snap_req.position = p->position;
+        return SM_OK;
+    }
+    proto_fetch_snapshot_response_t q;
+    const proto_fetch_snapshot_response_partition_snapshot_t *p;
+    int rc = proto_fetch_snapshot_response_decode(r, a, v, &q);
+    if (rc != SM_OK) return rc;
+    THE_PARTITION(q.topics, name, p);
+    if (p->index != 0 || !p->snapshot_id) return SM_ERR_PARSE;
+    m->error = q.error_code ? q.error_code : p->error_code;
+    m->leader_id = p->current_leader ? p->current_leader->leader_id : RAFT_NO_NODE;
+    m->epoch = p->current_leader ? p->current_leader->leader_epoch : -1;
+    m->u.snap_resp.snapshot_id.offset = p->snapshot_id->end_offset;
+    m->u.snap_resp.snapshot_id.epoch = p->snapshot_id->epoch;
+    m->u.snap_resp.size = p->size;
+    m->u.snap_resp.position = p->position;
+    m->u.snap_resp.data = p->unaligned_records.len > 0 ? (uint8_t *)p->unaligned_records.ptr : NULL;
+    m->u.snap_resp.len = p->unaligned_records.len > 0 ? (uint32_t)p->unaligned_records.len : 0;
+    return SM_OK;
+}
+
+static int decode_vote(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m) {
+    if (m->kind == RAFT_MSG_VOTE_REQ) {
+        proto_vote_request_t q;
+        const proto_vote_request_partition_data_t *p;
+        int rc = proto_vote_request_decode(r, a, v, &q);
+        if (rc != SM_OK) return rc;
+        THE_PARTITION(q.topics, topic_name, p);
+        if (p->replica_id != m->from) return SM_ERR_PARSE;
+        cluster_copy(m, q.cluster_id);
+        m->epoch = p->replica_epoch;
+        m->u.vote_req.last.epoch = p->last_offset_epoch;
+        m->u.vote_req.last.offset = p->last_offset;
+        m->u.vote_req.pre_vote = v >= 2 && p->pre_vote;
+        return SM_OK;
+    }
+    proto_vote_response_t q;
+    const proto_vote_response_partition_data_t *p;
+    int rc = proto_vote_response_decode(r, a, v, &q);
+    if (rc != SM_OK) return rc;
+    THE_PARTITION(q.topics, topic_name, p);
+    m->error = q.error_code ? q.error_code : p->error_code;
+    m->leader_id = p->leader_id;
+    m->epoch = p->leader_epoch;
+    m->u.vote_resp.granted = p->vote_granted;
+    return SM_OK;
+}
+
+int raft_codec_decode(raft_msg_kind_t kind, sm_reader_t *r, sm_arena_t *a, int16_t version,
+                      int32_t from, int32_t to, raft_msg_t *m) {
+    memset(m, 0, sizeof(*m));
+    m->kind = kind;
+    m->from = from;
+    m->to = to;
+    m->leader_id = RAFT_NO_NODE;
+    switch (kind) {
+    case RAFT_MSG_VOTE_REQ:
+    case RAFT_MSG_VOTE_RESP: return decode_vote(r, a, version, m);
+    case RAFT_MSG_BEGIN_EPOCH_REQ:
+    case RAFT_MSG_BEGIN_EPOCH_RESP: return decode_begin(r, a, version, m);
+    case RAFT_MSG_END_EPOCH_REQ:
+    case RAFT_MSG_END_EPOCH_RESP: return decode_end(r, a, version, m);
+    case RAFT_MSG_FETCH_SNAPSHOT_REQ:
+    case RAFT_MSG_FETCH_SNAPSHOT_RESP: return decode_snapshot(r, a, version, m);
+    default: return SM_ERR_VERSION;
+    }
+}
