@@ -20,6 +20,7 @@ struct sm_arena_chunk {
 void sm_arena_init(sm_arena_t *a, size_t limit) {
     a->head = NULL;
     a->used = 0;
+    a->reserved = 0;
     a->limit = limit;
 }
 
@@ -32,11 +33,14 @@ void *sm_arena_alloc(sm_arena_t *a, size_t size) {
     if (!c || c->cap - c->off < need) {
         size_t cap = c ? c->cap * 2 : ARENA_MIN_CHUNK;
         if (cap > (1u << 20)) cap = 1u << 20;
+        /* Under a limit, never reserve more than could still be handed out. */
+        if (a->limit && cap > a->limit - a->used) cap = a->limit - a->used;
         if (cap < need) cap = need;
         sm_arena_chunk_t *n = malloc(sizeof(*n) + cap);
         if (!n) return NULL;
         n->cap = cap;
         n->off = 0;
+        a->reserved += cap;
         if (c && c->cap - c->off >= 256 && cap == need) {
             /* A big one-off block: keep the current chunk in front for small
              * allocations that follow. */
@@ -77,6 +81,7 @@ void sm_arena_reset(sm_arena_t *a) {
     }
     a->head = NULL;
     a->used = 0;
+    a->reserved = 0;
 }
 
 void sm_arena_free(sm_arena_t *a) { sm_arena_reset(a); }

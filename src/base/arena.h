@@ -16,6 +16,7 @@ typedef struct sm_arena {
     sm_arena_chunk_t *head; /* newest chunk first */
     size_t used;            /* bytes handed out (including alignment padding) */
     size_t limit;           /* 0 = unlimited; otherwise allocation beyond fails */
+    size_t reserved;        /* bytes of chunks taken from malloc */
 } sm_arena_t;
 
 void sm_arena_init(sm_arena_t *a, size_t limit);

@@ -210,7 +210,12 @@ static inline int sm_rd_array_len(sm_reader_t *r, bool compact, bool nullable,
                                   size_t min_elem_size, int32_t *n) {
     if ((compact ? sm_rd_ulen(r, n) : sm_rd_len32(r, n))) return SM_ERR_PARSE;
     if (*n < 0) return nullable ? SM_OK : SM_ERR_PARSE;
-    if (min_elem_size && (size_t)*n > sm_rd_left(r) / min_elem_size) return SM_ERR_PARSE;
+    /* Every element takes at least one byte, as Kafka's readers assume: an
+     * element whose smallest form computes to zero bytes (a struct whose
+     * fields all belong to other versions) must not let a count of two
+     * billion through to the allocator. */
+    if (min_elem_size < 1) min_elem_size = 1;
+    if ((size_t)*n > sm_rd_left(r) / min_elem_size) return SM_ERR_PARSE;
     return SM_OK;
 }
 

@@ -382,7 +382,10 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     size_t it = 0;
     void *v;
     while (sm_map_next(&b->image.topics_by_name, &it, NULL, NULL, &v)) {
-        if ((rc = broker_partitions_create(b, v, 0))) break;
+        /* A partition whose log cannot open is offline alone (logged); only
+         * running out of memory stops the start. */
+        if ((rc = broker_partitions_create(b, v, 0)) == SM_ERR_NOMEM) break;
+        rc = SM_OK;
     }
     if (rc == SM_OK) log_manager_close_unclaimed(b->logs, claimed_by_image, &b->image);
     meta_image_unlock(&b->image);
@@ -402,6 +405,9 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     no.max_inflight_per_conn = sm_config_int(cfg, "queued.max.requests");
     int64_t qb = sm_config_long(cfg, "queued.max.request.bytes");
     no.max_inflight_bytes = qb > 0 ? (size_t)qb : 512u << 20;
+    no.max_connections = sm_config_int(cfg, "max.connections");
+    no.max_connections_per_ip = sm_config_int(cfg, "max.connections.per.ip");
+    no.ip_overrides = sm_config_str(cfg, "max.connections.per.ip.overrides");
     no.on_request = broker_on_request;
     no.on_close = on_conn_close;
     no.arg = b;

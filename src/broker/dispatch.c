@@ -118,7 +118,7 @@ void broker_on_request(net_request_t *nreq, void *arg) {
     r->b = b;
     r->net = nreq;
     /* Decoded structures are bounded by a multiple of the frame size. */
-    sm_arena_init(&r->arena, 64 * nreq->len + (1u << 20));
+    sm_arena_init(&r->arena, proto_decode_arena_limit(nreq->len));
     int rc = proto_request_parse_header(nreq->frame, nreq->len, &r->arena, &r->req);
     r->version = r->req.header.request_api_version;
     int16_t key = r->req.header.request_api_key;

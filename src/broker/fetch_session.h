@@ -4,7 +4,18 @@
  * watermark, log start, last stable offset), so incremental fetches list only
  * changed partitions both ways. Sessions are not tied to a connection. The
  * cache holds max.incremental.fetch.session.cache.slots sessions and evicts
- * the least recently used one. Thread-safe (one mutex).
+ * the least recently used one.
+ *
+ * Locking: the cache mutex guards only the id map (lookup, create, remove,
+ * eviction); each session has its own mutex for its partitions, so fetches of
+ * different sessions never wait on each other for their per-partition work.
+ * Lock order: cache, then session. A session is reference-counted: removal
+ * from the cache drops the cache's reference, the last user frees it.
+ *
+ * Bounds: a session holds at most FETCH_SESSION_MAX_PARTITIONS partitions
+ * (a bigger full fetch gets no session, as KIP-227 allows; an incremental one
+ * that would grow past it loses its session), each partition found through a
+ * hash index, so a fetch costs O(its partitions), never O(n^2).
  */
 #ifndef BROKER_FETCH_SESSION_H
 #define BROKER_FETCH_SESSION_H
@@ -16,8 +27,10 @@
 #include "base/map.h"
 #include "base/types.h"
 
+#define FETCH_SESSION_MAX_PARTITIONS 50000
+
 typedef struct fs_part {
-    char topic[256];
+    char *topic; /* owned */
     sm_uuid_t topic_id;
     int32_t partition;
     int64_t fetch_offset;
@@ -28,11 +41,14 @@ typedef struct fs_part {
 } fs_part_t;
 
 typedef struct fetch_session {
+    pthread_mutex_t mu; /* guards everything below but id */
     int32_t id;
-    int32_t epoch; /* the epoch the next request must carry */
+    int refs;           /* the cache's and each user's; under the cache mutex */
+    int32_t epoch;      /* the epoch the next request must carry */
     int64_t last_used;
     int n, cap;
     fs_part_t *parts;
+    sm_map_t index;     /* partition key -> index in parts + 1 */
 } fetch_session_t;
 
 typedef struct fetch_sessions {
@@ -44,16 +60,22 @@ typedef struct fetch_sessions {
 void fetch_sessions_init(fetch_sessions_t *c, int max_slots);
 void fetch_sessions_free(fetch_sessions_t *c);
 
-/* Creates a session (evicting the least recently used when full); returns
- * its id, or 0 when sessions are disabled. Caller holds c->mu. */
+/* Creates a session (evicting the least recently used when full) and returns
+ * it with a reference for the caller, or NULL when sessions are disabled. */
 fetch_session_t *fetch_session_create(fetch_sessions_t *c, int64_t now);
+/* The session with that id and a reference for the caller, or NULL. */
 fetch_session_t *fetch_session_get(fetch_sessions_t *c, int32_t id);
+void fetch_session_put(fetch_sessions_t *c, fetch_session_t *s);
 void fetch_session_remove(fetch_sessions_t *c, int32_t id);
 
 /* Adds or updates a partition of the session (by topic id when not zero,
- * otherwise by name). Returns the entry, or NULL without memory. */
+ * otherwise by name). Returns the entry, or NULL without memory or when the
+ * session is full (FETCH_SESSION_MAX_PARTITIONS). Caller holds s->mu. */
 fs_part_t *fetch_session_upsert(fetch_session_t *s, const char *topic, const sm_uuid_t *id,
                                 int32_t partition);
+/* The entry, or NULL. Caller holds s->mu. */
+fs_part_t *fetch_session_find(fetch_session_t *s, const char *topic, const sm_uuid_t *id,
+                              int32_t partition);
 void fetch_session_forget(fetch_session_t *s, const char *topic, const sm_uuid_t *id,
                           int32_t partition);
 

@@ -286,6 +286,7 @@ static void restore_producers(broker_partition_t *p) {
 }
 
 int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) {
+    int first_err = SM_OK;
     log_config_t cfg;
     broker_topic_log_config(b, t, &cfg);
     for (int32_t i = first; i < t->n_partitions; i++) {
@@ -310,10 +311,14 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         topic_produce_configs(b, t, p);
         int rc = log_manager_get_or_create(b->logs, t->name, i, t->id.b, &cfg, &p->log);
         if (rc) {
-            sm_error("broker", "%s-%d: cannot open the log: %s", t->name, i, sm_strerror(rc));
+            /* This partition alone goes offline (unknown to requests); the
+             * topic's other partitions and the broker carry on. */
+            sm_error("broker", "%s-%d: cannot open the log (%s); the partition is offline",
+                     t->name, i, sm_strerror(rc));
             pthread_mutex_destroy(&p->mu);
             free(p);
-            return rc;
+            if (!first_err) first_err = rc;
+            continue;
         }
         log_set_config(p->log, &cfg);
         restore_producers(p);
@@ -326,7 +331,7 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
             return rc;
         }
     }
-    return SM_OK;
+    return first_err;
 }
 
 void broker_partitions_delete(broker_t *b, const meta_topic_t *t) {

@@ -30,8 +30,11 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "base/map.h"
 
 #define RBUF_MIN 65536
+#define FRAME_MIN 4096 /* first allocation for a frame not yet at hand */
+#define SLOW_FRAME_MS 1000
 #define IOV_MAX_BATCH 64
 
 typedef struct loop loop_t;
@@ -56,20 +59,30 @@ struct net_conn {
     loop_t *loop;
     char peer[64];
     void *user;
-    uint8_t *rbuf;
-    size_t rlen, rcap;
-    /* A frame larger than the read buffer is read straight into its own
-     * buffer (handed to the request as is), so its bytes are never copied or
-     * moved in user space: fbuf holds fgot of its fsize bytes. */
+    char ip[INET6_ADDRSTRLEN]; /* counted in the server's per-address table */
+    /* Receiving: the size prefix (hgot of 4 bytes), then the frame in a
+     * buffer of its own (handed to the request as is): fbuf holds fgot of its
+     * fsize bytes in fcap allocated. Bytes read but not yet framed while the
+     * connection is paused wait in stash (from soff to slen). fcap and slen
+     * are charged to the server's budget. */
+    uint8_t hdr[4];
+    uint8_t hgot;
     uint8_t *fbuf;
-    size_t fgot, fsize;
+    size_t fcap, fgot, fsize;
+    uint8_t *stash;
+    size_t slen, soff;
+    size_t need;        /* budget bytes waited for while budget_paused */
+    int64_t frame_t0;   /* when the frame being received started */
+    int64_t paused_ms;  /* of that, time spent waiting for the budget (not the client's fault) */
+    int64_t paused_at;  /* when budget_paused was set */
+    bool budget_paused; /* reading stopped until the budget has room */
     pending_t *head, *tail;
     int npending;
     size_t queued_bytes;
     uint64_t next_seq;
     bool in_armed, out_armed;
     bool closed;
-    bool in_dispatch;
+    bool in_read; /* inside conn_read: completions do not flush */
     int refs; /* 1 while open + one per request not yet completed; loop thread only */
     int64_t last_active;
     net_conn_t *prev, *next; /* loop's connection list */
@@ -85,7 +98,11 @@ struct loop {
     pending_t *cq_head;
     net_conn_t *conns;
     int nconns;
-    bool global_paused; /* some connection waits for the global in-flight bound */
+    int nbudget_paused; /* connections of this loop waiting for the budget */
+    bool listen_off;    /* listener unpolled after running out of descriptors */
+    int64_t listen_resume;
+    int spare_fd;       /* kept to accept-and-close at the descriptor limit */
+    uint8_t scratch[RBUF_MIN]; /* read buffer shared by the loop's connections */
 };
 
 struct net_server {
@@ -94,7 +111,16 @@ struct net_server {
     int nloops;
     loop_t *loops;
     atomic_bool stopping;
+    /* Bytes of request frames held: dispatched, being received, stashed. */
     atomic_size_t inflight_bytes;
+    atomic_bool budget_wait; /* some connection waits for inflight_bytes to drop */
+    atomic_size_t reclaim;   /* bytes waited for: slow frames are closed to free them */
+    atomic_int nconns;
+    pthread_mutex_t ip_mu;
+    sm_map_t per_ip;      /* address -> connections (intptr_t) */
+    sm_map_t ip_override; /* address -> limit (intptr_t), max.connections.per.ip.overrides */
+    atomic_uint_fast64_t refused, slow_closed;
+    atomic_int_fast64_t last_refusal_log;
     atomic_uint_fast64_t accepted, closed, requests;
     int64_t stop_deadline;
 };
@@ -116,6 +142,8 @@ void net_opts_default(net_opts_t *o) {
     o->max_inflight_per_conn = 100;
     o->max_queued_bytes_per_conn = 64u << 20;
     o->max_inflight_bytes = 512u << 20;
+    o->max_connections = INT32_MAX;
+    o->max_connections_per_ip = INT32_MAX;
 }
 
 /* ---------------------------------------------------------------- epoll */
@@ -151,8 +179,6 @@ static void release_segments(pending_t *p, int from) {
 
 static void conn_unref(net_conn_t *c) {
     if (--c->refs > 0) return;
-    free(c->rbuf);
-    free(c->fbuf);
     free(c);
 }
 
@@ -161,6 +187,10 @@ static void pending_free(pending_t *p) {
     free(p->req.frame);
     free(p);
 }
+
+static void rx_release(net_conn_t *c);
+static void ip_count(net_server_t *s, const char *ip, int delta);
+static void reclaim_sub(net_server_t *s, size_t n);
 
 static void conn_close(net_conn_t *c, const char *why) {
     if (c->closed) return;
@@ -171,6 +201,14 @@ static void conn_close(net_conn_t *c, const char *why) {
     close(c->fd);
     c->fd = -1;
     c->closed = true;
+    rx_release(c);
+    if (c->budget_paused) {
+        l->nbudget_paused--;
+        reclaim_sub(l->srv, c->need);
+    }
+    c->budget_paused = false;
+    ip_count(l->srv, c->ip, -1);
+    atomic_fetch_sub(&l->srv->nconns, 1);
     atomic_fetch_add(&l->srv->closed, 1);
     /* Completed requests go now; outstanding ones are freed on completion. */
     pending_t *p = c->head, *keep = NULL, *keep_tail = NULL;
@@ -200,18 +238,24 @@ static void conn_close(net_conn_t *c, const char *why) {
     conn_unref(c);
 }
 
+/* The connection's own limits: requests in flight, bytes of responses not
+ * yet sent, and a socket that does not take more (a client that does not
+ * read its responses gets no more requests read). The server-wide budget is
+ * checked where frame bytes are taken from it. */
 static bool over_limits(net_conn_t *c) {
     net_server_t *s = c->loop->srv;
     return c->npending >= s->o.max_inflight_per_conn ||
-           c->queued_bytes >= s->o.max_queued_bytes_per_conn ||
-           atomic_load(&s->inflight_bytes) >= s->o.max_inflight_bytes;
+           c->queued_bytes >= s->o.max_queued_bytes_per_conn || c->out_armed;
 }
+
+static void budget_give(net_server_t *s, size_t n);
 
 static void dispatch(net_conn_t *c, uint8_t *frame, size_t len) {
     net_server_t *s = c->loop->srv;
     pending_t *p = calloc(1, sizeof(*p));
     if (!p) {
         free(frame);
+        budget_give(s, len);
         conn_close(c, "out of memory");
         return;
     }
@@ -219,8 +263,7 @@ static void dispatch(net_conn_t *c, uint8_t *frame, size_t len) {
     p->req.frame = frame;
     p->req.len = len;
     p->req.seq = c->next_seq++;
-    p->frame_bytes = len;
-    atomic_fetch_add(&s->inflight_bytes, len);
+    p->frame_bytes = len; /* taken from the budget as the frame arrived */
     atomic_fetch_add(&s->requests, 1);
     if (c->tail)
         c->tail->next = p;
@@ -232,7 +275,8 @@ static void dispatch(net_conn_t *c, uint8_t *frame, size_t len) {
     s->o.on_request(&p->req, s->o.arg);
 }
 
-/* Writes what can be written, in request order. */
+/* Writes what can be written, in request order, and resumes reading a
+ * connection that has come back below its limits. */
 static void conn_flush(net_conn_t *c);
 
 /* Marks p complete; on the loop thread. */
@@ -240,7 +284,7 @@ static void complete_on_loop(pending_t *p) {
     net_conn_t *c = p->req.conn;
     net_server_t *s = c->loop->srv;
     p->done = true;
-    size_t prev = atomic_fetch_sub(&s->inflight_bytes, p->frame_bytes);
+    budget_give(s, p->frame_bytes);
     p->frame_bytes = 0;
     if (c->closed) {
         /* The connection went away while this request was out. */
@@ -259,16 +303,7 @@ static void complete_on_loop(pending_t *p) {
         return;
     }
     c->queued_bytes += p->resp_bytes;
-    if (!c->in_dispatch) conn_flush(c);
-    /* A global bound may have held other connections of this loop. */
-    if (prev >= s->o.max_inflight_bytes &&
-        atomic_load(&s->inflight_bytes) < s->o.max_inflight_bytes) {
-        for (int i = 0; i < s->nloops; i++) {
-            uint64_t one = 1;
-            if (&s->loops[i] != c->loop && write(s->loops[i].evfd, &one, 8) < 0) {
-            }
-        }
-    }
+    if (!c->in_read) conn_flush(c);
 }
 
 static void complete(pending_t *p) {
@@ -325,123 +360,313 @@ void net_request_close(net_request_t *req) {
 
 /* ---------------------------------------------------------------- reading */
 
-static void process_frames(net_conn_t *c) {
-    net_server_t *s = c->loop->srv;
-    size_t off = 0;
-    c->in_dispatch = true;
-    if (c->fbuf && c->fgot == c->fsize) {
-        uint8_t *frame = c->fbuf;
-        c->fbuf = NULL;
-        dispatch(c, frame, c->fsize);
-    }
-    while (!c->closed && !c->fbuf && c->rlen - off >= 4) {
-        if (over_limits(c)) break;
-        const uint8_t *q = c->rbuf + off;
-        int32_t size =
-            (int32_t)((uint32_t)q[0] << 24 | (uint32_t)q[1] << 16 | (uint32_t)q[2] << 8 | q[3]);
-        if (size <= 0 || size > s->o.max_request_bytes) {
-            sm_warn("net", "closing connection from %s: frame size %d outside 1..%d", c->peer, size,
-                    s->o.max_request_bytes);
-            c->in_dispatch = false;
-            conn_close(c, NULL);
-            return;
-        }
-        if (c->rlen - off - 4 < (size_t)size) {
-            /* Incomplete. One that does not fit the read buffer continues in
-             * a buffer of its own: the bytes so far move there once. */
-            if ((size_t)size + 4 > c->rcap) {
-                uint8_t *f = malloc((size_t)size);
-                if (!f) {
-                    c->in_dispatch = false;
-                    conn_close(c, "out of memory");
-                    return;
-                }
-                c->fgot = c->rlen - off - 4;
-                memcpy(f, q + 4, c->fgot);
-                c->fbuf = f;
-                c->fsize = (size_t)size;
-                off = c->rlen;
-            }
-            break;
-        }
-        uint8_t *frame = malloc((size_t)size);
-        if (!frame) {
-            c->in_dispatch = false;
-            conn_close(c, "out of memory");
-            return;
-        }
-        memcpy(frame, q + 4, (size_t)size);
-        off += 4 + (size_t)size;
-        dispatch(c, frame, (size_t)size);
-    }
-    c->in_dispatch = false;
-    if (c->closed) return;
-    if (off) {
-        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
-        c->rlen -= off;
-    }
-    /* Shrink a buffer grown for one large frame, unless the partial frame
-     * waiting in it still needs the room. */
-    size_t need = 0;
-    if (c->rlen >= 4)
-        need = 4 + ((uint32_t)c->rbuf[0] << 24 | (uint32_t)c->rbuf[1] << 16 |
-                    (uint32_t)c->rbuf[2] << 8 | c->rbuf[3]);
-    if (c->rcap > RBUF_MIN && c->rlen <= RBUF_MIN && need <= RBUF_MIN) {
-        uint8_t *n = realloc(c->rbuf, RBUF_MIN);
-        if (n) {
-            c->rbuf = n;
-            c->rcap = RBUF_MIN;
-        }
-    }
-    if (over_limits(c)) {
-        set_in(c, false);
-        if (atomic_load(&s->inflight_bytes) >= s->o.max_inflight_bytes)
-            c->loop->global_paused = true;
-    } else {
-        set_in(c, true);
-    }
-    conn_flush(c);
+/* Takes n bytes of the in-flight budget (queued.max.request.bytes). Fails
+ * when they do not fit, unless nothing is held at all (a frame larger than
+ * the whole budget must still be able to pass) or force is set (bytes
+ * already read that must be kept). */
+static bool budget_take(net_server_t *s, size_t n, bool force) {
+    size_t cur = atomic_load(&s->inflight_bytes);
+    do {
+        if (!force && cur > 0 && (cur + n > s->o.max_inflight_bytes || cur + n < cur))
+            return false;
+    } while (!atomic_compare_exchange_weak(&s->inflight_bytes, &cur, cur + n));
+    return true;
 }
 
+static bool budget_fits(net_server_t *s, size_t n) {
+    size_t cur = atomic_load(&s->inflight_bytes);
+    return cur == 0 || cur + n <= s->o.max_inflight_bytes;
+}
+
+/* How much of want the budget has room for now. Reads into the scratch
+ * buffer are cut to it, so bytes that must be stashed fit the budget too
+ * (loops racing for the same room can pass it by a read each). */
+static size_t budget_room(net_server_t *s, size_t want) {
+    size_t cur = atomic_load(&s->inflight_bytes);
+    if (cur == 0) return want;
+    if (cur >= s->o.max_inflight_bytes) return 0;
+    return s->o.max_inflight_bytes - cur < want ? s->o.max_inflight_bytes - cur : want;
+}
+
+static void poke(loop_t *l) {
+    uint64_t one = 1;
+    if (write(l->evfd, &one, sizeof(one)) < 0) {
+        /* the counter cannot overflow with 1-increments in practice */
+    }
+}
+
+static void budget_give(net_server_t *s, size_t n) {
+    if (!n) return;
+    atomic_fetch_sub(&s->inflight_bytes, n);
+    /* Connections waiting for the budget retry on their loops. */
+    if (atomic_load(&s->budget_wait) && atomic_exchange(&s->budget_wait, false))
+        for (int i = 0; i < s->nloops; i++)
+            poke(&s->loops[i]);
+}
+
+/* Stops reading c until need bytes of the budget are free. */
+static void wait_budget(net_conn_t *c, size_t need) {
+    loop_t *l = c->loop;
+    net_server_t *s = l->srv;
+    c->need = need;
+    set_in(c, false);
+    atomic_store(&s->budget_wait, true);
+    if (!c->budget_paused) {
+        l->nbudget_paused++;
+        c->budget_paused = true;
+        c->paused_at = mono_ms();
+        /* Every loop looks for slow frames to close (reclaim_slow_frames). */
+        atomic_fetch_add(&s->reclaim, need);
+        for (int i = 0; i < s->nloops; i++)
+            poke(&s->loops[i]);
+    } else if (budget_fits(s, need)) {
+        /* Bytes given back between the failed take and the flag. */
+        poke(l);
+    }
+}
+
+static void reclaim_sub(net_server_t *s, size_t n) {
+    size_t cur = atomic_load(&s->reclaim);
+    while (cur && !atomic_compare_exchange_weak(&s->reclaim, &cur, cur > n ? cur - n : 0)) {
+    }
+}
+
+/* Slowloris defence: while connections wait for the budget, frames that
+ * have been arriving for more than SLOW_FRAME_MS lose their connection, until
+ * the bytes waited for are freed. A client sending at the speed of its link
+ * completes a frame long before; one that trickles a huge frame holds the
+ * budget hostage and is the one to go. */
+/* How long the client has taken over its frame, leaving out the time the
+ * broker made it wait for the budget. */
+static int64_t frame_slowness(const net_conn_t *c, int64_t now) {
+    return now - c->frame_t0 - c->paused_ms - (c->budget_paused ? now - c->paused_at : 0);
+}
+
+static __thread int64_t reclaim_now; /* for by_slowness (qsort has no context) */
+static int by_slowness(const void *a, const void *b) {
+    int64_t x = frame_slowness(*(net_conn_t *const *)a, reclaim_now);
+    int64_t y = frame_slowness(*(net_conn_t *const *)b, reclaim_now);
+    return x > y ? -1 : x < y;
+}
+
+static void reclaim_slow_frames(loop_t *l, int64_t now) {
+    net_server_t *s = l->srv;
+    /* Slowest first, counting only the time the client itself took: a
+     * frame held up by the budget is waiting its turn, not trickling. */
+    net_conn_t **v = malloc(sizeof(*v) * (size_t)(l->nconns + 1));
+    if (!v) return;
+    int n = 0;
+    for (net_conn_t *c = l->conns; c; c = c->next)
+        if (c->fbuf && frame_slowness(c, now) >= SLOW_FRAME_MS) v[n++] = c;
+    reclaim_now = now;
+    qsort(v, (size_t)n, sizeof(*v), by_slowness);
+    for (int i = 0; i < n && atomic_load(&s->reclaim) > 0; i++) {
+        net_conn_t *c = v[i];
+        size_t held = c->fcap;
+        sm_debug("net", "closing %s: frame of %zu bytes still arriving after %lld ms while the "
+                        "request budget is exhausted", c->peer, c->fsize, (long long)(now - c->frame_t0));
+        atomic_fetch_add(&s->slow_closed, 1);
+        conn_close(c, NULL);
+        reclaim_sub(s, held);
+    }
+    free(v);
+}
+
+/* Frees what the connection holds of frames not yet dispatched. */
+static void rx_release(net_conn_t *c) {
+    net_server_t *s = c->loop->srv;
+    size_t held = (c->fbuf ? c->fcap : 0) + (c->stash ? c->slen : 0);
+    free(c->fbuf);
+    free(c->stash);
+    c->fbuf = c->stash = NULL;
+    c->fcap = c->fgot = c->fsize = c->slen = c->soff = 0;
+    budget_give(s, held);
+}
+
+/* Grows the frame buffer to hold at least want bytes: doubling, so a frame
+ * sent slowly holds at most twice what has arrived. Returns false when the
+ * connection must wait (budget) or was closed. */
+static bool frame_grow(net_conn_t *c, size_t want) {
+    net_server_t *s = c->loop->srv;
+    size_t cap = c->fcap * 2;
+    if (cap < want) cap = want;
+    if (cap > c->fsize) cap = c->fsize;
+    if (!budget_take(s, cap - c->fcap, false)) {
+        wait_budget(c, cap - c->fcap);
+        return false;
+    }
+    uint8_t *n = realloc(c->fbuf, cap);
+    if (!n) {
+        budget_give(s, cap - c->fcap);
+        conn_close(c, "out of memory");
+        return false;
+    }
+    c->fbuf = n;
+    c->fcap = cap;
+    return true;
+}
+
+/* Starts the frame whose size prefix is in c->hdr, with room for avail
+ * bytes (what is already at hand) or at least FRAME_MIN. */
+static bool frame_start(net_conn_t *c, size_t avail) {
+    net_server_t *s = c->loop->srv;
+    int32_t size = (int32_t)((uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 |
+                             (uint32_t)c->hdr[2] << 8 | c->hdr[3]);
+    if (size <= 0 || size > s->o.max_request_bytes) {
+        sm_warn("net", "closing connection from %s: frame size %d outside 1..%d", c->peer, size,
+                s->o.max_request_bytes);
+        conn_close(c, NULL);
+        return false;
+    }
+    size_t cap = avail > FRAME_MIN ? avail : FRAME_MIN;
+    if (cap > (size_t)size) cap = (size_t)size;
+    if (!budget_take(s, cap, false)) {
+        wait_budget(c, cap);
+        return false;
+    }
+    c->fbuf = malloc(cap);
+    if (!c->fbuf) {
+        budget_give(s, cap);
+        conn_close(c, "out of memory");
+        return false;
+    }
+    c->fcap = cap;
+    c->fsize = (size_t)size;
+    c->frame_t0 = mono_ms();
+    c->paused_ms = 0;
+    c->fgot = 0;
+    return true;
+}
+
+static void frame_done(net_conn_t *c) {
+    uint8_t *frame = c->fbuf;
+    size_t len = c->fsize;
+    c->fbuf = NULL;
+    c->fcap = c->fgot = c->fsize = 0;
+    c->hgot = 0;
+    dispatch(c, frame, len);
+}
+
+/* Cuts frames out of n bytes just read; returns how many it consumed. It
+ * stops early when the connection reaches its limits, must wait for the
+ * budget or is closed. */
+static size_t feed(net_conn_t *c, const uint8_t *p, size_t n) {
+    size_t off = 0;
+    while (!c->closed) {
+        if (!c->fbuf) {
+            if (c->hgot < 4) {
+                if (off == n) break;
+                size_t want = 4 - (size_t)c->hgot;
+                size_t k = want < n - off ? want : n - off;
+                memcpy(c->hdr + c->hgot, p + off, k);
+                c->hgot += (uint8_t)k;
+                off += k;
+                continue;
+            }
+            /* A bad size closes the connection as soon as it is known. */
+            if (c->budget_paused || over_limits(c) || !frame_start(c, n - off)) break;
+        }
+        if (off == n) break;
+        size_t take = c->fsize - c->fgot < n - off ? c->fsize - c->fgot : n - off;
+        if (c->fgot + take > c->fcap && !frame_grow(c, c->fgot + take)) break;
+        memcpy(c->fbuf + c->fgot, p + off, take);
+        c->fgot += take;
+        off += take;
+        if (c->fgot == c->fsize) frame_done(c);
+    }
+    return off;
+}
+
+/* Keeps bytes read but not yet framed while the connection is paused. */
+static void stash_keep(net_conn_t *c, const uint8_t *p, size_t n) {
+    c->stash = malloc(n);
+    if (!c->stash) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    memcpy(c->stash, p, n);
+    c->slen = n;
+    c->soff = 0;
+    budget_take(c->loop->srv, n, true);
+}
+
+/* Frames what was stashed; true when the stash is used up. */
+static bool stash_feed(net_conn_t *c) {
+    c->soff += feed(c, c->stash + c->soff, c->slen - c->soff);
+    if (c->closed || c->soff < c->slen) return false;
+    size_t n = c->slen;
+    free(c->stash);
+    c->stash = NULL;
+    c->slen = c->soff = 0;
+    budget_give(c->loop->srv, n);
+    return true;
+}
+
+/* Writes what can be written; does not resume reading. */
+static void conn_write(net_conn_t *c);
+
 static void conn_read(net_conn_t *c) {
-    for (;;) {
-        if (c->closed || over_limits(c)) break;
-        if (!c->fbuf && c->rlen == c->rcap) {
-            process_frames(c);
-            if (c->closed || (!c->fbuf && c->rlen == c->rcap)) break;
+    loop_t *l = c->loop;
+    c->in_read = true;
+    while (!c->closed) {
+        if (c->stash && !stash_feed(c)) {
+            /* Writing answers may bring the connection back below its
+             * limits; then the stash goes on. */
+            conn_write(c);
+            if (c->closed || c->budget_paused) break;
+            if (over_limits(c)) {
+                set_in(c, false);
+                break;
+            }
             continue;
         }
-        /* Into the large frame being read, else into the read buffer. */
-        uint8_t *dst = c->fbuf ? c->fbuf + c->fgot : c->rbuf + c->rlen;
-        size_t room = c->fbuf ? c->fsize - c->fgot : c->rcap - c->rlen;
+        if (c->budget_paused) break;
+        if (over_limits(c)) {
+            set_in(c, false);
+            break;
+        }
+        /* The body of a frame goes straight into its buffer; anything else
+         * (size prefixes, small frames) into the loop's scratch buffer. */
+        if (c->fbuf && c->fgot == c->fcap && !frame_grow(c, c->fcap + 1)) break;
+        bool direct = c->fbuf != NULL;
+        uint8_t *dst = direct ? c->fbuf + c->fgot : l->scratch;
+        size_t room = direct ? c->fcap - c->fgot : budget_room(l->srv, sizeof(l->scratch));
+        if (room == 0) {
+            /* What a read brings may have to be kept: wait for room. */
+            wait_budget(c, 1);
+            break;
+        }
         ssize_t n = read(c->fd, dst, room);
         if (n > 0) {
             c->last_active = mono_ms();
-            if (c->fbuf) {
+            if (direct) {
                 c->fgot += (size_t)n;
-                if (c->fgot == c->fsize) process_frames(c);
+                if (c->fgot == c->fsize) frame_done(c);
             } else {
-                c->rlen += (size_t)n;
-                if (c->rlen == c->rcap || (size_t)n < 4096) process_frames(c);
+                size_t used = feed(c, l->scratch, (size_t)n);
+                if (used < (size_t)n && !c->closed) stash_keep(c, l->scratch + used, (size_t)n - used);
             }
+            conn_write(c);
             continue;
         }
         if (n == 0) {
-            process_frames(c);
+            c->in_read = false;
             conn_close(c, "peer closed");
             return;
         }
         if (errno == EINTR) continue;
         if (errno == EAGAIN) break;
+        c->in_read = false;
         conn_close(c, strerror(errno));
         return;
     }
-    if (!c->closed) process_frames(c);
+    c->in_read = false;
+    if (!c->closed) conn_write(c);
 }
 
 /* ---------------------------------------------------------------- writing */
 
-static void conn_flush(net_conn_t *c) {
+static void conn_write(net_conn_t *c) {
     while (!c->closed && c->head && c->head->done) {
         pending_t *p = c->head;
         if (p->close_conn) {
@@ -514,46 +739,100 @@ static void conn_flush(net_conn_t *c) {
     }
     if (c->closed) return;
     if (!c->head || !c->head->done) set_out(c, false);
-    /* Resume reading once below the limits, starting with buffered frames. */
-    if (!c->in_armed && !over_limits(c) && !c->in_dispatch) {
+}
+
+static void conn_flush(net_conn_t *c) {
+    conn_write(c);
+    /* Resume reading once below the limits, starting with stashed bytes. */
+    if (!c->closed && !c->in_armed && !c->budget_paused && !over_limits(c) && !c->in_read) {
         set_in(c, true);
-        if (c->rlen >= 4) process_frames(c);
+        conn_read(c);
     }
 }
 
 /* ---------------------------------------------------------------- loops */
 
+/* Adds delta to the connections counted for ip; with delta > 0, refuses
+ * (returns false, counts nothing) when the address is at its limit. */
+static bool ip_admit(net_server_t *s, const char *ip) {
+    size_t kl = strlen(ip);
+    pthread_mutex_lock(&s->ip_mu);
+    intptr_t have = (intptr_t)sm_map_get(&s->per_ip, ip, kl);
+    void *ov = sm_map_get(&s->ip_override, ip, kl);
+    intptr_t limit = ov ? (intptr_t)ov - 1 : s->o.max_connections_per_ip;
+    bool ok = have < limit && sm_map_put(&s->per_ip, ip, kl, (void *)(have + 1)) == SM_OK;
+    pthread_mutex_unlock(&s->ip_mu);
+    return ok;
+}
+
+static void ip_count(net_server_t *s, const char *ip, int delta) {
+    size_t kl = strlen(ip);
+    pthread_mutex_lock(&s->ip_mu);
+    intptr_t have = (intptr_t)sm_map_get(&s->per_ip, ip, kl) + delta;
+    if (have <= 0)
+        sm_map_del(&s->per_ip, ip, kl);
+    else
+        sm_map_put(&s->per_ip, ip, kl, (void *)have); /* replacing never allocates */
+    pthread_mutex_unlock(&s->ip_mu);
+}
+
+/* Logs a refused connection at most once per second per server, with the
+ * number refused since the last line. */
+static void log_refusal(net_server_t *s, const char *what, const char *peer) {
+    uint64_t n = atomic_fetch_add(&s->refused, 1) + 1;
+    int64_t now = mono_ms(), last = atomic_load(&s->last_refusal_log);
+    if (now - last < 1000 || !atomic_compare_exchange_strong(&s->last_refusal_log, &last, now))
+        return;
+    sm_warn("net", "refusing connections: %s (latest from %s; %llu refused so far)", what, peer,
+            (unsigned long long)n);
+}
+
+/* Out of descriptors: the pending connection is accepted with the spare
+ * descriptor and closed at once, so the listener does not stay readable and
+ * spin the loop; without a spare, the listener is left alone for a second. */
+static void accept_at_fd_limit(loop_t *l, int err) {
+    net_server_t *s = l->srv;
+    log_refusal(s, strerror(err), "?");
+    if (l->spare_fd >= 0) {
+        close(l->spare_fd);
+        l->spare_fd = -1;
+        int fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) close(fd);
+        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && l->spare_fd >= 0) return;
+    }
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->listen_fd, NULL);
+    l->listen_off = true;
+    l->listen_resume = mono_ms() + 1000;
+}
+
+static void listen_resume(loop_t *l, int64_t now) {
+    if (!l->listen_off || now < l->listen_resume) return;
+    if (l->spare_fd < 0) l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->listen_fd};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->listen_fd, &ev) == 0) l->listen_off = false;
+}
+
 static void accept_all(loop_t *l) {
+    net_server_t *s = l->srv;
     for (;;) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
         int fd = accept4(l->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR) continue;
-            if (errno != EAGAIN) sm_warn("net", "accept: %s", strerror(errno));
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                accept_at_fd_limit(l, errno);
+                if (l->listen_off) return;
+                continue;
+            }
+            if (errno != EAGAIN) log_refusal(s, strerror(errno), "?");
             return;
         }
-        if (atomic_load(&l->srv->stopping)) {
+        if (atomic_load(&s->stopping)) {
             close(fd);
             continue;
         }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        net_conn_t *c = calloc(1, sizeof(*c));
-        uint8_t *rbuf = malloc(RBUF_MIN);
-        if (!c || !rbuf) {
-            free(c);
-            free(rbuf);
-            close(fd);
-            continue;
-        }
-        c->fd = fd;
-        c->loop = l;
-        c->rbuf = rbuf;
-        c->rcap = RBUF_MIN;
-        c->refs = 1;
-        c->in_armed = true;
-        c->last_active = mono_ms();
         char host[INET6_ADDRSTRLEN] = "?";
         int port = 0;
         if (ss.ss_family == AF_INET) {
@@ -565,19 +844,72 @@ static void accept_all(loop_t *l) {
             inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
             port = ntohs(a->sin6_port);
         }
-        snprintf(c->peer, sizeof(c->peer), "%s:%d", host, port);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
-        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+        char peer[64];
+        snprintf(peer, sizeof(peer), "%s:%d", host, port);
+        /* max.connections, then max.connections.per.ip (and its overrides). */
+        if (atomic_fetch_add(&s->nconns, 1) >= s->o.max_connections) {
+            atomic_fetch_sub(&s->nconns, 1);
+            log_refusal(s, "max.connections reached", peer);
             close(fd);
-            free(rbuf);
-            free(c);
             continue;
         }
+        if (!ip_admit(s, host)) {
+            atomic_fetch_sub(&s->nconns, 1);
+            log_refusal(s, "max.connections.per.ip reached", peer);
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        net_conn_t *c = calloc(1, sizeof(*c));
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        if (!c || epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+            ip_count(s, host, -1);
+            atomic_fetch_sub(&s->nconns, 1);
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->loop = l;
+        c->refs = 1;
+        c->in_armed = true;
+        c->last_active = mono_ms();
+        memcpy(c->ip, host, sizeof(c->ip));
+        memcpy(c->peer, peer, sizeof(c->peer));
         c->next = l->conns;
         if (l->conns) l->conns->prev = c;
         l->conns = c;
         l->nconns++;
-        atomic_fetch_add(&l->srv->accepted, 1);
+        atomic_fetch_add(&s->accepted, 1);
+    }
+}
+
+/* Connections that waited for the budget read again where it now has room. */
+static void budget_resume(loop_t *l) {
+    net_server_t *s = l->srv;
+    for (net_conn_t *c = l->conns, *n; c && l->nbudget_paused > 0; c = n) {
+        n = c->next;
+        if (!c->budget_paused) continue;
+        if (!budget_fits(s, c->need)) {
+            /* Still waiting (others took what was given back): the next
+             * give wakes this loop, and slow frames are asked for again. */
+            atomic_store(&s->budget_wait, true);
+            size_t none = 0;
+            atomic_compare_exchange_strong(&s->reclaim, &none, c->need);
+            continue;
+        }
+        c->budget_paused = false;
+        c->paused_ms += mono_ms() - c->paused_at;
+        reclaim_sub(s, c->need);
+        c->need = 0;
+        l->nbudget_paused--;
+        c->refs++; /* n stays valid: only c can be closed by reading it */
+        if (!over_limits(c)) {
+            set_in(c, true);
+            conn_read(c);
+        }
+        conn_unref(c);
     }
 }
 
@@ -596,16 +928,8 @@ static void drain_completions(loop_t *l) {
         complete_on_loop(p);
         p = next;
     }
-    if (l->global_paused) {
-        l->global_paused = false;
-        for (net_conn_t *c = l->conns, *n; c; c = n) {
-            n = c->next;
-            if (!c->in_armed && !over_limits(c)) {
-                set_in(c, true);
-                process_frames(c);
-            }
-        }
-    }
+    if (atomic_load(&l->srv->reclaim) > 0) reclaim_slow_frames(l, mono_ms());
+    if (l->nbudget_paused > 0) budget_resume(l);
 }
 
 static void idle_sweep(loop_t *l, int64_t now) {
@@ -638,7 +962,8 @@ static void *loop_main(void *arg) {
             if (!busy || mono_ms() >= s->stop_deadline) break;
         }
         int64_t now = mono_ms();
-        int timeout = (int)(next_sweep > now ? next_sweep - now : 0);
+        int64_t wake = l->listen_off && l->listen_resume < next_sweep ? l->listen_resume : next_sweep;
+        int timeout = (int)(wake > now ? wake - now : 0);
         if (stopping && timeout > 50) timeout = 50;
         int n = epoll_wait(l->epfd, evs, 128, timeout);
         if (n < 0 && errno != EINTR) {
@@ -667,6 +992,11 @@ static void *loop_main(void *arg) {
                 if (evs[i].events & EPOLLOUT) conn_flush(c);
                 if (!c->closed && (evs[i].events & (EPOLLIN | EPOLLRDHUP)) && c->in_armed)
                     conn_read(c);
+                else if (!c->closed && (evs[i].events & EPOLLRDHUP))
+                    /* The peer is gone while reading is paused: close now,
+                     * as a read would (and level-triggered RDHUP would
+                     * otherwise keep waking the loop). */
+                    conn_close(c, "peer closed");
             }
         }
         for (int i = 0; i < n; i++) {
@@ -674,8 +1004,10 @@ static void *loop_main(void *arg) {
             if (ptr != &l->listen_fd && ptr != &l->evfd) conn_unref(ptr);
         }
         now = mono_ms();
+        listen_resume(l, now);
         if (now >= next_sweep) {
             idle_sweep(l, now);
+            if (atomic_load(&s->reclaim) > 0) reclaim_slow_frames(l, now);
             next_sweep = now + sweep_every;
         }
     }
@@ -716,6 +1048,44 @@ static int listen_socket(const char *host, int port, bool probe, int *bound_port
     return fd;
 }
 
+static void server_free(net_server_t *s) {
+    sm_map_free(&s->per_ip);
+    sm_map_free(&s->ip_override);
+    pthread_mutex_destroy(&s->ip_mu);
+    free(s->loops);
+    free(s);
+}
+
+/* max.connections.per.ip.overrides: "address:limit" pairs separated by
+ * commas (Kafka also takes host names; Samsa takes addresses only). */
+static int ip_overrides_parse(net_server_t *s, const char *spec) {
+    if (!spec) return SM_OK;
+    const char *p = spec;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        if (!*p) break;
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *colon = NULL;
+        for (size_t i = 0; i < len; i++)
+            if (p[i] == ':') colon = p + i; /* the last one: IPv6 addresses hold colons */
+        char ip[INET6_ADDRSTRLEN];
+        size_t il = colon ? (size_t)(colon - p) : 0;
+        char *num_end;
+        long limit = colon ? strtol(colon + 1, &num_end, 10) : -1;
+        if (!colon || il == 0 || il >= sizeof(ip) || limit < 0 || limit > INT32_MAX ||
+            num_end != p + len) {
+            sm_error("net", "max.connections.per.ip.overrides: cannot read \"%.*s\"", (int)len, p);
+            return SM_ERR_PARSE;
+        }
+        memcpy(ip, p, il);
+        ip[il] = 0;
+        if (sm_map_put(&s->ip_override, ip, il, (void *)(intptr_t)(limit + 1))) return SM_ERR_NOMEM;
+        p += len;
+    }
+    return SM_OK;
+}
+
 int net_server_start(const net_opts_t *o, net_server_t **out) {
     net_server_t *s = calloc(1, sizeof(*s));
     if (!s) return SM_ERR_NOMEM;
@@ -723,12 +1093,22 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
     if (s->o.max_inflight_per_conn <= 0) s->o.max_inflight_per_conn = 100;
     if (!s->o.max_queued_bytes_per_conn) s->o.max_queued_bytes_per_conn = 64u << 20;
     if (!s->o.max_inflight_bytes) s->o.max_inflight_bytes = 512u << 20;
+    if (s->o.max_connections < 0) s->o.max_connections = INT32_MAX;
+    if (s->o.max_connections_per_ip < 0) s->o.max_connections_per_ip = INT32_MAX;
+    s->o.ip_overrides = NULL; /* parsed below; the caller's string is not kept */
+    pthread_mutex_init(&s->ip_mu, NULL);
+    sm_map_init(&s->per_ip);
+    sm_map_init(&s->ip_override);
+    if (ip_overrides_parse(s, o->ip_overrides)) {
+        server_free(s);
+        return SM_ERR_PARSE;
+    }
     int n = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (n < 1) n = 1;
     s->nloops = n;
     s->loops = calloc((size_t)n, sizeof(loop_t));
     if (!s->loops) {
-        free(s);
+        server_free(s);
         return SM_ERR_NOMEM;
     }
     int port = o->port;
@@ -739,8 +1119,7 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
         if (probe < 0) {
             sm_error("net", "cannot listen on %s:%d: %s", o->host && *o->host ? o->host : "*", port,
                      strerror(errno));
-            free(s->loops);
-            free(s);
+            server_free(s);
             return SM_ERR_IO;
         }
         close(probe);
@@ -749,6 +1128,7 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
         loop_t *l = &s->loops[i];
         l->srv = s;
         l->epfd = l->evfd = l->listen_fd = -1;
+        l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         pthread_mutex_init(&l->cq_mu, NULL);
         int bound = 0;
         l->listen_fd = listen_socket(o->host, port, false, &bound);
@@ -793,10 +1173,10 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
             if (l->listen_fd >= 0) close(l->listen_fd);
             if (l->epfd >= 0) close(l->epfd);
             if (l->evfd >= 0) close(l->evfd);
+            if (l->spare_fd >= 0) close(l->spare_fd);
             pthread_mutex_destroy(&l->cq_mu);
         }
-        free(s->loops);
-        free(s);
+        server_free(s);
         return rc;
     }
     *out = s;
@@ -829,10 +1209,10 @@ void net_server_stop(net_server_t *s, int64_t grace_ms) {
         if (l->listen_fd >= 0) close(l->listen_fd);
         close(l->epfd);
         close(l->evfd);
+        if (l->spare_fd >= 0) close(l->spare_fd);
         pthread_mutex_destroy(&l->cq_mu);
     }
-    free(s->loops);
-    free(s);
+    server_free(s);
 }
 
 const char *net_conn_peer(const net_conn_t *c) { return c->peer; }
@@ -844,4 +1224,6 @@ void net_server_stats(net_server_t *s, net_stats_t *out) {
     out->closed = atomic_load(&s->closed);
     out->requests = atomic_load(&s->requests);
     out->inflight_bytes = atomic_load(&s->inflight_bytes);
+    out->refused = atomic_load(&s->refused);
+    out->slow_closed = atomic_load(&s->slow_closed);
 }

@@ -48,7 +48,12 @@ typedef struct net_opts {
     int64_t idle_ms;               /* connections.max.idle.ms; <= 0: never */
     int max_inflight_per_conn;     /* stop reading a connection with this many pending */
     size_t max_queued_bytes_per_conn; /* ... or this many bytes of unsent responses */
-    size_t max_inflight_bytes;     /* queued.max.request.bytes: all request frames in flight */
+    /* queued.max.request.bytes: all request frame bytes held, whole or still
+     * arriving; reading pauses rather than allocate beyond it. */
+    size_t max_inflight_bytes;
+    int32_t max_connections;        /* max.connections: beyond it, accept and close */
+    int32_t max_connections_per_ip; /* max.connections.per.ip */
+    const char *ip_overrides;       /* max.connections.per.ip.overrides ("ip:n,ip:n") */
     void (*on_request)(net_request_t *req, void *arg);
     void (*on_close)(net_conn_t *c, void *arg); /* connection gone (user data cleanup) */
     void *arg;
@@ -84,7 +89,9 @@ typedef struct net_stats {
     uint64_t accepted;
     uint64_t closed;
     uint64_t requests;
-    uint64_t inflight_bytes;
+    uint64_t inflight_bytes; /* request frame bytes held (the budget in use) */
+    uint64_t refused;        /* connections refused: limits, out of descriptors */
+    uint64_t slow_closed;    /* closed for a frame arriving too slowly when the budget ran out */
 } net_stats_t;
 void net_server_stats(net_server_t *s, net_stats_t *out);
 

@@ -73,6 +73,10 @@ int proto_request_parse(const uint8_t *frame, size_t len, sm_arena_t *a, proto_r
     return SM_OK;
 }
 
+size_t proto_decode_arena_limit(size_t len) {
+    return PROTO_DECODE_RATIO * len + PROTO_DECODE_SLACK;
+}
+
 size_t proto_resp_header_len(int header_version) { return header_version >= 1 ? 5 : 4; }
 
 int proto_resp_header_write(sm_writer_t *w, int header_version, int32_t correlation_id) {

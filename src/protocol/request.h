@@ -42,6 +42,16 @@ int proto_request_parse_header(const uint8_t *frame, size_t len, sm_arena_t *a,
  */
 int proto_request_parse(const uint8_t *frame, size_t len, sm_arena_t *a, proto_request_t *req);
 
+/* The arena limit for decoding a frame of len bytes. Every array element
+ * takes at least one byte of the frame (sm_rd_array_len), and a decoded
+ * element is at most PROTO_DECODE_RATIO times its smallest wire form (a
+ * compact string of one byte becomes a 16-byte slice; an element's unknown
+ * tagged fields another 16), so a frame cannot make the broker reserve or zero
+ * more than this, whatever its arrays claim. */
+#define PROTO_DECODE_RATIO 16
+#define PROTO_DECODE_SLACK 65536
+size_t proto_decode_arena_limit(size_t len);
+
 /* Size of the response header (without the 4-byte frame size). */
 size_t proto_resp_header_len(int header_version);
 /* Writes the response header for correlation_id in header_version. */

@@ -453,6 +453,7 @@ const char *log_dir(const log_t *l) { return l->dir; }
 int64_t log_end_offset(log_t *l) { return atomic_load(&l->end_offset); }
 int64_t log_flushed_offset(log_t *l) { return atomic_load(&l->flushed_offset); }
 bool log_offline(log_t *l) { return atomic_load(&l->offline); }
+bool log_full(log_t *l) { return atomic_load(&l->full); }
 
 int64_t log_start_offset(log_t *l) {
     pthread_mutex_lock(&l->mu);
@@ -579,11 +580,28 @@ int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_
     }
     log_segment_t *s = log_active(l);
     int64_t pos = atomic_load(&s->size);
-    if (fio_pwrite_all(s->fd, data, len, pos)) {
-        log_go_offline(l, "write", errno);
+    /* After a write that ran out of space, whatever part of it reached the
+     * file goes before trying again: the segment ends at its last batch. */
+    if (atomic_load(&l->full) && ftruncate(s->fd, pos)) {
+        log_go_offline(l, "truncation after a full disk", errno);
         rc = SM_ERR_IO;
         goto out;
     }
+    if (fio_pwrite_all(s->fd, data, len, pos)) {
+        int err = errno;
+        if (err != ENOSPC && err != EDQUOT) {
+            log_go_offline(l, "write", err);
+        } else if (ftruncate(s->fd, pos)) {
+            log_go_offline(l, "truncation after a full disk", errno);
+        } else if (!atomic_exchange(&l->full, true)) {
+            sm_warn("storage", "%s: no space left; appends fail, reads go on, appends resume "
+                    "when there is space", l->dir);
+        }
+        rc = SM_ERR_IO;
+        goto out;
+    }
+    if (atomic_exchange(&l->full, false))
+        sm_info("storage", "%s: space is back; appends resume", l->dir);
     proto_batch_iter_init(&it, data, len);
     while (proto_batch_iter_next(&it, &b, &blen, &h) == 1) {
         if ((rc = seg_note_batch(s, l->cfg.index_interval_bytes, pos, &h))) {

@@ -90,6 +90,9 @@ int64_t log_flushed_offset(log_t *l);
 int64_t log_size_bytes(log_t *l);
 int log_segment_count(log_t *l);
 bool log_offline(log_t *l);
+/* True while appends fail for lack of space (reads go on; the next append
+ * that finds space clears it). */
+bool log_full(log_t *l);
 
 /*
  * Appends one or more validated record batches (data is modified in place:

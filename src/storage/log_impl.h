@@ -12,7 +12,11 @@
  *  4. flushed_offset <= end_offset; every segment holding offsets below it is
  *     fsynced, and inactive ones among them have their index files written.
  *     Segments holding offsets at or above it are pinned.
- *  5. offline is sticky: set on the first failed write or fsync.
+ *  5. offline is sticky: set on the first failed write or fsync, except a
+ *     write that failed for lack of space (ENOSPC, EDQUOT): that sets full,
+ *     cuts the active segment back to its size, and leaves reads alone; the
+ *     next append cuts again (to the last good byte) and tries, and the first
+ *     one that succeeds clears full.
  * Lock order: flusher mutex, l->wmu, l->flush_mu, l->mu, then segment locks.
  */
 #ifndef STORAGE_LOG_IMPL_H
@@ -47,6 +51,7 @@ struct log {
     bool dir_dirty;             /* files created or removed since the last directory fsync */
     int64_t unfinished_base;    /* oldest rolled segment not yet flushed, INT64_MAX if none */
     atomic_bool offline;
+    atomic_bool full; /* the last append failed for lack of space (invariant 5) */
     log_segment_t **trash; /* renamed .deleted segments waiting for unlink */
     int ntrash, cap_trash;
 

@@ -324,9 +324,9 @@ static int load_dirs(log_manager_t *m, int threads) {
         pthread_mutex_destroy(&pool.mu);
         for (int i = 0; i < njobs; i++) {
             if (jobs[i].rc) {
-                sm_error("storage", "%s: cannot open the log: %s", jobs[i].path,
-                         sm_strerror(jobs[i].rc));
-                rc = jobs[i].rc;
+                /* Skipped: the partition is offline alone, the broker starts. */
+                sm_error("storage", "%s: cannot open the log (%s); the partition is offline",
+                         jobs[i].path, sm_strerror(jobs[i].rc));
                 continue;
             }
             log_set_clean_point(jobs[i].log, jobs[i].clean_point);

@@ -12,18 +12,18 @@ from test_bad_input import header
 def fetch_v7(port, session_id, epoch, topics, forgotten=(), max_wait=0):
     """topics: {name: [(partition, offset)]}; returns (error, session_id,
     {(topic, partition): (error, hw, record_bytes)})."""
-    body = struct.pack(">iiiibii", -1, max_wait, 1, 1 << 20, 0, session_id, epoch)
-    body += struct.pack(">i", len(topics))
+    body = [struct.pack(">iiiibii", -1, max_wait, 1, 1 << 20, 0, session_id, epoch)]
+    body.append(struct.pack(">i", len(topics)))
     for name, parts in topics.items():
-        body += struct.pack(">h", len(name)) + name.encode() + struct.pack(">i", len(parts))
+        body.append(struct.pack(">h", len(name)) + name.encode() + struct.pack(">i", len(parts)))
         for p, off in parts:
-            body += struct.pack(">iqqi", p, off, -1, 1 << 20)
-    body += struct.pack(">i", len(forgotten))
+            body.append(struct.pack(">iqqi", p, off, -1, 1 << 20))
+    body.append(struct.pack(">i", len(forgotten)))
     for name, parts in forgotten:
-        body += struct.pack(">h", len(name)) + name.encode() + struct.pack(">i", len(parts))
+        body.append(struct.pack(">h", len(name)) + name.encode() + struct.pack(">i", len(parts)))
         for p in parts:
-            body += struct.pack(">i", p)
-    frame = header(1, 7) + body
+            body.append(struct.pack(">i", p))
+    frame = header(1, 7) + b"".join(body)
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(struct.pack(">i", len(frame)) + frame)
         n = struct.unpack(">i", recv(s, 4))[0]
@@ -94,3 +94,26 @@ def test_fetch_session_lifecycle(broker):
     assert err == 0 and sid3 == 0 and set(parts) == {("sess", 0)}
     err, _, _ = fetch_v7(port, sid, 6, {})
     assert err == 70
+
+
+def test_session_of_twenty_thousand_partitions_and_the_cap(broker):
+    """A session of 20,000 partitions over 2,000 topics opens and continues
+    incrementally (work linear in its partitions: hashed lookups); a full
+    fetch of more than 50,000 partitions gets no session (id 0, KIP-227)."""
+    import time
+    topics = {f"t{i}": [(p, 0) for p in range(10)] for i in range(2000)}
+    t0 = time.monotonic()
+    err, sid, out = fetch_v7(broker.port, 0, 0, topics)
+    t1 = time.monotonic()
+    assert err == 0 and sid != 0 and len(out) == 20000, (err, sid, len(out))
+    err, sid2, out = fetch_v7(broker.port, sid, 1, {})
+    t2 = time.monotonic()
+    # Unknown topics: each partition carries an error, so each is news.
+    assert err == 0 and sid2 == sid and len(out) == 20000, (err, sid2, len(out))
+    err, sid3, out = fetch_v7(broker.port, sid, 2, {}, forgotten=[("t0", list(range(10)))])
+    assert err == 0 and sid3 == sid and len(out) == 19990 and ("t0", 0) not in out
+    print(f"20,000-partition session: full fetch {1000 * (t1 - t0):.0f} ms, "
+          f"incremental {1000 * (t2 - t1):.0f} ms")
+    big = {"a": [(p, 0) for p in range(25001)], "b": [(p, 0) for p in range(25001)]}
+    err, sid, out = fetch_v7(broker.port, 0, 0, big)
+    assert err == 0 and sid == 0 and len(out) == 50002, (err, sid, len(out))

@@ -261,8 +261,11 @@ static void test_array_bounds(void) {
     CHECK(sm_rd_array_len(&r, false, false, 4, &n) == SM_OK && n == 3); /* exactly fits */
     r = sm_reader_make(buf, 4 + 11);
     CHECK_EQ_INT(SM_ERR_PARSE, sm_rd_array_len(&r, false, false, 4, &n)); /* one byte short */
-    /* min_elem_size 0: no bound (elements that may be empty) */
+    /* min_elem_size 0 still counts a byte per element (as Kafka's readers):
+     * no count of empty-looking elements gets past the frame */
     r = sm_reader_make(buf, 4);
+    CHECK_EQ_INT(SM_ERR_PARSE, sm_rd_array_len(&r, false, false, 0, &n));
+    r = sm_reader_make(buf, 4 + 3);
     CHECK(sm_rd_array_len(&r, false, false, 0, &n) == SM_OK && n == 3);
     /* compact: stored n + 1 */
     uint8_t c[8] = {0x04, 1, 2, 3};

@@ -924,18 +924,64 @@ static void test_manager_many_partitions(void) {
 
 /* ---------------------------------------------------------------- faults */
 
-static void test_fault_enospc(void) {
-    char dir[512];
-    su_path(dir, sizeof(dir), "fault-0");
-    log_config_t cfg;
-    log_config_default(&cfg);
+/* A full disk: appends fail, reads of what is on disk go on, and appends
+ * resume by themselves once space is back, after cutting what a failed
+ * write left behind. */
+/* A log in a fresh dir of the given name holding one batch of two records
+ * (buf, *len); the fault tests start from it. */
+static log_t *fault_log(const char *name, char *dir, size_t dir_len, log_config_t *cfg,
+                        uint8_t *buf, size_t cap, size_t *len) {
+    su_path(dir, dir_len, name);
+    log_config_default(cfg);
     log_t *l;
-    REQUIRE(log_open(dir, &cfg, false, 0, -1, &l) == SM_OK);
-    uint8_t buf[4096];
+    if (log_open(dir, cfg, false, 0, -1, &l) != SM_OK) abort();
     int64_t f, la;
-    size_t len = su_batch(buf, sizeof(buf), 2, 1, NULL, 1, 10);
-    CHECK_EQ_INT(SM_OK, log_append(l, buf, len, 0, &f, &la));
+    *len = su_batch(buf, cap, 2, 1, NULL, 1, 10);
+    CHECK_EQ_INT(SM_OK, log_append(l, buf, *len, 0, &f, &la));
+    return l;
+}
+
+static void test_fault_enospc(void) {
+    char dir[512], seg[600];
+    log_config_t cfg;
+    uint8_t buf[4096];
+    size_t len;
+    log_t *l = fault_log("fault-0", dir, sizeof(dir), &cfg, buf, sizeof(buf), &len);
+    su_seg_path(seg, sizeof(seg), dir, 0, ".log");
+    int64_t f, la;
+    fio_fault_set_short(0, 30, ENOSPC);
+    CHECK_EQ_INT(SM_ERR_IO, log_append(l, buf, len, 0, &f, &la));
+    CHECK(!log_offline(l));
+    CHECK(log_full(l));
+    CHECK_EQ_INT((int64_t)len, su_file_size(seg));
     fio_fault_set(0, ENOSPC);
+    CHECK_EQ_INT(SM_ERR_IO, log_append(l, buf, len, 0, &f, &la));
+    log_range_t r;
+    CHECK_EQ_INT(SM_OK, log_read(l, 0, 100000, true, &r));
+    CHECK_EQ_INT((int64_t)len, (int64_t)r.len);
+    log_range_release(&r);
+    fio_fault_set(0, 0);
+    CHECK_EQ_INT(SM_OK, log_append(l, buf, len, 0, &f, &la));
+    CHECK_EQ_INT(2, f);
+    CHECK(!log_full(l));
+    CHECK_EQ_INT(2 * (int64_t)len, su_file_size(seg));
+    proto_batch_header_t h;
+    CHECK_EQ_INT(SM_OK, su_read_batch(l, 2, buf, sizeof(buf), &h));
+    CHECK_EQ_INT(SM_OK, log_close(l));
+    REQUIRE(log_open(dir, &cfg, false, 0, -1, &l) == SM_OK);
+    CHECK_EQ_INT(4, log_end_offset(l));
+    log_close(l);
+}
+
+/* Any other write error takes the log offline until it is reopened. */
+static void test_fault_write_error(void) {
+    char dir[512];
+    log_config_t cfg;
+    uint8_t buf[4096];
+    size_t len;
+    log_t *l = fault_log("fault-4", dir, sizeof(dir), &cfg, buf, sizeof(buf), &len);
+    int64_t f, la;
+    fio_fault_set(0, EIO);
     CHECK_EQ_INT(SM_ERR_IO, log_append(l, buf, len, 0, &f, &la));
     fio_fault_set(0, 0);
     /* sticky until reopened: appends, reads, flushes, truncation */
@@ -1042,6 +1088,7 @@ int main(void) {
     RUN(test_manager_many_partitions);
     sm_log_set_level(SM_LOG_ERROR + 1); /* the fault tests log errors on purpose */
     RUN(test_fault_enospc);
+    RUN(test_fault_write_error);
     RUN(test_fault_torn_write);
     RUN(test_fault_fsync);
     fio_remove_tree(su_root);

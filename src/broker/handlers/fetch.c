@@ -223,15 +223,15 @@ static void settle_session(broker_req_t *r, fetch_state_t *st) {
     resp->session_id = st->session_id;
     if (!st->session_id) return;
     fetch_sessions_t *c = cache_of(r->b);
-    pthread_mutex_lock(&c->mu);
     fetch_session_t *s = fetch_session_get(c, st->session_id);
+    if (s) pthread_mutex_lock(&s->mu);
     for (int i = 0; s && i < st->n; i++) {
         fpart_t *fp = &st->parts[i];
         pdata_t *out = fp->out;
         char name[256];
         snprintf(name, sizeof(name), "%.*s", fp->topic.len > 0 ? (int)fp->topic.len : 0,
                  fp->topic.ptr ? fp->topic.ptr : "");
-        fs_part_t *sp = fetch_session_upsert(s, name, &fp->topic_id, fp->partition);
+        fs_part_t *sp = fetch_session_find(s, name, &fp->topic_id, fp->partition);
         bool news = out->records.len > 0 || out->error_code != PROTO_ERR_NONE || !sp ||
                     sp->sent_hw != out->high_watermark || sp->sent_lso != out->last_stable_offset ||
                     sp->sent_log_start != out->log_start_offset;
@@ -243,8 +243,11 @@ static void settle_session(broker_req_t *r, fetch_state_t *st) {
         /* Marked for removal from the response with partition_index < 0. */
         if (st->incremental && !news) out->partition_index = -1;
     }
-    if (s) s->last_used = broker_mono_ms();
-    pthread_mutex_unlock(&c->mu);
+    if (s) {
+        s->last_used = broker_mono_ms();
+        pthread_mutex_unlock(&s->mu);
+        fetch_session_put(c, s);
+    }
     if (!st->incremental) return;
     for (int32_t i = 0; i < resp->responses.n; i++) {
         tresp_t *tr = &resp->responses.v[i];
@@ -287,27 +290,29 @@ static int layout_response(broker_req_t *r, fetch_state_t *st) {
     int32_t *count = sm_arena_calloc(&r->arena, (size_t)st->n + 1, sizeof(int32_t));
     int32_t *topic_of = sm_arena_calloc(&r->arena, (size_t)st->n + 1, sizeof(int32_t));
     if (!resp->responses.v || !count || !topic_of) return SM_ERR_NOMEM;
+    /* Topics by id (v13+) or name: a hash, so thousands of topics cost no
+     * more than their partitions. */
+    sm_map_t topics;
+    sm_map_init(&topics);
     int32_t nt = 0;
     for (int i = 0; i < st->n; i++) {
         fpart_t *fp = &st->parts[i];
-        int32_t t = -1;
-        for (int32_t k = 0; k < nt; k++) {
-            tresp_t *tr = &resp->responses.v[k];
-            bool same = r->version >= 13 ? memcmp(tr->topic_id.b, fp->topic_id.b, 16) == 0
-                                         : sm_str_eq(tr->topic, fp->topic);
-            if (same) {
-                t = k;
-                break;
-            }
-        }
+        const void *key = r->version >= 13 ? (const void *)fp->topic_id.b : (const void *)fp->topic.ptr;
+        size_t kl = r->version >= 13 ? 16 : (fp->topic.len > 0 ? (size_t)fp->topic.len : 0);
+        intptr_t t = (intptr_t)sm_map_get(&topics, key ? key : "", kl) - 1;
         if (t < 0) {
             t = nt++;
+            if (sm_map_put(&topics, key ? key : "", kl, (void *)(t + 1))) {
+                sm_map_free(&topics);
+                return SM_ERR_NOMEM;
+            }
             resp->responses.v[t].topic = fp->topic;
             resp->responses.v[t].topic_id = fp->topic_id;
         }
-        topic_of[i] = t;
+        topic_of[i] = (int32_t)t;
         count[t]++;
     }
+    sm_map_free(&topics);
     resp->responses.n = nt;
     for (int32_t k = 0; k < nt; k++) {
         resp->responses.v[k].partitions.v =
@@ -352,8 +357,9 @@ static int parts_from_request(broker_req_t *r, fetch_state_t *st) {
 }
 
 /* Records the request's partitions in session s (fetch positions and max
- * bytes) and removes the forgotten ones. Caller holds the cache mutex. */
-static void update_session(broker_req_t *r, fetch_session_t *s) {
+ * bytes) and removes the forgotten ones; false when the session cannot hold
+ * them (FETCH_SESSION_MAX_PARTITIONS, memory). Caller holds s->mu. */
+static bool update_session(broker_req_t *r, fetch_session_t *s) {
     req_t *req = broker_body(r);
     char name[256];
     for (int32_t i = 0; i < req->topics.n; i++) {
@@ -363,7 +369,7 @@ static void update_session(broker_req_t *r, fetch_session_t *s) {
         for (int32_t k = 0; k < rt->partitions.n; k++) {
             fs_part_t *sp =
                 fetch_session_upsert(s, name, &rt->topic_id, rt->partitions.v[k].partition);
-            if (!sp) continue;
+            if (!sp) return false;
             sp->fetch_offset = rt->partitions.v[k].fetch_offset;
             sp->max_bytes = rt->partitions.v[k].partition_max_bytes;
         }
@@ -375,6 +381,7 @@ static void update_session(broker_req_t *r, fetch_session_t *s) {
         for (int32_t k = 0; k < ft->partitions.n; k++)
             fetch_session_forget(s, name, &ft->topic_id, ft->partitions.v[k]);
     }
+    return true;
 }
 
 /* Opens, continues or closes the request's fetch session; returns a top-level
@@ -386,47 +393,60 @@ static int16_t handle_session(broker_req_t *r, fetch_state_t *st) {
     fetch_sessions_t *c = cache_of(r->b);
     int64_t now = broker_mono_ms();
     int16_t err = PROTO_ERR_NONE;
-    pthread_mutex_lock(&c->mu);
     if (req->session_epoch == -1 || req->session_epoch == 0) {
-        /* Full fetch: closes the named session; epoch 0 opens a new one. */
+        /* Full fetch: closes the named session; epoch 0 opens a new one,
+         * unless it would be too big (KIP-227: session id 0, no session). */
         if (req->session_id != 0) fetch_session_remove(c, req->session_id);
         if (parts_from_request(r, st)) {
             err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
-        } else if (req->session_epoch == 0) {
+        } else if (req->session_epoch == 0 && st->n <= FETCH_SESSION_MAX_PARTITIONS) {
             fetch_session_t *s = fetch_session_create(c, now);
             if (s) {
-                update_session(r, s);
-                st->session_id = s->id;
+                pthread_mutex_lock(&s->mu);
+                bool ok = update_session(r, s);
+                pthread_mutex_unlock(&s->mu);
+                if (ok)
+                    st->session_id = s->id;
+                else
+                    fetch_session_remove(c, s->id);
+                fetch_session_put(c, s);
             }
         }
+        return err;
+    }
+    fetch_session_t *s = fetch_session_get(c, req->session_id);
+    if (!s) return PROTO_ERR_FETCH_SESSION_ID_NOT_FOUND;
+    bool drop = false;
+    pthread_mutex_lock(&s->mu);
+    if (s->epoch != req->session_epoch) {
+        err = PROTO_ERR_INVALID_FETCH_SESSION_EPOCH;
+    } else if (!update_session(r, s)) {
+        /* Grown past its bound: the client starts over with a full
+         * fetch, which then gets no session. */
+        err = PROTO_ERR_FETCH_SESSION_ID_NOT_FOUND;
+        drop = true;
     } else {
-        fetch_session_t *s = fetch_session_get(c, req->session_id);
-        if (!s) {
-            err = PROTO_ERR_FETCH_SESSION_ID_NOT_FOUND;
-        } else if (s->epoch != req->session_epoch) {
-            err = PROTO_ERR_INVALID_FETCH_SESSION_EPOCH;
+        s->epoch = s->epoch == INT32_MAX ? 1 : s->epoch + 1;
+        s->last_used = now;
+        st->session_id = s->id;
+        st->incremental = true;
+        st->parts = sm_arena_calloc(&r->arena, (size_t)s->n + 1, sizeof(fpart_t));
+        if (!st->parts) {
+            err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
         } else {
-            update_session(r, s);
-            s->epoch = s->epoch == INT32_MAX ? 1 : s->epoch + 1;
-            s->last_used = now;
-            st->session_id = s->id;
-            st->incremental = true;
-            st->parts = sm_arena_calloc(&r->arena, (size_t)s->n + 1, sizeof(fpart_t));
-            if (!st->parts) {
-                err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
-            } else {
-                for (int i = 0; i < s->n; i++) {
-                    const fs_part_t *sp = &s->parts[i];
-                    size_t tl = strlen(sp->topic);
-                    char *name = sm_arena_strndup(&r->arena, sp->topic, tl);
-                    st->parts[st->n++] = (fpart_t){
-                        {name, (int32_t)tl}, sp->topic_id, sp->partition, sp->fetch_offset,
-                        sp->max_bytes,       -1,           NULL,          NULL};
-                }
+            for (int i = 0; i < s->n; i++) {
+                const fs_part_t *sp = &s->parts[i];
+                size_t tl = strlen(sp->topic);
+                char *name = sm_arena_strndup(&r->arena, sp->topic, tl);
+                st->parts[st->n++] = (fpart_t){
+                    {name, (int32_t)tl}, sp->topic_id, sp->partition, sp->fetch_offset,
+                    sp->max_bytes,       -1,           NULL,          NULL};
             }
         }
     }
-    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&s->mu);
+    if (drop) fetch_session_remove(c, s->id);
+    fetch_session_put(c, s);
     return err;
 }
 

@@ -203,8 +203,9 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
     int rc = log_append(p->log, data, len, p->leader_epoch, &first, &last);
     if (rc != SM_OK) {
         err = PROTO_ERR_KAFKA_STORAGE_ERROR;
-        out->error_message =
-            sm_arena_str(&r->arena, "The partition's log is offline after an I/O error");
+        out->error_message = sm_arena_str(
+            &r->arena, log_full(p->log) ? "No space left on the partition's disk"
+                                        : "The partition's log is offline after an I/O error");
         goto out;
     }
     if (broker_partition_track_batch(p, h, first, last,
