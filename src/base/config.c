@@ -295,6 +295,86 @@ static const char *const dynamic_keys[] = {
     NULL,
 };
 
+static const char *const stored_only_keys[] = {
+    "num.io.threads",
+    "num.network.threads",
+    "num.replica.fetchers",
+    "num.recovery.threads.per.data.dir",
+    "background.threads",
+    "log.cleaner.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.buffer.size",
+    "log.cleaner.io.buffer.load.factor",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.backoff.ms",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.local.retention.ms",
+    "log.local.retention.bytes",
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "max.connection.creation.rate",
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
+    "metric.reporters",
+    "producer.id.expiration.ms",
+    "transaction.partition.verification.enable",
+    NULL,
+};
+
+/* Prefixes of the SSL, SASL and per-listener settings Kafka reconfigures. */
+static const char *const stored_only_prefixes[] = {"ssl.", "sasl.", "listener.name.", NULL};
+
+static bool ignored_key(const char *key);
+static int key_index(const char *name);
+
+/* A key neither Samsa's table nor its lists of Kafka keys know: Kafka stores
+ * such custom keys too (and describes them as sensitive). */
+static bool custom_key(const char *key) { return *key && key_index(key) < 0 && !ignored_key(key); }
+
+static bool listed_stored_only(const char *key) {
+    for (const char *const *k = stored_only_keys; *k; k++)
+        if (strcmp(*k, key) == 0) return true;
+    for (const char *const *p = stored_only_prefixes; *p; p++)
+        if (strncmp(key, *p, strlen(*p)) == 0 && key[strlen(*p)]) return true;
+    return false;
+}
+
+bool sm_config_key_stored_only(const char *key) {
+    return listed_stored_only(key) || custom_key(key);
+}
+
+bool sm_config_key_listener_only(const char *key) {
+    static const char *const keys[] = {"ssl.keystore.type",
+                                       "ssl.keystore.location",
+                                       "ssl.keystore.password",
+                                       "ssl.key.password",
+                                       "ssl.truststore.type",
+                                       "ssl.truststore.location",
+                                       "ssl.truststore.password",
+                                       "ssl.keystore.key",
+                                       "ssl.keystore.certificate.chain",
+                                       "ssl.truststore.certificates",
+                                       NULL};
+    for (const char *const *k = keys; *k; k++)
+        if (strcmp(*k, key) == 0) return true;
+    return false;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+bool sm_config_key_sensitive(const char *key) {
+    return ends_with(key, "password") || ends_with(key, "jaas.config") ||
+           ends_with(key, "keystore.key") || (custom_key(key) && !listed_stored_only(key));
+}
+
 bool sm_config_key_dynamic(const char *key) {
     for (const char *const *k = dynamic_keys; *k; k++)
         if (strcmp(*k, key) == 0) return true;

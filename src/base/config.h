@@ -54,6 +54,17 @@ const sm_config_key_t *sm_config_key(const char *key);
 /* True for keys an operator may change at run time (IncrementalAlterConfigs on
  * a broker resource): the broker-wide defaults of topic configs. */
 bool sm_config_key_dynamic(const char *key);
+/* Broker keys Kafka 4.4 lets change at run time that Samsa stores and reports
+ * but does not act on (thread pools, the log cleaner, connection limits,
+ * throttles, SSL and SASL settings, per-listener settings), and custom keys
+ * neither Kafka nor Samsa knows, which Kafka stores too. */
+bool sm_config_key_stored_only(const char *key);
+/* SSL key and trust store settings: Kafka changes them only per listener
+ * (listener.name.<listener>.<key>). */
+bool sm_config_key_listener_only(const char *key);
+/* Keys whose values are secrets, or custom keys Kafka does not know: described
+ * with a null value, as Kafka describes them. */
+bool sm_config_key_sensitive(const char *key);
 
 /* Each returns 0, or -1 with one line naming the key and the problem in err. */
 int sm_config_load_file(sm_config_t *c, const char *path, char *err, size_t errlen);

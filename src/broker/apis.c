@@ -35,6 +35,9 @@ static const broker_api_t apis[] = {
     {26, 0, 5, broker_handle_end_txn},
     {27, 1, 2, broker_handle_write_txn_markers},
     {28, 0, 6, broker_handle_txn_offset_commit},
+    {29, 1, 3, broker_handle_describe_acls},
+    {30, 1, 3, broker_handle_create_acls},
+    {31, 1, 3, broker_handle_delete_acls},
     {32, 1, 4, broker_handle_describe_configs},
     {33, 0, 2, broker_handle_alter_configs},
     {35, 1, 5, broker_handle_describe_log_dirs},
@@ -43,12 +46,18 @@ static const broker_api_t apis[] = {
     {43, 0, 2, broker_handle_elect_leaders},
     {44, 0, 1, broker_handle_incremental_alter_configs},
     {47, 0, 0, broker_handle_offset_delete},
+    {48, 0, 1, broker_handle_describe_client_quotas},
+    {49, 0, 1, broker_handle_alter_client_quotas},
+    {50, 0, 0, broker_handle_describe_user_scram_credentials},
+    {51, 0, 0, broker_handle_alter_user_scram_credentials},
+    {57, 0, 2, broker_handle_update_features},
     {60, 0, 2, broker_handle_describe_cluster},
     {61, 0, 0, broker_handle_describe_producers},
     {65, 0, 0, broker_handle_describe_transactions},
     {66, 0, 2, broker_handle_list_transactions},
     {68, 0, 1, broker_handle_consumer_group_heartbeat},
     {69, 0, 1, broker_handle_consumer_group_describe},
+    {75, 0, 0, broker_handle_describe_topic_partitions},
 };
 
 const broker_api_t *broker_api_find(int16_t api_key) {

@@ -79,7 +79,7 @@ struct broker {
     log_t *metadata_log;
     log_manager_t *logs;
     log_config_t log_defaults;
-    bool cleanup_delete_default; /* log.cleanup.policy includes "delete" */
+    bool cleanup_delete_default;  /* log.cleanup.policy includes "delete" */
     pthread_mutex_t partitions_mu;
     sm_map_t partitions; /* topic id + partition index -> broker_partition_t* */
     broker_delayed_t *delayed;

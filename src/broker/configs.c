@@ -23,6 +23,8 @@ static void apply_dynamic(sm_config_t *eff, const sm_map_t *m, sm_config_source_
         if (klen >= sizeof(key)) continue;
         memcpy(key, k, klen);
         key[klen] = 0;
+        /* Kafka keys Samsa only stores stay in the image, for DescribeConfigs. */
+        if (!sm_config_key(key) && sm_config_key_stored_only(key)) continue;
         if (sm_config_set(eff, key, v, src, err, sizeof(err)))
             sm_warn("config", "dynamic config %s=%s ignored: %s", key, (const char *)v, err);
     }

@@ -155,9 +155,9 @@ static void topic_produce_configs(broker_t *b, const meta_topic_t *t, broker_par
     p->timestamp_after_max_ms = b->s.timestamp_after_max_ms;
     p->compacted = b->log_defaults.compact;
     pthread_mutex_unlock(&b->settings_mu);
-    if ((v = meta_topic_config(t, "cleanup.policy"))) p->compacted = strstr(v, "compact") != NULL;
     if ((v = meta_topic_config(t, "max.message.bytes")))
         p->max_message_bytes = (int32_t)strtol(v, NULL, 10);
+    if ((v = meta_topic_config(t, "cleanup.policy"))) p->compacted = strstr(v, "compact") != NULL;
     if ((v = meta_topic_config(t, "message.timestamp.type")))
         p->log_append_time = strcmp(v, "LogAppendTime") == 0;
     if ((v = meta_topic_config(t, "message.timestamp.before.max.ms")))

@@ -22,7 +22,9 @@
 #include "base/log.h"
 #include "metadata/topic_config.h"
 #include "protocol/errors.h"
+#include "protocol/gen/client_quota_record.h"
 #include "protocol/gen/config_record.h"
+#include "protocol/gen/feature_level_record.h"
 #include "protocol/gen/partition_record.h"
 #include "protocol/gen/producer_ids_record.h"
 #include "protocol/gen/remove_topic_record.h"
@@ -493,6 +495,73 @@ void meta_alter_broker_configs(meta_controller_t *c, sm_str_t resource_name,
     pthread_mutex_lock(&c->mu);
     commit_configs(c, META_RESOURCE_BROKER, resource_name, kv, n, res);
     pthread_mutex_unlock(&c->mu);
+}
+
+void meta_alter_group_configs(meta_controller_t *c, sm_str_t group, const meta_config_kv_t *kv,
+                              int32_t n, bool validate_only, meta_result_t *res) {
+    set_result(res, PROTO_ERR_NONE, NULL);
+    if (validate_only || n == 0) return;
+    pthread_mutex_lock(&c->mu);
+    commit_configs(c, META_RESOURCE_GROUP, group, kv, n, res);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Commits records under c->mu; a failure becomes the request's result. */
+static void commit_locked(meta_controller_t *c, const meta_record_t *recs, int32_t n, meta_result_t *res) {
+    pthread_mutex_lock(&c->mu);
+    int how = commit_records(c, recs, n);
+    if (how != COMMIT_OK) commit_error(res, how);
+    pthread_mutex_unlock(&c->mu);
+}
+
+void meta_alter_client_quotas(meta_controller_t *c, const meta_quota_part_t *parts, int nparts,
+                              const meta_quota_op_t *ops, int32_t n, meta_result_t *res) {
+    set_result(res, PROTO_ERR_NONE, NULL);
+    if (n <= 0) return;
+    proto_client_quota_record_entity_data_t ent[META_QUOTA_MAX_PARTS];
+    for (int i = 0; i < nparts && i < META_QUOTA_MAX_PARTS; i++) {
+        memset(&ent[i], 0, sizeof(ent[i]));
+        ent[i].entity_type = parts[i].type;
+        ent[i].entity_name = parts[i].name;
+    }
+    meta_record_t *recs = calloc((size_t)n, sizeof(*recs));
+    proto_client_quota_record_t *qrs = calloc((size_t)n, sizeof(*qrs));
+    if (!recs || !qrs) {
+        set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
+    } else {
+        for (int32_t i = 0; i < n; i++) {
+            proto_client_quota_record_init(&qrs[i]);
+            qrs[i].entity = (proto_client_quota_record_entity_data_array_t){nparts, ent};
+            qrs[i].key = ops[i].key;
+            qrs[i].value = ops[i].remove ? 0 : ops[i].value;
+            qrs[i].remove = ops[i].remove;
+            recs[i] = (meta_record_t){PROTO_CLIENT_QUOTA_RECORD_API_KEY, 0, &qrs[i]};
+        }
+        commit_locked(c, recs, n, res);
+    }
+    free(recs);
+    free(qrs);
+}
+
+void meta_set_feature_levels(meta_controller_t *c, const sm_str_t *names, const int16_t *levels,
+                             int32_t n, meta_result_t *res) {
+    set_result(res, PROTO_ERR_NONE, NULL);
+    if (n <= 0) return;
+    meta_record_t *recs = calloc((size_t)n, sizeof(*recs));
+    proto_feature_level_record_t *frs = calloc((size_t)n, sizeof(*frs));
+    if (!recs || !frs) {
+        set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
+    } else {
+        for (int32_t i = 0; i < n; i++) {
+            proto_feature_level_record_init(&frs[i]);
+            frs[i].name = names[i];
+            frs[i].feature_level = levels[i];
+            recs[i] = (meta_record_t){PROTO_FEATURE_LEVEL_RECORD_API_KEY, 0, &frs[i]};
+        }
+        commit_locked(c, recs, n, res);
+    }
+    free(recs);
+    free(frs);
 }
 
 void meta_allocate_producer_ids(meta_controller_t *c, int32_t count, int64_t *first,

@@ -92,6 +92,27 @@ void meta_alter_topic_configs(meta_controller_t *c, sm_str_t name, const meta_co
 void meta_alter_broker_configs(meta_controller_t *c, sm_str_t resource_name,
                                const meta_config_kv_t *kv, int32_t n, bool validate_only,
                                meta_result_t *res);
+/* Sets or deletes dynamic configs of a group (ConfigRecords of resource type
+ * GROUP), all or nothing; the caller validated them. */
+void meta_alter_group_configs(meta_controller_t *c, sm_str_t group, const meta_config_kv_t *kv,
+                              int32_t n, bool validate_only, meta_result_t *res);
+
+/* One change of a client quota: set key to value, or remove it. */
+typedef struct meta_quota_op {
+    sm_str_t key;
+    double value;
+    bool remove;
+} meta_quota_op_t;
+
+/* Appends one ClientQuotaRecord per op for the entity (validated by the caller). */
+void meta_alter_client_quotas(meta_controller_t *c, const meta_quota_part_t *parts, int nparts,
+                              const meta_quota_op_t *ops, int32_t n, meta_result_t *res);
+
+/* Finalizes feature levels (FeatureLevelRecords; level 0 removes a feature),
+ * all or nothing; the caller checked them against the supported ranges. */
+void meta_set_feature_levels(meta_controller_t *c, const sm_str_t *names, const int16_t *levels,
+                             int32_t n, meta_result_t *res);
+
 /* Reserves a block of count producer ids; returns the first in *first. */
 void meta_allocate_producer_ids(meta_controller_t *c, int32_t count, int64_t *first,
                                 meta_result_t *res);

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "base/err.h"
+#include "protocol/gen/client_quota_record.h"
 #include "protocol/gen/config_record.h"
+#include "protocol/gen/feature_level_record.h"
 #include "protocol/gen/partition_change_record.h"
 #include "protocol/gen/partition_record.h"
 #include "protocol/gen/producer_ids_record.h"
@@ -21,6 +23,9 @@ int meta_image_init(meta_image_t *img) {
     sm_map_init(&img->topics_by_id);
     sm_map_init(&img->broker_configs);
     sm_map_init(&img->broker_default_configs);
+    sm_map_init(&img->group_configs);
+    sm_map_init(&img->client_quotas);
+    sm_map_init(&img->features);
     img->last_offset = -1;
     return SM_OK;
 }
@@ -30,6 +35,17 @@ static void free_config_map(sm_map_t *m) {
     void *v;
     while (sm_map_next(m, &it, NULL, NULL, &v))
         free(v);
+    sm_map_free(m);
+}
+
+/* Frees a map of maps (group configs, client quotas) and their values. */
+static void free_nested_maps(sm_map_t *m) {
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(m, &it, NULL, NULL, &v)) {
+        free_config_map(v);
+        free(v);
+    }
     sm_map_free(m);
 }
 
@@ -53,6 +69,9 @@ void meta_image_free(meta_image_t *img) {
     sm_map_free(&img->topics_by_id);
     free_config_map(&img->broker_configs);
     free_config_map(&img->broker_default_configs);
+    free_nested_maps(&img->group_configs);
+    free_nested_maps(&img->client_quotas);
+    free_config_map(&img->features);
     pthread_rwlock_destroy(&img->lock);
 }
 
@@ -67,6 +86,39 @@ meta_topic_t *meta_image_topic_by_id(const meta_image_t *img, const sm_uuid_t *i
 
 const char *meta_topic_config(const meta_topic_t *t, const char *name) {
     return sm_map_get(&t->configs, name, strlen(name));
+}
+
+const sm_map_t *meta_group_configs(const meta_image_t *img, sm_str_t group) {
+    return group.len < 0 ? NULL : sm_map_get(&img->group_configs, group.ptr, (size_t)group.len);
+}
+
+int16_t meta_feature_level(const meta_image_t *img, const char *name) {
+    const int16_t *l = sm_map_get(&img->features, name, strlen(name));
+    return l ? *l : 0;
+}
+
+/* The inner map under key in a map of maps, created when create is set. */
+static sm_map_t *nested_map(sm_map_t *outer, const void *key, size_t len, bool create) {
+    sm_map_t *m = sm_map_get(outer, key, len);
+    if (m || !create) return m;
+    m = malloc(sizeof(*m));
+    if (!m) return NULL;
+    sm_map_init(m);
+    if (sm_map_put(outer, key, len, m)) {
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Drops the inner map under key once it is empty. */
+static void drop_if_empty(sm_map_t *outer, const void *key, size_t len) {
+    sm_map_t *m = sm_map_get(outer, key, len);
+    if (m && sm_map_size(m) == 0) {
+        sm_map_del(outer, key, len);
+        sm_map_free(m);
+        free(m);
+    }
 }
 
 static int set_config(sm_map_t *m, sm_str_t name, sm_str_t value) {
@@ -189,7 +241,111 @@ static int apply_config(meta_image_t *img, const proto_config_record_t *r) {
         return set_config(r->resource_name.len > 0 ? &img->broker_configs
                                                    : &img->broker_default_configs,
                           r->name, r->value);
+    if (r->resource_type == META_RESOURCE_GROUP && r->resource_name.len > 0) {
+        const char *g = r->resource_name.ptr;
+        size_t gl = (size_t)r->resource_name.len;
+        sm_map_t *m = nested_map(&img->group_configs, g, gl, r->value.len >= 0);
+        if (!m) return r->value.len >= 0 ? SM_ERR_NOMEM : SM_OK;
+        int rc = set_config(m, r->name, r->value);
+        drop_if_empty(&img->group_configs, g, gl);
+        return rc;
+    }
     return SM_OK;
+}
+
+static int part_cmp(const void *a, const void *b) {
+    const meta_quota_part_t *x = a, *y = b;
+    int32_t n = x->type.len < y->type.len ? x->type.len : y->type.len;
+    int c = memcmp(x->type.ptr, y->type.ptr, (size_t)n);
+    return c ? c : (x->type.len > y->type.len) - (x->type.len < y->type.len);
+}
+
+size_t meta_quota_entity_key(const meta_quota_part_t *parts, int n, uint8_t *buf, size_t cap) {
+    if (n <= 0 || n > META_QUOTA_MAX_PARTS) return 0;
+    meta_quota_part_t sorted[META_QUOTA_MAX_PARTS];
+    memcpy(sorted, parts, sizeof(*parts) * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof(*sorted), part_cmp);
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        const meta_quota_part_t *p = &sorted[i];
+        if (p->type.len <= 0 || p->type.len > 0xffff || p->name.len > 0xffff) return 0;
+        if (i && part_cmp(&sorted[i - 1], p) == 0) return 0;
+        size_t nl = p->name.len > 0 ? (size_t)p->name.len : 0;
+        if (len + 5 + (size_t)p->type.len + nl > cap) return 0;
+        buf[len++] = (uint8_t)(p->type.len >> 8);
+        buf[len++] = (uint8_t)p->type.len;
+        memcpy(buf + len, p->type.ptr, (size_t)p->type.len);
+        len += (size_t)p->type.len;
+        buf[len++] = p->name.len < 0;
+        buf[len++] = (uint8_t)(nl >> 8);
+        buf[len++] = (uint8_t)nl;
+        if (nl) memcpy(buf + len, p->name.ptr, nl);
+        len += nl;
+    }
+    return len;
+}
+
+int meta_quota_entity_parts(const uint8_t *key, size_t len, meta_quota_part_t *parts) {
+    int n = 0;
+    size_t o = 0;
+    while (o + 5 <= len && n < META_QUOTA_MAX_PARTS) {
+        size_t tl = (size_t)key[o] << 8 | key[o + 1];
+        parts[n].type = (sm_str_t){(const char *)key + o + 2, (int32_t)tl};
+        o += 2 + tl;
+        bool null = key[o];
+        size_t nl = (size_t)key[o + 1] << 8 | key[o + 2];
+        parts[n].name = null ? SM_STR_NULL : (sm_str_t){(const char *)key + o + 3, (int32_t)nl};
+        o += 3 + nl;
+        n++;
+    }
+    return n;
+}
+
+static int apply_client_quota(meta_image_t *img, const proto_client_quota_record_t *r) {
+    meta_quota_part_t parts[META_QUOTA_MAX_PARTS];
+    int n = r->entity.n;
+    if (n <= 0 || n > META_QUOTA_MAX_PARTS || r->key.len < 0) return SM_ERR_PARSE;
+    for (int i = 0; i < n; i++)
+        parts[i] = (meta_quota_part_t){r->entity.v[i].entity_type, r->entity.v[i].entity_name};
+    uint8_t key[1024];
+    size_t kl = meta_quota_entity_key(parts, n, key, sizeof(key));
+    if (!kl) return SM_ERR_PARSE;
+    sm_map_t *m = nested_map(&img->client_quotas, key, kl, !r->remove);
+    if (!m) return r->remove ? SM_OK : SM_ERR_NOMEM;
+    int rc = SM_OK;
+    if (r->remove) {
+        free(sm_map_del(m, r->key.ptr, (size_t)r->key.len));
+    } else {
+        double *v = malloc(sizeof(*v));
+        double *old = sm_map_get(m, r->key.ptr, (size_t)r->key.len);
+        if (v) *v = r->value;
+        rc = !v ? SM_ERR_NOMEM : sm_map_put(m, r->key.ptr, (size_t)r->key.len, v);
+        if (rc)
+            free(v);
+        else
+            free(old);
+    }
+    drop_if_empty(&img->client_quotas, key, kl);
+    return rc;
+}
+
+static int apply_feature_level(meta_image_t *img, const proto_feature_level_record_t *r) {
+    if (r->name.len <= 0) return SM_ERR_PARSE;
+    if (r->feature_level <= 0) {
+        free(sm_map_del(&img->features, r->name.ptr, (size_t)r->name.len));
+        return SM_OK;
+    }
+    int16_t *l = sm_map_get(&img->features, r->name.ptr, (size_t)r->name.len);
+    if (l) {
+        *l = r->feature_level;
+        return SM_OK;
+    }
+    l = malloc(sizeof(*l));
+    if (!l) return SM_ERR_NOMEM;
+    *l = r->feature_level;
+    int rc = sm_map_put(&img->features, r->name.ptr, (size_t)r->name.len, l);
+    if (rc) free(l);
+    return rc;
 }
 
 int meta_image_apply(meta_image_t *img, int16_t type, const void *msg, int64_t offset) {
@@ -212,6 +368,8 @@ int meta_image_apply(meta_image_t *img, int16_t type, const void *msg, int64_t o
         img->topics_version++;
         break;
     case PROTO_CONFIG_RECORD_API_KEY: rc = apply_config(img, msg); break;
+    case PROTO_CLIENT_QUOTA_RECORD_API_KEY: rc = apply_client_quota(img, msg); break;
+    case PROTO_FEATURE_LEVEL_RECORD_API_KEY: rc = apply_feature_level(img, msg); break;
     case PROTO_PRODUCER_IDS_RECORD_API_KEY: {
         const proto_producer_ids_record_t *r = msg;
         if (r->next_producer_id > img->next_producer_id)

@@ -43,13 +43,35 @@ typedef struct meta_image {
     sm_map_t topics_by_id;   /* 16-byte uuid -> meta_topic_t* */
     sm_map_t broker_configs;         /* dynamic configs of this broker: name -> char* value */
     sm_map_t broker_default_configs; /* dynamic cluster-wide broker defaults (resource "") */
+    sm_map_t group_configs;  /* group id -> sm_map_t* (config name -> char* value) */
+    sm_map_t client_quotas;  /* meta_quota_entity_key() bytes -> sm_map_t* (quota key -> double*) */
+    sm_map_t features;       /* feature name -> int16_t* finalized level (FeatureLevelRecord, > 0) */
     int64_t next_producer_id; /* first id of the next producer id block */
     int64_t last_offset;      /* offset of the last applied record, -1 if none */
     int64_t topics_version;   /* bumped on every topic/partition change */
 } meta_image_t;
 
 /* ConfigRecord resource types (Kafka's ConfigResource.Type). */
-enum { META_RESOURCE_TOPIC = 2, META_RESOURCE_BROKER = 4 };
+enum { META_RESOURCE_TOPIC = 2, META_RESOURCE_BROKER = 4, META_RESOURCE_GROUP = 32 };
+
+/* One part of a client-quota entity: type "user", "client-id" or "ip"; a
+ * null name is the type's default entity. */
+typedef struct meta_quota_part {
+    sm_str_t type;
+    sm_str_t name;
+} meta_quota_part_t;
+
+enum { META_QUOTA_MAX_PARTS = 3 };
+
+/*
+ * The canonical key of a quota entity in client_quotas: its parts sorted by
+ * type, each as u16 type length, type, u8 null flag, u16 name length, name.
+ * Returns the key length, 0 when the entity is invalid (no parts, more than
+ * META_QUOTA_MAX_PARTS, a type twice, or longer than cap).
+ */
+size_t meta_quota_entity_key(const meta_quota_part_t *parts, int n, uint8_t *buf, size_t cap);
+/* The parts of a key made by meta_quota_entity_key (views into key); their count. */
+int meta_quota_entity_parts(const uint8_t *key, size_t len, meta_quota_part_t *parts);
 
 int meta_image_init(meta_image_t *img);
 void meta_image_free(meta_image_t *img);
@@ -62,6 +84,10 @@ static inline void meta_image_unlock(meta_image_t *img) { pthread_rwlock_unlock(
 meta_topic_t *meta_image_topic(const meta_image_t *img, sm_str_t name);
 meta_topic_t *meta_image_topic_by_id(const meta_image_t *img, const sm_uuid_t *id);
 const char *meta_topic_config(const meta_topic_t *t, const char *name);
+/* A group's dynamic config map (name -> char*), or NULL when it has none. */
+const sm_map_t *meta_group_configs(const meta_image_t *img, sm_str_t group);
+/* The finalized level of a feature (0: not finalized). */
+int16_t meta_feature_level(const meta_image_t *img, const char *name);
 
 /*
  * Applies one decoded metadata record (type = record api key, msg = the

@@ -123,6 +123,10 @@ bool meta_topic_config_validate(const char *name, size_t name_len, const char *v
         snprintf(err, errlen, "Invalid value for configuration %s: too long", d->name);
         return false;
     }
+    if (memchr(value, 0, value_len)) {
+        snprintf(err, errlen, "Invalid value for configuration %s: it holds a NUL byte", d->name);
+        return false;
+    }
     memcpy(buf, value, value_len);
     buf[value_len] = 0;
     switch (d->type) {

@@ -70,12 +70,25 @@ class Reader:
             shift += 7
 
     def string(self):
+        s = self.string_bytes()
+        return None if s is None else s.decode()
+
+    def string_bytes(self):
+        """A string as its bytes (Kafka strings may hold any byte, NUL too)."""
         n = self.uvarint() - 1 if self.flexible else self.raw("h")
         if n < 0:
             return None
-        s = self.data[self.pos:self.pos + n].decode()
+        s = self.data[self.pos:self.pos + n]
         self.pos += n
         return s
+
+    def bytes(self):
+        n = self.uvarint() - 1 if self.flexible else self.raw("i")
+        if n < 0:
+            return None
+        b = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return b
 
     def array(self, get):
         n = self.uvarint() - 1 if self.flexible else self.raw("i")

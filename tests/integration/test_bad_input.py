@@ -92,7 +92,7 @@ def test_bad_frames_close_only_their_connection(broker):
     # Garbage after a valid Metadata v1 header: a huge topic count.
     assert closed_without_answer(port, header(3, 1) + b"\x7f\xff\xff\xff" + b"\x01" * 20)
     # A known api this broker does not serve answers with an error, not a close.
-    resp = send_frame(port, header(29, 1) + b"\x00" * 8)  # DescribeAcls v1
+    resp = send_frame(port, header(41, 1) + b"\x00" * 8)  # DescribeDelegationToken v1
     assert resp is not None and struct.unpack(">i", resp[:4])[0] == 7
     # A version Kafka 4.4's schema no longer has (DescribeConfigs v0) closes, as in Kafka.
     assert closed_without_answer(port, header(32, 0) + struct.pack(">i", 0))

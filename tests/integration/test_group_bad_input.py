@@ -26,21 +26,29 @@ def nullable(b):
 
 
 class Conn:
-    """One client connection speaking request/response frames."""
+    """One client connection speaking request/response frames (header v1 with
+    the given client id). send and receive are apart so that a parked request
+    can wait while others go."""
 
-    def __init__(self, port):
+    def __init__(self, port, client_id=b"bad"):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.client_id = client_id
         self.corr = 0
 
-    def call(self, key, version, body):
+    def send(self, key, version, body):
         self.corr += 1
-        hdr = struct.pack(">hhih", key, version, self.corr, 3) + b"bad"
-        frame = hdr + body
+        frame = struct.pack(">hhi", key, version, self.corr) + s16(self.client_id) + body
         self.s.sendall(struct.pack(">i", len(frame)) + frame)
+        return self.corr
+
+    def receive(self, corr):
         n = struct.unpack(">i", self.recv(4))[0]
         data = self.recv(n)
-        assert struct.unpack(">i", data[:4])[0] == self.corr
+        assert struct.unpack(">i", data[:4])[0] == corr
         return data[4:]
+
+    def call(self, key, version, body):
+        return self.receive(self.send(key, version, body))
 
     def recv(self, n):
         out = b""
@@ -59,13 +67,22 @@ def read_str(b, o):
     return (None, o + 2) if n < 0 else (b[o + 2:o + 2 + n], o + 2 + n)
 
 
-def join(c, group, member=b"", ptype=b"consumer", protocols=((b"range", b"meta"),)):
-    """JoinGroup v5; returns (error, generation, member_id, leader)."""
+def join_body(group, member=b"", ptype=b"consumer", protocols=((b"range", b"meta"),)):
+    """A JoinGroup v5 request."""
     body = s16(group) + struct.pack(">ii", 10000, 10000) + s16(member) + nullable(None) + s16(ptype)
     body += struct.pack(">i", len(protocols))
     for name, meta in protocols:
         body += s16(name) + struct.pack(">i", len(meta)) + meta
-    r = c.call(JOIN, 5, body)
+    return body
+
+
+def join(c, group, member=b"", ptype=b"consumer", protocols=((b"range", b"meta"),)):
+    """JoinGroup v5; returns (error, generation, member_id, leader)."""
+    return join_answer(c.call(JOIN, 5, join_body(group, member, ptype, protocols)))
+
+
+def join_answer(r):
+    """(error, generation, member_id, leader) of a JoinGroup v5 answer."""
     err, gen = struct.unpack(">hi", r[4:10])
     _, o = read_str(r, 10)
     leader, o = read_str(r, o)

@@ -1,5 +1,6 @@
 /*
- * ApiVersions: the served APIs and their version ranges. A request at a
+ * ApiVersions: the served APIs and their version ranges, and (v3+) the
+ * supported and finalized feature levels (see features.c). A request at a
  * version above ours gets UNSUPPORTED_VERSION with the v0 body listing our
  * ranges (the dispatcher encodes it at v0), so the client can retry with a
  * version both know (KIP-511). From v5 a client that knows the cluster and
@@ -31,5 +32,6 @@ int broker_handle_api_versions(broker_req_t *r) {
         resp->api_keys.v[i].max_version = apis[i].max_version;
     }
     resp->error_code = PROTO_ERR_NONE;
+    if (r->version >= 3 && broker_api_versions_features(r) != SM_OK) return BROKER_CLOSE;
     return BROKER_RESPOND;
 }

@@ -3,8 +3,10 @@
  * effective value and where it comes from: the topic's override, a dynamic or
  * static broker setting it inherits, or Kafka's default) and of this broker
  * (every key of server.properties Samsa knows; read-only unless it can be
- * changed at run time). Synonyms (v1+) list the broker keys a topic config
- * inherits from; documentation (v3+) one line per key.
+ * changed at run time, or stored only: see sm_config_key_stored_only), and of
+ * groups (KIP-848's group configs: dynamic values or defaults). Synonyms (v1+)
+ * list the broker keys a config inherits from; documentation (v3+) one line
+ * per key.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "base/log.h"
 #include "broker/configs.h"
 #include "broker/handlers/handlers.h"
+#include "group/group_config.h"
 #include "protocol/errors.h"
 
 typedef proto_describe_configs_request_t req_t;
@@ -29,7 +32,8 @@ enum {
     TYPE_LONG = 5,
     TYPE_DOUBLE = 6,
     TYPE_LIST = 7,
-    TYPE_CLASS = 8
+    TYPE_CLASS = 8,
+    TYPE_PASSWORD = 9
 };
 
 static int8_t topic_type(meta_cfg_type_t t) {
@@ -147,6 +151,48 @@ static void describe_topic(broker_req_t *r, const req_t *req,
     }
 }
 
+#define STORED_ONLY_DOC                                                                            \
+    "Kafka changes it at run time; Samsa stores and reports it but does not act on it."
+
+/*
+ * The dynamic settings Samsa only stores whose keys are not in its table
+ * (ssl.*, sasl.*, listener.name.*, ...), from the image (the caller holds its
+ * lock): set dynamically, never read-only; secrets are described with a null
+ * value and is_sensitive, as Kafka describes PASSWORD configs.
+ */
+static void
+describe_stored_only(broker_req_t *r, const req_t *req,
+                     const proto_describe_configs_request_describe_configs_resource_t *res,
+                     result_t *out, bool defaults_only) {
+    const sm_map_t *m =
+        defaults_only ? &r->b->image.broker_default_configs : &r->b->image.broker_configs;
+    int8_t source =
+        defaults_only ? BROKER_CFG_SRC_DYNAMIC_DEFAULT_BROKER : BROKER_CFG_SRC_DYNAMIC_BROKER;
+    entry_t *more =
+        sm_arena_calloc(&r->arena, (size_t)out->configs.n + sm_map_size(m) + 1, sizeof(entry_t));
+    if (!more) return;
+    if (out->configs.n) memcpy(more, out->configs.v, sizeof(entry_t) * (size_t)out->configs.n);
+    out->configs.v = more;
+    size_t it = 0;
+    const void *k;
+    size_t klen;
+    void *v;
+    while (sm_map_next(m, &it, &k, &klen, &v)) {
+        char *name = sm_arena_strndup(&r->arena, k, klen);
+        if (!name || sm_config_key(name) || !sm_config_key_stored_only(name) || !wanted(res, name))
+            continue;
+        bool secret = sm_config_key_sensitive(name);
+        entry_t *e = &out->configs.v[out->configs.n++];
+        fill_entry(r, e, name, secret ? NULL : v, source, false,
+                   secret ? TYPE_PASSWORD : TYPE_STRING, STORED_ONLY_DOC,
+                   req->include_documentation);
+        e->is_sensitive = secret;
+        if (!req->include_synonyms || r->version < 1) continue;
+        e->synonyms.v = sm_arena_calloc(&r->arena, 1, sizeof(synonym_t));
+        if (e->synonyms.v) add_synonym(r, e, name, secret ? NULL : v, source);
+    }
+}
+
 static void describe_broker(broker_req_t *r, const req_t *req,
                             const proto_describe_configs_request_describe_configs_resource_t *res,
                             result_t *out, const sm_config_t *eff) {
@@ -178,8 +224,10 @@ static void describe_broker(broker_req_t *r, const req_t *req,
         }
         if (defaults_only && source != BROKER_CFG_SRC_DYNAMIC_DEFAULT_BROKER) continue;
         entry_t *e = &out->configs.v[out->configs.n++];
-        fill_entry(r, e, k->name, value, source, !sm_config_key_dynamic(k->name),
-                   broker_type(k->type), k->doc, req->include_documentation);
+        bool stored_only = sm_config_key_stored_only(k->name);
+        fill_entry(r, e, k->name, value, source, !sm_config_key_dynamic(k->name) && !stored_only,
+                   broker_type(k->type), stored_only ? STORED_ONLY_DOC : k->doc,
+                   req->include_documentation);
         if (!req->include_synonyms || r->version < 1) continue;
         e->synonyms.v = sm_arena_calloc(&r->arena, 2, sizeof(synonym_t));
         if (!e->synonyms.v) continue;
@@ -187,6 +235,47 @@ static void describe_broker(broker_req_t *r, const req_t *req,
         /* node.id has no default in Kafka (Samsa's 1 is a convenience). */
         if (k->default_value && strcmp(k->name, "node.id") != 0)
             add_synonym(r, e, k->name, k->default_value, BROKER_CFG_SRC_DEFAULT);
+    }
+    describe_stored_only(r, req, res, out, defaults_only);
+}
+
+enum { SRC_DYNAMIC_GROUP = 8 };
+
+static int8_t group_type(group_cfg_type_t t) {
+    switch (t) {
+    case GROUP_CFG_INT: return TYPE_INT;
+    case GROUP_CFG_BOOL: return TYPE_BOOLEAN;
+    case GROUP_CFG_LIST: return TYPE_LIST;
+    default: return TYPE_STRING;
+    }
+}
+
+/* GROUP (KIP-848): every group config with its dynamic value or default; the
+ * group need not exist. Caller holds the image lock. */
+static void describe_group(broker_req_t *r, const req_t *req,
+                           const proto_describe_configs_request_describe_configs_resource_t *res,
+                           result_t *out) {
+    if (res->resource_name.len <= 0) {
+        out->error_code = PROTO_ERR_INVALID_REQUEST;
+        out->error_message = sm_arena_str(&r->arena, "Group name is empty.");
+        return;
+    }
+    const sm_map_t *dyn = meta_group_configs(&r->b->image, res->resource_name);
+    out->configs.v = sm_arena_calloc(&r->arena, group_configs_count, sizeof(entry_t));
+    if (!out->configs.v) return;
+    for (size_t i = 0; i < group_configs_count; i++) {
+        const group_config_def_t *d = &group_configs[i];
+        if (!wanted(res, d->name)) continue;
+        const char *set = dyn ? sm_map_get(dyn, d->name, strlen(d->name)) : NULL;
+        int8_t source = set ? SRC_DYNAMIC_GROUP : BROKER_CFG_SRC_DEFAULT;
+        entry_t *e = &out->configs.v[out->configs.n++];
+        fill_entry(r, e, d->name, set ? set : d->default_value, source, false, group_type(d->type),
+                   d->doc, req->include_documentation);
+        if (!req->include_synonyms || r->version < 1) continue;
+        e->synonyms.v = sm_arena_calloc(&r->arena, 2, sizeof(synonym_t));
+        if (!e->synonyms.v) continue;
+        if (set) add_synonym(r, e, d->name, set, SRC_DYNAMIC_GROUP);
+        add_synonym(r, e, d->synonym, d->default_value, BROKER_CFG_SRC_DEFAULT);
     }
 }
 
@@ -216,7 +305,8 @@ static void describe_loggers(broker_req_t *r,
 }
 
 static bool known_resource_type(int8_t t) {
-    return t == META_RESOURCE_TOPIC || t == META_RESOURCE_BROKER || t == 8 /* BROKER_LOGGER */;
+    return t == META_RESOURCE_TOPIC || t == META_RESOURCE_BROKER || t == 8 /* BROKER_LOGGER */ ||
+           t == META_RESOURCE_GROUP;
 }
 
 int broker_handle_describe_configs(broker_req_t *r) {
@@ -252,6 +342,8 @@ int broker_handle_describe_configs(broker_req_t *r) {
             describe_topic(r, req, res, out, eff);
         } else if (res->resource_type == META_RESOURCE_BROKER) {
             describe_broker(r, req, res, out, eff);
+        } else if (res->resource_type == META_RESOURCE_GROUP) {
+            describe_group(r, req, res, out);
         } else {
             out->error_code = PROTO_ERR_INVALID_REQUEST;
             out->error_message =

@@ -9,6 +9,9 @@
 #include "broker/broker.h"
 
 int broker_handle_api_versions(broker_req_t *r);
+/* Feature levels: handlers/features.c. Fills ApiVersions' feature fields. */
+int broker_api_versions_features(broker_req_t *r);
+int broker_handle_update_features(broker_req_t *r);
 int broker_handle_metadata(broker_req_t *r);
 int broker_handle_produce(broker_req_t *r);
 int broker_handle_fetch(broker_req_t *r);
@@ -27,7 +30,18 @@ int broker_handle_describe_cluster(broker_req_t *r);
 int broker_handle_describe_log_dirs(broker_req_t *r);
 int broker_handle_elect_leaders(broker_req_t *r);
 int broker_handle_describe_producers(broker_req_t *r);
-/* Consumer groups and offsets: src/group/ (classic.c, offsets.c, admin.c) */
+int broker_handle_describe_topic_partitions(broker_req_t *r);
+/* Client quotas (stored, not enforced): handlers/client_quotas.c */
+int broker_handle_describe_client_quotas(broker_req_t *r);
+int broker_handle_alter_client_quotas(broker_req_t *r);
+/* Security without an authorizer or SCRAM: handlers/security.c */
+int broker_handle_describe_acls(broker_req_t *r);
+int broker_handle_create_acls(broker_req_t *r);
+int broker_handle_delete_acls(broker_req_t *r);
+int broker_handle_describe_user_scram_credentials(broker_req_t *r);
+int broker_handle_alter_user_scram_credentials(broker_req_t *r);
+/* Consumer groups and offsets: src/group/ (classic.c, consumer.c, offsets.c, admin.c) */
+
 int broker_handle_find_coordinator(broker_req_t *r);
 int broker_handle_join_group(broker_req_t *r);
 int broker_handle_sync_group(broker_req_t *r);

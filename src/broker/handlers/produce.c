@@ -10,6 +10,7 @@
  * as Kafka 4.4 does, but not decodable: such a request closes the connection
  * (dispatch.c).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,26 +27,70 @@ typedef proto_produce_request_t req_t;
 typedef proto_produce_response_t resp_t;
 typedef proto_produce_response_partition_produce_response_t presp_t;
 
-/* True when a record of the batch (validated, decompressing within cap) has
- * no key: a compacted topic refuses it, as Kafka's LogValidator does. */
-static bool has_keyless_record(const uint8_t *data, size_t len, const proto_batch_header_t *h,
-                               size_t cap) {
-    const uint8_t *recs = data + PROTO_BATCH_HEADER_SIZE;
-    size_t rlen = len - PROTO_BATCH_HEADER_SIZE;
-    uint8_t *owned = NULL;
-    if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE) {
-        if (proto_decompress_alloc(proto_batch_compression(h), recs, rlen, cap, &owned, &rlen))
-            return true;
-        recs = owned;
+/* The bound on a compressed batch's records when they are decompressed to be
+ * checked: 16 times max.message.bytes, within 1..256 MiB. */
+static size_t decompressed_bound(const broker_partition_t *p) {
+    size_t cap = (size_t)p->max_message_bytes * 16;
+    if (cap < (1u << 20)) cap = 1u << 20;
+    if (cap > (256u << 20)) cap = 256u << 20;
+    return cap;
+}
+
+/*
+ * KIP-467 and Kafka's LogValidator: a compacted topic takes only records with
+ * keys. Each keyless record is named in record_errors (its index in the batch
+ * and a message), and the whole batch is refused with INVALID_RECORD. The
+ * batch passed validate(), so its records decode.
+ */
+static int16_t check_keys(broker_req_t *r, broker_partition_t *p, const uint8_t *data, size_t len,
+                          const proto_batch_header_t *h, presp_t *out) {
+    const uint8_t *area = data + PROTO_BATCH_HEADER_SIZE;
+    size_t area_len = len - PROTO_BATCH_HEADER_SIZE;
+    uint8_t *plain = NULL;
+    int codec = proto_batch_compression(h);
+    if (codec != PROTO_COMPRESSION_NONE) {
+        if (proto_decompress_alloc(codec, area, area_len, decompressed_bound(p), &plain,
+                                   &area_len) != SM_OK)
+            return PROTO_ERR_CORRUPT_MESSAGE;
+        area = plain;
     }
+    int32_t n = 0;
+    proto_produce_response_batch_index_and_error_message_t *errs =
+        sm_arena_calloc(&r->arena, (size_t)h->records_count + 1, sizeof(*errs));
+    char msg[400];
+    snprintf(msg, sizeof(msg),
+             "Compacted topic cannot accept message without key in topic partition %s-%d", p->topic,
+             p->index);
+    sm_str_t key_msg = sm_arena_str(&r->arena, msg);
     proto_record_iter_t it;
     proto_record_t rec;
-    proto_record_iter_init(&it, recs, rlen, h->records_count);
-    bool keyless = false;
-    while (!keyless && proto_record_iter_next(&it, &rec) == 1)
-        keyless = rec.key.len < 0;
-    free(owned);
-    return keyless;
+    proto_record_iter_init(&it, area, area_len, h->records_count);
+    for (int32_t i = 0; errs && proto_record_iter_next(&it, &rec) == 1; i++) {
+        if (rec.key.len >= 0) continue;
+        errs[n].batch_index = i;
+        errs[n].batch_index_error_message = key_msg;
+        n++;
+    }
+    free(plain);
+    if (!errs) return PROTO_ERR_UNKNOWN_SERVER_ERROR;
+    if (n == 0) return PROTO_ERR_NONE;
+    out->record_errors = (proto_produce_response_batch_index_and_error_message_array_t){n, errs};
+    /* Kafka's summary: the count and the first three errors. */
+    size_t cap = 200 + 3 * (sizeof(msg) + 40), used;
+    char *sum = sm_arena_alloc(&r->arena, cap);
+    if (!sum) return PROTO_ERR_INVALID_RECORD;
+    used = (size_t)snprintf(
+        sum, cap,
+        "One or more records have been rejected due to %d record errors in total, and only "
+        "showing the first three errors at most: [",
+        n);
+    for (int32_t i = 0; i < n && i < 3; i++)
+        used +=
+            (size_t)snprintf(sum + used, cap - used, "%sRecordError(batchIndex=%d, message='%s')",
+                             i ? ", " : "", errs[i].batch_index, msg);
+    snprintf(sum + used, cap - used, "]");
+    out->error_message = sm_str_from(sum);
+    return PROTO_ERR_INVALID_RECORD;
 }
 
 /* Validates the records of one partition; returns a Kafka error code. */
@@ -80,13 +125,10 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
             &r->arena, "Record batch failed validation (size, CRC or record structure)");
         return PROTO_ERR_CORRUPT_MESSAGE;
     }
-    /* Decompression goes into a bounded buffer to check every record; a batch
-     * that would expand past the bound is refused, not allocated. */
-    size_t cap = (size_t)p->max_message_bytes * 16;
-    if (cap < (1u << 20)) cap = 1u << 20;
-    if (cap > (256u << 20)) cap = 256u << 20;
     if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE) {
-        rc = proto_batch_validate_compressed(data, len, cap);
+        /* Decompress into a bounded buffer to check every record; a batch that
+         * would expand past the bound is refused, not allocated. */
+        rc = proto_batch_validate_compressed(data, len, decompressed_bound(p));
         if (rc == SM_ERR_RANGE) {
             out->error_message =
                 sm_arena_str(&r->arena, "Decompressed record batch exceeds the broker's bound");
@@ -111,14 +153,13 @@ static int16_t validate(broker_req_t *r, broker_partition_t *p, uint8_t *data, s
         out->error_message = sm_arena_str(&r->arena, "Transactional batch without a producer id");
         return PROTO_ERR_INVALID_RECORD;
     }
-    if (p->compacted && has_keyless_record(data, len, h, cap)) {
-        out->error_message = sm_arena_str(
-            &r->arena, "Compacted topic cannot accept message without key in topic partition");
-        return PROTO_ERR_INVALID_RECORD;
-    }
     if (h->producer_id >= 0 && h->base_sequence < 0) {
         out->error_message = sm_arena_str(&r->arena, "Idempotent batch without a base sequence");
         return PROTO_ERR_INVALID_RECORD;
+    }
+    if (p->compacted) {
+        int16_t err = check_keys(r, p, data, len, h, out);
+        if (err) return err;
     }
     if (!p->log_append_time) {
         int64_t now = broker_now_ms();

@@ -118,8 +118,10 @@ class TransactionsTest {
                 for (TransactionListing l : admin.listTransactions().all().get())
                     listed |= l.transactionalId().equals("jtx-1");
                 assertTrue(listed);
-                assertEquals("COMPLETE_ABORT",
-                        admin.describeTransactions(List.of("jtx-1")).all().get().get("jtx-1").state().name());
+                var d = admin.describeTransactions(List.of("jtx-1")).all().get().get("jtx-1");
+                assertEquals("COMPLETE_ABORT", d.state().name());
+                // Transactions V2 (transaction.version 2, KIP-890 part 2): one epoch per transaction.
+                assertTrue(d.producerEpoch() >= 10, "epoch " + d.producerEpoch() + " after 10 transactions");
             }
         }
     }
