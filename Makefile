@@ -40,7 +40,7 @@ build: deps $(BUILD)/build.ninja
 
 run: build
 	mkdir -p data
-	./$(BUILD)/bin/samsa-server
+	./$(BUILD)/bin/samsa-server $(ARGS)
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/log.h"
 
@@ -27,18 +28,20 @@ const sm_config_key_t sm_config_keys[] = {
      "This node's id (Kafka has no default; Samsa uses 1)."},
     {"broker.id", SM_CFG_INT, NULL, -1, I32MAX, NULL, "Alias of node.id."},
     {"process.roles", SM_CFG_LIST, "broker,controller", 0, 0, NULL,
-     "Roles of this node; Samsa is always a combined node."},
+     "Not in effect: Samsa always runs one combined broker and controller."},
     {"listeners", SM_CFG_LIST, "PLAINTEXT://localhost:9092", 0, 0, NULL,
      "Listener URIs (Samsa default: PLAINTEXT://localhost:9092)."},
     {"advertised.listeners", SM_CFG_LIST, NULL, 0, 0, NULL,
      "Listeners given to clients; default: listeners."},
     {"controller.listener.names", SM_CFG_LIST, NULL, 0, 0, NULL,
-     "Accepted; Samsa's controller has no listener of its own."},
-    {"controller.quorum.voters", SM_CFG_LIST, NULL, 0, 0, NULL, "Accepted; one voter."},
-    {"controller.quorum.bootstrap.servers", SM_CFG_LIST, NULL, 0, 0, NULL, "Accepted; one voter."},
+     "Names the controller listener (refused while Samsa serves no clusters)."},
+    {"controller.quorum.voters", SM_CFG_LIST, NULL, 0, 0, NULL,
+     "Not in effect: the quorum is this node alone."},
+    {"controller.quorum.bootstrap.servers", SM_CFG_LIST, NULL, 0, 0, NULL,
+     "Not in effect: the quorum is this node alone."},
     {"listener.security.protocol.map", SM_CFG_LIST, "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT", 0,
-     0, NULL, "Only PLAINTEXT is served."},
-    {"inter.broker.listener.name", SM_CFG_STRING, NULL, 0, 0, NULL, "Accepted."},
+     0, NULL, "Listener name to security protocol; only PLAINTEXT is served."},
+    {"inter.broker.listener.name", SM_CFG_STRING, NULL, 0, 0, NULL, "Not in effect: one broker."},
     {"log.dirs", SM_CFG_LIST, NULL, 0, 0, NULL, "Log directories; default: log.dir."},
     {"log.dir", SM_CFG_STRING, "./data", 0, 0, NULL,
      "Log directory when log.dirs is unset (Samsa default ./data; Kafka /tmp/kafka-logs)."},
@@ -60,7 +63,8 @@ const sm_config_key_t sm_config_keys[] = {
     {"log.segment.bytes", SM_CFG_INT, "1073741824", 1048576, I32MAX, NULL, "Segment size."},
     {"log.roll.hours", SM_CFG_INT, "168", 1, I32MAX, NULL, "Roll a segment after this many hours."},
     {"log.roll.ms", SM_CFG_LONG, NULL, 1, I64MAX, NULL, "Roll time in ms (over hours)."},
-    {"log.roll.jitter.hours", SM_CFG_INT, "0", 0, I32MAX, NULL, "Accepted; not applied."},
+    {"log.roll.jitter.hours", SM_CFG_INT, "0", 0, I32MAX, NULL,
+     "Not in effect: segments roll without jitter."},
     {"log.index.interval.bytes", SM_CFG_INT, "4096", 0, I32MAX, NULL,
      "Bytes between offset index entries."},
     {"log.index.size.max.bytes", SM_CFG_INT, "10485760", 4, I32MAX, NULL,
@@ -70,7 +74,7 @@ const sm_config_key_t sm_config_keys[] = {
     {"log.flush.interval.ms", SM_CFG_LONG, NULL, 0, I64MAX, NULL,
      "fsync when unflushed data is older than this."},
     {"log.flush.scheduler.interval.ms", SM_CFG_LONG, "9223372036854775807", 0, I64MAX, NULL,
-     "Accepted."},
+     "Not in effect: the flusher has its own schedule."},
     {"log.flush.offset.checkpoint.interval.ms", SM_CFG_INT, "60000", 0, I32MAX, NULL,
      "How often recovery points are checkpointed."},
     {"log.segment.delete.delay.ms", SM_CFG_LONG, "60000", 0, I64MAX, NULL,
@@ -102,20 +106,23 @@ const sm_config_key_t sm_config_keys[] = {
      "Largest allowed age of a record timestamp."},
     {"log.message.timestamp.after.max.ms", SM_CFG_LONG, "3600000", 0, I64MAX, NULL,
      "Largest allowed future skew of a record timestamp."},
-    {"log.preallocate", SM_CFG_BOOL, "false", 0, 0, NULL, "Accepted; not applied."},
+    {"log.preallocate", SM_CFG_BOOL, "false", 0, 0, NULL, "Not in effect: never preallocated."},
     {"message.max.bytes", SM_CFG_INT, "1048588", 0, I32MAX, NULL, "Largest record batch."},
-    {"replica.fetch.max.bytes", SM_CFG_INT, "1048576", 0, I32MAX, NULL, "Accepted."},
+    {"replica.fetch.max.bytes", SM_CFG_INT, "1048576", 0, I32MAX, NULL,
+     "Not in effect: no replication."},
     {"max.incremental.fetch.session.cache.slots", SM_CFG_INT, "1000", 0, I32MAX, NULL,
      "Fetch sessions kept (KIP-227)."},
     {"fetch.max.bytes", SM_CFG_INT, "57671680", 1024, I32MAX, NULL, "Largest Fetch response."},
     {"socket.request.max.bytes", SM_CFG_INT, "104857600", 1, I32MAX, NULL,
      "Largest request frame."},
-    {"socket.send.buffer.bytes", SM_CFG_INT, "102400", -1, I32MAX, NULL, "Accepted."},
-    {"socket.receive.buffer.bytes", SM_CFG_INT, "102400", -1, I32MAX, NULL, "Accepted."},
+    {"socket.send.buffer.bytes", SM_CFG_INT, "102400", -1, I32MAX, NULL,
+     "Not in effect: the kernel sizes socket buffers."},
+    {"socket.receive.buffer.bytes", SM_CFG_INT, "102400", -1, I32MAX, NULL,
+     "Not in effect: the kernel sizes socket buffers."},
     {"num.network.threads", SM_CFG_INT, "0", 0, 1024, NULL,
      "Event-loop threads; 0 = number of cores (Kafka's default is 3)."},
     {"num.io.threads", SM_CFG_INT, "8", 1, 1024, NULL,
-     "Accepted; requests run on the event loops."},
+     "Not in effect: requests run on the event loops."},
     {"num.recovery.threads.per.data.dir", SM_CFG_INT, "2", 1, 1024, NULL,
      "Log recovery threads per log dir (Kafka's default is 2 in 4.x)."},
     {"queued.max.requests", SM_CFG_INT, "500", 1, I32MAX, NULL,
@@ -135,14 +142,15 @@ const sm_config_key_t sm_config_keys[] = {
     {"offsets.topic.segment.bytes", SM_CFG_INT, "104857600", 1, I32MAX, NULL,
      "Segment size of __consumer_offsets (compacted)."},
     {"offsets.topic.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL,
-     "Replication of __consumer_offsets (Samsa default 1; Kafka 3)."},
+     "Not in effect: one broker keeps one replica (Kafka's default is 3)."},
     {"offsets.retention.minutes", SM_CFG_INT, "10080", 1, I32MAX, NULL,
      "Committed offsets of empty groups expire after this."},
     {"offsets.retention.check.interval.ms", SM_CFG_LONG, "600000", 1, I64MAX, NULL,
      "How often expired offsets are removed."},
     {"samsa.offsets.retention.ms", SM_CFG_LONG, NULL, 1, I64MAX, NULL,
      "Samsa: offsets retention in ms (over offsets.retention.minutes)."},
-    {"offsets.commit.timeout.ms", SM_CFG_INT, "5000", 1, I32MAX, NULL, "Accepted."},
+    {"offsets.commit.timeout.ms", SM_CFG_INT, "5000", 1, I32MAX, NULL,
+     "Not in effect: commits are written locally."},
     {"group.initial.rebalance.delay.ms", SM_CFG_INT, "3000", 0, I32MAX, NULL,
      "Delay of a new group's first rebalance."},
     {"group.min.session.timeout.ms", SM_CFG_INT, "6000", 0, I32MAX, NULL,
@@ -163,9 +171,9 @@ const sm_config_key_t sm_config_keys[] = {
     {"transaction.state.log.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL,
      "Partitions of __transaction_state."},
     {"transaction.state.log.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL,
-     "Samsa default 1; Kafka 3."},
+     "Not in effect: one broker keeps one replica (Kafka's default is 3)."},
     {"transaction.state.log.min.isr", SM_CFG_INT, "1", 1, I32MAX, NULL,
-     "Samsa default 1; Kafka 2."},
+     "Not in effect: one broker keeps one replica (Kafka's default is 2)."},
     {"transaction.state.log.segment.bytes", SM_CFG_INT, "104857600", 1048576, I32MAX, NULL,
      "Segment size of __transaction_state."},
     {"transaction.max.timeout.ms", SM_CFG_INT, "900000", 1, I32MAX, NULL,
@@ -180,7 +188,8 @@ const sm_config_key_t sm_config_keys[] = {
      "Idle producer state expires after this."},
     {"min.insync.replicas", SM_CFG_INT, "1", 1, I32MAX, NULL,
      "acks=all needs this many in-sync replicas."},
-    {"unclean.leader.election.enable", SM_CFG_BOOL, "false", 0, 0, NULL, "Accepted."},
+    {"unclean.leader.election.enable", SM_CFG_BOOL, "false", 0, 0, NULL,
+     "Not in effect: one replica per partition."},
     {"compression.type", SM_CFG_STRING, "producer", 0, 0, compression_types,
      "Stored as produced ('producer'); others accepted, not applied yet."},
     {"cluster.id", SM_CFG_STRING, NULL, 0, 0, NULL,
@@ -493,7 +502,7 @@ int sm_config_set(sm_config_t *c, const char *key, const char *value, sm_config_
     int i = key_index(key);
     if (i < 0) {
         if (ignored_key(key)) {
-            sm_warn("config", "%s: Kafka setting not used by Samsa; ignored", key);
+            sm_warn("config", "%s: Kafka setting Samsa does not act on; ignored", key);
             return 0;
         }
         snprintf(err, errlen, "config: %s: unknown key", key);
@@ -634,6 +643,32 @@ bool sm_config_is_set(const sm_config_t *c, const char *key) {
 sm_config_source_t sm_config_source(const sm_config_t *c, const char *key) {
     int i = key_index(key);
     return i >= 0 && c->values[i].value ? c->values[i].source : SM_CONFIG_DEFAULT;
+}
+
+bool sm_config_key_inert(const char *key) {
+    const sm_config_key_t *k = sm_config_key(key);
+    return k && k->doc && strncmp(k->doc, SM_CONFIG_INERT_DOC, strlen(SM_CONFIG_INERT_DOC)) == 0;
+}
+
+int sm_config_warn_inert(const sm_config_t *c) {
+    int n = 0;
+    for (size_t i = 0; i < sm_config_keys_count; i++) {
+        const sm_config_key_t *k = &sm_config_keys[i];
+        if (!c->values[i].value || !sm_config_key_inert(k->name)) continue;
+        const char *why = k->doc + strlen(SM_CONFIG_INERT_DOC ": ");
+        size_t wl = strlen(why);
+        if (wl && why[wl - 1] == '.') wl--;
+        sm_warn("config", "%s: Kafka setting Samsa does not act on; ignored (%.*s)", k->name,
+                (int)wl, why);
+        n++;
+    }
+    const char *ct = sm_config_str(c, "compression.type");
+    if (sm_config_is_set(c, "compression.type") && strcasecmp(ct, "producer") != 0) {
+        sm_warn("config", "compression.type=%s: Samsa stores batches as produced; not recompressed",
+                ct);
+        n++;
+    }
+    return n;
 }
 
 int64_t sm_config_retention_ms(const sm_config_t *c) {

@@ -81,6 +81,14 @@ bool sm_config_bool(const sm_config_t *c, const char *key);
 bool sm_config_is_set(const sm_config_t *c, const char *key);
 sm_config_source_t sm_config_source(const sm_config_t *c, const char *key);
 
+/* Keys Kafka knows that Samsa accepts without acting on are marked by their
+ * doc starting with SM_CONFIG_INERT_DOC (DescribeConfigs shows that doc). */
+#define SM_CONFIG_INERT_DOC "Not in effect"
+bool sm_config_key_inert(const char *key);
+/* One warning per inert key set in c (file or --override); returns how many.
+ * Keys matched only by a Kafka prefix (ssl.*, ...) warn as they are set. */
+int sm_config_warn_inert(const sm_config_t *c);
+
 /* Kafka's precedence: log.retention.ms > .minutes > .hours; -1 = forever. */
 int64_t sm_config_retention_ms(const sm_config_t *c);
 /* log.roll.ms > log.roll.hours. */

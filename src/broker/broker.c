@@ -1,8 +1,11 @@
 /*
- * Broker start-up and shutdown: settings from the configuration, the cluster
- * id in meta.properties, the metadata log (__cluster_metadata-0, a one-voter
- * quorum) replayed into the image, partition logs, the delayed-request threads
- * and the network.
+ * Broker start-up and shutdown: settings from the configuration (every
+ * listener served or refused), the lock on each log dir, the cluster id in
+ * meta.properties, the metadata log (__cluster_metadata-0, a one-voter quorum)
+ * replayed into the image, partition logs, the delayed-request threads and one
+ * network server per listener; and the operator's log lines for topic and
+ * config changes. The locks are held from start to the end of broker_stop,
+ * after the logs are closed.
  */
 #include "broker/broker.h"
 #include "broker/configs.h"
@@ -11,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -23,6 +28,7 @@
 #include "broker/group_host.h"
 #include "txn/coordinator.h"
 #include "protocol/records.h"
+#include "version.h"
 
 void broker_on_request(net_request_t *nreq, void *arg);
 
@@ -32,10 +38,14 @@ int64_t broker_now_ms(void) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* "PLAINTEXT://host:port" -> host, port. */
-static int parse_listener(const char *uri, char *host, size_t cap, int32_t *port) {
+/* "NAME://host:port" -> name, host, port ("" host: every interface). */
+static int parse_listener(const char *uri, char *name, size_t ncap, char *host, size_t cap,
+                          int32_t *port) {
     const char *p = strstr(uri, "://");
-    p = p ? p + 3 : uri;
+    if (!p || p == uri || (size_t)(p - uri) >= ncap) return -1;
+    memcpy(name, uri, (size_t)(p - uri));
+    name[p - uri] = 0;
+    p += 3;
     const char *colon = strrchr(p, ':');
     if (!colon) return -1;
     size_t n = (size_t)(colon - p);
@@ -49,15 +59,143 @@ static int parse_listener(const char *uri, char *host, size_t cap, int32_t *port
     }
     char *end;
     long v = strtol(colon + 1, &end, 10);
-    if ((*end && *end != ',') || v < 0 || v > 65535) return -1;
+    if (end == colon + 1 || *end || v < 0 || v > 65535) return -1;
     *port = (int32_t)v;
     return 0;
 }
 
-static void first_item(const char *list, char *out, size_t cap) {
-    snprintf(out, cap, "%s", list ? list : "");
-    char *c = strchr(out, ',');
-    if (c) *c = 0;
+/* Calls fn on each trimmed, non-empty item of a comma-separated list; stops
+ * at the first non-zero return. */
+static int each_item(const char *list, int (*fn)(const char *item, void *arg), void *arg) {
+    char *buf = strdup(list ? list : "");
+    if (!buf) return SM_ERR_NOMEM;
+    char *save = NULL;
+    int rc = 0;
+    for (char *t = strtok_r(buf, ",", &save); t && !rc; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        size_t l = strlen(t);
+        while (l && t[l - 1] == ' ')
+            t[--l] = 0;
+        if (*t) rc = fn(t, arg);
+    }
+    free(buf);
+    return rc;
+}
+
+/* The security protocol of a listener name: listener.security.protocol.map,
+ * else the name itself when it is a protocol (as Kafka does). */
+static void listener_protocol(const sm_config_t *c, const char *name, char *out, size_t cap) {
+    char map[4096];
+    snprintf(map, sizeof(map), "%s", sm_config_str(c, "listener.security.protocol.map"));
+    char *save = NULL;
+    for (char *t = strtok_r(map, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        char *colon = strchr(t, ':');
+        if (!colon) continue;
+        *colon = 0;
+        if (strcasecmp(t, name) == 0) {
+            snprintf(out, cap, "%s", colon + 1);
+            out[strcspn(out, " ")] = 0;
+            return;
+        }
+    }
+    snprintf(out, cap, "%s", name);
+}
+
+static bool in_list(const char *list, const char *name) {
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", list ? list : "");
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+        if (strcasecmp(t, name) == 0) return true;
+    return false;
+}
+
+/* One item of listeners: served (PLAINTEXT) or refused with one line. */
+static int add_listener(const char *uri, void *arg) {
+    broker_t *b = arg;
+    const sm_config_t *c = b->cfg;
+    if (b->nlisteners == BROKER_MAX_LISTENERS) {
+        fprintf(stderr, "config: listeners: more than %d listeners\n", BROKER_MAX_LISTENERS);
+        return SM_ERR_PARSE;
+    }
+    broker_listener_t *l = &b->listeners[b->nlisteners];
+    if (parse_listener(uri, l->name, sizeof(l->name), l->host, sizeof(l->host), &l->port)) {
+        fprintf(stderr, "config: listeners: cannot parse \"%s\" (expected NAME://host:port)\n",
+                uri);
+        return SM_ERR_PARSE;
+    }
+    for (int i = 0; i < b->nlisteners; i++)
+        if (strcasecmp(b->listeners[i].name, l->name) == 0) {
+            fprintf(stderr, "config: listeners: the name %s is used twice\n", l->name);
+            return SM_ERR_PARSE;
+        }
+    if (in_list(sm_config_str(c, "controller.listener.names"), l->name) &&
+        sm_config_is_set(c, "process.roles")) {
+        fprintf(stderr,
+                "config: listeners: %s is a controller listener (controller.listener.names) and "
+                "Samsa does not serve clusters yet; remove it from listeners and "
+                "advertised.listeners to run this node alone\n",
+                uri);
+        return SM_ERR_PARSE;
+    }
+    char proto[64];
+    listener_protocol(c, l->name, proto, sizeof(proto));
+    if (strcasecmp(proto, "PLAINTEXT") != 0) {
+        fprintf(stderr,
+                "config: listeners: %s uses security protocol %s, which Samsa cannot serve yet "
+                "(only PLAINTEXT)\n",
+                uri, proto);
+        return SM_ERR_PARSE;
+    }
+    memcpy(l->advertised_host, l->host, sizeof(l->host));
+    l->advertised_port = l->port;
+    l->b = b;
+    b->nlisteners++;
+    return 0;
+}
+
+/* One item of advertised.listeners: the address of the listener it names. */
+static int add_advertised(const char *uri, void *arg) {
+    broker_t *b = arg;
+    char name[64], host[256];
+    int32_t port;
+    if (parse_listener(uri, name, sizeof(name), host, sizeof(host), &port)) {
+        fprintf(stderr,
+                "config: advertised.listeners: cannot parse \"%s\" (expected NAME://host:port)\n",
+                uri);
+        return SM_ERR_PARSE;
+    }
+    for (int i = 0; i < b->nlisteners; i++) {
+        broker_listener_t *l = &b->listeners[i];
+        if (strcasecmp(l->name, name) != 0) continue;
+        snprintf(l->advertised_host, sizeof(l->advertised_host), "%s", host);
+        l->advertised_port = port;
+        return 0;
+    }
+    fprintf(stderr, "config: advertised.listeners: %s names no listener in listeners\n", uri);
+    return SM_ERR_PARSE;
+}
+
+static int load_listeners(broker_t *b, const sm_config_t *c) {
+    int rc = each_item(sm_config_str(c, "listeners"), add_listener, b);
+    if (rc) return rc;
+    if (b->nlisteners == 0) {
+        fprintf(stderr, "config: listeners: no listener given\n");
+        return SM_ERR_PARSE;
+    }
+    if ((rc = each_item(sm_config_str(c, "advertised.listeners"), add_advertised, b))) return rc;
+    for (int i = 0; i < b->nlisteners; i++) {
+        broker_listener_t *l = &b->listeners[i];
+        if (!l->advertised_host[0] || strcmp(l->advertised_host, "0.0.0.0") == 0 ||
+            strcmp(l->advertised_host, "::") == 0) {
+            if (gethostname(l->advertised_host, sizeof(l->advertised_host)))
+                snprintf(l->advertised_host, sizeof(l->advertised_host), "localhost");
+        }
+    }
+    return SM_OK;
 }
 
 static int load_settings(broker_t *b, sm_config_t *c) {
@@ -65,23 +203,8 @@ static int load_settings(broker_t *b, sm_config_t *c) {
     s->node_id = sm_config_is_set(c, "broker.id") && !sm_config_is_set(c, "node.id")
                      ? sm_config_int(c, "broker.id")
                      : sm_config_int(c, "node.id");
-    char first[512];
-    first_item(sm_config_str(c, "listeners"), first, sizeof(first));
-    if (parse_listener(first, s->listen_host, sizeof(s->listen_host), &s->listen_port)) {
-        fprintf(stderr, "config: listeners: cannot parse \"%s\"\n", first);
-        return SM_ERR_PARSE;
-    }
-    const char *adv = sm_config_str(c, "advertised.listeners");
-    if (adv) first_item(adv, first, sizeof(first));
-    if (parse_listener(first, s->advertised_host, sizeof(s->advertised_host),
-                       &s->advertised_port)) {
-        fprintf(stderr, "config: advertised.listeners: cannot parse \"%s\"\n", first);
-        return SM_ERR_PARSE;
-    }
-    if (!s->advertised_host[0] || strcmp(s->advertised_host, "0.0.0.0") == 0) {
-        if (gethostname(s->advertised_host, sizeof(s->advertised_host)))
-            snprintf(s->advertised_host, sizeof(s->advertised_host), "localhost");
-    }
+    int rc = load_listeners(b, c);
+    if (rc) return rc;
     s->num_partitions = sm_config_int(c, "num.partitions");
     s->default_replication_factor = (int16_t)sm_config_int(c, "default.replication.factor");
     s->auto_create_topics = sm_config_bool(c, "auto.create.topics.enable");
@@ -182,16 +305,53 @@ static int replay_metadata(broker_t *b) {
     return log_for_each_batch(b->metadata_log, 0, replay_batch, &b->controller);
 }
 
+/* "k=v, k2=v2" of a config map (name -> char* value), for log lines. */
+static void format_configs(const sm_map_t *m, char *out, size_t cap) {
+    size_t o = 0, it = 0;
+    const void *k;
+    size_t kl;
+    void *v;
+    out[0] = 0;
+    while (sm_map_next(m, &it, &k, &kl, &v) && o + 1 < cap) {
+        int n = snprintf(out + o, cap - o, "%s%.*s=%s", o ? ", " : "", (int)kl, (const char *)k,
+                         (const char *)v);
+        if (n < 0) break;
+        o += (size_t)n;
+    }
+    if (!out[0]) snprintf(out, cap, "none");
+}
+
 static void on_topic_created(void *ctx, const meta_topic_t *t, int32_t first) {
+    char cfgs[1024];
+    format_configs(&t->configs, cfgs, sizeof(cfgs));
+    if (first == 0)
+        sm_info("broker", "created topic %s with %d partitions (configs: %s)", t->name,
+                t->n_partitions, cfgs);
+    else
+        sm_info("broker", "topic %s: added partitions %d..%d", t->name, first, t->n_partitions - 1);
     broker_partitions_create(ctx, t, first);
 }
 
-static void on_topic_deleted(void *ctx, const meta_topic_t *t) { broker_partitions_delete(ctx, t); }
+static void on_topic_deleted(void *ctx, const meta_topic_t *t) {
+    sm_info("broker", "deleting topic %s (%d partitions)", t->name, t->n_partitions);
+    broker_partitions_delete(ctx, t);
+}
 
 static void on_configs_changed(void *ctx, const meta_topic_t *t) {
-    if (t)
+    broker_t *b = ctx;
+    char cfgs[1024];
+    if (t) {
+        format_configs(&t->configs, cfgs, sizeof(cfgs));
+        sm_info("broker", "topic %s: configs changed; overrides now: %s", t->name, cfgs);
         broker_partitions_reconfigure(ctx, t);
-    else if (broker_configs_refresh(ctx))
+        return;
+    }
+    format_configs(&b->image.broker_default_configs, cfgs, sizeof(cfgs));
+    char mine[1024];
+    format_configs(&b->image.broker_configs, mine, sizeof(mine));
+    sm_info("broker", "dynamic broker configs changed; cluster-wide: %s; this broker: %s", cfgs,
+            mine);
+    if (broker_configs_refresh(ctx))
         sm_error("broker", "dynamic broker configs not applied: out of memory");
 }
 
@@ -246,26 +406,27 @@ out:
     return rc;
 }
 
+typedef struct dir_list {
+    char **v;
+    int n;
+} dir_list_t;
+
+static int push_dir(const char *item, void *arg) {
+    dir_list_t *l = arg;
+    return (l->v[l->n++] = strdup(item)) ? 0 : SM_ERR_NOMEM;
+}
+
 static char **split_dirs(const char *list, int *n) {
-    char *copy = strdup(list ? list : "");
-    char **out = calloc(strlen(list ? list : "") / 2 + 2, sizeof(char *));
-    *n = 0;
-    if (!copy || !out) {
-        free(copy);
-        free(out);
+    dir_list_t l = {calloc(strlen(list ? list : "") / 2 + 2, sizeof(char *)), 0};
+    if (!l.v || each_item(list, push_dir, &l)) {
+        for (int i = 0; l.v && i < l.n; i++)
+            free(l.v[i]);
+        free(l.v);
+        *n = 0;
         return NULL;
     }
-    char *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        while (*t == ' ')
-            t++;
-        size_t l = strlen(t);
-        while (l && t[l - 1] == ' ')
-            t[--l] = 0;
-        if (*t) out[(*n)++] = strdup(t);
-    }
-    free(copy);
-    return out;
+    *n = l.n;
+    return l.v;
 }
 
 /* mkdir -p, as Kafka creates missing log directories with their parents. */
@@ -284,6 +445,100 @@ static int mkdir_parents(const char *dir) {
         *p = '/';
     }
     return mkdir(path, 0755);
+}
+
+/*
+ * Takes dir's .lock as Kafka does: an exclusive flock held for the broker's
+ * life (the kernel drops it when the process dies, even by kill -9), with the
+ * holder's pid written inside so a second broker can name it.
+ */
+static int lock_dir(broker_t *b, const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        sm_error("broker", "%s: cannot open the lock file: %s", path, strerror(errno));
+        return SM_ERR_IO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        int e = errno;
+        char holder[32] = "";
+        ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+        holder[n > 0 ? n : 0] = 0;
+        holder[strcspn(holder, "\r\n")] = 0;
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            sm_error("broker",
+                     "log dir %s is in use by another broker (%s%s holds %s); two brokers "
+                     "cannot share a log dir",
+                     dir, holder[0] ? "pid " : "a process", holder, path);
+            return SM_ERR_EXISTS;
+        }
+        sm_error("broker", "%s: cannot lock: %s", path, strerror(e));
+        return SM_ERR_IO;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)n, 0) != n)
+        sm_warn("broker", "%s: cannot record this pid: %s", path, strerror(errno));
+    b->lock_fds[b->nlocks++] = fd;
+    return SM_OK;
+}
+
+static void unlock_dirs(broker_t *b) {
+    for (int i = 0; i < b->nlocks; i++)
+        close(b->lock_fds[i]); /* the lock goes with the descriptor */
+    b->nlocks = 0;
+}
+
+/* A log dir: created with its parents when missing, then locked. */
+static int prepare_dir(broker_t *b, const char *dir) {
+    struct stat st;
+    if (mkdir_parents(dir) && errno != EEXIST) {
+        sm_error("broker", "log dir %s: cannot create it: %s", dir, strerror(errno));
+        return SM_ERR_IO;
+    }
+    if (stat(dir, &st)) {
+        sm_error("broker", "log dir %s: %s", dir, strerror(errno));
+        return SM_ERR_IO;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        sm_error("broker",
+                 "log dir %s exists and is not a directory (log.dirs must name directories)", dir);
+        return SM_ERR_IO;
+    }
+    if (access(dir, R_OK | W_OK | X_OK)) {
+        sm_error("broker", "log dir %s: not writable by this user: %s", dir, strerror(errno));
+        return SM_ERR_IO;
+    }
+    return lock_dir(b, dir);
+}
+
+static int start_listener(broker_t *b, broker_listener_t *l) {
+    const sm_config_t *cfg = b->cfg;
+    net_opts_t no;
+    net_opts_default(&no);
+    no.host = l->host;
+    no.port = l->port;
+    no.threads = sm_config_int(cfg, "num.network.threads");
+    no.max_request_bytes = sm_config_int(cfg, "socket.request.max.bytes");
+    no.idle_ms = sm_config_long(cfg, "connections.max.idle.ms");
+    no.max_inflight_per_conn = sm_config_int(cfg, "queued.max.requests");
+    int64_t qb = sm_config_long(cfg, "queued.max.request.bytes");
+    no.max_inflight_bytes = qb > 0 ? (size_t)qb : 512u << 20;
+    no.max_connections = sm_config_int(cfg, "max.connections");
+    no.max_connections_per_ip = sm_config_int(cfg, "max.connections.per.ip");
+    no.ip_overrides = sm_config_str(cfg, "max.connections.per.ip.overrides");
+    no.on_request = broker_on_request;
+    no.on_close = on_conn_close;
+    no.arg = l;
+    int rc = net_server_start(&no, &l->net);
+    if (rc) return rc;
+    if (l->advertised_port == 0) l->advertised_port = net_server_port(l->net);
+    sm_info("broker", "listener %s: serving PLAINTEXT on %s:%d, advertised as %s:%d", l->name,
+            l->host[0] ? l->host : "*", net_server_port(l->net), l->advertised_host,
+            l->advertised_port);
+    return SM_OK;
 }
 
 /* True when the image has the partition folder's topic: by id when the
@@ -322,13 +577,13 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
         fprintf(stderr, "config: log.dirs: no log directory given\n");
         return SM_ERR_PARSE;
     }
-    for (int i = 0; i < ndirs; i++) {
-        if (mkdir_parents(dirs[i]) && errno != EEXIST) {
-            sm_error("broker", "%s: cannot create the log dir: %s", dirs[i], strerror(errno));
-            rc = SM_ERR_IO;
-            goto out;
-        }
+    if (ndirs > BROKER_MAX_LOG_DIRS) {
+        fprintf(stderr, "config: log.dirs: more than %d directories\n", BROKER_MAX_LOG_DIRS);
+        rc = SM_ERR_PARSE;
+        goto out;
     }
+    for (int i = 0; i < ndirs; i++)
+        if ((rc = prepare_dir(b, dirs[i]))) goto out;
     if ((rc = load_cluster_id(b, dirs, ndirs))) goto out;
 
     /* The metadata log lives beside the partition logs, like KRaft's. */
@@ -395,28 +650,16 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     if ((rc = broker_groups_start(b))) goto out;
     if ((rc = txn_coordinator_start(b))) goto out;
 
-    net_opts_t no;
-    net_opts_default(&no);
-    no.host = b->s.listen_host;
-    no.port = b->s.listen_port;
-    no.threads = sm_config_int(cfg, "num.network.threads");
-    no.max_request_bytes = sm_config_int(cfg, "socket.request.max.bytes");
-    no.idle_ms = sm_config_long(cfg, "connections.max.idle.ms");
-    no.max_inflight_per_conn = sm_config_int(cfg, "queued.max.requests");
-    int64_t qb = sm_config_long(cfg, "queued.max.request.bytes");
-    no.max_inflight_bytes = qb > 0 ? (size_t)qb : 512u << 20;
-    no.max_connections = sm_config_int(cfg, "max.connections");
-    no.max_connections_per_ip = sm_config_int(cfg, "max.connections.per.ip");
-    no.ip_overrides = sm_config_str(cfg, "max.connections.per.ip.overrides");
-    no.on_request = broker_on_request;
-    no.on_close = on_conn_close;
-    no.arg = b;
-    if ((rc = net_server_start(&no, &b->net))) goto out;
-    if (b->s.advertised_port == 0) b->s.advertised_port = net_server_port(b->net);
-    sm_info("broker", "samsa-server node %d serving on %s:%d (cluster %s, %zu topics)",
-            b->s.node_id, b->s.listen_host[0] ? b->s.listen_host : "*", net_server_port(b->net),
-            b->cluster_id, sm_map_size(&b->image.topics_by_name));
+    for (int i = 0; i < b->nlisteners; i++)
+        if ((rc = start_listener(b, &b->listeners[i]))) goto out;
+    b->s.advertised_port = b->listeners[0].advertised_port;
+    snprintf(b->s.advertised_host, sizeof(b->s.advertised_host), "%s",
+             b->listeners[0].advertised_host);
+    sm_info("broker", "samsa-server %s node %d started (cluster %s, %zu topics, log dirs %s)",
+            SAMSA_VERSION, b->s.node_id, b->cluster_id, sm_map_size(&b->image.topics_by_name),
+            dirs_cfg);
 out:
+    if (rc && !b->logs) unlock_dirs(b); /* nothing of the dirs is open yet */
     for (int i = 0; i < ndirs; i++)
         free(dirs[i]);
     free(dirs);
@@ -432,20 +675,27 @@ void broker_stop(broker_t *b) {
     atomic_store(&b->stopping, true);
     broker_groups_stop(b);
     broker_delayed_stop(b);
-    if (b->net) net_server_stop(b->net, 5000);
-    b->net = NULL;
+    for (int i = 0; i < b->nlisteners; i++) {
+        if (b->listeners[i].net) net_server_stop(b->listeners[i].net, 5000);
+        b->listeners[i].net = NULL;
+    }
     /* After the network: no handler reaches it any more; its marker thread
      * still writes to the partitions (and tells the group coordinator of
      * markers on __consumer_offsets), closed next. */
     txn_coordinator_stop(b);
     broker_delayed_free(b);
     broker_groups_free(b);
+    size_t nparts = sm_map_size(&b->partitions);
     broker_partitions_close_all(b);
-    if (b->logs && log_manager_close(b->logs))
-        sm_error("broker", "closing the logs reported errors");
+    bool log_errors = b->logs && log_manager_close(b->logs);
+    if (log_errors) sm_error("broker", "closing the logs reported errors");
     b->logs = NULL;
     if (b->metadata_log) log_close(b->metadata_log);
     b->metadata_log = NULL;
+    int ndirs = b->nlocks;
+    unlock_dirs(b);
+    sm_info("broker", "shutdown: %zu partition logs flushed and closed%s, %d log dir(s) unlocked",
+            nparts, log_errors ? " (with errors, see above)" : "", ndirs);
     meta_controller_free(&b->controller);
     meta_image_free(&b->image);
     sm_map_free(&b->partitions);

@@ -30,11 +30,25 @@ typedef struct broker_delayed broker_delayed_t;
 typedef struct group_coordinator group_coordinator_t;
 typedef struct txn_coordinator txn_coordinator_t;
 
-/* Settings the handlers read, resolved from the configuration at start. */
+#define BROKER_MAX_LISTENERS 16
+#define BROKER_MAX_LOG_DIRS 64
+
+/* One served listener: where it binds, the address given to clients that
+ * connect through it, and its network server. */
+typedef struct broker_listener {
+    broker_t *b;
+    char name[64];
+    char host[256];
+    int32_t port;
+    char advertised_host[256];
+    int32_t advertised_port;
+    net_server_t *net;
+} broker_listener_t;
+
+/* Settings the handlers read, resolved from the configuration at start.
+ * advertised_*: the first listener's (for answers not tied to a connection). */
 typedef struct broker_settings {
     int32_t node_id;
-    char listen_host[256];
-    int32_t listen_port;
     char advertised_host[256];
     int32_t advertised_port;
     int32_t num_partitions;
@@ -57,11 +71,12 @@ typedef struct broker_settings {
 struct broker_req {
     broker_t *b;
     sm_arena_t arena;
-    proto_request_t req; /* header and decoded body */
-    int16_t version;     /* == req.header.request_api_version */
-    void *resp;          /* response body (api's response type), initialised */
-    net_request_t *net;  /* the network request to complete */
-    void *state;         /* handler state across re-evaluations (parked requests) */
+    proto_request_t req;               /* header and decoded body */
+    int16_t version;                   /* == req.header.request_api_version */
+    void *resp;                        /* response body (api's response type), initialised */
+    net_request_t *net;                /* the network request to complete */
+    const broker_listener_t *listener; /* the listener the request came through */
+    void *state;                       /* handler state across re-evaluations (parked requests) */
     /* Zero-copy record ranges for Fetch responses, in encoding order. */
     log_range_t *ranges;
     int nranges, cap_ranges;
@@ -85,7 +100,10 @@ struct broker {
     broker_delayed_t *delayed;
     group_coordinator_t *groups;
     txn_coordinator_t *txns;
-    net_server_t *net;
+    broker_listener_t listeners[BROKER_MAX_LISTENERS];
+    int nlisteners;
+    int lock_fds[BROKER_MAX_LOG_DIRS]; /* flock'ed .lock of each log dir */
+    int nlocks;
     pthread_mutex_t pid_mu; /* producer id block */
     int64_t pid_next, pid_end;
 };
@@ -107,6 +125,14 @@ int broker_start(broker_t *b, sm_config_t *cfg);
 void broker_stop(broker_t *b);
 
 static inline void *broker_body(broker_req_t *r) { return r->req.body; }
+
+/* The address clients of r's listener are given for this broker. */
+static inline const char *broker_req_host(const broker_req_t *r) {
+    return r->listener ? r->listener->advertised_host : r->b->s.advertised_host;
+}
+static inline int32_t broker_req_port(const broker_req_t *r) {
+    return r->listener ? r->listener->advertised_port : r->b->s.advertised_port;
+}
 
 /* Sends r's response (encodes r->resp) and frees r. Any thread. */
 void broker_req_finish(broker_req_t *r);

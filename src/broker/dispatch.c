@@ -109,7 +109,8 @@ static void error_response(broker_req_t *r, const proto_api_desc_t *api, int16_t
 }
 
 void broker_on_request(net_request_t *nreq, void *arg) {
-    broker_t *b = arg;
+    const broker_listener_t *l = arg;
+    broker_t *b = l->b;
     broker_req_t *r = calloc(1, sizeof(*r));
     if (!r) {
         net_request_close(nreq);
@@ -117,6 +118,7 @@ void broker_on_request(net_request_t *nreq, void *arg) {
     }
     r->b = b;
     r->net = nreq;
+    r->listener = l;
     /* Decoded structures are bounded by a multiple of the frame size. */
     sm_arena_init(&r->arena, proto_decode_arena_limit(nreq->len));
     int rc = proto_request_parse_header(nreq->frame, nreq->len, &r->arena, &r->req);

@@ -1,7 +1,7 @@
 /*
  * Option parsing and subcommand dispatch for the admin commands (see
- * adm_args.h). Long options only, as Kafka's tools have them, in both
- * "--name value" and "--name=value" forms.
+ * adm_args.h). Kafka's long options in both "--name value" and
+ * "--name=value" forms, and kcat's short forms (cli_expand_short).
  */
 #include "cli/adm_args.h"
 
@@ -13,14 +13,43 @@
 #include "cli/cli.h"
 #include "cli/out.h"
 
+typedef struct opt_table {
+    const adm_opt_t *opts;
+    size_t n;
+} opt_table_t;
+
+static bool has_opt(const char *name, void *ctx) {
+    const opt_table_t *t = ctx;
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->opts[i].name, name) == 0) return true;
+    return false;
+}
+
+/* "-b, " when a short form stands for the option, else "". */
+static const char *short_of(const char *name, opt_table_t *t) {
+    static char out[8];
+    static const char letters[] = "btgpo";
+    for (const char *l = letters; *l; l++) {
+        char w[3] = {'-', *l, 0};
+        const char *e = cli_expand_short(w, has_opt, t);
+        if (e && strcmp(e, name) == 0) {
+            snprintf(out, sizeof(out), "%s, ", w);
+            return out;
+        }
+    }
+    return "";
+}
+
 static void print_help(const char *usage, const adm_opt_t *opts, size_t nopts) {
     printf("usage: %s\n\noptions:\n", usage);
+    opt_table_t t = {opts, nopts};
     for (size_t i = 0; i < nopts; i++) {
         char left[64];
+        const char *sh = short_of(opts[i].name, &t);
         if (opts[i].kind == ADM_FLAG)
-            snprintf(left, sizeof(left), "%s", opts[i].name);
+            snprintf(left, sizeof(left), "%s%s", sh, opts[i].name);
         else
-            snprintf(left, sizeof(left), "%s %s", opts[i].name, opts[i].arg);
+            snprintf(left, sizeof(left), "%s%s %s", sh, opts[i].name, opts[i].arg);
         printf("  %-30s %s%s\n", left, opts[i].help,
                opts[i].kind == ADM_LIST ? " (repeatable)" : "");
     }
@@ -51,6 +80,9 @@ int adm_parse(int argc, char **argv, const char *usage, adm_opt_t *opts, size_t 
             print_help(usage, opts, nopts);
             return -1;
         }
+        opt_table_t table = {opts, nopts};
+        const char *expanded = cli_expand_short(a, has_opt, &table);
+        if (expanded) a = expanded;
         if (strncmp(a, "--", 2) != 0) {
             cli_error("unexpected argument '%s' (options start with --)", a);
             return CLI_USAGE;
@@ -103,10 +135,7 @@ int adm_parse(int argc, char **argv, const char *usage, adm_opt_t *opts, size_t 
         }
     }
     if (c) {
-        if (!c->bootstrap) {
-            cli_error("missing required option --bootstrap-server");
-            return CLI_USAGE;
-        }
+        c->bootstrap = cli_bootstrap(c->bootstrap);
         if (c->timeout_ms <= 0 || c->timeout_ms > 3600000) {
             cli_error("--timeout-ms: %lld is out of range (1..3600000)", (long long)c->timeout_ms);
             return CLI_USAGE;

@@ -47,7 +47,7 @@ typedef struct adm_common {
      ADM_STR,                                                                                      \
      &(c)->bootstrap,                                                                              \
      "HOST:PORT",                                                                                  \
-     "broker(s) to connect to, comma-separated (required)",                                        \
+     "broker(s) to connect to, comma-separated (default $SAMSA_BOOTSTRAP or localhost:9092)",      \
      false},                                                                                       \
         {"--timeout-ms",                                                                           \
          ADM_INT,                                                                                  \
@@ -63,7 +63,7 @@ typedef struct adm_common {
  * Parses argv[1..] (argv[0] is the subcommand's name) against opts. usage is
  * the first line of --help. Returns CLI_OK to go on, CLI_USAGE after printing
  * a usage error, or -1 after printing --help (the caller exits CLI_OK).
- * Validates the common options when c is not NULL (bootstrap required).
+ * Validates the common options when c is not NULL (bootstrap: cli_bootstrap).
  */
 int adm_parse(int argc, char **argv, const char *usage, adm_opt_t *opts, size_t nopts,
               adm_common_t *c);

@@ -151,7 +151,7 @@ int adm_groups_reset_offsets(int argc, char **argv) {
     };
     static const char *const required[] = {"--group", NULL};
     int ret = adm_start(&m, argc, argv,
-                        "samsa groups reset-offsets --bootstrap-server HOST:PORT --group GROUP "
+                        "samsa groups reset-offsets [-b HOST:PORT] --group GROUP "
                         "(--topic T[:P,P] | --all-topics) (--to-earliest | --to-latest | "
                         "--to-offset N | --to-datetime DT | --shift-by N | --to-current) "
                         "[--dry-run | --execute]",

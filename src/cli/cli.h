@@ -34,6 +34,23 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  */
 rd_kafka_conf_t *cli_rk_conf(const char *bootstrap, char *const *props, size_t nprops);
 
+/* The bootstrap servers to use: given (an option's value), else the
+ * environment variable SAMSA_BOOTSTRAP, else CLI_DEFAULT_BOOTSTRAP. */
+#define CLI_DEFAULT_BOOTSTRAP "localhost:9092"
+const char *cli_bootstrap(const char *given);
+
+/* How long a connection attempt to one server may take before the next one
+ * in the list is tried (and an unreachable cluster is reported), in ms. */
+#define CLI_CONNECT_TIMEOUT_MS 1000
+
+/*
+ * The long option a short form stands for, as kcat and rpk spell them: -b
+ * --bootstrap-server, -t --topic, -g --group, -p --partition (else
+ * --partitions), -o --offset (else --output). known(name, ctx) says whether
+ * the command has that long option. NULL when w is not such a short form.
+ */
+const char *cli_expand_short(const char *w, bool (*known)(const char *name, void *ctx), void *ctx);
+
 /* True when stderr is a terminal (progress lines are shown only then). */
 bool cli_progress_wanted(void);
 

@@ -156,8 +156,7 @@ static int cluster_describe(int argc, char **argv) {
         ADM_COMMON_OPTS(&m.c),
         {"--api-versions", ADM_FLAG, &versions, "", "also list the supported API versions", false},
     };
-    int ret = adm_start(&m, argc, argv,
-                        "samsa cluster describe --bootstrap-server HOST:PORT [--api-versions]",
+    int ret = adm_start(&m, argc, argv, "samsa cluster describe [-b HOST:PORT] [--api-versions]",
                         opts, NOPTS(opts), NULL);
     if (ret != CLI_OK) goto done;
     if ((ret = adm_connect(&m)) != CLI_OK) goto done;

@@ -131,7 +131,7 @@ static int configs_describe(int argc, char **argv) {
         {"--all", ADM_FLAG, &all, "", "every config, defaults included", false},
     };
     int ret = adm_start(&m, argc, argv,
-                        "samsa configs describe --bootstrap-server HOST:PORT --entity-type "
+                        "samsa configs describe [-b HOST:PORT] --entity-type "
                         "topics|brokers [--entity-name NAME | --entity-default] [--all]",
                         opts, NOPTS(opts), NULL);
     entity_t e;
@@ -201,7 +201,7 @@ static int configs_alter(int argc, char **argv) {
     adm_config_op_t *ops = NULL;
     size_t nops = 0;
     int ret = adm_start(&m, argc, argv,
-                        "samsa configs alter --bootstrap-server HOST:PORT --entity-type "
+                        "samsa configs alter [-b HOST:PORT] --entity-type "
                         "topics|brokers (--entity-name NAME | --entity-default) [--add-config "
                         "K=V,...] [--delete-config K,...] [--append-config K=V,...] "
                         "[--subtract-config K=V,...]",

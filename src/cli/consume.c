@@ -14,12 +14,13 @@
 #include "cli/io_common.h"
 
 static const char usage[] =
-    "usage: samsa consume --bootstrap-server HOST:PORT --topic TOPIC [options]\n"
+    "usage: samsa consume [--bootstrap-server HOST:PORT] --topic TOPIC [options]\n"
     "\n"
     "Prints records to stdout, one per line.\n"
     "\n"
     "options:\n"
-    "  --bootstrap-server B      broker(s) to connect to (required)\n"
+    "  --bootstrap-server B      broker(s) to connect to (default: $SAMSA_BOOTSTRAP, else "
+    "localhost:9092)\n"
     "  --topic T                 topic to read (required)\n"
     "  --group G                 consume in group G and commit offsets; without it the\n"
     "                            partitions are assigned directly and nothing is committed\n"
@@ -78,6 +79,9 @@ typedef struct {
     rd_kafka_queue_t *queue; /* without a group: where the assigned partitions deliver */
     rd_kafka_topic_t *rkt;   /* without a group */
     int32_t first, last;     /* without a group: the partitions started */
+    const char *topic;
+    int64_t *next;     /* without a group: next offset per partition (< 0: symbolic) */
+    bool told_waiting; /* the "waiting for records" note was shown */
     bool group;
     int64_t from_ts; /* -1 unless --from-timestamp */
     int timeout_ms;  /* for offset look-ups */
@@ -302,8 +306,7 @@ static int parse_format(io_arg_t *args, out_format_t *f) {
 /* Checks the combinations Kafka's console consumer refuses. */
 static int check_args(io_arg_t *args, long long *partition, int64_t *start, int64_t *from_ts) {
     int rc;
-    if ((rc = io_arg_require("consume", &args[A_BOOTSTRAP])) ||
-        (rc = io_arg_require("consume", &args[A_TOPIC])) ||
+    if ((rc = io_arg_require("consume", &args[A_TOPIC])) ||
         (rc = io_arg_int("consume", &args[A_PARTITION], 0, INT32_MAX, partition)))
         return rc;
     struct {
@@ -393,15 +396,53 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* Without a group: start the partitions [first, last] at start (or the
  * timestamp) on one queue, with the simple consumer (no group, no commits). */
+/* A start offset past the end of the log would be reset by the client: say
+ * where the end is and start there. */
+static int64_t check_start(consumer_t *c, int32_t p, int64_t start) {
+    int64_t lo = 0, hi = 0;
+    if (start < 0 || rd_kafka_query_watermark_offsets(c->rk, c->topic, p, &lo, &hi,
+                                                      c->timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return start;
+    if (start <= hi) return start;
+    cli_error("consume: warning: --offset %lld is past the end of %s-%d (the log ends at offset "
+              "%lld); starting at the end",
+              (long long)start, c->topic, (int)p, (long long)hi);
+    return RD_KAFKA_OFFSET_END;
+}
+
+/* On a terminal, after a few quiet seconds: where each partition waits and
+ * where its log ends, so an empty partition or a far offset is not a mystery. */
+#define WAITING_NOTE_MS 3000
+static void tell_waiting(consumer_t *c) {
+    c->told_waiting = true;
+    if (c->group || !c->next || !cli_progress_wanted()) return;
+    for (int32_t p = c->first; p <= c->last && p - c->first < 8; p++) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(c->rk, c->topic, p, &lo, &hi, c->timeout_ms)) continue;
+        int64_t at = c->next[p - c->first];
+        if (at == RD_KAFKA_OFFSET_END) at = hi;
+        if (at == RD_KAFKA_OFFSET_BEGINNING) at = lo;
+        if (at < 0) continue;
+        cli_error("consume: waiting for records on %s-%d at offset %lld; the log ends at %lld",
+                  c->topic, (int)p, (long long)at, (long long)hi);
+    }
+    if (c->last - c->first >= 8)
+        cli_error("consume: ... and %d more partitions", (int)(c->last - c->first - 7));
+}
+
 static int start_assigned(consumer_t *c, const char *topic, int64_t start) {
     c->rkt = rd_kafka_topic_new(c->rk, topic, NULL);
     c->queue = rd_kafka_queue_new(c->rk);
+    c->topic = topic;
+    c->next = calloc((size_t)(c->last - c->first + 1), sizeof(*c->next));
     rd_kafka_topic_partition_list_t *parts =
         rd_kafka_topic_partition_list_new(c->last - c->first + 1);
     for (int32_t p = c->first; p <= c->last; p++)
-        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = start;
+        rd_kafka_topic_partition_list_add(parts, topic, p)->offset = check_start(c, p, start);
     int rc = 0;
     if (c->from_ts >= 0) rc = offsets_at_time(c->rk, parts, c->from_ts, c->timeout_ms);
+    for (int i = 0; i < parts->cnt && c->next; i++)
+        c->next[i] = parts->elems[i].offset;
     for (int i = 0; i < parts->cnt && !rc; i++)
         if (rd_kafka_consume_start_queue(c->rkt, parts->elems[i].partition, parts->elems[i].offset,
                                          c->queue) != 0) {
@@ -466,6 +507,7 @@ static int consume_loop(consumer_t *c, const out_format_t *f, long long max, lon
             if (unflushed) fflush(stdout);
             unflushed = false;
             if (!assigned && (assigned = has_assignment(c))) last = io_now_us();
+            if (!c->told_waiting && io_now_us() - last >= WAITING_NOTE_MS * 1000LL) tell_waiting(c);
             continue;
         }
         assigned = true;
@@ -488,6 +530,8 @@ static int consume_loop(consumer_t *c, const out_format_t *f, long long max, lon
             write_json(m);
         else
             write_text(f, m);
+        if (c->next && m->partition >= c->first && m->partition <= c->last)
+            c->next[m->partition - c->first] = m->offset + 1;
         rd_kafka_message_destroy(m);
         unflushed = true;
         ++*count;
@@ -576,7 +620,7 @@ int cli_consume(int argc, char **argv) {
         goto out;
     io_arg_t *cp = &args[A_CONSUMER_PROP];
     rd_kafka_conf_t *conf =
-        cli_rk_conf(args[A_BOOTSTRAP].value, (char *const *)cp->values, cp->nvalues);
+        cli_rk_conf(cli_bootstrap(args[A_BOOTSTRAP].value), (char *const *)cp->values, cp->nvalues);
     if (!conf || (rc = set_defaults(conf, args))) {
         if (conf) rd_kafka_conf_destroy(conf);
         rc = CLI_USAGE;
@@ -616,6 +660,7 @@ out:
         if (!rc) rc = frc;
         rd_kafka_destroy(c.rk);
     }
+    free(c.next);
     if (started) fprintf(stderr, "Processed a total of %lld messages\n", count);
     io_args_free(args, A_COUNT);
     return rc;

@@ -41,9 +41,8 @@ static int groups_list(int argc, char **argv) {
         {"--state", ADM_LIST, &states_arg, "STATE[,STATE]",
          "only groups in these states (Empty, Stable, PreparingRebalance, ...)", false},
     };
-    int ret =
-        adm_start(&m, argc, argv, "samsa groups list --bootstrap-server HOST:PORT [--state S]",
-                  opts, NOPTS(opts), NULL);
+    int ret = adm_start(&m, argc, argv, "samsa groups list [-b HOST:PORT] [--state S]", opts,
+                        NOPTS(opts), NULL);
     if (ret != CLI_OK) goto done;
     for (size_t i = 0; i < states_arg.n; i++)
         if (adm_split_commas(states_arg.v[i], &states) != SM_OK) {
@@ -275,7 +274,7 @@ static int groups_describe(int argc, char **argv) {
     };
     static const char *const required[] = {"--group", NULL};
     int ret = adm_start(&m, argc, argv,
-                        "samsa groups describe --bootstrap-server HOST:PORT --group GROUP "
+                        "samsa groups describe [-b HOST:PORT] --group GROUP "
                         "[--offsets|--members|--state]",
                         opts, NOPTS(opts), required);
     if (ret != CLI_OK) goto done;
@@ -337,8 +336,7 @@ static int groups_delete(int argc, char **argv) {
         {"--group", ADM_LIST, &groups, "GROUP", "group to delete (required)", false},
     };
     static const char *const required[] = {"--group", NULL};
-    int ret = adm_start(&m, argc, argv,
-                        "samsa groups delete --bootstrap-server HOST:PORT --group GROUP...", opts,
+    int ret = adm_start(&m, argc, argv, "samsa groups delete [-b HOST:PORT] --group GROUP...", opts,
                         NOPTS(opts), required);
     if (ret != CLI_OK) goto done;
     if ((ret = adm_connect(&m)) != CLI_OK) goto done;
@@ -397,7 +395,7 @@ static int groups_delete_offsets(int argc, char **argv) {
     };
     static const char *const required[] = {"--group", "--topic", NULL};
     int ret = adm_start(&m, argc, argv,
-                        "samsa groups delete-offsets --bootstrap-server HOST:PORT --group GROUP "
+                        "samsa groups delete-offsets [-b HOST:PORT] --group GROUP "
                         "--topic TOPIC[:P,P]...",
                         opts, NOPTS(opts), required);
     if (ret != CLI_OK) goto done;

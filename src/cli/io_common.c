@@ -38,6 +38,16 @@ static int push_value(const char *cmd, io_arg_t *a, const char *v, int argc) {
     return 0;
 }
 
+typedef struct arg_table {
+    io_arg_t *args;
+    size_t n;
+} arg_table_t;
+
+static bool has_arg(const char *name, void *ctx) {
+    arg_table_t *t = ctx;
+    return find_arg(t->args, t->n, name, strlen(name)) != NULL;
+}
+
 int io_args_parse(const char *cmd, int argc, char **argv, io_arg_t *args, size_t nargs,
                   const char *usage, bool *help) {
     *help = false;
@@ -48,6 +58,9 @@ int io_args_parse(const char *cmd, int argc, char **argv, io_arg_t *args, size_t
             *help = true;
             return 0;
         }
+        arg_table_t table = {args, nargs};
+        const char *expanded = cli_expand_short(w, has_arg, &table);
+        if (expanded) w = expanded;
         if (strncmp(w, "--", 2) != 0) {
             cli_error("%s: unexpected argument '%s' (samsa %s --help lists the options)", cmd, w,
                       cmd);
@@ -473,10 +486,20 @@ int io_wait_topic(rd_kafka_t *rk, const char *topic, int timeout_ms, int *partit
         cli_error("topic '%s': %s", topic, rd_kafka_err2str(rd_kafka_last_error()));
         return CLI_FAIL;
     }
-    int64_t deadline = io_now_us() + (int64_t)timeout_ms * 1000;
+    int64_t start = io_now_us(), deadline = start + (int64_t)timeout_ms * 1000;
+    /* Connections still failing after a couple of attempts: report it then
+     * rather than at the deadline (a broker just starting gets that long). */
+    int64_t unreachable_after = start + 2 * CLI_CONNECT_TIMEOUT_MS * 1000;
     rd_kafka_resp_err_t last = RD_KAFKA_RESP_ERR__TIMED_OUT;
     int rc;
     for (;;) {
+        if (last == RD_KAFKA_RESP_ERR__TRANSPORT && io_now_us() >= unreachable_after) {
+            const char *detail = io_last_error();
+            cli_error("cannot reach the cluster: %s: %s", rd_kafka_err2name(last),
+                      detail[0] ? detail : "every bootstrap server refused or failed");
+            rc = CLI_FAIL;
+            break;
+        }
         int64_t left_ms = (deadline - io_now_us()) / 1000;
         if (left_ms <= 0 || io_stop_requested()) {
             rc = CLI_FAIL;

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "protocol/request.h"
 
 #define KC_MAX_FRAME (64 * 1024 * 1024)
@@ -97,7 +98,9 @@ static int conn_connect(kc_client_t *kc, kc_conn_t *c, const char *host, int por
                 continue;
             }
             if (wait_fd(kc, c, POLLOUT, deadline) != SM_OK) {
-                kc_fail(kc, "cannot connect to %s within %d ms", c->addr, kc->timeout_ms);
+                kc_fail(kc, "cannot connect to %s: no answer within %d ms", c->addr,
+                        (int)(CLI_CONNECT_TIMEOUT_MS < kc->timeout_ms ? CLI_CONNECT_TIMEOUT_MS
+                                                                      : kc->timeout_ms));
                 conn_close(c);
                 continue;
             }
@@ -157,6 +160,24 @@ static int recv_all(kc_client_t *kc, kc_conn_t *c, uint8_t *p, size_t n, int64_t
     return SM_OK;
 }
 
+/* What a peer that is not a Kafka broker seems to speak, from the first four
+ * bytes it answered with ("" when they say nothing). */
+static void describe_peer(const uint8_t b[4], char *out, size_t cap) {
+    out[0] = 0;
+    if (b[0] == 0x15 || b[0] == 0x16) {
+        if (b[1] == 3) snprintf(out, cap, "TLS; is it an SSL listener?");
+        return;
+    }
+    for (int i = 0; i < 4; i++)
+        if (b[i] < 0x20 || b[i] > 0x7e) return;
+    if (memcmp(b, "HTTP", 4) == 0)
+        snprintf(out, cap, "HTTP");
+    else if (memcmp(b, "SSH-", 4) == 0)
+        snprintf(out, cap, "SSH");
+    else
+        snprintf(out, cap, "text starting \"%.4s\"", (const char *)b);
+}
+
 /* One exchange on c at an explicit version; the connection is closed on any
  * I/O or framing failure so the next call starts clean. */
 static int conn_exchange(kc_client_t *kc, kc_conn_t *c, const proto_api_desc_t *api,
@@ -198,7 +219,12 @@ static int conn_exchange(kc_client_t *kc, kc_conn_t *c, const proto_api_desc_t *
     int32_t size =
         (int32_t)((uint32_t)szb[0] << 24 | (uint32_t)szb[1] << 16 | (uint32_t)szb[2] << 8 | szb[3]);
     if (size < 4 || size > KC_MAX_FRAME) {
-        kc_fail(kc, "%s: bad response size %d to %s", c->addr, size, api->name);
+        char what[64];
+        describe_peer(szb, what, sizeof(what));
+        if (what[0])
+            kc_fail(kc, "%s: not a Kafka broker (it answered %s)", c->addr, what);
+        else
+            kc_fail(kc, "%s: bad response size %d to %s", c->addr, size, api->name);
         rc = SM_ERR_PARSE;
         goto fail;
     }
@@ -239,7 +265,9 @@ static int conn_negotiate(kc_client_t *kc, kc_conn_t *c, const char *host, int p
     for (int i = 0; i < 2; i++) {
         sm_arena_t a;
         sm_arena_init(&a, 0);
-        if (c->fd < 0 && conn_connect(kc, c, host, port, kc_now_ms() + kc->timeout_ms) != SM_OK) {
+        int connect_ms =
+            kc->timeout_ms < CLI_CONNECT_TIMEOUT_MS ? kc->timeout_ms : CLI_CONNECT_TIMEOUT_MS;
+        if (c->fd < 0 && conn_connect(kc, c, host, port, kc_now_ms() + connect_ms) != SM_OK) {
             sm_arena_free(&a);
             return SM_ERR_IO;
         }
@@ -265,7 +293,7 @@ static int conn_negotiate(kc_client_t *kc, kc_conn_t *c, const char *host, int p
             conn_close(c);
             return SM_ERR;
         }
-        if (rc == SM_ERR_IO) return rc;
+        if (rc != SM_OK) return rc; /* not an old broker: a dead or foreign peer */
         conn_close(c);
     }
     return SM_ERR;

@@ -24,7 +24,7 @@ static const char usage[] =
     "  e2e       end-to-end latency at a fixed rate: produce to consume in one process\n";
 
 static const char produce_usage[] =
-    "usage: samsa perf produce --bootstrap-server B --topic T --num-records N\n"
+    "usage: samsa perf produce [--bootstrap-server B] --topic T --num-records N\n"
     "                          --record-size S --throughput R [options]\n"
     "\n"
     "Sends N records of S random bytes (fixed at start) at R records/s (-1: no limit)\n"
@@ -54,7 +54,7 @@ static const char produce_usage[] =
     "MB is 2^20 bytes. Exit 1 when a record was not delivered.\n";
 
 static const char consume_usage[] =
-    "usage: samsa perf consume --bootstrap-server B --topic T --messages N [options]\n"
+    "usage: samsa perf consume [--bootstrap-server B] --topic T --messages N [options]\n"
     "\n"
     "Reads N records and reports the throughput.\n"
     "\n"
@@ -92,11 +92,7 @@ int perf_parse_output(const char *cmd, const io_arg_t *a, bool *json) {
 
 rd_kafka_conf_t *perf_conf(const char *cmd, const io_arg_t *bootstrap, const io_arg_t *props) {
     const char *b = bootstrap->seen ? bootstrap->value : io_prop_get(props, "bootstrap.servers");
-    if (!b) {
-        cli_error("%s: --bootstrap-server is required", cmd);
-        return NULL;
-    }
-    return cli_rk_conf(b, (char *const *)props->values, props->nvalues);
+    return cli_rk_conf(cli_bootstrap(b), (char *const *)props->values, props->nvalues);
 }
 
 int perf_parse_rate(const char *cmd, const io_arg_t *a, double *rate) {

@@ -16,7 +16,7 @@
 #include "cli/perf_common.h"
 
 static const char usage[] =
-    "usage: samsa perf e2e --bootstrap-server B --topic T --num-records N\n"
+    "usage: samsa perf e2e [--bootstrap-server B] --topic T --num-records N\n"
     "                      --record-size S --throughput R [options]\n"
     "\n"
     "Produces N records of S bytes (at least 8) at R records/s and consumes them in\n"

@@ -13,12 +13,13 @@
 #include "cli/io_common.h"
 
 static const char usage[] =
-    "usage: samsa produce --bootstrap-server HOST:PORT --topic TOPIC [options] < lines\n"
+    "usage: samsa produce [--bootstrap-server HOST:PORT] --topic TOPIC [options] < lines\n"
     "\n"
     "Sends one record per line of stdin (the line without its newline).\n"
     "\n"
     "options:\n"
-    "  --bootstrap-server B      broker(s) to connect to (required)\n"
+    "  --bootstrap-server B      broker(s) to connect to (default: $SAMSA_BOOTSTRAP, else "
+    "localhost:9092)\n"
     "  --topic T                 topic to write to (required; auto-created if the\n"
     "                            broker allows it)\n"
     "  --property k=v            line reader property (also --reader-property):\n"
@@ -246,7 +247,7 @@ static int send_record(rd_kafka_t *rk, const char *topic, int32_t partition, lin
 static rd_kafka_conf_t *producer_conf(io_arg_t *args) {
     io_arg_t *pp = &args[A_PRODUCER_PROP];
     rd_kafka_conf_t *conf =
-        cli_rk_conf(args[A_BOOTSTRAP].value, (char *const *)pp->values, pp->nvalues);
+        cli_rk_conf(cli_bootstrap(args[A_BOOTSTRAP].value), (char *const *)pp->values, pp->nvalues);
     if (!conf) return NULL;
     char err[512];
     if (io_producer_defaults("produce", conf, pp, args[A_ACKS].value)) goto fail;
@@ -268,8 +269,7 @@ static int check_args(io_arg_t *args, line_format_t *f, long long *partition, lo
         "headers.delimiter", "headers.separator", "headers.key.separator",
         "null.marker",       "ignore.error",      NULL};
     int rc;
-    if ((rc = io_arg_require("produce", &args[A_BOOTSTRAP])) ||
-        (rc = io_arg_require("produce", &args[A_TOPIC])) ||
+    if ((rc = io_arg_require("produce", &args[A_TOPIC])) ||
         (rc = io_props_check("produce", &args[A_PROPERTY], known)) ||
         (rc = io_arg_int("produce", &args[A_PARTITION], 0, INT32_MAX, partition)) ||
         (rc = io_arg_int("produce", &args[A_TIMEOUT], 1, INT32_MAX, timeout)))

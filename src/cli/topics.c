@@ -75,8 +75,7 @@ static int topics_create(int argc, char **argv) {
          false},
     };
     static const char *const required[] = {"--topic", NULL};
-    int ret = adm_start(&m, argc, argv,
-                        "samsa topics create --bootstrap-server HOST:PORT --topic NAME [options]",
+    int ret = adm_start(&m, argc, argv, "samsa topics create [-b HOST:PORT] --topic NAME [options]",
                         opts, NOPTS(opts), required);
     if (ret != CLI_OK) goto done;
     ret = CLI_USAGE;
@@ -162,8 +161,8 @@ static int topics_list(int argc, char **argv) {
         ADM_COMMON_OPTS(&m.c),
         {"--exclude-internal", ADM_FLAG, &exclude_internal, "", "leave out internal topics", false},
     };
-    int ret = adm_start(&m, argc, argv, "samsa topics list --bootstrap-server HOST:PORT [options]",
-                        opts, NOPTS(opts), NULL);
+    int ret = adm_start(&m, argc, argv, "samsa topics list [-b HOST:PORT] [options]", opts,
+                        NOPTS(opts), NULL);
     if (ret != CLI_OK) goto done;
     if ((ret = adm_connect(&m)) != CLI_OK) goto done;
     proto_metadata_response_t md;
@@ -328,8 +327,7 @@ static int topics_describe(int argc, char **argv) {
         {"--topic", ADM_LIST, &names, "NAME", "topic to describe (default: every topic)", false},
         {"--exclude-internal", ADM_FLAG, &exclude_internal, "", "leave out internal topics", false},
     };
-    int ret = adm_start(&m, argc, argv,
-                        "samsa topics describe --bootstrap-server HOST:PORT [--topic NAME]...",
+    int ret = adm_start(&m, argc, argv, "samsa topics describe [-b HOST:PORT] [--topic NAME]...",
                         opts, NOPTS(opts), NULL);
     if (ret != CLI_OK) goto done;
     if ((ret = adm_connect(&m)) != CLI_OK) goto done;
@@ -390,8 +388,7 @@ static int topics_delete(int argc, char **argv) {
         {"--topic", ADM_LIST, &names, "NAME", "topic to delete (required)", false},
         {"--if-exists", ADM_FLAG, &if_exists, "", "succeed if the topic does not exist", false},
     };
-    int ret = adm_start(&m, argc, argv,
-                        "samsa topics delete --bootstrap-server HOST:PORT --topic NAME...", opts,
+    int ret = adm_start(&m, argc, argv, "samsa topics delete [-b HOST:PORT] --topic NAME...", opts,
                         NOPTS(opts), NULL);
     if (ret != CLI_OK) goto done;
     if ((ret = adm_require(opts, NOPTS(opts), "--topic")) != CLI_OK) goto done;
@@ -482,7 +479,7 @@ static int topics_alter(int argc, char **argv) {
     adm_config_op_t *ops = NULL;
     size_t nops = 0;
     int ret = adm_start(&m, argc, argv,
-                        "samsa topics alter --bootstrap-server HOST:PORT --topic NAME "
+                        "samsa topics alter [-b HOST:PORT] --topic NAME "
                         "[--partitions N] [--config K=V]... [--delete-config K]...",
                         opts, NOPTS(opts), NULL);
     if (ret != CLI_OK) goto done;

@@ -24,13 +24,13 @@ int broker_handle_find_coordinator(broker_req_t *r) {
     int16_t err = req->key_type == 0 || (req->key_type == 1 && b->txns) ? PROTO_ERR_NONE
                   : req->key_type > 2                                   ? PROTO_ERR_INVALID_REQUEST
                                       : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
-    sm_str_t host = sm_arena_str(&r->arena, b->s.advertised_host);
+    sm_str_t host = sm_arena_str(&r->arena, broker_req_host(r));
     if (r->version < 4) {
         resp->error_code = err;
         resp->error_message = err ? SM_STR_LIT("No coordinator for this key type") : SM_STR_NULL;
         resp->node_id = err ? -1 : b->s.node_id;
         resp->host = err ? SM_STR_LIT("") : host;
-        resp->port = err ? -1 : b->s.advertised_port;
+        resp->port = err ? -1 : broker_req_port(r);
         return BROKER_RESPOND;
     }
     int32_t n = req->coordinator_keys.n > 0 ? req->coordinator_keys.n : 0;
@@ -44,7 +44,7 @@ int broker_handle_find_coordinator(broker_req_t *r) {
         o->error_message = err ? SM_STR_LIT("No coordinator for this key type") : SM_STR_NULL;
         o->node_id = err ? -1 : b->s.node_id;
         o->host = err ? SM_STR_LIT("") : host;
-        o->port = err ? -1 : b->s.advertised_port;
+        o->port = err ? -1 : broker_req_port(r);
     }
     return BROKER_RESPOND;
 }

@@ -260,8 +260,8 @@ static int16_t complete_join(group_coordinator_t *c, group_shard_t *s, group_t *
         g->leader = gs_copy(g->members->id);
     }
     set_state(g, GROUP_COMPLETING);
-    sm_debug("group", "%s: generation %d with %d members, protocol %s, leader %s", g->id,
-             g->generation, g->nmembers, g->protocol ? g->protocol : "-", g->leader);
+    sm_info("group", "%s: rebalanced: generation %d with %d members, protocol %s, leader %s", g->id,
+            g->generation, g->nmembers, g->protocol ? g->protocol : "-", g->leader);
     for (group_member_t *m = g->members; m; m = m->next) {
         broker_req_t *r = m->join_req;
         m->join_req = NULL;
@@ -286,8 +286,8 @@ static void prepare_rebalance(group_coordinator_t *c, group_t *g, bool initial) 
     if (g->rebalance_deadline > g->rebalance_max) g->rebalance_deadline = g->rebalance_max;
     if (g->rebalance_deadline <= 0) g->rebalance_deadline = 1;
     set_state(g, GROUP_PREPARING);
-    sm_debug("group", "%s: preparing rebalance (generation %d, %d members)", g->id, g->generation,
-             g->nmembers);
+    sm_info("group", "%s: preparing rebalance (generation %d, %d members)", g->id, g->generation,
+            g->nmembers);
     group_timer_kick(c);
 }
 

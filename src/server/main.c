@@ -66,6 +66,7 @@ int main(int argc, char **argv) {
     }
     int lvl = sm_log_level_parse(sm_config_str(cfg, "samsa.log.level"));
     if (lvl >= 0) sm_log_set_level(lvl);
+    sm_config_warn_inert(cfg);
 
     /* Signals are taken synchronously by the main thread; other threads never
      * see them. */
@@ -79,7 +80,10 @@ int main(int argc, char **argv) {
     static broker_t broker;
     int rc = broker_start(&broker, cfg);
     if (rc) {
-        fprintf(stderr, "samsa-server: could not start: %s\n", sm_strerror(rc));
+        if (rc == SM_ERR_PARSE)
+            fprintf(stderr, "samsa-server: could not start: bad configuration (see above)\n");
+        else
+            fprintf(stderr, "samsa-server: could not start (the error above says why)\n");
         return rc == SM_ERR_PARSE ? 2 : 1;
     }
     int sig = 0;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,14 @@ static bool file_exists(log_segment_t *s, const char *ext) {
     return access(p, F_OK) == 0;
 }
 
+static _Atomic int64_t rec_segments, rec_bytes, rec_cut_bytes;
+
+void log_recovery_totals(log_recovery_totals_t *out) {
+    out->segments = atomic_load(&rec_segments);
+    out->bytes = atomic_load(&rec_bytes);
+    out->cut_bytes = atomic_load(&rec_cut_bytes);
+}
+
 typedef struct recovery_report {
     int scanned;
     int64_t cut_bytes;
@@ -231,9 +240,12 @@ static int recover_segment(log_t *l, log_segment_t *s, int64_t file_size, bool *
     if (rc) return rc;
     int64_t valid_end;
     rep->scanned++;
+    atomic_fetch_add(&rec_segments, 1);
+    atomic_fetch_add(&rec_bytes, file_size);
     rc = seg_scan(s, fd, l->cfg.index_interval_bytes, true, file_size, &valid_end);
     if (rc == SM_OK && valid_end < file_size) {
         rep->cut_bytes += file_size - valid_end;
+        atomic_fetch_add(&rec_cut_bytes, file_size - valid_end);
         *cut = true;
         if (ftruncate(fd, valid_end)) rc = SM_ERR_IO;
     }

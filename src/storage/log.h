@@ -217,6 +217,12 @@ int log_rename_for_delete(log_t *l, const char *new_dir);
 void log_set_open_segment_limit(int n);
 /* Inactive segments currently holding a descriptor or a mapped index. */
 int log_open_segment_count(void);
+/* What recovery of unclean logs did, process-wide: segments scanned, their
+ * bytes, and bytes cut as torn or corrupt. */
+typedef struct log_recovery_totals {
+    int64_t segments, bytes, cut_bytes;
+} log_recovery_totals_t;
+void log_recovery_totals(log_recovery_totals_t *out);
 /* Bytes read from .log files by storage itself (recovery scans, lookups,
  * copies; not sendfile), process-wide. */
 int64_t log_segment_bytes_read(void);

@@ -239,13 +239,39 @@ static int push_doomed(log_manager_t *m, char *path, log_t *l) {
     return SM_OK;
 }
 
+/* One line for the operator: how the logs were found and what recovery did. */
+static void report_load(int njobs, int unclean_dirs, const log_recovery_totals_t *before,
+                        int64_t t0) {
+    log_recovery_totals_t after;
+    log_recovery_totals(&after);
+    int64_t ms = sm_mono_ms() - t0;
+    if (njobs == 0) {
+        sm_info("storage", "no partition logs yet");
+        return;
+    }
+    if (unclean_dirs == 0) {
+        sm_info("storage", "opened %d partition logs in %" PRId64 " ms after a clean shutdown",
+                njobs, ms);
+        return;
+    }
+    sm_warn("storage",
+            "recovery after an unclean shutdown (%d log dir(s)): %d partition logs opened, %" PRId64
+            " segment(s) scanned (%" PRId64 " bytes), %" PRId64 " bytes cut, in %" PRId64 " ms",
+            unclean_dirs, njobs, after.segments - before->segments, after.bytes - before->bytes,
+            after.cut_bytes - before->cut_bytes, ms);
+}
+
 static int load_dirs(log_manager_t *m, int threads) {
     load_job_t *jobs = NULL;
-    int njobs = 0, cap = 0, rc = SM_OK;
+    int njobs = 0, cap = 0, rc = SM_OK, unclean_dirs = 0;
+    log_recovery_totals_t before;
+    log_recovery_totals(&before);
+    int64_t t0 = sm_mono_ms();
     for (int d = 0; d < m->ndirs; d++) {
         char marker[4096];
         snprintf(marker, sizeof(marker), "%s/%s", m->dirs[d], CLEAN_MARKER);
         bool clean = access(marker, F_OK) == 0;
+        int first_job = njobs;
         ckpt_t rp, ls, cl;
         ckpt_read(m->dirs[d], RECOVERY_CHECKPOINT, &rp);
         ckpt_read(m->dirs[d], START_CHECKPOINT, &ls);
@@ -303,6 +329,7 @@ static int load_dirs(log_manager_t *m, int threads) {
         closedir(dir);
         ckpt_free(&rp);
         ckpt_free(&ls);
+        if (!clean && njobs > first_job) unclean_dirs++;
         ckpt_free(&cl);
         /* From now on a crash is an unclean stop. */
         unlink(marker);
@@ -337,6 +364,7 @@ static int load_dirs(log_manager_t *m, int threads) {
                 log_close(jobs[i].log);
         }
     }
+    if (rc == SM_OK) report_load(njobs, unclean_dirs, &before, t0);
     free(jobs);
     return rc;
 }

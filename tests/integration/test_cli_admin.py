@@ -110,7 +110,6 @@ def test_usage_errors_exit_2_with_one_line_naming_the_flag():
         (["topics", "create", "--bootstrap-server", "x:1", "--topic", "t", "--partitions", "abc"],
          "--partitions"),
         (["topics", "create", "--bootstrap-server", "x:1"], "--topic"),
-        (["topics", "create", "--topic", "t"], "--bootstrap-server"),
         (["topics", "list", "--bootstrap-server", "x:1", "--bogus"], "--bogus"),
         (["topics", "nope"], "nope"),
         (["groups", "describe", "--bootstrap-server", "x:1"], "--group"),
@@ -140,6 +139,69 @@ def test_unreachable_broker_fails_with_a_clear_message():
         r = run(*args, "--bootstrap-server", "127.0.0.1:1", "--timeout-ms", "3000", timeout=30)
         assert r.returncode == 1, (args, r.returncode, r.stderr)
         assert r.stderr == "samsa: cannot connect to 127.0.0.1:1: Connection refused\n", r.stderr
+
+
+def test_a_dead_first_bootstrap_entry_falls_through_to_the_next(broker):
+    with socket.socket() as dead:  # bound, never listening: connections are refused
+        dead.bind(("127.0.0.1", 0))
+        r = run("topics", "list", "-b", f"127.0.0.1:{dead.getsockname()[1]},{broker.bootstrap}",
+                "--timeout-ms", "3600000", timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_peer_that_is_not_kafka_is_named(tmp_path):
+    """An HTTP server answers the ApiVersions bytes with an HTTP error."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        p = subprocess.Popen([SAMSA, "topics", "list", "-b", f"127.0.0.1:{port}"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            out, err = p.communicate(timeout=60)
+    assert p.returncode == 1, err
+    assert err == f"samsa: 127.0.0.1:{port}: not a Kafka broker (it answered HTTP)\n", err
+
+
+def test_short_flags_and_the_bootstrap_variable(broker):
+    r = run("topics", "create", "-b", broker.bootstrap, "-t", "shorts", "-p", "3")
+    assert r.returncode == 0, r.stderr
+    env = dict(os.environ, SAMSA_BOOTSTRAP=broker.bootstrap)
+    r = subprocess.run([SAMSA, "topics", "describe", "-t", "shorts", "-o", "json"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)[0]["partitions"]) == 3
+    # Without either, localhost:9092 is the default, as the help says.
+    assert "default $SAMSA_BOOTSTRAP or localhost:9092" in run("topics", "list", "--help").stdout
+    assert "-b, --bootstrap-server" in run("topics", "list", "--help").stdout
+
+
+def test_help_topics_and_shell_completion():
+    assert run("help", "topics", "create").stdout == run("topics", "create", "--help").stdout
+    assert run("help", "consume").stdout == run("consume", "--help").stdout
+    for shell in ("bash", "zsh"):
+        r = run("completion", shell)
+        assert r.returncode == 0 and "complete -F _samsa samsa" in r.stdout, r.stderr
+    assert run("completion", "fish").returncode == 2
+    script = run("completion", "bash").stdout
+    probe = (script + "\nCOMP_WORDS=(samsa $1); COMP_CWORD=$(($# - 0)); "
+             "COMP_WORDS=(samsa \"$@\"); COMP_CWORD=$#; _samsa; echo \"${COMPREPLY[*]}\"\n")
+    env = dict(os.environ, PATH=os.path.dirname(SAMSA) + os.pathsep + os.environ["PATH"])
+
+    def complete(*words):
+        r = subprocess.run(["bash", "-c", probe, "probe", *words], capture_output=True,
+                           text=True, env=env, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+
+    assert complete("to") == ["topics"]
+    assert complete("topics", "cr") == ["create"]
+    assert "--partitions" in complete("topics", "create", "--par")
+    assert complete("consume", "--from-b") == ["--from-beginning"]
+    assert complete("perf", "e") == ["e2e"]
 
 
 def test_silent_broker_fails_after_the_timeout_instead_of_hanging():

@@ -1,6 +1,7 @@
 """The examples of docs/cli.md (and docs/cli-io.md when present) work: every
 `$ ` line of their console blocks runs, in document order, against one fresh
-samsa-server and exits 0."""
+samsa-server and exits 0, with the default configuration and with several partitions
+per topic."""
 
 import os
 import re
@@ -53,7 +54,10 @@ def test_every_admin_subcommand_has_an_example():
             assert any(c.startswith(f"samsa {cmd} {sub} ") for c in cmds), f"{cmd} {sub}"
 
 
-def test_examples_run_in_order_on_a_fresh_broker(broker, tmp_path):
+# The defaults, and a typical production setting: several partitions per topic.
+@pytest.mark.parametrize("overrides", [{}, {"num.partitions": "3"}], ids=["defaults", "3-partitions"])
+def test_examples_run_in_order_on_a_fresh_broker(make_broker, tmp_path, overrides):
+    broker = make_broker(overrides)
     env = dict(os.environ, PATH=BIN + os.pathsep + os.environ.get("PATH", ""))
     for doc, cmd in all_commands():
         line = cmd.replace("localhost:9092", broker.bootstrap)

@@ -27,8 +27,8 @@ int broker_handle_describe_cluster(broker_req_t *r) {
     if (!resp->brokers.v) return BROKER_CLOSE;
     resp->brokers.n = 1;
     resp->brokers.v[0].broker_id = b->s.node_id;
-    resp->brokers.v[0].host = sm_str_from(b->s.advertised_host);
-    resp->brokers.v[0].port = b->s.advertised_port;
+    resp->brokers.v[0].host = sm_str_from(broker_req_host(r));
+    resp->brokers.v[0].port = broker_req_port(r);
     resp->brokers.v[0].rack = (sm_str_t){NULL, -1};
     resp->brokers.v[0].is_fenced = false;
     /* No authorizer: every cluster operation is allowed. */

@@ -208,8 +208,8 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         if (resp->node_endpoints.v) {
             resp->node_endpoints.n = 1;
             resp->node_endpoints.v[0].node_id = b->s.node_id;
-            resp->node_endpoints.v[0].host = sm_str_from(b->s.advertised_host);
-            resp->node_endpoints.v[0].port = b->s.advertised_port;
+            resp->node_endpoints.v[0].host = sm_str_from(broker_req_host(r));
+            resp->node_endpoints.v[0].port = broker_req_port(r);
             resp->node_endpoints.v[0].rack = SM_STR_NULL;
         }
     }

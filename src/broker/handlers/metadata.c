@@ -68,8 +68,8 @@ int broker_handle_metadata(broker_req_t *r) {
     resp->brokers.v = sm_arena_calloc(&r->arena, 1, sizeof(*resp->brokers.v));
     if (!resp->brokers.v) return BROKER_CLOSE;
     resp->brokers.v[0].node_id = b->s.node_id;
-    resp->brokers.v[0].host = sm_arena_str(&r->arena, b->s.advertised_host);
-    resp->brokers.v[0].port = b->s.advertised_port;
+    resp->brokers.v[0].host = sm_arena_str(&r->arena, broker_req_host(r));
+    resp->brokers.v[0].port = broker_req_port(r);
     resp->brokers.v[0].rack = SM_STR_NULL;
     resp->cluster_id = sm_arena_str(&r->arena, b->cluster_id);
     resp->controller_id = b->s.node_id;

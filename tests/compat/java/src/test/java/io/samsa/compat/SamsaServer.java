@@ -20,9 +20,12 @@ final class SamsaServer implements AutoCloseable {
     private Process process;
 
     SamsaServer(String... overrides) throws Exception {
-        try (ServerSocket s = new ServerSocket(0)) {
-            port = s.getLocalPort();
-        }
+        this(freePort(), overrides);
+    }
+
+    /** On the given port (overrides may add listeners beside it). */
+    SamsaServer(int port, String... overrides) throws Exception {
+        this.port = port;
         dataDir = Files.createTempDirectory("samsa-java-");
         this.overrides = overrides;
         start();
@@ -62,6 +65,12 @@ final class SamsaServer implements AutoCloseable {
             }
         }
         throw new IllegalStateException("samsa-server did not start");
+    }
+
+    static int freePort() throws IOException {
+        try (ServerSocket s = new ServerSocket(0)) {
+            return s.getLocalPort();
+        }
     }
 
     String bootstrap() {
