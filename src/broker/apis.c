@@ -55,6 +55,8 @@ static const broker_api_t apis[] = {
     {61, 0, 0, broker_handle_describe_producers},
     {65, 0, 0, broker_handle_describe_transactions},
     {66, 0, 2, broker_handle_list_transactions},
+    {68, 0, 1, broker_handle_consumer_group_heartbeat},
+    {69, 0, 1, broker_handle_consumer_group_describe},
     {75, 0, 0, broker_handle_describe_topic_partitions},
 };
 

@@ -25,7 +25,7 @@
 #include "base/log.h"
 #include "broker/delayed.h"
 #include "broker/partition.h"
-#include "group/coordinator.h"
+#include "broker/group_host.h"
 #include "txn/coordinator.h"
 #include "protocol/records.h"
 #include "version.h"
@@ -647,7 +647,7 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     if (rc == SM_OK) rc = log_manager_start_cleaner(b->logs);
     if (rc) goto out;
     if ((rc = broker_delayed_start(b))) goto out;
-    if ((rc = group_coordinator_start(b))) goto out;
+    if ((rc = broker_groups_start(b))) goto out;
     if ((rc = txn_coordinator_start(b))) goto out;
 
     for (int i = 0; i < b->nlisteners; i++)
@@ -673,7 +673,7 @@ void broker_stop(broker_t *b) {
      * group coordinator stay allocated, their threads gone). Only then are
      * they freed. */
     atomic_store(&b->stopping, true);
-    group_coordinator_stop(b);
+    broker_groups_stop(b);
     broker_delayed_stop(b);
     for (int i = 0; i < b->nlisteners; i++) {
         if (b->listeners[i].net) net_server_stop(b->listeners[i].net, 5000);
@@ -684,7 +684,7 @@ void broker_stop(broker_t *b) {
      * markers on __consumer_offsets), closed next. */
     txn_coordinator_stop(b);
     broker_delayed_free(b);
-    group_coordinator_free(b);
+    broker_groups_free(b);
     size_t nparts = sm_map_size(&b->partitions);
     broker_partitions_close_all(b);
     bool log_errors = b->logs && log_manager_close(b->logs);

@@ -48,7 +48,8 @@ static int copy_bytes(sm_bytes_t in, sm_bytes_t *out) {
     return SM_OK;
 }
 
-int group_txn_offsets_add(group_txn_offsets_t *s, int64_t producer_id, const group_txn_offset_t *e) {
+int group_txn_offsets_add(group_txn_offsets_t *s, int64_t producer_id,
+                          const group_txn_offset_t *e) {
     plist_t *l = sm_map_get(&s->by_producer, &producer_id, sizeof(producer_id));
     if (!l) {
         if (!(l = calloc(1, sizeof(*l)))) return SM_ERR_NOMEM;

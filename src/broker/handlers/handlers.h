@@ -40,7 +40,8 @@ int broker_handle_create_acls(broker_req_t *r);
 int broker_handle_delete_acls(broker_req_t *r);
 int broker_handle_describe_user_scram_credentials(broker_req_t *r);
 int broker_handle_alter_user_scram_credentials(broker_req_t *r);
-/* Consumer groups and offsets: src/group/coordinator.c */
+/* Consumer groups and offsets: src/group/ (classic.c, consumer.c, offsets.c, admin.c) */
+
 int broker_handle_find_coordinator(broker_req_t *r);
 int broker_handle_join_group(broker_req_t *r);
 int broker_handle_sync_group(broker_req_t *r);
@@ -52,6 +53,8 @@ int broker_handle_offset_delete(broker_req_t *r);
 int broker_handle_list_groups(broker_req_t *r);
 int broker_handle_describe_groups(broker_req_t *r);
 int broker_handle_delete_groups(broker_req_t *r);
+int broker_handle_consumer_group_heartbeat(broker_req_t *r);
+int broker_handle_consumer_group_describe(broker_req_t *r);
 int broker_handle_txn_offset_commit(broker_req_t *r);
 /* Transactions: src/txn/coordinator.c */
 int broker_handle_add_partitions_to_txn(broker_req_t *r);

@@ -1,0 +1,209 @@
+/*
+ * group_host_t over the broker (see group/host.h): appends go to the
+ * partition of __consumer_offsets under its mu like a produce; durability
+ * waits on the log manager's flusher pool when the broker fsyncs before
+ * acknowledging, so no coordinator thread blocks in an fsync. Also creates
+ * the topic at first start.
+ */
+#include "broker/group_host.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "broker/delayed.h"
+#include "broker/partition.h"
+#include "group/coordinator.h"
+#include "protocol/errors.h"
+#include "protocol/records.h"
+
+#define OFFSETS_TOPIC "__consumer_offsets"
+
+typedef struct group_host_ctx {
+    broker_t *b;
+    sm_uuid_t topic_id;
+    int32_t partitions;
+} group_host_ctx_t;
+
+static group_host_ctx_t host_ctx; /* one broker per process */
+
+static int16_t host_append(void *ctx, int32_t part, uint8_t *batch, size_t len, int64_t *end) {
+    group_host_ctx_t *h = ctx;
+    broker_partition_t *p = broker_partition_get(h->b, &h->topic_id, part);
+    /* Kafka maps a missing partition to COORDINATOR_NOT_AVAILABLE and a
+     * storage error to NOT_COORDINATOR. */
+    if (!p) return PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    int64_t first, last;
+    pthread_mutex_lock(&p->mu);
+    int rc = log_append(p->log, batch, len, p->leader_epoch, &first, &last);
+    pthread_mutex_unlock(&p->mu);
+    /* A transactional batch (TxnOffsetCommit) joins its producer's open
+     * transaction in the partition's producer state, as a produce would. */
+    proto_batch_header_t bh;
+    if (rc == SM_OK && proto_batch_parse_header(batch, len, &bh) == SM_OK &&
+        (bh.attributes & PROTO_ATTR_TRANSACTIONAL) && bh.producer_id >= 0) {
+        pthread_mutex_lock(&p->mu);
+        rc = broker_partition_track_batch(p, &bh, first, last, bh.max_timestamp);
+        pthread_mutex_unlock(&p->mu);
+    }
+    if (rc == SM_OK) {
+        *end = last + 1;
+        broker_wake(h->b, p);
+    }
+    broker_partition_put(p);
+    return rc == SM_OK ? PROTO_ERR_NONE : PROTO_ERR_NOT_COORDINATOR;
+}
+
+typedef struct durable_wait {
+    broker_partition_t *p;
+    group_durable_fn done;
+    void *arg;
+} durable_wait_t;
+
+static void flushed(void *arg, int status) {
+    durable_wait_t *w = arg;
+    w->done(w->arg, status == SM_OK ? PROTO_ERR_NONE : PROTO_ERR_NOT_COORDINATOR);
+    broker_partition_put(w->p);
+    free(w);
+}
+
+static void host_when_durable(void *ctx, int32_t part, int64_t end, group_durable_fn done,
+                              void *arg) {
+    group_host_ctx_t *h = ctx;
+    if (!h->b->s.fsync_before_ack) {
+        done(arg, PROTO_ERR_NONE);
+        return;
+    }
+    broker_partition_t *p = broker_partition_get(h->b, &h->topic_id, part);
+    durable_wait_t *w = p ? malloc(sizeof(*w)) : NULL;
+    if (!w) {
+        if (p) broker_partition_put(p);
+        done(arg, PROTO_ERR_COORDINATOR_NOT_AVAILABLE);
+        return;
+    }
+    *w = (durable_wait_t){p, done, arg};
+    int rc = log_flush_request(log_manager_flusher(h->b->logs), p->log, end, flushed, w);
+    if (rc != SM_ERR_AGAIN) flushed(w, rc);
+}
+
+static int read_batch(void *arg, const uint8_t *batch, size_t len, const proto_batch_header_t *h) {
+    const group_reader_t *rd = arg;
+    if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE) return SM_OK;
+    if (h->attributes & PROTO_ATTR_CONTROL) {
+        int32_t ce;
+        int type = proto_control_batch_type(batch, len, &ce);
+        if (type == PROTO_CONTROL_COMMIT || type == PROTO_CONTROL_ABORT)
+            rd->marker(rd->arg, h->producer_id, type == PROTO_CONTROL_COMMIT);
+        return SM_OK;
+    }
+    int64_t txn_pid =
+        (h->attributes & PROTO_ATTR_TRANSACTIONAL) && h->producer_id >= 0 ? h->producer_id : -1;
+    proto_record_iter_t it;
+    proto_record_t rec;
+    proto_record_iter_init(&it, batch + PROTO_BATCH_HEADER_SIZE, len - PROTO_BATCH_HEADER_SIZE,
+                           h->records_count);
+    while (proto_record_iter_next(&it, &rec) == 1)
+        rd->record(rd->arg, rec.key, rec.value, txn_pid);
+    return SM_OK;
+}
+
+static int host_read_all(void *ctx, int32_t part, const group_reader_t *reader) {
+    group_host_ctx_t *h = ctx;
+    broker_partition_t *p = broker_partition_get(h->b, &h->topic_id, part);
+    if (!p) return SM_ERR;
+    int r = log_for_each_batch(p->log, 0, read_batch, (void *)reader);
+    broker_partition_put(p);
+    return r;
+}
+
+static bool host_topic_name(void *ctx, const sm_uuid_t *id, char *name, size_t cap) {
+    group_host_ctx_t *h = ctx;
+    meta_image_rdlock(&h->b->image);
+    meta_topic_t *t = sm_uuid_is_zero(id) ? NULL : meta_image_topic_by_id(&h->b->image, id);
+    if (t) snprintf(name, cap, "%s", t->name);
+    meta_image_unlock(&h->b->image);
+    return t != NULL;
+}
+
+static bool host_topic(void *ctx, sm_str_t name, sm_uuid_t *id, int32_t *partitions) {
+    group_host_ctx_t *h = ctx;
+    meta_image_rdlock(&h->b->image);
+    meta_topic_t *t = meta_image_topic(&h->b->image, name);
+    if (t) {
+        *id = t->id;
+        *partitions = t->n_partitions;
+    }
+    meta_image_unlock(&h->b->image);
+    return t != NULL;
+}
+
+static void host_for_each_topic(void *ctx, void (*fn)(void *arg, sm_str_t name), void *arg) {
+    group_host_ctx_t *h = ctx;
+    meta_image_rdlock(&h->b->image);
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&h->b->image.topics_by_name, &it, NULL, NULL, &v)) {
+        meta_topic_t *t = v;
+        if (!t->internal) fn(arg, (sm_str_t){t->name, (int32_t)strlen(t->name)});
+    }
+    meta_image_unlock(&h->b->image);
+}
+
+/* __consumer_offsets: created on first start, like Kafka's, compacted. */
+static int offsets_topic(broker_t *b, sm_uuid_t *id, int32_t *partitions) {
+    sm_str_t name = SM_STR_LIT(OFFSETS_TOPIC);
+    meta_image_rdlock(&b->image);
+    bool exists = meta_image_topic(&b->image, name) != NULL;
+    meta_image_unlock(&b->image);
+    if (!exists) {
+        char seg[24];
+        snprintf(seg, sizeof(seg), "%d", sm_config_int(b->cfg, "offsets.topic.segment.bytes"));
+        meta_config_kv_t kv[] = {{SM_STR_LIT("cleanup.policy"), SM_STR_LIT("compact")},
+                                 {SM_STR_LIT("segment.bytes"), sm_str_from(seg)}};
+        meta_result_t res;
+        sm_uuid_t created;
+        meta_create_topic(&b->controller, name,
+                          sm_config_int(b->cfg, "offsets.topic.num.partitions"), 1, kv, 2, false,
+                          &created, &res);
+        if (res.error) {
+            sm_error("group", "cannot create %s: %s", OFFSETS_TOPIC, res.message);
+            return SM_ERR;
+        }
+    }
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = meta_image_topic(&b->image, name);
+    if (t) {
+        *id = t->id;
+        *partitions = t->n_partitions;
+    }
+    meta_image_unlock(&b->image);
+    return t ? SM_OK : SM_ERR;
+}
+
+int broker_groups_start(broker_t *b) {
+    host_ctx.b = b;
+    int32_t partitions = 0;
+    if (offsets_topic(b, &host_ctx.topic_id, &partitions)) return SM_ERR;
+    host_ctx.partitions = partitions;
+    group_host_t host = {&host_ctx,  host_append,     host_when_durable,  host_read_all,
+                         host_topic, host_topic_name, host_for_each_topic};
+    return group_coordinator_new(&host, partitions, b->cfg, &b->groups);
+}
+
+int32_t group_offsets_partition(struct broker *b, sm_str_t group_id) {
+    return b->groups && group_id.len > 0 ? group_partition_for(group_id, host_ctx.partitions) : -1;
+}
+
+void group_txn_marker(struct broker *b, int32_t partition, int64_t producer_id, bool commit) {
+    if (b->groups) group_coordinator_txn_marker(b->groups, partition, producer_id, commit);
+}
+
+void broker_groups_stop(broker_t *b) {
+    if (b->groups) group_coordinator_stop(b->groups);
+}
+
+void broker_groups_free(broker_t *b) {
+    group_coordinator_free(b->groups);
+    b->groups = NULL;
+}

@@ -1,0 +1,420 @@
+/*
+ * The coordinator runtime: groups sharded by their partition of
+ * __consumer_offsets, each shard with its own lock; the write path (a state
+ * change appends its records to the shard's partition, then applies, and its
+ * answer waits for the records to be durable); the timer thread; loading at
+ * start. Not for protocol rules: classic.c and offsets.c decide what to write.
+ *
+ * Invariants (Kafka 4's coordinator runtime, commit-then-apply flavour):
+ *  1. A shard's in-memory state is the replay of its partition's log up to
+ *     the log end: a change is applied only after group_append wrote its
+ *     records, under the shard's mu, so log order is apply order.
+ *  2. A failed append changes nothing: the caller answers with the append's
+ *     error and keeps its state (the timer retries timer-driven changes).
+ *  3. No request is answered "done" before the records it depends on are as
+ *     durable as the broker acknowledges writes: answers wait for the group's
+ *     write_end through the host (the flusher's completion when fsync-before-
+ *     ack is on). No lock is held while an fsync runs.
+ *  4. A flush that fails takes the shard out of service (failed): its state
+ *     may hold changes that never became durable, so nothing is answered from
+ *     it again; requests get NOT_COORDINATOR until a restart reloads it.
+ *
+ * Threads: handlers run on event-loop threads under one shard's mu; the
+ * timer thread visits the shards one at a time; answers run on whichever
+ * thread the host completes them on.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "group/group_impl.h"
+#include "protocol/errors.h"
+
+const char *const group_state_names[] = {"Empty", "PreparingRebalance", "CompletingRebalance",
+                                         "Stable", "Dead"};
+
+static int64_t clock_ms(clockid_t id) {
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t group_now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+int64_t group_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
+
+/* A group string: the bytes, a NUL, and the length kept in the 8 bytes
+ * before them, so Kafka strings holding NUL bytes keep them. */
+char *gs_new(const char *p, int32_t len) {
+    if (len < 0) return NULL;
+    char *b = malloc(8 + (size_t)len + 1);
+    if (!b) return NULL;
+    int64_t n = len;
+    memcpy(b, &n, 8);
+    if (len) memcpy(b + 8, p, (size_t)len);
+    b[8 + len] = 0;
+    return b + 8;
+}
+
+int32_t gs_len(const char *g) {
+    int64_t n;
+    memcpy(&n, g - 8, 8);
+    return (int32_t)n;
+}
+
+void gs_free(char *g) {
+    if (g) free(g - 8);
+}
+
+char *gs_copy(const char *g) { return g ? gs_new(g, gs_len(g)) : NULL; }
+
+char *gs_cstr(const char *c) { return c ? gs_new(c, (int32_t)strlen(c)) : NULL; }
+
+bool gs_eq(const char *a, const char *b) {
+    return a && b && gs_len(a) == gs_len(b) && memcmp(a, b, (size_t)gs_len(a)) == 0;
+}
+
+int gs_cmp(const char *a, const char *b) {
+    int32_t la = gs_len(a), lb = gs_len(b);
+    int c = memcmp(a, b, (size_t)(la < lb ? la : lb));
+    return c ? c : (la > lb) - (la < lb);
+}
+
+sm_str_t gs_arena(broker_req_t *r, const char *g) {
+    if (!g) return SM_STR_NULL;
+    char *p = sm_arena_alloc(&r->arena, (size_t)gs_len(g) + 1);
+    if (!p) return SM_STR_NULL;
+    memcpy(p, g, (size_t)gs_len(g) + 1);
+    return (sm_str_t){p, gs_len(g)};
+}
+
+char *group_dupstr(sm_str_t s) { return gs_new(s.ptr, s.len); }
+
+bool group_streq(const char *g, sm_str_t s) {
+    if (!g) return s.len < 0;
+    return s.len == gs_len(g) && memcmp(g, s.ptr, (size_t)s.len) == 0;
+}
+
+sm_str_t group_S(const char *g) { return g ? (sm_str_t){g, gs_len(g)} : SM_STR_NULL; }
+
+sm_str_t group_S0(const char *g) { return g ? group_S(g) : SM_STR_LIT(""); }
+
+int32_t group_partition_for(sm_str_t id, int32_t partitions) {
+    /* Java's String.hashCode over UTF-16 code units; group ids are ASCII in
+     * practice, and bytes >= 0x80 are taken as Latin-1 like Kafka's own
+     * tooling would see them after decoding. */
+    int32_t h = 0;
+    for (int32_t i = 0; i < id.len; i++)
+        h = (int32_t)((uint32_t)h * 31u + (uint8_t)id.ptr[i]);
+    int32_t a = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
+    return a % partitions;
+}
+
+/* ---------------------------------------------------------------- shards */
+
+group_shard_t *group_shard_for(group_coordinator_t *c, sm_str_t group_id) {
+    sm_str_t id = group_id.len < 0 ? SM_STR_LIT("") : group_id;
+    return &c->shards[group_partition_for(id, c->nshards)];
+}
+
+group_t *group_get(group_shard_t *s, sm_str_t id) {
+    return id.len < 0 ? NULL : sm_map_get(&s->groups, id.ptr, (size_t)id.len);
+}
+
+group_t *group_get_or_create(group_shard_t *s, sm_str_t id) {
+    group_t *g = group_get(s, id);
+    if (g || id.len < 0) return g;
+    g = calloc(1, sizeof(*g));
+    if (!g || !(g->id = group_dupstr(id))) {
+        free(g);
+        return NULL;
+    }
+    sm_map_init(&g->offsets);
+    g->state = GROUP_EMPTY;
+    g->state_ts = group_wall_ms();
+    if (sm_map_put(&s->groups, id.ptr, (size_t)id.len, g)) {
+        gs_free(g->id);
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void group_remove(group_shard_t *s, group_t *g) {
+    sm_map_del(&s->groups, g->id, (size_t)gs_len(g->id));
+    group_free(g);
+}
+
+int16_t group_shard_error(group_shard_t *s) {
+    return atomic_load(&s->failed) ? PROTO_ERR_NOT_COORDINATOR : PROTO_ERR_NONE;
+}
+
+/* ---------------------------------------------------------------- writes */
+
+int16_t group_append(group_coordinator_t *c, group_shard_t *s, group_rec_t *recs, int n,
+                     int64_t *end) {
+    return group_append_txn(c, s, recs, n, -1, -1, end);
+}
+
+int16_t group_append_txn(group_coordinator_t *c, group_shard_t *s, group_rec_t *recs, int n,
+                         int64_t producer_id, int16_t producer_epoch, int64_t *end) {
+    *end = 0;
+    if (n == 0) return PROTO_ERR_NONE;
+    if (atomic_load(&s->failed)) return PROTO_ERR_NOT_COORDINATOR;
+    uint8_t *batch;
+    size_t len;
+    if (group_batch_build(recs, n, group_wall_ms(), producer_id, producer_epoch, &batch, &len))
+        return PROTO_ERR_UNKNOWN_SERVER_ERROR;
+    int16_t err = c->host.append(c->host.ctx, s->partition, batch, len, end);
+    free(batch);
+    if (err) {
+        *end = 0;
+        sm_warn("group", "append to partition %d of the offsets topic failed: %s", s->partition,
+                proto_error_name(err));
+    }
+    return err;
+}
+
+typedef struct answer {
+    group_coordinator_t *c;
+    group_shard_t *s;
+    broker_req_t *r;
+    group_answer_fn fn;
+} answer_t;
+
+static void answer_done(void *arg, int16_t err) {
+    answer_t *a = arg;
+    group_coordinator_t *c = a->c;
+    if (err && !atomic_exchange(&a->s->failed, true))
+        sm_error("group",
+                 "partition %d of the offsets topic is not durable (%s): its groups are "
+                 "out of service until restart",
+                 a->s->partition, proto_error_name(err));
+    a->fn(a->r, err ? PROTO_ERR_NOT_COORDINATOR : PROTO_ERR_NONE);
+    free(a);
+    pthread_mutex_lock(&c->tmu);
+    if (--c->inflight == 0) pthread_cond_broadcast(&c->tcv);
+    pthread_mutex_unlock(&c->tmu);
+}
+
+void group_answer_after(group_coordinator_t *c, group_shard_t *s, int64_t end, broker_req_t *r,
+                        group_answer_fn fn) {
+    if (end <= 0) {
+        fn(r, PROTO_ERR_NONE);
+        return;
+    }
+    answer_t *a = malloc(sizeof(*a));
+    if (!a) {
+        fn(r, PROTO_ERR_COORDINATOR_NOT_AVAILABLE);
+        return;
+    }
+    *a = (answer_t){c, s, r, fn};
+    pthread_mutex_lock(&c->tmu);
+    c->inflight++;
+    pthread_mutex_unlock(&c->tmu);
+    c->host.when_durable(c->host.ctx, s->partition, end, answer_done, a);
+}
+
+/* ---------------------------------------------------------------- timer */
+
+void group_timer_kick(group_coordinator_t *c) {
+    pthread_mutex_lock(&c->tmu);
+    c->twake = true;
+    pthread_cond_signal(&c->tcv);
+    pthread_mutex_unlock(&c->tmu);
+}
+
+static void *timer_main(void *arg) {
+    group_coordinator_t *c = arg;
+    for (;;) {
+        pthread_mutex_lock(&c->tmu);
+        bool stop = c->stopping;
+        c->twake = false;
+        pthread_mutex_unlock(&c->tmu);
+        if (stop) break;
+        int64_t now = group_now_ms(), next = now + 1000;
+        bool retention = now >= c->next_retention_check;
+        if (retention) c->next_retention_check = now + c->retention_check_ms;
+        if (c->next_retention_check < next) next = c->next_retention_check;
+        for (int32_t i = 0; i < c->nshards; i++) {
+            group_shard_t *s = &c->shards[i];
+            pthread_mutex_lock(&s->mu);
+            if (!atomic_load(&s->failed)) {
+                if (retention) group_offsets_expire(c, s, group_wall_ms());
+                size_t it = 0;
+                void *v;
+                while (sm_map_next(&s->groups, &it, NULL, NULL, &v)) {
+                    if (((group_t *)v)->cg)
+                        group_consumer_tick(c, s, v, now, &next);
+                    else
+                        group_classic_tick(c, s, v, now, &next);
+                }
+            }
+            pthread_mutex_unlock(&s->mu);
+        }
+        pthread_mutex_lock(&c->tmu);
+        if (!c->twake && !c->stopping) {
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t wait = next - group_now_ms();
+            if (wait < 1) wait = 1;
+            ts.tv_sec += wait / 1000;
+            ts.tv_nsec += (wait % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&c->tcv, &c->tmu, &ts);
+        }
+        pthread_mutex_unlock(&c->tmu);
+    }
+    return NULL;
+}
+
+/* ---------------------------------------------------------------- start/stop */
+
+static void load_one(void *arg, sm_bytes_t key, sm_bytes_t value, int64_t txn_pid) {
+    group_load_record(arg, key, value, txn_pid);
+}
+
+static void load_marker(void *arg, int64_t producer_id, bool commit) {
+    group_shard_t *s = arg;
+    group_txn_offsets_complete(&s->txn, producer_id, s->partition, commit, group_offsets_apply_txn,
+                               s);
+}
+
+void group_coordinator_txn_marker(group_coordinator_t *c, int32_t partition, int64_t producer_id,
+                                  bool commit) {
+    if (partition < 0 || partition >= c->nshards) return;
+    group_shard_t *s = &c->shards[partition];
+    pthread_mutex_lock(&s->mu);
+    group_txn_offsets_complete(&s->txn, producer_id, partition, commit, group_offsets_apply_txn, s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* group.consumer.assignors: short names or Kafka's class names. */
+static void read_assignors(group_coordinator_t *c, const char *list) {
+    c->nassignors = 0;
+    for (const char *p = list ? list : ""; *p && c->nassignors < 2;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        const char *name = NULL;
+        if ((n == 7 && strncmp(p, "uniform", 7) == 0) ||
+            (n > 15 && memmem(p, n, "UniformAssignor", 15)))
+            name = "uniform";
+        else if ((n == 5 && strncmp(p, "range", 5) == 0) ||
+                 (n > 13 && memmem(p, n, "RangeAssignor", 13)))
+            name = "range";
+        if (name) snprintf(c->assignors[c->nassignors++], sizeof(c->assignors[0]), "%s", name);
+        p += n + (e ? 1 : 0);
+    }
+    if (!c->nassignors) snprintf(c->assignors[c->nassignors++], sizeof(c->assignors[0]), "uniform");
+}
+
+int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm_config_t *cfg,
+                          group_coordinator_t **out) {
+    if (partitions <= 0) return SM_ERR;
+    group_coordinator_t *c = calloc(1, sizeof(*c));
+    if (!c) return SM_ERR_NOMEM;
+    c->host = *host;
+    c->shards = calloc((size_t)partitions, sizeof(*c->shards));
+    if (!c->shards) {
+        free(c);
+        return SM_ERR_NOMEM;
+    }
+    c->nshards = partitions;
+    for (int32_t i = 0; i < partitions; i++) {
+        pthread_mutex_init(&c->shards[i].mu, NULL);
+        c->shards[i].partition = i;
+        sm_map_init(&c->shards[i].groups);
+        group_txn_offsets_init(&c->shards[i].txn);
+    }
+    pthread_mutex_init(&c->tmu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->tcv, &ca);
+    pthread_condattr_destroy(&ca);
+    c->initial_delay = sm_config_int(cfg, "group.initial.rebalance.delay.ms");
+    c->min_session = sm_config_int(cfg, "group.min.session.timeout.ms");
+    c->max_session = sm_config_int(cfg, "group.max.session.timeout.ms");
+    c->max_size = sm_config_int(cfg, "group.max.size");
+    c->retention_ms = sm_config_is_set(cfg, "samsa.offsets.retention.ms")
+                          ? sm_config_long(cfg, "samsa.offsets.retention.ms")
+                          : (int64_t)sm_config_int(cfg, "offsets.retention.minutes") * 60000;
+    c->retention_check_ms = sm_config_long(cfg, "offsets.retention.check.interval.ms");
+    c->next_retention_check = group_now_ms() + c->retention_check_ms;
+    read_assignors(c, sm_config_str(cfg, "group.consumer.assignors"));
+    c->consumer_session = sm_config_int(cfg, "group.consumer.session.timeout.ms");
+    c->consumer_heartbeat = sm_config_int(cfg, "group.consumer.heartbeat.interval.ms");
+    c->consumer_max_size = sm_config_int(cfg, "group.consumer.max.size");
+    size_t ngroups = 0;
+    for (int32_t i = 0; i < partitions; i++) {
+        group_reader_t reader = {load_one, load_marker, &c->shards[i]};
+        c->host.read_all(c->host.ctx, i, &reader);
+        ngroups += sm_map_size(&c->shards[i].groups);
+    }
+    if (ngroups) sm_info("group", "loaded %zu groups from __consumer_offsets", ngroups);
+    if (pthread_create(&c->timer, NULL, timer_main, c)) {
+        c->stopping = true;
+        group_coordinator_free(c);
+        return SM_ERR;
+    }
+    c->timer_started = true;
+    *out = c;
+    return SM_OK;
+}
+
+void group_coordinator_stop(group_coordinator_t *c) {
+    if (!c) return;
+    pthread_mutex_lock(&c->tmu);
+    c->stopping = true;
+    pthread_cond_broadcast(&c->tcv);
+    pthread_mutex_unlock(&c->tmu);
+    if (c->timer_started) pthread_join(c->timer, NULL);
+    c->timer_started = false;
+    for (int32_t i = 0; i < c->nshards; i++) {
+        group_shard_t *s = &c->shards[i];
+        pthread_mutex_lock(&s->mu);
+        atomic_store(&s->stopping, true);
+        size_t it = 0;
+        void *v;
+        while (sm_map_next(&s->groups, &it, NULL, NULL, &v))
+            group_classic_abort(v, PROTO_ERR_COORDINATOR_NOT_AVAILABLE);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+void group_coordinator_free(group_coordinator_t *c) {
+    if (!c) return;
+    group_coordinator_stop(c);
+    /* Answers waiting for a flush come from the host's threads. */
+    pthread_mutex_lock(&c->tmu);
+    while (c->inflight > 0)
+        pthread_cond_wait(&c->tcv, &c->tmu);
+    pthread_mutex_unlock(&c->tmu);
+    for (int32_t i = 0; i < c->nshards; i++) {
+        group_shard_t *s = &c->shards[i];
+        size_t it = 0;
+        void *v;
+        while (sm_map_next(&s->groups, &it, NULL, NULL, &v))
+            group_free(v);
+        sm_map_free(&s->groups);
+        group_txn_offsets_free(&s->txn);
+        pthread_mutex_destroy(&s->mu);
+    }
+    free(c->shards);
+    pthread_cond_destroy(&c->tcv);
+    pthread_mutex_destroy(&c->tmu);
+    free(c);
+}
+
+void group_coordinator_swap_host(group_coordinator_t *c, const group_host_t *h, group_host_t *old) {
+    for (int32_t i = 0; i < c->nshards; i++)
+        pthread_mutex_lock(&c->shards[i].mu);
+    if (old) *old = c->host;
+    c->host = *h;
+    for (int32_t i = c->nshards; i-- > 0;)
+        pthread_mutex_unlock(&c->shards[i].mu);
+}

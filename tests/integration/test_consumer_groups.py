@@ -1,0 +1,147 @@
+"""Consumer groups of the KIP-848 protocol (ConsumerGroupHeartbeat) against a
+real samsa-server with librdkafka's group.protocol=consumer: members join and
+leave one by one while consuming, and no record is lost or read twice when
+each member commits what it processed before giving partitions up."""
+
+import time
+
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka.admin import AdminClient
+
+from helpers import ck_create_topic, ck_produce, wait_for
+
+BROKER = {"group.consumer.heartbeat.interval.ms": "300", "group.consumer.session.timeout.ms": "6000"}
+
+
+class Member:
+    """A consumer that commits synchronously after each batch and when its
+    partitions are revoked, recording every value it processed."""
+
+    def __init__(self, b, group, seen, **extra):
+        self.seen = seen
+        conf = {"bootstrap.servers": b.bootstrap, "group.id": group, "group.protocol": "consumer",
+                "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        conf.update(extra)
+        self.c = Consumer(conf)
+        self.pending = False
+        self.c.subscribe(["kip848"], on_revoke=self.on_revoke)
+
+    def commit(self):
+        if self.pending:
+            self.c.commit(asynchronous=False)
+            self.pending = False
+
+    def on_revoke(self, consumer, partitions):
+        self.commit()
+
+    def step(self):
+        msgs = self.c.consume(100, 0.1)
+        for m in msgs:
+            if not m.error():
+                self.seen.append(m.value())
+                self.pending = True
+        try:
+            self.commit()
+        except KafkaException:
+            # Not committed: the records are read again by the next owner,
+            # which the test would see as a duplicate.
+            raise
+
+
+def run(members, seen, want, limit=60):
+    deadline = time.monotonic() + limit
+    while len(seen) < want and time.monotonic() < deadline:
+        for m in members:
+            m.step()
+
+
+def test_members_join_and_leave_one_by_one(make_broker):
+    b = make_broker({"group.initial.rebalance.delay.ms": "0", **BROKER})
+    ck_create_topic(b.bootstrap, "kip848", 6)
+    total = 6000
+    ck_produce(b.bootstrap, "kip848", [(None, f"v{i}".encode(), None) for i in range(total)])
+    seen = []
+    a = Member(b, "g-848", seen)
+    members = [a]
+    run(members, seen, 1000)
+    assert len(seen) >= 1000, f"first member consumed {len(seen)} records"
+    # Members join one by one while the others consume.
+    for n, target in ((2, 2500), (3, 4000)):
+        members.append(Member(b, "g-848", seen))
+        run(members, seen, target)
+    # The three share the six partitions, each owning some, none twice.
+    def shared():
+        for m in members:
+            m.step()
+        owned = [sorted((tp.topic, tp.partition) for tp in m.c.assignment()) for m in members]
+        flat = [tp for o in owned for tp in o]
+        return all(owned) and len(flat) == 6 and len(set(flat)) == 6
+    wait_for(shared, timeout=30, what="three members sharing six partitions")
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    listed = {g.group_id: g for g in admin.list_consumer_groups().result(10).valid}
+    assert "g-848" in listed
+    assert "CONSUMER" in str(listed["g-848"].type).upper()
+    d = admin.describe_consumer_groups(["g-848"])["g-848"].result(10)
+    assert len(d.members) == 3
+    described = sorted((tp.topic, tp.partition) for m in d.members for tp in m.assignment.topic_partitions)
+    assert described == [("kip848", p) for p in range(6)], described
+    # ... and leave one by one.
+    for leaving, target in ((members[0], 5000), (members[1], total)):
+        leaving.commit()
+        leaving.c.close()
+        members.remove(leaving)
+        run(members, seen, target)
+    assert len(seen) == total and len(set(seen)) == total, (
+        f"{len(seen)} records read, {len(set(seen))} distinct, {total} produced")
+    for m in members:
+        m.c.close()
+
+
+def test_consumer_group_survives_restart(make_broker):
+    """The group's records are read back at start: after a restart the group
+    is still a consumer group with its committed offsets, and a member that
+    kept running goes on from them without reading anything twice."""
+    b = make_broker({"group.initial.rebalance.delay.ms": "0", **BROKER})
+    ck_create_topic(b.bootstrap, "kip848", 2)
+    ck_produce(b.bootstrap, "kip848", [(None, f"a{i}".encode(), None) for i in range(200)])
+    seen = []
+    m = Member(b, "g-848r", seen)
+    run([m], seen, 200)
+    assert len(seen) == 200
+    m.c.close()
+    b.restart()
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    listed = {g.group_id: g for g in admin.list_consumer_groups().result(10).valid}
+    assert "CONSUMER" in str(listed["g-848r"].type).upper()
+    ck_produce(b.bootstrap, "kip848", [(None, f"b{i}".encode(), None) for i in range(100)])
+    m2 = Member(b, "g-848r", seen)
+    run([m2], seen, 300)
+    assert sorted(seen[200:]) == sorted(f"b{i}".encode() for i in range(100))
+    m2.c.close()
+
+
+def test_regex_subscription(make_broker):
+    """A regex subscription (KIP-848) is resolved by the broker (in linear
+    time): the member is assigned the partitions of the topics it matches,
+    including one created after it joined, and nothing else. (The topics stay
+    empty: what is checked is the broker's assignment, seen through
+    ConsumerGroupDescribe.)"""
+    b = make_broker({"group.initial.rebalance.delay.ms": "0", **BROKER})
+    for t in ("rx-a", "rx-b", "other"):
+        ck_create_topic(b.bootstrap, t, 2)
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-rx", "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest", "topic.metadata.refresh.interval.ms": 500})
+    c.subscribe(["^rx-.*"])
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+
+    def assigned(want):
+        c.poll(0.1)
+        d = admin.describe_consumer_groups(["g-rx"])["g-rx"].result(10)
+        got = sorted((tp.topic, tp.partition) for m in d.members for tp in m.assignment.topic_partitions)
+        return got == want
+    wait_for(lambda: assigned([("rx-a", 0), ("rx-a", 1), ("rx-b", 0), ("rx-b", 1)]), timeout=30,
+             what="the two matching topics assigned")
+    ck_create_topic(b.bootstrap, "rx-c", 1)
+    wait_for(lambda: assigned([("rx-a", 0), ("rx-a", 1), ("rx-b", 0), ("rx-b", 1), ("rx-c", 0)]),
+             timeout=30, what="the topic created later assigned")
+    c.close()

@@ -1,0 +1,408 @@
+/*
+ * The group coordinator's write path against a broker in this process, over
+ * real sockets, with its host (group/host.h) wrapped to inject faults: a
+ * failed append answers with Kafka's error and changes no state; a flush of
+ * one group's partition held back does not hold back another group's
+ * heartbeats, and the held commit is answered only once its flush completes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "base/config.h"
+#include "base/log.h"
+#include "broker/broker.h"
+#include "group/coordinator.h"
+#include "protocol/errors.h"
+#include "protocol/request.h"
+#include "sock_util.h"
+#include "test.h"
+
+#define WAIT_MS 10000
+#define NPART 4
+
+/* Sends one request (api key, version, body). */
+static bool send_req(int fd, int16_t key, int16_t v, const void *body) {
+    const proto_api_desc_t *api = proto_api_lookup(key);
+    proto_request_header_t h;
+    proto_request_header_init(&h);
+    h.request_api_key = key;
+    h.request_api_version = v;
+    h.correlation_id = 7;
+    h.client_id = SM_STR_LIT("test");
+    int hv = proto_request_header_version(key, v);
+    size_t hn = proto_request_header_size((int16_t)hv, &h), bn = api->request->size(v, body);
+    uint8_t *frame = malloc(4 + hn + bn);
+    sm_writer_t w = sm_writer_make(frame, 4 + hn + bn);
+    bool ok = frame && !sm_wr_i32(&w, (int32_t)(hn + bn)) &&
+              !proto_request_header_encode(&w, (int16_t)hv, &h) &&
+              !api->request->encode(&w, v, body) && write_full(fd, frame, 4 + hn + bn);
+    free(frame);
+    return ok;
+}
+
+/* Reads the response to the last request into *out (allocated from a);
+ * false when none arrives within timeout_ms. */
+static bool recv_resp(int fd, int16_t key, int16_t v, sm_arena_t *a, void **out, int timeout_ms) {
+    const proto_api_desc_t *api = proto_api_lookup(key);
+    uint8_t size[4];
+    if (!read_full(fd, size, 4, timeout_ms)) return false;
+    uint32_t n =
+        (uint32_t)size[0] << 24 | (uint32_t)size[1] << 16 | (uint32_t)size[2] << 8 | size[3];
+    uint8_t *buf = sm_arena_alloc(a, n + 1);
+    if (!buf || !read_full(fd, buf, n, WAIT_MS)) return false;
+    size_t skip = proto_resp_header_len(proto_response_header_version(key, v));
+    sm_reader_t r = sm_reader_make(buf + skip, n - skip);
+    *out = sm_arena_alloc(a, api->response->struct_size);
+    return *out && api->response->decode(&r, a, v, *out) == SM_OK;
+}
+
+static void *rpc(int fd, int16_t key, int16_t v, const void *body, sm_arena_t *a) {
+    void *out = NULL;
+    if (!send_req(fd, key, v, body) || !recv_resp(fd, key, v, a, &out, WAIT_MS)) return NULL;
+    return out;
+}
+
+/* ---------------------------------------------------------------- the wrapped host */
+
+static group_host_t real;
+static atomic_bool fail_appends;
+static atomic_int held_partition = -1;
+typedef struct held {
+    int32_t p;
+    int64_t end;
+    group_durable_fn done;
+    void *arg;
+} held_t;
+static held_t held[16];
+static int nheld;
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int16_t wrap_append(void *ctx, int32_t p, uint8_t *batch, size_t len, int64_t *end) {
+    if (atomic_load(&fail_appends)) return PROTO_ERR_NOT_COORDINATOR;
+    return real.append(ctx, p, batch, len, end);
+}
+
+static void wrap_when_durable(void *ctx, int32_t p, int64_t end, group_durable_fn done, void *arg) {
+    pthread_mutex_lock(&held_mu);
+    if (p == atomic_load(&held_partition) && nheld < 16) {
+        held[nheld++] = (held_t){p, end, done, arg};
+        pthread_mutex_unlock(&held_mu);
+        return;
+    }
+    pthread_mutex_unlock(&held_mu);
+    real.when_durable(ctx, p, end, done, arg);
+}
+
+static void release_held(void) {
+    pthread_mutex_lock(&held_mu);
+    atomic_store(&held_partition, -1);
+    int n = nheld;
+    nheld = 0;
+    held_t copy[16];
+    memcpy(copy, held, sizeof(copy));
+    pthread_mutex_unlock(&held_mu);
+    for (int i = 0; i < n; i++)
+        real.when_durable(real.ctx, copy[i].p, copy[i].end, copy[i].done, copy[i].arg);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static broker_t b;
+static sm_config_t *cfg;
+static char dir[64];
+static int port;
+
+static bool start_broker(bool fsync) {
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(dir, sizeof(dir), "/tmp/samsa-grt-XXXXXX");
+    if (!mkdtemp(dir) || (port = free_port()) <= 0) return false;
+    cfg = sm_config_new();
+    char kv[512], err[256];
+    const char *fixed[] = {"group.initial.rebalance.delay.ms=0", "offsets.topic.num.partitions=4",
+                           fsync ? "samsa.log.fsync.before.ack=true"
+                                 : "samsa.log.fsync.before.ack=false"};
+    for (size_t i = 0; i < 3; i++)
+        if (sm_config_set_override(cfg, fixed[i], err, sizeof(err))) return false;
+    snprintf(kv, sizeof(kv), "listeners=PLAINTEXT://127.0.0.1:%d", port);
+    if (sm_config_set_override(cfg, kv, err, sizeof(err))) return false;
+    snprintf(kv, sizeof(kv), "log.dirs=%s", dir);
+    if (sm_config_set_override(cfg, kv, err, sizeof(err))) return false;
+    sm_log_set_level(SM_LOG_ERROR);
+    memset(&b, 0, sizeof(b));
+    if (broker_start(&b, cfg) != SM_OK) return false;
+    group_host_t wrapped;
+    group_coordinator_swap_host(b.groups, &(group_host_t){NULL}, &real);
+    wrapped = real;
+    wrapped.append = wrap_append;
+    wrapped.when_durable = wrap_when_durable;
+    group_coordinator_swap_host(b.groups, &wrapped, NULL);
+    return true;
+}
+
+static void stop_broker(void) {
+    broker_stop(&b);
+    sm_config_free(cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
+}
+
+/* A group id of the given partition of __consumer_offsets. */
+static void group_in(int32_t partition, const char *prefix, char *out, size_t cap) {
+    for (int i = 0;; i++) {
+        snprintf(out, cap, "%s-%d", prefix, i);
+        if (group_partition_for((sm_str_t){out, (int32_t)strlen(out)}, NPART) == partition) return;
+    }
+}
+
+static bool create_topic(int fd, const char *name, sm_arena_t *a) {
+    proto_create_topics_request_t req;
+    proto_create_topics_request_init(&req);
+    proto_create_topics_request_creatable_topic_t t;
+    memset(&t, 0, sizeof(t));
+    t.name = (sm_str_t){name, (int32_t)strlen(name)};
+    t.num_partitions = 1;
+    t.replication_factor = 1;
+    req.topics = (proto_create_topics_request_creatable_topic_array_t){1, &t};
+    req.timeout_ms = 5000;
+    proto_create_topics_response_t *resp = rpc(fd, 19, 2, &req, a);
+    return resp && resp->topics.n == 1 && resp->topics.v[0].error_code == 0;
+}
+
+/* OffsetCommit v2 of one partition of topic "t"; returns the partition's error. */
+static bool send_commit(int fd, const char *group, int32_t gen, const char *member, int64_t off) {
+    proto_offset_commit_request_t req;
+    proto_offset_commit_request_init(&req);
+    proto_offset_commit_request_offset_commit_request_topic_t t;
+    memset(&t, 0, sizeof(t));
+    proto_offset_commit_request_offset_commit_request_partition_t p;
+    memset(&p, 0, sizeof(p));
+    p.partition_index = 0;
+    p.committed_offset = off;
+    p.committed_metadata = SM_STR_LIT("m");
+    t.name = SM_STR_LIT("t");
+    t.partitions = (proto_offset_commit_request_offset_commit_request_partition_array_t){1, &p};
+    req.group_id = (sm_str_t){group, (int32_t)strlen(group)};
+    req.generation_id_or_member_epoch = gen;
+    req.member_id = (sm_str_t){member, (int32_t)strlen(member)};
+    req.retention_time_ms = -1;
+    req.topics = (proto_offset_commit_request_offset_commit_request_topic_array_t){1, &t};
+    return send_req(fd, 8, 2, &req);
+}
+
+static int commit_error(proto_offset_commit_response_t *resp) {
+    if (!resp || resp->topics.n != 1 || resp->topics.v[0].partitions.n != 1) return -1;
+    return resp->topics.v[0].partitions.v[0].error_code;
+}
+
+static int commit(int fd, const char *group, int32_t gen, const char *member, int64_t off,
+                  sm_arena_t *a) {
+    void *resp = NULL;
+    if (!send_commit(fd, group, gen, member, off) || !recv_resp(fd, 8, 2, a, &resp, WAIT_MS))
+        return -1;
+    return commit_error(resp);
+}
+
+static int64_t committed(int fd, const char *group, sm_arena_t *a) {
+    proto_offset_fetch_request_t req;
+    proto_offset_fetch_request_init(&req);
+    proto_offset_fetch_request_offset_fetch_request_topic_t t;
+    memset(&t, 0, sizeof(t));
+    int32_t part = 0;
+    t.name = SM_STR_LIT("t");
+    t.partition_indexes = (sm_i32_array_t){1, &part};
+    req.group_id = (sm_str_t){group, (int32_t)strlen(group)};
+    req.topics = (proto_offset_fetch_request_offset_fetch_request_topic_array_t){1, &t};
+    proto_offset_fetch_response_t *resp = rpc(fd, 9, 1, &req, a);
+    if (!resp || resp->topics.n != 1 || resp->topics.v[0].partitions.n != 1) return -100;
+    return resp->topics.v[0].partitions.v[0].committed_offset;
+}
+
+typedef struct joined {
+    int16_t error;
+    int32_t generation;
+    char member[128];
+} joined_t;
+
+/* JoinGroup v3 (no MEMBER_ID_REQUIRED round) of a new member. */
+static joined_t join(int fd, const char *group, sm_arena_t *a) {
+    joined_t j = {-1, -1, ""};
+    proto_join_group_request_t req;
+    proto_join_group_request_init(&req);
+    proto_join_group_request_join_group_request_protocol_t p;
+    memset(&p, 0, sizeof(p));
+    p.name = SM_STR_LIT("range");
+    p.metadata = (sm_bytes_t){(const uint8_t *)"meta", 4};
+    req.group_id = (sm_str_t){group, (int32_t)strlen(group)};
+    req.session_timeout_ms = 30000;
+    req.rebalance_timeout_ms = 30000;
+    req.member_id = SM_STR_LIT("");
+    req.protocol_type = SM_STR_LIT("consumer");
+    req.protocols = (proto_join_group_request_join_group_request_protocol_array_t){1, &p};
+    proto_join_group_response_t *resp = rpc(fd, 11, 3, &req, a);
+    if (!resp) return j;
+    j.error = resp->error_code;
+    j.generation = resp->generation_id;
+    snprintf(j.member, sizeof(j.member), "%.*s", (int)resp->member_id.len, resp->member_id.ptr);
+    return j;
+}
+
+static int sync_group(int fd, const char *group, const joined_t *j, sm_arena_t *a) {
+    proto_sync_group_request_t req;
+    proto_sync_group_request_init(&req);
+    proto_sync_group_request_sync_group_request_assignment_t as;
+    memset(&as, 0, sizeof(as));
+    as.member_id = (sm_str_t){j->member, (int32_t)strlen(j->member)};
+    as.assignment = (sm_bytes_t){(const uint8_t *)"assign", 6};
+    req.group_id = (sm_str_t){group, (int32_t)strlen(group)};
+    req.generation_id = j->generation;
+    req.member_id = as.member_id;
+    req.assignments = (proto_sync_group_request_sync_group_request_assignment_array_t){1, &as};
+    proto_sync_group_response_t *resp = rpc(fd, 14, 2, &req, a);
+    return resp ? resp->error_code : -1;
+}
+
+static int heartbeat(int fd, const char *group, const joined_t *j, sm_arena_t *a) {
+    proto_heartbeat_request_t req;
+    proto_heartbeat_request_init(&req);
+    req.group_id = (sm_str_t){group, (int32_t)strlen(group)};
+    req.generation_id = j->generation;
+    req.member_id = (sm_str_t){j->member, (int32_t)strlen(j->member)};
+    proto_heartbeat_response_t *resp = rpc(fd, 12, 2, &req, a);
+    return resp ? resp->error_code : -1;
+}
+
+static int leave(int fd, const char *group, const joined_t *j, sm_arena_t *a) {
+    proto_leave_group_request_t req;
+    proto_leave_group_request_init(&req);
+    req.group_id = (sm_str_t){group, (int32_t)strlen(group)};
+    req.member_id = (sm_str_t){j->member, (int32_t)strlen(j->member)};
+    proto_leave_group_response_t *resp = rpc(fd, 13, 2, &req, a);
+    return resp ? resp->error_code : -1;
+}
+
+/* The group's state and member count from DescribeGroups v1. */
+static bool describe(int fd, const char *group, char *state, size_t cap, int *members,
+                     sm_arena_t *a) {
+    proto_describe_groups_request_t req;
+    proto_describe_groups_request_init(&req);
+    sm_str_t g = {group, (int32_t)strlen(group)};
+    req.groups = (sm_str_array_t){1, &g};
+    proto_describe_groups_response_t *resp = rpc(fd, 15, 1, &req, a);
+    if (!resp || resp->groups.n != 1) return false;
+    snprintf(state, cap, "%.*s", (int)resp->groups.v[0].group_state.len,
+             resp->groups.v[0].group_state.ptr);
+    *members = resp->groups.v[0].members.n;
+    return true;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+/* A failed append answers NOT_COORDINATOR and leaves offsets, the group's
+ * state and its members as they were; the same requests succeed after. */
+static void test_failed_append_changes_nothing(void) {
+    REQUIRE(start_broker(false));
+    sm_arena_t a;
+    sm_arena_init(&a, 64u << 20);
+    int fd = connect_to(port);
+    REQUIRE(fd >= 0);
+    REQUIRE(create_topic(fd, "t", &a));
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit(fd, "simple", -1, "", 5, &a));
+    atomic_store(&fail_appends, true);
+    CHECK_EQ_INT(PROTO_ERR_NOT_COORDINATOR, commit(fd, "simple", -1, "", 9, &a));
+    CHECK_EQ_INT(5, committed(fd, "simple", &a));
+
+    /* SyncGroup of the leader: its assignment is not taken, the group stays
+     * in CompletingRebalance. */
+    atomic_store(&fail_appends, false);
+    joined_t j = join(fd, "grp", &a);
+    REQUIRE(j.error == PROTO_ERR_NONE);
+    atomic_store(&fail_appends, true);
+    CHECK_EQ_INT(PROTO_ERR_NOT_COORDINATOR, sync_group(fd, "grp", &j, &a));
+    char state[64];
+    int members = -1;
+    REQUIRE(describe(fd, "grp", state, sizeof(state), &members, &a));
+    CHECK(strcmp(state, "CompletingRebalance") == 0);
+    CHECK_EQ_INT(1, members);
+    atomic_store(&fail_appends, false);
+    CHECK_EQ_INT(PROTO_ERR_NONE, sync_group(fd, "grp", &j, &a));
+    REQUIRE(describe(fd, "grp", state, sizeof(state), &members, &a));
+    CHECK(strcmp(state, "Stable") == 0);
+
+    /* The last member's LeaveGroup: the move to Empty is not written, so the
+     * member stays. */
+    atomic_store(&fail_appends, true);
+    CHECK_EQ_INT(PROTO_ERR_NOT_COORDINATOR, leave(fd, "grp", &j, &a));
+    REQUIRE(describe(fd, "grp", state, sizeof(state), &members, &a));
+    CHECK(strcmp(state, "Stable") == 0);
+    CHECK_EQ_INT(1, members);
+    CHECK_EQ_INT(PROTO_ERR_NONE, heartbeat(fd, "grp", &j, &a));
+    atomic_store(&fail_appends, false);
+    CHECK_EQ_INT(PROTO_ERR_NONE, leave(fd, "grp", &j, &a));
+    REQUIRE(describe(fd, "grp", state, sizeof(state), &members, &a));
+    CHECK(strcmp(state, "Empty") == 0);
+    CHECK_EQ_INT(0, members);
+    close(fd);
+    sm_arena_free(&a);
+    stop_broker();
+}
+
+/* With fsync-before-ack, a commit of group A whose partition's flush is held
+ * stays unanswered while group B (another partition) joins, syncs and
+ * heartbeats, and A's own heartbeats are answered too; A's commit is
+ * answered once the flush is let through. */
+static void test_held_flush_blocks_only_its_answer(void) {
+    REQUIRE(start_broker(true));
+    sm_arena_t a;
+    sm_arena_init(&a, 64u << 20);
+    int fd = connect_to(port), fa = connect_to(port);
+    REQUIRE(fd >= 0 && fa >= 0);
+    REQUIRE(create_topic(fd, "t", &a));
+    char ga[64], gb[64];
+    group_in(1, "ga", ga, sizeof(ga));
+    group_in(2, "gb", gb, sizeof(gb));
+    joined_t ja = join(fd, ga, &a);
+    REQUIRE(ja.error == PROTO_ERR_NONE);
+    REQUIRE(sync_group(fd, ga, &ja, &a) == PROTO_ERR_NONE);
+
+    atomic_store(&held_partition, 1);
+    REQUIRE(send_commit(fa, ga, ja.generation, ja.member, 42));
+    /* Group B's whole life runs meanwhile, and so do A's heartbeats. */
+    joined_t jb = join(fd, gb, &a);
+    CHECK_EQ_INT(PROTO_ERR_NONE, jb.error);
+    CHECK_EQ_INT(PROTO_ERR_NONE, sync_group(fd, gb, &jb, &a));
+    CHECK_EQ_INT(PROTO_ERR_NONE, heartbeat(fd, gb, &jb, &a));
+    CHECK_EQ_INT(PROTO_ERR_NONE, heartbeat(fd, ga, &ja, &a));
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit(fd, gb, jb.generation, jb.member, 7, &a));
+    /* A's commit is still waiting for its flush: nothing to read yet. */
+    pthread_mutex_lock(&held_mu);
+    int waiting = nheld;
+    pthread_mutex_unlock(&held_mu);
+    CHECK_EQ_INT(1, waiting);
+    struct pollfd pfd = {fa, POLLIN, 0};
+    CHECK_EQ_INT(0, poll(&pfd, 1, 0));
+
+    release_held();
+    void *resp = NULL;
+    CHECK(recv_resp(fa, 8, 2, &a, &resp, WAIT_MS));
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit_error(resp));
+    CHECK_EQ_INT(42, committed(fd, ga, &a));
+    close(fa);
+    close(fd);
+    sm_arena_free(&a);
+    stop_broker();
+}
+
+int main(void) {
+    RUN(test_failed_append_changes_nothing);
+    RUN(test_held_flush_blocks_only_its_answer);
+    return t_summary("group_runtime");
+}
