@@ -776,7 +776,7 @@ static void test_manager_cleaner_threads(void) {
     log_flush(p);
     int64_t size_before = log_size_bytes(l), before_p = log_size_bytes(p);
     int segs_p = log_segment_count(p);
-    CHECK(wait_smaller(m, l, size_before, sm_time_ms() + 20000));
+    CHECK(wait_smaller(m, l, size_before, sm_time_ms() + 120000));
     CHECK_EQ_INT(before_p, log_size_bytes(p));
     CHECK_EQ_INT(segs_p, log_segment_count(p));
     log_clean_info_t info;
@@ -787,7 +787,7 @@ static void test_manager_cleaner_threads(void) {
     /* A dynamic change: the plain log becomes compacted and is cleaned. */
     plain.compact = true;
     log_set_config(p, &plain);
-    CHECK(wait_smaller(m, p, before_p, sm_time_ms() + 20000));
+    CHECK(wait_smaller(m, p, before_p, sm_time_ms() + 120000));
     CHECK_EQ_INT(SM_OK, log_manager_close(m));
     char ck[400];
     snprintf(ck, sizeof(ck), "%s/cleaner-offset-checkpoint", dir);
