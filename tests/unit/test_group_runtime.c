@@ -138,8 +138,9 @@ static bool start_broker(bool fsync) {
     sm_log_set_level(SM_LOG_ERROR);
     memset(&b, 0, sizeof(b));
     if (broker_start(&b, cfg) != SM_OK) return false;
-    group_host_t wrapped;
-    group_coordinator_swap_host(b.groups, &(group_host_t){NULL}, &real);
+    group_host_t wrapped, none;
+    memset(&none, 0, sizeof(none));
+    group_coordinator_swap_host(b.groups, &none, &real);
     wrapped = real;
     wrapped.append = wrap_append;
     wrapped.when_durable = wrap_when_durable;
