@@ -43,6 +43,11 @@ static inline bool sm_str_eq(sm_str_t a, sm_str_t b) {
     return true;
 }
 
+/* Url-safe base64 without padding, as Kafka prints ids: 22 characters and a NUL. */
+void sm_uuid_base64(const uint8_t u[16], char out[23]);
+/* Sets the version (4) and variant bits of random bytes. */
+void sm_uuid_make_v4(uint8_t u[16]);
+
 static inline bool sm_uuid_is_zero(const sm_uuid_t *u) {
     for (int i = 0; i < 16; i++)
         if (u->b[i]) return false;

@@ -50,6 +50,7 @@ static const broker_api_t apis[] = {
     {49, 0, 1, broker_handle_alter_client_quotas},
     {50, 0, 0, broker_handle_describe_user_scram_credentials},
     {51, 0, 0, broker_handle_alter_user_scram_credentials},
+    {55, 0, 2, broker_handle_describe_quorum},
     {57, 0, 2, broker_handle_update_features},
     {60, 0, 2, broker_handle_describe_cluster},
     {61, 0, 0, broker_handle_describe_producers},

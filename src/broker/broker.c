@@ -23,11 +23,13 @@
 
 #include "base/fileio.h"
 #include "base/log.h"
+#include "cluster/cluster.h"
 #include "broker/delayed.h"
 #include "broker/partition.h"
 #include "broker/group_host.h"
 #include "txn/coordinator.h"
 #include "protocol/records.h"
+#include "protocol/request.h"
 #include "version.h"
 
 void broker_on_request(net_request_t *nreq, void *arg);
@@ -132,14 +134,28 @@ static int add_listener(const char *uri, void *arg) {
             fprintf(stderr, "config: listeners: the name %s is used twice\n", l->name);
             return SM_ERR_PARSE;
         }
-    if (in_list(sm_config_str(c, "controller.listener.names"), l->name) &&
-        sm_config_is_set(c, "process.roles")) {
-        fprintf(stderr,
-                "config: listeners: %s is a controller listener (controller.listener.names) and "
-                "Samsa does not serve clusters yet; remove it from listeners and "
-                "advertised.listeners to run this node alone\n",
-                uri);
-        return SM_ERR_PARSE;
+    if (in_list(sm_config_str(c, "controller.listener.names"), l->name)) {
+        if (!sm_config_is_set(c, "controller.quorum.voters")) {
+            fprintf(stderr,
+                    "config: listeners: %s is a controller listener (controller.listener.names) "
+                    "but controller.quorum.voters is not set; set it to run a cluster, or "
+                    "remove the listener to run this node alone\n",
+                    uri);
+            return SM_ERR_PARSE;
+        }
+        if (b->ctrl_listener.name[0]) {
+            fprintf(stderr, "config: listeners: more than one controller listener (%s)\n", uri);
+            return SM_ERR_PARSE;
+        }
+        /* Served by the cluster module on its own thread, not as a client listener. */
+        broker_listener_t *cl = &b->ctrl_listener;
+        memcpy(cl, l, sizeof(*cl));
+        memcpy(cl->advertised_host, l->host, sizeof(l->host));
+        cl->advertised_port = l->port;
+        cl->b = b;
+        cl->forwarded = true;
+        memset(l, 0, sizeof(*l));
+        return 0;
     }
     char proto[64];
     listener_protocol(c, l->name, proto, sizeof(proto));
@@ -182,7 +198,7 @@ static int add_advertised(const char *uri, void *arg) {
 static int load_listeners(broker_t *b, const sm_config_t *c) {
     int rc = each_item(sm_config_str(c, "listeners"), add_listener, b);
     if (rc) return rc;
-    if (b->nlisteners == 0) {
+    if (b->nlisteners == 0 && !(b->s.cluster_mode && !b->s.is_broker)) {
         fprintf(stderr, "config: listeners: no listener given\n");
         return SM_ERR_PARSE;
     }
@@ -198,13 +214,100 @@ static int load_listeners(broker_t *b, const sm_config_t *c) {
     return SM_OK;
 }
 
+/* process.roles: "broker", "controller" or both. */
+static int parse_roles(broker_t *b, const char *roles, bool *controller) {
+    char buf[256];
+    snprintf(buf, sizeof(buf), "%s", roles ? roles : "");
+    b->s.is_broker = false;
+    *controller = false;
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        if (strcmp(t, "broker") == 0)
+            b->s.is_broker = true;
+        else if (strcmp(t, "controller") == 0)
+            *controller = true;
+        else {
+            fprintf(stderr, "config: process.roles: unknown role \"%s\" (broker, controller)\n",
+                    t);
+            return SM_ERR_PARSE;
+        }
+    }
+    if (!b->s.is_broker && !*controller) {
+        fprintf(stderr, "config: process.roles: empty (broker, controller or both)\n");
+        return SM_ERR_PARSE;
+    }
+    return SM_OK;
+}
+
+/* Cluster mode (controller.quorum.voters): the roles, the voters and the controller
+ * listener must agree, as Kafka checks them at start. */
+static int check_cluster_settings(broker_t *b, const sm_config_t *c, bool controller) {
+    cluster_voter_t voters[RAFT_MAX_VOTERS];
+    int nv = 0;
+    char err[512];
+    if (cluster_parse_voters(sm_config_str(c, "controller.quorum.voters"), voters, &nv, err,
+                             sizeof(err))) {
+        fprintf(stderr, "%s\n", err);
+        return SM_ERR_PARSE;
+    }
+    bool voter = false;
+    for (int i = 0; i < nv; i++)
+        if (voters[i].id == b->s.node_id) voter = true;
+    if (controller && !voter) {
+        fprintf(stderr,
+                "config: controller.quorum.voters: node.id %d has the controller role but is not "
+                "one of the voters\n",
+                b->s.node_id);
+        return SM_ERR_PARSE;
+    }
+    if (!controller && voter) {
+        fprintf(stderr,
+                "config: controller.quorum.voters: node.id %d is a voter but process.roles has "
+                "no controller role\n",
+                b->s.node_id);
+        return SM_ERR_PARSE;
+    }
+    if (controller && !b->ctrl_listener.name[0]) {
+        fprintf(stderr, "config: controller.listener.names: a controller needs its listener "
+                        "(e.g. listeners=PLAINTEXT://:9092,CONTROLLER://:9093 and "
+                        "controller.listener.names=CONTROLLER)\n");
+        return SM_ERR_PARSE;
+    }
+    if (!controller && b->ctrl_listener.name[0]) {
+        fprintf(stderr, "config: listeners: %s is a controller listener but process.roles has no "
+                        "controller role\n",
+                b->ctrl_listener.name);
+        return SM_ERR_PARSE;
+    }
+    return SM_OK;
+}
+
 static int load_settings(broker_t *b, sm_config_t *c) {
     broker_settings_t *s = &b->s;
     s->node_id = sm_config_is_set(c, "broker.id") && !sm_config_is_set(c, "node.id")
                      ? sm_config_int(c, "broker.id")
                      : sm_config_int(c, "node.id");
-    int rc = load_listeners(b, c);
+    s->cluster_mode = sm_config_is_set(c, "controller.quorum.voters");
+    if (!s->cluster_mode && sm_config_is_set(c, "controller.quorum.bootstrap.servers")) {
+        fprintf(stderr, "config: controller.quorum.bootstrap.servers: dynamic quorums (KIP-853) "
+                        "are not supported yet; list the voters in controller.quorum.voters\n");
+        return SM_ERR_PARSE;
+    }
+    bool controller = true;
+    int rc = parse_roles(b, sm_config_str(c, "process.roles"), &controller);
     if (rc) return rc;
+    if (!s->cluster_mode && !(s->is_broker && controller)) {
+        fprintf(stderr,
+                "config: process.roles=%s needs controller.quorum.voters (a cluster); a single "
+                "node is broker,controller\n",
+                sm_config_str(c, "process.roles"));
+        return SM_ERR_PARSE;
+    }
+    if (!s->cluster_mode) s->is_broker = true;
+    rc = load_listeners(b, c);
+    if (rc) return rc;
+    if (s->cluster_mode && (rc = check_cluster_settings(b, c, controller))) return rc;
+    s->is_controller = controller;
     s->num_partitions = sm_config_int(c, "num.partitions");
     s->default_replication_factor = (int16_t)sm_config_int(c, "default.replication.factor");
     s->auto_create_topics = sm_config_bool(c, "auto.create.topics.enable");
@@ -219,23 +322,12 @@ static int load_settings(broker_t *b, sm_config_t *c) {
 /* ---- meta.properties: the cluster id, as Kafka keeps it in each log dir ---- */
 
 static void random_cluster_id(char *out) {
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t u[16];
     if (getrandom(u, 16, 0) != 16)
         for (int i = 0; i < 16; i++)
             u[i] = (uint8_t)rand();
-    u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
-    u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
-    int o = 0;
-    for (int i = 0; i < 16; i += 3) {
-        uint32_t v = (uint32_t)u[i] << 16 | (i + 1 < 16 ? (uint32_t)u[i + 1] << 8 : 0) |
-                     (i + 2 < 16 ? u[i + 2] : 0);
-        out[o++] = b64[(v >> 18) & 63];
-        out[o++] = b64[(v >> 12) & 63];
-        if (i + 1 < 16) out[o++] = b64[(v >> 6) & 63];
-        if (i + 2 < 16) out[o++] = b64[v & 63];
-    }
-    out[o] = 0; /* 22 characters, url-safe base64 without padding */
+    sm_uuid_make_v4(u);
+    sm_uuid_base64(u, out);
 }
 
 static int load_cluster_id(broker_t *b, char **dirs, int ndirs) {
@@ -267,8 +359,15 @@ static int load_cluster_id(broker_t *b, char **dirs, int ndirs) {
     }
     const char *cfg_id = sm_config_str(b->cfg, "cluster.id");
     if (!found[0]) {
+        cluster_voter_t voters[RAFT_MAX_VOTERS];
+        int nv = 0;
+        char err[256];
         if (cfg_id)
             snprintf(found, sizeof(found), "%s", cfg_id);
+        else if (b->s.cluster_mode &&
+                 cluster_parse_voters(sm_config_str(b->cfg, "controller.quorum.voters"), voters,
+                                      &nv, err, sizeof(err)) == SM_OK)
+            cluster_default_id(voters, nv, found); /* the same on every node: no format step */
         else
             random_cluster_id(found);
     }
@@ -330,6 +429,10 @@ static void on_topic_created(void *ctx, const meta_topic_t *t, int32_t first) {
     else
         sm_info("broker", "topic %s: added partitions %d..%d", t->name, first, t->n_partitions - 1);
     broker_partitions_create(ctx, t, first);
+}
+
+static void on_partitions_changed(void *ctx, const meta_topic_t *t) {
+    broker_partitions_create(ctx, t, 0); /* new epochs, and replicas that are new here */
 }
 
 static void on_topic_deleted(void *ctx, const meta_topic_t *t) {
@@ -558,6 +661,93 @@ static bool claimed_by_image(void *arg, const char *topic, int32_t partition,
     return t && partition >= 0 && partition < t->n_partitions;
 }
 
+/* Runs a request a broker forwarded to this controller (worker thread). */
+static void serve_forwarded(void *ctx, net_request_t *nreq) {
+    broker_t *b = ctx;
+    int16_t key = nreq->len >= 2 ? (int16_t)(nreq->frame[0] << 8 | nreq->frame[1]) : -1;
+    if (key != PROTO_ALLOCATE_PRODUCER_IDS_REQUEST_API_KEY) {
+        broker_on_request(nreq, &b->ctrl_listener);
+        return;
+    }
+    /* A broker's producer id block (a controller-only API, not in the broker's table). */
+    sm_arena_t a;
+    sm_arena_init(&a, 0);
+    proto_request_t req;
+    proto_allocate_producer_ids_response_t resp;
+    proto_allocate_producer_ids_response_init(&resp);
+    uint8_t *frame = NULL;
+    size_t len = 0;
+    if (proto_request_parse(nreq->frame, nreq->len, &a, &req) == SM_OK) {
+        meta_result_t res;
+        int64_t first = -1;
+        meta_allocate_producer_ids(&b->controller, 1000, &first, &res);
+        resp.error_code = res.error;
+        resp.producer_id_start = res.error ? -1 : first;
+        resp.producer_id_len = res.error ? 0 : 1000;
+        uint8_t *enc;
+        if (proto_response_encode(&a, req.api, req.header.request_api_version,
+                                  req.header.correlation_id, &resp, &enc, &len) == SM_OK &&
+            (frame = malloc(len)))
+            memcpy(frame, enc, len);
+    }
+    sm_arena_free(&a);
+    if (!frame) {
+        net_request_close(nreq);
+        return;
+    }
+    net_segment_t seg = {frame, len, -1, 0, free, frame};
+    net_request_respond(nreq, &seg, 1);
+}
+
+static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_dir) {
+    cluster_opts_t *o = calloc(1, sizeof(*o));
+    if (!o) return SM_ERR_NOMEM;
+    char err[512];
+    int rc = cluster_parse_voters(sm_config_str(cfg, "controller.quorum.voters"), o->voters,
+                                  &o->n_voters, err, sizeof(err));
+    if (rc) {
+        fprintf(stderr, "%s\n", err);
+        free(o);
+        return SM_ERR_PARSE;
+    }
+    o->node_id = b->s.node_id;
+    o->is_broker = b->s.is_broker;
+    o->is_controller = b->s.is_controller;
+    snprintf(o->cluster_id, sizeof(o->cluster_id), "%s", b->cluster_id);
+    snprintf(o->metadata_dir, sizeof(o->metadata_dir), "%s/__cluster_metadata-0", first_dir);
+    snprintf(o->controller_listener, sizeof(o->controller_listener), "%s",
+             b->ctrl_listener.name);
+    snprintf(o->controller_host, sizeof(o->controller_host), "%s", b->ctrl_listener.host);
+    o->controller_port = b->ctrl_listener.port;
+    net_opts_default(&o->net);
+    o->net.max_request_bytes = sm_config_int(cfg, "socket.request.max.bytes");
+    o->election_timeout_ms = sm_config_int(cfg, "controller.quorum.election.timeout.ms");
+    o->fetch_timeout_ms = sm_config_int(cfg, "controller.quorum.fetch.timeout.ms");
+    o->election_backoff_max_ms = sm_config_int(cfg, "controller.quorum.election.backoff.max.ms");
+    o->request_timeout_ms = sm_config_int(cfg, "controller.quorum.request.timeout.ms");
+    o->retry_backoff_ms = sm_config_int(cfg, "controller.quorum.retry.backoff.ms");
+    o->heartbeat_interval_ms = sm_config_int(cfg, "broker.heartbeat.interval.ms");
+    o->session_timeout_ms = sm_config_int(cfg, "broker.session.timeout.ms");
+    for (int i = 0; i < b->nlisteners && o->n_endpoints < META_MAX_ENDPOINTS; i++) {
+        meta_endpoint_t *e = &o->endpoints[o->n_endpoints++];
+        snprintf(e->name, sizeof(e->name), "%s", b->listeners[i].name);
+        snprintf(e->host, sizeof(e->host), "%s", b->listeners[i].advertised_host);
+        e->port = b->listeners[i].advertised_port;
+        e->security_protocol = 0; /* PLAINTEXT */
+    }
+    const char *rack = sm_config_str(cfg, "broker.rack");
+    snprintf(o->rack, sizeof(o->rack), "%s", rack ? rack : "");
+    o->image = &b->image;
+    o->controller = &b->controller;
+    o->serve = serve_forwarded;
+    o->serve_ctx = b;
+    rc = cluster_start(o, &b->cluster);
+    free(o);
+    if (rc) return rc;
+    b->controller.quorum.ctx = b->cluster;
+    return SM_OK;
+}
+
 int broker_start(broker_t *b, sm_config_t *cfg) {
     memset(b, 0, sizeof(*b));
     b->cfg = cfg;
@@ -589,6 +779,22 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     /* The metadata log lives beside the partition logs, like KRaft's. */
     char mdir[4096];
     snprintf(mdir, sizeof(mdir), "%s/__cluster_metadata-0", dirs[0]);
+    if (b->s.cluster_mode) {
+        b->image.self_id = b->s.node_id;
+        meta_quorum_t q = {.append = cluster_append,
+                           .replicated = true,
+                           .is_active = cluster_is_active,
+                           .remote_create_topic = cluster_remote_create_topic,
+                           .remote_allocate_producer_ids = cluster_remote_allocate_producer_ids};
+        meta_listener_t listener = {on_topic_created, on_topic_deleted, on_configs_changed, b,
+                                    on_partitions_changed};
+        meta_controller_init(&b->controller, &b->image, b->s.node_id, q, listener);
+        meta_image_rdlock(&b->image);
+        rc = broker_configs_refresh(b);
+        meta_image_unlock(&b->image);
+        if (rc) goto out;
+        goto logs;
+    }
     log_config_t mcfg;
     log_config_default(&mcfg);
     mcfg.retention_ms = -1;
@@ -597,8 +803,8 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
         sm_error("broker", "%s: cannot open the metadata log: %s", mdir, sm_strerror(rc));
         goto out;
     }
-    meta_quorum_t q = {quorum_append, b};
-    meta_listener_t listener = {on_topic_created, on_topic_deleted, on_configs_changed, b};
+    meta_quorum_t q = {.append = quorum_append, .ctx = b};
+    meta_listener_t listener = {on_topic_created, on_topic_deleted, on_configs_changed, b, NULL};
     meta_controller_init(&b->controller, &b->image, b->s.node_id, q, listener);
     if ((rc = replay_metadata(b))) {
         sm_error("broker",
@@ -612,6 +818,7 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     meta_image_unlock(&b->image);
     if (rc) goto out;
 
+logs:;
     log_manager_opts_t lo = {
         .dirs = (const char *const *)dirs,
         .ndirs = ndirs,
@@ -642,19 +849,26 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
         if ((rc = broker_partitions_create(b, v, 0)) == SM_ERR_NOMEM) break;
         rc = SM_OK;
     }
-    if (rc == SM_OK) log_manager_close_unclaimed(b->logs, claimed_by_image, &b->image);
+    /* Cluster mode: the image fills as the metadata log is applied; folders are claimed
+     * then. */
+    if (rc == SM_OK && !b->s.cluster_mode)
+        log_manager_close_unclaimed(b->logs, claimed_by_image, &b->image);
     meta_image_unlock(&b->image);
     if (rc == SM_OK) rc = log_manager_start_cleaner(b->logs);
     if (rc) goto out;
     if ((rc = broker_delayed_start(b))) goto out;
-    if ((rc = broker_groups_start(b))) goto out;
-    if ((rc = txn_coordinator_start(b))) goto out;
+    /* The group and transaction coordinators follow their topics' partition leadership in
+     * a cluster (issue 13); until then a cluster has none. */
+    if (!b->s.cluster_mode && (rc = broker_groups_start(b))) goto out;
+    if (!b->s.cluster_mode && (rc = txn_coordinator_start(b))) goto out;
 
     for (int i = 0; i < b->nlisteners; i++)
         if ((rc = start_listener(b, &b->listeners[i]))) goto out;
-    b->s.advertised_port = b->listeners[0].advertised_port;
-    snprintf(b->s.advertised_host, sizeof(b->s.advertised_host), "%s",
-             b->listeners[0].advertised_host);
+    /* After the listeners: the registration carries their bound ports. */
+    if (b->s.cluster_mode && (rc = start_cluster(b, cfg, dirs[0]))) goto out;
+    const broker_listener_t *first = b->nlisteners ? &b->listeners[0] : &b->ctrl_listener;
+    b->s.advertised_port = first->advertised_port;
+    snprintf(b->s.advertised_host, sizeof(b->s.advertised_host), "%s", first->advertised_host);
     sm_info("broker", "samsa-server %s node %d started (cluster %s, %zu topics, log dirs %s)",
             SAMSA_VERSION, b->s.node_id, b->cluster_id, sm_map_size(&b->image.topics_by_name),
             dirs_cfg);
@@ -679,6 +893,10 @@ void broker_stop(broker_t *b) {
         if (b->listeners[i].net) net_server_stop(b->listeners[i].net, 5000);
         b->listeners[i].net = NULL;
     }
+    /* Then the cluster: controlled shutdown, a leader resigns, the quorum thread (which
+     * creates and deletes partitions as metadata applies) stops before they close. */
+    if (b->cluster) cluster_stop(b->cluster);
+    b->cluster = NULL;
     /* After the network: no handler reaches it any more; its marker thread
      * still writes to the partitions (and tells the group coordinator of
      * markers on __consumer_offsets), closed next. */

@@ -43,12 +43,18 @@ typedef struct broker_listener {
     char advertised_host[256];
     int32_t advertised_port;
     net_server_t *net;
+    /* The controller listener's stand-in for requests brokers forwarded to this node:
+     * they run here and are never forwarded again. */
+    bool forwarded;
 } broker_listener_t;
 
 /* Settings the handlers read, resolved from the configuration at start.
  * advertised_*: the first listener's (for answers not tied to a connection). */
 typedef struct broker_settings {
     int32_t node_id;
+    bool cluster_mode; /* controller.quorum.voters set: a node of a Raft cluster */
+    bool is_broker;    /* process.roles has broker (always outside cluster mode) */
+    bool is_controller;
     char advertised_host[256];
     int32_t advertised_port;
     int32_t num_partitions;
@@ -102,6 +108,8 @@ struct broker {
     txn_coordinator_t *txns;
     broker_listener_t listeners[BROKER_MAX_LISTENERS];
     int nlisteners;
+    broker_listener_t ctrl_listener; /* cluster mode, controller role: CONTROLLER */
+    struct cluster *cluster;         /* cluster mode */
     int lock_fds[BROKER_MAX_LOG_DIRS]; /* flock'ed .lock of each log dir */
     int nlocks;
     pthread_mutex_t pid_mu; /* producer id block */
@@ -149,6 +157,20 @@ int broker_internal_topic(broker_t *b, const char *name, int32_t partitions,
 
 /* Allocates the next producer id (blocks of 1000 from the controller). */
 int broker_next_producer_id(broker_t *b, int64_t *pid);
+
+/* A broker as clients are told about it. */
+typedef struct broker_node {
+    int32_t id;
+    sm_str_t host;
+    int32_t port;
+    sm_str_t rack; /* null when none */
+    bool fenced;
+} broker_node_t;
+
+/* The brokers to list for r (nodes.c): strings in r's arena; the count, or -1. */
+int broker_nodes(broker_req_t *r, bool include_fenced, broker_node_t **out);
+/* The controller id given to clients. */
+int32_t broker_client_controller_id(broker_t *b);
 
 /* Current wall-clock time in ms. */
 int64_t broker_now_ms(void);

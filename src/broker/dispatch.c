@@ -11,10 +11,37 @@
 
 #include "base/log.h"
 #include "broker/broker.h"
+#include "cluster/cluster.h"
 #include "broker/handlers/handlers.h"
 #include "protocol/errors.h"
 
 enum { API_VERSIONS_KEY = 18 };
+
+/* Cluster mode: the APIs only the active controller serves; a broker relays them. */
+static bool controller_api(int16_t key) {
+    switch (key) {
+    case 19: /* CreateTopics */
+    case 20: /* DeleteTopics */
+    case 33: /* AlterConfigs */
+    case 37: /* CreatePartitions */
+    case 44: /* IncrementalAlterConfigs */
+    case 49: /* AlterClientQuotas */
+    case 55: /* DescribeQuorum */
+    case 57: /* UpdateFeatures */
+        return true;
+    default: return false;
+    }
+}
+
+/* The group coordinator's APIs (a cluster has no group coordinator yet). */
+static bool group_api(int16_t key) {
+    switch (key) {
+    case 8: case 9: case 11: case 12: case 13: case 14: case 15: case 16: case 42: case 47:
+    case 68: case 69:
+        return true;
+    default: return false;
+    }
+}
 
 static void req_free(broker_req_t *r) {
     for (int i = 0; i < r->nranges; i++) log_range_release(&r->ranges[i]);
@@ -155,6 +182,16 @@ void broker_on_request(net_request_t *nreq, void *arg) {
     }
     if (!served || r->version < served->min_version || r->version > served->max_version) {
         error_response(r, api, r->version, PROTO_ERR_UNSUPPORTED_VERSION);
+        return;
+    }
+    if (b->cluster && !l->forwarded && controller_api(key)) {
+        /* Relayed to the active controller (served there, or here when this is it). */
+        cluster_forward(b->cluster, nreq);
+        req_free(r);
+        return;
+    }
+    if (!b->groups && group_api(key)) {
+        error_response(r, api, r->version, PROTO_ERR_COORDINATOR_NOT_AVAILABLE);
         return;
     }
     r->req.body = sm_arena_alloc(&r->arena, api->request->struct_size);

@@ -290,11 +290,24 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
     log_config_t cfg;
     broker_topic_log_config(b, t, &cfg);
     for (int32_t i = first; i < t->n_partitions; i++) {
+        if (b->s.cluster_mode) {
+            /* A cluster's node holds the partitions it is a replica of. */
+            bool mine = false;
+            for (int32_t k = 0; k < t->partitions[i].n_replicas; k++)
+                if (t->partitions[i].replicas[k] == b->s.node_id) mine = true;
+            if (!mine) continue;
+        }
         pkey_t k = make_key(&t->id, i);
         pthread_mutex_lock(&b->partitions_mu);
-        bool exists = sm_map_get(&b->partitions, &k, sizeof(k)) != NULL;
+        broker_partition_t *have = sm_map_get(&b->partitions, &k, sizeof(k));
+        if (have && have->leader_epoch != t->partitions[i].leader_epoch) {
+            /* a leadership change: the epoch clients and followers check */
+            have->leader_epoch = t->partitions[i].leader_epoch;
+            sm_info("broker", "%s-%d: leader now %d (leader epoch %d)", t->name, i,
+                    t->partitions[i].leader, t->partitions[i].leader_epoch);
+        }
         pthread_mutex_unlock(&b->partitions_mu);
-        if (exists) continue;
+        if (have) continue;
         broker_partition_t *p = calloc(1, sizeof(*p));
         if (!p) return SM_ERR_NOMEM;
         p->b = b;

@@ -27,7 +27,7 @@ struct broker_partition {
     atomic_bool deleted;
     pthread_mutex_t mu;
     log_t *log;
-    int32_t leader_epoch;
+    _Atomic int32_t leader_epoch; /* changed by the metadata applier (cluster mode) */
     txn_producer_state_t producers;
     txn_aborted_index_t aborted; /* aborted transactions (under mu) */
     int64_t last_snapshot_offset;

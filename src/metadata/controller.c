@@ -79,10 +79,19 @@ static void random_topic_id(sm_uuid_t *id) {
 }
 
 /* Why commit_records failed, for the request's result. */
-enum { COMMIT_OK = 0, COMMIT_APPEND_FAILED = 1, COMMIT_APPLY_FAILED = 2 };
+enum {
+    COMMIT_OK = 0,
+    COMMIT_APPEND_FAILED = 1,
+    COMMIT_APPLY_FAILED = 2,
+    COMMIT_NOT_CONTROLLER = 3,
+};
 
 static void commit_error(meta_result_t *res, int how) {
-    if (how == COMMIT_APPEND_FAILED)
+    if (how == COMMIT_NOT_CONTROLLER)
+        set_result(res, PROTO_ERR_NOT_CONTROLLER,
+                   "This node is not the active controller (the quorum is electing one or it "
+                   "moved); retry.");
+    else if (how == COMMIT_APPEND_FAILED)
         set_result(res, PROTO_ERR_KAFKA_STORAGE_ERROR, "Metadata log append failed");
     else
         set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR,
@@ -134,11 +143,16 @@ static int commit_records(meta_controller_t *c, const meta_record_t *recs, int32
     if ((rc = proto_batch_builder_finish(&bb, &len)) != SM_OK) goto out;
     int64_t base;
     if ((rc = c->quorum.append(c->quorum.ctx, batch, len, &base)) != SM_OK) {
+        if (rc == SM_ERR_AGAIN && c->quorum.replicated) {
+            how = COMMIT_NOT_CONTROLLER;
+            goto out;
+        }
         sm_error("controller", "metadata log append failed: %s", sm_strerror(rc));
         goto out;
     }
     c->next_offset = base + n;
     how = COMMIT_OK;
+    if (c->quorum.replicated) goto out; /* the applier did it on commit */
     meta_image_wrlock(c->img);
     for (int32_t i = 0; i < n && how == COMMIT_OK; i++) {
         int arc = meta_image_apply(c->img, recs[i].type, recs[i].msg, base + i);
@@ -218,11 +232,57 @@ static bool validate_configs(const meta_config_kv_t *configs, int32_t n, meta_re
 }
 
 static void notify_created(meta_controller_t *c, sm_str_t name, int32_t first) {
-    if (!c->listener.topic_created) return;
+    if (!c->listener.topic_created || c->quorum.replicated) return;
     meta_image_rdlock(c->img);
     meta_topic_t *t = meta_image_topic(c->img, name);
     if (t) c->listener.topic_created(c->listener.ctx, t, first);
     meta_image_unlock(c->img);
+}
+
+/*
+ * Cluster mode: the replica (leader) of each of n new partitions, round robin
+ * over the registered unfenced brokers from a random start, as Kafka spreads
+ * them. Fails with NOT_CONTROLLER on a node that is not the active controller,
+ * and with INVALID_REPLICATION_FACTOR when no broker is available.
+ */
+static int place_leaders(meta_controller_t *c, int32_t n, int32_t **out, meta_result_t *res) {
+    *out = NULL;
+    if (c->quorum.is_active && !c->quorum.is_active(c->quorum.ctx)) {
+        set_result(res, PROTO_ERR_NOT_CONTROLLER, "This node is not the active controller.");
+        return SM_ERR_AGAIN;
+    }
+    int32_t ids[1024];
+    int nb = 0;
+    meta_image_rdlock(c->img);
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&c->img->brokers, &it, NULL, NULL, &v) && nb < 1024) {
+        const meta_broker_t *bk = v;
+        if (!bk->fenced && !bk->in_controlled_shutdown) ids[nb++] = bk->id;
+    }
+    meta_image_unlock(c->img);
+    if (nb == 0) {
+        set_result(res, PROTO_ERR_INVALID_REPLICATION_FACTOR,
+                   "Unable to replicate the partition 1 time(s): no broker is registered and "
+                   "unfenced yet.");
+        return SM_ERR_RANGE;
+    }
+    for (int i = 1; i < nb; i++) /* ascending ids: a stable order to rotate through */
+        for (int j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
+            int32_t t = ids[j];
+            ids[j] = ids[j - 1];
+            ids[j - 1] = t;
+        }
+    int32_t *l = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
+    if (!l) {
+        set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
+        return SM_ERR_NOMEM;
+    }
+    int start = (int)((unsigned)rand() % (unsigned)nb);
+    for (int32_t i = 0; i < n; i++)
+        l[i] = ids[(start + i) % nb];
+    *out = l;
+    return SM_OK;
 }
 
 void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
@@ -250,14 +310,27 @@ void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
     if (replication_factor > 1) {
         set_result(res, PROTO_ERR_INVALID_REPLICATION_FACTOR,
                    "Unable to replicate the partition %d time(s): The target replication factor "
-                   "of %d cannot be reached because only 1 broker(s) are registered.",
-                   replication_factor, replication_factor);
+                   "of %d cannot be reached because %s.",
+                   replication_factor, replication_factor,
+                   c->quorum.replicated ? "Samsa does not replicate partitions yet (issue 13)"
+                                        : "only 1 broker(s) are registered");
         return;
     }
     if (!validate_configs(configs, nconfigs, res)) return;
     if (partitions < 0) partitions = 1; /* callers resolve -1 to num.partitions first */
 
     pthread_mutex_lock(&c->mu);
+    int32_t *leaders = NULL;
+    if (c->quorum.replicated && !validate_only &&
+        place_leaders(c, partitions, &leaders, res) != SM_OK) {
+        if (res->error == PROTO_ERR_NOT_CONTROLLER && c->quorum.remote_create_topic) {
+            pthread_mutex_unlock(&c->mu);
+            c->quorum.remote_create_topic(c->quorum.ctx, name, partitions, replication_factor,
+                                          configs, nconfigs, res);
+            return;
+        }
+        goto out;
+    }
     meta_image_rdlock(c->img);
     bool exists = meta_image_topic(c->img, name) != NULL;
     bool collides = false;
@@ -301,9 +374,10 @@ void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
         proto_partition_record_init(&prs[p]);
         prs[p].partition_id = p;
         prs[p].topic_id = tr.topic_id;
-        prs[p].replicas = (sm_i32_array_t){1, &one};
-        prs[p].isr = (sm_i32_array_t){1, &one};
-        prs[p].leader = c->node_id;
+        int32_t *who = leaders ? &leaders[p] : &one;
+        prs[p].replicas = (sm_i32_array_t){1, who};
+        prs[p].isr = (sm_i32_array_t){1, who};
+        prs[p].leader = *who;
         prs[p].leader_epoch = 0;
         prs[p].partition_epoch = 0;
         recs[1 + p] = (meta_record_t){PROTO_PARTITION_RECORD_API_KEY, 0, &prs[p]};
@@ -331,6 +405,7 @@ free_recs:
     free(prs);
     free(crs);
 out:
+    free(leaders);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -369,7 +444,7 @@ void meta_delete_topic(meta_controller_t *c, sm_str_t name, const sm_uuid_t *id,
     int how = commit_records(c, &rec, 1);
     if (how != COMMIT_OK)
         commit_error(res, how);
-    else if (c->listener.topic_deleted)
+    else if (c->listener.topic_deleted && !c->quorum.replicated)
         c->listener.topic_deleted(c->listener.ctx, &gone);
     free(gone.name);
 out:
@@ -407,6 +482,8 @@ void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total, 
     }
     if (validate_only) goto out;
     int32_t n = total - current;
+    int32_t *leaders = NULL;
+    if (c->quorum.replicated && place_leaders(c, n, &leaders, res) != SM_OK) goto out;
     meta_record_t *recs = calloc((size_t)n, sizeof(*recs));
     proto_partition_record_t *prs = calloc((size_t)n, sizeof(*prs));
     int32_t one = c->node_id;
@@ -417,9 +494,10 @@ void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total, 
             proto_partition_record_init(&prs[i]);
             prs[i].partition_id = current + i;
             prs[i].topic_id = tid;
-            prs[i].replicas = (sm_i32_array_t){1, &one};
-            prs[i].isr = (sm_i32_array_t){1, &one};
-            prs[i].leader = c->node_id;
+            int32_t *who = leaders ? &leaders[i] : &one;
+            prs[i].replicas = (sm_i32_array_t){1, who};
+            prs[i].isr = (sm_i32_array_t){1, who};
+            prs[i].leader = *who;
             prs[i].leader_epoch = 0;
             prs[i].partition_epoch = 0;
             recs[i] = (meta_record_t){PROTO_PARTITION_RECORD_API_KEY, 0, &prs[i]};
@@ -432,12 +510,13 @@ void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total, 
     }
     free(recs);
     free(prs);
+    free(leaders);
 out:
     pthread_mutex_unlock(&c->mu);
 }
 
 static void notify_configs(meta_controller_t *c, const sm_str_t *topic) {
-    if (!c->listener.configs_changed) return;
+    if (!c->listener.configs_changed || c->quorum.replicated) return;
     meta_image_rdlock(c->img);
     meta_topic_t *t = topic ? meta_image_topic(c->img, *topic) : NULL;
     if (t || !topic) c->listener.configs_changed(c->listener.ctx, t);
@@ -584,4 +663,139 @@ void meta_allocate_producer_ids(meta_controller_t *c, int32_t count, int64_t *fi
     else
         *first = start;
     pthread_mutex_unlock(&c->mu);
+    if (how == COMMIT_NOT_CONTROLLER && c->quorum.remote_allocate_producer_ids)
+        c->quorum.remote_allocate_producer_ids(c->quorum.ctx, count, first, res);
+}
+
+/* What one applied change tells the listener once the image is unlocked. */
+typedef struct change_notes {
+    sm_uuid_t created[64]; /* topics that gained partitions, and the first new one */
+    int32_t first[64];
+    int ncreated;
+    sm_uuid_t changed[64]; /* topics with a PartitionChangeRecord */
+    int nchanged;
+    meta_topic_t deleted[16]; /* as they were (name owned) */
+    int ndeleted;
+    char *configs[16]; /* topics whose overrides changed (names owned) */
+    int nconfigs;
+    bool broker_configs;
+    bool overflow; /* more than the arrays hold: notify every topic */
+} change_notes_t;
+
+static void note_partition(change_notes_t *cn, const sm_uuid_t *id, int32_t p) {
+    for (int i = 0; i < cn->ncreated; i++)
+        if (memcmp(cn->created[i].b, id->b, 16) == 0) {
+            if (p < cn->first[i]) cn->first[i] = p;
+            return;
+        }
+    if (cn->ncreated == 64) {
+        cn->overflow = true;
+        return;
+    }
+    cn->created[cn->ncreated] = *id;
+    cn->first[cn->ncreated++] = p;
+}
+
+static void note_record(meta_controller_t *c, change_notes_t *cn, int16_t type, const void *msg) {
+    switch (type) {
+    case PROTO_PARTITION_RECORD_API_KEY: {
+        const proto_partition_record_t *r = msg;
+        note_partition(cn, &r->topic_id, r->partition_id);
+        break;
+    }
+    case PROTO_PARTITION_CHANGE_RECORD_API_KEY: {
+        const proto_partition_change_record_t *r = msg;
+        for (int i = 0; i < cn->nchanged; i++)
+            if (memcmp(cn->changed[i].b, r->topic_id.b, 16) == 0) return;
+        if (cn->nchanged == 64)
+            cn->overflow = true;
+        else
+            cn->changed[cn->nchanged++] = r->topic_id;
+        break;
+    }
+    case PROTO_REMOVE_TOPIC_RECORD_API_KEY: {
+        const proto_remove_topic_record_t *r = msg;
+        meta_topic_t *t = meta_image_topic_by_id(c->img, &r->topic_id);
+        if (!t || cn->ndeleted == 16) break;
+        cn->deleted[cn->ndeleted++] =
+            (meta_topic_t){.name = strdup(t->name), .id = t->id, .n_partitions = t->n_partitions};
+        break;
+    }
+    case PROTO_CONFIG_RECORD_API_KEY: {
+        const proto_config_record_t *r = msg;
+        if (r->resource_type == META_RESOURCE_BROKER) cn->broker_configs = true;
+        if (r->resource_type != META_RESOURCE_TOPIC || cn->nconfigs == 16) break;
+        cn->configs[cn->nconfigs++] = strndup(r->resource_name.ptr, (size_t)r->resource_name.len);
+        break;
+    }
+    default: break;
+    }
+}
+
+static void send_notes(meta_controller_t *c, change_notes_t *cn) {
+    const meta_listener_t *l = &c->listener;
+    for (int i = 0; i < cn->ndeleted; i++) {
+        if (l->topic_deleted && cn->deleted[i].name) l->topic_deleted(l->ctx, &cn->deleted[i]);
+        free(cn->deleted[i].name);
+    }
+    meta_image_rdlock(c->img);
+    for (int i = 0; i < cn->ncreated && l->topic_created; i++) {
+        meta_topic_t *t = meta_image_topic_by_id(c->img, &cn->created[i]);
+        if (t) l->topic_created(l->ctx, t, cn->first[i]);
+    }
+    for (int i = 0; i < cn->nchanged && l->partitions_changed; i++) {
+        meta_topic_t *t = meta_image_topic_by_id(c->img, &cn->changed[i]);
+        if (t) l->partitions_changed(l->ctx, t);
+    }
+    if (cn->overflow) {
+        size_t it = 0;
+        void *v;
+        while (sm_map_next(&c->img->topics_by_name, &it, NULL, NULL, &v)) {
+            if (l->partitions_changed)
+                l->partitions_changed(l->ctx, v);
+            else if (l->topic_created)
+                l->topic_created(l->ctx, v, 0);
+        }
+    }
+    for (int i = 0; i < cn->nconfigs; i++) {
+        meta_topic_t *t = cn->configs[i] ? meta_image_topic(c->img, sm_str_from(cn->configs[i]))
+                                         : NULL;
+        if (t && l->configs_changed) l->configs_changed(l->ctx, t);
+        free(cn->configs[i]);
+    }
+    if (cn->broker_configs && l->configs_changed) l->configs_changed(l->ctx, NULL);
+    meta_image_unlock(c->img);
+}
+
+int meta_controller_apply_change(meta_controller_t *c, const sm_bytes_t *values, int n,
+                                 const int64_t *offsets) {
+    change_notes_t *cn = calloc(1, sizeof(*cn));
+    if (!cn) return SM_ERR_NOMEM;
+    sm_arena_t a;
+    sm_arena_init(&a, 0);
+    int rc = SM_OK;
+    meta_image_wrlock(c->img);
+    for (int i = 0; i < n && rc == SM_OK; i++) {
+        int16_t type, version;
+        void *msg;
+        if (values[i].len < 0) continue;
+        rc = meta_record_read(values[i].ptr, (size_t)values[i].len, &a, &type, &version, &msg);
+        if (rc == SM_ERR_VERSION) { /* a record type this version does not know */
+            rc = SM_OK;
+            continue;
+        }
+        if (rc != SM_OK) break;
+        note_record(c, cn, type, msg);
+        rc = meta_image_apply(c->img, type, msg, offsets[i]);
+        if (rc != SM_OK)
+            sm_error("controller",
+                     "committed metadata record type %d at offset %lld cannot be applied: %s; "
+                     "the image no longer matches the metadata log",
+                     type, (long long)offsets[i], sm_strerror(rc));
+    }
+    meta_image_unlock(c->img);
+    sm_arena_free(&a);
+    send_notes(c, cn);
+    free(cn);
+    return rc;
 }

@@ -19,9 +19,28 @@
  * built by the controller) durably and returns the offset of its first record.
  * Single voter: append + fsync. Raft: replicate to a majority.
  */
+struct meta_config_kv;
+struct meta_result;
+
 typedef struct meta_quorum {
     int (*append)(void *ctx, uint8_t *batch, size_t len, int64_t *base_offset);
     void *ctx;
+    /*
+     * Replicated (a Raft quorum, cluster mode): append returns once the records
+     * are committed and every node's applier (meta_controller_apply_change) has
+     * applied them here too, or SM_ERR_AGAIN when this node is not the active
+     * controller. The controller then neither applies nor notifies itself, and
+     * places replicas on the registered, unfenced brokers of the image.
+     */
+    bool replicated;
+    /* Replicated: true on the active controller (others get NOT_CONTROLLER). */
+    bool (*is_active)(void *ctx);
+    /* Cluster mode, not the active controller: these ask the active one. */
+    void (*remote_create_topic)(void *ctx, sm_str_t name, int32_t partitions,
+                                int16_t replication_factor, const struct meta_config_kv *configs,
+                                int32_t nconfigs, struct meta_result *res);
+    void (*remote_allocate_producer_ids)(void *ctx, int32_t count, int64_t *first,
+                                         struct meta_result *res);
 } meta_quorum_t;
 
 /* Told about topics appearing and disappearing (the broker creates and
@@ -37,6 +56,9 @@ typedef struct meta_listener {
      * (t == NULL). Called with the image read lock held. */
     void (*configs_changed)(void *ctx, const meta_topic_t *t);
     void *ctx;
+    /* Cluster mode: partitions of t changed leader, replicas or ISR (PartitionChangeRecord).
+     * Called with the image read lock held. May be NULL. */
+    void (*partitions_changed)(void *ctx, const meta_topic_t *t);
 } meta_listener_t;
 
 typedef struct meta_controller {
@@ -69,6 +91,16 @@ void meta_controller_free(meta_controller_t *c);
  * cannot be applied (the image would not match the log: fatal at start).
  */
 int meta_controller_replay_batch(meta_controller_t *c, const uint8_t *batch, size_t len);
+
+/*
+ * Cluster mode: applies one committed change (one record, or the records of a
+ * Begin/EndTransactionRecord pair, given without those two) to the image and
+ * notifies the listener, on every node. values are framed metadata records;
+ * first_offset is the offset of values[0]. Never takes c->mu (a controller
+ * operation holding it waits for this). Returns SM_OK or the first error.
+ */
+int meta_controller_apply_change(meta_controller_t *c, const sm_bytes_t *values, int n,
+                                 const int64_t *offsets);
 
 /* Creates a topic. partitions/replication_factor < 0 mean the broker default
  * passed in defaults_*; validate_only checks without changing anything. On

@@ -5,9 +5,15 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "base/err.h"
+#include "protocol/gen/broker_registration_change_record.h"
 #include "protocol/gen/client_quota_record.h"
+#include "protocol/gen/fence_broker_record.h"
+#include "protocol/gen/register_broker_record.h"
+#include "protocol/gen/unfence_broker_record.h"
+#include "protocol/gen/unregister_broker_record.h"
 #include "protocol/gen/config_record.h"
 #include "protocol/gen/feature_level_record.h"
 #include "protocol/gen/partition_change_record.h"
@@ -26,7 +32,9 @@ int meta_image_init(meta_image_t *img) {
     sm_map_init(&img->group_configs);
     sm_map_init(&img->client_quotas);
     sm_map_init(&img->features);
+    sm_map_init(&img->brokers);
     img->last_offset = -1;
+    img->self_id = -1;
     return SM_OK;
 }
 
@@ -72,6 +80,7 @@ void meta_image_free(meta_image_t *img) {
     free_nested_maps(&img->group_configs);
     free_nested_maps(&img->client_quotas);
     free_config_map(&img->features);
+    free_config_map(&img->brokers);
     pthread_rwlock_destroy(&img->lock);
 }
 
@@ -237,6 +246,14 @@ static int apply_config(meta_image_t *img, const proto_config_record_t *r) {
         if (!t) return SM_ERR_NOTFOUND;
         return set_config(&t->configs, r->name, r->value);
     }
+    if (r->resource_type == META_RESOURCE_BROKER && r->resource_name.len > 0 && img->self_id >= 0) {
+        /* Another broker's dynamic configs (a cluster shares one log). */
+        char id[16];
+        size_t n = r->resource_name.len < 15 ? (size_t)r->resource_name.len : 15;
+        memcpy(id, r->resource_name.ptr, n);
+        id[n] = 0;
+        if (atoi(id) != img->self_id) return SM_OK;
+    }
     if (r->resource_type == META_RESOURCE_BROKER)
         return set_config(r->resource_name.len > 0 ? &img->broker_configs
                                                    : &img->broker_default_configs,
@@ -348,6 +365,64 @@ static int apply_feature_level(meta_image_t *img, const proto_feature_level_reco
     return rc;
 }
 
+meta_broker_t *meta_image_broker(const meta_image_t *img, int32_t id) {
+    return sm_map_get(&img->brokers, &id, sizeof(id));
+}
+
+const meta_endpoint_t *meta_broker_endpoint(const meta_broker_t *bk, const char *listener) {
+    for (int i = 0; i < bk->n_endpoints; i++)
+        if (strcasecmp(bk->endpoints[i].name, listener) == 0) return &bk->endpoints[i];
+    return NULL;
+}
+
+static void copy_str(char *dst, size_t cap, sm_str_t s) {
+    size_t n = s.len > 0 ? (size_t)s.len : 0;
+    if (n >= cap) n = cap - 1;
+    if (n) memcpy(dst, s.ptr, n);
+    dst[n] = 0;
+}
+
+/* A registration replaces the broker's previous one (a new incarnation). */
+static int apply_register_broker(meta_image_t *img, const proto_register_broker_record_t *r,
+                                 int64_t offset) {
+    meta_broker_t *bk = meta_image_broker(img, r->broker_id);
+    bool added = false;
+    if (!bk) {
+        if (!(bk = calloc(1, sizeof(*bk)))) return SM_ERR_NOMEM;
+        added = true;
+    }
+    memset(bk, 0, sizeof(*bk));
+    bk->id = r->broker_id;
+    bk->epoch = r->broker_epoch >= 0 ? r->broker_epoch : offset;
+    bk->incarnation_id = r->incarnation_id;
+    bk->fenced = r->fenced;
+    bk->in_controlled_shutdown = r->in_controlled_shutdown;
+    bk->has_rack = r->rack.len >= 0;
+    copy_str(bk->rack, sizeof(bk->rack), r->rack);
+    for (int32_t i = 0; i < r->end_points.n && bk->n_endpoints < META_MAX_ENDPOINTS; i++) {
+        meta_endpoint_t *e = &bk->endpoints[bk->n_endpoints++];
+        copy_str(e->name, sizeof(e->name), r->end_points.v[i].name);
+        copy_str(e->host, sizeof(e->host), r->end_points.v[i].host);
+        e->port = r->end_points.v[i].port;
+        e->security_protocol = r->end_points.v[i].security_protocol;
+    }
+    if (added) {
+        int rc = sm_map_put(&img->brokers, &bk->id, sizeof(bk->id), bk);
+        if (rc) free(bk);
+        return rc;
+    }
+    return SM_OK;
+}
+
+/* Fencing records name the epoch they apply to: a stale one (an older
+ * registration) changes nothing. */
+static void apply_fencing(meta_image_t *img, int32_t id, int64_t epoch, int fenced, int shutdown) {
+    meta_broker_t *bk = meta_image_broker(img, id);
+    if (!bk || (epoch >= 0 && bk->epoch != epoch)) return;
+    if (fenced >= 0) bk->fenced = fenced;
+    if (shutdown >= 0) bk->in_controlled_shutdown = shutdown;
+}
+
 int meta_image_apply(meta_image_t *img, int16_t type, const void *msg, int64_t offset) {
     int rc = SM_OK;
     switch (type) {
@@ -370,6 +445,32 @@ int meta_image_apply(meta_image_t *img, int16_t type, const void *msg, int64_t o
     case PROTO_CONFIG_RECORD_API_KEY: rc = apply_config(img, msg); break;
     case PROTO_CLIENT_QUOTA_RECORD_API_KEY: rc = apply_client_quota(img, msg); break;
     case PROTO_FEATURE_LEVEL_RECORD_API_KEY: rc = apply_feature_level(img, msg); break;
+    case PROTO_REGISTER_BROKER_RECORD_API_KEY: rc = apply_register_broker(img, msg, offset); break;
+    case PROTO_UNREGISTER_BROKER_RECORD_API_KEY: {
+        const proto_unregister_broker_record_t *r = msg;
+        meta_broker_t *bk = meta_image_broker(img, r->broker_id);
+        if (bk && (r->broker_epoch < 0 || bk->epoch == r->broker_epoch))
+            free(sm_map_del(&img->brokers, &r->broker_id, sizeof(r->broker_id)));
+        break;
+    }
+    case PROTO_FENCE_BROKER_RECORD_API_KEY: {
+        const proto_fence_broker_record_t *r = msg;
+        apply_fencing(img, r->id, r->epoch, 1, -1);
+        break;
+    }
+    case PROTO_UNFENCE_BROKER_RECORD_API_KEY: {
+        const proto_unfence_broker_record_t *r = msg;
+        apply_fencing(img, r->id, r->epoch, 0, 0);
+        break;
+    }
+    case PROTO_BROKER_REGISTRATION_CHANGE_RECORD_API_KEY: {
+        const proto_broker_registration_change_record_t *r = msg;
+        /* Fenced: 1 fenced, -1 unfenced, 0 unchanged; InControlledShutdown: 1 yes. */
+        apply_fencing(img, r->broker_id, r->broker_epoch,
+                      r->fenced == 1 ? 1 : r->fenced == -1 ? 0 : -1,
+                      r->in_controlled_shutdown == 1 ? 1 : -1);
+        break;
+    }
     case PROTO_PRODUCER_IDS_RECORD_API_KEY: {
         const proto_producer_ids_record_t *r = msg;
         if (r->next_producer_id > img->next_producer_id)

@@ -37,6 +37,27 @@ typedef struct meta_topic {
     bool internal;                /* __consumer_offsets, __transaction_state */
 } meta_topic_t;
 
+/* A registered broker (RegisterBrokerRecord and the fencing records after it). */
+#define META_MAX_ENDPOINTS 8
+typedef struct meta_endpoint {
+    char name[64];
+    char host[256];
+    int32_t port;
+    int16_t security_protocol;
+} meta_endpoint_t;
+
+typedef struct meta_broker {
+    int32_t id;
+    int64_t epoch; /* the offset of its registration record */
+    sm_uuid_t incarnation_id;
+    bool fenced;
+    bool in_controlled_shutdown;
+    char rack[128]; /* "" when none */
+    bool has_rack;
+    int n_endpoints;
+    meta_endpoint_t endpoints[META_MAX_ENDPOINTS];
+} meta_broker_t;
+
 typedef struct meta_image {
     pthread_rwlock_t lock;
     sm_map_t topics_by_name; /* name -> meta_topic_t* */
@@ -46,9 +67,11 @@ typedef struct meta_image {
     sm_map_t group_configs;  /* group id -> sm_map_t* (config name -> char* value) */
     sm_map_t client_quotas;  /* meta_quota_entity_key() bytes -> sm_map_t* (quota key -> double*) */
     sm_map_t features;       /* feature name -> int16_t* finalized level (FeatureLevelRecord, > 0) */
+    sm_map_t brokers;         /* int32 broker id -> meta_broker_t* (cluster mode) */
     int64_t next_producer_id; /* first id of the next producer id block */
     int64_t last_offset;      /* offset of the last applied record, -1 if none */
     int64_t topics_version;   /* bumped on every topic/partition change */
+    int32_t self_id;          /* this node: BROKER ConfigRecords of other ids are skipped; -1 all */
 } meta_image_t;
 
 /* ConfigRecord resource types (Kafka's ConfigResource.Type). */
@@ -86,6 +109,10 @@ meta_topic_t *meta_image_topic_by_id(const meta_image_t *img, const sm_uuid_t *i
 const char *meta_topic_config(const meta_topic_t *t, const char *name);
 /* A group's dynamic config map (name -> char*), or NULL when it has none. */
 const sm_map_t *meta_group_configs(const meta_image_t *img, sm_str_t group);
+/* A registered broker, or NULL. */
+meta_broker_t *meta_image_broker(const meta_image_t *img, int32_t id);
+/* The endpoint of broker bk named listener (case-insensitive), or NULL. */
+const meta_endpoint_t *meta_broker_endpoint(const meta_broker_t *bk, const char *listener);
 /* The finalized level of a feature (0: not finalized). */
 int16_t meta_feature_level(const meta_image_t *img, const char *name);
 

@@ -13,10 +13,16 @@
 #include "protocol/gen/begin_quorum_epoch_response.h"
 #include "protocol/gen/end_quorum_epoch_request.h"
 #include "protocol/gen/end_quorum_epoch_response.h"
+#include "protocol/gen/fetch_request.h"
+#include "protocol/gen/fetch_response.h"
 #include "protocol/gen/fetch_snapshot_request.h"
 #include "protocol/gen/fetch_snapshot_response.h"
 #include "protocol/gen/vote_request.h"
 #include "protocol/gen/vote_response.h"
+#include "raft/raft_records.h"
+
+/* Kafka's fixed topic id of __cluster_metadata (Uuid(0, 1)). */
+static const sm_uuid_t METADATA_TOPIC_ID = {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}};
 
 static sm_str_t cluster_str(const raft_msg_t *m) {
     return (sm_str_t){m->cluster_id, (int32_t)strnlen(m->cluster_id, RAFT_CLUSTER_ID_MAX)};
@@ -60,6 +66,7 @@ static bool is_metadata_topic(sm_str_t s) { return sm_str_eq(s, SM_STR_LIT(RAFT_
         if (rc_ != SM_OK) return rc_;                                                              \
         THE_PARTITION(q.topics, topic_name, p);                                                    \
         cluster_copy(m, q.cluster_id);                                                             \
+        if (m->from < 0) m->from = p->leader_id;                                                   \
         if (p->leader_id != m->from) return SM_ERR_PARSE;                                          \
         m->epoch = p->leader_epoch;                                                                \
     } while (0)
@@ -200,6 +207,76 @@ static int encode_vote(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer_
     return proto_vote_response_encode(w, v, &q);
 }
 
+static int encode_fetch(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer_t *w) {
+    if (m->kind == RAFT_MSG_FETCH_REQ) {
+        proto_fetch_request_t q;
+        proto_fetch_request_fetch_partition_t *p;
+        proto_fetch_request_init(&q);
+        q.cluster_id = cluster_str(m);
+        q.replica_id = m->from;
+        q.replica_state = sm_arena_calloc(a, 1, sizeof(*q.replica_state));
+        if (!q.replica_state) return SM_ERR_NOMEM;
+        q.replica_state->replica_id = m->from;
+        q.replica_state->replica_epoch = -1;
+        q.max_wait_ms = (int32_t)m->u.fetch_req.max_wait_ms;
+        q.min_bytes = 0;
+        q.max_bytes = 8 << 20;
+        q.session_id = 0;
+        q.session_epoch = -1;
+        ONE_PARTITION(q.topics, proto_fetch_request_fetch_topic_t,
+                      proto_fetch_request_fetch_partition_t, topic, a, p);
+        q.topics.v[0].topic_id = METADATA_TOPIC_ID;
+        p->partition = 0;
+        p->current_leader_epoch = m->epoch;
+        p->fetch_offset = m->u.fetch_req.fetch_offset;
+        p->last_fetched_epoch = m->u.fetch_req.last_fetched_epoch;
+        p->log_start_offset = -1;
+        p->partition_max_bytes = 8 << 20;
+        return proto_fetch_request_encode(w, v, &q);
+    }
+    proto_fetch_response_t q;
+    proto_fetch_response_partition_data_t *p;
+    proto_fetch_response_init(&q);
+    ONE_PARTITION(q.responses, proto_fetch_response_fetchable_topic_response_t,
+                  proto_fetch_response_partition_data_t, topic, a, p);
+    q.responses.v[0].topic_id = METADATA_TOPIC_ID;
+    p->partition_index = 0;
+    p->error_code = m->error;
+    p->high_watermark = m->u.fetch_resp.high_watermark;
+    p->last_stable_offset = m->u.fetch_resp.high_watermark;
+    p->log_start_offset = m->u.fetch_resp.log_start_offset;
+    p->aborted_transactions.n = -1;
+    p->preferred_read_replica = -1;
+    p->current_leader = sm_arena_calloc(a, 1, sizeof(*p->current_leader));
+    if (!p->current_leader) return SM_ERR_NOMEM;
+    p->current_leader->leader_id = m->leader_id;
+    p->current_leader->leader_epoch = m->epoch;
+    if (m->u.fetch_resp.diverging.offset >= 0) {
+        p->diverging_epoch = sm_arena_calloc(a, 1, sizeof(*p->diverging_epoch));
+        if (!p->diverging_epoch) return SM_ERR_NOMEM;
+        p->diverging_epoch->epoch = m->u.fetch_resp.diverging.epoch;
+        p->diverging_epoch->end_offset = m->u.fetch_resp.diverging.offset;
+    }
+    if (m->u.fetch_resp.snapshot_id.offset >= 0) {
+        p->snapshot_id = sm_arena_calloc(a, 1, sizeof(*p->snapshot_id));
+        if (!p->snapshot_id) return SM_ERR_NOMEM;
+        p->snapshot_id->end_offset = m->u.fetch_resp.snapshot_id.offset;
+        p->snapshot_id->epoch = m->u.fetch_resp.snapshot_id.epoch;
+    }
+    p->records = (sm_bytes_t){NULL, 0};
+    int n = m->u.fetch_resp.n_entries;
+    if (n > 0) {
+        size_t cap = raft_records_bound(m->u.fetch_resp.entries, n), len;
+        uint8_t *buf = sm_arena_alloc(a, cap);
+        if (!buf) return SM_ERR_NOMEM;
+        int rc = raft_records_encode(m->u.fetch_resp.entries, n, m->u.fetch_resp.base_offset, 0,
+                                     NULL, 0, buf, cap, &len);
+        if (rc != SM_OK) return rc;
+        p->records = (sm_bytes_t){buf, (int32_t)len};
+    }
+    return proto_fetch_response_encode(w, v, &q);
+}
+
 int raft_codec_encode(const raft_msg_t *m, sm_arena_t *a, int16_t version, sm_writer_t *w) {
     switch (m->kind) {
     case RAFT_MSG_VOTE_REQ:
@@ -210,6 +287,8 @@ int raft_codec_encode(const raft_msg_t *m, sm_arena_t *a, int16_t version, sm_wr
     case RAFT_MSG_END_EPOCH_RESP: return encode_end(m, a, version, w);
     case RAFT_MSG_FETCH_SNAPSHOT_REQ:
     case RAFT_MSG_FETCH_SNAPSHOT_RESP: return encode_snapshot(m, a, version, w);
+    case RAFT_MSG_FETCH_REQ:
+    case RAFT_MSG_FETCH_RESP: return encode_fetch(m, a, version, w);
     default: return SM_ERR_VERSION;
     }
 }
@@ -248,6 +327,7 @@ static int decode_snapshot(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t 
         int rc = proto_fetch_snapshot_request_decode(r, a, v, &q);
         if (rc != SM_OK) return rc;
         THE_PARTITION(q.topics, name, p);
+        if (m->from < 0) m->from = q.replica_id;
         if (p->partition != 0 || !p->snapshot_id || q.replica_id != m->from) return SM_ERR_PARSE;
         cluster_copy(m, q.cluster_id);
         m->epoch = p->current_leader_epoch;
@@ -281,6 +361,7 @@ static int decode_vote(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m) 
         int rc = proto_vote_request_decode(r, a, v, &q);
         if (rc != SM_OK) return rc;
         THE_PARTITION(q.topics, topic_name, p);
+        if (m->from < 0) m->from = p->replica_id;
         if (p->replica_id != m->from) return SM_ERR_PARSE;
         cluster_copy(m, q.cluster_id);
         m->epoch = p->replica_epoch;
@@ -301,6 +382,63 @@ static int decode_vote(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m) 
     return SM_OK;
 }
 
+/* The metadata partition of a Fetch body: by id from v13, by name before. */
+static bool is_metadata(sm_str_t name, const sm_uuid_t *id, int16_t v) {
+    return v >= 13 ? memcmp(id->b, METADATA_TOPIC_ID.b, 16) == 0 : is_metadata_topic(name);
+}
+
+static int decode_fetch(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m) {
+    if (m->kind == RAFT_MSG_FETCH_REQ) {
+        proto_fetch_request_t q;
+        int rc = proto_fetch_request_decode(r, a, v, &q);
+        if (rc != SM_OK) return rc;
+        if (q.topics.n != 1 || q.topics.v[0].partitions.n != 1 ||
+            !is_metadata(q.topics.v[0].topic, &q.topics.v[0].topic_id, v))
+            return SM_ERR_PARSE;
+        const proto_fetch_request_fetch_partition_t *p = &q.topics.v[0].partitions.v[0];
+        int32_t replica = v >= 15 ? (q.replica_state ? q.replica_state->replica_id : -1)
+                                  : q.replica_id;
+        if (p->partition != 0 || replica < 0) return SM_ERR_PARSE;
+        if (m->from < 0) m->from = replica;
+        if (replica != m->from) return SM_ERR_PARSE;
+        cluster_copy(m, q.cluster_id);
+        m->epoch = p->current_leader_epoch;
+        m->u.fetch_req.fetch_offset = p->fetch_offset;
+        m->u.fetch_req.last_fetched_epoch = p->last_fetched_epoch;
+        m->u.fetch_req.max_wait_ms = q.max_wait_ms;
+        return SM_OK;
+    }
+    proto_fetch_response_t q;
+    int rc = proto_fetch_response_decode(r, a, v, &q);
+    if (rc != SM_OK) return rc;
+    if (q.responses.n != 1 || q.responses.v[0].partitions.n != 1 ||
+        !is_metadata(q.responses.v[0].topic, &q.responses.v[0].topic_id, v))
+        return SM_ERR_PARSE;
+    const proto_fetch_response_partition_data_t *p = &q.responses.v[0].partitions.v[0];
+    if (p->partition_index != 0) return SM_ERR_PARSE;
+    m->error = q.error_code ? q.error_code : p->error_code;
+    m->leader_id = p->current_leader ? p->current_leader->leader_id : RAFT_NO_NODE;
+    m->epoch = p->current_leader ? p->current_leader->leader_epoch : -1;
+    m->u.fetch_resp.high_watermark = p->high_watermark;
+    m->u.fetch_resp.log_start_offset = p->log_start_offset;
+    m->u.fetch_resp.diverging = p->diverging_epoch
+                                    ? (raft_offset_epoch_t){p->diverging_epoch->end_offset,
+                                                            p->diverging_epoch->epoch}
+                                    : (raft_offset_epoch_t){-1, -1};
+    m->u.fetch_resp.snapshot_id =
+        p->snapshot_id ? (raft_offset_epoch_t){p->snapshot_id->end_offset, p->snapshot_id->epoch}
+                       : (raft_offset_epoch_t){-1, -1};
+    m->u.fetch_resp.base_offset = -1;
+    if (p->records.len > 0) {
+        int64_t base;
+        rc = raft_records_decode(p->records.ptr, (size_t)p->records.len, a,
+                                 &m->u.fetch_resp.entries, &m->u.fetch_resp.n_entries, &base);
+        if (rc != SM_OK) return rc == SM_ERR_NOMEM ? rc : SM_ERR_PARSE;
+        m->u.fetch_resp.base_offset = base;
+    }
+    return SM_OK;
+}
+
 int raft_codec_decode(raft_msg_kind_t kind, sm_reader_t *r, sm_arena_t *a, int16_t version,
                       int32_t from, int32_t to, raft_msg_t *m) {
     memset(m, 0, sizeof(*m));
@@ -317,6 +455,8 @@ int raft_codec_decode(raft_msg_kind_t kind, sm_reader_t *r, sm_arena_t *a, int16
     case RAFT_MSG_END_EPOCH_RESP: return decode_end(r, a, version, m);
     case RAFT_MSG_FETCH_SNAPSHOT_REQ:
     case RAFT_MSG_FETCH_SNAPSHOT_RESP: return decode_snapshot(r, a, version, m);
+    case RAFT_MSG_FETCH_REQ:
+    case RAFT_MSG_FETCH_RESP: return decode_fetch(r, a, version, m);
     default: return SM_ERR_VERSION;
     }
 }

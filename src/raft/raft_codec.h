@@ -1,8 +1,9 @@
 /*
  * The thin adapter between raft_msg_t and the generated Kafka 4.4 codecs: Vote (PreVote is
- * v2), BeginQuorumEpoch, EndQuorumEpoch and FetchSnapshot, requests and responses, all on
- * __cluster_metadata-0. Fetch (records to entries) comes with the server wiring. Does no
- * I/O; the caller frames the bytes (request header, correlation id).
+ * v2), BeginQuorumEpoch, EndQuorumEpoch, FetchSnapshot and Fetch (entries as record
+ * batches, raft_records.h; the topic by name below v13, by Kafka's fixed metadata topic id
+ * from v13), requests and responses, all on __cluster_metadata-0. Does no I/O; the caller
+ * frames the bytes (request header, correlation id).
  */
 #ifndef RAFT_RAFT_CODEC_H
 #define RAFT_RAFT_CODEC_H
@@ -18,7 +19,7 @@
 int raft_codec_encode(const raft_msg_t *m, sm_arena_t *a, int16_t version, sm_writer_t *w);
 
 /* Reads a body of `kind` at `version` into *m (from, to: the connection's peer and this
- * node). Snapshot bytes in *m borrow r's buffer; strings are copied. Returns 0, SM_ERR_PARSE
+ * node; for a request, from < 0 takes the sender from the body). Snapshot bytes in *m borrow r's buffer; strings are copied. Returns 0, SM_ERR_PARSE
  * (also for a body that is not exactly one partition of __cluster_metadata), or
  * SM_ERR_VERSION. A Vote response does not say whether it answers a pre-vote: the caller
  * sets m->u.vote_resp.pre_vote from the request it sent (by correlation id). */

@@ -75,8 +75,8 @@ static void test_failed_append_changes_nothing(void) {
     fake_log_t log = {0};
     seen_t seen = {.img = &img};
     meta_controller_t c;
-    meta_quorum_t q = {fake_append, &log};
-    meta_listener_t l = {on_created, on_deleted, NULL, &seen};
+    meta_quorum_t q = {.append = fake_append, .ctx = &log};
+    meta_listener_t l = {.topic_created = on_created, .topic_deleted = on_deleted, .ctx = &seen};
     REQUIRE(meta_controller_init(&c, &img, 1, q, l) == SM_OK);
     sm_str_t name = {"orders", 6};
     sm_uuid_t id;

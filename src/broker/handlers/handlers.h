@@ -27,6 +27,7 @@ int broker_handle_incremental_alter_configs(broker_req_t *r);
 int broker_handle_create_partitions(broker_req_t *r);
 int broker_handle_delete_records(broker_req_t *r);
 int broker_handle_describe_cluster(broker_req_t *r);
+int broker_handle_describe_quorum(broker_req_t *r);
 int broker_handle_describe_log_dirs(broker_req_t *r);
 int broker_handle_elect_leaders(broker_req_t *r);
 int broker_handle_describe_producers(broker_req_t *r);

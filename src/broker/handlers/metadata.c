@@ -64,15 +64,20 @@ int broker_handle_metadata(broker_req_t *r) {
     resp_t *resp = r->resp;
     int16_t v = r->version;
 
-    resp->brokers.n = 1;
-    resp->brokers.v = sm_arena_calloc(&r->arena, 1, sizeof(*resp->brokers.v));
+    broker_node_t *nodes;
+    int nn = broker_nodes(r, false, &nodes);
+    if (nn < 0) return BROKER_CLOSE;
+    resp->brokers.n = nn;
+    resp->brokers.v = sm_arena_calloc(&r->arena, (size_t)nn + 1, sizeof(*resp->brokers.v));
     if (!resp->brokers.v) return BROKER_CLOSE;
-    resp->brokers.v[0].node_id = b->s.node_id;
-    resp->brokers.v[0].host = sm_arena_str(&r->arena, broker_req_host(r));
-    resp->brokers.v[0].port = broker_req_port(r);
-    resp->brokers.v[0].rack = SM_STR_NULL;
+    for (int i = 0; i < nn; i++) {
+        resp->brokers.v[i].node_id = nodes[i].id;
+        resp->brokers.v[i].host = nodes[i].host;
+        resp->brokers.v[i].port = nodes[i].port;
+        resp->brokers.v[i].rack = nodes[i].rack;
+    }
     resp->cluster_id = sm_arena_str(&r->arena, b->cluster_id);
-    resp->controller_id = b->s.node_id;
+    resp->controller_id = broker_client_controller_id(b);
 
     /* v0: an empty list means all topics; v1+: null means all topics. */
     bool all = req->topics.n < 0 || (v == 0 && req->topics.n == 0);

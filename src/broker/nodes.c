@@ -1,0 +1,59 @@
+/*
+ * The brokers a client is told about (Metadata, DescribeCluster): this node alone on a
+ * single node; in a cluster every registered broker of the metadata image that has an
+ * endpoint of the listener the request came through, fenced ones only when asked.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "cluster/cluster.h"
+
+int broker_nodes(broker_req_t *r, bool include_fenced, broker_node_t **out) {
+    broker_t *b = r->b;
+    *out = NULL;
+    if (!b->s.cluster_mode) {
+        broker_node_t *n = sm_arena_calloc(&r->arena, 1, sizeof(*n));
+        if (!n) return -1;
+        n->id = b->s.node_id;
+        n->host = sm_arena_str(&r->arena, broker_req_host(r));
+        n->port = broker_req_port(r);
+        n->rack = SM_STR_NULL;
+        *out = n;
+        return 1;
+    }
+    const char *listener = r->listener ? r->listener->name : "";
+    meta_image_rdlock(&b->image);
+    size_t total = sm_map_size(&b->image.brokers), it = 0;
+    broker_node_t *v = sm_arena_calloc(&r->arena, total + 1, sizeof(*v));
+    int n = 0;
+    void *val;
+    while (v && sm_map_next(&b->image.brokers, &it, NULL, NULL, &val)) {
+        const meta_broker_t *bk = val;
+        const meta_endpoint_t *e = meta_broker_endpoint(bk, listener);
+        if (!e || (bk->fenced && !include_fenced)) continue;
+        broker_node_t *o = &v[n++];
+        o->id = bk->id;
+        o->host = sm_arena_str(&r->arena, e->host);
+        o->port = e->port;
+        o->rack = bk->has_rack ? sm_arena_str(&r->arena, bk->rack) : SM_STR_NULL;
+        o->fenced = bk->fenced;
+    }
+    meta_image_unlock(&b->image);
+    if (!v) return -1;
+    /* ascending ids, as Kafka lists them */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && v[j - 1].id > v[j].id; j--) {
+            broker_node_t t = v[j];
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    *out = v;
+    return n;
+}
+
+int32_t broker_client_controller_id(broker_t *b) {
+    /* Kafka's brokers name a live broker (clients cannot reach controllers, and any broker
+     * relays controller requests): this one. */
+    return b->s.node_id;
+}

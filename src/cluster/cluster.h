@@ -1,0 +1,109 @@
+/*
+ * Cluster mode: this node's part in a KRaft-style cluster. One quorum thread owns the Raft
+ * state machine (src/raft), the metadata log __cluster_metadata-0 on disk and the
+ * `quorum-state` file, talks to the other voters over their controller listeners, applies
+ * committed metadata records to the image on every node, and runs both sides of broker
+ * registration (BrokerRegistration, BrokerHeartbeat, fencing). A controller node also serves
+ * its CONTROLLER listener on its own network thread, and a worker thread executes the admin
+ * requests other brokers forward to it. Nothing here ever blocks on another node: requests
+ * to the controller are queued and answered asynchronously.
+ *
+ * Threads and ownership:
+ *   quorum thread   raft_t, the metadata log, peer connections, the apply cursor
+ *   controller net  decodes CONTROLLER-listener requests, queues them to the quorum thread
+ *                   (Raft, registration, DescribeQuorum) or to the worker (admin)
+ *   worker          runs forwarded admin requests through the broker's handlers; they block
+ *                   until their records commit (cluster_append), which the quorum thread
+ *                   completes
+ *   any thread      cluster_append, cluster_forward, the cluster_* getters
+ */
+#ifndef CLUSTER_CLUSTER_H
+#define CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "metadata/controller.h"
+#include "metadata/image.h"
+#include "net/net.h"
+#include "raft/raft.h"
+
+typedef struct cluster cluster_t;
+
+typedef struct cluster_voter {
+    int32_t id;
+    char host[256];
+    int32_t port;
+} cluster_voter_t;
+
+typedef struct cluster_opts {
+    int32_t node_id;
+    bool is_broker;     /* process.roles has broker */
+    bool is_controller; /* process.roles has controller */
+    cluster_voter_t voters[RAFT_MAX_VOTERS];
+    int n_voters;
+    char cluster_id[64];
+    char metadata_dir[4096]; /* <first log dir>/__cluster_metadata-0 */
+    /* The CONTROLLER listener (controller role). */
+    char controller_listener[64];
+    char controller_host[256];
+    int32_t controller_port;
+    net_opts_t net; /* limits for the controller listener (on_request/arg set here) */
+    /* controller.quorum.* timeouts */
+    int64_t election_timeout_ms, fetch_timeout_ms, election_backoff_max_ms, request_timeout_ms,
+        retry_backoff_ms;
+    int64_t heartbeat_interval_ms; /* broker.heartbeat.interval.ms */
+    int64_t session_timeout_ms;    /* broker.session.timeout.ms */
+    /* This broker's registration: endpoints (advertised), rack ("" for none). */
+    meta_endpoint_t endpoints[META_MAX_ENDPOINTS];
+    int n_endpoints;
+    char rack[128];
+    meta_image_t *image;
+    meta_controller_t *controller;
+    /* Runs a forwarded admin request on the worker thread: the broker decodes it, runs the
+     * handler and responds on nreq (never forwarding it again). */
+    void (*serve)(void *ctx, net_request_t *nreq);
+    void *serve_ctx;
+} cluster_opts_t;
+
+/* Reads process.roles-related settings; see broker.c. Starts the threads and the controller
+ * listener. Logs and returns an error when the metadata log or quorum-state file cannot be
+ * used. */
+int cluster_start(const cluster_opts_t *o, cluster_t **out);
+/* Graceful stop: a broker asks to be fenced (controlled shutdown) and a leader resigns, each
+ * waited for up to a few seconds; then the threads stop and the log closes. */
+void cluster_stop(cluster_t *cl);
+
+/* meta_quorum_t.append in cluster mode: proposes the records of batch (wrapped in a
+ * Begin/EndTransactionRecord pair when more than one) and blocks until they are committed
+ * and applied here. SM_ERR_AGAIN when this node is not the active controller (or stops
+ * being it before they commit). */
+int cluster_append(void *cl, uint8_t *batch, size_t len, int64_t *base_offset);
+/* True on the active controller: the Raft leader whose epoch's first entry is applied. */
+bool cluster_is_active(void *cl);
+
+/* Sends a client's request (an admin API the controller serves, or DescribeQuorum) to the
+ * active controller and relays its answer on nreq; served here when this node is it. Held
+ * while no controller is known, up to request timeout; then the connection closes. */
+void cluster_forward(cluster_t *cl, net_request_t *nreq);
+
+/* The current controller (Raft leader) id, or -1. */
+int32_t cluster_controller_id(cluster_t *cl);
+/* Highest metadata offset applied here, -1 when none. */
+int64_t cluster_applied_offset(cluster_t *cl);
+
+/* The remote halves of meta_quorum_t (CreateTopics / AllocateProducerIds sent to the active
+ * controller, waited for). */
+void cluster_remote_create_topic(void *cl, sm_str_t name, int32_t partitions,
+                                 int16_t replication_factor, const meta_config_kv_t *configs,
+                                 int32_t nconfigs, meta_result_t *res);
+void cluster_remote_allocate_producer_ids(void *cl, int32_t count, int64_t *first,
+                                          meta_result_t *res);
+
+/* Parses controller.quorum.voters ("id@host:port,..."); one line to err on failure. */
+int cluster_parse_voters(const char *list, cluster_voter_t *out, int *n, char *err, size_t cap);
+/* The cluster id a node formats itself with when none is given: derived from the voter set,
+ * so nodes started on empty directories with the same voters agree without a format step. */
+void cluster_default_id(const cluster_voter_t *v, int n, char out[23]);
+
+#endif

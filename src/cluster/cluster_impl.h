@@ -1,0 +1,272 @@
+/*
+ * Internals shared by the cluster module's files (cluster.c: the quorum thread, the Raft
+ * driver and the applier; peer.c: connections to the other voters; serve.c: the controller
+ * listener and the worker; brokers.c: registration, heartbeats and fencing). Not a public
+ * interface.
+ */
+#ifndef CLUSTER_CLUSTER_IMPL_H
+#define CLUSTER_CLUSTER_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "base/arena.h"
+#include "cluster/cluster.h"
+#include "storage/log.h"
+
+#define CL_MOD "cluster"
+
+enum {
+    CL_API_FETCH = 1,
+    CL_API_API_VERSIONS = 18,
+    CL_API_CREATE_TOPICS = 19,
+    CL_API_VOTE = 52,
+    CL_API_BEGIN_EPOCH = 53,
+    CL_API_END_EPOCH = 54,
+    CL_API_DESCRIBE_QUORUM = 55,
+    CL_API_FETCH_SNAPSHOT = 59,
+    CL_API_BROKER_REGISTRATION = 62,
+    CL_API_BROKER_HEARTBEAT = 63,
+    CL_API_ALLOCATE_PRODUCER_IDS = 67,
+};
+
+/* The versions this node sends. */
+enum {
+    CL_V_VOTE = 2,
+    CL_V_BEGIN_EPOCH = 1,
+    CL_V_END_EPOCH = 1,
+    CL_V_FETCH = 17,
+    CL_V_FETCH_SNAPSHOT = 1,
+    CL_V_REGISTRATION = 3,
+    CL_V_HEARTBEAT = 1,
+    CL_V_CREATE_TOPICS = 7,
+    CL_V_ALLOCATE_PRODUCER_IDS = 0,
+};
+
+/* A byte buffer with a read position. */
+typedef struct cl_buf {
+    uint8_t *p;
+    size_t len, cap, off;
+} cl_buf_t;
+
+int cl_buf_reserve(cl_buf_t *b, size_t more);
+void cl_buf_free(cl_buf_t *b);
+
+/* A request relayed to the controller: a client's (nreq) or an internal call's (frame). */
+typedef struct cl_fwd {
+    struct cl_fwd *next;
+    net_request_t *nreq; /* client request; its frame is the request */
+    uint8_t *frame;      /* internal call: the request frame (no size prefix), owned */
+    size_t len;
+    int32_t orig_corr;
+    int16_t api_key;
+    int64_t deadline;
+    bool sent; /* on a peer connection now */
+    /* internal call result (under cl->mu) */
+    bool done;
+    uint8_t *resp; /* response frame without size prefix; NULL on failure */
+    size_t resp_len;
+} cl_fwd_t;
+
+typedef enum {
+    CL_OUT_RAFT = 1,
+    CL_OUT_FORWARD,
+    CL_OUT_REGISTER,
+    CL_OUT_HEARTBEAT,
+} cl_out_kind_t;
+
+/* A request this node sent on a peer connection, awaiting its response. */
+typedef struct cl_out {
+    struct cl_out *next;
+    int32_t corr;
+    cl_out_kind_t kind;
+    int16_t api_key, version;
+    raft_msg_kind_t resp_kind; /* CL_OUT_RAFT */
+    uint64_t raft_corr;
+    bool pre_vote;
+    cl_fwd_t *fwd; /* CL_OUT_FORWARD */
+} cl_out_t;
+
+/* An outbound connection to a voter's controller listener. */
+typedef struct cl_peer {
+    int32_t id;
+    char host[256];
+    int32_t port;
+    int fd; /* -1: not connected */
+    bool connecting;
+    cl_buf_t wbuf, rbuf;
+    cl_out_t *pending;
+    int32_t next_corr;
+    int64_t retry_at;
+    bool logged_down;
+} cl_peer_t;
+
+typedef enum {
+    CL_IN_RAFT = 1,   /* a Raft request from another node (msg) */
+    CL_IN_REGISTER,   /* BrokerRegistration (body) */
+    CL_IN_HEARTBEAT,  /* BrokerHeartbeat (body) */
+    CL_IN_DESCRIBE,   /* DescribeQuorum */
+    CL_IN_PROPOSE,    /* a controller operation's records (waiter) */
+    CL_IN_FORWARD,    /* a request to relay to the controller (fwd) */
+} cl_in_kind_t;
+
+typedef struct cl_waiter cl_waiter_t;
+
+/* Work handed to the quorum thread. */
+typedef struct cl_in {
+    struct cl_in *next;
+    cl_in_kind_t kind;
+    net_request_t *nreq;
+    int16_t api_key, version;
+    int32_t corr;
+    sm_arena_t arena;
+    raft_msg_t msg;
+    void *body;
+    cl_waiter_t *w;
+    cl_fwd_t *fwd;
+} cl_in_t;
+
+/* A controller operation waiting for its records to commit and apply. */
+struct cl_waiter {
+    struct cl_waiter *next;
+    sm_bytes_t *values; /* framed metadata records (copied) */
+    int n;
+    int64_t first, last; /* offsets once proposed */
+    int status;
+    bool done;
+};
+
+/* An inbound request answered by the quorum thread later: by Raft (matched by raft_corr) or
+ * once the applier passes offset (a registration). */
+typedef struct cl_inbound {
+    struct cl_inbound *next;
+    uint64_t raft_corr;
+    int64_t offset;
+    net_request_t *nreq;
+    int16_t api_key, version;
+    int32_t corr;
+    int64_t at;
+    int64_t broker_epoch;
+} cl_inbound_t;
+
+/* Controller side: what the active controller knows of each broker's liveness. */
+typedef struct cl_liveness {
+    int32_t id;
+    int64_t last_heartbeat; /* monotonic ms */
+    int64_t pending;        /* last offset of a change proposed for it, -1 none */
+} cl_liveness_t;
+
+#define CL_MAX_BROKERS 256
+
+struct cluster {
+    cluster_opts_t o;
+    raft_t *raft;
+    log_t *log;
+    char quorum_state_path[4200];
+    int32_t voter_ids[RAFT_MAX_VOTERS];
+    int epfd, evfd;
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stop;
+
+    pthread_mutex_t mu; /* inbox, waiters' done/status, fwd results, the shared view below */
+    pthread_cond_t cv;  /* waiters and calls */
+    cl_in_t *inbox, *inbox_tail;
+
+    /* The shared view (atomics: read by any thread). */
+    atomic_int leader_id;
+    atomic_bool active;
+    atomic_llong applied; /* last applied offset, -1 none */
+
+    /* Quorum thread only. */
+    cl_peer_t peers[RAFT_MAX_VOTERS];
+    int n_peers;
+    cl_inbound_t *inbound;   /* Raft requests awaiting Raft's answer */
+    cl_inbound_t *after;     /* answers waiting for the applier */
+    cl_waiter_t *waiters;
+    cl_fwd_t *fwds;          /* relays not yet answered */
+    uint64_t next_raft_corr;
+    int64_t apply_next;      /* next offset to apply */
+    int64_t epoch_start;     /* leader: offset of its epoch's LeaderChange; -1 */
+    int32_t leader_epoch;    /* epoch epoch_start belongs to */
+    bool need_flush;
+    /* applier: an open metadata transaction */
+    bool in_txn;
+    sm_bytes_t *txn_vals;
+    int64_t *txn_offs;
+    int txn_n, txn_cap;
+    /* broker agent */
+    sm_uuid_t incarnation;
+    int64_t broker_epoch; /* -1: not registered */
+    bool reg_inflight, hb_inflight;
+    int64_t next_agent_at;
+    bool want_shutdown, shutdown_acked;
+    /* controller side */
+    cl_liveness_t live[CL_MAX_BROKERS];
+    int n_live;
+    int64_t next_fence_check;
+
+    /* controller listener and worker (controller role) */
+    net_server_t *net;
+    pthread_t worker;
+    bool worker_started;
+    pthread_mutex_t wmu;
+    pthread_cond_t wcv;
+    struct cl_work *work, *work_tail;
+};
+
+typedef struct cl_work {
+    struct cl_work *next;
+    net_request_t *nreq;
+} cl_work_t;
+
+/* cluster.c */
+void cl_wake(cluster_t *cl);
+void cl_push(cluster_t *cl, cl_in_t *in);
+int64_t cl_now(void);
+/* Proposes framed records (quorum thread, active controller); *last gets the last offset. */
+int cl_propose_records(cluster_t *cl, const sm_bytes_t *values, int n, int64_t *first,
+                       int64_t *last);
+/* Encodes body (api's request or response desc) into a malloc'ed frame: size prefix,
+ * header, body. */
+int cl_encode_frame(const proto_msg_desc_t *desc, int16_t api_key, int16_t version,
+                    int32_t corr, bool response, const void *body, const char *client_id,
+                    uint8_t **out, size_t *len);
+/* Responds on nreq with body encoded as api_key's response at version. */
+void cl_respond(net_request_t *nreq, int16_t api_key, int16_t version, int32_t corr,
+                const void *body);
+/* Responds with raw bytes (a frame with its size prefix, malloc'ed; freed when sent). */
+void cl_respond_raw(net_request_t *nreq, uint8_t *frame, size_t len);
+
+/* peer.c */
+void cl_peers_init(cluster_t *cl);
+void cl_peers_close(cluster_t *cl);
+cl_peer_t *cl_peer(cluster_t *cl, int32_t id);
+/* Queues a request frame (size prefix included, corr set by the peer) on p; takes frame. */
+int cl_peer_send(cluster_t *cl, cl_peer_t *p, uint8_t *frame, size_t len, cl_out_t *out);
+bool cl_peer_ready(cluster_t *cl, cl_peer_t *p, int64_t now);
+void cl_peer_event(cluster_t *cl, cl_peer_t *p, uint32_t events);
+void cl_peers_arm(cluster_t *cl);
+/* Sends a Raft request message to its voter. */
+void cl_send_raft(cluster_t *cl, const raft_msg_t *m);
+/* Sends a relayed request to the controller when known and connected. */
+void cl_fwd_try(cluster_t *cl, cl_fwd_t *f, int64_t now);
+void cl_fwd_finish(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len);
+
+/* serve.c */
+int cl_serve_start(cluster_t *cl);
+void cl_serve_stop(cluster_t *cl);
+/* Queues a request for the worker (a forwarded admin request run by the controller). */
+void cl_work_push(cluster_t *cl, net_request_t *nreq);
+void cl_answer_describe(cluster_t *cl, net_request_t *nreq, int16_t version, int32_t corr);
+
+/* brokers.c */
+void cl_agent_tick(cluster_t *cl, int64_t now);
+void cl_agent_response(cluster_t *cl, cl_out_t *o, sm_reader_t *r, sm_arena_t *a);
+void cl_agent_failed(cluster_t *cl, cl_out_t *o);
+void cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now);
+void cl_ctrl_heartbeat(cluster_t *cl, cl_in_t *in, int64_t now);
+void cl_ctrl_tick(cluster_t *cl, int64_t now);
+void cl_ctrl_became_active(cluster_t *cl, int64_t now);
+
+#endif
