@@ -622,7 +622,7 @@ int meta_snapshot_latest(const char *dir, int keep, raft_offset_epoch_t *id, cha
     bool changed = false;
     int rc = scan_dir(dir, &ids, &n, &changed);
     if (rc != SM_OK) return rc;
-    qsort(ids, (size_t)n, sizeof(*ids), id_cmp_desc);
+    if (n > 0) qsort(ids, (size_t)n, sizeof(*ids), id_cmp_desc);
     char p[4096];
     int chosen = -1;
     for (int i = 0; i < n && chosen < 0; i++) {
