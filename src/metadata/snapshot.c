@@ -334,18 +334,29 @@ int meta_snapshot_encode(const meta_image_t *img, raft_offset_epoch_t id,
     return SM_OK;
 }
 
-int meta_snapshot_write_bytes(const char *dir, raft_offset_epoch_t id, const uint8_t *data,
-                              size_t len) {
-    char name[64], path[4096], part[4096];
+/* <dir>/<name of id>.checkpoint into path (cap bytes). */
+static int snapshot_path(const char *dir, raft_offset_epoch_t id, char *path, size_t cap) {
+    char name[64];
     if (raft_snapshot_file_name(id, name, sizeof(name)) != SM_OK) return SM_ERR_RANGE;
-    if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path) ||
-        snprintf(part, sizeof(part), "%s.part", path) >= (int)sizeof(part))
-        return SM_ERR_RANGE;
-    int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return SM_ERR_IO;
-    int rc = fio_write_all(fd, data, len);
-    if (rc == SM_OK) rc = fio_fsync(fd) ? SM_ERR_IO : SM_OK;
-    if (close(fd) && rc == SM_OK) rc = SM_ERR_IO;
+    int w = snprintf(path, cap, "%s/%s", dir, name);
+    return (w < 0 || (size_t)w >= cap) ? SM_ERR_SPACE : SM_OK;
+}
+
+/* The snapshot's path and its .part (cap bytes each). */
+static int snapshot_paths(const char *dir, raft_offset_epoch_t id, char *path, char *part,
+                          size_t cap) {
+    if (snapshot_path(dir, id, path, cap) != SM_OK) return SM_ERR_RANGE;
+    int w = snprintf(part, cap, "%s.part", path);
+    return (w < 0 || (size_t)w >= cap) ? SM_ERR_RANGE : SM_OK;
+}
+
+/* fsync of the .part, rename over path, fsync of dir; the .part is removed on failure. */
+static int part_commit(const char *dir, const char *part, const char *path) {
+    int rc = SM_OK;
+    int fd = open(part, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return errno == ENOENT ? SM_ERR_NOTFOUND : SM_ERR_IO;
+    if (fio_fsync(fd)) rc = SM_ERR_IO;
+    close(fd);
     if (rc == SM_OK && rename(part, path)) rc = SM_ERR_IO;
     if (rc != SM_OK) {
         int saved = errno;
@@ -354,6 +365,52 @@ int meta_snapshot_write_bytes(const char *dir, raft_offset_epoch_t id, const uin
         return rc;
     }
     return fio_fsync_dir(dir) ? SM_ERR_IO : SM_OK;
+}
+
+int meta_snapshot_part_write(const char *dir, raft_offset_epoch_t id, int64_t position,
+                             const uint8_t *data, size_t len) {
+    char path[4096], part[4096];
+    if (position < 0) return SM_ERR_RANGE;
+    int rc = snapshot_paths(dir, id, path, part, sizeof(path));
+    if (rc != SM_OK) return rc;
+    int fd = open(part, O_WRONLY | O_CREAT | (position == 0 ? O_TRUNC : 0) | O_CLOEXEC, 0644);
+    if (fd < 0) return SM_ERR_IO;
+    rc = fio_pwrite_all(fd, data, len, position);
+    if (close(fd) && rc == SM_OK) rc = SM_ERR_IO;
+    return rc;
+}
+
+int meta_snapshot_write_bytes(const char *dir, raft_offset_epoch_t id, const uint8_t *data,
+                              size_t len) {
+    char path[4096], part[4096];
+    int rc = snapshot_paths(dir, id, path, part, sizeof(path));
+    if (rc != SM_OK) return rc;
+    rc = meta_snapshot_part_write(dir, id, 0, data, len);
+    if (rc != SM_OK) {
+        int saved = errno;
+        unlink(part);
+        errno = saved;
+        return rc;
+    }
+    return part_commit(dir, part, path);
+}
+
+int meta_snapshot_part_install(const char *dir, raft_offset_epoch_t id) {
+    char path[4096], part[4096];
+    int rc = snapshot_paths(dir, id, path, part, sizeof(path));
+    if (rc != SM_OK) return rc;
+    uint8_t *data = NULL;
+    size_t len;
+    rc = fio_read_file(part, &data, &len, META_SNAPSHOT_MAX_FILE_BYTES);
+    if (rc == SM_ERR_NOTFOUND) return rc;
+    if (rc == SM_OK) rc = meta_snapshot_verify(data, len, id.epoch, NULL);
+    free(data);
+    if (rc != SM_OK) {
+        sm_error("snapshot", "the fetched snapshot %s is incomplete or corrupt; removed", part);
+        unlink(part);
+        return rc == SM_ERR_IO ? rc : SM_ERR_CORRUPT;
+    }
+    return part_commit(dir, part, path);
 }
 
 int meta_snapshot_write(const meta_image_t *img, const char *dir, raft_offset_epoch_t id,
@@ -557,13 +614,6 @@ static int id_cmp_desc(const void *a, const void *b) {
     const raft_offset_epoch_t *x = a, *y = b;
     if (x->offset != y->offset) return x->offset < y->offset ? 1 : -1;
     return (x->epoch < y->epoch) - (x->epoch > y->epoch);
-}
-
-static int snapshot_path(const char *dir, raft_offset_epoch_t id, char *path, size_t cap) {
-    char name[64];
-    if (raft_snapshot_file_name(id, name, sizeof(name)) != SM_OK) return SM_ERR_RANGE;
-    int w = snprintf(path, cap, "%s/%s", dir, name);
-    return (w < 0 || (size_t)w >= cap) ? SM_ERR_SPACE : SM_OK;
 }
 
 /* Whether the snapshot file at path is complete and well-formed. */

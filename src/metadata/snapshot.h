@@ -74,6 +74,23 @@ int meta_snapshot_encode(const meta_image_t *img, raft_offset_epoch_t id,
 int meta_snapshot_write_bytes(const char *dir, raft_offset_epoch_t id, const uint8_t *data,
                               size_t len);
 
+/*
+ * A follower receiving a snapshot by FetchSnapshot (RAFT_ACT_SNAPSHOT_WRITE): writes len
+ * bytes at position of `<name>.checkpoint.part` (a write at position 0 starts the file
+ * afresh). Nothing is fsynced until meta_snapshot_part_install. Returns SM_OK, SM_ERR_IO or
+ * SM_ERR_RANGE.
+ */
+int meta_snapshot_part_write(const char *dir, raft_offset_epoch_t id, int64_t position,
+                             const uint8_t *data, size_t len);
+
+/*
+ * RAFT_ACT_SNAPSHOT_INSTALL: checks the whole `.part` (as meta_snapshot_verify, with id's
+ * epoch), fsyncs it, renames it to `<name>.checkpoint` and fsyncs dir. A `.part` that fails
+ * the check is removed (SM_ERR_CORRUPT). Returns SM_OK, SM_ERR_CORRUPT, SM_ERR_NOTFOUND (no
+ * `.part`), SM_ERR_IO or SM_ERR_RANGE.
+ */
+int meta_snapshot_part_install(const char *dir, raft_offset_epoch_t id);
+
 /* meta_snapshot_encode then meta_snapshot_write_bytes; the caller holds the image's read
  * lock for the whole call (or owns the image). */
 int meta_snapshot_write(const meta_image_t *img, const char *dir, raft_offset_epoch_t id,

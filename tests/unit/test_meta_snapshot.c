@@ -2,7 +2,8 @@
  * Metadata snapshots (.checkpoint): random images written and loaded back are equal, the
  * file is laid out as Kafka's RecordsSnapshotWriter lays it out, a truncated or bit-flipped
  * file is refused, crash leftovers and old snapshots are cleaned up, a failed write leaves
- * nothing behind, and the FetchSnapshot reader returns the file's bytes.
+ * nothing behind, the FetchSnapshot reader returns the file's bytes, and a snapshot fetched
+ * in chunks installs only when whole.
  *
  * `test_meta_snapshot --write DIR` writes one snapshot of a fixed image into DIR and prints
  * its path (tests/integration/test_meta_snapshot_kafka.py feeds it to Kafka's
@@ -599,6 +600,74 @@ static void test_snapshot_read_hook(void) {
     rm_dir(dir);
 }
 
+/* A follower's FetchSnapshot transfer: chunks read from the leader's directory through the
+ * read hook, written to the .part, installed, loaded: the leader's image. A transfer with a
+ * missing chunk is refused at install and its .part removed; a transfer cut by a crash
+ * leaves a .part that start-up removes. */
+static void test_fetched_snapshot_install(void) {
+    char *leader = tmp_dir(), *follower = tmp_dir();
+    meta_image_t a;
+    REQUIRE(meta_image_init(&a) == SM_OK);
+    random_image(&a, 21);
+    raft_offset_epoch_t id = {900, 3};
+    REQUIRE(meta_snapshot_write(&a, leader, id, 0, &small_batches) == SM_OK);
+    /* First a transfer whose second chunk never arrives, then a whole one. */
+    static const int skips[] = {1, -1};
+    for (int t = 0; t < 2; t++) {
+        int skip = skips[t];
+        int64_t pos = 0, size = 0;
+        int chunk_no = 0;
+        uint8_t chunk[211];
+        do {
+            uint32_t n = 0;
+            REQUIRE(meta_snapshot_read(leader, id, pos, chunk, sizeof(chunk), &n, &size) == SM_OK);
+            if (chunk_no++ != skip)
+                CHECK_EQ_INT(SM_OK, meta_snapshot_part_write(follower, id, pos, chunk, n));
+            pos += n;
+        } while (pos < size);
+        int rc = meta_snapshot_part_install(follower, id);
+        if (skip < 0) {
+            CHECK_EQ_INT(SM_OK, rc);
+            CHECK(exists(follower, "00000000000000000900-0000000003.checkpoint"));
+        } else {
+            CHECK_EQ_INT(SM_ERR_CORRUPT, rc);
+            CHECK(!exists(follower, "00000000000000000900-0000000003.checkpoint"));
+        }
+        CHECK(!exists(follower, "00000000000000000900-0000000003.checkpoint.part"));
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/00000000000000000900-0000000003.checkpoint", follower);
+    meta_image_t b;
+    REQUIRE(meta_image_init(&b) == SM_OK);
+    CHECK_EQ_INT(SM_OK, meta_snapshot_load(&b, path, NULL));
+    CHECK(images_equal(&a, &b));
+    meta_image_free(&b);
+    /* A transfer restarted at position 0 starts the .part afresh. */
+    uint8_t junk[4000];
+    memset(junk, 0xab, sizeof(junk));
+    raft_offset_epoch_t id2 = {950, 3};
+    CHECK_EQ_INT(SM_OK, meta_snapshot_part_write(follower, id2, 0, junk, sizeof(junk)));
+    uint8_t *data;
+    size_t len;
+    REQUIRE(meta_snapshot_encode(&a, id2, 0, NULL, &data, &len) == SM_OK);
+    CHECK_EQ_INT(SM_OK, meta_snapshot_part_write(follower, id2, 0, data, len));
+    CHECK_EQ_INT(SM_OK, meta_snapshot_part_install(follower, id2));
+    /* A crash mid-transfer: the .part is left, start-up removes it and keeps the rest. */
+    CHECK_EQ_INT(
+        SM_OK, meta_snapshot_part_write(follower, (raft_offset_epoch_t){990, 4}, 0, data, len / 3));
+    CHECK_EQ_INT(SM_ERR_NOTFOUND,
+                 meta_snapshot_part_install(follower, (raft_offset_epoch_t){1, 1}));
+    raft_offset_epoch_t got;
+    CHECK_EQ_INT(SM_OK, meta_snapshot_latest(follower, 2, &got, path, sizeof(path)));
+    CHECK_EQ_INT(950, got.offset);
+    CHECK(!exists(follower, "00000000000000000990-0000000004.checkpoint.part"));
+    CHECK_EQ_INT(2, count_entries(follower));
+    free(data);
+    meta_image_free(&a);
+    rm_dir(leader);
+    rm_dir(follower);
+}
+
 static void test_parse_name(void) {
     raft_offset_epoch_t id;
     CHECK_EQ_INT(SM_OK,
@@ -658,6 +727,7 @@ int main(int argc, char **argv) {
     RUN(test_latest_and_leftovers);
     RUN(test_failed_write_leaves_nothing);
     RUN(test_snapshot_read_hook);
+    RUN(test_fetched_snapshot_install);
     RUN(test_parse_name);
     return t_summary("test_meta_snapshot");
 }
