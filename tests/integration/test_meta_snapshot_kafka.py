@@ -1,11 +1,13 @@
-"""Kafka 4.4 reads a metadata snapshot (.checkpoint) that Samsa wrote. Its DumpLogSegments
-(kafka-dump-log.sh --cluster-metadata-decoder; Kafka 4.4 moved it to org.apache.kafka.tools)
-decodes every batch and record, finds the header and footer control records where Kafka
-puts them and the image that was written; its snapshot reader (RecordsSnapshotReader with
-CRC checks, replayed into a MetadataDelta: what a Kafka controller or broker does at
-start, fixtures/KafkaLoadSnapshot.java) builds the same image. The snapshot comes from the unit-test binary
-(`build/tests/test_meta_snapshot --write DIR`, a fixed image); the tool runs from the
-Kafka 4.4 jars that bench/kafka-ref/kafka-ref.sh resolves. Skipped when Java is missing."""
+"""Kafka 4.4 reads a metadata snapshot (.checkpoint) that Samsa wrote, and Samsa reads one
+that Kafka wrote (kafka-storage format). Kafka's DumpLogSegments (kafka-dump-log.sh
+--cluster-metadata-decoder; Kafka 4.4 moved it to org.apache.kafka.tools) decodes every
+batch and record of ours, finds the header and footer control records where Kafka puts
+them and the image that was written; Kafka's snapshot reader (RecordsSnapshotReader with
+CRC checks, replayed into a MetadataDelta: what a Kafka controller or broker does at start,
+fixtures/KafkaLoadSnapshot.java) builds the same image. Samsa's side is the unit-test
+binary (`build/tests/test_meta_snapshot --write DIR` writes a fixed image, `--load FILE`
+loads one); Kafka runs from the 4.4 jars that bench/kafka-ref/kafka-ref.sh resolves.
+Skipped when Java is missing."""
 
 import json
 import os
@@ -126,3 +128,44 @@ def test_kafka_reads_samsa_snapshot(tmp_path, kafka):
     os.replace(damaged, snapdir / damaged.name)
     rc, out, err = kafka(LOADER, str(snapdir), "1234", "5")
     assert rc == 1 and out.startswith("refused: ") and "CorruptRecordException" in out, out + err
+
+
+def test_samsa_reads_kafka_snapshot(tmp_path, kafka):
+    """A snapshot written by Kafka 4.4 itself (kafka-storage format --standalone writes
+    00000000000000000000-0000000000.checkpoint: SnapshotHeader, KRaftVersion and
+    KRaftVoters control records, FeatureLevelRecords, SnapshotFooter) loads into Samsa's
+    image; the same file with one byte flipped is refused."""
+    logs = tmp_path / "logs"
+    props = tmp_path / "server.properties"
+    props.write_text("process.roles=broker,controller\nnode.id=1\n"
+                     "controller.quorum.bootstrap.servers=127.0.0.1:1\n"
+                     "listeners=PLAINTEXT://127.0.0.1:2,CONTROLLER://127.0.0.1:1\n"
+                     "controller.listener.names=CONTROLLER\n"
+                     "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+                     f"log.dirs={logs}\n")
+    rc, out, err = kafka("kafka.tools.StorageTool", "format", "-t", "q1Sh-9_ISia_zwGINzRvyQ",
+                         "--standalone", "-c", str(props))
+    assert rc == 0, out + err
+    snapshot = logs / "__cluster_metadata-0" / "00000000000000000000-0000000000.checkpoint"
+    assert snapshot.exists(), out + err
+
+    r = subprocess.run([WRITER, "--load", str(snapshot)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    # Six metadata records in three batches (header + KRaft control records, features,
+    # footer); the control records are not the image's.
+    assert lines[0].startswith("records 6 skipped 0 batches 3 timestamp "), r.stdout
+    assert lines[1:] == [
+        "feature eligible.leader.replicas.version 1", "feature group.version 1",
+        "feature metadata.version 33", "feature share.version 2",
+        "feature streams.version 1", "feature transaction.version 2", "topics 0"], r.stdout
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    data = bytearray(snapshot.read_bytes())
+    data[200] ^= 0x01
+    (damaged / snapshot.name).write_bytes(bytes(data))
+    r = subprocess.run([WRITER, "--load", str(damaged / snapshot.name)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1 and r.stdout.startswith("refused: "), r.stdout + r.stderr

@@ -6,8 +6,8 @@
  * in chunks installs only when whole.
  *
  * `test_meta_snapshot --write DIR` writes one snapshot of a fixed image into DIR and prints
- * its path (tests/integration/test_meta_snapshot_kafka.py feeds it to Kafka's
- * DumpLogSegments).
+ * its path; `test_meta_snapshot --load FILE` loads a snapshot and prints what the image got
+ * (tests/integration/test_meta_snapshot_kafka.py: Kafka reads ours, we read Kafka's).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -717,8 +717,47 @@ static int write_fixed(const char *dir) {
     return 0;
 }
 
+static int feature_cmp(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Loads a snapshot (one Kafka wrote) and prints what the image got, one fact a line. */
+static int load_and_print(const char *path) {
+    meta_image_t img;
+    meta_snapshot_info_t info;
+    if (meta_image_init(&img) != SM_OK) return 1;
+    int rc = meta_snapshot_load(&img, path, &info);
+    if (rc != SM_OK) {
+        printf("refused: %s\n", sm_strerror(rc));
+        meta_image_free(&img);
+        return 1;
+    }
+    printf("records %lld skipped %lld batches %d timestamp %lld\n", (long long)info.records,
+           (long long)info.skipped, info.batches, (long long)info.last_contained_log_timestamp);
+    char *lines[64];
+    size_t n = 0, it = 0;
+    const void *k;
+    size_t kl;
+    void *v;
+    while (n < 64 && sm_map_next(&img.features, &it, &k, &kl, &v)) {
+        char *line = malloc(kl + 32);
+        if (!line) break;
+        snprintf(line, kl + 32, "feature %.*s %d", (int)kl, (const char *)k, *(int16_t *)v);
+        lines[n++] = line;
+    }
+    qsort(lines, n, sizeof(*lines), feature_cmp);
+    for (size_t i = 0; i < n; i++) {
+        printf("%s\n", lines[i]);
+        free(lines[i]);
+    }
+    printf("topics %zu\n", sm_map_size(&img.topics_by_name));
+    meta_image_free(&img);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--write") == 0) return write_fixed(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "--load") == 0) return load_and_print(argv[2]);
     sm_log_set_level(SM_LOG_ERROR + 1);
     RUN(test_round_trip_random_images);
     RUN(test_empty_image);
