@@ -402,13 +402,14 @@ int meta_snapshot_part_install(const char *dir, raft_offset_epoch_t id) {
     uint8_t *data = NULL;
     size_t len;
     rc = fio_read_file(part, &data, &len, META_SNAPSHOT_MAX_FILE_BYTES);
-    if (rc == SM_ERR_NOTFOUND) return rc;
+    if (rc == SM_ERR_NOTFOUND || rc == SM_ERR_IO || rc == SM_ERR_NOMEM) return rc;
+    /* Too large for a snapshot, or not one: either way it is not installed. */
     if (rc == SM_OK) rc = meta_snapshot_verify(data, len, id.epoch, NULL);
     free(data);
     if (rc != SM_OK) {
         sm_error("snapshot", "the fetched snapshot %s is incomplete or corrupt; removed", part);
         unlink(part);
-        return rc == SM_ERR_IO ? rc : SM_ERR_CORRUPT;
+        return SM_ERR_CORRUPT;
     }
     return part_commit(dir, part, path);
 }

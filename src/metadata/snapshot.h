@@ -86,8 +86,8 @@ int meta_snapshot_part_write(const char *dir, raft_offset_epoch_t id, int64_t po
 /*
  * RAFT_ACT_SNAPSHOT_INSTALL: checks the whole `.part` (as meta_snapshot_verify, with id's
  * epoch), fsyncs it, renames it to `<name>.checkpoint` and fsyncs dir. A `.part` that fails
- * the check is removed (SM_ERR_CORRUPT). Returns SM_OK, SM_ERR_CORRUPT, SM_ERR_NOTFOUND (no
- * `.part`), SM_ERR_IO or SM_ERR_RANGE.
+ * the check is removed (SM_ERR_CORRUPT); one that cannot be read is left. Returns SM_OK,
+ * SM_ERR_CORRUPT, SM_ERR_NOTFOUND (no `.part`), SM_ERR_IO, SM_ERR_NOMEM or SM_ERR_RANGE.
  */
 int meta_snapshot_part_install(const char *dir, raft_offset_epoch_t id);
 
