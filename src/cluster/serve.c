@@ -35,6 +35,7 @@ static const int16_t served[][3] = {
     {CL_API_END_EPOCH, 0, 1},
     {CL_API_DESCRIBE_QUORUM, 0, 2},
     {57, 0, 1}, /* UpdateFeatures */
+    {60, 1, 2}, /* DescribeCluster (controller endpoints) */
     {CL_API_FETCH_SNAPSHOT, 0, 1},
     {CL_API_BROKER_REGISTRATION, 0, 4},
     {CL_API_BROKER_HEARTBEAT, 0, 2},
@@ -79,6 +80,41 @@ static void answer_api_versions(net_request_t *nreq, int16_t version, int32_t co
         version = 0;
     }
     cl_respond(nreq, CL_API_API_VERSIONS, version, corr, &resp);
+}
+
+/* DescribeCluster to a controller: the voters and their controller endpoints, as Kafka's
+ * controllers answer tools started with --bootstrap-controller. */
+static void answer_describe_cluster(cluster_t *cl, net_request_t *nreq, sm_arena_t *a,
+                                    const proto_request_t *req) {
+    proto_describe_cluster_request_t q;
+    sm_reader_t r = sm_reader_make(req->body_start, req->body_len);
+    int16_t v = req->header.request_api_version;
+    if (proto_describe_cluster_request_decode(&r, a, v, &q) != SM_OK) {
+        net_request_close(nreq);
+        return;
+    }
+    proto_describe_cluster_response_t resp;
+    proto_describe_cluster_response_describe_cluster_broker_t nodes[RAFT_MAX_VOTERS];
+    proto_describe_cluster_response_init(&resp);
+    resp.endpoint_type = q.endpoint_type;
+    resp.cluster_id = sm_str_from(cl->o.cluster_id);
+    resp.controller_id = atomic_load(&cl->leader_id);
+    resp.cluster_authorized_operations = INT32_MIN;
+    if (q.endpoint_type != 2) {
+        resp.error_code = PROTO_ERR_UNSUPPORTED_ENDPOINT_TYPE;
+        resp.error_message = SM_STR_LIT("The controller only handles CONTROLLER endpoints.");
+        resp.controller_id = -1;
+    } else {
+        for (int i = 0; i < cl->o.n_voters; i++) {
+            memset(&nodes[i], 0, sizeof(nodes[i]));
+            nodes[i].broker_id = cl->o.voters[i].id;
+            nodes[i].host = sm_str_from(cl->o.voters[i].host);
+            nodes[i].port = cl->o.voters[i].port;
+            nodes[i].rack = SM_STR_NULL;
+        }
+        resp.brokers = (proto_describe_cluster_response_describe_cluster_broker_array_t){cl->o.n_voters, nodes};
+    }
+    cl_respond(nreq, 60, v, req->header.correlation_id, &resp);
 }
 
 static void on_request(net_request_t *nreq, void *arg) {
@@ -128,6 +164,10 @@ static void on_request(net_request_t *nreq, void *arg) {
         in->kind = key == CL_API_BROKER_REGISTRATION ? CL_IN_REGISTER : CL_IN_HEARTBEAT;
         cl_push(cl, in);
         return;
+    }
+    if (key == 60) {
+        answer_describe_cluster(cl, nreq, &in->arena, &req);
+        goto done;
     }
     if (key == CL_API_DESCRIBE_QUORUM) {
         in->kind = CL_IN_DESCRIBE;
@@ -256,8 +296,12 @@ void cl_answer_describe(cluster_t *cl, net_request_t *nreq, int16_t version, int
         part.leader_id = qi.leader_id;
         part.leader_epoch = qi.epoch;
         part.high_watermark = qi.high_watermark;
-        for (int i = 0; i < qi.n_voters; i++)
+        for (int i = 0; i < qi.n_voters; i++) {
             fill_replica(&voters[i], &qi.voters[i], shift);
+            if (qi.voters[i].id == cl->o.node_id) /* the leader is caught up with itself */
+                voters[i].last_fetch_timestamp = voters[i].last_caught_up_timestamp =
+                    sm_time_ms();
+        }
         for (int i = 0; i < qi.n_observers; i++)
             fill_replica(&observers[i], &qi.observers[i], shift);
         part.current_voters =
