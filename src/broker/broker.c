@@ -134,8 +134,9 @@ static int add_listener(const char *uri, void *arg) {
             fprintf(stderr, "config: listeners: the name %s is used twice\n", l->name);
             return SM_ERR_PARSE;
         }
-    if (in_list(sm_config_str(c, "controller.listener.names"), l->name)) {
-        if (!sm_config_is_set(c, "controller.quorum.voters")) {
+    if (in_list(sm_config_str(c, "controller.listener.names"), l->name) &&
+        (b->s.cluster_mode || sm_config_is_set(c, "process.roles"))) {
+        if (!b->s.cluster_mode) {
             fprintf(stderr,
                     "config: listeners: %s is a controller listener (controller.listener.names) "
                     "but controller.quorum.voters is not set; set it to run a cluster, or "
@@ -184,9 +185,9 @@ static int add_advertised(const char *uri, void *arg) {
                 uri);
         return SM_ERR_PARSE;
     }
-    for (int i = 0; i < b->nlisteners; i++) {
-        broker_listener_t *l = &b->listeners[i];
-        if (strcasecmp(l->name, name) != 0) continue;
+    for (int i = -1; i < b->nlisteners; i++) {
+        broker_listener_t *l = i < 0 ? &b->ctrl_listener : &b->listeners[i];
+        if (!l->name[0] || strcasecmp(l->name, name) != 0) continue;
         snprintf(l->advertised_host, sizeof(l->advertised_host), "%s", host);
         l->advertised_port = port;
         return 0;
@@ -282,20 +283,57 @@ static int check_cluster_settings(broker_t *b, const sm_config_t *c, bool contro
     return SM_OK;
 }
 
+typedef struct find_ctrl {
+    const sm_config_t *c;
+    int n;
+} find_ctrl_t;
+
+static int find_ctrl_listener(const char *uri, void *arg) {
+    find_ctrl_t *f = arg;
+    char name[64], host[256];
+    int32_t port;
+    if (parse_listener(uri, name, sizeof(name), host, sizeof(host), &port) == 0 &&
+        in_list(sm_config_str(f->c, "controller.listener.names"), name))
+        f->n++;
+    return 0;
+}
+
+/* A dynamic quorum (controller.quorum.bootstrap.servers, KIP-853) with a controller
+ * listener, as Kafka 4.4's stock server.properties has: refused with what to do instead. */
+static int refuse_dynamic_quorum(const sm_config_t *c) {
+    find_ctrl_t f = {.c = c};
+    each_item(sm_config_str(c, "listeners"), find_ctrl_listener, &f);
+    if (f.n == 0) return SM_OK; /* no controller listener: a plain single node */
+    fprintf(stderr, "config: controller.quorum.bootstrap.servers: dynamic quorums (KIP-853) are "
+                    "not supported yet; list the voters in controller.quorum.voters, or remove "
+                    "the controller listener from listeners to run this node alone\n");
+    return SM_ERR_PARSE;
+}
+
 static int load_settings(broker_t *b, sm_config_t *c) {
     broker_settings_t *s = &b->s;
     s->node_id = sm_config_is_set(c, "broker.id") && !sm_config_is_set(c, "node.id")
                      ? sm_config_int(c, "broker.id")
                      : sm_config_int(c, "node.id");
+    int rc;
+    if (!sm_config_is_set(c, "controller.quorum.voters") &&
+        sm_config_is_set(c, "controller.quorum.bootstrap.servers") &&
+        (rc = refuse_dynamic_quorum(c)))
+        return rc;
     s->cluster_mode = sm_config_is_set(c, "controller.quorum.voters");
-    if (!s->cluster_mode && sm_config_is_set(c, "controller.quorum.bootstrap.servers")) {
-        fprintf(stderr, "config: controller.quorum.bootstrap.servers: dynamic quorums (KIP-853) "
-                        "are not supported yet; list the voters in controller.quorum.voters\n");
-        return SM_ERR_PARSE;
-    }
     bool controller = true;
-    int rc = parse_roles(b, sm_config_str(c, "process.roles"), &controller);
+    rc = parse_roles(b, sm_config_str(c, "process.roles"), &controller);
     if (rc) return rc;
+    if (!s->cluster_mode) {
+        /* A single node: Kafka's KRaft keys name nothing Samsa needs. */
+        static const char *const unused[] = {"process.roles",
+                                             "controller.quorum.bootstrap.servers", NULL};
+        for (const char *const *k = unused; *k; k++)
+            if (sm_config_is_set(c, *k))
+                sm_warn("config", "%s: Kafka setting Samsa does not act on; ignored (a single "
+                                  "node without controller.quorum.voters)",
+                        *k);
+    }
     if (!s->cluster_mode && !(s->is_broker && controller)) {
         fprintf(stderr,
                 "config: process.roles=%s needs controller.quorum.voters (a cluster); a single "

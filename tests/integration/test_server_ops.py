@@ -116,7 +116,7 @@ def test_a_controller_listener_with_process_roles_is_refused(tmp_path):
         process_roles="broker,controller", controller_listener_names="CONTROLLER",
         log_dirs=tmp_path / "d"))
     assert code == 2, out
-    assert "is a controller listener" in out and "does not serve clusters yet" in out, out
+    assert "is a controller listener" in out and "controller.quorum.voters" in out, out
 
 
 def advertised_ports(port):
@@ -205,10 +205,12 @@ def test_kafkas_server_properties_warns_for_every_ignored_key_and_no_other(tmp_p
         proc.wait(timeout=HANG_GUARD_S)
 
 
-def test_the_stock_file_as_is_refuses_its_controller_listener_clearly(tmp_path):
+def test_the_stock_file_as_is_refuses_its_dynamic_quorum_clearly(tmp_path):
     code, out = start_server(FIXTURE, *overrides(log_dirs=tmp_path / "d"))
     assert code == 2, out
-    assert "CONTROLLER://:9093 is a controller listener" in out, out
+    lines = [l for l in out.splitlines() if l.startswith("config:")]
+    assert len(lines) == 1 and "dynamic quorums (KIP-853)" in lines[0], out
+    assert "remove the controller listener" in lines[0], out
 
 
 # ---------------------------------------------------------------- log lines
