@@ -15,7 +15,7 @@ DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
 	librdkafka-dev kcat zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev \
 	python3 python3-venv maven openjdk-17-jdk-headless
 
-.PHONY: all deps build run test test-unit test-integration test-java test-asan test-tsan fuzz protocol protocol-check \
+.PHONY: all deps build run cluster test test-unit test-integration test-java test-asan test-tsan fuzz protocol protocol-check \
 	format format-check clean bench bench-quick raft-sim
 
 all: build
@@ -41,6 +41,10 @@ build: deps $(BUILD)/build.ninja
 run: build
 	mkdir -p data
 	./$(BUILD)/bin/samsa-server $(ARGS)
+
+# Three nodes (brokers and controllers) on localhost:9092/9192/9292, data in ./data/node-N.
+cluster: build
+	tools/cluster.sh ./$(BUILD)/bin/samsa-server $(ARGS)
 
 test-unit: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -764,6 +764,10 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     o->election_backoff_max_ms = sm_config_int(cfg, "controller.quorum.election.backoff.max.ms");
     o->request_timeout_ms = sm_config_int(cfg, "controller.quorum.request.timeout.ms");
     o->retry_backoff_ms = sm_config_int(cfg, "controller.quorum.retry.backoff.ms");
+    /* Raft counts entries between snapshots: one per 128 bytes of the byte threshold. */
+    int64_t between = sm_config_long(cfg, "metadata.log.max.record.bytes.between.snapshots");
+    o->snapshot_min_entries = between / 128 > 0 ? between / 128 : 1;
+    o->snapshot_interval_ms = sm_config_long(cfg, "metadata.log.max.snapshot.interval.ms");
     o->heartbeat_interval_ms = sm_config_int(cfg, "broker.heartbeat.interval.ms");
     o->session_timeout_ms = sm_config_int(cfg, "broker.session.timeout.ms");
     for (int i = 0; i < b->nlisteners && o->n_endpoints < META_MAX_ENDPOINTS; i++) {

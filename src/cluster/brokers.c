@@ -37,7 +37,7 @@
 static void send_to_controller(cluster_t *cl, cl_out_kind_t kind, int16_t api_key,
                                int16_t version, const void *body, int64_t now) {
     int32_t leader = atomic_load(&cl->leader_id);
-    cl_peer_t *p = leader >= 0 ? cl_peer(cl, leader) : NULL;
+    cl_peer_t *p = leader >= 0 ? cl_peer(cl, leader, true) : NULL;
     if (!p || !cl_peer_ready(cl, p, now)) return;
     const proto_api_desc_t *api = proto_api_lookup(api_key);
     char client[32];

@@ -41,6 +41,7 @@
 #include "protocol/gen/end_transaction_record.h"
 #include "protocol/records.h"
 #include "protocol/request.h"
+#include "metadata/snapshot.h"
 #include "raft/quorum_file.h"
 #include "raft/raft_codec.h"
 #include "raft/raft_records.h"
@@ -223,7 +224,7 @@ static int16_t raft_version_of(int16_t api) {
 }
 
 void cl_send_raft(cluster_t *cl, const raft_msg_t *m) {
-    cl_peer_t *p = cl_peer(cl, m->to);
+    cl_peer_t *p = cl_peer(cl, m->to, false);
     if (!p || !cl_peer_ready(cl, p, cl_now())) return; /* dropped: Raft retries */
     int16_t api = raft_api_of(m->kind), v = raft_version_of(api);
     cl_out_t *o = calloc(1, sizeof(*o));
@@ -308,6 +309,7 @@ static int append_entries(cluster_t *cl, int64_t offset, const raft_entry_t *e, 
 
 typedef struct restore_ctx {
     sm_arena_t *a;
+    int64_t from; /* entries below (covered by the snapshot) are skipped */
     raft_entry_t *v;
     int n, cap;
 } restore_ctx_t;
@@ -324,6 +326,12 @@ static int restore_batch(void *arg, const uint8_t *batch, size_t len,
     int64_t base;
     int st = raft_records_decode(copy, len, rc->a, &e, &n, &base);
     if (st != SM_OK) return st;
+    if (base < rc->from) { /* a batch across the snapshot's end */
+        int64_t skip = rc->from - base;
+        if (skip >= n) return SM_OK;
+        e += skip;
+        n -= (int)skip;
+    }
     if (rc->n + n > rc->cap) {
         int cap = rc->cap ? rc->cap * 2 : 1024;
         while (cap < rc->n + n)
@@ -482,6 +490,95 @@ static void update_view(cluster_t *cl, int64_t now) {
         sm_info(CL_MOD, "controller is node %d (epoch %d)", qs.leader_id, qs.epoch);
 }
 
+/* ---- snapshots ---- */
+
+#define SNAPSHOTS_KEPT 2
+
+/* Tells the broker about every topic of an image that replaced the last one: topics gone
+ * are deleted, the others' partitions created (or re-epoched) here. */
+static void notify_replaced(cluster_t *cl, meta_image_t *old) {
+    const meta_listener_t *l = &cl->o.controller->listener;
+    size_t it = 0;
+    void *v;
+    meta_image_rdlock(cl->o.image);
+    while (old && sm_map_next(&old->topics_by_id, &it, NULL, NULL, &v)) {
+        meta_topic_t *t = v;
+        if (!meta_image_topic_by_id(cl->o.image, &t->id) && l->topic_deleted)
+            l->topic_deleted(l->ctx, t);
+    }
+    it = 0;
+    while (sm_map_next(&cl->o.image->topics_by_name, &it, NULL, NULL, &v)) {
+        if (l->partitions_changed)
+            l->partitions_changed(l->ctx, v);
+        else if (l->topic_created)
+            l->topic_created(l->ctx, v, 0);
+    }
+    if (l->configs_changed) l->configs_changed(l->ctx, NULL);
+    meta_image_unlock(cl->o.image);
+}
+
+/* RAFT_ACT_SNAPSHOT_REQUEST: the image as of exactly id.offset, unless a metadata
+ * transaction is open there (its first records are not in the image): then this one is
+ * skipped and Raft asks again later. */
+static void take_snapshot(cluster_t *cl, raft_offset_epoch_t id) {
+    int64_t now = cl_now();
+    if (cl->in_txn || cl->apply_next != id.offset) {
+        raft_snapshot_created(cl->raft, now, (raft_offset_epoch_t){0, 0}); /* declined */
+        return;
+    }
+    meta_snapshot_opts_t so = {.node_id = cl->o.node_id};
+    meta_image_rdlock(cl->o.image);
+    int rc = meta_snapshot_write(cl->o.image, cl->o.metadata_dir, id, sm_time_ms(), &so);
+    meta_image_unlock(cl->o.image);
+    if (rc != SM_OK) {
+        sm_error(CL_MOD, "metadata snapshot at %lld cannot be written: %s", (long long)id.offset,
+                 sm_strerror(rc));
+        raft_snapshot_created(cl->raft, now, (raft_offset_epoch_t){0, 0});
+        return;
+    }
+    raft_offset_epoch_t latest;
+    char path[4400];
+    meta_snapshot_latest(cl->o.metadata_dir, SNAPSHOTS_KEPT, &latest, path, sizeof(path));
+    sm_info(CL_MOD, "metadata snapshot at offset %lld (epoch %d) written", (long long)id.offset,
+            id.epoch);
+    raft_snapshot_created(cl->raft, now, id);
+}
+
+/* RAFT_ACT_SNAPSHOT_INSTALL: a follower's fetched snapshot replaces its image and log. */
+static void install_snapshot(cluster_t *cl, raft_offset_epoch_t id) {
+    int rc = meta_snapshot_part_install(cl->o.metadata_dir, id);
+    char path[4400], name[64];
+    raft_snapshot_file_name(id, name, sizeof(name));
+    snprintf(path, sizeof(path), "%s/%s", cl->o.metadata_dir, name);
+    meta_image_t *fresh = calloc(1, sizeof(*fresh));
+    if (rc == SM_OK && fresh && meta_image_init(fresh) == SM_OK) {
+        fresh->self_id = cl->o.image->self_id;
+        rc = meta_snapshot_load(fresh, path, NULL);
+    } else if (rc == SM_OK) {
+        rc = SM_ERR_NOMEM;
+    }
+    if (rc != SM_OK) {
+        sm_error(CL_MOD, "the snapshot at %lld fetched from the leader cannot be installed: %s",
+                 (long long)id.offset, sm_strerror(rc));
+        if (fresh) meta_image_free(fresh);
+        free(fresh);
+        return;
+    }
+    meta_image_wrlock(cl->o.image);
+    meta_image_swap(cl->o.image, fresh); /* fresh now holds the old contents */
+    meta_image_unlock(cl->o.image);
+    txn_reset(cl);
+    if (log_truncate_fully(cl->log, id.offset) != SM_OK)
+        sm_error(CL_MOD, "metadata log cannot restart at %lld", (long long)id.offset);
+    cl->apply_next = id.offset;
+    atomic_store(&cl->applied, id.offset - 1);
+    sm_info(CL_MOD, "metadata snapshot at offset %lld (epoch %d) installed from the leader",
+            (long long)id.offset, id.epoch);
+    notify_replaced(cl, fresh);
+    meta_image_free(fresh);
+    free(fresh);
+}
+
 /* Executes Raft's outbox, fsyncing appended entries before reporting them. */
 static void drain(cluster_t *cl) {
     for (int rounds = 0; rounds < 64; rounds++) {
@@ -511,14 +608,18 @@ static void drain(cluster_t *cl) {
                     cl_send_raft(cl, &a.msg);
                 break;
             case RAFT_ACT_COMMIT: apply_to(cl, a.offset); break;
-            case RAFT_ACT_LEADER_CHANGE:
+            case RAFT_ACT_LEADER_CHANGE: break;
             case RAFT_ACT_LOG_START:
-            case RAFT_ACT_SNAPSHOT_REQUEST: break;
-            case RAFT_ACT_SNAPSHOT_WRITE:
-            case RAFT_ACT_SNAPSHOT_INSTALL:
-                sm_error(CL_MOD, "metadata snapshots are not taken by this version; a leader "
-                                 "offered one");
+                if (log_delete_records_before(cl->log, a.offset) != SM_OK)
+                    sm_warn(CL_MOD, "metadata log below %lld not released", (long long)a.offset);
                 break;
+            case RAFT_ACT_SNAPSHOT_REQUEST: take_snapshot(cl, a.snapshot); break;
+            case RAFT_ACT_SNAPSHOT_WRITE:
+                if (meta_snapshot_part_write(cl->o.metadata_dir, a.snapshot, a.position, a.data,
+                                             a.len) != SM_OK)
+                    sm_error(CL_MOD, "fetched snapshot chunk cannot be written");
+                break;
+            case RAFT_ACT_SNAPSHOT_INSTALL: install_snapshot(cl, a.snapshot); break;
             }
         }
         update_view(cl, now);
@@ -990,16 +1091,38 @@ static int open_log(cluster_t *cl, raft_restore_t *rs, sm_arena_t *a, restore_ct
                  sm_strerror(st));
         return st;
     }
+    /* The latest snapshot rebuilds the image; the log after it is what Raft holds. */
+    char spath[4400];
+    raft_offset_epoch_t sid = {0, 0};
+    if (meta_snapshot_latest(cl->o.metadata_dir, SNAPSHOTS_KEPT, &sid, spath, sizeof(spath)) ==
+        SM_OK) {
+        st = meta_snapshot_load(cl->o.image, spath, NULL);
+        if (st != SM_OK) {
+            sm_error(CL_MOD, "%s: cannot load the metadata snapshot: %s", spath, sm_strerror(st));
+            return st;
+        }
+        sm_info(CL_MOD, "metadata snapshot at offset %lld (epoch %d) loaded",
+                (long long)sid.offset, sid.epoch);
+        if (log_end_offset(cl->log) < sid.offset || log_start_offset(cl->log) > sid.offset)
+            st = log_truncate_fully(cl->log, sid.offset);
+        else if (log_start_offset(cl->log) < sid.offset)
+            st = log_delete_records_before(cl->log, sid.offset);
+        if (st != SM_OK) return st;
+    }
     rc->a = a;
-    st = log_for_each_batch(cl->log, 0, restore_batch, rc);
+    rc->from = sid.offset;
+    st = log_for_each_batch(cl->log, sid.offset, restore_batch, rc);
     if (st != SM_OK) {
         sm_error(CL_MOD, "%s: the metadata log cannot be read (%s)", cl->o.metadata_dir,
                  sm_strerror(st));
         return st;
     }
     memset(rs, 0, sizeof(*rs));
+    rs->snapshot = sid;
     rs->entries = rc->v;
     rs->n_entries = rc->n;
+    cl->apply_next = sid.offset;
+    atomic_store(&cl->applied, sid.offset - 1);
     snprintf(cl->quorum_state_path, sizeof(cl->quorum_state_path), "%s/quorum-state",
              cl->o.metadata_dir);
     size_t qlen = 0;
@@ -1064,8 +1187,10 @@ int cluster_start(const cluster_opts_t *o, cluster_t **out) {
         rcfg.request_timeout_ms = o->request_timeout_ms;
         rcfg.retry_backoff_ms = o->retry_backoff_ms;
         rcfg.max_fetch_entries = 4096;
-        rcfg.snapshot_min_entries = INT64_MAX / 4;
-        rcfg.snapshot_interval_ms = 0;
+        rcfg.snapshot_min_entries = o->snapshot_min_entries;
+        rcfg.snapshot_interval_ms = o->snapshot_interval_ms;
+        rcfg.snapshot_read = meta_snapshot_read;
+        rcfg.ctx = cl->o.metadata_dir;
         uint64_t seed;
         if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed)) seed = (uint64_t)cl_now();
         rcfg.rng_seed = seed ^ (uint64_t)o->node_id;

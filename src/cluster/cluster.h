@@ -52,6 +52,8 @@ typedef struct cluster_opts {
     /* controller.quorum.* timeouts */
     int64_t election_timeout_ms, fetch_timeout_ms, election_backoff_max_ms, request_timeout_ms,
         retry_backoff_ms;
+    int64_t snapshot_min_entries;  /* from metadata.log.max.record.bytes.between.snapshots */
+    int64_t snapshot_interval_ms;  /* metadata.log.max.snapshot.interval.ms */
     int64_t heartbeat_interval_ms; /* broker.heartbeat.interval.ms */
     int64_t session_timeout_ms;    /* broker.session.timeout.ms */
     /* This broker's registration: endpoints (advertised), rack ("" for none). */

@@ -87,9 +87,14 @@ typedef struct cl_out {
     cl_fwd_t *fwd; /* CL_OUT_FORWARD */
 } cl_out_t;
 
-/* An outbound connection to a voter's controller listener. */
+/* An outbound connection to a voter's controller listener. Each voter gets two: one for
+ * Raft and one for controller requests (relays, registration, heartbeats). Responses come
+ * back in request order on a connection, and a relayed CreateTopics is answered only once
+ * its records commit, which needs this node's Fetch answered: on one connection they would
+ * wait for each other. */
 typedef struct cl_peer {
     int32_t id;
+    bool control;
     char host[256];
     int32_t port;
     int fd; /* -1: not connected */
@@ -179,7 +184,7 @@ struct cluster {
     atomic_llong applied; /* last applied offset, -1 none */
 
     /* Quorum thread only. */
-    cl_peer_t peers[RAFT_MAX_VOTERS];
+    cl_peer_t peers[2 * RAFT_MAX_VOTERS];
     int n_peers;
     cl_inbound_t *inbound;   /* Raft requests awaiting Raft's answer */
     cl_inbound_t *after;     /* answers waiting for the applier */
@@ -241,7 +246,8 @@ void cl_respond_raw(net_request_t *nreq, uint8_t *frame, size_t len);
 /* peer.c */
 void cl_peers_init(cluster_t *cl);
 void cl_peers_close(cluster_t *cl);
-cl_peer_t *cl_peer(cluster_t *cl, int32_t id);
+/* The Raft (control = false) or controller-request connection to voter id. */
+cl_peer_t *cl_peer(cluster_t *cl, int32_t id, bool control);
 /* Queues a request frame (size prefix included, corr set by the peer) on p; takes frame. */
 int cl_peer_send(cluster_t *cl, cl_peer_t *p, uint8_t *frame, size_t len, cl_out_t *out);
 bool cl_peer_ready(cluster_t *cl, cl_peer_t *p, int64_t now);

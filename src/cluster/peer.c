@@ -33,20 +33,22 @@ void cl_peers_init(cluster_t *cl) {
     cl->n_peers = 0;
     /* This node too when it is a voter: its broker half registers with its own controller
      * over the wire like any other broker. */
-    for (int i = 0; i < cl->o.n_voters; i++) {
+    for (int i = 0; i < 2 * cl->o.n_voters; i++) {
+        const cluster_voter_t *v = &cl->o.voters[i % cl->o.n_voters];
         cl_peer_t *p = &cl->peers[cl->n_peers++];
         memset(p, 0, sizeof(*p));
-        p->id = cl->o.voters[i].id;
-        snprintf(p->host, sizeof(p->host), "%s", cl->o.voters[i].host);
-        p->port = cl->o.voters[i].port;
+        p->control = i >= cl->o.n_voters;
+        p->id = v->id;
+        memcpy(p->host, v->host, sizeof(p->host));
+        p->port = v->port;
         p->fd = -1;
         p->next_corr = 1;
     }
 }
 
-cl_peer_t *cl_peer(cluster_t *cl, int32_t id) {
+cl_peer_t *cl_peer(cluster_t *cl, int32_t id, bool control) {
     for (int i = 0; i < cl->n_peers; i++)
-        if (cl->peers[i].id == id) return &cl->peers[i];
+        if (cl->peers[i].id == id && cl->peers[i].control == control) return &cl->peers[i];
     return NULL;
 }
 
@@ -70,7 +72,7 @@ static void peer_down(cluster_t *cl, cl_peer_t *p, const char *why) {
         epoll_ctl(cl->epfd, EPOLL_CTL_DEL, p->fd, NULL);
         close(p->fd);
     }
-    if (!p->logged_down && why)
+    if (!p->logged_down && why && !p->control)
         sm_info(CL_MOD, "connection to node %d (%s:%d) lost: %s", p->id, p->host, p->port, why);
     p->logged_down = true;
     p->fd = -1;
@@ -262,7 +264,8 @@ void cl_peer_event(cluster_t *cl, cl_peer_t *p, uint32_t events) {
         }
         if (!(events & EPOLLOUT)) return;
         p->connecting = false;
-        if (p->logged_down) sm_info(CL_MOD, "connected to node %d (%s:%d)", p->id, p->host, p->port);
+        if (p->logged_down && !p->control)
+            sm_info(CL_MOD, "connected to node %d (%s:%d)", p->id, p->host, p->port);
         p->logged_down = false;
     }
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) do_read(cl, p);
@@ -318,7 +321,7 @@ void cl_fwd_try(cluster_t *cl, cl_fwd_t *f, int64_t now) {
         cl_fwd_finish(cl, f, NULL, 0);
         return;
     }
-    cl_peer_t *p = cl_peer(cl, leader);
+    cl_peer_t *p = cl_peer(cl, leader, true);
     if (!p || !cl_peer_ready(cl, p, now)) return;
     const uint8_t *src = f->nreq ? f->nreq->frame : f->frame;
     size_t len = f->nreq ? f->nreq->len : f->len;

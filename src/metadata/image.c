@@ -38,6 +38,29 @@ int meta_image_init(meta_image_t *img) {
     return SM_OK;
 }
 
+#define SWAP_FIELD(f)                                                                      \
+    do {                                                                                   \
+        __typeof__(a->f) t_ = a->f;                                                        \
+        a->f = b->f;                                                                       \
+        b->f = t_;                                                                         \
+    } while (0)
+
+void meta_image_swap(meta_image_t *a, meta_image_t *b) {
+    /* field by field: a's lock is held (and waited on) while this runs */
+    SWAP_FIELD(topics_by_name);
+    SWAP_FIELD(topics_by_id);
+    SWAP_FIELD(broker_configs);
+    SWAP_FIELD(broker_default_configs);
+    SWAP_FIELD(group_configs);
+    SWAP_FIELD(client_quotas);
+    SWAP_FIELD(features);
+    SWAP_FIELD(brokers);
+    SWAP_FIELD(next_producer_id);
+    SWAP_FIELD(last_offset);
+    a->topics_version = a->topics_version > b->topics_version ? a->topics_version + 1
+                                                              : b->topics_version + 1;
+}
+
 static void free_config_map(sm_map_t *m) {
     size_t it = 0;
     void *v;

@@ -97,6 +97,9 @@ size_t meta_quota_entity_key(const meta_quota_part_t *parts, int n, uint8_t *buf
 int meta_quota_entity_parts(const uint8_t *key, size_t len, meta_quota_part_t *parts);
 
 int meta_image_init(meta_image_t *img);
+/* Exchanges the contents of a and b (not their locks): a follower installing a snapshot
+ * builds the new image aside and swaps it in under a's write lock. */
+void meta_image_swap(meta_image_t *a, meta_image_t *b);
 void meta_image_free(meta_image_t *img);
 
 static inline void meta_image_rdlock(meta_image_t *img) { pthread_rwlock_rdlock(&img->lock); }

@@ -42,6 +42,7 @@
 #include "protocol/gen/feature_level_record.h"
 #include "protocol/gen/partition_record.h"
 #include "protocol/gen/producer_ids_record.h"
+#include "protocol/gen/register_broker_record.h"
 #include "protocol/gen/snapshot_footer_record.h"
 #include "protocol/gen/snapshot_header_record.h"
 #include "protocol/gen/topic_record.h"
@@ -124,9 +125,15 @@ static void enc_flush(snap_enc_t *e) {
 
 /* Adds one metadata record (type, version 0, the generated struct) to the pending batch,
  * starting a new batch when it would pass max_batch. */
+static void enc_record_v(snap_enc_t *e, int16_t type, int16_t version, const void *msg);
+
 static void enc_record(snap_enc_t *e, int16_t type, const void *msg) {
+    enc_record_v(e, type, 0, msg);
+}
+
+static void enc_record_v(snap_enc_t *e, int16_t type, int16_t version, const void *msg) {
     if (e->status) return;
-    meta_record_t r = {type, 0, msg};
+    meta_record_t r = {type, version, msg};
     size_t vlen = meta_record_size(&r);
     if (vlen == 0 || vlen > INT32_MAX) {
         e->status = SM_ERR_RANGE;
@@ -270,6 +277,35 @@ static void enc_quotas(snap_enc_t *e, const meta_image_t *img) {
     }
 }
 
+/* Registered brokers (cluster mode): their registration as it stands, fencing included. */
+static void enc_brokers(snap_enc_t *e, const meta_image_t *img) {
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&img->brokers, &it, NULL, NULL, &v)) {
+        const meta_broker_t *bk = v;
+        proto_register_broker_record_t r;
+        proto_register_broker_record_broker_endpoint_t eps[META_MAX_ENDPOINTS];
+        proto_register_broker_record_init(&r);
+        r.broker_id = bk->id;
+        r.incarnation_id = bk->incarnation_id;
+        r.broker_epoch = bk->epoch;
+        for (int i = 0; i < bk->n_endpoints; i++) {
+            memset(&eps[i], 0, sizeof(eps[i]));
+            eps[i].name = sm_str_from(bk->endpoints[i].name);
+            eps[i].host = sm_str_from(bk->endpoints[i].host);
+            eps[i].port = (uint16_t)bk->endpoints[i].port;
+            eps[i].security_protocol = bk->endpoints[i].security_protocol;
+        }
+        r.end_points =
+            (proto_register_broker_record_broker_endpoint_array_t){bk->n_endpoints, eps};
+        r.features.n = 0;
+        r.rack = bk->has_rack ? sm_str_from(bk->rack) : SM_STR_NULL;
+        r.fenced = bk->fenced;
+        r.in_controlled_shutdown = bk->in_controlled_shutdown;
+        enc_record_v(e, PROTO_REGISTER_BROKER_RECORD_API_KEY, 3, &r);
+    }
+}
+
 int meta_snapshot_encode(const meta_image_t *img, raft_offset_epoch_t id,
                          int64_t last_contained_log_timestamp, const meta_snapshot_opts_t *opts,
                          uint8_t **data, size_t *len) {
@@ -291,6 +327,7 @@ int meta_snapshot_encode(const meta_image_t *img, raft_offset_epoch_t id,
         enc_control(&e, META_CONTROL_SNAPSHOT_HEADER, ctl, (size_t)(w.p - ctl));
 
     enc_features(&e, img);
+    enc_brokers(&e, img);
     size_t it = 0;
     void *v;
     while (sm_map_next(&img->topics_by_name, &it, NULL, NULL, &v))

@@ -5,6 +5,7 @@ consume through them; the active controller fails over on kill -9 and a restarte
 rejoins with every topic; a controller without a majority commits nothing."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -195,3 +196,55 @@ def test_bad_cluster_configuration_is_one_line(tmp_path, overrides, needle):
     assert r.returncode == 2, r.stderr
     lines = [l for l in r.stderr.splitlines() if l.startswith("config:")]
     assert len(lines) == 1 and needle in lines[0], r.stderr
+
+
+def test_snapshots_bound_the_log_and_bring_a_wiped_node_back(tmp_path):
+    """With a small snapshot threshold the controllers take metadata snapshots in Kafka's
+    .checkpoint format; a node restarted on an empty directory gets the leader's snapshot
+    by FetchSnapshot; a node restarted on its own directory loads its latest snapshot."""
+    c = Cluster(tmp_path, n=3, voters=3,
+                overrides={**FAST, "metadata.log.max.record.bytes.between.snapshots": "1024"})
+    try:
+        c.start()
+        wait_for(lambda: len(getattr(brokers_seen(c.bootstrap), "brokers", ())) == 3,
+                 timeout=30, interval=0.2, what="three brokers")
+        c.node(3).kill()
+        wait_for(lambda: len(getattr(brokers_seen(c.node(1).bootstrap), "brokers", ())) == 2,
+                 timeout=30, interval=0.2, what="node 3 fenced")
+        names = [f"snap{i}" for i in range(12)]
+        for name in names:
+            wait_for(lambda: _try_create(c.node(1).bootstrap, name), timeout=30, interval=0.2,
+                     what=f"create {name}")
+        for node in (c.node(1), c.node(2)):
+            mdir = os.path.join(node.data_dir, "__cluster_metadata-0")
+            wait_for(lambda: any(f.endswith(".checkpoint") for f in os.listdir(mdir)),
+                     timeout=20, what=f"a snapshot on node {node.node_id}")
+
+        # Node 3 comes back with nothing on disk: the snapshot brings it up to date.
+        import shutil
+        shutil.rmtree(c.node(3).data_dir)
+        c.node(3).start()
+        def caught_up():
+            md = brokers_seen(c.node(3).bootstrap)
+            return md and set(names) <= set(md.topics) and len(md.brokers) == 3
+        wait_for(caught_up, timeout=40, interval=0.3, what="the wiped node to catch up")
+        assert "installed from the leader" in c.node(3).read_log()
+
+        # Node 1 restarted on its own directory loads its snapshot and the log after it.
+        c.node(1).kill()
+        c.node(1).start()
+        def back():
+            md = brokers_seen(c.node(1).bootstrap)
+            return md and set(names) <= set(md.topics)
+        wait_for(back, timeout=40, interval=0.3, what="node 1 back with every topic")
+        assert re.search(r"metadata snapshot at offset \d+ \(epoch \d+\) loaded", c.node(1).read_log())
+    finally:
+        c.kill_all()
+
+
+def _try_create(bootstrap, name):
+    try:
+        create(bootstrap, name, 2, timeout=5)
+        return True
+    except KafkaException as e:
+        return "already exists" in str(e)
