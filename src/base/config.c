@@ -22,6 +22,8 @@ static const char *const cleanup_policies[] = {"delete", "compact", NULL};
 static const char *const compression_types[] = {"uncompressed", "zstd",     "lz4", "snappy",
                                                 "gzip",         "producer", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const migration_policies[] = {"bidirectional", "upgrade", "downgrade", "disabled",
+                                                 NULL};
 
 const sm_config_key_t sm_config_keys[] = {
     {"node.id", SM_CFG_INT, "1", 0, I32MAX, NULL,
@@ -168,6 +170,8 @@ const sm_config_key_t sm_config_keys[] = {
      "Heartbeat interval told to consumer group members."},
     {"group.consumer.max.size", SM_CFG_INT, "2147483647", 1, I32MAX, NULL,
      "Members per consumer group."},
+    {"group.consumer.migration.policy", SM_CFG_STRING, "bidirectional", 0, 0, migration_policies,
+     "Online upgrade (classic to consumer) and downgrade of groups with members."},
     {"transaction.state.log.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL,
      "Partitions of __transaction_state."},
     {"transaction.state.log.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL,
