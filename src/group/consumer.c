@@ -900,10 +900,24 @@ static bool update_member(group_cmember_t *m, const proto_consumer_group_heartbe
     return changed;
 }
 
+/* True for a null, empty or all-whitespace string (Kafka trims). */
+static bool blank(sm_str_t v) {
+    for (int32_t i = 0; i < v.len; i++)
+        if (v.ptr[i] > ' ') return false;
+    return true;
+}
+
 /* Checks the request's shape (Kafka's validation). */
 static int16_t validate(group_coordinator_t *c, const proto_consumer_group_heartbeat_request_t *req,
                         const char **why) {
-    if (req->group_id.len <= 0) return *why = "GroupId can't be empty.", PROTO_ERR_INVALID_REQUEST;
+    if (blank(req->group_id)) return *why = "GroupId can't be empty.", PROTO_ERR_INVALID_REQUEST;
+    if (req->instance_id.len >= 0 && blank(req->instance_id))
+        return *why = "InstanceId can't be empty.", PROTO_ERR_INVALID_REQUEST;
+    if (req->rack_id.len >= 0 && blank(req->rack_id))
+        return *why = "RackId can't be empty.", PROTO_ERR_INVALID_REQUEST;
+    if (req->member_epoch < -2) return *why = "MemberEpoch is invalid.", PROTO_ERR_INVALID_REQUEST;
+    if (req->member_epoch == -2 && req->instance_id.len < 0)
+        return *why = "InstanceId can't be null.", PROTO_ERR_INVALID_REQUEST;
     if (req->member_epoch == 0) {
         if (req->rebalance_timeout_ms == -1)
             return *why = "RebalanceTimeoutMs must be provided in first request.",
@@ -915,7 +929,7 @@ static int16_t validate(group_coordinator_t *c, const proto_consumer_group_heart
             return *why =
                        "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
                    PROTO_ERR_INVALID_REQUEST;
-    } else if (req->member_id.len <= 0) {
+    } else if (blank(req->member_id)) {
         return *why = "MemberId can't be empty.", PROTO_ERR_INVALID_REQUEST;
     }
     if (req->subscribed_topic_regex.len > 0) {
