@@ -111,7 +111,12 @@ int broker_handle_metadata(broker_req_t *r) {
                 (proto_metadata_response_metadata_response_partition_array_t){0, NULL};
             out->name = rt->name;
             meta_topic_t *t = NULL;
-            if (rt->name.len < 0 && v < 12) {
+            /* A topic named by a non-zero id is looked up by its id, whatever
+             * its name says: the Java client leaves the name "" (its default)
+             * when it asks for the names of the topic ids of a broker-side
+             * regex subscription's assignment (KIP-848), as Kafka reads it. */
+            bool by_id = rt->name.len < 0 || !sm_uuid_is_zero(&rt->topic_id);
+            if (by_id && v < 12) {
                 /* v10-11 carry topic ids but cannot answer a topic without a
                  * name (the response's name is nullable from v12), so Kafka
                  * refuses those requests. */
@@ -119,7 +124,6 @@ int broker_handle_metadata(broker_req_t *r) {
                 out->error_code = PROTO_ERR_INVALID_REQUEST;
                 continue;
             }
-            bool by_id = rt->name.len < 0;
             if (by_id)
                 t = meta_image_topic_by_id(&b->image, &rt->topic_id);
             else
