@@ -164,10 +164,16 @@ const sm_config_key_t sm_config_keys[] = {
      "Server-side assignors of consumer groups (KIP-848), the first is the default."},
     {"group.consumer.session.timeout.ms", SM_CFG_INT, "45000", 1, I32MAX, NULL,
      "Consumer group member session timeout."},
-    {"group.consumer.min.session.timeout.ms", SM_CFG_INT, "45000", 1, I32MAX, NULL, "Accepted."},
-    {"group.consumer.max.session.timeout.ms", SM_CFG_INT, "60000", 1, I32MAX, NULL, "Accepted."},
+    {"group.consumer.min.session.timeout.ms", SM_CFG_INT, "45000", 1, I32MAX, NULL,
+     "Smallest group.consumer.session.timeout.ms."},
+    {"group.consumer.max.session.timeout.ms", SM_CFG_INT, "60000", 1, I32MAX, NULL,
+     "Largest group.consumer.session.timeout.ms."},
     {"group.consumer.heartbeat.interval.ms", SM_CFG_INT, "5000", 1, I32MAX, NULL,
      "Heartbeat interval told to consumer group members."},
+    {"group.consumer.min.heartbeat.interval.ms", SM_CFG_INT, "5000", 1, I32MAX, NULL,
+     "Smallest group.consumer.heartbeat.interval.ms."},
+    {"group.consumer.max.heartbeat.interval.ms", SM_CFG_INT, "15000", 1, I32MAX, NULL,
+     "Largest group.consumer.heartbeat.interval.ms."},
     {"group.consumer.max.size", SM_CFG_INT, "2147483647", 1, I32MAX, NULL,
      "Members per consumer group."},
     {"group.consumer.migration.policy", SM_CFG_STRING, "bidirectional", 0, 0, migration_policies,
@@ -652,6 +658,41 @@ sm_config_source_t sm_config_source(const sm_config_t *c, const char *key) {
 bool sm_config_key_inert(const char *key) {
     const sm_config_key_t *k = sm_config_key(key);
     return k && k->doc && strncmp(k->doc, SM_CONFIG_INERT_DOC, strlen(SM_CONFIG_INERT_DOC)) == 0;
+}
+
+/* Kafka's checks between keys (GroupCoordinatorConfig): the consumer group
+ * session timeout and heartbeat interval lie within their bounds, and a
+ * heartbeat comes before the session ends. */
+int sm_config_check(const sm_config_t *c, char *err, size_t errlen) {
+    static const struct {
+        const char *key, *other;
+        bool at_most; /* key <= other; otherwise key >= other */
+    } rules[] = {
+        {"group.consumer.max.session.timeout.ms", "group.consumer.min.session.timeout.ms", false},
+        {"group.consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms", false},
+        {"group.consumer.session.timeout.ms", "group.consumer.max.session.timeout.ms", true},
+        {"group.consumer.max.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms",
+         false},
+        {"group.consumer.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms", false},
+        {"group.consumer.heartbeat.interval.ms", "group.consumer.max.heartbeat.interval.ms", true},
+    };
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+        int64_t k = sm_config_long(c, rules[i].key), o = sm_config_long(c, rules[i].other);
+        if (rules[i].at_most ? k > o : k < o) {
+            snprintf(err, errlen, "config: %s must be %s %s", rules[i].key,
+                     rules[i].at_most ? "less than or equal to" : "greater than or equal to",
+                     rules[i].other);
+            return -1;
+        }
+    }
+    if (sm_config_long(c, "group.consumer.heartbeat.interval.ms") >=
+        sm_config_long(c, "group.consumer.session.timeout.ms")) {
+        snprintf(err, errlen,
+                 "config: group.consumer.heartbeat.interval.ms must be less than "
+                 "group.consumer.session.timeout.ms");
+        return -1;
+    }
+    return 0;
 }
 
 int sm_config_warn_inert(const sm_config_t *c) {

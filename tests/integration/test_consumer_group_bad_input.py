@@ -51,7 +51,9 @@ def heartbeat(port, version=1, **kw):
 
 def test_consumer_group_misuse_gets_kafka_errors(make_broker):
     b = make_broker({"group.initial.rebalance.delay.ms": "0", "group.consumer.heartbeat.interval.ms": "300",
-                     "group.consumer.session.timeout.ms": "10000"})
+                     "group.consumer.session.timeout.ms": "10000",
+                     "group.consumer.min.heartbeat.interval.ms": "100",
+                     "group.consumer.min.session.timeout.ms": "1000"})
     ck_create_topic(b.bootstrap, "bad848", 4)
     # A topic whose name makes backtracking matchers take exponential time
     # with the pattern (a*)*b below.

@@ -10,7 +10,8 @@ from confluent_kafka.admin import AdminClient
 
 from helpers import ck_create_topic, ck_produce, wait_for
 
-BROKER = {"group.consumer.heartbeat.interval.ms": "300", "group.consumer.session.timeout.ms": "6000"}
+BROKER = {"group.consumer.heartbeat.interval.ms": "300", "group.consumer.session.timeout.ms": "6000",
+          "group.consumer.min.heartbeat.interval.ms": "100", "group.consumer.min.session.timeout.ms": "1000"}
 
 
 class Member:

@@ -21,7 +21,8 @@ class ConsumerGroupProtocolTest {
     @Test
     void membersJoinAndLeaveOneByOne() throws Exception {
         try (SamsaServer s = new SamsaServer("group.initial.rebalance.delay.ms=0",
-                "group.consumer.heartbeat.interval.ms=300", "group.consumer.session.timeout.ms=6000")) {
+                "group.consumer.heartbeat.interval.ms=300", "group.consumer.min.heartbeat.interval.ms=100",
+                "group.consumer.min.session.timeout.ms=1000", "group.consumer.session.timeout.ms=6000")) {
             int total = 6000;
             GroupsTest.produce(s, "j848", 6, total);
             List<String> seen = new ArrayList<>();

@@ -110,7 +110,8 @@ class GroupMigrationTest {
     /** Two members of protocol `from` consume; each is restarted in turn with protocol `to`. */
     static void migrate(String from, String to, GroupType fromType, GroupType toType) throws Exception {
         try (SamsaServer s = new SamsaServer("group.initial.rebalance.delay.ms=0",
-                "group.consumer.heartbeat.interval.ms=300", "group.consumer.session.timeout.ms=10000")) {
+                "group.consumer.heartbeat.interval.ms=300", "group.consumer.min.heartbeat.interval.ms=100",
+                "group.consumer.min.session.timeout.ms=1000", "group.consumer.session.timeout.ms=10000")) {
             String group = "jmig-" + from, topic = "jmigt-" + from;
             int total = 6000;
             GroupsTest.produce(s, topic, 4, total);

@@ -30,7 +30,8 @@ class RegexSubscriptionTest {
     static void picksUpLaterTopic(String prefix, Consumer<KafkaConsumer<String, String>> subscribe)
             throws Exception {
         try (SamsaServer s = new SamsaServer("group.initial.rebalance.delay.ms=0",
-                "group.consumer.heartbeat.interval.ms=300")) {
+                "group.consumer.heartbeat.interval.ms=300", "group.consumer.min.heartbeat.interval.ms=100",
+                "group.consumer.min.session.timeout.ms=1000")) {
             GroupsTest.produce(s, prefix + "-a", 2, 100);
             GroupsTest.produce(s, "other-" + prefix, 1, 50);
             Properties p = new Properties();
