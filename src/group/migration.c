@@ -352,6 +352,7 @@ int16_t group_migrate_downgrade(group_coordinator_t *c, group_shard_t *s, group_
     group_rec_t *more = realloc(recs, ((size_t)nrecs + 1) * sizeof(*recs));
     if (!more) goto out;
     recs = more;
+    gs_free(g->protocol_type);
     g->protocol_type = gs_cstr("consumer");
     group_meta_view_t view = {cg->epoch, protocol, NULL, true, assign};
     if (group_meta_record(g, &view, false, &recs[nrecs])) goto out;
