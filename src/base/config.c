@@ -196,6 +196,10 @@ const sm_config_key_t sm_config_keys[] = {
      "Samsa: cluster id for a new data dir (default: random)."},
     {"samsa.log.fsync.before.ack", SM_CFG_BOOL, "false", 0, 0, NULL,
      "Samsa: fsync a produce before acknowledging it (group commit)."},
+    {"samsa.log.recovery.flush.bytes", SM_CFG_LONG, "4194304", 0, I64MAX, NULL,
+     "Samsa: flush a partition in the background once this much is unflushed (0: never)."},
+    {"samsa.log.recovery.flush.ms", SM_CFG_LONG, "1000", 0, I64MAX, NULL,
+     "Samsa: flush data unflushed this long in the background; checkpoint recovery points as often (0: never)."},
     {"samsa.log.level", SM_CFG_STRING, "info", 0, 0, log_levels,
      "Samsa: debug, info, warn or error."},
 };

@@ -619,6 +619,7 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
         .recovery_threads = sm_config_int(cfg, "num.recovery.threads.per.data.dir"),
         .retention_check_ms = sm_config_long(cfg, "log.retention.check.interval.ms"),
         .checkpoint_interval_ms = sm_config_long(cfg, "log.flush.offset.checkpoint.interval.ms"),
+        .recovery_checkpoint_ms = sm_config_long(cfg, "samsa.log.recovery.flush.ms"),
         .cleaner = {
             .enable = sm_config_bool(cfg, "log.cleaner.enable"),
             .threads = sm_config_int(cfg, "log.cleaner.threads"),

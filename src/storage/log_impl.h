@@ -11,7 +11,9 @@
  *     it was appended or recovered.
  *  4. flushed_offset <= end_offset; every segment holding offsets below it is
  *     fsynced, and inactive ones among them have their index files written.
- *     Segments holding offsets at or above it are pinned.
+ *     Segments holding offsets at or above it are pinned. The active
+ *     segment's index files hold (unsynced) its entries noted before the last
+ *     flush: a hint recovery checks before it uses it.
  *  5. offline is sticky: set on the first failed write or fsync, except a
  *     write that failed for lack of space (ENOSPC, EDQUOT): that sets full,
  *     cuts the active segment back to its size, and leaves reads alone; the
@@ -47,6 +49,9 @@ struct log {
     _Atomic int64_t end_offset;
     _Atomic int64_t flushed_offset;
     int64_t unflushed_msgs;
+    int64_t appended_bytes;   /* total appended since open */
+    int64_t flushed_bytes;    /* appended_bytes covered by the last finished flush */
+    bool recovery_flush_queued; /* a background flush for the recovery bound is queued */
     int64_t first_unflushed_ms; /* 0 when everything is flushed */
     bool dir_dirty;             /* files created or removed since the last directory fsync */
     int64_t unfinished_base;    /* oldest rolled segment not yet flushed, INT64_MAX if none */

@@ -70,6 +70,8 @@ struct log_manager {
     int ndoomed, cap_doomed;
     int64_t retention_check_ms;
     int64_t checkpoint_interval_ms;
+    int64_t recovery_checkpoint_ms;
+    int64_t *rp_written; /* per dir: sum of the recovery points last written */
     bool stopping;
     pthread_t thread;
     bool thread_started;
@@ -256,15 +258,17 @@ static void report_load(int njobs, int unclean_dirs, const log_recovery_totals_t
     }
     sm_warn("storage",
             "recovery after an unclean shutdown (%d log dir(s)): %d partition logs opened, %" PRId64
-            " segment(s) scanned (%" PRId64 " bytes), %" PRId64 " bytes cut, in %" PRId64 " ms",
+            " segment(s) scanned (%" PRId64 " bytes, at most %" PRId64 " in one log), %" PRId64
+            " bytes cut, in %" PRId64 " ms",
             unclean_dirs, njobs, after.segments - before->segments, after.bytes - before->bytes,
-            after.cut_bytes - before->cut_bytes, ms);
+            after.max_log_bytes, after.cut_bytes - before->cut_bytes, ms);
 }
 
 static int load_dirs(log_manager_t *m, int threads) {
     load_job_t *jobs = NULL;
     int njobs = 0, cap = 0, rc = SM_OK, unclean_dirs = 0;
     log_recovery_totals_t before;
+    log_recovery_reset_max();
     log_recovery_totals(&before);
     int64_t t0 = sm_mono_ms();
     for (int d = 0; d < m->ndirs; d++) {
@@ -407,15 +411,39 @@ static void maintenance_pass(log_manager_t *m, bool retention, bool checkpoint) 
     if (checkpoint) log_manager_write_checkpoints(m);
 }
 
+static int write_ckpt(log_manager_t *m, int d, const char *name, int64_t (*value)(log_t *),
+                      bool skip_neg);
+
+/* The recovery-point checkpoint of every dir whose recovery points moved
+ * since it was last written (the recovery bound: a crash rescans only what
+ * the file does not cover). */
+static void write_recovery_checkpoints(log_manager_t *m) {
+    pthread_mutex_lock(&m->mu);
+    for (int d = 0; d < m->ndirs; d++) {
+        int64_t sum = 0;
+        size_t it = 0;
+        void *v;
+        while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
+            if (((entry_t *)v)->dir == d) sum += log_flushed_offset(((entry_t *)v)->log);
+        if (sum != m->rp_written[d] &&
+            write_ckpt(m, d, RECOVERY_CHECKPOINT, log_flushed_offset, false) == SM_OK)
+            m->rp_written[d] = sum;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void *background(void *arg) {
     log_manager_t *m = arg;
     int64_t next_retention = now_ms() + m->retention_check_ms;
     int64_t next_ckpt = now_ms() + m->checkpoint_interval_ms;
+    int64_t next_rp = m->recovery_checkpoint_ms > 0 ? now_ms() + m->recovery_checkpoint_ms
+                                                    : INT64_MAX;
     pthread_mutex_lock(&m->mu);
     while (!m->stopping) {
         int64_t now = now_ms();
         /* flush.ms needs a finer tick than retention: check each second. */
         int64_t wake = next_retention < next_ckpt ? next_retention : next_ckpt;
+        if (next_rp < wake) wake = next_rp;
         if (wake > now + 1000) wake = now + 1000;
         if (m->ndoomed) wake = now;
         struct timespec ts = {wake / 1000, (wake % 1000) * 1000000};
@@ -425,9 +453,11 @@ static void *background(void *arg) {
         bool ckpt = now >= next_ckpt;
         pthread_mutex_unlock(&m->mu);
         maintenance_pass(m, now >= next_retention, ckpt);
+        if (!ckpt && now >= next_rp) write_recovery_checkpoints(m);
         pthread_mutex_lock(&m->mu);
         if (now >= next_retention) next_retention = now + m->retention_check_ms;
         if (ckpt) next_ckpt = now + m->checkpoint_interval_ms;
+        if (now >= next_rp) next_rp = now + m->recovery_checkpoint_ms;
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;
@@ -478,11 +508,13 @@ int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
     m->defaults = o->defaults;
     m->retention_check_ms = o->retention_check_ms > 0 ? o->retention_check_ms : 300000;
     m->checkpoint_interval_ms = o->checkpoint_interval_ms > 0 ? o->checkpoint_interval_ms : 60000;
+    m->recovery_checkpoint_ms = o->recovery_checkpoint_ms;
     m->ndirs = o->ndirs;
     m->dirs = calloc((size_t)o->ndirs, sizeof(char *));
     m->dir_counts = calloc((size_t)o->ndirs, sizeof(int));
+    m->rp_written = calloc((size_t)o->ndirs, sizeof(int64_t));
     int rc = SM_ERR_NOMEM;
-    if (!m->dirs || !m->dir_counts) goto fail;
+    if (!m->dirs || !m->dir_counts || !m->rp_written) goto fail;
     for (int i = 0; i < o->ndirs; i++) {
         if (!(m->dirs[i] = strdup(o->dirs[i]))) goto fail;
         if (mkdir(m->dirs[i], 0755) && errno != EEXIST) {
@@ -538,60 +570,77 @@ static void write_cleaner_state(log_manager_t *m, int d) {
     free(buf);
 }
 
+/* A checkpoint file's text for dir d: "0", the count, then one line per
+ * log holding value(log) (logs for which it is < 0 are left out when skip_neg).
+ * m->mu held. */
+static int ckpt_text(log_manager_t *m, int d, int64_t (*value)(log_t *), bool skip_neg,
+                     char **out, size_t *len) {
+    size_t cap = 64 + sm_map_size(&m->logs) * 300, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return SM_ERR_NOMEM;
+    int count = 0;
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+        entry_t *e = v;
+        if (e->dir == d && (!skip_neg || value(e->log) >= 0)) count++;
+    }
+    n += (size_t)snprintf(buf + n, cap - n, "0\n%d\n", count);
+    it = 0;
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+        entry_t *e = v;
+        int64_t x = e->dir == d ? value(e->log) : -1;
+        if (e->dir == d && (!skip_neg || x >= 0))
+            n += (size_t)snprintf(buf + n, cap - n, "%s %d %" PRId64 "\n", e->topic, e->partition,
+                                  x);
+    }
+    *out = buf;
+    *len = n;
+    return SM_OK;
+}
+
+/* Writes one checkpoint file of dir d; m->mu held. */
+static int write_ckpt(log_manager_t *m, int d, const char *name, int64_t (*value)(log_t *),
+                      bool skip_neg) {
+    char *text;
+    size_t n;
+    int rc = ckpt_text(m, d, value, skip_neg, &text, &n);
+    if (rc) return rc;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", m->dirs[d], name);
+    if (fio_write_file(path, text, n, true)) rc = SM_ERR_IO;
+    free(text);
+    return rc;
+}
+
 int log_manager_write_checkpoints(log_manager_t *m) {
     int rc = SM_OK;
     pthread_mutex_lock(&m->mu);
     for (int d = 0; d < m->ndirs; d++) {
-        size_t cap = 64 + sm_map_size(&m->logs) * 300, n1 = 0, n2 = 0;
-        char *rp = malloc(cap), *ls = malloc(cap);
-        if (!rp || !ls) {
-            free(rp);
-            free(ls);
-            rc = SM_ERR_NOMEM;
-            break;
-        }
-        int count = 0, ncl = 0;
+        int64_t sum = 0;
+        bool compacted = false;
         size_t it = 0;
         void *v;
-        while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
-            if (((entry_t *)v)->dir == d) {
-                count++;
-                if (log_clean_point(((entry_t *)v)->log) >= 0) ncl++;
-            }
-        n1 += (size_t)snprintf(rp + n1, cap - n1, "0\n%d\n", count);
-        n2 += (size_t)snprintf(ls + n2, cap - n2, "0\n%d\n", count);
-        it = 0;
         while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
             entry_t *e = v;
             if (e->dir != d) continue;
-            n1 += (size_t)snprintf(rp + n1, cap - n1, "%s %d %" PRId64 "\n", e->topic, e->partition,
-                                   log_flushed_offset(e->log));
-            n2 += (size_t)snprintf(ls + n2, cap - n2, "%s %d %" PRId64 "\n", e->topic, e->partition,
-                                   log_start_offset(e->log));
+            sum += log_flushed_offset(e->log);
+            if (log_clean_point(e->log) >= 0) compacted = true;
         }
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/%s", m->dirs[d], RECOVERY_CHECKPOINT);
-        if (fio_write_file(path, rp, n1, true)) rc = SM_ERR_IO;
-        snprintf(path, sizeof(path), "%s/%s", m->dirs[d], START_CHECKPOINT);
-        if (fio_write_file(path, ls, n2, true)) rc = SM_ERR_IO;
-        if (ncl) {
-            /* Kafka's cleaner-offset-checkpoint: the first dirty offset of
-             * each compacted log (rp's buffer is free again). */
-            n1 = (size_t)snprintf(rp, cap, "0\n%d\n", ncl);
-            it = 0;
-            while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
-                entry_t *e = v;
-                int64_t cp = e->dir == d ? log_clean_point(e->log) : -1;
-                if (cp >= 0)
-                    n1 += (size_t)snprintf(rp + n1, cap - n1, "%s %d %" PRId64 "\n", e->topic,
-                                           e->partition, cp);
-            }
-            snprintf(path, sizeof(path), "%s/%s", m->dirs[d], CLEANER_CHECKPOINT);
-            if (fio_write_file(path, rp, n1, true)) rc = SM_ERR_IO;
+        int r = write_ckpt(m, d, RECOVERY_CHECKPOINT, log_flushed_offset, false);
+        if (r == SM_OK) m->rp_written[d] = sum;
+        if (r == SM_OK) r = write_ckpt(m, d, START_CHECKPOINT, log_start_offset, false);
+        /* Kafka's cleaner-offset-checkpoint: the first dirty offset of each
+         * compacted log. */
+        if (r == SM_OK && compacted) {
+            r = write_ckpt(m, d, CLEANER_CHECKPOINT, log_clean_point, true);
             write_cleaner_state(m, d);
         }
-        free(rp);
-        free(ls);
+        if (r == SM_ERR_NOMEM) {
+            rc = r;
+            break;
+        }
+        if (r) rc = SM_ERR_IO;
     }
     pthread_mutex_unlock(&m->mu);
     return rc;
@@ -642,6 +691,7 @@ int log_manager_close(log_manager_t *m) {
         free(m->dirs[d]);
     free(m->dirs);
     free(m->dir_counts);
+    free(m->rp_written);
     sm_map_free(&m->logs);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);

@@ -25,6 +25,8 @@ typedef struct log_manager_opts {
     int recovery_threads;           /* num.recovery.threads.per.data.dir */
     int64_t retention_check_ms;     /* log.retention.check.interval.ms */
     int64_t checkpoint_interval_ms; /* log.flush.offset.checkpoint.interval.ms */
+    int64_t recovery_checkpoint_ms; /* also the recovery points alone this often, when they
+                                       moved (samsa.log.recovery.flush.ms); 0: not */
     int flush_threads;              /* flusher threads; 0: one per log dir */
     int max_open_segments;          /* inactive segments with open files; 0: default */
     log_cleaner_opts_t cleaner;     /* log.cleaner.*; zeroed: no cleaner threads */

@@ -299,6 +299,14 @@ void log_run_flush_policy(log_t *l, int64_t now) {
                  ((l->first_unflushed_ms && l->cfg.flush_interval_ms != INT64_MAX &&
                    now - l->first_unflushed_ms >= l->cfg.flush_interval_ms) ||
                   l->unfinished_base != INT64_MAX);
+    /* The recovery bound's time half: bytes appended this long ago go to the
+     * flusher threads (never flushed here when there are none). */
+    if (!flush && l->flusher && !atomic_load(&l->offline) && l->cfg.recovery_flush_ms > 0 &&
+        l->first_unflushed_ms && now - l->first_unflushed_ms >= l->cfg.recovery_flush_ms &&
+        !l->recovery_flush_queued) {
+        l->recovery_flush_queued = true;
+        flush = true;
+    }
     pthread_mutex_unlock(&l->mu);
     for (int i = 0; i < nexp; i++) {
         seg_unlink_files(expired[i]);
