@@ -480,6 +480,13 @@ void log_get_config(log_t *l, log_config_t *cfg) {
 const char *log_dir(const log_t *l) { return l->dir; }
 int64_t log_end_offset(log_t *l) { return atomic_load(&l->end_offset); }
 int64_t log_flushed_offset(log_t *l) { return atomic_load(&l->flushed_offset); }
+
+int64_t log_appended_bytes(log_t *l) {
+    pthread_mutex_lock(&l->mu);
+    int64_t n = l->appended_bytes;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
 bool log_offline(log_t *l) { return atomic_load(&l->offline); }
 bool log_full(log_t *l) { return atomic_load(&l->full); }
 
@@ -622,8 +629,10 @@ int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_
         } else if (ftruncate(s->fd, pos)) {
             log_go_offline(l, "truncation after a full disk", errno);
         } else if (!atomic_exchange(&l->full, true)) {
-            sm_warn("storage", "%s: no space left; appends fail, reads go on, appends resume "
-                    "when there is space", l->dir);
+            sm_warn("storage",
+                    "%s: no space left; appends fail, reads go on, appends resume "
+                    "when there is space",
+                    l->dir);
         }
         rc = SM_ERR_IO;
         goto out;

@@ -91,6 +91,8 @@ int64_t log_start_offset(log_t *l);
 /* Offset up to which (exclusive) the log is known to be on disk: the recovery
  * point written to the checkpoint. */
 int64_t log_flushed_offset(log_t *l);
+/* Bytes appended since the log was opened. */
+int64_t log_appended_bytes(log_t *l);
 /* Total bytes of all segments. */
 int64_t log_size_bytes(log_t *l);
 int log_segment_count(log_t *l);

@@ -49,14 +49,14 @@ struct log {
     _Atomic int64_t end_offset;
     _Atomic int64_t flushed_offset;
     int64_t unflushed_msgs;
-    int64_t appended_bytes;   /* total appended since open */
-    int64_t flushed_bytes;    /* appended_bytes covered by the last finished flush */
+    int64_t appended_bytes;     /* total appended since open */
+    int64_t flushed_bytes;      /* appended_bytes covered by the last finished flush */
     bool recovery_flush_queued; /* a background flush for the recovery bound is queued */
     int64_t first_unflushed_ms; /* 0 when everything is flushed */
     bool dir_dirty;             /* files created or removed since the last directory fsync */
     int64_t unfinished_base;    /* oldest rolled segment not yet flushed, INT64_MAX if none */
     atomic_bool offline;
-    atomic_bool full; /* the last append failed for lack of space (invariant 5) */
+    atomic_bool full;      /* the last append failed for lack of space (invariant 5) */
     log_segment_t **trash; /* renamed .deleted segments waiting for unlink */
     int ntrash, cap_trash;
 
@@ -69,8 +69,8 @@ struct log {
     log_flusher_t *flusher;
 
     /* Compaction (cleaner.c). clean_point and clean_stats under mu. */
-    int64_t clean_point;     /* offsets below were cleaned (cleaner-offset-checkpoint); -1 none */
-    int64_t clean_horizon;   /* earliest delete horizon of retained tombstones; 0 none */
+    int64_t clean_point;   /* offsets below were cleaned (cleaner-offset-checkpoint); -1 none */
+    int64_t clean_horizon; /* earliest delete horizon of retained tombstones; 0 none */
     log_clean_stats_t clean_stats;
     atomic_bool cleaning;    /* a cleaner thread holds the log (set under the manager's mutex) */
     atomic_bool clean_abort; /* stop cleaning it (deleted, shutdown) */

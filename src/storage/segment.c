@@ -658,8 +658,7 @@ static int recover_from_locked(log_segment_t *s, int fd, int32_t interval, int64
     *scan_from = pos_j;
     rc = scan_from_locked(s, fd, interval, true, file_size, pos_j, prev_last, st);
     /* The batch at entry j must check and be indexed as before. */
-    if (rc == SM_OK &&
-        (s->idx.n <= j || idx_rel(s, j) != rel_j || idx_pos(s, j) != pos_j))
+    if (rc == SM_OK && (s->idx.n <= j || idx_rel(s, j) != rel_j || idx_pos(s, j) != pos_j))
         rc = SM_ERR_CORRUPT;
 out:
     index_free(&x);
