@@ -102,6 +102,13 @@ int16_t broker_partition_absent_error(broker_t *b, sm_str_t topic, const sm_uuid
     return t && log_manager_pending(b->logs, name, index) ? PROTO_ERR_NOT_LEADER_OR_FOLLOWER : dflt;
 }
 
+int16_t broker_partition_leader(broker_t *b, const char *topic, const meta_partition_t *mp,
+                                int32_t *leader) {
+    bool none = mp->leader < 0 || log_manager_pending(b->logs, topic, mp->id);
+    *leader = none ? -1 : mp->leader;
+    return none ? PROTO_ERR_LEADER_NOT_AVAILABLE : PROTO_ERR_NONE;
+}
+
 void broker_partition_recovered(void *broker, const char *topic, int32_t index) {
     broker_t *b = broker;
     meta_image_rdlock(&b->image);

@@ -81,6 +81,12 @@ broker_partition_t *broker_partition_lookup(broker_t *b, sm_str_t topic, const s
  * has not brought online yet), else dflt. */
 int16_t broker_partition_absent_error(broker_t *b, sm_str_t topic, const sm_uuid_t *id,
                                       int32_t index, int16_t dflt);
+/* The leader Metadata and DescribeTopicPartitions report for a partition of
+ * topic, and its error: none (-1, LEADER_NOT_AVAILABLE, as Kafka reports a
+ * partition not yet online; clients wait and refresh) without a leader or
+ * while its log still recovers after an unclean stop. */
+int16_t broker_partition_leader(broker_t *b, const char *topic, const meta_partition_t *mp,
+                                int32_t *leader);
 /* The log manager's deferred recovery made topic-partition's log available:
  * its partition is created (and served) now. */
 void broker_partition_recovered(void *broker, const char *topic, int32_t index);

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "broker/handlers/handlers.h"
-#include "storage/log_manager.h"
+#include "broker/partition.h"
 #include "protocol/errors.h"
 
 typedef proto_metadata_request_t req_t;
@@ -41,14 +41,8 @@ static void describe_topic(broker_req_t *r, const meta_topic_t *t, topic_t *out)
     for (int32_t i = 0; i < t->n_partitions; i++) {
         const meta_partition_t *mp = &t->partitions[i];
         part_t *p = &out->partitions.v[i];
-        /* A partition whose log still recovers after an unclean stop has no
-         * leader yet, as Kafka reports a partition not yet online: clients
-         * wait and refresh. */
-        bool recovering = mp->leader >= 0 && log_manager_pending(r->b->logs, t->name, mp->id);
-        p->error_code =
-            mp->leader < 0 || recovering ? PROTO_ERR_LEADER_NOT_AVAILABLE : PROTO_ERR_NONE;
+        p->error_code = broker_partition_leader(r->b, t->name, mp, &p->leader_id);
         p->partition_index = mp->id;
-        p->leader_id = recovering ? -1 : mp->leader;
         p->leader_epoch = mp->leader_epoch;
         p->replica_nodes = arena_i32(&r->arena, mp->replicas, mp->n_replicas);
         p->isr_nodes = arena_i32(&r->arena, mp->isr, mp->n_isr);
