@@ -580,7 +580,7 @@ static bool needs_roll(log_t *l, size_t len, int nbatches, int64_t last_offset, 
 
 int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_t *first_offset,
                int64_t *last_offset) {
-    bool rolled = false, flush_now = false;
+    bool rolled = false, flush_now = false, recovery_now = false;
     pthread_mutex_lock(&l->mu);
     int rc = SM_OK;
     if (atomic_load(&l->offline)) {
@@ -659,7 +659,7 @@ int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_
     if (l->flusher && !flush_now && !l->recovery_flush_queued && l->cfg.recovery_flush_bytes > 0 &&
         l->appended_bytes - l->flushed_bytes >= l->cfg.recovery_flush_bytes) {
         l->recovery_flush_queued = true;
-        flush_now = true;
+        recovery_now = true;
     }
     *first_offset = first;
     *last_offset = next - 1;
@@ -675,6 +675,7 @@ out:
     } else if (rc == SM_OK && rolled) {
         log_flush_async(l);
     }
+    if (rc == SM_OK && recovery_now) log_flush_for_recovery(l, *last_offset + 1);
     return rc;
 }
 

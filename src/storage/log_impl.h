@@ -101,6 +101,11 @@ void log_flush_async(log_t *l);
  */
 int log_walk_to_offset(int fd, int64_t pos, int64_t size, int64_t offset, int64_t *found_pos,
                        proto_batch_header_t *h);
+/* The recovery bound's flush: asks the flusher for everything below offset
+ * (a request that stays queued until a flush covers it, so one made while a
+ * flush runs is not lost); clears recovery_flush_queued when nothing was
+ * queued. Takes l->mu. */
+void log_flush_for_recovery(log_t *l, int64_t offset);
 /* Waits until no flusher thread holds or will hold the log. */
 void log_flush_quiesce(log_t *l);
 

@@ -557,7 +557,12 @@ void log_manager_wait_topic(log_manager_t *m, const char *topic) {
 static void join_recovery(log_manager_t *m) {
     load_pool_t *p = m->recovery;
     if (!p) return;
-    if (!p->threads) load_worker(p); /* never started: recover now, for the checkpoints */
+    if (!p->threads) {
+        /* Never started: recover now, so the checkpoints and the clean
+         * marker describe checked logs. */
+        p->nthreads = 0;
+        load_worker(p);
+    }
     for (int i = 0; i < p->nthreads; i++)
         pthread_join(p->threads[i], NULL);
     free(p->threads);

@@ -1021,6 +1021,83 @@ static void test_manager_recovery_bound(void) {
     log_manager_close(m);
 }
 
+typedef struct recovered_seen {
+    pthread_mutex_t mu;
+    int n;
+    int64_t ends[4];
+    log_manager_t *m;
+} recovered_seen_t;
+
+static void on_recovered(void *arg, const char *topic, int32_t partition) {
+    recovered_seen_t *r = arg;
+    log_t *l = log_manager_get(r->m, topic, partition);
+    pthread_mutex_lock(&r->mu);
+    if (strcmp(topic, "dr") == 0 && partition >= 0 && partition < 4 && l)
+        r->ends[partition] = log_end_offset(l);
+    r->n++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Deferred recovery: after an unclean stop the logs are pending (not served,
+ * their checkpointed values kept) until log_manager_start_recovery opens
+ * them, internal topics first, each announced once. */
+static void test_manager_deferred_recovery(void) {
+    char d1[512];
+    su_path(d1, sizeof(d1), "mgr-deferred");
+    const char *dirs[] = {d1};
+    log_manager_opts_t o = {.dirs = dirs, .ndirs = 1, .recovery_threads = 2};
+    log_config_default(&o.defaults);
+    log_manager_t *m;
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    for (int p = 0; p < 4; p++) {
+        log_t *l;
+        REQUIRE(log_manager_get_or_create(m, "dr", p, NULL, NULL, &l) == SM_OK);
+        append_n(l, 10 * (p + 1), 1000, 100);
+    }
+    log_t *l;
+    REQUIRE(log_manager_get_or_create(m, "__consumer_offsets", 0, NULL, NULL, &l) == SM_OK);
+    append_n(l, 3, 1000, 100);
+    REQUIRE(log_manager_close(m) == SM_OK);
+    char marker[600];
+    snprintf(marker, sizeof(marker), "%s/.kafka_cleanshutdown", d1);
+    unlink(marker);
+
+    o.defer_recovery = true;
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    CHECK(log_manager_pending(m, "dr", 2));
+    CHECK(log_manager_get(m, "dr", 2) == NULL);
+    CHECK_EQ_INT(SM_ERR_AGAIN, log_manager_get_or_create(m, "dr", 2, NULL, NULL, &l));
+    CHECK_EQ_INT(SM_ERR_AGAIN, log_manager_detach(m, "dr", 2, NULL, &l));
+    /* Checkpoints written meanwhile keep the pending logs' recovery points. */
+    CHECK_EQ_INT(SM_OK, log_manager_write_checkpoints(m));
+    CHECK_EQ_INT(30, checkpointed(d1, "dr", 2));
+    recovered_seen_t seen = {PTHREAD_MUTEX_INITIALIZER, 0, {0}, m};
+    CHECK_EQ_INT(SM_OK, log_manager_start_recovery(m, on_recovered, &seen));
+    log_manager_wait_topic(m, "__consumer_offsets");
+    CHECK(!log_manager_pending(m, "__consumer_offsets", 0));
+    REQUIRE(log_manager_get(m, "__consumer_offsets", 0));
+    CHECK_EQ_INT(3, log_end_offset(log_manager_get(m, "__consumer_offsets", 0)));
+    log_manager_wait_topic(m, "dr");
+    log_manager_finish_recovery(m);
+    CHECK_EQ_INT(5, seen.n);
+    for (int p = 0; p < 4; p++) {
+        CHECK(!log_manager_pending(m, "dr", p));
+        CHECK_EQ_INT(10 * (p + 1), seen.ends[p]);
+        REQUIRE(log_manager_get(m, "dr", p));
+        CHECK_EQ_INT(10 * (p + 1), log_end_offset(log_manager_get(m, "dr", p)));
+    }
+    CHECK_EQ_INT(SM_OK, log_manager_get_or_create(m, "dr", 2, NULL, NULL, &l));
+    REQUIRE(log_manager_close(m) == SM_OK);
+    /* Closed while still pending (never started): recovered at close, the
+     * checkpoint and the clean marker are right. */
+    unlink(marker);
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    CHECK(log_manager_pending(m, "dr", 1));
+    REQUIRE(log_manager_close(m) == SM_OK);
+    CHECK(access(marker, F_OK) == 0);
+    CHECK_EQ_INT(20, checkpointed(d1, "dr", 1));
+}
+
 /* ---------------------------------------------------------------- faults */
 
 /* A full disk: appends fail, reads of what is on disk go on, and appends
@@ -1186,6 +1263,7 @@ int main(void) {
     RUN(test_manager_clean_start_reads_nothing);
     RUN(test_manager_many_partitions);
     RUN(test_manager_recovery_bound);
+    RUN(test_manager_deferred_recovery);
     sm_log_set_level(SM_LOG_ERROR + 1); /* the fault tests log errors on purpose */
     RUN(test_fault_enospc);
     RUN(test_fault_write_error);
