@@ -16,6 +16,12 @@
  * m->mu while it runs maintenance on a log: it copies the list of logs first. Threads: callers
  * (any), the background thread, the flusher pool, and at open a short-lived pool that recovers
  * partitions in parallel.
+ *
+ * Entry states: pending (log NULL: recovering after an unclean stop, deferred
+ * recovery only; its checkpointed values are kept in the entry and written
+ * back) -> served (log set, under m->mu, by its recovery job). npending counts
+ * pending entries; m->cv is broadcast when one is served. Only a pending
+ * entry's own recovery job makes it served or removes it.
  */
 #include "storage/log_manager.h"
 
