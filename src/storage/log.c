@@ -655,8 +655,11 @@ int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_
     l->appended_bytes += (int64_t)len;
     if (!l->first_unflushed_ms) l->first_unflushed_ms = now;
     flush_now = l->unflushed_msgs >= l->cfg.flush_interval_messages;
-    /* The recovery bound: only ever on a flusher thread, never here. */
-    if (l->flusher && !flush_now && !l->recovery_flush_queued && l->cfg.recovery_flush_bytes > 0 &&
+    /* The recovery bound: only ever on a flusher thread, never here. With
+     * fsync before ack every acknowledged batch is flushed anyway, and the
+     * flusher threads are the acknowledgements' own. */
+    if (l->flusher && !flush_now && !l->recovery_flush_queued && !l->cfg.fsync_before_ack &&
+        l->cfg.recovery_flush_bytes > 0 &&
         l->appended_bytes - l->flushed_bytes >= l->cfg.recovery_flush_bytes) {
         l->recovery_flush_queued = true;
         recovery_now = true;

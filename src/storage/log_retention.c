@@ -302,9 +302,9 @@ void log_run_flush_policy(log_t *l, int64_t now) {
     /* The recovery bound's time half: bytes appended this long ago go to the
      * flusher threads (never flushed here when there are none). */
     bool recovery = false;
-    if (!flush && l->flusher && !atomic_load(&l->offline) && l->cfg.recovery_flush_ms > 0 &&
-        l->first_unflushed_ms && now - l->first_unflushed_ms >= l->cfg.recovery_flush_ms &&
-        !l->recovery_flush_queued) {
+    if (!flush && l->flusher && !atomic_load(&l->offline) && !l->cfg.fsync_before_ack &&
+        l->cfg.recovery_flush_ms > 0 && l->first_unflushed_ms &&
+        now - l->first_unflushed_ms >= l->cfg.recovery_flush_ms && !l->recovery_flush_queued) {
         l->recovery_flush_queued = true;
         recovery = true;
     }
