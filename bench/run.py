@@ -37,6 +37,11 @@ BROKER_CPU = "1"
 CLIENT_CPU = "0"
 MIB = 1 << 20
 SEGMENT_BYTES = 1 << 30
+# Scenario 10: how often an idle cleaner thread looks for work (Kafka's default
+# is 15 s, which would dominate a timing of one cleaning), and the segment size
+# of the compacted topic.
+CLEANER_BACKOFF_MS = 100
+CLEAN_SEGMENT_BYTES = 16 * MIB
 BEGIN = "<!-- broker-comparison:begin (written by bench/run.py) -->"
 END = "<!-- broker-comparison:end -->"
 
@@ -58,6 +63,8 @@ MODES = {
         txn_transactions=300,
         group_members=50,
         group_partitions=200,
+        clean_bytes=512 * MIB,
+        clean_keys=10000,
     ),
     "quick": dict(
         rounds=1,
@@ -74,6 +81,8 @@ MODES = {
         txn_transactions=60,
         group_members=50,
         group_partitions=100,
+        clean_bytes=48 * MIB,
+        clean_keys=2000,
     ),
 }
 
@@ -199,6 +208,7 @@ class Samsa(Broker):
                "--override", "group.initial.rebalance.delay.ms=0",
                "--override", "offsets.topic.num.partitions=1",
                "--override", "transaction.state.log.num.partitions=1",
+               "--override", f"log.cleaner.backoff.ms={CLEANER_BACKOFF_MS}",
                "--override", "samsa.log.level=info"]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, preexec_fn=raise_nofile)
         self.pid = self.proc.pid
@@ -233,7 +243,8 @@ class Kafka(Broker):
                         KAFKA_REF_LOG_LEVEL="WARN",
                         KAFKA_REF_STOP_TIMEOUT="120",
                         KAFKA_REF_PROPS=f"log.segment.bytes={SEGMENT_BYTES}\n"
-                                        "default.replication.factor=1")
+                                        "default.replication.factor=1\n"
+                                        f"log.cleaner.backoff.ms={CLEANER_BACKOFF_MS}")
 
     def fsyncs(self):
         return ("page cache (default log.flush.interval.messages=Long.MAX, no flush.ms); fsyncs "
@@ -590,6 +601,90 @@ def sc_transactions(cfg, brokers, clients, sampler, R):
                 if r:
                     res.append({"round": rnd, "per_txn": per, "broker": b.name, **r})
     R["transactions"] = res
+
+
+def segment_bytes(broker, topic):
+    """Bytes of the .log segment files of partition 0 of topic (not .deleted,
+    .cleaned or .swap files), and how many there are."""
+    d = os.path.join(broker.data, "logs", f"{topic}-0")
+    n = total = 0
+    try:
+        for f in os.listdir(d):
+            if f.endswith(".log"):
+                try:
+                    total += os.path.getsize(os.path.join(d, f))
+                    n += 1
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    return total, n
+
+
+def keyed_produce(broker, topic, nbytes, keys, size):
+    """nbytes of size-byte records over `keys` keys, round robin (librdkafka)."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "1", "linger.ms": 5,
+                  "batch.size": 65536, "compression.type": "none", "log_level": 3})
+    value = os.urandom(size)
+    for i in range(nbytes // size):
+        while True:
+            try:
+                p.produce(topic, key=f"key-{i % keys:08d}".encode(), value=value, partition=0)
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    if p.flush(300):
+        raise RuntimeError("records not delivered")
+
+
+def clean_once(cfg, b, topic):
+    """Fills a topic with cleanup.policy=delete, then switches it to compact
+    (a dynamic config change) and times the cleaner until the segment files
+    stop shrinking."""
+    from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic)
+
+    a = admin(b)
+    a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1, config={
+        "cleanup.policy": "delete", "segment.bytes": str(CLEAN_SEGMENT_BYTES),
+        "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0"})])[topic].result(60)
+    keyed_produce(b, topic, cfg["clean_bytes"], cfg["clean_keys"], 1024)
+    before, nseg = segment_bytes(b, topic)
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact",
+                    incremental_operation=AlterConfigOpType.SET)])
+    t0 = time.monotonic()
+    a.incremental_alter_configs([res])[res].result(60)
+    last_size, last_change = before, t0
+    deadline = t0 + 600
+    # Done when the size has not changed for 5 s after it first changed; the
+    # time is that of the last change.
+    while time.monotonic() < deadline:
+        size, _ = segment_bytes(b, topic)
+        now = time.monotonic()
+        if size != last_size:
+            last_size, last_change = size, now
+        elif last_change > t0 and now - last_change > 5:
+            break
+        time.sleep(0.02)  # polling interval of the size, not synchronisation
+    if last_change == t0:
+        raise RuntimeError("the log was not cleaned")
+    secs = last_change - t0
+    return {"bytes_before": before, "segments_before": nseg, "bytes_after": last_size,
+            "seconds": secs, "mb_s": before / MIB / secs}
+
+
+def sc_cleaner(cfg, brokers, clients, sampler, R):
+    res = []
+    for rnd, b in ((r, b) for r in range(cfg["rounds"]) for b in brokers):
+        progress(f"cleaner: {cfg['clean_bytes'] // MIB} MiB over {cfg['clean_keys']} keys, "
+                 f"{b.name} (round {rnd + 1})")
+        r = guarded(b, f"cleaner round {rnd + 1}", lambda: clean_once(cfg, b, f"clean-r{rnd}"))
+        if r:
+            res.append({"round": rnd, "broker": b.name, **r})
+    R["cleaner"] = res
 
 
 def produce_rate(R, broker, client):
@@ -1292,6 +1387,28 @@ def report(R, mode, outdir, cmdline):
           f"{cell(kp, 2)} | {ratio(med(sp), med(kp))} |")
     a("")
 
+    # 10. cleaner
+    a("### 10. Log cleaner throughput\n")
+    a(f"A one-partition topic with `segment.bytes` {CLEAN_SEGMENT_BYTES // MIB} MiB and "
+      f"`cleanup.policy=delete` is filled with {R['config'].get('clean_bytes', 0) // MIB} MiB of "
+      f"1 KiB records over {R['config'].get('clean_keys', 0)} keys (librdkafka, acks=1); then "
+      "IncrementalAlterConfigs sets `cleanup.policy=compact` (`min.cleanable.dirty.ratio` 0.01, "
+      f"`log.cleaner.backoff.ms` {CLEANER_BACKOFF_MS} on both brokers) and the time runs until the "
+      "partition's `.log` files stop shrinking (polled every 20 ms; the time of the last "
+      "change). MB/s: the segment bytes before cleaning over that time.\n")
+    a("| | Samsa | Kafka | ratio |")
+    a("| --- | --- | --- | --- |")
+    s = pick(R["cleaner"], "mb_s", broker="samsa")
+    k = pick(R["cleaner"], "mb_s", broker="kafka")
+    a(f"| cleaned MB/s | {cell(s)} | {cell(k)} | {ratio(med(s), med(k))} |")
+    s = pick(R["cleaner"], "seconds", broker="samsa")
+    k = pick(R["cleaner"], "seconds", broker="kafka")
+    a(f"| seconds | {cell(s, 2)} | {cell(k, 2)} | |")
+    s = pick(R["cleaner"], "bytes_after", broker="samsa")
+    k = pick(R["cleaner"], "bytes_after", broker="kafka")
+    a(f"| segment bytes after, MiB | {cell([x / MIB for x in s])} | {cell([x / MIB for x in k])} | |")
+    a("")
+
     a("### Failures during the run\n")
     if not R["failures"]:
         a("None: every measurement completed.\n")
@@ -1357,6 +1474,10 @@ def goals(R):
         tr.append(f"{per}/txn: {s / k:.2f}× throughput, commit p99 {sp / kp:.2f}"
                   if s and k and sp and kp else f"{per}/txn: -")
     out.append("Transactions ≥ 2× throughput and commit p99 ≤ 1/5 of Kafka's: " + ", ".join(tr) + ".")
+    s = med(pick(R.get("cleaner", []), "mb_s", broker="samsa"))
+    k = med(pick(R.get("cleaner", []), "mb_s", broker="kafka"))
+    out.append(f"Cleaner ≥ 2× Kafka's MB/s: ratio {s / k:.2f}." if s and k else
+               "Cleaner ≥ 2× Kafka's MB/s: -.")
     return out
 
 
@@ -1400,7 +1521,7 @@ def main():
     r = cfg["rounds"]
     STEP[1] = (4 + n_produce + (2 + 4 * r) + 4 * r + 2 * r
                + (2 * r + (2 if cfg["startup_partitions"] else 0)) + 2 * r + (2 + 4 * r)
-               + 2 * r * len(cfg["txn_sizes"]) + 2 + 2 * r + 1)
+               + 2 * r * len(cfg["txn_sizes"]) + 2 + 2 * r + 2 * r + 1)
     R = {"mode": mode, "config": {k: v for k, v in cfg.items() if k != "produce_cases"},
          "machine": machine_info()}
     R["config"]["produce_cases"] = [list(c) for c in cfg["produce_cases"]]
@@ -1485,6 +1606,7 @@ def main():
         scenario("7 many partitions", sc_many, cfg, brokers, clients, sampler, R)
         scenario("8 transactions", sc_transactions, cfg, brokers, clients, sampler, R)
         scenario("9 group rebalance", sc_groups, cfg, brokers, clients, sampler, R)
+        scenario("10 cleaner", sc_cleaner, cfg, brokers, clients, sampler, R)
     finally:
         sampler.stopping.set()
         for b in brokers:
@@ -1504,6 +1626,7 @@ def main():
     R.setdefault("startup_empty", {"runs": [], "data": {}})
     R.setdefault("recovery", [])
     R.setdefault("transactions", [])
+    R.setdefault("cleaner", [])
     R.setdefault("many", {"partitions": cfg["many_partitions"], "records": cfg["many_records"],
                           "create": {b: {"create_s": None, "rss_after_create": None}
                                      for b in ("samsa", "kafka")}, "runs": []})
