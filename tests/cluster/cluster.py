@@ -67,6 +67,8 @@ def wait_for(cond, timeout, what, interval=0.2):
             v = cond()
             if v:
                 return v
+        except ClusterUnavailable:
+            raise
         except Exception as e:  # noqa: BLE001 - any client error means "not yet"
             last_err = e
         if time.monotonic() >= deadline:
@@ -211,16 +213,24 @@ class _Link:
     the initiator or from the target discarded). Heal closes the connections
     that saw a cut, so both sides reconnect, and forwards again."""
 
-    def __init__(self, target_port):
+    def __init__(self, target_port, avoid=()):
         self.target = target_port
         self.drop_fwd = False  # initiator -> target
         self.drop_back = False  # target -> initiator
         self.lock = threading.Lock()
         self.conns = []  # [client socket, upstream socket or None, tainted]
         self.closed = False
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        # Port 0 may hand out a port allocated to a node that has not bound it yet.
+        held = []
+        while True:
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            if sock.getsockname()[1] not in avoid:
+                break
+            held.append(sock)
+        for h in held:
+            h.close()
+        self.sock = sock
         self.sock.listen(64)
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -383,14 +393,18 @@ class Cluster:
             node.advertised = (node.ip, BROKER_PORT)
 
     def _setup_proxy(self):
-        for node in self.nodes.values():
-            node.broker_port, node.controller_port = free_port(), free_port()
+        ports = set()
+        while len(ports) < 2 * self.n:
+            ports.add(free_port())
+        ports = sorted(ports)
+        for k, node in enumerate(self.nodes.values()):
+            node.broker_port, node.controller_port = ports[2 * k], ports[2 * k + 1]
         for b in self.nodes.values():
-            self._links[("broker", b.id)] = _Link(b.broker_port)
+            self._links[("broker", b.id)] = _Link(b.broker_port, ports)
             b.advertised = ("127.0.0.1", self._links[("broker", b.id)].port)
             for a in self.nodes.values():
                 if a.id != b.id:
-                    self._links[(a.id, b.id)] = _Link(b.controller_port)
+                    self._links[(a.id, b.id)] = _Link(b.controller_port, ports)
 
     def _nft(self, node, rule):
         _run(["ip", "netns", "exec", node.netns, "nft", *rule.split()])
@@ -520,12 +534,6 @@ class Cluster:
         node.proc = subprocess.Popen(cmd, stdout=node.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         node.paused = False
-        time.sleep(0.05)
-        if node.proc.poll() is not None:
-            code = node.proc.returncode
-            node.proc = None
-            raise ClusterUnavailable(f"{self.kind} node {node_id} exited at once ({code}):\n"
-                                     + self.log_tail(node_id, 1500))
 
     def log_tail(self, node_id, nbytes=2000):
         try:
@@ -680,8 +688,10 @@ class Cluster:
         def all_brokers():
             for i in ids:
                 if self.nodes[i].proc is not None and self.nodes[i].proc.poll() is not None:
-                    raise ClusterUnavailable(f"node {i} exited ({self.nodes[i].proc.returncode}):\n"
+                    raise ClusterUnavailable(f"{self.kind} node {i} exited "
+                                             f"({self.nodes[i].proc.returncode}):\n"
                                              + self.log_tail(i, 1500))
+            for i in ids:
                 seen[i] = sorted(self.brokers_seen(i, timeout=3.0))
             return all(set(ids) <= set(seen[i]) for i in ids)
 
