@@ -7,9 +7,11 @@ Network modes (docs/testing-cluster.md):
   10.A.B.(10+id) on a private bridge; faults are nftables rules inside the
   nodes' namespaces (silent drops, exact per directed pair). Needs root,
   `ip netns` and `nft`.
-- "proxy": every node listens on 127.0.0.1; each directed controller link
-  (a -> b) goes through its own TCP proxy, and each node's broker listener
-  through one proxy shared by clients and peers. Faults blackhole proxies.
+- "proxy": every node listens on 127.0.0.1 and advertises a TCP proxy in
+  front of each of its listeners (controller.quorum.voters and
+  advertised.listeners name the proxies); a proxy attributes each connection
+  to the node owning the connecting socket (/proc) and discards the bytes of
+  dropped directions silently, so faults are exact per directed pair too.
 - "auto" (default): "netns" when it works here, otherwise "proxy".
 
 States of a node: stopped (no process) -> running -> paused (SIGSTOP) ->
@@ -207,18 +209,55 @@ def metadata(host, port, topics=None, timeout=3.0):
 
 # ---------------------------------------------------------------- TCP proxies
 
-class _Link:
-    """A TCP proxy listen -> target on 127.0.0.1. States: open, cut (every
-    byte in both directions discarded, silently) and one-way cut (bytes from
-    the initiator or from the target discarded). Heal closes the connections
-    that saw a cut, so both sides reconnect, and forwards again."""
+def _socket_owner(peer_port, listen_port, pids):
+    """The pid in pids whose socket 127.0.0.1:peer_port is connected to
+    listen_port (from /proc/net/tcp{,6} and /proc/PID/fd), or None."""
+    inode = None
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.readlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if (int(parts[1].rsplit(":", 1)[1], 16) == peer_port
+                    and int(parts[2].rsplit(":", 1)[1], 16) == listen_port):
+                inode = parts[9]
+                break
+        if inode:
+            break
+    if not inode:
+        return None
+    want = f"socket:[{inode}]"
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == want:
+                    return pid
+            except OSError:
+                continue
+    return None
 
-    def __init__(self, target_port, avoid=()):
+
+class _Inbound:
+    """The TCP proxy in front of one listener of node dst (proxy mode). Each
+    accepted connection is attributed to the node whose process owns the
+    connecting socket (or to a client), and its bytes are discarded silently
+    while the cluster drops that direction: src -> dst bytes when (src, dst)
+    is in drops, dst -> src bytes when (dst, src) is. A connection that lost
+    bytes is corrupt as a stream: heal() closes it, so both sides reconnect."""
+
+    def __init__(self, cluster, dst, target_port, avoid=()):
+        self.cluster = cluster
+        self.dst = dst
         self.target = target_port
-        self.drop_fwd = False  # initiator -> target
-        self.drop_back = False  # target -> initiator
         self.lock = threading.Lock()
-        self.conns = []  # [client socket, upstream socket or None, tainted]
+        self.conns = []  # [client socket, upstream socket or None, source node id, tainted]
         self.closed = False
         # Port 0 may hand out a port allocated to a node that has not bound it yet.
         held = []
@@ -238,24 +277,25 @@ class _Link:
     def _accept(self):
         while not self.closed:
             try:
-                c, _ = self.sock.accept()
+                c, peer = self.sock.accept()
             except OSError:
                 return
+            src = self.cluster._node_of_pid(_socket_owner(peer[1], self.port, self.cluster.pids.values()))
             try:
                 u = socket.create_connection(("127.0.0.1", self.target), timeout=2)
                 u.settimeout(None)
             except OSError:
                 u = None
-            if u is None and not (self.drop_fwd or self.drop_back):
+            if u is None and (src, self.dst) not in self.cluster._drops:
                 c.close()  # the target is down: refuse like the real port would
                 continue
-            entry = [c, u, self.drop_fwd or self.drop_back]
+            entry = [c, u, src, False]
             with self.lock:
                 self.conns.append(entry)
             threading.Thread(target=self._pump, args=(entry,), daemon=True).start()
 
     def _pump(self, entry):
-        c, u = entry[0], entry[1]
+        c, u, src = entry[0], entry[1], entry[2]
         socks = [c] + ([u] if u else [])
         try:
             while not self.closed:
@@ -265,8 +305,9 @@ class _Link:
                     if not data:
                         return
                     fwd = s is c
-                    if (self.drop_fwd if fwd else self.drop_back) or u is None:
-                        entry[2] = True
+                    drops = self.cluster._drops
+                    if u is None or ((src, self.dst) if fwd else (self.dst, src)) in drops:
+                        entry[3] = True
                         continue
                     (u if fwd else c).sendall(data)
         except OSError:
@@ -278,35 +319,21 @@ class _Link:
             for s in socks:
                 s.close()
 
-    def set(self, drop_fwd, drop_back):
-        self.drop_fwd, self.drop_back = drop_fwd, drop_back
-        if drop_fwd or drop_back:
-            with self.lock:
-                for e in self.conns:
-                    e[2] = True
-        else:
-            with self.lock:
-                tainted = [e for e in self.conns if e[2]]
-            for e in tainted:
-                for s in (e[0], e[1]):
-                    if s:
-                        try:
-                            s.shutdown(socket.SHUT_RDWR)
-                        except OSError:
-                            pass
+    def heal(self, everything=False):
+        with self.lock:
+            doomed = [e for e in self.conns if e[3] or everything]
+        for e in doomed:
+            for s in (e[0], e[1]):
+                if s:
+                    try:
+                        s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
 
     def close(self):
         self.closed = True
         self.sock.close()
-        self.set(False, False)
-        with self.lock:
-            for e in self.conns:
-                for s in (e[0], e[1]):
-                    if s:
-                        try:
-                            s.shutdown(socket.SHUT_RDWR)
-                        except OSError:
-                            pass
+        self.heal(everything=True)
 
 
 # ---------------------------------------------------------------- nodes
@@ -355,7 +382,8 @@ class Cluster:
         self._tag = f"smh{random.getrandbits(20):05x}"
         self._bridge = None
         self._subnet = None
-        self._links = {}  # proxy mode: (a, b) controller link, ("broker", b) broker listener
+        self._links = {}  # proxy mode: ("broker" | "controller", node id) -> _Inbound
+        self._drops = frozenset()  # directed (src, dst) node pairs whose packets are lost
         self._cluster_id = None
         self._closed = False
         atexit.register(self.close)
@@ -400,11 +428,13 @@ class Cluster:
         for k, node in enumerate(self.nodes.values()):
             node.broker_port, node.controller_port = ports[2 * k], ports[2 * k + 1]
         for b in self.nodes.values():
-            self._links[("broker", b.id)] = _Link(b.broker_port, ports)
+            self._links[("broker", b.id)] = _Inbound(self, b.id, b.broker_port, ports)
+            self._links[("controller", b.id)] = _Inbound(self, b.id, b.controller_port, ports)
             b.advertised = ("127.0.0.1", self._links[("broker", b.id)].port)
-            for a in self.nodes.values():
-                if a.id != b.id:
-                    self._links[(a.id, b.id)] = _Link(b.controller_port, ports)
+
+    def _node_of_pid(self, pid):
+        return next((i for i, n in self.nodes.items() if n.proc is not None and n.proc.pid == pid),
+                    None)
 
     def _nft(self, node, rule):
         _run(["ip", "netns", "exec", node.netns, "nft", *rule.split()])
@@ -415,10 +445,8 @@ class Cluster:
         for v in self.nodes.values():
             if self.network == "netns":
                 out.append(f"{v.id}@{v.ip}:{v.controller_port}")
-            elif v.id == node.id:
-                out.append(f"{v.id}@127.0.0.1:{v.controller_port}")
             else:
-                out.append(f"{v.id}@127.0.0.1:{self._links[(node.id, v.id)].port}")
+                out.append(f"{v.id}@127.0.0.1:{self._links[('controller', v.id)].port}")
         return ",".join(out)
 
     # ------------------------------------------------------------ configuration
@@ -439,8 +467,15 @@ class Cluster:
             "controller.quorum.voters": self._voters(node),
             "log.dirs": os.path.join(node.data_dir, "logs"),
         }
+        advertised = []
         if "broker" in roles:
-            o["advertised.listeners"] = f"PLAINTEXT://{node.advertised[0]}:{node.advertised[1]}"
+            advertised.append(f"PLAINTEXT://{node.advertised[0]}:{node.advertised[1]}")
+        if "controller" in roles and self.network == "proxy":
+            # A KRaft leader tells followers its own controller endpoint (KIP-853):
+            # it must be the proxy, or followers would bypass it.
+            advertised.append(f"CONTROLLER://127.0.0.1:{self._links[('controller', node.id)].port}")
+        if advertised:
+            o["advertised.listeners"] = ",".join(advertised)
         if self.kind == "kafka":
             o.update({
                 "inter.broker.listener.name": "PLAINTEXT",
@@ -733,30 +768,18 @@ class Cluster:
         """One-way fault: packets from node src to node dst are silently lost."""
         if self.network == "netns":
             self._nft(self.nodes[src], f"add rule inet harness out ip daddr {self.nodes[dst].ip} drop")
-            return
-        # Controller plane: exact. Broker plane: the proxy in front of dst is
-        # shared, so bytes towards dst are lost only when dst is cut whole.
-        fwd = self._links[(src, dst)]
-        back = self._links[(dst, src)]
-        fwd.set(True, fwd.drop_back)
-        back.set(back.drop_fwd, True)
+        else:
+            self._drops = self._drops | {(src, dst)}
 
     def partition(self, groups):
         """Splits the nodes into groups (lists of node ids) that cannot reach
         each other; nodes named in no group stay connected to everyone.
-        Clients (this process) still reach every node in netns mode; in proxy
-        mode nodes outside the largest group also lose their broker listener
-        (clients and peers share its proxy)."""
+        Clients (this process) still reach every node."""
         where = {i: g for g, ids in enumerate(groups) for i in ids}
         for a in where:
             for b in where:
                 if a != b and where[a] != where[b]:
                     self.drop(a, b)
-        if self.network == "proxy":
-            largest = max(range(len(groups)), key=lambda g: len(groups[g]))
-            for i, g in where.items():
-                if g != largest:
-                    self._links[("broker", i)].set(True, True)
 
     def isolate(self, node_id):
         """Cuts one node from every other node."""
@@ -768,6 +791,7 @@ class Cluster:
             for node in self.nodes.values():
                 self._nft(node, "flush chain inet harness out")
             return
+        self._drops = frozenset()
         for link in self._links.values():
-            link.set(False, False)
+            link.heal()
 

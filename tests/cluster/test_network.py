@@ -1,64 +1,45 @@
-"""The harness's network faults on their own, without servers: a small echo
-listener stands in for each node's controller port, and node-to-node reach is
-probed before a fault, during it and after heal(). Runs in both modes (netns
-only where namespaces and nft are available); fast."""
+"""The harness's network faults on their own, without servers: a small
+process stands in for each node (an echo listener on its controller port that
+also probes the others), and node-to-node reach is checked before a fault,
+during it and after heal(). Runs in both modes (netns only where namespaces and
+nft are available); fast."""
 
 import os
-import socket
 import subprocess
 import sys
-import threading
 
 import pytest
 
 from cluster import Cluster, netns_available
 
-ECHO = r"""
+# Stands in for a node: serves an echo on its controller port, and on each
+# "host port" line from stdin connects there and answers 1 (echo came back
+# within a second) or 0. Being the node's process, its connections are
+# attributed to the node by the proxies as a server's would be.
+NODE = r"""
 import socket, sys, threading
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(16)
-print("ready", flush=True)
 def serve(c):
-    while True:
-        d = c.recv(100)
-        if not d: return
-        c.sendall(d)
-while True:
-    c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
-"""
-
-PROBE = r"""
-import socket, sys
-try:
-    c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.0)
-    c.settimeout(1.0); c.sendall(b"ping"); ok = c.recv(4) == b"ping"
-except OSError:
-    ok = False
-sys.exit(0 if ok else 1)
-"""
-
-
-def echo_thread(port):
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", port))
-    s.listen(16)
-
-    def serve(c):
-        with c:
-            while d := c.recv(100):
-                c.sendall(d)
-
-    def loop():
+    with c:
         while True:
-            try:
-                c, _ = s.accept()
-            except OSError:
-                return
-            threading.Thread(target=serve, args=(c,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-    return s
+            d = c.recv(100)
+            if not d: return
+            c.sendall(d)
+def loop():
+    while True:
+        c, _ = s.accept(); threading.Thread(target=serve, args=(c,), daemon=True).start()
+threading.Thread(target=loop, daemon=True).start()
+print("ready", flush=True)
+for line in sys.stdin:
+    host, port = line.split()
+    try:
+        c = socket.create_connection((host, int(port)), timeout=1.0)
+        c.settimeout(1.0); c.sendall(b"ping"); ok = c.recv(4) == b"ping"; c.close()
+    except OSError:
+        ok = False
+    print(1 if ok else 0, flush=True)
+"""
 
 
 @pytest.fixture(params=["proxy", "netns"])
@@ -66,36 +47,32 @@ def net(request, tmp_path):
     if request.param == "netns" and not netns_available():
         pytest.skip("network namespaces or nft unavailable (needs root, ip, nft)")
     c = Cluster("samsa", n=3, network=request.param, base_dir=str(tmp_path))
-    procs, socks = [], []
     try:
         if c.network == "netns":
             c._setup_netns()
-            for node in c.nodes.values():
-                p = subprocess.Popen(["ip", "netns", "exec", node.netns, sys.executable, "-c", ECHO,
-                                      node.ip, str(node.controller_port)], stdout=subprocess.PIPE)
-                procs.append(p)
-                assert p.stdout.readline().strip() == b"ready"
         else:
             c._setup_proxy()
-            socks = [echo_thread(node.controller_port) for node in c.nodes.values()]
+        for node in c.nodes.values():
+            cmd = [sys.executable, "-c", NODE, node.ip, str(node.controller_port)]
+            if node.netns:
+                cmd = ["ip", "netns", "exec", node.netns, *cmd]
+            node.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            assert node.proc.stdout.readline().strip() == "ready"
         yield c
     finally:
-        for p in procs:
-            p.kill()
-            p.wait()
-        for s in socks:
-            s.close()
         c.close()
 
 
 def reach(c, a, b):
     """Can node a open a connection to node b's controller port and get an echo?"""
     if c.network == "netns":
-        r = subprocess.run(["ip", "netns", "exec", c.nodes[a].netns, sys.executable, "-c", PROBE,
-                            c.nodes[b].ip, str(c.nodes[b].controller_port)])
-        return r.returncode == 0
-    r = subprocess.run([sys.executable, "-c", PROBE, "127.0.0.1", str(c._links[(a, b)].port)])
-    return r.returncode == 0
+        host, port = c.nodes[b].ip, c.nodes[b].controller_port
+    else:
+        host, port = "127.0.0.1", c._links[("controller", b)].port
+    proc = c.nodes[a].proc
+    proc.stdin.write(f"{host} {port}\n")
+    proc.stdin.flush()
+    return proc.stdout.readline().strip() == "1"
 
 
 def matrix(c):
