@@ -106,7 +106,8 @@ def run_kind(kind, rounds, network):
         log(f"{kind}: skipped: {why}")
         return {"kind": kind, "skipped": why}
     try:
-        res = {"kind": kind, "network": c.network, "startup_s": time.monotonic() - t0,
+        res = {"kind": kind, "network": c.network, "rf": min(3, c.max_replication),
+               "startup_s": time.monotonic() - t0,
                "rss_start": rss(c), "failover": [], "create": []}
         for r in range(rounds):
             for parts in (1, 10):
@@ -140,7 +141,7 @@ def report(results):
                    f"{med([x['commit_s'] for x in f]):.2f} s, all {[round(x['commit_s'], 2) for x in f]}")
         for parts in sorted({x["partitions"] for x in cr}):
             xs = [x for x in cr if x["partitions"] == parts]
-            out.append(f"  CreateTopics {parts} partition(s), rf 3: ack median "
+            out.append(f"  CreateTopics {parts} partition(s), rf {r.get('rf', 3)}: ack median "
                        f"{med([x['ack_s'] for x in xs]) * 1000:.0f} ms, on every broker median "
                        f"{med([x['all_brokers_s'] for x in xs]) * 1000:.0f} ms")
         for when in ("rss_start", "rss_end"):

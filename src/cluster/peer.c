@@ -81,6 +81,9 @@ static void peer_down(cluster_t *cl, cl_peer_t *p, const char *why) {
     p->rbuf.len = p->rbuf.off = 0;
     p->retry_at = cl_now() + RECONNECT_MS;
     fail_pending(cl, p);
+    /* A leader whose process died resets or refuses its connections at once. */
+    if (!p->control && p->id == atomic_load(&cl->leader_id) && p->id != cl->o.node_id)
+        raft_leader_unreachable(cl->raft, cl_now());
 }
 
 void cl_peers_close(cluster_t *cl) {

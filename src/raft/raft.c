@@ -1160,6 +1160,17 @@ void raft_snapshot_created(raft_t *r, int64_t now, raft_offset_epoch_t id) {
     emit_offset(r, RAFT_ACT_LOG_START, id.offset);
 }
 
+void raft_leader_unreachable(raft_t *r, int64_t now) {
+    if (r->state != RAFT_FOLLOWER || now - r->last_leader_contact_ms >= r->cfg.fetch_timeout_ms)
+        return;
+    /* Give up on the leader now rather than at fetch.timeout.ms, after a random part of the
+     * election timeout so that followers that noticed together do not collide; the
+     * pre-vote still needs a majority that lost it too. */
+    r->last_leader_contact_ms = now - r->cfg.fetch_timeout_ms;
+    int64_t at = now + (int64_t)rng_range(r, (int)(r->cfg.election_timeout_ms / 2) + 1);
+    if (at < r->fetch_deadline) r->fetch_deadline = at;
+}
+
 int raft_propose(raft_t *r, int64_t now, const void *data, uint32_t len, int64_t *offset) {
     if (r->state != RAFT_LEADER) return SM_ERR_AGAIN;
     raft_entry_t e = {

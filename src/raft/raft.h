@@ -230,6 +230,11 @@ void raft_snapshot_created(raft_t *r, int64_t now_ms, raft_offset_epoch_t id);
 /* Leader only: appends an entry (data copied). Returns its offset in *offset, or
  * SM_ERR_AGAIN when this node is not an active leader. */
 int raft_propose(raft_t *r, int64_t now_ms, const void *data, uint32_t len, int64_t *offset);
+/* The transport saw the leader's connection fail (closed, refused): a follower stops
+ * waiting out fetch.timeout.ms for it and no longer counts it as heard from, so the
+ * followers that lost it too can elect another within the election timeout. Only
+ * liveness depends on it: a wrong call costs an election, never safety. */
+void raft_leader_unreachable(raft_t *r, int64_t now);
 /* Graceful shutdown: a leader resigns (EndQuorumEpoch, preferred successors). */
 void raft_resign(raft_t *r, int64_t now_ms);
 

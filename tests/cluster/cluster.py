@@ -695,6 +695,12 @@ class Cluster:
         err, leaders = metadata(host, port, [name], timeout)[1].get(name, (-1, []))
         return err == 0 and bool(leaders) and all(ld >= 0 for ld in leaders)
 
+    @property
+    def max_replication(self):
+        """The largest replication factor the kind serves: Samsa places one replica per
+        partition until it replicates (issue 13)."""
+        return self.n if self.kind == "kafka" else 1
+
     def create_topic(self, name, partitions=1, replication=None, via=None, timeout=15.0,
                      exists_ok=False):
         """CreateTopics; raises on failure (the KafkaException from the client).
@@ -702,7 +708,7 @@ class Cluster:
         request whose earlier attempt committed but timed out at the client)."""
         from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import NewTopic
-        rf = replication if replication is not None else min(3, self.n)
+        rf = min(replication if replication is not None else 3, self.n, self.max_replication)
         # The client must outlive the future: a collected AdminClient never completes it.
         admin = self.admin(via)
         fs = admin.create_topics([NewTopic(name, partitions, rf)],
