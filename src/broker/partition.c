@@ -98,7 +98,11 @@ int16_t broker_partition_absent_error(broker_t *b, sm_str_t topic, const sm_uuid
     meta_topic_t *t = id && !sm_uuid_is_zero(id) ? meta_image_topic_by_id(&b->image, id)
                                                  : meta_image_topic(&b->image, topic);
     if (t) snprintf(name, sizeof(name), "%s", t->name);
+    /* In a cluster a partition of a known topic lives on its replicas only: a client with
+     * old metadata is sent to look for its leader, as Kafka answers. */
+    bool elsewhere = t && b->s.cluster_mode && index >= 0 && index < t->n_partitions;
     meta_image_unlock(&b->image);
+    if (elsewhere) return PROTO_ERR_NOT_LEADER_OR_FOLLOWER;
     return t && log_manager_pending(b->logs, name, index) ? PROTO_ERR_NOT_LEADER_OR_FOLLOWER : dflt;
 }
 

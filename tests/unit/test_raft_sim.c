@@ -426,13 +426,14 @@ static int snap_read(void *ctx, raft_offset_epoch_t id, int64_t pos, uint8_t *bu
 
 static void crash(node_t *n);
 
-/* Every message but Fetch travels as Kafka wire bytes (Vote at v2, the others at a version
- * chosen by seed); the request header's correlation id, and with it which request a Vote
- * answer belongs to, is carried beside the body, as the server will. */
+/* Every message travels as Kafka wire bytes (Vote at v2, Fetch at v12-17 with its entries as
+ * record batches, the others at v0 or v1, chosen by seed); the request header's correlation
+ * id, and with it which request a Vote answer belongs to, is carried beside the body, as the
+ * server does. */
 static void through_codec(raft_msg_t *m, uint8_t *buf, size_t cap, sm_arena_t *a) {
-    if (m->kind == RAFT_MSG_FETCH_REQ || m->kind == RAFT_MSG_FETCH_RESP) return;
     bool vote = m->kind == RAFT_MSG_VOTE_REQ || m->kind == RAFT_MSG_VOTE_RESP;
-    int16_t v = vote ? 2 : (int16_t)(W.seed % 2);
+    bool fetch = m->kind == RAFT_MSG_FETCH_REQ || m->kind == RAFT_MSG_FETCH_RESP;
+    int16_t v = vote ? 2 : fetch ? (int16_t)(12 + W.seed % 6) : (int16_t)(W.seed % 2);
     sm_writer_t w = sm_writer_make(buf, cap);
     raft_msg_t out;
     if (raft_codec_encode(m, a, v, &w) != SM_OK) {
@@ -450,9 +451,9 @@ static void through_codec(raft_msg_t *m, uint8_t *buf, size_t cap, sm_arena_t *a
 }
 
 static void deliver_later(const raft_msg_t *orig) {
-    uint8_t buf[1024];
+    static uint8_t buf[1 << 16];
     sm_arena_t a;
-    sm_arena_init(&a, 1 << 16);
+    sm_arena_init(&a, 1 << 20);
     raft_msg_t wire = *orig, *m = &wire;
     through_codec(m, buf, sizeof(buf), &a);
     node_t *from = node_by_id(m->from), *to = node_by_id(m->to);
