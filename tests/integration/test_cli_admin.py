@@ -535,6 +535,11 @@ def test_cluster_describe(broker):
     assert out["controller_id"] == b["id"]
     apis = {a["api"]: (a["min"], a["max"]) for a in out["api_versions"]}
     assert apis["ApiVersions"][1] >= 3 and apis["Metadata"][1] >= 12
+    assert b["fenced"] is False
+    # A single node is a one-voter metadata quorum, leader of its own log.
+    q = out["quorum"]
+    assert q["leader_id"] == b["id"] and [v["id"] for v in q["voters"]] == [b["id"]]
+    assert q["voters"][0]["lag"] == 0 and q["observers"] == []
 
     text = cli(broker, "cluster", "describe", "--api-versions").stdout
     assert text.startswith(f"Cluster ID: {out['cluster_id']}\nController ID: {b['id']}\n")
