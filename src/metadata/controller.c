@@ -251,28 +251,60 @@ static int place_leaders(meta_controller_t *c, int32_t n, int32_t **out, meta_re
         set_result(res, PROTO_ERR_NOT_CONTROLLER, "This node is not the active controller.");
         return SM_ERR_AGAIN;
     }
-    int32_t ids[1024];
+    /* Unfenced brokers in Kafka's rack-alternating order: by rack, then id, taken one rack
+     * at a time, so consecutive partitions land in different racks when there are several. */
+    typedef struct cand {
+        int32_t id;
+        char rack[128];
+    } cand_t;
+    enum { MAX_CANDS = 1024 };
+    cand_t *cands = calloc(MAX_CANDS, sizeof(*cands));
+    int32_t ids[MAX_CANDS];
     int nb = 0;
+    if (!cands) {
+        set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
+        return SM_ERR_NOMEM;
+    }
     meta_image_rdlock(c->img);
     size_t it = 0;
     void *v;
-    while (sm_map_next(&c->img->brokers, &it, NULL, NULL, &v) && nb < 1024) {
+    while (sm_map_next(&c->img->brokers, &it, NULL, NULL, &v) && nb < MAX_CANDS) {
         const meta_broker_t *bk = v;
-        if (!bk->fenced && !bk->in_controlled_shutdown) ids[nb++] = bk->id;
+        if (bk->fenced || bk->in_controlled_shutdown) continue;
+        cands[nb].id = bk->id;
+        memcpy(cands[nb].rack, bk->rack, sizeof(cands[nb].rack));
+        nb++;
     }
     meta_image_unlock(c->img);
     if (nb == 0) {
+        free(cands);
         set_result(res, PROTO_ERR_INVALID_REPLICATION_FACTOR,
                    "Unable to replicate the partition 1 time(s): no broker is registered and "
                    "unfenced yet.");
         return SM_ERR_RANGE;
     }
-    for (int i = 1; i < nb; i++) /* ascending ids: a stable order to rotate through */
-        for (int j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
-            int32_t t = ids[j];
-            ids[j] = ids[j - 1];
-            ids[j - 1] = t;
+    for (int i = 1; i < nb; i++)
+        for (int j = i; j > 0; j--) {
+            int r = strcmp(cands[j - 1].rack, cands[j].rack);
+            if (r < 0 || (r == 0 && cands[j - 1].id < cands[j].id)) break;
+            cand_t t = cands[j];
+            cands[j] = cands[j - 1];
+            cands[j - 1] = t;
         }
+    /* round k takes the k-th broker of every rack */
+    int rack_start[MAX_CANDS], rack_len[MAX_CANDS], nr = 0;
+    for (int i = 0; i < nb; i++) {
+        if (i == 0 || strcmp(cands[i].rack, cands[i - 1].rack) != 0) {
+            rack_start[nr] = i;
+            rack_len[nr++] = 0;
+        }
+        rack_len[nr - 1]++;
+    }
+    int taken = 0;
+    for (int k = 0; taken < nb; k++)
+        for (int r = 0; r < nr; r++)
+            if (k < rack_len[r]) ids[taken++] = cands[rack_start[r] + k].id;
+    free(cands);
     int32_t *l = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
     if (!l) {
         set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");

@@ -32,14 +32,17 @@ class Node(Broker):
 class Cluster:
     """n nodes; the first `voters` are broker+controller, the rest brokers only."""
 
-    def __init__(self, base_dir, n=3, voters=3, overrides=None):
+    def __init__(self, base_dir, n=3, voters=3, overrides=None, racks=None):
         self.nodes = []
         ports = [(free_port(), free_port()) for _ in range(n)]
         vl = ",".join(f"{i + 1}@127.0.0.1:{ports[i][1]}" for i in range(voters))
         for i in range(n):
             roles = "broker,controller" if i < voters else "broker"
+            o = dict(overrides or {})
+            if racks:
+                o["broker.rack"] = racks[i]
             self.nodes.append(Node(i + 1, os.path.join(str(base_dir), f"node-{i + 1}"),
-                                   ports[i][0], ports[i][1], vl, roles, overrides))
+                                   ports[i][0], ports[i][1], vl, roles, o))
 
     def start(self):
         for node in self.nodes:

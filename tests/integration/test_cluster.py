@@ -248,3 +248,29 @@ def _try_create(bootstrap, name):
         return True
     except KafkaException as e:
         return "already exists" in str(e)
+
+
+def test_racks_are_listed_and_partitions_alternate_racks(tmp_path):
+    """broker.rack reaches Metadata; new partitions go round the brokers one rack at a time
+    (rack a: 1, 2; rack b: 3 -> the cycle 1, 3, 2), so each broker leads as many."""
+    c = Cluster(tmp_path, n=3, voters=3, overrides=FAST, racks=["a", "a", "b"])
+    try:
+        c.start()
+        def racks():
+            admin = AdminClient({"bootstrap.servers": c.bootstrap})
+            try:
+                nodes = admin.describe_cluster(request_timeout=5).result(10).nodes
+            except KafkaException:
+                return None
+            return len(nodes) == 3 and {n.id: n.rack for n in nodes}
+        assert wait_for(racks, timeout=30, interval=0.2, what="three brokers") == \
+            {1: "a", 2: "a", 3: "b"}
+        create(c.bootstrap, "racked", 6)
+        md = wait_for(lambda: (lambda m: m and "racked" in m.topics and m)(brokers_seen(c.bootstrap)),
+                      timeout=20, what="the topic")
+        leaders = [md.topics["racked"].partitions[p].leader for p in range(6)]
+        cycle = [1, 3, 2]
+        start = cycle.index(leaders[0])
+        assert leaders == [cycle[(start + i) % 3] for i in range(6)], leaders
+    finally:
+        c.kill_all()
