@@ -21,6 +21,7 @@ enum sm_status {
     SM_ERR_SPACE = -11,   /* a buffer is too small for the output */
     SM_ERR_FENCED = -12,  /* a newer epoch of the same owner exists */
     SM_ERR_STALE = -13,   /* an epoch older than the one in force */
+    SM_ERR_LIMIT = -14,   /* a process limit was reached (descriptors): retry later */
 };
 
 const char *sm_strerror(int status);

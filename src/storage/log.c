@@ -369,6 +369,11 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
     } else {
         log_segment_t *s = log_active(l);
         if (!s->pinned && (rc = seg_pin_active(s, l->cfg.index_interval_bytes))) goto fail;
+        /* Appends open the active segment on demand (through the descriptor
+         * cache); opening it once now fails a log that could never take one. */
+        int fd;
+        if ((rc = seg_fd_acquire(s, &fd))) goto fail;
+        seg_fd_release(s);
         if (atomic_load(&s->size) > 0) s->created_ms = sm_time_ms();
     }
     if (recovered || rep.dropped) {
@@ -592,26 +597,33 @@ int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_
     }
     log_segment_t *s = log_active(l);
     int64_t pos = atomic_load(&s->size);
-    /* After a write that ran out of space, whatever part of it reached the
-     * file goes before trying again: the segment ends at its last batch. */
-    if (atomic_load(&l->full) && ftruncate(s->fd, pos)) {
-        log_go_offline(l, "truncation after a full disk", errno);
-        rc = SM_ERR_IO;
+    /* The active segment's descriptor comes from the bounded cache like any
+     * other: out of descriptors, this append fails (retriable) and the log
+     * stays online. */
+    int fd;
+    if ((rc = seg_fd_acquire(s, &fd))) {
+        if (rc != SM_ERR_LIMIT) log_go_offline(l, "open", errno);
         goto out;
     }
-    if (fio_pwrite_all(s->fd, data, len, pos)) {
+    /* After a write that ran out of space, whatever part of it reached the
+     * file goes before trying again: the segment ends at its last batch. */
+    if (atomic_load(&l->full) && ftruncate(fd, pos)) {
+        log_go_offline(l, "truncation after a full disk", errno);
+        rc = SM_ERR_IO;
+    } else if (fio_pwrite_all(fd, data, len, pos)) {
         int err = errno;
         if (err != ENOSPC && err != EDQUOT) {
             log_go_offline(l, "write", err);
-        } else if (ftruncate(s->fd, pos)) {
+        } else if (ftruncate(fd, pos)) {
             log_go_offline(l, "truncation after a full disk", errno);
         } else if (!atomic_exchange(&l->full, true)) {
             sm_warn("storage", "%s: no space left; appends fail, reads go on, appends resume "
                     "when there is space", l->dir);
         }
         rc = SM_ERR_IO;
-        goto out;
     }
+    seg_fd_release(s);
+    if (rc) goto out;
     if (atomic_exchange(&l->full, false))
         sm_info("storage", "%s: space is back; appends resume", l->dir);
     proto_batch_iter_init(&it, data, len);
@@ -688,8 +700,14 @@ int log_flush_locked(log_t *l, int64_t limit) {
     for (int i = 0; i < n && rc == SM_OK; i++) {
         int fd;
         if ((rc = seg_fd_acquire(v[i], &fd))) {
-            what = "open";
             err = errno;
+            /* Removed (retention, truncation) since the snapshot and its
+             * descriptor closed by the cache: nothing left to flush. */
+            if (seg_retired(v[i])) {
+                rc = SM_OK;
+                continue;
+            }
+            what = "open";
             break;
         }
         if ((rc = fio_fdatasync(fd))) err = errno;
@@ -708,7 +726,12 @@ int log_flush_locked(log_t *l, int64_t limit) {
         err = errno;
     }
     pthread_mutex_lock(&l->mu);
-    if (rc) {
+    if (rc == SM_ERR_LIMIT) {
+        /* Out of descriptors: this flush fails, the log stays online and the
+         * next flush tries again. */
+        sm_warn("storage", "%s: flush postponed: %s", l->dir, strerror(err));
+        if (dir_dirty) l->dir_dirty = true;
+    } else if (rc) {
         log_go_offline(l, what, err);
     } else {
         if (target > atomic_load(&l->flushed_offset)) atomic_store(&l->flushed_offset, target);

@@ -212,10 +212,11 @@ void log_run_flush_policy(log_t *l, int64_t now_ms);
 /* Moves the whole folder aside (<dir>.<suffix>-delete) for deletion. */
 int log_rename_for_delete(log_t *l, const char *new_dir);
 
-/* Bounds the descriptors and mapped indexes that inactive segments hold,
- * process-wide (default 2048); active segments always keep theirs. */
+/* Bounds the idle descriptors and mapped indexes that segments hold,
+ * process-wide, active segments included (opened again on demand; default
+ * 2048, the log manager sets log_manager_default_open_segments()). */
 void log_set_open_segment_limit(int n);
-/* Inactive segments currently holding a descriptor or a mapped index. */
+/* Segments currently holding a cached descriptor or mapped index. */
 int log_open_segment_count(void);
 /* What recovery of unclean logs did, process-wide: segments scanned, their
  * bytes, and bytes cut as torn or corrupt. */
