@@ -1,6 +1,8 @@
 /*
- * The log manager (see log_manager.h). Lock order: m->mu, then a log's own
- * mutex (taken inside log_* calls).
+ * The log manager (see log_manager.h). Lock order: m->ckpt_mu, m->mu, then a
+ * log's own mutex (taken inside log_* calls). m->mu covers the map and
+ * in-memory work only: folder creation, partition.metadata, checkpoint files
+ * and their fsyncs run without it.
  *
  * A partition folder belongs to one topic id, written in its partition.metadata
  * (Kafka's file: version 0, topic_id) when the folder is created. The map holds
@@ -12,10 +14,10 @@
  * needs the name. A deleted partition's folder is renamed to
  * "<topic>-<partition>.<uuid>-delete" at once (the name is free for a new
  * topic at once) while its log stays open for whoever still holds it; it is
- * closed and removed by the background thread once disposed. The background thread never holds m->mu
- * while it runs maintenance on a log: it copies the list of logs first.
- * Threads: callers (any), the background thread, the flusher pool, and at
- * open a short-lived pool that recovers partitions in parallel.
+ * closed and removed by the background thread once disposed. The background thread never holds
+ * m->mu while it runs maintenance on a log: it copies the list of logs first. Threads: callers
+ * (any), the background thread, the flusher pool, and at open a short-lived pool that recovers
+ * partitions in parallel.
  */
 #include "storage/log_manager.h"
 
@@ -61,6 +63,7 @@ typedef struct doomed {
 
 struct log_manager {
     pthread_mutex_t mu;
+    pthread_mutex_t ckpt_mu; /* one checkpoint writer at a time; taken before mu */
     pthread_cond_t cv;
     char **dirs;
     int ndirs;
@@ -86,6 +89,14 @@ struct log_manager {
 };
 
 static int64_t now_ms(void) { return sm_time_ms(); }
+
+/* Closes a log the manager gives up (an error path, a stray, an unclaimed
+ * folder): a failure is logged, there is no caller to hand it to. */
+static void close_logged(log_t *l) {
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", log_dir(l));
+    if (log_close(l)) sm_warn("storage", "%s: closing the log reported an error", dir);
+}
 
 bool log_manager_parse_dir_name(const char *name, char *topic, size_t topic_cap,
                                 int32_t *partition) {
@@ -368,7 +379,7 @@ static int load_dirs(log_manager_t *m, int threads) {
                 rc = add_entry(m, jobs[i].topic, jobs[i].partition, jobs[i].dir, jobs[i].log,
                                jobs[i].has_id ? jobs[i].topic_id : NULL);
             else
-                log_close(jobs[i].log);
+                close_logged(jobs[i].log);
         }
     }
     if (rc == SM_OK) report_load(njobs, unclean_dirs, &before, t0);
@@ -485,6 +496,7 @@ int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
     log_manager_t *m = calloc(1, sizeof(*m));
     if (!m) return SM_ERR_NOMEM;
     pthread_mutex_init(&m->mu, NULL);
+    pthread_mutex_init(&m->ckpt_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_cond_init(&m->cv, &ca);
@@ -523,11 +535,12 @@ fail:
 }
 
 /* Samsa's cleaner-state file (read by `samsa logs`): one line per compacted
- * log of dir d with what log_clean_info reports; m->mu held. Best effort. */
-static void write_cleaner_state(log_manager_t *m, int d) {
+ * log of dir d with what log_clean_info reports; m->mu held. NULL when out of
+ * memory (the file is best effort). */
+static char *cleaner_state_text(log_manager_t *m, int d, size_t *len) {
     size_t cap = 256 + sm_map_size(&m->logs) * 400, n = 0;
     char *buf = malloc(cap);
-    if (!buf) return;
+    if (!buf) return NULL;
     int64_t now = now_ms();
     n += (size_t)snprintf(buf, cap,
                           "# written_ms=%" PRId64 "\n# topic partition clean_point first_uncleanable "
@@ -550,68 +563,98 @@ static void write_cleaner_state(log_manager_t *m, int d) {
                               ci.last.last_run_ms, ci.last.last_duration_ms, ci.last.bytes_read,
                               ci.last.bytes_written, ci.last.records_removed);
     }
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", m->dirs[d], CLEANER_STATE);
-    fio_write_file(path, buf, n, true);
-    free(buf);
+    *len = n;
+    return buf;
 }
 
-int log_manager_write_checkpoints(log_manager_t *m) {
-    int rc = SM_OK;
-    pthread_mutex_lock(&m->mu);
-    for (int d = 0; d < m->ndirs; d++) {
-        size_t cap = 64 + sm_map_size(&m->logs) * 300, n1 = 0, n2 = 0;
-        char *rp = malloc(cap), *ls = malloc(cap);
-        if (!rp || !ls) {
-            free(rp);
-            free(ls);
-            rc = SM_ERR_NOMEM;
-            break;
+/* The checkpoint files of one log dir, as text (built under m->mu, written
+ * without it). */
+typedef struct ckpt_texts {
+    char *rp, *ls, *cl, *cs; /* recovery point, log start, cleaner offsets, cleaner state */
+    size_t nrp, nls, ncl, ncs;
+} ckpt_texts_t;
+
+static void ckpt_texts_free(ckpt_texts_t *t) {
+    free(t->rp);
+    free(t->ls);
+    free(t->cl);
+    free(t->cs);
+    memset(t, 0, sizeof(*t));
+}
+
+/* m->mu held. */
+static int ckpt_texts_build(log_manager_t *m, int d, ckpt_texts_t *t) {
+    memset(t, 0, sizeof(*t));
+    size_t cap = 64 + sm_map_size(&m->logs) * 300;
+    t->rp = malloc(cap);
+    t->ls = malloc(cap);
+    if (!t->rp || !t->ls) return SM_ERR_NOMEM;
+    int count = 0, ncl = 0;
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
+        if (((entry_t *)v)->dir == d) {
+            count++;
+            if (log_clean_point(((entry_t *)v)->log) >= 0) ncl++;
         }
-        int count = 0, ncl = 0;
-        size_t it = 0;
-        void *v;
-        while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
-            if (((entry_t *)v)->dir == d) {
-                count++;
-                if (log_clean_point(((entry_t *)v)->log) >= 0) ncl++;
-            }
-        n1 += (size_t)snprintf(rp + n1, cap - n1, "0\n%d\n", count);
-        n2 += (size_t)snprintf(ls + n2, cap - n2, "0\n%d\n", count);
+    t->nrp += (size_t)snprintf(t->rp + t->nrp, cap - t->nrp, "0\n%d\n", count);
+    t->nls += (size_t)snprintf(t->ls + t->nls, cap - t->nls, "0\n%d\n", count);
+    it = 0;
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+        entry_t *e = v;
+        if (e->dir != d) continue;
+        t->nrp += (size_t)snprintf(t->rp + t->nrp, cap - t->nrp, "%s %d %" PRId64 "\n", e->topic,
+                                   e->partition, log_flushed_offset(e->log));
+        t->nls += (size_t)snprintf(t->ls + t->nls, cap - t->nls, "%s %d %" PRId64 "\n", e->topic,
+                                   e->partition, log_start_offset(e->log));
+    }
+    if (ncl) {
+        /* Kafka's cleaner-offset-checkpoint: the first dirty offset of each
+         * compacted log. */
+        if (!(t->cl = malloc(cap))) return SM_ERR_NOMEM;
+        t->ncl = (size_t)snprintf(t->cl, cap, "0\n%d\n", ncl);
         it = 0;
         while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
             entry_t *e = v;
-            if (e->dir != d) continue;
-            n1 += (size_t)snprintf(rp + n1, cap - n1, "%s %d %" PRId64 "\n", e->topic, e->partition,
-                                   log_flushed_offset(e->log));
-            n2 += (size_t)snprintf(ls + n2, cap - n2, "%s %d %" PRId64 "\n", e->topic, e->partition,
-                                   log_start_offset(e->log));
+            int64_t cp = e->dir == d ? log_clean_point(e->log) : -1;
+            if (cp >= 0)
+                t->ncl += (size_t)snprintf(t->cl + t->ncl, cap - t->ncl, "%s %d %" PRId64 "\n",
+                                           e->topic, e->partition, cp);
         }
-        char path[4096];
-        snprintf(path, sizeof(path), "%s/%s", m->dirs[d], RECOVERY_CHECKPOINT);
-        if (fio_write_file(path, rp, n1, true)) rc = SM_ERR_IO;
-        snprintf(path, sizeof(path), "%s/%s", m->dirs[d], START_CHECKPOINT);
-        if (fio_write_file(path, ls, n2, true)) rc = SM_ERR_IO;
-        if (ncl) {
-            /* Kafka's cleaner-offset-checkpoint: the first dirty offset of
-             * each compacted log (rp's buffer is free again). */
-            n1 = (size_t)snprintf(rp, cap, "0\n%d\n", ncl);
-            it = 0;
-            while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
-                entry_t *e = v;
-                int64_t cp = e->dir == d ? log_clean_point(e->log) : -1;
-                if (cp >= 0)
-                    n1 += (size_t)snprintf(rp + n1, cap - n1, "%s %d %" PRId64 "\n", e->topic,
-                                           e->partition, cp);
-            }
-            snprintf(path, sizeof(path), "%s/%s", m->dirs[d], CLEANER_CHECKPOINT);
-            if (fio_write_file(path, rp, n1, true)) rc = SM_ERR_IO;
-            write_cleaner_state(m, d);
-        }
-        free(rp);
-        free(ls);
+        t->cs = cleaner_state_text(m, d, &t->ncs);
     }
-    pthread_mutex_unlock(&m->mu);
+    return SM_OK;
+}
+
+static int ckpt_write_one(const char *dir, const char *name, const char *text, size_t len) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    int rc = fio_write_file(path, text, len, true);
+    if (rc) sm_warn("storage", "%s: cannot write: %s", path, strerror(errno));
+    return rc;
+}
+
+/* The texts are built under m->mu; the files are written and fsynced without
+ * it (ckpt_mu keeps two writers from interleaving), so lookups and creations
+ * do not wait for the fsyncs (issue 11 point 8). */
+int log_manager_write_checkpoints(log_manager_t *m) {
+    int rc = SM_OK;
+    pthread_mutex_lock(&m->ckpt_mu);
+    for (int d = 0; d < m->ndirs && rc == SM_OK; d++) {
+        ckpt_texts_t t;
+        pthread_mutex_lock(&m->mu);
+        rc = ckpt_texts_build(m, d, &t);
+        pthread_mutex_unlock(&m->mu);
+        if (rc == SM_OK) {
+            if (ckpt_write_one(m->dirs[d], RECOVERY_CHECKPOINT, t.rp, t.nrp)) rc = SM_ERR_IO;
+            if (ckpt_write_one(m->dirs[d], START_CHECKPOINT, t.ls, t.nls)) rc = SM_ERR_IO;
+            if (t.cl && ckpt_write_one(m->dirs[d], CLEANER_CHECKPOINT, t.cl, t.ncl)) rc = SM_ERR_IO;
+            /* Best effort: only `samsa logs cleaner` reads it. */
+            if (t.cs) (void)ckpt_write_one(m->dirs[d], CLEANER_STATE, t.cs, t.ncs);
+        }
+        ckpt_texts_free(&t);
+    }
+    pthread_mutex_unlock(&m->ckpt_mu);
     return rc;
 }
 
@@ -653,7 +696,9 @@ int log_manager_close(log_manager_t *m) {
         for (int d = 0; d < m->ndirs; d++) {
             char marker[4096];
             snprintf(marker, sizeof(marker), "%s/%s", m->dirs[d], CLEAN_MARKER);
-            fio_write_file(marker, "", 0, true);
+            /* Without the marker the next start recovers as after a crash. */
+            if (fio_write_file(marker, "", 0, true))
+                sm_warn("storage", "%s: cannot write: %s", marker, strerror(errno));
         }
     }
     for (int d = 0; m->dirs && d < m->ndirs; d++)
@@ -664,6 +709,7 @@ int log_manager_close(log_manager_t *m) {
     sm_map_free(&m->opening);
     pthread_cond_destroy(&m->opened_cv);
     pthread_cond_destroy(&m->cv);
+    pthread_mutex_destroy(&m->ckpt_mu);
     pthread_mutex_destroy(&m->mu);
     free(m);
     return rc;
@@ -737,7 +783,7 @@ static int create_unlocked(log_manager_t *m, const char *key, const char *idt, e
                            log_t **out) {
     int rc = SM_OK;
     if (stray) {
-        log_close(stray->log);
+        close_logged(stray->log);
         char why[128];
         snprintf(why, sizeof(why), "belongs to another topic id than %s", idt);
         rc = set_aside(m, stray->dir, key, why);
@@ -760,13 +806,13 @@ static int create_unlocked(log_manager_t *m, const char *key, const char *idt, e
     log_t *l;
     if ((rc = log_open(path, cfg, false, 0, -1, &l))) return rc;
     if (topic_id && (rc = log_write_partition_metadata(path, topic_id))) {
-        log_close(l);
+        close_logged(l);
         return rc;
     }
     if (fio_fsync_dir(m->dirs[best])) {
         sm_error("storage", "%s: cannot fsync the log dir after creating %s: %s", m->dirs[best],
                  key, strerror(errno));
-        log_close(l);
+        close_logged(l);
         return SM_ERR_IO;
     }
     *out = l;
@@ -831,7 +877,7 @@ int log_manager_get_or_create(log_manager_t *m, const char *topic, int32_t parti
     } else if (!e) {
         m->dir_counts[best]--;
         if (rc == SM_OK && (rc = add_entry(m, topic, partition, best, l, topic_id)))
-            log_close(l);
+            close_logged(l);
         if (rc == SM_OK) *out = l;
     }
     sm_map_del(&m->opening, key, klen);
@@ -857,13 +903,21 @@ int log_manager_detach(log_manager_t *m, const char *topic, int32_t partition,
     atomic_store(&e->log->clean_abort, true); /* a cleaning in progress stops */
     char path[4200];
     aside_path(path, sizeof(path), m->dirs[e->dir], key, "delete");
+    /* Renamed under m->mu (the name is free the moment the entry goes);
+     * the directory fsync waits until the mutex is released. */
+    int renamed_in = -1;
     if (log_rename_for_delete(e->log, path))
         sm_warn("storage", "%s: cannot rename for deletion: %s", key, strerror(errno));
     else
-        fio_fsync_dir(m->dirs[e->dir]);
+        renamed_in = e->dir;
     *out = e->log;
     free(e->topic);
     free(e);
+    pthread_mutex_unlock(&m->mu);
+    if (renamed_in >= 0 && fio_fsync_dir(m->dirs[renamed_in]))
+        sm_warn("storage", "%s: cannot fsync after renaming %s for deletion: %s",
+                m->dirs[renamed_in], key, strerror(errno));
+    return SM_OK;
 out:
     pthread_mutex_unlock(&m->mu);
     return rc;
@@ -905,7 +959,7 @@ int log_manager_close_unclaimed(log_manager_t *m,
         key_of(key, sizeof(key), e->topic, e->partition);
         sm_map_del(&m->logs, key, strlen(key));
         m->dir_counts[e->dir]--;
-        log_close(e->log);
+        close_logged(e->log);
         free(e->topic);
         free(e);
         it = 0; /* the map changed: start over */

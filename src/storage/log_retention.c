@@ -317,7 +317,8 @@ void log_run_flush_policy(log_t *l, int64_t now) {
         if (l->flusher)
             log_flush_async(l);
         else
-            log_flush(l);
+            /* A failure takes the log offline and is logged there. */
+            SM_IGNORE(log_flush(l));
     }
 }
 
