@@ -1,6 +1,8 @@
 """Client helpers for the integration tests: produce and consume with
 confluent-kafka (librdkafka) and kafka-python, with deadlines instead of sleeps."""
 
+import os
+import subprocess
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -84,3 +86,33 @@ def wait_for(cond, timeout=20.0, interval=0.02, what="condition"):
             return v
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+KAFKA_REF = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "bench", "kafka-ref", "kafka-ref.sh")
+# Kafka's tools log to stderr, errors only, so their stdout is what they print.
+KAFKA_TOOL_LOG4J = """status = error
+appender.err.type = Console
+appender.err.name = STDERR
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = %p %m%n
+rootLogger.level = ERROR
+rootLogger.appenderRef.err.ref = STDERR
+"""
+
+
+def kafka_tool_runner(scratch_dir):
+    """run(main_class, *args) -> (exit code, stdout, stderr) of a Kafka 4.4 tool, from the
+    jars bench/kafka-ref/kafka-ref.sh resolves; scratch_dir holds its log4j config."""
+    cp = subprocess.run([KAFKA_REF, "classpath"], check=True, capture_output=True, text=True,
+                        timeout=900).stdout.strip()
+    log4j = os.path.join(str(scratch_dir), "log4j2.properties")
+    with open(log4j, "w") as f:
+        f.write(KAFKA_TOOL_LOG4J)
+
+    def run(main, *args):
+        p = subprocess.run(["java", "-cp", cp, f"-Dlog4j2.configurationFile={log4j}", main,
+                            *args], capture_output=True, text=True, timeout=120)
+        return p.returncode, p.stdout, p.stderr
+    return run

@@ -7,25 +7,11 @@ Central; the expected output is what the same commands print against Kafka
 4.4 (except where Samsa's features differ: see docs/broker.md). Skipped when
 Java is missing."""
 
-import os
 import shutil
-import subprocess
 
 import pytest
 
-from conftest import ROOT
-from helpers import ck_create_topic
-
-KAFKA_REF = os.path.join(ROOT, "bench", "kafka-ref", "kafka-ref.sh")
-LOG4J = """status = error
-appender.err.type = Console
-appender.err.name = STDERR
-appender.err.target = SYSTEM_ERR
-appender.err.layout.type = PatternLayout
-appender.err.layout.pattern = %p %m%n
-rootLogger.level = ERROR
-rootLogger.appenderRef.err.ref = STDERR
-"""
+from helpers import ck_create_topic, kafka_tool_runner
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Java is missing")
 
@@ -33,16 +19,12 @@ pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Java is mi
 @pytest.fixture(scope="module")
 def tool(tmp_path_factory):
     """tool(main_class, *args) -> (exit code, stdout + stderr) of a Kafka tool."""
-    cp = subprocess.run([KAFKA_REF, "classpath"], check=True, capture_output=True, text=True,
-                        timeout=900).stdout.strip()
-    log4j = tmp_path_factory.mktemp("tools") / "log4j2.properties"
-    log4j.write_text(LOG4J)
+    run = kafka_tool_runner(tmp_path_factory.mktemp("tools"))
 
-    def run(main, *args):
-        p = subprocess.run(["java", "-cp", cp, f"-Dlog4j2.configurationFile={log4j}", main, *args],
-                           capture_output=True, text=True, timeout=120)
-        return p.returncode, p.stdout + p.stderr
-    return run
+    def both(main, *args):
+        rc, out, err = run(main, *args)
+        return rc, out + err
+    return both
 
 
 FEATURES = "org.apache.kafka.tools.FeatureCommand"
