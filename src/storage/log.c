@@ -516,9 +516,12 @@ int log_roll_locked(log_t *l) {
     if (rc) return rc;
     log_segment_t *s = seg_new(l->dir, old->next_offset);
     if (!s) return SM_ERR_NOMEM;
-    if (seg_create_files(s)) {
+    if ((rc = seg_create_files(s))) {
         int err = errno;
         seg_unref(s);
+        /* Out of descriptors: no roll this time, the append fails (retriable)
+         * and the log stays as it was. */
+        if (rc == SM_ERR_LIMIT) return rc;
         log_go_offline(l, "segment creation", err);
         return SM_ERR_IO;
     }

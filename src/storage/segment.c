@@ -243,10 +243,9 @@ void seg_file_path(log_segment_t *s, const char *ext, char *buf, size_t cap) {
 
 int seg_create_files(log_segment_t *s) {
     char p[4200];
-    int rc = SM_OK;
     seg_file_path(s, ".log", p, sizeof(p));
     int fd = open_shedding(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, true);
-    if (fd < 0) return SM_ERR_IO;
+    if (fd < 0) return errno == EMFILE || errno == ENFILE ? SM_ERR_LIMIT : SM_ERR_IO;
     pthread_mutex_lock(&s->imu);
     pthread_mutex_lock(&s->fmu);
     if (s->fd >= 0) close(s->fd);
@@ -262,7 +261,7 @@ int seg_create_files(log_segment_t *s) {
     pthread_mutex_unlock(&s->fmu);
     pthread_mutex_unlock(&s->imu);
     cache_touch(s);
-    return rc;
+    return SM_OK;
 }
 
 /* Opens the .log outside fmu (a shedding open takes other segments' locks)
@@ -673,7 +672,7 @@ int seg_lookup_position(log_segment_t *s, int32_t interval, int64_t offset, int6
     }
     pthread_mutex_unlock(&s->imu);
     cache_touch(s);
-    return rc;
+    return SM_OK;
 }
 
 int seg_lookup_time(log_segment_t *s, int32_t interval, int64_t ts, int64_t *offset) {
@@ -697,7 +696,7 @@ int seg_lookup_time(log_segment_t *s, int32_t interval, int64_t ts, int64_t *off
     }
     pthread_mutex_unlock(&s->imu);
     cache_touch(s);
-    return rc;
+    return SM_OK;
 }
 
 int seg_max_timestamp(log_segment_t *s, int32_t interval, int64_t *ts, int64_t *offset) {

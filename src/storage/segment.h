@@ -80,7 +80,8 @@ void seg_unref(log_segment_t *s);
 
 /* Creates an empty active segment: truncates/creates .log, removes stale index
  * files, pins it with an empty in-memory index. May evict others from the
- * cache: the caller holds no segment lock. */
+ * cache: the caller holds no segment lock. SM_ERR_LIMIT when out of
+ * descriptors (nothing was created), SM_ERR_IO otherwise (errno set). */
 int seg_create_files(log_segment_t *s);
 /* Pins an existing segment as the active one: copies its index into memory so
  * appends can extend it (loads it if needed). The .log is opened on demand. */
