@@ -13,7 +13,7 @@ JOBS ?= $(shell nproc)
 # with apt-get when running as root).
 DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
 	librdkafka-dev kcat zlib1g-dev liblz4-dev libzstd-dev libsnappy-dev \
-	python3 python3-venv maven openjdk-17-jdk-headless
+	python3 python3-venv maven openjdk-17-jdk-headless nftables
 
 .PHONY: all deps build run test test-unit test-integration test-java test-asan test-tsan fuzz protocol protocol-check \
 	format format-check clean bench bench-quick raft-sim
@@ -54,6 +54,7 @@ $(VENV)/.installed: tests/integration/requirements.txt
 # Integration tests: real clients against a real samsa-server.
 test-integration: build $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests/cluster
 
 # Java client compatibility (kafka-clients 4.x from Maven Central).
 test-java: build

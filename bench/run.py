@@ -37,6 +37,11 @@ BROKER_CPU = "1"
 CLIENT_CPU = "0"
 MIB = 1 << 20
 SEGMENT_BYTES = 1 << 30
+# Scenario 10: how often an idle cleaner thread looks for work (Kafka's default
+# is 15 s, which would dominate a timing of one cleaning), and the segment size
+# of the compacted topic.
+CLEANER_BACKOFF_MS = 100
+CLEAN_SEGMENT_BYTES = 16 * MIB
 BEGIN = "<!-- broker-comparison:begin (written by bench/run.py) -->"
 END = "<!-- broker-comparison:end -->"
 
@@ -56,6 +61,10 @@ MODES = {
         many_records=50000,
         txn_sizes=(10, 100, 1000),
         txn_transactions=300,
+        group_members=50,
+        group_partitions=200,
+        clean_bytes=512 * MIB,
+        clean_keys=10000,
     ),
     "quick": dict(
         rounds=1,
@@ -70,6 +79,10 @@ MODES = {
         many_records=20000,
         txn_sizes=(10, 1000),
         txn_transactions=60,
+        group_members=50,
+        group_partitions=100,
+        clean_bytes=48 * MIB,
+        clean_keys=2000,
     ),
 }
 
@@ -195,6 +208,7 @@ class Samsa(Broker):
                "--override", "group.initial.rebalance.delay.ms=0",
                "--override", "offsets.topic.num.partitions=1",
                "--override", "transaction.state.log.num.partitions=1",
+               "--override", f"log.cleaner.backoff.ms={CLEANER_BACKOFF_MS}",
                "--override", "samsa.log.level=info"]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, preexec_fn=raise_nofile)
         self.pid = self.proc.pid
@@ -229,7 +243,8 @@ class Kafka(Broker):
                         KAFKA_REF_LOG_LEVEL="WARN",
                         KAFKA_REF_STOP_TIMEOUT="120",
                         KAFKA_REF_PROPS=f"log.segment.bytes={SEGMENT_BYTES}\n"
-                                        "default.replication.factor=1")
+                                        "default.replication.factor=1\n"
+                                        f"log.cleaner.backoff.ms={CLEANER_BACKOFF_MS}")
 
     def fsyncs(self):
         return ("page cache (default log.flush.interval.messages=Long.MAX, no flush.ms); fsyncs "
@@ -588,6 +603,90 @@ def sc_transactions(cfg, brokers, clients, sampler, R):
     R["transactions"] = res
 
 
+def segment_bytes(broker, topic):
+    """Bytes of the .log segment files of partition 0 of topic (not .deleted,
+    .cleaned or .swap files), and how many there are."""
+    d = os.path.join(broker.data, "logs", f"{topic}-0")
+    n = total = 0
+    try:
+        for f in os.listdir(d):
+            if f.endswith(".log"):
+                try:
+                    total += os.path.getsize(os.path.join(d, f))
+                    n += 1
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    return total, n
+
+
+def keyed_produce(broker, topic, nbytes, keys, size):
+    """nbytes of size-byte records over `keys` keys, round robin (librdkafka)."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "1", "linger.ms": 5,
+                  "batch.size": 65536, "compression.type": "none", "log_level": 3})
+    value = os.urandom(size)
+    for i in range(nbytes // size):
+        while True:
+            try:
+                p.produce(topic, key=f"key-{i % keys:08d}".encode(), value=value, partition=0)
+                break
+            except BufferError:
+                p.poll(0.01)
+        p.poll(0)
+    if p.flush(300):
+        raise RuntimeError("records not delivered")
+
+
+def clean_once(cfg, b, topic):
+    """Fills a topic with cleanup.policy=delete, then switches it to compact
+    (a dynamic config change) and times the cleaner until the segment files
+    stop shrinking."""
+    from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic)
+
+    a = admin(b)
+    a.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1, config={
+        "cleanup.policy": "delete", "segment.bytes": str(CLEAN_SEGMENT_BYTES),
+        "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0"})])[topic].result(60)
+    keyed_produce(b, topic, cfg["clean_bytes"], cfg["clean_keys"], 1024)
+    before, nseg = segment_bytes(b, topic)
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("cleanup.policy", "compact",
+                    incremental_operation=AlterConfigOpType.SET)])
+    t0 = time.monotonic()
+    a.incremental_alter_configs([res])[res].result(60)
+    last_size, last_change = before, t0
+    deadline = t0 + 600
+    # Done when the size has not changed for 5 s after it first changed; the
+    # time is that of the last change.
+    while time.monotonic() < deadline:
+        size, _ = segment_bytes(b, topic)
+        now = time.monotonic()
+        if size != last_size:
+            last_size, last_change = size, now
+        elif last_change > t0 and now - last_change > 5:
+            break
+        time.sleep(0.02)  # polling interval of the size, not synchronisation
+    if last_change == t0:
+        raise RuntimeError("the log was not cleaned")
+    secs = last_change - t0
+    return {"bytes_before": before, "segments_before": nseg, "bytes_after": last_size,
+            "seconds": secs, "mb_s": before / MIB / secs}
+
+
+def sc_cleaner(cfg, brokers, clients, sampler, R):
+    res = []
+    for rnd, b in ((r, b) for r in range(cfg["rounds"]) for b in brokers):
+        progress(f"cleaner: {cfg['clean_bytes'] // MIB} MiB over {cfg['clean_keys']} keys, "
+                 f"{b.name} (round {rnd + 1})")
+        r = guarded(b, f"cleaner round {rnd + 1}", lambda: clean_once(cfg, b, f"clean-r{rnd}"))
+        if r:
+            res.append({"round": rnd, "broker": b.name, **r})
+    R["cleaner"] = res
+
+
 def produce_rate(R, broker, client):
     """Median records/s of the 1 KiB, 1 partition, acks=1 case."""
     return med([r["records_per_sec"] for r in R["produce"] if r["broker"] == broker and
@@ -764,6 +863,218 @@ def sc_many(cfg, brokers, clients, sampler, R):
         res.append({"round": rnd, "client": client, "broker": b.name,
                     "rss_after": st[0] if st else None, **r})
     R["many"] = {"partitions": parts, "records": cfg["many_records"], "create": idle, "runs": res}
+
+
+# ---------------------------------------------------------------- group rebalance (KIP-848)
+
+
+class GroupWire:
+    """A minimal ConsumerGroupHeartbeat/ConsumerGroupDescribe client over one
+    socket: the scenario drives many members from one thread, each answering
+    its assignment at once (it owns what it was given, releases what was taken)."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.corr = 0
+
+    def close(self):
+        self.sock.close()
+
+    @staticmethod
+    def uvarint(n):
+        out = bytearray()
+        while n >= 0x80:
+            out.append((n & 0x7F) | 0x80)
+            n >>= 7
+        out.append(n)
+        return bytes(out)
+
+    @classmethod
+    def cstr(cls, s):
+        if s is None:
+            return b"\x00"
+        b = s.encode()
+        return cls.uvarint(len(b) + 1) + b
+
+    def call(self, api, version, body):
+        self.corr += 1
+        head = struct.pack(">hhih", api, version, self.corr, 5) + b"bench" + b"\x00"
+        frame = head + body
+        self.sock.sendall(struct.pack(">i", len(frame)) + frame)
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:
+            d = self.sock.recv(1 << 20)
+            if not d:
+                raise ConnectionError("the broker closed the connection")
+            buf += d
+        return Rd(buf[4:])
+
+    def heartbeat(self, group, member, epoch, topics, owned):
+        """owned: {topic id bytes: [partitions]} or None. Returns (error, member id,
+        epoch, assignment {topic id: [partitions]} or None)."""
+        b = self.cstr(group) + self.cstr(member) + struct.pack(">i", epoch) + b"\x00\x00"
+        b += struct.pack(">i", 30000 if epoch == 0 else -1)
+        b += (self.uvarint(len(topics) + 1) + b"".join(self.cstr(t) for t in topics)
+              if topics is not None else b"\x00")
+        b += b"\x00"  # server assignor: the broker's default
+        if owned is None:
+            b += b"\x00"
+        else:
+            b += self.uvarint(len(owned) + 1)
+            for tid, parts in owned.items():
+                b += tid + self.uvarint(len(parts) + 1) + b"".join(struct.pack(">i", p) for p in parts)
+                b += b"\x00"
+        b += b"\x00"
+        r = self.call(68, 0, b)
+        r.tags()
+        r.i32()
+        err = r.i16()
+        r.str()
+        mid = r.str()
+        ep = r.i32()
+        r.i32()
+        assignment = None
+        if r.i8() >= 0:
+            assignment = {}
+            for _ in range(r.uvarint() - 1):
+                tid = r.take(16)
+                assignment[tid] = [r.i32() for _ in range(r.uvarint() - 1)]
+                r.tags()
+            r.tags()
+        return err, mid, ep, assignment
+
+    def find_coordinator(self, group):
+        """FindCoordinator v4 (Kafka creates __consumer_offsets on the first one).
+        Returns the key's error code."""
+        r = self.call(10, 4, b"\x00" + self.uvarint(2) + self.cstr(group) + b"\x00")
+        r.tags()
+        r.i32()
+        r.uvarint()
+        r.str()
+        r.i32()
+        r.str()
+        r.i32()
+        return r.i16()
+
+    def state(self, group):
+        r = self.call(69, 0, self.uvarint(2) + self.cstr(group) + b"\x00" + b"\x00")
+        r.tags()
+        r.i32()
+        r.uvarint()
+        r.i16()
+        r.str()
+        r.str()
+        return r.str()
+
+
+class Rd:
+    def __init__(self, data):
+        self.d, self.p = data, 4  # past the correlation id
+
+    def take(self, n):
+        v = self.d[self.p:self.p + n]
+        self.p += n
+        return v
+
+    def i8(self):
+        return struct.unpack(">b", self.take(1))[0]
+
+    def i16(self):
+        return struct.unpack(">h", self.take(2))[0]
+
+    def i32(self):
+        return struct.unpack(">i", self.take(4))[0]
+
+    def uvarint(self):
+        n = shift = 0
+        while True:
+            b = self.take(1)[0]
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    def str(self):
+        n = self.uvarint()
+        return None if n == 0 else self.take(n - 1).decode()
+
+    def tags(self):
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.p += self.uvarint()
+
+
+def group_rebalance_once(b, topic, members, rnd):
+    """members consumer-protocol members join and settle; one more joins. Returns
+    the time from that join until the group is Stable again with the newcomer
+    owning partitions, and the heartbeats it took."""
+    w = GroupWire(b.port)
+    group = f"bench-848-r{rnd}"
+    ms = []  # [member id, epoch, owned]
+    total = [0]
+
+    def settle(deadline_s):
+        beats = 0
+        deadline = time.monotonic() + deadline_s
+        while time.monotonic() < deadline:
+            for m in ms:
+                err, _, ep, asg = w.heartbeat(group, m[0], m[1], None, m[2])
+                beats += 1
+                if err:
+                    raise RuntimeError(f"heartbeat error {err}")
+                m[1] = ep
+                if asg is not None:
+                    m[2] = asg
+            if ms[-1][2] and w.state(group) == "Stable":
+                total[0] += beats
+                return beats
+        raise RuntimeError("the group did not stabilise")
+
+    try:
+        # Kafka answers COORDINATOR_NOT_AVAILABLE or NOT_COORDINATOR until its
+        # offsets topic is up and loaded: the first member joins once it is.
+        wait_for(lambda: w.find_coordinator(group) == 0, 120, "the group coordinator", 0.1)
+        first = []
+        wait_for(lambda: first.append(w.heartbeat(group, "", 0, [topic], {})) or
+                 first[-1][0] not in (14, 15, 16), 120, "the group coordinator to serve", 0.1)
+        for i in range(members):
+            err, mid, ep, asg = first[-1] if i == 0 else w.heartbeat(group, "", 0, [topic], {})
+            if err:
+                raise RuntimeError(f"join error {err}")
+            ms.append([mid, ep, asg or {}])
+        settle(120)
+        t = time.monotonic()
+        err, mid, ep, asg = w.heartbeat(group, "", 0, [topic], {})
+        if err:
+            raise RuntimeError(f"join error {err}")
+        ms.append([mid, ep, asg or {}])
+        beats = settle(120)
+        return {"stabilise_s": time.monotonic() - t, "heartbeats": beats,
+                "heartbeats_total": total[0] + members + 1}
+    finally:
+        w.close()
+
+
+def sc_groups(cfg, brokers, clients, sampler, R):
+    members, parts = cfg["group_members"], cfg["group_partitions"]
+    for b in brokers:
+        progress(f"group rebalance: creating {parts} partitions on {b.name}")
+        guarded(b, "group rebalance: create", lambda: create_topic(b, "groups848", parts))
+    res = []
+    for rnd in range(cfg["rounds"]):
+        for b in brokers:
+            progress(f"group rebalance: {members} members + 1 joining on {b.name} (round {rnd + 1})")
+            st0 = b.cpu_rss()
+            r = guarded(b, f"group rebalance round {rnd + 1}",
+                        lambda: group_rebalance_once(b, "groups848", members, rnd))
+            st1 = b.cpu_rss()
+            if r:
+                if st0 and st1:
+                    # the whole round: 50 joins, settling, the join, settling again
+                    r["broker_cpu_s"] = st1[1] - st0[1]
+                    r["cpu_us_per_heartbeat"] = 1e6 * r["broker_cpu_s"] / r["heartbeats_total"]
+                res.append({"round": rnd, "broker": b.name, **r})
+    R["groups"] = {"members": members, "partitions": parts, "runs": res}
 
 
 # ---------------------------------------------------------------- report
@@ -1076,6 +1387,28 @@ def report(R, mode, outdir, cmdline):
           f"{cell(kp, 2)} | {ratio(med(sp), med(kp))} |")
     a("")
 
+    # 10. cleaner
+    a("### 10. Log cleaner throughput\n")
+    a(f"A one-partition topic with `segment.bytes` {CLEAN_SEGMENT_BYTES // MIB} MiB and "
+      f"`cleanup.policy=delete` is filled with {R['config'].get('clean_bytes', 0) // MIB} MiB of "
+      f"1 KiB records over {R['config'].get('clean_keys', 0)} keys (librdkafka, acks=1); then "
+      "IncrementalAlterConfigs sets `cleanup.policy=compact` (`min.cleanable.dirty.ratio` 0.01, "
+      f"`log.cleaner.backoff.ms` {CLEANER_BACKOFF_MS} on both brokers) and the time runs until the "
+      "partition's `.log` files stop shrinking (polled every 20 ms; the time of the last "
+      "change). MB/s: the segment bytes before cleaning over that time.\n")
+    a("| | Samsa | Kafka | ratio |")
+    a("| --- | --- | --- | --- |")
+    s = pick(R["cleaner"], "mb_s", broker="samsa")
+    k = pick(R["cleaner"], "mb_s", broker="kafka")
+    a(f"| cleaned MB/s | {cell(s)} | {cell(k)} | {ratio(med(s), med(k))} |")
+    s = pick(R["cleaner"], "seconds", broker="samsa")
+    k = pick(R["cleaner"], "seconds", broker="kafka")
+    a(f"| seconds | {cell(s, 2)} | {cell(k, 2)} | |")
+    s = pick(R["cleaner"], "bytes_after", broker="samsa")
+    k = pick(R["cleaner"], "bytes_after", broker="kafka")
+    a(f"| segment bytes after, MiB | {cell([x / MIB for x in s])} | {cell([x / MIB for x in k])} | |")
+    a("")
+
     a("### Failures during the run\n")
     if not R["failures"]:
         a("None: every measurement completed.\n")
@@ -1141,6 +1474,10 @@ def goals(R):
         tr.append(f"{per}/txn: {s / k:.2f}× throughput, commit p99 {sp / kp:.2f}"
                   if s and k and sp and kp else f"{per}/txn: -")
     out.append("Transactions ≥ 2× throughput and commit p99 ≤ 1/5 of Kafka's: " + ", ".join(tr) + ".")
+    s = med(pick(R.get("cleaner", []), "mb_s", broker="samsa"))
+    k = med(pick(R.get("cleaner", []), "mb_s", broker="kafka"))
+    out.append(f"Cleaner ≥ 2× Kafka's MB/s: ratio {s / k:.2f}." if s and k else
+               "Cleaner ≥ 2× Kafka's MB/s: -.")
     return out
 
 
@@ -1184,7 +1521,7 @@ def main():
     r = cfg["rounds"]
     STEP[1] = (4 + n_produce + (2 + 4 * r) + 4 * r + 2 * r
                + (2 * r + (2 if cfg["startup_partitions"] else 0)) + 2 * r + (2 + 4 * r)
-               + 2 * r * len(cfg["txn_sizes"]) + 1)
+               + 2 * r * len(cfg["txn_sizes"]) + 2 + 2 * r + 2 * r + 1)
     R = {"mode": mode, "config": {k: v for k, v in cfg.items() if k != "produce_cases"},
          "machine": machine_info()}
     R["config"]["produce_cases"] = [list(c) for c in cfg["produce_cases"]]
@@ -1268,6 +1605,8 @@ def main():
         scenario("6 recovery (kill -9)", sc_recovery, cfg, brokers, clients, sampler, R)
         scenario("7 many partitions", sc_many, cfg, brokers, clients, sampler, R)
         scenario("8 transactions", sc_transactions, cfg, brokers, clients, sampler, R)
+        scenario("9 group rebalance", sc_groups, cfg, brokers, clients, sampler, R)
+        scenario("10 cleaner", sc_cleaner, cfg, brokers, clients, sampler, R)
     finally:
         sampler.stopping.set()
         for b in brokers:
@@ -1287,6 +1626,7 @@ def main():
     R.setdefault("startup_empty", {"runs": [], "data": {}})
     R.setdefault("recovery", [])
     R.setdefault("transactions", [])
+    R.setdefault("cleaner", [])
     R.setdefault("many", {"partitions": cfg["many_partitions"], "records": cfg["many_records"],
                           "create": {b: {"create_s": None, "rss_after_create": None}
                                      for b in ("samsa", "kafka")}, "runs": []})

@@ -22,6 +22,8 @@ static const char *const cleanup_policies[] = {"delete", "compact", NULL};
 static const char *const compression_types[] = {"uncompressed", "zstd",     "lz4", "snappy",
                                                 "gzip",         "producer", NULL};
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const migration_policies[] = {"bidirectional", "upgrade", "downgrade", "disabled",
+                                                 NULL};
 
 const sm_config_key_t sm_config_keys[] = {
     {"node.id", SM_CFG_INT, "1", 0, I32MAX, NULL,
@@ -162,12 +164,20 @@ const sm_config_key_t sm_config_keys[] = {
      "Server-side assignors of consumer groups (KIP-848), the first is the default."},
     {"group.consumer.session.timeout.ms", SM_CFG_INT, "45000", 1, I32MAX, NULL,
      "Consumer group member session timeout."},
-    {"group.consumer.min.session.timeout.ms", SM_CFG_INT, "45000", 1, I32MAX, NULL, "Accepted."},
-    {"group.consumer.max.session.timeout.ms", SM_CFG_INT, "60000", 1, I32MAX, NULL, "Accepted."},
+    {"group.consumer.min.session.timeout.ms", SM_CFG_INT, "45000", 1, I32MAX, NULL,
+     "Smallest group.consumer.session.timeout.ms."},
+    {"group.consumer.max.session.timeout.ms", SM_CFG_INT, "60000", 1, I32MAX, NULL,
+     "Largest group.consumer.session.timeout.ms."},
     {"group.consumer.heartbeat.interval.ms", SM_CFG_INT, "5000", 1, I32MAX, NULL,
      "Heartbeat interval told to consumer group members."},
+    {"group.consumer.min.heartbeat.interval.ms", SM_CFG_INT, "5000", 1, I32MAX, NULL,
+     "Smallest group.consumer.heartbeat.interval.ms."},
+    {"group.consumer.max.heartbeat.interval.ms", SM_CFG_INT, "15000", 1, I32MAX, NULL,
+     "Largest group.consumer.heartbeat.interval.ms."},
     {"group.consumer.max.size", SM_CFG_INT, "2147483647", 1, I32MAX, NULL,
      "Members per consumer group."},
+    {"group.consumer.migration.policy", SM_CFG_STRING, "bidirectional", 0, 0, migration_policies,
+     "Online upgrade (classic to consumer) and downgrade of groups with members."},
     {"transaction.state.log.num.partitions", SM_CFG_INT, "50", 1, I32MAX, NULL,
      "Partitions of __transaction_state."},
     {"transaction.state.log.replication.factor", SM_CFG_INT, "1", 1, 32767, NULL,
@@ -178,10 +188,10 @@ const sm_config_key_t sm_config_keys[] = {
      "Segment size of __transaction_state."},
     {"transaction.max.timeout.ms", SM_CFG_INT, "900000", 1, I32MAX, NULL,
      "Largest transaction.timeout.ms a producer may ask for."},
-    {"transaction.abort.timed.out.transaction.cleanup.interval.ms", SM_CFG_INT, "10000", 1,
-     I32MAX, NULL, "How often timed-out transactions are looked for and aborted."},
-    {"transaction.remove.expired.transaction.cleanup.interval.ms", SM_CFG_INT, "3600000", 1,
-     I32MAX, NULL, "How often expired transactional ids are removed."},
+    {"transaction.abort.timed.out.transaction.cleanup.interval.ms", SM_CFG_INT, "10000", 1, I32MAX,
+     NULL, "How often timed-out transactions are looked for and aborted."},
+    {"transaction.remove.expired.transaction.cleanup.interval.ms", SM_CFG_INT, "3600000", 1, I32MAX,
+     NULL, "How often expired transactional ids are removed."},
     {"transactional.id.expiration.ms", SM_CFG_INT, "604800000", 1, I32MAX, NULL,
      "A transactional id idle this long is forgotten."},
     {"producer.id.expiration.ms", SM_CFG_INT, "86400000", 1, I32MAX, NULL,
@@ -196,6 +206,11 @@ const sm_config_key_t sm_config_keys[] = {
      "Samsa: cluster id for a new data dir (default: random)."},
     {"samsa.log.fsync.before.ack", SM_CFG_BOOL, "false", 0, 0, NULL,
      "Samsa: fsync a produce before acknowledging it (group commit)."},
+    {"samsa.log.recovery.flush.bytes", SM_CFG_LONG, "4194304", 0, I64MAX, NULL,
+     "Samsa: flush a partition in the background once this much is unflushed (0: never)."},
+    {"samsa.log.recovery.flush.ms", SM_CFG_LONG, "1000", 0, I64MAX, NULL,
+     "Samsa: flush data unflushed this long in the background; checkpoint recovery points as often "
+     "(0: never)."},
     {"samsa.log.level", SM_CFG_STRING, "info", 0, 0, log_levels,
      "Samsa: debug, info, warn or error."},
 };
@@ -648,6 +663,41 @@ sm_config_source_t sm_config_source(const sm_config_t *c, const char *key) {
 bool sm_config_key_inert(const char *key) {
     const sm_config_key_t *k = sm_config_key(key);
     return k && k->doc && strncmp(k->doc, SM_CONFIG_INERT_DOC, strlen(SM_CONFIG_INERT_DOC)) == 0;
+}
+
+/* Kafka's checks between keys (GroupCoordinatorConfig): the consumer group
+ * session timeout and heartbeat interval lie within their bounds, and a
+ * heartbeat comes before the session ends. */
+int sm_config_check(const sm_config_t *c, char *err, size_t errlen) {
+    static const struct {
+        const char *key, *other;
+        bool at_most; /* key <= other; otherwise key >= other */
+    } rules[] = {
+        {"group.consumer.max.session.timeout.ms", "group.consumer.min.session.timeout.ms", false},
+        {"group.consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms", false},
+        {"group.consumer.session.timeout.ms", "group.consumer.max.session.timeout.ms", true},
+        {"group.consumer.max.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms",
+         false},
+        {"group.consumer.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms", false},
+        {"group.consumer.heartbeat.interval.ms", "group.consumer.max.heartbeat.interval.ms", true},
+    };
+    for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
+        int64_t k = sm_config_long(c, rules[i].key), o = sm_config_long(c, rules[i].other);
+        if (rules[i].at_most ? k > o : k < o) {
+            snprintf(err, errlen, "config: %s must be %s %s", rules[i].key,
+                     rules[i].at_most ? "less than or equal to" : "greater than or equal to",
+                     rules[i].other);
+            return -1;
+        }
+    }
+    if (sm_config_long(c, "group.consumer.heartbeat.interval.ms") >=
+        sm_config_long(c, "group.consumer.session.timeout.ms")) {
+        snprintf(err, errlen,
+                 "config: group.consumer.heartbeat.interval.ms must be less than "
+                 "group.consumer.session.timeout.ms");
+        return -1;
+    }
+    return 0;
 }
 
 int sm_config_warn_inert(const sm_config_t *c) {

@@ -85,6 +85,8 @@ sm_config_source_t sm_config_source(const sm_config_t *c, const char *key);
  * doc starting with SM_CONFIG_INERT_DOC (DescribeConfigs shows that doc). */
 #define SM_CONFIG_INERT_DOC "Not in effect"
 bool sm_config_key_inert(const char *key);
+/* Checks between keys (Kafka's); -1 with one line in err when one fails. */
+int sm_config_check(const sm_config_t *c, char *err, size_t errlen);
 /* One warning per inert key set in c (file or --override); returns how many.
  * Keys matched only by a Kafka prefix (ssl.*, ...) warn as they are set. */
 int sm_config_warn_inert(const sm_config_t *c);

@@ -558,12 +558,19 @@ static bool claimed_by_image(void *arg, const char *topic, int32_t partition,
     return t && partition >= 0 && partition < t->n_partitions;
 }
 
+void broker_close_unclaimed_logs(broker_t *b) {
+    meta_image_rdlock(&b->image);
+    log_manager_close_unclaimed(b->logs, claimed_by_image, &b->image);
+    meta_image_unlock(&b->image);
+}
+
 int broker_start(broker_t *b, sm_config_t *cfg) {
     memset(b, 0, sizeof(*b));
     b->cfg = cfg;
     int rc = load_settings(b, cfg);
     if (rc) return rc;
     pthread_mutex_init(&b->partitions_mu, NULL);
+    pthread_mutex_init(&b->create_mu, NULL);
     pthread_mutex_init(&b->pid_mu, NULL);
     pthread_mutex_init(&b->settings_mu, NULL);
     sm_map_init(&b->partitions);
@@ -619,6 +626,8 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
         .recovery_threads = sm_config_int(cfg, "num.recovery.threads.per.data.dir"),
         .retention_check_ms = sm_config_long(cfg, "log.retention.check.interval.ms"),
         .checkpoint_interval_ms = sm_config_long(cfg, "log.flush.offset.checkpoint.interval.ms"),
+        .recovery_checkpoint_ms = sm_config_long(cfg, "samsa.log.recovery.flush.ms"),
+        .defer_recovery = true,
         .cleaner = {
             .enable = sm_config_bool(cfg, "log.cleaner.enable"),
             .threads = sm_config_int(cfg, "log.cleaner.threads"),
@@ -646,6 +655,12 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     meta_image_unlock(&b->image);
     if (rc == SM_OK) rc = log_manager_start_cleaner(b->logs);
     if (rc) goto out;
+    /* Logs of an unclean stop recover in the background, each served as soon
+     * as it is; the coordinators need their topics whole first (recovered
+     * first). */
+    log_manager_start_recovery(b->logs, broker_partition_recovered, b);
+    log_manager_wait_topic(b->logs, "__consumer_offsets");
+    log_manager_wait_topic(b->logs, "__transaction_state");
     if ((rc = broker_delayed_start(b))) goto out;
     if ((rc = broker_groups_start(b))) goto out;
     if ((rc = txn_coordinator_start(b))) goto out;
@@ -673,6 +688,8 @@ void broker_stop(broker_t *b) {
      * group coordinator stay allocated, their threads gone). Only then are
      * they freed. */
     atomic_store(&b->stopping, true);
+    /* No partition appears behind the shutdown's back. */
+    if (b->logs) log_manager_finish_recovery(b->logs);
     broker_groups_stop(b);
     broker_delayed_stop(b);
     for (int i = 0; i < b->nlisteners; i++) {

@@ -94,9 +94,10 @@ struct broker {
     log_t *metadata_log;
     log_manager_t *logs;
     log_config_t log_defaults;
-    bool cleanup_delete_default;  /* log.cleanup.policy includes "delete" */
+    bool cleanup_delete_default; /* log.cleanup.policy includes "delete" */
     pthread_mutex_t partitions_mu;
-    sm_map_t partitions; /* topic id + partition index -> broker_partition_t* */
+    pthread_mutex_t create_mu; /* serialises broker_partitions_create */
+    sm_map_t partitions;       /* topic id + partition index -> broker_partition_t* */
     broker_delayed_t *delayed;
     group_coordinator_t *groups;
     txn_coordinator_t *txns;
@@ -119,8 +120,12 @@ struct broker {
     ((1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12))
 
 /* Starts the broker: storage, metadata replay, network. Returns SM_OK or an
- * error after logging why. */
+ * error after logging why. After an unclean stop it answers (Metadata, and
+ * the partitions already recovered) while partition logs still recover in
+ * the background; the internal topics recover before the coordinators start. */
 int broker_start(broker_t *b, sm_config_t *cfg);
+/* Closes the partition logs no topic of the image claims, left on disk. */
+void broker_close_unclaimed_logs(broker_t *b);
 /* Stops accepting, completes parked requests, flushes and closes the logs. */
 void broker_stop(broker_t *b);
 

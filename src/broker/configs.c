@@ -54,6 +54,8 @@ static void derive_topic_defaults(broker_t *b, const sm_config_t *c) {
                                : INT64_MAX;
     d->file_delete_delay_ms = sm_config_long(c, "log.segment.delete.delay.ms");
     d->fsync_before_ack = s->fsync_before_ack;
+    d->recovery_flush_bytes = sm_config_long(c, "samsa.log.recovery.flush.bytes");
+    d->recovery_flush_ms = sm_config_long(c, "samsa.log.recovery.flush.ms");
     b->cleanup_delete_default = strstr(sm_config_str(c, "log.cleanup.policy"), "delete") != NULL;
     d->compact = strstr(sm_config_str(c, "log.cleanup.policy"), "compact") != NULL;
     d->min_cleanable_ratio = strtod(sm_config_str(c, "log.cleaner.min.cleanable.ratio"), NULL);

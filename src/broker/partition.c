@@ -78,12 +78,50 @@ static void write_snapshot(broker_partition_t *p, bool durable) {
 
 void broker_partition_after_append(broker_partition_t *p) {
     int segs = log_segment_count(p->log);
-    if (segs == p->snapshot_segments) return;
-    /* A segment rolled (or retention removed some): a snapshot here bounds
-     * what recovery after a crash replays to the newest segment, as Kafka's
-     * snapshot at each roll. Not fsynced: a lost one costs a longer replay. */
+    int64_t appended = p->snapshot_every > 0 ? log_appended_bytes(p->log) : 0;
+    if (segs == p->snapshot_segments &&
+        (p->snapshot_every <= 0 || appended - p->snapshot_bytes < p->snapshot_every))
+        return;
+    /* A segment rolled (or retention removed some), or the recovery bound's
+     * worth of bytes was appended: a snapshot here bounds what recovery after
+     * a crash replays (Kafka snapshots at each roll only). Not fsynced: a
+     * lost one costs a longer replay. */
     write_snapshot(p, false);
     p->snapshot_segments = segs;
+    p->snapshot_bytes = appended;
+}
+
+int16_t broker_partition_absent_error(broker_t *b, sm_str_t topic, const sm_uuid_t *id,
+                                      int32_t index, int16_t dflt) {
+    char name[256] = "";
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = id && !sm_uuid_is_zero(id) ? meta_image_topic_by_id(&b->image, id)
+                                                 : meta_image_topic(&b->image, topic);
+    if (t) snprintf(name, sizeof(name), "%s", t->name);
+    meta_image_unlock(&b->image);
+    return t && log_manager_pending(b->logs, name, index) ? PROTO_ERR_NOT_LEADER_OR_FOLLOWER : dflt;
+}
+
+int16_t broker_partition_leader(broker_t *b, const char *topic, const meta_partition_t *mp,
+                                int32_t *leader) {
+    bool none = mp->leader < 0 || log_manager_pending(b->logs, topic, mp->id);
+    *leader = none ? -1 : mp->leader;
+    return none ? PROTO_ERR_LEADER_NOT_AVAILABLE : PROTO_ERR_NONE;
+}
+
+void broker_partition_recovered(void *broker, const char *topic, int32_t index) {
+    broker_t *b = broker;
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = meta_image_topic(&b->image, (sm_str_t){topic, (int32_t)strlen(topic)});
+    if (t && index < t->n_partitions) {
+        log_t *l = log_manager_get(b->logs, topic, index);
+        sm_info("broker", "%s-%d: recovered, now served (log end %lld)", topic, index,
+                l ? (long long)log_end_offset(l) : -1LL);
+        broker_partitions_create(b, t, index);
+    }
+    meta_image_unlock(&b->image);
+    /* A folder no topic claims is closed and left on disk, as at start. */
+    if (!t || index >= t->n_partitions) broker_close_unclaimed_logs(b);
 }
 
 void broker_partition_put(broker_partition_t *p) {
@@ -209,8 +247,9 @@ int16_t broker_partition_write_marker(broker_partition_t *p, int64_t producer_id
                                       int32_t coordinator_epoch, bool commit) {
     uint8_t buf[128];
     int64_t now = broker_now_ms();
-    size_t len = proto_control_batch_build(buf, sizeof(buf), producer_id, epoch, coordinator_epoch,
-                                           commit ? PROTO_CONTROL_COMMIT : PROTO_CONTROL_ABORT, now);
+    size_t len =
+        proto_control_batch_build(buf, sizeof(buf), producer_id, epoch, coordinator_epoch,
+                                  commit ? PROTO_CONTROL_COMMIT : PROTO_CONTROL_ABORT, now);
     if (!len) return PROTO_ERR_UNKNOWN_SERVER_ERROR;
     int16_t err = PROTO_ERR_NONE;
     pthread_mutex_lock(&p->mu);
@@ -288,8 +327,8 @@ static void restore_producers(broker_partition_t *p) {
     /* The aborted-transaction index up to the snapshot; the replay re-adds
      * what lies after it. */
     if (txn_aborted_index_load(&p->aborted, log_dir(p->log), from) != SM_OK)
-        sm_warn("broker", "%s-%d: the aborted-transaction index could not be read whole",
-                p->topic, p->index);
+        sm_warn("broker", "%s-%d: the aborted-transaction index could not be read whole", p->topic,
+                p->index);
     txn_aborted_index_drop_before(&p->aborted, log_start_offset(p->log));
     /* Replay producer batches and markers after the snapshot. A replay that
      * stops leaves the state of what was replayed: idempotent producers may
@@ -304,6 +343,9 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
     int first_err = SM_OK;
     log_config_t cfg;
     broker_topic_log_config(b, t, &cfg);
+    /* The controller and the recovery threads create partitions: one at a
+     * time, so a partition is never created twice. */
+    pthread_mutex_lock(&b->create_mu);
     for (int32_t i = first; i < t->n_partitions; i++) {
         pkey_t k = make_key(&t->id, i);
         pthread_mutex_lock(&b->partitions_mu);
@@ -311,7 +353,10 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         pthread_mutex_unlock(&b->partitions_mu);
         if (exists) continue;
         broker_partition_t *p = calloc(1, sizeof(*p));
-        if (!p) return SM_ERR_NOMEM;
+        if (!p) {
+            first_err = SM_ERR_NOMEM;
+            break;
+        }
         p->b = b;
         p->topic_id = t->id;
         p->index = i;
@@ -321,15 +366,24 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         pthread_mutex_init(&p->mu, NULL);
         p->leader_epoch = t->partitions[i].leader_epoch;
         p->last_snapshot_offset = -1;
+        p->snapshot_every = cfg.recovery_flush_bytes;
         txn_producer_state_init(&p->producers);
         txn_aborted_index_init(&p->aborted);
         topic_produce_configs(b, t, p);
         int rc = log_manager_get_or_create(b->logs, t->name, i, t->id.b, &cfg, &p->log);
+        if (rc == SM_ERR_AGAIN) {
+            /* Still recovering: created when its log is (broker_partition_recovered). */
+            txn_producer_state_free(&p->producers);
+            txn_aborted_index_free(&p->aborted);
+            pthread_mutex_destroy(&p->mu);
+            free(p);
+            continue;
+        }
         if (rc) {
             /* This partition alone goes offline (unknown to requests); the
              * topic's other partitions and the broker carry on. */
-            sm_error("broker", "%s-%d: cannot open the log (%s); the partition is offline",
-                     t->name, i, sm_strerror(rc));
+            sm_error("broker", "%s-%d: cannot open the log (%s); the partition is offline", t->name,
+                     i, sm_strerror(rc));
             pthread_mutex_destroy(&p->mu);
             free(p);
             if (!first_err) first_err = rc;
@@ -343,9 +397,11 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         pthread_mutex_unlock(&b->partitions_mu);
         if (rc) {
             broker_partition_put(p);
-            return rc;
+            first_err = rc;
+            break;
         }
     }
+    pthread_mutex_unlock(&b->create_mu);
     return first_err;
 }
 
@@ -379,6 +435,7 @@ void broker_partitions_reconfigure(broker_t *b, const meta_topic_t *t) {
         if (!p) continue;
         pthread_mutex_lock(&p->mu);
         topic_produce_configs(b, t, p);
+        p->snapshot_every = cfg.recovery_flush_bytes;
         pthread_mutex_unlock(&p->mu);
         log_set_config(p->log, &cfg);
         broker_partition_put(p);

@@ -3,8 +3,8 @@
  * state and the fetches parked on it. Reference-counted: handlers and parked
  * requests hold references. Deleting the topic detaches the log at once (its
  * folder renamed <topic>-<p>.<uuid>-delete, the name free for a new topic);
- * the log itself stays open until the partition's last reference goes. Thread-safety: mu covers the producer state and serialises
- * appends with their sequence checks.
+ * the log itself stays open until the partition's last reference goes. Thread-safety: mu covers the
+ * producer state and serialises appends with their sequence checks.
  */
 #ifndef BROKER_PARTITION_H
 #define BROKER_PARTITION_H
@@ -32,7 +32,9 @@ struct broker_partition {
     txn_producer_state_t producers;
     txn_aborted_index_t aborted; /* aborted transactions (under mu) */
     int64_t last_snapshot_offset;
-    int snapshot_segments; /* segment count when the last snapshot was taken */
+    int snapshot_segments;  /* segment count when the last snapshot was taken */
+    int64_t snapshot_bytes; /* log_appended_bytes at the last snapshot */
+    int64_t snapshot_every; /* samsa.log.recovery.flush.bytes: a snapshot this often (bytes) */
     /* topic configs that matter on the produce path */
     int32_t max_message_bytes;
     bool log_append_time;
@@ -74,6 +76,21 @@ void broker_partition_put(broker_partition_t *p);
  * zero, otherwise by topic name; NULL when there is no such partition. */
 broker_partition_t *broker_partition_lookup(broker_t *b, sm_str_t topic, const sm_uuid_t *id,
                                             int32_t index);
+/* The error for a partition broker_partition_lookup did not find:
+ * NOT_LEADER_OR_FOLLOWER while its log still recovers after an unclean stop
+ * (retriable: clients refresh metadata and retry, as with a partition Kafka
+ * has not brought online yet), else dflt. */
+int16_t broker_partition_absent_error(broker_t *b, sm_str_t topic, const sm_uuid_t *id,
+                                      int32_t index, int16_t dflt);
+/* The leader Metadata and DescribeTopicPartitions report for a partition of
+ * topic, and its error: none (-1, LEADER_NOT_AVAILABLE, as Kafka reports a
+ * partition not yet online; clients wait and refresh) without a leader or
+ * while its log still recovers after an unclean stop. */
+int16_t broker_partition_leader(broker_t *b, const char *topic, const meta_partition_t *mp,
+                                int32_t *leader);
+/* The log manager's deferred recovery made topic-partition's log available:
+ * its partition is created (and served) now. */
+void broker_partition_recovered(void *broker, const char *topic, int32_t index);
 
 /* Creates the partition objects (and logs) for a topic's partitions from
  * first on; called from the controller's listener and at start-up. */

@@ -37,12 +37,40 @@
 
 /* ---------------------------------------------------------------- members */
 
-static void member_free(group_member_t *m) {
-    for (int i = 0; i < m->nprotocols; i++) {
-        gs_free(m->protocols[i].name);
-        free(m->protocols[i].meta);
+void group_protocols_free(group_protocol_t *p, int n) {
+    for (int i = 0; i < n; i++) {
+        gs_free(p[i].name);
+        free(p[i].meta);
     }
-    free(m->protocols);
+    free(p);
+}
+
+int group_protocols_copy(const proto_join_group_request_join_group_request_protocol_array_t *in,
+                         group_protocol_t **out, int *n) {
+    int32_t cnt = in->n > 0 ? in->n : 0;
+    group_protocol_t *p = calloc((size_t)cnt + 1, sizeof(*p));
+    *out = NULL;
+    *n = 0;
+    if (!p) return SM_ERR_NOMEM;
+    for (int32_t i = 0; i < cnt; i++) {
+        const proto_join_group_request_join_group_request_protocol_t *q = &in->v[i];
+        int32_t ml = q->metadata.len > 0 ? q->metadata.len : 0;
+        p[i].name = group_dupstr(q->name);
+        p[i].meta = malloc((size_t)ml + 1);
+        if (!p[i].name || !p[i].meta) {
+            group_protocols_free(p, i + 1);
+            return SM_ERR_NOMEM;
+        }
+        if (ml) memcpy(p[i].meta, q->metadata.ptr, (size_t)ml);
+        p[i].meta_len = ml;
+    }
+    *out = p;
+    *n = cnt;
+    return SM_OK;
+}
+
+void group_classic_member_free(group_member_t *m) {
+    group_protocols_free(m->protocols, m->nprotocols);
     free(m->assignment);
     gs_free(m->id);
     gs_free(m->instance_id);
@@ -55,7 +83,7 @@ void group_free(group_t *g) {
     while (g->members) {
         group_member_t *m = g->members;
         g->members = m->next;
-        member_free(m);
+        group_classic_member_free(m);
     }
     while (g->pending) {
         group_pending_id_t *p = g->pending;
@@ -91,7 +119,7 @@ static void member_remove(group_t *g, group_member_t *m) {
         pp = &(*pp)->next;
     if (*pp) *pp = m->next;
     g->nmembers--;
-    member_free(m);
+    group_classic_member_free(m);
 }
 
 static void set_state(group_t *g, int s) {
@@ -101,7 +129,7 @@ static void set_state(group_t *g, int s) {
 
 /* ---------------------------------------------------------------- answers */
 
-static void respond_join_error(broker_req_t *r, int16_t err, const char *member_id) {
+void group_classic_join_error(broker_req_t *r, int16_t err, const char *member_id) {
     proto_join_group_response_t *resp = r->resp;
     resp->error_code = err;
     resp->generation_id = -1;
@@ -129,7 +157,7 @@ static void fill_sync(broker_req_t *r, group_t *g, group_member_t *m) {
 }
 
 /* group_answer_fn of SyncGroup. */
-static void sync_answer(broker_req_t *r, int16_t err) {
+void group_classic_sync_answer(broker_req_t *r, int16_t err) {
     proto_sync_group_response_t *resp = r->resp;
     if (err) {
         resp->error_code = err;
@@ -140,7 +168,7 @@ static void sync_answer(broker_req_t *r, int16_t err) {
     broker_req_finish(r);
 }
 
-static void respond_sync_error(broker_req_t *r, int16_t err) { sync_answer(r, err); }
+static void respond_sync_error(broker_req_t *r, int16_t err) { group_classic_sync_answer(r, err); }
 
 /* The protocol every member supports that most members prefer. */
 static bool all_support(group_t *g, const char *p) {
@@ -153,7 +181,7 @@ static bool all_support(group_t *g, const char *p) {
     return true;
 }
 
-static const char *select_protocol(group_t *g) {
+const char *group_classic_select_protocol(group_t *g) {
     group_member_t *first = g->members;
     if (!first) return NULL;
     const char *best = NULL;
@@ -218,7 +246,7 @@ static int16_t become_empty(group_coordinator_t *c, group_shard_t *s, group_t *g
     if (err) return err;
     while (g->members) {
         group_member_t *m = g->members;
-        if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_UNKNOWN_MEMBER_ID, NULL);
+        if (m->join_req) group_classic_join_error(m->join_req, PROTO_ERR_UNKNOWN_MEMBER_ID, NULL);
         if (m->sync_req) respond_sync_error(m->sync_req, PROTO_ERR_UNKNOWN_MEMBER_ID);
         m->join_req = m->sync_req = NULL;
         member_remove(g, m);
@@ -253,7 +281,7 @@ static int16_t complete_join(group_coordinator_t *c, group_shard_t *s, group_t *
     g->rebalance_deadline = 0;
     g->generation++;
     gs_free(g->protocol);
-    const char *p = select_protocol(g);
+    const char *p = group_classic_select_protocol(g);
     g->protocol = gs_copy(p);
     if (!g->leader || !group_member_find(g, S(g->leader))) {
         gs_free(g->leader);
@@ -291,6 +319,10 @@ static void prepare_rebalance(group_coordinator_t *c, group_t *g, bool initial) 
     group_timer_kick(c);
 }
 
+void group_classic_prepare_rebalance(group_coordinator_t *c, group_t *g) {
+    prepare_rebalance(c, g, false);
+}
+
 static void maybe_complete_join(group_coordinator_t *c, group_shard_t *s, group_t *g) {
     if (g->state != GROUP_PREPARING) return;
     for (group_member_t *m = g->members; m; m = m->next)
@@ -305,7 +337,7 @@ static int16_t member_gone(group_coordinator_t *c, group_shard_t *s, group_t *g,
                            group_member_t *m) {
     sm_debug("group", "%s: member %s leaves", g->id, m->id);
     if (g->nmembers == 1 && g->state != GROUP_EMPTY) return become_empty(c, s, g);
-    if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_UNKNOWN_MEMBER_ID, NULL);
+    if (m->join_req) group_classic_join_error(m->join_req, PROTO_ERR_UNKNOWN_MEMBER_ID, NULL);
     if (m->sync_req) respond_sync_error(m->sync_req, PROTO_ERR_UNKNOWN_MEMBER_ID);
     m->join_req = m->sync_req = NULL;
     member_remove(g, m);
@@ -354,7 +386,7 @@ void group_classic_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, in
 
 void group_classic_abort(group_t *g, int16_t err) {
     for (group_member_t *m = g->members; m; m = m->next) {
-        if (m->join_req) respond_join_error(m->join_req, err, NULL);
+        if (m->join_req) group_classic_join_error(m->join_req, err, NULL);
         if (m->sync_req) respond_sync_error(m->sync_req, err);
         m->join_req = m->sync_req = NULL;
     }
@@ -368,34 +400,17 @@ static group_member_t *new_member(sm_str_t id, const proto_join_group_request_t 
     if (!m) return NULL;
     m->id = group_dupstr(id);
     m->instance_id = group_dupstr(req->group_instance_id);
-    m->client_id =
-        group_dupstr(r->req.header.client_id.len >= 0 ? r->req.header.client_id : SM_STR_LIT(""));
-    const char *peer = net_conn_peer(r->net->conn);
-    const char *colon = strrchr(peer, ':');
-    char host[80];
-    snprintf(host, sizeof(host), "/%.*s", colon ? (int)(colon - peer) : (int)strlen(peer), peer);
-    m->client_host = gs_cstr(host);
+    group_client_of(r, &m->client_id, &m->client_host);
     return m;
 }
 
 static int set_protocols(group_member_t *m, const proto_join_group_request_t *req) {
-    for (int i = 0; i < m->nprotocols; i++) {
-        gs_free(m->protocols[i].name);
-        free(m->protocols[i].meta);
-    }
-    free(m->protocols);
-    m->nprotocols = 0;
-    m->protocols = calloc((size_t)req->protocols.n + 1, sizeof(group_protocol_t));
-    if (!m->protocols) return SM_ERR_NOMEM;
-    for (int32_t i = 0; i < req->protocols.n; i++) {
-        const proto_join_group_request_join_group_request_protocol_t *p = &req->protocols.v[i];
-        m->protocols[i].name = group_dupstr(p->name);
-        int32_t ml = p->metadata.len > 0 ? p->metadata.len : 0;
-        m->protocols[i].meta = malloc((size_t)ml + 1);
-        if (m->protocols[i].meta && ml) memcpy(m->protocols[i].meta, p->metadata.ptr, (size_t)ml);
-        m->protocols[i].meta_len = ml;
-        m->nprotocols++;
-    }
+    group_protocol_t *p;
+    int n;
+    if (group_protocols_copy(&req->protocols, &p, &n)) return SM_ERR_NOMEM;
+    group_protocols_free(m->protocols, m->nprotocols);
+    m->protocols = p;
+    m->nprotocols = n;
     return SM_OK;
 }
 
@@ -456,7 +471,7 @@ static group_member_t *add_member(group_t *g, sm_str_t id, const proto_join_grou
 static bool rejoin_static(group_t *g, group_member_t *old, char *id,
                           const proto_join_group_request_t *req, int32_t rebalance_timeout,
                           broker_req_t *r) {
-    if (old->join_req) respond_join_error(old->join_req, PROTO_ERR_FENCED_INSTANCE_ID, NULL);
+    if (old->join_req) group_classic_join_error(old->join_req, PROTO_ERR_FENCED_INSTANCE_ID, NULL);
     if (old->sync_req) respond_sync_error(old->sync_req, PROTO_ERR_FENCED_INSTANCE_ID);
     old->join_req = old->sync_req = NULL;
     bool was_leader = gs_eq(g->leader, old->id);
@@ -490,7 +505,7 @@ static group_member_t *join_member(group_coordinator_t *c, group_t *g,
             is_static ? group_member_by_instance(g, req->group_instance_id) : NULL;
         char *id = make_member_id(r->req.header.client_id, req->group_instance_id);
         if (!id) {
-            respond_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NULL);
+            group_classic_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NULL);
             return NULL;
         }
         if (old) return rejoin_static(g, old, id, req, rebalance_timeout, r) ? NULL : old;
@@ -503,7 +518,7 @@ static group_member_t *join_member(group_coordinator_t *c, group_t *g,
                 p->next = g->pending;
                 g->pending = p;
             }
-            respond_join_error(r, PROTO_ERR_MEMBER_ID_REQUIRED, id);
+            group_classic_join_error(r, PROTO_ERR_MEMBER_ID_REQUIRED, id);
             if (!p) gs_free(id);
             return NULL;
         }
@@ -514,13 +529,13 @@ static group_member_t *join_member(group_coordinator_t *c, group_t *g,
         else
             m = add_member(g, S(id), req, r);
         gs_free(id);
-        if (!m) respond_join_error(r, err, NULL);
+        if (!m) group_classic_join_error(r, err, NULL);
         return m;
     }
     group_member_t *m = group_member_find(g, req->member_id);
     if (m && is_static &&
         (!m->instance_id || !group_streq(m->instance_id, req->group_instance_id))) {
-        respond_join_error(r, PROTO_ERR_FENCED_INSTANCE_ID, NULL);
+        group_classic_join_error(r, PROTO_ERR_FENCED_INSTANCE_ID, NULL);
         return NULL;
     }
     if (!m) {
@@ -530,7 +545,7 @@ static group_member_t *join_member(group_coordinator_t *c, group_t *g,
             pp = &(*pp)->next;
         if (*pp) {
             if (c->max_size > 0 && g->nmembers >= c->max_size) {
-                respond_join_error(r, PROTO_ERR_GROUP_MAX_SIZE_REACHED, NULL);
+                group_classic_join_error(r, PROTO_ERR_GROUP_MAX_SIZE_REACHED, NULL);
                 return NULL;
             }
             group_pending_id_t *p = *pp;
@@ -544,7 +559,7 @@ static group_member_t *join_member(group_coordinator_t *c, group_t *g,
         int16_t err = is_static && group_member_by_instance(g, req->group_instance_id)
                           ? PROTO_ERR_FENCED_INSTANCE_ID
                           : PROTO_ERR_UNKNOWN_MEMBER_ID;
-        respond_join_error(r, err, NULL);
+        group_classic_join_error(r, err, NULL);
     }
     return m;
 }
@@ -553,15 +568,15 @@ int broker_handle_join_group(broker_req_t *r) {
     group_coordinator_t *c = r->b->groups;
     proto_join_group_request_t *req = broker_body(r);
     if (req->group_id.len <= 0) {
-        respond_join_error(r, PROTO_ERR_INVALID_GROUP_ID, NULL);
+        group_classic_join_error(r, PROTO_ERR_INVALID_GROUP_ID, NULL);
         return BROKER_PARKED;
     }
     if (req->session_timeout_ms < c->min_session || req->session_timeout_ms > c->max_session) {
-        respond_join_error(r, PROTO_ERR_INVALID_SESSION_TIMEOUT, NULL);
+        group_classic_join_error(r, PROTO_ERR_INVALID_SESSION_TIMEOUT, NULL);
         return BROKER_PARKED;
     }
     if (req->protocol_type.len <= 0 || req->protocols.n <= 0) {
-        respond_join_error(r, PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL, NULL);
+        group_classic_join_error(r, PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL, NULL);
         return BROKER_PARKED;
     }
     int32_t rebalance_timeout =
@@ -573,7 +588,12 @@ int broker_handle_join_group(broker_req_t *r) {
     if (!err && atomic_load(&s->stopping)) err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
     group_t *g = err ? NULL : group_get_or_create(s, req->group_id);
     if (!err && !g) err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
-    if (!err && g->cg && g->cg->nmembers) err = PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL;
+    if (!err && g->cg && g->cg->nmembers) {
+        /* KIP-848: a classic member of a consumer group. */
+        group_migrate_join(c, s, g, r, req, rebalance_timeout);
+        pthread_mutex_unlock(&s->mu);
+        return BROKER_PARKED;
+    }
     if (!err && g->cg) {
         /* An empty consumer group becomes a classic one again. */
         group_consumer_free(g->cg);
@@ -582,7 +602,7 @@ int broker_handle_join_group(broker_req_t *r) {
     if (!err && !protocols_compatible(g, req)) err = PROTO_ERR_INCONSISTENT_GROUP_PROTOCOL;
     if (err) {
         pthread_mutex_unlock(&s->mu);
-        respond_join_error(r, err, NULL);
+        group_classic_join_error(r, err, NULL);
         return BROKER_PARKED;
     }
     group_member_t *m = join_member(c, g, req, rebalance_timeout, r);
@@ -590,7 +610,7 @@ int broker_handle_join_group(broker_req_t *r) {
         pthread_mutex_unlock(&s->mu);
         return BROKER_PARKED;
     }
-    if (m->join_req) respond_join_error(m->join_req, PROTO_ERR_REBALANCE_IN_PROGRESS, NULL);
+    if (m->join_req) group_classic_join_error(m->join_req, PROTO_ERR_REBALANCE_IN_PROGRESS, NULL);
     set_protocols(m, req);
     m->session_timeout = req->session_timeout_ms;
     m->rebalance_timeout = rebalance_timeout;
@@ -674,7 +694,7 @@ static void complete_sync(group_coordinator_t *c, group_shard_t *s, group_t *g,
             respond_sync_error(sr, err);
         } else {
             fill_sync(sr, g, o);
-            group_answer_after(c, s, end, sr, sync_answer);
+            group_answer_after(c, s, end, sr, group_classic_sync_answer);
         }
     }
 }
@@ -708,7 +728,12 @@ int broker_handle_sync_group(broker_req_t *r) {
     proto_sync_group_request_t *req = broker_body(r);
     group_shard_t *s = group_shard_for(c, req->group_id);
     pthread_mutex_lock(&s->mu);
-    group_t *g;
+    group_t *g = group_shard_error(s) ? NULL : group_get(s, req->group_id);
+    if (g && g->cg) {
+        group_migrate_sync(c, s, g, r, req);
+        pthread_mutex_unlock(&s->mu);
+        return BROKER_PARKED;
+    }
     int16_t err;
     group_member_t *m = generation_member(s, req->group_id, req->member_id, req->group_instance_id,
                                           req->generation_id, &g, &err);
@@ -730,7 +755,7 @@ int broker_handle_sync_group(broker_req_t *r) {
     m->last_seen = group_now_ms();
     if (g->state == GROUP_STABLE) {
         fill_sync(r, g, m);
-        group_answer_after(c, s, g->write_end, r, sync_answer);
+        group_answer_after(c, s, g->write_end, r, group_classic_sync_answer);
         pthread_mutex_unlock(&s->mu);
         return BROKER_PARKED;
     }
@@ -750,7 +775,12 @@ int broker_handle_heartbeat(broker_req_t *r) {
     proto_heartbeat_response_t *resp = r->resp;
     group_shard_t *s = group_shard_for(c, req->group_id);
     pthread_mutex_lock(&s->mu);
-    group_t *g;
+    group_t *g = group_shard_error(s) ? NULL : group_get(s, req->group_id);
+    if (g && g->cg) {
+        resp->error_code = group_migrate_heartbeat(g, req);
+        pthread_mutex_unlock(&s->mu);
+        return BROKER_RESPOND;
+    }
     int16_t err;
     group_member_t *m = generation_member(s, req->group_id, req->member_id, req->group_instance_id,
                                           req->generation_id, &g, &err);
@@ -774,6 +804,7 @@ static int16_t leave_one(group_coordinator_t *c, group_shard_t *s, group_t *g, s
                          sm_str_t instance_id, int64_t *end) {
     group_member_t *m = NULL;
     if (!g) return PROTO_ERR_UNKNOWN_MEMBER_ID;
+    if (g->cg) return group_migrate_leave(c, s, g, member_id, instance_id, end);
     if (instance_id.len >= 0) {
         m = group_member_by_instance(g, instance_id);
         if (m && member_id.len > 0 && !group_streq(m->id, member_id))

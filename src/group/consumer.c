@@ -54,7 +54,7 @@ static bool tp_has(const group_tps_t *s, const group_tp_t *tp) {
     return s->n && bsearch(tp, s->v, (size_t)s->n, sizeof(*tp), tp_cmp) != NULL;
 }
 
-static int tp_add(group_tps_t *s, group_tp_t tp) {
+int group_tps_add(group_tps_t *s, group_tp_t tp) {
     if (s->n == s->cap) {
         int ncap = s->cap ? s->cap * 2 : 8;
         group_tp_t *nv = realloc(s->v, (size_t)ncap * sizeof(*nv));
@@ -66,7 +66,7 @@ static int tp_add(group_tps_t *s, group_tp_t tp) {
     return SM_OK;
 }
 
-static void tp_sort(group_tps_t *s) {
+void group_tps_sort(group_tps_t *s) {
     if (s->n > 1) qsort(s->v, (size_t)s->n, sizeof(*s->v), tp_cmp);
 }
 
@@ -77,13 +77,13 @@ static bool tp_eq(const group_tps_t *a, const group_tps_t *b) {
 static int tp_copy(group_tps_t *dst, const group_tps_t *src) {
     dst->n = 0;
     for (int i = 0; i < src->n; i++)
-        if (tp_add(dst, src->v[i])) return SM_ERR_NOMEM;
+        if (group_tps_add(dst, src->v[i])) return SM_ERR_NOMEM;
     return SM_OK;
 }
 
 /* ---------------------------------------------------------------- members */
 
-static void cmember_free(group_cmember_t *m) {
+void group_cg_member_free(group_cmember_t *m) {
     gs_free(m->id);
     gs_free(m->instance_id);
     gs_free(m->rack);
@@ -98,6 +98,7 @@ static void cmember_free(group_cmember_t *m) {
     free(m->assigned.v);
     free(m->revoking.v);
     free(m->target.v);
+    group_protocols_free(m->protocols, m->nprotocols);
     free(m);
 }
 
@@ -121,9 +122,26 @@ static group_cmember_t *cmember_clone(const group_cmember_t *m) {
     for (int i = 0; c->topics && i < m->ntopics; i++)
         c->topics[i] = gs_copy(m->topics[i]);
     c->assigned = c->revoking = c->target = (group_tps_t){0};
-    if (!c->topics || tp_copy(&c->assigned, &m->assigned) || tp_copy(&c->revoking, &m->revoking) ||
+    c->protocols = NULL;
+    c->nprotocols = 0;
+    if (m->nprotocols) {
+        c->protocols = calloc((size_t)m->nprotocols, sizeof(*c->protocols));
+        for (int i = 0; c->protocols && i < m->nprotocols; i++, c->nprotocols++) {
+            c->protocols[i].name = gs_copy(m->protocols[i].name);
+            c->protocols[i].meta = malloc((size_t)m->protocols[i].meta_len + 1);
+            if (c->protocols[i].meta)
+                memcpy(c->protocols[i].meta, m->protocols[i].meta, (size_t)m->protocols[i].meta_len);
+            c->protocols[i].meta_len = m->protocols[i].meta_len;
+            if (!c->protocols[i].name || !c->protocols[i].meta) {
+                c->nprotocols++;
+                group_cg_member_free(c);
+                return NULL;
+            }
+        }
+    }
+    if ((m->nprotocols && !c->protocols) || !c->topics || tp_copy(&c->assigned, &m->assigned) || tp_copy(&c->revoking, &m->revoking) ||
         tp_copy(&c->target, &m->target)) {
-        cmember_free(c);
+        group_cg_member_free(c);
         return NULL;
     }
     return c;
@@ -134,12 +152,12 @@ void group_consumer_free(group_cgroup_t *cg) {
     while (cg->members) {
         group_cmember_t *m = cg->members;
         cg->members = m->next;
-        cmember_free(m);
+        group_cg_member_free(m);
     }
     free(cg);
 }
 
-static group_cgroup_t *cgroup_clone(const group_cgroup_t *cg) {
+group_cgroup_t *group_cg_clone(const group_cgroup_t *cg) {
     group_cgroup_t *c = calloc(1, sizeof(*c));
     if (!c) return NULL;
     *c = *cg;
@@ -155,13 +173,13 @@ static group_cgroup_t *cgroup_clone(const group_cgroup_t *cg) {
     return c;
 }
 
-static group_cmember_t *cmember_find(group_cgroup_t *cg, sm_str_t id) {
+group_cmember_t *group_cg_member(group_cgroup_t *cg, sm_str_t id) {
     for (group_cmember_t *m = cg->members; m; m = m->next)
         if (group_streq(m->id, id)) return m;
     return NULL;
 }
 
-static group_cmember_t *cmember_by_instance(group_cgroup_t *cg, sm_str_t instance) {
+group_cmember_t *group_cg_member_by_instance(group_cgroup_t *cg, sm_str_t instance) {
     if (instance.len < 0) return NULL;
     for (group_cmember_t *m = cg->members; m; m = m->next)
         if (m->instance_id && group_streq(m->instance_id, instance)) return m;
@@ -175,11 +193,11 @@ static void cmember_unlink(group_cgroup_t *cg, group_cmember_t *m) {
         pp = &(*pp)->next;
     if (*pp) *pp = m->next;
     cg->nmembers--;
-    cmember_free(m);
+    group_cg_member_free(m);
 }
 
 /* A member leaves: the group moves to a new epoch. */
-static void cmember_remove(group_cgroup_t *cg, group_cmember_t *m) {
+void group_cg_remove(group_cgroup_t *cg, group_cmember_t *m) {
     cmember_unlink(cg, m);
     cg->epoch++;
 }
@@ -257,7 +275,7 @@ static void assign_range(group_cmember_t **ms, int nm, const topic_view_t *t, in
         int32_t per = t[i].partitions / ns, extra = t[i].partitions % ns, p = 0;
         for (int k = 0; k < ns; k++)
             for (int32_t j = 0; j < per + (k < extra ? 1 : 0); j++)
-                tp_add(&subs[k]->target, (group_tp_t){t[i].id, p++});
+                group_tps_add(&subs[k]->target, (group_tp_t){t[i].id, p++});
     }
     free(subs);
 }
@@ -290,12 +308,12 @@ static void assign_uniform(group_cmember_t **ms, int nm, const topic_view_t *t, 
                 extra--;
                 quota++;
             }
-            tp_add(&ms[k]->target, *tp);
-            tp_add(&taken, *tp);
+            group_tps_add(&ms[k]->target, *tp);
+            group_tps_add(&taken, *tp);
             keep++;
         }
     }
-    tp_sort(&taken);
+    group_tps_sort(&taken);
     for (int i = 0; i < nt; i++)
         for (int32_t p = 0; p < t[i].partitions; p++) {
             group_tp_t tp = {t[i].id, p};
@@ -304,7 +322,7 @@ static void assign_uniform(group_cmember_t **ms, int nm, const topic_view_t *t, 
             for (int k = 0; k < nm; k++)
                 if (subscribes(ms[k], t[i].name) && (!best || ms[k]->target.n < best->target.n))
                     best = ms[k];
-            if (best) tp_add(&best->target, tp);
+            if (best) group_tps_add(&best->target, tp);
         }
     free(taken.v);
 }
@@ -337,7 +355,7 @@ static int compute_target(group_coordinator_t *c, group_cgroup_t *cg, const topi
     else
         assign_uniform(ms, nm, t, nt, prev);
     for (k = 0; k < nm; k++) {
-        tp_sort(&ms[k]->target);
+        group_tps_sort(&ms[k]->target);
         free(prev[k].v);
     }
     free(prev);
@@ -355,9 +373,16 @@ static bool owned_elsewhere(group_cgroup_t *cg, const group_cmember_t *m, const 
     return false;
 }
 
+bool group_cg_waiting(group_cgroup_t *cg, const group_cmember_t *m) {
+    for (int i = 0; i < m->target.n; i++)
+        if (!tp_has(&m->assigned, &m->target.v[i]) && owned_elsewhere(cg, m, &m->target.v[i]))
+            return true;
+    return false;
+}
+
 /* Moves m toward its target (Kafka's CurrentAssignmentBuilder). owned: the
  * partitions the member reports owning (NULL: not reported). */
-static void reconcile(group_cgroup_t *cg, group_cmember_t *m, const group_tps_t *owned) {
+void group_cg_reconcile(group_cgroup_t *cg, group_cmember_t *m, const group_tps_t *owned) {
     if (m->state == CM_UNREVOKED) {
         /* Acknowledged when it owns none of the partitions being revoked. */
         bool acked = owned != NULL;
@@ -370,8 +395,13 @@ static void reconcile(group_cgroup_t *cg, group_cmember_t *m, const group_tps_t 
     if (m->epoch == cg->assignment_epoch && m->state == CM_STABLE) return;
     group_tps_t keep = {0}, revoke = {0};
     for (int i = 0; i < m->assigned.n; i++)
-        tp_add(tp_has(&m->target, &m->assigned.v[i]) ? &keep : &revoke, m->assigned.v[i]);
-    if (revoke.n) {
+        group_tps_add(tp_has(&m->target, &m->assigned.v[i]) ? &keep : &revoke, m->assigned.v[i]);
+    /* A member that reports owning none of them has released them already
+     * (a classic eager member rejoins owning nothing). */
+    bool owns_revoked = owned == NULL;
+    for (int i = 0; !owns_revoked && i < revoke.n; i++)
+        owns_revoked = tp_has(owned, &revoke.v[i]);
+    if (revoke.n && owns_revoked) {
         free(m->assigned.v);
         free(m->revoking.v);
         m->assigned = keep;
@@ -390,9 +420,9 @@ static void reconcile(group_cgroup_t *cg, group_cmember_t *m, const group_tps_t 
         if (owned_elsewhere(cg, m, tp))
             unreleased = true;
         else
-            tp_add(&keep, *tp);
+            group_tps_add(&keep, *tp);
     }
-    tp_sort(&keep);
+    group_tps_sort(&keep);
     if (!tp_eq(&keep, &m->assigned)) m->send_assignment = true;
     free(m->assigned.v);
     m->assigned = keep;
@@ -471,6 +501,13 @@ static void member_records(rec_list_t *l, sm_arena_t *a, const group_t *g, const
         (old->regex == NULL) != (m->regex == NULL) || (m->regex && !gs_eq(old->regex, m->regex));
     for (int i = 0; !meta_changed && i < m->ntopics; i++)
         meta_changed = strcmp(old->topics[i], m->topics[i]) != 0;
+    meta_changed = meta_changed || old->nprotocols != m->nprotocols ||
+                   old->session_timeout != m->session_timeout;
+    for (int i = 0; !meta_changed && i < m->nprotocols; i++)
+        meta_changed = !gs_eq(old->protocols[i].name, m->protocols[i].name) ||
+                       old->protocols[i].meta_len != m->protocols[i].meta_len ||
+                       memcmp(old->protocols[i].meta, m->protocols[i].meta,
+                              (size_t)m->protocols[i].meta_len) != 0;
     if (meta_changed && (r = rec_next(l))) {
         proto_consumer_group_member_metadata_key_t k = {.group_id = gid, .member_id = mid};
         proto_consumer_group_member_metadata_value_t v;
@@ -486,6 +523,21 @@ static void member_records(rec_list_t *l, sm_arena_t *a, const group_t *g, const
         v.subscribed_topic_regex = S(m->regex);
         v.rebalance_timeout_ms = m->rebalance_timeout;
         v.server_assignor = S(m->assignor);
+        proto_consumer_group_member_metadata_value_classic_member_metadata_t cm;
+        memset(&cm, 0, sizeof(cm));
+        if (m->nprotocols) {
+            cm.session_timeout_ms = m->session_timeout;
+            cm.supported_protocols.n = m->nprotocols;
+            cm.supported_protocols.v = sm_arena_calloc(a, (size_t)m->nprotocols,
+                                                       sizeof(*cm.supported_protocols.v));
+            for (int i = 0; cm.supported_protocols.v && i < m->nprotocols; i++) {
+                cm.supported_protocols.v[i].name = S(m->protocols[i].name);
+                cm.supported_protocols.v[i].metadata =
+                    (sm_bytes_t){m->protocols[i].meta, m->protocols[i].meta_len};
+            }
+            if (!cm.supported_protocols.v) cm.supported_protocols.n = 0;
+            v.classic_member_metadata = &cm;
+        }
         rec_push(l, encode_rec("ConsumerGroupMemberMetadataKey", &k,
                                "ConsumerGroupMemberMetadataValue", &v, r));
     }
@@ -531,6 +583,21 @@ static void member_tombstones(rec_list_t *l, const group_t *g, const group_cmemb
         rec_push(l, encode_rec("ConsumerGroupMemberMetadataKey", &mk, NULL, NULL, r));
 }
 
+int group_cg_tombstones(const group_t *g, group_rec_t **recs, int *n) {
+    rec_list_t l = {*recs, *n, *n, false};
+    for (const group_cmember_t *m = g->cg->members; m; m = m->next)
+        member_tombstones(&l, g, m);
+    group_rec_t *r;
+    proto_consumer_group_target_assignment_metadata_key_t tk = {.group_id = S(g->id)};
+    if ((r = rec_next(&l)))
+        rec_push(&l, encode_rec("ConsumerGroupTargetAssignmentMetadataKey", &tk, NULL, NULL, r));
+    proto_consumer_group_metadata_key_t mk = {.group_id = S(g->id)};
+    if ((r = rec_next(&l))) rec_push(&l, encode_rec("ConsumerGroupMetadataKey", &mk, NULL, NULL, r));
+    *recs = l.v;
+    *n = l.n;
+    return l.failed ? SM_ERR_NOMEM : SM_OK;
+}
+
 /* The records that take the group from old to g's current state. */
 static void diff_records(rec_list_t *l, sm_arena_t *a, const group_t *g,
                          const group_cgroup_t *old) {
@@ -567,13 +634,21 @@ static void diff_records(rec_list_t *l, sm_arena_t *a, const group_t *g,
     }
 }
 
-/* Writes what changed since old (a snapshot, taken by the caller); on a failed
- * append restores it. Returns the Kafka error; takes ownership of old. */
-static int16_t commit_or_rollback(group_coordinator_t *c, group_shard_t *s, group_t *g,
-                                  group_cgroup_t *old) {
+int16_t group_cg_commit(group_coordinator_t *c, group_shard_t *s, group_t *g, group_cgroup_t *old,
+                        const group_rec_t *pre, int npre) {
     rec_list_t l = {0};
     sm_arena_t a;
     sm_arena_init(&a, 0);
+    for (int i = 0; i < npre; i++) {
+        group_rec_t *r = rec_next(&l);
+        if (!r) break;
+        memset(r, 0, sizeof(*r));
+        r->key = malloc(pre[i].key_len + 1);
+        r->value = pre[i].value ? malloc(pre[i].value_len + 1) : NULL;
+        rec_push(&l, !r->key || (pre[i].value && !r->value) ? SM_ERR_NOMEM : SM_OK);
+        if (r->key) memcpy(r->key, pre[i].key, pre[i].key_len), r->key_len = pre[i].key_len;
+        if (r->value) memcpy(r->value, pre[i].value, pre[i].value_len), r->value_len = pre[i].value_len;
+    }
     diff_records(&l, &a, g, old);
     int64_t end = 0;
     int16_t err = l.failed ? PROTO_ERR_UNKNOWN_SERVER_ERROR : group_append(c, s, l.v, l.n, &end);
@@ -630,7 +705,7 @@ static void resolve_regex(group_coordinator_t *c, group_cmember_t *m) {
 
 /* Recomputes the target when the epoch moved or the subscribed topics'
  * partitions changed; regex subscriptions are resolved again first. */
-static int refresh_target(group_coordinator_t *c, group_cgroup_t *cg) {
+int group_cg_refresh(group_coordinator_t *c, group_cgroup_t *cg) {
     for (group_cmember_t *m = cg->members; m; m = m->next)
         if (m->re) resolve_regex(c, m);
     topic_view_t *t = NULL;
@@ -656,7 +731,7 @@ const char *group_consumer_state(const group_t *g) {
 }
 
 int16_t group_consumer_commit_epoch(group_t *g, sm_str_t member_id, int32_t epoch) {
-    group_cmember_t *m = g->cg ? cmember_find(g->cg, member_id) : NULL;
+    group_cmember_t *m = g->cg ? group_cg_member(g->cg, member_id) : NULL;
     if (!m) return PROTO_ERR_UNKNOWN_MEMBER_ID;
     if (epoch == m->epoch) return PROTO_ERR_NONE;
     return epoch > m->epoch ? PROTO_ERR_FENCED_MEMBER_EPOCH : PROTO_ERR_STALE_MEMBER_EPOCH;
@@ -685,7 +760,7 @@ int16_t group_consumer_commit_allowed(group_coordinator_t *c, group_t *g,
     int32_t epoch = req->generation_id_or_member_epoch;
     if (epoch < 0 && req->member_id.len <= 0)
         return g->cg && g->cg->members ? PROTO_ERR_UNKNOWN_MEMBER_ID : PROTO_ERR_NONE;
-    group_cmember_t *m = g->cg ? cmember_find(g->cg, req->member_id) : NULL;
+    group_cmember_t *m = g->cg ? group_cg_member(g->cg, req->member_id) : NULL;
     if (!m) return PROTO_ERR_UNKNOWN_MEMBER_ID;
     if (epoch == m->epoch) return PROTO_ERR_NONE;
     if (epoch > m->epoch) return PROTO_ERR_FENCED_MEMBER_EPOCH;
@@ -697,34 +772,45 @@ int16_t group_consumer_commit_allowed(group_coordinator_t *c, group_t *g,
     return PROTO_ERR_STALE_MEMBER_EPOCH;
 }
 
+/* A member's session: its own for a classic member, the group's otherwise. */
+static int64_t session_end(group_coordinator_t *c, const group_cmember_t *m) {
+    return m->last_seen + (m->nprotocols ? m->session_timeout : c->consumer_session);
+}
+
 void group_consumer_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, int64_t now,
                          int64_t *next) {
     group_cgroup_t *cg = g->cg;
     if (!cg) return;
-    bool expired = false;
-    for (group_cmember_t *m = cg->members; m && !expired; m = m->next) {
-        int64_t exp = m->last_seen + c->consumer_session;
+    group_cmember_t *first_late = NULL;
+    for (group_cmember_t *m = cg->members; m; m = m->next) {
+        int64_t exp = session_end(c, m);
         int64_t rev = m->state == CM_UNREVOKED ? m->revoke_deadline : INT64_MAX;
-        if (now >= exp || now >= rev)
-            expired = true;
-        else if ((exp < rev ? exp : rev) < *next)
+        if (now >= exp || now >= rev) {
+            if (!first_late) first_late = m;
+        } else if ((exp < rev ? exp : rev) < *next) {
             *next = exp < rev ? exp : rev;
+        }
     }
-    if (!expired) return;
-    group_cgroup_t *old = cgroup_clone(cg);
+    if (!first_late) return;
+    if (group_migrate_can_downgrade(c, g, first_late)) {
+        /* The last consumer-protocol member is fenced: classic members remain. */
+        sm_info("group", "%s: consumer member %s fenced, the group becomes classic", g->id,
+                first_late->id);
+        group_migrate_downgrade(c, s, g, first_late);
+        return;
+    }
+    group_cgroup_t *old = group_cg_clone(cg);
     if (!old) return;
     for (group_cmember_t *m = cg->members, *n; m; m = n) {
         n = m->next;
-        bool late = now >= m->last_seen + c->consumer_session ||
-                    (m->state == CM_UNREVOKED && now >= m->revoke_deadline);
-        if (!late) continue;
+        bool session = now >= session_end(c, m);
+        if (!session && !(m->state == CM_UNREVOKED && now >= m->revoke_deadline)) continue;
         sm_info("group", "%s: consumer member %s fenced (%s)", g->id, m->id,
-                now >= m->last_seen + c->consumer_session ? "session timeout"
-                                                          : "rebalance timeout");
-        cmember_remove(cg, m);
+                session ? "session timeout" : "rebalance timeout");
+        group_cg_remove(cg, m);
     }
-    if (refresh_target(c, cg) == SM_OK) {
-        commit_or_rollback(c, s, g, old);
+    if (group_cg_refresh(c, cg) == SM_OK) {
+        group_cg_commit(c, s, g, old, NULL, 0);
     } else {
         group_consumer_free(g->cg);
         g->cg = old;
@@ -736,10 +822,10 @@ void group_consumer_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, i
 static int owned_from(const proto_consumer_group_heartbeat_request_t *req, group_tps_t *out) {
     for (int32_t i = 0; i < req->topic_partitions.n; i++)
         for (int32_t k = 0; k < req->topic_partitions.v[i].partitions.n; k++)
-            if (tp_add(out, (group_tp_t){req->topic_partitions.v[i].topic_id,
+            if (group_tps_add(out, (group_tp_t){req->topic_partitions.v[i].topic_id,
                                          req->topic_partitions.v[i].partitions.v[k]}))
                 return SM_ERR_NOMEM;
-    tp_sort(out);
+    group_tps_sort(out);
     return SM_OK;
 }
 
@@ -753,7 +839,7 @@ static void fill_assignment(broker_req_t *r, const group_cmember_t *m) {
     resp->assignment = as;
 }
 
-static char *new_member_id(void) {
+char *group_cg_new_member_id(void) {
     uint8_t u[16];
     if (getrandom(u, 16, 0) != 16)
         for (int i = 0; i < 16; i++)
@@ -814,10 +900,24 @@ static bool update_member(group_cmember_t *m, const proto_consumer_group_heartbe
     return changed;
 }
 
+/* True for a null, empty or all-whitespace string (Kafka trims). */
+static bool blank(sm_str_t v) {
+    for (int32_t i = 0; i < v.len; i++)
+        if (v.ptr[i] > ' ') return false;
+    return true;
+}
+
 /* Checks the request's shape (Kafka's validation). */
 static int16_t validate(group_coordinator_t *c, const proto_consumer_group_heartbeat_request_t *req,
                         const char **why) {
-    if (req->group_id.len <= 0) return *why = "GroupId can't be empty.", PROTO_ERR_INVALID_REQUEST;
+    if (blank(req->group_id)) return *why = "GroupId can't be empty.", PROTO_ERR_INVALID_REQUEST;
+    if (req->instance_id.len >= 0 && blank(req->instance_id))
+        return *why = "InstanceId can't be empty.", PROTO_ERR_INVALID_REQUEST;
+    if (req->rack_id.len >= 0 && blank(req->rack_id))
+        return *why = "RackId can't be empty.", PROTO_ERR_INVALID_REQUEST;
+    if (req->member_epoch < -2) return *why = "MemberEpoch is invalid.", PROTO_ERR_INVALID_REQUEST;
+    if (req->member_epoch == -2 && req->instance_id.len < 0)
+        return *why = "InstanceId can't be null.", PROTO_ERR_INVALID_REQUEST;
     if (req->member_epoch == 0) {
         if (req->rebalance_timeout_ms == -1)
             return *why = "RebalanceTimeoutMs must be provided in first request.",
@@ -829,7 +929,7 @@ static int16_t validate(group_coordinator_t *c, const proto_consumer_group_heart
             return *why =
                        "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
                    PROTO_ERR_INVALID_REQUEST;
-    } else if (req->member_id.len <= 0) {
+    } else if (blank(req->member_id)) {
         return *why = "MemberId can't be empty.", PROTO_ERR_INVALID_REQUEST;
     }
     if (req->subscribed_topic_regex.len > 0) {
@@ -864,9 +964,9 @@ static group_cmember_t *heartbeat_member(group_coordinator_t *c, group_cgroup_t 
                                          broker_req_t *r,
                                          const proto_consumer_group_heartbeat_request_t *req,
                                          int16_t *err) {
-    group_cmember_t *m = req->member_id.len > 0 ? cmember_find(cg, req->member_id) : NULL;
+    group_cmember_t *m = req->member_id.len > 0 ? group_cg_member(cg, req->member_id) : NULL;
     if (req->member_epoch == 0) {
-        group_cmember_t *old = cmember_by_instance(cg, req->instance_id);
+        group_cmember_t *old = group_cg_member_by_instance(cg, req->instance_id);
         if (old && old != m) {
             /* KIP-345 for consumer groups: a static member rejoining replaces
              * its former incarnation only once that one left (epoch -2). */
@@ -875,7 +975,7 @@ static group_cmember_t *heartbeat_member(group_coordinator_t *c, group_cgroup_t 
                 return NULL;
             }
             gs_free(old->id);
-            old->id = req->member_id.len > 0 ? group_dupstr(req->member_id) : new_member_id();
+            old->id = req->member_id.len > 0 ? group_dupstr(req->member_id) : group_cg_new_member_id();
             old->epoch = old->prev_epoch = 0;
             old->state = CM_STABLE;
             old->assigned.n = old->revoking.n = 0;
@@ -896,20 +996,13 @@ static group_cmember_t *heartbeat_member(group_coordinator_t *c, group_cgroup_t 
         }
         m = calloc(1, sizeof(*m));
         if (!m ||
-            !(m->id = req->member_id.len > 0 ? group_dupstr(req->member_id) : new_member_id())) {
+            !(m->id = req->member_id.len > 0 ? group_dupstr(req->member_id) : group_cg_new_member_id())) {
             free(m);
             *err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
             return NULL;
         }
         m->instance_id = group_dupstr(req->instance_id);
-        m->client_id = group_dupstr(r->req.header.client_id.len >= 0 ? r->req.header.client_id
-                                                                     : SM_STR_LIT(""));
-        const char *peer = net_conn_peer(r->net->conn);
-        const char *colon = strrchr(peer, ':');
-        char host[80];
-        snprintf(host, sizeof(host), "/%.*s", colon ? (int)(colon - peer) : (int)strlen(peer),
-                 peer);
-        m->client_host = gs_cstr(host);
+        group_client_of(r, &m->client_id, &m->client_host);
         m->send_assignment = true;
         m->next = cg->members;
         cg->members = m;
@@ -950,15 +1043,29 @@ int broker_handle_consumer_group_heartbeat(broker_req_t *r) {
     group_t *g = err ? NULL : group_get_or_create(s, req->group_id);
     if (!err && !g) err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
     if (!err && !g->cg) {
-        /* A classic group converts only while it has no members. */
-        if (g->members || g->state != GROUP_EMPTY)
-            err = PROTO_ERR_GROUP_ID_NOT_FOUND, why = "The group is not a consumer group.";
-        else if (!(g->cg = calloc(1, sizeof(*g->cg))))
+        /* A classic group with members converts online when the policy
+         * allows it (KIP-848); an empty one just changes type. */
+        if (g->members || g->state != GROUP_EMPTY) {
+            err = group_migrate_upgrade(c, s, g);
+            if (err == PROTO_ERR_GROUP_ID_NOT_FOUND) why = "The group is not a consumer group.";
+        } else if (!(g->cg = calloc(1, sizeof(*g->cg)))) {
             err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
+        }
     }
-    group_cgroup_t *old = err ? NULL : cgroup_clone(g->cg);
+    group_cgroup_t *old = err ? NULL : group_cg_clone(g->cg);
     if (!err && !old) err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
     group_cmember_t *m = err ? NULL : heartbeat_member(c, g->cg, r, req, &err);
+    if (m && !err && req->member_epoch == -1 && group_migrate_can_downgrade(c, g, m)) {
+        /* The last consumer-protocol member leaves: classic members remain. */
+        resp->member_epoch = -1;
+        resp->member_id = gs_arena(r, m->id);
+        group_consumer_free(old);
+        err = group_migrate_downgrade(c, s, g, m);
+        resp->error_code = err;
+        group_answer_after(c, s, err ? 0 : g->write_end, r, heartbeat_answer);
+        pthread_mutex_unlock(&s->mu);
+        return BROKER_PARKED;
+    }
     group_tps_t owned = {0};
     bool has_owned = req->topic_partitions.n >= 0;
     if (m && has_owned && owned_from(req, &owned)) err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
@@ -972,20 +1079,20 @@ int broker_handle_consumer_group_heartbeat(broker_req_t *r) {
                 m->epoch = -2;
                 m->assigned.n = m->revoking.n = 0;
             } else {
-                cmember_remove(g->cg, m);
+                group_cg_remove(g->cg, m);
             }
             m = NULL;
         } else if (update_member(m, req)) {
             g->cg->epoch++;
         }
-        if (refresh_target(c, g->cg)) err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
+        if (group_cg_refresh(c, g->cg)) err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
         /* Only the member that heartbeats moves (it learns its new epoch in
          * this answer); the others move at their own heartbeats. */
-        if (!err && m) reconcile(g->cg, m, has_owned ? &owned : NULL);
+        if (!err && m) group_cg_reconcile(g->cg, m, has_owned ? &owned : NULL);
     }
     free(owned.v);
     if (!err && old) {
-        err = commit_or_rollback(c, s, g, old);
+        err = group_cg_commit(c, s, g, old, NULL, 0);
         old = NULL;
         if (err) m = NULL;
     } else if (old) {
@@ -1017,7 +1124,7 @@ static group_cgroup_t *load_cgroup(group_shard_t *s, sm_str_t gid, group_t **gp)
 }
 
 static group_cmember_t *load_member(group_cgroup_t *cg, sm_str_t mid) {
-    group_cmember_t *m = cmember_find(cg, mid);
+    group_cmember_t *m = group_cg_member(cg, mid);
     if (m) return m;
     m = calloc(1, sizeof(*m));
     if (!m || !(m->id = group_dupstr(mid))) {
@@ -1040,9 +1147,9 @@ static void load_tps(group_tps_t *out, const sm_uuid_t *ids, const sm_i32_array_
         const sm_i32_array_t *pa =
             (const sm_i32_array_t *)((const char *)parts + (size_t)i * stride);
         for (int32_t k = 0; k < pa->n; k++)
-            tp_add(out, (group_tp_t){*id, pa->v[k]});
+            group_tps_add(out, (group_tp_t){*id, pa->v[k]});
     }
-    tp_sort(out);
+    group_tps_sort(out);
 }
 
 #define LOAD_TPS(out, arr)                                                                         \
@@ -1054,7 +1161,7 @@ static void load_member_record(group_shard_t *s, int16_t kv, sm_str_t gid, sm_st
     group_t *g;
     group_cgroup_t *cg = load_cgroup(s, gid, &g);
     if (!cg) return;
-    group_cmember_t *m = cmember_find(cg, mid);
+    group_cmember_t *m = group_cg_member(cg, mid);
     if (tomb) {
         if (m && kv == 5) cmember_unlink(cg, m);
         return;
@@ -1074,6 +1181,23 @@ static void load_member_record(group_shard_t *s, int16_t kv, sm_str_t gid, sm_st
         m->client_host = group_dupstr(v.client_host);
         m->assignor = group_dupstr(v.server_assignor);
         m->rebalance_timeout = v.rebalance_timeout_ms;
+        group_protocols_free(m->protocols, m->nprotocols);
+        m->protocols = NULL;
+        m->nprotocols = 0;
+        const proto_consumer_group_member_metadata_value_classic_member_metadata_t *cm =
+            v.classic_member_metadata;
+        if (cm && cm->supported_protocols.n > 0 &&
+            (m->protocols = calloc((size_t)cm->supported_protocols.n, sizeof(*m->protocols)))) {
+            m->session_timeout = cm->session_timeout_ms;
+            for (int32_t i = 0; i < cm->supported_protocols.n; i++, m->nprotocols++) {
+                sm_bytes_t b = cm->supported_protocols.v[i].metadata;
+                int32_t bl = b.len > 0 ? b.len : 0;
+                m->protocols[i].name = group_dupstr(cm->supported_protocols.v[i].name);
+                m->protocols[i].meta = malloc((size_t)bl + 1);
+                if (m->protocols[i].meta && bl) memcpy(m->protocols[i].meta, b.ptr, (size_t)bl);
+                m->protocols[i].meta_len = m->protocols[i].meta ? bl : 0;
+            }
+        }
         gs_free(m->regex);
         sm_regex_free(m->re);
         m->re = NULL;
@@ -1134,7 +1258,12 @@ void group_consumer_load(group_shard_t *s, int16_t kv, sm_reader_t *kr, sm_bytes
         group_cgroup_t *cg = load_cgroup(s, gid, &g);
         if (!cg) return;
         if (tomb) {
-            if (kv == 3 && !cg->nmembers && !sm_map_size(&g->offsets)) group_remove(s, g);
+            if (kv != 3) return;
+            /* The consumer group is gone (deleted, or downgraded: a classic
+             * GroupMetadata record follows); its offsets stay. */
+            group_consumer_free(g->cg);
+            g->cg = NULL;
+            if (!sm_map_size(&g->offsets) && !g->protocol_type) group_remove(s, g);
             return;
         }
         if (kv == 3) {

@@ -93,6 +93,12 @@ typedef struct group_cmember {
     group_tps_t target;   /* what the assignor gave it */
     int64_t last_seen, revoke_deadline;
     bool send_assignment; /* assigned changed since the last answer */
+    /* A classic member inside a consumer group (migration.c): it speaks
+     * JoinGroup/SyncGroup/Heartbeat; nprotocols == 0 for consumer-protocol
+     * members. Its session is its own session_timeout. */
+    int32_t session_timeout;
+    int nprotocols;
+    group_protocol_t *protocols;
     struct group_cmember *next;
 } group_cmember_t;
 
@@ -146,6 +152,7 @@ struct group_coordinator {
     char assignors[2][16];      /* group.consumer.assignors, short names */
     int nassignors;
     int32_t consumer_session, consumer_heartbeat, consumer_max_size;
+    bool migrate_up, migrate_down; /* group.consumer.migration.policy */
     /* timer */
     pthread_mutex_t tmu;
     pthread_cond_t tcv;
@@ -166,6 +173,8 @@ typedef struct group_rec {
 
 /* ---- runtime.c ---- */
 int64_t group_now_ms(void);  /* monotonic, for deadlines */
+/* A request's client id and client host ("/address"), as group strings. */
+void group_client_of(broker_req_t *r, char **client_id, char **client_host);
 int64_t group_wall_ms(void); /* wall clock, for records */
 /* Group strings (every string a group keeps): NUL-safe, their length kept
  * before the bytes (gs_len); made by gs_new / group_dupstr / gs_copy /
@@ -253,6 +262,18 @@ void group_classic_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, in
                         int64_t *next);
 /* Answers every parked request of g with err (stopping). */
 void group_classic_abort(group_t *g, int16_t err);
+const char *group_classic_select_protocol(group_t *g);
+/* A JoinGroup's error answer (member_id: a group string, or NULL). */
+void group_classic_join_error(broker_req_t *r, int16_t err, const char *member_id);
+/* group_answer_fn of SyncGroup (the answer is filled in already). */
+void group_classic_sync_answer(broker_req_t *r, int16_t err);
+/* Starts a join phase of g (a classic group with members). */
+void group_classic_prepare_rebalance(group_coordinator_t *c, group_t *g);
+void group_classic_member_free(group_member_t *m);
+/* Copies a JoinGroup's protocols into a fresh array (*out, *n). */
+int group_protocols_copy(const proto_join_group_request_join_group_request_protocol_array_t *in, group_protocol_t **out,
+                         int *n);
+void group_protocols_free(group_protocol_t *p, int n);
 
 /* ---- consumer.c ---- */
 void group_consumer_free(group_cgroup_t *cg);
@@ -266,6 +287,47 @@ void group_consumer_load(group_shard_t *s, int16_t kv, sm_reader_t *kr, sm_bytes
                          sm_arena_t *a);
 void group_consumer_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, int64_t now,
                          int64_t *next);
+/* The consumer group machinery migration.c drives (see consumer.c). */
+group_cgroup_t *group_cg_clone(const group_cgroup_t *cg);
+group_cmember_t *group_cg_member(group_cgroup_t *cg, sm_str_t id);
+group_cmember_t *group_cg_member_by_instance(group_cgroup_t *cg, sm_str_t instance);
+void group_cg_remove(group_cgroup_t *cg, group_cmember_t *m); /* frees m, bumps the epoch */
+void group_cg_member_free(group_cmember_t *m);
+int group_cg_refresh(group_coordinator_t *c, group_cgroup_t *cg);
+/* Moves m toward its target; owned: what it reports owning (NULL: unknown). */
+void group_cg_reconcile(group_cgroup_t *cg, group_cmember_t *m, const group_tps_t *owned);
+/* True when m waits for a partition of its target another member holds. */
+bool group_cg_waiting(group_cgroup_t *cg, const group_cmember_t *m);
+/* Writes pre (n records, first) and what changed in g->cg since old, then
+ * keeps the change; on a failed append restores old. Takes old. */
+int16_t group_cg_commit(group_coordinator_t *c, group_shard_t *s, group_t *g, group_cgroup_t *old,
+                        const group_rec_t *pre, int npre);
+/* Appends to recs the tombstones that delete consumer group g->cg. */
+int group_cg_tombstones(const group_t *g, group_rec_t **recs, int *n);
+char *group_cg_new_member_id(void);
+int group_tps_add(group_tps_t *s, group_tp_t tp);
+void group_tps_sort(group_tps_t *s);
+
+/* ---- migration.c ---- */
+/* A ConsumerGroupHeartbeat reached classic group g with members: converts
+ * it when the policy allows (GROUP_ID_NOT_FOUND otherwise). */
+int16_t group_migrate_upgrade(group_coordinator_t *c, group_shard_t *s, group_t *g);
+/* True when fencing `leaving` leaves only classic members and the policy
+ * allows g to become classic again. */
+bool group_migrate_can_downgrade(group_coordinator_t *c, const group_t *g,
+                                 const group_cmember_t *leaving);
+/* Turns consumer group g into a classic group without `leaving`, which then
+ * rebalances. Returns the append's error (g unchanged on error). */
+int16_t group_migrate_downgrade(group_coordinator_t *c, group_shard_t *s, group_t *g,
+                                const group_cmember_t *leaving);
+/* The classic protocol's requests to a consumer group: each answers r. */
+void group_migrate_join(group_coordinator_t *c, group_shard_t *s, group_t *g, broker_req_t *r,
+                        const proto_join_group_request_t *req, int32_t rebalance_timeout);
+void group_migrate_sync(group_coordinator_t *c, group_shard_t *s, group_t *g, broker_req_t *r,
+                        const proto_sync_group_request_t *req);
+int16_t group_migrate_heartbeat(group_t *g, const proto_heartbeat_request_t *req);
+int16_t group_migrate_leave(group_coordinator_t *c, group_shard_t *s, group_t *g,
+                            sm_str_t member_id, sm_str_t instance_id, int64_t *end);
 
 /* ---- offsets.c ---- */
 /* A committed transactional offset becomes the group's offset (shard's mu). */

@@ -197,10 +197,19 @@ static void load_group(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, int16_t 
     group_t *g = group_get_or_create(s, k.group);
     if (!g) return;
     if (value.len < 0) {
-        group_remove(s, g);
+        /* The classic group is gone (deleted, or upgraded: consumer group
+         * records follow); offsets have their own tombstones. */
+        gs_free(g->protocol_type);
+        gs_free(g->protocol);
+        gs_free(g->leader);
+        g->protocol_type = g->protocol = g->leader = NULL;
+        if (!sm_map_size(&g->offsets) && (!g->cg || !g->cg->nmembers)) group_remove(s, g);
         return;
     }
     if (value.len < 2) return;
+    /* A classic group's record: a consumer group of this id was downgraded. */
+    group_consumer_free(g->cg);
+    g->cg = NULL;
     sm_reader_t vr = sm_reader_make(value.ptr, (size_t)value.len);
     int16_t vv;
     proto_group_metadata_value_t v;

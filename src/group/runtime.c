@@ -41,6 +41,16 @@ static int64_t clock_ms(clockid_t id) {
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void group_client_of(broker_req_t *r, char **client_id, char **client_host) {
+    *client_id =
+        group_dupstr(r->req.header.client_id.len >= 0 ? r->req.header.client_id : SM_STR_LIT(""));
+    const char *peer = net_conn_peer(r->net->conn);
+    const char *colon = strrchr(peer, ':');
+    char host[80];
+    snprintf(host, sizeof(host), "/%.*s", colon ? (int)(colon - peer) : (int)strlen(peer), peer);
+    *client_host = gs_cstr(host);
+}
+
 int64_t group_now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 int64_t group_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
@@ -350,6 +360,10 @@ int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm
     c->consumer_session = sm_config_int(cfg, "group.consumer.session.timeout.ms");
     c->consumer_heartbeat = sm_config_int(cfg, "group.consumer.heartbeat.interval.ms");
     c->consumer_max_size = sm_config_int(cfg, "group.consumer.max.size");
+    const char *policy = sm_config_str(cfg, "group.consumer.migration.policy");
+    c->migrate_up = !policy || !strcasecmp(policy, "bidirectional") || !strcasecmp(policy, "upgrade");
+    c->migrate_down =
+        !policy || !strcasecmp(policy, "bidirectional") || !strcasecmp(policy, "downgrade");
     size_t ngroups = 0;
     for (int32_t i = 0; i < partitions; i++) {
         group_reader_t reader = {load_one, load_marker, &c->shards[i]};

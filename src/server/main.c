@@ -66,6 +66,10 @@ int main(int argc, char **argv) {
     }
     int lvl = sm_log_level_parse(sm_config_str(cfg, "samsa.log.level"));
     if (lvl >= 0) sm_log_set_level(lvl);
+    if (sm_config_check(cfg, err, sizeof(err))) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
     sm_config_warn_inert(cfg);
 
     /* Signals are taken synchronously by the main thread; other threads never

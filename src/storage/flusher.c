@@ -186,6 +186,14 @@ void log_flush_async(log_t *l) {
         sm_warn("storage", "%s: background flush failed: %s", l->dir, sm_strerror(rc));
 }
 
+void log_flush_for_recovery(log_t *l, int64_t offset) {
+    int rc = l->flusher ? flush_request(l->flusher, l, offset, NULL, NULL, false) : SM_OK;
+    if (rc == SM_ERR_AGAIN) return; /* the flush that covers offset clears the mark */
+    pthread_mutex_lock(&l->mu);
+    l->recovery_flush_queued = false;
+    pthread_mutex_unlock(&l->mu);
+}
+
 void log_flush_quiesce(log_t *l) {
     pthread_mutex_lock(&l->wmu);
     while (l->fq_queued || l->fq_busy || l->waiters)

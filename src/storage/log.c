@@ -37,6 +37,8 @@ void log_config_default(log_config_t *c) {
     c->min_compaction_lag_ms = 0;
     c->max_compaction_lag_ms = INT64_MAX;
     c->delete_retention_ms = 86400000;
+    c->recovery_flush_bytes = 4 << 20;
+    c->recovery_flush_ms = 1000;
 }
 
 /* ---------------------------------------------------------------- helpers */
@@ -217,32 +219,43 @@ static bool file_exists(log_segment_t *s, const char *ext) {
     return access(p, F_OK) == 0;
 }
 
-static _Atomic int64_t rec_segments, rec_bytes, rec_cut_bytes;
+static _Atomic int64_t rec_segments, rec_bytes, rec_cut_bytes, rec_max_log_bytes;
 
 void log_recovery_totals(log_recovery_totals_t *out) {
     out->segments = atomic_load(&rec_segments);
     out->bytes = atomic_load(&rec_bytes);
     out->cut_bytes = atomic_load(&rec_cut_bytes);
+    out->max_log_bytes = atomic_load(&rec_max_log_bytes);
 }
+
+void log_recovery_reset_max(void) { atomic_store(&rec_max_log_bytes, 0); }
 
 typedef struct recovery_report {
     int scanned;
+    int64_t bytes;
     int64_t cut_bytes;
     int dropped;
 } recovery_report_t;
 
 /* Scans and validates segment s (not yet in the list) and cuts a torn or
- * corrupt tail. *cut: damage was found (later segments must go). */
-static int recover_segment(log_t *l, log_segment_t *s, int64_t file_size, bool *cut,
+ * corrupt tail; a segment holding the recovery point rp is scanned from the
+ * index point below it. *cut: damage was found (later segments must go). */
+static int recover_segment(log_t *l, log_segment_t *s, int64_t file_size, int64_t rp, bool *cut,
                            recovery_report_t *rep) {
     int fd;
     int rc = seg_fd_acquire(s, &fd);
     if (rc) return rc;
-    int64_t valid_end;
+    int64_t valid_end, from = 0;
     rep->scanned++;
     atomic_fetch_add(&rec_segments, 1);
-    atomic_fetch_add(&rec_bytes, file_size);
-    rc = seg_scan(s, fd, l->cfg.index_interval_bytes, true, file_size, &valid_end);
+    if (rp > s->base)
+        rc = seg_recover_from(s, fd, l->cfg.index_interval_bytes, rp, file_size, &valid_end, &from);
+    else
+        rc = seg_scan(s, fd, l->cfg.index_interval_bytes, true, file_size, &valid_end);
+    if (file_size > from) {
+        rep->bytes += file_size - from;
+        atomic_fetch_add(&rec_bytes, file_size - from);
+    }
     if (rc == SM_OK && valid_end < file_size) {
         rep->cut_bytes += file_size - valid_end;
         atomic_fetch_add(&rec_cut_bytes, file_size - valid_end);
@@ -323,7 +336,7 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
         }
         if (scan) {
             recovered = true;
-            if ((rc = recover_segment(l, s, st.st_size, &cut, &rep))) {
+            if ((rc = recover_segment(l, s, st.st_size, clean ? 0 : recovery_point, &cut, &rep))) {
                 seg_unref(s);
                 goto fail;
             }
@@ -347,6 +360,9 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
             goto fail;
         }
     }
+    for (int64_t m = atomic_load(&rec_max_log_bytes);
+         rep.bytes > m && !atomic_compare_exchange_weak(&rec_max_log_bytes, &m, rep.bytes);)
+        ;
     if (rep.cut_bytes || rep.dropped)
         sm_warn("storage",
                 "%s: recovery scanned %d segment(s), cut %" PRId64 " byte(s) of torn or corrupt "
@@ -469,6 +485,13 @@ void log_get_config(log_t *l, log_config_t *cfg) {
 const char *log_dir(const log_t *l) { return l->dir; }
 int64_t log_end_offset(log_t *l) { return atomic_load(&l->end_offset); }
 int64_t log_flushed_offset(log_t *l) { return atomic_load(&l->flushed_offset); }
+
+int64_t log_appended_bytes(log_t *l) {
+    pthread_mutex_lock(&l->mu);
+    int64_t n = l->appended_bytes;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}
 bool log_offline(log_t *l) { return atomic_load(&l->offline); }
 bool log_full(log_t *l) { return atomic_load(&l->full); }
 
@@ -565,7 +588,7 @@ static bool needs_roll(log_t *l, size_t len, int nbatches, int64_t last_offset, 
 
 int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_t *first_offset,
                int64_t *last_offset) {
-    bool rolled = false, flush_now = false;
+    bool rolled = false, flush_now = false, recovery_now = false;
     pthread_mutex_lock(&l->mu);
     int rc = SM_OK;
     if (atomic_load(&l->offline)) {
@@ -620,8 +643,10 @@ int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_
         } else if (ftruncate(fd, pos)) {
             log_go_offline(l, "truncation after a full disk", errno);
         } else if (!atomic_exchange(&l->full, true)) {
-            sm_warn("storage", "%s: no space left; appends fail, reads go on, appends resume "
-                    "when there is space", l->dir);
+            sm_warn("storage",
+                    "%s: no space left; appends fail, reads go on, appends resume "
+                    "when there is space",
+                    l->dir);
         }
         rc = SM_ERR_IO;
     }
@@ -642,8 +667,18 @@ int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_
     atomic_store(&s->size, pos);
     atomic_store(&l->end_offset, next);
     l->unflushed_msgs += next - first;
+    l->appended_bytes += (int64_t)len;
     if (!l->first_unflushed_ms) l->first_unflushed_ms = now;
     flush_now = l->unflushed_msgs >= l->cfg.flush_interval_messages;
+    /* The recovery bound: only ever on a flusher thread, never here. With
+     * fsync before ack every acknowledged batch is flushed anyway, and the
+     * flusher threads are the acknowledgements' own. */
+    if (l->flusher && !flush_now && !l->recovery_flush_queued && !l->cfg.fsync_before_ack &&
+        l->cfg.recovery_flush_bytes > 0 &&
+        l->appended_bytes - l->flushed_bytes >= l->cfg.recovery_flush_bytes) {
+        l->recovery_flush_queued = true;
+        recovery_now = true;
+    }
     *first_offset = first;
     *last_offset = next - 1;
 out:
@@ -658,6 +693,7 @@ out:
     } else if (rc == SM_OK && rolled) {
         log_flush_async(l);
     }
+    if (rc == SM_OK && recovery_now) log_flush_for_recovery(l, *last_offset + 1);
     return rc;
 }
 
@@ -673,6 +709,7 @@ int log_flush_locked(log_t *l, int64_t limit) {
     int64_t target = limit < end ? limit : end;
     int64_t from = atomic_load(&l->flushed_offset);
     if (from >= target && !l->dir_dirty && l->unfinished_base == INT64_MAX) {
+        l->recovery_flush_queued = false;
         pthread_mutex_unlock(&l->mu);
         return SM_OK;
     }
@@ -692,6 +729,7 @@ int log_flush_locked(log_t *l, int64_t limit) {
     /* The active segment is compared by base: it may be rolled and even
      * retired (freed) while the fsyncs run. */
     int64_t act_base = log_active(l)->base;
+    int64_t appended = l->appended_bytes;
     bool dir_dirty = l->dir_dirty;
     l->dir_dirty = false;
     pthread_mutex_unlock(&l->mu);
@@ -722,6 +760,9 @@ int log_flush_locked(log_t *l, int64_t limit) {
                 what = "index write";
                 err = errno;
             }
+        } else if (rc == SM_OK && v[i]->base == act_base && seg_persist_index(v[i])) {
+            /* Only a hint for recovery: it scans more without it. */
+            sm_debug("storage", "%s: cannot write the active index: %s", l->dir, strerror(errno));
         }
     }
     if (rc == SM_OK && dir_dirty && (rc = fio_fsync_dir(l->dir))) {
@@ -729,6 +770,7 @@ int log_flush_locked(log_t *l, int64_t limit) {
         err = errno;
     }
     pthread_mutex_lock(&l->mu);
+    l->recovery_flush_queued = false;
     if (rc == SM_ERR_LIMIT) {
         /* Out of descriptors: this flush fails, the log stays online and the
          * next flush tries again. */
@@ -738,6 +780,7 @@ int log_flush_locked(log_t *l, int64_t limit) {
         log_go_offline(l, what, err);
     } else {
         if (target > atomic_load(&l->flushed_offset)) atomic_store(&l->flushed_offset, target);
+        if (appended > l->flushed_bytes) l->flushed_bytes = appended;
         /* A roll during the fsyncs left the segment active at the snapshot
          * unfinished. */
         l->unfinished_base = log_active(l)->base != act_base ? act_base : INT64_MAX;

@@ -41,6 +41,11 @@ typedef struct log_config {
     int64_t min_compaction_lag_ms; /* min.compaction.lag.ms */
     int64_t max_compaction_lag_ms; /* max.compaction.lag.ms */
     int64_t delete_retention_ms;   /* delete.retention.ms: how long tombstones stay */
+    /* Recovery bound (samsa.log.recovery.flush.*): with a flusher attached, a
+     * background flush once this many bytes, or bytes this old, are
+     * unflushed; <= 0 disables each. */
+    int64_t recovery_flush_bytes;
+    int64_t recovery_flush_ms;
 } log_config_t;
 
 /* Kafka's defaults. */
@@ -88,6 +93,8 @@ int64_t log_start_offset(log_t *l);
 /* Offset up to which (exclusive) the log is known to be on disk: the recovery
  * point written to the checkpoint. */
 int64_t log_flushed_offset(log_t *l);
+/* Bytes appended since the log was opened. */
+int64_t log_appended_bytes(log_t *l);
 /* Total bytes of all segments. */
 int64_t log_size_bytes(log_t *l);
 int log_segment_count(log_t *l);
@@ -220,12 +227,16 @@ SM_MUST_CHECK int log_rename_for_delete(log_t *l, const char *new_dir);
 void log_set_open_segment_limit(int n);
 /* Segments currently holding a cached descriptor or mapped index. */
 int log_open_segment_count(void);
-/* What recovery of unclean logs did, process-wide: segments scanned, their
- * bytes, and bytes cut as torn or corrupt. */
+/* What recovery of unclean logs did, process-wide: segments scanned, bytes
+ * scanned (of the segment holding the recovery point only those past the
+ * index point below it), and bytes cut as torn or corrupt. */
 typedef struct log_recovery_totals {
     int64_t segments, bytes, cut_bytes;
+    int64_t max_log_bytes; /* the most bytes one log's recovery scanned */
 } log_recovery_totals_t;
 void log_recovery_totals(log_recovery_totals_t *out);
+/* Starts max_log_bytes over (the log manager, before it loads its dirs). */
+void log_recovery_reset_max(void);
 /* Bytes read from .log files by storage itself (recovery scans, lookups,
  * copies; not sendfile), process-wide. */
 int64_t log_segment_bytes_read(void);

@@ -11,7 +11,9 @@
  *     it was appended or recovered.
  *  4. flushed_offset <= end_offset; every segment holding offsets below it is
  *     fsynced, and inactive ones among them have their index files written.
- *     Segments holding offsets at or above it are pinned.
+ *     Segments holding offsets at or above it are pinned. The active
+ *     segment's index files hold (unsynced) its entries noted before the last
+ *     flush: a hint recovery checks before it uses it.
  *  5. offline is sticky: set on the first failed write or fsync, except a
  *     write that failed for lack of space (ENOSPC, EDQUOT): that sets full,
  *     cuts the active segment back to its size, and leaves reads alone; the
@@ -47,11 +49,14 @@ struct log {
     _Atomic int64_t end_offset;
     _Atomic int64_t flushed_offset;
     int64_t unflushed_msgs;
+    int64_t appended_bytes;     /* total appended since open */
+    int64_t flushed_bytes;      /* appended_bytes covered by the last finished flush */
+    bool recovery_flush_queued; /* a background flush for the recovery bound is queued */
     int64_t first_unflushed_ms; /* 0 when everything is flushed */
     bool dir_dirty;             /* files created or removed since the last directory fsync */
     int64_t unfinished_base;    /* oldest rolled segment not yet flushed, INT64_MAX if none */
     atomic_bool offline;
-    atomic_bool full; /* the last append failed for lack of space (invariant 5) */
+    atomic_bool full;      /* the last append failed for lack of space (invariant 5) */
     log_segment_t **trash; /* renamed .deleted segments waiting for unlink */
     int ntrash, cap_trash;
 
@@ -64,8 +69,8 @@ struct log {
     log_flusher_t *flusher;
 
     /* Compaction (cleaner.c). clean_point and clean_stats under mu. */
-    int64_t clean_point;     /* offsets below were cleaned (cleaner-offset-checkpoint); -1 none */
-    int64_t clean_horizon;   /* earliest delete horizon of retained tombstones; 0 none */
+    int64_t clean_point;   /* offsets below were cleaned (cleaner-offset-checkpoint); -1 none */
+    int64_t clean_horizon; /* earliest delete horizon of retained tombstones; 0 none */
     log_clean_stats_t clean_stats;
     atomic_bool cleaning;    /* a cleaner thread holds the log (set under the manager's mutex) */
     atomic_bool clean_abort; /* stop cleaning it (deleted, shutdown) */
@@ -96,6 +101,11 @@ void log_flush_async(log_t *l);
  */
 int log_walk_to_offset(int fd, int64_t pos, int64_t size, int64_t offset, int64_t *found_pos,
                        proto_batch_header_t *h);
+/* The recovery bound's flush: asks the flusher for everything below offset
+ * (a request that stays queued until a flush covers it, so one made while a
+ * flush runs is not lost); clears recovery_flush_queued when nothing was
+ * queued. Takes l->mu. */
+void log_flush_for_recovery(log_t *l, int64_t offset);
 /* Waits until no flusher thread holds or will hold the log. */
 void log_flush_quiesce(log_t *l);
 

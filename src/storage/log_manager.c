@@ -1,8 +1,8 @@
 /*
- * The log manager (see log_manager.h). Lock order: m->ckpt_mu, m->mu, then a
- * log's own mutex (taken inside log_* calls). m->mu covers the map and
- * in-memory work only: folder creation, partition.metadata, checkpoint files
- * and their fsyncs run without it.
+ * The log manager (see log_manager.h). Lock order: m->mu, then a log's own
+ * mutex (taken inside log_* calls). Creating a partition (its folder,
+ * partition.metadata, their fsyncs) and the directory fsync of a detach run
+ * without m->mu; the checkpoint files are still written under it.
  *
  * A partition folder belongs to one topic id, written in its partition.metadata
  * (Kafka's file: version 0, topic_id) when the folder is created. The map holds
@@ -18,6 +18,12 @@
  * m->mu while it runs maintenance on a log: it copies the list of logs first. Threads: callers
  * (any), the background thread, the flusher pool, and at open a short-lived pool that recovers
  * partitions in parallel.
+ *
+ * Entry states: pending (log NULL: recovering after an unclean stop, deferred
+ * recovery only; its checkpointed values are kept in the entry and written
+ * back) -> served (log set, under m->mu, by its recovery job). npending counts
+ * pending entries; m->cv is broadcast when one is served. Only a pending
+ * entry's own recovery job makes it served or removes it.
  */
 #include "storage/log_manager.h"
 
@@ -50,10 +56,12 @@
 typedef struct entry {
     char *topic;
     int32_t partition;
-    int dir; /* index into m->dirs */
-    log_t *log;
+    int dir;     /* index into m->dirs */
+    log_t *log;  /* NULL while recovering (pending) */
     bool has_id; /* partition.metadata read or written */
     uint8_t topic_id[16];
+    /* While pending: the checkpointed values, written back unchanged. */
+    int64_t rp, start, clean_point;
 } entry_t;
 
 typedef struct doomed {
@@ -63,7 +71,6 @@ typedef struct doomed {
 
 struct log_manager {
     pthread_mutex_t mu;
-    pthread_mutex_t ckpt_mu; /* one checkpoint writer at a time; taken before mu */
     pthread_cond_t cv;
     char **dirs;
     int ndirs;
@@ -74,6 +81,8 @@ struct log_manager {
     int ndoomed, cap_doomed;
     int64_t retention_check_ms;
     int64_t checkpoint_interval_ms;
+    int64_t recovery_checkpoint_ms;
+    int64_t *rp_written; /* per dir: sum of the recovery points last written */
     bool stopping;
     pthread_t thread;
     bool thread_started;
@@ -86,6 +95,10 @@ struct log_manager {
     pthread_cond_t opened_cv;
     log_manager_open_hook_fn open_hook; /* tests: runs outside m->mu before a log is created */
     void *open_hook_arg;
+    /* Deferred recovery (log_manager_start_recovery): the unclean logs' jobs,
+     * opened by a pool while the broker serves the others. */
+    struct load_pool *recovery;
+    _Atomic int npending;
 };
 
 static int64_t now_ms(void) { return sm_time_ms(); }
@@ -202,9 +215,35 @@ typedef struct load_job {
 typedef struct load_pool {
     pthread_mutex_t mu;
     load_job_t *jobs;
-    int njobs, next;
+    int njobs, next, done;
     const log_config_t *cfg;
+    /* Deferred recovery only: */
+    log_manager_t *m;
+    log_manager_recovered_fn on_recovered;
+    void *arg;
+    pthread_t *threads;
+    int nthreads;
+    log_recovery_totals_t before;
+    int64_t t0;
 } load_pool_t;
+
+static void finish_pending(load_pool_t *p, load_job_t *j);
+
+/* Test hook (SAMSA_TEST_RECOVERY_GATE=topic:path): the recovery of that
+ * topic's partitions waits until the file exists, so a test can observe the
+ * broker while a partition is still recovering. */
+static void test_gate(const char *topic) {
+    const char *g = getenv("SAMSA_TEST_RECOVERY_GATE");
+    const char *colon = g ? strchr(g, ':') : NULL;
+    if (!colon || strlen(topic) != (size_t)(colon - g) || strncmp(g, topic, strlen(topic)) != 0)
+        return;
+    sm_warn("storage", "%s: recovery held until %s exists (SAMSA_TEST_RECOVERY_GATE)", topic,
+            colon + 1);
+    while (access(colon + 1, F_OK) != 0) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
 
 static void *load_worker(void *arg) {
     load_pool_t *p = arg;
@@ -214,8 +253,10 @@ static void *load_worker(void *arg) {
         pthread_mutex_unlock(&p->mu);
         if (i < 0) return NULL;
         load_job_t *j = &p->jobs[i];
-        j->has_id = log_read_partition_metadata(j->path, j->topic_id) == SM_OK;
+        if (!p->m) j->has_id = log_read_partition_metadata(j->path, j->topic_id) == SM_OK;
+        if (p->m) test_gate(j->topic);
         j->rc = log_open(j->path, p->cfg, j->clean, j->recovery_point, j->log_start, &j->log);
+        if (p->m) finish_pending(p, j);
     }
 }
 
@@ -274,15 +315,50 @@ static void report_load(int njobs, int unclean_dirs, const log_recovery_totals_t
     }
     sm_warn("storage",
             "recovery after an unclean shutdown (%d log dir(s)): %d partition logs opened, %" PRId64
-            " segment(s) scanned (%" PRId64 " bytes), %" PRId64 " bytes cut, in %" PRId64 " ms",
+            " segment(s) scanned (%" PRId64 " bytes, at most %" PRId64 " in one log), %" PRId64
+            " bytes cut, in %" PRId64 " ms",
             unclean_dirs, njobs, after.segments - before->segments, after.bytes - before->bytes,
-            after.cut_bytes - before->cut_bytes, ms);
+            after.max_log_bytes, after.cut_bytes - before->cut_bytes, ms);
 }
 
-static int load_dirs(log_manager_t *m, int threads) {
+/* The unclean logs' jobs, internal topics first (the group and transaction
+ * coordinators wait for them). */
+static int cmp_internal_first(const void *a, const void *b) {
+    const load_job_t *x = a, *y = b;
+    bool ix = strncmp(x->topic, "__", 2) == 0, iy = strncmp(y->topic, "__", 2) == 0;
+    return ix == iy ? 0 : ix ? -1 : 1;
+}
+
+static int add_pending(log_manager_t *m, load_job_t *j) {
+    entry_t *e = calloc(1, sizeof(*e));
+    if (!e || !(e->topic = strdup(j->topic))) {
+        free(e);
+        return SM_ERR_NOMEM;
+    }
+    e->partition = j->partition;
+    e->dir = j->dir;
+    e->has_id = j->has_id;
+    memcpy(e->topic_id, j->topic_id, 16);
+    e->rp = j->recovery_point;
+    e->start = j->log_start;
+    e->clean_point = j->clean_point;
+    char key[300];
+    key_of(key, sizeof(key), j->topic, j->partition);
+    if (sm_map_put(&m->logs, key, strlen(key), e)) {
+        free(e->topic);
+        free(e);
+        return SM_ERR_NOMEM;
+    }
+    m->dir_counts[j->dir]++;
+    atomic_fetch_add(&m->npending, 1);
+    return SM_OK;
+}
+
+static int load_dirs(log_manager_t *m, int threads, bool defer) {
     load_job_t *jobs = NULL;
     int njobs = 0, cap = 0, rc = SM_OK, unclean_dirs = 0;
     log_recovery_totals_t before;
+    log_recovery_reset_max();
     log_recovery_totals(&before);
     int64_t t0 = sm_mono_ms();
     for (int d = 0; d < m->ndirs; d++) {
@@ -353,6 +429,45 @@ static int load_dirs(log_manager_t *m, int threads) {
         unlink(marker);
         if (rc) break;
     }
+    if (rc == SM_OK && defer && unclean_dirs) {
+        /* Unclean logs become pending entries, recovered by
+         * log_manager_start_recovery; clean ones open now (no data read). */
+        int nclean = 0;
+        load_job_t *later = malloc(sizeof(*later) * (size_t)njobs);
+        load_pool_t *pool = calloc(1, sizeof(*pool));
+        if (!later || !pool) rc = SM_ERR_NOMEM;
+        int nlater = 0;
+        for (int i = 0; rc == SM_OK && i < njobs; i++) {
+            load_job_t *j = &jobs[i];
+            j->has_id = log_read_partition_metadata(j->path, j->topic_id) == SM_OK;
+            if (j->clean) {
+                jobs[nclean++] = *j;
+                continue;
+            }
+            later[nlater++] = *j;
+            rc = add_pending(m, j);
+        }
+        if (rc == SM_OK && nlater) {
+            qsort(later, (size_t)nlater, sizeof(*later), cmp_internal_first);
+            pthread_mutex_init(&pool->mu, NULL);
+            pool->jobs = later;
+            pool->njobs = nlater;
+            pool->cfg = &m->defaults;
+            pool->m = m;
+            pool->nthreads = threads < 1 ? 1 : threads > nlater ? nlater : threads;
+            pool->before = before;
+            pool->t0 = t0;
+            m->recovery = pool;
+            sm_warn("storage",
+                    "unclean shutdown: %d partition log(s) recover in the background; %d opened "
+                    "now",
+                    nlater, nclean);
+        } else {
+            free(later);
+            free(pool);
+        }
+        njobs = nclean;
+    }
     if (rc == SM_OK && njobs) {
         load_pool_t pool = {.jobs = jobs, .njobs = njobs, .next = 0, .cfg = &m->defaults};
         pthread_mutex_init(&pool.mu, NULL);
@@ -382,9 +497,102 @@ static int load_dirs(log_manager_t *m, int threads) {
                 close_logged(jobs[i].log);
         }
     }
-    if (rc == SM_OK) report_load(njobs, unclean_dirs, &before, t0);
+    if (rc == SM_OK && !m->recovery) report_load(njobs, unclean_dirs, &before, t0);
     free(jobs);
     return rc;
+}
+
+/* A deferred job is done: its entry gets the log (or goes, if it cannot
+ * open), then the owner hears of it. */
+static void finish_pending(load_pool_t *p, load_job_t *j) {
+    log_manager_t *m = p->m;
+    char key[300];
+    key_of(key, sizeof(key), j->topic, j->partition);
+    pthread_mutex_lock(&m->mu);
+    entry_t *e = sm_map_get(&m->logs, key, strlen(key));
+    if (j->rc) {
+        sm_error("storage", "%s: cannot open the log (%s); the partition is offline", j->path,
+                 sm_strerror(j->rc));
+        if (e && !e->log) {
+            sm_map_del(&m->logs, key, strlen(key));
+            m->dir_counts[e->dir]--;
+            free(e->topic);
+            free(e);
+        }
+    } else if (e && !e->log) {
+        log_set_clean_point(j->log, j->clean_point);
+        e->log = j->log;
+        if (m->flusher) log_attach_flusher(j->log, m->flusher);
+    } else {
+        close_logged(j->log); /* cannot happen: pending entries stay */
+        j->rc = SM_ERR;
+    }
+    atomic_fetch_sub(&m->npending, 1);
+    pthread_cond_broadcast(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    if (j->rc == SM_OK && p->on_recovered) p->on_recovered(p->arg, j->topic, j->partition);
+    pthread_mutex_lock(&p->mu);
+    bool last = ++p->done == p->njobs;
+    pthread_mutex_unlock(&p->mu);
+    if (last) report_load(p->njobs, 1, &p->before, p->t0);
+}
+
+int log_manager_start_recovery(log_manager_t *m, log_manager_recovered_fn fn, void *arg) {
+    load_pool_t *p = m->recovery;
+    if (!p || p->threads) return SM_OK;
+    p->on_recovered = fn;
+    p->arg = arg;
+    p->threads = calloc((size_t)p->nthreads, sizeof(pthread_t));
+    int started = 0;
+    for (int i = 0; p->threads && i < p->nthreads; i++)
+        if (pthread_create(&p->threads[i], NULL, load_worker, p) == 0) started++;
+    p->nthreads = started;
+    if (!started) load_worker(p); /* no thread: recover here */
+    return SM_OK;
+}
+
+bool log_manager_pending(log_manager_t *m, const char *topic, int32_t partition) {
+    if (atomic_load(&m->npending) == 0) return false;
+    char key[300];
+    key_of(key, sizeof(key), topic, partition);
+    pthread_mutex_lock(&m->mu);
+    entry_t *e = sm_map_get(&m->logs, key, strlen(key));
+    bool pending = e && !e->log;
+    pthread_mutex_unlock(&m->mu);
+    return pending;
+}
+
+void log_manager_wait_topic(log_manager_t *m, const char *topic) {
+    pthread_mutex_lock(&m->mu);
+    for (;;) {
+        bool pending = false;
+        size_t it = 0;
+        void *v;
+        while (!pending && atomic_load(&m->npending) && sm_map_next(&m->logs, &it, NULL, NULL, &v))
+            pending = !((entry_t *)v)->log && strcmp(((entry_t *)v)->topic, topic) == 0;
+        if (!pending) break;
+        pthread_cond_wait(&m->cv, &m->mu);
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Waits for the deferred recovery to end and frees its pool. */
+static void join_recovery(log_manager_t *m) {
+    load_pool_t *p = m->recovery;
+    if (!p) return;
+    if (!p->threads) {
+        /* Never started: recover now, so the checkpoints and the clean
+         * marker describe checked logs. */
+        p->nthreads = 0;
+        load_worker(p);
+    }
+    for (int i = 0; i < p->nthreads; i++)
+        pthread_join(p->threads[i], NULL);
+    free(p->threads);
+    free(p->jobs);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+    m->recovery = NULL;
 }
 
 /* ---- background work ---- */
@@ -395,7 +603,7 @@ static void maintenance_pass(log_manager_t *m, bool retention, bool checkpoint) 
     log_t **logs = calloc(n + 1, sizeof(*logs));
     void *v;
     while (logs && sm_map_next(&m->logs, &it, NULL, NULL, &v))
-        logs[i++] = ((entry_t *)v)->log;
+        if (((entry_t *)v)->log) logs[i++] = ((entry_t *)v)->log;
     /* Folders of deleted partitions go now (their logs are closed here). */
     doomed_t *doomed = m->doomed;
     int ndoomed = m->ndoomed;
@@ -425,15 +633,46 @@ static void maintenance_pass(log_manager_t *m, bool retention, bool checkpoint) 
     if (checkpoint) log_manager_write_checkpoints(m);
 }
 
+/* An entry's checkpointed values: its log's, or while it recovers the ones
+ * read at start. */
+static int64_t rp_of(const entry_t *e) { return e->log ? log_flushed_offset(e->log) : e->rp; }
+static int64_t start_of(const entry_t *e) { return e->log ? log_start_offset(e->log) : e->start; }
+static int64_t clean_point_of(const entry_t *e) {
+    return e->log ? log_clean_point(e->log) : e->clean_point;
+}
+
+static int write_ckpt(log_manager_t *m, int d, const char *name, int64_t (*value)(const entry_t *),
+                      bool skip_neg);
+
+/* The recovery-point checkpoint of every dir whose recovery points moved
+ * since it was last written (the recovery bound: a crash rescans only what
+ * the file does not cover). */
+static void write_recovery_checkpoints(log_manager_t *m) {
+    pthread_mutex_lock(&m->mu);
+    for (int d = 0; d < m->ndirs; d++) {
+        int64_t sum = 0;
+        size_t it = 0;
+        void *v;
+        while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
+            if (((entry_t *)v)->dir == d) sum += rp_of(v);
+        if (sum != m->rp_written[d] && write_ckpt(m, d, RECOVERY_CHECKPOINT, rp_of, false) == SM_OK)
+            m->rp_written[d] = sum;
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void *background(void *arg) {
     log_manager_t *m = arg;
     int64_t next_retention = now_ms() + m->retention_check_ms;
     int64_t next_ckpt = now_ms() + m->checkpoint_interval_ms;
+    int64_t next_rp =
+        m->recovery_checkpoint_ms > 0 ? now_ms() + m->recovery_checkpoint_ms : INT64_MAX;
     pthread_mutex_lock(&m->mu);
     while (!m->stopping) {
         int64_t now = now_ms();
         /* flush.ms needs a finer tick than retention: check each second. */
         int64_t wake = next_retention < next_ckpt ? next_retention : next_ckpt;
+        if (next_rp < wake) wake = next_rp;
         if (wake > now + 1000) wake = now + 1000;
         if (m->ndoomed) wake = now;
         struct timespec ts = {wake / 1000, (wake % 1000) * 1000000};
@@ -443,9 +682,11 @@ static void *background(void *arg) {
         bool ckpt = now >= next_ckpt;
         pthread_mutex_unlock(&m->mu);
         maintenance_pass(m, now >= next_retention, ckpt);
+        if (!ckpt && now >= next_rp) write_recovery_checkpoints(m);
         pthread_mutex_lock(&m->mu);
         if (now >= next_retention) next_retention = now + m->retention_check_ms;
         if (ckpt) next_ckpt = now + m->checkpoint_interval_ms;
+        if (now >= next_rp) next_rp = now + m->recovery_checkpoint_ms;
     }
     pthread_mutex_unlock(&m->mu);
     return NULL;
@@ -462,7 +703,7 @@ static log_t *cleaner_pick(void *arg, log_cleaner_score_fn score, void *sarg) {
     void *v;
     while (!m->stopping && sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
         log_t *l = ((entry_t *)v)->log;
-        if (atomic_load(&l->cleaning)) continue;
+        if (!l || atomic_load(&l->cleaning)) continue;
         double s = score(sarg, l);
         if (s >= 0 && s > best_score) {
             best = l;
@@ -496,7 +737,6 @@ int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
     log_manager_t *m = calloc(1, sizeof(*m));
     if (!m) return SM_ERR_NOMEM;
     pthread_mutex_init(&m->mu, NULL);
-    pthread_mutex_init(&m->ckpt_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_cond_init(&m->cv, &ca);
@@ -507,11 +747,13 @@ int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
     m->defaults = o->defaults;
     m->retention_check_ms = o->retention_check_ms > 0 ? o->retention_check_ms : 300000;
     m->checkpoint_interval_ms = o->checkpoint_interval_ms > 0 ? o->checkpoint_interval_ms : 60000;
+    m->recovery_checkpoint_ms = o->recovery_checkpoint_ms;
     m->ndirs = o->ndirs;
     m->dirs = calloc((size_t)o->ndirs, sizeof(char *));
     m->dir_counts = calloc((size_t)o->ndirs, sizeof(int));
+    m->rp_written = calloc((size_t)o->ndirs, sizeof(int64_t));
     int rc = SM_ERR_NOMEM;
-    if (!m->dirs || !m->dir_counts) goto fail;
+    if (!m->dirs || !m->dir_counts || !m->rp_written) goto fail;
     for (int i = 0; i < o->ndirs; i++) {
         if (!(m->dirs[i] = strdup(o->dirs[i]))) goto fail;
         if (mkdir(m->dirs[i], 0755) && errno != EEXIST) {
@@ -524,7 +766,7 @@ int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
                                                         : log_manager_default_open_segments());
     if ((rc = log_flusher_start(o->flush_threads > 0 ? o->flush_threads : o->ndirs, &m->flusher)))
         goto fail;
-    if ((rc = load_dirs(m, o->recovery_threads * o->ndirs))) goto fail;
+    if ((rc = load_dirs(m, o->recovery_threads * o->ndirs, o->defer_recovery))) goto fail;
     if (pthread_create(&m->thread, NULL, background, m) == 0) m->thread_started = true;
     m->cleaner_opts = o->cleaner;
     *out = m;
@@ -535,15 +777,15 @@ fail:
 }
 
 /* Samsa's cleaner-state file (read by `samsa logs`): one line per compacted
- * log of dir d with what log_clean_info reports; m->mu held. NULL when out of
- * memory (the file is best effort). */
-static char *cleaner_state_text(log_manager_t *m, int d, size_t *len) {
+ * log of dir d with what log_clean_info reports; m->mu held. Best effort. */
+static void write_cleaner_state(log_manager_t *m, int d) {
     size_t cap = 256 + sm_map_size(&m->logs) * 400, n = 0;
     char *buf = malloc(cap);
-    if (!buf) return NULL;
+    if (!buf) return;
     int64_t now = now_ms();
     n += (size_t)snprintf(buf, cap,
-                          "# written_ms=%" PRId64 "\n# topic partition clean_point first_uncleanable "
+                          "# written_ms=%" PRId64
+                          "\n# topic partition clean_point first_uncleanable "
                           "clean_bytes dirty_bytes dirty_ratio runs last_run_ms last_duration_ms "
                           "bytes_read bytes_written records_removed\n",
                           now);
@@ -552,7 +794,7 @@ static char *cleaner_state_text(log_manager_t *m, int d, size_t *len) {
     while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
         entry_t *e = v;
         log_clean_info_t ci;
-        if (e->dir != d) continue;
+        if (e->dir != d || !e->log) continue;
         log_clean_info(e->log, now, &ci);
         if (!ci.compact || n + 400 > cap) continue;
         n += (size_t)snprintf(buf + n, cap - n,
@@ -563,102 +805,94 @@ static char *cleaner_state_text(log_manager_t *m, int d, size_t *len) {
                               ci.last.last_run_ms, ci.last.last_duration_ms, ci.last.bytes_read,
                               ci.last.bytes_written, ci.last.records_removed);
     }
-    *len = n;
-    return buf;
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", m->dirs[d], CLEANER_STATE);
+    /* Best effort: only `samsa logs cleaner` reads it. */
+    if (fio_write_file(path, buf, n, true))
+        sm_warn("storage", "%s: cannot write: %s", path, strerror(errno));
+    free(buf);
 }
 
-/* The checkpoint files of one log dir, as text (built under m->mu, written
- * without it). */
-typedef struct ckpt_texts {
-    char *rp, *ls, *cl, *cs; /* recovery point, log start, cleaner offsets, cleaner state */
-    size_t nrp, nls, ncl, ncs;
-} ckpt_texts_t;
-
-static void ckpt_texts_free(ckpt_texts_t *t) {
-    free(t->rp);
-    free(t->ls);
-    free(t->cl);
-    free(t->cs);
-    memset(t, 0, sizeof(*t));
-}
-
-/* m->mu held. */
-static int ckpt_texts_build(log_manager_t *m, int d, ckpt_texts_t *t) {
-    memset(t, 0, sizeof(*t));
-    size_t cap = 64 + sm_map_size(&m->logs) * 300;
-    t->rp = malloc(cap);
-    t->ls = malloc(cap);
-    if (!t->rp || !t->ls) return SM_ERR_NOMEM;
-    int count = 0, ncl = 0;
+/* A checkpoint file's text for dir d: "0", the count, then one line per
+ * log holding value(log) (logs for which it is < 0 are left out when skip_neg).
+ * m->mu held. */
+static int ckpt_text(log_manager_t *m, int d, int64_t (*value)(const entry_t *), bool skip_neg,
+                     char **out, size_t *len) {
+    size_t cap = 64 + sm_map_size(&m->logs) * 300, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) return SM_ERR_NOMEM;
+    int count = 0;
     size_t it = 0;
     void *v;
-    while (sm_map_next(&m->logs, &it, NULL, NULL, &v))
-        if (((entry_t *)v)->dir == d) {
-            count++;
-            if (log_clean_point(((entry_t *)v)->log) >= 0) ncl++;
-        }
-    t->nrp += (size_t)snprintf(t->rp + t->nrp, cap - t->nrp, "0\n%d\n", count);
-    t->nls += (size_t)snprintf(t->ls + t->nls, cap - t->nls, "0\n%d\n", count);
+    while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+        entry_t *e = v;
+        if (e->dir == d && (!skip_neg || value(e) >= 0)) count++;
+    }
+    n += (size_t)snprintf(buf + n, cap - n, "0\n%d\n", count);
     it = 0;
     while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
         entry_t *e = v;
-        if (e->dir != d) continue;
-        t->nrp += (size_t)snprintf(t->rp + t->nrp, cap - t->nrp, "%s %d %" PRId64 "\n", e->topic,
-                                   e->partition, log_flushed_offset(e->log));
-        t->nls += (size_t)snprintf(t->ls + t->nls, cap - t->nls, "%s %d %" PRId64 "\n", e->topic,
-                                   e->partition, log_start_offset(e->log));
+        int64_t x = e->dir == d ? value(e) : -1;
+        if (e->dir == d && (!skip_neg || x >= 0))
+            n += (size_t)snprintf(buf + n, cap - n, "%s %d %" PRId64 "\n", e->topic, e->partition,
+                                  x);
     }
-    if (ncl) {
-        /* Kafka's cleaner-offset-checkpoint: the first dirty offset of each
-         * compacted log. */
-        if (!(t->cl = malloc(cap))) return SM_ERR_NOMEM;
-        t->ncl = (size_t)snprintf(t->cl, cap, "0\n%d\n", ncl);
-        it = 0;
-        while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
-            entry_t *e = v;
-            int64_t cp = e->dir == d ? log_clean_point(e->log) : -1;
-            if (cp >= 0)
-                t->ncl += (size_t)snprintf(t->cl + t->ncl, cap - t->ncl, "%s %d %" PRId64 "\n",
-                                           e->topic, e->partition, cp);
-        }
-        t->cs = cleaner_state_text(m, d, &t->ncs);
-    }
+    *out = buf;
+    *len = n;
     return SM_OK;
 }
 
-static int ckpt_write_one(const char *dir, const char *name, const char *text, size_t len) {
+/* Writes one checkpoint file of dir d; m->mu held. */
+static int write_ckpt(log_manager_t *m, int d, const char *name, int64_t (*value)(const entry_t *),
+                      bool skip_neg) {
+    char *text;
+    size_t n;
+    int rc = ckpt_text(m, d, value, skip_neg, &text, &n);
+    if (rc) return rc;
     char path[4096];
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    int rc = fio_write_file(path, text, len, true);
-    if (rc) sm_warn("storage", "%s: cannot write: %s", path, strerror(errno));
+    snprintf(path, sizeof(path), "%s/%s", m->dirs[d], name);
+    if (fio_write_file(path, text, n, true)) rc = SM_ERR_IO;
+    free(text);
     return rc;
 }
 
-/* The texts are built under m->mu; the files are written and fsynced without
- * it (ckpt_mu keeps two writers from interleaving), so lookups and creations
- * do not wait for the fsyncs (issue 11 point 8). */
 int log_manager_write_checkpoints(log_manager_t *m) {
     int rc = SM_OK;
-    pthread_mutex_lock(&m->ckpt_mu);
-    for (int d = 0; d < m->ndirs && rc == SM_OK; d++) {
-        ckpt_texts_t t;
-        pthread_mutex_lock(&m->mu);
-        rc = ckpt_texts_build(m, d, &t);
-        pthread_mutex_unlock(&m->mu);
-        if (rc == SM_OK) {
-            if (ckpt_write_one(m->dirs[d], RECOVERY_CHECKPOINT, t.rp, t.nrp)) rc = SM_ERR_IO;
-            if (ckpt_write_one(m->dirs[d], START_CHECKPOINT, t.ls, t.nls)) rc = SM_ERR_IO;
-            if (t.cl && ckpt_write_one(m->dirs[d], CLEANER_CHECKPOINT, t.cl, t.ncl)) rc = SM_ERR_IO;
-            /* Best effort: only `samsa logs cleaner` reads it. */
-            if (t.cs) (void)ckpt_write_one(m->dirs[d], CLEANER_STATE, t.cs, t.ncs);
+    pthread_mutex_lock(&m->mu);
+    for (int d = 0; d < m->ndirs; d++) {
+        int64_t sum = 0;
+        bool compacted = false;
+        size_t it = 0;
+        void *v;
+        while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
+            entry_t *e = v;
+            if (e->dir != d) continue;
+            sum += rp_of(e);
+            if (clean_point_of(e) >= 0) compacted = true;
         }
-        ckpt_texts_free(&t);
+        int r = write_ckpt(m, d, RECOVERY_CHECKPOINT, rp_of, false);
+        if (r == SM_OK) m->rp_written[d] = sum;
+        if (r == SM_OK) r = write_ckpt(m, d, START_CHECKPOINT, start_of, false);
+        /* Kafka's cleaner-offset-checkpoint: the first dirty offset of each
+         * compacted log. */
+        if (r == SM_OK && compacted) {
+            r = write_ckpt(m, d, CLEANER_CHECKPOINT, clean_point_of, true);
+            write_cleaner_state(m, d);
+        }
+        if (r == SM_ERR_NOMEM) {
+            rc = r;
+            break;
+        }
+        if (r) rc = SM_ERR_IO;
     }
-    pthread_mutex_unlock(&m->ckpt_mu);
+    pthread_mutex_unlock(&m->mu);
     return rc;
 }
 
+void log_manager_finish_recovery(log_manager_t *m) { join_recovery(m); }
+
 int log_manager_close(log_manager_t *m) {
+    join_recovery(m);
     pthread_mutex_lock(&m->mu);
     m->stopping = true;
     pthread_cond_broadcast(&m->cv);
@@ -705,11 +939,11 @@ int log_manager_close(log_manager_t *m) {
         free(m->dirs[d]);
     free(m->dirs);
     free(m->dir_counts);
+    free(m->rp_written);
     sm_map_free(&m->logs);
     sm_map_free(&m->opening);
     pthread_cond_destroy(&m->opened_cv);
     pthread_cond_destroy(&m->cv);
-    pthread_mutex_destroy(&m->ckpt_mu);
     pthread_mutex_destroy(&m->mu);
     free(m);
     return rc;
@@ -833,6 +1067,10 @@ int log_manager_get_or_create(log_manager_t *m, const char *topic, int32_t parti
     wait_not_opening(m, key);
     entry_t *e = sm_map_get(&m->logs, key, klen);
     int rc = SM_OK;
+    if (e && !e->log) {
+        pthread_mutex_unlock(&m->mu);
+        return SM_ERR_AGAIN; /* still recovering */
+    }
     if (e && (!topic_id || (e->has_id && memcmp(e->topic_id, topic_id, 16) == 0))) {
         *out = e->log;
         pthread_mutex_unlock(&m->mu);
@@ -898,6 +1136,10 @@ int log_manager_detach(log_manager_t *m, const char *topic, int32_t partition,
         rc = SM_ERR_NOTFOUND;
         goto out;
     }
+    if (!e->log) {
+        rc = SM_ERR_AGAIN; /* still recovering */
+        goto out;
+    }
     sm_map_del(&m->logs, key, strlen(key));
     m->dir_counts[e->dir]--;
     atomic_store(&e->log->clean_abort, true); /* a cleaning in progress stops */
@@ -952,7 +1194,8 @@ int log_manager_close_unclaimed(log_manager_t *m,
     void *v;
     while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
         entry_t *e = v;
-        if (claimed(arg, e->topic, e->partition, e->has_id ? e->topic_id : NULL)) continue;
+        if (!e->log || claimed(arg, e->topic, e->partition, e->has_id ? e->topic_id : NULL))
+            continue;
         sm_warn("storage", "%s: no topic of this %s in the metadata: left on disk, not served",
                 log_dir(e->log), e->has_id ? "id" : "name");
         char key[300];
@@ -977,7 +1220,7 @@ void log_manager_foreach(log_manager_t *m,
     void *v;
     while (sm_map_next(&m->logs, &it, NULL, NULL, &v)) {
         entry_t *e = v;
-        fn(arg, e->topic, e->partition, e->log);
+        if (e->log) fn(arg, e->topic, e->partition, e->log);
     }
     pthread_mutex_unlock(&m->mu);
 }

@@ -25,9 +25,13 @@ typedef struct log_manager_opts {
     int recovery_threads;           /* num.recovery.threads.per.data.dir */
     int64_t retention_check_ms;     /* log.retention.check.interval.ms */
     int64_t checkpoint_interval_ms; /* log.flush.offset.checkpoint.interval.ms */
+    int64_t recovery_checkpoint_ms; /* also the recovery points alone this often, when they
+                                       moved (samsa.log.recovery.flush.ms); 0: not */
     int flush_threads;              /* flusher threads; 0: one per log dir */
     int max_open_segments;          /* segments with open files; 0: default */
     log_cleaner_opts_t cleaner;     /* log.cleaner.*; zeroed: no cleaner threads */
+    bool defer_recovery;            /* after an unclean stop, recover the logs of unclean
+                                       dirs in the background (log_manager_start_recovery) */
 } log_manager_opts_t;
 
 /* Segments (active ones too) that may hold a descriptor or a mapped index at
@@ -36,6 +40,25 @@ typedef struct log_manager_opts {
  * at least 16, at most LOG_MAX_DEFAULT_OPEN_SEGMENTS. */
 #define LOG_MAX_DEFAULT_OPEN_SEGMENTS 8192
 int log_manager_default_open_segments(void);
+/*
+ * Deferred recovery. With opts.defer_recovery, log_manager_open opens the
+ * logs of cleanly stopped dirs and leaves each log of an unclean dir
+ * *pending*: listed (its folder's name is taken, its checkpointed values are
+ * written back unchanged) but without a log: log_manager_get returns NULL,
+ * get_or_create and detach SM_ERR_AGAIN, foreach and close_unclaimed skip it.
+ * log_manager_start_recovery then opens them on num.recovery.threads.per.data.dir
+ * threads per dir, internal topics ("__" names) first, and calls fn(arg,
+ * topic, partition) on that thread once each log is served (a log that cannot
+ * open is logged and dropped). One line is logged when all are done.
+ */
+typedef void (*log_manager_recovered_fn)(void *arg, const char *topic, int32_t partition);
+int log_manager_start_recovery(log_manager_t *m, log_manager_recovered_fn fn, void *arg);
+/* True while topic-partition is pending. */
+bool log_manager_pending(log_manager_t *m, const char *topic, int32_t partition);
+/* Waits until no log of topic is pending. */
+void log_manager_wait_topic(log_manager_t *m, const char *topic);
+/* Waits until the deferred recovery has ended (log_manager_close does too). */
+void log_manager_finish_recovery(log_manager_t *m);
 
 int log_manager_open(const log_manager_opts_t *opts, log_manager_t **out);
 /* Stops the background thread, flushes and closes every log, writes the

@@ -306,12 +306,22 @@ void log_run_flush_policy(log_t *l, int64_t now) {
                  ((l->first_unflushed_ms && l->cfg.flush_interval_ms != INT64_MAX &&
                    now - l->first_unflushed_ms >= l->cfg.flush_interval_ms) ||
                   l->unfinished_base != INT64_MAX);
+    /* The recovery bound's time half: bytes appended this long ago go to the
+     * flusher threads (never flushed here when there are none). */
+    bool recovery = false;
+    if (!flush && l->flusher && !atomic_load(&l->offline) && !l->cfg.fsync_before_ack &&
+        l->cfg.recovery_flush_ms > 0 && l->first_unflushed_ms &&
+        now - l->first_unflushed_ms >= l->cfg.recovery_flush_ms && !l->recovery_flush_queued) {
+        l->recovery_flush_queued = true;
+        recovery = true;
+    }
     pthread_mutex_unlock(&l->mu);
     for (int i = 0; i < nexp; i++) {
         seg_unlink_files(expired[i]);
         seg_unref(expired[i]);
     }
     free(expired);
+    if (recovery) log_flush_for_recovery(l, log_end_offset(l));
     /* flush.ms, and rolled segments still waiting for their flush. */
     if (flush) {
         if (l->flusher)

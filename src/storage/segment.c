@@ -258,6 +258,7 @@ int seg_create_files(log_segment_t *s) {
     s->pinned = true;
     s->idx_loaded = true;
     s->ts_known = true;
+    s->idx_files_stale = true;
     pthread_mutex_unlock(&s->fmu);
     pthread_mutex_unlock(&s->imu);
     cache_touch(s);
@@ -426,7 +427,52 @@ static int write_index_files_locked(log_segment_t *s) {
     int rc = write_synced(p, s->idx.data, (size_t)s->idx.n * SEG_IDX_ENTRY);
     if (rc) return rc;
     seg_file_path(s, ".timeindex", p, sizeof(p));
-    return write_synced(p, s->tidx.data, (size_t)s->tidx.n * SEG_TIDX_ENTRY);
+    rc = write_synced(p, s->tidx.data, (size_t)s->tidx.n * SEG_TIDX_ENTRY);
+    if (rc == SM_OK) {
+        s->idx_persisted = s->idx.n;
+        s->tidx_persisted = s->tidx.n;
+        s->idx_files_stale = false;
+    }
+    return rc;
+}
+
+/* Entries [from, n) of one index at their place in its file (from 0, the
+ * file truncated, when whole). */
+static int write_tail(const char *path, const uint8_t *data, size_t esz, int32_t from, int32_t n,
+                      bool whole) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (whole ? O_TRUNC : 0), 0644);
+    if (fd < 0) return SM_ERR_IO;
+    int rc = n > from ? fio_pwrite_all(fd, data + (size_t)from * esz, (size_t)(n - from) * esz,
+                                       (int64_t)from * (int64_t)esz)
+                      : SM_OK;
+    if (close(fd) && rc == SM_OK) rc = SM_ERR_IO;
+    return rc;
+}
+
+int seg_persist_index(log_segment_t *s) {
+    int rc = SM_OK;
+    pthread_mutex_lock(&s->imu);
+    pthread_mutex_lock(&s->fmu);
+    bool whole = s->idx_files_stale;
+    int32_t from_i = whole ? 0 : s->idx_persisted, from_t = whole ? 0 : s->tidx_persisted;
+    /* A renamed (deleted) segment's files are not recreated. */
+    if (s->idx_loaded && !s->deleted && (whole || from_i < s->idx.n || from_t < s->tidx.n)) {
+        char p[4200];
+        path_locked(s, ".index", p, sizeof(p));
+        rc = write_tail(p, s->idx.data, SEG_IDX_ENTRY, from_i, s->idx.n, whole);
+        if (rc == SM_OK) {
+            path_locked(s, ".timeindex", p, sizeof(p));
+            rc = write_tail(p, s->tidx.data, SEG_TIDX_ENTRY, from_t, s->tidx.n, whole);
+        }
+        if (rc == SM_OK) {
+            s->idx_persisted = s->idx.n;
+            s->tidx_persisted = s->tidx.n;
+        }
+        s->idx_files_stale = rc != SM_OK;
+    }
+    pthread_mutex_unlock(&s->fmu);
+    pthread_mutex_unlock(&s->imu);
+    return rc;
 }
 
 int seg_write_index_files(log_segment_t *s) {
@@ -502,21 +548,14 @@ typedef struct scan_state {
     int64_t bytes_since_index;
 } scan_state_t;
 
-/* The scanner behind seg_scan; imu held. */
-static int scan_locked(log_segment_t *s, int fd, int32_t interval, bool validate, int64_t file_size,
-                       scan_state_t *st) {
-    index_free(&s->idx);
-    index_free(&s->tidx);
-    s->max_ts = s->max_ts_offset = -1;
-    s->idx_loaded = true;
-    s->ts_known = true;
-    s->idx_corrupt = false;
-    st->bytes_since_index = 0;
-    st->next_offset = s->base;
+/* Scans from position pos on, extending the indexes and st (set up by the
+ * caller); prev_last: the last offset before pos. imu held. */
+static int scan_from_locked(log_segment_t *s, int fd, int32_t interval, bool validate,
+                            int64_t file_size, int64_t pos, int64_t prev_last, scan_state_t *st) {
     size_t cap = 1 << 20;
     uint8_t *buf = malloc(cap);
     if (!buf) return SM_ERR_NOMEM;
-    int64_t bstart = 0, blen = 0, pos = 0, prev_last = s->base - 1;
+    int64_t bstart = 0, blen = 0;
     int rc = SM_OK;
     if (file_size > INT32_MAX) file_size = INT32_MAX; /* positions are int32 */
     while (pos + PROTO_BATCH_HEADER_SIZE <= file_size) {
@@ -564,11 +603,111 @@ out:
     return rc;
 }
 
+/* The scanner behind seg_scan: the whole segment from 0; imu held. */
+static int scan_locked(log_segment_t *s, int fd, int32_t interval, bool validate, int64_t file_size,
+                       scan_state_t *st) {
+    index_free(&s->idx);
+    index_free(&s->tidx);
+    s->max_ts = s->max_ts_offset = -1;
+    s->idx_loaded = true;
+    s->ts_known = true;
+    s->idx_corrupt = false;
+    st->bytes_since_index = 0;
+    st->next_offset = s->base;
+    return scan_from_locked(s, fd, interval, validate, file_size, 0, s->base - 1, st);
+}
+
 int seg_scan(log_segment_t *s, int fd, int32_t interval, bool validate, int64_t file_size,
              int64_t *valid_end) {
     scan_state_t st;
     pthread_mutex_lock(&s->imu);
     int rc = scan_locked(s, fd, interval, validate, file_size, &st);
+    pthread_mutex_unlock(&s->imu);
+    *valid_end = st.valid_end;
+    s->next_offset = st.next_offset;
+    s->bytes_since_index = st.bytes_since_index;
+    return rc;
+}
+
+/* Copies the first n entries of a mapped index into s's (malloc'd) x. */
+static int keep_prefix(seg_index_t *x, const seg_index_t *from, int32_t n, size_t esz) {
+    index_free(x);
+    if (index_reserve(x, esz, n > 0 ? n : 1)) return SM_ERR_NOMEM;
+    if (n > 0) memcpy(x->data, from->data, (size_t)n * esz);
+    x->n = n;
+    return SM_OK;
+}
+
+/*
+ * Index points below rp: entries i < k of the offset index with increasing
+ * relative offsets below rp - base and increasing positions inside the file.
+ * The scan restarts at entry j = k - 2 (its batch is re-read and indexed
+ * again); kept are the offset entries before j and the time entries pushed at
+ * points up to j, those with a relative offset <= entry j's: the time index
+ * grows only at index points, with the batch holding the new maximum, so an
+ * entry pushed at a later point names a later batch. The largest timestamp
+ * up to entry j's batch is then the last kept time entry's.
+ */
+static int recover_from_locked(log_segment_t *s, int fd, int32_t interval, int64_t rp,
+                               int64_t file_size, scan_state_t *st, int64_t *scan_from) {
+    seg_index_t x = {0}, tx = {0};
+    int rc = map_index_file(s, ".index", SEG_IDX_ENTRY, &x);
+    if (rc == SM_OK) rc = map_index_file(s, ".timeindex", SEG_TIDX_ENTRY, &tx);
+    int32_t k = 0;
+    int64_t limit = rp - s->base;
+    for (; rc == SM_OK && k < x.n; k++) {
+        const uint8_t *e = x.data + (size_t)k * SEG_IDX_ENTRY;
+        int32_t rel = rd32(e), pos = rd32(e + 4);
+        if (rel < 0 || rel >= limit || pos < 0 || pos >= file_size) break;
+        if (k > 0 && (rel <= rd32(e - SEG_IDX_ENTRY) || pos <= rd32(e - SEG_IDX_ENTRY + 4))) break;
+    }
+    if (rc != SM_OK || k < 2) {
+        rc = SM_ERR_NOTFOUND;
+        goto out;
+    }
+    int32_t j = k - 2;
+    const uint8_t *ej = x.data + (size_t)j * SEG_IDX_ENTRY;
+    int32_t rel_j = rd32(ej), pos_j = rd32(ej + 4);
+    int32_t t = 0;
+    for (; t < tx.n; t++) {
+        const uint8_t *e = tx.data + (size_t)t * SEG_TIDX_ENTRY;
+        int32_t rel = rd32(e + 8);
+        if (rel < 0 || rel > rel_j) break;
+        if (t > 0 && (rel <= rd32(e - SEG_TIDX_ENTRY + 8) || rd64(e) < rd64(e - SEG_TIDX_ENTRY)))
+            break;
+    }
+    if ((rc = keep_prefix(&s->idx, &x, j, SEG_IDX_ENTRY)) ||
+        (rc = keep_prefix(&s->tidx, &tx, t, SEG_TIDX_ENTRY)))
+        goto out;
+    s->max_ts = t ? tidx_ts(s, t - 1) : -1;
+    s->max_ts_offset = t ? s->base + tidx_rel(s, t - 1) : -1;
+    s->idx_loaded = true;
+    s->ts_known = true;
+    s->idx_corrupt = false;
+    st->bytes_since_index = interval; /* entry j is pushed again */
+    int64_t prev_last = j ? s->base + idx_rel(s, j - 1) : s->base - 1;
+    st->next_offset = prev_last + 1;
+    *scan_from = pos_j;
+    rc = scan_from_locked(s, fd, interval, true, file_size, pos_j, prev_last, st);
+    /* The batch at entry j must check and be indexed as before. */
+    if (rc == SM_OK && (s->idx.n <= j || idx_rel(s, j) != rel_j || idx_pos(s, j) != pos_j))
+        rc = SM_ERR_CORRUPT;
+out:
+    index_free(&x);
+    index_free(&tx);
+    return rc;
+}
+
+int seg_recover_from(log_segment_t *s, int fd, int32_t interval, int64_t rp, int64_t file_size,
+                     int64_t *valid_end, int64_t *scan_from) {
+    scan_state_t st;
+    if (file_size > INT32_MAX) file_size = INT32_MAX;
+    pthread_mutex_lock(&s->imu);
+    int rc = recover_from_locked(s, fd, interval, rp, file_size, &st, scan_from);
+    if (rc == SM_ERR_NOTFOUND || rc == SM_ERR_CORRUPT) {
+        *scan_from = 0;
+        rc = scan_locked(s, fd, interval, true, file_size, &st);
+    }
     pthread_mutex_unlock(&s->imu);
     *valid_end = st.valid_end;
     s->next_offset = st.next_offset;
@@ -629,6 +768,8 @@ int seg_pin_active(log_segment_t *s, int32_t interval) {
         /* Appends resume the index interval where the last entry left it. */
         int64_t size = atomic_load(&s->size);
         s->bytes_since_index = s->idx.n ? size - idx_pos(s, s->idx.n - 1) : size;
+        /* The files may hold entries memory no longer has (a cut tail). */
+        s->idx_files_stale = true;
     }
     pthread_mutex_unlock(&s->imu);
     return rc;
@@ -742,6 +883,7 @@ int seg_truncate_indexes(log_segment_t *s, int fd, int64_t offset, int64_t pos) 
         p += (int64_t)proto_batch_total_size(&h);
     }
     s->bytes_since_index = n ? pos - idx_pos(s, n - 1) : 0;
+    s->idx_files_stale = true;
     pthread_mutex_unlock(&s->imu);
     s->next_offset = offset;
     return rc;

@@ -59,6 +59,10 @@ struct log_segment {
     bool ts_known;
     int64_t max_ts;        /* largest batch max timestamp, -1 when none */
     int64_t max_ts_offset; /* last offset of the batch that holds it */
+    /* A pinned segment's index entries already in its files (a recovery
+     * hint written at each flush); stale: rewrite the files whole. */
+    int32_t idx_persisted, tidx_persisted;
+    bool idx_files_stale;
 
     pthread_mutex_t fmu;
     char *path; /* <dir>/<20-digit base>, without extension */
@@ -114,6 +118,23 @@ int seg_note_batch(log_segment_t *s, int32_t index_interval, int64_t pos,
 int seg_close_time_index(log_segment_t *s);
 /* Writes both index files from memory and fsyncs them. */
 int seg_write_index_files(log_segment_t *s);
+/*
+ * Writes the in-memory index entries not yet in the index files (a pinned
+ * segment's; no fsync): after a crash they let recovery skip the part of the
+ * segment below the recovery point (seg_recover_from). Entries describing
+ * data not yet flushed are harmless: recovery keeps only those below it.
+ */
+int seg_persist_index(log_segment_t *s);
+/*
+ * Recovery of a segment whose bytes below the recovery point rp are known to
+ * be on disk: keeps the entries of its index files that describe offsets
+ * below rp, and scans (validating every batch) only from the second-to-last
+ * of those offset index entries on. Falls back to a whole scan when the files
+ * hold fewer than two such entries or the batch there does not check.
+ * *valid_end as seg_scan; *scan_from: where the scan began.
+ */
+int seg_recover_from(log_segment_t *s, int fd, int32_t index_interval, int64_t rp,
+                     int64_t file_size, int64_t *valid_end, int64_t *scan_from);
 
 /*
  * Rebuilds the in-memory indexes by reading the .log from position 0 through

@@ -424,7 +424,11 @@ int16_t txn_write_marker_local(broker_t *b, sm_str_t topic, int32_t partition,
                                int64_t producer_id, int16_t epoch, int32_t coordinator_epoch,
                                bool commit) {
     broker_partition_t *p = broker_partition_lookup(b, topic, NULL, partition);
-    if (!p) return PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+    /* A partition still recovering after an unclean stop is not gone: the
+     * marker is retried (NOT_LEADER_OR_FOLLOWER) until it is served. */
+    if (!p)
+        return broker_partition_absent_error(b, topic, NULL, partition,
+                                             PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION);
     int16_t err = broker_partition_write_marker(p, producer_id, epoch, coordinator_epoch, commit);
     if (err == PROTO_ERR_NONE && b->s.fsync_before_ack && log_flush(p->log) != SM_OK)
         err = PROTO_ERR_KAFKA_STORAGE_ERROR;

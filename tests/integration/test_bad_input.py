@@ -152,7 +152,17 @@ def test_bad_config_exits_2_with_one_line(tmp_path):
     from conftest import SERVER_BIN
     for args, key in ([["--override", "log.segment.bytes=abc"], "log.segment.bytes"],
                       [["--override", "no.such.key=1"], "no.such.key"],
-                      [["--override", "num.partitions=0"], "num.partitions"]):
+                      [["--override", "num.partitions=0"], "num.partitions"],
+                      # Kafka's checks between keys of consumer groups (KIP-848).
+                      [["--override", "group.consumer.heartbeat.interval.ms=300"],
+                       "group.consumer.heartbeat.interval.ms must be greater than or equal to "
+                       "group.consumer.min.heartbeat.interval.ms"],
+                      [["--override", "group.consumer.session.timeout.ms=70000"],
+                       "group.consumer.session.timeout.ms must be less than or equal to "
+                       "group.consumer.max.session.timeout.ms"],
+                      [["--override", "group.consumer.min.session.timeout.ms=1000", "--override",
+                        "group.consumer.session.timeout.ms=5000"],
+                       "group.consumer.heartbeat.interval.ms must be less than group.consumer.session.timeout.ms"]):
         p = subprocess.run([SERVER_BIN, *args, "--override", f"log.dirs={tmp_path}"],
                            capture_output=True, text=True, timeout=10)
         assert p.returncode == 2, p.stderr

@@ -10,7 +10,8 @@ from confluent_kafka.admin import AdminClient
 
 from helpers import ck_create_topic, ck_produce, wait_for
 
-BROKER = {"group.consumer.heartbeat.interval.ms": "300", "group.consumer.session.timeout.ms": "6000"}
+BROKER = {"group.consumer.heartbeat.interval.ms": "300", "group.consumer.session.timeout.ms": "6000",
+          "group.consumer.min.heartbeat.interval.ms": "100", "group.consumer.min.session.timeout.ms": "1000"}
 
 
 class Member:
@@ -145,3 +146,61 @@ def test_regex_subscription(make_broker):
     wait_for(lambda: assigned([("rx-a", 0), ("rx-a", 1), ("rx-b", 0), ("rx-b", 1), ("rx-c", 0)]),
              timeout=30, what="the topic created later assigned")
     c.close()
+
+
+def group_type(admin, group):
+    listed = {g.group_id: g for g in admin.list_consumer_groups().result(10).valid}
+    return str(listed[group].type).upper() if group in listed else None
+
+
+def test_classic_group_upgraded_online(make_broker):
+    """Online upgrade (KIP-848) with librdkafka: two classic members consume;
+    one is restarted with group.protocol=consumer, and the group becomes a
+    consumer group holding one member of each protocol, which survives a
+    broker restart (the classic member's records are read back); the other is
+    restarted too. No record is lost."""
+    b = make_broker({"group.initial.rebalance.delay.ms": "0", **BROKER})
+    ck_create_topic(b.bootstrap, "kip848", 4)
+    total = 3000
+    ck_produce(b.bootstrap, "kip848", [(None, f"u{i}".encode(), None) for i in range(total)])
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    seen = []
+    classic = {"group.protocol": "classic", "session.timeout.ms": 10000, "heartbeat.interval.ms": 300}
+    members = [Member(b, "g-up", seen, **classic), Member(b, "g-up", seen, **classic)]
+
+    def distinct(want):
+        deadline = time.monotonic() + 60
+        while len(set(seen)) < want and time.monotonic() < deadline:
+            for m in members:
+                m.step()
+        return len(set(seen))
+
+    assert distinct(800) >= 800
+    assert "CLASSIC" in group_type(admin, "g-up")
+    first = members.pop(0)
+    first.commit()
+    first.c.close()
+    members.append(Member(b, "g-up", seen))
+
+    def mixed():
+        for m in members:
+            m.step()
+        d = admin.describe_consumer_groups(["g-up"])["g-up"].result(10)
+        return "CONSUMER" in str(d.type).upper() and len(d.members) == 2
+    wait_for(mixed, timeout=60, what="the group upgraded with a member of each protocol")
+    assert distinct(1600) >= 1600
+
+    for m in members:
+        m.commit()
+    b.restart()
+    assert "CONSUMER" in group_type(admin, "g-up")
+    assert distinct(2200) >= 2200
+
+    second = members.pop(0)
+    second.commit()
+    second.c.close()
+    members.append(Member(b, "g-up", seen))
+    assert distinct(total) == total
+    assert "CONSUMER" in group_type(admin, "g-up")
+    for m in members:
+        m.c.close()

@@ -8,9 +8,12 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -720,9 +723,10 @@ static void test_flush_requests(void) {
     /* Already durable: answered at once, no callback. */
     CHECK_EQ_INT(SM_OK, log_flush_request(f, l, 400, on_flushed, &w));
     CHECK_EQ_INT(SM_OK, log_sync_to(l, 400));
-    /* Rolled segments got their index files from the flushes. */
+    /* Rolled segments got their index files from the flushes, and the
+     * active one its entries so far (recovery's hint). */
     CHECK(log_segment_count(l) > 5);
-    CHECK_EQ_INT(log_segment_count(l) - 1, su_count_files(dir, ".timeindex"));
+    CHECK_EQ_INT(log_segment_count(l), su_count_files(dir, ".timeindex"));
     /* Stopping serves what is queued; later requests are served inline. */
     int64_t first, last;
     log_append(l, buf, su_batch(buf, sizeof(buf), 2, 1, NULL, 1, 100), 0, &first, &last);
@@ -1030,6 +1034,178 @@ static void test_manager_slow_creation(void) {
     pthread_mutex_destroy(&sc.mu);
 }
 
+/* The recovery point named for topic-partition in dir's checkpoint, or -1. */
+static int64_t checkpointed(const char *dir, const char *topic, int p) {
+    char path[600], want[128];
+    snprintf(path, sizeof(path), "%s/recovery-point-offset-checkpoint", dir);
+    int n = snprintf(want, sizeof(want), "\n%s %d ", topic, p);
+    uint8_t *text;
+    size_t len;
+    if (fio_read_file(path, &text, &len, 1 << 20) != SM_OK) return -1;
+    int64_t v = -1;
+    const uint8_t *at = memmem(text, len, want, (size_t)n);
+    if (at) v = strtoll((const char *)at + n, NULL, 10);
+    free(text);
+    return v;
+}
+
+/*
+ * The recovery bound: a child appends megabytes to each partition with
+ * nothing flushing them but the background policy, waits until the
+ * recovery-point checkpoint has caught up with the log ends, appends a little
+ * more and is killed (SIGKILL). The restart must scan at most the bound in
+ * any log (the part below the recovery point is skipped thanks to the active
+ * segment's index files) and keep every batch.
+ */
+static void test_manager_recovery_bound(void) {
+    char d1[512];
+    su_path(d1, sizeof(d1), "mgr-bound");
+    const char *dirs[] = {d1};
+    log_manager_opts_t o = {
+        .dirs = dirs, .ndirs = 1, .recovery_threads = 2, .recovery_checkpoint_ms = 20};
+    log_config_default(&o.defaults);
+    o.defaults.recovery_flush_bytes = 64 << 10;
+    o.defaults.recovery_flush_ms = 100;
+    const int np = 4, n1 = 4000, n2 = 20;
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        log_manager_t *m;
+        if (log_manager_open(&o, &m) != SM_OK) _exit(2);
+        log_t *ls[4];
+        for (int p = 0; p < np; p++) {
+            if (log_manager_get_or_create(m, "rb", p, NULL, NULL, &ls[p]) != SM_OK) _exit(3);
+            append_n(ls[p], n1, 1000, 1000); /* ~4 MiB each, one segment */
+        }
+        int64_t deadline = sm_mono_ms() + 60000;
+        for (;;) {
+            int caught = 0;
+            for (int p = 0; p < np; p++)
+                caught += checkpointed(d1, "rb", p) == log_end_offset(ls[p]);
+            if (caught == np) break;
+            if (sm_mono_ms() > deadline) _exit(4);
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        /* Less than the bound, never flushed: scanned after the crash. */
+        for (int p = 0; p < np; p++)
+            append_n(ls[p], n2, 5000, 1000);
+        kill(getpid(), SIGKILL);
+        _exit(5);
+    }
+    int status;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    if (!WIFSIGNALED(status)) {
+        fprintf(stderr, "child exited with %d\n", WEXITSTATUS(status));
+        return;
+    }
+    log_recovery_totals_t before, after;
+    log_recovery_totals(&before);
+    log_manager_t *m;
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    log_recovery_totals(&after);
+    CHECK(after.bytes - before.bytes > 0);
+    CHECK(after.bytes - before.bytes <= (int64_t)np * o.defaults.recovery_flush_bytes);
+    CHECK(after.max_log_bytes <= o.defaults.recovery_flush_bytes);
+    for (int p = 0; p < np; p++) {
+        log_t *l = log_manager_get(m, "rb", p);
+        REQUIRE(l);
+        CHECK_EQ_INT(n1 + n2, log_end_offset(l));
+        /* Every batch is there, at its offset, through the kept indexes. */
+        for (int64_t off = 0; off < n1 + n2; off += 97) {
+            uint8_t buf[4096];
+            proto_batch_header_t h;
+            CHECK_EQ_INT(SM_OK, su_read_batch(l, off, buf, sizeof(buf), &h));
+            CHECK_EQ_INT(off, h.base_offset);
+        }
+        int64_t off, ts;
+        CHECK_EQ_INT(SM_OK, log_offset_for_timestamp(l, 1000 + 2500, &off, &ts));
+        CHECK_EQ_INT(2500, off);
+        CHECK_EQ_INT(SM_OK, log_max_timestamp(l, &off, &ts));
+        CHECK_EQ_INT(n1 + n2 - 1, off);
+        CHECK_EQ_INT(5000 + n2 - 1, ts);
+    }
+    log_manager_close(m);
+}
+
+typedef struct recovered_seen {
+    pthread_mutex_t mu;
+    int n;
+    int64_t ends[4];
+    log_manager_t *m;
+} recovered_seen_t;
+
+static void on_recovered(void *arg, const char *topic, int32_t partition) {
+    recovered_seen_t *r = arg;
+    log_t *l = log_manager_get(r->m, topic, partition);
+    pthread_mutex_lock(&r->mu);
+    if (strcmp(topic, "dr") == 0 && partition >= 0 && partition < 4 && l)
+        r->ends[partition] = log_end_offset(l);
+    r->n++;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* Deferred recovery: after an unclean stop the logs are pending (not served,
+ * their checkpointed values kept) until log_manager_start_recovery opens
+ * them, internal topics first, each announced once. */
+static void test_manager_deferred_recovery(void) {
+    char d1[512];
+    su_path(d1, sizeof(d1), "mgr-deferred");
+    const char *dirs[] = {d1};
+    log_manager_opts_t o = {.dirs = dirs, .ndirs = 1, .recovery_threads = 2};
+    log_config_default(&o.defaults);
+    log_manager_t *m;
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    for (int p = 0; p < 4; p++) {
+        log_t *l;
+        REQUIRE(log_manager_get_or_create(m, "dr", p, NULL, NULL, &l) == SM_OK);
+        append_n(l, 10 * (p + 1), 1000, 100);
+    }
+    log_t *l;
+    REQUIRE(log_manager_get_or_create(m, "__consumer_offsets", 0, NULL, NULL, &l) == SM_OK);
+    append_n(l, 3, 1000, 100);
+    REQUIRE(log_manager_close(m) == SM_OK);
+    char marker[600];
+    snprintf(marker, sizeof(marker), "%s/.kafka_cleanshutdown", d1);
+    unlink(marker);
+
+    o.defer_recovery = true;
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    CHECK(log_manager_pending(m, "dr", 2));
+    CHECK(log_manager_get(m, "dr", 2) == NULL);
+    CHECK_EQ_INT(SM_ERR_AGAIN, log_manager_get_or_create(m, "dr", 2, NULL, NULL, &l));
+    CHECK_EQ_INT(SM_ERR_AGAIN, log_manager_detach(m, "dr", 2, NULL, &l));
+    /* Checkpoints written meanwhile keep the pending logs' recovery points. */
+    CHECK_EQ_INT(SM_OK, log_manager_write_checkpoints(m));
+    CHECK_EQ_INT(30, checkpointed(d1, "dr", 2));
+    recovered_seen_t seen = {PTHREAD_MUTEX_INITIALIZER, 0, {0}, m};
+    CHECK_EQ_INT(SM_OK, log_manager_start_recovery(m, on_recovered, &seen));
+    log_manager_wait_topic(m, "__consumer_offsets");
+    CHECK(!log_manager_pending(m, "__consumer_offsets", 0));
+    REQUIRE(log_manager_get(m, "__consumer_offsets", 0));
+    CHECK_EQ_INT(3, log_end_offset(log_manager_get(m, "__consumer_offsets", 0)));
+    log_manager_wait_topic(m, "dr");
+    log_manager_finish_recovery(m);
+    CHECK_EQ_INT(5, seen.n);
+    for (int p = 0; p < 4; p++) {
+        CHECK(!log_manager_pending(m, "dr", p));
+        CHECK_EQ_INT(10 * (p + 1), seen.ends[p]);
+        REQUIRE(log_manager_get(m, "dr", p));
+        CHECK_EQ_INT(10 * (p + 1), log_end_offset(log_manager_get(m, "dr", p)));
+    }
+    CHECK_EQ_INT(SM_OK, log_manager_get_or_create(m, "dr", 2, NULL, NULL, &l));
+    REQUIRE(log_manager_close(m) == SM_OK);
+    /* Closed while still pending (never started): recovered at close, the
+     * checkpoint and the clean marker are right. */
+    unlink(marker);
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    CHECK(log_manager_pending(m, "dr", 1));
+    REQUIRE(log_manager_close(m) == SM_OK);
+    CHECK(access(marker, F_OK) == 0);
+    CHECK_EQ_INT(20, checkpointed(d1, "dr", 1));
+}
+
 /* ---------------------------------------------------------------- faults */
 
 /* A full disk: appends fail, reads of what is on disk go on, and appends
@@ -1195,6 +1371,8 @@ int main(void) {
     RUN(test_manager_clean_start_reads_nothing);
     RUN(test_manager_many_partitions);
     RUN(test_manager_slow_creation);
+    RUN(test_manager_recovery_bound);
+    RUN(test_manager_deferred_recovery);
     sm_log_set_level(SM_LOG_ERROR + 1); /* the fault tests log errors on purpose */
     RUN(test_fault_enospc);
     RUN(test_fault_write_error);

@@ -16,7 +16,9 @@ typedef proto_delete_records_response_delete_records_partition_result_t part_res
 static int16_t delete_before(broker_t *b, sm_str_t topic, int32_t index, int64_t offset,
                              int64_t *low) {
     broker_partition_t *p = broker_partition_lookup(b, topic, NULL, index);
-    if (!p) return PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+    if (!p)
+        return broker_partition_absent_error(b, topic, NULL, index,
+                                             PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION);
     int16_t err = PROTO_ERR_NONE;
     int64_t end = log_end_offset(p->log);
     if (offset == -1) offset = end;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "broker/handlers/handlers.h"
+#include "broker/partition.h"
 #include "protocol/errors.h"
 
 typedef proto_describe_topic_partitions_response_describe_topic_partitions_response_topic_t topic_t;
@@ -64,10 +65,10 @@ static sm_str_t *names_to_describe(broker_req_t *r,
     return names;
 }
 
-static void fill_partition(broker_req_t *r, const meta_partition_t *mp, part_t *p) {
-    p->error_code = mp->leader < 0 ? PROTO_ERR_LEADER_NOT_AVAILABLE : PROTO_ERR_NONE;
+static void fill_partition(broker_req_t *r, const char *topic, const meta_partition_t *mp,
+                           part_t *p) {
+    p->error_code = broker_partition_leader(r->b, topic, mp, &p->leader_id);
     p->partition_index = mp->id;
-    p->leader_id = mp->leader;
     p->leader_epoch = mp->leader_epoch;
     p->replica_nodes = arena_i32(&r->arena, mp->replicas, mp->n_replicas);
     p->isr_nodes = arena_i32(&r->arena, mp->isr, mp->n_isr);
@@ -156,7 +157,7 @@ int broker_handle_describe_topic_partitions(broker_req_t *r) {
         }
         o->partitions.n = count;
         for (int32_t k = 0; k < count; k++)
-            fill_partition(r, &t->partitions[first + k], &o->partitions.v[k]);
+            fill_partition(r, t->name, &t->partitions[first + k], &o->partitions.v[k]);
         left -= count;
         if (first + count < t->n_partitions) {
             resp->next_cursor = sm_arena_calloc(&r->arena, 1, sizeof(*resp->next_cursor));

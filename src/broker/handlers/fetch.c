@@ -136,8 +136,12 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         out->log_start_offset = -1;
         /* A partition deleted since the request resolved it is unknown now. */
         if (!p || atomic_load(&p->deleted)) {
-            out->error_code =
+            int16_t unknown =
                 v >= 13 ? PROTO_ERR_UNKNOWN_TOPIC_ID : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+            out->error_code =
+                p ? unknown
+                  : broker_partition_absent_error(b, fp->topic, v >= 13 ? &fp->topic_id : NULL,
+                                                  fp->partition, unknown);
             st->failed = true;
             continue;
         }
@@ -300,7 +304,8 @@ static int layout_response(broker_req_t *r, fetch_state_t *st) {
     int32_t nt = 0;
     for (int i = 0; i < st->n; i++) {
         fpart_t *fp = &st->parts[i];
-        const void *key = r->version >= 13 ? (const void *)fp->topic_id.b : (const void *)fp->topic.ptr;
+        const void *key =
+            r->version >= 13 ? (const void *)fp->topic_id.b : (const void *)fp->topic.ptr;
         size_t kl = r->version >= 13 ? 16 : (fp->topic.len > 0 ? (size_t)fp->topic.len : 0);
         intptr_t t = (intptr_t)sm_map_get(&topics, key ? key : "", kl) - 1;
         if (t < 0) {
@@ -454,9 +459,9 @@ static int16_t handle_session(broker_req_t *r, fetch_state_t *st) {
                 const fs_part_t *sp = &s->parts[i];
                 size_t tl = strlen(sp->topic);
                 char *name = sm_arena_strndup(&r->arena, sp->topic, tl);
-                st->parts[st->n++] = (fpart_t){
-                    {name, (int32_t)tl}, sp->topic_id, sp->partition, sp->fetch_offset,
-                    sp->max_bytes,       -1,           NULL,          NULL};
+                st->parts[st->n++] =
+                    (fpart_t){{name, (int32_t)tl}, sp->topic_id, sp->partition, sp->fetch_offset,
+                              sp->max_bytes,       -1,           NULL,          NULL};
             }
         }
     }

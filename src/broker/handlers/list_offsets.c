@@ -77,7 +77,8 @@ int broker_handle_list_offsets(broker_req_t *r) {
             out->leader_epoch = -1;
             broker_partition_t *p = broker_partition_lookup(b, rt->name, NULL, rp->partition_index);
             if (!p) {
-                out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                out->error_code = broker_partition_absent_error(
+                    b, rt->name, NULL, rp->partition_index, PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION);
                 continue;
             }
             if (r->version >= 4 && rp->current_leader_epoch >= 0 &&
@@ -86,7 +87,8 @@ int broker_handle_list_offsets(broker_req_t *r) {
                                       ? PROTO_ERR_FENCED_LEADER_EPOCH
                                       : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
             } else {
-                lookup(p, rp->timestamp, r->version, r->version >= 2 && req->isolation_level == 1, out);
+                lookup(p, rp->timestamp, r->version, r->version >= 2 && req->isolation_level == 1,
+                       out);
             }
             broker_partition_put(p);
         }

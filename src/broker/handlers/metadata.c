@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "broker/handlers/handlers.h"
+#include "broker/partition.h"
 #include "protocol/errors.h"
 
 typedef proto_metadata_request_t req_t;
@@ -40,9 +41,8 @@ static void describe_topic(broker_req_t *r, const meta_topic_t *t, topic_t *out)
     for (int32_t i = 0; i < t->n_partitions; i++) {
         const meta_partition_t *mp = &t->partitions[i];
         part_t *p = &out->partitions.v[i];
-        p->error_code = mp->leader < 0 ? PROTO_ERR_LEADER_NOT_AVAILABLE : PROTO_ERR_NONE;
+        p->error_code = broker_partition_leader(r->b, t->name, mp, &p->leader_id);
         p->partition_index = mp->id;
-        p->leader_id = mp->leader;
         p->leader_epoch = mp->leader_epoch;
         p->replica_nodes = arena_i32(&r->arena, mp->replicas, mp->n_replicas);
         p->isr_nodes = arena_i32(&r->arena, mp->isr, mp->n_isr);
@@ -111,7 +111,12 @@ int broker_handle_metadata(broker_req_t *r) {
                 (proto_metadata_response_metadata_response_partition_array_t){0, NULL};
             out->name = rt->name;
             meta_topic_t *t = NULL;
-            if (rt->name.len < 0 && v < 12) {
+            /* A topic named by a non-zero id is looked up by its id, whatever
+             * its name says: the Java client leaves the name "" (its default)
+             * when it asks for the names of the topic ids of a broker-side
+             * regex subscription's assignment (KIP-848), as Kafka reads it. */
+            bool by_id = rt->name.len < 0 || !sm_uuid_is_zero(&rt->topic_id);
+            if (by_id && v < 12) {
                 /* v10-11 carry topic ids but cannot answer a topic without a
                  * name (the response's name is nullable from v12), so Kafka
                  * refuses those requests. */
@@ -119,7 +124,6 @@ int broker_handle_metadata(broker_req_t *r) {
                 out->error_code = PROTO_ERR_INVALID_REQUEST;
                 continue;
             }
-            bool by_id = rt->name.len < 0;
             if (by_id)
                 t = meta_image_topic_by_id(&b->image, &rt->topic_id);
             else

@@ -35,7 +35,8 @@ int broker_handle_offset_for_leader_epoch(broker_req_t *r) {
             out->end_offset = -1;
             broker_partition_t *p = broker_partition_lookup(b, rt->topic, NULL, rp->partition);
             if (!p) {
-                out->error_code = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                out->error_code = broker_partition_absent_error(
+                    b, rt->topic, NULL, rp->partition, PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION);
                 continue;
             }
             if (r->version >= 2 && rp->current_leader_epoch >= 0 &&

@@ -208,8 +208,7 @@ static int16_t check_transaction(broker_req_t *r, broker_partition_t *p,
 
 /* Appends one validated batch with the idempotence checks; under p->mu. */
 static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, size_t len,
-                      const proto_batch_header_t *h, presp_t *out, bool *appended,
-                      uint64_t guard) {
+                      const proto_batch_header_t *h, presp_t *out, bool *appended, uint64_t guard) {
     int16_t err = PROTO_ERR_NONE;
     pthread_mutex_lock(&p->mu);
     if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
@@ -310,8 +309,9 @@ int broker_handle_produce(broker_req_t *r) {
             broker_partition_t *p =
                 broker_partition_lookup(b, td->name, by_id ? &td->topic_id : NULL, pd->index);
             if (!p) {
-                out->error_code =
-                    by_id ? PROTO_ERR_UNKNOWN_TOPIC_ID : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+                out->error_code = broker_partition_absent_error(
+                    b, td->name, by_id ? &td->topic_id : NULL, pd->index,
+                    by_id ? PROTO_ERR_UNKNOWN_TOPIC_ID : PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION);
                 continue;
             }
             uint8_t *data = (uint8_t *)pd->records.ptr;

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** A samsa-server process on a free port with a temporary data directory. */
@@ -19,6 +20,7 @@ final class SamsaServer implements AutoCloseable {
     private final String[] overrides;
     private final List<String> prefix;
     private Process process;
+    private Map<String, String> env = Map.of();
 
     SamsaServer(String... overrides) throws Exception {
         this(freePort(), overrides);
@@ -45,9 +47,19 @@ final class SamsaServer implements AutoCloseable {
 
     /** kill -9, then the same server again on the same port and data directory. */
     void killAndRestart() throws Exception {
+        killAndRestart(Map.of());
+    }
+
+    /** kill -9, then the same server again with these environment variables added. */
+    void killAndRestart(Map<String, String> env) throws Exception {
         process.destroyForcibly();
         process.waitFor(30, TimeUnit.SECONDS);
+        this.env = env;
         start();
+    }
+
+    String log() throws IOException {
+        return Files.readString(dataDir.resolve("server.log"));
     }
 
     private void start() throws Exception {
@@ -62,7 +74,9 @@ final class SamsaServer implements AutoCloseable {
             cmd.add("--override");
             cmd.add(o);
         }
-        process = new ProcessBuilder(cmd).redirectErrorStream(true)
+        ProcessBuilder pb = new ProcessBuilder(cmd);
+        pb.environment().putAll(env);
+        process = pb.redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(dataDir.resolve("server.log").toFile())).start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (System.nanoTime() < deadline) {

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Cluster benchmark: a 3-node KRaft cluster of Apache Kafka 4.4 and of Samsa
+(when samsa-server forms a cluster), with the harness of tests/cluster.
+
+Per kind and round:
+- failover: kill -9 of the active controller (found with DescribeQuorum) ->
+  first moment a new leader is reported, and -> the next committed metadata
+  change: a CreateTopics retried through the survivors until it succeeds, or
+  the topic showing in a survivor's own Metadata, whichever is first;
+- create: CreateTopics latency (the request alone) and until every broker's
+  own Metadata shows the topic with a leader for each partition;
+- RSS of every node after start-up and at the end.
+
+Placement as in bench/run.py: every node pinned to CPU 1 (`taskset -c 1`, the
+JVMs included), this process (the client) to CPU 0; Kafka with
+kafka-server-start.sh's heap (-Xms1G -Xmx1G, G1). A kind whose cluster does
+not start is reported as skipped with the reason.
+
+  .venv/bin/python bench/cluster.py [--rounds 3] [--kinds kafka,samsa]
+      [--network auto|netns|proxy] [--json out.json]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "cluster"))
+
+from cluster import Cluster, ClusterUnavailable, wait_for  # noqa: E402
+
+BROKER_CPU = "1"
+CLIENT_CPU = 0
+MIB = 1 << 20
+
+
+def log(msg):
+    print(f"[cluster-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def failover(c):
+    """kill -9 the active controller; seconds to a new leader and to a committed CreateTopics."""
+    old = c.active_controller()
+    survivors = [i for i in c.nodes if i != old]
+    name = f"failover-{uuid.uuid4().hex[:8]}"
+    t0 = time.monotonic()
+    c.kill9(old)
+    c.wait_controller(exclude=[old], timeout=120)
+    t_leader = time.monotonic() - t0
+    # A thread retries one CreateTopics (one name for every attempt: an attempt
+    # that committed but timed out at the client is seen by the next as
+    # TOPIC_ALREADY_EXISTS); meanwhile the survivors' own Metadata is polled,
+    # since a broker shows the topic only once its record is committed. The
+    # first of the two is the commit time, so a request stuck on the dead
+    # leader until its timeout does not hide an earlier commit.
+    done = threading.Event()
+
+    def creator():
+        try:
+            wait_for(lambda: done.is_set() or c.create_topic(
+                name, via=survivors, replication=2, timeout=5.0, exists_ok=True) or True,
+                120, "CreateTopics after failover", 0.05)
+        finally:
+            done.set()
+
+    th = threading.Thread(target=creator, daemon=True)
+    th.start()
+    wait_for(lambda: done.is_set() or any(c.topic_ready(i, name, timeout=1.0) for i in survivors),
+             120, "the topic committed after failover", 0.02)
+    t_commit = time.monotonic() - t0
+    done.set()
+    th.join(30)
+    c.start_node(old)
+    c.wait_usable(300)
+    return {"killed": old, "leader_s": t_leader, "commit_s": t_commit}
+
+
+def create_latency(c, partitions):
+    name = f"create-{uuid.uuid4().hex[:8]}"
+    t0 = time.monotonic()
+    c.create_topic(name, partitions=partitions, replication=3, timeout=30.0)
+    t_ack = time.monotonic() - t0
+    wait_for(lambda: all(c.topic_ready(i, name) for i in c.nodes), 60,
+             "every broker's Metadata to show the topic", 0.005)
+    return {"partitions": partitions, "ack_s": t_ack, "all_brokers_s": time.monotonic() - t0}
+
+
+def rss(c):
+    return {i: c.rss(i) for i in c.nodes}
+
+
+def run_kind(kind, rounds, network):
+    log(f"{kind}: starting 3 nodes")
+    t0 = time.monotonic()
+    try:
+        c = Cluster(kind, n=3, network=network, heap="-Xms1G -Xmx1G", cpus=BROKER_CPU).start()
+    except ClusterUnavailable as e:
+        # The reason and the server's last words (e.g. samsa-server naming the setting it refuses).
+        lines = [ln for ln in str(e).splitlines() if ln.strip() and not ln.startswith("---")]
+        why = " | ".join(lines[:1] + lines[-2:])[:600]
+        log(f"{kind}: skipped: {why}")
+        return {"kind": kind, "skipped": why}
+    try:
+        res = {"kind": kind, "network": c.network, "startup_s": time.monotonic() - t0,
+               "rss_start": rss(c), "failover": [], "create": []}
+        for r in range(rounds):
+            for parts in (1, 10):
+                res["create"].append(create_latency(c, parts))
+            f = failover(c)
+            log(f"{kind}: round {r + 1}/{rounds}: killed {f['killed']}, leader after "
+                f"{f['leader_s']:.2f}s, commit after {f['commit_s']:.2f}s")
+            res["failover"].append(f)
+        res["rss_end"] = rss(c)
+        return res
+    finally:
+        c.close()
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def report(results):
+    out = []
+    for r in results:
+        if "skipped" in r:
+            out.append(f"{r['kind']}: skipped ({r['skipped']})")
+            continue
+        f, cr = r["failover"], r["create"]
+        out.append(f"{r['kind']} ({r['network']} network, {len(f)} rounds), start-up to usable "
+                   f"{r['startup_s']:.1f} s")
+        out.append(f"  kill -9 controller -> new leader: median {med([x['leader_s'] for x in f]):.2f} s, "
+                   f"all {[round(x['leader_s'], 2) for x in f]}")
+        out.append(f"  kill -9 controller -> CreateTopics committed: median "
+                   f"{med([x['commit_s'] for x in f]):.2f} s, all {[round(x['commit_s'], 2) for x in f]}")
+        for parts in sorted({x["partitions"] for x in cr}):
+            xs = [x for x in cr if x["partitions"] == parts]
+            out.append(f"  CreateTopics {parts} partition(s), rf 3: ack median "
+                       f"{med([x['ack_s'] for x in xs]) * 1000:.0f} ms, on every broker median "
+                       f"{med([x['all_brokers_s'] for x in xs]) * 1000:.0f} ms")
+        for when in ("rss_start", "rss_end"):
+            out.append(f"  RSS MiB {when[4:]}: " + ", ".join(
+                f"node {i} {(v or 0) / MIB:.0f}" for i, v in sorted(r[when].items())))
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--kinds", default="kafka,samsa")
+    ap.add_argument("--network", default="auto", choices=("auto", "netns", "proxy"))
+    ap.add_argument("--json", help="write the raw results here")
+    a = ap.parse_args()
+    os.sched_setaffinity(0, {CLIENT_CPU})
+    results = [run_kind(k, a.rounds, a.network) for k in a.kinds.split(",")]
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(results, f, indent=1)
+    print(report(results))
+
+
+if __name__ == "__main__":
+    main()
