@@ -17,6 +17,7 @@ const char *sm_strerror(int status) {
     case SM_ERR_SPACE: return "buffer too small";
     case SM_ERR_FENCED: return "fenced by a newer epoch";
     case SM_ERR_STALE: return "stale epoch";
+    case SM_ERR_LIMIT: return "out of descriptors";
     default: return "unknown status";
     }
 }

@@ -21,8 +21,25 @@ enum sm_status {
     SM_ERR_SPACE = -11,   /* a buffer is too small for the output */
     SM_ERR_FENCED = -12,  /* a newer epoch of the same owner exists */
     SM_ERR_STALE = -13,   /* an epoch older than the one in force */
+    SM_ERR_LIMIT = -14,   /* a process limit was reached (descriptors): retry later */
 };
 
 const char *sm_strerror(int status);
+
+/* On functions whose status must not be dropped (persistence, producer
+ * state): the compiler refuses a call in src/ that ignores it (targets built
+ * with SM_CHECK_RESULTS; tests and benchmarks are not). A caller that may
+ * ignore one says why and writes SM_IGNORE(call) (gcc does not accept a
+ * (void) cast for this attribute). */
+#ifdef SM_CHECK_RESULTS
+#define SM_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define SM_MUST_CHECK
+#endif
+#define SM_IGNORE(call)                                                                            \
+    do {                                                                                           \
+        if (call) {                                                                                \
+        }                                                                                          \
+    } while (0)
 
 #endif

@@ -967,7 +967,8 @@ void broker_stop(broker_t *b) {
     bool log_errors = b->logs && log_manager_close(b->logs);
     if (log_errors) sm_error("broker", "closing the logs reported errors");
     b->logs = NULL;
-    if (b->metadata_log) log_close(b->metadata_log);
+    if (b->metadata_log && log_close(b->metadata_log))
+        sm_error("broker", "closing the metadata log reported errors");
     b->metadata_log = NULL;
     int ndirs = b->nlocks;
     unlock_dirs(b);

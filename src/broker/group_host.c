@@ -28,12 +28,10 @@ typedef struct group_host_ctx {
 
 static group_host_ctx_t host_ctx; /* one broker per process */
 
-static int16_t host_append(void *ctx, int32_t part, uint8_t *batch, size_t len, int64_t *end) {
+static int host_append(void *ctx, int32_t part, uint8_t *batch, size_t len, int64_t *end) {
     group_host_ctx_t *h = ctx;
     broker_partition_t *p = broker_partition_get(h->b, &h->topic_id, part);
-    /* Kafka maps a missing partition to COORDINATOR_NOT_AVAILABLE and a
-     * storage error to NOT_COORDINATOR. */
-    if (!p) return PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (!p) return SM_ERR_NOTFOUND;
     int64_t first, last;
     pthread_mutex_lock(&p->mu);
     int rc = log_append(p->log, batch, len, p->leader_epoch, &first, &last);
@@ -52,7 +50,7 @@ static int16_t host_append(void *ctx, int32_t part, uint8_t *batch, size_t len, 
         broker_wake(h->b, p);
     }
     broker_partition_put(p);
-    return rc == SM_OK ? PROTO_ERR_NONE : PROTO_ERR_NOT_COORDINATOR;
+    return rc;
 }
 
 typedef struct durable_wait {
@@ -63,7 +61,7 @@ typedef struct durable_wait {
 
 static void flushed(void *arg, int status) {
     durable_wait_t *w = arg;
-    w->done(w->arg, status == SM_OK ? PROTO_ERR_NONE : PROTO_ERR_NOT_COORDINATOR);
+    w->done(w->arg, status);
     broker_partition_put(w->p);
     free(w);
 }
@@ -72,14 +70,14 @@ static void host_when_durable(void *ctx, int32_t part, int64_t end, group_durabl
                               void *arg) {
     group_host_ctx_t *h = ctx;
     if (!h->b->s.fsync_before_ack) {
-        done(arg, PROTO_ERR_NONE);
+        done(arg, SM_OK);
         return;
     }
     broker_partition_t *p = broker_partition_get(h->b, &h->topic_id, part);
     durable_wait_t *w = p ? malloc(sizeof(*w)) : NULL;
     if (!w) {
         if (p) broker_partition_put(p);
-        done(arg, PROTO_ERR_COORDINATOR_NOT_AVAILABLE);
+        done(arg, p ? SM_ERR_NOMEM : SM_ERR_NOTFOUND);
         return;
     }
     *w = (durable_wait_t){p, done, arg};

@@ -267,8 +267,15 @@ int16_t broker_partition_write_marker(broker_partition_t *p, int64_t producer_id
     } else if (log_append(p->log, buf, len, p->leader_epoch, &first, &last) != SM_OK) {
         err = PROTO_ERR_KAFKA_STORAGE_ERROR;
     } else {
-        /* Checked above, so the marker cannot be refused any more. */
-        broker_partition_track_marker(p, producer_id, epoch, coordinator_epoch, commit, first, now);
+        /* Checked above, so the marker cannot be refused any more; only
+         * memory can fail it, and the replay at the next start repairs the
+         * state from the log. */
+        if (broker_partition_track_marker(p, producer_id, epoch, coordinator_epoch, commit, first,
+                                          now) != SM_OK)
+            sm_error("broker",
+                     "%s-%d: the marker at %lld is written but not in the producer "
+                     "state (out of memory)",
+                     p->topic, p->index, (long long)first);
         broker_partition_after_append(p);
     }
     pthread_mutex_unlock(&p->mu);
@@ -283,16 +290,19 @@ static int replay_producer_batch(void *arg, const uint8_t *batch, size_t len,
     if (h->attributes & PROTO_ATTR_CONTROL) {
         int32_t coord_epoch;
         int type = proto_control_batch_type(batch, len, &coord_epoch);
+        /* FENCED / STALE: a marker the log holds although a newer epoch
+         * had already closed the transaction (history as written); the
+         * state stays as the newer marker left it. */
         if (type == PROTO_CONTROL_ABORT || type == PROTO_CONTROL_COMMIT) {
-            broker_partition_track_marker(p, h->producer_id, h->producer_epoch, coord_epoch,
-                                          type == PROTO_CONTROL_COMMIT, h->base_offset,
-                                          h->max_timestamp);
+            int rc = broker_partition_track_marker(p, h->producer_id, h->producer_epoch,
+                                                   coord_epoch, type == PROTO_CONTROL_COMMIT,
+                                                   h->base_offset, h->max_timestamp);
+            if (rc != SM_OK && rc != SM_ERR_FENCED && rc != SM_ERR_STALE) return rc;
         }
         return SM_OK;
     }
-    broker_partition_track_batch(p, h, h->base_offset, proto_batch_last_offset(h),
-                                 h->max_timestamp);
-    return SM_OK;
+    return broker_partition_track_batch(p, h, h->base_offset, proto_batch_last_offset(h),
+                                        h->max_timestamp);
 }
 
 /* Loads the newest producer snapshot and replays batches appended after it. */
@@ -325,8 +335,13 @@ static void restore_producers(broker_partition_t *p) {
         sm_warn("broker", "%s-%d: the aborted-transaction index could not be read whole", p->topic,
                 p->index);
     txn_aborted_index_drop_before(&p->aborted, log_start_offset(p->log));
-    /* Replay producer batches and markers after the snapshot. */
-    log_for_each_batch(p->log, from, replay_producer_batch, p);
+    /* Replay producer batches and markers after the snapshot. A replay that
+     * stops leaves the state of what was replayed: idempotent producers may
+     * then see OUT_OF_ORDER_SEQUENCE or open transactions stay open (LSO). */
+    int rc = log_for_each_batch(p->log, from, replay_producer_batch, p);
+    if (rc != SM_OK)
+        sm_error("broker", "%s-%d: the producer state replay from offset %lld stopped: %s",
+                 p->topic, p->index, (long long)from, sm_strerror(rc));
 }
 
 int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) {

@@ -11,6 +11,7 @@
 
 #include <stdatomic.h>
 
+#include "base/err.h"
 #include "broker/broker.h"
 #include "protocol/records.h"
 #include "txn/aborted_index.h"
@@ -49,13 +50,13 @@ void broker_partition_after_append(broker_partition_t *p);
 
 /* Producer state of a batch just appended at first..last (data batches;
  * transactional ones open their producer's transaction). Under p->mu. */
-int broker_partition_track_batch(broker_partition_t *p, const proto_batch_header_t *h,
-                                 int64_t first, int64_t last, int64_t timestamp);
+SM_MUST_CHECK int broker_partition_track_batch(broker_partition_t *p, const proto_batch_header_t *h,
+                                               int64_t first, int64_t last, int64_t timestamp);
 /* Producer state and aborted index for a marker appended at offset. Under
  * p->mu. Returns SM_OK, SM_ERR_FENCED or SM_ERR_STALE (see txn_producer_state_end_txn). */
-int broker_partition_track_marker(broker_partition_t *p, int64_t producer_id, int16_t epoch,
-                                  int32_t coordinator_epoch, bool commit, int64_t offset,
-                                  int64_t timestamp);
+SM_MUST_CHECK int broker_partition_track_marker(broker_partition_t *p, int64_t producer_id,
+                                                int16_t epoch, int32_t coordinator_epoch,
+                                                bool commit, int64_t offset, int64_t timestamp);
 /* The last stable offset: the first offset of the oldest open transaction, or
  * the high watermark when none is open. Under p->mu. */
 int64_t broker_partition_lso(broker_partition_t *p);

@@ -14,9 +14,11 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include "base/err.h"
 
-/* err: a Kafka error code (PROTO_ERR_NONE when durable). */
-typedef void (*group_durable_fn)(void *arg, int16_t err);
+/* status: SM_OK when durable, else an SM_ERR_* status (the coordinator maps
+ * it to the Kafka error it answers with). */
+typedef void (*group_durable_fn)(void *arg, int status);
 /* What read_all calls: each record (value.len < 0: a tombstone; txn_pid >= 0:
  * in a transactional batch of that producer) and each transaction marker. */
 typedef struct group_reader {
@@ -30,9 +32,11 @@ typedef struct group_host {
     /* Appends one record batch to partition p (the host may rewrite its
      * offsets in place; a transactional batch joins its producer's open
      * transaction); *end is the log end after it.
-     * Returns PROTO_ERR_NONE or the Kafka error of the failed append (nothing
-     * was appended then). Any thread; takes only the host's own locks. */
-    int16_t (*append)(void *ctx, int32_t p, uint8_t *batch, size_t len, int64_t *end);
+     * Returns SM_OK, SM_ERR_NOTFOUND when p does not exist, or the append's
+     * failure (SM_ERR_IO, ...; nothing was appended then). Any thread; takes
+     * only the host's own locks. Statuses, not Kafka errors, as every
+     * internal interface (STYLE.md): the coordinator picks the answer. */
+    int (*append)(void *ctx, int32_t p, uint8_t *batch, size_t len, int64_t *end);
     /* Calls done(arg, err) exactly once when every offset of p below end is
      * as durable as the broker acknowledges writes (fsynced with
      * fsync-before-ack): at once on this thread when it already is, else

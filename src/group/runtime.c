@@ -176,14 +176,15 @@ int16_t group_append_txn(group_coordinator_t *c, group_shard_t *s, group_rec_t *
     size_t len;
     if (group_batch_build(recs, n, group_wall_ms(), producer_id, producer_epoch, &batch, &len))
         return PROTO_ERR_UNKNOWN_SERVER_ERROR;
-    int16_t err = c->host.append(c->host.ctx, s->partition, batch, len, end);
+    int rc = c->host.append(c->host.ctx, s->partition, batch, len, end);
     free(batch);
-    if (err) {
-        *end = 0;
-        sm_warn("group", "append to partition %d of the offsets topic failed: %s", s->partition,
-                proto_error_name(err));
-    }
-    return err;
+    if (rc == SM_OK) return PROTO_ERR_NONE;
+    *end = 0;
+    sm_warn("group", "append to partition %d of the offsets topic failed: %s", s->partition,
+            sm_strerror(rc));
+    /* Kafka answers a missing partition with COORDINATOR_NOT_AVAILABLE and a
+     * storage error with NOT_COORDINATOR. */
+    return rc == SM_ERR_NOTFOUND ? PROTO_ERR_COORDINATOR_NOT_AVAILABLE : PROTO_ERR_NOT_COORDINATOR;
 }
 
 typedef struct answer {
@@ -193,15 +194,15 @@ typedef struct answer {
     group_answer_fn fn;
 } answer_t;
 
-static void answer_done(void *arg, int16_t err) {
+static void answer_done(void *arg, int status) {
     answer_t *a = arg;
     group_coordinator_t *c = a->c;
-    if (err && !atomic_exchange(&a->s->failed, true))
+    if (status != SM_OK && !atomic_exchange(&a->s->failed, true))
         sm_error("group",
                  "partition %d of the offsets topic is not durable (%s): its groups are "
                  "out of service until restart",
-                 a->s->partition, proto_error_name(err));
-    a->fn(a->r, err ? PROTO_ERR_NOT_COORDINATOR : PROTO_ERR_NONE);
+                 a->s->partition, sm_strerror(status));
+    a->fn(a->r, status != SM_OK ? PROTO_ERR_NOT_COORDINATOR : PROTO_ERR_NONE);
     free(a);
     pthread_mutex_lock(&c->tmu);
     if (--c->inflight == 0) pthread_cond_broadcast(&c->tcv);

@@ -152,7 +152,12 @@ static void arm(net_conn_t *c) {
     struct epoll_event ev = {0};
     ev.events = (c->in_armed ? EPOLLIN : 0) | (c->out_armed ? EPOLLOUT : 0) | EPOLLRDHUP;
     ev.data.ptr = c;
-    epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0) return;
+    /* What is polled cannot change (ENOMEM): the connection is shut down, and
+     * the hangup it then reports (polled whatever the mask) closes it on this
+     * loop. shutdown's result is ignorable: a peer already gone hangs up too. */
+    sm_error("net", "%s: epoll_ctl: %s; closing the connection", c->peer, strerror(errno));
+    (void)shutdown(c->fd, SHUT_RDWR);
 }
 
 static void set_in(net_conn_t *c, bool on) {
@@ -197,7 +202,9 @@ static void conn_close(net_conn_t *c, const char *why) {
     loop_t *l = c->loop;
     if (why) sm_debug("net", "closing connection from %s: %s", c->peer, why);
     if (l->srv->o.on_close) l->srv->o.on_close(c, l->srv->o.arg);
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    /* Ignorable: closing the (never duplicated) descriptor removes it from
+     * the epoll set anyway; the DEL only makes it explicit. */
+    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->fd = -1;
     c->closed = true;
@@ -801,7 +808,8 @@ static void accept_at_fd_limit(loop_t *l, int err) {
         l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (fd >= 0 && l->spare_fd >= 0) return;
     }
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->listen_fd, NULL);
+    if (epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->listen_fd, NULL))
+        sm_error("net", "epoll_ctl: cannot stop polling the listener: %s", strerror(errno));
     l->listen_off = true;
     l->listen_resume = mono_ms() + 1000;
 }
@@ -952,7 +960,7 @@ static void *loop_main(void *arg) {
         bool stopping = atomic_load(&s->stopping);
         if (stopping) {
             if (l->listen_fd >= 0) {
-                epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->listen_fd, NULL);
+                (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->listen_fd, NULL); /* as in conn_close */
                 close(l->listen_fd);
                 l->listen_fd = -1;
             }
@@ -1146,9 +1154,13 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
             break;
         }
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->listen_fd};
-        epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->listen_fd, &ev);
         struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = &l->evfd};
-        epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev2);
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->listen_fd, &ev) ||
+            epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev2)) {
+            sm_error("net", "epoll_ctl: %s", strerror(errno));
+            rc = SM_ERR_IO;
+            break;
+        }
     }
     int started = 0;
     if (rc == SM_OK) {

@@ -738,7 +738,10 @@ static int swap_in(ctx_t *c, int a, int b, log_segment_t *ns, const char *swap, 
     l->dir_dirty = true;
     pthread_mutex_unlock(&l->mu);
     char *dir = atomic_load(&l->dir);
-    fio_fsync_dir(dir);
+    /* Without it a crash may bring back the old names: recovery completes or
+     * drops the swap then (see Compaction in docs/storage.md), so a warning. */
+    if (fio_fsync_dir(dir))
+        sm_warn("storage", "%s: cannot fsync after a cleaning's swap: %s", dir, strerror(errno));
     if (seg_write_index_files(ns))
         sm_warn("storage",
                 "%s: cannot write the indexes of cleaned segment %020" PRId64

@@ -385,6 +385,11 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
     } else {
         log_segment_t *s = log_active(l);
         if (!s->pinned && (rc = seg_pin_active(s, l->cfg.index_interval_bytes))) goto fail;
+        /* Appends open the active segment on demand (through the descriptor
+         * cache); opening it once now fails a log that could never take one. */
+        int fd;
+        if ((rc = seg_fd_acquire(s, &fd))) goto fail;
+        seg_fd_release(s);
         if (atomic_load(&s->size) > 0) s->created_ms = sm_time_ms();
     }
     if (recovered || rep.dropped) {
@@ -534,9 +539,12 @@ int log_roll_locked(log_t *l) {
     if (rc) return rc;
     log_segment_t *s = seg_new(l->dir, old->next_offset);
     if (!s) return SM_ERR_NOMEM;
-    if (seg_create_files(s)) {
+    if ((rc = seg_create_files(s))) {
         int err = errno;
         seg_unref(s);
+        /* Out of descriptors: no roll this time, the append fails (retriable)
+         * and the log stays as it was. */
+        if (rc == SM_ERR_LIMIT) return rc;
         log_go_offline(l, "segment creation", err);
         return SM_ERR_IO;
     }
@@ -615,18 +623,24 @@ int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_
     }
     log_segment_t *s = log_active(l);
     int64_t pos = atomic_load(&s->size);
-    /* After a write that ran out of space, whatever part of it reached the
-     * file goes before trying again: the segment ends at its last batch. */
-    if (atomic_load(&l->full) && ftruncate(s->fd, pos)) {
-        log_go_offline(l, "truncation after a full disk", errno);
-        rc = SM_ERR_IO;
+    /* The active segment's descriptor comes from the bounded cache like any
+     * other: out of descriptors, this append fails (retriable) and the log
+     * stays online. */
+    int fd;
+    if ((rc = seg_fd_acquire(s, &fd))) {
+        if (rc != SM_ERR_LIMIT) log_go_offline(l, "open", errno);
         goto out;
     }
-    if (fio_pwrite_all(s->fd, data, len, pos)) {
+    /* After a write that ran out of space, whatever part of it reached the
+     * file goes before trying again: the segment ends at its last batch. */
+    if (atomic_load(&l->full) && ftruncate(fd, pos)) {
+        log_go_offline(l, "truncation after a full disk", errno);
+        rc = SM_ERR_IO;
+    } else if (fio_pwrite_all(fd, data, len, pos)) {
         int err = errno;
         if (err != ENOSPC && err != EDQUOT) {
             log_go_offline(l, "write", err);
-        } else if (ftruncate(s->fd, pos)) {
+        } else if (ftruncate(fd, pos)) {
             log_go_offline(l, "truncation after a full disk", errno);
         } else if (!atomic_exchange(&l->full, true)) {
             sm_warn("storage",
@@ -635,8 +649,9 @@ int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_
                     l->dir);
         }
         rc = SM_ERR_IO;
-        goto out;
     }
+    seg_fd_release(s);
+    if (rc) goto out;
     if (atomic_exchange(&l->full, false))
         sm_info("storage", "%s: space is back; appends resume", l->dir);
     proto_batch_iter_init(&it, data, len);
@@ -726,8 +741,14 @@ int log_flush_locked(log_t *l, int64_t limit) {
     for (int i = 0; i < n && rc == SM_OK; i++) {
         int fd;
         if ((rc = seg_fd_acquire(v[i], &fd))) {
-            what = "open";
             err = errno;
+            /* Removed (retention, truncation) since the snapshot and its
+             * descriptor closed by the cache: nothing left to flush. */
+            if (seg_retired(v[i])) {
+                rc = SM_OK;
+                continue;
+            }
+            what = "open";
             break;
         }
         if ((rc = fio_fdatasync(fd))) err = errno;
@@ -750,7 +771,12 @@ int log_flush_locked(log_t *l, int64_t limit) {
     }
     pthread_mutex_lock(&l->mu);
     l->recovery_flush_queued = false;
-    if (rc) {
+    if (rc == SM_ERR_LIMIT) {
+        /* Out of descriptors: this flush fails, the log stays online and the
+         * next flush tries again. */
+        sm_warn("storage", "%s: flush postponed: %s", l->dir, strerror(err));
+        if (dir_dirty) l->dir_dirty = true;
+    } else if (rc) {
         log_go_offline(l, what, err);
     } else {
         if (target > atomic_load(&l->flushed_offset)) atomic_store(&l->flushed_offset, target);

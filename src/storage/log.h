@@ -21,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
+
 typedef struct log_config {
     int64_t segment_bytes;           /* segment.bytes / log.segment.bytes */
     int64_t segment_ms;              /* segment.ms / log.roll.ms */
@@ -77,7 +79,7 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
              int64_t log_start_offset, log_t **out);
 /* Flushes, writes the active segment's indexes and closes every file. Waits
  * for pending flush requests. Returns SM_ERR_IO when data may not be on disk. */
-int log_close(log_t *l);
+SM_MUST_CHECK int log_close(log_t *l);
 /* Closes without flushing (tests: simulate a crash of this process). */
 void log_abandon(log_t *l);
 
@@ -109,17 +111,17 @@ bool log_full(log_t *l);
  * offset range require it. Returns once the bytes are written (page cache);
  * durability is log_flush_request / log_sync_to.
  */
-int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_t *first_offset,
-               int64_t *last_offset);
+SM_MUST_CHECK int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch,
+                             int64_t *first_offset, int64_t *last_offset);
 /* Starts a new segment at the log end (no-op when the active one is empty). */
-int log_roll(log_t *l);
+SM_MUST_CHECK int log_roll(log_t *l);
 
 /* Blocking group commit: returns SM_OK once every offset below `offset` is on
  * disk. Concurrent callers share fsyncs: one fdatasync covers every batch
  * appended before it started. */
-int log_sync_to(log_t *l, int64_t offset);
+SM_MUST_CHECK int log_sync_to(log_t *l, int64_t offset);
 /* log_sync_to(the log end at the call). */
-int log_flush(log_t *l);
+SM_MUST_CHECK int log_flush(log_t *l);
 
 /*
  * Group commit without blocking: a pool of flusher threads serves many logs.
@@ -172,10 +174,10 @@ int log_read_copy(log_t *l, int64_t offset, size_t max_bytes, bool min_one, uint
  * in order, with the batch bytes copied out (headers parsed, not validated).
  * fn returns SM_OK to go on, or a status that stops the walk and is returned.
  */
-int log_for_each_batch(log_t *l, int64_t from,
-                       int (*fn)(void *arg, const uint8_t *batch, size_t len,
-                                 const struct proto_batch_header *h),
-                       void *arg);
+SM_MUST_CHECK int log_for_each_batch(log_t *l, int64_t from,
+                                     int (*fn)(void *arg, const uint8_t *batch, size_t len,
+                                               const struct proto_batch_header *h),
+                                     void *arg);
 
 /*
  * ListOffsets by timestamp: the first offset at or after the log start whose
@@ -195,13 +197,13 @@ int log_max_timestamp(log_t *l, int64_t *offset, int64_t *ts);
  * becomes its base offset. A log start above offset moves down to it; at or
  * below the first segment's base this is log_truncate_fully.
  */
-int log_truncate_to(log_t *l, int64_t offset);
+SM_MUST_CHECK int log_truncate_to(log_t *l, int64_t offset);
 /* Deletes every segment and restarts the log empty at offset (start = end =
  * offset), as Kafka's truncateFullyAndStartAt. */
-int log_truncate_fully(log_t *l, int64_t offset);
+SM_MUST_CHECK int log_truncate_fully(log_t *l, int64_t offset);
 /* Moves the log start offset to offset (DeleteRecords) and drops whole
  * segments below it. SM_ERR_RANGE when offset > log end. */
-int log_delete_records_before(log_t *l, int64_t offset);
+SM_MUST_CHECK int log_delete_records_before(log_t *l, int64_t offset);
 
 /*
  * One pass of time/size retention, flush.ms and pending flushes of rolled
@@ -217,12 +219,13 @@ int log_run_retention(log_t *l, int64_t now_ms);
 void log_run_flush_policy(log_t *l, int64_t now_ms);
 
 /* Moves the whole folder aside (<dir>.<suffix>-delete) for deletion. */
-int log_rename_for_delete(log_t *l, const char *new_dir);
+SM_MUST_CHECK int log_rename_for_delete(log_t *l, const char *new_dir);
 
-/* Bounds the descriptors and mapped indexes that inactive segments hold,
- * process-wide (default 2048); active segments always keep theirs. */
+/* Bounds the idle descriptors and mapped indexes that segments hold,
+ * process-wide, active segments included (opened again on demand; default
+ * 2048, the log manager sets log_manager_default_open_segments()). */
 void log_set_open_segment_limit(int n);
-/* Inactive segments currently holding a descriptor or a mapped index. */
+/* Segments currently holding a cached descriptor or mapped index. */
 int log_open_segment_count(void);
 /* What recovery of unclean logs did, process-wide: segments scanned, bytes
  * scanned (of the segment holding the recovery point only those past the
@@ -240,7 +243,7 @@ int64_t log_segment_bytes_read(void);
 
 /* Kafka's partition.metadata file in a partition folder ("version: 0",
  * "topic_id: <base64url>"), written atomically. */
-int log_write_partition_metadata(const char *dir, const uint8_t topic_id[16]);
+SM_MUST_CHECK int log_write_partition_metadata(const char *dir, const uint8_t topic_id[16]);
 /* SM_ERR_NOTFOUND when absent, SM_ERR_CORRUPT when unreadable. */
 int log_read_partition_metadata(const char *dir, uint8_t topic_id[16]);
 

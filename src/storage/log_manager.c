@@ -1,6 +1,8 @@
 /*
  * The log manager (see log_manager.h). Lock order: m->mu, then a log's own
- * mutex (taken inside log_* calls).
+ * mutex (taken inside log_* calls). Creating a partition (its folder,
+ * partition.metadata, their fsyncs) and the directory fsync of a detach run
+ * without m->mu; the checkpoint files are still written under it.
  *
  * A partition folder belongs to one topic id, written in its partition.metadata
  * (Kafka's file: version 0, topic_id) when the folder is created. The map holds
@@ -33,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,6 +89,12 @@ struct log_manager {
     log_flusher_t *flusher;
     log_cleaner_t *cleaner;
     log_cleaner_opts_t cleaner_opts;
+    /* Partitions being created or adopted outside m->mu (their key -> a
+     * non-NULL marker); whoever wants one of them waits on opened_cv. */
+    sm_map_t opening;
+    pthread_cond_t opened_cv;
+    log_manager_open_hook_fn open_hook; /* tests: runs outside m->mu before a log is created */
+    void *open_hook_arg;
     /* Deferred recovery (log_manager_start_recovery): the unclean logs' jobs,
      * opened by a pool while the broker serves the others. */
     struct load_pool *recovery;
@@ -93,6 +102,14 @@ struct log_manager {
 };
 
 static int64_t now_ms(void) { return sm_time_ms(); }
+
+/* Closes a log the manager gives up (an error path, a stray, an unclaimed
+ * folder): a failure is logged, there is no caller to hand it to. */
+static void close_logged(log_t *l) {
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", log_dir(l));
+    if (log_close(l)) sm_warn("storage", "%s: closing the log reported an error", dir);
+}
 
 bool log_manager_parse_dir_name(const char *name, char *topic, size_t topic_cap,
                                 int32_t *partition) {
@@ -477,7 +494,7 @@ static int load_dirs(log_manager_t *m, int threads, bool defer) {
                 rc = add_entry(m, jobs[i].topic, jobs[i].partition, jobs[i].dir, jobs[i].log,
                                jobs[i].has_id ? jobs[i].topic_id : NULL);
             else
-                log_close(jobs[i].log);
+                close_logged(jobs[i].log);
         }
     }
     if (rc == SM_OK && !m->recovery) report_load(njobs, unclean_dirs, &before, t0);
@@ -507,7 +524,7 @@ static void finish_pending(load_pool_t *p, load_job_t *j) {
         e->log = j->log;
         if (m->flusher) log_attach_flusher(j->log, m->flusher);
     } else {
-        log_close(j->log); /* cannot happen: pending entries stay */
+        close_logged(j->log); /* cannot happen: pending entries stay */
         j->rc = SM_ERR;
     }
     atomic_fetch_sub(&m->npending, 1);
@@ -708,6 +725,14 @@ int log_manager_start_cleaner(log_manager_t *m) {
     return log_cleaner_start(&m->cleaner_opts, cleaner_pick, m, &m->cleaner);
 }
 
+int log_manager_default_open_segments(void) {
+    struct rlimit rl;
+    rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    if (n == RLIM_INFINITY || n > 4 * LOG_MAX_DEFAULT_OPEN_SEGMENTS)
+        return LOG_MAX_DEFAULT_OPEN_SEGMENTS;
+    return n / 4 < 16 ? 16 : (int)(n / 4);
+}
+
 int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
     log_manager_t *m = calloc(1, sizeof(*m));
     if (!m) return SM_ERR_NOMEM;
@@ -716,7 +741,9 @@ int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
     pthread_condattr_init(&ca);
     pthread_cond_init(&m->cv, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_cond_init(&m->opened_cv, NULL);
     sm_map_init(&m->logs);
+    sm_map_init(&m->opening);
     m->defaults = o->defaults;
     m->retention_check_ms = o->retention_check_ms > 0 ? o->retention_check_ms : 300000;
     m->checkpoint_interval_ms = o->checkpoint_interval_ms > 0 ? o->checkpoint_interval_ms : 60000;
@@ -735,7 +762,8 @@ int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
             goto fail;
         }
     }
-    if (o->max_open_segments > 0) log_set_open_segment_limit(o->max_open_segments);
+    log_set_open_segment_limit(o->max_open_segments > 0 ? o->max_open_segments
+                                                        : log_manager_default_open_segments());
     if ((rc = log_flusher_start(o->flush_threads > 0 ? o->flush_threads : o->ndirs, &m->flusher)))
         goto fail;
     if ((rc = load_dirs(m, o->recovery_threads * o->ndirs, o->defer_recovery))) goto fail;
@@ -779,7 +807,9 @@ static void write_cleaner_state(log_manager_t *m, int d) {
     }
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", m->dirs[d], CLEANER_STATE);
-    fio_write_file(path, buf, n, true);
+    /* Best effort: only `samsa logs cleaner` reads it. */
+    if (fio_write_file(path, buf, n, true))
+        sm_warn("storage", "%s: cannot write: %s", path, strerror(errno));
     free(buf);
 }
 
@@ -900,7 +930,9 @@ int log_manager_close(log_manager_t *m) {
         for (int d = 0; d < m->ndirs; d++) {
             char marker[4096];
             snprintf(marker, sizeof(marker), "%s/%s", m->dirs[d], CLEAN_MARKER);
-            fio_write_file(marker, "", 0, true);
+            /* Without the marker the next start recovers as after a crash. */
+            if (fio_write_file(marker, "", 0, true))
+                sm_warn("storage", "%s: cannot write: %s", marker, strerror(errno));
         }
     }
     for (int d = 0; m->dirs && d < m->ndirs; d++)
@@ -909,6 +941,8 @@ int log_manager_close(log_manager_t *m) {
     free(m->dir_counts);
     free(m->rp_written);
     sm_map_free(&m->logs);
+    sm_map_free(&m->opening);
+    pthread_cond_destroy(&m->opened_cv);
     pthread_cond_destroy(&m->cv);
     pthread_mutex_destroy(&m->mu);
     free(m);
@@ -945,7 +979,7 @@ static void id_text(const uint8_t *id, char out[33]) {
 }
 
 /* Moves a folder that belongs to another topic id out of the way of a new
- * partition, data kept. Caller holds m->mu. */
+ * partition, data kept. The caller owns the name (it is in m->opening). */
 static int set_aside(log_manager_t *m, int dir, const char *key, const char *why) {
     char from[4096], to[4200];
     snprintf(from, sizeof(from), "%s/%s", m->dirs[dir], key);
@@ -954,51 +988,43 @@ static int set_aside(log_manager_t *m, int dir, const char *key, const char *why
         sm_error("storage", "%s: %s; cannot move it aside: %s", from, why, strerror(errno));
         return SM_ERR_IO;
     }
-    fio_fsync_dir(m->dirs[dir]);
+    if (fio_fsync_dir(m->dirs[dir]))
+        sm_warn("storage", "%s: cannot fsync after moving %s aside: %s", m->dirs[dir], key,
+                strerror(errno));
     sm_warn("storage", "%s: %s; moved aside to %s, not served", from, why, to);
     return SM_OK;
 }
 
-int log_manager_get_or_create(log_manager_t *m, const char *topic, int32_t partition,
-                              const uint8_t *topic_id, const log_config_t *cfg, log_t **out) {
-    char key[300], idt[33] = "";
-    key_of(key, sizeof(key), topic, partition);
-    if (topic_id) id_text(topic_id, idt);
+void log_manager_set_open_hook(log_manager_t *m, log_manager_open_hook_fn fn, void *arg) {
     pthread_mutex_lock(&m->mu);
-    entry_t *e = sm_map_get(&m->logs, key, strlen(key));
+    m->open_hook = fn;
+    m->open_hook_arg = arg;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Waits (m->mu held) until no thread is creating or adopting key. */
+static void wait_not_opening(log_manager_t *m, const char *key) {
+    while (sm_map_get(&m->opening, key, strlen(key)))
+        pthread_cond_wait(&m->opened_cv, &m->mu);
+}
+
+/* The file work of creating a partition (m->mu not held; the caller owns the
+ * name through m->opening): a stray loaded at start is closed and set aside, a
+ * folder left on disk of another id too, then the log is opened, its
+ * partition.metadata written and the log dir fsynced. */
+static int create_unlocked(log_manager_t *m, const char *key, const char *idt, entry_t *stray,
+                           int best, const uint8_t *topic_id, const log_config_t *cfg,
+                           log_t **out) {
     int rc = SM_OK;
-    if (e && !e->log) {
-        rc = SM_ERR_AGAIN; /* still recovering */
-        goto out;
-    }
-    if (e && (!topic_id || (e->has_id && memcmp(e->topic_id, topic_id, 16) == 0))) {
-        *out = e->log;
-        goto out;
-    }
-    if (e && !e->has_id) {
-        /* A folder from before partition.metadata: the topic of its name
-         * adopts it, as Kafka does with logs older than topic ids. */
-        if ((rc = log_write_partition_metadata(log_dir(e->log), topic_id))) goto out;
-        e->has_id = true;
-        memcpy(e->topic_id, topic_id, 16);
-        *out = e->log;
-        goto out;
-    }
-    if (e) {
-        /* Loaded at start but of another topic id: a stray. */
-        sm_map_del(&m->logs, key, strlen(key));
-        m->dir_counts[e->dir]--;
-        log_close(e->log);
+    if (stray) {
+        close_logged(stray->log);
         char why[128];
         snprintf(why, sizeof(why), "belongs to another topic id than %s", idt);
-        rc = set_aside(m, e->dir, key, why);
-        free(e->topic);
-        free(e);
-        if (rc) goto out;
+        rc = set_aside(m, stray->dir, key, why);
+        free(stray->topic);
+        free(stray);
+        if (rc) return rc;
     }
-    int best = 0;
-    for (int d = 1; d < m->ndirs; d++)
-        if (m->dir_counts[d] < m->dir_counts[best]) best = d;
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", m->dirs[best], key);
     /* A folder left on disk that the manager does not serve (closed as
@@ -1009,21 +1035,91 @@ int log_manager_get_or_create(log_manager_t *m, const char *topic, int32_t parti
         uint8_t found[16];
         bool same = topic_id && log_read_partition_metadata(path, found) == SM_OK &&
                     memcmp(found, topic_id, 16) == 0;
-        if (!same && (rc = set_aside(m, best, key, "left by another topic"))) goto out;
+        if (!same && (rc = set_aside(m, best, key, "left by another topic"))) return rc;
     }
     log_t *l;
-    if ((rc = log_open(path, cfg ? cfg : &m->defaults, false, 0, -1, &l))) goto out;
+    if ((rc = log_open(path, cfg, false, 0, -1, &l))) return rc;
     if (topic_id && (rc = log_write_partition_metadata(path, topic_id))) {
-        log_close(l);
-        goto out;
+        close_logged(l);
+        return rc;
     }
-    fio_fsync_dir(m->dirs[best]);
-    if ((rc = add_entry(m, topic, partition, best, l, topic_id))) {
-        log_close(l);
-        goto out;
+    if (fio_fsync_dir(m->dirs[best])) {
+        sm_error("storage", "%s: cannot fsync the log dir after creating %s: %s", m->dirs[best],
+                 key, strerror(errno));
+        close_logged(l);
+        return SM_ERR_IO;
     }
     *out = l;
-out:
+    return SM_OK;
+}
+
+/* Holds m->mu only to look up and to publish: the folder's creation, its
+ * partition.metadata and the fsyncs run with the name marked as opening, so
+ * lookups and creations of other partitions go on meanwhile (issue 11 point
+ * 8); callers for the same name wait for the outcome. */
+int log_manager_get_or_create(log_manager_t *m, const char *topic, int32_t partition,
+                              const uint8_t *topic_id, const log_config_t *cfg, log_t **out) {
+    char key[300], idt[33] = "";
+    key_of(key, sizeof(key), topic, partition);
+    size_t klen = strlen(key);
+    if (topic_id) id_text(topic_id, idt);
+    pthread_mutex_lock(&m->mu);
+    wait_not_opening(m, key);
+    entry_t *e = sm_map_get(&m->logs, key, klen);
+    int rc = SM_OK;
+    if (e && !e->log) {
+        pthread_mutex_unlock(&m->mu);
+        return SM_ERR_AGAIN; /* still recovering */
+    }
+    if (e && (!topic_id || (e->has_id && memcmp(e->topic_id, topic_id, 16) == 0))) {
+        *out = e->log;
+        pthread_mutex_unlock(&m->mu);
+        return SM_OK;
+    }
+    if ((rc = sm_map_put(&m->opening, key, klen, m))) {
+        pthread_mutex_unlock(&m->mu);
+        return rc;
+    }
+    log_manager_open_hook_fn hook = m->open_hook;
+    void *hook_arg = m->open_hook_arg;
+    entry_t *stray = NULL;
+    int best = 0;
+    if (e && e->has_id) {
+        /* Loaded at start but of another topic id: a stray. */
+        sm_map_del(&m->logs, key, klen);
+        m->dir_counts[e->dir]--;
+        stray = e;
+        e = NULL;
+    }
+    if (!e) {
+        for (int d = 1; d < m->ndirs; d++)
+            if (m->dir_counts[d] < m->dir_counts[best]) best = d;
+        m->dir_counts[best]++; /* reserved while it is created */
+    }
+    pthread_mutex_unlock(&m->mu);
+
+    if (hook) hook(hook_arg, topic, partition);
+    log_t *l = NULL;
+    if (e)
+        /* A folder from before partition.metadata: the topic of its name
+         * adopts it, as Kafka does with logs older than topic ids. */
+        rc = log_write_partition_metadata(log_dir(e->log), topic_id);
+    else
+        rc = create_unlocked(m, key, idt, stray, best, topic_id, cfg ? cfg : &m->defaults, &l);
+
+    pthread_mutex_lock(&m->mu);
+    if (e && rc == SM_OK) {
+        e->has_id = true;
+        memcpy(e->topic_id, topic_id, 16);
+        *out = e->log;
+    } else if (!e) {
+        m->dir_counts[best]--;
+        if (rc == SM_OK && (rc = add_entry(m, topic, partition, best, l, topic_id)))
+            close_logged(l);
+        if (rc == SM_OK) *out = l;
+    }
+    sm_map_del(&m->opening, key, klen);
+    pthread_cond_broadcast(&m->opened_cv);
     pthread_mutex_unlock(&m->mu);
     return rc;
 }
@@ -1033,6 +1129,7 @@ int log_manager_detach(log_manager_t *m, const char *topic, int32_t partition,
     char key[300];
     key_of(key, sizeof(key), topic, partition);
     pthread_mutex_lock(&m->mu);
+    wait_not_opening(m, key);
     entry_t *e = sm_map_get(&m->logs, key, strlen(key));
     int rc = SM_OK;
     if (!e || (topic_id && e->has_id && memcmp(e->topic_id, topic_id, 16) != 0)) {
@@ -1048,13 +1145,21 @@ int log_manager_detach(log_manager_t *m, const char *topic, int32_t partition,
     atomic_store(&e->log->clean_abort, true); /* a cleaning in progress stops */
     char path[4200];
     aside_path(path, sizeof(path), m->dirs[e->dir], key, "delete");
+    /* Renamed under m->mu (the name is free the moment the entry goes);
+     * the directory fsync waits until the mutex is released. */
+    int renamed_in = -1;
     if (log_rename_for_delete(e->log, path))
         sm_warn("storage", "%s: cannot rename for deletion: %s", key, strerror(errno));
     else
-        fio_fsync_dir(m->dirs[e->dir]);
+        renamed_in = e->dir;
     *out = e->log;
     free(e->topic);
     free(e);
+    pthread_mutex_unlock(&m->mu);
+    if (renamed_in >= 0 && fio_fsync_dir(m->dirs[renamed_in]))
+        sm_warn("storage", "%s: cannot fsync after renaming %s for deletion: %s",
+                m->dirs[renamed_in], key, strerror(errno));
+    return SM_OK;
 out:
     pthread_mutex_unlock(&m->mu);
     return rc;
@@ -1097,7 +1202,7 @@ int log_manager_close_unclaimed(log_manager_t *m,
         key_of(key, sizeof(key), e->topic, e->partition);
         sm_map_del(&m->logs, key, strlen(key));
         m->dir_counts[e->dir]--;
-        log_close(e->log);
+        close_logged(e->log);
         free(e->topic);
         free(e);
         it = 0; /* the map changed: start over */

@@ -28,12 +28,18 @@ typedef struct log_manager_opts {
     int64_t recovery_checkpoint_ms; /* also the recovery points alone this often, when they
                                        moved (samsa.log.recovery.flush.ms); 0: not */
     int flush_threads;              /* flusher threads; 0: one per log dir */
-    int max_open_segments;          /* inactive segments with open files; 0: default */
+    int max_open_segments;          /* segments with open files; 0: default */
     log_cleaner_opts_t cleaner;     /* log.cleaner.*; zeroed: no cleaner threads */
     bool defer_recovery;            /* after an unclean stop, recover the logs of unclean
                                        dirs in the background (log_manager_start_recovery) */
 } log_manager_opts_t;
 
+/* Segments (active ones too) that may hold a descriptor or a mapped index at
+ * once, by default: a quarter of the soft RLIMIT_NOFILE (the rest is for
+ * connections, descriptors in flight in fetch responses and transient files),
+ * at least 16, at most LOG_MAX_DEFAULT_OPEN_SEGMENTS. */
+#define LOG_MAX_DEFAULT_OPEN_SEGMENTS 8192
+int log_manager_default_open_segments(void);
 /*
  * Deferred recovery. With opts.defer_recovery, log_manager_open opens the
  * logs of cleanly stopped dirs and leaves each log of an unclean dir
@@ -70,9 +76,15 @@ log_flusher_t *log_manager_flusher(log_manager_t *m);
  * for a log without an id: tests). A new folder gets a partition.metadata
  * naming topic_id (in the log dir holding the fewest partitions). A folder of
  * the same name but another topic id is never served: it is moved aside to
- * <topic>-<p>.<uuid>-stray with its data and a fresh folder created. */
+ * <topic>-<p>.<uuid>-stray with its data and a fresh folder created. The
+ * file work runs without the manager's lock: lookups and creations of other
+ * partitions are not held up; concurrent callers for this one wait for it. */
 int log_manager_get_or_create(log_manager_t *m, const char *topic, int32_t partition,
                               const uint8_t *topic_id, const log_config_t *cfg, log_t **out);
+/* Tests: fn runs on the creating thread, without the manager's lock, before a
+ * partition's log is created or adopted (NULL: none). */
+typedef void (*log_manager_open_hook_fn)(void *arg, const char *topic, int32_t partition);
+void log_manager_set_open_hook(log_manager_t *m, log_manager_open_hook_fn fn, void *arg);
 /* Takes the partition of topic_id (NULL: whatever id) out of the manager:
  * its folder is renamed to <topic>-<p>.<uuid>-delete at once, so the name is
  * free for a new topic, but the log stays open for those still using it

@@ -85,7 +85,8 @@ int log_truncate_to(log_t *l, int64_t offset) {
     pthread_mutex_lock(&l->mu);
     int rc = SM_OK;
     log_segment_t **gone = NULL;
-    int ngone = 0;
+    log_segment_t *held = NULL; /* whose descriptor is acquired */
+    int ngone = 0, fd = -1;
     int64_t now = sm_time_ms();
     if (atomic_load(&l->offline)) {
         rc = SM_ERR_IO;
@@ -116,11 +117,16 @@ int log_truncate_to(log_t *l, int64_t offset) {
         goto out;
     }
     /* Cut at the batch holding offset; the whole batch goes. */
+    if ((rc = seg_fd_acquire(s, &fd))) {
+        if (rc != SM_ERR_LIMIT) log_go_offline(l, "reopening a segment for truncation", errno);
+        goto out;
+    }
+    held = s;
     int64_t size = atomic_load(&s->size), pos, cut = size, new_end = s->next_offset;
     proto_batch_header_t h;
     if (offset < s->next_offset) {
         if ((rc = seg_lookup_position(s, l->cfg.index_interval_bytes, offset, &pos))) goto out;
-        int w = log_walk_to_offset(s->fd, pos, size, offset, &cut, &h);
+        int w = log_walk_to_offset(fd, pos, size, offset, &cut, &h);
         if (w == SM_OK) {
             new_end = h.base_offset;
         } else if (w != SM_ERR_NOTFOUND) {
@@ -130,13 +136,13 @@ int log_truncate_to(log_t *l, int64_t offset) {
     }
     if (cut < size) {
         atomic_fetch_add(&s->truncations, 1);
-        if (ftruncate(s->fd, cut)) {
+        if (ftruncate(fd, cut)) {
             log_go_offline(l, "truncate", errno);
             rc = SM_ERR_IO;
             goto out;
         }
         atomic_store(&s->size, cut);
-        if ((rc = seg_truncate_indexes(s, s->fd, new_end, cut))) {
+        if ((rc = seg_truncate_indexes(s, fd, new_end, cut))) {
             log_go_offline(l, "index truncation", errno);
             goto out;
         }
@@ -148,6 +154,7 @@ int log_truncate_to(log_t *l, int64_t offset) {
     if (l->unfinished_base >= s->base) l->unfinished_base = INT64_MAX;
     l->dir_dirty = true;
 out:
+    if (held) seg_fd_release(held);
     pthread_mutex_unlock(&l->mu);
     if (ngone > 0) log_retire_segments(l, gone, ngone, now);
     pthread_mutex_unlock(&l->flush_mu);
@@ -320,7 +327,8 @@ void log_run_flush_policy(log_t *l, int64_t now) {
         if (l->flusher)
             log_flush_async(l);
         else
-            log_flush(l);
+            /* A failure takes the log offline and is logged there. */
+            SM_IGNORE(log_flush(l));
     }
 }
 

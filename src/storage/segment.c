@@ -102,12 +102,15 @@ static void index_free(seg_index_t *x) {
     memset(x, 0, sizeof(*x));
 }
 
-/* Releases the resources of unpinned segments until the cache is within its
- * limit. Segments whose descriptor is in use close it at the last release. */
-static void cache_evict(void) {
+/* Releases cached resources, least recently used first, until at most target
+ * segments hold any: a descriptor not in use is closed (pinned segments too:
+ * appends reopen it), an unpinned segment's index views are dropped (a pinned
+ * one's in-memory index stays). Descriptors in use close at their last
+ * release. */
+static void cache_evict_to(int target) {
     for (int rounds = 0; rounds < 64; rounds++) {
         pthread_mutex_lock(&cache_mu);
-        if (cache_n <= cache_limit) {
+        if (cache_n <= target) {
             pthread_mutex_unlock(&cache_mu);
             return;
         }
@@ -122,16 +125,14 @@ static void cache_evict(void) {
         pthread_mutex_unlock(&cache_mu);
         pthread_mutex_lock(&v->imu);
         pthread_mutex_lock(&v->fmu);
-        if (!v->pinned) {
-            if (v->fd >= 0 && v->fd_users == 0) {
-                close(v->fd);
-                v->fd = -1;
-            }
-            if (v->idx_loaded) {
-                index_free(&v->idx);
-                index_free(&v->tidx);
-                v->idx_loaded = false;
-            }
+        if (v->fd >= 0 && v->fd_users == 0) {
+            close(v->fd);
+            v->fd = -1;
+        }
+        if (!v->pinned && v->idx_loaded) {
+            index_free(&v->idx);
+            index_free(&v->tidx);
+            v->idx_loaded = false;
         }
         pthread_mutex_unlock(&v->fmu);
         pthread_mutex_unlock(&v->imu);
@@ -139,24 +140,43 @@ static void cache_evict(void) {
     }
 }
 
-/* Marks an unpinned segment as recently used (it holds resources). May evict
- * others: the caller must not hold any segment's imu or fmu (eviction takes
- * them), unless evict is false. */
+static void cache_evict(void) {
+    pthread_mutex_lock(&cache_mu);
+    int limit = cache_limit;
+    pthread_mutex_unlock(&cache_mu);
+    cache_evict_to(limit);
+}
+
+/* Marks a segment as recently used (it holds a descriptor or, unpinned, a
+ * mapped index). May evict others: the caller must not hold any segment's imu
+ * or fmu (eviction takes them), unless evict is false. */
 static void cache_touch_ex(log_segment_t *s, bool evict) {
     bool over = false;
     pthread_mutex_lock(&s->fmu);
-    if (!s->pinned) {
-        pthread_mutex_lock(&cache_mu);
-        lru_remove(s);
-        lru_push_head(s);
-        over = cache_n > cache_limit;
-        pthread_mutex_unlock(&cache_mu);
-    }
+    pthread_mutex_lock(&cache_mu);
+    lru_remove(s);
+    lru_push_head(s);
+    over = cache_n > cache_limit;
+    pthread_mutex_unlock(&cache_mu);
     pthread_mutex_unlock(&s->fmu);
     if (over && evict) cache_evict();
 }
 
 static void cache_touch(log_segment_t *s) { cache_touch_ex(s, true); }
+
+/* Opens path; when the process is out of descriptors and shedding is allowed,
+ * closes idle cached ones (a quarter of the cache, at least 8) and tries once
+ * more. Returns the descriptor or -1 with errno set. */
+static int open_shedding(const char *path, int flags, bool shed) {
+    int fd = open(path, flags, 0644);
+    if (fd >= 0 || !shed || (errno != EMFILE && errno != ENFILE)) return fd;
+    pthread_mutex_lock(&cache_mu);
+    int n = cache_n;
+    pthread_mutex_unlock(&cache_mu);
+    int drop = n / 4 > 8 ? n / 4 : 8;
+    cache_evict_to(n > drop ? n - drop : 0);
+    return open(path, flags, 0644);
+}
 
 void seg_cache_set_limit(int n) {
     pthread_mutex_lock(&cache_mu);
@@ -223,45 +243,57 @@ void seg_file_path(log_segment_t *s, const char *ext, char *buf, size_t cap) {
 
 int seg_create_files(log_segment_t *s) {
     char p[4200];
-    int rc = SM_OK;
+    seg_file_path(s, ".log", p, sizeof(p));
+    int fd = open_shedding(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, true);
+    if (fd < 0) return errno == EMFILE || errno == ENFILE ? SM_ERR_LIMIT : SM_ERR_IO;
     pthread_mutex_lock(&s->imu);
     pthread_mutex_lock(&s->fmu);
-    path_locked(s, ".log", p, sizeof(p));
-    s->fd = open(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (s->fd < 0) {
-        rc = SM_ERR_IO;
-    } else {
-        /* Index files of a segment that once had this base are stale. */
-        path_locked(s, ".index", p, sizeof(p));
-        unlink(p);
-        path_locked(s, ".timeindex", p, sizeof(p));
-        unlink(p);
-        s->pinned = true;
-        s->idx_loaded = true;
-        s->ts_known = true;
-        s->idx_files_stale = true;
-    }
+    if (s->fd >= 0) close(s->fd);
+    s->fd = fd;
+    /* Index files of a segment that once had this base are stale. */
+    path_locked(s, ".index", p, sizeof(p));
+    unlink(p);
+    path_locked(s, ".timeindex", p, sizeof(p));
+    unlink(p);
+    s->pinned = true;
+    s->idx_loaded = true;
+    s->ts_known = true;
+    s->idx_files_stale = true;
     pthread_mutex_unlock(&s->fmu);
     pthread_mutex_unlock(&s->imu);
-    return rc;
+    cache_touch(s);
+    return SM_OK;
 }
 
+/* Opens the .log outside fmu (a shedding open takes other segments' locks)
+ * and installs the descriptor unless another thread did meanwhile. */
 static int fd_acquire(log_segment_t *s, int *fd, bool evict) {
     pthread_mutex_lock(&s->fmu);
-    if (s->fd < 0) {
+    for (int tries = 0; s->fd < 0; tries++) {
         char p[4200];
         path_locked(s, ".log", p, sizeof(p));
-        s->fd = open(p, O_RDWR | O_CLOEXEC);
-        if (s->fd < 0) {
+        pthread_mutex_unlock(&s->fmu);
+        int nfd = open_shedding(p, O_RDWR | O_CLOEXEC, evict);
+        int err = errno;
+        pthread_mutex_lock(&s->fmu);
+        if (nfd < 0) {
+            char now[4200];
+            path_locked(s, ".log", now, sizeof(now));
+            /* Renamed meanwhile (retention, folder deletion): try the new name. */
+            if (err == ENOENT && tries < 3 && strcmp(now, p) != 0) continue;
             pthread_mutex_unlock(&s->fmu);
-            return SM_ERR_IO;
+            errno = err;
+            return err == EMFILE || err == ENFILE ? SM_ERR_LIMIT : SM_ERR_IO;
         }
+        if (s->fd < 0)
+            s->fd = nfd;
+        else
+            close(nfd);
     }
     s->fd_users++;
     *fd = s->fd;
-    bool pinned = s->pinned;
     pthread_mutex_unlock(&s->fmu);
-    if (!pinned) cache_touch_ex(s, evict);
+    cache_touch_ex(s, evict);
     return SM_OK;
 }
 
@@ -271,7 +303,7 @@ void seg_fd_release(log_segment_t *s) {
     pthread_mutex_lock(&s->fmu);
     s->fd_users--;
     /* Evicted while in use: the last user closes it. */
-    if (s->fd_users == 0 && !s->pinned && s->fd >= 0) {
+    if (s->fd_users == 0 && s->fd >= 0) {
         pthread_mutex_lock(&cache_mu);
         bool cached = s->in_lru;
         pthread_mutex_unlock(&cache_mu);
@@ -731,19 +763,7 @@ int seg_pin_active(log_segment_t *s, int32_t interval) {
     if (rc == SM_OK) rc = index_reserve(&s->tidx, SEG_TIDX_ENTRY, 1);
     if (rc == SM_OK) {
         pthread_mutex_lock(&s->fmu);
-        if (s->fd < 0) {
-            char p[4200];
-            path_locked(s, ".log", p, sizeof(p));
-            s->fd = open(p, O_RDWR | O_CLOEXEC);
-        }
-        if (s->fd < 0) {
-            rc = SM_ERR_IO;
-        } else {
-            s->pinned = true;
-            pthread_mutex_lock(&cache_mu);
-            lru_remove(s);
-            pthread_mutex_unlock(&cache_mu);
-        }
+        s->pinned = true;
         pthread_mutex_unlock(&s->fmu);
         /* Appends resume the index interval where the last entry left it. */
         int64_t size = atomic_load(&s->size);
@@ -793,7 +813,7 @@ int seg_lookup_position(log_segment_t *s, int32_t interval, int64_t offset, int6
     }
     pthread_mutex_unlock(&s->imu);
     cache_touch(s);
-    return rc;
+    return SM_OK;
 }
 
 int seg_lookup_time(log_segment_t *s, int32_t interval, int64_t ts, int64_t *offset) {
@@ -817,7 +837,7 @@ int seg_lookup_time(log_segment_t *s, int32_t interval, int64_t ts, int64_t *off
     }
     pthread_mutex_unlock(&s->imu);
     cache_touch(s);
-    return rc;
+    return SM_OK;
 }
 
 int seg_max_timestamp(log_segment_t *s, int32_t interval, int64_t *ts, int64_t *offset) {

@@ -13,7 +13,11 @@
  *  - size is atomic: written under the log's mutex after the bytes are in the
  *    file, read by anyone (a reader never looks past it).
  * A pinned segment (the active one, or a rolled one not yet flushed) keeps its
- * fd and in-memory index; others join the cache's LRU and may lose both.
+ * in-memory index; its descriptor, like every segment's, is in the cache's LRU
+ * while open and not in use, and may be closed (reopened on the next
+ * seg_fd_acquire). An unpinned segment may also lose its mapped index there.
+ * So descriptors are bounded by the cache limit plus those in use, whatever
+ * the number of partitions.
  */
 #ifndef STORAGE_SEGMENT_H
 #define STORAGE_SEGMENT_H
@@ -79,16 +83,22 @@ void seg_ref(log_segment_t *s);
 void seg_unref(log_segment_t *s);
 
 /* Creates an empty active segment: truncates/creates .log, removes stale index
- * files, pins it with an empty in-memory index. */
+ * files, pins it with an empty in-memory index. May evict others from the
+ * cache: the caller holds no segment lock. SM_ERR_LIMIT when out of
+ * descriptors (nothing was created), SM_ERR_IO otherwise (errno set). */
 int seg_create_files(log_segment_t *s);
-/* Pins an existing segment as the active one: opens its .log read-write and
- * copies its index into memory so appends can extend it (loads it if needed). */
+/* Pins an existing segment as the active one: copies its index into memory so
+ * appends can extend it (loads it if needed). The .log is opened on demand. */
 int seg_pin_active(log_segment_t *s, int32_t index_interval);
 /* The segment stops needing its resources pinned (it was flushed and its index
  * files written): it joins the cache's LRU. */
 void seg_unpin(log_segment_t *s);
 
-/* A descriptor of the .log file, open until seg_fd_release. */
+/* A descriptor of the .log file (read-write), open until seg_fd_release.
+ * Opens it when the cache closed it; out of descriptors, first closes idle
+ * cached ones. SM_ERR_LIMIT when the process is still out of descriptors
+ * (EMFILE/ENFILE), SM_ERR_IO otherwise (errno set). May evict others: the
+ * caller holds no segment lock. */
 int seg_fd_acquire(log_segment_t *s, int *fd);
 void seg_fd_release(log_segment_t *s);
 
@@ -166,9 +176,9 @@ void seg_unlink_files(log_segment_t *s);
 /* The folder was renamed: files now live under dir. */
 int seg_set_dir(log_segment_t *s, const char *dir);
 
-/* Bounds how many unpinned segments keep an fd or a mapped index (>= 1). */
+/* Bounds how many segments keep an idle fd or a mapped index (>= 1). */
 void seg_cache_set_limit(int n);
-/* Unpinned segments currently holding resources (tests, metrics). */
+/* Segments currently in the cache (tests, metrics). */
 int seg_cache_size(void);
 
 /* pread through the storage read counter. */

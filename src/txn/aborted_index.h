@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/err.h"
+
 typedef struct txn_aborted {
     int64_t producer_id;
     int64_t first_offset;
@@ -38,8 +40,8 @@ void txn_aborted_index_free(txn_aborted_index_t *x);
  * dir/<segment_base>.txnindex. The entry stays in memory when the file write
  * fails (the log replay after a restart rebuilds it); returns SM_OK or
  * SM_ERR_IO / SM_ERR_NOMEM. */
-int txn_aborted_index_add(txn_aborted_index_t *x, const txn_aborted_t *e, const char *dir,
-                          int64_t segment_base);
+SM_MUST_CHECK int txn_aborted_index_add(txn_aborted_index_t *x, const txn_aborted_t *e,
+                                        const char *dir, int64_t segment_base);
 /* Adds an entry found by replaying the log (after `from`, where the files
  * stop): in memory and on disk, like add. */
 #define txn_aborted_index_replayed txn_aborted_index_add

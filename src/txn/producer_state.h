@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/err.h"
 #include "base/map.h"
 
 #define TXN_BATCHES_KEPT 5
@@ -62,9 +63,10 @@ txn_check_t txn_producer_state_check(const txn_producer_state_t *s, int64_t prod
                                      int16_t epoch, int32_t first_seq, int32_t last_seq,
                                      int64_t *dup_offset);
 /* Records an appended batch. Returns SM_OK or SM_ERR_NOMEM. */
-int txn_producer_state_update(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
-                              int32_t first_seq, int32_t last_seq, int64_t first_offset,
-                              int64_t last_offset, int64_t timestamp);
+SM_MUST_CHECK int txn_producer_state_update(txn_producer_state_t *s, int64_t producer_id,
+                                            int16_t epoch, int32_t first_seq, int32_t last_seq,
+                                            int64_t first_offset, int64_t last_offset,
+                                            int64_t timestamp);
 /*
  * Transactions (KIP-98). A producer's first transactional batch after a
  * marker opens its transaction at that batch's first offset; a control batch
@@ -80,11 +82,12 @@ int txn_producer_state_update(txn_producer_state_t *s, int64_t producer_id, int1
  * producer epoch than known (INVALID_PRODUCER_EPOCH), SM_ERR_STALE for an older
  * coordinator epoch (TRANSACTION_COORDINATOR_FENCED); nothing changes then.
  */
-int txn_producer_state_begin_txn(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
-                                 int64_t first_offset);
-int txn_producer_state_end_txn(txn_producer_state_t *s, int64_t producer_id, int16_t epoch,
-                               int32_t coordinator_epoch, int64_t marker_offset,
-                               int64_t timestamp, int64_t *first_offset);
+SM_MUST_CHECK int txn_producer_state_begin_txn(txn_producer_state_t *s, int64_t producer_id,
+                                               int16_t epoch, int64_t first_offset);
+SM_MUST_CHECK int txn_producer_state_end_txn(txn_producer_state_t *s, int64_t producer_id,
+                                             int16_t epoch, int32_t coordinator_epoch,
+                                             int64_t marker_offset, int64_t timestamp,
+                                             int64_t *first_offset);
 /* First offset of the oldest open transaction, or -1 when none is open. */
 int64_t txn_producer_state_first_open_txn(const txn_producer_state_t *s);
 
@@ -103,7 +106,8 @@ void txn_producer_state_expire(txn_producer_state_t *s, int64_t min_timestamp);
  * Written atomically (temp file, rename); durable adds the fsyncs of the file
  * before the rename and of the directory after it.
  */
-int txn_producer_state_write_snapshot(const txn_producer_state_t *s, const char *path, bool durable);
+SM_MUST_CHECK int txn_producer_state_write_snapshot(const txn_producer_state_t *s, const char *path,
+                                                    bool durable);
 /* Replaces s with the snapshot's contents. SM_ERR_CORRUPT on a bad CRC or size. */
 int txn_producer_state_read_snapshot(txn_producer_state_t *s, const char *path);
 

@@ -3,6 +3,7 @@ port with a temporary data directory, started from build/bin and stopped (or
 killed) by the test."""
 
 import os
+import resource
 import signal
 import socket
 import struct
@@ -35,12 +36,14 @@ def api_versions_ok(port):
 
 
 class Broker:
-    """A samsa-server process. overrides: extra key=value settings."""
+    """A samsa-server process. overrides: extra key=value settings; nofile: a
+    descriptor limit (RLIMIT_NOFILE) for the process."""
 
-    def __init__(self, data_dir, overrides=None, port=None):
+    def __init__(self, data_dir, overrides=None, port=None, nofile=None):
         self.data_dir = str(data_dir)
         self.port = port or free_port()
         self.overrides = dict(overrides or {})
+        self.nofile = nofile
         self.proc = None
         self.log_path = os.path.join(self.data_dir, "..", f"server-{self.port}.log")
 
@@ -56,7 +59,12 @@ class Broker:
         for k, v in self.overrides.items():
             args += ["--override", f"{k}={v}"]
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        limit = None
+        if self.nofile:
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=limit)
         deadline = time.monotonic() + START_DEADLINE_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

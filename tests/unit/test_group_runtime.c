@@ -85,8 +85,8 @@ static held_t held[16];
 static int nheld;
 static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static int16_t wrap_append(void *ctx, int32_t p, uint8_t *batch, size_t len, int64_t *end) {
-    if (atomic_load(&fail_appends)) return PROTO_ERR_NOT_COORDINATOR;
+static int wrap_append(void *ctx, int32_t p, uint8_t *batch, size_t len, int64_t *end) {
+    if (atomic_load(&fail_appends)) return SM_ERR_IO;
     return real.append(ctx, p, batch, len, end);
 }
 

@@ -185,6 +185,9 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         log_range_t range;
         int rc = log_read_upto(p->log, fp->fetch_offset, committed ? end : INT64_MAX, max,
                                first_data, &range);
+        /* Out of descriptors (the ranges already in this response hold
+         * some): the partition waits for the next fetch, without an error. */
+        if (rc == SM_ERR_LIMIT && !first_data) continue;
         if (rc != SM_OK) {
             out->error_code =
                 rc == SM_ERR_RANGE ? PROTO_ERR_OFFSET_OUT_OF_RANGE : PROTO_ERR_KAFKA_STORAGE_ERROR;

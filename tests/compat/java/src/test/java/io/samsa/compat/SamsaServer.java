@@ -18,6 +18,7 @@ final class SamsaServer implements AutoCloseable {
     final int port;
     final Path dataDir;
     private final String[] overrides;
+    private final List<String> prefix;
     private Process process;
     private Map<String, String> env = Map.of();
 
@@ -27,10 +28,21 @@ final class SamsaServer implements AutoCloseable {
 
     /** On the given port (overrides may add listeners beside it). */
     SamsaServer(int port, String... overrides) throws Exception {
+        this(port, List.of(), overrides);
+    }
+
+    private SamsaServer(int port, List<String> prefix, String... overrides) throws Exception {
         this.port = port;
+        this.prefix = prefix;
         dataDir = Files.createTempDirectory("samsa-java-");
         this.overrides = overrides;
         start();
+    }
+
+    /** Under a descriptor limit (RLIMIT_NOFILE, soft and hard), set by prlimit. */
+    static SamsaServer withNofile(int nofile, String... overrides) throws Exception {
+        return new SamsaServer(freePort(), List.of("prlimit", "--nofile=" + nofile + ":" + nofile, "--"),
+                overrides);
     }
 
     /** kill -9, then the same server again on the same port and data directory. */
@@ -52,7 +64,7 @@ final class SamsaServer implements AutoCloseable {
 
     private void start() throws Exception {
         String bin = System.getProperty("samsa.server", "../../../build/bin/samsa-server");
-        List<String> cmd = new ArrayList<>();
+        List<String> cmd = new ArrayList<>(prefix);
         cmd.add(new File(bin).getCanonicalPath());
         cmd.add("--override");
         cmd.add("listeners=PLAINTEXT://127.0.0.1:" + port);
