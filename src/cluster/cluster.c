@@ -1312,7 +1312,8 @@ void cluster_stop(cluster_t *cl) {
     free(cl->txn_vals);
     free(cl->txn_offs);
     if (cl->raft) raft_free(cl->raft);
-    if (cl->log) log_close(cl->log);
+    if (cl->log && log_close(cl->log) != SM_OK)
+        sm_error(CL_MOD, "%s: closing the metadata log reported errors", cl->o.metadata_dir);
     if (cl->epfd >= 0) close(cl->epfd);
     if (cl->evfd >= 0) close(cl->evfd);
     pthread_mutex_destroy(&cl->wmu);
