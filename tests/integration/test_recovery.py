@@ -49,10 +49,15 @@ def test_kill9_rescans_at_most_the_bound(make_broker):
     b.kill()
     b.start()
 
-    log = b.read_log()
-    m = re.findall(r"recovery after an unclean shutdown .*?\((\d+) bytes, at most (\d+) in one log\)",
-                   log)
-    assert m, log[-2000:]
+    # The recovery's summary line comes when the background recovery ends, which may be
+    # after the broker already answers.
+    pattern = r"recovery after an unclean shutdown .*?\((\d+) bytes, at most (\d+) in one log\)"
+    try:
+        wait_for(lambda: re.findall(pattern, b.read_log()), timeout=60,
+                 what="the recovery summary line")
+    except AssertionError:
+        raise AssertionError(b.read_log()[-2000:]) from None
+    m = re.findall(pattern, b.read_log())
     total, most = (int(x) for x in m[-1])
     assert 0 < most <= BOUND, (total, most)
 
