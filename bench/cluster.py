@@ -17,7 +17,7 @@ kafka-server-start.sh's heap (-Xms1G -Xmx1G, G1). A kind whose cluster does
 not start is reported as skipped with the reason.
 
   .venv/bin/python bench/cluster.py [--rounds 3] [--kinds kafka,samsa]
-      [--network auto|netns|proxy] [--json out.json]
+      [--network auto|netns|proxy] [--json out.json] [--many 30000]
 """
 
 import argparse
@@ -94,7 +94,32 @@ def rss(c):
     return {i: c.rss(i) for i in c.nodes}
 
 
-def run_kind(kind, rounds, network):
+def many_partitions(c, total, per_topic=1000):
+    """Creates topics of per_topic partitions (replication factor 1 on both kinds, so the
+    brokers hold the same partitions) up to total; RSS of every node once all of them see
+    the last topic; then all nodes stopped (SIGTERM) and started again: seconds until the
+    cluster is usable (every node lists all brokers and a CreateTopics commits) and RSS."""
+    t0 = time.monotonic()
+    names = []
+    for k in range(total // per_topic):
+        name = f"many-{k}-{uuid.uuid4().hex[:6]}"
+        c.create_topic(name, partitions=per_topic, replication=1, timeout=120.0)
+        names.append(name)
+    wait_for(lambda: all(c.topic_ready(i, names[-1], timeout=30.0) for i in c.nodes), 600,
+             "every broker's Metadata to show the last topic", 0.5)
+    created_s = time.monotonic() - t0
+    loaded = rss(c)
+    for i in c.nodes:
+        c.terminate(i, timeout=300)
+    t1 = time.monotonic()
+    for i in c.nodes:
+        c.start_node(i)
+    c.wait_usable(900)
+    return {"partitions": total, "create_s": created_s, "rss_loaded": loaded,
+            "restart_s": time.monotonic() - t1, "rss_restarted": rss(c)}
+
+
+def run_kind(kind, rounds, network, many=0):
     log(f"{kind}: starting 3 nodes")
     t0 = time.monotonic()
     try:
@@ -117,6 +142,12 @@ def run_kind(kind, rounds, network):
                 f"{f['leader_s']:.2f}s, commit after {f['commit_s']:.2f}s")
             res["failover"].append(f)
         res["rss_end"] = rss(c)
+        if many:
+            log(f"{kind}: {many} partitions")
+            res["many"] = many_partitions(c, many)
+            m = res["many"]
+            log(f"{kind}: {many} partitions created in {m['create_s']:.1f}s, restart to usable "
+                f"{m['restart_s']:.1f}s")
         return res
     finally:
         c.close()
@@ -147,6 +178,13 @@ def report(results):
         for when in ("rss_start", "rss_end"):
             out.append(f"  RSS MiB {when[4:]}: " + ", ".join(
                 f"node {i} {(v or 0) / MIB:.0f}" for i, v in sorted(r[when].items())))
+        if "many" in r:
+            m = r["many"]
+            out.append(f"  {m['partitions']} partitions (rf 1): created and seen everywhere in "
+                       f"{m['create_s']:.1f} s; restart of all nodes to usable {m['restart_s']:.1f} s")
+            for when in ("rss_loaded", "rss_restarted"):
+                out.append(f"  RSS MiB {when[4:]}: " + ", ".join(
+                    f"node {i} {(v or 0) / MIB:.0f}" for i, v in sorted(m[when].items())))
     return "\n".join(out)
 
 
@@ -156,9 +194,11 @@ def main():
     ap.add_argument("--kinds", default="kafka,samsa")
     ap.add_argument("--network", default="auto", choices=("auto", "netns", "proxy"))
     ap.add_argument("--json", help="write the raw results here")
+    ap.add_argument("--many", type=int, default=0, metavar="N",
+                    help="also create N partitions (topics of 1000), measure RSS, restart all")
     a = ap.parse_args()
     os.sched_setaffinity(0, {CLIENT_CPU})
-    results = [run_kind(k, a.rounds, a.network) for k in a.kinds.split(",")]
+    results = [run_kind(k, a.rounds, a.network, a.many) for k in a.kinds.split(",")]
     if a.json:
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
