@@ -1,11 +1,15 @@
 """Three (or more) samsa-server nodes on 127.0.0.1 forming a cluster exactly as an operator
 starts Kafka 4.4 KRaft nodes: node.id, process.roles, listeners with a CONTROLLER listener,
 controller.listener.names and controller.quorum.voters, each on an empty data directory,
-no format step. Also a raw DescribeQuorum client to find the active controller."""
+no format step; the active controller found with the cluster harness's DescribeQuorum client."""
 
 import os
-import socket
 import struct
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "cluster"))
+import cluster as _harness  # noqa: E402
 
 from conftest import Broker, free_port
 
@@ -61,64 +65,12 @@ class Cluster:
             node.kill()
 
 
-def _uvarint(n):
-    out = b""
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def _read_uvarint(buf, at):
-    shift = v = 0
-    while True:
-        b = buf[at]
-        at += 1
-        v |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return v, at
-        shift += 7
-
-
 def describe_quorum(port, timeout=5.0):
-    """DescribeQuorum v0 to 127.0.0.1:port -> (error, leader id, leader epoch, high watermark)
-    of __cluster_metadata-0, or None when the node does not answer."""
-    name = b"__cluster_metadata"
-    body = (_uvarint(2) + _uvarint(len(name) + 1) + name + _uvarint(2) +
-            struct.pack(">i", 0) + b"\x00" + b"\x00" + b"\x00")
-    client = b"test"
-    header = struct.pack(">hhih", 55, 0, 7, len(client)) + client + b"\x00"
-    frame = header + body
+    """DescribeQuorum to 127.0.0.1:port (the harness's raw client, tests/cluster/cluster.py)
+    -> (0, leader id, leader epoch, high watermark), or None when the node does not answer or
+    knows no leader."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-            s.sendall(struct.pack(">i", len(frame)) + frame)
-            size = struct.unpack(">i", _recv(s, 4))[0]
-            resp = _recv(s, size)
-    except OSError:
+        leader, epoch, hw = _harness.describe_quorum("127.0.0.1", port, timeout)
+    except (OSError, RuntimeError, struct.error):
         return None
-    at = 4 + 1  # correlation id, header tagged fields
-    (top_error,) = struct.unpack_from(">h", resp, at)
-    at += 2
-    ntopics, at = _read_uvarint(resp, at)
-    if ntopics < 2:
-        return (top_error, -1, -1, -1)
-    nlen, at = _read_uvarint(resp, at)
-    at += nlen - 1
-    nparts, at = _read_uvarint(resp, at)
-    if nparts < 2:
-        return (top_error, -1, -1, -1)
-    _, err, leader, epoch, hw = struct.unpack_from(">ihiiq", resp, at)
-    return (err or top_error, leader, epoch, hw)
-
-
-def _recv(s, n):
-    out = b""
-    while len(out) < n:
-        chunk = s.recv(n - len(out))
-        if not chunk:
-            raise OSError("closed")
-        out += chunk
-    return out
+    return (0, leader, epoch, hw)

@@ -9,8 +9,8 @@ import shutil
 import pytest
 
 from helpers import kafka_tool_runner, wait_for
-from samsa_cluster import Cluster, describe_quorum
-from test_cluster import FAST
+from samsa_cluster import describe_quorum
+from test_cluster import brokers_seen, cluster  # noqa: F401 (cluster: the three-node fixture)
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="needs Java")
 
@@ -18,13 +18,6 @@ pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="needs Java
 @pytest.fixture(scope="module")
 def tools(tmp_path_factory):
     return kafka_tool_runner(tmp_path_factory.mktemp("kafka-tools"))
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    c = Cluster(tmp_path, n=3, voters=3, overrides=FAST).start()
-    yield c
-    c.kill_all()
 
 
 def status_fields(out):
@@ -64,7 +57,9 @@ def test_topics_producer_and_offsets_tools(cluster, tools):
                                "--create", "--topic", "tools", "--partitions", "6",
                                "--replication-factor", "1")
         return code == 0 or "already exists" in err
-    # Brokers register within a heartbeat or two of the quorum's first election.
+    # Placement uses the brokers unfenced at creation: wait for all three.
+    wait_for(lambda: len(getattr(brokers_seen(boot), "brokers", ())) == 3, timeout=30,
+             interval=0.2, what="three registered brokers")
     wait_for(create, timeout=60, interval=1, what="kafka-topics --create")
     code, out, err = tools("org.apache.kafka.tools.TopicCommand", "--bootstrap-server",
                            cluster.node(3).bootstrap, "--describe", "--topic", "tools")
