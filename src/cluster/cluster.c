@@ -1322,3 +1322,12 @@ void cluster_stop(cluster_t *cl) {
     pthread_mutex_destroy(&cl->mu);
     free(cl);
 }
+
+int cluster_alter_partition(cluster_t *cl, const sm_uuid_t *topic_id, int32_t partition,
+                            int32_t leader_epoch, int32_t partition_epoch, const int32_t *isr,
+                            const int64_t *broker_epochs, int32_t n_isr,
+                            cluster_alter_partition_cb done, void *arg) {
+    (void)cl, (void)topic_id, (void)partition, (void)leader_epoch, (void)partition_epoch;
+    (void)isr, (void)broker_epochs, (void)n_isr, (void)done, (void)arg;
+    return SM_ERR_VERSION; /* the controller side lands with issue 13 */
+}

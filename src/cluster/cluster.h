@@ -102,6 +102,25 @@ void cluster_remote_create_topic(void *cl, sm_str_t name, int32_t partitions,
 void cluster_remote_allocate_producer_ids(void *cl, int32_t count, int64_t *first,
                                           meta_result_t *res);
 
+/*
+ * Replication (issue 13): a partition leader asks the active controller to change the ISR
+ * (AlterPartition v3). isr holds the proposed in-sync replicas with the broker epoch each
+ * one sent in its replica fetches (-1 when unknown). Queued, never blocking: done runs
+ * exactly once on the quorum thread (it must not block) with Kafka's error code
+ * (NONE, FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, INELIGIBLE_REPLICA,
+ * NOT_CONTROLLER, REQUEST_TIMED_OUT, UNKNOWN_TOPIC_OR_PARTITION, ...) and, on NONE, the
+ * partition state the controller committed. Returns SM_OK when queued (done will run),
+ * else an error (done will not run).
+ */
+typedef void (*cluster_alter_partition_cb)(void *arg, int16_t error, int32_t leader_epoch,
+                                           int32_t partition_epoch, const int32_t *isr,
+                                           int32_t n_isr);
+SM_MUST_CHECK int cluster_alter_partition(cluster_t *cl, const sm_uuid_t *topic_id,
+                                          int32_t partition, int32_t leader_epoch,
+                                          int32_t partition_epoch, const int32_t *isr,
+                                          const int64_t *broker_epochs, int32_t n_isr,
+                                          cluster_alter_partition_cb done, void *arg);
+
 /* Parses controller.quorum.voters ("id@host:port,..."); one line to err on failure. */
 int cluster_parse_voters(const char *list, cluster_voter_t *out, int *n, char *err, size_t cap);
 /* The cluster id a node formats itself with when none is given: derived from the voter set,
