@@ -942,7 +942,7 @@ static void remove_segment_files(const char *dir, int64_t base) {
 
 int log_cleaner_complete_swaps(const char *dir) {
     DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? SM_OK : SM_ERR_IO;
+    if (!d) return errno == ENOENT ? SM_OK : seg_status_of_errno(errno);
     int64_t swaps[64], logs_cap = 0, nlogs = 0;
     int nswaps = 0;
     int64_t *logs = NULL;
@@ -993,7 +993,7 @@ int log_cleaner_complete_swaps(const char *dir) {
         sm_info("storage", "%s: completed an interrupted cleaning of segment %020" PRId64, dir,
                 swaps[i]);
     }
-    if (rc == SM_OK && nswaps) rc = fio_fsync_dir(dir) ? SM_ERR_IO : SM_OK;
+    if (rc == SM_OK && nswaps) rc = fio_fsync_dir(dir);
     free(logs);
     return rc;
 }
