@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "broker/delayed.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "group/coordinator.h"
 #include "protocol/errors.h"
 #include "protocol/records.h"
@@ -35,6 +36,7 @@ static int host_append(void *ctx, int32_t part, uint8_t *batch, size_t len, int6
     int64_t first, last;
     pthread_mutex_lock(&p->mu);
     int rc = log_append(p->log, batch, len, p->leader_epoch, &first, &last);
+    if (rc == SM_OK) broker_replica_appended(p);
     pthread_mutex_unlock(&p->mu);
     /* A transactional batch (TxnOffsetCommit) joins its producer's open
      * transaction in the partition's producer state, as a produce would. */

@@ -46,6 +46,7 @@
 #include "broker/delayed.h"
 #include "group/coordinator.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "metadata/controller.h"
 #include "protocol/errors.h"
 #include "protocol/gen/transaction_log_key.h"
@@ -372,7 +373,10 @@ static void write_transition(write_op_t *op, bool wait) {
     if (buf && proto_batch_builder_finish(&bb, &len) == SM_OK) {
         pthread_mutex_lock(&op->p->mu);
         op->status = log_append(op->p->log, buf, len, op->p->leader_epoch, &first, &last);
-        if (op->status == SM_OK) broker_partition_after_append(op->p);
+        if (op->status == SM_OK) {
+            broker_partition_after_append(op->p);
+            broker_replica_appended(op->p);
+        }
         pthread_mutex_unlock(&op->p->mu);
     }
     free(buf);
