@@ -119,7 +119,7 @@ def test_acks_all_records_are_on_every_replica(cluster):
     for p in range(3):
         wait_for(lambda: len({log_bytes(cluster, n, "r3", p) for n in (1, 2, 3)}) == 1,
                  timeout=20, what=f"r3-{p} the same on all replicas")
-        assert log_bytes(cluster, 1, "r3", p) > 0
+    assert sum(log_bytes(cluster, 1, "r3", p) for p in range(3)) > 0
 
 
 def test_a_stopped_follower_leaves_the_isr_and_min_insync_is_enforced(cluster):
@@ -134,6 +134,7 @@ def test_a_stopped_follower_leaves_the_isr_and_min_insync_is_enforced(cluster):
                  and len(partition_md(cluster, "mi")[2]) == 2,
                  timeout=30, what="the stopped follower leaves the ISR")
         acked, errors = produce(cluster, "mi", ["c"], extra={"message.timeout.ms": 5000,
+                                                            "enable.idempotence": False,
                                                             "retries": 0})
         assert not acked
         assert errors and errors[0].code() in (KafkaError.NOT_ENOUGH_REPLICAS,
@@ -144,3 +145,62 @@ def test_a_stopped_follower_leaves_the_isr_and_min_insync_is_enforced(cluster):
              what="the follower rejoins the ISR")
     acked, errors = produce(cluster, "mi", ["d"])
     assert list(acked) == ["d"] and not errors
+
+
+def test_leader_kill_loses_no_acknowledged_record(cluster):
+    """kill -9 of the leader while an idempotent acks=all producer writes: an in-sync
+    follower takes over, the producer carries on, and every acknowledged record is read
+    back exactly once at the offset it was acknowledged at; the killed broker comes back,
+    rejoins the ISR and holds the same log."""
+    create(cluster, "lk", partitions=1, rf=3, configs={"min.insync.replicas": "2"})
+    leader, replicas, _ = partition_md(cluster, "lk")
+    conf = {"bootstrap.servers": cluster.bootstrap, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 2, "message.timeout.ms": 60000}
+    prod = Producer(conf)
+    acked, errors = {}, []
+
+    def cb(err, msg):
+        if err:
+            errors.append(err)
+        else:
+            acked[msg.value().decode()] = msg.offset()
+
+    sent = 0
+
+    def send(n):
+        nonlocal sent
+        for _ in range(n):
+            v = f"k{sent}"
+            sent += 1
+            while True:
+                try:
+                    prod.produce("lk", v.encode(), on_delivery=cb)
+                    break
+                except BufferError:
+                    prod.poll(0.05)
+            prod.poll(0)
+
+    send(2000)
+    wait_for(lambda: prod.poll(0.05) is not None and len(acked) >= 1000 or len(acked) >= 1000,
+             timeout=30, what="1000 acknowledged before the kill")
+    cluster.node(leader).kill()  # kill -9
+    send(2000)
+    assert prod.flush(90) == 0
+    assert not errors, errors[:3]
+    assert len(acked) == sent
+    new_leader = partition_md(cluster, "lk")[0]
+    assert new_leader not in (leader, -1)
+    got = consume_all(cluster, "lk", 1, sent, timeout=60)
+    values = [v for _, _, v in got]
+    assert len(values) == len(set(values)), "a record was read twice"
+    at = {v: off for _, off, v in got}
+    lost = [v for v in acked if v not in at]
+    assert not lost, f"{len(lost)} acknowledged records lost, e.g. {lost[:3]}"
+    moved = [v for v, off in acked.items() if at[v] != off]
+    assert not moved, f"{len(moved)} records read at another offset, e.g. {moved[:3]}"
+    # The old leader returns as a follower, catches up and rejoins the ISR.
+    cluster.node(leader).start()
+    wait_for(lambda: sorted((partition_md(cluster, "lk") or (0, [], []))[2]) == [1, 2, 3],
+             timeout=60, what="the restarted broker back in the ISR")
+    wait_for(lambda: len({log_bytes(cluster, n, "lk") for n in (1, 2, 3)}) == 1, timeout=30,
+             what="the same log on every replica")
