@@ -770,6 +770,11 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     o->snapshot_interval_ms = sm_config_long(cfg, "metadata.log.max.snapshot.interval.ms");
     o->heartbeat_interval_ms = sm_config_int(cfg, "broker.heartbeat.interval.ms");
     o->session_timeout_ms = sm_config_int(cfg, "broker.session.timeout.ms");
+    o->unclean_leader_election = sm_config_bool(cfg, "unclean.leader.election.enable");
+    o->auto_leader_rebalance = sm_config_bool(cfg, "auto.leader.rebalance.enable");
+    o->leader_imbalance_check_ms =
+        sm_config_long(cfg, "leader.imbalance.check.interval.seconds") * 1000;
+    o->leader_imbalance_pct = sm_config_int(cfg, "leader.imbalance.per.broker.percentage");
     for (int i = 0; i < b->nlisteners && o->n_endpoints < META_MAX_ENDPOINTS; i++) {
         meta_endpoint_t *e = &o->endpoints[o->n_endpoints++];
         snprintf(e->name, sizeof(e->name), "%s", b->listeners[i].name);
