@@ -279,3 +279,64 @@ def test_kafka_tools_rf3_and_leader_election(cluster, tmp_path):
                            "--partition", "1")
     assert code == 0, err
     assert "Valid replica already elected for partitions jt-1" in out, out
+
+
+def test_controlled_shutdown_hands_leadership_over(tmp_path):
+    """A broker stopped gracefully has its leaderships moved and leaves the ISRs before it
+    exits: the session timeout is far longer than the wait, so only the controlled shutdown
+    can have moved them."""
+    from samsa_cluster import Cluster
+    from test_cluster import FAST
+    c = Cluster(tmp_path, n=3, voters=3,
+                overrides=dict(FAST, **{"broker.session.timeout.ms": "120000"})).start()
+    try:
+        three_brokers(c)
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic("cs", 3, 3)])["cs"].result(20)
+        _, before = topic_everywhere(c, "cs", 3)
+        ctrl_id = leader_of(c)[0]
+        victim = next(b for b in (1, 2, 3) if b != ctrl_id)
+        assert any(v[0] == victim for v in before.values()), before
+        assert c.node(victim).stop() == 0
+        live = next(n for n in c.nodes if n.node_id != victim)
+        ps = wait_for(lambda: partitions_of(live, "cs"), timeout=10, what="metadata")[1]
+        for p, (leader, _, replicas, isr) in ps.items():
+            assert leader != victim and leader in replicas and victim not in isr, ps
+    finally:
+        c.kill_all()
+
+
+def test_auto_leader_rebalance(tmp_path):
+    """auto.leader.rebalance.enable: once the preferred replica is back in the ISR, the
+    controller's imbalance check gives it its leadership back without any request."""
+    from samsa_cluster import Cluster
+    from test_cluster import FAST
+    c = Cluster(tmp_path, n=3, voters=3,
+                overrides=dict(FAST, **{"leader.imbalance.check.interval.seconds": "1"})).start()
+    try:
+        three_brokers(c)
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic("ar", 3, 3)])["ar"].result(20)
+        tid, before = topic_everywhere(c, "ar", 3)
+        victim = next(b for b in (1, 2, 3) if b != leader_of(c)[0])
+        led = [p for p, v in before.items() if v[0] == victim]
+        c.node(victim).kill()
+        live = next(n for n in c.nodes if n.node_id != victim)
+        after = wait_for(lambda: (lambda g: g and all(g[1][p][0] not in (victim, -1)
+                                                      for p in led) and g[1])(
+            partitions_of(live, "ar")), timeout=30, interval=0.2, what="leaders moved")
+        c.node(victim).start()
+        three_brokers(c)
+        ctrl = c.node(leader_of(c)[0]).ctrl_port
+        epochs = {n.node_id: wait_for(lambda n=n: broker_epoch(n), timeout=10, what="epoch")
+                  for n in c.nodes}
+        for p in led:
+            leader, lepoch, replicas, _ = after[p]
+            got = alter_partition(ctrl, leader, epochs[leader], tid, p, lepoch, 1,
+                                  [(b, epochs[b]) for b in replicas])
+            assert got[:2] == (NONE, NONE), got
+        wait_for(lambda: all(partitions_of(n, "ar")[1][p][0] == victim
+                             for n in c.nodes for p in led),
+                 timeout=30, interval=0.2, what="the rebalance to the preferred replica")
+    finally:
+        c.kill_all()
