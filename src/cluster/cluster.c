@@ -489,6 +489,20 @@ static void update_view(cluster_t *cl, int64_t now) {
     if (was && !active) {
         sm_info(CL_MOD, "node %d is no longer the active controller", cl->o.node_id);
         complete_waiters(cl, true, SM_ERR_AGAIN);
+        /* AlterPartitions waiting for their change: it may never commit; the leaders see the
+         * connection close and ask the next controller. */
+        cl_inbound_t **pp = &cl->after;
+        while (*pp) {
+            cl_inbound_t *ib = *pp;
+            if (ib->frame) {
+                *pp = ib->next;
+                net_request_close(ib->nreq);
+                free(ib->frame);
+                free(ib);
+            } else {
+                pp = &ib->next;
+            }
+        }
     }
     if (before != qs.leader_id && qs.leader_id >= 0 && qs.leader_id != cl->o.node_id)
         sm_info(CL_MOD, "controller is node %d (epoch %d)", qs.leader_id, qs.epoch);

@@ -593,7 +593,8 @@ void cl_partitions_tick(cluster_t *cl, int64_t now) {
     for (cl_alter_t *a = cl->alters; a; a = a->next)
         if (!a->called && now >= a->deadline)
             alter_call(a, PROTO_ERR_REQUEST_TIMED_OUT, -1, -1, NULL, 0);
-    while (cl->deferred && !cl_partitions_busy(cl)) {
+    /* away from the active controller they are answered NOT_CONTROLLER at once */
+    while (cl->deferred && (!cl_partitions_busy(cl) || !atomic_load(&cl->active))) {
         cl_in_t *in = cl->deferred;
         cl->deferred = in->next;
         if (!cl->deferred) cl->deferred_tail = NULL;
