@@ -328,7 +328,9 @@ static int load_settings(broker_t *b, sm_config_t *c) {
     if (!s->cluster_mode) {
         /* A single node: Kafka's KRaft keys name nothing Samsa needs. */
         static const char *const unused[] = {"process.roles",
-                                             "controller.quorum.bootstrap.servers", NULL};
+                                             "controller.quorum.bootstrap.servers",
+                                             "offsets.topic.replication.factor",
+                                             "transaction.state.log.replication.factor", NULL};
         for (const char *const *k = unused; *k; k++)
             if (sm_config_is_set(c, *k))
                 sm_warn("config", "%s: Kafka setting Samsa does not act on; ignored (a single "
@@ -502,7 +504,11 @@ static void on_conn_close(net_conn_t *c, void *arg) {
     (void)arg;
 }
 
-int broker_internal_topic(broker_t *b, const char *name, int32_t partitions,
+int16_t broker_internal_rf(broker_t *b, const char *key) {
+    return b->s.cluster_mode ? (int16_t)sm_config_int(b->cfg, key) : 1;
+}
+
+int broker_internal_topic(broker_t *b, const char *name, int32_t partitions, int16_t rf,
                           const meta_config_kv_t *kv, int nkv, sm_uuid_t *id, int32_t *nparts) {
     sm_str_t n = sm_str_from(name);
     meta_image_rdlock(&b->image);
@@ -511,7 +517,7 @@ int broker_internal_topic(broker_t *b, const char *name, int32_t partitions,
     if (!exists) {
         meta_result_t res;
         sm_uuid_t created;
-        meta_create_topic(&b->controller, n, partitions, 1, kv, nkv, false, &created, &res);
+        meta_create_topic(&b->controller, n, partitions, rf, kv, nkv, false, &created, &res);
         if (res.error) {
             sm_error("broker", "cannot create %s: %s", name, res.message);
             return SM_ERR;
@@ -771,6 +777,11 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     o->snapshot_interval_ms = sm_config_long(cfg, "metadata.log.max.snapshot.interval.ms");
     o->heartbeat_interval_ms = sm_config_int(cfg, "broker.heartbeat.interval.ms");
     o->session_timeout_ms = sm_config_int(cfg, "broker.session.timeout.ms");
+    o->unclean_leader_election = sm_config_bool(cfg, "unclean.leader.election.enable");
+    o->auto_leader_rebalance = sm_config_bool(cfg, "auto.leader.rebalance.enable");
+    o->leader_imbalance_check_ms =
+        sm_config_long(cfg, "leader.imbalance.check.interval.seconds") * 1000;
+    o->leader_imbalance_pct = sm_config_int(cfg, "leader.imbalance.per.broker.percentage");
     for (int i = 0; i < b->nlisteners && o->n_endpoints < META_MAX_ENDPOINTS; i++) {
         meta_endpoint_t *e = &o->endpoints[o->n_endpoints++];
         snprintf(e->name, sizeof(e->name), "%s", b->listeners[i].name);

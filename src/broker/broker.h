@@ -165,9 +165,12 @@ void broker_req_finish_none(broker_req_t *r);
  * the records field ({NULL, len}). The range is released after sending. */
 sm_bytes_t broker_req_add_range(broker_req_t *r, log_range_t *range);
 
+/* The replication factor of an internal topic: the broker key's value (key) in a cluster,
+ * 1 on a single node, which has one broker to hold it. */
+int16_t broker_internal_rf(broker_t *b, const char *key);
 /* Creates an internal topic (__consumer_offsets, __transaction_state) on first
- * start; returns its id and partition count. Logs and fails when it cannot. */
-int broker_internal_topic(broker_t *b, const char *name, int32_t partitions,
+ * start with rf replicas; returns its id and partition count. Logs and fails when it cannot. */
+int broker_internal_topic(broker_t *b, const char *name, int32_t partitions, int16_t rf,
                           const meta_config_kv_t *kv, int nkv, sm_uuid_t *id, int32_t *nparts);
 
 /* Allocates the next producer id (blocks of 1000 from the controller). */

@@ -164,7 +164,8 @@ static int offsets_topic(broker_t *b, sm_uuid_t *id, int32_t *partitions) {
         meta_result_t res;
         sm_uuid_t created;
         meta_create_topic(&b->controller, name,
-                          sm_config_int(b->cfg, "offsets.topic.num.partitions"), 1, kv, 2, false,
+                          sm_config_int(b->cfg, "offsets.topic.num.partitions"),
+                          broker_internal_rf(b, "offsets.topic.replication.factor"), kv, 2, false,
                           &created, &res);
         if (res.error) {
             sm_error("group", "cannot create %s: %s", OFFSETS_TOPIC, res.message);

@@ -717,8 +717,9 @@ int txn_coordinator_start(broker_t *b) {
     meta_config_kv_t kv[] = {{SM_STR_LIT("cleanup.policy"), SM_STR_LIT("compact")},
                              {SM_STR_LIT("segment.bytes"), sm_str_from(seg)}};
     if (broker_internal_topic(b, TXN_STATE_TOPIC,
-                              sm_config_int(b->cfg, "transaction.state.log.num.partitions"), kv,
-                              2, &c->topic_id, &c->partitions) != SM_OK)
+                              sm_config_int(b->cfg, "transaction.state.log.num.partitions"),
+                              broker_internal_rf(b, "transaction.state.log.replication.factor"),
+                              kv, 2, &c->topic_id, &c->partitions) != SM_OK)
         goto fail;
     b->txns = c;
     for (int32_t p = 0; p < c->partitions; p++) {
