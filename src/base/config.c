@@ -186,7 +186,7 @@ const sm_config_key_t sm_config_keys[] = {
     {"samsa.offsets.retention.ms", SM_CFG_LONG, NULL, 1, I64MAX, NULL,
      "Samsa: offsets retention in ms (over offsets.retention.minutes)."},
     {"offsets.commit.timeout.ms", SM_CFG_INT, "5000", 1, I32MAX, NULL,
-     "Not in effect: commits are written locally."},
+     "How long an offset commit waits for the replicas (cluster mode)."},
     {"group.initial.rebalance.delay.ms", SM_CFG_INT, "3000", 0, I32MAX, NULL,
      "Delay of a new group's first rebalance."},
     {"group.min.session.timeout.ms", SM_CFG_INT, "6000", 0, I32MAX, NULL,

@@ -315,6 +315,69 @@ bool broker_replica_acked(broker_partition_t *p, int64_t required, int16_t *err)
     return done;
 }
 
+typedef struct repl_wait {
+    broker_partition_t *p; /* referenced */
+    int64_t end;
+    broker_replicated_fn done;
+    void *arg;
+} repl_wait_t;
+
+static bool repl_check(void *arg, bool final) {
+    repl_wait_t *w = arg;
+    int16_t err;
+    bool done = broker_replica_acked(w->p, w->end, &err);
+    if (!done && !final) return false;
+    w->done(w->arg, done && err == PROTO_ERR_NONE ? SM_OK : SM_ERR_AGAIN);
+    broker_partition_put(w->p);
+    free(w);
+    return true;
+}
+
+void broker_replica_when_replicated(broker_partition_t *p, int64_t end, int64_t timeout_ms,
+                                    broker_replicated_fn done, void *arg) {
+    int16_t err;
+    if (broker_replica_acked(p, end, &err)) {
+        done(arg, err == PROTO_ERR_NONE ? SM_OK : SM_ERR_AGAIN);
+        return;
+    }
+    repl_wait_t *w = malloc(sizeof(*w));
+    if (!w) {
+        done(arg, SM_ERR_NOMEM);
+        return;
+    }
+    atomic_fetch_add(&p->refs, 1);
+    *w = (repl_wait_t){p, end, done, arg};
+    broker_park_wait(p->b, p, broker_mono_ms() + timeout_ms, repl_check, w);
+}
+
+typedef struct sync_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int status;
+} sync_wait_t;
+
+static void sync_done(void *arg, int status) {
+    sync_wait_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    w->status = status;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int broker_replica_wait_replicated(broker_partition_t *p, int64_t end, int64_t timeout_ms) {
+    sync_wait_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, SM_OK};
+    broker_replica_when_replicated(p, end, timeout_ms, sync_done, &w);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+    return w.status;
+}
+
 int16_t broker_replica_follower_fetch(broker_partition_t *p, int32_t replica_id,
                                       int64_t broker_epoch, int64_t fetch_offset,
                                       int32_t last_fetched_epoch, int32_t *div_epoch,

@@ -84,6 +84,17 @@ bool broker_replica_appended(broker_partition_t *p);
  * min.insync.replicas). Takes p->mu. */
 bool broker_replica_acked(broker_partition_t *p, int64_t required, int16_t *err);
 
+/* The coordinators' writes: done(arg, SM_OK) once the ISR has everything
+ * below end (at once on a single node or when it already has), SM_ERR_AGAIN
+ * when leadership is lost, the ISR is below min.insync.replicas or timeout_ms
+ * passes first. done runs on this thread or the delayed thread. */
+typedef void (*broker_replicated_fn)(void *arg, int status);
+void broker_replica_when_replicated(broker_partition_t *p, int64_t end, int64_t timeout_ms,
+                                    broker_replicated_fn done, void *arg);
+/* The same, blocking (a thread that may wait: the marker writer). Not on the
+ * delayed thread. */
+int broker_replica_wait_replicated(broker_partition_t *p, int64_t end, int64_t timeout_ms);
+
 /*
  * A follower's Fetch reached the leader (Fetch with a replica id): checks the
  * follower's last fetched epoch against the leader-epoch cache (a divergence
