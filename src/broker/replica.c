@@ -442,6 +442,29 @@ void broker_replica_epoch_end(broker_partition_t *p, int32_t epoch, int32_t *out
     pthread_mutex_unlock(&p->mu);
 }
 
+int32_t broker_replica_preferred_read(broker_partition_t *p, sm_str_t client_rack) {
+    broker_t *b = p->b;
+    if (!p->replicated || !b->s.rack_aware_selector || client_rack.len <= 0) return -1;
+    int32_t isr[64];
+    int32_t n = 0;
+    pthread_mutex_lock(&p->mu);
+    for (int32_t i = 0; atomic_load(&p->leader) && i < p->rs->n_isr && n < 64; i++)
+        isr[n++] = p->rs->isr[i];
+    pthread_mutex_unlock(&p->mu);
+    int32_t best = -1;
+    meta_image_rdlock(&b->image);
+    for (int32_t i = 0; i < n; i++) {
+        const meta_broker_t *bk = meta_image_broker(&b->image, isr[i]);
+        if (!bk || bk->fenced || !bk->has_rack || strlen(bk->rack) != (size_t)client_rack.len ||
+            memcmp(bk->rack, client_rack.ptr, (size_t)client_rack.len) != 0)
+            continue;
+        /* The leader itself when it is in the client's rack. */
+        if (best < 0 || isr[i] == b->s.node_id) best = isr[i];
+    }
+    meta_image_unlock(&b->image);
+    return best == b->s.node_id ? -1 : best;
+}
+
 void broker_replica_tick(broker_partition_t *p, int64_t now_ms) {
     if (!p->replicated) return;
     proposal_t pr;
@@ -501,16 +524,19 @@ bool broker_replica_fetch_pos(broker_partition_t *p, int32_t leader, replica_fet
 }
 
 /* Under mu: the follower's HW from the leader's, never past its own end. */
-static void follower_hw(broker_partition_t *p, int64_t leader_hw) {
+static bool follower_hw(broker_partition_t *p, int64_t leader_hw) {
     int64_t leo = log_end_offset(p->log);
     int64_t hw = leader_hw < leo ? leader_hw : leo;
-    if (hw > atomic_load(&p->hw)) atomic_store(&p->hw, hw);
+    if (hw <= atomic_load(&p->hw)) return false;
+    atomic_store(&p->hw, hw);
+    return true;
 }
 
 int broker_replica_follower_append(broker_partition_t *p, int32_t leader, int64_t fetch_offset,
                                    const uint8_t *records, size_t len, int64_t leader_hw,
                                    int64_t leader_log_start) {
     int rc = SM_OK;
+    bool moved = false;
     pthread_mutex_lock(&p->mu);
     if (!following(p, leader) || log_end_offset(p->log) != fetch_offset) goto out;
     /* Complete batches only (a response may end inside one), each CRC-checked. */
@@ -553,9 +579,11 @@ int broker_replica_follower_append(broker_partition_t *p, int32_t leader, int64_
             sm_warn(REPL_MOD, "%s-%d: log start not moved to the leader's %lld", p->topic,
                     p->index, (long long)leader_log_start);
     }
-    follower_hw(p, leader_hw);
+    /* Consumers reading from this follower (KIP-392) see the new HW. */
+    moved = follower_hw(p, leader_hw);
 out:
     pthread_mutex_unlock(&p->mu);
+    if (moved) broker_wake(p->b, p);
     return rc;
 }
 
