@@ -259,8 +259,8 @@ void broker_replica_update(broker_partition_t *p, const meta_partition_t *mp) {
         p->rs->alter_inflight = false;
         p->rs->alter_retry_ms = 0;
         atomic_store(&p->leader, true);
-        sm_info(REPL_MOD, "%s-%d: leader at epoch %d (log end %lld, high watermark %lld)",
-                p->topic, p->index, mp->leader_epoch, (long long)log_end_offset(p->log),
+        sm_info(REPL_MOD, "%s-%d: leader at epoch %d (log end %lld, high watermark %lld)", p->topic,
+                p->index, mp->leader_epoch, (long long)log_end_offset(p->log),
                 (long long)atomic_load(&p->hw));
         woke = true;
     } else if (!now_leader) {
@@ -495,7 +495,8 @@ void broker_replica_tick(broker_partition_t *p, int64_t now_ms) {
         bool out = rs->isr[i] != self && r && r->leo < leo && now_ms - r->last_caught_up_ms > lag;
         if (out) {
             shrink = true;
-            sm_info(REPL_MOD, "%s-%d: replica %d out of sync (log end %lld of %lld, caught up %lld ms "
+            sm_info(REPL_MOD,
+                    "%s-%d: replica %d out of sync (log end %lld of %lld, caught up %lld ms "
                     "ago)",
                     p->topic, p->index, r->id, (long long)r->leo, (long long)leo,
                     (long long)(now_ms - r->last_caught_up_ms));
@@ -575,20 +576,18 @@ int broker_replica_follower_append(broker_partition_t *p, int32_t leader, int64_
         proto_batch_iter_init(&it, records, whole);
         while (proto_batch_iter_next(&it, &bp, &blen, &h) == 1) {
             if (log_epochs_assign(&p->epochs, h.partition_leader_epoch, h.base_offset) != SM_OK)
-                sm_warn(REPL_MOD, "%s-%d: leader-epoch-checkpoint not written", p->topic,
-                        p->index);
+                sm_warn(REPL_MOD, "%s-%d: leader-epoch-checkpoint not written", p->topic, p->index);
             if (broker_partition_replay_batch(p, bp, blen, &h) != SM_OK)
                 sm_warn(REPL_MOD, "%s-%d: producer state not updated at %lld", p->topic, p->index,
                         (long long)h.base_offset);
         }
         broker_partition_after_append(p);
     }
-    if (leader_log_start > log_start_offset(p->log) &&
-        leader_log_start <= log_end_offset(p->log)) {
+    if (leader_log_start > log_start_offset(p->log) && leader_log_start <= log_end_offset(p->log)) {
         if (log_delete_records_before(p->log, leader_log_start) != SM_OK ||
             log_epochs_truncate_from_start(&p->epochs, leader_log_start) != SM_OK)
-            sm_warn(REPL_MOD, "%s-%d: log start not moved to the leader's %lld", p->topic,
-                    p->index, (long long)leader_log_start);
+            sm_warn(REPL_MOD, "%s-%d: log start not moved to the leader's %lld", p->topic, p->index,
+                    (long long)leader_log_start);
     }
     /* Consumers reading from this follower (KIP-392) see the new HW. */
     moved = follower_hw(p, leader_hw);
