@@ -93,11 +93,14 @@ typedef struct cl_alter {
     int64_t deadline;
 } cl_alter_t;
 
-/* An ElectLeaders run on the quorum thread for a worker that waits (partitions.c). */
+/* An ElectLeaders or AlterPartitionReassignments run on the quorum thread for a worker that
+ * waits (partitions.c): parts, or re when a reassignment. */
 typedef struct cl_elect {
     int8_t type;
     cluster_election_t *parts;
     int n;
+    cluster_reassignment_t *re;
+    int n_re;
     int status;
     bool done;
     struct cl_waiter *w;

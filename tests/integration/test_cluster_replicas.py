@@ -340,3 +340,61 @@ def test_auto_leader_rebalance(tmp_path):
                  timeout=30, interval=0.2, what="the rebalance to the preferred replica")
     finally:
         c.kill_all()
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs Java")
+def test_reassignment_with_kafka_reassign_partitions(cluster, tmp_path):
+    """kafka-reassign-partitions.sh moves a partition from [1, 2] to [2, 3]: the move is
+    listed with its adding and removing replicas while 3 is out of the ISR; the leader adding
+    3 to the ISR (AlterPartition) completes it (1 leaves, 2 leads, the old leader is told
+    NEW_LEADER_ELECTED); --verify reports it done. A second move is cancelled."""
+    tools = kafka_tool_runner(tmp_path)
+    three_brokers(cluster)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic("mv", 2, replica_assignment=[[1, 2], [1, 2]])])["mv"].result(20)
+    tid, _ = topic_everywhere(cluster, "mv", 2)
+    boot = cluster.node(3).bootstrap
+    plan = tmp_path / "plan.json"
+    plan.write_text('{"version":1,"partitions":[{"topic":"mv","partition":0,"replicas":[2,3]}]}')
+    code, out, err = tools("org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                           "--bootstrap-server", boot, "--reassignment-json-file", str(plan),
+                           "--execute")
+    assert code == 0 and "Successfully started partition reassignment" in out, (out, err)
+    wait_for(lambda: all(partitions_of(n, "mv")[1][0][2] == [2, 3, 1] for n in cluster.nodes),
+             timeout=10, what="the merged replicas")
+    code, out, err = tools("org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                           "--bootstrap-server", boot, "--list")
+    assert code == 0 and "mv-0: replicas: 2,3,1. adding: 3. removing: 1." in out, (out, err)
+
+    ctrl = cluster.node(leader_of(cluster)[0]).ctrl_port
+    epochs = {n.node_id: broker_epoch(n) for n in cluster.nodes}
+    leader, lepoch, _, isr = partitions_of(cluster.node(1), "mv")[1][0]
+    assert leader == 1 and isr == [1, 2]
+    got = alter_partition(ctrl, 1, epochs[1], tid, 0, lepoch, 1,
+                          [(1, epochs[1]), (2, epochs[2]), (3, epochs[3])])
+    assert got[1] == 108, got  # NEW_LEADER_ELECTED
+    wait_for(lambda: all(partitions_of(n, "mv")[1][0][0] == 2 and
+                         partitions_of(n, "mv")[1][0][2:] == ([2, 3], [2, 3])
+                         for n in cluster.nodes), timeout=10, what="the completed move")
+    code, out, err = tools("org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                           "--bootstrap-server", boot, "--reassignment-json-file", str(plan),
+                           "--verify", "--preserve-throttles")
+    assert code == 0 and "Reassignment of partition mv-0 is completed" in out, (out, err)
+
+    # Partition 1 to [3, 2], then cancelled: back to [1, 2] (3 never joined the ISR).
+    plan.write_text('{"version":1,"partitions":[{"topic":"mv","partition":1,"replicas":[3,2]}]}')
+    code, out, err = tools("org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                           "--bootstrap-server", boot, "--reassignment-json-file", str(plan),
+                           "--execute")
+    assert code == 0, err
+    wait_for(lambda: partitions_of(cluster.node(1), "mv")[1][1][2] == [3, 2, 1], timeout=10,
+             what="the second move")
+    code, out, err = tools("org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                           "--bootstrap-server", boot, "--reassignment-json-file", str(plan),
+                           "--cancel", "--preserve-throttles")
+    assert code == 0 and "Successfully cancelled" in out, (out, err)
+    wait_for(lambda: all(partitions_of(n, "mv")[1][1][2:] == ([2, 1], [1, 2])
+                         for n in cluster.nodes), timeout=10, what="the reverted replicas")
+    code, out, err = tools("org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+                           "--bootstrap-server", boot, "--list")
+    assert code == 0 and "No partition reassignments found" in out, (out, err)
