@@ -26,6 +26,7 @@
 #include "cluster/cluster.h"
 #include "broker/delayed.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "broker/group_host.h"
 #include "txn/coordinator.h"
 #include "protocol/records.h"
@@ -933,6 +934,8 @@ logs:;
     for (int i = 0; i < b->nlisteners; i++)
         if ((rc = start_listener(b, &b->listeners[i]))) goto out;
     /* After the listeners: the registration carries their bound ports. */
+    /* Fetchers first: partitions are followed as soon as metadata applies. */
+    if (b->s.cluster_mode && (rc = broker_replicas_start(b))) goto out;
     if (b->s.cluster_mode && (rc = start_cluster(b, cfg, dirs[0]))) goto out;
     const broker_listener_t *first = b->nlisteners ? &b->listeners[0] : &b->ctrl_listener;
     b->s.advertised_port = first->advertised_port;
@@ -965,8 +968,12 @@ void broker_stop(broker_t *b) {
     }
     /* Then the cluster: controlled shutdown, a leader resigns, the quorum thread (which
      * creates and deletes partitions as metadata applies) stops before they close. */
+    /* Fetchers and the ISR upkeep stop before the quorum thread (they talk to it); what
+     * they hold goes after it (it may still hand them partitions meanwhile). */
+    broker_replicas_stop(b);
     if (b->cluster) cluster_stop(b->cluster);
     b->cluster = NULL;
+    broker_replicas_free(b);
     /* After the network: no handler reaches it any more; its marker thread
      * still writes to the partitions (and tells the group coordinator of
      * markers on __consumer_offsets), closed next. */
