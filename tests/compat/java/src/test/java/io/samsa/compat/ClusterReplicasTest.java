@@ -121,8 +121,7 @@ class ClusterReplicasTest {
                     () -> admin.createTopics(List.of(new NewTopic("bad", Map.of(0, List.of(1, 7))))).all().get());
             assertInstanceOf(InvalidReplicaAssignmentException.class, bad.getCause());
 
-            // Reassignment: a pure removal completes at once; an addition waits for the new replica
-            // to join the ISR (listed meanwhile) and can be cancelled.
+            // Reassignment: a pure removal completes at once.
             TopicPartition m0 = new TopicPartition("manual", 0), m1 = new TopicPartition("manual", 1);
             admin.alterPartitionReassignments(Map.of(m0, Optional.of(new NewPartitionReassignment(List.of(3)))))
                     .all().get();
@@ -130,6 +129,16 @@ class ClusterReplicasTest {
                     .partitions().get(0).replicas().size() == 1);
             assertEquals(List.of(3), admin.describeTopics(List.of("manual")).allTopicNames().get().get("manual")
                     .partitions().get(0).replicas().stream().map(Node::id).toList());
+
+            TopicPartition tp = new TopicPartition("replicated", 0);
+            Map<TopicPartition, Optional<Throwable>> r =
+                    admin.electLeaders(ElectionType.PREFERRED, Set.of(tp)).partitions().get();
+            assertInstanceOf(ElectionNotNeededException.class, r.get(tp).orElseThrow());
+            assertEquals(Map.of(), admin.electLeaders(ElectionType.PREFERRED, null).partitions().get());
+
+            // A move to a broker that is down waits for it (listed with its adding and removing
+            // replicas) until it is cancelled.
+            c.nodes.get(2).kill();
             admin.alterPartitionReassignments(Map.of(m1, Optional.of(new NewPartitionReassignment(List.of(1, 3)))))
                     .all().get();
             Map<TopicPartition, PartitionReassignment> ongoing = admin.listPartitionReassignments().reassignments().get();
@@ -139,12 +148,6 @@ class ClusterReplicasTest {
             assertEquals(List.of(1, 3, 2), ongoing.get(m1).replicas());
             admin.alterPartitionReassignments(Map.of(m1, Optional.empty())).all().get();
             assertEquals(Map.of(), admin.listPartitionReassignments().reassignments().get());
-
-            TopicPartition tp = new TopicPartition("replicated", 0);
-            Map<TopicPartition, Optional<Throwable>> r =
-                    admin.electLeaders(ElectionType.PREFERRED, Set.of(tp)).partitions().get();
-            assertInstanceOf(ElectionNotNeededException.class, r.get(tp).orElseThrow());
-            assertEquals(Map.of(), admin.electLeaders(ElectionType.PREFERRED, null).partitions().get());
         }
     }
 }
