@@ -6,11 +6,15 @@
  * PartitionChangeRecords and answers.
  *
  * Controller side, states of a partition decision: decided on the applied image ->
- * proposed (cl->part_pending) -> applied. Invariant: no partition decision is made while
- * an earlier one is proposed but not applied (AlterPartition and ElectLeaders requests wait
- * in cl->deferred, fencing and unfencing retry on the next tick or heartbeat), so every
- * decision sees the state the previous one left, as Kafka's controller applies its records
- * to its own state before deciding the next.
+ * proposed (cl->part_pending) -> applied. Invariant: no decision about a partition is made
+ * while an earlier change of it is proposed but not applied, so every decision sees the state
+ * the previous one left, as Kafka's controller applies its records to its own state before
+ * deciding the next. Changes of many partitions (fencing, unfencing, elections,
+ * reassignments) wait until everything is applied (fencing and unfencing retry on the next
+ * tick or heartbeat, ElectLeaders waits in cl->deferred); an AlterPartition waits in
+ * cl->deferred only while such a change, or another AlterPartition of one of its
+ * partitions (cl->touched), is pending, so ISR changes of different partitions commit
+ * together.
  * Broker side, an AlterPartition: queued -> on the wire (cl->alters) -> answered, failed
  * (NOT_CONTROLLER) or timed out (REQUEST_TIMED_OUT); its callback runs exactly once.
  */
@@ -112,7 +116,35 @@ void cl_leadership_changes(cluster_t *cl, cl_recs_t *rs, int32_t id, cl_lead_t h
     meta_image_unlock(img);
 }
 
-bool cl_partitions_busy(cluster_t *cl) { return cl->part_pending >= cl->apply_next; }
+bool cl_partitions_busy(cluster_t *cl) {
+    bool busy = cl->part_pending >= cl->apply_next;
+    if (!busy && sm_map_size(&cl->touched) > 0) {
+        sm_map_free(&cl->touched);
+        sm_map_init(&cl->touched);
+    }
+    return busy;
+}
+
+static void touched_key(const sm_uuid_t *topic, int32_t partition, uint8_t key[20]) {
+    memcpy(key, topic->b, 16);
+    for (int i = 0; i < 4; i++)
+        key[16 + i] = (uint8_t)((uint32_t)partition >> (24 - 8 * i));
+}
+
+/* Whether an AlterPartition must wait: a many-partition change, or a change of one of its
+ * partitions, is proposed and not applied yet. */
+static bool alter_must_wait(cluster_t *cl, const proto_alter_partition_request_t *q) {
+    if (!cl_partitions_busy(cl)) return false;
+    if (cl->bulk_pending >= cl->apply_next) return true;
+    for (int32_t i = 0; i < q->topics.n; i++)
+        for (int32_t k = 0; k < q->topics.v[i].partitions.n; k++) {
+            uint8_t key[20];
+            touched_key(&q->topics.v[i].topic_id, q->topics.v[i].partitions.v[k].partition_index,
+                        key);
+            if (sm_map_get(&cl->touched, key, sizeof(key))) return true;
+        }
+    return false;
+}
 
 static void defer(cluster_t *cl, cl_in_t *in) {
     in->next = NULL;
@@ -217,13 +249,21 @@ static void alter_one(cluster_t *cl, const meta_topic_t *t, int32_t sender,
             sender, t->name, p->id, n, p->partition_epoch + 1);
 }
 
+bool cl_ctrl_alter_partition_new(cluster_t *cl, cl_in_t *in) {
+    if (cl->deferred && atomic_load(&cl->active)) { /* after those already waiting, in order */
+        defer(cl, in);
+        return false;
+    }
+    return cl_ctrl_alter_partition(cl, in);
+}
+
 bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in) {
     const proto_alter_partition_request_t *q = in->body;
     if (!atomic_load(&cl->active)) {
         answer_alter_error(in, PROTO_ERR_NOT_CONTROLLER);
         return true;
     }
-    if (cl_partitions_busy(cl)) {
+    if (alter_must_wait(cl, q)) {
         defer(cl, in);
         return false;
     }
@@ -297,6 +337,14 @@ bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in) {
         return true;
     }
     cl->part_pending = last;
+    for (int32_t i = 0; i < q->topics.n; i++)
+        for (int32_t k = 0; k < q->topics.v[i].partitions.n; k++) {
+            uint8_t key[20];
+            touched_key(&q->topics.v[i].topic_id, q->topics.v[i].partitions.v[k].partition_index,
+                        key);
+            if (sm_map_put(&cl->touched, key, sizeof(key), cl) != SM_OK)
+                cl->bulk_pending = last; /* out of memory: everything waits instead */
+        }
     /* answered once the change is applied (cluster.c apply_to) */
     ib->next = cl->after;
     ib->offset = last;
@@ -389,7 +437,7 @@ static int elect(cluster_t *cl, cl_elect_t *el, int64_t *last, bool *proposed) {
         int64_t first = -1;
         rc = cl_propose_records(cl, rs.v, rs.n, &first, last);
         if (rc == SM_OK) {
-            cl->part_pending = *last;
+            cl->part_pending = cl->bulk_pending = *last;
             *proposed = true;
         }
     }
@@ -674,16 +722,19 @@ void cl_partitions_tick(cluster_t *cl, int64_t now) {
     for (cl_alter_t *a = cl->alters; a; a = a->next)
         if (!a->called && now >= a->deadline)
             alter_call(a, PROTO_ERR_REQUEST_TIMED_OUT, -1, -1, NULL, 0);
-    /* away from the active controller they are answered NOT_CONTROLLER at once */
-    while (cl->deferred && (!cl_partitions_busy(cl) || !atomic_load(&cl->active))) {
-        cl_in_t *in = cl->deferred;
-        cl->deferred = in->next;
-        if (!cl->deferred) cl->deferred_tail = NULL;
+    /* Each waiting request is tried once, in order; those that must wait longer go back to
+     * the list (away from the active controller they are answered NOT_CONTROLLER). */
+    cl_in_t *in = cl->deferred;
+    cl->deferred = cl->deferred_tail = NULL;
+    while (in) {
+        cl_in_t *next = in->next;
         bool finished = in->kind == CL_IN_ALTER ? cl_ctrl_alter_partition(cl, in)
                                                 : cl_ctrl_elect(cl, in);
-        if (!finished) break; /* deferred again (at the tail) */
-        sm_arena_free(&in->arena);
-        free(in);
+        if (finished) {
+            sm_arena_free(&in->arena);
+            free(in);
+        }
+        in = next;
     }
     if (!atomic_load(&cl->active) || !cl->o.auto_leader_rebalance) return;
     if (cl->next_rebalance_at == 0) cl->next_rebalance_at = now + cl->o.leader_imbalance_check_ms;
@@ -693,6 +744,7 @@ void cl_partitions_tick(cluster_t *cl, int64_t now) {
 }
 
 void cl_partitions_stop(cluster_t *cl) {
+    sm_map_free(&cl->touched);
     while (cl->deferred) {
         cl_in_t *in = cl->deferred;
         cl->deferred = in->next;
