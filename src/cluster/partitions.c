@@ -54,8 +54,12 @@ static void build_view(const meta_image_t *img, int32_t gone, int32_t back, view
     vb->v = (meta_broker_view_t){vb->usable, nu, vb->alive, na};
 }
 
+/* unclean.leader.election.enable for t: its override, else the dynamic cluster-wide default,
+ * else this controller's setting. Image locked. */
 static bool unclean_allowed(cluster_t *cl, const meta_topic_t *t) {
-    const char *v = meta_topic_config(t, "unclean.leader.election.enable");
+    const char *key = "unclean.leader.election.enable";
+    const char *v = meta_topic_config(t, key);
+    if (!v) v = sm_map_get(&cl->o.image->broker_default_configs, key, strlen(key));
     if (v) return strcmp(v, "true") == 0;
     return cl->o.unclean_leader_election;
 }

@@ -372,3 +372,41 @@ def test_reassignment_with_kafka_reassign_partitions(cluster, tmp_path):
                          for n in live), timeout=10, what="the reverted replicas")
     code, out, err = reassign("--list")
     assert code == 0 and "No partition reassignments found" in out, (out, err)
+
+
+def test_unclean_leader_election_only_where_enabled(tmp_path):
+    """Both replicas of two partitions die, the last ISR member last; the other comes back.
+    With unclean.leader.election.enable on the topic it leads (the ISR becomes itself, and
+    the possible loss is logged); without, the partition stays leaderless."""
+    from samsa_cluster import Cluster
+    from test_cluster import FAST
+    c = Cluster(tmp_path, n=4, voters=3, overrides=FAST).start()
+    try:
+        wait_for(lambda: leader_of(c), timeout=30, what="a controller")
+        wait_for(lambda: len(getattr(brokers_seen(c.bootstrap), "brokers", ())) == 4,
+                 timeout=30, interval=0.2, what="four brokers")
+        x = next(b for b in (1, 2, 3) if b != leader_of(c)[0])
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        for name, unclean in (("uc", "true"), ("cl", "false")):
+            admin.create_topics([NewTopic(name, 1, replica_assignment=[[4, x]],
+                                          config={"unclean.leader.election.enable": unclean})]
+                                )[name].result(20)
+        topic_everywhere(c, "uc", 1)
+        topic_everywhere(c, "cl", 1)
+        probe = next(n for n in c.nodes if n.node_id not in (4, x))
+        c.node(x).kill()
+        wait_for(lambda: all(partitions_of(probe, t)[1][0][3] == [4] for t in ("uc", "cl")),
+                 timeout=30, interval=0.2, what="x out of the ISRs")
+        c.node(4).kill()
+        wait_for(lambda: all(partitions_of(probe, t)[1][0][0] == -1 for t in ("uc", "cl")),
+                 timeout=30, interval=0.2, what="no leader")
+        assert all(partitions_of(probe, t)[1][0][3] == [4] for t in ("uc", "cl"))  # last kept
+        c.node(x).start()
+        wait_for(lambda: partitions_of(probe, "uc")[1][0][0] == x, timeout=30, interval=0.2,
+                 what="the unclean leader")
+        assert partitions_of(probe, "uc")[1][0][3] == [x]
+        assert partitions_of(probe, "cl")[1][0][0] == -1
+        ctrl = c.node(leader_of(c)[0])
+        assert "unclean leader election: uc-0 led by broker %d" % x in ctrl.read_log()
+    finally:
+        c.kill_all()
