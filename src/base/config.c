@@ -146,6 +146,9 @@ const sm_config_key_t sm_config_keys[] = {
      "Socket timeout of a replica fetcher's requests."},
     {"num.replica.fetchers", SM_CFG_INT, "1", 1, 1024, NULL,
      "Fetcher threads per source broker."},
+    {"replica.selector.class", SM_CFG_STRING, NULL, 0, 0, NULL,
+     "org.apache.kafka.common.replica.RackAwareReplicaSelector: consumers with client.rack "
+     "read from an in-sync replica in their rack (KIP-392); unset: from the leader."},
     {"max.incremental.fetch.session.cache.slots", SM_CFG_INT, "1000", 0, I32MAX, NULL,
      "Fetch sessions kept (KIP-227)."},
     {"fetch.max.bytes", SM_CFG_INT, "57671680", 1024, I32MAX, NULL, "Largest Fetch response."},

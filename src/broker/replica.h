@@ -54,7 +54,7 @@ typedef struct replica_set {
     int32_t *isr; /* the committed ISR */
     bool alter_inflight;
     int32_t n_pending;
-    int32_t *pending;      /* the ISR proposed while in flight */
+    int32_t *pending;       /* the ISR proposed while in flight */
     int64_t alter_retry_ms; /* no new proposal before this (monotonic) */
 } replica_set_t;
 
@@ -114,6 +114,11 @@ void broker_replica_stop(broker_partition_t *p);
 /* OffsetForLeaderEpoch from the leader-epoch cache: where epoch ended. */
 void broker_replica_epoch_end(broker_partition_t *p, int32_t epoch, int32_t *out_epoch,
                               int64_t *out_end);
+
+/* KIP-392 with replica.selector.class RackAwareReplicaSelector: the in-sync
+ * replica in the client's rack a consumer should read from, or -1 (the
+ * leader: no rack given, none there, or the leader is there). */
+int32_t broker_replica_preferred_read(broker_partition_t *p, sm_str_t client_rack);
 
 /* The ISR upkeep of a leader (periodic): drops followers not caught up for
  * replica.lag.time.max.ms, retries additions. */
