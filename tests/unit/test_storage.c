@@ -934,6 +934,7 @@ static void test_manager_many_partitions(void) {
         append_n(log_manager_get(m, "many", p), 1, 1000, 300);
     CHECK(su_open_fds() - fds0 <= 16 + 8);
     log_manager_close(m);
+    CHECK_EQ_INT(0, log_open_descriptors());
     REQUIRE(setrlimit(RLIMIT_NOFILE, &rl0) == 0);
     log_set_open_segment_limit(2048);
     log_set_descriptor_budget(INT_MAX);
@@ -1357,6 +1358,7 @@ static void test_manager_waits_for_descriptors(void) {
     append_n(j.l, 2, 1000, 10);
     CHECK_EQ_INT(2, log_end_offset(j.l));
     REQUIRE(log_manager_close(m) == SM_OK);
+    CHECK_EQ_INT(0, log_open_descriptors()); /* every descriptor counted was given back */
     REQUIRE(setrlimit(RLIMIT_NOFILE, &rl0) == 0);
     log_set_descriptor_budget(INT_MAX);
     /* Its folder is the topic's own, not set aside. */
