@@ -26,6 +26,10 @@ Faults (FAULTS, by name):
 
 `hold` (seconds, the randomized schedule) keeps a fault in place that long
 after the reaction and progress were seen; the fixed test holds none.
+`spare_controller`: the faults that pick a partition leader pick one that is
+not the active controller (a paused or cut-off active controller is its own
+fault, pause_controller / isolate_leader without this flag; see
+docs/testing-cluster.md for what they find).
 """
 
 import logging
@@ -117,13 +121,21 @@ def _hold(hold):
         time.sleep(hold)  # the schedule's choice of how long the fault lasts, not a wait
 
 
-def _pick_leader(c, topic, rng):
-    parts = sorted(partition_view(c, c.running()[0], topic))
-    return leader_of(c, topic, rng.choice(parts) if parts else 0)
+def _pick_leader(c, topic, rng, spare_controller=False):
+    """A random partition leader; with spare_controller one that is not the active
+    controller (or, when the controller leads everything, another node)."""
+    view = partition_view(c, c.running()[0], topic)
+    leaders = sorted({st["leader"] for st in view.values() if st["leader"] >= 0})
+    if spare_controller:
+        ctrl = c.active_controller()
+        leaders = [n for n in leaders if n != ctrl] or [n for n in sorted(c.running()) if n != ctrl]
+    if not leaders:
+        raise RuntimeError(f"no leader of {topic} to pick: {view}")
+    return rng.choice(leaders)
 
 
-def kill_leader(c, topic, load, rng, hold=0.0):
-    node = _pick_leader(c, topic, rng)
+def kill_leader(c, topic, load, rng, hold=0.0, spare_controller=False):
+    node = _pick_leader(c, topic, rng, spare_controller)
     rest = [i for i in c.nodes if i != node]
     c.kill9(node)
     log.info("kill -9 of node %d", node)
@@ -134,7 +146,7 @@ def kill_leader(c, topic, load, rng, hold=0.0):
     return f"kill -9 leader {node}"
 
 
-def kill_controller(c, topic, load, rng, hold=0.0):
+def kill_controller(c, topic, load, rng, hold=0.0, spare_controller=False):
     node = c.active_controller()
     c.kill9(node)
     log.info("kill -9 of node %d", node)
@@ -146,8 +158,8 @@ def kill_controller(c, topic, load, rng, hold=0.0):
     return f"kill -9 active controller {node}"
 
 
-def pause_leader(c, topic, load, rng, hold=0.0):
-    node = _pick_leader(c, topic, rng)
+def pause_leader(c, topic, load, rng, hold=0.0, spare_controller=False):
+    node = _pick_leader(c, topic, rng, spare_controller)
     rest = [i for i in c.nodes if i != node]
     c.stop(node)
     log.info("SIGSTOP to node %d", node)
@@ -160,7 +172,7 @@ def pause_leader(c, topic, load, rng, hold=0.0):
     return f"SIGSTOP/SIGCONT leader {node}"
 
 
-def pause_controller(c, topic, load, rng, hold=0.0):
+def pause_controller(c, topic, load, rng, hold=0.0, spare_controller=False):
     node = c.active_controller()
     rest = [i for i in c.nodes if i != node]
     c.stop(node)
@@ -176,8 +188,8 @@ def pause_controller(c, topic, load, rng, hold=0.0):
     return f"SIGSTOP/SIGCONT active controller {node}"
 
 
-def isolate_leader(c, topic, load, rng, hold=0.0):
-    node = _pick_leader(c, topic, rng)
+def isolate_leader(c, topic, load, rng, hold=0.0, spare_controller=False):
+    node = _pick_leader(c, topic, rng, spare_controller)
     rest = [i for i in c.nodes if i != node]
     c.isolate(node)
     log.info("node %d isolated", node)
@@ -190,7 +202,7 @@ def isolate_leader(c, topic, load, rng, hold=0.0):
     return f"network: leader {node} isolated, healed"
 
 
-def restart(c, topic, load, rng, hold=0.0):
+def restart(c, topic, load, rng, hold=0.0, spare_controller=False):
     node = rng.choice(sorted(c.nodes))
     c.terminate(node)
     log.info("node %d stopped (SIGTERM)", node)
@@ -200,8 +212,8 @@ def restart(c, topic, load, rng, hold=0.0):
     return f"graceful restart of {node}"
 
 
-def kill_restart(c, topic, load, rng, hold=0.0):
-    node = _pick_leader(c, topic, rng)
+def kill_restart(c, topic, load, rng, hold=0.0, spare_controller=False):
+    node = _pick_leader(c, topic, rng, spare_controller)
     c.kill9(node)
     log.info("kill -9 of node %d", node)
     c.start_node(node)
@@ -209,8 +221,11 @@ def kill_restart(c, topic, load, rng, hold=0.0):
     return f"kill -9 and immediate restart of leader {node}"
 
 
-def cut_pair(c, topic, load, rng, hold=0.0):
-    a, b = rng.sample(sorted(c.nodes), 2)
+def cut_pair(c, topic, load, rng, hold=0.0, spare_controller=False):
+    nodes = sorted(c.nodes)
+    if spare_controller:
+        nodes = [n for n in nodes if n != c.active_controller()]
+    a, b = rng.sample(nodes, 2)
     c.partition([[a], [b]])
     log.info("nodes %d and %d cut apart", a, b)
     try:
@@ -222,13 +237,13 @@ def cut_pair(c, topic, load, rng, hold=0.0):
     return f"network: {a} and {b} cut apart, healed"
 
 
-def drop_to_leader(c, topic, load, rng, hold=0.0):
+def drop_to_leader(c, topic, load, rng, hold=0.0, spare_controller=False):
     """No reaction is awaited: the leader's heartbeats still reach the
     controller (TCP delivers data whose acknowledgements are lost), so it may
     stay unfenced with followers that cannot fetch, and its partitions may
     refuse acks=all (ISR below min.insync.replicas) until healed, as on
     Kafka. Only safety is checked."""
-    node = _pick_leader(c, topic, rng)
+    node = _pick_leader(c, topic, rng, spare_controller)
     for i in c.nodes:
         if i != node:
             c.drop(i, node)

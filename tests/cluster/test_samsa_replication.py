@@ -46,7 +46,7 @@ def test_acknowledged_records_survive_every_fault(samsa):
         rng = random.Random(13)
         for name in SCHEDULE:
             try:
-                done.append(FAULTS[name](c, topic, load, rng))
+                done.append(FAULTS[name](c, topic, load, rng, spare_controller=True))
                 wait_healthy(c, topic)
                 load.wait_acks(100, 60, "acknowledged after healing")
             except Exception as e:
@@ -63,3 +63,4 @@ def test_acknowledged_records_survive_every_fault(samsa):
     assert n >= report.acked, summary
     assert report.ok, summary
     assert report.read > 0, summary
+    print(summary)
