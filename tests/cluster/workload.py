@@ -7,7 +7,8 @@ are injected."""
 import threading
 import time
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 
 
 def produce(bootstrap, topic, history, ids, producer="p", conf=None, timeout=60.0):
@@ -164,6 +165,13 @@ class Load:
                 p.produce(self.topic, value=v.encode(), on_delivery=done)
             except BufferError:
                 seq.pop(v)
+                p.poll(0.1)
+                continue
+            except KafkaException as e:
+                # Refused at once, e.g. _UNKNOWN_TOPIC after a broker's Metadata
+                # said the topic does not exist: counted, the record is sent again.
+                seq.pop(v)
+                self._count(e.args[0])
                 p.poll(0.1)
                 continue
             i += 1
