@@ -7,12 +7,14 @@ ISR member and takes it out of the ISRs; ElectLeaders PREFERRED (the AdminClient
 kafka-leader-election.sh) gives leadership back to the preferred replica. Metadata only:
 the partitions' data is not replicated until the broker data path lands."""
 
+import os
 import re
 import shutil
 import struct
+import time
 
 import pytest
-from confluent_kafka import ElectionType, KafkaException, TopicPartition
+from confluent_kafka import Consumer, ElectionType, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 from helpers import kafka_tool_runner, wait_for
@@ -351,6 +353,11 @@ def test_reassignment_with_kafka_reassign_partitions(slow_fencing_cluster, tmp_p
     topic_everywhere(cluster, "mv", 2)
     boot = cluster.node(1).bootstrap
     plan = tmp_path / "plan.json"
+    # Records to move with the partition.
+    prod = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(200):
+        prod.produce("mv", f"m{i}".encode(), partition=0)
+    assert prod.flush(30) == 0
 
     def reassign(*args):
         return tools("org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
@@ -366,6 +373,24 @@ def test_reassignment_with_kafka_reassign_partitions(slow_fencing_cluster, tmp_p
     code, out, err = reassign("--reassignment-json-file", str(plan), "--verify",
                               "--preserve-throttles")
     assert code == 0 and "Reassignment of partition mv-0 is completed" in out, (out, err)
+    # The records moved: broker 3 holds what broker 2 holds, broker 1 dropped its copy.
+    def seg_bytes(node):
+        d = os.path.join(cluster.node(node).data_dir, "mv-0")
+        return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)
+                   if f.endswith(".log")) if os.path.isdir(d) else -1
+    wait_for(lambda: seg_bytes(3) == seg_bytes(2) > 0 and seg_bytes(1) == -1, timeout=30,
+             what="broker 3 with the records, broker 1 without its copy")
+    cons = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "mv-check",
+                     "enable.auto.commit": False})
+    cons.assign([TopicPartition("mv", 0, 0)])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < 200 and time.time() < deadline:
+        m = cons.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+    cons.close()
+    assert got == [f"m{i}" for i in range(200)]
 
     # Partition 1 to [3, 2] with broker 3 down: ongoing until cancelled.
     cluster.node(3).kill()
