@@ -216,6 +216,8 @@ def report(results):
         out.append(cluster_replication.table(results))
         out += [r["kind"] + ": replication failed: " + r["replication_error"]
                 for r in results if r.get("replication_error")]
+        out += [r["kind"] + ": failed: " + e for r in results
+                for e in (r.get("replication") or {}).get("errors", [])]
         out += cluster_replication.goals(results)
     return "\n".join(out)
 

@@ -29,6 +29,8 @@ import subprocess
 import time
 import uuid
 
+from cluster import wait_for
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMSA = os.path.join(ROOT, "build", "bin", "samsa")
 MIB = 1 << 20
@@ -126,6 +128,27 @@ def create_topic(c, name, partitions):
     fs[name].result(timeout=60)
     wait_isr(c, name, lambda st: all(len(isr) == RF for _, _, isr in st.values()), 60,
              f"{name}: a leader and the full ISR on every partition")
+    # Every broker has applied the topic and every leader serves its partition: a broker
+    # may list a leader in Metadata before that leader serves the partition, and
+    # librdkafka's watermark query (samsa perf e2e's start) does not retry
+    # NOT_LEADER_OR_FOLLOWER.
+    wait_for(lambda: all(c.topic_ready(i, name) for i in c.running()), 60,
+             f"{name} in every broker's own Metadata", 0.02)
+    wait_for(lambda: leaders_serve(c, name, partitions), 60,
+             f"{name}: ListOffsets answered by every leader", 0.02)
+
+
+def leaders_serve(c, topic, partitions):
+    """True when ListOffsets (latest) succeeds on every partition of topic."""
+    from confluent_kafka import Consumer, TopicPartition
+    cons = Consumer({"bootstrap.servers": c.bootstrap(c.running()), "group.id": "bench-probe",
+                     "log_level": 2})
+    try:
+        for p in range(partitions):
+            cons.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+        return True
+    finally:
+        cons.close()
 
 
 def partitions_state(c, topic, via=None):
@@ -249,9 +272,25 @@ def catch_up(c, cfg):
     return out
 
 
+def _guard(c, res, what, fn):
+    """Runs one part; a failure is recorded in res["errors"] (a finding) and the next
+    part runs. Returns fn's result or None."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - any failure of a tool or broker is a finding
+        msg = f"{what}: {type(e).__name__}: {e}"[-1500:]
+        res.setdefault("errors", []).append(msg)
+        _log(f"{c.kind}: FAILED {msg}")
+        return None
+
+
+def _num(x, nd=1):
+    return "n/a" if x is None else f"{x:.{nd}f}"
+
+
 def run(c, cfg, shared):
-    """The scenario on a started cluster; returns the raw results. shared: a dict kept
-    across the kinds of one run (the automatic fixed rate)."""
+    """The scenario on a started cluster; returns the raw results (a failed part is in
+    "errors"). shared: a dict kept across the kinds of one run (the automatic rate)."""
     size, parts = cfg["record_size"], cfg["partitions"]
     cfg = dict(cfg)
     res = {"config": cfg, "max": [], "fixed": [], "e2e": []}
@@ -260,32 +299,43 @@ def run(c, cfg, shared):
     res["placement"] = {p: {"leader": ld, "replicas": rs} for p, (ld, rs, _)
                         in sorted(partitions_state(c, topic).items())}
     _log(f"{c.kind}: warm-up, {cfg['warm_mib']} MiB")
-    produce(c, topic, cfg["warm_mib"] * MIB // size, size, -1)
+    _guard(c, res, "warm-up", lambda: produce(c, topic, cfg["warm_mib"] * MIB // size, size, -1))
     for r in range(cfg["rounds"]):
-        x = produce_run(c, topic, cfg, -1, cfg["max_mib"] * MIB // size)
-        res["max"].append(x)
-        _log(f"{c.kind}: max rate round {r + 1}: {x['mb_per_sec']:.1f} MB/s, p99 "
-             f"{x['p99_ms']:.1f} ms, broker CPU {x['cpu_s']:.1f}s over {x['wall_s']:.1f}s")
-    auto = shared.setdefault("auto_rate", max(100, int(
-        (_med([x["records_per_sec"] for x in res["max"]]) or 200) * AUTO_RATE_SHARE)))
+        x = _guard(c, res, f"max rate round {r + 1}",
+                   lambda: produce_run(c, topic, cfg, -1, cfg["max_mib"] * MIB // size))
+        if x:
+            res["max"].append(x)
+            _log(f"{c.kind}: max rate round {r + 1}: {x['mb_per_sec']:.1f} MB/s, p99 "
+                 f"{x['p99_ms']:.1f} ms, broker CPU {_num(x['cpu_s'])}s over {x['wall_s']:.1f}s")
+    measured = _med([x["records_per_sec"] for x in res["max"]])
+    if measured and "auto_rate" not in shared:
+        shared["auto_rate"] = max(100, int(measured * AUTO_RATE_SHARE))
     for key in ("fixed_rate", "e2e_rate"):
         if cfg[key] is None:
-            cfg[key] = auto
+            cfg[key] = shared.get("auto_rate", 1000)
             cfg[key + "_auto"] = True
     for r in range(cfg["rounds"]):
-        x = produce_run(c, topic, cfg, cfg["fixed_rate"], cfg["fixed_rate"] * cfg["fixed_s"])
-        res["fixed"].append(x)
-        _log(f"{c.kind}: {cfg['fixed_rate']} rec/s round {r + 1}: p50 {x['p50_ms']:.1f} ms, "
-             f"p99 {x['p99_ms']:.1f} ms, broker CPU {x['cpu_s']:.1f}s")
-    for r in range(cfg["rounds"]):
+        x = _guard(c, res, f"fixed rate round {r + 1}", lambda: produce_run(
+            c, topic, cfg, cfg["fixed_rate"], cfg["fixed_rate"] * cfg["fixed_s"]))
+        if x:
+            res["fixed"].append(x)
+            _log(f"{c.kind}: {cfg['fixed_rate']} rec/s round {r + 1}: p50 {x['p50_ms']:.1f} ms, "
+                 f"p99 {x['p99_ms']:.1f} ms, broker CPU {_num(x['cpu_s'])}s")
+
+    def e2e_round():
         et = f"e2e-{uuid.uuid4().hex[:8]}"
         create_topic(c, et, parts)
         meter = CpuMeter(c).start()
         y = e2e(c, et, cfg["e2e_rate"] * cfg["e2e_s"], size, cfg["e2e_rate"])
-        res["e2e"].append({"rate": cfg["e2e_rate"], **y, **meter.stop()})
-        _log(f"{c.kind}: e2e at {cfg['e2e_rate']} rec/s round {r + 1}: p50 {y['p50_ms']:.1f} ms, "
-             f"p99 {y['p99_ms']:.1f} ms")
-    res["catch_up"] = catch_up(c, cfg)
+        return {"rate": cfg["e2e_rate"], **y, **meter.stop()}
+
+    for r in range(cfg["rounds"]):
+        y = _guard(c, res, f"end-to-end round {r + 1}", e2e_round)
+        if y:
+            res["e2e"].append(y)
+            _log(f"{c.kind}: e2e at {cfg['e2e_rate']} rec/s round {r + 1}: p50 "
+                 f"{y['p50_ms']:.1f} ms, p99 {y['p99_ms']:.1f} ms")
+    res["catch_up"] = _guard(c, res, "catch-up", lambda: catch_up(c, cfg))
     c.__dict__.pop("_bench_admins", None)
     return res
 
@@ -451,6 +501,8 @@ def section(results, meta):
     L.append(table(results))
     L.append("")
     for r in results:
+        for e in (r.get("replication") or {}).get("errors", []):
+            L.append(f"- {r['kind']}: failed: `{e[:400]}`")
         if r.get("replication_error"):
             L.append(f"- {r['kind']}: the scenario failed: `{r['replication_error'][:400]}`")
         if r.get("skipped"):
