@@ -29,12 +29,15 @@ the failover/create rounds.
 
 import argparse
 import datetime
+import glob
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -133,20 +136,44 @@ def many_partitions(c, total, per_topic=1000):
             "restart_s": time.monotonic() - t1, "rss_restarted": rss(c)}
 
 
+def start_cluster(kind, network):
+    """A started cluster, or the reason it did not start. A failed start is tried once
+    more (a node exiting during a start on the loaded machine is reported, not fatal);
+    the first failure's ERROR lines are logged."""
+    failures = []
+    for attempt in (1, 2):
+        base = tempfile.mkdtemp(prefix=f"samsa-bench-{kind}-")
+        t0 = time.monotonic()
+        try:
+            return Cluster(kind, n=3, network=network, heap=HEAP, cpus=BROKER_CPU,
+                           base_dir=base).start(), time.monotonic() - t0, failures
+        except ClusterUnavailable as e:
+            # The reason and the server's last words (e.g. samsa-server naming the setting
+            # it refuses), and every node's ERROR lines.
+            lines = [ln for ln in str(e).splitlines() if ln.strip() and not ln.startswith("---")]
+            why = " | ".join(lines[:1] + lines[-2:])[:600]
+            errors = []
+            for log_path in glob.glob(os.path.join(base, "node-*", "server.log")):
+                with open(log_path, errors="replace") as f:
+                    errors += [ln.strip() for ln in f if " ERROR " in ln or "FATAL" in ln][:5]
+            log(f"{kind}: start attempt {attempt} failed: {why}" +
+                "".join(f"\n  {ln[:300]}" for ln in errors))
+            failures.append({"why": why, "errors": errors})
+        finally:
+            if failures and len(failures) == attempt:
+                shutil.rmtree(base, ignore_errors=True)
+    return None, None, failures
+
+
 def run_kind(kind, rounds, network, many=0, replication=None, shared=None):
     log(f"{kind}: starting 3 nodes")
-    t0 = time.monotonic()
+    c, startup_s, failures = start_cluster(kind, network)
+    if c is None:
+        log(f"{kind}: skipped")
+        return {"kind": kind, "skipped": failures[-1]["why"], "start_failures": failures}
     try:
-        c = Cluster(kind, n=3, network=network, heap=HEAP, cpus=BROKER_CPU).start()
-    except ClusterUnavailable as e:
-        # The reason and the server's last words (e.g. samsa-server naming the setting it refuses).
-        lines = [ln for ln in str(e).splitlines() if ln.strip() and not ln.startswith("---")]
-        why = " | ".join(lines[:1] + lines[-2:])[:600]
-        log(f"{kind}: skipped: {why}")
-        return {"kind": kind, "skipped": why}
-    try:
-        res = {"kind": kind, "network": c.network, "rf": min(3, c.max_replication),
-               "startup_s": time.monotonic() - t0,
+        res = {"kind": kind, "start_failures": failures, "network": c.network, "rf": min(3, c.max_replication),
+               "startup_s": startup_s,
                "rss_start": rss(c), "failover": [], "create": []}
         for r in range(rounds):
             for parts in (1, 10):
@@ -175,6 +202,7 @@ def run_kind(kind, rounds, network, many=0, replication=None, shared=None):
         return res
     finally:
         c.close()
+        shutil.rmtree(c.base_dir, ignore_errors=True)
 
 
 def med(xs):
@@ -263,6 +291,7 @@ def main():
                 "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                 "commit": commit, "load": " ".join(load), "noisy": float(load[0]) > 0.5,
                 "quick": a.quick, "heap": HEAP,
+                "mem_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30),
                 "network": next((r["network"] for r in results if "network" in r), a.network)}
         with open(DOC) as f:
             text = f.read()

@@ -7,8 +7,9 @@ Per kind:
   records/s, send-to-acknowledgement p50/p99, and the three brokers' CPU seconds over
   the run (utime + stime from /proc/PID/stat, all threads);
 - produce at a fixed rate, acks=all: p50/p99 and broker CPU;
-- end-to-end latency at a fixed moderate rate (`samsa perf e2e`, acks=all, send to
-  receive by a consumer in the same process, which reads only below the high watermark);
+- end-to-end latency at a fixed moderate rate (a confluent-kafka producer, acks=all, and
+  a consumer in this process, which reads only below the high watermark; after a
+  warm-up, see e2e());
 - follower catch-up: a follower of a one-partition topic (neither its leader nor the
   active controller) is paused with SIGSTOP, the run waits until it is out of the ISR,
   writes the lag (acks=all, the two others in sync), resumes it and times until its
@@ -45,7 +46,9 @@ MODES = {
     "quick": dict(rounds=1, record_size=1024, partitions=3, warm_mib=32, max_mib=128,
                   fixed_rate=None, fixed_s=10, e2e_rate=None, e2e_s=10, lag_mib=128),
 }
-# fixed_rate / e2e_rate None: half the max-rate records/s (median) of the first kind run
+# e2e_rate: at most E2E_RATE records/s (the client is Python), lower when fixed_rate is.
+E2E_RATE = 2000
+# fixed_rate None: half the max-rate records/s (median) of the first kind run
 # (Kafka by default; the kinds run one after the other), the same for every kind, so that
 # the fixed-rate runs stay below Kafka's capacity (bench/run.py's latency scenario uses
 # half the slower broker's maximum the same way).
@@ -110,11 +113,97 @@ def produce(c, topic, n, size, rate):
                  "--producer-props", *PRODUCER_PROPS])
 
 
-def e2e(c, topic, n, size, rate):
-    return perf(["e2e", "--bootstrap-server", c.bootstrap(c.running()), "--topic", topic,
-                 "--num-records", str(n), "--record-size", str(size), "--throughput", str(rate),
-                 "--output", "json", "--timeout-ms", "30000",
-                 "--producer-props", *E2E_PRODUCER_PROPS])
+def e2e(c, topic, partitions, seconds, size, rate):
+    """End-to-end latency at a fixed rate: a confluent-kafka (librdkafka) producer and a
+    consumer in this process (on the client CPU). Warm-up records are sent at the same
+    rate until the consumer has received one from every partition (connections made,
+    producer id assigned, positions resolved); then rate x seconds timed records, each
+    carrying its send time; latency = receive time - send time. `samsa perf e2e` is not
+    used here: it starts its clock before the client is connected, so on this machine the
+    first ~0.3-1 s of records wait for the start-up and set its p99."""
+    import struct
+    import sys
+    import threading
+    from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
+    boot = c.bootstrap(c.running())
+    conf = dict(kv.split("=", 1) for kv in E2E_PRODUCER_PROPS)
+    prod = Producer({"bootstrap.servers": boot, **conf, "log_level": 3})
+    cons = Consumer({"bootstrap.servers": boot, "group.id": f"e2e-{uuid.uuid4().hex[:8]}",
+                     "enable.auto.commit": False, "log_level": 3})
+    cons.assign([TopicPartition(topic, p, OFFSET_END) for p in range(partitions)])
+    lat, warm_parts, stop = [], set(), threading.Event()
+    errors = []
+
+    def receive():
+        # poll(): one record as soon as it is there (consume(n, t) waits for n or t).
+        while not stop.is_set():
+            m = cons.poll(0.05)
+            if m is None:
+                continue
+            now = time.time_ns()
+            if m.error():
+                errors.append(str(m.error()))
+                continue
+            kind, sent = struct.unpack_from(">BQ", m.value())
+            if kind:
+                lat.append((now - sent) / 1e6)
+            else:
+                warm_parts.add(m.partition())
+
+    def send(kind, n, t0):
+        for i in range(n):
+            wait = t0 + i / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            v = struct.pack(">BQ", kind, time.time_ns()) + pad
+            while True:
+                try:
+                    prod.produce(topic, v, on_delivery=on_delivery)
+                    break
+                except BufferError:
+                    prod.poll(0.01)
+            prod.poll(0)
+
+    def on_delivery(err, _msg):
+        if err:
+            errors.append(str(err))
+
+    pad = bytes(max(0, size - 9))
+    th = threading.Thread(target=receive, daemon=True)
+    th.start()
+    # The receiving thread must not wait out the sender's 5 ms interpreter slices.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    try:
+        deadline = time.monotonic() + 60
+        while len(warm_parts) < partitions:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"e2e warm-up: records arrived from partitions "
+                                   f"{sorted(warm_parts)} of {partitions} in 60 s")
+            send(0, max(1, rate // 10), time.monotonic())
+        n = int(rate * seconds)
+        send(1, n, time.monotonic())
+        if prod.flush(60) != 0:
+            raise TimeoutError("e2e: records not acknowledged within 60 s")
+        deadline = time.monotonic() + 60
+        while len(lat) < n and time.monotonic() < deadline and not errors:
+            time.sleep(0.05)
+    finally:
+        sys.setswitchinterval(switch)
+        stop.set()
+        th.join(10)
+        cons.close()
+    if errors:
+        raise RuntimeError(f"e2e: {len(errors)} error(s), first: {errors[0]}")
+    if len(lat) < n:
+        raise RuntimeError(f"e2e: {len(lat)} of {n} records arrived within 60 s")
+    lat.sort()
+
+    def pct(q):
+        return lat[min(len(lat) - 1, int(q * len(lat)))]
+
+    return {"records": n, "p50_ms": pct(0.50), "p99_ms": pct(0.99), "p999_ms": pct(0.999),
+            "max_ms": lat[-1], "avg_ms": sum(lat) / len(lat)}
 
 
 def create_topic(c, name, partitions):
@@ -310,10 +399,12 @@ def run(c, cfg, shared):
     measured = _med([x["records_per_sec"] for x in res["max"]])
     if measured and "auto_rate" not in shared:
         shared["auto_rate"] = max(100, int(measured * AUTO_RATE_SHARE))
-    for key in ("fixed_rate", "e2e_rate"):
-        if cfg[key] is None:
-            cfg[key] = shared.get("auto_rate", 1000)
-            cfg[key + "_auto"] = True
+        shared["auto_from"] = c.kind
+    if cfg["fixed_rate"] is None:
+        cfg["fixed_rate"] = shared.get("auto_rate", 1000)
+        cfg["fixed_rate_auto"] = shared.get("auto_from", "none: 1,000 records/s")
+    if cfg["e2e_rate"] is None:
+        cfg["e2e_rate"] = min(E2E_RATE, cfg["fixed_rate"])
     for r in range(cfg["rounds"]):
         x = _guard(c, res, f"fixed rate round {r + 1}", lambda: produce_run(
             c, topic, cfg, cfg["fixed_rate"], cfg["fixed_rate"] * cfg["fixed_s"]))
@@ -326,7 +417,7 @@ def run(c, cfg, shared):
         et = f"e2e-{uuid.uuid4().hex[:8]}"
         create_topic(c, et, parts)
         meter = CpuMeter(c).start()
-        y = e2e(c, et, cfg["e2e_rate"] * cfg["e2e_s"], size, cfg["e2e_rate"])
+        y = e2e(c, et, parts, cfg["e2e_s"], size, cfg["e2e_rate"])
         return {"rate": cfg["e2e_rate"], **y, **meter.stop()}
 
     for r in range(cfg["rounds"]):
@@ -458,9 +549,10 @@ def section(results, meta):
     L.append(
         "Set-up: for each system a three-node cluster (combined broker+controller nodes, each in "
         f"its own network namespace on a bridge, `{meta.get('network', 'netns')}` mode of "
-        "tests/cluster/cluster.py), one after the other, Kafka first. All three brokers of a "
+        "tests/cluster/cluster.py), one after the other ("
+        + ", ".join(r["kind"] for r in results) + "). All three brokers of a "
         "cluster pinned to CPU 1 (`taskset -c 1`), the client to CPU 0. Kafka 4.4: three JVMs with "
-        f"`{meta['heap']} -XX:+UseG1GC` each (3 GiB of heap in all, 23 GiB RAM on the machine), "
+        f"`{meta['heap']} -XX:+UseG1GC` each ({meta['mem_gib']:.0f} GiB RAM on the machine), "
         "otherwise Kafka's defaults (num.replica.fetchers=1, replica.fetch.max.bytes=1 MiB, "
         "replica.lag.time.max.ms=30 s, broker.session.timeout.ms=9 s, log.segment.bytes=1 GiB); "
         "Samsa with its defaults (the same keys and values). Topics: replication factor 3, "
@@ -468,19 +560,24 @@ def section(results, meta):
         "over the three brokers) for the produce and end-to-end runs, 1 partition for "
         "the catch-up.")
     L.append("")
-    first = results[0]["kind"] if results else "the first kind"
-    auto = (f" (half of {first}'s max-rate records/s, the first kind run)"
-            if cfg.get("fixed_rate_auto") else "")
+    src = cfg.get("fixed_rate_auto")
+    auto = f" (half of {src}'s max-rate records/s, the first kind measured)" if src else ""
     L.append(
         f"Client, for both: `samsa perf` (librdkafka), {cfg.get('record_size')}-byte records, "
         "producer `" + " ".join(PRODUCER_PROPS) + "` (Kafka's producer defaults for acks=all: "
         f"idempotent, at most 5 requests in flight per broker); after a {cfg.get('warm_mib')} MiB "
         f"warm-up, max rate: {cfg.get('max_mib')} MiB per round; fixed rate: "
         f"{cfg.get('fixed_rate') or 0:,} records/s{auto} for {cfg.get('fixed_s')} s; end-to-end: "
-        f"`samsa perf e2e` at {cfg.get('e2e_rate') or 0:,} records/s for {cfg.get('e2e_s')} s (`"
-        + " ".join(E2E_PRODUCER_PROPS) + "`, the consumer in the same process, latency = receive "
-        f"time - send time); {cfg.get('rounds')} round(s) of each, medians with the range. "
-        "Send-to-ack latency at the max rate is mostly time in the client's queue.")
+        f"{cfg.get('e2e_rate') or 0:,} records/s (at most {E2E_RATE:,}, at most the fixed rate) "
+        f"for {cfg.get('e2e_s')} s from a confluent-kafka producer (`"
+        + " ".join(E2E_PRODUCER_PROPS) + "`) to a consumer in the same process (librdkafka both; "
+        "latency = receive time - send time, carried in the record), after warm-up records at "
+        "the same rate until the consumer has one from every partition; "
+        f"{cfg.get('rounds')} round(s) of each, medians with the range. Send-to-ack latency at "
+        "the max rate is mostly time in the client's queue. `samsa perf e2e` (bench/run.py's "
+        "end-to-end tool) starts its clock before its client is connected: on this machine the "
+        "first 0.3-1 s of records waited for the start-up and set its p99 for both systems, so "
+        "it is not used here.")
     L.append("")
     L.append(
         "Catch-up: a one-partition topic; a follower that is neither the partition's leader nor "
