@@ -281,6 +281,7 @@ def main():
     shared = {}
     results = [run_kind(k, a.rounds, a.network, a.many, repl, shared) for k in a.kinds.split(",")]
     if a.json:
+        os.makedirs(os.path.dirname(os.path.abspath(a.json)), exist_ok=True)
         with open(a.json, "w") as f:
             json.dump(results, f, indent=1)
     print(report(results))

@@ -397,12 +397,12 @@ def run(c, cfg, shared):
             _log(f"{c.kind}: max rate round {r + 1}: {x['mb_per_sec']:.1f} MB/s, p99 "
                  f"{x['p99_ms']:.1f} ms, broker CPU {_num(x['cpu_s'])}s over {x['wall_s']:.1f}s")
     measured = _med([x["records_per_sec"] for x in res["max"]])
-    if measured and "auto_rate" not in shared:
-        shared["auto_rate"] = max(100, int(measured * AUTO_RATE_SHARE))
-        shared["auto_from"] = c.kind
+    if "auto_rate" not in shared:  # the first kind sets it for all
+        shared["auto_rate"] = max(100, int(measured * AUTO_RATE_SHARE)) if measured else 1000
+        shared["auto_from"] = c.kind if measured else f"no kind ({c.kind}'s max-rate run failed)"
     if cfg["fixed_rate"] is None:
-        cfg["fixed_rate"] = shared.get("auto_rate", 1000)
-        cfg["fixed_rate_auto"] = shared.get("auto_from", "none: 1,000 records/s")
+        cfg["fixed_rate"] = shared["auto_rate"]
+        cfg["fixed_rate_auto"] = shared["auto_from"]
     if cfg["e2e_rate"] is None:
         cfg["e2e_rate"] = min(E2E_RATE, cfg["fixed_rate"])
     for r in range(cfg["rounds"]):
@@ -561,7 +561,7 @@ def section(results, meta):
         "the catch-up.")
     L.append("")
     src = cfg.get("fixed_rate_auto")
-    auto = f" (half of {src}'s max-rate records/s, the first kind measured)" if src else ""
+    auto = f" (half of {src}'s max-rate records/s, the first kind run)" if src else ""
     L.append(
         f"Client, for both: `samsa perf` (librdkafka), {cfg.get('record_size')}-byte records, "
         "producer `" + " ".join(PRODUCER_PROPS) + "` (Kafka's producer defaults for acks=all: "
