@@ -113,7 +113,7 @@ def produce(c, topic, n, size, rate):
                  "--producer-props", *PRODUCER_PROPS])
 
 
-def e2e(c, topic, partitions, seconds, size, rate):
+def e2e(c, topic, partitions, seconds, size, rate, consumer_conf=None):
     """End-to-end latency at a fixed rate: a confluent-kafka (librdkafka) producer and a
     consumer in this process (on the client CPU). Warm-up records are sent at the same
     rate until the consumer has received one from every partition (connections made,
@@ -129,7 +129,7 @@ def e2e(c, topic, partitions, seconds, size, rate):
     conf = dict(kv.split("=", 1) for kv in E2E_PRODUCER_PROPS)
     prod = Producer({"bootstrap.servers": boot, **conf, "log_level": 3})
     cons = Consumer({"bootstrap.servers": boot, "group.id": f"e2e-{uuid.uuid4().hex[:8]}",
-                     "enable.auto.commit": False, "log_level": 3})
+                     "enable.auto.commit": False, "log_level": 3, **(consumer_conf or {})})
     cons.assign([TopicPartition(topic, p, OFFSET_END) for p in range(partitions)])
     lat, warm_parts, stop = [], set(), threading.Event()
     errors = []
@@ -367,7 +367,10 @@ def _guard(c, res, what, fn):
     try:
         return fn()
     except Exception as e:  # noqa: BLE001 - any failure of a tool or broker is a finding
-        msg = f"{what}: {type(e).__name__}: {e}"[-1500:]
+        dead = [f"node {i} exited ({n.proc.returncode})" for i, n in c.nodes.items()
+                if n.proc is not None and n.proc.poll() is not None]
+        msg = (f"{what}: {type(e).__name__}: {e}"[-1500:]
+               + (f" [{', '.join(dead)}]" if dead else " [all nodes running]"))
         res.setdefault("errors", []).append(msg)
         _log(f"{c.kind}: FAILED {msg}")
         return None
@@ -534,6 +537,13 @@ def goals(results):
     return out
 
 
+def _one_line(msg, n=300):
+    """A failure for a Markdown list item: one line; its start (what failed) and its end
+    (a tool's final error) when long."""
+    msg = " ".join(msg.replace("`", "'").split())
+    return msg if len(msg) <= n else msg[:n // 3] + " ... " + msg[-(2 * n // 3):]
+
+
 def section(results, meta):
     """The docs/BENCHMARKS.md section, between the markers."""
     cfg = next((r["replication"]["config"] for r in results if r.get("replication")), {})
@@ -599,11 +609,11 @@ def section(results, meta):
     L.append("")
     for r in results:
         for e in (r.get("replication") or {}).get("errors", []):
-            L.append(f"- {r['kind']}: failed: `{e[:400]}`")
+            L.append(f"- {r['kind']}: failed: `{_one_line(e)}`")
         if r.get("replication_error"):
-            L.append(f"- {r['kind']}: the scenario failed: `{r['replication_error'][:400]}`")
+            L.append(f"- {r['kind']}: the scenario failed: `{_one_line(r['replication_error'])}`")
         if r.get("skipped"):
-            L.append(f"- {r['kind']}: skipped ({r['skipped'][:300]})")
+            L.append(f"- {r['kind']}: skipped (`{_one_line(r['skipped'])}`)")
     g = goals(results)
     if g:
         L.append("Against the goals of issue 13: " + "; ".join(g) + ".")
