@@ -144,9 +144,12 @@ def start_cluster(kind, network):
     for attempt in (1, 2):
         base = tempfile.mkdtemp(prefix=f"samsa-bench-{kind}-")
         t0 = time.monotonic()
+        started = False
         try:
-            return Cluster(kind, n=3, network=network, heap=HEAP, cpus=BROKER_CPU,
-                           base_dir=base).start(), time.monotonic() - t0, failures
+            c = Cluster(kind, n=3, network=network, heap=HEAP, cpus=BROKER_CPU, base_dir=base)
+            c.start()
+            started = True
+            return c, time.monotonic() - t0, failures
         except ClusterUnavailable as e:
             # The reason and the server's last words (e.g. samsa-server naming the setting
             # it refuses), and every node's ERROR lines.
@@ -160,7 +163,7 @@ def start_cluster(kind, network):
                 "".join(f"\n  {ln[:300]}" for ln in errors))
             failures.append({"why": why, "errors": errors})
         finally:
-            if failures and len(failures) == attempt:
+            if not started:
                 shutil.rmtree(base, ignore_errors=True)
     return None, None, failures
 

@@ -551,7 +551,8 @@ def section(results, meta):
     L.append(f"Written by `{meta['cmdline']}` on {meta['date']} (Samsa at commit "
              f"{meta['commit']}; load average at start {meta['load']}).")
     if meta.get("quick"):
-        L.append("**A short validation run** (`--quick` sizes), not the full measurement.")
+        L.append("**A short validation run** (`--quick` sizes), not the full measurement; with "
+                 "these sizes Kafka's JVMs may still be compiling (JIT) during the runs.")
     if meta.get("noisy"):
         L.append("**Measured on a loaded machine**: other people's builds and tests shared the "
                  "2 cores during the run; the figures are indicative only.")
@@ -562,7 +563,7 @@ def section(results, meta):
         "tests/cluster/cluster.py), one after the other ("
         + ", ".join(r["kind"] for r in results) + "). All three brokers of a "
         "cluster pinned to CPU 1 (`taskset -c 1`), the client to CPU 0. Kafka 4.4: three JVMs with "
-        f"`{meta['heap']} -XX:+UseG1GC` each ({meta['mem_gib']:.0f} GiB RAM on the machine), "
+        f"`{meta['heap']} -XX:+UseG1GC` each ({meta['mem_gib']:.1f} GiB RAM on the machine), "
         "otherwise Kafka's defaults (num.replica.fetchers=1, replica.fetch.max.bytes=1 MiB, "
         "replica.lag.time.max.ms=30 s, broker.session.timeout.ms=9 s, log.segment.bytes=1 GiB); "
         "Samsa with its defaults (the same keys and values). Topics: replication factor 3, "
