@@ -207,14 +207,9 @@ def e2e(c, topic, partitions, seconds, size, rate, consumer_conf=None):
 
 
 def create_topic(c, name, partitions):
-    """An RF=3 topic with min.insync.replicas=2 (the harness's create_topic caps the
-    replication factor at the kind's former limit, so AdminClient directly)."""
-    from confluent_kafka.admin import NewTopic
-    admin = c.admin(c.running())
-    fs = admin.create_topics([NewTopic(name, partitions, RF,
-                                       config={"min.insync.replicas": str(MIN_ISR)})],
-                             operation_timeout=30, request_timeout=30)
-    fs[name].result(timeout=60)
+    """An RF=3 topic with min.insync.replicas=2, usable on every partition."""
+    c.create_topic(name, partitions, RF, via=c.running(), timeout=30.0,
+                   config={"min.insync.replicas": str(MIN_ISR)})
     wait_isr(c, name, lambda st: all(len(isr) == RF for _, _, isr in st.values()), 60,
              f"{name}: a leader and the full ISR on every partition")
     # Every broker has applied the topic and every leader serves its partition: a broker
