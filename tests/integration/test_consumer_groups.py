@@ -27,6 +27,10 @@ class Member:
         self.c = Consumer(conf)
         self.pending = False
         self.c.subscribe(["kip848"], on_revoke=self.on_revoke)
+        # Stops: the member held partitions, then none while still in the group (an eager
+        # rebalance would do that to every member); the longest time it polled in vain.
+        self.held = self.stopped = False
+        self.dry = self.max_gap = 0
 
     def commit(self):
         if self.pending:
@@ -36,12 +40,30 @@ class Member:
     def on_revoke(self, consumer, partitions):
         self.commit()
 
+    def lagging(self):
+        """True when a partition the member holds has records past its position."""
+        owned = self.c.assignment()
+        for tp in self.c.position(owned) if owned else []:
+            high = self.c.get_watermark_offsets(tp, cached=True)
+            if high and tp.offset >= 0 and high[1] > tp.offset:
+                return True
+        return False
+
     def step(self):
+        start = time.monotonic()
+        behind = self.lagging()
         msgs = self.c.consume(100, 0.1)
+        got = False
         for m in msgs:
             if not m.error():
                 self.seen.append(m.value())
-                self.pending = True
+                self.pending = got = True
+        owns = bool(self.c.assignment())
+        self.stopped = self.stopped or (self.held and not owns)
+        self.held = self.held or owns
+        # Time spent polling in vain while holding partitions with records to read.
+        self.dry = 0 if got or not owns or not behind else self.dry + time.monotonic() - start
+        self.max_gap = max(self.max_gap, self.dry)
         try:
             self.commit()
         except KafkaException:
@@ -88,6 +110,7 @@ def test_members_join_and_leave_one_by_one(make_broker):
     described = sorted((tp.topic, tp.partition) for m in d.members for tp in m.assignment.topic_partitions)
     assert described == [("kip848", p) for p in range(6)], described
     # ... and leave one by one.
+    everyone = list(members)
     for leaving, target in ((members[0], 5000), (members[1], total)):
         leaving.commit()
         leaving.c.close()
@@ -95,6 +118,10 @@ def test_members_join_and_leave_one_by_one(make_broker):
         run(members, seen, target)
     assert len(seen) == total and len(set(seen)) == total, (
         f"{len(seen)} records read, {len(set(seen))} distinct, {total} produced")
+    # No member that kept partitions through a join or a leave ever held none meanwhile.
+    assert not any(m.stopped for m in everyone), [m.stopped for m in everyone]
+    print("longest a member holding partitions polled without getting records: "
+          f"{max(m.max_gap for m in everyone) * 1000:.0f} ms")
     for m in members:
         m.c.close()
 
@@ -154,6 +181,18 @@ def group_type(admin, group):
     return str(listed[group].type).upper() if group in listed else None
 
 
+def describe_groups_raw(port, group):
+    """A raw DescribeGroups v6 of one group: (error code, error message, state)."""
+    w = Writer(True)
+    w.array([group], lambda w, g: w.string(g)).raw("?", False).tags()
+    r = exchange(port, 15, 6, bytes(w.out), True)
+    r.raw("i")  # throttle
+    r.uvarint()  # one group
+    err, msg = r.raw("h"), r.string()
+    r.string()  # group id
+    return err, msg, r.string()
+
+
 def test_classic_group_upgraded_online(make_broker):
     """Online upgrade (KIP-848) with librdkafka: two classic members consume;
     one is restarted with group.protocol=consumer, and the group becomes a
@@ -189,6 +228,9 @@ def test_classic_group_upgraded_online(make_broker):
         d = admin.describe_consumer_groups(["g-up"])["g-up"].result(10)
         return "CONSUMER" in str(d.type).upper() and len(d.members) == 2
     wait_for(mixed, timeout=60, what="the group upgraded with a member of each protocol")
+    # DescribeGroups describes classic groups only: Kafka 4.4's answer for a consumer group,
+    # also one holding classic members.
+    assert describe_groups_raw(b.port, "g-up") == (69, "Group g-up is not a classic group.", "Dead")
     assert distinct(1600) >= 1600
 
     for m in members:
