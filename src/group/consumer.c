@@ -755,45 +755,58 @@ static bool blank(sm_str_t v) {
     return true;
 }
 
-/* Checks the request's shape (Kafka's validation). */
-static int16_t validate(group_coordinator_t *c, const proto_consumer_group_heartbeat_request_t *req,
-                        const char **why) {
-    if (blank(req->group_id)) return *why = "GroupId can't be empty.", PROTO_ERR_INVALID_REQUEST;
-    if (req->instance_id.len >= 0 && blank(req->instance_id))
-        return *why = "InstanceId can't be empty.", PROTO_ERR_INVALID_REQUEST;
-    if (req->rack_id.len >= 0 && blank(req->rack_id))
-        return *why = "RackId can't be empty.", PROTO_ERR_INVALID_REQUEST;
-    if (req->member_epoch < -2) return *why = "MemberEpoch is invalid.", PROTO_ERR_INVALID_REQUEST;
-    if (req->member_epoch == -2 && req->instance_id.len < 0)
-        return *why = "InstanceId can't be null.", PROTO_ERR_INVALID_REQUEST;
-    if (req->member_epoch == 0) {
-        if (req->rebalance_timeout_ms == -1)
-            return *why = "RebalanceTimeoutMs must be provided in first request.",
-                   PROTO_ERR_INVALID_REQUEST;
-        if (req->topic_partitions.n != 0)
-            return *why = "TopicPartitions must be empty when (re-)joining.",
-                   PROTO_ERR_INVALID_REQUEST;
-        if (req->subscribed_topic_names.n < 0 && req->subscribed_topic_regex.len < 0)
-            return *why =
-                       "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
-                   PROTO_ERR_INVALID_REQUEST;
-    } else if (blank(req->member_id)) {
-        return *why = "MemberId can't be empty.", PROTO_ERR_INVALID_REQUEST;
-    }
-    if (req->subscribed_topic_regex.len > 0) {
-        sm_regex_t *re;
-        if (sm_regex_compile(req->subscribed_topic_regex.ptr,
-                             (size_t)req->subscribed_topic_regex.len, &re))
-            return *why = "SubscribedTopicRegex is not a valid regular expression.",
-                   PROTO_ERR_INVALID_REGULAR_EXPRESSION;
-        sm_regex_free(re);
+/* Checks the request's shape: Kafka 4.4's checks, in its order, with its
+ * messages (why[cap]). From v1 the member makes its own id (KIP-1082), so a
+ * join without one is refused too. */
+static int16_t validate(group_coordinator_t *c, int16_t version,
+                        const proto_consumer_group_heartbeat_request_t *req, char *why,
+                        size_t cap) {
+    const char *msg = NULL;
+    int16_t err = PROTO_ERR_INVALID_REQUEST;
+    int32_t epoch = req->member_epoch;
+    if ((version >= 1 || epoch > 0 || epoch == -1) && blank(req->member_id))
+        msg = "MemberId can't be empty.";
+    else if (blank(req->group_id))
+        msg = "GroupId can't be empty.";
+    else if (req->instance_id.len >= 0 && blank(req->instance_id))
+        msg = "InstanceId can't be empty.";
+    else if (req->rack_id.len >= 0 && blank(req->rack_id))
+        msg = "RackId can't be empty.";
+    else if (epoch == 0 && req->rebalance_timeout_ms == -1)
+        msg = "RebalanceTimeoutMs must be provided in first request.";
+    else if (epoch == 0 && req->topic_partitions.n > 0)
+        msg = "TopicPartitions must be empty when (re-)joining.";
+    else if (epoch == 0 && req->subscribed_topic_names.n < 0 && req->subscribed_topic_regex.len < 0)
+        msg = "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when "
+              "(re-)joining.";
+    else if (epoch == -2 && req->instance_id.len < 0)
+        msg = "InstanceId can't be null.";
+    else if (epoch < -2)
+        msg = "MemberEpoch is invalid.";
+    if (msg) {
+        snprintf(why, cap, "%s", msg);
+        return err;
     }
     if (req->server_assignor.len >= 0) {
         bool known = false;
         for (int i = 0; i < c->nassignors && !known; i++)
             known = group_streq(c->assignors[i], req->server_assignor);
-        if (!known)
-            return *why = "ServerAssignor is not supported.", PROTO_ERR_UNSUPPORTED_ASSIGNOR;
+        if (!known) {
+            snprintf(why, cap, "ServerAssignor %.*s is not supported. Supported assignors: %s%s%s.",
+                     req->server_assignor.len > 100 ? 100 : (int)req->server_assignor.len,
+                     req->server_assignor.ptr ? req->server_assignor.ptr : "", c->assignors[0],
+                     c->nassignors > 1 ? ", " : "", c->nassignors > 1 ? c->assignors[1] : "");
+            return PROTO_ERR_UNSUPPORTED_ASSIGNOR;
+        }
+    }
+    if (req->subscribed_topic_regex.len > 0) {
+        sm_regex_t *re;
+        if (sm_regex_compile(req->subscribed_topic_regex.ptr,
+                             (size_t)req->subscribed_topic_regex.len, &re)) {
+            snprintf(why, cap, "SubscribedTopicRegex is not a valid regular expression.");
+            return PROTO_ERR_INVALID_REGULAR_EXPRESSION;
+        }
+        sm_regex_free(re);
     }
     return PROTO_ERR_NONE;
 }
@@ -878,13 +891,14 @@ int broker_handle_consumer_group_heartbeat(broker_req_t *r) {
     proto_consumer_group_heartbeat_request_t *req = broker_body(r);
     proto_consumer_group_heartbeat_response_t *resp = r->resp;
     const char *why = NULL;
+    char invalid[300];
     resp->member_id = SM_STR_NULL;
     resp->heartbeat_interval_ms =
         group_setting(c, req->group_id, "consumer.heartbeat.interval.ms", c->consumer_heartbeat);
-    int16_t err = validate(c, req, &why);
+    int16_t err = validate(c, r->version, req, invalid, sizeof(invalid));
     if (err) {
         resp->error_code = err;
-        resp->error_message = sm_arena_str(&r->arena, why);
+        resp->error_message = sm_arena_str(&r->arena, invalid);
         return BROKER_RESPOND;
     }
     group_shard_t *s = group_shard_for(c, req->group_id);
@@ -897,7 +911,11 @@ int broker_handle_consumer_group_heartbeat(broker_req_t *r) {
          * allows it (KIP-848); an empty one just changes type. */
         if (g->members || g->state != GROUP_EMPTY) {
             err = group_migrate_upgrade(c, s, g);
-            if (err == PROTO_ERR_GROUP_ID_NOT_FOUND) why = "The group is not a consumer group.";
+            if (err == PROTO_ERR_GROUP_ID_NOT_FOUND) {
+                snprintf(invalid, sizeof(invalid), "Group %.*s is not a consumer group.",
+                         req->group_id.len > 250 ? 250 : (int)req->group_id.len, req->group_id.ptr);
+                why = invalid;
+            }
         } else if (!(g->cg = calloc(1, sizeof(*g->cg)))) {
             err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
         }
@@ -1234,9 +1252,12 @@ int broker_handle_consumer_group_describe(broker_req_t *r) {
         if (g && g->cg) {
             describe_cgroup(r, c, g, o);
         } else if (!o->error_code) {
+            char msg[300];
+            snprintf(msg, sizeof(msg),
+                     g ? "Group %.*s is not a consumer group." : "Group %.*s not found.",
+                     id.len > 250 ? 250 : (id.len > 0 ? (int)id.len : 0), id.ptr ? id.ptr : "");
             o->error_code = PROTO_ERR_GROUP_ID_NOT_FOUND;
-            o->error_message = g ? SM_STR_LIT("The group is not a consumer group.")
-                                 : SM_STR_LIT("The group does not exist.");
+            o->error_message = sm_arena_str(&r->arena, msg);
         }
         pthread_mutex_unlock(&s->mu);
     }

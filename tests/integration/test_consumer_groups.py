@@ -4,6 +4,7 @@ leave one by one while consuming, and no record is lost or read twice when
 each member commits what it processed before giving partitions up."""
 
 import time
+import uuid
 
 from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
@@ -249,10 +250,11 @@ def test_classic_group_upgraded_online(make_broker):
         m.c.close()
 
 
-def heartbeat_answer(port, group, member="", epoch=0, topics=None, owned=None):
-    """A raw ConsumerGroupHeartbeat v1: (error, member id, epoch, heartbeat interval, assigned
-    partitions as a sorted list of (topic id, partition))."""
+def heartbeat_answer(port, group, member=None, epoch=0, topics=None, owned=None):
+    """A raw ConsumerGroupHeartbeat v1 (a join makes its member id, KIP-1082): (error, member id,
+    epoch, heartbeat interval, assigned partitions as a sorted list of (topic id, partition))."""
     w = Writer(True)
+    member = member or str(uuid.uuid4())
     w.string(group).string(member).raw("i", epoch).string(None).string(None).raw("i", 30000)
     w.array(topics, lambda w, t: w.string(t)).string(None).string(None)
     w.array(owned if owned is not None else ([] if epoch == 0 else None),
