@@ -23,7 +23,7 @@ int broker_handle_find_coordinator(broker_req_t *r) {
     /* Key types: 0 groups, 1 transactional ids (both here), 2 share groups. */
     int16_t err = (req->key_type == 0 && b->groups) || (req->key_type == 1 && b->txns)
                       ? PROTO_ERR_NONE
-                  : req->key_type > 2 ? PROTO_ERR_INVALID_REQUEST
+                  : req->key_type > 2                                   ? PROTO_ERR_INVALID_REQUEST
                                       : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
     sm_str_t host = sm_arena_str(&r->arena, broker_req_host(r));
     if (r->version < 4) {
