@@ -35,7 +35,10 @@ static int host_append(void *ctx, int32_t part, uint8_t *batch, size_t len, int6
     if (!p) return SM_ERR_NOTFOUND;
     int64_t first, last;
     pthread_mutex_lock(&p->mu);
-    int rc = log_append(p->log, batch, len, p->leader_epoch, &first, &last);
+    /* Only the leader writes (a cluster moves the coordinator with it). */
+    int rc = broker_partition_serves(p)
+                 ? log_append(p->log, batch, len, p->leader_epoch, &first, &last)
+                 : SM_ERR_AGAIN;
     if (rc == SM_OK) broker_replica_appended(p);
     pthread_mutex_unlock(&p->mu);
     /* A transactional batch (TxnOffsetCommit) joins its producer's open
@@ -97,8 +100,8 @@ static void host_when_durable(void *ctx, int32_t part, int64_t end, group_durabl
     }
     *w = (durable_wait_t){p, done, arg, h->b, end};
     if (p->replicated)
-        broker_replica_when_replicated(p, end, sm_config_int(h->b->cfg, "offsets.commit.timeout.ms"),
-                                       replicated, w);
+        broker_replica_when_replicated(
+            p, end, sm_config_int(h->b->cfg, "offsets.commit.timeout.ms"), replicated, w);
     else
         replicated(w, SM_OK);
 }

@@ -28,6 +28,13 @@ static replica_peer_t *peer_of(replica_set_t *rs, int32_t id) {
     return NULL;
 }
 
+/* Under mu (or before the partition is published): the high watermark, kept in
+ * the log for the replication-offset-checkpoint too. */
+static void set_hw(broker_partition_t *p, int64_t hw) {
+    atomic_store(&p->hw, hw);
+    log_set_high_watermark(p->log, hw);
+}
+
 int64_t broker_partition_hw(broker_partition_t *p) {
     return p->replicated ? atomic_load(&p->hw) : log_end_offset(p->log);
 }
@@ -47,7 +54,7 @@ static bool advance_hw(broker_partition_t *p) {
         if (member && r->leo < least) least = r->leo;
     }
     if (least <= atomic_load(&p->hw)) return false;
-    atomic_store(&p->hw, least);
+    set_hw(p, least);
     return true;
 }
 
@@ -200,9 +207,13 @@ int broker_replica_init(broker_partition_t *p, const meta_partition_t *mp) {
     if (p->epochs.n == 0 && log_end_offset(p->log) > log_start_offset(p->log) &&
         log_epochs_assign(&p->epochs, p->leader_epoch, log_start_offset(p->log)) != SM_OK)
         sm_warn(REPL_MOD, "%s-%d: leader-epoch-checkpoint not written", p->topic, p->index);
-    /* Consumers never read past what may not be replicated: HW starts at the
-     * log start and moves as the ISR shows what it has. */
-    atomic_store(&p->hw, log_start_offset(p->log));
+    /* Consumers never read past what may not be replicated: HW starts where
+     * the replication-offset-checkpoint left it (within the log), else at the
+     * log start, and moves as the ISR shows what it has. */
+    int64_t hw = log_high_watermark(p->log);
+    if (hw > log_end_offset(p->log)) hw = log_end_offset(p->log);
+    if (hw < log_start_offset(p->log)) hw = log_start_offset(p->log);
+    set_hw(p, hw);
     p->leader_epoch = -1;
     broker_replica_update(p, mp);
     return SM_OK;
@@ -248,8 +259,8 @@ void broker_replica_update(broker_partition_t *p, const meta_partition_t *mp) {
         p->rs->alter_inflight = false;
         p->rs->alter_retry_ms = 0;
         atomic_store(&p->leader, true);
-        sm_info(REPL_MOD, "%s-%d: leader at epoch %d (log end %lld, high watermark %lld)",
-                p->topic, p->index, mp->leader_epoch, (long long)log_end_offset(p->log),
+        sm_info(REPL_MOD, "%s-%d: leader at epoch %d (log end %lld, high watermark %lld)", p->topic,
+                p->index, mp->leader_epoch, (long long)log_end_offset(p->log),
                 (long long)atomic_load(&p->hw));
         woke = true;
     } else if (!now_leader) {
@@ -484,7 +495,8 @@ void broker_replica_tick(broker_partition_t *p, int64_t now_ms) {
         bool out = rs->isr[i] != self && r && r->leo < leo && now_ms - r->last_caught_up_ms > lag;
         if (out) {
             shrink = true;
-            sm_info(REPL_MOD, "%s-%d: replica %d out of sync (log end %lld of %lld, caught up %lld ms "
+            sm_info(REPL_MOD,
+                    "%s-%d: replica %d out of sync (log end %lld of %lld, caught up %lld ms "
                     "ago)",
                     p->topic, p->index, r->id, (long long)r->leo, (long long)leo,
                     (long long)(now_ms - r->last_caught_up_ms));
@@ -528,7 +540,7 @@ static bool follower_hw(broker_partition_t *p, int64_t leader_hw) {
     int64_t leo = log_end_offset(p->log);
     int64_t hw = leader_hw < leo ? leader_hw : leo;
     if (hw <= atomic_load(&p->hw)) return false;
-    atomic_store(&p->hw, hw);
+    set_hw(p, hw);
     return true;
 }
 
@@ -564,20 +576,18 @@ int broker_replica_follower_append(broker_partition_t *p, int32_t leader, int64_
         proto_batch_iter_init(&it, records, whole);
         while (proto_batch_iter_next(&it, &bp, &blen, &h) == 1) {
             if (log_epochs_assign(&p->epochs, h.partition_leader_epoch, h.base_offset) != SM_OK)
-                sm_warn(REPL_MOD, "%s-%d: leader-epoch-checkpoint not written", p->topic,
-                        p->index);
+                sm_warn(REPL_MOD, "%s-%d: leader-epoch-checkpoint not written", p->topic, p->index);
             if (broker_partition_replay_batch(p, bp, blen, &h) != SM_OK)
                 sm_warn(REPL_MOD, "%s-%d: producer state not updated at %lld", p->topic, p->index,
                         (long long)h.base_offset);
         }
         broker_partition_after_append(p);
     }
-    if (leader_log_start > log_start_offset(p->log) &&
-        leader_log_start <= log_end_offset(p->log)) {
+    if (leader_log_start > log_start_offset(p->log) && leader_log_start <= log_end_offset(p->log)) {
         if (log_delete_records_before(p->log, leader_log_start) != SM_OK ||
             log_epochs_truncate_from_start(&p->epochs, leader_log_start) != SM_OK)
-            sm_warn(REPL_MOD, "%s-%d: log start not moved to the leader's %lld", p->topic,
-                    p->index, (long long)leader_log_start);
+            sm_warn(REPL_MOD, "%s-%d: log start not moved to the leader's %lld", p->topic, p->index,
+                    (long long)leader_log_start);
     }
     /* Consumers reading from this follower (KIP-392) see the new HW. */
     moved = follower_hw(p, leader_hw);
@@ -597,7 +607,7 @@ static int truncate_to(broker_partition_t *p, int64_t end, const char *why) {
     if (rc == SM_OK) rc = log_epochs_truncate_from_end(&p->epochs, log_end_offset(p->log));
     if (rc == SM_OK) broker_partition_log_truncated(p);
     int64_t hw = atomic_load(&p->hw);
-    if (hw > log_end_offset(p->log)) atomic_store(&p->hw, log_end_offset(p->log));
+    if (hw > log_end_offset(p->log)) set_hw(p, log_end_offset(p->log));
     return rc;
 }
 
@@ -642,7 +652,7 @@ int broker_replica_out_of_range(broker_partition_t *p, int32_t leader, int64_t f
         rc = log_truncate_fully(p->log, leader_log_start);
         if (rc == SM_OK) rc = log_epochs_clear(&p->epochs);
         if (rc == SM_OK) broker_partition_log_truncated(p);
-        atomic_store(&p->hw, leader_log_start);
+        set_hw(p, leader_log_start);
     } else if (leader_hw >= 0) {
         rc = truncate_to(p, leader_hw, "ahead of the leader");
     }

@@ -54,7 +54,7 @@ typedef struct replica_set {
     int32_t *isr; /* the committed ISR */
     bool alter_inflight;
     int32_t n_pending;
-    int32_t *pending;      /* the ISR proposed while in flight */
+    int32_t *pending;       /* the ISR proposed while in flight */
     int64_t alter_retry_ms; /* no new proposal before this (monotonic) */
 } replica_set_t;
 

@@ -390,7 +390,9 @@ static void write_transition(write_op_t *op, bool wait) {
     }
     if (buf && proto_batch_builder_finish(&bb, &len) == SM_OK) {
         pthread_mutex_lock(&op->p->mu);
-        op->status = log_append(op->p->log, buf, len, op->p->leader_epoch, &first, &last);
+        op->status = broker_partition_serves(op->p)
+                         ? log_append(op->p->log, buf, len, op->p->leader_epoch, &first, &last)
+                         : SM_ERR_AGAIN;
         if (op->status == SM_OK) {
             broker_partition_after_append(op->p);
             broker_replica_appended(op->p);

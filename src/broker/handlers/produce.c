@@ -213,6 +213,11 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
                       int64_t *end, bool *hw_moved) {
     int16_t err = PROTO_ERR_NONE;
     pthread_mutex_lock(&p->mu);
+    /* Leadership may have moved since the check before validation. */
+    if (p->replicated && !atomic_load(&p->leader)) {
+        err = PROTO_ERR_NOT_LEADER_OR_FOLLOWER;
+        goto out;
+    }
     if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
         const txn_producer_t *tp = txn_producer_state_get(&p->producers, h->producer_id);
         if (tp && tp->markers != guard && tp->current_txn_first_offset < 0) {
