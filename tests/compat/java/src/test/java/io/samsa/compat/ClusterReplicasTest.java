@@ -40,8 +40,9 @@ class ClusterReplicasTest {
     static final class Cluster implements AutoCloseable {
         final List<SamsaServer> nodes = new ArrayList<>();
 
-        Cluster() throws Exception {
-            this(i -> new String[0]);
+        /** extra: more settings for every node (key=value). */
+        Cluster(String... extra) throws Exception {
+            this(i -> extra);
         }
 
         /** extra(i): more settings of node i + 1 (broker.rack=..., group settings). */
