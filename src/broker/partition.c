@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "broker/delayed.h"
+#include "broker/group_host.h"
 #include "metadata/topic_config.h"
 #include "protocol/errors.h"
 #include "protocol/records.h"
@@ -362,13 +363,17 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         pkey_t k = make_key(&t->id, i);
         pthread_mutex_lock(&b->partitions_mu);
         broker_partition_t *have = sm_map_get(&b->partitions, &k, sizeof(k));
-        if (have && have->leader_epoch != t->partitions[i].leader_epoch) {
+        bool moved = have && have->leader_epoch != t->partitions[i].leader_epoch;
+        if (moved) {
             /* a leadership change: the epoch clients and followers check */
             have->leader_epoch = t->partitions[i].leader_epoch;
             sm_info("broker", "%s-%d: leader now %d (leader epoch %d)", t->name, i,
                     t->partitions[i].leader, t->partitions[i].leader_epoch);
         }
         pthread_mutex_unlock(&b->partitions_mu);
+        if (moved) /* the coordinators follow an internal topic's leadership */
+            broker_coordinators_leadership(b, t->name, i, t->partitions[i].leader == b->s.node_id,
+                                           t->partitions[i].leader_epoch);
         if (have) continue;
         broker_partition_t *p = calloc(1, sizeof(*p));
         if (!p) {
@@ -418,6 +423,8 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
             first_err = rc;
             break;
         }
+        if (t->partitions[i].leader == b->s.node_id)
+            broker_coordinators_leadership(b, t->name, i, true, t->partitions[i].leader_epoch);
     }
     pthread_mutex_unlock(&b->create_mu);
     return first_err;
@@ -430,6 +437,7 @@ void broker_partitions_delete(broker_t *b, const meta_topic_t *t) {
         broker_partition_t *p = sm_map_del(&b->partitions, &k, sizeof(k));
         pthread_mutex_unlock(&b->partitions_mu);
         if (!p) continue;
+        broker_coordinators_leadership(b, p->topic, p->index, false, -1);
         /* The folder is renamed now, so a topic re-created under this name
          * gets a folder of its own; the log stays open for requests that
          * still hold the partition and goes with the last reference. */

@@ -3,7 +3,8 @@
  * Samsa's generated codec. One request at a time per connection, every I/O
  * bounded by the client's timeout, connections to other brokers opened on
  * demand from the Metadata broker list. Not for producing or consuming, and
- * not thread-safe.
+ * not thread-safe (one client per thread). The broker uses it too, for the
+ * transaction coordinator's requests to other brokers (txn/coordinator_remote.c).
  */
 #ifndef SAMSA_CLI_KCLIENT_H
 #define SAMSA_CLI_KCLIENT_H
@@ -17,6 +18,7 @@
 
 #define KC_MAX_API 128 /* api keys tracked per connection */
 #define KC_MAX_CONNS 16
+#define KC_CONNECT_TIMEOUT_MS 1000 /* a connect gives up sooner than the request timeout */
 
 typedef struct kc_conn {
     int fd;          /* -1: not connected */
