@@ -23,10 +23,11 @@
 
 typedef struct group_coordinator group_coordinator_t;
 
-/* Reads the group.* and offsets.* settings of cfg, starts the timer. With
- * load_all (a single node) loads the groups of every partition through host
- * (borrowed: copied) before returning; without (a cluster) every shard starts
- * unloaded and the loader thread loads those group_coordinator_elect names. */
+/* Reads the group.* and offsets.* settings of cfg, starts the timer and the
+ * loader thread. With load_all (a single node) loads the groups of every
+ * partition through host (borrowed: copied) before returning; without (a
+ * cluster) every shard starts unloaded and the loader loads those
+ * group_coordinator_elect names. */
 int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm_config_t *cfg,
                           bool load_all, group_coordinator_t **out);
 /* This broker became the leader of __consumer_offsets partition at

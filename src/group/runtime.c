@@ -587,14 +587,12 @@ int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm
         ngroups += sm_map_size(&c->shards[i].groups);
     }
     if (ngroups) sm_info("group", "loaded %zu groups from __consumer_offsets", ngroups);
-    if (!load_all) {
-        if (pthread_create(&c->loader, NULL, loader_main, c)) {
-            c->stopping = true;
-            group_coordinator_free(c);
-            return SM_ERR;
-        }
-        c->loader_started = true;
+    if (pthread_create(&c->loader, NULL, loader_main, c)) {
+        c->stopping = true;
+        group_coordinator_free(c);
+        return SM_ERR;
     }
+    c->loader_started = true;
     if (pthread_create(&c->timer, NULL, timer_main, c)) {
         c->stopping = true;
         group_coordinator_free(c);
