@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "broker/delayed.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "group/coordinator.h"
 #include "protocol/errors.h"
 #include "protocol/records.h"
@@ -48,6 +49,7 @@ static int host_append(void *ctx, int32_t part, uint8_t *batch, size_t len, int6
     int64_t first, last;
     pthread_mutex_lock(&p->mu);
     int rc = log_append(p->log, batch, len, p->leader_epoch, &first, &last);
+    if (rc == SM_OK) broker_replica_appended(p);
     pthread_mutex_unlock(&p->mu);
     /* A transactional batch (TxnOffsetCommit) joins its producer's open
      * transaction in the partition's producer state, as a produce would. */
@@ -175,7 +177,8 @@ static int offsets_topic(broker_t *b, sm_uuid_t *id, int32_t *partitions) {
         meta_result_t res;
         sm_uuid_t created;
         meta_create_topic(&b->controller, name,
-                          sm_config_int(b->cfg, "offsets.topic.num.partitions"), 1, kv, 2, false,
+                          sm_config_int(b->cfg, "offsets.topic.num.partitions"),
+                          broker_internal_rf(b, "offsets.topic.replication.factor"), kv, 2, false,
                           &created, &res);
         if (res.error) {
             sm_error("group", "cannot create %s: %s", OFFSETS_TOPIC, res.message);
@@ -247,8 +250,8 @@ int16_t broker_coordinator_node(broker_t *b, const char *topic, int32_t partitio
         &b->controller, name,
         sm_config_int(b->cfg, offsets ? "offsets.topic.num.partitions"
                                       : "transaction.state.log.num.partitions"),
-        (int16_t)sm_config_int(b->cfg, offsets ? "offsets.topic.replication.factor"
-                                               : "transaction.state.log.replication.factor"),
+        broker_internal_rf(b, offsets ? "offsets.topic.replication.factor"
+                                      : "transaction.state.log.replication.factor"),
         kv, 2, false, &created, &res);
     if (res.error && res.error != PROTO_ERR_TOPIC_ALREADY_EXISTS)
         sm_warn("group", "cannot create %s: %s (%s)", topic, proto_error_name(res.error),

@@ -12,8 +12,6 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "cli/kclient.h"
-
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 int cli_topics(int argc, char **argv);
@@ -43,7 +41,7 @@ const char *cli_bootstrap(const char *given);
 
 /* How long a connection attempt to one server may take before the next one
  * in the list is tried (and an unreachable cluster is reported), in ms. */
-#define CLI_CONNECT_TIMEOUT_MS KC_CONNECT_TIMEOUT_MS
+#define CLI_CONNECT_TIMEOUT_MS 1000
 
 /*
  * The long option a short form stands for, as kcat and rpk spell them: -b

@@ -113,6 +113,11 @@ bool log_full(log_t *l);
  */
 SM_MUST_CHECK int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch,
                              int64_t *first_offset, int64_t *last_offset);
+/* A follower's append (replication): the batches keep the offsets and leader
+ * epochs the leader gave them; the first must start at or past the log end
+ * and each after the one before (SM_ERR_RANGE otherwise, nothing written). */
+SM_MUST_CHECK int log_append_as_follower(log_t *l, uint8_t *data, size_t len,
+                                         int64_t *first_offset, int64_t *last_offset);
 /* Starts a new segment at the log end (no-op when the active one is empty). */
 SM_MUST_CHECK int log_roll(log_t *l);
 

@@ -59,6 +59,7 @@
 #include "broker/delayed.h"
 #include "group/coordinator.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "metadata/controller.h"
 #include "protocol/errors.h"
 #include "protocol/gen/transaction_log_key.h"
@@ -429,7 +430,10 @@ static void write_transition(write_op_t *op, bool wait) {
     if (buf && proto_batch_builder_finish(&bb, &len) == SM_OK) {
         pthread_mutex_lock(&op->p->mu);
         op->status = log_append(op->p->log, buf, len, op->p->leader_epoch, &first, &last);
-        if (op->status == SM_OK) broker_partition_after_append(op->p);
+        if (op->status == SM_OK) {
+            broker_partition_after_append(op->p);
+            broker_replica_appended(op->p);
+        }
         pthread_mutex_unlock(&op->p->mu);
     }
     free(buf);
@@ -966,6 +970,7 @@ int txn_coordinator_start(broker_t *b) {
         c->partitions = sm_config_int(b->cfg, "transaction.state.log.num.partitions");
     } else if (broker_internal_topic(b, TXN_STATE_TOPIC,
                                      sm_config_int(b->cfg, "transaction.state.log.num.partitions"),
+                                     broker_internal_rf(b, "transaction.state.log.replication.factor"),
                                      kv, 2, &c->topic_id, &c->partitions) != SM_OK) {
         goto fail;
     }

@@ -13,7 +13,7 @@
 
 #include "base/log.h"
 #include "broker/broker.h"
-#include "cli/kclient.h"
+#include "client/kclient.h"
 #include "metadata/image.h"
 #include "protocol/errors.h"
 #include "protocol/gen/add_partitions_to_txn_request.h"

@@ -2,14 +2,16 @@
 __consumer_offsets / __transaction_state is coordinated by the broker leading it, which loads
 it when it becomes leader; FindCoordinator names that broker. Real clients (confluent-kafka /
 librdkafka) against three samsa-server nodes: a group's committed offsets are where a later
-consumer of the group resumes, also after kill -9 and restart of the coordinator's broker; a
+consumer of the group resumes, also after kill -9 of the coordinator's broker (the partition's
+new leader loads it); a
 transaction over partitions led by all three brokers commits (markers sent to each leader),
 with its consumed offsets, and a read_committed consumer sees it and not an aborted one."""
 
+import os
 import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from helpers import wait_for
 from samsa_cluster import Cluster
@@ -120,29 +122,42 @@ def test_group_commits_and_resumes_on_the_coordinator_partition_leader(cluster):
     assert_resumes(cluster.node(3).bootstrap, group, "orders", 600, committed)
 
 
-def test_coordinator_loads_again_after_its_broker_restarts(cluster):
+def log_bytes(node, topic, partition):
+    """Bytes in the segment files of topic-partition on node (None: no replica there)."""
+    d = os.path.join(node.data_dir, f"{topic}-{partition}")
+    if not os.path.isdir(d):
+        return None
+    return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".log"))
+
+
+def test_coordinator_moves_with_its_partition_when_its_broker_dies(cluster):
     wait_registered(cluster)
-    create(cluster.node(1).bootstrap, "events", 3)
+    admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
+    admin.create_topics([NewTopic("events", 3, 3)])["events"].result(30)
     produce_spread(cluster.node(1).bootstrap, "events", 300, 3)
     group = "audit"
     committed = consume_some(cluster.node(1).bootstrap, group, "events", 100)
     part = java_hash_partition(group, OFFSETS_PARTITIONS)
     owner = leader(cluster.node(1).bootstrap, "__consumer_offsets", part)
-    node = cluster.node(owner)
+    assert coordinator_of(cluster.node(1).bootstrap, group) == owner
 
-    # kill -9 of the coordinator's broker. With one replica per partition the partition
-    # cannot move: it has no leader (no coordinator) until the broker is back, then that
-    # broker loads it again and the committed offsets are there.
-    node.kill()
-    others = [n for n in cluster.nodes if n is not node]
-    wait_for(lambda: leader(others[0].bootstrap, "__consumer_offsets", part) is None,
-             timeout=30, interval=0.2, what="the coordinator partition without a leader")
-    node.start()
-    wait_for(lambda: leader(others[0].bootstrap, "__consumer_offsets", part) == owner,
-             timeout=60, interval=0.2, what="the partition led by its broker again")
+    # The coordinator's writes wait for its own flush only (the wait for the ISR is the data
+    # path's): the followers' copies of the partition are awaited here before the kill.
+    def replicated():
+        sizes = [log_bytes(n, "__consumer_offsets", part) for n in cluster.nodes]
+        return len(sizes) == 3 and sizes[0] and len(set(sizes)) == 1
+    wait_for(replicated, timeout=30, interval=0.1, what="three copies of the offsets partition")
 
+    # kill -9 of the coordinator's broker: the controller elects another in-sync replica,
+    # which loads the partition; the group's committed offsets are there.
+    cluster.node(owner).kill()
+    alive = [n for n in cluster.nodes if n.node_id != owner][0]
+    new = wait_for(lambda: leader(alive.bootstrap, "__consumer_offsets", part) not in (None, owner)
+                   and leader(alive.bootstrap, "__consumer_offsets", part),
+                   timeout=60, interval=0.2, what="a new leader of the offsets partition")
     assert_resumes(cluster.bootstrap, group, "events", 300, committed)
-    assert f"partition {part} of the offsets topic loaded" in node.read_log()
+    assert coordinator_of(cluster.bootstrap, group) == new
+    assert f"partition {part} of the offsets topic loaded" in cluster.node(new).read_log()
 
 
 def test_transaction_over_partitions_of_every_broker(cluster):

@@ -17,6 +17,7 @@
 #include "broker/delayed.h"
 #include "broker/handlers/handlers.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "protocol/compress.h"
 #include "protocol/errors.h"
 #include "protocol/records.h"
@@ -208,7 +209,8 @@ static int16_t check_transaction(broker_req_t *r, broker_partition_t *p,
 
 /* Appends one validated batch with the idempotence checks; under p->mu. */
 static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, size_t len,
-                      const proto_batch_header_t *h, presp_t *out, bool *appended, uint64_t guard) {
+                      const proto_batch_header_t *h, presp_t *out, bool *appended, uint64_t guard,
+                      int64_t *end, bool *hw_moved) {
     int16_t err = PROTO_ERR_NONE;
     pthread_mutex_lock(&p->mu);
     if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
@@ -256,9 +258,57 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
     out->base_offset = first;
     out->log_start_offset = log_start_offset(p->log);
     *appended = true;
+    *end = last + 1;
+    *hw_moved = broker_replica_appended(p);
 out:
     pthread_mutex_unlock(&p->mu);
     return err;
+}
+
+/* acks=all on replicated partitions: the answer waits until the ISR has
+ * every appended batch (the high watermark passes it). */
+typedef struct ack_wait {
+    broker_partition_t *p; /* referenced by the parked request */
+    int64_t required;
+    presp_t *out;
+    bool done;
+} ack_wait_t;
+
+typedef struct ack_state {
+    int n;
+    ack_wait_t *w;
+    broker_partition_t **touched;
+    int ntouched;
+} ack_state_t;
+
+static bool ack_retry(broker_req_t *r, bool final) {
+    ack_state_t *st = r->state;
+    bool all = true;
+    for (int i = 0; i < st->n; i++) {
+        ack_wait_t *w = &st->w[i];
+        if (w->done) continue;
+        int16_t err;
+        if (broker_replica_acked(w->p, w->required, &err)) {
+            w->done = true;
+        } else if (final) {
+            w->done = true;
+            err = PROTO_ERR_REQUEST_TIMED_OUT;
+        } else {
+            all = false;
+            continue;
+        }
+        if (err != PROTO_ERR_NONE) {
+            w->out->error_code = err;
+            w->out->base_offset = -1;
+        }
+    }
+    if (!all) return false;
+    broker_t *b = r->b;
+    if (b->s.fsync_before_ack && !atomic_load(&b->stopping))
+        broker_flush_then_finish(b, r, st->touched, st->ntouched);
+    else
+        broker_req_finish(r);
+    return true;
 }
 
 int broker_handle_produce(broker_req_t *r) {
@@ -277,10 +327,16 @@ int broker_handle_produce(broker_req_t *r) {
     for (int32_t i = 0; i < nt; i++)
         total_parts +=
             req->topic_data.v[i].partition_data.n > 0 ? req->topic_data.v[i].partition_data.n : 0;
-    broker_partition_t **touched =
-        sm_arena_calloc(&r->arena, (size_t)total_parts + 1, sizeof(*touched));
-    if (!touched) return BROKER_CLOSE;
-    int ntouched = 0;
+    /* On the heap, not in the request's arena: once the request is handed to
+     * the flusher or parked it may be answered (and its arena freed) before
+     * this handler has released its references. */
+    broker_partition_t **touched = calloc((size_t)total_parts + 1, sizeof(*touched));
+    ack_wait_t *waits = sm_arena_calloc(&r->arena, (size_t)total_parts + 1, sizeof(*waits));
+    if (!touched || !waits) {
+        free(touched);
+        return BROKER_CLOSE;
+    }
+    int ntouched = 0, nwaits = 0;
 
     for (int32_t i = 0; i < nt; i++) {
         const proto_produce_request_topic_produce_data_t *td = &req->topic_data.v[i];
@@ -289,7 +345,7 @@ int broker_handle_produce(broker_req_t *r) {
         tr->topic_id = td->topic_id;
         int32_t np = td->partition_data.n > 0 ? td->partition_data.n : 0;
         tr->partition_responses.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(presp_t));
-        if (!tr->partition_responses.v) return BROKER_CLOSE;
+        if (!tr->partition_responses.v) goto close;
         tr->partition_responses.n = np;
         for (int32_t k = 0; k < np; k++) {
             const proto_produce_request_partition_produce_data_t *pd = &td->partition_data.v[k];
@@ -318,14 +374,20 @@ int broker_handle_produce(broker_req_t *r) {
             size_t len = pd->records.len > 0 ? (size_t)pd->records.len : 0;
             proto_batch_header_t h;
             out->error_code = validate(r, p, data, len, &h, out);
-            bool appended = false;
+            bool appended = false, hw_moved = false;
             uint64_t guard = 0;
+            int64_t end = -1;
+            if (out->error_code == PROTO_ERR_NONE)
+                out->error_code = broker_replica_produce_check(p, req->acks);
             if (out->error_code == PROTO_ERR_NONE)
                 out->error_code = check_transaction(r, p, &h, out, &guard);
             if (out->error_code == PROTO_ERR_NONE)
-                out->error_code = append(r, p, data, len, &h, out, &appended, guard);
+                out->error_code =
+                    append(r, p, data, len, &h, out, &appended, guard, &end, &hw_moved);
             if (appended) {
                 broker_wake(b, p);
+                if (req->acks == -1 && p->replicated)
+                    waits[nwaits++] = (ack_wait_t){p, end, out, false};
                 touched[ntouched++] = p;
             } else {
                 broker_partition_put(p);
@@ -338,13 +400,35 @@ int broker_handle_produce(broker_req_t *r) {
             if (log_flush(touched[i]->log) != SM_OK) broker_produce_unflushed(r, touched[i]);
     if (req->acks == 0 && all_err == PROTO_ERR_NONE) {
         outcome = BROKER_NO_RESPONSE;
+    } else if (nwaits > 0) {
+        /* acks=all: parked until the ISR has the batches (woken as the high
+         * watermark moves), at most the request's timeout. */
+        ack_state_t *st = sm_arena_calloc(&r->arena, 1, sizeof(*st));
+        broker_partition_t **kept =
+            sm_arena_calloc(&r->arena, (size_t)ntouched + 1, sizeof(*kept));
+        if (!st || !kept) {
+            outcome = BROKER_CLOSE;
+        } else {
+            memcpy(kept, touched, (size_t)ntouched * sizeof(*kept));
+            *st = (ack_state_t){nwaits, waits, kept, ntouched};
+            r->state = st;
+            int64_t timeout = req->timeout_ms > 0 ? req->timeout_ms : 0;
+            broker_park(b, r, touched, ntouched, broker_mono_ms() + timeout, ack_retry);
+            outcome = BROKER_PARKED;
+        }
     } else if (b->s.fsync_before_ack && ntouched > 0 && !atomic_load(&b->stopping)) {
         broker_flush_then_finish(b, r, touched, ntouched);
         outcome = BROKER_PARKED;
     }
     for (int i = 0; i < ntouched; i++)
         broker_partition_put(touched[i]);
+    free(touched);
     return outcome;
+close:
+    for (int i = 0; i < ntouched; i++)
+        broker_partition_put(touched[i]);
+    free(touched);
+    return BROKER_CLOSE;
 }
 
 void broker_produce_unflushed(broker_req_t *r, broker_partition_t *p) {

@@ -4,7 +4,7 @@
  * through poll() with the request's deadline, so an unreachable or silent
  * broker costs at most the timeout.
  */
-#include "cli/kclient.h"
+#include "client/kclient.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -193,7 +193,7 @@ static int conn_exchange(kc_client_t *kc, kc_conn_t *c, const proto_api_desc_t *
     h.request_api_key = api->api_key;
     h.request_api_version = version;
     h.correlation_id = c->next_correlation++;
-    h.client_id = SM_STR_LIT("samsa-cli");
+    h.client_id = sm_str_from(kc->client_id[0] ? kc->client_id : "samsa-cli");
     size_t hlen = proto_request_header_size((int16_t)hv, &h);
     size_t blen = api->request->size(version, req);
     size_t total = 4 + hlen + blen;
