@@ -48,7 +48,11 @@ static int host_append(void *ctx, int32_t part, uint8_t *batch, size_t len, int6
     if (!p) return SM_ERR_NOTFOUND;
     int64_t first, last;
     pthread_mutex_lock(&p->mu);
-    int rc = log_append(p->log, batch, len, p->leader_epoch, &first, &last);
+    /* Leadership may have moved before the coordinator heard of it: a follower's log takes
+     * only what its leader sends (the coordinator answers NOT_COORDINATOR). */
+    int rc = broker_partition_serves(p)
+                 ? log_append(p->log, batch, len, p->leader_epoch, &first, &last)
+                 : SM_ERR_STALE;
     if (rc == SM_OK) broker_replica_appended(p);
     pthread_mutex_unlock(&p->mu);
     /* A transactional batch (TxnOffsetCommit) joins its producer's open
@@ -216,16 +220,19 @@ void broker_coordinators_leadership(broker_t *b, const char *topic, int32_t part
                                     int32_t leader_epoch) {
     if (!b->s.cluster_mode) return; /* a single node loads everything at start */
     if (strcmp(topic, OFFSETS_TOPIC) == 0 && b->groups) {
-        if (led) group_coordinator_elect(b->groups, partition, leader_epoch);
-        else group_coordinator_resign(b->groups, partition);
+        if (led)
+            group_coordinator_elect(b->groups, partition, leader_epoch);
+        else
+            group_coordinator_resign(b->groups, partition);
     } else if (strcmp(topic, TXN_STATE_TOPIC) == 0 && b->txns) {
-        if (led) txn_coordinator_elect(b, partition, leader_epoch);
-        else txn_coordinator_resign(b, partition);
+        if (led)
+            txn_coordinator_elect(b, partition, leader_epoch);
+        else
+            txn_coordinator_resign(b, partition);
     }
 }
 
-int16_t broker_coordinator_node(broker_t *b, const char *topic, int32_t partition,
-                                int32_t *node) {
+int16_t broker_coordinator_node(broker_t *b, const char *topic, int32_t partition, int32_t *node) {
     *node = -1;
     sm_str_t name = sm_str_from(topic);
     meta_image_rdlock(&b->image);
@@ -246,13 +253,12 @@ int16_t broker_coordinator_node(broker_t *b, const char *topic, int32_t partitio
                              {SM_STR_LIT("segment.bytes"), sm_str_from(seg)}};
     meta_result_t res;
     sm_uuid_t created;
-    meta_create_topic(
-        &b->controller, name,
-        sm_config_int(b->cfg, offsets ? "offsets.topic.num.partitions"
-                                      : "transaction.state.log.num.partitions"),
-        broker_internal_rf(b, offsets ? "offsets.topic.replication.factor"
-                                      : "transaction.state.log.replication.factor"),
-        kv, 2, false, &created, &res);
+    meta_create_topic(&b->controller, name,
+                      sm_config_int(b->cfg, offsets ? "offsets.topic.num.partitions"
+                                                    : "transaction.state.log.num.partitions"),
+                      broker_internal_rf(b, offsets ? "offsets.topic.replication.factor"
+                                                    : "transaction.state.log.replication.factor"),
+                      kv, 2, false, &created, &res);
     if (res.error && res.error != PROTO_ERR_TOPIC_ALREADY_EXISTS)
         sm_warn("group", "cannot create %s: %s (%s)", topic, proto_error_name(res.error),
                 res.message);

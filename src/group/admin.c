@@ -33,7 +33,8 @@ static void find_one(broker_req_t *r, int8_t key_type, sm_str_t key, const broke
                      int nn, coord_answer_t *o) {
     broker_t *b = r->b;
     *o = (coord_answer_t){PROTO_ERR_NONE, SM_STR_NULL, -1, SM_STR_LIT(""), -1};
-    if (key_type > 2) o->err = PROTO_ERR_INVALID_REQUEST;
+    if (key_type > 2)
+        o->err = PROTO_ERR_INVALID_REQUEST;
     else if (!(key_type == 0 && b->groups) && !(key_type == 1 && b->txns))
         o->err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
     if (o->err) {

@@ -318,8 +318,10 @@ void group_coordinator_txn_marker(group_coordinator_t *c, int32_t partition, int
             *mk = (group_shard_marker_t){producer_id, commit, s->markers};
             s->markers = mk;
         } else {
-            sm_error("group", "partition %d of the offsets topic: a transaction marker is lost "
-                              "while loading (out of memory)", partition);
+            sm_error("group",
+                     "partition %d of the offsets topic: a transaction marker is lost "
+                     "while loading (out of memory)",
+                     partition);
         }
     }
     pthread_mutex_unlock(&s->mu);
@@ -463,8 +465,10 @@ static void *loader_main(void *arg) {
         c->jobs = j->next;
         if (!c->jobs) c->jobs_tail = NULL;
         pthread_mutex_unlock(&c->tmu);
-        if (j->load) run_load(c, j);
-        else run_unload(c, j);
+        if (j->load)
+            run_load(c, j);
+        else
+            run_unload(c, j);
         free(j);
         pthread_mutex_lock(&c->tmu);
     }
@@ -476,8 +480,10 @@ static void *loader_main(void *arg) {
  * work for it. */
 static void shard_transition(group_coordinator_t *c, int32_t p, int32_t leader_epoch, bool load) {
     if (p < 0 || p >= c->nshards) {
-        sm_warn("group", "partition %d of the offsets topic is beyond the %d this broker "
-                         "coordinates (offsets.topic.num.partitions): ignored", p, c->nshards);
+        sm_warn("group",
+                "partition %d of the offsets topic is beyond the %d this broker "
+                "coordinates (offsets.topic.num.partitions): ignored",
+                p, c->nshards);
         return;
     }
     group_shard_t *s = &c->shards[p];
@@ -504,8 +510,10 @@ static void shard_transition(group_coordinator_t *c, int32_t p, int32_t leader_e
     }
     *j = (group_load_job_t){p, gen, load, NULL};
     pthread_mutex_lock(&c->tmu);
-    if (c->jobs_tail) c->jobs_tail->next = j;
-    else c->jobs = j;
+    if (c->jobs_tail)
+        c->jobs_tail->next = j;
+    else
+        c->jobs = j;
     c->jobs_tail = j;
     pthread_cond_broadcast(&c->tcv);
     pthread_mutex_unlock(&c->tmu);

@@ -331,8 +331,8 @@ typedef struct write_op {
     int *out_status; /* synchronous writers learn the outcome here */
     broker_partition_t *p;
     int status;
-    int32_t part;   /* the id's partition of __transaction_state */
-    unsigned gen;   /* its gen when the write was prepared */
+    int32_t part; /* the id's partition of __transaction_state */
+    unsigned gen; /* its gen when the write was prepared */
 } write_op_t;
 
 static void answer(write_op_t *op, int16_t err);
@@ -408,8 +408,8 @@ static void write_transition(write_op_t *op, bool wait) {
     pthread_mutex_lock(&c->mu);
     bool current = c->parts[op->part].gen == op->gen && c->parts[op->part].state == PART_LOADED;
     pthread_mutex_unlock(&c->mu);
-    op->p = current ? broker_partition_lookup(b, SM_STR_LIT(TXN_STATE_TOPIC), NULL, op->part)
-                    : NULL;
+    op->p =
+        current ? broker_partition_lookup(b, SM_STR_LIT(TXN_STATE_TOPIC), NULL, op->part) : NULL;
     if (!op->p ||
         state_record(id_str(op->m), &op->next, op->tombstone, &key, &klen, &value, &vlen)) {
         write_done(op);
@@ -429,7 +429,10 @@ static void write_transition(write_op_t *op, bool wait) {
     }
     if (buf && proto_batch_builder_finish(&bb, &len) == SM_OK) {
         pthread_mutex_lock(&op->p->mu);
-        op->status = log_append(op->p->log, buf, len, op->p->leader_epoch, &first, &last);
+        /* Not on a follower's log (leadership moved before the coordinator heard of it). */
+        op->status = broker_partition_serves(op->p)
+                         ? log_append(op->p->log, buf, len, op->p->leader_epoch, &first, &last)
+                         : SM_ERR_STALE;
         if (op->status == SM_OK) {
             broker_partition_after_append(op->p);
             broker_replica_appended(op->p);
@@ -503,9 +506,8 @@ int16_t txn_write_marker_local(broker_t *b, sm_str_t topic, int32_t partition,
 
 /* A marker on topic-partition: written here when this broker holds it (a
  * single node always), else sent to its leader (cluster mode). */
-static int16_t txn_write_marker(broker_t *b, sm_str_t topic, int32_t partition,
-                                int64_t producer_id, int16_t epoch, int32_t coordinator_epoch,
-                                bool commit) {
+static int16_t txn_write_marker(broker_t *b, sm_str_t topic, int32_t partition, int64_t producer_id,
+                                int16_t epoch, int32_t coordinator_epoch, bool commit) {
     int32_t leader = -1;
     bool known = false;
     if (b->s.cluster_mode) {
@@ -832,10 +834,10 @@ static void run_load(txn_coordinator_t *c, const txn_job_t *j) {
         sm_warn("txn", "%s-%d cannot be loaded: %s", TXN_STATE_TOPIC, j->partition,
                 sm_strerror(rc));
     else if (current)
-        sm_info("txn", "%s-%d loaded (leader epoch %d): %zu transactional ids (%zu to complete) "
-                       "in %lld ms",
-                TXN_STATE_TOPIC, j->partition, epoch, n, prepared,
-                (long long)(sm_mono_ms() - t0));
+        sm_info("txn",
+                "%s-%d loaded (leader epoch %d): %zu transactional ids (%zu to complete) "
+                "in %lld ms",
+                TXN_STATE_TOPIC, j->partition, epoch, n, prepared, (long long)(sm_mono_ms() - t0));
 }
 
 /* Drops the ids of an unloaded partition once their writes in flight are
@@ -853,8 +855,10 @@ static void run_unload(txn_coordinator_t *c, const txn_job_t *j) {
     for (txn_t *m = c->q_head; m;) {
         txn_t *next = m->next_q;
         if (txn_coordinator_partition_for(c->b, id_str(m)) == p) {
-            if (prev) prev->next_q = next;
-            else c->q_head = next;
+            if (prev)
+                prev->next_q = next;
+            else
+                c->q_head = next;
             if (c->q_tail == m) c->q_tail = prev;
             m->queued = false;
             m->pending = false;
@@ -899,16 +903,19 @@ static void run_unload(txn_coordinator_t *c, const txn_job_t *j) {
 }
 
 static void run_job(txn_coordinator_t *c, const txn_job_t *j) {
-    if (j->load) run_load(c, j);
-    else run_unload(c, j);
+    if (j->load)
+        run_load(c, j);
+    else
+        run_unload(c, j);
 }
 
 static void part_transition(broker_t *b, int32_t p, int32_t leader_epoch, bool load) {
     txn_coordinator_t *c = b->txns;
     if (!c) return;
     if (p < 0 || p >= c->partitions) {
-        sm_warn("txn", "%s-%d is beyond the %d partitions this broker coordinates "
-                       "(transaction.state.log.num.partitions): ignored",
+        sm_warn("txn",
+                "%s-%d is beyond the %d partitions this broker coordinates "
+                "(transaction.state.log.num.partitions): ignored",
                 TXN_STATE_TOPIC, p, c->partitions);
         return;
     }
@@ -923,8 +930,10 @@ static void part_transition(broker_t *b, int32_t p, int32_t leader_epoch, bool l
         ps->leader_epoch = leader_epoch;
         if (j) {
             *j = (txn_job_t){p, ps->gen, load, NULL};
-            if (c->jobs_tail) c->jobs_tail->next = j;
-            else c->jobs = j;
+            if (c->jobs_tail)
+                c->jobs_tail->next = j;
+            else
+                c->jobs = j;
             c->jobs_tail = j;
             j = NULL;
             pthread_cond_broadcast(&c->cv);
@@ -968,10 +977,11 @@ int txn_coordinator_start(broker_t *b) {
         /* Created when first needed (FindCoordinator), with this count;
          * partitions load as this broker becomes their leader. */
         c->partitions = sm_config_int(b->cfg, "transaction.state.log.num.partitions");
-    } else if (broker_internal_topic(b, TXN_STATE_TOPIC,
-                                     sm_config_int(b->cfg, "transaction.state.log.num.partitions"),
-                                     broker_internal_rf(b, "transaction.state.log.replication.factor"),
-                                     kv, 2, &c->topic_id, &c->partitions) != SM_OK) {
+    } else if (broker_internal_topic(
+                   b, TXN_STATE_TOPIC,
+                   sm_config_int(b->cfg, "transaction.state.log.num.partitions"),
+                   broker_internal_rf(b, "transaction.state.log.replication.factor"), kv, 2,
+                   &c->topic_id, &c->partitions) != SM_OK) {
         goto fail;
     }
     if (!(c->parts = calloc((size_t)c->partitions + 1, sizeof(*c->parts)))) goto fail;
@@ -1484,7 +1494,8 @@ static void verify_only(txn_coordinator_t *c, const add_req_t *a, topic_results_
     txn_t *m = txn_get(c, a->id);
     int16_t err = PROTO_ERR_NONE;
     if (a->id.len <= 0) err = PROTO_ERR_INVALID_REQUEST;
-    else if ((err = id_error(c, a->id))) m = NULL;
+    else if ((err = id_error(c, a->id)))
+        m = NULL;
     else if (!m || m->s.pid != a->pid) err = PROTO_ERR_INVALID_PRODUCER_ID_MAPPING;
     else if (m->s.epoch != a->epoch) err = PROTO_ERR_PRODUCER_FENCED;
     else if (m->s.state == ST_PREPARE_COMMIT || m->s.state == ST_PREPARE_ABORT)
@@ -1651,9 +1662,9 @@ int broker_handle_end_txn(broker_req_t *r) {
         err = fenced(r->version, 2);
     } else if (m->pending && st != ST_PREPARE_COMMIT && st != ST_PREPARE_ABORT) {
         err = PROTO_ERR_CONCURRENT_TRANSACTIONS;
-    } else if (st == ST_ONGOING || (v2 && !m->pending &&
-                                    (st == ST_EMPTY || st == ST_COMPLETE_COMMIT ||
-                                     st == ST_COMPLETE_ABORT))) {
+    } else if (st == ST_ONGOING ||
+               (v2 && !m->pending &&
+                (st == ST_EMPTY || st == ST_COMPLETE_COMMIT || st == ST_COMPLETE_ABORT))) {
         /* (V2: a transaction that wrote nothing still ends with an epoch bump.) */
         txn_state_t next;
         if (state_copy(&next, &m->s)) {

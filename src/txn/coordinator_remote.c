@@ -113,7 +113,8 @@ int16_t txn_remote_add_partition(broker_t *b, int32_t node, sm_str_t id, int64_t
      * verification answers when it cannot reach the coordinator. */
     int16_t err = PROTO_ERR_NOT_ENOUGH_REPLICAS;
     if (call_node(b, node, API_ADD_PARTITIONS_TO_TXN, 5, &q, &resp, &a) == SM_OK) {
-        if (resp.error_code) err = resp.error_code;
+        if (resp.error_code)
+            err = resp.error_code;
         else if (resp.results_by_transaction.n == 1 &&
                  resp.results_by_transaction.v[0].topic_results.n == 1 &&
                  resp.results_by_transaction.v[0].topic_results.v[0].results_by_partition.n == 1)

@@ -469,8 +469,7 @@ static void test_shard_follows_leadership(void) {
     group_coordinator_resign(b.groups, 1);
     void *jresp = NULL;
     CHECK(recv_resp(fj, 11, 3, &a, &jresp, WAIT_MS));
-    CHECK(jresp && ((proto_join_group_response_t *)jresp)->error_code ==
-                       PROTO_ERR_NOT_COORDINATOR);
+    CHECK(jresp && ((proto_join_group_response_t *)jresp)->error_code == PROTO_ERR_NOT_COORDINATOR);
     CHECK_EQ_INT(PROTO_ERR_NOT_COORDINATOR, commit(fd, g1, -1, "", 12, &a));
     CHECK_EQ_INT(-1000 - PROTO_ERR_NOT_COORDINATOR, committed(fd, g1, &a));
     CHECK_EQ_INT(22, committed(fd, g2, &a)); /* another shard */
