@@ -3,7 +3,7 @@ __consumer_offsets / __transaction_state is coordinated by the broker leading it
 it when it becomes leader; FindCoordinator names that broker. Real clients (confluent-kafka /
 librdkafka) against three samsa-server nodes: a group's committed offsets are where a later
 consumer of the group resumes, also after kill -9 of the coordinator's broker (the partition's
-new leader loads it); a
+new leader loads it; the same for a transactional id); a
 transaction over partitions led by all three brokers commits (markers sent to each leader),
 with its consumed offsets, and a read_committed consumer sees it and not an aborted one."""
 
@@ -130,6 +130,25 @@ def log_bytes(node, topic, partition):
     return sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".log"))
 
 
+def kill_leader_after_replication(cluster, topic, partition):
+    """Waits until the three replicas of topic-partition hold the same bytes (the coordinators'
+    writes wait for their own flush only; waiting for the ISR is the data path's), kill -9s
+    its leader's broker and returns the leader the controller elects instead."""
+    owner = leader(cluster.node(1).bootstrap, topic, partition)
+
+    def replicated():
+        sizes = [log_bytes(n, topic, partition) for n in cluster.nodes]
+        return len(sizes) == 3 and sizes[0] and len(set(sizes)) == 1
+    wait_for(replicated, timeout=30, interval=0.1, what=f"three copies of {topic}-{partition}")
+    cluster.node(owner).kill()
+    alive = [n for n in cluster.nodes if n.node_id != owner][0]
+
+    def moved():
+        now = leader(alive.bootstrap, topic, partition)
+        return now not in (None, owner) and now
+    return wait_for(moved, timeout=60, interval=0.2, what=f"a new leader of {topic}-{partition}")
+
+
 def test_coordinator_moves_with_its_partition_when_its_broker_dies(cluster):
     wait_registered(cluster)
     admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
@@ -141,20 +160,9 @@ def test_coordinator_moves_with_its_partition_when_its_broker_dies(cluster):
     owner = leader(cluster.node(1).bootstrap, "__consumer_offsets", part)
     assert coordinator_of(cluster.node(1).bootstrap, group) == owner
 
-    # The coordinator's writes wait for its own flush only (the wait for the ISR is the data
-    # path's): the followers' copies of the partition are awaited here before the kill.
-    def replicated():
-        sizes = [log_bytes(n, "__consumer_offsets", part) for n in cluster.nodes]
-        return len(sizes) == 3 and sizes[0] and len(set(sizes)) == 1
-    wait_for(replicated, timeout=30, interval=0.1, what="three copies of the offsets partition")
-
     # kill -9 of the coordinator's broker: the controller elects another in-sync replica,
     # which loads the partition; the group's committed offsets are there.
-    cluster.node(owner).kill()
-    alive = [n for n in cluster.nodes if n.node_id != owner][0]
-    new = wait_for(lambda: leader(alive.bootstrap, "__consumer_offsets", part) not in (None, owner)
-                   and leader(alive.bootstrap, "__consumer_offsets", part),
-                   timeout=60, interval=0.2, what="a new leader of the offsets partition")
+    new = kill_leader_after_replication(cluster, "__consumer_offsets", part)
     assert_resumes(cluster.bootstrap, group, "events", 300, committed)
     assert coordinator_of(cluster.bootstrap, group) == new
     assert f"partition {part} of the offsets topic loaded" in cluster.node(new).read_log()
@@ -225,3 +233,39 @@ def test_transaction_over_partitions_of_every_broker(cluster):
     offs = g.committed([TopicPartition("in", i) for i in range(3)], timeout=30)
     g.close()
     assert sum(tp.offset for tp in offs) == 30, offs
+
+
+def test_transaction_coordinator_moves_with_its_partition(cluster):
+    wait_registered(cluster)
+    admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
+    admin.create_topics([NewTopic("moved", 3, 3)])["moved"].result(30)
+    tid = "mover"
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": tid})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(9):
+        p.produce("moved", value=b"first-%d" % i, partition=i % 3)
+    p.commit_transaction(60)
+    part = java_hash_partition(tid, OFFSETS_PARTITIONS)  # transaction.state.log.num.partitions
+    # kill -9 of the coordinator's broker: the partition's new leader loads the id; a new
+    # producer of the id fences the old one there and commits.
+    new = kill_leader_after_replication(cluster, "__transaction_state", part)
+    p2 = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": tid})
+    p2.init_transactions(60)
+    p2.begin_transaction()
+    for i in range(9):
+        p2.produce("moved", value=b"second-%d" % i, partition=i % 3)
+    p2.commit_transaction(60)
+    assert f"__transaction_state-{part} loaded" in cluster.node(new).read_log()
+
+    r = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "mover-reader",
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    r.assign([TopicPartition("moved", i, 0) for i in range(3)])
+    values = set()
+    deadline = time.monotonic() + 60
+    while len(values) < 18 and time.monotonic() < deadline:
+        m = r.poll(0.5)
+        if m is not None and not m.error():
+            values.add(m.value())
+    r.close()
+    assert values == {b"first-%d" % i for i in range(9)} | {b"second-%d" % i for i in range(9)}
