@@ -129,12 +129,16 @@ typedef struct group {
 
 /* A shard's place in this broker (runtime.c): single-node brokers load every
  * shard at start; in a cluster a shard follows its partition's leadership.
+ * group_coordinator_elect / _resign only record what is wanted (want_led, a
+ * new gen) and queue the loader's work, which moves the state:
  *
- *   UNLOADED --group_coordinator_elect--> LOADING --loader read the log--> LOADED
- *   LOADING / LOADED --group_coordinator_resign--> UNLOADED
+ *   UNLOADED --loader starts an elect's load--> LOADING --log read--> LOADED
+ *   LOADING / LOADED --loader runs a resign--> UNLOADED
  *
- * Requests get NOT_COORDINATOR in UNLOADED, COORDINATOR_LOAD_IN_PROGRESS in
- * LOADING; only a LOADED shard's groups are read, written or ticked. */
+ * A shard serves its groups only when LOADED for the latest gen asked for;
+ * otherwise requests get COORDINATOR_LOAD_IN_PROGRESS while a leadership is
+ * wanted (want_led) and NOT_COORDINATOR when not. Only a serving shard's
+ * groups are read, written or ticked. */
 enum { SHARD_UNLOADED = 0, SHARD_LOADING, SHARD_LOADED };
 
 /* A transaction marker that reached a LOADING shard: applied when it loads. */
@@ -150,9 +154,12 @@ typedef struct group_shard {
     int32_t partition;
     int state;            /* SHARD_*, under mu */
     int32_t leader_epoch; /* of the leadership that loaded (or loads) it, under mu */
-    /* Bumped at each elect and resign (under mu; read without it by durability
-     * answers): work started for an older value is stale. */
+    /* Bumped at each elect and resign (by the metadata applier, without mu):
+     * work started for an older value is stale. */
     atomic_uint gen;
+    atomic_bool want_led;          /* the last of elect / resign was elect */
+    unsigned loaded_gen;           /* the gen the LOADED state was installed for, under mu */
+    unsigned load_failed_gen;      /* a gen whose load failed (NOT_COORDINATOR then), under mu */
     group_shard_marker_t *markers; /* markers seen while LOADING, newest first */
     sm_map_t groups;
     /* A flush of this partition failed: its log is offline, the shard

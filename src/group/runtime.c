@@ -156,10 +156,21 @@ void group_remove(group_shard_t *s, group_t *g) {
     group_free(g);
 }
 
+/* Whether s serves its groups now (caller holds s->mu): loaded for the
+ * latest leadership asked for. */
+static bool shard_serves(group_shard_t *s) {
+    return s->state == SHARD_LOADED && s->loaded_gen == atomic_load(&s->gen);
+}
+
 int16_t group_shard_error(group_shard_t *s) {
-    if (s->state == SHARD_LOADING) return PROTO_ERR_COORDINATOR_LOAD_IN_PROGRESS;
-    if (s->state != SHARD_LOADED || atomic_load(&s->failed)) return PROTO_ERR_NOT_COORDINATOR;
-    return PROTO_ERR_NONE;
+    if (shard_serves(s))
+        return atomic_load(&s->failed) ? PROTO_ERR_NOT_COORDINATOR : PROTO_ERR_NONE;
+    /* A leadership this broker got is being loaded (or about to be), unless
+     * that load failed. */
+    unsigned gen = atomic_load(&s->gen);
+    return atomic_load(&s->want_led) && s->load_failed_gen != gen
+               ? PROTO_ERR_COORDINATOR_LOAD_IN_PROGRESS
+               : PROTO_ERR_NOT_COORDINATOR;
 }
 
 /* ---------------------------------------------------------------- writes */
@@ -173,7 +184,7 @@ int16_t group_append_txn(group_coordinator_t *c, group_shard_t *s, group_rec_t *
                          int64_t producer_id, int16_t producer_epoch, int64_t *end) {
     *end = 0;
     if (n == 0) return PROTO_ERR_NONE;
-    if (s->state != SHARD_LOADED || atomic_load(&s->failed)) return PROTO_ERR_NOT_COORDINATOR;
+    if (!shard_serves(s) || atomic_load(&s->failed)) return PROTO_ERR_NOT_COORDINATOR;
     uint8_t *batch;
     size_t len;
     if (group_batch_build(recs, n, group_wall_ms(), producer_id, producer_epoch, &batch, &len))
@@ -256,7 +267,7 @@ static void *timer_main(void *arg) {
         for (int32_t i = 0; i < c->nshards; i++) {
             group_shard_t *s = &c->shards[i];
             pthread_mutex_lock(&s->mu);
-            if (s->state == SHARD_LOADED && !atomic_load(&s->failed)) {
+            if (shard_serves(s) && !atomic_load(&s->failed)) {
                 if (retention) group_offsets_expire(c, s, group_wall_ms());
                 size_t it = 0;
                 void *v;
@@ -305,14 +316,14 @@ void group_coordinator_txn_marker(group_coordinator_t *c, int32_t partition, int
     if (partition < 0 || partition >= c->nshards) return;
     group_shard_t *s = &c->shards[partition];
     pthread_mutex_lock(&s->mu);
-    if (s->state == SHARD_LOADED) {
+    if (shard_serves(s)) {
         group_txn_offsets_complete(&s->txn, producer_id, partition, commit, group_offsets_apply_txn,
                                    s);
-    } else if (s->state == SHARD_LOADING) {
-        /* The loader may have read past this marker's offset already: kept
-         * for when the shard is installed (a marker applied twice finds
-         * nothing pending the second time). An UNLOADED shard reads it from
-         * the log when it loads. */
+    } else if (atomic_load(&s->want_led) && s->load_failed_gen != atomic_load(&s->gen)) {
+        /* A load is pending or running and may have read past this marker's
+         * offset already: kept for when the shard is installed (a marker
+         * applied twice finds nothing pending the second time). A shard not
+         * led here reads it from the log if it is ever loaded. */
         group_shard_marker_t *mk = malloc(sizeof(*mk));
         if (mk) {
             *mk = (group_shard_marker_t){producer_id, commit, s->markers};
@@ -332,6 +343,7 @@ void group_coordinator_txn_marker(group_coordinator_t *c, int32_t partition, int
 /* A load or unload of one shard, queued by elect / resign for the loader. */
 typedef struct group_load_job {
     int32_t partition;
+    int32_t leader_epoch;
     unsigned gen;
     bool load;
     struct group_load_job *next;
@@ -377,6 +389,14 @@ static void load_marker(void *arg, int64_t producer_id, bool commit);
  * elect / resign came meanwhile. Loader thread, no lock held while reading. */
 static void run_load(group_coordinator_t *c, const group_load_job_t *j) {
     group_shard_t *s = &c->shards[j->partition];
+    pthread_mutex_lock(&s->mu);
+    bool current = atomic_load(&s->gen) == j->gen;
+    if (current) {
+        s->state = SHARD_LOADING;
+        s->leader_epoch = j->leader_epoch;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!current) return; /* a later elect / resign is queued */
     group_shard_t tmp;
     memset(&tmp, 0, sizeof(tmp));
     tmp.partition = j->partition;
@@ -390,11 +410,12 @@ static void run_load(group_coordinator_t *c, const group_load_job_t *j) {
     sm_map_init(&old);
     group_txn_offsets_init(&old_txn);
     pthread_mutex_lock(&s->mu);
-    bool current = atomic_load(&s->gen) == j->gen && s->state == SHARD_LOADING;
+    current = atomic_load(&s->gen) == j->gen;
     if (current && rc != SM_OK) {
         /* The partition is not here (or unreadable): no coordinator for it
          * until the next leadership change. */
         s->state = SHARD_UNLOADED;
+        s->load_failed_gen = j->gen;
         shard_markers_free(s);
         pthread_mutex_unlock(&s->mu);
         sm_warn("group", "partition %d of the offsets topic cannot be loaded: %s", j->partition,
@@ -425,6 +446,7 @@ static void run_load(group_coordinator_t *c, const group_load_job_t *j) {
     shard_markers_free(s);
     atomic_store(&s->failed, false);
     s->state = SHARD_LOADED;
+    s->loaded_gen = j->gen;
     size_t ngroups = sm_map_size(&s->groups);
     int32_t epoch = s->leader_epoch;
     pthread_mutex_unlock(&s->mu);
@@ -441,11 +463,13 @@ static void run_unload(group_coordinator_t *c, const group_load_job_t *j) {
     sm_map_t old;
     group_txn_offsets_t old_txn;
     pthread_mutex_lock(&s->mu);
-    if (s->state == SHARD_LOADED) {
-        /* loaded again since (a later job of this queue): nothing stale left */
+    if (atomic_load(&s->gen) != j->gen) {
+        /* a later elect / resign is queued: it installs or drops */
         pthread_mutex_unlock(&s->mu);
         return;
     }
+    s->state = SHARD_UNLOADED;
+    shard_markers_free(s);
     shard_detach(s, PROTO_ERR_NOT_COORDINATOR, &old, &old_txn);
     pthread_mutex_unlock(&s->mu);
     size_t n = sm_map_size(&old);
@@ -476,8 +500,10 @@ static void *loader_main(void *arg) {
     return NULL;
 }
 
-/* Moves shard p to state (under its mu: bumps gen) and queues the loader's
- * work for it. */
+/* Asks for shard p to be loaded (load) or dropped: bumps its gen, so work
+ * queued before is stale, and queues the loader's work. Takes only tmu: the
+ * metadata applier calls it holding the image lock, which handlers take
+ * under a shard's mu. */
 static void shard_transition(group_coordinator_t *c, int32_t p, int32_t leader_epoch, bool load) {
     if (p < 0 || p >= c->nshards) {
         sm_warn("group",
@@ -488,27 +514,13 @@ static void shard_transition(group_coordinator_t *c, int32_t p, int32_t leader_e
     }
     group_shard_t *s = &c->shards[p];
     group_load_job_t *j = malloc(sizeof(*j));
-    pthread_mutex_lock(&s->mu);
-    if (load && s->state != SHARD_UNLOADED && s->leader_epoch == leader_epoch) {
-        pthread_mutex_unlock(&s->mu); /* already (being) loaded for this leadership */
-        free(j);
-        return;
-    }
-    if (!load && s->state == SHARD_UNLOADED) {
-        pthread_mutex_unlock(&s->mu);
-        free(j);
-        return;
-    }
+    atomic_store(&s->want_led, load && j);
     unsigned gen = atomic_fetch_add(&s->gen, 1) + 1;
-    s->state = load && j ? SHARD_LOADING : SHARD_UNLOADED;
-    s->leader_epoch = leader_epoch;
-    shard_markers_free(s);
-    pthread_mutex_unlock(&s->mu);
     if (!j) {
-        sm_error("group", "partition %d of the offsets topic: out of memory, left unloaded", p);
+        sm_error("group", "partition %d of the offsets topic: out of memory, not loaded", p);
         return;
     }
-    *j = (group_load_job_t){p, gen, load, NULL};
+    *j = (group_load_job_t){p, leader_epoch, gen, load, NULL};
     pthread_mutex_lock(&c->tmu);
     if (c->jobs_tail)
         c->jobs_tail->next = j;
