@@ -146,6 +146,9 @@ const sm_config_key_t sm_config_keys[] = {
      "Socket timeout of a replica fetcher's requests."},
     {"num.replica.fetchers", SM_CFG_INT, "1", 1, 1024, NULL,
      "Fetcher threads per source broker."},
+    {"replica.selector.class", SM_CFG_STRING, NULL, 0, 0, NULL,
+     "org.apache.kafka.common.replica.RackAwareReplicaSelector: consumers with client.rack "
+     "read from an in-sync replica in their rack (KIP-392); unset: from the leader."},
     {"max.incremental.fetch.session.cache.slots", SM_CFG_INT, "1000", 0, I32MAX, NULL,
      "Fetch sessions kept (KIP-227)."},
     {"fetch.max.bytes", SM_CFG_INT, "57671680", 1024, I32MAX, NULL, "Largest Fetch response."},
@@ -186,7 +189,7 @@ const sm_config_key_t sm_config_keys[] = {
     {"samsa.offsets.retention.ms", SM_CFG_LONG, NULL, 1, I64MAX, NULL,
      "Samsa: offsets retention in ms (over offsets.retention.minutes)."},
     {"offsets.commit.timeout.ms", SM_CFG_INT, "5000", 1, I32MAX, NULL,
-     "Not in effect: commits are written locally."},
+     "How long an offset commit waits for the replicas (cluster mode)."},
     {"group.initial.rebalance.delay.ms", SM_CFG_INT, "3000", 0, I32MAX, NULL,
      "Delay of a new group's first rebalance."},
     {"group.min.session.timeout.ms", SM_CFG_INT, "6000", 0, I32MAX, NULL,

@@ -77,6 +77,7 @@ typedef struct broker_settings {
     int64_t replica_lag_time_max_ms;
     int32_t replica_socket_timeout_ms;
     int32_t num_replica_fetchers;
+    bool rack_aware_selector; /* replica.selector.class is RackAwareReplicaSelector */
     int64_t producer_id_expiration_ms;
     int32_t fetch_session_slots; /* max.incremental.fetch.session.cache.slots */
 } broker_settings_t;
@@ -187,6 +188,9 @@ typedef struct broker_node {
 
 /* The brokers to list for r (nodes.c): strings in r's arena; the count, or -1. */
 int broker_nodes(broker_req_t *r, bool include_fenced, broker_node_t **out);
+/* One of them by id (KIP-951 endpoints of a partition's leader): SM_ERR_NOTFOUND when
+ * it is not listed. */
+int broker_node(broker_req_t *r, int32_t id, broker_node_t *out);
 /* The controller id given to clients. */
 int32_t broker_client_controller_id(broker_t *b);
 

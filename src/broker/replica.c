@@ -28,6 +28,13 @@ static replica_peer_t *peer_of(replica_set_t *rs, int32_t id) {
     return NULL;
 }
 
+/* Under mu (or before the partition is published): the high watermark, kept in
+ * the log for the replication-offset-checkpoint too. */
+static void set_hw(broker_partition_t *p, int64_t hw) {
+    atomic_store(&p->hw, hw);
+    log_set_high_watermark(p->log, hw);
+}
+
 int64_t broker_partition_hw(broker_partition_t *p) {
     return p->replicated ? atomic_load(&p->hw) : log_end_offset(p->log);
 }
@@ -47,7 +54,7 @@ static bool advance_hw(broker_partition_t *p) {
         if (member && r->leo < least) least = r->leo;
     }
     if (least <= atomic_load(&p->hw)) return false;
-    atomic_store(&p->hw, least);
+    set_hw(p, least);
     return true;
 }
 
@@ -200,9 +207,13 @@ int broker_replica_init(broker_partition_t *p, const meta_partition_t *mp) {
     if (p->epochs.n == 0 && log_end_offset(p->log) > log_start_offset(p->log) &&
         log_epochs_assign(&p->epochs, p->leader_epoch, log_start_offset(p->log)) != SM_OK)
         sm_warn(REPL_MOD, "%s-%d: leader-epoch-checkpoint not written", p->topic, p->index);
-    /* Consumers never read past what may not be replicated: HW starts at the
-     * log start and moves as the ISR shows what it has. */
-    atomic_store(&p->hw, log_start_offset(p->log));
+    /* Consumers never read past what may not be replicated: HW starts where
+     * the replication-offset-checkpoint left it (within the log), else at the
+     * log start, and moves as the ISR shows what it has. */
+    int64_t hw = log_high_watermark(p->log);
+    if (hw > log_end_offset(p->log)) hw = log_end_offset(p->log);
+    if (hw < log_start_offset(p->log)) hw = log_start_offset(p->log);
+    set_hw(p, hw);
     p->leader_epoch = -1;
     broker_replica_update(p, mp);
     return SM_OK;
@@ -248,8 +259,8 @@ void broker_replica_update(broker_partition_t *p, const meta_partition_t *mp) {
         p->rs->alter_inflight = false;
         p->rs->alter_retry_ms = 0;
         atomic_store(&p->leader, true);
-        sm_info(REPL_MOD, "%s-%d: leader at epoch %d (log end %lld, high watermark %lld)",
-                p->topic, p->index, mp->leader_epoch, (long long)log_end_offset(p->log),
+        sm_info(REPL_MOD, "%s-%d: leader at epoch %d (log end %lld, high watermark %lld)", p->topic,
+                p->index, mp->leader_epoch, (long long)log_end_offset(p->log),
                 (long long)atomic_load(&p->hw));
         woke = true;
     } else if (!now_leader) {
@@ -313,6 +324,69 @@ bool broker_replica_acked(broker_partition_t *p, int64_t required, int16_t *err)
         *err = PROTO_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND;
     pthread_mutex_unlock(&p->mu);
     return done;
+}
+
+typedef struct repl_wait {
+    broker_partition_t *p; /* referenced */
+    int64_t end;
+    broker_replicated_fn done;
+    void *arg;
+} repl_wait_t;
+
+static bool repl_check(void *arg, bool final) {
+    repl_wait_t *w = arg;
+    int16_t err;
+    bool done = broker_replica_acked(w->p, w->end, &err);
+    if (!done && !final) return false;
+    w->done(w->arg, done && err == PROTO_ERR_NONE ? SM_OK : SM_ERR_AGAIN);
+    broker_partition_put(w->p);
+    free(w);
+    return true;
+}
+
+void broker_replica_when_replicated(broker_partition_t *p, int64_t end, int64_t timeout_ms,
+                                    broker_replicated_fn done, void *arg) {
+    int16_t err;
+    if (broker_replica_acked(p, end, &err)) {
+        done(arg, err == PROTO_ERR_NONE ? SM_OK : SM_ERR_AGAIN);
+        return;
+    }
+    repl_wait_t *w = malloc(sizeof(*w));
+    if (!w) {
+        done(arg, SM_ERR_NOMEM);
+        return;
+    }
+    atomic_fetch_add(&p->refs, 1);
+    *w = (repl_wait_t){p, end, done, arg};
+    broker_park_wait(p->b, p, broker_mono_ms() + timeout_ms, repl_check, w);
+}
+
+typedef struct sync_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int status;
+} sync_wait_t;
+
+static void sync_done(void *arg, int status) {
+    sync_wait_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    w->status = status;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+}
+
+int broker_replica_wait_replicated(broker_partition_t *p, int64_t end, int64_t timeout_ms) {
+    sync_wait_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, SM_OK};
+    broker_replica_when_replicated(p, end, timeout_ms, sync_done, &w);
+    pthread_mutex_lock(&w.mu);
+    while (!w.done)
+        pthread_cond_wait(&w.cv, &w.mu);
+    pthread_mutex_unlock(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&w.mu);
+    return w.status;
 }
 
 int16_t broker_replica_follower_fetch(broker_partition_t *p, int32_t replica_id,
@@ -379,6 +453,29 @@ void broker_replica_epoch_end(broker_partition_t *p, int32_t epoch, int32_t *out
     pthread_mutex_unlock(&p->mu);
 }
 
+int32_t broker_replica_preferred_read(broker_partition_t *p, sm_str_t client_rack) {
+    broker_t *b = p->b;
+    if (!p->replicated || !b->s.rack_aware_selector || client_rack.len <= 0) return -1;
+    int32_t isr[64];
+    int32_t n = 0;
+    pthread_mutex_lock(&p->mu);
+    for (int32_t i = 0; atomic_load(&p->leader) && i < p->rs->n_isr && n < 64; i++)
+        isr[n++] = p->rs->isr[i];
+    pthread_mutex_unlock(&p->mu);
+    int32_t best = -1;
+    meta_image_rdlock(&b->image);
+    for (int32_t i = 0; i < n; i++) {
+        const meta_broker_t *bk = meta_image_broker(&b->image, isr[i]);
+        if (!bk || bk->fenced || !bk->has_rack || strlen(bk->rack) != (size_t)client_rack.len ||
+            memcmp(bk->rack, client_rack.ptr, (size_t)client_rack.len) != 0)
+            continue;
+        /* The leader itself when it is in the client's rack. */
+        if (best < 0 || isr[i] == b->s.node_id) best = isr[i];
+    }
+    meta_image_unlock(&b->image);
+    return best == b->s.node_id ? -1 : best;
+}
+
 void broker_replica_tick(broker_partition_t *p, int64_t now_ms) {
     if (!p->replicated) return;
     proposal_t pr;
@@ -398,7 +495,8 @@ void broker_replica_tick(broker_partition_t *p, int64_t now_ms) {
         bool out = rs->isr[i] != self && r && r->leo < leo && now_ms - r->last_caught_up_ms > lag;
         if (out) {
             shrink = true;
-            sm_info(REPL_MOD, "%s-%d: replica %d out of sync (log end %lld of %lld, caught up %lld ms "
+            sm_info(REPL_MOD,
+                    "%s-%d: replica %d out of sync (log end %lld of %lld, caught up %lld ms "
                     "ago)",
                     p->topic, p->index, r->id, (long long)r->leo, (long long)leo,
                     (long long)(now_ms - r->last_caught_up_ms));
@@ -438,16 +536,19 @@ bool broker_replica_fetch_pos(broker_partition_t *p, int32_t leader, replica_fet
 }
 
 /* Under mu: the follower's HW from the leader's, never past its own end. */
-static void follower_hw(broker_partition_t *p, int64_t leader_hw) {
+static bool follower_hw(broker_partition_t *p, int64_t leader_hw) {
     int64_t leo = log_end_offset(p->log);
     int64_t hw = leader_hw < leo ? leader_hw : leo;
-    if (hw > atomic_load(&p->hw)) atomic_store(&p->hw, hw);
+    if (hw <= atomic_load(&p->hw)) return false;
+    set_hw(p, hw);
+    return true;
 }
 
 int broker_replica_follower_append(broker_partition_t *p, int32_t leader, int64_t fetch_offset,
                                    const uint8_t *records, size_t len, int64_t leader_hw,
                                    int64_t leader_log_start) {
     int rc = SM_OK;
+    bool moved = false;
     pthread_mutex_lock(&p->mu);
     if (!following(p, leader) || log_end_offset(p->log) != fetch_offset) goto out;
     /* Complete batches only (a response may end inside one), each CRC-checked. */
@@ -475,24 +576,24 @@ int broker_replica_follower_append(broker_partition_t *p, int32_t leader, int64_
         proto_batch_iter_init(&it, records, whole);
         while (proto_batch_iter_next(&it, &bp, &blen, &h) == 1) {
             if (log_epochs_assign(&p->epochs, h.partition_leader_epoch, h.base_offset) != SM_OK)
-                sm_warn(REPL_MOD, "%s-%d: leader-epoch-checkpoint not written", p->topic,
-                        p->index);
+                sm_warn(REPL_MOD, "%s-%d: leader-epoch-checkpoint not written", p->topic, p->index);
             if (broker_partition_replay_batch(p, bp, blen, &h) != SM_OK)
                 sm_warn(REPL_MOD, "%s-%d: producer state not updated at %lld", p->topic, p->index,
                         (long long)h.base_offset);
         }
         broker_partition_after_append(p);
     }
-    if (leader_log_start > log_start_offset(p->log) &&
-        leader_log_start <= log_end_offset(p->log)) {
+    if (leader_log_start > log_start_offset(p->log) && leader_log_start <= log_end_offset(p->log)) {
         if (log_delete_records_before(p->log, leader_log_start) != SM_OK ||
             log_epochs_truncate_from_start(&p->epochs, leader_log_start) != SM_OK)
-            sm_warn(REPL_MOD, "%s-%d: log start not moved to the leader's %lld", p->topic,
-                    p->index, (long long)leader_log_start);
+            sm_warn(REPL_MOD, "%s-%d: log start not moved to the leader's %lld", p->topic, p->index,
+                    (long long)leader_log_start);
     }
-    follower_hw(p, leader_hw);
+    /* Consumers reading from this follower (KIP-392) see the new HW. */
+    moved = follower_hw(p, leader_hw);
 out:
     pthread_mutex_unlock(&p->mu);
+    if (moved) broker_wake(p->b, p);
     return rc;
 }
 
@@ -506,7 +607,7 @@ static int truncate_to(broker_partition_t *p, int64_t end, const char *why) {
     if (rc == SM_OK) rc = log_epochs_truncate_from_end(&p->epochs, log_end_offset(p->log));
     if (rc == SM_OK) broker_partition_log_truncated(p);
     int64_t hw = atomic_load(&p->hw);
-    if (hw > log_end_offset(p->log)) atomic_store(&p->hw, log_end_offset(p->log));
+    if (hw > log_end_offset(p->log)) set_hw(p, log_end_offset(p->log));
     return rc;
 }
 
@@ -551,7 +652,7 @@ int broker_replica_out_of_range(broker_partition_t *p, int32_t leader, int64_t f
         rc = log_truncate_fully(p->log, leader_log_start);
         if (rc == SM_OK) rc = log_epochs_clear(&p->epochs);
         if (rc == SM_OK) broker_partition_log_truncated(p);
-        atomic_store(&p->hw, leader_log_start);
+        set_hw(p, leader_log_start);
     } else if (leader_hw >= 0) {
         rc = truncate_to(p, leader_hw, "ahead of the leader");
     }

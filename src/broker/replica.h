@@ -54,7 +54,7 @@ typedef struct replica_set {
     int32_t *isr; /* the committed ISR */
     bool alter_inflight;
     int32_t n_pending;
-    int32_t *pending;      /* the ISR proposed while in flight */
+    int32_t *pending;       /* the ISR proposed while in flight */
     int64_t alter_retry_ms; /* no new proposal before this (monotonic) */
 } replica_set_t;
 
@@ -84,6 +84,17 @@ bool broker_replica_appended(broker_partition_t *p);
  * min.insync.replicas). Takes p->mu. */
 bool broker_replica_acked(broker_partition_t *p, int64_t required, int16_t *err);
 
+/* The coordinators' writes: done(arg, SM_OK) once the ISR has everything
+ * below end (at once on a single node or when it already has), SM_ERR_AGAIN
+ * when leadership is lost, the ISR is below min.insync.replicas or timeout_ms
+ * passes first. done runs on this thread or the delayed thread. */
+typedef void (*broker_replicated_fn)(void *arg, int status);
+void broker_replica_when_replicated(broker_partition_t *p, int64_t end, int64_t timeout_ms,
+                                    broker_replicated_fn done, void *arg);
+/* The same, blocking (a thread that may wait: the marker writer). Not on the
+ * delayed thread. */
+int broker_replica_wait_replicated(broker_partition_t *p, int64_t end, int64_t timeout_ms);
+
 /*
  * A follower's Fetch reached the leader (Fetch with a replica id): checks the
  * follower's last fetched epoch against the leader-epoch cache (a divergence
@@ -103,6 +114,11 @@ void broker_replica_stop(broker_partition_t *p);
 /* OffsetForLeaderEpoch from the leader-epoch cache: where epoch ended. */
 void broker_replica_epoch_end(broker_partition_t *p, int32_t epoch, int32_t *out_epoch,
                               int64_t *out_end);
+
+/* KIP-392 with replica.selector.class RackAwareReplicaSelector: the in-sync
+ * replica in the client's rack a consumer should read from, or -1 (the
+ * leader: no rack given, none there, or the leader is there). */
+int32_t broker_replica_preferred_read(broker_partition_t *p, sm_str_t client_rack);
 
 /* The ISR upkeep of a leader (periodic): drops followers not caught up for
  * replica.lag.time.max.ms, retries additions. */

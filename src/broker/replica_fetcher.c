@@ -124,10 +124,10 @@ static void handle_part(fetcher_t *f, broker_partition_t *p, const replica_fetch
             rc = broker_replica_diverged(p, f->leader, d->diverging_epoch->epoch,
                                          d->diverging_epoch->end_offset);
         else
-            rc = broker_replica_follower_append(
-                p, f->leader, pos->fetch_offset, (const uint8_t *)d->records.ptr,
-                d->records.len > 0 ? (size_t)d->records.len : 0, d->high_watermark,
-                d->log_start_offset);
+            rc = broker_replica_follower_append(p, f->leader, pos->fetch_offset,
+                                                (const uint8_t *)d->records.ptr,
+                                                d->records.len > 0 ? (size_t)d->records.len : 0,
+                                                d->high_watermark, d->log_start_offset);
         break;
     case PROTO_ERR_OFFSET_OUT_OF_RANGE:
         rc = broker_replica_out_of_range(p, f->leader, pos->fetch_offset, d->log_start_offset,
@@ -158,8 +158,7 @@ static int fetch_round(fetcher_t *f, kc_client_t *kc, broker_partition_t **parts
     req.replica_id = b->s.node_id;
     proto_fetch_request_replica_state_t *rs = sm_arena_calloc(a, 1, sizeof(*rs));
     proto_fetch_request_fetch_topic_t *topics = sm_arena_calloc(a, (size_t)n + 1, sizeof(*topics));
-    proto_fetch_request_fetch_partition_t *fps =
-        sm_arena_calloc(a, (size_t)n + 1, sizeof(*fps));
+    proto_fetch_request_fetch_partition_t *fps = sm_arena_calloc(a, (size_t)n + 1, sizeof(*fps));
     int *which = sm_arena_calloc(a, (size_t)n + 1, sizeof(int));
     if (!pos || !rs || !topics || !fps || !which) return SM_ERR_NOMEM;
     rs->replica_id = b->s.node_id;
@@ -216,10 +215,12 @@ static int fetch_round(fetcher_t *f, kc_client_t *kc, broker_partition_t **parts
             const proto_fetch_response_partition_data_t *d = &tr->partitions.v[k];
             for (int j = 0; j < nt; j++) {
                 broker_partition_t *p = parts[which[j]];
-                if (p->index != d->partition_index || memcmp(p->topic_id.b, tr->topic_id.b, 16) != 0)
+                if (p->index != d->partition_index ||
+                    memcmp(p->topic_id.b, tr->topic_id.b, 16) != 0)
                     continue;
                 handle_part(f, p, &pos[which[j]], d);
-                if (d->error_code != PROTO_ERR_NONE && d->error_code != PROTO_ERR_OFFSET_OUT_OF_RANGE)
+                if (d->error_code != PROTO_ERR_NONE &&
+                    d->error_code != PROTO_ERR_OFFSET_OUT_OF_RANGE)
                     any_error = true;
                 break;
             }
@@ -253,14 +254,13 @@ static void *fetcher_main(void *arg) {
             } else if ((rc = kc_open(&kc, addr, b->s.replica_socket_timeout_ms)) != SM_OK) {
                 int64_t now = broker_mono_ms();
                 if (now - last_complaint > 30000) {
-                    sm_warn(FETCH_MOD, "cannot reach leader %d at %s: %s", f->leader, addr,
-                            kc.err);
+                    sm_warn(FETCH_MOD, "cannot reach leader %d at %s: %s", f->leader, addr, kc.err);
                     last_complaint = now;
                 }
                 kc_close(&kc);
             } else {
-                snprintf(kc.client_id, sizeof(kc.client_id), "replica-fetcher-%d-%d",
-                         b->s.node_id, f->slot);
+                snprintf(kc.client_id, sizeof(kc.client_id), "replica-fetcher-%d-%d", b->s.node_id,
+                         f->slot);
                 connected = true;
             }
         }
@@ -274,8 +274,7 @@ static void *fetcher_main(void *arg) {
             connected = false;
         }
         /* Nothing to fetch (every partition moved) or an error: wait a little. */
-        if (rc != SM_OK || idle)
-            wait_ms(r, rc != SM_OK ? b->s.replica_fetch_backoff_ms : 100);
+        if (rc != SM_OK || idle) wait_ms(r, rc != SM_OK ? b->s.replica_fetch_backoff_ms : 100);
     }
     if (connected) kc_close(&kc);
     sm_arena_free(&a);

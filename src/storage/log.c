@@ -282,6 +282,7 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
     l->cfg = *cfg;
     l->unfinished_base = INT64_MAX;
     l->clean_point = -1;
+    atomic_init(&l->high_watermark, -1);
     int64_t *bases = NULL;
     int nb = 0;
     /* A cleaning interrupted after its .swap file was complete is finished
@@ -710,6 +711,10 @@ out:
     if (rc == SM_OK && recovery_now) log_flush_for_recovery(l, *last_offset + 1);
     return rc;
 }
+
+int64_t log_high_watermark(log_t *l) { return atomic_load(&l->high_watermark); }
+
+void log_set_high_watermark(log_t *l, int64_t hw) { atomic_store(&l->high_watermark, hw); }
 
 int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_t *first_offset,
                int64_t *last_offset) {

@@ -223,6 +223,12 @@ int log_run_maintenance(log_t *l, int64_t now_ms);
 int log_run_retention(log_t *l, int64_t now_ms);
 void log_run_flush_policy(log_t *l, int64_t now_ms);
 
+/* The high watermark kept for the partition (replication-offset-checkpoint:
+ * replication sets it as it moves, the log manager writes it with its other
+ * checkpoints and gives it back at start); -1 when none. */
+int64_t log_high_watermark(log_t *l);
+void log_set_high_watermark(log_t *l, int64_t hw);
+
 /* Moves the whole folder aside (<dir>.<suffix>-delete) for deletion. */
 SM_MUST_CHECK int log_rename_for_delete(log_t *l, const char *new_dir);
 

@@ -333,6 +333,7 @@ typedef struct write_op {
     int status;
     int32_t part; /* the id's partition of __transaction_state */
     unsigned gen; /* its gen when the write was prepared */
+    int64_t end; /* the log end after the record */
 } write_op_t;
 
 static void answer(write_op_t *op, int16_t err);
@@ -387,10 +388,27 @@ static void write_done(write_op_t *op) {
     free(op);
 }
 
+/* How long a state write waits for the ISR (Kafka's request.timeout.ms default). */
+#define TXN_WRITE_REPLICATION_TIMEOUT_MS 30000
+
 static void flushed(void *arg, int status) {
     write_op_t *op = arg;
     if (status != SM_OK) op->status = SM_ERR_IO;
     write_done(op);
+}
+
+/* The replicas have op's record (or not: status); then the flush when the
+ * broker acknowledges only flushed data. */
+static void replicated(void *arg, int status) {
+    write_op_t *op = arg;
+    broker_t *b = op->c->b;
+    if (status != SM_OK || !b->s.fsync_before_ack) {
+        op->status = status;
+        write_done(op);
+        return;
+    }
+    int rc = log_flush_request(log_manager_flusher(b->logs), op->p->log, op->end, flushed, op);
+    if (rc != SM_ERR_AGAIN) flushed(op, rc);
 }
 
 /*
@@ -429,10 +447,9 @@ static void write_transition(write_op_t *op, bool wait) {
     }
     if (buf && proto_batch_builder_finish(&bb, &len) == SM_OK) {
         pthread_mutex_lock(&op->p->mu);
-        /* Not on a follower's log (leadership moved before the coordinator heard of it). */
         op->status = broker_partition_serves(op->p)
                          ? log_append(op->p->log, buf, len, op->p->leader_epoch, &first, &last)
-                         : SM_ERR_STALE;
+                         : SM_ERR_AGAIN;
         if (op->status == SM_OK) {
             broker_partition_after_append(op->p);
             broker_replica_appended(op->p);
@@ -442,17 +459,25 @@ static void write_transition(write_op_t *op, bool wait) {
     free(buf);
     free(key);
     free(value);
-    if (op->status != SM_OK || !b->s.fsync_before_ack) {
+    op->end = last + 1;
+    if (op->status != SM_OK) {
         write_done(op);
         return;
     }
+    /* In a cluster the ISR has it first (the state survives the leader). */
+    int64_t timeout = TXN_WRITE_REPLICATION_TIMEOUT_MS;
     if (wait) {
-        op->status = log_sync_to(op->p->log, last + 1);
+        if (op->p->replicated)
+            op->status = broker_replica_wait_replicated(op->p, op->end, timeout);
+        if (op->status == SM_OK && b->s.fsync_before_ack)
+            op->status = log_sync_to(op->p->log, op->end);
         write_done(op);
         return;
     }
-    int rc = log_flush_request(log_manager_flusher(b->logs), op->p->log, last + 1, flushed, op);
-    if (rc != SM_ERR_AGAIN) flushed(op, rc);
+    if (op->p->replicated)
+        broker_replica_when_replicated(op->p, op->end, timeout, replicated, op);
+    else
+        replicated(op, SM_OK);
 }
 
 /* Starts writing next for m (under c->mu: marks m pending; the write itself

@@ -204,3 +204,103 @@ def test_leader_kill_loses_no_acknowledged_record(cluster):
              timeout=60, what="the restarted broker back in the ISR")
     wait_for(lambda: len({log_bytes(cluster, n, "lk") for n in (1, 2, 3)}) == 1, timeout=30,
              what="the same log on every replica")
+
+
+def test_consumers_read_from_a_replica_in_their_rack(tmp_path):
+    """KIP-392: with replica.selector.class RackAwareReplicaSelector, a consumer with
+    client.rack is sent (preferred_read_replica) to the in-sync follower in its rack and
+    reads everything from it; the leader's endpoint is named when a client writes to a
+    follower (KIP-951)."""
+    import json
+    o = dict(FAST)
+    o["replica.selector.class"] = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+    c = Cluster(tmp_path, n=3, voters=3, overrides=o, racks=["ra", "rb", "rc"]).start()
+    try:
+        wait_for(lambda: all_registered(c), timeout=30, what="three brokers registered")
+        create(c, "rk", partitions=1, rf=3)
+        leader, replicas, _ = partition_md(c, "rk")
+        follower = next(r for r in replicas if r != leader)
+        rack = {1: "ra", 2: "rb", 3: "rc"}[follower]
+        values = [f"x{i:05d}" + "y" * 200 for i in range(5000)]
+        acked, errors = produce(c, "rk", values)
+        assert not errors and len(acked) == len(values)
+        stats = []
+        cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "unused",
+                         "client.rack": rack, "enable.auto.commit": False,
+                         "statistics.interval.ms": 200,
+                         "stats_cb": lambda s: stats.append(json.loads(s))})
+        cons.assign([TopicPartition("rk", 0, 0)])
+        got = []
+        deadline = time.time() + 60
+        while len(got) < len(values) and time.time() < deadline:
+            m = cons.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value().decode())
+        wait_for(lambda: cons.poll(0.1) is None and len(stats) > 2, timeout=10,
+                 what="statistics after the reads")
+        cons.close()
+        assert got == values
+        # The bytes came from the follower in the consumer's rack, not from the leader.
+        rx = {}
+        for b in stats[-1]["brokers"].values():
+            if b.get("nodeid", -1) >= 0:
+                rx[b["nodeid"]] = b["rxbytes"]
+        total = len(values) * 200
+        assert rx.get(follower, 0) > total, rx
+        assert rx.get(leader, 0) < total, rx
+    finally:
+        c.kill_all()
+
+
+def test_a_returning_leader_truncates_what_only_it_had(tmp_path):
+    """KIP-101/320: records acknowledged with acks=1 that only the leader wrote before it
+    died are not on the new leader; when the old leader returns as a follower its fetch
+    finds the divergence (the diverging epoch in the Fetch answer), it truncates that tail
+    and ends with the new leader's log, and acks=all records are all there."""
+    o = dict(FAST)
+    o["replica.fetch.wait.max.ms"] = "100"
+    cluster = Cluster(tmp_path, n=3, voters=3, overrides=o).start()
+    try:
+        wait_for(lambda: all_registered(cluster), timeout=30, what="three brokers registered")
+        _returning_leader_truncates(cluster)
+    finally:
+        cluster.kill_all()
+
+
+def _returning_leader_truncates(cluster):
+    create(cluster, "tr", partitions=1, rf=3)
+    leader, replicas, _ = partition_md(cluster, "tr")
+    followers = [r for r in replicas if r != leader]
+    a, errors = produce(cluster, "tr", [f"a{i}" for i in range(100)])
+    assert len(a) == 100 and not errors
+    for f in followers:
+        cluster.node(f).proc.send_signal(signal.SIGSTOP)
+    # A fetch the followers had parked at the leader before they stopped would carry
+    # the next records to them: those end after replica.fetch.wait.max.ms (100 ms), and
+    # stopped followers send no new one. Not a synchronisation: the leader holds no fetch
+    # of theirs past that time by design.
+    time.sleep(1.0)
+    try:
+        conf = {"bootstrap.servers": cluster.node(leader).bootstrap, "acks": "1",
+                "enable.idempotence": False, "linger.ms": 0}
+        p = Producer(conf)
+        for i in range(50):
+            p.produce("tr", f"b{i}".encode())
+        assert p.flush(10) == 0
+        cluster.node(leader).kill()
+    finally:
+        for f in followers:
+            cluster.node(f).proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: (partition_md(cluster, "tr") or (-1,))[0] in followers, timeout=30,
+             what="a follower leads")
+    c, errors = produce(cluster, "tr", [f"c{i}" for i in range(100)])
+    assert len(c) == 100 and not errors
+    cluster.node(leader).start()
+    wait_for(lambda: sorted((partition_md(cluster, "tr") or (0, [], []))[2]) == [1, 2, 3],
+             timeout=60, what="the old leader back in the ISR")
+    wait_for(lambda: len({log_bytes(cluster, n, "tr") for n in (1, 2, 3)}) == 1, timeout=30,
+             what="the same log on every replica")
+    with open(cluster.node(leader).log_path, "rb") as f:
+        assert b"tr-0: truncating from" in f.read()
+    got = [v for _, _, v in consume_all(cluster, "tr", 1, 200)]
+    assert got == [f"a{i}" for i in range(100)] + [f"c{i}" for i in range(100)]

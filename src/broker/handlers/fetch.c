@@ -151,7 +151,11 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
             continue;
         }
         bool replica = st->replica_id >= 0;
-        if (p->replicated && !replica && !atomic_load(&p->leader)) {
+        /* KIP-392: consumers from v11 on may read from a follower (up to its
+         * high watermark), and the leader may send them to one in their rack. */
+        bool from_follower = p->replicated && !replica && !atomic_load(&p->leader) && v >= 11 &&
+                             p->leader_id >= 0;
+        if (p->replicated && !replica && !from_follower && !atomic_load(&p->leader)) {
             /* A follower (or leaderless) here: clients go to the leader,
              * named when known (KIP-951). */
             out->error_code = PROTO_ERR_NOT_LEADER_OR_FOLLOWER;
@@ -164,6 +168,7 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
             if (out->current_leader) {
                 out->current_leader->leader_id = lid;
                 out->current_leader->leader_epoch = lep;
+                fenced = true;
             }
             continue;
         }
@@ -212,6 +217,19 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
                 out->log_start_offset = log_start_offset(p->log);
                 out->aborted_transactions.n = 0;
                 st->failed = true;
+                continue;
+            }
+        }
+        if (!replica && v >= 11 && !from_follower) {
+            int32_t preferred = broker_replica_preferred_read(p, req->rack_id);
+            if (preferred >= 0) {
+                out->preferred_read_replica = preferred;
+                out->error_code = PROTO_ERR_NONE;
+                out->high_watermark = broker_partition_hw(p);
+                out->last_stable_offset = out->high_watermark;
+                out->log_start_offset = log_start_offset(p->log);
+                out->aborted_transactions.n = 0;
+                st->failed = true; /* answered at once, as Kafka does */
                 continue;
             }
         }
@@ -268,13 +286,22 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
     resp_t *resp = r->resp;
     resp->node_endpoints.n = 0;
     if (fenced && v >= 16) {
-        resp->node_endpoints.v = sm_arena_calloc(&r->arena, 1, sizeof(*resp->node_endpoints.v));
-        if (resp->node_endpoints.v) {
-            resp->node_endpoints.n = 1;
-            resp->node_endpoints.v[0].node_id = b->s.node_id;
-            resp->node_endpoints.v[0].host = sm_str_from(broker_req_host(r));
-            resp->node_endpoints.v[0].port = broker_req_port(r);
-            resp->node_endpoints.v[0].rack = SM_STR_NULL;
+        resp->node_endpoints.v =
+            sm_arena_calloc(&r->arena, (size_t)st->n + 1, sizeof(*resp->node_endpoints.v));
+        for (int i = 0; resp->node_endpoints.v && i < st->n; i++) {
+            const proto_fetch_response_leader_id_and_epoch_t *cl = st->parts[i].out->current_leader;
+            if (!cl || cl->leader_id < 0) continue;
+            bool listed = false;
+            for (int32_t k = 0; k < resp->node_endpoints.n; k++)
+                listed |= resp->node_endpoints.v[k].node_id == cl->leader_id;
+            broker_node_t node;
+            if (listed || broker_node(r, cl->leader_id, &node) != SM_OK) continue;
+            proto_fetch_response_node_endpoint_t *e =
+                &resp->node_endpoints.v[resp->node_endpoints.n++];
+            e->node_id = node.id;
+            e->host = node.host;
+            e->port = node.port;
+            e->rack = node.rack;
         }
     }
     return total;

@@ -213,6 +213,11 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
                       int64_t *end, bool *hw_moved) {
     int16_t err = PROTO_ERR_NONE;
     pthread_mutex_lock(&p->mu);
+    /* Leadership may have moved since the check before validation. */
+    if (p->replicated && !atomic_load(&p->leader)) {
+        err = PROTO_ERR_NOT_LEADER_OR_FOLLOWER;
+        goto out;
+    }
     if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
         const txn_producer_t *tp = txn_producer_state_get(&p->producers, h->producer_id);
         if (tp && tp->markers != guard && tp->current_txn_first_offset < 0) {
@@ -311,6 +316,53 @@ static bool ack_retry(broker_req_t *r, bool final) {
     return true;
 }
 
+/* KIP-951 (v10+): partitions answered NOT_LEADER_OR_FOLLOWER name their
+ * leader and epoch, and the response lists those leaders' endpoints, so the
+ * client retries there without a Metadata round trip. */
+static void name_leaders(broker_req_t *r) {
+    broker_t *b = r->b;
+    resp_t *resp = r->resp;
+    int32_t total = 0;
+    for (int32_t i = 0; i < resp->responses.n; i++)
+        total += resp->responses.v[i].partition_responses.n;
+    resp->node_endpoints.n = 0;
+    resp->node_endpoints.v =
+        sm_arena_calloc(&r->arena, (size_t)total + 1, sizeof(*resp->node_endpoints.v));
+    if (!resp->node_endpoints.v) return;
+    for (int32_t i = 0; i < resp->responses.n; i++) {
+        proto_produce_response_topic_produce_response_t *t = &resp->responses.v[i];
+        for (int32_t k = 0; k < t->partition_responses.n; k++) {
+            presp_t *o = &t->partition_responses.v[k];
+            if (o->error_code != PROTO_ERR_NOT_LEADER_OR_FOLLOWER) continue;
+            int32_t leader = -1, epoch = -1;
+            meta_image_rdlock(&b->image);
+            meta_topic_t *mt = r->version >= 13 ? meta_image_topic_by_id(&b->image, &t->topic_id)
+                                                : meta_image_topic(&b->image, t->name);
+            if (mt && o->index >= 0 && o->index < mt->n_partitions) {
+                leader = mt->partitions[o->index].leader;
+                epoch = mt->partitions[o->index].leader_epoch;
+            }
+            meta_image_unlock(&b->image);
+            if (leader < 0 || leader == b->s.node_id) continue;
+            o->current_leader = sm_arena_calloc(&r->arena, 1, sizeof(*o->current_leader));
+            if (!o->current_leader) return;
+            o->current_leader->leader_id = leader;
+            o->current_leader->leader_epoch = epoch;
+            bool listed = false;
+            for (int32_t e = 0; e < resp->node_endpoints.n; e++)
+                listed |= resp->node_endpoints.v[e].node_id == leader;
+            broker_node_t node;
+            if (listed || broker_node(r, leader, &node) != SM_OK) continue;
+            proto_produce_response_node_endpoint_t *e =
+                &resp->node_endpoints.v[resp->node_endpoints.n++];
+            e->node_id = node.id;
+            e->host = node.host;
+            e->port = node.port;
+            e->rack = node.rack;
+        }
+    }
+}
+
 int broker_handle_produce(broker_req_t *r) {
     broker_t *b = r->b;
     req_t *req = broker_body(r);
@@ -394,6 +446,7 @@ int broker_handle_produce(broker_req_t *r) {
             }
         }
     }
+    if (b->s.cluster_mode && r->version >= 10) name_leaders(r);
     int outcome = BROKER_RESPOND;
     if (b->s.fsync_before_ack && ntouched > 0 && atomic_load(&b->stopping))
         for (int i = 0; i < ntouched; i++)
