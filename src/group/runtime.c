@@ -633,12 +633,15 @@ void group_coordinator_stop(group_coordinator_t *c) {
     c->timer_started = false;
     if (c->loader_started) pthread_join(c->loader, NULL);
     c->loader_started = false;
+    /* (The metadata applier may still queue work until the cluster stops.) */
+    pthread_mutex_lock(&c->tmu);
     while (c->jobs) {
         group_load_job_t *n = c->jobs->next;
         free(c->jobs);
         c->jobs = n;
     }
     c->jobs_tail = NULL;
+    pthread_mutex_unlock(&c->tmu);
     for (int32_t i = 0; i < c->nshards; i++) {
         group_shard_t *s = &c->shards[i];
         pthread_mutex_lock(&s->mu);
