@@ -16,7 +16,7 @@ DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
 	python3 python3-venv maven openjdk-17-jdk-headless nftables
 
 .PHONY: all deps build run cluster test test-unit test-integration test-java test-asan test-tsan fuzz protocol protocol-check \
-	format format-check clean bench bench-quick raft-sim
+	format format-check clean bench bench-quick raft-sim jepsen
 
 all: build
 
@@ -59,6 +59,13 @@ $(VENV)/.installed: tests/integration/requirements.txt
 test-integration: build $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/cluster
+
+# Replication under a randomized fault schedule (tests/cluster/jepsen.py, docs/testing-cluster.md):
+# make jepsen [JEPSEN_MINUTES=30] [JEPSEN_ARGS="--seed 7 --spare-controller --faults kill_leader,cut_pair"]
+# Prints the counts at the end; fails on any anomaly or liveness failure.
+JEPSEN_MINUTES ?= 30
+jepsen: build $(VENV)/.installed
+	$(VENV)/bin/python tests/cluster/jepsen.py --minutes $(JEPSEN_MINUTES) $(JEPSEN_ARGS)
 
 # Java client compatibility (kafka-clients 4.x from Maven Central).
 test-java: build

@@ -40,7 +40,8 @@ class ClusterReplicasTest {
     static final class Cluster implements AutoCloseable {
         final List<SamsaServer> nodes = new ArrayList<>();
 
-        Cluster() throws Exception {
+        /** extra: more settings for every node (key=value). */
+        Cluster(String... extra) throws Exception {
             int[] ports = new int[3], ctrl = new int[3];
             for (int i = 0; i < 3; i++) {
                 ports[i] = SamsaServer.freePort();
@@ -52,10 +53,12 @@ class ClusterReplicasTest {
             }
             try {
                 for (int i = 0; i < 3; i++) {
-                    nodes.add(new SamsaServer(ports[i], "node.id=" + (i + 1), "process.roles=broker,controller",
+                    List<String> o = new ArrayList<>(List.of("node.id=" + (i + 1), "process.roles=broker,controller",
                             "listeners=PLAINTEXT://127.0.0.1:" + ports[i] + ",CONTROLLER://127.0.0.1:" + ctrl[i],
                             "controller.listener.names=CONTROLLER", "controller.quorum.voters=" + voters,
                             "controller.quorum.election.timeout.ms=500", "broker.heartbeat.interval.ms=500"));
+                    o.addAll(List.of(extra));
+                    nodes.add(new SamsaServer(ports[i], o.toArray(new String[0])));
                 }
             } catch (Exception e) {
                 close();
