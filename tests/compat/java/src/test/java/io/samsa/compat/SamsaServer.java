@@ -45,12 +45,6 @@ final class SamsaServer implements AutoCloseable {
                 overrides);
     }
 
-    /** kill -9 (its data directory stays until close). */
-    void kill() throws Exception {
-        process.destroyForcibly();
-        process.waitFor(30, TimeUnit.SECONDS);
-    }
-
     /** kill -9, then the same server again on the same port and data directory. */
     void killAndRestart() throws Exception {
         killAndRestart(Map.of());
