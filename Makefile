@@ -131,7 +131,10 @@ clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
 
 # Samsa against Apache Kafka 4.4 on this machine (bench/run.py; writes bench/results/
-# and the comparison section of docs/BENCHMARKS.md). bench-quick: a short subset.
+# and the comparison section of docs/BENCHMARKS.md), then three-node clusters of each
+# with RF=3 topics (bench/cluster.py --replication: acks=all throughput, latency, broker
+# CPU, follower catch-up; its own section of docs/BENCHMARKS.md). bench-quick: a short
+# subset of both.
 BENCH_VENV ?= bench/.venv
 $(BENCH_VENV)/.installed: bench/requirements.txt
 	python3 -m venv $(BENCH_VENV)
@@ -145,3 +148,6 @@ bench bench-quick: build $(BENCH_VENV)/.installed
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	bench/kafka-ref/kafka-ref.sh setup
 	$(BENCH_VENV)/bin/python bench/run.py $(if $(filter bench-quick,$@),--quick)
+	$(BENCH_VENV)/bin/python bench/cluster.py --rounds 0 --replication --doc \
+	  $(if $(filter bench-quick,$@),--quick) \
+	  --json bench/results/$(if $(filter bench-quick,$@),quick,full)/replication.json

@@ -514,8 +514,11 @@ class Cluster:
         if os.path.exists(os.path.join(node.data_dir, "logs", "meta.properties")):
             return props
         if self._cluster_id is None:
-            # A Kafka cluster id: 16 random bytes, base64url without padding.
-            self._cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            # A Kafka cluster id: 16 random bytes, base64url without padding, never starting
+            # with "-" (Kafka's Uuid.randomUuid draws again: kafka-storage's argument parser
+            # would take such an id for an option).
+            while self._cluster_id is None or self._cluster_id.startswith("-"):
+                self._cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = ["java", f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", "-cp", self._kafka_classpath(),
                "kafka.tools.StorageTool", "format", "-t", self._cluster_id, "-c", props]
         r = _run(cmd, check=False)

@@ -327,12 +327,25 @@ def test_auto_leader_rebalance(tmp_path):
         c.kill_all()
 
 
+@pytest.fixture
+def slow_fencing_cluster(tmp_path):
+    """Three nodes whose dead brokers stay unfenced for the whole test (the tools refuse to
+    move replicas to brokers the cluster does not list)."""
+    from samsa_cluster import Cluster
+    from test_cluster import FAST
+    c = Cluster(tmp_path / "nodes", n=3, voters=3,
+                overrides=dict(FAST, **{"broker.session.timeout.ms": "120000"})).start()
+    yield c
+    c.kill_all()
+
+
 @pytest.mark.skipif(shutil.which("java") is None, reason="needs Java")
-def test_reassignment_with_kafka_reassign_partitions(cluster, tmp_path):
+def test_reassignment_with_kafka_reassign_partitions(slow_fencing_cluster, tmp_path):
     """kafka-reassign-partitions.sh moves a partition from [1, 2] to [2, 3]: broker 3 fetches
     it, its leader adds it to the ISR, which completes the move (1 leaves, 2 leads); --verify
     reports it done. A move to a broker that is down stays listed with its adding and
     removing replicas until it is cancelled, which reverts it."""
+    cluster = slow_fencing_cluster
     tools = kafka_tool_runner(tmp_path)
     three_brokers(cluster)
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})

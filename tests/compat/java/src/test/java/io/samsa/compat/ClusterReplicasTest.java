@@ -42,6 +42,11 @@ class ClusterReplicasTest {
 
         /** extra: more settings for every node (key=value). */
         Cluster(String... extra) throws Exception {
+            this(i -> extra);
+        }
+
+        /** extra(i): more settings of node i + 1 (broker.rack=..., group settings). */
+        Cluster(java.util.function.IntFunction<String[]> extra) throws Exception {
             int[] ports = new int[3], ctrl = new int[3];
             for (int i = 0; i < 3; i++) {
                 ports[i] = SamsaServer.freePort();
@@ -53,12 +58,13 @@ class ClusterReplicasTest {
             }
             try {
                 for (int i = 0; i < 3; i++) {
-                    List<String> o = new ArrayList<>(List.of("node.id=" + (i + 1), "process.roles=broker,controller",
+                    List<String> settings = new ArrayList<>(List.of("node.id=" + (i + 1),
+                            "process.roles=broker,controller",
                             "listeners=PLAINTEXT://127.0.0.1:" + ports[i] + ",CONTROLLER://127.0.0.1:" + ctrl[i],
                             "controller.listener.names=CONTROLLER", "controller.quorum.voters=" + voters,
                             "controller.quorum.election.timeout.ms=500", "broker.heartbeat.interval.ms=500"));
-                    o.addAll(List.of(extra));
-                    nodes.add(new SamsaServer(ports[i], o.toArray(new String[0])));
+                    settings.addAll(List.of(extra.apply(i)));
+                    nodes.add(new SamsaServer(ports[i], settings.toArray(new String[0])));
                 }
             } catch (Exception e) {
                 close();
