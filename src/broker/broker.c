@@ -926,6 +926,11 @@ logs:;
             .marker_arg = b,
         }};
     if ((rc = log_manager_open(&lo, &b->logs))) goto out;
+    /* In a cluster the coordinators start with nothing loaded, before any partition
+     * exists here: they load each partition of their topics this broker comes to lead
+     * (broker_coordinators_leadership, as metadata applies). */
+    if (b->s.cluster_mode && (rc = broker_groups_start(b))) goto out;
+    if (b->s.cluster_mode && (rc = txn_coordinator_start(b))) goto out;
 
     /* Partitions of every topic in the image; then the folders no topic
      * claims are closed and left on disk as they are. */
@@ -952,8 +957,7 @@ logs:;
     log_manager_wait_topic(b->logs, "__consumer_offsets");
     log_manager_wait_topic(b->logs, "__transaction_state");
     if ((rc = broker_delayed_start(b))) goto out;
-    /* The group and transaction coordinators follow their topics' partition leadership in
-     * a cluster (issue 13); until then a cluster has none. */
+    /* A single node's coordinators load their whole topics now. */
     if (!b->s.cluster_mode && (rc = broker_groups_start(b))) goto out;
     if (!b->s.cluster_mode && (rc = txn_coordinator_start(b))) goto out;
 
