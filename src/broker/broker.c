@@ -821,9 +821,7 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     o->serve_ctx = b;
     rc = cluster_start(o, &b->cluster);
     free(o);
-    if (rc) return rc;
-    b->controller.quorum.ctx = b->cluster;
-    return SM_OK;
+    return rc;
 }
 
 void broker_close_unclaimed_logs(broker_t *b) {

@@ -121,7 +121,7 @@ struct broker {
     broker_listener_t listeners[BROKER_MAX_LISTENERS];
     int nlisteners;
     broker_listener_t ctrl_listener; /* cluster mode, controller role: CONTROLLER */
-    struct cluster *cluster;         /* cluster mode */
+    struct cluster *_Atomic cluster; /* cluster mode (set while handlers run) */
     int lock_fds[BROKER_MAX_LOG_DIRS]; /* flock'ed .lock of each log dir */
     int nlocks;
     pthread_mutex_t pid_mu; /* producer id block */

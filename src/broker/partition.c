@@ -113,13 +113,6 @@ int16_t broker_partition_absent_error(broker_t *b, sm_str_t topic, const sm_uuid
 int16_t broker_partition_leader(broker_t *b, const meta_topic_t *t, const meta_partition_t *mp,
                                 int32_t *leader) {
     bool none = mp->leader < 0 || log_manager_pending(b->logs, t->name, mp->id);
-    if (!none && b->s.cluster_mode && mp->leader == b->s.node_id) {
-        /* This broker leads it by the image but has not made it its own yet
-         * (the log is being created): not announced before it is served. */
-        broker_partition_t *p = broker_partition_get(b, &t->id, mp->id);
-        none = !p || !broker_partition_serves(p);
-        if (p) broker_partition_put(p);
-    }
     *leader = none ? -1 : mp->leader;
     return none ? PROTO_ERR_LEADER_NOT_AVAILABLE : PROTO_ERR_NONE;
 }

@@ -1171,7 +1171,7 @@ static int open_log(cluster_t *cl, raft_restore_t *rs, sm_arena_t *a, restore_ct
     return SM_OK;
 }
 
-int cluster_start(const cluster_opts_t *o, cluster_t **out) {
+int cluster_start(const cluster_opts_t *o, cluster_t *_Atomic *out) {
     cluster_t *cl = calloc(1, sizeof(*cl));
     if (!cl) return SM_ERR_NOMEM;
     cl->o = *o;
@@ -1245,6 +1245,10 @@ int cluster_start(const cluster_opts_t *o, cluster_t **out) {
         goto fail;
     }
     cl_peers_init(cl);
+    /* Published before anything can call back: the controller listener, the applier
+     * (drain) and the client listeners' handlers already running find it. */
+    o->controller->quorum.ctx = cl;
+    *out = cl;
     if (o->is_controller && (st = cl_serve_start(cl)) != SM_OK) goto fail;
     drain(cl);
     if (pthread_create(&cl->thread, NULL, quorum_main, cl)) {
@@ -1252,9 +1256,11 @@ int cluster_start(const cluster_opts_t *o, cluster_t **out) {
         goto fail;
     }
     cl->thread_started = true;
-    *out = cl;
     return SM_OK;
 fail:
+    /* The broker does not start: nothing serves requests any more. */
+    *out = NULL;
+    o->controller->quorum.ctx = NULL;
     cluster_stop(cl);
     return st ? st : SM_ERR;
 }

@@ -73,9 +73,10 @@ typedef struct cluster_opts {
 } cluster_opts_t;
 
 /* Reads process.roles-related settings; see broker.c. Starts the threads and the controller
- * listener. Logs and returns an error when the metadata log or quorum-state file cannot be
- * used. */
-int cluster_start(const cluster_opts_t *o, cluster_t **out);
+ * listener. *out and the controller's quorum.ctx are set before any thread starts (the
+ * broker's handlers read them concurrently: both atomic). Logs and returns an error when
+ * the metadata log or quorum-state file cannot be used. */
+int cluster_start(const cluster_opts_t *o, cluster_t *_Atomic *out);
 /* Graceful stop: a broker asks to be fenced (controlled shutdown) and a leader resigns, each
  * waited for up to a few seconds; then the threads stop and the log closes. */
 void cluster_stop(cluster_t *cl);
