@@ -364,6 +364,11 @@ static raft_msg_t *msg_new(raft_t *r, raft_msg_kind_t kind, int32_t to) {
     m->epoch = r->qs.epoch;
     m->leader_id = r->qs.leader_id;
     memcpy(m->cluster_id, r->cfg.cluster_id, sizeof(m->cluster_id));
+    int li = r->qs.leader_id >= 0 ? raft_voters_find(current_set(r), r->qs.leader_id) : -1;
+    if (li >= 0 && current_set(r)->v[li].host[0]) {
+        memcpy(m->leader_host, current_set(r)->v[li].host, sizeof(m->leader_host));
+        m->leader_port = current_set(r)->v[li].port;
+    }
     return m;
 }
 
@@ -1169,7 +1174,9 @@ static void handle_fetch_snapshot_resp(raft_t *r, int64_t now, const raft_msg_t 
 
 void raft_step(raft_t *r, int64_t now, const raft_msg_t *m) {
     if (m->to != r->cfg.node_id) return;
-    if (m->from == r->cfg.node_id || m->from < 0) { /* not a peer: nothing to answer */
+    /* not a peer: nothing to answer (a Fetch answer of a bootstrap server, whose id the
+     * transport does not know, only tells who leads) */
+    if (m->from == r->cfg.node_id || (m->from < 0 && m->kind != RAFT_MSG_FETCH_RESP)) {
         refuse_log(r, m, PROTO_ERR_INVALID_REQUEST, "sender is not a peer");
         return;
     }

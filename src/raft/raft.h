@@ -101,6 +101,11 @@ typedef struct raft_msg {
     int32_t epoch;     /* sender's epoch (candidate epoch of a Vote; replica epoch of a pre-vote) */
     int16_t error;     /* responses: Kafka error code */
     int32_t leader_id; /* responses: the responder's known leader */
+    /* responses: the leader's controller endpoint when the responder knows it (Kafka's
+     * NodeEndpoints), so an observer that knows no voter can reach the leader; host ""
+     * when unknown */
+    char leader_host[RAFT_HOST_MAX];
+    uint16_t leader_port;
     char cluster_id[RAFT_CLUSTER_ID_MAX];
     union {
         struct {
