@@ -162,7 +162,10 @@ def test_standalone_quorum_grows_fails_over_and_shrinks(nodes, tools):
              what="the last voter leading once the leader removed itself")
     f = status(tools, "--bootstrap-server", new_leader.bootstrap)
     assert voter_ids(f) == [other.node_id], f
-    assert f'"id": {new_leader.node_id}' in f["CurrentObservers"], f
+    # the removed leader follows on as an observer
+    wait_for(lambda: f'"id": {new_leader.node_id}' in status(
+        tools, "--bootstrap-server", new_leader.bootstrap)["CurrentObservers"],
+        timeout=30, interval=0.5, what="the removed leader listed as an observer")
     admin = AdminClient({"bootstrap.servers": new_leader.bootstrap})
     fut = admin.create_topics([NewTopic("one-voter", 1, 1)], operation_timeout=10)
     wait_for(lambda: fut["one-voter"].done(), timeout=30, what="CreateTopics with one voter")
