@@ -26,6 +26,7 @@
 #include "cluster/cluster.h"
 #include "broker/delayed.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "broker/group_host.h"
 #include "txn/coordinator.h"
 #include "protocol/records.h"
@@ -330,8 +331,9 @@ static int load_settings(broker_t *b, sm_config_t *c) {
     if (!s->cluster_mode) {
         /* A single node: Kafka's KRaft keys name nothing Samsa needs. */
         static const char *const unused[] = {"process.roles",
-                                             "controller.quorum.bootstrap.servers", NULL};
-        /* (a dynamic quorum needs process.roles and a controller listener) */
+                                             "controller.quorum.bootstrap.servers",
+                                             "offsets.topic.replication.factor",
+                                             "transaction.state.log.replication.factor", NULL};
         for (const char *const *k = unused; *k; k++)
             if (sm_config_is_set(c, *k))
                 sm_warn("config", "%s: Kafka setting Samsa does not act on; ignored (a single "
@@ -563,7 +565,11 @@ static void on_conn_close(net_conn_t *c, void *arg) {
     (void)arg;
 }
 
-int broker_internal_topic(broker_t *b, const char *name, int32_t partitions,
+int16_t broker_internal_rf(broker_t *b, const char *key) {
+    return b->s.cluster_mode ? (int16_t)sm_config_int(b->cfg, key) : 1;
+}
+
+int broker_internal_topic(broker_t *b, const char *name, int32_t partitions, int16_t rf,
                           const meta_config_kv_t *kv, int nkv, sm_uuid_t *id, int32_t *nparts) {
     sm_str_t n = sm_str_from(name);
     meta_image_rdlock(&b->image);
@@ -572,7 +578,7 @@ int broker_internal_topic(broker_t *b, const char *name, int32_t partitions,
     if (!exists) {
         meta_result_t res;
         sm_uuid_t created;
-        meta_create_topic(&b->controller, n, partitions, 1, kv, nkv, false, &created, &res);
+        meta_create_topic(&b->controller, n, partitions, rf, kv, nkv, false, &created, &res);
         if (res.error) {
             sm_error("broker", "cannot create %s: %s", name, res.message);
             return SM_ERR;
@@ -838,6 +844,11 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     o->snapshot_interval_ms = sm_config_long(cfg, "metadata.log.max.snapshot.interval.ms");
     o->heartbeat_interval_ms = sm_config_int(cfg, "broker.heartbeat.interval.ms");
     o->session_timeout_ms = sm_config_int(cfg, "broker.session.timeout.ms");
+    o->unclean_leader_election = sm_config_bool(cfg, "unclean.leader.election.enable");
+    o->auto_leader_rebalance = sm_config_bool(cfg, "auto.leader.rebalance.enable");
+    o->leader_imbalance_check_ms =
+        sm_config_long(cfg, "leader.imbalance.check.interval.seconds") * 1000;
+    o->leader_imbalance_pct = sm_config_int(cfg, "leader.imbalance.per.broker.percentage");
     for (int i = 0; i < b->nlisteners && o->n_endpoints < META_MAX_ENDPOINTS; i++) {
         meta_endpoint_t *e = &o->endpoints[o->n_endpoints++];
         snprintf(e->name, sizeof(e->name), "%s", b->listeners[i].name);
@@ -1045,6 +1056,8 @@ logs:;
     for (int i = 0; i < b->nlisteners; i++)
         if ((rc = start_listener(b, &b->listeners[i]))) goto out;
     /* After the listeners: the registration carries their bound ports. */
+    /* Fetchers first: partitions are followed as soon as metadata applies. */
+    if (b->s.cluster_mode && (rc = broker_replicas_start(b))) goto out;
     if (b->s.cluster_mode && (rc = start_cluster(b, cfg, dirs[0]))) goto out;
     const broker_listener_t *first = b->nlisteners ? &b->listeners[0] : &b->ctrl_listener;
     b->s.advertised_port = first->advertised_port;
@@ -1077,8 +1090,12 @@ void broker_stop(broker_t *b) {
     }
     /* Then the cluster: controlled shutdown, a leader resigns, the quorum thread (which
      * creates and deletes partitions as metadata applies) stops before they close. */
+    /* Fetchers and the ISR upkeep stop before the quorum thread (they talk to it); what
+     * they hold goes after it (it may still hand them partitions meanwhile). */
+    broker_replicas_stop(b);
     if (b->cluster) cluster_stop(b->cluster);
     b->cluster = NULL;
+    broker_replicas_free(b);
     /* After the network: no handler reaches it any more; its marker thread
      * still writes to the partitions (and tells the group coordinator of
      * markers on __consumer_offsets), closed next. */

@@ -69,6 +69,16 @@ typedef struct broker_settings {
     int32_t fetch_max_bytes;
     bool fsync_before_ack;
     int32_t min_insync_replicas;
+    /* Replication (replica.*, num.replica.fetchers; see replica.h). */
+    int32_t replica_fetch_max_bytes;
+    int32_t replica_fetch_response_max_bytes;
+    int32_t replica_fetch_wait_max_ms;
+    int32_t replica_fetch_min_bytes;
+    int32_t replica_fetch_backoff_ms;
+    int64_t replica_lag_time_max_ms;
+    int32_t replica_socket_timeout_ms;
+    int32_t num_replica_fetchers;
+    bool rack_aware_selector; /* replica.selector.class is RackAwareReplicaSelector */
     int64_t producer_id_expiration_ms;
     int32_t fetch_session_slots; /* max.incremental.fetch.session.cache.slots */
 } broker_settings_t;
@@ -106,6 +116,7 @@ struct broker {
     pthread_mutex_t create_mu; /* serialises broker_partitions_create */
     sm_map_t partitions;       /* topic id + partition index -> broker_partition_t* */
     broker_delayed_t *delayed;
+    struct broker_replicas *replicas; /* cluster mode: fetchers and ISR upkeep (replica.h) */
     group_coordinator_t *groups;
     txn_coordinator_t *txns;
     broker_listener_t listeners[BROKER_MAX_LISTENERS];
@@ -161,9 +172,12 @@ void broker_req_finish_none(broker_req_t *r);
  * the records field ({NULL, len}). The range is released after sending. */
 sm_bytes_t broker_req_add_range(broker_req_t *r, log_range_t *range);
 
+/* The replication factor of an internal topic: the broker key's value (key) in a cluster,
+ * 1 on a single node, which has one broker to hold it. */
+int16_t broker_internal_rf(broker_t *b, const char *key);
 /* Creates an internal topic (__consumer_offsets, __transaction_state) on first
- * start; returns its id and partition count. Logs and fails when it cannot. */
-int broker_internal_topic(broker_t *b, const char *name, int32_t partitions,
+ * start with rf replicas; returns its id and partition count. Logs and fails when it cannot. */
+int broker_internal_topic(broker_t *b, const char *name, int32_t partitions, int16_t rf,
                           const meta_config_kv_t *kv, int nkv, sm_uuid_t *id, int32_t *nparts);
 
 /* Allocates the next producer id (blocks of 1000 from the controller). */
@@ -180,6 +194,9 @@ typedef struct broker_node {
 
 /* The brokers to list for r (nodes.c): strings in r's arena; the count, or -1. */
 int broker_nodes(broker_req_t *r, bool include_fenced, broker_node_t **out);
+/* One of them by id (KIP-951 endpoints of a partition's leader): SM_ERR_NOTFOUND when
+ * it is not listed. */
+int broker_node(broker_req_t *r, int32_t id, broker_node_t *out);
 /* The controller id given to clients. */
 int32_t broker_client_controller_id(broker_t *b);
 

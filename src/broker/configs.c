@@ -39,6 +39,17 @@ static void derive_topic_defaults(broker_t *b, const sm_config_t *c) {
     s->timestamp_before_max_ms = sm_config_long(c, "log.message.timestamp.before.max.ms");
     s->timestamp_after_max_ms = sm_config_long(c, "log.message.timestamp.after.max.ms");
     s->min_insync_replicas = sm_config_int(c, "min.insync.replicas");
+    s->replica_fetch_max_bytes = sm_config_int(c, "replica.fetch.max.bytes");
+    s->replica_fetch_response_max_bytes = sm_config_int(c, "replica.fetch.response.max.bytes");
+    s->replica_fetch_wait_max_ms = sm_config_int(c, "replica.fetch.wait.max.ms");
+    s->replica_fetch_min_bytes = sm_config_int(c, "replica.fetch.min.bytes");
+    s->replica_fetch_backoff_ms = sm_config_int(c, "replica.fetch.backoff.ms");
+    s->replica_lag_time_max_ms = sm_config_long(c, "replica.lag.time.max.ms");
+    s->replica_socket_timeout_ms = sm_config_int(c, "replica.socket.timeout.ms");
+    s->num_replica_fetchers = sm_config_int(c, "num.replica.fetchers");
+    const char *selector = sm_config_str(c, "replica.selector.class");
+    s->rack_aware_selector =
+        selector && strstr(selector, "RackAwareReplicaSelector") != NULL;
 
     log_config_t *d = &b->log_defaults;
     log_config_default(d);

@@ -41,7 +41,9 @@ struct broker_waiter {
 
 struct parked {
     broker_req_t *r;
-    broker_retry_fn retry;
+    broker_retry_fn retry; /* a request's, or NULL for a waiter's fn */
+    broker_wait_fn fn;
+    void *arg;
     int64_t deadline;
     int nparts;
     broker_partition_t **parts;
@@ -91,11 +93,15 @@ static void unregister(parked_t *pk) {
     free(pk->nodes);
 }
 
+static bool check(parked_t *pk, bool final) {
+    return pk->retry ? pk->retry(pk->r, final) : pk->fn(pk->arg, final);
+}
+
 /* Evaluates pk on the delayed thread; frees it once it has responded. pk is
  * not on the ready queue when called, but a wake may queue it again until its
  * waiters are gone, so they go first, then pk leaves both lists. */
 static void evaluate(broker_delayed_t *d, parked_t *pk, bool final) {
-    if (!pk->retry(pk->r, final)) return;
+    if (!check(pk, final)) return;
     unregister(pk);
     pthread_mutex_lock(&d->mu);
     if (pk->prev) pk->prev->next = pk->next;
@@ -169,7 +175,7 @@ static void *delayed_main(void *arg) {
             if (*q) *q = pk->next_ready;
         }
         pthread_mutex_unlock(&d->mu);
-        pk->retry(pk->r, true);
+        check(pk, true);
         unregister(pk);
         free(pk);
         pthread_mutex_lock(&d->mu);
@@ -256,8 +262,8 @@ void broker_delayed_free(broker_t *b) {
     b->delayed = NULL;
 }
 
-void broker_park(broker_t *b, broker_req_t *r, broker_partition_t **parts, int nparts,
-                 int64_t deadline_ms, broker_retry_fn retry) {
+static void park(broker_t *b, broker_req_t *r, broker_retry_fn retry, broker_wait_fn fn,
+                 void *arg, broker_partition_t **parts, int nparts, int64_t deadline_ms) {
     broker_delayed_t *d = b->delayed;
     parked_t *pk = calloc(1, sizeof(*pk));
     broker_partition_t **ps = calloc((size_t)(nparts ? nparts : 1), sizeof(*ps));
@@ -266,11 +272,16 @@ void broker_park(broker_t *b, broker_req_t *r, broker_partition_t **parts, int n
         free(pk);
         free(ps);
         free(nodes);
-        retry(r, true);
+        if (retry)
+            retry(r, true);
+        else
+            fn(arg, true);
         return;
     }
     pk->r = r;
     pk->retry = retry;
+    pk->fn = fn;
+    pk->arg = arg;
     pk->deadline = deadline_ms;
     pk->nparts = nparts;
     pk->parts = ps;
@@ -292,8 +303,8 @@ void broker_park(broker_t *b, broker_req_t *r, broker_partition_t **parts, int n
         /* The delayed thread is gone (broker stopping): answer now. */
         pthread_mutex_unlock(&d->mu);
         unregister(pk);
+        check(pk, true);
         free(pk);
-        retry(r, true);
         return;
     }
     /* Published, with one evaluation due: data may have arrived between the
@@ -305,6 +316,16 @@ void broker_park(broker_t *b, broker_req_t *r, broker_partition_t **parts, int n
     d->ready = pk;
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
+}
+
+void broker_park(broker_t *b, broker_req_t *r, broker_partition_t **parts, int nparts,
+                 int64_t deadline_ms, broker_retry_fn retry) {
+    park(b, r, retry, NULL, NULL, parts, nparts, deadline_ms);
+}
+
+void broker_park_wait(broker_t *b, broker_partition_t *p, int64_t deadline_ms, broker_wait_fn fn,
+                      void *arg) {
+    park(b, NULL, NULL, fn, arg, &p, 1, deadline_ms);
 }
 
 void broker_wake(broker_t *b, broker_partition_t *p) {

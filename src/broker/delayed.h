@@ -32,6 +32,13 @@ void broker_delayed_free(broker_t *b);
  * deadline_ms (monotonic). retry is called on the delayed thread. */
 void broker_park(broker_t *b, broker_req_t *r, broker_partition_t **parts, int nparts,
                  int64_t deadline_ms, broker_retry_fn retry);
+/* A waiter that is not a request (the coordinators' writes waiting for the
+ * replicas): fn(arg, final) is evaluated like a parked request's retry (true
+ * when done; final: the deadline passed or the broker stops, it must finish).
+ * Woken by broker_wake(p). */
+typedef bool (*broker_wait_fn)(void *arg, bool final);
+void broker_park_wait(broker_t *b, broker_partition_t *p, int64_t deadline_ms, broker_wait_fn fn,
+                      void *arg);
 /* Called after appending to p: wakes the fetches parked on it. */
 void broker_wake(broker_t *b, broker_partition_t *p);
 

@@ -24,6 +24,7 @@ static bool controller_api(int16_t key) {
     case 20: /* DeleteTopics */
     case 33: /* AlterConfigs */
     case 37: /* CreatePartitions */
+    case 43: /* ElectLeaders */
     case 44: /* IncrementalAlterConfigs */
     case 49: /* AlterClientQuotas */
     case 55: /* DescribeQuorum */

@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "broker/delayed.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "group/coordinator.h"
 #include "protocol/errors.h"
 #include "protocol/records.h"
@@ -34,7 +35,11 @@ static int host_append(void *ctx, int32_t part, uint8_t *batch, size_t len, int6
     if (!p) return SM_ERR_NOTFOUND;
     int64_t first, last;
     pthread_mutex_lock(&p->mu);
-    int rc = log_append(p->log, batch, len, p->leader_epoch, &first, &last);
+    /* Only the leader writes (a cluster moves the coordinator with it). */
+    int rc = broker_partition_serves(p)
+                 ? log_append(p->log, batch, len, p->leader_epoch, &first, &last)
+                 : SM_ERR_AGAIN;
+    if (rc == SM_OK) broker_replica_appended(p);
     pthread_mutex_unlock(&p->mu);
     /* A transactional batch (TxnOffsetCommit) joins its producer's open
      * transaction in the partition's producer state, as a produce would. */
@@ -57,6 +62,8 @@ typedef struct durable_wait {
     broker_partition_t *p;
     group_durable_fn done;
     void *arg;
+    broker_t *b;
+    int64_t end;
 } durable_wait_t;
 
 static void flushed(void *arg, int status) {
@@ -66,10 +73,21 @@ static void flushed(void *arg, int status) {
     free(w);
 }
 
+/* In a cluster the ISR has the write: then, with fsync before ack, the flush. */
+static void replicated(void *arg, int status) {
+    durable_wait_t *w = arg;
+    if (status != SM_OK || !w->b->s.fsync_before_ack) {
+        flushed(w, status);
+        return;
+    }
+    int rc = log_flush_request(log_manager_flusher(w->b->logs), w->p->log, w->end, flushed, w);
+    if (rc != SM_ERR_AGAIN) flushed(w, rc);
+}
+
 static void host_when_durable(void *ctx, int32_t part, int64_t end, group_durable_fn done,
                               void *arg) {
     group_host_ctx_t *h = ctx;
-    if (!h->b->s.fsync_before_ack) {
+    if (!h->b->s.fsync_before_ack && !h->b->s.cluster_mode) {
         done(arg, SM_OK);
         return;
     }
@@ -80,9 +98,12 @@ static void host_when_durable(void *ctx, int32_t part, int64_t end, group_durabl
         done(arg, p ? SM_ERR_NOMEM : SM_ERR_NOTFOUND);
         return;
     }
-    *w = (durable_wait_t){p, done, arg};
-    int rc = log_flush_request(log_manager_flusher(h->b->logs), p->log, end, flushed, w);
-    if (rc != SM_ERR_AGAIN) flushed(w, rc);
+    *w = (durable_wait_t){p, done, arg, h->b, end};
+    if (p->replicated)
+        broker_replica_when_replicated(
+            p, end, sm_config_int(h->b->cfg, "offsets.commit.timeout.ms"), replicated, w);
+    else
+        replicated(w, SM_OK);
 }
 
 static int read_batch(void *arg, const uint8_t *batch, size_t len, const proto_batch_header_t *h) {
@@ -162,7 +183,8 @@ static int offsets_topic(broker_t *b, sm_uuid_t *id, int32_t *partitions) {
         meta_result_t res;
         sm_uuid_t created;
         meta_create_topic(&b->controller, name,
-                          sm_config_int(b->cfg, "offsets.topic.num.partitions"), 1, kv, 2, false,
+                          sm_config_int(b->cfg, "offsets.topic.num.partitions"),
+                          broker_internal_rf(b, "offsets.topic.replication.factor"), kv, 2, false,
                           &created, &res);
         if (res.error) {
             sm_error("group", "cannot create %s: %s", OFFSETS_TOPIC, res.message);

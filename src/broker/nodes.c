@@ -52,6 +52,17 @@ int broker_nodes(broker_req_t *r, bool include_fenced, broker_node_t **out) {
     return n;
 }
 
+int broker_node(broker_req_t *r, int32_t id, broker_node_t *out) {
+    broker_node_t *all;
+    int n = broker_nodes(r, false, &all);
+    for (int i = 0; i < n; i++)
+        if (all[i].id == id) {
+            *out = all[i];
+            return SM_OK;
+        }
+    return n < 0 ? SM_ERR_NOMEM : SM_ERR_NOTFOUND;
+}
+
 int32_t broker_client_controller_id(broker_t *b) {
     /* Kafka's brokers name a live broker (clients cannot reach controllers, and any broker
      * relays controller requests): this one. */

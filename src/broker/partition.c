@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "broker/delayed.h"
+#include "broker/replica.h"
 #include "metadata/topic_config.h"
 #include "protocol/errors.h"
 #include "protocol/records.h"
@@ -140,6 +141,7 @@ void broker_partition_put(broker_partition_t *p) {
     }
     txn_producer_state_free(&p->producers);
     txn_aborted_index_free(&p->aborted);
+    broker_replica_free(p);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -197,7 +199,9 @@ static void topic_produce_configs(broker_t *b, const meta_topic_t *t, broker_par
     p->timestamp_before_max_ms = b->s.timestamp_before_max_ms;
     p->timestamp_after_max_ms = b->s.timestamp_after_max_ms;
     p->compacted = b->log_defaults.compact;
+    p->min_isr = b->s.min_insync_replicas;
     pthread_mutex_unlock(&b->settings_mu);
+    if ((v = meta_topic_config(t, "min.insync.replicas"))) p->min_isr = (int32_t)strtol(v, NULL, 10);
     if ((v = meta_topic_config(t, "max.message.bytes")))
         p->max_message_bytes = (int32_t)strtol(v, NULL, 10);
     if ((v = meta_topic_config(t, "cleanup.policy"))) p->compacted = strstr(v, "compact") != NULL;
@@ -226,7 +230,7 @@ int broker_partition_track_batch(broker_partition_t *p, const proto_batch_header
 
 int64_t broker_partition_lso(broker_partition_t *p) {
     int64_t first = txn_producer_state_first_open_txn(&p->producers);
-    int64_t hw = log_end_offset(p->log);
+    int64_t hw = broker_partition_hw(p);
     return first >= 0 && first < hw ? first : hw;
 }
 
@@ -257,10 +261,13 @@ int16_t broker_partition_write_marker(broker_partition_t *p, int64_t producer_id
                                   commit ? PROTO_CONTROL_COMMIT : PROTO_CONTROL_ABORT, now);
     if (!len) return PROTO_ERR_UNKNOWN_SERVER_ERROR;
     int16_t err = PROTO_ERR_NONE;
+    bool moved = false;
     pthread_mutex_lock(&p->mu);
     const txn_producer_t *known = txn_producer_state_get(&p->producers, producer_id);
     int64_t first, last;
-    if (known && epoch < known->epoch) {
+    if (p->replicated && !atomic_load(&p->leader)) {
+        err = PROTO_ERR_NOT_LEADER_OR_FOLLOWER;
+    } else if (known && epoch < known->epoch) {
         err = PROTO_ERR_INVALID_PRODUCER_EPOCH;
     } else if (known && coordinator_epoch < known->coordinator_epoch) {
         err = PROTO_ERR_TRANSACTION_COORDINATOR_FENCED;
@@ -277,15 +284,15 @@ int16_t broker_partition_write_marker(broker_partition_t *p, int64_t producer_id
                      "state (out of memory)",
                      p->topic, p->index, (long long)first);
         broker_partition_after_append(p);
+        moved = broker_replica_appended(p);
     }
     pthread_mutex_unlock(&p->mu);
-    if (err == PROTO_ERR_NONE) broker_wake(p->b, p);
+    if (err == PROTO_ERR_NONE || moved) broker_wake(p->b, p);
     return err;
 }
 
-static int replay_producer_batch(void *arg, const uint8_t *batch, size_t len,
-                                 const proto_batch_header_t *h) {
-    broker_partition_t *p = arg;
+int broker_partition_replay_batch(broker_partition_t *p, const uint8_t *batch, size_t len,
+                                  const proto_batch_header_t *h) {
     if (h->producer_id < 0) return SM_OK;
     if (h->attributes & PROTO_ATTR_CONTROL) {
         int32_t coord_epoch;
@@ -303,6 +310,11 @@ static int replay_producer_batch(void *arg, const uint8_t *batch, size_t len,
     }
     return broker_partition_track_batch(p, h, h->base_offset, proto_batch_last_offset(h),
                                         h->max_timestamp);
+}
+
+static int replay_producer_batch(void *arg, const uint8_t *batch, size_t len,
+                                 const proto_batch_header_t *h) {
+    return broker_partition_replay_batch(arg, batch, len, h);
 }
 
 /* Loads the newest producer snapshot and replays batches appended after it. */
@@ -344,6 +356,32 @@ static void restore_producers(broker_partition_t *p) {
                  p->topic, p->index, (long long)from, sm_strerror(rc));
 }
 
+void broker_partition_log_truncated(broker_partition_t *p) {
+    /* Snapshots past the new end describe batches that are gone. */
+    int64_t end = log_end_offset(p->log);
+    DIR *d = opendir(log_dir(p->log));
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            if (n == 29 && strcmp(e->d_name + 20, ".snapshot") == 0 &&
+                strtoll(e->d_name, NULL, 10) > end) {
+                char path[4096];
+                snprintf(path, sizeof(path), "%s/%s", log_dir(p->log), e->d_name);
+                unlink(path);
+            }
+        }
+        closedir(d);
+    }
+    txn_producer_state_free(&p->producers);
+    txn_producer_state_init(&p->producers);
+    txn_aborted_index_free(&p->aborted);
+    txn_aborted_index_init(&p->aborted);
+    p->last_snapshot_offset = -1;
+    restore_producers(p); /* the aborted index too: from its files below the snapshot */
+    p->snapshot_segments = log_segment_count(p->log);
+}
+
 int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) {
     int first_err = SM_OK;
     log_config_t cfg;
@@ -362,14 +400,14 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         pkey_t k = make_key(&t->id, i);
         pthread_mutex_lock(&b->partitions_mu);
         broker_partition_t *have = sm_map_get(&b->partitions, &k, sizeof(k));
-        if (have && have->leader_epoch != t->partitions[i].leader_epoch) {
-            /* a leadership change: the epoch clients and followers check */
-            have->leader_epoch = t->partitions[i].leader_epoch;
-            sm_info("broker", "%s-%d: leader now %d (leader epoch %d)", t->name, i,
-                    t->partitions[i].leader, t->partitions[i].leader_epoch);
-        }
+        if (have) atomic_fetch_add(&have->refs, 1);
         pthread_mutex_unlock(&b->partitions_mu);
-        if (have) continue;
+        if (have) {
+            /* leadership, epochs, replicas, ISR: as the image has them now */
+            broker_replica_update(have, &t->partitions[i]);
+            broker_partition_put(have);
+            continue;
+        }
         broker_partition_t *p = calloc(1, sizeof(*p));
         if (!p) {
             first_err = SM_ERR_NOMEM;
@@ -410,6 +448,13 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         log_set_config(p->log, &cfg);
         restore_producers(p);
         p->snapshot_segments = log_segment_count(p->log);
+        if ((rc = broker_replica_init(p, &t->partitions[i])) != SM_OK) {
+            sm_error("broker", "%s-%d: replication state not set up (%s); the partition is offline",
+                     t->name, i, sm_strerror(rc));
+            broker_partition_put(p);
+            if (!first_err) first_err = rc;
+            continue;
+        }
         pthread_mutex_lock(&b->partitions_mu);
         rc = sm_map_put(&b->partitions, &k, sizeof(k), p);
         pthread_mutex_unlock(&b->partitions_mu);
@@ -439,6 +484,7 @@ void broker_partitions_delete(broker_t *b, const meta_topic_t *t) {
         else
             sm_error("broker", "%s-%d: the log is not registered under this topic id: kept",
                      p->topic, p->index);
+        broker_replica_stop(p);
         /* Parked fetches answer now (the partition is gone for them). */
         broker_wake(b, p);
         broker_partition_put(p); /* the registry's reference */

@@ -14,6 +14,7 @@
 #include "base/err.h"
 #include "broker/broker.h"
 #include "protocol/records.h"
+#include "storage/leader_epochs.h"
 #include "txn/aborted_index.h"
 #include "txn/producer_state.h"
 
@@ -42,6 +43,17 @@ struct broker_partition {
     int64_t timestamp_before_max_ms;
     int64_t timestamp_after_max_ms;
     broker_waiter_t *waiters; /* parked fetches (under mu) */
+    /* Replication (replica.h). Single node: replicated false, leader true, the
+     * high watermark is the log end. Under mu unless atomic. */
+    bool replicated;          /* cluster mode: the image's replica set governs it */
+    _Atomic bool leader;      /* this broker leads it */
+    int32_t leader_id;        /* -1: none */
+    int32_t partition_epoch;
+    _Atomic int64_t hw;       /* high watermark (replicated only) */
+    int32_t min_isr;          /* min.insync.replicas */
+    struct replica_set *rs;   /* replicas and ISR as this broker knows them (replicated) */
+    log_epochs_t epochs;      /* leader-epoch cache (replicated) */
+    int32_t fetch_from;       /* the leader whose fetcher has it, -1: none */
 };
 
 /* After an append, under p->mu: snapshots the producer state when a segment
@@ -69,6 +81,14 @@ int64_t broker_partition_lso(broker_partition_t *p);
  */
 int16_t broker_partition_write_marker(broker_partition_t *p, int64_t producer_id, int16_t epoch,
                                       int32_t coordinator_epoch, bool commit);
+/* The producer state (and aborted index) of one batch read from the log or
+ * fetched from a leader. Under p->mu. */
+SM_MUST_CHECK int broker_partition_replay_batch(broker_partition_t *p, const uint8_t *batch,
+                                                size_t len, const proto_batch_header_t *h);
+/* After the log lost its tail or restarted elsewhere (replication): the
+ * producer state, aborted index and snapshots are rebuilt from what is left.
+ * Under p->mu. */
+void broker_partition_log_truncated(broker_partition_t *p);
 /* Looks up (and references) the partition, or NULL. */
 broker_partition_t *broker_partition_get(broker_t *b, const sm_uuid_t *topic_id, int32_t index);
 void broker_partition_put(broker_partition_t *p);

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cli/kclient.h"
+#include "client/kclient.h"
 
 enum adm_kind {
     ADM_FLAG, /* bool, no value */

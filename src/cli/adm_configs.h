@@ -7,7 +7,7 @@
 #define SAMSA_CLI_ADM_CONFIGS_H
 
 #include "cli/adm_args.h"
-#include "cli/kclient.h"
+#include "client/kclient.h"
 
 enum { ADM_RES_TOPIC = 2, ADM_RES_BROKER = 4 };
 enum { ADM_OP_SET = 0, ADM_OP_DELETE = 1, ADM_OP_APPEND = 2, ADM_OP_SUBTRACT = 3 };

@@ -12,8 +12,9 @@
  *   unfenced --no heartbeat for broker.session.timeout.ms, or WantShutDown--> fenced
  * Each transition is one metadata change: the broker record (RegisterBrokerRecord,
  * UnfenceBrokerRecord, BrokerRegistrationChangeRecord fenced) with the PartitionChangeRecords
- * it implies (a fenced broker's partitions lose their leader; an unfenced broker leads again
- * the partitions it is the replica of that have none). Invariants: a broker's change is not
+ * it implies (partitions.c: a fenced or shutting-down broker leaves the ISRs and its
+ * leaderships move to other in-sync replicas; leaderless partitions get a leader when a broker
+ * of their ISR is unfenced). Invariants: a broker's change is not
  * proposed again until the previous one is applied (pending offset); liveness is reset when
  * this node becomes active, so brokers get a full session to reach the new controller.
  */
@@ -26,7 +27,6 @@
 #include "metadata/record.h"
 #include "protocol/errors.h"
 #include "protocol/gen/broker_registration_change_record.h"
-#include "protocol/gen/partition_change_record.h"
 #include "protocol/gen/register_broker_record.h"
 #include "protocol/gen/unfence_broker_record.h"
 
@@ -111,6 +111,10 @@ void cl_agent_tick(cluster_t *cl, int64_t now) {
 }
 
 void cl_agent_failed(cluster_t *cl, cl_out_t *o) {
+    if (o->kind == CL_OUT_ALTER) {
+        cl_alter_failed(cl, o);
+        return;
+    }
     if (o->kind == CL_OUT_REGISTER) cl->reg_inflight = false;
     if (o->kind == CL_OUT_HEARTBEAT) cl->hb_inflight = false;
     cl->next_agent_at = cl_now() + RETRY_MS;
@@ -118,6 +122,10 @@ void cl_agent_failed(cluster_t *cl, cl_out_t *o) {
 
 void cl_agent_response(cluster_t *cl, cl_out_t *o, sm_reader_t *r, sm_arena_t *a) {
     int64_t now = cl_now();
+    if (o->kind == CL_OUT_ALTER) {
+        cl_alter_response(cl, o, r, a);
+        return;
+    }
     if (o->kind == CL_OUT_REGISTER) {
         cl->reg_inflight = false;
         proto_broker_registration_response_t resp;
@@ -189,14 +197,7 @@ void cl_ctrl_became_active(cluster_t *cl, int64_t now) {
     cl->next_fence_check = now + cl->o.heartbeat_interval_ms;
 }
 
-/* A growing list of framed records for one change. */
-typedef struct recs {
-    sm_bytes_t *v;
-    int n, cap;
-    bool oom;
-} recs_t;
-
-static void recs_add(recs_t *rs, int16_t type, int16_t version, const void *msg) {
+void cl_recs_add(cl_recs_t *rs, int16_t type, int16_t version, const void *msg) {
     meta_record_t rec = {type, version, msg};
     size_t len = meta_record_size(&rec);
     uint8_t *buf = malloc(len);
@@ -222,57 +223,33 @@ static void recs_add(recs_t *rs, int16_t type, int16_t version, const void *msg)
     rs->v[rs->n++] = (sm_bytes_t){buf, (int32_t)len};
 }
 
-static void recs_free(recs_t *rs) {
+void cl_recs_free(cl_recs_t *rs) {
     for (int i = 0; i < rs->n; i++)
         free((void *)rs->v[i].ptr);
     free(rs->v);
 }
 
-/* PartitionChangeRecords moving leadership off broker id (fence) or back to it (unfence):
- * the partitions whose only replica it is (Samsa does not replicate yet, issue 13). */
-static void leadership_changes(cluster_t *cl, recs_t *rs, int32_t id, bool fence) {
-    meta_image_t *img = cl->o.image;
-    meta_image_rdlock(img);
-    size_t it = 0;
-    void *v;
-    while (sm_map_next(&img->topics_by_name, &it, NULL, NULL, &v)) {
-        const meta_topic_t *t = v;
-        for (int32_t i = 0; i < t->n_partitions; i++) {
-            const meta_partition_t *p = &t->partitions[i];
-            bool replica = false;
-            for (int32_t k = 0; k < p->n_replicas; k++)
-                if (p->replicas[k] == id) replica = true;
-            if (!replica) continue;
-            if (fence ? p->leader != id : p->leader >= 0) continue;
-            proto_partition_change_record_t pc;
-            proto_partition_change_record_init(&pc);
-            pc.partition_id = p->id;
-            pc.topic_id = t->id;
-            pc.leader = fence ? -1 : id;
-            recs_add(rs, PROTO_PARTITION_CHANGE_RECORD_API_KEY, 0, &pc);
-        }
-    }
-    meta_image_unlock(img);
-}
-
-static void propose_change(cluster_t *cl, recs_t *rs, cl_liveness_t *l) {
+static void propose_change(cluster_t *cl, cl_recs_t *rs, cl_liveness_t *l) {
     int64_t first = -1, last = -1;
-    if (!rs->oom && rs->n > 0 && cl_propose_records(cl, rs->v, rs->n, &first, &last) == SM_OK &&
-        l)
-        l->pending = last;
-    recs_free(rs);
+    if (!rs->oom && rs->n > 0 && cl_propose_records(cl, rs->v, rs->n, &first, &last) == SM_OK) {
+        if (l) l->pending = last;
+        cl->part_pending = last;
+    }
+    cl_recs_free(rs);
 }
 
 static void fence(cluster_t *cl, const meta_broker_t *bk, cl_liveness_t *l, bool shutdown) {
-    recs_t rs = {0};
+    cl_recs_t rs = {0};
     proto_broker_registration_change_record_t ch;
     proto_broker_registration_change_record_init(&ch);
     ch.broker_id = bk->id;
     ch.broker_epoch = bk->epoch;
     ch.fenced = 1;
     ch.in_controlled_shutdown = shutdown ? 1 : 0;
-    recs_add(&rs, PROTO_BROKER_REGISTRATION_CHANGE_RECORD_API_KEY, 1, &ch);
-    leadership_changes(cl, &rs, bk->id, true);
+    /* Leadership moves first (a shutting-down broker hands its partitions over), then the
+     * broker is fenced; one metadata transaction, applied whole. */
+    cl_leadership_changes(cl, &rs, bk->id, shutdown ? CL_LEAD_SHUTDOWN : CL_LEAD_FENCE);
+    cl_recs_add(&rs, PROTO_BROKER_REGISTRATION_CHANGE_RECORD_API_KEY, 1, &ch);
     propose_change(cl, &rs, l);
 }
 
@@ -338,11 +315,11 @@ void cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now) {
     rec.features.n = 0;
     rec.rack = q->rack;
     rec.fenced = true;
-    recs_t rs = {0};
-    recs_add(&rs, PROTO_REGISTER_BROKER_RECORD_API_KEY, 3, &rec);
+    cl_recs_t rs = {0};
+    cl_recs_add(&rs, PROTO_REGISTER_BROKER_RECORD_API_KEY, 3, &rec);
     int64_t first = -1, last = -1;
     int rc = rs.oom ? SM_ERR_NOMEM : cl_propose_records(cl, rs.v, rs.n, &first, &last);
-    recs_free(&rs);
+    cl_recs_free(&rs);
     if (rc != SM_OK) {
         respond_registration(in, rc == SM_ERR_AGAIN ? PROTO_ERR_NOT_CONTROLLER
                                                     : PROTO_ERR_UNKNOWN_SERVER_ERROR);
@@ -358,7 +335,7 @@ void cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now) {
         return;
     }
     *ib = (cl_inbound_t){cl->after, 0, last, in->nreq, in->api_key, in->version, in->corr, now,
-                         first};
+                         first, NULL, 0};
     cl->after = ib;
 }
 
@@ -384,24 +361,27 @@ void cl_ctrl_heartbeat(cluster_t *cl, cl_in_t *in, int64_t now) {
     }
     cl_liveness_t *l = live(cl, q->broker_id, now);
     if (l) l->last_heartbeat = now;
-    bool settled = !l || l->pending < cl->apply_next;
+    bool settled = (!l || l->pending < cl->apply_next) && !cl_partitions_busy(cl);
     bool caught_up = q->current_metadata_offset >= copy.epoch;
     if (q->want_shut_down) {
-        if (settled && !(copy.fenced && copy.in_controlled_shutdown)) {
-            sm_info(CL_MOD, "broker %d shuts down: fenced", copy.id);
+        bool done = copy.fenced && copy.in_controlled_shutdown;
+        if (settled && !done) {
+            sm_info(CL_MOD, "broker %d shuts down: its leaderships move, then it is fenced",
+                    copy.id);
             fence(cl, &copy, l, true);
         }
-        respond_heartbeat(in, PROTO_ERR_NONE, caught_up, true, true);
+        /* ShouldShutDown once the handover is applied (the broker asks again meanwhile). */
+        respond_heartbeat(in, PROTO_ERR_NONE, caught_up, true, done);
         return;
     }
     if (copy.fenced && caught_up && settled) {
-        recs_t rs = {0};
+        cl_recs_t rs = {0};
         proto_unfence_broker_record_t uf;
         proto_unfence_broker_record_init(&uf);
         uf.id = copy.id;
         uf.epoch = copy.epoch;
-        recs_add(&rs, PROTO_UNFENCE_BROKER_RECORD_API_KEY, 0, &uf);
-        leadership_changes(cl, &rs, copy.id, false);
+        cl_recs_add(&rs, PROTO_UNFENCE_BROKER_RECORD_API_KEY, 0, &uf);
+        cl_leadership_changes(cl, &rs, copy.id, CL_LEAD_UNFENCE);
         sm_info(CL_MOD, "broker %d caught up with the metadata log: unfenced", copy.id);
         propose_change(cl, &rs, l);
     }
@@ -421,7 +401,8 @@ void cl_ctrl_tick(cluster_t *cl, int64_t now) {
         const meta_broker_t *bk = v;
         if (bk->fenced) continue;
         cl_liveness_t *l = live(cl, bk->id, now);
-        if (l && now - l->last_heartbeat > cl->o.session_timeout_ms && l->pending < cl->apply_next)
+        if (l && now - l->last_heartbeat > cl->o.session_timeout_ms &&
+            l->pending < cl->apply_next && !cl_partitions_busy(cl))
             late[nlate++] = *bk;
     }
     meta_image_unlock(img);

@@ -443,16 +443,20 @@ static void apply_to(cluster_t *cl, int64_t hw) {
         cl->apply_next = off + 1;
         atomic_store(&cl->applied, off);
     }
-    /* Registrations answered once their record is applied. */
+    /* Registrations and AlterPartitions answered once their records are applied. */
     cl_inbound_t **pp = &cl->after;
     while (*pp) {
         cl_inbound_t *ib = *pp;
         if (ib->offset < cl->apply_next) {
             *pp = ib->next;
-            proto_broker_registration_response_t resp;
-            proto_broker_registration_response_init(&resp);
-            resp.broker_epoch = ib->broker_epoch;
-            cl_respond(ib->nreq, ib->api_key, ib->version, ib->corr, &resp);
+            if (ib->frame) {
+                cl_respond_raw(ib->nreq, ib->frame, ib->frame_len);
+            } else {
+                proto_broker_registration_response_t resp;
+                proto_broker_registration_response_init(&resp);
+                resp.broker_epoch = ib->broker_epoch;
+                cl_respond(ib->nreq, ib->api_key, ib->version, ib->corr, &resp);
+            }
             free(ib);
         } else {
             pp = &ib->next;
@@ -492,6 +496,20 @@ static void update_view(cluster_t *cl, int64_t now) {
     if (was && !active) {
         sm_info(CL_MOD, "node %d is no longer the active controller", cl->o.node_id);
         complete_waiters(cl, true, SM_ERR_AGAIN);
+        /* AlterPartitions waiting for their change: it may never commit; the leaders see the
+         * connection close and ask the next controller. */
+        cl_inbound_t **pp = &cl->after;
+        while (*pp) {
+            cl_inbound_t *ib = *pp;
+            if (ib->frame) {
+                *pp = ib->next;
+                net_request_close(ib->nreq);
+                free(ib->frame);
+                free(ib);
+            } else {
+                pp = &ib->next;
+            }
+        }
     }
     if (before != qs.leader_id && qs.leader_id >= 0 && qs.leader_id != cl->o.node_id)
         sm_info(CL_MOD, "controller is node %d (epoch %d)", qs.leader_id, qs.epoch);
@@ -928,7 +946,7 @@ static void handle_in(cluster_t *cl, cl_in_t *in, int64_t now) {
         }
         in->msg.corr = ++cl->next_raft_corr;
         *ib = (cl_inbound_t){cl->inbound, in->msg.corr, -1, in->nreq, in->api_key,
-                             in->version, in->corr, now, 0};
+                             in->version, in->corr, now, 0, NULL, 0};
         cl->inbound = ib;
         raft_step(cl->raft, now, &in->msg);
         break;
@@ -941,6 +959,13 @@ static void handle_in(cluster_t *cl, cl_in_t *in, int64_t now) {
         in->fwd->next = cl->fwds;
         cl->fwds = in->fwd;
         cl_fwd_try(cl, in->fwd, now);
+        break;
+    case CL_IN_ALTER:
+        if (!cl_ctrl_alter_partition(cl, in)) return; /* deferred: kept */
+        break;
+    case CL_IN_ALTER_SEND: cl_alter_send(cl, in->alter, now); break;
+    case CL_IN_ELECT:
+        if (!cl_ctrl_elect(cl, in)) return;
         break;
     case CL_IN_VOTERS: cl_voters_request(cl, in, now); break;
     }
@@ -1008,6 +1033,7 @@ static void *quorum_main(void *arg) {
         drain(cl);
         cl_agent_tick(cl, now);
         cl_ctrl_tick(cl, now);
+        cl_partitions_tick(cl, now);
         sweep(cl, now);
         drain(cl);
         cl_voters_tick(cl, now);
@@ -1381,6 +1407,7 @@ void cluster_stop(cluster_t *cl) {
         cl_inbound_t *ib = cl->after;
         cl->after = ib->next;
         net_request_close(ib->nreq);
+        free(ib->frame);
         free(ib);
     }
     pthread_mutex_lock(&cl->mu);
@@ -1395,6 +1422,17 @@ void cluster_stop(cluster_t *cl) {
             cl->fwds = in->fwd;
             cl_fwd_finish(cl, in->fwd, NULL, 0);
         }
+        if (in->kind == CL_IN_ALTER_SEND) {
+            in->alter->next = cl->alters;
+            cl->alters = in->alter;
+        }
+        if (in->kind == CL_IN_ELECT) {
+            pthread_mutex_lock(&cl->mu);
+            in->elect->status = SM_ERR_AGAIN;
+            in->elect->done = true;
+            pthread_cond_broadcast(&cl->cv);
+            pthread_mutex_unlock(&cl->mu);
+        }
         if (in->kind == CL_IN_PROPOSE) {
             pthread_mutex_lock(&cl->mu);
             in->w->status = SM_ERR_AGAIN;
@@ -1407,6 +1445,7 @@ void cluster_stop(cluster_t *cl) {
         in = next;
     }
     cl_peers_close(cl);
+    cl_partitions_stop(cl);
     txn_reset(cl);
     free(cl->txn_vals);
     free(cl->txn_offs);
@@ -1420,13 +1459,4 @@ void cluster_stop(cluster_t *cl) {
     pthread_cond_destroy(&cl->cv);
     pthread_mutex_destroy(&cl->mu);
     free(cl);
-}
-
-int cluster_alter_partition(cluster_t *cl, const sm_uuid_t *topic_id, int32_t partition,
-                            int32_t leader_epoch, int32_t partition_epoch, const int32_t *isr,
-                            const int64_t *broker_epochs, int32_t n_isr,
-                            cluster_alter_partition_cb done, void *arg) {
-    (void)cl, (void)topic_id, (void)partition, (void)leader_epoch, (void)partition_epoch;
-    (void)isr, (void)broker_epochs, (void)n_isr, (void)done, (void)arg;
-    return SM_ERR_VERSION; /* the controller side lands with issue 13 */
 }

@@ -63,6 +63,10 @@ typedef struct cluster_opts {
     int64_t snapshot_interval_ms;  /* metadata.log.max.snapshot.interval.ms */
     int64_t heartbeat_interval_ms; /* broker.heartbeat.interval.ms */
     int64_t session_timeout_ms;    /* broker.session.timeout.ms */
+    bool unclean_leader_election; /* unclean.leader.election.enable (a topic may override) */
+    bool auto_leader_rebalance;   /* auto.leader.rebalance.enable */
+    int64_t leader_imbalance_check_ms; /* leader.imbalance.check.interval.seconds */
+    int32_t leader_imbalance_pct;      /* leader.imbalance.per.broker.percentage */
     /* This broker's registration: endpoints (advertised), rack ("" for none). */
     meta_endpoint_t endpoints[META_MAX_ENDPOINTS];
     int n_endpoints;
@@ -127,6 +131,23 @@ SM_MUST_CHECK int cluster_alter_partition(cluster_t *cl, const sm_uuid_t *topic_
                                           int32_t partition_epoch, const int32_t *isr,
                                           const int64_t *broker_epochs, int32_t n_isr,
                                           cluster_alter_partition_cb done, void *arg);
+
+/*
+ * ElectLeaders (KIP-460) on the active controller, from the worker thread: type 0 PREFERRED,
+ * 1 UNCLEAN, for each of parts (topic id and partition; error filled with Kafka's code:
+ * NONE, ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE,
+ * UNKNOWN_TOPIC_OR_PARTITION). The caller lists the partitions (all of them for a null list).
+ * Blocks until the elections are committed and applied. SM_ERR_AGAIN: not the active
+ * controller.
+ */
+typedef struct cluster_election {
+    sm_uuid_t topic_id;
+    int32_t partition;
+    int16_t error;
+} cluster_election_t;
+int cluster_elect_leaders(cluster_t *cl, int8_t type, cluster_election_t *parts, int n);
+/* Leaders elected from outside the ISR (unclean.leader.election.enable) by this controller. */
+int64_t cluster_unclean_elections(cluster_t *cl);
 
 /* Parses controller.quorum.voters ("id@host:port,..."); one line to err on failure. */
 int cluster_parse_voters(const char *list, cluster_voter_t *out, int *n, char *err, size_t cap);

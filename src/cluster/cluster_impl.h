@@ -20,10 +20,12 @@ enum {
     CL_API_FETCH = 1,
     CL_API_API_VERSIONS = 18,
     CL_API_CREATE_TOPICS = 19,
+    CL_API_ELECT_LEADERS = 43,
     CL_API_VOTE = 52,
     CL_API_BEGIN_EPOCH = 53,
     CL_API_END_EPOCH = 54,
     CL_API_DESCRIBE_QUORUM = 55,
+    CL_API_ALTER_PARTITION = 56,
     CL_API_FETCH_SNAPSHOT = 59,
     CL_API_BROKER_REGISTRATION = 62,
     CL_API_BROKER_HEARTBEAT = 63,
@@ -44,6 +46,7 @@ enum {
     CL_V_HEARTBEAT = 1,
     CL_V_CREATE_TOPICS = 7,
     CL_V_ALLOCATE_PRODUCER_IDS = 0,
+    CL_V_ALTER_PARTITION = 3,
 };
 
 /* A byte buffer with a read position. */
@@ -76,7 +79,32 @@ typedef enum {
     CL_OUT_FORWARD,
     CL_OUT_REGISTER,
     CL_OUT_HEARTBEAT,
+    CL_OUT_ALTER,
 } cl_out_kind_t;
+
+/* An AlterPartition this broker sends for one of its partitions (partitions.c). Freed when
+ * its request is answered or fails; done is called once (a timeout may call it first). */
+typedef struct cl_alter {
+    struct cl_alter *next; /* in cl->alters while on the wire */
+    sm_uuid_t topic_id;
+    int32_t partition, leader_epoch, partition_epoch, n_isr;
+    int32_t *isr;
+    int64_t *epochs;
+    cluster_alter_partition_cb done;
+    void *arg;
+    bool called;
+    int64_t deadline;
+} cl_alter_t;
+
+/* An ElectLeaders run on the quorum thread for a worker that waits (partitions.c). */
+typedef struct cl_elect {
+    int8_t type;
+    cluster_election_t *parts;
+    int n;
+    int status;
+    bool done;
+    struct cl_waiter *w;
+} cl_elect_t;
 
 /* A request this node sent on a peer connection, awaiting its response. */
 typedef struct cl_out {
@@ -88,6 +116,7 @@ typedef struct cl_out {
     uint64_t raft_corr;
     bool pre_vote;
     cl_fwd_t *fwd; /* CL_OUT_FORWARD */
+    cl_alter_t *alter; /* CL_OUT_ALTER */
 } cl_out_t;
 
 /* Where a node's controller listener is: from controller.quorum.voters, the voter set in
@@ -126,6 +155,9 @@ typedef enum {
     CL_IN_DESCRIBE,   /* DescribeQuorum */
     CL_IN_PROPOSE,    /* a controller operation's records (waiter) */
     CL_IN_FORWARD,    /* a request to relay to the controller (fwd) */
+    CL_IN_ALTER,      /* AlterPartition from a partition leader (body) */
+    CL_IN_ALTER_SEND, /* this broker's AlterPartition to send (alter) */
+    CL_IN_ELECT,      /* ElectLeaders from the worker (elect) */
     CL_IN_VOTERS,     /* AddRaftVoter / RemoveRaftVoter / UpdateRaftVoter (body) */
 } cl_in_kind_t;
 
@@ -143,6 +175,8 @@ typedef struct cl_in {
     void *body;
     cl_waiter_t *w;
     cl_fwd_t *fwd;
+    cl_alter_t *alter;
+    cl_elect_t *elect;
 } cl_in_t;
 
 /* A controller operation waiting for its records to commit and apply. */
@@ -166,6 +200,8 @@ typedef struct cl_inbound {
     int32_t corr;
     int64_t at;
     int64_t broker_epoch;
+    uint8_t *frame; /* a prepared response (size prefix included), else a registration's */
+    size_t frame_len;
 } cl_inbound_t;
 
 /* Controller side: what the active controller knows of each broker's liveness. */
@@ -230,6 +266,13 @@ struct cluster {
     cl_liveness_t live[CL_MAX_BROKERS];
     int n_live;
     int64_t next_fence_check;
+    /* Last offset of a partition change proposed here: decisions about partitions wait
+     * until it is applied, so that each is made on the state the previous one left. */
+    int64_t part_pending;
+    cl_in_t *deferred, *deferred_tail; /* AlterPartition / ElectLeaders waiting for it */
+    int64_t next_rebalance_at;
+    atomic_llong unclean_elections; /* leaders elected outside the ISR */
+    cl_alter_t *alters;             /* this broker's AlterPartitions on the wire */
 
     /* controller listener and worker (controller role) */
     net_server_t *net;
@@ -244,6 +287,13 @@ typedef struct cl_work {
     struct cl_work *next;
     net_request_t *nreq;
 } cl_work_t;
+
+/* A growing list of framed metadata records for one change. */
+typedef struct cl_recs {
+    sm_bytes_t *v;
+    int n, cap;
+    bool oom;
+} cl_recs_t;
 
 /* cluster.c */
 void cl_wake(cluster_t *cl);
@@ -304,5 +354,26 @@ void cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now);
 void cl_ctrl_heartbeat(cluster_t *cl, cl_in_t *in, int64_t now);
 void cl_ctrl_tick(cluster_t *cl, int64_t now);
 void cl_ctrl_became_active(cluster_t *cl, int64_t now);
+void cl_recs_add(cl_recs_t *rs, int16_t type, int16_t version, const void *msg);
+void cl_recs_free(cl_recs_t *rs);
+
+/* partitions.c */
+typedef enum { CL_LEAD_FENCE, CL_LEAD_SHUTDOWN, CL_LEAD_UNFENCE } cl_lead_t;
+/* The PartitionChangeRecords broker id's fencing, controlled shutdown or unfencing implies
+ * (meta_partition_elect on every partition it is a replica of). */
+void cl_leadership_changes(cluster_t *cl, cl_recs_t *rs, int32_t id, cl_lead_t how);
+/* True while a partition change proposed here is not applied yet. */
+bool cl_partitions_busy(cluster_t *cl);
+/* Controller side of AlterPartition / ElectLeaders; false when in was kept (deferred). */
+bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in);
+bool cl_ctrl_elect(cluster_t *cl, cl_in_t *in);
+/* Broker side: sends a queued AlterPartition; its answer or failure. */
+void cl_alter_send(cluster_t *cl, cl_alter_t *a, int64_t now);
+void cl_alter_response(cluster_t *cl, cl_out_t *o, sm_reader_t *r, sm_arena_t *a);
+void cl_alter_failed(cluster_t *cl, cl_out_t *o);
+/* Deferred requests, AlterPartition timeouts, the leader imbalance check. */
+void cl_partitions_tick(cluster_t *cl, int64_t now);
+/* At stop: every deferred request and AlterPartition finished. */
+void cl_partitions_stop(cluster_t *cl);
 
 #endif

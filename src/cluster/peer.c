@@ -12,7 +12,7 @@
  * Invariants: every request on a connection is in `pending` until its response arrives or
  * the connection drops; on a drop each pending request is failed exactly once (Raft requests
  * are forgotten: Raft retries; relays go back to waiting for a controller; registration and
- * heartbeats are marked not in flight).
+ * heartbeats are marked not in flight; an AlterPartition is answered NOT_CONTROLLER).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -118,7 +118,8 @@ static void fail_pending(cluster_t *cl, cl_peer_t *p) {
         cl_out_t *next = o->next;
         if (o->kind == CL_OUT_FORWARD) {
             o->fwd->sent = false; /* waits for a controller again (sweep retries it) */
-        } else if (o->kind == CL_OUT_REGISTER || o->kind == CL_OUT_HEARTBEAT) {
+        } else if (o->kind == CL_OUT_REGISTER || o->kind == CL_OUT_HEARTBEAT ||
+                   o->kind == CL_OUT_ALTER) {
             cl_agent_failed(cl, o);
         }
         free(o);

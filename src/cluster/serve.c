@@ -2,9 +2,11 @@
  * The CONTROLLER listener: its own network thread decodes each request and hands it on, so
  * that nothing a client or a slow controller operation does can hold up Raft traffic.
  *   Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch, FetchSnapshot -> the quorum thread (Raft)
- *   BrokerRegistration, BrokerHeartbeat, DescribeQuorum,
+ *   BrokerRegistration, BrokerHeartbeat, AlterPartition,
+ *   DescribeQuorum,
  *   AddRaftVoter, RemoveRaftVoter, UpdateRaftVoter (KIP-853)    -> the quorum thread
- *   admin requests forwarded by brokers, AllocateProducerIds    -> the worker thread, which
+ *   admin requests forwarded by brokers (ElectLeaders too),
+ *   AllocateProducerIds                                          -> the worker thread, which
  *                                                                   blocks in the controller
  *   ApiVersions                                                  -> answered here
  * Anything else closes the connection, as Kafka's controller does not serve it.
@@ -30,12 +32,14 @@ static const int16_t served[][3] = {
     {20, 1, 6},  /* DeleteTopics */
     {33, 0, 2},  /* AlterConfigs */
     {37, 0, 3},  /* CreatePartitions */
+    {CL_API_ELECT_LEADERS, 0, 2},
     {44, 0, 1},  /* IncrementalAlterConfigs */
     {49, 0, 1},  /* AlterClientQuotas */
     {CL_API_VOTE, 0, 2},
     {CL_API_BEGIN_EPOCH, 0, 1},
     {CL_API_END_EPOCH, 0, 1},
     {CL_API_DESCRIBE_QUORUM, 0, 2},
+    {CL_API_ALTER_PARTITION, 2, 3},
     {57, 0, 1}, /* UpdateFeatures */
     {60, 1, 2}, /* DescribeCluster (controller endpoints) */
     {CL_API_FETCH_SNAPSHOT, 0, 1},
@@ -188,14 +192,17 @@ static void on_request(net_request_t *nreq, void *arg) {
         cl_push(cl, in);
         return;
     }
-    if (key == CL_API_BROKER_REGISTRATION || key == CL_API_BROKER_HEARTBEAT) {
+    if (key == CL_API_BROKER_REGISTRATION || key == CL_API_BROKER_HEARTBEAT ||
+        key == CL_API_ALTER_PARTITION) {
         const proto_api_desc_t *api = proto_api_lookup(key);
         in->body = sm_arena_alloc(&in->arena, api->request->struct_size);
         if (!in->body || api->request->decode(&r, &in->arena, v, in->body) != SM_OK) {
             net_request_close(nreq);
             goto done;
         }
-        in->kind = key == CL_API_BROKER_REGISTRATION ? CL_IN_REGISTER : CL_IN_HEARTBEAT;
+        in->kind = key == CL_API_BROKER_REGISTRATION ? CL_IN_REGISTER
+                   : key == CL_API_BROKER_HEARTBEAT  ? CL_IN_HEARTBEAT
+                                                     : CL_IN_ALTER;
         cl_push(cl, in);
         return;
     }

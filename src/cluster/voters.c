@@ -145,8 +145,13 @@ void cl_voters_request(cluster_t *cl, cl_in_t *in, int64_t now) {
         answer(in->nreq, in->api_key, in->version, in->corr, err, cl);
         return;
     }
-    *ib = (cl_inbound_t){cl->voter_changes, 0,        off,      in->nreq, in->api_key,
-                         in->version,       in->corr, deadline, 0};
+    *ib = (cl_inbound_t){.next = cl->voter_changes,
+                         .offset = off,
+                         .nreq = in->nreq,
+                         .api_key = in->api_key,
+                         .version = in->version,
+                         .corr = in->corr,
+                         .at = deadline};
     cl->voter_changes = ib;
 }
 

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "metadata/replicas.h"
 #include "metadata/topic_config.h"
 #include "protocol/errors.h"
 #include "protocol/gen/client_quota_record.h"
@@ -239,31 +240,69 @@ static void notify_created(meta_controller_t *c, sm_str_t name, int32_t first) {
     meta_image_unlock(c->img);
 }
 
+/* The replicas of new partitions: partition i's rf replicas at replicas[i * rf] (leader
+ * first), its ISR at isr[i * rf] (n_isr[i] of them). */
+typedef struct placement {
+    int32_t n, rf;
+    int32_t *replicas, *isr, *n_isr;
+} placement_t;
+
+static void placement_free(placement_t *pl) {
+    free(pl->replicas);
+    free(pl->isr);
+    free(pl->n_isr);
+    memset(pl, 0, sizeof(*pl));
+}
+
+static int placement_alloc(placement_t *pl, int32_t n, int32_t rf, meta_result_t *res) {
+    size_t cells = (size_t)(n > 0 ? n : 1) * (size_t)(rf > 0 ? rf : 1);
+    pl->n = n;
+    pl->rf = rf;
+    pl->replicas = calloc(cells, sizeof(int32_t));
+    pl->isr = calloc(cells, sizeof(int32_t));
+    pl->n_isr = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
+    if (pl->replicas && pl->isr && pl->n_isr) return SM_OK;
+    placement_free(pl);
+    set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
+    return SM_ERR_NOMEM;
+}
+
+static bool not_active(meta_controller_t *c, meta_result_t *res) {
+    if (!c->quorum.is_active || c->quorum.is_active(c->quorum.ctx)) return false;
+    set_result(res, PROTO_ERR_NOT_CONTROLLER, "This node is not the active controller.");
+    return true;
+}
+
+/* A registered broker that is unfenced and not in controlled shutdown (Kafka's "active"). */
+static bool broker_active(const meta_image_t *img, int32_t id) {
+    const meta_broker_t *bk = meta_image_broker(img, id);
+    return bk && !bk->fenced && !bk->in_controlled_shutdown;
+}
+
 /*
- * Cluster mode: the replica (leader) of each of n new partitions, round robin
- * over the registered unfenced brokers from a random start, as Kafka spreads
- * them. Fails with NOT_CONTROLLER on a node that is not the active controller,
- * and with INVALID_REPLICATION_FACTOR when no broker is available.
+ * Places n new partitions of rf replicas. Single node: this node alone (rf 1). Cluster:
+ * meta_place_replicas over the active brokers from a random start; fails with
+ * NOT_CONTROLLER away from the active controller and INVALID_REPLICATION_FACTOR (Kafka's
+ * messages) when the brokers do not suffice.
  */
-static int place_leaders(meta_controller_t *c, int32_t n, int32_t **out, meta_result_t *res) {
-    *out = NULL;
-    if (c->quorum.is_active && !c->quorum.is_active(c->quorum.ctx)) {
-        set_result(res, PROTO_ERR_NOT_CONTROLLER, "This node is not the active controller.");
-        return SM_ERR_AGAIN;
+static int place_replicas(meta_controller_t *c, int32_t n, int32_t rf, placement_t *pl,
+                          meta_result_t *res) {
+    if (!c->quorum.replicated) {
+        if (placement_alloc(pl, n, 1, res) != SM_OK) return SM_ERR_NOMEM;
+        for (int32_t i = 0; i < n; i++) {
+            pl->replicas[i] = pl->isr[i] = c->node_id;
+            pl->n_isr[i] = 1;
+        }
+        return SM_OK;
     }
-    /* Unfenced brokers in Kafka's rack-alternating order: by rack, then id, taken one rack
-     * at a time, so consecutive partitions land in different racks when there are several. */
-    typedef struct cand {
-        int32_t id;
-        char rack[128];
-    } cand_t;
+    if (not_active(c, res)) return SM_ERR_AGAIN;
     enum { MAX_CANDS = 1024 };
-    cand_t *cands = calloc(MAX_CANDS, sizeof(*cands));
-    int32_t ids[MAX_CANDS];
-    int nb = 0;
-    if (!cands) {
+    meta_place_broker_t *cands = calloc(MAX_CANDS, sizeof(*cands));
+    char(*racks)[128] = calloc(MAX_CANDS, sizeof(*racks));
+    int nb = 0, rc = SM_ERR_NOMEM;
+    if (!cands || !racks) {
         set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
-        return SM_ERR_NOMEM;
+        goto out;
     }
     meta_image_rdlock(c->img);
     size_t it = 0;
@@ -271,56 +310,138 @@ static int place_leaders(meta_controller_t *c, int32_t n, int32_t **out, meta_re
     while (sm_map_next(&c->img->brokers, &it, NULL, NULL, &v) && nb < MAX_CANDS) {
         const meta_broker_t *bk = v;
         if (bk->fenced || bk->in_controlled_shutdown) continue;
-        cands[nb].id = bk->id;
-        memcpy(cands[nb].rack, bk->rack, sizeof(cands[nb].rack));
+        memcpy(racks[nb], bk->rack, sizeof(racks[nb]));
+        cands[nb] = (meta_place_broker_t){bk->id, racks[nb]};
         nb++;
     }
     meta_image_unlock(c->img);
+    rc = SM_ERR_RANGE;
     if (nb == 0) {
-        free(cands);
         set_result(res, PROTO_ERR_INVALID_REPLICATION_FACTOR,
-                   "Unable to replicate the partition 1 time(s): no broker is registered and "
-                   "unfenced yet.");
-        return SM_ERR_RANGE;
+                   "Unable to replicate the partition %d time(s): All brokers are currently "
+                   "fenced.",
+                   rf);
+        goto out;
     }
-    for (int i = 1; i < nb; i++)
-        for (int j = i; j > 0; j--) {
-            int r = strcmp(cands[j - 1].rack, cands[j].rack);
-            if (r < 0 || (r == 0 && cands[j - 1].id < cands[j].id)) break;
-            cand_t t = cands[j];
-            cands[j] = cands[j - 1];
-            cands[j - 1] = t;
-        }
-    /* round k takes the k-th broker of every rack */
-    int rack_start[MAX_CANDS], rack_len[MAX_CANDS], nr = 0;
-    for (int i = 0; i < nb; i++) {
-        if (i == 0 || strcmp(cands[i].rack, cands[i - 1].rack) != 0) {
-            rack_start[nr] = i;
-            rack_len[nr++] = 0;
-        }
-        rack_len[nr - 1]++;
+    if (rf > nb || rf > META_MAX_REPLICAS) {
+        set_result(res, PROTO_ERR_INVALID_REPLICATION_FACTOR,
+                   "Unable to replicate the partition %d time(s): The target replication factor "
+                   "of %d cannot be reached because only %d broker(s) are registered.",
+                   rf, rf, nb);
+        goto out;
     }
-    int taken = 0;
-    for (int k = 0; taken < nb; k++)
-        for (int r = 0; r < nr; r++)
-            if (k < rack_len[r]) ids[taken++] = cands[rack_start[r] + k].id;
-    free(cands);
-    int32_t *l = calloc((size_t)(n > 0 ? n : 1), sizeof(int32_t));
-    if (!l) {
+    if ((rc = placement_alloc(pl, n, rf, res)) != SM_OK) goto out;
+    uint32_t start = (uint32_t)rand();
+    if ((rc = meta_place_replicas(cands, nb, n, rf, start, pl->replicas)) != SM_OK) {
+        placement_free(pl);
         set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
-        return SM_ERR_NOMEM;
+        goto out;
     }
-    int start = (int)((unsigned)rand() % (unsigned)nb);
+    memcpy(pl->isr, pl->replicas, sizeof(int32_t) * (size_t)n * (size_t)rf);
     for (int32_t i = 0; i < n; i++)
-        l[i] = ids[(start + i) % nb];
-    *out = l;
-    return SM_OK;
+        pl->n_isr[i] = rf;
+out:
+    free(cands);
+    free(racks);
+    return rc;
 }
 
-void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
-                       int16_t replication_factor, const meta_config_kv_t *configs,
-                       int32_t nconfigs, bool validate_only, sm_uuid_t *topic_id,
-                       meta_result_t *res) {
+/*
+ * A manual assignment (CreateTopics / CreatePartitions assignments), validated as Kafka's
+ * controller does: each partition's replicas registered brokers, none twice, the same
+ * count for all; the ISR is the active ones, the first of them leads. Single node: only
+ * this node, once.
+ */
+static int place_manual(meta_controller_t *c, const sm_i32_array_t *assign, int32_t n,
+                        placement_t *pl, meta_result_t *res) {
+    int32_t rf = assign[0].n;
+    if (!c->quorum.replicated) {
+        for (int32_t i = 0; i < n; i++)
+            if (assign[i].n != 1 || assign[i].v[0] != c->node_id) {
+                set_result(res, PROTO_ERR_INVALID_REPLICA_ASSIGNMENT,
+                           "Invalid replica assignment: only this broker can hold replicas.");
+                return SM_ERR_RANGE;
+            }
+        return place_replicas(c, n, 1, pl, res);
+    }
+    if (not_active(c, res)) return SM_ERR_AGAIN;
+    for (int32_t i = 0; i < n; i++) {
+        if (assign[i].n <= 0) {
+            set_result(res, PROTO_ERR_INVALID_REPLICA_ASSIGNMENT,
+                       "The manual partition assignment includes an empty replica list.");
+            return SM_ERR_RANGE;
+        }
+        if (assign[i].n > META_MAX_REPLICAS) {
+            set_result(res, PROTO_ERR_INVALID_REPLICATION_FACTOR,
+                       "Unable to replicate the partition %d time(s).", assign[i].n);
+            return SM_ERR_RANGE;
+        }
+    }
+    if (placement_alloc(pl, n, rf, res) != SM_OK) return SM_ERR_NOMEM;
+    int rc = SM_ERR_RANGE;
+    meta_image_rdlock(c->img);
+    for (int32_t i = 0; i < n; i++) {
+        const sm_i32_array_t *a = &assign[i];
+        for (int32_t k = 0; k < a->n; k++) {
+            if (!meta_image_broker(c->img, a->v[k])) {
+                set_result(res, PROTO_ERR_INVALID_REPLICA_ASSIGNMENT,
+                           "The manual partition assignment includes broker %d, but no such "
+                           "broker is registered.",
+                           a->v[k]);
+                goto out;
+            }
+            if (meta_id_in(a->v, k, a->v[k])) {
+                set_result(res, PROTO_ERR_INVALID_REPLICA_ASSIGNMENT,
+                           "The manual partition assignment includes the broker %d more than "
+                           "once.",
+                           a->v[k]);
+                goto out;
+            }
+        }
+        if (a->n != rf) {
+            set_result(res, PROTO_ERR_INVALID_REPLICA_ASSIGNMENT,
+                       "The manual partition assignment includes a partition with %d "
+                       "replica(s), but this is not consistent with previous partitions, which "
+                       "have %d replica(s).",
+                       a->n, rf);
+            goto out;
+        }
+        for (int32_t k = 0; k < a->n; k++) {
+            pl->replicas[i * rf + k] = a->v[k];
+            if (broker_active(c->img, a->v[k])) pl->isr[i * rf + pl->n_isr[i]++] = a->v[k];
+        }
+        if (pl->n_isr[i] == 0) {
+            set_result(res, PROTO_ERR_INVALID_REPLICA_ASSIGNMENT,
+                       "All brokers specified in the manual partition assignment for partition "
+                       "%d are fenced or in controlled shutdown.",
+                       i);
+            goto out;
+        }
+    }
+    rc = SM_OK;
+out:
+    meta_image_unlock(c->img);
+    if (rc != SM_OK) placement_free(pl);
+    return rc;
+}
+
+/* Partition id (first + i)'s record from the placement. */
+static void placement_record(const placement_t *pl, int32_t i, int32_t first, sm_uuid_t tid,
+                             proto_partition_record_t *pr) {
+    proto_partition_record_init(pr);
+    pr->partition_id = first + i;
+    pr->topic_id = tid;
+    pr->replicas = (sm_i32_array_t){pl->rf, &pl->replicas[i * pl->rf]};
+    pr->isr = (sm_i32_array_t){pl->n_isr[i], &pl->isr[i * pl->rf]};
+    pr->leader = pl->isr[i * pl->rf];
+    pr->leader_epoch = 0;
+    pr->partition_epoch = 0;
+}
+
+static void create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
+                         int16_t replication_factor, const sm_i32_array_t *assign,
+                         int32_t nassign, const meta_config_kv_t *configs, int32_t nconfigs,
+                         bool validate_only, sm_uuid_t *topic_id, meta_result_t *res) {
     set_result(res, PROTO_ERR_NONE, NULL);
     if (!meta_topic_name_valid(name)) {
         set_result(res, PROTO_ERR_INVALID_TOPIC_EXCEPTION,
@@ -329,33 +450,38 @@ void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
                    name.len < 0 ? 0 : (int)name.len, name.ptr ? name.ptr : "");
         return;
     }
+    if (assign) {
+        partitions = nassign;
+        replication_factor = (int16_t)assign[0].n;
+    }
     if (partitions == 0 || partitions < -1 || partitions > MAX_PARTITIONS_PER_REQUEST) {
         set_result(res, PROTO_ERR_INVALID_PARTITIONS,
                    "Number of partitions must be larger than 0.");
         return;
     }
-    if (replication_factor == 0 || replication_factor < -1) {
+    if (!assign && (replication_factor == 0 || replication_factor < -1)) {
         set_result(res, PROTO_ERR_INVALID_REPLICATION_FACTOR,
                    "Replication factor must be larger than 0, or -1 to use the default value.");
         return;
     }
-    if (replication_factor > 1) {
+    if (!assign && replication_factor > 1 && !c->quorum.replicated) {
         set_result(res, PROTO_ERR_INVALID_REPLICATION_FACTOR,
                    "Unable to replicate the partition %d time(s): The target replication factor "
-                   "of %d cannot be reached because %s.",
-                   replication_factor, replication_factor,
-                   c->quorum.replicated ? "Samsa does not replicate partitions yet (issue 13)"
-                                        : "only 1 broker(s) are registered");
+                   "of %d cannot be reached because only 1 broker(s) are registered.",
+                   replication_factor, replication_factor);
         return;
     }
     if (!validate_configs(configs, nconfigs, res)) return;
     if (partitions < 0) partitions = 1; /* callers resolve -1 to num.partitions first */
+    if (replication_factor < 0) replication_factor = 1;
 
     pthread_mutex_lock(&c->mu);
-    int32_t *leaders = NULL;
-    if (c->quorum.replicated && !validate_only &&
-        place_leaders(c, partitions, &leaders, res) != SM_OK) {
-        if (res->error == PROTO_ERR_NOT_CONTROLLER && c->quorum.remote_create_topic) {
+    placement_t pl = {0};
+    int prc = assign ? place_manual(c, assign, nassign, &pl, res)
+                     : place_replicas(c, partitions, replication_factor, &pl, res);
+    if (prc != SM_OK) {
+        if (res->error == PROTO_ERR_NOT_CONTROLLER && !assign && !validate_only &&
+            c->quorum.remote_create_topic) {
             pthread_mutex_unlock(&c->mu);
             c->quorum.remote_create_topic(c->quorum.ctx, name, partitions, replication_factor,
                                           configs, nconfigs, res);
@@ -393,7 +519,6 @@ void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
     proto_partition_record_t *prs = calloc((size_t)partitions, sizeof(*prs));
     proto_config_record_t *crs = calloc((size_t)(nconfigs ? nconfigs : 1), sizeof(*crs));
     proto_topic_record_t tr;
-    int32_t one = c->node_id;
     if (!recs || !prs || !crs) {
         set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
         goto free_recs;
@@ -403,15 +528,7 @@ void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
     random_topic_id(&tr.topic_id);
     recs[0] = (meta_record_t){PROTO_TOPIC_RECORD_API_KEY, 0, &tr};
     for (int32_t p = 0; p < partitions; p++) {
-        proto_partition_record_init(&prs[p]);
-        prs[p].partition_id = p;
-        prs[p].topic_id = tr.topic_id;
-        int32_t *who = leaders ? &leaders[p] : &one;
-        prs[p].replicas = (sm_i32_array_t){1, who};
-        prs[p].isr = (sm_i32_array_t){1, who};
-        prs[p].leader = *who;
-        prs[p].leader_epoch = 0;
-        prs[p].partition_epoch = 0;
+        placement_record(&pl, p, 0, tr.topic_id, &prs[p]);
         recs[1 + p] = (meta_record_t){PROTO_PARTITION_RECORD_API_KEY, 0, &prs[p]};
     }
     int32_t nc = 0;
@@ -437,8 +554,22 @@ free_recs:
     free(prs);
     free(crs);
 out:
-    free(leaders);
+    placement_free(&pl);
     pthread_mutex_unlock(&c->mu);
+}
+
+void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
+                       int16_t replication_factor, const meta_config_kv_t *configs,
+                       int32_t nconfigs, bool validate_only, sm_uuid_t *topic_id,
+                       meta_result_t *res) {
+    create_topic(c, name, partitions, replication_factor, NULL, 0, configs, nconfigs,
+                 validate_only, topic_id, res);
+}
+
+void meta_create_topic_assigned(meta_controller_t *c, sm_str_t name, const sm_i32_array_t *assign,
+                                int32_t n, const meta_config_kv_t *configs, int32_t nconfigs,
+                                bool validate_only, sm_uuid_t *topic_id, meta_result_t *res) {
+    create_topic(c, name, n, -1, assign, n, configs, nconfigs, validate_only, topic_id, res);
 }
 
 void meta_delete_topic(meta_controller_t *c, sm_str_t name, const sm_uuid_t *id,
@@ -483,15 +614,21 @@ out:
     pthread_mutex_unlock(&c->mu);
 }
 
-void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total, bool validate_only,
-                            meta_result_t *res) {
+void meta_create_partitions_assigned(meta_controller_t *c, sm_str_t name, int32_t total,
+                                     const sm_i32_array_t *assign, bool validate_only,
+                                     meta_result_t *res) {
     set_result(res, PROTO_ERR_NONE, NULL);
     pthread_mutex_lock(&c->mu);
     meta_image_rdlock(c->img);
     meta_topic_t *t = meta_image_topic(c->img, name);
     int32_t current = t ? t->n_partitions : 0;
     sm_uuid_t tid = t ? t->id : (sm_uuid_t){{0}};
+    /* New partitions get the replication factor of the first one, as Kafka's do. */
+    int32_t rf = t && t->n_partitions > 0 && t->partitions[0].n_replicas > 0
+                     ? t->partitions[0].n_replicas
+                     : 1;
     meta_image_unlock(c->img);
+    placement_t pl = {0};
     if (!t) {
         set_result(res, PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION, "The topic '%.*s' does not exist.",
                    (int)name.len, name.ptr);
@@ -512,26 +649,16 @@ void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total, 
         set_result(res, PROTO_ERR_INVALID_PARTITIONS, "Too many partitions requested.");
         goto out;
     }
-    if (validate_only) goto out;
     int32_t n = total - current;
-    int32_t *leaders = NULL;
-    if (c->quorum.replicated && place_leaders(c, n, &leaders, res) != SM_OK) goto out;
+    int prc = assign ? place_manual(c, assign, n, &pl, res) : place_replicas(c, n, rf, &pl, res);
+    if (prc != SM_OK || validate_only) goto out;
     meta_record_t *recs = calloc((size_t)n, sizeof(*recs));
     proto_partition_record_t *prs = calloc((size_t)n, sizeof(*prs));
-    int32_t one = c->node_id;
     if (!recs || !prs) {
         set_result(res, PROTO_ERR_UNKNOWN_SERVER_ERROR, "Out of memory");
     } else {
         for (int32_t i = 0; i < n; i++) {
-            proto_partition_record_init(&prs[i]);
-            prs[i].partition_id = current + i;
-            prs[i].topic_id = tid;
-            int32_t *who = leaders ? &leaders[i] : &one;
-            prs[i].replicas = (sm_i32_array_t){1, who};
-            prs[i].isr = (sm_i32_array_t){1, who};
-            prs[i].leader = *who;
-            prs[i].leader_epoch = 0;
-            prs[i].partition_epoch = 0;
+            placement_record(&pl, i, current, tid, &prs[i]);
             recs[i] = (meta_record_t){PROTO_PARTITION_RECORD_API_KEY, 0, &prs[i]};
         }
         int how = commit_records(c, recs, n);
@@ -542,9 +669,14 @@ void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total, 
     }
     free(recs);
     free(prs);
-    free(leaders);
 out:
+    placement_free(&pl);
     pthread_mutex_unlock(&c->mu);
+}
+
+void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total, bool validate_only,
+                            meta_result_t *res) {
+    meta_create_partitions_assigned(c, name, total, NULL, validate_only, res);
 }
 
 static void notify_configs(meta_controller_t *c, const sm_str_t *topic) {

@@ -109,12 +109,22 @@ void meta_create_topic(meta_controller_t *c, sm_str_t name, int32_t partitions,
                        int16_t replication_factor, const meta_config_kv_t *configs,
                        int32_t nconfigs, bool validate_only, sm_uuid_t *topic_id,
                        meta_result_t *res);
+/* Creates a topic with the replicas given per partition (assign[i]: partition i's brokers,
+ * the first active one leads), validated as Kafka's controller validates them. */
+void meta_create_topic_assigned(meta_controller_t *c, sm_str_t name, const sm_i32_array_t *assign,
+                                int32_t n, const meta_config_kv_t *configs, int32_t nconfigs,
+                                bool validate_only, sm_uuid_t *topic_id, meta_result_t *res);
 /* Deletes a topic by name (id == NULL) or by id. */
 void meta_delete_topic(meta_controller_t *c, sm_str_t name, const sm_uuid_t *id,
                        meta_result_t *res);
 /* Grows a topic to total partitions. */
 void meta_create_partitions(meta_controller_t *c, sm_str_t name, int32_t total,
                             bool validate_only, meta_result_t *res);
+/* Grows a topic to total partitions with the replicas given for each new one (assign has
+ * total - current entries; NULL: placed as CreateTopics places them). */
+void meta_create_partitions_assigned(meta_controller_t *c, sm_str_t name, int32_t total,
+                                     const sm_i32_array_t *assign, bool validate_only,
+                                     meta_result_t *res);
 /* Sets (value != NULL) or deletes topic config overrides, all or nothing. */
 void meta_alter_topic_configs(meta_controller_t *c, sm_str_t name, const meta_config_kv_t *kv,
                               int32_t n, bool validate_only, meta_result_t *res);

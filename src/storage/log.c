@@ -282,6 +282,7 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
     l->cfg = *cfg;
     l->unfinished_base = INT64_MAX;
     l->clean_point = -1;
+    atomic_init(&l->high_watermark, -1);
     int64_t *bases = NULL;
     int nb = 0;
     /* A cleaning interrupted after its .swap file was complete is finished
@@ -586,8 +587,11 @@ static bool needs_roll(log_t *l, size_t len, int nbatches, int64_t last_offset, 
     return false;
 }
 
-int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_t *first_offset,
-               int64_t *last_offset) {
+/* log_append and log_append_as_follower: keep, the batches' own offsets and
+ * epochs are kept (each at or past the end of the one before), else they are
+ * assigned from the log end. */
+static int append_batches(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, bool keep,
+                          int64_t *first_offset, int64_t *last_offset) {
     bool rolled = false, flush_now = false, recovery_now = false;
     pthread_mutex_lock(&l->mu);
     int rc = SM_OK;
@@ -605,10 +609,21 @@ int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_
     proto_batch_header_t h;
     int count = 0;
     while ((rc = proto_batch_iter_next(&it, &b, &blen, &h)) == 1) {
-        uint8_t *mb = data + (b - data);
-        proto_batch_set_base_offset(mb, next);
-        proto_batch_set_leader_epoch(mb, leader_epoch);
-        next += (int64_t)h.last_offset_delta + 1;
+        if (keep) {
+            /* A follower's copy: offsets as the leader assigned them (a
+             * compacted log may skip some), never below the end. */
+            if (h.base_offset < next || h.last_offset_delta < 0) {
+                rc = SM_ERR_RANGE;
+                break;
+            }
+            if (count == 0) first = h.base_offset;
+            next = h.base_offset + (int64_t)h.last_offset_delta + 1;
+        } else {
+            uint8_t *mb = data + (b - data);
+            proto_batch_set_base_offset(mb, next);
+            proto_batch_set_leader_epoch(mb, leader_epoch);
+            next += (int64_t)h.last_offset_delta + 1;
+        }
         count++;
     }
     if (rc < 0 || count == 0 || len > INT32_MAX) {
@@ -695,6 +710,20 @@ out:
     }
     if (rc == SM_OK && recovery_now) log_flush_for_recovery(l, *last_offset + 1);
     return rc;
+}
+
+int64_t log_high_watermark(log_t *l) { return atomic_load(&l->high_watermark); }
+
+void log_set_high_watermark(log_t *l, int64_t hw) { atomic_store(&l->high_watermark, hw); }
+
+int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch, int64_t *first_offset,
+               int64_t *last_offset) {
+    return append_batches(l, data, len, leader_epoch, false, first_offset, last_offset);
+}
+
+int log_append_as_follower(log_t *l, uint8_t *data, size_t len, int64_t *first_offset,
+                           int64_t *last_offset) {
+    return append_batches(l, data, len, -1, true, first_offset, last_offset);
 }
 
 /* ---------------------------------------------------------------- flush */

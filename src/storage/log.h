@@ -113,6 +113,11 @@ bool log_full(log_t *l);
  */
 SM_MUST_CHECK int log_append(log_t *l, uint8_t *data, size_t len, int32_t leader_epoch,
                              int64_t *first_offset, int64_t *last_offset);
+/* A follower's append (replication): the batches keep the offsets and leader
+ * epochs the leader gave them; the first must start at or past the log end
+ * and each after the one before (SM_ERR_RANGE otherwise, nothing written). */
+SM_MUST_CHECK int log_append_as_follower(log_t *l, uint8_t *data, size_t len,
+                                         int64_t *first_offset, int64_t *last_offset);
 /* Starts a new segment at the log end (no-op when the active one is empty). */
 SM_MUST_CHECK int log_roll(log_t *l);
 
@@ -217,6 +222,12 @@ int log_run_maintenance(log_t *l, int64_t now_ms);
  * rolled segments' flushes, unlinking .deleted files whose delay passed). */
 int log_run_retention(log_t *l, int64_t now_ms);
 void log_run_flush_policy(log_t *l, int64_t now_ms);
+
+/* The high watermark kept for the partition (replication-offset-checkpoint:
+ * replication sets it as it moves, the log manager writes it with its other
+ * checkpoints and gives it back at start); -1 when none. */
+int64_t log_high_watermark(log_t *l);
+void log_set_high_watermark(log_t *l, int64_t hw);
 
 /* Moves the whole folder aside (<dir>.<suffix>-delete) for deletion. */
 SM_MUST_CHECK int log_rename_for_delete(log_t *l, const char *new_dir);

@@ -68,6 +68,10 @@ struct log {
     log_t *fq_next; /* flusher queue link (flusher mutex) */
     log_flusher_t *flusher;
 
+    /* The high watermark replication last gave it, for the checkpoint
+     * (replication-offset-checkpoint); -1 none. */
+    _Atomic int64_t high_watermark;
+
     /* Compaction (cleaner.c). clean_point and clean_stats under mu. */
     int64_t clean_point;   /* offsets below were cleaned (cleaner-offset-checkpoint); -1 none */
     int64_t clean_horizon; /* earliest delete horizon of retained tombstones; 0 none */

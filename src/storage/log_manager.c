@@ -51,6 +51,7 @@
 #define RECOVERY_CHECKPOINT "recovery-point-offset-checkpoint"
 #define START_CHECKPOINT "log-start-offset-checkpoint"
 #define CLEANER_CHECKPOINT "cleaner-offset-checkpoint"
+#define HW_CHECKPOINT "replication-offset-checkpoint"
 #define CLEANER_STATE "samsa-cleaner-state"
 
 typedef struct entry {
@@ -61,7 +62,7 @@ typedef struct entry {
     bool has_id; /* partition.metadata read or written */
     uint8_t topic_id[16];
     /* While pending: the checkpointed values, written back unchanged. */
-    int64_t rp, start, clean_point;
+    int64_t rp, start, clean_point, hw;
 } entry_t;
 
 typedef struct doomed {
@@ -207,7 +208,7 @@ typedef struct load_job {
     bool clean;
     bool has_id;
     uint8_t topic_id[16];
-    int64_t recovery_point, log_start, clean_point;
+    int64_t recovery_point, log_start, clean_point, hw;
     log_t *log;
     int rc;
 } load_job_t;
@@ -342,6 +343,7 @@ static int add_pending(log_manager_t *m, load_job_t *j) {
     e->rp = j->recovery_point;
     e->start = j->log_start;
     e->clean_point = j->clean_point;
+    e->hw = j->hw;
     char key[300];
     key_of(key, sizeof(key), j->topic, j->partition);
     if (sm_map_put(&m->logs, key, strlen(key), e)) {
@@ -366,15 +368,17 @@ static int load_dirs(log_manager_t *m, int threads, bool defer) {
         snprintf(marker, sizeof(marker), "%s/%s", m->dirs[d], CLEAN_MARKER);
         bool clean = access(marker, F_OK) == 0;
         int first_job = njobs;
-        ckpt_t rp, ls, cl;
+        ckpt_t rp, ls, cl, hw;
         ckpt_read(m->dirs[d], RECOVERY_CHECKPOINT, &rp);
         ckpt_read(m->dirs[d], START_CHECKPOINT, &ls);
         ckpt_read(m->dirs[d], CLEANER_CHECKPOINT, &cl);
+        ckpt_read(m->dirs[d], HW_CHECKPOINT, &hw);
         DIR *dir = opendir(m->dirs[d]);
         if (!dir) {
             ckpt_free(&rp);
             ckpt_free(&ls);
             ckpt_free(&cl);
+            ckpt_free(&hw);
             return SM_ERR_IO;
         }
         struct dirent *e;
@@ -418,6 +422,7 @@ static int load_dirs(log_manager_t *m, int threads, bool defer) {
             j->recovery_point = ckpt_get(&rp, key, 0);
             j->log_start = ckpt_get(&ls, key, -1);
             j->clean_point = ckpt_get(&cl, key, -1);
+            j->hw = ckpt_get(&hw, key, -1);
             j->clean = clean && sm_map_get(&rp.offsets, key, strlen(key)) != NULL;
         }
         closedir(dir);
@@ -425,6 +430,7 @@ static int load_dirs(log_manager_t *m, int threads, bool defer) {
         ckpt_free(&ls);
         if (!clean && njobs > first_job) unclean_dirs++;
         ckpt_free(&cl);
+        ckpt_free(&hw);
         /* From now on a crash is an unclean stop. */
         unlink(marker);
         if (rc) break;
@@ -490,6 +496,7 @@ static int load_dirs(log_manager_t *m, int threads, bool defer) {
                 continue;
             }
             log_set_clean_point(jobs[i].log, jobs[i].clean_point);
+            log_set_high_watermark(jobs[i].log, jobs[i].hw);
             if (rc == SM_OK)
                 rc = add_entry(m, jobs[i].topic, jobs[i].partition, jobs[i].dir, jobs[i].log,
                                jobs[i].has_id ? jobs[i].topic_id : NULL);
@@ -521,6 +528,7 @@ static void finish_pending(load_pool_t *p, load_job_t *j) {
         }
     } else if (e && !e->log) {
         log_set_clean_point(j->log, j->clean_point);
+        log_set_high_watermark(j->log, j->hw);
         e->log = j->log;
         if (m->flusher) log_attach_flusher(j->log, m->flusher);
     } else {
@@ -637,6 +645,7 @@ static void maintenance_pass(log_manager_t *m, bool retention, bool checkpoint) 
  * read at start. */
 static int64_t rp_of(const entry_t *e) { return e->log ? log_flushed_offset(e->log) : e->rp; }
 static int64_t start_of(const entry_t *e) { return e->log ? log_start_offset(e->log) : e->start; }
+static int64_t hw_of(const entry_t *e) { return e->log ? log_high_watermark(e->log) : e->hw; }
 static int64_t clean_point_of(const entry_t *e) {
     return e->log ? log_clean_point(e->log) : e->clean_point;
 }
@@ -873,6 +882,8 @@ int log_manager_write_checkpoints(log_manager_t *m) {
         int r = write_ckpt(m, d, RECOVERY_CHECKPOINT, rp_of, false);
         if (r == SM_OK) m->rp_written[d] = sum;
         if (r == SM_OK) r = write_ckpt(m, d, START_CHECKPOINT, start_of, false);
+        /* Kafka's replication-offset-checkpoint: the high watermarks replication kept. */
+        if (r == SM_OK) r = write_ckpt(m, d, HW_CHECKPOINT, hw_of, true);
         /* Kafka's cleaner-offset-checkpoint: the first dirty offset of each
          * compacted log. */
         if (r == SM_OK && compacted) {

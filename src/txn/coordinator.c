@@ -46,6 +46,7 @@
 #include "broker/delayed.h"
 #include "group/coordinator.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "metadata/controller.h"
 #include "protocol/errors.h"
 #include "protocol/gen/transaction_log_key.h"
@@ -287,6 +288,7 @@ typedef struct write_op {
     int *out_status; /* synchronous writers learn the outcome here */
     broker_partition_t *p;
     int status;
+    int64_t end; /* the log end after the record */
 } write_op_t;
 
 static void answer(write_op_t *op, int16_t err);
@@ -333,10 +335,27 @@ static void write_done(write_op_t *op) {
     free(op);
 }
 
+/* How long a state write waits for the ISR (Kafka's request.timeout.ms default). */
+#define TXN_WRITE_REPLICATION_TIMEOUT_MS 30000
+
 static void flushed(void *arg, int status) {
     write_op_t *op = arg;
     if (status != SM_OK) op->status = SM_ERR_IO;
     write_done(op);
+}
+
+/* The replicas have op's record (or not: status); then the flush when the
+ * broker acknowledges only flushed data. */
+static void replicated(void *arg, int status) {
+    write_op_t *op = arg;
+    broker_t *b = op->c->b;
+    if (status != SM_OK || !b->s.fsync_before_ack) {
+        op->status = status;
+        write_done(op);
+        return;
+    }
+    int rc = log_flush_request(log_manager_flusher(b->logs), op->p->log, op->end, flushed, op);
+    if (rc != SM_ERR_AGAIN) flushed(op, rc);
 }
 
 /*
@@ -371,24 +390,37 @@ static void write_transition(write_op_t *op, bool wait) {
     }
     if (buf && proto_batch_builder_finish(&bb, &len) == SM_OK) {
         pthread_mutex_lock(&op->p->mu);
-        op->status = log_append(op->p->log, buf, len, op->p->leader_epoch, &first, &last);
-        if (op->status == SM_OK) broker_partition_after_append(op->p);
+        op->status = broker_partition_serves(op->p)
+                         ? log_append(op->p->log, buf, len, op->p->leader_epoch, &first, &last)
+                         : SM_ERR_AGAIN;
+        if (op->status == SM_OK) {
+            broker_partition_after_append(op->p);
+            broker_replica_appended(op->p);
+        }
         pthread_mutex_unlock(&op->p->mu);
     }
     free(buf);
     free(key);
     free(value);
-    if (op->status != SM_OK || !b->s.fsync_before_ack) {
+    op->end = last + 1;
+    if (op->status != SM_OK) {
         write_done(op);
         return;
     }
+    /* In a cluster the ISR has it first (the state survives the leader). */
+    int64_t timeout = TXN_WRITE_REPLICATION_TIMEOUT_MS;
     if (wait) {
-        op->status = log_sync_to(op->p->log, last + 1);
+        if (op->p->replicated)
+            op->status = broker_replica_wait_replicated(op->p, op->end, timeout);
+        if (op->status == SM_OK && b->s.fsync_before_ack)
+            op->status = log_sync_to(op->p->log, op->end);
         write_done(op);
         return;
     }
-    int rc = log_flush_request(log_manager_flusher(b->logs), op->p->log, last + 1, flushed, op);
-    if (rc != SM_ERR_AGAIN) flushed(op, rc);
+    if (op->p->replicated)
+        broker_replica_when_replicated(op->p, op->end, timeout, replicated, op);
+    else
+        replicated(op, SM_OK);
 }
 
 /* Starts writing next for m (under c->mu: marks m pending; the write itself
@@ -713,8 +745,9 @@ int txn_coordinator_start(broker_t *b) {
     meta_config_kv_t kv[] = {{SM_STR_LIT("cleanup.policy"), SM_STR_LIT("compact")},
                              {SM_STR_LIT("segment.bytes"), sm_str_from(seg)}};
     if (broker_internal_topic(b, TXN_STATE_TOPIC,
-                              sm_config_int(b->cfg, "transaction.state.log.num.partitions"), kv,
-                              2, &c->topic_id, &c->partitions) != SM_OK)
+                              sm_config_int(b->cfg, "transaction.state.log.num.partitions"),
+                              broker_internal_rf(b, "transaction.state.log.replication.factor"),
+                              kv, 2, &c->topic_id, &c->partitions) != SM_OK)
         goto fail;
     b->txns = c;
     for (int32_t p = 0; p < c->partitions; p++) {

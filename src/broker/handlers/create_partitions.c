@@ -1,6 +1,7 @@
 /*
  * CreatePartitions: grows topics through the controller (never shrinks:
- * INVALID_PARTITIONS). Manual assignments may only name this broker.
+ * INVALID_PARTITIONS). Manual assignments are validated by the controller (one node: they
+ * may only name this broker).
  */
 #include <stdio.h>
 
@@ -31,17 +32,6 @@ int broker_handle_create_partitions(broker_req_t *r) {
             out->error_message = sm_arena_str(&r->arena, "Duplicate topic in request.");
             continue;
         }
-        bool assignment_ok = true;
-        for (int32_t k = 0; k < t->assignments.n; k++) {
-            const sm_i32_array_t *ids = &t->assignments.v[k].broker_ids;
-            if (ids->n != 1 || ids->v[0] != b->s.node_id) assignment_ok = false;
-        }
-        if (!assignment_ok) {
-            out->error_code = PROTO_ERR_INVALID_REPLICA_ASSIGNMENT;
-            out->error_message = sm_arena_str(
-                &r->arena, "Invalid replica assignment: only this broker can hold replicas.");
-            continue;
-        }
         if (t->assignments.n >= 0) {
             /* An assignment must cover exactly the new partitions. */
             meta_image_rdlock(&b->image);
@@ -59,7 +49,15 @@ int broker_handle_create_partitions(broker_req_t *r) {
             }
         }
         meta_result_t res;
-        meta_create_partitions(&b->controller, t->name, t->count, req->validate_only, &res);
+        sm_i32_array_t *assign = NULL;
+        if (t->assignments.n > 0) {
+            assign = sm_arena_calloc(&r->arena, (size_t)t->assignments.n, sizeof(*assign));
+            if (!assign) return BROKER_CLOSE;
+            for (int32_t k = 0; k < t->assignments.n; k++)
+                assign[k] = t->assignments.v[k].broker_ids;
+        }
+        meta_create_partitions_assigned(&b->controller, t->name, t->count, assign,
+                                        req->validate_only, &res);
         out->error_code = res.error;
         out->error_message =
             res.error ? sm_arena_str(&r->arena, res.message) : (sm_str_t){NULL, -1};

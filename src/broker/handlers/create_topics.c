@@ -63,20 +63,35 @@ int broker_handle_create_topics(broker_req_t *r) {
             out->error_message = sm_arena_str(&r->arena, "Duplicate topic name.");
             continue;
         }
+        sm_i32_array_t *assign = NULL;
         if (t->assignments.n > 0) {
-            /* Manual assignment: every partition must name exactly this broker. */
-            bool ok = t->num_partitions == -1 && t->replication_factor == -1;
-            for (int32_t k = 0; ok && k < t->assignments.n; k++) {
-                const sm_i32_array_t *ids = &t->assignments.v[k].broker_ids;
-                if (t->assignments.v[k].partition_index != k || ids->n != 1 ||
-                    ids->v[0] != b->s.node_id)
-                    ok = false;
+            /* Manual assignment (Kafka's checks of the request; the controller checks the
+             * brokers): partition i's replicas at assign[i]. */
+            const char *bad = NULL;
+            int16_t code = PROTO_ERR_INVALID_REQUEST;
+            if (t->replication_factor != -1)
+                bad = "A manual partition assignment was specified, but replication factor "
+                      "was not set to -1.";
+            else if (t->num_partitions != -1)
+                bad = "A manual partition assignment was specified, but numPartitions was not "
+                      "set to -1.";
+            assign = sm_arena_calloc(&r->arena, (size_t)t->assignments.n, sizeof(*assign));
+            if (!assign) return BROKER_CLOSE;
+            for (int32_t k = 0; !bad && k < t->assignments.n; k++) {
+                int32_t idx = t->assignments.v[k].partition_index;
+                code = PROTO_ERR_INVALID_REPLICA_ASSIGNMENT;
+                if (idx < 0 || idx >= t->assignments.n)
+                    bad = "partitions should be a consecutive 0-based integer sequence";
+                else if (assign[idx].v)
+                    bad = "Found multiple manual partition assignments for a partition.";
+                else if (t->assignments.v[k].broker_ids.n <= 0)
+                    bad = "The manual partition assignment includes an empty replica list.";
+                else
+                    assign[idx] = t->assignments.v[k].broker_ids;
             }
-            if (!ok) {
-                out->error_code = PROTO_ERR_INVALID_REPLICA_ASSIGNMENT;
-                out->error_message =
-                    sm_arena_str(&r->arena, "Invalid replica assignment: only this "
-                                            "broker can hold replicas.");
+            if (bad) {
+                out->error_code = code;
+                out->error_message = sm_arena_str(&r->arena, bad);
                 continue;
             }
         }
@@ -93,8 +108,15 @@ int broker_handle_create_topics(broker_req_t *r) {
         }
         meta_result_t res;
         sm_uuid_t id = {{0}};
-        meta_create_topic(&b->controller, t->name, partitions, rf, kv,
-                          t->configs.n > 0 ? t->configs.n : 0, req->validate_only, &id, &res);
+        int32_t nkv = t->configs.n > 0 ? t->configs.n : 0;
+        if (assign) {
+            rf = (int16_t)assign[0].n;
+            meta_create_topic_assigned(&b->controller, t->name, assign, partitions, kv, nkv,
+                                       req->validate_only, &id, &res);
+        } else {
+            meta_create_topic(&b->controller, t->name, partitions, rf, kv, nkv,
+                              req->validate_only, &id, &res);
+        }
         out->error_code = res.error;
         out->error_message = res.message[0] ? sm_arena_str(&r->arena, res.message) : SM_STR_NULL;
         if (res.error == PROTO_ERR_NONE) {

@@ -6,6 +6,7 @@
  */
 #include "broker/handlers/handlers.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "protocol/errors.h"
 
 typedef proto_delete_records_request_t req_t;
@@ -20,9 +21,11 @@ static int16_t delete_before(broker_t *b, sm_str_t topic, int32_t index, int64_t
         return broker_partition_absent_error(b, topic, NULL, index,
                                              PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION);
     int16_t err = PROTO_ERR_NONE;
-    int64_t end = log_end_offset(p->log);
+    int64_t end = broker_partition_hw(p);
     if (offset == -1) offset = end;
-    if (log_offline(p->log)) {
+    if (!broker_partition_serves(p)) {
+        err = PROTO_ERR_NOT_LEADER_OR_FOLLOWER;
+    } else if (log_offline(p->log)) {
         err = PROTO_ERR_KAFKA_STORAGE_ERROR;
     } else if (offset < 0 || offset > end) {
         err = PROTO_ERR_OFFSET_OUT_OF_RANGE;

@@ -27,6 +27,7 @@
 #include "broker/fetch_session.h"
 #include "broker/handlers/handlers.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "base/log.h"
 #include "protocol/errors.h"
 
@@ -43,6 +44,7 @@ typedef struct fpart {
     int64_t fetch_offset;
     int32_t max_bytes;
     int32_t current_leader_epoch;
+    int32_t last_fetched_epoch; /* -1: none (KIP-320; replica fetches) */
     broker_partition_t *p; /* NULL: unknown partition */
     pdata_t *out;
 } fpart_t;
@@ -54,6 +56,8 @@ typedef struct fetch_state {
     int32_t session_id; /* 0: no session */
     bool incremental;
     bool failed; /* a partition has an error: answer now, as Kafka does */
+    int32_t replica_id;    /* a follower's fetch (replication); -1: a consumer's */
+    int64_t replica_epoch; /* its broker epoch, -1 unknown */
 } fetch_state_t;
 
 static fetch_sessions_t session_cache;
@@ -128,6 +132,7 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         broker_partition_t *p = fp->p;
         out->partition_index = fp->partition;
         out->current_leader = NULL;
+        out->diverging_epoch = NULL;
         out->records = (sm_bytes_t){NULL, 0};
         out->aborted_transactions.n = -1;
         out->preferred_read_replica = -1;
@@ -143,6 +148,28 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
                   : broker_partition_absent_error(b, fp->topic, v >= 13 ? &fp->topic_id : NULL,
                                                   fp->partition, unknown);
             st->failed = true;
+            continue;
+        }
+        bool replica = st->replica_id >= 0;
+        /* KIP-392: consumers from v11 on may read from a follower (up to its
+         * high watermark), and the leader may send them to one in their rack. */
+        bool from_follower = p->replicated && !replica && !atomic_load(&p->leader) && v >= 11 &&
+                             p->leader_id >= 0;
+        if (p->replicated && !replica && !from_follower && !atomic_load(&p->leader)) {
+            /* A follower (or leaderless) here: clients go to the leader,
+             * named when known (KIP-951). */
+            out->error_code = PROTO_ERR_NOT_LEADER_OR_FOLLOWER;
+            st->failed = true;
+            pthread_mutex_lock(&p->mu);
+            int32_t lid = p->leader_id, lep = p->leader_epoch;
+            pthread_mutex_unlock(&p->mu);
+            if (lid >= 0 && v >= 12)
+                out->current_leader = sm_arena_calloc(&r->arena, 1, sizeof(*out->current_leader));
+            if (out->current_leader) {
+                out->current_leader->leader_id = lid;
+                out->current_leader->leader_epoch = lep;
+                fenced = true;
+            }
             continue;
         }
         if (fp->current_leader_epoch >= 0 && v >= 9 &&
@@ -161,7 +188,53 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
             }
             continue;
         }
-        int64_t hw = log_end_offset(p->log);
+        if (replica) {
+            /* A follower: its fetch offset is its log end (ISR, high
+             * watermark); a divergent last epoch is answered at once. */
+            int32_t de;
+            int64_t dend;
+            bool moved;
+            int16_t err =
+                broker_replica_follower_fetch(p, st->replica_id, st->replica_epoch,
+                                              fp->fetch_offset, fp->last_fetched_epoch, &de,
+                                              &dend, &moved);
+            if (moved) broker_wake(b, p);
+            if (err != PROTO_ERR_NONE) {
+                out->error_code = err;
+                st->failed = true;
+                continue;
+            }
+            if (de >= 0 || dend >= 0) {
+                out->diverging_epoch =
+                    sm_arena_calloc(&r->arena, 1, sizeof(*out->diverging_epoch));
+                if (out->diverging_epoch) {
+                    out->diverging_epoch->epoch = de;
+                    out->diverging_epoch->end_offset = dend;
+                }
+                out->error_code = PROTO_ERR_NONE;
+                out->high_watermark = broker_partition_hw(p);
+                out->last_stable_offset = out->high_watermark;
+                out->log_start_offset = log_start_offset(p->log);
+                out->aborted_transactions.n = 0;
+                st->failed = true;
+                continue;
+            }
+        }
+        if (!replica && v >= 11 && !from_follower) {
+            int32_t preferred = broker_replica_preferred_read(p, req->rack_id);
+            if (preferred >= 0) {
+                out->preferred_read_replica = preferred;
+                out->error_code = PROTO_ERR_NONE;
+                out->high_watermark = broker_partition_hw(p);
+                out->last_stable_offset = out->high_watermark;
+                out->log_start_offset = log_start_offset(p->log);
+                out->aborted_transactions.n = 0;
+                st->failed = true; /* answered at once, as Kafka does */
+                continue;
+            }
+        }
+        int64_t hw = broker_partition_hw(p);
+        int64_t leo = log_end_offset(p->log);
         pthread_mutex_lock(&p->mu);
         int64_t lso = broker_partition_lso(p);
         pthread_mutex_unlock(&p->mu);
@@ -170,9 +243,10 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         out->last_stable_offset = lso;
         out->log_start_offset = log_start_offset(p->log);
         out->aborted_transactions.n = 0;
-        /* read_committed (KIP-98) reads only below the last stable offset. */
-        int64_t end = committed ? lso : hw;
-        if (fp->fetch_offset < out->log_start_offset || fp->fetch_offset > hw) {
+        /* read_committed (KIP-98) reads only below the last stable offset,
+         * consumers below the high watermark, followers to the log end. */
+        int64_t end = replica ? leo : committed ? lso : hw;
+        if (fp->fetch_offset < out->log_start_offset || fp->fetch_offset > leo) {
             out->error_code = PROTO_ERR_OFFSET_OUT_OF_RANGE;
             st->failed = true;
             continue;
@@ -183,7 +257,8 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
         if (budget - total < max) max = budget - total;
         if (max == 0 && !first_data) continue;
         log_range_t range;
-        int rc = log_read_upto(p->log, fp->fetch_offset, committed ? end : INT64_MAX, max,
+        int rc = log_read_upto(p->log, fp->fetch_offset,
+                               committed || (p->replicated && !replica) ? end : INT64_MAX, max,
                                first_data, &range);
         /* Out of descriptors (the ranges already in this response hold
          * some): the partition waits for the next fetch, without an error. */
@@ -211,13 +286,22 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
     resp_t *resp = r->resp;
     resp->node_endpoints.n = 0;
     if (fenced && v >= 16) {
-        resp->node_endpoints.v = sm_arena_calloc(&r->arena, 1, sizeof(*resp->node_endpoints.v));
-        if (resp->node_endpoints.v) {
-            resp->node_endpoints.n = 1;
-            resp->node_endpoints.v[0].node_id = b->s.node_id;
-            resp->node_endpoints.v[0].host = sm_str_from(broker_req_host(r));
-            resp->node_endpoints.v[0].port = broker_req_port(r);
-            resp->node_endpoints.v[0].rack = SM_STR_NULL;
+        resp->node_endpoints.v =
+            sm_arena_calloc(&r->arena, (size_t)st->n + 1, sizeof(*resp->node_endpoints.v));
+        for (int i = 0; resp->node_endpoints.v && i < st->n; i++) {
+            const proto_fetch_response_leader_id_and_epoch_t *cl = st->parts[i].out->current_leader;
+            if (!cl || cl->leader_id < 0) continue;
+            bool listed = false;
+            for (int32_t k = 0; k < resp->node_endpoints.n; k++)
+                listed |= resp->node_endpoints.v[k].node_id == cl->leader_id;
+            broker_node_t node;
+            if (listed || broker_node(r, cl->leader_id, &node) != SM_OK) continue;
+            proto_fetch_response_node_endpoint_t *e =
+                &resp->node_endpoints.v[resp->node_endpoints.n++];
+            e->node_id = node.id;
+            e->host = node.host;
+            e->port = node.port;
+            e->rack = node.rack;
         }
     }
     return total;
@@ -370,6 +454,7 @@ static int parts_from_request(broker_req_t *r, fetch_state_t *st) {
                                            rp->fetch_offset,
                                            rp->partition_max_bytes,
                                            rp->current_leader_epoch,
+                                           r->version >= 12 ? rp->last_fetched_epoch : -1,
                                            NULL,
                                            NULL};
         }
@@ -461,7 +546,8 @@ static int16_t handle_session(broker_req_t *r, fetch_state_t *st) {
                 char *name = sm_arena_strndup(&r->arena, sp->topic, tl);
                 st->parts[st->n++] =
                     (fpart_t){{name, (int32_t)tl}, sp->topic_id, sp->partition, sp->fetch_offset,
-                              sp->max_bytes,       -1,           NULL,          NULL};
+                              sp->max_bytes,       -1,           -1,            NULL,
+                              NULL};
             }
         }
     }
@@ -478,6 +564,13 @@ int broker_handle_fetch(broker_req_t *r) {
     fetch_state_t *st = sm_arena_alloc(&r->arena, sizeof(*st));
     if (!st) return BROKER_CLOSE;
     r->state = st;
+    memset(st, 0, sizeof(*st));
+    /* Replication: a follower names itself (ReplicaState from v15). */
+    st->replica_id = r->version >= 15 ? (req->replica_state ? req->replica_state->replica_id : -1)
+                                      : req->replica_id;
+    st->replica_epoch =
+        r->version >= 15 && req->replica_state ? req->replica_state->replica_epoch : -1;
+    if (!b->s.cluster_mode) st->replica_id = -1;
     int16_t err = handle_session(r, st);
     if (err != PROTO_ERR_NONE) {
         resp->error_code = err;

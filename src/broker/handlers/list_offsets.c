@@ -9,6 +9,7 @@
  */
 #include "broker/handlers/handlers.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "protocol/errors.h"
 
 typedef proto_list_offsets_request_t req_t;
@@ -25,7 +26,7 @@ static void lookup(broker_partition_t *p, int64_t ts, int16_t v, bool committed,
             out->offset = broker_partition_lso(p);
             pthread_mutex_unlock(&p->mu);
         } else {
-            out->offset = log_end_offset(p->log);
+            out->offset = broker_partition_hw(p);
         }
     } else if (ts == -2 || (ts == -4 && v >= 8)) {
         out->offset = log_start_offset(p->log);
@@ -81,8 +82,10 @@ int broker_handle_list_offsets(broker_req_t *r) {
                     b, rt->name, NULL, rp->partition_index, PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION);
                 continue;
             }
-            if (r->version >= 4 && rp->current_leader_epoch >= 0 &&
-                rp->current_leader_epoch != p->leader_epoch) {
+            if (!broker_partition_serves(p)) {
+                out->error_code = PROTO_ERR_NOT_LEADER_OR_FOLLOWER;
+            } else if (r->version >= 4 && rp->current_leader_epoch >= 0 &&
+                       rp->current_leader_epoch != p->leader_epoch) {
                 out->error_code = rp->current_leader_epoch < p->leader_epoch
                                       ? PROTO_ERR_FENCED_LEADER_EPOCH
                                       : PROTO_ERR_UNKNOWN_LEADER_EPOCH;

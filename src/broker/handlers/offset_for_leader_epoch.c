@@ -1,11 +1,13 @@
 /*
- * OffsetForLeaderEpoch: the end offset of the requested leader epoch. A single
- * node never changes leader, so every partition has one epoch whose end is the
- * log end; an older epoch than the current ends where the current begins (the
- * log start), a newer one is unknown (-1, -1), as Kafka answers.
+ * OffsetForLeaderEpoch: the end offset of the requested leader epoch, from the
+ * partition's leader-epoch cache (replica.c): the current epoch ends at the
+ * log end, an older one where the next began, a newer one is unknown (-1, -1),
+ * as Kafka answers. A single node never changes leader: its one epoch ends at
+ * the log end and older ones at the log start. Only the leader answers.
  */
 #include "broker/handlers/handlers.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "protocol/errors.h"
 
 int broker_handle_offset_for_leader_epoch(broker_req_t *r) {
@@ -44,12 +46,11 @@ int broker_handle_offset_for_leader_epoch(broker_req_t *r) {
                 out->error_code = rp->current_leader_epoch < p->leader_epoch
                                       ? PROTO_ERR_FENCED_LEADER_EPOCH
                                       : PROTO_ERR_UNKNOWN_LEADER_EPOCH;
-            } else if (rp->leader_epoch == p->leader_epoch) {
-                out->leader_epoch = p->leader_epoch;
-                out->end_offset = log_end_offset(p->log);
-            } else if (rp->leader_epoch < p->leader_epoch) {
-                out->leader_epoch = rp->leader_epoch;
-                out->end_offset = log_start_offset(p->log);
+            } else if (!broker_partition_serves(p)) {
+                out->error_code = PROTO_ERR_NOT_LEADER_OR_FOLLOWER;
+            } else {
+                broker_replica_epoch_end(p, rp->leader_epoch, &out->leader_epoch,
+                                         &out->end_offset);
             }
             broker_partition_put(p);
         }

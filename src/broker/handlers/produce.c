@@ -17,6 +17,7 @@
 #include "broker/delayed.h"
 #include "broker/handlers/handlers.h"
 #include "broker/partition.h"
+#include "broker/replica.h"
 #include "protocol/compress.h"
 #include "protocol/errors.h"
 #include "protocol/records.h"
@@ -208,9 +209,15 @@ static int16_t check_transaction(broker_req_t *r, broker_partition_t *p,
 
 /* Appends one validated batch with the idempotence checks; under p->mu. */
 static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, size_t len,
-                      const proto_batch_header_t *h, presp_t *out, bool *appended, uint64_t guard) {
+                      const proto_batch_header_t *h, presp_t *out, bool *appended, uint64_t guard,
+                      int64_t *end, bool *hw_moved) {
     int16_t err = PROTO_ERR_NONE;
     pthread_mutex_lock(&p->mu);
+    /* Leadership may have moved since the check before validation. */
+    if (p->replicated && !atomic_load(&p->leader)) {
+        err = PROTO_ERR_NOT_LEADER_OR_FOLLOWER;
+        goto out;
+    }
     if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
         const txn_producer_t *tp = txn_producer_state_get(&p->producers, h->producer_id);
         if (tp && tp->markers != guard && tp->current_txn_first_offset < 0) {
@@ -256,9 +263,104 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
     out->base_offset = first;
     out->log_start_offset = log_start_offset(p->log);
     *appended = true;
+    *end = last + 1;
+    *hw_moved = broker_replica_appended(p);
 out:
     pthread_mutex_unlock(&p->mu);
     return err;
+}
+
+/* acks=all on replicated partitions: the answer waits until the ISR has
+ * every appended batch (the high watermark passes it). */
+typedef struct ack_wait {
+    broker_partition_t *p; /* referenced by the parked request */
+    int64_t required;
+    presp_t *out;
+    bool done;
+} ack_wait_t;
+
+typedef struct ack_state {
+    int n;
+    ack_wait_t *w;
+    broker_partition_t **touched;
+    int ntouched;
+} ack_state_t;
+
+static bool ack_retry(broker_req_t *r, bool final) {
+    ack_state_t *st = r->state;
+    bool all = true;
+    for (int i = 0; i < st->n; i++) {
+        ack_wait_t *w = &st->w[i];
+        if (w->done) continue;
+        int16_t err;
+        if (broker_replica_acked(w->p, w->required, &err)) {
+            w->done = true;
+        } else if (final) {
+            w->done = true;
+            err = PROTO_ERR_REQUEST_TIMED_OUT;
+        } else {
+            all = false;
+            continue;
+        }
+        if (err != PROTO_ERR_NONE) {
+            w->out->error_code = err;
+            w->out->base_offset = -1;
+        }
+    }
+    if (!all) return false;
+    broker_t *b = r->b;
+    if (b->s.fsync_before_ack && !atomic_load(&b->stopping))
+        broker_flush_then_finish(b, r, st->touched, st->ntouched);
+    else
+        broker_req_finish(r);
+    return true;
+}
+
+/* KIP-951 (v10+): partitions answered NOT_LEADER_OR_FOLLOWER name their
+ * leader and epoch, and the response lists those leaders' endpoints, so the
+ * client retries there without a Metadata round trip. */
+static void name_leaders(broker_req_t *r) {
+    broker_t *b = r->b;
+    resp_t *resp = r->resp;
+    int32_t total = 0;
+    for (int32_t i = 0; i < resp->responses.n; i++)
+        total += resp->responses.v[i].partition_responses.n;
+    resp->node_endpoints.n = 0;
+    resp->node_endpoints.v =
+        sm_arena_calloc(&r->arena, (size_t)total + 1, sizeof(*resp->node_endpoints.v));
+    if (!resp->node_endpoints.v) return;
+    for (int32_t i = 0; i < resp->responses.n; i++) {
+        proto_produce_response_topic_produce_response_t *t = &resp->responses.v[i];
+        for (int32_t k = 0; k < t->partition_responses.n; k++) {
+            presp_t *o = &t->partition_responses.v[k];
+            if (o->error_code != PROTO_ERR_NOT_LEADER_OR_FOLLOWER) continue;
+            int32_t leader = -1, epoch = -1;
+            meta_image_rdlock(&b->image);
+            meta_topic_t *mt = r->version >= 13 ? meta_image_topic_by_id(&b->image, &t->topic_id)
+                                                : meta_image_topic(&b->image, t->name);
+            if (mt && o->index >= 0 && o->index < mt->n_partitions) {
+                leader = mt->partitions[o->index].leader;
+                epoch = mt->partitions[o->index].leader_epoch;
+            }
+            meta_image_unlock(&b->image);
+            if (leader < 0 || leader == b->s.node_id) continue;
+            o->current_leader = sm_arena_calloc(&r->arena, 1, sizeof(*o->current_leader));
+            if (!o->current_leader) return;
+            o->current_leader->leader_id = leader;
+            o->current_leader->leader_epoch = epoch;
+            bool listed = false;
+            for (int32_t e = 0; e < resp->node_endpoints.n; e++)
+                listed |= resp->node_endpoints.v[e].node_id == leader;
+            broker_node_t node;
+            if (listed || broker_node(r, leader, &node) != SM_OK) continue;
+            proto_produce_response_node_endpoint_t *e =
+                &resp->node_endpoints.v[resp->node_endpoints.n++];
+            e->node_id = node.id;
+            e->host = node.host;
+            e->port = node.port;
+            e->rack = node.rack;
+        }
+    }
 }
 
 int broker_handle_produce(broker_req_t *r) {
@@ -277,10 +379,16 @@ int broker_handle_produce(broker_req_t *r) {
     for (int32_t i = 0; i < nt; i++)
         total_parts +=
             req->topic_data.v[i].partition_data.n > 0 ? req->topic_data.v[i].partition_data.n : 0;
-    broker_partition_t **touched =
-        sm_arena_calloc(&r->arena, (size_t)total_parts + 1, sizeof(*touched));
-    if (!touched) return BROKER_CLOSE;
-    int ntouched = 0;
+    /* On the heap, not in the request's arena: once the request is handed to
+     * the flusher or parked it may be answered (and its arena freed) before
+     * this handler has released its references. */
+    broker_partition_t **touched = calloc((size_t)total_parts + 1, sizeof(*touched));
+    ack_wait_t *waits = sm_arena_calloc(&r->arena, (size_t)total_parts + 1, sizeof(*waits));
+    if (!touched || !waits) {
+        free(touched);
+        return BROKER_CLOSE;
+    }
+    int ntouched = 0, nwaits = 0;
 
     for (int32_t i = 0; i < nt; i++) {
         const proto_produce_request_topic_produce_data_t *td = &req->topic_data.v[i];
@@ -289,7 +397,7 @@ int broker_handle_produce(broker_req_t *r) {
         tr->topic_id = td->topic_id;
         int32_t np = td->partition_data.n > 0 ? td->partition_data.n : 0;
         tr->partition_responses.v = sm_arena_calloc(&r->arena, (size_t)np + 1, sizeof(presp_t));
-        if (!tr->partition_responses.v) return BROKER_CLOSE;
+        if (!tr->partition_responses.v) goto close;
         tr->partition_responses.n = np;
         for (int32_t k = 0; k < np; k++) {
             const proto_produce_request_partition_produce_data_t *pd = &td->partition_data.v[k];
@@ -318,33 +426,62 @@ int broker_handle_produce(broker_req_t *r) {
             size_t len = pd->records.len > 0 ? (size_t)pd->records.len : 0;
             proto_batch_header_t h;
             out->error_code = validate(r, p, data, len, &h, out);
-            bool appended = false;
+            bool appended = false, hw_moved = false;
             uint64_t guard = 0;
+            int64_t end = -1;
+            if (out->error_code == PROTO_ERR_NONE)
+                out->error_code = broker_replica_produce_check(p, req->acks);
             if (out->error_code == PROTO_ERR_NONE)
                 out->error_code = check_transaction(r, p, &h, out, &guard);
             if (out->error_code == PROTO_ERR_NONE)
-                out->error_code = append(r, p, data, len, &h, out, &appended, guard);
+                out->error_code =
+                    append(r, p, data, len, &h, out, &appended, guard, &end, &hw_moved);
             if (appended) {
                 broker_wake(b, p);
+                if (req->acks == -1 && p->replicated)
+                    waits[nwaits++] = (ack_wait_t){p, end, out, false};
                 touched[ntouched++] = p;
             } else {
                 broker_partition_put(p);
             }
         }
     }
+    if (b->s.cluster_mode && r->version >= 10) name_leaders(r);
     int outcome = BROKER_RESPOND;
     if (b->s.fsync_before_ack && ntouched > 0 && atomic_load(&b->stopping))
         for (int i = 0; i < ntouched; i++)
             if (log_flush(touched[i]->log) != SM_OK) broker_produce_unflushed(r, touched[i]);
     if (req->acks == 0 && all_err == PROTO_ERR_NONE) {
         outcome = BROKER_NO_RESPONSE;
+    } else if (nwaits > 0) {
+        /* acks=all: parked until the ISR has the batches (woken as the high
+         * watermark moves), at most the request's timeout. */
+        ack_state_t *st = sm_arena_calloc(&r->arena, 1, sizeof(*st));
+        broker_partition_t **kept =
+            sm_arena_calloc(&r->arena, (size_t)ntouched + 1, sizeof(*kept));
+        if (!st || !kept) {
+            outcome = BROKER_CLOSE;
+        } else {
+            memcpy(kept, touched, (size_t)ntouched * sizeof(*kept));
+            *st = (ack_state_t){nwaits, waits, kept, ntouched};
+            r->state = st;
+            int64_t timeout = req->timeout_ms > 0 ? req->timeout_ms : 0;
+            broker_park(b, r, touched, ntouched, broker_mono_ms() + timeout, ack_retry);
+            outcome = BROKER_PARKED;
+        }
     } else if (b->s.fsync_before_ack && ntouched > 0 && !atomic_load(&b->stopping)) {
         broker_flush_then_finish(b, r, touched, ntouched);
         outcome = BROKER_PARKED;
     }
     for (int i = 0; i < ntouched; i++)
         broker_partition_put(touched[i]);
+    free(touched);
     return outcome;
+close:
+    for (int i = 0; i < ntouched; i++)
+        broker_partition_put(touched[i]);
+    free(touched);
+    return BROKER_CLOSE;
 }
 
 void broker_produce_unflushed(broker_req_t *r, broker_partition_t *p) {

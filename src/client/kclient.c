@@ -4,7 +4,7 @@
  * through poll() with the request's deadline, so an unreachable or silent
  * broker costs at most the timeout.
  */
-#include "cli/kclient.h"
+#include "client/kclient.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "protocol/request.h"
 
 #define KC_MAX_FRAME (64 * 1024 * 1024)
@@ -99,7 +98,7 @@ static int conn_connect(kc_client_t *kc, kc_conn_t *c, const char *host, int por
             }
             if (wait_fd(kc, c, POLLOUT, deadline) != SM_OK) {
                 kc_fail(kc, "cannot connect to %s: no answer within %d ms", c->addr,
-                        (int)(CLI_CONNECT_TIMEOUT_MS < kc->timeout_ms ? CLI_CONNECT_TIMEOUT_MS
+                        (int)(KC_CONNECT_TIMEOUT_MS < kc->timeout_ms ? KC_CONNECT_TIMEOUT_MS
                                                                       : kc->timeout_ms));
                 conn_close(c);
                 continue;
@@ -194,7 +193,7 @@ static int conn_exchange(kc_client_t *kc, kc_conn_t *c, const proto_api_desc_t *
     h.request_api_key = api->api_key;
     h.request_api_version = version;
     h.correlation_id = c->next_correlation++;
-    h.client_id = SM_STR_LIT("samsa-cli");
+    h.client_id = sm_str_from(kc->client_id[0] ? kc->client_id : "samsa-cli");
     size_t hlen = proto_request_header_size((int16_t)hv, &h);
     size_t blen = api->request->size(version, req);
     size_t total = 4 + hlen + blen;
@@ -266,7 +265,7 @@ static int conn_negotiate(kc_client_t *kc, kc_conn_t *c, const char *host, int p
         sm_arena_t a;
         sm_arena_init(&a, 0);
         int connect_ms =
-            kc->timeout_ms < CLI_CONNECT_TIMEOUT_MS ? kc->timeout_ms : CLI_CONNECT_TIMEOUT_MS;
+            kc->timeout_ms < KC_CONNECT_TIMEOUT_MS ? kc->timeout_ms : KC_CONNECT_TIMEOUT_MS;
         if (c->fd < 0 && conn_connect(kc, c, host, port, kc_now_ms() + connect_ms) != SM_OK) {
             sm_arena_free(&a);
             return SM_ERR_IO;

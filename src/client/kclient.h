@@ -1,12 +1,13 @@
 /*
- * kclient: a small blocking Kafka client for the admin commands, built on
+ * kclient: a small blocking Kafka client for the admin commands and the
+ * broker's replica fetchers, built on
  * Samsa's generated codec. One request at a time per connection, every I/O
  * bounded by the client's timeout, connections to other brokers opened on
  * demand from the Metadata broker list. Not for producing or consuming, and
  * not thread-safe.
  */
-#ifndef SAMSA_CLI_KCLIENT_H
-#define SAMSA_CLI_KCLIENT_H
+#ifndef SAMSA_CLIENT_KCLIENT_H
+#define SAMSA_CLIENT_KCLIENT_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 
 #define KC_MAX_API 128 /* api keys tracked per connection */
 #define KC_MAX_CONNS 16
+#define KC_CONNECT_TIMEOUT_MS 1000 /* each connect attempt, at most the client timeout */
 
 typedef struct kc_conn {
     int fd;          /* -1: not connected */
@@ -41,6 +43,7 @@ typedef struct kc_client {
     kc_broker_t *brokers; /* from the last Metadata answer */
     size_t nbrokers;
     char err[512]; /* the last failure, one line */
+    char client_id[64]; /* "" : samsa-cli */
 } kc_client_t;
 
 /*

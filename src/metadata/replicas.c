@@ -1,0 +1,197 @@
+/*
+ * Replica placement, leader elections and the AlterPartition check (see replicas.h). Pure
+ * functions of their arguments; the rules are Kafka's controller's (ReplicationControlManager,
+ * PartitionChangeBuilder), the placement our own rack-alternating stripe.
+ */
+#include "metadata/replicas.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err.h"
+#include "protocol/errors.h"
+
+bool meta_id_in(const int32_t *ids, int n, int32_t id) {
+    for (int i = 0; i < n; i++)
+        if (ids[i] == id) return true;
+    return false;
+}
+
+static int cmp_broker(const void *a, const void *b) {
+    const meta_place_broker_t *x = a, *y = b;
+    int r = strcmp(x->rack ? x->rack : "", y->rack ? y->rack : "");
+    if (r) return r;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int meta_place_replicas(const meta_place_broker_t *brokers, int nb, int32_t n, int32_t rf,
+                        uint32_t start, int32_t *out) {
+    if (rf < 1 || rf > nb || rf > META_MAX_REPLICAS) return SM_ERR_RANGE;
+    meta_place_broker_t *s = malloc(sizeof(*s) * (size_t)nb);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)nb);
+    int *rack = malloc(sizeof(int) * (size_t)nb), *rack_of = malloc(sizeof(int) * (size_t)nb);
+    int *first = malloc(sizeof(int) * (size_t)nb), *len = malloc(sizeof(int) * (size_t)nb);
+    int rc = SM_ERR_NOMEM;
+    if (!s || !ids || !rack || !rack_of || !first || !len) goto out;
+    memcpy(s, brokers, sizeof(*s) * (size_t)nb);
+    qsort(s, (size_t)nb, sizeof(*s), cmp_broker);
+    /* Racks as runs of the sorted list; the stripe takes the k-th broker of every rack in
+     * round k, so neighbours in it are in different racks while racks last. */
+    int nr = 0;
+    for (int i = 0; i < nb; i++) {
+        if (i == 0 || cmp_broker(&(meta_place_broker_t){0, s[i].rack},
+                                 &(meta_place_broker_t){0, s[i - 1].rack}) != 0) {
+            first[nr] = i;
+            len[nr++] = 0;
+        }
+        len[nr - 1]++;
+    }
+    int taken = 0;
+    for (int k = 0; taken < nb; k++)
+        for (int r = 0; r < nr; r++)
+            if (k < len[r]) {
+                ids[taken] = s[first[r] + k].id;
+                rack_of[taken++] = r;
+            }
+    for (int32_t i = 0; i < n; i++) {
+        uint64_t g = (uint64_t)start + (uint64_t)i;
+        int pos = (int)(g % (uint64_t)nb);
+        int shift = nb > 1 ? (int)((g / (uint64_t)nb) % (uint64_t)(nb - 1)) : 0;
+        int32_t *reps = &out[(int64_t)i * rf];
+        int chosen[META_MAX_REPLICAS];
+        memset(rack, 0, sizeof(int) * (size_t)nr);
+        reps[0] = ids[pos];
+        chosen[0] = pos;
+        rack[rack_of[pos]]++;
+        for (int32_t j = 1; j < rf; j++) {
+            /* the next broker along the stripe whose rack holds the fewest replicas yet */
+            int best = -1;
+            for (int k = 0; k < nb; k++) {
+                int c = (pos + 1 + shift + k) % nb;
+                bool used = false;
+                for (int32_t u = 0; u < j; u++)
+                    if (chosen[u] == c) used = true;
+                if (used) continue;
+                if (best < 0 || rack[rack_of[c]] < rack[rack_of[best]]) best = c;
+            }
+            reps[j] = ids[best];
+            chosen[j] = best;
+            rack[rack_of[best]]++;
+        }
+    }
+    rc = SM_OK;
+out:
+    free(s);
+    free(ids);
+    free(rack);
+    free(rack_of);
+    free(first);
+    free(len);
+    return rc;
+}
+
+static void change_init(meta_partition_change_t *out) {
+    memset(out, 0, sizeof(*out));
+    out->leader = -2;
+}
+
+static void set_isr(meta_partition_change_t *out, const int32_t *isr, int n) {
+    out->isr_changed = true;
+    out->changed = true;
+    out->n_isr = n;
+    memcpy(out->isr, isr, sizeof(int32_t) * (size_t)n);
+}
+
+void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_broker_view_t *view,
+                          bool unclean, meta_partition_change_t *out) {
+    change_init(out);
+    int32_t isr[META_MAX_REPLICAS];
+    int n = 0;
+    for (int32_t i = 0; i < p->n_isr && n < META_MAX_REPLICAS; i++)
+        if (p->isr[i] != gone) isr[n++] = p->isr[i];
+    if (n == 0) { /* the last member stays */
+        n = p->n_isr < META_MAX_REPLICAS ? p->n_isr : META_MAX_REPLICAS;
+        memcpy(isr, p->isr, sizeof(int32_t) * (size_t)n);
+    }
+    if (n != p->n_isr) set_isr(out, isr, n);
+    if (p->leader >= 0 && p->leader != gone &&
+        meta_id_in(view->usable, view->n_usable, p->leader))
+        return;
+    int32_t leader = -1;
+    for (int32_t i = 0; i < p->n_replicas && leader < 0; i++)
+        if (meta_id_in(isr, n, p->replicas[i]) &&
+            meta_id_in(view->usable, view->n_usable, p->replicas[i]))
+            leader = p->replicas[i];
+    if (leader < 0 && unclean) {
+        for (int32_t i = 0; i < p->n_replicas && leader < 0; i++)
+            if (p->replicas[i] != gone && meta_id_in(view->alive, view->n_alive, p->replicas[i]))
+                leader = p->replicas[i];
+        if (leader >= 0) {
+            out->unclean = true;
+            set_isr(out, &leader, 1);
+        }
+    }
+    if (leader != p->leader) {
+        out->leader = leader;
+        out->changed = true;
+    }
+}
+
+int16_t meta_partition_elect_preferred(const meta_partition_t *p, const meta_broker_view_t *view,
+                                       meta_partition_change_t *out) {
+    change_init(out);
+    if (p->n_replicas < 1) return PROTO_ERR_PREFERRED_LEADER_NOT_AVAILABLE;
+    int32_t pref = p->replicas[0];
+    if (p->leader == pref) return PROTO_ERR_ELECTION_NOT_NEEDED;
+    if (!meta_id_in(p->isr, p->n_isr, pref) || !meta_id_in(view->usable, view->n_usable, pref))
+        return PROTO_ERR_PREFERRED_LEADER_NOT_AVAILABLE;
+    out->leader = pref;
+    out->changed = true;
+    return PROTO_ERR_NONE;
+}
+
+int16_t meta_partition_elect_unclean(const meta_partition_t *p, const meta_broker_view_t *view,
+                                     meta_partition_change_t *out) {
+    change_init(out);
+    if (p->leader >= 0 && meta_id_in(view->usable, view->n_usable, p->leader))
+        return PROTO_ERR_ELECTION_NOT_NEEDED;
+    meta_partition_elect(p, -1, view, true, out);
+    if (!out->changed || out->leader < 0) return PROTO_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE;
+    return PROTO_ERR_NONE;
+}
+
+int16_t meta_alter_partition_check(const meta_partition_t *p, int32_t sender,
+                                   int32_t leader_epoch, int32_t partition_epoch,
+                                   const meta_isr_member_t *isr, int32_t n_isr,
+                                   meta_broker_state_t (*brokers)(void *ctx, int32_t id),
+                                   void *ctx, bool *same) {
+    *same = false;
+    if (!p) return PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+    if (leader_epoch > p->leader_epoch || partition_epoch > p->partition_epoch)
+        return PROTO_ERR_NOT_CONTROLLER;
+    if (leader_epoch < p->leader_epoch) return PROTO_ERR_FENCED_LEADER_EPOCH;
+    if (sender != p->leader) return PROTO_ERR_INVALID_REQUEST;
+    if (partition_epoch < p->partition_epoch) return PROTO_ERR_INVALID_UPDATE_VERSION;
+    if (n_isr < 1 || n_isr > META_MAX_REPLICAS) return PROTO_ERR_INVALID_REQUEST;
+    bool has_leader = false;
+    for (int32_t i = 0; i < n_isr; i++) {
+        if (!meta_id_in(p->replicas, p->n_replicas, isr[i].id)) return PROTO_ERR_INVALID_REQUEST;
+        for (int32_t k = 0; k < i; k++)
+            if (isr[k].id == isr[i].id) return PROTO_ERR_INVALID_REQUEST;
+        if (isr[i].id == p->leader) has_leader = true;
+    }
+    if (!has_leader) return PROTO_ERR_INVALID_REQUEST;
+    for (int32_t i = 0; i < n_isr; i++) {
+        meta_broker_state_t b = brokers(ctx, isr[i].id);
+        if (!b.registered || b.fenced || b.in_controlled_shutdown ||
+            (isr[i].broker_epoch != -1 && isr[i].broker_epoch != b.epoch))
+            return PROTO_ERR_INELIGIBLE_REPLICA;
+    }
+    if (n_isr == p->n_isr) {
+        bool eq = true;
+        for (int32_t i = 0; i < n_isr; i++)
+            if (isr[i].id != p->isr[i]) eq = false;
+        *same = eq;
+    }
+    return PROTO_ERR_NONE;
+}

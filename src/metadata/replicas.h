@@ -1,0 +1,114 @@
+/*
+ * The controller's replica decisions as pure functions of the image's state: where the
+ * replicas of new partitions go (rack-aware, balanced), who leads a partition when brokers
+ * are fenced, unfenced or shut down, whether an AlterPartition from a leader is accepted,
+ * and the preferred leader election. No I/O and no locks: the callers (controller.c,
+ * src/cluster) read the image, decide here, and commit the records the decision implies.
+ * Not here: turning decisions into records, liveness, the wire.
+ */
+#ifndef META_REPLICAS_H
+#define META_REPLICAS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "metadata/image.h"
+
+/* More replicas per partition than this are refused (INVALID_REPLICATION_FACTOR). */
+#define META_MAX_REPLICAS 64
+
+/* A broker replicas may be placed on. */
+typedef struct meta_place_broker {
+    int32_t id;
+    const char *rack; /* "" when none */
+} meta_place_broker_t;
+
+/*
+ * Places rf replicas for each of n partitions on the nb brokers (distinct, unfenced ones).
+ * out gets n * rf broker ids, partition i's at out[i * rf], its leader first. Replicas of a
+ * partition are distinct brokers spread over as many racks as there are; leaders go round
+ * the brokers in rack-alternating order from `start` (a random number for new topics), so
+ * consecutive partitions alternate racks and each broker leads n / nb of them; followers
+ * shift with each round so that the same leader does not always get the same followers.
+ * Returns SM_OK, or SM_ERR_RANGE when rf < 1, rf > nb or rf > META_MAX_REPLICAS, SM_ERR_NOMEM.
+ */
+int meta_place_replicas(const meta_place_broker_t *brokers, int nb, int32_t n, int32_t rf,
+                        uint32_t start, int32_t *out);
+
+/* What the controller knows of the brokers for an election. */
+typedef struct meta_broker_view {
+    const int32_t *usable; /* unfenced and not in controlled shutdown */
+    int n_usable;
+    const int32_t *alive; /* unfenced (an unclean election may pick these) */
+    int n_alive;
+} meta_broker_view_t;
+
+/* A partition change the decisions produce (a PartitionChangeRecord's fields). */
+typedef struct meta_partition_change {
+    bool changed;
+    int32_t leader; /* -2: unchanged, -1: no leader */
+    bool isr_changed;
+    int32_t n_isr;
+    int32_t isr[META_MAX_REPLICAS];
+    bool unclean; /* the leader was elected from outside the ISR */
+} meta_partition_change_t;
+
+bool meta_id_in(const int32_t *ids, int n, int32_t id);
+
+/*
+ * Leadership after broker `gone` (-1: none) is fenced or shuts down, or after a broker is
+ * unfenced (it is then in view->usable, gone -1). gone leaves the ISR unless it is its last
+ * member (Kafka keeps the last one, so the partition knows who has its data). The leader
+ * stays when it is still usable; otherwise the first replica in replica order that is in the
+ * (new) ISR and usable leads; none: with unclean, the first alive replica leads and becomes
+ * the whole ISR (data may be lost); else the partition has no leader (-1).
+ */
+void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_broker_view_t *view,
+                          bool unclean, meta_partition_change_t *out);
+
+/*
+ * Preferred leader election (ElectLeaders PREFERRED, auto rebalance): the first replica
+ * leads when it is usable and in the ISR. Returns Kafka's error: NONE (out->changed),
+ * ELECTION_NOT_NEEDED when it leads already, PREFERRED_LEADER_NOT_AVAILABLE otherwise.
+ */
+int16_t meta_partition_elect_preferred(const meta_partition_t *p, const meta_broker_view_t *view,
+                                       meta_partition_change_t *out);
+/*
+ * Unclean election (ElectLeaders UNCLEAN): a leaderless partition gets a leader from its
+ * ISR when one is usable, else the first alive replica. ELECTION_NOT_NEEDED when it has a
+ * leader, ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is alive.
+ */
+int16_t meta_partition_elect_unclean(const meta_partition_t *p, const meta_broker_view_t *view,
+                                     meta_partition_change_t *out);
+
+/* One proposed ISR member of an AlterPartition: its id and the broker epoch it fetched with
+ * (-1 unknown). */
+typedef struct meta_isr_member {
+    int32_t id;
+    int64_t broker_epoch;
+} meta_isr_member_t;
+
+/* A broker's registration as the AlterPartition check needs it. */
+typedef struct meta_broker_state {
+    bool registered, fenced, in_controlled_shutdown;
+    int64_t epoch;
+} meta_broker_state_t;
+
+/*
+ * Validates one partition of an AlterPartition from broker `sender` (whose broker epoch the
+ * caller checked: STALE_BROKER_EPOCH is the whole request's error), in Kafka's controller's
+ * order: UNKNOWN_TOPIC_OR_PARTITION (p NULL), NOT_CONTROLLER (epochs newer than ours: this
+ * controller is behind), FENCED_LEADER_EPOCH (an older leader epoch), INVALID_REQUEST (the
+ * sender does not lead), INVALID_UPDATE_VERSION (an older partition epoch), INVALID_REQUEST
+ * (the new ISR is empty, names a broker twice or one that is not a replica, or lacks the
+ * leader), INELIGIBLE_REPLICA (a new member is not registered, fenced, in controlled
+ * shutdown, or fetched with another broker epoch). brokers(ctx, id) describes broker id.
+ * NONE: *same is set when the ISR equals the current one (nothing to commit).
+ */
+int16_t meta_alter_partition_check(const meta_partition_t *p, int32_t sender,
+                                   int32_t leader_epoch, int32_t partition_epoch,
+                                   const meta_isr_member_t *isr, int32_t n_isr,
+                                   meta_broker_state_t (*brokers)(void *ctx, int32_t id),
+                                   void *ctx, bool *same);
+
+#endif

@@ -1,0 +1,342 @@
+"""The controller's half of replication (issues 12 and 13) on a real three-node cluster:
+topics of replication factor 3 are placed on three brokers with the full ISR (confluent-kafka
+and kafka-topics.sh), manual assignments are honoured and checked; AlterPartition sent to the
+active controller's CONTROLLER listener with stale epochs gets Kafka's codes and changes
+nothing, a valid one changes the ISR; kill -9 of a broker moves its leaderships to another
+ISR member and takes it out of the ISRs; ElectLeaders PREFERRED (the AdminClient and
+kafka-leader-election.sh) gives leadership back to the preferred replica. Metadata only:
+the partitions' data is not replicated until the broker data path lands."""
+
+import re
+import shutil
+import struct
+
+import pytest
+from confluent_kafka import ElectionType, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+from helpers import kafka_tool_runner, wait_for
+from samsa_cluster import _harness
+from test_cluster import brokers_seen, cluster, leader_of  # noqa: F401 (the fixture)
+
+NONE, INVALID_REQUEST, FENCED_LEADER_EPOCH, STALE_BROKER_EPOCH = 0, 42, 74, 77
+INVALID_UPDATE_VERSION, UNKNOWN_TOPIC_ID, INELIGIBLE_REPLICA = 95, 100, 107
+
+
+def _uvarint(b, i):
+    return _harness._uvarint(b, i)
+
+
+def _array(items):
+    return bytes([len(items) + 1]) + b"".join(items)
+
+
+def partitions_of(node, topic):
+    """Metadata v12 from one node: (topic id, {partition: (leader, leader epoch, replicas,
+    isr)}), or None while it does not know the topic."""
+    name = topic.encode()
+    body = _array([bytes(16) + bytes([len(name) + 1]) + name + b"\x00"]) + b"\x00\x00\x00"
+    try:
+        r = _harness._kafka_request("127.0.0.1", node.port, 3, 12, body, 5.0)
+    except OSError:
+        return None
+    i = 4
+    n, i = _uvarint(r, i)
+    for _ in range(n - 1):
+        _, i = _harness._cstring(r, i + 4)
+        i += 4
+        _, i = _harness._cstring(r, i)
+        i = _harness._skip_tags(r, i)
+    _, i = _harness._cstring(r, i)
+    i += 4
+    n, i = _uvarint(r, i)
+    for _ in range(n - 1):
+        err = struct.unpack(">h", r[i:i + 2])[0]
+        _, i = _harness._cstring(r, i + 2)
+        tid = r[i:i + 16]
+        i += 17
+        np_, i = _uvarint(r, i)
+        parts = {}
+        for _ in range(np_ - 1):
+            _, idx, leader, epoch = struct.unpack(">hiii", r[i:i + 14])
+            i += 14
+            lists = []
+            for _ in range(3):
+                k, i = _uvarint(r, i)
+                lists.append(list(struct.unpack(f">{k - 1}i", r[i:i + 4 * (k - 1)])))
+                i += 4 * (k - 1)
+            i = _harness._skip_tags(r, i)
+            parts[idx] = (leader, epoch, lists[0], lists[1])
+        i += 4
+        i = _harness._skip_tags(r, i)
+        if err == 0 and parts:
+            return tid, parts
+    return None
+
+
+def broker_epoch(node):
+    """The broker epoch of node's latest registration, from its log."""
+    found = re.findall(r"broker %d registered with controller \d+ \(broker epoch (\d+)\)"
+                       % node.node_id, node.read_log())
+    return int(found[-1]) if found else None
+
+
+def alter_partition(port, broker, epoch, topic_id, partition, leader_epoch, partition_epoch,
+                    isr):
+    """AlterPartition v3 to a CONTROLLER listener: (top-level error, partition error,
+    leader epoch, isr, partition epoch) of the answer. isr: [(broker id, broker epoch)]."""
+    members = _array([struct.pack(">iq", b, e) + b"\x00" for b, e in isr])
+    part = (struct.pack(">ii", partition, leader_epoch) + members +
+            struct.pack(">bi", 0, partition_epoch) + b"\x00")
+    body = (struct.pack(">iq", broker, epoch) + _array([topic_id + _array([part]) + b"\x00"]) +
+            b"\x00")
+    r = _harness._kafka_request("127.0.0.1", port, 56, 3, body, 10.0)
+    top = struct.unpack(">h", r[4:6])[0]
+    i = 6
+    nt, i = _uvarint(r, i)
+    if nt < 2:
+        return top, None, None, None, None
+    i += 16
+    _, i = _uvarint(r, i)
+    _, err, _, lepoch = struct.unpack(">ihii", r[i:i + 14])
+    i += 14
+    k, i = _uvarint(r, i)
+    got = list(struct.unpack(f">{k - 1}i", r[i:i + 4 * (k - 1)]))
+    i += 4 * (k - 1) + 1
+    pepoch = struct.unpack(">i", r[i:i + 4])[0]
+    return top, err, lepoch, got, pepoch
+
+
+def three_brokers(cluster):
+    wait_for(lambda: leader_of(cluster), timeout=30, what="a controller")
+    wait_for(lambda: len(getattr(brokers_seen(cluster.bootstrap), "brokers", ())) == 3,
+             timeout=30, interval=0.2, what="three unfenced brokers")
+
+
+def topic_everywhere(cluster, topic, n):
+    def seen():
+        got = [partitions_of(nd, topic) for nd in cluster.nodes
+               if nd.proc and nd.proc.poll() is None]
+        return all(g and len(g[1]) == n for g in got) and got[0]
+    return wait_for(seen, timeout=20, interval=0.2, what=f"{topic} on every node")
+
+
+def test_rf3_placement_and_manual_assignments(cluster):
+    three_brokers(cluster)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic("r3", 6, 3)])["r3"].result(20)
+    _, parts = topic_everywhere(cluster, "r3", 6)
+    for p, (leader, epoch, replicas, isr) in parts.items():
+        assert sorted(replicas) == [1, 2, 3], (p, replicas)
+        assert isr == replicas and leader == replicas[0] and epoch == 0, parts[p]
+    assert sorted(parts[p][0] for p in parts) == [1, 1, 2, 2, 3, 3], parts
+
+    # More replicas than brokers: Kafka's code and message.
+    with pytest.raises(KafkaException) as e:
+        admin.create_topics([NewTopic("r4", 1, 4)])["r4"].result(20)
+    assert e.value.args[0].code() == 38  # INVALID_REPLICATION_FACTOR
+    assert "only 3 broker(s) are registered" in e.value.args[0].str()
+
+    # Manual assignments are honoured, and checked as Kafka's controller checks them.
+    admin.create_topics([NewTopic("manual", 2, replica_assignment=[[2, 1], [3, 2]])])[
+        "manual"].result(20)
+    _, parts = topic_everywhere(cluster, "manual", 2)
+    assert parts[0][2] == [2, 1] and parts[0][0] == 2 and parts[0][3] == [2, 1]
+    assert parts[1][2] == [3, 2] and parts[1][0] == 3
+    for bad, needle in (([[1, 9]], "no such broker is registered"),
+                        ([[1, 1]], "more than once"),
+                        ([[1, 2], [3]], "not consistent with previous partitions")):
+        with pytest.raises(KafkaException) as e:
+            admin.create_topics([NewTopic("bad", len(bad), replica_assignment=bad)])["bad"].result(20)
+        assert e.value.args[0].code() == 39 and needle in e.value.args[0].str(), bad
+
+    # CreatePartitions: the new partitions get the topic's replication factor.
+    admin.create_partitions([NewPartitions("r3", 8)])["r3"].result(20)
+    _, parts = topic_everywhere(cluster, "r3", 8)
+    assert sorted(parts[6][2]) == [1, 2, 3] and sorted(parts[7][2]) == [1, 2, 3]
+
+
+def test_alter_partition_checks_epochs(cluster):
+    three_brokers(cluster)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic("ap", 1, 3)])["ap"].result(20)
+    tid, parts = topic_everywhere(cluster, "ap", 1)
+    leader, lepoch, replicas, isr = parts[0]
+    ctrl = cluster.node(leader_of(cluster)[0]).ctrl_port
+    epochs = {n.node_id: wait_for(lambda n=n: broker_epoch(n), timeout=10, what="epoch")
+              for n in cluster.nodes}
+    follower = [b for b in replicas if b != leader]
+    full = [(b, epochs[b]) for b in isr]
+    shrunk = [(leader, epochs[leader]), (follower[0], epochs[follower[0]])]
+
+    def send(broker=leader, bepoch=None, topic=tid, le=lepoch, pe=0, members=shrunk):
+        return alter_partition(ctrl, broker, epochs[broker] if bepoch is None else bepoch,
+                               topic, 0, le, pe, members)
+
+    assert send(bepoch=epochs[leader] + 1000)[0] == STALE_BROKER_EPOCH
+    assert send(le=lepoch - 1)[1] == FENCED_LEADER_EPOCH
+    assert send(pe=-1)[1] == INVALID_UPDATE_VERSION
+    assert send(broker=follower[0])[1] == INVALID_REQUEST  # not the leader
+    assert send(members=[(follower[0], epochs[follower[0]])])[1] == INVALID_REQUEST  # no leader
+    assert send(members=[(leader, epochs[leader]), (follower[0], epochs[follower[0]] + 7)])[1] \
+        == INELIGIBLE_REPLICA
+    assert send(topic=bytes(range(16)))[1] == UNKNOWN_TOPIC_ID
+    # None of it changed anything: the same request with the current state is answered as
+    # the current state (partition epoch 0).
+    assert send(members=full) == (NONE, NONE, lepoch, isr, 0)
+    assert all(p[0][3] == isr for p in [partitions_of(n, "ap")[1] for n in cluster.nodes])
+
+    # A valid shrink commits: partition epoch 1, leader unchanged; every node sees it.
+    assert send() == (NONE, NONE, lepoch, [leader, follower[0]], 1)
+    wait_for(lambda: all(partitions_of(n, "ap")[1][0][3] == [leader, follower[0]]
+                         for n in cluster.nodes), timeout=10, what="the new ISR everywhere")
+    assert send()[1] == INVALID_UPDATE_VERSION  # partition epoch 0 is stale now
+    assert send(pe=1) == (NONE, NONE, lepoch, [leader, follower[0]], 1)  # idempotent
+    assert send(pe=1, members=full) == (NONE, NONE, lepoch, isr, 2)  # grows back
+
+
+def test_kill9_moves_leadership_and_preferred_election_restores_it(cluster):
+    three_brokers(cluster)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic("kl", 3, 3)])["kl"].result(20)
+    tid, before = topic_everywhere(cluster, "kl", 3)
+    ctrl_id = leader_of(cluster)[0]
+    victim = next(b for b in (1, 2, 3) if b != ctrl_id)
+    led = [p for p, v in before.items() if v[0] == victim]
+    assert led, before
+    cluster.node(victim).kill()
+
+    live = [n for n in cluster.nodes if n.node_id != victim]
+
+    def moved():
+        got = partitions_of(live[0], "kl")
+        if not got:
+            return None
+        ps = got[1]
+        return all(v[0] not in (victim, -1) and victim not in v[3] and len(v[3]) == 2
+                   for v in ps.values()) and ps
+    after = wait_for(moved, timeout=30, interval=0.2, what="leaderships off the killed broker")
+    for p in led:
+        leader, epoch, replicas, isr = after[p]
+        assert replicas == before[p][2] and leader in replicas and epoch == before[p][1] + 1
+        # the next ISR member in replica order
+        assert leader == next(b for b in replicas if b != victim), after[p]
+
+    # The broker comes back: it is unfenced but out of the ISRs (nothing brought it back in
+    # sync), so the preferred election cannot pick it yet.
+    cluster.node(victim).start()
+    three_brokers(cluster)
+    res = admin.elect_leaders(ElectionType.PREFERRED,
+                              [TopicPartition("kl", p) for p in led]).result(20)
+    assert all(res[TopicPartition("kl", p)] is not None for p in led), res
+
+    # Its partitions' leaders take it back into the ISR (AlterPartition, as a leader does once
+    # the follower caught up); partition epoch 1 after the fence.
+    ctrl = cluster.node(leader_of(cluster)[0]).ctrl_port
+    epochs = {n.node_id: wait_for(lambda n=n: broker_epoch(n), timeout=10, what="epoch")
+              for n in cluster.nodes}
+    for p in led:
+        leader, lepoch, replicas, isr = after[p]
+        members = [(b, epochs[b]) for b in replicas]
+        got = alter_partition(ctrl, leader, epochs[leader], tid, p, lepoch, 1, members)
+        assert got[:2] == (NONE, NONE) and got[3] == replicas, got
+
+    res = admin.elect_leaders(ElectionType.PREFERRED,
+                              [TopicPartition("kl", p) for p in led]).result(20)
+    assert all(res[TopicPartition("kl", p)] is None for p in led), res
+    wait_for(lambda: all(partitions_of(n, "kl")[1][p][0] == victim
+                         for n in cluster.nodes for p in led),
+             timeout=20, interval=0.2, what="the preferred replica leading again")
+    res = admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition("kl", led[0])]).result(20)
+    assert res[TopicPartition("kl", led[0])].code() == 84  # ELECTION_NOT_NEEDED
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs Java")
+def test_kafka_tools_rf3_and_leader_election(cluster, tmp_path):
+    tools = kafka_tool_runner(tmp_path)
+    three_brokers(cluster)
+    boot = cluster.node(2).bootstrap
+    code, out, err = tools("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", boot,
+                           "--create", "--topic", "jt", "--partitions", "3",
+                           "--replication-factor", "3")
+    assert code == 0, err
+    code, out, err = tools("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", boot,
+                           "--describe", "--topic", "jt")
+    assert code == 0, err
+    rows = re.findall(r"Partition: (\d+)\s+Leader: (\d+)\s+Replicas: ([\d,]+)\s+Isr: ([\d,]+)",
+                      out)
+    assert len(rows) == 3, out
+    for _, leader, replicas, isr in rows:
+        assert sorted(replicas.split(",")) == ["1", "2", "3"] and isr == replicas, out
+        assert leader == replicas.split(",")[0], out
+    # Every leader is its preferred replica: nothing to do for all partitions (Kafka reports
+    # none of them), and a named one is reported as already elected.
+    code, out, err = tools("org.apache.kafka.tools.LeaderElectionCommand", "--bootstrap-server",
+                           boot, "--election-type", "PREFERRED", "--all-topic-partitions")
+    assert code == 0 and "Error" not in out + err, (out, err)
+    code, out, err = tools("org.apache.kafka.tools.LeaderElectionCommand", "--bootstrap-server",
+                           boot, "--election-type", "PREFERRED", "--topic", "jt",
+                           "--partition", "1")
+    assert code == 0, err
+    assert "Valid replica already elected for partitions jt-1" in out, out
+
+
+def test_controlled_shutdown_hands_leadership_over(tmp_path):
+    """A broker stopped gracefully has its leaderships moved and leaves the ISRs before it
+    exits: the session timeout is far longer than the wait, so only the controlled shutdown
+    can have moved them."""
+    from samsa_cluster import Cluster
+    from test_cluster import FAST
+    c = Cluster(tmp_path, n=3, voters=3,
+                overrides=dict(FAST, **{"broker.session.timeout.ms": "120000"})).start()
+    try:
+        three_brokers(c)
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic("cs", 3, 3)])["cs"].result(20)
+        _, before = topic_everywhere(c, "cs", 3)
+        ctrl_id = leader_of(c)[0]
+        victim = next(b for b in (1, 2, 3) if b != ctrl_id)
+        assert any(v[0] == victim for v in before.values()), before
+        assert c.node(victim).stop() == 0
+        live = next(n for n in c.nodes if n.node_id != victim)
+        ps = wait_for(lambda: partitions_of(live, "cs"), timeout=10, what="metadata")[1]
+        for p, (leader, _, replicas, isr) in ps.items():
+            assert leader != victim and leader in replicas and victim not in isr, ps
+    finally:
+        c.kill_all()
+
+
+def test_auto_leader_rebalance(tmp_path):
+    """auto.leader.rebalance.enable: once the preferred replica is back in the ISR, the
+    controller's imbalance check gives it its leadership back without any request."""
+    from samsa_cluster import Cluster
+    from test_cluster import FAST
+    c = Cluster(tmp_path, n=3, voters=3,
+                overrides=dict(FAST, **{"leader.imbalance.check.interval.seconds": "1"})).start()
+    try:
+        three_brokers(c)
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic("ar", 3, 3)])["ar"].result(20)
+        tid, before = topic_everywhere(c, "ar", 3)
+        victim = next(b for b in (1, 2, 3) if b != leader_of(c)[0])
+        led = [p for p, v in before.items() if v[0] == victim]
+        c.node(victim).kill()
+        live = next(n for n in c.nodes if n.node_id != victim)
+        after = wait_for(lambda: (lambda g: g and all(g[1][p][0] not in (victim, -1)
+                                                      for p in led) and g[1])(
+            partitions_of(live, "ar")), timeout=30, interval=0.2, what="leaders moved")
+        c.node(victim).start()
+        three_brokers(c)
+        ctrl = c.node(leader_of(c)[0]).ctrl_port
+        epochs = {n.node_id: wait_for(lambda n=n: broker_epoch(n), timeout=10, what="epoch")
+                  for n in c.nodes}
+        for p in led:
+            leader, lepoch, replicas, _ = after[p]
+            got = alter_partition(ctrl, leader, epochs[leader], tid, p, lepoch, 1,
+                                  [(b, epochs[b]) for b in replicas])
+            assert got[:2] == (NONE, NONE), got
+        wait_for(lambda: all(partitions_of(n, "ar")[1][p][0] == victim
+                             for n in c.nodes for p in led),
+                 timeout=30, interval=0.2, what="the rebalance to the preferred replica")
+    finally:
+        c.kill_all()

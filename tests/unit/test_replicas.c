@@ -1,0 +1,208 @@
+/*
+ * The controller's replica decisions (metadata/replicas.c): placement spreads replicas over
+ * distinct brokers and racks with balanced leaders; fencing, shutdown and unfencing elect
+ * leaders from the ISR (unclean only when allowed); the preferred election; AlterPartition
+ * refused with Kafka's codes in Kafka's order.
+ */
+#include <string.h>
+
+#include "base/err.h"
+
+#include "metadata/replicas.h"
+#include "protocol/errors.h"
+#include "test.h"
+
+static int rack_index(const meta_place_broker_t *b, int nb, int32_t id) {
+    for (int i = 0; i < nb; i++)
+        if (b[i].id == id) return b[i].rack[0];
+    return -1;
+}
+
+/* Six brokers in three racks, 60 partitions of RF 3: each partition on three distinct
+ * brokers in three distinct racks; every broker leads 10; every broker holds 30. */
+static void test_place_racks(void) {
+    meta_place_broker_t b[] = {{1, "a"}, {2, "a"}, {3, "b"}, {4, "b"}, {5, "c"}, {6, "c"}};
+    int32_t out[60 * 3];
+    REQUIRE(meta_place_replicas(b, 6, 60, 3, 7, out) == SM_OK);
+    int leads[7] = {0}, holds[7] = {0};
+    for (int p = 0; p < 60; p++) {
+        int32_t *r = &out[p * 3];
+        CHECK(r[0] != r[1] && r[0] != r[2] && r[1] != r[2]);
+        int a = rack_index(b, 6, r[0]), x = rack_index(b, 6, r[1]), y = rack_index(b, 6, r[2]);
+        CHECK(a != x && a != y && x != y);
+        leads[r[0]]++;
+        for (int k = 0; k < 3; k++)
+            holds[r[k]]++;
+    }
+    for (int id = 1; id <= 6; id++) {
+        CHECK_EQ_INT(10, leads[id]);
+        CHECK_EQ_INT(30, holds[id]);
+    }
+    /* consecutive partitions' leaders alternate racks */
+    for (int p = 1; p < 60; p++)
+        CHECK(rack_index(b, 6, out[p * 3]) != rack_index(b, 6, out[(p - 1) * 3]));
+}
+
+/* No racks: distinct brokers, leaders balanced, and a leader's followers vary. */
+static void test_place_no_racks(void) {
+    meta_place_broker_t b[] = {{10, ""}, {11, ""}, {12, ""}, {13, ""}};
+    int32_t out[40 * 2];
+    REQUIRE(meta_place_replicas(b, 4, 40, 2, 0, out) == SM_OK);
+    int leads[14] = {0};
+    bool followers_of_10[14] = {false};
+    for (int p = 0; p < 40; p++) {
+        CHECK(out[p * 2] != out[p * 2 + 1]);
+        leads[out[p * 2]]++;
+        if (out[p * 2] == 10) followers_of_10[out[p * 2 + 1]] = true;
+    }
+    for (int id = 10; id <= 13; id++)
+        CHECK_EQ_INT(10, leads[id]);
+    int distinct = 0;
+    for (int id = 10; id <= 13; id++)
+        distinct += followers_of_10[id];
+    CHECK(distinct >= 2);
+}
+
+static void test_place_too_few(void) {
+    meta_place_broker_t b[] = {{1, ""}, {2, ""}};
+    int32_t out[3];
+    CHECK_EQ_INT(SM_ERR_RANGE, meta_place_replicas(b, 2, 1, 3, 0, out));
+    CHECK_EQ_INT(SM_ERR_RANGE, meta_place_replicas(b, 2, 1, 0, 0, out));
+}
+
+static meta_partition_t part(int32_t *replicas, int nr, int32_t *isr, int ni, int32_t leader) {
+    return (meta_partition_t){0, leader, 5, 9, nr, replicas, ni, isr};
+}
+
+/* The leader is fenced: the next ISR member in replica order that is usable leads and the
+ * fenced broker leaves the ISR. */
+static void test_fence_moves_leader(void) {
+    int32_t reps[] = {1, 2, 3}, isr[] = {1, 2, 3};
+    meta_partition_t p = part(reps, 3, isr, 3, 1);
+    int32_t usable[] = {2, 3};
+    meta_broker_view_t v = {usable, 2, usable, 2};
+    meta_partition_change_t ch;
+    meta_partition_elect(&p, 1, &v, false, &ch);
+    CHECK(ch.changed);
+    CHECK_EQ_INT(2, ch.leader);
+    CHECK(ch.isr_changed);
+    CHECK_EQ_INT(2, ch.n_isr);
+    CHECK_EQ_INT(2, ch.isr[0]);
+    CHECK_EQ_INT(3, ch.isr[1]);
+    CHECK(!ch.unclean);
+    /* a follower fenced: leader stays, ISR shrinks */
+    int32_t usable13[] = {1, 3};
+    v = (meta_broker_view_t){usable13, 2, usable13, 2};
+    meta_partition_elect(&p, 2, &v, false, &ch);
+    CHECK_EQ_INT(-2, ch.leader);
+    CHECK_EQ_INT(2, ch.n_isr);
+}
+
+/* The last ISR member is kept; no eligible leader: -1; unclean: an alive replica leads and
+ * is the whole ISR. */
+static void test_fence_last_isr_member(void) {
+    int32_t reps[] = {1, 2, 3}, isr[] = {1};
+    meta_partition_t p = part(reps, 3, isr, 1, 1);
+    int32_t usable[] = {2, 3};
+    meta_broker_view_t v = {usable, 2, usable, 2};
+    meta_partition_change_t ch;
+    meta_partition_elect(&p, 1, &v, false, &ch);
+    CHECK(ch.changed);
+    CHECK_EQ_INT(-1, ch.leader);
+    CHECK(!ch.isr_changed);
+    meta_partition_elect(&p, 1, &v, true, &ch);
+    CHECK_EQ_INT(2, ch.leader);
+    CHECK(ch.unclean);
+    CHECK_EQ_INT(1, ch.n_isr);
+    CHECK_EQ_INT(2, ch.isr[0]);
+}
+
+/* Unfencing the last ISR member of a leaderless partition makes it the leader. */
+static void test_unfence_leads(void) {
+    int32_t reps[] = {1, 2, 3}, isr[] = {1};
+    meta_partition_t p = part(reps, 3, isr, 1, -1);
+    int32_t usable[] = {1, 2, 3};
+    meta_broker_view_t v = {usable, 3, usable, 3};
+    meta_partition_change_t ch;
+    meta_partition_elect(&p, -1, &v, false, &ch);
+    CHECK_EQ_INT(1, ch.leader);
+    CHECK(!ch.isr_changed);
+    /* a broker in controlled shutdown (alive, not usable) does not lead */
+    int32_t alive[] = {1, 2, 3}, usable23[] = {2, 3};
+    v = (meta_broker_view_t){usable23, 2, alive, 3};
+    meta_partition_elect(&p, -1, &v, false, &ch);
+    CHECK(!ch.changed);
+}
+
+static void test_preferred(void) {
+    int32_t reps[] = {1, 2, 3}, isr[] = {1, 2, 3};
+    meta_partition_t p = part(reps, 3, isr, 3, 2);
+    int32_t usable[] = {1, 2, 3};
+    meta_broker_view_t v = {usable, 3, usable, 3};
+    meta_partition_change_t ch;
+    CHECK_EQ_INT(PROTO_ERR_NONE, meta_partition_elect_preferred(&p, &v, &ch));
+    CHECK_EQ_INT(1, ch.leader);
+    p.leader = 1;
+    CHECK_EQ_INT(PROTO_ERR_ELECTION_NOT_NEEDED, meta_partition_elect_preferred(&p, &v, &ch));
+    p.leader = 2;
+    int32_t isr23[] = {2, 3};
+    p.isr = isr23;
+    p.n_isr = 2;
+    CHECK_EQ_INT(PROTO_ERR_PREFERRED_LEADER_NOT_AVAILABLE,
+                 meta_partition_elect_preferred(&p, &v, &ch));
+}
+
+static meta_broker_state_t states(void *ctx, int32_t id) {
+    (void)ctx;
+    if (id == 4) return (meta_broker_state_t){true, true, false, 40};  /* fenced */
+    if (id == 5) return (meta_broker_state_t){true, false, true, 50};  /* shutting down */
+    if (id >= 1 && id <= 3) return (meta_broker_state_t){true, false, false, id * 10};
+    return (meta_broker_state_t){0};
+}
+
+static int16_t alter(const meta_partition_t *p, int32_t sender, int32_t le, int32_t pe,
+                     const meta_isr_member_t *isr, int n, bool *same) {
+    return meta_alter_partition_check(p, sender, le, pe, isr, n, states, NULL, same);
+}
+
+static void test_alter_partition(void) {
+    int32_t reps[] = {1, 2, 3, 4, 5}, isr[] = {1, 2};
+    meta_partition_t p = part(reps, 5, isr, 2, 1); /* leader epoch 5, partition epoch 9 */
+    meta_isr_member_t ok[] = {{1, 10}, {2, 20}, {3, 30}};
+    bool same;
+    CHECK_EQ_INT(PROTO_ERR_NONE, alter(&p, 1, 5, 9, ok, 3, &same));
+    CHECK(!same);
+    CHECK_EQ_INT(PROTO_ERR_NONE, alter(&p, 1, 5, 9, ok, 2, &same));
+    CHECK(same);
+    CHECK_EQ_INT(PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION, alter(NULL, 1, 5, 9, ok, 3, &same));
+    CHECK_EQ_INT(PROTO_ERR_FENCED_LEADER_EPOCH, alter(&p, 1, 4, 9, ok, 3, &same));
+    CHECK_EQ_INT(PROTO_ERR_NOT_CONTROLLER, alter(&p, 1, 6, 9, ok, 3, &same));
+    CHECK_EQ_INT(PROTO_ERR_INVALID_REQUEST, alter(&p, 2, 5, 9, ok, 3, &same));
+    CHECK_EQ_INT(PROTO_ERR_INVALID_UPDATE_VERSION, alter(&p, 1, 5, 8, ok, 3, &same));
+    meta_isr_member_t no_leader[] = {{2, 20}, {3, 30}};
+    CHECK_EQ_INT(PROTO_ERR_INVALID_REQUEST, alter(&p, 1, 5, 9, no_leader, 2, &same));
+    meta_isr_member_t twice[] = {{1, 10}, {1, 10}};
+    CHECK_EQ_INT(PROTO_ERR_INVALID_REQUEST, alter(&p, 1, 5, 9, twice, 2, &same));
+    meta_isr_member_t not_replica[] = {{1, 10}, {9, -1}};
+    CHECK_EQ_INT(PROTO_ERR_INVALID_REQUEST, alter(&p, 1, 5, 9, not_replica, 2, &same));
+    meta_isr_member_t fenced[] = {{1, 10}, {4, 40}};
+    CHECK_EQ_INT(PROTO_ERR_INELIGIBLE_REPLICA, alter(&p, 1, 5, 9, fenced, 2, &same));
+    meta_isr_member_t shutting[] = {{1, 10}, {5, 50}};
+    CHECK_EQ_INT(PROTO_ERR_INELIGIBLE_REPLICA, alter(&p, 1, 5, 9, shutting, 2, &same));
+    meta_isr_member_t stale[] = {{1, 10}, {3, 29}};
+    CHECK_EQ_INT(PROTO_ERR_INELIGIBLE_REPLICA, alter(&p, 1, 5, 9, stale, 2, &same));
+    meta_isr_member_t unknown_epoch[] = {{1, -1}, {3, -1}};
+    CHECK_EQ_INT(PROTO_ERR_NONE, alter(&p, 1, 5, 9, unknown_epoch, 2, &same));
+}
+
+int main(void) {
+    RUN(test_place_racks);
+    RUN(test_place_no_racks);
+    RUN(test_place_too_few);
+    RUN(test_fence_moves_leader);
+    RUN(test_fence_last_isr_member);
+    RUN(test_unfence_leads);
+    RUN(test_preferred);
+    RUN(test_alter_partition);
+    return t_summary("replicas");
+}
