@@ -115,7 +115,8 @@ def test_standalone_quorum_grows_fails_over_and_shrinks(nodes, tools):
     wait_for(lambda: leader_of(n1.port) == 1, timeout=30, what="node 1 leading alone")
     n2.start()
     n3.start()
-    assert "joins as an observer" in n2.read_log()
+    wait_for(lambda: "joins as an observer" in n2.read_log(), timeout=20,
+             what="node 2 saying it joins as an observer")
     # Through the controller, then through a broker (relayed to the leader).
     out = add_controller(tools, n2, "--bootstrap-controller", f"127.0.0.1:{n1.ctrl_port}")
     assert f"Added controller 2 with directory id {n2.directory_id()}" in out, out
