@@ -365,24 +365,22 @@ static int load_settings(broker_t *b, sm_config_t *c) {
 
 /* ---- meta.properties: the cluster id, as Kafka keeps it in each log dir ---- */
 
-static void random_cluster_id(char *out) {
-    uint8_t u[16];
-    if (getrandom(u, 16, 0) != 16)
-        for (int i = 0; i < 16; i++)
-            u[i] = (uint8_t)rand();
-    sm_uuid_make_v4(u);
-    sm_uuid_base64(u, out);
-}
-
-/* A log directory's id (KIP-858, meta.properties directory.id): random, never one of the
- * ids Kafka reserves (the first 100 uuids, all-zero ones included). */
+/* A log directory's id (KIP-858, meta.properties directory.id): random as Kafka's
+ * Uuid.randomUuid, never one of the reserved ids (the first 100, zero included) nor one whose
+ * text starts with '-' (command-line tools would take it for an option). */
 static void random_directory_id(uint8_t u[16]) {
     do {
         if (getrandom(u, 16, 0) != 16)
             for (int i = 0; i < 16; i++)
                 u[i] = (uint8_t)rand();
         sm_uuid_make_v4(u);
-    } while (u[0] == 0);
+    } while (u[0] == 0 || (u[0] >> 2) == 62);
+}
+
+static void random_cluster_id(char *out) {
+    uint8_t u[16];
+    random_directory_id(u);
+    sm_uuid_base64(u, out);
 }
 
 /* This node's directory id: the first log dir's meta.properties directory.id; one is added to

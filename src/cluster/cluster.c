@@ -1295,6 +1295,7 @@ int cluster_start(const cluster_opts_t *o, cluster_t **out) {
         rcfg.n_voters = o->n_voters;
         memcpy(rcfg.voters, cl->voter_ids, sizeof(int32_t) * (size_t)o->n_voters);
         rcfg.dynamic = o->dynamic;
+        memcpy(rcfg.directory_id, o->directory_id, 16);
         rcfg.n_bootstrap = o->n_bootstrap;
         snprintf(rcfg.cluster_id, sizeof(rcfg.cluster_id), "%.31s", o->cluster_id);
         rcfg.election_timeout_ms = o->election_timeout_ms;

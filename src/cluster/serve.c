@@ -342,6 +342,7 @@ static void fill_replica(proto_describe_quorum_response_replica_state_t *o,
     o->log_end_offset = in->log_end_offset;
     o->last_fetch_timestamp = in->last_fetch_ms >= 0 ? in->last_fetch_ms + shift : -1;
     o->last_caught_up_timestamp = in->last_caught_up_ms >= 0 ? in->last_caught_up_ms + shift : -1;
+    memcpy(o->replica_directory_id.b, in->dir, 16);
 }
 
 /* DescribeQuorum: the leader's view of every voter and observer. */

@@ -74,6 +74,7 @@ typedef struct raft_peer {
     int64_t parked_offset;
     int64_t parked_deadline;
     int64_t hw_sent; /* leader: the high watermark last sent to this replica */
+    uint8_t dir[16];  /* leader: the directory id its Fetch named */
 } raft_peer_t;
 
 typedef struct out_node {
@@ -658,6 +659,7 @@ static void send_fetch(raft_t *r, int64_t now, int32_t to) {
     m->u.fetch_req.fetch_offset = log_end(r);
     m->u.fetch_req.last_fetched_epoch = raft_log_last_epoch(&r->log);
     m->u.fetch_req.max_wait_ms = r->cfg.fetch_max_wait_ms;
+    memcpy(m->u.fetch_req.dir, r->cfg.directory_id, 16);
     r->inflight_corr = m->corr;
     r->inflight_expiry = now + r->cfg.fetch_max_wait_ms + r->cfg.request_timeout_ms;
 }
@@ -994,6 +996,7 @@ static void handle_fetch_req(raft_t *r, int64_t now, const raft_msg_t *m) {
     raft_peer_t *p = replica_for(r, now, m->from);
     if (p) {
         p->end_offset = off; /* a replica that restarted may report less: believe it */
+        memcpy(p->dir, m->u.fetch_req.dir, 16);
         p->last_fetch_ms = now;
         p->acked = true;
         if (off >= log_end(r)) p->last_caught_up_ms = now;
@@ -1401,9 +1404,10 @@ int16_t raft_add_voter(raft_t *r, int64_t now, const raft_voter_t *v, int64_t *o
     if (v->id < 0 || cur->n == RAFT_MAX_VOTERS) return PROTO_ERR_INVALID_REQUEST;
     /* the new voter must be an observer that caught up with the log lately (Kafka: the
      * replica's last caught-up time within the fetch timeout) */
-    const raft_peer_t *obs = NULL;
+    const raft_peer_t *obs = NULL; /* the replica (id, directory id), as Kafka's ReplicaKey */
     for (int i = 0; i < r->n_observers; i++)
-        if (r->observers[i].id == v->id) obs = &r->observers[i];
+        if (r->observers[i].id == v->id && memcmp(r->observers[i].dir, v->dir, 16) == 0)
+            obs = &r->observers[i];
     if (!obs || obs->last_caught_up_ms < 0 ||
         now - obs->last_caught_up_ms > r->cfg.fetch_timeout_ms)
         return PROTO_ERR_REQUEST_TIMED_OUT;
@@ -1576,6 +1580,7 @@ static void replica_info(const raft_t *r, const raft_peer_t *p, bool self, raft_
     o->log_end_offset = self ? r->flushed : p->end_offset;
     o->last_fetch_ms = p->last_fetch_ms;
     o->last_caught_up_ms = self ? p->last_fetch_ms : p->last_caught_up_ms;
+    memcpy(o->dir, self ? r->cfg.directory_id : p->dir, 16);
 }
 
 int16_t raft_describe_quorum(const raft_t *r, raft_quorum_info_t *out) {

@@ -124,6 +124,7 @@ typedef struct raft_msg {
             int64_t fetch_offset;
             int32_t last_fetched_epoch;
             int64_t max_wait_ms;
+            uint8_t dir[16]; /* the fetcher's directory id (ReplicaDirectoryId, v17) */
         } fetch_req;
         struct {
             int64_t high_watermark;
@@ -209,6 +210,7 @@ typedef struct raft_config {
      * the k-th is sent to RAFT_BOOTSTRAP_NODE(k) and the transport addresses it. */
     bool dynamic;
     int n_bootstrap;
+    uint8_t directory_id[16]; /* this node's, sent in its Fetch requests */
     char cluster_id[RAFT_CLUSTER_ID_MAX];
     int64_t election_timeout_ms;     /* controller.quorum.election.timeout.ms (1000) */
     int64_t fetch_timeout_ms;        /* controller.quorum.fetch.timeout.ms (2000) */
@@ -313,6 +315,7 @@ typedef struct raft_replica_info {
     int64_t log_end_offset; /* -1 unknown */
     int64_t last_fetch_ms;  /* -1 never */
     int64_t last_caught_up_ms;
+    uint8_t dir[16]; /* directory id as its Fetch named it (zeros: unknown) */
 } raft_replica_info_t;
 
 typedef struct raft_quorum_info {

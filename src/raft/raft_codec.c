@@ -233,6 +233,7 @@ static int encode_fetch(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer
         p->last_fetched_epoch = m->u.fetch_req.last_fetched_epoch;
         p->log_start_offset = -1;
         p->partition_max_bytes = 8 << 20;
+        memcpy(p->replica_directory_id.b, m->u.fetch_req.dir, 16); /* v17+ (KIP-853) */
         return proto_fetch_request_encode(w, v, &q);
     }
     proto_fetch_response_t q;
@@ -416,6 +417,7 @@ static int decode_fetch(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m)
         m->u.fetch_req.fetch_offset = p->fetch_offset;
         m->u.fetch_req.last_fetched_epoch = p->last_fetched_epoch;
         m->u.fetch_req.max_wait_ms = q.max_wait_ms;
+        memcpy(m->u.fetch_req.dir, p->replica_directory_id.b, 16);
         return SM_OK;
     }
     proto_fetch_response_t q;

@@ -163,8 +163,9 @@ def test_standalone_quorum_grows_fails_over_and_shrinks(nodes, tools):
              what="the last voter leading once the leader removed itself")
     f = status(tools, "--bootstrap-server", new_leader.bootstrap)
     assert voter_ids(f) == [other.node_id], f
-    # the removed leader follows on as an observer
-    wait_for(lambda: f'"id": {new_leader.node_id}' in status(
+    # the removed leader follows on as an observer, its directory id from its Fetch
+    seen = f'"id": {new_leader.node_id}, "directoryId": "{new_leader.directory_id()}"'
+    wait_for(lambda: seen in status(
         tools, "--bootstrap-server", new_leader.bootstrap)["CurrentObservers"],
         timeout=30, interval=0.5, what="the removed leader listed as an observer")
     admin = AdminClient({"bootstrap.servers": new_leader.bootstrap})

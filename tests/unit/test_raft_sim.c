@@ -1248,9 +1248,10 @@ static int64_t drain_commits(raft_t *r, int64_t committed) {
     return committed;
 }
 
-/* An observer's Fetch at the leader's log end, answered at once. */
+/* An observer's Fetch at the leader's log end (its directory id: {from}), answered at once. */
 static void observer_fetches(raft_t *r, int32_t from, int64_t now) {
     raft_msg_t f = request(RAFT_MSG_FETCH_REQ, from, 1, raft_quorum_state(r).epoch);
+    f.u.fetch_req.dir[0] = (uint8_t)from;
     f.u.fetch_req.fetch_offset = raft_log_end(r);
     f.u.fetch_req.last_fetched_epoch = raft_last_position(r).epoch;
     raft_step(r, now, &f);
@@ -1278,10 +1279,13 @@ static void test_voter_changes_answers(void) {
     CHECK_EQ_INT(PROTO_ERR_DUPLICATE_VOTER, raft_add_voter(r, 2, &boot.v[0], &off));
     observer_fetches(r, 2, 3);
     drain_commits(r, 0);
+    raft_voter_t other_dir = two; /* the replica is (id, directory id), as Kafka's ReplicaKey */
+    other_dir.dir[0] = 9;
+    CHECK_EQ_INT(PROTO_ERR_REQUEST_TIMED_OUT, raft_add_voter(r, 4, &other_dir, &off));
     CHECK_EQ_INT(PROTO_ERR_NONE, raft_add_voter(r, 4, &two, &off));
     CHECK_EQ_INT(1, off);
     CHECK_EQ_INT(2, raft_voters(r)->n); /* in force once appended */
-    raft_voter_t three = {.id = 3};
+    raft_voter_t three = {.id = 3, .dir = {3}};
     observer_fetches(r, 3, 5);
     CHECK_EQ_INT(PROTO_ERR_REQUEST_TIMED_OUT, raft_add_voter(r, 5, &three, &off)); /* pending */
     /* the leader alone no longer commits: the new majority (1 and 2) must hold it */
