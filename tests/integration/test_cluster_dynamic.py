@@ -2,8 +2,8 @@
 kafka-metadata-quorum.sh: a first controller formatted standalone (samsa-server --format
 --standalone), two more started with only controller.quorum.bootstrap.servers that join as
 observers and are added with add-controller (through a controller and through a broker),
-kill -9 of the leader elects another that commits metadata, remove-controller of a voter and
-of the leader itself; Kafka's error codes for bad changes over the raw protocol."""
+kill -9 of the leader elects another that commits metadata and the killed one rejoins from
+its disk, remove-controller of a voter and of the leader itself; Kafka's error codes for bad changes over the raw protocol."""
 
 import os
 import re
@@ -100,6 +100,18 @@ def add_controller(tools, node, *where):
     return last[0]
 
 
+def remove_controller(tools, node, *where):
+    """remove-controller until it is done: REQUEST_TIMED_OUT (a change or an election still
+    settling, or the commit slower than the request timeout) is retried, as Kafka means it;
+    a retry after a removal that did commit finds the voter gone (VOTER_NOT_FOUND)."""
+    def removed():
+        code, out, err = tools(QUORUM, *where, "remove-controller", "--controller-id",
+                               str(node.node_id), "--controller-directory-id",
+                               node.directory_id())
+        return code == 0 or "VoterNotFoundException" in out + err
+    wait_for(removed, timeout=90, interval=0.5, what=f"remove-controller {node.node_id}")
+
+
 def leader_of(port):
     q = describe_quorum(port)
     return q[1] if q and q[1] >= 0 else None
@@ -145,20 +157,25 @@ def test_standalone_quorum_grows_fails_over_and_shrinks(nodes, tools):
             return "already exists" in str(e)
     wait_for(created, timeout=60, interval=0.5, what="CreateTopics after the failover")
 
-    # remove-controller of the dead voter, then of the leader itself (it resigns).
+    # The killed node restarts from its disk (the voter set from its log) and catches up.
     dead = by_id[leader]
-    code, out, err = tools(QUORUM, "--bootstrap-controller", f"127.0.0.1:{rest[0].ctrl_port}",
-                           "remove-controller", "--controller-id", str(dead.node_id),
-                           "--controller-directory-id", dead.directory_id())
-    assert code == 0, out + err
+    dead.start()
+
+    def caught_up():
+        code, out, err = tools(QUORUM, "--bootstrap-server", rest[0].bootstrap, "describe",
+                               "--replication")
+        rows = [l.split() for l in out.splitlines()[1:] if l.strip()]
+        return code == 0 and any(r[0] == str(dead.node_id) and r[3] == "0" and
+                                 r[-1] == "Follower" for r in rows)
+    wait_for(caught_up, timeout=60, interval=0.5, what="the restarted voter caught up")
+
+    # remove-controller of that voter, then of the leader itself (it resigns).
+    remove_controller(tools, dead, "--bootstrap-controller", f"127.0.0.1:{rest[0].ctrl_port}")
     f = status(tools, "--bootstrap-server", rest[1].bootstrap)
     assert voter_ids(f) == sorted(n.node_id for n in rest), f
     new_leader = by_id[int(f["LeaderId"])]
     other = [n for n in rest if n is not new_leader][0]
-    code, out, err = tools(QUORUM, "--bootstrap-controller", f"127.0.0.1:{other.ctrl_port}",
-                           "remove-controller", "--controller-id", str(new_leader.node_id),
-                           "--controller-directory-id", new_leader.directory_id())
-    assert code == 0, out + err
+    remove_controller(tools, new_leader, "--bootstrap-controller", f"127.0.0.1:{other.ctrl_port}")
     wait_for(lambda: leader_of(other.port) == other.node_id, timeout=30,
              what="the last voter leading once the leader removed itself")
     f = status(tools, "--bootstrap-server", new_leader.bootstrap)
