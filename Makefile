@@ -16,7 +16,7 @@ DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
 	python3 python3-venv maven openjdk-17-jdk-headless nftables
 
 .PHONY: all deps build run cluster test test-unit test-integration test-java test-asan test-tsan fuzz protocol protocol-check \
-	format format-check clean bench bench-quick raft-sim
+	format format-check clean bench bench-quick raft-sim jepsen
 
 all: build
 
@@ -59,6 +59,13 @@ $(VENV)/.installed: tests/integration/requirements.txt
 test-integration: build $(VENV)/.installed
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/integration
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests/cluster
+
+# Replication under a randomized fault schedule (tests/cluster/jepsen.py, docs/testing-cluster.md):
+# make jepsen [JEPSEN_MINUTES=30] [JEPSEN_ARGS="--seed 7 --spare-controller --faults kill_leader,cut_pair"]
+# Prints the counts at the end; fails on any anomaly or liveness failure.
+JEPSEN_MINUTES ?= 30
+jepsen: build $(VENV)/.installed
+	$(VENV)/bin/python tests/cluster/jepsen.py --minutes $(JEPSEN_MINUTES) $(JEPSEN_ARGS)
 
 # Java client compatibility (kafka-clients 4.x from Maven Central).
 test-java: build
@@ -124,7 +131,10 @@ clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
 
 # Samsa against Apache Kafka 4.4 on this machine (bench/run.py; writes bench/results/
-# and the comparison section of docs/BENCHMARKS.md). bench-quick: a short subset.
+# and the comparison section of docs/BENCHMARKS.md), then three-node clusters of each
+# with RF=3 topics (bench/cluster.py --replication: acks=all throughput, latency, broker
+# CPU, follower catch-up; its own section of docs/BENCHMARKS.md). bench-quick: a short
+# subset of both.
 BENCH_VENV ?= bench/.venv
 $(BENCH_VENV)/.installed: bench/requirements.txt
 	python3 -m venv $(BENCH_VENV)
@@ -138,3 +148,6 @@ bench bench-quick: build $(BENCH_VENV)/.installed
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	bench/kafka-ref/kafka-ref.sh setup
 	$(BENCH_VENV)/bin/python bench/run.py $(if $(filter bench-quick,$@),--quick)
+	$(BENCH_VENV)/bin/python bench/cluster.py --rounds 0 --replication --doc \
+	  $(if $(filter bench-quick,$@),--quick) \
+	  --json bench/results/$(if $(filter bench-quick,$@),quick,full)/replication.json

@@ -18,6 +18,12 @@
 
 #include "base/err.h"
 
+/* An open that failed: SM_ERR_LIMIT when the process is out of descriptors
+ * (the caller may wait for one and retry), SM_ERR_IO otherwise. */
+static int open_status(void) {
+    return errno == EMFILE || errno == ENFILE ? SM_ERR_LIMIT : SM_ERR_IO;
+}
+
 static atomic_int fault_after;
 static atomic_int fault_err;
 static _Atomic size_t fault_partial;
@@ -126,7 +132,7 @@ int fio_pread_all(int fd, void *buf, size_t len, int64_t off) {
 
 int fio_read_file(const char *path, uint8_t **data, size_t *len, size_t max) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? SM_ERR_NOTFOUND : SM_ERR_IO;
+    if (fd < 0) return errno == ENOENT ? SM_ERR_NOTFOUND : open_status();
     struct stat st;
     if (fstat(fd, &st) || (size_t)st.st_size > max) {
         close(fd);
@@ -151,7 +157,7 @@ int fio_read_file(const char *path, uint8_t **data, size_t *len, size_t max) {
 
 int fio_fsync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return SM_ERR_IO;
+    if (fd < 0) return open_status();
     int rc = fio_fsync(fd);
     close(fd);
     return rc;
@@ -165,7 +171,7 @@ int fio_write_file(const char *path, const void *data, size_t len, bool atomic) 
         target = tmp;
     }
     int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return SM_ERR_IO;
+    if (fd < 0) return open_status();
     int rc = fio_write_all(fd, data, len);
     if (!rc && atomic) rc = fio_fsync(fd);
     if (close(fd) && !rc) rc = SM_ERR_IO;

@@ -30,6 +30,8 @@ SM_MUST_CHECK int fio_fdatasync(int fd);
 SM_MUST_CHECK int fio_pwrite_all(int fd, const void *buf, size_t len, int64_t off);
 int fio_pread_all(int fd, void *buf, size_t len, int64_t off);
 SM_MUST_CHECK int fio_write_all(int fd, const void *buf, size_t len);
+/* fio_read_file, fio_write_file and fio_fsync_dir return SM_ERR_LIMIT when
+ * they cannot open for want of a descriptor (EMFILE/ENFILE). */
 /* Reads a whole file of at most max bytes into a new malloc'd buffer. */
 int fio_read_file(const char *path, uint8_t **data, size_t *len, size_t max);
 /* Writes a whole file; with atomic, through a temp file renamed into place

@@ -45,6 +45,8 @@ static const broker_api_t apis[] = {
     {42, 0, 3, broker_handle_delete_groups},
     {43, 0, 2, broker_handle_elect_leaders},
     {44, 0, 1, broker_handle_incremental_alter_configs},
+    {45, 0, 1, broker_handle_alter_partition_reassignments},
+    {46, 0, 0, broker_handle_list_partition_reassignments},
     {47, 0, 0, broker_handle_offset_delete},
     {48, 0, 1, broker_handle_describe_client_quotas},
     {49, 0, 1, broker_handle_alter_client_quotas},

@@ -748,6 +748,30 @@ static int start_listener(broker_t *b, broker_listener_t *l) {
     return SM_OK;
 }
 
+/* The cleaner is about to remove an ABORT marker whose transaction has no
+ * data left (log_clean_opts_t.marker_removed): its entry leaves the
+ * partition's aborted index too, so read_committed fetches stop announcing
+ * a transaction whose marker is gone (a client would drop the producer's
+ * later batches until some other ABORT marker). */
+static void aborted_marker_removed(void *arg, log_t *l, int64_t producer_id, int64_t offset) {
+    broker_t *b = arg;
+    const char *dir = log_dir(l);
+    const char *name = strrchr(dir, '/');
+    char topic[256];
+    int32_t index;
+    if (!log_manager_parse_dir_name(name ? name + 1 : dir, topic, sizeof(topic), &index)) return;
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = meta_image_topic(&b->image, (sm_str_t){topic, (int32_t)strlen(topic)});
+    sm_uuid_t id = t ? t->id : (sm_uuid_t){{0}};
+    meta_image_unlock(&b->image);
+    broker_partition_t *p = t ? broker_partition_get(b, &id, index) : NULL;
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    if (p->log == l) txn_aborted_index_remove(&p->aborted, producer_id, offset);
+    pthread_mutex_unlock(&p->mu);
+    broker_partition_put(p);
+}
+
 /* True when the image has the partition folder's topic: by id when the
  * folder names one, else by name. Caller holds the image lock. */
 static bool claimed_by_image(void *arg, const char *topic, int32_t partition,
@@ -1018,6 +1042,8 @@ logs:;
             .load_factor = strtod(sm_config_str(cfg, "log.cleaner.io.buffer.load.factor"), NULL),
             .io_max_bytes_per_second =
                 strtod(sm_config_str(cfg, "log.cleaner.io.max.bytes.per.second"), NULL),
+            .marker_removed = aborted_marker_removed,
+            .marker_arg = b,
         }};
     if ((rc = log_manager_open(&lo, &b->logs))) goto out;
 

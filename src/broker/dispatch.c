@@ -26,6 +26,8 @@ static bool controller_api(int16_t key) {
     case 37: /* CreatePartitions */
     case 43: /* ElectLeaders */
     case 44: /* IncrementalAlterConfigs */
+    case 45: /* AlterPartitionReassignments */
+    case 46: /* ListPartitionReassignments */
     case 49: /* AlterClientQuotas */
     case 55: /* DescribeQuorum */
     case 57: /* UpdateFeatures */

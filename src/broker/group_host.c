@@ -169,6 +169,39 @@ static void host_for_each_topic(void *ctx, void (*fn)(void *arg, sm_str_t name),
     meta_image_unlock(&h->b->image);
 }
 
+static void host_partition_racks(void *ctx, const sm_uuid_t *topic,
+                                 void (*fn)(void *arg, int32_t partition, sm_str_t rack),
+                                 void *arg) {
+    group_host_ctx_t *h = ctx;
+    broker_t *b = h->b;
+    const char *own = b->s.cluster_mode ? NULL : sm_config_str(b->cfg, "broker.rack");
+    meta_image_rdlock(&b->image);
+    const meta_topic_t *t = meta_image_topic_by_id(&b->image, topic);
+    for (int32_t p = 0; t && p < t->n_partitions; p++) {
+        if (own) {
+            /* A single node holds every replica. */
+            if (*own) fn(arg, p, sm_str_from(own));
+            continue;
+        }
+        const meta_partition_t *mp = &t->partitions[p];
+        for (int32_t i = 0; i < mp->n_replicas; i++) {
+            const meta_broker_t *bk = meta_image_broker(&b->image, mp->replicas[i]);
+            if (bk && bk->has_rack && bk->rack[0]) fn(arg, p, sm_str_from(bk->rack));
+        }
+    }
+    meta_image_unlock(&b->image);
+}
+
+static bool host_group_config(void *ctx, sm_str_t group, const char *name, char *out, size_t cap) {
+    group_host_ctx_t *h = ctx;
+    meta_image_rdlock(&h->b->image);
+    const sm_map_t *m = meta_group_configs(&h->b->image, group);
+    const char *v = m ? sm_map_get(m, name, strlen(name)) : NULL;
+    if (v) snprintf(out, cap, "%s", v);
+    meta_image_unlock(&h->b->image);
+    return v != NULL;
+}
+
 /* __consumer_offsets: created on first start, like Kafka's, compacted. */
 static int offsets_topic(broker_t *b, sm_uuid_t *id, int32_t *partitions) {
     sm_str_t name = SM_STR_LIT(OFFSETS_TOPIC);
@@ -206,8 +239,9 @@ int broker_groups_start(broker_t *b) {
     int32_t partitions = 0;
     if (offsets_topic(b, &host_ctx.topic_id, &partitions)) return SM_ERR;
     host_ctx.partitions = partitions;
-    group_host_t host = {&host_ctx,  host_append,     host_when_durable,  host_read_all,
-                         host_topic, host_topic_name, host_for_each_topic};
+    group_host_t host = {&host_ctx,           host_append,          host_when_durable,
+                         host_read_all,       host_topic,           host_topic_name,
+                         host_for_each_topic, host_partition_racks, host_group_config};
     return group_coordinator_new(&host, partitions, b->cfg, &b->groups);
 }
 

@@ -1,7 +1,7 @@
 /*
  * The brokers a client is told about (Metadata, DescribeCluster): this node alone on a
- * single node; in a cluster every registered broker of the metadata image that has an
- * endpoint of the listener the request came through, fenced ones only when asked.
+ * single node (with its broker.rack); in a cluster every registered broker of the metadata image
+ * that has an endpoint of the listener the request came through, fenced ones only when asked.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +18,8 @@ int broker_nodes(broker_req_t *r, bool include_fenced, broker_node_t **out) {
         n->id = b->s.node_id;
         n->host = sm_arena_str(&r->arena, broker_req_host(r));
         n->port = broker_req_port(r);
-        n->rack = SM_STR_NULL;
+        const char *rack = sm_config_str(b->cfg, "broker.rack");
+        n->rack = rack && *rack ? sm_arena_str(&r->arena, rack) : SM_STR_NULL;
         *out = n;
         return 1;
     }

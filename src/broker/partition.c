@@ -31,6 +31,8 @@ static pkey_t make_key(const sm_uuid_t *id, int32_t index) {
     return k;
 }
 
+static void drop_partition(broker_t *b, const meta_topic_t *t, int32_t i);
+
 broker_partition_t *broker_partition_get(broker_t *b, const sm_uuid_t *topic_id, int32_t index) {
     pkey_t k = make_key(topic_id, index);
     pthread_mutex_lock(&b->partitions_mu);
@@ -395,7 +397,12 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
             bool mine = false;
             for (int32_t k = 0; k < t->partitions[i].n_replicas; k++)
                 if (t->partitions[i].replicas[k] == b->s.node_id) mine = true;
-            if (!mine) continue;
+            if (!mine) {
+                /* Moved away (a reassignment): its copy here goes, as Kafka's
+                 * StopReplica with delete. */
+                drop_partition(b, t, i);
+                continue;
+            }
         }
         pkey_t k = make_key(&t->id, i);
         pthread_mutex_lock(&b->partitions_mu);
@@ -469,26 +476,29 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
 }
 
 void broker_partitions_delete(broker_t *b, const meta_topic_t *t) {
-    for (int32_t i = 0; i < t->n_partitions; i++) {
-        pkey_t k = make_key(&t->id, i);
-        pthread_mutex_lock(&b->partitions_mu);
-        broker_partition_t *p = sm_map_del(&b->partitions, &k, sizeof(k));
-        pthread_mutex_unlock(&b->partitions_mu);
-        if (!p) continue;
-        /* The folder is renamed now, so a topic re-created under this name
-         * gets a folder of its own; the log stays open for requests that
-         * still hold the partition and goes with the last reference. */
-        log_t *l;
-        if (log_manager_detach(b->logs, p->topic, p->index, p->topic_id.b, &l) == SM_OK)
-            atomic_store(&p->deleted, true);
-        else
-            sm_error("broker", "%s-%d: the log is not registered under this topic id: kept",
-                     p->topic, p->index);
-        broker_replica_stop(p);
-        /* Parked fetches answer now (the partition is gone for them). */
-        broker_wake(b, p);
-        broker_partition_put(p); /* the registry's reference */
-    }
+    for (int32_t i = 0; i < t->n_partitions; i++)
+        drop_partition(b, t, i);
+}
+
+static void drop_partition(broker_t *b, const meta_topic_t *t, int32_t i) {
+    pkey_t k = make_key(&t->id, i);
+    pthread_mutex_lock(&b->partitions_mu);
+    broker_partition_t *p = sm_map_del(&b->partitions, &k, sizeof(k));
+    pthread_mutex_unlock(&b->partitions_mu);
+    if (!p) return;
+    /* The folder is renamed now, so a topic re-created under this name
+     * gets a folder of its own; the log stays open for requests that
+     * still hold the partition and goes with the last reference. */
+    log_t *l;
+    if (log_manager_detach(b->logs, p->topic, p->index, p->topic_id.b, &l) == SM_OK)
+        atomic_store(&p->deleted, true);
+    else
+        sm_error("broker", "%s-%d: the log is not registered under this topic id: kept", p->topic,
+                 p->index);
+    broker_replica_stop(p);
+    /* Parked fetches answer now (the partition is gone for them). */
+    broker_wake(b, p);
+    broker_partition_put(p); /* the registry's reference */
 }
 
 void broker_partitions_reconfigure(broker_t *b, const meta_topic_t *t) {

@@ -233,7 +233,7 @@ static void propose_change(cluster_t *cl, cl_recs_t *rs, cl_liveness_t *l) {
     int64_t first = -1, last = -1;
     if (!rs->oom && rs->n > 0 && cl_propose_records(cl, rs->v, rs->n, &first, &last) == SM_OK) {
         if (l) l->pending = last;
-        cl->part_pending = last;
+        cl->part_pending = cl->bulk_pending = last;
     }
     cl_recs_free(rs);
 }

@@ -961,7 +961,7 @@ static void handle_in(cluster_t *cl, cl_in_t *in, int64_t now) {
         cl_fwd_try(cl, in->fwd, now);
         break;
     case CL_IN_ALTER:
-        if (!cl_ctrl_alter_partition(cl, in)) return; /* deferred: kept */
+        if (!cl_ctrl_alter_partition_new(cl, in)) return; /* deferred: kept */
         break;
     case CL_IN_ALTER_SEND: cl_alter_send(cl, in->alter, now); break;
     case CL_IN_ELECT:

@@ -146,6 +146,21 @@ typedef struct cluster_election {
     int16_t error;
 } cluster_election_t;
 int cluster_elect_leaders(cluster_t *cl, int8_t type, cluster_election_t *parts, int n);
+/*
+ * AlterPartitionReassignments (KIP-455) on the active controller, from the worker thread:
+ * each of parts moves to its replicas (NULL: cancels its ongoing reassignment); error and
+ * message filled with Kafka's answer per partition. Blocks until committed and applied.
+ * SM_ERR_AGAIN: not the active controller.
+ */
+typedef struct cluster_reassignment {
+    sm_uuid_t topic_id;
+    int32_t partition;
+    const int32_t *replicas; /* NULL: cancel */
+    int32_t n;
+    int16_t error;
+    char message[160];
+} cluster_reassignment_t;
+int cluster_alter_reassignments(cluster_t *cl, cluster_reassignment_t *parts, int n);
 /* Leaders elected from outside the ISR (unclean.leader.election.enable) by this controller. */
 int64_t cluster_unclean_elections(cluster_t *cl);
 

@@ -96,11 +96,14 @@ typedef struct cl_alter {
     int64_t deadline;
 } cl_alter_t;
 
-/* An ElectLeaders run on the quorum thread for a worker that waits (partitions.c). */
+/* An ElectLeaders or AlterPartitionReassignments run on the quorum thread for a worker that
+ * waits (partitions.c): parts, or re when a reassignment. */
 typedef struct cl_elect {
     int8_t type;
     cluster_election_t *parts;
     int n;
+    cluster_reassignment_t *re;
+    int n_re;
     int status;
     bool done;
     struct cl_waiter *w;
@@ -269,6 +272,11 @@ struct cluster {
     /* Last offset of a partition change proposed here: decisions about partitions wait
      * until it is applied, so that each is made on the state the previous one left. */
     int64_t part_pending;
+    /* Of those, the last of a change that may touch many partitions (fencing, elections,
+     * reassignments), and the partitions AlterPartitions changed since everything was
+     * applied (20-byte keys: topic id, partition): an AlterPartition waits only for these. */
+    int64_t bulk_pending;
+    sm_map_t touched;
     cl_in_t *deferred, *deferred_tail; /* AlterPartition / ElectLeaders waiting for it */
     int64_t next_rebalance_at;
     atomic_llong unclean_elections; /* leaders elected outside the ISR */
@@ -366,6 +374,8 @@ void cl_leadership_changes(cluster_t *cl, cl_recs_t *rs, int32_t id, cl_lead_t h
 bool cl_partitions_busy(cluster_t *cl);
 /* Controller side of AlterPartition / ElectLeaders; false when in was kept (deferred). */
 bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in);
+/* A newly arrived AlterPartition: behind the waiting ones, else decided now. */
+bool cl_ctrl_alter_partition_new(cluster_t *cl, cl_in_t *in);
 bool cl_ctrl_elect(cluster_t *cl, cl_in_t *in);
 /* Broker side: sends a queued AlterPartition; its answer or failure. */
 void cl_alter_send(cluster_t *cl, cl_alter_t *a, int64_t now);

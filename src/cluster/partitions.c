@@ -1,16 +1,20 @@
 /*
  * Partition leadership and ISR changes, on the quorum thread: both sides of AlterPartition
- * (a partition leader asks the active controller to change its ISR), ElectLeaders and the
- * automatic preferred-leader rebalance, and the elections that fencing, controlled shutdown
+ * (a partition leader asks the active controller to change its ISR), ElectLeaders, the
+ * automatic preferred-leader rebalance, partition reassignments (KIP-455), and the elections that fencing, controlled shutdown
  * and unfencing imply. The decisions are metadata/replicas.c's; here they become
  * PartitionChangeRecords and answers.
  *
  * Controller side, states of a partition decision: decided on the applied image ->
- * proposed (cl->part_pending) -> applied. Invariant: no partition decision is made while
- * an earlier one is proposed but not applied (AlterPartition and ElectLeaders requests wait
- * in cl->deferred, fencing and unfencing retry on the next tick or heartbeat), so every
- * decision sees the state the previous one left, as Kafka's controller applies its records
- * to its own state before deciding the next.
+ * proposed (cl->part_pending) -> applied. Invariant: no decision about a partition is made
+ * while an earlier change of it is proposed but not applied, so every decision sees the state
+ * the previous one left, as Kafka's controller applies its records to its own state before
+ * deciding the next. Changes of many partitions (fencing, unfencing, elections,
+ * reassignments) wait until everything is applied (fencing and unfencing retry on the next
+ * tick or heartbeat, ElectLeaders waits in cl->deferred); an AlterPartition waits in
+ * cl->deferred only while such a change, or another AlterPartition of one of its
+ * partitions (cl->touched), is pending, so ISR changes of different partitions commit
+ * together.
  * Broker side, an AlterPartition: queued -> on the wire (cl->alters) -> answered, failed
  * (NOT_CONTROLLER) or timed out (REQUEST_TIMED_OUT); its callback runs exactly once.
  */
@@ -50,8 +54,12 @@ static void build_view(const meta_image_t *img, int32_t gone, int32_t back, view
     vb->v = (meta_broker_view_t){vb->usable, nu, vb->alive, na};
 }
 
+/* unclean.leader.election.enable for t: its override, else the dynamic cluster-wide default,
+ * else this controller's setting. Image locked. */
 static bool unclean_allowed(cluster_t *cl, const meta_topic_t *t) {
-    const char *v = meta_topic_config(t, "unclean.leader.election.enable");
+    const char *key = "unclean.leader.election.enable";
+    const char *v = meta_topic_config(t, key);
+    if (!v) v = sm_map_get(&cl->o.image->broker_default_configs, key, strlen(key));
     if (v) return strcmp(v, "true") == 0;
     return cl->o.unclean_leader_election;
 }
@@ -65,6 +73,12 @@ static void add_change(cluster_t *cl, cl_recs_t *rs, const meta_topic_t *t,
     pc.topic_id = t->id;
     pc.leader = ch->leader;
     if (ch->isr_changed) pc.isr = (sm_i32_array_t){ch->n_isr, (int32_t *)ch->isr};
+    if (ch->replicas_changed)
+        pc.replicas = (sm_i32_array_t){ch->n_replicas, (int32_t *)ch->replicas};
+    if (ch->reassign_changed) {
+        pc.adding_replicas = (sm_i32_array_t){ch->n_adding, (int32_t *)ch->adding};
+        pc.removing_replicas = (sm_i32_array_t){ch->n_removing, (int32_t *)ch->removing};
+    }
     if (ch->unclean) {
         pc.leader_recovery_state = 1; /* RECOVERING, as Kafka marks an unclean leader */
         int64_t n = atomic_fetch_add(&cl->unclean_elections, 1) + 1;
@@ -98,6 +112,7 @@ void cl_leadership_changes(cluster_t *cl, cl_recs_t *rs, int32_t id, cl_lead_t h
             meta_partition_change_t ch;
             meta_partition_elect(p, how == CL_LEAD_UNFENCE ? -1 : id, &vb->v,
                                  unclean_allowed(cl, t), &ch);
+            if (ch.changed) meta_partition_complete_reassignment(p, &vb->v, &ch);
             if (ch.changed) add_change(cl, rs, t, p, &ch);
         }
     }
@@ -105,7 +120,35 @@ void cl_leadership_changes(cluster_t *cl, cl_recs_t *rs, int32_t id, cl_lead_t h
     meta_image_unlock(img);
 }
 
-bool cl_partitions_busy(cluster_t *cl) { return cl->part_pending >= cl->apply_next; }
+bool cl_partitions_busy(cluster_t *cl) {
+    bool busy = cl->part_pending >= cl->apply_next;
+    if (!busy && sm_map_size(&cl->touched) > 0) {
+        sm_map_free(&cl->touched);
+        sm_map_init(&cl->touched);
+    }
+    return busy;
+}
+
+static void touched_key(const sm_uuid_t *topic, int32_t partition, uint8_t key[20]) {
+    memcpy(key, topic->b, 16);
+    for (int i = 0; i < 4; i++)
+        key[16 + i] = (uint8_t)((uint32_t)partition >> (24 - 8 * i));
+}
+
+/* Whether an AlterPartition must wait: a many-partition change, or a change of one of its
+ * partitions, is proposed and not applied yet. */
+static bool alter_must_wait(cluster_t *cl, const proto_alter_partition_request_t *q) {
+    if (!cl_partitions_busy(cl)) return false;
+    if (cl->bulk_pending >= cl->apply_next) return true;
+    for (int32_t i = 0; i < q->topics.n; i++)
+        for (int32_t k = 0; k < q->topics.v[i].partitions.n; k++) {
+            uint8_t key[20];
+            touched_key(&q->topics.v[i].topic_id, q->topics.v[i].partitions.v[k].partition_index,
+                        key);
+            if (sm_map_get(&cl->touched, key, sizeof(key))) return true;
+        }
+    return false;
+}
 
 static void defer(cluster_t *cl, cl_in_t *in) {
     in->next = NULL;
@@ -140,7 +183,8 @@ static void answer_alter_error(cl_in_t *in, int16_t err) {
 /* Decides one partition: its answer in out, its record (if any) in rs. Image locked. */
 static void alter_one(cluster_t *cl, const meta_topic_t *t, int32_t sender,
                       const proto_alter_partition_request_partition_data_t *pd, int16_t version,
-                      sm_arena_t *a, cl_recs_t *rs, ap_part_t *out) {
+                      const meta_broker_view_t *view, sm_arena_t *a, cl_recs_t *rs,
+                      ap_part_t *out) {
     meta_image_t *img = cl->o.image;
     memset(out, 0, sizeof(*out));
     out->partition_index = pd->partition_index;
@@ -193,9 +237,28 @@ static void alter_one(cluster_t *cl, const meta_topic_t *t, int32_t sender,
     if (same) return;
     meta_partition_change_t ch = {.changed = true, .leader = -2, .isr_changed = true, .n_isr = n};
     memcpy(ch.isr, ids, sizeof(int32_t) * (size_t)n);
+    if (meta_partition_complete_reassignment(p, view, &ch)) {
+        sm_info(CL_MOD, "%s-%d: reassignment completed (%d replica(s))", t->name, p->id,
+                ch.n_replicas);
+        memcpy(ids, ch.isr, sizeof(int32_t) * (size_t)ch.n_isr);
+        out->isr.n = ch.n_isr;
+        if (ch.leader != -2 && ch.leader != sender) {
+            /* the leader left with the completed reassignment: it must learn the new one
+             * before it asks again (Kafka's answer) */
+            out->error_code = PROTO_ERR_NEW_LEADER_ELECTED;
+        }
+    }
     add_change(cl, rs, t, p, &ch);
     sm_info(CL_MOD, "AlterPartition from broker %d: %s-%d ISR now %d broker(s), partition epoch %d",
             sender, t->name, p->id, n, p->partition_epoch + 1);
+}
+
+bool cl_ctrl_alter_partition_new(cluster_t *cl, cl_in_t *in) {
+    if (cl->deferred && atomic_load(&cl->active)) { /* after those already waiting, in order */
+        defer(cl, in);
+        return false;
+    }
+    return cl_ctrl_alter_partition(cl, in);
 }
 
 bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in) {
@@ -204,7 +267,7 @@ bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in) {
         answer_alter_error(in, PROTO_ERR_NOT_CONTROLLER);
         return true;
     }
-    if (cl_partitions_busy(cl)) {
+    if (alter_must_wait(cl, q)) {
         defer(cl, in);
         return false;
     }
@@ -224,7 +287,9 @@ bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in) {
     }
     int32_t nt = q->topics.n > 0 ? q->topics.n : 0;
     ap_topic_t *topics = sm_arena_calloc(&in->arena, (size_t)nt + 1, sizeof(*topics));
-    bool oom = !topics;
+    view_buf_t *vb = sm_arena_alloc(&in->arena, sizeof(*vb));
+    bool oom = !topics || !vb;
+    if (vb) build_view(img, -1, -1, vb);
     for (int32_t i = 0; !oom && i < nt; i++) {
         const proto_alter_partition_request_topic_data_t *td = &q->topics.v[i];
         const meta_topic_t *t = meta_image_topic_by_id(img, &td->topic_id);
@@ -246,8 +311,8 @@ bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in) {
                 parts[k].partition_epoch = -1;
                 continue;
             }
-            alter_one(cl, t, q->broker_id, &td->partitions.v[k], in->version, &in->arena, &rs,
-                      &parts[k]);
+            alter_one(cl, t, q->broker_id, &td->partitions.v[k], in->version, &vb->v,
+                      &in->arena, &rs, &parts[k]);
         }
     }
     meta_image_unlock(img);
@@ -276,6 +341,14 @@ bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in) {
         return true;
     }
     cl->part_pending = last;
+    for (int32_t i = 0; i < q->topics.n; i++)
+        for (int32_t k = 0; k < q->topics.v[i].partitions.n; k++) {
+            uint8_t key[20];
+            touched_key(&q->topics.v[i].topic_id, q->topics.v[i].partitions.v[k].partition_index,
+                        key);
+            if (sm_map_put(&cl->touched, key, sizeof(key), cl) != SM_OK)
+                cl->bulk_pending = last; /* out of memory: everything waits instead */
+        }
     /* answered once the change is applied (cluster.c apply_to) */
     ib->next = cl->after;
     ib->offset = last;
@@ -290,8 +363,53 @@ bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in) {
 
 /* ---- ElectLeaders and the leader imbalance check ---- */
 
-/* Decides the elections of el (image unlocked here), proposes them; SM_OK with *proposed
- * false when nothing changes. */
+/* One partition of an AlterPartitionReassignments: checked as Kafka's controller checks a
+ * manual assignment, decided, its record added to rs. Image locked. */
+static void reassign_one(cluster_t *cl, const meta_image_t *img, const meta_broker_view_t *view,
+                         cluster_reassignment_t *r, cl_recs_t *rs) {
+    const meta_topic_t *t = meta_image_topic_by_id(img, &r->topic_id);
+    r->error = PROTO_ERR_NONE;
+    r->message[0] = 0;
+    if (!t || r->partition < 0 || r->partition >= t->n_partitions) {
+        r->error = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        snprintf(r->message, sizeof(r->message), "Unable to find partition %s:%d.",
+                 t ? t->name : "?", r->partition);
+        return;
+    }
+    const meta_partition_t *p = &t->partitions[r->partition];
+    if (r->replicas) {
+        const char *why = NULL;
+        int32_t who = -1;
+        if (r->n <= 0) why = "The manual partition assignment includes an empty replica list.";
+        for (int32_t k = 0; !why && k < r->n; k++) {
+            who = r->replicas[k];
+            if (!meta_image_broker(img, who))
+                why = "The manual partition assignment includes broker %d, but no such broker is "
+                      "registered.";
+            else if (meta_id_in(r->replicas, k, who))
+                why = "The manual partition assignment includes the broker %d more than once.";
+        }
+        if (why) {
+            r->error = PROTO_ERR_INVALID_REPLICA_ASSIGNMENT;
+            snprintf(r->message, sizeof(r->message), why, who);
+            return;
+        }
+    }
+    meta_partition_change_t ch;
+    r->error = meta_partition_reassign(p, r->replicas, r->n, view, unclean_allowed(cl, t), &ch);
+    if (r->error == PROTO_ERR_NO_REASSIGNMENT_IN_PROGRESS)
+        snprintf(r->message, sizeof(r->message), "No partition reassignment is in progress.");
+    else if (r->error != PROTO_ERR_NONE)
+        snprintf(r->message, sizeof(r->message),
+                 "Unable to revert partition assignment for %s:%d because it would require an "
+                 "unclean leader election.",
+                 t->name, p->id);
+    else if (ch.changed)
+        add_change(cl, rs, t, p, &ch);
+}
+
+/* Decides the elections or reassignments of el (image unlocked here), proposes them; SM_OK
+ * with *proposed false when nothing changes. */
 static int elect(cluster_t *cl, cl_elect_t *el, int64_t *last, bool *proposed) {
     meta_image_t *img = cl->o.image;
     cl_recs_t rs = {0};
@@ -300,6 +418,8 @@ static int elect(cluster_t *cl, cl_elect_t *el, int64_t *last, bool *proposed) {
     if (!vb) return SM_ERR_NOMEM;
     meta_image_rdlock(img);
     build_view(img, -1, -1, vb);
+    for (int i = 0; i < el->n_re; i++)
+        reassign_one(cl, img, &vb->v, &el->re[i], &rs);
     for (int i = 0; i < el->n; i++) {
         cluster_election_t *e = &el->parts[i];
         const meta_topic_t *t = meta_image_topic_by_id(img, &e->topic_id);
@@ -321,7 +441,7 @@ static int elect(cluster_t *cl, cl_elect_t *el, int64_t *last, bool *proposed) {
         int64_t first = -1;
         rc = cl_propose_records(cl, rs.v, rs.n, &first, last);
         if (rc == SM_OK) {
-            cl->part_pending = *last;
+            cl->part_pending = cl->bulk_pending = *last;
             *proposed = true;
         }
     }
@@ -364,21 +484,34 @@ bool cl_ctrl_elect(cluster_t *cl, cl_in_t *in) {
     return true;
 }
 
+/* Runs el on the quorum thread and waits for it to be decided, committed and applied. */
+static int run_elect(cluster_t *cl, cl_elect_t *el) {
+    cl_in_t *in = calloc(1, sizeof(*in));
+    if (!in) return SM_ERR_NOMEM;
+    in->kind = CL_IN_ELECT;
+    in->elect = el;
+    cl_push(cl, in);
+    pthread_mutex_lock(&cl->mu);
+    while (!el->done && !el->w->done)
+        pthread_cond_wait(&cl->cv, &cl->mu);
+    pthread_mutex_unlock(&cl->mu);
+    return el->done ? el->status : el->w->status;
+}
+
 int cluster_elect_leaders(cluster_t *cl, int8_t type, cluster_election_t *parts, int n) {
     if (!cl || !atomic_load(&cl->active)) return SM_ERR_AGAIN;
     cl_waiter_t w;
     memset(&w, 0, sizeof(w));
     cl_elect_t el = {.type = type, .parts = parts, .n = n, .w = &w};
-    cl_in_t *in = calloc(1, sizeof(*in));
-    if (!in) return SM_ERR_NOMEM;
-    in->kind = CL_IN_ELECT;
-    in->elect = &el;
-    cl_push(cl, in);
-    pthread_mutex_lock(&cl->mu);
-    while (!el.done && !w.done)
-        pthread_cond_wait(&cl->cv, &cl->mu);
-    pthread_mutex_unlock(&cl->mu);
-    return el.done ? el.status : w.status;
+    return run_elect(cl, &el);
+}
+
+int cluster_alter_reassignments(cluster_t *cl, cluster_reassignment_t *parts, int n) {
+    if (!cl || !atomic_load(&cl->active)) return SM_ERR_AGAIN;
+    cl_waiter_t w;
+    memset(&w, 0, sizeof(w));
+    cl_elect_t el = {.re = parts, .n_re = n, .w = &w};
+    return run_elect(cl, &el);
 }
 
 int64_t cluster_unclean_elections(cluster_t *cl) { return atomic_load(&cl->unclean_elections); }
@@ -593,16 +726,19 @@ void cl_partitions_tick(cluster_t *cl, int64_t now) {
     for (cl_alter_t *a = cl->alters; a; a = a->next)
         if (!a->called && now >= a->deadline)
             alter_call(a, PROTO_ERR_REQUEST_TIMED_OUT, -1, -1, NULL, 0);
-    /* away from the active controller they are answered NOT_CONTROLLER at once */
-    while (cl->deferred && (!cl_partitions_busy(cl) || !atomic_load(&cl->active))) {
-        cl_in_t *in = cl->deferred;
-        cl->deferred = in->next;
-        if (!cl->deferred) cl->deferred_tail = NULL;
+    /* Each waiting request is tried once, in order; those that must wait longer go back to
+     * the list (away from the active controller they are answered NOT_CONTROLLER). */
+    cl_in_t *in = cl->deferred;
+    cl->deferred = cl->deferred_tail = NULL;
+    while (in) {
+        cl_in_t *next = in->next;
         bool finished = in->kind == CL_IN_ALTER ? cl_ctrl_alter_partition(cl, in)
                                                 : cl_ctrl_elect(cl, in);
-        if (!finished) break; /* deferred again (at the tail) */
-        sm_arena_free(&in->arena);
-        free(in);
+        if (finished) {
+            sm_arena_free(&in->arena);
+            free(in);
+        }
+        in = next;
     }
     if (!atomic_load(&cl->active) || !cl->o.auto_leader_rebalance) return;
     if (cl->next_rebalance_at == 0) cl->next_rebalance_at = now + cl->o.leader_imbalance_check_ms;
@@ -612,6 +748,7 @@ void cl_partitions_tick(cluster_t *cl, int64_t now) {
 }
 
 void cl_partitions_stop(cluster_t *cl) {
+    sm_map_free(&cl->touched);
     while (cl->deferred) {
         cl_in_t *in = cl->deferred;
         cl->deferred = in->next;

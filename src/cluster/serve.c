@@ -34,6 +34,8 @@ static const int16_t served[][3] = {
     {37, 0, 3},  /* CreatePartitions */
     {CL_API_ELECT_LEADERS, 0, 2},
     {44, 0, 1},  /* IncrementalAlterConfigs */
+    {45, 0, 1},  /* AlterPartitionReassignments */
+    {46, 0, 0},  /* ListPartitionReassignments */
     {49, 0, 1},  /* AlterClientQuotas */
     {CL_API_VOTE, 0, 2},
     {CL_API_BEGIN_EPOCH, 0, 1},

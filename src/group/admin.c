@@ -106,13 +106,17 @@ int broker_handle_list_groups(broker_req_t *r) {
     return BROKER_RESPOND;
 }
 
-/* The message of GROUP_ID_NOT_FOUND (DescribeGroups v6+, DeleteGroups v3+;
- * older versions do not carry it). */
-static sm_str_t group_not_found(broker_req_t *r, sm_str_t id) {
+/* "Group <id><what>" in r's arena: Kafka's GROUP_ID_NOT_FOUND messages
+ * (DescribeGroups v6+, DeleteGroups v3+; older versions do not carry them). */
+static sm_str_t group_message(broker_req_t *r, sm_str_t id, const char *what) {
     char msg[300];
-    snprintf(msg, sizeof(msg), "Group %.*s not found.",
-             id.len > 0 ? (int)(id.len > 250 ? 250 : id.len) : 0, id.ptr ? id.ptr : "");
+    snprintf(msg, sizeof(msg), "Group %.*s%s", id.len > 0 ? (int)(id.len > 250 ? 250 : id.len) : 0,
+             id.ptr ? id.ptr : "", what);
     return sm_arena_str(&r->arena, msg);
+}
+
+static sm_str_t group_not_found(broker_req_t *r, sm_str_t id) {
+    return group_message(r, id, " not found.");
 }
 
 static sm_bytes_t arena_bytes(broker_req_t *r, const uint8_t *p, int32_t len) {
@@ -164,9 +168,12 @@ int broker_handle_describe_groups(broker_req_t *r) {
         int16_t err = group_shard_error(s);
         group_t *g = err ? NULL : group_get(s, req->groups.v[i]);
         if (g && g->cg) {
-            /* Kafka: DescribeGroups describes classic groups only. */
+            /* Kafka 4.4 describes classic groups only, also a consumer group
+             * holding classic members (ConsumerGroupDescribe describes those,
+             * each with its member type). */
             o->error_code = r->version >= 6 ? PROTO_ERR_GROUP_ID_NOT_FOUND : PROTO_ERR_NONE;
-            if (r->version >= 6) o->error_message = SM_STR_LIT("The group is not a classic group.");
+            if (r->version >= 6)
+                o->error_message = group_message(r, o->group_id, " is not a classic group.");
             o->group_state = SM_STR_LIT("Dead");
             o->protocol_type = SM_STR_LIT("");
             o->protocol_data = SM_STR_LIT("");

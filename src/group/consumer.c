@@ -1,7 +1,7 @@
 /*
  * The consumer group protocol (KIP-848): ConsumerGroupHeartbeat and
- * ConsumerGroupDescribe, server-side assignors (uniform, range), member
- * epochs, target assignment and reconciliation with revocation before
+ * ConsumerGroupDescribe, member epochs, target assignment (computed by the
+ * assignors of assignor.c) and reconciliation with revocation before
  * reassignment, static membership, session and rebalance timeouts. Not for
  * the classic protocol (classic.c) nor committed offsets (offsets.c).
  *
@@ -130,7 +130,8 @@ static group_cmember_t *cmember_clone(const group_cmember_t *m) {
             c->protocols[i].name = gs_copy(m->protocols[i].name);
             c->protocols[i].meta = malloc((size_t)m->protocols[i].meta_len + 1);
             if (c->protocols[i].meta)
-                memcpy(c->protocols[i].meta, m->protocols[i].meta, (size_t)m->protocols[i].meta_len);
+                memcpy(c->protocols[i].meta, m->protocols[i].meta,
+                       (size_t)m->protocols[i].meta_len);
             c->protocols[i].meta_len = m->protocols[i].meta_len;
             if (!c->protocols[i].name || !c->protocols[i].meta) {
                 c->nprotocols++;
@@ -139,8 +140,8 @@ static group_cmember_t *cmember_clone(const group_cmember_t *m) {
             }
         }
     }
-    if ((m->nprotocols && !c->protocols) || !c->topics || tp_copy(&c->assigned, &m->assigned) || tp_copy(&c->revoking, &m->revoking) ||
-        tp_copy(&c->target, &m->target)) {
+    if ((m->nprotocols && !c->protocols) || !c->topics || tp_copy(&c->assigned, &m->assigned) ||
+        tp_copy(&c->revoking, &m->revoking) || tp_copy(&c->target, &m->target)) {
         group_cg_member_free(c);
         return NULL;
     }
@@ -200,168 +201,6 @@ static void cmember_unlink(group_cgroup_t *cg, group_cmember_t *m) {
 void group_cg_remove(group_cgroup_t *cg, group_cmember_t *m) {
     cmember_unlink(cg, m);
     cg->epoch++;
-}
-
-static bool subscribes(const group_cmember_t *m, const char *topic) {
-    for (int i = 0; i < m->ntopics; i++)
-        if (strcmp(m->topics[i], topic) == 0) return true;
-    return false;
-}
-
-/* ---------------------------------------------------------------- assignors */
-
-typedef struct topic_view {
-    char *name;
-    sm_uuid_t id;
-    int32_t partitions;
-} topic_view_t;
-
-/* The subscribed topics that exist, sorted by name, and a hash of their
- * partition counts (a change bumps the group epoch). */
-static int subscribed_topics(group_coordinator_t *c, group_cgroup_t *cg, topic_view_t **out, int *n,
-                             uint64_t *hash) {
-    int cap = 0, cnt = 0;
-    topic_view_t *v = NULL;
-    for (group_cmember_t *m = cg->members; m; m = m->next)
-        for (int i = 0; i < m->ntopics; i++) {
-            bool seen = false;
-            for (int k = 0; k < cnt && !seen; k++)
-                seen = strcmp(v[k].name, m->topics[i]) == 0;
-            if (seen) continue;
-            topic_view_t t = {m->topics[i], {{0}}, 0};
-            if (!c->host.topic(c->host.ctx, S(m->topics[i]), &t.id, &t.partitions)) continue;
-            if (cnt == cap) {
-                cap = cap ? cap * 2 : 8;
-                topic_view_t *nv = realloc(v, (size_t)cap * sizeof(*v));
-                if (!nv) {
-                    free(v);
-                    return SM_ERR_NOMEM;
-                }
-                v = nv;
-            }
-            v[cnt++] = t;
-        }
-    for (int i = 1; i < cnt; i++)
-        for (int k = i; k > 0 && strcmp(v[k - 1].name, v[k].name) > 0; k--) {
-            topic_view_t t = v[k];
-            v[k] = v[k - 1];
-            v[k - 1] = t;
-        }
-    uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < cnt; i++) {
-        h = (h ^ sm_hash_bytes(v[i].id.b, 16)) * 1099511628211ull;
-        h = (h ^ (uint64_t)v[i].partitions) * 1099511628211ull;
-    }
-    *out = v;
-    *n = cnt;
-    *hash = h;
-    return SM_OK;
-}
-
-static int member_id_cmp(const void *a, const void *b) {
-    return gs_cmp((*(group_cmember_t *const *)a)->id, (*(group_cmember_t *const *)b)->id);
-}
-
-/* Range: per topic, its subscribers sorted by member id get contiguous
- * ranges, the first partitions % members one partition more. */
-static void assign_range(group_cmember_t **ms, int nm, const topic_view_t *t, int nt) {
-    group_cmember_t **subs = calloc((size_t)nm + 1, sizeof(*subs));
-    if (!subs) return;
-    for (int i = 0; i < nt; i++) {
-        int ns = 0;
-        for (int k = 0; k < nm; k++)
-            if (subscribes(ms[k], t[i].name)) subs[ns++] = ms[k];
-        if (!ns) continue;
-        int32_t per = t[i].partitions / ns, extra = t[i].partitions % ns, p = 0;
-        for (int k = 0; k < ns; k++)
-            for (int32_t j = 0; j < per + (k < extra ? 1 : 0); j++)
-                group_tps_add(&subs[k]->target, (group_tp_t){t[i].id, p++});
-    }
-    free(subs);
-}
-
-/* Uniform: balanced and sticky. Each member keeps what it had in its previous
- * target while under its quota; the rest goes, partition by partition, to the
- * least loaded subscriber (ties by member id). */
-static void assign_uniform(group_cmember_t **ms, int nm, const topic_view_t *t, int nt,
-                           group_tps_t *prev) {
-    int32_t total = 0;
-    for (int i = 0; i < nt; i++)
-        total += t[i].partitions;
-    group_tps_t taken = {0};
-    int32_t floor_q = nm ? total / nm : 0, extra = nm ? total % nm : 0;
-    for (int k = 0; k < nm; k++) {
-        int32_t quota = floor_q;
-        int32_t keep = 0;
-        for (int j = 0; j < prev[k].n; j++) {
-            const group_tp_t *tp = &prev[k].v[j];
-            const topic_view_t *tv = NULL;
-            for (int i = 0; i < nt && !tv; i++)
-                if (memcmp(t[i].id.b, tp->topic.b, 16) == 0) tv = &t[i];
-            if (!tv || tp->p >= tv->partitions || !subscribes(ms[k], tv->name)) continue;
-            bool dup = false; /* two previous targets never share, but loaded ones might */
-            for (int d = 0; d < taken.n && !dup; d++)
-                dup = tp_cmp(&taken.v[d], tp) == 0;
-            if (dup) continue;
-            if (keep >= quota) {
-                if (extra <= 0 || keep > quota) break;
-                extra--;
-                quota++;
-            }
-            group_tps_add(&ms[k]->target, *tp);
-            group_tps_add(&taken, *tp);
-            keep++;
-        }
-    }
-    group_tps_sort(&taken);
-    for (int i = 0; i < nt; i++)
-        for (int32_t p = 0; p < t[i].partitions; p++) {
-            group_tp_t tp = {t[i].id, p};
-            if (tp_has(&taken, &tp)) continue;
-            group_cmember_t *best = NULL;
-            for (int k = 0; k < nm; k++)
-                if (subscribes(ms[k], t[i].name) && (!best || ms[k]->target.n < best->target.n))
-                    best = ms[k];
-            if (best) group_tps_add(&best->target, tp);
-        }
-    free(taken.v);
-}
-
-/* Recomputes every member's target assignment for the group epoch. */
-static int compute_target(group_coordinator_t *c, group_cgroup_t *cg, const topic_view_t *t,
-                          int nt) {
-    int nm = cg->nmembers;
-    group_cmember_t **ms = calloc((size_t)nm + 1, sizeof(*ms));
-    group_tps_t *prev = calloc((size_t)nm + 1, sizeof(*prev));
-    if (!ms || !prev) {
-        free(ms);
-        free(prev);
-        return SM_ERR_NOMEM;
-    }
-    int k = 0;
-    for (group_cmember_t *m = cg->members; m; m = m->next)
-        ms[k++] = m;
-    qsort(ms, (size_t)nm, sizeof(*ms), member_id_cmp);
-    /* The assignor the members ask for, the first configured otherwise. */
-    const char *name = c->assignors[0];
-    for (k = 0; k < nm; k++)
-        if (ms[k]->assignor) name = ms[k]->assignor;
-    for (k = 0; k < nm; k++) {
-        prev[k] = ms[k]->target;
-        ms[k]->target = (group_tps_t){0};
-    }
-    if (strcmp(name, "range") == 0)
-        assign_range(ms, nm, t, nt);
-    else
-        assign_uniform(ms, nm, t, nt, prev);
-    for (k = 0; k < nm; k++) {
-        group_tps_sort(&ms[k]->target);
-        free(prev[k].v);
-    }
-    free(prev);
-    free(ms);
-    cg->assignment_epoch = cg->epoch;
-    return SM_OK;
 }
 
 /* ---------------------------------------------------------------- reconciliation */
@@ -528,8 +367,8 @@ static void member_records(rec_list_t *l, sm_arena_t *a, const group_t *g, const
         if (m->nprotocols) {
             cm.session_timeout_ms = m->session_timeout;
             cm.supported_protocols.n = m->nprotocols;
-            cm.supported_protocols.v = sm_arena_calloc(a, (size_t)m->nprotocols,
-                                                       sizeof(*cm.supported_protocols.v));
+            cm.supported_protocols.v =
+                sm_arena_calloc(a, (size_t)m->nprotocols, sizeof(*cm.supported_protocols.v));
             for (int i = 0; cm.supported_protocols.v && i < m->nprotocols; i++) {
                 cm.supported_protocols.v[i].name = S(m->protocols[i].name);
                 cm.supported_protocols.v[i].metadata =
@@ -592,7 +431,8 @@ int group_cg_tombstones(const group_t *g, group_rec_t **recs, int *n) {
     if ((r = rec_next(&l)))
         rec_push(&l, encode_rec("ConsumerGroupTargetAssignmentMetadataKey", &tk, NULL, NULL, r));
     proto_consumer_group_metadata_key_t mk = {.group_id = S(g->id)};
-    if ((r = rec_next(&l))) rec_push(&l, encode_rec("ConsumerGroupMetadataKey", &mk, NULL, NULL, r));
+    if ((r = rec_next(&l)))
+        rec_push(&l, encode_rec("ConsumerGroupMetadataKey", &mk, NULL, NULL, r));
     *recs = l.v;
     *n = l.n;
     return l.failed ? SM_ERR_NOMEM : SM_OK;
@@ -603,11 +443,13 @@ static void diff_records(rec_list_t *l, sm_arena_t *a, const group_t *g,
                          const group_cgroup_t *old) {
     const group_cgroup_t *cg = g->cg;
     group_rec_t *r;
-    if ((!old || old->epoch != cg->epoch) && (r = rec_next(l))) {
+    if ((!old || old->epoch != cg->epoch || old->topics_hash != cg->topics_hash) &&
+        (r = rec_next(l))) {
         proto_consumer_group_metadata_key_t k = {.group_id = S(g->id)};
         proto_consumer_group_metadata_value_t v;
         proto_consumer_group_metadata_value_init(&v);
         v.epoch = cg->epoch;
+        v.metadata_hash = (int64_t)cg->topics_hash;
         rec_push(l,
                  encode_rec("ConsumerGroupMetadataKey", &k, "ConsumerGroupMetadataValue", &v, r));
     }
@@ -647,7 +489,8 @@ int16_t group_cg_commit(group_coordinator_t *c, group_shard_t *s, group_t *g, gr
         r->value = pre[i].value ? malloc(pre[i].value_len + 1) : NULL;
         rec_push(&l, !r->key || (pre[i].value && !r->value) ? SM_ERR_NOMEM : SM_OK);
         if (r->key) memcpy(r->key, pre[i].key, pre[i].key_len), r->key_len = pre[i].key_len;
-        if (r->value) memcpy(r->value, pre[i].value, pre[i].value_len), r->value_len = pre[i].value_len;
+        if (r->value)
+            memcpy(r->value, pre[i].value, pre[i].value_len), r->value_len = pre[i].value_len;
     }
     diff_records(&l, &a, g, old);
     int64_t end = 0;
@@ -708,17 +551,7 @@ static void resolve_regex(group_coordinator_t *c, group_cmember_t *m) {
 int group_cg_refresh(group_coordinator_t *c, group_cgroup_t *cg) {
     for (group_cmember_t *m = cg->members; m; m = m->next)
         if (m->re) resolve_regex(c, m);
-    topic_view_t *t = NULL;
-    int nt = 0;
-    uint64_t hash;
-    if (subscribed_topics(c, cg, &t, &nt, &hash)) return SM_ERR_NOMEM;
-    if (hash != cg->topics_hash) {
-        cg->topics_hash = hash;
-        cg->epoch++;
-    }
-    int rc = cg->assignment_epoch != cg->epoch ? compute_target(c, cg, t, nt) : SM_OK;
-    free(t);
-    return rc;
+    return group_assignor_refresh(c, cg);
 }
 
 const char *group_consumer_state(const group_t *g) {
@@ -772,18 +605,33 @@ int16_t group_consumer_commit_allowed(group_coordinator_t *c, group_t *g,
     return PROTO_ERR_STALE_MEMBER_EPOCH;
 }
 
+/* A group's consumer.* setting: its dynamic group config (IncrementalAlterConfigs
+ * on the GROUP resource, validated within the broker's group.consumer.min/max.*
+ * bounds when set), else the broker's group.consumer.* value. */
+static int32_t group_setting(group_coordinator_t *c, sm_str_t group, const char *key,
+                             int32_t broker_value) {
+    char v[32];
+    if (!c->host.group_config || !c->host.group_config(c->host.ctx, group, key, v, sizeof(v)))
+        return broker_value;
+    char *end;
+    long x = strtol(v, &end, 10);
+    return end != v && !*end && x > 0 && x <= INT32_MAX ? (int32_t)x : broker_value;
+}
+
 /* A member's session: its own for a classic member, the group's otherwise. */
-static int64_t session_end(group_coordinator_t *c, const group_cmember_t *m) {
-    return m->last_seen + (m->nprotocols ? m->session_timeout : c->consumer_session);
+static int64_t session_end(int32_t group_session, const group_cmember_t *m) {
+    return m->last_seen + (m->nprotocols ? m->session_timeout : group_session);
 }
 
 void group_consumer_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, int64_t now,
                          int64_t *next) {
     group_cgroup_t *cg = g->cg;
     if (!cg) return;
+    int32_t session =
+        group_setting(c, S(g->id), "consumer.session.timeout.ms", c->consumer_session);
     group_cmember_t *first_late = NULL;
     for (group_cmember_t *m = cg->members; m; m = m->next) {
-        int64_t exp = session_end(c, m);
+        int64_t exp = session_end(session, m);
         int64_t rev = m->state == CM_UNREVOKED ? m->revoke_deadline : INT64_MAX;
         if (now >= exp || now >= rev) {
             if (!first_late) first_late = m;
@@ -803,10 +651,10 @@ void group_consumer_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, i
     if (!old) return;
     for (group_cmember_t *m = cg->members, *n; m; m = n) {
         n = m->next;
-        bool session = now >= session_end(c, m);
-        if (!session && !(m->state == CM_UNREVOKED && now >= m->revoke_deadline)) continue;
+        bool expired = now >= session_end(session, m);
+        if (!expired && !(m->state == CM_UNREVOKED && now >= m->revoke_deadline)) continue;
         sm_info("group", "%s: consumer member %s fenced (%s)", g->id, m->id,
-                session ? "session timeout" : "rebalance timeout");
+                expired ? "session timeout" : "rebalance timeout");
         group_cg_remove(cg, m);
     }
     if (group_cg_refresh(c, cg) == SM_OK) {
@@ -823,7 +671,7 @@ static int owned_from(const proto_consumer_group_heartbeat_request_t *req, group
     for (int32_t i = 0; i < req->topic_partitions.n; i++)
         for (int32_t k = 0; k < req->topic_partitions.v[i].partitions.n; k++)
             if (group_tps_add(out, (group_tp_t){req->topic_partitions.v[i].topic_id,
-                                         req->topic_partitions.v[i].partitions.v[k]}))
+                                                req->topic_partitions.v[i].partitions.v[k]}))
                 return SM_ERR_NOMEM;
     group_tps_sort(out);
     return SM_OK;
@@ -907,45 +755,58 @@ static bool blank(sm_str_t v) {
     return true;
 }
 
-/* Checks the request's shape (Kafka's validation). */
-static int16_t validate(group_coordinator_t *c, const proto_consumer_group_heartbeat_request_t *req,
-                        const char **why) {
-    if (blank(req->group_id)) return *why = "GroupId can't be empty.", PROTO_ERR_INVALID_REQUEST;
-    if (req->instance_id.len >= 0 && blank(req->instance_id))
-        return *why = "InstanceId can't be empty.", PROTO_ERR_INVALID_REQUEST;
-    if (req->rack_id.len >= 0 && blank(req->rack_id))
-        return *why = "RackId can't be empty.", PROTO_ERR_INVALID_REQUEST;
-    if (req->member_epoch < -2) return *why = "MemberEpoch is invalid.", PROTO_ERR_INVALID_REQUEST;
-    if (req->member_epoch == -2 && req->instance_id.len < 0)
-        return *why = "InstanceId can't be null.", PROTO_ERR_INVALID_REQUEST;
-    if (req->member_epoch == 0) {
-        if (req->rebalance_timeout_ms == -1)
-            return *why = "RebalanceTimeoutMs must be provided in first request.",
-                   PROTO_ERR_INVALID_REQUEST;
-        if (req->topic_partitions.n != 0)
-            return *why = "TopicPartitions must be empty when (re-)joining.",
-                   PROTO_ERR_INVALID_REQUEST;
-        if (req->subscribed_topic_names.n < 0 && req->subscribed_topic_regex.len < 0)
-            return *why =
-                       "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
-                   PROTO_ERR_INVALID_REQUEST;
-    } else if (blank(req->member_id)) {
-        return *why = "MemberId can't be empty.", PROTO_ERR_INVALID_REQUEST;
-    }
-    if (req->subscribed_topic_regex.len > 0) {
-        sm_regex_t *re;
-        if (sm_regex_compile(req->subscribed_topic_regex.ptr,
-                             (size_t)req->subscribed_topic_regex.len, &re))
-            return *why = "SubscribedTopicRegex is not a valid regular expression.",
-                   PROTO_ERR_INVALID_REGULAR_EXPRESSION;
-        sm_regex_free(re);
+/* Checks the request's shape: Kafka 4.4's checks, in its order, with its
+ * messages (why[cap]). From v1 the member makes its own id (KIP-1082), so a
+ * join without one is refused too. */
+static int16_t validate(group_coordinator_t *c, int16_t version,
+                        const proto_consumer_group_heartbeat_request_t *req, char *why,
+                        size_t cap) {
+    const char *msg = NULL;
+    int16_t err = PROTO_ERR_INVALID_REQUEST;
+    int32_t epoch = req->member_epoch;
+    if ((version >= 1 || epoch > 0 || epoch == -1) && blank(req->member_id))
+        msg = "MemberId can't be empty.";
+    else if (blank(req->group_id))
+        msg = "GroupId can't be empty.";
+    else if (req->instance_id.len >= 0 && blank(req->instance_id))
+        msg = "InstanceId can't be empty.";
+    else if (req->rack_id.len >= 0 && blank(req->rack_id))
+        msg = "RackId can't be empty.";
+    else if (epoch == 0 && req->rebalance_timeout_ms == -1)
+        msg = "RebalanceTimeoutMs must be provided in first request.";
+    else if (epoch == 0 && req->topic_partitions.n > 0)
+        msg = "TopicPartitions must be empty when (re-)joining.";
+    else if (epoch == 0 && req->subscribed_topic_names.n < 0 && req->subscribed_topic_regex.len < 0)
+        msg = "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when "
+              "(re-)joining.";
+    else if (epoch == -2 && req->instance_id.len < 0)
+        msg = "InstanceId can't be null.";
+    else if (epoch < -2)
+        msg = "MemberEpoch is invalid.";
+    if (msg) {
+        snprintf(why, cap, "%s", msg);
+        return err;
     }
     if (req->server_assignor.len >= 0) {
         bool known = false;
         for (int i = 0; i < c->nassignors && !known; i++)
             known = group_streq(c->assignors[i], req->server_assignor);
-        if (!known)
-            return *why = "ServerAssignor is not supported.", PROTO_ERR_UNSUPPORTED_ASSIGNOR;
+        if (!known) {
+            snprintf(why, cap, "ServerAssignor %.*s is not supported. Supported assignors: %s%s%s.",
+                     req->server_assignor.len > 100 ? 100 : (int)req->server_assignor.len,
+                     req->server_assignor.ptr ? req->server_assignor.ptr : "", c->assignors[0],
+                     c->nassignors > 1 ? ", " : "", c->nassignors > 1 ? c->assignors[1] : "");
+            return PROTO_ERR_UNSUPPORTED_ASSIGNOR;
+        }
+    }
+    if (req->subscribed_topic_regex.len > 0) {
+        sm_regex_t *re;
+        if (sm_regex_compile(req->subscribed_topic_regex.ptr,
+                             (size_t)req->subscribed_topic_regex.len, &re)) {
+            snprintf(why, cap, "SubscribedTopicRegex is not a valid regular expression.");
+            return PROTO_ERR_INVALID_REGULAR_EXPRESSION;
+        }
+        sm_regex_free(re);
     }
     return PROTO_ERR_NONE;
 }
@@ -975,7 +836,8 @@ static group_cmember_t *heartbeat_member(group_coordinator_t *c, group_cgroup_t 
                 return NULL;
             }
             gs_free(old->id);
-            old->id = req->member_id.len > 0 ? group_dupstr(req->member_id) : group_cg_new_member_id();
+            old->id =
+                req->member_id.len > 0 ? group_dupstr(req->member_id) : group_cg_new_member_id();
             old->epoch = old->prev_epoch = 0;
             old->state = CM_STABLE;
             old->assigned.n = old->revoking.n = 0;
@@ -995,8 +857,8 @@ static group_cmember_t *heartbeat_member(group_coordinator_t *c, group_cgroup_t 
             return NULL;
         }
         m = calloc(1, sizeof(*m));
-        if (!m ||
-            !(m->id = req->member_id.len > 0 ? group_dupstr(req->member_id) : group_cg_new_member_id())) {
+        if (!m || !(m->id = req->member_id.len > 0 ? group_dupstr(req->member_id)
+                                                   : group_cg_new_member_id())) {
             free(m);
             *err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
             return NULL;
@@ -1029,12 +891,14 @@ int broker_handle_consumer_group_heartbeat(broker_req_t *r) {
     proto_consumer_group_heartbeat_request_t *req = broker_body(r);
     proto_consumer_group_heartbeat_response_t *resp = r->resp;
     const char *why = NULL;
+    char invalid[300];
     resp->member_id = SM_STR_NULL;
-    resp->heartbeat_interval_ms = c->consumer_heartbeat;
-    int16_t err = validate(c, req, &why);
+    resp->heartbeat_interval_ms =
+        group_setting(c, req->group_id, "consumer.heartbeat.interval.ms", c->consumer_heartbeat);
+    int16_t err = validate(c, r->version, req, invalid, sizeof(invalid));
     if (err) {
         resp->error_code = err;
-        resp->error_message = sm_arena_str(&r->arena, why);
+        resp->error_message = sm_arena_str(&r->arena, invalid);
         return BROKER_RESPOND;
     }
     group_shard_t *s = group_shard_for(c, req->group_id);
@@ -1047,7 +911,11 @@ int broker_handle_consumer_group_heartbeat(broker_req_t *r) {
          * allows it (KIP-848); an empty one just changes type. */
         if (g->members || g->state != GROUP_EMPTY) {
             err = group_migrate_upgrade(c, s, g);
-            if (err == PROTO_ERR_GROUP_ID_NOT_FOUND) why = "The group is not a consumer group.";
+            if (err == PROTO_ERR_GROUP_ID_NOT_FOUND) {
+                snprintf(invalid, sizeof(invalid), "Group %.*s is not a consumer group.",
+                         req->group_id.len > 250 ? 250 : (int)req->group_id.len, req->group_id.ptr);
+                why = invalid;
+            }
         } else if (!(g->cg = calloc(1, sizeof(*g->cg)))) {
             err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
         }
@@ -1269,7 +1137,7 @@ void group_consumer_load(group_shard_t *s, int16_t kv, sm_reader_t *kr, sm_bytes
         if (kv == 3) {
             proto_consumer_group_metadata_value_t v;
             if (proto_consumer_group_metadata_value_decode(&vr, a, 0, &v) == SM_OK)
-                cg->epoch = v.epoch;
+                cg->epoch = v.epoch, cg->topics_hash = (uint64_t)v.metadata_hash;
         } else {
             proto_consumer_group_target_assignment_metadata_value_t v;
             if (proto_consumer_group_target_assignment_metadata_value_decode(&vr, a, 0, &v) ==
@@ -1331,10 +1199,7 @@ static void describe_cgroup(broker_req_t *r, group_coordinator_t *c, const group
     o->group_state = sm_arena_str(&r->arena, group_consumer_state(g));
     o->group_epoch = cg->epoch;
     o->assignment_epoch = cg->assignment_epoch;
-    const char *assignor = c->assignors[0];
-    for (const group_cmember_t *m = cg->members; m; m = m->next)
-        if (m->assignor) assignor = m->assignor;
-    o->assignor_name = sm_arena_str(&r->arena, assignor);
+    o->assignor_name = sm_arena_str(&r->arena, group_assignor_preferred(c, cg));
     o->members.v = sm_arena_calloc(&r->arena, (size_t)cg->nmembers + 1, sizeof(*o->members.v));
     int k = 0;
     for (const group_cmember_t *m = cg->members; o->members.v && m; m = m->next, k++) {
@@ -1350,7 +1215,16 @@ static void describe_cgroup(broker_req_t *r, group_coordinator_t *c, const group
             names[i] = sm_arena_str(&r->arena, m->topics[i]);
         d->subscribed_topic_names = (sm_str_array_t){names ? m->ntopics : 0, names};
         d->subscribed_topic_regex = gs_arena(r, m->regex);
-        d->assignment = describe_assignment(r, c, cg, &m->assigned);
+        /* Kafka's current assignment counts the partitions being revoked. */
+        group_tps_t cur = {0};
+        if (tp_copy(&cur, &m->assigned) == SM_OK) {
+            for (int i = 0; i < m->revoking.n; i++)
+                group_tps_add(&cur, m->revoking.v[i]);
+            group_tps_sort(&cur);
+        }
+        d->assignment = describe_assignment(r, c, cg, &cur);
+        free(cur.v);
+        d->member_type = m->nprotocols ? 0 : 1; /* KIP-1099: classic 0, consumer 1 */
         d->target_assignment = describe_assignment(r, c, cg, &m->target);
     }
     o->members.n = o->members.v ? k : 0;
@@ -1378,9 +1252,12 @@ int broker_handle_consumer_group_describe(broker_req_t *r) {
         if (g && g->cg) {
             describe_cgroup(r, c, g, o);
         } else if (!o->error_code) {
+            char msg[300];
+            snprintf(msg, sizeof(msg),
+                     g ? "Group %.*s is not a consumer group." : "Group %.*s not found.",
+                     id.len > 250 ? 250 : (id.len > 0 ? (int)id.len : 0), id.ptr ? id.ptr : "");
             o->error_code = PROTO_ERR_GROUP_ID_NOT_FOUND;
-            o->error_message = g ? SM_STR_LIT("The group is not a consumer group.")
-                                 : SM_STR_LIT("The group does not exist.");
+            o->error_message = sm_arena_str(&r->arena, msg);
         }
         pthread_mutex_unlock(&s->mu);
     }

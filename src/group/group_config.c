@@ -1,16 +1,19 @@
 /*
  * The group config table and its validation (see group_config.h). Ranges are
- * those Kafka 4.4 derives from its default broker settings
- * (group.consumer.min/max.session.timeout.ms and the like).
+ * those Kafka 4.4 derives from the broker's settings
+ * (group.consumer.min/max.session.timeout.ms and the like): the broker's own
+ * where Samsa has the key, Kafka's defaults otherwise.
  */
 #include "group/group_config.h"
+
+#include "base/config.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define NOT_USED " Stored and reported; Samsa's classic groups do not use it."
+#define NOT_USED " Stored and reported; Samsa does not use it."
 
 const group_config_def_t group_configs[] = {
     {"consumer.assignment.interval.ms", GROUP_CFG_INT, "1000",
@@ -18,9 +21,9 @@ const group_config_def_t group_configs[] = {
      "Minimum interval between assignments of a consumer group." NOT_USED},
     {"consumer.heartbeat.interval.ms", GROUP_CFG_INT, "5000",
      "group.consumer.heartbeat.interval.ms", 1, 15000, 5000,
-     "Heartbeat interval of consumer group members." NOT_USED},
+     "Heartbeat interval of consumer group members."},
     {"consumer.session.timeout.ms", GROUP_CFG_INT, "45000", "group.consumer.session.timeout.ms", 1,
-     60000, 45000, "Session timeout of consumer group members." NOT_USED},
+     60000, 45000, "Session timeout of consumer group members."},
     {"errors.deadletterqueue.copy.record.enable", GROUP_CFG_BOOL, "false",
      "errors.deadletterqueue.copy.record.enable", 0, 0, false,
      "Copy records to the dead-letter queue topic." NOT_USED},
@@ -83,8 +86,65 @@ static bool offset_reset_ok(const char *v) {
     return true;
 }
 
-bool group_config_validate(const group_config_def_t *d, const char *value, size_t len, char *err,
-                           size_t errlen) {
+/* Keys whose range Kafka takes from the broker's settings. */
+static const struct {
+    const char *name, *min_key, *max_key;
+} broker_ranges[] = {
+    {"consumer.session.timeout.ms", "group.consumer.min.session.timeout.ms",
+     "group.consumer.max.session.timeout.ms"},
+    {"consumer.heartbeat.interval.ms", "group.consumer.min.heartbeat.interval.ms",
+     "group.consumer.max.heartbeat.interval.ms"},
+};
+
+/* Session timeouts and the heartbeat intervals they must exceed. */
+static const char *const session_pairs[][2] = {
+    {"consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"},
+    {"share.session.timeout.ms", "share.heartbeat.interval.ms"},
+    {"streams.session.timeout.ms", "streams.heartbeat.interval.ms"},
+};
+
+const char *group_config_default(const group_config_def_t *d, const sm_config_t *broker) {
+    const char *v = broker && d->synonym ? sm_config_str(broker, d->synonym) : NULL;
+    return v ? v : d->default_value;
+}
+
+/* The range of an INT key: the broker's bounds where Kafka uses them. */
+static void int_range(const group_config_def_t *d, const sm_config_t *broker, int64_t *lo,
+                      int64_t *hi) {
+    *lo = d->range_min;
+    *hi = d->max;
+    for (size_t i = 0; broker && i < sizeof(broker_ranges) / sizeof(broker_ranges[0]); i++)
+        if (strcmp(broker_ranges[i].name, d->name) == 0) {
+            const char *a = sm_config_str(broker, broker_ranges[i].min_key);
+            const char *b = sm_config_str(broker, broker_ranges[i].max_key);
+            if (a) *lo = strtoll(a, NULL, 10);
+            if (b) *hi = strtoll(b, NULL, 10);
+        }
+}
+
+bool group_config_check_set(const sm_config_t *broker,
+                            const char *(*value)(void *arg, const char *name), void *arg, char *err,
+                            size_t errlen) {
+    for (size_t i = 0; i < sizeof(session_pairs) / sizeof(session_pairs[0]); i++) {
+        const char *sv = value(arg, session_pairs[i][0]), *hv = value(arg, session_pairs[i][1]);
+        if (!sv && !hv) continue;
+        const group_config_def_t *sd =
+            group_config_def(session_pairs[i][0], strlen(session_pairs[i][0]));
+        const group_config_def_t *hd =
+            group_config_def(session_pairs[i][1], strlen(session_pairs[i][1]));
+        if (!sd || !hd) continue;
+        long long session = strtoll(sv ? sv : group_config_default(sd, broker), NULL, 10);
+        long long heartbeat = strtoll(hv ? hv : group_config_default(hd, broker), NULL, 10);
+        if (session <= heartbeat) {
+            snprintf(err, errlen, "%s must be greater than %s", sd->name, hd->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool group_config_validate(const group_config_def_t *d, const sm_config_t *broker,
+                           const char *value, size_t len, char *err, size_t errlen) {
     char v[256];
     if (len >= sizeof(v) || memchr(value, 0, len)) {
         snprintf(err, errlen, "Invalid value for configuration %s: %s", d->name,
@@ -109,14 +169,15 @@ bool group_config_validate(const group_config_def_t *d, const char *value, size_
                      d->name, (long long)d->at_least);
             return false;
         }
-        if (d->range_min > 0 && (x < d->range_min || x > d->max)) {
+        int64_t lo, hi;
+        int_range(d, broker, &lo, &hi);
+        if (lo > 0 && (x < lo || x > hi)) {
             snprintf(err, errlen, "%s must be in the range %lld to %lld inclusive.", d->name,
-                     (long long)d->range_min, (long long)d->max);
+                     (long long)lo, (long long)hi);
             return false;
         }
-        if (x > d->max) {
-            snprintf(err, errlen, "%s must be less than or equal to %lld", d->name,
-                     (long long)d->max);
+        if (x > hi) {
+            snprintf(err, errlen, "%s must be less than or equal to %lld", d->name, (long long)hi);
             return false;
         }
         return true;

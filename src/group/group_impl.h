@@ -1,7 +1,8 @@
 /*
  * The group coordinator's internal types, shared by its parts: the runtime
  * (runtime.c: shards, the write path, timers, loading), the records of
- * __consumer_offsets (records.c), the classic protocol (classic.c), committed
+ * __consumer_offsets (records.c), the classic protocol (classic.c), the
+ * consumer protocol (consumer.c) and its assignors (assignor.c), committed
  * offsets (offsets.c) and the admin views (admin.c). Not a public API:
  * the broker sees coordinator.h only.
  *
@@ -172,7 +173,7 @@ typedef struct group_rec {
 } group_rec_t;
 
 /* ---- runtime.c ---- */
-int64_t group_now_ms(void);  /* monotonic, for deadlines */
+int64_t group_now_ms(void); /* monotonic, for deadlines */
 /* A request's client id and client host ("/address"), as group strings. */
 void group_client_of(broker_req_t *r, char **client_id, char **client_host);
 int64_t group_wall_ms(void); /* wall clock, for records */
@@ -271,8 +272,8 @@ void group_classic_sync_answer(broker_req_t *r, int16_t err);
 void group_classic_prepare_rebalance(group_coordinator_t *c, group_t *g);
 void group_classic_member_free(group_member_t *m);
 /* Copies a JoinGroup's protocols into a fresh array (*out, *n). */
-int group_protocols_copy(const proto_join_group_request_join_group_request_protocol_array_t *in, group_protocol_t **out,
-                         int *n);
+int group_protocols_copy(const proto_join_group_request_join_group_request_protocol_array_t *in,
+                         group_protocol_t **out, int *n);
 void group_protocols_free(group_protocol_t *p, int n);
 
 /* ---- consumer.c ---- */
@@ -307,6 +308,15 @@ int group_cg_tombstones(const group_t *g, group_rec_t **recs, int *n);
 char *group_cg_new_member_id(void);
 int group_tps_add(group_tps_t *s, group_tp_t tp);
 void group_tps_sort(group_tps_t *s);
+
+/* ---- assignor.c ---- */
+/* Reads the subscribed topics (partition counts, replica racks): a changed
+ * metadata hash moves the group epoch (KIP-1101); when the epoch is past the
+ * assignment epoch, recomputes every member's target with the preferred
+ * assignor. */
+int group_assignor_refresh(group_coordinator_t *c, group_cgroup_t *cg);
+/* The assignor most members ask for, else the first of group.consumer.assignors. */
+const char *group_assignor_preferred(const group_coordinator_t *c, const group_cgroup_t *cg);
 
 /* ---- migration.c ---- */
 /* A ConsumerGroupHeartbeat reached classic group g with members: converts

@@ -51,6 +51,17 @@ typedef struct group_host {
     bool (*topic_name)(void *ctx, const sm_uuid_t *id, char *name, size_t cap);
     /* Calls fn with the name of every topic that is not internal. */
     void (*for_each_topic)(void *ctx, void (*fn)(void *arg, sm_str_t name), void *arg);
+    /* Calls fn(arg, partition, rack) for the rack of every replica of every
+     * partition of a topic that has one (the replicas' brokers' broker.rack;
+     * on a single node, this broker's for every partition). Nothing when the
+     * topic is unknown or no replica has a rack. fn must not call the host.
+     * NULL: no rack is known. */
+    void (*partition_racks)(void *ctx, const sm_uuid_t *topic,
+                            void (*fn)(void *arg, int32_t partition, sm_str_t rack), void *arg);
+    /* A group's dynamic config (IncrementalAlterConfigs on its GROUP
+     * resource) into out[cap]; false when the group does not set it. NULL:
+     * groups have no dynamic configs. */
+    bool (*group_config)(void *ctx, sm_str_t group, const char *name, char *out, size_t cap);
 } group_host_t;
 
 #endif

@@ -84,6 +84,8 @@ static void topic_free(meta_topic_t *t) {
     for (int32_t i = 0; i < t->n_partitions; i++) {
         free(t->partitions[i].replicas);
         free(t->partitions[i].isr);
+        free(t->partitions[i].adding);
+        free(t->partitions[i].removing);
     }
     free(t->partitions);
     free_config_map(&t->configs);
@@ -180,6 +182,16 @@ static int32_t *dup_i32(const sm_i32_array_t *a, int32_t *n) {
     return p;
 }
 
+/* A reassignment list: NULL when empty (most partitions), so it costs nothing then. */
+static int set_list(int32_t **p, int32_t *n, const sm_i32_array_t *a) {
+    free(*p);
+    *p = NULL;
+    *n = 0;
+    if (a->n <= 0) return SM_OK;
+    *p = dup_i32(a, n);
+    return *p ? SM_OK : SM_ERR_NOMEM;
+}
+
 static int apply_topic(meta_image_t *img, const proto_topic_record_t *r) {
     if (meta_image_topic_by_id(img, &r->topic_id)) return SM_ERR_EXISTS;
     meta_topic_t *t = calloc(1, sizeof(*t));
@@ -229,6 +241,9 @@ static int apply_partition(meta_image_t *img, const proto_partition_record_t *r)
     p->leader = r->leader;
     p->leader_epoch = r->leader_epoch;
     p->partition_epoch = r->partition_epoch;
+    if (set_list(&p->adding, &p->n_adding, &r->adding_replicas) != SM_OK ||
+        set_list(&p->removing, &p->n_removing, &r->removing_replicas) != SM_OK)
+        return SM_ERR_NOMEM;
     return SM_OK;
 }
 
@@ -251,6 +266,11 @@ static int apply_partition_change(meta_image_t *img, const proto_partition_chang
         p->replicas = dup_i32(&r->replicas, &p->n_replicas);
         if (!p->replicas) return SM_ERR_NOMEM;
     }
+    if (r->adding_replicas.n >= 0 && set_list(&p->adding, &p->n_adding, &r->adding_replicas))
+        return SM_ERR_NOMEM;
+    if (r->removing_replicas.n >= 0 &&
+        set_list(&p->removing, &p->n_removing, &r->removing_replicas))
+        return SM_ERR_NOMEM;
     p->partition_epoch++;
     return SM_OK;
 }

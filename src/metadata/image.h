@@ -26,6 +26,9 @@ typedef struct meta_partition {
     int32_t *replicas;
     int32_t n_isr;
     int32_t *isr;
+    /* An ongoing reassignment (KIP-455): replicas being added / removed; NULL when none. */
+    int32_t n_adding, n_removing;
+    int32_t *adding, *removing;
 } meta_partition_t;
 
 typedef struct meta_topic {

@@ -102,6 +102,15 @@ static void set_isr(meta_partition_change_t *out, const int32_t *isr, int n) {
     memcpy(out->isr, isr, sizeof(int32_t) * (size_t)n);
 }
 
+/* The first of replicas that is in isr and usable, or -1. */
+static int32_t first_eligible(const int32_t *replicas, int nr, const int32_t *isr, int ni,
+                              const meta_broker_view_t *view) {
+    for (int i = 0; i < nr; i++)
+        if (meta_id_in(isr, ni, replicas[i]) && meta_id_in(view->usable, view->n_usable, replicas[i]))
+            return replicas[i];
+    return -1;
+}
+
 void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_broker_view_t *view,
                           bool unclean, meta_partition_change_t *out) {
     change_init(out);
@@ -117,11 +126,7 @@ void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_br
     if (p->leader >= 0 && p->leader != gone &&
         meta_id_in(view->usable, view->n_usable, p->leader))
         return;
-    int32_t leader = -1;
-    for (int32_t i = 0; i < p->n_replicas && leader < 0; i++)
-        if (meta_id_in(isr, n, p->replicas[i]) &&
-            meta_id_in(view->usable, view->n_usable, p->replicas[i]))
-            leader = p->replicas[i];
+    int32_t leader = first_eligible(p->replicas, p->n_replicas, isr, n, view);
     if (leader < 0 && unclean) {
         for (int32_t i = 0; i < p->n_replicas && leader < 0; i++)
             if (p->replicas[i] != gone && meta_id_in(view->alive, view->n_alive, p->replicas[i]))
@@ -157,6 +162,110 @@ int16_t meta_partition_elect_unclean(const meta_partition_t *p, const meta_broke
         return PROTO_ERR_ELECTION_NOT_NEEDED;
     meta_partition_elect(p, -1, view, true, out);
     if (!out->changed || out->leader < 0) return PROTO_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE;
+    return PROTO_ERR_NONE;
+}
+
+/* ids minus those in drop, into out; the count. */
+static int32_t minus(const int32_t *ids, int32_t n, const int32_t *drop, int32_t nd,
+                     int32_t *out) {
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (!meta_id_in(drop, nd, ids[i])) out[k++] = ids[i];
+    return k;
+}
+
+static void set_replicas(meta_partition_change_t *out, const int32_t *r, int32_t n) {
+    out->replicas_changed = true;
+    out->changed = true;
+    out->n_replicas = n;
+    memcpy(out->replicas, r, sizeof(int32_t) * (size_t)n);
+}
+
+/* The leader after the change: kept when still in the ISR and usable, else elected. */
+static void settle_leader(const meta_partition_t *p, const meta_broker_view_t *view,
+                          meta_partition_change_t *out) {
+    const int32_t *isr = out->isr_changed ? out->isr : p->isr;
+    int32_t ni = out->isr_changed ? out->n_isr : p->n_isr;
+    const int32_t *reps = out->replicas_changed ? out->replicas : p->replicas;
+    int32_t nr = out->replicas_changed ? out->n_replicas : p->n_replicas;
+    int32_t leader = out->leader != -2 ? out->leader : p->leader;
+    if (leader >= 0 && meta_id_in(isr, ni, leader) && meta_id_in(reps, nr, leader) &&
+        meta_id_in(view->usable, view->n_usable, leader))
+        return;
+    int32_t next = first_eligible(reps, nr, isr, ni, view);
+    if (next != p->leader || out->leader != -2) {
+        out->leader = next;
+        out->changed = true;
+    }
+}
+
+bool meta_partition_complete_reassignment(const meta_partition_t *p,
+                                          const meta_broker_view_t *view,
+                                          meta_partition_change_t *out) {
+    const int32_t *removing = out->reassign_changed ? out->removing : p->removing;
+    int32_t na = out->reassign_changed ? out->n_adding : p->n_adding;
+    int32_t nrm = out->reassign_changed ? out->n_removing : p->n_removing;
+    if (na == 0 && nrm == 0) return false;
+    const int32_t *isr = out->isr_changed ? out->isr : p->isr;
+    int32_t ni = out->isr_changed ? out->n_isr : p->n_isr;
+    const int32_t *reps = out->replicas_changed ? out->replicas : p->replicas;
+    int32_t nr = out->replicas_changed ? out->n_replicas : p->n_replicas;
+    int32_t new_isr[META_MAX_REPLICAS], new_reps[META_MAX_REPLICAS];
+    int32_t k = minus(isr, ni, removing, nrm, new_isr);
+    int32_t m = minus(reps, nr, removing, nrm, new_reps);
+    if (k == 0 || m == 0) return false;
+    for (int32_t i = 0; i < m; i++)
+        if (!meta_id_in(new_isr, k, new_reps[i])) return false;
+    set_replicas(out, new_reps, m);
+    set_isr(out, new_isr, k);
+    out->reassign_changed = true;
+    out->n_adding = out->n_removing = 0;
+    settle_leader(p, view, out);
+    return true;
+}
+
+int16_t meta_partition_reassign(const meta_partition_t *p, const int32_t *target, int32_t n,
+                                const meta_broker_view_t *view, bool unclean,
+                                meta_partition_change_t *out) {
+    change_init(out);
+    if (!target) {
+        if (p->n_adding == 0 && p->n_removing == 0) return PROTO_ERR_NO_REASSIGNMENT_IN_PROGRESS;
+        int32_t reps[META_MAX_REPLICAS], isr[META_MAX_REPLICAS];
+        int32_t nr = minus(p->replicas, p->n_replicas, p->adding, p->n_adding, reps);
+        int32_t ni = minus(p->isr, p->n_isr, p->adding, p->n_adding, isr);
+        if (ni == 0) {
+            if (!unclean || nr == 0) return PROTO_ERR_INVALID_REPLICA_ASSIGNMENT;
+            isr[ni++] = reps[0];
+            out->unclean = true;
+        }
+        set_replicas(out, reps, nr);
+        if (ni != p->n_isr) set_isr(out, isr, ni);
+        out->reassign_changed = true;
+        settle_leader(p, view, out);
+        return PROTO_ERR_NONE;
+    }
+    if (n < 1 || n > META_MAX_REPLICAS) return PROTO_ERR_INVALID_REPLICA_ASSIGNMENT;
+    int32_t removing[META_MAX_REPLICAS], adding[META_MAX_REPLICAS], reps[META_MAX_REPLICAS];
+    int32_t nrm = minus(p->replicas, p->n_replicas, target, n, removing);
+    int32_t na = minus(target, n, p->replicas, p->n_replicas, adding);
+    if (n + nrm > META_MAX_REPLICAS) return PROTO_ERR_INVALID_REPLICA_ASSIGNMENT;
+    memcpy(reps, target, sizeof(int32_t) * (size_t)n);
+    memcpy(reps + n, removing, sizeof(int32_t) * (size_t)nrm);
+    bool same = n + nrm == p->n_replicas;
+    for (int32_t i = 0; same && i < p->n_replicas; i++)
+        if (reps[i] != p->replicas[i]) same = false;
+    if (!same) set_replicas(out, reps, n + nrm);
+    if (na != p->n_adding || nrm != p->n_removing ||
+        memcmp(adding, p->adding ? p->adding : adding, sizeof(int32_t) * (size_t)na) ||
+        memcmp(removing, p->removing ? p->removing : removing, sizeof(int32_t) * (size_t)nrm)) {
+        out->reassign_changed = true;
+        out->changed = true;
+        out->n_adding = na;
+        out->n_removing = nrm;
+        memcpy(out->adding, adding, sizeof(int32_t) * (size_t)na);
+        memcpy(out->removing, removing, sizeof(int32_t) * (size_t)nrm);
+    }
+    meta_partition_complete_reassignment(p, view, out);
     return PROTO_ERR_NONE;
 }
 

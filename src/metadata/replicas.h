@@ -51,6 +51,12 @@ typedef struct meta_partition_change {
     int32_t n_isr;
     int32_t isr[META_MAX_REPLICAS];
     bool unclean; /* the leader was elected from outside the ISR */
+    bool replicas_changed;
+    int32_t n_replicas;
+    int32_t replicas[META_MAX_REPLICAS];
+    bool reassign_changed; /* adding / removing set (possibly emptied) */
+    int32_t n_adding, n_removing;
+    int32_t adding[META_MAX_REPLICAS], removing[META_MAX_REPLICAS];
 } meta_partition_change_t;
 
 bool meta_id_in(const int32_t *ids, int n, int32_t id);
@@ -80,6 +86,29 @@ int16_t meta_partition_elect_preferred(const meta_partition_t *p, const meta_bro
  */
 int16_t meta_partition_elect_unclean(const meta_partition_t *p, const meta_broker_view_t *view,
                                      meta_partition_change_t *out);
+
+/*
+ * AlterPartitionReassignments (KIP-455) for p: move to the target replicas (n of them,
+ * validated by the caller: registered, distinct, not empty), or cancel (target NULL). Moving:
+ * the replicas become target then the ones leaving (removing = current - target, adding =
+ * target - current), completed at once when the ISR already holds every target replica.
+ * Cancelling reverts to the replicas before the move (the adding ones leave them and the
+ * ISR); NO_REASSIGNMENT_IN_PROGRESS when none is ongoing, INVALID_REPLICA_ASSIGNMENT when
+ * reverting would empty the ISR and unclean elections are not allowed. NONE with
+ * out->changed false: nothing to do.
+ */
+int16_t meta_partition_reassign(const meta_partition_t *p, const int32_t *target, int32_t n,
+                                const meta_broker_view_t *view, bool unclean,
+                                meta_partition_change_t *out);
+/*
+ * Completes p's ongoing reassignment within the change out (its ISR, replicas and lists
+ * where set, else p's) when the target replicas are all in the ISR, as Kafka does on every
+ * partition change: the removing replicas leave the replicas and the ISR, the lists empty,
+ * and a leader that left is replaced. Returns true when it completed.
+ */
+bool meta_partition_complete_reassignment(const meta_partition_t *p,
+                                          const meta_broker_view_t *view,
+                                          meta_partition_change_t *out);
 
 /* One proposed ISR member of an AlterPartition: its id and the broker epoch it fetched with
  * (-1 unknown). */

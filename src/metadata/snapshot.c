@@ -243,6 +243,8 @@ static void enc_topic(snap_enc_t *e, const meta_topic_t *t) {
         pr.leader = p->leader;
         pr.leader_epoch = p->leader_epoch;
         pr.partition_epoch = p->partition_epoch;
+        pr.adding_replicas = (sm_i32_array_t){p->n_adding, p->adding};
+        pr.removing_replicas = (sm_i32_array_t){p->n_removing, p->removing};
         enc_record(e, PROTO_PARTITION_RECORD_API_KEY, &pr);
     }
     enc_config(e, META_RESOURCE_TOPIC, tr.name, &t->configs);

@@ -28,12 +28,22 @@
  *     .deleted before the swap is renamed over the first one's name, so every
  *     crash leaves either the old segments or the new one (plus old ones past
  *     its range, which only hold records the new one also lost on purpose).
- * Transactions: transactional batches and markers are kept as they are and
- * their keys stay out of the map (an open or aborted transaction's record
- * must not remove a committed one), and a segment with an aborted
- * transaction's index (.txnindex) ends the cleanable part. Removing aborted
- * records, markers and committed transactional records (Kafka does) belongs in
- * clean_batch and plan_make.
+ * Transactions, as Kafka's cleaner:
+ *  5. Nothing of a transaction without a marker in the plan (open, or
+ *     decided past it) is cleaned: a first pass over the dirty part's headers
+ *     finds where the earliest such transaction begins, and the map (so
+ *     clean_upto) stops before it.
+ *  6. An aborted transaction (an entry of the .txnindex files: producer,
+ *     first offset, marker offset) loses its batches below clean_upto, and
+ *     its records never enter the map; a committed transaction's records are
+ *     cleaned like any others (they enter the map and go when superseded).
+ *  7. A marker (COMMIT or ABORT) is kept while the cleaning read a batch of
+ *     its transaction; then it gets a delete horizon (now +
+ *     delete.retention.ms, as a tombstone's batch does) and goes at the
+ *     first cleaning after it, unless it is its producer's last batch.
+ *  8. The .txnindex entries of a rewritten group whose ABORT marker stays go
+ *     to the new segment's index: <base>.txnindex.swap, written before the
+ *     .log's .cleaned -> .swap rename and renamed into place with it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -43,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,6 +65,7 @@
 #include "protocol/compress.h"
 #include "protocol/records.h"
 #include "storage/cleaner_impl.h"
+#include "txn/aborted_index.h"
 
 /* Largest decompressed records area of one batch the cleaner inflates; a
  * bigger one is kept as it is (and its keys do not enter the map). */
@@ -154,21 +166,6 @@ static int plan_make(log_t *l, int64_t now, plan_t *p) {
             }
         }
     }
-    /* A segment holding an aborted transaction's marker has its .txnindex
-     * (txn/aborted_index.c), which a rewrite would not carry over: the
-     * cleanable part ends before it. */
-    for (int i = 0; i < p->n; i++) {
-        char tp[4200];
-        struct stat st;
-        seg_file_path(p->segs[i], ".txnindex", tp, sizeof(tp));
-        if (stat(tp, &st) == 0 && st.st_size > 0) {
-            p->first_uncleanable = p->segs[i]->base;
-            for (int k = i; k < p->n; k++)
-                seg_unref(p->segs[k]);
-            p->n = i;
-            break;
-        }
-    }
     int64_t first = p->n ? p->segs[0]->base : p->first_uncleanable;
     if (cp < start) cp = start; /* Kafka: a checkpoint below the log start restarts there */
     if (cp < first) cp = first;
@@ -252,6 +249,41 @@ void log_set_clean_point(log_t *l, int64_t offset) {
 
 /* ---------------------------------------------------------------- I/O */
 
+/* producer id -> a value, pairs in v (a few producers per log). */
+typedef struct pidtab {
+    int64_t *v;
+    size_t n, cap;
+} pidtab_t;
+
+static int pidtab_set(pidtab_t *t, int64_t pid, int64_t value) {
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[2 * i] == pid) {
+            t->v[2 * i + 1] = value;
+            return SM_OK;
+        }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 16;
+        int64_t *n = realloc(t->v, sizeof(*n) * 2 * cap);
+        if (!n) return SM_ERR_NOMEM;
+        t->v = n;
+        t->cap = cap;
+    }
+    t->v[2 * t->n] = pid;
+    t->v[2 * t->n + 1] = value;
+    t->n++;
+    return SM_OK;
+}
+
+/* -1 when pid has no value. */
+static int64_t pidtab_get(const pidtab_t *t, int64_t pid) {
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[2 * i] == pid) return t->v[2 * i + 1];
+    return -1;
+}
+
+/* Flags of an aborted-transaction entry during one cleaning. */
+enum { ABORTED_READ = 1, ABORTED_MARKER_GONE = 2 };
+
 typedef struct ctx {
     log_t *l;
     const log_clean_opts_t *o;
@@ -260,8 +292,14 @@ typedef struct ctx {
     int64_t clean_upto; /* records below it are cleaned against the map */
     clean_map_t *map;
     /* producer id -> last offset of its last batch in the dirty part */
-    int64_t *pids;
-    size_t npids, cap_pids;
+    pidtab_t last;
+    /* Transactions (invariants 5-8): the aborted ones, a flag per entry, the
+     * producers with a committed batch read since their last marker, and
+     * where the first transaction without a marker in the plan begins. */
+    txn_aborted_index_t aborted;
+    uint8_t *aflags;
+    pidtab_t committed;
+    int64_t txn_bound;   /* INT64_MAX: none */
     int64_t min_horizon; /* earliest future horizon kept, 0 none */
     uint8_t *rbuf;       /* segment read buffer */
     size_t rcap;
@@ -367,41 +405,72 @@ static int batch_records(const uint8_t *batch, size_t len, const proto_batch_hea
 
 /* ---------------------------------------------------------------- the map */
 
-static int pid_note(ctx_t *c, int64_t pid, int64_t last) {
-    for (size_t i = 0; i < c->npids; i++)
-        if (c->pids[2 * i] == pid) {
-            c->pids[2 * i + 1] = last;
-            return SM_OK;
-        }
-    if (c->npids == c->cap_pids) {
-        size_t cap = c->cap_pids ? c->cap_pids * 2 : 16;
-        int64_t *n = realloc(c->pids, sizeof(*n) * 2 * cap);
-        if (!n) return SM_ERR_NOMEM;
-        c->pids = n;
-        c->cap_pids = cap;
-    }
-    c->pids[2 * c->npids] = pid;
-    c->pids[2 * c->npids + 1] = last;
-    c->npids++;
-    return SM_OK;
+/* -1 when the producer has no batch in the dirty part. */
+static int64_t pid_last(const ctx_t *c, int64_t pid) { return pidtab_get(&c->last, pid); }
+
+/* The aborted transaction holding a producer's batch at offset, -1 none. */
+static ssize_t aborted_of(const ctx_t *c, int64_t pid, int64_t offset) {
+    const txn_aborted_index_t *x = &c->aborted;
+    for (size_t i = txn_aborted_index_first_ending(x, offset); i < x->n; i++)
+        if (x->v[i].producer_id == pid && x->v[i].first_offset <= offset) return (ssize_t)i;
+    return -1;
 }
 
-/* -1 when the producer has no batch in the dirty part. */
-static int64_t pid_last(const ctx_t *c, int64_t pid) {
-    for (size_t i = 0; i < c->npids; i++)
-        if (c->pids[2 * i] == pid) return c->pids[2 * i + 1];
-    return -1;
+/* The aborted transaction whose marker is at offset, -1 none. */
+static ssize_t aborted_marker(const ctx_t *c, int64_t pid, int64_t offset) {
+    ssize_t i = aborted_of(c, pid, offset);
+    return i >= 0 && c->aborted.v[i].last_offset == offset ? i : -1;
+}
+
+/* Invariant 5: where the earliest transaction still without a marker at the
+ * end of the plan begins (c->txn_bound), from the dirty part's headers. */
+static int txn_prepass(ctx_t *c) {
+    plan_t *p = c->p;
+    pidtab_t open = {0};
+    int rc = SM_OK;
+    c->txn_bound = INT64_MAX;
+    for (int i = p->first_dirty; rc == SM_OK && i < p->n; i++) {
+        log_segment_t *s = p->segs[i];
+        int fd;
+        if ((rc = seg_fd_acquire(s, &fd))) break;
+        for (int64_t pos = 0; pos + PROTO_BATCH_HEADER_SIZE <= p->sizes[i];) {
+            uint8_t hb[PROTO_BATCH_HEADER_SIZE];
+            proto_batch_header_t h;
+            if ((rc = seg_pread(fd, hb, sizeof(hb), pos))) break;
+            if (proto_batch_parse_header(hb, sizeof(hb), &h)) {
+                rc = SM_ERR_CORRUPT;
+                break;
+            }
+            c->st.bytes_read += (int64_t)sizeof(hb);
+            if (h.attributes & PROTO_ATTR_CONTROL)
+                rc = pidtab_set(&open, h.producer_id, -1);
+            else if ((h.attributes & PROTO_ATTR_TRANSACTIONAL) &&
+                     pidtab_get(&open, h.producer_id) < 0)
+                rc = pidtab_set(&open, h.producer_id, h.base_offset);
+            if (rc) break;
+            pos += (int64_t)proto_batch_total_size(&h);
+        }
+        seg_fd_release(s);
+    }
+    for (size_t k = 0; k < open.n; k++)
+        if (open.v[2 * k + 1] >= 0 && open.v[2 * k + 1] < c->txn_bound)
+            c->txn_bound = open.v[2 * k + 1];
+    free(open.v);
+    return rc;
 }
 
 /* Adds one batch's keys; SM_ERR_SPACE (nothing added) when they may not fit. */
 static int map_batch(ctx_t *c, const uint8_t *batch, size_t len, const proto_batch_header_t *h) {
     if (h->producer_id >= 0) {
-        int rc = pid_note(c, h->producer_id, proto_batch_last_offset(h));
+        int rc = pidtab_set(&c->last, h->producer_id, proto_batch_last_offset(h));
         if (rc) return rc;
     }
-    /* Transactional records never supersede others: their transaction may
-     * be open or aborted (Kafka keeps aborted ones out of the map too). */
-    if (h->attributes & (PROTO_ATTR_CONTROL | PROTO_ATTR_TRANSACTIONAL)) return SM_OK;
+    /* An aborted transaction's records never supersede others (invariant
+     * 6); markers hold no keys. */
+    if (h->attributes & PROTO_ATTR_CONTROL) return SM_OK;
+    if ((h->attributes & PROTO_ATTR_TRANSACTIONAL) &&
+        aborted_of(c, h->producer_id, h->base_offset) >= 0)
+        return SM_OK;
     if (h->records_count > 0 && (size_t)h->records_count > clean_map_room(c->map))
         return SM_ERR_SPACE;
     const uint8_t *data;
@@ -443,6 +512,10 @@ static int build_map(ctx_t *c) {
         bool full = false;
         while ((rc = br_next(&r, &b, &h, &bpos)) == 1) {
             if (proto_batch_last_offset(&h) < p->clean_point) continue;
+            if (h.base_offset >= c->txn_bound) {
+                full = true; /* invariant 5: the map ends before it */
+                break;
+            }
             rc = map_batch(c, b, proto_batch_total_size(&h), &h);
             if (rc == SM_ERR_SPACE) {
                 full = true;
@@ -562,12 +635,129 @@ static size_t reencode_record(const kept_t *k, int64_t new_delta, uint8_t *dst) 
     return n + hn + rest;
 }
 
+/* Writes a batch rebuilt from its kept records: their count, the max
+ * timestamp (from max_delta) and, with set_horizon, the base timestamp
+ * becoming the delete horizon (records re-encoded relative to it);
+ * compressed with the batch's codec. Kept as it is when it cannot be
+ * rebuilt (no bound for its codec, compression failing). */
+static int write_rebuilt(ctx_t *c, out_t *w, const uint8_t *batch, size_t len,
+                         const proto_batch_header_t *h, const kept_t *kept, int32_t nkept,
+                         bool set_horizon, int64_t horizon, int64_t max_delta) {
+    int64_t base_ts = set_horizon ? horizon : h->base_timestamp;
+    size_t rec_bytes = 0;
+    for (int32_t i = 0; i < nkept; i++)
+        rec_bytes += kept[i].len + 20;
+    int codec = proto_batch_compression(h);
+    size_t bound = codec ? proto_compress_bound(codec, rec_bytes) : 0;
+    if (codec && bound == 0) return out_batch(c, w, batch, len);
+    int rc = ensure(&c->scratch, &c->scap, PROTO_BATCH_HEADER_SIZE + rec_bytes + bound);
+    if (rc) return rc;
+    uint8_t *recs = c->scratch + PROTO_BATCH_HEADER_SIZE + bound; /* plain records */
+    uint8_t *dst = codec ? recs : c->scratch + PROTO_BATCH_HEADER_SIZE;
+    size_t rn = 0;
+    for (int32_t i = 0; i < nkept; i++) {
+        if (set_horizon) {
+            rn +=
+                reencode_record(&kept[i], h->base_timestamp + kept[i].ts_delta - base_ts, dst + rn);
+        } else {
+            memcpy(dst + rn, kept[i].p, kept[i].len);
+            rn += kept[i].len;
+        }
+    }
+    size_t area = rn;
+    if (codec) {
+        size_t clen;
+        if (proto_compress(codec, -1, recs, rn, c->scratch + PROTO_BATCH_HEADER_SIZE, bound, &clen))
+            return out_batch(c, w, batch, len);
+        area = clen;
+    }
+    uint8_t *nb = c->scratch;
+    memcpy(nb, batch, PROTO_BATCH_HEADER_SIZE);
+    size_t nlen = PROTO_BATCH_HEADER_SIZE + area;
+    put32(nb + PROTO_BATCH_OFF_LENGTH, (int32_t)(nlen - PROTO_BATCH_LOG_OVERHEAD));
+    int16_t attr = h->attributes;
+    if (set_horizon) attr = (int16_t)(attr | PROTO_ATTR_DELETE_HORIZON);
+    put16(nb + PROTO_BATCH_OFF_ATTRIBUTES, attr);
+    put64(nb + PROTO_BATCH_OFF_BASE_TIMESTAMP, base_ts);
+    if (!(h->attributes & PROTO_ATTR_LOG_APPEND_TIME))
+        put64(nb + PROTO_BATCH_OFF_MAX_TIMESTAMP, h->base_timestamp + max_delta);
+    put32(nb + PROTO_BATCH_OFF_RECORDS_COUNT, nkept);
+    proto_batch_update_crc(nb, nlen);
+    return out_batch(c, w, nb, nlen);
+}
+
+static void note_horizon(ctx_t *c, int64_t horizon) {
+    if (horizon > c->now && (c->min_horizon == 0 || horizon < c->min_horizon))
+        c->min_horizon = horizon;
+}
+
+/* A marker below clean_upto (invariant 7). */
+static int clean_marker(ctx_t *c, out_t *w, const uint8_t *batch, size_t len,
+                        const proto_batch_header_t *h) {
+    int32_t epoch;
+    int type = h->records_count > 0 ? proto_control_batch_type(batch, len, &epoch) : -1;
+    bool done = false; /* no batch of its transaction was read in this cleaning */
+    ssize_t a = -1;
+    int rc = SM_OK;
+    if (type == PROTO_CONTROL_ABORT) {
+        a = aborted_marker(c, h->producer_id, h->base_offset);
+        done = a < 0 || !(c->aflags[a] & ABORTED_READ);
+    } else if (type == PROTO_CONTROL_COMMIT) {
+        done = pidtab_get(&c->committed, h->producer_id) <= 0;
+        rc = pidtab_set(&c->committed, h->producer_id, 0);
+    }
+    if (rc) return rc;
+    bool has_horizon = (h->attributes & PROTO_ATTR_DELETE_HORIZON) != 0;
+    bool producers_last = pid_last(c, h->producer_id) == proto_batch_last_offset(h);
+    if (!done || producers_last) return out_batch(c, w, batch, len);
+    if (has_horizon && c->now >= h->base_timestamp) {
+        if (a >= 0) c->aflags[a] |= ABORTED_MARKER_GONE;
+        c->st.records_removed += h->records_count;
+        return SM_OK;
+    }
+    if (has_horizon) {
+        note_horizon(c, h->base_timestamp);
+        return out_batch(c, w, batch, len);
+    }
+    /* Its horizon from now on: the batch rebuilt with every record. */
+    const uint8_t *data = batch + PROTO_BATCH_HEADER_SIZE;
+    size_t dlen = len - PROTO_BATCH_HEADER_SIZE;
+    kept_t one[4];
+    int32_t n = 0;
+    int64_t max_delta = 0;
+    proto_record_iter_t it;
+    proto_record_t rec;
+    proto_record_iter_init(&it, data, dlen, h->records_count);
+    const uint8_t *start = it.p;
+    while (n < 4 && proto_record_iter_next(&it, &rec) == 1) {
+        one[n++] = (kept_t){start, (size_t)(it.p - start), rec.timestamp_delta};
+        if (rec.timestamp_delta > max_delta) max_delta = rec.timestamp_delta;
+        start = it.p;
+    }
+    if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE || n != h->records_count)
+        return out_batch(c, w, batch, len); /* not a marker as Kafka writes them: kept */
+    int64_t horizon = c->now + c->p->cfg.delete_retention_ms;
+    note_horizon(c, horizon);
+    return write_rebuilt(c, w, batch, len, h, one, n, true, horizon, max_delta);
+}
+
 /* Cleans one batch below clean_upto into w (see the invariants above). */
 static int clean_batch(ctx_t *c, out_t *w, const uint8_t *batch, size_t len,
                        const proto_batch_header_t *h) {
-    if (h->base_offset >= c->clean_upto ||
-        (h->attributes & (PROTO_ATTR_CONTROL | PROTO_ATTR_TRANSACTIONAL)))
-        return out_batch(c, w, batch, len);
+    if (h->base_offset >= c->clean_upto) return out_batch(c, w, batch, len);
+    if (h->attributes & PROTO_ATTR_CONTROL) return clean_marker(c, w, batch, len, h);
+    if (h->attributes & PROTO_ATTR_TRANSACTIONAL) {
+        ssize_t a = aborted_of(c, h->producer_id, h->base_offset);
+        if (a >= 0) {
+            /* Aborted: the batch goes (never its producer's last: the marker
+             * follows it). */
+            c->aflags[a] |= ABORTED_READ;
+            c->st.records_removed += h->records_count;
+            return SM_OK;
+        }
+        int rc = pidtab_set(&c->committed, h->producer_id, 1);
+        if (rc) return rc;
+    }
     const uint8_t *data;
     size_t dlen;
     uint8_t *owned = NULL;
@@ -621,68 +811,19 @@ static int clean_batch(ctx_t *c, out_t *w, const uint8_t *batch, size_t len,
     int64_t horizon = set_horizon   ? c->now + c->p->cfg.delete_retention_ms
                       : has_horizon ? h->base_timestamp
                                     : 0;
-    if (tombstones && horizon > c->now && (c->min_horizon == 0 || horizon < c->min_horizon))
-        c->min_horizon = horizon;
+    if (tombstones) note_horizon(c, horizon);
     if (nkept == total && !set_horizon) {
         rc = out_batch(c, w, batch, len);
-        goto out;
-    }
-    if (nkept == 0) {
+    } else if (nkept == 0) {
+        /* A committed transaction's batch is not its producer's last either. */
         int64_t last = pid_last(c, h->producer_id);
         rc = SM_OK;
-        if (h->producer_id >= 0 && (last < 0 || last == proto_batch_last_offset(h)))
+        if (h->producer_id >= 0 && !(h->attributes & PROTO_ATTR_TRANSACTIONAL) &&
+            (last < 0 || last == proto_batch_last_offset(h)))
             rc = out_empty_batch(c, w, batch, h);
-        goto out;
+    } else {
+        rc = write_rebuilt(c, w, batch, len, h, kept, nkept, set_horizon, horizon, max_delta);
     }
-    /* Rebuild: header, then the kept records (re-encoded when the base
-     * timestamp becomes the horizon), compressed with the batch's codec. */
-    int64_t base_ts = set_horizon ? horizon : h->base_timestamp;
-    size_t rec_bytes = 0;
-    for (int32_t i = 0; i < nkept; i++)
-        rec_bytes += kept[i].len + 20;
-    int codec = proto_batch_compression(h);
-    size_t bound = codec ? proto_compress_bound(codec, rec_bytes) : 0;
-    if (codec && bound == 0) {
-        rc = out_batch(c, w, batch, len);
-        goto out;
-    }
-    if ((rc = ensure(&c->scratch, &c->scap, PROTO_BATCH_HEADER_SIZE + rec_bytes + bound))) goto out;
-    uint8_t *recs = c->scratch + PROTO_BATCH_HEADER_SIZE + bound; /* plain records */
-    uint8_t *dst = codec ? recs : c->scratch + PROTO_BATCH_HEADER_SIZE;
-    size_t rn = 0;
-    for (int32_t i = 0; i < nkept; i++) {
-        if (set_horizon) {
-            rn +=
-                reencode_record(&kept[i], h->base_timestamp + kept[i].ts_delta - base_ts, dst + rn);
-        } else {
-            memcpy(dst + rn, kept[i].p, kept[i].len);
-            rn += kept[i].len;
-        }
-    }
-    size_t area = rn;
-    if (codec) {
-        size_t clen;
-        if ((rc = proto_compress(codec, -1, recs, rn, c->scratch + PROTO_BATCH_HEADER_SIZE, bound,
-                                 &clen))) {
-            rc = out_batch(c, w, batch, len);
-            goto out;
-        }
-        area = clen;
-    }
-    uint8_t *nb = c->scratch;
-    memcpy(nb, batch, PROTO_BATCH_HEADER_SIZE);
-    size_t nlen = PROTO_BATCH_HEADER_SIZE + area;
-    put32(nb + PROTO_BATCH_OFF_LENGTH, (int32_t)(nlen - PROTO_BATCH_LOG_OVERHEAD));
-    int16_t attr = h->attributes;
-    if (set_horizon) attr = (int16_t)(attr | PROTO_ATTR_DELETE_HORIZON);
-    put16(nb + PROTO_BATCH_OFF_ATTRIBUTES, attr);
-    put64(nb + PROTO_BATCH_OFF_BASE_TIMESTAMP, base_ts);
-    if (!(h->attributes & PROTO_ATTR_LOG_APPEND_TIME))
-        put64(nb + PROTO_BATCH_OFF_MAX_TIMESTAMP, h->base_timestamp + max_delta);
-    put32(nb + PROTO_BATCH_OFF_RECORDS_COUNT, nkept);
-    proto_batch_update_crc(nb, nlen);
-    rc = out_batch(c, w, nb, nlen);
-out:
     free(kept);
     free(owned);
     return rc;
@@ -695,8 +836,30 @@ static void swap_paths(const char *dir, int64_t base, char *cleaned, char *swap,
     snprintf(log, cap, "%s/%020" PRId64 ".log", dir, base);
 }
 
-/* Swaps the new segment ns in for p->segs[a..b) (see invariant 4). */
-static int swap_in(ctx_t *c, int a, int b, log_segment_t *ns, const char *swap, const char *logp) {
+/* Invariant 8: the aborted-transaction entries of the offsets [from, to)
+ * whose marker stays, written to path (*wrote: whether there were any). */
+static int write_group_txnindex(ctx_t *c, int64_t from, int64_t to, const char *path, bool *wrote) {
+    *wrote = false;
+    unlink(path); /* a leftover of an earlier attempt */
+    txn_aborted_t *v = malloc(sizeof(*v) * (c->aborted.n ? c->aborted.n : 1));
+    if (!v) return SM_ERR_NOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < c->aborted.n; i++) {
+        const txn_aborted_t *e = &c->aborted.v[i];
+        if (e->last_offset >= from && e->last_offset < to && !(c->aflags[i] & ABORTED_MARKER_GONE))
+            v[n++] = *e;
+    }
+    int rc = n ? txn_aborted_index_write_file(v, n, path) : SM_OK;
+    *wrote = n > 0 && rc == SM_OK;
+    free(v);
+    return rc;
+}
+
+/* Swaps the new segment ns in for p->segs[a..b) (see invariant 4); its
+ * aborted-transaction index tswap (NULL: none) is renamed into place after
+ * the old segments' files are renamed and before the .log swap. */
+static int swap_in(ctx_t *c, int a, int b, log_segment_t *ns, const char *swap, const char *logp,
+                   const char *tswap) {
     log_t *l = c->l;
     plan_t *p = c->p;
     int n = b - a;
@@ -721,6 +884,9 @@ static int swap_in(ctx_t *c, int a, int b, log_segment_t *ns, const char *swap, 
         if (seg_rename_deleted(old[i], now + l->cfg.file_delete_delay_ms)) rc = SM_ERR_IO;
         step("renamed-old");
     }
+    char tpath[4200];
+    snprintf(tpath, sizeof(tpath), "%s.txnindex", ns->path);
+    if (rc == SM_OK && tswap && rename(tswap, tpath)) rc = SM_ERR_IO;
     if (rc == SM_OK && rename(swap, logp)) rc = SM_ERR_IO;
     if (rc == SM_OK) step("swapped");
     if (rc) {
@@ -758,8 +924,10 @@ static int clean_group(ctx_t *c, int a, int b) {
     log_t *l = c->l;
     char *dir = atomic_load(&l->dir);
     int64_t base = p->segs[a]->base;
-    char cleaned[4200], swap[4200], logp[4200];
+    char cleaned[4200], swap[4200], logp[4200], tswap[4200];
     swap_paths(dir, base, cleaned, swap, logp, sizeof(cleaned));
+    snprintf(tswap, sizeof(tswap), "%s/%020" PRId64 ".txnindex.swap", dir, base);
+    bool has_tswap = false;
     out_t w = {-1, NULL, 0, 0, 0, NULL, p->cfg.index_interval_bytes};
     int rc = SM_ERR_NOMEM;
     w.cap = c->o->io_buffer_size > 0 ? c->o->io_buffer_size : 1 << 20;
@@ -796,19 +964,30 @@ static int clean_group(ctx_t *c, int a, int b) {
     pthread_mutex_unlock(&w.seg->imu);
     seg_close_time_index(w.seg);
     step("cleaned");
+    if ((rc = write_group_txnindex(c, base, p->next[b - 1], tswap, &has_tswap))) goto fail;
+    for (size_t i = 0; c->o->marker_removed && i < c->aborted.n; i++) {
+        const txn_aborted_t *e = &c->aborted.v[i];
+        if ((c->aflags[i] & ABORTED_MARKER_GONE) && e->last_offset >= base &&
+            e->last_offset < p->next[b - 1])
+            c->o->marker_removed(c->o->marker_arg, l, e->producer_id, e->last_offset);
+    }
     if (rename(cleaned, swap) || fio_fsync_dir(dir)) {
         rc = SM_ERR_IO;
         goto fail;
     }
     step("swap");
-    rc = swap_in(c, a, b, w.seg, swap, logp);
-    if (rc == SM_ERR_AGAIN) unlink(swap);
+    rc = swap_in(c, a, b, w.seg, swap, logp, has_tswap ? tswap : NULL);
+    if (rc == SM_ERR_AGAIN) {
+        unlink(swap);
+        unlink(tswap);
+    }
     if (rc) seg_unref(w.seg);
     free(w.buf);
     return rc;
 fail:
     if (w.fd >= 0) close(w.fd);
     unlink(cleaned);
+    if (has_tswap) unlink(tswap);
     if (w.seg) seg_unref(w.seg);
     free(w.buf);
     return rc;
@@ -848,9 +1027,21 @@ int log_clean(log_t *l, const log_clean_opts_t *o, bool *did) {
     ctx_t c = {.l = l, .o = o, .p = &p, .now = o->now_ms, .map = o->map};
     c.st.ratio_before = plan_ratio(&p);
     clean_map_clear(o->map);
+    txn_aborted_index_init(&c.aborted);
+    if ((rc = txn_aborted_index_read_dir(&c.aborted, atomic_load(&l->dir)))) goto out;
+    if (c.aborted.n && !(c.aflags = calloc(c.aborted.n, 1))) {
+        rc = SM_ERR_NOMEM;
+        goto out;
+    }
+    if ((rc = txn_prepass(&c))) goto out;
     if ((rc = build_map(&c))) goto out;
     if (c.clean_upto == p.clean_point && p.first_dirty < p.n && p.dirty_bytes > 0 &&
         !(p.horizon > 0 && c.now >= p.horizon)) {
+        if (c.txn_bound <= p.clean_point) {
+            /* An open transaction right at the clean point: nothing to do yet. */
+            rc = SM_OK;
+            goto out;
+        }
         /* Not even one batch fits the map. */
         sm_warn("storage", "%s: log.cleaner.dedupe.buffer.size is too small for one batch", l->dir);
         rc = SM_ERR_SPACE;
@@ -887,7 +1078,10 @@ out:
                 " B, wrote %" PRId64 " B, removed %" PRId64 " record(s) in %" PRId64 " ms",
                 l->dir, c.clean_upto, c.st.ratio_before, c.st.bytes_read, c.st.bytes_written,
                 c.st.records_removed, c.st.last_duration_ms);
-    free(c.pids);
+    free(c.last.v);
+    free(c.committed.v);
+    free(c.aflags);
+    txn_aborted_index_free(&c.aborted);
     free(c.rbuf);
     free(c.scratch);
     plan_free(&p);
@@ -942,7 +1136,7 @@ static void remove_segment_files(const char *dir, int64_t base) {
 
 int log_cleaner_complete_swaps(const char *dir) {
     DIR *d = opendir(dir);
-    if (!d) return errno == ENOENT ? SM_OK : SM_ERR_IO;
+    if (!d) return errno == ENOENT ? SM_OK : seg_status_of_errno(errno);
     int64_t swaps[64], logs_cap = 0, nlogs = 0;
     int nswaps = 0;
     int64_t *logs = NULL;
@@ -982,10 +1176,19 @@ int log_cleaner_complete_swaps(const char *dir) {
             rc = src;
             break;
         }
-        /* The swap replaces its own base and every segment inside its range. */
+        /* The swap replaces its own base and every segment inside its range;
+         * its aborted-transaction index, when it has one, replaces the base's
+         * (those of the others go with their .log, as orphans). */
         remove_segment_files(dir, swaps[i]);
         for (int64_t k = 0; k < nlogs; k++)
             if (logs[k] > swaps[i] && logs[k] < next) remove_segment_files(dir, logs[k]);
+        char tswap[4200], tpath[4200];
+        snprintf(tswap, sizeof(tswap), "%s/%020" PRId64 ".txnindex.swap", dir, swaps[i]);
+        snprintf(tpath, sizeof(tpath), "%s/%020" PRId64 ".txnindex", dir, swaps[i]);
+        if (access(tswap, F_OK) == 0 && rename(tswap, tpath)) {
+            rc = SM_ERR_IO;
+            break;
+        }
         if (rename(swap, logp)) {
             rc = SM_ERR_IO;
             break;
@@ -993,7 +1196,7 @@ int log_cleaner_complete_swaps(const char *dir) {
         sm_info("storage", "%s: completed an interrupted cleaning of segment %020" PRId64, dir,
                 swaps[i]);
     }
-    if (rc == SM_OK && nswaps) rc = fio_fsync_dir(dir) ? SM_ERR_IO : SM_OK;
+    if (rc == SM_OK && nswaps) rc = fio_fsync_dir(dir);
     free(logs);
     return rc;
 }

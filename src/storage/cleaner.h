@@ -58,8 +58,19 @@ size_t clean_map_room(const clean_map_t *m);
 /* I/O throttle shared by a pool's threads (log.cleaner.io.max.bytes.per.second). */
 typedef struct clean_throttle clean_throttle_t;
 
+/* An ABORT marker of producer_id at offset leaves log l (log_clean_opts_t). */
+typedef void (*log_marker_removed_fn)(void *arg, log_t *l, int64_t producer_id, int64_t offset);
+
 typedef struct log_clean_opts {
     clean_map_t *map;
+    /* Called on the cleaning thread, holding no lock, for each ABORT marker
+     * a cleaning removes (its transaction's batches were all gone), before
+     * the segment holding it is replaced: whoever keeps the aborted
+     * transactions in memory drops that entry, as the segment's .txnindex
+     * does (a read_committed client would apply it to the producer's later
+     * batches). NULL: none. */
+    log_marker_removed_fn marker_removed;
+    void *marker_arg;
     clean_throttle_t *throttle; /* NULL: unthrottled */
     int64_t now_ms;
     bool force;            /* clean even below min.cleanable.dirty.ratio (tests, max lag) */
@@ -108,6 +119,8 @@ typedef struct log_cleaner_opts {
     int64_t io_buffer_size;         /* log.cleaner.io.buffer.size */
     double io_max_bytes_per_second; /* log.cleaner.io.max.bytes.per.second */
     int64_t backoff_ms;             /* log.cleaner.backoff.ms */
+    log_marker_removed_fn marker_removed; /* see log_clean_opts_t; NULL: none */
+    void *marker_arg;
 } log_cleaner_opts_t;
 
 /* Kafka's defaults. */

@@ -69,7 +69,9 @@ static void *worker_main(void *arg) {
             log_clean_opts_t o = {.map = w->map,
                                   .throttle = c->throttle,
                                   .now_ms = sm_time_ms(),
-                                  .io_buffer_size = (size_t)c->o.io_buffer_size};
+                                  .io_buffer_size = (size_t)c->o.io_buffer_size,
+                                  .marker_removed = c->o.marker_removed,
+                                  .marker_arg = c->o.marker_arg};
             bool did = false;
             int rc = log_clean(l, &o, &did);
             if (rc && rc != SM_ERR_AGAIN)

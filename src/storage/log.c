@@ -150,7 +150,7 @@ static bool has_base(const int64_t *bases, int nb, int64_t b) {
  * files, index files without their .log). */
 static int list_segments(const char *dir, int64_t **out, int *nout) {
     DIR *d = opendir(dir);
-    if (!d) return SM_ERR_IO;
+    if (!d) return seg_status_of_errno(errno);
     int64_t *bases = NULL;
     int nb = 0, cap = 0, rc = SM_OK;
     char **orphans = NULL;
@@ -269,8 +269,10 @@ static int recover_segment(log_t *l, log_segment_t *s, int64_t file_size, int64_
     return rc;
 }
 
-int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recovery_point,
-             int64_t log_start, log_t **out) {
+/* One attempt of log_open; SM_ERR_LIMIT when it ran out of descriptors
+ * (nothing is lost: a second attempt redoes what was not finished). */
+static int open_once(const char *dir, const log_config_t *cfg, bool clean, int64_t recovery_point,
+                     int64_t log_start, log_t **out) {
     if (mkdir(dir, 0755) && errno != EEXIST) return SM_ERR_IO;
     log_t *l = calloc(1, sizeof(*l));
     if (!l) return SM_ERR_NOMEM;
@@ -393,12 +395,7 @@ int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recov
         seg_fd_release(s);
         if (atomic_load(&s->size) > 0) s->created_ms = sm_time_ms();
     }
-    if (recovered || rep.dropped) {
-        if (fio_fsync_dir(dir)) {
-            rc = SM_ERR_IO;
-            goto fail;
-        }
-    }
+    if ((recovered || rep.dropped) && (rc = fio_fsync_dir(dir))) goto fail;
     atomic_store(&l->end_offset, log_active(l)->next_offset);
     atomic_store(&l->flushed_offset, log_active(l)->next_offset);
     l->start_offset = l->segs[0]->base;
@@ -422,6 +419,33 @@ fail:
     pthread_cond_destroy(&l->wcv);
     free(l);
     return rc;
+}
+
+static _Atomic int64_t descriptor_wait_ms = LOG_DESCRIPTOR_WAIT_MS;
+
+void log_set_descriptor_wait_ms(int64_t ms) { atomic_store(&descriptor_wait_ms, ms); }
+
+int64_t log_descriptor_deadline(void) { return sm_mono_ms() + atomic_load(&descriptor_wait_ms); }
+
+bool log_descriptor_retry(int rc, int64_t deadline) {
+    return rc == SM_ERR_LIMIT && seg_fd_wait(deadline) == SM_OK;
+}
+
+int64_t log_descriptor_waits(void) { return seg_fd_waits(); }
+
+int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recovery_point,
+             int64_t log_start, log_t **out) {
+    int64_t deadline = log_descriptor_deadline();
+    bool told = false;
+    for (;;) {
+        int rc = open_once(dir, cfg, clean, recovery_point, log_start, out);
+        if (rc != SM_ERR_LIMIT) return rc;
+        if (!told)
+            sm_warn("storage", "%s: out of descriptors while opening the log; waiting for one",
+                    dir);
+        told = true;
+        if (!log_descriptor_retry(rc, deadline)) return rc;
+    }
 }
 
 /* ---------------------------------------------------------------- close */
@@ -527,7 +551,9 @@ int64_t log_segment_base_of(log_t *l, int64_t offset) {
 }
 
 void log_set_open_segment_limit(int n) { seg_cache_set_limit(n); }
+void log_set_descriptor_budget(int n) { seg_set_fd_budget(n); }
 int log_open_segment_count(void) { return seg_cache_size(); }
+int log_open_descriptors(void) { return seg_open_fds(); }
 int64_t log_segment_bytes_read(void) { return seg_bytes_read(); }
 
 /* ---------------------------------------------------------------- append */
@@ -803,7 +829,7 @@ int log_flush_locked(log_t *l, int64_t limit) {
     if (rc == SM_ERR_LIMIT) {
         /* Out of descriptors: this flush fails, the log stays online and the
          * next flush tries again. */
-        sm_warn("storage", "%s: flush postponed: %s", l->dir, strerror(err));
+        sm_warn("storage", "%s: flush postponed: out of descriptors", l->dir);
         if (dir_dirty) l->dir_dirty = true;
     } else if (rc) {
         log_go_offline(l, what, err);

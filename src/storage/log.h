@@ -74,6 +74,9 @@ typedef struct log_range {
  * batches validated (size, CRC), a torn or corrupt tail truncated (with every
  * later segment), indexes rebuilt, and what was cut logged in one line.
  * log_start_offset comes from the log-start-offset checkpoint (-1 if unknown).
+ * Out of descriptors (EMFILE/ENFILE) it waits for one, up to the descriptor
+ * wait (log_set_descriptor_wait_ms), and starts again; SM_ERR_LIMIT when the
+ * shortage outlasted it. Any other failure is returned at once.
  */
 int log_open(const char *dir, const log_config_t *cfg, bool clean, int64_t recovery_point,
              int64_t log_start_offset, log_t **out);
@@ -178,6 +181,7 @@ int log_read_copy(log_t *l, int64_t offset, size_t max_bytes, bool min_one, uint
  * Calls fn for every batch from the one holding offset from to the log end,
  * in order, with the batch bytes copied out (headers parsed, not validated).
  * fn returns SM_OK to go on, or a status that stops the walk and is returned.
+ * A descriptor shortage is waited out, as log_open does.
  */
 SM_MUST_CHECK int log_for_each_batch(log_t *l, int64_t from,
                                      int (*fn)(void *arg, const uint8_t *batch, size_t len,
@@ -238,6 +242,24 @@ SM_MUST_CHECK int log_rename_for_delete(log_t *l, const char *new_dir);
 void log_set_open_segment_limit(int n);
 /* Segments currently holding a cached descriptor or mapped index. */
 int log_open_segment_count(void);
+/* Bounds the segment descriptors held at once, idle or in use by reads
+ * in flight (default: no bound; the log manager sets
+ * log_manager_default_descriptor_budget()). Past it an open closes idle ones
+ * first, then fails as out of descriptors (SM_ERR_LIMIT). */
+void log_set_descriptor_budget(int n);
+/* Segment descriptors held now, idle or in use. */
+int log_open_descriptors(void);
+/* A descriptor shortage is waited out, by opening and recovery, for at most
+ * this long (default LOG_DESCRIPTOR_WAIT_MS) before the caller is told. */
+#define LOG_DESCRIPTOR_WAIT_MS 30000
+void log_set_descriptor_wait_ms(int64_t ms);
+/* sm_mono_ms() plus the descriptor wait. */
+int64_t log_descriptor_deadline(void);
+/* After a failed step: true when rc is SM_ERR_LIMIT and a descriptor was
+ * waited for (try the step again), false to give up with rc. */
+bool log_descriptor_retry(int rc, int64_t deadline);
+/* How many times the storage waited for a descriptor (tests, logs). */
+int64_t log_descriptor_waits(void);
 /* What recovery of unclean logs did, process-wide: segments scanned, bytes
  * scanned (of the segment holding the recovery point only those past the
  * index point below it), and bytes cut as torn or corrupt. */

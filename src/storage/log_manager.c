@@ -30,6 +30,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -226,6 +227,7 @@ typedef struct load_pool {
     int nthreads;
     log_recovery_totals_t before;
     int64_t t0;
+    _Atomic bool stop; /* the manager closes: a descriptor shortage is not waited out again */
 } load_pool_t;
 
 static void finish_pending(load_pool_t *p, load_job_t *j);
@@ -257,6 +259,13 @@ static void *load_worker(void *arg) {
         if (!p->m) j->has_id = log_read_partition_metadata(j->path, j->topic_id) == SM_OK;
         if (p->m) test_gate(j->topic);
         j->rc = log_open(j->path, p->cfg, j->clean, j->recovery_point, j->log_start, &j->log);
+        /* A deferred log stays pending through a descriptor shortage of any
+         * length (clients are told to retry); only closing ends the wait. */
+        while (p->m && j->rc == SM_ERR_LIMIT && !atomic_load(&p->stop)) {
+            sm_warn("storage", "%s: still out of descriptors; the partition keeps recovering",
+                    j->path);
+            j->rc = log_open(j->path, p->cfg, j->clean, j->recovery_point, j->log_start, &j->log);
+        }
         if (p->m) finish_pending(p, j);
     }
 }
@@ -742,6 +751,13 @@ int log_manager_default_open_segments(void) {
     return n / 4 < 16 ? 16 : (int)(n / 4);
 }
 
+int log_manager_default_descriptor_budget(void) {
+    struct rlimit rl;
+    rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    if (n == RLIM_INFINITY || n > 8 * (rlim_t)LOG_MAX_DEFAULT_OPEN_SEGMENTS) return INT_MAX;
+    return n / 2 < 16 ? 16 : (int)(n / 2);
+}
+
 int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
     log_manager_t *m = calloc(1, sizeof(*m));
     if (!m) return SM_ERR_NOMEM;
@@ -773,6 +789,7 @@ int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
     }
     log_set_open_segment_limit(o->max_open_segments > 0 ? o->max_open_segments
                                                         : log_manager_default_open_segments());
+    log_set_descriptor_budget(log_manager_default_descriptor_budget());
     if ((rc = log_flusher_start(o->flush_threads > 0 ? o->flush_threads : o->ndirs, &m->flusher)))
         goto fail;
     if ((rc = load_dirs(m, o->recovery_threads * o->ndirs, o->defer_recovery))) goto fail;
@@ -903,6 +920,7 @@ int log_manager_write_checkpoints(log_manager_t *m) {
 void log_manager_finish_recovery(log_manager_t *m) { join_recovery(m); }
 
 int log_manager_close(log_manager_t *m) {
+    if (m->recovery) atomic_store(&m->recovery->stop, true);
     join_recovery(m);
     pthread_mutex_lock(&m->mu);
     m->stopping = true;
@@ -1019,14 +1037,26 @@ static void wait_not_opening(log_manager_t *m, const char *key) {
         pthread_cond_wait(&m->opened_cv, &m->mu);
 }
 
+/* partition.metadata written, a descriptor shortage waited out until deadline. */
+static int write_metadata(const char *dir, const uint8_t *topic_id, int64_t deadline) {
+    int rc;
+    while (log_descriptor_retry(rc = log_write_partition_metadata(dir, topic_id), deadline))
+        ;
+    return rc;
+}
+
 /* The file work of creating a partition (m->mu not held; the caller owns the
  * name through m->opening): a stray loaded at start is closed and set aside, a
  * folder left on disk of another id too, then the log is opened, its
- * partition.metadata written and the log dir fsynced. */
+ * partition.metadata written and the log dir fsynced. Each step out of
+ * descriptors waits for one (log_descriptor_retry) until deadline; a folder
+ * whose partition.metadata cannot be read for want of one (or for an I/O
+ * error) is not set aside: the creation fails instead. */
 static int create_unlocked(log_manager_t *m, const char *key, const char *idt, entry_t *stray,
                            int best, const uint8_t *topic_id, const log_config_t *cfg,
                            log_t **out) {
     int rc = SM_OK;
+    int64_t deadline = log_descriptor_deadline();
     if (stray) {
         close_logged(stray->log);
         char why[128];
@@ -1044,21 +1074,30 @@ static int create_unlocked(log_manager_t *m, const char *key, const char *idt, e
     struct stat st;
     if (stat(path, &st) == 0) {
         uint8_t found[16];
-        bool same = topic_id && log_read_partition_metadata(path, found) == SM_OK &&
-                    memcmp(found, topic_id, 16) == 0;
+        int r = SM_ERR_NOTFOUND;
+        while (topic_id &&
+               log_descriptor_retry(r = log_read_partition_metadata(path, found), deadline))
+            ;
+        if (r == SM_ERR_LIMIT || r == SM_ERR_IO) {
+            sm_error("storage", "%s: cannot read partition.metadata (%s)", path, sm_strerror(r));
+            return r;
+        }
+        bool same = r == SM_OK && memcmp(found, topic_id, 16) == 0;
         if (!same && (rc = set_aside(m, best, key, "left by another topic"))) return rc;
     }
     log_t *l;
     if ((rc = log_open(path, cfg, false, 0, -1, &l))) return rc;
-    if (topic_id && (rc = log_write_partition_metadata(path, topic_id))) {
+    if (topic_id && (rc = write_metadata(path, topic_id, deadline))) {
         close_logged(l);
         return rc;
     }
-    if (fio_fsync_dir(m->dirs[best])) {
+    while (log_descriptor_retry(rc = fio_fsync_dir(m->dirs[best]), deadline))
+        ;
+    if (rc) {
         sm_error("storage", "%s: cannot fsync the log dir after creating %s: %s", m->dirs[best],
-                 key, strerror(errno));
+                 key, sm_strerror(rc));
         close_logged(l);
-        return SM_ERR_IO;
+        return rc;
     }
     *out = l;
     return SM_OK;
@@ -1114,7 +1153,7 @@ int log_manager_get_or_create(log_manager_t *m, const char *topic, int32_t parti
     if (e)
         /* A folder from before partition.metadata: the topic of its name
          * adopts it, as Kafka does with logs older than topic ids. */
-        rc = log_write_partition_metadata(log_dir(e->log), topic_id);
+        rc = write_metadata(log_dir(e->log), topic_id, log_descriptor_deadline());
     else
         rc = create_unlocked(m, key, idt, stray, best, topic_id, cfg ? cfg : &m->defaults, &l);
 

@@ -40,6 +40,11 @@ typedef struct log_manager_opts {
  * at least 16, at most LOG_MAX_DEFAULT_OPEN_SEGMENTS. */
 #define LOG_MAX_DEFAULT_OPEN_SEGMENTS 8192
 int log_manager_default_open_segments(void);
+/* Segment descriptors (cached, or held by reads in flight such as fetch
+ * responses) the storage holds at most: half the soft RLIMIT_NOFILE, so
+ * connections and other files always have the other half; no bound when the
+ * limit is unlimited or above 8 x LOG_MAX_DEFAULT_OPEN_SEGMENTS. */
+int log_manager_default_descriptor_budget(void);
 /*
  * Deferred recovery. With opts.defer_recovery, log_manager_open opens the
  * logs of cleanly stopped dirs and leaves each log of an unclean dir

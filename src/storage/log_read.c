@@ -233,10 +233,15 @@ int log_for_each_batch(log_t *l, int64_t from,
     size_t cap = 0;
     int rc = SM_OK;
     int64_t start = log_start_offset(l);
+    int64_t deadline = log_descriptor_deadline();
     if (from < start) from = start;
     while (rc == SM_OK && from < log_end_offset(l)) {
         log_range_t r;
-        if ((rc = log_read(l, from, 1 << 20, true, &r))) break;
+        /* Loading state from a log (producers, groups, transactions) waits
+         * out a descriptor shortage rather than stop half-way. */
+        while (log_descriptor_retry(rc = log_read(l, from, 1 << 20, true, &r), deadline))
+            ;
+        if (rc) break;
         if (r.len == 0) {
             log_range_release(&r);
             break;

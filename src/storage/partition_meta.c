@@ -26,7 +26,9 @@ int log_read_partition_metadata(const char *dir, uint8_t topic_id[16]) {
     uint8_t *data;
     size_t len;
     int rc = fio_read_file(path, &data, &len, 4096);
-    if (rc) return rc == SM_ERR_NOTFOUND ? rc : SM_ERR_CORRUPT;
+    /* Missing, unreadable or out of descriptors say so; only an oversized
+     * file is corrupt. */
+    if (rc) return rc == SM_ERR_RANGE ? SM_ERR_CORRUPT : rc;
     rc = SM_ERR_CORRUPT;
     char text[4097];
     memcpy(text, data, len);

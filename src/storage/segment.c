@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/fileio.h"
 #include "base/log.h"
@@ -102,6 +104,8 @@ static void index_free(seg_index_t *x) {
     memset(x, 0, sizeof(*x));
 }
 
+static void fd_closed(void);
+
 /* Releases cached resources, least recently used first, until at most target
  * segments hold any: a descriptor not in use is closed (pinned segments too:
  * appends reopen it), an unpinned segment's index views are dropped (a pinned
@@ -125,7 +129,8 @@ static void cache_evict_to(int target) {
         pthread_mutex_unlock(&cache_mu);
         pthread_mutex_lock(&v->imu);
         pthread_mutex_lock(&v->fmu);
-        if (v->fd >= 0 && v->fd_users == 0) {
+        bool closed = v->fd >= 0 && v->fd_users == 0;
+        if (closed) {
             close(v->fd);
             v->fd = -1;
         }
@@ -137,6 +142,7 @@ static void cache_evict_to(int target) {
         pthread_mutex_unlock(&v->fmu);
         pthread_mutex_unlock(&v->imu);
         seg_unref(v);
+        if (closed) fd_closed();
     }
 }
 
@@ -164,19 +170,93 @@ static void cache_touch_ex(log_segment_t *s, bool evict) {
 
 static void cache_touch(log_segment_t *s) { cache_touch_ex(s, true); }
 
-/* Opens path; when the process is out of descriptors and shedding is allowed,
- * closes idle cached ones (a quarter of the cache, at least 8) and tries once
- * more. Returns the descriptor or -1 with errno set. */
-static int open_shedding(const char *path, int flags, bool shed) {
-    int fd = open(path, flags, 0644);
-    if (fd >= 0 || !shed || (errno != EMFILE && errno != ENFILE)) return fd;
+/* Descriptors of .log files the segments hold (cached or in use), and how
+ * many they may hold: the rest of the process's descriptors (connections,
+ * other files) are never taken by a fetch of many partitions. */
+static _Atomic int open_fds;
+static _Atomic int fd_budget = INT_MAX;
+
+/* Closes idle cached descriptors: a quarter of the cache, at least 8. */
+static void shed_some(void) {
     pthread_mutex_lock(&cache_mu);
     int n = cache_n;
     pthread_mutex_unlock(&cache_mu);
     int drop = n / 4 > 8 ? n / 4 : 8;
     cache_evict_to(n > drop ? n - drop : 0);
-    return open(path, flags, 0644);
 }
+
+/* Opens a segment's .log. At the budget, or when the process is out of
+ * descriptors, and when shedding is allowed, closes idle cached ones and
+ * tries once more. Returns the descriptor or -1 with errno set (EMFILE at the
+ * budget). */
+static int open_shedding(const char *path, int flags, bool shed) {
+    int fd = -1;
+    errno = EMFILE;
+    if (atomic_load(&open_fds) < atomic_load(&fd_budget)) fd = open(path, flags, 0644);
+    if (fd < 0 && shed && (errno == EMFILE || errno == ENFILE)) {
+        shed_some();
+        errno = EMFILE;
+        if (atomic_load(&open_fds) < atomic_load(&fd_budget)) fd = open(path, flags, 0644);
+    }
+    if (fd >= 0) atomic_fetch_add(&open_fds, 1);
+    return fd;
+}
+
+void seg_set_fd_budget(int n) { atomic_store(&fd_budget, n < 1 ? 1 : n); }
+
+int seg_open_fds(void) { return atomic_load(&open_fds); }
+
+/* Waiting for a descriptor: whoever closes one of the storage's descriptors
+ * bumps closed_gen and wakes the waiters (only when there are some).
+ * Descriptors held by others (sockets, files of other modules) give no
+ * signal when they close: a waiter also wakes after a slice and tries
+ * again. */
+static pthread_mutex_t wait_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wait_cv; /* CLOCK_MONOTONIC, set up once */
+static pthread_once_t wait_once = PTHREAD_ONCE_INIT;
+static uint64_t closed_gen;
+static _Atomic int fd_waiters;
+static _Atomic int64_t fd_waits;
+
+#define FD_WAIT_SLICE_MS 100
+
+static void wait_init(void) { sm_cond_init_mono(&wait_cv); }
+
+static void fd_closed(void) {
+    atomic_fetch_sub(&open_fds, 1);
+    if (atomic_load(&fd_waiters) == 0) return; /* a waiter set up wait_cv */
+    pthread_mutex_lock(&wait_mu);
+    closed_gen++;
+    pthread_cond_broadcast(&wait_cv);
+    pthread_mutex_unlock(&wait_mu);
+}
+
+int seg_status_of_errno(int err) {
+    return err == EMFILE || err == ENFILE ? SM_ERR_LIMIT : SM_ERR_IO;
+}
+
+int seg_fd_wait(int64_t deadline_ms) {
+    int64_t now = sm_mono_ms();
+    if (now >= deadline_ms) return SM_ERR_LIMIT;
+    pthread_once(&wait_once, wait_init);
+    atomic_fetch_add(&fd_waits, 1);
+    atomic_fetch_add(&fd_waiters, 1);
+    pthread_mutex_lock(&wait_mu);
+    uint64_t gen = closed_gen;
+    pthread_mutex_unlock(&wait_mu);
+    /* Every idle cached descriptor goes first (their segments reopen on
+     * demand); a close among them or elsewhere in storage ends the wait. */
+    cache_evict_to(0);
+    int64_t until = now + FD_WAIT_SLICE_MS < deadline_ms ? now + FD_WAIT_SLICE_MS : deadline_ms;
+    pthread_mutex_lock(&wait_mu);
+    while (closed_gen == gen && sm_mono_ms() < until)
+        sm_cond_wait_until(&wait_cv, &wait_mu, until);
+    pthread_mutex_unlock(&wait_mu);
+    atomic_fetch_sub(&fd_waiters, 1);
+    return SM_OK;
+}
+
+int64_t seg_fd_waits(void) { return atomic_load(&fd_waits); }
 
 void seg_cache_set_limit(int n) {
     pthread_mutex_lock(&cache_mu);
@@ -222,7 +302,10 @@ void seg_unref(log_segment_t *s) {
     pthread_mutex_lock(&cache_mu);
     lru_remove(s);
     pthread_mutex_unlock(&cache_mu);
-    if (s->fd >= 0) close(s->fd);
+    if (s->fd >= 0) {
+        close(s->fd);
+        fd_closed();
+    }
     index_free(&s->idx);
     index_free(&s->tidx);
     free(s->path);
@@ -245,10 +328,13 @@ int seg_create_files(log_segment_t *s) {
     char p[4200];
     seg_file_path(s, ".log", p, sizeof(p));
     int fd = open_shedding(p, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, true);
-    if (fd < 0) return errno == EMFILE || errno == ENFILE ? SM_ERR_LIMIT : SM_ERR_IO;
+    if (fd < 0) return seg_status_of_errno(errno);
     pthread_mutex_lock(&s->imu);
     pthread_mutex_lock(&s->fmu);
-    if (s->fd >= 0) close(s->fd);
+    if (s->fd >= 0) {
+        close(s->fd);
+        fd_closed();
+    }
     s->fd = fd;
     /* Index files of a segment that once had this base are stale. */
     path_locked(s, ".index", p, sizeof(p));
@@ -283,12 +369,14 @@ static int fd_acquire(log_segment_t *s, int *fd, bool evict) {
             if (err == ENOENT && tries < 3 && strcmp(now, p) != 0) continue;
             pthread_mutex_unlock(&s->fmu);
             errno = err;
-            return err == EMFILE || err == ENFILE ? SM_ERR_LIMIT : SM_ERR_IO;
+            return seg_status_of_errno(err);
         }
-        if (s->fd < 0)
+        if (s->fd < 0) {
             s->fd = nfd;
-        else
+        } else {
             close(nfd);
+            fd_closed();
+        }
     }
     s->fd_users++;
     *fd = s->fd;
@@ -310,6 +398,9 @@ void seg_fd_release(log_segment_t *s) {
         if (!cached) {
             close(s->fd);
             s->fd = -1;
+            pthread_mutex_unlock(&s->fmu);
+            fd_closed();
+            return;
         }
     }
     pthread_mutex_unlock(&s->fmu);
@@ -414,7 +505,7 @@ int seg_close_time_index(log_segment_t *s) {
 
 static int write_synced(const char *path, const uint8_t *data, size_t len) {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return SM_ERR_IO;
+    if (fd < 0) return seg_status_of_errno(errno);
     int rc = fio_write_all(fd, data, len);
     if (rc == SM_OK) rc = fio_fsync(fd);
     if (close(fd) && rc == SM_OK) rc = SM_ERR_IO;
@@ -441,7 +532,7 @@ static int write_index_files_locked(log_segment_t *s) {
 static int write_tail(const char *path, const uint8_t *data, size_t esz, int32_t from, int32_t n,
                       bool whole) {
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | (whole ? O_TRUNC : 0), 0644);
-    if (fd < 0) return SM_ERR_IO;
+    if (fd < 0) return seg_status_of_errno(errno);
     int rc = n > from ? fio_pwrite_all(fd, data + (size_t)from * esz, (size_t)(n - from) * esz,
                                        (int64_t)from * (int64_t)esz)
                       : SM_OK;
@@ -502,7 +593,7 @@ static int map_index_file(log_segment_t *s, const char *ext, size_t esz, seg_ind
     char p[4200];
     seg_file_path(s, ext, p, sizeof(p));
     int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? SM_ERR_NOTFOUND : SM_ERR_IO;
+    if (fd < 0) return errno == ENOENT ? SM_ERR_NOTFOUND : seg_status_of_errno(errno);
     struct stat st;
     int rc = SM_OK;
     if (fstat(fd, &st))
@@ -724,6 +815,12 @@ static int ensure_index_locked(log_segment_t *s, int32_t interval) {
     if (!s->idx_corrupt) {
         int rc = map_index_file(s, ".index", SEG_IDX_ENTRY, &s->idx);
         if (rc == SM_OK) rc = map_index_file(s, ".timeindex", SEG_TIDX_ENTRY, &s->tidx);
+        if (rc == SM_ERR_LIMIT) {
+            /* Out of descriptors: not a missing index, try again later. */
+            index_free(&s->idx);
+            index_free(&s->tidx);
+            return rc;
+        }
         if (rc == SM_OK && index_plausible(s, size)) {
             s->idx_loaded = true;
             if (!s->ts_known) {

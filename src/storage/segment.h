@@ -176,6 +176,26 @@ void seg_unlink_files(log_segment_t *s);
 /* The folder was renamed: files now live under dir. */
 int seg_set_dir(log_segment_t *s, const char *dir);
 
+/* SM_ERR_LIMIT for EMFILE/ENFILE (a descriptor shortage: retry later),
+ * SM_ERR_IO for anything else. */
+int seg_status_of_errno(int err);
+/*
+ * Waits for a descriptor (after an open failed with SM_ERR_LIMIT): closes
+ * every idle cached descriptor, then waits until the storage closes one or a
+ * short slice (descriptors held elsewhere give no signal) has passed.
+ * SM_OK: try the open again; SM_ERR_LIMIT: deadline_ms (sm_mono_ms) passed.
+ * The caller holds no segment lock.
+ */
+int seg_fd_wait(int64_t deadline_ms);
+/* How many times seg_fd_wait waited, process-wide (tests, logs). */
+int64_t seg_fd_waits(void);
+
+/* Bounds the .log descriptors segments hold at once, idle or in use (a
+ * read's range holds one until released): past it an open first closes
+ * idle ones, then fails as out of descriptors (SM_ERR_LIMIT). */
+void seg_set_fd_budget(int n);
+/* .log descriptors the segments hold now. */
+int seg_open_fds(void);
 /* Bounds how many segments keep an idle fd or a mapped index (>= 1). */
 void seg_cache_set_limit(int n);
 /* Segments currently in the cache (tests, metrics). */

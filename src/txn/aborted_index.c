@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,18 +62,33 @@ int txn_aborted_index_add(txn_aborted_index_t *x, const txn_aborted_t *e, const 
     return rc;
 }
 
+size_t txn_aborted_index_first_ending(const txn_aborted_index_t *x, int64_t from) {
+    size_t lo = 0, hi = x->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (x->v[mid].last_offset < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 void txn_aborted_index_collect(const txn_aborted_index_t *x, int64_t from, int64_t upto,
                                void (*fn)(void *arg, const txn_aborted_t *e), void *arg) {
     /* Entries are sorted by last offset: skip to the first ending at or after
      * from, then take those that began before upto. */
-    size_t lo = 0, hi = x->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (x->v[mid].last_offset < from) lo = mid + 1;
-        else hi = mid;
-    }
-    for (size_t i = lo; i < x->n; i++)
+    for (size_t i = txn_aborted_index_first_ending(x, from); i < x->n; i++)
         if (x->v[i].first_offset < upto) fn(arg, &x->v[i]);
+}
+
+void txn_aborted_index_remove(txn_aborted_index_t *x, int64_t producer_id, int64_t last_offset) {
+    for (size_t i = 0; i < x->n; i++)
+        if (x->v[i].last_offset == last_offset && x->v[i].producer_id == producer_id) {
+            memmove(x->v + i, x->v + i + 1, (x->n - i - 1) * sizeof(*x->v));
+            x->n--;
+            return;
+        }
 }
 
 void txn_aborted_index_drop_before(txn_aborted_index_t *x, int64_t log_start) {
@@ -85,8 +101,21 @@ void txn_aborted_index_drop_before(txn_aborted_index_t *x, int64_t log_start) {
 }
 
 static int cmp_last(const void *a, const void *b) {
-    int64_t x = ((const txn_aborted_t *)a)->last_offset, y = ((const txn_aborted_t *)b)->last_offset;
+    int64_t x = ((const txn_aborted_t *)a)->last_offset,
+            y = ((const txn_aborted_t *)b)->last_offset;
     return x < y ? -1 : x > y;
+}
+
+/* One entry of a file; false when it is not a valid one. */
+static bool decode(const uint8_t *p, txn_aborted_t *e) {
+    sm_reader_t r = sm_reader_make(p, TXN_ABORTED_ENTRY_SIZE);
+    int16_t version = -1;
+    sm_rd_i16(&r, &version);
+    sm_rd_i64(&r, &e->producer_id);
+    sm_rd_i64(&r, &e->first_offset);
+    sm_rd_i64(&r, &e->last_offset);
+    sm_rd_i64(&r, &e->last_stable_offset);
+    return version == 0 && e->first_offset <= e->last_offset;
 }
 
 /* Reads one file; keeps entries below `below`; rewrites it when it held
@@ -98,15 +127,8 @@ static int load_file(txn_aborted_index_t *x, const char *path, int64_t below) {
     if (rc) return rc;
     size_t kept = 0, total = len / TXN_ABORTED_ENTRY_SIZE;
     for (size_t i = 0; i < total && rc == SM_OK; i++) {
-        sm_reader_t r = sm_reader_make(buf + i * TXN_ABORTED_ENTRY_SIZE, TXN_ABORTED_ENTRY_SIZE);
-        int16_t version = -1;
         txn_aborted_t e;
-        sm_rd_i16(&r, &version);
-        sm_rd_i64(&r, &e.producer_id);
-        sm_rd_i64(&r, &e.first_offset);
-        sm_rd_i64(&r, &e.last_offset);
-        sm_rd_i64(&r, &e.last_stable_offset);
-        if (version != 0 || e.first_offset > e.last_offset) break;
+        if (!decode(buf + i * TXN_ABORTED_ENTRY_SIZE, &e)) break;
         if (e.last_offset >= below) continue;
         memmove(buf + kept * TXN_ABORTED_ENTRY_SIZE, buf + i * TXN_ABORTED_ENTRY_SIZE,
                 TXN_ABORTED_ENTRY_SIZE);
@@ -120,8 +142,28 @@ static int load_file(txn_aborted_index_t *x, const char *path, int64_t below) {
     return rc;
 }
 
-int txn_aborted_index_load(txn_aborted_index_t *x, const char *dir, int64_t below) {
-    x->n = 0;
+/* The valid prefix of one file, added to x (below unused); the file is left
+ * as it is. */
+static int read_file(txn_aborted_index_t *x, const char *path, int64_t below) {
+    (void)below;
+    uint8_t *buf;
+    size_t len;
+    int rc = fio_read_file(path, &buf, &len, 256u << 20);
+    if (rc) return rc == SM_ERR_NOTFOUND ? SM_OK : rc; /* deleted meanwhile */
+    for (size_t i = 0; rc == SM_OK && i + TXN_ABORTED_ENTRY_SIZE <= len;
+         i += TXN_ABORTED_ENTRY_SIZE) {
+        txn_aborted_t e;
+        if (!decode(buf + i, &e)) break;
+        rc = push(x, &e);
+    }
+    free(buf);
+    return rc;
+}
+
+/* Calls fn for every "<20 digits>.txnindex" of dir; stops at a failure. */
+static int each_file(const char *dir,
+                     int (*fn)(txn_aborted_index_t *x, const char *path, int64_t below),
+                     txn_aborted_index_t *x, int64_t below) {
     DIR *d = opendir(dir);
     if (!d) return SM_ERR_IO;
     struct dirent *de;
@@ -131,9 +173,32 @@ int txn_aborted_index_load(txn_aborted_index_t *x, const char *dir, int64_t belo
         if (n != 29 || strcmp(de->d_name + 20, ".txnindex") != 0) continue;
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-        rc = load_file(x, path, below);
+        rc = fn(x, path, below);
     }
     closedir(d);
+    return rc;
+}
+
+int txn_aborted_index_read_dir(txn_aborted_index_t *x, const char *dir) {
+    x->n = 0;
+    int rc = each_file(dir, read_file, x, 0);
+    if (x->n > 1) qsort(x->v, x->n, sizeof(*x->v), cmp_last);
+    return rc;
+}
+
+int txn_aborted_index_write_file(const txn_aborted_t *v, size_t n, const char *path) {
+    uint8_t *buf = malloc(n ? n * TXN_ABORTED_ENTRY_SIZE : 1);
+    if (!buf) return SM_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        encode(&v[i], buf + i * TXN_ABORTED_ENTRY_SIZE);
+    int rc = fio_write_file(path, buf, n * TXN_ABORTED_ENTRY_SIZE, true);
+    free(buf);
+    return rc;
+}
+
+int txn_aborted_index_load(txn_aborted_index_t *x, const char *dir, int64_t below) {
+    x->n = 0;
+    int rc = each_file(dir, load_file, x, below);
     if (x->n > 1) qsort(x->v, x->n, sizeof(*x->v), cmp_last);
     return rc;
 }

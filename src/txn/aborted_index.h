@@ -46,10 +46,15 @@ SM_MUST_CHECK int txn_aborted_index_add(txn_aborted_index_t *x, const txn_aborte
  * stop): in memory and on disk, like add. */
 #define txn_aborted_index_replayed txn_aborted_index_add
 
+/* The first entry (index into v) whose last_offset is >= from; n if none. */
+size_t txn_aborted_index_first_ending(const txn_aborted_index_t *x, int64_t from);
 /* Calls fn for each entry with last_offset >= from and first_offset < upto,
  * in last-offset order. */
 void txn_aborted_index_collect(const txn_aborted_index_t *x, int64_t from, int64_t upto,
                                void (*fn)(void *arg, const txn_aborted_t *e), void *arg);
+/* Drops the entry of producer_id's marker at last_offset (the log cleaner
+ * removed the marker), if there is one. */
+void txn_aborted_index_remove(txn_aborted_index_t *x, int64_t producer_id, int64_t last_offset);
 /* Drops entries whose marker is below log_start (their segments are gone). */
 void txn_aborted_index_drop_before(txn_aborted_index_t *x, int64_t log_start);
 
@@ -59,5 +64,12 @@ void txn_aborted_index_drop_before(txn_aborted_index_t *x, int64_t log_start);
  * from the files). A file with a torn or bad entry keeps its good prefix.
  */
 int txn_aborted_index_load(txn_aborted_index_t *x, const char *dir, int64_t below);
+/* Every entry of dir's *.txnindex files (the valid prefix of each), sorted by
+ * last offset, the files left as they are: the log cleaner's read-only view
+ * (a file being appended to is read up to its last whole entry). */
+int txn_aborted_index_read_dir(txn_aborted_index_t *x, const char *dir);
+/* Writes n entries as one index file at path (through a temporary file,
+ * fsynced, renamed, the directory fsynced). */
+int txn_aborted_index_write_file(const txn_aborted_t *v, size_t n, const char *path);
 
 #endif

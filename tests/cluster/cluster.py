@@ -167,6 +167,13 @@ def _skip_tags(b, i):
 def metadata(host, port, topics=None, timeout=3.0):
     """Metadata v12 asked of exactly this broker: (broker ids, {topic: (error
     code, [leader per partition])}). topics None asks for no topics."""
+    brokers, topics_ = metadata_partitions(host, port, topics, timeout)
+    return brokers, {t: (err, [ps[i]["leader"] for i in sorted(ps)]) for t, (err, ps) in topics_.items()}
+
+
+def metadata_partitions(host, port, topics=None, timeout=3.0):
+    """Metadata v12 asked of exactly this broker: (broker ids, {topic: (error
+    code, {partition: {"error", "leader", "leader_epoch", "replicas", "isr"}})})."""
     if topics is None:
         body = b"\x01"
     else:
@@ -193,17 +200,21 @@ def metadata(host, port, topics=None, timeout=3.0):
         name, i = _cstring(r, i + 2)
         i += 17  # topic id, is_internal
         np_, i = _uvarint(r, i)
-        leaders = []
+        parts = {}
         for _ in range(np_ - 1):
-            leaders.append(struct.unpack(">i", r[i + 6:i + 10])[0])
-            i += 14  # error code, index, leader, leader epoch
+            perr, index, leader, epoch = struct.unpack(">hiii", r[i:i + 14])
+            i += 14
+            lists = []
             for _ in range(3):  # replicas, isr, offline replicas
                 k, i = _uvarint(r, i)
+                lists.append(list(struct.unpack(f">{max(k - 1, 0)}i", r[i:i + 4 * max(k - 1, 0)])))
                 i += 4 * max(k - 1, 0)
             i = _skip_tags(r, i)
+            parts[index] = {"error": perr, "leader": leader, "leader_epoch": epoch,
+                            "replicas": lists[0], "isr": lists[1]}
         i += 4  # authorized operations
         i = _skip_tags(r, i)
-        out[name] = (err, leaders)
+        out[name] = (err, parts)
     return brokers, out
 
 
@@ -503,8 +514,11 @@ class Cluster:
         if os.path.exists(os.path.join(node.data_dir, "logs", "meta.properties")):
             return props
         if self._cluster_id is None:
-            # A Kafka cluster id: 16 random bytes, base64url without padding.
-            self._cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            # A Kafka cluster id: 16 random bytes, base64url without padding, never starting
+            # with "-" (Kafka's Uuid.randomUuid draws again: kafka-storage's argument parser
+            # would take such an id for an option).
+            while self._cluster_id is None or self._cluster_id.startswith("-"):
+                self._cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = ["java", f"-Dlog4j2.configurationFile={KAFKA_LOG4J}", "-cp", self._kafka_classpath(),
                "kafka.tools.StorageTool", "format", "-t", self._cluster_id, "-c", props]
         r = _run(cmd, check=False)
@@ -695,23 +709,31 @@ class Cluster:
         err, leaders = metadata(host, port, [name], timeout)[1].get(name, (-1, []))
         return err == 0 and bool(leaders) and all(ld >= 0 for ld in leaders)
 
+    def partitions(self, via, name, timeout=5.0):
+        """{partition: {"leader", "leader_epoch", "replicas", "isr", "error"}} as node
+        `via` itself describes the topic (a raw Metadata request); {} when it does not
+        know the topic."""
+        host, port = self.nodes[via].advertised
+        err, parts = metadata_partitions(host, port, [name], timeout)[1].get(name, (-1, {}))
+        return parts if err == 0 else {}
+
     @property
     def max_replication(self):
-        """The largest replication factor the kind serves: Samsa places one replica per
-        partition until it replicates (issue 13)."""
-        return self.n if self.kind == "kafka" else 1
+        """The largest replication factor the kind serves: every node holds a replica."""
+        return self.n
 
     def create_topic(self, name, partitions=1, replication=None, via=None, timeout=15.0,
-                     exists_ok=False):
+                     exists_ok=False, config=None):
         """CreateTopics; raises on failure (the KafkaException from the client).
         exists_ok: TOPIC_ALREADY_EXISTS counts as success (a retry of a
-        request whose earlier attempt committed but timed out at the client)."""
+        request whose earlier attempt committed but timed out at the client).
+        config: topic settings (e.g. {"min.insync.replicas": "2"})."""
         from confluent_kafka import KafkaError, KafkaException
         from confluent_kafka.admin import NewTopic
         rf = min(replication if replication is not None else 3, self.n, self.max_replication)
         # The client must outlive the future: a collected AdminClient never completes it.
         admin = self.admin(via)
-        fs = admin.create_topics([NewTopic(name, partitions, rf)],
+        fs = admin.create_topics([NewTopic(name, partitions, rf, config=config or {})],
                                  operation_timeout=timeout, request_timeout=timeout)
         try:
             fs[name].result(timeout=timeout + 5)

@@ -1,10 +1,14 @@
 """Producer and consumer workloads that feed a History (history.py), with
 confluent-kafka: every acknowledged record and every record read is recorded
-with its partition, offset and payload id (the record's value)."""
+with its partition, offset and payload id (the record's value). produce() and
+read_all() run once; Load runs producers and readers in threads while faults
+are injected."""
 
+import threading
 import time
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 
 
 def produce(bootstrap, topic, history, ids, producer="p", conf=None, timeout=60.0):
@@ -69,3 +73,161 @@ def read_all(bootstrap, topic, history, partitions, reader="final", final=True, 
         return n
     finally:
         c.close()
+
+
+class Load:
+    """A continuous load on one topic while faults are injected: `producers`
+    idempotent acks=all producers, each sending numbered records (value
+    "NAME-i", NAME p1, p2, ...) at `rate` records per second, and `readers`
+    consumers (r1, r2, ...) that have every partition assigned from the start
+    and read until stopped. Every acknowledgement and every read goes to the
+    History. Clients' errors are counted by name in `errors` (they retry
+    internally; a fatal producer error stops that producer and is in `fatal`).
+
+    Readers use assigned partitions, not a consumer group: a group coordinator
+    in a cluster is not part of this harness yet (docs/testing-cluster.md).
+
+    States: created -> running (start) -> stopped (stop: producers flushed, so
+    every record sent is acknowledged or failed; readers closed)."""
+
+    def __init__(self, bootstrap, topic, partitions, history, producers=2, readers=2, rate=100,
+                 message_timeout=120.0, producer_conf=None, reader_conf=None):
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.partitions = list(partitions)
+        self.history = history
+        self.n_producers = producers
+        self.n_readers = readers
+        self.rate = rate
+        self.message_timeout = message_timeout
+        self.producer_conf = dict(producer_conf or {})
+        self.reader_conf = dict(reader_conf or {})
+        self.sent = {}  # producer name -> records handed to the client
+        self.failed = []  # (producer, value, error name): not acknowledged
+        self.fatal = []  # (producer, error)
+        self.errors = {}  # client error name -> count
+        self.reads = 0
+        self._stopping = threading.Event()
+        self._threads = []
+        self._lock = threading.Lock()
+
+    def _count(self, err):
+        with self._lock:
+            self.errors[err.name()] = self.errors.get(err.name(), 0) + 1
+
+    @property
+    def acked(self):
+        return len(self.history.acks)
+
+    def start(self):
+        for i in range(1, self.n_producers + 1):
+            self._spawn(self._produce, f"p{i}")
+        for i in range(1, self.n_readers + 1):
+            self._spawn(self._read, f"r{i}")
+        return self
+
+    def _spawn(self, fn, name):
+        t = threading.Thread(target=fn, args=(name,), name=f"load-{name}", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _produce(self, name):
+        fatal = []
+
+        def on_error(err):
+            self._count(err)
+            if err.fatal():
+                fatal.append(err)
+
+        p = Producer({"bootstrap.servers": self.bootstrap, "acks": "all",
+                      "enable.idempotence": True, "linger.ms": 5,
+                      "message.timeout.ms": int(self.message_timeout * 1000),
+                      "request.timeout.ms": 5000, "topic.metadata.refresh.interval.ms": 5000,
+                      "log_level": 2, "error_cb": on_error, **self.producer_conf})
+        seq = {}
+
+        def done(err, msg):
+            v = msg.value().decode()
+            if err is None:
+                self.history.ack(msg.partition(), msg.offset(), v, producer=name, seq=seq.pop(v))
+            else:
+                seq.pop(v, None)
+                self._count(err)
+                self.failed.append((name, v, err.name()))
+
+        i = 0
+        period = 1.0 / self.rate
+        next_at = time.monotonic()
+        while not self._stopping.is_set() and not fatal:
+            v = f"{name}-{i}"
+            seq[v] = i
+            try:
+                p.produce(self.topic, value=v.encode(), on_delivery=done)
+            except BufferError:
+                seq.pop(v)
+                p.poll(0.1)
+                continue
+            except KafkaException as e:
+                # Refused at once, e.g. _UNKNOWN_TOPIC after a broker's Metadata
+                # said the topic does not exist: counted, the record is sent again.
+                seq.pop(v)
+                self._count(e.args[0])
+                p.poll(0.1)
+                continue
+            i += 1
+            self.sent[name] = i
+            next_at += period
+            while True:  # poll returns early when it served a callback
+                wait = next_at - time.monotonic()
+                p.poll(max(0.0, wait))
+                if wait <= 0:
+                    break
+        left = p.flush(self.message_timeout + 10)
+        if left:
+            self.fatal.append((name, f"{left} records neither acknowledged nor failed"))
+        if fatal:
+            self.fatal.append((name, str(fatal[0])))
+
+    def _read(self, name):
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"harness-{name}",
+                      "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                      "isolation.level": "read_committed",
+                      "topic.metadata.refresh.interval.ms": 5000, "log_level": 2,
+                      "error_cb": self._count, **self.reader_conf})
+        try:
+            c.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in self.partitions])
+            while not self._stopping.is_set():
+                msg = c.poll(0.2)
+                if msg is None:
+                    continue
+                if msg.error():
+                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                        self._count(msg.error())
+                    continue
+                self.history.read(msg.partition(), msg.offset(), msg.value().decode(), reader=name)
+                self.reads += 1
+        finally:
+            c.close()
+
+    def wait_acks(self, n, timeout, what="records acknowledged"):
+        """Waits until n more records than now are acknowledged."""
+        target = self.acked + n
+        deadline = time.monotonic() + timeout
+        while self.acked < target:
+            if self.fatal:
+                raise RuntimeError(f"a producer failed: {self.fatal}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {n} {what} "
+                                   f"({self.acked - target + n} came)")
+            time.sleep(0.1)
+
+    def stop(self):
+        self._stopping.set()
+        for t in self._threads:
+            t.join()
+        self._threads = []
+
+    def summary(self):
+        return (f"sent {sum(self.sent.values())}, acknowledged {self.acked}, "
+                f"failed {len(self.failed)}, fatal {len(self.fatal)}, reads {self.reads}, "
+                f"client errors {dict(sorted(self.errors.items()))}")

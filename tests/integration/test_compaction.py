@@ -7,7 +7,7 @@ import os
 import random
 import time
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import ConfigResource, AlterConfigOpType, ConfigEntry
 
 from helpers import ck_admin, ck_create_topic, ck_produce, wait_for
@@ -44,10 +44,12 @@ def keyed_records(rounds, keys, size, tombstone_keys=()):
     return out
 
 
-def read_all(bootstrap, topic, offset=0, timeout=60):
-    """Every record from offset to the end (the end is the high watermark)."""
+def read_all(bootstrap, topic, offset=0, timeout=60, isolation="read_uncommitted"):
+    """Every record from offset to the end (the end is the high watermark, or
+    the last stable offset for read_committed)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "compaction-reader",
-                  "enable.auto.commit": False, "enable.partition.eof": True})
+                  "enable.auto.commit": False, "enable.partition.eof": True,
+                  "isolation.level": isolation})
     c.assign([TopicPartition(topic, 0, offset)])
     out = []
     deadline = time.monotonic() + timeout
@@ -258,3 +260,64 @@ def test_max_compaction_lag_rolls_and_cleans(make_broker):
         ck_produce(b.bootstrap, "lagged", [(b"tick", b"t", None)])
         return log_bytes(b, "lagged") < before // 2
     wait_for(shrunk, timeout=30, interval=0.2, what="the lagged segment to roll and be cleaned")
+
+
+def read_values(bootstrap, topic, isolation):
+    """(offset, key, value) of every record of partition 0 up to its end as the
+    isolation level sees it."""
+    return [(m.offset(), m.key(), m.value()) for m in read_all(bootstrap, topic, isolation=isolation)]
+
+
+def test_transactions_compacted(make_broker):
+    """A transactional producer (librdkafka) on a compacted topic, every other
+    transaction aborted: the cleaner removes the aborted records, keeps each
+    key's latest committed value, and read_committed and read_uncommitted
+    consumers then read the same records; so they do after a restart."""
+    b = make_broker(FAST_CLEANER)
+    ck_create_topic(b.bootstrap, "txtable", config={
+        "cleanup.policy": "compact", "segment.bytes": str(SEG),
+        "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "300"})
+    p = Producer({"bootstrap.servers": b.bootstrap, "transactional.id": "compacting",
+                  "linger.ms": 5})
+    p.init_transactions(30)
+    rnd = random.Random(9)
+    rounds, keys = 9, 150
+    for r in range(rounds):
+        p.begin_transaction()
+        for j in range(keys):
+            p.produce("txtable", key=f"k{j}".encode(),
+                      value=f"{r}:{j}:".encode() + rnd.randbytes(2000), partition=0)
+        if r % 2:
+            p.abort_transaction(30)
+        else:
+            p.commit_transaction(30)
+    # Records after the last marker, so that it leaves the active segment.
+    ck_produce(b.bootstrap, "txtable",
+               [(f"z{j}".encode(), rnd.randbytes(2000), None) for j in range(600)])
+
+    def cleaned():
+        """The records once the cleaner has nothing left to remove: no aborted
+        record, one record per key, the same in two reads in a row."""
+        msgs = read_values(b.bootstrap, "txtable", "read_uncommitted")
+        ks = [k for _, k, _ in msgs]
+        rounds_seen = {int(v.split(b":")[0]) for _, k, v in msgs if k.startswith(b"k")}
+        done = rounds_seen and all(r % 2 == 0 for r in rounds_seen) and len(ks) == len(set(ks))
+        return msgs if done and msgs == read_values(b.bootstrap, "txtable", "read_uncommitted") \
+            else None
+    wait_for(cleaned, timeout=90, what="the aborted and superseded records to be cleaned")
+
+    def check():
+        uncommitted = read_values(b.bootstrap, "txtable", "read_uncommitted")
+        committed = read_values(b.bootstrap, "txtable", "read_committed")
+        assert [o for o, _, _ in uncommitted] == [o for o, _, _ in committed]
+        assert uncommitted == committed
+        latest = {}
+        for _, k, v in committed:
+            latest[k] = v
+        for j in range(keys):
+            v = latest[f"k{j}".encode()]
+            assert v.startswith(f"{rounds - 1}:{j}:".encode()), v[:20]
+        assert all(int(v.split(b":")[0]) % 2 == 0 for _, k, v in committed if k.startswith(b"k"))
+    check()
+    b.restart()
+    check()

@@ -8,6 +8,7 @@ consuming."""
 
 import socket
 import struct
+import uuid
 
 from confluent_kafka import Consumer
 
@@ -22,9 +23,12 @@ GROUP = "real848"
 UNSET = object()
 
 
-def heartbeat_body(group=GROUP, member="", epoch=0, rebalance_timeout=30000, topics=UNSET, regex=None,
+def heartbeat_body(group=GROUP, member=None, epoch=0, rebalance_timeout=30000, topics=UNSET, regex=None,
                    assignor=None, owned=UNSET, instance=None, rack=None, version=1):
     w = Writer(True)
+    if member is None:
+        # From v1 a joining member makes its own id (KIP-1082), as Kafka 4.4's clients do.
+        member = str(uuid.uuid4()) if epoch == 0 and version >= 1 else ""
     if owned is UNSET:
         owned = [] if epoch == 0 else None  # a join reports an empty set, others nothing
     w.string(group).string(member).raw("i", epoch).string(instance).string(rack)
@@ -97,7 +101,15 @@ def test_consumer_group_misuse_gets_kafka_errors(make_broker):
     assert heartbeat(b.port, topics=["bad848"], owned=[(b"\x01" * 16, [0])])[0] == INVALID_REQUEST
     assert heartbeat(b.port, group="", topics=["bad848"])[0] == INVALID_REQUEST
     assert heartbeat(b.port, member="", epoch=4, topics=["bad848"])[0] == INVALID_REQUEST
-    assert heartbeat(b.port, topics=["bad848"], owned=None)[0] == INVALID_REQUEST
+    # Kafka 4.4 takes a join whose owned partitions are null (only a non-empty list is refused).
+    err, null_owned, _ = heartbeat(b.port, topics=["no-such-topic"], owned=None)
+    assert err == NONE
+    assert heartbeat(b.port, member=null_owned, epoch=-1)[0] == NONE
+    # From v1 the member brings its id (KIP-1082): a join without one is refused; v0 gets one.
+    assert heartbeat(b.port, member="", topics=["bad848"])[0] == INVALID_REQUEST
+    err, made, _ = heartbeat(b.port, member="", topics=["no-such-topic"], version=0)
+    assert err == NONE and made
+    assert heartbeat(b.port, member=made, epoch=-1, version=0)[0] == NONE
     assert heartbeat(b.port, group="  ", topics=["bad848"])[0] == INVALID_REQUEST
     assert heartbeat(b.port, topics=["bad848"], instance=" ")[0] == INVALID_REQUEST
     assert heartbeat(b.port, topics=["bad848"], rack="")[0] == INVALID_REQUEST

@@ -4,11 +4,13 @@ leave one by one while consuming, and no record is lost or read twice when
 each member commits what it processed before giving partitions up."""
 
 import time
+import uuid
 
 from confluent_kafka import Consumer, KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
 
 from helpers import ck_create_topic, ck_produce, wait_for
+from raw_kafka import Writer, exchange
 
 BROKER = {"group.consumer.heartbeat.interval.ms": "300", "group.consumer.session.timeout.ms": "6000",
           "group.consumer.min.heartbeat.interval.ms": "100", "group.consumer.min.session.timeout.ms": "1000"}
@@ -26,6 +28,10 @@ class Member:
         self.c = Consumer(conf)
         self.pending = False
         self.c.subscribe(["kip848"], on_revoke=self.on_revoke)
+        # Stops: the member held partitions, then none while still in the group (an eager
+        # rebalance would do that to every member); the longest time it polled in vain.
+        self.held = self.stopped = False
+        self.dry = self.max_gap = 0
 
     def commit(self):
         if self.pending:
@@ -35,12 +41,30 @@ class Member:
     def on_revoke(self, consumer, partitions):
         self.commit()
 
+    def lagging(self):
+        """True when a partition the member holds has records past its position."""
+        owned = self.c.assignment()
+        for tp in self.c.position(owned) if owned else []:
+            high = self.c.get_watermark_offsets(tp, cached=True)
+            if high and tp.offset >= 0 and high[1] > tp.offset:
+                return True
+        return False
+
     def step(self):
+        start = time.monotonic()
+        behind = self.lagging()
         msgs = self.c.consume(100, 0.1)
+        got = False
         for m in msgs:
             if not m.error():
                 self.seen.append(m.value())
-                self.pending = True
+                self.pending = got = True
+        owns = bool(self.c.assignment())
+        self.stopped = self.stopped or (self.held and not owns)
+        self.held = self.held or owns
+        # Time spent polling in vain while holding partitions with records to read.
+        self.dry = 0 if got or not owns or not behind else self.dry + time.monotonic() - start
+        self.max_gap = max(self.max_gap, self.dry)
         try:
             self.commit()
         except KafkaException:
@@ -87,6 +111,7 @@ def test_members_join_and_leave_one_by_one(make_broker):
     described = sorted((tp.topic, tp.partition) for m in d.members for tp in m.assignment.topic_partitions)
     assert described == [("kip848", p) for p in range(6)], described
     # ... and leave one by one.
+    everyone = list(members)
     for leaving, target in ((members[0], 5000), (members[1], total)):
         leaving.commit()
         leaving.c.close()
@@ -94,6 +119,10 @@ def test_members_join_and_leave_one_by_one(make_broker):
         run(members, seen, target)
     assert len(seen) == total and len(set(seen)) == total, (
         f"{len(seen)} records read, {len(set(seen))} distinct, {total} produced")
+    # No member that kept partitions through a join or a leave ever held none meanwhile.
+    assert not any(m.stopped for m in everyone), [m.stopped for m in everyone]
+    print("longest a member holding partitions polled without getting records: "
+          f"{max(m.max_gap for m in everyone) * 1000:.0f} ms")
     for m in members:
         m.c.close()
 
@@ -153,6 +182,18 @@ def group_type(admin, group):
     return str(listed[group].type).upper() if group in listed else None
 
 
+def describe_groups_raw(port, group):
+    """A raw DescribeGroups v6 of one group: (error code, error message, state)."""
+    w = Writer(True)
+    w.array([group], lambda w, g: w.string(g)).raw("?", False).tags()
+    r = exchange(port, 15, 6, bytes(w.out), True)
+    r.raw("i")  # throttle
+    r.uvarint()  # one group
+    err, msg = r.raw("h"), r.string()
+    r.string()  # group id
+    return err, msg, r.string()
+
+
 def test_classic_group_upgraded_online(make_broker):
     """Online upgrade (KIP-848) with librdkafka: two classic members consume;
     one is restarted with group.protocol=consumer, and the group becomes a
@@ -188,6 +229,9 @@ def test_classic_group_upgraded_online(make_broker):
         d = admin.describe_consumer_groups(["g-up"])["g-up"].result(10)
         return "CONSUMER" in str(d.type).upper() and len(d.members) == 2
     wait_for(mixed, timeout=60, what="the group upgraded with a member of each protocol")
+    # DescribeGroups describes classic groups only: Kafka 4.4's answer for a consumer group,
+    # also one holding classic members.
+    assert describe_groups_raw(b.port, "g-up") == (69, "Group g-up is not a classic group.", "Dead")
     assert distinct(1600) >= 1600
 
     for m in members:
@@ -204,3 +248,83 @@ def test_classic_group_upgraded_online(make_broker):
     assert "CONSUMER" in group_type(admin, "g-up")
     for m in members:
         m.c.close()
+
+
+def heartbeat_answer(port, group, member=None, epoch=0, topics=None, owned=None):
+    """A raw ConsumerGroupHeartbeat v1 (a join makes its member id, KIP-1082): (error, member id,
+    epoch, heartbeat interval, assigned partitions as a sorted list of (topic id, partition))."""
+    w = Writer(True)
+    member = member or str(uuid.uuid4())
+    w.string(group).string(member).raw("i", epoch).string(None).string(None).raw("i", 30000)
+    w.array(topics, lambda w, t: w.string(t)).string(None).string(None)
+    w.array(owned if owned is not None else ([] if epoch == 0 else None),
+            lambda w, tp: w.raw("16s", tp[0]).array([tp[1]], lambda w, p: w.raw("i", p)).tags())
+    w.tags()
+    r = exchange(port, 68, 1, bytes(w.out), True)
+    r.raw("i")  # throttle
+    err = r.raw("h")
+    r.string()
+    member_id, member_epoch, interval = r.string(), r.raw("i"), r.raw("i")
+    assigned = []
+    if r.raw("b") >= 0:  # the assignment struct (nullable: -1 absent)
+        for topic, parts in r.array(lambda r: (r.raw("16s"), r.array(lambda r: r.raw("i")), r.tags())[:2]):
+            assigned += [(topic, p) for p in parts]
+    return err, member_id, member_epoch, interval, sorted(assigned)
+
+
+def alter_group_config(admin, group, **configs):
+    """IncrementalAlterConfigs SET on a GROUP resource; returns None or the error's text."""
+    entries = [ConfigEntry(k.replace("_", "."), str(v), incremental_operation=AlterConfigOpType.SET)
+               for k, v in configs.items()]
+    res = ConfigResource(ResourceType.GROUP, group, incremental_configs=entries)
+    try:
+        admin.incremental_alter_configs([res])[res].result(10)
+        return None
+    except KafkaException as e:
+        return str(e.args[0].str())
+
+
+def test_group_config_overrides_apply(make_broker):
+    """Group-level configs (KIP-848) act on the group: consumer.heartbeat.interval.ms is what its
+    members are told, consumer.session.timeout.ms fences a silent member (its partitions go to a
+    confluent-kafka member of the same group long before the broker's own session timeout);
+    values are checked against the broker's group.consumer.min/max.* bounds (librdkafka's
+    AdminClient sets them); other groups keep the broker's settings."""
+    b = make_broker({"group.initial.rebalance.delay.ms": "0", "group.consumer.session.timeout.ms": "45000",
+                     "group.consumer.min.session.timeout.ms": "1000",
+                     "group.consumer.min.heartbeat.interval.ms": "100"})
+    ck_create_topic(b.bootstrap, "cfg848", 4)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    # The broker's bounds, not Kafka's defaults (45000-60000, 5000-15000), limit the values.
+    assert alter_group_config(admin, "g-cfg", consumer_session_timeout_ms=500) == \
+        "consumer.session.timeout.ms must be in the range 1000 to 60000 inclusive."
+    assert alter_group_config(admin, "g-cfg", consumer_session_timeout_ms=2000) == \
+        "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms"
+    assert alter_group_config(admin, "g-cfg", consumer_session_timeout_ms=2000,
+                              consumer_heartbeat_interval_ms=200) is None
+    described = admin.describe_configs([ConfigResource(ResourceType.GROUP, "g-cfg")])
+    cfg = list(described.values())[0].result(10)
+    assert cfg["consumer.session.timeout.ms"].value == "2000"
+    # The broker's own value is the default other groups see.
+    other = list(admin.describe_configs([ConfigResource(ResourceType.GROUP, "g-other")]).values())[0]
+    assert other.result(10)["consumer.session.timeout.ms"].value == "45000"
+
+    # A raw member joins and is given all four partitions, reports owning them, then falls silent.
+    err, member, epoch, interval, assigned = heartbeat_answer(b.port, "g-cfg", topics=["cfg848"])
+    assert (err, interval, len(assigned)) == (0, 200, 4), (err, interval, assigned)
+    err, _, _, interval, _ = heartbeat_answer(b.port, "g-other", topics=["cfg848"])
+    assert (err, interval) == (0, 5000), (err, interval)
+    err = heartbeat_answer(b.port, "g-cfg", member, epoch, owned=assigned)[0]
+    assert err == 0
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "g-cfg", "group.protocol": "consumer",
+                  "auto.offset.reset": "earliest"})
+    c.subscribe(["cfg848"])
+    start = time.monotonic()
+
+    def all_four():
+        c.poll(0.1)
+        return len(c.assignment()) == 4
+    # Fenced after the group's 2 s session, not the broker's 45 s.
+    wait_for(all_four, timeout=20, what="the silent member fenced by the group's session timeout")
+    print(f"partitions taken over {time.monotonic() - start:.1f} s after the member fell silent")
+    c.close()

@@ -71,7 +71,13 @@ static void test_place_too_few(void) {
 }
 
 static meta_partition_t part(int32_t *replicas, int nr, int32_t *isr, int ni, int32_t leader) {
-    return (meta_partition_t){0, leader, 5, 9, nr, replicas, ni, isr};
+    return (meta_partition_t){.leader = leader,
+                              .leader_epoch = 5,
+                              .partition_epoch = 9,
+                              .n_replicas = nr,
+                              .replicas = replicas,
+                              .n_isr = ni,
+                              .isr = isr};
 }
 
 /* The leader is fenced: the next ISR member in replica order that is usable leads and the
@@ -195,6 +201,68 @@ static void test_alter_partition(void) {
     CHECK_EQ_INT(PROTO_ERR_NONE, alter(&p, 1, 5, 9, unknown_epoch, 2, &same));
 }
 
+/* Moving [1,2,3] to [2,3,4]: replicas [2,3,4,1], adding 4, removing 1, not complete while
+ * 4 is out of the ISR; complete once it is in: replicas [2,3,4], 1 leaves ISR and
+ * leadership. Pure removal completes at once; cancel reverts. */
+static void test_reassign(void) {
+    int32_t reps[] = {1, 2, 3}, isr[] = {1, 2, 3};
+    meta_partition_t p = part(reps, 3, isr, 3, 1);
+    int32_t usable[] = {1, 2, 3, 4};
+    meta_broker_view_t v = {usable, 4, usable, 4};
+    meta_partition_change_t ch;
+    int32_t target[] = {2, 3, 4};
+    CHECK_EQ_INT(PROTO_ERR_NONE, meta_partition_reassign(&p, target, 3, &v, false, &ch));
+    CHECK(ch.replicas_changed && ch.reassign_changed && !ch.isr_changed);
+    CHECK_EQ_INT(4, ch.n_replicas);
+    int32_t want[] = {2, 3, 4, 1};
+    CHECK_EQ_MEM(want, ch.replicas, sizeof(want));
+    CHECK_EQ_INT(1, ch.n_adding);
+    CHECK_EQ_INT(4, ch.adding[0]);
+    CHECK_EQ_INT(1, ch.n_removing);
+    CHECK_EQ_INT(1, ch.removing[0]);
+    CHECK_EQ_INT(-2, ch.leader);
+
+    /* the state after that record, then the ISR gains 4 (AlterPartition) */
+    int32_t adding[] = {4}, removing[] = {1};
+    meta_partition_t q = part(want, 4, isr, 3, 1);
+    q.adding = adding;
+    q.n_adding = 1;
+    q.removing = removing;
+    q.n_removing = 1;
+    meta_partition_change_t alt = {.leader = -2, .isr_changed = true, .n_isr = 4, .changed = true};
+    int32_t grown[] = {1, 2, 3, 4};
+    memcpy(alt.isr, grown, sizeof(grown));
+    CHECK(meta_partition_complete_reassignment(&q, &v, &alt));
+    CHECK_EQ_INT(3, alt.n_replicas);
+    CHECK_EQ_MEM(target, alt.replicas, sizeof(target));
+    CHECK_EQ_INT(3, alt.n_isr);
+    CHECK_EQ_INT(2, alt.leader);
+    CHECK(alt.reassign_changed && alt.n_adding == 0 && alt.n_removing == 0);
+    /* without 4 in the ISR it stays ongoing */
+    meta_partition_change_t none = {.leader = -2};
+    CHECK(!meta_partition_complete_reassignment(&q, &v, &none));
+
+    /* cancel: the replicas before the move (in the merged order, as Kafka), 4 out */
+    CHECK_EQ_INT(PROTO_ERR_NONE, meta_partition_reassign(&q, NULL, 0, &v, false, &ch));
+    CHECK_EQ_INT(3, ch.n_replicas);
+    int32_t reverted[] = {2, 3, 1};
+    CHECK_EQ_MEM(reverted, ch.replicas, sizeof(reverted));
+    CHECK(ch.reassign_changed && ch.n_adding == 0 && ch.n_removing == 0);
+    CHECK_EQ_INT(PROTO_ERR_NO_REASSIGNMENT_IN_PROGRESS,
+                 meta_partition_reassign(&p, NULL, 0, &v, false, &ch));
+
+    /* pure removal of the leader: done at once, 2 leads */
+    int32_t smaller[] = {2, 3};
+    CHECK_EQ_INT(PROTO_ERR_NONE, meta_partition_reassign(&p, smaller, 2, &v, false, &ch));
+    CHECK_EQ_INT(2, ch.n_replicas);
+    CHECK_EQ_INT(2, ch.n_isr);
+    CHECK_EQ_INT(2, ch.leader);
+    CHECK(ch.n_adding == 0 && ch.n_removing == 0);
+    /* the same replicas: nothing to do */
+    CHECK_EQ_INT(PROTO_ERR_NONE, meta_partition_reassign(&p, reps, 3, &v, false, &ch));
+    CHECK(!ch.changed);
+}
+
 int main(void) {
     RUN(test_place_racks);
     RUN(test_place_no_racks);
@@ -204,5 +272,6 @@ int main(void) {
     RUN(test_unfence_leads);
     RUN(test_preferred);
     RUN(test_alter_partition);
+    RUN(test_reassign);
     return t_summary("replicas");
 }

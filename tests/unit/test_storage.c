@@ -7,6 +7,8 @@
  * tests are in test_storage_crash.c, concurrency in test_storage_concurrency.c.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -932,8 +934,10 @@ static void test_manager_many_partitions(void) {
         append_n(log_manager_get(m, "many", p), 1, 1000, 300);
     CHECK(su_open_fds() - fds0 <= 16 + 8);
     log_manager_close(m);
+    CHECK_EQ_INT(0, log_open_descriptors());
     REQUIRE(setrlimit(RLIMIT_NOFILE, &rl0) == 0);
     log_set_open_segment_limit(2048);
+    log_set_descriptor_budget(INT_MAX);
 }
 
 /* A slow creation holds up no one else (issue 11 point 8): while one
@@ -1206,6 +1210,164 @@ static void test_manager_deferred_recovery(void) {
     CHECK_EQ_INT(20, checkpointed(d1, "dr", 1));
 }
 
+/* ---------------------------------------------------------------- descriptors */
+
+/* Every descriptor the process may still open, held on /dev/null. */
+typedef struct hoard {
+    int fds[8192];
+    int n;
+} hoard_t;
+
+static void hoard_all(hoard_t *h) {
+    while (h->n < (int)(sizeof(h->fds) / sizeof(h->fds[0]))) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) break;
+        h->fds[h->n++] = fd;
+    }
+}
+
+static void hoard_release(hoard_t *h) {
+    while (h->n)
+        close(h->fds[--h->n]);
+}
+
+/* Waits (60 s at most) until the storage waited for a descriptor more
+ * often than `since`. */
+static bool waited_since(int64_t since) {
+    int64_t deadline = sm_mono_ms() + 60000;
+    while (log_descriptor_waits() <= since && sm_mono_ms() < deadline) {
+        struct timespec ts = {0, 2 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return log_descriptor_waits() > since;
+}
+
+typedef struct create_job {
+    log_manager_t *m;
+    uint8_t id[16];
+    log_t *l;
+    int rc;
+} create_job_t;
+
+static void *create_thread(void *arg) {
+    create_job_t *j = arg;
+    j->rc = log_manager_get_or_create(j->m, "fdnew", 0, j->id, NULL, &j->l);
+    return NULL;
+}
+
+/* A descriptor shortage is transient, not a failure: after an unclean stop,
+ * deferred recovery running while the process has no descriptor left waits
+ * for one (the partitions stay pending, none goes offline) and finishes once
+ * descriptors are given back; so does the creation of a partition. A real
+ * failure (a segment that cannot be opened: a directory in its place) still
+ * takes that one partition offline. Reads in flight hold segment descriptors
+ * up to the budget, no further. */
+static void test_manager_waits_for_descriptors(void) {
+    char d1[512];
+    su_path(d1, sizeof(d1), "mgr-fdwait");
+    const char *dirs[] = {d1};
+    log_manager_opts_t o = {.dirs = dirs, .ndirs = 1, .recovery_threads = 2};
+    log_config_default(&o.defaults);
+    o.defaults.segment_bytes = 1000;
+    log_manager_t *m;
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    enum { np = 6, broken = np };
+    for (int p = 0; p <= np; p++) {
+        log_t *l;
+        REQUIRE(log_manager_get_or_create(m, "fw", p, NULL, NULL, &l) == SM_OK);
+        append_n(l, p == broken ? 1 : 5 + p, 1000, 300);
+    }
+    REQUIRE(log_manager_close(m) == SM_OK);
+    char path[700];
+    snprintf(path, sizeof(path), "%s/fw-%d/00000000000000000000.log", d1, broken);
+    REQUIRE(unlink(path) == 0);
+    REQUIRE(mkdir(path, 0755) == 0);
+    snprintf(path, sizeof(path), "%s/.kafka_cleanshutdown", d1);
+    unlink(path);
+
+    struct rlimit rl0, rl;
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &rl0) == 0);
+    rl = rl0;
+    rl.rlim_cur = (rlim_t)su_open_fds() + 3 + 128;
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &rl) == 0);
+    o.defer_recovery = true;
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    static hoard_t h;
+    hoard_all(&h);
+    CHECK(h.n > 0);
+    int64_t w0 = log_descriptor_waits();
+    recovered_seen_t seen = {PTHREAD_MUTEX_INITIALIZER, 0, {0}, m};
+    CHECK_EQ_INT(SM_OK, log_manager_start_recovery(m, on_recovered, &seen));
+    REQUIRE(waited_since(w0));
+    /* Out of descriptors: recovery waits, no partition was given up. */
+    for (int p = 0; p < np; p++)
+        CHECK(log_manager_pending(m, "fw", p));
+    hoard_release(&h);
+    log_manager_wait_topic(m, "fw");
+    log_manager_finish_recovery(m);
+    for (int p = 0; p < np; p++) {
+        log_t *l = log_manager_get(m, "fw", p);
+        REQUIRE(l);
+        CHECK_EQ_INT(5 + p, log_end_offset(l));
+    }
+    CHECK(!log_manager_pending(m, "fw", broken));
+    CHECK(log_manager_get(m, "fw", broken) == NULL);
+
+    /* Reads in flight hold descriptors up to the budget, no further: the
+     * read past it is told to come back (SM_ERR_LIMIT) while the process
+     * still has descriptors for others, and gets one once a range goes. */
+    log_set_open_segment_limit(1); /* at most one idle descriptor to close */
+    log_set_descriptor_budget(log_open_descriptors() + 3);
+    log_range_t held[np];
+    int nheld = 0, limited = -1;
+    for (int p = 0; p < np; p++) {
+        int rc = log_read(log_manager_get(m, "fw", p), 0, 1 << 20, true, &held[nheld]);
+        if (rc == SM_ERR_LIMIT) {
+            limited = p;
+            break;
+        }
+        CHECK_EQ_INT(SM_OK, rc);
+        nheld++;
+    }
+    CHECK(limited >= 0);
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    CHECK(fd >= 0);
+    if (fd >= 0) close(fd);
+    if (limited >= 0 && nheld > 0) {
+        log_range_release(&held[--nheld]);
+        log_range_t r;
+        CHECK_EQ_INT(SM_OK, log_read(log_manager_get(m, "fw", limited), 0, 1 << 20, true, &r));
+        log_range_release(&r);
+    }
+    while (nheld)
+        log_range_release(&held[--nheld]);
+    log_set_descriptor_budget(log_manager_default_descriptor_budget());
+    log_set_open_segment_limit(log_manager_default_open_segments());
+
+    /* Creating a partition waits for a descriptor the same way. */
+    create_job_t j = {.m = m, .id = {7, 7, 7}};
+    hoard_all(&h);
+    w0 = log_descriptor_waits();
+    pthread_t t;
+    REQUIRE(pthread_create(&t, NULL, create_thread, &j) == 0);
+    REQUIRE(waited_since(w0));
+    hoard_release(&h);
+    pthread_join(t, NULL);
+    CHECK_EQ_INT(SM_OK, j.rc);
+    REQUIRE(j.rc == SM_OK);
+    append_n(j.l, 2, 1000, 10);
+    CHECK_EQ_INT(2, log_end_offset(j.l));
+    REQUIRE(log_manager_close(m) == SM_OK);
+    CHECK_EQ_INT(0, log_open_descriptors()); /* every descriptor counted was given back */
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &rl0) == 0);
+    log_set_descriptor_budget(INT_MAX);
+    /* Its folder is the topic's own, not set aside. */
+    uint8_t id[16];
+    snprintf(path, sizeof(path), "%s/fdnew-0", d1);
+    CHECK_EQ_INT(SM_OK, log_read_partition_metadata(path, id));
+    CHECK_EQ_MEM(j.id, id, 16);
+}
+
 /* ---------------------------------------------------------------- faults */
 
 /* A full disk: appends fail, reads of what is on disk go on, and appends
@@ -1373,6 +1535,7 @@ int main(void) {
     RUN(test_manager_slow_creation);
     RUN(test_manager_recovery_bound);
     RUN(test_manager_deferred_recovery);
+    RUN(test_manager_waits_for_descriptors);
     sm_log_set_level(SM_LOG_ERROR + 1); /* the fault tests log errors on purpose */
     RUN(test_fault_enospc);
     RUN(test_fault_write_error);

@@ -18,6 +18,7 @@
 #include "storage/cleaner.h"
 #include "storage/log_manager.h"
 #include "storage_util.h"
+#include "txn/aborted_index.h"
 #include "test.h"
 
 /* ---------------------------------------------------------------- model */
@@ -668,64 +669,187 @@ static void test_crash_kill9(void) {
     fio_remove_tree(dir);
 }
 
-/* Appends one record of key `key` (value id), transactional or not. */
-static void append_one(log_t *l, int32_t key, uint32_t id, bool txn) {
+/* Appends one record of key `key` (value id): producer pid's, in its open
+ * transaction when txn. */
+static int64_t append_rec(log_t *l, int32_t key, uint32_t id, int64_t pid, bool txn) {
     mrec_t r = {key, false, id, 1000, 0};
     uint8_t buf[4096];
-    size_t len = build_batch(buf, sizeof(buf), &r, 1, 0, txn ? 7 : -1, (int32_t)id);
+    size_t len = build_batch(buf, sizeof(buf), &r, 1, 0, pid, (int32_t)id);
     if (txn) {
         buf[PROTO_BATCH_OFF_ATTRIBUTES + 1] |= PROTO_ATTR_TRANSACTIONAL;
         proto_batch_update_crc(buf, len);
     }
     int64_t f, x;
     if (log_append(l, buf, len, 0, &f, &x)) abort();
+    return f;
 }
 
-/* A transactional record never removes an earlier committed one (its
- * transaction may be open or aborted), and a segment with an aborted
- * transaction's index is not cleaned. */
-static void test_transactions_kept(void) {
+/* Appends a COMMIT or ABORT marker of pid's transaction. */
+static int64_t append_marker(log_t *l, int64_t pid, int type) {
+    uint8_t buf[256];
+    size_t len = proto_control_batch_build(buf, sizeof(buf), pid, 0, 0, type, 1000);
+    int64_t f, x;
+    if (!len || log_append(l, buf, len, 0, &f, &x)) abort();
+    return f;
+}
+
+typedef struct seen_batches {
+    int64_t base[64];
+    bool marker[64];
+    int n;
+} seen_batches_t;
+
+static int note_batch(void *arg, const uint8_t *b, size_t len, const proto_batch_header_t *h) {
+    seen_batches_t *s = arg;
+    if (s->n < 64) {
+        s->marker[s->n] = (h->attributes & PROTO_ATTR_CONTROL) != 0;
+        s->base[s->n++] = h->base_offset;
+    }
+    return SM_OK;
+}
+
+/* The log's batches, by base offset, as "o" (data) and "m" (marker): "0o 3m". */
+static void batches_of(log_t *l, char *out, size_t cap) {
+    seen_batches_t s = {.n = 0};
+    CHECK_EQ_INT(SM_OK, log_for_each_batch(l, 0, note_batch, &s));
+    size_t n = 0;
+    out[0] = 0;
+    for (int i = 0; i < s.n && n + 24 < cap; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%lld%c", i ? " " : "", (long long)s.base[i],
+                              s.marker[i] ? 'm' : 'o');
+}
+
+static int clean_at(log_t *l, clean_map_t *map, int64_t now) {
+    log_roll(l);
+    if (log_flush(l)) abort();
+    log_clean_opts_t o = {.map = map, .now_ms = now, .force = true, .io_buffer_size = 4096};
+    bool did;
+    return log_clean(l, &o, &did);
+}
+
+/* Aborted entries of the log's .txnindex files. */
+static size_t aborted_on_disk(const char *dir) {
+    txn_aborted_index_t x;
+    txn_aborted_index_init(&x);
+    CHECK_EQ_INT(SM_OK, txn_aborted_index_read_dir(&x, dir));
+    size_t n = x.n;
+    txn_aborted_index_free(&x);
+    return n;
+}
+
+/* Transactions as Kafka's cleaner treats them: an aborted transaction's
+ * batches go and never remove a committed record; committed transactional
+ * records are compacted like others; an open transaction and everything
+ * after it stay; a marker stays while its transaction has batches, then gets
+ * a delete horizon and goes after it; the .txnindex of a rewritten segment
+ * keeps exactly the entries of the ABORT markers that stay. */
+static void test_transactions_cleaned(void) {
     char dir[300];
     snprintf(dir, sizeof(dir), "%s/txn", su_root);
     log_config_t cfg = crash_config(1 << 20);
+    cfg.delete_retention_ms = 1000;
     log_t *l;
     REQUIRE(log_open(dir, &cfg, false, 0, -1, &l) == SM_OK);
-    append_one(l, 1, 100, false); /* offset 0 */
-    append_one(l, 1, 101, true);  /* offset 1: transactional, same key */
-    append_one(l, 2, 102, false); /* offset 2 */
+    append_rec(l, 1, 100, -1, false);          /* 0 */
+    append_rec(l, 1, 101, 7, true);            /* 1: committed (pid 7) */
+    append_rec(l, 2, 102, 7, true);            /* 2 */
+    append_marker(l, 7, PROTO_CONTROL_COMMIT); /* 3 */
     log_roll(l);
-    append_one(l, 2, 103, false); /* offset 3: supersedes offset 2 */
-    append_one(l, 3, 104, false); /* offset 4 */
+    append_rec(l, 1, 103, 8, true);                              /* 4: aborted (pid 8) */
+    append_rec(l, 3, 104, 8, true);                              /* 5 */
+    int64_t abort_at = append_marker(l, 8, PROTO_CONTROL_ABORT); /* 6 */
+    txn_aborted_index_t x;
+    txn_aborted_index_init(&x);
+    txn_aborted_t e = {8, 4, abort_at, 4};
+    CHECK_EQ_INT(SM_OK, txn_aborted_index_add(&x, &e, dir, log_segment_base_of(l, abort_at)));
+    txn_aborted_index_free(&x);
     log_roll(l);
-    log_flush(l);
+    append_rec(l, 2, 105, 9, true);   /* 7: open (pid 9) */
+    append_rec(l, 4, 106, -1, false); /* 8 */
     clean_map_t *map;
     REQUIRE(clean_map_new(1 << 20, 0.9, &map) == SM_OK);
-    log_clean_opts_t o = {.map = map, .now_ms = 5000, .force = true, .io_buffer_size = 4096};
-    bool did;
-    CHECK_EQ_INT(SM_OK, log_clean(l, &o, &did));
-    scan_t s = {0};
-    CHECK_EQ_INT(SM_OK, read_all(l, 0, 1 << 20, &s));
-    CHECK_EQ_INT(4, s.n); /* 0, 1, 3, 4: only offset 2 went */
-    CHECK(s.n == 4 && s.recs[0].offset == 0 && s.recs[1].offset == 1 && s.recs[2].offset == 3);
-    scan_free(&s);
-    /* An aborted transaction's index in the first segment: it stays as it is. */
-    append_one(l, 3, 105, false); /* offset 5 supersedes 4 */
-    log_roll(l);
-    log_flush(l);
-    char tx[400];
-    su_seg_path(tx, sizeof(tx), dir, 0, ".txnindex");
-    uint8_t entry[34] = {0};
-    REQUIRE(fio_write_file(tx, entry, sizeof(entry), false) == SM_OK);
-    log_clean_info_t ci;
-    log_clean_info(l, 5000, &ci);
-    CHECK_EQ_INT(0, ci.first_uncleanable);
-    CHECK_EQ_INT(SM_OK, log_clean(l, &o, &did));
-    CHECK(!did);
-    CHECK_EQ_INT(SM_OK, read_all(l, 0, 1 << 20, &s));
-    CHECK_EQ_INT(5, s.n); /* offset 4 stays: nothing after the txnindex is cleaned */
-    scan_free(&s);
+    char got[512];
+
+    CHECK_EQ_INT(SM_OK, clean_at(l, map, 5000));
+    batches_of(l, got, sizeof(got));
+    /* 0 superseded by committed 1; the aborted 4 and 5 gone (4 did not
+     * supersede 1); both markers stay (their batches were read); 7 open. */
+    CHECK(strcmp(got, "1o 2o 3m 6m 7o 8o") == 0);
+    if (strcmp(got, "1o 2o 3m 6m 7o 8o") != 0) fprintf(stderr, "  got %s\n", got);
+    CHECK(log_clean_point(l) <= 7);
+    CHECK_EQ_INT(1, aborted_on_disk(dir));
+
+    append_marker(l, 9, PROTO_CONTROL_COMMIT); /* 9 */
+    append_rec(l, 1, 107, -1, false);          /* 10 */
+    append_rec(l, 2, 108, -1, false);          /* 11 */
+    CHECK_EQ_INT(SM_OK, clean_at(l, map, 6000));
+    batches_of(l, got, sizeof(got));
+    /* Committed 1, 2 and 7 superseded; 3 and 9 stay (batches read now), 6
+     * gets its horizon (6000 + 1000). */
+    CHECK(strcmp(got, "3m 6m 8o 9m 10o 11o") == 0);
+    if (strcmp(got, "3m 6m 8o 9m 10o 11o") != 0) fprintf(stderr, "  got %s\n", got);
+    CHECK_EQ_INT(1, aborted_on_disk(dir));
+
+    CHECK_EQ_INT(SM_OK, clean_at(l, map, 6500)); /* before the horizon: all stay */
+    batches_of(l, got, sizeof(got));
+    CHECK(strcmp(got, "3m 6m 8o 9m 10o 11o") == 0);
+    CHECK_EQ_INT(SM_OK, clean_at(l, map, 7001));
+    CHECK_EQ_INT(SM_OK, clean_at(l, map, 9000));
+    batches_of(l, got, sizeof(got));
+    /* Every marker went after its horizon, the index entry with its marker. */
+    CHECK(strcmp(got, "8o 10o 11o") == 0);
+    if (strcmp(got, "8o 10o 11o") != 0) fprintf(stderr, "  got %s\n", got);
+    CHECK_EQ_INT(0, aborted_on_disk(dir));
     clean_map_free(map);
-    log_close(l);
+    CHECK_EQ_INT(SM_OK, log_close(l));
+    /* Reopened after a crash: the same. */
+    REQUIRE(log_open(dir, &cfg, false, 0, -1, &l) == SM_OK);
+    batches_of(l, got, sizeof(got));
+    CHECK(strcmp(got, "8o 10o 11o") == 0);
+    CHECK_EQ_INT(SM_OK, log_close(l));
+    fio_remove_tree(dir);
+}
+
+/* Files of a cleaning's aborted-transaction index after a crash: a
+ * .txnindex.swap without its .log.swap is dropped (the old index stays); with
+ * it, completing the swap puts it in place of the old index. */
+static void test_txnindex_swap_recovery(void) {
+    char dir[300], logp[400], path[400];
+    snprintf(dir, sizeof(dir), "%s/txnswap", su_root);
+    log_config_t cfg = crash_config(1 << 20);
+    log_t *l;
+    REQUIRE(log_open(dir, &cfg, false, 0, -1, &l) == SM_OK);
+    append_rec(l, 1, 1, -1, false);
+    append_rec(l, 2, 2, -1, false);
+    log_roll(l);
+    append_rec(l, 3, 3, -1, false);
+    CHECK_EQ_INT(SM_OK, log_close(l));
+    txn_aborted_t old[2] = {{5, 0, 0, 0}, {6, 1, 1, 0}}, fresh[1] = {{5, 0, 0, 0}};
+    su_seg_path(path, sizeof(path), dir, 0, ".txnindex");
+    REQUIRE(txn_aborted_index_write_file(old, 2, path) == SM_OK);
+    char tswap[420];
+    snprintf(tswap, sizeof(tswap), "%s.swap", path);
+    REQUIRE(txn_aborted_index_write_file(fresh, 1, tswap) == SM_OK);
+    REQUIRE(log_open(dir, &cfg, false, 0, -1, &l) == SM_OK);
+    CHECK_EQ_INT(SM_OK, log_close(l));
+    CHECK(access(tswap, F_OK) != 0);
+    CHECK_EQ_INT(2, aborted_on_disk(dir));
+    /* With its .log.swap (a copy of segment 0: whole batches). */
+    REQUIRE(txn_aborted_index_write_file(fresh, 1, tswap) == SM_OK);
+    su_seg_path(logp, sizeof(logp), dir, 0, ".log");
+    uint8_t *data;
+    size_t len;
+    REQUIRE(fio_read_file(logp, &data, &len, 1 << 20) == SM_OK);
+    char lswap[420];
+    snprintf(lswap, sizeof(lswap), "%s.swap", logp);
+    REQUIRE(fio_write_file(lswap, data, len, true) == SM_OK);
+    free(data);
+    REQUIRE(log_open(dir, &cfg, false, 0, -1, &l) == SM_OK);
+    CHECK_EQ_INT(3, log_end_offset(l));
+    CHECK_EQ_INT(SM_OK, log_close(l));
+    CHECK(access(tswap, F_OK) != 0);
+    CHECK(access(lswap, F_OK) != 0);
+    CHECK_EQ_INT(1, aborted_on_disk(dir));
     fio_remove_tree(dir);
 }
 
@@ -815,7 +939,8 @@ int main(void) {
     RUN(test_model);
     RUN(test_crash_every_step);
     RUN(test_crash_kill9);
-    RUN(test_transactions_kept);
+    RUN(test_transactions_cleaned);
+    RUN(test_txnindex_swap_recovery);
     RUN(test_manager_cleaner_threads);
     fio_remove_tree(su_root);
     return t_summary("storage_cleaner");

@@ -287,8 +287,33 @@ static void alter_broker(broker_req_t *r, sm_str_t name, const change_t *c, int3
     if (res.error) fail(o, res.error, "%s", res.message);
 }
 
+/* A group's configs as they would be after the changes kv (a null value
+ * deletes): what group_config_check_set reads. */
+typedef struct group_set {
+    broker_req_t *r;
+    const sm_map_t *current;
+    const meta_config_kv_t *kv;
+    int32_t n;
+} group_set_t;
+
+static const char *group_set_value(void *arg, const char *name) {
+    group_set_t *gs = arg;
+    for (int32_t i = gs->n; i-- > 0;)
+        if (sm_str_eq(gs->kv[i].name, sm_str_from(name))) {
+            sm_str_t v = gs->kv[i].value;
+            if (v.len < 0) return NULL;
+            char *c = sm_arena_alloc(&gs->r->arena, (size_t)v.len + 1);
+            if (!c) return NULL;
+            memcpy(c, v.ptr, (size_t)v.len);
+            c[v.len] = 0;
+            return c;
+        }
+    return gs->current ? sm_map_get(gs->current, name, strlen(name)) : NULL;
+}
+
 /* GROUP (IncrementalAlterConfigs only, as in Kafka): validated against the
- * group config table, stored as ConfigRecords. */
+ * group config table and the broker's bounds (Kafka's GroupConfig.validate
+ * on the group's configs after the change), stored as ConfigRecords. */
 static void alter_group(broker_req_t *r, sm_str_t name, const change_t *c, int32_t n,
                         bool validate_only, outcome_t *o) {
     if (name.len <= 0) {
@@ -334,11 +359,15 @@ static void alter_group(broker_req_t *r, sm_str_t name, const change_t *c, int32
         char err[400];
         if (v.len < 0) {
             fail(o, PROTO_ERR_INVALID_CONFIG, "Null value not supported for config: %s", d->name);
-        } else if (!group_config_validate(d, v.ptr, (size_t)v.len, err, sizeof(err))) {
+        } else if (!group_config_validate(d, r->b->cfg, v.ptr, (size_t)v.len, err, sizeof(err))) {
             fail(o, PROTO_ERR_INVALID_CONFIG, "%s", err);
         }
         kv[i].value = v;
     }
+    group_set_t set = {r, current, kv, n};
+    char err[400];
+    if (!o->error && !group_config_check_set(r->b->cfg, group_set_value, &set, err, sizeof(err)))
+        fail(o, PROTO_ERR_INVALID_CONFIG, "%s", err);
     meta_image_unlock(&r->b->image);
     if (o->error) return;
     meta_result_t res;

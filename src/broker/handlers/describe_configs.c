@@ -269,13 +269,14 @@ static void describe_group(broker_req_t *r, const req_t *req,
         const char *set = dyn ? sm_map_get(dyn, d->name, strlen(d->name)) : NULL;
         int8_t source = set ? SRC_DYNAMIC_GROUP : BROKER_CFG_SRC_DEFAULT;
         entry_t *e = &out->configs.v[out->configs.n++];
-        fill_entry(r, e, d->name, set ? set : d->default_value, source, false, group_type(d->type),
-                   d->doc, req->include_documentation);
+        const char *dflt = group_config_default(d, r->b->cfg);
+        fill_entry(r, e, d->name, set ? set : dflt, source, false, group_type(d->type), d->doc,
+                   req->include_documentation);
         if (!req->include_synonyms || r->version < 1) continue;
         e->synonyms.v = sm_arena_calloc(&r->arena, 2, sizeof(synonym_t));
         if (!e->synonyms.v) continue;
         if (set) add_synonym(r, e, d->name, set, SRC_DYNAMIC_GROUP);
-        add_synonym(r, e, d->synonym, d->default_value, BROKER_CFG_SRC_DEFAULT);
+        add_synonym(r, e, d->synonym, dflt, BROKER_CFG_SRC_DEFAULT);
     }
 }
 

@@ -33,6 +33,8 @@ int broker_handle_remove_raft_voter(broker_req_t *r);
 int broker_handle_update_raft_voter(broker_req_t *r);
 int broker_handle_describe_log_dirs(broker_req_t *r);
 int broker_handle_elect_leaders(broker_req_t *r);
+int broker_handle_alter_partition_reassignments(broker_req_t *r);
+int broker_handle_list_partition_reassignments(broker_req_t *r);
 int broker_handle_describe_producers(broker_req_t *r);
 int broker_handle_describe_topic_partitions(broker_req_t *r);
 /* Client quotas (stored, not enforced): handlers/client_quotas.c */

@@ -14,7 +14,9 @@ import java.util.concurrent.ExecutionException;
 import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewPartitionReassignment;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.PartitionReassignment;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.common.ElectionType;
 import org.apache.kafka.common.Node;
@@ -28,8 +30,9 @@ import org.junit.jupiter.api.Test;
 /**
  * The Java AdminClient against a three-node Samsa cluster (issues 12 and 13, the controller's half):
  * topics of replication factor 3 are described with three replicas on distinct brokers and the full ISR,
- * leaders spread; more replicas than brokers and bad manual assignments get Kafka's exceptions; the
- * preferred election answers ElectionNotNeeded where the preferred replica leads.
+ * leaders spread; more replicas than brokers and bad manual assignments get Kafka's exceptions;
+ * partition reassignments are altered, listed and cancelled; the preferred election answers
+ * ElectionNotNeeded where the preferred replica leads.
  */
 class ClusterReplicasTest {
 
@@ -37,7 +40,13 @@ class ClusterReplicasTest {
     static final class Cluster implements AutoCloseable {
         final List<SamsaServer> nodes = new ArrayList<>();
 
-        Cluster() throws Exception {
+        /** extra: more settings for every node (key=value). */
+        Cluster(String... extra) throws Exception {
+            this(i -> extra);
+        }
+
+        /** extra(i): more settings of node i + 1 (broker.rack=..., group settings). */
+        Cluster(java.util.function.IntFunction<String[]> extra) throws Exception {
             int[] ports = new int[3], ctrl = new int[3];
             for (int i = 0; i < 3; i++) {
                 ports[i] = SamsaServer.freePort();
@@ -49,10 +58,13 @@ class ClusterReplicasTest {
             }
             try {
                 for (int i = 0; i < 3; i++) {
-                    nodes.add(new SamsaServer(ports[i], "node.id=" + (i + 1), "process.roles=broker,controller",
+                    List<String> settings = new ArrayList<>(List.of("node.id=" + (i + 1),
+                            "process.roles=broker,controller",
                             "listeners=PLAINTEXT://127.0.0.1:" + ports[i] + ",CONTROLLER://127.0.0.1:" + ctrl[i],
                             "controller.listener.names=CONTROLLER", "controller.quorum.voters=" + voters,
                             "controller.quorum.election.timeout.ms=500", "broker.heartbeat.interval.ms=500"));
+                    settings.addAll(List.of(extra.apply(i)));
+                    nodes.add(new SamsaServer(ports[i], settings.toArray(new String[0])));
                 }
             } catch (Exception e) {
                 close();
@@ -118,11 +130,33 @@ class ClusterReplicasTest {
                     () -> admin.createTopics(List.of(new NewTopic("bad", Map.of(0, List.of(1, 7))))).all().get());
             assertInstanceOf(InvalidReplicaAssignmentException.class, bad.getCause());
 
+            // Reassignment: a pure removal completes at once.
+            TopicPartition m0 = new TopicPartition("manual", 0), m1 = new TopicPartition("manual", 1);
+            admin.alterPartitionReassignments(Map.of(m0, Optional.of(new NewPartitionReassignment(List.of(3)))))
+                    .all().get();
+            AdminConfigTest.await(() -> admin.describeTopics(List.of("manual")).allTopicNames().get().get("manual")
+                    .partitions().get(0).replicas().size() == 1);
+            assertEquals(List.of(3), admin.describeTopics(List.of("manual")).allTopicNames().get().get("manual")
+                    .partitions().get(0).replicas().stream().map(Node::id).toList());
+
             TopicPartition tp = new TopicPartition("replicated", 0);
             Map<TopicPartition, Optional<Throwable>> r =
                     admin.electLeaders(ElectionType.PREFERRED, Set.of(tp)).partitions().get();
             assertInstanceOf(ElectionNotNeededException.class, r.get(tp).orElseThrow());
             assertEquals(Map.of(), admin.electLeaders(ElectionType.PREFERRED, null).partitions().get());
+
+            // A move to a broker that is down waits for it (listed with its adding and removing
+            // replicas) until it is cancelled.
+            c.nodes.get(2).kill();
+            admin.alterPartitionReassignments(Map.of(m1, Optional.of(new NewPartitionReassignment(List.of(1, 3)))))
+                    .all().get();
+            Map<TopicPartition, PartitionReassignment> ongoing = admin.listPartitionReassignments().reassignments().get();
+            assertEquals(Set.of(m1), ongoing.keySet());
+            assertEquals(List.of(3), ongoing.get(m1).addingReplicas());
+            assertEquals(List.of(2), ongoing.get(m1).removingReplicas());
+            assertEquals(List.of(1, 3, 2), ongoing.get(m1).replicas());
+            admin.alterPartitionReassignments(Map.of(m1, Optional.empty())).all().get();
+            assertEquals(Map.of(), admin.listPartitionReassignments().reassignments().get());
         }
     }
 }

@@ -9,6 +9,8 @@ import java.util.Collection;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Properties;
+import java.util.Set;
+import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.ConsumerGroupDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -131,6 +133,10 @@ class GroupMigrationTest {
             ConsumerGroupDescription mixed = await(s, ms, group, GroupType.CONSUMER, 2);
             assertEquals(GroupType.CONSUMER, mixed.type(), "mixed group type");
             assertEquals(2, mixed.members().size(), "mixed group members");
+            // KIP-1099: ConsumerGroupDescribe tells each member's protocol (Admin's upgraded()).
+            assertEquals(Set.of(true, false), mixed.members().stream()
+                    .map(m -> m.upgraded().orElseThrow(() -> new AssertionError("member type unknown: " + m)))
+                    .collect(Collectors.toSet()), "one member of each protocol");
 
             Member second = ms.remove(0);
             second.commit();

@@ -58,6 +58,17 @@ final class SamsaServer implements AutoCloseable {
         start();
     }
 
+    /** kill -9; the data directory and port are kept for restart(). */
+    void kill() throws Exception {
+        process.destroyForcibly();
+        process.waitFor(30, TimeUnit.SECONDS);
+    }
+
+    /** Starts the server again on the same port and data directory (after kill()). */
+    void restart() throws Exception {
+        start();
+    }
+
     String log() throws IOException {
         return Files.readString(dataDir.resolve("server.log"));
     }
