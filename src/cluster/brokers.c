@@ -54,8 +54,30 @@ static void send_to_controller(cluster_t *cl, cl_out_kind_t kind, int16_t api_ke
     o->api_key = api_key;
     o->version = version;
     if (cl_peer_send(cl, p, frame, len, o) != SM_OK) return;
-    if (kind == CL_OUT_REGISTER) cl->reg_inflight = true;
-    if (kind == CL_OUT_HEARTBEAT) cl->hb_inflight = true;
+    if (kind == CL_OUT_REGISTER) {
+        cl->reg_inflight = true;
+        cl->reg_sent_at = now;
+        cl->reg_sent_to = leader;
+    }
+    if (kind == CL_OUT_HEARTBEAT) {
+        cl->hb_inflight = true;
+        cl->hb_sent_at = now;
+        cl->hb_sent_to = leader;
+    }
+}
+
+/* A registration or heartbeat still in flight to a controller that is no longer the one,
+ * or unanswered past the request timeout, counts as lost: without this a paused
+ * (SIGSTOP) controller, whose connection stays open, held every broker's heartbeats, and
+ * its successor fenced them all a session timeout after it took over. */
+static void give_up_stale(cluster_t *cl, int64_t now) {
+    int32_t leader = atomic_load(&cl->leader_id);
+    if (cl->hb_inflight &&
+        (cl->hb_sent_to != leader || now - cl->hb_sent_at > cl->o.request_timeout_ms))
+        cl->hb_inflight = false;
+    if (cl->reg_inflight &&
+        (cl->reg_sent_to != leader || now - cl->reg_sent_at > cl->o.request_timeout_ms))
+        cl->reg_inflight = false;
 }
 
 static void send_registration(cluster_t *cl, int64_t now) {
@@ -101,7 +123,10 @@ void cl_agent_tick(cluster_t *cl, int64_t now) {
         pthread_cond_broadcast(&cl->cv);
     }
     pthread_mutex_unlock(&cl->mu);
-    if (now < cl->next_agent_at) return;
+    give_up_stale(cl, now);
+    if (now < cl->next_agent_at && !(cl->hb_sent_to != atomic_load(&cl->leader_id) &&
+                                     cl->broker_epoch >= 0))
+        return;
     if (cl->broker_epoch < 0) {
         if (!cl->reg_inflight && !shutdown) send_registration(cl, now);
     } else if (!cl->hb_inflight) {
@@ -187,6 +212,12 @@ static cl_liveness_t *live(cluster_t *cl, int32_t id, int64_t now) {
 
 void cl_ctrl_became_active(cluster_t *cl, int64_t now) {
     cl->n_live = 0;
+    /* Proposals of an earlier term here may have been truncated away: their offsets would
+     * never be applied and every decision would wait for them forever (a controller killed
+     * and elected again stopped fencing and answering AlterPartition). */
+    cl->part_pending = cl->bulk_pending = -1;
+    sm_map_free(&cl->touched);
+    sm_map_init(&cl->touched);
     meta_image_t *img = cl->o.image;
     meta_image_rdlock(img);
     size_t it = 0;

@@ -1273,6 +1273,7 @@ int cluster_start(const cluster_opts_t *o, cluster_t *_Atomic *out) {
     cl->epoch_start = -1;
     cl->leader_epoch = -1;
     cl->broker_epoch = -1;
+    cl->hb_sent_to = cl->reg_sent_to = -1;
     for (int i = 0; i < o->n_voters; i++)
         cl->voter_ids[i] = o->voters[i].id;
     if (getrandom(cl->incarnation.b, 16, 0) != 16)

@@ -263,6 +263,11 @@ struct cluster {
     sm_uuid_t incarnation;
     int64_t broker_epoch; /* -1: not registered */
     bool reg_inflight, hb_inflight;
+    /* when and to which controller the one in flight went: one sent to a controller that
+     * lost its place, or unanswered for the request timeout (a paused process keeps its
+     * connection open), is given up and sent again to the current one */
+    int64_t reg_sent_at, hb_sent_at;
+    int32_t reg_sent_to, hb_sent_to;
     int64_t next_agent_at;
     bool want_shutdown, shutdown_acked;
     /* controller side */
