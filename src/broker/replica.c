@@ -44,6 +44,9 @@ int64_t broker_partition_hw(broker_partition_t *p) {
 static bool advance_hw(broker_partition_t *p) {
     if (!p->replicated || !atomic_load(&p->leader)) return false;
     replica_set_t *rs = p->rs;
+    /* KIP-966: with eligible leader replicas, a record is committed only once min ISR
+     * replicas have it, so every ELR member holds all committed records. */
+    if (p->elr && rs->n_isr < p->min_isr) return false;
     int64_t least = log_end_offset(p->log);
     int32_t self = p->b->s.node_id;
     for (int32_t i = 0; i < rs->n; i++) {
