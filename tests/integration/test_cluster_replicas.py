@@ -34,6 +34,37 @@ def _array(items):
     return bytes([len(items) + 1]) + b"".join(items)
 
 
+def _topic_partitions(r, i, nlists):
+    """The first topic without error in the topics at r[i:] of a Metadata (v9+) or
+    DescribeTopicPartitions answer (their topics and partitions have the same shape; nlists
+    int32 arrays per partition): (topic id, {partition: (leader, leader epoch, list, ...)}),
+    or None."""
+    n, i = _uvarint(r, i)
+    for _ in range(n - 1):
+        err = struct.unpack(">h", r[i:i + 2])[0]
+        _, i = _harness._cstring(r, i + 2)
+        tid = r[i:i + 16]
+        i += 17  # topic id, is_internal
+        np_, i = _uvarint(r, i)
+        parts = {}
+        for _ in range(np_ - 1):
+            _, idx, leader, epoch = struct.unpack(">hiii", r[i:i + 14])
+            i += 14
+            lists = []
+            for _ in range(nlists):
+                k, i = _uvarint(r, i)
+                k = max(k - 1, 0)  # null (0) reads as empty
+                lists.append(list(struct.unpack(f">{k}i", r[i:i + 4 * k])))
+                i += 4 * k
+            i = _harness._skip_tags(r, i)
+            parts[idx] = (leader, epoch, *lists)
+        i += 4
+        i = _harness._skip_tags(r, i)
+        if err == 0 and parts:
+            return tid, parts
+    return None
+
+
 def partitions_of(node, topic):
     """Metadata v12 from one node: (topic id, {partition: (leader, leader epoch, replicas,
     isr)}), or None while it does not know the topic."""
@@ -45,36 +76,17 @@ def partitions_of(node, topic):
         return None
     i = 4
     n, i = _uvarint(r, i)
-    for _ in range(n - 1):
+    for _ in range(n - 1):  # brokers
         _, i = _harness._cstring(r, i + 4)
         i += 4
         _, i = _harness._cstring(r, i)
         i = _harness._skip_tags(r, i)
     _, i = _harness._cstring(r, i)
     i += 4
-    n, i = _uvarint(r, i)
-    for _ in range(n - 1):
-        err = struct.unpack(">h", r[i:i + 2])[0]
-        _, i = _harness._cstring(r, i + 2)
-        tid = r[i:i + 16]
-        i += 17
-        np_, i = _uvarint(r, i)
-        parts = {}
-        for _ in range(np_ - 1):
-            _, idx, leader, epoch = struct.unpack(">hiii", r[i:i + 14])
-            i += 14
-            lists = []
-            for _ in range(3):
-                k, i = _uvarint(r, i)
-                lists.append(list(struct.unpack(f">{k - 1}i", r[i:i + 4 * (k - 1)])))
-                i += 4 * (k - 1)
-            i = _harness._skip_tags(r, i)
-            parts[idx] = (leader, epoch, lists[0], lists[1])
-        i += 4
-        i = _harness._skip_tags(r, i)
-        if err == 0 and parts:
-            return tid, parts
-    return None
+    got = _topic_partitions(r, i, 3)
+    if not got:
+        return None
+    return got[0], {k: v[:4] for k, v in got[1].items()}
 
 
 def broker_epoch(node):
@@ -120,29 +132,8 @@ def describe_partitions(node, topic):
         r = _harness._kafka_request("127.0.0.1", node.port, 75, 0, body, 5.0)
     except OSError:
         return None
-    i = 4
-    nt, i = _uvarint(r, i)
-    for _ in range(nt - 1):
-        err = struct.unpack(">h", r[i:i + 2])[0]
-        _, i = _harness._cstring(r, i + 2)
-        i += 17  # topic id, is_internal
-        np_, i = _uvarint(r, i)
-        parts = {}
-        for _ in range(np_ - 1):
-            _, idx, leader, _ = struct.unpack(">hiii", r[i:i + 14])
-            i += 14
-            lists = []
-            for _ in range(5):
-                k, i = _uvarint(r, i)
-                lists.append(list(struct.unpack(f">{max(k - 1, 0)}i", r[i:i + 4 * max(k - 1, 0)])))
-                i += 4 * max(k - 1, 0)
-            i = _harness._skip_tags(r, i)
-            parts[idx] = (leader, lists[0], lists[1], lists[2], lists[3])
-        i += 4
-        i = _harness._skip_tags(r, i)
-        if err == 0 and parts:
-            return parts
-    return None
+    got = _topic_partitions(r, 4, 5)
+    return {k: (v[0], *v[2:6]) for k, v in got[1].items()} if got else None
 
 
 def three_brokers(cluster):
