@@ -92,12 +92,12 @@ test-tsan: deps $(BUILD_TSAN)/build.ninja
 	  ctest --output-on-failure -j $(JOBS)
 
 # The Raft simulation on more seeds than `make test` runs (docs/raft.md):
-# make raft-sim SEEDS=100000 [SEED_START=1] [NODES=3|5]
+# make raft-sim SEEDS=100000 [SEED_START=1] [NODES=3|5] [DYNAMIC=1]
 SEEDS ?= 20000
 SEED_START ?= 1
 raft-sim: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS) --target test_raft_sim
-	./$(BUILD)/tests/test_raft_sim --seeds $(SEEDS) --start $(SEED_START) $(if $(NODES),--nodes $(NODES))
+	./$(BUILD)/tests/test_raft_sim --seeds $(SEEDS) --start $(SEED_START) $(if $(NODES),--nodes $(NODES)) $(if $(DYNAMIC),--dynamic)
 
 $(BUILD_FUZZ)/build.ninja:
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAMSA_FUZZ=ON

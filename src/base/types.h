@@ -45,6 +45,8 @@ static inline bool sm_str_eq(sm_str_t a, sm_str_t b) {
 
 /* Url-safe base64 without padding, as Kafka prints ids: 22 characters and a NUL. */
 void sm_uuid_base64(const uint8_t u[16], char out[23]);
+/* The reverse: n must be 22. Returns 0 or SM_ERR_CORRUPT. */
+int sm_uuid_parse_base64(const char *s, size_t n, uint8_t u[16]);
 /* Sets the version (4) and variant bits of random bytes. */
 void sm_uuid_make_v4(uint8_t u[16]);
 

@@ -61,6 +61,9 @@ static const broker_api_t apis[] = {
     {68, 0, 1, broker_handle_consumer_group_heartbeat},
     {69, 0, 1, broker_handle_consumer_group_describe},
     {75, 0, 0, broker_handle_describe_topic_partitions},
+    {80, 0, 1, broker_handle_add_raft_voter},
+    {81, 0, 0, broker_handle_remove_raft_voter},
+    {82, 0, 0, broker_handle_update_raft_voter},
 };
 
 const broker_api_t *broker_api_find(int16_t api_key) {

@@ -247,14 +247,19 @@ static int check_cluster_settings(broker_t *b, const sm_config_t *c, bool contro
     cluster_voter_t voters[RAFT_MAX_VOTERS];
     int nv = 0;
     char err[512];
-    if (cluster_parse_voters(sm_config_str(c, "controller.quorum.voters"), voters, &nv, err,
-                             sizeof(err))) {
+    bool dynamic = !sm_config_is_set(c, "controller.quorum.voters");
+    if (dynamic ? cluster_parse_bootstrap(sm_config_str(c, "controller.quorum.bootstrap.servers"),
+                                          voters, &nv, err, sizeof(err))
+                : cluster_parse_voters(sm_config_str(c, "controller.quorum.voters"), voters, &nv,
+                                       err, sizeof(err))) {
         fprintf(stderr, "%s\n", err);
         return SM_ERR_PARSE;
     }
     bool voter = false;
     for (int i = 0; i < nv; i++)
         if (voters[i].id == b->s.node_id) voter = true;
+    /* a dynamic quorum's controllers join as observers and are added (KIP-853) */
+    if (dynamic) voter = controller;
     if (controller && !voter) {
         fprintf(stderr,
                 "config: controller.quorum.voters: node.id %d has the controller role but is not "
@@ -299,16 +304,10 @@ static int find_ctrl_listener(const char *uri, void *arg) {
     return 0;
 }
 
-/* A dynamic quorum (controller.quorum.bootstrap.servers, KIP-853) with a controller
- * listener, as Kafka 4.4's stock server.properties has: refused with what to do instead. */
-static int refuse_dynamic_quorum(const sm_config_t *c) {
+static bool has_controller_listener(const sm_config_t *c) {
     find_ctrl_t f = {.c = c};
     each_item(sm_config_str(c, "listeners"), find_ctrl_listener, &f);
-    if (f.n == 0) return SM_OK; /* no controller listener: a plain single node */
-    fprintf(stderr, "config: controller.quorum.bootstrap.servers: dynamic quorums (KIP-853) are "
-                    "not supported yet; list the voters in controller.quorum.voters, or remove "
-                    "the controller listener from listeners to run this node alone\n");
-    return SM_ERR_PARSE;
+    return f.n > 0;
 }
 
 static int load_settings(broker_t *b, sm_config_t *c) {
@@ -317,14 +316,18 @@ static int load_settings(broker_t *b, sm_config_t *c) {
                      ? sm_config_int(c, "broker.id")
                      : sm_config_int(c, "node.id");
     int rc;
-    if (!sm_config_is_set(c, "controller.quorum.voters") &&
-        sm_config_is_set(c, "controller.quorum.bootstrap.servers") &&
-        (rc = refuse_dynamic_quorum(c)))
-        return rc;
-    s->cluster_mode = sm_config_is_set(c, "controller.quorum.voters");
     bool controller = true;
     rc = parse_roles(b, sm_config_str(c, "process.roles"), &controller);
     if (rc) return rc;
+    /* controller.quorum.voters: a static quorum. controller.quorum.bootstrap.servers alone: a
+     * dynamic one (KIP-853) for a broker, or a controller with its controller listener; a
+     * controller without one (Kafka's stock file with only a client listener) stays a plain
+     * single node. */
+    s->dynamic_quorum = !sm_config_is_set(c, "controller.quorum.voters") &&
+                        sm_config_is_set(c, "controller.quorum.bootstrap.servers") &&
+                        sm_config_is_set(c, "process.roles") &&
+                        (!controller || has_controller_listener(c));
+    s->cluster_mode = sm_config_is_set(c, "controller.quorum.voters") || s->dynamic_quorum;
     if (!s->cluster_mode) {
         /* A single node: Kafka's KRaft keys name nothing Samsa needs. */
         static const char *const unused[] = {"process.roles",
@@ -362,13 +365,59 @@ static int load_settings(broker_t *b, sm_config_t *c) {
 
 /* ---- meta.properties: the cluster id, as Kafka keeps it in each log dir ---- */
 
+/* A log directory's id (KIP-858, meta.properties directory.id): random as Kafka's
+ * Uuid.randomUuid, never one of the reserved ids (the first 100, zero included) nor one whose
+ * text starts with '-' (command-line tools would take it for an option). */
+static void random_directory_id(uint8_t u[16]) {
+    do {
+        if (getrandom(u, 16, 0) != 16)
+            for (int i = 0; i < 16; i++)
+                u[i] = (uint8_t)rand();
+        sm_uuid_make_v4(u);
+    } while (u[0] == 0 || (u[0] >> 2) == 62);
+}
+
 static void random_cluster_id(char *out) {
     uint8_t u[16];
-    if (getrandom(u, 16, 0) != 16)
-        for (int i = 0; i < 16; i++)
-            u[i] = (uint8_t)rand();
-    sm_uuid_make_v4(u);
+    random_directory_id(u);
     sm_uuid_base64(u, out);
+}
+
+/* This node's directory id: the first log dir's meta.properties directory.id; one is added to
+ * a file written before Samsa kept it. */
+static int load_directory_id(const char *dir, uint8_t out[16]) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/meta.properties", dir);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = fio_read_file(path, &data, &len, 64 << 10);
+    if (rc != SM_OK) return rc;
+    const char *p = NULL;
+    for (size_t i = 0; i + 13 <= len && !p; i++)
+        if ((i == 0 || data[i - 1] == '\n') && memcmp(data + i, "directory.id=", 13) == 0)
+            p = (const char *)data + i + 13;
+    if (p) {
+        size_t n = strcspn(p, "\r\n");
+        if ((const uint8_t *)p + n > data + len) n = (size_t)(data + len - (const uint8_t *)p);
+        rc = sm_uuid_parse_base64(p, n, out);
+        if (rc != SM_OK) sm_error("broker", "%s: directory.id cannot be read", path);
+        free(data);
+        return rc;
+    }
+    char id[23], *text = malloc(len + 64);
+    random_directory_id(out);
+    sm_uuid_base64(out, id);
+    if (!text) {
+        free(data);
+        return SM_ERR_NOMEM;
+    }
+    memcpy(text, data, len);
+    int n = snprintf(text + len, 64, "%sdirectory.id=%s\n",
+                     len && data[len - 1] != '\n' ? "\n" : "", id);
+    rc = fio_write_file(path, text, len + (size_t)n, true);
+    free(text);
+    free(data);
+    return rc;
 }
 
 static int load_cluster_id(broker_t *b, char **dirs, int ndirs) {
@@ -405,10 +454,15 @@ static int load_cluster_id(broker_t *b, char **dirs, int ndirs) {
         char err[256];
         if (cfg_id)
             snprintf(found, sizeof(found), "%s", cfg_id);
-        else if (b->s.cluster_mode &&
+        else if (b->s.cluster_mode && !b->s.dynamic_quorum &&
                  cluster_parse_voters(sm_config_str(b->cfg, "controller.quorum.voters"), voters,
                                       &nv, err, sizeof(err)) == SM_OK)
             cluster_default_id(voters, nv, found); /* the same on every node: no format step */
+        else if (b->s.dynamic_quorum &&
+                 cluster_parse_bootstrap(sm_config_str(b->cfg,
+                                                       "controller.quorum.bootstrap.servers"),
+                                         voters, &nv, err, sizeof(err)) == SM_OK)
+            cluster_default_id(voters, nv, found); /* nodes with the same bootstrap servers */
         else
             random_cluster_id(found);
     }
@@ -417,9 +471,14 @@ static int load_cluster_id(broker_t *b, char **dirs, int ndirs) {
         char path[4096], text[512];
         snprintf(path, sizeof(path), "%s/meta.properties", dirs[i]);
         if (access(path, F_OK) == 0) continue;
+        uint8_t dir_id[16];
+        char dir_text[23];
+        random_directory_id(dir_id);
+        sm_uuid_base64(dir_id, dir_text);
         int n = snprintf(text, sizeof(text),
-                         "#\n#Written by samsa-server\nnode.id=%d\nversion=1\ncluster.id=%s\n",
-                         b->s.node_id, found);
+                         "#\n#Written by samsa-server\nnode.id=%d\nversion=1\ncluster.id=%s\n"
+                         "directory.id=%s\n",
+                         b->s.node_id, found, dir_text);
         if (fio_write_file(path, text, (size_t)n, true)) return SM_ERR_IO;
     }
     return SM_OK;
@@ -772,8 +831,14 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     cluster_opts_t *o = calloc(1, sizeof(*o));
     if (!o) return SM_ERR_NOMEM;
     char err[512];
-    int rc = cluster_parse_voters(sm_config_str(cfg, "controller.quorum.voters"), o->voters,
-                                  &o->n_voters, err, sizeof(err));
+    o->dynamic = b->s.dynamic_quorum;
+    int rc = o->dynamic
+                 ? cluster_parse_bootstrap(sm_config_str(cfg, "controller.quorum.bootstrap.servers"),
+                                           o->bootstrap, &o->n_bootstrap, err, sizeof(err))
+                 : cluster_parse_voters(sm_config_str(cfg, "controller.quorum.voters"), o->voters,
+                                        &o->n_voters, err, sizeof(err));
+    if (!rc && (rc = load_directory_id(first_dir, o->directory_id)) != SM_OK)
+        snprintf(err, sizeof(err), "%s/meta.properties: no usable directory.id", first_dir);
     if (rc) {
         fprintf(stderr, "%s\n", err);
         free(o);
@@ -822,9 +887,62 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     o->serve_ctx = b;
     rc = cluster_start(o, &b->cluster);
     free(o);
-    if (rc) return rc;
-    b->controller.quorum.ctx = b->cluster;
-    return SM_OK;
+    return rc;
+}
+
+int broker_format(sm_config_t *cfg, bool standalone) {
+    broker_t *b = calloc(1, sizeof(*b));
+    if (!b) return SM_ERR_NOMEM;
+    b->cfg = cfg;
+    int ndirs = 0;
+    char **dirs = NULL;
+    int rc = load_settings(b, cfg);
+    if (rc) goto out;
+    if (standalone && !(b->s.dynamic_quorum && b->s.is_controller)) {
+        fprintf(stderr, "config: --standalone: needs a controller (process.roles, its controller "
+                        "listener) with controller.quorum.bootstrap.servers and no "
+                        "controller.quorum.voters\n");
+        rc = SM_ERR_PARSE;
+        goto out;
+    }
+    dirs = split_dirs(sm_config_is_set(cfg, "log.dirs") ? sm_config_str(cfg, "log.dirs")
+                                                        : sm_config_str(cfg, "log.dir"),
+                      &ndirs);
+    if (!dirs || ndirs == 0) {
+        fprintf(stderr, "config: log.dirs: no log directory given\n");
+        rc = SM_ERR_PARSE;
+        goto out;
+    }
+    for (int i = 0; i < ndirs && !rc; i++)
+        rc = prepare_dir(b, dirs[i]);
+    if (!rc) rc = load_cluster_id(b, dirs, ndirs);
+    uint8_t dir_id[16];
+    if (!rc) rc = load_directory_id(dirs[0], dir_id);
+    if (rc) goto out;
+    char dir_text[23];
+    sm_uuid_base64(dir_id, dir_text);
+    if (standalone) {
+        char mdir[4096];
+        snprintf(mdir, sizeof(mdir), "%s/__cluster_metadata-0", dirs[0]);
+        const broker_listener_t *l = &b->ctrl_listener;
+        const char *host = l->advertised_host[0] ? l->advertised_host : "localhost";
+        rc = cluster_format_standalone(mdir, b->s.node_id, dir_id, l->name, host,
+                                       l->advertised_port);
+        if (rc) goto out;
+        printf("Formatted %s: cluster id %s, directory id %s, a standalone quorum of voter "
+               "%d@%s:%d (kraft.version 1)\n",
+               dirs[0], b->cluster_id, dir_text, b->s.node_id, host, l->advertised_port);
+    } else {
+        printf("Formatted %s: cluster id %s, directory id %s\n", dirs[0], b->cluster_id,
+               dir_text);
+    }
+out:
+    unlock_dirs(b);
+    for (int i = 0; dirs && i < ndirs; i++)
+        free(dirs[i]);
+    free(dirs);
+    free(b);
+    return rc;
 }
 
 void broker_close_unclaimed_logs(broker_t *b) {
@@ -927,6 +1045,11 @@ logs:;
             .marker_arg = b,
         }};
     if ((rc = log_manager_open(&lo, &b->logs))) goto out;
+    /* In a cluster the coordinators start with nothing loaded, before any partition
+     * exists here: they load each partition of their topics this broker comes to lead
+     * (broker_coordinators_leadership, as metadata applies). */
+    if (b->s.cluster_mode && (rc = broker_groups_start(b))) goto out;
+    if (b->s.cluster_mode && (rc = txn_coordinator_start(b))) goto out;
 
     /* Partitions of every topic in the image; then the folders no topic
      * claims are closed and left on disk as they are. */
@@ -953,8 +1076,7 @@ logs:;
     log_manager_wait_topic(b->logs, "__consumer_offsets");
     log_manager_wait_topic(b->logs, "__transaction_state");
     if ((rc = broker_delayed_start(b))) goto out;
-    /* The group and transaction coordinators follow their topics' partition leadership in
-     * a cluster (issue 13); until then a cluster has none. */
+    /* A single node's coordinators load their whole topics now. */
     if (!b->s.cluster_mode && (rc = broker_groups_start(b))) goto out;
     if (!b->s.cluster_mode && (rc = txn_coordinator_start(b))) goto out;
 

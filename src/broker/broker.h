@@ -53,6 +53,7 @@ typedef struct broker_listener {
 typedef struct broker_settings {
     int32_t node_id;
     bool cluster_mode; /* controller.quorum.voters set: a node of a Raft cluster */
+    bool dynamic_quorum; /* controller.quorum.bootstrap.servers instead (KIP-853) */
     bool is_broker;    /* process.roles has broker (always outside cluster mode) */
     bool is_controller;
     char advertised_host[256];
@@ -121,7 +122,7 @@ struct broker {
     broker_listener_t listeners[BROKER_MAX_LISTENERS];
     int nlisteners;
     broker_listener_t ctrl_listener; /* cluster mode, controller role: CONTROLLER */
-    struct cluster *cluster;         /* cluster mode */
+    struct cluster *_Atomic cluster; /* cluster mode (set while handlers run) */
     int lock_fds[BROKER_MAX_LOG_DIRS]; /* flock'ed .lock of each log dir */
     int nlocks;
     pthread_mutex_t pid_mu; /* producer id block */
@@ -143,6 +144,11 @@ struct broker {
  * the partitions already recovered) while partition logs still recover in
  * the background; the internal topics recover before the coordinators start. */
 int broker_start(broker_t *b, sm_config_t *cfg);
+/* `samsa-server --format [--standalone]`: writes meta.properties (cluster.id, node.id,
+ * directory.id) into each log dir and, standalone, the bootstrap checkpoint of a one-voter
+ * dynamic quorum of this controller (Kafka's `kafka-storage format --standalone`); then
+ * returns. SM_ERR_PARSE on bad configuration (one `config:` line printed). */
+int broker_format(sm_config_t *cfg, bool standalone);
 /* Closes the partition logs no topic of the image claims, left on disk. */
 void broker_close_unclaimed_logs(broker_t *b);
 /* Stops accepting, completes parked requests, flushes and closes the logs. */

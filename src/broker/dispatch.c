@@ -31,6 +31,9 @@ static bool controller_api(int16_t key) {
     case 49: /* AlterClientQuotas */
     case 55: /* DescribeQuorum */
     case 57: /* UpdateFeatures */
+    case 80: /* AddRaftVoter (KIP-853): decided by the Raft leader */
+    case 81: /* RemoveRaftVoter */
+    case 82: /* UpdateRaftVoter */
         return true;
     default: return false;
     }

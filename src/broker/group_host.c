@@ -3,7 +3,10 @@
  * partition of __consumer_offsets under its mu like a produce; durability
  * waits on the log manager's flusher pool when the broker fsyncs before
  * acknowledging, so no coordinator thread blocks in an fsync. Also creates
- * the topic at first start.
+ * the topic: at start on a single node; in a cluster when FindCoordinator
+ * first needs it, through the controller. And the hook partition.c calls when
+ * this broker starts or stops leading a partition of an internal topic: the
+ * coordinators (group and transaction) load or unload that partition.
  */
 #include "broker/group_host.h"
 
@@ -18,6 +21,7 @@
 #include "group/coordinator.h"
 #include "protocol/errors.h"
 #include "protocol/records.h"
+#include "txn/coordinator.h"
 
 #define OFFSETS_TOPIC "__consumer_offsets"
 
@@ -29,9 +33,18 @@ typedef struct group_host_ctx {
 
 static group_host_ctx_t host_ctx; /* one broker per process */
 
+/* Partition part of __consumer_offsets here (a new reference), or NULL. A
+ * cluster's topic appears after the coordinator started (and may be deleted
+ * and created again): looked up by name there. */
+static broker_partition_t *offsets_partition(group_host_ctx_t *h, int32_t part) {
+    if (h->b->s.cluster_mode)
+        return broker_partition_lookup(h->b, SM_STR_LIT(OFFSETS_TOPIC), NULL, part);
+    return broker_partition_get(h->b, &h->topic_id, part);
+}
+
 static int host_append(void *ctx, int32_t part, uint8_t *batch, size_t len, int64_t *end) {
     group_host_ctx_t *h = ctx;
-    broker_partition_t *p = broker_partition_get(h->b, &h->topic_id, part);
+    broker_partition_t *p = offsets_partition(h, part);
     if (!p) return SM_ERR_NOTFOUND;
     int64_t first, last;
     pthread_mutex_lock(&p->mu);
@@ -91,7 +104,7 @@ static void host_when_durable(void *ctx, int32_t part, int64_t end, group_durabl
         done(arg, SM_OK);
         return;
     }
-    broker_partition_t *p = broker_partition_get(h->b, &h->topic_id, part);
+    broker_partition_t *p = offsets_partition(h, part);
     durable_wait_t *w = p ? malloc(sizeof(*w)) : NULL;
     if (!w) {
         if (p) broker_partition_put(p);
@@ -129,8 +142,8 @@ static int read_batch(void *arg, const uint8_t *batch, size_t len, const proto_b
 
 static int host_read_all(void *ctx, int32_t part, const group_reader_t *reader) {
     group_host_ctx_t *h = ctx;
-    broker_partition_t *p = broker_partition_get(h->b, &h->topic_id, part);
-    if (!p) return SM_ERR;
+    broker_partition_t *p = offsets_partition(h, part);
+    if (!p) return SM_ERR_NOTFOUND;
     int r = log_for_each_batch(p->log, 0, read_batch, (void *)reader);
     broker_partition_put(p);
     return r;
@@ -237,12 +250,68 @@ static int offsets_topic(broker_t *b, sm_uuid_t *id, int32_t *partitions) {
 int broker_groups_start(broker_t *b) {
     host_ctx.b = b;
     int32_t partitions = 0;
-    if (offsets_topic(b, &host_ctx.topic_id, &partitions)) return SM_ERR;
+    if (b->s.cluster_mode) {
+        /* No topic yet (the image fills as the metadata log applies, and the
+         * topic is created when first needed): every node hashes group ids
+         * over the configured partition count, the count it is created with. */
+        partitions = sm_config_int(b->cfg, "offsets.topic.num.partitions");
+    } else if (offsets_topic(b, &host_ctx.topic_id, &partitions)) {
+        return SM_ERR;
+    }
     host_ctx.partitions = partitions;
     group_host_t host = {&host_ctx,           host_append,          host_when_durable,
                          host_read_all,       host_topic,           host_topic_name,
                          host_for_each_topic, host_partition_racks, host_group_config};
-    return group_coordinator_new(&host, partitions, b->cfg, &b->groups);
+    return group_coordinator_new(&host, partitions, b->cfg, !b->s.cluster_mode, &b->groups);
+}
+
+void broker_coordinators_leadership(broker_t *b, const char *topic, int32_t partition, bool led,
+                                    int32_t leader_epoch) {
+    if (!b->s.cluster_mode) return; /* a single node loads everything at start */
+    if (strcmp(topic, OFFSETS_TOPIC) == 0 && b->groups) {
+        if (led)
+            group_coordinator_elect(b->groups, partition, leader_epoch);
+        else
+            group_coordinator_resign(b->groups, partition);
+    } else if (strcmp(topic, TXN_STATE_TOPIC) == 0 && b->txns) {
+        if (led)
+            txn_coordinator_elect(b, partition, leader_epoch);
+        else
+            txn_coordinator_resign(b, partition);
+    }
+}
+
+int16_t broker_coordinator_node(broker_t *b, const char *topic, int32_t partition, int32_t *node) {
+    *node = -1;
+    sm_str_t name = sm_str_from(topic);
+    meta_image_rdlock(&b->image);
+    meta_topic_t *t = meta_image_topic(&b->image, name);
+    if (t && partition < t->n_partitions) *node = t->partitions[partition].leader;
+    meta_image_unlock(&b->image);
+    if (*node >= 0) return PROTO_ERR_NONE;
+    if (t) return PROTO_ERR_COORDINATOR_NOT_AVAILABLE; /* no leader now */
+    /* First use: created through the controller with the configured replication
+     * factor, as Kafka creates its internal topics (creation fails, and clients
+     * keep retrying, while fewer brokers than that are registered). */
+    bool offsets = strcmp(topic, OFFSETS_TOPIC) == 0;
+    char seg[24];
+    snprintf(seg, sizeof(seg), "%d",
+             sm_config_int(b->cfg, offsets ? "offsets.topic.segment.bytes"
+                                           : "transaction.state.log.segment.bytes"));
+    meta_config_kv_t kv[] = {{SM_STR_LIT("cleanup.policy"), SM_STR_LIT("compact")},
+                             {SM_STR_LIT("segment.bytes"), sm_str_from(seg)}};
+    meta_result_t res;
+    sm_uuid_t created;
+    meta_create_topic(&b->controller, name,
+                      sm_config_int(b->cfg, offsets ? "offsets.topic.num.partitions"
+                                                    : "transaction.state.log.num.partitions"),
+                      broker_internal_rf(b, offsets ? "offsets.topic.replication.factor"
+                                                    : "transaction.state.log.replication.factor"),
+                      kv, 2, false, &created, &res);
+    if (res.error && res.error != PROTO_ERR_TOPIC_ALREADY_EXISTS)
+        sm_warn("group", "cannot create %s: %s (%s)", topic, proto_error_name(res.error),
+                res.message);
+    return PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
 }
 
 int32_t group_offsets_partition(struct broker *b, sm_str_t group_id) {

@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "broker/delayed.h"
+#include "broker/group_host.h"
 #include "broker/replica.h"
 #include "metadata/topic_config.h"
 #include "protocol/errors.h"
@@ -109,9 +110,9 @@ int16_t broker_partition_absent_error(broker_t *b, sm_str_t topic, const sm_uuid
     return t && log_manager_pending(b->logs, name, index) ? PROTO_ERR_NOT_LEADER_OR_FOLLOWER : dflt;
 }
 
-int16_t broker_partition_leader(broker_t *b, const char *topic, const meta_partition_t *mp,
+int16_t broker_partition_leader(broker_t *b, const meta_topic_t *t, const meta_partition_t *mp,
                                 int32_t *leader) {
-    bool none = mp->leader < 0 || log_manager_pending(b->logs, topic, mp->id);
+    bool none = mp->leader < 0 || log_manager_pending(b->logs, t->name, mp->id);
     *leader = none ? -1 : mp->leader;
     return none ? PROTO_ERR_LEADER_NOT_AVAILABLE : PROTO_ERR_NONE;
 }
@@ -411,9 +412,15 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
         if (have) atomic_fetch_add(&have->refs, 1);
         pthread_mutex_unlock(&b->partitions_mu);
         if (have) {
+            bool was_led = atomic_load(&have->leader);
+            int32_t was_epoch = have->leader_epoch;
             /* leadership, epochs, replicas, ISR: as the image has them now */
             broker_replica_update(have, &t->partitions[i]);
             broker_partition_put(have);
+            /* the coordinators follow an internal topic's leadership */
+            bool led = t->partitions[i].leader == b->s.node_id;
+            if (led != was_led || (led && was_epoch != t->partitions[i].leader_epoch))
+                broker_coordinators_leadership(b, t->name, i, led, t->partitions[i].leader_epoch);
             continue;
         }
         broker_partition_t *p = calloc(1, sizeof(*p));
@@ -471,6 +478,8 @@ int broker_partitions_create(broker_t *b, const meta_topic_t *t, int32_t first) 
             first_err = rc;
             break;
         }
+        if (t->partitions[i].leader == b->s.node_id)
+            broker_coordinators_leadership(b, t->name, i, true, t->partitions[i].leader_epoch);
     }
     pthread_mutex_unlock(&b->create_mu);
     return first_err;
@@ -487,6 +496,7 @@ static void drop_partition(broker_t *b, const meta_topic_t *t, int32_t i) {
     broker_partition_t *p = sm_map_del(&b->partitions, &k, sizeof(k));
     pthread_mutex_unlock(&b->partitions_mu);
     if (!p) return;
+    broker_coordinators_leadership(b, p->topic, p->index, false, -1);
     /* The folder is renamed now, so a topic re-created under this name
      * gets a folder of its own; the log stays open for requests that
      * still hold the partition and goes with the last reference. */

@@ -106,8 +106,11 @@ int16_t broker_partition_absent_error(broker_t *b, sm_str_t topic, const sm_uuid
 /* The leader Metadata and DescribeTopicPartitions report for a partition of
  * topic, and its error: none (-1, LEADER_NOT_AVAILABLE, as Kafka reports a
  * partition not yet online; clients wait and refresh) without a leader or
- * while its log still recovers after an unclean stop. */
-int16_t broker_partition_leader(broker_t *b, const char *topic, const meta_partition_t *mp,
+ * while its log still recovers after an unclean stop. A leader named here may
+ * not serve the partition yet for a few ms after its creation (it answers
+ * NOT_LEADER_OR_FOLLOWER meanwhile and clients retry, as with Kafka's brokers,
+ * which apply metadata asynchronously too). Caller holds the image lock. */
+int16_t broker_partition_leader(broker_t *b, const meta_topic_t *t, const meta_partition_t *mp,
                                 int32_t *leader);
 /* The log manager's deferred recovery made topic-partition's log available:
  * its partition is created (and served) now. */

@@ -1,10 +1,10 @@
 /*
- * kclient: a small blocking Kafka client for the admin commands and the
- * broker's replica fetchers, built on
- * Samsa's generated codec. One request at a time per connection, every I/O
+ * kclient: a small blocking Kafka client for the admin commands, the
+ * broker's replica fetchers and the transaction coordinator's requests to
+ * other brokers (txn/coordinator_remote.c), built on Samsa's generated codec. One request at a time per connection, every I/O
  * bounded by the client's timeout, connections to other brokers opened on
  * demand from the Metadata broker list. Not for producing or consuming, and
- * not thread-safe.
+ * not thread-safe (one client per thread).
  */
 #ifndef SAMSA_CLIENT_KCLIENT_H
 #define SAMSA_CLIENT_KCLIENT_H

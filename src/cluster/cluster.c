@@ -30,6 +30,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -45,6 +46,7 @@
 #include "raft/quorum_file.h"
 #include "raft/raft_codec.h"
 #include "raft/raft_records.h"
+#include "raft/raft_voters.h"
 
 enum { REC_BEGIN_TXN = 23, REC_END_TXN = 24, REC_ABORT_TXN = 25 };
 
@@ -270,7 +272,8 @@ static void answer_inbound(cluster_t *cl, const raft_msg_t *m) {
 static int persist_state(cluster_t *cl, const raft_quorum_state_t *st) {
     char text[1024];
     size_t len;
-    int rc = raft_quorum_file_format(st, cl->voter_ids, cl->o.n_voters, text, sizeof(text), &len);
+    int rc = raft_quorum_file_format(st, cl->voter_ids, cl->o.dynamic ? -1 : cl->o.n_voters, text,
+                                     sizeof(text), &len);
     if (rc == SM_OK) rc = fio_write_file(cl->quorum_state_path, text, len, true);
     if (rc != SM_OK)
         sm_error(CL_MOD, "%s: cannot write the quorum state: %s", cl->quorum_state_path,
@@ -291,8 +294,12 @@ static int append_entries(cluster_t *cl, int64_t offset, const raft_entry_t *e, 
     size_t cap = raft_records_bound(e, n), len;
     uint8_t *buf = malloc(cap);
     if (!buf) return SM_ERR_NOMEM;
-    rc = raft_records_encode(e, n, offset, sm_time_ms(), cl->voter_ids, cl->o.n_voters, buf, cap,
-                             &len);
+    /* a LeaderChange record names the voters in force */
+    int32_t ids[RAFT_MAX_VOTERS];
+    const raft_voter_set_t *vs = raft_voters(cl->raft);
+    for (int i = 0; i < vs->n; i++)
+        ids[i] = vs->v[i].id;
+    rc = raft_records_encode(e, n, offset, sm_time_ms(), ids, vs->n, buf, cap, &len);
     proto_batch_iter_t it;
     proto_batch_iter_init(&it, buf, len);
     const uint8_t *batch;
@@ -506,6 +513,14 @@ static void update_view(cluster_t *cl, int64_t now) {
     }
     if (before != qs.leader_id && qs.leader_id >= 0 && qs.leader_id != cl->o.node_id)
         sm_info(CL_MOD, "controller is node %d (epoch %d)", qs.leader_id, qs.epoch);
+    const raft_voter_set_t *vs = raft_voters(cl->raft);
+    pthread_mutex_lock(&cl->mu);
+    if (memcmp(&cl->voters_view, vs, sizeof(*vs)) != 0) {
+        cl->voters_view = *vs;
+        sm_info(CL_MOD, "node %d: %d voters in force%s", cl->o.node_id, vs->n,
+                raft_is_voter(cl->raft) ? ", this node one of them" : "");
+    }
+    pthread_mutex_unlock(&cl->mu);
 }
 
 /* ---- snapshots ---- */
@@ -538,13 +553,13 @@ static void notify_replaced(cluster_t *cl, meta_image_t *old) {
 /* RAFT_ACT_SNAPSHOT_REQUEST: the image as of exactly id.offset, unless a metadata
  * transaction is open there (its first records are not in the image): then this one is
  * skipped and Raft asks again later. */
-static void take_snapshot(cluster_t *cl, raft_offset_epoch_t id) {
+static void take_snapshot(cluster_t *cl, raft_offset_epoch_t id, const raft_voter_set_t *voters) {
     int64_t now = cl_now();
     if (cl->in_txn || cl->apply_next != id.offset) {
         raft_snapshot_created(cl->raft, now, (raft_offset_epoch_t){0, 0}); /* declined */
         return;
     }
-    meta_snapshot_opts_t so = {.node_id = cl->o.node_id};
+    meta_snapshot_opts_t so = {.node_id = cl->o.node_id, .voters = voters};
     meta_image_rdlock(cl->o.image);
     int rc = meta_snapshot_write(cl->o.image, cl->o.metadata_dir, id, sm_time_ms(), &so);
     meta_image_unlock(cl->o.image);
@@ -569,9 +584,11 @@ static void install_snapshot(cluster_t *cl, raft_offset_epoch_t id) {
     raft_snapshot_file_name(id, name, sizeof(name));
     snprintf(path, sizeof(path), "%s/%s", cl->o.metadata_dir, name);
     meta_image_t *fresh = calloc(1, sizeof(*fresh));
+    meta_snapshot_info_t info;
+    memset(&info, 0, sizeof(info));
     if (rc == SM_OK && fresh && meta_image_init(fresh) == SM_OK) {
         fresh->self_id = cl->o.image->self_id;
-        rc = meta_snapshot_load(fresh, path, NULL);
+        rc = meta_snapshot_load(fresh, path, &info);
     } else if (rc == SM_OK) {
         rc = SM_ERR_NOMEM;
     }
@@ -582,6 +599,7 @@ static void install_snapshot(cluster_t *cl, raft_offset_epoch_t id) {
         free(fresh);
         return;
     }
+    if (cl->o.dynamic) raft_snapshot_voters(cl->raft, &info.voters);
     meta_image_wrlock(cl->o.image);
     meta_image_swap(cl->o.image, fresh); /* fresh now holds the old contents */
     meta_image_unlock(cl->o.image);
@@ -631,7 +649,7 @@ static void drain(cluster_t *cl) {
                 if (log_delete_records_before(cl->log, a.offset) != SM_OK)
                     sm_warn(CL_MOD, "metadata log below %lld not released", (long long)a.offset);
                 break;
-            case RAFT_ACT_SNAPSHOT_REQUEST: take_snapshot(cl, a.snapshot); break;
+            case RAFT_ACT_SNAPSHOT_REQUEST: take_snapshot(cl, a.snapshot, a.voters); break;
             case RAFT_ACT_SNAPSHOT_WRITE:
                 if (meta_snapshot_part_write(cl->o.metadata_dir, a.snapshot, a.position, a.data,
                                              a.len) != SM_OK)
@@ -949,6 +967,7 @@ static void handle_in(cluster_t *cl, cl_in_t *in, int64_t now) {
     case CL_IN_ELECT:
         if (!cl_ctrl_elect(cl, in)) return;
         break;
+    case CL_IN_VOTERS: cl_voters_request(cl, in, now); break;
     }
     sm_arena_free(&in->arena);
     free(in);
@@ -1017,6 +1036,7 @@ static void *quorum_main(void *arg) {
         cl_partitions_tick(cl, now);
         sweep(cl, now);
         drain(cl);
+        cl_voters_tick(cl, now);
         cl_peers_arm(cl);
     }
     return NULL;
@@ -1074,6 +1094,68 @@ int cluster_parse_voters(const char *list, cluster_voter_t *out, int *n, char *e
     return SM_OK;
 }
 
+int cluster_parse_bootstrap(const char *list, cluster_voter_t *out, int *n, char *err,
+                            size_t cap) {
+    *n = 0;
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", list ? list : "");
+    char *save = NULL;
+    for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+        char *colon = strrchr(t, ':');
+        char *end = NULL;
+        long port = colon ? strtol(colon + 1, &end, 10) : -1;
+        if (*n == RAFT_MAX_VOTERS || !colon || colon == t || port <= 0 || port > 65535 ||
+            (end && *end)) {
+            snprintf(err, cap,
+                     "config: controller.quorum.bootstrap.servers: cannot parse \"%s\" (expected "
+                     "host:port, at most %d)",
+                     t, RAFT_MAX_VOTERS);
+            return SM_ERR_PARSE;
+        }
+        cluster_voter_t *v = &out[(*n)++];
+        v->id = -1;
+        size_t hl = (size_t)(colon - t);
+        if (t[0] == '[' && hl > 2 && t[hl - 1] == ']') t++, hl -= 2; /* [ipv6] */
+        snprintf(v->host, sizeof(v->host), "%.*s", (int)hl, t);
+        v->port = (int32_t)port;
+    }
+    if (*n == 0) {
+        snprintf(err, cap, "config: controller.quorum.bootstrap.servers: no server given");
+        return SM_ERR_PARSE;
+    }
+    return SM_OK;
+}
+
+int cluster_format_standalone(const char *metadata_dir, int32_t node_id,
+                              const uint8_t directory_id[16], const char *listener,
+                              const char *host, int32_t port) {
+    raft_offset_epoch_t latest;
+    char path[4400];
+    if (meta_snapshot_latest(metadata_dir, SNAPSHOTS_KEPT, &latest, path, sizeof(path)) == SM_OK) {
+        sm_error(CL_MOD, "%s: already formatted (a snapshot is there)", metadata_dir);
+        return SM_ERR_EXISTS;
+    }
+    raft_voter_set_t *vs = calloc(1, sizeof(*vs));
+    meta_image_t *img = calloc(1, sizeof(*img));
+    int rc = vs && img ? meta_image_init(img) : SM_ERR_NOMEM;
+    if (rc == SM_OK) {
+        vs->n = 1;
+        vs->v[0].id = node_id;
+        memcpy(vs->v[0].dir, directory_id, 16);
+        snprintf(vs->v[0].listener, sizeof(vs->v[0].listener), "%s", listener);
+        snprintf(vs->v[0].host, sizeof(vs->v[0].host), "%s", host);
+        vs->v[0].port = (uint16_t)port;
+        meta_snapshot_opts_t so = {.node_id = node_id, .voters = vs};
+        if (mkdir(metadata_dir, 0755) && errno != EEXIST) rc = SM_ERR_IO;
+        if (rc == SM_OK)
+            rc = meta_snapshot_write(img, metadata_dir, (raft_offset_epoch_t){0, 0}, 0, &so);
+        meta_image_free(img);
+    }
+    free(img);
+    free(vs);
+    return rc;
+}
+
 void cluster_default_id(const cluster_voter_t *v, int n, char out[23]) {
     /* Two CRC32C chains over the sorted voter list make 16 bytes, shaped as a v4 uuid and
      * written in url-safe base64, as Kafka's cluster ids are. */
@@ -1106,7 +1188,7 @@ void cluster_default_id(const cluster_voter_t *v, int n, char out[23]) {
 /* ---- start and stop ---- */
 
 static int open_log(cluster_t *cl, raft_restore_t *rs, sm_arena_t *a, restore_ctx_t *rc,
-                    int32_t *state_voters, char *qtext) {
+                    int32_t *state_voters, char *qtext, raft_voter_set_t *snap_voters) {
     log_config_t mcfg;
     log_config_default(&mcfg);
     mcfg.retention_ms = -1;
@@ -1122,7 +1204,10 @@ static int open_log(cluster_t *cl, raft_restore_t *rs, sm_arena_t *a, restore_ct
     raft_offset_epoch_t sid = {0, 0};
     if (meta_snapshot_latest(cl->o.metadata_dir, SNAPSHOTS_KEPT, &sid, spath, sizeof(spath)) ==
         SM_OK) {
-        st = meta_snapshot_load(cl->o.image, spath, NULL);
+        meta_snapshot_info_t info;
+        memset(&info, 0, sizeof(info));
+        st = meta_snapshot_load(cl->o.image, spath, &info);
+        *snap_voters = info.voters; /* a dynamic quorum's set at the log start */
         if (st != SM_OK) {
             sm_error(CL_MOD, "%s: cannot load the metadata snapshot: %s", spath, sm_strerror(st));
             return st;
@@ -1145,6 +1230,7 @@ static int open_log(cluster_t *cl, raft_restore_t *rs, sm_arena_t *a, restore_ct
     }
     memset(rs, 0, sizeof(*rs));
     rs->snapshot = sid;
+    rs->voters = cl->o.dynamic ? snap_voters : NULL;
     rs->entries = rc->v;
     rs->n_entries = rc->n;
     cl->apply_next = sid.offset;
@@ -1171,7 +1257,7 @@ static int open_log(cluster_t *cl, raft_restore_t *rs, sm_arena_t *a, restore_ct
     return SM_OK;
 }
 
-int cluster_start(const cluster_opts_t *o, cluster_t **out) {
+int cluster_start(const cluster_opts_t *o, cluster_t *_Atomic *out) {
     cluster_t *cl = calloc(1, sizeof(*cl));
     if (!cl) return SM_ERR_NOMEM;
     cl->o = *o;
@@ -1199,13 +1285,18 @@ int cluster_start(const cluster_opts_t *o, cluster_t **out) {
     raft_restore_t rs;
     int32_t state_voters[RAFT_MAX_VOTERS];
     char qtext[4096];
-    int st = open_log(cl, &rs, &a, &rc, state_voters, qtext);
+    raft_voter_set_t *snap_voters = calloc(1, sizeof(*snap_voters));
+    int st = snap_voters ? open_log(cl, &rs, &a, &rc, state_voters, qtext, snap_voters)
+                         : SM_ERR_NOMEM;
     if (st == SM_OK) {
         raft_config_t rcfg;
         raft_config_defaults(&rcfg);
         rcfg.node_id = o->node_id;
         rcfg.n_voters = o->n_voters;
         memcpy(rcfg.voters, cl->voter_ids, sizeof(int32_t) * (size_t)o->n_voters);
+        rcfg.dynamic = o->dynamic;
+        memcpy(rcfg.directory_id, o->directory_id, 16);
+        rcfg.n_bootstrap = o->n_bootstrap;
         snprintf(rcfg.cluster_id, sizeof(rcfg.cluster_id), "%.31s", o->cluster_id);
         rcfg.election_timeout_ms = o->election_timeout_ms;
         rcfg.fetch_timeout_ms = o->fetch_timeout_ms;
@@ -1227,12 +1318,20 @@ int cluster_start(const cluster_opts_t *o, cluster_t **out) {
                      o->node_id, o->n_voters);
     }
     free(rc.v);
+    free(snap_voters);
     sm_arena_free(&a);
     if (st != SM_OK) goto fail;
-    sm_info(CL_MOD, "node %d: metadata log %s holds %lld records; %s of a %d-voter quorum",
+    sm_info(CL_MOD, "node %d: metadata log %s holds %lld records; %s of a %d-voter %s quorum",
             o->node_id, o->metadata_dir, (long long)log_end_offset(cl->log),
-            raft_is_voter(cl->raft) ? "voter" : "observer", o->n_voters);
+            raft_is_voter(cl->raft) ? "voter" : "observer", raft_voters(cl->raft)->n,
+            o->dynamic ? "dynamic (kraft.version 1)" : "static");
 
+    if (o->dynamic && raft_voters(cl->raft)->n == 0)
+        sm_warn(CL_MOD,
+                "node %d knows no voter yet: it joins as an observer through "
+                "controller.quorum.bootstrap.servers and waits to be added (AddRaftVoter); a new "
+                "quorum starts from samsa-server --format --standalone",
+                o->node_id);
     cl->epfd = epoll_create1(EPOLL_CLOEXEC);
     cl->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (cl->epfd < 0 || cl->evfd < 0) {
@@ -1245,6 +1344,10 @@ int cluster_start(const cluster_opts_t *o, cluster_t **out) {
         goto fail;
     }
     cl_peers_init(cl);
+    /* Published before anything can call back: the controller listener, the applier
+     * (drain) and the client listeners' handlers already running find it. */
+    o->controller->quorum.ctx = cl;
+    *out = cl;
     if (o->is_controller && (st = cl_serve_start(cl)) != SM_OK) goto fail;
     drain(cl);
     if (pthread_create(&cl->thread, NULL, quorum_main, cl)) {
@@ -1252,9 +1355,11 @@ int cluster_start(const cluster_opts_t *o, cluster_t **out) {
         goto fail;
     }
     cl->thread_started = true;
-    *out = cl;
     return SM_OK;
 fail:
+    /* The broker does not start: nothing serves requests any more. */
+    *out = NULL;
+    o->controller->quorum.ctx = NULL;
     cluster_stop(cl);
     return st ? st : SM_ERR;
 }
@@ -1295,6 +1400,7 @@ void cluster_stop(cluster_t *cl) {
         }
     }
     cl_serve_stop(cl);
+    cl_voters_close(cl);
     complete_waiters(cl, true, SM_ERR_AGAIN);
     while (cl->fwds)
         cl_fwd_finish(cl, cl->fwds, NULL, 0);

@@ -40,8 +40,15 @@ typedef struct cluster_opts {
     int32_t node_id;
     bool is_broker;     /* process.roles has broker */
     bool is_controller; /* process.roles has controller */
-    cluster_voter_t voters[RAFT_MAX_VOTERS];
+    cluster_voter_t voters[RAFT_MAX_VOTERS]; /* controller.quorum.voters (a static quorum) */
     int n_voters;
+    /* KIP-853, a dynamic quorum: controller.quorum.bootstrap.servers (ids unused) instead of
+     * voters; the voter set comes from the metadata log. directory_id: this node's
+     * meta.properties directory.id, its voter key with node_id. */
+    bool dynamic;
+    cluster_voter_t bootstrap[RAFT_MAX_VOTERS];
+    int n_bootstrap;
+    uint8_t directory_id[16];
     char cluster_id[64];
     char metadata_dir[4096]; /* <first log dir>/__cluster_metadata-0 */
     /* The CONTROLLER listener (controller role). */
@@ -74,9 +81,10 @@ typedef struct cluster_opts {
 } cluster_opts_t;
 
 /* Reads process.roles-related settings; see broker.c. Starts the threads and the controller
- * listener. Logs and returns an error when the metadata log or quorum-state file cannot be
- * used. */
-int cluster_start(const cluster_opts_t *o, cluster_t **out);
+ * listener. *out and the controller's quorum.ctx are set before any thread starts (the
+ * broker's handlers read them concurrently: both atomic). Logs and returns an error when
+ * the metadata log or quorum-state file cannot be used. */
+int cluster_start(const cluster_opts_t *o, cluster_t *_Atomic *out);
 /* Graceful stop: a broker asks to be fenced (controlled shutdown) and a leader resigns, each
  * waited for up to a few seconds; then the threads stop and the log closes. */
 void cluster_stop(cluster_t *cl);
@@ -160,6 +168,16 @@ int64_t cluster_unclean_elections(cluster_t *cl);
 
 /* Parses controller.quorum.voters ("id@host:port,..."); one line to err on failure. */
 int cluster_parse_voters(const char *list, cluster_voter_t *out, int *n, char *err, size_t cap);
+/* Parses controller.quorum.bootstrap.servers ("host:port,..."; ids are set to -1). */
+int cluster_parse_bootstrap(const char *list, cluster_voter_t *out, int *n, char *err,
+                            size_t cap);
+/* `samsa-server --format --standalone` (Kafka's `kafka-storage format --standalone`): writes
+ * the bootstrap checkpoint (00000000000000000000-0000000000.checkpoint) of metadata_dir
+ * holding kraft.version 1 and a voter set of this one controller. Fails when the metadata
+ * directory already holds a log or a snapshot. */
+int cluster_format_standalone(const char *metadata_dir, int32_t node_id,
+                              const uint8_t directory_id[16], const char *listener,
+                              const char *host, int32_t port);
 /* The cluster id a node formats itself with when none is given: derived from the voter set,
  * so nodes started on empty directories with the same voters agree without a format step. */
 void cluster_default_id(const cluster_voter_t *v, int n, char out[23]);

@@ -30,6 +30,9 @@ enum {
     CL_API_BROKER_REGISTRATION = 62,
     CL_API_BROKER_HEARTBEAT = 63,
     CL_API_ALLOCATE_PRODUCER_IDS = 67,
+    CL_API_ADD_RAFT_VOTER = 80,
+    CL_API_REMOVE_RAFT_VOTER = 81,
+    CL_API_UPDATE_RAFT_VOTER = 82,
 };
 
 /* The versions this node sends. */
@@ -119,6 +122,16 @@ typedef struct cl_out {
     cl_alter_t *alter; /* CL_OUT_ALTER */
 } cl_out_t;
 
+/* Where a node's controller listener is: from controller.quorum.voters, the voter set in
+ * the log, or a leader's endpoint learned from a Fetch answer (NodeEndpoints). */
+typedef struct cl_addr {
+    int32_t id;
+    char host[256];
+    int32_t port;
+} cl_addr_t;
+
+#define CL_MAX_PEERS (4 * RAFT_MAX_VOTERS)
+
 /* An outbound connection to a voter's controller listener. Each voter gets two: one for
  * Raft and one for controller requests (relays, registration, heartbeats). Responses come
  * back in request order on a connection, and a relayed CreateTopics is answered only once
@@ -148,6 +161,7 @@ typedef enum {
     CL_IN_ALTER,      /* AlterPartition from a partition leader (body) */
     CL_IN_ALTER_SEND, /* this broker's AlterPartition to send (alter) */
     CL_IN_ELECT,      /* ElectLeaders from the worker (elect) */
+    CL_IN_VOTERS,     /* AddRaftVoter / RemoveRaftVoter / UpdateRaftVoter (body) */
 } cl_in_kind_t;
 
 typedef struct cl_waiter cl_waiter_t;
@@ -217,14 +231,20 @@ struct cluster {
     pthread_cond_t cv;  /* waiters and calls */
     cl_in_t *inbox, *inbox_tail;
 
+    /* The voter set in force, for other threads (under mu; the quorum thread updates it). */
+    raft_voter_set_t voters_view;
+
     /* The shared view (atomics: read by any thread). */
     atomic_int leader_id;
     atomic_bool active;
     atomic_llong applied; /* last applied offset, -1 none */
 
     /* Quorum thread only. */
-    cl_peer_t peers[2 * RAFT_MAX_VOTERS];
+    cl_peer_t peers[CL_MAX_PEERS]; /* made on first use (cl_peer) */
     int n_peers;
+    cl_addr_t learned[RAFT_MAX_VOTERS]; /* leaders' endpoints from Fetch answers */
+    int n_learned;
+    cl_inbound_t *voter_changes; /* KIP-853 answers held until their record commits */
     cl_inbound_t *inbound;   /* Raft requests awaiting Raft's answer */
     cl_inbound_t *after;     /* answers waiting for the applier */
     cl_waiter_t *waiters;
@@ -317,12 +337,22 @@ void cl_send_raft(cluster_t *cl, const raft_msg_t *m);
 void cl_fwd_try(cluster_t *cl, cl_fwd_t *f, int64_t now);
 void cl_fwd_finish(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len);
 
+/* voters.c */
+void cl_voters_request(cluster_t *cl, cl_in_t *in, int64_t now);
+void cl_voters_tick(cluster_t *cl, int64_t now);
+void cl_voters_close(cluster_t *cl);
+
+/* peer.c: a Fetch answer named the leader's endpoint */
+void cl_peer_learn(cluster_t *cl, int32_t id, const char *host, int32_t port);
+
 /* serve.c */
 int cl_serve_start(cluster_t *cl);
 void cl_serve_stop(cluster_t *cl);
 /* Queues a request for the worker (a forwarded admin request run by the controller). */
 void cl_work_push(cluster_t *cl, net_request_t *nreq);
 void cl_answer_describe(cluster_t *cl, net_request_t *nreq, int16_t version, int32_t corr);
+/* Decodes a voter change (AddRaftVoter, ...) and queues it for the quorum thread. */
+void cl_serve_voters(cluster_t *cl, net_request_t *nreq);
 
 /* brokers.c */
 void cl_agent_tick(cluster_t *cl, int64_t now);

@@ -3,6 +3,11 @@
  * thread: non-blocking connect, request frames written in order, response frames matched to
  * their requests by correlation id.
  *
+ * Peers are made on first use, two per node: its address comes from controller.quorum.voters,
+ * or in a dynamic quorum (KIP-853) from the voter set in the log, a leader's endpoint learned
+ * from a Fetch answer, or controller.quorum.bootstrap.servers for a bootstrap Fetch (the
+ * negative ids RAFT_BOOTSTRAP_NODE(k)); a peer whose voter moved is redialled.
+ *
  * States of a peer: down (fd -1, retry_at says when to dial again) -> connecting -> up.
  * Invariants: every request on a connection is in `pending` until its response arrives or
  * the connection drops; on a drop each pending request is failed exactly once (Raft requests
@@ -25,31 +30,85 @@
 #include "cluster/cluster_impl.h"
 #include "protocol/request.h"
 #include "raft/raft_codec.h"
+#include "raft/raft_voters.h"
 
 #define RECONNECT_MS 200
 #define MAX_FRAME (256u << 20)
 
-void cl_peers_init(cluster_t *cl) {
-    cl->n_peers = 0;
-    /* This node too when it is a voter: its broker half registers with its own controller
-     * over the wire like any other broker. */
-    for (int i = 0; i < 2 * cl->o.n_voters; i++) {
-        const cluster_voter_t *v = &cl->o.voters[i % cl->o.n_voters];
-        cl_peer_t *p = &cl->peers[cl->n_peers++];
-        memset(p, 0, sizeof(*p));
-        p->control = i >= cl->o.n_voters;
-        p->id = v->id;
-        memcpy(p->host, v->host, sizeof(p->host));
-        p->port = v->port;
-        p->fd = -1;
-        p->next_corr = 1;
+static void peer_down(cluster_t *cl, cl_peer_t *p, const char *why);
+
+void cl_peers_init(cluster_t *cl) { cl->n_peers = 0; }
+
+/* Where node id's controller listener is (this node too when it is a voter: its broker
+ * half registers with its own controller over the wire like any other broker). */
+static bool peer_address(cluster_t *cl, int32_t id, const char **host, int32_t *port) {
+    if (id < 0) {
+        int k = RAFT_BOOTSTRAP_INDEX(id);
+        if (k < 0 || k >= cl->o.n_bootstrap) return false;
+        *host = cl->o.bootstrap[k].host;
+        *port = cl->o.bootstrap[k].port;
+        return true;
     }
+    for (int i = 0; i < cl->o.n_voters; i++)
+        if (cl->o.voters[i].id == id) {
+            *host = cl->o.voters[i].host;
+            *port = cl->o.voters[i].port;
+            return true;
+        }
+    const raft_voter_set_t *vs = cl->raft ? raft_voters(cl->raft) : NULL;
+    int i = vs ? raft_voters_find(vs, id) : -1;
+    if (i >= 0 && vs->v[i].host[0]) {
+        *host = vs->v[i].host;
+        *port = vs->v[i].port;
+        return true;
+    }
+    for (int k = 0; k < cl->n_learned; k++)
+        if (cl->learned[k].id == id) {
+            *host = cl->learned[k].host;
+            *port = cl->learned[k].port;
+            return true;
+        }
+    return false;
+}
+
+void cl_peer_learn(cluster_t *cl, int32_t id, const char *host, int32_t port) {
+    int k = 0;
+    while (k < cl->n_learned && cl->learned[k].id != id)
+        k++;
+    if (k == cl->n_learned) {
+        if (k == RAFT_MAX_VOTERS) k = 0; /* forget the oldest */
+        else cl->n_learned++;
+    }
+    cl->learned[k].id = id;
+    snprintf(cl->learned[k].host, sizeof(cl->learned[k].host), "%s", host);
+    cl->learned[k].port = port;
 }
 
 cl_peer_t *cl_peer(cluster_t *cl, int32_t id, bool control) {
-    for (int i = 0; i < cl->n_peers; i++)
-        if (cl->peers[i].id == id && cl->peers[i].control == control) return &cl->peers[i];
-    return NULL;
+    const char *host = "";
+    int32_t port = 0;
+    bool known = peer_address(cl, id, &host, &port);
+    for (int i = 0; i < cl->n_peers; i++) {
+        cl_peer_t *p = &cl->peers[i];
+        if (p->id != id || p->control != control) continue;
+        if (known && (p->port != port || strcmp(p->host, host) != 0)) { /* the voter moved */
+            peer_down(cl, p, "its endpoint changed");
+            snprintf(p->host, sizeof(p->host), "%s", host);
+            p->port = port;
+            p->retry_at = 0;
+        }
+        return p;
+    }
+    if (!known || cl->n_peers == CL_MAX_PEERS) return NULL;
+    cl_peer_t *p = &cl->peers[cl->n_peers++];
+    memset(p, 0, sizeof(*p));
+    p->control = control;
+    p->id = id;
+    snprintf(p->host, sizeof(p->host), "%s", host);
+    p->port = port;
+    p->fd = -1;
+    p->next_corr = 1;
+    return p;
 }
 
 static void fail_pending(cluster_t *cl, cl_peer_t *p) {
@@ -192,6 +251,8 @@ static void on_response(cluster_t *cl, cl_peer_t *p, const uint8_t *frame, size_
             SM_OK) {
             m.corr = o->raft_corr;
             if (m.kind == RAFT_MSG_VOTE_RESP) m.u.vote_resp.pre_vote = o->pre_vote;
+            if (m.leader_host[0] && m.leader_id >= 0)
+                cl_peer_learn(cl, m.leader_id, m.leader_host, m.leader_port);
             raft_step(cl->raft, cl_now(), &m);
         } else {
             sm_warn(CL_MOD, "undecodable %s from node %d dropped",
@@ -302,7 +363,10 @@ void cl_fwd_try(cluster_t *cl, cl_fwd_t *f, int64_t now) {
             pp = &(*pp)->next;
         if (*pp) *pp = f->next;
         if (f->nreq) {
-            if (f->api_key == CL_API_DESCRIBE_QUORUM) {
+            if (f->api_key == CL_API_ADD_RAFT_VOTER || f->api_key == CL_API_REMOVE_RAFT_VOTER ||
+                f->api_key == CL_API_UPDATE_RAFT_VOTER) {
+                cl_serve_voters(cl, f->nreq);
+            } else if (f->api_key == CL_API_DESCRIBE_QUORUM) {
                 sm_arena_t a;
                 sm_arena_init(&a, 0);
                 proto_request_t req;

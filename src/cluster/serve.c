@@ -3,7 +3,8 @@
  * that nothing a client or a slow controller operation does can hold up Raft traffic.
  *   Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch, FetchSnapshot -> the quorum thread (Raft)
  *   BrokerRegistration, BrokerHeartbeat, AlterPartition,
- *   DescribeQuorum                                               -> the quorum thread
+ *   DescribeQuorum,
+ *   AddRaftVoter, RemoveRaftVoter, UpdateRaftVoter (KIP-853)    -> the quorum thread
  *   admin requests forwarded by brokers (ElectLeaders too),
  *   AllocateProducerIds                                          -> the worker thread, which
  *                                                                   blocks in the controller
@@ -20,6 +21,7 @@
 #include "protocol/errors.h"
 #include "protocol/request.h"
 #include "raft/raft_codec.h"
+#include "raft/raft_voters.h"
 
 /* APIs of the controller listener and their versions (Kafka 4.4's controller ranges for
  * those it serves). */
@@ -46,6 +48,9 @@ static const int16_t served[][3] = {
     {CL_API_BROKER_REGISTRATION, 0, 4},
     {CL_API_BROKER_HEARTBEAT, 0, 2},
     {CL_API_ALLOCATE_PRODUCER_IDS, 0, 0},
+    {CL_API_ADD_RAFT_VOTER, 0, 1},
+    {CL_API_REMOVE_RAFT_VOTER, 0, 0},
+    {CL_API_UPDATE_RAFT_VOTER, 0, 0},
 };
 #define N_SERVED (sizeof(served) / sizeof(served[0]))
 
@@ -111,26 +116,55 @@ static void answer_describe_cluster(cluster_t *cl, net_request_t *nreq, sm_arena
         resp.error_message = SM_STR_LIT("The controller only handles CONTROLLER endpoints.");
         resp.controller_id = -1;
     } else {
-        for (int i = 0; i < cl->o.n_voters; i++) {
+        /* the voters in force: controller.quorum.voters, or a dynamic quorum's set */
+        raft_voter_set_t *vs = calloc(1, sizeof(*vs));
+        if (!vs) {
+            net_request_close(nreq);
+            return;
+        }
+        if (cl->o.dynamic) {
+            pthread_mutex_lock(&cl->mu);
+            *vs = cl->voters_view;
+            pthread_mutex_unlock(&cl->mu);
+        } else {
+            vs->n = cl->o.n_voters;
+            for (int i = 0; i < vs->n; i++) {
+                vs->v[i].id = cl->o.voters[i].id;
+                snprintf(vs->v[i].host, sizeof(vs->v[i].host), "%s", cl->o.voters[i].host);
+                vs->v[i].port = (uint16_t)cl->o.voters[i].port;
+            }
+        }
+        for (int i = 0; i < vs->n; i++) {
             memset(&nodes[i], 0, sizeof(nodes[i]));
-            nodes[i].broker_id = cl->o.voters[i].id;
-            nodes[i].host = sm_str_from(cl->o.voters[i].host);
-            nodes[i].port = cl->o.voters[i].port;
+            nodes[i].broker_id = vs->v[i].id;
+            nodes[i].host = sm_str_from(vs->v[i].host);
+            nodes[i].port = vs->v[i].port;
             nodes[i].rack = SM_STR_NULL;
         }
-        resp.brokers = (proto_describe_cluster_response_describe_cluster_broker_array_t){cl->o.n_voters, nodes};
+        resp.brokers = (proto_describe_cluster_response_describe_cluster_broker_array_t){vs->n, nodes};
+        cl_respond(nreq, 60, v, req->header.correlation_id, &resp);
+        free(vs);
+        return;
     }
     cl_respond(nreq, 60, v, req->header.correlation_id, &resp);
 }
 
-static void on_request(net_request_t *nreq, void *arg) {
-    cluster_t *cl = arg;
+/* Work for the quorum thread, with an arena sized for nreq's frame; NULL (nreq closed) when
+ * memory is short. */
+static cl_in_t *in_new(net_request_t *nreq) {
     cl_in_t *in = calloc(1, sizeof(*in));
     if (!in) {
         net_request_close(nreq);
-        return;
+        return NULL;
     }
     sm_arena_init(&in->arena, proto_decode_arena_limit(nreq->len));
+    return in;
+}
+
+static void on_request(net_request_t *nreq, void *arg) {
+    cluster_t *cl = arg;
+    cl_in_t *in = in_new(nreq);
+    if (!in) return;
     proto_request_t req;
     int rc = proto_request_parse_header(nreq->frame, nreq->len, &in->arena, &req);
     int16_t key = req.header.request_api_key, v = req.header.request_api_version;
@@ -183,6 +217,13 @@ static void on_request(net_request_t *nreq, void *arg) {
         cl_push(cl, in);
         return;
     }
+    if (key == CL_API_ADD_RAFT_VOTER || key == CL_API_REMOVE_RAFT_VOTER ||
+        key == CL_API_UPDATE_RAFT_VOTER) {
+        sm_arena_free(&in->arena);
+        free(in);
+        cl_serve_voters(cl, nreq);
+        return;
+    }
     /* An admin request: the worker runs it through the broker's handlers. */
     sm_arena_free(&in->arena);
     free(in);
@@ -191,6 +232,32 @@ static void on_request(net_request_t *nreq, void *arg) {
 done:
     sm_arena_free(&in->arena);
     free(in);
+}
+
+/* AddRaftVoter / RemoveRaftVoter / UpdateRaftVoter: decided by the Raft leader's quorum
+ * thread; another node relays them to it. */
+void cl_serve_voters(cluster_t *cl, net_request_t *nreq) {
+    cl_in_t *in = in_new(nreq);
+    if (!in) return;
+    proto_request_t req;
+    const proto_api_desc_t *api = NULL;
+    if (proto_request_parse_header(nreq->frame, nreq->len, &in->arena, &req) == SM_OK)
+        api = proto_api_lookup(req.header.request_api_key);
+    sm_reader_t r = sm_reader_make(req.body_start, req.body_len);
+    in->body = api ? sm_arena_alloc(&in->arena, api->request->struct_size) : NULL;
+    if (!in->body ||
+        api->request->decode(&r, &in->arena, req.header.request_api_version, in->body) != SM_OK) {
+        net_request_close(nreq);
+        sm_arena_free(&in->arena);
+        free(in);
+        return;
+    }
+    in->nreq = nreq;
+    in->api_key = req.header.request_api_key;
+    in->version = req.header.request_api_version;
+    in->corr = req.header.correlation_id;
+    in->kind = CL_IN_VOTERS;
+    cl_push(cl, in);
 }
 
 void cl_work_push(cluster_t *cl, net_request_t *nreq) {
@@ -277,6 +344,7 @@ static void fill_replica(proto_describe_quorum_response_replica_state_t *o,
     o->log_end_offset = in->log_end_offset;
     o->last_fetch_timestamp = in->last_fetch_ms >= 0 ? in->last_fetch_ms + shift : -1;
     o->last_caught_up_timestamp = in->last_caught_up_ms >= 0 ? in->last_caught_up_ms + shift : -1;
+    memcpy(o->replica_directory_id.b, in->dir, 16);
 }
 
 /* DescribeQuorum: the leader's view of every voter and observer. */
@@ -305,8 +373,11 @@ void cl_answer_describe(cluster_t *cl, net_request_t *nreq, int16_t version, int
         part.leader_id = qi.leader_id;
         part.leader_epoch = qi.epoch;
         part.high_watermark = qi.high_watermark;
+        const raft_voter_set_t *vs = raft_voters(cl->raft);
         for (int i = 0; i < qi.n_voters; i++) {
             fill_replica(&voters[i], &qi.voters[i], shift);
+            int k = raft_voters_find(vs, qi.voters[i].id);
+            if (k >= 0) memcpy(voters[i].replica_directory_id.b, vs->v[k].dir, 16);
             if (qi.voters[i].id == cl->o.node_id) /* the leader is caught up with itself */
                 voters[i].last_fetch_timestamp = voters[i].last_caught_up_timestamp =
                     sm_time_ms();
@@ -322,16 +393,26 @@ void cl_answer_describe(cluster_t *cl, net_request_t *nreq, int16_t version, int
         part.leader_epoch = raft_quorum_state(cl->raft).epoch;
         part.high_watermark = raft_high_watermark(cl->raft);
     }
-    for (int i = 0; i < cl->o.n_voters; i++) {
+    /* Nodes: the voters' controller endpoints (Kafka lists the voters only) */
+    const raft_voter_set_t *vs = raft_voters(cl->raft);
+    int n_nodes = cl->o.dynamic ? vs->n : cl->o.n_voters;
+    for (int i = 0; i < n_nodes; i++) {
         memset(&nodes[i], 0, sizeof(nodes[i]));
         memset(&listeners[i], 0, sizeof(listeners[i]));
-        nodes[i].node_id = cl->o.voters[i].id;
-        listeners[i].name = sm_str_from(cl->o.controller_listener[0] ? cl->o.controller_listener
-                                                                     : "CONTROLLER");
-        listeners[i].host = sm_str_from(cl->o.voters[i].host);
-        listeners[i].port = (uint16_t)cl->o.voters[i].port;
+        const char *lname = cl->o.controller_listener[0] ? cl->o.controller_listener : "CONTROLLER";
+        if (cl->o.dynamic) {
+            nodes[i].node_id = vs->v[i].id;
+            listeners[i].name = sm_str_from(vs->v[i].listener[0] ? vs->v[i].listener : lname);
+            listeners[i].host = sm_str_from(vs->v[i].host);
+            listeners[i].port = vs->v[i].port;
+        } else {
+            nodes[i].node_id = cl->o.voters[i].id;
+            listeners[i].name = sm_str_from(lname);
+            listeners[i].host = sm_str_from(cl->o.voters[i].host);
+            listeners[i].port = (uint16_t)cl->o.voters[i].port;
+        }
         nodes[i].listeners = (proto_describe_quorum_response_listener_array_t){1, &listeners[i]};
     }
-    resp.nodes = (proto_describe_quorum_response_node_array_t){cl->o.n_voters, nodes};
+    resp.nodes = (proto_describe_quorum_response_node_array_t){n_nodes, nodes};
     cl_respond(nreq, CL_API_DESCRIBE_QUORUM, version, corr, &resp);
 }

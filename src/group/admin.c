@@ -12,26 +12,75 @@
 
 #include "broker/handlers/handlers.h"
 #include "group/group_impl.h"
+#include "broker/group_host.h"
 #include "protocol/errors.h"
+#include "txn/coordinator.h"
 
 #define S group_S
+
+/* One FindCoordinator answer: this node on a single node; in a cluster the
+ * leader of the key's partition of the internal topic, by the request's
+ * listener. */
+typedef struct coord_answer {
+    int16_t err;
+    sm_str_t message;
+    int32_t node;
+    sm_str_t host;
+    int32_t port;
+} coord_answer_t;
+
+static void find_one(broker_req_t *r, int8_t key_type, sm_str_t key, const broker_node_t *nodes,
+                     int nn, coord_answer_t *o) {
+    broker_t *b = r->b;
+    *o = (coord_answer_t){PROTO_ERR_NONE, SM_STR_NULL, -1, SM_STR_LIT(""), -1};
+    if (key_type > 2)
+        o->err = PROTO_ERR_INVALID_REQUEST;
+    else if (!(key_type == 0 && b->groups) && !(key_type == 1 && b->txns))
+        o->err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    if (o->err) {
+        o->message = SM_STR_LIT("No coordinator for this key type");
+        return;
+    }
+    if (!b->s.cluster_mode) {
+        o->node = b->s.node_id;
+        o->host = sm_arena_str(&r->arena, broker_req_host(r));
+        o->port = broker_req_port(r);
+        return;
+    }
+    /* (An empty group id hashes to 0: partition 0, as Kafka's hashCode.) */
+    int32_t part = key_type != 0 ? txn_coordinator_partition_for(b, key)
+                   : key.len > 0 ? group_offsets_partition(b, key)
+                                 : 0;
+    int32_t node = -1;
+    o->err = broker_coordinator_node(b, key_type == 0 ? "__consumer_offsets" : TXN_STATE_TOPIC,
+                                     part, &node);
+    for (int i = 0; !o->err && i < nn; i++)
+        if (nodes[i].id == node) {
+            o->node = node;
+            o->host = nodes[i].host;
+            o->port = nodes[i].port;
+            return;
+        }
+    o->err = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    o->message = SM_STR_LIT("The coordinator is not available.");
+}
 
 int broker_handle_find_coordinator(broker_req_t *r) {
     broker_t *b = r->b;
     proto_find_coordinator_request_t *req = broker_body(r);
     proto_find_coordinator_response_t *resp = r->resp;
     /* Key types: 0 groups, 1 transactional ids (both here), 2 share groups. */
-    int16_t err = (req->key_type == 0 && b->groups) || (req->key_type == 1 && b->txns)
-                      ? PROTO_ERR_NONE
-                  : req->key_type > 2                                   ? PROTO_ERR_INVALID_REQUEST
-                                      : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
-    sm_str_t host = sm_arena_str(&r->arena, broker_req_host(r));
+    broker_node_t *nodes = NULL;
+    int nn = b->s.cluster_mode ? broker_nodes(r, false, &nodes) : 0;
+    if (nn < 0) return BROKER_CLOSE;
+    coord_answer_t a;
     if (r->version < 4) {
-        resp->error_code = err;
-        resp->error_message = err ? SM_STR_LIT("No coordinator for this key type") : SM_STR_NULL;
-        resp->node_id = err ? -1 : b->s.node_id;
-        resp->host = err ? SM_STR_LIT("") : host;
-        resp->port = err ? -1 : broker_req_port(r);
+        find_one(r, req->key_type, req->key, nodes, nn, &a);
+        resp->error_code = a.err;
+        resp->error_message = a.message;
+        resp->node_id = a.node;
+        resp->host = a.host;
+        resp->port = a.port;
         return BROKER_RESPOND;
     }
     int32_t n = req->coordinator_keys.n > 0 ? req->coordinator_keys.n : 0;
@@ -41,11 +90,12 @@ int broker_handle_find_coordinator(broker_req_t *r) {
     for (int32_t i = 0; i < n; i++) {
         proto_find_coordinator_response_coordinator_t *o = &resp->coordinators.v[i];
         o->key = req->coordinator_keys.v[i];
-        o->error_code = err;
-        o->error_message = err ? SM_STR_LIT("No coordinator for this key type") : SM_STR_NULL;
-        o->node_id = err ? -1 : b->s.node_id;
-        o->host = err ? SM_STR_LIT("") : host;
-        o->port = err ? -1 : broker_req_port(r);
+        find_one(r, req->key_type, o->key, nodes, nn, &a);
+        o->error_code = a.err;
+        o->error_message = a.message;
+        o->node_id = a.node;
+        o->host = a.host;
+        o->port = a.port;
     }
     return BROKER_RESPOND;
 }

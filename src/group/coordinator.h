@@ -23,10 +23,22 @@
 
 typedef struct group_coordinator group_coordinator_t;
 
-/* Loads the groups of every partition through host (borrowed: copied),
- * reads the group.* and offsets.* settings of cfg, starts the timer. */
+/* Reads the group.* and offsets.* settings of cfg, starts the timer and the
+ * loader thread. With load_all (a single node) loads the groups of every
+ * partition through host (borrowed: copied) before returning; without (a
+ * cluster) every shard starts unloaded and the loader loads those
+ * group_coordinator_elect names. */
 int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm_config_t *cfg,
-                          group_coordinator_t **out);
+                          bool load_all, group_coordinator_t **out);
+/* This broker became the leader of __consumer_offsets partition at
+ * leader_epoch: the shard answers COORDINATOR_LOAD_IN_PROGRESS until the
+ * loader thread has read the partition, then serves it. Non-blocking: any
+ * thread, no lock of the coordinator's held. */
+void group_coordinator_elect(group_coordinator_t *c, int32_t partition, int32_t leader_epoch);
+/* This broker no longer leads the partition: its shard answers NOT_COORDINATOR
+ * at once; the loader drops its groups and answers their parked requests with
+ * NOT_COORDINATOR. Non-blocking, as elect. */
+void group_coordinator_resign(group_coordinator_t *c, int32_t partition);
 /* Answers parked requests (COORDINATOR_NOT_AVAILABLE) and stops the timer.
  * The coordinator stays allocated: requests the event loops still dispatch
  * are answered (a join or sync with COORDINATOR_NOT_AVAILABLE: none parks

@@ -128,10 +128,40 @@ typedef struct group {
     int64_t write_end; /* log end after this group's last append: answers wait for it */
 } group_t;
 
+/* A shard's place in this broker (runtime.c): single-node brokers load every
+ * shard at start; in a cluster a shard follows its partition's leadership.
+ * group_coordinator_elect / _resign only record what is wanted (want_led, a
+ * new gen) and queue the loader's work, which moves the state:
+ *
+ *   UNLOADED --loader starts an elect's load--> LOADING --log read--> LOADED
+ *   LOADING / LOADED --loader runs a resign--> UNLOADED
+ *
+ * A shard serves its groups only when LOADED for the latest gen asked for;
+ * otherwise requests get COORDINATOR_LOAD_IN_PROGRESS while a leadership is
+ * wanted (want_led) and NOT_COORDINATOR when not. Only a serving shard's
+ * groups are read, written or ticked. */
+enum { SHARD_UNLOADED = 0, SHARD_LOADING, SHARD_LOADED };
+
+/* A transaction marker that reached a LOADING shard: applied when it loads. */
+typedef struct group_shard_marker {
+    int64_t producer_id;
+    bool commit;
+    struct group_shard_marker *next;
+} group_shard_marker_t;
+
 /* One partition of __consumer_offsets and the groups that live in it. */
 typedef struct group_shard {
     pthread_mutex_t mu;
     int32_t partition;
+    int state;            /* SHARD_*, under mu */
+    int32_t leader_epoch; /* of the leadership that loaded (or loads) it, under mu */
+    /* Bumped at each elect and resign (by the metadata applier, without mu):
+     * work started for an older value is stale. */
+    atomic_uint gen;
+    atomic_bool want_led;          /* the last of elect / resign was elect */
+    unsigned loaded_gen;           /* the gen the LOADED state was installed for, under mu */
+    unsigned load_failed_gen;      /* a gen whose load failed (NOT_COORDINATOR then), under mu */
+    group_shard_marker_t *markers; /* markers seen while LOADING, newest first */
     sm_map_t groups;
     /* A flush of this partition failed: its log is offline, the shard
      * answers NOT_COORDINATOR until the broker restarts and reloads it. Set
@@ -161,6 +191,11 @@ struct group_coordinator {
     int inflight; /* answers waiting for the host's durability callback */
     pthread_t timer;
     bool timer_started;
+    /* The loader thread (cluster mode): loads and unloads shards in the order
+     * elect / resign asked, off the event loops. Its queue is under tmu. */
+    struct group_load_job *jobs, *jobs_tail;
+    pthread_t loader;
+    bool loader_started;
     int64_t next_retention_check;
 };
 

@@ -32,7 +32,8 @@ typedef struct group_host {
     /* Appends one record batch to partition p (the host may rewrite its
      * offsets in place; a transactional batch joins its producer's open
      * transaction); *end is the log end after it.
-     * Returns SM_OK, SM_ERR_NOTFOUND when p does not exist, or the append's
+     * Returns SM_OK, SM_ERR_NOTFOUND when p does not exist, SM_ERR_AGAIN when
+     * this broker no longer leads it, or the append's
      * failure (SM_ERR_IO, ...; nothing was appended then). Any thread; takes
      * only the host's own locks. Statuses, not Kafka errors, as every
      * internal interface (STYLE.md): the coordinator picks the answer. */

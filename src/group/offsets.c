@@ -362,7 +362,8 @@ int broker_handle_offset_fetch(broker_req_t *r) {
             d->committed_offset = sp->committed_offset;
             d->committed_leader_epoch = sp->committed_leader_epoch;
             d->metadata = sp->metadata;
-            d->error_code = sp->error_code;
+            /* v0-1 have no top-level error: a coordinator error is each partition's. */
+            d->error_code = sp->error_code || r->version >= 2 ? sp->error_code : one.error_code;
         }
     }
     return BROKER_RESPOND;

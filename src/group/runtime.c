@@ -156,8 +156,21 @@ void group_remove(group_shard_t *s, group_t *g) {
     group_free(g);
 }
 
+/* Whether s serves its groups now (caller holds s->mu): loaded for the
+ * latest leadership asked for. */
+static bool shard_serves(group_shard_t *s) {
+    return s->state == SHARD_LOADED && s->loaded_gen == atomic_load(&s->gen);
+}
+
 int16_t group_shard_error(group_shard_t *s) {
-    return atomic_load(&s->failed) ? PROTO_ERR_NOT_COORDINATOR : PROTO_ERR_NONE;
+    if (shard_serves(s))
+        return atomic_load(&s->failed) ? PROTO_ERR_NOT_COORDINATOR : PROTO_ERR_NONE;
+    /* A leadership this broker got is being loaded (or about to be), unless
+     * that load failed. */
+    unsigned gen = atomic_load(&s->gen);
+    return atomic_load(&s->want_led) && s->load_failed_gen != gen
+               ? PROTO_ERR_COORDINATOR_LOAD_IN_PROGRESS
+               : PROTO_ERR_NOT_COORDINATOR;
 }
 
 /* ---------------------------------------------------------------- writes */
@@ -171,7 +184,7 @@ int16_t group_append_txn(group_coordinator_t *c, group_shard_t *s, group_rec_t *
                          int64_t producer_id, int16_t producer_epoch, int64_t *end) {
     *end = 0;
     if (n == 0) return PROTO_ERR_NONE;
-    if (atomic_load(&s->failed)) return PROTO_ERR_NOT_COORDINATOR;
+    if (!shard_serves(s) || atomic_load(&s->failed)) return PROTO_ERR_NOT_COORDINATOR;
     uint8_t *batch;
     size_t len;
     if (group_batch_build(recs, n, group_wall_ms(), producer_id, producer_epoch, &batch, &len))
@@ -192,12 +205,15 @@ typedef struct answer {
     group_shard_t *s;
     broker_req_t *r;
     group_answer_fn fn;
+    unsigned gen; /* the shard's gen when the records were written */
 } answer_t;
 
 static void answer_done(void *arg, int status) {
     answer_t *a = arg;
     group_coordinator_t *c = a->c;
-    if (status != SM_OK && !atomic_exchange(&a->s->failed, true))
+    /* A write of a leadership since given up fails nothing of a later one. */
+    if (status != SM_OK && a->gen == atomic_load(&a->s->gen) &&
+        !atomic_exchange(&a->s->failed, true))
         sm_error("group",
                  "partition %d of the offsets topic is not durable (%s): its groups are "
                  "out of service until restart",
@@ -220,7 +236,7 @@ void group_answer_after(group_coordinator_t *c, group_shard_t *s, int64_t end, b
         fn(r, PROTO_ERR_COORDINATOR_NOT_AVAILABLE);
         return;
     }
-    *a = (answer_t){c, s, r, fn};
+    *a = (answer_t){c, s, r, fn, atomic_load(&s->gen)};
     pthread_mutex_lock(&c->tmu);
     c->inflight++;
     pthread_mutex_unlock(&c->tmu);
@@ -232,7 +248,7 @@ void group_answer_after(group_coordinator_t *c, group_shard_t *s, int64_t end, b
 void group_timer_kick(group_coordinator_t *c) {
     pthread_mutex_lock(&c->tmu);
     c->twake = true;
-    pthread_cond_signal(&c->tcv);
+    pthread_cond_broadcast(&c->tcv); /* the loader waits on tcv too */
     pthread_mutex_unlock(&c->tmu);
 }
 
@@ -251,7 +267,7 @@ static void *timer_main(void *arg) {
         for (int32_t i = 0; i < c->nshards; i++) {
             group_shard_t *s = &c->shards[i];
             pthread_mutex_lock(&s->mu);
-            if (!atomic_load(&s->failed)) {
+            if (shard_serves(s) && !atomic_load(&s->failed)) {
                 if (retention) group_offsets_expire(c, s, group_wall_ms());
                 size_t it = 0;
                 void *v;
@@ -300,8 +316,227 @@ void group_coordinator_txn_marker(group_coordinator_t *c, int32_t partition, int
     if (partition < 0 || partition >= c->nshards) return;
     group_shard_t *s = &c->shards[partition];
     pthread_mutex_lock(&s->mu);
-    group_txn_offsets_complete(&s->txn, producer_id, partition, commit, group_offsets_apply_txn, s);
+    if (shard_serves(s)) {
+        group_txn_offsets_complete(&s->txn, producer_id, partition, commit, group_offsets_apply_txn,
+                                   s);
+    } else if (atomic_load(&s->want_led) && s->load_failed_gen != atomic_load(&s->gen)) {
+        /* A load is pending or running and may have read past this marker's
+         * offset already: kept for when the shard is installed (a marker
+         * applied twice finds nothing pending the second time). A shard not
+         * led here reads it from the log if it is ever loaded. */
+        group_shard_marker_t *mk = malloc(sizeof(*mk));
+        if (mk) {
+            *mk = (group_shard_marker_t){producer_id, commit, s->markers};
+            s->markers = mk;
+        } else {
+            sm_error("group",
+                     "partition %d of the offsets topic: a transaction marker is lost "
+                     "while loading (out of memory)",
+                     partition);
+        }
+    }
     pthread_mutex_unlock(&s->mu);
+}
+
+/* ---------------------------------------------------------------- loading */
+
+/* A load or unload of one shard, queued by elect / resign for the loader. */
+typedef struct group_load_job {
+    int32_t partition;
+    int32_t leader_epoch;
+    unsigned gen;
+    bool load;
+    struct group_load_job *next;
+} group_load_job_t;
+
+static void shard_markers_free(group_shard_t *s) {
+    while (s->markers) {
+        group_shard_marker_t *n = s->markers->next;
+        free(s->markers);
+        s->markers = n;
+    }
+}
+
+/* Frees the groups and pending transactional offsets of a detached shard
+ * state. */
+static void shard_state_free(sm_map_t *groups, group_txn_offsets_t *txn) {
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(groups, &it, NULL, NULL, &v))
+        group_free(v);
+    sm_map_free(groups);
+    group_txn_offsets_free(txn);
+}
+
+/* Takes the shard's groups out (under s->mu): parked requests are answered
+ * with err, the state is handed to the caller to free outside the lock. */
+static void shard_detach(group_shard_t *s, int16_t err, sm_map_t *groups,
+                         group_txn_offsets_t *txn) {
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&s->groups, &it, NULL, NULL, &v))
+        group_classic_abort(v, err);
+    *groups = s->groups;
+    *txn = s->txn;
+    sm_map_init(&s->groups);
+    group_txn_offsets_init(&s->txn);
+}
+
+static void load_one(void *arg, sm_bytes_t key, sm_bytes_t value, int64_t txn_pid);
+static void load_marker(void *arg, int64_t producer_id, bool commit);
+
+/* Reads partition j->partition into a private shard, then installs it when no
+ * elect / resign came meanwhile. Loader thread, no lock held while reading. */
+static void run_load(group_coordinator_t *c, const group_load_job_t *j) {
+    group_shard_t *s = &c->shards[j->partition];
+    pthread_mutex_lock(&s->mu);
+    bool current = atomic_load(&s->gen) == j->gen;
+    if (current) {
+        s->state = SHARD_LOADING;
+        s->leader_epoch = j->leader_epoch;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (!current) return; /* a later elect / resign is queued */
+    group_shard_t tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.partition = j->partition;
+    sm_map_init(&tmp.groups);
+    group_txn_offsets_init(&tmp.txn);
+    int64_t t0 = group_now_ms();
+    group_reader_t reader = {load_one, load_marker, &tmp};
+    int rc = c->host.read_all(c->host.ctx, j->partition, &reader);
+    sm_map_t old;
+    group_txn_offsets_t old_txn;
+    sm_map_init(&old);
+    group_txn_offsets_init(&old_txn);
+    pthread_mutex_lock(&s->mu);
+    current = atomic_load(&s->gen) == j->gen;
+    if (current && rc != SM_OK) {
+        /* The partition is not here (or unreadable): no coordinator for it
+         * until the next leadership change. */
+        s->state = SHARD_UNLOADED;
+        s->load_failed_gen = j->gen;
+        shard_markers_free(s);
+        pthread_mutex_unlock(&s->mu);
+        sm_warn("group", "partition %d of the offsets topic cannot be loaded: %s", j->partition,
+                sm_strerror(rc));
+        shard_state_free(&tmp.groups, &tmp.txn);
+        return;
+    }
+    if (!current) {
+        pthread_mutex_unlock(&s->mu);
+        shard_state_free(&tmp.groups, &tmp.txn);
+        return;
+    }
+    shard_detach(s, PROTO_ERR_NOT_COORDINATOR, &old, &old_txn);
+    s->groups = tmp.groups;
+    s->txn = tmp.txn;
+    /* Markers that arrived while loading, oldest first. */
+    group_shard_marker_t *rev = NULL;
+    while (s->markers) {
+        group_shard_marker_t *n = s->markers->next;
+        s->markers->next = rev;
+        rev = s->markers;
+        s->markers = n;
+    }
+    for (group_shard_marker_t *m = rev; m; m = m->next)
+        group_txn_offsets_complete(&s->txn, m->producer_id, s->partition, m->commit,
+                                   group_offsets_apply_txn, s);
+    s->markers = rev;
+    shard_markers_free(s);
+    atomic_store(&s->failed, false);
+    s->state = SHARD_LOADED;
+    s->loaded_gen = j->gen;
+    size_t ngroups = sm_map_size(&s->groups);
+    int32_t epoch = s->leader_epoch;
+    pthread_mutex_unlock(&s->mu);
+    shard_state_free(&old, &old_txn);
+    sm_info("group",
+            "partition %d of the offsets topic loaded (leader epoch %d): %zu groups in %lld ms",
+            j->partition, epoch, ngroups, (long long)(group_now_ms() - t0));
+    group_timer_kick(c);
+}
+
+/* Drops an unloaded shard's groups; parked requests get NOT_COORDINATOR. */
+static void run_unload(group_coordinator_t *c, const group_load_job_t *j) {
+    group_shard_t *s = &c->shards[j->partition];
+    sm_map_t old;
+    group_txn_offsets_t old_txn;
+    pthread_mutex_lock(&s->mu);
+    if (atomic_load(&s->gen) != j->gen) {
+        /* a later elect / resign is queued: it installs or drops */
+        pthread_mutex_unlock(&s->mu);
+        return;
+    }
+    s->state = SHARD_UNLOADED;
+    shard_markers_free(s);
+    shard_detach(s, PROTO_ERR_NOT_COORDINATOR, &old, &old_txn);
+    pthread_mutex_unlock(&s->mu);
+    size_t n = sm_map_size(&old);
+    shard_state_free(&old, &old_txn);
+    sm_info("group", "partition %d of the offsets topic unloaded (%zu groups dropped)",
+            j->partition, n);
+}
+
+static void *loader_main(void *arg) {
+    group_coordinator_t *c = arg;
+    pthread_mutex_lock(&c->tmu);
+    for (;;) {
+        while (!c->jobs && !c->stopping)
+            pthread_cond_wait(&c->tcv, &c->tmu);
+        if (c->stopping) break;
+        group_load_job_t *j = c->jobs;
+        c->jobs = j->next;
+        if (!c->jobs) c->jobs_tail = NULL;
+        pthread_mutex_unlock(&c->tmu);
+        if (j->load)
+            run_load(c, j);
+        else
+            run_unload(c, j);
+        free(j);
+        pthread_mutex_lock(&c->tmu);
+    }
+    pthread_mutex_unlock(&c->tmu);
+    return NULL;
+}
+
+/* Asks for shard p to be loaded (load) or dropped: bumps its gen, so work
+ * queued before is stale, and queues the loader's work. Takes only tmu: the
+ * metadata applier calls it holding the image lock, which handlers take
+ * under a shard's mu. */
+static void shard_transition(group_coordinator_t *c, int32_t p, int32_t leader_epoch, bool load) {
+    if (p < 0 || p >= c->nshards) {
+        sm_warn("group",
+                "partition %d of the offsets topic is beyond the %d this broker "
+                "coordinates (offsets.topic.num.partitions): ignored",
+                p, c->nshards);
+        return;
+    }
+    group_shard_t *s = &c->shards[p];
+    group_load_job_t *j = malloc(sizeof(*j));
+    atomic_store(&s->want_led, load && j);
+    unsigned gen = atomic_fetch_add(&s->gen, 1) + 1;
+    if (!j) {
+        sm_error("group", "partition %d of the offsets topic: out of memory, not loaded", p);
+        return;
+    }
+    *j = (group_load_job_t){p, leader_epoch, gen, load, NULL};
+    pthread_mutex_lock(&c->tmu);
+    if (c->jobs_tail)
+        c->jobs_tail->next = j;
+    else
+        c->jobs = j;
+    c->jobs_tail = j;
+    pthread_cond_broadcast(&c->tcv);
+    pthread_mutex_unlock(&c->tmu);
+}
+
+void group_coordinator_elect(group_coordinator_t *c, int32_t partition, int32_t leader_epoch) {
+    shard_transition(c, partition, leader_epoch, true);
+}
+
+void group_coordinator_resign(group_coordinator_t *c, int32_t partition) {
+    shard_transition(c, partition, -1, false);
 }
 
 /* group.consumer.assignors: short names or Kafka's class names. */
@@ -324,7 +559,7 @@ static void read_assignors(group_coordinator_t *c, const char *list) {
 }
 
 int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm_config_t *cfg,
-                          group_coordinator_t **out) {
+                          bool load_all, group_coordinator_t **out) {
     if (partitions <= 0) return SM_ERR;
     group_coordinator_t *c = calloc(1, sizeof(*c));
     if (!c) return SM_ERR_NOMEM;
@@ -365,12 +600,19 @@ int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm
     c->migrate_down =
         !policy || !strcasecmp(policy, "bidirectional") || !strcasecmp(policy, "downgrade");
     size_t ngroups = 0;
-    for (int32_t i = 0; i < partitions; i++) {
+    for (int32_t i = 0; load_all && i < partitions; i++) {
         group_reader_t reader = {load_one, load_marker, &c->shards[i]};
         c->host.read_all(c->host.ctx, i, &reader);
+        c->shards[i].state = SHARD_LOADED;
         ngroups += sm_map_size(&c->shards[i].groups);
     }
     if (ngroups) sm_info("group", "loaded %zu groups from __consumer_offsets", ngroups);
+    if (pthread_create(&c->loader, NULL, loader_main, c)) {
+        c->stopping = true;
+        group_coordinator_free(c);
+        return SM_ERR;
+    }
+    c->loader_started = true;
     if (pthread_create(&c->timer, NULL, timer_main, c)) {
         c->stopping = true;
         group_coordinator_free(c);
@@ -389,6 +631,17 @@ void group_coordinator_stop(group_coordinator_t *c) {
     pthread_mutex_unlock(&c->tmu);
     if (c->timer_started) pthread_join(c->timer, NULL);
     c->timer_started = false;
+    if (c->loader_started) pthread_join(c->loader, NULL);
+    c->loader_started = false;
+    /* (The metadata applier may still queue work until the cluster stops.) */
+    pthread_mutex_lock(&c->tmu);
+    while (c->jobs) {
+        group_load_job_t *n = c->jobs->next;
+        free(c->jobs);
+        c->jobs = n;
+    }
+    c->jobs_tail = NULL;
+    pthread_mutex_unlock(&c->tmu);
     for (int32_t i = 0; i < c->nshards; i++) {
         group_shard_t *s = &c->shards[i];
         pthread_mutex_lock(&s->mu);
@@ -417,6 +670,7 @@ void group_coordinator_free(group_coordinator_t *c) {
             group_free(v);
         sm_map_free(&s->groups);
         group_txn_offsets_free(&s->txn);
+        shard_markers_free(s);
         pthread_mutex_destroy(&s->mu);
     }
     free(c->shards);

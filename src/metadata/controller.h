@@ -24,7 +24,7 @@ struct meta_result;
 
 typedef struct meta_quorum {
     int (*append)(void *ctx, uint8_t *batch, size_t len, int64_t *base_offset);
-    void *ctx;
+    void *_Atomic ctx; /* set by cluster_start while handlers may read it */
     /*
      * Replicated (a Raft quorum, cluster mode): append returns once the records
      * are committed and every node's applier (meta_controller_apply_change) has

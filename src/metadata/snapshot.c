@@ -48,6 +48,7 @@
 #include "protocol/gen/topic_record.h"
 #include "protocol/records.h"
 #include "raft/quorum_file.h"
+#include "raft/raft_voters.h"
 
 /* A decompressed batch of a snapshot may not exceed this (Kafka's batches are 8 MiB). */
 #define MAX_DECOMPRESSED_BATCH ((size_t)64 << 20)
@@ -331,6 +332,15 @@ int meta_snapshot_encode(const meta_image_t *img, raft_offset_epoch_t id,
     sm_writer_t w = sm_writer_make(ctl, sizeof(ctl));
     if ((e.status = proto_snapshot_header_record_encode(&w, 0, &h)) == SM_OK)
         enc_control(&e, META_CONTROL_SNAPSHOT_HEADER, ctl, (size_t)(w.p - ctl));
+    if (o.voters) {
+        uint8_t vbuf[RAFT_VOTERS_BYTES_MAX];
+        size_t vlen;
+        if ((e.status = raft_kraft_version_encode(1, ctl, sizeof(ctl), &vlen)) == SM_OK)
+            enc_control(&e, META_CONTROL_KRAFT_VERSION, ctl, vlen);
+        if (!e.status &&
+            (e.status = raft_voters_encode(o.voters, vbuf, sizeof(vbuf), &vlen)) == SM_OK)
+            enc_control(&e, META_CONTROL_KRAFT_VOTERS, vbuf, vlen);
+    }
 
     enc_features(&e, img);
     enc_brokers(&e, img);
@@ -505,8 +515,11 @@ static int walk_control(walk_t *s, const proto_record_t *rec, sm_arena_t *a) {
         if (proto_snapshot_footer_record_decode(&r, a, 0, &f) != SM_OK || sm_rd_left(&r))
             return SM_ERR_CORRUPT;
         s->footer = true;
+    } else if (t == META_CONTROL_KRAFT_VOTERS) { /* KIP-853: the voter set, for Raft */
+        if (raft_voters_decode(rec->value.ptr, (size_t)rec->value.len, &s->info.voters) != SM_OK)
+            return SM_ERR_CORRUPT;
     }
-    /* KRaftVersion / Voters (KIP-853) and unknown control types: not for the image. */
+    /* KRaftVersion and unknown control types: not for the image. */
     return SM_OK;
 }
 

@@ -42,6 +42,9 @@ typedef struct meta_snapshot_opts {
     int32_t node_id;
     /* Timestamp of the batches and records; 0: the wall clock. */
     int64_t timestamp_ms;
+    /* A dynamic quorum's voter set (KIP-853): written after the header as a KRaftVersion
+     * (kraft.version 1) and a Voters control record, as Kafka's snapshots hold them. */
+    const raft_voter_set_t *voters;
 } meta_snapshot_opts_t;
 
 /* What a loaded (or verified) snapshot held. */
@@ -52,6 +55,7 @@ typedef struct meta_snapshot_info {
     int64_t skipped;    /* metadata records of types this version does not know */
     int32_t batches;    /* all batches, control ones included */
     int64_t size_bytes; /* file size */
+    raft_voter_set_t voters; /* its Voters control record; n 0 when it has none */
 } meta_snapshot_info_t;
 
 /*

@@ -310,7 +310,12 @@ static void complete_on_loop(pending_t *p) {
         return;
     }
     c->queued_bytes += p->resp_bytes;
-    if (!c->in_read) conn_flush(c);
+    if (c->in_read) return;
+    /* The write may free p (and its reference to c) and then close c: c
+     * must outlive the flush. */
+    c->refs++;
+    conn_flush(c);
+    conn_unref(c);
 }
 
 static void complete(pending_t *p) {

@@ -15,7 +15,17 @@
 int raft_quorum_file_format(const raft_quorum_state_t *st, const int32_t *voters, int n_voters,
                             char *buf, size_t cap, size_t *len) {
     size_t n = 0;
-    int w = snprintf(buf, cap,
+    int w;
+    if (n_voters < 0) { /* KIP-853: the voter set lives in the log */
+        w = snprintf(buf, cap,
+                     "{\"leaderId\":%" PRId32 ",\"leaderEpoch\":%" PRId32 ",\"votedId\":%" PRId32
+                     ",\"data_version\":1}\n",
+                     st->leader_id, st->epoch, st->voted_id);
+        if (w < 0 || (size_t)w >= cap) return SM_ERR_SPACE;
+        *len = (size_t)w;
+        return SM_OK;
+    }
+    w = snprintf(buf, cap,
                      "{\"clusterId\":\"\",\"leaderId\":%" PRId32 ",\"leaderEpoch\":%" PRId32
                      ",\"votedId\":%" PRId32 ",\"appliedOffset\":0,\"currentVoters\":[",
                      st->leader_id, st->epoch, st->voted_id);

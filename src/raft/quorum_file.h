@@ -14,7 +14,8 @@
 
 /* Writes data_version 0: {"clusterId":"","leaderId":..,"leaderEpoch":..,"votedId":..,
  * "appliedOffset":0,"currentVoters":[{"voterId":..},..],"data_version":0} and a newline.
- * Returns 0, or SM_ERR_SPACE when buf is too small. */
+ * n_voters < 0: data_version 1 (a dynamic quorum, KIP-853), {"leaderId":..,"leaderEpoch":..,
+ * "votedId":..,"data_version":1}. Returns 0, or SM_ERR_SPACE when buf is too small. */
 int raft_quorum_file_format(const raft_quorum_state_t *st, const int32_t *voters, int n_voters,
                             char *buf, size_t cap, size_t *len);
 

@@ -57,6 +57,7 @@
 #include "base/log.h"
 #include "protocol/errors.h"
 #include "raft/raft_log.h"
+#include "raft/raft_voters.h"
 
 #define MOD "raft"
 
@@ -73,13 +74,21 @@ typedef struct raft_peer {
     int64_t parked_offset;
     int64_t parked_deadline;
     int64_t hw_sent; /* leader: the high watermark last sent to this replica */
+    uint8_t dir[16];  /* leader: the directory id its Fetch named */
 } raft_peer_t;
 
 typedef struct out_node {
     raft_action_t a;
     raft_entry_t *owned_entries; /* APPEND copies */
     uint8_t *owned_data;         /* SNAPSHOT_WRITE copy */
+    raft_voter_set_t *owned_set; /* SNAPSHOT_REQUEST's voter set */
 } out_node_t;
+
+/* A VotersRecord of the log: the set in force from its offset on (KIP-853). */
+typedef struct voters_at {
+    int64_t offset;
+    raft_voter_set_t set;
+} voters_at_t;
 
 struct raft {
     raft_config_t cfg;
@@ -107,8 +116,14 @@ struct raft {
     /* leader */
     int64_t epoch_start_offset;
     int64_t check_quorum_start;
-    raft_peer_t voters[RAFT_MAX_VOTERS];
+    raft_peer_t voters[RAFT_MAX_VOTERS]; /* the peers of the set in force, in its order */
     int n_voters;
+    /* the voter set: `base` is in force at the log start (static: controller.quorum.voters;
+     * dynamic: the snapshot's or bootstrap checkpoint's), then each VotersRecord of the log
+     * in `hist` (oldest first) from its offset on, committed or not */
+    raft_voter_set_t base;
+    voters_at_t *hist;
+    int n_hist, cap_hist;
     raft_peer_t observers[RAFT_MAX_OBSERVERS];
     int n_observers;
     bool shutting_down;
@@ -150,6 +165,117 @@ static int voter_index(const raft_t *r, int32_t id) {
 
 static bool is_voter_id(const raft_t *r, int32_t id) { return voter_index(r, id) >= 0; }
 static int majority(const raft_t *r) { return r->n_voters / 2 + 1; }
+
+/* ---- the voter set (KIP-853) ---- */
+
+static const raft_voter_set_t *current_set(const raft_t *r) {
+    return r->n_hist ? &r->hist[r->n_hist - 1].set : &r->base;
+}
+
+/* The set in force at `offset` (the entries below it). */
+static const raft_voter_set_t *set_before(const raft_t *r, int64_t offset) {
+    for (int i = r->n_hist - 1; i >= 0; i--)
+        if (r->hist[i].offset < offset) return &r->hist[i].set;
+    return &r->base;
+}
+
+/* A leader named by a message: a static quorum knows every voter; in a dynamic one the
+ * replica's own set may lag the log (KIP-853), so any node may be the leader it names. */
+static bool leader_known_ok(const raft_t *r, int32_t leader) {
+    return r->cfg.dynamic || is_voter_id(r, leader);
+}
+
+/* Whether this node may stand for election: it votes in the set in force, or (Raft's
+ * single-server changes) its removal is not committed yet and it voted in the set before:
+ * the old set may still need it, e.g. a leader that appended its own removal and then lost
+ * its quorum holds the longest log, which nobody else can be elected without. */
+static bool may_campaign(const raft_t *r) {
+    if (r->self_idx >= 0) return true;
+    if (!r->cfg.dynamic || !r->n_hist) return false;
+    int64_t last = r->hist[r->n_hist - 1].offset;
+    return last >= r->hw && raft_voters_find(set_before(r, last), r->cfg.node_id) >= 0;
+}
+
+static void peer_reset_one(raft_peer_t *p, int32_t id, int64_t now) {
+    memset(p, 0, sizeof(*p));
+    p->id = id;
+    p->end_offset = -1;
+    p->last_fetch_ms = -1;
+    p->last_caught_up_ms = -1;
+    p->hw_sent = -1;
+    p->retry_at = now;
+}
+
+/* Rebuilds the peers from the set in force, keeping what is known of each replica: a voter
+ * that stays keeps its state, a new one comes from the observers (or starts unknown), a
+ * removed one becomes an observer so its parked fetch is still answered. */
+static void sync_peers(raft_t *r, int64_t now) {
+    const raft_voter_set_t *s = current_set(r);
+    raft_peer_t old[RAFT_MAX_VOTERS];
+    int n_old = r->n_voters;
+    memcpy(old, r->voters, (size_t)n_old * sizeof(*old));
+    r->n_voters = s->n;
+    r->self_idx = -1;
+    for (int i = 0; i < s->n; i++) {
+        int32_t id = s->v[i].id;
+        raft_peer_t *p = &r->voters[i];
+        if (id == r->cfg.node_id) r->self_idx = i;
+        int k = -1;
+        for (int j = 0; j < n_old && k < 0; j++)
+            if (old[j].id == id) k = j;
+        if (k >= 0) {
+            *p = old[k];
+            old[k].id = RAFT_NO_NODE;
+            continue;
+        }
+        for (int j = 0; j < r->n_observers && k < 0; j++)
+            if (r->observers[j].id == id) k = j;
+        if (k >= 0) {
+            *p = r->observers[k];
+            r->observers[k] = r->observers[--r->n_observers];
+            p->acked = false;
+            p->retry_at = now;
+            p->vote = 0;
+            continue;
+        }
+        peer_reset_one(p, id, now);
+    }
+    for (int j = 0; j < n_old; j++)
+        if (old[j].id != RAFT_NO_NODE && old[j].id != r->cfg.node_id &&
+            r->n_observers < RAFT_MAX_OBSERVERS)
+            r->observers[r->n_observers++] = old[j];
+}
+
+/* Notes a control entry appended at `offset`: a VotersRecord starts a new set. Returns true
+ * when the set changed. */
+static bool note_entry(raft_t *r, int64_t offset, const raft_entry_t *e) {
+    if (!r->cfg.dynamic || e->control != RAFT_CONTROL_VOTERS) return false;
+    raft_voter_set_t set;
+    if (raft_voters_decode(e->data, e->len, &set) != SM_OK || set.n == 0) {
+        sm_error(MOD, "node %d: unreadable VotersRecord at offset %lld kept out of the voter set",
+                 r->cfg.node_id, (long long)offset);
+        return false;
+    }
+    if (r->n_hist == r->cap_hist) {
+        int cap = r->cap_hist ? r->cap_hist * 2 : 8;
+        voters_at_t *h = realloc(r->hist, (size_t)cap * sizeof(*h));
+        if (!h) abort(); /* the voter history is the state machine's memory */
+        r->hist = h;
+        r->cap_hist = cap;
+    }
+    r->hist[r->n_hist].offset = offset;
+    r->hist[r->n_hist].set = set;
+    r->n_hist++;
+    return true;
+}
+
+/* The log was truncated to `offset`: VotersRecords at or above it no longer count. */
+static void voters_truncated(raft_t *r, int64_t now, int64_t offset) {
+    int before = r->n_hist;
+    while (r->n_hist && r->hist[r->n_hist - 1].offset >= offset)
+        r->n_hist--;
+    if (r->n_hist != before) sync_peers(r, now);
+}
 static int64_t log_end(const raft_t *r) { return raft_log_end_offset(&r->log); }
 
 static raft_offset_epoch_t last_position(const raft_t *r) {
@@ -198,6 +324,7 @@ static void out_node_free(out_node_t *o) {
         free(o->owned_entries);
     }
     free(o->owned_data);
+    free(o->owned_set);
     memset(o, 0, sizeof(*o));
 }
 
@@ -238,6 +365,11 @@ static raft_msg_t *msg_new(raft_t *r, raft_msg_kind_t kind, int32_t to) {
     m->epoch = r->qs.epoch;
     m->leader_id = r->qs.leader_id;
     memcpy(m->cluster_id, r->cfg.cluster_id, sizeof(m->cluster_id));
+    int li = r->qs.leader_id >= 0 ? raft_voters_find(current_set(r), r->qs.leader_id) : -1;
+    if (li >= 0 && current_set(r)->v[li].host[0]) {
+        memcpy(m->leader_host, current_set(r)->v[li].host, sizeof(m->leader_host));
+        m->leader_port = current_set(r)->v[li].port;
+    }
     return m;
 }
 
@@ -293,6 +425,12 @@ static void maybe_request_snapshot(raft_t *r, int64_t now) {
     out_node_t *o = out_push(r, RAFT_ACT_SNAPSHOT_REQUEST);
     o->a.snapshot.offset = r->hw;
     o->a.snapshot.epoch = ep;
+    if (r->cfg.dynamic) {
+        o->owned_set = malloc(sizeof(*o->owned_set));
+        if (!o->owned_set) abort();
+        *o->owned_set = *set_before(r, r->hw);
+        o->a.voters = o->owned_set;
+    }
     r->snapshot_pending = true;
 }
 
@@ -306,6 +444,7 @@ static void set_hw(raft_t *r, int64_t now, int64_t hw) {
 }
 
 static void complete_parked(raft_t *r, int64_t now, bool all);
+static void become_resigned(raft_t *r, int64_t now);
 
 /* Leader: the high watermark is the largest offset a majority of voters hold durably,
  * advanced only past the epoch start offset (an entry of the current epoch). */
@@ -327,6 +466,9 @@ static void leader_update_hw(raft_t *r, int64_t now) {
         set_hw(r, now, candidate);
         complete_parked(r, now, true);
     }
+    /* KIP-853: a leader removed from the set leads until its removal commits, then resigns */
+    if (r->self_idx < 0 && r->n_hist && r->hw > r->hist[r->n_hist - 1].offset)
+        become_resigned(r, now);
 }
 
 /* ---- state transitions ---- */
@@ -517,6 +659,7 @@ static void send_fetch(raft_t *r, int64_t now, int32_t to) {
     m->u.fetch_req.fetch_offset = log_end(r);
     m->u.fetch_req.last_fetched_epoch = raft_log_last_epoch(&r->log);
     m->u.fetch_req.max_wait_ms = r->cfg.fetch_max_wait_ms;
+    memcpy(m->u.fetch_req.dir, r->cfg.directory_id, 16);
     r->inflight_corr = m->corr;
     r->inflight_expiry = now + r->cfg.fetch_max_wait_ms + r->cfg.request_timeout_ms;
 }
@@ -541,8 +684,12 @@ static void follower_maybe_fetch(raft_t *r, int64_t now) {
         else if (r->flushed >= log_end(r))
             send_fetch(r, now, r->qs.leader_id);
     } else if (r->state == RAFT_UNATTACHED && r->self_idx < 0) {
-        /* an observer finds the leader by asking any voter (KRaft's bootstrap fetch) */
-        send_fetch(r, now, r->voters[rng_range(r, r->n_voters)].id);
+        /* an observer finds the leader by asking any voter it knows, or else one of
+         * controller.quorum.bootstrap.servers (KRaft's bootstrap fetch) */
+        if (r->n_voters > 0)
+            send_fetch(r, now, r->voters[rng_range(r, r->n_voters)].id);
+        else if (r->cfg.n_bootstrap > 0)
+            send_fetch(r, now, RAFT_BOOTSTRAP_NODE((int32_t)rng_range(r, r->cfg.n_bootstrap)));
     }
 }
 
@@ -554,13 +701,13 @@ static void follower_maybe_fetch(raft_t *r, int64_t now) {
 static bool handle_epoch_info(raft_t *r, int64_t now, int32_t epoch, int32_t leader) {
     if (epoch < r->qs.epoch) return true;
     if (epoch > r->qs.epoch) {
-        if (leader >= 0 && leader != r->cfg.node_id && (is_voter_id(r, leader)))
+        if (leader >= 0 && leader != r->cfg.node_id && leader_known_ok(r, leader))
             become_follower(r, now, epoch, leader);
         else
             become_unattached(r, now, epoch, RAFT_NO_NODE);
         return true;
     }
-    if (leader < 0 || leader == r->cfg.node_id || !is_voter_id(r, leader)) return false;
+    if (leader < 0 || leader == r->cfg.node_id || !leader_known_ok(r, leader)) return false;
     switch (r->state) {
     case RAFT_PROSPECTIVE:
         /* others still naming the leader we lost contact with is no news */
@@ -619,7 +766,7 @@ static void handle_vote_req(raft_t *r, int64_t now, const raft_msg_t *m) {
     raft_offset_epoch_t last = m->u.vote_req.last;
     if (!cluster_ok(r, m))
         err = PROTO_ERR_INCONSISTENT_CLUSTER_ID, why = "cluster id";
-    else if (r->self_idx < 0 || !is_voter_id(r, m->from))
+    else if (!r->cfg.dynamic && (r->self_idx < 0 || !is_voter_id(r, m->from)))
         err = PROTO_ERR_INCONSISTENT_VOTER_SET, why = "not a voter";
     else if (last.offset < 0 || last.epoch < 0 ||
              (pre ? last.epoch > m->epoch : last.epoch >= m->epoch))
@@ -647,8 +794,8 @@ static void handle_vote_req(raft_t *r, int64_t now, const raft_msg_t *m) {
 }
 
 static void handle_vote_resp(raft_t *r, int64_t now, const raft_msg_t *m) {
-    if (handle_epoch_info(r, now, m->epoch, m->leader_id)) return;
     bool pre = m->u.vote_resp.pre_vote;
+    if (handle_epoch_info(r, now, m->epoch, m->leader_id)) return;
     if (!(pre ? r->state == RAFT_PROSPECTIVE : r->state == RAFT_CANDIDATE)) return;
     int i = voter_index(r, m->from);
     if (i < 0 || i == r->self_idx) return;
@@ -683,7 +830,9 @@ static void handle_vote_resp(raft_t *r, int64_t now, const raft_msg_t *m) {
 /* Checks of a request only the leader of its epoch sends to voters. */
 static int16_t check_from_leader(raft_t *r, const raft_msg_t *m, const char **why) {
     if (!cluster_ok(r, m)) return *why = "cluster id", PROTO_ERR_INCONSISTENT_CLUSTER_ID;
-    if (r->self_idx < 0 || !is_voter_id(r, m->from))
+    /* a dynamic quorum's sets may lag the log: a new voter hears from its leader before it
+     * fetched the VotersRecord naming it (KIP-853) */
+    if (!r->cfg.dynamic && (r->self_idx < 0 || !is_voter_id(r, m->from)))
         return *why = "not a voter", PROTO_ERR_INCONSISTENT_VOTER_SET;
     if (m->epoch < r->qs.epoch) return *why = "stale epoch", PROTO_ERR_FENCED_LEADER_EPOCH;
     if (m->epoch == r->qs.epoch && r->qs.leader_id >= 0 && r->qs.leader_id != m->from)
@@ -755,12 +904,7 @@ static raft_peer_t *replica_for(raft_t *r, int64_t now, int32_t id) {
         if (r->observers[k].id == id) return &r->observers[k];
     if (r->n_observers == RAFT_MAX_OBSERVERS) return NULL;
     raft_peer_t *p = &r->observers[r->n_observers++];
-    memset(p, 0, sizeof(*p));
-    p->id = id;
-    p->end_offset = -1;
-    p->last_fetch_ms = -1;
-    p->last_caught_up_ms = -1;
-    p->hw_sent = -1;
+    peer_reset_one(p, id, now);
     return p;
 }
 
@@ -852,6 +996,7 @@ static void handle_fetch_req(raft_t *r, int64_t now, const raft_msg_t *m) {
     raft_peer_t *p = replica_for(r, now, m->from);
     if (p) {
         p->end_offset = off; /* a replica that restarted may report less: believe it */
+        memcpy(p->dir, m->u.fetch_req.dir, 16);
         p->last_fetch_ms = now;
         p->acked = true;
         if (off >= log_end(r)) p->last_caught_up_ms = now;
@@ -901,6 +1046,7 @@ static void handle_fetch_resp(raft_t *r, int64_t now, const raft_msg_t *m) {
             raft_log_truncate(&r->log, t);
             if (r->flushed > t) r->flushed = t;
             emit_offset(r, RAFT_ACT_TRUNCATE, t);
+            voters_truncated(r, now, t);
         }
         follower_maybe_fetch(r, now);
         return;
@@ -927,9 +1073,14 @@ static void handle_fetch_resp(raft_t *r, int64_t now, const raft_msg_t *m) {
             }
             prev = e;
         }
-        for (int i = 0; i < n; i++)
+        bool set_changed = false;
+        for (int i = 0; i < n; i++) {
             if (raft_log_append(&r->log, &m->u.fetch_resp.entries[i]) != SM_OK) abort();
+            set_changed |=
+                note_entry(r, m->u.fetch_resp.base_offset + i, &m->u.fetch_resp.entries[i]);
+        }
         emit_append(r, m->u.fetch_resp.base_offset, m->u.fetch_resp.entries, n);
+        if (set_changed) sync_peers(r, now); /* KIP-853: in force once appended */
     }
     int64_t hw = m->u.fetch_resp.high_watermark;
     set_hw(r, now, hw < log_end(r) ? hw : log_end(r));
@@ -943,6 +1094,10 @@ static void handle_fetch_snapshot_req(raft_t *r, int64_t now, const raft_msg_t *
     raft_msg_t *resp = reply_new(r, m, RAFT_MSG_FETCH_SNAPSHOT_RESP, err);
     resp->u.snap_resp.snapshot_id = m->u.snap_req.snapshot_id;
     if (err != PROTO_ERR_NONE) return;
+    /* a voter fetching a snapshot follows this leader: it counts for check-quorum, as in
+     * Kafka (a slow snapshot transfer must not cost the leader its quorum) */
+    int vi = voter_index(r, m->from);
+    if (vi >= 0) r->voters[vi].last_fetch_ms = now;
     raft_offset_epoch_t id = m->u.snap_req.snapshot_id;
     if (id.offset != r->snapshot.offset || id.epoch != r->snapshot.epoch || id.offset == 0 ||
         !r->cfg.snapshot_read) {
@@ -1002,6 +1157,9 @@ static void handle_fetch_snapshot_resp(raft_t *r, int64_t now, const raft_msg_t 
         out_node_t *o = out_push(r, RAFT_ACT_SNAPSHOT_INSTALL);
         o->a.snapshot = id;
         raft_log_reset(&r->log, id);
+        /* the caller reads the snapshot's voter set (raft_snapshot_voters) as it installs it */
+        r->base = *current_set(r);
+        r->n_hist = 0;
         r->snapshot = id;
         r->flushed = id.offset;
         r->hw = r->hw > id.offset ? r->hw : id.offset;
@@ -1019,7 +1177,9 @@ static void handle_fetch_snapshot_resp(raft_t *r, int64_t now, const raft_msg_t 
 
 void raft_step(raft_t *r, int64_t now, const raft_msg_t *m) {
     if (m->to != r->cfg.node_id) return;
-    if (m->from == r->cfg.node_id || m->from < 0) { /* not a peer: nothing to answer */
+    /* not a peer: nothing to answer (a Fetch answer of a bootstrap server, whose id the
+     * transport does not know, only tells who leads) */
+    if (m->from == r->cfg.node_id || (m->from < 0 && m->kind != RAFT_MSG_FETCH_RESP)) {
         refuse_log(r, m, PROTO_ERR_INVALID_REQUEST, "sender is not a peer");
         return;
     }
@@ -1062,10 +1222,19 @@ static void leader_tick(raft_t *r, int64_t now) {
 void raft_tick(raft_t *r, int64_t now) {
     switch (r->state) {
     case RAFT_UNATTACHED:
-        if (r->self_idx >= 0 && now >= r->election_deadline) become_prospective(r, now);
+        if (may_campaign(r) && now >= r->election_deadline) become_prospective(r, now);
         break;
     case RAFT_PROSPECTIVE:
     case RAFT_CANDIDATE:
+        if (now >= r->election_deadline && r->cfg.dynamic && r->state == RAFT_PROSPECTIVE &&
+            r->qs.leader_id >= 0 && r->qs.leader_id != r->cfg.node_id) {
+            /* a pre-vote that went nowhere while a leader was known: fetch from it again, as
+             * Kafka does. In a dynamic quorum this replica's set may be stale (it may have
+             * been removed without knowing) and a majority of it unreachable; only the log
+             * can tell it so. */
+            become_follower(r, now, r->qs.epoch, r->qs.leader_id);
+            break;
+        }
         if (now >= r->election_deadline) {
             become_prospective(r, now); /* KIP-996: a lost or stalled election pre-votes again */
             break;
@@ -1080,7 +1249,7 @@ void raft_tick(raft_t *r, int64_t now) {
         break;
     case RAFT_FOLLOWER:
         if (now >= r->fetch_deadline) {
-            if (r->self_idx >= 0)
+            if (may_campaign(r))
                 become_prospective(r, now);
             else
                 become_unattached(r, now, r->qs.epoch, RAFT_NO_NODE);
@@ -1088,7 +1257,11 @@ void raft_tick(raft_t *r, int64_t now) {
         break;
     case RAFT_LEADER: leader_tick(r, now); break;
     case RAFT_RESIGNED:
-        if (!r->shutting_down && now >= r->election_deadline) become_prospective(r, now);
+        if (r->shutting_down || now < r->election_deadline) break;
+        if (may_campaign(r))
+            become_prospective(r, now);
+        else /* removed from the voters: an observer from now on */
+            become_unattached(r, now, r->qs.epoch, r->qs.voted_id);
         break;
     }
     if (r->inflight_corr && now >= r->inflight_expiry) r->inflight_corr = 0;
@@ -1102,7 +1275,7 @@ int64_t raft_next_deadline(const raft_t *r) {
     int64_t d = INT64_MAX;
     switch (r->state) {
     case RAFT_UNATTACHED:
-        if (r->self_idx >= 0) d = r->election_deadline;
+        if (may_campaign(r)) d = r->election_deadline;
         break;
     case RAFT_PROSPECTIVE:
     case RAFT_CANDIDATE:
@@ -1156,6 +1329,13 @@ void raft_snapshot_created(raft_t *r, int64_t now, raft_offset_epoch_t id) {
         return;
     r->snapshot = id;
     raft_log_drop_prefix(&r->log, id.offset, id.epoch);
+    int k = 0; /* VotersRecords the snapshot covers fold into the set at the log start */
+    while (k < r->n_hist && r->hist[k].offset < id.offset)
+        r->base = r->hist[k++].set;
+    if (k) {
+        memmove(r->hist, r->hist + k, (size_t)(r->n_hist - k) * sizeof(*r->hist));
+        r->n_hist -= k;
+    }
     if (r->flushed < id.offset) r->flushed = id.offset;
     emit_offset(r, RAFT_ACT_LOG_START, id.offset);
 }
@@ -1183,6 +1363,91 @@ int raft_propose(raft_t *r, int64_t now, const void *data, uint32_t len, int64_t
     *offset = off;
     return SM_OK;
 }
+
+/* ---- voter changes (KIP-853), leader side ---- */
+
+/* Kafka's preconditions of every change: leadership, kraft.version 1, an entry of this epoch
+ * committed (so no change of an earlier leader is still in flight) and no change pending. */
+static int16_t change_allowed(const raft_t *r) {
+    if (r->state != RAFT_LEADER) return PROTO_ERR_NOT_LEADER_OR_FOLLOWER;
+    if (!r->cfg.dynamic) return PROTO_ERR_UNSUPPORTED_VERSION;
+    if (r->hw <= r->epoch_start_offset) return PROTO_ERR_REQUEST_TIMED_OUT;
+    if (r->n_hist && r->hist[r->n_hist - 1].offset >= r->hw) return PROTO_ERR_REQUEST_TIMED_OUT;
+    return PROTO_ERR_NONE;
+}
+
+/* Appends a VotersRecord of `set`; in force at once. */
+static int16_t append_voters(raft_t *r, int64_t now, const raft_voter_set_t *set, int64_t *offset) {
+    uint8_t buf[RAFT_VOTERS_BYTES_MAX];
+    size_t len;
+    if (raft_voters_encode(set, buf, sizeof(buf), &len) != SM_OK) return PROTO_ERR_INVALID_REQUEST;
+    raft_entry_t e = {
+        .epoch = r->qs.epoch, .control = RAFT_CONTROL_VOTERS, .len = (uint32_t)len, .data = buf};
+    int64_t off = log_end(r);
+    if (raft_log_append(&r->log, &e) != SM_OK) abort();
+    emit_append(r, off, &e, 1);
+    note_entry(r, off, &e);
+    sync_peers(r, now);
+    sm_info(MOD, "node %d: voter set of %d voters appended at offset %lld", r->cfg.node_id, set->n,
+            (long long)off);
+    complete_parked(r, now, true);
+    leader_update_hw(r, now); /* the new majority may already hold everything */
+    *offset = off;
+    return PROTO_ERR_NONE;
+}
+
+int16_t raft_add_voter(raft_t *r, int64_t now, const raft_voter_t *v, int64_t *offset) {
+    int16_t err = change_allowed(r);
+    if (err != PROTO_ERR_NONE) return err;
+    const raft_voter_set_t *cur = current_set(r);
+    if (raft_voters_find(cur, v->id) >= 0) return PROTO_ERR_DUPLICATE_VOTER;
+    if (v->id < 0 || cur->n == RAFT_MAX_VOTERS) return PROTO_ERR_INVALID_REQUEST;
+    /* the new voter must be an observer that caught up with the log lately (Kafka: the
+     * replica's last caught-up time within the fetch timeout) */
+    const raft_peer_t *obs = NULL; /* the replica (id, directory id), as Kafka's ReplicaKey */
+    for (int i = 0; i < r->n_observers; i++)
+        if (r->observers[i].id == v->id && memcmp(r->observers[i].dir, v->dir, 16) == 0)
+            obs = &r->observers[i];
+    if (!obs || obs->last_caught_up_ms < 0 ||
+        now - obs->last_caught_up_ms > r->cfg.fetch_timeout_ms)
+        return PROTO_ERR_REQUEST_TIMED_OUT;
+    raft_voter_set_t next = *cur;
+    next.v[next.n++] = *v;
+    return append_voters(r, now, &next, offset);
+}
+
+int16_t raft_remove_voter(raft_t *r, int64_t now, int32_t id, const uint8_t dir[16],
+                          int64_t *offset) {
+    int16_t err = change_allowed(r);
+    if (err != PROTO_ERR_NONE) return err;
+    const raft_voter_set_t *cur = current_set(r);
+    int i = raft_voters_find(cur, id);
+    if (i < 0 || memcmp(cur->v[i].dir, dir, 16) != 0 || cur->n == 1)
+        return PROTO_ERR_VOTER_NOT_FOUND;
+    raft_voter_set_t next = *cur;
+    next.v[i] = next.v[--next.n];
+    return append_voters(r, now, &next, offset);
+}
+
+int16_t raft_update_voter(raft_t *r, int64_t now, const raft_voter_t *v, int64_t *offset) {
+    int16_t err = change_allowed(r);
+    if (err != PROTO_ERR_NONE) return err;
+    const raft_voter_set_t *cur = current_set(r);
+    int i = raft_voters_find(cur, v->id);
+    if (i < 0 || memcmp(cur->v[i].dir, v->dir, 16) != 0) return PROTO_ERR_VOTER_NOT_FOUND;
+    raft_voter_set_t next = *cur;
+    next.v[i] = *v;
+    return append_voters(r, now, &next, offset);
+}
+
+void raft_snapshot_voters(raft_t *r, const raft_voter_set_t *set) {
+    if (!r->cfg.dynamic || set->n < 1 || set->n > RAFT_MAX_VOTERS) return;
+    r->base = *set;
+    if (r->n_hist == 0) sync_peers(r, 0);
+}
+
+const raft_voter_set_t *raft_voters(const raft_t *r) { return current_set(r); }
+int16_t raft_kraft_version(const raft_t *r) { return r->cfg.dynamic ? 1 : 0; }
 
 /* ---- construction ---- */
 
@@ -1218,11 +1483,12 @@ static bool same_voter_set(const int32_t *a, int na, const int32_t *b, int nb) {
 int raft_new(const raft_config_t *cfg, const raft_restore_t *rs, int64_t now, raft_t **out) {
     int rc = SM_ERR_RANGE;
     raft_t *r = NULL;
-    if (cfg->n_voters < 1 || cfg->n_voters > RAFT_MAX_VOTERS || cfg->node_id < 0) goto out;
-    for (int i = 0; i < cfg->n_voters; i++)
+    if (cfg->node_id < 0) goto out;
+    if (!cfg->dynamic && (cfg->n_voters < 1 || cfg->n_voters > RAFT_MAX_VOTERS)) goto out;
+    for (int i = 0; !cfg->dynamic && i < cfg->n_voters; i++)
         for (int j = 0; j < i; j++)
             if (cfg->voters[i] == cfg->voters[j] || cfg->voters[i] < 0) goto out;
-    if (rs && rs->have_state && rs->state_voters &&
+    if (!cfg->dynamic && rs && rs->have_state && rs->state_voters &&
         !same_voter_set(rs->state_voters, rs->n_state_voters, cfg->voters, cfg->n_voters)) {
         sm_error(MOD,
                  "node %d: the quorum-state file names another voter set than "
@@ -1235,11 +1501,12 @@ int raft_new(const raft_config_t *cfg, const raft_restore_t *rs, int64_t now, ra
     if (!r) goto out;
     r->cfg = *cfg;
     r->rng = cfg->rng_seed ^ ((uint64_t)(uint32_t)cfg->node_id << 32);
-    r->n_voters = cfg->n_voters;
-    r->self_idx = -1;
-    for (int i = 0; i < cfg->n_voters; i++) {
-        r->voters[i].id = cfg->voters[i];
-        if (cfg->voters[i] == cfg->node_id) r->self_idx = i;
+    if (!cfg->dynamic) {
+        r->base.n = cfg->n_voters;
+        for (int i = 0; i < cfg->n_voters; i++)
+            r->base.v[i].id = cfg->voters[i];
+    } else if (rs && rs->voters && rs->voters->n > 0 && rs->voters->n <= RAFT_MAX_VOTERS) {
+        r->base = *rs->voters;
     }
     raft_offset_epoch_t snap = {0, 0};
     if (rs) snap = rs->snapshot;
@@ -1248,8 +1515,10 @@ int raft_new(const raft_config_t *cfg, const raft_restore_t *rs, int64_t now, ra
     if (rs) {
         for (int i = 0; i < rs->n_entries; i++) {
             if (raft_log_append(&r->log, &rs->entries[i]) != SM_OK) goto out;
+            note_entry(r, snap.offset + i, &rs->entries[i]);
         }
     }
+    sync_peers(r, now);
     r->flushed = log_end(r);
     r->hw = r->hw_max = r->log.start;
     r->last_snapshot_ms = now;
@@ -1263,11 +1532,11 @@ int raft_new(const raft_config_t *cfg, const raft_restore_t *rs, int64_t now, ra
     }
     r->persisted = r->qs;
     /* a leader that restarts cannot resume its epoch (its followers' state is gone) */
-    if (r->qs.leader_id == cfg->node_id && r->self_idx >= 0) {
+    if (r->qs.leader_id == cfg->node_id && may_campaign(r)) {
         r->state = RAFT_RESIGNED;
         r->election_deadline = now + election_timeout(r);
         reset_peers(r, now);
-    } else if (r->qs.leader_id >= 0 && is_voter_id(r, r->qs.leader_id) &&
+    } else if (r->qs.leader_id >= 0 && leader_known_ok(r, r->qs.leader_id) &&
                r->qs.leader_id != cfg->node_id) {
         become_follower(r, now, r->qs.epoch, r->qs.leader_id);
     } else {
@@ -1289,6 +1558,7 @@ void raft_free(raft_t *r) {
         out_node_free(&r->out[r->out_head + i]);
     free(r->out);
     raft_log_destroy(&r->log);
+    free(r->hist);
     free(r);
 }
 
@@ -1310,6 +1580,7 @@ static void replica_info(const raft_t *r, const raft_peer_t *p, bool self, raft_
     o->log_end_offset = self ? r->flushed : p->end_offset;
     o->last_fetch_ms = p->last_fetch_ms;
     o->last_caught_up_ms = self ? p->last_fetch_ms : p->last_caught_up_ms;
+    memcpy(o->dir, self ? r->cfg.directory_id : p->dir, 16);
 }
 
 int16_t raft_describe_quorum(const raft_t *r, raft_quorum_info_t *out) {
@@ -1348,8 +1619,10 @@ int raft_check_invariants(const raft_t *r, const char **why) {
     const raft_quorum_state_t *q = &r->qs;
     switch (r->state) {
     case RAFT_LEADER: {
-        if (r->self_idx < 0 || q->leader_id != r->cfg.node_id || q->voted_id != r->cfg.node_id)
+        if (q->leader_id != r->cfg.node_id || q->voted_id != r->cfg.node_id)
             BROKEN(3, "leader without its own leadership and vote");
+        if (r->self_idx < 0 && !(r->n_hist && r->hist[r->n_hist - 1].offset >= r->hw))
+            BROKEN(3, "leader outside the voter set past its removal's commit");
         const raft_entry_t *e = raft_log_at(&r->log, r->epoch_start_offset);
         if (r->epoch_start_offset >= r->log.start &&
             (!e || e->control != RAFT_CONTROL_LEADER_CHANGE || e->epoch != q->epoch))
@@ -1364,7 +1637,7 @@ int raft_check_invariants(const raft_t *r, const char **why) {
         if (q->leader_id != RAFT_NO_NODE) BROKEN(4, "unattached with a leader");
         break;
     case RAFT_PROSPECTIVE:
-        if (r->self_idx < 0) BROKEN(4, "observer in an election");
+        if (!may_campaign(r)) BROKEN(4, "observer in an election");
         break;
     case RAFT_FOLLOWER:
         if (q->leader_id < 0 || q->leader_id == r->cfg.node_id)

@@ -18,6 +18,9 @@
 #define RAFT_MAX_OBSERVERS 32
 #define RAFT_NO_NODE (-1)
 #define RAFT_CLUSTER_ID_MAX 32
+/* Destination of a Fetch to the k-th bootstrap server (its node id is not known). */
+#define RAFT_BOOTSTRAP_NODE(k) (-2 - (k))
+#define RAFT_BOOTSTRAP_INDEX(to) (-2 - (to))
 
 typedef enum raft_state_kind {
     RAFT_UNATTACHED = 0, /* epoch known, leader not; maybe voted in this epoch */
@@ -42,7 +45,32 @@ typedef struct raft_entry {
     uint8_t *data; /* owned by whoever holds the entry */
 } raft_entry_t;
 
-enum { RAFT_CONTROL_NONE = 0, RAFT_CONTROL_LEADER_CHANGE = 1 };
+/* KRaft control records kept as entries. A KRaftVersion entry's data is a KRaftVersionRecord,
+ * a Voters entry's data a VotersRecord (KIP-853), both as Kafka encodes their values. */
+enum {
+    RAFT_CONTROL_NONE = 0,
+    RAFT_CONTROL_LEADER_CHANGE = 1,
+    RAFT_CONTROL_KRAFT_VERSION = 2,
+    RAFT_CONTROL_VOTERS = 3,
+};
+
+#define RAFT_HOST_MAX 64
+#define RAFT_LISTENER_MAX 32
+
+/* A voter as KIP-853 names it: id, directory id (meta.properties directory.id) and the
+ * endpoint of its controller listener. */
+typedef struct raft_voter {
+    int32_t id;
+    uint8_t dir[16];
+    char listener[RAFT_LISTENER_MAX]; /* "" when unknown (a static voter) */
+    char host[RAFT_HOST_MAX];
+    uint16_t port;
+} raft_voter_t;
+
+typedef struct raft_voter_set {
+    int n;
+    raft_voter_t v[RAFT_MAX_VOTERS];
+} raft_voter_set_t;
 
 /* The quorum-state file (Kafka's `quorum-state`): written before anything depending on it. */
 typedef struct raft_quorum_state {
@@ -73,6 +101,11 @@ typedef struct raft_msg {
     int32_t epoch;     /* sender's epoch (candidate epoch of a Vote; replica epoch of a pre-vote) */
     int16_t error;     /* responses: Kafka error code */
     int32_t leader_id; /* responses: the responder's known leader */
+    /* responses: the leader's controller endpoint when the responder knows it (Kafka's
+     * NodeEndpoints), so an observer that knows no voter can reach the leader; host ""
+     * when unknown */
+    char leader_host[RAFT_HOST_MAX];
+    uint16_t leader_port;
     char cluster_id[RAFT_CLUSTER_ID_MAX];
     union {
         struct {
@@ -91,6 +124,7 @@ typedef struct raft_msg {
             int64_t fetch_offset;
             int32_t last_fetched_epoch;
             int64_t max_wait_ms;
+            uint8_t dir[16]; /* the fetcher's directory id (ReplicaDirectoryId, v17) */
         } fetch_req;
         struct {
             int64_t high_watermark;
@@ -156,8 +190,11 @@ typedef struct raft_action {
     int n_entries;
     raft_msg_t msg;               /* SEND */
     raft_offset_epoch_t snapshot; /* SNAPSHOT_* */
-    int64_t position;             /* SNAPSHOT_WRITE */
-    const uint8_t *data;          /* SNAPSHOT_WRITE */
+    /* SNAPSHOT_REQUEST of a dynamic quorum: the voter set in force at the snapshot's offset,
+     * to be written into its header (NULL for a static quorum) */
+    const raft_voter_set_t *voters;
+    int64_t position;    /* SNAPSHOT_WRITE */
+    const uint8_t *data; /* SNAPSHOT_WRITE */
     uint32_t len;
 } raft_action_t;
 
@@ -165,8 +202,15 @@ typedef struct raft_action {
 
 typedef struct raft_config {
     int32_t node_id;
-    int32_t voters[RAFT_MAX_VOTERS]; /* controller.quorum.voters (static; KIP-853 later) */
+    int32_t voters[RAFT_MAX_VOTERS]; /* controller.quorum.voters (a static quorum) */
     int n_voters;
+    /* KIP-853, kraft.version 1: the voter set is the latest VotersRecord of the log (or the
+     * snapshot / bootstrap checkpoint below it); voters[] is unused. n_bootstrap: how many
+     * controller.quorum.bootstrap.servers an observer that knows no voter may ask; a Fetch to
+     * the k-th is sent to RAFT_BOOTSTRAP_NODE(k) and the transport addresses it. */
+    bool dynamic;
+    int n_bootstrap;
+    uint8_t directory_id[16]; /* this node's, sent in its Fetch requests */
     char cluster_id[RAFT_CLUSTER_ID_MAX];
     int64_t election_timeout_ms;     /* controller.quorum.election.timeout.ms (1000) */
     int64_t fetch_timeout_ms;        /* controller.quorum.fetch.timeout.ms (2000) */
@@ -206,7 +250,10 @@ typedef struct raft_restore {
     const int32_t *state_voters; /* voters recorded in the quorum-state file */
     int n_state_voters;
     raft_offset_epoch_t snapshot; /* offset 0, epoch 0: none */
-    const raft_entry_t *entries;  /* the durable log after the snapshot */
+    /* dynamic quorum: the voter set in force at the log start (the snapshot's, or the
+     * bootstrap checkpoint's of a standalone format); NULL or empty: none known yet */
+    const raft_voter_set_t *voters;
+    const raft_entry_t *entries; /* the durable log after the snapshot */
     int n_entries;
 } raft_restore_t;
 
@@ -235,6 +282,26 @@ int raft_propose(raft_t *r, int64_t now_ms, const void *data, uint32_t len, int6
  * followers that lost it too can elect another within the election timeout. Only
  * liveness depends on it: a wrong call costs an election, never safety. */
 void raft_leader_unreachable(raft_t *r, int64_t now);
+/* KIP-853 on the leader of a dynamic quorum: one change at a time, after the leader
+ * committed an entry of its epoch and the previous change committed. Each appends a
+ * VotersRecord that takes effect at once (commit then needs the new set's majority) and
+ * returns Kafka's error code; on NONE, *offset is the record's offset and the change is done
+ * once the high watermark passes it. A removed leader resigns once its removal commits.
+ *   add: the new voter must be an observer that fetched up to the log end within
+ *        fetch.timeout.ms (REQUEST_TIMED_OUT otherwise); DUPLICATE_VOTER if its id votes.
+ *   remove: VOTER_NOT_FOUND unless (id, directory id) is a voter other than the last one.
+ *   update: a voter's endpoint (same id and directory id), VOTER_NOT_FOUND otherwise. */
+int16_t raft_add_voter(raft_t *r, int64_t now_ms, const raft_voter_t *v, int64_t *offset);
+int16_t raft_remove_voter(raft_t *r, int64_t now_ms, int32_t id, const uint8_t dir[16],
+                          int64_t *offset);
+int16_t raft_update_voter(raft_t *r, int64_t now_ms, const raft_voter_t *v, int64_t *offset);
+/* After executing SNAPSHOT_INSTALL of a dynamic quorum: the voter set the installed snapshot
+ * holds (its VotersRecord), in force from the new log start. */
+void raft_snapshot_voters(raft_t *r, const raft_voter_set_t *set);
+/* The voter set in force (the latest in the log, committed or not); kraft.version. */
+const raft_voter_set_t *raft_voters(const raft_t *r);
+int16_t raft_kraft_version(const raft_t *r);
+
 /* Graceful shutdown: a leader resigns (EndQuorumEpoch, preferred successors). */
 void raft_resign(raft_t *r, int64_t now_ms);
 
@@ -248,6 +315,7 @@ typedef struct raft_replica_info {
     int64_t log_end_offset; /* -1 unknown */
     int64_t last_fetch_ms;  /* -1 never */
     int64_t last_caught_up_ms;
+    uint8_t dir[16]; /* directory id as its Fetch named it (zeros: unknown) */
 } raft_replica_info_t;
 
 typedef struct raft_quorum_info {

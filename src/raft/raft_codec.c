@@ -6,6 +6,7 @@
  */
 #include "raft/raft_codec.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "base/err.h"
@@ -232,6 +233,7 @@ static int encode_fetch(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer
         p->last_fetched_epoch = m->u.fetch_req.last_fetched_epoch;
         p->log_start_offset = -1;
         p->partition_max_bytes = 8 << 20;
+        memcpy(p->replica_directory_id.b, m->u.fetch_req.dir, 16); /* v17+ (KIP-853) */
         return proto_fetch_request_encode(w, v, &q);
     }
     proto_fetch_response_t q;
@@ -262,6 +264,15 @@ static int encode_fetch(const raft_msg_t *m, sm_arena_t *a, int16_t v, sm_writer
         if (!p->snapshot_id) return SM_ERR_NOMEM;
         p->snapshot_id->end_offset = m->u.fetch_resp.snapshot_id.offset;
         p->snapshot_id->epoch = m->u.fetch_resp.snapshot_id.epoch;
+    }
+    if (m->leader_host[0] && m->leader_id >= 0 && v >= 16) { /* KIP-853: where the leader is */
+        proto_fetch_response_node_endpoint_t *ep = sm_arena_calloc(a, 1, sizeof(*ep));
+        if (!ep) return SM_ERR_NOMEM;
+        ep->node_id = m->leader_id;
+        ep->host = sm_str_from(m->leader_host);
+        ep->port = m->leader_port;
+        ep->rack = SM_STR_NULL;
+        q.node_endpoints = (proto_fetch_response_node_endpoint_array_t){1, ep};
     }
     p->records = (sm_bytes_t){NULL, 0};
     int n = m->u.fetch_resp.n_entries;
@@ -406,6 +417,7 @@ static int decode_fetch(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m)
         m->u.fetch_req.fetch_offset = p->fetch_offset;
         m->u.fetch_req.last_fetched_epoch = p->last_fetched_epoch;
         m->u.fetch_req.max_wait_ms = q.max_wait_ms;
+        memcpy(m->u.fetch_req.dir, p->replica_directory_id.b, 16);
         return SM_OK;
     }
     proto_fetch_response_t q;
@@ -428,6 +440,13 @@ static int decode_fetch(sm_reader_t *r, sm_arena_t *a, int16_t v, raft_msg_t *m)
     m->u.fetch_resp.snapshot_id =
         p->snapshot_id ? (raft_offset_epoch_t){p->snapshot_id->end_offset, p->snapshot_id->epoch}
                        : (raft_offset_epoch_t){-1, -1};
+    for (int i = 0; i < q.node_endpoints.n; i++) {
+        const proto_fetch_response_node_endpoint_t *ep = &q.node_endpoints.v[i];
+        if (ep->node_id != m->leader_id || ep->port <= 0 || ep->port > 65535 || ep->host.len <= 0)
+            continue;
+        snprintf(m->leader_host, sizeof(m->leader_host), "%.*s", (int)ep->host.len, ep->host.ptr);
+        m->leader_port = (uint16_t)ep->port;
+    }
     m->u.fetch_resp.base_offset = -1;
     if (p->records.len > 0) {
         int64_t base;

@@ -22,8 +22,18 @@ static int32_t leader_of(const raft_entry_t *e) {
 size_t raft_records_bound(const raft_entry_t *e, int n) {
     size_t total = 0;
     for (int i = 0; i < n; i++)
-        total += PROTO_BATCH_HEADER_SIZE + 32 + (e[i].control ? LEADER_CHANGE_MAX : e[i].len);
+        total += PROTO_BATCH_HEADER_SIZE + 32 +
+                 (e[i].control == RAFT_CONTROL_LEADER_CHANGE ? LEADER_CHANGE_MAX : e[i].len);
     return total;
+}
+
+/* Kafka's control record type of an entry's control kind. */
+static uint8_t control_type_of(uint8_t control) {
+    switch (control) {
+    case RAFT_CONTROL_KRAFT_VERSION: return RAFT_CONTROL_TYPE_KRAFT_VERSION;
+    case RAFT_CONTROL_VOTERS: return RAFT_CONTROL_TYPE_VOTERS;
+    default: return RAFT_CONTROL_TYPE_LEADER_CHANGE;
+    }
 }
 
 static int encode_leader_change(const raft_entry_t *e, const int32_t *voters, int n_voters,
@@ -67,7 +77,12 @@ int raft_records_encode(const raft_entry_t *e, int n, int64_t base, int64_t time
         if (at > cap) return SM_ERR_SPACE;
         proto_batch_builder_init(&bb, buf + at, cap - at, &opts);
         for (int k = i; k < j; k++) {
-            if (e[k].control) {
+            if (e[k].control == RAFT_CONTROL_KRAFT_VERSION || e[k].control == RAFT_CONTROL_VOTERS) {
+                /* KIP-853's records: the entry's data is the record's value */
+                uint8_t key[4] = {0, 0, 0, control_type_of(e[k].control)};
+                proto_batch_builder_add(&bb, timestamp_ms, (sm_bytes_t){key, 4},
+                                        (sm_bytes_t){e[k].data, (int32_t)e[k].len}, NULL, 0);
+            } else if (e[k].control) {
                 uint8_t key[4] = {0, 0, 0, RAFT_CONTROL_TYPE_LEADER_CHANGE};
                 uint8_t val[LEADER_CHANGE_MAX];
                 size_t vl;
@@ -109,11 +124,18 @@ static int decode_batch(const uint8_t *batch, size_t blen, const proto_batch_hea
             e->len = (uint32_t)rec.value.len;
             continue;
         }
-        /* Control records: a LeaderChange becomes an entry. Other types (KIP-853's voter
-         * records) are not written by this version: refuse what it cannot replay. */
-        if (rec.key.len < 4 || rec.key.ptr[2] != 0 ||
-            rec.key.ptr[3] != RAFT_CONTROL_TYPE_LEADER_CHANGE || rec.value.len < 0)
-            return SM_ERR_CORRUPT;
+        /* Control records: LeaderChange, KRaftVersion and Voters become entries; other types
+         * do not belong in the log: refuse what cannot be replayed. */
+        if (rec.key.len < 4 || rec.key.ptr[2] != 0 || rec.value.len < 0) return SM_ERR_CORRUPT;
+        uint8_t type = rec.key.ptr[3];
+        if (type == RAFT_CONTROL_TYPE_KRAFT_VERSION || type == RAFT_CONTROL_TYPE_VOTERS) {
+            e->control =
+                type == RAFT_CONTROL_TYPE_VOTERS ? RAFT_CONTROL_VOTERS : RAFT_CONTROL_KRAFT_VERSION;
+            e->data = (uint8_t *)rec.value.ptr;
+            e->len = (uint32_t)rec.value.len;
+            continue;
+        }
+        if (type != RAFT_CONTROL_TYPE_LEADER_CHANGE) return SM_ERR_CORRUPT;
         proto_leader_change_message_t m;
         sm_reader_t r = sm_reader_make(rec.value.ptr, (size_t)rec.value.len);
         if (proto_leader_change_message_decode(&r, a, 0, &m) != SM_OK) return SM_ERR_CORRUPT;

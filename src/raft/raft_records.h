@@ -2,9 +2,10 @@
  * Raft entries <-> Kafka record batches of __cluster_metadata-0, as KRaft lays them out on
  * disk and in Fetch responses. An entry is one record (one offset): a data entry is a record
  * whose value is the framed metadata record; a LeaderChange entry is a record of a control
- * batch (key: version 0, type 2) whose value is a LeaderChangeMessage. Consecutive entries of
- * one epoch and kind share a batch; the batch's partition leader epoch is the entries' epoch.
- * Pure functions over buffers.
+ * batch (key: version 0, type 2) whose value is a LeaderChangeMessage; KRaftVersion (type 5)
+ * and Voters (type 6) entries are control records whose value is the entry's data. Consecutive
+ * entries of one epoch and kind share a batch; the batch's partition leader epoch is the entries'
+ * epoch. Pure functions over buffers.
  */
 #ifndef RAFT_RAFT_RECORDS_H
 #define RAFT_RAFT_RECORDS_H
@@ -17,6 +18,9 @@
 
 /* Kafka's control record type of a LeaderChange record. */
 #define RAFT_CONTROL_TYPE_LEADER_CHANGE 2
+/* KIP-853's control record types: kraft.version, and the voter set. */
+#define RAFT_CONTROL_TYPE_KRAFT_VERSION 5
+#define RAFT_CONTROL_TYPE_VOTERS 6
 
 /* Bytes raft_records_encode may need for these entries (an upper bound). */
 size_t raft_records_bound(const raft_entry_t *e, int n);
@@ -25,8 +29,7 @@ size_t raft_records_bound(const raft_entry_t *e, int n);
  * raft_records_bound). voters (n_voters) go into LeaderChange messages. Returns 0 with the
  * bytes written in *len, or SM_ERR_SPACE / SM_ERR_RANGE. */
 int raft_records_encode(const raft_entry_t *e, int n, int64_t base, int64_t timestamp_ms,
-                        const int32_t *voters, int n_voters, uint8_t *buf, size_t cap,
-                        size_t *len);
+                        const int32_t *voters, int n_voters, uint8_t *buf, size_t cap, size_t *len);
 
 /* Reads whole batches from data (a trailing partial batch is ignored, as in a Fetch answer)
  * into entries allocated from a; entry data points into data or the arena. *base is the

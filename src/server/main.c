@@ -1,6 +1,6 @@
 /*
- * samsa-server [server.properties] [--override key=value]...
- * Like kafka-server-start.sh. With no arguments: a single node on
+ * samsa-server [server.properties] [--override key=value]... [--format [--standalone]]
+ * Like kafka-server-start.sh (with --format, like kafka-storage format). With no arguments: a single node on
  * localhost:9092 with data in ./data. Bad configuration: one line naming the
  * key and the problem, exit code 2. SIGTERM/SIGINT: clean shutdown.
  */
@@ -16,14 +16,22 @@
 
 static void usage(FILE *f) {
     fprintf(f, "usage: samsa-server [server.properties] [--override key=value]...\n"
+               "       samsa-server [server.properties] [--override key=value]... --format "
+               "[--standalone]\n"
                "       samsa-server --version\n");
 }
 
 int main(int argc, char **argv) {
     sm_config_t *cfg = sm_config_new();
     char err[512];
+    bool format = false, standalone = false;
     if (!cfg) return 1;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--format") == 0 || strcmp(argv[i], "--standalone") == 0) {
+            format = true;
+            standalone |= strcmp(argv[i], "--standalone") == 0;
+            continue;
+        }
         if (strcmp(argv[i], "--version") == 0) {
             printf("samsa-server %s\n", SAMSA_VERSION);
             return 0;
@@ -71,6 +79,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     sm_config_warn_inert(cfg);
+    if (format) {
+        int frc = broker_format(cfg, standalone);
+        sm_config_free(cfg);
+        return frc == SM_ERR_PARSE ? 2 : frc ? 1 : 0;
+    }
 
     /* Signals are taken synchronously by the main thread; other threads never
      * see them. */

@@ -29,8 +29,21 @@
  * the __transaction_state partition's lock. Event-loop threads never wait for
  * an fsync: their answer is sent from the flusher's completion.
  *
+ * Partitions of __transaction_state (cluster mode: each follows its
+ * leadership; a single node loads them all at start):
+ *
+ *   UNLOADED --txn_coordinator_elect--> LOADING --marker thread read it--> LOADED
+ *   LOADING / LOADED --txn_coordinator_resign--> UNLOADED
+ *
+ *  5. Only the ids of LOADED partitions are in txns (an UNLOADED one's are
+ *     removed by the marker thread once their writes in flight are done);
+ *     requests for the others get NOT_COORDINATOR (UNLOADED) or
+ *     COORDINATOR_LOAD_IN_PROGRESS (LOADING). A write started under one
+ *     leadership (gen) is not applied under another.
+ *
  * Threads: handlers on event loops; the marker thread (markers, Complete
- * records, timeouts, expiry); flusher threads complete writes.
+ * records, timeouts, expiry, loading and unloading partitions); flusher
+ * threads complete writes.
  */
 #include "txn/coordinator.h"
 
@@ -101,11 +114,29 @@ typedef struct txn {
     struct txn *next_q;
 } txn_t;
 
+/* A partition of __transaction_state here (invariant 5). */
+enum { PART_UNLOADED = 0, PART_LOADING, PART_LOADED };
+typedef struct txn_part_state {
+    int state;
+    unsigned gen; /* bumped at each elect / resign */
+    int32_t leader_epoch;
+} txn_part_state_t;
+
+/* A load or unload queued for the marker thread. */
+typedef struct txn_job {
+    int32_t partition;
+    unsigned gen;
+    bool load;
+    struct txn_job *next;
+} txn_job_t;
+
 struct txn_coordinator {
     broker_t *b;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     sm_map_t txns; /* id bytes -> txn_t* */
+    txn_part_state_t *parts; /* [partitions] */
+    txn_job_t *jobs, *jobs_tail;
     txn_t *q_head, *q_tail;
     bool stopping;
     pthread_t thread;
@@ -181,11 +212,13 @@ static void txn_free(txn_t *m) {
     free(m);
 }
 
-static txn_t *txn_get(txn_coordinator_t *c, sm_str_t id) {
-    return sm_map_get(&c->txns, id.ptr, (size_t)id.len);
+static txn_t *map_get(sm_map_t *txns, sm_str_t id) {
+    return sm_map_get(txns, id.ptr, (size_t)id.len);
 }
 
-static txn_t *txn_new(txn_coordinator_t *c, sm_str_t id) {
+static txn_t *txn_get(txn_coordinator_t *c, sm_str_t id) { return map_get(&c->txns, id); }
+
+static txn_t *map_new(sm_map_t *txns, sm_str_t id) {
     txn_t *m = calloc(1, sizeof(*m));
     if (!m || !(m->id = malloc((size_t)id.len + 1))) {
         free(m);
@@ -197,12 +230,14 @@ static txn_t *txn_new(txn_coordinator_t *c, sm_str_t id) {
     m->s.pid = m->s.prev_pid = m->s.next_pid = -1;
     m->s.epoch = m->s.last_epoch = -1;
     m->s.start_ts = -1;
-    if (sm_map_put(&c->txns, id.ptr, (size_t)id.len, m)) {
+    if (sm_map_put(txns, id.ptr, (size_t)id.len, m)) {
         txn_free(m);
         return NULL;
     }
     return m;
 }
+
+static txn_t *txn_new(txn_coordinator_t *c, sm_str_t id) { return map_new(&c->txns, id); }
 
 /* ------------------------------------------------------------ records */
 
@@ -213,6 +248,14 @@ int32_t txn_coordinator_partition_for(const broker_t *b, sm_str_t id) {
         h = (int32_t)((uint32_t)h * 31u + (uint8_t)id.ptr[i]);
     int32_t a = h == INT32_MIN ? 0 : (h < 0 ? -h : h);
     return n > 0 ? a % n : 0;
+}
+
+/* The error a request about id gets from this broker's coordinator before
+ * anything else (invariant 5); under c->mu. */
+static int16_t id_error(txn_coordinator_t *c, sm_str_t id) {
+    const txn_part_state_t *ps = &c->parts[txn_coordinator_partition_for(c->b, id)];
+    if (ps->state == PART_LOADING) return PROTO_ERR_COORDINATOR_LOAD_IN_PROGRESS;
+    return ps->state == PART_LOADED ? PROTO_ERR_NONE : PROTO_ERR_NOT_COORDINATOR;
 }
 
 /* Key and value of id's state s (value NULL: a tombstone). */
@@ -288,6 +331,8 @@ typedef struct write_op {
     int *out_status; /* synchronous writers learn the outcome here */
     broker_partition_t *p;
     int status;
+    int32_t part; /* the id's partition of __transaction_state */
+    unsigned gen; /* its gen when the write was prepared */
     int64_t end; /* the log end after the record */
 } write_op_t;
 
@@ -301,7 +346,14 @@ static void write_done(write_op_t *op) {
     txn_t *m = op->m;
     int16_t err = op->status == SM_OK ? op->answer_err : PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
     pthread_mutex_lock(&c->mu);
-    if (op->status == SM_OK) {
+    /* The partition's leadership changed since: nothing is applied under it. */
+    bool stale = c->parts[op->part].gen != op->gen || c->parts[op->part].state != PART_LOADED;
+    if (stale) {
+        if (op->status == SM_OK) op->status = SM_ERR_STALE;
+        err = PROTO_ERR_NOT_COORDINATOR;
+        m->pending = false;
+        pthread_cond_broadcast(&c->cv); /* an unload may wait for this write */
+    } else if (op->status == SM_OK) {
         state_clear(&m->s);
         m->s = op->next;
         memset(&op->next, 0, sizeof(op->next));
@@ -327,6 +379,7 @@ static void write_done(write_op_t *op) {
                 sm_strerror(op->status));
         m->pending = false;
     }
+    if (!m->pending) pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
     if (op->out_status) *op->out_status = op->status;
     if (op->r) answer(op, err);
@@ -370,7 +423,11 @@ static void write_transition(write_op_t *op, bool wait) {
     uint8_t *key = NULL, *value = NULL;
     size_t klen = 0, vlen = 0;
     op->status = SM_ERR;
-    op->p = broker_partition_get(b, &c->topic_id, txn_coordinator_partition_for(b, id_str(op->m)));
+    pthread_mutex_lock(&c->mu);
+    bool current = c->parts[op->part].gen == op->gen && c->parts[op->part].state == PART_LOADED;
+    pthread_mutex_unlock(&c->mu);
+    op->p =
+        current ? broker_partition_lookup(b, SM_STR_LIT(TXN_STATE_TOPIC), NULL, op->part) : NULL;
     if (!op->p ||
         state_record(id_str(op->m), &op->next, op->tombstone, &key, &klen, &value, &vlen)) {
         write_done(op);
@@ -435,6 +492,8 @@ static write_op_t *prepare_write(txn_coordinator_t *c, txn_t *m, txn_state_t *ne
     memset(next, 0, sizeof(*next));
     op->r = r;
     op->answer = kind;
+    op->part = txn_coordinator_partition_for(c->b, id_str(m));
+    op->gen = c->parts[op->part].gen;
     m->pending = true;
     return op;
 }
@@ -470,9 +529,31 @@ int16_t txn_write_marker_local(broker_t *b, sm_str_t topic, int32_t partition,
     return err;
 }
 
+/* A marker on topic-partition: written here when this broker holds it (a
+ * single node always), else sent to its leader (cluster mode). */
+static int16_t txn_write_marker(broker_t *b, sm_str_t topic, int32_t partition, int64_t producer_id,
+                                int16_t epoch, int32_t coordinator_epoch, bool commit) {
+    int32_t leader = -1;
+    bool known = false;
+    if (b->s.cluster_mode) {
+        meta_image_rdlock(&b->image);
+        const meta_topic_t *t = meta_image_topic(&b->image, topic);
+        known = t && partition >= 0 && partition < t->n_partitions;
+        if (known) leader = t->partitions[partition].leader;
+        meta_image_unlock(&b->image);
+        if (!known) return PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
+        if (leader < 0) return PROTO_ERR_NOT_LEADER_OR_FOLLOWER; /* retried */
+    }
+    if (!b->s.cluster_mode || leader == b->s.node_id)
+        return txn_write_marker_local(b, topic, partition, producer_id, epoch, coordinator_epoch,
+                                      commit);
+    return txn_remote_write_marker(b, leader, topic, partition, producer_id, epoch,
+                                   coordinator_epoch, commit);
+}
+
 static int32_t coordinator_epoch(txn_coordinator_t *c, sm_str_t id) {
-    broker_partition_t *p =
-        broker_partition_get(c->b, &c->topic_id, txn_coordinator_partition_for(c->b, id));
+    broker_partition_t *p = broker_partition_lookup(c->b, SM_STR_LIT(TXN_STATE_TOPIC), NULL,
+                                                    txn_coordinator_partition_for(c->b, id));
     int32_t e = p ? p->leader_epoch : 0;
     if (p) broker_partition_put(p);
     return e;
@@ -502,8 +583,8 @@ static bool complete_transaction(txn_coordinator_t *c, txn_t *m) {
     int32_t ce = coordinator_epoch(c, id_str(m));
     bool ok = true;
     for (int i = 0; i < s.nparts; i++) {
-        int16_t err = txn_write_marker_local(c->b, sm_str_from(s.parts[i].topic),
-                                             s.parts[i].partition, s.pid, s.epoch, ce, commit);
+        int16_t err = txn_write_marker(c->b, sm_str_from(s.parts[i].topic), s.parts[i].partition,
+                                       s.pid, s.epoch, ce, commit);
         if (err == PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION) {
             /* Deleted since it was added: nothing there to end. */
             continue;
@@ -612,10 +693,22 @@ static void cleanup(txn_coordinator_t *c, bool expiry) {
     }
 }
 
+static void run_job(txn_coordinator_t *c, const txn_job_t *j);
+
 static void *marker_main(void *arg) {
     txn_coordinator_t *c = arg;
     pthread_mutex_lock(&c->mu);
     while (!c->stopping || c->q_head) {
+        txn_job_t *j = c->stopping ? NULL : c->jobs;
+        if (j) {
+            c->jobs = j->next;
+            if (!c->jobs) c->jobs_tail = NULL;
+            pthread_mutex_unlock(&c->mu);
+            run_job(c, j);
+            free(j);
+            pthread_mutex_lock(&c->mu);
+            continue;
+        }
         txn_t *m = c->q_head;
         if (m) {
             c->q_head = m->next_q;
@@ -660,7 +753,7 @@ static void *marker_main(void *arg) {
 
 /* ------------------------------------------------------------ loading */
 
-static int load_record(txn_coordinator_t *c, sm_bytes_t key, sm_bytes_t value) {
+static int load_record(sm_map_t *txns, sm_bytes_t key, sm_bytes_t value) {
     sm_reader_t kr = sm_reader_make(key.ptr, (size_t)key.len);
     int16_t kv;
     if (key.len < 2 || sm_rd_i16(&kr, &kv) || kv != 0) return SM_OK; /* not ours: skipped */
@@ -669,10 +762,10 @@ static int load_record(txn_coordinator_t *c, sm_bytes_t key, sm_bytes_t value) {
     int rc = SM_OK;
     proto_transaction_log_key_t k;
     if (proto_transaction_log_key_decode(&kr, &a, 0, &k) || k.transactional_id.len <= 0) goto out;
-    txn_t *m = txn_get(c, k.transactional_id);
+    txn_t *m = map_get(txns, k.transactional_id);
     if (value.len < 0) {
         if (m) {
-            sm_map_del(&c->txns, m->id, (size_t)m->id_len);
+            sm_map_del(txns, m->id, (size_t)m->id_len);
             txn_free(m);
         }
         goto out;
@@ -682,7 +775,7 @@ static int load_record(txn_coordinator_t *c, sm_bytes_t key, sm_bytes_t value) {
     proto_transaction_log_value_t v;
     if (sm_rd_i16(&vr, &vv) || vv < 0 || vv > 1 || proto_transaction_log_value_decode(&vr, &a, vv, &v))
         goto out;
-    if (!m && !(m = txn_new(c, k.transactional_id))) {
+    if (!m && !(m = map_new(txns, k.transactional_id))) {
         rc = SM_ERR_NOMEM;
         goto out;
     }
@@ -708,7 +801,7 @@ out:
 }
 
 static int load_batch(void *arg, const uint8_t *batch, size_t len, const proto_batch_header_t *h) {
-    txn_coordinator_t *c = arg;
+    sm_map_t *txns = arg;
     if (h->attributes & PROTO_ATTR_CONTROL) return SM_OK;
     if (proto_batch_compression(h) != PROTO_COMPRESSION_NONE) return SM_OK;
     proto_record_iter_t it;
@@ -717,9 +810,170 @@ static int load_batch(void *arg, const uint8_t *batch, size_t len, const proto_b
                            h->records_count);
     int rc;
     while ((rc = proto_record_iter_next(&it, &rec)) == 1)
-        if (rec.key.len > 0 && load_record(c, rec.key, rec.value) == SM_ERR_NOMEM)
+        if (rec.key.len > 0 && load_record(txns, rec.key, rec.value) == SM_ERR_NOMEM)
             return SM_ERR_NOMEM;
     return SM_OK;
+}
+
+/* Reads partition j->partition into a private map, then installs its ids
+ * when no elect / resign came meanwhile. Marker thread, no lock held while
+ * reading. */
+static void run_load(txn_coordinator_t *c, const txn_job_t *j) {
+    sm_map_t tmp;
+    sm_map_init(&tmp);
+    int64_t t0 = sm_mono_ms();
+    broker_partition_t *bp =
+        broker_partition_lookup(c->b, SM_STR_LIT(TXN_STATE_TOPIC), NULL, j->partition);
+    int rc = bp ? log_for_each_batch(bp->log, 0, load_batch, &tmp) : SM_ERR_NOTFOUND;
+    if (bp) broker_partition_put(bp);
+    size_t it = 0, n = 0, prepared = 0;
+    void *v;
+    pthread_mutex_lock(&c->mu);
+    txn_part_state_t *ps = &c->parts[j->partition];
+    bool current = ps->gen == j->gen && ps->state == PART_LOADING;
+    if (current && rc != SM_OK) ps->state = PART_UNLOADED; /* until the next leadership change */
+    if (current && rc == SM_OK) {
+        while (sm_map_next(&tmp, &it, NULL, NULL, &v)) {
+            txn_t *m = v;
+            if (txn_get(c, id_str(m)) || sm_map_put(&c->txns, m->id, (size_t)m->id_len, m)) {
+                txn_free(m); /* (none is left by the unload before) */
+                continue;
+            }
+            n++;
+            if (m->s.state == ST_PREPARE_COMMIT || m->s.state == ST_PREPARE_ABORT) {
+                enqueue_markers(c, m);
+                prepared++;
+            }
+        }
+        ps->state = PART_LOADED;
+    }
+    int32_t epoch = ps->leader_epoch;
+    pthread_mutex_unlock(&c->mu);
+    if (!current || rc != SM_OK) {
+        it = 0;
+        while (sm_map_next(&tmp, &it, NULL, NULL, &v))
+            txn_free(v);
+    }
+    sm_map_free(&tmp);
+    if (current && rc != SM_OK)
+        sm_warn("txn", "%s-%d cannot be loaded: %s", TXN_STATE_TOPIC, j->partition,
+                sm_strerror(rc));
+    else if (current)
+        sm_info("txn",
+                "%s-%d loaded (leader epoch %d): %zu transactional ids (%zu to complete) "
+                "in %lld ms",
+                TXN_STATE_TOPIC, j->partition, epoch, n, prepared, (long long)(sm_mono_ms() - t0));
+}
+
+/* Drops the ids of an unloaded partition once their writes in flight are
+ * done (EndTxn answers waiting on markers get their decision: the new leader
+ * writes the markers when it loads the partition). Marker thread. */
+static void run_unload(txn_coordinator_t *c, const txn_job_t *j) {
+    int32_t p = j->partition;
+    pthread_mutex_lock(&c->mu);
+    if (c->parts[p].state == PART_LOADED) { /* loaded again since */
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
+    /* Off the marker queue. */
+    txn_t *prev = NULL;
+    for (txn_t *m = c->q_head; m;) {
+        txn_t *next = m->next_q;
+        if (txn_coordinator_partition_for(c->b, id_str(m)) == p) {
+            if (prev)
+                prev->next_q = next;
+            else
+                c->q_head = next;
+            if (c->q_tail == m) c->q_tail = prev;
+            m->queued = false;
+            m->pending = false;
+        } else {
+            prev = m;
+        }
+        m = next;
+    }
+    /* Writes in flight (from handlers) complete by themselves: write_done
+     * applies nothing of a stale leadership and wakes us. */
+    for (;;) {
+        bool busy = false;
+        size_t it = 0;
+        void *v;
+        while (!busy && sm_map_next(&c->txns, &it, NULL, NULL, &v))
+            busy = ((txn_t *)v)->pending && txn_coordinator_partition_for(c->b, id_str(v)) == p;
+        if (!busy) break;
+        sm_cond_wait_until(&c->cv, &c->mu, sm_mono_ms() + 100);
+    }
+    txn_t *gone = NULL;
+    size_t it = 0, n = 0;
+    void *v;
+    while (sm_map_next(&c->txns, &it, NULL, NULL, &v)) {
+        txn_t *m = v;
+        if (txn_coordinator_partition_for(c->b, id_str(m)) != p) continue;
+        m->next_q = gone;
+        gone = m;
+    }
+    for (txn_t *m = gone; m; m = m->next_q)
+        sm_map_del(&c->txns, m->id, (size_t)m->id_len);
+    pthread_mutex_unlock(&c->mu);
+    while (gone) {
+        txn_t *next = gone->next_q;
+        if (gone->end_req)
+            answer_req(gone->end_req, ANSWER_END_TXN, PROTO_ERR_NONE, gone->end_pid,
+                       gone->end_epoch);
+        txn_free(gone);
+        gone = next;
+        n++;
+    }
+    sm_info("txn", "%s-%d unloaded (%zu transactional ids dropped)", TXN_STATE_TOPIC, p, n);
+}
+
+static void run_job(txn_coordinator_t *c, const txn_job_t *j) {
+    if (j->load)
+        run_load(c, j);
+    else
+        run_unload(c, j);
+}
+
+static void part_transition(broker_t *b, int32_t p, int32_t leader_epoch, bool load) {
+    txn_coordinator_t *c = b->txns;
+    if (!c) return;
+    if (p < 0 || p >= c->partitions) {
+        sm_warn("txn",
+                "%s-%d is beyond the %d partitions this broker coordinates "
+                "(transaction.state.log.num.partitions): ignored",
+                TXN_STATE_TOPIC, p, c->partitions);
+        return;
+    }
+    txn_job_t *j = malloc(sizeof(*j));
+    pthread_mutex_lock(&c->mu);
+    txn_part_state_t *ps = &c->parts[p];
+    bool same = load ? ps->state != PART_UNLOADED && ps->leader_epoch == leader_epoch
+                     : ps->state == PART_UNLOADED;
+    if (!same) {
+        ps->gen++;
+        ps->state = load && j ? PART_LOADING : PART_UNLOADED;
+        ps->leader_epoch = leader_epoch;
+        if (j) {
+            *j = (txn_job_t){p, ps->gen, load, NULL};
+            if (c->jobs_tail)
+                c->jobs_tail->next = j;
+            else
+                c->jobs = j;
+            c->jobs_tail = j;
+            j = NULL;
+            pthread_cond_broadcast(&c->cv);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(j);
+}
+
+void txn_coordinator_elect(broker_t *b, int32_t partition, int32_t leader_epoch) {
+    part_transition(b, partition, leader_epoch, true);
+}
+
+void txn_coordinator_resign(broker_t *b, int32_t partition) {
+    part_transition(b, partition, -1, false);
 }
 
 /* ------------------------------------------------------------ start/stop */
@@ -744,16 +998,25 @@ int txn_coordinator_start(broker_t *b) {
     const char *seg = sm_config_str(b->cfg, "transaction.state.log.segment.bytes");
     meta_config_kv_t kv[] = {{SM_STR_LIT("cleanup.policy"), SM_STR_LIT("compact")},
                              {SM_STR_LIT("segment.bytes"), sm_str_from(seg)}};
-    if (broker_internal_topic(b, TXN_STATE_TOPIC,
-                              sm_config_int(b->cfg, "transaction.state.log.num.partitions"),
-                              broker_internal_rf(b, "transaction.state.log.replication.factor"),
-                              kv, 2, &c->topic_id, &c->partitions) != SM_OK)
+    if (b->s.cluster_mode) {
+        /* Created when first needed (FindCoordinator), with this count;
+         * partitions load as this broker becomes their leader. */
+        c->partitions = sm_config_int(b->cfg, "transaction.state.log.num.partitions");
+    } else if (broker_internal_topic(
+                   b, TXN_STATE_TOPIC,
+                   sm_config_int(b->cfg, "transaction.state.log.num.partitions"),
+                   broker_internal_rf(b, "transaction.state.log.replication.factor"), kv, 2,
+                   &c->topic_id, &c->partitions) != SM_OK) {
         goto fail;
+    }
+    if (!(c->parts = calloc((size_t)c->partitions + 1, sizeof(*c->parts)))) goto fail;
+    for (int32_t p = 0; p < c->partitions; p++)
+        c->parts[p].state = b->s.cluster_mode ? PART_UNLOADED : PART_LOADED;
     b->txns = c;
-    for (int32_t p = 0; p < c->partitions; p++) {
+    for (int32_t p = 0; p < c->partitions && !b->s.cluster_mode; p++) {
         broker_partition_t *bp = broker_partition_get(b, &c->topic_id, p);
         if (!bp) continue;
-        int rc = log_for_each_batch(bp->log, 0, load_batch, c);
+        int rc = log_for_each_batch(bp->log, 0, load_batch, &c->txns);
         broker_partition_put(bp);
         if (rc != SM_OK) {
             sm_error("txn", "%s-%d: cannot load transaction state: %s", TXN_STATE_TOPIC, p,
@@ -781,6 +1044,7 @@ fail:
     while (sm_map_next(&c->txns, &it, NULL, NULL, &v))
         txn_free(v);
     sm_map_free(&c->txns);
+    free(c->parts);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -807,6 +1071,12 @@ void txn_coordinator_stop(broker_t *b) {
         txn_free(m);
     }
     sm_map_free(&c->txns);
+    while (c->jobs) {
+        txn_job_t *n = c->jobs->next;
+        free(c->jobs);
+        c->jobs = n;
+    }
+    free(c->parts);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     free(c);
@@ -814,13 +1084,61 @@ void txn_coordinator_stop(broker_t *b) {
 
 /* ------------------------------------------------------------ verification */
 
+/*
+ * Cluster mode: when id's coordinator partition is not loaded here, asks the
+ * broker leading it (AddPartitionsToTxn v4+, as Kafka's partition leaders do)
+ * and returns true with *err the answer as a produce carries it; false when
+ * this broker coordinates id (the caller decides locally).
+ */
+static bool ask_coordinator(broker_t *b, sm_str_t id, int64_t producer_id, int16_t epoch,
+                            sm_str_t topic, int32_t partition, bool verify_only,
+                            int16_t produce_version, int16_t *err) {
+    txn_coordinator_t *c = b->txns;
+    if (!b->s.cluster_mode) return false;
+    int32_t part = txn_coordinator_partition_for(b, id);
+    pthread_mutex_lock(&c->mu);
+    bool here = c->parts[part].state != PART_UNLOADED;
+    pthread_mutex_unlock(&c->mu);
+    if (here) return false;
+    int32_t node = -1;
+    meta_image_rdlock(&b->image);
+    const meta_topic_t *t = meta_image_topic(&b->image, SM_STR_LIT(TXN_STATE_TOPIC));
+    if (t && part < t->n_partitions) node = t->partitions[part].leader;
+    meta_image_unlock(&b->image);
+    *err = node < 0 || node == b->s.node_id
+               ? PROTO_ERR_NOT_ENOUGH_REPLICAS
+               : txn_remote_add_partition(b, node, id, producer_id, epoch, topic, partition,
+                                          verify_only);
+    switch (*err) {
+    case PROTO_ERR_NOT_COORDINATOR:
+    case PROTO_ERR_COORDINATOR_NOT_AVAILABLE:
+    case PROTO_ERR_COORDINATOR_LOAD_IN_PROGRESS:
+    case PROTO_ERR_CONCURRENT_TRANSACTIONS:
+        /* Retriable for the producer, as Kafka maps them on the produce path. */
+        *err = PROTO_ERR_NOT_ENOUGH_REPLICAS;
+        break;
+    case PROTO_ERR_PRODUCER_FENCED: *err = PROTO_ERR_INVALID_PRODUCER_EPOCH; break;
+    case PROTO_ERR_TRANSACTION_ABORTABLE:
+        if (produce_version <= 10) *err = PROTO_ERR_INVALID_TXN_STATE;
+        break;
+    default: break;
+    }
+    return true;
+}
+
 int16_t txn_coordinator_verify(broker_t *b, sm_str_t id, int64_t producer_id, int16_t epoch,
                                sm_str_t topic, int32_t partition, int16_t produce_version) {
     txn_coordinator_t *c = b->txns;
     if (!c) return PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
     if (id.len <= 0) return PROTO_ERR_INVALID_TXN_STATE;
     int16_t err = PROTO_ERR_NONE;
+    if (ask_coordinator(b, id, producer_id, epoch, topic, partition, true, produce_version, &err))
+        return err;
     pthread_mutex_lock(&c->mu);
+    if (id_error(c, id)) {
+        pthread_mutex_unlock(&c->mu);
+        return PROTO_ERR_NOT_ENOUGH_REPLICAS; /* loading: retried */
+    }
     txn_t *m = txn_get(c, id);
     if (!m || m->s.pid != producer_id) {
         err = PROTO_ERR_INVALID_PRODUCER_ID_MAPPING;
@@ -848,10 +1166,14 @@ int16_t txn_coordinator_add_implicit(broker_t *b, sm_str_t id, int64_t producer_
     if (!c) return PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
     if (id.len <= 0) return PROTO_ERR_INVALID_TXN_STATE;
     int16_t err = PROTO_ERR_NONE;
+    if (ask_coordinator(b, id, producer_id, epoch, topic, partition, false, 12, &err)) return err;
     write_op_t *op = NULL;
     pthread_mutex_lock(&c->mu);
-    txn_t *m = txn_get(c, id);
-    if (!m || m->s.pid != producer_id) {
+    int16_t cerr = id_error(c, id);
+    txn_t *m = cerr ? NULL : txn_get(c, id);
+    if (cerr) {
+        err = PROTO_ERR_NOT_ENOUGH_REPLICAS; /* loading: retried */
+    } else if (!m || m->s.pid != producer_id) {
         err = PROTO_ERR_INVALID_PRODUCER_ID_MAPPING;
     } else if (m->s.epoch != epoch) {
         err = PROTO_ERR_INVALID_PRODUCER_EPOCH;
@@ -968,10 +1290,15 @@ int txn_handle_init_producer_id(broker_req_t *r) {
     bool expected = r->version >= 3 && req->producer_id >= 0;
     int64_t new_pid = -1;
     pthread_mutex_lock(&c->mu);
+    int16_t cerr = id.len > 0 ? id_error(c, id) : PROTO_ERR_NONE;
     txn_t *m = txn_get(c, id);
     bool need_pid = !m || (m->s.epoch >= EPOCH_EXHAUSTED && !m->pending &&
                            (!expected || req->producer_epoch == m->s.epoch));
     pthread_mutex_unlock(&c->mu);
+    if (cerr) {
+        resp->error_code = cerr;
+        return BROKER_RESPOND;
+    }
     /* A new producer id comes from the controller: not under c->mu. */
     if (need_pid && broker_next_producer_id(b, &new_pid) != SM_OK) {
         resp->error_code = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
@@ -982,6 +1309,7 @@ int txn_handle_init_producer_id(broker_req_t *r) {
     txn_state_t next;
     memset(&next, 0, sizeof(next));
     pthread_mutex_lock(&c->mu);
+    if ((err = id_error(c, id))) goto out;
     m = txn_get(c, id);
     if (!m) {
         if (!(m = txn_new(c, id))) {
@@ -1087,10 +1415,20 @@ static int16_t check_partitions(broker_t *b, const add_req_t *a, topic_results_t
     for (int32_t i = 0; a->topics && i < a->topics->n; i++) {
         const proto_add_partitions_to_txn_request_add_partitions_to_txn_topic_t *t = &a->topics->v[i];
         for (int32_t k = 0; k < t->partitions.n; k++) {
-            broker_partition_t *p = broker_partition_lookup(b, t->name, NULL, t->partitions.v[k]);
-            if (p) {
-                broker_partition_put(p);
-                continue;
+            if (b->s.cluster_mode) {
+                /* In a cluster the partition lives on its replicas: the image knows it. */
+                meta_image_rdlock(&b->image);
+                const meta_topic_t *mt = meta_image_topic(&b->image, t->name);
+                bool ok = mt && t->partitions.v[k] >= 0 && t->partitions.v[k] < mt->n_partitions;
+                meta_image_unlock(&b->image);
+                if (ok) continue;
+            } else {
+                broker_partition_t *p =
+                    broker_partition_lookup(b, t->name, NULL, t->partitions.v[k]);
+                if (p) {
+                    broker_partition_put(p);
+                    continue;
+                }
             }
             err = PROTO_ERR_UNKNOWN_TOPIC_OR_PARTITION;
             if (out) out->v[i].results_by_partition.v[k].partition_error_code = err;
@@ -1113,6 +1451,7 @@ static write_op_t *add_partitions(txn_coordinator_t *c, const add_req_t *a, brok
         *err = PROTO_ERR_INVALID_REQUEST;
         return NULL;
     }
+    if ((*err = id_error(c, a->id))) return NULL;
     txn_t *m = txn_get(c, a->id);
     if ((*err = check_producer(m, a->pid, a->epoch, fenced_err))) return NULL;
     txn_state_t next;
@@ -1180,6 +1519,8 @@ static void verify_only(txn_coordinator_t *c, const add_req_t *a, topic_results_
     txn_t *m = txn_get(c, a->id);
     int16_t err = PROTO_ERR_NONE;
     if (a->id.len <= 0) err = PROTO_ERR_INVALID_REQUEST;
+    else if ((err = id_error(c, a->id)))
+        m = NULL;
     else if (!m || m->s.pid != a->pid) err = PROTO_ERR_INVALID_PRODUCER_ID_MAPPING;
     else if (m->s.epoch != a->epoch) err = PROTO_ERR_PRODUCER_FENCED;
     else if (m->s.state == ST_PREPARE_COMMIT || m->s.state == ST_PREPARE_ABORT)
@@ -1323,7 +1664,8 @@ int broker_handle_end_txn(broker_req_t *r) {
     int16_t err = PROTO_ERR_NONE;
     write_op_t *op = NULL;
     pthread_mutex_lock(&c->mu);
-    txn_t *m = txn_get(c, req->transactional_id);
+    int16_t cerr = id_error(c, req->transactional_id);
+    txn_t *m = cerr ? NULL : txn_get(c, req->transactional_id);
     int st = m ? m->s.state : -1;
     bool retry = v2 && m && !m->pending && req->producer_epoch == m->s.last_epoch &&
                  (req->producer_id == m->s.pid || req->producer_id == m->s.prev_pid) &&
@@ -1333,7 +1675,9 @@ int broker_handle_end_txn(broker_req_t *r) {
                          req->producer_id == m->s.pid &&
                          ((st == ST_PREPARE_COMMIT && req->committed) ||
                           (st == ST_PREPARE_ABORT && !req->committed));
-    if (retry) {
+    if (cerr) {
+        err = cerr;
+    } else if (retry) {
         err = PROTO_ERR_NONE;
     } else if (retry_pending) {
         err = PROTO_ERR_CONCURRENT_TRANSACTIONS;
@@ -1343,9 +1687,9 @@ int broker_handle_end_txn(broker_req_t *r) {
         err = fenced(r->version, 2);
     } else if (m->pending && st != ST_PREPARE_COMMIT && st != ST_PREPARE_ABORT) {
         err = PROTO_ERR_CONCURRENT_TRANSACTIONS;
-    } else if (st == ST_ONGOING || (v2 && !m->pending &&
-                                    (st == ST_EMPTY || st == ST_COMPLETE_COMMIT ||
-                                     st == ST_COMPLETE_ABORT))) {
+    } else if (st == ST_ONGOING ||
+               (v2 && !m->pending &&
+                (st == ST_EMPTY || st == ST_COMPLETE_COMMIT || st == ST_COMPLETE_ABORT))) {
         /* (V2: a transaction that wrote nothing still ends with an epoch bump.) */
         txn_state_t next;
         if (state_copy(&next, &m->s)) {
@@ -1447,8 +1791,11 @@ static void describe_one(broker_req_t *r, txn_coordinator_t *c, sm_str_t id,
         return;
     }
     pthread_mutex_lock(&c->mu);
-    txn_t *m = txn_get(c, id);
-    if (!m || m->s.state == ST_DEAD) {
+    int16_t cerr = id_error(c, id);
+    txn_t *m = cerr ? NULL : txn_get(c, id);
+    if (cerr) {
+        o->error_code = cerr;
+    } else if (!m || m->s.state == ST_DEAD) {
         o->error_code = PROTO_ERR_TRANSACTIONAL_ID_NOT_FOUND;
     } else {
         o->error_code = PROTO_ERR_NONE;
@@ -1533,6 +1880,7 @@ int broker_handle_list_transactions(broker_req_t *r) {
     while (resp->transaction_states.v && sm_map_next(&c->txns, &it, NULL, NULL, &v)) {
         txn_t *m = v;
         if (m->s.state == ST_DEAD || (nf && !state_ok[m->s.state])) continue;
+        if (id_error(c, id_str(m))) continue; /* being unloaded */
         bool pid_ok = req->producer_id_filters.n <= 0;
         for (int32_t i = 0; !pid_ok && i < req->producer_id_filters.n; i++)
             pid_ok = req->producer_id_filters.v[i] == m->s.pid;

@@ -63,6 +63,31 @@ int16_t txn_write_marker_local(broker_t *b, sm_str_t topic, int32_t partition,
                                int64_t producer_id, int16_t epoch, int32_t coordinator_epoch,
                                bool commit);
 
+/*
+ * Cluster mode (called by broker_coordinators_leadership): this broker became
+ * the leader of partition of __transaction_state at leader_epoch (its ids
+ * answer COORDINATOR_LOAD_IN_PROGRESS until the marker thread has loaded it,
+ * then are served; prepared transactions get their markers), or stopped being
+ * it (its ids answer NOT_COORDINATOR at once and are dropped). Non-blocking.
+ */
+void txn_coordinator_elect(broker_t *b, int32_t partition, int32_t leader_epoch);
+void txn_coordinator_resign(broker_t *b, int32_t partition);
+
+/*
+ * Requests to another broker of the cluster (coordinator_remote.c), blocking:
+ * a marker to node, the leader of topic-partition (its error code; a failed
+ * call is NOT_LEADER_OR_FOLLOWER, retried); a partition leader's
+ * AddPartitionsToTxn to node, the coordinator of id (verify_only: KIP-890 part
+ * 1's check; else part 2's addition) with the partition's error code
+ * (NOT_ENOUGH_REPLICAS when node cannot be reached).
+ */
+int16_t txn_remote_write_marker(broker_t *b, int32_t node, sm_str_t topic, int32_t partition,
+                                int64_t producer_id, int16_t epoch, int32_t coordinator_epoch,
+                                bool commit);
+int16_t txn_remote_add_partition(broker_t *b, int32_t node, sm_str_t id, int64_t producer_id,
+                                 int16_t epoch, sm_str_t topic, int32_t partition,
+                                 bool verify_only);
+
 /* Handlers (the coordinator's APIs). */
 int txn_handle_init_producer_id(broker_req_t *r);
 

@@ -175,9 +175,9 @@ def test_no_commit_without_a_majority(cluster):
 @pytest.mark.parametrize("overrides,needle", [
     ({"process.roles": "controller", "listeners": "CONTROLLER://127.0.0.1:{p}"},
      "controller.quorum.voters"),
-    ({"controller.quorum.bootstrap.servers": "127.0.0.1:{p}", "process.roles": "broker,controller",
+    ({"controller.quorum.bootstrap.servers": "127.0.0.1", "process.roles": "broker,controller",
       "controller.listener.names": "CONTROLLER",
-      "listeners": "PLAINTEXT://127.0.0.1:{q},CONTROLLER://127.0.0.1:{p}"}, "KIP-853"),
+      "listeners": "PLAINTEXT://127.0.0.1:{q},CONTROLLER://127.0.0.1:{p}"}, "host:port"),
     ({"controller.quorum.voters": "2@127.0.0.1:{p}", "process.roles": "broker,controller",
       "controller.listener.names": "CONTROLLER",
       "listeners": "PLAINTEXT://127.0.0.1:{q},CONTROLLER://127.0.0.1:{p}"},

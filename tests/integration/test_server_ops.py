@@ -206,12 +206,29 @@ def test_kafkas_server_properties_warns_for_every_ignored_key_and_no_other(tmp_p
         proc.wait(timeout=HANG_GUARD_S)
 
 
-def test_the_stock_file_as_is_refuses_its_dynamic_quorum_clearly(tmp_path):
-    code, out = start_server(FIXTURE, *overrides(log_dirs=tmp_path / "d"))
-    assert code == 2, out
-    lines = [l for l in out.splitlines() if l.startswith("config:")]
-    assert len(lines) == 1 and "dynamic quorums (KIP-853)" in lines[0], out
-    assert "remove the controller listener" in lines[0], out
+def test_the_stock_file_runs_as_kafkas_quickstart_a_standalone_dynamic_quorum(tmp_path):
+    """Kafka 4.4's quickstart: kafka-storage format --standalone, then start. Samsa's
+    --format --standalone writes the same bootstrap checkpoint; the node leads alone."""
+    port, ctrl = free_port(), free_port()
+    args = [FIXTURE, *overrides(listeners=f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{ctrl}",
+                                advertised_listeners=f"PLAINTEXT://127.0.0.1:{port},"
+                                                     f"CONTROLLER://127.0.0.1:{ctrl}",
+                                controller_quorum_bootstrap_servers=f"127.0.0.1:{ctrl}",
+                                log_dirs=tmp_path / "d")]
+    code, out = start_server(*args, "--format", "--standalone")
+    assert code == 0 and "standalone quorum of voter 1@127.0.0.1:" in out, out
+    code, out = start_server(*args, "--format", "--standalone")
+    assert code == 1 and "already formatted" in out, out
+    log_path = tmp_path / "quickstart.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([SERVER_BIN, *args], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "is the active controller" in log_path.read_text(),
+                 what="the standalone controller leading")
+        assert "1-voter dynamic (kraft.version 1) quorum" in log_path.read_text()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=HANG_GUARD_S)
 
 
 # ---------------------------------------------------------------- log lines

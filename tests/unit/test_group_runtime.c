@@ -3,7 +3,10 @@
  * real sockets, with its host (group/host.h) wrapped to inject faults: a
  * failed append answers with Kafka's error and changes no state; a flush of
  * one group's partition held back does not hold back another group's
- * heartbeats, and the held commit is answered only once its flush completes.
+ * heartbeats, and the held commit is answered only once its flush completes;
+ * a shard follows its partition's leadership (elect / resign, as in a
+ * cluster): NOT_COORDINATOR once unloaded (parked requests too),
+ * COORDINATOR_LOAD_IN_PROGRESS while it loads, its offsets back once loaded.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -85,6 +88,26 @@ static held_t held[16];
 static int nheld;
 static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* Loads wait while hold_loads is set. */
+static bool hold_loads;
+static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t load_cv = PTHREAD_COND_INITIALIZER;
+
+static int wrap_read_all(void *ctx, int32_t p, const group_reader_t *reader) {
+    pthread_mutex_lock(&load_mu);
+    while (hold_loads)
+        pthread_cond_wait(&load_cv, &load_mu);
+    pthread_mutex_unlock(&load_mu);
+    return real.read_all(ctx, p, reader);
+}
+
+static void set_hold_loads(bool on) {
+    pthread_mutex_lock(&load_mu);
+    hold_loads = on;
+    pthread_cond_broadcast(&load_cv);
+    pthread_mutex_unlock(&load_mu);
+}
+
 static int wrap_append(void *ctx, int32_t p, uint8_t *batch, size_t len, int64_t *end) {
     if (atomic_load(&fail_appends)) return SM_ERR_IO;
     return real.append(ctx, p, batch, len, end);
@@ -144,6 +167,7 @@ static bool start_broker(bool fsync) {
     wrapped = real;
     wrapped.append = wrap_append;
     wrapped.when_durable = wrap_when_durable;
+    wrapped.read_all = wrap_read_all;
     group_coordinator_swap_host(b.groups, &wrapped, NULL);
     return true;
 }
@@ -212,6 +236,8 @@ static int commit(int fd, const char *group, int32_t gen, const char *member, in
     return commit_error(resp);
 }
 
+/* OffsetFetch v1 of partition 0 of "t": the offset, or -(error code) - 1000
+ * when the partition answers an error. */
 static int64_t committed(int fd, const char *group, sm_arena_t *a) {
     proto_offset_fetch_request_t req;
     proto_offset_fetch_request_init(&req);
@@ -224,6 +250,8 @@ static int64_t committed(int fd, const char *group, sm_arena_t *a) {
     req.topics = (proto_offset_fetch_request_offset_fetch_request_topic_array_t){1, &t};
     proto_offset_fetch_response_t *resp = rpc(fd, 9, 1, &req, a);
     if (!resp || resp->topics.n != 1 || resp->topics.v[0].partitions.n != 1) return -100;
+    if (resp->topics.v[0].partitions.v[0].error_code)
+        return -1000 - resp->topics.v[0].partitions.v[0].error_code;
     return resp->topics.v[0].partitions.v[0].committed_offset;
 }
 
@@ -402,8 +430,70 @@ static void test_held_flush_blocks_only_its_answer(void) {
     stop_broker();
 }
 
+/* A cluster's coordinator follows leadership: resign unloads a shard (its
+ * requests, a parked JoinGroup too, get NOT_COORDINATOR; other shards are
+ * untouched); elect loads it off the event loop (COORDINATOR_LOAD_IN_PROGRESS
+ * meanwhile) and then serves what the log holds. */
+static void test_shard_follows_leadership(void) {
+    REQUIRE(start_broker(false));
+    sm_arena_t a;
+    sm_arena_init(&a, 64u << 20);
+    int fd = connect_to(port), fj = connect_to(port);
+    REQUIRE(fd >= 0 && fj >= 0);
+    REQUIRE(create_topic(fd, "t", &a));
+    char g1[64], g2[64], gj[64];
+    group_in(1, "g1", g1, sizeof(g1));
+    group_in(2, "g2", g2, sizeof(g2));
+    group_in(1, "gj", gj, sizeof(gj));
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit(fd, g1, -1, "", 11, &a));
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit(fd, g2, -1, "", 22, &a));
+    /* A second member's join parks: the first must rejoin. */
+    joined_t j1 = join(fd, gj, &a);
+    REQUIRE(j1.error == PROTO_ERR_NONE);
+    proto_join_group_request_t req;
+    proto_join_group_request_init(&req);
+    proto_join_group_request_join_group_request_protocol_t pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.name = SM_STR_LIT("range");
+    pr.metadata = (sm_bytes_t){(const uint8_t *)"meta", 4};
+    req.group_id = (sm_str_t){gj, (int32_t)strlen(gj)};
+    req.session_timeout_ms = 30000;
+    req.rebalance_timeout_ms = 30000;
+    req.member_id = SM_STR_LIT("");
+    req.protocol_type = SM_STR_LIT("consumer");
+    req.protocols = (proto_join_group_request_join_group_request_protocol_array_t){1, &pr};
+    REQUIRE(send_req(fj, 11, 3, &req));
+    struct pollfd pfd = {fj, POLLIN, 0};
+    CHECK_EQ_INT(0, poll(&pfd, 1, 200));
+
+    group_coordinator_resign(b.groups, 1);
+    void *jresp = NULL;
+    CHECK(recv_resp(fj, 11, 3, &a, &jresp, WAIT_MS));
+    CHECK(jresp && ((proto_join_group_response_t *)jresp)->error_code == PROTO_ERR_NOT_COORDINATOR);
+    CHECK_EQ_INT(PROTO_ERR_NOT_COORDINATOR, commit(fd, g1, -1, "", 12, &a));
+    CHECK_EQ_INT(-1000 - PROTO_ERR_NOT_COORDINATOR, committed(fd, g1, &a));
+    CHECK_EQ_INT(22, committed(fd, g2, &a)); /* another shard */
+
+    set_hold_loads(true);
+    group_coordinator_elect(b.groups, 1, 3);
+    CHECK_EQ_INT(PROTO_ERR_COORDINATOR_LOAD_IN_PROGRESS, commit(fd, g1, -1, "", 13, &a));
+    CHECK_EQ_INT(-1000 - PROTO_ERR_COORDINATOR_LOAD_IN_PROGRESS, committed(fd, g1, &a));
+    set_hold_loads(false);
+    int64_t got = -1;
+    for (int i = 0; i < WAIT_MS / 10 && (got = committed(fd, g1, &a)) != 11; i++)
+        usleep(10000);
+    CHECK_EQ_INT(11, got);
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit(fd, g1, -1, "", 14, &a));
+    CHECK_EQ_INT(14, committed(fd, g1, &a));
+    close(fj);
+    close(fd);
+    sm_arena_free(&a);
+    stop_broker();
+}
+
 int main(void) {
     RUN(test_failed_append_changes_nothing);
     RUN(test_held_flush_blocks_only_its_answer);
+    RUN(test_shard_follows_leadership);
     return t_summary("group_runtime");
 }

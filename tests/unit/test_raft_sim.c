@@ -6,9 +6,12 @@
  * election safety, vote durability, log matching, leader completeness, state-machine safety
  * and a monotonic high watermark; after the faults stop, liveness. Also: bad-input cases
  * refused with Kafka's error codes, and proof that the checker catches injected bugs.
+ * Dynamic quorums (KIP-853): five nodes of which one to three are formatted as the first
+ * voters, the others observers that find the leader through the bootstrap servers; voters
+ * are added and removed (the leader too) while the faults go on, under the same checker.
  *
  * Usage: test_raft_sim                      the `make test` suite
- *        test_raft_sim --seeds N [--start S] [--nodes 3|5]   more seeds
+ *        test_raft_sim --seeds N [--start S] [--nodes 3|5] [--dynamic]   more seeds
  *        test_raft_sim --seed S --nodes N [--bug B] --trace  one seed, every event printed
  */
 #include <inttypes.h>
@@ -25,6 +28,7 @@
 #include "raft/quorum_file.h"
 #include "raft/raft_codec.h"
 #include "raft/raft.h"
+#include "raft/raft_voters.h"
 #include "test.h"
 
 #define MAX_NODES 6
@@ -86,6 +90,9 @@ typedef struct node {
     int64_t applied;
     uint64_t applied_chain;
     raft_state_kind_t last_state;
+    /* dynamic quorum: the voter set of its snapshot, and of its bootstrap checkpoint (the
+     * formatted first voters; empty for a node that joins as an observer) */
+    raft_voter_set_t snap_voters, boot_voters;
 } node_t;
 
 typedef struct event {
@@ -103,6 +110,7 @@ typedef struct leader_rec {
 typedef struct world {
     uint64_t seed;
     int n_voters, n_nodes;
+    bool dynamic;
     int bug;
     bool trace;
     bool no_vote_check; /* leave double votes to the election-safety check */
@@ -135,6 +143,7 @@ typedef struct world {
     char failure[512];
     /* figures */
     long long steps, elections, crashes, snapshots_installed, truncations, resignations;
+    long long voters_added, voters_removed, leaders_removed;
 } world_t;
 
 static world_t W;
@@ -400,13 +409,28 @@ static void disk_drop_prefix(node_t *n, int64_t offset) {
     if (n->durable_end < offset) n->durable_end = offset;
 }
 
-static void snap_encode(uint8_t *b, raft_offset_epoch_t id, uint64_t chain) {
+/* offset, epoch, chain hash, then the voter set's ids (a dynamic quorum's snapshot holds
+ * its VotersRecord), then filler */
+#define SNAP_VOTERS_AT 20
+static void snap_encode(uint8_t *b, raft_offset_epoch_t id, uint64_t chain,
+                        const raft_voter_set_t *voters) {
     memset(b, 0, SNAP_BYTES);
     memcpy(b, &id.offset, 8);
     memcpy(b + 8, &id.epoch, 4);
     memcpy(b + 12, &chain, 8);
-    for (int i = 20; i < SNAP_BYTES; i++)
+    int n = voters ? voters->n : 0;
+    b[SNAP_VOTERS_AT] = (uint8_t)n;
+    for (int i = 0; i < n; i++)
+        memcpy(b + SNAP_VOTERS_AT + 1 + 4 * i, &voters->v[i].id, 4);
+    for (int i = SNAP_VOTERS_AT + 1 + 4 * MAX_NODES; i < SNAP_BYTES; i++)
         b[i] = (uint8_t)(chain >> (i % 8)) ^ (uint8_t)i;
+}
+
+static void snap_voters_of(const uint8_t *b, raft_voter_set_t *out) {
+    memset(out, 0, sizeof(*out));
+    out->n = b[SNAP_VOTERS_AT] <= MAX_NODES ? b[SNAP_VOTERS_AT] : 0;
+    for (int i = 0; i < out->n; i++)
+        memcpy(&out->v[i].id, b + SNAP_VOTERS_AT + 1 + 4 * i, 4);
 }
 
 static int snap_read(void *ctx, raft_offset_epoch_t id, int64_t pos, uint8_t *buf, uint32_t max,
@@ -455,6 +479,14 @@ static void deliver_later(const raft_msg_t *orig) {
     sm_arena_t a;
     sm_arena_init(&a, 1 << 20);
     raft_msg_t wire = *orig, *m = &wire;
+    if (m->to < 0) { /* a bootstrap server: the transport knows its address, not its id */
+        int k = RAFT_BOOTSTRAP_INDEX(m->to);
+        if (k < 0 || k >= W.n_voters) {
+            fail("node %d sends to bootstrap server %d of %d", m->from, k, W.n_voters);
+            goto out;
+        }
+        m->to = W.nodes[k].id;
+    }
     through_codec(m, buf, sizeof(buf), &a);
     node_t *from = node_by_id(m->from), *to = node_by_id(m->to);
     if (!to) goto out;
@@ -530,8 +562,10 @@ static void drain(node_t *n) {
                      a.snapshot.offset, n->applied);
                 break;
             }
+            if (W.dynamic != (a.voters != NULL)) fail("node %d: snapshot voters", n->id);
             n->snap_id = a.snapshot;
-            snap_encode(n->snap, a.snapshot, n->applied_chain);
+            if (a.voters) n->snap_voters = *a.voters;
+            snap_encode(n->snap, a.snapshot, n->applied_chain, a.voters);
             raft_snapshot_created(n->r, W.now, a.snapshot);
             break;
         case RAFT_ACT_LOG_START: disk_drop_prefix(n, a.offset); break;
@@ -563,6 +597,10 @@ static void drain(node_t *n) {
             n->start_chain = chain;
             n->applied = off;
             n->applied_chain = chain;
+            if (W.dynamic) {
+                snap_voters_of(n->snap, &n->snap_voters);
+                raft_snapshot_voters(n->r, &n->snap_voters);
+            }
             break;
         }
         case RAFT_ACT_LEADER_CHANGE: break;
@@ -612,6 +650,11 @@ static raft_config_t config_for(node_t *n) {
     c.snapshot_read = snap_read;
     c.ctx = n;
     c.test_bug = W.bug;
+    if (W.dynamic) {
+        c.dynamic = true;
+        c.n_voters = 0;
+        c.n_bootstrap = W.n_voters; /* the first voters are the bootstrap servers */
+    }
     return c;
 }
 
@@ -638,6 +681,7 @@ static void start(node_t *n) {
                          .state_voters = voters,
                          .n_state_voters = W.n_voters,
                          .snapshot = n->snap_id,
+                         .voters = n->snap_id.offset ? &n->snap_voters : &n->boot_voters,
                          .entries = es,
                          .n_entries = (int)n->n_disk};
     int rc = raft_new(&c, &rs, W.now, &n->r);
@@ -711,6 +755,32 @@ static void random_fault(void) {
     }
 }
 
+/* A dynamic quorum's operator: asks the leader to add a node that does not vote or to
+ * remove a voter (the leader itself too). Refusals (a change pending, a node not caught up)
+ * are part of the game. */
+static void membership_change(void) {
+    node_t *l = current_leader();
+    if (!l) return;
+    const raft_voter_set_t *s = raft_voters(l->r);
+    int64_t off;
+    int16_t err;
+    if (chance(0.6) && s->n < W.n_nodes) {
+        node_t *c = &W.nodes[rnd(W.n_nodes)];
+        if (raft_voters_find(s, c->id) >= 0) return;
+        raft_voter_t v = {.id = c->id};
+        err = raft_add_voter(l->r, W.now, &v, &off);
+        trace("add voter %d: error %d", c->id, err);
+        if (err == PROTO_ERR_NONE) W.voters_added++;
+    } else {
+        int32_t id = s->v[rnd(s->n)].id;
+        uint8_t dir[16] = {0};
+        err = raft_remove_voter(l->r, W.now, id, dir, &off);
+        trace("remove voter %d: error %d", id, err);
+        if (err == PROTO_ERR_NONE) W.voters_removed++, W.leaders_removed += id == l->id;
+    }
+    after_step(l);
+}
+
 static void world_free(void) {
     for (int i = 0; i < W.n_nodes; i++) {
         node_t *n = &W.nodes[i];
@@ -733,7 +803,8 @@ static void world_free(void) {
 
 typedef struct sim_opts {
     uint64_t seed;
-    int n_voters;
+    int n_voters; /* dynamic: the formatted first voters, of 5 nodes */
+    bool dynamic;
     bool observer;
     int bug;
     bool trace;
@@ -747,7 +818,8 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
     W.seed = o->seed;
     prng_state = o->seed * 0x2545f4914f6cdd1dULL + 17;
     W.n_voters = o->n_voters;
-    W.n_nodes = o->n_voters + (o->observer ? 1 : 0);
+    W.n_nodes = o->dynamic ? 5 : o->n_voters + (o->observer ? 1 : 0);
+    W.dynamic = o->dynamic;
     W.bug = o->bug;
     W.trace = o->trace;
     W.no_vote_check = o->no_vote_check;
@@ -768,10 +840,14 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
         W.nodes[i].id = i + 1;
         W.nodes[i].start_chain = CHAIN0;
     }
+    for (int i = 0; W.dynamic && i < W.n_voters; i++) /* the standalone-formatted voters */
+        for (int j = 0; j < W.n_voters; j++)
+            W.nodes[i].boot_voters.v[W.nodes[i].boot_voters.n++].id = W.nodes[j].id;
     for (int i = 0; i < W.n_nodes; i++)
         start(&W.nodes[i]);
     int64_t heal_at = o->fault_ms, end_at = o->fault_ms + o->live_ms;
     int64_t next_fault = rnd(300), next_propose = rnd(20);
+    int64_t next_change = W.dynamic ? 100 + rnd(300) : INT64_MAX;
     bool healed = false;
     while (!W.failure[0] && W.now < end_at) {
         /* the next thing to happen: a message, a flush, a restart, a timer, a fault, a proposal */
@@ -783,6 +859,7 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
         int64_t t = client_done ? end_at : next_propose;
         if (!healed && heal_at < t) t = heal_at;
         if (!healed && next_fault < t) t = next_fault;
+        if (!healed && next_change < t) t = next_change;
         if (W.n_ev && W.ev[0].at < t) t = W.ev[0].at;
         node_t *tick_node = NULL, *flush_node = NULL, *restart_node = NULL;
         for (int i = 0; i < W.n_nodes; i++) {
@@ -828,6 +905,9 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
         } else if (!healed && t == next_fault) {
             random_fault();
             next_fault = W.now + 50 + rnd(700);
+        } else if (!healed && t == next_change) {
+            membership_change();
+            next_change = W.now + 50 + rnd(300);
         } else if (t == next_propose) {
             node_t *l = current_leader();
             if (l) {
@@ -855,9 +935,9 @@ static int run_seed(const sim_opts_t *o, char *failure, size_t failure_len) {
         raft_quorum_info_t qi;
         if (!W.failure[0] && raft_describe_quorum(l->r, &qi) != PROTO_ERR_NONE)
             fail("DescribeQuorum refused by the leader");
-        if (!W.failure[0] &&
-            (qi.leader_id != l->id || qi.high_watermark != W.n_committed ||
-             qi.n_voters != W.n_voters || qi.n_observers != W.n_nodes - W.n_voters))
+        int n_voters = W.dynamic && l ? raft_voters(l->r)->n : W.n_voters;
+        if (!W.failure[0] && (qi.leader_id != l->id || qi.high_watermark != W.n_committed ||
+                              qi.n_voters != n_voters || qi.n_observers != W.n_nodes - n_voters))
             fail("DescribeQuorum: leader %d hw %" PRId64 " voters %d observers %d", qi.leader_id,
                  qi.high_watermark, qi.n_voters, qi.n_observers);
         for (int i = 0; !W.failure[0] && i < qi.n_voters; i++)
@@ -880,22 +960,38 @@ static sim_opts_t opts_for(uint64_t seed, int n_voters, int bug) {
     return o;
 }
 
+/* A dynamic quorum (KIP-853): 5 nodes, one to three of them formatted as the first voters. */
+static sim_opts_t opts_dynamic(uint64_t seed) {
+    sim_opts_t o = opts_for(seed, 1 + (int)(seed % 3), RAFT_BUG_NONE);
+    o.dynamic = true;
+    o.observer = false;
+    return o;
+}
+
 struct totals {
     long long steps, elections, crashes, snaps, committed, truncations, resignations;
+    long long added, removed, leaders_removed;
 };
 
+/* n_voters 0: dynamic quorums */
 static int run_many(uint64_t start, uint64_t n, int n_voters, struct totals *tot) {
     int failed = 0;
     for (uint64_t s = start; s < start + n; s++) {
-        sim_opts_t o = opts_for(s, n_voters, RAFT_BUG_NONE);
+        sim_opts_t o = n_voters ? opts_for(s, n_voters, RAFT_BUG_NONE) : opts_dynamic(s);
         char why[512];
         if (run_seed(&o, why, sizeof(why))) {
             failed++;
             fprintf(stderr,
-                    "seed %" PRIu64 " (%d voters) FAILED: %s\n  reproduce: "
-                    "build/tests/test_raft_sim --seed %" PRIu64 " --nodes %d --trace\n",
-                    s, n_voters, why, s, n_voters);
+                    "seed %" PRIu64 " (%s) FAILED: %s\n  reproduce: "
+                    "build/tests/test_raft_sim --seed %" PRIu64 " %s --trace\n",
+                    s, n_voters ? "static" : "dynamic", why, s,
+                    n_voters == 5 ? "--nodes 5"
+                    : n_voters    ? "--nodes 3"
+                                  : "--dynamic");
         }
+        tot->added += W.voters_added;
+        tot->removed += W.voters_removed;
+        tot->leaders_removed += W.leaders_removed;
         tot->steps += W.steps;
         tot->elections += W.elections;
         tot->crashes += W.crashes;
@@ -924,6 +1020,7 @@ static int run_many(uint64_t start, uint64_t n, int n_voters, struct totals *tot
 #endif
 #define SEEDS_3 (2000 / SEED_SHARE)
 #define SEEDS_5 (1500 / SEED_SHARE)
+#define SEEDS_DYNAMIC (1500 / SEED_SHARE)
 
 /* Runs a batch of seeds and checks the faults reached the paths they are for: crashes,
  * elections, divergent tails truncated, snapshots installed, leaders resigning. */
@@ -944,6 +1041,26 @@ static void sim_suite(uint64_t start, int seeds, int n_voters) {
 
 static void test_sim_3_voters(void) { sim_suite(1, SEEDS_3, 3); }
 static void test_sim_5_voters(void) { sim_suite(100001, SEEDS_5, 5); }
+
+/* KIP-853 under the same faults: voters added and removed, the leader removed too. */
+static void test_sim_dynamic_voters(void) {
+    struct totals t = {0};
+    int seeds = SEEDS_DYNAMIC;
+    CHECK_EQ_INT(0, run_many(200001, (uint64_t)seeds, 0, &t));
+    fprintf(stderr,
+            "  dynamic: %d seeds, %lld steps, %lld elections, %lld crashes, %lld truncations, "
+            "%lld snapshot installs, %lld voters added, %lld removed (%lld leaders), %lld "
+            "entries committed\n",
+            seeds, t.steps, t.elections, t.crashes, t.truncations, t.snaps, t.added, t.removed,
+            t.leaders_removed, t.committed);
+    CHECK(t.elections > seeds);
+    CHECK(t.crashes > 0);
+    CHECK(t.truncations > 0);
+    CHECK(t.snaps > 0);
+    CHECK(t.added > seeds / 2);
+    CHECK(t.removed > seeds / 2);
+    CHECK(t.leaders_removed > 0);
+}
 
 /* The checker is only worth something if it fails on a broken rule. */
 enum { ALL_CHECKS = 0, NO_VOTE_CHECK = 1 };
@@ -1121,6 +1238,103 @@ static void test_single_voter_commits_after_flush(void) {
     CHECK_EQ_INT(PROTO_ERR_NONE, raft_describe_quorum(r, &qi));
     CHECK_EQ_INT(2, qi.high_watermark);
     raft_free(r);
+}
+
+/* Drains the outbox; returns the last COMMIT offset seen (or `committed`). */
+static int64_t drain_commits(raft_t *r, int64_t committed) {
+    raft_action_t a;
+    while (raft_poll(r, &a))
+        if (a.kind == RAFT_ACT_COMMIT) committed = a.offset;
+    return committed;
+}
+
+/* An observer's Fetch at the leader's log end (its directory id: {from}), answered at once. */
+static void observer_fetches(raft_t *r, int32_t from, int64_t now) {
+    raft_msg_t f = request(RAFT_MSG_FETCH_REQ, from, 1, raft_quorum_state(r).epoch);
+    f.u.fetch_req.dir[0] = (uint8_t)from;
+    f.u.fetch_req.fetch_offset = raft_log_end(r);
+    f.u.fetch_req.last_fetched_epoch = raft_last_position(r).epoch;
+    raft_step(r, now, &f);
+}
+
+/* KIP-853 on a standalone-formatted leader: Kafka's answers to each bad change, one change at
+ * a time, the new voter's catching up, commit by the new majority. */
+static void test_voter_changes_answers(void) {
+    raft_config_t c = small_config(1, 1);
+    c.dynamic = true;
+    c.n_voters = 0;
+    raft_voter_set_t boot = {.n = 1, .v = {{.id = 1}}};
+    raft_restore_t rs = {.voters = &boot};
+    raft_t *r = NULL;
+    REQUIRE(raft_new(&c, &rs, 0, &r) == SM_OK);
+    CHECK_EQ_INT(RAFT_LEADER, raft_state(r));
+    raft_voter_t two = {.id = 2, .dir = {2}, .listener = "CONTROLLER", .host = "h2", .port = 9};
+    int64_t off = -1;
+    /* nothing of this epoch committed yet */
+    CHECK_EQ_INT(PROTO_ERR_REQUEST_TIMED_OUT, raft_add_voter(r, 1, &two, &off));
+    raft_log_flushed(r, 1, raft_log_end(r));
+    CHECK_EQ_INT(1, drain_commits(r, 0));
+    /* node 2 never fetched: not caught up */
+    CHECK_EQ_INT(PROTO_ERR_REQUEST_TIMED_OUT, raft_add_voter(r, 2, &two, &off));
+    CHECK_EQ_INT(PROTO_ERR_DUPLICATE_VOTER, raft_add_voter(r, 2, &boot.v[0], &off));
+    observer_fetches(r, 2, 3);
+    drain_commits(r, 0);
+    raft_voter_t other_dir = two; /* the replica is (id, directory id), as Kafka's ReplicaKey */
+    other_dir.dir[0] = 9;
+    CHECK_EQ_INT(PROTO_ERR_REQUEST_TIMED_OUT, raft_add_voter(r, 4, &other_dir, &off));
+    CHECK_EQ_INT(PROTO_ERR_NONE, raft_add_voter(r, 4, &two, &off));
+    CHECK_EQ_INT(1, off);
+    CHECK_EQ_INT(2, raft_voters(r)->n); /* in force once appended */
+    raft_voter_t three = {.id = 3, .dir = {3}};
+    observer_fetches(r, 3, 5);
+    CHECK_EQ_INT(PROTO_ERR_REQUEST_TIMED_OUT, raft_add_voter(r, 5, &three, &off)); /* pending */
+    /* the leader alone no longer commits: the new majority (1 and 2) must hold it */
+    raft_log_flushed(r, 6, raft_log_end(r));
+    CHECK_EQ_INT(1, drain_commits(r, 1));
+    observer_fetches(r, 2, 7);
+    CHECK_EQ_INT(2, drain_commits(r, 1));
+    uint8_t zero[16] = {0};
+    CHECK_EQ_INT(PROTO_ERR_VOTER_NOT_FOUND, raft_remove_voter(r, 8, 7, zero, &off));
+    CHECK_EQ_INT(PROTO_ERR_VOTER_NOT_FOUND, raft_remove_voter(r, 8, 2, zero, &off)); /* dir */
+    /* the leader removes itself: it leads until the removal commits, then resigns */
+    CHECK_EQ_INT(PROTO_ERR_NONE, raft_remove_voter(r, 9, 1, zero, &off));
+    CHECK_EQ_INT(RAFT_LEADER, raft_state(r));
+    CHECK(!raft_is_voter(r));
+    raft_log_flushed(r, 10, raft_log_end(r));
+    drain_commits(r, 0);
+    CHECK_EQ_INT(RAFT_LEADER, raft_state(r)); /* its own copy no longer counts */
+    observer_fetches(r, 2, 11);
+    CHECK_EQ_INT(off + 1, drain_commits(r, 0));
+    CHECK_EQ_INT(RAFT_RESIGNED, raft_state(r));
+    const char *why = NULL;
+    CHECK_EQ_INT(0, raft_check_invariants(r, &why));
+    raft_free(r);
+    /* a static quorum (kraft.version 0) refuses changes as Kafka does */
+    c = small_config(1, 1);
+    REQUIRE(raft_new(&c, NULL, 0, &r) == SM_OK);
+    raft_log_flushed(r, 1, raft_log_end(r));
+    drain_commits(r, 0);
+    CHECK_EQ_INT(PROTO_ERR_UNSUPPORTED_VERSION, raft_add_voter(r, 2, &two, &off));
+    raft_free(r);
+}
+
+/* The VotersRecord form of a set round-trips; damaged bytes and repeated ids are refused. */
+static void test_voters_record_round_trip(void) {
+    raft_voter_set_t s = {.n = 2,
+                          .v = {{.id = 1, .dir = {1, 2}, .listener = "CONTROLLER", .host = "a",
+                                 .port = 9093},
+                                {.id = 2, .listener = "CONTROLLER", .host = "b", .port = 9193}}};
+    uint8_t buf[RAFT_VOTERS_BYTES_MAX];
+    size_t len = 0;
+    REQUIRE(raft_voters_encode(&s, buf, sizeof(buf), &len) == SM_OK);
+    raft_voter_set_t back;
+    REQUIRE(raft_voters_decode(buf, len, &back) == SM_OK);
+    CHECK_EQ_INT(2, back.n);
+    CHECK(memcmp(&s, &back, sizeof(s)) == 0);
+    CHECK(raft_voters_decode(buf, len - 1, &back) != SM_OK);
+    s.v[1].id = 1;
+    REQUIRE(raft_voters_encode(&s, buf, sizeof(buf), &len) == SM_OK);
+    CHECK(raft_voters_decode(buf, len, &back) != SM_OK);
 }
 
 /* Any message, however wrong its fields (kinds, senders, epochs, offsets, entries, snapshot
@@ -1370,7 +1584,7 @@ int main(int argc, char **argv) {
     sm_log_set_level(SM_LOG_ERROR + 1);
     uint64_t seed = 0, seeds = 0, start_seed = 1;
     int nodes = 0, bug = 0;
-    bool one = false, tr = false;
+    bool one = false, tr = false, dynamic = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--seed") && i + 1 < argc)
             seed = strtoull(argv[++i], NULL, 10), one = true;
@@ -1384,9 +1598,11 @@ int main(int argc, char **argv) {
             bug = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--trace"))
             tr = true;
+        else if (!strcmp(argv[i], "--dynamic"))
+            dynamic = true;
     }
     if (one) {
-        sim_opts_t o = opts_for(seed, nodes ? nodes : 3, bug);
+        sim_opts_t o = dynamic ? opts_dynamic(seed) : opts_for(seed, nodes ? nodes : 3, bug);
         o.trace = tr;
         char why[512];
         int rc = run_seed(&o, why, sizeof(why));
@@ -1401,8 +1617,9 @@ int main(int argc, char **argv) {
         clock_gettime(CLOCK_MONOTONIC, &t0);
         struct totals t = {0};
         int failed = 0;
-        if (nodes != 5) failed += run_many(start_seed, seeds, 3, &t);
-        if (nodes != 3) failed += run_many(start_seed, seeds, 5, &t);
+        if (dynamic) failed += run_many(start_seed, seeds, 0, &t);
+        if (!dynamic && nodes != 5) failed += run_many(start_seed, seeds, 3, &t);
+        if (!dynamic && nodes != 3) failed += run_many(start_seed, seeds, 5, &t);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         fprintf(stderr,
                 "%d failed; %lld steps, %lld elections, %lld crashes, %lld truncations, %lld "
@@ -1413,6 +1630,8 @@ int main(int argc, char **argv) {
         return failed ? 1 : 0;
     }
     RUN(test_single_voter_commits_after_flush);
+    RUN(test_voter_changes_answers);
+    RUN(test_voters_record_round_trip);
     RUN(test_bad_input_refused);
     RUN(test_voter_set_disagreement_refuses_start);
     RUN(test_quorum_state_file);
@@ -1420,6 +1639,7 @@ int main(int argc, char **argv) {
     RUN(test_random_messages_keep_invariants);
     RUN(test_sim_3_voters);
     RUN(test_sim_5_voters);
+    RUN(test_sim_dynamic_voters);
     RUN(test_checker_catches_commit_without_majority);
     RUN(test_checker_catches_double_vote);
     RUN(test_checker_catches_commit_of_old_epoch);

@@ -66,9 +66,9 @@ static sm_str_t *names_to_describe(broker_req_t *r,
     return names;
 }
 
-static void fill_partition(broker_req_t *r, const char *topic, const meta_partition_t *mp,
+static void fill_partition(broker_req_t *r, const meta_topic_t *t, const meta_partition_t *mp,
                            part_t *p) {
-    p->error_code = broker_partition_leader(r->b, topic, mp, &p->leader_id);
+    p->error_code = broker_partition_leader(r->b, t, mp, &p->leader_id);
     p->partition_index = mp->id;
     p->leader_epoch = mp->leader_epoch;
     p->replica_nodes = arena_i32(&r->arena, mp->replicas, mp->n_replicas);
@@ -158,7 +158,7 @@ int broker_handle_describe_topic_partitions(broker_req_t *r) {
         }
         o->partitions.n = count;
         for (int32_t k = 0; k < count; k++)
-            fill_partition(r, t->name, &t->partitions[first + k], &o->partitions.v[k]);
+            fill_partition(r, t, &t->partitions[first + k], &o->partitions.v[k]);
         left -= count;
         if (first + count < t->n_partitions) {
             resp->next_cursor = sm_arena_calloc(&r->arena, 1, sizeof(*resp->next_cursor));

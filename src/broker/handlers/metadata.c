@@ -41,7 +41,7 @@ static void describe_topic(broker_req_t *r, const meta_topic_t *t, topic_t *out)
     for (int32_t i = 0; i < t->n_partitions; i++) {
         const meta_partition_t *mp = &t->partitions[i];
         part_t *p = &out->partitions.v[i];
-        p->error_code = broker_partition_leader(r->b, t->name, mp, &p->leader_id);
+        p->error_code = broker_partition_leader(r->b, t, mp, &p->leader_id);
         p->partition_index = mp->id;
         p->leader_epoch = mp->leader_epoch;
         p->replica_nodes = arena_i32(&r->arena, mp->replicas, mp->n_replicas);

@@ -1,0 +1,257 @@
+"""The group and transaction coordinators in a cluster (issue 13 point 5): each partition of
+__consumer_offsets / __transaction_state is coordinated by the broker leading it, which loads
+it when it becomes leader; FindCoordinator names that broker. Real clients (confluent-kafka /
+librdkafka) against three samsa-server nodes: a group's committed offsets are where a later
+consumer of the group resumes, also after kill -9 of the coordinator's broker (the partition's
+new leader loads it; the same for a transactional id); a
+transaction over partitions led by all three brokers commits (markers sent to each leader),
+with its consumed offsets, and a read_committed consumer sees it and not an aborted one."""
+
+import time
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from helpers import wait_for
+from samsa_cluster import Cluster
+from test_cluster import FAST, brokers_seen, cluster, create  # noqa: F401 (fixture)
+
+OFFSETS_PARTITIONS = 50  # offsets.topic.num.partitions, Kafka's default
+
+
+def java_hash_partition(key, n):
+    """Kafka's partition of a group / transactional id: abs(String.hashCode) % n."""
+    h = 0
+    for ch in key.encode():
+        h = (h * 31 + ch) & 0xFFFFFFFF
+    if h >= 1 << 31:
+        h -= 1 << 32
+    return (0 if h == -(1 << 31) else abs(h)) % n
+
+
+def wait_registered(cluster):
+    ids = sorted(n.node_id for n in cluster.nodes)
+    wait_for(lambda: all((md := brokers_seen(n.bootstrap)) and sorted(md.brokers) == ids
+                         for n in cluster.nodes),
+             timeout=30, interval=0.2, what="three registered brokers")
+
+
+def leader(bootstrap, topic, partition):
+    md = brokers_seen(bootstrap)
+    if not md or topic not in md.topics:
+        return None
+    p = md.topics[topic].partitions.get(partition)
+    return p.leader if p and p.leader >= 0 else None
+
+
+def produce_spread(bootstrap, topic, n, partitions):
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all"})
+    for i in range(n):
+        p.produce(topic, key=str(i).encode(), value=f"v{i}".encode(), partition=i % partitions)
+    assert p.flush(30) == 0
+
+
+def consume_some(bootstrap, group, topic, want, timeout=60):
+    """A group member reads at least `want` records, commits what it read (sync) and leaves;
+    returns {partition: committed offset}."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    seen = 0
+    deadline = time.monotonic() + timeout
+    while seen < want and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        seen += 1
+    assert seen >= want, f"read {seen} of {want}"
+    c.commit(asynchronous=False)
+    committed = {tp.partition: tp.offset
+                 for tp in c.committed(c.assignment(), timeout=30) if tp.offset >= 0}
+    c.close()
+    return committed
+
+
+def assert_resumes(bootstrap, group, topic, total, committed, timeout=60):
+    """A later member of the group starts each partition at its committed offset and reads
+    exactly the rest."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    first, n = {}, 0
+    rest = total - sum(committed.values())
+    deadline = time.monotonic() + timeout
+    while n < rest and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        first.setdefault(m.partition(), m.offset())
+        n += 1
+    c.close()
+    assert n == rest, (n, rest)
+    for p, off in first.items():
+        assert off == committed.get(p, 0), (p, off, committed)
+
+
+def coordinator_of(bootstrap, group):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    d = admin.describe_consumer_groups([group], request_timeout=10)[group].result(20)
+    return d.coordinator.id
+
+
+def test_group_commits_and_resumes_on_the_coordinator_partition_leader(cluster):
+    wait_registered(cluster)
+    create(cluster.node(1).bootstrap, "orders", 6)
+    produce_spread(cluster.node(1).bootstrap, "orders", 600, 6)
+
+    group = "billing"
+    committed = consume_some(cluster.node(2).bootstrap, group, "orders", 200)
+    assert sum(committed.values()) >= 200, committed
+
+    # The coordinator is the broker leading the group's partition of __consumer_offsets.
+    part = java_hash_partition(group, OFFSETS_PARTITIONS)
+    owner = leader(cluster.node(1).bootstrap, "__consumer_offsets", part)
+    assert owner in {1, 2, 3}
+    assert coordinator_of(cluster.node(3).bootstrap, group) == owner
+    # Only that broker loaded the partition.
+    for node in cluster.nodes:
+        loaded = f"partition {part} of the offsets topic loaded" in node.read_log()
+        assert loaded == (node.node_id == owner), (node.node_id, owner)
+
+    assert_resumes(cluster.node(3).bootstrap, group, "orders", 600, committed)
+
+
+def kill_leader(cluster, topic, partition):
+    """kill -9 of the broker leading topic-partition; returns the leader the controller elects
+    instead. (What the coordinators answered is on every in-sync replica: their writes are
+    answered once the ISR has them.)"""
+    owner = leader(cluster.node(1).bootstrap, topic, partition)
+    cluster.node(owner).kill()
+    alive = [n for n in cluster.nodes if n.node_id != owner][0]
+
+    def moved():
+        now = leader(alive.bootstrap, topic, partition)
+        return now not in (None, owner) and now
+    return wait_for(moved, timeout=60, interval=0.2, what=f"a new leader of {topic}-{partition}")
+
+
+def test_coordinator_moves_with_its_partition_when_its_broker_dies(cluster):
+    wait_registered(cluster)
+    admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
+    admin.create_topics([NewTopic("events", 3, 3)])["events"].result(30)
+    produce_spread(cluster.node(1).bootstrap, "events", 300, 3)
+    group = "audit"
+    committed = consume_some(cluster.node(1).bootstrap, group, "events", 100)
+    part = java_hash_partition(group, OFFSETS_PARTITIONS)
+    owner = leader(cluster.node(1).bootstrap, "__consumer_offsets", part)
+    assert coordinator_of(cluster.node(1).bootstrap, group) == owner
+
+    # kill -9 of the coordinator's broker: the controller elects another in-sync replica,
+    # which loads the partition; the group's committed offsets are there.
+    new = kill_leader(cluster, "__consumer_offsets", part)
+    assert_resumes(cluster.bootstrap, group, "events", 300, committed)
+    assert coordinator_of(cluster.bootstrap, group) == new
+    assert f"partition {part} of the offsets topic loaded" in cluster.node(new).read_log()
+
+
+def test_transaction_over_partitions_of_every_broker(cluster):
+    wait_registered(cluster)
+    boot = cluster.node(1).bootstrap
+    create(boot, "in", 3)
+    create(boot, "out", 6)
+    md = brokers_seen(boot)
+    assert {p.leader for p in md.topics["out"].partitions.values()} == {1, 2, 3}
+    produce_spread(boot, "in", 30, 3)
+
+    # Consume-transform-produce: read "in" in a group, write "out" in a transaction with the
+    # consumed offsets (TxnOffsetCommit; markers on __consumer_offsets too), commit.
+    group = "etl"
+    c = Consumer({"bootstrap.servers": boot, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    c.subscribe(["in"])
+    got = []
+    deadline = time.monotonic() + 60
+    while len(got) < 30 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m)
+    assert len(got) == 30
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": "etl-1"})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i, m in enumerate(got):
+        p.produce("out", key=m.key(), value=b"committed-" + m.value(), partition=i % 6)
+    p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 30)
+    p.commit_transaction(60)
+    c.close()
+
+    # An aborted transaction over the same partitions stays invisible.
+    p.begin_transaction()
+    for i in range(12):
+        p.produce("out", key=b"x", value=b"aborted", partition=i % 6)
+    p.flush(30)
+    p.abort_transaction(60)
+    p.begin_transaction()
+    p.produce("out", key=b"end", value=b"committed-end", partition=0)
+    p.commit_transaction(60)
+
+    r = Consumer({"bootstrap.servers": boot, "group.id": "reader", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    r.assign([TopicPartition("out", i, 0) for i in range(6)])
+    values = []
+    deadline = time.monotonic() + 60
+    while len(values) < 31 and time.monotonic() < deadline:
+        m = r.poll(0.5)
+        if m is not None and not m.error():
+            values.append(m.value())
+    # Nothing more arrives: the aborted records never do.
+    end = time.monotonic() + 2
+    while time.monotonic() < end:
+        m = r.poll(0.2)
+        if m is not None and not m.error():
+            values.append(m.value())
+    r.close()
+    assert len(values) == 31, values
+    assert all(v.startswith(b"committed-") for v in values), values
+
+    # The group's offsets committed with the transaction are its offsets now.
+    g = Consumer({"bootstrap.servers": boot, "group.id": group})
+    offs = g.committed([TopicPartition("in", i) for i in range(3)], timeout=30)
+    g.close()
+    assert sum(tp.offset for tp in offs) == 30, offs
+
+
+def test_transaction_coordinator_moves_with_its_partition(cluster):
+    wait_registered(cluster)
+    admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
+    admin.create_topics([NewTopic("moved", 3, 3)])["moved"].result(30)
+    tid = "mover"
+    p = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": tid})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(9):
+        p.produce("moved", value=b"first-%d" % i, partition=i % 3)
+    p.commit_transaction(60)
+    part = java_hash_partition(tid, OFFSETS_PARTITIONS)  # transaction.state.log.num.partitions
+    # kill -9 of the coordinator's broker: the partition's new leader loads the id; a new
+    # producer of the id fences the old one there and commits.
+    new = kill_leader(cluster, "__transaction_state", part)
+    p2 = Producer({"bootstrap.servers": cluster.bootstrap, "transactional.id": tid})
+    p2.init_transactions(60)
+    p2.begin_transaction()
+    for i in range(9):
+        p2.produce("moved", value=b"second-%d" % i, partition=i % 3)
+    p2.commit_transaction(60)
+    assert f"__transaction_state-{part} loaded" in cluster.node(new).read_log()
+
+    r = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "mover-reader",
+                  "auto.offset.reset": "earliest", "isolation.level": "read_committed"})
+    r.assign([TopicPartition("moved", i, 0) for i in range(3)])
+    values = set()
+    deadline = time.monotonic() + 60
+    while len(values) < 18 and time.monotonic() < deadline:
+        m = r.poll(0.5)
+        if m is not None and not m.error():
+            values.add(m.value())
+    r.close()
+    assert values == {b"first-%d" % i for i in range(9)} | {b"second-%d" % i for i in range(9)}
