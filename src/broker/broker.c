@@ -867,6 +867,7 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     o->heartbeat_interval_ms = sm_config_int(cfg, "broker.heartbeat.interval.ms");
     o->session_timeout_ms = sm_config_int(cfg, "broker.session.timeout.ms");
     o->unclean_leader_election = sm_config_bool(cfg, "unclean.leader.election.enable");
+    o->min_insync_replicas = (int32_t)sm_config_int(cfg, "min.insync.replicas");
     o->auto_leader_rebalance = sm_config_bool(cfg, "auto.leader.rebalance.enable");
     o->leader_imbalance_check_ms =
         sm_config_long(cfg, "leader.imbalance.check.interval.seconds") * 1000;

@@ -205,6 +205,7 @@ static void topic_produce_configs(broker_t *b, const meta_topic_t *t, broker_par
     p->min_isr = b->s.min_insync_replicas;
     pthread_mutex_unlock(&b->settings_mu);
     if ((v = meta_topic_config(t, "min.insync.replicas"))) p->min_isr = (int32_t)strtol(v, NULL, 10);
+    p->elr = meta_elr_enabled(&b->image);
     if ((v = meta_topic_config(t, "max.message.bytes")))
         p->max_message_bytes = (int32_t)strtol(v, NULL, 10);
     if ((v = meta_topic_config(t, "cleanup.policy"))) p->compacted = strstr(v, "compact") != NULL;

@@ -51,6 +51,7 @@ struct broker_partition {
     int32_t partition_epoch;
     _Atomic int64_t hw;       /* high watermark (replicated only) */
     int32_t min_isr;          /* min.insync.replicas */
+    bool elr;                 /* eligible.leader.replicas.version >= 1 (KIP-966 HW rule) */
     struct replica_set *rs;   /* replicas and ISR as this broker knows them (replicated) */
     log_epochs_t epochs;      /* leader-epoch cache (replicated) */
     int32_t fetch_from;       /* the leader whose fetcher has it, -1: none */

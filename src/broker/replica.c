@@ -44,6 +44,9 @@ int64_t broker_partition_hw(broker_partition_t *p) {
 static bool advance_hw(broker_partition_t *p) {
     if (!p->replicated || !atomic_load(&p->leader)) return false;
     replica_set_t *rs = p->rs;
+    /* KIP-966: with eligible leader replicas, a record is committed only once min ISR
+     * replicas have it, so every ELR member holds all committed records. */
+    if (p->elr && rs->n_isr < p->min_isr) return false;
     int64_t least = log_end_offset(p->log);
     int32_t self = p->b->s.node_id;
     for (int32_t i = 0; i < rs->n; i++) {
@@ -600,7 +603,11 @@ out:
 /* Under mu: cuts the log at end and everything derived from it. */
 static int truncate_to(broker_partition_t *p, int64_t end, const char *why) {
     int64_t leo = log_end_offset(p->log);
-    if (end >= leo) return SM_OK;
+    /* Nothing to cut; but an epoch that begins at the log end holds no batch (a leadership
+     * that wrote nothing, taken while the real leader had moved on): it goes, or every
+     * fetch names it as the last fetched epoch and diverges again. */
+    if (end == leo) return log_epochs_truncate_from_end(&p->epochs, leo);
+    if (end > leo) return SM_OK;
     sm_info(REPL_MOD, "%s-%d: truncating from %lld to %lld (%s)", p->topic, p->index,
             (long long)leo, (long long)end, why);
     int rc = log_truncate_to(p->log, end);

@@ -438,6 +438,9 @@ void cl_ctrl_tick(cluster_t *cl, int64_t now) {
     }
     meta_image_unlock(img);
     for (int i = 0; i < nlate; i++) {
+        /* each fencing decides on the image the previous one left: the others wait for a
+         * later tick once one is proposed */
+        if (cl_partitions_busy(cl)) break;
         cl_liveness_t *l = live(cl, late[i].id, now);
         sm_warn(CL_MOD, "broker %d sent no heartbeat for %lld ms (broker.session.timeout.ms): "
                         "fenced",

@@ -64,6 +64,7 @@ typedef struct cluster_opts {
     int64_t heartbeat_interval_ms; /* broker.heartbeat.interval.ms */
     int64_t session_timeout_ms;    /* broker.session.timeout.ms */
     bool unclean_leader_election; /* unclean.leader.election.enable (a topic may override) */
+    int32_t min_insync_replicas;  /* min.insync.replicas (a topic may override): the ELR's */
     bool auto_leader_rebalance;   /* auto.leader.rebalance.enable */
     int64_t leader_imbalance_check_ms; /* leader.imbalance.check.interval.seconds */
     int32_t leader_imbalance_pct;      /* leader.imbalance.per.broker.percentage */

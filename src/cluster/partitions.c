@@ -64,6 +64,19 @@ static bool unclean_allowed(cluster_t *cl, const meta_topic_t *t) {
     return cl->o.unclean_leader_election;
 }
 
+/* The min ISR the ELR (KIP-966) keeps for t: min.insync.replicas (its override, else the
+ * dynamic cluster-wide default, else this controller's setting); 0 when
+ * eligible.leader.replicas.version is 0. Image locked. */
+static int32_t elr_min_isr(cluster_t *cl, const meta_topic_t *t) {
+    const meta_image_t *img = cl->o.image;
+    if (!meta_elr_enabled(img)) return 0;
+    const char *key = "min.insync.replicas";
+    const char *v = meta_topic_config(t, key);
+    if (!v) v = sm_map_get(&img->broker_default_configs, key, strlen(key));
+    int32_t m = v ? (int32_t)strtol(v, NULL, 10) : cl->o.min_insync_replicas;
+    return m >= 1 ? m : 1;
+}
+
 /* Appends partition p of t's change as a PartitionChangeRecord. */
 static void add_change(cluster_t *cl, cl_recs_t *rs, const meta_topic_t *t,
                        const meta_partition_t *p, const meta_partition_change_t *ch) {
@@ -79,6 +92,21 @@ static void add_change(cluster_t *cl, cl_recs_t *rs, const meta_topic_t *t,
         pc.adding_replicas = (sm_i32_array_t){ch->n_adding, (int32_t *)ch->adding};
         pc.removing_replicas = (sm_i32_array_t){ch->n_removing, (int32_t *)ch->removing};
     }
+    int16_t version = 0;
+    meta_partition_change_t cleared;
+    if (ch->unclean && !ch->elr_changed && (p->n_elr > 0 || p->n_last_known_elr > 0)) {
+        /* an unclean leader's log decides: the ELR is no longer meaningful */
+        cleared = *ch;
+        cleared.elr_changed = true;
+        cleared.n_elr = cleared.n_last_known_elr = 0;
+        ch = &cleared;
+    }
+    if (ch->elr_changed) { /* tagged fields of version 2 */
+        version = 2;
+        pc.eligible_leader_replicas = (sm_i32_array_t){ch->n_elr, (int32_t *)ch->elr};
+        pc.last_known_elr =
+            (sm_i32_array_t){ch->n_last_known_elr, (int32_t *)ch->last_known_elr};
+    }
     if (ch->unclean) {
         pc.leader_recovery_state = 1; /* RECOVERING, as Kafka marks an unclean leader */
         int64_t n = atomic_fetch_add(&cl->unclean_elections, 1) + 1;
@@ -87,7 +115,7 @@ static void add_change(cluster_t *cl, cl_recs_t *rs, const meta_topic_t *t,
                 "the ISR had and it lacks are lost (unclean elections so far: %lld)",
                 t->name, p->id, ch->leader, (long long)n);
     }
-    cl_recs_add(rs, PROTO_PARTITION_CHANGE_RECORD_API_KEY, 0, &pc);
+    cl_recs_add(rs, PROTO_PARTITION_CHANGE_RECORD_API_KEY, version, &pc);
 }
 
 void cl_leadership_changes(cluster_t *cl, cl_recs_t *rs, int32_t id, cl_lead_t how) {
@@ -110,8 +138,8 @@ void cl_leadership_changes(cluster_t *cl, cl_recs_t *rs, int32_t id, cl_lead_t h
             /* unfencing: only partitions without a leader change */
             if (how == CL_LEAD_UNFENCE && p->leader >= 0) continue;
             meta_partition_change_t ch;
-            meta_partition_elect(p, how == CL_LEAD_UNFENCE ? -1 : id, &vb->v,
-                                 unclean_allowed(cl, t), &ch);
+            meta_partition_elect_elr(p, how == CL_LEAD_UNFENCE ? -1 : id, &vb->v,
+                                     unclean_allowed(cl, t), elr_min_isr(cl, t), &ch);
             if (ch.changed) meta_partition_complete_reassignment(p, &vb->v, &ch);
             if (ch.changed) add_change(cl, rs, t, p, &ch);
         }
@@ -237,7 +265,10 @@ static void alter_one(cluster_t *cl, const meta_topic_t *t, int32_t sender,
     if (same) return;
     meta_partition_change_t ch = {.changed = true, .leader = -2, .isr_changed = true, .n_isr = n};
     memcpy(ch.isr, ids, sizeof(int32_t) * (size_t)n);
-    if (meta_partition_complete_reassignment(p, view, &ch)) {
+    bool completed = meta_partition_complete_reassignment(p, view, &ch);
+    int32_t min_isr = elr_min_isr(cl, t);
+    if (min_isr > 0) meta_partition_settle_elr(p, min_isr, NULL, 0, &ch);
+    if (completed) {
         sm_info(CL_MOD, "%s-%d: reassignment completed (%d replica(s))", t->name, p->id,
                 ch.n_replicas);
         memcpy(ids, ch.isr, sizeof(int32_t) * (size_t)ch.n_isr);

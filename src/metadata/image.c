@@ -86,6 +86,8 @@ static void topic_free(meta_topic_t *t) {
         free(t->partitions[i].isr);
         free(t->partitions[i].adding);
         free(t->partitions[i].removing);
+        free(t->partitions[i].elr);
+        free(t->partitions[i].last_known_elr);
     }
     free(t->partitions);
     free_config_map(&t->configs);
@@ -129,6 +131,11 @@ const sm_map_t *meta_group_configs(const meta_image_t *img, sm_str_t group) {
 int16_t meta_feature_level(const meta_image_t *img, const char *name) {
     const int16_t *l = sm_map_get(&img->features, name, strlen(name));
     return l ? *l : 0;
+}
+
+int16_t meta_feature_level_or(const meta_image_t *img, const char *name, int16_t implied) {
+    const int16_t *l = sm_map_get(&img->features, name, strlen(name));
+    return l ? *l : implied;
 }
 
 /* The inner map under key in a map of maps, created when create is set. */
@@ -244,6 +251,9 @@ static int apply_partition(meta_image_t *img, const proto_partition_record_t *r)
     if (set_list(&p->adding, &p->n_adding, &r->adding_replicas) != SM_OK ||
         set_list(&p->removing, &p->n_removing, &r->removing_replicas) != SM_OK)
         return SM_ERR_NOMEM;
+    if (set_list(&p->elr, &p->n_elr, &r->eligible_leader_replicas) != SM_OK ||
+        set_list(&p->last_known_elr, &p->n_last_known_elr, &r->last_known_elr) != SM_OK)
+        return SM_ERR_NOMEM;
     return SM_OK;
 }
 
@@ -270,6 +280,12 @@ static int apply_partition_change(meta_image_t *img, const proto_partition_chang
         return SM_ERR_NOMEM;
     if (r->removing_replicas.n >= 0 &&
         set_list(&p->removing, &p->n_removing, &r->removing_replicas))
+        return SM_ERR_NOMEM;
+    if (r->eligible_leader_replicas.n >= 0 &&
+        set_list(&p->elr, &p->n_elr, &r->eligible_leader_replicas))
+        return SM_ERR_NOMEM;
+    if (r->last_known_elr.n >= 0 && set_list(&p->last_known_elr, &p->n_last_known_elr,
+                                             &r->last_known_elr))
         return SM_ERR_NOMEM;
     p->partition_epoch++;
     return SM_OK;
@@ -391,10 +407,7 @@ static int apply_client_quota(meta_image_t *img, const proto_client_quota_record
 
 static int apply_feature_level(meta_image_t *img, const proto_feature_level_record_t *r) {
     if (r->name.len <= 0) return SM_ERR_PARSE;
-    if (r->feature_level <= 0) {
-        free(sm_map_del(&img->features, r->name.ptr, (size_t)r->name.len));
-        return SM_OK;
-    }
+    if (r->feature_level < 0) return SM_ERR_PARSE;
     int16_t *l = sm_map_get(&img->features, r->name.ptr, (size_t)r->name.len);
     if (l) {
         *l = r->feature_level;

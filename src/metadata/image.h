@@ -29,6 +29,11 @@ typedef struct meta_partition {
     /* An ongoing reassignment (KIP-455): replicas being added / removed; NULL when none. */
     int32_t n_adding, n_removing;
     int32_t *adding, *removing;
+    /* Eligible leader replicas (KIP-966): replicas that left the ISR while it was below
+     * min.insync.replicas and still hold every committed record; LastKnownElr: those that
+     * left the ELR (unclean shutdown) or the ISR while it was below min ISR. NULL when empty. */
+    int32_t n_elr, n_last_known_elr;
+    int32_t *elr, *last_known_elr;
 } meta_partition_t;
 
 typedef struct meta_topic {
@@ -121,6 +126,14 @@ meta_broker_t *meta_image_broker(const meta_image_t *img, int32_t id);
 const meta_endpoint_t *meta_broker_endpoint(const meta_broker_t *bk, const char *listener);
 /* The finalized level of a feature (0: not finalized). */
 int16_t meta_feature_level(const meta_image_t *img, const char *name);
+/* The finalized level of a feature, `implied` when no FeatureLevelRecord set it (a level 0
+ * record is kept: a feature finalized by default can be disabled). */
+int16_t meta_feature_level_or(const meta_image_t *img, const char *name, int16_t implied);
+/* eligible.leader.replicas.version (KIP-966), finalized at 1 unless disabled. */
+#define META_ELR_FEATURE "eligible.leader.replicas.version"
+static inline bool meta_elr_enabled(const meta_image_t *img) {
+    return meta_feature_level_or(img, META_ELR_FEATURE, 1) >= 1;
+}
 
 /*
  * Applies one decoded metadata record (type = record api key, msg = the

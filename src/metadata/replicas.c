@@ -90,6 +90,9 @@ out:
     return rc;
 }
 
+static int32_t minus(const int32_t *ids, int32_t n, const int32_t *drop, int32_t nd,
+                     int32_t *out);
+
 static void change_init(meta_partition_change_t *out) {
     memset(out, 0, sizeof(*out));
     out->leader = -2;
@@ -111,22 +114,96 @@ static int32_t first_eligible(const int32_t *replicas, int nr, const int32_t *is
     return -1;
 }
 
-void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_broker_view_t *view,
-                          bool unclean, meta_partition_change_t *out) {
+/* Whether ids (n of them) equal list (m of them, NULL when empty) as sets. */
+static bool same_set(const int32_t *ids, int32_t n, const int32_t *list, int32_t m) {
+    if (n != m) return false;
+    for (int32_t i = 0; i < n; i++)
+        if (!meta_id_in(list, m, ids[i])) return false;
+    return true;
+}
+
+void meta_partition_settle_elr(const meta_partition_t *p, int32_t min_isr,
+                               const int32_t *unclean_shutdown, int n_unclean,
+                               meta_partition_change_t *out) {
+    const int32_t *isr = out->isr_changed ? out->isr : p->isr;
+    int32_t ni = out->isr_changed ? out->n_isr : p->n_isr;
+    int32_t elr[META_MAX_REPLICAS], lke[META_MAX_REPLICAS];
+    int32_t ne = 0, nl = 0;
+    if (ni < min_isr) {
+        /* candidates: the current ELR and ISR, in that order, once each */
+        int32_t cand[2 * META_MAX_REPLICAS];
+        int32_t nc = 0;
+        for (int32_t i = 0; i < p->n_elr && nc < META_MAX_REPLICAS; i++)
+            if (!meta_id_in(cand, nc, p->elr[i])) cand[nc++] = p->elr[i];
+        for (int32_t i = 0; i < p->n_isr && nc < 2 * META_MAX_REPLICAS; i++)
+            if (!meta_id_in(cand, nc, p->isr[i])) cand[nc++] = p->isr[i];
+        for (int32_t i = 0; i < nc && ne < META_MAX_REPLICAS; i++)
+            if (!meta_id_in(isr, ni, cand[i]) &&
+                !meta_id_in(unclean_shutdown, n_unclean, cand[i]))
+                elr[ne++] = cand[i];
+        for (int32_t i = 0; i < p->n_last_known_elr && nc < 2 * META_MAX_REPLICAS; i++)
+            if (!meta_id_in(cand, nc, p->last_known_elr[i])) cand[nc++] = p->last_known_elr[i];
+        for (int32_t i = 0; i < nc && nl < META_MAX_REPLICAS; i++)
+            if (!meta_id_in(isr, ni, cand[i]) && !meta_id_in(elr, ne, cand[i]))
+                lke[nl++] = cand[i];
+    }
+    if (same_set(elr, ne, p->elr, p->n_elr) &&
+        same_set(lke, nl, p->last_known_elr, p->n_last_known_elr)) {
+        out->elr_changed = false;
+        return;
+    }
+    out->elr_changed = true;
+    out->changed = true;
+    out->n_elr = ne;
+    out->n_last_known_elr = nl;
+    memcpy(out->elr, elr, sizeof(int32_t) * (size_t)ne);
+    memcpy(out->last_known_elr, lke, sizeof(int32_t) * (size_t)nl);
+}
+
+/* Empties the ELR and LastKnownElr (an unclean election: the new leader's log decides). */
+static void clear_elr(const meta_partition_t *p, meta_partition_change_t *out) {
+    out->n_elr = out->n_last_known_elr = 0;
+    out->elr_changed = p->n_elr > 0 || p->n_last_known_elr > 0;
+    if (out->elr_changed) out->changed = true;
+}
+
+void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
+                              const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                              meta_partition_change_t *out) {
     change_init(out);
+    bool elr_on = min_isr >= 1;
     int32_t isr[META_MAX_REPLICAS];
     int n = 0;
     for (int32_t i = 0; i < p->n_isr && n < META_MAX_REPLICAS; i++)
         if (p->isr[i] != gone) isr[n++] = p->isr[i];
-    if (n == 0) { /* the last member stays */
+    if (n == 0 && !elr_on) { /* the last member stays */
         n = p->n_isr < META_MAX_REPLICAS ? p->n_isr : META_MAX_REPLICAS;
         memcpy(isr, p->isr, sizeof(int32_t) * (size_t)n);
     }
     if (n != p->n_isr) set_isr(out, isr, n);
+    if (elr_on) meta_partition_settle_elr(p, min_isr, NULL, 0, out);
     if (p->leader >= 0 && p->leader != gone &&
         meta_id_in(view->usable, view->n_usable, p->leader))
         return;
     int32_t leader = first_eligible(p->replicas, p->n_replicas, isr, n, view);
+    if (leader < 0 && elr_on && n == 0) {
+        const int32_t *elr = out->elr_changed ? out->elr : p->elr;
+        int32_t ne = out->elr_changed ? out->n_elr : p->n_elr;
+        leader = first_eligible(p->replicas, p->n_replicas, elr, ne, view);
+        if (leader >= 0) { /* a clean election from the ELR */
+            int32_t rest[META_MAX_REPLICAS], lke[META_MAX_REPLICAS];
+            int32_t nr = minus(elr, ne, &leader, 1, rest);
+            int32_t nl = out->elr_changed ? out->n_last_known_elr : p->n_last_known_elr;
+            memcpy(lke, out->elr_changed ? out->last_known_elr : p->last_known_elr,
+                   sizeof(int32_t) * (size_t)nl);
+            set_isr(out, &leader, 1);
+            out->elr_changed = true;
+            out->n_elr = nr;
+            memcpy(out->elr, rest, sizeof(int32_t) * (size_t)nr);
+            out->n_last_known_elr = nl;
+            memcpy(out->last_known_elr, lke, sizeof(int32_t) * (size_t)nl);
+        }
+    }
     if (leader < 0 && unclean) {
         for (int32_t i = 0; i < p->n_replicas && leader < 0; i++)
             if (p->replicas[i] != gone && meta_id_in(view->alive, view->n_alive, p->replicas[i]))
@@ -134,12 +211,18 @@ void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_br
         if (leader >= 0) {
             out->unclean = true;
             set_isr(out, &leader, 1);
+            if (elr_on) clear_elr(p, out);
         }
     }
     if (leader != p->leader) {
         out->leader = leader;
         out->changed = true;
     }
+}
+
+void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_broker_view_t *view,
+                          bool unclean, meta_partition_change_t *out) {
+    meta_partition_elect_elr(p, gone, view, unclean, 0, out);
 }
 
 int16_t meta_partition_elect_preferred(const meta_partition_t *p, const meta_broker_view_t *view,

@@ -57,6 +57,9 @@ typedef struct meta_partition_change {
     bool reassign_changed; /* adding / removing set (possibly emptied) */
     int32_t n_adding, n_removing;
     int32_t adding[META_MAX_REPLICAS], removing[META_MAX_REPLICAS];
+    bool elr_changed; /* eligible leader replicas and LastKnownElr (KIP-966) */
+    int32_t n_elr, n_last_known_elr;
+    int32_t elr[META_MAX_REPLICAS], last_known_elr[META_MAX_REPLICAS];
 } meta_partition_change_t;
 
 bool meta_id_in(const int32_t *ids, int n, int32_t id);
@@ -71,6 +74,28 @@ bool meta_id_in(const int32_t *ids, int n, int32_t id);
  */
 void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_broker_view_t *view,
                           bool unclean, meta_partition_change_t *out);
+/*
+ * meta_partition_elect with eligible leader replicas (KIP-966) when min_isr >= 1 (0: as
+ * meta_partition_elect). Differences: gone leaves the ISR even when it is its last member
+ * (the ISR may be empty); the ELR is settled as meta_partition_settle_elr does; when no ISR
+ * member can lead and the ISR is empty, the first usable ELR member in replica order leads
+ * (a clean election: the ISR becomes it and it leaves the ELR) before any unclean election,
+ * which empties the ELR and LastKnownElr.
+ */
+void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
+                              const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                              meta_partition_change_t *out);
+/*
+ * The ELR and LastKnownElr after the change out (its ISR when set, else p's), KIP-966's
+ * rules: an ISR of at least min_isr members empties both; a smaller one makes the ELR the
+ * current ELR and ISR members not in the new ISR, less the n_unclean replicas that shut down
+ * uncleanly (they lost their unflushed records), and the LastKnownElr every such replica,
+ * and the current LastKnownElr, neither in the new ISR nor in the ELR. Sets
+ * out->elr_changed (and out->changed) only when either list differs from p's.
+ */
+void meta_partition_settle_elr(const meta_partition_t *p, int32_t min_isr,
+                               const int32_t *unclean_shutdown, int n_unclean,
+                               meta_partition_change_t *out);
 
 /*
  * Preferred leader election (ElectLeaders PREFERRED, auto rebalance): the first replica

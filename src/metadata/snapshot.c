@@ -245,7 +245,11 @@ static void enc_topic(snap_enc_t *e, const meta_topic_t *t) {
         pr.partition_epoch = p->partition_epoch;
         pr.adding_replicas = (sm_i32_array_t){p->n_adding, p->adding};
         pr.removing_replicas = (sm_i32_array_t){p->n_removing, p->removing};
-        enc_record(e, PROTO_PARTITION_RECORD_API_KEY, &pr);
+        /* the ELR fields are tagged fields of version 2 */
+        int16_t v = p->n_elr > 0 || p->n_last_known_elr > 0 ? 2 : 0;
+        pr.eligible_leader_replicas = (sm_i32_array_t){p->n_elr, p->elr};
+        pr.last_known_elr = (sm_i32_array_t){p->n_last_known_elr, p->last_known_elr};
+        enc_record_v(e, PROTO_PARTITION_RECORD_API_KEY, v, &pr);
     }
     enc_config(e, META_RESOURCE_TOPIC, tr.name, &t->configs);
 }

@@ -10,6 +10,7 @@ the partitions' data is not replicated until the broker data path lands."""
 import os
 import re
 import shutil
+import signal
 import struct
 import time
 
@@ -33,6 +34,37 @@ def _array(items):
     return bytes([len(items) + 1]) + b"".join(items)
 
 
+def _topic_partitions(r, i, nlists):
+    """The first topic without error in the topics at r[i:] of a Metadata (v9+) or
+    DescribeTopicPartitions answer (their topics and partitions have the same shape; nlists
+    int32 arrays per partition): (topic id, {partition: (leader, leader epoch, list, ...)}),
+    or None."""
+    n, i = _uvarint(r, i)
+    for _ in range(n - 1):
+        err = struct.unpack(">h", r[i:i + 2])[0]
+        _, i = _harness._cstring(r, i + 2)
+        tid = r[i:i + 16]
+        i += 17  # topic id, is_internal
+        np_, i = _uvarint(r, i)
+        parts = {}
+        for _ in range(np_ - 1):
+            _, idx, leader, epoch = struct.unpack(">hiii", r[i:i + 14])
+            i += 14
+            lists = []
+            for _ in range(nlists):
+                k, i = _uvarint(r, i)
+                k = max(k - 1, 0)  # null (0) reads as empty
+                lists.append(list(struct.unpack(f">{k}i", r[i:i + 4 * k])))
+                i += 4 * k
+            i = _harness._skip_tags(r, i)
+            parts[idx] = (leader, epoch, *lists)
+        i += 4
+        i = _harness._skip_tags(r, i)
+        if err == 0 and parts:
+            return tid, parts
+    return None
+
+
 def partitions_of(node, topic):
     """Metadata v12 from one node: (topic id, {partition: (leader, leader epoch, replicas,
     isr)}), or None while it does not know the topic."""
@@ -44,36 +76,17 @@ def partitions_of(node, topic):
         return None
     i = 4
     n, i = _uvarint(r, i)
-    for _ in range(n - 1):
+    for _ in range(n - 1):  # brokers
         _, i = _harness._cstring(r, i + 4)
         i += 4
         _, i = _harness._cstring(r, i)
         i = _harness._skip_tags(r, i)
     _, i = _harness._cstring(r, i)
     i += 4
-    n, i = _uvarint(r, i)
-    for _ in range(n - 1):
-        err = struct.unpack(">h", r[i:i + 2])[0]
-        _, i = _harness._cstring(r, i + 2)
-        tid = r[i:i + 16]
-        i += 17
-        np_, i = _uvarint(r, i)
-        parts = {}
-        for _ in range(np_ - 1):
-            _, idx, leader, epoch = struct.unpack(">hiii", r[i:i + 14])
-            i += 14
-            lists = []
-            for _ in range(3):
-                k, i = _uvarint(r, i)
-                lists.append(list(struct.unpack(f">{k - 1}i", r[i:i + 4 * (k - 1)])))
-                i += 4 * (k - 1)
-            i = _harness._skip_tags(r, i)
-            parts[idx] = (leader, epoch, lists[0], lists[1])
-        i += 4
-        i = _harness._skip_tags(r, i)
-        if err == 0 and parts:
-            return tid, parts
-    return None
+    got = _topic_partitions(r, i, 3)
+    if not got:
+        return None
+    return got[0], {k: v[:4] for k, v in got[1].items()}
 
 
 def broker_epoch(node):
@@ -107,6 +120,20 @@ def alter_partition(port, broker, epoch, topic_id, partition, leader_epoch, part
     i += 4 * (k - 1) + 1
     pepoch = struct.unpack(">i", r[i:i + 4])[0]
     return top, err, lepoch, got, pepoch
+
+
+def describe_partitions(node, topic):
+    """DescribeTopicPartitions v0 from one node: {partition: (leader, replicas, isr, elr,
+    last known elr)}, or None while it does not know the topic."""
+    name = topic.encode()
+    body = (_array([bytes([len(name) + 1]) + name + b"\x00"]) + struct.pack(">i", 2000) +
+            b"\xff\x00")
+    try:
+        r = _harness._kafka_request("127.0.0.1", node.port, 75, 0, body, 5.0)
+    except OSError:
+        return None
+    got = _topic_partitions(r, 4, 5)
+    return {k: (v[0], *v[2:6]) for k, v in got[1].items()} if got else None
 
 
 def three_brokers(cluster):
@@ -438,7 +465,10 @@ def test_unclean_leader_election_only_where_enabled(tmp_path):
         c.node(4).kill()
         wait_for(lambda: all(partitions_of(probe, t)[1][0][0] == -1 for t in ("uc", "cl")),
                  timeout=30, interval=0.2, what="no leader")
-        assert all(partitions_of(probe, t)[1][0][3] == [4] for t in ("uc", "cl"))  # last kept
+        # eligible leader replicas (KIP-966, on by default): the last member leaves the ISR
+        # and is kept as an eligible leader instead
+        assert all(partitions_of(probe, t)[1][0][3] == [] for t in ("uc", "cl"))
+        assert all(describe_partitions(probe, t)[0][3] == [4] for t in ("uc", "cl"))
         c.node(x).start()
         wait_for(lambda: partitions_of(probe, "uc")[1][0][0] == x, timeout=30, interval=0.2,
                  what="the unclean leader")
@@ -447,4 +477,90 @@ def test_unclean_leader_election_only_where_enabled(tmp_path):
         ctrl = c.node(leader_of(c)[0])
         assert "unclean leader election: uc-0 led by broker %d" % x in ctrl.read_log()
     finally:
+        c.kill_all()
+
+
+def test_eligible_leader_replicas(tmp_path):
+    """KIP-966 on a cluster whose controller holds no replica: RF 3, min.insync.replicas 2.
+    Two followers stopped leave the ISR, which is the leader alone; they are kept as eligible
+    leader replicas (the ELR, in DescribeTopicPartitions and kafka-topics.sh --describe) and
+    the leader's high watermark stays where it was for acks=1 writes (nothing is committed
+    below min ISR). The leader killed, an ELR member that comes back leads, without an
+    unclean election, with every record committed before."""
+    from samsa_cluster import Cluster
+    from test_cluster import FAST
+    o = dict(FAST, **{"replica.lag.time.max.ms": "2000"})
+    c = Cluster(tmp_path, n=4, voters=1, overrides=o).start()
+    stopped = []
+    try:
+        wait_for(lambda: leader_of(c), timeout=30, what="a controller")
+        wait_for(lambda: len(getattr(brokers_seen(c.bootstrap), "brokers", ())) == 4,
+                 timeout=30, interval=0.2, what="four brokers")
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        admin.create_topics([NewTopic("elr", 1, replica_assignment=[[2, 3, 4]],
+                                      config={"min.insync.replicas": "2"})])["elr"].result(20)
+        probe = c.node(1)
+        wait_for(lambda: (describe_partitions(probe, "elr") or {0: (-1, [], [])})[0][2]
+                 == [2, 3, 4], timeout=30, interval=0.2, what="the full ISR")
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 0})
+        for i in range(10):
+            p.produce("elr", f"a{i}".encode())
+        assert p.flush(30) == 0
+        cons = Consumer({"bootstrap.servers": c.bootstrap, "group.id": "elr-probe"})
+        tp = TopicPartition("elr", 0)
+        wait_for(lambda: cons.get_watermark_offsets(tp, timeout=5)[1] == 10, timeout=30,
+                 what="the high watermark at 10")
+        for f in (3, 4):
+            c.node(f).proc.send_signal(signal.SIGSTOP)
+            stopped.append(f)
+        wait_for(lambda: (describe_partitions(probe, "elr") or {0: (-1, [], [], [])})[0][2]
+                 == [2] and describe_partitions(probe, "elr")[0][3], timeout=30,
+                 interval=0.2, what="the ISR the leader alone, and an ELR")
+        leader, _, isr, elr, _ = describe_partitions(probe, "elr")[0]
+        assert leader == 2 and isr == [2] and set(elr) <= {3, 4}, (leader, isr, elr)
+        code, out, err = kafka_tool_runner(tmp_path)(
+            "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", probe.bootstrap,
+            "--describe", "--topic", "elr")
+        assert code == 0, err
+        row = re.search(r"Isr: (\S+)\s+Elr: (\S+)\s+LastKnownElr:", out)
+        assert row and row.group(1) == "2", out
+        assert sorted(int(x) for x in row.group(2).split(",")) == sorted(elr), out
+        # acks=1 writes land on the leader but are not committed below min ISR
+        p1 = Producer({"bootstrap.servers": c.node(2).bootstrap, "acks": "1",
+                       "enable.idempotence": False, "linger.ms": 0})
+        offsets = []
+        for i in range(5):
+            p1.produce("elr", f"b{i}".encode(),
+                       on_delivery=lambda err, m: offsets.append(-1 if err else m.offset()))
+        assert p1.flush(30) == 0
+        assert sorted(offsets) == [10, 11, 12, 13, 14], offsets
+        assert cons.get_watermark_offsets(tp, timeout=5)[1] == 10
+        cons.close()
+        c.node(2).kill()
+        wait_for(lambda: (describe_partitions(probe, "elr") or {0: (0,)})[0][0] == -1,
+                 timeout=30, interval=0.2, what="no leader")
+        _, _, isr, elr2, _ = describe_partitions(probe, "elr")[0]
+        assert isr == [] and 2 in elr2, (isr, elr2)
+        back = elr[0]
+        c.node(back).proc.send_signal(signal.SIGCONT)
+        stopped.remove(back)
+        wait_for(lambda: (describe_partitions(probe, "elr") or {0: (-1,)})[0][0] == back,
+                 timeout=30, interval=0.2, what="the ELR member leads")
+        leader, _, isr, elr3, _ = describe_partitions(probe, "elr")[0]
+        assert isr == [back] and back not in elr3, (isr, elr3)
+        assert "unclean leader election" not in probe.read_log()
+        cons = Consumer({"bootstrap.servers": c.node(back).bootstrap, "group.id": "elr-read",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        cons.assign([TopicPartition("elr", 0, 0)])
+        got = []
+        deadline = time.time() + 30
+        while len(got) < 10 and time.time() < deadline:
+            m = cons.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value().decode())
+        cons.close()
+        assert got[:10] == [f"a{i}" for i in range(10)], got
+    finally:
+        for f in stopped:
+            c.node(f).proc.send_signal(signal.SIGCONT)
         c.kill_all()

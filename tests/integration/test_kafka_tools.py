@@ -49,16 +49,22 @@ def test_features_and_acls(make_broker, tool):
     rc, out = tool(FEATURES, *boot, "describe")
     assert rc == 0, out
     # Kafka 4.4 lists the same seven features; Samsa supports level 0 of all
-    # but metadata.version and transaction.version (see docs/broker.md).
+    # but metadata.version, transaction.version and eligible.leader.replicas.version
+    # (see docs/broker.md).
     assert feature_lines(out) == {
         "metadata.version": ("4.4-IV2", "4.4-IV2", "4.4-IV2"),
         "kraft.version": ("0", "0", "0"),
         "group.version": ("0", "0", "0"),
         "transaction.version": ("0", "2", "2"),
-        "eligible.leader.replicas.version": ("0", "0", "0"),
+        "eligible.leader.replicas.version": ("0", "1", "1"),
         "share.version": ("0", "0", "0"),
         "streams.version": ("0", "0", "0"),
     }, out
+    # A feature finalized by default can be turned off (a level 0 record is kept).
+    rc, out = tool(FEATURES, *boot, "downgrade", "--feature", "eligible.leader.replicas.version=0")
+    assert rc == 0, out
+    rc, out = tool(FEATURES, *boot, "describe")
+    assert feature_lines(out)["eligible.leader.replicas.version"] == ("0", "1", "0"), out
     rc, out = tool(FEATURES, *boot, "upgrade", "--feature", "group.version=1")
     assert rc != 0 and "Invalid update version 1 for feature group.version. " \
         "Controller supports versions 0-0" in out, out

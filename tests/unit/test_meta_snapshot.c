@@ -88,6 +88,17 @@ static void put_topic(meta_image_t *img, const char *name, int32_t partitions, b
         pr.leader = ni ? isr[0] : -1;
         pr.leader_epoch = (int32_t)rnd(100000);
         pr.partition_epoch = (int32_t)rnd(100000);
+        /* eligible leader replicas (KIP-966): some of those out of the ISR, the others
+         * last known (version 2 tagged fields in the snapshot) */
+        int32_t elr[5], lke[5], ne = 0, nl = 0;
+        for (int32_t i = ni; i < nr; i++) {
+            if (rnd(2))
+                elr[ne++] = replicas[i];
+            else
+                lke[nl++] = replicas[i];
+        }
+        pr.eligible_leader_replicas = (sm_i32_array_t){ne, elr};
+        pr.last_known_elr = (sm_i32_array_t){nl, lke};
         apply_ok(img, PROTO_PARTITION_RECORD_API_KEY, &pr);
     }
 }
@@ -218,7 +229,10 @@ static bool topics_equal(const meta_topic_t *a, const meta_topic_t *b) {
             p->partition_epoch != q->partition_epoch ||
             (p->replicas == NULL) != (q->replicas == NULL) ||
             !arrays_equal(p->replicas, p->n_replicas, q->replicas, q->n_replicas) ||
-            !arrays_equal(p->isr, p->n_isr, q->isr, q->n_isr)) {
+            !arrays_equal(p->isr, p->n_isr, q->isr, q->n_isr) ||
+            !arrays_equal(p->elr, p->n_elr, q->elr, q->n_elr) ||
+            !arrays_equal(p->last_known_elr, p->n_last_known_elr, q->last_known_elr,
+                          q->n_last_known_elr)) {
             fprintf(stderr, "topic %s partition %d differs\n", a->name, i);
             return false;
         }

@@ -2,7 +2,9 @@
  * The controller's replica decisions (metadata/replicas.c): placement spreads replicas over
  * distinct brokers and racks with balanced leaders; fencing, shutdown and unfencing elect
  * leaders from the ISR (unclean only when allowed); the preferred election; AlterPartition
- * refused with Kafka's codes in Kafka's order.
+ * refused with Kafka's codes in Kafka's order; eligible leader replicas (KIP-966): kept while
+ * the ISR is below min ISR, emptied when it is back, elected cleanly before any unclean
+ * election.
  */
 #include <string.h>
 
@@ -263,6 +265,122 @@ static void test_reassign(void) {
     CHECK(!ch.changed);
 }
 
+static bool has_id(const int32_t *ids, int32_t n, int32_t id) { return meta_id_in(ids, n, id); }
+
+/* The ISR shrinks below min ISR: those that left it join the ELR; growing back to min ISR
+ * empties it. A replica that shut down uncleanly goes to LastKnownElr instead. */
+static void test_elr_isr_shrink_and_grow(void) {
+    int32_t reps[] = {1, 2, 3}, isr[] = {1, 2, 3};
+    meta_partition_t p = part(reps, 3, isr, 3, 1);
+    meta_partition_change_t ch = {.leader = -2, .changed = true, .isr_changed = true, .n_isr = 1};
+    ch.isr[0] = 1;
+    meta_partition_settle_elr(&p, 2, NULL, 0, &ch);
+    CHECK(ch.elr_changed);
+    CHECK_EQ_INT(2, ch.n_elr);
+    CHECK(has_id(ch.elr, ch.n_elr, 2) && has_id(ch.elr, ch.n_elr, 3));
+    CHECK_EQ_INT(0, ch.n_last_known_elr);
+    /* at min ISR (2 of 3): nothing to keep */
+    ch = (meta_partition_change_t){.leader = -2, .changed = true, .isr_changed = true, .n_isr = 2};
+    ch.isr[0] = 1;
+    ch.isr[1] = 2;
+    meta_partition_settle_elr(&p, 2, NULL, 0, &ch);
+    CHECK(!ch.elr_changed);
+    /* an unclean shutdown of 3: not eligible, remembered in LastKnownElr */
+    ch = (meta_partition_change_t){.leader = -2, .changed = true, .isr_changed = true, .n_isr = 1};
+    ch.isr[0] = 1;
+    int32_t unclean[] = {3};
+    meta_partition_settle_elr(&p, 2, unclean, 1, &ch);
+    CHECK_EQ_INT(1, ch.n_elr);
+    CHECK_EQ_INT(2, ch.elr[0]);
+    CHECK_EQ_INT(1, ch.n_last_known_elr);
+    CHECK_EQ_INT(3, ch.last_known_elr[0]);
+    /* back at min ISR: the ELR and LastKnownElr empty */
+    int32_t isr1[] = {1}, elr[] = {2, 3}, lke[] = {4};
+    p = part(reps, 3, isr1, 1, 1);
+    p.elr = elr;
+    p.n_elr = 2;
+    p.last_known_elr = lke;
+    p.n_last_known_elr = 1;
+    ch = (meta_partition_change_t){.leader = -2, .changed = true, .isr_changed = true, .n_isr = 2};
+    ch.isr[0] = 1;
+    ch.isr[1] = 2;
+    meta_partition_settle_elr(&p, 2, NULL, 0, &ch);
+    CHECK(ch.elr_changed);
+    CHECK_EQ_INT(0, ch.n_elr);
+    CHECK_EQ_INT(0, ch.n_last_known_elr);
+}
+
+/* With ELR, fencing the last ISR member empties the ISR and it joins the ELR; fenced ELR
+ * members stay; unfencing an ELR member of a partition with an empty ISR elects it cleanly
+ * (ISR = it) even where unclean elections are allowed. */
+static void test_elr_fence_and_clean_election(void) {
+    int32_t reps[] = {1, 2, 3}, isr[] = {1}, elr[] = {2, 3};
+    meta_partition_t p = part(reps, 3, isr, 1, 1);
+    p.elr = elr;
+    p.n_elr = 2;
+    int32_t none[] = {0};
+    meta_broker_view_t v = {none, 0, none, 0};
+    meta_partition_change_t ch;
+    /* ELR member 2 fenced: nothing changes */
+    int32_t only1[] = {1};
+    v = (meta_broker_view_t){only1, 1, only1, 1};
+    meta_partition_elect_elr(&p, 2, &v, false, 2, &ch);
+    CHECK(!ch.changed);
+    /* the leader, last ISR member, fenced: no leader, empty ISR, ELR {2, 3, 1} */
+    v = (meta_broker_view_t){none, 0, none, 0};
+    meta_partition_elect_elr(&p, 1, &v, false, 2, &ch);
+    CHECK_EQ_INT(-1, ch.leader);
+    CHECK(ch.isr_changed);
+    CHECK_EQ_INT(0, ch.n_isr);
+    CHECK(ch.elr_changed);
+    CHECK_EQ_INT(3, ch.n_elr);
+    CHECK(has_id(ch.elr, 3, 1) && has_id(ch.elr, 3, 2) && has_id(ch.elr, 3, 3));
+    CHECK(!ch.unclean);
+    /* 3 comes back: it leads from the ELR, clean */
+    int32_t elr_all[] = {2, 3, 1};
+    meta_partition_t q = part(reps, 3, NULL, 0, -1);
+    q.elr = elr_all;
+    q.n_elr = 3;
+    int32_t only3[] = {3};
+    v = (meta_broker_view_t){only3, 1, only3, 1};
+    meta_partition_elect_elr(&q, -1, &v, true, 2, &ch);
+    CHECK_EQ_INT(3, ch.leader);
+    CHECK(!ch.unclean);
+    CHECK(ch.isr_changed);
+    CHECK_EQ_INT(1, ch.n_isr);
+    CHECK_EQ_INT(3, ch.isr[0]);
+    CHECK(ch.elr_changed);
+    CHECK_EQ_INT(2, ch.n_elr);
+    CHECK(!has_id(ch.elr, ch.n_elr, 3));
+    /* without ELR (min ISR 0) the last ISR member stays and nothing else is kept */
+    meta_partition_elect_elr(&p, 1, &v, false, 0, &ch);
+    CHECK(!ch.isr_changed);
+    CHECK(!ch.elr_changed);
+    CHECK_EQ_INT(-1, ch.leader);
+}
+
+/* No ISR member nor ELR member can lead: an unclean election (when allowed) empties the
+ * ELR and LastKnownElr. */
+static void test_elr_unclean_clears(void) {
+    int32_t reps[] = {1, 2, 3}, elr[] = {2}, lke[] = {1};
+    meta_partition_t p = part(reps, 3, NULL, 0, -1);
+    p.elr = elr;
+    p.n_elr = 1;
+    p.last_known_elr = lke;
+    p.n_last_known_elr = 1;
+    int32_t only3[] = {3};
+    meta_broker_view_t v = {only3, 1, only3, 1};
+    meta_partition_change_t ch;
+    meta_partition_elect_elr(&p, -1, &v, false, 2, &ch);
+    CHECK(!ch.changed);
+    meta_partition_elect_elr(&p, -1, &v, true, 2, &ch);
+    CHECK_EQ_INT(3, ch.leader);
+    CHECK(ch.unclean);
+    CHECK(ch.elr_changed);
+    CHECK_EQ_INT(0, ch.n_elr);
+    CHECK_EQ_INT(0, ch.n_last_known_elr);
+}
+
 int main(void) {
     RUN(test_place_racks);
     RUN(test_place_no_racks);
@@ -273,5 +391,8 @@ int main(void) {
     RUN(test_preferred);
     RUN(test_alter_partition);
     RUN(test_reassign);
+    RUN(test_elr_isr_shrink_and_grow);
+    RUN(test_elr_fence_and_clean_election);
+    RUN(test_elr_unclean_clears);
     return t_summary("replicas");
 }

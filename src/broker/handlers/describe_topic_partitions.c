@@ -4,8 +4,9 @@
  * partitions, at most ResponsePartitionLimit partitions per response (capped
  * at max.request.partition.size.limit, 2000). A response that stops early
  * carries NextCursor (topic and partition to go on from); a request with a
- * Cursor starts there. Unknown topics get UNKNOWN_TOPIC_OR_PARTITION. No
- * eligible leader replicas exist on one node: those lists are empty.
+ * Cursor starts there. Unknown topics get UNKNOWN_TOPIC_OR_PARTITION. The
+ * eligible leader replicas and LastKnownElr are the image's (KIP-966, kept by
+ * the controller in cluster mode; empty on one node).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -72,8 +73,8 @@ static void fill_partition(broker_req_t *r, const meta_topic_t *t, const meta_pa
     p->leader_epoch = mp->leader_epoch;
     p->replica_nodes = arena_i32(&r->arena, mp->replicas, mp->n_replicas);
     p->isr_nodes = arena_i32(&r->arena, mp->isr, mp->n_isr);
-    p->eligible_leader_replicas = (sm_i32_array_t){0, NULL};
-    p->last_known_elr = (sm_i32_array_t){0, NULL};
+    p->eligible_leader_replicas = arena_i32(&r->arena, mp->elr, mp->n_elr);
+    p->last_known_elr = arena_i32(&r->arena, mp->last_known_elr, mp->n_last_known_elr);
     p->offline_replicas = (sm_i32_array_t){0, NULL};
 }
 

@@ -9,8 +9,11 @@
  *  - transaction.version 0-2, finalized at 2 as Kafka 4.4's: transactions V2
  *    (KIP-890 part 2, txn/coordinator.c), which Kafka 4 clients then use;
  *    older clients keep the V1 protocol, which is served too.
+ *  - eligible.leader.replicas.version 0-1, finalized at 1 as Kafka 4.4 does
+ *    for a new cluster: eligible leader replicas (KIP-966, metadata/replicas.c);
+ *    at 0 the controller keeps no ELR and the high watermark ignores min ISR.
  *  - kraft.version, group.version (KIP-848 consumer groups),
- *    eligible.leader.replicas.version (KIP-966), share.version (KIP-932)
+ *    share.version (KIP-932)
  *    and streams.version (KIP-1071) are supported at level 0 only: their
  *    features do not exist in Samsa yet (one node with a static quorum,
  *    classic groups).
@@ -36,7 +39,7 @@ static const feature_t features[] = {
     {"kraft.version", 0, 0, 0},
     {"group.version", 0, 0, 0},
     {"transaction.version", 0, 2, 2},
-    {"eligible.leader.replicas.version", 0, 0, 0},
+    {META_ELR_FEATURE, 0, 1, 1},
     {"share.version", 0, 0, 0},
     {"streams.version", 0, 0, 0},
 };
@@ -50,8 +53,7 @@ static const feature_t *feature_find(sm_str_t name) {
 
 /* The finalized level; caller holds the image lock. */
 static int16_t finalized(const meta_image_t *img, const feature_t *f) {
-    int16_t l = meta_feature_level(img, f->name);
-    return l > 0 ? l : f->implied;
+    return meta_feature_level_or(img, f->name, f->implied);
 }
 
 int broker_api_versions_features(broker_req_t *r) {
