@@ -24,9 +24,13 @@ import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
 import org.apache.kafka.connect.cli.ConnectDistributed;
 import org.apache.kafka.connect.runtime.Connect;
 import org.junit.jupiter.api.Test;
@@ -122,6 +126,19 @@ class ConnectDistributedTest {
                 Config c = admin.describeConfigs(List.of(new ConfigResource(ConfigResource.Type.TOPIC, t)))
                         .all().get().values().iterator().next();
                 assertEquals("compact", c.get("cleanup.policy").value(), t);
+            }
+            // A segment is cleanable once it is not the active one, and a segment rolls on the
+            // next append after segment.ms: the worker (stopped now) may have left its last
+            // writes of a topic in the active segment, so one more record per topic (a key the
+            // worker ignores; no worker reads these topics again) rolls it.
+            Properties pp = new Properties();
+            pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, server.bootstrap());
+            pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            Thread.sleep(250); /* segment.ms: the roll needs this much age, not an event */
+            try (KafkaProducer<String, String> roll = new KafkaProducer<>(pp)) {
+                for (String t : TOPICS)
+                    roll.send(new ProducerRecord<>(t, "samsa-test-roll", "x")).get();
             }
             waitFor(() -> cleanerRuns(server, "connect-offsets") >= 1 && cleanerRuns(server, "connect-status") >= 1
                     && cleanerRuns(server, "connect-configs") >= 1, "cleanings of the worker's topics");
