@@ -233,8 +233,12 @@ static int16_t append(broker_req_t *r, broker_partition_t *p, uint8_t *data, siz
                                          h->base_sequence, last_seq, &dup)) {
         case TXN_APPEND: break;
         case TXN_DUPLICATE:
+            /* A retry of a batch the log has: answered with its offset once it is as
+             * replicated as a first answer would have been (a leader cut off from its
+             * followers may hold it unreplicated: acknowledging it then loses it). */
             out->base_offset = dup;
             out->log_start_offset = log_start_offset(p->log);
+            *end = dup + (int64_t)h->last_offset_delta + 1;
             goto out;
         case TXN_OUT_OF_ORDER: err = PROTO_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER; goto out;
         case TXN_FENCED_EPOCH: err = PROTO_ERR_INVALID_PRODUCER_EPOCH; goto out;
@@ -436,8 +440,9 @@ int broker_handle_produce(broker_req_t *r) {
             if (out->error_code == PROTO_ERR_NONE)
                 out->error_code =
                     append(r, p, data, len, &h, out, &appended, guard, &end, &hw_moved);
-            if (appended) {
-                broker_wake(b, p);
+            if (appended) broker_wake(b, p);
+            /* appended, or a duplicate of a batch the log holds (end set) */
+            if (appended || (end >= 0 && out->error_code == PROTO_ERR_NONE)) {
                 if (req->acks == -1 && p->replicated)
                     waits[nwaits++] = (ack_wait_t){p, end, out, false};
                 touched[ntouched++] = p;
