@@ -120,7 +120,8 @@ def test_kafka_reads_samsa_snapshot(tmp_path, kafka):
         "config BROKER '1' log.cleaner.threads=2",
         "config GROUP 'billing' consumer.session.timeout.ms=50000"]), out
     quota_lines = [ln for ln in lines if ln.startswith("quota ")]
-    assert len(quota_lines) == 2 and any("ip=null} producer_byte_rate=1048576.0" in q
+    # Kafka's reader prints the entity as a Java map: its order follows the names' hashes.
+    assert len(quota_lines) == 2 and any("ip=null" in q and "producer_byte_rate=1048576.0" in q
                                          for q in quota_lines), out
     assert lines[-1] == "nextProducerId 5000", out
 
