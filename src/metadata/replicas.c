@@ -102,7 +102,7 @@ static void set_isr(meta_partition_change_t *out, const int32_t *isr, int n) {
     out->isr_changed = true;
     out->changed = true;
     out->n_isr = n;
-    memcpy(out->isr, isr, sizeof(int32_t) * (size_t)n);
+    if (n > 0) memcpy(out->isr, isr, sizeof(int32_t) * (size_t)n);
 }
 
 /* The first of replicas that is in isr and usable, or -1. */
@@ -156,8 +156,8 @@ void meta_partition_settle_elr(const meta_partition_t *p, int32_t min_isr,
     out->changed = true;
     out->n_elr = ne;
     out->n_last_known_elr = nl;
-    memcpy(out->elr, elr, sizeof(int32_t) * (size_t)ne);
-    memcpy(out->last_known_elr, lke, sizeof(int32_t) * (size_t)nl);
+    if (ne > 0) memcpy(out->elr, elr, sizeof(int32_t) * (size_t)ne);
+    if (nl > 0) memcpy(out->last_known_elr, lke, sizeof(int32_t) * (size_t)nl);
 }
 
 /* Empties the ELR and LastKnownElr (an unclean election: the new leader's log decides). */
@@ -178,7 +178,7 @@ void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
         if (p->isr[i] != gone) isr[n++] = p->isr[i];
     if (n == 0 && !elr_on) { /* the last member stays */
         n = p->n_isr < META_MAX_REPLICAS ? p->n_isr : META_MAX_REPLICAS;
-        memcpy(isr, p->isr, sizeof(int32_t) * (size_t)n);
+        if (n > 0) memcpy(isr, p->isr, sizeof(int32_t) * (size_t)n);
     }
     if (n != p->n_isr) set_isr(out, isr, n);
     if (elr_on) meta_partition_settle_elr(p, min_isr, NULL, 0, out);
@@ -194,8 +194,8 @@ void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
             int32_t rest[META_MAX_REPLICAS], lke[META_MAX_REPLICAS];
             int32_t nr = minus(elr, ne, &leader, 1, rest);
             int32_t nl = out->elr_changed ? out->n_last_known_elr : p->n_last_known_elr;
-            memcpy(lke, out->elr_changed ? out->last_known_elr : p->last_known_elr,
-                   sizeof(int32_t) * (size_t)nl);
+            const int32_t *known = out->elr_changed ? out->last_known_elr : p->last_known_elr;
+            if (nl > 0) memcpy(lke, known, sizeof(int32_t) * (size_t)nl);
             set_isr(out, &leader, 1);
             out->elr_changed = true;
             out->n_elr = nr;
