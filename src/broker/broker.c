@@ -739,13 +739,31 @@ static int start_listener(broker_t *b, broker_listener_t *l) {
     no.on_request = broker_on_request;
     no.on_close = on_conn_close;
     no.arg = l;
+    no.start_closed = b->s.cluster_mode && b->s.is_broker;
     int rc = net_server_start(&no, &l->net);
     if (rc) return rc;
     if (l->advertised_port == 0) l->advertised_port = net_server_port(l->net);
-    sm_info("broker", "listener %s: serving PLAINTEXT on %s:%d, advertised as %s:%d", l->name,
+    sm_info("broker", "listener %s: %s PLAINTEXT on %s:%d, advertised as %s:%d", l->name,
+            no.start_closed ? "bound (refusing connections until the broker is caught up "
+                              "with the metadata log and unfenced)"
+                            : "serving",
             l->host[0] ? l->host : "*", net_server_port(l->net), l->advertised_host,
             l->advertised_port);
     return SM_OK;
+}
+
+/* cluster_opts_t.on_serving (quorum thread): the broker has caught up with the metadata log
+ * and is unfenced; its client listeners open, as Kafka's broker starts its acceptors only
+ * then. */
+static void open_listeners(void *ctx) {
+    broker_t *b = ctx;
+    pthread_mutex_lock(&b->listeners_mu);
+    for (int i = 0; i < b->nlisteners && !b->listeners_stopped; i++) {
+        net_server_open(b->listeners[i].net);
+        sm_info("broker", "listener %s: serving PLAINTEXT on port %d", b->listeners[i].name,
+                net_server_port(b->listeners[i].net));
+    }
+    pthread_mutex_unlock(&b->listeners_mu);
 }
 
 /* The cleaner is about to remove an ABORT marker whose transaction has no
@@ -885,6 +903,7 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     o->controller = &b->controller;
     o->serve = serve_forwarded;
     o->serve_ctx = b;
+    o->on_serving = open_listeners;
     rc = cluster_start(o, &b->cluster);
     free(o);
     return rc;
@@ -960,6 +979,7 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     pthread_mutex_init(&b->create_mu, NULL);
     pthread_mutex_init(&b->pid_mu, NULL);
     pthread_mutex_init(&b->settings_mu, NULL);
+    pthread_mutex_init(&b->listeners_mu, NULL);
     sm_map_init(&b->partitions);
     meta_image_init(&b->image);
 
@@ -1111,6 +1131,9 @@ void broker_stop(broker_t *b) {
     if (b->logs) log_manager_finish_recovery(b->logs);
     broker_groups_stop(b);
     broker_delayed_stop(b);
+    pthread_mutex_lock(&b->listeners_mu);
+    b->listeners_stopped = true;
+    pthread_mutex_unlock(&b->listeners_mu);
     for (int i = 0; i < b->nlisteners; i++) {
         if (b->listeners[i].net) net_server_stop(b->listeners[i].net, 5000);
         b->listeners[i].net = NULL;

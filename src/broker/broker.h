@@ -121,6 +121,11 @@ struct broker {
     txn_coordinator_t *txns;
     broker_listener_t listeners[BROKER_MAX_LISTENERS];
     int nlisteners;
+    /* Cluster mode: the client listeners start closed and open once the broker has caught up
+     * with the metadata log and is unfenced (the quorum thread's on_serving); this lock keeps
+     * that from racing broker_stop, which sets listeners_stopped first. */
+    pthread_mutex_t listeners_mu;
+    bool listeners_stopped;
     broker_listener_t ctrl_listener; /* cluster mode, controller role: CONTROLLER */
     struct cluster *_Atomic cluster; /* cluster mode (set while handlers run) */
     int lock_fds[BROKER_MAX_LOG_DIRS]; /* flock'ed .lock of each log dir */

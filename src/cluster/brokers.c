@@ -6,6 +6,12 @@
  *   a heartbeat answered STALE_BROKER_EPOCH / BROKER_ID_NOT_REGISTERED -> unregistered
  *   shutting down: a heartbeat with WantShutDown until answered ShouldShutDown
  * At most one registration and one heartbeat are in flight.
+ * Start-up, as Kafka's BrokerLifecycleManager (STARTING -> RECOVERY -> RUNNING): starting
+ * --own registration applied here and unfenced at that broker epoch--> serving (once; the
+ * client listeners open, on_serving). The controller unfences a broker only once a heartbeat
+ * reports its metadata offset at or past its registration, so serving implies every record
+ * committed before it registered is in this node's image. While starting, heartbeats go
+ * every STARTING_HB_MS instead of broker.heartbeat.interval.ms (Kafka: 10 ms).
  *
  * Controller side (the active controller), per broker in the image:
  *   registered fenced --heartbeat with the metadata offset past its registration--> unfenced
@@ -31,6 +37,7 @@
 #include "protocol/gen/unfence_broker_record.h"
 
 #define RETRY_MS 500
+#define STARTING_HB_MS 10
 
 /* ---- broker side ---- */
 
@@ -114,8 +121,32 @@ static void send_heartbeat(cluster_t *cl, int64_t now, bool shutdown) {
     send_to_controller(cl, CL_OUT_HEARTBEAT, CL_API_BROKER_HEARTBEAT, CL_V_HEARTBEAT, &q, now);
 }
 
+/* starting -> serving: this broker's registration is applied here and unfenced. */
+static void check_serving(cluster_t *cl) {
+    if (cl->serving || cl->broker_epoch < 0 || atomic_load(&cl->applied) < cl->broker_epoch)
+        return;
+    meta_image_t *img = cl->o.image;
+    meta_image_rdlock(img);
+    const meta_broker_t *bk = meta_image_broker(img, cl->o.node_id);
+    bool unfenced = bk && !bk->fenced && bk->epoch == cl->broker_epoch;
+    meta_image_unlock(img);
+    if (!unfenced) return;
+    cl->serving = true;
+    sm_info(CL_MOD,
+            "broker %d caught up with the metadata log (offset %lld) and is unfenced: "
+            "serving clients",
+            cl->o.node_id, (long long)atomic_load(&cl->applied));
+    if (cl->o.on_serving) cl->o.on_serving(cl->o.serve_ctx);
+}
+
+int64_t cl_agent_deadline(const cluster_t *cl) {
+    return cl->o.is_broker && !cl->serving && cl->broker_epoch >= 0 ? cl->next_agent_at
+                                                                     : INT64_MAX;
+}
+
 void cl_agent_tick(cluster_t *cl, int64_t now) {
     if (!cl->o.is_broker) return;
+    check_serving(cl);
     pthread_mutex_lock(&cl->mu);
     bool shutdown = cl->want_shutdown;
     if (shutdown && cl->broker_epoch < 0 && !cl->shutdown_acked) {
@@ -132,7 +163,10 @@ void cl_agent_tick(cluster_t *cl, int64_t now) {
     } else if (!cl->hb_inflight) {
         send_heartbeat(cl, now, shutdown);
     }
-    cl->next_agent_at = now + (shutdown ? 100 : cl->o.heartbeat_interval_ms);
+    bool starting = !cl->serving && cl->broker_epoch >= 0;
+    cl->next_agent_at = now + (shutdown   ? 100
+                               : starting ? STARTING_HB_MS
+                                          : cl->o.heartbeat_interval_ms);
 }
 
 void cl_agent_failed(cluster_t *cl, cl_out_t *o) {

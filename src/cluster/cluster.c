@@ -1002,7 +1002,9 @@ static void *quorum_main(void *arg) {
     struct epoll_event evs[32];
     while (!atomic_load(&cl->stop)) {
         int64_t now = cl_now();
-        int64_t wait = raft_next_deadline(cl->raft) - now;
+        int64_t deadline = raft_next_deadline(cl->raft);
+        if (cl_agent_deadline(cl) < deadline) deadline = cl_agent_deadline(cl);
+        int64_t wait = deadline - now;
         if (wait > 100) wait = 100;
         if (wait < 0) wait = 0;
         int n = epoll_wait(cl->epfd, evs, 32, (int)wait);

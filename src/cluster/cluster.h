@@ -78,6 +78,11 @@ typedef struct cluster_opts {
      * handler and responds on nreq (never forwarding it again). */
     void (*serve)(void *ctx, net_request_t *nreq);
     void *serve_ctx;
+    /* A broker's start-up, as Kafka's BrokerServer: it registers, catches up with the metadata
+     * log up to its registration (the controller's log end when it registered), is unfenced,
+     * and only then serves clients. Run once on the quorum thread at that moment (the broker
+     * opens its client listeners); must not block. */
+    void (*on_serving)(void *ctx);
 } cluster_opts_t;
 
 /* Reads process.roles-related settings; see broker.c. Starts the threads and the controller

@@ -270,6 +270,10 @@ struct cluster {
     int32_t reg_sent_to, hb_sent_to;
     int64_t next_agent_at;
     bool want_shutdown, shutdown_acked;
+    /* starting -> serving (once, never back): the image holds this broker's registration
+     * unfenced at its current broker epoch, so every record committed before it registered
+     * is applied here; opts.on_serving has run (the client listeners open) */
+    bool serving;
     /* controller side */
     cl_liveness_t live[CL_MAX_BROKERS];
     int n_live;
@@ -361,6 +365,9 @@ void cl_serve_voters(cluster_t *cl, net_request_t *nreq);
 
 /* brokers.c */
 void cl_agent_tick(cluster_t *cl, int64_t now);
+/* When the broker agent next wants to run while it is starting (INT64_MAX otherwise): the
+ * quorum thread wakes for it. */
+int64_t cl_agent_deadline(const cluster_t *cl);
 void cl_agent_response(cluster_t *cl, cl_out_t *o, sm_reader_t *r, sm_arena_t *a);
 void cl_agent_failed(cluster_t *cl, cl_out_t *o);
 void cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now);

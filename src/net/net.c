@@ -99,6 +99,7 @@ struct loop {
     net_conn_t *conns;
     int nconns;
     int nbudget_paused; /* connections of this loop waiting for the budget */
+    bool listening;     /* listen() done and the socket polled (see net_opts_t.start_closed) */
     bool listen_off;    /* listener unpolled after running out of descriptors */
     int64_t listen_resume;
     int spare_fd;       /* kept to accept-and-close at the descriptor limit */
@@ -111,6 +112,7 @@ struct net_server {
     int nloops;
     loop_t *loops;
     atomic_bool stopping;
+    atomic_bool open; /* accepting connections: at start, or from net_server_open */
     /* Bytes of request frames held: dispatched, being received, stashed. */
     atomic_size_t inflight_bytes;
     atomic_bool budget_wait; /* some connection waits for inflight_bytes to drop */
@@ -954,6 +956,17 @@ static void idle_sweep(loop_t *l, int64_t now) {
     }
 }
 
+/* The loop's socket starts listening and is polled (loop thread). */
+static int loop_listen(loop_t *l) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->listen_fd};
+    if (listen(l->listen_fd, 1024) || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->listen_fd, &ev)) {
+        sm_error("net", "cannot listen on port %d: %s", l->srv->port, strerror(errno));
+        return SM_ERR_IO;
+    }
+    l->listening = true;
+    return SM_OK;
+}
+
 static void *loop_main(void *arg) {
     loop_t *l = arg;
     net_server_t *s = l->srv;
@@ -973,6 +986,13 @@ static void *loop_main(void *arg) {
             for (net_conn_t *c = l->conns; c; c = c->next)
                 if (c->head) busy = true;
             if (!busy || mono_ms() >= s->stop_deadline) break;
+        }
+        /* net_server_open: each loop starts listening on its own thread (it owns the
+         * socket); a failure leaves the other loops' sockets serving the port. */
+        if (!stopping && !l->listening && l->listen_fd >= 0 && atomic_load(&s->open) &&
+            loop_listen(l) != SM_OK) {
+            close(l->listen_fd);
+            l->listen_fd = -1;
         }
         int64_t now = mono_ms();
         int64_t wake = l->listen_off && l->listen_resume < next_sweep ? l->listen_resume : next_sweep;
@@ -1032,7 +1052,10 @@ static void *loop_main(void *arg) {
 /* Binds (and, unless probe, listens on) host:port. The loops' sockets share
  * the port with SO_REUSEPORT; a probe binds without it first, so a port that
  * another process already listens on is refused instead of silently shared. */
-static int listen_socket(const char *host, int port, bool probe, int *bound_port) {
+/* A socket bound to host:port, not listening yet (connections to it are refused; loop_listen).
+ * probe: plain, so binding fails when any other socket holds the port; else with SO_REUSEPORT,
+ * as every loop binds the port. */
+static int bind_socket(const char *host, int port, bool probe, int *bound_port) {
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res;
@@ -1046,7 +1069,7 @@ static int listen_socket(const char *host, int port, bool probe, int *bound_port
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
         if (!probe) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && (probe || listen(fd, 1024) == 0)) {
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
             struct sockaddr_storage ss;
             socklen_t sl = sizeof(ss);
             getsockname(fd, (struct sockaddr *)&ss, &sl);
@@ -1109,6 +1132,7 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
     if (s->o.max_connections < 0) s->o.max_connections = INT32_MAX;
     if (s->o.max_connections_per_ip < 0) s->o.max_connections_per_ip = INT32_MAX;
     s->o.ip_overrides = NULL; /* parsed below; the caller's string is not kept */
+    atomic_store(&s->open, !o->start_closed);
     pthread_mutex_init(&s->ip_mu, NULL);
     sm_map_init(&s->per_ip);
     sm_map_init(&s->ip_override);
@@ -1128,7 +1152,7 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
     int rc = SM_OK;
     if (port > 0) {
         int unused;
-        int probe = listen_socket(o->host, port, true, &unused);
+        int probe = bind_socket(o->host, port, true, &unused);
         if (probe < 0) {
             sm_error("net", "cannot listen on %s:%d: %s", o->host && *o->host ? o->host : "*", port,
                      strerror(errno));
@@ -1144,7 +1168,7 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
         l->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
         pthread_mutex_init(&l->cq_mu, NULL);
         int bound = 0;
-        l->listen_fd = listen_socket(o->host, port, false, &bound);
+        l->listen_fd = bind_socket(o->host, port, false, &bound);
         if (l->listen_fd < 0) {
             sm_error("net", "cannot listen on %s:%d: %s", o->host && *o->host ? o->host : "*", port,
                      strerror(errno));
@@ -1158,14 +1182,13 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
             rc = SM_ERR_IO;
             break;
         }
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->listen_fd};
-        struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = &l->evfd};
-        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->listen_fd, &ev) ||
-            epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev2)) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &l->evfd};
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev)) {
             sm_error("net", "epoll_ctl: %s", strerror(errno));
             rc = SM_ERR_IO;
             break;
         }
+        if (!o->start_closed && (rc = loop_listen(l))) break;
     }
     int started = 0;
     if (rc == SM_OK) {
@@ -1201,6 +1224,15 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
 }
 
 int net_server_port(const net_server_t *s) { return s->port; }
+
+void net_server_open(net_server_t *s) {
+    if (atomic_exchange(&s->open, true)) return;
+    for (int i = 0; i < s->nloops; i++) {
+        uint64_t one = 1;
+        if (write(s->loops[i].evfd, &one, 8) < 0)
+            sm_warn("net", "cannot wake a network loop: %s", strerror(errno));
+    }
+}
 
 void net_server_stop(net_server_t *s, int64_t grace_ms) {
     s->stop_deadline = mono_ms() + grace_ms;

@@ -54,6 +54,11 @@ typedef struct net_opts {
     int32_t max_connections;        /* max.connections: beyond it, accept and close */
     int32_t max_connections_per_ip; /* max.connections.per.ip */
     const char *ip_overrides;       /* max.connections.per.ip.overrides ("ip:n,ip:n") */
+    /* The sockets are bound (the port is taken and known) but not listening, so connections
+     * are refused, until net_server_open(): a cluster broker opens its client listeners only
+     * once it has caught up with the metadata log and is unfenced, as Kafka's starts its
+     * acceptors. */
+    bool start_closed;
     void (*on_request)(net_request_t *req, void *arg);
     void (*on_close)(net_conn_t *c, void *arg); /* connection gone (user data cleanup) */
     void *arg;
@@ -64,6 +69,9 @@ void net_opts_default(net_opts_t *o);
 int net_server_start(const net_opts_t *o, net_server_t **out);
 /* The bound port (after an ephemeral bind). */
 int net_server_port(const net_server_t *s);
+/* Starts accepting connections on a server started with start_closed (any thread; at most
+ * once takes effect; not after net_server_stop). */
+void net_server_open(net_server_t *s);
 /* Stops accepting, gives in-flight responses up to grace_ms to finish, closes
  * every connection and joins the threads. Frees the server. */
 void net_server_stop(net_server_t *s, int64_t grace_ms);

@@ -137,6 +137,9 @@ def main():
     for k in ANOMALIES:
         items = getattr(report, k)
         print(f"{k}: {len(items)}" + (f" e.g. {items[:5]}" if items else ""))
+    if load and (load.fatal or load.failed):
+        print(f"producer fatal errors: {load.fatal}")
+        print(f"records failed: {len(load.failed)} e.g. {load.failed[:5]}")
     bad = (not report.ok or failure or (load and (load.fatal or load.failed)))
     if failure:
         print(f"liveness failure: {failure}")

@@ -52,6 +52,11 @@ class Broker:
         return f"127.0.0.1:{self.port}"
 
     def start(self):
+        return self.spawn().wait_ready()
+
+    def spawn(self):
+        """Starts the process without waiting for it to serve (a cluster node serves clients
+        only once the quorum has it caught up and unfenced: its peers must start too)."""
         os.makedirs(self.data_dir, exist_ok=True)
         args = [SERVER_BIN,
                 "--override", f"listeners=PLAINTEXT://127.0.0.1:{self.port}",
@@ -65,6 +70,10 @@ class Broker:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
                                      preexec_fn=limit)
+        return self
+
+    def wait_ready(self):
+        """Waits until the server answers ApiVersions on its port."""
         deadline = time.monotonic() + START_DEADLINE_S
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

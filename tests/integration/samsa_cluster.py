@@ -49,8 +49,12 @@ class Cluster:
                                    ports[i][0], ports[i][1], vl, roles, o))
 
     def start(self):
+        # All first, then each waited for: a node serves clients only once it is caught up
+        # with the metadata log and unfenced, which needs a quorum (as Kafka's brokers).
         for node in self.nodes:
-            node.start()
+            node.spawn()
+        for node in self.nodes:
+            node.wait_ready()
         return self
 
     def node(self, node_id):
@@ -74,3 +78,10 @@ def describe_quorum(port, timeout=5.0):
     except (OSError, RuntimeError, struct.error):
         return None
     return (0, leader, epoch, hw)
+
+
+def metadata_of(port, topics, timeout=5.0):
+    """Metadata v12 for these topics asked of exactly 127.0.0.1:port (the harness's raw
+    client): (broker ids, {topic: (error code, {partition: {...}})}); raises OSError when the
+    node refuses the connection or does not answer."""
+    return _harness.metadata_partitions("127.0.0.1", port, topics, timeout)

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import SERVER_BIN, free_port
 from helpers import wait_for
-from samsa_cluster import Cluster, describe_quorum
+from samsa_cluster import Cluster, describe_quorum, metadata_of
 
 FAST = {"controller.quorum.election.timeout.ms": "500",
         "controller.quorum.fetch.timeout.ms": "1000",
@@ -144,6 +144,54 @@ def test_controller_failover_and_rejoin(cluster):
     for i in range(3):
         p.produce("before", value=b"x", partition=i)
     assert p.flush(30) == 0
+
+
+def test_a_restarted_node_serves_clients_only_once_caught_up(cluster):
+    """Kafka's broker (BrokerServer, BrokerLifecycleManager) opens its client listeners only
+    once it has caught up with the metadata log up to its registration and is unfenced. A
+    node killed while topics are created, then started while the others are paused (SIGSTOP:
+    it cannot catch up): it serves nothing meanwhile; once they continue, the first Metadata
+    answer it gives at all lists every one of those topics (before, it answered at once
+    from the image on its disk, the topics unknown)."""
+    wait_for(lambda: len(getattr(brokers_seen(cluster.bootstrap), "brokers", ())) == 3,
+             timeout=30, interval=0.2, what="three brokers")
+    victim = cluster.node(3)
+    others = [n for n in cluster.nodes if n is not victim]
+    victim.kill()
+    boot = ",".join(n.bootstrap for n in others)
+    wait_for(lambda: len(getattr(brokers_seen(boot), "brokers", ())) == 2, timeout=30,
+             interval=0.2, what="node 3 fenced")
+    names = [f"while-down-{i}" for i in range(5)]
+    for name in names:
+        wait_for(lambda: _try_create(boot, name), timeout=30, interval=0.2,
+                 what=f"create {name}")
+    answers = []
+
+    def probe():
+        assert victim.proc.poll() is None, victim.read_log()[-2000:]
+        try:
+            answers.append(metadata_of(victim.port, names, timeout=2.0))
+        except OSError:  # refused: not serving yet
+            pass
+        return answers
+
+    log_before = len(victim.read_log())
+    for n in others:
+        n.proc.send_signal(signal.SIGSTOP)
+    try:
+        victim.spawn()
+        wait_for(lambda: "node 3 started" in victim.read_log()[log_before:], timeout=30,
+                 what="node 3 started")
+        for _ in range(5):
+            probe()
+    finally:
+        for n in others:
+            n.proc.send_signal(signal.SIGCONT)
+    brokers, topics = wait_for(probe, timeout=60, interval=0.01,
+                               what="the restarted node's first Metadata answer")[0]
+    assert {t: err for t, (err, _) in topics.items()} == {n: 0 for n in names}, topics
+    assert 3 in brokers
+    assert all(p["leader"] >= 0 for _, parts in topics.values() for p in parts.values()), topics
 
 
 def test_no_commit_without_a_majority(cluster):

@@ -138,7 +138,7 @@ static bool closed_by_peer(int fd) {
     }
 }
 
-static net_server_t *start(int idle_ms, int per_conn, size_t queued) {
+static net_server_t *start_with(int idle_ms, int per_conn, size_t queued, bool closed) {
     net_opts_t o;
     net_opts_default(&o);
     o.host = "127.0.0.1";
@@ -149,9 +149,14 @@ static net_server_t *start(int idle_ms, int per_conn, size_t queued) {
     o.on_request = on_request;
     if (per_conn) o.max_inflight_per_conn = per_conn;
     if (queued) o.max_queued_bytes_per_conn = queued;
+    o.start_closed = closed;
     net_server_t *s;
     if (net_server_start(&o, &s)) abort();
     return s;
+}
+
+static net_server_t *start(int idle_ms, int per_conn, size_t queued) {
+    return start_with(idle_ms, per_conn, queued, false);
 }
 
 static void test_out_of_order_completion_answers_in_order(void) {
@@ -640,6 +645,36 @@ static void test_descriptor_exhaustion_refuses_and_recovers(void) {
     net_server_stop(s, 1000);
 }
 
+/* start_closed: the port is bound (an ephemeral one is known at once) but connections are
+ * refused until net_server_open; then the loops accept and serve. */
+static void test_start_closed_refuses_until_open(void) {
+    net_server_t *s = start_with(0, 0, 0, true);
+    int port = net_server_port(s);
+    CHECK(port > 0);
+    int fd = connect_to(port);
+    CHECK(fd < 0 && errno == ECONNREFUSED);
+    net_server_open(s);
+    /* each loop starts listening on its own thread: wait for the first */
+    for (int i = 0; i < 1000 && (fd = connect_to(port)) < 0; i++)
+        usleep(10000);
+    CHECK(fd >= 0);
+    int fds[8];
+    for (int i = 0; i < 8; i++) {
+        fds[i] = i == 0 ? fd : connect_to(port);
+        CHECK(fds[i] >= 0);
+        if (fds[i] < 0) continue;
+        char msg[16];
+        int n = snprintf(msg, sizeof(msg), "E%d", i);
+        send_frame(fds[i], msg, (uint32_t)n);
+        uint8_t buf[16];
+        CHECK(read_frame(fds[i], buf, sizeof(buf)) == n && memcmp(buf, msg, (size_t)n) == 0);
+    }
+    net_server_open(s); /* a second call changes nothing */
+    for (int i = 0; i < 8; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    net_server_stop(s, 1000);
+}
+
 int main(void) {
     sm_log_set_level(SM_LOG_ERROR);
     RUN(test_out_of_order_completion_answers_in_order);
@@ -654,5 +689,6 @@ int main(void) {
     RUN(test_idle_connections_hold_no_buffers);
     RUN(test_connection_limits);
     RUN(test_descriptor_exhaustion_refuses_and_recovers);
+    RUN(test_start_closed_refuses_until_open);
     return t_summary("net");
 }

@@ -45,11 +45,14 @@ class ClusterCoordinatorsTest {
         String voters = "1@127.0.0.1:" + ctrl[0] + ",2@127.0.0.1:" + ctrl[1] + ",3@127.0.0.1:" + ctrl[2];
         List<SamsaServer> nodes = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
-            nodes.add(new SamsaServer(ports[i], "node.id=" + (i + 1), "process.roles=broker,controller",
+            nodes.add(SamsaServer.launchNode(ports[i], "node.id=" + (i + 1), "process.roles=broker,controller",
                     "listeners=PLAINTEXT://127.0.0.1:" + ports[i] + ",CONTROLLER://127.0.0.1:" + ctrl[i],
                     "controller.listener.names=CONTROLLER", "controller.quorum.voters=" + voters,
                     "controller.quorum.election.timeout.ms=500", "controller.quorum.fetch.timeout.ms=1000",
                     "broker.heartbeat.interval.ms=500", "broker.session.timeout.ms=3000"));
+        }
+        for (SamsaServer node : nodes) {
+            node.awaitStarted();
         }
         return nodes;
     }

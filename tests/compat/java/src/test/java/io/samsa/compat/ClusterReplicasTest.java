@@ -64,7 +64,10 @@ class ClusterReplicasTest {
                             "controller.listener.names=CONTROLLER", "controller.quorum.voters=" + voters,
                             "controller.quorum.election.timeout.ms=500", "broker.heartbeat.interval.ms=500"));
                     settings.addAll(List.of(extra.apply(i)));
-                    nodes.add(new SamsaServer(ports[i], settings.toArray(new String[0])));
+                    nodes.add(SamsaServer.launchNode(ports[i], settings.toArray(new String[0])));
+                }
+                for (SamsaServer node : nodes) {
+                    node.awaitStarted();
                 }
             } catch (Exception e) {
                 close();

@@ -32,11 +32,27 @@ final class SamsaServer implements AutoCloseable {
     }
 
     private SamsaServer(int port, List<String> prefix, String... overrides) throws Exception {
+        this(port, prefix, true, overrides);
+    }
+
+    private SamsaServer(int port, List<String> prefix, boolean await, String... overrides) throws Exception {
         this.port = port;
         this.prefix = prefix;
         dataDir = Files.createTempDirectory("samsa-java-");
         this.overrides = overrides;
-        start();
+        launch();
+        if (await) {
+            awaitStarted();
+        }
+    }
+
+    /**
+     * A cluster node, started without waiting for its port: a node serves clients only once the
+     * quorum has it caught up with the metadata log and unfenced, so its peers must start too
+     * (as Kafka's brokers). Call awaitStarted() once every node is launched.
+     */
+    static SamsaServer launchNode(int port, String... overrides) throws Exception {
+        return new SamsaServer(port, List.of(), false, overrides);
     }
 
     /** Under a descriptor limit (RLIMIT_NOFILE, soft and hard), set by prlimit. */
@@ -74,6 +90,11 @@ final class SamsaServer implements AutoCloseable {
     }
 
     private void start() throws Exception {
+        launch();
+        awaitStarted();
+    }
+
+    private void launch() throws Exception {
         String bin = System.getProperty("samsa.server", "../../../build/bin/samsa-server");
         List<String> cmd = new ArrayList<>(prefix);
         cmd.add(new File(bin).getCanonicalPath());
@@ -89,6 +110,10 @@ final class SamsaServer implements AutoCloseable {
         pb.environment().putAll(env);
         process = pb.redirectErrorStream(true)
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(dataDir.resolve("server.log").toFile())).start();
+    }
+
+    /** Waits until the server accepts connections on its port. */
+    void awaitStarted() throws Exception {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
         while (System.nanoTime() < deadline) {
             if (!process.isAlive()) {
