@@ -139,10 +139,16 @@ class Load:
             if err.fatal():
                 fatal.append(err)
 
+        # request.timeout.ms is, in librdkafka, the broker's wait for acks=all; how long the
+        # client waits for an answer is socket.timeout.ms (60 s by default, the Java
+        # client's request.timeout.ms is 30 s): a paused leader held the in-flight requests,
+        # and with them the partition, that long. 10 s bounds it well inside the nemesis's
+        # reaction window (docs/testing-cluster.md).
         p = Producer({"bootstrap.servers": self.bootstrap, "acks": "all",
                       "enable.idempotence": True, "linger.ms": 5,
                       "message.timeout.ms": int(self.message_timeout * 1000),
-                      "request.timeout.ms": 5000, "topic.metadata.refresh.interval.ms": 5000,
+                      "request.timeout.ms": 5000, "socket.timeout.ms": 10000,
+                      "topic.metadata.refresh.interval.ms": 5000,
                       "log_level": 2, "error_cb": on_error, **self.producer_conf})
         seq = {}
 

@@ -8,6 +8,7 @@ import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
@@ -112,9 +113,14 @@ final class SamsaServer implements AutoCloseable {
                 .redirectOutput(ProcessBuilder.Redirect.appendTo(dataDir.resolve("server.log").toFile())).start();
     }
 
-    /** Waits until the server accepts connections on its port. */
+    /**
+     * Waits until the server accepts connections on its port: 20 s, 60 s for a cluster node, which
+     * serves only once the quorum has it caught up and unfenced (after a kill -9, once the old
+     * registration's broker session has ended).
+     */
     void awaitStarted() throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        boolean clusterNode = Arrays.stream(overrides).anyMatch(o -> o.startsWith("controller.quorum."));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(clusterNode ? 60 : 20);
         while (System.nanoTime() < deadline) {
             if (!process.isAlive()) {
                 throw new IllegalStateException("samsa-server exited: " + Files.readString(dataDir.resolve("server.log")));
