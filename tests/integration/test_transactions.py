@@ -209,6 +209,18 @@ def init_pid(port, txn_id, timeout_ms=60000, pid=-1, epoch=-1):
     return r.raw("h"), r.raw("q"), r.raw("h")
 
 
+def test_idempotent_init_producer_id_is_a_new_id_as_kafka(make_broker):
+    """Kafka's coordinator answers InitProducerId without a transactional id with a new
+    producer id at epoch 0, also when the request names the producer's current id and epoch
+    (librdkafka's epoch bump, KIP-360); before, Samsa answered the same id with the epoch
+    bumped."""
+    b = make_broker()
+    err, pid, epoch = init_pid(b.port, None)
+    assert (err, epoch) == (0, 0) and pid >= 0
+    err, pid2, epoch2 = init_pid(b.port, None, pid=pid, epoch=epoch)
+    assert (err, epoch2) == (0, 0) and pid2 not in (-1, pid)
+
+
 def add_partitions(port, txn_id, pid, epoch, topic, parts):
     def t(w, _):
         w.string(topic).array(parts, lambda ww, p: ww.raw("i", p)).tags()

@@ -1,8 +1,10 @@
 /*
- * InitProducerId for idempotent producers: a new producer id from the blocks
- * the controller allocates, epoch 0; a producer that names its current id and
- * epoch (KIP-360, v3+) gets the same id with the epoch bumped. Transactional
- * ids go to the transaction coordinator (txn/coordinator.c).
+ * InitProducerId for idempotent producers: always a new producer id from the blocks the
+ * controller allocates, epoch 0, as Kafka's transaction coordinator answers a request
+ * without a transactional id, even when it names the producer's current id and epoch
+ * (librdkafka does so to bump its epoch, KIP-360): the new id is unknown to every
+ * partition, so its first batch is accepted at any sequence wherever it goes. Transactional
+ * ids go to the transaction coordinator (txn/coordinator.c), which bumps epochs.
  */
 #include "broker/handlers/handlers.h"
 #include "protocol/errors.h"
@@ -14,13 +16,6 @@ int broker_handle_init_producer_id(broker_req_t *r) {
     resp->producer_id = -1;
     resp->producer_epoch = -1;
     if (req->transactional_id.len >= 0) return txn_handle_init_producer_id(r);
-    if (r->version >= 3 && req->producer_id >= 0 && req->producer_epoch >= 0 &&
-        req->producer_epoch < INT16_MAX - 1) {
-        resp->producer_id = req->producer_id;
-        resp->producer_epoch = (int16_t)(req->producer_epoch + 1);
-        resp->error_code = PROTO_ERR_NONE;
-        return BROKER_RESPOND;
-    }
     int64_t pid;
     if (broker_next_producer_id(r->b, &pid) != SM_OK) {
         resp->error_code = PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
