@@ -12,7 +12,7 @@ partition is read once more, and the history is checked.
 
 Prints one line per fault and the counts at the end; exits 1 on any anomaly
 (lost, duplicated, reordered, read then lost, acknowledgement mismatch, offset
-regression), on a producer's fatal error or failed record, or on a liveness
+regression), on a failed or unanswered record, or on a liveness
 failure, keeping the nodes' data and logs (their directory is printed).
 
     .venv/bin/python tests/cluster/jepsen.py --minutes 30 [--seed N] [--faults a,b]
@@ -137,8 +137,11 @@ def main():
     for k in ANOMALIES:
         items = getattr(report, k)
         print(f"{k}: {len(items)}" + (f" e.g. {items[:5]}" if items else ""))
+    if load and load.recreated:
+        print(f"producers recreated after a fatal error: {len(load.recreated)} "
+              f"({load.abandoned} records abandoned): {load.recreated}")
     if load and (load.fatal or load.failed):
-        print(f"producer fatal errors: {load.fatal}")
+        print(f"records left unanswered: {load.fatal}")
         print(f"records failed: {len(load.failed)} e.g. {load.failed[:5]}")
     bad = (not report.ok or failure or (load and (load.fatal or load.failed)))
     if failure:

@@ -82,7 +82,8 @@ class Load:
     consumers (r1, r2, ...) that have every partition assigned from the start
     and read until stopped. Every acknowledgement and every read goes to the
     History. Clients' errors are counted by name in `errors` (they retry
-    internally; a fatal producer error stops that producer and is in `fatal`).
+    internally). A fatal producer error makes a new producer take over (`recreated`,
+    `abandoned`); records left neither acknowledged nor failed are in `fatal`.
 
     Readers use assigned partitions, not a consumer group: a group coordinator
     in a cluster is not part of this harness yet (docs/testing-cluster.md).
@@ -104,7 +105,9 @@ class Load:
         self.reader_conf = dict(reader_conf or {})
         self.sent = {}  # producer name -> records handed to the client
         self.failed = []  # (producer, value, error name): not acknowledged
-        self.fatal = []  # (producer, error)
+        self.fatal = []  # (producer, error): records left neither acknowledged nor failed
+        self.recreated = []  # (producer, fatal error): a new client took over (_produce)
+        self.abandoned = 0  # records unacknowledged when their producer's error was fatal
         self.errors = {}  # client error name -> count
         self.reads = 0
         self._stopping = threading.Event()
@@ -132,6 +135,21 @@ class Load:
         self._threads.append(t)
 
     def _produce(self, name):
+        """Producer `name` sends until stopped. On a fatal client error it does what an
+        application must: the client is closed (its records not yet acknowledged are
+        abandoned: they may or may not be in the log) and a new one, named name.2,
+        name.3, ..., goes on with fresh payloads; each such restart is in `recreated`."""
+        generation = 1
+        while not self._stopping.is_set():
+            pname = name if generation == 1 else f"{name}.{generation}"
+            fatal = self._produce_with(pname)
+            if not fatal:
+                break
+            with self._lock:
+                self.recreated.append((pname, str(fatal)))
+            generation += 1
+
+    def _produce_with(self, name):
         fatal = []
 
         def on_error(err):
@@ -156,6 +174,10 @@ class Load:
             v = msg.value().decode()
             if err is None:
                 self.history.ack(msg.partition(), msg.offset(), v, producer=name, seq=seq.pop(v))
+            elif fatal:
+                seq.pop(v, None)
+                with self._lock:
+                    self.abandoned += 1
             else:
                 seq.pop(v, None)
                 self._count(err)
@@ -178,6 +200,8 @@ class Load:
                 # said the topic does not exist: counted, the record is sent again.
                 seq.pop(v)
                 self._count(e.args[0])
+                if e.args[0].fatal():
+                    fatal.append(e.args[0])
                 p.poll(0.1)
                 continue
             i += 1
@@ -188,11 +212,13 @@ class Load:
                 p.poll(max(0.0, wait))
                 if wait <= 0:
                     break
+        if fatal:
+            # Nothing more will be acknowledged: its records fail now, not at their timeout.
+            p.purge(in_queue=True, in_flight=True, blocking=False)
         left = p.flush(self.message_timeout + 10)
         if left:
             self.fatal.append((name, f"{left} records neither acknowledged nor failed"))
-        if fatal:
-            self.fatal.append((name, str(fatal[0])))
+        return fatal[0] if fatal else None
 
     def _read(self, name):
         c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"harness-{name}",
@@ -235,5 +261,7 @@ class Load:
 
     def summary(self):
         return (f"sent {sum(self.sent.values())}, acknowledged {self.acked}, "
-                f"failed {len(self.failed)}, fatal {len(self.fatal)}, reads {self.reads}, "
+                f"failed {len(self.failed)}, fatal {len(self.fatal)}, "
+                f"producers recreated after a fatal error {len(self.recreated)} "
+                f"({self.abandoned} records abandoned), reads {self.reads}, "
                 f"client errors {dict(sorted(self.errors.items()))}")
