@@ -37,7 +37,7 @@ static void test_bound_crossed_past_it_only(void) {
     CHECK(!repl_quota_exceeded(&q, 0));
     repl_quota_record(&q, 1, 0);
     CHECK(repl_quota_exceeded(&q, 0));
-    CHECK(repl_quota_exceeded(&q, 1000)); /* 1001 bytes over 1 s */
+    CHECK(repl_quota_exceeded(&q, 1000));  /* 1001 bytes over 1 s */
     CHECK(!repl_quota_exceeded(&q, 1001)); /* 1001 bytes over 1.001 s */
     /* Twice the bound in the second second: over until 3 s have passed. */
     repl_quota_record(&q, 1999, 1500);
@@ -79,7 +79,7 @@ static void test_window_settings(void) {
     repl_quota_set_window(&q, 2, 100); /* 2 samples of 100 ms */
     repl_quota_set_bound(&q, 1000);
     repl_quota_record(&q, 300, 0);
-    CHECK(repl_quota_exceeded(&q, 150)); /* 300 bytes over 150 ms */
+    CHECK(repl_quota_exceeded(&q, 150));  /* 300 bytes over 150 ms */
     CHECK(!repl_quota_exceeded(&q, 200)); /* expired after 2 x 100 ms */
     /* Out-of-range settings are held to what the ring holds. */
     repl_quota_set_window(&q, 0, 0);
