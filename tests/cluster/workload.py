@@ -4,6 +4,10 @@ with its partition, offset and payload id (the record's value). produce() and
 read_all() run once; Load runs producers, readers, consumer group members and
 an admin loop in threads while faults are injected."""
 
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -90,8 +94,8 @@ class Load:
     read, assignment, revocation and commit goes to the History. Clients'
     errors are counted by name in `errors` (they retry internally; a fatal
     producer error stops that producer and is in `fatal`); admin calls are
-    counted in `admin_ok` and `admin_failed` by call (failures under faults
-    are expected, not fatal).
+    counted in `admin_ok` by call and `admin_failed` by call and error
+    (failures under faults are expected, not fatal).
 
     States: created -> running (start) -> draining (stop: producers flushed,
     so every record sent is acknowledged or failed; the group consumes until
@@ -130,6 +134,7 @@ class Load:
         self.drained = None  # whether the group read everything acknowledged before stopping
         self.admin_ok = Counter()
         self.admin_failed = Counter()
+        self._admin_proc = None
         self._stopping = threading.Event()  # producers
         self._closing = threading.Event()  # readers, members, admin loop
         self._producers = []
@@ -325,22 +330,30 @@ class Load:
             c.close()
 
     def _admin(self, name):
-        a = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 2,
-                         "error_cb": self._count})
-        calls = {
-            "describe_topics": lambda: a.describe_topics(
-                TopicCollection([self.topic]), request_timeout=5)[self.topic],
-            "list_groups": lambda: a.list_consumer_groups(request_timeout=5),
-            "describe_group": lambda: a.describe_consumer_groups(
-                [self.group], request_timeout=5)[self.group],
-        }
-        while not self._closing.wait(self.admin_interval):
-            for call, future in calls.items():
-                try:
-                    future().result(timeout=15)
-                    self._tally(self.admin_ok, call)
-                except (KafkaException, TimeoutError):
-                    self._tally(self.admin_failed, call)
+        """Runs the admin loop in a child process (admin_main): librdkafka's
+        admin client has aborted the whole process under these faults (an
+        assertion in rd_kafka_enq_once_del_source_return), which must not end
+        the test. A child that dies is counted in admin_failed ("crashed") and
+        started again; its counts are merged from the last line it printed."""
+        while True:
+            with self._lock:
+                if self._closing.is_set():
+                    return
+                proc = subprocess.Popen(
+                    [sys.executable, os.path.abspath(__file__), "admin", self.bootstrap,
+                     self.topic, self.group, str(self.admin_interval)],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                self._admin_proc = proc
+            last = None
+            for line in proc.stdout:
+                last = line
+            proc.wait()
+            counts = json.loads(last) if last else {"ok": {}, "failed": {}}
+            with self._lock:
+                self.admin_ok.update(counts["ok"])
+                self.admin_failed.update(counts["failed"])
+                if proc.returncode != 0:
+                    self.admin_failed[f"crashed (exit {proc.returncode})"] += 1
 
     def committed(self, timeout=60.0):
         """Records in the History the offsets the group holds for every
@@ -390,7 +403,10 @@ class Load:
             while not self._drained() and time.monotonic() < deadline:
                 time.sleep(0.2)
             self.drained = self._drained()
-        self._closing.set()
+        with self._lock:
+            self._closing.set()
+            if self._admin_proc:
+                self._admin_proc.stdin.close()  # the admin loop's end
         for t in self._threads:
             t.join()
         self._threads = []
@@ -407,3 +423,39 @@ class Load:
             s += (f", admin ok {dict(sorted(self.admin_ok.items()))} "
                   f"failed {dict(sorted(self.admin_failed.items()))}")
         return s + f", client errors {dict(sorted(self.errors.items()))}"
+
+
+def admin_main(bootstrap, topic, group, interval):
+    """The admin loop (a child process of Load): every `interval` seconds
+    describes the topic, lists groups and describes the group, until stdin
+    closes; after each round prints the counts so far as one JSON line
+    ({"ok": {call: n}, "failed": {"call ERROR": n}})."""
+    stop = threading.Event()
+
+    def wait_stdin():
+        sys.stdin.read()
+        stop.set()
+
+    threading.Thread(target=wait_stdin, daemon=True).start()
+    a = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
+    calls = {
+        "describe_topics": lambda: a.describe_topics(TopicCollection([topic]),
+                                                     request_timeout=5)[topic],
+        "list_groups": lambda: a.list_consumer_groups(request_timeout=5),
+        "describe_group": lambda: a.describe_consumer_groups([group], request_timeout=5)[group],
+    }
+    ok, failed = Counter(), Counter()
+    while not stop.wait(interval):
+        for call, future in calls.items():
+            try:
+                future().result(timeout=15)
+                ok[call] += 1
+            except KafkaException as e:
+                failed[f"{call} {e.args[0].name()}"] += 1
+            except TimeoutError:
+                failed[f"{call} timeout"] += 1
+        print(json.dumps({"ok": ok, "failed": failed}), flush=True)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["admin"]:
+    admin_main(sys.argv[2], sys.argv[3], sys.argv[4], float(sys.argv[5]))
