@@ -572,7 +572,11 @@ static void end_answer(txn_coordinator_t *c, txn_t *m) {
 }
 
 /* Writes the markers of m's prepared transaction, then its Complete record.
- * Marker thread; called without c->mu. Returns false to retry later. */
+ * Marker thread; called without c->mu. Returns false to retry later: also when
+ * the Complete record could not be written (the ISR did not get it in time),
+ * as Kafka retries that append; m stays prepared meanwhile, and the markers
+ * are written again (they are idempotent), or a new leader of the partition
+ * finishes it. */
 static bool complete_transaction(txn_coordinator_t *c, txn_t *m) {
     pthread_mutex_lock(&c->mu);
     txn_state_t s;
@@ -622,9 +626,12 @@ static bool complete_transaction(txn_coordinator_t *c, txn_t *m) {
     write_op_t *op = prepare_write(c, m, &next, NULL, ANSWER_NONE);
     pthread_mutex_unlock(&c->mu);
     if (!op) return false;
+    int status = SM_ERR;
+    op->out_status = &status;
     sm_debug("txn", "%s: %s (producer %lld epoch %d)", m->id, commit ? "committed" : "aborted",
              (long long)op->next.pid, op->next.epoch);
     write_transition(op, true);
+    if (status != SM_OK) return false;
     end_answer(c, m);
     return true;
 }
