@@ -455,6 +455,8 @@ static void write_transition(write_op_t *op, bool wait) {
             broker_replica_appended(op->p);
         }
         pthread_mutex_unlock(&op->p->mu);
+        /* Followers' fetches parked on the partition take the record now. */
+        if (op->status == SM_OK) broker_wake(b, op->p);
     }
     free(buf);
     free(key);
