@@ -17,6 +17,7 @@
 #include "base/config.h"
 #include "base/map.h"
 #include "broker/apis.h"
+#include "broker/repl_quota.h"
 #include "metadata/controller.h"
 #include "metadata/image.h"
 #include "net/net.h"
@@ -117,6 +118,9 @@ struct broker {
     sm_map_t partitions;       /* topic id + partition index -> broker_partition_t* */
     broker_delayed_t *delayed;
     struct broker_replicas *replicas; /* cluster mode: fetchers and ISR upkeep (replica.h) */
+    /* Replication throttles (leader./follower.replication.throttled.rate). */
+    repl_quota_t leader_quota;
+    repl_quota_t follower_quota;
     group_coordinator_t *groups;
     txn_coordinator_t *txns;
     broker_listener_t listeners[BROKER_MAX_LISTENERS];
@@ -197,6 +201,9 @@ int broker_nodes(broker_req_t *r, bool include_fenced, broker_node_t **out);
 /* One of them by id (KIP-951 endpoints of a partition's leader): SM_ERR_NOTFOUND when
  * it is not listed. */
 int broker_node(broker_req_t *r, int32_t id, broker_node_t *out);
+/* The listed brokers whose ids are among ids[0..n) (repeats allowed), once each: the
+ * KIP-951 endpoints of the leaders an answer names. In r's arena; the count, or -1. */
+int broker_nodes_among(broker_req_t *r, const int32_t *ids, int n, broker_node_t **out);
 /* The controller id given to clients. */
 int32_t broker_client_controller_id(broker_t *b);
 

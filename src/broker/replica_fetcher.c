@@ -16,6 +16,12 @@
  * leader changes (replica.c calls broker_replicas_follow); an answer for a
  * partition that no longer follows that leader is dropped.
  *
+ * Follower throttle (KIP-73): a partition that is follower-throttled here
+ * (follower.replication.throttled.replicas) and not in sync is left out of the
+ * request while follower.replication.throttled.rate is exceeded; the bytes
+ * fetched for such partitions count against it. A round with every partition
+ * left out waits as an idle one does.
+ *
  * The ticker thread runs the leaders' ISR upkeep (broker_replica_tick) every
  * replica.lag.time.max.ms / 2 (at most every second).
  *
@@ -117,6 +123,8 @@ static int snapshot_parts(fetcher_t *f, broker_partition_t ***out) {
 static void handle_part(fetcher_t *f, broker_partition_t *p, const replica_fetch_pos_t *pos,
                         const proto_fetch_response_partition_data_t *d) {
     int rc = SM_OK;
+    if (d->error_code == PROTO_ERR_NONE && pos->throttled && d->records.len > 0)
+        repl_quota_record(&f->owner->b->follower_quota, d->records.len, broker_mono_ms());
     switch (d->error_code) {
     case PROTO_ERR_NONE:
         if (d->diverging_epoch && d->diverging_epoch->end_offset >= -1 &&
@@ -175,8 +183,13 @@ static int fetch_round(fetcher_t *f, kc_client_t *kc, broker_partition_t **parts
     req.session_id = 0;
     req.session_epoch = -1;
     int nt = 0;
+    int over = -1; /* the follower quota, looked at once per round when needed */
     for (int i = 0; i < n; i++) {
         if (!broker_replica_fetch_pos(parts[i], f->leader, &pos[i])) continue;
+        if (pos[i].throttled && !pos[i].in_sync) {
+            if (over < 0) over = repl_quota_exceeded(&b->follower_quota, broker_mono_ms());
+            if (over) continue;
+        }
         proto_fetch_request_fetch_topic_t *t = &topics[nt];
         t->topic = sm_arena_str(a, parts[i]->topic);
         t->topic_id = parts[i]->topic_id;

@@ -18,6 +18,11 @@
  * offset). Epoch -1 fetches without a session. read_committed fetches stop at
  * the last stable offset and carry the aborted transactions of what they read
  * (KIP-98); read_uncommitted ones read up to the high watermark.
+ *
+ * A follower's fetch (a replica id) reads to the log end; a partition that is
+ * leader-throttled here (leader.replication.throttled.replicas) gets no records
+ * while the follower is out of the ISR and leader.replication.throttled.rate is
+ * exceeded, and the bytes sent for such partitions are counted against it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +52,8 @@ typedef struct fpart {
     int32_t last_fetched_epoch; /* -1: none (KIP-320; replica fetches) */
     broker_partition_t *p; /* NULL: unknown partition */
     pdata_t *out;
+    bool held;    /* a follower's data left out by the leader throttle this time */
+    bool counted; /* its bytes count against the leader throttle */
 } fpart_t;
 
 typedef struct fetch_state {
@@ -115,6 +122,27 @@ static void aborted_in_range(broker_req_t *r, broker_partition_t *p, int64_t fro
 }
 
 /* Fills every partition's response from the logs now; returns record bytes. */
+/* Names the partition's leader and epoch from the metadata image in out
+ * (KIP-951) when it has one other than this broker. */
+static bool name_leader(broker_req_t *r, const fpart_t *fp, pdata_t *out) {
+    broker_t *b = r->b;
+    int32_t leader = -1, epoch = -1;
+    meta_image_rdlock(&b->image);
+    meta_topic_t *mt = r->version >= 13 ? meta_image_topic_by_id(&b->image, &fp->topic_id)
+                                        : meta_image_topic(&b->image, fp->topic);
+    if (mt && fp->partition >= 0 && fp->partition < mt->n_partitions) {
+        leader = mt->partitions[fp->partition].leader;
+        epoch = mt->partitions[fp->partition].leader_epoch;
+    }
+    meta_image_unlock(&b->image);
+    if (leader < 0 || leader == b->s.node_id) return false;
+    out->current_leader = sm_arena_calloc(&r->arena, 1, sizeof(*out->current_leader));
+    if (!out->current_leader) return false;
+    out->current_leader->leader_id = leader;
+    out->current_leader->leader_epoch = epoch;
+    return true;
+}
+
 static size_t build(broker_req_t *r, fetch_state_t *st) {
     broker_t *b = r->b;
     req_t *req = broker_body(r);
@@ -148,6 +176,10 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
                   : broker_partition_absent_error(b, fp->topic, v >= 13 ? &fp->topic_id : NULL,
                                                   fp->partition, unknown);
             st->failed = true;
+            /* Not a replica here: the leader is named too (KIP-951). */
+            if (out->error_code == PROTO_ERR_NOT_LEADER_OR_FOLLOWER && v >= 12 &&
+                name_leader(r, fp, out))
+                fenced = true;
             continue;
         }
         bool replica = st->replica_id >= 0;
@@ -220,6 +252,9 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
                 continue;
             }
         }
+        /* The leader throttle (KIP-73): a throttled partition of a follower out of
+         * the ISR gets no records while the leader quota is exceeded. */
+        fp->held = replica && broker_replica_leader_throttle(p, st->replica_id, &fp->counted);
         if (!replica && v >= 11 && !from_follower) {
             int32_t preferred = broker_replica_preferred_read(p, req->rack_id);
             if (preferred >= 0) {
@@ -252,6 +287,7 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
             continue;
         }
         out->error_code = PROTO_ERR_NONE;
+        if (fp->held) continue;
         if (fp->fetch_offset >= end || (total >= budget && !first_data)) continue;
         size_t max = fp->max_bytes > 0 ? (size_t)fp->max_bytes : 0;
         if (budget - total < max) max = budget - total;
@@ -285,24 +321,26 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
     /* KIP-951 (v16+): the endpoints of the leaders named above. */
     resp_t *resp = r->resp;
     resp->node_endpoints.n = 0;
-    if (fenced && v >= 16) {
-        resp->node_endpoints.v =
-            sm_arena_calloc(&r->arena, (size_t)st->n + 1, sizeof(*resp->node_endpoints.v));
-        for (int i = 0; resp->node_endpoints.v && i < st->n; i++) {
-            const proto_fetch_response_leader_id_and_epoch_t *cl = st->parts[i].out->current_leader;
-            if (!cl || cl->leader_id < 0) continue;
-            bool listed = false;
-            for (int32_t k = 0; k < resp->node_endpoints.n; k++)
-                listed |= resp->node_endpoints.v[k].node_id == cl->leader_id;
-            broker_node_t node;
-            if (listed || broker_node(r, cl->leader_id, &node) != SM_OK) continue;
-            proto_fetch_response_node_endpoint_t *e =
-                &resp->node_endpoints.v[resp->node_endpoints.n++];
-            e->node_id = node.id;
-            e->host = node.host;
-            e->port = node.port;
-            e->rack = node.rack;
+    int32_t *leaders = fenced && v >= 16 ? sm_arena_calloc(&r->arena, (size_t)st->n + 1,
+                                                           sizeof(*leaders))
+                                         : NULL;
+    int nleaders = 0;
+    for (int i = 0; leaders && i < st->n; i++) {
+        const proto_fetch_response_leader_id_and_epoch_t *cl = st->parts[i].out->current_leader;
+        if (cl && cl->leader_id >= 0) leaders[nleaders++] = cl->leader_id;
+    }
+    broker_node_t *nodes;
+    int nn = broker_nodes_among(r, leaders, nleaders, &nodes);
+    if (nn > 0 && (resp->node_endpoints.v = sm_arena_calloc(&r->arena, (size_t)nn,
+                                                            sizeof(*resp->node_endpoints.v)))) {
+        for (int i = 0; i < nn; i++) {
+            proto_fetch_response_node_endpoint_t *e = &resp->node_endpoints.v[i];
+            e->node_id = nodes[i].id;
+            e->host = nodes[i].host;
+            e->port = nodes[i].port;
+            e->rack = nodes[i].rack;
         }
+        resp->node_endpoints.n = nn;
     }
     return total;
 }
@@ -354,7 +392,19 @@ static void settle_session(broker_req_t *r, fetch_state_t *st) {
     resp->responses.n = k;
 }
 
+/* A follower's answer is final: the bytes of leader-throttled partitions in it
+ * count against the leader quota (Kafka records them after the read). */
+static void record_throttled(broker_req_t *r, fetch_state_t *st) {
+    if (st->replica_id < 0) return;
+    int64_t bytes = 0;
+    for (int i = 0; i < st->n; i++)
+        if (st->parts[i].counted && st->parts[i].out->records.len > 0)
+            bytes += st->parts[i].out->records.len;
+    if (bytes > 0) repl_quota_record(&r->b->leader_quota, bytes, broker_mono_ms());
+}
+
 static void finish(broker_req_t *r, fetch_state_t *st) {
+    record_throttled(r, st);
     settle_session(r, st);
     release_parts(st);
     broker_req_finish(r);
@@ -456,7 +506,9 @@ static int parts_from_request(broker_req_t *r, fetch_state_t *st) {
                                            rp->current_leader_epoch,
                                            r->version >= 12 ? rp->last_fetched_epoch : -1,
                                            NULL,
-                                           NULL};
+                                           NULL,
+                                           false,
+                                           false};
         }
     }
     return SM_OK;
@@ -547,7 +599,7 @@ static int16_t handle_session(broker_req_t *r, fetch_state_t *st) {
                 st->parts[st->n++] =
                     (fpart_t){{name, (int32_t)tl}, sp->topic_id, sp->partition, sp->fetch_offset,
                               sp->max_bytes,       -1,           -1,            NULL,
-                              NULL};
+                              NULL,                false,        false};
             }
         }
     }
@@ -586,6 +638,7 @@ int broker_handle_fetch(broker_req_t *r) {
     size_t got = build(r, st);
     bool enough = got >= (size_t)(req->min_bytes > 0 ? req->min_bytes : 1);
     if (enough || st->failed || wait == 0 || st->n == 0 || atomic_load(&b->stopping)) {
+        record_throttled(r, st);
         settle_session(r, st);
         release_parts(st);
         return BROKER_RESPOND;
