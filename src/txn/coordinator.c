@@ -1165,9 +1165,11 @@ int16_t txn_coordinator_verify(broker_t *b, sm_str_t id, int64_t producer_id, in
 /*
  * Transactions V2 (KIP-890 part 2): a partition the producer writes to (a
  * transactional Produce v12+, TxnOffsetCommit v5+) joins its transaction
- * without AddPartitionsToTxn. Blocking: returns once the transition is
- * written (and flushed when the broker acknowledges only flushed data).
- * Error codes as txn_coordinator_verify's.
+ * without AddPartitionsToTxn. On a single node, blocking: returns once the
+ * transition is written (and flushed when the broker acknowledges only flushed
+ * data). In a cluster the transition is started and NOT_ENOUGH_REPLICAS
+ * answered (the caller's retry finds the partition added). Error codes as
+ * txn_coordinator_verify's.
  */
 int16_t txn_coordinator_add_implicit(broker_t *b, sm_str_t id, int64_t producer_id, int16_t epoch,
                                      sm_str_t topic, int32_t partition) {
@@ -1208,6 +1210,15 @@ int16_t txn_coordinator_add_implicit(broker_t *b, sm_str_t id, int64_t producer_
     }
     pthread_mutex_unlock(&c->mu);
     if (!op) return err;
+    if (b->s.cluster_mode) {
+        /* The record must reach the ISR first, and this event loop may be the
+         * one serving the followers' fetches that replicate it: written
+         * without waiting here. The producer retries (NOT_ENOUGH_REPLICAS, as
+         * while any transition of the id is pending) and finds its partition
+         * in the transaction once the record is replicated. */
+        write_transition(op, false);
+        return PROTO_ERR_NOT_ENOUGH_REPLICAS;
+    }
     int status = SM_ERR;
     op->out_status = &status;
     write_transition(op, true);

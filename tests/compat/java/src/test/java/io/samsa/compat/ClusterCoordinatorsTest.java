@@ -24,7 +24,6 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -170,13 +169,6 @@ class ClusterCoordinatorsTest {
     }
 
     @Test
-    @Disabled("Fails under load (3 of 5 runs with two CPU burners: EndTxn not completed within "
-            + "max.block.ms). Cause found, not fixed: a transactional Produce to the coordinator's "
-            + "own broker adds its partition (transactions V2) by a transaction-state write that "
-            + "blocks its event loop until the ISR has it, and that loop also serves the followers' "
-            + "fetches of __transaction_state, so each write waits 30 s for the ISR to shrink. "
-            + "test_cluster_coordinators.py runs the same transaction over every broker with "
-            + "librdkafka.")
     void transactionOverPartitionsOfEveryBroker() throws Exception {
         List<SamsaServer> nodes = startCluster();
         try {
