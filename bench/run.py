@@ -640,10 +640,71 @@ def keyed_produce(broker, topic, nbytes, keys, size):
         raise RuntimeError("records not delivered")
 
 
+class LatencyLoad(threading.Thread):
+    """A fixed-rate acks=1 producer of 1 KiB records (librdkafka, linger 0) on
+    another topic, recording each record's send time and send-to-ack latency,
+    so that the latency of a time window (the cleaning) can be taken apart."""
+
+    def __init__(self, broker, topic, rate):
+        super().__init__(daemon=True)
+        from confluent_kafka import Producer
+
+        self.p = Producer({"bootstrap.servers": broker.bootstrap, "acks": "1", "linger.ms": 0,
+                           "enable.idempotence": False, "socket.nagle.disable": True,
+                           "log_level": 3})
+        self.topic, self.rate = topic, rate
+        self.samples = []  # (send time, latency s)
+        self.failed = 0
+        self.stopping = threading.Event()
+
+    def run(self):
+        value = os.urandom(1024)
+        period = 1.0 / self.rate
+        nxt = time.monotonic()
+        while not self.stopping.is_set():
+            t = time.monotonic()
+            if t < nxt:
+                # librdkafka's poll timeout is in whole milliseconds: waits at
+                # least 1 ms (returning early on an acknowledgement) rather
+                # than spinning, which would take the CPU the client's own
+                # network thread needs.
+                self.p.poll(0.001)
+                continue
+            nxt += period
+
+            def done(err, msg, t_send=t):
+                if err is None:
+                    self.samples.append((t_send, time.monotonic() - t_send))
+                else:
+                    self.failed += 1
+            try:
+                self.p.produce(self.topic, value=value, partition=0, on_delivery=done)
+            except BufferError:
+                self.failed += 1
+            self.p.poll(0)
+        self.p.flush(30)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(60)
+
+    def p99_ms(self, t_from, t_to):
+        lat = sorted(x for t, x in self.samples if t_from <= t < t_to)
+        if len(lat) < 100:
+            return None, len(lat)
+        return lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, len(lat)
+
+
+CLEAN_LOAD_RATE = 2000  # records/s of the latency load while cleaning
+CLEAN_BASELINE_S = 5
+
+
 def clean_once(cfg, b, topic):
     """Fills a topic with cleanup.policy=delete, then switches it to compact
     (a dynamic config change) and times the cleaner until the segment files
-    stop shrinking."""
+    stop shrinking. A fixed-rate producer on another topic runs through a
+    baseline window before the switch and through the cleaning: the p99 of
+    its send-to-ack latency in each window."""
     from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic)
 
     a = admin(b)
@@ -652,28 +713,45 @@ def clean_once(cfg, b, topic):
         "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "0"})])[topic].result(60)
     keyed_produce(b, topic, cfg["clean_bytes"], cfg["clean_keys"], 1024)
     before, nseg = segment_bytes(b, topic)
-    res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
-        ConfigEntry("cleanup.policy", "compact",
-                    incremental_operation=AlterConfigOpType.SET)])
-    t0 = time.monotonic()
-    a.incremental_alter_configs([res])[res].result(60)
-    last_size, last_change = before, t0
-    deadline = t0 + 600
-    # Done when the size has not changed for 5 s after it first changed; the
-    # time is that of the last change.
-    while time.monotonic() < deadline:
-        size, _ = segment_bytes(b, topic)
-        now = time.monotonic()
-        if size != last_size:
-            last_size, last_change = size, now
-        elif last_change > t0 and now - last_change > 5:
-            break
-        time.sleep(0.02)  # polling interval of the size, not synchronisation
+    lat_topic = topic + "-latency"
+    create_topic(b, lat_topic, 1)
+    load = LatencyLoad(b, lat_topic, CLEAN_LOAD_RATE)
+    load.start()
+    try:
+        # the load's first records (connection set-up) are not in the baseline
+        wait_for(lambda: len(load.samples) >= CLEAN_LOAD_RATE // 10, 60, "the latency load", 0.05)
+        t_base = time.monotonic()
+        time.sleep(CLEAN_BASELINE_S)  # the baseline window's length, not synchronisation
+        res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+            ConfigEntry("cleanup.policy", "compact",
+                        incremental_operation=AlterConfigOpType.SET)])
+        t0 = time.monotonic()
+        a.incremental_alter_configs([res])[res].result(60)
+        last_size, last_change = before, t0
+        deadline = t0 + 600
+        # Done when the size has not changed for 5 s after it first changed; the
+        # time is that of the last change.
+        while time.monotonic() < deadline:
+            size, _ = segment_bytes(b, topic)
+            now = time.monotonic()
+            if size != last_size:
+                last_size, last_change = size, now
+            elif last_change > t0 and now - last_change > 5:
+                break
+            time.sleep(0.02)  # polling interval of the size, not synchronisation
+    finally:
+        load.stop()
     if last_change == t0:
         raise RuntimeError("the log was not cleaned")
     secs = last_change - t0
+    base_p99, base_n = load.p99_ms(t_base, t0)
+    # at least one second of samples when the cleaning is shorter than that
+    clean_p99, clean_n = load.p99_ms(t0, max(last_change, t0 + 1.0))
     return {"bytes_before": before, "segments_before": nseg, "bytes_after": last_size,
-            "seconds": secs, "mb_s": before / MIB / secs}
+            "seconds": secs, "mb_s": before / MIB / secs, "load_rate": CLEAN_LOAD_RATE,
+            "baseline_p99_ms": base_p99, "baseline_samples": base_n,
+            "cleaning_p99_ms": clean_p99, "cleaning_samples": clean_n,
+            "load_failed": load.failed}
 
 
 def sc_cleaner(cfg, brokers, clients, sampler, R):
@@ -1407,7 +1485,17 @@ def report(R, mode, outdir, cmdline):
     s = pick(R["cleaner"], "bytes_after", broker="samsa")
     k = pick(R["cleaner"], "bytes_after", broker="kafka")
     a(f"| segment bytes after, MiB | {cell([x / MIB for x in s])} | {cell([x / MIB for x in k])} | |")
+    for key, what in (("baseline_p99_ms", "produce p99 ms before cleaning"),
+                      ("cleaning_p99_ms", "produce p99 ms while cleaning")):
+        s = [x for x in pick(R["cleaner"], key, broker="samsa") if x is not None]
+        k = [x for x in pick(R["cleaner"], key, broker="kafka") if x is not None]
+        a(f"| {what} | {cell(s, 2)} | {cell(k, 2)} | {ratio(med(s), med(k))} |")
     a("")
+    a(f"Produce p99: a librdkafka producer (acks=1, linger 0, 1 KiB records) sends "
+      f"{CLEAN_LOAD_RATE} records/s to another one-partition topic of the same broker from "
+      f"{CLEAN_BASELINE_S} s before the switch to compact until the cleaning ends; the p99 of "
+      "send-to-acknowledgement latency of the records sent before the switch, and of those sent "
+      "between the switch and the cleaning's last change (at least 1 s).\n")
 
     a("### Failures during the run\n")
     if not R["failures"]:
@@ -1478,6 +1566,17 @@ def goals(R):
     k = med(pick(R.get("cleaner", []), "mb_s", broker="kafka"))
     out.append(f"Cleaner ≥ 2× Kafka's MB/s: ratio {s / k:.2f}." if s and k else
                "Cleaner ≥ 2× Kafka's MB/s: -.")
+    ps = [x for x in pick(R.get("cleaner", []), "cleaning_p99_ms", broker="samsa") if x is not None]
+    pb = [x for x in pick(R.get("cleaner", []), "baseline_p99_ms", broker="samsa") if x is not None]
+    pk = [x for x in pick(R.get("cleaner", []), "cleaning_p99_ms", broker="kafka") if x is not None]
+    out.append(f"Produce p99 while cleaning: Samsa {fmt(med(ps), 2)} ms (before cleaning "
+               f"{fmt(med(pb), 2)} ms), Kafka {fmt(med(pk), 2)} ms." if ps and pk else
+               "Produce p99 while cleaning: -.")
+    rm = med([r["metadata_s"] for r in R.get("recovery", []) if r["broker"] == "samsa"])
+    rp = med([r["produce_s"] for r in R.get("recovery", []) if r["broker"] == "samsa"])
+    out.append(f"Recovery after kill -9 ≤ 2 s: Samsa's median {fmt(rm, 2)} s to Metadata, "
+               f"{fmt(rp, 2)} s to the first acknowledged produce." if rm and rp else
+               "Recovery after kill -9 ≤ 2 s: -.")
     return out
 
 

@@ -146,6 +146,16 @@ const sm_config_key_t sm_config_keys[] = {
      "Socket timeout of a replica fetcher's requests."},
     {"num.replica.fetchers", SM_CFG_INT, "1", 1, 1024, NULL,
      "Fetcher threads per source broker."},
+    {"leader.replication.throttled.rate", SM_CFG_LONG, "9223372036854775807", 0, I64MAX, NULL,
+     "Bytes/s this broker sends followers out of the ISR for the replicas of "
+     "leader.replication.throttled.replicas (dynamic, per broker or cluster-wide)."},
+    {"follower.replication.throttled.rate", SM_CFG_LONG, "9223372036854775807", 0, I64MAX, NULL,
+     "Bytes/s this broker fetches, while out of the ISR, for the replicas of "
+     "follower.replication.throttled.replicas (dynamic, per broker or cluster-wide)."},
+    {"replication.quota.window.num", SM_CFG_INT, "11", 1, I32MAX, NULL,
+     "Samples the replication throttles measure their rate over (at most 100 used)."},
+    {"replication.quota.window.size.seconds", SM_CFG_INT, "1", 1, I32MAX, NULL,
+     "Length of one sample of the replication throttles' rate."},
     {"replica.selector.class", SM_CFG_STRING, NULL, 0, 0, NULL,
      "org.apache.kafka.common.replica.RackAwareReplicaSelector: consumers with client.rack "
      "read from an in-sync replica in their rack (KIP-392); unset: from the leader."},
@@ -333,8 +343,9 @@ const sm_config_key_t *sm_config_key(const char *key) {
     return i < 0 ? NULL : &sm_config_keys[i];
 }
 
-/* Broker keys whose changes take effect at run time: they are the defaults of
- * topic configs, read again whenever the dynamic configs change. */
+/* Broker keys whose changes take effect at run time: the defaults of topic
+ * configs and the replication throttles' rates, read again whenever the
+ * dynamic configs change. */
 static const char *const dynamic_keys[] = {
     "log.retention.ms",
     "log.retention.bytes",
@@ -354,6 +365,8 @@ static const char *const dynamic_keys[] = {
     "min.insync.replicas",
     "log.preallocate",
     "unclean.leader.election.enable",
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
     NULL,
 };
 
@@ -378,8 +391,6 @@ static const char *const stored_only_keys[] = {
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
     "max.connection.creation.rate",
-    "leader.replication.throttled.rate",
-    "follower.replication.throttled.rate",
     "replica.alter.log.dirs.io.max.bytes.per.second",
     "metric.reporters",
     "producer.id.expiration.ms",

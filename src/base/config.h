@@ -52,11 +52,12 @@ void sm_config_unset(sm_config_t *c, const char *key);
 /* The table entry of a known key, or NULL. */
 const sm_config_key_t *sm_config_key(const char *key);
 /* True for keys an operator may change at run time (IncrementalAlterConfigs on
- * a broker resource): the broker-wide defaults of topic configs. */
+ * a broker resource): the broker-wide defaults of topic configs and the
+ * replication throttles' rates. */
 bool sm_config_key_dynamic(const char *key);
 /* Broker keys Kafka 4.4 lets change at run time that Samsa stores and reports
  * but does not act on (thread pools, the log cleaner, connection limits,
- * throttles, SSL and SASL settings, per-listener settings), and custom keys
+ * the log-dir move throttle, SSL and SASL settings, per-listener settings), and custom keys
  * neither Kafka nor Samsa knows, which Kafka stores too. */
 bool sm_config_key_stored_only(const char *key);
 /* SSL key and trust store settings: Kafka changes them only per listener

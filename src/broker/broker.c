@@ -961,6 +961,14 @@ int broker_start(broker_t *b, sm_config_t *cfg) {
     pthread_mutex_init(&b->create_mu, NULL);
     pthread_mutex_init(&b->pid_mu, NULL);
     pthread_mutex_init(&b->settings_mu, NULL);
+    /* The throttles' windows are static; their rates come with the dynamic configs. */
+    repl_quota_init(&b->leader_quota);
+    repl_quota_init(&b->follower_quota);
+    int32_t quota_samples = sm_config_int(cfg, "replication.quota.window.num");
+    int64_t quota_window_ms =
+        (int64_t)sm_config_int(cfg, "replication.quota.window.size.seconds") * 1000;
+    repl_quota_set_window(&b->leader_quota, quota_samples, quota_window_ms);
+    repl_quota_set_window(&b->follower_quota, quota_samples, quota_window_ms);
     sm_map_init(&b->partitions);
     meta_image_init(&b->image);
 

@@ -17,6 +17,7 @@
 #include "base/config.h"
 #include "base/map.h"
 #include "broker/apis.h"
+#include "broker/repl_quota.h"
 #include "metadata/controller.h"
 #include "metadata/image.h"
 #include "net/net.h"
@@ -117,6 +118,9 @@ struct broker {
     sm_map_t partitions;       /* topic id + partition index -> broker_partition_t* */
     broker_delayed_t *delayed;
     struct broker_replicas *replicas; /* cluster mode: fetchers and ISR upkeep (replica.h) */
+    /* Replication throttles (leader./follower.replication.throttled.rate). */
+    repl_quota_t leader_quota;
+    repl_quota_t follower_quota;
     group_coordinator_t *groups;
     txn_coordinator_t *txns;
     broker_listener_t listeners[BROKER_MAX_LISTENERS];

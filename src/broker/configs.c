@@ -47,6 +47,9 @@ static void derive_topic_defaults(broker_t *b, const sm_config_t *c) {
     s->replica_lag_time_max_ms = sm_config_long(c, "replica.lag.time.max.ms");
     s->replica_socket_timeout_ms = sm_config_int(c, "replica.socket.timeout.ms");
     s->num_replica_fetchers = sm_config_int(c, "num.replica.fetchers");
+    repl_quota_set_bound(&b->leader_quota, sm_config_long(c, "leader.replication.throttled.rate"));
+    repl_quota_set_bound(&b->follower_quota,
+                         sm_config_long(c, "follower.replication.throttled.rate"));
     const char *selector = sm_config_str(c, "replica.selector.class");
     s->rack_aware_selector =
         selector && strstr(selector, "RackAwareReplicaSelector") != NULL;

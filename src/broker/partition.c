@@ -215,6 +215,12 @@ static void topic_produce_configs(broker_t *b, const meta_topic_t *t, broker_par
         p->timestamp_before_max_ms = strtoll(v, NULL, 10);
     if ((v = meta_topic_config(t, "message.timestamp.after.max.ms")))
         p->timestamp_after_max_ms = strtoll(v, NULL, 10);
+    /* Kafka reads both lists by this broker's id: a leader throttles what it sends
+     * for its own pairs, a follower what it fetches for its own. */
+    p->leader_throttled = meta_throttled_replica(
+        meta_topic_config(t, "leader.replication.throttled.replicas"), p->index, b->s.node_id);
+    p->follower_throttled = meta_throttled_replica(
+        meta_topic_config(t, "follower.replication.throttled.replicas"), p->index, b->s.node_id);
 }
 
 int broker_partition_track_batch(broker_partition_t *p, const proto_batch_header_t *h,

@@ -42,6 +42,10 @@ struct broker_partition {
     bool compacted; /* cleanup.policy holds compact: every record needs a key */
     int64_t timestamp_before_max_ms;
     int64_t timestamp_after_max_ms;
+    /* Replication throttles: this broker's pairs (or *) in the topic's
+     * leader. / follower.replication.throttled.replicas (replica.c). */
+    bool leader_throttled;
+    bool follower_throttled;
     broker_waiter_t *waiters; /* parked fetches (under mu) */
     /* Replication (replica.h). Single node: replicated false, leader true, the
      * high watermark is the log end. Under mu unless atomic. */

@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "broker/delayed.h"
+#include "broker/repl_quota.h"
 #include "cluster/cluster.h"
 #include "protocol/errors.h"
 #include "protocol/records.h"
@@ -200,6 +201,7 @@ int broker_replica_init(broker_partition_t *p, const meta_partition_t *mp) {
     p->leader_id = -1;
     p->rs = calloc(1, sizeof(*p->rs));
     if (!p->rs) return SM_ERR_NOMEM;
+    p->rs->leader_hw = -1;
     int rc = log_epochs_load(&p->epochs, log_dir(p->log), log_end_offset(p->log));
     if (rc == SM_ERR_CORRUPT)
         sm_warn(REPL_MOD, "%s-%d: leader-epoch-checkpoint unreadable: rebuilt from new epochs",
@@ -271,6 +273,7 @@ void broker_replica_update(broker_partition_t *p, const meta_partition_t *mp) {
             atomic_store(&p->leader, false);
             woke = true; /* parked produces and fetches answer NOT_LEADER_OR_FOLLOWER */
         }
+        if (old_leader != mp->leader) p->rs->leader_hw = -1;
         if (old_leader != mp->leader || old_epoch != mp->leader_epoch)
             sm_info(REPL_MOD, "%s-%d: follower of %d at epoch %d (log end %lld)", p->topic,
                     p->index, mp->leader, mp->leader_epoch, (long long)log_end_offset(p->log));
@@ -440,6 +443,17 @@ out:
     return err;
 }
 
+bool broker_replica_leader_throttle(broker_partition_t *p, int32_t replica_id, bool *counted) {
+    *counted = false;
+    if (!p->replicated) return false;
+    pthread_mutex_lock(&p->mu);
+    bool throttled = p->leader_throttled;
+    bool in_sync = p->rs && has(p->rs->isr, p->rs->n_isr, replica_id);
+    pthread_mutex_unlock(&p->mu);
+    *counted = throttled;
+    return throttled && !in_sync && repl_quota_exceeded(&p->b->leader_quota, broker_mono_ms());
+}
+
 void broker_replica_epoch_end(broker_partition_t *p, int32_t epoch, int32_t *out_epoch,
                               int64_t *out_end) {
     pthread_mutex_lock(&p->mu);
@@ -533,6 +547,10 @@ bool broker_replica_fetch_pos(broker_partition_t *p, int32_t leader, replica_fet
         pos->last_fetched_epoch = log_epochs_latest(&p->epochs);
         pos->current_leader_epoch = p->leader_epoch;
         pos->log_start = log_start_offset(p->log);
+        /* Kafka's follower is in sync once it fetched up to the leader's HW. */
+        pos->throttled = p->follower_throttled;
+        pos->in_sync = has(p->rs->isr, p->rs->n_isr, p->b->s.node_id) ||
+                       (p->rs->leader_hw >= 0 && pos->fetch_offset >= p->rs->leader_hw);
     }
     pthread_mutex_unlock(&p->mu);
     return ok;
@@ -594,6 +612,7 @@ int broker_replica_follower_append(broker_partition_t *p, int32_t leader, int64_
     }
     /* Consumers reading from this follower (KIP-392) see the new HW. */
     moved = follower_hw(p, leader_hw);
+    p->rs->leader_hw = leader_hw;
 out:
     pthread_mutex_unlock(&p->mu);
     if (moved) broker_wake(p->b, p);

@@ -56,6 +56,7 @@ typedef struct replica_set {
     int32_t n_pending;
     int32_t *pending;       /* the ISR proposed while in flight */
     int64_t alter_retry_ms; /* no new proposal before this (monotonic) */
+    int64_t leader_hw;      /* follower: the leader's HW in its last answer, -1 unknown */
 } replica_set_t;
 
 /* Whether this broker leads p (clients' requests are served here). */
@@ -108,6 +109,16 @@ int16_t broker_replica_follower_fetch(broker_partition_t *p, int32_t replica_id,
                                       int32_t last_fetched_epoch, int32_t *div_epoch,
                                       int64_t *div_end, bool *hw_moved);
 
+/*
+ * Leader side of the replication throttle (Kafka's shouldLeaderThrottle), for a
+ * follower's fetch of p: true when p is leader-throttled on this broker, the
+ * follower is not in the ISR and the leader quota is exceeded: the answer then
+ * carries no records for p (and they do not count toward the fetch's min bytes).
+ * *counted: p's bytes in the answer count against the leader quota (every
+ * follower's, in the ISR or not, as Kafka counts them). Takes p->mu.
+ */
+bool broker_replica_leader_throttle(broker_partition_t *p, int32_t replica_id, bool *counted);
+
 /* The partition is deleted here: its fetcher lets it go. */
 void broker_replica_stop(broker_partition_t *p);
 
@@ -130,6 +141,8 @@ typedef struct replica_fetch_pos {
     int32_t last_fetched_epoch;
     int32_t current_leader_epoch;
     int64_t log_start;
+    bool throttled; /* follower-throttled here: its bytes count against the follower quota */
+    bool in_sync;   /* in the ISR, or caught up to the leader's HW: never held back */
 } replica_fetch_pos_t;
 /* Where to fetch from; false when p is no longer a follower of leader. */
 bool broker_replica_fetch_pos(broker_partition_t *p, int32_t leader, replica_fetch_pos_t *pos);

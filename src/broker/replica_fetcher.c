@@ -18,6 +18,12 @@
  * leader changes (replica.c calls broker_replicas_follow); an answer for a
  * partition that no longer follows that leader is dropped.
  *
+ * Follower throttle (KIP-73): a partition that is follower-throttled here
+ * (follower.replication.throttled.replicas) and not in sync is left out of the
+ * request (and so of the fetch session: forgotten, named again later) while follower.replication.throttled.rate is exceeded; the bytes
+ * fetched for such partitions count against it. A round with every partition
+ * left out waits as an idle one does.
+ *
  * The ticker thread runs the leaders' ISR upkeep (broker_replica_tick) every
  * replica.lag.time.max.ms / 2 (at most every second).
  *
@@ -120,6 +126,8 @@ static int snapshot_parts(fetcher_t *f, broker_partition_t ***out) {
 static void handle_part(fetcher_t *f, broker_partition_t *p, const replica_fetch_pos_t *pos,
                         const proto_fetch_response_partition_data_t *d) {
     int rc = SM_OK;
+    if (d->error_code == PROTO_ERR_NONE && pos->throttled && d->records.len > 0)
+        repl_quota_record(&f->owner->b->follower_quota, d->records.len, broker_mono_ms());
     switch (d->error_code) {
     case PROTO_ERR_NONE:
         if (d->diverging_epoch && d->diverging_epoch->end_offset >= -1 &&
@@ -196,8 +204,15 @@ static int fetch_round(fetcher_t *f, kc_client_t *kc, fsh_t *h, broker_partition
     req.max_bytes = b->s.replica_fetch_response_max_bytes;
     req.isolation_level = 0;
     int nw = 0;
+    int over = -1; /* the follower quota, looked at once per round when needed */
     for (int i = 0; i < n; i++) {
         if (!broker_replica_fetch_pos(parts[i], f->leader, &pos[i])) continue;
+        /* Left out of the request, so out of the session (forgotten), as Kafka's
+         * follower leaves a throttled partition out of its fetch builder. */
+        if (pos[i].throttled && !pos[i].in_sync) {
+            if (over < 0) over = repl_quota_exceeded(&b->follower_quota, broker_mono_ms());
+            if (over) continue;
+        }
         want[nw] = (fsh_part_t){parts[i]->topic_id,
                                 parts[i]->index,
                                 pos[i].fetch_offset,

@@ -78,10 +78,12 @@ const meta_topic_config_def_t meta_topic_configs[] = {
      "Retention of local segments when tiered storage is on."},
     {"local.retention.bytes", META_CFG_LONG, "log.local.retention.bytes", "-2", -2, NULL, false,
      "Local size bound when tiered storage is on."},
-    {"follower.replication.throttled.replicas", META_CFG_LIST, NULL, "", 0, NULL, false,
-     "Replicas throttled on the follower side."},
-    {"leader.replication.throttled.replicas", META_CFG_LIST, NULL, "", 0, NULL, false,
-     "Replicas throttled on the leader side."},
+    {"follower.replication.throttled.replicas", META_CFG_LIST, NULL, "", 0, NULL, true,
+     "Replicas throttled on the follower side: partition:broker pairs naming the "
+     "fetching broker, or *; their bytes count against follower.replication.throttled.rate."},
+    {"leader.replication.throttled.replicas", META_CFG_LIST, NULL, "", 0, NULL, true,
+     "Replicas throttled on the leader side: partition:broker pairs naming the leading "
+     "broker, or *; their bytes count against leader.replication.throttled.rate."},
     {"errors.deadletterqueue.group.enable", META_CFG_BOOL, NULL, "false", 0, NULL, false,
      "Whether share groups may send undeliverable records to a dead-letter queue."},
     {"max.decompressed.message.bytes", META_CFG_INT, NULL, "2147483639", 0, NULL, false,
@@ -108,6 +110,76 @@ const meta_topic_config_def_t *meta_topic_config_def(const char *name, size_t le
 static bool in_choices(const char *const *choices, const char *v, size_t len) {
     for (; *choices; choices++)
         if (strlen(*choices) == len && strncmp(*choices, v, len) == 0) return true;
+    return false;
+}
+
+/* Steps over the next comma-separated item of list (spaces around it trimmed;
+ * empty items included, as Kafka's split keeps them); false at the end. */
+static bool next_list_item(const char **list, const char **item, size_t *len) {
+    const char *p = *list;
+    if (!p) return false;
+    const char *c = strchr(p, ',');
+    size_t n = c ? (size_t)(c - p) : strlen(p);
+    *list = c ? c + 1 : NULL;
+    while (n && *p == ' ')
+        p++, n--;
+    while (n && p[n - 1] == ' ')
+        n--;
+    *item = p;
+    *len = n;
+    return true;
+}
+
+/* "partition:broker", both decimal (Kafka's [0-9]+:[0-9]+). */
+static bool replica_item(const char *s, size_t n, int64_t *part, int64_t *broker) {
+    int64_t v[2] = {0, 0};
+    int k = 0, digits = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ':' && k == 0 && digits > 0) {
+            k = 1;
+            digits = 0;
+        } else if (s[i] >= '0' && s[i] <= '9' && digits < 10) {
+            v[k] = v[k] * 10 + (s[i] - '0');
+            digits++;
+        } else {
+            return false;
+        }
+    }
+    if (k != 1 || digits == 0) return false;
+    *part = v[0];
+    *broker = v[1];
+    return true;
+}
+
+/* Kafka's ThrottledReplicaListValidator: "*", or partition:broker items
+ * (empty ones allowed). */
+static bool throttled_list_valid(const char *list) {
+    const char *item;
+    size_t n;
+    const char *p = list;
+    bool star = false, pairs = true;
+    size_t nonempty = 0;
+    while (next_list_item(&p, &item, &n)) {
+        int64_t a, b;
+        if (n == 0) continue;
+        nonempty++;
+        if (n == 1 && *item == '*')
+            star = true;
+        else if (!replica_item(item, n, &a, &b))
+            pairs = false;
+    }
+    return star ? nonempty == 1 : pairs;
+}
+
+bool meta_throttled_replica(const char *list, int32_t partition, int32_t broker) {
+    const char *item;
+    size_t n;
+    const char *p = list;
+    while (p && next_list_item(&p, &item, &n)) {
+        int64_t a, b;
+        if (n == 1 && *item == '*') return true;
+        if (replica_item(item, n, &a, &b) && a == partition && b == broker) return true;
+    }
     return false;
 }
 
@@ -180,24 +252,26 @@ bool meta_topic_config_validate(const char *name, size_t name_len, const char *v
         }
         return true;
     case META_CFG_LIST:
+        if (strstr(d->name, ".replication.throttled.replicas") && !throttled_list_valid(buf)) {
+            snprintf(err, errlen,
+                     "Invalid value %s for configuration %s: %s must be the literal '*' or a list "
+                     "of replicas in the following format: [partitionId]:[brokerId],"
+                     "[partitionId]:[brokerId],...",
+                     buf, d->name, d->name);
+            return false;
+        }
         if (d->choices) {
-            const char *p = buf;
-            while (*p) {
-                const char *c = strchr(p, ',');
-                size_t n = c ? (size_t)(c - p) : strlen(p);
-                while (n && *p == ' ')
-                    p++, n--;
-                while (n && p[n - 1] == ' ')
-                    n--;
-                if (!in_choices(d->choices, p, n)) {
+            const char *p = *buf ? buf : NULL, *item;
+            size_t n;
+            while (next_list_item(&p, &item, &n)) {
+                if (n == 0 && !p) break; /* after a trailing comma */
+                if (!in_choices(d->choices, item, n)) {
                     snprintf(err, errlen,
                              "Invalid value %s for configuration %s: List must contain only "
                              "allowed values",
                              buf, d->name);
                     return false;
                 }
-                if (!c) break;
-                p = c + 1;
             }
         }
         return true;

@@ -44,4 +44,12 @@ const meta_topic_config_def_t *meta_topic_config_def(const char *name, size_t le
 bool meta_topic_config_validate(const char *name, size_t name_len, const char *value,
                                 size_t value_len, char *err, size_t errlen);
 
+/*
+ * Whether a throttled-replicas list (leader. / follower.replication.throttled.replicas:
+ * "*" or "partition:broker,...") names partition on broker, as Kafka reads it: "*"
+ * throttles every partition on every broker; a pair throttles that partition on that
+ * broker only. NULL or "" names none.
+ */
+bool meta_throttled_replica(const char *list, int32_t partition, int32_t broker);
+
 #endif

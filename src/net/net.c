@@ -617,7 +617,10 @@ static bool stash_feed(net_conn_t *c) {
 /* Writes what can be written; does not resume reading. */
 static void conn_write(net_conn_t *c);
 
-static void conn_read(net_conn_t *c) {
+/* Reads and frames until the socket is drained or the connection reaches a
+ * limit (then reading is paused); answers already complete are written on
+ * the way. */
+static void conn_read_some(net_conn_t *c) {
     loop_t *l = c->loop;
     c->in_read = true;
     while (!c->closed) {
@@ -673,7 +676,21 @@ static void conn_read(net_conn_t *c) {
         return;
     }
     c->in_read = false;
-    if (!c->closed) conn_write(c);
+}
+
+static void conn_read(net_conn_t *c) {
+    for (;;) {
+        conn_read_some(c);
+        if (c->closed) return;
+        conn_write(c);
+        /* Reading paused at a limit that this last write lifted (the client
+         * drained its socket meanwhile, taking the rest of an answer whose
+         * write had waited for room): no event would come to resume it,
+         * neither writable (nothing left to write) nor readable (not polled),
+         * and the connection would hang with a request unread. Go on. */
+        if (c->closed || c->in_armed || c->budget_paused || over_limits(c)) return;
+        set_in(c, true);
+    }
 }
 
 /* ---------------------------------------------------------------- writing */

@@ -22,6 +22,7 @@ bridge, proxies) is removed by close(), also after a failed start.
 
 import atexit
 import base64
+import logging
 import os
 import random
 import select
@@ -41,6 +42,8 @@ KAFKA_REF = os.path.join(ROOT, "bench", "kafka-ref", "kafka-ref.sh")
 KAFKA_LOG4J = os.path.join(ROOT, "bench", "kafka-ref", "log4j2.properties")
 BROKER_PORT = 9092  # netns mode: every node has its own address, so fixed ports
 CONTROLLER_PORT = 9093
+
+log = logging.getLogger("cluster")
 
 
 class ClusterUnavailable(RuntimeError):
@@ -347,6 +350,32 @@ class _Inbound:
         self.heal(everything=True)
 
 
+BLKIO = "/sys/fs/cgroup/blkio"
+
+
+def disk_throttle_available():
+    """Whether slow_disk() can work here: root and the cgroup v1 blkio
+    controller with its throttle files."""
+    return os.geteuid() == 0 and os.path.exists(f"{BLKIO}/blkio.throttle.write_bps_device")
+
+
+def _disk_of(path):
+    """major:minor of the whole disk holding path (throttles apply to disks,
+    not partitions)."""
+    st = os.stat(path)
+    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    sysdir = os.path.realpath(f"/sys/dev/block/{dev}")
+    if os.path.exists(os.path.join(sysdir, "partition")):
+        with open(os.path.join(os.path.dirname(sysdir), "dev")) as f:
+            dev = f.read().strip()
+    return dev
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
 # ---------------------------------------------------------------- nodes
 
 class Node:
@@ -356,6 +385,7 @@ class Node:
         self.proc = None
         self.log = None
         self.paused = False
+        self.slow_cgroup = None  # the blkio cgroup of slow_disk(), while slow
         # Filled by the network set-up.
         self.netns = None
         self.ip = "127.0.0.1"
@@ -601,6 +631,8 @@ class Cluster:
             node.proc.wait()
         node.proc = None
         node.paused = False
+        if node.slow_cgroup:
+            self.fast_disk(node.id)
         if node.log:
             node.log.close()
             node.log = None
@@ -630,6 +662,37 @@ class Cluster:
     def cont(self, node_id):
         self.nodes[node_id].proc.send_signal(signal.SIGCONT)
         self.nodes[node_id].paused = False
+
+    def slow_disk(self, node_id, bps=256 * 1024, iops=20):
+        """Throttles the node's writes to its data disk to bps bytes and iops
+        operations per second (a blkio cgroup of cgroup v1, as root). v1 does
+        not charge the kernel's background writeback to the cgroup: what the
+        process writes and waits for itself (fsync, fdatasync) crawls, which
+        is how a slow or failing disk shows to a broker. Threads started later
+        inherit it. Undone by fast_disk(), a restart or close()."""
+        node = self.nodes[node_id]
+        cg = f"{BLKIO}/samsa-{os.getpid()}-{node_id}"
+        os.makedirs(cg, exist_ok=True)
+        dev = _disk_of(node.data_dir)
+        _write(f"{cg}/blkio.throttle.write_bps_device", f"{dev} {bps}")
+        _write(f"{cg}/blkio.throttle.write_iops_device", f"{dev} {iops}")
+        _write(f"{cg}/cgroup.procs", str(node.proc.pid))
+        node.slow_cgroup = cg
+
+    def fast_disk(self, node_id):
+        node = self.nodes[node_id]
+        cg, node.slow_cgroup = node.slow_cgroup, None
+        if not cg:
+            return
+        if node.proc is not None and node.proc.poll() is None:
+            try:
+                _write(f"{BLKIO}/cgroup.procs", str(node.proc.pid))
+            except ProcessLookupError:
+                pass
+        try:
+            os.rmdir(cg)
+        except OSError as e:
+            log.warning("cannot remove %s: %s", cg, e)
 
     def restart(self, node_id, kill=False):
         """Stops a node (SIGTERM, or SIGKILL with kill=True) and starts it again."""

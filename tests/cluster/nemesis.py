@@ -23,6 +23,9 @@ Faults (FAULTS, by name):
 - drop_to_leader: one-way, the other nodes' packets to a partition leader are
   lost while its own still arrive (held for `hold`, at least 3 s; no
   reaction awaited, see the function).
+- slow_disk: a partition leader's fsyncs crawl (a blkio cgroup throttle,
+  where cgroup v1's blkio controller is available as root; left out of
+  FAULTS elsewhere) while the load must still make progress.
 
 `hold` (seconds, the randomized schedule) keeps a fault in place that long
 after the reaction and progress were seen; the fixed test holds none.
@@ -35,7 +38,7 @@ docs/testing-cluster.md for what they find).
 import logging
 import time
 
-from cluster import wait_for
+from cluster import disk_throttle_available, wait_for
 
 log = logging.getLogger("nemesis")
 
@@ -254,6 +257,25 @@ def drop_to_leader(c, topic, load, rng, hold=0.0, spare_controller=False):
     return f"network: packets to leader {node} dropped one way, healed"
 
 
+def slow_disk(c, topic, load, rng, hold=0.0, spare_controller=False):
+    """A partition leader's disk slowed to 256 KiB/s and 20 writes/s for what
+    it writes and waits for (fsync; Cluster.slow_disk) while held, at least
+    3 s. No reaction is expected (a slow broker that still heartbeats keeps
+    its leaderships, as on Kafka): the load must make progress through it,
+    since acks=all waits for the followers, not for a disk flush."""
+    node = _pick_leader(c, topic, rng, spare_controller)
+    c.slow_disk(node)
+    log.info("node %d on a slow disk", node)
+    try:
+        _progress(load, f"acknowledged with node {node} on a slow disk")
+        _hold(max(hold, 3.0))
+    finally:
+        c.fast_disk(node)
+    return f"slow disk under leader {node}, restored"
+
+
 FAULTS = {f.__name__: f for f in (kill_leader, kill_controller, pause_leader, pause_controller,
                                   isolate_leader,
                                   restart, kill_restart, cut_pair, drop_to_leader)}
+if disk_throttle_available():
+    FAULTS["slow_disk"] = slow_disk

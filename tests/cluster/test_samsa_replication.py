@@ -22,7 +22,7 @@ from workload import Load, read_all
 
 PARTITIONS = 3
 SCHEDULE = ("kill_leader", "kill_controller", "pause_leader", "isolate_leader", "restart",
-            "kill_restart")
+            "kill_restart") + (("slow_disk",) if "slow_disk" in FAULTS else ())
 
 
 @pytest.fixture(scope="module")

@@ -401,11 +401,11 @@ def test_reassignment_with_kafka_reassign_partitions(slow_fencing_cluster, tmp_p
     wait_for(lambda: all((lambda g: g and g[1][0][0] == 2 and g[1][0][2:] == ([2, 3], [2, 3]))(
         partitions_of(n, "mv")) for n in cluster.nodes), timeout=30, interval=0.2,
         what="the completed move")
-    # (--preserve-throttles: clearing them alters every broker's configs, which a relayed
-    # IncrementalAlterConfigs does not do for other brokers yet)
-    code, out, err = reassign("--reassignment-json-file", str(plan), "--verify",
-                              "--preserve-throttles")
+    # (--verify clears the throttles of every broker: a relayed IncrementalAlterConfigs
+    # naming each of them)
+    code, out, err = reassign("--reassignment-json-file", str(plan), "--verify")
     assert code == 0 and "Reassignment of partition mv-0 is completed" in out, (out, err)
+    assert "Clearing broker-level throttles on brokers 1,2,3" in out, (out, err)
     # The records moved: broker 3 holds what broker 2 holds, broker 1 dropped its copy.
     def seg_bytes(node):
         d = os.path.join(cluster.node(node).data_dir, "mv-0")
@@ -437,7 +437,7 @@ def test_reassignment_with_kafka_reassign_partitions(slow_fencing_cluster, tmp_p
     code, out, err = reassign("--list")
     assert code == 0 and "mv-1: replicas: 3,2,1. adding: 3. removing: 1." in out, (out, err)
     code, out, err = reassign("--reassignment-json-file", str(plan), "--cancel",
-                              "--preserve-throttles")
+                              "--preserve-throttles")  # broker 3 is down: its configs wait
     assert code == 0 and "Successfully cancelled" in out, (out, err)
     wait_for(lambda: all((lambda g: g and g[1][1][2:] == ([2, 1], [1, 2]))(partitions_of(n, "mv"))
                          for n in live), timeout=10, what="the reverted replicas")

@@ -195,20 +195,44 @@ out:
     if (res.error) fail(o, res.error, "%s", res.message);
 }
 
+/* Whether name is the id of another registered broker of the cluster. Clients
+ * send a broker's configs to that broker, which checks the id (Kafka's rule); in
+ * a cluster it relays them to the active controller without saying which broker
+ * it is, so the controller accepts any registered broker's id. */
+static bool other_broker(broker_t *b, sm_str_t name) {
+    if (!b->cluster || name.len <= 0 || name.len > 10) return false;
+    int64_t id = 0;
+    for (int32_t i = 0; i < name.len; i++) {
+        if (name.ptr[i] < '0' || name.ptr[i] > '9') return false;
+        id = id * 10 + (name.ptr[i] - '0');
+    }
+    if (id > INT32_MAX) return false;
+    meta_image_rdlock(&b->image);
+    bool known = meta_image_broker(&b->image, (int32_t)id) != NULL;
+    meta_image_unlock(&b->image);
+    return known;
+}
+
 static void alter_broker(broker_req_t *r, sm_str_t name, const change_t *c, int32_t n, bool replace,
                          bool validate_only, outcome_t *o) {
     broker_t *b = r->b;
     char id[16];
     snprintf(id, sizeof(id), "%d", b->s.node_id);
-    if (name.len != 0 && !sm_str_eq(name, sm_str_from(id))) {
+    bool other = name.len != 0 && !sm_str_eq(name, sm_str_from(id)) && other_broker(b, name);
+    if (name.len != 0 && !sm_str_eq(name, sm_str_from(id)) && !other) {
         fail(o, PROTO_ERR_INVALID_REQUEST,
              "Unexpected broker id, expected %s or empty string, but received %.*s", id,
              name.len > 0 ? (int)name.len : 0, name.ptr ? name.ptr : "");
         return;
     }
     meta_image_rdlock(&b->image);
-    const sm_map_t *current =
-        name.len == 0 ? &b->image.broker_default_configs : &b->image.broker_configs;
+    /* Another broker's own configs are not in this image: the legacy call's
+     * replacement and APPEND / SUBTRACT start from none. */
+    sm_map_t none;
+    sm_map_init(&none);
+    const sm_map_t *current = name.len == 0 ? &b->image.broker_default_configs
+                              : other       ? &none
+                                            : &b->image.broker_configs;
     size_t existing = sm_map_size(current);
     meta_config_kv_t *kv = sm_arena_calloc(&r->arena, (size_t)n + existing + 1, sizeof(*kv));
     int32_t nkv = 0;
@@ -281,6 +305,7 @@ static void alter_broker(broker_req_t *r, sm_str_t name, const change_t *c, int3
     sm_config_free(scratch);
     if (!o->error && replace) nkv = delete_unnamed(r, current, c, n, kv, nkv);
     meta_image_unlock(&b->image);
+    sm_map_free(&none);
     if (o->error) return;
     meta_result_t res;
     meta_alter_broker_configs(&b->controller, name, kv, nkv, validate_only, &res);

@@ -19,9 +19,15 @@
  * and the high watermark), and the response lists only partitions with news
  * (records, an error, a diverging epoch, a preferred read replica, or a
  * changed high watermark / log start / last stable offset). Followers use
- * sessions as consumers do (replica_fetcher.c). Epoch -1 fetches without a session. read_committed fetches stop at
- * the last stable offset and carry the aborted transactions of what they read
- * (KIP-98); read_uncommitted ones read up to the high watermark.
+ * sessions as consumers do (replica_fetcher.c). Epoch -1 fetches without a
+ * session. read_committed fetches stop at the last stable offset and carry the
+ * aborted transactions of what they read (KIP-98); read_uncommitted ones read
+ * up to the high watermark.
+ *
+ * A follower's fetch (a replica id) reads to the log end; a partition that is
+ * leader-throttled here (leader.replication.throttled.replicas) gets no records
+ * while the follower is out of the ISR and leader.replication.throttled.rate is
+ * exceeded, and the bytes sent for such partitions are counted against it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +57,8 @@ typedef struct fpart {
     int32_t last_fetched_epoch; /* -1: none (KIP-320; replica fetches) */
     broker_partition_t *p; /* NULL: unknown partition */
     pdata_t *out;
+    bool held;    /* a follower's data left out by the leader throttle this time */
+    bool counted; /* its bytes count against the leader throttle */
 } fpart_t;
 
 typedef struct fetch_state {
@@ -224,6 +232,9 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
                 continue;
             }
         }
+        /* The leader throttle (KIP-73): a throttled partition of a follower out of
+         * the ISR gets no records while the leader quota is exceeded. */
+        fp->held = replica && broker_replica_leader_throttle(p, st->replica_id, &fp->counted);
         if (!replica && v >= 11 && !from_follower) {
             int32_t preferred = broker_replica_preferred_read(p, req->rack_id);
             if (preferred >= 0) {
@@ -256,6 +267,7 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
             continue;
         }
         out->error_code = PROTO_ERR_NONE;
+        if (fp->held) continue;
         if (fp->fetch_offset >= end || (total >= budget && !first_data)) continue;
         size_t max = fp->max_bytes > 0 ? (size_t)fp->max_bytes : 0;
         if (budget - total < max) max = budget - total;
@@ -359,7 +371,19 @@ static void settle_session(broker_req_t *r, fetch_state_t *st) {
     resp->responses.n = k;
 }
 
+/* A follower's answer is final: the bytes of leader-throttled partitions in it
+ * count against the leader quota (Kafka records them after the read). */
+static void record_throttled(broker_req_t *r, fetch_state_t *st) {
+    if (st->replica_id < 0) return;
+    int64_t bytes = 0;
+    for (int i = 0; i < st->n; i++)
+        if (st->parts[i].counted && st->parts[i].out->records.len > 0)
+            bytes += st->parts[i].out->records.len;
+    if (bytes > 0) repl_quota_record(&r->b->leader_quota, bytes, broker_mono_ms());
+}
+
 static void finish(broker_req_t *r, fetch_state_t *st) {
+    record_throttled(r, st);
     settle_session(r, st);
     release_parts(st);
     broker_req_finish(r);
@@ -461,7 +485,9 @@ static int parts_from_request(broker_req_t *r, fetch_state_t *st) {
                                            rp->current_leader_epoch,
                                            r->version >= 12 ? rp->last_fetched_epoch : -1,
                                            NULL,
-                                           NULL};
+                                           NULL,
+                                           false,
+                                           false};
         }
     }
     return SM_OK;
@@ -562,7 +588,9 @@ static int16_t handle_session(broker_req_t *r, fetch_state_t *st) {
                                                sp->current_leader_epoch,
                                                sp->last_fetched_epoch,
                                                NULL,
-                                               NULL};
+                                               NULL,
+                                               false,
+                                               false};
             }
         }
     }
@@ -601,6 +629,7 @@ int broker_handle_fetch(broker_req_t *r) {
     size_t got = build(r, st);
     bool enough = got >= (size_t)(req->min_bytes > 0 ? req->min_bytes : 1);
     if (enough || st->failed || wait == 0 || st->n == 0 || atomic_load(&b->stopping)) {
+        record_throttled(r, st);
         settle_session(r, st);
         release_parts(st);
         return BROKER_RESPOND;
