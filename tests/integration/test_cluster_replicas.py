@@ -580,22 +580,25 @@ def test_unclean_shutdown_leaves_the_elr(tmp_path):
     cleanly (its .kafka_cleanshutdown then holds its broker epoch in Kafka's JSON), the
     leader 2 killed: the ISR is empty, the ELR {2, 3, 4}. Broker 3 restarted registers with
     PreviousBrokerEpoch -1 (no marker): the controller moves it to LastKnownElr, so it does
-    not lead. Broker 4 restarted registers with its last epoch: it keeps its ELR place and
-    leads cleanly with every acknowledged record; its marker is gone once it runs."""
+    not lead (ElectLeaders UNCLEAN, with no ELR member alive, makes it lead the twin
+    partition uncleanly). Broker 4 restarted registers with its last epoch: it keeps its ELR
+    place and leads cleanly with every acknowledged record; its marker is gone once it
+    runs."""
     from samsa_cluster import Cluster
     from test_cluster import FAST
     c = Cluster(tmp_path, n=4, voters=1, overrides=FAST).start()
     try:
         four_brokers(c)
         admin = AdminClient({"bootstrap.servers": c.bootstrap})
-        admin.create_topics([NewTopic("ucs", 1, replica_assignment=[[2, 3, 4]],
-                                      config={"min.insync.replicas": "3"})])["ucs"].result(20)
+        for t in ("ucs", "ucs2"):
+            admin.create_topics([NewTopic(t, 1, replica_assignment=[[2, 3, 4]],
+                                          config={"min.insync.replicas": "3"})])[t].result(20)
         probe = c.node(1)
 
-        def state():
-            return (describe_partitions(probe, "ucs") or {0: (-2, [], [], [], [])})[0]
-        wait_for(lambda: state()[2] == [2, 3, 4], timeout=30, interval=0.2,
-                 what="the full ISR")
+        def state(t="ucs"):
+            return (describe_partitions(probe, t) or {0: (-2, [], [], [], [])})[0]
+        wait_for(lambda: state()[2] == [2, 3, 4] and state("ucs2")[2] == [2, 3, 4],
+                 timeout=30, interval=0.2, what="the full ISRs")
         p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 0})
         for i in range(10):
             p.produce("ucs", f"r{i}".encode())
@@ -625,13 +628,23 @@ def test_unclean_shutdown_leaves_the_elr(tmp_path):
                  timeout=30, interval=0.2, what="3 unfenced")
         leader, _, isr, elr, lke = state()
         assert leader == -1 and isr == [] and sorted(elr) == [2, 4] and lke == [3], state()
+        # ElectLeaders UNCLEAN (librdkafka's AdminClient) on the twin partition: no ELR
+        # member is alive, so the LastKnownElr member leads uncleanly and both lists empty
+        wait_for(lambda: state("ucs2")[4] == [3], timeout=30, interval=0.2,
+                 what="ucs2 in the same state")
+        tp2 = TopicPartition("ucs2", 0)
+        assert admin.elect_leaders(ElectionType.UNCLEAN, [tp2]).result(30)[tp2] is None
+        wait_for(lambda: state("ucs2")[0] == 3, timeout=30, interval=0.2, what="3 leads ucs2")
+        assert state("ucs2")[2:] == ([3], [], []), state("ucs2")
+        assert "unclean leader election: ucs2-0 led by broker 3" in ctrl.read_log()
+        assert state()[0] == -1
         c.node(4).start()
         assert not os.path.exists(marker4)  # removed as the logs open
         wait_for(lambda: state()[0] == 4, timeout=30, interval=0.2, what="4 leads")
         log = ctrl.read_log()
         assert "broker 4 registers after a clean shutdown (previous broker epoch %d" % epoch4 \
             in log
-        assert "unclean leader election" not in log
+        assert "unclean leader election: ucs-0" not in log
         got = read_values(c.node(4), "ucs", 10)
         assert got == [f"r{i}" for i in range(10)], got
     finally:
