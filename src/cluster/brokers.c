@@ -5,7 +5,9 @@
  *   unregistered --BrokerRegistration answered--> registered (broker epoch) --heartbeats-->
  *   a heartbeat answered STALE_BROKER_EPOCH / BROKER_ID_NOT_REGISTERED -> unregistered
  *   shutting down: a heartbeat with WantShutDown until answered ShouldShutDown
- * At most one registration and one heartbeat are in flight.
+ * At most one registration and one heartbeat are in flight. Every registration carries
+ * PreviousBrokerEpoch: the broker epoch the clean-shutdown markers held at start (KIP-966),
+ * -1 after an unclean stop.
  *
  * Controller side (the active controller), per broker in the image:
  *   registered fenced --heartbeat with the metadata offset past its registration--> unfenced
@@ -14,9 +16,13 @@
  * UnfenceBrokerRecord, BrokerRegistrationChangeRecord fenced) with the PartitionChangeRecords
  * it implies (partitions.c: a fenced or shutting-down broker leaves the ISRs and its
  * leaderships move to other in-sync replicas; leaderless partitions get a leader when a broker
- * of their ISR is unfenced). Invariants: a broker's change is not
- * proposed again until the previous one is applied (pending offset); liveness is reset when
- * this node becomes active, so brokers get a full session to reach the new controller.
+ * of their ISR is unfenced). A new incarnation registering with a PreviousBrokerEpoch that is
+ * not its last registered epoch shut down uncleanly: its registration carries the
+ * PartitionChangeRecords that take it out of the ISRs and ELRs (KIP-966), decided, like the
+ * other partition changes, only once the previous ones are applied. Invariants: a broker's
+ * change is not proposed again until the previous one is applied (pending offset); liveness
+ * is reset when this node becomes active, so brokers get a full session to reach the new
+ * controller.
  */
 #include <stdio.h>
 #include <stdlib.h>
