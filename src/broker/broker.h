@@ -201,6 +201,9 @@ int broker_nodes(broker_req_t *r, bool include_fenced, broker_node_t **out);
 /* One of them by id (KIP-951 endpoints of a partition's leader): SM_ERR_NOTFOUND when
  * it is not listed. */
 int broker_node(broker_req_t *r, int32_t id, broker_node_t *out);
+/* The listed brokers whose ids are among ids[0..n) (repeats allowed), once each: the
+ * KIP-951 endpoints of the leaders an answer names. In r's arena; the count, or -1. */
+int broker_nodes_among(broker_req_t *r, const int32_t *ids, int n, broker_node_t **out);
 /* The controller id given to clients. */
 int32_t broker_client_controller_id(broker_t *b);
 

@@ -64,6 +64,21 @@ int broker_node(broker_req_t *r, int32_t id, broker_node_t *out) {
     return n < 0 ? SM_ERR_NOMEM : SM_ERR_NOTFOUND;
 }
 
+int broker_nodes_among(broker_req_t *r, const int32_t *ids, int n, broker_node_t **out) {
+    broker_node_t *all;
+    int nall = n > 0 ? broker_nodes(r, false, &all) : 0;
+    if (nall < 0) return -1;
+    int k = 0;
+    for (int i = 0; i < nall; i++) {
+        bool named = false;
+        for (int j = 0; j < n && !named; j++)
+            named = ids[j] == all[i].id;
+        if (named) all[k++] = all[i];
+    }
+    *out = k > 0 ? all : NULL;
+    return k;
+}
+
 int32_t broker_client_controller_id(broker_t *b) {
     /* Kafka's brokers name a live broker (clients cannot reach controllers, and any broker
      * relays controller requests): this one. */

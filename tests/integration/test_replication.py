@@ -9,6 +9,7 @@ import glob
 import os
 import re
 import signal
+import struct
 import time
 
 import pytest
@@ -280,6 +281,79 @@ def test_consumers_read_from_a_replica_in_their_rack(tmp_path):
         assert rx.get(leader, 0) < total, rx
     finally:
         c.kill_all()
+
+
+def _fetch_v16(port, topic_id, partition, leader_epoch):
+    """A consumer's Fetch v16 (flexible, topic ids) of one partition; returns
+    (partition error, (leader id, leader epoch) or None, {node id: (host, port)})."""
+    from raw_kafka import Reader, Writer, exchange  # noqa: F401 (Reader: the answer's type)
+
+    def put_part(w, _):
+        w.raw("iiqiqi", partition, leader_epoch, 0, -1, -1, 1 << 20).tags()
+
+    def put_topic(w, _):
+        w.out += topic_id
+        w.array([0], put_part).tags()
+
+    w = Writer(True)
+    w.raw("iiibii", 0, 1, 1 << 20, 0, 0, -1)
+    w.array([0], put_topic).array([], None).string("").tags()
+    r = exchange(port, 1, 16, bytes(w.out), True)
+    r.raw("i"), r.raw("h"), r.raw("i")
+    out = {}
+
+    def get_part(r):
+        index, err = r.raw("i"), r.raw("h")
+        r.raw("q"), r.raw("q"), r.raw("q")
+        r.array(lambda r: (r.raw("q"), r.raw("q"), r.tags()))
+        r.raw("i")
+        r.bytes()
+        leader = None
+        for _ in range(r.uvarint()):
+            tag, size = r.uvarint(), r.uvarint()
+            if tag == 1:
+                end = r.pos + size
+                leader = (r.raw("i"), r.raw("i"))
+                r.pos = end
+            else:
+                r.pos += size
+        out[index] = (err, leader)
+
+    r.array(lambda r: (r.raw("16s"), r.array(get_part), r.tags()))
+    endpoints = {}
+    for _ in range(r.uvarint()):
+        tag, size = r.uvarint(), r.uvarint()
+        if tag != 0:
+            r.pos += size
+            continue
+        for node_id, host, port_, _rack in r.array(
+                lambda r: (r.raw("i"), r.string(), r.raw("i"), r.string(), r.tags())[:4]):
+            endpoints[node_id] = (host, port_)
+    err, leader = out[partition]
+    return err, leader, endpoints
+
+
+def test_a_follower_names_the_leader_and_its_endpoint(cluster):
+    """KIP-951: a Fetch v16 sent to a broker that holds no replica of the partition is
+    answered NOT_LEADER_OR_FOLLOWER with the current leader and its epoch, and the
+    answer lists that leader's endpoint (NodeEndpoints), so the client goes there
+    without asking for Metadata."""
+    from confluent_kafka import TopicCollection
+
+    c = cluster
+    create(c, "k951", partitions=1, rf=2)
+    leader, replicas, _ = partition_md(c, "k951")
+    # The broker that holds no replica (a follower would serve a v11+ fetch, KIP-392).
+    other = next(n for n in (1, 2, 3) if n not in replicas)
+    admin = AdminClient({"bootstrap.servers": c.bootstrap})
+    tid = admin.describe_topics(TopicCollection(["k951"]))["k951"].result(15).topic_id
+    topic_id = struct.pack(">qq", tid.get_most_significant_bits(), tid.get_least_significant_bits())
+    port = int(c.node(other).bootstrap.rsplit(":", 1)[1])
+    err, named, endpoints = _fetch_v16(port, topic_id, 0, -1)
+    assert err == 6, (err, named, endpoints)  # NOT_LEADER_OR_FOLLOWER
+    assert named is not None and named[0] == leader and named[1] >= 0, named
+    leader_port = int(c.node(leader).bootstrap.rsplit(":", 1)[1])
+    assert endpoints == {leader: ("127.0.0.1", leader_port)}, endpoints
 
 
 def test_a_returning_leader_truncates_what_only_it_had(tmp_path):

@@ -127,6 +127,27 @@ static void aborted_in_range(broker_req_t *r, broker_partition_t *p, int64_t fro
 }
 
 /* Fills every partition's response from the logs now; returns record bytes. */
+/* Names the partition's leader and epoch from the metadata image in out
+ * (KIP-951) when it has one other than this broker. */
+static bool name_leader(broker_req_t *r, const fpart_t *fp, pdata_t *out) {
+    broker_t *b = r->b;
+    int32_t leader = -1, epoch = -1;
+    meta_image_rdlock(&b->image);
+    meta_topic_t *mt = r->version >= 13 ? meta_image_topic_by_id(&b->image, &fp->topic_id)
+                                        : meta_image_topic(&b->image, fp->topic);
+    if (mt && fp->partition >= 0 && fp->partition < mt->n_partitions) {
+        leader = mt->partitions[fp->partition].leader;
+        epoch = mt->partitions[fp->partition].leader_epoch;
+    }
+    meta_image_unlock(&b->image);
+    if (leader < 0 || leader == b->s.node_id) return false;
+    out->current_leader = sm_arena_calloc(&r->arena, 1, sizeof(*out->current_leader));
+    if (!out->current_leader) return false;
+    out->current_leader->leader_id = leader;
+    out->current_leader->leader_epoch = epoch;
+    return true;
+}
+
 static size_t build(broker_req_t *r, fetch_state_t *st) {
     broker_t *b = r->b;
     req_t *req = broker_body(r);
@@ -160,6 +181,10 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
                   : broker_partition_absent_error(b, fp->topic, v >= 13 ? &fp->topic_id : NULL,
                                                   fp->partition, unknown);
             st->failed = true;
+            /* Not a replica here: the leader is named too (KIP-951). */
+            if (out->error_code == PROTO_ERR_NOT_LEADER_OR_FOLLOWER && v >= 12 &&
+                name_leader(r, fp, out))
+                fenced = true;
             continue;
         }
         bool replica = st->replica_id >= 0;
@@ -301,24 +326,26 @@ static size_t build(broker_req_t *r, fetch_state_t *st) {
     /* KIP-951 (v16+): the endpoints of the leaders named above. */
     resp_t *resp = r->resp;
     resp->node_endpoints.n = 0;
-    if (fenced && v >= 16) {
-        resp->node_endpoints.v =
-            sm_arena_calloc(&r->arena, (size_t)st->n + 1, sizeof(*resp->node_endpoints.v));
-        for (int i = 0; resp->node_endpoints.v && i < st->n; i++) {
-            const proto_fetch_response_leader_id_and_epoch_t *cl = st->parts[i].out->current_leader;
-            if (!cl || cl->leader_id < 0) continue;
-            bool listed = false;
-            for (int32_t k = 0; k < resp->node_endpoints.n; k++)
-                listed |= resp->node_endpoints.v[k].node_id == cl->leader_id;
-            broker_node_t node;
-            if (listed || broker_node(r, cl->leader_id, &node) != SM_OK) continue;
-            proto_fetch_response_node_endpoint_t *e =
-                &resp->node_endpoints.v[resp->node_endpoints.n++];
-            e->node_id = node.id;
-            e->host = node.host;
-            e->port = node.port;
-            e->rack = node.rack;
+    int32_t *leaders = fenced && v >= 16 ? sm_arena_calloc(&r->arena, (size_t)st->n + 1,
+                                                           sizeof(*leaders))
+                                         : NULL;
+    int nleaders = 0;
+    for (int i = 0; leaders && i < st->n; i++) {
+        const proto_fetch_response_leader_id_and_epoch_t *cl = st->parts[i].out->current_leader;
+        if (cl && cl->leader_id >= 0) leaders[nleaders++] = cl->leader_id;
+    }
+    broker_node_t *nodes;
+    int nn = broker_nodes_among(r, leaders, nleaders, &nodes);
+    if (nn > 0 && (resp->node_endpoints.v = sm_arena_calloc(&r->arena, (size_t)nn,
+                                                            sizeof(*resp->node_endpoints.v)))) {
+        for (int i = 0; i < nn; i++) {
+            proto_fetch_response_node_endpoint_t *e = &resp->node_endpoints.v[i];
+            e->node_id = nodes[i].id;
+            e->host = nodes[i].host;
+            e->port = nodes[i].port;
+            e->rack = nodes[i].rack;
         }
+        resp->node_endpoints.n = nn;
     }
     return total;
 }

@@ -330,9 +330,9 @@ static void name_leaders(broker_req_t *r) {
     for (int32_t i = 0; i < resp->responses.n; i++)
         total += resp->responses.v[i].partition_responses.n;
     resp->node_endpoints.n = 0;
-    resp->node_endpoints.v =
-        sm_arena_calloc(&r->arena, (size_t)total + 1, sizeof(*resp->node_endpoints.v));
-    if (!resp->node_endpoints.v) return;
+    int32_t *leaders = sm_arena_calloc(&r->arena, (size_t)total + 1, sizeof(*leaders));
+    if (!leaders) return;
+    int nleaders = 0;
     for (int32_t i = 0; i < resp->responses.n; i++) {
         proto_produce_response_topic_produce_response_t *t = &resp->responses.v[i];
         for (int32_t k = 0; k < t->partition_responses.n; k++) {
@@ -352,19 +352,22 @@ static void name_leaders(broker_req_t *r) {
             if (!o->current_leader) return;
             o->current_leader->leader_id = leader;
             o->current_leader->leader_epoch = epoch;
-            bool listed = false;
-            for (int32_t e = 0; e < resp->node_endpoints.n; e++)
-                listed |= resp->node_endpoints.v[e].node_id == leader;
-            broker_node_t node;
-            if (listed || broker_node(r, leader, &node) != SM_OK) continue;
-            proto_produce_response_node_endpoint_t *e =
-                &resp->node_endpoints.v[resp->node_endpoints.n++];
-            e->node_id = node.id;
-            e->host = node.host;
-            e->port = node.port;
-            e->rack = node.rack;
+            leaders[nleaders++] = leader;
         }
     }
+    broker_node_t *nodes;
+    int n = broker_nodes_among(r, leaders, nleaders, &nodes);
+    if (n <= 0) return;
+    resp->node_endpoints.v = sm_arena_calloc(&r->arena, (size_t)n, sizeof(*resp->node_endpoints.v));
+    if (!resp->node_endpoints.v) return;
+    for (int i = 0; i < n; i++) {
+        proto_produce_response_node_endpoint_t *e = &resp->node_endpoints.v[i];
+        e->node_id = nodes[i].id;
+        e->host = nodes[i].host;
+        e->port = nodes[i].port;
+        e->rack = nodes[i].rack;
+    }
+    resp->node_endpoints.n = n;
 }
 
 int broker_handle_produce(broker_req_t *r) {
