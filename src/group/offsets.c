@@ -83,13 +83,16 @@ static int16_t partition_known(group_coordinator_t *c, sm_str_t topic, int32_t p
 
 /* ---------------------------------------------------------------- OffsetCommit */
 
-/* Checks a commit's membership; returns a Kafka error. Caller holds the shard's mu. */
+/* Checks a commit's membership; returns a Kafka error. txn: a TxnOffsetCommit
+ * (KIP-447). Caller holds the shard's mu. */
 static int16_t commit_allowed(group_t *g, int32_t generation, sm_str_t member_id,
-                              sm_str_t instance_id) {
+                              sm_str_t instance_id, bool txn) {
     if (generation < 0 && member_id.len <= 0) {
         /* A simple commit: only for a group without active members. */
         return g->members ? PROTO_ERR_UNKNOWN_MEMBER_ID : PROTO_ERR_NONE;
     }
+    /* A transactional commit without a generation, for a group without members. */
+    if (txn && generation < 0 && !g->members) return PROTO_ERR_NONE;
     group_member_t *m = group_member_find(g, member_id);
     if (!m) {
         if (instance_id.len >= 0 && group_member_by_instance(g, instance_id))
@@ -99,8 +102,10 @@ static int16_t commit_allowed(group_t *g, int32_t generation, sm_str_t member_id
     if (generation != g->generation) return PROTO_ERR_ILLEGAL_GENERATION;
     /* A member of the current generation may commit while the group prepares
      * a rebalance (it is revoking its partitions), not while it awaits
-     * SyncGroup, as Kafka's classic coordinator. */
-    if (g->state == GROUP_COMPLETING) return PROTO_ERR_REBALANCE_IN_PROGRESS;
+     * SyncGroup, as Kafka's classic coordinator. The group's state is not
+     * enforced for a transactional commit (nor by Kafka): its producer
+     * could only abort on REBALANCE_IN_PROGRESS. */
+    if (!txn && g->state == GROUP_COMPLETING) return PROTO_ERR_REBALANCE_IN_PROGRESS;
     m->last_seen = group_now_ms();
     return PROTO_ERR_NONE;
 }
@@ -127,7 +132,7 @@ static group_t *commit_group(group_coordinator_t *c, group_shard_t *s,
         *err = group_consumer_commit_allowed(c, g, req);
     else if (version >= 1)
         *err = commit_allowed(g, req->generation_id_or_member_epoch, req->member_id,
-                              req->group_instance_id);
+                              req->group_instance_id, false);
     return *err ? NULL : g;
 }
 
@@ -551,20 +556,22 @@ void group_offsets_apply_txn(void *shard, const group_txn_offset_t *e) {
     gs_free(v.metadata);
 }
 
-/* The member check of a TxnOffsetCommit (KIP-447), under the shard's mu. */
+/*
+ * The member check of a TxnOffsetCommit (KIP-447), under the shard's mu. As
+ * Kafka's classic coordinator: a request without a generation is accepted for
+ * a group without members (or no group yet); otherwise the member must be in
+ * the group at the current generation, whatever the state of a live group
+ * (commit_allowed with txn).
+ */
 static int16_t txn_commit_allowed(group_shard_t *s, const proto_txn_offset_commit_request_t *req,
                                   int16_t version) {
-    if (version < 3 || (req->member_id.len <= 0 && req->generation_id_or_member_epoch < 0))
-        return PROTO_ERR_NONE;
+    int32_t generation = req->generation_id_or_member_epoch;
+    if (version < 3 || (req->member_id.len <= 0 && generation < 0)) return PROTO_ERR_NONE;
     group_t *g = group_get(s, req->group_id);
-    if (!g) return PROTO_ERR_ILLEGAL_GENERATION;
-    if (g->cg) {
-        int16_t err =
-            group_consumer_commit_epoch(g, req->member_id, req->generation_id_or_member_epoch);
-        return err;
-    }
-    return commit_allowed(g, req->generation_id_or_member_epoch, req->member_id,
-                          req->group_instance_id);
+    if (!g) return generation < 0 ? PROTO_ERR_NONE : PROTO_ERR_ILLEGAL_GENERATION;
+    if (g->cg) return group_consumer_commit_epoch(g, req->member_id, generation);
+    if (g->state == GROUP_DEAD) return PROTO_ERR_COORDINATOR_NOT_AVAILABLE;
+    return commit_allowed(g, generation, req->member_id, req->group_instance_id, true);
 }
 
 /*

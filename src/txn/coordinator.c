@@ -455,6 +455,8 @@ static void write_transition(write_op_t *op, bool wait) {
             broker_replica_appended(op->p);
         }
         pthread_mutex_unlock(&op->p->mu);
+        /* Followers' fetches parked on the partition take the record now. */
+        if (op->status == SM_OK) broker_wake(b, op->p);
     }
     free(buf);
     free(key);
@@ -572,7 +574,11 @@ static void end_answer(txn_coordinator_t *c, txn_t *m) {
 }
 
 /* Writes the markers of m's prepared transaction, then its Complete record.
- * Marker thread; called without c->mu. Returns false to retry later. */
+ * Marker thread; called without c->mu. Returns false to retry later: also when
+ * the Complete record could not be written (the ISR did not get it in time),
+ * as Kafka retries that append; m stays prepared meanwhile, and the markers
+ * are written again (they are idempotent), or a new leader of the partition
+ * finishes it. */
 static bool complete_transaction(txn_coordinator_t *c, txn_t *m) {
     pthread_mutex_lock(&c->mu);
     txn_state_t s;
@@ -622,9 +628,12 @@ static bool complete_transaction(txn_coordinator_t *c, txn_t *m) {
     write_op_t *op = prepare_write(c, m, &next, NULL, ANSWER_NONE);
     pthread_mutex_unlock(&c->mu);
     if (!op) return false;
+    int status = SM_ERR;
+    op->out_status = &status;
     sm_debug("txn", "%s: %s (producer %lld epoch %d)", m->id, commit ? "committed" : "aborted",
              (long long)op->next.pid, op->next.epoch);
     write_transition(op, true);
+    if (status != SM_OK) return false;
     end_answer(c, m);
     return true;
 }
@@ -1156,9 +1165,11 @@ int16_t txn_coordinator_verify(broker_t *b, sm_str_t id, int64_t producer_id, in
 /*
  * Transactions V2 (KIP-890 part 2): a partition the producer writes to (a
  * transactional Produce v12+, TxnOffsetCommit v5+) joins its transaction
- * without AddPartitionsToTxn. Blocking: returns once the transition is
- * written (and flushed when the broker acknowledges only flushed data).
- * Error codes as txn_coordinator_verify's.
+ * without AddPartitionsToTxn. On a single node, blocking: returns once the
+ * transition is written (and flushed when the broker acknowledges only flushed
+ * data). In a cluster the transition is started and NOT_ENOUGH_REPLICAS
+ * answered (the caller's retry finds the partition added). Error codes as
+ * txn_coordinator_verify's.
  */
 int16_t txn_coordinator_add_implicit(broker_t *b, sm_str_t id, int64_t producer_id, int16_t epoch,
                                      sm_str_t topic, int32_t partition) {
@@ -1199,6 +1210,15 @@ int16_t txn_coordinator_add_implicit(broker_t *b, sm_str_t id, int64_t producer_
     }
     pthread_mutex_unlock(&c->mu);
     if (!op) return err;
+    if (b->s.cluster_mode) {
+        /* The record must reach the ISR first, and this event loop may be the
+         * one serving the followers' fetches that replicate it: written
+         * without waiting here. The producer retries (NOT_ENOUGH_REPLICAS, as
+         * while any transition of the id is pending) and finds its partition
+         * in the transaction once the record is replicated. */
+        write_transition(op, false);
+        return PROTO_ERR_NOT_ENOUGH_REPLICAS;
+    }
     int status = SM_ERR;
     op->out_status = &status;
     write_transition(op, true);

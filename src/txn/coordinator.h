@@ -46,7 +46,10 @@ int16_t txn_coordinator_verify(broker_t *b, sm_str_t transactional_id, int64_t p
 /*
  * Transactions V2 (KIP-890 part 2): adds topic-partition to the producer's
  * transaction (Produce v12+, TxnOffsetCommit v5+ name no AddPartitionsToTxn).
- * Blocks until the transition is written; the same error codes as
+ * On a single node, blocks until the transition is written; in a cluster it
+ * starts the write and answers NOT_ENOUGH_REPLICAS (retriable: the retry finds
+ * the partition added once the ISR has the record), since the calling event
+ * loop may serve the followers that replicate it. The same error codes as
  * txn_coordinator_verify (NOT_ENOUGH_REPLICAS when it could not be written).
  */
 int16_t txn_coordinator_add_implicit(broker_t *b, sm_str_t transactional_id, int64_t producer_id,

@@ -3,16 +3,19 @@
 A cluster of --nodes Samsa nodes (network namespaces, or TCP proxies without
 root), one topic of --partitions partitions with replication factor 3 and
 min.insync.replicas=2, a Load (idempotent acks=all producers writing numbered
-records, readers with every partition assigned) and, until --minutes have
+records, readers with every partition assigned, members of a consumer group
+committing what they consumed, an admin loop) and, until --minutes have
 passed, faults drawn at random from nemesis.FAULTS (or --faults), each held a
 random time, with a random quiet time between. After each fault the cluster
 must come back to every partition led with its full ISR within the heal
-timeout (a liveness failure otherwise). At the end the load stops, every
-partition is read once more, and the history is checked.
+timeout (a liveness failure otherwise). At the end the load stops (the group
+first consumes up to the last acknowledged record), every partition is read
+once more, the group's committed offsets are read, and the history is checked.
 
 Prints one line per fault and the counts at the end; exits 1 on any anomaly
-(lost, duplicated, reordered, read then lost, acknowledgement mismatch, offset
-regression), on a producer's fatal error or failed record, or on a liveness
+(history.ANOMALIES: lost, duplicated, reordered, read then lost, acknowledgement
+mismatch, offset regression, and the group's lost commit, start below or above
+the committed offset, record never consumed), on a producer's fatal error or failed record, or on a liveness
 failure, keeping the nodes' data and logs (their directory is printed).
 
     .venv/bin/python tests/cluster/jepsen.py --minutes 30 [--seed N] [--faults a,b]
@@ -31,12 +34,9 @@ from collections import Counter
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from cluster import ROOT, Cluster  # noqa: E402
-from history import History  # noqa: E402
+from history import ANOMALIES, History  # noqa: E402
 from nemesis import FAST, FAULTS, wait_healthy  # noqa: E402
 from workload import Load, read_all  # noqa: E402
-
-ANOMALIES = ("lost", "duplicated", "reordered", "read_then_lost", "ack_mismatch",
-             "offset_regressions")
 
 
 def main():
@@ -48,6 +48,8 @@ def main():
     ap.add_argument("--rate", type=int, default=100, help="records per second per producer")
     ap.add_argument("--producers", type=int, default=2)
     ap.add_argument("--readers", type=int, default=2)
+    ap.add_argument("--members", type=int, default=2, help="consumer group members")
+    ap.add_argument("--no-admin", action="store_true", help="no admin loop")
     ap.add_argument("--faults", default=None,
                     help=f"comma-separated subset of {','.join(FAULTS)} (default: all)")
     ap.add_argument("--spare-controller", action="store_true",
@@ -87,7 +89,8 @@ def main():
                        config={"min.insync.replicas": "2"})
         wait_healthy(c, topic)
         load = Load(c.bootstrap(), topic, range(args.partitions), h, producers=args.producers,
-                    readers=args.readers, rate=args.rate).start()
+                    readers=args.readers, rate=args.rate, members=args.members,
+                    admin=not args.no_admin).start()
         load.wait_acks(100, 60, "acknowledged before any fault")
         end = t_start + args.minutes * 60
         while time.monotonic() < end:
@@ -125,6 +128,11 @@ def main():
         read_all(c.bootstrap(), topic, h, range(args.partitions), timeout=300)
     except Exception as e:  # noqa: BLE001 - reported with the counts
         failure = (failure + "; " if failure else "") + f"final read: {e}"
+    if load and args.members:
+        try:
+            load.committed()
+        except Exception as e:  # noqa: BLE001 - reported with the counts
+            failure = (failure + "; " if failure else "") + f"reading committed offsets: {e}"
     report = h.check()
     elapsed = time.monotonic() - t_start
     print()
@@ -134,6 +142,15 @@ def main():
     print(f"load: {load.summary() if load else '-'}")
     print(f"acknowledged {report.acked}, read {report.read} (+ final read of "
           f"{len(h.final)})")
+    if load and args.members:
+        print(f"group: {args.members} members, {report.group_read} reads, "
+              f"{report.redelivered} redelivered, {load.counts['assignments']} assignments, "
+              f"commits {report.commits_acked} acknowledged {report.commits_failed} failed, "
+              f"committed after the run {h.held}"
+              + ("" if load.drained else ", NOT drained before stopping"))
+    if load and not args.no_admin:
+        print(f"admin: ok {dict(sorted(load.admin_ok.items()))}, "
+              f"failed {dict(sorted(load.admin_failed.items()))}")
     for k in ANOMALIES:
         items = getattr(report, k)
         print(f"{k}: {len(items)}" + (f" e.g. {items[:5]}" if items else ""))

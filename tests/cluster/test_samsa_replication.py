@@ -1,13 +1,16 @@
 """Replication under faults (issue 13, "How it is proven"): a three-node Samsa cluster,
 each node in its own network namespace (or behind per-link TCP proxies), an RF=3 topic
-with min.insync.replicas=2, two idempotent acks=all producers writing numbered records
-and two readers (every partition assigned; no consumer group, see
-docs/testing-cluster.md) while the nemesis kills a partition leader with SIGKILL, kills
+with min.insync.replicas=2, two idempotent acks=all producers writing numbered records,
+two readers (every partition assigned), two members of a consumer group committing what
+they consumed (its offsets in the RF=3 __consumer_offsets) and an admin loop, while the
+nemesis kills a partition leader with SIGKILL, kills
 the active controller, pauses a leader with SIGSTOP, cuts a leader off the network,
 restarts a node gracefully and kills one to restart it at once. After each fault the
 cluster must come back to every partition led with its full ISR and the load must go
 on; at the end a final read of every partition must show 0 lost, 0 duplicated,
-0 reordered, no read of a record later lost and no offset going backwards.
+0 reordered, no read of a record later lost and no offset going backwards, and the group
+must have consumed every acknowledged record, started each assignment at its committed
+offset and still hold its highest acknowledged commits.
 Part of `make test` (about two minutes); `make jepsen` runs random faults for longer."""
 
 import random
@@ -39,7 +42,7 @@ def test_acknowledged_records_survive_every_fault(samsa):
     wait_healthy(c, topic)
     h = History()
     load = Load(c.bootstrap(), topic, range(PARTITIONS), h, producers=2, readers=2,
-                rate=100).start()
+                rate=100, members=2, admin=True).start()
     done = []
     try:
         load.wait_acks(200, 60, "acknowledged before any fault")
@@ -55,6 +58,7 @@ def test_acknowledged_records_survive_every_fault(samsa):
     finally:
         load.stop()
     n = read_all(c.bootstrap(), topic, h, range(PARTITIONS), timeout=120)
+    load.committed()
     report = h.check()
     summary = f"{report.summary()}; faults {done}; load: {load.summary()}"
     assert not load.fatal, summary
@@ -63,4 +67,6 @@ def test_acknowledged_records_survive_every_fault(samsa):
     assert n >= report.acked, summary
     assert report.ok, summary
     assert report.read > 0, summary
+    assert report.group_read >= report.acked and report.commits_acked > 0, summary
+    assert sum(load.admin_ok.values()) > 0, summary
     print(summary)

@@ -243,14 +243,16 @@ def add_offsets(port, txn_id, pid, epoch, group):
     return r.raw("h")
 
 
-def txn_offset_commit(port, txn_id, group, pid, epoch, topic, partition, offset):
+def txn_offset_commit(port, txn_id, group, pid, epoch, topic, partition, offset,
+                      generation=-1, member="", instance=None):
+    """TxnOffsetCommit v3 (KIP-447's member fields); the partition's error."""
     def part(w, _):
         w.raw("i", partition).raw("q", offset).raw("i", -1).string("").tags()
 
     def t(w, _):
         w.string(topic).array([0], part).tags()
-    w = (Writer(True).string(txn_id).string(group).raw("q", pid).raw("h", epoch).raw("i", -1)
-         .string("").string(None).array([0], t).tags())
+    w = (Writer(True).string(txn_id).string(group).raw("q", pid).raw("h", epoch)
+         .raw("i", generation).string(member).string(instance).array([0], t).tags())
     r = exchange(port, TXN_OFFSET_COMMIT, 3, bytes(w.out), True)
     r.raw("i")
 
@@ -502,6 +504,27 @@ def offset_fetch_stable(port, group, topic, partition):
 
 
 UNSTABLE_OFFSET_COMMIT = 88
+UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION = 25, 22
+
+
+def join_static(port, group, instance, topic):
+    """JoinGroup v5 of a static member (no member id round): blocks until the
+    join phase completes; (error, generation, member id). The group then awaits
+    SyncGroup (CompletingRebalance) until the session timeout."""
+    meta = bytes(Writer(False).raw("h", 0).array([topic], lambda w, t: w.string(t))
+                 .raw("i", -1).out)
+
+    def protocol(w, _):
+        w.string("range").raw("i", len(meta))
+        w.out += meta
+    w = (Writer(False).string(group).raw("i", 30000).raw("i", 30000).string("")
+         .string(instance).string("consumer").array([0], protocol))
+    r = exchange(port, 11, 5, bytes(w.out), False, timeout=30.0)
+    r.raw("i")
+    err, generation = r.raw("h"), r.raw("i")
+    r.string()
+    r.string()
+    return err, generation, r.string()
 
 
 def test_require_stable_waits_for_the_transaction(make_broker):
@@ -518,3 +541,40 @@ def test_require_stable_waits_for_the_transaction(make_broker):
     assert end_txn(port, "stable-tx", pid, epoch, True) == NONE
     wait_for(lambda: offset_fetch_stable(port, "sg", "stable", 0) == (NONE, 9),
              what="the committed transactional offset")
+
+
+def test_member_commits_its_offsets_in_a_transaction_while_the_group_completes_a_rebalance(
+        make_broker):
+    """KIP-447: a TxnOffsetCommit naming the member and generation is accepted
+    while the group awaits SyncGroup (Kafka does not enforce the group's state
+    for transactional commits; REBALANCE_IN_PROGRESS would leave the producer
+    only an abort), and refused for an unknown member or an old generation."""
+    b = make_broker(FAST)
+    ck_create_topic(b.bootstrap, "k447", partitions=1)
+    port = b.port
+    err, pid, epoch = init_pid(port, "k447-tx")
+    assert err == NONE
+    assert add_offsets(port, "k447-tx", pid, epoch, "k447-g") == NONE
+    err, generation, member = join_static(port, "k447-g", "i1", "k447")
+    assert err == NONE and generation >= 1 and member
+    assert describe_group_state(port, "k447-g") == "CompletingRebalance"
+
+    def commit(**member):
+        return txn_offset_commit(port, "k447-tx", "k447-g", pid, epoch, "k447", 0, 5, **member)
+    assert commit(generation=generation, member="nobody") == UNKNOWN_MEMBER_ID
+    assert commit(generation=generation + 1, member=member, instance="i1") == ILLEGAL_GENERATION
+    assert commit(generation=generation, member=member, instance="i1") == NONE
+    assert end_txn(port, "k447-tx", pid, epoch, True) == NONE
+    wait_for(lambda: offset_fetch_stable(port, "k447-g", "k447", 0) == (NONE, 5),
+             what="the transactional offset committed")
+
+
+def describe_group_state(port, group):
+    """DescribeGroups v5: the group's state."""
+    w = Writer(True).array([group], lambda ww, g: ww.string(g)).raw("b", 0).tags()
+    r = exchange(port, 15, 5, bytes(w.out), True)
+    r.raw("i")
+    r.uvarint()  # one group
+    r.raw("h")
+    r.string()
+    return r.string()

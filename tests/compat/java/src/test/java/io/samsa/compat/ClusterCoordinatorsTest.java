@@ -24,7 +24,6 @@ import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -170,10 +169,6 @@ class ClusterCoordinatorsTest {
     }
 
     @Test
-    @Disabled("Flaky under a loaded CI run (once: EndTxn not completed within max.block.ms after a "
-            + "TxnOffsetCommit answered 'coordinator is not aware of this member'); passes alone. "
-            + "Open in issue 13's note; test_cluster_coordinators.py runs the same transaction "
-            + "over every broker with librdkafka.")
     void transactionOverPartitionsOfEveryBroker() throws Exception {
         List<SamsaServer> nodes = startCluster();
         try {
