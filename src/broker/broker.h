@@ -206,6 +206,11 @@ int broker_nodes(broker_req_t *r, bool include_fenced, broker_node_t **out);
 /* One of them by id (KIP-951 endpoints of a partition's leader): SM_ERR_NOTFOUND when
  * it is not listed. */
 int broker_node(broker_req_t *r, int32_t id, broker_node_t *out);
+/* The leader and leader epoch the metadata image gives a partition (by topic id when
+ * by_id, else by name), for KIP-951's CurrentLeader: true when it has one and it is not
+ * this broker. */
+bool broker_other_leader(broker_req_t *r, bool by_id, const sm_uuid_t *topic_id, sm_str_t name,
+                         int32_t partition, int32_t *leader, int32_t *epoch);
 /* The listed brokers whose ids are among ids[0..n) (repeats allowed), once each: the
  * KIP-951 endpoints of the leaders an answer names. In r's arena; the count, or -1. */
 int broker_nodes_among(broker_req_t *r, const int32_t *ids, int n, broker_node_t **out);

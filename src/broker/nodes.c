@@ -64,6 +64,21 @@ int broker_node(broker_req_t *r, int32_t id, broker_node_t *out) {
     return n < 0 ? SM_ERR_NOMEM : SM_ERR_NOTFOUND;
 }
 
+bool broker_other_leader(broker_req_t *r, bool by_id, const sm_uuid_t *topic_id, sm_str_t name,
+                         int32_t partition, int32_t *leader, int32_t *epoch) {
+    broker_t *b = r->b;
+    *leader = *epoch = -1;
+    meta_image_rdlock(&b->image);
+    meta_topic_t *mt =
+        by_id ? meta_image_topic_by_id(&b->image, topic_id) : meta_image_topic(&b->image, name);
+    if (mt && partition >= 0 && partition < mt->n_partitions) {
+        *leader = mt->partitions[partition].leader;
+        *epoch = mt->partitions[partition].leader_epoch;
+    }
+    meta_image_unlock(&b->image);
+    return *leader >= 0 && *leader != b->s.node_id;
+}
+
 int broker_nodes_among(broker_req_t *r, const int32_t *ids, int n, broker_node_t **out) {
     broker_node_t *all;
     int nall = n > 0 ? broker_nodes(r, false, &all) : 0;

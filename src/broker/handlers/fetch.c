@@ -121,21 +121,13 @@ static void aborted_in_range(broker_req_t *r, broker_partition_t *p, int64_t fro
     pthread_mutex_unlock(&p->mu);
 }
 
-/* Fills every partition's response from the logs now; returns record bytes. */
 /* Names the partition's leader and epoch from the metadata image in out
  * (KIP-951) when it has one other than this broker. */
 static bool name_leader(broker_req_t *r, const fpart_t *fp, pdata_t *out) {
-    broker_t *b = r->b;
-    int32_t leader = -1, epoch = -1;
-    meta_image_rdlock(&b->image);
-    meta_topic_t *mt = r->version >= 13 ? meta_image_topic_by_id(&b->image, &fp->topic_id)
-                                        : meta_image_topic(&b->image, fp->topic);
-    if (mt && fp->partition >= 0 && fp->partition < mt->n_partitions) {
-        leader = mt->partitions[fp->partition].leader;
-        epoch = mt->partitions[fp->partition].leader_epoch;
-    }
-    meta_image_unlock(&b->image);
-    if (leader < 0 || leader == b->s.node_id) return false;
+    int32_t leader, epoch;
+    if (!broker_other_leader(r, r->version >= 13, &fp->topic_id, fp->topic, fp->partition,
+                             &leader, &epoch))
+        return false;
     out->current_leader = sm_arena_calloc(&r->arena, 1, sizeof(*out->current_leader));
     if (!out->current_leader) return false;
     out->current_leader->leader_id = leader;
@@ -143,6 +135,7 @@ static bool name_leader(broker_req_t *r, const fpart_t *fp, pdata_t *out) {
     return true;
 }
 
+/* Fills every partition's response from the logs now; returns record bytes. */
 static size_t build(broker_req_t *r, fetch_state_t *st) {
     broker_t *b = r->b;
     req_t *req = broker_body(r);

@@ -324,7 +324,6 @@ static bool ack_retry(broker_req_t *r, bool final) {
  * leader and epoch, and the response lists those leaders' endpoints, so the
  * client retries there without a Metadata round trip. */
 static void name_leaders(broker_req_t *r) {
-    broker_t *b = r->b;
     resp_t *resp = r->resp;
     int32_t total = 0;
     for (int32_t i = 0; i < resp->responses.n; i++)
@@ -338,16 +337,10 @@ static void name_leaders(broker_req_t *r) {
         for (int32_t k = 0; k < t->partition_responses.n; k++) {
             presp_t *o = &t->partition_responses.v[k];
             if (o->error_code != PROTO_ERR_NOT_LEADER_OR_FOLLOWER) continue;
-            int32_t leader = -1, epoch = -1;
-            meta_image_rdlock(&b->image);
-            meta_topic_t *mt = r->version >= 13 ? meta_image_topic_by_id(&b->image, &t->topic_id)
-                                                : meta_image_topic(&b->image, t->name);
-            if (mt && o->index >= 0 && o->index < mt->n_partitions) {
-                leader = mt->partitions[o->index].leader;
-                epoch = mt->partitions[o->index].leader_epoch;
-            }
-            meta_image_unlock(&b->image);
-            if (leader < 0 || leader == b->s.node_id) continue;
+            int32_t leader, epoch;
+            if (!broker_other_leader(r, r->version >= 13, &t->topic_id, t->name, o->index,
+                                     &leader, &epoch))
+                continue;
             o->current_leader = sm_arena_calloc(&r->arena, 1, sizeof(*o->current_leader));
             if (!o->current_leader) return;
             o->current_leader->leader_id = leader;
