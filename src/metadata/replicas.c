@@ -167,9 +167,11 @@ static void clear_elr(const meta_partition_t *p, meta_partition_change_t *out) {
     if (out->elr_changed) out->changed = true;
 }
 
-void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
-                              const meta_broker_view_t *view, bool unclean, int32_t min_isr,
-                              meta_partition_change_t *out) {
+/* The elections of meta_partition_elect_elr, with broker `crashed` (-1: none) restarted
+ * after an unclean shutdown: it is not eligible either, and leaves the ELR. */
+static void elect_core(const meta_partition_t *p, int32_t gone, int32_t crashed,
+                       const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                       meta_partition_change_t *out) {
     change_init(out);
     bool elr_on = min_isr >= 1;
     int32_t isr[META_MAX_REPLICAS];
@@ -181,7 +183,7 @@ void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
         if (n > 0) memcpy(isr, p->isr, sizeof(int32_t) * (size_t)n);
     }
     if (n != p->n_isr) set_isr(out, isr, n);
-    if (elr_on) meta_partition_settle_elr(p, min_isr, NULL, 0, out);
+    if (elr_on) meta_partition_settle_elr(p, min_isr, &crashed, crashed >= 0 ? 1 : 0, out);
     if (p->leader >= 0 && p->leader != gone &&
         meta_id_in(view->usable, view->n_usable, p->leader))
         return;
@@ -220,6 +222,22 @@ void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
     }
 }
 
+void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
+                              const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                              meta_partition_change_t *out) {
+    elect_core(p, gone, -1, view, unclean, min_isr, out);
+}
+
+void meta_partition_unclean_shutdown(const meta_partition_t *p, int32_t id,
+                                     const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                                     meta_partition_change_t *out) {
+    if (min_isr < 1) {
+        change_init(out);
+        return;
+    }
+    elect_core(p, id, id, view, unclean, min_isr, out);
+}
+
 void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_broker_view_t *view,
                           bool unclean, meta_partition_change_t *out) {
     meta_partition_elect_elr(p, gone, view, unclean, 0, out);
@@ -239,11 +257,11 @@ int16_t meta_partition_elect_preferred(const meta_partition_t *p, const meta_bro
 }
 
 int16_t meta_partition_elect_unclean(const meta_partition_t *p, const meta_broker_view_t *view,
-                                     meta_partition_change_t *out) {
+                                     int32_t min_isr, meta_partition_change_t *out) {
     change_init(out);
     if (p->leader >= 0 && meta_id_in(view->usable, view->n_usable, p->leader))
         return PROTO_ERR_ELECTION_NOT_NEEDED;
-    meta_partition_elect(p, -1, view, true, out);
+    meta_partition_elect_elr(p, -1, view, true, min_isr, out);
     if (!out->changed || out->leader < 0) return PROTO_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE;
     return PROTO_ERR_NONE;
 }

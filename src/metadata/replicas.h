@@ -86,6 +86,16 @@ void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
                               const meta_broker_view_t *view, bool unclean, int32_t min_isr,
                               meta_partition_change_t *out);
 /*
+ * A broker that registers again after an unclean shutdown (KIP-966: its PreviousBrokerEpoch
+ * is not its last registration's epoch, so its unflushed records may be lost), as Kafka's
+ * controller handles it for each partition whose ISR or ELR holds it: it leaves the ISR
+ * (even as its last member) and the ELR, goes to LastKnownElr, is not eligible, and the
+ * elections of meta_partition_elect_elr follow. Nothing changes when min_isr < 1 (ELR off).
+ */
+void meta_partition_unclean_shutdown(const meta_partition_t *p, int32_t id,
+                                     const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                                     meta_partition_change_t *out);
+/*
  * The ELR and LastKnownElr after the change out (its ISR when set, else p's), KIP-966's
  * rules: an ISR of at least min_isr members empties both; a smaller one makes the ELR the
  * current ELR and ISR members not in the new ISR, less the n_unclean replicas that shut down
@@ -105,12 +115,15 @@ void meta_partition_settle_elr(const meta_partition_t *p, int32_t min_isr,
 int16_t meta_partition_elect_preferred(const meta_partition_t *p, const meta_broker_view_t *view,
                                        meta_partition_change_t *out);
 /*
- * Unclean election (ElectLeaders UNCLEAN): a leaderless partition gets a leader from its
- * ISR when one is usable, else the first alive replica. ELECTION_NOT_NEEDED when it has a
- * leader, ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is alive.
+ * Unclean election (ElectLeaders UNCLEAN), as Kafka 4.4's: a leaderless partition gets a
+ * leader from its ISR when one is usable; with eligible leader replicas (min_isr >= 1) and
+ * an empty ISR, from its ELR (a clean election, as meta_partition_elect_elr); else the
+ * first alive replica (unclean: it becomes the ISR, the ELR and LastKnownElr empty).
+ * LastKnownElr members are not preferred. ELECTION_NOT_NEEDED when it has a leader,
+ * ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is alive.
  */
 int16_t meta_partition_elect_unclean(const meta_partition_t *p, const meta_broker_view_t *view,
-                                     meta_partition_change_t *out);
+                                     int32_t min_isr, meta_partition_change_t *out);
 
 /*
  * AlterPartitionReassignments (KIP-455) for p: move to the target replicas (n of them,
