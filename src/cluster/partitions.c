@@ -110,10 +110,15 @@ static void add_change(cluster_t *cl, cl_recs_t *rs, const meta_topic_t *t,
     if (ch->unclean) {
         pc.leader_recovery_state = 1; /* RECOVERING, as Kafka marks an unclean leader */
         int64_t n = atomic_fetch_add(&cl->unclean_elections, 1) + 1;
+        bool last_known = p->n_isr == 0 && p->n_elr == 0 && p->n_last_known_elr == 1 &&
+                          p->last_known_elr[0] == ch->leader;
         sm_warn(CL_MOD,
-                "unclean leader election: %s-%d led by broker %d, outside the ISR; records "
-                "the ISR had and it lacks are lost (unclean elections so far: %lld)",
-                t->name, p->id, ch->leader, (long long)n);
+                "unclean leader election: %s-%d led by broker %d, %s; records the ISR had "
+                "and it lacks are lost (unclean elections so far: %lld)",
+                t->name, p->id, ch->leader,
+                last_known ? "its last known replica, back after an unclean shutdown"
+                           : "outside the ISR",
+                (long long)n);
     }
     cl_recs_add(rs, PROTO_PARTITION_CHANGE_RECORD_API_KEY, version, &pc);
 }

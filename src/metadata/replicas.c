@@ -206,6 +206,21 @@ static void elect_core(const meta_partition_t *p, int32_t gone, int32_t crashed,
             memcpy(out->last_known_elr, lke, sizeof(int32_t) * (size_t)nl);
         }
     }
+    if (leader < 0 && elr_on && n == 0) {
+        /* Kafka's last-known-leader rule: with the ISR and ELR empty, a single known
+         * replica left (LastKnownElr of one, as after the only replica's unclean restart)
+         * leads when usable, marked unclean (its unflushed tail may be gone) */
+        int32_t ne = out->elr_changed ? out->n_elr : p->n_elr;
+        int32_t nl = out->elr_changed ? out->n_last_known_elr : p->n_last_known_elr;
+        const int32_t *known = out->elr_changed ? out->last_known_elr : p->last_known_elr;
+        if (ne == 0 && nl == 1 && known[0] != gone &&
+            meta_id_in(view->usable, view->n_usable, known[0])) {
+            leader = known[0];
+            out->unclean = true;
+            set_isr(out, &leader, 1);
+            clear_elr(p, out);
+        }
+    }
     if (leader < 0 && unclean) {
         for (int32_t i = 0; i < p->n_replicas && leader < 0; i++)
             if (p->replicas[i] != gone && meta_id_in(view->alive, view->n_alive, p->replicas[i]))

@@ -79,7 +79,10 @@ void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_br
  * meta_partition_elect). Differences: gone leaves the ISR even when it is its last member
  * (the ISR may be empty); the ELR is settled as meta_partition_settle_elr does; when no ISR
  * member can lead and the ISR is empty, the first usable ELR member in replica order leads
- * (a clean election: the ISR becomes it and it leaves the ELR) before any unclean election,
+ * (a clean election: the ISR becomes it and it leaves the ELR); with the ELR empty too and
+ * a LastKnownElr of exactly one usable replica, that replica leads (Kafka's last-known-leader
+ * rule, marked unclean: the ISR becomes it and both lists empty; for a one-replica partition
+ * this is its only copy coming back after an unclean restart); then any unclean election,
  * which empties the ELR and LastKnownElr.
  */
 void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,

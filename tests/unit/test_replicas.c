@@ -468,6 +468,55 @@ static void test_elect_unclean_elr_first(void) {
                  meta_partition_elect_unclean(&p, &v, 2, &ch));
 }
 
+/* A one-replica partition with ELR (min ISR 1) across its broker's kill -9 and restart:
+ * fencing empties the ISR into the ELR, the unclean re-registration moves it to
+ * LastKnownElr, and unfencing elects it by the last-known-leader rule (marked unclean).
+ * Two LastKnownElr members elect nobody. */
+static void test_elr_last_known_leader(void) {
+    int32_t reps[] = {1}, isr[] = {1};
+    meta_partition_t p = part(reps, 1, isr, 1, 1);
+    meta_broker_view_t v = {none_ids, 0, none_ids, 0};
+    meta_partition_change_t ch;
+    meta_partition_elect_elr(&p, 1, &v, false, 1, &ch);
+    CHECK_EQ_INT(-1, ch.leader);
+    CHECK_EQ_INT(0, ch.n_isr);
+    CHECK_EQ_INT(1, ch.n_elr);
+    CHECK_EQ_INT(1, ch.elr[0]);
+    int32_t elr[] = {1};
+    meta_partition_t q = part(reps, 1, NULL, 0, -1);
+    q.elr = elr;
+    q.n_elr = 1;
+    meta_partition_unclean_shutdown(&q, 1, &v, false, 1, &ch);
+    CHECK_EQ_INT(0, ch.n_elr);
+    CHECK_EQ_INT(1, ch.n_last_known_elr);
+    CHECK(ch.leader < 0);
+    int32_t lke[] = {1};
+    meta_partition_t r = part(reps, 1, NULL, 0, -1);
+    r.last_known_elr = lke;
+    r.n_last_known_elr = 1;
+    int32_t one[] = {1};
+    v = (meta_broker_view_t){one, 1, one, 1};
+    meta_partition_elect_elr(&r, -1, &v, false, 1, &ch);
+    CHECK_EQ_INT(1, ch.leader);
+    CHECK(ch.unclean);
+    CHECK_EQ_INT(1, ch.n_isr);
+    CHECK_EQ_INT(1, ch.isr[0]);
+    CHECK(ch.elr_changed);
+    CHECK_EQ_INT(0, ch.n_last_known_elr);
+    /* still fenced: nothing */
+    v = (meta_broker_view_t){none_ids, 0, none_ids, 0};
+    meta_partition_elect_elr(&r, -1, &v, false, 1, &ch);
+    CHECK(!ch.changed);
+    /* two known replicas: which one has the records is unknown, nobody leads */
+    int32_t reps3[] = {1, 2, 3}, lke2[] = {1, 2}, live[] = {1, 2};
+    meta_partition_t s3 = part(reps3, 3, NULL, 0, -1);
+    s3.last_known_elr = lke2;
+    s3.n_last_known_elr = 2;
+    v = (meta_broker_view_t){live, 2, live, 2};
+    meta_partition_elect_elr(&s3, -1, &v, false, 2, &ch);
+    CHECK(!ch.changed);
+}
+
 int main(void) {
     RUN(test_place_racks);
     RUN(test_place_no_racks);
@@ -483,5 +532,6 @@ int main(void) {
     RUN(test_elr_unclean_clears);
     RUN(test_elr_unclean_shutdown);
     RUN(test_elect_unclean_elr_first);
+    RUN(test_elr_last_known_leader);
     return t_summary("replicas");
 }
