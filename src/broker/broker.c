@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "cluster/cluster.h"
 #include "broker/delayed.h"
+#include "broker/forward.h"
 #include "broker/partition.h"
 #include "broker/replica.h"
 #include "broker/group_host.h"
@@ -903,6 +904,8 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     o->controller = &b->controller;
     o->serve = serve_forwarded;
     o->serve_ctx = b;
+    o->forward_stale = broker_forward_stale;
+    o->forward_fail = broker_forward_fail;
     o->on_serving = open_listeners;
     rc = cluster_start(o, &b->cluster);
     free(o);
