@@ -1145,6 +1145,8 @@ void broker_stop(broker_t *b) {
     pthread_mutex_lock(&b->listeners_mu);
     b->listeners_stopped = true;
     pthread_mutex_unlock(&b->listeners_mu);
+    /* Relays still waiting for a controller are closed while their connections live. */
+    if (b->cluster) cluster_forward_close(b->cluster);
     for (int i = 0; i < b->nlisteners; i++) {
         if (b->listeners[i].net) net_server_stop(b->listeners[i].net, 5000);
         b->listeners[i].net = NULL;

@@ -777,6 +777,11 @@ static void fwd_unlink(cluster_t *cl, cl_fwd_t *f) {
     if (*pp) *pp = f->next;
 }
 
+void cluster_forward_close(cluster_t *cl) {
+    atomic_store(&cl->fwd_closed, true);
+    cl_wake(cl);
+}
+
 void cl_fwd_finish(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len) {
     cl_fwd_abandon(f);
     fwd_unlink(cl, f);
@@ -856,10 +861,15 @@ void cl_fwd_answer(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len, 
  * controller in the order they came. */
 static void fwds_sweep(cluster_t *cl, int64_t now) {
     int32_t leader = atomic_load(&cl->leader_id);
-    bool blocked = false;
+    bool blocked = false, closed = atomic_load(&cl->fwd_closed);
     cl_fwd_t *f = cl->fwds;
     while (f) {
         cl_fwd_t *next = f->next;
+        if (closed && f->nreq) {
+            cl_fwd_finish(cl, f, NULL, 0);
+            f = next;
+            continue;
+        }
         if (f->sent && ((leader >= 0 && leader != f->sent_to) ||
                         now - f->sent_at >= CL_FWD_ATTEMPT_MS)) {
             sm_debug(CL_MOD, "a forwarded request (api key %d) sent to node %d is sent again "

@@ -116,6 +116,11 @@ bool cluster_is_active(void *cl);
  * is answered REQUEST_TIMED_OUT. Relays go to the controller in arrival order. */
 void cluster_forward(cluster_t *cl, net_request_t *nreq);
 
+/* Before the client listeners stop: every client's relay, waiting or on the wire, and any
+ * that comes later is closed by the quorum thread at once (the listeners' grace period sees
+ * them complete; a relay must not outlive its connection's server). Any thread. */
+void cluster_forward_close(cluster_t *cl);
+
 /* The current controller (Raft leader) id, or -1. */
 int32_t cluster_controller_id(cluster_t *cl);
 /* Highest metadata offset applied here, -1 when none. */

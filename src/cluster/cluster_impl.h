@@ -239,6 +239,8 @@ struct cluster {
     pthread_t thread;
     bool thread_started;
     atomic_bool stop;
+    /* cluster_forward_close: clients' relays are closed, not sent (the client listeners stop) */
+    atomic_bool fwd_closed;
 
     pthread_mutex_t mu; /* inbox, waiters' done/status, fwd results, the shared view below */
     pthread_cond_t cv;  /* waiters and calls */
