@@ -34,7 +34,7 @@ enum {
 };
 
 /* True when an element of the result array arr has error code e. */
-#define ANY_ERROR(arr, e)                                                                      \
+#define ANY_ERROR(arr, e)                                                                          \
     any_error((arr).n > 0 ? &(arr).v[0].error_code : NULL, (arr).n, sizeof(*(arr).v), (e))
 
 static bool any_error(const int16_t *first, int32_t n, size_t stride, int16_t e) {
@@ -89,7 +89,9 @@ static bool stale_body(int16_t key, const void *m, int16_t e) {
         case K_LIST_PARTITION_REASSIGNMENTS:
             code = &((const proto_list_partition_reassignments_response_t *)m)->error_code;
             break;
-        case K_ADD_RAFT_VOTER: code = &((const proto_add_raft_voter_response_t *)m)->error_code; break;
+        case K_ADD_RAFT_VOTER:
+            code = &((const proto_add_raft_voter_response_t *)m)->error_code;
+            break;
         case K_REMOVE_RAFT_VOTER:
             code = &((const proto_remove_raft_voter_response_t *)m)->error_code;
             break;
@@ -131,21 +133,21 @@ bool broker_forward_stale(const uint8_t *resp, size_t len, int16_t api_key, int1
 
 /* Gives the result array out n zeroed elements from a (none when n < 0); false when out of
  * memory. */
-#define MIRROR(a, out, count)                                                                  \
-    ((out).n = (count) > 0 ? (count) : 0,                                                     \
+#define MIRROR(a, out, count)                                                                      \
+    ((out).n = (count) > 0 ? (count) : 0,                                                          \
      ((out).v = sm_arena_calloc((a), (size_t)(out).n + 1, sizeof(*(out).v))) != NULL)
 
 /* AlterConfigs and IncrementalAlterConfigs: the same resources and results in two types. */
-#define FAIL_CONFIG_RESOURCES(a, q, r, e)                                                      \
-    do {                                                                                       \
-        if (!MIRROR(a, (r)->responses, (q)->resources.n)) return SM_ERR_NOMEM;                 \
-        for (int32_t i = 0; i < (r)->responses.n; i++) {                                       \
-            (r)->responses.v[i].error_code = (e);                                              \
-            (r)->responses.v[i].error_message = SM_STR_NULL;                                   \
-            (r)->responses.v[i].resource_type = (q)->resources.v[i].resource_type;             \
-            (r)->responses.v[i].resource_name = (q)->resources.v[i].resource_name;             \
-        }                                                                                      \
-        return SM_OK;                                                                          \
+#define FAIL_CONFIG_RESOURCES(a, q, r, e)                                                          \
+    do {                                                                                           \
+        if (!MIRROR(a, (r)->responses, (q)->resources.n)) return SM_ERR_NOMEM;                     \
+        for (int32_t i = 0; i < (r)->responses.n; i++) {                                           \
+            (r)->responses.v[i].error_code = (e);                                                  \
+            (r)->responses.v[i].error_message = SM_STR_NULL;                                       \
+            (r)->responses.v[i].resource_type = (q)->resources.v[i].resource_type;                 \
+            (r)->responses.v[i].resource_name = (q)->resources.v[i].resource_name;                 \
+        }                                                                                          \
+        return SM_OK;                                                                              \
     } while (0)
 
 static int fail_create_topics(sm_arena_t *a, const proto_create_topics_request_t *q,
@@ -224,8 +226,7 @@ static int fail_elect_leaders(sm_arena_t *a, const proto_elect_leaders_request_t
     return SM_OK;
 }
 
-static int fail_reassignments(sm_arena_t *a,
-                              const proto_alter_partition_reassignments_request_t *q,
+static int fail_reassignments(sm_arena_t *a, const proto_alter_partition_reassignments_request_t *q,
                               proto_alter_partition_reassignments_response_t *r, int16_t e) {
     r->error_code = e;
     r->error_message = SM_STR_NULL;

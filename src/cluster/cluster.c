@@ -824,8 +824,10 @@ void cl_fwd_finish(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len) 
  * Kafka's forwarding (the connection closes when that answer cannot be built); an internal
  * call fails. */
 static void fwd_expire(cluster_t *cl, cl_fwd_t *f) {
-    sm_info(CL_MOD, "a forwarded request (api key %d) found no active controller in %d ms "
-            "(%d attempts)", f->api_key, CL_FWD_TIMEOUT_MS, f->attempts);
+    sm_info(CL_MOD,
+            "a forwarded request (api key %d) found no active controller in %d ms "
+            "(%d attempts)",
+            f->api_key, CL_FWD_TIMEOUT_MS, f->attempts);
     if (!f->nreq || !cl->o.forward_fail) {
         cl_fwd_finish(cl, f, NULL, 0);
         return;
@@ -843,8 +845,10 @@ void cl_fwd_answer(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len, 
     }
     /* Kafka's NodeToControllerRequestThread on NOT_CONTROLLER: forget that controller and
      * send the request again once the next one is known. */
-    sm_debug(CL_MOD, "node %d answered a forwarded request (api key %d) NOT_CONTROLLER; "
-             "sending it again", f->sent_to, f->api_key);
+    sm_debug(CL_MOD,
+             "node %d answered a forwarded request (api key %d) NOT_CONTROLLER; "
+             "sending it again",
+             f->sent_to, f->api_key);
     if (now >= f->deadline) {
         if (f->nreq)
             fwd_expire(cl, f);
@@ -870,10 +874,12 @@ static void fwds_sweep(cluster_t *cl, int64_t now) {
             f = next;
             continue;
         }
-        if (f->sent && ((leader >= 0 && leader != f->sent_to) ||
-                        now - f->sent_at >= CL_FWD_ATTEMPT_MS)) {
-            sm_debug(CL_MOD, "a forwarded request (api key %d) sent to node %d is sent again "
-                     "(controller now %d)", f->api_key, f->sent_to, leader);
+        if (f->sent &&
+            ((leader >= 0 && leader != f->sent_to) || now - f->sent_at >= CL_FWD_ATTEMPT_MS)) {
+            sm_debug(CL_MOD,
+                     "a forwarded request (api key %d) sent to node %d is sent again "
+                     "(controller now %d)",
+                     f->api_key, f->sent_to, leader);
             cl_fwd_abandon(f);
         }
         if (!f->sent) {

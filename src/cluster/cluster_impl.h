@@ -75,11 +75,11 @@ typedef struct cl_fwd {
     int32_t orig_corr;
     int16_t api_key, version;
     int64_t deadline;
-    bool sent;           /* on a peer connection now */
-    struct cl_out *out;  /* the attempt in flight while sent (its fwd points back here) */
-    int32_t sent_to;     /* the controller it went to */
+    bool sent;          /* on a peer connection now */
+    struct cl_out *out; /* the attempt in flight while sent (its fwd points back here) */
+    int32_t sent_to;    /* the controller it went to */
     int64_t sent_at;
-    int64_t retry_at;    /* not sent again before (after a NOT_CONTROLLER answer) */
+    int64_t retry_at; /* not sent again before (after a NOT_CONTROLLER answer) */
     int attempts;
     /* internal call result (under cl->mu) */
     bool done;

@@ -40,7 +40,8 @@ static int decode_response(const uint8_t *frame, size_t len, int16_t key, int16_
     const proto_api_desc_t *api = proto_api_lookup(key);
     sm_reader_t r = sm_reader_make(frame + 4, len - 4);
     proto_response_header_t rh;
-    int rc = proto_response_header_decode(&r, a, (int16_t)proto_response_header_version(key, version), &rh);
+    int rc = proto_response_header_decode(
+        &r, a, (int16_t)proto_response_header_version(key, version), &rh);
     if (rc != SM_OK) return rc;
     if (rh.correlation_id != corr) return SM_ERR_PARSE;
     api->response->init(body);
@@ -52,8 +53,7 @@ static int fail_and_decode(int16_t key, int16_t version, int32_t corr, const voi
                            sm_arena_t *a, void *resp) {
     size_t len = 0, rlen = 0;
     uint8_t *req = request_frame(key, version, corr, body, &len), *frame = NULL;
-    int rc = req ? broker_forward_error_frame(req, len, PROTO_ERR_REQUEST_TIMED_OUT, &frame,
-                                              &rlen)
+    int rc = req ? broker_forward_error_frame(req, len, PROTO_ERR_REQUEST_TIMED_OUT, &frame, &rlen)
                  : SM_ERR_NOMEM;
     uint8_t *keep = rc == SM_OK ? sm_arena_alloc(a, rlen) : NULL; /* decoded names borrow it */
     if (keep) {
@@ -177,7 +177,8 @@ static void test_fail_reassignments(void) {
     p[1].partition_index = 6;
     p[0].replicas = p[1].replicas = (sm_i32_array_t){2, reps};
     t.name = sm_str_from("moved");
-    t.partitions = (proto_alter_partition_reassignments_request_reassignable_partition_array_t){2, p};
+    t.partitions =
+        (proto_alter_partition_reassignments_request_reassignable_partition_array_t){2, p};
     q.topics = (proto_alter_partition_reassignments_request_reassignable_topic_array_t){1, &t};
     sm_arena_t a;
     sm_arena_init(&a, 0);
