@@ -83,6 +83,13 @@ void cl_wake(cluster_t *cl) {
 
 void cl_push(cluster_t *cl, cl_in_t *in) {
     pthread_mutex_lock(&cl->mu);
+    if (cl->inbox_closed && in->nreq) {
+        pthread_mutex_unlock(&cl->mu);
+        net_request_close(in->nreq);
+        sm_arena_free(&in->arena);
+        free(in);
+        return;
+    }
     in->next = NULL;
     if (cl->inbox_tail)
         cl->inbox_tail->next = in;
@@ -1486,7 +1493,12 @@ void cluster_stop(cluster_t *cl) {
             }
         }
     }
-    cl_serve_stop(cl);
+    /* What the controller listener delivered is answered or closed while it still runs;
+     * what it delivers from now on is closed as it comes. Then it stops. */
+    pthread_mutex_lock(&cl->mu);
+    cl->inbox_closed = true;
+    pthread_mutex_unlock(&cl->mu);
+    cl_serve_stop_worker(cl);
     cl_voters_close(cl);
     complete_waiters(cl, true, SM_ERR_AGAIN);
     while (cl->fwds)
@@ -1506,7 +1518,7 @@ void cluster_stop(cluster_t *cl) {
     }
     pthread_mutex_lock(&cl->mu);
     cl_in_t *in = cl->inbox;
-    cl->inbox = NULL;
+    cl->inbox = cl->inbox_tail = NULL;
     pthread_mutex_unlock(&cl->mu);
     while (in) {
         cl_in_t *next = in->next;
@@ -1538,8 +1550,9 @@ void cluster_stop(cluster_t *cl) {
         free(in);
         in = next;
     }
-    cl_peers_close(cl);
     cl_partitions_stop(cl);
+    cl_serve_stop(cl);
+    cl_peers_close(cl);
     txn_reset(cl);
     free(cl->txn_vals);
     free(cl->txn_offs);

@@ -245,6 +245,9 @@ struct cluster {
     pthread_mutex_t mu; /* inbox, waiters' done/status, fwd results, the shared view below */
     pthread_cond_t cv;  /* waiters and calls */
     cl_in_t *inbox, *inbox_tail;
+    /* cluster_stop: a request pushed from now on is closed at once (its listener is about
+     * to stop; closing it after the listener's server is freed would touch freed memory) */
+    bool inbox_closed;
 
     /* The voter set in force, for other threads (under mu; the quorum thread updates it). */
     raft_voter_set_t voters_view;
@@ -314,6 +317,7 @@ struct cluster {
     pthread_mutex_t wmu;
     pthread_cond_t wcv;
     struct cl_work *work, *work_tail;
+    bool work_closed; /* under wmu: the worker stopped, pushed requests are closed at once */
 };
 
 typedef struct cl_work {
@@ -386,6 +390,10 @@ void cl_peer_learn(cluster_t *cl, int32_t id, const char *host, int32_t port);
 
 /* serve.c */
 int cl_serve_start(cluster_t *cl);
+/* Stops the worker and closes the requests it had not run (later pushes are closed at once);
+ * before cl_serve_stop, while the controller listener still runs. */
+void cl_serve_stop_worker(cluster_t *cl);
+/* Stops the controller listener: every request it delivered must be answered or closed. */
 void cl_serve_stop(cluster_t *cl);
 /* Queues a request for the worker (a forwarded admin request run by the controller). */
 void cl_work_push(cluster_t *cl, net_request_t *nreq);

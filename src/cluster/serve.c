@@ -268,6 +268,12 @@ void cl_work_push(cluster_t *cl, net_request_t *nreq) {
     }
     w->nreq = nreq;
     pthread_mutex_lock(&cl->wmu);
+    if (cl->work_closed) {
+        pthread_mutex_unlock(&cl->wmu);
+        net_request_close(nreq);
+        free(w);
+        return;
+    }
     if (cl->work_tail)
         cl->work_tail->next = w;
     else
@@ -317,24 +323,32 @@ int cl_serve_start(cluster_t *cl) {
     return SM_OK;
 }
 
-void cl_serve_stop(cluster_t *cl) {
-    if (cl->net) net_server_stop(cl->net, 1000);
-    cl->net = NULL;
+void cl_serve_stop_worker(cluster_t *cl) {
+    pthread_mutex_lock(&cl->wmu);
+    cl->work_closed = true;
+    atomic_store(&cl->stop, true);
+    pthread_cond_broadcast(&cl->wcv);
+    pthread_mutex_unlock(&cl->wmu);
     if (cl->worker_started) {
-        pthread_mutex_lock(&cl->wmu);
-        atomic_store(&cl->stop, true);
-        pthread_cond_broadcast(&cl->wcv);
-        pthread_mutex_unlock(&cl->wmu);
         pthread_join(cl->worker, NULL);
         cl->worker_started = false;
     }
-    while (cl->work) {
-        cl_work_t *w = cl->work;
-        cl->work = w->next;
+    pthread_mutex_lock(&cl->wmu);
+    cl_work_t *w = cl->work;
+    cl->work = cl->work_tail = NULL;
+    pthread_mutex_unlock(&cl->wmu);
+    while (w) {
+        cl_work_t *next = w->next;
         net_request_close(w->nreq);
         free(w);
+        w = next;
     }
-    cl->work_tail = NULL;
+}
+
+void cl_serve_stop(cluster_t *cl) {
+    cl_serve_stop_worker(cl);
+    if (cl->net) net_server_stop(cl->net, 1000);
+    cl->net = NULL;
 }
 
 static void fill_replica(proto_describe_quorum_response_replica_state_t *o,
