@@ -2,8 +2,10 @@
  * The group coordinator's records in __consumer_offsets, in Kafka's formats:
  * OffsetCommitKey v1 / OffsetCommitValue v3 and GroupMetadataKey v2 /
  * GroupMetadataValue v3, null values as tombstones. Encodes them, builds the
- * batch the runtime appends, and replays them at load (newest record wins).
- * Not for deciding what to write: the protocol parts do that.
+ * batch the runtime appends, and replays them at load (newest record wins; a
+ * classic group comes back with the members of its last record, Stable, or
+ * Empty without members, as Kafka's coordinator loads it). Not for deciding
+ * what to write: the protocol parts do that.
  */
 #include <stdlib.h>
 #include <string.h>
