@@ -899,6 +899,7 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     }
     const char *rack = sm_config_str(cfg, "broker.rack");
     snprintf(o->rack, sizeof(o->rack), "%s", rack ? rack : "");
+    o->previous_broker_epoch = b->logs ? log_manager_clean_broker_epoch(b->logs) : -1;
     o->image = &b->image;
     o->controller = &b->controller;
     o->serve = serve_forwarded;
@@ -1151,6 +1152,9 @@ void broker_stop(broker_t *b) {
     /* Fetchers and the ISR upkeep stop before the quorum thread (they talk to it); what
      * they hold goes after it (it may still hand them partitions meanwhile). */
     broker_replicas_stop(b);
+    /* KIP-966: the clean-shutdown markers record this registration's broker epoch. */
+    if (b->cluster && b->logs)
+        log_manager_set_broker_epoch(b->logs, cluster_broker_epoch(b->cluster));
     if (b->cluster) cluster_stop(b->cluster);
     b->cluster = NULL;
     broker_replicas_free(b);

@@ -147,6 +147,7 @@ fs_part_t *fetch_session_upsert(fetch_session_t *s, const char *topic, const sm_
     if (id) p->topic_id = *id;
     p->partition = partition;
     p->sent_hw = p->sent_lso = p->sent_log_start = -1;
+    p->current_leader_epoch = p->last_fetched_epoch = -1;
     return p;
 }
 

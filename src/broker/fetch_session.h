@@ -35,6 +35,8 @@ typedef struct fs_part {
     int32_t partition;
     int64_t fetch_offset;
     int32_t max_bytes;
+    int32_t current_leader_epoch; /* -1: not checked */
+    int32_t last_fetched_epoch;   /* -1: none (a follower's, KIP-320) */
     int64_t sent_hw; /* -1: nothing sent yet, so the next response includes it */
     int64_t sent_lso;
     int64_t sent_log_start;

@@ -4,8 +4,10 @@
  * A fetcher is a thread that copies partitions from one leader broker: it
  * sends that broker Fetch requests with this broker's replica id (Fetch v15+
  * ReplicaState; one request for all its partitions, long-polling
- * replica.fetch.wait.max.ms) over one connection, and hands each partition's
- * answer to replica.c (append, truncate, restart). num.replica.fetchers
+ * replica.fetch.wait.max.ms) over one connection, in a fetch session (KIP-227,
+ * fetch_session_handler.h: after the first full request, only partitions
+ * whose fetch state changed are named), and hands each partition's answer to
+ * replica.c (append, truncate, restart). num.replica.fetchers
  * fetchers per leader share its partitions by partition hash. Fetchers are
  * created on first use and live until the broker stops; an empty one waits.
  *
@@ -18,7 +20,7 @@
  *
  * Follower throttle (KIP-73): a partition that is follower-throttled here
  * (follower.replication.throttled.replicas) and not in sync is left out of the
- * request while follower.replication.throttled.rate is exceeded; the bytes
+ * request (and so of the fetch session: forgotten, named again later) while follower.replication.throttled.rate is exceeded; the bytes
  * fetched for such partitions count against it. A round with every partition
  * left out waits as an idle one does.
  *
@@ -36,6 +38,7 @@
 
 #include "base/log.h"
 #include "broker/delayed.h"
+#include "broker/fetch_session_handler.h"
 #include "broker/replica.h"
 #include "client/kclient.h"
 #include "protocol/errors.h"
@@ -153,10 +156,29 @@ static void handle_part(fetcher_t *f, broker_partition_t *p, const replica_fetch
                 f->leader, sm_strerror(rc));
 }
 
-/* One Fetch round; returns SM_OK, or an error after which the fetcher backs
+/* Appends one partition (topic id, index) to a request's topic list, one topic entry per
+ * partition. */
+static void add_fetch_part(proto_fetch_request_fetch_topic_t *t,
+                           proto_fetch_request_fetch_partition_t *fp, const fsh_part_t *w) {
+    t->topic = sm_str_from("");
+    t->topic_id = w->topic_id;
+    t->partitions = (proto_fetch_request_fetch_partition_array_t){1, fp};
+    fp->partition = w->partition;
+    fp->current_leader_epoch = w->current_leader_epoch;
+    fp->fetch_offset = w->fetch_offset;
+    fp->last_fetched_epoch = w->last_fetched_epoch;
+    fp->log_start_offset = w->log_start;
+    fp->partition_max_bytes = w->max_bytes;
+    fp->replica_directory_id = (sm_uuid_t){{0}};
+    fp->high_watermark = INT64_MAX;
+}
+
+/* One Fetch round in the fetcher's session h (full or incremental: only partitions whose
+ * fetch state changed are named, those that left are forgotten; the answer may still carry
+ * any partition of the session); returns SM_OK, or an error after which the fetcher backs
  * off (and reconnects when the connection failed: *broken). */
-static int fetch_round(fetcher_t *f, kc_client_t *kc, broker_partition_t **parts, int n,
-                       sm_arena_t *a, bool *broken, bool *idle) {
+static int fetch_round(fetcher_t *f, kc_client_t *kc, fsh_t *h, broker_partition_t **parts,
+                       int n, sm_arena_t *a, bool *broken, bool *idle) {
     broker_t *b = f->owner->b;
     *broken = false;
     *idle = true;
@@ -165,10 +187,11 @@ static int fetch_round(fetcher_t *f, kc_client_t *kc, broker_partition_t **parts
     proto_fetch_request_init(&req);
     req.replica_id = b->s.node_id;
     proto_fetch_request_replica_state_t *rs = sm_arena_calloc(a, 1, sizeof(*rs));
-    proto_fetch_request_fetch_topic_t *topics = sm_arena_calloc(a, (size_t)n + 1, sizeof(*topics));
-    proto_fetch_request_fetch_partition_t *fps = sm_arena_calloc(a, (size_t)n + 1, sizeof(*fps));
+    fsh_part_t *want = sm_arena_calloc(a, (size_t)n + 1, sizeof(*want));
     int *which = sm_arena_calloc(a, (size_t)n + 1, sizeof(int));
-    if (!pos || !rs || !topics || !fps || !which) return SM_ERR_NOMEM;
+    int *send = sm_arena_calloc(a, (size_t)n + 1, sizeof(int));
+    fsh_part_t *forget = sm_arena_calloc(a, (size_t)h->n + 1, sizeof(*forget));
+    if (!pos || !rs || !want || !which || !send || !forget) return SM_ERR_NOMEM;
     rs->replica_id = b->s.node_id;
     rs->replica_epoch = -1;
     meta_image_rdlock(&b->image);
@@ -180,63 +203,86 @@ static int fetch_round(fetcher_t *f, kc_client_t *kc, broker_partition_t **parts
     req.min_bytes = b->s.replica_fetch_min_bytes;
     req.max_bytes = b->s.replica_fetch_response_max_bytes;
     req.isolation_level = 0;
-    req.session_id = 0;
-    req.session_epoch = -1;
-    int nt = 0;
+    int nw = 0;
     int over = -1; /* the follower quota, looked at once per round when needed */
     for (int i = 0; i < n; i++) {
         if (!broker_replica_fetch_pos(parts[i], f->leader, &pos[i])) continue;
+        /* Left out of the request, so out of the session (forgotten), as Kafka's
+         * follower leaves a throttled partition out of its fetch builder. */
         if (pos[i].throttled && !pos[i].in_sync) {
             if (over < 0) over = repl_quota_exceeded(&b->follower_quota, broker_mono_ms());
             if (over) continue;
         }
-        proto_fetch_request_fetch_topic_t *t = &topics[nt];
-        t->topic = sm_arena_str(a, parts[i]->topic);
-        t->topic_id = parts[i]->topic_id;
-        t->partitions = (proto_fetch_request_fetch_partition_array_t){1, &fps[nt]};
-        proto_fetch_request_fetch_partition_t *fp = &fps[nt];
-        fp->partition = parts[i]->index;
-        fp->current_leader_epoch = pos[i].current_leader_epoch;
-        fp->fetch_offset = pos[i].fetch_offset;
-        fp->last_fetched_epoch = pos[i].last_fetched_epoch;
-        fp->log_start_offset = pos[i].log_start;
-        fp->partition_max_bytes = b->s.replica_fetch_max_bytes;
-        fp->replica_directory_id = (sm_uuid_t){{0}};
-        fp->high_watermark = INT64_MAX;
-        which[nt++] = i;
+        want[nw] = (fsh_part_t){parts[i]->topic_id,
+                                parts[i]->index,
+                                pos[i].fetch_offset,
+                                pos[i].log_start,
+                                pos[i].current_leader_epoch,
+                                pos[i].last_fetched_epoch,
+                                b->s.replica_fetch_max_bytes};
+        which[nw++] = i;
     }
-    if (nt == 0) return SM_OK;
+    if (nw == 0) return SM_OK;
     *idle = false;
-    req.topics = (proto_fetch_request_fetch_topic_array_t){nt, topics};
-    req.forgotten_topics_data = (proto_fetch_request_forgotten_topic_array_t){0, NULL};
+    bool full;
+    int nsend, nforget;
+    int rc = fsh_build(h, want, nw, &full, send, &nsend, forget, &nforget);
+    if (rc != SM_OK) return rc;
+    req.session_id = h->session_id;
+    req.session_epoch = h->epoch;
+    proto_fetch_request_fetch_topic_t *topics =
+        sm_arena_calloc(a, (size_t)nsend + 1, sizeof(*topics));
+    proto_fetch_request_fetch_partition_t *fps =
+        sm_arena_calloc(a, (size_t)nsend + 1, sizeof(*fps));
+    proto_fetch_request_forgotten_topic_t *gone =
+        sm_arena_calloc(a, (size_t)nforget + 1, sizeof(*gone));
+    int32_t *gone_parts = sm_arena_calloc(a, (size_t)nforget + 1, sizeof(int32_t));
+    if (!topics || !fps || !gone || !gone_parts) {
+        fsh_failed(h);
+        return SM_ERR_NOMEM;
+    }
+    for (int k = 0; k < nsend; k++)
+        add_fetch_part(&topics[k], &fps[k], &want[send[k]]);
+    for (int k = 0; k < nforget; k++) {
+        gone_parts[k] = forget[k].partition;
+        gone[k].topic = sm_str_from("");
+        gone[k].topic_id = forget[k].topic_id;
+        gone[k].partitions = (sm_i32_array_t){1, &gone_parts[k]};
+    }
+    req.topics = (proto_fetch_request_fetch_topic_array_t){nsend, topics};
+    req.forgotten_topics_data = (proto_fetch_request_forgotten_topic_array_t){nforget, gone};
     req.rack_id = sm_str_from("");
     proto_fetch_response_t resp;
-    int rc = kc_call(kc, -1, PROTO_FETCH_REQUEST_API_KEY, FETCH_VERSION, &req, &resp, a, NULL);
+    rc = kc_call(kc, -1, PROTO_FETCH_REQUEST_API_KEY, FETCH_VERSION, &req, &resp, a, NULL);
     if (rc != SM_OK) {
+        fsh_failed(h);
         *broken = true;
         sm_debug(FETCH_MOD, "fetch from %d failed: %s", f->leader, kc->err);
         return rc;
     }
-    if (resp.error_code != PROTO_ERR_NONE) {
+    int32_t had = h->session_id;
+    if (!fsh_response(h, resp.error_code, resp.session_id)) {
         sm_debug(FETCH_MOD, "fetch from %d: %s", f->leader, proto_error_name(resp.error_code));
-        return SM_ERR_AGAIN;
+        /* A session error: the next request is full, at once. */
+        return resp.error_code == PROTO_ERR_FETCH_SESSION_ID_NOT_FOUND ||
+                       resp.error_code == PROTO_ERR_INVALID_FETCH_SESSION_EPOCH
+                   ? SM_OK
+                   : SM_ERR_AGAIN;
     }
+    if (full && h->session_id != 0 && h->session_id != had)
+        sm_info(FETCH_MOD, "replica fetcher %d-%d: fetch session %d opened with leader %d (%d "
+                           "partitions)",
+                b->s.node_id, f->slot, h->session_id, f->leader, nw);
     bool any_error = false;
     for (int32_t i = 0; i < resp.responses.n; i++) {
         const proto_fetch_response_fetchable_topic_response_t *tr = &resp.responses.v[i];
         for (int32_t k = 0; k < tr->partitions.n; k++) {
             const proto_fetch_response_partition_data_t *d = &tr->partitions.v[k];
-            for (int j = 0; j < nt; j++) {
-                broker_partition_t *p = parts[which[j]];
-                if (p->index != d->partition_index ||
-                    memcmp(p->topic_id.b, tr->topic_id.b, 16) != 0)
-                    continue;
-                handle_part(f, p, &pos[which[j]], d);
-                if (d->error_code != PROTO_ERR_NONE &&
-                    d->error_code != PROTO_ERR_OFFSET_OUT_OF_RANGE)
-                    any_error = true;
-                break;
-            }
+            int at = fsh_find(h, &tr->topic_id, d->partition_index);
+            if (at < 0) continue;
+            handle_part(f, parts[which[at]], &pos[which[at]], d);
+            if (d->error_code != PROTO_ERR_NONE && d->error_code != PROTO_ERR_OFFSET_OUT_OF_RANGE)
+                any_error = true;
         }
     }
     return any_error ? SM_ERR_AGAIN : SM_OK;
@@ -248,6 +294,8 @@ static void *fetcher_main(void *arg) {
     broker_t *b = r->b;
     kc_client_t kc;
     bool connected = false;
+    fsh_t session;
+    fsh_init(&session);
     int64_t last_complaint = 0;
     sm_arena_t a;
     sm_arena_init(&a, 0);
@@ -277,7 +325,7 @@ static void *fetcher_main(void *arg) {
                 connected = true;
             }
         }
-        if (connected) rc = fetch_round(f, &kc, parts, n, &a, &broken, &idle);
+        if (connected) rc = fetch_round(f, &kc, &session, parts, n, &a, &broken, &idle);
         sm_arena_reset(&a);
         for (int i = 0; i < n; i++)
             broker_partition_put(parts[i]);
@@ -290,6 +338,7 @@ static void *fetcher_main(void *arg) {
         if (rc != SM_OK || idle) wait_ms(r, rc != SM_OK ? b->s.replica_fetch_backoff_ms : 100);
     }
     if (connected) kc_close(&kc);
+    fsh_free(&session);
     sm_arena_free(&a);
     return NULL;
 }

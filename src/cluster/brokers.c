@@ -5,7 +5,9 @@
  *   unregistered --BrokerRegistration answered--> registered (broker epoch) --heartbeats-->
  *   a heartbeat answered STALE_BROKER_EPOCH / BROKER_ID_NOT_REGISTERED -> unregistered
  *   shutting down: a heartbeat with WantShutDown until answered ShouldShutDown
- * At most one registration and one heartbeat are in flight.
+ * At most one registration and one heartbeat are in flight. Every registration carries
+ * PreviousBrokerEpoch: the broker epoch the clean-shutdown markers held at start (KIP-966),
+ * -1 after an unclean stop.
  * Start-up, as Kafka's BrokerLifecycleManager (STARTING -> RECOVERY -> RUNNING): starting
  * --own registration applied here and unfenced at that broker epoch--> serving (once; the
  * client listeners open, on_serving). The controller unfences a broker only once a heartbeat
@@ -20,9 +22,13 @@
  * UnfenceBrokerRecord, BrokerRegistrationChangeRecord fenced) with the PartitionChangeRecords
  * it implies (partitions.c: a fenced or shutting-down broker leaves the ISRs and its
  * leaderships move to other in-sync replicas; leaderless partitions get a leader when a broker
- * of their ISR is unfenced). Invariants: a broker's change is not
- * proposed again until the previous one is applied (pending offset); liveness is reset when
- * this node becomes active, so brokers get a full session to reach the new controller.
+ * of their ISR is unfenced). A new incarnation registering with a PreviousBrokerEpoch that is
+ * not its last registered epoch shut down uncleanly: its registration carries the
+ * PartitionChangeRecords that take it out of the ISRs and ELRs (KIP-966), decided, like the
+ * other partition changes, only once the previous ones are applied. Invariants: a broker's
+ * change is not proposed again until the previous one is applied (pending offset); liveness
+ * is reset when this node becomes active, so brokers get a full session to reach the new
+ * controller.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,9 +111,8 @@ static void send_registration(cluster_t *cl, int64_t now) {
         (proto_broker_registration_request_listener_array_t){cl->o.n_endpoints, ls};
     q.features.n = 0;
     q.rack = cl->o.rack[0] ? sm_str_from(cl->o.rack) : SM_STR_NULL;
-    q.previous_broker_epoch = -1;
-    send_to_controller(cl, CL_OUT_REGISTER, CL_API_BROKER_REGISTRATION, CL_V_REGISTRATION, &q,
-                       now);
+    q.previous_broker_epoch = cl->o.previous_broker_epoch;
+    send_to_controller(cl, CL_OUT_REGISTER, CL_API_BROKER_REGISTRATION, CL_V_REGISTRATION, &q, now);
 }
 
 static void send_heartbeat(cluster_t *cl, int64_t now, bool shutdown) {
@@ -194,6 +199,7 @@ void cl_agent_response(cluster_t *cl, cl_out_t *o, sm_reader_t *r, sm_arena_t *a
         }
         if (resp.error_code == PROTO_ERR_NONE) {
             cl->broker_epoch = resp.broker_epoch;
+            atomic_store(&cl->registered_epoch, resp.broker_epoch);
             cl->next_agent_at = now;
             sm_info(CL_MOD, "broker %d registered with controller %d (broker epoch %lld)",
                     cl->o.node_id, atomic_load(&cl->leader_id), (long long)cl->broker_epoch);
@@ -336,32 +342,53 @@ static void respond_registration(cl_in_t *in, int16_t err) {
     cl_respond(in->nreq, CL_API_BROKER_REGISTRATION, in->version, in->corr, &resp);
 }
 
-void cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now) {
+bool cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now) {
     const proto_broker_registration_request_t *q = in->body;
     if (!atomic_load(&cl->active)) {
         respond_registration(in, PROTO_ERR_NOT_CONTROLLER);
-        return;
+        return true;
     }
     if (!sm_str_eq(q->cluster_id, sm_str_from(cl->o.cluster_id))) {
         sm_warn(CL_MOD, "broker %d registers with cluster id %.*s, this cluster is %s: refused",
                 q->broker_id, (int)(q->cluster_id.len > 0 ? q->cluster_id.len : 0),
                 q->cluster_id.ptr ? q->cluster_id.ptr : "", cl->o.cluster_id);
         respond_registration(in, PROTO_ERR_INCONSISTENT_CLUSTER_ID);
-        return;
+        return true;
     }
     meta_image_t *img = cl->o.image;
     meta_image_rdlock(img);
     const meta_broker_t *bk = meta_image_broker(img, q->broker_id);
-    bool taken = bk && !bk->fenced &&
-                 memcmp(bk->incarnation_id.b, q->incarnation_id.b, 16) != 0;
+    bool restarted = bk && memcmp(bk->incarnation_id.b, q->incarnation_id.b, 16) != 0;
+    bool taken = restarted && !bk->fenced;
+    int64_t last_epoch = bk ? bk->epoch : -1;
+    bool elr = meta_elr_enabled(img);
     meta_image_unlock(img);
     cl_liveness_t *l = live(cl, q->broker_id, now);
     if (taken && l && now - l->last_heartbeat < cl->o.session_timeout_ms) {
         sm_warn(CL_MOD, "broker %d registers while another incarnation of it is alive: refused",
                 q->broker_id);
         respond_registration(in, PROTO_ERR_DUPLICATE_BROKER_REGISTRATION);
-        return;
+        return true;
     }
+    /* KIP-966: a new incarnation whose PreviousBrokerEpoch is not its last registration's
+     * epoch stopped uncleanly (the clean-shutdown markers record the epoch): it may have
+     * lost unflushed records, so it leaves the ISRs and ELRs (to LastKnownElr) in the same
+     * metadata transaction, decided once earlier partition changes are applied. */
+    bool unclean = elr && restarted && q->previous_broker_epoch != last_epoch;
+    if (unclean && cl_partitions_busy(cl)) {
+        cl_partitions_defer(cl, in);
+        return false;
+    }
+    cl_recs_t rs = {0};
+    if (restarted)
+        sm_info(CL_MOD,
+                "broker %d registers after %s shutdown (previous broker epoch %lld, last "
+                "registered %lld)%s",
+                q->broker_id, q->previous_broker_epoch == last_epoch ? "a clean" : "an unclean",
+                (long long)q->previous_broker_epoch, (long long)last_epoch,
+                unclean ? ": it leaves the ISRs and eligible leader replicas" : "");
+    if (unclean) cl_leadership_changes(cl, &rs, q->broker_id, CL_LEAD_UNCLEAN_SHUTDOWN);
+    int n_changes = rs.n;
     proto_register_broker_record_t rec;
     proto_register_broker_record_broker_endpoint_t eps[META_MAX_ENDPOINTS];
     proto_register_broker_record_init(&rec);
@@ -380,7 +407,6 @@ void cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now) {
     rec.features.n = 0;
     rec.rack = q->rack;
     rec.fenced = true;
-    cl_recs_t rs = {0};
     cl_recs_add(&rs, PROTO_REGISTER_BROKER_RECORD_API_KEY, 3, &rec);
     int64_t first = -1, last = -1;
     int rc = rs.oom ? SM_ERR_NOMEM : cl_propose_records(cl, rs.v, rs.n, &first, &last);
@@ -388,20 +414,22 @@ void cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now) {
     if (rc != SM_OK) {
         respond_registration(in, rc == SM_ERR_AGAIN ? PROTO_ERR_NOT_CONTROLLER
                                                     : PROTO_ERR_UNKNOWN_SERVER_ERROR);
-        return;
+        return true;
     }
     if (l) {
         l->last_heartbeat = now;
         l->pending = last;
     }
+    if (n_changes > 0) cl->part_pending = cl->bulk_pending = last;
     cl_inbound_t *ib = calloc(1, sizeof(*ib));
     if (!ib) {
         net_request_close(in->nreq);
-        return;
+        return true;
     }
     *ib = (cl_inbound_t){cl->after, 0, last, in->nreq, in->api_key, in->version, in->corr, now,
                          first, NULL, 0};
     cl->after = ib;
+    return true;
 }
 
 void cl_ctrl_heartbeat(cluster_t *cl, cl_in_t *in, int64_t now) {

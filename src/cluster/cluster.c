@@ -951,7 +951,9 @@ static void handle_in(cluster_t *cl, cl_in_t *in, int64_t now) {
         raft_step(cl->raft, now, &in->msg);
         break;
     }
-    case CL_IN_REGISTER: cl_ctrl_register(cl, in, now); break;
+    case CL_IN_REGISTER:
+        if (!cl_ctrl_register(cl, in, now)) return; /* deferred: kept */
+        break;
     case CL_IN_HEARTBEAT: cl_ctrl_heartbeat(cl, in, now); break;
     case CL_IN_DESCRIBE: cl_answer_describe(cl, in->nreq, in->version, in->corr); break;
     case CL_IN_PROPOSE: handle_propose(cl, in->w); break;
@@ -1275,6 +1277,7 @@ int cluster_start(const cluster_opts_t *o, cluster_t *_Atomic *out) {
     cl->epoch_start = -1;
     cl->leader_epoch = -1;
     cl->broker_epoch = -1;
+    atomic_store(&cl->registered_epoch, -1);
     cl->hb_sent_to = cl->reg_sent_to = -1;
     for (int i = 0; i < o->n_voters; i++)
         cl->voter_ids[i] = o->voters[i].id;
@@ -1366,6 +1369,8 @@ fail:
     cluster_stop(cl);
     return st ? st : SM_ERR;
 }
+
+int64_t cluster_broker_epoch(cluster_t *cl) { return cl ? atomic_load(&cl->registered_epoch) : -1; }
 
 void cluster_stop(cluster_t *cl) {
     if (!cl) return;

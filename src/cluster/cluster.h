@@ -72,6 +72,9 @@ typedef struct cluster_opts {
     meta_endpoint_t endpoints[META_MAX_ENDPOINTS];
     int n_endpoints;
     char rack[128];
+    /* KIP-966: the broker epoch of the clean shutdown before this start (from the
+     * clean-shutdown markers), -1 after an unclean one; sent as PreviousBrokerEpoch. */
+    int64_t previous_broker_epoch;
     meta_image_t *image;
     meta_controller_t *controller;
     /* Runs a forwarded admin request on the worker thread: the broker decodes it, runs the
@@ -93,6 +96,9 @@ int cluster_start(const cluster_opts_t *o, cluster_t *_Atomic *out);
 /* Graceful stop: a broker asks to be fenced (controlled shutdown) and a leader resigns, each
  * waited for up to a few seconds; then the threads stop and the log closes. */
 void cluster_stop(cluster_t *cl);
+/* The broker epoch of this broker's last accepted registration, -1 when none (the one a
+ * clean shutdown records for the next start). */
+int64_t cluster_broker_epoch(cluster_t *cl);
 
 /* meta_quorum_t.append in cluster mode: proposes the records of batch (wrapped in a
  * Begin/EndTransactionRecord pair when more than one) and blocks until they are committed

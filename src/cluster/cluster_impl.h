@@ -261,7 +261,8 @@ struct cluster {
     int txn_n, txn_cap;
     /* broker agent */
     sm_uuid_t incarnation;
-    int64_t broker_epoch; /* -1: not registered */
+    int64_t broker_epoch;          /* -1: not registered */
+    atomic_llong registered_epoch; /* the last accepted registration's epoch (-1: none) */
     bool reg_inflight, hb_inflight;
     /* when and to which controller the one in flight went: one sent to a controller that
      * lost its place, or unanswered for the request timeout (a paused process keeps its
@@ -370,7 +371,9 @@ void cl_agent_tick(cluster_t *cl, int64_t now);
 int64_t cl_agent_deadline(const cluster_t *cl);
 void cl_agent_response(cluster_t *cl, cl_out_t *o, sm_reader_t *r, sm_arena_t *a);
 void cl_agent_failed(cluster_t *cl, cl_out_t *o);
-void cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now);
+/* A BrokerRegistration; false when in was kept (deferred: an unclean shutdown's partition
+ * changes wait until the earlier ones are applied). */
+bool cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now);
 void cl_ctrl_heartbeat(cluster_t *cl, cl_in_t *in, int64_t now);
 void cl_ctrl_tick(cluster_t *cl, int64_t now);
 void cl_ctrl_became_active(cluster_t *cl, int64_t now);
@@ -378,12 +381,16 @@ void cl_recs_add(cl_recs_t *rs, int16_t type, int16_t version, const void *msg);
 void cl_recs_free(cl_recs_t *rs);
 
 /* partitions.c */
-typedef enum { CL_LEAD_FENCE, CL_LEAD_SHUTDOWN, CL_LEAD_UNFENCE } cl_lead_t;
-/* The PartitionChangeRecords broker id's fencing, controlled shutdown or unfencing implies
- * (meta_partition_elect on every partition it is a replica of). */
+typedef enum { CL_LEAD_FENCE, CL_LEAD_SHUTDOWN, CL_LEAD_UNFENCE, CL_LEAD_UNCLEAN_SHUTDOWN } cl_lead_t;
+/* The PartitionChangeRecords broker id's fencing, controlled shutdown, unfencing or
+ * registration after an unclean shutdown implies (meta_partition_elect_elr /
+ * meta_partition_unclean_shutdown on every partition it is a replica of). */
 void cl_leadership_changes(cluster_t *cl, cl_recs_t *rs, int32_t id, cl_lead_t how);
 /* True while a partition change proposed here is not applied yet. */
 bool cl_partitions_busy(cluster_t *cl);
+/* Keeps in until cl_partitions_tick tries it again (ElectLeaders, AlterPartition,
+ * BrokerRegistration). */
+void cl_partitions_defer(cluster_t *cl, cl_in_t *in);
 /* Controller side of AlterPartition / ElectLeaders; false when in was kept (deferred). */
 bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in);
 /* A newly arrived AlterPartition: behind the waiting ones, else decided now. */

@@ -110,10 +110,15 @@ static void add_change(cluster_t *cl, cl_recs_t *rs, const meta_topic_t *t,
     if (ch->unclean) {
         pc.leader_recovery_state = 1; /* RECOVERING, as Kafka marks an unclean leader */
         int64_t n = atomic_fetch_add(&cl->unclean_elections, 1) + 1;
+        bool last_known = p->n_isr == 0 && p->n_elr == 0 && p->n_last_known_elr == 1 &&
+                          p->last_known_elr[0] == ch->leader;
         sm_warn(CL_MOD,
-                "unclean leader election: %s-%d led by broker %d, outside the ISR; records "
-                "the ISR had and it lacks are lost (unclean elections so far: %lld)",
-                t->name, p->id, ch->leader, (long long)n);
+                "unclean leader election: %s-%d led by broker %d, %s; records the ISR had "
+                "and it lacks are lost (unclean elections so far: %lld)",
+                t->name, p->id, ch->leader,
+                last_known ? "its last known replica, back after an unclean shutdown"
+                           : "outside the ISR",
+                (long long)n);
     }
     cl_recs_add(rs, PROTO_PARTITION_CHANGE_RECORD_API_KEY, version, &pc);
 }
@@ -138,8 +143,17 @@ void cl_leadership_changes(cluster_t *cl, cl_recs_t *rs, int32_t id, cl_lead_t h
             /* unfencing: only partitions without a leader change */
             if (how == CL_LEAD_UNFENCE && p->leader >= 0) continue;
             meta_partition_change_t ch;
-            meta_partition_elect_elr(p, how == CL_LEAD_UNFENCE ? -1 : id, &vb->v,
-                                     unclean_allowed(cl, t), elr_min_isr(cl, t), &ch);
+            if (how == CL_LEAD_UNCLEAN_SHUTDOWN) {
+                /* Kafka's handleBrokerUncleanShutdown: the partitions whose ISR or ELR
+                 * holds it */
+                if (!meta_id_in(p->isr, p->n_isr, id) && !meta_id_in(p->elr, p->n_elr, id))
+                    continue;
+                meta_partition_unclean_shutdown(p, id, &vb->v, unclean_allowed(cl, t),
+                                                elr_min_isr(cl, t), &ch);
+            } else {
+                meta_partition_elect_elr(p, how == CL_LEAD_UNFENCE ? -1 : id, &vb->v,
+                                         unclean_allowed(cl, t), elr_min_isr(cl, t), &ch);
+            }
             if (ch.changed) meta_partition_complete_reassignment(p, &vb->v, &ch);
             if (ch.changed) add_change(cl, rs, t, p, &ch);
         }
@@ -178,7 +192,7 @@ static bool alter_must_wait(cluster_t *cl, const proto_alter_partition_request_t
     return false;
 }
 
-static void defer(cluster_t *cl, cl_in_t *in) {
+void cl_partitions_defer(cluster_t *cl, cl_in_t *in) {
     in->next = NULL;
     if (cl->deferred_tail)
         cl->deferred_tail->next = in;
@@ -286,7 +300,7 @@ static void alter_one(cluster_t *cl, const meta_topic_t *t, int32_t sender,
 
 bool cl_ctrl_alter_partition_new(cluster_t *cl, cl_in_t *in) {
     if (cl->deferred && atomic_load(&cl->active)) { /* after those already waiting, in order */
-        defer(cl, in);
+        cl_partitions_defer(cl, in);
         return false;
     }
     return cl_ctrl_alter_partition(cl, in);
@@ -299,7 +313,7 @@ bool cl_ctrl_alter_partition(cluster_t *cl, cl_in_t *in) {
         return true;
     }
     if (alter_must_wait(cl, q)) {
-        defer(cl, in);
+        cl_partitions_defer(cl, in);
         return false;
     }
     meta_image_t *img = cl->o.image;
@@ -460,8 +474,9 @@ static int elect(cluster_t *cl, cl_elect_t *el, int64_t *last, bool *proposed) {
         }
         const meta_partition_t *p = &t->partitions[e->partition];
         meta_partition_change_t ch;
-        e->error = el->type == 1 ? meta_partition_elect_unclean(p, &vb->v, &ch)
-                                 : meta_partition_elect_preferred(p, &vb->v, &ch);
+        e->error = el->type == 1
+                       ? meta_partition_elect_unclean(p, &vb->v, elr_min_isr(cl, t), &ch)
+                       : meta_partition_elect_preferred(p, &vb->v, &ch);
         if (e->error == PROTO_ERR_NONE) add_change(cl, &rs, t, p, &ch);
     }
     meta_image_unlock(img);
@@ -495,7 +510,7 @@ bool cl_ctrl_elect(cluster_t *cl, cl_in_t *in) {
         return true;
     }
     if (cl_partitions_busy(cl)) {
-        defer(cl, in);
+        cl_partitions_defer(cl, in);
         return false;
     }
     int64_t last = -1;
@@ -763,8 +778,9 @@ void cl_partitions_tick(cluster_t *cl, int64_t now) {
     cl->deferred = cl->deferred_tail = NULL;
     while (in) {
         cl_in_t *next = in->next;
-        bool finished = in->kind == CL_IN_ALTER ? cl_ctrl_alter_partition(cl, in)
-                                                : cl_ctrl_elect(cl, in);
+        bool finished = in->kind == CL_IN_ALTER      ? cl_ctrl_alter_partition(cl, in)
+                        : in->kind == CL_IN_REGISTER ? cl_ctrl_register(cl, in, now)
+                                                     : cl_ctrl_elect(cl, in);
         if (finished) {
             sm_arena_free(&in->arena);
             free(in);
@@ -783,7 +799,7 @@ void cl_partitions_stop(cluster_t *cl) {
     while (cl->deferred) {
         cl_in_t *in = cl->deferred;
         cl->deferred = in->next;
-        if (in->kind == CL_IN_ALTER)
+        if (in->kind == CL_IN_ALTER || in->kind == CL_IN_REGISTER)
             net_request_close(in->nreq);
         else
             elect_finish(cl, in->elect, SM_ERR_AGAIN);

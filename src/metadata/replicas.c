@@ -167,9 +167,11 @@ static void clear_elr(const meta_partition_t *p, meta_partition_change_t *out) {
     if (out->elr_changed) out->changed = true;
 }
 
-void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
-                              const meta_broker_view_t *view, bool unclean, int32_t min_isr,
-                              meta_partition_change_t *out) {
+/* The elections of meta_partition_elect_elr, with broker `crashed` (-1: none) restarted
+ * after an unclean shutdown: it is not eligible either, and leaves the ELR. */
+static void elect_core(const meta_partition_t *p, int32_t gone, int32_t crashed,
+                       const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                       meta_partition_change_t *out) {
     change_init(out);
     bool elr_on = min_isr >= 1;
     int32_t isr[META_MAX_REPLICAS];
@@ -181,7 +183,7 @@ void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
         if (n > 0) memcpy(isr, p->isr, sizeof(int32_t) * (size_t)n);
     }
     if (n != p->n_isr) set_isr(out, isr, n);
-    if (elr_on) meta_partition_settle_elr(p, min_isr, NULL, 0, out);
+    if (elr_on) meta_partition_settle_elr(p, min_isr, &crashed, crashed >= 0 ? 1 : 0, out);
     if (p->leader >= 0 && p->leader != gone &&
         meta_id_in(view->usable, view->n_usable, p->leader))
         return;
@@ -204,6 +206,21 @@ void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
             memcpy(out->last_known_elr, lke, sizeof(int32_t) * (size_t)nl);
         }
     }
+    if (leader < 0 && elr_on && n == 0) {
+        /* Kafka's last-known-leader rule: with the ISR and ELR empty, a single known
+         * replica left (LastKnownElr of one, as after the only replica's unclean restart)
+         * leads when usable, marked unclean (its unflushed tail may be gone) */
+        int32_t ne = out->elr_changed ? out->n_elr : p->n_elr;
+        int32_t nl = out->elr_changed ? out->n_last_known_elr : p->n_last_known_elr;
+        const int32_t *known = out->elr_changed ? out->last_known_elr : p->last_known_elr;
+        if (ne == 0 && nl == 1 && known[0] != gone &&
+            meta_id_in(view->usable, view->n_usable, known[0])) {
+            leader = known[0];
+            out->unclean = true;
+            set_isr(out, &leader, 1);
+            clear_elr(p, out);
+        }
+    }
     if (leader < 0 && unclean) {
         for (int32_t i = 0; i < p->n_replicas && leader < 0; i++)
             if (p->replicas[i] != gone && meta_id_in(view->alive, view->n_alive, p->replicas[i]))
@@ -218,6 +235,22 @@ void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
         out->leader = leader;
         out->changed = true;
     }
+}
+
+void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
+                              const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                              meta_partition_change_t *out) {
+    elect_core(p, gone, -1, view, unclean, min_isr, out);
+}
+
+void meta_partition_unclean_shutdown(const meta_partition_t *p, int32_t id,
+                                     const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                                     meta_partition_change_t *out) {
+    if (min_isr < 1) {
+        change_init(out);
+        return;
+    }
+    elect_core(p, id, id, view, unclean, min_isr, out);
 }
 
 void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_broker_view_t *view,
@@ -239,11 +272,11 @@ int16_t meta_partition_elect_preferred(const meta_partition_t *p, const meta_bro
 }
 
 int16_t meta_partition_elect_unclean(const meta_partition_t *p, const meta_broker_view_t *view,
-                                     meta_partition_change_t *out) {
+                                     int32_t min_isr, meta_partition_change_t *out) {
     change_init(out);
     if (p->leader >= 0 && meta_id_in(view->usable, view->n_usable, p->leader))
         return PROTO_ERR_ELECTION_NOT_NEEDED;
-    meta_partition_elect(p, -1, view, true, out);
+    meta_partition_elect_elr(p, -1, view, true, min_isr, out);
     if (!out->changed || out->leader < 0) return PROTO_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE;
     return PROTO_ERR_NONE;
 }

@@ -79,12 +79,25 @@ void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_br
  * meta_partition_elect). Differences: gone leaves the ISR even when it is its last member
  * (the ISR may be empty); the ELR is settled as meta_partition_settle_elr does; when no ISR
  * member can lead and the ISR is empty, the first usable ELR member in replica order leads
- * (a clean election: the ISR becomes it and it leaves the ELR) before any unclean election,
+ * (a clean election: the ISR becomes it and it leaves the ELR); with the ELR empty too and
+ * a LastKnownElr of exactly one usable replica, that replica leads (Kafka's last-known-leader
+ * rule, marked unclean: the ISR becomes it and both lists empty; for a one-replica partition
+ * this is its only copy coming back after an unclean restart); then any unclean election,
  * which empties the ELR and LastKnownElr.
  */
 void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
                               const meta_broker_view_t *view, bool unclean, int32_t min_isr,
                               meta_partition_change_t *out);
+/*
+ * A broker that registers again after an unclean shutdown (KIP-966: its PreviousBrokerEpoch
+ * is not its last registration's epoch, so its unflushed records may be lost), as Kafka's
+ * controller handles it for each partition whose ISR or ELR holds it: it leaves the ISR
+ * (even as its last member) and the ELR, goes to LastKnownElr, is not eligible, and the
+ * elections of meta_partition_elect_elr follow. Nothing changes when min_isr < 1 (ELR off).
+ */
+void meta_partition_unclean_shutdown(const meta_partition_t *p, int32_t id,
+                                     const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                                     meta_partition_change_t *out);
 /*
  * The ELR and LastKnownElr after the change out (its ISR when set, else p's), KIP-966's
  * rules: an ISR of at least min_isr members empties both; a smaller one makes the ELR the
@@ -105,12 +118,15 @@ void meta_partition_settle_elr(const meta_partition_t *p, int32_t min_isr,
 int16_t meta_partition_elect_preferred(const meta_partition_t *p, const meta_broker_view_t *view,
                                        meta_partition_change_t *out);
 /*
- * Unclean election (ElectLeaders UNCLEAN): a leaderless partition gets a leader from its
- * ISR when one is usable, else the first alive replica. ELECTION_NOT_NEEDED when it has a
- * leader, ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is alive.
+ * Unclean election (ElectLeaders UNCLEAN), as Kafka 4.4's: a leaderless partition gets a
+ * leader from its ISR when one is usable; with eligible leader replicas (min_isr >= 1) and
+ * an empty ISR, from its ELR (a clean election, as meta_partition_elect_elr); else the
+ * first alive replica (unclean: it becomes the ISR, the ELR and LastKnownElr empty).
+ * LastKnownElr members are not preferred. ELECTION_NOT_NEEDED when it has a leader,
+ * ELIGIBLE_LEADERS_NOT_AVAILABLE when no replica is alive.
  */
 int16_t meta_partition_elect_unclean(const meta_partition_t *p, const meta_broker_view_t *view,
-                                     meta_partition_change_t *out);
+                                     int32_t min_isr, meta_partition_change_t *out);
 
 /*
  * AlterPartitionReassignments (KIP-455) for p: move to the target replicas (n of them,

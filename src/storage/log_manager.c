@@ -101,6 +101,10 @@ struct log_manager {
      * opened by a pool while the broker serves the others. */
     struct load_pool *recovery;
     _Atomic int npending;
+    /* KIP-966: the broker epoch every dir's clean-shutdown marker held at open (-1: a dir
+     * had none or another epoch), and the one the markers written at close hold. */
+    int64_t clean_broker_epoch;
+    _Atomic int64_t broker_epoch;
 };
 
 static int64_t now_ms(void) { return sm_time_ms(); }
@@ -365,6 +369,40 @@ static int add_pending(log_manager_t *m, load_job_t *j) {
     return SM_OK;
 }
 
+/* The broker epoch in a clean-shutdown marker, Kafka's JSON
+ * {"version":0,"brokerEpoch":N}; -1 when the file is missing, empty (written by an older
+ * Samsa) or holds no epoch. */
+static int64_t marker_broker_epoch(const char *path) {
+    uint8_t *text;
+    size_t len;
+    if (fio_read_file(path, &text, &len, 4096) != SM_OK) return -1;
+    int64_t epoch = -1;
+    char buf[4097];
+    memcpy(buf, text, len);
+    buf[len] = 0;
+    free(text);
+    const char *k = strstr(buf, "\"brokerEpoch\"");
+    if (k) {
+        k += strlen("\"brokerEpoch\"");
+        while (*k == ' ' || *k == '\t' || *k == '\n' || *k == '\r')
+            k++;
+        if (*k == ':') {
+            char *end;
+            long long v = strtoll(k + 1, &end, 10);
+            if (end != k + 1 && v >= 0) epoch = v;
+        }
+    }
+    return epoch;
+}
+
+/* Writes dir's clean-shutdown marker holding epoch, as Kafka's CleanShutdownFileHandler. */
+static int write_marker(const char *dir, int64_t epoch) {
+    char marker[4096], text[64];
+    snprintf(marker, sizeof(marker), "%s/%s", dir, CLEAN_MARKER);
+    int n = snprintf(text, sizeof(text), "{\"version\":0,\"brokerEpoch\":%lld}", (long long)epoch);
+    return fio_write_file(marker, text, (size_t)n, true);
+}
+
 static int load_dirs(log_manager_t *m, int threads, bool defer) {
     load_job_t *jobs = NULL;
     int njobs = 0, cap = 0, rc = SM_OK, unclean_dirs = 0;
@@ -372,10 +410,18 @@ static int load_dirs(log_manager_t *m, int threads, bool defer) {
     log_recovery_reset_max();
     log_recovery_totals(&before);
     int64_t t0 = sm_mono_ms();
+    m->clean_broker_epoch = -2;
     for (int d = 0; d < m->ndirs; d++) {
         char marker[4096];
         snprintf(marker, sizeof(marker), "%s/%s", m->dirs[d], CLEAN_MARKER);
         bool clean = access(marker, F_OK) == 0;
+        /* Kafka's rule: every dir must hold the same epoch, else the stop counts as
+         * unclean. */
+        int64_t epoch = clean ? marker_broker_epoch(marker) : -1;
+        if (m->clean_broker_epoch == -2 || m->clean_broker_epoch == epoch)
+            m->clean_broker_epoch = epoch;
+        else
+            m->clean_broker_epoch = -1;
         int first_job = njobs;
         ckpt_t rp, ls, cl, hw;
         ckpt_read(m->dirs[d], RECOVERY_CHECKPOINT, &rp);
@@ -444,6 +490,7 @@ static int load_dirs(log_manager_t *m, int threads, bool defer) {
         unlink(marker);
         if (rc) break;
     }
+    if (m->clean_broker_epoch == -2) m->clean_broker_epoch = -1;
     if (rc == SM_OK && defer && unclean_dirs) {
         /* Unclean logs become pending entries, recovered by
          * log_manager_start_recovery; clean ones open now (no data read). */
@@ -774,6 +821,8 @@ int log_manager_open(const log_manager_opts_t *o, log_manager_t **out) {
     m->checkpoint_interval_ms = o->checkpoint_interval_ms > 0 ? o->checkpoint_interval_ms : 60000;
     m->recovery_checkpoint_ms = o->recovery_checkpoint_ms;
     m->ndirs = o->ndirs;
+    m->clean_broker_epoch = -1;
+    atomic_store(&m->broker_epoch, -1);
     m->dirs = calloc((size_t)o->ndirs, sizeof(char *));
     m->dir_counts = calloc((size_t)o->ndirs, sizeof(int));
     m->rp_written = calloc((size_t)o->ndirs, sizeof(int64_t));
@@ -956,12 +1005,12 @@ int log_manager_close(log_manager_t *m) {
     }
     free(m->doomed);
     if (m->thread_started && rc == SM_OK) {
+        int64_t epoch = atomic_load(&m->broker_epoch);
         for (int d = 0; d < m->ndirs; d++) {
-            char marker[4096];
-            snprintf(marker, sizeof(marker), "%s/%s", m->dirs[d], CLEAN_MARKER);
             /* Without the marker the next start recovers as after a crash. */
-            if (fio_write_file(marker, "", 0, true))
-                sm_warn("storage", "%s: cannot write: %s", marker, strerror(errno));
+            if (write_marker(m->dirs[d], epoch))
+                sm_warn("storage", "%s/%s: cannot write: %s", m->dirs[d], CLEAN_MARKER,
+                        strerror(errno));
         }
     }
     for (int d = 0; m->dirs && d < m->ndirs; d++)
@@ -976,6 +1025,12 @@ int log_manager_close(log_manager_t *m) {
     pthread_mutex_destroy(&m->mu);
     free(m);
     return rc;
+}
+
+int64_t log_manager_clean_broker_epoch(const log_manager_t *m) { return m->clean_broker_epoch; }
+
+void log_manager_set_broker_epoch(log_manager_t *m, int64_t epoch) {
+    atomic_store(&m->broker_epoch, epoch);
 }
 
 log_t *log_manager_get(log_manager_t *m, const char *topic, int32_t partition) {

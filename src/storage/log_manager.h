@@ -67,8 +67,15 @@ void log_manager_finish_recovery(log_manager_t *m);
 
 int log_manager_open(const log_manager_opts_t *opts, log_manager_t **out);
 /* Stops the background thread, flushes and closes every log, writes the
- * checkpoints and the clean-shutdown markers. */
+ * checkpoints and the clean-shutdown markers (`.kafka_cleanshutdown`, Kafka's JSON
+ * {"version":0,"brokerEpoch":N} with the epoch last set, -1 by default). */
 int log_manager_close(log_manager_t *m);
+/* KIP-966: the broker epoch the clean-shutdown markers held when the manager opened (they
+ * are removed then), or -1 after an unclean stop (a dir without a marker, a marker without
+ * an epoch, dirs that disagree). A broker registers with it as PreviousBrokerEpoch. */
+int64_t log_manager_clean_broker_epoch(const log_manager_t *m);
+/* The broker epoch the markers written at close hold (the broker's registration). */
+void log_manager_set_broker_epoch(log_manager_t *m, int64_t epoch);
 
 /* The log of topic-partition, or NULL. The pointer stays valid until the
  * partition is deleted or the manager closed. */

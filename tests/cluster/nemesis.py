@@ -243,14 +243,33 @@ def cut_pair(c, topic, load, rng, hold=0.0, spare_controller=False):
     if spare_controller:
         nodes = [n for n in nodes if n != c.active_controller()]
     a, b = rng.sample(nodes, 2)
+    # Cut from the active controller, the other node is fenced and its leaderships move,
+    # but it is then a leader cut off from the controller, as in isolate_leader: when it
+    # led every partition, the producers stay with it (REQUEST_TIMED_OUT, retried there
+    # without a metadata refresh) until the network heals.
+    try:
+        ctrl = c.active_controller()
+    except RuntimeError:
+        ctrl = None
+    other = b if a == ctrl else a if b == ctrl else None
+    led_all = False
+    if other is not None:
+        view = partition_view(c, ctrl, topic)
+        led_all = bool(view) and all(st["leader"] == other for st in view.values())
     c.partition([[a], [b]])
     log.info("nodes %d and %d cut apart", a, b)
     try:
         # Each partition led by a or b loses the other as a follower.
-        _progress(load, f"acknowledged with {a} and {b} cut apart")
+        if led_all:
+            log.info("node %d, cut from the controller, led every partition: progress "
+                     "awaited after healing", other)
+        else:
+            _progress(load, f"acknowledged with {a} and {b} cut apart")
         _hold(hold)
     finally:
         c.heal()
+    if led_all:
+        _progress(load, f"acknowledged after healing {a} and {b}")
     return f"network: {a} and {b} cut apart, healed"
 
 

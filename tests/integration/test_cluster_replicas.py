@@ -142,6 +142,12 @@ def three_brokers(cluster):
              timeout=30, interval=0.2, what="three unfenced brokers")
 
 
+def four_brokers(c):
+    wait_for(lambda: leader_of(c), timeout=30, what="a controller")
+    wait_for(lambda: len(getattr(brokers_seen(c.bootstrap), "brokers", ())) == 4,
+             timeout=30, interval=0.2, what="four brokers")
+
+
 def topic_everywhere(cluster, topic, n):
     def seen():
         got = [partitions_of(nd, topic) for nd in cluster.nodes
@@ -447,9 +453,7 @@ def test_unclean_leader_election_only_where_enabled(tmp_path):
     from test_cluster import FAST
     c = Cluster(tmp_path, n=4, voters=3, overrides=FAST).start()
     try:
-        wait_for(lambda: leader_of(c), timeout=30, what="a controller")
-        wait_for(lambda: len(getattr(brokers_seen(c.bootstrap), "brokers", ())) == 4,
-                 timeout=30, interval=0.2, what="four brokers")
+        four_brokers(c)
         x = next(b for b in (1, 2, 3) if b != leader_of(c)[0])
         admin = AdminClient({"bootstrap.servers": c.bootstrap})
         for name, unclean in (("uc", "true"), ("cl", "false")):
@@ -480,6 +484,21 @@ def test_unclean_leader_election_only_where_enabled(tmp_path):
         c.kill_all()
 
 
+def read_values(node, topic, n):
+    """Up to n values of topic's partition 0 read from node from the start (30 s at most)."""
+    cons = Consumer({"bootstrap.servers": node.bootstrap, "group.id": f"{topic}-read",
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    cons.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    deadline = time.time() + 30
+    while len(got) < n and time.time() < deadline:
+        m = cons.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+    cons.close()
+    return got
+
+
 def test_eligible_leader_replicas(tmp_path):
     """KIP-966 on a cluster whose controller holds no replica: RF 3, min.insync.replicas 2.
     Two followers stopped leave the ISR, which is the leader alone; they are kept as eligible
@@ -493,9 +512,7 @@ def test_eligible_leader_replicas(tmp_path):
     c = Cluster(tmp_path, n=4, voters=1, overrides=o).start()
     stopped = []
     try:
-        wait_for(lambda: leader_of(c), timeout=30, what="a controller")
-        wait_for(lambda: len(getattr(brokers_seen(c.bootstrap), "brokers", ())) == 4,
-                 timeout=30, interval=0.2, what="four brokers")
+        four_brokers(c)
         admin = AdminClient({"bootstrap.servers": c.bootstrap})
         admin.create_topics([NewTopic("elr", 1, replica_assignment=[[2, 3, 4]],
                                       config={"min.insync.replicas": "2"})])["elr"].result(20)
@@ -549,18 +566,86 @@ def test_eligible_leader_replicas(tmp_path):
         leader, _, isr, elr3, _ = describe_partitions(probe, "elr")[0]
         assert isr == [back] and back not in elr3, (isr, elr3)
         assert "unclean leader election" not in probe.read_log()
-        cons = Consumer({"bootstrap.servers": c.node(back).bootstrap, "group.id": "elr-read",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        cons.assign([TopicPartition("elr", 0, 0)])
-        got = []
-        deadline = time.time() + 30
-        while len(got) < 10 and time.time() < deadline:
-            m = cons.poll(0.5)
-            if m is not None and not m.error():
-                got.append(m.value().decode())
-        cons.close()
+        got = read_values(c.node(back), "elr", 10)
         assert got[:10] == [f"a{i}" for i in range(10)], got
     finally:
         for f in stopped:
             c.node(f).proc.send_signal(signal.SIGCONT)
+        c.kill_all()
+
+
+def test_unclean_shutdown_leaves_the_elr(tmp_path):
+    """KIP-966's unclean-shutdown rule. RF 3 on brokers 2-4, min.insync.replicas 3 (every
+    replica that leaves the ISR joins the ELR). Broker 3 killed with -9, broker 4 stopped
+    cleanly (its .kafka_cleanshutdown then holds its broker epoch in Kafka's JSON), the
+    leader 2 killed: the ISR is empty, the ELR {2, 3, 4}. Broker 3 restarted registers with
+    PreviousBrokerEpoch -1 (no marker): the controller moves it to LastKnownElr, so it does
+    not lead (ElectLeaders UNCLEAN, with no ELR member alive, makes it lead the twin
+    partition uncleanly). Broker 4 restarted registers with its last epoch: it keeps its ELR
+    place and leads cleanly with every acknowledged record; its marker is gone once it
+    runs."""
+    from samsa_cluster import Cluster
+    from test_cluster import FAST
+    c = Cluster(tmp_path, n=4, voters=1, overrides=FAST).start()
+    try:
+        four_brokers(c)
+        admin = AdminClient({"bootstrap.servers": c.bootstrap})
+        for t in ("ucs", "ucs2"):
+            admin.create_topics([NewTopic(t, 1, replica_assignment=[[2, 3, 4]],
+                                          config={"min.insync.replicas": "3"})])[t].result(20)
+        probe = c.node(1)
+
+        def state(t="ucs"):
+            return (describe_partitions(probe, t) or {0: (-2, [], [], [], [])})[0]
+        wait_for(lambda: state()[2] == [2, 3, 4] and state("ucs2")[2] == [2, 3, 4],
+                 timeout=30, interval=0.2, what="the full ISRs")
+        p = Producer({"bootstrap.servers": c.bootstrap, "acks": "all", "linger.ms": 0})
+        for i in range(10):
+            p.produce("ucs", f"r{i}".encode())
+        assert p.flush(30) == 0
+        marker3 = os.path.join(c.node(3).data_dir, ".kafka_cleanshutdown")
+        marker4 = os.path.join(c.node(4).data_dir, ".kafka_cleanshutdown")
+        assert not os.path.exists(marker3) and not os.path.exists(marker4)
+        c.node(3).kill()
+        wait_for(lambda: 3 in state()[3], timeout=30, interval=0.2, what="3 in the ELR")
+        epoch4 = broker_epoch(c.node(4))
+        assert c.node(4).stop() == 0
+        with open(marker4) as f:
+            assert f.read() == '{"version":0,"brokerEpoch":%d}' % epoch4
+        assert not os.path.exists(marker3)
+        wait_for(lambda: 4 in state()[3], timeout=30, interval=0.2, what="4 in the ELR")
+        c.node(2).kill()
+        wait_for(lambda: state()[0] == -1 and state()[2] == [] and
+                 sorted(state()[3]) == [2, 3, 4], timeout=30, interval=0.2,
+                 what="no leader, the ELR {2, 3, 4}")
+        ctrl = c.node(1)
+        c.node(3).start()
+        wait_for(lambda: "broker 3 registers after an unclean shutdown" in ctrl.read_log(),
+                 timeout=30, interval=0.2, what="3's unclean registration")
+        wait_for(lambda: 3 not in state()[3] and 3 in state()[4], timeout=30, interval=0.2,
+                 what="3 moved to LastKnownElr")
+        wait_for(lambda: len(getattr(brokers_seen(c.bootstrap), "brokers", ())) == 2,
+                 timeout=30, interval=0.2, what="3 unfenced")
+        leader, _, isr, elr, lke = state()
+        assert leader == -1 and isr == [] and sorted(elr) == [2, 4] and lke == [3], state()
+        # ElectLeaders UNCLEAN (librdkafka's AdminClient) on the twin partition: no ELR
+        # member is alive, so the LastKnownElr member leads uncleanly and both lists empty
+        wait_for(lambda: state("ucs2")[4] == [3], timeout=30, interval=0.2,
+                 what="ucs2 in the same state")
+        tp2 = TopicPartition("ucs2", 0)
+        assert admin.elect_leaders(ElectionType.UNCLEAN, [tp2]).result(30)[tp2] is None
+        wait_for(lambda: state("ucs2")[0] == 3, timeout=30, interval=0.2, what="3 leads ucs2")
+        assert state("ucs2")[2:] == ([3], [], []), state("ucs2")
+        assert "unclean leader election: ucs2-0 led by broker 3" in ctrl.read_log()
+        assert state()[0] == -1
+        c.node(4).start()
+        assert not os.path.exists(marker4)  # removed as the logs open
+        wait_for(lambda: state()[0] == 4, timeout=30, interval=0.2, what="4 leads")
+        log = ctrl.read_log()
+        assert "broker 4 registers after a clean shutdown (previous broker epoch %d" % epoch4 \
+            in log
+        assert "unclean leader election: ucs-0" not in log
+        got = read_values(c.node(4), "ucs", 10)
+        assert got == [f"r{i}" for i in range(10)], got
+    finally:
         c.kill_all()

@@ -7,6 +7,7 @@ nothing acknowledged lost, and a returning replica truncates what it alone had."
 
 import glob
 import os
+import re
 import signal
 import struct
 import time
@@ -121,6 +122,35 @@ def test_acks_all_records_are_on_every_replica(cluster):
         wait_for(lambda: len({log_bytes(cluster, n, "r3", p) for n in (1, 2, 3)}) == 1,
                  timeout=20, what=f"r3-{p} the same on all replicas")
     assert sum(log_bytes(cluster, 1, "r3", p) for p in range(3)) > 0
+
+
+def sessions_opened(c, node_id):
+    """The fetch sessions node_id's replica fetchers opened: [(fetcher, session, leader)]."""
+    return re.findall(r"replica fetcher (\d+-\d+): fetch session (\d+) opened with leader "
+                      r"(\d+)", c.node(node_id).read_log())
+
+
+def test_followers_fetch_in_incremental_sessions(cluster):
+    """KIP-227 for replication: each follower's fetcher opens one fetch session with each
+    leader (a full fetch), then fetches incrementally in it. Twenty acks=all rounds (each
+    needs the followers to fetch the records and then report their new log end) open no
+    other session: every later request carried the session's epoch and only the
+    partitions that changed, and the replicas end up holding the same bytes."""
+    create(cluster, "fs", partitions=6, rf=3)
+    for n in (1, 2, 3):
+        wait_for(lambda: len({leader for _, _, leader in sessions_opened(cluster, n)}) == 2,
+                 timeout=30, what=f"node {n}'s sessions with both other leaders")
+    before = {n: sessions_opened(cluster, n) for n in (1, 2, 3)}
+    assert all(len(v) == 2 for v in before.values()), before
+    for r in range(20):
+        acked, errors = produce(cluster, "fs", [f"r{r}-{i}" for i in range(30)])
+        assert not errors and len(acked) == 30
+    for p in range(6):
+        wait_for(lambda: len({log_bytes(cluster, n, "fs", p) for n in (1, 2, 3)}) == 1,
+                 timeout=20, what=f"fs-{p} the same on all replicas")
+    assert {n: sessions_opened(cluster, n) for n in (1, 2, 3)} == before
+    got = consume_all(cluster, "fs", 6, 600)
+    assert len(got) == 600
 
 
 def test_a_stopped_follower_leaves_the_isr_and_min_insync_is_enforced(cluster):

@@ -381,6 +381,142 @@ static void test_elr_unclean_clears(void) {
     CHECK_EQ_INT(0, ch.n_last_known_elr);
 }
 
+/* KIP-966's unclean shutdown: a broker that registers again with another broker epoch than
+ * its last leaves the ELR for LastKnownElr and cannot be elected from it; another ELR
+ * member still leads cleanly; in the ISR it leaves it (even as the last member) and the
+ * leadership moves. Without ELR (min ISR 0) nothing changes. */
+static void test_elr_unclean_shutdown(void) {
+    int32_t reps[] = {1, 2, 3}, elr[] = {2, 3};
+    meta_partition_t p = part(reps, 3, NULL, 0, -1);
+    p.elr = elr;
+    p.n_elr = 2;
+    int32_t none[] = {0};
+    meta_broker_view_t v = {none, 0, none, 0};
+    meta_partition_change_t ch;
+    meta_partition_unclean_shutdown(&p, 3, &v, false, 2, &ch);
+    CHECK(ch.changed);
+    CHECK(ch.elr_changed);
+    CHECK_EQ_INT(1, ch.n_elr);
+    CHECK_EQ_INT(2, ch.elr[0]);
+    CHECK_EQ_INT(1, ch.n_last_known_elr);
+    CHECK_EQ_INT(3, ch.last_known_elr[0]);
+    CHECK(!ch.isr_changed);
+    CHECK_EQ_INT(-2, ch.leader);
+    /* 2 is alive: it leads from the ELR (clean), 3 stays in LastKnownElr */
+    int32_t only2[] = {2};
+    v = (meta_broker_view_t){only2, 1, only2, 1};
+    meta_partition_unclean_shutdown(&p, 3, &v, false, 2, &ch);
+    CHECK_EQ_INT(2, ch.leader);
+    CHECK(!ch.unclean);
+    CHECK_EQ_INT(1, ch.n_isr);
+    CHECK_EQ_INT(2, ch.isr[0]);
+    CHECK_EQ_INT(0, ch.n_elr);
+    CHECK_EQ_INT(1, ch.n_last_known_elr);
+    CHECK_EQ_INT(3, ch.last_known_elr[0]);
+    /* the only ISR member (the leader) restarted uncleanly: it leaves the ISR, the ELR
+     * member 2 leads */
+    int32_t isr1[] = {1}, elr2[] = {2};
+    meta_partition_t q = part(reps, 3, isr1, 1, 1);
+    q.elr = elr2;
+    q.n_elr = 1;
+    meta_partition_unclean_shutdown(&q, 1, &v, false, 2, &ch);
+    CHECK_EQ_INT(2, ch.leader);
+    CHECK_EQ_INT(1, ch.n_isr);
+    CHECK_EQ_INT(2, ch.isr[0]);
+    CHECK_EQ_INT(0, ch.n_elr);
+    CHECK(has_id(ch.last_known_elr, ch.n_last_known_elr, 1));
+    /* a clean restart is not this call; with ELR off it changes nothing */
+    meta_partition_unclean_shutdown(&q, 1, &v, false, 0, &ch);
+    CHECK(!ch.changed);
+}
+
+/* ElectLeaders UNCLEAN with ELR (Kafka 4.4): the ISR first, then (ISR empty) the ELR,
+ * cleanly; LastKnownElr members only by an unclean election, which empties both lists. */
+static int32_t none_ids[] = {0};
+
+static void test_elect_unclean_elr_first(void) {
+    int32_t reps[] = {1, 2, 3}, elr[] = {3}, lke[] = {2};
+    meta_partition_t p = part(reps, 3, NULL, 0, -1);
+    p.elr = elr;
+    p.n_elr = 1;
+    p.last_known_elr = lke;
+    p.n_last_known_elr = 1;
+    int32_t live[] = {2, 3};
+    meta_broker_view_t v = {live, 2, live, 2};
+    meta_partition_change_t ch;
+    CHECK_EQ_INT(PROTO_ERR_NONE, meta_partition_elect_unclean(&p, &v, 2, &ch));
+    CHECK_EQ_INT(3, ch.leader); /* not 2, first in replica order but only LastKnownElr */
+    CHECK(!ch.unclean);
+    CHECK_EQ_INT(1, ch.n_isr);
+    CHECK_EQ_INT(3, ch.isr[0]);
+    /* without ELR the first alive replica leads, uncleanly */
+    CHECK_EQ_INT(PROTO_ERR_NONE, meta_partition_elect_unclean(&p, &v, 0, &ch));
+    CHECK_EQ_INT(2, ch.leader);
+    CHECK(ch.unclean);
+    /* the ELR member down: LastKnownElr's 2 leads uncleanly, both lists empty */
+    int32_t only2[] = {2};
+    v = (meta_broker_view_t){only2, 1, only2, 1};
+    CHECK_EQ_INT(PROTO_ERR_NONE, meta_partition_elect_unclean(&p, &v, 2, &ch));
+    CHECK_EQ_INT(2, ch.leader);
+    CHECK(ch.unclean);
+    CHECK(ch.elr_changed);
+    CHECK_EQ_INT(0, ch.n_elr);
+    CHECK_EQ_INT(0, ch.n_last_known_elr);
+    /* nobody alive */
+    v = (meta_broker_view_t){none_ids, 0, none_ids, 0};
+    CHECK_EQ_INT(PROTO_ERR_ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                 meta_partition_elect_unclean(&p, &v, 2, &ch));
+}
+
+/* A one-replica partition with ELR (min ISR 1) across its broker's kill -9 and restart:
+ * fencing empties the ISR into the ELR, the unclean re-registration moves it to
+ * LastKnownElr, and unfencing elects it by the last-known-leader rule (marked unclean).
+ * Two LastKnownElr members elect nobody. */
+static void test_elr_last_known_leader(void) {
+    int32_t reps[] = {1}, isr[] = {1};
+    meta_partition_t p = part(reps, 1, isr, 1, 1);
+    meta_broker_view_t v = {none_ids, 0, none_ids, 0};
+    meta_partition_change_t ch;
+    meta_partition_elect_elr(&p, 1, &v, false, 1, &ch);
+    CHECK_EQ_INT(-1, ch.leader);
+    CHECK_EQ_INT(0, ch.n_isr);
+    CHECK_EQ_INT(1, ch.n_elr);
+    CHECK_EQ_INT(1, ch.elr[0]);
+    int32_t elr[] = {1};
+    meta_partition_t q = part(reps, 1, NULL, 0, -1);
+    q.elr = elr;
+    q.n_elr = 1;
+    meta_partition_unclean_shutdown(&q, 1, &v, false, 1, &ch);
+    CHECK_EQ_INT(0, ch.n_elr);
+    CHECK_EQ_INT(1, ch.n_last_known_elr);
+    CHECK(ch.leader < 0);
+    int32_t lke[] = {1};
+    meta_partition_t r = part(reps, 1, NULL, 0, -1);
+    r.last_known_elr = lke;
+    r.n_last_known_elr = 1;
+    int32_t one[] = {1};
+    v = (meta_broker_view_t){one, 1, one, 1};
+    meta_partition_elect_elr(&r, -1, &v, false, 1, &ch);
+    CHECK_EQ_INT(1, ch.leader);
+    CHECK(ch.unclean);
+    CHECK_EQ_INT(1, ch.n_isr);
+    CHECK_EQ_INT(1, ch.isr[0]);
+    CHECK(ch.elr_changed);
+    CHECK_EQ_INT(0, ch.n_last_known_elr);
+    /* still fenced: nothing */
+    v = (meta_broker_view_t){none_ids, 0, none_ids, 0};
+    meta_partition_elect_elr(&r, -1, &v, false, 1, &ch);
+    CHECK(!ch.changed);
+    /* two known replicas: which one has the records is unknown, nobody leads */
+    int32_t reps3[] = {1, 2, 3}, lke2[] = {1, 2}, live[] = {1, 2};
+    meta_partition_t s3 = part(reps3, 3, NULL, 0, -1);
+    s3.last_known_elr = lke2;
+    s3.n_last_known_elr = 2;
+    v = (meta_broker_view_t){live, 2, live, 2};
+    meta_partition_elect_elr(&s3, -1, &v, false, 2, &ch);
+    CHECK(!ch.changed);
+}
+
 int main(void) {
     RUN(test_place_racks);
     RUN(test_place_no_racks);
@@ -394,5 +530,8 @@ int main(void) {
     RUN(test_elr_isr_shrink_and_grow);
     RUN(test_elr_fence_and_clean_election);
     RUN(test_elr_unclean_clears);
+    RUN(test_elr_unclean_shutdown);
+    RUN(test_elect_unclean_elr_first);
+    RUN(test_elr_last_known_leader);
     return t_summary("replicas");
 }

@@ -830,6 +830,56 @@ static void test_manager_checkpoints_and_delete(void) {
     CHECK(!log_manager_parse_dir_name("t-1x", topic, sizeof(topic), &part));
 }
 
+/* KIP-966: the clean-shutdown markers hold the broker epoch in Kafka's JSON; the next
+ * open reads it when every dir agrees and removes them; a dir without its marker (an
+ * unclean stop) or an old empty marker gives -1. */
+static void test_manager_clean_shutdown_epoch(void) {
+    char d1[512], d2[512];
+    su_path(d1, sizeof(d1), "mgr-epoch-a");
+    su_path(d2, sizeof(d2), "mgr-epoch-b");
+    const char *dirs[] = {d1, d2};
+    log_manager_opts_t o = {.dirs = dirs, .ndirs = 2, .recovery_threads = 1};
+    log_config_default(&o.defaults);
+    log_manager_t *m;
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    CHECK_EQ_INT(-1, log_manager_clean_broker_epoch(m)); /* first start: no markers */
+    REQUIRE(log_manager_close(m) == SM_OK);
+    char marker[600];
+    snprintf(marker, sizeof(marker), "%s/.kafka_cleanshutdown", d2);
+    uint8_t *text;
+    size_t len;
+    REQUIRE(fio_read_file(marker, &text, &len, 4096) == SM_OK);
+    CHECK(len == strlen("{\"version\":0,\"brokerEpoch\":-1}") &&
+          memcmp(text, "{\"version\":0,\"brokerEpoch\":-1}", len) == 0);
+    free(text);
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    CHECK_EQ_INT(-1, log_manager_clean_broker_epoch(m));
+    log_manager_set_broker_epoch(m, 4242);
+    REQUIRE(log_manager_close(m) == SM_OK);
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    CHECK_EQ_INT(4242, log_manager_clean_broker_epoch(m));
+    CHECK(access(marker, F_OK) != 0); /* removed at open */
+    log_manager_set_broker_epoch(m, 77);
+    REQUIRE(log_manager_close(m) == SM_OK);
+    /* one dir lost its marker: unclean */
+    REQUIRE(unlink(marker) == 0);
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    CHECK_EQ_INT(-1, log_manager_clean_broker_epoch(m));
+    log_manager_set_broker_epoch(m, 78);
+    REQUIRE(log_manager_close(m) == SM_OK);
+    /* an empty marker (an older Samsa) and one with another epoch: -1 */
+    REQUIRE(fio_write_file(marker, "", 0, true) == SM_OK);
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    CHECK_EQ_INT(-1, log_manager_clean_broker_epoch(m));
+    log_manager_set_broker_epoch(m, 5);
+    REQUIRE(log_manager_close(m) == SM_OK);
+    const char *other = "{\"version\":0,\"brokerEpoch\":6}";
+    REQUIRE(fio_write_file(marker, other, strlen(other), true) == SM_OK);
+    REQUIRE(log_manager_open(&o, &m) == SM_OK);
+    CHECK_EQ_INT(-1, log_manager_clean_broker_epoch(m));
+    REQUIRE(log_manager_close(m) == SM_OK);
+}
+
 /* A clean start reads no segment data; an unclean one reads only what lies
  * after the recovery point. */
 static void test_manager_clean_start_reads_nothing(void) {
@@ -1531,6 +1581,7 @@ int main(void) {
     RUN(test_flush_policy);
     RUN(test_manager_checkpoints_and_delete);
     RUN(test_manager_clean_start_reads_nothing);
+    RUN(test_manager_clean_shutdown_epoch);
     RUN(test_manager_many_partitions);
     RUN(test_manager_slow_creation);
     RUN(test_manager_recovery_bound);

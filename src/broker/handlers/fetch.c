@@ -12,12 +12,17 @@
  * endpoint (KIP-951).
  *
  * Fetch sessions (KIP-227, v7+): epoch 0 opens a session holding the request's
- * partitions; later requests (epoch > 0) name only partitions that changed
- * and forgotten ones, and the response lists only partitions with news
- * (records, an error, or a changed high watermark / log start / last stable
- * offset). Epoch -1 fetches without a session. read_committed fetches stop at
- * the last stable offset and carry the aborted transactions of what they read
- * (KIP-98); read_uncommitted ones read up to the high watermark.
+ * partitions (fetch offset, max bytes, current leader epoch, last fetched
+ * epoch); later requests (epoch > 0) name only partitions that changed
+ * and forgotten ones, every partition of the session is served as named
+ * last (a follower's fetch offset still counts as its log end for the ISR
+ * and the high watermark), and the response lists only partitions with news
+ * (records, an error, a diverging epoch, a preferred read replica, or a
+ * changed high watermark / log start / last stable offset). Followers use
+ * sessions as consumers do (replica_fetcher.c). Epoch -1 fetches without a
+ * session. read_committed fetches stop at the last stable offset and carry the
+ * aborted transactions of what they read (KIP-98); read_uncommitted ones read
+ * up to the high watermark.
  *
  * A follower's fetch (a replica id) reads to the log end; a partition that is
  * leader-throttled here (leader.replication.throttled.replicas) gets no records
@@ -355,6 +360,7 @@ static void settle_session(broker_req_t *r, fetch_state_t *st) {
                  fp->topic.ptr ? fp->topic.ptr : "");
         fs_part_t *sp = fetch_session_find(s, name, &fp->topic_id, fp->partition);
         bool news = out->records.len > 0 || out->error_code != PROTO_ERR_NONE || !sp ||
+                    out->diverging_epoch || out->preferred_read_replica >= 0 ||
                     sp->sent_hw != out->high_watermark || sp->sent_lso != out->last_stable_offset ||
                     sp->sent_log_start != out->log_start_offset;
         if (sp) {
@@ -523,6 +529,11 @@ static bool update_session(broker_req_t *r, fetch_session_t *s) {
             if (!sp) return false;
             sp->fetch_offset = rt->partitions.v[k].fetch_offset;
             sp->max_bytes = rt->partitions.v[k].partition_max_bytes;
+            /* Kept for the incremental fetches that do not name the partition: the
+             * leader epoch is checked and a follower's divergence found on each. */
+            sp->current_leader_epoch = rt->partitions.v[k].current_leader_epoch;
+            sp->last_fetched_epoch =
+                r->version >= 12 ? rt->partitions.v[k].last_fetched_epoch : -1;
         }
     }
     for (int32_t i = 0; i < req->forgotten_topics_data.n; i++) {
@@ -589,10 +600,17 @@ static int16_t handle_session(broker_req_t *r, fetch_state_t *st) {
                 const fs_part_t *sp = &s->parts[i];
                 size_t tl = strlen(sp->topic);
                 char *name = sm_arena_strndup(&r->arena, sp->topic, tl);
-                st->parts[st->n++] =
-                    (fpart_t){{name, (int32_t)tl}, sp->topic_id, sp->partition, sp->fetch_offset,
-                              sp->max_bytes,       -1,           -1,            NULL,
-                              NULL,                false,        false};
+                st->parts[st->n++] = (fpart_t){{name, (int32_t)tl},
+                                               sp->topic_id,
+                                               sp->partition,
+                                               sp->fetch_offset,
+                                               sp->max_bytes,
+                                               sp->current_leader_epoch,
+                                               sp->last_fetched_epoch,
+                                               NULL,
+                                               NULL,
+                                               false,
+                                               false};
             }
         }
     }
