@@ -13,15 +13,27 @@
  *     |                 +--join, leave, session expiry----------------+--> Stable
  *     +--last member leaves / expires (from Stable or Completing)---------+
  *
- * Transitions that write (to Empty, to Stable) append their GroupMetadata
- * record first and change state only when the append succeeded; the others
- * are about sessions, which are not persisted (members rejoin after a
- * restart). Invariants, under the shard's mu:
+ * Transitions that write (to Empty, to Stable, a static member taking its
+ * place back under a new id in Stable) append their GroupMetadata record
+ * first and change state only when the append succeeded. The record holds
+ * the generation, its protocol and leader and every member (ids, client,
+ * timeouts, subscription, assignment), as Kafka's. A coordinator that loads
+ * the group (a restart, or the partition's leadership moving in a cluster)
+ * restores the last record: Stable with those members, or Empty
+ * (records.c); each member's session starts at the load
+ * (group_classic_loaded), so members keep heartbeating and committing with
+ * their member id and generation. What happened after the last record (a
+ * join phase under way, a member gone) is not persisted: a join phase starts
+ * again when members rejoin, a departed member expires. Invariants, under
+ * the shard's mu:
  *  1. A member's join_req / sync_req is non-NULL only while that request is
  *     parked; it is answered exactly once and then cleared.
  *  2. state == PreparingRebalance implies rebalance_deadline > 0.
  *  3. generation grows by one per completed join phase.
  *  4. state == Empty implies no members.
+ *  5. In Stable, the last GroupMetadata record written for the group holds
+ *     its generation, protocol, leader and exactly its members (ids,
+ *     instance ids, assignments): a load gives back the same group.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -384,6 +396,11 @@ void group_classic_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, in
     }
 }
 
+void group_classic_loaded(group_t *g, int64_t now) {
+    for (group_member_t *m = g->members; m; m = m->next)
+        m->last_seen = now;
+}
+
 void group_classic_abort(group_t *g, int16_t err) {
     for (group_member_t *m = g->members; m; m = m->next) {
         if (m->join_req) group_classic_join_error(m->join_req, err, NULL);
@@ -465,38 +482,87 @@ static group_member_t *add_member(group_t *g, sm_str_t id, const proto_join_grou
     return m;
 }
 
+/* group_answer_fn of a JoinGroup answered after a write (filled in already). */
+static void join_answer(broker_req_t *r, int16_t err) {
+    if (err)
+        group_classic_join_error(r, err, NULL);
+    else
+        broker_req_finish(r);
+}
+
 /* A static member restarting with an empty member id (KIP-345) takes its
- * place back under a new id; the old id is fenced. No rebalance when the
- * group is stable: answered at once (returns true). */
-static bool rejoin_static(group_t *g, group_member_t *old, char *id,
-                          const proto_join_group_request_t *req, int32_t rebalance_timeout,
-                          broker_req_t *r) {
+ * place back under a new id; the old id is fenced. When the group is stable
+ * and the member's protocols leave the group's protocol as it is, there is
+ * no rebalance: the group's record is written with the new id (so a later
+ * coordinator knows it), then the JoinGroup is answered (returns true, also
+ * when the write failed: the member keeps its old id then). Otherwise the
+ * caller parks the join and the group rebalances (returns false). Takes id. */
+static bool rejoin_static(group_coordinator_t *c, group_shard_t *s, group_t *g, group_member_t *old,
+                          char *id, const proto_join_group_request_t *req,
+                          int32_t rebalance_timeout, broker_req_t *r) {
     if (old->join_req) group_classic_join_error(old->join_req, PROTO_ERR_FENCED_INSTANCE_ID, NULL);
     if (old->sync_req) respond_sync_error(old->sync_req, PROTO_ERR_FENCED_INSTANCE_ID);
     old->join_req = old->sync_req = NULL;
-    bool was_leader = gs_eq(g->leader, old->id);
-    gs_free(old->id);
+    /* What the member was, restored when the record cannot be written. */
+    group_member_t was = *old;
+    char *was_leader = gs_eq(g->leader, old->id) ? g->leader : NULL;
     old->id = id;
-    if (was_leader) {
-        gs_free(g->leader);
-        g->leader = gs_copy(id);
-    }
+    if (was_leader) g->leader = gs_copy(id);
     old->session_timeout = req->session_timeout_ms;
     old->rebalance_timeout = rebalance_timeout;
     old->last_seen = group_now_ms();
-    if (g->state != GROUP_STABLE) return false;
-    set_protocols(old, req);
+    if (g->state != GROUP_STABLE) {
+        gs_free(was.id);
+        gs_free(was_leader);
+        return false;
+    }
+    old->protocols = NULL;
+    old->nprotocols = 0;
+    bool keep = set_protocols(old, req) == SM_OK &&
+                gs_eq(group_classic_select_protocol(g), g->protocol) && (!was_leader || g->leader);
+    int16_t err = PROTO_ERR_UNKNOWN_SERVER_ERROR;
+    int64_t end = 0;
+    group_rec_t rec;
+    group_meta_view_t view = {g->generation, g->protocol, g->leader, true, NULL};
+    if (keep && group_meta_record(g, &view, false, &rec) == SM_OK) {
+        err = group_append(c, s, &rec, 1, &end);
+        group_recs_free(&rec, 1);
+    }
+    if (!keep) {
+        /* The protocol would change: the caller parks the join (with the
+         * request's protocols) and the group rebalances. */
+        group_protocols_free(was.protocols, was.nprotocols);
+        gs_free(was.id);
+        gs_free(was_leader);
+        return false;
+    }
+    if (err) {
+        /* Not written: the member is as it was, the old id still valid. */
+        group_protocols_free(old->protocols, old->nprotocols);
+        gs_free(old->id);
+        *old = was;
+        if (was_leader) {
+            gs_free(g->leader);
+            g->leader = was_leader;
+        }
+        group_classic_join_error(r, err, NULL);
+        return true;
+    }
+    group_protocols_free(was.protocols, was.nprotocols);
+    gs_free(was.id);
+    gs_free(was_leader);
+    g->write_end = end;
     fill_join_response(r, g, old);
     /* The leader learns the members again only on a real rebalance. */
     ((proto_join_group_response_t *)r->resp)->members.n = 0;
     ((proto_join_group_response_t *)r->resp)->skip_assignment = was_leader && r->version >= 9;
-    broker_req_finish(r);
+    group_answer_after(c, s, end, r, join_answer);
     return true;
 }
 
 /* Finds or admits the member a JoinGroup speaks for. Returns NULL after
  * answering r (an error, MEMBER_ID_REQUIRED, a static rejoin). */
-static group_member_t *join_member(group_coordinator_t *c, group_t *g,
+static group_member_t *join_member(group_coordinator_t *c, group_shard_t *s, group_t *g,
                                    const proto_join_group_request_t *req, int32_t rebalance_timeout,
                                    broker_req_t *r) {
     bool is_static = req->group_instance_id.len >= 0;
@@ -508,7 +574,7 @@ static group_member_t *join_member(group_coordinator_t *c, group_t *g,
             group_classic_join_error(r, PROTO_ERR_UNKNOWN_SERVER_ERROR, NULL);
             return NULL;
         }
-        if (old) return rejoin_static(g, old, id, req, rebalance_timeout, r) ? NULL : old;
+        if (old) return rejoin_static(c, s, g, old, id, req, rebalance_timeout, r) ? NULL : old;
         if (!is_static && r->version >= 4) {
             /* KIP-394: a new dynamic member first gets its id. */
             group_pending_id_t *p = calloc(1, sizeof(*p));
@@ -605,7 +671,7 @@ int broker_handle_join_group(broker_req_t *r) {
         group_classic_join_error(r, err, NULL);
         return BROKER_PARKED;
     }
-    group_member_t *m = join_member(c, g, req, rebalance_timeout, r);
+    group_member_t *m = join_member(c, s, g, req, rebalance_timeout, r);
     if (!m) {
         pthread_mutex_unlock(&s->mu);
         return BROKER_PARKED;

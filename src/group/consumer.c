@@ -1105,6 +1105,13 @@ static void load_member_record(group_shard_t *s, int16_t kv, sm_str_t gid, sm_st
     }
 }
 
+void group_consumer_loaded(group_t *g, int64_t now) {
+    for (group_cmember_t *m = g->cg ? g->cg->members : NULL; m; m = m->next) {
+        m->last_seen = now;
+        if (m->state == CM_UNREVOKED) m->revoke_deadline = now + m->rebalance_timeout;
+    }
+}
+
 void group_consumer_load(group_shard_t *s, int16_t kv, sm_reader_t *kr, sm_bytes_t value,
                          sm_arena_t *a) {
     bool tomb = value.len < 0;

@@ -232,6 +232,9 @@ group_shard_t *group_shard_for(group_coordinator_t *c, sm_str_t group_id);
 group_t *group_get(group_shard_t *s, sm_str_t id);
 group_t *group_get_or_create(group_shard_t *s, sm_str_t id);
 void group_remove(group_shard_t *s, group_t *g);
+/* Frees the groups and pending transactional offsets of a detached shard
+ * state (or of a shard nothing else uses). */
+void group_shard_state_free(sm_map_t *groups, group_txn_offsets_t *txn);
 /* Tells the timer thread a deadline moved. */
 void group_timer_kick(group_coordinator_t *c);
 
@@ -298,6 +301,8 @@ void group_classic_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, in
                         int64_t *next);
 /* Answers every parked request of g with err (stopping). */
 void group_classic_abort(group_t *g, int16_t err);
+/* g was just loaded: its members' sessions start now. */
+void group_classic_loaded(group_t *g, int64_t now);
 const char *group_classic_select_protocol(group_t *g);
 /* A JoinGroup's error answer (member_id: a group string, or NULL). */
 void group_classic_join_error(broker_req_t *r, int16_t err, const char *member_id);
@@ -323,6 +328,8 @@ void group_consumer_load(group_shard_t *s, int16_t kv, sm_reader_t *kr, sm_bytes
                          sm_arena_t *a);
 void group_consumer_tick(group_coordinator_t *c, group_shard_t *s, group_t *g, int64_t now,
                          int64_t *next);
+/* g was just loaded: its members' sessions (and revocation deadlines) start now. */
+void group_consumer_loaded(group_t *g, int64_t now);
 /* The consumer group machinery migration.c drives (see consumer.c). */
 group_cgroup_t *group_cg_clone(const group_cgroup_t *cg);
 group_cmember_t *group_cg_member(group_cgroup_t *cg, sm_str_t id);

@@ -2,12 +2,15 @@
  * The group coordinator's records in __consumer_offsets, in Kafka's formats:
  * OffsetCommitKey v1 / OffsetCommitValue v3 and GroupMetadataKey v2 /
  * GroupMetadataValue v3, null values as tombstones. Encodes them, builds the
- * batch the runtime appends, and replays them at load (newest record wins).
- * Not for deciding what to write: the protocol parts do that.
+ * batch the runtime appends, and replays them at load (newest record wins; a
+ * classic group comes back with the members of its last record, Stable, or
+ * Empty without members, as Kafka's coordinator loads it). Not for deciding
+ * what to write: the protocol parts do that.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "group/group_impl.h"
 #include "protocol/errors.h"
 #include "protocol/gen/api.h"
@@ -190,6 +193,65 @@ static void load_offset(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, int16_t
     }
 }
 
+/* Drops a classic group's members and generation data (a newer record or a
+ * tombstone replaces them). */
+static void clear_classic(group_t *g) {
+    while (g->members) {
+        group_member_t *m = g->members;
+        g->members = m->next;
+        group_classic_member_free(m);
+    }
+    g->nmembers = 0;
+    gs_free(g->protocol_type);
+    gs_free(g->protocol);
+    gs_free(g->leader);
+    g->protocol_type = g->protocol = g->leader = NULL;
+}
+
+static uint8_t *copy_bytes(sm_bytes_t b, int32_t *len) {
+    int32_t n = b.len > 0 ? b.len : 0;
+    uint8_t *p = malloc((size_t)n + 1);
+    if (p && n) memcpy(p, b.ptr, (size_t)n);
+    *len = p ? n : 0;
+    return p;
+}
+
+/* One member of a GroupMetadataValue as Kafka's coordinator loads it: the
+ * group's protocol is its only protocol, with its subscription as metadata;
+ * a v0 record's missing rebalance timeout is the session timeout. */
+static group_member_t *load_member(const proto_group_metadata_value_t *v,
+                                   const proto_group_metadata_value_member_metadata_t *mm) {
+    group_member_t *m = calloc(1, sizeof(*m));
+    if (!m) return NULL;
+    m->id = group_dupstr(mm->member_id);
+    m->instance_id = group_dupstr(mm->group_instance_id);
+    m->client_id = group_dupstr(mm->client_id.len >= 0 ? mm->client_id : SM_STR_LIT(""));
+    m->client_host = group_dupstr(mm->client_host.len >= 0 ? mm->client_host : SM_STR_LIT(""));
+    m->session_timeout = mm->session_timeout;
+    m->rebalance_timeout =
+        mm->rebalance_timeout == -1 ? mm->session_timeout : mm->rebalance_timeout;
+    m->assignment = copy_bytes(mm->assignment, &m->assignment_len);
+    bool ok = m->id && m->client_id && m->client_host && m->assignment &&
+              (mm->group_instance_id.len < 0 || m->instance_id);
+    if (ok && v->protocol.len >= 0) {
+        m->protocols = calloc(1, sizeof(*m->protocols));
+        ok = m->protocols && (m->protocols[0].name = group_dupstr(v->protocol)) &&
+             (m->protocols[0].meta = copy_bytes(mm->subscription, &m->protocols[0].meta_len));
+        if (m->protocols) m->nprotocols = 1;
+    }
+    /* Its session starts over when the shard is installed (group_classic_loaded). */
+    m->last_seen = group_now_ms();
+    if (!ok) {
+        group_classic_member_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* A classic group's GroupMetadata record: the generation's protocol, leader
+ * and members with their assignments (written when a generation becomes
+ * Stable, when the group becomes Empty, and when a static member takes its
+ * place back), so the group comes back Stable with its members, or Empty. */
 static void load_group(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, int16_t kv,
                        sm_bytes_t value) {
     proto_group_metadata_key_t k;
@@ -199,31 +261,40 @@ static void load_group(group_shard_t *s, sm_reader_t *r, sm_arena_t *a, int16_t 
     if (value.len < 0) {
         /* The classic group is gone (deleted, or upgraded: consumer group
          * records follow); offsets have their own tombstones. */
-        gs_free(g->protocol_type);
-        gs_free(g->protocol);
-        gs_free(g->leader);
-        g->protocol_type = g->protocol = g->leader = NULL;
+        clear_classic(g);
+        g->state = GROUP_EMPTY;
         if (!sm_map_size(&g->offsets) && (!g->cg || !g->cg->nmembers)) group_remove(s, g);
         return;
     }
     if (value.len < 2) return;
-    /* A classic group's record: a consumer group of this id was downgraded. */
-    group_consumer_free(g->cg);
-    g->cg = NULL;
     sm_reader_t vr = sm_reader_make(value.ptr, (size_t)value.len);
     int16_t vv;
     proto_group_metadata_value_t v;
-    sm_rd_i16(&vr, &vv);
-    if (proto_group_metadata_value_decode(&vr, a, vv, &v) != SM_OK) return;
-    gs_free(g->protocol_type);
-    gs_free(g->protocol);
-    gs_free(g->leader);
+    if (sm_rd_i16(&vr, &vv) != SM_OK || proto_group_metadata_value_decode(&vr, a, vv, &v) != SM_OK)
+        return;
+    /* A classic group's record: a consumer group of this id was downgraded. */
+    group_consumer_free(g->cg);
+    g->cg = NULL;
+    clear_classic(g);
     g->protocol_type = group_dupstr(v.protocol_type);
     g->protocol = group_dupstr(v.protocol);
     g->leader = group_dupstr(v.leader);
     g->generation = v.generation;
-    /* Members are not restored: they rejoin after a restart (their sessions
-     * did not survive it), which starts a rebalance of the next generation. */
+    group_member_t **tail = &g->members;
+    for (int32_t i = 0; i < v.members.n; i++) {
+        group_member_t *m = load_member(&v, &v.members.v[i]);
+        if (!m) {
+            sm_error("group", "%s: member %d of generation %d not loaded (out of memory)", g->id, i,
+                     v.generation);
+            continue;
+        }
+        *tail = m;
+        tail = &m->next;
+        g->nmembers++;
+    }
+    g->state = g->members ? GROUP_STABLE : GROUP_EMPTY;
+    g->state_ts = v.current_state_timestamp >= 0 ? v.current_state_timestamp : group_wall_ms();
+    g->rebalance_deadline = 0;
 }
 
 /* A transactional offset commit read back: pending until its marker. */

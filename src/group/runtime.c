@@ -357,9 +357,7 @@ static void shard_markers_free(group_shard_t *s) {
     }
 }
 
-/* Frees the groups and pending transactional offsets of a detached shard
- * state. */
-static void shard_state_free(sm_map_t *groups, group_txn_offsets_t *txn) {
+void group_shard_state_free(sm_map_t *groups, group_txn_offsets_t *txn) {
     size_t it = 0;
     void *v;
     while (sm_map_next(groups, &it, NULL, NULL, &v))
@@ -384,6 +382,21 @@ static void shard_detach(group_shard_t *s, int16_t err, sm_map_t *groups,
 
 static void load_one(void *arg, sm_bytes_t key, sm_bytes_t value, int64_t txn_pid);
 static void load_marker(void *arg, int64_t producer_id, bool commit);
+
+/* A shard's groups were just read: their members' sessions start now, as
+ * Kafka's coordinator schedules them when a partition is loaded (caller holds
+ * s->mu, or owns s before the timer starts). */
+static void shard_loaded(group_shard_t *s) {
+    int64_t now = group_now_ms();
+    size_t it = 0;
+    void *v;
+    while (sm_map_next(&s->groups, &it, NULL, NULL, &v)) {
+        if (((group_t *)v)->cg)
+            group_consumer_loaded(v, now);
+        else
+            group_classic_loaded(v, now);
+    }
+}
 
 /* Reads partition j->partition into a private shard, then installs it when no
  * elect / resign came meanwhile. Loader thread, no lock held while reading. */
@@ -420,12 +433,12 @@ static void run_load(group_coordinator_t *c, const group_load_job_t *j) {
         pthread_mutex_unlock(&s->mu);
         sm_warn("group", "partition %d of the offsets topic cannot be loaded: %s", j->partition,
                 sm_strerror(rc));
-        shard_state_free(&tmp.groups, &tmp.txn);
+        group_shard_state_free(&tmp.groups, &tmp.txn);
         return;
     }
     if (!current) {
         pthread_mutex_unlock(&s->mu);
-        shard_state_free(&tmp.groups, &tmp.txn);
+        group_shard_state_free(&tmp.groups, &tmp.txn);
         return;
     }
     shard_detach(s, PROTO_ERR_NOT_COORDINATOR, &old, &old_txn);
@@ -444,13 +457,14 @@ static void run_load(group_coordinator_t *c, const group_load_job_t *j) {
                                    group_offsets_apply_txn, s);
     s->markers = rev;
     shard_markers_free(s);
+    shard_loaded(s);
     atomic_store(&s->failed, false);
     s->state = SHARD_LOADED;
     s->loaded_gen = j->gen;
     size_t ngroups = sm_map_size(&s->groups);
     int32_t epoch = s->leader_epoch;
     pthread_mutex_unlock(&s->mu);
-    shard_state_free(&old, &old_txn);
+    group_shard_state_free(&old, &old_txn);
     sm_info("group",
             "partition %d of the offsets topic loaded (leader epoch %d): %zu groups in %lld ms",
             j->partition, epoch, ngroups, (long long)(group_now_ms() - t0));
@@ -473,7 +487,7 @@ static void run_unload(group_coordinator_t *c, const group_load_job_t *j) {
     shard_detach(s, PROTO_ERR_NOT_COORDINATOR, &old, &old_txn);
     pthread_mutex_unlock(&s->mu);
     size_t n = sm_map_size(&old);
-    shard_state_free(&old, &old_txn);
+    group_shard_state_free(&old, &old_txn);
     sm_info("group", "partition %d of the offsets topic unloaded (%zu groups dropped)",
             j->partition, n);
 }
@@ -603,6 +617,7 @@ int group_coordinator_new(const group_host_t *host, int32_t partitions, const sm
     for (int32_t i = 0; load_all && i < partitions; i++) {
         group_reader_t reader = {load_one, load_marker, &c->shards[i]};
         c->host.read_all(c->host.ctx, i, &reader);
+        shard_loaded(&c->shards[i]);
         c->shards[i].state = SHARD_LOADED;
         ngroups += sm_map_size(&c->shards[i].groups);
     }
@@ -664,12 +679,7 @@ void group_coordinator_free(group_coordinator_t *c) {
     pthread_mutex_unlock(&c->tmu);
     for (int32_t i = 0; i < c->nshards; i++) {
         group_shard_t *s = &c->shards[i];
-        size_t it = 0;
-        void *v;
-        while (sm_map_next(&s->groups, &it, NULL, NULL, &v))
-            group_free(v);
-        sm_map_free(&s->groups);
-        group_txn_offsets_free(&s->txn);
+        group_shard_state_free(&s->groups, &s->txn);
         shard_markers_free(s);
         pthread_mutex_destroy(&s->mu);
     }

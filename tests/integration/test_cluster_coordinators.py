@@ -3,13 +3,16 @@ __consumer_offsets / __transaction_state is coordinated by the broker leading it
 it when it becomes leader; FindCoordinator names that broker. Real clients (confluent-kafka /
 librdkafka) against three samsa-server nodes: a group's committed offsets are where a later
 consumer of the group resumes, also after kill -9 of the coordinator's broker (the partition's
-new leader loads it; the same for a transactional id); a
+new leader loads it; the same for a transactional id); a classic group's member consuming and
+committing through that kill -9 goes on with its member id and generation, without a rebalance
+(the new coordinator restores the group's members from __consumer_offsets); a
 transaction over partitions led by all three brokers commits (markers sent to each leader),
 with its consumed offsets, and a read_committed consumer sees it and not an aborted one."""
 
+import json
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from helpers import wait_for
@@ -153,6 +156,77 @@ def test_coordinator_moves_with_its_partition_when_its_broker_dies(cluster):
     assert coordinator_of(cluster.bootstrap, group) == new
     assert f"partition {part} of the offsets topic loaded" in cluster.node(new).read_log()
 
+
+def test_classic_member_keeps_its_place_when_the_coordinator_dies(cluster):
+    """A classic group member (group.protocol=classic) consumes and commits; kill -9 of its
+    coordinator's broker: the member's commits to the new coordinator succeed and it is never
+    revoked nor reassigned (librdkafka's rebalance count and member id unchanged)."""
+    wait_registered(cluster)
+    admin = AdminClient({"bootstrap.servers": cluster.node(1).bootstrap})
+    admin.create_topics([NewTopic("steady", 3, 3)])["steady"].result(30)
+    produce_spread(cluster.node(1).bootstrap, "steady", 300, 3)
+    group = "steady-group"
+    events, stats, seen = [], {}, [0]
+
+    def on_stats(raw):
+        cg = json.loads(raw).get("cgrp")
+        if cg:
+            stats.update(cg)
+
+    c = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": group,
+                  "group.protocol": "classic", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest", "session.timeout.ms": 30000,
+                  "heartbeat.interval.ms": 500, "statistics.interval.ms": 200,
+                  "stats_cb": on_stats})
+
+    def pump(until, timeout, what):
+        """Polls (counting the records read) until until() holds."""
+        deadline = time.monotonic() + timeout
+        while not until():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {stats}"
+            m = c.poll(0.1)
+            if m is not None and not m.error():
+                seen[0] += 1
+
+    c.subscribe(["steady"],
+                on_assign=lambda _c, parts: events.append(("assign", len(parts))),
+                on_revoke=lambda _c, parts: events.append(("revoke", len(parts))),
+                on_lost=lambda _c, parts: events.append(("lost", len(parts))))
+    try:
+        pump(lambda: seen[0] >= 150, 60, "150 records")
+        c.commit(asynchronous=False)
+        pump(lambda: stats.get("join_state") == "steady", 10, "a steady member in the stats")
+        assert events == [("assign", 3)], events
+        assert stats.get("rebalance_cnt") == 1, stats
+        member = c.memberid()
+
+        part = java_hash_partition(group, OFFSETS_PARTITIONS)
+        kill_leader(cluster, "__consumer_offsets", part)
+        produce_spread(cluster.bootstrap, "steady", 150, 3)
+
+        # Every record is read, and a commit reaches the new coordinator and succeeds.
+        pump(lambda: seen[0] >= 450, 60, "450 records")
+        committed, errors = None, []
+        deadline = time.monotonic() + 60
+        while committed is None and time.monotonic() < deadline:
+            try:
+                committed = c.commit(asynchronous=False)
+            except KafkaException as e:
+                errors.append(e.args[0].name())
+                c.poll(0.2)
+        assert committed is not None, errors
+        assert not {"UNKNOWN_MEMBER_ID", "ILLEGAL_GENERATION"} & set(errors), errors
+        # Heartbeats to the new coordinator for a while: the member stays as it is.
+        end = time.monotonic() + 3
+        pump(lambda: time.monotonic() >= end, 10, "3 s of heartbeats")
+        assert events == [("assign", 3)], events
+        assert c.memberid() == member
+        assert stats.get("rebalance_cnt") == 1, stats
+        assert seen[0] == 450, seen
+        offs = c.committed([TopicPartition("steady", i) for i in range(3)], timeout=30)
+        assert sum(tp.offset for tp in offs) == 450, offs
+    finally:
+        c.close()
 
 def test_transaction_over_partitions_of_every_broker(cluster):
     wait_registered(cluster)

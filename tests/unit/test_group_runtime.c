@@ -6,7 +6,10 @@
  * heartbeats, and the held commit is answered only once its flush completes;
  * a shard follows its partition's leadership (elect / resign, as in a
  * cluster): NOT_COORDINATOR once unloaded (parked requests too),
- * COORDINATOR_LOAD_IN_PROGRESS while it loads, its offsets back once loaded.
+ * COORDINATOR_LOAD_IN_PROGRESS while it loads, its offsets back once loaded,
+ * and its groups' members too: a classic member (dynamic, or static after
+ * taking its place back under a new id) and a consumer group member keep
+ * heartbeating and committing with their ids and generation / epoch.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -333,6 +336,94 @@ static bool describe(int fd, const char *group, char *state, size_t cap, int *me
     return true;
 }
 
+/* JoinGroup v5 of static member `instance` (member id "": a new process). */
+static joined_t join_static(int fd, const char *group, const char *instance, sm_arena_t *a) {
+    joined_t j = {-1, -1, ""};
+    proto_join_group_request_t req;
+    proto_join_group_request_init(&req);
+    proto_join_group_request_join_group_request_protocol_t p;
+    memset(&p, 0, sizeof(p));
+    p.name = SM_STR_LIT("range");
+    p.metadata = (sm_bytes_t){(const uint8_t *)"meta", 4};
+    req.group_id = (sm_str_t){group, (int32_t)strlen(group)};
+    req.session_timeout_ms = 30000;
+    req.rebalance_timeout_ms = 30000;
+    req.member_id = SM_STR_LIT("");
+    req.group_instance_id = (sm_str_t){instance, (int32_t)strlen(instance)};
+    req.protocol_type = SM_STR_LIT("consumer");
+    req.protocols = (proto_join_group_request_join_group_request_protocol_array_t){1, &p};
+    proto_join_group_response_t *resp = rpc(fd, 11, 5, &req, a);
+    if (!resp) return j;
+    j.error = resp->error_code;
+    j.generation = resp->generation_id;
+    snprintf(j.member, sizeof(j.member), "%.*s", (int)resp->member_id.len, resp->member_id.ptr);
+    return j;
+}
+
+/* Heartbeat v3 of a static member. */
+static int heartbeat_static(int fd, const char *group, const joined_t *j, const char *instance,
+                            sm_arena_t *a) {
+    proto_heartbeat_request_t req;
+    proto_heartbeat_request_init(&req);
+    req.group_id = (sm_str_t){group, (int32_t)strlen(group)};
+    req.generation_id = j->generation;
+    req.member_id = (sm_str_t){j->member, (int32_t)strlen(j->member)};
+    req.group_instance_id = (sm_str_t){instance, (int32_t)strlen(instance)};
+    proto_heartbeat_response_t *resp = rpc(fd, 12, 3, &req, a);
+    return resp ? resp->error_code : -1;
+}
+
+/* ConsumerGroupHeartbeat v0 of member (j->member, "" to join) at its epoch
+ * (j->generation), subscribed to "t"; fills j from the answer. */
+static int consumer_heartbeat(int fd, const char *group, joined_t *j, sm_arena_t *a) {
+    proto_consumer_group_heartbeat_request_t req;
+    proto_consumer_group_heartbeat_request_init(&req);
+    sm_str_t topic = SM_STR_LIT("t");
+    req.group_id = (sm_str_t){group, (int32_t)strlen(group)};
+    req.member_id = (sm_str_t){j->member, (int32_t)strlen(j->member)};
+    req.member_epoch = j->generation;
+    req.rebalance_timeout_ms = 30000;
+    req.subscribed_topic_names = (sm_str_array_t){1, &topic};
+    proto_consumer_group_heartbeat_response_t *resp = rpc(fd, 68, 0, &req, a);
+    if (!resp) return -1;
+    if (!resp->error_code) {
+        snprintf(j->member, sizeof(j->member), "%.*s", (int)resp->member_id.len,
+                 resp->member_id.ptr);
+        j->generation = resp->member_epoch;
+    }
+    return resp->error_code;
+}
+
+/* A broker (no fsync) with topic "t" and a connection to it (-1: failed). */
+static int open_broker(sm_arena_t *a) {
+    sm_arena_init(a, 64u << 20);
+    if (!start_broker(false)) return -1;
+    int fd = connect_to(port);
+    if (fd >= 0 && !create_topic(fd, "t", a)) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void close_broker(int fd, sm_arena_t *a) {
+    close(fd);
+    sm_arena_free(a);
+    stop_broker();
+}
+
+/* Resigns and elects partition p again, as when its leadership moves away
+ * and back, and waits until group (which committed offset `off` of "t")
+ * is served again. */
+static void reload(int32_t p, int fd, const char *group, int64_t off, sm_arena_t *a) {
+    group_coordinator_resign(b.groups, p);
+    group_coordinator_elect(b.groups, p, 5);
+    int64_t got = -1;
+    for (int i = 0; i < WAIT_MS / 10 && (got = committed(fd, group, a)) != off; i++)
+        usleep(10000);
+    CHECK_EQ_INT(off, got);
+}
+
 /* ---------------------------------------------------------------- tests */
 
 /* A failed append answers NOT_COORDINATOR and leaves offsets, the group's
@@ -491,9 +582,99 @@ static void test_shard_follows_leadership(void) {
     stop_broker();
 }
 
+/* A classic group's members survive a reload of its partition (the
+ * coordinator moving): the member heartbeats, syncs and commits with its id
+ * and generation, and the group is Stable with it, without a rebalance. */
+static void test_classic_members_survive_reload(void) {
+    sm_arena_t a;
+    int fd = open_broker(&a);
+    REQUIRE(fd >= 0);
+    char gm[64];
+    group_in(1, "gm", gm, sizeof(gm));
+    joined_t j = join(fd, gm, &a);
+    REQUIRE(j.error == PROTO_ERR_NONE);
+    REQUIRE(sync_group(fd, gm, &j, &a) == PROTO_ERR_NONE);
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit(fd, gm, j.generation, j.member, 5, &a));
+    reload(1, fd, gm, 5, &a);
+    CHECK_EQ_INT(PROTO_ERR_NONE, heartbeat(fd, gm, &j, &a));
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit(fd, gm, j.generation, j.member, 6, &a));
+    CHECK_EQ_INT(6, committed(fd, gm, &a));
+    CHECK_EQ_INT(PROTO_ERR_NONE, sync_group(fd, gm, &j, &a));
+    char state[64];
+    int members = -1;
+    REQUIRE(describe(fd, gm, state, sizeof(state), &members, &a));
+    CHECK(strcmp(state, "Stable") == 0);
+    CHECK_EQ_INT(1, members);
+    /* A simple commit is refused: the group has a member. */
+    CHECK_EQ_INT(PROTO_ERR_UNKNOWN_MEMBER_ID, commit(fd, gm, -1, "", 7, &a));
+    /* It leaves: the group is Empty, and so it loads. */
+    CHECK_EQ_INT(PROTO_ERR_NONE, leave(fd, gm, &j, &a));
+    reload(1, fd, gm, 6, &a);
+    REQUIRE(describe(fd, gm, state, sizeof(state), &members, &a));
+    CHECK(strcmp(state, "Empty") == 0);
+    CHECK_EQ_INT(0, members);
+    CHECK_EQ_INT(PROTO_ERR_UNKNOWN_MEMBER_ID, heartbeat(fd, gm, &j, &a));
+    close_broker(fd, &a);
+}
+
+/* A static member restarted (a new member id, no rebalance) is written with
+ * its new id: after a reload the new id heartbeats and the old one is fenced.
+ * When that write fails the member keeps its old id. */
+static void test_static_member_new_id_survives_reload(void) {
+    sm_arena_t a;
+    int fd = open_broker(&a);
+    REQUIRE(fd >= 0);
+    char gs[64];
+    group_in(2, "gs", gs, sizeof(gs));
+    joined_t j1 = join_static(fd, gs, "inst", &a);
+    REQUIRE(j1.error == PROTO_ERR_NONE);
+    REQUIRE(sync_group(fd, gs, &j1, &a) == PROTO_ERR_NONE);
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit(fd, gs, j1.generation, j1.member, 3, &a));
+
+    atomic_store(&fail_appends, true);
+    joined_t failed = join_static(fd, gs, "inst", &a);
+    atomic_store(&fail_appends, false);
+    CHECK_EQ_INT(PROTO_ERR_NOT_COORDINATOR, failed.error);
+    CHECK_EQ_INT(PROTO_ERR_NONE, heartbeat_static(fd, gs, &j1, "inst", &a));
+
+    joined_t j2 = join_static(fd, gs, "inst", &a);
+    CHECK_EQ_INT(PROTO_ERR_NONE, j2.error);
+    CHECK_EQ_INT(j1.generation, j2.generation);
+    CHECK(strcmp(j1.member, j2.member) != 0);
+    reload(2, fd, gs, 3, &a);
+    CHECK_EQ_INT(PROTO_ERR_NONE, heartbeat_static(fd, gs, &j2, "inst", &a));
+    CHECK_EQ_INT(PROTO_ERR_FENCED_INSTANCE_ID, heartbeat_static(fd, gs, &j1, "inst", &a));
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit(fd, gs, j2.generation, j2.member, 4, &a));
+    close_broker(fd, &a);
+}
+
+/* A consumer group's (KIP-848) member survives a reload: its next heartbeat
+ * at its epoch is answered, and it commits at that epoch. */
+static void test_consumer_members_survive_reload(void) {
+    sm_arena_t a;
+    int fd = open_broker(&a);
+    REQUIRE(fd >= 0);
+    char gc[64];
+    group_in(3, "gc", gc, sizeof(gc));
+    joined_t j = {-1, 0, ""};
+    REQUIRE(consumer_heartbeat(fd, gc, &j, &a) == PROTO_ERR_NONE);
+    REQUIRE(j.generation > 0 && j.member[0]);
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit(fd, gc, j.generation, j.member, 8, &a));
+    joined_t before = j;
+    reload(3, fd, gc, 8, &a);
+    CHECK_EQ_INT(PROTO_ERR_NONE, consumer_heartbeat(fd, gc, &j, &a));
+    CHECK(strcmp(before.member, j.member) == 0);
+    CHECK_EQ_INT(before.generation, j.generation);
+    CHECK_EQ_INT(PROTO_ERR_NONE, commit(fd, gc, j.generation, j.member, 9, &a));
+    close_broker(fd, &a);
+}
+
 int main(void) {
     RUN(test_failed_append_changes_nothing);
     RUN(test_held_flush_blocks_only_its_answer);
     RUN(test_shard_follows_leadership);
+    RUN(test_classic_members_survive_reload);
+    RUN(test_static_member_new_id_survives_reload);
+    RUN(test_consumer_members_survive_reload);
     return t_summary("group_runtime");
 }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
@@ -15,6 +16,8 @@ import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.NewTopic;
 import org.apache.kafka.clients.admin.TopicDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerGroupMetadata;
+import org.apache.kafka.clients.consumer.ConsumerRebalanceListener;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -29,7 +32,9 @@ import org.junit.jupiter.api.Test;
 /**
  * The group and transaction coordinators in a three-node cluster (issue 13 point 5): the Java client's
  * group commits its offsets to the broker leading the group's __consumer_offsets partition and a later
- * member resumes from them; a transactional producer (transactions V2: partitions added by their
+ * member resumes from them, and a member consuming and committing through kill -9 of its coordinator's broker
+ * keeps its member id and generation without a rebalance (the new coordinator restores the group's members); a
+ * transactional producer (transactions V2: partitions added by their
  * leaders through the coordinator) commits over partitions of every broker and a read_committed
  * consumer sees exactly the committed records.
  */
@@ -91,7 +96,13 @@ class ClusterCoordinatorsTest {
     }
 
     static KafkaConsumer<String, String> consumer(String bootstrap, String group, boolean readCommitted) {
+        return consumer(bootstrap, group, readCommitted, new Properties());
+    }
+
+    static KafkaConsumer<String, String> consumer(String bootstrap, String group, boolean readCommitted,
+            Properties extra) {
         Properties p = new Properties();
+        p.putAll(extra);
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
@@ -165,6 +176,79 @@ class ClusterCoordinatorsTest {
                     OffsetAndMetadata o = committed.get(new TopicPartition("jorders", e.getKey()));
                     assertEquals(o == null ? 0L : o.offset(), (long) e.getValue(), "partition " + e.getKey());
                 }
+            }
+        } finally {
+            for (SamsaServer s : nodes) s.close();
+        }
+    }
+
+    @Test
+    void classicMemberKeepsItsPlaceWhenTheCoordinatorDies() throws Exception {
+        List<SamsaServer> nodes = startCluster();
+        try (Admin admin = admin(nodes)) {
+            long deadline = System.currentTimeMillis() + 60_000;
+            while (admin.describeCluster().nodes().get().size() < 3) {
+                assertTrue(System.currentTimeMillis() < deadline, "three registered brokers");
+                Thread.sleep(100);
+            }
+            admin.createTopics(List.of(new NewTopic("jsteady", 3, (short) 3))).all().get();
+            Properties pp = new Properties();
+            pp.put("bootstrap.servers", bootstrap(nodes));
+            pp.put("key.serializer", StringSerializer.class.getName());
+            pp.put("value.serializer", StringSerializer.class.getName());
+            try (KafkaProducer<String, String> prod = new KafkaProducer<>(pp)) {
+                for (int i = 0; i < 300; i++) prod.send(new ProducerRecord<>("jsteady", i % 3, "k" + i, "v" + i));
+                prod.flush();
+            }
+            String group = "jsteady-group";
+            List<String> events = new ArrayList<>();
+            Properties cp = new Properties();
+            cp.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic");
+            cp.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "30000");
+            cp.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
+            try (KafkaConsumer<String, String> c = consumer(bootstrap(nodes), group, false, cp)) {
+                c.subscribe(List.of("jsteady"), new ConsumerRebalanceListener() {
+                    public void onPartitionsRevoked(Collection<TopicPartition> parts) {
+                        events.add("revoked " + parts.size());
+                    }
+
+                    public void onPartitionsAssigned(Collection<TopicPartition> parts) {
+                        events.add("assigned " + parts.size());
+                    }
+
+                    public void onPartitionsLost(Collection<TopicPartition> parts) {
+                        events.add("lost " + parts.size());
+                    }
+                });
+                int seen = 0;
+                while (seen < 150 && System.currentTimeMillis() < deadline) seen += c.poll(Duration.ofMillis(200)).count();
+                assertTrue(seen >= 150, "read " + seen);
+                c.commitSync();
+                assertEquals(List.of("assigned 3"), events);
+                ConsumerGroupMetadata before = c.groupMetadata();
+
+                // kill -9 of the broker leading the group's __consumer_offsets partition.
+                int part = partitionFor(group, 50);
+                int owner = admin.describeTopics(List.of("__consumer_offsets")).allTopicNames().get()
+                        .get("__consumer_offsets").partitions().get(part).leader().id();
+                nodes.get(owner - 1).kill();
+                try (KafkaProducer<String, String> prod = new KafkaProducer<>(pp)) {
+                    for (int i = 0; i < 150; i++) prod.send(new ProducerRecord<>("jsteady", i % 3, "k" + i, "w" + i));
+                    prod.flush();
+                }
+                deadline = System.currentTimeMillis() + 60_000;
+                while (seen < 450 && System.currentTimeMillis() < deadline) seen += c.poll(Duration.ofMillis(200)).count();
+                assertEquals(450, seen);
+                // The commit goes to the new coordinator, which knows the member.
+                c.commitSync(Duration.ofSeconds(60));
+                long end = System.currentTimeMillis() + 3_000;
+                while (System.currentTimeMillis() < end) seen += c.poll(Duration.ofMillis(200)).count();
+                assertEquals(450, seen);
+                assertEquals(List.of("assigned 3"), events);
+                assertEquals(before.memberId(), c.groupMetadata().memberId());
+                assertEquals(before.generationId(), c.groupMetadata().generationId());
+                long total = c.committed(c.assignment()).values().stream().mapToLong(OffsetAndMetadata::offset).sum();
+                assertEquals(450, total);
             }
         } finally {
             for (SamsaServer s : nodes) s.close();
