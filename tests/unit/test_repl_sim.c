@@ -562,10 +562,10 @@ static void on_fetch(broker_t *b, const msg_t *m) {
         r->e[r->n++] = b->log[o];
 }
 
-static void fail_pending(broker_t *b, const char *why) {
+/* Its parked acks=all produces are answered with an error (leadership lost, or it stopped). */
+static void fail_pending(broker_t *b) {
     for (int32_t i = 0; i < W.n_recs; i++)
         if (W.recs[i].state == R_PENDING && W.recs[i].broker == b->id) W.recs[i].state = R_FAILED;
-    (void)why;
 }
 
 static void on_produce(broker_t *b, const msg_t *m) {
@@ -657,7 +657,7 @@ static void on_meta(broker_t *b, const meta_view_t *mv) {
     } else if (!now_leader) {
         if (was_leader) {
             b->leader = false;
-            fail_pending(b, "leadership lost");
+            fail_pending(b);
         }
         if (old_leader != mv->leader) b->leader_hw = -1;
         if (old_leader != mv->leader || old_epoch != mv->leader_epoch)
@@ -780,7 +780,7 @@ static void stop_broker(broker_t *b, bool clean) {
     b->up = false;
     b->restart_at = W.now + 200 + rnd(3000);
     b->clean_stop = clean;
-    fail_pending(b, "stopped");
+    fail_pending(b);
     if (clean) {
         /* Controlled shutdown: leaderships move first, everything is flushed. The
          * clean-shutdown markers hold this incarnation's broker epoch: -1 when it never
