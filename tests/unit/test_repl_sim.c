@@ -636,8 +636,11 @@ static void on_meta(broker_t *b, const meta_view_t *mv) {
         b->leader = true;
         tr("b%d leads at epoch %d (leo %lld hw %lld)", b->id, mv->leader_epoch, (long long)b->leo,
            (long long)b->hw);
-        /* leader completeness: every acknowledged record is here, at its offset */
-        for (int32_t i = 0; i < W.n_recs; i++) {
+        /* Leader completeness: every acknowledged record is here, at its offset. Checked
+         * when this is the controller's current leader epoch: a delayed message of an older
+         * one makes a leader nobody follows, which cannot acknowledge anything (what it
+         * could do wrong the committed-log checks below catch). */
+        for (int32_t i = 0; mv->leader_epoch == W.p.leader_epoch && i < W.n_recs; i++) {
             rec_t *r = &W.recs[i];
             if (r->state != R_ACKED) continue;
             if (r->offset < b->leo && b->log[r->offset].rec == i) continue;
