@@ -25,6 +25,7 @@
 #include "base/log.h"
 #include "cluster/cluster.h"
 #include "broker/delayed.h"
+#include "broker/forward.h"
 #include "broker/partition.h"
 #include "broker/replica.h"
 #include "broker/group_host.h"
@@ -904,6 +905,8 @@ static int start_cluster(broker_t *b, const sm_config_t *cfg, const char *first_
     o->controller = &b->controller;
     o->serve = serve_forwarded;
     o->serve_ctx = b;
+    o->forward_stale = broker_forward_stale;
+    o->forward_fail = broker_forward_fail;
     o->on_serving = open_listeners;
     rc = cluster_start(o, &b->cluster);
     free(o);
@@ -1143,6 +1146,8 @@ void broker_stop(broker_t *b) {
     pthread_mutex_lock(&b->listeners_mu);
     b->listeners_stopped = true;
     pthread_mutex_unlock(&b->listeners_mu);
+    /* Relays still waiting for a controller are closed while their connections live. */
+    if (b->cluster) cluster_forward_close(b->cluster);
     for (int i = 0; i < b->nlisteners; i++) {
         if (b->listeners[i].net) net_server_stop(b->listeners[i].net, 5000);
         b->listeners[i].net = NULL;

@@ -761,19 +761,30 @@ void cluster_forward(cluster_t *cl, net_request_t *nreq) {
     }
     f->nreq = nreq;
     f->api_key = (int16_t)(nreq->frame[0] << 8 | nreq->frame[1]);
+    f->version = (int16_t)(nreq->frame[2] << 8 | nreq->frame[3]);
     f->orig_corr = (int32_t)((uint32_t)nreq->frame[4] << 24 | (uint32_t)nreq->frame[5] << 16 |
                              (uint32_t)nreq->frame[6] << 8 | nreq->frame[7]);
-    f->deadline = cl_now() + 30000;
+    f->deadline = cl_now() + CL_FWD_TIMEOUT_MS;
     in->kind = CL_IN_FORWARD;
     in->fwd = f;
     cl_push(cl, in);
 }
 
-void cl_fwd_finish(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len) {
+static void fwd_unlink(cluster_t *cl, cl_fwd_t *f) {
     cl_fwd_t **pp = &cl->fwds;
     while (*pp && *pp != f)
         pp = &(*pp)->next;
     if (*pp) *pp = f->next;
+}
+
+void cluster_forward_close(cluster_t *cl) {
+    atomic_store(&cl->fwd_closed, true);
+    cl_wake(cl);
+}
+
+void cl_fwd_finish(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len) {
+    cl_fwd_abandon(f);
+    fwd_unlink(cl, f);
     if (f->nreq) {
         if (!resp || len < 4) {
             net_request_close(f->nreq);
@@ -809,6 +820,78 @@ void cl_fwd_finish(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len) 
     pthread_mutex_unlock(&cl->mu);
 }
 
+/* A relay whose deadline passed: a client hears REQUEST_TIMED_OUT in every result, as from
+ * Kafka's forwarding (the connection closes when that answer cannot be built); an internal
+ * call fails. */
+static void fwd_expire(cluster_t *cl, cl_fwd_t *f) {
+    sm_info(CL_MOD,
+            "a forwarded request (api key %d) found no active controller in %d ms "
+            "(%d attempts)",
+            f->api_key, CL_FWD_TIMEOUT_MS, f->attempts);
+    if (!f->nreq || !cl->o.forward_fail) {
+        cl_fwd_finish(cl, f, NULL, 0);
+        return;
+    }
+    cl_fwd_abandon(f);
+    fwd_unlink(cl, f);
+    cl->o.forward_fail(cl->o.serve_ctx, f->nreq, PROTO_ERR_REQUEST_TIMED_OUT);
+    free(f);
+}
+
+void cl_fwd_answer(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len, int64_t now) {
+    if (!cl->o.forward_stale || !cl->o.forward_stale(resp, len, f->api_key, f->version)) {
+        cl_fwd_finish(cl, f, resp, len);
+        return;
+    }
+    /* Kafka's NodeToControllerRequestThread on NOT_CONTROLLER: forget that controller and
+     * send the request again once the next one is known. */
+    sm_debug(CL_MOD,
+             "node %d answered a forwarded request (api key %d) NOT_CONTROLLER; "
+             "sending it again",
+             f->sent_to, f->api_key);
+    if (now >= f->deadline) {
+        if (f->nreq)
+            fwd_expire(cl, f);
+        else
+            cl_fwd_finish(cl, f, resp, len); /* the caller reads NOT_CONTROLLER */
+        return;
+    }
+    f->retry_at = now + CL_FWD_BACKOFF_MS;
+}
+
+/* Relays in arrival order: an attempt given up (another controller became known, or it went
+ * unanswered too long) waits again; a waiting one past its deadline expires; the others are
+ * sent, none before an older one still waiting, so one client's requests reach the
+ * controller in the order they came. */
+static void fwds_sweep(cluster_t *cl, int64_t now) {
+    int32_t leader = atomic_load(&cl->leader_id);
+    bool blocked = false, closed = atomic_load(&cl->fwd_closed);
+    cl_fwd_t *f = cl->fwds;
+    while (f) {
+        cl_fwd_t *next = f->next;
+        if (closed && f->nreq) {
+            cl_fwd_finish(cl, f, NULL, 0);
+            f = next;
+            continue;
+        }
+        if (f->sent &&
+            ((leader >= 0 && leader != f->sent_to) || now - f->sent_at >= CL_FWD_ATTEMPT_MS)) {
+            sm_debug(CL_MOD,
+                     "a forwarded request (api key %d) sent to node %d is sent again "
+                     "(controller now %d)",
+                     f->api_key, f->sent_to, leader);
+            cl_fwd_abandon(f);
+        }
+        if (!f->sent) {
+            if (now >= f->deadline)
+                fwd_expire(cl, f);
+            else if (blocked || !cl_fwd_try(cl, f, now))
+                blocked = true;
+        }
+        f = next;
+    }
+}
+
 /* An internal call to the controller: sends body as api_key's request, waits for the
  * answer and decodes it into resp (allocated from a). */
 static int call_controller(cluster_t *cl, int16_t api_key, int16_t version, const void *body,
@@ -832,6 +915,7 @@ static int call_controller(cluster_t *cl, int16_t api_key, int16_t version, cons
     f->frame = frame;
     f->len = len - 4;
     f->api_key = api_key;
+    f->version = version;
     f->deadline = cl_now() + 30000;
     in->kind = CL_IN_FORWARD;
     in->fwd = f;
@@ -957,11 +1041,14 @@ static void handle_in(cluster_t *cl, cl_in_t *in, int64_t now) {
     case CL_IN_HEARTBEAT: cl_ctrl_heartbeat(cl, in, now); break;
     case CL_IN_DESCRIBE: cl_answer_describe(cl, in->nreq, in->version, in->corr); break;
     case CL_IN_PROPOSE: handle_propose(cl, in->w); break;
-    case CL_IN_FORWARD:
-        in->fwd->next = cl->fwds;
-        cl->fwds = in->fwd;
-        cl_fwd_try(cl, in->fwd, now);
+    case CL_IN_FORWARD: { /* sent by fwds_sweep, behind the older ones */
+        cl_fwd_t **pp = &cl->fwds;
+        while (*pp)
+            pp = &(*pp)->next;
+        in->fwd->next = NULL;
+        *pp = in->fwd;
         break;
+    }
     case CL_IN_ALTER:
         if (!cl_ctrl_alter_partition_new(cl, in)) return; /* deferred: kept */
         break;
@@ -988,15 +1075,7 @@ static void sweep(cluster_t *cl, int64_t now) {
             pp = &ib->next;
         }
     }
-    cl_fwd_t *f = cl->fwds;
-    while (f) {
-        cl_fwd_t *next = f->next;
-        if (!f->sent && now >= f->deadline)
-            cl_fwd_finish(cl, f, NULL, 0);
-        else if (!f->sent)
-            cl_fwd_try(cl, f, now);
-        f = next;
-    }
+    fwds_sweep(cl, now);
 }
 
 static void *quorum_main(void *arg) {

@@ -81,6 +81,12 @@ typedef struct cluster_opts {
      * handler and responds on nreq (never forwarding it again). */
     void (*serve)(void *ctx, net_request_t *nreq);
     void *serve_ctx;
+    /* Forwarding (cluster_forward), both on the quorum thread, never blocking: true when a
+     * controller's answer (response frame without its size prefix) to api_key at version
+     * says it is not the active controller, so the relay is sent again; and the answer, with
+     * error in every result, of a client's request whose deadline passed (serve_ctx). */
+    bool (*forward_stale)(const uint8_t *resp, size_t len, int16_t api_key, int16_t version);
+    void (*forward_fail)(void *ctx, net_request_t *nreq, int16_t error);
     /* A broker's start-up, as Kafka's BrokerServer: it registers, catches up with the metadata
      * log up to its registration (the controller's log end when it registered), is unfenced,
      * and only then serves clients. Run once on the quorum thread at that moment (the broker
@@ -109,9 +115,17 @@ int cluster_append(void *cl, uint8_t *batch, size_t len, int64_t *base_offset);
 bool cluster_is_active(void *cl);
 
 /* Sends a client's request (an admin API the controller serves, or DescribeQuorum) to the
- * active controller and relays its answer on nreq; served here when this node is it. Held
- * while no controller is known, up to request timeout; then the connection closes. */
+ * active controller and relays its answer on nreq; served here when this node is it. As
+ * Kafka's forwarding channel, it is sent again to the current controller while the answer
+ * says NOT_CONTROLLER, the connection to the controller drops, another controller becomes
+ * known or an attempt goes unanswered for 30 s, until 60 s after it arrived; then the client
+ * is answered REQUEST_TIMED_OUT. Relays go to the controller in arrival order. */
 void cluster_forward(cluster_t *cl, net_request_t *nreq);
+
+/* Before the client listeners stop: every client's relay, waiting or on the wire, and any
+ * that comes later is closed by the quorum thread at once (the listeners' grace period sees
+ * them complete; a relay must not outlive its connection's server). Any thread. */
+void cluster_forward_close(cluster_t *cl);
 
 /* The current controller (Raft leader) id, or -1. */
 int32_t cluster_controller_id(cluster_t *cl);

@@ -58,16 +58,29 @@ typedef struct cl_buf {
 int cl_buf_reserve(cl_buf_t *b, size_t more);
 void cl_buf_free(cl_buf_t *b);
 
-/* A request relayed to the controller: a client's (nreq) or an internal call's (frame). */
+struct cl_out;
+
+/* A request relayed to the controller: a client's (nreq) or an internal call's (frame).
+ * States: waiting (not sent: no controller known or connected yet, or retry_at not reached)
+ * -> sent (out is its attempt on the controller's connection) -> answered, or back to
+ * waiting when the attempt fails: the connection drops, the answer says NOT_CONTROLLER,
+ * another controller becomes known, or it goes unanswered for CL_FWD_ATTEMPT_MS. A waiting
+ * relay past its deadline is answered with REQUEST_TIMED_OUT (a client's) or fails (an
+ * internal call). Relays are kept in arrival order (cl->fwds) and sent in that order. */
 typedef struct cl_fwd {
     struct cl_fwd *next;
     net_request_t *nreq; /* client request; its frame is the request */
     uint8_t *frame;      /* internal call: the request frame (no size prefix), owned */
     size_t len;
     int32_t orig_corr;
-    int16_t api_key;
+    int16_t api_key, version;
     int64_t deadline;
-    bool sent; /* on a peer connection now */
+    bool sent;          /* on a peer connection now */
+    struct cl_out *out; /* the attempt in flight while sent (its fwd points back here) */
+    int32_t sent_to;    /* the controller it went to */
+    int64_t sent_at;
+    int64_t retry_at; /* not sent again before (after a NOT_CONTROLLER answer) */
+    int attempts;
     /* internal call result (under cl->mu) */
     bool done;
     uint8_t *resp; /* response frame without size prefix; NULL on failure */
@@ -118,7 +131,7 @@ typedef struct cl_out {
     raft_msg_kind_t resp_kind; /* CL_OUT_RAFT */
     uint64_t raft_corr;
     bool pre_vote;
-    cl_fwd_t *fwd; /* CL_OUT_FORWARD */
+    cl_fwd_t *fwd; /* CL_OUT_FORWARD; NULL once the relay gave this attempt up */
     cl_alter_t *alter; /* CL_OUT_ALTER */
 } cl_out_t;
 
@@ -226,6 +239,8 @@ struct cluster {
     pthread_t thread;
     bool thread_started;
     atomic_bool stop;
+    /* cluster_forward_close: clients' relays are closed, not sent (the client listeners stop) */
+    atomic_bool fwd_closed;
 
     pthread_mutex_t mu; /* inbox, waiters' done/status, fwd results, the shared view below */
     pthread_cond_t cv;  /* waiters and calls */
@@ -248,7 +263,7 @@ struct cluster {
     cl_inbound_t *inbound;   /* Raft requests awaiting Raft's answer */
     cl_inbound_t *after;     /* answers waiting for the applier */
     cl_waiter_t *waiters;
-    cl_fwd_t *fwds;          /* relays not yet answered */
+    cl_fwd_t *fwds;          /* relays not yet answered, oldest first */
     uint64_t next_raft_corr;
     int64_t apply_next;      /* next offset to apply */
     int64_t epoch_start;     /* leader: offset of its epoch's LeaderChange; -1 */
@@ -343,8 +358,22 @@ void cl_peer_event(cluster_t *cl, cl_peer_t *p, uint32_t events);
 void cl_peers_arm(cluster_t *cl);
 /* Sends a Raft request message to its voter. */
 void cl_send_raft(cluster_t *cl, const raft_msg_t *m);
-/* Sends a relayed request to the controller when known and connected. */
-void cl_fwd_try(cluster_t *cl, cl_fwd_t *f, int64_t now);
+/* A relay's whole life (Kafka's forwarding retry timeout) and one attempt's (Kafka's
+ * controller.socket.timeout.ms default), both from the broker's receipt of the request, and
+ * the pause before one answered NOT_CONTROLLER is sent again. */
+#define CL_FWD_TIMEOUT_MS 60000
+#define CL_FWD_ATTEMPT_MS 30000
+#define CL_FWD_BACKOFF_MS 100
+
+/* Sends a relayed request to the controller when known and connected; false when it is
+ * still waiting. */
+bool cl_fwd_try(cluster_t *cl, cl_fwd_t *f, int64_t now);
+/* The controller's answer to a relay's attempt (f is sent again when it says NOT_CONTROLLER
+ * and the deadline allows). */
+void cl_fwd_answer(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len, int64_t now);
+/* Gives up f's attempt in flight (its late answer is dropped): f waits again. */
+void cl_fwd_abandon(cl_fwd_t *f);
+/* Completes f with resp (NULL: failed) and frees it when it is a client's. */
 void cl_fwd_finish(cluster_t *cl, cl_fwd_t *f, const uint8_t *resp, size_t len);
 
 /* voters.c */

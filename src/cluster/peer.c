@@ -12,7 +12,9 @@
  * Invariants: every request on a connection is in `pending` until its response arrives or
  * the connection drops; on a drop each pending request is failed exactly once (Raft requests
  * are forgotten: Raft retries; relays go back to waiting for a controller; registration and
- * heartbeats are marked not in flight; an AlterPartition is answered NOT_CONTROLLER).
+ * heartbeats are marked not in flight; an AlterPartition is answered NOT_CONTROLLER). A
+ * relay that gives up an attempt still in `pending` clears its fwd: the late answer is read
+ * and dropped.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -117,7 +119,7 @@ static void fail_pending(cluster_t *cl, cl_peer_t *p) {
     while (o) {
         cl_out_t *next = o->next;
         if (o->kind == CL_OUT_FORWARD) {
-            o->fwd->sent = false; /* waits for a controller again (sweep retries it) */
+            if (o->fwd) cl_fwd_abandon(o->fwd); /* waits for a controller again (sweep) */
         } else if (o->kind == CL_OUT_REGISTER || o->kind == CL_OUT_HEARTBEAT ||
                    o->kind == CL_OUT_ALTER) {
             cl_agent_failed(cl, o);
@@ -234,8 +236,10 @@ static void on_response(cluster_t *cl, cl_peer_t *p, const uint8_t *frame, size_
     cl_out_t *o = take_pending(p, corr);
     if (!o) return;
     if (o->kind == CL_OUT_FORWARD) {
-        cl_fwd_finish(cl, o->fwd, frame, len);
+        cl_fwd_t *f = o->fwd;
+        if (f) cl_fwd_abandon(f); /* this attempt is over, answered */
         free(o);
+        if (f) cl_fwd_answer(cl, f, frame, len, cl_now());
         return;
     }
     sm_arena_t a;
@@ -351,46 +355,30 @@ void cl_peers_arm(cluster_t *cl) {
     }
 }
 
-void cl_fwd_try(cluster_t *cl, cl_fwd_t *f, int64_t now) {
-    if (f->sent) return;
+void cl_fwd_abandon(cl_fwd_t *f) {
+    if (f->out) f->out->fwd = NULL;
+    f->out = NULL;
+    f->sent = false;
+}
+
+bool cl_fwd_try(cluster_t *cl, cl_fwd_t *f, int64_t now) {
+    if (f->sent) return true;
     int32_t leader = atomic_load(&cl->leader_id);
-    if (leader < 0) return;
+    if (leader < 0 || now < f->retry_at) return false;
     if (leader == cl->o.node_id) {
-        if (!atomic_load(&cl->active)) return;
-        /* This node is the controller: serve it here. */
-        cl_fwd_t **pp = &cl->fwds;
-        while (*pp && *pp != f)
-            pp = &(*pp)->next;
-        if (*pp) *pp = f->next;
-        if (f->nreq) {
-            if (f->api_key == CL_API_ADD_RAFT_VOTER || f->api_key == CL_API_REMOVE_RAFT_VOTER ||
-                f->api_key == CL_API_UPDATE_RAFT_VOTER) {
-                cl_serve_voters(cl, f->nreq);
-            } else if (f->api_key == CL_API_DESCRIBE_QUORUM) {
-                sm_arena_t a;
-                sm_arena_init(&a, 0);
-                proto_request_t req;
-                if (proto_request_parse_header(f->nreq->frame, f->nreq->len, &a, &req) == SM_OK)
-                    cl_answer_describe(cl, f->nreq, req.header.request_api_version,
-                                       req.header.correlation_id);
-                else
-                    net_request_close(f->nreq);
-                sm_arena_free(&a);
-            } else {
-                cl_work_push(cl, f->nreq);
-            }
-            free(f);
-            return;
+        if (!atomic_load(&cl->active)) return false;
+        if (!f->nreq) {
+            /* an internal call on the controller itself: the caller's meta_* path already
+             * tried locally; answer "no" so it reports NOT_CONTROLLER and retries later */
+            cl_fwd_finish(cl, f, NULL, 0);
+            return true;
         }
-        /* an internal call on the controller itself: the caller's meta_* path already
-         * tried locally; answer "no" so it reports NOT_CONTROLLER and retries later */
-        f->next = cl->fwds;
-        cl->fwds = f;
-        cl_fwd_finish(cl, f, NULL, 0);
-        return;
+        /* A client's request goes to this node's own controller listener, as any other
+         * broker's does (Kafka's combined nodes forward the same way): its answer is read,
+         * and the request sent again, by the same rules. */
     }
     cl_peer_t *p = cl_peer(cl, leader, true);
-    if (!p || !cl_peer_ready(cl, p, now)) return;
+    if (!p || !cl_peer_ready(cl, p, now)) return false;
     const uint8_t *src = f->nreq ? f->nreq->frame : f->frame;
     size_t len = f->nreq ? f->nreq->len : f->len;
     uint8_t *frame = malloc(len + 4);
@@ -398,7 +386,7 @@ void cl_fwd_try(cluster_t *cl, cl_fwd_t *f, int64_t now) {
     if (!frame || !o) {
         free(frame);
         free(o);
-        return;
+        return false;
     }
     frame[0] = (uint8_t)(len >> 24);
     frame[1] = (uint8_t)(len >> 16);
@@ -408,5 +396,11 @@ void cl_fwd_try(cluster_t *cl, cl_fwd_t *f, int64_t now) {
     o->kind = CL_OUT_FORWARD;
     o->fwd = f;
     o->api_key = f->api_key;
-    if (cl_peer_send(cl, p, frame, len + 4, o) == SM_OK) f->sent = true;
+    if (cl_peer_send(cl, p, frame, len + 4, o) != SM_OK) return false;
+    f->sent = true;
+    f->out = o;
+    f->sent_to = leader;
+    f->sent_at = now;
+    f->attempts++;
+    return true;
 }
