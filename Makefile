@@ -16,7 +16,7 @@ DEB_PACKAGES := cmake ninja-build gcc clang libclang-rt-14-dev clang-format \
 	python3 python3-venv maven openjdk-17-jdk-headless nftables
 
 .PHONY: all deps build run cluster test test-unit test-integration test-java test-asan test-tsan fuzz protocol protocol-check \
-	format format-check clean bench bench-quick raft-sim jepsen
+	format format-check clean bench bench-quick raft-sim repl-sim jepsen
 
 all: build
 
@@ -98,6 +98,12 @@ SEED_START ?= 1
 raft-sim: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS) --target test_raft_sim
 	./$(BUILD)/tests/test_raft_sim --seeds $(SEEDS) --start $(SEED_START) $(if $(NODES),--nodes $(NODES)) $(if $(DYNAMIC),--dynamic)
+
+# The replication simulation on more seeds than `make test` runs (docs/cluster.md):
+# make repl-sim SEEDS=20000 [SEED_START=1]
+repl-sim: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target test_repl_sim
+	./$(BUILD)/tests/test_repl_sim --seeds $(SEEDS) --start $(SEED_START)
 
 $(BUILD_FUZZ)/build.ninja:
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAMSA_FUZZ=ON

@@ -47,17 +47,10 @@ static bool advance_hw(broker_partition_t *p) {
     replica_set_t *rs = p->rs;
     /* KIP-966: with eligible leader replicas, a record is committed only once min ISR
      * replicas have it, so every ELR member holds all committed records. */
-    if (p->elr && rs->n_isr < p->min_isr) return false;
-    int64_t least = log_end_offset(p->log);
-    int32_t self = p->b->s.node_id;
-    for (int32_t i = 0; i < rs->n; i++) {
-        const replica_peer_t *r = &rs->peers[i];
-        if (r->id == self) continue;
-        bool member = has(rs->isr, rs->n_isr, r->id) ||
-                      (rs->alter_inflight && has(rs->pending, rs->n_pending, r->id));
-        if (member && r->leo < least) least = r->leo;
-    }
-    if (least <= atomic_load(&p->hw)) return false;
+    int64_t least = broker_replica_rule_hw(
+        log_end_offset(p->log), p->b->s.node_id, rs->peers, rs->n, rs->isr, rs->n_isr, rs->pending,
+        rs->alter_inflight || rs->pending_unresolved ? rs->n_pending : 0, p->elr, p->min_isr);
+    if (least < 0 || least <= atomic_load(&p->hw)) return false;
     set_hw(p, least);
     return true;
 }
@@ -78,6 +71,8 @@ static void alter_done(void *arg, int16_t error, int32_t leader_epoch, int32_t p
     replica_set_t *rs = p->rs;
     if (rs) {
         rs->alter_inflight = false;
+        rs->pending_unresolved =
+            broker_replica_rule_alter_unresolved(error, rs->pending_base_pe, p->partition_epoch);
         if (error == PROTO_ERR_NONE && partition_epoch > p->partition_epoch &&
             leader_epoch == p->leader_epoch && n_isr <= rs->n) {
             p->partition_epoch = partition_epoch;
@@ -100,9 +95,14 @@ static bool propose(broker_partition_t *p, const int32_t *isr, int32_t n, propos
     replica_set_t *rs = p->rs;
     if (rs->alter_inflight || n > 64 || !p->b->cluster) return false;
     if (broker_mono_ms() < rs->alter_retry_ms) return false;
+    if (rs->pending_unresolved) { /* the same again until its outcome is known */
+        isr = rs->pending;
+        n = rs->n_pending;
+    }
     rs->alter_inflight = true;
-    memcpy(rs->pending, isr, (size_t)n * sizeof(*isr));
+    memmove(rs->pending, isr, (size_t)n * sizeof(*isr));
     rs->n_pending = n;
+    rs->pending_base_pe = p->partition_epoch;
     out->p = p;
     atomic_fetch_add(&p->refs, 1);
     out->leader_epoch = p->leader_epoch;
@@ -138,8 +138,9 @@ static void send_proposal(proposal_t *pr) {
  * reached HW and the start of the leader's current epoch). */
 static bool maybe_expand(broker_partition_t *p, const replica_peer_t *r, proposal_t *pr) {
     replica_set_t *rs = p->rs;
-    if (has(rs->isr, rs->n_isr, r->id) || r->leo < 0) return false;
-    if (r->leo < atomic_load(&p->hw) || r->leo < log_epochs_latest_start(&p->epochs)) return false;
+    if (has(rs->isr, rs->n_isr, r->id) ||
+        !broker_replica_rule_may_join(r, atomic_load(&p->hw), log_epochs_latest_start(&p->epochs)))
+        return false;
     int32_t isr[64];
     int32_t n = 0;
     for (int32_t i = 0; i < rs->n_isr && n < 63; i++)
@@ -174,11 +175,14 @@ static int set_replicas(broker_partition_t *p, const meta_partition_t *mp) {
         rs->n = n;
         rs->n_pending = 0;
         rs->alter_inflight = false;
+        rs->pending_unresolved = false;
     } else {
         for (int32_t i = 0; i < n; i++)
             if (rs->peers[i].id != mp->replicas[i])
                 rs->peers[i] = (replica_peer_t){mp->replicas[i], -1, 0, 0, -1, -1};
     }
+    /* A newer committed state settles a proposal of unknown outcome. */
+    if (mp->partition_epoch > rs->pending_base_pe) rs->pending_unresolved = false;
     /* The committed ISR, unless an answer already gave a newer one. */
     if (mp->partition_epoch >= p->partition_epoch) {
         rs->n_isr = 0;
@@ -262,6 +266,7 @@ void broker_replica_update(broker_partition_t *p, const meta_partition_t *mp) {
             r->leader_leo_at_last_fetch = -1;
         }
         p->rs->alter_inflight = false;
+        p->rs->pending_unresolved = false;
         p->rs->alter_retry_ms = 0;
         atomic_store(&p->leader, true);
         sm_info(REPL_MOD, "%s-%d: leader at epoch %d (log end %lld, high watermark %lld)", p->topic,
@@ -413,28 +418,12 @@ int16_t broker_replica_follower_fetch(broker_partition_t *p, int32_t replica_id,
         goto out;
     }
     int64_t leo = log_end_offset(p->log);
-    if (last_fetched_epoch >= 0) {
-        /* KIP-320: the follower's last epoch must end here where it ends
-         * there; otherwise it is told where that epoch ended here. */
-        int32_t e;
-        int64_t end;
-        log_epochs_end_offset(&p->epochs, last_fetched_epoch, leo, &e, &end);
-        if (e < last_fetched_epoch || end < fetch_offset) {
-            *div_epoch = e;
-            *div_end = end;
-            goto out;
-        }
-    }
-    int64_t now = broker_mono_ms();
-    if (fetch_offset >= leo)
-        r->last_caught_up_ms = now;
-    else if (r->leader_leo_at_last_fetch >= 0 && fetch_offset >= r->leader_leo_at_last_fetch &&
-             r->last_fetch_ms > r->last_caught_up_ms)
-        r->last_caught_up_ms = r->last_fetch_ms;
-    r->leader_leo_at_last_fetch = leo;
-    r->last_fetch_ms = now;
-    r->leo = fetch_offset;
-    if (broker_epoch >= 0) r->broker_epoch = broker_epoch;
+    /* KIP-320: the follower's last epoch must end here where it ends there;
+     * otherwise it is told where that epoch ended here. */
+    if (broker_replica_rule_diverges(&p->epochs, leo, last_fetched_epoch, fetch_offset, div_epoch,
+                                     div_end))
+        goto out;
+    broker_replica_rule_fetched(r, fetch_offset, leo, broker_mono_ms(), broker_epoch);
     *hw_moved = advance_hw(p);
     send = maybe_expand(p, r, &pr);
 out:
@@ -509,7 +498,7 @@ void broker_replica_tick(broker_partition_t *p, int64_t now_ms) {
     for (int32_t i = 0; i < rs->n_isr && n < 64; i++) {
         const replica_peer_t *r = peer_of(rs, rs->isr[i]);
         /* Out of sync: behind, and not caught up for replica.lag.time.max.ms. */
-        bool out = rs->isr[i] != self && r && r->leo < leo && now_ms - r->last_caught_up_ms > lag;
+        bool out = rs->isr[i] != self && broker_replica_rule_out_of_sync(r, leo, now_ms, lag);
         if (out) {
             shrink = true;
             sm_info(REPL_MOD,
@@ -641,26 +630,11 @@ int broker_replica_diverged(broker_partition_t *p, int32_t leader, int32_t epoch
     int rc = SM_OK;
     pthread_mutex_lock(&p->mu);
     if (!following(p, leader)) goto out;
-    int64_t leo = log_end_offset(p->log);
-    int64_t to;
-    if (epoch < 0 || end < 0) {
-        /* The leader knows nothing of our epochs: keep what it must have. */
-        to = atomic_load(&p->hw);
-    } else {
-        int32_t mine;
-        int64_t my_end;
-        log_epochs_end_offset(&p->epochs, epoch, leo, &mine, &my_end);
-        /* Both have the epoch: they agree up to the earlier of its ends.
-         * Ours lacks it: cut to the end of our newest epoch below it (the
-         * next fetch compares that one). */
-        if (mine < 0 || my_end < 0)
-            to = end;
-        else if (mine != epoch)
-            to = my_end;
-        else
-            to = end < my_end ? end : my_end;
-    }
-    if (to > leo) to = leo;
+    /* Both have the epoch: they agree up to the earlier of its ends. Ours
+     * lacks it: cut to the end of our newest epoch below it (the next fetch
+     * compares that one). The leader knows none of ours: keep our HW. */
+    int64_t to = broker_replica_rule_truncation(&p->epochs, log_end_offset(p->log),
+                                                atomic_load(&p->hw), epoch, end);
     rc = truncate_to(p, to, "diverged from the leader");
 out:
     pthread_mutex_unlock(&p->mu);

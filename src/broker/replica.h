@@ -25,7 +25,10 @@
  * batch a leader appends carries its current leader epoch and the
  * leader-epoch cache has an entry for that epoch at or before the batch;
  * at most one ISR change per partition is in flight, and its answer is
- * applied only when its partition epoch is newer than the one known.
+ * applied only when its partition epoch is newer than the one known; a
+ * proposal whose outcome is unknown (it timed out, or was refused after an
+ * attempt that may have been committed) keeps counting in the HW and is
+ * proposed again unchanged until the metadata shows a newer partition epoch.
  *
  * Locks: everything here runs under the partition's mu, except the calls to
  * the controller (cluster_alter_partition) and to broker_wake, made after mu
@@ -36,16 +39,8 @@
 #define BROKER_REPLICA_H
 
 #include "broker/partition.h"
+#include "broker/replica_rules.h"
 #include "metadata/image.h"
-
-typedef struct replica_peer {
-    int32_t id;
-    int64_t leo;               /* log end it fetched from last, -1: unknown */
-    int64_t last_caught_up_ms; /* monotonic */
-    int64_t last_fetch_ms;
-    int64_t leader_leo_at_last_fetch;
-    int64_t broker_epoch; /* from its fetches' replica state, -1 unknown */
-} replica_peer_t;
 
 typedef struct replica_set {
     int32_t n;
@@ -54,9 +49,11 @@ typedef struct replica_set {
     int32_t *isr; /* the committed ISR */
     bool alter_inflight;
     int32_t n_pending;
-    int32_t *pending;       /* the ISR proposed while in flight */
-    int64_t alter_retry_ms; /* no new proposal before this (monotonic) */
-    int64_t leader_hw;      /* follower: the leader's HW in its last answer, -1 unknown */
+    int32_t *pending;        /* the ISR proposed while in flight or unresolved */
+    int32_t pending_base_pe; /* the partition epoch it was proposed at */
+    bool pending_unresolved; /* its AlterPartition failed and may have been committed */
+    int64_t alter_retry_ms;  /* no new proposal before this (monotonic) */
+    int64_t leader_hw;       /* follower: the leader's HW in its last answer, -1 unknown */
 } replica_set_t;
 
 /* Whether this broker leads p (clients' requests are served here). */

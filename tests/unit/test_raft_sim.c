@@ -29,22 +29,12 @@
 #include "raft/raft_codec.h"
 #include "raft/raft.h"
 #include "raft/raft_voters.h"
+#include "sim_rand.h"
 #include "test.h"
 
 #define MAX_NODES 6
 #define SNAP_BYTES 100
 #define CLUSTER "samsa-sim-cluster"
-
-/* ---- deterministic randomness ---- */
-static uint64_t prng_state;
-static uint64_t prng(void) {
-    uint64_t z = (prng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-static int64_t rnd(int64_t n) { return n > 0 ? (int64_t)(prng() % (uint64_t)n) : 0; }
-static bool chance(double p) { return (double)(prng() >> 11) / 9007199254740992.0 < p; }
 
 static uint64_t mix(uint64_t h, uint64_t v) {
     h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
