@@ -105,7 +105,12 @@ def test_java_and_librdkafka_in_one_consumer_group(make_broker, tmp_path):
         wait_for(shared, timeout=60, what="both clients owning partitions")
         # The broker's rack is what clients see of it (client.rack is matched against it).
         assert [n.rack for n in admin.describe_cluster().result(10).nodes] == ["rack-a"]
-        ck_produce(b.bootstrap, "mix848", [(None, f"m{i}".encode(), None) for i in range(total // 2, total)])
+        # Into every partition (keyless records stick to one or two partitions for the
+        # producer's linger, which may all be the Java member's): each member gets some.
+        for p in range(4):
+            ck_produce(b.bootstrap, "mix848",
+                       [(None, f"m{i}".encode(), None) for i in range(total // 2 + p, total, 4)],
+                       partition=p)
 
         def all_read():
             rd.step()
