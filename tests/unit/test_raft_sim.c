@@ -1572,17 +1572,12 @@ static void test_codec_adapter_round_trips(void) {
 
 int main(int argc, char **argv) {
     sm_log_set_level(SM_LOG_ERROR + 1);
-    uint64_t seed = 0, seeds = 0, start_seed = 1;
+    sim_seed_args_t sa = {0, 0, 1, false};
     int nodes = 0, bug = 0;
-    bool one = false, tr = false, dynamic = false;
+    bool tr = false, dynamic = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--seed") && i + 1 < argc)
-            seed = strtoull(argv[++i], NULL, 10), one = true;
-        else if (!strcmp(argv[i], "--seeds") && i + 1 < argc)
-            seeds = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--start") && i + 1 < argc)
-            start_seed = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
+        if (sim_seed_arg(argc, argv, &i, &sa)) continue;
+        if (!strcmp(argv[i], "--nodes") && i + 1 < argc)
             nodes = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--bug") && i + 1 < argc)
             bug = atoi(argv[++i]);
@@ -1591,25 +1586,25 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--dynamic"))
             dynamic = true;
     }
-    if (one) {
-        sim_opts_t o = dynamic ? opts_dynamic(seed) : opts_for(seed, nodes ? nodes : 3, bug);
+    if (sa.one) {
+        sim_opts_t o = dynamic ? opts_dynamic(sa.seed) : opts_for(sa.seed, nodes ? nodes : 3, bug);
         o.trace = tr;
         char why[512];
         int rc = run_seed(&o, why, sizeof(why));
         fprintf(stderr,
-                "seed %" PRIu64 ": %s (%lld steps, %lld elections, %" PRId64 " committed)\n", seed,
+                "seed %" PRIu64 ": %s (%lld steps, %lld elections, %" PRId64 " committed)\n", sa.seed,
                 rc ? why : "ok", W.steps, W.elections, W.n_committed);
         world_free();
         return rc;
     }
-    if (seeds) {
+    if (sa.seeds) {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         struct totals t = {0};
         int failed = 0;
-        if (dynamic) failed += run_many(start_seed, seeds, 0, &t);
-        if (!dynamic && nodes != 5) failed += run_many(start_seed, seeds, 3, &t);
-        if (!dynamic && nodes != 3) failed += run_many(start_seed, seeds, 5, &t);
+        if (dynamic) failed += run_many(sa.start, sa.seeds, 0, &t);
+        if (!dynamic && nodes != 5) failed += run_many(sa.start, sa.seeds, 3, &t);
+        if (!dynamic && nodes != 3) failed += run_many(sa.start, sa.seeds, 5, &t);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         fprintf(stderr,
                 "%d failed; %lld steps, %lld elections, %lld crashes, %lld truncations, %lld "

@@ -1181,34 +1181,29 @@ static void test_alter_timeout_keeps_maximal_isr(void) {
 
 int main(int argc, char **argv) {
     sm_log_set_level(SM_LOG_ERROR + 1);
-    uint64_t seed = 0, seeds = 0, start = 1;
+    sim_seed_args_t sa = {0, 0, 1, false};
     int bug = 0;
-    bool one = false, trace = false;
+    bool trace = false;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--seed") && i + 1 < argc)
-            seed = strtoull(argv[++i], NULL, 10), one = true;
-        else if (!strcmp(argv[i], "--seeds") && i + 1 < argc)
-            seeds = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--start") && i + 1 < argc)
-            start = strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(argv[i], "--bug") && i + 1 < argc)
+        if (sim_seed_arg(argc, argv, &i, &sa)) continue;
+        if (!strcmp(argv[i], "--bug") && i + 1 < argc)
             bug = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--trace"))
             trace = true;
     }
-    if (one) {
-        sim_opts_t o = opts_for(seed, bug);
+    if (sa.one) {
+        sim_opts_t o = opts_for(sa.seed, bug);
         o.trace = trace;
         int rc = run_seed(&o);
         fprintf(stderr, "seed %llu: %s (%lld steps, %lld acknowledged, %lld elections)\n",
-                (unsigned long long)seed, rc ? "FAILED" : "ok", W.steps, W.acked, W.elections);
+                (unsigned long long)sa.seed, rc ? "FAILED" : "ok", W.steps, W.acked, W.elections);
         return rc;
     }
-    if (seeds) {
+    if (sa.seeds) {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         totals_t t = {0};
-        int failed = run_many(start, seeds, bug, &t, false);
+        int failed = run_many(sa.start, sa.seeds, bug, &t, false);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         print_totals(&t, (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
         return failed ? 1 : 0;
