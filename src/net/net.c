@@ -35,6 +35,8 @@
 #define RBUF_MIN 65536
 #define FRAME_MIN 4096 /* first allocation for a frame not yet at hand */
 #define SLOW_FRAME_MS 1000
+#define FIRST_WAIT_MAX_MS 2000 /* the first waiter's wait before it goes past the budget */
+#define BUDGET_CHECK_MS 100    /* how often loops with waiters look at the budget */
 #define IOV_MAX_BATCH 64
 
 typedef struct loop loop_t;
@@ -75,7 +77,9 @@ struct net_conn {
     int64_t frame_t0;   /* when the frame being received started */
     int64_t paused_ms;  /* of that, time spent waiting for the budget (not the client's fault) */
     int64_t paused_at;  /* when budget_paused was set */
+    int64_t wait_key;   /* place among the waiters (budget_key): lower goes first */
     bool budget_paused; /* reading stopped until the budget has room */
+    bool forced;        /* the first waiter, past its wait: its next take ignores the budget */
     pending_t *head, *tail;
     int npending;
     size_t queued_bytes;
@@ -117,6 +121,13 @@ struct net_server {
     atomic_size_t inflight_bytes;
     atomic_bool budget_wait; /* some connection waits for inflight_bytes to drop */
     atomic_size_t reclaim;   /* bytes waited for: slow frames are closed to free them */
+    /* The first of the connections waiting for the budget (lowest wait_key)
+     * has resv_need bytes of it reserved: others take only what leaves them
+     * free. resv_conn is 0 when nobody waits; written under resv_mu. */
+    pthread_mutex_t resv_mu;
+    atomic_uintptr_t resv_conn;
+    atomic_size_t resv_need;
+    int64_t resv_key;
     atomic_int nconns;
     pthread_mutex_t ip_mu;
     sm_map_t per_ip;      /* address -> connections (intptr_t) */
@@ -198,6 +209,7 @@ static void pending_free(pending_t *p) {
 static void rx_release(net_conn_t *c);
 static void ip_count(net_server_t *s, const char *ip, int delta);
 static void reclaim_sub(net_server_t *s, size_t n);
+static void resv_drop(net_conn_t *c);
 
 static void conn_close(net_conn_t *c, const char *why) {
     if (c->closed) return;
@@ -216,6 +228,7 @@ static void conn_close(net_conn_t *c, const char *why) {
         reclaim_sub(l->srv, c->need);
     }
     c->budget_paused = false;
+    resv_drop(c);
     ip_count(l->srv, c->ip, -1);
     atomic_fetch_sub(&l->srv->nconns, 1);
     atomic_fetch_add(&l->srv->closed, 1);
@@ -374,32 +387,59 @@ void net_request_close(net_request_t *req) {
 
 /* ---------------------------------------------------------------- reading */
 
-/* Takes n bytes of the in-flight budget (queued.max.request.bytes). Fails
- * when they do not fit, unless nothing is held at all (a frame larger than
- * the whole budget must still be able to pass) or force is set (bytes
- * already read that must be kept). */
-static bool budget_take(net_server_t *s, size_t n, bool force) {
+/* Bytes of the budget the connection itself holds (its frame's buffer and
+ * its stash). */
+static size_t conn_held(const net_conn_t *c) {
+    return (c->fbuf ? c->fcap : 0) + (c->stash ? c->slen : 0);
+}
+
+/* Whether c may take n more bytes when cur are held in all. Yes when:
+ * - nothing but its own bytes is held (a frame larger than the whole
+ *   budget still passes);
+ * - it is the first waiter and has waited its turn (c->forced, see
+ *   budget_resume): it goes past the budget, as Kafka's request pool lets
+ *   one request past its limit, so frames waiting for each other's bytes
+ *   cannot wait forever;
+ * - the bytes fit, leaving the first waiter's reservation free (unless c is
+ *   that waiter). */
+static bool budget_allows(net_server_t *s, const net_conn_t *c, size_t cur, size_t n) {
+    if (cur <= conn_held(c) || c->forced) return true;
+    uintptr_t first = atomic_load(&s->resv_conn);
+    size_t max = s->o.max_inflight_bytes;
+    size_t reserved = first && first != (uintptr_t)c ? atomic_load(&s->resv_need) : 0;
+    return cur < max && n <= max - cur && reserved <= max - cur - n;
+}
+
+/* Takes n bytes of the in-flight budget (queued.max.request.bytes) for c, if
+ * budget_allows; force takes them anyway (bytes already read that must be
+ * kept). */
+static bool budget_take(net_conn_t *c, size_t n, bool force) {
+    net_server_t *s = c->loop->srv;
     size_t cur = atomic_load(&s->inflight_bytes);
     do {
-        if (!force && cur > 0 && (cur + n > s->o.max_inflight_bytes || cur + n < cur))
-            return false;
+        if (!force && !budget_allows(s, c, cur, n)) return false;
     } while (!atomic_compare_exchange_weak(&s->inflight_bytes, &cur, cur + n));
+    if (!force) c->forced = false;
     return true;
 }
 
-static bool budget_fits(net_server_t *s, size_t n) {
-    size_t cur = atomic_load(&s->inflight_bytes);
-    return cur == 0 || cur + n <= s->o.max_inflight_bytes;
+static bool budget_fits(const net_conn_t *c, size_t n) {
+    net_server_t *s = c->loop->srv;
+    return budget_allows(s, c, atomic_load(&s->inflight_bytes), n);
 }
 
 /* How much of want the budget has room for now. Reads into the scratch
  * buffer are cut to it, so bytes that must be stashed fit the budget too
  * (loops racing for the same room can pass it by a read each). */
-static size_t budget_room(net_server_t *s, size_t want) {
+static size_t budget_room(const net_conn_t *c, size_t want) {
+    net_server_t *s = c->loop->srv;
     size_t cur = atomic_load(&s->inflight_bytes);
-    if (cur == 0) return want;
-    if (cur >= s->o.max_inflight_bytes) return 0;
-    return s->o.max_inflight_bytes - cur < want ? s->o.max_inflight_bytes - cur : want;
+    if (budget_allows(s, c, cur, want)) return want;
+    uintptr_t first = atomic_load(&s->resv_conn);
+    size_t reserved = first && first != (uintptr_t)c ? atomic_load(&s->resv_need) : 0;
+    size_t max = s->o.max_inflight_bytes;
+    if (cur >= max || reserved >= max - cur) return 0;
+    return max - cur - reserved < want ? max - cur - reserved : want;
 }
 
 static void poke(loop_t *l) {
@@ -418,6 +458,69 @@ static void budget_give(net_server_t *s, size_t n) {
             poke(&s->loops[i]);
 }
 
+/* The order of the waiters: when the wait began, plus 100 ms per MiB of
+ * the frame still to come. A request sent at the speed of its link is not
+ * kept behind huge frames that arrived first, and those still get their
+ * turn (a 100 MiB frame counts as ten seconds younger). */
+static int64_t budget_key(const net_conn_t *c) {
+    size_t left = 0;
+    if (c->fbuf)
+        left = c->fsize - c->fgot;
+    else if (c->hgot == 4)
+        left = (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 | (uint32_t)c->hdr[2] << 8 |
+               c->hdr[3];
+    return c->paused_at + (int64_t)(left / 10486);
+}
+
+/* What the first waiter keeps reserved: the rest of its frame (it keeps
+ * the reservation until the frame is whole), else what it waits for. */
+static size_t resv_left(const net_conn_t *c) {
+    if (c->fbuf) return c->fsize - c->fcap;
+    if (c->hgot == 4)
+        return (uint32_t)c->hdr[0] << 24 | (uint32_t)c->hdr[1] << 16 | (uint32_t)c->hdr[2] << 8 |
+               c->hdr[3];
+    return c->need;
+}
+
+/* c (waiting) takes the reservation when nobody has it or it comes first. */
+static void resv_offer(net_conn_t *c) {
+    net_server_t *s = c->loop->srv;
+    pthread_mutex_lock(&s->resv_mu);
+    uintptr_t first = atomic_load(&s->resv_conn);
+    if (!first || first == (uintptr_t)c || c->wait_key < s->resv_key) {
+        s->resv_key = c->wait_key;
+        atomic_store(&s->resv_need, resv_left(c));
+        atomic_store(&s->resv_conn, (uintptr_t)c);
+    }
+    pthread_mutex_unlock(&s->resv_mu);
+}
+
+/* The reservation follows what its holder still needs as its frame grows. */
+static void resv_update(net_conn_t *c) {
+    net_server_t *s = c->loop->srv;
+    pthread_mutex_lock(&s->resv_mu);
+    if (atomic_load(&s->resv_conn) == (uintptr_t)c) atomic_store(&s->resv_need, resv_left(c));
+    pthread_mutex_unlock(&s->resv_mu);
+}
+
+/* c's frame is whole, or c is closed: if it held the reservation, the
+ * waiters (woken on every loop) offer again. */
+static void resv_drop(net_conn_t *c) {
+    net_server_t *s = c->loop->srv;
+    c->forced = false;
+    if (atomic_load(&s->resv_conn) != (uintptr_t)c) return;
+    pthread_mutex_lock(&s->resv_mu);
+    bool had = atomic_load(&s->resv_conn) == (uintptr_t)c;
+    if (had) {
+        atomic_store(&s->resv_conn, 0);
+        atomic_store(&s->resv_need, 0);
+    }
+    pthread_mutex_unlock(&s->resv_mu);
+    if (had)
+        for (int i = 0; i < s->nloops; i++)
+            poke(&s->loops[i]);
+}
+
 /* Stops reading c until need bytes of the budget are free. */
 static void wait_budget(net_conn_t *c, size_t need) {
     loop_t *l = c->loop;
@@ -429,13 +532,16 @@ static void wait_budget(net_conn_t *c, size_t need) {
         l->nbudget_paused++;
         c->budget_paused = true;
         c->paused_at = mono_ms();
+        c->wait_key = budget_key(c);
+        resv_offer(c);
         /* Every loop looks for slow frames to close (reclaim_slow_frames). */
         atomic_fetch_add(&s->reclaim, need);
         for (int i = 0; i < s->nloops; i++)
             poke(&s->loops[i]);
-    } else if (budget_fits(s, need)) {
+    } else {
+        resv_offer(c);
         /* Bytes given back between the failed take and the flag. */
-        poke(l);
+        if (budget_fits(c, need)) poke(l);
     }
 }
 
@@ -502,10 +608,12 @@ static void rx_release(net_conn_t *c) {
  * connection must wait (budget) or was closed. */
 static bool frame_grow(net_conn_t *c, size_t want) {
     net_server_t *s = c->loop->srv;
-    size_t cap = c->fcap * 2;
+    /* Past its wait (c->forced), a frame arriving at the speed of its link
+     * takes all it still needs at once; one that trickles, a doubling. */
+    size_t cap = c->forced && frame_slowness(c, mono_ms()) < SLOW_FRAME_MS ? c->fsize : c->fcap * 2;
     if (cap < want) cap = want;
     if (cap > c->fsize) cap = c->fsize;
-    if (!budget_take(s, cap - c->fcap, false)) {
+    if (!budget_take(c, cap - c->fcap, false)) {
         wait_budget(c, cap - c->fcap);
         return false;
     }
@@ -517,6 +625,7 @@ static bool frame_grow(net_conn_t *c, size_t want) {
     }
     c->fbuf = n;
     c->fcap = cap;
+    if (atomic_load(&s->resv_conn) == (uintptr_t)c) resv_update(c);
     return true;
 }
 
@@ -534,7 +643,7 @@ static bool frame_start(net_conn_t *c, size_t avail) {
     }
     size_t cap = avail > FRAME_MIN ? avail : FRAME_MIN;
     if (cap > (size_t)size) cap = (size_t)size;
-    if (!budget_take(s, cap, false)) {
+    if (!budget_take(c, cap, false)) {
         wait_budget(c, cap);
         return false;
     }
@@ -549,6 +658,7 @@ static bool frame_start(net_conn_t *c, size_t avail) {
     c->frame_t0 = mono_ms();
     c->paused_ms = 0;
     c->fgot = 0;
+    if (atomic_load(&s->resv_conn) == (uintptr_t)c) resv_update(c);
     return true;
 }
 
@@ -558,6 +668,7 @@ static void frame_done(net_conn_t *c) {
     c->fbuf = NULL;
     c->fcap = c->fgot = c->fsize = 0;
     c->hgot = 0;
+    resv_drop(c);
     dispatch(c, frame, len);
 }
 
@@ -601,7 +712,7 @@ static void stash_keep(net_conn_t *c, const uint8_t *p, size_t n) {
     memcpy(c->stash, p, n);
     c->slen = n;
     c->soff = 0;
-    budget_take(c->loop->srv, n, true);
+    budget_take(c, n, true);
 }
 
 /* Frames what was stashed; true when the stash is used up. */
@@ -647,7 +758,7 @@ static void conn_read_some(net_conn_t *c) {
         if (c->fbuf && c->fgot == c->fcap && !frame_grow(c, c->fcap + 1)) break;
         bool direct = c->fbuf != NULL;
         uint8_t *dst = direct ? c->fbuf + c->fgot : l->scratch;
-        size_t room = direct ? c->fcap - c->fgot : budget_room(l->srv, sizeof(l->scratch));
+        size_t room = direct ? c->fcap - c->fgot : budget_room(c, sizeof(l->scratch));
         if (room == 0) {
             /* What a read brings may have to be kept: wait for room. */
             wait_budget(c, 1);
@@ -920,16 +1031,29 @@ static void accept_all(loop_t *l) {
 /* Connections that waited for the budget read again where it now has room. */
 static void budget_resume(loop_t *l) {
     net_server_t *s = l->srv;
+    int64_t now = mono_ms();
     for (net_conn_t *c = l->conns, *n; c && l->nbudget_paused > 0; c = n) {
         n = c->next;
         if (!c->budget_paused) continue;
-        if (!budget_fits(s, c->need)) {
-            /* Still waiting (others took what was given back): the next
-             * give wakes this loop, and slow frames are asked for again. */
-            atomic_store(&s->budget_wait, true);
-            size_t none = 0;
-            atomic_compare_exchange_strong(&s->reclaim, &none, c->need);
-            continue;
+        if (!budget_fits(c, c->need)) {
+            resv_offer(c);
+            if (atomic_load(&s->resv_conn) == (uintptr_t)c &&
+                now - c->paused_at >= FIRST_WAIT_MAX_MS) {
+                /* The first waiter has waited long enough: what holds the
+                 * budget may be frames that each wait for the others' bytes
+                 * (none of them slow), or its frame is larger than the whole
+                 * budget. It takes one step past the budget. */
+                sm_debug("net", "%s: %zu bytes past the request budget after %lld ms of waiting",
+                         c->peer, c->need, (long long)(now - c->paused_at));
+                c->forced = true;
+            } else {
+                /* Still waiting (others took what was given back): the next
+                 * give wakes this loop, and slow frames are asked for again. */
+                atomic_store(&s->budget_wait, true);
+                size_t none = 0;
+                atomic_compare_exchange_strong(&s->reclaim, &none, c->need);
+                continue;
+            }
         }
         c->budget_paused = false;
         c->paused_ms += mono_ms() - c->paused_at;
@@ -941,6 +1065,8 @@ static void budget_resume(loop_t *l) {
             set_in(c, true);
             conn_read(c);
         }
+        /* Waiting for the start of a frame, not its rest: the place goes. */
+        if (!c->closed && !c->budget_paused && !c->fbuf) resv_drop(c);
         conn_unref(c);
     }
 }
@@ -990,6 +1116,7 @@ static void *loop_main(void *arg) {
     current_loop = l;
     struct epoll_event evs[128];
     int64_t next_sweep = mono_ms() + 1000;
+    int64_t next_budget_check = 0;
     int64_t sweep_every = s->o.idle_ms > 0 && s->o.idle_ms < 1000 ? s->o.idle_ms / 4 + 1 : 1000;
     for (;;) {
         bool stopping = atomic_load(&s->stopping);
@@ -1013,6 +1140,7 @@ static void *loop_main(void *arg) {
         }
         int64_t now = mono_ms();
         int64_t wake = l->listen_off && l->listen_resume < next_sweep ? l->listen_resume : next_sweep;
+        if (l->nbudget_paused > 0 && next_budget_check < wake) wake = next_budget_check;
         int timeout = (int)(wake > now ? wake - now : 0);
         if (stopping && timeout > 50) timeout = 50;
         int n = epoll_wait(l->epfd, evs, 128, timeout);
@@ -1055,6 +1183,11 @@ static void *loop_main(void *arg) {
         }
         now = mono_ms();
         listen_resume(l, now);
+        /* Waiters look again now and then: the first one may be past its wait. */
+        if (l->nbudget_paused > 0 && now >= next_budget_check) {
+            budget_resume(l);
+            next_budget_check = now + BUDGET_CHECK_MS;
+        }
         if (now >= next_sweep) {
             idle_sweep(l, now);
             if (atomic_load(&s->reclaim) > 0) reclaim_slow_frames(l, now);
@@ -1105,6 +1238,7 @@ static void server_free(net_server_t *s) {
     sm_map_free(&s->per_ip);
     sm_map_free(&s->ip_override);
     pthread_mutex_destroy(&s->ip_mu);
+    pthread_mutex_destroy(&s->resv_mu);
     free(s->loops);
     free(s);
 }
@@ -1151,6 +1285,7 @@ int net_server_start(const net_opts_t *o, net_server_t **out) {
     s->o.ip_overrides = NULL; /* parsed below; the caller's string is not kept */
     atomic_store(&s->open, !o->start_closed);
     pthread_mutex_init(&s->ip_mu, NULL);
+    pthread_mutex_init(&s->resv_mu, NULL);
     sm_map_init(&s->per_ip);
     sm_map_init(&s->ip_override);
     if (ip_overrides_parse(s, o->ip_overrides)) {

@@ -485,8 +485,12 @@ static void test_partial_frames_are_bounded_by_the_budget(void) {
     if (grown > BUDGET + (1u << 20))
         fprintf(stderr, "  heap grew %zu bytes for a %d byte budget\n", grown, BUDGET);
     CHECK(grown <= BUDGET + (1u << 20));
-    /* A 1 MiB request while the budget is held by frames that trickle in:
-     * those (over a second old) are closed to make room, and it is served. */
+    /* A 1 MiB request while the budget is held by frames that trickle in and
+     * thirty-odd more wait for it: those trickling (over a second old) are
+     * closed to make room, the request goes before the waiting 100 MiB
+     * frames (budget_key), and it is served. (Before it went first, the
+     * waiting frames took the room as it came, and under load the request
+     * could wait past the 10 s read timeout.) */
     int good = connect_to(port);
     enum { BIG = 1 << 20 };
     uint8_t *big = malloc(BIG), *buf = malloc(BIG);
@@ -509,6 +513,90 @@ static void test_partial_frames_are_bounded_by_the_budget(void) {
         close(fds[i]);
     close(good);
     CHECK(wait_stats(s, closed_at_least, N + 1));
+    net_server_stats(s, &st);
+    CHECK_EQ_INT(0, (int)st.inflight_bytes);
+    net_server_stop(s, 1000);
+}
+
+static void test_frame_larger_than_the_budget_passes(void) {
+    /* A 3 MiB frame with a 1 MiB budget and nothing else held: it passes
+     * (its buffer grows past the budget, which only it holds). */
+    enum { BIG = 3 << 20 };
+    net_opts_t o;
+    net_opts_default(&o);
+    o.max_request_bytes = 8 << 20;
+    o.max_inflight_bytes = 1 << 20;
+    net_server_t *s = start_opts(&o);
+    int fd = connect_to(net_server_port(s));
+    REQUIRE(fd >= 0);
+    uint8_t *big = malloc(BIG), *buf = malloc(BIG);
+    REQUIRE(big && buf);
+    memset(big, 'E', BIG);
+    send_frame(fd, big, BIG);
+    CHECK_EQ_INT(BIG, read_frame(fd, buf, BIG));
+    CHECK(memcmp(big, buf, BIG) == 0);
+    free(big);
+    free(buf);
+    close(fd);
+    net_server_stop(s, 1000);
+}
+
+typedef struct {
+    int fd;
+    const uint8_t *data;
+    uint32_t len;
+    bool sent;
+} frame_writer_t;
+
+static void *write_frame_thread(void *arg) {
+    frame_writer_t *w = arg;
+    uint32_t n = htonl(w->len);
+    w->sent = send(w->fd, &n, 4, MSG_NOSIGNAL) == 4;
+    for (size_t off = 0; w->sent && off < w->len;) {
+        ssize_t k = send(w->fd, w->data + off, w->len - off, MSG_NOSIGNAL);
+        if (k <= 0)
+            w->sent = false;
+        else
+            off += (size_t)k;
+    }
+    return NULL;
+}
+
+static void test_frames_waiting_for_each_other_finish(void) {
+    /* Four clients send 3 MiB frames at once with a 4 MiB budget: each
+     * holds part of the budget and needs more of it to go on, none is slow.
+     * The first of them goes past the budget after its wait, finishes, and
+     * gives back what the others need: every frame is answered. */
+    enum { N = 4, BIG = 3 << 20 };
+    net_opts_t o;
+    net_opts_default(&o);
+    o.max_request_bytes = 8 << 20;
+    o.max_inflight_bytes = 4 << 20;
+    net_server_t *s = start_opts(&o);
+    int port = net_server_port(s);
+    uint8_t *big = malloc(BIG), *buf = malloc(BIG);
+    REQUIRE(big && buf);
+    memset(big, 'E', BIG);
+    frame_writer_t w[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = (frame_writer_t){connect_to(port), big, BIG, false};
+        REQUIRE(w[i].fd >= 0);
+        struct timeval tv = {20, 0};
+        setsockopt(w[i].fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        pthread_create(&th[i], NULL, write_frame_thread, &w[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        /* Each read waits up to 10 s (connect_to). */
+        CHECK_EQ_INT(BIG, read_frame(w[i].fd, buf, BIG));
+        pthread_join(th[i], NULL);
+        CHECK(w[i].sent);
+        close(w[i].fd);
+    }
+    free(big);
+    free(buf);
+    CHECK(wait_stats(s, closed_at_least, N));
+    net_stats_t st;
     net_server_stats(s, &st);
     CHECK_EQ_INT(0, (int)st.inflight_bytes);
     net_server_stop(s, 1000);
@@ -686,6 +774,8 @@ int main(void) {
     RUN(test_backpressure_bounds_a_slow_reader);
     RUN(test_idle_timeout);
     RUN(test_partial_frames_are_bounded_by_the_budget);
+    RUN(test_frame_larger_than_the_budget_passes);
+    RUN(test_frames_waiting_for_each_other_finish);
     RUN(test_idle_connections_hold_no_buffers);
     RUN(test_connection_limits);
     RUN(test_descriptor_exhaustion_refuses_and_recovers);
