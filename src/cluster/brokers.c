@@ -372,7 +372,7 @@ bool cl_ctrl_register(cluster_t *cl, cl_in_t *in, int64_t now) {
     }
     /* KIP-966: a new incarnation whose PreviousBrokerEpoch is not its last registration's
      * epoch stopped uncleanly (the clean-shutdown markers record the epoch): it may have
-     * lost unflushed records, so it leaves the ISRs and ELRs (to LastKnownElr) in the same
+     * lost unflushed records, so it leaves the ISRs and ELRs in the same
      * metadata transaction, decided once earlier partition changes are applied. */
     bool unclean = elr && restarted && q->previous_broker_epoch != last_epoch;
     if (unclean && cl_partitions_busy(cl)) {

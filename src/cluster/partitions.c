@@ -116,7 +116,7 @@ static void add_change(cluster_t *cl, cl_recs_t *rs, const meta_topic_t *t,
                 "unclean leader election: %s-%d led by broker %d, %s; records the ISR had "
                 "and it lacks are lost (unclean elections so far: %lld)",
                 t->name, p->id, ch->leader,
-                last_known ? "its last known replica, back after an unclean shutdown"
+                last_known ? "its last leader, back with the ISR and ELR empty"
                            : "outside the ISR",
                 (long long)n);
     }

@@ -127,8 +127,8 @@ void meta_partition_settle_elr(const meta_partition_t *p, int32_t min_isr,
                                meta_partition_change_t *out) {
     const int32_t *isr = out->isr_changed ? out->isr : p->isr;
     int32_t ni = out->isr_changed ? out->n_isr : p->n_isr;
-    int32_t elr[META_MAX_REPLICAS], lke[META_MAX_REPLICAS];
-    int32_t ne = 0, nl = 0;
+    int32_t elr[META_MAX_REPLICAS];
+    int32_t ne = 0;
     if (ni < min_isr) {
         /* candidates: the current ELR and ISR, in that order, once each */
         int32_t cand[2 * META_MAX_REPLICAS];
@@ -141,23 +141,44 @@ void meta_partition_settle_elr(const meta_partition_t *p, int32_t min_isr,
             if (!meta_id_in(isr, ni, cand[i]) &&
                 !meta_id_in(unclean_shutdown, n_unclean, cand[i]))
                 elr[ne++] = cand[i];
-        for (int32_t i = 0; i < p->n_last_known_elr && nc < 2 * META_MAX_REPLICAS; i++)
-            if (!meta_id_in(cand, nc, p->last_known_elr[i])) cand[nc++] = p->last_known_elr[i];
-        for (int32_t i = 0; i < nc && nl < META_MAX_REPLICAS; i++)
-            if (!meta_id_in(isr, ni, cand[i]) && !meta_id_in(elr, ne, cand[i]))
-                lke[nl++] = cand[i];
     }
-    if (same_set(elr, ne, p->elr, p->n_elr) &&
-        same_set(lke, nl, p->last_known_elr, p->n_last_known_elr)) {
+    if (same_set(elr, ne, p->elr, p->n_elr)) {
         out->elr_changed = false;
         return;
     }
+    /* LastKnownElr is carried here; meta_partition_settle_last_known sets it */
     out->elr_changed = true;
     out->changed = true;
     out->n_elr = ne;
-    out->n_last_known_elr = nl;
+    out->n_last_known_elr = p->n_last_known_elr;
     if (ne > 0) memcpy(out->elr, elr, sizeof(int32_t) * (size_t)ne);
-    if (nl > 0) memcpy(out->last_known_elr, lke, sizeof(int32_t) * (size_t)nl);
+    if (p->n_last_known_elr > 0)
+        memcpy(out->last_known_elr, p->last_known_elr,
+               sizeof(int32_t) * (size_t)p->n_last_known_elr);
+}
+
+void meta_partition_settle_last_known(const meta_partition_t *p, meta_partition_change_t *out) {
+    int32_t leader = out->leader == -2 ? p->leader : out->leader;
+    const int32_t *known = out->elr_changed ? out->last_known_elr : p->last_known_elr;
+    int32_t nl = out->elr_changed ? out->n_last_known_elr : p->n_last_known_elr;
+    int32_t nw, w = -1;
+    if (out->isr_changed && out->n_isr == 0 && p->n_isr > 0 && p->leader >= 0) {
+        nw = 1; /* the leader it had when the ISR emptied */
+        w = p->leader;
+    } else if (leader >= 0) {
+        nw = 0; /* a leader again */
+    } else {
+        return; /* leaderless: kept */
+    }
+    if (nw == nl && (nw == 0 || known[0] == w)) return;
+    if (!out->elr_changed) {
+        out->n_elr = p->n_elr;
+        if (p->n_elr > 0) memcpy(out->elr, p->elr, sizeof(int32_t) * (size_t)p->n_elr);
+    }
+    out->elr_changed = true;
+    out->changed = true;
+    out->n_last_known_elr = nw;
+    if (nw == 1) out->last_known_elr[0] = w;
 }
 
 /* Empties the ELR and LastKnownElr (an unclean election: the new leader's log decides). */
@@ -169,9 +190,9 @@ static void clear_elr(const meta_partition_t *p, meta_partition_change_t *out) {
 
 /* The elections of meta_partition_elect_elr, with broker `crashed` (-1: none) restarted
  * after an unclean shutdown: it is not eligible either, and leaves the ELR. */
-static void elect_core(const meta_partition_t *p, int32_t gone, int32_t crashed,
-                       const meta_broker_view_t *view, bool unclean, int32_t min_isr,
-                       meta_partition_change_t *out) {
+static void elect_leader(const meta_partition_t *p, int32_t gone, int32_t crashed,
+                         const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                         meta_partition_change_t *out) {
     change_init(out);
     bool elr_on = min_isr >= 1;
     int32_t isr[META_MAX_REPLICAS];
@@ -207,9 +228,9 @@ static void elect_core(const meta_partition_t *p, int32_t gone, int32_t crashed,
         }
     }
     if (leader < 0 && elr_on && n == 0) {
-        /* Kafka's last-known-leader rule: with the ISR and ELR empty, a single known
-         * replica left (LastKnownElr of one, as after the only replica's unclean restart)
-         * leads when usable, marked unclean (its unflushed tail may be gone) */
+        /* Kafka's last-known-leader rule: with the ISR and ELR empty, the partition's last
+         * leader (LastKnownElr) leads when usable, marked unclean (it may have lost its
+         * unflushed tail, and any ELR member that would have held more is gone) */
         int32_t ne = out->elr_changed ? out->n_elr : p->n_elr;
         int32_t nl = out->elr_changed ? out->n_last_known_elr : p->n_last_known_elr;
         const int32_t *known = out->elr_changed ? out->last_known_elr : p->last_known_elr;
@@ -235,6 +256,13 @@ static void elect_core(const meta_partition_t *p, int32_t gone, int32_t crashed,
         out->leader = leader;
         out->changed = true;
     }
+}
+
+static void elect_core(const meta_partition_t *p, int32_t gone, int32_t crashed,
+                       const meta_broker_view_t *view, bool unclean, int32_t min_isr,
+                       meta_partition_change_t *out) {
+    elect_leader(p, gone, crashed, view, unclean, min_isr, out);
+    if (min_isr >= 1) meta_partition_settle_last_known(p, out);
 }
 
 void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,

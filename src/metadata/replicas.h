@@ -80,10 +80,11 @@ void meta_partition_elect(const meta_partition_t *p, int32_t gone, const meta_br
  * (the ISR may be empty); the ELR is settled as meta_partition_settle_elr does; when no ISR
  * member can lead and the ISR is empty, the first usable ELR member in replica order leads
  * (a clean election: the ISR becomes it and it leaves the ELR); with the ELR empty too and
- * a LastKnownElr of exactly one usable replica, that replica leads (Kafka's last-known-leader
+ * a LastKnownElr of exactly one usable replica (the last leader), that replica leads (Kafka's last-known-leader
  * rule, marked unclean: the ISR becomes it and both lists empty; for a one-replica partition
  * this is its only copy coming back after an unclean restart); then any unclean election,
- * which empties the ELR and LastKnownElr.
+ * which empties the ELR and LastKnownElr. LastKnownElr is then settled as
+ * meta_partition_settle_last_known does.
  */
 void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
                               const meta_broker_view_t *view, bool unclean, int32_t min_isr,
@@ -92,23 +93,29 @@ void meta_partition_elect_elr(const meta_partition_t *p, int32_t gone,
  * A broker that registers again after an unclean shutdown (KIP-966: its PreviousBrokerEpoch
  * is not its last registration's epoch, so its unflushed records may be lost), as Kafka's
  * controller handles it for each partition whose ISR or ELR holds it: it leaves the ISR
- * (even as its last member) and the ELR, goes to LastKnownElr, is not eligible, and the
- * elections of meta_partition_elect_elr follow. Nothing changes when min_isr < 1 (ELR off).
+ * (even as its last member) and the ELR, is not eligible, and the elections of
+ * meta_partition_elect_elr follow (LastKnownElr as meta_partition_settle_last_known). Nothing changes when min_isr < 1 (ELR off).
  */
 void meta_partition_unclean_shutdown(const meta_partition_t *p, int32_t id,
                                      const meta_broker_view_t *view, bool unclean, int32_t min_isr,
                                      meta_partition_change_t *out);
 /*
- * The ELR and LastKnownElr after the change out (its ISR when set, else p's), KIP-966's
- * rules: an ISR of at least min_isr members empties both; a smaller one makes the ELR the
- * current ELR and ISR members not in the new ISR, less the n_unclean replicas that shut down
- * uncleanly (they lost their unflushed records), and the LastKnownElr every such replica,
- * and the current LastKnownElr, neither in the new ISR nor in the ELR. Sets
- * out->elr_changed (and out->changed) only when either list differs from p's.
+ * The ELR after the change out (its ISR when set, else p's), KIP-966's rules: an ISR of at
+ * least min_isr members empties it; a smaller one makes it the current ELR and ISR members
+ * not in the new ISR, less the n_unclean replicas that shut down uncleanly (they lost their
+ * unflushed records). LastKnownElr is carried over (meta_partition_settle_last_known sets
+ * it). Sets out->elr_changed (and out->changed) only when the ELR differs from p's.
  */
 void meta_partition_settle_elr(const meta_partition_t *p, int32_t min_isr,
                                const int32_t *unclean_shutdown, int n_unclean,
                                meta_partition_change_t *out);
+/*
+ * LastKnownElr after the change out, as Kafka 4.4's default (KIP-966's balanced recovery):
+ * a change that empties the ISR makes it the partition's leader until then; a change after
+ * which the partition has a leader empties it; otherwise it is kept. With the ISR and the
+ * ELR empty, its one replica leads once usable (meta_partition_elect_elr, unclean).
+ */
+void meta_partition_settle_last_known(const meta_partition_t *p, meta_partition_change_t *out);
 
 /*
  * Preferred leader election (ElectLeaders PREFERRED, auto rebalance): the first replica

@@ -1023,11 +1023,11 @@ static int run_seed(const sim_opts_t *o) {
                     b->alter_inflight ? " (change in flight)" : "", log_epochs_latest(&b->epochs),
                     (long long)log_epochs_latest_start(&b->epochs));
         }
-    /* Liveness where Kafka promises it: with every broker back and the network whole, a
-     * partition whose ISR keeps its last member (no ELR), or that may elect any replica,
-     * takes acks=all records again. (With the ELR, an empty ISR and ELR and a LastKnownElr
-     * of two or more wait for an operator's unclean election, by design.) */
-    if (!W.failed && (!o->elr || o->unclean) && W.calm_acked == 0)
+    /* Liveness where Kafka promises it: with every broker back and the network whole, the
+     * partition takes acks=all records again: its ISR keeps its last member (no ELR), or an
+     * ELR member leads, or with the ISR and ELR empty its last leader (Kafka's default
+     * balanced recovery), or (where allowed) any replica. */
+    if (!W.failed && W.calm_acked == 0)
         fail("no record acknowledged in the %lld ms after the faults stopped",
              (long long)o->calm_ms);
     if (W.failed && quiet_failures) return 1;

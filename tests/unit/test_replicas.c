@@ -268,7 +268,7 @@ static void test_reassign(void) {
 static bool has_id(const int32_t *ids, int32_t n, int32_t id) { return meta_id_in(ids, n, id); }
 
 /* The ISR shrinks below min ISR: those that left it join the ELR; growing back to min ISR
- * empties it. A replica that shut down uncleanly goes to LastKnownElr instead. */
+ * empties it. A replica that shut down uncleanly does not join it. */
 static void test_elr_isr_shrink_and_grow(void) {
     int32_t reps[] = {1, 2, 3}, isr[] = {1, 2, 3};
     meta_partition_t p = part(reps, 3, isr, 3, 1);
@@ -285,16 +285,15 @@ static void test_elr_isr_shrink_and_grow(void) {
     ch.isr[1] = 2;
     meta_partition_settle_elr(&p, 2, NULL, 0, &ch);
     CHECK(!ch.elr_changed);
-    /* an unclean shutdown of 3: not eligible, remembered in LastKnownElr */
+    /* an unclean shutdown of 3: not eligible */
     ch = (meta_partition_change_t){.leader = -2, .changed = true, .isr_changed = true, .n_isr = 1};
     ch.isr[0] = 1;
     int32_t unclean[] = {3};
     meta_partition_settle_elr(&p, 2, unclean, 1, &ch);
     CHECK_EQ_INT(1, ch.n_elr);
     CHECK_EQ_INT(2, ch.elr[0]);
-    CHECK_EQ_INT(1, ch.n_last_known_elr);
-    CHECK_EQ_INT(3, ch.last_known_elr[0]);
-    /* back at min ISR: the ELR and LastKnownElr empty */
+    CHECK_EQ_INT(0, ch.n_last_known_elr);
+    /* back at min ISR: the ELR empties, and with a leader LastKnownElr too */
     int32_t isr1[] = {1}, elr[] = {2, 3}, lke[] = {4};
     p = part(reps, 3, isr1, 1, 1);
     p.elr = elr;
@@ -307,7 +306,51 @@ static void test_elr_isr_shrink_and_grow(void) {
     meta_partition_settle_elr(&p, 2, NULL, 0, &ch);
     CHECK(ch.elr_changed);
     CHECK_EQ_INT(0, ch.n_elr);
+    CHECK_EQ_INT(1, ch.n_last_known_elr); /* carried: settle_last_known decides */
+    meta_partition_settle_last_known(&p, &ch);
+    CHECK_EQ_INT(0, ch.n_elr);
     CHECK_EQ_INT(0, ch.n_last_known_elr);
+}
+
+/* LastKnownElr as Kafka's default (balanced recovery): the leader when a change empties the
+ * ISR; kept while the partition is leaderless; emptied once it has a leader. */
+static void test_last_known_leader_settles(void) {
+    int32_t reps[] = {1, 2, 3}, isr[] = {2}, elr[] = {1, 3};
+    meta_partition_t p = part(reps, 3, isr, 1, 2);
+    p.elr = elr;
+    p.n_elr = 2;
+    /* the ISR empties, no leader: LastKnownElr = 2, the ELR untouched */
+    meta_partition_change_t ch = {.leader = -1, .changed = true, .isr_changed = true, .n_isr = 0};
+    meta_partition_settle_last_known(&p, &ch);
+    CHECK(ch.elr_changed);
+    CHECK_EQ_INT(1, ch.n_last_known_elr);
+    CHECK_EQ_INT(2, ch.last_known_elr[0]);
+    CHECK_EQ_INT(2, ch.n_elr);
+    CHECK(has_id(ch.elr, ch.n_elr, 1) && has_id(ch.elr, ch.n_elr, 3));
+    /* leaderless with LastKnownElr 2: an ELR change keeps it */
+    int32_t lke[] = {2}, elr1[] = {1};
+    meta_partition_t q = part(reps, 3, NULL, 0, -1);
+    q.elr = elr;
+    q.n_elr = 2;
+    q.last_known_elr = lke;
+    q.n_last_known_elr = 1;
+    ch = (meta_partition_change_t){.leader = -2, .changed = true, .elr_changed = true,
+                                   .n_elr = 1, .n_last_known_elr = 1};
+    memcpy(ch.elr, elr1, sizeof(elr1));
+    ch.last_known_elr[0] = 2;
+    meta_partition_settle_last_known(&q, &ch);
+    CHECK_EQ_INT(1, ch.n_last_known_elr);
+    CHECK_EQ_INT(2, ch.last_known_elr[0]);
+    /* nothing to change: nothing written */
+    ch = (meta_partition_change_t){.leader = -2};
+    meta_partition_settle_last_known(&q, &ch);
+    CHECK(!ch.changed && !ch.elr_changed);
+    /* a leader again: emptied, the ELR kept */
+    ch = (meta_partition_change_t){.leader = 3, .changed = true};
+    meta_partition_settle_last_known(&q, &ch);
+    CHECK(ch.elr_changed);
+    CHECK_EQ_INT(0, ch.n_last_known_elr);
+    CHECK_EQ_INT(2, ch.n_elr);
 }
 
 /* With ELR, fencing the last ISR member empties the ISR and it joins the ELR; fenced ELR
@@ -382,7 +425,7 @@ static void test_elr_unclean_clears(void) {
 }
 
 /* KIP-966's unclean shutdown: a broker that registers again with another broker epoch than
- * its last leaves the ELR for LastKnownElr and cannot be elected from it; another ELR
+ * its last leaves the ELR and cannot be elected from it; another ELR
  * member still leads cleanly; in the ISR it leaves it (even as the last member) and the
  * leadership moves. Without ELR (min ISR 0) nothing changes. */
 static void test_elr_unclean_shutdown(void) {
@@ -398,11 +441,10 @@ static void test_elr_unclean_shutdown(void) {
     CHECK(ch.elr_changed);
     CHECK_EQ_INT(1, ch.n_elr);
     CHECK_EQ_INT(2, ch.elr[0]);
-    CHECK_EQ_INT(1, ch.n_last_known_elr);
-    CHECK_EQ_INT(3, ch.last_known_elr[0]);
+    CHECK_EQ_INT(0, ch.n_last_known_elr);
     CHECK(!ch.isr_changed);
     CHECK_EQ_INT(-2, ch.leader);
-    /* 2 is alive: it leads from the ELR (clean), 3 stays in LastKnownElr */
+    /* 2 is alive: it leads from the ELR (clean) */
     int32_t only2[] = {2};
     v = (meta_broker_view_t){only2, 1, only2, 1};
     meta_partition_unclean_shutdown(&p, 3, &v, false, 2, &ch);
@@ -411,8 +453,7 @@ static void test_elr_unclean_shutdown(void) {
     CHECK_EQ_INT(1, ch.n_isr);
     CHECK_EQ_INT(2, ch.isr[0]);
     CHECK_EQ_INT(0, ch.n_elr);
-    CHECK_EQ_INT(1, ch.n_last_known_elr);
-    CHECK_EQ_INT(3, ch.last_known_elr[0]);
+    CHECK_EQ_INT(0, ch.n_last_known_elr);
     /* the only ISR member (the leader) restarted uncleanly: it leaves the ISR, the ELR
      * member 2 leads */
     int32_t isr1[] = {1}, elr2[] = {2};
@@ -424,7 +465,16 @@ static void test_elr_unclean_shutdown(void) {
     CHECK_EQ_INT(1, ch.n_isr);
     CHECK_EQ_INT(2, ch.isr[0]);
     CHECK_EQ_INT(0, ch.n_elr);
-    CHECK(has_id(ch.last_known_elr, ch.n_last_known_elr, 1));
+    CHECK_EQ_INT(0, ch.n_last_known_elr); /* it has a leader */
+    /* no ELR member either: the ISR empties, LastKnownElr is the leader it had */
+    meta_partition_t q1 = part(reps, 3, isr1, 1, 1);
+    v = (meta_broker_view_t){none, 0, none, 0};
+    meta_partition_unclean_shutdown(&q1, 1, &v, false, 2, &ch);
+    CHECK_EQ_INT(-1, ch.leader);
+    CHECK_EQ_INT(0, ch.n_isr);
+    CHECK_EQ_INT(0, ch.n_elr);
+    CHECK_EQ_INT(1, ch.n_last_known_elr);
+    CHECK_EQ_INT(1, ch.last_known_elr[0]);
     /* a clean restart is not this call; with ELR off it changes nothing */
     meta_partition_unclean_shutdown(&q, 1, &v, false, 0, &ch);
     CHECK(!ch.changed);
@@ -469,9 +519,10 @@ static void test_elect_unclean_elr_first(void) {
 }
 
 /* A one-replica partition with ELR (min ISR 1) across its broker's kill -9 and restart:
- * fencing empties the ISR into the ELR, the unclean re-registration moves it to
- * LastKnownElr, and unfencing elects it by the last-known-leader rule (marked unclean).
- * Two LastKnownElr members elect nobody. */
+ * fencing empties the ISR into the ELR and makes it the LastKnownElr (the last leader), the
+ * unclean re-registration takes it out of the ELR, and unfencing elects it by the
+ * last-known-leader rule (marked unclean). A LastKnownElr of two (as an older Samsa wrote
+ * it) elects nobody. */
 static void test_elr_last_known_leader(void) {
     int32_t reps[] = {1}, isr[] = {1};
     meta_partition_t p = part(reps, 1, isr, 1, 1);
@@ -482,15 +533,19 @@ static void test_elr_last_known_leader(void) {
     CHECK_EQ_INT(0, ch.n_isr);
     CHECK_EQ_INT(1, ch.n_elr);
     CHECK_EQ_INT(1, ch.elr[0]);
-    int32_t elr[] = {1};
+    CHECK_EQ_INT(1, ch.n_last_known_elr);
+    CHECK_EQ_INT(1, ch.last_known_elr[0]);
+    int32_t elr[] = {1}, lke[] = {1};
     meta_partition_t q = part(reps, 1, NULL, 0, -1);
     q.elr = elr;
     q.n_elr = 1;
+    q.last_known_elr = lke;
+    q.n_last_known_elr = 1;
     meta_partition_unclean_shutdown(&q, 1, &v, false, 1, &ch);
     CHECK_EQ_INT(0, ch.n_elr);
     CHECK_EQ_INT(1, ch.n_last_known_elr);
+    CHECK_EQ_INT(1, ch.last_known_elr[0]);
     CHECK(ch.leader < 0);
-    int32_t lke[] = {1};
     meta_partition_t r = part(reps, 1, NULL, 0, -1);
     r.last_known_elr = lke;
     r.n_last_known_elr = 1;
@@ -528,6 +583,7 @@ int main(void) {
     RUN(test_alter_partition);
     RUN(test_reassign);
     RUN(test_elr_isr_shrink_and_grow);
+    RUN(test_last_known_leader_settles);
     RUN(test_elr_fence_and_clean_election);
     RUN(test_elr_unclean_clears);
     RUN(test_elr_unclean_shutdown);
