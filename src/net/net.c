@@ -6,6 +6,23 @@
  * over the loops), its connections and everything in them. Other threads only
  * touch a loop through its completion queue (mutex + eventfd). A connection is
  * freed when it is closed and no request of it is still outstanding (refs).
+ *
+ * The request budget (queued.max.request.bytes). A connection's reading is
+ * in one of three states: reading; paused at its own limits (requests in
+ * flight, queued response bytes, a full socket); or waiting for the budget
+ * (budget_paused, with the bytes it needs). Invariants:
+ * - inflight_bytes is the sum of every frame buffer's capacity, every stash
+ *   and every dispatched frame not yet completed; it passes the budget only
+ *   for a frame that holds everything held, for bytes already read (stash),
+ *   or for the first waiter's step past its wait (so by about one frame).
+ * - At most one connection holds the reservation (resv_conn): a waiter, or
+ *   the first waiter still receiving the frame it waited for; it is dropped
+ *   when that frame is whole, when it waited only for a frame's start and
+ *   read on, and when the connection closes. Others take only what leaves
+ *   its resv_need free.
+ * - While anyone waits, frames slow on the client's side are closed
+ *   (reclaim), and loops with waiters look at the budget every
+ *   BUDGET_CHECK_MS, so no waiter depends on a give that may not come.
  */
 #include "net/net.h"
 
