@@ -412,6 +412,15 @@ static net_server_t *start_opts(net_opts_t *o) {
     return s;
 }
 
+/* A server with max_request frame bytes and a request budget of budget bytes. */
+static net_server_t *start_budget(int max_request, size_t budget) {
+    net_opts_t o;
+    net_opts_default(&o);
+    o.max_request_bytes = max_request;
+    o.max_inflight_bytes = budget;
+    return start_opts(&o);
+}
+
 /* Heap bytes in use (every arena, plus mmap'd blocks). */
 static size_t heap_in_use(void) {
     struct mallinfo2 mi = mallinfo2();
@@ -455,11 +464,7 @@ static void test_partial_frames_are_bounded_by_the_budget(void) {
      * (it stops reading them instead); others are still served, and once
      * they go the budget is whole again. */
     enum { N = 40, BUDGET = 4 << 20 };
-    net_opts_t o;
-    net_opts_default(&o);
-    o.max_request_bytes = 100 << 20;
-    o.max_inflight_bytes = BUDGET;
-    net_server_t *s = start_opts(&o);
+    net_server_t *s = start_budget(100 << 20, BUDGET);
     int port = net_server_port(s);
     size_t before = heap_in_use();
     static uint8_t body[512 << 10];
@@ -522,11 +527,7 @@ static void test_frame_larger_than_the_budget_passes(void) {
     /* A 3 MiB frame with a 1 MiB budget and nothing else held: it passes
      * (its buffer grows past the budget, which only it holds). */
     enum { BIG = 3 << 20 };
-    net_opts_t o;
-    net_opts_default(&o);
-    o.max_request_bytes = 8 << 20;
-    o.max_inflight_bytes = 1 << 20;
-    net_server_t *s = start_opts(&o);
+    net_server_t *s = start_budget(8 << 20, 1 << 20);
     int fd = connect_to(net_server_port(s));
     REQUIRE(fd >= 0);
     uint8_t *big = malloc(BIG), *buf = malloc(BIG);
@@ -568,11 +569,7 @@ static void test_frames_waiting_for_each_other_finish(void) {
      * The first of them goes past the budget after its wait, finishes, and
      * gives back what the others need: every frame is answered. */
     enum { N = 4, BIG = 3 << 20 };
-    net_opts_t o;
-    net_opts_default(&o);
-    o.max_request_bytes = 8 << 20;
-    o.max_inflight_bytes = 4 << 20;
-    net_server_t *s = start_opts(&o);
+    net_server_t *s = start_budget(8 << 20, 4 << 20);
     int port = net_server_port(s);
     uint8_t *big = malloc(BIG), *buf = malloc(BIG);
     REQUIRE(big && buf);

@@ -267,6 +267,14 @@ static void test_reassign(void) {
 
 static bool has_id(const int32_t *ids, int32_t n, int32_t id) { return meta_id_in(ids, n, id); }
 
+/* p with the ELR (ne of elr) and LastKnownElr (nl of lke) set. */
+static void set_elr(meta_partition_t *p, int32_t *elr, int32_t ne, int32_t *lke, int32_t nl) {
+    p->elr = elr;
+    p->n_elr = ne;
+    p->last_known_elr = lke;
+    p->n_last_known_elr = nl;
+}
+
 /* The ISR shrinks below min ISR: those that left it join the ELR; growing back to min ISR
  * empties it. A replica that shut down uncleanly does not join it. */
 static void test_elr_isr_shrink_and_grow(void) {
@@ -296,10 +304,7 @@ static void test_elr_isr_shrink_and_grow(void) {
     /* back at min ISR: the ELR empties, and with a leader LastKnownElr too */
     int32_t isr1[] = {1}, elr[] = {2, 3}, lke[] = {4};
     p = part(reps, 3, isr1, 1, 1);
-    p.elr = elr;
-    p.n_elr = 2;
-    p.last_known_elr = lke;
-    p.n_last_known_elr = 1;
+    set_elr(&p, elr, 2, lke, 1);
     ch = (meta_partition_change_t){.leader = -2, .changed = true, .isr_changed = true, .n_isr = 2};
     ch.isr[0] = 1;
     ch.isr[1] = 2;
@@ -317,8 +322,7 @@ static void test_elr_isr_shrink_and_grow(void) {
 static void test_last_known_leader_settles(void) {
     int32_t reps[] = {1, 2, 3}, isr[] = {2}, elr[] = {1, 3};
     meta_partition_t p = part(reps, 3, isr, 1, 2);
-    p.elr = elr;
-    p.n_elr = 2;
+    set_elr(&p, elr, 2, NULL, 0);
     /* the ISR empties, no leader: LastKnownElr = 2, the ELR untouched */
     meta_partition_change_t ch = {.leader = -1, .changed = true, .isr_changed = true, .n_isr = 0};
     meta_partition_settle_last_known(&p, &ch);
@@ -330,10 +334,7 @@ static void test_last_known_leader_settles(void) {
     /* leaderless with LastKnownElr 2: an ELR change keeps it */
     int32_t lke[] = {2}, elr1[] = {1};
     meta_partition_t q = part(reps, 3, NULL, 0, -1);
-    q.elr = elr;
-    q.n_elr = 2;
-    q.last_known_elr = lke;
-    q.n_last_known_elr = 1;
+    set_elr(&q, elr, 2, lke, 1);
     ch = (meta_partition_change_t){.leader = -2, .changed = true, .elr_changed = true,
                                    .n_elr = 1, .n_last_known_elr = 1};
     memcpy(ch.elr, elr1, sizeof(elr1));
@@ -359,8 +360,7 @@ static void test_last_known_leader_settles(void) {
 static void test_elr_fence_and_clean_election(void) {
     int32_t reps[] = {1, 2, 3}, isr[] = {1}, elr[] = {2, 3};
     meta_partition_t p = part(reps, 3, isr, 1, 1);
-    p.elr = elr;
-    p.n_elr = 2;
+    set_elr(&p, elr, 2, NULL, 0);
     int32_t none[] = {0};
     meta_broker_view_t v = {none, 0, none, 0};
     meta_partition_change_t ch;
@@ -382,8 +382,7 @@ static void test_elr_fence_and_clean_election(void) {
     /* 3 comes back: it leads from the ELR, clean */
     int32_t elr_all[] = {2, 3, 1};
     meta_partition_t q = part(reps, 3, NULL, 0, -1);
-    q.elr = elr_all;
-    q.n_elr = 3;
+    set_elr(&q, elr_all, 3, NULL, 0);
     int32_t only3[] = {3};
     v = (meta_broker_view_t){only3, 1, only3, 1};
     meta_partition_elect_elr(&q, -1, &v, true, 2, &ch);
@@ -407,10 +406,7 @@ static void test_elr_fence_and_clean_election(void) {
 static void test_elr_unclean_clears(void) {
     int32_t reps[] = {1, 2, 3}, elr[] = {2}, lke[] = {1};
     meta_partition_t p = part(reps, 3, NULL, 0, -1);
-    p.elr = elr;
-    p.n_elr = 1;
-    p.last_known_elr = lke;
-    p.n_last_known_elr = 1;
+    set_elr(&p, elr, 1, lke, 1);
     int32_t only3[] = {3};
     meta_broker_view_t v = {only3, 1, only3, 1};
     meta_partition_change_t ch;
@@ -431,8 +427,7 @@ static void test_elr_unclean_clears(void) {
 static void test_elr_unclean_shutdown(void) {
     int32_t reps[] = {1, 2, 3}, elr[] = {2, 3};
     meta_partition_t p = part(reps, 3, NULL, 0, -1);
-    p.elr = elr;
-    p.n_elr = 2;
+    set_elr(&p, elr, 2, NULL, 0);
     int32_t none[] = {0};
     meta_broker_view_t v = {none, 0, none, 0};
     meta_partition_change_t ch;
@@ -458,8 +453,7 @@ static void test_elr_unclean_shutdown(void) {
      * member 2 leads */
     int32_t isr1[] = {1}, elr2[] = {2};
     meta_partition_t q = part(reps, 3, isr1, 1, 1);
-    q.elr = elr2;
-    q.n_elr = 1;
+    set_elr(&q, elr2, 1, NULL, 0);
     meta_partition_unclean_shutdown(&q, 1, &v, false, 2, &ch);
     CHECK_EQ_INT(2, ch.leader);
     CHECK_EQ_INT(1, ch.n_isr);
@@ -487,10 +481,7 @@ static int32_t none_ids[] = {0};
 static void test_elect_unclean_elr_first(void) {
     int32_t reps[] = {1, 2, 3}, elr[] = {3}, lke[] = {2};
     meta_partition_t p = part(reps, 3, NULL, 0, -1);
-    p.elr = elr;
-    p.n_elr = 1;
-    p.last_known_elr = lke;
-    p.n_last_known_elr = 1;
+    set_elr(&p, elr, 1, lke, 1);
     int32_t live[] = {2, 3};
     meta_broker_view_t v = {live, 2, live, 2};
     meta_partition_change_t ch;
@@ -537,18 +528,14 @@ static void test_elr_last_known_leader(void) {
     CHECK_EQ_INT(1, ch.last_known_elr[0]);
     int32_t elr[] = {1}, lke[] = {1};
     meta_partition_t q = part(reps, 1, NULL, 0, -1);
-    q.elr = elr;
-    q.n_elr = 1;
-    q.last_known_elr = lke;
-    q.n_last_known_elr = 1;
+    set_elr(&q, elr, 1, lke, 1);
     meta_partition_unclean_shutdown(&q, 1, &v, false, 1, &ch);
     CHECK_EQ_INT(0, ch.n_elr);
     CHECK_EQ_INT(1, ch.n_last_known_elr);
     CHECK_EQ_INT(1, ch.last_known_elr[0]);
     CHECK(ch.leader < 0);
     meta_partition_t r = part(reps, 1, NULL, 0, -1);
-    r.last_known_elr = lke;
-    r.n_last_known_elr = 1;
+    set_elr(&r, NULL, 0, lke, 1);
     int32_t one[] = {1};
     v = (meta_broker_view_t){one, 1, one, 1};
     meta_partition_elect_elr(&r, -1, &v, false, 1, &ch);
@@ -565,8 +552,7 @@ static void test_elr_last_known_leader(void) {
     /* two known replicas: which one has the records is unknown, nobody leads */
     int32_t reps3[] = {1, 2, 3}, lke2[] = {1, 2}, live[] = {1, 2};
     meta_partition_t s3 = part(reps3, 3, NULL, 0, -1);
-    s3.last_known_elr = lke2;
-    s3.n_last_known_elr = 2;
+    set_elr(&s3, NULL, 0, lke2, 2);
     v = (meta_broker_view_t){live, 2, live, 2};
     meta_partition_elect_elr(&s3, -1, &v, false, 2, &ch);
     CHECK(!ch.changed);
